@@ -1,0 +1,40 @@
+//===- MoE.h - MoE dialect --------------------------------------*- C++ -*-===//
+//
+// The `moe` dialect: its enums, attributes and operations.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_DIALECT_MOE_IR_MOE_H
+#define MOE_DIALECT_MOE_IR_MOE_H
+
+#include "mlir/Bytecode/BytecodeOpInterface.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/Dialect.h"
+#include "mlir/IR/OpDefinition.h"
+#include "mlir/IR/OpImplementation.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+#include "moe/Dialect/MoE/IR/MoEDialect.h.inc"
+#include "moe/Dialect/MoE/IR/MoEEnums.h.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "moe/Dialect/MoE/IR/MoEAttrs.h.inc"
+
+#define GET_OP_CLASSES
+#include "moe/Dialect/MoE/IR/MoEOps.h.inc"
+
+namespace mlir::moe {
+
+/// The tensor type a requested routing statistic has, for `numExperts`
+/// experts.
+RankedTensorType getStatisticType(MLIRContext *context, Statistic statistic,
+                                  int64_t numExperts);
+
+} // namespace mlir::moe
+
+#endif // MOE_DIALECT_MOE_IR_MOE_H

@@ -1,0 +1,363 @@
+//===- MoEOps.td - MoE dialect operations -------------------*- tablegen -*-===//
+//
+// Constraint ids (c1, c2, ...) in the descriptions are cited by the verifier
+// diagnostics' tests in test/Dialect/MoE/invalid.mlir.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_DIALECT_MOE_IR_MOEOPS_TD
+#define MOE_DIALECT_MOE_IR_MOEOPS_TD
+
+include "mlir/IR/OpBase.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "moe/Dialect/MoE/IR/MoEDialect.td"
+include "moe/Dialect/MoE/IR/MoEEnums.td"
+include "moe/Dialect/MoE/IR/MoEAttrs.td"
+
+def Moe_FloatTensor : RankedTensorOf<[AnyFloat]>;
+def Moe_F32Tensor : RankedTensorOf<[F32]>;
+def Moe_I32Tensor : RankedTensorOf<[I32]>;
+def Moe_I64Tensor : RankedTensorOf<[I64]>;
+def Moe_StatTensor : RankedTensorOf<[F32, I64]>;
+
+//===----------------------------------------------------------------------===//
+// moe.layer
+//===----------------------------------------------------------------------===//
+
+def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
+  let summary = "a whole Mixture-of-Experts block";
+  let description = [{
+    One MoE block: router, routed experts, optional shared expert. Computes
+    `result[t] = sum_k w[t,k] * expert_{ids[t,k]}(input[t]) + shared(input[t])`
+    where `w, ids` come from the router under `routing` (see
+    `#moe.routing`). No normalization, no residual.
+
+    Weights use the checkpoint layout `[out, in]`, stacked over experts:
+
+    | operand | shape | meaning |
+    |---|---|---|
+    | `input` | `[T,H]` | tokens (f32, bf16 or f16) |
+    | `router` | `[E,H]` | router weight; logits are computed in f32 |
+    | `noise_router` | `[E,H]` | noisy gating: noise scale `softplus(x Wn^T)` (routing `noisy`) |
+    | `score_bias` | `[E]` f32 | selection-only bias (routing `selection_bias`) |
+    | `noise` | `[T,E]` f32 | standard-normal noise samples (noisy gating; off when absent) |
+    | `uniform` | `[T]` f32 | uniform samples for `second = random` |
+    | `experts(gate, up, down)` | `[E,I,H]`, `[E,I,H]`, `[E,H,I]` | gated expert `down(act(gate x) * up x)`; without `gate`: `down(act(up x))` |
+    | `gate_bias`, `up_bias`, `down_bias` | `[E,I]`, `[E,I]`, `[E,H]` | optional expert biases |
+    | `shared_gate`, `shared_up`, `shared_down` | `[S,H]`, `[S,H]`, `[H,S]` | optional shared expert, same activation |
+    | `shared_expert_gate` | `[1,H]` | optional sigmoid gate of the shared expert (Qwen2-MoE) |
+
+    Constraints: (c1) input is `[T,H]`; (c2) the router is `[E,H]` with
+    `E >= 1`; (c3) every expert operand has the shape in the table, with
+    consistent `T`, `H`, `E`, `I`, `S`; (c4) the routing attribute fits `E`;
+    (c5) `score_bias` is present iff routing has `selection_bias`;
+    (c6) `noise_router` is present iff routing is `noisy`, `noise` only then;
+    (c7) `uniform` is present iff routing has `second = random`; (c8) the
+    shared expert has both `up` and `down`; (c9) the result has the input's
+    type; (c10) one result per requested statistic, typed as in `moe.gate`.
+
+    Example (Mixtral-style, 8 experts, top-2):
+
+    ```mlir
+    func.func @mixtral(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                       %w1: tensor<8x32x16xf32>, %w3: tensor<8x32x16xf32>,
+                       %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+      %y = moe.layer %x : tensor<?x16xf32>
+          routing <softmax, top_k = 2, renormalize>
+          router(%wg : tensor<8x16xf32>)
+          experts(gate %w1 : tensor<8x32x16xf32>, up %w3 : tensor<8x32x16xf32>,
+                  down %w2 : tensor<8x16x32xf32>) activation silu
+          -> tensor<?x16xf32>
+      return %y : tensor<?x16xf32>
+    }
+    ```
+  }];
+  let arguments = (ins
+    Moe_FloatTensor:$input,
+    Moe_FloatTensor:$router,
+    Optional<Moe_FloatTensor>:$noise_router,
+    Optional<Moe_F32Tensor>:$score_bias,
+    Optional<Moe_F32Tensor>:$noise,
+    Optional<Moe_F32Tensor>:$uniform,
+    Optional<Moe_FloatTensor>:$expert_gate,
+    Moe_FloatTensor:$expert_up,
+    Moe_FloatTensor:$expert_down,
+    Optional<Moe_FloatTensor>:$gate_bias,
+    Optional<Moe_FloatTensor>:$up_bias,
+    Optional<Moe_FloatTensor>:$down_bias,
+    Optional<Moe_FloatTensor>:$shared_gate,
+    Optional<Moe_FloatTensor>:$shared_up,
+    Optional<Moe_FloatTensor>:$shared_down,
+    Optional<Moe_FloatTensor>:$shared_expert_gate,
+    Moe_RoutingAttr:$routing,
+    Moe_ActivationAttr:$activation,
+    DefaultValuedAttr<Moe_StatisticArrayAttr, "{}">:$statistics
+  );
+  let results = (outs Moe_FloatTensor:$result, Variadic<Moe_StatTensor>:$stats);
+  let assemblyFormat = [{
+    $input `:` type($input)
+    `routing` $routing
+    `router` `(` $router `:` type($router) `)`
+    (`noise_router` `(` $noise_router^ `:` type($noise_router) `)`)?
+    (`score_bias` `(` $score_bias^ `:` type($score_bias) `)`)?
+    (`noise` `(` $noise^ `:` type($noise) `)`)?
+    (`uniform` `(` $uniform^ `:` type($uniform) `)`)?
+    `experts` `(` (`gate` $expert_gate^ `:` type($expert_gate) `,`)?
+                  `up` $expert_up `:` type($expert_up) `,`
+                  `down` $expert_down `:` type($expert_down) `)`
+    `activation` $activation
+    (`gate_bias` `(` $gate_bias^ `:` type($gate_bias) `)`)?
+    (`up_bias` `(` $up_bias^ `:` type($up_bias) `)`)?
+    (`down_bias` `(` $down_bias^ `:` type($down_bias) `)`)?
+    (`shared_gate` `(` $shared_gate^ `:` type($shared_gate) `)`)?
+    (`shared_up` `(` $shared_up^ `:` type($shared_up) `)`)?
+    (`shared_down` `(` $shared_down^ `:` type($shared_down) `)`)?
+    (`shared_expert_gate` `(` $shared_expert_gate^ `:`
+        type($shared_expert_gate) `)`)?
+    custom<Statistics>($statistics)
+    attr-dict `->` type($result) (`,` type($stats)^)?
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// Number of routed experts (E).
+    int64_t getNumExperts();
+    /// True when routed experts are gated (SwiGLU-style).
+    bool isGated() { return getExpertGate() != nullptr; }
+    /// True when the layer has a shared expert.
+    bool hasSharedExpert() { return getSharedUp() != nullptr; }
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// moe.gate
+//===----------------------------------------------------------------------===//
+
+def Moe_GateOp : Moe_Op<"gate", [Pure, AttrSizedOperandSegments]> {
+  let summary = "routing: router logits to combine weights and expert ids";
+  let description = [{
+    Applies the routing scheme `routing` to router logits `[T,E]` (f32) and
+    returns combine weights `[T,C]` (f32) and expert ids `[T,C]` (i32), where
+    `C = K` for token choice and `C = E` for expert choice (slot `e` of a
+    token is expert `e`). An assignment that is not taken (dropped over
+    capacity, a second choice not dispatched by random routing, or a token an
+    expert did not choose) has id `-1` and weight `0`. The order of a token's
+    K selected experts is not semantic. Ties go to the lower expert index.
+
+    Optional operands: `bias` `[E]` (selection-only score bias), `noise`
+    `[T,E]` (additive noise on the logits before selection, already scaled),
+    `uniform` `[T]` (uniform samples for random second-choice routing).
+
+    Requested `statistics` are returned after `ids`, in the listed order:
+    `tokens_per_expert`, `tokens_per_expert_before_drop` (`tensor<Exi64>`),
+    `dropped_count` (`tensor<i64>`), `load_balancing_loss`, `z_loss`,
+    `importance_loss` (`tensor<f32>`).
+
+    Constraints: (c1) logits are `[T,E]` f32 with `E >= 1`; (c2) the routing
+    attribute fits `E` (`top_k <= E`, `E % groups == 0`, ...); (c3) weights
+    are `[T,C]` f32 and ids `[T,C]` i32; (c4) `bias` is `[E]` and present iff
+    routing has `selection_bias`; (c5) `noise` is `[T,E]`, only with routing
+    `noisy`; (c6) `uniform` is `[T]`, present iff `second = random`; (c7) one
+    result per requested statistic, with the type above, no statistic twice.
+
+    Example (DeepSeek-V3-style routing with a load statistic):
+
+    ```mlir
+    func.func @route(%logits: tensor<?x16xf32>, %bias: tensor<16xf32>)
+        -> (tensor<?x4xf32>, tensor<?x4xi32>, tensor<16xi64>) {
+      %w, %ids, %load = moe.gate %logits bias(%bias : tensor<16xf32>)
+          routing <sigmoid, top_k = 4, renormalize, scale = 2.5, selection_bias,
+                   groups = 4, topk_groups = 2, group_score = sum_top2>
+          statistics [tokens_per_expert]
+          : tensor<?x16xf32> -> tensor<?x4xf32>, tensor<?x4xi32>, tensor<16xi64>
+      return %w, %ids, %load : tensor<?x4xf32>, tensor<?x4xi32>, tensor<16xi64>
+    }
+    ```
+  }];
+  let arguments = (ins
+    Moe_F32Tensor:$logits,
+    Optional<Moe_F32Tensor>:$bias,
+    Optional<Moe_F32Tensor>:$noise,
+    Optional<Moe_F32Tensor>:$uniform,
+    Moe_RoutingAttr:$routing,
+    DefaultValuedAttr<Moe_StatisticArrayAttr, "{}">:$statistics
+  );
+  let results = (outs Moe_F32Tensor:$weights, Moe_I32Tensor:$ids,
+                      Variadic<Moe_StatTensor>:$stats);
+  let assemblyFormat = [{
+    $logits
+    (`bias` `(` $bias^ `:` type($bias) `)`)?
+    (`noise` `(` $noise^ `:` type($noise) `)`)?
+    (`uniform` `(` $uniform^ `:` type($uniform) `)`)?
+    `routing` $routing
+    custom<Statistics>($statistics)
+    attr-dict `:` type($logits) `->` type($weights) `,` type($ids)
+    (`,` type($stats)^)?
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// Number of experts (E), from the logits type.
+    int64_t getNumExperts();
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// moe.dispatch
+//===----------------------------------------------------------------------===//
+
+def Moe_DispatchOp : Moe_Op<"dispatch", [Pure]> {
+  let summary = "tokens to experts: rows grouped by expert";
+  let description = [{
+    Gathers the token rows of every taken assignment (`ids[t,c] >= 0`) into
+    one buffer grouped by expert. Two layouts:
+
+    - **grouped** (result `rows` is `[N,H]`): the rows of expert `e` are
+      `[expert_rows[e], expert_rows[e+1])` with `expert_rows : tensor<E+1 x i64>`
+      a prefix sum of the per-expert counts, each count rounded up to a
+      multiple of `align` (padding rows are zero). `N = expert_rows[E]`.
+      Dropless; the matmuls touch only the rows routed to each expert.
+    - **capacity** (result `rows` is `[E,C,H]`): expert `e` fills slots
+      `0..count_e-1` of `rows[e]`, the rest are zero, and
+      `expert_rows : tensor<E x i64>` holds the counts. `C` comes from the
+      type or, when dynamic, from the `capacity` operand. Assignments beyond
+      `C` are not placed (routing ops enforce capacity before dispatch).
+
+    Within an expert, rows follow assignment order `t*K + k`. `row_map[t,k]`
+    is the row (grouped) or the flattened slot `e*C + s` (capacity) that holds
+    assignment `(t,k)`, or `-1` when it was not taken: `moe.combine` uses it
+    to send rows back. Ids outside `[-1, E)` are treated as not taken.
+
+    Constraints: (c1) input is `[T,H]`; (c2) ids are `[T,K]` i32 with the
+    input's `T`; (c3) rows have the input's element type and `H`, rank 2
+    (grouped) or 3 (capacity); (c4) grouped: `expert_rows` is `[E+1]` i64,
+    `E >= 1`; capacity: `[E]` i64 matching `rows`; (c5) `capacity` is
+    given iff the slot dimension is dynamic, and only in capacity layout;
+    (c6) `align >= 1`, only in grouped layout; (c7) `row_map` is `[T,K]` i32.
+
+    Example:
+
+    ```mlir
+    func.func @dispatch(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>, %c: index)
+        -> (tensor<?x16xf32>, tensor<8x?x16xf32>) {
+      %rows, %offsets, %map = moe.dispatch %x, %ids align 4
+          : tensor<?x16xf32>, tensor<?x2xi32>
+          -> tensor<?x16xf32>, tensor<9xi64>, tensor<?x2xi32>
+      %slots, %counts, %smap = moe.dispatch %x, %ids capacity(%c)
+          : tensor<?x16xf32>, tensor<?x2xi32>
+          -> tensor<8x?x16xf32>, tensor<8xi64>, tensor<?x2xi32>
+      return %rows, %slots : tensor<?x16xf32>, tensor<8x?x16xf32>
+    }
+    ```
+  }];
+  let arguments = (ins
+    Moe_FloatTensor:$input,
+    Moe_I32Tensor:$ids,
+    Optional<Index>:$capacity,
+    DefaultValuedAttr<I64Attr, "1">:$align
+  );
+  let results = (outs Moe_FloatTensor:$rows, Moe_I64Tensor:$expert_rows,
+                      Moe_I32Tensor:$row_map);
+  let assemblyFormat = [{
+    $input `,` $ids (`capacity` `(` $capacity^ `)`)? (`align` $align^)?
+    attr-dict `:` type($input) `,` type($ids) `->` type($rows) `,`
+    type($expert_rows) `,` type($row_map)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// True for the `[E,C,H]` capacity layout, false for grouped rows.
+    bool isCapacityLayout() { return getRows().getType().getRank() == 3; }
+    /// Number of experts (E), from the result types.
+    int64_t getNumExperts();
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// moe.expert_matmul
+//===----------------------------------------------------------------------===//
+
+def Moe_ExpertMatmulOp : Moe_Op<"expert_matmul",
+    [Pure, AttrSizedOperandSegments]> {
+  let summary = "grouped per-expert matmul over dispatched rows";
+  let description = [{
+    `result[r, n] = sum_j input[r, j] * weight[e(r), n, j] (+ bias[e(r), n])`,
+    accumulated in f32, where `e(r)` is the expert that owns row `r`. Weights
+    are in the checkpoint layout `[E, N, K]` (out, in) and may have another
+    float type than the rows (e.g. bf16 weights, f32 rows: converted on the
+    fly).
+
+    - grouped rows `[R,K]`: `offsets : tensor<E+1 x i64>` (from
+      `moe.dispatch`) says which rows belong to which expert; result `[R,N]`.
+      Rows outside `[offsets[0], offsets[E])` are zero in the result.
+    - capacity slots `[E,C,K]`: a batched matmul, no offsets; result `[E,C,N]`.
+
+    Constraints: (c1) input is `[R,K]` or `[E,C,K]`; (c2) weight is `[E,N,K]`
+    with `E >= 1` and the input's `K`; (c3) `offsets` is `[E+1]` i64, present
+    iff the input is grouped rows; (c4) capacity input has the weight's `E`;
+    (c5) `bias` is `[E,N]`; (c6) result is `[R,N]` or `[E,C,N]` with the
+    input's element type.
+
+    Example (the up-projection of 8 experts, bf16 weights):
+
+    ```mlir
+    func.func @up(%rows: tensor<?x16xf32>, %w: tensor<8x32x16xbf16>,
+                  %off: tensor<9xi64>) -> tensor<?x32xf32> {
+      %h = moe.expert_matmul %rows, %w offsets(%off : tensor<9xi64>)
+          : tensor<?x16xf32>, tensor<8x32x16xbf16> -> tensor<?x32xf32>
+      return %h : tensor<?x32xf32>
+    }
+    ```
+  }];
+  let arguments = (ins
+    Moe_FloatTensor:$input,
+    Moe_FloatTensor:$weight,
+    Optional<Moe_I64Tensor>:$offsets,
+    Optional<Moe_FloatTensor>:$bias
+  );
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weight
+    (`offsets` `(` $offsets^ `:` type($offsets) `)`)?
+    (`bias` `(` $bias^ `:` type($bias) `)`)?
+    attr-dict `:` type($input) `,` type($weight) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// moe.combine
+//===----------------------------------------------------------------------===//
+
+def Moe_CombineOp : Moe_Op<"combine", [Pure]> {
+  let summary = "expert rows back to tokens: weighted scatter-add";
+  let description = [{
+    `result[t] = sum_k (row_map[t,k] >= 0 ? weights[t,k] * rows[row_map[t,k]] : 0)`,
+    accumulated in f32. `rows` is the grouped `[R,H]` buffer or the capacity
+    `[E,C,H]` buffer (indexed flat as `e*C + s`) produced from
+    `moe.dispatch`'s layout; `row_map` is the dispatch's row map. Each
+    token reads only its own K rows (no one-hot matrices).
+
+    Constraints: (c1) rows are `[R,H]` or `[E,C,H]`; (c2) weights are `[T,K]`
+    f32; (c3) `row_map` is `[T,K]` i32 like the weights; (c4) the result is
+    `[T,H]` with the rows' element type.
+
+    Example:
+
+    ```mlir
+    func.func @combine(%rows: tensor<?x16xf32>, %w: tensor<?x2xf32>,
+                       %map: tensor<?x2xi32>) -> tensor<?x16xf32> {
+      %y = moe.combine %rows, %w, %map
+          : tensor<?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
+      return %y : tensor<?x16xf32>
+    }
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$rows, Moe_F32Tensor:$weights,
+                       Moe_I32Tensor:$row_map);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $rows `,` $weights `,` $row_map attr-dict `:` type($rows) `,`
+    type($weights) `,` type($row_map) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+#endif // MOE_DIALECT_MOE_IR_MOEOPS_TD

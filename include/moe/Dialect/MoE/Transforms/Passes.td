@@ -1,0 +1,37 @@
+//===- Passes.td - MoE dialect passes -----------------------*- tablegen -*-===//
+
+#ifndef MOE_DIALECT_MOE_TRANSFORMS_PASSES_TD
+#define MOE_DIALECT_MOE_TRANSFORMS_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def MoEDecomposePass : Pass<"moe-decompose"> {
+  let summary = "Split moe.layer into gate, dispatch, expert_matmul and combine";
+  let description = [{
+    Rewrites every `moe.layer` into its parts:
+
+    - router logits `x @ Wr^T` as a `linalg.matmul` accumulating in f32 (plus
+      `noise * softplus(x @ Wn^T)` for noisy gating when noise is given);
+    - `moe.gate` with the layer's routing attribute and statistics;
+    - `moe.dispatch` to expert-grouped rows (`align` rows per expert block);
+    - one `moe.expert_matmul` per projection, with the activation (and the
+      SwiGLU product for gated experts) as `linalg.generic` on tensors;
+    - `moe.combine` back to `[T,H]`;
+    - the shared expert, and its sigmoid gate, as `linalg` ops, added to the
+      routed output.
+
+    Works on any op nested under the pass's anchor, so it runs on modules and
+    functions alike.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::tensor::TensorDialect"];
+  let options = [
+    Option<"rowAlign", "row-align", "int64_t", /*default=*/"1",
+           "Pad each expert's rows in the dispatch buffer to a multiple of "
+           "this many rows (the row-block size of a tiled grouped matmul)">
+  ];
+}
+
+#endif // MOE_DIALECT_MOE_TRANSFORMS_PASSES_TD

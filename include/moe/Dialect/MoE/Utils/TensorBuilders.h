@@ -1,0 +1,54 @@
+//===- TensorBuilders.h - Upstream-op building blocks -----------*- C++ -*-===//
+//
+// Small builders that express MoE arithmetic in upstream ops on tensors:
+// matmuls against checkpoint-layout weights, element-wise linalg.generic ops
+// and the scalar activation functions. Shared by moe-decompose and the
+// lowerings.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_DIALECT_MOE_UTILS_TENSORBUILDERS_H
+#define MOE_DIALECT_MOE_UTILS_TENSORBUILDERS_H
+
+#include "moe/Dialect/MoE/IR/MoE.h"
+
+#include "mlir/IR/Builders.h"
+
+namespace mlir::moe {
+
+/// Converts a float scalar between float types (extf / truncf / identity).
+Value castFloat(OpBuilder &b, Location loc, Value value, Type type);
+
+/// `act(v)` on an f32 scalar.
+Value buildActivation(OpBuilder &b, Location loc, Activation act, Value v);
+
+/// `1 / (1 + exp(-v))` on an f32 scalar.
+Value buildSigmoid(OpBuilder &b, Location loc, Value v);
+
+/// Numerically stable `log(1 + exp(v))` on an f32 scalar.
+Value buildSoftplus(OpBuilder &b, Location loc, Value v);
+
+/// A zero-filled tensor of `elementType` with the sizes of `source`, except
+/// that the last dimension is `lastDim` when given.
+Value buildZeros(OpBuilder &b, Location loc, Value source, Type elementType,
+                 std::optional<int64_t> lastDim = std::nullopt);
+
+/// `x @ w^T` for `x : [T, K]` and a checkpoint-layout weight `w : [N, K]`,
+/// accumulated in `resultType` (f32 for routing and shared experts).
+Value buildLinear(OpBuilder &b, Location loc, Value x, Value w,
+                  Type resultType);
+
+/// Scalar body of an element-wise op: f32 operands in, one f32 value out.
+using ElementwiseBody =
+    function_ref<Value(OpBuilder &, Location, ValueRange f32Args)>;
+
+/// An element-wise linalg.generic over rank-2 tensors shaped like `inputs[0]`.
+/// Inputs are converted to f32 for `body`, the result to `resultElementType`.
+/// An input whose last dimension is 1 while the first input's is not is
+/// broadcast along it.
+Value buildElementwise(OpBuilder &b, Location loc, ValueRange inputs,
+                       Type resultElementType, ElementwiseBody body);
+
+} // namespace mlir::moe
+
+#endif // MOE_DIALECT_MOE_UTILS_TENSORBUILDERS_H

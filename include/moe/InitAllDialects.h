@@ -1,0 +1,19 @@
+//===- InitAllDialects.h - Register the project's dialects ------*- C++ -*-===//
+
+#ifndef MOE_INITALLDIALECTS_H
+#define MOE_INITALLDIALECTS_H
+
+#include "moe/Dialect/MoE/IR/MoE.h"
+
+#include "mlir/IR/DialectRegistry.h"
+
+namespace mlir::moe {
+
+/// Adds every dialect of this project to `registry`.
+inline void registerAllDialects(DialectRegistry &registry) {
+  registry.insert<MoeDialect>();
+}
+
+} // namespace mlir::moe
+
+#endif // MOE_INITALLDIALECTS_H

@@ -1,0 +1,394 @@
+//===- MoEOps.cpp - MoE dialect operations --------------------------------===//
+//
+// Verifiers and custom assembly directives of the moe ops. Each verifier rule
+// corresponds to a constraint id (c1, c2, ...) in the op's ODS description.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Dialect/MoE/IR/MoE.h"
+
+#include "ShapeChecker.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/OpImplementation.h"
+#include "llvm/ADT/SmallSet.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+using mlir::moe::detail::ShapeChecker;
+
+//===----------------------------------------------------------------------===//
+// Statistics
+//===----------------------------------------------------------------------===//
+
+RankedTensorType mlir::moe::getStatisticType(MLIRContext *context,
+                                             Statistic statistic,
+                                             int64_t numExperts) {
+  Builder b(context);
+  switch (statistic) {
+  case Statistic::TokensPerExpert:
+  case Statistic::TokensPerExpertBeforeDrop:
+    return RankedTensorType::get({numExperts}, b.getI64Type());
+  case Statistic::DroppedCount:
+    return RankedTensorType::get({}, b.getI64Type());
+  case Statistic::LoadBalancingLoss:
+  case Statistic::ZLoss:
+  case Statistic::ImportanceLoss:
+    return RankedTensorType::get({}, b.getF32Type());
+  }
+  llvm_unreachable("unknown statistic");
+}
+
+/// Parses an optional `statistics [name, ...]` clause.
+static ParseResult parseStatistics(OpAsmParser &parser, ArrayAttr &stats) {
+  SmallVector<Attribute> list;
+  if (succeeded(parser.parseOptionalKeyword("statistics"))) {
+    auto parseOne = [&]() -> ParseResult {
+      SMLoc loc = parser.getCurrentLocation();
+      StringRef name;
+      if (parser.parseKeyword(&name))
+        return failure();
+      std::optional<Statistic> stat = symbolizeStatistic(name);
+      if (!stat)
+        return parser.emitError(loc, "unknown statistic '") << name << "'";
+      list.push_back(StatisticAttr::get(parser.getContext(), *stat));
+      return success();
+    };
+    if (parser.parseCommaSeparatedList(OpAsmParser::Delimiter::Square,
+                                       parseOne))
+      return failure();
+  }
+  stats = parser.getBuilder().getArrayAttr(list);
+  return success();
+}
+
+static void printStatistics(OpAsmPrinter &printer, Operation *,
+                            ArrayAttr stats) {
+  if (!stats || stats.empty())
+    return;
+  printer << "statistics [";
+  llvm::interleaveComma(stats, printer, [&](Attribute attr) {
+    printer << stringifyStatistic(llvm::cast<StatisticAttr>(attr).getValue());
+  });
+  printer << "]";
+}
+
+/// Checks that `results` holds one tensor per requested statistic, typed as
+/// `getStatisticType` says, and that no statistic is requested twice.
+static LogicalResult verifyStatistics(Operation *op, ArrayAttr stats,
+                                      ValueRange results, int64_t numExperts) {
+  llvm::SmallSet<Statistic, 8> seen;
+  for (Attribute attr : stats) {
+    Statistic stat = llvm::cast<StatisticAttr>(attr).getValue();
+    if (!seen.insert(stat).second)
+      return op->emitOpError() << "statistic '" << stringifyStatistic(stat)
+                               << "' requested twice";
+  }
+  if (results.size() != stats.size())
+    return op->emitOpError() << "requests " << stats.size()
+                             << " statistics but has " << results.size()
+                             << " statistics results";
+  for (auto [attr, result] : llvm::zip(stats, results)) {
+    Statistic stat = llvm::cast<StatisticAttr>(attr).getValue();
+    RankedTensorType expected =
+        getStatisticType(op->getContext(), stat, numExperts);
+    if (result.getType() != expected)
+      return op->emitOpError() << "statistic '" << stringifyStatistic(stat)
+                               << "' must be " << expected << ", got "
+                               << result.getType();
+  }
+  return success();
+}
+
+/// Checks the routing attribute against the number of experts.
+static LogicalResult verifyRouting(Operation *op, RoutingAttr routing,
+                                   int64_t numExperts) {
+  return routing.verifyForExperts([op] { return op->emitOpError(); },
+                                  numExperts);
+}
+
+/// Requires `value` to be present iff `required`, naming why.
+static LogicalResult verifyPresence(Operation *op, Value value,
+                                    StringRef operand, bool required,
+                                    StringRef reason) {
+  if (value && !required)
+    return op->emitOpError() << "'" << operand << "' given but " << reason
+                             << " is not set";
+  if (!value && required)
+    return op->emitOpError() << "'" << operand << "' required by " << reason;
+  return success();
+}
+
+/// Statically known experts from dimension `dim` of `value`'s tensor type.
+static int64_t staticDim(Value value, unsigned dim) {
+  auto type = llvm::dyn_cast<RankedTensorType>(value.getType());
+  if (!type || type.getRank() <= dim)
+    return ShapedType::kDynamic;
+  return type.getDimSize(dim);
+}
+
+//===----------------------------------------------------------------------===//
+// LayerOp
+//===----------------------------------------------------------------------===//
+
+int64_t LayerOp::getNumExperts() { return staticDim(getRouter(), 0); }
+
+LogicalResult LayerOp::verify() {
+  ShapeChecker shapes(*this);
+  for (StringRef symbol : {"E", "H", "I", "S"})
+    shapes.requirePositive(symbol);
+  shapes.requireStatic("E");
+  // c1, c2, c3.
+  if (failed(shapes.check("input", getInput().getType(), {"T", "H"})) ||
+      failed(shapes.check("router", getRouter().getType(), {"E", "H"})) ||
+      failed(shapes.checkOptional("noise_router", getNoiseRouter(),
+                                  {"E", "H"})) ||
+      failed(shapes.checkOptional("score_bias", getScoreBias(), {"E"})) ||
+      failed(shapes.checkOptional("noise", getNoise(), {"T", "E"})) ||
+      failed(shapes.checkOptional("uniform", getUniform(), {"T"})) ||
+      failed(shapes.checkOptional("expert_gate", getExpertGate(),
+                                  {"E", "I", "H"})) ||
+      failed(shapes.check("expert_up", getExpertUp().getType(),
+                          {"E", "I", "H"})) ||
+      failed(shapes.check("expert_down", getExpertDown().getType(),
+                          {"E", "H", "I"})) ||
+      failed(shapes.checkOptional("gate_bias", getGateBias(), {"E", "I"})) ||
+      failed(shapes.checkOptional("up_bias", getUpBias(), {"E", "I"})) ||
+      failed(shapes.checkOptional("down_bias", getDownBias(), {"E", "H"})) ||
+      failed(shapes.checkOptional("shared_gate", getSharedGate(),
+                                  {"S", "H"})) ||
+      failed(shapes.checkOptional("shared_up", getSharedUp(), {"S", "H"})) ||
+      failed(shapes.checkOptional("shared_down", getSharedDown(),
+                                  {"H", "S"})) ||
+      failed(shapes.checkOptional("shared_expert_gate", getSharedExpertGate(),
+                                  {"1", "H"})))
+    return failure();
+  if (getGateBias() && !getExpertGate())
+    return emitOpError("'gate_bias' given but the experts have no 'gate' "
+                       "projection");
+  // c4.
+  RoutingAttr routing = getRouting();
+  if (failed(verifyRouting(*this, routing, getNumExperts())))
+    return failure();
+  // c5, c6, c7.
+  if (failed(verifyPresence(*this, getScoreBias(), "score_bias",
+                            routing.getSelectionBias(),
+                            "routing selection_bias")) ||
+      failed(verifyPresence(*this, getNoiseRouter(), "noise_router",
+                            routing.getNoisy(), "routing noisy")) ||
+      failed(verifyPresence(*this, getUniform(), "uniform",
+                            routing.getSecondPolicy() == SecondPolicy::Random,
+                            "routing second = random")))
+    return failure();
+  if (getNoise() && !routing.getNoisy())
+    return emitOpError("'noise' given but routing noisy is not set");
+  // c8.
+  if (static_cast<bool>(getSharedUp()) != static_cast<bool>(getSharedDown()))
+    return emitOpError("shared expert needs both 'shared_up' and "
+                       "'shared_down'");
+  if ((getSharedGate() || getSharedExpertGate()) && !getSharedUp())
+    return emitOpError("'shared_gate' and 'shared_expert_gate' need a shared "
+                       "expert ('shared_up', 'shared_down')");
+  // c9.
+  if (getResult().getType() != getInput().getType())
+    return emitOpError() << "result must have the input type "
+                         << getInput().getType() << ", got "
+                         << getResult().getType();
+  // c10.
+  return verifyStatistics(*this, getStatistics(), getStats(), getNumExperts());
+}
+
+//===----------------------------------------------------------------------===//
+// GateOp
+//===----------------------------------------------------------------------===//
+
+int64_t GateOp::getNumExperts() { return staticDim(getLogits(), 1); }
+
+LogicalResult GateOp::verify() {
+  ShapeChecker shapes(*this);
+  shapes.requireStatic("E");
+  shapes.requireStatic("C");
+  // c1.
+  if (failed(shapes.check("logits", getLogits().getType(), {"T", "E"})))
+    return failure();
+  // c2.
+  RoutingAttr routing = getRouting();
+  int64_t numExperts = getNumExperts();
+  if (failed(verifyRouting(*this, routing, numExperts)))
+    return failure();
+  // c3.
+  shapes.fix("C", routing.getChoicesPerToken(numExperts),
+             routing.isExpertChoice() ? "the number of experts (expert choice)"
+                                      : "routing top_k");
+  if (failed(shapes.check("weights", getWeights().getType(), {"T", "C"})) ||
+      failed(shapes.check("ids", getIds().getType(), {"T", "C"})))
+    return failure();
+  // c4, c5, c6.
+  if (failed(shapes.checkOptional("bias", getBias(), {"E"})) ||
+      failed(shapes.checkOptional("noise", getNoise(), {"T", "E"})) ||
+      failed(shapes.checkOptional("uniform", getUniform(), {"T"})))
+    return failure();
+  if (failed(verifyPresence(*this, getBias(), "bias",
+                            routing.getSelectionBias(),
+                            "routing selection_bias")) ||
+      failed(verifyPresence(*this, getUniform(), "uniform",
+                            routing.getSecondPolicy() == SecondPolicy::Random,
+                            "routing second = random")))
+    return failure();
+  if (getNoise() && !routing.getNoisy())
+    return emitOpError("'noise' given but routing noisy is not set");
+  // c7.
+  return verifyStatistics(*this, getStatistics(), getStats(), numExperts);
+}
+
+//===----------------------------------------------------------------------===//
+// DispatchOp
+//===----------------------------------------------------------------------===//
+
+int64_t DispatchOp::getNumExperts() {
+  int64_t size = staticDim(getExpertRows(), 0);
+  if (ShapedType::isDynamic(size))
+    return size;
+  return isCapacityLayout() ? size : size - 1;
+}
+
+LogicalResult DispatchOp::verify() {
+  ShapeChecker shapes(*this);
+  for (StringRef symbol : {"E", "K"})
+    shapes.requirePositive(symbol);
+  shapes.requireStatic("E");
+  shapes.requireStatic("E+1");
+  // c1, c2.
+  if (failed(shapes.check("input", getInput().getType(), {"T", "H"})) ||
+      failed(shapes.check("ids", getIds().getType(), {"T", "K"})))
+    return failure();
+  // c3.
+  RankedTensorType rowsType = getRows().getType();
+  if (rowsType.getRank() != 2 && rowsType.getRank() != 3)
+    return emitOpError() << "'rows' must have shape [N, H] (grouped) or "
+                            "[E, C, H] (capacity), got "
+                         << rowsType;
+  if (rowsType.getElementType() != getInput().getType().getElementType())
+    return emitOpError() << "'rows' element type "
+                         << rowsType.getElementType()
+                         << " must match the input element type "
+                         << getInput().getType().getElementType();
+  // c6.
+  if (getAlign() < 1)
+    return emitOpError() << "align must be at least 1, got " << getAlign();
+  if (isCapacityLayout()) {
+    // c3, c4.
+    if (failed(shapes.check("rows", rowsType, {"E", "C", "H"})) ||
+        failed(shapes.check("expert_rows", getExpertRows().getType(), {"E"})))
+      return failure();
+    // c5.
+    if (rowsType.isDynamicDim(1) && !getCapacity())
+      return emitOpError("'capacity' operand required: the slot dimension "
+                         "of 'rows' is dynamic");
+    if (!rowsType.isDynamicDim(1) && getCapacity())
+      return emitOpError("'capacity' operand given but the slot dimension of "
+                         "'rows' is static");
+    if (getAlign() != 1)
+      return emitOpError("align applies to the grouped layout only");
+  } else {
+    if (failed(shapes.check("rows", rowsType, {"N", "H"})) ||
+        failed(shapes.check("expert_rows", getExpertRows().getType(),
+                            {"E+1"})))
+      return failure();
+    // c4.
+    if (getExpertRows().getType().getDimSize(0) < 2)
+      return emitOpError() << "'expert_rows' must be [E+1] offsets with E >= "
+                              "1, got "
+                           << getExpertRows().getType();
+    if (getCapacity())
+      return emitOpError("'capacity' operand applies to the [E, C, H] "
+                         "capacity layout only");
+  }
+  // c7.
+  return shapes.check("row_map", getRowMap().getType(), {"T", "K"});
+}
+
+//===----------------------------------------------------------------------===//
+// ExpertMatmulOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult ExpertMatmulOp::verify() {
+  ShapeChecker shapes(*this);
+  for (StringRef symbol : {"E", "N", "K"})
+    shapes.requirePositive(symbol);
+  shapes.requireStatic("E");
+  shapes.requireStatic("E+1");
+  // c2.
+  if (failed(shapes.check("weight", getWeight().getType(), {"E", "N", "K"})))
+    return failure();
+  // c1, c3, c4, c6.
+  RankedTensorType inputType = getInput().getType();
+  if (inputType.getRank() == 2) {
+    if (!getOffsets())
+      return emitOpError("'offsets' required for grouped rows [R, K]");
+    shapes.fix("E+1", shapes.get("E") + 1, "'weight' (E + 1)");
+    if (failed(shapes.check("input", inputType, {"R", "K"})) ||
+        failed(shapes.check("offsets", getOffsets().getType(), {"E+1"})) ||
+        failed(shapes.check("result", getResult().getType(), {"R", "N"})))
+      return failure();
+  } else if (inputType.getRank() == 3) {
+    if (getOffsets())
+      return emitOpError("'offsets' apply to grouped rows only, not to "
+                         "[E, C, K] capacity slots");
+    if (failed(shapes.check("input", inputType, {"E", "C", "K"})) ||
+        failed(shapes.check("result", getResult().getType(),
+                            {"E", "C", "N"})))
+      return failure();
+  } else {
+    return emitOpError() << "'input' must have shape [R, K] (grouped) or "
+                            "[E, C, K] (capacity), got "
+                         << inputType;
+  }
+  // c5.
+  if (failed(shapes.checkOptional("bias", getBias(), {"E", "N"})))
+    return failure();
+  // c6.
+  if (getResult().getType().getElementType() != inputType.getElementType())
+    return emitOpError() << "result element type "
+                         << getResult().getType().getElementType()
+                         << " must match the input element type "
+                         << inputType.getElementType();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// CombineOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult CombineOp::verify() {
+  ShapeChecker shapes(*this);
+  shapes.requirePositive("K");
+  // c1.
+  RankedTensorType rowsType = getRows().getType();
+  if (rowsType.getRank() == 2) {
+    if (failed(shapes.check("rows", rowsType, {"R", "H"})))
+      return failure();
+  } else if (rowsType.getRank() == 3) {
+    shapes.requirePositive("E");
+    if (failed(shapes.check("rows", rowsType, {"E", "C", "H"})))
+      return failure();
+  } else {
+    return emitOpError() << "'rows' must have shape [R, H] (grouped) or "
+                            "[E, C, H] (capacity), got "
+                         << rowsType;
+  }
+  // c2, c3, c4.
+  if (failed(shapes.check("weights", getWeights().getType(), {"T", "K"})) ||
+      failed(shapes.check("row_map", getRowMap().getType(), {"T", "K"})) ||
+      failed(shapes.check("result", getResult().getType(), {"T", "H"})))
+    return failure();
+  if (getResult().getType().getElementType() != rowsType.getElementType())
+    return emitOpError() << "result element type "
+                         << getResult().getType().getElementType()
+                         << " must match the rows element type "
+                         << rowsType.getElementType();
+  return success();
+}
+
+#define GET_OP_CLASSES
+#include "moe/Dialect/MoE/IR/MoEOps.cpp.inc"

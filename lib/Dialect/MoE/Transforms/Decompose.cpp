@@ -1,0 +1,190 @@
+//===- Decompose.cpp - moe.layer to routing ops ---------------------------===//
+//
+// Splits a whole MoE block into router logits (linalg), moe.gate,
+// moe.dispatch, per-projection moe.expert_matmul with the activation as
+// linalg.generic, moe.combine, and the shared expert in linalg.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Dialect/MoE/Transforms/Passes.h"
+#include "moe/Dialect/MoE/Utils/TensorBuilders.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOEDECOMPOSEPASS
+#include "moe/Dialect/MoE/Transforms/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+/// The feed-forward weights of one expert kind (routed or shared).
+struct FeedForward {
+  Value gate; // null for ungated experts
+  Value up;
+  Value down;
+};
+
+/// `act(gate) * up` for gated experts, `act(up)` otherwise, element-wise.
+static Value buildHidden(OpBuilder &b, Location loc, Activation act,
+                         Value gate, Value up, Type elementType) {
+  if (!gate)
+    return buildElementwise(
+        b, loc, up, elementType,
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          return buildActivation(nb, nl, act, args[0]);
+        });
+  return buildElementwise(
+      b, loc, ValueRange{gate, up}, elementType,
+      [&](OpBuilder &nb, Location nl, ValueRange args) {
+        return arith::MulFOp::create(nb, nl,
+                                     buildActivation(nb, nl, act, args[0]),
+                                     args[1])
+            .getResult();
+      });
+}
+
+/// The shared expert on all tokens, accumulated in f32: `[T, H]`.
+static Value buildSharedExpert(OpBuilder &b, Location loc, Value x,
+                               Activation act, const FeedForward &ffn) {
+  Type f32 = b.getF32Type();
+  Value gate = ffn.gate ? buildLinear(b, loc, x, ffn.gate, f32) : Value();
+  Value up = buildLinear(b, loc, x, ffn.up, f32);
+  Value hidden = buildHidden(b, loc, act, gate, up, f32);
+  return buildLinear(b, loc, hidden, ffn.down, f32);
+}
+
+struct DecomposeLayer : OpRewritePattern<LayerOp> {
+  DecomposeLayer(MLIRContext *context, int64_t rowAlign)
+      : OpRewritePattern(context), rowAlign(rowAlign) {}
+
+  LogicalResult matchAndRewrite(LayerOp layer,
+                                PatternRewriter &rewriter) const override {
+    Location loc = layer.getLoc();
+    Type f32 = rewriter.getF32Type();
+    Value x = layer.getInput();
+    auto inputType = llvm::cast<RankedTensorType>(x.getType());
+    Type elementType = inputType.getElementType();
+    int64_t numTokens = inputType.getDimSize(0);
+    int64_t hidden = inputType.getDimSize(1);
+    int64_t numExperts = layer.getNumExperts();
+    RoutingAttr routing = layer.getRouting();
+    int64_t choices = routing.getChoicesPerToken(numExperts);
+    Activation act = layer.getActivation();
+
+    // Router logits, and the noise term of noisy gating when noise is given.
+    Value logits = buildLinear(rewriter, loc, x, layer.getRouter(), f32);
+    Value gateNoise;
+    if (layer.getNoise()) {
+      Value noiseLogits =
+          buildLinear(rewriter, loc, x, layer.getNoiseRouter(), f32);
+      gateNoise = buildElementwise(
+          rewriter, loc, ValueRange{layer.getNoise(), noiseLogits}, f32,
+          [&](OpBuilder &nb, Location nl, ValueRange args) {
+            return arith::MulFOp::create(nb, nl, args[0],
+                                         buildSoftplus(nb, nl, args[1]))
+                .getResult();
+          });
+    }
+
+    // Routing.
+    auto choiceType = [&](Type type) {
+      return RankedTensorType::get({numTokens, choices}, type);
+    };
+    SmallVector<Type> gateTypes = {choiceType(f32),
+                                   choiceType(rewriter.getI32Type())};
+    llvm::append_range(gateTypes, layer.getStats().getTypes());
+    auto gate = GateOp::create(rewriter, loc, gateTypes, logits,
+                               layer.getScoreBias(), gateNoise,
+                               layer.getUniform(), routing,
+                               layer.getStatisticsAttr());
+
+    // Dispatch to expert-grouped rows.
+    int64_t dynamic = ShapedType::kDynamic;
+    auto rowsType = [&](int64_t features) {
+      return RankedTensorType::get({dynamic, features}, elementType);
+    };
+    auto dispatch = DispatchOp::create(
+        rewriter, loc, rowsType(hidden),
+        RankedTensorType::get({numExperts + 1}, rewriter.getI64Type()),
+        choiceType(rewriter.getI32Type()), x, gate.getIds(),
+        /*capacity=*/Value(), rewriter.getI64IntegerAttr(rowAlign));
+    Value rows = dispatch.getRows();
+    Value offsets = dispatch.getExpertRows();
+
+    // Routed experts.
+    auto expertType = llvm::cast<RankedTensorType>(layer.getExpertUp().getType());
+    int64_t intermediate = expertType.getDimSize(1);
+    auto projectRows = [&](Value input, Value weight, Value bias,
+                           int64_t features) {
+      return ExpertMatmulOp::create(rewriter, loc, rowsType(features), input,
+                                    weight, offsets, bias)
+          .getResult();
+    };
+    Value gateRows;
+    if (layer.getExpertGate())
+      gateRows = projectRows(rows, layer.getExpertGate(), layer.getGateBias(),
+                             intermediate);
+    Value upRows =
+        projectRows(rows, layer.getExpertUp(), layer.getUpBias(), intermediate);
+    Value hiddenRows =
+        buildHidden(rewriter, loc, act, gateRows, upRows, elementType);
+    Value downRows = projectRows(hiddenRows, layer.getExpertDown(),
+                                 layer.getDownBias(), hidden);
+    Value result = CombineOp::create(rewriter, loc, inputType, downRows,
+                                     gate.getWeights(), dispatch.getRowMap())
+                       .getResult();
+
+    // Shared expert, optionally behind a sigmoid gate.
+    if (layer.hasSharedExpert()) {
+      FeedForward shared{layer.getSharedGate(), layer.getSharedUp(),
+                         layer.getSharedDown()};
+      Value sharedOut = buildSharedExpert(rewriter, loc, x, act, shared);
+      SmallVector<Value> operands = {result, sharedOut};
+      if (layer.getSharedExpertGate())
+        operands.push_back(
+            buildLinear(rewriter, loc, x, layer.getSharedExpertGate(), f32));
+      result = buildElementwise(
+          rewriter, loc, operands, elementType,
+          [&](OpBuilder &nb, Location nl, ValueRange args) {
+            Value sharedValue = args[1];
+            if (args.size() == 3)
+              sharedValue = arith::MulFOp::create(
+                  nb, nl, buildSigmoid(nb, nl, args[2]), sharedValue);
+            return arith::AddFOp::create(nb, nl, args[0], sharedValue)
+                .getResult();
+          });
+    }
+
+    SmallVector<Value> replacements = {result};
+    llvm::append_range(replacements, gate.getStats());
+    rewriter.replaceOp(layer, replacements);
+    return success();
+  }
+
+  int64_t rowAlign;
+};
+
+struct MoEDecomposePass
+    : public moe::impl::MoEDecomposePassBase<MoEDecomposePass> {
+  using MoEDecomposePassBase::MoEDecomposePassBase;
+
+  void runOnOperation() override {
+    if (rowAlign < 1) {
+      getOperation()->emitError()
+          << "moe-decompose: row-align must be at least 1, got " << rowAlign;
+      return signalPassFailure();
+    }
+    RewritePatternSet patterns(&getContext());
+    patterns.add<DecomposeLayer>(&getContext(), rowAlign);
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      signalPassFailure();
+  }
+};
+
+} // namespace
