@@ -39,47 +39,71 @@ RankedTensorType mlir::moe::getStatisticType(MLIRContext *context,
   llvm_unreachable("unknown statistic");
 }
 
-/// Parses an optional `statistics [name, ...]` clause.
-static ParseResult parseStatistics(OpAsmParser &parser, ArrayAttr &stats) {
-  SmallVector<Attribute> list;
-  if (succeeded(parser.parseOptionalKeyword("statistics"))) {
-    auto parseOne = [&]() -> ParseResult {
-      SMLoc loc = parser.getCurrentLocation();
-      StringRef name;
-      if (parser.parseKeyword(&name))
-        return failure();
-      std::optional<Statistic> stat = symbolizeStatistic(name);
-      if (!stat)
-        return parser.emitError(loc, "unknown statistic '") << name << "'";
-      list.push_back(StatisticAttr::get(parser.getContext(), *stat));
-      return success();
-    };
-    if (parser.parseCommaSeparatedList(OpAsmParser::Delimiter::Square,
-                                       parseOne))
+/// Parses the `[name, ...]` list of an op's `statistics` clause.
+static ParseResult parseStatisticList(OpAsmParser &parser,
+                                      StatisticsAttr &stats) {
+  SmallVector<Statistic> list;
+  auto parseOne = [&]() -> ParseResult {
+    SMLoc loc = parser.getCurrentLocation();
+    StringRef name;
+    if (parser.parseKeyword(&name))
       return failure();
-  }
-  stats = parser.getBuilder().getArrayAttr(list);
+    std::optional<Statistic> stat = symbolizeStatistic(name);
+    if (!stat)
+      return parser.emitError(loc, "unknown statistic '") << name << "'";
+    list.push_back(*stat);
+    return success();
+  };
+  if (parser.parseCommaSeparatedList(OpAsmParser::Delimiter::Square, parseOne))
+    return failure();
+  stats = StatisticsAttr::get(parser.getContext(), list);
   return success();
 }
 
-static void printStatistics(OpAsmPrinter &printer, Operation *,
-                            ArrayAttr stats) {
-  if (!stats || stats.empty())
-    return;
-  printer << "statistics [";
-  llvm::interleaveComma(stats, printer, [&](Attribute attr) {
-    printer << stringifyStatistic(llvm::cast<StatisticAttr>(attr).getValue());
+static void printStatisticList(OpAsmPrinter &printer, Operation *,
+                               StatisticsAttr stats) {
+  printer << "[";
+  llvm::interleaveComma(stats.getValues(), printer, [&](Statistic stat) {
+    printer << stringifyStatistic(stat);
   });
   printer << "]";
 }
 
+/// Parses `[gate %g : type,] up %u : type, down %d : type`.
+static ParseResult
+parseProjections(OpAsmParser &parser,
+                 std::optional<OpAsmParser::UnresolvedOperand> &gate,
+                 Type &gateType, OpAsmParser::UnresolvedOperand &up,
+                 Type &upType, OpAsmParser::UnresolvedOperand &down,
+                 Type &downType) {
+  if (succeeded(parser.parseOptionalKeyword("gate"))) {
+    gate.emplace();
+    if (parser.parseOperand(*gate) || parser.parseColonType(gateType) ||
+        parser.parseComma())
+      return failure();
+  }
+  return failure(parser.parseKeyword("up") || parser.parseOperand(up) ||
+                 parser.parseColonType(upType) || parser.parseComma() ||
+                 parser.parseKeyword("down") || parser.parseOperand(down) ||
+                 parser.parseColonType(downType));
+}
+
+static void printProjections(OpAsmPrinter &printer, Operation *, Value gate,
+                             Type gateType, Value up, Type upType, Value down,
+                             Type downType) {
+  if (gate)
+    printer << "gate " << gate << " : " << gateType << ", ";
+  printer << "up " << up << " : " << upType << ", down " << down << " : "
+          << downType;
+}
+
 /// Checks that `results` holds one tensor per requested statistic, typed as
 /// `getStatisticType` says, and that no statistic is requested twice.
-static LogicalResult verifyStatistics(Operation *op, ArrayAttr stats,
+static LogicalResult verifyStatistics(Operation *op,
+                                      ArrayRef<Statistic> stats,
                                       ValueRange results, int64_t numExperts) {
   llvm::SmallSet<Statistic, 8> seen;
-  for (Attribute attr : stats) {
-    Statistic stat = llvm::cast<StatisticAttr>(attr).getValue();
+  for (Statistic stat : stats) {
     if (!seen.insert(stat).second)
       return op->emitOpError() << "statistic '" << stringifyStatistic(stat)
                                << "' requested twice";
@@ -88,8 +112,7 @@ static LogicalResult verifyStatistics(Operation *op, ArrayAttr stats,
     return op->emitOpError() << "requests " << stats.size()
                              << " statistics but has " << results.size()
                              << " statistics results";
-  for (auto [attr, result] : llvm::zip(stats, results)) {
-    Statistic stat = llvm::cast<StatisticAttr>(attr).getValue();
+  for (auto [stat, result] : llvm::zip(stats, results)) {
     RankedTensorType expected =
         getStatisticType(op->getContext(), stat, numExperts);
     if (result.getType() != expected)
@@ -195,7 +218,7 @@ LogicalResult LayerOp::verify() {
                          << getInput().getType() << ", got "
                          << getResult().getType();
   // c10.
-  return verifyStatistics(*this, getStatistics(), getStats(), getNumExperts());
+  return verifyStatistics(*this, getRequestedStatistics(), getStats(), getNumExperts());
 }
 
 //===----------------------------------------------------------------------===//
@@ -238,7 +261,7 @@ LogicalResult GateOp::verify() {
   if (getNoise() && !routing.getNoisy())
     return emitOpError("'noise' given but routing noisy is not set");
   // c7.
-  return verifyStatistics(*this, getStatistics(), getStats(), numExperts);
+  return verifyStatistics(*this, getRequestedStatistics(), getStats(), numExperts);
 }
 
 //===----------------------------------------------------------------------===//

@@ -100,4 +100,17 @@ def Moe_RoutingAttr : Moe_Attr<"Routing", "routing"> {
   }];
 }
 
+def Moe_StatisticsAttr : Moe_Attr<"Statistics", "statistics"> {
+  let summary = "the routing statistics an op returns, in result order";
+  let description = [{
+    A list such as `#moe.statistics<[tokens_per_expert, z_loss]>`, written
+    `statistics [tokens_per_expert, z_loss]` in op syntax. Types of the matching
+    results: `tokens_per_expert` and `tokens_per_expert_before_drop`:
+    `tensor<Exi64>`; `dropped_count`: `tensor<i64>`; `load_balancing_loss`,
+    `z_loss`, `importance_loss`: `tensor<f32>`.
+  }];
+  let parameters = (ins ArrayRefParameter<"Statistic">:$values);
+  let assemblyFormat = "`<` `[` $values `]` `>`";
+}
+
 #endif // MOE_DIALECT_MOE_IR_MOEATTRS_TD

@@ -82,7 +82,7 @@ def Moe_SecondPolicy : I32EnumAttr<"SecondPolicy",
   let genSpecializedAttr = 0;
 }
 
-def Moe_Activation : I32EnumAttr<"Activation",
+def Moe_ActivationAttr : I32EnumAttr<"Activation",
     "expert activation function", [
       I32EnumAttrCase<"Silu", 0, "silu">,
       I32EnumAttrCase<"Gelu", 1, "gelu">,
@@ -90,11 +90,6 @@ def Moe_Activation : I32EnumAttr<"Activation",
       I32EnumAttrCase<"Relu", 3, "relu">
     ]> {
   let cppNamespace = "::mlir::moe";
-  let genSpecializedAttr = 0;
-}
-
-def Moe_ActivationAttr : EnumAttr<Moe_Dialect, Moe_Activation, "activation"> {
-  let assemblyFormat = "$value";
 }
 
 def Moe_Statistic : I32EnumAttr<"Statistic",
@@ -110,12 +105,5 @@ def Moe_Statistic : I32EnumAttr<"Statistic",
   let cppNamespace = "::mlir::moe";
   let genSpecializedAttr = 0;
 }
-
-def Moe_StatisticAttr : EnumAttr<Moe_Dialect, Moe_Statistic, "statistic"> {
-  let assemblyFormat = "$value";
-}
-
-def Moe_StatisticArrayAttr
-    : TypedArrayAttrBase<Moe_StatisticAttr, "array of routing statistics">;
 
 #endif // MOE_DIALECT_MOE_IR_MOEENUMS_TD

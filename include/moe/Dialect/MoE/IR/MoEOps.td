@@ -91,7 +91,7 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
     Optional<Moe_FloatTensor>:$shared_expert_gate,
     Moe_RoutingAttr:$routing,
     Moe_ActivationAttr:$activation,
-    DefaultValuedAttr<Moe_StatisticArrayAttr, "{}">:$statistics
+    OptionalAttr<Moe_StatisticsAttr>:$statistics
   );
   let results = (outs Moe_FloatTensor:$result, Variadic<Moe_StatTensor>:$stats);
   let assemblyFormat = [{
@@ -102,9 +102,9 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
     (`score_bias` `(` $score_bias^ `:` type($score_bias) `)`)?
     (`noise` `(` $noise^ `:` type($noise) `)`)?
     (`uniform` `(` $uniform^ `:` type($uniform) `)`)?
-    `experts` `(` (`gate` $expert_gate^ `:` type($expert_gate) `,`)?
-                  `up` $expert_up `:` type($expert_up) `,`
-                  `down` $expert_down `:` type($expert_down) `)`
+    `experts` `(` custom<Projections>($expert_gate, type($expert_gate),
+                                      $expert_up, type($expert_up),
+                                      $expert_down, type($expert_down)) `)`
     `activation` $activation
     (`gate_bias` `(` $gate_bias^ `:` type($gate_bias) `)`)?
     (`up_bias` `(` $up_bias^ `:` type($up_bias) `)`)?
@@ -114,11 +114,16 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
     (`shared_down` `(` $shared_down^ `:` type($shared_down) `)`)?
     (`shared_expert_gate` `(` $shared_expert_gate^ `:`
         type($shared_expert_gate) `)`)?
-    custom<Statistics>($statistics)
+    (`statistics` custom<StatisticList>($statistics)^)?
     attr-dict `->` type($result) (`,` type($stats)^)?
   }];
   let hasVerifier = 1;
   let extraClassDeclaration = [{
+    /// The requested routing statistics, in result order.
+    ::llvm::ArrayRef<Statistic> getRequestedStatistics() {
+      return getStatisticsAttr() ? getStatisticsAttr().getValues()
+                                 : ::llvm::ArrayRef<Statistic>();
+    }
     /// Number of routed experts (E).
     int64_t getNumExperts();
     /// True when routed experts are gated (SwiGLU-style).
@@ -179,7 +184,7 @@ def Moe_GateOp : Moe_Op<"gate", [Pure, AttrSizedOperandSegments]> {
     Optional<Moe_F32Tensor>:$noise,
     Optional<Moe_F32Tensor>:$uniform,
     Moe_RoutingAttr:$routing,
-    DefaultValuedAttr<Moe_StatisticArrayAttr, "{}">:$statistics
+    OptionalAttr<Moe_StatisticsAttr>:$statistics
   );
   let results = (outs Moe_F32Tensor:$weights, Moe_I32Tensor:$ids,
                       Variadic<Moe_StatTensor>:$stats);
@@ -189,12 +194,17 @@ def Moe_GateOp : Moe_Op<"gate", [Pure, AttrSizedOperandSegments]> {
     (`noise` `(` $noise^ `:` type($noise) `)`)?
     (`uniform` `(` $uniform^ `:` type($uniform) `)`)?
     `routing` $routing
-    custom<Statistics>($statistics)
+    (`statistics` custom<StatisticList>($statistics)^)?
     attr-dict `:` type($logits) `->` type($weights) `,` type($ids)
     (`,` type($stats)^)?
   }];
   let hasVerifier = 1;
   let extraClassDeclaration = [{
+    /// The requested routing statistics, in result order.
+    ::llvm::ArrayRef<Statistic> getRequestedStatistics() {
+      return getStatisticsAttr() ? getStatisticsAttr().getValues()
+                                 : ::llvm::ArrayRef<Statistic>();
+    }
     /// Number of experts (E), from the logits type.
     int64_t getNumExperts();
   }];

@@ -1,0 +1,181 @@
+// Round-trip of every moe op, in the custom and in the generic form.
+// RUN: moe-opt %s | moe-opt | FileCheck %s
+// RUN: moe-opt %s --mlir-print-op-generic | moe-opt | FileCheck %s
+
+// CHECK-LABEL: func @layer_mixtral
+// CHECK: moe.layer %{{.*}} : tensor<?x16xf32> routing <softmax, top_k = 2, renormalize>
+// CHECK-SAME: router(%{{.*}} : tensor<8x16xf32>)
+// CHECK-SAME: experts(gate %{{.*}} : tensor<8x32x16xf32>, up %{{.*}} : tensor<8x32x16xf32>, down %{{.*}} : tensor<8x16x32xf32>)
+// CHECK-SAME: activation silu -> tensor<?x16xf32>
+func.func @layer_mixtral(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                         %w1: tensor<8x32x16xf32>, %w3: tensor<8x32x16xf32>,
+                         %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2, renormalize>
+      router(%wg : tensor<8x16xf32>)
+      experts(gate %w1 : tensor<8x32x16xf32>, up %w3 : tensor<8x32x16xf32>,
+              down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// CHECK-LABEL: func @layer_qwen2_bf16
+// CHECK: moe.layer %{{.*}} : tensor<?x16xbf16> routing <softmax, top_k = 4>
+// CHECK-SAME: shared_gate(%{{.*}} : tensor<24x16xbf16>) shared_up(%{{.*}} : tensor<24x16xbf16>) shared_down(%{{.*}} : tensor<16x24xbf16>)
+// CHECK-SAME: shared_expert_gate(%{{.*}} : tensor<1x16xbf16>)
+func.func @layer_qwen2_bf16(%x: tensor<?x16xbf16>, %wg: tensor<6x16xbf16>,
+    %w1: tensor<6x8x16xbf16>, %w3: tensor<6x8x16xbf16>, %w2: tensor<6x16x8xbf16>,
+    %s1: tensor<24x16xbf16>, %s3: tensor<24x16xbf16>, %s2: tensor<16x24xbf16>,
+    %sg: tensor<1x16xbf16>) -> tensor<?x16xbf16> {
+  %y = moe.layer %x : tensor<?x16xbf16>
+      routing <softmax, top_k = 4>
+      router(%wg : tensor<6x16xbf16>)
+      experts(gate %w1 : tensor<6x8x16xbf16>, up %w3 : tensor<6x8x16xbf16>,
+              down %w2 : tensor<6x16x8xbf16>) activation silu
+      shared_gate(%s1 : tensor<24x16xbf16>) shared_up(%s3 : tensor<24x16xbf16>)
+      shared_down(%s2 : tensor<16x24xbf16>)
+      shared_expert_gate(%sg : tensor<1x16xbf16>)
+      -> tensor<?x16xbf16>
+  return %y : tensor<?x16xbf16>
+}
+
+// CHECK-LABEL: func @layer_deepseek_v3
+// CHECK: routing <sigmoid, top_k = 4, renormalize, scale = 2.500000e+00, selection_bias, groups = 4, topk_groups = 2, group_score = sum_top2>
+// CHECK-SAME: score_bias(%{{.*}} : tensor<16xf32>)
+// CHECK-SAME: statistics [tokens_per_expert, load_balancing_loss] -> tensor<?x16xf32>, tensor<16xi64>, tensor<f32>
+func.func @layer_deepseek_v3(%x: tensor<?x16xf32>, %wg: tensor<16x16xf32>,
+    %b: tensor<16xf32>, %w1: tensor<16x8x16xbf16>, %w3: tensor<16x8x16xbf16>,
+    %w2: tensor<16x16x8xbf16>, %s1: tensor<8x16xbf16>, %s3: tensor<8x16xbf16>,
+    %s2: tensor<16x8xbf16>) -> (tensor<?x16xf32>, tensor<16xi64>, tensor<f32>) {
+  %y, %load, %aux = moe.layer %x : tensor<?x16xf32>
+      routing <sigmoid, top_k = 4, renormalize, scale = 2.5, selection_bias,
+               groups = 4, topk_groups = 2, group_score = sum_top2>
+      router(%wg : tensor<16x16xf32>) score_bias(%b : tensor<16xf32>)
+      experts(gate %w1 : tensor<16x8x16xbf16>, up %w3 : tensor<16x8x16xbf16>,
+              down %w2 : tensor<16x16x8xbf16>) activation silu
+      shared_gate(%s1 : tensor<8x16xbf16>) shared_up(%s3 : tensor<8x16xbf16>)
+      shared_down(%s2 : tensor<16x8xbf16>)
+      statistics [tokens_per_expert, load_balancing_loss]
+      -> tensor<?x16xf32>, tensor<16xi64>, tensor<f32>
+  return %y, %load, %aux : tensor<?x16xf32>, tensor<16xi64>, tensor<f32>
+}
+
+// CHECK-LABEL: func @layer_nllb_biased_relu
+// CHECK: routing <softmax, top_k = 2, renormalize = kept, capacity = fraction(2.500000e-01), priority = score>
+// CHECK-SAME: experts(up %{{.*}} : tensor<4x32x16xf32>, down %{{.*}} : tensor<4x16x32xf32>) activation relu
+// CHECK-SAME: up_bias(%{{.*}} : tensor<4x32xf32>) down_bias(%{{.*}} : tensor<4x16xf32>)
+func.func @layer_nllb_biased_relu(%x: tensor<7x16xf32>, %wg: tensor<4x16xf32>,
+    %wi: tensor<4x32x16xf32>, %wo: tensor<4x16x32xf32>, %bi: tensor<4x32xf32>,
+    %bo: tensor<4x16xf32>) -> tensor<7x16xf32> {
+  %y = moe.layer %x : tensor<7x16xf32>
+      routing <softmax, top_k = 2, renormalize = kept, capacity = fraction(0.25),
+               priority = score>
+      router(%wg : tensor<4x16xf32>)
+      experts(up %wi : tensor<4x32x16xf32>, down %wo : tensor<4x16x32xf32>)
+      activation relu
+      up_bias(%bi : tensor<4x32xf32>) down_bias(%bo : tensor<4x16xf32>)
+      -> tensor<7x16xf32>
+  return %y : tensor<7x16xf32>
+}
+
+// CHECK-LABEL: func @layer_noisy_random
+// CHECK: routing <softmax, top_k = 2, renormalize = kept, capacity = factor(2.000000e+00, ceil, min = 4), group_size = 64, second = random, noisy>
+// CHECK-SAME: noise_router(%{{.*}} : tensor<4x16xf32>) noise(%{{.*}} : tensor<?x4xf32>) uniform(%{{.*}} : tensor<?xf32>)
+// CHECK-SAME: activation gelu_tanh gate_bias(%{{.*}} : tensor<4x32xf32>)
+func.func @layer_noisy_random(%x: tensor<?x16xf32>, %wg: tensor<4x16xf32>,
+    %wn: tensor<4x16xf32>, %n: tensor<?x4xf32>, %u: tensor<?xf32>,
+    %w1: tensor<4x32x16xf32>, %w3: tensor<4x32x16xf32>, %w2: tensor<4x16x32xf32>,
+    %b1: tensor<4x32xf32>) -> tensor<?x16xf32> {
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2, renormalize = kept,
+               capacity = factor(2.0, ceil, min = 4), group_size = 64,
+               second = random, noisy>
+      router(%wg : tensor<4x16xf32>) noise_router(%wn : tensor<4x16xf32>)
+      noise(%n : tensor<?x4xf32>) uniform(%u : tensor<?xf32>)
+      experts(gate %w1 : tensor<4x32x16xf32>, up %w3 : tensor<4x32x16xf32>,
+              down %w2 : tensor<4x16x32xf32>) activation gelu_tanh
+      gate_bias(%b1 : tensor<4x32xf32>)
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// CHECK-LABEL: func @gate_all_statistics
+// CHECK: moe.gate %{{.*}} routing <softmax, top_k = 1, capacity = fixed(3)>
+// CHECK-SAME: statistics [tokens_per_expert, tokens_per_expert_before_drop, dropped_count, load_balancing_loss, z_loss, importance_loss]
+// CHECK-SAME: : tensor<?x4xf32> -> tensor<?x1xf32>, tensor<?x1xi32>, tensor<4xi64>, tensor<4xi64>, tensor<i64>, tensor<f32>, tensor<f32>, tensor<f32>
+func.func @gate_all_statistics(%logits: tensor<?x4xf32>) -> tensor<?x1xi32> {
+  %w, %ids, %kept, %routed, %dropped, %aux, %z, %imp = moe.gate %logits
+      routing <softmax, top_k = 1, capacity = fixed(3)>
+      statistics [tokens_per_expert, tokens_per_expert_before_drop,
+                  dropped_count, load_balancing_loss, z_loss, importance_loss]
+      : tensor<?x4xf32> -> tensor<?x1xf32>, tensor<?x1xi32>, tensor<4xi64>,
+        tensor<4xi64>, tensor<i64>, tensor<f32>, tensor<f32>, tensor<f32>
+  return %ids : tensor<?x1xi32>
+}
+
+// CHECK-LABEL: func @gate_expert_choice
+// CHECK: moe.gate %{{.*}} routing <softmax, expert_choice, capacity = factor(2.000000e+00, round)> : tensor<?x8xf32> -> tensor<?x8xf32>, tensor<?x8xi32>
+func.func @gate_expert_choice(%logits: tensor<?x8xf32>) -> tensor<?x8xi32> {
+  %w, %ids = moe.gate %logits
+      routing <softmax, expert_choice, capacity = factor(2.0, round)>
+      : tensor<?x8xf32> -> tensor<?x8xf32>, tensor<?x8xi32>
+  return %ids : tensor<?x8xi32>
+}
+
+// CHECK-LABEL: func @gate_noise_uniform
+// CHECK: moe.gate %{{.*}} noise(%{{.*}} : tensor<?x8xf32>) uniform(%{{.*}} : tensor<?xf32>) routing <softmax, top_k = 2, renormalize = kept, capacity = fixed(4), second = random, noisy>
+func.func @gate_noise_uniform(%logits: tensor<?x8xf32>, %n: tensor<?x8xf32>,
+                              %u: tensor<?xf32>) -> tensor<?x2xi32> {
+  %w, %ids = moe.gate %logits noise(%n : tensor<?x8xf32>) uniform(%u : tensor<?xf32>)
+      routing <softmax, top_k = 2, renormalize = kept, capacity = fixed(4),
+               second = random, noisy>
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  return %ids : tensor<?x2xi32>
+}
+
+// CHECK-LABEL: func @dispatch_layouts
+// CHECK: moe.dispatch %{{.*}}, %{{.*}} : tensor<?x16xbf16>, tensor<?x2xi32> -> tensor<?x16xbf16>, tensor<9xi64>, tensor<?x2xi32>
+// CHECK: moe.dispatch %{{.*}}, %{{.*}} align 16 : tensor<?x16xbf16>
+// CHECK: moe.dispatch %{{.*}}, %{{.*}} capacity(%{{.*}}) : tensor<?x16xbf16>, tensor<?x2xi32> -> tensor<8x?x16xbf16>, tensor<8xi64>, tensor<?x2xi32>
+// CHECK: moe.dispatch %{{.*}}, %{{.*}} : tensor<?x16xbf16>, tensor<?x2xi32> -> tensor<8x4x16xbf16>, tensor<8xi64>, tensor<?x2xi32>
+func.func @dispatch_layouts(%x: tensor<?x16xbf16>, %ids: tensor<?x2xi32>,
+                            %c: index) {
+  %r0, %o0, %m0 = moe.dispatch %x, %ids
+      : tensor<?x16xbf16>, tensor<?x2xi32>
+      -> tensor<?x16xbf16>, tensor<9xi64>, tensor<?x2xi32>
+  %r1, %o1, %m1 = moe.dispatch %x, %ids align 16
+      : tensor<?x16xbf16>, tensor<?x2xi32>
+      -> tensor<?x16xbf16>, tensor<9xi64>, tensor<?x2xi32>
+  %r2, %o2, %m2 = moe.dispatch %x, %ids capacity(%c)
+      : tensor<?x16xbf16>, tensor<?x2xi32>
+      -> tensor<8x?x16xbf16>, tensor<8xi64>, tensor<?x2xi32>
+  %r3, %o3, %m3 = moe.dispatch %x, %ids
+      : tensor<?x16xbf16>, tensor<?x2xi32>
+      -> tensor<8x4x16xbf16>, tensor<8xi64>, tensor<?x2xi32>
+  return
+}
+
+// CHECK-LABEL: func @expert_matmul_forms
+// CHECK: moe.expert_matmul %{{.*}}, %{{.*}} offsets(%{{.*}} : tensor<9xi64>) bias(%{{.*}} : tensor<8x32xbf16>) : tensor<?x16xf32>, tensor<8x32x16xbf16> -> tensor<?x32xf32>
+// CHECK: moe.expert_matmul %{{.*}}, %{{.*}} : tensor<8x?x16xf32>, tensor<8x32x16xbf16> -> tensor<8x?x32xf32>
+func.func @expert_matmul_forms(%rows: tensor<?x16xf32>, %w: tensor<8x32x16xbf16>,
+    %off: tensor<9xi64>, %b: tensor<8x32xbf16>, %slots: tensor<8x?x16xf32>) {
+  %0 = moe.expert_matmul %rows, %w offsets(%off : tensor<9xi64>)
+      bias(%b : tensor<8x32xbf16>)
+      : tensor<?x16xf32>, tensor<8x32x16xbf16> -> tensor<?x32xf32>
+  %1 = moe.expert_matmul %slots, %w
+      : tensor<8x?x16xf32>, tensor<8x32x16xbf16> -> tensor<8x?x32xf32>
+  return
+}
+
+// CHECK-LABEL: func @combine_forms
+// CHECK: moe.combine %{{.*}}, %{{.*}}, %{{.*}} : tensor<?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
+// CHECK: moe.combine %{{.*}}, %{{.*}}, %{{.*}} : tensor<8x?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
+func.func @combine_forms(%rows: tensor<?x16xf32>, %slots: tensor<8x?x16xf32>,
+                         %w: tensor<?x2xf32>, %map: tensor<?x2xi32>) {
+  %0 = moe.combine %rows, %w, %map
+      : tensor<?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
+  %1 = moe.combine %slots, %w, %map
+      : tensor<8x?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
+  return
+}
