@@ -174,12 +174,15 @@ struct MoEDecomposePass
     : public moe::impl::MoEDecomposePassBase<MoEDecomposePass> {
   using MoEDecomposePassBase::MoEDecomposePassBase;
 
+  LogicalResult initialize(MLIRContext *context) override {
+    if (rowAlign < 1)
+      return emitError(UnknownLoc::get(context))
+             << "moe-decompose: row-align must be at least 1, got "
+             << static_cast<int64_t>(rowAlign);
+    return success();
+  }
+
   void runOnOperation() override {
-    if (rowAlign < 1) {
-      getOperation()->emitError()
-          << "moe-decompose: row-align must be at least 1, got " << rowAlign;
-      return signalPassFailure();
-    }
     RewritePatternSet patterns(&getContext());
     patterns.add<DecomposeLayer>(&getContext(), rowAlign);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))

@@ -77,12 +77,18 @@ Value mlir::moe::buildActivation(OpBuilder &b, Location loc, Activation act,
   llvm_unreachable("unknown activation");
 }
 
-Value mlir::moe::buildZeros(OpBuilder &b, Location loc, Value source,
-                            Type elementType, std::optional<int64_t> lastDim) {
+Value mlir::moe::buildEmptyLike(OpBuilder &b, Location loc, Value source,
+                                Type elementType,
+                                std::optional<int64_t> lastDim) {
   SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, source);
   if (lastDim)
     sizes.back() = b.getIndexAttr(*lastDim);
-  Value empty = tensor::EmptyOp::create(b, loc, sizes, elementType);
+  return tensor::EmptyOp::create(b, loc, sizes, elementType);
+}
+
+Value mlir::moe::buildZeros(OpBuilder &b, Location loc, Value source,
+                            Type elementType, std::optional<int64_t> lastDim) {
+  Value empty = buildEmptyLike(b, loc, source, elementType, lastDim);
   Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(elementType));
   return linalg::FillOp::create(b, loc, ValueRange{zero}, ValueRange{empty})
       .getResult(0);
@@ -101,7 +107,7 @@ Value mlir::moe::buildElementwise(OpBuilder &b, Location loc, ValueRange inputs,
                                   Type resultElementType, ElementwiseBody body) {
   MLIRContext *ctx = b.getContext();
   auto leadType = llvm::cast<RankedTensorType>(inputs.front().getType());
-  Value init = buildZeros(b, loc, inputs.front(), resultElementType);
+  Value init = buildEmptyLike(b, loc, inputs.front(), resultElementType);
   AffineMap identity = AffineMap::getMultiDimIdentityMap(2, ctx);
   AffineMap broadcastLast = AffineMap::get(
       2, 0, {getAffineDimExpr(0, ctx), getAffineConstantExpr(0, ctx)}, ctx);

@@ -28,8 +28,12 @@ Value buildSigmoid(OpBuilder &b, Location loc, Value v);
 /// Numerically stable `log(1 + exp(v))` on an f32 scalar.
 Value buildSoftplus(OpBuilder &b, Location loc, Value v);
 
-/// A zero-filled tensor of `elementType` with the sizes of `source`, except
+/// An uninitialized tensor of `elementType` with the sizes of `source`, except
 /// that the last dimension is `lastDim` when given.
+Value buildEmptyLike(OpBuilder &b, Location loc, Value source, Type elementType,
+                     std::optional<int64_t> lastDim = std::nullopt);
+
+/// `buildEmptyLike` filled with zeros.
 Value buildZeros(OpBuilder &b, Location loc, Value source, Type elementType,
                  std::optional<int64_t> lastDim = std::nullopt);
 
