@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# One entry point for developers and CI on Debian 12:
+#
+#   utils/dev.sh deps    install what is missing (apt; through sudo when not root)
+#   utils/dev.sh build   deps + configure + build (build/)
+#   utils/dev.sh demo    build + the main job: an example MoE layer before and
+#                        after moe-decompose
+#   utils/dev.sh test    build + every test (lit suite)
+#
+# Every step is idempotent and quiet when there is nothing to do.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="${MOE_BUILD_DIR:-$ROOT/build}"
+LLVM_PREFIX=/usr/lib/llvm-22
+PACKAGES=(
+  cmake ninja-build ccache git python3 python3-numpy python3-pytest
+  llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools clang-22
+)
+
+log() { printf '== %s\n' "$*" >&2; }
+
+install_deps() {
+  local missing=()
+  for pkg in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null |
+        grep -q "install ok installed"; then
+      missing+=("$pkg")
+    fi
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    if ! command -v sudo >/dev/null; then
+      echo "error: missing packages (${missing[*]}) and not root and no sudo" >&2
+      exit 1
+    fi
+    sudo=(sudo)
+  fi
+  log "installing: ${missing[*]}"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build() {
+  install_deps
+  if [ ! -f "$BUILD/build.ninja" ]; then
+    log "configuring $BUILD"
+    cmake -G Ninja -S "$ROOT" -B "$BUILD" \
+      -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_C_COMPILER="$LLVM_PREFIX/bin/clang" \
+      -DCMAKE_CXX_COMPILER="$LLVM_PREFIX/bin/clang++" \
+      -DMLIR_DIR="$LLVM_PREFIX/lib/cmake/mlir" \
+      -DLLVM_EXTERNAL_LIT="$LLVM_PREFIX/bin/lit" >/dev/null
+  fi
+  ninja -C "$BUILD" -j "${MOE_JOBS:-2}" all mlir-doc | grep -v '^\[' || true
+  test -x "$BUILD/bin/moe-opt"
+}
+
+demo() {
+  build
+  local example="$ROOT/examples/mixtral_layer.mlir"
+  log "example layer: $example"
+  "$BUILD/bin/moe-opt" "$example"
+  log "after --moe-decompose"
+  "$BUILD/bin/moe-opt" "$example" --moe-decompose
+}
+
+run_tests() {
+  build
+  log "running the lit suite"
+  "$LLVM_PREFIX/bin/lit" -sv "$BUILD/test"
+}
+
+case "${1:-}" in
+  deps) install_deps ;;
+  build) build ;;
+  demo) demo ;;
+  test) run_tests ;;
+  *)
+    echo "usage: $0 {deps|build|demo|test}" >&2
+    exit 2
+    ;;
+esac
