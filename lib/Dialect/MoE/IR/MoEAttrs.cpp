@@ -339,11 +339,15 @@ RoutingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   return success();
 }
 
-LogicalResult RoutingAttr::verifyForExperts(
-    function_ref<InFlightDiagnostic()> emitError, int64_t numExperts) const {
+LogicalResult
+RoutingAttr::verifyForExperts(function_ref<InFlightDiagnostic()> emitError,
+                              int64_t numExperts) const {
   if (numExperts < 1)
     return emitError() << "number of experts must be at least 1, got "
                        << numExperts;
+  if (numExperts > kMaxExperts)
+    return emitError() << "number of experts must be at most " << kMaxExperts
+                       << " (expert ids are i32), got " << numExperts;
   if (!isExpertChoice() && getTopK() > numExperts)
     return emitError() << "routing top_k (" << getTopK()
                        << ") exceeds the number of experts (" << numExperts
@@ -351,8 +355,8 @@ LogicalResult RoutingAttr::verifyForExperts(
   int64_t groups = getNumGroups();
   if (groups > numExperts || numExperts % groups != 0)
     return emitError() << "routing groups (" << groups
-                       << ") must divide the number of experts ("
-                       << numExperts << ")";
+                       << ") must divide the number of experts (" << numExperts
+                       << ")";
   int64_t perGroup = numExperts / groups;
   if (isGroupLimited() && getGroupScore() == GroupScore::SumTop2 &&
       perGroup < 2)
@@ -360,8 +364,8 @@ LogicalResult RoutingAttr::verifyForExperts(
                           "experts per group, got "
                        << perGroup;
   if (!isExpertChoice() && getTopkGroups() * perGroup < getTopK())
-    return emitError() << "routing keeps " << getTopkGroups()
-                       << " groups of " << perGroup
+    return emitError() << "routing keeps " << getTopkGroups() << " groups of "
+                       << perGroup
                        << " experts, fewer than top_k = " << getTopK();
   return success();
 }

@@ -70,12 +70,10 @@ static void printStatisticList(OpAsmPrinter &printer, Operation *,
 }
 
 /// Parses `[gate %g : type,] up %u : type, down %d : type`.
-static ParseResult
-parseProjections(OpAsmParser &parser,
-                 std::optional<OpAsmParser::UnresolvedOperand> &gate,
-                 Type &gateType, OpAsmParser::UnresolvedOperand &up,
-                 Type &upType, OpAsmParser::UnresolvedOperand &down,
-                 Type &downType) {
+static ParseResult parseProjections(
+    OpAsmParser &parser, std::optional<OpAsmParser::UnresolvedOperand> &gate,
+    Type &gateType, OpAsmParser::UnresolvedOperand &up, Type &upType,
+    OpAsmParser::UnresolvedOperand &down, Type &downType) {
   if (succeeded(parser.parseOptionalKeyword("gate"))) {
     gate.emplace();
     if (parser.parseOperand(*gate) || parser.parseColonType(gateType) ||
@@ -99,8 +97,7 @@ static void printProjections(OpAsmPrinter &printer, Operation *, Value gate,
 
 /// Checks that `results` holds one tensor per requested statistic, typed as
 /// `getStatisticType` says, and that no statistic is requested twice.
-static LogicalResult verifyStatistics(Operation *op,
-                                      ArrayRef<Statistic> stats,
+static LogicalResult verifyStatistics(Operation *op, ArrayRef<Statistic> stats,
                                       ValueRange results, int64_t numExperts) {
   llvm::SmallSet<Statistic, 8> seen;
   for (Statistic stat : stats) {
@@ -109,16 +106,16 @@ static LogicalResult verifyStatistics(Operation *op,
                                << "' requested twice";
   }
   if (results.size() != stats.size())
-    return op->emitOpError() << "requests " << stats.size()
-                             << " statistics but has " << results.size()
-                             << " statistics results";
+    return op->emitOpError()
+           << "requests " << stats.size() << " statistics but has "
+           << results.size() << " statistics results";
   for (auto [stat, result] : llvm::zip(stats, results)) {
     RankedTensorType expected =
         getStatisticType(op->getContext(), stat, numExperts);
     if (result.getType() != expected)
-      return op->emitOpError() << "statistic '" << stringifyStatistic(stat)
-                               << "' must be " << expected << ", got "
-                               << result.getType();
+      return op->emitOpError()
+             << "statistic '" << stringifyStatistic(stat) << "' must be "
+             << expected << ", got " << result.getType();
   }
   return success();
 }
@@ -135,8 +132,8 @@ static LogicalResult verifyPresence(Operation *op, Value value,
                                     StringRef operand, bool required,
                                     StringRef reason) {
   if (value && !required)
-    return op->emitOpError() << "'" << operand << "' given but " << reason
-                             << " is not set";
+    return op->emitOpError()
+           << "'" << operand << "' given but " << reason << " is not set";
   if (!value && required)
     return op->emitOpError() << "'" << operand << "' required by " << reason;
   return success();
@@ -164,8 +161,8 @@ LogicalResult LayerOp::verify() {
   // c1, c2, c3.
   if (failed(shapes.check("input", getInput().getType(), {"T", "H"})) ||
       failed(shapes.check("router", getRouter().getType(), {"E", "H"})) ||
-      failed(shapes.checkOptional("noise_router", getNoiseRouter(),
-                                  {"E", "H"})) ||
+      failed(
+          shapes.checkOptional("noise_router", getNoiseRouter(), {"E", "H"})) ||
       failed(shapes.checkOptional("score_bias", getScoreBias(), {"E"})) ||
       failed(shapes.checkOptional("noise", getNoise(), {"T", "E"})) ||
       failed(shapes.checkOptional("uniform", getUniform(), {"T"})) ||
@@ -178,11 +175,11 @@ LogicalResult LayerOp::verify() {
       failed(shapes.checkOptional("gate_bias", getGateBias(), {"E", "I"})) ||
       failed(shapes.checkOptional("up_bias", getUpBias(), {"E", "I"})) ||
       failed(shapes.checkOptional("down_bias", getDownBias(), {"E", "H"})) ||
-      failed(shapes.checkOptional("shared_gate", getSharedGate(),
-                                  {"S", "H"})) ||
+      failed(
+          shapes.checkOptional("shared_gate", getSharedGate(), {"S", "H"})) ||
       failed(shapes.checkOptional("shared_up", getSharedUp(), {"S", "H"})) ||
-      failed(shapes.checkOptional("shared_down", getSharedDown(),
-                                  {"H", "S"})) ||
+      failed(
+          shapes.checkOptional("shared_down", getSharedDown(), {"H", "S"})) ||
       failed(shapes.checkOptional("shared_expert_gate", getSharedExpertGate(),
                                   {"1", "H"})))
     return failure();
@@ -218,7 +215,8 @@ LogicalResult LayerOp::verify() {
                          << getInput().getType() << ", got "
                          << getResult().getType();
   // c10.
-  return verifyStatistics(*this, getRequestedStatistics(), getStats(), getNumExperts());
+  return verifyStatistics(*this, getRequestedStatistics(), getStats(),
+                          getNumExperts());
 }
 
 //===----------------------------------------------------------------------===//
@@ -261,7 +259,8 @@ LogicalResult GateOp::verify() {
   if (getNoise() && !routing.getNoisy())
     return emitOpError("'noise' given but routing noisy is not set");
   // c7.
-  return verifyStatistics(*this, getRequestedStatistics(), getStats(), numExperts);
+  return verifyStatistics(*this, getRequestedStatistics(), getStats(),
+                          numExperts);
 }
 
 //===----------------------------------------------------------------------===//
@@ -292,8 +291,7 @@ LogicalResult DispatchOp::verify() {
                             "[E, C, H] (capacity), got "
                          << rowsType;
   if (rowsType.getElementType() != getInput().getType().getElementType())
-    return emitOpError() << "'rows' element type "
-                         << rowsType.getElementType()
+    return emitOpError() << "'rows' element type " << rowsType.getElementType()
                          << " must match the input element type "
                          << getInput().getType().getElementType();
   // c6.
@@ -304,6 +302,9 @@ LogicalResult DispatchOp::verify() {
     if (failed(shapes.check("rows", rowsType, {"E", "C", "H"})) ||
         failed(shapes.check("expert_rows", getExpertRows().getType(), {"E"})))
       return failure();
+    if (getNumExperts() > kMaxExperts)
+      return emitOpError() << "'rows' has more than " << kMaxExperts
+                           << " experts (expert ids are i32)";
     // c5.
     if (rowsType.isDynamicDim(1) && !getCapacity())
       return emitOpError("'capacity' operand required: the slot dimension "
@@ -315,10 +316,12 @@ LogicalResult DispatchOp::verify() {
       return emitOpError("align applies to the grouped layout only");
   } else {
     if (failed(shapes.check("rows", rowsType, {"N", "H"})) ||
-        failed(shapes.check("expert_rows", getExpertRows().getType(),
-                            {"E+1"})))
+        failed(shapes.check("expert_rows", getExpertRows().getType(), {"E+1"})))
       return failure();
     // c4.
+    if (getExpertRows().getType().getDimSize(0) - 1 > kMaxExperts)
+      return emitOpError() << "'expert_rows' implies more than " << kMaxExperts
+                           << " experts (expert ids are i32)";
     if (getExpertRows().getType().getDimSize(0) < 2)
       return emitOpError() << "'expert_rows' must be [E+1] offsets with E >= "
                               "1, got "
@@ -344,12 +347,17 @@ LogicalResult ExpertMatmulOp::verify() {
   // c2.
   if (failed(shapes.check("weight", getWeight().getType(), {"E", "N", "K"})))
     return failure();
+  int64_t numExperts = shapes.get("E");
+  if (numExperts > kMaxExperts)
+    return emitOpError() << "'weight' has " << numExperts
+                         << " experts, more than " << kMaxExperts
+                         << " (expert ids are i32)";
   // c1, c3, c4, c6.
   RankedTensorType inputType = getInput().getType();
   if (inputType.getRank() == 2) {
     if (!getOffsets())
       return emitOpError("'offsets' required for grouped rows [R, K]");
-    shapes.fix("E+1", shapes.get("E") + 1, "'weight' (E + 1)");
+    shapes.fix("E+1", numExperts + 1, "'weight' (E + 1)");
     if (failed(shapes.check("input", inputType, {"R", "K"})) ||
         failed(shapes.check("offsets", getOffsets().getType(), {"E+1"})) ||
         failed(shapes.check("result", getResult().getType(), {"R", "N"})))
@@ -359,8 +367,7 @@ LogicalResult ExpertMatmulOp::verify() {
       return emitOpError("'offsets' apply to grouped rows only, not to "
                          "[E, C, K] capacity slots");
     if (failed(shapes.check("input", inputType, {"E", "C", "K"})) ||
-        failed(shapes.check("result", getResult().getType(),
-                            {"E", "C", "N"})))
+        failed(shapes.check("result", getResult().getType(), {"E", "C", "N"})))
       return failure();
   } else {
     return emitOpError() << "'input' must have shape [R, K] (grouped) or "

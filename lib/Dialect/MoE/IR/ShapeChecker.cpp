@@ -8,7 +8,8 @@
 using namespace mlir;
 using namespace mlir::moe::detail;
 
-std::string mlir::moe::detail::formatSpec(llvm::ArrayRef<llvm::StringRef> dims) {
+std::string
+mlir::moe::detail::formatSpec(llvm::ArrayRef<llvm::StringRef> dims) {
   std::string text;
   llvm::raw_string_ostream os(text);
   os << "[";
@@ -27,8 +28,9 @@ int64_t ShapeChecker::get(llvm::StringRef symbol) const {
   return it == known.end() ? ShapedType::kDynamic : it->second.size;
 }
 
-LogicalResult ShapeChecker::checkOptional(llvm::StringRef operand, Value value,
-                                          llvm::ArrayRef<llvm::StringRef> dims) {
+LogicalResult
+ShapeChecker::checkOptional(llvm::StringRef operand, Value value,
+                            llvm::ArrayRef<llvm::StringRef> dims) {
   return value ? check(operand, value.getType(), dims) : success();
 }
 
@@ -36,9 +38,9 @@ LogicalResult ShapeChecker::check(llvm::StringRef operand, Type type,
                                   llvm::ArrayRef<llvm::StringRef> dims) {
   auto tensor = llvm::dyn_cast<RankedTensorType>(type);
   if (!tensor || tensor.getRank() != static_cast<int64_t>(dims.size()))
-    return op->emitOpError() << "'" << operand << "' must have shape "
-                             << formatSpec(dims) << " (rank " << dims.size()
-                             << "), got " << type;
+    return op->emitOpError()
+           << "'" << operand << "' must have shape " << formatSpec(dims)
+           << " (rank " << dims.size() << "), got " << type;
   for (auto [index, symbol] : llvm::enumerate(dims)) {
     int64_t actual = tensor.getDimSize(index);
     int64_t literal;
@@ -58,9 +60,9 @@ LogicalResult ShapeChecker::check(llvm::StringRef operand, Type type,
       continue;
     }
     if (actual < 1 && positiveSymbols.contains(symbol))
-      return op->emitOpError() << "'" << operand << "' dimension " << index
-                               << " (" << symbol
-                               << ") must be at least 1, got " << actual;
+      return op->emitOpError()
+             << "'" << operand << "' dimension " << index << " (" << symbol
+             << ") must be at least 1, got " << actual;
     auto it = known.find(symbol);
     if (it == known.end() || ShapedType::isDynamic(it->second.size)) {
       fix(symbol, actual, operand);

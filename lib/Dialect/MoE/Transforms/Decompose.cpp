@@ -31,20 +31,18 @@ struct FeedForward {
 };
 
 /// `act(gate) * up` for gated experts, `act(up)` otherwise, element-wise.
-static Value buildHidden(OpBuilder &b, Location loc, Activation act,
-                         Value gate, Value up, Type elementType) {
+static Value buildHidden(OpBuilder &b, Location loc, Activation act, Value gate,
+                         Value up, Type elementType) {
   if (!gate)
-    return buildElementwise(
-        b, loc, up, elementType,
-        [&](OpBuilder &nb, Location nl, ValueRange args) {
-          return buildActivation(nb, nl, act, args[0]);
-        });
+    return buildElementwise(b, loc, up, elementType,
+                            [&](OpBuilder &nb, Location nl, ValueRange args) {
+                              return buildActivation(nb, nl, act, args[0]);
+                            });
   return buildElementwise(
       b, loc, ValueRange{gate, up}, elementType,
       [&](OpBuilder &nb, Location nl, ValueRange args) {
-        return arith::MulFOp::create(nb, nl,
-                                     buildActivation(nb, nl, act, args[0]),
-                                     args[1])
+        return arith::MulFOp::create(
+                   nb, nl, buildActivation(nb, nl, act, args[0]), args[1])
             .getResult();
       });
 }
@@ -99,10 +97,9 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     SmallVector<Type> gateTypes = {choiceType(f32),
                                    choiceType(rewriter.getI32Type())};
     llvm::append_range(gateTypes, layer.getStats().getTypes());
-    auto gate = GateOp::create(rewriter, loc, gateTypes, logits,
-                               layer.getScoreBias(), gateNoise,
-                               layer.getUniform(), routing,
-                               layer.getStatisticsAttr());
+    auto gate = GateOp::create(
+        rewriter, loc, gateTypes, logits, layer.getScoreBias(), gateNoise,
+        layer.getUniform(), routing, layer.getStatisticsAttr());
 
     // Dispatch to expert-grouped rows.
     int64_t dynamic = ShapedType::kDynamic;
@@ -118,7 +115,8 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     Value offsets = dispatch.getExpertRows();
 
     // Routed experts.
-    auto expertType = llvm::cast<RankedTensorType>(layer.getExpertUp().getType());
+    auto expertType =
+        llvm::cast<RankedTensorType>(layer.getExpertUp().getType());
     int64_t intermediate = expertType.getDimSize(1);
     auto projectRows = [&](Value input, Value weight, Value bias,
                            int64_t features) {

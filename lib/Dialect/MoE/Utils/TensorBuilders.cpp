@@ -16,8 +16,11 @@ Value mlir::moe::castFloat(OpBuilder &b, Location loc, Value value, Type type) {
   Type from = value.getType();
   if (from == type)
     return value;
-  if (llvm::cast<FloatType>(from).getWidth() <
-      llvm::cast<FloatType>(type).getWidth())
+  unsigned fromWidth = llvm::cast<FloatType>(from).getWidth();
+  unsigned toWidth = llvm::cast<FloatType>(type).getWidth();
+  if (fromWidth == toWidth) // bf16 <-> f16: through f32
+    value = arith::ExtFOp::create(b, loc, b.getF32Type(), value);
+  if (fromWidth < toWidth)
     return arith::ExtFOp::create(b, loc, type, value);
   return arith::TruncFOp::create(b, loc, type, value);
 }
@@ -39,7 +42,8 @@ Value mlir::moe::buildSoftplus(OpBuilder &b, Location loc, Value v) {
   Value zero = f32Constant(b, loc, 0.0);
   Value positive = arith::MaximumFOp::create(b, loc, v, zero);
   Value magnitude = math::AbsFOp::create(b, loc, v);
-  Value exp = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, magnitude));
+  Value exp =
+      math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, magnitude));
   return arith::AddFOp::create(b, loc, positive,
                                math::Log1pOp::create(b, loc, exp));
 }
@@ -53,16 +57,18 @@ Value mlir::moe::buildActivation(OpBuilder &b, Location loc, Activation act,
     return arith::MaximumFOp::create(b, loc, v, f32Constant(b, loc, 0.0));
   case Activation::Gelu: {
     // 0.5 * v * (1 + erf(v / sqrt(2)))
-    Value scaled = arith::MulFOp::create(b, loc, v, f32Constant(b, loc, M_SQRT1_2));
+    Value scaled =
+        arith::MulFOp::create(b, loc, v, f32Constant(b, loc, M_SQRT1_2));
     Value erf = math::ErfOp::create(b, loc, scaled);
-    Value onePlus = arith::AddFOp::create(b, loc, f32Constant(b, loc, 1.0), erf);
+    Value onePlus =
+        arith::AddFOp::create(b, loc, f32Constant(b, loc, 1.0), erf);
     Value half = arith::MulFOp::create(b, loc, v, f32Constant(b, loc, 0.5));
     return arith::MulFOp::create(b, loc, half, onePlus);
   }
   case Activation::GeluTanh: {
     // 0.5 * v * (1 + tanh(sqrt(2/pi) * (v + 0.044715 * v^3)))
-    Value cube = arith::MulFOp::create(
-        b, loc, v, arith::MulFOp::create(b, loc, v, v));
+    Value cube =
+        arith::MulFOp::create(b, loc, v, arith::MulFOp::create(b, loc, v, v));
     Value inner = arith::AddFOp::create(
         b, loc, v,
         arith::MulFOp::create(b, loc, cube, f32Constant(b, loc, 0.044715)));
@@ -104,7 +110,8 @@ Value mlir::moe::buildLinear(OpBuilder &b, Location loc, Value x, Value w,
 }
 
 Value mlir::moe::buildElementwise(OpBuilder &b, Location loc, ValueRange inputs,
-                                  Type resultElementType, ElementwiseBody body) {
+                                  Type resultElementType,
+                                  ElementwiseBody body) {
   MLIRContext *ctx = b.getContext();
   auto leadType = llvm::cast<RankedTensorType>(inputs.front().getType());
   Value init = buildEmptyLike(b, loc, inputs.front(), resultElementType);

@@ -30,6 +30,9 @@
 
 namespace mlir::moe {
 
+/// Expert ids are i32, so no op may have more experts than this.
+constexpr int64_t kMaxExperts = 2147483647;
+
 /// The tensor type a requested routing statistic has, for `numExperts`
 /// experts.
 RankedTensorType getStatisticType(MLIRContext *context, Statistic statistic,
