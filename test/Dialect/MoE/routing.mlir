@@ -79,3 +79,12 @@ func.func private @noisy_topk() attributes {r = #moe.routing<softmax, noisy, top
 // CHECK-LABEL: func private @statistics_attr
 // CHECK-SAME: s = #moe.statistics<[tokens_per_expert, z_loss]>
 func.func private @statistics_attr() attributes {s = #moe.statistics<[tokens_per_expert, z_loss]>}
+
+// A standalone statistics attribute round-trips in the generic op form too.
+// CHECK-LABEL: func @gate_statistics_generic
+// CHECK: statistics [z_loss]
+func.func @gate_statistics_generic(%l: tensor<?x8xf32>) -> tensor<f32> {
+  %w, %ids, %z = moe.gate %l routing <softmax, top_k = 2> statistics [z_loss]
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>, tensor<f32>
+  return %z : tensor<f32>
+}

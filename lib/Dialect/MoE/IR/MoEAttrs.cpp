@@ -35,7 +35,7 @@ struct RoutingFields {
   double scale = 1.0;
   bool selectionBias = false;
   int64_t numGroups = 1;
-  int64_t topkGroups = 0; // 0: same as numGroups
+  std::optional<int64_t> topkGroups; // absent: every group is kept
   GroupScore groupScore = GroupScore::SumTop2;
   CapacityKind capacityKind = CapacityKind::None;
   int64_t fixedCapacity = 0;
@@ -124,9 +124,11 @@ static ParseResult parseRoutingItem(AsmParser &parser, StringRef key,
   if (key == "groups")
     return failure(parser.parseEqual() ||
                    parser.parseInteger(fields.numGroups));
-  if (key == "topk_groups")
+  if (key == "topk_groups") {
+    fields.topkGroups.emplace();
     return failure(parser.parseEqual() ||
-                   parser.parseInteger(fields.topkGroups));
+                   parser.parseInteger(*fields.topkGroups));
+  }
   if (key == "group_score")
     return failure(parser.parseEqual() ||
                    parseEnumKeyword(parser, "group score", fields.groupScore,
@@ -174,13 +176,16 @@ Attribute RoutingAttr::parse(AsmParser &parser, Type) {
   }
   if (parser.parseGreater())
     return {};
-  if (fields.topkGroups == 0)
-    fields.topkGroups = fields.numGroups;
+  if (fields.mode == RoutingMode::ExpertChoice && seen.contains("top_k")) {
+    parser.emitError(loc, "routing: expert_choice routing takes no top_k "
+                          "(experts choose tokens)");
+    return {};
+  }
   return RoutingAttr::getChecked(
       [&] { return parser.emitError(loc); }, parser.getContext(),
       fields.scoring, fields.mode, fields.topK, fields.renormalize,
       APFloat(fields.scale), fields.selectionBias, fields.numGroups,
-      fields.topkGroups, fields.groupScore, fields.capacityKind,
+      fields.topkGroups.value_or(fields.numGroups), fields.groupScore, fields.capacityKind,
       fields.fixedCapacity, APFloat(fields.capacityFactor), fields.rounding,
       fields.minCapacity, fields.groupSize, fields.priority,
       fields.secondPolicy, fields.noisy);
@@ -290,6 +295,9 @@ RoutingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   if (numGroups < 1)
     return emitError() << "routing: groups must be at least 1, got "
                        << numGroups;
+  if (numGroups == 1 && groupScore != GroupScore::SumTop2)
+    return emitError() << "routing: group_score applies to group-limited "
+                          "routing (groups > 1)";
   if (topkGroups < 1 || topkGroups > numGroups)
     return emitError() << "routing: topk_groups must be in [1, groups = "
                        << numGroups << "], got " << topkGroups;
@@ -367,5 +375,13 @@ RoutingAttr::verifyForExperts(function_ref<InFlightDiagnostic()> emitError,
     return emitError() << "routing keeps " << getTopkGroups() << " groups of "
                        << perGroup
                        << " experts, fewer than top_k = " << getTopK();
+  return success();
+}
+
+LogicalResult
+StatisticsAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                       ArrayRef<Statistic> values) {
+  if (values.empty())
+    return emitError() << "statistics list must not be empty";
   return success();
 }

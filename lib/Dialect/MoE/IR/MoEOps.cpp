@@ -54,8 +54,12 @@ static ParseResult parseStatisticList(OpAsmParser &parser,
     list.push_back(*stat);
     return success();
   };
+  SMLoc listLoc = parser.getCurrentLocation();
   if (parser.parseCommaSeparatedList(OpAsmParser::Delimiter::Square, parseOne))
     return failure();
+  if (list.empty())
+    return parser.emitError(listLoc, "statistics list must not be empty; "
+                                     "omit the clause instead");
   stats = StatisticsAttr::get(parser.getContext(), list);
   return success();
 }
@@ -295,8 +299,9 @@ LogicalResult DispatchOp::verify() {
                          << " must match the input element type "
                          << getInput().getType().getElementType();
   // c6.
-  if (getAlign() < 1)
-    return emitOpError() << "align must be at least 1, got " << getAlign();
+  int64_t align = getAlignAttr().getInt();
+  if (align < 1)
+    return emitOpError() << "align must be at least 1, got " << align;
   if (isCapacityLayout()) {
     // c3, c4.
     if (failed(shapes.check("rows", rowsType, {"E", "C", "H"})) ||
@@ -312,7 +317,7 @@ LogicalResult DispatchOp::verify() {
     if (!rowsType.isDynamicDim(1) && getCapacity())
       return emitOpError("'capacity' operand given but the slot dimension of "
                          "'rows' is static");
-    if (getAlign() != 1)
+    if (align != 1)
       return emitOpError("align applies to the grouped layout only");
   } else {
     if (failed(shapes.check("rows", rowsType, {"N", "H"})) ||

@@ -111,6 +111,7 @@ def Moe_StatisticsAttr : Moe_Attr<"Statistics", "statistics"> {
   }];
   let parameters = (ins ArrayRefParameter<"Statistic">:$values);
   let assemblyFormat = "`<` `[` $values `]` `>`";
+  let genVerifyDecl = 1;
 }
 
 #endif // MOE_DIALECT_MOE_IR_MOEATTRS_TD

@@ -14,7 +14,8 @@ include "moe/Dialect/MoE/IR/MoEDialect.td"
 include "moe/Dialect/MoE/IR/MoEEnums.td"
 include "moe/Dialect/MoE/IR/MoEAttrs.td"
 
-def Moe_FloatTensor : RankedTensorOf<[AnyFloat]>;
+// Activations and weights: the float types of real checkpoints.
+def Moe_FloatTensor : RankedTensorOf<[F32, BF16, F16]>;
 def Moe_F32Tensor : RankedTensorOf<[F32]>;
 def Moe_I32Tensor : RankedTensorOf<[I32]>;
 def Moe_I64Tensor : RankedTensorOf<[I64]>;
@@ -36,7 +37,7 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
 
     | operand | shape | meaning |
     |---|---|---|
-    | `input` | `[T,H]` | tokens (f32, bf16 or f16) |
+    | `input` | `[T,H]` | tokens (f32, bf16 or f16; weights likewise) |
     | `router` | `[E,H]` | router weight; logits are computed in f32 |
     | `noise_router` | `[E,H]` | noisy gating: noise scale `softplus(x Wn^T)` (routing `noisy`) |
     | `score_bias` | `[E]` f32 | selection-only bias (routing `selection_bias`) |

@@ -1,0 +1,1665 @@
+// RUN: moe-opt %s -split-input-file -verify-diagnostics
+
+// Verifier diagnostics of the moe ops: one case per rule, each named by the
+// op and the constraint id (c1, c2, ...) of its ODS description.
+
+//===----------------------------------------------------------------------===//
+// moe.layer
+//===----------------------------------------------------------------------===//
+
+// moe.layer c1: input must be rank 2 [T, H]
+func.func @layer_input_rank(%x: tensor<16xf32>, %wg: tensor<8x16xf32>,
+                            %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<16xf32> {
+  // expected-error @+1 {{'moe.layer' op 'input' must have shape [T, H] (rank 2), got 'tensor<16xf32>'}}
+  %y = moe.layer %x : tensor<16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<16xf32>
+  return %y : tensor<16xf32>
+}
+
+// -----
+
+// moe.layer c1: hidden size H of the input must be at least 1
+func.func @layer_input_h_zero(%x: tensor<?x0xf32>, %wg: tensor<8x0xf32>,
+                              %w3: tensor<8x32x0xf32>, %w2: tensor<8x0x32xf32>) -> tensor<?x0xf32> {
+  // expected-error @+1 {{'input' dimension 1 (H) must be at least 1, got 0}}
+  %y = moe.layer %x : tensor<?x0xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x0xf32>)
+      experts(up %w3 : tensor<8x32x0xf32>, down %w2 : tensor<8x0x32xf32>) activation silu
+      -> tensor<?x0xf32>
+  return %y : tensor<?x0xf32>
+}
+
+// -----
+
+// moe.layer c1: input must be a ranked tensor of floats (ODS type constraint)
+func.func @layer_input_int(%x: tensor<?x16xi32>, %wg: tensor<8x16xf32>,
+                           %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xi32> {
+  // expected-error @+1 {{operand #0 must be ranked tensor of 32-bit float or bfloat16 type or 16-bit float values, but got 'tensor<?x16xi32>'}}
+  %y = moe.layer %x : tensor<?x16xi32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<?x16xi32>
+  return %y : tensor<?x16xi32>
+}
+
+// -----
+
+// moe.layer c2: router must be rank 2 [E, H]
+func.func @layer_router_rank(%x: tensor<?x16xf32>, %wg: tensor<2x8x16xf32>,
+                             %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'router' must have shape [E, H] (rank 2), got 'tensor<2x8x16xf32>'}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<2x8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c2: router H must match the input H
+func.func @layer_router_h(%x: tensor<?x16xf32>, %wg: tensor<8x12xf32>,
+                          %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'router' dimension 1 (H) is 12, expected 16 from input}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x12xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c2: the number of experts E (router dimension 0) must be static
+func.func @layer_router_dynamic_e(%x: tensor<?x16xf32>, %wg: tensor<?x16xf32>,
+                                  %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'router' dimension 0 (E) must be static, got 'tensor<?x16xf32>'}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<?x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c2: E >= 1 (router tensor<0x16xf32>)
+func.func @layer_router_zero_e(%x: tensor<?x16xf32>, %wg: tensor<0x16xf32>,
+                               %w3: tensor<0x32x16xf32>, %w2: tensor<0x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'router' dimension 0 (E) must be at least 1, got 0}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 1>
+      router(%wg : tensor<0x16xf32>)
+      experts(up %w3 : tensor<0x32x16xf32>, down %w2 : tensor<0x16x32xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c2: E <= 2^31 - 1 (expert ids are i32)
+func.func @layer_router_too_many_e(%x: tensor<?x16xf32>, %wg: tensor<2147483648x16xf32>,
+                                   %w3: tensor<2147483648x32x16xf32>,
+                                   %w2: tensor<2147483648x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{number of experts must be at most 2147483647 (expert ids are i32), got 2147483648}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<2147483648x16xf32>)
+      experts(up %w3 : tensor<2147483648x32x16xf32>, down %w2 : tensor<2147483648x16x32xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c3: noise_router must be [E, H]
+func.func @layer_noise_router_shape(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>, %wn: tensor<4x16xf32>,
+                                    %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'noise_router' dimension 0 (E) is 4, expected 8 from router}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2, noisy>
+      router(%wg : tensor<8x16xf32>)
+      noise_router(%wn : tensor<4x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c3: score_bias must be [E]
+func.func @layer_score_bias_shape(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>, %b: tensor<4xf32>,
+                                  %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'score_bias' dimension 0 (E) is 4, expected 8 from router}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <sigmoid, top_k = 2, selection_bias>
+      router(%wg : tensor<8x16xf32>)
+      score_bias(%b : tensor<4xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c3: score_bias must be f32 (ODS type constraint)
+func.func @layer_score_bias_bf16(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>, %b: tensor<8xbf16>,
+                                 %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{operand #2 must be ranked tensor of 32-bit float values, but got 'tensor<8xbf16>'}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <sigmoid, top_k = 2, selection_bias>
+      router(%wg : tensor<8x16xf32>)
+      score_bias(%b : tensor<8xbf16>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c3: noise must be [T, E] with the input's T
+func.func @layer_noise_t(%x: tensor<4x16xf32>, %wg: tensor<8x16xf32>, %wn: tensor<8x16xf32>,
+                         %n: tensor<5x8xf32>,
+                         %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<4x16xf32> {
+  // expected-error @+1 {{'noise' dimension 0 (T) is 5, expected 4 from input}}
+  %y = moe.layer %x : tensor<4x16xf32>
+      routing <softmax, top_k = 2, noisy>
+      router(%wg : tensor<8x16xf32>)
+      noise_router(%wn : tensor<8x16xf32>)
+      noise(%n : tensor<5x8xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<4x16xf32>
+  return %y : tensor<4x16xf32>
+}
+
+// -----
+
+// moe.layer c3: noise must be [T, E] with the router's E
+func.func @layer_noise_e(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>, %wn: tensor<8x16xf32>,
+                         %n: tensor<?x6xf32>,
+                         %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'noise' dimension 1 (E) is 6, expected 8 from router}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2, noisy>
+      router(%wg : tensor<8x16xf32>)
+      noise_router(%wn : tensor<8x16xf32>)
+      noise(%n : tensor<?x6xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c3: uniform must be [T]
+func.func @layer_uniform_rank(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>, %u: tensor<?x2xf32>,
+                              %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'uniform' must have shape [T] (rank 1), got 'tensor<?x2xf32>'}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2, second = random>
+      router(%wg : tensor<8x16xf32>)
+      uniform(%u : tensor<?x2xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c3: expert gate projection must be [E, I, H]
+func.func @layer_expert_gate_h(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>, %w1: tensor<8x32x8xf32>,
+                               %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'expert_gate' dimension 2 (H) is 8, expected 16 from input}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(gate %w1 : tensor<8x32x8xf32>, up %w3 : tensor<8x32x16xf32>,
+              down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c3: expert up projection must have the gate projection's I
+func.func @layer_expert_up_i(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>, %w1: tensor<8x32x16xf32>,
+                             %w3: tensor<8x64x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'expert_up' dimension 1 (I) is 64, expected 32 from expert_gate}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(gate %w1 : tensor<8x32x16xf32>, up %w3 : tensor<8x64x16xf32>,
+              down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c3: expert up projection must have the router's E
+func.func @layer_expert_up_e(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                             %w3: tensor<4x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'expert_up' dimension 0 (E) is 4, expected 8 from router}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<4x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c3: intermediate size I must be at least 1
+func.func @layer_expert_up_i_zero(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                                  %w3: tensor<8x0x16xf32>, %w2: tensor<8x16x0xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'expert_up' dimension 1 (I) must be at least 1, got 0}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x0x16xf32>, down %w2 : tensor<8x16x0xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c3: expert down projection is [E, H, I] (checkpoint layout [out, in])
+func.func @layer_expert_down_layout(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                                    %w3: tensor<8x32x16xf32>, %w2: tensor<8x32x16xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'expert_down' dimension 1 (H) is 32, expected 16 from input}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x32x16xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c3: expert down projection must be rank 3
+func.func @layer_expert_down_rank(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                                  %w3: tensor<8x32x16xf32>, %w2: tensor<16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'expert_down' must have shape [E, H, I] (rank 3), got 'tensor<16x32xf32>'}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<16x32xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c3: gate_bias must be [E, I]
+func.func @layer_gate_bias_shape(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>, %w1: tensor<8x32x16xf32>,
+                                 %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>,
+                                 %b1: tensor<8x16xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'gate_bias' dimension 1 (I) is 16, expected 32 from expert_gate}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(gate %w1 : tensor<8x32x16xf32>, up %w3 : tensor<8x32x16xf32>,
+              down %w2 : tensor<8x16x32xf32>) activation silu
+      gate_bias(%b1 : tensor<8x16xf32>)
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c3: up_bias must be [E, I]
+func.func @layer_up_bias_shape(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                               %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>,
+                               %b3: tensor<32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'up_bias' must have shape [E, I] (rank 2), got 'tensor<32xf32>'}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      up_bias(%b3 : tensor<32xf32>)
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c3: down_bias must be [E, H]
+func.func @layer_down_bias_shape(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                                 %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>,
+                                 %b2: tensor<8x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'down_bias' dimension 1 (H) is 32, expected 16 from input}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      down_bias(%b2 : tensor<8x32xf32>)
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c3: gate_bias needs a gated expert (a 'gate' projection)
+func.func @layer_gate_bias_without_gate(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                                        %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>,
+                                        %b1: tensor<8x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'gate_bias' given but the experts have no 'gate' projection}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      gate_bias(%b1 : tensor<8x32xf32>)
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c3: shared_gate must be [S, H]
+func.func @layer_shared_gate_h(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                               %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>,
+                               %sg: tensor<64x8xf32>, %su: tensor<64x16xf32>,
+                               %sd: tensor<16x64xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'shared_gate' dimension 1 (H) is 8, expected 16 from input}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      shared_gate(%sg : tensor<64x8xf32>) shared_up(%su : tensor<64x16xf32>)
+      shared_down(%sd : tensor<16x64xf32>)
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c3: shared_up must have the shared_gate's S
+func.func @layer_shared_up_s(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                             %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>,
+                             %sg: tensor<64x16xf32>, %su: tensor<48x16xf32>,
+                             %sd: tensor<16x64xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'shared_up' dimension 0 (S) is 48, expected 64 from shared_gate}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      shared_gate(%sg : tensor<64x16xf32>) shared_up(%su : tensor<48x16xf32>)
+      shared_down(%sd : tensor<16x64xf32>)
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c3: shared expert size S must be at least 1
+func.func @layer_shared_up_s_zero(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                                  %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>,
+                                  %su: tensor<0x16xf32>, %sd: tensor<16x0xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'shared_up' dimension 0 (S) must be at least 1, got 0}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      shared_up(%su : tensor<0x16xf32>) shared_down(%sd : tensor<16x0xf32>)
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c3: shared_down must be [H, S]
+func.func @layer_shared_down_layout(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                                    %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>,
+                                    %su: tensor<64x16xf32>, %sd: tensor<64x16xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'shared_down' dimension 0 (H) is 64, expected 16 from input}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      shared_up(%su : tensor<64x16xf32>) shared_down(%sd : tensor<64x16xf32>)
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c3: shared_expert_gate must be [1, H]
+func.func @layer_shared_expert_gate_rows(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                                         %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>,
+                                         %su: tensor<64x16xf32>, %sd: tensor<16x64xf32>,
+                                         %seg: tensor<2x16xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'shared_expert_gate' dimension 0 must be 1, got 2 in 'tensor<2x16xf32>'}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      shared_up(%su : tensor<64x16xf32>) shared_down(%sd : tensor<16x64xf32>)
+      shared_expert_gate(%seg : tensor<2x16xf32>)
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c3: the fixed size 1 of shared_expert_gate must be static
+func.func @layer_shared_expert_gate_dynamic(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                                            %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>,
+                                            %su: tensor<64x16xf32>, %sd: tensor<16x64xf32>,
+                                            %seg: tensor<?x16xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'shared_expert_gate' dimension 0 (1) must be static, got 'tensor<?x16xf32>'}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      shared_up(%su : tensor<64x16xf32>) shared_down(%sd : tensor<16x64xf32>)
+      shared_expert_gate(%seg : tensor<?x16xf32>)
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c4: routing top_k must not exceed E
+func.func @layer_topk_exceeds_e(%x: tensor<?x16xf32>, %wg: tensor<4x16xf32>,
+                                %w3: tensor<4x32x16xf32>, %w2: tensor<4x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{routing top_k (6) exceeds the number of experts (4)}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 6>
+      router(%wg : tensor<4x16xf32>)
+      experts(up %w3 : tensor<4x32x16xf32>, down %w2 : tensor<4x16x32xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c4: routing groups must divide E
+func.func @layer_groups_divide_e(%x: tensor<?x16xf32>, %wg: tensor<6x16xf32>,
+                                 %w3: tensor<6x32x16xf32>, %w2: tensor<6x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{routing groups (4) must divide the number of experts (6)}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2, groups = 4, topk_groups = 2, group_score = max>
+      router(%wg : tensor<6x16xf32>)
+      experts(up %w3 : tensor<6x32x16xf32>, down %w2 : tensor<6x16x32xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c5: score_bias given but routing has no selection_bias
+func.func @layer_score_bias_unused(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>, %b: tensor<8xf32>,
+                                   %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'score_bias' given but routing selection_bias is not set}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <sigmoid, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      score_bias(%b : tensor<8xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c5: routing selection_bias requires score_bias
+func.func @layer_score_bias_missing(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                                    %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'score_bias' required by routing selection_bias}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <sigmoid, top_k = 2, selection_bias>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c6: noise_router given but routing is not noisy
+func.func @layer_noise_router_unused(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>, %wn: tensor<8x16xf32>,
+                                     %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'noise_router' given but routing noisy is not set}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      noise_router(%wn : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c6: routing noisy requires noise_router
+func.func @layer_noise_router_missing(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                                      %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'noise_router' required by routing noisy}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2, noisy>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c6: noise only with routing noisy
+func.func @layer_noise_unused(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>, %n: tensor<?x8xf32>,
+                              %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'noise' given but routing noisy is not set}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      noise(%n : tensor<?x8xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c7: uniform given but routing second is not random
+func.func @layer_uniform_unused(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>, %u: tensor<?xf32>,
+                                %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'uniform' given but routing second = random is not set}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      uniform(%u : tensor<?xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c7: routing second = random requires uniform
+func.func @layer_uniform_missing(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                                 %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'uniform' required by routing second = random}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2, capacity = factor(2.0, ceil), second = random>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c8: shared expert needs shared_down with shared_up
+func.func @layer_shared_up_only(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                                %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>,
+                                %su: tensor<64x16xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{shared expert needs both 'shared_up' and 'shared_down'}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      shared_up(%su : tensor<64x16xf32>)
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c8: shared expert needs shared_up with shared_down
+func.func @layer_shared_down_only(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                                  %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>,
+                                  %sd: tensor<16x64xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{shared expert needs both 'shared_up' and 'shared_down'}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      shared_down(%sd : tensor<16x64xf32>)
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c8: shared_gate without a shared expert
+func.func @layer_shared_gate_only(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                                  %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>,
+                                  %sg: tensor<64x16xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'shared_gate' and 'shared_expert_gate' need a shared expert ('shared_up', 'shared_down')}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      shared_gate(%sg : tensor<64x16xf32>)
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c8: shared_expert_gate without a shared expert
+func.func @layer_shared_expert_gate_only(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                                         %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>,
+                                         %seg: tensor<1x16xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'shared_gate' and 'shared_expert_gate' need a shared expert ('shared_up', 'shared_down')}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      shared_expert_gate(%seg : tensor<1x16xf32>)
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c9: result must have the input type (element type)
+func.func @layer_result_element_type(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                                     %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xbf16> {
+  // expected-error @+1 {{result must have the input type 'tensor<?x16xf32>', got 'tensor<?x16xbf16>'}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<?x16xbf16>
+  return %y : tensor<?x16xbf16>
+}
+
+// -----
+
+// moe.layer c9: result must have the input type (shape)
+func.func @layer_result_shape(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                              %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<4x16xf32> {
+  // expected-error @+1 {{result must have the input type 'tensor<?x16xf32>', got 'tensor<4x16xf32>'}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<4x16xf32>
+  return %y : tensor<4x16xf32>
+}
+
+// -----
+
+// moe.layer c10: one result per requested statistic (too few)
+func.func @layer_stats_count(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                             %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{requests 2 statistics but has 1 statistics results}}
+  %y, %s = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      statistics [tokens_per_expert, z_loss]
+      -> tensor<?x16xf32>, tensor<8xi64>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c10: statistics results without requested statistics
+func.func @layer_stats_unrequested(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                                   %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{requests 0 statistics but has 1 statistics results}}
+  %y, %s = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<?x16xf32>, tensor<f32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c10: tokens_per_expert must be tensor<Exi64>
+func.func @layer_stats_type(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                            %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{statistic 'tokens_per_expert' must be 'tensor<8xi64>', got 'tensor<4xi64>'}}
+  %y, %s = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      statistics [tokens_per_expert]
+      -> tensor<?x16xf32>, tensor<4xi64>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c10: no statistic requested twice
+func.func @layer_stats_twice(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                             %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{statistic 'z_loss' requested twice}}
+  %y, %s0, %s1 = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      statistics [z_loss, z_loss]
+      -> tensor<?x16xf32>, tensor<f32>, tensor<f32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// moe.gate
+//===----------------------------------------------------------------------===//
+
+// moe.gate c1: logits must be rank 2 [T, E]
+func.func @gate_logits_rank(%l: tensor<8xf32>) {
+  // expected-error @+1 {{'logits' must have shape [T, E] (rank 2), got 'tensor<8xf32>'}}
+  %w, %ids = moe.gate %l routing <softmax, top_k = 2>
+      : tensor<8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.gate c1: logits must be f32 (ODS type constraint)
+func.func @gate_logits_bf16(%l: tensor<?x8xbf16>) {
+  // expected-error @+1 {{operand #0 must be ranked tensor of 32-bit float values, but got 'tensor<?x8xbf16>'}}
+  %w, %ids = moe.gate %l routing <softmax, top_k = 2>
+      : tensor<?x8xbf16> -> tensor<?x2xf32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.gate c1: the number of experts E must be static
+func.func @gate_logits_dynamic_e(%l: tensor<?x?xf32>) {
+  // expected-error @+1 {{'logits' dimension 1 (E) must be static, got 'tensor<?x?xf32>'}}
+  %w, %ids = moe.gate %l routing <softmax, top_k = 2>
+      : tensor<?x?xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.gate c1: E >= 1 (logits tensor<?x0xf32>)
+func.func @gate_logits_zero_e(%l: tensor<?x0xf32>) {
+  // expected-error @+1 {{number of experts must be at least 1, got 0}}
+  %w, %ids = moe.gate %l routing <softmax, top_k = 1>
+      : tensor<?x0xf32> -> tensor<?x1xf32>, tensor<?x1xi32>
+  return
+}
+
+// -----
+
+// moe.gate c1: E <= 2^31 - 1 (expert ids are i32)
+func.func @gate_logits_too_many_e(%l: tensor<?x2147483648xf32>) {
+  // expected-error @+1 {{number of experts must be at most 2147483647 (expert ids are i32), got 2147483648}}
+  %w, %ids = moe.gate %l routing <softmax, top_k = 1>
+      : tensor<?x2147483648xf32> -> tensor<?x1xf32>, tensor<?x1xi32>
+  return
+}
+
+// -----
+
+// moe.gate c2: routing top_k must not exceed E (K > E)
+func.func @gate_topk_exceeds_e(%l: tensor<?x8xf32>) {
+  // expected-error @+1 {{routing top_k (9) exceeds the number of experts (8)}}
+  %w, %ids = moe.gate %l routing <softmax, top_k = 9>
+      : tensor<?x8xf32> -> tensor<?x9xf32>, tensor<?x9xi32>
+  return
+}
+
+// -----
+
+// moe.gate c2: routing groups must divide E
+func.func @gate_groups_divide_e(%l: tensor<?x10xf32>) {
+  // expected-error @+1 {{routing groups (4) must divide the number of experts (10)}}
+  %w, %ids = moe.gate %l routing <sigmoid, top_k = 2, groups = 4, topk_groups = 2>
+      : tensor<?x10xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.gate c2: routing groups must not exceed E
+func.func @gate_groups_exceed_e(%l: tensor<?x4xf32>) {
+  // expected-error @+1 {{routing groups (8) must divide the number of experts (4)}}
+  %w, %ids = moe.gate %l routing <sigmoid, top_k = 1, groups = 8, topk_groups = 1, group_score = max>
+      : tensor<?x4xf32> -> tensor<?x1xf32>, tensor<?x1xi32>
+  return
+}
+
+// -----
+
+// moe.gate c2: group_score = sum_top2 needs at least 2 experts per group
+func.func @gate_sum_top2_per_group(%l: tensor<?x8xf32>) {
+  // expected-error @+1 {{routing group_score = sum_top2 needs at least 2 experts per group, got 1}}
+  %w, %ids = moe.gate %l routing <sigmoid, top_k = 2, groups = 8, topk_groups = 4, group_score = sum_top2>
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.gate c2: topk_groups * experts per group must be at least top_k
+func.func @gate_topk_groups_too_few(%l: tensor<?x16xf32>) {
+  // expected-error @+1 {{routing keeps 1 groups of 4 experts, fewer than top_k = 6}}
+  %w, %ids = moe.gate %l routing <sigmoid, top_k = 6, groups = 4, topk_groups = 1>
+      : tensor<?x16xf32> -> tensor<?x6xf32>, tensor<?x6xi32>
+  return
+}
+
+// -----
+
+// moe.gate c3: weights must be rank 2 [T, C]
+func.func @gate_weights_rank(%l: tensor<?x8xf32>) {
+  // expected-error @+1 {{'weights' must have shape [T, C] (rank 2), got 'tensor<?xf32>'}}
+  %w, %ids = moe.gate %l routing <softmax, top_k = 2>
+      : tensor<?x8xf32> -> tensor<?xf32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.gate c3: weights C must be top_k for token choice
+func.func @gate_weights_c(%l: tensor<?x8xf32>) {
+  // expected-error @+1 {{'weights' dimension 1 (C) is 3, expected 2 from routing top_k}}
+  %w, %ids = moe.gate %l routing <softmax, top_k = 2>
+      : tensor<?x8xf32> -> tensor<?x3xf32>, tensor<?x3xi32>
+  return
+}
+
+// -----
+
+// moe.gate c3: weights C must be E for expert choice
+func.func @gate_weights_c_expert_choice(%l: tensor<?x8xf32>) {
+  // expected-error @+1 {{'weights' dimension 1 (C) is 2, expected 8 from the number of experts (expert choice)}}
+  %w, %ids = moe.gate %l routing <softmax, expert_choice, capacity = factor(2.0, round)>
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.gate c3: weights C must be static
+func.func @gate_weights_dynamic_c(%l: tensor<?x8xf32>) {
+  // expected-error @+1 {{'weights' dimension 1 (C) must be static, got 'tensor<?x?xf32>'}}
+  %w, %ids = moe.gate %l routing <softmax, top_k = 2>
+      : tensor<?x8xf32> -> tensor<?x?xf32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.gate c3: weights must have the logits' T
+func.func @gate_weights_t(%l: tensor<4x8xf32>) {
+  // expected-error @+1 {{'weights' dimension 0 (T) is 5, expected 4 from logits}}
+  %w, %ids = moe.gate %l routing <softmax, top_k = 2>
+      : tensor<4x8xf32> -> tensor<5x2xf32>, tensor<4x2xi32>
+  return
+}
+
+// -----
+
+// moe.gate c3: ids must be [T, C]
+func.func @gate_ids_c(%l: tensor<?x8xf32>) {
+  // expected-error @+1 {{'ids' dimension 1 (C) is 1, expected 2 from routing top_k}}
+  %w, %ids = moe.gate %l routing <softmax, top_k = 2>
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x1xi32>
+  return
+}
+
+// -----
+
+// moe.gate c3: ids must be i32 (ODS type constraint)
+func.func @gate_ids_i64(%l: tensor<?x8xf32>) {
+  // expected-error @+1 {{result #1 must be ranked tensor of 32-bit signless integer values, but got 'tensor<?x2xi64>'}}
+  %w, %ids = moe.gate %l routing <softmax, top_k = 2>
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi64>
+  return
+}
+
+// -----
+
+// moe.gate c4: bias must be [E]
+func.func @gate_bias_shape(%l: tensor<?x8xf32>, %b: tensor<16xf32>) {
+  // expected-error @+1 {{'bias' dimension 0 (E) is 16, expected 8 from logits}}
+  %w, %ids = moe.gate %l bias(%b : tensor<16xf32>) routing <sigmoid, top_k = 2, selection_bias>
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.gate c4: bias present iff selection_bias (bias without selection_bias)
+func.func @gate_bias_unused(%l: tensor<?x8xf32>, %b: tensor<8xf32>) {
+  // expected-error @+1 {{'bias' given but routing selection_bias is not set}}
+  %w, %ids = moe.gate %l bias(%b : tensor<8xf32>) routing <sigmoid, top_k = 2>
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.gate c4: bias present iff selection_bias (selection_bias without bias)
+func.func @gate_bias_missing(%l: tensor<?x8xf32>) {
+  // expected-error @+1 {{'bias' required by routing selection_bias}}
+  %w, %ids = moe.gate %l routing <sigmoid, top_k = 2, selection_bias>
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.gate c5: noise must be [T, E]
+func.func @gate_noise_shape(%l: tensor<?x8xf32>, %n: tensor<?x4xf32>) {
+  // expected-error @+1 {{'noise' dimension 1 (E) is 4, expected 8 from logits}}
+  %w, %ids = moe.gate %l noise(%n : tensor<?x4xf32>) routing <softmax, top_k = 2, noisy>
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.gate c5: noise only with routing noisy
+func.func @gate_noise_unused(%l: tensor<?x8xf32>, %n: tensor<?x8xf32>) {
+  // expected-error @+1 {{'noise' given but routing noisy is not set}}
+  %w, %ids = moe.gate %l noise(%n : tensor<?x8xf32>) routing <softmax, top_k = 2>
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.gate c6: uniform must be [T]
+func.func @gate_uniform_t(%l: tensor<4x8xf32>, %u: tensor<3xf32>) {
+  // expected-error @+1 {{'uniform' dimension 0 (T) is 3, expected 4 from logits}}
+  %w, %ids = moe.gate %l uniform(%u : tensor<3xf32>) routing <softmax, top_k = 2, second = random>
+      : tensor<4x8xf32> -> tensor<4x2xf32>, tensor<4x2xi32>
+  return
+}
+
+// -----
+
+// moe.gate c6: uniform present iff second = random (uniform without random)
+func.func @gate_uniform_unused(%l: tensor<?x8xf32>, %u: tensor<?xf32>) {
+  // expected-error @+1 {{'uniform' given but routing second = random is not set}}
+  %w, %ids = moe.gate %l uniform(%u : tensor<?xf32>) routing <softmax, top_k = 2>
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.gate c6: uniform present iff second = random (random without uniform)
+func.func @gate_uniform_missing(%l: tensor<?x8xf32>) {
+  // expected-error @+1 {{'uniform' required by routing second = random}}
+  %w, %ids = moe.gate %l routing <softmax, top_k = 2, second = random>
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.gate c7: one result per requested statistic (too many results)
+func.func @gate_stats_count(%l: tensor<?x8xf32>) {
+  // expected-error @+1 {{requests 1 statistics but has 2 statistics results}}
+  %w, %ids, %s0, %s1 = moe.gate %l routing <softmax, top_k = 2>
+      statistics [z_loss]
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>, tensor<f32>, tensor<f32>
+  return
+}
+
+// -----
+
+// moe.gate c7: dropped_count must be tensor<i64>
+func.func @gate_stats_dropped_type(%l: tensor<?x8xf32>) {
+  // expected-error @+1 {{statistic 'dropped_count' must be 'tensor<i64>', got 'tensor<f32>'}}
+  %w, %ids, %s = moe.gate %l routing <softmax, top_k = 2, capacity = fixed(4)>
+      statistics [dropped_count]
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>, tensor<f32>
+  return
+}
+
+// -----
+
+// moe.gate c7: load_balancing_loss must be tensor<f32>
+func.func @gate_stats_loss_type(%l: tensor<?x8xf32>) {
+  // expected-error @+1 {{statistic 'load_balancing_loss' must be 'tensor<f32>', got 'tensor<8xf32>'}}
+  %w, %ids, %s0, %s1 = moe.gate %l routing <softmax, top_k = 2>
+      statistics [tokens_per_expert_before_drop, load_balancing_loss]
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>, tensor<8xi64>, tensor<8xf32>
+  return
+}
+
+// -----
+
+// moe.gate c7: no statistic requested twice
+func.func @gate_stats_twice(%l: tensor<?x8xf32>) {
+  // expected-error @+1 {{statistic 'tokens_per_expert' requested twice}}
+  %w, %ids, %s0, %s1, %s2 = moe.gate %l routing <softmax, top_k = 2>
+      statistics [tokens_per_expert, importance_loss, tokens_per_expert]
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>, tensor<8xi64>, tensor<f32>, tensor<8xi64>
+  return
+}
+
+// -----
+
+// moe.gate c7: statistics results must be f32 or i64 tensors (ODS type constraint)
+func.func @gate_stats_element_type(%l: tensor<?x8xf32>) {
+  // expected-error @+1 {{result #2 must be variadic of ranked tensor of 32-bit float or 64-bit signless integer values, but got 'tensor<8xi32>'}}
+  %w, %ids, %s = moe.gate %l routing <softmax, top_k = 2>
+      statistics [tokens_per_expert]
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>, tensor<8xi32>
+  return
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// moe.dispatch
+//===----------------------------------------------------------------------===//
+
+// moe.dispatch c1: input must be rank 2 [T, H]
+func.func @dispatch_input_rank(%x: tensor<2x?x16xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{'input' must have shape [T, H] (rank 2), got 'tensor<2x?x16xf32>'}}
+  %rows, %off, %map = moe.dispatch %x, %ids
+      : tensor<2x?x16xf32>, tensor<?x2xi32> -> tensor<?x16xf32>, tensor<9xi64>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.dispatch c2: ids must be rank 2 [T, K]
+func.func @dispatch_ids_rank(%x: tensor<?x16xf32>, %ids: tensor<?xi32>) {
+  // expected-error @+1 {{'ids' must have shape [T, K] (rank 2), got 'tensor<?xi32>'}}
+  %rows, %off, %map = moe.dispatch %x, %ids
+      : tensor<?x16xf32>, tensor<?xi32> -> tensor<?x16xf32>, tensor<9xi64>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.dispatch c2: ids must have the input's T
+func.func @dispatch_ids_t(%x: tensor<4x16xf32>, %ids: tensor<6x2xi32>) {
+  // expected-error @+1 {{'ids' dimension 0 (T) is 6, expected 4 from input}}
+  %rows, %off, %map = moe.dispatch %x, %ids
+      : tensor<4x16xf32>, tensor<6x2xi32> -> tensor<?x16xf32>, tensor<9xi64>, tensor<6x2xi32>
+  return
+}
+
+// -----
+
+// moe.dispatch c2: K (ids dimension 1) must be at least 1
+func.func @dispatch_ids_k_zero(%x: tensor<?x16xf32>, %ids: tensor<?x0xi32>) {
+  // expected-error @+1 {{'ids' dimension 1 (K) must be at least 1, got 0}}
+  %rows, %off, %map = moe.dispatch %x, %ids
+      : tensor<?x16xf32>, tensor<?x0xi32> -> tensor<?x16xf32>, tensor<9xi64>, tensor<?x0xi32>
+  return
+}
+
+// -----
+
+// moe.dispatch c2: ids must be i32 (ODS type constraint)
+func.func @dispatch_ids_i64(%x: tensor<?x16xf32>, %ids: tensor<?x2xi64>) {
+  // expected-error @+1 {{operand #1 must be ranked tensor of 32-bit signless integer values, but got 'tensor<?x2xi64>'}}
+  %rows, %off, %map = moe.dispatch %x, %ids
+      : tensor<?x16xf32>, tensor<?x2xi64> -> tensor<?x16xf32>, tensor<9xi64>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.dispatch c3: rows must be rank 2 (grouped) or 3 (capacity)
+func.func @dispatch_rows_rank(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{'rows' must have shape [N, H] (grouped) or [E, C, H] (capacity), got 'tensor<?xf32>'}}
+  %rows, %off, %map = moe.dispatch %x, %ids
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<?xf32>, tensor<9xi64>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.dispatch c3: rows must have the input's element type
+func.func @dispatch_rows_element_type(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{'rows' element type 'bf16' must match the input element type 'f32'}}
+  %rows, %off, %map = moe.dispatch %x, %ids
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<?x16xbf16>, tensor<9xi64>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.dispatch c3: grouped rows must have the input's H
+func.func @dispatch_rows_h(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{'rows' dimension 1 (H) is 32, expected 16 from input}}
+  %rows, %off, %map = moe.dispatch %x, %ids
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<?x32xf32>, tensor<9xi64>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.dispatch c3: capacity rows must have the input's H
+func.func @dispatch_slots_h(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{'rows' dimension 2 (H) is 8, expected 16 from input}}
+  %rows, %counts, %map = moe.dispatch %x, %ids
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<8x4x8xf32>, tensor<8xi64>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.dispatch c4: grouped expert_rows must be rank 1 [E+1]
+func.func @dispatch_offsets_rank(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{'expert_rows' must have shape [E+1] (rank 1), got 'tensor<9x1xi64>'}}
+  %rows, %off, %map = moe.dispatch %x, %ids
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<?x16xf32>, tensor<9x1xi64>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.dispatch c4: grouped expert_rows [E+1] must be static
+func.func @dispatch_offsets_dynamic(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{'expert_rows' dimension 0 (E+1) must be static, got 'tensor<?xi64>'}}
+  %rows, %off, %map = moe.dispatch %x, %ids
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<?x16xf32>, tensor<?xi64>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.dispatch c4: grouped expert_rows [E+1] needs E >= 1
+func.func @dispatch_offsets_zero_e(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{'expert_rows' must be [E+1] offsets with E >= 1, got 'tensor<1xi64>'}}
+  %rows, %off, %map = moe.dispatch %x, %ids
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<?x16xf32>, tensor<1xi64>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.dispatch c4: grouped layout E <= 2^31 - 1 (expert ids are i32)
+func.func @dispatch_offsets_too_many_e(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{'expert_rows' implies more than 2147483647 experts (expert ids are i32)}}
+  %rows, %off, %map = moe.dispatch %x, %ids
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<?x16xf32>, tensor<2147483649xi64>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.dispatch c4: expert_rows must be i64 (ODS type constraint)
+func.func @dispatch_offsets_i32(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{result #1 must be ranked tensor of 64-bit signless integer values, but got 'tensor<9xi32>'}}
+  %rows, %off, %map = moe.dispatch %x, %ids
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<?x16xf32>, tensor<9xi32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.dispatch c4: capacity expert_rows must be [E] matching rows
+func.func @dispatch_counts_e(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{'expert_rows' dimension 0 (E) is 9, expected 8 from rows}}
+  %rows, %counts, %map = moe.dispatch %x, %ids
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<8x4x16xf32>, tensor<9xi64>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.dispatch c4: capacity layout E must be static
+func.func @dispatch_slots_dynamic_e(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{'rows' dimension 0 (E) must be static, got 'tensor<?x4x16xf32>'}}
+  %rows, %counts, %map = moe.dispatch %x, %ids
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<?x4x16xf32>, tensor<8xi64>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.dispatch c4: capacity layout needs E >= 1
+func.func @dispatch_slots_zero_e(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{'rows' dimension 0 (E) must be at least 1, got 0}}
+  %rows, %counts, %map = moe.dispatch %x, %ids
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<0x4x16xf32>, tensor<0xi64>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.dispatch c4: capacity layout E <= 2^31 - 1 (expert ids are i32)
+func.func @dispatch_slots_too_many_e(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{'rows' has more than 2147483647 experts (expert ids are i32)}}
+  %rows, %counts, %map = moe.dispatch %x, %ids
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<2147483648x4x16xf32>, tensor<2147483648xi64>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.dispatch c5: capacity operand required when the slot dimension is dynamic
+func.func @dispatch_capacity_missing(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{'capacity' operand required: the slot dimension of 'rows' is dynamic}}
+  %rows, %counts, %map = moe.dispatch %x, %ids
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<8x?x16xf32>, tensor<8xi64>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.dispatch c5: capacity operand not allowed with a static slot dimension
+func.func @dispatch_capacity_static(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>, %c: index) {
+  // expected-error @+1 {{'capacity' operand given but the slot dimension of 'rows' is static}}
+  %rows, %counts, %map = moe.dispatch %x, %ids capacity(%c)
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<8x4x16xf32>, tensor<8xi64>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.dispatch c5: capacity operand only in the capacity layout
+func.func @dispatch_capacity_grouped(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>, %c: index) {
+  // expected-error @+1 {{'capacity' operand applies to the [E, C, H] capacity layout only}}
+  %rows, %off, %map = moe.dispatch %x, %ids capacity(%c)
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<?x16xf32>, tensor<9xi64>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.dispatch c6: align must be at least 1
+func.func @dispatch_align_zero(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{align must be at least 1, got 0}}
+  %rows, %off, %map = moe.dispatch %x, %ids align 0
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<?x16xf32>, tensor<9xi64>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.dispatch c6: align only in the grouped layout
+func.func @dispatch_align_capacity(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{align applies to the grouped layout only}}
+  %rows, %counts, %map = moe.dispatch %x, %ids align 4
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<8x4x16xf32>, tensor<8xi64>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.dispatch c7: row_map must be rank 2 [T, K]
+func.func @dispatch_row_map_rank(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{'row_map' must have shape [T, K] (rank 2), got 'tensor<?xi32>'}}
+  %rows, %off, %map = moe.dispatch %x, %ids
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<?x16xf32>, tensor<9xi64>, tensor<?xi32>
+  return
+}
+
+// -----
+
+// moe.dispatch c7: row_map must have the ids' K
+func.func @dispatch_row_map_k(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{'row_map' dimension 1 (K) is 4, expected 2 from ids}}
+  %rows, %off, %map = moe.dispatch %x, %ids
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<?x16xf32>, tensor<9xi64>, tensor<?x4xi32>
+  return
+}
+
+// -----
+
+// moe.dispatch c7: row_map must have the input's T
+func.func @dispatch_row_map_t(%x: tensor<4x16xf32>, %ids: tensor<4x2xi32>) {
+  // expected-error @+1 {{'row_map' dimension 0 (T) is 8, expected 4 from input}}
+  %rows, %counts, %map = moe.dispatch %x, %ids
+      : tensor<4x16xf32>, tensor<4x2xi32> -> tensor<8x4x16xf32>, tensor<8xi64>, tensor<8x2xi32>
+  return
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// moe.expert_matmul
+//===----------------------------------------------------------------------===//
+
+// moe.expert_matmul c1: input must be [R, K] or [E, C, K]
+func.func @matmul_input_rank(%x: tensor<16xf32>, %w: tensor<8x32x16xf32>) {
+  // expected-error @+1 {{'input' must have shape [R, K] (grouped) or [E, C, K] (capacity), got 'tensor<16xf32>'}}
+  %h = moe.expert_matmul %x, %w
+      : tensor<16xf32>, tensor<8x32x16xf32> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+// moe.expert_matmul c2: weight must be rank 3 [E, N, K]
+func.func @matmul_weight_rank(%x: tensor<?x16xf32>, %w: tensor<32x16xf32>, %off: tensor<9xi64>) {
+  // expected-error @+1 {{'weight' must have shape [E, N, K] (rank 3), got 'tensor<32x16xf32>'}}
+  %h = moe.expert_matmul %x, %w offsets(%off : tensor<9xi64>)
+      : tensor<?x16xf32>, tensor<32x16xf32> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+// moe.expert_matmul c2: E must be static
+func.func @matmul_weight_dynamic_e(%x: tensor<?x16xf32>, %w: tensor<?x32x16xf32>, %off: tensor<9xi64>) {
+  // expected-error @+1 {{'weight' dimension 0 (E) must be static, got 'tensor<?x32x16xf32>'}}
+  %h = moe.expert_matmul %x, %w offsets(%off : tensor<9xi64>)
+      : tensor<?x16xf32>, tensor<?x32x16xf32> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+// moe.expert_matmul c2: E >= 1
+func.func @matmul_weight_zero_e(%x: tensor<?x16xf32>, %w: tensor<0x32x16xf32>, %off: tensor<1xi64>) {
+  // expected-error @+1 {{'weight' dimension 0 (E) must be at least 1, got 0}}
+  %h = moe.expert_matmul %x, %w offsets(%off : tensor<1xi64>)
+      : tensor<?x16xf32>, tensor<0x32x16xf32> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+// moe.expert_matmul c2: E <= 2^31 - 1 (expert ids are i32)
+func.func @matmul_weight_too_many_e(%x: tensor<2147483648x4x16xf32>, %w: tensor<2147483648x32x16xf32>) {
+  // expected-error @+1 {{'weight' has 2147483648 experts, more than 2147483647 (expert ids are i32)}}
+  %h = moe.expert_matmul %x, %w
+      : tensor<2147483648x4x16xf32>, tensor<2147483648x32x16xf32> -> tensor<2147483648x4x32xf32>
+  return
+}
+
+// -----
+
+// moe.expert_matmul c2: output size N >= 1
+func.func @matmul_weight_zero_n(%x: tensor<?x16xf32>, %w: tensor<8x0x16xf32>, %off: tensor<9xi64>) {
+  // expected-error @+1 {{'weight' dimension 1 (N) must be at least 1, got 0}}
+  %h = moe.expert_matmul %x, %w offsets(%off : tensor<9xi64>)
+      : tensor<?x16xf32>, tensor<8x0x16xf32> -> tensor<?x0xf32>
+  return
+}
+
+// -----
+
+// moe.expert_matmul c2: weight K must match the input's K
+func.func @matmul_input_k(%x: tensor<?x12xf32>, %w: tensor<8x32x16xf32>, %off: tensor<9xi64>) {
+  // expected-error @+1 {{'input' dimension 1 (K) is 12, expected 16 from weight}}
+  %h = moe.expert_matmul %x, %w offsets(%off : tensor<9xi64>)
+      : tensor<?x12xf32>, tensor<8x32x16xf32> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+// moe.expert_matmul c3: offsets required for grouped rows
+func.func @matmul_offsets_missing(%x: tensor<?x16xf32>, %w: tensor<8x32x16xf32>) {
+  // expected-error @+1 {{'offsets' required for grouped rows [R, K]}}
+  %h = moe.expert_matmul %x, %w
+      : tensor<?x16xf32>, tensor<8x32x16xf32> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+// moe.expert_matmul c3: offsets must be [E+1]
+func.func @matmul_offsets_size(%x: tensor<?x16xf32>, %w: tensor<8x32x16xf32>, %off: tensor<8xi64>) {
+  // expected-error @+1 {{'offsets' dimension 0 (E+1) is 8, expected 9 from 'weight' (E + 1)}}
+  %h = moe.expert_matmul %x, %w offsets(%off : tensor<8xi64>)
+      : tensor<?x16xf32>, tensor<8x32x16xf32> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+// moe.expert_matmul c3: offsets [E+1] must be static
+func.func @matmul_offsets_dynamic(%x: tensor<?x16xf32>, %w: tensor<8x32x16xf32>, %off: tensor<?xi64>) {
+  // expected-error @+1 {{'offsets' dimension 0 (E+1) must be static, got 'tensor<?xi64>'}}
+  %h = moe.expert_matmul %x, %w offsets(%off : tensor<?xi64>)
+      : tensor<?x16xf32>, tensor<8x32x16xf32> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+// moe.expert_matmul c3: offsets only for grouped rows
+func.func @matmul_offsets_capacity(%x: tensor<8x4x16xf32>, %w: tensor<8x32x16xf32>, %off: tensor<9xi64>) {
+  // expected-error @+1 {{'offsets' apply to grouped rows only, not to [E, C, K] capacity slots}}
+  %h = moe.expert_matmul %x, %w offsets(%off : tensor<9xi64>)
+      : tensor<8x4x16xf32>, tensor<8x32x16xf32> -> tensor<8x4x32xf32>
+  return
+}
+
+// -----
+
+// moe.expert_matmul c4: capacity input must have the weight's E
+func.func @matmul_capacity_e(%x: tensor<4x4x16xf32>, %w: tensor<8x32x16xf32>) {
+  // expected-error @+1 {{'input' dimension 0 (E) is 4, expected 8 from weight}}
+  %h = moe.expert_matmul %x, %w
+      : tensor<4x4x16xf32>, tensor<8x32x16xf32> -> tensor<4x4x32xf32>
+  return
+}
+
+// -----
+
+// moe.expert_matmul c5: bias must be [E, N]
+func.func @matmul_bias_n(%x: tensor<?x16xf32>, %w: tensor<8x32x16xf32>, %off: tensor<9xi64>,
+                         %b: tensor<8x16xf32>) {
+  // expected-error @+1 {{'bias' dimension 1 (N) is 16, expected 32 from weight}}
+  %h = moe.expert_matmul %x, %w offsets(%off : tensor<9xi64>) bias(%b : tensor<8x16xf32>)
+      : tensor<?x16xf32>, tensor<8x32x16xf32> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+// moe.expert_matmul c5: bias must be rank 2 [E, N]
+func.func @matmul_bias_rank(%x: tensor<8x4x16xf32>, %w: tensor<8x32x16xf32>, %b: tensor<32xf32>) {
+  // expected-error @+1 {{'bias' must have shape [E, N] (rank 2), got 'tensor<32xf32>'}}
+  %h = moe.expert_matmul %x, %w bias(%b : tensor<32xf32>)
+      : tensor<8x4x16xf32>, tensor<8x32x16xf32> -> tensor<8x4x32xf32>
+  return
+}
+
+// -----
+
+// moe.expert_matmul c6: grouped result must be [R, N]
+func.func @matmul_result_n(%x: tensor<?x16xf32>, %w: tensor<8x32x16xf32>, %off: tensor<9xi64>) {
+  // expected-error @+1 {{'result' dimension 1 (N) is 16, expected 32 from weight}}
+  %h = moe.expert_matmul %x, %w offsets(%off : tensor<9xi64>)
+      : tensor<?x16xf32>, tensor<8x32x16xf32> -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+// moe.expert_matmul c6: grouped result must have the input's R
+func.func @matmul_result_r(%x: tensor<10x16xf32>, %w: tensor<8x32x16xf32>, %off: tensor<9xi64>) {
+  // expected-error @+1 {{'result' dimension 0 (R) is 12, expected 10 from input}}
+  %h = moe.expert_matmul %x, %w offsets(%off : tensor<9xi64>)
+      : tensor<10x16xf32>, tensor<8x32x16xf32> -> tensor<12x32xf32>
+  return
+}
+
+// -----
+
+// moe.expert_matmul c6: capacity result must be [E, C, N]
+func.func @matmul_result_c(%x: tensor<8x4x16xf32>, %w: tensor<8x32x16xf32>) {
+  // expected-error @+1 {{'result' dimension 1 (C) is 2, expected 4 from input}}
+  %h = moe.expert_matmul %x, %w
+      : tensor<8x4x16xf32>, tensor<8x32x16xf32> -> tensor<8x2x32xf32>
+  return
+}
+
+// -----
+
+// moe.expert_matmul c6: capacity result must be rank 3
+func.func @matmul_result_rank(%x: tensor<8x4x16xf32>, %w: tensor<8x32x16xf32>) {
+  // expected-error @+1 {{'result' must have shape [E, C, N] (rank 3), got 'tensor<?x32xf32>'}}
+  %h = moe.expert_matmul %x, %w
+      : tensor<8x4x16xf32>, tensor<8x32x16xf32> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+// moe.expert_matmul c6: result has the input's element type
+func.func @matmul_result_element_type(%x: tensor<?x16xf32>, %w: tensor<8x32x16xbf16>, %off: tensor<9xi64>) {
+  // expected-error @+1 {{result element type 'bf16' must match the input element type 'f32'}}
+  %h = moe.expert_matmul %x, %w offsets(%off : tensor<9xi64>)
+      : tensor<?x16xf32>, tensor<8x32x16xbf16> -> tensor<?x32xbf16>
+  return
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// moe.combine
+//===----------------------------------------------------------------------===//
+
+// moe.combine c1: rows must be [R, H] or [E, C, H]
+func.func @combine_rows_rank(%rows: tensor<?xf32>, %w: tensor<?x2xf32>, %map: tensor<?x2xi32>) {
+  // expected-error @+1 {{'rows' must have shape [R, H] (grouped) or [E, C, H] (capacity), got 'tensor<?xf32>'}}
+  %y = moe.combine %rows, %w, %map
+      : tensor<?xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+// moe.combine c1: capacity rows need E >= 1
+func.func @combine_slots_zero_e(%rows: tensor<0x4x16xf32>, %w: tensor<?x2xf32>, %map: tensor<?x2xi32>) {
+  // expected-error @+1 {{'rows' dimension 0 (E) must be at least 1, got 0}}
+  %y = moe.combine %rows, %w, %map
+      : tensor<0x4x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+// moe.combine c2: weights must be rank 2 [T, K]
+func.func @combine_weights_rank(%rows: tensor<?x16xf32>, %w: tensor<?xf32>, %map: tensor<?x2xi32>) {
+  // expected-error @+1 {{'weights' must have shape [T, K] (rank 2), got 'tensor<?xf32>'}}
+  %y = moe.combine %rows, %w, %map
+      : tensor<?x16xf32>, tensor<?xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+// moe.combine c2: K (weights dimension 1) must be at least 1
+func.func @combine_weights_k_zero(%rows: tensor<?x16xf32>, %w: tensor<?x0xf32>, %map: tensor<?x0xi32>) {
+  // expected-error @+1 {{'weights' dimension 1 (K) must be at least 1, got 0}}
+  %y = moe.combine %rows, %w, %map
+      : tensor<?x16xf32>, tensor<?x0xf32>, tensor<?x0xi32> -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+// moe.combine c2: weights must be f32 (ODS type constraint)
+func.func @combine_weights_bf16(%rows: tensor<?x16xf32>, %w: tensor<?x2xbf16>, %map: tensor<?x2xi32>) {
+  // expected-error @+1 {{operand #1 must be ranked tensor of 32-bit float values, but got 'tensor<?x2xbf16>'}}
+  %y = moe.combine %rows, %w, %map
+      : tensor<?x16xf32>, tensor<?x2xbf16>, tensor<?x2xi32> -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+// moe.combine c3: row_map must have the weights' K
+func.func @combine_row_map_k(%rows: tensor<?x16xf32>, %w: tensor<?x2xf32>, %map: tensor<?x3xi32>) {
+  // expected-error @+1 {{'row_map' dimension 1 (K) is 3, expected 2 from weights}}
+  %y = moe.combine %rows, %w, %map
+      : tensor<?x16xf32>, tensor<?x2xf32>, tensor<?x3xi32> -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+// moe.combine c3: row_map must have the weights' T
+func.func @combine_row_map_t(%rows: tensor<?x16xf32>, %w: tensor<4x2xf32>, %map: tensor<5x2xi32>) {
+  // expected-error @+1 {{'row_map' dimension 0 (T) is 5, expected 4 from weights}}
+  %y = moe.combine %rows, %w, %map
+      : tensor<?x16xf32>, tensor<4x2xf32>, tensor<5x2xi32> -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+// moe.combine c3: row_map must be rank 2
+func.func @combine_row_map_rank(%rows: tensor<8x4x16xf32>, %w: tensor<?x2xf32>, %map: tensor<?x2x1xi32>) {
+  // expected-error @+1 {{'row_map' must have shape [T, K] (rank 2), got 'tensor<?x2x1xi32>'}}
+  %y = moe.combine %rows, %w, %map
+      : tensor<8x4x16xf32>, tensor<?x2xf32>, tensor<?x2x1xi32> -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+// moe.combine c4: result must have the rows' H
+func.func @combine_result_h(%rows: tensor<8x4x16xf32>, %w: tensor<?x2xf32>, %map: tensor<?x2xi32>) {
+  // expected-error @+1 {{'result' dimension 1 (H) is 32, expected 16 from rows}}
+  %y = moe.combine %rows, %w, %map
+      : tensor<8x4x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+// moe.combine c4: result must have the weights' T
+func.func @combine_result_t(%rows: tensor<?x16xf32>, %w: tensor<4x2xf32>, %map: tensor<4x2xi32>) {
+  // expected-error @+1 {{'result' dimension 0 (T) is 6, expected 4 from weights}}
+  %y = moe.combine %rows, %w, %map
+      : tensor<?x16xf32>, tensor<4x2xf32>, tensor<4x2xi32> -> tensor<6x16xf32>
+  return
+}
+
+// -----
+
+// moe.combine c4: result must be rank 2 [T, H]
+func.func @combine_result_rank(%rows: tensor<?x16xf32>, %w: tensor<?x2xf32>, %map: tensor<?x2xi32>) {
+  // expected-error @+1 {{'result' must have shape [T, H] (rank 2), got 'tensor<?x2x16xf32>'}}
+  %y = moe.combine %rows, %w, %map
+      : tensor<?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x2x16xf32>
+  return
+}
+
+// -----
+
+// moe.combine c4: result must have the rows' element type
+func.func @combine_result_element_type(%rows: tensor<?x16xbf16>, %w: tensor<?x2xf32>, %map: tensor<?x2xi32>) {
+  // expected-error @+1 {{result element type 'f32' must match the rows element type 'bf16'}}
+  %y = moe.combine %rows, %w, %map
+      : tensor<?x16xbf16>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+// moe.dispatch c6: a negative align is rejected (not read as unsigned)
+func.func @dispatch_negative_align(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{align must be at least 1, got -8}}
+  %r, %o, %m = moe.dispatch %x, %ids align -8
+      : tensor<?x16xf32>, tensor<?x2xi32>
+      -> tensor<?x16xf32>, tensor<9xi64>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.layer c1: f64 activations are not a checkpoint float type
+func.func @layer_f64_input(%x: tensor<?x16xf64>, %wg: tensor<8x16xf32>,
+    %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) {
+  // expected-error @+1 {{operand #0 must be ranked tensor of 32-bit float or bfloat16 type or 16-bit float values, but got 'tensor<?x16xf64>'}}
+  %y = moe.layer %x : tensor<?x16xf64> routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>)
+      activation silu -> tensor<?x16xf64>
+  return
+}
