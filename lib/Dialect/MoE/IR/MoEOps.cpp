@@ -143,6 +143,37 @@ static LogicalResult verifyPresence(Operation *op, Value value,
   return success();
 }
 
+/// Requires `value` (named `name`) to have the element type of `reference`
+/// (named `referenceName`).
+static LogicalResult verifySameElementType(Operation *op, StringRef name,
+                                           Value value, StringRef referenceName,
+                                           Value reference) {
+  Type actual = llvm::cast<ShapedType>(value.getType()).getElementType();
+  Type expected = llvm::cast<ShapedType>(reference.getType()).getElementType();
+  if (actual != expected)
+    return op->emitOpError()
+           << name << " element type " << actual << " must match the "
+           << referenceName << " element type " << expected;
+  return success();
+}
+
+/// Checks the routing operands shared by moe.layer and moe.gate: the
+/// selection bias iff `selection_bias`, noise only when `noisy`, uniform
+/// samples iff `second = random`.
+static LogicalResult verifyRoutingOperands(Operation *op, RoutingAttr routing,
+                                           StringRef biasName, Value bias,
+                                           Value noise, Value uniform) {
+  if (failed(verifyPresence(op, bias, biasName, routing.getSelectionBias(),
+                            "routing selection_bias")) ||
+      failed(verifyPresence(op, uniform, "uniform",
+                            routing.getSecondPolicy() == SecondPolicy::Random,
+                            "routing second = random")))
+    return failure();
+  if (noise && !routing.getNoisy())
+    return op->emitOpError("'noise' given but routing noisy is not set");
+  return success();
+}
+
 /// Statically known experts from dimension `dim` of `value`'s tensor type.
 static int64_t staticDim(Value value, unsigned dim) {
   auto type = llvm::dyn_cast<RankedTensorType>(value.getType());
@@ -195,17 +226,11 @@ LogicalResult LayerOp::verify() {
   if (failed(verifyRouting(*this, routing, getNumExperts())))
     return failure();
   // c5, c6, c7.
-  if (failed(verifyPresence(*this, getScoreBias(), "score_bias",
-                            routing.getSelectionBias(),
-                            "routing selection_bias")) ||
+  if (failed(verifyRoutingOperands(*this, routing, "score_bias", getScoreBias(),
+                                   getNoise(), getUniform())) ||
       failed(verifyPresence(*this, getNoiseRouter(), "noise_router",
-                            routing.getNoisy(), "routing noisy")) ||
-      failed(verifyPresence(*this, getUniform(), "uniform",
-                            routing.getSecondPolicy() == SecondPolicy::Random,
-                            "routing second = random")))
+                            routing.getNoisy(), "routing noisy")))
     return failure();
-  if (getNoise() && !routing.getNoisy())
-    return emitOpError("'noise' given but routing noisy is not set");
   // c8.
   if (static_cast<bool>(getSharedUp()) != static_cast<bool>(getSharedDown()))
     return emitOpError("shared expert needs both 'shared_up' and "
@@ -253,15 +278,9 @@ LogicalResult GateOp::verify() {
       failed(shapes.checkOptional("noise", getNoise(), {"T", "E"})) ||
       failed(shapes.checkOptional("uniform", getUniform(), {"T"})))
     return failure();
-  if (failed(verifyPresence(*this, getBias(), "bias",
-                            routing.getSelectionBias(),
-                            "routing selection_bias")) ||
-      failed(verifyPresence(*this, getUniform(), "uniform",
-                            routing.getSecondPolicy() == SecondPolicy::Random,
-                            "routing second = random")))
+  if (failed(verifyRoutingOperands(*this, routing, "bias", getBias(),
+                                   getNoise(), getUniform())))
     return failure();
-  if (getNoise() && !routing.getNoisy())
-    return emitOpError("'noise' given but routing noisy is not set");
   // c7.
   return verifyStatistics(*this, getRequestedStatistics(), getStats(),
                           numExperts);
@@ -294,10 +313,9 @@ LogicalResult DispatchOp::verify() {
     return emitOpError() << "'rows' must have shape [N, H] (grouped) or "
                             "[E, C, H] (capacity), got "
                          << rowsType;
-  if (rowsType.getElementType() != getInput().getType().getElementType())
-    return emitOpError() << "'rows' element type " << rowsType.getElementType()
-                         << " must match the input element type "
-                         << getInput().getType().getElementType();
+  if (failed(verifySameElementType(*this, "'rows'", getRows(), "input",
+                                   getInput())))
+    return failure();
   // c6.
   int64_t align = getAlignAttr().getInt();
   if (align < 1)
@@ -383,12 +401,8 @@ LogicalResult ExpertMatmulOp::verify() {
   if (failed(shapes.checkOptional("bias", getBias(), {"E", "N"})))
     return failure();
   // c6.
-  if (getResult().getType().getElementType() != inputType.getElementType())
-    return emitOpError() << "result element type "
-                         << getResult().getType().getElementType()
-                         << " must match the input element type "
-                         << inputType.getElementType();
-  return success();
+  return verifySameElementType(*this, "result", getResult(), "input",
+                               getInput());
 }
 
 //===----------------------------------------------------------------------===//
@@ -417,12 +431,7 @@ LogicalResult CombineOp::verify() {
       failed(shapes.check("row_map", getRowMap().getType(), {"T", "K"})) ||
       failed(shapes.check("result", getResult().getType(), {"T", "H"})))
     return failure();
-  if (getResult().getType().getElementType() != rowsType.getElementType())
-    return emitOpError() << "result element type "
-                         << getResult().getType().getElementType()
-                         << " must match the rows element type "
-                         << rowsType.getElementType();
-  return success();
+  return verifySameElementType(*this, "result", getResult(), "rows", getRows());
 }
 
 #define GET_OP_CLASSES
