@@ -5,7 +5,7 @@
 #   utils/dev.sh build   deps + configure + build (build/)
 #   utils/dev.sh demo    build + the main job: an example MoE layer before and
 #                        after moe-decompose
-#   utils/dev.sh test    build + every test (lit suite)
+#   utils/dev.sh test    build + every test (lit suite, Python tests)
 #
 # Every step is idempotent and quiet when there is nothing to do.
 set -euo pipefail
@@ -71,6 +71,9 @@ run_tests() {
   build
   log "running the lit suite"
   "$LLVM_PREFIX/bin/lit" -sv "$BUILD/test"
+  # Debian's interpreter: the one with numpy and pytest.
+  log "running the Python tests"
+  MOE_OPT="$BUILD/bin/moe-opt" /usr/bin/python3 -m pytest -q "$ROOT/python/tests"
 }
 
 case "${1:-}" in

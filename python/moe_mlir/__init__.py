@@ -6,5 +6,6 @@
   scheme and of the whole ``moe.layer`` block (docs/Routing.md,
   SEMANTICS.md), plus helpers for test data (bf16 conversion, near ties).
 
-Standard library and numpy only. Submodules are imported on demand.
+Standard library and numpy only; submodules are imported on demand. Tests:
+``/usr/bin/python3 -m pytest python/tests -q`` from the repository root.
 """

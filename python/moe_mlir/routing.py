@@ -18,7 +18,6 @@ Enumerations are plain strings, spelled as in the IR (``'softmax'``,
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -155,6 +154,10 @@ class Routing:
         if self.num_groups < 1:
             raise ValueError(
                 f"routing: groups must be at least 1, got {self.num_groups}")
+        if self.num_groups == 1 and self.group_score != "sum_top2":
+            raise ValueError(
+                "routing: group_score applies to group-limited routing "
+                "(groups > 1)")
         assert self.topk_groups is not None
         if self.topk_groups < 1 or self.topk_groups > self.num_groups:
             raise ValueError(
@@ -270,13 +273,6 @@ class Routing:
         else:
             rounded = round_half_even(raw)
         return max(self.min_capacity, rounded)
-
-    def replace(self, **changes: Any) -> "Routing":
-        """A copy with some fields changed (validated again)."""
-        if "num_groups" in changes and "topk_groups" not in changes \
-                and self.topk_groups == self.num_groups:
-            changes["topk_groups"] = None
-        return dataclasses.replace(self, **changes)
 
     # -- printing ---------------------------------------------------------
     def to_mlir(self, prefix: bool = True) -> str:
@@ -420,7 +416,8 @@ def parse(text: str) -> Routing:
 
     Accepts ``#moe.routing<...>``, ``routing <...>`` (op syntax) or the bare
     ``<...>`` body. Items may come in any order, each at most once; an
-    absent ``topk_groups`` means all groups.
+    absent ``topk_groups`` means all groups; ``top_k`` may not be written
+    with ``expert_choice`` (not even ``top_k = 0``).
 
     Raises:
         ValueError: a syntax error (:class:`~moe_mlir.mlir_syntax.
@@ -447,7 +444,7 @@ def parse(text: str) -> Routing:
     stream.parse_punct(">")
     if not stream.at_end():
         raise stream.error("unexpected text after the routing attribute")
-    if fields.get("topk_groups") == 0:
-        # The C++ parser uses 0 as "not given": all groups.
-        fields["topk_groups"] = None
+    if fields.get("mode") == "expert_choice" and "top_k" in seen:
+        raise MlirSyntaxError("routing: expert_choice routing takes no top_k "
+                              "(experts choose tokens)", 0)
     return Routing(**fields)
