@@ -19,6 +19,8 @@ config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%moe_src_root", config.moe_src_root))
 config.substitutions.append(("%moe_docs_dir", config.moe_docs_dir))
 config.substitutions.append(("%python", sys.executable))
+config.substitutions.append(
+    ("%moe_lib_dir", os.path.join(config.moe_obj_root, "lib")))
 
 # Every FileCheck variable is local to its CHECK-LABEL block.
 config.environment["FILECHECK_OPTS"] = "-enable-var-scope"
@@ -30,5 +32,11 @@ llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
 tool_dirs = [config.moe_tools_dir, config.llvm_tools_dir]
-tools = [ToolSubst("moe-opt", unresolved="fatal")]
+# A build of the runtime alone (the MOE_SANITIZE build) runs test/Runtime with
+# `--param moe_runtime_only=1`, which lets moe-opt be absent.
+runtime_only = lit_config.params.get("moe_runtime_only", "0") == "1"
+tools = [
+    ToolSubst("moe-opt", unresolved="ignore" if runtime_only else "fatal"),
+    ToolSubst("moe-checkpoint-inspect", unresolved="fatal"),
+]
 llvm_config.add_tool_substitutions(tools, tool_dirs)

@@ -5,7 +5,8 @@
 #   utils/dev.sh build   deps + configure + build (build/)
 #   utils/dev.sh demo    build + the main job: an example MoE layer before and
 #                        after moe-decompose
-#   utils/dev.sh test    build + every test (lit suite, Python tests)
+#   utils/dev.sh test    build + every test (lit suite, Python tests, runtime
+#                        tests again under ASan + UBSan in build-asan/)
 #
 # Every step is idempotent and quiet when there is nothing to do.
 set -euo pipefail
@@ -16,6 +17,7 @@ LLVM_PREFIX=/usr/lib/llvm-22
 PACKAGES=(
   cmake ninja-build ccache git python3 python3-numpy python3-pytest
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools clang-22
+  libclang-rt-22-dev
 )
 
 log() { printf '== %s\n' "$*" >&2; }
@@ -43,19 +45,36 @@ install_deps() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# configure DIR [CMAKE ARGS...]: configures DIR once.
+configure() {
+  local dir="$1"
+  shift
+  [ -f "$dir/build.ninja" ] && return 0
+  log "configuring $dir"
+  cmake -G Ninja -S "$ROOT" -B "$dir" \
+    -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_C_COMPILER="$LLVM_PREFIX/bin/clang" \
+    -DCMAKE_CXX_COMPILER="$LLVM_PREFIX/bin/clang++" \
+    -DMLIR_DIR="$LLVM_PREFIX/lib/cmake/mlir" \
+    -DLLVM_EXTERNAL_LIT="$LLVM_PREFIX/bin/lit" "$@" >/dev/null
+}
+
 build() {
   install_deps
-  if [ ! -f "$BUILD/build.ninja" ]; then
-    log "configuring $BUILD"
-    cmake -G Ninja -S "$ROOT" -B "$BUILD" \
-      -DCMAKE_BUILD_TYPE=Release \
-      -DCMAKE_C_COMPILER="$LLVM_PREFIX/bin/clang" \
-      -DCMAKE_CXX_COMPILER="$LLVM_PREFIX/bin/clang++" \
-      -DMLIR_DIR="$LLVM_PREFIX/lib/cmake/mlir" \
-      -DLLVM_EXTERNAL_LIT="$LLVM_PREFIX/bin/lit" >/dev/null
-  fi
+  configure "$BUILD"
   ninja -C "$BUILD" -j "${MOE_JOBS:-2}" all mlir-doc | grep -v '^\[' || true
   test -x "$BUILD/bin/moe-opt"
+}
+
+# The runtime and its tools built with ASan + UBSan, and the runtime tests
+# run against that build.
+run_sanitized_runtime_tests() {
+  local dir="$BUILD-asan"
+  configure "$dir" -DMOE_SANITIZE=ON
+  ninja -C "$dir" -j "${MOE_JOBS:-2}" moe-checkpoint-inspect |
+    grep -v '^\[' || true
+  log "running the runtime tests under ASan + UBSan"
+  "$LLVM_PREFIX/bin/lit" -sv --param moe_runtime_only=1 "$dir/test/Runtime"
 }
 
 demo() {
@@ -74,6 +93,7 @@ run_tests() {
   # Debian's interpreter: the one with numpy and pytest.
   log "running the Python tests"
   MOE_OPT="$BUILD/bin/moe-opt" /usr/bin/python3 -m pytest -q "$ROOT/python/tests"
+  run_sanitized_runtime_tests
 }
 
 case "${1:-}" in

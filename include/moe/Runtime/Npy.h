@@ -1,0 +1,43 @@
+//===- Npy.h - Reading and writing .npy arrays ------------------*- C++ -*-===//
+//
+// NumPy's .npy format (versions 1.0, 2.0 and 3.0): a magic string, a version,
+// a header length, a Python dict literal {'descr', 'fortran_order', 'shape'}
+// and the raw data. The runtime's inputs and outputs are C-order
+// little-endian float32; '<f2' and '<f8' inputs are converted to float32.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_RUNTIME_NPY_H
+#define MOE_RUNTIME_NPY_H
+
+#include "moe/Runtime/Result.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace moe::runtime {
+
+/// A C-order float32 array.
+struct NpyArray {
+  /// The dimensions; empty for a 0-d array.
+  std::vector<int64_t> shape;
+  /// The row-major elements.
+  std::vector<float> data;
+};
+
+/// Reads the .npy file at `path` ('<f4', '<f2' or '<f8', C order) as float32.
+/// Errors read "<path>: <problem>".
+Result<NpyArray> readNpy(const std::string &path);
+
+/// Writes `data` (row-major, with `shape`) as a '<f4' .npy file: version 1.0,
+/// or 2.0 when the header does not fit 1.0. Errors read "<path>: <problem>".
+Status writeNpy(const std::string &path, const std::vector<int64_t> &shape,
+                const float *data);
+
+/// Writes `array` as a '<f4' .npy file.
+Status writeNpy(const std::string &path, const NpyArray &array);
+
+} // namespace moe::runtime
+
+#endif // MOE_RUNTIME_NPY_H

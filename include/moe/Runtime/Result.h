@@ -1,0 +1,94 @@
+//===- Result.h - Value-or-error results of the runtime ---------*- C++ -*-===//
+//
+// The runtime builds without exceptions: every fallible operation returns a
+// Result<T> holding either a value or a one-line error message, or a Status
+// holding only the message. Messages name the file and the problem, e.g.
+// "ckpt/model.safetensors: header length 4096 exceeds the 100 bytes after it".
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_RUNTIME_RESULT_H
+#define MOE_RUNTIME_RESULT_H
+
+#include <cassert>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace moe::runtime {
+
+/// Escapes control characters (as \xNN) in text taken from a file so that an
+/// error message stays on one line; other bytes, UTF-8 included, are kept.
+std::string printable(std::string_view text);
+
+/// The outcome of an operation without a value: success or an error message.
+class [[nodiscard]] Status {
+public:
+  /// Returns a successful status.
+  static Status success() { return Status(); }
+  /// Returns a failed status carrying `message`.
+  static Status failure(std::string message) {
+    Status s;
+    s.failed = true;
+    s.message = std::move(message);
+    return s;
+  }
+
+  /// True on success.
+  bool ok() const { return !failed; }
+  /// True on success.
+  explicit operator bool() const { return ok(); }
+  /// The error message; empty on success.
+  const std::string &error() const { return message; }
+
+private:
+  Status() = default;
+  bool failed = false;
+  std::string message;
+};
+
+/// Either a value of type T or an error message.
+template <typename T> class [[nodiscard]] Result {
+public:
+  /// Wraps a value.
+  Result(T value) : value(std::move(value)) {}
+  /// Converts a failed status into a failed result.
+  Result(Status status) : message(status.error()) {
+    assert(!status.ok() && "a Result needs a value or an error");
+  }
+  /// Returns a failed result carrying `message`.
+  static Result failure(std::string message) {
+    return Result(Status::failure(std::move(message)));
+  }
+
+  /// True when a value is present.
+  bool ok() const { return value.has_value(); }
+  /// True when a value is present.
+  explicit operator bool() const { return ok(); }
+  /// The error message; empty when a value is present.
+  const std::string &error() const { return message; }
+  /// The error as a status (success when a value is present).
+  Status status() const {
+    return ok() ? Status::success() : Status::failure(message);
+  }
+
+  /// The value; only valid when ok().
+  T &operator*() { return *value; }
+  /// The value; only valid when ok().
+  const T &operator*() const { return *value; }
+  /// Member access on the value; only valid when ok().
+  T *operator->() { return &*value; }
+  /// Member access on the value; only valid when ok().
+  const T *operator->() const { return &*value; }
+  /// Moves the value out; only valid when ok().
+  T take() { return std::move(*value); }
+
+private:
+  std::optional<T> value;
+  std::string message;
+};
+
+} // namespace moe::runtime
+
+#endif // MOE_RUNTIME_RESULT_H

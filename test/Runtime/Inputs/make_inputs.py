@@ -1,0 +1,276 @@
+"""Writes the checkpoints and .npy files of the runtime I/O tests.
+
+usage: make_inputs.py CASE OUT
+       make_inputs.py raw OUT HEADER_JSON
+       make_inputs.py raw-file OUT FILE_WITH_HEADER_BYTES
+
+OUT is a file or, for directory cases, a directory (created). Good cases hold
+the tensors of `good_tensors()`; bad cases break exactly one rule.
+"""
+
+import json
+import os
+import shutil
+import struct
+import sys
+from typing import Callable, Dict, List, Tuple
+
+import numpy as np
+
+Entry = Tuple[str, List[int], bytes]  # dtype, shape, raw little-endian bytes
+
+# E4M3FN and E5M2 bit patterns and the values they decode to.
+F8_E4M3 = [(0x38, 1.0), (0xB8, -1.0), (0x01, 2.0**-9), (0x08, 2.0**-6),
+           (0x7E, 448.0), (0x80, -0.0), (0x7F, float("nan")),
+           (0xFF, float("nan")), (0x3C, 1.5)]
+F8_E5M2 = [(0x3C, 1.0), (0x01, 2.0**-16), (0x04, 2.0**-14), (0x7B, 57344.0),
+           (0x7C, float("inf")), (0xFC, float("-inf")), (0x7D, float("nan")),
+           (0x80, -0.0), (0x3E, 1.5)]
+
+F16_VALUES = np.array(
+    [0.0, -0.0, 1.0, -2.5, 65504.0, 6.103515625e-05, 5.960464477539063e-08,
+     -5.960464477539063e-08, 3.0517578125e-05, np.inf, -np.inf, np.nan,
+     0.333251953125], dtype=np.float16)
+
+BF16_BITS = np.array([0x0000, 0x8000, 0x3F80, 0xC020, 0x7F7F, 0x0001, 0x7F80,
+                      0xFF80, 0x7FC0, 0x3EAB], dtype=np.uint16)
+
+
+def f32_values() -> np.ndarray:
+    return (np.arange(6, dtype=np.float32).reshape(2, 3) - 2.5) / 3
+
+
+def good_tensors() -> Dict[str, Tuple[Entry, np.ndarray]]:
+    """name -> ((dtype, shape, bytes), the f32 values it decodes to)."""
+    f32 = f32_values()
+    bf16_f32 = (BF16_BITS.astype(np.uint32) << 16).view(np.float32)
+    e4m3 = np.array([b for b, _ in F8_E4M3], dtype=np.uint8)
+    e5m2 = np.array([b for b, _ in F8_E5M2], dtype=np.uint8)
+    return {
+        "model.layers.0.f32": (("F32", [2, 3], f32.tobytes()), f32),
+        "model.layers.0.bf16": (("BF16", [2, 5], BF16_BITS.tobytes()),
+                                bf16_f32),
+        "model.layers.0.f16": (("F16", [13], F16_VALUES.tobytes()),
+                               F16_VALUES.astype(np.float32)),
+        "model.layers.0.f64": (("F64", [2],
+                                np.array([0.1, -1e300]).tobytes()),
+                               np.array([0.1, -np.inf], dtype=np.float32)),
+        "model.layers.0.e4m3": (("F8_E4M3", [9], e4m3.tobytes()),
+                                np.array([v for _, v in F8_E4M3],
+                                         dtype=np.float32)),
+        "model.layers.0.e5m2": (("F8_E5M2", [9], e5m2.tobytes()),
+                                np.array([v for _, v in F8_E5M2],
+                                         dtype=np.float32)),
+        "model.layers.0.i32": (("I32", [2], np.array([7, -7], np.int32)
+                                .tobytes()), None),
+        "model.layers.0.empty": (("F32", [0, 4], b""),
+                                 np.zeros(0, np.float32)),
+        "model.layers.0.scalar": (("F32", [], np.float32(4.5).tobytes()),
+                                  np.array([4.5], np.float32)),
+        "model.layers.0.bool": (("BOOL", [3], bytes([1, 0, 1])), None),
+    }
+
+
+def layout(entries: Dict[str, Entry]) -> Tuple[dict, bytes]:
+    """Packs the entries back to back; returns the header dict and buffer."""
+    header, buffer = {}, b""
+    for name, (dtype, shape, data) in entries.items():
+        header[name] = {"dtype": dtype, "shape": shape,
+                        "data_offsets": [len(buffer), len(buffer) + len(data)]}
+        buffer += data
+    return header, buffer
+
+
+def write_raw(path: str, header_text: bytes, buffer: bytes,
+              header_len: int = -1) -> None:
+    """Writes a safetensors file; the header is padded to 8 bytes."""
+    header_text += b" " * (-len(header_text) % 8)
+    if header_len < 0:
+        header_len = len(header_text)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", header_len) + header_text + buffer)
+
+
+def write_file(path: str, header: dict, buffer: bytes) -> None:
+    write_raw(path, json.dumps(header).encode(), buffer)
+
+
+def good_entries() -> Dict[str, Entry]:
+    return {name: entry for name, (entry, _) in good_tensors().items()}
+
+
+def write_good(path: str) -> None:
+    header, buffer = layout(good_entries())
+    header["__metadata__"] = {"format": "pt", "note": "caf\u00e9 \U0001F600"}
+    write_file(path, header, buffer)
+
+
+def small_file(path: str, mutate: Callable[[dict], None] = lambda h: None,
+               buffer_extra: bytes = b"") -> None:
+    """Two F32 tensors a [2, 3] and b [4]; `mutate` edits the header."""
+    header, buffer = layout({
+        "a": ("F32", [2, 3], np.ones(6, np.float32).tobytes()),
+        "b": ("F32", [4], np.ones(4, np.float32).tobytes()),
+    })
+    mutate(header)
+    write_file(path, header, buffer + buffer_extra)
+
+
+def write_sharded(out: str, index: dict = None, skip_shard: str = "") -> None:
+    os.makedirs(out, exist_ok=True)
+    entries = good_entries()
+    names = sorted(entries)
+    shards = {"model-00001-of-00002.safetensors": names[: len(names) // 2],
+              "model-00002-of-00002.safetensors": names[len(names) // 2:]}
+    weight_map = {}
+    for shard, shard_names in shards.items():
+        header, buffer = layout({n: entries[n] for n in shard_names})
+        header["__metadata__"] = {"format": "pt"}
+        if shard != skip_shard:
+            write_file(os.path.join(out, shard), header, buffer)
+        weight_map.update({n: shard for n in shard_names})
+    if index is None:
+        index = {"metadata": {"total_size": 123}, "weight_map": weight_map}
+    with open(os.path.join(out, "model.safetensors.index.json"), "w") as f:
+        json.dump(index, f)
+
+
+def fresh_dir(out: str) -> str:
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    return out
+
+
+def set_key(tensor: str, key: str, value) -> Callable[[dict], None]:
+    def mutate(header: dict) -> None:
+        header[tensor][key] = value
+    return mutate
+
+
+def npy_header(descr: str, fortran: bool, shape: tuple, version=(1, 0),
+               text: str = None) -> bytes:
+    if text is None:
+        text = "{'descr': '%s', 'fortran_order': %s, 'shape': %s, }" % (
+            descr, fortran, repr(shape))
+    preamble = 10 if version[0] == 1 else 12
+    text += " " * (-(preamble + len(text) + 1) % 64) + "\n"
+    length = struct.pack("<H" if version[0] == 1 else "<I", len(text))
+    return b"\x93NUMPY" + bytes(version) + length + text.encode("latin1")
+
+
+def npy_input() -> np.ndarray:
+    return np.linspace(-3, 3, 12, dtype=np.float32).reshape(3, 4)
+
+
+def main() -> None:
+    case, out = sys.argv[1], sys.argv[2]
+    cases: Dict[str, Callable[[], None]] = {
+        # Good checkpoints.
+        "good": lambda: write_good(out),
+        "good-dir": lambda: write_good(
+            os.path.join(fresh_dir(out), "model.safetensors")),
+        "good-sharded": lambda: write_sharded(fresh_dir(out)),
+        "good-unicode": lambda: write_raw(
+            out, b'{"t\\u00e9\\ud83d\\ude00\\u0041": {"dtype": "F32", "shape":'
+            b' [1], "data_offsets": [0, 4]}, "__metadata__": {"k\\"ey": '
+            b'"v\\\\al\\/"}}', np.float32(2).tobytes()),
+        # Bad safetensors files.
+        "tiny": lambda: open(out, "wb").write(b"\x10\x00\x00"),
+        "truncated": lambda: (write_good(out), os.truncate(
+            out, os.path.getsize(out) - 5)),
+        "header-beyond-file": lambda: write_raw(
+            out, b'{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, '
+            b'4]}}', b"\0" * 4, header_len=1000),
+        "header-huge": lambda: write_raw(out, b"{}", b"", header_len=2**64 - 1),
+        "header-over-limit": lambda: (write_raw(
+            out, b"{}", b"", header_len=100000008), os.truncate(
+            out, 100000016)),
+        "offsets-outside": lambda: small_file(
+            out, set_key("b", "data_offsets", [24, 44])),
+        "begin-after-end": lambda: small_file(
+            out, set_key("b", "data_offsets", [40, 24])),
+        "offsets-malformed": lambda: small_file(
+            out, set_key("b", "data_offsets", [24])),
+        "overlap": lambda: small_file(
+            out, set_key("b", "data_offsets", [16, 32])),
+        "size-mismatch": lambda: small_file(
+            out, set_key("a", "shape", [2, 2])),
+        "invalid-json": lambda: write_raw(
+            out, b'{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, '
+            b'4],}}', b"\0" * 4),
+        "header-not-object": lambda: write_raw(out, b"[1, 2]", b""),
+        "unknown-dtype": lambda: small_file(out, set_key("a", "dtype", "F4")),
+        "dtype-not-string": lambda: small_file(out, set_key("a", "dtype", 4)),
+        "negative-shape": lambda: small_file(out, set_key("a", "shape", [2, -3])),
+        "shape-not-int": lambda: small_file(out, set_key("a", "shape", [2, 1.5])),
+        "shape-overflow": lambda: small_file(
+            out, set_key("a", "shape", [2**40, 2**40])),
+        "missing-key": lambda: small_file(
+            out, lambda h: h["a"].pop("data_offsets")),
+        "unexpected-key": lambda: small_file(out, set_key("a", "offset", 0)),
+        "entry-not-object": lambda: small_file(
+            out, lambda h: h.__setitem__("c", [1])),
+        "bad-metadata": lambda: small_file(
+            out, lambda h: h.__setitem__("__metadata__", {"n": 1})),
+        "duplicate-name": lambda: write_raw(
+            out, b'{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]'
+            b'}, "a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}',
+            b"\0" * 8),
+        # Bad sharded checkpoints.
+        "index-missing-shard": lambda: write_sharded(
+            fresh_dir(out), skip_shard="model-00002-of-00002.safetensors"),
+        "index-no-weight-map": lambda: write_sharded(
+            fresh_dir(out), index={"metadata": {}}),
+        "index-not-in-shard": lambda: write_sharded(
+            fresh_dir(out), index={"weight_map": {
+                "model.layers.0.f32": "model-00001-of-00002.safetensors"}}),
+        "index-escapes": lambda: write_sharded(
+            fresh_dir(out), index={"weight_map": {
+                "model.layers.0.f32": "../model-00001-of-00002.safetensors"}}),
+        "index-invalid-json": lambda: (write_sharded(fresh_dir(out)), open(
+            os.path.join(out, "model.safetensors.index.json"), "w").write(
+            '{"weight_map": {"a": "b"')),
+        "empty-dir": lambda: fresh_dir(out),
+        # A header given on the command line, for the JSON parser tests.
+        "raw": lambda: write_raw(out, sys.argv[3].encode(), b""),
+        "raw-file": lambda: write_raw(
+            out, open(sys.argv[3], "rb").read(), b""),
+        # .npy files.
+        "npy-f4": lambda: np.save(out, npy_input()),
+        "npy-f2": lambda: np.save(out, np.array(
+            [1.0, 6.1e-5, 6e-8, np.inf], dtype=np.float16)),
+        "npy-f8": lambda: np.save(out, np.array([[0.5], [1e-3]])),
+        "npy-v2": lambda: open(out, "wb").write(
+            npy_header("<f4", False, (2, 2), version=(2, 0)) +
+            npy_input()[:2, :2].tobytes()),
+        "npy-0d": lambda: np.save(out, np.float32(7.25)),
+        "npy-empty": lambda: np.save(out, np.zeros((0, 5), np.float32)),
+        "npy-bad-magic": lambda: open(out, "wb").write(
+            b"\x93NUMPX" + npy_header("<f4", False, (1,))[6:] + b"\0" * 4),
+        "npy-bad-version": lambda: open(out, "wb").write(
+            npy_header("<f4", False, (1,), version=(4, 0)) + b"\0" * 4),
+        "npy-fortran": lambda: np.save(out, np.asfortranarray(npy_input())),
+        "npy-wrong-dtype": lambda: np.save(out, np.arange(4, dtype=np.int32)),
+        "npy-big-endian": lambda: np.save(out, np.arange(4, dtype=">f4")),
+        "npy-truncated": lambda: (np.save(out, npy_input()), os.truncate(
+            out, os.path.getsize(out) - 4)),
+        "npy-trailing": lambda: open(out, "wb").write(
+            npy_header("<f4", False, (2,)) + b"\0" * 12),
+        "npy-header-beyond": lambda: open(out, "wb").write(
+            npy_header("<f4", False, (1,))[:8] + struct.pack("<H", 500) +
+            b"{}"),
+        "npy-missing-key": lambda: open(out, "wb").write(npy_header(
+            "", False, (), text="{'descr': '<f4', 'shape': (1,), }") +
+            b"\0" * 4),
+        "npy-shape-not-tuple": lambda: open(out, "wb").write(npy_header(
+            "", False, (), text="{'descr': '<f4', 'fortran_order': False, "
+            "'shape': (3), }") + b"\0" * 12),
+        "npy-tiny": lambda: open(out, "wb").write(b"\x93NUM"),
+    }
+    if case not in cases:
+        sys.exit("unknown case " + case)
+    cases[case]()
+
+
+if __name__ == "__main__":
+    main()
