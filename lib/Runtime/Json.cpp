@@ -177,21 +177,49 @@ private:
     return true;
   }
 
-  bool parseObject(JsonValue &out, unsigned depth) {
-    if (depth > maxDepth)
-      return fail("nesting deeper than " + std::to_string(maxDepth) +
-                  " levels");
-    ++pos; // '{'
-    JsonValue::Members members;
-    std::vector<size_t> keyOffsets;
+  /// Parses the elements of a `{...}` or `[...]` after its opening bracket:
+  /// zero or more `parseElement()` calls separated by ',' up to `close`.
+  template <typename ParseElement>
+  bool parseSequence(char close, ParseElement parseElement) {
+    std::string expected = std::string("',' or '") + close + "'";
     skipWhitespace();
-    if (!atEnd() && peek() == '}') {
+    if (!atEnd() && peek() == close) {
       ++pos;
-      out = JsonValue::makeObject(std::move(members));
       return true;
     }
     while (true) {
       skipWhitespace();
+      if (!parseElement())
+        return false;
+      skipWhitespace();
+      if (atEnd())
+        return fail("unexpected end of input, expected " + expected);
+      if (peek() == ',') {
+        ++pos;
+        continue;
+      }
+      if (peek() == close) {
+        ++pos;
+        return true;
+      }
+      return fail("unexpected " + describe(peek()) + ", expected " + expected);
+    }
+  }
+
+  bool checkDepth(unsigned depth) {
+    if (depth > maxDepth)
+      return fail("nesting deeper than " + std::to_string(maxDepth) +
+                  " levels");
+    return true;
+  }
+
+  bool parseObject(JsonValue &out, unsigned depth) {
+    if (!checkDepth(depth))
+      return false;
+    ++pos; // '{'
+    JsonValue::Members members;
+    std::vector<size_t> keyOffsets;
+    auto parseMember = [&]() {
       if (atEnd())
         return fail("unexpected end of input, expected an object key");
       if (peek() != '"')
@@ -210,19 +238,10 @@ private:
       if (!parseValue(value, depth))
         return false;
       members.emplace_back(std::move(key), std::move(value));
-      skipWhitespace();
-      if (atEnd())
-        return fail("unexpected end of input, expected ',' or '}'");
-      if (peek() == ',') {
-        ++pos;
-        continue;
-      }
-      if (peek() == '}') {
-        ++pos;
-        break;
-      }
-      return fail("unexpected " + describe(peek()) + ", expected ',' or '}'");
-    }
+      return true;
+    };
+    if (!parseSequence('}', parseMember))
+      return false;
     // Reject duplicate keys, reporting the later occurrence.
     std::vector<size_t> order(members.size());
     for (size_t i = 0; i < order.size(); ++i)
@@ -242,36 +261,19 @@ private:
   }
 
   bool parseArray(JsonValue &out, unsigned depth) {
-    if (depth > maxDepth)
-      return fail("nesting deeper than " + std::to_string(maxDepth) +
-                  " levels");
+    if (!checkDepth(depth))
+      return false;
     ++pos; // '['
     std::vector<JsonValue> elements;
-    skipWhitespace();
-    if (!atEnd() && peek() == ']') {
-      ++pos;
-      out = JsonValue::makeArray(std::move(elements));
-      return true;
-    }
-    while (true) {
-      skipWhitespace();
+    auto parseElement = [&]() {
       JsonValue value;
       if (!parseValue(value, depth))
         return false;
       elements.push_back(std::move(value));
-      skipWhitespace();
-      if (atEnd())
-        return fail("unexpected end of input, expected ',' or ']'");
-      if (peek() == ',') {
-        ++pos;
-        continue;
-      }
-      if (peek() == ']') {
-        ++pos;
-        break;
-      }
-      return fail("unexpected " + describe(peek()) + ", expected ',' or ']'");
-    }
+      return true;
+    };
+    if (!parseSequence(']', parseElement))
+      return false;
     out = JsonValue::makeArray(std::move(elements));
     return true;
   }

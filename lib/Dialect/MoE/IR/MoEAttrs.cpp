@@ -243,16 +243,6 @@ void RoutingAttr::print(AsmPrinter &printer) const {
   printer << ">";
 }
 
-RoutingAttr RoutingAttr::getTopK(MLIRContext *context, ScoringFunc scoring,
-                                 int64_t topK, Renormalize renormalize) {
-  return get(context, scoring, RoutingMode::TokenChoice, topK, renormalize,
-             APFloat(1.0), /*selectionBias=*/false, /*numGroups=*/1,
-             /*topkGroups=*/1, GroupScore::SumTop2, CapacityKind::None,
-             /*fixedCapacity=*/0, APFloat(0.0), Rounding::Ceil,
-             /*minCapacity=*/0, /*groupSize=*/0, Priority::Position,
-             SecondPolicy::All, /*noisy=*/false);
-}
-
 static bool isFiniteNonNegative(const APFloat &value) {
   return value.isFinite() && !value.isNegative();
 }

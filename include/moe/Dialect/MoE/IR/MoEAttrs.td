@@ -74,11 +74,6 @@ def Moe_RoutingAttr : Moe_Attr<"Routing", "routing"> {
   let hasCustomAssemblyFormat = 1;
   let genVerifyDecl = 1;
   let extraClassDeclaration = [{
-    /// Plain top-k routing with the defaults for everything else.
-    static RoutingAttr getTopK(::mlir::MLIRContext *context,
-                               ScoringFunc scoring, int64_t topK,
-                               Renormalize renormalize);
-
     bool isExpertChoice() const { return getMode() == RoutingMode::ExpertChoice; }
     bool hasCapacity() const { return getCapacityKind() != CapacityKind::None; }
     bool isGroupLimited() const { return getNumGroups() > 1; }

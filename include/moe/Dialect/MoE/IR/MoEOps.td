@@ -127,8 +127,6 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
     }
     /// Number of routed experts (E).
     int64_t getNumExperts();
-    /// True when routed experts are gated (SwiGLU-style).
-    bool isGated() { return getExpertGate() != nullptr; }
     /// True when the layer has a shared expert.
     bool hasSharedExpert() { return getSharedUp() != nullptr; }
   }];
