@@ -1,14 +1,19 @@
-//===- InitAllPasses.h - Register the project's passes ----------*- C++ -*-===//
+//===- InitAllPasses.h - Register every MoE pass and pipeline ---*- C++ -*-===//
 
 #ifndef MOE_INITALLPASSES_H
 #define MOE_INITALLPASSES_H
 
+#include "moe/Conversion/Passes.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
+#include "moe/Pipelines/Pipelines.h"
 
 namespace mlir::moe {
 
-/// Registers every pass and pipeline of this project with the global registry.
-inline void registerAllPasses() { registerMoEPasses(); }
+inline void registerAllPasses() {
+  registerMoEPasses();
+  registerMoEConversionPasses();
+  registerMoEPipelines();
+}
 
 } // namespace mlir::moe
 

@@ -17,3 +17,42 @@ void MoeDialect::initialize() {
 #include "moe/Dialect/MoE/IR/MoEOps.cpp.inc"
       >();
 }
+
+LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
+                                                  unsigned regionIndex,
+                                                  unsigned argIndex,
+                                                  NamedAttribute attribute) {
+  if (attribute.getName() != kWeightAttrName)
+    return op->emitError() << "unknown moe argument attribute '"
+                           << attribute.getName().getValue() << "'";
+  auto name = llvm::dyn_cast<StringAttr>(attribute.getValue());
+  if (!name || name.getValue().empty())
+    return op->emitError() << "'" << kWeightAttrName
+                           << "' of argument " << argIndex
+                           << " must be a non-empty string";
+  StringRef text = name.getValue();
+  size_t placeholders = text.count(kExpertPlaceholder);
+  if (placeholders > 1)
+    return op->emitError() << "'" << kWeightAttrName << "' of argument "
+                           << argIndex << " has more than one '"
+                           << kExpertPlaceholder << "'";
+  Region &region = op->getRegion(regionIndex);
+  if (region.empty() || argIndex >= region.getNumArguments())
+    return success();
+  // Tensors before bufferization, memrefs after it; once lowered to LLVM the
+  // argument is a pointer and the binding was recorded already.
+  auto type = llvm::dyn_cast<ShapedType>(region.getArgument(argIndex).getType());
+  if (!type)
+    return success();
+  if (!type.hasStaticShape())
+    return op->emitError() << "'" << kWeightAttrName << "' argument "
+                           << argIndex
+                           << " must be a statically shaped tensor, got "
+                           << region.getArgument(argIndex).getType();
+  if (placeholders == 1 && type.getRank() < 1)
+    return op->emitError() << "'" << kWeightAttrName << "' argument "
+                           << argIndex << " stacks per-expert tensors ('"
+                           << kExpertPlaceholder
+                           << "') and needs rank >= 1, got " << type;
+  return success();
+}

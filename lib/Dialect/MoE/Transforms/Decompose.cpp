@@ -182,10 +182,15 @@ struct MoEDecomposePass
 
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<DecomposeLayer>(&getContext(), rowAlign);
+    populateMoEDecomposePatterns(patterns, rowAlign);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }
 };
 
 } // namespace
+
+void mlir::moe::populateMoEDecomposePatterns(RewritePatternSet &patterns,
+                                             int64_t rowAlign) {
+  patterns.add<DecomposeLayer>(patterns.getContext(), rowAlign);
+}

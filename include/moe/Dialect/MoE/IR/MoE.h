@@ -33,6 +33,13 @@ namespace mlir::moe {
 /// Expert ids are i32, so no op may have more experts than this.
 constexpr int64_t kMaxExperts = 2147483647;
 
+/// The function-argument attribute naming the checkpoint tensor an entry
+/// point's argument is bound to.
+constexpr llvm::StringLiteral kWeightAttrName = "moe.weight";
+
+/// The placeholder of a weight name that stacks per-expert tensors.
+constexpr llvm::StringLiteral kExpertPlaceholder = "{e}";
+
 /// The tensor type a requested routing statistic has, for `numExperts`
 /// experts.
 RankedTensorType getStatisticType(MLIRContext *context, Statistic statistic,

@@ -33,8 +33,14 @@ def Moe_Dialect : Dialect {
 
     All ops work on tensors with a (usually dynamic) token dimension `T`, so
     one compiled module serves any number of tokens, including zero.
+
+    Function arguments may carry `moe.weight = "<checkpoint tensor name>"`:
+    the runtime binds such an argument to that tensor of a safetensors
+    checkpoint. A name containing `{e}` (once) binds a stack of per-expert
+    tensors along the argument's first dimension (docs/CompiledModules.md).
   }];
   let useDefaultAttributePrinterParser = 1;
+  let hasRegionArgAttrVerify = 1;
   let extraClassDeclaration = [{
     /// Registers the attributes of the dialect (MoEAttrs.cpp).
     void registerAttributes();

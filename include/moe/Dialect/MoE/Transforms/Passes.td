@@ -34,4 +34,27 @@ def MoEDecomposePass : Pass<"moe-decompose"> {
   ];
 }
 
+def MoEExportEntriesPass : Pass<"moe-export-entries", "::mlir::ModuleOp"> {
+  let summary = "Mark public functions as entry points and record a manifest";
+  let description = [{
+    Prepares a module on tensors for ahead-of-time compilation
+    (docs/CompiledModules.md):
+
+    - sets `llvm.emit_c_interface` on every public `func.func` with a body,
+      so that LLVM lowering emits `_mlir_ciface_<name>`;
+    - writes the manifest of those entry points (arguments with their dtype,
+      shape and `moe.weight` binding, results, and whether tokens may be
+      split over threads) as the NUL-terminated JSON string global
+      `moe_module_manifest`, replacing an existing one, and removes the
+      `moe.weight` argument attributes it recorded.
+
+    An entry point must take and return ranked tensors of f32, bf16, f16, i32
+    or i64; anything else is an error on the function. `token_parallel` is
+    set only when the body holds nothing but dropless token-choice moe ops
+    without statistics, constants and the return: then every token's output
+    depends on that token alone.
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+}
+
 #endif // MOE_DIALECT_MOE_TRANSFORMS_PASSES_TD

@@ -1,0 +1,29 @@
+//===- MoEToLinalg.h - Lowering moe ops to upstream ops ---------*- C++ -*-===//
+
+#ifndef MOE_CONVERSION_MOETOLINALG_MOETOLINALG_H
+#define MOE_CONVERSION_MOETOLINALG_MOETOLINALG_H
+
+#include "moe/Dialect/MoE/IR/MoE.h"
+
+#include "mlir/IR/PatternMatch.h"
+
+namespace mlir::moe {
+
+/// Why a gate with `routing` (and statistics results when `withStatistics`)
+/// cannot be lowered yet, naming the routing feature, or std::nullopt when it
+/// can.
+std::optional<std::string> getUnsupportedRoutingReason(RoutingAttr routing,
+                                                       bool withStatistics);
+
+/// Lowers moe.gate (token choice, dropless) to linalg and scf on tensors.
+void populateGateLoweringPatterns(RewritePatternSet &patterns);
+
+/// Lowers moe.dispatch and moe.combine to scf loops on tensors.
+void populateDispatchCombineLoweringPatterns(RewritePatternSet &patterns);
+
+/// Lowers moe.expert_matmul to a loop of linalg matmuls on expert slices.
+void populateExpertMatmulLoweringPatterns(RewritePatternSet &patterns);
+
+} // namespace mlir::moe
+
+#endif // MOE_CONVERSION_MOETOLINALG_MOETOLINALG_H

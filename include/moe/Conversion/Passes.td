@@ -1,0 +1,47 @@
+//===- Passes.td - MoE conversion passes --------------------*- tablegen -*-===//
+//
+// Every pass that lowers the moe dialect to other dialects.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_CONVERSION_PASSES_TD
+#define MOE_CONVERSION_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def ConvertMoEToLinalgPass : Pass<"convert-moe-to-linalg"> {
+  let summary = "Lower moe ops to linalg, scf, tensor, arith and math ops";
+  let description = [{
+    The reference lowering of the routing ops, on tensors (dynamic token
+    count). `moe.layer` is decomposed first (as `--moe-decompose` with
+    `row-align=1`).
+
+    - `moe.gate`: scores (softmax or sigmoid) and selection scores (plus the
+      selection bias) as `linalg.generic` over `[T,E]`; group scores and the
+      kept groups of group-limited routing as `linalg.generic` over `[T,G]`;
+      then, per token, K passes of an arg-max over the experts (ties to the
+      lower index; NaN ranks above every number, so NaN inputs still select
+      K distinct experts and propagate), followed by renormalization and
+      scaling.
+    - `moe.dispatch`: a counting sort. Per-expert counts, their (aligned)
+      prefix sum, a zero-filled buffer of exactly that many rows, then each
+      taken assignment's row is copied to its slot and recorded in the row map.
+      The capacity layout places rows in `[E,C,H]` slots the same way.
+    - `moe.expert_matmul`: a loop over experts; each expert multiplies only
+      its own rows (a dynamic slice) with its `[N,K]` weight slice
+      (`linalg.matmul`, f32 accumulation).
+    - `moe.combine`: per output element, a gather-sum over the token's K rows
+      through the row map (no one-hot matrices, no atomics).
+
+    Routing that this pass does not lower yet (expert choice, capacity,
+    random second choices, noisy gating, statistics) is reported as an error
+    on the op.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
+#endif // MOE_CONVERSION_PASSES_TD

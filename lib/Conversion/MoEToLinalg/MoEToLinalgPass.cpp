@@ -1,0 +1,62 @@
+//===- MoEToLinalgPass.cpp - The convert-moe-to-linalg pass ---------------===//
+
+#include "moe/Conversion/Passes.h"
+#include "moe/Dialect/MoE/Transforms/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Transforms/DialectConversion.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_CONVERTMOETOLINALGPASS
+#include "moe/Conversion/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+struct ConvertMoEToLinalgPass
+    : public moe::impl::ConvertMoEToLinalgPassBase<ConvertMoEToLinalgPass> {
+  void runOnOperation() override {
+    MLIRContext *context = &getContext();
+    Operation *root = getOperation();
+
+    // Routing that has no lowering yet: one clear error per op.
+    bool unsupported = false;
+    root->walk([&](Operation *op) {
+      std::optional<std::string> reason;
+      if (auto gate = dyn_cast<GateOp>(op))
+        reason = getUnsupportedRoutingReason(
+            gate.getRouting(), !gate.getRequestedStatistics().empty());
+      if (auto layer = dyn_cast<LayerOp>(op))
+        reason = getUnsupportedRoutingReason(layer.getRouting(),
+                                             !layer.getStats().empty());
+      if (!reason)
+        return;
+      op->emitOpError() << "cannot be lowered yet: " << *reason
+                        << " is not supported by convert-moe-to-linalg";
+      unsupported = true;
+    });
+    if (unsupported)
+      return signalPassFailure();
+
+    RewritePatternSet patterns(context);
+    populateMoEDecomposePatterns(patterns, /*rowAlign=*/1);
+    populateGateLoweringPatterns(patterns);
+    populateDispatchCombineLoweringPatterns(patterns);
+    populateExpertMatmulLoweringPatterns(patterns);
+
+    ConversionTarget target(*context);
+    target.addIllegalDialect<MoeDialect>();
+    target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
+    if (failed(applyPartialConversion(root, target, std::move(patterns))))
+      signalPassFailure();
+  }
+};
+
+} // namespace

@@ -1,0 +1,151 @@
+//===- ExportEntries.cpp - Entry points and their manifest ----------------===//
+//
+// The bridge between the compiler and the runtime: public functions get the C
+// interface, and their signatures and weight bindings are recorded as JSON in
+// the global `moe_module_manifest`, which the runtime reads after dlopen.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Dialect/MoE/Transforms/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "llvm/Support/JSON.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOEEXPORTENTRIESPASS
+#include "moe/Dialect/MoE/Transforms/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+constexpr llvm::StringLiteral kManifestSymbol = "moe_module_manifest";
+
+/// The manifest's name of a tensor element type, or "" when entry points
+/// cannot take it.
+StringRef getDTypeName(Type type) {
+  if (type.isF32())
+    return "f32";
+  if (type.isBF16())
+    return "bf16";
+  if (type.isF16())
+    return "f16";
+  if (type.isInteger(32))
+    return "i32";
+  if (type.isInteger(64))
+    return "i64";
+  return "";
+}
+
+/// `{"dtype", "shape"}` of an entry point's tensor, or an error on `func`.
+FailureOr<llvm::json::Object> describeTensor(func::FuncOp func, Type type,
+                                             StringRef what) {
+  auto tensor = llvm::dyn_cast<RankedTensorType>(type);
+  StringRef dtype = tensor ? getDTypeName(tensor.getElementType()) : "";
+  if (dtype.empty())
+    return func.emitError() << "entry point " << what
+                            << " must be a ranked tensor of f32, bf16, f16, "
+                               "i32 or i64, got "
+                            << type;
+  llvm::json::Array shape;
+  for (int64_t size : tensor.getShape())
+    shape.push_back(ShapedType::isDynamic(size) ? int64_t(-1) : size);
+  return llvm::json::Object{{"dtype", dtype}, {"shape", std::move(shape)}};
+}
+
+/// Routing whose tokens are independent of each other: dropless token choice
+/// without statistics.
+bool isTokenLocal(RoutingAttr routing, bool withStatistics) {
+  return !routing.isExpertChoice() && !routing.hasCapacity() &&
+         !withStatistics;
+}
+
+/// Whether every token's output of `func` depends on that token alone.
+/// Conservative: only moe ops with token-local routing, constants and the
+/// return qualify.
+bool isTokenParallel(func::FuncOp func) {
+  WalkResult result = func.getBody().walk([&](Operation *op) {
+    bool local = false;
+    if (auto layer = dyn_cast<LayerOp>(op))
+      local = isTokenLocal(layer.getRouting(), !layer.getStats().empty());
+    else if (auto gate = dyn_cast<GateOp>(op))
+      local = isTokenLocal(gate.getRouting(),
+                           !gate.getRequestedStatistics().empty());
+    else
+      local = isa<DispatchOp, ExpertMatmulOp, CombineOp, func::ReturnOp,
+                  arith::ConstantOp>(op);
+    return local ? WalkResult::advance() : WalkResult::interrupt();
+  });
+  return !result.wasInterrupted();
+}
+
+FailureOr<llvm::json::Object> describeEntry(func::FuncOp func) {
+  llvm::json::Array args;
+  for (auto [index, type] : llvm::enumerate(func.getArgumentTypes())) {
+    std::string what = "argument " + std::to_string(index);
+    FailureOr<llvm::json::Object> arg = describeTensor(func, type, what);
+    if (failed(arg))
+      return failure();
+    if (auto name = func.getArgAttrOfType<StringAttr>(index, kWeightAttrName)) {
+      (*arg)["kind"] = "weight";
+      (*arg)["name"] = name.getValue();
+    } else {
+      (*arg)["kind"] = "input";
+    }
+    args.push_back(std::move(*arg));
+  }
+  llvm::json::Array results;
+  for (auto [index, type] : llvm::enumerate(func.getResultTypes())) {
+    FailureOr<llvm::json::Object> result =
+        describeTensor(func, type, "result " + std::to_string(index));
+    if (failed(result))
+      return failure();
+    results.push_back(std::move(*result));
+  }
+  return llvm::json::Object{
+      {"name", func.getSymName()},
+      {"symbol", ("_mlir_ciface_" + func.getSymName()).str()},
+      {"token_parallel", isTokenParallel(func)},
+      {"args", std::move(args)},
+      {"results", std::move(results)}};
+}
+
+struct MoEExportEntriesPass
+    : public moe::impl::MoEExportEntriesPassBase<MoEExportEntriesPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    llvm::json::Array entries;
+    for (auto func : module.getOps<func::FuncOp>()) {
+      if (!func.isPublic() || func.isExternal())
+        continue;
+      FailureOr<llvm::json::Object> entry = describeEntry(func);
+      if (failed(entry))
+        return signalPassFailure();
+      entries.push_back(std::move(*entry));
+      // The manifest holds the bindings now; LLVM translation has no use
+      // for them.
+      for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
+        func.removeArgAttr(i, kWeightAttrName);
+      func->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(),
+                    UnitAttr::get(&getContext()));
+    }
+    llvm::json::Value manifest = llvm::json::Object{
+        {"version", 1}, {"entries", std::move(entries)}};
+    std::string text;
+    llvm::raw_string_ostream(text) << manifest;
+    text.push_back('\0');
+
+    if (Operation *old = module.lookupSymbol(kManifestSymbol))
+      old->erase();
+    OpBuilder builder = OpBuilder::atBlockEnd(module.getBody());
+    auto type = LLVM::LLVMArrayType::get(builder.getI8Type(), text.size());
+    LLVM::GlobalOp::create(builder, module.getLoc(), type, /*isConstant=*/true,
+                           LLVM::Linkage::External, kManifestSymbol,
+                           builder.getStringAttr(text));
+  }
+};
+
+} // namespace

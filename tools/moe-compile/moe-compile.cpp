@@ -1,0 +1,203 @@
+//===- moe-compile.cpp - Ahead-of-time compiler for MoE modules -----------===//
+//
+//   moe-compile LAYER.mlir --target cpu -o LAYER.so [--mcpu native]
+//
+// Parses a module on tensors, runs --moe-lower-to-cpu, translates to LLVM IR
+// and has clang turn it into a shared object that the runtime loads
+// (docs/CompiledModules.md). --emit=mlir and --emit=llvm stop earlier.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/InitAllDialects.h"
+#include "moe/Pipelines/Pipelines.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/FileUtilities.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
+#include "mlir/Target/LLVMIR/Export.h"
+
+#include "llvm/ADT/StringSet.h"
+#include "llvm/Bitcode/BitcodeWriter.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FileUtilities.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/raw_ostream.h"
+
+#ifndef MOE_CLANG_EXECUTABLE
+#define MOE_CLANG_EXECUTABLE "clang"
+#endif
+
+using namespace llvm;
+
+namespace {
+
+enum class Target { CPU };
+enum class Emit { SharedObject, LLVMIR, MLIR };
+
+cl::OptionCategory category("moe-compile options");
+
+cl::opt<std::string> inputPath(cl::Positional, cl::desc("<layer.mlir>"),
+                               cl::Required, cl::cat(category));
+cl::opt<std::string> outputPath("o", cl::desc("Output file"),
+                                cl::value_desc("path"), cl::Required,
+                                cl::cat(category));
+cl::opt<Target> target("target", cl::desc("Code generation target"),
+                       cl::values(clEnumValN(Target::CPU, "cpu",
+                                             "x86-64 CPU (shared object)")),
+                       cl::init(Target::CPU), cl::cat(category));
+cl::opt<std::string>
+    mcpu("mcpu",
+         cl::desc("CPU to generate code for (clang -march); 'native' is the "
+                  "machine compiling"),
+         cl::init("native"), cl::cat(category));
+cl::opt<Emit> emit(
+    "emit", cl::desc("What to write"),
+    cl::values(clEnumValN(Emit::SharedObject, "so", "a shared object"),
+               clEnumValN(Emit::LLVMIR, "llvm", "LLVM IR text"),
+               clEnumValN(Emit::MLIR, "mlir",
+                          "the LLVM-dialect module after the pipeline")),
+    cl::init(Emit::SharedObject), cl::cat(category));
+cl::opt<int64_t>
+    rowAlign("row-align",
+             cl::desc("Pad each expert's dispatched rows to a multiple of "
+                      "this many rows"),
+             cl::init(1), cl::cat(category));
+
+/// Prints `moe-compile: error: <message>` and returns 1.
+int fail(const Twine &message) {
+  errs() << "moe-compile: error: " << message << "\n";
+  return 1;
+}
+
+/// Functions a compiled module may call: libc memory management and libm.
+/// Anything else (e.g. MLIR's runtime-utility libraries) would be missing at
+/// load time on a machine that has only the MoE runtime.
+bool isProvidedExternally(StringRef name) {
+  static const StringSet<> libc = {"malloc", "free", "aligned_alloc",
+                                   "memcpy", "memmove", "memset"};
+  static const StringSet<> libm = {
+      "expf",  "exp2f", "expm1f", "logf",   "log1pf", "log2f",  "log10f",
+      "erff",  "erfcf", "tanhf",  "sinhf",  "coshf",  "tanf",   "sinf",
+      "cosf",  "atanf", "atan2f", "acosf",  "asinf",  "powf",   "sqrtf",
+      "cbrtf", "fabsf", "fmaf",   "floorf", "ceilf",  "roundf", "truncf"};
+  return libc.contains(name) || libm.contains(name);
+}
+
+/// Runs clang on LLVM bitcode to produce a shared object.
+int linkSharedObject(const Module &module) {
+  SmallString<128> bitcodePath;
+  if (std::error_code ec =
+          sys::fs::createTemporaryFile("moe-compile", "bc", bitcodePath))
+    return fail("cannot create a temporary file: " + ec.message());
+  FileRemover removeBitcode(bitcodePath);
+  {
+    std::error_code ec;
+    raw_fd_ostream os(bitcodePath, ec);
+    if (ec)
+      return fail("cannot write '" + bitcodePath + "': " + ec.message());
+    WriteBitcodeToFile(module, os);
+  }
+
+  std::string clang = MOE_CLANG_EXECUTABLE;
+  if (!sys::fs::can_execute(clang)) {
+    ErrorOr<std::string> found = sys::findProgramByName("clang-22");
+    if (!found)
+      found = sys::findProgramByName("clang");
+    if (!found)
+      return fail("clang not found (looked for " + clang +
+                  ", clang-22 and clang on PATH)");
+    clang = *found;
+  }
+  std::string march = "-march=" + mcpu;
+  SmallVector<StringRef> args = {clang,       "-O3",       march.c_str(),
+                                 "-shared",   "-fPIC",     "-x",
+                                 "ir",        bitcodePath, "-o",
+                                 outputPath,  "-lm",       "-Wno-override-module"};
+  std::string message;
+  int status = sys::ExecuteAndWait(clang, args, /*Env=*/std::nullopt,
+                                   /*Redirects=*/{}, /*SecondsToWait=*/0,
+                                   /*MemoryLimit=*/0, &message);
+  if (status != 0)
+    return fail("clang failed to build '" + outputPath + "'" +
+                (message.empty() ? "" : ": " + message));
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions(category);
+  cl::ParseCommandLineOptions(
+      argc, argv,
+      "MoE-MLIR ahead-of-time compiler: moe IR on tensors to a shared object "
+      "for the runtime\n");
+  if (rowAlign < 1)
+    return fail("--row-align must be at least 1, got " + Twine(rowAlign));
+
+  mlir::DialectRegistry registry;
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+  mlir::registerAllToLLVMIRTranslations(registry);
+  mlir::moe::registerAllDialects(registry);
+  mlir::MLIRContext context(registry);
+
+  std::string errorMessage;
+  std::unique_ptr<MemoryBuffer> input =
+      mlir::openInputFile(inputPath, &errorMessage);
+  if (!input)
+    return fail(errorMessage);
+  SourceMgr sourceMgr;
+  sourceMgr.AddNewSourceBuffer(std::move(input), SMLoc());
+  mlir::SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      mlir::parseSourceFile<mlir::ModuleOp>(sourceMgr, &context);
+  if (!module)
+    return 1;
+
+  mlir::PassManager pm(&context);
+  mlir::moe::LowerToCPUOptions options;
+  options.rowAlign = rowAlign;
+  mlir::moe::buildLowerToCPUPipeline(pm, options);
+  if (mlir::failed(pm.run(*module)))
+    return 1;
+
+  auto writeText = [&](function_ref<void(raw_ostream &)> print) {
+    std::unique_ptr<ToolOutputFile> out =
+        mlir::openOutputFile(outputPath, &errorMessage);
+    if (!out)
+      return fail(errorMessage);
+    print(out->os());
+    out->keep();
+    return 0;
+  };
+  if (emit == Emit::MLIR)
+    return writeText([&](raw_ostream &os) { module->print(os); });
+
+  LLVMContext llvmContext;
+  std::unique_ptr<Module> llvmModule =
+      mlir::translateModuleToLLVMIR(*module, llvmContext, inputPath);
+  if (!llvmModule)
+    return fail("cannot translate '" + inputPath + "' to LLVM IR");
+  for (const Function &function : *llvmModule)
+    if (function.isDeclaration() && !function.isIntrinsic() &&
+        !isProvidedExternally(function.getName()))
+      return fail("the lowered module calls '" + function.getName() +
+                  "', which neither libc, libm nor the MoE runtime provides");
+
+  if (emit == Emit::LLVMIR)
+    return writeText([&](raw_ostream &os) { llvmModule->print(os, nullptr); });
+  return linkSharedObject(*llvmModule);
+}
