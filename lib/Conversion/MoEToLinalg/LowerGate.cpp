@@ -30,12 +30,12 @@ mlir::moe::getUnsupportedRoutingReason(RoutingAttr routing,
                                        bool withStatistics) {
   if (routing.isExpertChoice())
     return "expert-choice routing";
-  if (routing.hasCapacity())
-    return "capacity-limited routing";
   if (routing.getSecondPolicy() == SecondPolicy::Random)
     return "random second-choice routing";
   if (routing.getNoisy())
     return "noisy gating";
+  if (routing.hasCapacity())
+    return "capacity-limited routing";
   if (withStatistics)
     return "routing statistics";
   return std::nullopt;

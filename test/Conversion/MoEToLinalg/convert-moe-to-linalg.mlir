@@ -1,0 +1,239 @@
+// RUN: moe-opt %s --convert-moe-to-linalg --canonicalize --cse --split-input-file | FileCheck %s
+
+// Softmax top-k: scores as linalg over [T,E], then per token K arg-max passes
+// over the experts and a renormalize + scale loop.
+// CHECK-LABEL: func @gate_softmax
+// CHECK-SAME: (%[[L:.*]]: tensor<?x6xf32>)
+// CHECK-NOT: moe.
+// CHECK: %[[MAX:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "reduction"]{{.*}} ins(%[[L]] : tensor<?x6xf32>)
+// CHECK: arith.maximumf
+// CHECK: %[[EXP:.*]] = linalg.generic
+// CHECK: math.exp
+// CHECK: %[[SUM:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "reduction"]{{.*}} ins(%[[EXP]] : tensor<?x6xf32>)
+// CHECK: %[[P:.*]] = linalg.generic
+// CHECK: arith.divf
+// CHECK: scf.for %[[T:[a-z0-9_]+]] = %{{.*}} to %{{.*}} step
+// CHECK: scf.for %[[K:[a-z0-9_]+]] = %{{.*}} to %c2 step
+// CHECK: scf.for %[[E:[a-z0-9_]+]] = %{{.*}} to %c6 step
+// CHECK: tensor.extract %[[P]][%[[T]], %[[E]]]
+// CHECK: arith.cmpf uno
+// CHECK: arith.select
+// CHECK: tensor.insert %{{.*}}[%[[T]], %[[K]]] : tensor<?x2xf32>
+// CHECK: tensor.insert %{{.*}}[%[[T]], %[[K]]] : tensor<?x2xi32>
+// CHECK: arith.divf
+// CHECK: arith.mulf %{{.*}}, %cst
+func.func @gate_softmax(%logits: tensor<?x6xf32>) -> (tensor<?x2xf32>, tensor<?x2xi32>) {
+  %w, %ids = moe.gate %logits routing <softmax, top_k = 2, renormalize, scale = 2.0>
+      : tensor<?x6xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  return %w, %ids : tensor<?x2xf32>, tensor<?x2xi32>
+}
+
+// -----
+
+// Without renormalization or scaling there is no post-selection loop.
+// CHECK-LABEL: func @gate_plain_top1
+// CHECK: scf.for
+// CHECK: tensor.insert {{.*}} : tensor<4x1xi32>
+// CHECK-NOT: arith.divf
+// CHECK: return
+func.func @gate_plain_top1(%logits: tensor<4x3xf32>) -> (tensor<4x1xf32>, tensor<4x1xi32>) {
+  %w, %ids = moe.gate %logits routing <softmax, top_k = 1>
+      : tensor<4x3xf32> -> tensor<4x1xf32>, tensor<4x1xi32>
+  return %w, %ids : tensor<4x1xf32>, tensor<4x1xi32>
+}
+
+// -----
+
+// DeepSeek-V3 style: sigmoid scores, selection bias, group scores (sum of the
+// two largest per group), kept groups as i1, selection restricted to them.
+// CHECK-LABEL: func @gate_grouped
+// CHECK-SAME: (%[[L:.*]]: tensor<?x8xf32>, %[[B:.*]]: tensor<8xf32>)
+// CHECK: %[[S:.*]] = linalg.generic
+// CHECK: math.exp
+// CHECK: %[[SEL:.*]] = linalg.generic
+// CHECK: tensor.extract %[[B]]
+// CHECK: %[[GS:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<?x4xf32>)
+// CHECK: scf.for {{.*}} to %c2
+// CHECK: arith.maximumf
+// CHECK: arith.minimumf
+// CHECK: %[[KEPT:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<?x4xi1>)
+// CHECK: scf.for {{.*}} to %c4
+// CHECK: arith.cmpi slt, %{{.*}}, %c2
+// CHECK: scf.for %[[T:[a-z0-9_]+]] =
+// CHECK: scf.for %[[E:[a-z0-9_]+]] = %{{.*}} to %c8
+// CHECK: tensor.extract %[[SEL]][%[[T]], %[[E]]]
+// CHECK: %[[G:.*]] = arith.divui %[[E]], %c2
+// CHECK: tensor.extract %[[KEPT]][%[[T]], %[[G]]]
+// Combine weights are the unbiased scores.
+// CHECK: tensor.extract %[[S]][%[[T]],
+func.func @gate_grouped(%logits: tensor<?x8xf32>, %bias: tensor<8xf32>) -> (tensor<?x2xf32>, tensor<?x2xi32>) {
+  %w, %ids = moe.gate %logits bias(%bias : tensor<8xf32>)
+      routing <sigmoid, top_k = 2, renormalize, selection_bias, groups = 4, topk_groups = 2, group_score = sum_top2>
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  return %w, %ids : tensor<?x2xf32>, tensor<?x2xi32>
+}
+
+// -----
+
+// DeepSeek-V2 group_limited_greedy: the group score is the group's max.
+// CHECK-LABEL: func @gate_group_max
+// CHECK: linalg.generic {{.*}} outs(%{{.*}} : tensor<?x2xf32>)
+// CHECK: arith.maximumf
+// CHECK-NOT: arith.addf
+// CHECK: linalg.yield
+func.func @gate_group_max(%logits: tensor<?x6xf32>) -> (tensor<?x2xf32>, tensor<?x2xi32>) {
+  %w, %ids = moe.gate %logits routing <softmax, top_k = 2, groups = 2, topk_groups = 1, group_score = max>
+      : tensor<?x6xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  return %w, %ids : tensor<?x2xf32>, tensor<?x2xi32>
+}
+
+// -----
+
+// Grouped dispatch: count per expert, aligned prefix sum, a zero-filled
+// buffer of exactly offsets[E] rows, then per taken assignment a row copy and
+// a row-map entry (-1 when not taken).
+// CHECK-LABEL: func @dispatch_grouped
+// CHECK-SAME: (%[[X:.*]]: tensor<?x16xf32>, %[[IDS:.*]]: tensor<?x2xi32>)
+// CHECK: %[[COUNTS:.*]] = scf.for
+// CHECK: scf.for
+// CHECK: tensor.extract %[[IDS]]
+// CHECK: scf.if
+// CHECK: tensor.insert {{.*}} : tensor<4xi64>
+// CHECK: %[[OFF:.*]] = scf.for {{.*}} -> (tensor<5xi64>)
+// CHECK: arith.divui %{{.*}}, %c8
+// CHECK: arith.muli %{{.*}}, %c8
+// CHECK: %[[N:.*]] = tensor.extract %[[OFF]][%c4]
+// CHECK: %[[NI:.*]] = arith.index_cast %[[N]]
+// CHECK: %[[EMPTY:.*]] = tensor.empty(%[[NI]]) : tensor<?x16xf32>
+// CHECK: %[[ROWS:.*]] = linalg.fill {{.*}} outs(%[[EMPTY]]
+// CHECK: %[[PLACED:.*]]:3 = scf.for {{.*}} iter_args(%{{.*}} = %[[ROWS]]
+// CHECK: arith.select %{{.*}}, %{{.*}}, %c-1
+// CHECK: scf.if
+// CHECK: tensor.extract %[[X]]
+// CHECK: return %[[PLACED]]#0, %[[OFF]], %[[PLACED]]#1
+func.func @dispatch_grouped(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>)
+    -> (tensor<?x16xf32>, tensor<5xi64>, tensor<?x2xi32>) {
+  %rows, %off, %map = moe.dispatch %x, %ids align 8
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<?x16xf32>, tensor<5xi64>, tensor<?x2xi32>
+  return %rows, %off, %map : tensor<?x16xf32>, tensor<5xi64>, tensor<?x2xi32>
+}
+
+// -----
+
+// Capacity layout: slot = the expert's count so far, placed only if < C;
+// the row map holds e*C + slot.
+// CHECK-LABEL: func @dispatch_capacity
+// CHECK-SAME: %[[C:[a-z0-9_]+]]: index)
+// CHECK: tensor.empty(%[[C]]) : tensor<4x?x16xf32>
+// CHECK: scf.for
+// CHECK: arith.cmpi slt, %{{.*}}, %[[C]]
+// CHECK: arith.muli %{{.*}}, %[[C]]
+// CHECK: scf.if
+// CHECK: tensor.insert {{.*}} : tensor<4x?x16xf32>
+func.func @dispatch_capacity(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>, %c: index)
+    -> (tensor<4x?x16xf32>, tensor<4xi64>, tensor<?x2xi32>) {
+  %rows, %counts, %map = moe.dispatch %x, %ids capacity(%c)
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<4x?x16xf32>, tensor<4xi64>, tensor<?x2xi32>
+  return %rows, %counts, %map : tensor<4x?x16xf32>, tensor<4xi64>, tensor<?x2xi32>
+}
+
+// -----
+
+// f32 grouped matmul: per expert, the clamped row range and a matmul written
+// straight into that slice of the result.
+// CHECK-LABEL: func @matmul_f32
+// CHECK-SAME: (%[[R:.*]]: tensor<?x16xf32>, %[[W:.*]]: tensor<4x8x16xf32>, %[[OFF:.*]]: tensor<5xi64>)
+// CHECK: scf.for %[[E:[a-z0-9_]+]] = %{{.*}} to %c4 {{.*}} iter_args(%[[ACC:.*]] =
+// CHECK: arith.maxsi
+// CHECK: arith.minsi
+// CHECK: %[[ROWS:.*]] = tensor.extract_slice %[[R]][%[[START:.*]], 0] [%[[COUNT:.*]], 16] [1, 1]
+// CHECK: %[[OUT:.*]] = tensor.extract_slice %[[ACC]][%[[START]], 0] [%[[COUNT]], 8] [1, 1]
+// CHECK: %[[WE:.*]] = tensor.extract_slice %[[W]][%[[E]], 0, 0] [1, 8, 16] [1, 1, 1] : tensor<4x8x16xf32> to tensor<8x16xf32>
+// CHECK: %[[Z:.*]] = linalg.fill {{.*}} outs(%[[OUT]]
+// CHECK: %[[P:.*]] = linalg.matmul {{.*}} ins(%[[ROWS]], %[[WE]] : tensor<?x16xf32>, tensor<8x16xf32>) outs(%[[Z]] : tensor<?x8xf32>)
+// CHECK: tensor.insert_slice %[[P]] into %[[ACC]][%[[START]], 0] [%[[COUNT]], 8]
+func.func @matmul_f32(%rows: tensor<?x16xf32>, %w: tensor<4x8x16xf32>, %off: tensor<5xi64>) -> tensor<?x8xf32> {
+  %h = moe.expert_matmul %rows, %w offsets(%off : tensor<5xi64>)
+      : tensor<?x16xf32>, tensor<4x8x16xf32> -> tensor<?x8xf32>
+  return %h : tensor<?x8xf32>
+}
+
+// -----
+
+// bf16 rows: f32 accumulation, then bias and truncation into the slice.
+// CHECK-LABEL: func @matmul_bf16_bias
+// CHECK: scf.for
+// CHECK: %[[ACC:.*]] = tensor.empty(%{{.*}}) : tensor<?x8xf32>
+// CHECK: %[[P:.*]] = linalg.matmul {{.*}} outs(%{{.*}} : tensor<?x8xf32>)
+// CHECK: %[[BIAS:.*]] = tensor.extract_slice %{{.*}} : tensor<4x8xf32> to tensor<8xf32>
+// CHECK: linalg.generic {{.*}} ins(%[[P]], %[[BIAS]] : tensor<?x8xf32>, tensor<8xf32>) outs(%{{.*}} : tensor<?x8xbf16>)
+// CHECK: arith.addf
+// CHECK: arith.truncf {{.*}} : f32 to bf16
+func.func @matmul_bf16_bias(%rows: tensor<?x16xbf16>, %w: tensor<4x8x16xbf16>, %off: tensor<5xi64>, %b: tensor<4x8xf32>) -> tensor<?x8xbf16> {
+  %h = moe.expert_matmul %rows, %w offsets(%off : tensor<5xi64>) bias(%b : tensor<4x8xf32>)
+      : tensor<?x16xbf16>, tensor<4x8x16xbf16> -> tensor<?x8xbf16>
+  return %h : tensor<?x8xbf16>
+}
+
+// -----
+
+// Capacity slots: one batched contraction [E,C,K] x [E,N,K] in f32.
+// CHECK-LABEL: func @matmul_capacity
+// CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "parallel", "reduction"]{{.*}} ins(%{{.*}}, %{{.*}} : tensor<4x3x16xf32>, tensor<4x8x16xbf16>) outs(%{{.*}} : tensor<4x3x8xf32>)
+// CHECK: arith.extf
+// CHECK: arith.mulf
+// CHECK: arith.addf
+func.func @matmul_capacity(%slots: tensor<4x3x16xf32>, %w: tensor<4x8x16xbf16>) -> tensor<4x3x8xf32> {
+  %h = moe.expert_matmul %slots, %w : tensor<4x3x16xf32>, tensor<4x8x16xbf16> -> tensor<4x3x8xf32>
+  return %h : tensor<4x3x8xf32>
+}
+
+// -----
+
+// Combine: per output element a loop over the token's K row-map entries; only
+// taken entries inside the buffer are read.
+// CHECK-LABEL: func @combine_grouped
+// CHECK-SAME: (%[[R:.*]]: tensor<?x16xbf16>, %[[W:.*]]: tensor<?x2xf32>, %[[M:.*]]: tensor<?x2xi32>)
+// CHECK: linalg.generic {{.*}} outs(%{{.*}} : tensor<?x16xbf16>)
+// CHECK: %[[T:.*]] = linalg.index 0
+// CHECK: %[[H:.*]] = linalg.index 1
+// CHECK: scf.for %[[K:[a-z0-9_]+]] = %{{.*}} to %c2
+// CHECK: tensor.extract %[[M]][%[[T]], %[[K]]]
+// CHECK: scf.if
+// CHECK: %[[V:.*]] = tensor.extract %[[R]][%{{.*}}, %[[H]]]
+// CHECK: arith.extf %[[V]] : bf16 to f32
+// CHECK: arith.truncf {{.*}} : f32 to bf16
+func.func @combine_grouped(%rows: tensor<?x16xbf16>, %w: tensor<?x2xf32>, %map: tensor<?x2xi32>) -> tensor<?x16xbf16> {
+  %y = moe.combine %rows, %w, %map : tensor<?x16xbf16>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xbf16>
+  return %y : tensor<?x16xbf16>
+}
+
+// -----
+
+// Capacity buffer: the flat slot e*C + s is split back into (e, s).
+// CHECK-LABEL: func @combine_capacity
+// CHECK: arith.divui %{{.*}}, %c3
+// CHECK: arith.remui %{{.*}}, %c3
+// CHECK: tensor.extract %{{.*}} : tensor<4x3x16xf32>
+func.func @combine_capacity(%rows: tensor<4x3x16xf32>, %w: tensor<?x2xf32>, %map: tensor<?x2xi32>) -> tensor<?x16xf32> {
+  %y = moe.combine %rows, %w, %map : tensor<4x3x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// A whole layer is decomposed and lowered in one go.
+// CHECK-LABEL: func @layer
+// CHECK-NOT: moe.
+// CHECK: linalg.matmul
+// CHECK: return
+func.func @layer(%x: tensor<?x16xf32>, %wg: tensor<4x16xf32>, %w1: tensor<4x8x16xf32>,
+                 %w3: tensor<4x8x16xf32>, %w2: tensor<4x16x8xf32>) -> tensor<?x16xf32> {
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2, renormalize>
+      router(%wg : tensor<4x16xf32>)
+      experts(gate %w1 : tensor<4x8x16xf32>, up %w3 : tensor<4x8x16xf32>,
+              down %w2 : tensor<4x16x8xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
