@@ -3,8 +3,8 @@
 #
 #   utils/dev.sh deps    install what is missing (apt; through sudo when not root)
 #   utils/dev.sh build   deps + configure + build (build/)
-#   utils/dev.sh demo    build + the main job: an example MoE layer before and
-#                        after moe-decompose
+#   utils/dev.sh demo    build + the main job: an example MoE layer compiled,
+#                        run with generated weights and checked
 #   utils/dev.sh test    build + every test (lit suite, Python tests, runtime
 #                        tests again under ASan + UBSan in build-asan/)
 #
@@ -71,7 +71,7 @@ build() {
 run_sanitized_runtime_tests() {
   local dir="$BUILD-asan"
   configure "$dir" -DMOE_SANITIZE=ON
-  ninja -C "$dir" -j "${MOE_JOBS:-2}" moe-checkpoint-inspect |
+  ninja -C "$dir" -j "${MOE_JOBS:-2}" moe-checkpoint-inspect moe-run |
     grep -v '^\[' || true
   log "running the runtime tests under ASan + UBSan"
   "$LLVM_PREFIX/bin/lit" -sv --param moe_runtime_only=1 "$dir/test/Runtime"
@@ -79,11 +79,9 @@ run_sanitized_runtime_tests() {
 
 demo() {
   build
-  local example="$ROOT/examples/mixtral_layer.mlir"
-  log "example layer: $example"
-  "$BUILD/bin/moe-opt" "$example"
-  log "after --moe-decompose"
-  "$BUILD/bin/moe-opt" "$example" --moe-decompose
+  log "the main job: a Mixtral-style layer with real (generated) weights,"
+  log "compiled by moe-compile, run by moe-run, checked against numpy"
+  /usr/bin/python3 "$ROOT/utils/demo.py" --build "$BUILD" --out "$BUILD/demo"
 }
 
 run_tests() {

@@ -1,0 +1,617 @@
+"""MLIR text of one MoE layer whose weights come from a checkpoint.
+
+:class:`LayerSpec` describes a ``moe.layer`` block: sizes, routing,
+activation, and for each ``moe.layer`` weight operand the checkpoint tensor
+it binds and that tensor's element type. :func:`emit_module` prints the
+module the tools take (docs/CompiledModules.md): a public
+``func.func @forward(%x: tensor<?xHxf32>, <weights>) -> tensor<?xHxf32>``
+whose weight arguments carry ``moe.weight = "<checkpoint name>"``; a name
+with ``{e}`` binds the stack of the E per-expert tensors.
+
+Shapes (checkpoint layout ``[out, in]``, SEMANTICS.md §1):
+
+================================  ===========  ============================
+operand                           shape        checkpoint name
+================================  ===========  ============================
+``router``                        ``[E,H]``    one tensor
+``score_bias``                    ``[E]`` f32  one tensor
+``expert_gate``, ``expert_up``    ``[E,I,H]``  ``{e}``: E tensors ``[I,H]``
+``expert_down``                   ``[E,H,I]``  ``{e}``: E tensors ``[H,I]``
+``gate_bias``, ``up_bias``        ``[E,I]``    ``{e}``: E tensors ``[I]``
+``down_bias``                     ``[E,H]``    ``{e}``: E tensors ``[H]``
+``shared_gate``, ``shared_up``    ``[S,H]``    one tensor
+``shared_down``                   ``[H,S]``    one tensor
+``shared_expert_gate``            ``[1,H]``    one tensor
+================================  ===========  ============================
+
+Family presets build the spec of layer N of a Hugging Face checkpoint from
+its config values (SEMANTICS.md §8): :func:`mixtral`, :func:`qwen2_moe`,
+:func:`qwen3_moe`, :func:`deepseek_v3`, :func:`deepseek_v2`;
+:func:`from_hf_config` picks the preset and the keys from a ``config.json``
+dictionary. Activations (``x`` and the result) are f32; weights may be f32,
+bf16 or f16 (converted on the fly by the compiled code).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from .layer import ACTIVATIONS
+from .routing import Routing, parse
+
+__all__ = [
+    "ELEMENT_TYPES",
+    "EXPERT",
+    "OPERANDS",
+    "PRESETS",
+    "LayerSpec",
+    "deepseek_v2",
+    "deepseek_v3",
+    "emit_module",
+    "from_hf_config",
+    "hf_activation",
+    "is_sparse_layer",
+    "mixtral",
+    "mlir_string",
+    "qwen2_moe",
+    "qwen3_moe",
+]
+
+EXPERT = "{e}"
+"""The placeholder of a per-expert checkpoint name (the expert index)."""
+
+OPERANDS = ("router", "score_bias", "expert_gate", "expert_up",
+            "expert_down", "gate_bias", "up_bias", "down_bias",
+            "shared_gate", "shared_up", "shared_down", "shared_expert_gate")
+"""The weight operands of ``moe.layer`` that bind checkpoint tensors, in the
+order of the op's syntax (and of the emitted function's arguments)."""
+
+_STACKED = ("expert_gate", "expert_up", "expert_down", "gate_bias",
+            "up_bias", "down_bias")
+_SHARED = ("shared_gate", "shared_up", "shared_down", "shared_expert_gate")
+
+ELEMENT_TYPES = ("f32", "bf16", "f16")
+"""Element types a weight may have (the checkpoint's ``F32 BF16 F16``)."""
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$.]*")
+
+
+def mlir_string(text: str) -> str:
+    """``text`` as an MLIR string literal (quotes, backslash, hex escapes)."""
+    out = []
+    for char in text:
+        if char in ('"', "\\"):
+            out.append("\\" + char)
+        elif " " <= char <= "~":
+            out.append(char)
+        else:
+            out.extend(f"\\{byte:02X}" for byte in char.encode("utf-8"))
+    return '"' + "".join(out) + '"'
+
+
+# -- the layer description ---------------------------------------------------
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One ``moe.layer`` whose weights are checkpoint tensors.
+
+    Attributes:
+        hidden: H.
+        intermediate: I, the routed experts' intermediate size.
+        num_experts: E.
+        routing: the scheme, as a :class:`~moe_mlir.routing.Routing` or its
+            text (``"<softmax, top_k = 2, renormalize>"``, parsed).
+        weights: ``operand -> checkpoint tensor name`` for each present
+            operand of :data:`OPERANDS`. ``router``, ``expert_up`` and
+            ``expert_down`` are required; ``expert_gate`` makes the experts
+            gated (``down(act(gate x) * up x)``); ``score_bias`` is present
+            iff the routing has ``selection_bias``; a shared expert needs
+            ``shared_up`` and ``shared_down``. Per-expert operands use
+            :data:`EXPERT` (``{e}``) exactly once, the others never.
+        dtypes: ``operand -> element type`` (:data:`ELEMENT_TYPES`);
+            operands not listed are ``f32``. ``score_bias`` is always f32.
+        activation: ``silu``, ``gelu``, ``gelu_tanh`` or ``relu``.
+        shared_intermediate: S, the shared expert's intermediate size
+            (required iff there is a shared expert).
+        func_name: the entry point's name.
+
+    Raises:
+        ValueError: an inconsistent description (the message says which
+            rule); the routing is checked against E as the verifier does.
+    """
+
+    hidden: int
+    intermediate: int
+    num_experts: int
+    routing: Routing | str
+    weights: Mapping[str, str]
+    dtypes: Mapping[str, str] = field(default_factory=dict)
+    activation: str = "silu"
+    shared_intermediate: int = 0
+    func_name: str = "forward"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.routing, str):
+            object.__setattr__(self, "routing", parse(self.routing))
+        object.__setattr__(self, "weights", dict(self.weights))
+        object.__setattr__(self, "dtypes", dict(self.dtypes))
+        self._verify()
+
+    def _verify(self) -> None:
+        for name in ("hidden", "intermediate", "num_experts"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) \
+                    or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got "
+                                 f"{value!r}")
+        routing = self.routing
+        assert isinstance(routing, Routing)
+        routing.verify_for_experts(self.num_experts)
+        if routing.noisy or routing.second_policy == "random":
+            raise ValueError("noisy routing and second = random take "
+                             "sampled inputs, which the emitted entry point "
+                             "does not have")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation '{self.activation}' "
+                             f"(expected one of {', '.join(ACTIVATIONS)})")
+        if not _IDENTIFIER.fullmatch(self.func_name):
+            raise ValueError(f"bad function name {self.func_name!r}")
+
+        weights = self.weights
+        unknown = sorted(set(weights) - set(OPERANDS))
+        if unknown:
+            raise ValueError(f"unknown operands {unknown} (expected some of "
+                             f"{', '.join(OPERANDS)})")
+        for required in ("router", "expert_up", "expert_down"):
+            if required not in weights:
+                raise ValueError(f"operand '{required}' is required")
+        for operand, name in weights.items():
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"{operand}: checkpoint name must be a "
+                                 f"non-empty string, got {name!r}")
+            count = name.count(EXPERT)
+            if operand in _STACKED and count != 1:
+                raise ValueError(f"{operand}: per-expert name '{name}' must "
+                                 f"contain {EXPERT} exactly once")
+            if operand not in _STACKED and count:
+                raise ValueError(f"{operand}: name '{name}' binds one tensor "
+                                 f"and must not contain {EXPERT}")
+        if routing.selection_bias != ("score_bias" in weights):
+            raise ValueError("score_bias is required iff the routing has "
+                             "selection_bias")
+        if "gate_bias" in weights and "expert_gate" not in weights:
+            raise ValueError("gate_bias needs an expert_gate")
+        shared = [op for op in _SHARED if op in weights]
+        if shared and not ("shared_up" in weights
+                           and "shared_down" in weights):
+            raise ValueError("a shared expert needs shared_up and "
+                             "shared_down")
+        if bool(shared) != (self.shared_intermediate > 0):
+            raise ValueError("shared_intermediate must be positive iff there "
+                             "is a shared expert, got "
+                             f"{self.shared_intermediate}")
+
+        for operand, dtype in self.dtypes.items():
+            if operand not in weights:
+                raise ValueError(f"dtype given for absent operand "
+                                 f"'{operand}'")
+            if dtype not in ELEMENT_TYPES:
+                raise ValueError(f"{operand}: element type must be one of "
+                                 f"{', '.join(ELEMENT_TYPES)}, got {dtype!r}")
+        if self.dtypes.get("score_bias", "f32") != "f32":
+            raise ValueError("score_bias must be f32")
+
+    # -- derived ----------------------------------------------------------
+    @property
+    def gated(self) -> bool:
+        """True for gated (SwiGLU-style) routed experts."""
+        return "expert_gate" in self.weights
+
+    @property
+    def has_shared_expert(self) -> bool:
+        """True when the layer has a shared expert."""
+        return "shared_up" in self.weights
+
+    @property
+    def operands(self) -> list[str]:
+        """The present weight operands, in argument order."""
+        return [op for op in OPERANDS if op in self.weights]
+
+    def dtype(self, operand: str) -> str:
+        """The element type of ``operand`` (``f32`` unless given)."""
+        return self.dtypes.get(operand, "f32")
+
+    def shape(self, operand: str) -> tuple[int, ...]:
+        """The shape of ``operand`` as a ``moe.layer`` operand."""
+        e, h, i, s = (self.num_experts, self.hidden, self.intermediate,
+                      self.shared_intermediate)
+        return {"router": (e, h), "score_bias": (e,),
+                "expert_gate": (e, i, h), "expert_up": (e, i, h),
+                "expert_down": (e, h, i), "gate_bias": (e, i),
+                "up_bias": (e, i), "down_bias": (e, h),
+                "shared_gate": (s, h), "shared_up": (s, h),
+                "shared_down": (h, s), "shared_expert_gate": (1, h)}[operand]
+
+    def tensor_type(self, operand: str) -> str:
+        """The MLIR tensor type of ``operand``."""
+        dims = "x".join(str(d) for d in self.shape(operand))
+        return f"tensor<{dims}x{self.dtype(operand)}>"
+
+    @property
+    def io_type(self) -> str:
+        """The type of ``x`` and of the result: ``tensor<?xHxf32>``."""
+        return f"tensor<?x{self.hidden}xf32>"
+
+    def checkpoint_tensors(self) -> dict[str, tuple[tuple[int, ...], str]]:
+        """Every checkpoint tensor the layer binds: ``name -> (shape, dtype)``.
+
+        Per-expert names are expanded for ``e = 0 .. E-1``; dtypes are IR
+        element types (``bf16``).
+        """
+        tensors = {}
+        for operand in self.operands:
+            name, shape = self.weights[operand], self.shape(operand)
+            if operand in _STACKED:
+                for expert in range(self.num_experts):
+                    tensors[name.replace(EXPERT, str(expert))] = (
+                        shape[1:], self.dtype(operand))
+            else:
+                tensors[name] = (shape, self.dtype(operand))
+        return tensors
+
+    def collect(self, checkpoint: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """The ``moe.layer`` operands from checkpoint tensors, by operand name.
+
+        What the runtime binds, for :func:`moe_mlir.layer.layer`: per-expert
+        tensors are stacked over ``e``. Shapes are checked; values are kept
+        as given (decode bf16 first).
+
+        Raises:
+            KeyError: a tensor is missing.
+            ValueError: a tensor has the wrong shape.
+        """
+        operands = {}
+        for operand in self.operands:
+            name, shape = self.weights[operand], self.shape(operand)
+            if operand in _STACKED:
+                names = [name.replace(EXPERT, str(e))
+                         for e in range(self.num_experts)]
+                value = np.stack([np.asarray(checkpoint[n]) for n in names])
+            else:
+                value = np.asarray(checkpoint[name])
+            if value.shape != shape:
+                raise ValueError(f"{operand} ('{name}'): shape "
+                                 f"{list(value.shape)} does not match "
+                                 f"{list(shape)}")
+            operands[operand] = value
+        return operands
+
+
+# -- printing ----------------------------------------------------------------
+
+def emit_module(spec: LayerSpec, comment: str | None = None) -> str:
+    """The MLIR text of a module with one entry point computing ``spec``.
+
+    Args:
+        spec: the layer.
+        comment: optional text put as ``//`` lines on top.
+    """
+    io = spec.io_type
+    lines = [f"// {line}".rstrip() for line in (comment or "").splitlines()]
+    args = [f"%x: {io}"] + [
+        f"%{op}: {spec.tensor_type(op)} "
+        f"{{moe.weight = {mlir_string(spec.weights[op])}}}"
+        for op in spec.operands]
+    lines.append(f"func.func @{spec.func_name}(")
+    lines += [f"    {arg}," for arg in args[:-1]]
+    lines.append(f"    {args[-1]}) -> {io} {{")
+
+    def use(op: str) -> str:
+        return f"%{op} : {spec.tensor_type(op)}"
+
+    routing = spec.routing
+    assert isinstance(routing, Routing)
+    body = [f"%y = moe.layer %x : {io}",
+            f"    routing {routing.to_mlir(prefix=False)}",
+            f"    router({use('router')})"]
+    if "score_bias" in spec.weights:
+        body.append(f"    score_bias({use('score_bias')})")
+    projections = [f"{kind} {use('expert_' + kind)}"
+                   for kind in ("gate", "up", "down")
+                   if "expert_" + kind in spec.weights]
+    body.append("    experts(" + ",\n              ".join(projections) + ")")
+    body.append(f"    activation {spec.activation}")
+    for op in ("gate_bias", "up_bias", "down_bias") + _SHARED:
+        if op in spec.weights:
+            body.append(f"    {op}({use(op)})")
+    body.append(f"    -> {io}")
+    lines += ["  " + line for line in body]
+    lines.append(f"  return %y : {io}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+# -- Hugging Face families ---------------------------------------------------
+
+_HF_ACTIVATIONS = {"silu": "silu", "swish": "silu", "gelu": "gelu",
+                   "gelu_pytorch_tanh": "gelu_tanh", "gelu_new": "gelu_tanh",
+                   "gelu_fast": "gelu_tanh", "relu": "relu"}
+
+
+def hf_activation(hidden_act: str) -> str:
+    """The ``moe.layer`` activation of a Hugging Face ``hidden_act``."""
+    try:
+        return _HF_ACTIVATIONS[hidden_act]
+    except KeyError:
+        raise ValueError(f"unsupported hidden_act '{hidden_act}'") from None
+
+
+def _swiglu(prefix: str) -> dict[str, str]:
+    """``{gate,up,down}_proj`` names under ``prefix``."""
+    return {"gate": f"{prefix}.gate_proj.weight",
+            "up": f"{prefix}.up_proj.weight",
+            "down": f"{prefix}.down_proj.weight"}
+
+
+def _dtypes(weights: Mapping[str, str], dtype: str,
+            overrides: Mapping[str, str] | None) -> dict[str, str]:
+    """Every operand ``dtype`` except the f32 score bias, then overrides."""
+    dtypes = {op: dtype for op in weights if op != "score_bias"}
+    dtypes.update(overrides or {})
+    return dtypes
+
+
+def mixtral(layer: int, *, hidden_size: int, intermediate_size: int,
+            num_local_experts: int, num_experts_per_tok: int,
+            hidden_act: str = "silu", dtype: str = "bf16",
+            dtypes: Mapping[str, str] | None = None,
+            prefix: str = "model.layers") -> LayerSpec:
+    """Mixtral: softmax top-k with renormalization; ``w1``/``w3``/``w2`` =
+    gate/up/down of ``block_sparse_moe.experts.e``.
+
+    Args:
+        layer: the decoder layer N.
+        hidden_size, intermediate_size, num_local_experts,
+        num_experts_per_tok, hidden_act: the ``config.json`` values.
+        dtype: the element type of every weight in the checkpoint.
+        dtypes: per-operand overrides of ``dtype``.
+        prefix: the name prefix of the decoder layers.
+    """
+    block = f"{prefix}.{layer}.block_sparse_moe"
+    weights = {"router": f"{block}.gate.weight",
+               "expert_gate": f"{block}.experts.{EXPERT}.w1.weight",
+               "expert_up": f"{block}.experts.{EXPERT}.w3.weight",
+               "expert_down": f"{block}.experts.{EXPERT}.w2.weight"}
+    return LayerSpec(
+        hidden=hidden_size, intermediate=intermediate_size,
+        num_experts=num_local_experts,
+        routing=Routing(top_k=num_experts_per_tok, renormalize="selected"),
+        weights=weights, dtypes=_dtypes(weights, dtype, dtypes),
+        activation=hf_activation(hidden_act))
+
+
+def _qwen_weights(block: str, shared: bool) -> dict[str, str]:
+    experts = _swiglu(f"{block}.experts.{EXPERT}")
+    weights = {"router": f"{block}.gate.weight",
+               "expert_gate": experts["gate"], "expert_up": experts["up"],
+               "expert_down": experts["down"]}
+    if shared:
+        names = _swiglu(f"{block}.shared_expert")
+        weights.update(shared_gate=names["gate"], shared_up=names["up"],
+                       shared_down=names["down"],
+                       shared_expert_gate=f"{block}.shared_expert_gate.weight")
+    return weights
+
+
+def qwen2_moe(layer: int, *, hidden_size: int, moe_intermediate_size: int,
+              num_experts: int, num_experts_per_tok: int,
+              shared_expert_intermediate_size: int,
+              norm_topk_prob: bool = False, hidden_act: str = "silu",
+              dtype: str = "bf16", dtypes: Mapping[str, str] | None = None,
+              prefix: str = "model.layers") -> LayerSpec:
+    """Qwen2-MoE: softmax top-k (renormalized iff ``norm_topk_prob``), a
+    SwiGLU shared expert behind ``sigmoid(x @ shared_expert_gate^T)``
+    (none when ``shared_expert_intermediate_size`` is 0).
+
+    Arguments as :func:`mixtral`, with the Qwen2-MoE ``config.json`` keys.
+    """
+    block = f"{prefix}.{layer}.mlp"
+    shared = shared_expert_intermediate_size > 0
+    weights = _qwen_weights(block, shared)
+    return LayerSpec(
+        hidden=hidden_size, intermediate=moe_intermediate_size,
+        num_experts=num_experts,
+        routing=Routing(top_k=num_experts_per_tok,
+                        renormalize="selected" if norm_topk_prob else "none"),
+        weights=weights, dtypes=_dtypes(weights, dtype, dtypes),
+        activation=hf_activation(hidden_act),
+        shared_intermediate=shared_expert_intermediate_size)
+
+
+def qwen3_moe(layer: int, *, hidden_size: int, moe_intermediate_size: int,
+              num_experts: int, num_experts_per_tok: int,
+              norm_topk_prob: bool = True, hidden_act: str = "silu",
+              dtype: str = "bf16", dtypes: Mapping[str, str] | None = None,
+              prefix: str = "model.layers") -> LayerSpec:
+    """Qwen3-MoE: Qwen2-MoE without the shared expert; checkpoints set
+    ``norm_topk_prob`` (the default here)."""
+    return qwen2_moe(layer, hidden_size=hidden_size,
+                     moe_intermediate_size=moe_intermediate_size,
+                     num_experts=num_experts,
+                     num_experts_per_tok=num_experts_per_tok,
+                     shared_expert_intermediate_size=0,
+                     norm_topk_prob=norm_topk_prob, hidden_act=hidden_act,
+                     dtype=dtype, dtypes=dtypes, prefix=prefix)
+
+
+def _deepseek_weights(block: str, bias: bool,
+                      shared: bool) -> dict[str, str]:
+    experts = _swiglu(f"{block}.experts.{EXPERT}")
+    weights = {"router": f"{block}.gate.weight"}
+    if bias:
+        weights["score_bias"] = f"{block}.gate.e_score_correction_bias"
+    weights.update(expert_gate=experts["gate"], expert_up=experts["up"],
+                   expert_down=experts["down"])
+    if shared:
+        names = _swiglu(f"{block}.shared_experts")
+        weights.update(shared_gate=names["gate"], shared_up=names["up"],
+                       shared_down=names["down"])
+    return weights
+
+
+def _groups(n_group: int, topk_group: int, group_score: str) -> dict[str, Any]:
+    if n_group <= 1:
+        return {}
+    return {"num_groups": n_group, "topk_groups": topk_group,
+            "group_score": group_score}
+
+
+def deepseek_v3(layer: int, *, hidden_size: int, moe_intermediate_size: int,
+                n_routed_experts: int, num_experts_per_tok: int,
+                n_group: int = 1, topk_group: int = 1,
+                routed_scaling_factor: float = 1.0,
+                norm_topk_prob: bool = True, n_shared_experts: int = 0,
+                hidden_act: str = "silu", dtype: str = "bf16",
+                dtypes: Mapping[str, str] | None = None,
+                prefix: str = "model.layers") -> LayerSpec:
+    """DeepSeek-V3 (``noaux_tc``): sigmoid scores, selection-only
+    ``mlp.gate.e_score_correction_bias`` (f32), group-limited top-k with
+    ``group_score = sum_top2`` (when ``n_group > 1``), renormalized iff
+    ``norm_topk_prob``, scaled by ``routed_scaling_factor``; ungated SwiGLU
+    shared experts ``mlp.shared_experts`` of intermediate size
+    ``moe_intermediate_size * n_shared_experts``.
+    """
+    block = f"{prefix}.{layer}.mlp"
+    weights = _deepseek_weights(block, True, n_shared_experts > 0)
+    routing = Routing(
+        scoring="sigmoid", top_k=num_experts_per_tok,
+        renormalize="selected" if norm_topk_prob else "none",
+        scale=routed_scaling_factor, selection_bias=True,
+        **_groups(n_group, topk_group, "sum_top2"))
+    return LayerSpec(
+        hidden=hidden_size, intermediate=moe_intermediate_size,
+        num_experts=n_routed_experts, routing=routing, weights=weights,
+        dtypes=_dtypes(weights, dtype, dtypes),
+        activation=hf_activation(hidden_act),
+        shared_intermediate=moe_intermediate_size * n_shared_experts)
+
+
+def deepseek_v2(layer: int, *, hidden_size: int, moe_intermediate_size: int,
+                n_routed_experts: int, num_experts_per_tok: int,
+                n_group: int = 1, topk_group: int = 1,
+                routed_scaling_factor: float = 1.0,
+                norm_topk_prob: bool = False, n_shared_experts: int = 0,
+                topk_method: str = "group_limited_greedy",
+                hidden_act: str = "silu", dtype: str = "bf16",
+                dtypes: Mapping[str, str] | None = None,
+                prefix: str = "model.layers") -> LayerSpec:
+    """DeepSeek-V2: softmax scores, no bias; ``group_limited_greedy`` keeps
+    the ``topk_group`` groups of largest max score (``greedy``: no groups).
+    As DeepSeek's modeling code: with ``norm_topk_prob`` (and K > 1) the
+    weights are renormalized and not scaled, otherwise scaled by
+    ``routed_scaling_factor``. Shared experts as :func:`deepseek_v3`.
+    """
+    if topk_method not in ("greedy", "group_limited_greedy"):
+        raise ValueError(f"unsupported DeepSeek-V2 topk_method "
+                         f"'{topk_method}'")
+    block = f"{prefix}.{layer}.mlp"
+    weights = _deepseek_weights(block, False, n_shared_experts > 0)
+    renormalize = norm_topk_prob and num_experts_per_tok > 1
+    groups = (_groups(n_group, topk_group, "max")
+              if topk_method == "group_limited_greedy" else {})
+    routing = Routing(
+        top_k=num_experts_per_tok,
+        renormalize="selected" if renormalize else "none",
+        scale=1.0 if renormalize else routed_scaling_factor, **groups)
+    return LayerSpec(
+        hidden=hidden_size, intermediate=moe_intermediate_size,
+        num_experts=n_routed_experts, routing=routing, weights=weights,
+        dtypes=_dtypes(weights, dtype, dtypes),
+        activation=hf_activation(hidden_act),
+        shared_intermediate=moe_intermediate_size * n_shared_experts)
+
+
+PRESETS: dict[str, Callable[..., LayerSpec]] = {
+    "mixtral": mixtral,
+    "qwen2_moe": qwen2_moe,
+    "qwen3_moe": qwen3_moe,
+    "deepseek_v3": deepseek_v3,
+    "deepseek_v2": deepseek_v2,
+}
+"""The family presets by Hugging Face ``model_type``."""
+
+# model_type -> (config keys passed through, keys with the defaults of the
+# transformers configuration classes when absent)
+_CONFIG_KEYS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "mixtral": (("hidden_size", "intermediate_size", "num_local_experts",
+                 "num_experts_per_tok"), {"hidden_act": "silu"}),
+    "qwen2_moe": (("hidden_size", "moe_intermediate_size", "num_experts",
+                   "num_experts_per_tok", "shared_expert_intermediate_size"),
+                  {"norm_topk_prob": False, "hidden_act": "silu"}),
+    "qwen3_moe": (("hidden_size", "moe_intermediate_size", "num_experts",
+                   "num_experts_per_tok"),
+                  {"norm_topk_prob": False, "hidden_act": "silu"}),
+    "deepseek_v3": (("hidden_size", "moe_intermediate_size",
+                     "n_routed_experts", "num_experts_per_tok"),
+                    {"n_group": 1, "topk_group": 1,
+                     "routed_scaling_factor": 1.0, "norm_topk_prob": True,
+                     "n_shared_experts": 0, "hidden_act": "silu"}),
+    "deepseek_v2": (("hidden_size", "moe_intermediate_size",
+                     "n_routed_experts", "num_experts_per_tok"),
+                    {"n_group": 1, "topk_group": 1,
+                     "routed_scaling_factor": 1.0, "norm_topk_prob": False,
+                     "n_shared_experts": 0,
+                     "topk_method": "group_limited_greedy",
+                     "hidden_act": "silu"}),
+}
+
+
+def is_sparse_layer(config: Mapping[str, Any], layer: int) -> bool:
+    """Whether decoder layer ``layer`` of ``config`` is a MoE block (§8)."""
+    model_type = config.get("model_type")
+    if model_type in ("qwen2_moe", "qwen3_moe"):
+        step = config.get("decoder_sparse_step", 1) or 1
+        return (layer not in (config.get("mlp_only_layers") or [])
+                and (layer + 1) % step == 0)
+    if model_type in ("deepseek_v2", "deepseek_v3"):
+        return (layer >= config.get("first_k_dense_replace", 0)
+                and layer % (config.get("moe_layer_freq", 1) or 1) == 0)
+    return True
+
+
+def from_hf_config(config: Mapping[str, Any], layer: int,
+                   dtype: str = "bf16",
+                   dtypes: Mapping[str, str] | None = None) -> LayerSpec:
+    """The spec of MoE layer ``layer`` of a Hugging Face ``config.json``.
+
+    Raises:
+        ValueError: an unsupported ``model_type``, a missing key, a dense
+            layer, or DeepSeek scoring/top-k methods the family does not use.
+    """
+    model_type = config.get("model_type")
+    if model_type not in PRESETS:
+        raise ValueError(f"unsupported model_type {model_type!r} (expected "
+                         f"one of {', '.join(PRESETS)})")
+    if not is_sparse_layer(config, layer):
+        raise ValueError(f"layer {layer} of this {model_type} model is a "
+                         "dense MLP, not a MoE block")
+    required, optional = _CONFIG_KEYS[model_type]
+    missing = [key for key in required if key not in config]
+    if missing:
+        raise ValueError(f"config.json lacks {', '.join(missing)}")
+    args = {key: config[key] for key in required}
+    args.update({key: default if config.get(key) is None else config[key]
+                 for key, default in optional.items()})
+    if model_type == "deepseek_v3":
+        if config.get("scoring_func", "sigmoid") != "sigmoid" or \
+                config.get("topk_method", "noaux_tc") != "noaux_tc":
+            raise ValueError("deepseek_v3 needs scoring_func = sigmoid and "
+                             "topk_method = noaux_tc")
+    if model_type == "deepseek_v2" and \
+            config.get("scoring_func", "softmax") != "softmax":
+        raise ValueError("deepseek_v2 needs scoring_func = softmax")
+    return PRESETS[model_type](layer, dtype=dtype, dtypes=dtypes, **args)

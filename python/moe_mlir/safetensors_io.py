@@ -1,0 +1,333 @@
+"""Reading and writing safetensors checkpoints (SEMANTICS.md §8).
+
+A safetensors file is an 8-byte little-endian u64 ``N``, ``N`` bytes of JSON
+(padded with spaces) mapping each tensor name to ``{"dtype", "shape",
+"data_offsets": [begin, end)}`` relative to the data buffer that follows,
+plus an optional ``"__metadata__"`` string map. A sharded checkpoint is a
+directory of such files and ``model.safetensors.index.json`` with
+``{"weight_map": {name: file}}``.
+
+- :func:`save_file` writes one file from ``name -> array`` with an explicit
+  storage dtype per tensor: ``F32``, ``F16``, ``BF16`` (the upper 16 bits of
+  the float32 value, rounded to nearest even; ``uint16`` arrays are taken as
+  bit patterns), ``F64`` and the integer types.
+- :func:`save_sharded` writes a sharded checkpoint (tests).
+- :func:`load_file` / :func:`load_checkpoint` read a file, a directory
+  (``model.safetensors``, else the index) or an index back, decoding float
+  types to float32 (or float64); :func:`read_header` gives the raw header.
+
+Standard library and numpy only. The reader validates what the runtime
+validates (docs/Runtime.md) so a test can trust what it reads back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .testdata import bf16_to_f32, f32_to_bf16_round
+
+__all__ = [
+    "DTYPES",
+    "INDEX_NAME",
+    "SINGLE_NAME",
+    "SafetensorsError",
+    "decode",
+    "encode",
+    "load_checkpoint",
+    "load_file",
+    "read_header",
+    "save_file",
+    "save_sharded",
+]
+
+INDEX_NAME = "model.safetensors.index.json"
+"""The index file of a sharded checkpoint directory."""
+SINGLE_NAME = "model.safetensors"
+"""The file of a single-file checkpoint directory."""
+
+DTYPES: dict[str, np.dtype] = {
+    "F64": np.dtype("<f8"),
+    "F32": np.dtype("<f4"),
+    "F16": np.dtype("<f2"),
+    "BF16": np.dtype("<u2"),  # bit patterns
+    "I64": np.dtype("<i8"),
+    "I32": np.dtype("<i4"),
+    "I16": np.dtype("<i2"),
+    "I8": np.dtype("i1"),
+    "U8": np.dtype("u1"),
+    "BOOL": np.dtype("?"),
+}
+"""Storage dtypes this module reads and writes, with their numpy layout."""
+
+_FLOATS = ("F64", "F32", "F16", "BF16")
+# The IR's element types (emit.py) and their safetensors names.
+_ALIASES = {"f64": "F64", "f32": "F32", "f16": "F16", "bf16": "BF16"}
+_MAX_HEADER = 100_000_000
+
+
+class SafetensorsError(ValueError):
+    """A malformed safetensors file or index (message names the file)."""
+
+
+def _storage_dtype(dtype: str) -> str:
+    name = _ALIASES.get(dtype, dtype)
+    if name not in DTYPES:
+        raise ValueError(f"unsupported safetensors dtype '{dtype}' (expected "
+                         f"one of {', '.join(DTYPES)})")
+    return name
+
+
+# -- encoding ----------------------------------------------------------------
+
+def encode(array: Any, dtype: str) -> bytes:
+    """The little-endian row-major bytes of ``array`` stored as ``dtype``.
+
+    ``dtype`` is a safetensors name (``BF16``) or an IR element type
+    (``bf16``). ``BF16`` rounds float values to nearest even through float32
+    and takes ``uint16`` arrays as ready bit patterns.
+    """
+    name = _storage_dtype(dtype)
+    array = np.asarray(array)
+    if name == "BF16":
+        bits = array if array.dtype == np.uint16 else f32_to_bf16_round(array)
+        return np.ascontiguousarray(bits, dtype="<u2").tobytes()
+    if name in _FLOATS and array.dtype.kind not in "fiu":
+        raise ValueError(f"cannot store a {array.dtype} array as {name}")
+    return np.ascontiguousarray(array, dtype=DTYPES[name]).tobytes()
+
+
+def decode(raw: bytes | memoryview, dtype: str, shape: Sequence[int],
+           float_dtype: Any = np.float32) -> np.ndarray:
+    """Decode stored bytes; float types become ``float_dtype`` arrays.
+
+    Integer and boolean tensors keep their type.
+    """
+    name = _storage_dtype(dtype)
+    array = np.frombuffer(raw, dtype=DTYPES[name]).reshape(tuple(shape))
+    if name == "BF16":
+        return bf16_to_f32(array.astype(np.uint16)).astype(float_dtype)
+    if name in _FLOATS:
+        return array.astype(float_dtype)
+    return array.astype(array.dtype.newbyteorder("="))
+
+
+# -- writing -----------------------------------------------------------------
+
+def _dtype_of(name: str, dtypes: str | Mapping[str, str]) -> str:
+    if isinstance(dtypes, str):
+        return _storage_dtype(dtypes)
+    if name not in dtypes:
+        raise ValueError(f"no storage dtype given for tensor '{name}'")
+    return _storage_dtype(dtypes[name])
+
+
+def save_file(path: str | os.PathLike, tensors: Mapping[str, Any],
+              dtypes: str | Mapping[str, str] = "F32",
+              metadata: Mapping[str, str] | None = None) -> None:
+    """Write ``tensors`` to one safetensors file.
+
+    Args:
+        path: the file to write.
+        tensors: ``name -> array``, stored in this order (row major).
+        dtypes: one storage dtype for all tensors, or ``name -> dtype`` for
+            each (``F32``, ``BF16``, ``F16``, ``F64``, integer types; IR
+            spellings ``f32``/``bf16``/``f16`` work too).
+        metadata: the optional ``__metadata__`` string map.
+    """
+    header: dict[str, Any] = {}
+    if metadata is not None:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    chunks = []
+    offset = 0
+    for name, array in tensors.items():
+        if name == "__metadata__":
+            raise ValueError("'__metadata__' is not a tensor name")
+        dtype = _dtype_of(name, dtypes)
+        data = encode(array, dtype)
+        header[name] = {"dtype": dtype,
+                        "shape": [int(d) for d in np.shape(array)],
+                        "data_offsets": [offset, offset + len(data)]}
+        chunks.append(data)
+        offset += len(data)
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)  # data starts 8-byte aligned
+    with open(path, "wb") as out:
+        out.write(struct.pack("<Q", len(text)))
+        out.write(text)
+        for data in chunks:
+            out.write(data)
+
+
+def save_sharded(directory: str | os.PathLike, tensors: Mapping[str, Any],
+                 dtypes: str | Mapping[str, str] = "F32", num_shards: int = 2,
+                 metadata: Mapping[str, str] | None = None) -> list[str]:
+    """Write a sharded checkpoint: shards + ``model.safetensors.index.json``.
+
+    Tensors are dealt to ``num_shards`` files in order, in contiguous runs of
+    about equal size, named ``model-0000i-of-0000n.safetensors`` as the
+    Hugging Face tools name them. ``directory`` is created when missing.
+
+    Returns:
+        The shard file names.
+    """
+    if num_shards < 1:
+        raise ValueError(f"num_shards must be at least 1, got {num_shards}")
+    os.makedirs(directory, exist_ok=True)
+    names = list(tensors)
+    storage = {name: _dtype_of(name, dtypes) for name in names}
+    files = [f"model-{i + 1:05d}-of-{num_shards:05d}.safetensors"
+             for i in range(num_shards)]
+    weight_map = {}
+    for i, file in enumerate(files):
+        part = names[len(names) * i // num_shards:
+                     len(names) * (i + 1) // num_shards]
+        save_file(os.path.join(directory, file),
+                  {name: tensors[name] for name in part},
+                  {name: storage[name] for name in part}, metadata)
+        weight_map.update({name: file for name in part})
+    total = sum(int(np.prod(np.shape(tensors[name]), dtype=np.int64))
+                * DTYPES[storage[name]].itemsize for name in names)
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    with open(os.path.join(directory, INDEX_NAME), "w",
+              encoding="utf-8") as out:
+        json.dump(index, out, indent=2)
+        out.write("\n")
+    return files
+
+
+# -- reading -----------------------------------------------------------------
+
+def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], int]:
+    """The header of a safetensors file and the byte offset of its buffer.
+
+    Checks the rules of docs/Runtime.md: header within the file, every entry
+    ``{dtype, shape, data_offsets}``, offsets inside the buffer and sized
+    ``numel * itemsize``, no overlaps.
+
+    Raises:
+        SafetensorsError: ``<path>: <problem>``.
+    """
+    path = os.fspath(path)
+    size = os.path.getsize(path)
+
+    def fail(problem: str) -> SafetensorsError:
+        return SafetensorsError(f"{path}: {problem}")
+
+    if size < 8:
+        raise fail(f"file too small for a header length ({size} bytes)")
+    with open(path, "rb") as file:
+        (length,) = struct.unpack("<Q", file.read(8))
+        if length > min(size - 8, _MAX_HEADER):
+            raise fail(f"header length {length} exceeds the file")
+        raw = file.read(length)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise fail(f"invalid header JSON: {err}") from None
+    if not isinstance(header, dict):
+        raise fail("header is not a JSON object")
+    buffer_size = size - 8 - length
+    spans = []
+    for name, entry in header.items():
+        if name == "__metadata__":
+            if not isinstance(entry, dict) or not all(
+                    isinstance(v, str) for v in entry.values()):
+                raise fail("__metadata__ must map strings to strings")
+            continue
+        if not isinstance(entry, dict) or set(entry) != {
+                "dtype", "shape", "data_offsets"}:
+            raise fail(f"tensor '{name}': entry must have exactly dtype, "
+                       "shape and data_offsets")
+        dtype, shape, offsets = (entry["dtype"], entry["shape"],
+                                 entry["data_offsets"])
+        if dtype not in DTYPES:
+            raise fail(f"tensor '{name}': unsupported dtype {dtype!r}")
+        if not isinstance(shape, list) or not all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                for d in shape):
+            raise fail(f"tensor '{name}': bad shape {shape!r}")
+        if (not isinstance(offsets, list) or len(offsets) != 2
+                or not all(isinstance(o, int) for o in offsets)
+                or not 0 <= offsets[0] <= offsets[1] <= buffer_size):
+            raise fail(f"tensor '{name}': data_offsets {offsets!r} outside "
+                       f"the data buffer ({buffer_size} bytes)")
+        expected = int(np.prod(shape, dtype=np.int64)) * DTYPES[dtype].itemsize
+        if offsets[1] - offsets[0] != expected:
+            raise fail(f"tensor '{name}': {offsets[1] - offsets[0]} bytes for "
+                       f"{dtype} {shape} ({expected} expected)")
+        if offsets[1] > offsets[0]:
+            spans.append((offsets[0], offsets[1], name))
+    spans.sort()
+    for (_, end, first), (begin, _, second) in zip(spans, spans[1:]):
+        if begin < end:
+            raise fail(f"tensors '{first}' and '{second}' overlap")
+    return header, 8 + length
+
+
+def load_file(path: str | os.PathLike, float_dtype: Any = np.float32,
+              names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Read a safetensors file: ``name -> array`` (floats as ``float_dtype``).
+
+    Args:
+        path: the file.
+        float_dtype: what F32/F16/BF16/F64 decode to (float32 or float64).
+        names: read only these tensors (all when ``None``).
+    """
+    header, start = read_header(path)
+    wanted = [n for n in header if n != "__metadata__"] if names is None \
+        else list(names)
+    result = {}
+    with open(path, "rb") as file:
+        for name in wanted:
+            if name not in header or name == "__metadata__":
+                raise SafetensorsError(f"{os.fspath(path)}: no tensor named "
+                                       f"'{name}'")
+            entry = header[name]
+            begin, end = entry["data_offsets"]
+            file.seek(start + begin)
+            result[name] = decode(file.read(end - begin), entry["dtype"],
+                                  entry["shape"], float_dtype)
+    return result
+
+
+def load_checkpoint(path: str | os.PathLike,
+                    float_dtype: Any = np.float32) -> dict[str, np.ndarray]:
+    """Read a whole checkpoint as the runtime opens it.
+
+    ``path`` is a ``.safetensors`` file, a sharded index (``*.json``), or a
+    directory holding ``model.safetensors`` or, failing that,
+    ``model.safetensors.index.json``.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        single = os.path.join(path, SINGLE_NAME)
+        if os.path.isfile(single):
+            return load_file(single, float_dtype)
+        path = os.path.join(path, INDEX_NAME)
+        if not os.path.isfile(path):
+            raise SafetensorsError(f"{os.path.dirname(path)}: directory holds "
+                                   f"neither {SINGLE_NAME} nor {INDEX_NAME}")
+    if not path.endswith(".json"):
+        return load_file(path, float_dtype)
+    with open(path, encoding="utf-8") as file:
+        index = json.load(file)
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict):
+        raise SafetensorsError(f"{path}: no weight_map object")
+    by_file: dict[str, list[str]] = {}
+    for name, file_name in weight_map.items():
+        if (not isinstance(file_name, str) or os.path.isabs(file_name)
+                or ".." in file_name.replace("\\", "/").split("/")):
+            raise SafetensorsError(f"{path}: bad shard name {file_name!r}")
+        by_file.setdefault(file_name, []).append(name)
+    result: dict[str, np.ndarray] = {}
+    base = os.path.dirname(path)
+    for file_name, names in by_file.items():
+        result.update(load_file(os.path.join(base, file_name), float_dtype,
+                                names))
+    return {name: result[name] for name in weight_map}
