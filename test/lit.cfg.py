@@ -21,6 +21,10 @@ config.substitutions.append(("%moe_docs_dir", config.moe_docs_dir))
 config.substitutions.append(("%python", sys.executable))
 config.substitutions.append(
     ("%moe_lib_dir", os.path.join(config.moe_obj_root, "lib")))
+# The C compiler of the LLVM installation; the runtime tests build fake
+# compiled modules with it.
+config.substitutions.append(
+    ("%clang", os.path.join(config.llvm_tools_dir, "clang")))
 
 # Every FileCheck variable is local to its CHECK-LABEL block.
 config.environment["FILECHECK_OPTS"] = "-enable-var-scope"
@@ -38,5 +42,7 @@ runtime_only = lit_config.params.get("moe_runtime_only", "0") == "1"
 tools = [
     ToolSubst("moe-opt", unresolved="ignore" if runtime_only else "fatal"),
     ToolSubst("moe-checkpoint-inspect", unresolved="fatal"),
+    ToolSubst("moe-run", unresolved="fatal"),
+    ToolSubst("moe-compile", unresolved="ignore" if runtime_only else "fatal"),
 ]
 llvm_config.add_tool_substitutions(tools, tool_dirs)

@@ -313,6 +313,7 @@ Result<NpyArray> moe::runtime::readNpy(const std::string &path) {
 
   NpyArray array;
   array.shape = std::move(shape);
+  array.descr = descr;
   array.data.resize(numBytes / dtypeSize(dtype));
   Status status = convertToF32(dtype, bytes + preamble + headerSize,
                                array.data.size(), array.data.data());

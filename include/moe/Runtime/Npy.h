@@ -24,6 +24,9 @@ struct NpyArray {
   std::vector<int64_t> shape;
   /// The row-major elements.
   std::vector<float> data;
+  /// The dtype the file stored ('<f4', '<f2' or '<f8') before the conversion
+  /// to float32; writeNpy ignores it.
+  std::string descr = "<f4";
 };
 
 /// Reads the .npy file at `path` ('<f4', '<f2' or '<f8', C order) as float32.

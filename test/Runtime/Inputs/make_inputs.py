@@ -3,9 +3,12 @@
 usage: make_inputs.py CASE OUT
        make_inputs.py raw OUT HEADER_JSON
        make_inputs.py raw-file OUT FILE_WITH_HEADER_BYTES
+       make_inputs.py module-x OUT TOKENS
 
 OUT is a file or, for directory cases, a directory (created). Good cases hold
-the tensors of `good_tensors()`; bad cases break exactly one rule.
+the tensors of `good_tensors()`; bad cases break exactly one rule. The
+module-* cases are the weights and activations of the fake modules of
+make_module.py.
 """
 
 import json
@@ -16,6 +19,8 @@ import sys
 from typing import Callable, Dict, List, Tuple
 
 import numpy as np
+
+import make_module
 
 Entry = Tuple[str, List[int], bytes]  # dtype, shape, raw little-endian bytes
 
@@ -162,6 +167,44 @@ def npy_input() -> np.ndarray:
     return np.linspace(-3, 3, 12, dtype=np.float32).reshape(3, 4)
 
 
+def module_weights() -> Tuple[np.ndarray, np.ndarray]:
+    """The fake modules' weights: w [H, H] f32 and the experts [E, H, H] as
+    bf16 bit patterns."""
+    rng = np.random.default_rng(7)
+    h, e = make_module.H, make_module.E
+    w = rng.standard_normal((h, h)).astype(np.float32)
+    experts = rng.standard_normal((e, h, h)).astype(np.float32)
+    return w, (experts.view(np.uint32) >> 16).astype(np.uint16)
+
+
+def module_x(tokens: int) -> np.ndarray:
+    """The activations [tokens, H] of the fake modules."""
+    rng = np.random.default_rng(tokens)
+    return rng.standard_normal((tokens, make_module.H)).astype(np.float32)
+
+
+def module_checkpoint(path: str, change: Callable[[dict], None] = None,
+                      pad: bool = False) -> None:
+    """The checkpoint of the fake modules; `change` edits the entries, `pad`
+    puts a 2-byte tensor first so that the f32 weight is misaligned."""
+    w, experts = module_weights()
+    entries: Dict[str, Entry] = {}
+    if pad:
+        entries["pad"] = ("BF16", [1], b"\0\0")
+    entries[make_module.WEIGHT] = ("F32", list(w.shape), w.tobytes())
+    for e in range(make_module.E):
+        entries[make_module.EXPERTS.format(e=e)] = (
+            "BF16", list(experts[e].shape), experts[e].tobytes())
+    if change:
+        change(entries)
+    header, buffer = layout(entries)
+    write_file(path, header, buffer)
+
+
+def expert_name(e: int) -> str:
+    return make_module.EXPERTS.format(e=e)
+
+
 def main() -> None:
     case, out = sys.argv[1], sys.argv[2]
     cases: Dict[str, Callable[[], None]] = {
@@ -266,6 +309,27 @@ def main() -> None:
             "", False, (), text="{'descr': '<f4', 'fortran_order': False, "
             "'shape': (3), }") + b"\0" * 12),
         "npy-tiny": lambda: open(out, "wb").write(b"\x93NUM"),
+        # The fake modules' checkpoints and activations.
+        "module-ckpt": lambda: module_checkpoint(out),
+        "module-ckpt-unaligned": lambda: module_checkpoint(out, pad=True),
+        "module-ckpt-missing-expert": lambda: module_checkpoint(
+            out, lambda t: t.pop(expert_name(2))),
+        "module-ckpt-wrong-shape": lambda: module_checkpoint(
+            out, lambda t: t.__setitem__(make_module.WEIGHT, (
+                "F32", [8, 4], np.zeros(32, np.float32).tobytes()))),
+        "module-ckpt-wrong-dtype": lambda: module_checkpoint(
+            out, lambda t: t.__setitem__(make_module.WEIGHT, (
+                "BF16", [8, 8], np.zeros(64, np.uint16).tobytes()))),
+        "module-ckpt-expert-shape": lambda: module_checkpoint(
+            out, lambda t: t.__setitem__(expert_name(1), (
+                "BF16", [8, 4], np.zeros(32, np.uint16).tobytes()))),
+        "module-x": lambda: np.save(out, module_x(int(sys.argv[3]))),
+        "module-x-nan": lambda: np.save(out, np.where(
+            np.arange(3 * 8).reshape(3, 8) == 9, np.float32("nan"),
+            module_x(3))),
+        "module-x-f8": lambda: np.save(out, module_x(3).astype(np.float64)),
+        "module-x-rank-1": lambda: np.save(out, module_x(1)[0]),
+        "module-x-h5": lambda: np.save(out, module_x(3)[:, :5].copy()),
     }
     if case not in cases:
         sys.exit("unknown case " + case)

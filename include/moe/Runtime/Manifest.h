@@ -1,0 +1,109 @@
+//===- Manifest.h - The manifest of a compiled module -----------*- C++ -*-===//
+//
+// A module compiled by moe-compile exports its entry points as a JSON string,
+// the global `moe_module_manifest` (docs/CompiledModules.md). This header
+// holds the parsed form and the strict parser that validates it.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_RUNTIME_MANIFEST_H
+#define MOE_RUNTIME_MANIFEST_H
+
+#include "moe/Runtime/Result.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace moe::runtime {
+
+/// The manifest version this runtime reads.
+constexpr int64_t kManifestVersion = 1;
+
+/// The most arguments an entry point may take (the runtime's call dispatch
+/// is generated up to this count).
+constexpr size_t kMaxEntryArgs = 64;
+
+/// The placeholder of a stacked weight name, replaced by 0 .. E-1.
+constexpr std::string_view kExpertPlaceholder = "{e}";
+
+/// The element types of entry point arguments and results.
+enum class ElementType { F32, BF16, F16, I32, I64 };
+
+/// The manifest spelling of `type` ("f32", "bf16", "f16", "i32", "i64").
+const char *elementTypeName(ElementType type);
+
+/// The size in bytes of one element of `type`.
+size_t elementTypeSize(ElementType type);
+
+/// Formats a manifest type as "f32 [-1, 64]".
+std::string formatArgType(ElementType type, const std::vector<int64_t> &shape);
+
+/// What an argument of an entry point is bound to.
+enum class ArgKind {
+  /// Activations passed at every call.
+  Input,
+  /// A checkpoint tensor (or a stack of them) bound once.
+  Weight,
+};
+
+/// One argument of an entry point.
+struct ManifestArg {
+  /// Input or weight.
+  ArgKind kind = ArgKind::Input;
+  /// The element type.
+  ElementType type = ElementType::F32;
+  /// The dimensions; -1 is dynamic.
+  std::vector<int64_t> shape;
+  /// The checkpoint tensor name of a weight, possibly with one "{e}".
+  std::string weightName;
+
+  /// True for a weight whose name holds the "{e}" placeholder.
+  bool isStacked() const;
+};
+
+/// One result of an entry point.
+struct ManifestResult {
+  /// The element type.
+  ElementType type = ElementType::F32;
+  /// The dimensions; -1 is dynamic.
+  std::vector<int64_t> shape;
+};
+
+/// One entry point: a C function taking memref descriptors.
+struct ManifestEntry {
+  /// The name of the function in the IR ("forward").
+  std::string name;
+  /// The exported symbol ("_mlir_ciface_forward").
+  std::string symbol;
+  /// True when every token's output depends only on that token, so that the
+  /// tokens may be split over threads.
+  bool tokenParallel = false;
+  /// The arguments, in order.
+  std::vector<ManifestArg> args;
+  /// The results, in order.
+  std::vector<ManifestResult> results;
+};
+
+/// The parsed manifest of a module.
+struct Manifest {
+  /// The entry points, in manifest order; names are unique.
+  std::vector<ManifestEntry> entries;
+
+  /// The entry named `name`, or null.
+  const ManifestEntry *find(std::string_view name) const;
+  /// The entry names, comma-separated, for error messages.
+  std::string entryNames() const;
+};
+
+/// Parses and validates manifest JSON text. Errors read
+/// "invalid manifest: <where>: <problem>", e.g.
+/// "invalid manifest: entries[0].args[1]: 'shape' has a dimension below -1".
+Result<Manifest> parseManifest(std::string_view text);
+
+} // namespace moe::runtime
+
+#endif // MOE_RUNTIME_MANIFEST_H

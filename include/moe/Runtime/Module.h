@@ -1,0 +1,168 @@
+//===- Module.h - Loading, binding and running compiled modules -*- C++ -*-===//
+//
+// A module compiled by moe-compile is a shared object exporting a manifest
+// and one C function per entry point (docs/CompiledModules.md).
+// CompiledModule loads it and checks the manifest; BoundEntry binds one entry
+// point's weight arguments to checkpoint tensors and runs it on float32
+// [T, H] activations, optionally splitting the tokens over threads.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_RUNTIME_MODULE_H
+#define MOE_RUNTIME_MODULE_H
+
+#include "moe/Runtime/Manifest.h"
+#include "moe/Runtime/Result.h"
+#include "moe/Runtime/Safetensors.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace moe::runtime {
+
+/// The address of an entry point; it is called through the dispatch of the
+/// calling convention, never with this type.
+using EntryFunction = void (*)();
+
+/// An entry point of a loaded module: its manifest entry and its address.
+struct EntryPoint {
+  /// The manifest entry; owned by the module.
+  const ManifestEntry *spec = nullptr;
+  /// The address of `spec->symbol`.
+  EntryFunction function = nullptr;
+};
+
+/// A loaded module (dlopen with RTLD_NOW | RTLD_LOCAL); closed on
+/// destruction, so it is held by shared_ptr by everything that calls into it.
+class CompiledModule {
+public:
+  /// Loads the shared object at `path`, parses and validates its manifest and
+  /// resolves every entry symbol. Errors read "<path>: <problem>".
+  static Result<std::shared_ptr<const CompiledModule>>
+  load(const std::string &path);
+
+  CompiledModule(const CompiledModule &) = delete;
+  CompiledModule &operator=(const CompiledModule &) = delete;
+  ~CompiledModule();
+
+  /// The path the module was loaded from.
+  const std::string &path() const { return modulePath; }
+  /// The parsed manifest.
+  const Manifest &manifest() const { return moduleManifest; }
+  /// The entry named `name`, or the error
+  /// "<path>: no entry point 'foo' (entries: forward, ...)".
+  Result<EntryPoint> entry(std::string_view name) const;
+
+private:
+  CompiledModule(std::string path, void *handle)
+      : modulePath(std::move(path)), handle(handle) {}
+
+  std::string modulePath;
+  void *handle = nullptr;
+  Manifest moduleManifest;
+  /// The addresses of the manifest's entries, in the same order.
+  std::vector<EntryFunction> functions;
+};
+
+/// A row-major float32 matrix of rows x cols that the caller owns.
+struct MatrixRef {
+  /// The first element; may be null when rows * cols == 0.
+  const float *data = nullptr;
+  /// The number of rows (tokens).
+  int64_t rows = 0;
+  /// The number of columns (the hidden size).
+  int64_t cols = 0;
+};
+
+/// A writable row-major float32 matrix of rows x cols that the caller owns.
+struct MutableMatrixRef {
+  /// The first element; may be null when rows * cols == 0.
+  float *data = nullptr;
+  /// The number of rows (tokens).
+  int64_t rows = 0;
+  /// The number of columns (the hidden size).
+  int64_t cols = 0;
+};
+
+/// An entry point whose weights are bound to checkpoint tensors, ready to
+/// run. It keeps the module and the checkpoint alive. The runtime supports
+/// entries whose inputs and results are all float32 [T, H] (T dynamic, H
+/// static) and whose other arguments are weights.
+class BoundEntry {
+public:
+  /// Binds the weights of the entry `entryName` of `module` to the tensors of
+  /// `checkpoint`, checking every shape and dtype before anything runs.
+  /// Errors are one line, e.g. "weight 'w' (argument 1 of 'forward'):
+  /// checkpoint shape [8, 32] does not match [8, 64]".
+  static Result<BoundEntry> bind(std::shared_ptr<const CompiledModule> module,
+                                 std::string_view entryName,
+                                 std::shared_ptr<const Checkpoint> checkpoint);
+
+  /// The manifest entry.
+  const ManifestEntry &spec() const { return *entryPoint.spec; }
+  /// The entry's name.
+  const std::string &name() const { return entryPoint.spec->name; }
+  /// The number of input arguments.
+  size_t numInputs() const { return inputArgs.size(); }
+  /// The hidden size H of input `index` ([T, H]).
+  int64_t inputHiddenSize(size_t index) const;
+  /// The number of results.
+  size_t numResults() const { return entryPoint.spec->results.size(); }
+  /// The hidden size H of result `index` ([T, H]).
+  int64_t resultHiddenSize(size_t index) const;
+
+  /// Checks that a rows x cols float32 matrix fits input `index`; the error
+  /// reads "input of 'forward' must be [T, 64] float32, got [3, 5]".
+  Status checkInput(size_t index, int64_t rows, int64_t cols) const;
+
+  /// The number of threads run() uses for `tokens` tokens when asked for
+  /// `threads`: 1 unless the entry is token-parallel, else at most one
+  /// thread per token.
+  unsigned threadsFor(int64_t tokens, unsigned threads) const;
+
+  /// Runs the entry: `inputs` are its input arguments in order (all with the
+  /// same number of tokens T) and `outputs` receive its results ([T, H] each).
+  /// A token-parallel entry is called on `threadsFor(T, threads)` contiguous
+  /// slices of the tokens concurrently.
+  Status run(const std::vector<MatrixRef> &inputs,
+             const std::vector<MutableMatrixRef> &outputs,
+             unsigned threads = 1) const;
+
+private:
+  struct FreeDeleter {
+    void operator()(void *p) const { std::free(p); }
+  };
+  /// The bytes a weight argument is bound to.
+  struct WeightBuffer {
+    /// The first byte: into the checkpoint mapping, or `owned`.
+    const void *data = nullptr;
+    /// The size in bytes.
+    size_t numBytes = 0;
+    /// The aligned copy, when one was needed.
+    std::unique_ptr<void, FreeDeleter> owned;
+  };
+
+  BoundEntry() = default;
+  Status bindWeight(size_t argIndex);
+  Status runSlice(const std::vector<MatrixRef> &inputs,
+                  const std::vector<MutableMatrixRef> &outputs, int64_t begin,
+                  int64_t end) const;
+  std::string inputLabel(size_t index) const;
+
+  std::shared_ptr<const CompiledModule> module;
+  std::shared_ptr<const Checkpoint> checkpoint;
+  EntryPoint entryPoint;
+  /// The argument index of each input, in order.
+  std::vector<size_t> inputArgs;
+  /// One buffer per argument; empty for inputs.
+  std::vector<WeightBuffer> weights;
+};
+
+} // namespace moe::runtime
+
+#endif // MOE_RUNTIME_MODULE_H

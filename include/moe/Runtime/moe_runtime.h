@@ -1,0 +1,81 @@
+/*===- moe_runtime.h - C API of the MoE-MLIR runtime --------------*- C -*-===//
+ *
+ * A plain C interface over moe::runtime (include/moe/Runtime/Module.h) for
+ * callers outside C++, e.g. Python through ctypes: opaque handles, integers,
+ * pointers and NUL-terminated strings only.
+ *
+ *   moe_module *m = moe_module_load("layer.so");
+ *   moe_checkpoint *c = moe_checkpoint_open("ckpt/");
+ *   moe_entry *e = moe_entry_bind(m, "forward", c);
+ *   moe_module_free(m);      // the entry keeps what it needs alive
+ *   moe_checkpoint_free(c);
+ *   if (moe_entry_run_f32(e, x, tokens, hidden, y, 4) != 0)
+ *     fprintf(stderr, "%s\n", moe_last_error());
+ *   moe_entry_free(e);
+ *
+ * Functions that fail return NULL or -1 and set a one-line message that
+ * moe_last_error() returns on the same thread.
+ *
+ *===----------------------------------------------------------------------===*/
+
+#ifndef MOE_RUNTIME_MOE_RUNTIME_H
+#define MOE_RUNTIME_MOE_RUNTIME_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A loaded compiled module (a shared object made by moe-compile). */
+typedef struct moe_module moe_module;
+/** An open safetensors checkpoint (file, sharded index or directory). */
+typedef struct moe_checkpoint moe_checkpoint;
+/** An entry point of a module with its weights bound to a checkpoint. */
+typedef struct moe_entry moe_entry;
+
+/** The message of the last failed call on this thread ("" if none failed);
+ *  valid until the next failing call on this thread. */
+const char *moe_last_error(void);
+
+/** Loads the module at `path`; NULL on error. */
+moe_module *moe_module_load(const char *path);
+/** Releases a module; entries bound from it stay valid. NULL is ignored. */
+void moe_module_free(moe_module *module);
+/** The number of entry points of `module`, or -1 on error. */
+int64_t moe_module_num_entries(const moe_module *module);
+/** The name of entry point `index` (owned by the module), or NULL. */
+const char *moe_module_entry_name(const moe_module *module, int64_t index);
+
+/** Opens the checkpoint at `path`; NULL on error. */
+moe_checkpoint *moe_checkpoint_open(const char *path);
+/** Releases a checkpoint; entries bound to it stay valid. NULL is ignored. */
+void moe_checkpoint_free(moe_checkpoint *checkpoint);
+
+/** Binds the weights of the entry `entry_name` of `module` to `checkpoint`,
+ *  checking every shape and dtype; NULL on error. */
+moe_entry *moe_entry_bind(const moe_module *module, const char *entry_name,
+                          const moe_checkpoint *checkpoint);
+/** Releases an entry. NULL is ignored. */
+void moe_entry_free(moe_entry *entry);
+/** The hidden size H of the entry's (first) input [T, H], or -1 on error. */
+int64_t moe_entry_hidden_size(const moe_entry *entry);
+/** The hidden size of the entry's (first) result [T, H], or -1 on error. */
+int64_t moe_entry_output_size(const moe_entry *entry);
+/** 1 when the entry may split its tokens over threads, 0 if not, -1 on
+ *  error. */
+int moe_entry_token_parallel(const moe_entry *entry);
+
+/** Runs an entry taking one input and returning one result: `x` is a
+ *  row-major float32 [tokens, hidden] array, `y` receives the float32
+ *  [tokens, moe_entry_output_size(entry)] result. A token-parallel entry
+ *  runs on up to `threads` threads (values below 1 mean 1). Returns 0, or -1
+ *  on error. An entry may run on several threads at once. */
+int moe_entry_run_f32(const moe_entry *entry, const float *x, int64_t tokens,
+                      int64_t hidden, float *y, int threads);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* MOE_RUNTIME_MOE_RUNTIME_H */

@@ -1,0 +1,443 @@
+//===- BoundEntry.cpp - Binding weights and running entry points ----------===//
+//
+// Weights are bound once: a plain tensor is used in place in the checkpoint
+// mapping when it is aligned to its element size (else copied), a stack of
+// "{e}" tensors is copied into one 64-byte aligned buffer. Every call builds
+// fresh descriptors, so concurrent calls share only the read-only weights.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Runtime/Module.h"
+
+#include "EntryCall.h"
+
+#include <algorithm>
+#include <cstring>
+#include <thread>
+
+using namespace moe::runtime;
+using namespace moe::runtime::detail;
+
+namespace {
+
+/// The alignment of the weight copies.
+constexpr size_t kWeightAlignment = 64;
+
+/// The checkpoint dtype an argument type binds to.
+DType checkpointDType(ElementType type) {
+  switch (type) {
+  case ElementType::F32:
+    return DType::F32;
+  case ElementType::BF16:
+    return DType::BF16;
+  case ElementType::F16:
+    return DType::F16;
+  case ElementType::I32:
+    return DType::I32;
+  case ElementType::I64:
+    return DType::I64;
+  }
+  return DType::F32;
+}
+
+/// The product of `dims` times `itemSize`, or false when it does not fit.
+bool byteSize(const int64_t *begin, const int64_t *end, size_t itemSize,
+              size_t &out) {
+  uint64_t n = itemSize;
+  for (const int64_t *d = begin; d != end; ++d) {
+    if (*d == 0) {
+      out = 0;
+      return true;
+    }
+  }
+  for (const int64_t *d = begin; d != end; ++d) {
+    uint64_t u = static_cast<uint64_t>(*d);
+    if (n > (uint64_t(1) << 62) / u)
+      return false;
+    n *= u;
+  }
+  out = static_cast<size_t>(n);
+  return true;
+}
+
+/// The size in bytes of a rows x cols float32 matrix, or false when it does
+/// not fit.
+bool matrixBytes(int64_t rows, int64_t cols, size_t &out) {
+  int64_t dims[2] = {rows, cols};
+  return byteSize(dims, dims + 2, sizeof(float), out);
+}
+
+/// True for the float32 [-1, H] type of inputs and results.
+bool isTokenMatrix(ElementType type, const std::vector<int64_t> &shape) {
+  return type == ElementType::F32 && shape.size() == 2 && shape[0] == -1 &&
+         shape[1] >= 0;
+}
+
+/// A byte range of an argument buffer.
+struct ByteRange {
+  const uint8_t *begin;
+  const uint8_t *end;
+
+  bool contains(const void *p) const {
+    auto *byte = static_cast<const uint8_t *>(p);
+    return byte == begin || (begin <= byte && byte < end);
+  }
+};
+
+/// MLIR marks the descriptor of a global (memref.get_global) with this
+/// `allocated` address: it must not be freed.
+const void *const kMlirGlobalMarker =
+    reinterpret_cast<const void *>(0xdeadbeef);
+
+} // namespace
+
+Result<BoundEntry>
+BoundEntry::bind(std::shared_ptr<const CompiledModule> module,
+                 std::string_view entryName,
+                 std::shared_ptr<const Checkpoint> checkpoint) {
+  Result<EntryPoint> entryPoint = module->entry(entryName);
+  if (!entryPoint)
+    return entryPoint.status();
+  const ManifestEntry &spec = *entryPoint->spec;
+  std::string where =
+      module->path() + ": entry '" + printable(spec.name) + "': ";
+
+  BoundEntry bound;
+  bound.entryPoint = *entryPoint;
+  bound.weights.resize(spec.args.size());
+  for (size_t i = 0; i < spec.args.size(); ++i) {
+    const ManifestArg &arg = spec.args[i];
+    if (arg.kind != ArgKind::Input)
+      continue;
+    if (!isTokenMatrix(arg.type, arg.shape))
+      return Result<BoundEntry>::failure(
+          where + "argument " + std::to_string(i) + " is an input of type " +
+          formatArgType(arg.type, arg.shape) +
+          "; the runtime supports f32 [-1, H] inputs only");
+    bound.inputArgs.push_back(i);
+  }
+  if (bound.inputArgs.empty())
+    return Result<BoundEntry>::failure(
+        where + "no input argument; the runtime needs an f32 [-1, H] input");
+  if (spec.results.empty())
+    return Result<BoundEntry>::failure(
+        where + "no result; the runtime needs an f32 [-1, H] result");
+  for (size_t i = 0; i < spec.results.size(); ++i) {
+    const ManifestResult &result = spec.results[i];
+    if (!isTokenMatrix(result.type, result.shape))
+      return Result<BoundEntry>::failure(
+          where + "result " + std::to_string(i) + " has type " +
+          formatArgType(result.type, result.shape) +
+          "; the runtime supports f32 [-1, H] results only");
+  }
+
+  bound.module = std::move(module);
+  bound.checkpoint = std::move(checkpoint);
+  for (size_t i = 0; i < spec.args.size(); ++i) {
+    if (spec.args[i].kind != ArgKind::Weight)
+      continue;
+    Status status = bound.bindWeight(i);
+    if (!status)
+      return status;
+  }
+  return bound;
+}
+
+Status BoundEntry::bindWeight(size_t argIndex) {
+  const ManifestArg &arg = spec().args[argIndex];
+  DType dtype = checkpointDType(arg.type);
+  size_t itemSize = elementTypeSize(arg.type);
+  std::string argument = "argument " + std::to_string(argIndex) + " of '" +
+                         printable(name()) + "'";
+  WeightBuffer &buffer = weights[argIndex];
+
+  // Checks one checkpoint tensor against `shape`; `context` names it.
+  auto check = [&](const std::string &tensorName, const int64_t *shapeBegin,
+                   const int64_t *shapeEnd, const std::string &context,
+                   const TensorView *&out) -> Status {
+    Result<const TensorView *> tensor = checkpoint->lookup(tensorName);
+    if (!tensor)
+      return Status::failure(context + ": " + tensor.error());
+    std::vector<int64_t> expected(shapeBegin, shapeEnd);
+    if ((*tensor)->shape != expected)
+      return Status::failure(context + ": checkpoint shape " +
+                             formatShape((*tensor)->shape) +
+                             " does not match " + formatShape(expected));
+    if ((*tensor)->dtype != dtype)
+      return Status::failure(context + ": checkpoint dtype " +
+                             dtypeName((*tensor)->dtype) + " does not match " +
+                             elementTypeName(arg.type));
+    out = *tensor;
+    return Status::success();
+  };
+  auto allocate = [&](size_t numBytes, const std::string &context) -> Status {
+    size_t rounded =
+        std::max(kWeightAlignment, (numBytes + kWeightAlignment - 1) /
+                                       kWeightAlignment * kWeightAlignment);
+    void *memory = std::aligned_alloc(kWeightAlignment, rounded);
+    if (!memory)
+      return Status::failure(context + ": cannot allocate " +
+                             std::to_string(numBytes) + " bytes");
+    buffer.owned.reset(memory);
+    buffer.data = memory;
+    buffer.numBytes = numBytes;
+    return Status::success();
+  };
+
+  for (int64_t dim : arg.shape)
+    if (dim < 0)
+      return Status::failure("weight '" + printable(arg.weightName) + "' (" +
+                             argument + "): the type " +
+                             formatArgType(arg.type, arg.shape) +
+                             " has a dynamic dimension");
+  const int64_t *dims = arg.shape.data();
+  const int64_t *dimsEnd = dims + arg.shape.size();
+  if (!arg.isStacked()) {
+    std::string context =
+        "weight '" + printable(arg.weightName) + "' (" + argument + ")";
+    const TensorView *tensor = nullptr;
+    Status status = check(arg.weightName, dims, dimsEnd, context, tensor);
+    if (!status)
+      return status;
+    buffer.numBytes = tensor->numBytes;
+    if (tensor->numBytes == 0) {
+      buffer.data = emptyBufferAddress();
+    } else if (reinterpret_cast<uintptr_t>(tensor->data) % itemSize == 0) {
+      buffer.data = tensor->data; // Zero copy: in the checkpoint mapping.
+    } else {
+      status = allocate(tensor->numBytes, context);
+      if (!status)
+        return status;
+      std::memcpy(buffer.owned.get(), tensor->data, tensor->numBytes);
+    }
+    return Status::success();
+  }
+
+  // A stack: [E, d1, ...] from the E tensors "{e}" -> 0 .. E-1 of [d1, ...].
+  int64_t numExperts = arg.shape[0];
+  size_t expertBytes = 0;
+  size_t placeholder = arg.weightName.find(kExpertPlaceholder);
+  std::vector<const TensorView *> experts;
+  for (int64_t e = 0; e < numExperts; ++e) {
+    std::string tensorName = arg.weightName;
+    tensorName.replace(placeholder, kExpertPlaceholder.size(),
+                       std::to_string(e));
+    std::string context = "weight '" + printable(tensorName) + "' (" +
+                          argument + ", expert " + std::to_string(e) + " of " +
+                          std::to_string(numExperts) + ")";
+    const TensorView *tensor = nullptr;
+    Status status = check(tensorName, dims + 1, dimsEnd, context, tensor);
+    if (!status)
+      return status;
+    experts.push_back(tensor);
+    expertBytes = tensor->numBytes;
+  }
+  std::string context =
+      "weight '" + printable(arg.weightName) + "' (" + argument + ")";
+  size_t totalBytes = 0;
+  if (!byteSize(dims, dimsEnd, itemSize, totalBytes) ||
+      (numExperts != 0 && totalBytes / static_cast<size_t>(numExperts) !=
+                              expertBytes))
+    return Status::failure(context + ": shape " + formatShape(arg.shape) +
+                           " is too large");
+  if (totalBytes == 0) {
+    buffer.data = emptyBufferAddress();
+    buffer.numBytes = 0;
+    return Status::success();
+  }
+  Status status = allocate(totalBytes, context);
+  if (!status)
+    return status;
+  auto *out = static_cast<uint8_t *>(buffer.owned.get());
+  for (const TensorView *tensor : experts) {
+    std::memcpy(out, tensor->data, tensor->numBytes);
+    out += tensor->numBytes;
+  }
+  return Status::success();
+}
+
+int64_t BoundEntry::inputHiddenSize(size_t index) const {
+  return spec().args[inputArgs[index]].shape[1];
+}
+
+int64_t BoundEntry::resultHiddenSize(size_t index) const {
+  return spec().results[index].shape[1];
+}
+
+std::string BoundEntry::inputLabel(size_t index) const {
+  std::string label = "input ";
+  if (inputArgs.size() > 1)
+    label += std::to_string(index) + " ";
+  return label + "of '" + printable(name()) + "'";
+}
+
+Status BoundEntry::checkInput(size_t index, int64_t rows, int64_t cols) const {
+  int64_t hidden = inputHiddenSize(index);
+  if (rows < 0 || cols != hidden)
+    return Status::failure(inputLabel(index) + " must be [T, " +
+                           std::to_string(hidden) + "] float32, got [" +
+                           std::to_string(rows) + ", " + std::to_string(cols) +
+                           "]");
+  return Status::success();
+}
+
+unsigned BoundEntry::threadsFor(int64_t tokens, unsigned threads) const {
+  if (!spec().tokenParallel || threads <= 1 || tokens <= 1)
+    return 1;
+  return static_cast<unsigned>(
+      std::min<int64_t>(static_cast<int64_t>(threads), tokens));
+}
+
+Status BoundEntry::run(const std::vector<MatrixRef> &inputs,
+                       const std::vector<MutableMatrixRef> &outputs,
+                       unsigned threads) const {
+  std::string entry = "'" + printable(name()) + "'";
+  if (inputs.size() != numInputs())
+    return Status::failure(entry + " takes " + std::to_string(numInputs()) +
+                           (numInputs() == 1 ? " input" : " inputs") +
+                           ", got " + std::to_string(inputs.size()));
+  if (outputs.size() != numResults())
+    return Status::failure(entry + " has " + std::to_string(numResults()) +
+                           (numResults() == 1 ? " result" : " results") +
+                           ", got " + std::to_string(outputs.size()) +
+                           (outputs.size() == 1 ? " output" : " outputs"));
+  int64_t tokens = inputs[0].rows;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    Status status = checkInput(i, inputs[i].rows, inputs[i].cols);
+    if (!status)
+      return status;
+    if (inputs[i].rows != tokens)
+      return Status::failure(inputLabel(i) + " has " +
+                             std::to_string(inputs[i].rows) +
+                             " tokens, input 0 has " + std::to_string(tokens));
+    size_t numBytes;
+    if (!matrixBytes(inputs[i].rows, inputs[i].cols, numBytes))
+      return Status::failure(inputLabel(i) + " is too large");
+    if (numBytes != 0 && !inputs[i].data)
+      return Status::failure(inputLabel(i) + " is a null pointer");
+  }
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    int64_t hidden = resultHiddenSize(i);
+    std::string label = std::string("output ") +
+                        (outputs.size() > 1 ? std::to_string(i) + " " : "") +
+                        "of " + entry;
+    if (outputs[i].rows != tokens || outputs[i].cols != hidden)
+      return Status::failure(label + " must be [" + std::to_string(tokens) +
+                             ", " + std::to_string(hidden) +
+                             "] float32, got [" +
+                             std::to_string(outputs[i].rows) + ", " +
+                             std::to_string(outputs[i].cols) + "]");
+    size_t numBytes;
+    if (!matrixBytes(outputs[i].rows, outputs[i].cols, numBytes))
+      return Status::failure(label + " is too large");
+    if (numBytes != 0 && !outputs[i].data)
+      return Status::failure(label + " is a null pointer");
+  }
+
+  unsigned numSlices = threadsFor(tokens, threads);
+  if (numSlices == 1)
+    return runSlice(inputs, outputs, 0, tokens);
+  std::vector<std::string> errors(numSlices);
+  std::vector<std::thread> workers;
+  workers.reserve(numSlices);
+  for (unsigned s = 0; s < numSlices; ++s) {
+    int64_t begin = tokens * s / numSlices;
+    int64_t end = tokens * (s + 1) / numSlices;
+    workers.emplace_back([this, &inputs, &outputs, &errors, s, begin, end] {
+      Status status = runSlice(inputs, outputs, begin, end);
+      if (!status)
+        errors[s] = status.error();
+    });
+  }
+  for (std::thread &worker : workers)
+    worker.join();
+  for (const std::string &error : errors)
+    if (!error.empty())
+      return Status::failure(error);
+  return Status::success();
+}
+
+Status BoundEntry::runSlice(const std::vector<MatrixRef> &inputs,
+                            const std::vector<MutableMatrixRef> &outputs,
+                            int64_t begin, int64_t end) const {
+  const ManifestEntry &entry = spec();
+  int64_t rows = end - begin;
+  DescriptorBlock args;
+  std::vector<ByteRange> argBuffers;
+  size_t nextInput = 0;
+  for (size_t i = 0; i < entry.args.size(); ++i) {
+    const void *data;
+    size_t numBytes;
+    std::vector<int64_t> sizes;
+    if (entry.args[i].kind == ArgKind::Input) {
+      const MatrixRef &input = inputs[nextInput++];
+      sizes = {rows, input.cols};
+      numBytes = static_cast<size_t>(rows * input.cols) * sizeof(float);
+      data = numBytes ? input.data + begin * input.cols : emptyBufferAddress();
+    } else {
+      sizes = entry.args[i].shape;
+      data = weights[i].data;
+      numBytes = weights[i].numBytes;
+    }
+    auto *bytes = static_cast<const uint8_t *>(data);
+    argBuffers.push_back({bytes, bytes + numBytes});
+    args.addRowMajor(data, sizes);
+  }
+  std::vector<void *> argPointers;
+  for (size_t i = 0; i < args.size(); ++i)
+    argPointers.push_back(args.at(i));
+
+  DescriptorBlock results;
+  for (const ManifestResult &result : entry.results)
+    results.addEmpty(result.shape.size());
+  callEntry(entryPoint.function, results.at(0), argPointers.data(),
+            argPointers.size());
+
+  // Copy every result out, then release the buffers whatever happened.
+  std::string error;
+  std::vector<void *> toFree;
+  for (size_t r = 0; r < results.size(); ++r) {
+    DescriptorBlock::View view = results.read(r);
+    int64_t hidden = resultHiddenSize(r);
+    if (view.allocated && view.allocated != kMlirGlobalMarker &&
+        std::none_of(argBuffers.begin(), argBuffers.end(),
+                     [&](const ByteRange &range) {
+                       return range.contains(view.allocated);
+                     }) &&
+        std::find(toFree.begin(), toFree.end(), view.allocated) ==
+            toFree.end())
+      toFree.push_back(view.allocated);
+    if (!error.empty())
+      continue;
+    std::string label = "'" + printable(entry.name) + "' returned result " +
+                        std::to_string(r);
+    if (view.sizes != std::vector<int64_t>{rows, hidden}) {
+      error = label + " of shape " + formatShape(view.sizes) + ", expected " +
+              formatShape({rows, hidden});
+      continue;
+    }
+    if (rows == 0 || hidden == 0)
+      continue;
+    if (!view.aligned) {
+      error = label + " with a null buffer";
+      continue;
+    }
+    const float *src = static_cast<const float *>(view.aligned) + view.offset;
+    float *dst = outputs[r].data + begin * hidden;
+    int64_t rowStride = view.strides[0], colStride = view.strides[1];
+    for (int64_t t = 0; t < rows; ++t) {
+      const float *row = src + t * rowStride;
+      if (colStride == 1) {
+        std::memcpy(dst + t * hidden, row, hidden * sizeof(float));
+        continue;
+      }
+      for (int64_t h = 0; h < hidden; ++h)
+        dst[t * hidden + h] = row[h * colStride];
+    }
+  }
+  for (void *allocated : toFree)
+    std::free(allocated);
+  if (!error.empty())
+    return Status::failure(error);
+  return Status::success();
+}

@@ -1,0 +1,307 @@
+//===- Manifest.cpp - The manifest of a compiled module -------------------===//
+//
+// The manifest is validated strictly: every object has exactly the keys of
+// docs/CompiledModules.md, so that a mismatch between moe-compile and the
+// runtime shows up as an error when the module is loaded, not as a wrong
+// call.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Runtime/Manifest.h"
+
+#include "moe/Runtime/Json.h"
+
+#include <initializer_list>
+#include <set>
+
+using namespace moe::runtime;
+
+const char *moe::runtime::elementTypeName(ElementType type) {
+  switch (type) {
+  case ElementType::F32:
+    return "f32";
+  case ElementType::BF16:
+    return "bf16";
+  case ElementType::F16:
+    return "f16";
+  case ElementType::I32:
+    return "i32";
+  case ElementType::I64:
+    return "i64";
+  }
+  return "?";
+}
+
+size_t moe::runtime::elementTypeSize(ElementType type) {
+  switch (type) {
+  case ElementType::F32:
+    return 4;
+  case ElementType::BF16:
+  case ElementType::F16:
+    return 2;
+  case ElementType::I32:
+    return 4;
+  case ElementType::I64:
+    return 8;
+  }
+  return 0;
+}
+
+std::string moe::runtime::formatArgType(ElementType type,
+                                        const std::vector<int64_t> &shape) {
+  std::string s = std::string(elementTypeName(type)) + " [";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+bool ManifestArg::isStacked() const {
+  return kind == ArgKind::Weight &&
+         weightName.find(kExpertPlaceholder) != std::string::npos;
+}
+
+const ManifestEntry *Manifest::find(std::string_view name) const {
+  for (const ManifestEntry &entry : entries)
+    if (entry.name == name)
+      return &entry;
+  return nullptr;
+}
+
+std::string Manifest::entryNames() const {
+  std::string names;
+  for (const ManifestEntry &entry : entries)
+    names += (names.empty() ? "" : ", ") + printable(entry.name);
+  return names;
+}
+
+namespace {
+
+/// Validates the JSON tree; the first problem is kept in `error`.
+class ManifestReader {
+public:
+  /// Reads the root object into `manifest`.
+  bool read(const JsonValue &root, Manifest &manifest) {
+    if (!expectObject(root, "", {"version", "entries"}, {"version", "entries"}))
+      return false;
+    const JsonValue &version = *root.find("version");
+    if (!version.isInt())
+      return fail("", "'version' is " +
+                          std::string(jsonKindName(version.kind())) +
+                          ", expected an integer");
+    if (version.getInt() != kManifestVersion)
+      return fail("", "unsupported version " +
+                          std::to_string(version.getInt()) + " (expected " +
+                          std::to_string(kManifestVersion) + ")");
+    const JsonValue &entries = *root.find("entries");
+    if (!expectKind(entries, JsonValue::Kind::Array, "", "entries"))
+      return false;
+    std::set<std::string> names;
+    for (size_t i = 0; i < entries.getArray().size(); ++i) {
+      std::string where = "entries[" + std::to_string(i) + "]";
+      ManifestEntry entry;
+      if (!readEntry(entries.getArray()[i], where, entry))
+        return false;
+      if (!names.insert(entry.name).second)
+        return fail(where,
+                    "duplicate entry name '" + printable(entry.name) + "'");
+      manifest.entries.push_back(std::move(entry));
+    }
+    return true;
+  }
+
+  /// The first problem found, "<where>: <problem>".
+  const std::string &getError() const { return error; }
+
+private:
+  bool fail(const std::string &where, const std::string &problem) {
+    if (error.empty())
+      error = where.empty() ? problem : where + ": " + problem;
+    return false;
+  }
+
+  bool expectKind(const JsonValue &value, JsonValue::Kind kind,
+                  const std::string &where, const char *key) {
+    if (value.kind() == kind)
+      return true;
+    return fail(where, "'" + std::string(key) + "' is " +
+                           jsonKindName(value.kind()) + ", expected " +
+                           jsonKindName(kind));
+  }
+
+  /// Checks that `value` is an object whose keys are among `allowed` and
+  /// that holds every key of `required`.
+  bool expectObject(const JsonValue &value, const std::string &where,
+                    std::initializer_list<const char *> allowed,
+                    std::initializer_list<const char *> required) {
+    if (!value.isObject())
+      return fail(where, std::string("expected an object, got ") +
+                             jsonKindName(value.kind()));
+    for (const auto &member : value.getObject()) {
+      bool known = false;
+      for (const char *key : allowed)
+        known = known || member.first == key;
+      if (!known)
+        return fail(where, "unexpected key '" + printable(member.first) + "'");
+    }
+    for (const char *key : required)
+      if (!value.find(key))
+        return fail(where, "missing key '" + std::string(key) + "'");
+    return true;
+  }
+
+  bool readString(const JsonValue &object, const char *key,
+                  const std::string &where, std::string &out) {
+    const JsonValue &value = *object.find(key);
+    if (!expectKind(value, JsonValue::Kind::String, where, key))
+      return false;
+    if (value.getString().empty())
+      return fail(where, "'" + std::string(key) + "' is empty");
+    out = value.getString();
+    return true;
+  }
+
+  bool readType(const JsonValue &object, const std::string &where,
+                ElementType &out) {
+    std::string name;
+    if (!readString(object, "dtype", where, name))
+      return false;
+    if (name == "f32")
+      out = ElementType::F32;
+    else if (name == "bf16")
+      out = ElementType::BF16;
+    else if (name == "f16")
+      out = ElementType::F16;
+    else if (name == "i32")
+      out = ElementType::I32;
+    else if (name == "i64")
+      out = ElementType::I64;
+    else
+      return fail(where, "unsupported dtype '" + printable(name) +
+                             "' (expected f32, bf16, f16, i32 or i64)");
+    return true;
+  }
+
+  bool readShape(const JsonValue &object, const std::string &where,
+                 std::vector<int64_t> &out) {
+    const JsonValue &shape = *object.find("shape");
+    if (!expectKind(shape, JsonValue::Kind::Array, where, "shape"))
+      return false;
+    for (const JsonValue &dim : shape.getArray()) {
+      if (!dim.isInt())
+        return fail(where, "'shape' holds " +
+                               std::string(jsonKindName(dim.kind())) +
+                               ", expected integers");
+      if (dim.getInt() < -1)
+        return fail(where, "'shape' has the dimension " +
+                               std::to_string(dim.getInt()) +
+                               " (expected -1 for dynamic, or >= 0)");
+      out.push_back(dim.getInt());
+    }
+    return true;
+  }
+
+  bool readArg(const JsonValue &value, const std::string &where,
+               ManifestArg &arg) {
+    if (!expectObject(value, where, {"kind", "dtype", "shape", "name"},
+                      {"kind", "dtype", "shape"}))
+      return false;
+    std::string kind;
+    if (!readString(value, "kind", where, kind))
+      return false;
+    if (kind == "input")
+      arg.kind = ArgKind::Input;
+    else if (kind == "weight")
+      arg.kind = ArgKind::Weight;
+    else
+      return fail(where, "unsupported kind '" + printable(kind) +
+                             "' (expected input or weight)");
+    if (!readType(value, where, arg.type) ||
+        !readShape(value, where, arg.shape))
+      return false;
+    if (arg.kind == ArgKind::Input) {
+      if (value.find("name"))
+        return fail(where, "an input has no 'name'");
+      return true;
+    }
+    if (!value.find("name"))
+      return fail(where, "missing key 'name' of a weight");
+    if (!readString(value, "name", where, arg.weightName))
+      return false;
+    size_t first = arg.weightName.find(kExpertPlaceholder);
+    if (first == std::string::npos)
+      return true;
+    if (arg.weightName.find(kExpertPlaceholder, first + 1) != std::string::npos)
+      return fail(where, "weight '" + printable(arg.weightName) +
+                             "' holds '{e}' more than once");
+    if (arg.shape.empty())
+      return fail(where, "weight '" + printable(arg.weightName) +
+                             "' holds '{e}' but has rank 0");
+    return true;
+  }
+
+  bool readResult(const JsonValue &value, const std::string &where,
+                  ManifestResult &result) {
+    if (!expectObject(value, where, {"dtype", "shape"}, {"dtype", "shape"}))
+      return false;
+    return readType(value, where, result.type) &&
+           readShape(value, where, result.shape);
+  }
+
+  bool readEntry(const JsonValue &value, const std::string &where,
+                 ManifestEntry &entry) {
+    if (!expectObject(value, where,
+                      {"name", "symbol", "token_parallel", "args", "results"},
+                      {"name", "symbol", "token_parallel", "args", "results"}))
+      return false;
+    if (!readString(value, "name", where, entry.name) ||
+        !readString(value, "symbol", where, entry.symbol))
+      return false;
+    const JsonValue &parallel = *value.find("token_parallel");
+    if (!expectKind(parallel, JsonValue::Kind::Bool, where, "token_parallel"))
+      return false;
+    entry.tokenParallel = parallel.getBool();
+
+    const JsonValue &args = *value.find("args");
+    if (!expectKind(args, JsonValue::Kind::Array, where, "args"))
+      return false;
+    if (args.getArray().size() > kMaxEntryArgs)
+      return fail(where, "entry '" + printable(entry.name) + "' has " +
+                             std::to_string(args.getArray().size()) +
+                             " arguments; at most " +
+                             std::to_string(kMaxEntryArgs) + " are supported");
+    for (size_t i = 0; i < args.getArray().size(); ++i) {
+      ManifestArg arg;
+      if (!readArg(args.getArray()[i],
+                   where + ".args[" + std::to_string(i) + "]", arg))
+        return false;
+      entry.args.push_back(std::move(arg));
+    }
+
+    const JsonValue &results = *value.find("results");
+    if (!expectKind(results, JsonValue::Kind::Array, where, "results"))
+      return false;
+    for (size_t i = 0; i < results.getArray().size(); ++i) {
+      ManifestResult result;
+      if (!readResult(results.getArray()[i],
+                      where + ".results[" + std::to_string(i) + "]", result))
+        return false;
+      entry.results.push_back(std::move(result));
+    }
+    return true;
+  }
+
+  std::string error;
+};
+
+} // namespace
+
+Result<Manifest> moe::runtime::parseManifest(std::string_view text) {
+  Result<JsonValue> root = parseJson(text);
+  if (!root)
+    return Result<Manifest>::failure("invalid manifest: " + root.error());
+  Manifest manifest;
+  ManifestReader reader;
+  if (!reader.read(*root, manifest))
+    return Result<Manifest>::failure("invalid manifest: " + reader.getError());
+  return manifest;
+}

@@ -1,0 +1,95 @@
+//===- Module.cpp - Loading compiled modules ------------------------------===//
+//
+// dlopen, the manifest global and the entry symbols of a compiled module.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Runtime/Module.h"
+
+#include <cstring>
+#include <dlfcn.h>
+
+using namespace moe::runtime;
+
+namespace {
+
+/// The name of the manifest global of a compiled module.
+constexpr const char *kManifestSymbol = "moe_module_manifest";
+/// The longest manifest accepted, in bytes.
+constexpr size_t kMaxManifestSize = size_t(64) << 20;
+
+/// The last dlerror() as one line, without a leading "<file>: " that would
+/// repeat the module's path.
+std::string lastDlError(const std::string &file) {
+  const char *message = dlerror();
+  std::string text = message ? message : "unknown error";
+  std::string prefix = file + ": ";
+  if (text.compare(0, prefix.size(), prefix) == 0)
+    text.erase(0, prefix.size());
+  return printable(text);
+}
+
+} // namespace
+
+Result<std::shared_ptr<const CompiledModule>>
+CompiledModule::load(const std::string &path) {
+  using ResultT = Result<std::shared_ptr<const CompiledModule>>;
+  // Without a slash dlopen searches the library path instead of opening the
+  // file named.
+  std::string file =
+      path.find('/') == std::string::npos ? "./" + path : path;
+  void *handle = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle)
+    return ResultT::failure(path + ": cannot load module: " +
+                            lastDlError(file));
+  // Owns the handle from here on: every error below closes it.
+  std::shared_ptr<CompiledModule> module(new CompiledModule(path, handle));
+
+  dlerror();
+  const char *manifest =
+      static_cast<const char *>(dlsym(handle, kManifestSymbol));
+  if (!manifest)
+    return ResultT::failure(path + ": not a MoE-MLIR module (no " +
+                            kManifestSymbol + ")");
+  size_t length = strnlen(manifest, kMaxManifestSize);
+  if (length == kMaxManifestSize)
+    return ResultT::failure(path + ": " + kManifestSymbol +
+                            " is not NUL-terminated within " +
+                            std::to_string(kMaxManifestSize) + " bytes");
+  Result<Manifest> parsed = parseManifest(std::string_view(manifest, length));
+  if (!parsed)
+    return ResultT::failure(path + ": " + parsed.error());
+  module->moduleManifest = parsed.take();
+
+  for (const ManifestEntry &entry : module->moduleManifest.entries) {
+    dlerror();
+    void *symbol = dlsym(handle, entry.symbol.c_str());
+    if (!symbol)
+      return ResultT::failure(path + ": entry '" + printable(entry.name) +
+                              "': symbol '" + printable(entry.symbol) +
+                              "' not found");
+    EntryFunction function;
+    static_assert(sizeof(function) == sizeof(symbol),
+                  "function and data pointers differ in size");
+    std::memcpy(&function, &symbol, sizeof(function));
+    module->functions.push_back(function);
+  }
+  return std::shared_ptr<const CompiledModule>(std::move(module));
+}
+
+CompiledModule::~CompiledModule() {
+  if (handle)
+    dlclose(handle);
+}
+
+Result<EntryPoint> CompiledModule::entry(std::string_view name) const {
+  const std::vector<ManifestEntry> &entries = moduleManifest.entries;
+  for (size_t i = 0; i < entries.size(); ++i)
+    if (entries[i].name == name)
+      return EntryPoint{&entries[i], functions[i]};
+  std::string known = entries.empty()
+                          ? "the module has none"
+                          : "entries: " + moduleManifest.entryNames();
+  return Result<EntryPoint>::failure(modulePath + ": no entry point '" +
+                                     printable(name) + "' (" + known + ")");
+}

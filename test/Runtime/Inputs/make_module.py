@@ -1,0 +1,159 @@
+"""Writes the manifest of a fake compiled module as C source.
+
+usage: make_module.py CASE OUT.c
+
+Compiled together with fake_kernels.c into a shared object, OUT.c makes a
+module in the format of docs/CompiledModules.md. "good" lists every kernel of
+fake_kernels.c; the other cases break one rule of the manifest (or, for
+"unsupported-*", one limit of the runtime that shows when binding).
+"""
+
+import copy
+import json
+import sys
+from typing import Callable, Dict, List
+
+H = 8
+E = 4
+WEIGHT = "layer.w"
+EXPERTS = "layer.experts.{e}.w"
+
+
+def x_arg() -> dict:
+    return {"kind": "input", "dtype": "f32", "shape": [-1, H]}
+
+
+def w_arg() -> dict:
+    return {"kind": "weight", "dtype": "f32", "shape": [H, H], "name": WEIGHT}
+
+
+def y_result() -> dict:
+    return {"dtype": "f32", "shape": [-1, H]}
+
+
+def entry(name: str, args: List[dict], parallel: bool = True,
+          symbol: str = None) -> dict:
+    return {"name": name, "symbol": "_mlir_ciface_" + (symbol or name),
+            "token_parallel": parallel, "args": args,
+            "results": [y_result()]}
+
+
+def good() -> dict:
+    return {"version": 1, "entries": [
+        entry("forward", [x_arg(), w_arg()]),
+        entry("forward_serial", [x_arg(), w_arg()], parallel=False,
+              symbol="forward"),
+        entry("stacked", [x_arg(), {"kind": "weight", "dtype": "bf16",
+                                    "shape": [E, H, H], "name": EXPERTS}]),
+        entry("strided", [x_arg(), w_arg()]),
+        entry("alias", [x_arg()]),
+        entry("chunk", [x_arg()], parallel=False),
+        entry("chunk_parallel", [x_arg()], symbol="chunk"),
+        entry("bad_shape", [x_arg()]),
+        entry("global", [x_arg()], parallel=False),
+        entry("two_inputs", [x_arg(), w_arg(), x_arg()]),
+    ]}
+
+
+def edit(change: Callable[[dict], None]) -> Callable[[], dict]:
+    """The good manifest with `change` applied to it."""
+    def make() -> dict:
+        manifest = good()
+        change(manifest)
+        return manifest
+    return make
+
+
+def forward(manifest: dict) -> dict:
+    return manifest["entries"][0]
+
+
+def set_in(path: List, value) -> Callable[[dict], None]:
+    def change(manifest: dict) -> None:
+        node = manifest
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+    return change
+
+
+def pop_in(path: List) -> Callable[[dict], None]:
+    def change(manifest: dict) -> None:
+        node = manifest
+        for key in path[:-1]:
+            node = node[key]
+        node.pop(path[-1])
+    return change
+
+
+def many_args(manifest: dict) -> None:
+    forward(manifest)["args"] = [x_arg()] + [w_arg()] * 64
+
+
+def duplicate(manifest: dict) -> None:
+    manifest["entries"].append(copy.deepcopy(forward(manifest)))
+
+
+FORWARD_ARGS = ["entries", 0, "args"]
+MANIFESTS: Dict[str, Callable[[], object]] = {
+    "good": good,
+    "not-object": lambda: [good()],
+    "version-2": edit(set_in(["version"], 2)),
+    "version-string": edit(set_in(["version"], "1")),
+    "no-entries": edit(pop_in(["entries"])),
+    "top-unknown-key": edit(set_in(["extra"], 1)),
+    "entry-unknown-key": edit(set_in(["entries", 0, "routing"], "topk")),
+    "no-symbol": edit(pop_in(["entries", 0, "symbol"])),
+    "empty-name": edit(set_in(["entries", 0, "name"], "")),
+    "parallel-not-bool": edit(set_in(["entries", 0, "token_parallel"], 1)),
+    "bad-kind": edit(set_in(FORWARD_ARGS + [1, "kind"], "buffer")),
+    "bad-dtype": edit(set_in(FORWARD_ARGS + [1, "dtype"], "f64")),
+    "bad-result-dtype": edit(set_in(["entries", 0, "results", 0, "dtype"],
+                                    "u8")),
+    "bad-dim": edit(set_in(FORWARD_ARGS + [1, "shape"], [8, -2])),
+    "float-dim": edit(set_in(FORWARD_ARGS + [1, "shape"], [8, 8.0])),
+    "weight-no-name": edit(pop_in(FORWARD_ARGS + [1, "name"])),
+    "input-with-name": edit(set_in(FORWARD_ARGS + [0, "name"], "x")),
+    "placeholder-twice": edit(set_in(FORWARD_ARGS + [1, "name"],
+                                     "layer.{e}.w.{e}")),
+    "placeholder-rank-0": edit(lambda m: forward(m)["args"].__setitem__(
+        1, {"kind": "weight", "dtype": "f32", "shape": [], "name": "w.{e}"})),
+    "too-many-args": edit(many_args),
+    "duplicate-entry": edit(duplicate),
+    "missing-symbol": edit(set_in(["entries", 0, "symbol"],
+                                  "_mlir_ciface_nowhere")),
+    # Valid manifests whose entry the runtime cannot bind.
+    "unsupported-input": edit(set_in(FORWARD_ARGS + [0, "dtype"], "bf16")),
+    "unsupported-result": edit(set_in(["entries", 0, "results", 0],
+                                      {"dtype": "i64", "shape": [8]})),
+    "unsupported-dynamic-weight": edit(set_in(FORWARD_ARGS + [1, "shape"],
+                                              [-1, 8])),
+    "unsupported-no-input": edit(set_in(FORWARD_ARGS, [w_arg()])),
+}
+
+# Manifest texts that are not JSON.
+RAW: Dict[str, str] = {
+    "invalid-json": '{"version": 1, "entries": [}',
+    "trailing-comma": '{"version": 1, "entries": [],}',
+}
+
+
+def c_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def main() -> None:
+    case, out = sys.argv[1], sys.argv[2]
+    if case in RAW:
+        text = RAW[case]
+    elif case in MANIFESTS:
+        text = json.dumps(MANIFESTS[case]())
+    else:
+        sys.exit("unknown case " + case)
+    with open(out, "w") as f:
+        f.write("/* Generated by make_module.py %s. */\n" % case)
+        f.write("const char moe_module_manifest[] = %s;\n" % c_string(text))
+
+
+if __name__ == "__main__":
+    main()

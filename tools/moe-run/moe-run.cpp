@@ -1,0 +1,490 @@
+//===- moe-run.cpp - Run a compiled MoE layer on .npy activations ---------===//
+//
+//   moe-run LAYER.mlir|LAYER.so --weights CHECKPOINT --input X.npy
+//           --output Y.npy [--entry NAME] [--threads N] [--bench N]
+//
+// Loads a module compiled by moe-compile (or compiles LAYER.mlir with the
+// moe-compile found next to this executable), binds the entry's weights to
+// the checkpoint, runs it on X and writes Y. With --bench it times N runs
+// after a warm-up and prints one JSON line. Like the runtime it links neither
+// LLVM nor MLIR, so that it can be deployed without them. Every failure
+// prints one line "moe-run: error: <problem>" and exits with 1.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Runtime/Module.h"
+#include "moe/Runtime/Npy.h"
+#include "moe/Runtime/Safetensors.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <optional>
+#include <spawn.h>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+using namespace moe::runtime;
+
+extern char **environ;
+
+#ifdef MOE_SANITIZE
+// Sanitizer reports end in a signal, so that `not` in lit tests cannot
+// mistake one for an expected error exit.
+extern "C" const char *__asan_default_options() {
+  return "abort_on_error=1:detect_leaks=1";
+}
+extern "C" const char *__ubsan_default_options() {
+  return "abort_on_error=1:halt_on_error=1:print_stacktrace=1";
+}
+#endif
+
+namespace {
+
+const char *const kUsage =
+    "usage: moe-run LAYER.mlir|LAYER.so --weights CHECKPOINT --input X.npy\n"
+    "               --output Y.npy [--entry NAME] [--threads N] [--bench N]\n"
+    "\n"
+    "Runs an entry point of a compiled MoE layer on float32 [T, H] tokens.\n"
+    "\n"
+    "  LAYER.so            a module compiled by moe-compile; LAYER.mlir is\n"
+    "                      first compiled by the moe-compile next to moe-run\n"
+    "  --weights PATH      safetensors checkpoint: a .safetensors file, a\n"
+    "                      model.safetensors.index.json, or a directory\n"
+    "  --input X.npy       float32 ('<f4') [T, H] C-order array; repeat it\n"
+    "                      for an entry taking several inputs, in order\n"
+    "  --output Y.npy      where the float32 result is written\n"
+    "  --entry NAME        the entry point to run (default: forward)\n"
+    "  --threads N         split the tokens of a token-parallel entry over N\n"
+    "                      threads (1 to 1024, default 1)\n"
+    "  --bench N           one warm-up run, then N timed runs; prints one\n"
+    "                      JSON line with the median, min and max in ms\n";
+
+constexpr unsigned kMaxThreads = 1024;
+constexpr long long kMaxBenchRuns = 1000000000;
+
+/// Prints the one error line; returns the exit status.
+int reportError(const std::string &message) {
+  std::fprintf(stderr, "moe-run: error: %s\n", message.c_str());
+  return 1;
+}
+
+/// The command line.
+struct Options {
+  std::string layer;
+  std::string weights;
+  std::vector<std::string> inputs;
+  std::string output;
+  std::string entry = "forward";
+  unsigned threads = 1;
+  long long bench = 0;
+  bool help = false;
+};
+
+/// Parses a decimal integer in [min, max]; no sign, no spaces.
+std::optional<long long> parseCount(const std::string &text, long long min,
+                                    long long max) {
+  if (text.empty() || text.size() > 19)
+    return std::nullopt;
+  long long value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9')
+      return std::nullopt;
+    value = value * 10 + (c - '0');
+  }
+  if (value < min || value > max)
+    return std::nullopt;
+  return value;
+}
+
+/// Parses argv into `options`; returns the error message, or "" on success.
+std::string parseOptions(const std::vector<std::string> &args,
+                         Options &options) {
+  bool seenWeights = false, seenOutput = false, seenEntry = false,
+       seenThreads = false, seenBench = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string &arg = args[i];
+    if (arg == "-h" || arg == "--help") {
+      options.help = true;
+      return "";
+    }
+    if (arg.size() < 2 || arg[0] != '-') {
+      if (!options.layer.empty())
+        return "more than one layer given ('" + printable(options.layer) +
+               "' and '" + printable(arg) + "'); see --help";
+      options.layer = arg;
+      continue;
+    }
+    std::string flag = arg, value;
+    bool hasValue = false;
+    size_t equals = arg.find('=');
+    if (arg.compare(0, 2, "--") == 0 && equals != std::string::npos) {
+      flag = arg.substr(0, equals);
+      value = arg.substr(equals + 1);
+      hasValue = true;
+    }
+    bool *seen = nullptr;
+    if (flag == "--weights")
+      seen = &seenWeights;
+    else if (flag == "--output")
+      seen = &seenOutput;
+    else if (flag == "--entry")
+      seen = &seenEntry;
+    else if (flag == "--threads")
+      seen = &seenThreads;
+    else if (flag == "--bench")
+      seen = &seenBench;
+    else if (flag != "--input")
+      return "unknown option '" + printable(flag) + "'; see --help";
+    if (!hasValue) {
+      if (i + 1 == args.size())
+        return "option '" + flag + "' needs a value";
+      value = args[++i];
+    }
+    if (seen) {
+      if (*seen)
+        return "option '" + flag + "' given more than once";
+      *seen = true;
+    }
+    if (value.empty())
+      return "option '" + flag + "' needs a non-empty value";
+    if (flag == "--weights") {
+      options.weights = value;
+    } else if (flag == "--input") {
+      options.inputs.push_back(value);
+    } else if (flag == "--output") {
+      options.output = value;
+    } else if (flag == "--entry") {
+      options.entry = value;
+    } else if (flag == "--threads") {
+      std::optional<long long> n = parseCount(value, 1, kMaxThreads);
+      if (!n)
+        return "--threads needs an integer from 1 to " +
+               std::to_string(kMaxThreads) + ", got '" + printable(value) +
+               "'";
+      options.threads = static_cast<unsigned>(*n);
+    } else {
+      std::optional<long long> n = parseCount(value, 1, kMaxBenchRuns);
+      if (!n)
+        return "--bench needs an integer from 1 to " +
+               std::to_string(kMaxBenchRuns) + ", got '" + printable(value) +
+               "'";
+      options.bench = *n;
+    }
+  }
+  if (options.layer.empty())
+    return "no layer given; see --help";
+  if (!seenWeights)
+    return "missing --weights CHECKPOINT; see --help";
+  if (options.inputs.empty())
+    return "missing --input X.npy; see --help";
+  if (!seenOutput)
+    return "missing --output Y.npy; see --help";
+  return "";
+}
+
+/// The output file, opened before anything runs so that an unwritable path
+/// fails early; a file created here is removed again unless committed.
+class OutputFile {
+public:
+  explicit OutputFile(std::string path) : path(std::move(path)) {}
+  OutputFile(const OutputFile &) = delete;
+  OutputFile &operator=(const OutputFile &) = delete;
+  ~OutputFile() {
+    if (created && !committed)
+      unlink(path.c_str());
+  }
+
+  /// Checks that the path can be written, creating the file if needed.
+  Status open() {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                    0666);
+    if (fd >= 0) {
+      created = true;
+    } else if (errno == EEXIST) {
+      fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    }
+    if (fd < 0)
+      return Status::failure(path + ": cannot open for writing: " +
+                             std::strerror(errno));
+    close(fd);
+    return Status::success();
+  }
+
+  /// Keeps the file.
+  void commit() { committed = true; }
+
+private:
+  std::string path;
+  bool created = false;
+  bool committed = false;
+};
+
+/// A private temporary directory, removed with its files on destruction.
+class TempDir {
+public:
+  TempDir() = default;
+  TempDir(const TempDir &) = delete;
+  TempDir &operator=(const TempDir &) = delete;
+  ~TempDir() { remove(); }
+
+  /// Creates the directory under $TMPDIR (or /tmp).
+  Status create() {
+    const char *base = std::getenv("TMPDIR");
+    std::string pattern =
+        std::string(base && *base ? base : "/tmp") + "/moe-run-XXXXXX";
+    std::vector<char> buffer(pattern.begin(), pattern.end());
+    buffer.push_back('\0');
+    if (!mkdtemp(buffer.data()))
+      return Status::failure(pattern + ": cannot create a temporary "
+                                       "directory: " +
+                             std::strerror(errno));
+    path = buffer.data();
+    return Status::success();
+  }
+
+  /// Removes the files in the directory and the directory.
+  void remove() {
+    if (path.empty())
+      return;
+    if (DIR *dir = opendir(path.c_str())) {
+      while (dirent *item = readdir(dir)) {
+        std::string name = item->d_name;
+        if (name != "." && name != "..")
+          unlink((path + "/" + name).c_str());
+      }
+      closedir(dir);
+    }
+    rmdir(path.c_str());
+    path.clear();
+  }
+
+  /// The directory.
+  const std::string &get() const { return path; }
+
+private:
+  std::string path;
+};
+
+/// The directory holding this executable.
+Result<std::string> executableDir() {
+  std::vector<char> buffer(4096);
+  ssize_t n = readlink("/proc/self/exe", buffer.data(), buffer.size());
+  if (n <= 0 || static_cast<size_t>(n) == buffer.size())
+    return Result<std::string>::failure(
+        "cannot find the directory of moe-run: /proc/self/exe: " +
+        std::string(n < 0 ? std::strerror(errno) : "path too long"));
+  std::string exe(buffer.data(), static_cast<size_t>(n));
+  return exe.substr(0, exe.rfind('/'));
+}
+
+/// Compiles `layer` with moe-compile into `dir`; returns the module's path.
+/// When moe-compile fails it has printed its error, so the returned error is
+/// empty.
+Result<std::string> compileLayer(const std::string &layer,
+                                 const std::string &dir) {
+  Result<std::string> binDir = executableDir();
+  if (!binDir)
+    return binDir.status();
+  std::string compiler = *binDir + "/moe-compile";
+  std::string output = dir + "/layer.so";
+  std::vector<std::string> args = {compiler, layer,  "--target",
+                                   "cpu",    "-o",   output};
+  std::vector<char *> argv;
+  for (std::string &arg : args)
+    argv.push_back(arg.data());
+  argv.push_back(nullptr);
+
+  // The compiler's stdout goes to our stderr: stdout is for --bench.
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, STDERR_FILENO, STDOUT_FILENO);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  pid_t pid;
+  int error = posix_spawn(&pid, compiler.c_str(), &actions, nullptr,
+                          argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (error != 0)
+    return Result<std::string>::failure("cannot run " + compiler + ": " +
+                                        std::strerror(error));
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR)
+      return Result<std::string>::failure("waiting for " + compiler + ": " +
+                                          std::strerror(errno));
+  }
+  if (WIFSIGNALED(status))
+    return Result<std::string>::failure(compiler + " was killed by signal " +
+                                        std::to_string(WTERMSIG(status)) +
+                                        " while compiling " + layer);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return Result<std::string>::failure("");
+  if (access(output.c_str(), F_OK) != 0)
+    return Result<std::string>::failure(compiler + " succeeded on " + layer +
+                                        " but wrote no " + output);
+  return output;
+}
+
+bool endsWith(const std::string &text, const std::string &suffix) {
+  return text.size() >= suffix.size() &&
+         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+/// Loads LAYER, compiling it first when it is a .mlir file; the temporary
+/// files are gone when this returns.
+Result<std::shared_ptr<const CompiledModule>>
+loadLayer(const std::string &layer) {
+  if (!endsWith(layer, ".mlir"))
+    return CompiledModule::load(layer);
+  TempDir dir;
+  Status created = dir.create();
+  if (!created)
+    return created;
+  Result<std::string> module = compileLayer(layer, dir.get());
+  if (!module)
+    return module.status();
+  return CompiledModule::load(*module);
+}
+
+/// Formats a shape as numpy does: "(3,)", "(2, 3)".
+std::string formatTuple(const std::vector<int64_t> &shape) {
+  std::string s = "(";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+/// Escapes `text` as the contents of a JSON string.
+std::string jsonEscape(const std::string &text) {
+  std::string out;
+  for (char c : text) {
+    auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (byte < 0x20) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof(escaped), "\\u%04x", byte);
+      out += escaped;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+int run(const Options &options) {
+  OutputFile output(options.output);
+  Status status = output.open();
+  if (!status)
+    return reportError(status.error());
+
+  Result<std::shared_ptr<const CompiledModule>> module =
+      loadLayer(options.layer);
+  if (!module) {
+    if (module.error().empty())
+      return 1; // moe-compile printed the error.
+    return reportError(module.error());
+  }
+  Result<Checkpoint> checkpoint = Checkpoint::open(options.weights);
+  if (!checkpoint)
+    return reportError(checkpoint.error());
+  Result<BoundEntry> entry = BoundEntry::bind(
+      module.take(), options.entry,
+      std::make_shared<const Checkpoint>(checkpoint.take()));
+  if (!entry)
+    return reportError(entry.error());
+
+  std::string name = "'" + printable(entry->name()) + "'";
+  if (options.inputs.size() != entry->numInputs())
+    return reportError(name + " takes " +
+                       std::to_string(entry->numInputs()) +
+                       (entry->numInputs() == 1 ? " input" : " inputs") +
+                       ", got " + std::to_string(options.inputs.size()) +
+                       " --input");
+  if (entry->numResults() != 1)
+    return reportError(name + " has " + std::to_string(entry->numResults()) +
+                       " results; moe-run writes one");
+
+  std::vector<NpyArray> arrays;
+  std::vector<MatrixRef> inputs;
+  for (size_t i = 0; i < options.inputs.size(); ++i) {
+    const std::string &path = options.inputs[i];
+    Result<NpyArray> array = readNpy(path);
+    if (!array)
+      return reportError(array.error());
+    if (array->descr != "<f4")
+      return reportError(path + ": expected a float32 ('<f4') array, got '" +
+                         printable(array->descr) + "'");
+    if (array->shape.size() != 2)
+      return reportError(path + ": expected a [T, H] array of rank 2, got "
+                                "shape " +
+                         formatTuple(array->shape));
+    status = entry->checkInput(i, array->shape[0], array->shape[1]);
+    if (!status)
+      return reportError(path + ": " + status.error());
+    arrays.push_back(array.take());
+  }
+  for (const NpyArray &array : arrays)
+    inputs.push_back({array.data.data(), array.shape[0], array.shape[1]});
+
+  int64_t tokens = arrays[0].shape[0];
+  int64_t hidden = entry->resultHiddenSize(0);
+  std::vector<float> result(static_cast<size_t>(tokens * hidden));
+  std::vector<MutableMatrixRef> outputs = {{result.data(), tokens, hidden}};
+
+  std::vector<double> times;
+  long long runs = options.bench ? options.bench + 1 : 1;
+  for (long long i = 0; i < runs; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    status = entry->run(inputs, outputs, options.threads);
+    auto stop = std::chrono::steady_clock::now();
+    if (!status)
+      return reportError(status.error());
+    if (options.bench && i > 0)
+      times.push_back(
+          std::chrono::duration<double, std::milli>(stop - start).count());
+  }
+
+  status = writeNpy(options.output, {tokens, hidden}, result.data());
+  if (!status)
+    return reportError(status.error());
+  output.commit();
+
+  if (options.bench) {
+    std::sort(times.begin(), times.end());
+    size_t n = times.size();
+    double median =
+        n % 2 ? times[n / 2] : (times[n / 2 - 1] + times[n / 2]) / 2;
+    std::printf("{\"entry\":\"%s\",\"tokens\":%lld,\"threads\":%u,"
+                "\"runs\":%lld,\"median_ms\":%.6f,\"min_ms\":%.6f,"
+                "\"max_ms\":%.6f}\n",
+                jsonEscape(entry->name()).c_str(),
+                static_cast<long long>(tokens), options.threads, options.bench,
+                median, times.front(), times.back());
+  }
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  Options options;
+  std::string error = parseOptions(args, options);
+  if (!error.empty())
+    return reportError(error);
+  if (options.help) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  return run(options);
+}
