@@ -35,16 +35,7 @@ using namespace moe::runtime;
 
 extern char **environ;
 
-#ifdef MOE_SANITIZE
-// Sanitizer reports end in a signal, so that `not` in lit tests cannot
-// mistake one for an expected error exit.
-extern "C" const char *__asan_default_options() {
-  return "abort_on_error=1:detect_leaks=1";
-}
-extern "C" const char *__ubsan_default_options() {
-  return "abort_on_error=1:halt_on_error=1:print_stacktrace=1";
-}
-#endif
+#include "../SanitizerOptions.h"
 
 namespace {
 

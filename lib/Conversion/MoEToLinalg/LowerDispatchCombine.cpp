@@ -162,9 +162,7 @@ struct LowerDispatch : OpConversionPattern<DispatchOp> {
             return SmallVector<Value>{next[0], map, next[1]};
           });
       Value slotsResult = placed[0];
-      if (slotsResult.getType() != rowsType)
-        slotsResult =
-            tensor::CastOp::create(rewriter, loc, rowsType, slotsResult);
+      slotsResult = castToType(rewriter, loc, slotsResult, rowsType);
       rewriter.replaceOp(op, {slotsResult, placed[2], placed[1]});
       return success();
     }
@@ -227,8 +225,7 @@ struct LowerDispatch : OpConversionPattern<DispatchOp> {
         });
     // The row buffer's static type may be more precise than the computed one.
     Value rowsResult = placed[0];
-    if (rowsResult.getType() != rowsType)
-      rowsResult = tensor::CastOp::create(rewriter, loc, rowsType, rowsResult);
+    rowsResult = castToType(rewriter, loc, rowsResult, rowsType);
     rewriter.replaceOp(op, {rowsResult, offsets, placed[1]});
     return success();
   }
@@ -290,8 +287,7 @@ struct LowerCombine : OpConversionPattern<CombineOp> {
               })[0];
           return castFloat(b, l, sum, elementType);
         });
-    if (result.getType() != resultType)
-      result = tensor::CastOp::create(rewriter, loc, resultType, result);
+    result = castToType(rewriter, loc, result, resultType);
     rewriter.replaceOp(op, result);
     return success();
   }

@@ -152,8 +152,7 @@ struct LowerGroupedExpertMatmul : OpConversionPattern<ExpertMatmulOp> {
           return SmallVector<Value>{tensor::InsertSliceOp::create(
               b, l, out, carried[0], outOffsets, outSizes, unitStrides)};
         })[0];
-    if (result.getType() != resultType)
-      result = tensor::CastOp::create(rewriter, loc, resultType, result);
+    result = castToType(rewriter, loc, result, resultType);
     rewriter.replaceOp(op, result);
     return success();
   }
@@ -229,8 +228,7 @@ struct LowerCapacityExpertMatmul : OpConversionPattern<ExpertMatmulOp> {
               linalg::YieldOp::create(b, l, castFloat(b, l, v, elementType));
             })
             .getResult(0);
-    if (result.getType() != resultType)
-      result = tensor::CastOp::create(rewriter, loc, resultType, result);
+    result = castToType(rewriter, loc, result, resultType);
     rewriter.replaceOp(op, result);
     return success();
   }

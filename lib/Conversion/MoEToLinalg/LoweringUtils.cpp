@@ -73,6 +73,13 @@ Value lowering::ranksBefore(OpBuilder &b, Location loc, Value aScore,
   return either(higher, both(tied, lowerIndex));
 }
 
+Value lowering::castToType(OpBuilder &b, Location loc, Value tensor,
+                           Type type) {
+  if (tensor.getType() == type)
+    return tensor;
+  return tensor::CastOp::create(b, loc, type, tensor);
+}
+
 Value lowering::isInRange(OpBuilder &b, Location loc, Value value,
                           Value bound) {
   Value zero = indexConstant(b, loc, 0);

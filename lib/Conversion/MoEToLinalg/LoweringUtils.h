@@ -42,6 +42,10 @@ SmallVector<Value> buildIf(OpBuilder &b, Location loc, Value cond,
 Value ranksBefore(OpBuilder &b, Location loc, Value aScore, Value aIndex,
                   Value bScore, Value bIndex);
 
+/// `tensor` cast to `type` (a tensor type with the same element type that
+/// may be more or less static), or `tensor` itself when it has that type.
+Value castToType(OpBuilder &b, Location loc, Value tensor, Type type);
+
 /// `0 <= value < bound` for `index` values.
 Value isInRange(OpBuilder &b, Location loc, Value value, Value bound);
 
