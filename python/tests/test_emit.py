@@ -6,9 +6,7 @@ verify and decompose (``--moe-decompose``).
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 
 import numpy as np
@@ -17,6 +15,7 @@ import pytest
 from moe_mlir import emit
 from moe_mlir.emit import LayerSpec, emit_module
 from moe_mlir.routing import Routing
+import built_tools  # noqa: E402
 
 
 def _mixtral(**overrides) -> LayerSpec:
@@ -295,14 +294,7 @@ def test_from_hf_config() -> None:
 
 # -- cross-check with moe-opt ------------------------------------------------
 
-def _moe_opt() -> str | None:
-    root = os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__))))
-    candidate = os.environ.get("MOE_OPT",
-                               os.path.join(root, "build", "bin", "moe-opt"))
-    if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-        return candidate
-    return shutil.which("moe-opt")
+_moe_opt = built_tools.moe_opt
 
 
 _SPECS = {"mixtral": _mixtral, "qwen2_moe": _qwen2, "qwen3_moe": _qwen3,

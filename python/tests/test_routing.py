@@ -6,10 +6,8 @@ diagnostics of test/Dialect/MoE/invalid-routing.mlir.
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import shutil
 import struct
 import subprocess
 
@@ -17,6 +15,7 @@ import pytest
 
 from moe_mlir.mlir_syntax import MlirSyntaxError, format_float
 from moe_mlir.routing import Routing, parse
+import built_tools  # noqa: E402
 
 # (input as written in routing.mlir, what moe-opt prints)
 ROUND_TRIPS = [
@@ -293,14 +292,7 @@ def test_capacity_rules(routing: Routing, tokens: int, experts: int,
 
 # -- cross-check with the C++ printer, when a built moe-opt is at hand -------
 
-def _moe_opt() -> str | None:
-    root = os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__))))
-    candidate = os.environ.get("MOE_OPT",
-                               os.path.join(root, "build", "bin", "moe-opt"))
-    if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-        return candidate
-    return shutil.which("moe-opt")
+_moe_opt = built_tools.moe_opt
 
 
 def _random_routings(count: int, seed: int) -> list[Routing]:

@@ -48,13 +48,28 @@ Value extract2D(OpBuilder &b, Location loc, Value tensor, Value i, Value j) {
   return tensor::ExtractOp::create(b, loc, tensor, ValueRange{i, j});
 }
 
+/// Which index of a `[T,E]` element a vector operand is read at.
+enum class VectorIndex { Row, Column };
+
+/// `[T,E]` f32: `fn(matrix[t,e], vector[t or e])`.
+Value mapWithVector(OpBuilder &b, Location loc, Value matrix, Value vector,
+                    VectorIndex index, int64_t cols,
+                    function_ref<Value(OpBuilder &, Location, Value, Value)> fn) {
+  return buildTensorFromIndices(
+      b, loc, matrix, b.getIndexAttr(cols), b.getF32Type(),
+      [&](OpBuilder &nb, Location nl, Value t, Value e) {
+        Value at = index == VectorIndex::Row ? t : e;
+        return fn(nb, nl, extract2D(nb, nl, matrix, t, e),
+                  tensor::ExtractOp::create(nb, nl, vector, ValueRange{at}));
+      });
+}
+
 /// Softmax or sigmoid of `[T,E]` f32 logits.
 Value buildScores(OpBuilder &b, Location loc, Value logits,
                   ScoringFunc scoring, int64_t numExperts) {
-  Type f32 = b.getF32Type();
   if (scoring == ScoringFunc::Sigmoid)
     return buildTensorFromIndices(
-        b, loc, logits, b.getIndexAttr(numExperts), f32,
+        b, loc, logits, b.getIndexAttr(numExperts), b.getF32Type(),
         [&](OpBuilder &nb, Location nl, Value t, Value e) {
           return buildSigmoid(nb, nl, extract2D(nb, nl, logits, t, e));
         });
@@ -64,12 +79,10 @@ Value buildScores(OpBuilder &b, Location loc, Value logits,
       [](OpBuilder &nb, Location nl, Value acc, Value v) {
         return arith::MaximumFOp::create(nb, nl, acc, v).getResult();
       });
-  Value exps = buildTensorFromIndices(
-      b, loc, logits, b.getIndexAttr(numExperts), f32,
-      [&](OpBuilder &nb, Location nl, Value t, Value e) {
-        Value shifted = arith::SubFOp::create(
-            nb, nl, extract2D(nb, nl, logits, t, e),
-            tensor::ExtractOp::create(nb, nl, rowMax, ValueRange{t}));
+  Value exps = mapWithVector(
+      b, loc, logits, rowMax, VectorIndex::Row, numExperts,
+      [](OpBuilder &nb, Location nl, Value l, Value max) {
+        Value shifted = arith::SubFOp::create(nb, nl, l, max);
         return math::ExpOp::create(nb, nl, shifted).getResult();
       });
   Value rowSum =
@@ -78,14 +91,11 @@ Value buildScores(OpBuilder &b, Location loc, Value logits,
                           return arith::AddFOp::create(nb, nl, acc, v)
                               .getResult();
                         });
-  return buildTensorFromIndices(
-      b, loc, logits, b.getIndexAttr(numExperts), f32,
-      [&](OpBuilder &nb, Location nl, Value t, Value e) {
-        return arith::DivFOp::create(
-                   nb, nl, extract2D(nb, nl, exps, t, e),
-                   tensor::ExtractOp::create(nb, nl, rowSum, ValueRange{t}))
-            .getResult();
-      });
+  return mapWithVector(b, loc, exps, rowSum, VectorIndex::Row, numExperts,
+                       [](OpBuilder &nb, Location nl, Value v, Value sum) {
+                         return arith::DivFOp::create(nb, nl, v, sum)
+                             .getResult();
+                       });
 }
 
 /// `[T,G]` group scores: the max, or the sum of the two largest selection
@@ -166,13 +176,10 @@ struct LowerTokenChoiceGate : OpConversionPattern<GateOp> {
         buildScores(rewriter, loc, logits, routing.getScoring(), numExperts);
     Value selection = scores;
     if (Value bias = adaptor.getBias())
-      selection = buildTensorFromIndices(
-          rewriter, loc, scores, rewriter.getIndexAttr(numExperts), f32,
-          [&](OpBuilder &nb, Location nl, Value t, Value e) {
-            return arith::AddFOp::create(
-                       nb, nl, extract2D(nb, nl, scores, t, e),
-                       tensor::ExtractOp::create(nb, nl, bias, ValueRange{e}))
-                .getResult();
+      selection = mapWithVector(
+          rewriter, loc, scores, bias, VectorIndex::Column, numExperts,
+          [](OpBuilder &nb, Location nl, Value score, Value b) {
+            return arith::AddFOp::create(nb, nl, score, b).getResult();
           });
     int64_t perGroup = numExperts / routing.getNumGroups();
     Value keptGroups;
