@@ -13,7 +13,19 @@
   (Mixtral, Qwen2/3-MoE, DeepSeek-V2/V3) and ``config.json`` mapping.
 - :mod:`moe_mlir.families`: random checkpoints of those families with
   inputs and float64 references (integration tests, ``utils/demo.py``).
+- :mod:`moe_mlir.hf_import`: the MoE block of one layer of a Hugging Face
+  checkpoint directory as a module (``config.json`` + safetensors headers).
+- :mod:`moe_mlir.torch_import`: the same from a PyTorch ``nn.Module``
+  shaped like the Hugging Face blocks, plus its weights (needs torch).
+- :mod:`moe_mlir.tools`: the built ``moe-compile`` / ``moe-run``;
+  :mod:`moe_mlir.runtime`: compiled layers run in-process on numpy arrays
+  (ctypes over the runtime's C API).
+- :mod:`moe_mlir.cli`: ``python3 -m moe_mlir import-hf | compile | run |
+  reference``.
 
-Standard library and numpy only; submodules are imported on demand. Tests:
-``/usr/bin/python3 -m pytest python/tests -q`` from the repository root.
+Standard library and numpy only (torch for the PyTorch importer);
+submodules are imported on demand. Tests: ``/usr/bin/python3 -m pytest
+python/tests -q`` from the repository root.
 """
+
+__version__ = "0.1.0"

@@ -34,6 +34,7 @@ bf16 or f16 (converted on the fly by the compiled code).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -262,6 +263,37 @@ class LayerSpec:
             else:
                 tensors[name] = (shape, self.dtype(operand))
         return tensors
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description; :meth:`from_dict` reads it back."""
+        routing = self.routing
+        assert isinstance(routing, Routing)
+        return {"hidden": self.hidden, "intermediate": self.intermediate,
+                "num_experts": self.num_experts,
+                "routing": routing.to_mlir(prefix=False),
+                "weights": dict(self.weights), "dtypes": dict(self.dtypes),
+                "activation": self.activation,
+                "shared_intermediate": self.shared_intermediate,
+                "func_name": self.func_name}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "LayerSpec":
+        """The spec of a :meth:`to_dict` description (checked again).
+
+        Raises:
+            ValueError: unknown or missing fields, or an inconsistent spec.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError("a layer description must be a JSON object")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown layer fields {unknown}")
+        missing = [name for name in ("hidden", "intermediate", "num_experts",
+                                     "routing", "weights") if name not in data]
+        if missing:
+            raise ValueError(f"layer description lacks {', '.join(missing)}")
+        return cls(**data)
 
     def collect(self, checkpoint: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """The ``moe.layer`` operands from checkpoint tensors, by operand name.

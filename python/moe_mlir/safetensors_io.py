@@ -14,7 +14,9 @@ directory of such files and ``model.safetensors.index.json`` with
 - :func:`save_sharded` writes a sharded checkpoint (tests).
 - :func:`load_file` / :func:`load_checkpoint` read a file, a directory
   (``model.safetensors``, else the index) or an index back, decoding float
-  types to float32 (or float64); :func:`read_header` gives the raw header.
+  types to float32 (or float64); :func:`read_header` gives the raw header
+  and :func:`read_checkpoint_headers` the dtype and shape of every tensor of
+  a checkpoint without reading its data (what importers need).
 
 Standard library and numpy only. The reader validates what the runtime
 validates (docs/Runtime.md) so a test can trust what it reads back.
@@ -40,6 +42,7 @@ __all__ = [
     "encode",
     "load_checkpoint",
     "load_file",
+    "read_checkpoint_headers",
     "read_header",
     "save_file",
     "save_sharded",
@@ -295,6 +298,75 @@ def load_file(path: str | os.PathLike, float_dtype: Any = np.float32,
     return result
 
 
+def _checkpoint_files(path: str | os.PathLike) -> dict[str, list[str] | None]:
+    """The safetensors files of a checkpoint and the tensors each holds.
+
+    ``path`` is a ``.safetensors`` file, a sharded index (``*.json``), or a
+    directory holding ``model.safetensors`` or, failing that,
+    ``model.safetensors.index.json``. Returns ``file -> names`` in index
+    order, or ``{file: None}`` (every tensor) for a single file.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        single = os.path.join(path, SINGLE_NAME)
+        if os.path.isfile(single):
+            return {single: None}
+        path = os.path.join(path, INDEX_NAME)
+        if not os.path.isfile(path):
+            raise SafetensorsError(f"{os.path.dirname(path)}: directory holds "
+                                   f"neither {SINGLE_NAME} nor {INDEX_NAME}")
+    if not path.endswith(".json"):
+        if not os.path.isfile(path):
+            raise SafetensorsError(f"{path}: no such file")
+        return {path: None}
+    try:
+        with open(path, encoding="utf-8") as file:
+            index = json.load(file)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SafetensorsError(f"{path}: cannot read the index: "
+                               f"{err}") from None
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict):
+        raise SafetensorsError(f"{path}: no weight_map object")
+    by_file: dict[str, list[str] | None] = {}
+    base = os.path.dirname(path)
+    for name, file_name in weight_map.items():
+        if (not isinstance(file_name, str) or os.path.isabs(file_name)
+                or ".." in file_name.replace("\\", "/").split("/")):
+            raise SafetensorsError(f"{path}: bad shard name {file_name!r}")
+        names = by_file.setdefault(os.path.join(base, file_name), [])
+        assert names is not None
+        names.append(name)
+    return by_file
+
+
+def read_checkpoint_headers(path: str | os.PathLike
+                            ) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """``name -> (dtype, shape)`` of every tensor of a checkpoint.
+
+    Reads and validates the headers only (:func:`read_header`), never the
+    weight data; ``path`` as :func:`load_checkpoint`. A sharded index must
+    name tensors its shards hold.
+
+    Raises:
+        SafetensorsError: a malformed file or index, or a missing shard or
+            tensor (the message names the file).
+    """
+    result: dict[str, tuple[str, tuple[int, ...]]] = {}
+    for file, names in _checkpoint_files(path).items():
+        if not os.path.isfile(file):
+            raise SafetensorsError(f"{file}: no such shard")
+        header, _ = read_header(file)
+        for name in (names if names is not None else
+                     [n for n in header if n != "__metadata__"]):
+            entry = header.get(name) if name != "__metadata__" else None
+            if entry is None:
+                raise SafetensorsError(f"{file}: no tensor named '{name}' "
+                                       "(the index says it is here)")
+            result[name] = (entry["dtype"], tuple(entry["shape"]))
+    return result
+
+
 def load_checkpoint(path: str | os.PathLike,
                     float_dtype: Any = np.float32) -> dict[str, np.ndarray]:
     """Read a whole checkpoint as the runtime opens it.
@@ -303,31 +375,7 @@ def load_checkpoint(path: str | os.PathLike,
     directory holding ``model.safetensors`` or, failing that,
     ``model.safetensors.index.json``.
     """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        single = os.path.join(path, SINGLE_NAME)
-        if os.path.isfile(single):
-            return load_file(single, float_dtype)
-        path = os.path.join(path, INDEX_NAME)
-        if not os.path.isfile(path):
-            raise SafetensorsError(f"{os.path.dirname(path)}: directory holds "
-                                   f"neither {SINGLE_NAME} nor {INDEX_NAME}")
-    if not path.endswith(".json"):
-        return load_file(path, float_dtype)
-    with open(path, encoding="utf-8") as file:
-        index = json.load(file)
-    weight_map = index.get("weight_map") if isinstance(index, dict) else None
-    if not isinstance(weight_map, dict):
-        raise SafetensorsError(f"{path}: no weight_map object")
-    by_file: dict[str, list[str]] = {}
-    for name, file_name in weight_map.items():
-        if (not isinstance(file_name, str) or os.path.isabs(file_name)
-                or ".." in file_name.replace("\\", "/").split("/")):
-            raise SafetensorsError(f"{path}: bad shard name {file_name!r}")
-        by_file.setdefault(file_name, []).append(name)
     result: dict[str, np.ndarray] = {}
-    base = os.path.dirname(path)
-    for file_name, names in by_file.items():
-        result.update(load_file(os.path.join(base, file_name), float_dtype,
-                                names))
-    return {name: result[name] for name in weight_map}
+    for file, names in _checkpoint_files(path).items():
+        result.update(load_file(file, float_dtype, names))
+    return result

@@ -1,0 +1,302 @@
+"""``python3 -m moe_mlir``: import models, compile, run, and the reference.
+
+::
+
+    python3 -m moe_mlir import-hf DIR --layer N -o layer.mlir
+    python3 -m moe_mlir compile layer.mlir -o layer.so
+    python3 -m moe_mlir run layer.so --weights DIR --input x.npy --output y.npy
+    python3 -m moe_mlir reference --hf DIR --layer N --input x.npy \\
+        --output ref.npy --check y.npy
+
+Every failure prints one line ``moe_mlir <command>: error: <reason>`` on
+stderr and exits with 1 (2 for bad command-line flags).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from typing import Any, NoReturn, Sequence
+
+import numpy as np
+
+from . import __version__
+
+__all__ = ["main"]
+
+
+class CommandError(Exception):
+    """A failure of a subcommand (one-line message)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
+
+
+# -- subcommands -------------------------------------------------------------
+
+def _import_hf(args: argparse.Namespace) -> None:
+    from .hf_import import ModelImportError, import_hf
+    try:
+        imported = import_hf(args.directory, args.layer, func_name=args.entry)
+    except ModelImportError as err:
+        raise CommandError(str(err)) from None
+    text = imported.module_text()
+    if args.output == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as err:
+        raise CommandError(f"cannot write {args.output}: "
+                           f"{err.strerror}") from None
+    spec = imported.spec
+    print(f"{args.output}: {imported.model_type} layer {imported.layer}, "
+          f"H = {spec.hidden}, E = {spec.num_experts}, "
+          f"routing {spec.routing.to_mlir(prefix=False)}", file=sys.stderr)
+
+
+def _compile(args: argparse.Namespace) -> None:
+    from .tools import ToolError, compile_layer
+    try:
+        compile_layer(args.input, args.output, mcpu=args.mcpu, emit=args.emit,
+                      row_align=args.row_align)
+    except ToolError as err:
+        raise CommandError(str(err)) from None
+
+
+def _run_in_process(args: argparse.Namespace, module: str) -> None:
+    from .runtime import MoeRuntimeError, load_layer
+    x = _load_tokens(args.input[0])
+    try:
+        layer = load_layer(module, args.weights, args.entry or "forward")
+        y = layer(x, threads=args.threads or 1)
+    except MoeRuntimeError as err:
+        raise CommandError(str(err)) from None
+    _save(args.output, y)
+
+
+def _run(args: argparse.Namespace) -> None:
+    from .tools import ToolError, compile_layer, run_layer
+    if not args.in_process:
+        try:
+            stdout = run_layer(args.module, args.weights, args.input,
+                               args.output, entry=args.entry,
+                               threads=args.threads, bench=args.bench)
+        except ToolError as err:
+            raise CommandError(str(err)) from None
+        sys.stdout.write(stdout)
+        return
+    if args.bench is not None:
+        raise CommandError("--bench times moe-run; drop --in-process")
+    if len(args.input) != 1:
+        raise CommandError("--in-process runs entries with one input")
+    if not args.module.endswith(".mlir"):
+        _run_in_process(args, args.module)
+        return
+    with tempfile.TemporaryDirectory(prefix="moe_mlir-") as scratch:
+        module = os.path.join(scratch, "layer.so")
+        try:
+            compile_layer(args.module, module)
+        except ToolError as err:
+            raise CommandError(str(err)) from None
+        _run_in_process(args, module)
+
+
+def _load_tokens(path: str, hidden: int | None = None) -> np.ndarray:
+    """A float ``[T, H]`` array from a .npy file (one-line errors)."""
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        reason = str(err).splitlines()[0] if str(err) else \
+            type(err).__name__
+        raise CommandError(f"{path}: not a readable .npy file "
+                           f"({reason})") from None
+    if x.ndim != 2 or x.dtype.kind != "f":
+        raise CommandError(f"{path}: expected a float [T, H] array, got "
+                           f"{x.dtype} {list(x.shape)}")
+    if hidden is not None and x.shape[1] != hidden:
+        raise CommandError(f"{path}: H = {x.shape[1]} but the layer has "
+                           f"H = {hidden}")
+    return x
+
+
+def _save(path: str, array: np.ndarray) -> None:
+    try:
+        np.save(path, array)
+    except OSError as err:
+        raise CommandError(f"cannot write {path}: {err.strerror}") from None
+
+
+def _reference_layer(args: argparse.Namespace) -> tuple[Any, str]:
+    """The spec and the checkpoint path of ``reference``'s source."""
+    from .emit import LayerSpec
+    from .hf_import import ModelImportError, import_hf
+    if args.hf is not None:
+        if args.layer is None:
+            raise CommandError("--hf needs --layer")
+        try:
+            return import_hf(args.hf, args.layer).spec, (args.weights
+                                                         or args.hf)
+        except ModelImportError as err:
+            raise CommandError(str(err)) from None
+    try:
+        with open(args.spec, encoding="utf-8") as file:
+            spec = LayerSpec.from_dict(json.load(file))
+    except OSError as err:
+        raise CommandError(f"cannot read {args.spec}: {err.strerror}") \
+            from None
+    except ValueError as err:  # JSON and spec errors
+        raise CommandError(f"{args.spec}: {err}") from None
+    return spec, args.weights or os.path.dirname(os.path.abspath(args.spec))
+
+
+def _reference(args: argparse.Namespace) -> None:
+    from . import safetensors_io
+    from .layer import layer
+    spec, weights = _reference_layer(args)
+    x = _load_tokens(args.input, spec.hidden)
+    try:
+        tensors = safetensors_io.load_checkpoint(weights, np.float64)
+        operands = spec.collect(tensors)
+    except (safetensors_io.SafetensorsError, OSError) as err:
+        raise CommandError(str(err)) from None
+    except KeyError as err:
+        raise CommandError(f"{weights}: checkpoint has no tensor "
+                           f"{err.args[0]!r}") from None
+    except ValueError as err:
+        raise CommandError(f"{weights}: {err}") from None
+    ref, _ = layer(x, operands, spec.routing, spec.activation)
+    if args.output:
+        _save(args.output, ref)
+    if args.check:
+        y = _load_tokens(args.check)
+        if y.shape != ref.shape:
+            raise CommandError(f"{args.check}: shape {list(y.shape)} does not "
+                               f"match the reference {list(ref.shape)}")
+        error = float(np.max(np.abs(y - ref))) if ref.size else 0.0
+        scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+        bound = args.rtol * scale
+        verdict = "ok" if error <= bound else "MISMATCH"
+        print(f"max|y - ref| = {error:.3e}, max|ref| = {scale:.3e}, bound "
+              f"{args.rtol:g} * max|ref| = {bound:.3e}: {verdict}")
+        if error > bound or not np.isfinite(error):
+            raise CommandError(f"{args.check} differs from the reference by "
+                               f"{error:.3e} (> {bound:.3e})")
+
+
+# -- the parser --------------------------------------------------------------
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got "
+                                         f"{text!r}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="moe_mlir", description=(
+        "MoE-MLIR: import Mixture-of-Experts layers from Hugging Face "
+        "checkpoints, compile and run them, and compute the numpy reference."))
+    parser.add_argument("--version", action="version",
+                        version=f"moe_mlir {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True,
+                                     parser_class=_Parser)
+
+    hf = commands.add_parser(
+        "import-hf", help="write the IR of one MoE layer of a Hugging Face "
+        "checkpoint", description="Reads config.json and the safetensors "
+        "headers of DIR and writes the module of the MoE block of layer N "
+        "(routed + shared experts; no norm, no residual), its weights bound "
+        "by checkpoint names, for moe-compile and moe-run --weights DIR.")
+    hf.add_argument("directory", metavar="DIR",
+                    help="the checkpoint directory (config.json + "
+                    "model.safetensors or a sharded index)")
+    hf.add_argument("--layer", required=True, metavar="N",
+                    help="the decoder layer")
+    hf.add_argument("-o", "--output", required=True, metavar="OUT.mlir",
+                    help="where the module goes ('-': stdout)")
+    hf.add_argument("--entry", default="forward",
+                    help="the entry point's name (default: forward)")
+    hf.set_defaults(handler=_import_hf)
+
+    comp = commands.add_parser(
+        "compile", help="moe-compile a layer to a shared object",
+        description="Compiles a module for the CPU with moe-compile.")
+    comp.add_argument("input", metavar="IN.mlir")
+    comp.add_argument("-o", "--output", required=True, metavar="OUT.so")
+    comp.add_argument("--mcpu", help="CPU to compile for (default: native)")
+    comp.add_argument("--emit", choices=("so", "llvm", "mlir"), default="so",
+                      help="what to write (default: so)")
+    comp.add_argument("--row-align", type=_positive,
+                      help="pad each expert's rows to a multiple of this")
+    comp.set_defaults(handler=_compile)
+
+    run = commands.add_parser(
+        "run", help="run a compiled layer on a .npy input",
+        description="Runs an entry of a module (.so, or .mlir compiled on "
+        "the fly) with moe-run, or in this process through the runtime's C "
+        "API with --in-process.")
+    run.add_argument("module", metavar="MODULE", help="LAYER.so or LAYER.mlir")
+    run.add_argument("--weights", required=True, metavar="CHECKPOINT")
+    run.add_argument("--input", required=True, action="append",
+                     metavar="X.npy", help="float32 [T, H] tokens")
+    run.add_argument("--output", required=True, metavar="Y.npy")
+    run.add_argument("--entry", help="the entry point (default: forward)")
+    run.add_argument("--threads", type=_positive)
+    run.add_argument("--bench", type=_positive, metavar="N",
+                     help="time N runs (moe-run)")
+    run.add_argument("--in-process", action="store_true",
+                     help="run through the ctypes binding of the runtime")
+    run.set_defaults(handler=_run)
+
+    ref = commands.add_parser(
+        "reference", help="the float64 numpy reference of a layer",
+        description="Computes the layer's output in float64 with the numpy "
+        "reference (every routing scheme of SEMANTICS.md) from the weights "
+        "as stored; with --check, compares a result against it.")
+    source = ref.add_mutually_exclusive_group(required=True)
+    source.add_argument("--hf", metavar="DIR",
+                        help="a Hugging Face checkpoint (with --layer)")
+    source.add_argument("--spec", metavar="LAYER.json",
+                        help="a layer description (the PyTorch importer's "
+                        "layer.json)")
+    ref.add_argument("--layer", metavar="N")
+    ref.add_argument("--weights", metavar="CHECKPOINT",
+                     help="the checkpoint (default: --hf DIR, or the "
+                     "directory of --spec)")
+    ref.add_argument("--input", required=True, metavar="X.npy")
+    ref.add_argument("--output", metavar="REF.npy",
+                     help="where the float64 reference goes")
+    ref.add_argument("--check", metavar="Y.npy",
+                     help="compare this result with the reference; exit 1 "
+                     "when max|y - ref| > RTOL * max|ref|")
+    ref.add_argument("--rtol", type=float, default=1e-4,
+                     help="relative bound of --check (default 1e-4, "
+                     "SEMANTICS.md §9)")
+    ref.set_defaults(handler=_reference)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except CommandError as err:
+        message = " ".join(str(err).split("\n"))
+        sys.stderr.write(f"moe_mlir {args.command}: error: {message}\n")
+        return 1
+    return 0

@@ -1,0 +1,241 @@
+"""Import the MoE block of one layer of a Hugging Face checkpoint directory.
+
+:func:`import_hf` reads ``config.json`` and the safetensors headers (one
+``model.safetensors`` or a sharded ``model.safetensors.index.json``; never
+the weight data), picks the family preset of :mod:`moe_mlir.emit` by
+``model_type`` and checks the checkpoint against it: every tensor the layer
+binds is present, has the shape ``config.json`` implies, and is stored as
+F32, BF16 or F16 (one dtype per stacked per-expert operand). The result's
+:meth:`ImportedLayer.module_text` is the module ``moe-run`` and
+``moe-compile`` take, its weights bound by checkpoint names
+(docs/CompiledModules.md), so::
+
+    python3 -m moe_mlir import-hf DIR --layer N -o layer.mlir
+    build/bin/moe-run layer.mlir --weights DIR --input x.npy --output y.npy
+
+Every problem is a :class:`ModelImportError` whose message is one line
+naming it: no or bad ``config.json``, unknown ``model_type``, layer out of
+range, dense layer (with the list of MoE layers), missing tensor, shape or
+dtype that disagrees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from . import safetensors_io
+from .emit import (EXPERT, PRESETS, LayerSpec, emit_module, from_hf_config,
+                   is_sparse_layer)
+
+__all__ = [
+    "ImportedLayer",
+    "ModelImportError",
+    "import_hf",
+    "moe_layers",
+    "read_config",
+]
+
+# safetensors dtype -> IR element type of the weights a layer may bind.
+_ELEMENT_TYPES = {"F32": "f32", "BF16": "bf16", "F16": "f16"}
+
+
+class ModelImportError(ValueError):
+    """A checkpoint the importer cannot turn into a layer (one-line reason)."""
+
+
+@dataclass(frozen=True)
+class ImportedLayer:
+    """One imported MoE block.
+
+    Attributes:
+        directory: the checkpoint directory.
+        model_type: its family.
+        layer: the decoder layer index.
+        spec: the layer, with each operand's element type as stored.
+    """
+
+    directory: str
+    model_type: str
+    layer: int
+    spec: LayerSpec
+
+    def module_text(self) -> str:
+        """The MLIR module: ``@<spec.func_name>(x: tensor<?xHxf32>, weights)``."""
+        return emit_module(self.spec, comment=(
+            f"Imported by `python3 -m moe_mlir import-hf` from "
+            f"{self.directory}\n(model_type {self.model_type}, MoE block of "
+            f"layer {self.layer}). Run it with\n"
+            f"  moe-run THIS.mlir --weights {self.directory} --input x.npy "
+            "--output y.npy"))
+
+
+def read_config(directory: str | os.PathLike) -> dict[str, Any]:
+    """The ``config.json`` of a checkpoint directory, as a dictionary."""
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        raise ModelImportError(f"{directory}: not a directory")
+    path = os.path.join(directory, "config.json")
+    try:
+        with open(path, encoding="utf-8") as file:
+            config = json.load(file)
+    except FileNotFoundError:
+        raise ModelImportError(f"{directory}: no config.json (is it a Hugging "
+                               "Face checkpoint directory?)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelImportError(f"{path}: cannot read it: {err}") from None
+    if not isinstance(config, dict):
+        raise ModelImportError(f"{path}: not a JSON object")
+    return config
+
+
+def _num_layers(config: Mapping[str, Any]) -> int:
+    count = config.get("num_hidden_layers")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ModelImportError("config.json: num_hidden_layers must be a "
+                               f"non-negative integer, got {count!r}")
+    return count
+
+
+def moe_layers(config: Mapping[str, Any]) -> list[int]:
+    """The indices of the MoE (sparse) layers of a supported model."""
+    return [n for n in range(_num_layers(config))
+            if is_sparse_layer(config, n)]
+
+
+def _ranges(values: list[int]) -> str:
+    """``[1, 2, 3, 5]`` -> ``"1-3, 5"``."""
+    runs: list[list[int]] = []
+    for value in values:
+        if runs and value == runs[-1][1] + 1:
+            runs[-1][1] = value
+        else:
+            runs.append([value, value])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def _dense_reason(config: Mapping[str, Any], layer: int) -> str:
+    """Which ``config.json`` key makes ``layer`` dense."""
+    if layer in (config.get("mlp_only_layers") or []):
+        return "it is in mlp_only_layers"
+    if config.get("model_type", "").startswith("qwen"):
+        return (f"decoder_sparse_step = {config.get('decoder_sparse_step')} "
+                "makes it dense")
+    if layer < config.get("first_k_dense_replace", 0):
+        return ("first_k_dense_replace = "
+                f"{config.get('first_k_dense_replace')}")
+    return f"moe_layer_freq = {config.get('moe_layer_freq')} makes it dense"
+
+
+def _parse_layer(layer: int | str) -> int:
+    if isinstance(layer, int) and not isinstance(layer, bool):
+        return layer
+    text = str(layer).strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    raise ModelImportError(f"bad layer {layer!r}: decoder-only families "
+                           "address layers by their index N")
+
+
+def _check_layer(config: Mapping[str, Any], layer: int) -> None:
+    model_type = config.get("model_type")
+    if model_type not in PRESETS:
+        raise ModelImportError(
+            f"unsupported model_type {model_type!r} (supported: "
+            f"{', '.join(PRESETS)})")
+    count = _num_layers(config)
+    if not 0 <= layer < count:
+        raise ModelImportError(
+            f"layer {layer} is out of range: this {model_type} model has "
+            f"{count} layers (0-{count - 1})" if count else
+            f"layer {layer} is out of range: this {model_type} model has no "
+            "layers")
+    if not is_sparse_layer(config, layer):
+        sparse = moe_layers(config)
+        where = (f"its MoE layers are {_ranges(sparse)}" if sparse else
+                 "it has no MoE layer")
+        raise ModelImportError(
+            f"layer {layer} of this {model_type} model is a dense MLP "
+            f"({_dense_reason(config, layer)}); {where}")
+
+
+def _operand_dtypes(spec: LayerSpec,
+                    headers: Mapping[str, tuple[str, tuple[int, ...]]],
+                    directory: str, layer: int) -> dict[str, str]:
+    """Check every tensor ``spec`` binds; its operands' element types."""
+    dtypes = {}
+    for operand in spec.operands:
+        pattern = spec.weights[operand]
+        shape = spec.shape(operand)
+        if EXPERT in pattern:
+            names = [pattern.replace(EXPERT, str(e))
+                     for e in range(spec.num_experts)]
+            shape = shape[1:]
+        else:
+            names = [pattern]
+        stored = set()
+        for name in names:
+            if name not in headers:
+                raise ModelImportError(
+                    f"{directory}: checkpoint has no tensor '{name}' (the "
+                    f"{operand} operand of layer {layer})")
+            dtype, actual = headers[name]
+            if tuple(actual) != shape:
+                raise ModelImportError(
+                    f"tensor '{name}' has shape {list(actual)} but "
+                    f"config.json implies {list(shape)}")
+            if dtype not in _ELEMENT_TYPES:
+                raise ModelImportError(
+                    f"tensor '{name}' is stored as {dtype}; layers bind "
+                    f"{', '.join(_ELEMENT_TYPES)} weights (dequantize it "
+                    "first)")
+            stored.add(dtype)
+        if len(stored) > 1:
+            raise ModelImportError(
+                f"the per-expert tensors '{pattern}' mix dtypes "
+                f"{', '.join(sorted(stored))}; they must share one")
+        dtypes[operand] = _ELEMENT_TYPES[stored.pop()]
+    if dtypes.get("score_bias", "f32") != "f32":
+        raise ModelImportError(
+            f"tensor '{spec.weights['score_bias']}' is "
+            f"{dtypes['score_bias'].upper()}; the score correction bias must "
+            "be F32")
+    return dtypes
+
+
+def import_hf(directory: str | os.PathLike, layer: int | str,
+              func_name: str = "forward") -> ImportedLayer:
+    """Import the MoE block of decoder layer ``layer`` of a checkpoint.
+
+    Args:
+        directory: a Hugging Face model directory (``config.json`` and
+            ``model.safetensors`` or a sharded index).
+        layer: the decoder layer index (an int or its text).
+        func_name: the entry point's name.
+
+    Raises:
+        ModelImportError: the reason, in one line.
+    """
+    directory = os.fspath(directory)
+    config = read_config(directory)
+    index = _parse_layer(layer)
+    _check_layer(config, index)
+    try:
+        headers = safetensors_io.read_checkpoint_headers(directory)
+    except (safetensors_io.SafetensorsError, OSError) as err:
+        raise ModelImportError(str(err)) from None
+    try:
+        spec = from_hf_config(config, index, dtype="f32")
+        dtypes = _operand_dtypes(spec, headers, directory, index)
+        spec = from_hf_config(config, index, dtypes=dtypes)
+        spec = dataclasses.replace(spec, func_name=func_name)
+    except (ValueError, TypeError) as err:
+        if isinstance(err, ModelImportError):
+            raise
+        raise ModelImportError(f"{os.path.join(directory, 'config.json')}: "
+                               f"{err}") from None
+    return ImportedLayer(directory=directory, model_type=config["model_type"],
+                         layer=index, spec=spec)

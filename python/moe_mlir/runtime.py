@@ -1,0 +1,239 @@
+"""Run compiled layers in-process on numpy arrays: a ctypes binding of the
+runtime's C API (include/moe/Runtime/moe_runtime.h).
+
+::
+
+    from moe_mlir.runtime import load_layer
+    layer = load_layer("layer.so", "ckpt/")          # entry "forward"
+    y = layer(x)                                     # x: [T, H] float32
+    y = layer(x, threads=4)
+
+:class:`Module` is a loaded shared object made by ``moe-compile``,
+:class:`Checkpoint` an open safetensors checkpoint, :class:`Entry` an entry
+point with its weights bound (shapes and dtypes checked by the runtime). An
+entry stays valid after its module and checkpoint are closed. Every failure
+raises :class:`MoeRuntimeError` with the runtime's one-line message.
+
+The library is found by :func:`moe_mlir.tools.find_runtime_library` (or
+given to :func:`library`); it links no LLVM.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from typing import Any
+
+import numpy as np
+
+from .tools import find_runtime_library
+
+__all__ = [
+    "Checkpoint",
+    "Entry",
+    "Module",
+    "MoeRuntimeError",
+    "library",
+    "load_layer",
+]
+
+
+class MoeRuntimeError(RuntimeError):
+    """A failed runtime call (the runtime's one-line message)."""
+
+
+_LIBRARY: ctypes.CDLL | None = None
+_HANDLE = ctypes.c_void_p
+_FLOATS = ctypes.POINTER(ctypes.c_float)
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    """The C signatures of moe_runtime.h."""
+    signatures: dict[str, tuple[Any, list[Any]]] = {
+        "moe_last_error": (ctypes.c_char_p, []),
+        "moe_module_load": (_HANDLE, [ctypes.c_char_p]),
+        "moe_module_free": (None, [_HANDLE]),
+        "moe_module_num_entries": (ctypes.c_int64, [_HANDLE]),
+        "moe_module_entry_name": (ctypes.c_char_p, [_HANDLE, ctypes.c_int64]),
+        "moe_checkpoint_open": (_HANDLE, [ctypes.c_char_p]),
+        "moe_checkpoint_free": (None, [_HANDLE]),
+        "moe_entry_bind": (_HANDLE, [_HANDLE, ctypes.c_char_p, _HANDLE]),
+        "moe_entry_free": (None, [_HANDLE]),
+        "moe_entry_hidden_size": (ctypes.c_int64, [_HANDLE]),
+        "moe_entry_output_size": (ctypes.c_int64, [_HANDLE]),
+        "moe_entry_token_parallel": (ctypes.c_int, [_HANDLE]),
+        "moe_entry_run_f32": (ctypes.c_int, [_HANDLE, _FLOATS, ctypes.c_int64,
+                                             ctypes.c_int64, _FLOATS,
+                                             ctypes.c_int]),
+    }
+    for name, (restype, argtypes) in signatures.items():
+        function = getattr(lib, name)
+        function.restype = restype
+        function.argtypes = argtypes
+
+
+def library(path: str | os.PathLike | None = None) -> ctypes.CDLL:
+    """The loaded runtime library (found once, then shared).
+
+    Args:
+        path: load this file instead of searching (first call only).
+    """
+    global _LIBRARY
+    if _LIBRARY is None:
+        resolved = os.fspath(path) if path else find_runtime_library()
+        try:
+            lib = ctypes.CDLL(resolved)
+        except OSError as err:
+            raise MoeRuntimeError(f"cannot load {resolved}: {err}") from None
+        _declare(lib)
+        _LIBRARY = lib
+    return _LIBRARY
+
+
+def _fail(lib: ctypes.CDLL) -> MoeRuntimeError:
+    message = lib.moe_last_error()
+    return MoeRuntimeError(message.decode("utf-8", "replace") if message
+                           else "unknown runtime error")
+
+
+def _path_bytes(path: str | os.PathLike) -> bytes:
+    return os.fsencode(path)
+
+
+class _Handle:
+    """Owns a C handle and frees it once."""
+
+    _free_name = ""
+
+    def __init__(self, handle: int) -> None:
+        self._handle: int | None = handle
+
+    @property
+    def handle(self) -> int:
+        if self._handle is None:
+            raise MoeRuntimeError(f"{type(self).__name__} is closed")
+        return self._handle
+
+    def close(self) -> None:
+        """Releases the handle (again: nothing)."""
+        if self._handle is not None:
+            getattr(library(), self._free_name)(self._handle)
+            self._handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if _LIBRARY is not None:
+            self.close()
+
+
+class Module(_Handle):
+    """A module compiled by ``moe-compile`` (a ``.so``), loaded."""
+
+    _free_name = "moe_module_free"
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        lib = library()
+        handle = lib.moe_module_load(_path_bytes(path))
+        if not handle:
+            raise _fail(lib)
+        super().__init__(handle)
+
+    @property
+    def entries(self) -> list[str]:
+        """The names of the module's entry points."""
+        lib = library()
+        count = lib.moe_module_num_entries(self.handle)
+        if count < 0:
+            raise _fail(lib)
+        return [lib.moe_module_entry_name(self.handle, i).decode("utf-8")
+                for i in range(count)]
+
+
+class Checkpoint(_Handle):
+    """An open safetensors checkpoint: a file, an index or a directory."""
+
+    _free_name = "moe_checkpoint_free"
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        lib = library()
+        handle = lib.moe_checkpoint_open(_path_bytes(path))
+        if not handle:
+            raise _fail(lib)
+        super().__init__(handle)
+
+
+class Entry(_Handle):
+    """An entry point of a module with its weights bound to a checkpoint.
+
+    Calling it runs the layer: ``entry(x, threads=1)`` with ``x`` a
+    ``[T, H]`` array (converted to C-ordered float32) returns the float32
+    ``[T, output_size]`` result.
+    """
+
+    _free_name = "moe_entry_free"
+
+    def __init__(self, module: Module, checkpoint: Checkpoint,
+                 name: str = "forward") -> None:
+        lib = library()
+        handle = lib.moe_entry_bind(module.handle, name.encode("utf-8"),
+                                    checkpoint.handle)
+        if not handle:
+            raise _fail(lib)
+        super().__init__(handle)
+        self.name = name
+
+    def _query(self, function: str) -> int:
+        lib = library()
+        value = getattr(lib, function)(self.handle)
+        if value < 0:
+            raise _fail(lib)
+        return int(value)
+
+    @property
+    def hidden_size(self) -> int:
+        """H of the input ``[T, H]``."""
+        return self._query("moe_entry_hidden_size")
+
+    @property
+    def output_size(self) -> int:
+        """The width of the result ``[T, output_size]``."""
+        return self._query("moe_entry_output_size")
+
+    @property
+    def token_parallel(self) -> bool:
+        """Whether the runtime may split the tokens over threads."""
+        return bool(self._query("moe_entry_token_parallel"))
+
+    def __call__(self, x: Any, threads: int = 1) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim != 2:
+            raise MoeRuntimeError(f"input must be [T, H], got shape "
+                                  f"{list(x.shape)}")
+        if x.dtype.kind != "f":
+            raise MoeRuntimeError(f"input must be floating point, got "
+                                  f"{x.dtype}")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        y = np.empty((x.shape[0], self.output_size), dtype=np.float32)
+        lib = library()
+        status = lib.moe_entry_run_f32(
+            self.handle, x.ctypes.data_as(_FLOATS), x.shape[0], x.shape[1],
+            y.ctypes.data_as(_FLOATS), int(threads))
+        if status != 0:
+            raise _fail(lib)
+        return y
+
+
+def load_layer(module: str | os.PathLike, weights: str | os.PathLike,
+               entry: str = "forward") -> Entry:
+    """Load a compiled module, bind ``entry`` to the checkpoint ``weights``.
+
+    The module and checkpoint handles are released at once; the entry keeps
+    what it needs.
+    """
+    with Module(module) as loaded, Checkpoint(weights) as checkpoint:
+        return Entry(loaded, checkpoint, entry)
