@@ -19,6 +19,10 @@ config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%moe_src_root", config.moe_src_root))
 config.substitutions.append(("%moe_docs_dir", config.moe_docs_dir))
 config.substitutions.append(("%python", sys.executable))
+# The Python package's command line, as users run it from a checkout.
+config.substitutions.append(
+    ("%moe_mlir", "env PYTHONPATH=%s %s -m moe_mlir" % (
+        os.path.join(config.moe_src_root, "python"), sys.executable)))
 config.substitutions.append(
     ("%moe_lib_dir", os.path.join(config.moe_obj_root, "lib")))
 # The C compiler of the LLVM installation; the runtime tests build fake

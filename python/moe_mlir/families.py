@@ -6,8 +6,8 @@ preset of :mod:`moe_mlir.emit`, so names and layouts are the importer's),
 and unrelated tensors the layer must ignore (embeddings, attention, norms,
 a dense MLP or another layer's experts). Weights are drawn so that the
 outputs are well conditioned (router logits and expert pre-activations of
-order one); with ``storage = "bf16"`` they are rounded to bf16 and the case
-holds the rounded values, i.e. the weights as stored.
+order one); with ``storage = "bf16"`` or ``"f16"`` they are rounded to that
+type and the case holds the rounded values, i.e. the weights as stored.
 
 :meth:`FamilyCase.sample_inputs` draws tokens away from top-k and group
 boundaries (SEMANTICS.md §9) and, when the case has a ``dead_expert``, that
@@ -55,7 +55,7 @@ __all__ = [
     "tolerance",
 ]
 
-STORAGES = ("f32", "bf16")
+STORAGES = ("f32", "bf16", "f16")
 """Storage dtypes of the generated checkpoints (IR spelling)."""
 
 _COMMON = {"vocab_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
@@ -137,8 +137,8 @@ class FamilyCase:
 
     Attributes:
         family: the ``model_type``.
-        storage: ``f32`` or ``bf16``: how weights are stored (the score
-            correction bias is F32 either way).
+        storage: ``f32``, ``bf16`` or ``f16``: how weights are stored (the
+            score correction bias is F32 either way).
         config: the ``config.json`` dictionary.
         layer: the MoE layer the spec reads.
         spec: the layer, from :func:`moe_mlir.emit.from_hf_config`.
@@ -310,7 +310,7 @@ def make_case(family: str, storage: str = "f32", seed: int = 0,
     Args:
         family: ``mixtral``, ``qwen2_moe``, ``qwen3_moe``, ``deepseek_v3``
             or ``deepseek_v2``.
-        storage: ``f32`` or ``bf16``.
+        storage: ``f32``, ``bf16`` or ``f16``.
         seed: the seed of every weight.
         layer: the MoE layer (must be sparse in the config).
         dead_expert: keep the family's expert that no token reaches (mixtral
@@ -349,6 +349,8 @@ def make_case(family: str, storage: str = "f32", seed: int = 0,
                  (1.0 + 0.1 * rng.standard_normal(shape)).astype(np.float32))
         if storage == "bf16":
             value = round_to_bf16(value)
+        elif storage == "f16":
+            value = value.astype(np.float16).astype(np.float32)
         tensors[name], dtypes[name] = value, storage.upper()
     return FamilyCase(family=family, storage=storage, config=full,
                       layer=layer, spec=spec, tensors=tensors,

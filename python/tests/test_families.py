@@ -52,6 +52,9 @@ def test_case_tensors(family, storage) -> None:
             assert case.storage_dtypes[name] == "F32"
         elif storage == "bf16":
             np.testing.assert_array_equal(value, round_to_bf16(value))
+        elif storage == "f16":
+            np.testing.assert_array_equal(
+                value, value.astype(np.float16).astype(np.float32))
 
 
 def test_unrelated_layers() -> None:
@@ -201,8 +204,9 @@ def test_driver(tmp_path, family, storage, shards) -> None:
     done = _driver("generate", family, storage, out, "--shards", str(shards))
     assert done.returncode == 0, done.stderr
     names = sorted(os.listdir(out))
-    assert names == sorted(["case.json", "ckpt", "layer.mlir"] + [
+    assert names == sorted(["case.json", "ckpt"] + [
         f"x_{t}.npy" for t in (0, 1, 7, 64, 300)])
+    _import(out)
     assert np.load(os.path.join(out, "x_0.npy")).shape[0] == 0
     assert ("model.safetensors.index.json" in os.listdir(
         os.path.join(out, "ckpt"))) == (shards > 1)
@@ -220,6 +224,17 @@ def test_driver(tmp_path, family, storage, shards) -> None:
     done = _driver("check", out, "--module", module, "--moe-run",
                    _fake(tmp_path), "--tag", "t2", "--same-as", "bad")
     assert done.returncode == 1 and "differs from run bad" in done.stderr
+
+
+def _import(out: str) -> None:
+    """``python3 -m moe_mlir import-hf out/ckpt --layer 1 -o out/layer.mlir``."""
+    done = subprocess.run(
+        [sys.executable, "-m", "moe_mlir", "import-hf",
+         os.path.join(out, "ckpt"), "--layer", "1", "-o",
+         os.path.join(out, "layer.mlir")], capture_output=True, text=True,
+        timeout=300, env={**os.environ, "PYTHONPATH": os.path.join(
+            ROOT, "python")}, check=False)
+    assert done.returncode == 0, done.stderr
 
 
 def test_driver_reports_tool_failure(tmp_path) -> None:

@@ -7,10 +7,11 @@ usage:
                 [--same-as TAG] [--moe-run PATH]
 
 `generate` writes into OUT a random checkpoint of FAMILY (mixtral, qwen2_moe,
-qwen3_moe, deepseek_v3, deepseek_v2) stored as STORAGE (f32, bf16) in
-OUT/ckpt (model.safetensors, or N shards + index, and config.json), the layer
-IR OUT/layer.mlir (moe.weight-annotated entry point @forward), one input
-OUT/x_<T>.npy per token count, and OUT/case.json.
+qwen3_moe, deepseek_v3, deepseek_v2) stored as STORAGE (f32, bf16, f16) in
+OUT/ckpt (model.safetensors, or N shards + index, and config.json), one input
+OUT/x_<T>.npy per token count, and OUT/case.json. The tests then import the
+layer as users do: `python3 -m moe_mlir import-hf OUT/ckpt --layer 1 -o
+OUT/layer.mlir`.
 
 `check` runs `moe-run MODULE --weights OUT/ckpt --input OUT/x_<T>.npy
 --output OUT/y_<T>[.TAG].npy [--threads N]` for every T (MODULE: the .so
@@ -38,7 +39,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 *[os.pardir] * 4, "python"))
 
 from moe_mlir import families  # noqa: E402
-from moe_mlir.emit import emit_module  # noqa: E402
 
 SAME_RTOL = 1e-6
 
@@ -48,10 +48,6 @@ def generate(args: argparse.Namespace) -> int:
     out = args.out
     os.makedirs(out, exist_ok=True)
     case.write(os.path.join(out, "ckpt"), shards=args.shards)
-    comment = (f"{args.family} layer {case.layer}, {args.storage} weights "
-               f"(seed {args.seed}), by {os.path.basename(__file__)}")
-    with open(os.path.join(out, "layer.mlir"), "w", encoding="utf-8") as f:
-        f.write(emit_module(case.spec, comment=comment))
     for tokens in args.tokens:
         np.save(os.path.join(out, f"x_{tokens}.npy"),
                 case.sample_inputs(tokens))
