@@ -203,6 +203,7 @@ def _operand_dtypes(spec: LayerSpec,
             f"tensor '{spec.weights['score_bias']}' is "
             f"{dtypes['score_bias'].upper()}; the score correction bias must "
             "be F32")
+    dtypes.pop("score_bias", None)  # always f32
     return dtypes
 
 
