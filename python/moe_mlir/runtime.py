@@ -104,6 +104,7 @@ class _Handle:
     """Owns a C handle and frees it once."""
 
     _free_name = ""
+    _handle: int | None = None  # also when a constructor failed
 
     def __init__(self, handle: int) -> None:
         self._handle: int | None = handle

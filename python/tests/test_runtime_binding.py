@@ -1,0 +1,204 @@
+"""runtime: the ctypes binding of moe_runtime.h, and the ``compile`` /
+``run`` / ``reference`` subcommands' one-line errors.
+
+Needs the built tools and runtime library; skipped without them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import built_tools
+from moe_mlir import families
+
+pytestmark = pytest.mark.skipif(not built_tools.have_runtime_tools(),
+                                reason="moe-compile, moe-run or the runtime "
+                                "library is not built")
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    """A Mixtral case, its checkpoint, layer IR and compiled module."""
+    from moe_mlir.hf_import import import_hf
+    from moe_mlir.tools import compile_layer
+
+    root = tmp_path_factory.mktemp("compiled")
+    case = families.make_case("mixtral", "f32")
+    ckpt = str(root / "ckpt")
+    case.write(ckpt)
+    layer_ir = str(root / "layer.mlir")
+    with open(layer_ir, "w", encoding="utf-8") as out:
+        out.write(import_hf(ckpt, 1).module_text())
+    module = str(root / "layer.so")
+    compile_layer(layer_ir, module)
+    x = case.sample_inputs(5)
+    np.save(root / "x.npy", x)
+    return {"case": case, "ckpt": ckpt, "ir": layer_ir, "so": module,
+            "root": root, "x": x}
+
+
+def test_handles_and_queries(compiled) -> None:
+    from moe_mlir.runtime import Checkpoint, Entry, Module
+
+    with Module(compiled["so"]) as module:
+        assert module.entries == ["forward"]
+        with Checkpoint(compiled["ckpt"]) as checkpoint:
+            entry = Entry(module, checkpoint)
+    # The entry outlives its module and checkpoint.
+    assert (entry.hidden_size, entry.output_size) == (32, 32)
+    assert entry.token_parallel
+    y = entry(compiled["x"].astype(np.float64))  # converted to float32
+    case = compiled["case"]
+    err, peak = families.max_error(y, case.reference(compiled["x"]))
+    assert err <= case.tolerance * peak
+    entry.close()
+    entry.close()  # twice: nothing
+    with pytest.raises(RuntimeError, match="Entry is closed"):
+        entry(compiled["x"])
+
+
+def test_strided_input_is_copied(compiled) -> None:
+    from moe_mlir.runtime import load_layer
+
+    layer = load_layer(compiled["so"], compiled["ckpt"])
+    x = compiled["x"]
+    wide = np.zeros((x.shape[0], 2 * x.shape[1]), dtype=np.float32)
+    wide[:, ::2] = x
+    np.testing.assert_array_equal(layer(wide[:, ::2]), layer(x))
+
+
+def test_runtime_errors(compiled, tmp_path) -> None:
+    from moe_mlir.runtime import (Checkpoint, Entry, Module, MoeRuntimeError,
+                                  load_layer)
+
+    with pytest.raises(MoeRuntimeError, match="nowhere.so"):
+        Module(str(tmp_path / "nowhere.so"))
+    with pytest.raises(MoeRuntimeError, match="nowhere"):
+        Checkpoint(str(tmp_path / "nowhere"))
+    with Module(compiled["so"]) as module, \
+            Checkpoint(compiled["ckpt"]) as checkpoint:
+        with pytest.raises(MoeRuntimeError, match="backward"):
+            Entry(module, checkpoint, "backward")
+    # A checkpoint without the layer's tensors.
+    families.make_case("qwen3_moe", "f32").write(tmp_path / "other")
+    with pytest.raises(MoeRuntimeError,
+                       match="model.layers.1.block_sparse_moe.gate.weight"):
+        load_layer(compiled["so"], str(tmp_path / "other"))
+
+    layer = load_layer(compiled["so"], compiled["ckpt"])
+    with pytest.raises(MoeRuntimeError, match=r"\[T, 32\] float32, got "
+                       r"\[3, 31\]"):
+        layer(np.zeros((3, 31), np.float32))
+    with pytest.raises(MoeRuntimeError, match=r"must be \[T, H\]"):
+        layer(np.zeros(32, np.float32))
+    with pytest.raises(MoeRuntimeError, match="floating point"):
+        layer(np.zeros((2, 32), np.int32))
+    assert layer(np.zeros((0, 32), np.float32)).shape == (0, 32)
+
+
+def test_compile_errors(compiled, tmp_path) -> None:
+    done = built_tools.moe_mlir("compile", str(tmp_path / "none.mlir"), "-o",
+                                str(tmp_path / "x.so"))
+    assert "none.mlir" in built_tools.one_line_error(done, "compile")
+    bad = tmp_path / "bad.mlir"
+    bad.write_text("func.func @f( {\n")
+    done = built_tools.moe_mlir("compile", str(bad), "-o",
+                                str(tmp_path / "x.so"))
+    built_tools.one_line_error(done, "compile")
+    done = built_tools.moe_mlir("compile", compiled["ir"], "-o",
+                                str(tmp_path / "x.so"), "--row-align", "0")
+    assert done.returncode == 2 and "positive integer" in done.stderr
+    done = built_tools.moe_mlir("compile", compiled["ir"], "-o",
+                                str(tmp_path / "x.ll"), "--emit", "llvm")
+    assert done.returncode == 0, done.stderr
+    assert "define" in (tmp_path / "x.ll").read_text()
+
+
+def test_run_errors(compiled, tmp_path) -> None:
+    x = str(compiled["root"] / "x.npy")
+    out = str(tmp_path / "y.npy")
+    for mode in ([], ["--in-process"]):
+        done = built_tools.moe_mlir("run", compiled["so"], "--weights",
+                                    str(tmp_path / "nowhere"), "--input", x,
+                                    "--output", out, *mode)
+        assert "nowhere" in built_tools.one_line_error(done, "run")
+        done = built_tools.moe_mlir("run", compiled["so"], "--weights",
+                                    compiled["ckpt"], "--input", x,
+                                    "--output", out, "--entry", "backward",
+                                    *mode)
+        assert "backward" in built_tools.one_line_error(done, "run")
+    bad = tmp_path / "bad.npy"
+    bad.write_bytes(b"\x93NUMPY garbage")
+    done = built_tools.moe_mlir("run", compiled["so"], "--weights",
+                                compiled["ckpt"], "--input", str(bad),
+                                "--output", out, "--in-process")
+    assert "bad.npy: not a readable .npy file" in built_tools.one_line_error(
+        done, "run")
+    done = built_tools.moe_mlir("run", compiled["so"], "--weights",
+                                compiled["ckpt"], "--input", x, "--output",
+                                out, "--in-process", "--bench", "3")
+    assert "--bench times moe-run" in built_tools.one_line_error(done, "run")
+    done = built_tools.moe_mlir("run", compiled["so"], "--weights",
+                                compiled["ckpt"], "--input", x, "--output",
+                                out, "--threads", "0")
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1
+
+
+def test_reference_errors_and_check(compiled, tmp_path) -> None:
+    ckpt, root = compiled["ckpt"], compiled["root"]
+    x = str(root / "x.npy")
+    done = built_tools.moe_mlir("reference", "--hf", ckpt, "--input", x)
+    assert built_tools.one_line_error(done, "reference") == "--hf needs --layer"
+    done = built_tools.moe_mlir("reference", "--hf", ckpt, "--layer", "0",
+                                "--input", x, "--weights",
+                                str(tmp_path / "none"))
+    assert "none" in built_tools.one_line_error(done, "reference")
+    np.save(tmp_path / "narrow.npy", np.zeros((2, 31), np.float32))
+    done = built_tools.moe_mlir("reference", "--hf", ckpt, "--layer", "1",
+                                "--input", str(tmp_path / "narrow.npy"))
+    assert built_tools.one_line_error(done, "reference").endswith(
+        "H = 31 but the layer has H = 32")
+    np.save(tmp_path / "ints.npy", np.zeros((2, 32), np.int64))
+    done = built_tools.moe_mlir("reference", "--hf", ckpt, "--layer", "1",
+                                "--input", str(tmp_path / "ints.npy"))
+    assert "expected a float [T, H] array, got int64 [2, 32]" in \
+        built_tools.one_line_error(done, "reference")
+    # --check: a wrong result fails with exit 1.
+    case = compiled["case"]
+    wrong = case.reference(compiled["x"]) + 0.5
+    np.save(tmp_path / "wrong.npy", wrong)
+    done = built_tools.moe_mlir("reference", "--hf", ckpt, "--layer", "1",
+                                "--input", x, "--check",
+                                str(tmp_path / "wrong.npy"))
+    assert "MISMATCH" in done.stdout
+    assert "differs from the reference" in built_tools.one_line_error(
+        done, "reference")
+    np.save(tmp_path / "short.npy", wrong[:2])
+    done = built_tools.moe_mlir("reference", "--hf", ckpt, "--layer", "1",
+                                "--input", x, "--check",
+                                str(tmp_path / "short.npy"))
+    assert "does not match the reference [5, 32]" in \
+        built_tools.one_line_error(done, "reference")
+    # --spec: a layer description next to its weights.
+    spec = tmp_path / "layer.json"
+    spec.write_text(json.dumps(dict(case.spec.to_dict(), bogus=1)))
+    done = built_tools.moe_mlir("reference", "--spec", str(spec),
+                                "--weights", ckpt, "--input", x)
+    assert "unknown layer fields ['bogus']" in built_tools.one_line_error(
+        done, "reference")
+    spec.write_text(json.dumps(case.spec.to_dict()))
+    done = built_tools.moe_mlir("reference", "--spec", str(spec), "--input",
+                                x)
+    assert "model.safetensors" in built_tools.one_line_error(
+        done, "reference")
+    done = built_tools.moe_mlir("reference", "--spec", str(spec), "--weights",
+                                ckpt, "--input", x, "--output",
+                                str(tmp_path / "ref.npy"))
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "ref.npy"),
+                                  case.reference(compiled["x"]))
+    assert os.path.getsize(tmp_path / "ref.npy") > 0
