@@ -306,20 +306,24 @@ class LayerSpec:
             KeyError: a tensor is missing.
             ValueError: a tensor has the wrong shape.
         """
-        operands = {}
-        for operand in self.operands:
-            name, shape = self.weights[operand], self.shape(operand)
-            if operand in _STACKED:
-                names = [name.replace(EXPERT, str(e))
-                         for e in range(self.num_experts)]
-                value = np.stack([np.asarray(checkpoint[n]) for n in names])
-            else:
-                value = np.asarray(checkpoint[name])
+        def fetch(operand: str, name: str,
+                  shape: tuple[int, ...]) -> np.ndarray:
+            value = np.asarray(checkpoint[name])
             if value.shape != shape:
                 raise ValueError(f"{operand} ('{name}'): shape "
                                  f"{list(value.shape)} does not match "
                                  f"{list(shape)}")
-            operands[operand] = value
+            return value
+
+        operands = {}
+        for operand in self.operands:
+            name, shape = self.weights[operand], self.shape(operand)
+            if operand in _STACKED:
+                operands[operand] = np.stack([
+                    fetch(operand, name.replace(EXPERT, str(e)), shape[1:])
+                    for e in range(self.num_experts)])
+            else:
+                operands[operand] = fetch(operand, name, shape)
         return operands
 
 

@@ -1,0 +1,267 @@
+"""torch_import: PyTorch blocks shaped like Hugging Face's, imported,
+compiled, run, and compared with the module's own forward.
+
+The blocks below are written after the Hugging Face modeling code (Mixtral's
+sparse MoE block, Qwen2-MoE's with a gated shared expert) and a ReLU block
+with biased ``fc1``/``fc2`` experts. Skipped without torch; the compiled
+runs also need the built tools.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import built_tools
+from moe_mlir.gating import near_tie_tokens
+from moe_mlir.layer import layer as layer_reference
+from moe_mlir.testdata import resample_near_ties
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+from moe_mlir.torch_import import TorchImportError, import_module  # noqa
+
+
+class SwiGLUExpert(nn.Module):
+    def __init__(self, hidden, inter, names=("w1", "w3", "w2")):
+        super().__init__()
+        self.names = names
+        setattr(self, names[0], nn.Linear(hidden, inter, bias=False))
+        setattr(self, names[1], nn.Linear(hidden, inter, bias=False))
+        setattr(self, names[2], nn.Linear(inter, hidden, bias=False))
+        self.act_fn = nn.SiLU()
+
+    def forward(self, x):
+        gate, up, down = (getattr(self, n) for n in self.names)
+        return down(self.act_fn(gate(x)) * up(x))
+
+
+class MixtralStyleBlock(nn.Module):
+    """Softmax over all experts, top-k, renormalized; [B, S, H] in and out."""
+
+    def __init__(self, hidden=32, inter=48, experts=6, top_k=2,
+                 names=("w1", "w3", "w2")):
+        super().__init__()
+        self.top_k = top_k
+        self.gate = nn.Linear(hidden, experts, bias=False)
+        self.experts = nn.ModuleList(
+            SwiGLUExpert(hidden, inter, names) for _ in range(experts))
+
+    def routed(self, h):
+        logits = self.gate(h)
+        weights = F.softmax(logits, dim=1, dtype=torch.float)
+        weights, chosen = torch.topk(weights, self.top_k, dim=-1)
+        if getattr(self, "norm_topk_prob", True):
+            weights = weights / weights.sum(dim=-1, keepdim=True)
+        weights = weights.to(h.dtype)
+        out = torch.zeros_like(h)
+        for e, expert in enumerate(self.experts):
+            rows, slot = torch.where(chosen == e)
+            if rows.numel():
+                out.index_add_(0, rows, expert(h[rows]) *
+                               weights[rows, slot, None])
+        return out
+
+    def forward(self, hidden_states):
+        batch, seq, hidden = hidden_states.shape
+        h = hidden_states.view(-1, hidden)
+        return self.routed(h).view(batch, seq, hidden)
+
+
+class Qwen2StyleBlock(MixtralStyleBlock):
+    """Qwen2-MoE: no renormalization, a shared expert behind a sigmoid."""
+
+    def __init__(self, hidden=32, inter=24, experts=8, top_k=3, shared=40):
+        super().__init__(hidden, inter, experts, top_k,
+                         names=("gate_proj", "up_proj", "down_proj"))
+        self.norm_topk_prob = False
+        self.shared_expert = SwiGLUExpert(
+            hidden, shared, ("gate_proj", "up_proj", "down_proj"))
+        self.shared_expert_gate = nn.Linear(hidden, 1, bias=False)
+
+    def forward(self, hidden_states):
+        batch, seq, hidden = hidden_states.shape
+        h = hidden_states.view(-1, hidden)
+        shared = torch.sigmoid(self.shared_expert_gate(h)) * \
+            self.shared_expert(h)
+        return (self.routed(h) + shared).view(batch, seq, hidden)
+
+
+class ReluExpert(nn.Module):
+    def __init__(self, hidden, inter):
+        super().__init__()
+        self.fc1 = nn.Linear(hidden, inter)
+        self.fc2 = nn.Linear(inter, hidden)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class ReluBlock(MixtralStyleBlock):
+    def __init__(self, hidden=24, inter=40, experts=5):
+        nn.Module.__init__(self)
+        self.num_experts_per_tok = 1
+        self.top_k = 1
+        self.norm_topk_prob = False
+        self.gate = nn.Linear(hidden, experts, bias=False)
+        self.experts = nn.ModuleList(ReluExpert(hidden, inter)
+                                     for _ in range(experts))
+
+
+def _seeded(block_type, dtype=torch.float32, **kwargs):
+    torch.manual_seed(0)
+    block = block_type(**kwargs).to(dtype)
+    with torch.no_grad():  # router logits of order one
+        block.gate.weight.mul_(4.0)
+    return block.eval()
+
+
+def _inputs(imported, tokens: int, seed: int = 0) -> np.ndarray:
+    """Tokens away from top-k ties (SEMANTICS.md §9)."""
+    rng = np.random.default_rng(seed)
+    ops = imported.operands()
+    spec = imported.spec
+
+    def sample(count):
+        return rng.standard_normal((count, spec.hidden)).astype(np.float32)
+
+    def flagged(x):
+        return near_tie_tokens(np.asarray(x, np.float64) @ ops["router"].T,
+                               spec.routing)
+    return resample_near_ties(sample(tokens), flagged, sample)
+
+
+def _forward(block, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        y = block.float()(torch.from_numpy(x)[None])[0]
+    return y.numpy().astype(np.float64)
+
+
+@pytest.mark.parametrize("block_type", [MixtralStyleBlock, Qwen2StyleBlock,
+                                        ReluBlock])
+def test_spec_and_reference_match_forward(block_type) -> None:
+    block = _seeded(block_type)
+    imported = import_module(block)
+    spec = imported.spec
+    assert spec.num_experts == len(block.experts)
+    assert spec.routing.top_k == block.top_k
+    x = _inputs(imported, 50)
+    ref, _ = layer_reference(x, imported.operands(), spec.routing,
+                             spec.activation)
+    y = _forward(block, x)
+    assert np.max(np.abs(y - ref)) <= 1e-5 * np.max(np.abs(ref))
+
+
+def test_names_dtypes_and_files(tmp_path) -> None:
+    block = _seeded(Qwen2StyleBlock, torch.bfloat16)
+    imported = import_module(block, prefix="model.layers.3.mlp.")
+    spec = imported.spec
+    assert spec.weights["expert_up"] == \
+        "model.layers.3.mlp.experts.{e}.up_proj.weight"
+    assert spec.weights["shared_expert_gate"] == \
+        "model.layers.3.mlp.shared_expert_gate.weight"
+    assert set(spec.dtypes.values()) == {"bf16"}
+    assert spec.routing.renormalize == "none"
+    assert spec.activation == "silu" and spec.shared_intermediate == 40
+    names = {f"model.layers.3.mlp.{n}" for n, _ in block.named_parameters()}
+    assert set(imported.tensors) == names
+    paths = imported.write(tmp_path)
+    from moe_mlir import safetensors_io
+    headers = safetensors_io.read_checkpoint_headers(paths["weights"])
+    assert {dtype for dtype, _ in headers.values()} == {"BF16"}
+    with open(paths["spec"], encoding="utf-8") as file:
+        assert json.load(file) == spec.to_dict()
+    assert 'moe.weight = "model.layers.3.mlp.gate.weight"' in \
+        open(paths["module"], encoding="utf-8").read()
+
+
+def test_overrides() -> None:
+    block = _seeded(MixtralStyleBlock)
+    del block.top_k
+    with pytest.raises(TorchImportError, match="no top_k"):
+        import_module(block)
+    spec = import_module(block, top_k=3, renormalize=False,
+                         activation="gelu").spec
+    assert (spec.routing.top_k, spec.routing.renormalize,
+            spec.activation) == (3, "none", "gelu")
+
+
+def test_unsupported_modules() -> None:
+    with pytest.raises(TorchImportError, match="expected an nn.Module"):
+        import_module(object())
+    block = _seeded(MixtralStyleBlock)
+    block.gate = nn.Linear(32, 6, bias=True)
+    with pytest.raises(TorchImportError, match="gate has a bias"):
+        import_module(block)
+    block = _seeded(MixtralStyleBlock)
+    block.experts.append(SwiGLUExpert(32, 48))
+    with pytest.raises(TorchImportError, match="gate scores 6 experts but "
+                       "`experts` has 7"):
+        import_module(block)
+    block = _seeded(MixtralStyleBlock)
+    block.experts[2] = SwiGLUExpert(32, 48, ("gate_proj", "up_proj",
+                                             "down_proj"))
+    with pytest.raises(TorchImportError, match="experts.2 differs"):
+        import_module(block)
+    block = _seeded(MixtralStyleBlock)
+    block.experts[1].act_fn = nn.Tanh()
+    with pytest.raises(TorchImportError, match="unsupported activation Tanh"):
+        import_module(block)
+    block = _seeded(MixtralStyleBlock)
+    block.experts[3].w1 = nn.Linear(32, 40, bias=False)
+    with pytest.raises(TorchImportError, match=r"expert_gate \('experts.3."
+                       r"w1.weight'\): shape \[40, 32\] does not match "
+                       r"\[48, 32\]"):
+        import_module(block)
+    block = _seeded(MixtralStyleBlock)
+    block.experts[4].w3.to(torch.float16)
+    with pytest.raises(TorchImportError, match="experts.4.w3.weight is f16, "
+                       "other experts' are f32"):
+        import_module(block)
+    block = _seeded(MixtralStyleBlock).to(torch.float64)
+    with pytest.raises(TorchImportError, match="torch.float64"):
+        import_module(block)
+    block = _seeded(Qwen2StyleBlock)
+    del block.shared_expert
+    with pytest.raises(TorchImportError, match="shared_expert_gate without"):
+        import_module(block)
+
+
+@pytest.mark.skipif(not built_tools.have_runtime_tools(),
+                    reason="moe-compile, moe-run or the runtime library is "
+                    "not built")
+@pytest.mark.parametrize("block_type,dtype", [
+    (MixtralStyleBlock, torch.float32), (MixtralStyleBlock, torch.bfloat16),
+    (Qwen2StyleBlock, torch.float32), (ReluBlock, torch.float16)])
+def test_compiled_matches_forward(tmp_path, block_type, dtype) -> None:
+    from moe_mlir.runtime import load_layer
+    from moe_mlir.tools import compile_layer
+
+    block = _seeded(block_type, dtype)
+    imported = import_module(block)
+    paths = imported.write(tmp_path)
+    module = str(tmp_path / "layer.so")
+    compile_layer(paths["module"], module)
+    layer = load_layer(module, paths["weights"])
+    for tokens in (0, 1, 19, 128):
+        x = _inputs(imported, tokens, seed=tokens)
+        y = layer(x, threads=2)
+        # The module's own forward in float32 on the stored weights
+        # (bf16/f16 values are exact in float32): f32 bound, 1e-4 relative.
+        ref = _forward(block, x)
+        scale = np.max(np.abs(ref)) if tokens else 0.0
+        assert y.shape == (tokens, imported.spec.hidden)
+        assert np.max(np.abs(y - ref), initial=0.0) <= 1e-4 * scale
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    done = built_tools.moe_mlir("reference", "--spec", paths["spec"],
+                                "--input", str(tmp_path / "x.npy"),
+                                "--check", str(tmp_path / "y.npy"))
+    assert done.returncode == 0, done.stderr
+    assert os.path.isfile(paths["weights"])
