@@ -16,6 +16,7 @@ BUILD="${MOE_BUILD_DIR:-$ROOT/build}"
 LLVM_PREFIX=/usr/lib/llvm-22
 PACKAGES=(
   cmake ninja-build ccache git python3 python3-numpy python3-pytest python3-torch
+  python3-pip python3-setuptools
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools clang-22
   libclang-rt-22-dev
 )
