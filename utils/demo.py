@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 """The main job's demo: a Mixtral-style MoE layer compiled, run and checked.
 
-Writes a random Mixtral-style checkpoint (deterministic seed; 8 SwiGLU
-experts, softmax top-2 renormalized) with its layer IR and an input, compiles
-the IR with moe-compile, runs it with moe-run (--bench), and prints the max
-abs error against the float64 numpy reference, the tolerance, pass/fail and
-the time. Exit status: 0 pass, 1 mismatch, 2 tool failure.
+Writes a random Hugging Face-format Mixtral-style checkpoint (deterministic
+seed; 8 SwiGLU experts, softmax top-2 renormalized) and an input, imports
+the layer with `python3 -m moe_mlir import-hf`, compiles it with
+moe-compile, runs it with moe-run (--bench), and prints the max abs error
+against the float64 numpy reference, the tolerance, pass/fail and the time.
+Exit status: 0 pass, 1 mismatch, 2 tool failure.
 
   /usr/bin/python3 utils/demo.py --build build --out build/demo
 """
@@ -18,10 +19,10 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                os.pardir, "python"))
+PYTHON_DIR = os.path.normpath(os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), os.pardir, "python"))
+sys.path.insert(0, PYTHON_DIR)
 from moe_mlir import families  # noqa: E402
-from moe_mlir.emit import emit_module  # noqa: E402
 
 
 def run(command: list) -> str:
@@ -54,11 +55,9 @@ def main() -> int:
     case = families.make_case(
         "mixtral", args.dtype, seed=args.seed, layer=0, dead_expert=False,
         hidden_size=64, intermediate_size=128, num_local_experts=8)
-    case.write(os.path.join(out, "ckpt"))
+    ckpt = os.path.join(out, "ckpt")
+    case.write(ckpt)
     layer_ir = os.path.join(out, "layer.mlir")
-    with open(layer_ir, "w", encoding="utf-8") as f:
-        f.write(emit_module(case.spec, comment="utils/demo.py: Mixtral-style "
-                            f"layer 0, {args.dtype} weights"))
     x = case.sample_inputs(args.tokens)
     np.save(os.path.join(out, "x.npy"), x)
     spec = case.spec
@@ -68,10 +67,13 @@ def main() -> int:
           f"T = {args.tokens}; files in {out}")
 
     module = os.path.join(out, "layer.so")
+    os.environ["PYTHONPATH"] = PYTHON_DIR
+    run([sys.executable, "-m", "moe_mlir", "import-hf", ckpt, "--layer", "0",
+         "-o", layer_ir])
     run([os.path.join(tools, "moe-compile"), layer_ir, "--target", "cpu",
          "-o", module])
     command = [os.path.join(tools, "moe-run"), module,
-               "--weights", os.path.join(out, "ckpt"),
+               "--weights", ckpt,
                "--input", os.path.join(out, "x.npy"),
                "--output", os.path.join(out, "y.npy"), "--bench", "10"]
     if args.threads:

@@ -80,8 +80,9 @@ run_sanitized_runtime_tests() {
 
 demo() {
   build
-  log "the main job: a Mixtral-style layer with real (generated) weights,"
-  log "compiled by moe-compile, run by moe-run, checked against numpy"
+  log "the main job: a Mixtral-style Hugging Face checkpoint (generated"
+  log "weights) imported by moe_mlir import-hf, compiled by moe-compile, run"
+  log "by moe-run, checked against numpy"
   /usr/bin/python3 "$ROOT/utils/demo.py" --build "$BUILD" --out "$BUILD/demo"
 }
 

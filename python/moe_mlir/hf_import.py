@@ -236,7 +236,8 @@ def import_hf(directory: str | os.PathLike, layer: int | str,
     except (ValueError, TypeError) as err:
         if isinstance(err, ModelImportError):
             raise
+        reason = str(err).removeprefix("config.json ")
         raise ModelImportError(f"{os.path.join(directory, 'config.json')}: "
-                               f"{err}") from None
+                               f"{reason}") from None
     return ImportedLayer(directory=directory, model_type=config["model_type"],
                          layer=index, spec=spec)

@@ -64,8 +64,12 @@ DTYPES: dict[str, np.dtype] = {
     "I8": np.dtype("i1"),
     "U8": np.dtype("u1"),
     "BOOL": np.dtype("?"),
+    "F8_E4M3": np.dtype("u1"),  # bit patterns
+    "F8_E5M2": np.dtype("u1"),  # bit patterns
 }
-"""Storage dtypes this module reads and writes, with their numpy layout."""
+"""Storage dtypes this module reads and writes, with their numpy layout
+(FP8 tensors, e.g. DeepSeek-V3's experts, read and write as their uint8 bit
+patterns)."""
 
 _FLOATS = ("F64", "F32", "F16", "BF16")
 # The IR's element types (emit.py) and their safetensors names.
