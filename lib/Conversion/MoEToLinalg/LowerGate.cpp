@@ -1,14 +1,19 @@
 //===- LowerGate.cpp - moe.gate to linalg and scf --------------------------===//
 //
-// Token-choice, dropless routing: scores and selection scores as element-wise
-// linalg.generic ops over [T,E], the kept groups of group-limited routing over
-// [T,G], then per token K arg-max passes over the experts. Each pass picks the
-// best expert ranking after the previous pick in one total order (score
-// descending, NaN first, ties to the lower index), so no scratch buffer of
-// already-taken experts is needed.
+// Scores and selection scores (noise on the logits first, then the
+// selection-only bias) as element-wise linalg.generic ops over [T,E], the
+// kept groups of group-limited routing over [T,G], then:
+// - token choice: per token K arg-max passes over the experts. Each pass
+//   picks the best expert ranking after the previous pick in one total order
+//   (score descending, NaN first, ties to the lower index), so no scratch
+//   buffer of already-taken experts is needed. Random second choices and
+//   capacity (LowerCapacity.cpp) set dropped ids to -1; the combine weights
+//   are renormalized and scaled last;
+// - expert choice: each expert's top-C tokens per group (LowerCapacity.cpp).
 //
 //===----------------------------------------------------------------------===//
 
+#include "GateLowering.h"
 #include "LoweringUtils.h"
 #include "moe/Conversion/MoEToLinalg/MoEToLinalg.h"
 
@@ -26,16 +31,8 @@ using namespace mlir::moe;
 using namespace mlir::moe::lowering;
 
 std::optional<std::string>
-mlir::moe::getUnsupportedRoutingReason(RoutingAttr routing,
+mlir::moe::getUnsupportedRoutingReason(RoutingAttr /*routing*/,
                                        bool withStatistics) {
-  if (routing.isExpertChoice())
-    return "expert-choice routing";
-  if (routing.getSecondPolicy() == SecondPolicy::Random)
-    return "random second-choice routing";
-  if (routing.getNoisy())
-    return "noisy gating";
-  if (routing.hasCapacity())
-    return "capacity-limited routing";
   if (withStatistics)
     return "routing statistics";
   return std::nullopt;
@@ -155,142 +152,298 @@ Value buildKeptGroups(OpBuilder &b, Location loc, Value groupScores,
       });
 }
 
+/// Scores and selection scores of a gate: `[T,E]` f32 each. Noise (already
+/// scaled) is added to the logits before anything else; the selection adds
+/// the selection-only bias to the scores.
+std::pair<Value, Value> buildScoresAndSelection(OpBuilder &b, Location loc,
+                                                GateOp op, Value logits,
+                                                Value noise, Value bias) {
+  RoutingAttr routing = op.getRouting();
+  int64_t numExperts = op.getNumExperts();
+  if (noise)
+    logits = buildTensorFromIndices(
+        b, loc, logits, b.getIndexAttr(numExperts), b.getF32Type(),
+        [&](OpBuilder &nb, Location nl, Value t, Value e) {
+          return arith::AddFOp::create(nb, nl,
+                                       extract2D(nb, nl, logits, t, e),
+                                       extract2D(nb, nl, noise, t, e))
+              .getResult();
+        });
+  Value scores =
+      buildScores(b, loc, logits, routing.getScoring(), numExperts);
+  Value selection = scores;
+  if (bias)
+    selection = mapWithVector(
+        b, loc, scores, bias, VectorIndex::Column, numExperts,
+        [](OpBuilder &nb, Location nl, Value score, Value biasValue) {
+          return arith::AddFOp::create(nb, nl, score, biasValue).getResult();
+        });
+  return {scores, selection};
+}
+
+/// A `[T, columns]` tensor of `type` shaped after `like`'s rows.
+Value emptyPerToken(OpBuilder &b, Location loc, Value like, int64_t columns,
+                    Type type) {
+  return tensor::EmptyOp::create(
+             b, loc,
+             ArrayRef<OpFoldResult>{tensor::getMixedSize(b, loc, like, 0),
+                                    b.getIndexAttr(columns)},
+             type)
+      .getResult();
+}
+
+/// Token choice: per token K arg-max passes over the (group-masked)
+/// selection scores. Returns `[T,K]` gates (the scores of the chosen experts,
+/// best first) and `[T,K]` i32 ids.
+std::pair<Value, Value> buildTopKChoices(OpBuilder &b, Location loc,
+                                         RoutingAttr routing, Value scores,
+                                         Value selection,
+                                         int64_t numExperts) {
+  Type f32 = b.getF32Type();
+  Type i32 = b.getI32Type();
+  int64_t topK = routing.getTopK();
+  int64_t perGroup = numExperts / routing.getNumGroups();
+  Value keptGroups;
+  if (routing.isGroupLimited())
+    keptGroups = buildKeptGroups(
+        b, loc,
+        buildGroupScores(b, loc, selection, routing.getNumGroups(), perGroup,
+                         routing.getGroupScore()),
+        routing.getNumGroups(), routing.getTopkGroups());
+
+  Value numTokens = tensor::DimOp::create(b, loc, scores, 0);
+  Value zero = indexConstant(b, loc, 0);
+  Value minusOne = indexConstant(b, loc, -1);
+  Value kCount = indexConstant(b, loc, topK);
+  Value eCount = indexConstant(b, loc, numExperts);
+  SmallVector<Value> results = buildLoop(
+      b, loc, zero, numTokens,
+      ValueRange{emptyPerToken(b, loc, scores, topK, f32),
+                 emptyPerToken(b, loc, scores, topK, i32)},
+      [&](OpBuilder &tb, Location tl, Value t, ValueRange tokenCarried) {
+        Value zeroF = f32Constant(tb, tl, 0.0);
+        // K arg-max passes: (previous score, previous expert, gates, ids).
+        SmallVector<Value> picked = buildLoop(
+            tb, tl, zero, kCount,
+            ValueRange{zeroF, minusOne, tokenCarried[0], tokenCarried[1]},
+            [&](OpBuilder &kb, Location kl, Value k, ValueRange carried) {
+              Value isFirst = arith::CmpIOp::create(
+                  kb, kl, arith::CmpIPredicate::eq, k, zero);
+              SmallVector<Value> best = buildLoop(
+                  kb, kl, zero, eCount, ValueRange{zeroF, minusOne},
+                  [&](OpBuilder &eb, Location el, Value e,
+                      ValueRange bestSoFar) {
+                    Value s = extract2D(eb, el, selection, t, e);
+                    Value eligible = arith::OrIOp::create(
+                        eb, el, isFirst,
+                        ranksBefore(eb, el, carried[0], carried[1], s, e));
+                    if (keptGroups) {
+                      Value group = arith::DivUIOp::create(
+                          eb, el, e, indexConstant(eb, el, perGroup));
+                      eligible = arith::AndIOp::create(
+                          eb, el, eligible,
+                          extract2D(eb, el, keptGroups, t, group));
+                    }
+                    Value none = arith::CmpIOp::create(
+                        eb, el, arith::CmpIPredicate::slt, bestSoFar[1],
+                        zero);
+                    Value better = arith::OrIOp::create(
+                        eb, el, none,
+                        ranksBefore(eb, el, s, e, bestSoFar[0],
+                                    bestSoFar[1]));
+                    Value take =
+                        arith::AndIOp::create(eb, el, eligible, better);
+                    return SmallVector<Value>{
+                        arith::SelectOp::create(eb, el, take, s,
+                                                bestSoFar[0]),
+                        arith::SelectOp::create(eb, el, take, e,
+                                                bestSoFar[1])};
+                  });
+              // Every pass finds an expert (K <= eligible experts); the
+              // guard keeps a malformed state from reading out of bounds.
+              Value found = arith::CmpIOp::create(
+                  kb, kl, arith::CmpIPredicate::sge, best[1], zero);
+              Value safeExpert =
+                  arith::SelectOp::create(kb, kl, found, best[1], zero);
+              Value gate = arith::SelectOp::create(
+                  kb, kl, found, extract2D(kb, kl, scores, t, safeExpert),
+                  zeroF);
+              Value id = arith::IndexCastOp::create(kb, kl, i32, best[1]);
+              return SmallVector<Value>{
+                  best[0], best[1],
+                  tensor::InsertOp::create(kb, kl, gate, carried[2],
+                                           ValueRange{t, k}),
+                  tensor::InsertOp::create(kb, kl, id, carried[3],
+                                           ValueRange{t, k})};
+            });
+        return SmallVector<Value>{picked[2], picked[3]};
+      });
+  return {results[0], results[1]};
+}
+
+/// `second = random`: the second choice of token t is not dispatched (id -1)
+/// unless `2 * gate > uniform[t]`.
+Value buildRandomSecondDrop(OpBuilder &b, Location loc, Value gates,
+                            Value ids, Value uniform) {
+  Value zero = indexConstant(b, loc, 0);
+  Value second = indexConstant(b, loc, 1);
+  Value numTokens = tensor::DimOp::create(b, loc, ids, 0);
+  return buildLoop(
+      b, loc, zero, numTokens, ValueRange{ids},
+      [&](OpBuilder &tb, Location tl, Value t, ValueRange carried) {
+        Value gate = extract2D(tb, tl, gates, t, second);
+        Value doubled =
+            arith::AddFOp::create(tb, tl, gate, gate).getResult();
+        Value sample =
+            tensor::ExtractOp::create(tb, tl, uniform, ValueRange{t});
+        Value dispatched = arith::CmpFOp::create(
+            tb, tl, arith::CmpFPredicate::OGT, doubled, sample);
+        Value id = arith::SelectOp::create(
+            tb, tl, dispatched, extract2D(tb, tl, carried[0], t, second),
+            arith::ConstantIntOp::create(tb, tl, tb.getI32Type(), -1));
+        return SmallVector<Value>{tensor::InsertOp::create(
+            tb, tl, id, carried[0], ValueRange{t, second})};
+      })[0];
+}
+
+/// Combine weights from `[T,K]` gates and ids: renormalized over the K
+/// selected gates (`renormalize`) or over the kept ones, at least eps_f32
+/// (`renormalize = kept`), times `scale`; 0 where the id is -1.
+Value buildCombineWeights(OpBuilder &b, Location loc, RoutingAttr routing,
+                          Value gates, Value ids, int64_t numExperts) {
+  Value zero = indexConstant(b, loc, 0);
+  Value kCount = indexConstant(b, loc, routing.getTopK());
+  Value eCount = indexConstant(b, loc, numExperts);
+  Value numTokens = tensor::DimOp::create(b, loc, ids, 0);
+  Renormalize renormalize = routing.getRenormalize();
+  double scale = routing.getScaleValue();
+  auto isKept = [&](OpBuilder &nb, Location nl, Value t, Value k) {
+    Value id = extract2D(nb, nl, ids, t, k);
+    return isInRange(
+        nb, nl, arith::IndexCastOp::create(nb, nl, nb.getIndexType(), id),
+        eCount);
+  };
+  return buildLoop(
+      b, loc, zero, numTokens, ValueRange{gates},
+      [&](OpBuilder &tb, Location tl, Value t, ValueRange carried) {
+        Value zeroF = f32Constant(tb, tl, 0.0);
+        Value denominator;
+        if (renormalize != Renormalize::None) {
+          denominator = buildLoop(
+              tb, tl, zero, kCount, ValueRange{zeroF},
+              [&](OpBuilder &kb, Location kl, Value k, ValueRange sum) {
+                Value g = extract2D(kb, kl, gates, t, k);
+                if (renormalize == Renormalize::Kept)
+                  g = arith::SelectOp::create(kb, kl, isKept(kb, kl, t, k),
+                                              g, zeroF);
+                return SmallVector<Value>{
+                    arith::AddFOp::create(kb, kl, sum[0], g)};
+              })[0];
+          if (renormalize == Renormalize::Kept)
+            denominator = arith::MaximumFOp::create(
+                tb, tl, denominator,
+                f32Constant(tb, tl, std::numeric_limits<float>::epsilon()));
+        }
+        return buildLoop(
+            tb, tl, zero, kCount, carried,
+            [&](OpBuilder &kb, Location kl, Value k, ValueRange weights) {
+              Value w = extract2D(kb, kl, gates, t, k);
+              if (denominator)
+                w = arith::DivFOp::create(kb, kl, w, denominator);
+              if (scale != 1.0)
+                w = arith::MulFOp::create(kb, kl, w,
+                                          f32Constant(kb, kl, scale));
+              w = arith::SelectOp::create(kb, kl, isKept(kb, kl, t, k), w,
+                                          f32Constant(kb, kl, 0.0));
+              return SmallVector<Value>{tensor::InsertOp::create(
+                  kb, kl, w, weights[0], ValueRange{t, k})};
+            });
+      })[0];
+}
+
 struct LowerTokenChoiceGate : OpConversionPattern<GateOp> {
   using OpConversionPattern::OpConversionPattern;
 
   LogicalResult
   matchAndRewrite(GateOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
+    RoutingAttr routing = op.getRouting();
+    if (routing.isExpertChoice())
+      return rewriter.notifyMatchFailure(op, "expert choice");
     if (std::optional<std::string> reason = getUnsupportedRoutingReason(
-            op.getRouting(), !op.getRequestedStatistics().empty()))
+            routing, !op.getRequestedStatistics().empty()))
       return rewriter.notifyMatchFailure(op, *reason);
     Location loc = op.getLoc();
-    RoutingAttr routing = op.getRouting();
-    Type f32 = rewriter.getF32Type();
-    Type i32 = rewriter.getI32Type();
     int64_t numExperts = op.getNumExperts();
-    int64_t topK = routing.getTopK();
-    Value logits = adaptor.getLogits();
+    auto [scores, selection] =
+        buildScoresAndSelection(rewriter, loc, op, adaptor.getLogits(),
+                                adaptor.getNoise(), adaptor.getBias());
+    auto [gates, ids] = buildTopKChoices(rewriter, loc, routing, scores,
+                                         selection, numExperts);
+    bool mayDrop = routing.hasCapacity() ||
+                   routing.getSecondPolicy() == SecondPolicy::Random;
+    if (routing.getSecondPolicy() == SecondPolicy::Random)
+      ids = buildRandomSecondDrop(rewriter, loc, gates, ids,
+                                  adaptor.getUniform());
+    if (routing.hasCapacity())
+      ids = buildCapacityDrop(rewriter, loc, routing, scores, ids,
+                              numExperts);
+    Value weights = gates;
+    if (mayDrop || routing.getRenormalize() != Renormalize::None ||
+        routing.getScaleValue() != 1.0)
+      weights =
+          buildCombineWeights(rewriter, loc, routing, gates, ids, numExperts);
+    rewriter.replaceOp(op, ValueRange{weights, ids});
+    return success();
+  }
+};
 
-    Value scores =
-        buildScores(rewriter, loc, logits, routing.getScoring(), numExperts);
-    Value selection = scores;
-    if (Value bias = adaptor.getBias())
-      selection = mapWithVector(
-          rewriter, loc, scores, bias, VectorIndex::Column, numExperts,
-          [](OpBuilder &nb, Location nl, Value score, Value b) {
-            return arith::AddFOp::create(nb, nl, score, b).getResult();
-          });
-    int64_t perGroup = numExperts / routing.getNumGroups();
-    Value keptGroups;
-    if (routing.isGroupLimited())
-      keptGroups = buildKeptGroups(
-          rewriter, loc,
-          buildGroupScores(rewriter, loc, selection, routing.getNumGroups(),
-                           perGroup, routing.getGroupScore()),
-          routing.getNumGroups(), routing.getTopkGroups());
+/// Expert choice: slot e of a token is expert e, taken when the token is
+/// among the expert's top-C of its group; weight = score * scale.
+struct LowerExpertChoiceGate : OpConversionPattern<GateOp> {
+  using OpConversionPattern::OpConversionPattern;
 
-    Value numTokens = tensor::DimOp::create(rewriter, loc, logits, 0);
-    auto emptyChoices = [&](Type type) {
-      return tensor::EmptyOp::create(
-                 rewriter, loc,
-                 ArrayRef<OpFoldResult>{tensor::getMixedSize(rewriter, loc,
-                                                             logits, 0),
-                                        rewriter.getIndexAttr(topK)},
-                 type)
-          .getResult();
-    };
-    Value zero = indexConstant(rewriter, loc, 0);
-    Value minusOne = indexConstant(rewriter, loc, -1);
-    Value kCount = indexConstant(rewriter, loc, topK);
-    Value eCount = indexConstant(rewriter, loc, numExperts);
-
-    SmallVector<Value> results = buildLoop(
-        rewriter, loc, zero, numTokens,
-        ValueRange{emptyChoices(f32), emptyChoices(i32)},
-        [&](OpBuilder &b, Location l, Value t, ValueRange tokenCarried) {
-          Value zeroF = f32Constant(b, l, 0.0);
-          // K arg-max passes: (previous score, previous expert, sum, w, ids).
-          SmallVector<Value> picked = buildLoop(
-              b, l, zero, kCount,
-              ValueRange{zeroF, minusOne, zeroF, tokenCarried[0],
-                         tokenCarried[1]},
-              [&](OpBuilder &kb, Location kl, Value k, ValueRange carried) {
-                Value isFirst = arith::CmpIOp::create(
-                    kb, kl, arith::CmpIPredicate::eq, k, zero);
-                SmallVector<Value> best = buildLoop(
-                    kb, kl, zero, eCount, ValueRange{zeroF, minusOne},
-                    [&](OpBuilder &eb, Location el, Value e,
-                        ValueRange bestSoFar) {
-                      Value s = extract2D(eb, el, selection, t, e);
-                      Value eligible = arith::OrIOp::create(
-                          eb, el, isFirst,
-                          ranksBefore(eb, el, carried[0], carried[1], s, e));
-                      if (keptGroups) {
-                        Value group = arith::DivUIOp::create(
-                            eb, el, e, indexConstant(eb, el, perGroup));
-                        eligible = arith::AndIOp::create(
-                            eb, el, eligible,
-                            extract2D(eb, el, keptGroups, t, group));
-                      }
-                      Value none = arith::CmpIOp::create(
-                          eb, el, arith::CmpIPredicate::slt, bestSoFar[1],
-                          zero);
-                      Value better = arith::OrIOp::create(
-                          eb, el, none,
-                          ranksBefore(eb, el, s, e, bestSoFar[0],
-                                      bestSoFar[1]));
-                      Value take =
-                          arith::AndIOp::create(eb, el, eligible, better);
-                      return SmallVector<Value>{
-                          arith::SelectOp::create(eb, el, take, s,
-                                                  bestSoFar[0]),
-                          arith::SelectOp::create(eb, el, take, e,
-                                                  bestSoFar[1])};
-                    });
-                // Every pass finds an expert (K <= eligible experts); the
-                // guard keeps a malformed state from reading out of bounds.
-                Value found = arith::CmpIOp::create(
-                    kb, kl, arith::CmpIPredicate::sge, best[1], zero);
-                Value safeExpert =
-                    arith::SelectOp::create(kb, kl, found, best[1], zero);
-                Value weight = arith::SelectOp::create(
-                    kb, kl, found, extract2D(kb, kl, scores, t, safeExpert),
-                    zeroF);
-                Value id = arith::IndexCastOp::create(kb, kl, i32, best[1]);
-                Value weights = tensor::InsertOp::create(
-                    kb, kl, weight, carried[3], ValueRange{t, k});
-                Value ids = tensor::InsertOp::create(kb, kl, id, carried[4],
-                                                     ValueRange{t, k});
-                Value sum = arith::AddFOp::create(kb, kl, carried[2], weight);
-                return SmallVector<Value>{best[0], best[1], sum, weights, ids};
-              });
-          Value weights = picked[3];
-          Renormalize renormalize = routing.getRenormalize();
-          double scale = routing.getScaleValue();
-          if (renormalize != Renormalize::None || scale != 1.0) {
-            Value denominator = picked[2];
-            if (renormalize == Renormalize::Kept)
-              denominator = arith::MaximumFOp::create(
-                  b, l, denominator,
-                  f32Constant(b, l, std::numeric_limits<float>::epsilon()));
-            weights = buildLoop(
-                b, l, zero, kCount, ValueRange{weights},
-                [&](OpBuilder &kb, Location kl, Value k, ValueRange carried) {
-                  Value w = extract2D(kb, kl, carried[0], t, k);
-                  if (renormalize != Renormalize::None)
-                    w = arith::DivFOp::create(kb, kl, w, denominator);
-                  if (scale != 1.0)
-                    w = arith::MulFOp::create(kb, kl, w,
-                                              f32Constant(kb, kl, scale));
-                  return SmallVector<Value>{tensor::InsertOp::create(
-                      kb, kl, w, carried[0], ValueRange{t, k})};
-                })[0];
-          }
-          return SmallVector<Value>{weights, picked[4]};
+  LogicalResult
+  matchAndRewrite(GateOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    RoutingAttr routing = op.getRouting();
+    if (!routing.isExpertChoice())
+      return rewriter.notifyMatchFailure(op, "token choice");
+    if (std::optional<std::string> reason = getUnsupportedRoutingReason(
+            routing, !op.getRequestedStatistics().empty()))
+      return rewriter.notifyMatchFailure(op, *reason);
+    Location loc = op.getLoc();
+    int64_t numExperts = op.getNumExperts();
+    Value scores, selection;
+    std::tie(scores, selection) =
+        buildScoresAndSelection(rewriter, loc, op, adaptor.getLogits(),
+                                adaptor.getNoise(), adaptor.getBias());
+    Value chosen =
+        buildExpertChoiceMask(rewriter, loc, routing, selection, numExperts);
+    double scale = routing.getScaleValue();
+    Value weights = buildTensorFromIndices(
+        rewriter, loc, scores, rewriter.getIndexAttr(numExperts),
+        rewriter.getF32Type(),
+        [&](OpBuilder &nb, Location nl, Value t, Value e) {
+          Value w = extract2D(nb, nl, scores, t, e);
+          if (scale != 1.0)
+            w = arith::MulFOp::create(nb, nl, w, f32Constant(nb, nl, scale));
+          return arith::SelectOp::create(nb, nl,
+                                         extract2D(nb, nl, chosen, t, e), w,
+                                         f32Constant(nb, nl, 0.0))
+              .getResult();
         });
-
-    rewriter.replaceOp(op, results);
+    Value ids = buildTensorFromIndices(
+        rewriter, loc, scores, rewriter.getIndexAttr(numExperts),
+        rewriter.getI32Type(),
+        [&](OpBuilder &nb, Location nl, Value t, Value e) {
+          Value id = arith::IndexCastOp::create(nb, nl, nb.getI32Type(), e);
+          return arith::SelectOp::create(
+                     nb, nl, extract2D(nb, nl, chosen, t, e), id,
+                     arith::ConstantIntOp::create(nb, nl, nb.getI32Type(), -1))
+              .getResult();
+        });
+    rewriter.replaceOp(op, ValueRange{weights, ids});
     return success();
   }
 };
@@ -298,5 +451,6 @@ struct LowerTokenChoiceGate : OpConversionPattern<GateOp> {
 } // namespace
 
 void mlir::moe::populateGateLoweringPatterns(RewritePatternSet &patterns) {
-  patterns.add<LowerTokenChoiceGate>(patterns.getContext());
+  patterns.add<LowerTokenChoiceGate, LowerExpertChoiceGate>(
+      patterns.getContext());
 }

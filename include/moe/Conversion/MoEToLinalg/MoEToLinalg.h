@@ -15,7 +15,8 @@ namespace mlir::moe {
 std::optional<std::string> getUnsupportedRoutingReason(RoutingAttr routing,
                                                        bool withStatistics);
 
-/// Lowers moe.gate (token choice, dropless) to linalg and scf on tensors.
+/// Lowers moe.gate (token choice with or without capacity, random second
+/// choices, noise; expert choice) to linalg and scf on tensors.
 void populateGateLoweringPatterns(RewritePatternSet &patterns);
 
 /// Lowers moe.dispatch and moe.combine to scf loops on tensors.
