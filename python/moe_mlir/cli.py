@@ -163,7 +163,17 @@ def _reference(args: argparse.Namespace) -> None:
     from . import safetensors_io
     from .layer import layer
     spec, weights = _reference_layer(args)
-    x = _load_tokens(args.input, spec.hidden)
+    sampled = list(spec.sampled_inputs)
+    if len(args.input) != 1 + len(sampled):
+        names = ", ".join(["X"] + [name.upper() for name in sampled])
+        raise CommandError(f"this layer takes {1 + len(sampled)} inputs "
+                           f"({names}): give --input once per input, in "
+                           "that order")
+    x = _load_tokens(args.input[0], spec.hidden)
+    samples = {name: _load_tokens(path)
+               for name, path in zip(sampled, args.input[1:])}
+    if "uniform" in samples:
+        samples["uniform"] = samples["uniform"][:, 0]
     try:
         tensors = safetensors_io.load_checkpoint(weights, np.float64)
         operands = spec.collect(tensors)
@@ -174,7 +184,10 @@ def _reference(args: argparse.Namespace) -> None:
                            f"{err.args[0]!r}") from None
     except ValueError as err:
         raise CommandError(f"{weights}: {err}") from None
-    ref, _ = layer(x, operands, spec.routing, spec.activation)
+    try:
+        ref, _ = layer(x, operands, spec.routing, spec.activation, **samples)
+    except ValueError as err:
+        raise CommandError(str(err)) from None
     if args.output:
         _save(args.output, ref)
     if args.check:
@@ -277,7 +290,9 @@ def _parser() -> argparse.ArgumentParser:
     ref.add_argument("--weights", metavar="CHECKPOINT",
                      help="the checkpoint (default: --hf DIR, or the "
                      "directory of --spec)")
-    ref.add_argument("--input", required=True, metavar="X.npy")
+    ref.add_argument("--input", required=True, action="append",
+                     metavar="X.npy", help="the tokens, then the layer's "
+                     "sampled inputs (noise [T, E], uniform [T, 1]) if any")
     ref.add_argument("--output", metavar="REF.npy",
                      help="where the float64 reference goes")
     ref.add_argument("--check", metavar="Y.npy",

@@ -6,7 +6,9 @@ it binds and that tensor's element type. :func:`emit_module` prints the
 module the tools take (docs/CompiledModules.md): a public
 ``func.func @forward(%x: tensor<?xHxf32>, <weights>) -> tensor<?xHxf32>``
 whose weight arguments carry ``moe.weight = "<checkpoint name>"``; a name
-with ``{e}`` binds the stack of the E per-expert tensors.
+with ``{e}`` binds the stack of the E per-expert tensors. Noisy routing and
+``second = random`` add sampled inputs after ``x``
+(:attr:`LayerSpec.sampled_inputs`): ``%noise [T,E]`` and ``%uniform [T,1]``.
 
 Shapes (checkpoint layout ``[out, in]``, SEMANTICS.md §1):
 
@@ -14,6 +16,7 @@ Shapes (checkpoint layout ``[out, in]``, SEMANTICS.md §1):
 operand                           shape        checkpoint name
 ================================  ===========  ============================
 ``router``                        ``[E,H]``    one tensor
+``noise_router``                  ``[E,H]``    one tensor (noisy routing)
 ``score_bias``                    ``[E]`` f32  one tensor
 ``expert_gate``, ``expert_up``    ``[E,I,H]``  ``{e}``: E tensors ``[I,H]``
 ``expert_down``                   ``[E,H,I]``  ``{e}``: E tensors ``[H,I]``
@@ -65,7 +68,8 @@ __all__ = [
 EXPERT = "{e}"
 """The placeholder of a per-expert checkpoint name (the expert index)."""
 
-OPERANDS = ("router", "score_bias", "expert_gate", "expert_up",
+OPERANDS = ("router", "noise_router", "score_bias", "expert_gate",
+            "expert_up",
             "expert_down", "gate_bias", "up_bias", "down_bias",
             "shared_gate", "shared_up", "shared_down", "shared_expert_gate")
 """The weight operands of ``moe.layer`` that bind checkpoint tensors, in the
@@ -152,10 +156,6 @@ class LayerSpec:
         routing = self.routing
         assert isinstance(routing, Routing)
         routing.verify_for_experts(self.num_experts)
-        if routing.noisy or routing.second_policy == "random":
-            raise ValueError("noisy routing and second = random take "
-                             "sampled inputs, which the emitted entry point "
-                             "does not have")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation '{self.activation}' "
                              f"(expected one of {', '.join(ACTIVATIONS)})")
@@ -181,6 +181,9 @@ class LayerSpec:
             if operand not in _STACKED and count:
                 raise ValueError(f"{operand}: name '{name}' binds one tensor "
                                  f"and must not contain {EXPERT}")
+        if routing.noisy != ("noise_router" in weights):
+            raise ValueError("noise_router is required iff the routing is "
+                             "noisy")
         if routing.selection_bias != ("score_bias" in weights):
             raise ValueError("score_bias is required iff the routing has "
                              "selection_bias")
@@ -230,7 +233,8 @@ class LayerSpec:
         """The shape of ``operand`` as a ``moe.layer`` operand."""
         e, h, i, s = (self.num_experts, self.hidden, self.intermediate,
                       self.shared_intermediate)
-        return {"router": (e, h), "score_bias": (e,),
+        return {"router": (e, h), "noise_router": (e, h),
+                "score_bias": (e,),
                 "expert_gate": (e, i, h), "expert_up": (e, i, h),
                 "expert_down": (e, h, i), "gate_bias": (e, i),
                 "up_bias": (e, i), "down_bias": (e, h),
@@ -241,6 +245,21 @@ class LayerSpec:
         """The MLIR tensor type of ``operand``."""
         dims = "x".join(str(d) for d in self.shape(operand))
         return f"tensor<{dims}x{self.dtype(operand)}>"
+
+    @property
+    def sampled_inputs(self) -> dict[str, str]:
+        """Inputs after ``x`` that carry samples, by argument name: ``noise``
+        (standard normal ``[T, E]``, noisy routing) and ``uniform``
+        (``[T, 1]`` in ``[0, 1)``, ``second = random``; a column so that every
+        input is a float32 ``[T, N]`` matrix)."""
+        routing = self.routing
+        assert isinstance(routing, Routing)
+        inputs = {}
+        if routing.noisy:
+            inputs["noise"] = f"tensor<?x{self.num_experts}xf32>"
+        if routing.second_policy == "random":
+            inputs["uniform"] = "tensor<?x1xf32>"
+        return inputs
 
     @property
     def io_type(self) -> str:
@@ -338,7 +357,8 @@ def emit_module(spec: LayerSpec, comment: str | None = None) -> str:
     """
     io = spec.io_type
     lines = [f"// {line}".rstrip() for line in (comment or "").splitlines()]
-    args = [f"%x: {io}"] + [
+    sampled = spec.sampled_inputs
+    args = [f"%x: {io}"] + [f"%{name}: {ty}" for name, ty in sampled.items()] + [
         f"%{op}: {spec.tensor_type(op)} "
         f"{{moe.weight = {mlir_string(spec.weights[op])}}}"
         for op in spec.operands]
@@ -351,11 +371,20 @@ def emit_module(spec: LayerSpec, comment: str | None = None) -> str:
 
     routing = spec.routing
     assert isinstance(routing, Routing)
-    body = [f"%y = moe.layer %x : {io}",
-            f"    routing {routing.to_mlir(prefix=False)}",
-            f"    router({use('router')})"]
-    if "score_bias" in spec.weights:
-        body.append(f"    score_bias({use('score_bias')})")
+    body = []
+    if "uniform" in sampled:
+        body.append("%u = tensor.collapse_shape %uniform [[0, 1]] : "
+                    "tensor<?x1xf32> into tensor<?xf32>")
+    body += [f"%y = moe.layer %x : {io}",
+             f"    routing {routing.to_mlir(prefix=False)}",
+             f"    router({use('router')})"]
+    for op in ("noise_router", "score_bias"):
+        if op in spec.weights:
+            body.append(f"    {op}({use(op)})")
+    if "noise" in sampled:
+        body.append(f"    noise(%noise : {sampled['noise']})")
+    if "uniform" in sampled:
+        body.append("    uniform(%u : tensor<?xf32>)")
     projections = [f"{kind} {use('expert_' + kind)}"
                    for kind in ("gate", "up", "down")
                    if "expert_" + kind in spec.weights]

@@ -12,6 +12,7 @@ token wins). Weights stored as f32 and bf16. Needs the built tools.
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -175,3 +176,73 @@ def test_capacity_zero_gives_zero(compiled) -> None:
     _, operands, entry = compiled.get("capacity_zero", 6, "f32")
     x = _inputs(9, operands["router"], "random", seed=3)
     assert not np.any(entry(x))
+
+
+@pytest.mark.parametrize("routing", [
+    # Noisy top-k (Shazeer et al. 2017): noise [T,E] scaled by
+    # softplus(x @ noise_router^T), added to the logits.
+    "<softmax, top_k = 2, renormalize, noisy>",
+    # GShard top-2 with random routing of the second expert (uniform [T]).
+    "<softmax, top_k = 2, renormalize = kept, capacity = factor(1.0, ceil), "
+    "group_size = 16, second = random>",
+])
+def test_sampled_inputs(tmp_path, routing) -> None:
+    from moe_mlir.tools import compile_layer, run_layer
+
+    num_experts = 6
+    tensors = _weights(num_experts, "f32", seed=11)
+    weights = {"router": "router", "expert_up": "up.{e}",
+               "expert_down": "down.{e}"}
+    if "noisy" in routing:
+        rng = np.random.default_rng(5)
+        tensors["noise_router"] = (rng.standard_normal(
+            (num_experts, HIDDEN)) / 4.0).astype(np.float32)
+        weights["noise_router"] = "noise_router"
+    spec = LayerSpec(hidden=HIDDEN, intermediate=INTER,
+                     num_experts=num_experts, routing=routing,
+                     weights=weights, activation="relu")
+    path = str(tmp_path / "model.safetensors")
+    safetensors_io.save_file(path, tensors)
+    source = tmp_path / "layer.mlir"
+    source.write_text(emit_module(spec))
+    module = str(tmp_path / "layer.so")
+    compile_layer(str(source), module)
+    operands = {k: v.astype(np.float64)
+                for k, v in spec.collect(tensors).items()}
+    for tokens in TOKENS:
+        rng = np.random.default_rng([tokens, 9])
+        x = _inputs(tokens, operands["router"], "random", seed=tokens)
+        inputs = {"x": x}
+        if "noise" in spec.sampled_inputs:
+            inputs["noise"] = rng.standard_normal(
+                (tokens, num_experts)).astype(np.float32)
+        if "uniform" in spec.sampled_inputs:
+            inputs["uniform"] = rng.random((tokens, 1)).astype(np.float32)
+        paths = []
+        for name, value in inputs.items():
+            paths.append(str(tmp_path / f"{name}_{tokens}.npy"))
+            np.save(paths[-1], value)
+        out = str(tmp_path / f"y_{tokens}.npy")
+        run_layer(module, path, paths, out)
+        ref, stats = layer_reference(
+            x, operands, spec.routing, spec.activation,
+            noise=inputs.get("noise"),
+            uniform=inputs["uniform"][:, 0] if "uniform" in inputs else None)
+        y = np.load(out)
+        assert y.shape == ref.shape
+        if tokens:
+            assert np.max(np.abs(y - ref)) <= 1e-4 * np.max(np.abs(ref))
+    if "random" in routing:  # some second choices were not dispatched
+        assert stats["tokens_per_expert_before_drop"].sum() < 2 * tokens
+    # `reference` takes the sampled inputs after x, in order.
+    (tmp_path / "layer.json").write_text(json.dumps(spec.to_dict()))
+    done = built_tools.moe_mlir("reference", "--spec",
+                                str(tmp_path / "layer.json"), "--input",
+                                paths[0])
+    assert "this layer takes 2 inputs" in built_tools.one_line_error(
+        done, "reference")
+    args = [arg for p in paths for arg in ("--input", p)]
+    done = built_tools.moe_mlir("reference", "--spec",
+                                str(tmp_path / "layer.json"), *args,
+                                "--check", out)
+    assert done.returncode == 0, done.stderr
