@@ -161,6 +161,7 @@ def _reference_layer(args: argparse.Namespace) -> tuple[Any, str]:
 
 def _reference(args: argparse.Namespace) -> None:
     from . import safetensors_io
+    from .families import max_error
     from .layer import layer
     spec, weights = _reference_layer(args)
     sampled = list(spec.sampled_inputs)
@@ -195,8 +196,7 @@ def _reference(args: argparse.Namespace) -> None:
         if y.shape != ref.shape:
             raise CommandError(f"{args.check}: shape {list(y.shape)} does not "
                                f"match the reference {list(ref.shape)}")
-        error = float(np.max(np.abs(y - ref))) if ref.size else 0.0
-        scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+        error, scale = max_error(y, ref)
         bound = args.rtol * scale
         verdict = "ok" if error <= bound else "MISMATCH"
         print(f"max|y - ref| = {error:.3e}, max|ref| = {scale:.3e}, bound "
