@@ -73,6 +73,39 @@ bool isTokenMatrix(ElementType type, const std::vector<int64_t> &shape) {
          shape[1] >= 0;
 }
 
+/// True for the static shapes of statistics results: every dimension known,
+/// f32, i32 or i64.
+bool isFixedResult(ElementType type, const std::vector<int64_t> &shape) {
+  if (type != ElementType::F32 && type != ElementType::I32 &&
+      type != ElementType::I64)
+    return false;
+  return std::all_of(shape.begin(), shape.end(),
+                     [](int64_t dim) { return dim >= 0; });
+}
+
+/// Copies the strided elements of a descriptor of shape `sizes` to `dst` in
+/// row-major order.
+void copyStrided(const uint8_t *src, const std::vector<int64_t> &sizes,
+                 const std::vector<int64_t> &strides, size_t itemSize,
+                 uint8_t *&dst, size_t dim = 0) {
+  if (dim == sizes.size()) {
+    std::memcpy(dst, src, itemSize);
+    dst += itemSize;
+    return;
+  }
+  for (int64_t i = 0; i < sizes[dim]; ++i)
+    copyStrided(src + i * strides[dim] * static_cast<int64_t>(itemSize), sizes,
+                strides, itemSize, dst, dim + 1);
+}
+
+/// The number of elements of `shape`.
+int64_t numElements(const std::vector<int64_t> &shape) {
+  int64_t n = 1;
+  for (int64_t dim : shape)
+    n *= dim;
+  return n;
+}
+
 /// A byte range of an argument buffer.
 struct ByteRange {
   const uint8_t *begin;
@@ -124,11 +157,19 @@ BoundEntry::bind(std::shared_ptr<const CompiledModule> module,
         where + "no result; the runtime needs an f32 [-1, H] result");
   for (size_t i = 0; i < spec.results.size(); ++i) {
     const ManifestResult &result = spec.results[i];
-    if (!isTokenMatrix(result.type, result.shape))
+    if (!isTokenMatrix(result.type, result.shape) &&
+        !isFixedResult(result.type, result.shape))
       return Result<BoundEntry>::failure(
           where + "result " + std::to_string(i) + " has type " +
           formatArgType(result.type, result.shape) +
-          "; the runtime supports f32 [-1, H] results only");
+          "; the runtime supports f32 [-1, H] results and results of a "
+          "static shape (f32, i32 or i64)");
+    size_t numBytes;
+    if (!isTokenMatrix(result.type, result.shape) &&
+        !byteSize(result.shape.data(), result.shape.data() + result.shape.size(),
+                  elementTypeSize(result.type), numBytes))
+      return Result<BoundEntry>::failure(where + "result " + std::to_string(i) +
+                                         " is too large");
   }
 
   bound.module = std::move(module);
@@ -260,8 +301,21 @@ int64_t BoundEntry::inputHiddenSize(size_t index) const {
   return spec().args[inputArgs[index]].shape[1];
 }
 
+bool BoundEntry::isTokenResult(size_t index) const {
+  const ManifestResult &result = spec().results[index];
+  return isTokenMatrix(result.type, result.shape);
+}
+
 int64_t BoundEntry::resultHiddenSize(size_t index) const {
   return spec().results[index].shape[1];
+}
+
+std::vector<int64_t> BoundEntry::resultShape(size_t index,
+                                             int64_t tokens) const {
+  std::vector<int64_t> shape = spec().results[index].shape;
+  if (isTokenResult(index))
+    shape[0] = tokens;
+  return shape;
 }
 
 std::string BoundEntry::inputLabel(size_t index) const {
@@ -284,12 +338,16 @@ Status BoundEntry::checkInput(size_t index, int64_t rows, int64_t cols) const {
 unsigned BoundEntry::threadsFor(int64_t tokens, unsigned threads) const {
   if (!spec().tokenParallel || threads <= 1 || tokens <= 1)
     return 1;
+  // A result of a static shape covers all tokens: it cannot be split.
+  for (size_t i = 0; i < numResults(); ++i)
+    if (!isTokenResult(i))
+      return 1;
   return static_cast<unsigned>(
       std::min<int64_t>(static_cast<int64_t>(threads), tokens));
 }
 
 Status BoundEntry::run(const std::vector<MatrixRef> &inputs,
-                       const std::vector<MutableMatrixRef> &outputs,
+                       const std::vector<OutputRef> &outputs,
                        unsigned threads) const {
   std::string entry = "'" + printable(name()) + "'";
   if (inputs.size() != numInputs())
@@ -317,18 +375,17 @@ Status BoundEntry::run(const std::vector<MatrixRef> &inputs,
       return Status::failure(inputLabel(i) + " is a null pointer");
   }
   for (size_t i = 0; i < outputs.size(); ++i) {
-    int64_t hidden = resultHiddenSize(i);
+    std::vector<int64_t> shape = resultShape(i, tokens);
     std::string label = std::string("output ") +
                         (outputs.size() > 1 ? std::to_string(i) + " " : "") +
                         "of " + entry;
-    if (outputs[i].rows != tokens || outputs[i].cols != hidden)
-      return Status::failure(label + " must be [" + std::to_string(tokens) +
-                             ", " + std::to_string(hidden) +
-                             "] float32, got [" +
-                             std::to_string(outputs[i].rows) + ", " +
-                             std::to_string(outputs[i].cols) + "]");
+    if (outputs[i].shape != shape)
+      return Status::failure(label + " must be " + formatShape(shape) + " " +
+                             elementTypeName(resultType(i)) + ", got " +
+                             formatShape(outputs[i].shape));
     size_t numBytes;
-    if (!matrixBytes(outputs[i].rows, outputs[i].cols, numBytes))
+    if (!byteSize(shape.data(), shape.data() + shape.size(),
+                  elementTypeSize(resultType(i)), numBytes))
       return Status::failure(label + " is too large");
     if (numBytes != 0 && !outputs[i].data)
       return Status::failure(label + " is a null pointer");
@@ -358,7 +415,7 @@ Status BoundEntry::run(const std::vector<MatrixRef> &inputs,
 }
 
 Status BoundEntry::runSlice(const std::vector<MatrixRef> &inputs,
-                            const std::vector<MutableMatrixRef> &outputs,
+                            const std::vector<OutputRef> &outputs,
                             int64_t begin, int64_t end) const {
   const ManifestEntry &entry = spec();
   int64_t rows = end - begin;
@@ -398,7 +455,6 @@ Status BoundEntry::runSlice(const std::vector<MatrixRef> &inputs,
   std::vector<void *> toFree;
   for (size_t r = 0; r < results.size(); ++r) {
     DescriptorBlock::View view = results.read(r);
-    int64_t hidden = resultHiddenSize(r);
     if (view.allocated && view.allocated != kMlirGlobalMarker &&
         std::none_of(argBuffers.begin(), argBuffers.end(),
                      [&](const ByteRange &range) {
@@ -411,6 +467,28 @@ Status BoundEntry::runSlice(const std::vector<MatrixRef> &inputs,
       continue;
     std::string label = "'" + printable(entry.name) + "' returned result " +
                         std::to_string(r);
+    if (!isTokenResult(r)) {
+      // Only whole-batch calls reach here (threadsFor).
+      const std::vector<int64_t> &shape = entry.results[r].shape;
+      if (view.sizes != shape) {
+        error = label + " of shape " + formatShape(view.sizes) +
+                ", expected " + formatShape(shape);
+        continue;
+      }
+      if (numElements(shape) == 0)
+        continue;
+      if (!view.aligned) {
+        error = label + " with a null buffer";
+        continue;
+      }
+      size_t itemSize = elementTypeSize(entry.results[r].type);
+      auto *dst = static_cast<uint8_t *>(outputs[r].data);
+      copyStrided(static_cast<const uint8_t *>(view.aligned) +
+                      view.offset * static_cast<int64_t>(itemSize),
+                  view.sizes, view.strides, itemSize, dst);
+      continue;
+    }
+    int64_t hidden = resultHiddenSize(r);
     if (view.sizes != std::vector<int64_t>{rows, hidden}) {
       error = label + " of shape " + formatShape(view.sizes) + ", expected " +
               formatShape({rows, hidden});
@@ -423,7 +501,7 @@ Status BoundEntry::runSlice(const std::vector<MatrixRef> &inputs,
       continue;
     }
     const float *src = static_cast<const float *>(view.aligned) + view.offset;
-    float *dst = outputs[r].data + begin * hidden;
+    float *dst = static_cast<float *>(outputs[r].data) + begin * hidden;
     int64_t rowStride = view.strides[0], colStride = view.strides[1];
     for (int64_t t = 0; t < rows; ++t) {
       const float *row = src + t * rowStride;

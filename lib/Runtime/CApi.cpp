@@ -104,6 +104,10 @@ int64_t moe_entry_hidden_size(const moe_entry *entry) {
 int64_t moe_entry_output_size(const moe_entry *entry) {
   if (!entry)
     return fail("moe_entry_output_size: entry is NULL", int64_t(-1));
+  if (!entry->entry.isTokenResult(0))
+    return fail("moe_entry_output_size: result 0 of '" +
+                    printable(entry->entry.name()) + "' is not a [T, H] result",
+                int64_t(-1));
   return entry->entry.resultHiddenSize(0);
 }
 
@@ -118,19 +122,121 @@ int moe_entry_run_f32(const moe_entry *entry, const float *x, int64_t tokens,
   if (!entry)
     return fail("moe_entry_run_f32: entry is NULL", -1);
   const BoundEntry &bound = entry->entry;
-  if (bound.numInputs() != 1 || bound.numResults() != 1)
+  if (bound.numInputs() != 1 || bound.numResults() != 1 ||
+      !bound.isTokenResult(0))
     return fail("moe_entry_run_f32: '" + printable(bound.name()) + "' has " +
                     std::to_string(bound.numInputs()) + " inputs and " +
                     std::to_string(bound.numResults()) +
-                    " results; it needs exactly one of each",
+                    " results; it needs exactly one input and one [T, H] "
+                    "result",
                 -1);
   Status status = bound.checkInput(0, tokens, hidden);
   if (!status)
     return fail(status.error(), -1);
   MatrixRef input{x, tokens, hidden};
-  MutableMatrixRef output{y, tokens, bound.resultHiddenSize(0)};
+  OutputRef output{y, {tokens, bound.resultHiddenSize(0)}};
   status = bound.run({input}, {output},
                      threads < 1 ? 1u : static_cast<unsigned>(threads));
+  if (!status)
+    return fail(status.error(), -1);
+  return 0;
+}
+
+namespace {
+
+/// Whether `index` names one of `count` items; sets the error if not.
+bool checkIndex(const char *function, const char *what, int64_t index,
+                size_t count) {
+  if (index >= 0 && static_cast<uint64_t>(index) < count)
+    return true;
+  lastError = std::string(function) + ": " + what + " index " +
+              std::to_string(index) + " is out of range [0, " +
+              std::to_string(count) + ")";
+  return false;
+}
+
+} // namespace
+
+int64_t moe_entry_num_inputs(const moe_entry *entry) {
+  if (!entry)
+    return fail("moe_entry_num_inputs: entry is NULL", int64_t(-1));
+  return static_cast<int64_t>(entry->entry.numInputs());
+}
+
+int64_t moe_entry_input_size(const moe_entry *entry, int64_t index) {
+  if (!entry)
+    return fail("moe_entry_input_size: entry is NULL", int64_t(-1));
+  if (!checkIndex("moe_entry_input_size", "input", index,
+                  entry->entry.numInputs()))
+    return -1;
+  return entry->entry.inputHiddenSize(static_cast<size_t>(index));
+}
+
+int64_t moe_entry_num_results(const moe_entry *entry) {
+  if (!entry)
+    return fail("moe_entry_num_results: entry is NULL", int64_t(-1));
+  return static_cast<int64_t>(entry->entry.numResults());
+}
+
+int64_t moe_entry_result_rank(const moe_entry *entry, int64_t index) {
+  if (!entry)
+    return fail("moe_entry_result_rank: entry is NULL", int64_t(-1));
+  if (!checkIndex("moe_entry_result_rank", "result", index,
+                  entry->entry.numResults()))
+    return -1;
+  return static_cast<int64_t>(
+      entry->entry.spec().results[static_cast<size_t>(index)].shape.size());
+}
+
+int64_t moe_entry_result_dim(const moe_entry *entry, int64_t index,
+                             int64_t dim) {
+  if (!entry)
+    return fail("moe_entry_result_dim: entry is NULL", int64_t(-2));
+  if (!checkIndex("moe_entry_result_dim", "result", index,
+                  entry->entry.numResults()))
+    return -2;
+  const std::vector<int64_t> &shape =
+      entry->entry.spec().results[static_cast<size_t>(index)].shape;
+  if (!checkIndex("moe_entry_result_dim", "dimension", dim, shape.size()))
+    return -2;
+  return shape[static_cast<size_t>(dim)];
+}
+
+const char *moe_entry_result_dtype(const moe_entry *entry, int64_t index) {
+  if (!entry)
+    return fail("moe_entry_result_dtype: entry is NULL", nullptr);
+  if (!checkIndex("moe_entry_result_dtype", "result", index,
+                  entry->entry.numResults()))
+    return nullptr;
+  return elementTypeName(entry->entry.resultType(static_cast<size_t>(index)));
+}
+
+int moe_entry_run(const moe_entry *entry, const float *const *inputs,
+                  int64_t num_inputs, int64_t tokens, void *const *outputs,
+                  int64_t num_outputs, int threads) {
+  if (!entry)
+    return fail("moe_entry_run: entry is NULL", -1);
+  if ((num_inputs > 0 && !inputs) || (num_outputs > 0 && !outputs) ||
+      num_inputs < 0 || num_outputs < 0)
+    return fail("moe_entry_run: bad input or output array", -1);
+  const BoundEntry &bound = entry->entry;
+  std::vector<MatrixRef> inputRefs;
+  for (int64_t i = 0; i < num_inputs; ++i) {
+    int64_t hidden =
+        static_cast<size_t>(i) < bound.numInputs()
+            ? bound.inputHiddenSize(static_cast<size_t>(i))
+            : 0;
+    inputRefs.push_back({inputs[i], tokens, hidden});
+  }
+  std::vector<OutputRef> outputRefs;
+  for (int64_t r = 0; r < num_outputs; ++r) {
+    std::vector<int64_t> shape;
+    if (static_cast<size_t>(r) < bound.numResults())
+      shape = bound.resultShape(static_cast<size_t>(r), tokens);
+    outputRefs.push_back({outputs[r], std::move(shape)});
+  }
+  Status status = bound.run(inputRefs, outputRefs,
+                            threads < 1 ? 1u : static_cast<unsigned>(threads));
   if (!status)
     return fail(status.error(), -1);
   return 0;

@@ -325,16 +325,36 @@ Result<NpyArray> moe::runtime::readNpy(const std::string &path) {
 Status moe::runtime::writeNpy(const std::string &path,
                               const std::vector<int64_t> &shape,
                               const float *data) {
+  return writeNpy(path, shape, NpyElement::F32, data);
+}
+
+Status moe::runtime::writeNpy(const std::string &path,
+                              const std::vector<int64_t> &shape,
+                              NpyElement element, const void *data) {
   for (int64_t d : shape)
     if (d < 0)
       return Status::failure(path + ": cannot write shape " +
                              formatTuple(shape) + " with a negative dimension");
+  const char *descr = "<f4";
+  size_t itemSize = 4;
+  switch (element) {
+  case NpyElement::F32:
+    break;
+  case NpyElement::I32:
+    descr = "<i4";
+    break;
+  case NpyElement::I64:
+    descr = "<i8";
+    itemSize = 8;
+    break;
+  }
   uint64_t numBytes;
-  if (!byteSize(shape, sizeof(float), numBytes))
+  if (!byteSize(shape, itemSize, numBytes))
     return Status::failure(path + ": cannot write shape " + formatTuple(shape) +
                            ": too many elements");
 
-  std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': " +
+  std::string dict = std::string("{'descr': '") + descr +
+                     "', 'fortran_order': False, 'shape': " +
                      formatTuple(shape) + ", }";
   // Pad with spaces and a final newline so that the data starts aligned.
   unsigned major = 1;

@@ -52,6 +52,7 @@ __all__ = [
     "EXPERT",
     "OPERANDS",
     "PRESETS",
+    "STATISTICS",
     "LayerSpec",
     "deepseek_v2",
     "deepseek_v3",
@@ -100,6 +101,17 @@ def mlir_string(text: str) -> str:
 
 # -- the layer description ---------------------------------------------------
 
+#: Routing statistics a layer can return, in the order of the dialect's
+#: ``Statistic`` enum; ``E`` stands for the number of experts in the types.
+STATISTICS = {
+    "tokens_per_expert": "tensor<Exi64>",
+    "tokens_per_expert_before_drop": "tensor<Exi64>",
+    "dropped_count": "tensor<i64>",
+    "load_balancing_loss": "tensor<f32>",
+    "z_loss": "tensor<f32>",
+    "importance_loss": "tensor<f32>",
+}
+
 @dataclass(frozen=True)
 class LayerSpec:
     """One ``moe.layer`` whose weights are checkpoint tensors.
@@ -123,6 +135,8 @@ class LayerSpec:
         shared_intermediate: S, the shared expert's intermediate size
             (required iff there is a shared expert).
         func_name: the entry point's name.
+        statistics: routing statistics (:data:`STATISTICS`) the entry
+            returns after ``y``, in this order.
 
     Raises:
         ValueError: an inconsistent description (the message says which
@@ -138,12 +152,18 @@ class LayerSpec:
     activation: str = "silu"
     shared_intermediate: int = 0
     func_name: str = "forward"
+    statistics: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.routing, str):
             object.__setattr__(self, "routing", parse(self.routing))
         object.__setattr__(self, "weights", dict(self.weights))
         object.__setattr__(self, "dtypes", dict(self.dtypes))
+        if isinstance(self.statistics, str) \
+                or not isinstance(self.statistics, (list, tuple)):
+            raise ValueError("statistics must be a list of names, got "
+                             f"{self.statistics!r}")
+        object.__setattr__(self, "statistics", tuple(self.statistics))
         self._verify()
 
     def _verify(self) -> None:
@@ -161,6 +181,13 @@ class LayerSpec:
                              f"(expected one of {', '.join(ACTIVATIONS)})")
         if not _IDENTIFIER.fullmatch(self.func_name):
             raise ValueError(f"bad function name {self.func_name!r}")
+        for name in self.statistics:
+            if name not in STATISTICS:
+                raise ValueError(f"unknown statistic {name!r} (expected some "
+                                 f"of {', '.join(STATISTICS)})")
+        if len(set(self.statistics)) != len(self.statistics):
+            raise ValueError(f"a statistic is listed twice in "
+                             f"{list(self.statistics)}")
 
         weights = self.weights
         unknown = sorted(set(weights) - set(OPERANDS))
@@ -261,6 +288,11 @@ class LayerSpec:
             inputs["uniform"] = "tensor<?x1xf32>"
         return inputs
 
+    def statistic_type(self, name: str) -> str:
+        """The MLIR type of statistic ``name``'s result."""
+        return STATISTICS[name].replace("E", str(self.num_experts), 1) \
+            if name.startswith("tokens") else STATISTICS[name]
+
     @property
     def io_type(self) -> str:
         """The type of ``x`` and of the result: ``tensor<?xHxf32>``."""
@@ -293,7 +325,8 @@ class LayerSpec:
                 "weights": dict(self.weights), "dtypes": dict(self.dtypes),
                 "activation": self.activation,
                 "shared_intermediate": self.shared_intermediate,
-                "func_name": self.func_name}
+                "func_name": self.func_name,
+                "statistics": list(self.statistics)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "LayerSpec":
@@ -362,9 +395,13 @@ def emit_module(spec: LayerSpec, comment: str | None = None) -> str:
         f"%{op}: {spec.tensor_type(op)} "
         f"{{moe.weight = {mlir_string(spec.weights[op])}}}"
         for op in spec.operands]
+    stat_types = [spec.statistic_type(name) for name in spec.statistics]
+    result_types = ", ".join([io] + stat_types)
+    if stat_types:
+        result_types = f"({result_types})"
     lines.append(f"func.func @{spec.func_name}(")
     lines += [f"    {arg}," for arg in args[:-1]]
-    lines.append(f"    {args[-1]}) -> {io} {{")
+    lines.append(f"    {args[-1]}) -> {result_types} {{")
 
     def use(op: str) -> str:
         return f"%{op} : {spec.tensor_type(op)}"
@@ -375,7 +412,8 @@ def emit_module(spec: LayerSpec, comment: str | None = None) -> str:
     if "uniform" in sampled:
         body.append("%u = tensor.collapse_shape %uniform [[0, 1]] : "
                     "tensor<?x1xf32> into tensor<?xf32>")
-    body += [f"%y = moe.layer %x : {io}",
+    results = ", ".join(["%y"] + [f"%{name}" for name in spec.statistics])
+    body += [f"{results} = moe.layer %x : {io}",
              f"    routing {routing.to_mlir(prefix=False)}",
              f"    router({use('router')})"]
     for op in ("noise_router", "score_bias"):
@@ -393,9 +431,11 @@ def emit_module(spec: LayerSpec, comment: str | None = None) -> str:
     for op in ("gate_bias", "up_bias", "down_bias") + _SHARED:
         if op in spec.weights:
             body.append(f"    {op}({use(op)})")
-    body.append(f"    -> {io}")
+    if spec.statistics:
+        body.append(f"    statistics [{', '.join(spec.statistics)}]")
+    body.append(f"    -> {', '.join([io] + stat_types)}")
     lines += ["  " + line for line in body]
-    lines.append(f"  return %y : {io}")
+    lines.append(f"  return {results} : {', '.join([io] + stat_types)}")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -7,6 +7,7 @@ runtime's C API (include/moe/Runtime/moe_runtime.h).
     layer = load_layer("layer.so", "ckpt/")          # entry "forward"
     y = layer(x)                                     # x: [T, H] float32
     y = layer(x, threads=4)
+    y, *stats = layer(x, noise)      # several inputs; several results
 
 :class:`Module` is a loaded shared object made by ``moe-compile``,
 :class:`Checkpoint` an open safetensors checkpoint, :class:`Entry` an entry
@@ -65,6 +66,19 @@ def _declare(lib: ctypes.CDLL) -> None:
         "moe_entry_run_f32": (ctypes.c_int, [_HANDLE, _FLOATS, ctypes.c_int64,
                                              ctypes.c_int64, _FLOATS,
                                              ctypes.c_int]),
+        "moe_entry_num_inputs": (ctypes.c_int64, [_HANDLE]),
+        "moe_entry_input_size": (ctypes.c_int64, [_HANDLE, ctypes.c_int64]),
+        "moe_entry_num_results": (ctypes.c_int64, [_HANDLE]),
+        "moe_entry_result_rank": (ctypes.c_int64, [_HANDLE, ctypes.c_int64]),
+        "moe_entry_result_dim": (ctypes.c_int64, [_HANDLE, ctypes.c_int64,
+                                                  ctypes.c_int64]),
+        "moe_entry_result_dtype": (ctypes.c_char_p, [_HANDLE,
+                                                     ctypes.c_int64]),
+        "moe_entry_run": (ctypes.c_int, [_HANDLE,
+                                         ctypes.POINTER(_FLOATS),
+                                         ctypes.c_int64, ctypes.c_int64,
+                                         ctypes.POINTER(ctypes.c_void_p),
+                                         ctypes.c_int64, ctypes.c_int]),
     }
     for name, (restype, argtypes) in signatures.items():
         function = getattr(lib, name)
@@ -171,9 +185,12 @@ class Checkpoint(_Handle):
 class Entry(_Handle):
     """An entry point of a module with its weights bound to a checkpoint.
 
-    Calling it runs the layer: ``entry(x, threads=1)`` with ``x`` a
-    ``[T, H]`` array (converted to C-ordered float32) returns the float32
-    ``[T, output_size]`` result.
+    Calling it runs the layer: ``entry(x, *more_inputs, threads=1)`` with
+    one ``[T, H_i]`` array per input (converted to C-ordered float32; e.g.
+    ``x``, then noise or uniform samples) returns the float32
+    ``[T, output_size]`` result, or a tuple of every result when the entry
+    has several (the layer's output, then its routing statistics as int64
+    or float32 arrays of their static shapes).
     """
 
     _free_name = "moe_entry_free"
@@ -210,23 +227,64 @@ class Entry(_Handle):
         """Whether the runtime may split the tokens over threads."""
         return bool(self._query("moe_entry_token_parallel"))
 
-    def __call__(self, x: Any, threads: int = 1) -> np.ndarray:
-        x = np.asarray(x)
-        if x.ndim != 2:
-            raise MoeRuntimeError(f"input must be [T, H], got shape "
-                                  f"{list(x.shape)}")
-        if x.dtype.kind != "f":
-            raise MoeRuntimeError(f"input must be floating point, got "
-                                  f"{x.dtype}")
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        y = np.empty((x.shape[0], self.output_size), dtype=np.float32)
+    @property
+    def num_inputs(self) -> int:
+        """The number of ``[T, H_i]`` inputs."""
+        return self._query("moe_entry_num_inputs")
+
+    def _result_types(self, tokens: int) -> list[tuple[tuple[int, ...],
+                                                       np.dtype]]:
+        """``(shape, dtype)`` of every result for ``tokens`` tokens."""
         lib = library()
-        status = lib.moe_entry_run_f32(
-            self.handle, x.ctypes.data_as(_FLOATS), x.shape[0], x.shape[1],
-            y.ctypes.data_as(_FLOATS), int(threads))
+        types = []
+        for r in range(self._query("moe_entry_num_results")):
+            rank = lib.moe_entry_result_rank(self.handle, r)
+            dtype = lib.moe_entry_result_dtype(self.handle, r)
+            if rank < 0 or dtype is None:
+                raise _fail(lib)
+            dims = [lib.moe_entry_result_dim(self.handle, r, d)
+                    for d in range(rank)]
+            if any(d < -1 for d in dims):
+                raise _fail(lib)
+            shape = tuple(tokens if d == -1 else d for d in dims)
+            types.append((shape, np.dtype(_DTYPES[dtype.decode()])))
+        return types
+
+    def __call__(self, *inputs: Any, threads: int = 1) -> Any:
+        arrays = []
+        for index, value in enumerate(inputs):
+            value = np.asarray(value)
+            label = "input" if len(inputs) == 1 else f"input {index}"
+            if value.ndim != 2:
+                raise MoeRuntimeError(f"{label} must be [T, H], got shape "
+                                      f"{list(value.shape)}")
+            if value.dtype.kind != "f":
+                raise MoeRuntimeError(f"{label} must be floating point, got "
+                                      f"{value.dtype}")
+            arrays.append(np.ascontiguousarray(value, dtype=np.float32))
+        tokens = arrays[0].shape[0] if arrays else 0
+        for index, value in enumerate(arrays):
+            expected = library().moe_entry_input_size(self.handle, index)
+            if expected >= 0 and value.shape[1] != expected:
+                raise MoeRuntimeError(
+                    f"input {index} of '{self.name}' must be [T, {expected}] "
+                    f"float32, got {list(value.shape)}")
+        results = [np.zeros(shape, dtype=dtype)
+                   for shape, dtype in self._result_types(tokens)]
+        lib = library()
+        input_pointers = (_FLOATS * max(1, len(arrays)))(
+            *[a.ctypes.data_as(_FLOATS) for a in arrays])
+        output_pointers = (ctypes.c_void_p * max(1, len(results)))(
+            *[r.ctypes.data for r in results])
+        status = lib.moe_entry_run(self.handle, input_pointers, len(arrays),
+                                   tokens, output_pointers, len(results),
+                                   int(threads))
         if status != 0:
             raise _fail(lib)
-        return y
+        return results[0] if len(results) == 1 else tuple(results)
+
+
+_DTYPES = {"f32": np.float32, "i32": np.int32, "i64": np.int64}
 
 
 def load_layer(module: str | os.PathLike, weights: str | os.PathLike,

@@ -120,16 +120,20 @@ def compile_layer(source: str | os.PathLike, output: str | os.PathLike, *,
 
 
 def run_layer(module: str | os.PathLike, weights: str | os.PathLike,
-              inputs: Sequence[str | os.PathLike], output: str | os.PathLike,
+              inputs: Sequence[str | os.PathLike],
+              output: str | os.PathLike | Sequence[str | os.PathLike],
               *, entry: str | None = None, threads: int | None = None,
               bench: int | None = None) -> str:
-    """``moe-run MODULE --weights W --input X... --output Y``; its stdout
-    (the ``--bench`` JSON line when asked)."""
+    """``moe-run MODULE --weights W --input X... --output Y...``; its stdout
+    (the ``--bench`` JSON line when asked). ``output`` is one path, or one
+    per result of the entry (the layer's output, then its statistics)."""
     command = [find_tool("moe-run"), os.fspath(module), "--weights",
                os.fspath(weights)]
     for path in inputs:
         command += ["--input", os.fspath(path)]
-    command += ["--output", os.fspath(output)]
+    outputs = [output] if isinstance(output, (str, os.PathLike)) else output
+    for path in outputs:
+        command += ["--output", os.fspath(path)]
     if entry:
         command += ["--entry", entry]
     if threads is not None:

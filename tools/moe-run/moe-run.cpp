@@ -1,11 +1,13 @@
 //===- moe-run.cpp - Run a compiled MoE layer on .npy activations ---------===//
 //
 //   moe-run LAYER.mlir|LAYER.so --weights CHECKPOINT --input X.npy
-//           --output Y.npy [--entry NAME] [--threads N] [--bench N]
+//           --output Y.npy [--output S.npy ...] [--entry NAME] [--threads N]
+//           [--bench N]
 //
 // Loads a module compiled by moe-compile (or compiles LAYER.mlir with the
 // moe-compile found next to this executable), binds the entry's weights to
-// the checkpoint, runs it on X and writes Y. With --bench it times N runs
+// the checkpoint, runs it on X and writes Y (and one file per further
+// result, e.g. routing statistics). With --bench it times N runs
 // after a warm-up and prints one JSON line. Like the runtime it links neither
 // LLVM nor MLIR, so that it can be deployed without them. Every failure
 // prints one line "moe-run: error: <problem>" and exits with 1.
@@ -24,6 +26,7 @@
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
+#include <memory>
 #include <optional>
 #include <spawn.h>
 #include <string>
@@ -41,7 +44,8 @@ namespace {
 
 const char *const kUsage =
     "usage: moe-run LAYER.mlir|LAYER.so --weights CHECKPOINT --input X.npy\n"
-    "               --output Y.npy [--entry NAME] [--threads N] [--bench N]\n"
+    "               --output Y.npy [--output S.npy ...] [--entry NAME]\n"
+    "               [--threads N] [--bench N]\n"
     "\n"
     "Runs an entry point of a compiled MoE layer on float32 [T, H] tokens.\n"
     "\n"
@@ -51,7 +55,9 @@ const char *const kUsage =
     "                      model.safetensors.index.json, or a directory\n"
     "  --input X.npy       float32 ('<f4') [T, H] C-order array; repeat it\n"
     "                      for an entry taking several inputs, in order\n"
-    "  --output Y.npy      where the float32 result is written\n"
+    "  --output Y.npy      where a result is written: one per result of the\n"
+    "                      entry, in order ([T, H] float32 activations, then\n"
+    "                      e.g. routing statistics as int64 or float32)\n"
     "  --entry NAME        the entry point to run (default: forward)\n"
     "  --threads N         split the tokens of a token-parallel entry over N\n"
     "                      threads (1 to 1024, default 1)\n"
@@ -72,7 +78,7 @@ struct Options {
   std::string layer;
   std::string weights;
   std::vector<std::string> inputs;
-  std::string output;
+  std::vector<std::string> outputs;
   std::string entry = "forward";
   unsigned threads = 1;
   long long bench = 0;
@@ -98,7 +104,7 @@ std::optional<long long> parseCount(const std::string &text, long long min,
 /// Parses argv into `options`; returns the error message, or "" on success.
 std::string parseOptions(const std::vector<std::string> &args,
                          Options &options) {
-  bool seenWeights = false, seenOutput = false, seenEntry = false,
+  bool seenWeights = false, seenEntry = false,
        seenThreads = false, seenBench = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string &arg = args[i];
@@ -124,15 +130,13 @@ std::string parseOptions(const std::vector<std::string> &args,
     bool *seen = nullptr;
     if (flag == "--weights")
       seen = &seenWeights;
-    else if (flag == "--output")
-      seen = &seenOutput;
     else if (flag == "--entry")
       seen = &seenEntry;
     else if (flag == "--threads")
       seen = &seenThreads;
     else if (flag == "--bench")
       seen = &seenBench;
-    else if (flag != "--input")
+    else if (flag != "--input" && flag != "--output")
       return "unknown option '" + printable(flag) + "'; see --help";
     if (!hasValue) {
       if (i + 1 == args.size())
@@ -151,7 +155,10 @@ std::string parseOptions(const std::vector<std::string> &args,
     } else if (flag == "--input") {
       options.inputs.push_back(value);
     } else if (flag == "--output") {
-      options.output = value;
+      if (std::find(options.outputs.begin(), options.outputs.end(), value) !=
+          options.outputs.end())
+        return "--output '" + printable(value) + "' given more than once";
+      options.outputs.push_back(value);
     } else if (flag == "--entry") {
       options.entry = value;
     } else if (flag == "--threads") {
@@ -176,7 +183,7 @@ std::string parseOptions(const std::vector<std::string> &args,
     return "missing --weights CHECKPOINT; see --help";
   if (options.inputs.empty())
     return "missing --input X.npy; see --help";
-  if (!seenOutput)
+  if (options.outputs.empty())
     return "missing --output Y.npy; see --help";
   return "";
 }
@@ -372,11 +379,35 @@ std::string jsonEscape(const std::string &text) {
   return out;
 }
 
+/// The .npy element type of a result type; false for types moe-run does not
+/// write.
+bool npyElement(ElementType type, NpyElement &out) {
+  switch (type) {
+  case ElementType::F32:
+    out = NpyElement::F32;
+    return true;
+  case ElementType::I32:
+    out = NpyElement::I32;
+    return true;
+  case ElementType::I64:
+    out = NpyElement::I64;
+    return true;
+  case ElementType::BF16:
+  case ElementType::F16:
+    return false;
+  }
+  return false;
+}
+
 int run(const Options &options) {
-  OutputFile output(options.output);
-  Status status = output.open();
-  if (!status)
-    return reportError(status.error());
+  std::vector<std::unique_ptr<OutputFile>> outputFiles;
+  for (const std::string &path : options.outputs) {
+    outputFiles.push_back(std::make_unique<OutputFile>(path));
+    Status status = outputFiles.back()->open();
+    if (!status)
+      return reportError(status.error());
+  }
+  Status status = Status::success();
 
   Result<std::shared_ptr<const CompiledModule>> module =
       loadLayer(options.layer);
@@ -401,9 +432,11 @@ int run(const Options &options) {
                        (entry->numInputs() == 1 ? " input" : " inputs") +
                        ", got " + std::to_string(options.inputs.size()) +
                        " --input");
-  if (entry->numResults() != 1)
+  if (options.outputs.size() != entry->numResults())
     return reportError(name + " has " + std::to_string(entry->numResults()) +
-                       " results; moe-run writes one");
+                       (entry->numResults() == 1 ? " result" : " results") +
+                       ", got " + std::to_string(options.outputs.size()) +
+                       " --output");
 
   std::vector<NpyArray> arrays;
   std::vector<MatrixRef> inputs;
@@ -428,9 +461,17 @@ int run(const Options &options) {
     inputs.push_back({array.data.data(), array.shape[0], array.shape[1]});
 
   int64_t tokens = arrays[0].shape[0];
-  int64_t hidden = entry->resultHiddenSize(0);
-  std::vector<float> result(static_cast<size_t>(tokens * hidden));
-  std::vector<MutableMatrixRef> outputs = {{result.data(), tokens, hidden}};
+  // One zero-initialized 8-byte aligned buffer per result.
+  std::vector<std::vector<uint64_t>> resultBuffers;
+  std::vector<OutputRef> outputs;
+  for (size_t r = 0; r < entry->numResults(); ++r) {
+    std::vector<int64_t> shape = entry->resultShape(r, tokens);
+    size_t numBytes = elementTypeSize(entry->resultType(r));
+    for (int64_t dim : shape)
+      numBytes *= static_cast<size_t>(dim);
+    resultBuffers.emplace_back((numBytes + 7) / 8);
+    outputs.push_back({resultBuffers.back().data(), std::move(shape)});
+  }
 
   std::vector<double> times;
   long long runs = options.bench ? options.bench + 1 : 1;
@@ -445,10 +486,19 @@ int run(const Options &options) {
           std::chrono::duration<double, std::milli>(stop - start).count());
   }
 
-  status = writeNpy(options.output, {tokens, hidden}, result.data());
-  if (!status)
-    return reportError(status.error());
-  output.commit();
+  for (size_t r = 0; r < outputs.size(); ++r) {
+    NpyElement element;
+    if (!npyElement(entry->resultType(r), element))
+      return reportError(name + " result " + std::to_string(r) + " has type " +
+                         elementTypeName(entry->resultType(r)) +
+                         ", which moe-run cannot write");
+    status = writeNpy(options.outputs[r], outputs[r].shape, element,
+                      outputs[r].data);
+    if (!status)
+      return reportError(status.error());
+  }
+  for (std::unique_ptr<OutputFile> &file : outputFiles)
+    file->commit();
 
   if (options.bench) {
     std::sort(times.begin(), times.end());

@@ -79,20 +79,21 @@ struct MatrixRef {
   int64_t cols = 0;
 };
 
-/// A writable row-major float32 matrix of rows x cols that the caller owns.
-struct MutableMatrixRef {
-  /// The first element; may be null when rows * cols == 0.
-  float *data = nullptr;
-  /// The number of rows (tokens).
-  int64_t rows = 0;
-  /// The number of columns (the hidden size).
-  int64_t cols = 0;
+/// A writable row-major buffer that the caller owns for one result, with
+/// the result's element type (BoundEntry::resultType).
+struct OutputRef {
+  /// The first element; may be null when the shape has no elements.
+  void *data = nullptr;
+  /// The shape of the buffer: [T, H] for a token result, the result's
+  /// static shape for the others (BoundEntry::resultShape).
+  std::vector<int64_t> shape;
 };
 
 /// An entry point whose weights are bound to checkpoint tensors, ready to
 /// run. It keeps the module and the checkpoint alive. The runtime supports
-/// entries whose inputs and results are all float32 [T, H] (T dynamic, H
-/// static) and whose other arguments are weights.
+/// entries whose inputs are float32 [T, H] (T dynamic, H static), whose other
+/// arguments are weights, and whose results are float32 [T, H] token results
+/// or tensors of a static shape (f32, i32 or i64: routing statistics).
 class BoundEntry {
 public:
   /// Binds the weights of the entry `entryName` of `module` to the tensors of
@@ -113,24 +114,33 @@ public:
   int64_t inputHiddenSize(size_t index) const;
   /// The number of results.
   size_t numResults() const { return entryPoint.spec->results.size(); }
-  /// The hidden size H of result `index` ([T, H]).
+  /// Whether result `index` is a float32 [T, H] token result (else it has a
+  /// static shape).
+  bool isTokenResult(size_t index) const;
+  /// The hidden size H of token result `index` ([T, H]).
   int64_t resultHiddenSize(size_t index) const;
+  /// The shape of result `index` for `tokens` tokens.
+  std::vector<int64_t> resultShape(size_t index, int64_t tokens) const;
+  /// The element type of result `index`.
+  ElementType resultType(size_t index) const {
+    return entryPoint.spec->results[index].type;
+  }
 
   /// Checks that a rows x cols float32 matrix fits input `index`; the error
   /// reads "input of 'forward' must be [T, 64] float32, got [3, 5]".
   Status checkInput(size_t index, int64_t rows, int64_t cols) const;
 
   /// The number of threads run() uses for `tokens` tokens when asked for
-  /// `threads`: 1 unless the entry is token-parallel, else at most one
-  /// thread per token.
+  /// `threads`: 1 unless the entry is token-parallel and has token results
+  /// only, else at most one thread per token.
   unsigned threadsFor(int64_t tokens, unsigned threads) const;
 
   /// Runs the entry: `inputs` are its input arguments in order (all with the
-  /// same number of tokens T) and `outputs` receive its results ([T, H] each).
-  /// A token-parallel entry is called on `threadsFor(T, threads)` contiguous
-  /// slices of the tokens concurrently.
+  /// same number of tokens T) and `outputs` receive its results, each with
+  /// the shape resultShape(i, T). A token-parallel entry is called on
+  /// `threadsFor(T, threads)` contiguous slices of the tokens concurrently.
   Status run(const std::vector<MatrixRef> &inputs,
-             const std::vector<MutableMatrixRef> &outputs,
+             const std::vector<OutputRef> &outputs,
              unsigned threads = 1) const;
 
 private:
@@ -150,7 +160,7 @@ private:
   BoundEntry() = default;
   Status bindWeight(size_t argIndex);
   Status runSlice(const std::vector<MatrixRef> &inputs,
-                  const std::vector<MutableMatrixRef> &outputs, int64_t begin,
+                  const std::vector<OutputRef> &outputs, int64_t begin,
                   int64_t end) const;
   std::string inputLabel(size_t index) const;
 

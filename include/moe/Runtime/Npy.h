@@ -2,8 +2,9 @@
 //
 // NumPy's .npy format (versions 1.0, 2.0 and 3.0): a magic string, a version,
 // a header length, a Python dict literal {'descr', 'fortran_order', 'shape'}
-// and the raw data. The runtime's inputs and outputs are C-order
-// little-endian float32; '<f2' and '<f8' inputs are converted to float32.
+// and the raw data. The runtime's inputs are C-order little-endian float32
+// ('<f2' and '<f8' inputs are converted to float32); it writes float32
+// activations and float32, int32 or int64 statistics.
 //
 //===----------------------------------------------------------------------===//
 
@@ -37,6 +38,14 @@ Result<NpyArray> readNpy(const std::string &path);
 /// or 2.0 when the header does not fit 1.0. Errors read "<path>: <problem>".
 Status writeNpy(const std::string &path, const std::vector<int64_t> &shape,
                 const float *data);
+
+/// The element types writeNpy can write: '<f4', '<i4' and '<i8'.
+enum class NpyElement { F32, I32, I64 };
+
+/// Writes `data` (row-major little-endian elements of `element`, with
+/// `shape`; empty for a 0-d array) as a .npy file.
+Status writeNpy(const std::string &path, const std::vector<int64_t> &shape,
+                NpyElement element, const void *data);
 
 /// Writes `array` as a '<f4' .npy file.
 Status writeNpy(const std::string &path, const NpyArray &array);

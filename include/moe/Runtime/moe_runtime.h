@@ -74,6 +74,32 @@ int moe_entry_token_parallel(const moe_entry *entry);
 int moe_entry_run_f32(const moe_entry *entry, const float *x, int64_t tokens,
                       int64_t hidden, float *y, int threads);
 
+/** The number of inputs of the entry (float32 [T, H] each), or -1 on
+ *  error. */
+int64_t moe_entry_num_inputs(const moe_entry *entry);
+/** The hidden size H of input `index`, or -1 on error. */
+int64_t moe_entry_input_size(const moe_entry *entry, int64_t index);
+/** The number of results of the entry, or -1 on error. */
+int64_t moe_entry_num_results(const moe_entry *entry);
+/** The rank of result `index`, or -1 on error. */
+int64_t moe_entry_result_rank(const moe_entry *entry, int64_t index);
+/** Dimension `dim` of result `index`: -1 for the token dimension T of a
+ *  [T, H] result, else its static size; -2 on error. */
+int64_t moe_entry_result_dim(const moe_entry *entry, int64_t index,
+                             int64_t dim);
+/** The element type of result `index`: "f32", "i32" or "i64" (static
+ *  storage), or NULL on error. */
+const char *moe_entry_result_dtype(const moe_entry *entry, int64_t index);
+
+/** Runs an entry with any number of inputs and results: `inputs[i]` is a
+ *  row-major float32 [tokens, moe_entry_input_size(entry, i)] array,
+ *  `outputs[r]` receives result r, shaped as moe_entry_result_dim says with
+ *  T = tokens, of its element type. `threads` as in moe_entry_run_f32.
+ *  Returns 0, or -1 on error. */
+int moe_entry_run(const moe_entry *entry, const float *const *inputs,
+                  int64_t num_inputs, int64_t tokens, void *const *outputs,
+                  int64_t num_outputs, int threads);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

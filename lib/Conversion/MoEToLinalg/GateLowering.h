@@ -2,8 +2,8 @@
 //
 // Routing stages of moe.gate on tensors with a dynamic token count T: token
 // groups and their capacity (RoutingAttr's rules, docs/Routing.md), dropping
-// the token-choice assignments over capacity, and expert choice's per-expert
-// top-C token selection.
+// the token-choice assignments over capacity, expert choice's per-expert
+// top-C token selection, and the routing statistics.
 //
 //===----------------------------------------------------------------------===//
 
@@ -40,6 +40,31 @@ Value buildCapacityDrop(OpBuilder &b, Location loc, RoutingAttr routing,
 /// the lower token).
 Value buildExpertChoiceMask(OpBuilder &b, Location loc, RoutingAttr routing,
                             Value selection, int64_t numExperts);
+
+/// What a gate's routing statistics are computed from (all with T rows).
+struct RoutingStatisticsInputs {
+  /// `[T,E]` f32 routed logits (noise included).
+  Value logits;
+  /// `[T,E]` f32 router scores (softmax or sigmoid of `logits`).
+  Value scores;
+  /// `[T,N]` i32 whose column 0 is each token's first choice: its top-ranked
+  /// selection, before any dropping.
+  Value firstChoice;
+  /// `[T,C]` i32 assignments chosen before capacity dropping (-1: none), for
+  /// `tokens_per_expert_before_drop` and `dropped_count`.
+  Value chosenIds;
+  /// `[T,C]` i32 final ids and f32 combine weights of the gate.
+  Value ids;
+  Value weights;
+};
+
+/// The results of `statistics`, in order, typed as moe.gate's statistics
+/// results (docs/Routing.md).
+SmallVector<Value> buildRoutingStatistics(OpBuilder &b, Location loc,
+                                          RoutingAttr routing,
+                                          ArrayRef<Statistic> statistics,
+                                          const RoutingStatisticsInputs &in,
+                                          int64_t numExperts);
 
 } // namespace mlir::moe::lowering
 

@@ -30,14 +30,6 @@ using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moe::lowering;
 
-std::optional<std::string>
-mlir::moe::getUnsupportedRoutingReason(RoutingAttr /*routing*/,
-                                       bool withStatistics) {
-  if (withStatistics)
-    return "routing statistics";
-  return std::nullopt;
-}
-
 namespace {
 
 /// Reads element (i, j) of a rank-2 tensor.
@@ -152,12 +144,21 @@ Value buildKeptGroups(OpBuilder &b, Location loc, Value groupScores,
       });
 }
 
-/// Scores and selection scores of a gate: `[T,E]` f32 each. Noise (already
-/// scaled) is added to the logits before anything else; the selection adds
-/// the selection-only bias to the scores.
-std::pair<Value, Value> buildScoresAndSelection(OpBuilder &b, Location loc,
-                                                GateOp op, Value logits,
-                                                Value noise, Value bias) {
+/// The `[T,E]` f32 tensors a gate routes on.
+struct RoutingScores {
+  /// The logits with the noise (already scaled) added.
+  Value logits;
+  /// Softmax or sigmoid of `logits`.
+  Value scores;
+  /// `scores` plus the selection-only bias.
+  Value selection;
+};
+
+/// Routed logits, scores and selection scores of a gate. Noise is added to
+/// the logits before anything else; the selection adds the selection-only
+/// bias to the scores.
+RoutingScores buildScoresAndSelection(OpBuilder &b, Location loc, GateOp op,
+                                      Value logits, Value noise, Value bias) {
   RoutingAttr routing = op.getRouting();
   int64_t numExperts = op.getNumExperts();
   if (noise)
@@ -178,7 +179,7 @@ std::pair<Value, Value> buildScoresAndSelection(OpBuilder &b, Location loc,
         [](OpBuilder &nb, Location nl, Value score, Value biasValue) {
           return arith::AddFOp::create(nb, nl, score, biasValue).getResult();
         });
-  return {scores, selection};
+  return {logits, scores, selection};
 }
 
 /// A `[T, columns]` tensor of `type` shaped after `like`'s rows.
@@ -361,6 +362,30 @@ Value buildCombineWeights(OpBuilder &b, Location loc, RoutingAttr routing,
       })[0];
 }
 
+/// `[T,1]` i32: the best expert of each token by `selection` (ties to the
+/// lower index, NaN first).
+Value buildArgMax(OpBuilder &b, Location loc, Value selection,
+                  int64_t numExperts) {
+  return buildTensorFromIndices(
+      b, loc, selection, b.getIndexAttr(1), b.getI32Type(),
+      [&](OpBuilder &nb, Location nl, Value t, Value) {
+        Value zero = indexConstant(nb, nl, 0);
+        SmallVector<Value> best = buildLoop(
+            nb, nl, indexConstant(nb, nl, 1), indexConstant(nb, nl, numExperts),
+            ValueRange{extract2D(nb, nl, selection, t, zero), zero},
+            [&](OpBuilder &eb, Location el, Value e, ValueRange carried) {
+              Value s = extract2D(eb, el, selection, t, e);
+              Value better =
+                  ranksBefore(eb, el, s, e, carried[0], carried[1]);
+              return SmallVector<Value>{
+                  arith::SelectOp::create(eb, el, better, s, carried[0]),
+                  arith::SelectOp::create(eb, el, better, e, carried[1])};
+            });
+        return arith::IndexCastOp::create(nb, nl, nb.getI32Type(), best[1])
+            .getResult();
+      });
+}
+
 struct LowerTokenChoiceGate : OpConversionPattern<GateOp> {
   using OpConversionPattern::OpConversionPattern;
 
@@ -370,30 +395,38 @@ struct LowerTokenChoiceGate : OpConversionPattern<GateOp> {
     RoutingAttr routing = op.getRouting();
     if (routing.isExpertChoice())
       return rewriter.notifyMatchFailure(op, "expert choice");
-    if (std::optional<std::string> reason = getUnsupportedRoutingReason(
-            routing, !op.getRequestedStatistics().empty()))
-      return rewriter.notifyMatchFailure(op, *reason);
     Location loc = op.getLoc();
     int64_t numExperts = op.getNumExperts();
-    auto [scores, selection] =
+    RoutingScores routed =
         buildScoresAndSelection(rewriter, loc, op, adaptor.getLogits(),
                                 adaptor.getNoise(), adaptor.getBias());
-    auto [gates, ids] = buildTopKChoices(rewriter, loc, routing, scores,
-                                         selection, numExperts);
+    auto [gates, choiceIds] = buildTopKChoices(
+        rewriter, loc, routing, routed.scores, routed.selection, numExperts);
     bool mayDrop = routing.hasCapacity() ||
                    routing.getSecondPolicy() == SecondPolicy::Random;
+    Value ids = choiceIds;
     if (routing.getSecondPolicy() == SecondPolicy::Random)
       ids = buildRandomSecondDrop(rewriter, loc, gates, ids,
                                   adaptor.getUniform());
+    Value dispatchedIds = ids;
     if (routing.hasCapacity())
-      ids = buildCapacityDrop(rewriter, loc, routing, scores, ids,
+      ids = buildCapacityDrop(rewriter, loc, routing, routed.scores, ids,
                               numExperts);
     Value weights = gates;
     if (mayDrop || routing.getRenormalize() != Renormalize::None ||
         routing.getScaleValue() != 1.0)
       weights =
           buildCombineWeights(rewriter, loc, routing, gates, ids, numExperts);
-    rewriter.replaceOp(op, ValueRange{weights, ids});
+    SmallVector<Value> results = {weights, ids};
+    // A second choice that random routing does not dispatch counts neither
+    // as chosen nor as dropped.
+    RoutingStatisticsInputs inputs{routed.logits, routed.scores, choiceIds,
+                                   dispatchedIds, ids, weights};
+    llvm::append_range(results, buildRoutingStatistics(
+                                    rewriter, loc, routing,
+                                    op.getRequestedStatistics(), inputs,
+                                    numExperts));
+    rewriter.replaceOp(op, results);
     return success();
   }
 };
@@ -409,15 +442,12 @@ struct LowerExpertChoiceGate : OpConversionPattern<GateOp> {
     RoutingAttr routing = op.getRouting();
     if (!routing.isExpertChoice())
       return rewriter.notifyMatchFailure(op, "token choice");
-    if (std::optional<std::string> reason = getUnsupportedRoutingReason(
-            routing, !op.getRequestedStatistics().empty()))
-      return rewriter.notifyMatchFailure(op, *reason);
     Location loc = op.getLoc();
     int64_t numExperts = op.getNumExperts();
-    Value scores, selection;
-    std::tie(scores, selection) =
+    RoutingScores routed =
         buildScoresAndSelection(rewriter, loc, op, adaptor.getLogits(),
                                 adaptor.getNoise(), adaptor.getBias());
+    Value scores = routed.scores, selection = routed.selection;
     Value chosen =
         buildExpertChoiceMask(rewriter, loc, routing, selection, numExperts);
     double scale = routing.getScaleValue();
@@ -443,7 +473,17 @@ struct LowerExpertChoiceGate : OpConversionPattern<GateOp> {
                      arith::ConstantIntOp::create(nb, nl, nb.getI32Type(), -1))
               .getResult();
         });
-    rewriter.replaceOp(op, ValueRange{weights, ids});
+    SmallVector<Value> results = {weights, ids};
+    // Nothing is dropped: every expert takes what it chose. The first choice
+    // of a token is its best expert by selection score.
+    RoutingStatisticsInputs inputs{
+        routed.logits, scores, buildArgMax(rewriter, loc, selection, numExperts),
+        ids, ids, weights};
+    llvm::append_range(results, buildRoutingStatistics(
+                                    rewriter, loc, routing,
+                                    op.getRequestedStatistics(), inputs,
+                                    numExperts));
+    rewriter.replaceOp(op, results);
     return success();
   }
 };

@@ -26,25 +26,6 @@ struct ConvertMoEToLinalgPass
     MLIRContext *context = &getContext();
     Operation *root = getOperation();
 
-    // Routing that has no lowering yet: one clear error per op.
-    bool unsupported = false;
-    root->walk([&](Operation *op) {
-      std::optional<std::string> reason;
-      if (auto gate = dyn_cast<GateOp>(op))
-        reason = getUnsupportedRoutingReason(
-            gate.getRouting(), !gate.getRequestedStatistics().empty());
-      if (auto layer = dyn_cast<LayerOp>(op))
-        reason = getUnsupportedRoutingReason(layer.getRouting(),
-                                             !layer.getStats().empty());
-      if (!reason)
-        return;
-      op->emitOpError() << "cannot be lowered yet: " << *reason
-                        << " is not supported by convert-moe-to-linalg";
-      unsupported = true;
-    });
-    if (unsupported)
-      return signalPassFailure();
-
     RewritePatternSet patterns(context);
     populateMoEDecomposePatterns(patterns, /*rowAlign=*/1);
     populateGateLoweringPatterns(patterns);

@@ -90,7 +90,8 @@ int main(int argc, char **argv) {
   moe_entry *serial = moe_entry_bind(module, "forward_serial", checkpoint);
   moe_entry *alias = moe_entry_bind(module, "alias", checkpoint);
   moe_entry *two = moe_entry_bind(module, "two_inputs", checkpoint);
-  expect(forward && serial && alias && two, "bind succeeds");
+  moe_entry *stats = moe_entry_bind(module, "with_stats", checkpoint);
+  expect(forward && serial && alias && two && stats, "bind succeeds");
   if (!forward || !serial || !alias || !two) {
     printf("error: %s\n", moe_last_error());
     return 1;
@@ -143,6 +144,63 @@ int main(int argc, char **argv) {
   printf("entry error: %s\n", moe_last_error());
   expect(moe_entry_hidden_size(NULL) == -1, "null entry size");
 
+  /* Several inputs and results. */
+  printf("two_inputs: %lld inputs of %lld and %lld, %lld result\n",
+         (long long)moe_entry_num_inputs(two),
+         (long long)moe_entry_input_size(two, 0),
+         (long long)moe_entry_input_size(two, 1),
+         (long long)moe_entry_num_results(two));
+  for (int64_t r = 0; r < moe_entry_num_results(stats); ++r) {
+    printf("with_stats result %lld: %s [", (long long)r,
+           moe_entry_result_dtype(stats, r));
+    for (int64_t d = 0; d < moe_entry_result_rank(stats, r); ++d)
+      printf("%s%lld", d ? ", " : "", (long long)moe_entry_result_dim(stats, r, d));
+    printf("]\n");
+  }
+  const float *pair[2] = {x, x};
+  void *twoOut[1] = {y};
+  expect(moe_entry_run(two, pair, 2, T, twoOut, 1, 2) == 0, "two inputs run");
+  int sums = 1;
+  for (int i = 0; i < T * H; ++i)
+    sums &= y[i] == x[i] + reference[i];
+  expect(sums, "two_inputs = x + forward(x)");
+  float doubled[T * H];
+  int64_t counts[4];
+  float total = 0.0f;
+  void *statsOut[3] = {doubled, counts, &total};
+  expect(moe_entry_run(stats, pair, 1, T, statsOut, 3, 4) == 0,
+         "with_stats runs");
+  float expectedTotal = 0.0f;
+  int same = 1;
+  for (int i = 0; i < T * H; ++i) {
+    same &= doubled[i] == 2.0f * x[i];
+    expectedTotal += x[i];
+  }
+  expect(same && total == expectedTotal, "with_stats results");
+  printf("with_stats counts: %lld %lld %lld %lld\n", (long long)counts[0],
+         (long long)counts[1], (long long)counts[2], (long long)counts[3]);
+  expect(moe_entry_run(stats, pair, 1, 0, statsOut, 3, 1) == 0,
+         "with_stats runs on 0 tokens");
+  printf("with_stats counts at T = 0: %lld %lld %lld %lld, sum %g\n",
+         (long long)counts[0], (long long)counts[1], (long long)counts[2],
+         (long long)counts[3], (double)total);
+  expect(moe_entry_run(two, pair, 1, T, twoOut, 1, 1) == -1, "one input");
+  printf("inputs error: %s\n", moe_last_error());
+  expect(moe_entry_run(stats, pair, 1, T, statsOut, 1, 1) == -1,
+         "one output");
+  printf("outputs error: %s\n", moe_last_error());
+  expect(moe_entry_run(stats, NULL, 1, T, statsOut, 3, 1) == -1,
+         "no input array");
+  printf("array error: %s\n", moe_last_error());
+  expect(moe_entry_result_dim(stats, 3, 0) == -2, "result out of range");
+  printf("result index error: %s\n", moe_last_error());
+  expect(moe_entry_result_dim(stats, 1, 1) == -2, "dim out of range");
+  printf("dim index error: %s\n", moe_last_error());
+  expect(moe_entry_input_size(two, 2) == -1, "input out of range");
+  printf("input index error: %s\n", moe_last_error());
+  expect(moe_entry_result_dtype(NULL, 0) == NULL, "null entry dtype");
+  printf("dtype error: %s\n", moe_last_error());
+
   /* One entry run from two threads at once; errors are per thread. */
   Job jobs[2];
   pthread_t threads[2];
@@ -163,6 +221,7 @@ int main(int argc, char **argv) {
   moe_entry_free(serial);
   moe_entry_free(alias);
   moe_entry_free(two);
+  moe_entry_free(stats);
   printf("%s\n", failures ? "FAILED" : "done");
   return failures != 0;
 }

@@ -156,3 +156,49 @@ void _mlir_ciface_two_inputs(MemRef2 *result, MemRef2 *x0, MemRef2 *w,
       setResult(result, t, i, at2(x0, t, i) + sum);
     }
 }
+
+typedef struct {
+  int64_t *allocated;
+  int64_t *aligned;
+  int64_t offset;
+  int64_t sizes[1];
+  int64_t strides[1];
+} MemRef1I64;
+
+typedef struct {
+  float *allocated;
+  float *aligned;
+  int64_t offset;
+} MemRef0;
+
+typedef struct {
+  MemRef2 y;
+  MemRef1I64 counts;
+  MemRef0 sum;
+} StatsResults;
+
+/* y = 2 x; counts[e] = T + e for 4 experts, with stride 2 and offset 1 to
+ * exercise the strided copy; sum = the sum of x. */
+void _mlir_ciface_with_stats(StatsResults *results, MemRef2 *x) {
+  int64_t tokens = x->sizes[0], hidden = x->sizes[1];
+  newResult(&results->y, tokens, hidden);
+  float sum = 0.0f;
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int64_t i = 0; i < hidden; ++i) {
+      setResult(&results->y, t, i, 2.0f * at2(x, t, i));
+      sum += at2(x, t, i);
+    }
+  int64_t *counts = malloc(9 * sizeof(int64_t));
+  for (int64_t e = 0; e < 4; ++e)
+    counts[1 + 2 * e] = tokens + e;
+  results->counts.allocated = counts;
+  results->counts.aligned = counts;
+  results->counts.offset = 1;
+  results->counts.sizes[0] = 4;
+  results->counts.strides[0] = 2;
+  float *total = malloc(sizeof(float));
+  *total = sum;
+  results->sum.allocated = total;
+  results->sum.aligned = total;
+  results->sum.offset = 0;
+}

@@ -32,10 +32,10 @@ def y_result() -> dict:
 
 
 def entry(name: str, args: List[dict], parallel: bool = True,
-          symbol: str = None) -> dict:
+          symbol: str = None, results: List[dict] = None) -> dict:
     return {"name": name, "symbol": "_mlir_ciface_" + (symbol or name),
             "token_parallel": parallel, "args": args,
-            "results": [y_result()]}
+            "results": results or [y_result()]}
 
 
 def good() -> dict:
@@ -52,6 +52,11 @@ def good() -> dict:
         entry("bad_shape", [x_arg()]),
         entry("global", [x_arg()], parallel=False),
         entry("two_inputs", [x_arg(), w_arg(), x_arg()]),
+        # Statistics-like results of a static shape; marked token-parallel
+        # to check that the runtime still runs it on all tokens at once.
+        entry("with_stats", [x_arg()],
+              results=[y_result(), {"dtype": "i64", "shape": [E]},
+                       {"dtype": "f32", "shape": []}]),
     ]}
 
 
@@ -125,7 +130,10 @@ MANIFESTS: Dict[str, Callable[[], object]] = {
     # Valid manifests whose entry the runtime cannot bind.
     "unsupported-input": edit(set_in(FORWARD_ARGS + [0, "dtype"], "bf16")),
     "unsupported-result": edit(set_in(["entries", 0, "results", 0],
-                                      {"dtype": "i64", "shape": [8]})),
+                                      {"dtype": "bf16", "shape": [-1, 8]})),
+    "unsupported-dynamic-result": edit(set_in(["entries", 0, "results", 0],
+                                              {"dtype": "i64",
+                                               "shape": [-1]})),
     "unsupported-dynamic-weight": edit(set_in(FORWARD_ARGS + [1, "shape"],
                                               [-1, 8])),
     "unsupported-no-input": edit(set_in(FORWARD_ARGS, [w_arg()])),

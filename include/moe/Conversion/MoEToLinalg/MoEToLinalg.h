@@ -9,14 +9,8 @@
 
 namespace mlir::moe {
 
-/// Why a gate with `routing` (and statistics results when `withStatistics`)
-/// cannot be lowered yet, naming the routing feature, or std::nullopt when it
-/// can.
-std::optional<std::string> getUnsupportedRoutingReason(RoutingAttr routing,
-                                                       bool withStatistics);
-
 /// Lowers moe.gate (token choice with or without capacity, random second
-/// choices, noise; expert choice) to linalg and scf on tensors.
+/// choices, noise; expert choice; statistics results) to linalg and scf on tensors.
 void populateGateLoweringPatterns(RewritePatternSet &patterns);
 
 /// Lowers moe.dispatch and moe.combine to scf loops on tensors.
