@@ -33,9 +33,11 @@ def ConvertMoEToLinalgPass : Pass<"convert-moe-to-linalg"> {
     - `moe.combine`: per output element, a gather-sum over the token's K rows
       through the row map (no one-hot matrices, no atomics).
 
-    Routing that this pass does not lower yet (expert choice, capacity,
-    random second choices, noisy gating, statistics) is reported as an error
-    on the op.
+    - routing statistics (`moe.gate` results after the ids): range-guarded
+      scatter-adds into `[E]` vectors for the counts, and scf reductions in
+      f32 for the losses (docs/Routing.md); every loss is 0 when T = 0.
+
+    Every routing the verifiers accept is lowered.
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::linalg::LinalgDialect",
