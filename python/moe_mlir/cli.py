@@ -24,6 +24,7 @@ from typing import Any, NoReturn, Sequence
 import numpy as np
 
 from . import __version__
+from .emit import STATISTICS
 
 __all__ = ["main"]
 
@@ -45,7 +46,8 @@ class _Parser(argparse.ArgumentParser):
 def _import_hf(args: argparse.Namespace) -> None:
     from .hf_import import ModelImportError, import_hf
     try:
-        imported = import_hf(args.directory, args.layer, func_name=args.entry)
+        imported = import_hf(args.directory, args.layer, func_name=args.entry,
+                             statistics=args.statistics)
     except ModelImportError as err:
         raise CommandError(str(err)) from None
     text = imported.module_text()
@@ -75,13 +77,19 @@ def _compile(args: argparse.Namespace) -> None:
 
 def _run_in_process(args: argparse.Namespace, module: str) -> None:
     from .runtime import MoeRuntimeError, load_layer
-    x = _load_tokens(args.input[0])
+    inputs = [_load_tokens(path) for path in args.input]
     try:
         layer = load_layer(module, args.weights, args.entry or "forward")
-        y = layer(x, threads=args.threads or 1)
+        results = layer(*inputs, threads=args.threads or 1)
     except MoeRuntimeError as err:
         raise CommandError(str(err)) from None
-    _save(args.output, y)
+    if not isinstance(results, tuple):
+        results = (results,)
+    if len(results) != len(args.output):
+        raise CommandError(f"'{layer.name}' has {len(results)} results, got "
+                           f"{len(args.output)} --output")
+    for path, value in zip(args.output, results):
+        _save(path, value)
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -97,8 +105,6 @@ def _run(args: argparse.Namespace) -> None:
         return
     if args.bench is not None:
         raise CommandError("--bench times moe-run; drop --in-process")
-    if len(args.input) != 1:
-        raise CommandError("--in-process runs entries with one input")
     if not args.module.endswith(".mlir"):
         _run_in_process(args, args.module)
         return
@@ -144,10 +150,14 @@ def _reference_layer(args: argparse.Namespace) -> tuple[Any, str]:
         if args.layer is None:
             raise CommandError("--hf needs --layer")
         try:
-            return import_hf(args.hf, args.layer).spec, (args.weights
-                                                         or args.hf)
+            spec = import_hf(args.hf, args.layer,
+                             statistics=args.statistics).spec
+            return spec, args.weights or args.hf
         except ModelImportError as err:
             raise CommandError(str(err)) from None
+    if args.statistics:
+        raise CommandError("--statistics goes with --hf; a --spec lists its "
+                           "statistics itself")
     try:
         with open(args.spec, encoding="utf-8") as file:
             spec = LayerSpec.from_dict(json.load(file))
@@ -186,24 +196,72 @@ def _reference(args: argparse.Namespace) -> None:
     except ValueError as err:
         raise CommandError(f"{weights}: {err}") from None
     try:
-        ref, _ = layer(x, operands, spec.routing, spec.activation, **samples)
+        ref, stats = layer(x, operands, spec.routing, spec.activation,
+                           **samples)
     except ValueError as err:
         raise CommandError(str(err)) from None
-    if args.output:
-        _save(args.output, ref)
-    if args.check:
-        y = _load_tokens(args.check)
-        if y.shape != ref.shape:
-            raise CommandError(f"{args.check}: shape {list(y.shape)} does not "
-                               f"match the reference {list(ref.shape)}")
-        error, scale = max_error(y, ref)
-        bound = args.rtol * scale
-        verdict = "ok" if error <= bound else "MISMATCH"
-        print(f"max|y - ref| = {error:.3e}, max|ref| = {scale:.3e}, bound "
-              f"{args.rtol:g} * max|ref| = {bound:.3e}: {verdict}")
-        if error > bound or not np.isfinite(error):
-            raise CommandError(f"{args.check} differs from the reference by "
-                               f"{error:.3e} (> {bound:.3e})")
+    results = [ref] + [_statistic_array(stats[name])
+                       for name in spec.statistics]
+    names = ["output"] + list(spec.statistics)
+    for flag in ("output", "check"):
+        paths = getattr(args, flag) or []
+        if paths and len(paths) != len(results):
+            raise CommandError(
+                f"this layer has {len(results)} results ({', '.join(names)})"
+                f": give --{flag} once per result, in that order")
+    for path, value in zip(args.output or [], results):
+        _save(path, value)
+    if not args.check:
+        return
+    y = _load_tokens(args.check[0])
+    if y.shape != ref.shape:
+        raise CommandError(f"{args.check[0]}: shape {list(y.shape)} does not "
+                           f"match the reference {list(ref.shape)}")
+    error, scale = max_error(y, ref)
+    bound = args.rtol * scale
+    verdict = "ok" if error <= bound else "MISMATCH"
+    print(f"max|y - ref| = {error:.3e}, max|ref| = {scale:.3e}, bound "
+          f"{args.rtol:g} * max|ref| = {bound:.3e}: {verdict}")
+    if error > bound or not np.isfinite(error):
+        raise CommandError(f"{args.check[0]} differs from the reference by "
+                           f"{error:.3e} (> {bound:.3e})")
+    for name, path, expected in zip(spec.statistics, args.check[1:],
+                                    results[1:]):
+        _check_statistic(name, path, expected, args.rtol)
+
+
+def _statistic_array(value: Any) -> np.ndarray:
+    """A statistic as the compiled layer returns it: int64 counts, float32
+    losses (0-d for scalars)."""
+    array = np.asarray(value)
+    return array.astype(np.int64 if array.dtype.kind in "iu" else np.float32)
+
+
+def _check_statistic(name: str, path: str, expected: np.ndarray,
+                     rtol: float) -> None:
+    """Counts must be equal; losses within ``rtol * max(1, |ref|)``."""
+    try:
+        value = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise CommandError(f"{path}: not a readable .npy file ({err})") \
+            from None
+    if value.shape != expected.shape:
+        raise CommandError(f"{path}: {name} has shape {list(value.shape)}, "
+                           f"the reference {list(expected.shape)}")
+    if expected.dtype.kind == "i":
+        same = np.array_equal(value, expected)
+        print(f"{name}: {value.tolist()} vs {expected.tolist()}: "
+              f"{'ok' if same else 'MISMATCH'}")
+        if not same:
+            raise CommandError(f"{path}: {name} differs from the reference")
+        return
+    error = abs(float(value) - float(expected))
+    bound = rtol * max(1.0, abs(float(expected)))
+    print(f"{name}: {float(value):.6g} vs {float(expected):.6g}: "
+          f"{'ok' if error <= bound else 'MISMATCH'}")
+    if not error <= bound:
+        raise CommandError(f"{path}: {name} differs from the reference by "
+                           f"{error:.3e} (> {bound:.3e})")
 
 
 # -- the parser --------------------------------------------------------------
@@ -217,6 +275,19 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got "
                                          f"{text!r}")
     return value
+
+
+def _statistics(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in STATISTICS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown statistic {', '.join(unknown) or repr(text)} (expected "
+            f"some of {', '.join(STATISTICS)})")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"a statistic is listed twice in "
+                                         f"{text!r}")
+    return names
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -238,11 +309,16 @@ def _parser() -> argparse.ArgumentParser:
                     help="the checkpoint directory (config.json + "
                     "model.safetensors or a sharded index)")
     hf.add_argument("--layer", required=True, metavar="N",
-                    help="the decoder layer")
+                    help="the decoder layer, or encoder.N / decoder.N for "
+                    "encoder-decoder models (switch_transformers, nllb_moe)")
     hf.add_argument("-o", "--output", required=True, metavar="OUT.mlir",
                     help="where the module goes ('-': stdout)")
     hf.add_argument("--entry", default="forward",
                     help="the entry point's name (default: forward)")
+    hf.add_argument("--statistics", type=_statistics, default=(),
+                    metavar="NAME,...", help="routing statistics the entry "
+                    "returns after its output (" + ", ".join(STATISTICS) +
+                    ")")
     hf.set_defaults(handler=_import_hf)
 
     comp = commands.add_parser(
@@ -266,7 +342,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--weights", required=True, metavar="CHECKPOINT")
     run.add_argument("--input", required=True, action="append",
                      metavar="X.npy", help="float32 [T, H] tokens")
-    run.add_argument("--output", required=True, metavar="Y.npy")
+    run.add_argument("--output", required=True, action="append",
+                     metavar="Y.npy", help="one per result of the entry, in "
+                     "order (the output, then its statistics)")
     run.add_argument("--entry", help="the entry point (default: forward)")
     run.add_argument("--threads", type=_positive)
     run.add_argument("--bench", type=_positive, metavar="N",
@@ -293,11 +371,17 @@ def _parser() -> argparse.ArgumentParser:
     ref.add_argument("--input", required=True, action="append",
                      metavar="X.npy", help="the tokens, then the layer's "
                      "sampled inputs (noise [T, E], uniform [T, 1]) if any")
-    ref.add_argument("--output", metavar="REF.npy",
-                     help="where the float64 reference goes")
-    ref.add_argument("--check", metavar="Y.npy",
-                     help="compare this result with the reference; exit 1 "
-                     "when max|y - ref| > RTOL * max|ref|")
+    ref.add_argument("--statistics", type=_statistics, default=(),
+                     metavar="NAME,...", help="with --hf: the statistics "
+                     "import-hf --statistics gave the layer")
+    ref.add_argument("--output", action="append", metavar="REF.npy",
+                     help="where the float64 reference goes; repeat it for "
+                     "the layer's statistics, in order")
+    ref.add_argument("--check", action="append", metavar="Y.npy",
+                     help="compare this result with the reference (exit 1 "
+                     "when max|y - ref| > RTOL * max|ref|); repeat it for "
+                     "the statistics, in order (counts equal, losses within "
+                     "RTOL * max(1, |ref|))")
     ref.add_argument("--rtol", type=float, default=1e-4,
                      help="relative bound of --check (default 1e-4, "
                      "SEMANTICS.md §9)")

@@ -27,7 +27,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from . import safetensors_io
+from . import safetensors_io, seq2seq
 from .emit import (EXPERT, PRESETS, LayerSpec, emit_module, from_hf_config,
                    is_sparse_layer)
 
@@ -54,13 +54,14 @@ class ImportedLayer:
     Attributes:
         directory: the checkpoint directory.
         model_type: its family.
-        layer: the decoder layer index.
+        layer: the decoder layer index, or ``"encoder.N"`` /
+            ``"decoder.N"`` for the encoder-decoder families.
         spec: the layer, with each operand's element type as stored.
     """
 
     directory: str
     model_type: str
-    layer: int
+    layer: int | str
     spec: LayerSpec
 
     def module_text(self) -> str:
@@ -100,8 +101,15 @@ def _num_layers(config: Mapping[str, Any]) -> int:
     return count
 
 
-def moe_layers(config: Mapping[str, Any]) -> list[int]:
-    """The indices of the MoE (sparse) layers of a supported model."""
+def moe_layers(config: Mapping[str, Any]) -> list[int] | list[str]:
+    """The MoE (sparse) layers of a supported model: decoder layer indices,
+    or ``"encoder.N"`` / ``"decoder.N"`` for encoder-decoder families."""
+    if config.get("model_type") in seq2seq.FAMILIES:
+        try:
+            return [f"{stack}.{n}" for stack in seq2seq.STACKS
+                    for n in seq2seq.sparse_blocks(config, stack)]
+        except ValueError as err:
+            raise ModelImportError(str(err)) from None
     return [n for n in range(_num_layers(config))
             if is_sparse_layer(config, n)]
 
@@ -140,12 +148,51 @@ def _parse_layer(layer: int | str) -> int:
                            "address layers by their index N")
 
 
-def _check_layer(config: Mapping[str, Any], layer: int) -> None:
+def _seq2seq_spec(config: Mapping[str, Any], layer: int | str,
+                  directory: str) -> tuple[str, LayerSpec]:
+    """The address and the f32 spec of a MoE block of an encoder-decoder
+    model (checks the address and that the block is sparse)."""
+    model_type = config["model_type"]
+    address = seq2seq.parse_address(str(layer))
+    if address is None:
+        raise ModelImportError(
+            f"bad layer {layer!r}: {model_type} is an encoder-decoder model; "
+            "address its layers as encoder.N or decoder.N")
+    stack, index = address
+    config_path = os.path.join(directory, "config.json")
+    try:
+        count = seq2seq.num_blocks(config, stack)
+        if not 0 <= index < count:
+            raise ModelImportError(
+                f"layer {stack}.{index} is out of range: the {stack} of this "
+                f"{model_type} model has {count} layers")
+        if not seq2seq.is_sparse_block(config, stack, index):
+            sparse = seq2seq.sparse_blocks(config, stack)
+            where = (f"its {stack} MoE layers are {_ranges(sparse)}"
+                     if sparse else f"its {stack} has no MoE layer")
+            raise ModelImportError(
+                f"layer {stack}.{index} of this {model_type} model is a "
+                f"dense feed-forward block; {where}")
+        return f"{stack}.{index}", seq2seq.spec_from_config(config, stack,
+                                                            index)
+    except ModelImportError:
+        raise
+    except ValueError as err:
+        raise ModelImportError(f"{config_path}: "
+                               f"{str(err).removeprefix('config.json ')}"
+                               ) from None
+
+
+def _check_model_type(config: Mapping[str, Any]) -> None:
     model_type = config.get("model_type")
-    if model_type not in PRESETS:
+    if model_type not in PRESETS and model_type not in seq2seq.FAMILIES:
         raise ModelImportError(
             f"unsupported model_type {model_type!r} (supported: "
-            f"{', '.join(PRESETS)})")
+            f"{', '.join(list(PRESETS) + list(seq2seq.FAMILIES))})")
+
+
+def _check_layer(config: Mapping[str, Any], layer: int) -> None:
+    model_type = config.get("model_type")
     count = _num_layers(config)
     if not 0 <= layer < count:
         raise ModelImportError(
@@ -164,7 +211,7 @@ def _check_layer(config: Mapping[str, Any], layer: int) -> None:
 
 def _operand_dtypes(spec: LayerSpec,
                     headers: Mapping[str, tuple[str, tuple[int, ...]]],
-                    directory: str, layer: int) -> dict[str, str]:
+                    directory: str, layer: int | str) -> dict[str, str]:
     """Check every tensor ``spec`` binds; its operands' element types."""
     dtypes = {}
     for operand in spec.operands:
@@ -208,36 +255,48 @@ def _operand_dtypes(spec: LayerSpec,
 
 
 def import_hf(directory: str | os.PathLike, layer: int | str,
-              func_name: str = "forward") -> ImportedLayer:
-    """Import the MoE block of decoder layer ``layer`` of a checkpoint.
+              func_name: str = "forward",
+              statistics: tuple[str, ...] = ()) -> ImportedLayer:
+    """Import the MoE block of layer ``layer`` of a checkpoint.
 
     Args:
         directory: a Hugging Face model directory (``config.json`` and
             ``model.safetensors`` or a sharded index).
-        layer: the decoder layer index (an int or its text).
+        layer: the decoder layer index (an int or its text), or
+            ``"encoder.N"`` / ``"decoder.N"`` for ``switch_transformers`` and
+            ``nllb_moe``.
         func_name: the entry point's name.
+        statistics: routing statistics the entry returns after its output
+            (:data:`moe_mlir.emit.STATISTICS`).
 
     Raises:
         ModelImportError: the reason, in one line.
     """
     directory = os.fspath(directory)
     config = read_config(directory)
-    index = _parse_layer(layer)
-    _check_layer(config, index)
+    _check_model_type(config)
+    model_type = config["model_type"]
+    config_path = os.path.join(directory, "config.json")
+    if model_type in seq2seq.FAMILIES:
+        address, spec = _seq2seq_spec(config, layer, directory)
+    else:
+        address = _parse_layer(layer)
+        _check_layer(config, address)
+        spec = None
     try:
         headers = safetensors_io.read_checkpoint_headers(directory)
     except (safetensors_io.SafetensorsError, OSError) as err:
         raise ModelImportError(str(err)) from None
     try:
-        spec = from_hf_config(config, index, dtype="f32")
-        dtypes = _operand_dtypes(spec, headers, directory, index)
-        spec = from_hf_config(config, index, dtypes=dtypes)
-        spec = dataclasses.replace(spec, func_name=func_name)
+        if spec is None:
+            spec = from_hf_config(config, address, dtype="f32")
+        dtypes = _operand_dtypes(spec, headers, directory, address)
+        spec = dataclasses.replace(spec, dtypes=dtypes, func_name=func_name,
+                                   statistics=tuple(statistics))
     except (ValueError, TypeError) as err:
         if isinstance(err, ModelImportError):
             raise
         reason = str(err).removeprefix("config.json ")
-        raise ModelImportError(f"{os.path.join(directory, 'config.json')}: "
-                               f"{reason}") from None
-    return ImportedLayer(directory=directory, model_type=config["model_type"],
-                         layer=index, spec=spec)
+        raise ModelImportError(f"{config_path}: {reason}") from None
+    return ImportedLayer(directory=directory, model_type=model_type,
+                         layer=address, spec=spec)

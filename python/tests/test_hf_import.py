@@ -141,7 +141,8 @@ def test_unknown_model_type(tmp_path) -> None:
     directory = _write(families.make_case("mixtral", "f32"), tmp_path)
     _edit_config(directory, model_type="llama")
     _expect(directory, 1, r"unsupported model_type 'llama' \(supported: "
-            r"mixtral, qwen2_moe, qwen3_moe, deepseek_v3, deepseek_v2\)")
+            r"mixtral, qwen2_moe, qwen3_moe, deepseek_v3, deepseek_v2, "
+            r"switch_transformers, nllb_moe\)")
     _edit_config(directory, model_type=None)
     _expect(directory, 1, "unsupported model_type None")
 

@@ -271,4 +271,17 @@ def test_sampled_inputs(tmp_path, routing) -> None:
     done = built_tools.moe_mlir("reference", "--spec",
                                 str(tmp_path / "layer.json"), *args,
                                 "--check", out)
+    assert "this layer has 7 results (output, tokens_per_expert, " in \
+        built_tools.one_line_error(done, "reference")
+    checks = [arg for p in [out] + stat_paths for arg in ("--check", p)]
+    done = built_tools.moe_mlir("reference", "--spec",
+                                str(tmp_path / "layer.json"), *args, *checks)
     assert done.returncode == 0, done.stderr
+    assert "importance_loss:" in done.stdout
+    assert "MISMATCH" not in done.stdout
+    # A statistic that differs is reported.
+    np.save(stat_paths[0], np.load(stat_paths[0]) + 1)
+    done = built_tools.moe_mlir("reference", "--spec",
+                                str(tmp_path / "layer.json"), *args, *checks)
+    assert "tokens_per_expert differs from the reference" in \
+        built_tools.one_line_error(done, "reference")
