@@ -7,6 +7,7 @@
     python3 -m moe_mlir run layer.so --weights DIR --input x.npy --output y.npy
     python3 -m moe_mlir reference --hf DIR --layer N --input x.npy \\
         --output ref.npy --check y.npy
+    python3 -m moe_mlir random-weights --spec layer.json -o DIR
 
 Every failure prints one line ``moe_mlir <command>: error: <reason>`` on
 stderr and exits with 1 (2 for bad command-line flags).
@@ -264,6 +265,35 @@ def _check_statistic(name: str, path: str, expected: np.ndarray,
                            f"{error:.3e} (> {bound:.3e})")
 
 
+def _random_weights(args: argparse.Namespace) -> None:
+    from . import safetensors_io
+    from .emit import LayerSpec
+    try:
+        with open(args.spec, encoding="utf-8") as file:
+            spec = LayerSpec.from_dict(json.load(file))
+    except OSError as err:
+        raise CommandError(f"cannot read {args.spec}: {err.strerror}") \
+            from None
+    except ValueError as err:
+        raise CommandError(f"{args.spec}: {err}") from None
+    rng = np.random.default_rng(args.seed)
+    tensors, dtypes = {}, {}
+    for name, (shape, dtype) in spec.checkpoint_tensors().items():
+        # Fan-in scaled normals: logits and activations of order one.
+        value = rng.standard_normal(shape) / np.sqrt(shape[-1])
+        if len(shape) == 1:
+            value = 0.1 * rng.standard_normal(shape)
+        tensors[name] = value.astype(np.float32)
+        dtypes[name] = dtype.upper()
+    os.makedirs(args.output, exist_ok=True)
+    path = os.path.join(args.output, safetensors_io.SINGLE_NAME)
+    try:
+        safetensors_io.save_file(path, tensors, dtypes)
+    except OSError as err:
+        raise CommandError(f"cannot write {path}: {err.strerror}") from None
+    print(f"{path}: {len(tensors)} tensors", file=sys.stderr)
+
+
 # -- the parser --------------------------------------------------------------
 
 def _positive(text: str) -> int:
@@ -352,6 +382,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--in-process", action="store_true",
                      help="run through the ctypes binding of the runtime")
     run.set_defaults(handler=_run)
+
+    rnd = commands.add_parser(
+        "random-weights", help="a random checkpoint for a layer description",
+        description="Writes DIR/model.safetensors with a random tensor for "
+        "every weight a layer.json binds (fan-in scaled normals, stored in "
+        "the layer's dtypes), e.g. to run the examples/routing layers.")
+    rnd.add_argument("--spec", required=True, metavar="LAYER.json")
+    rnd.add_argument("-o", "--output", required=True, metavar="DIR")
+    rnd.add_argument("--seed", type=int, default=0)
+    rnd.set_defaults(handler=_random_weights)
 
     ref = commands.add_parser(
         "reference", help="the float64 numpy reference of a layer",
