@@ -34,6 +34,9 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
   pm.addPass(moe::createMoEDecomposePass(
       moe::MoEDecomposePassOptions{options.rowAlign}));
   pm.addPass(moe::createConvertMoEToLinalgPass());
+  // Element-wise arith/math on tensors around the layers (e.g. the residual
+  // adds of a module stacking layers) become linalg.generic.
+  pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
 

@@ -175,8 +175,23 @@ BoundEntry::bind(std::shared_ptr<const CompiledModule> module,
   bound.module = std::move(module);
   bound.checkpoint = std::move(checkpoint);
   for (size_t i = 0; i < spec.args.size(); ++i) {
-    if (spec.args[i].kind != ArgKind::Weight)
+    const ManifestArg &arg = spec.args[i];
+    if (arg.kind != ArgKind::Weight)
       continue;
+    // Arguments bound to the same tensors (e.g. layers sharing their
+    // weights) share one buffer: each stack is gathered, each copy made,
+    // once.
+    auto same = std::find_if(
+        spec.args.begin(), spec.args.begin() + i, [&](const ManifestArg &a) {
+          return a.kind == ArgKind::Weight && a.weightName == arg.weightName &&
+                 a.type == arg.type && a.shape == arg.shape;
+        });
+    if (same != spec.args.begin() + i) {
+      const WeightBuffer &first = bound.weights[same - spec.args.begin()];
+      bound.weights[i].data = first.data;
+      bound.weights[i].numBytes = first.numBytes;
+      continue;
+    }
     Status status = bound.bindWeight(i);
     if (!status)
       return status;

@@ -4,7 +4,7 @@
 // move from the arguments into the manifest. Private functions and
 // declarations are not entry points.
 // CHECK-LABEL: func.func @forward
-// CHECK-SAME: (%{{.*}}: tensor<?x16xf32>, %{{.*}}: tensor<4x16xf32>, %{{.*}}: tensor<4x8x16xbf16>, %{{.*}}: tensor<4x16x8xbf16>) -> tensor<?x16xf32> attributes {llvm.emit_c_interface}
+// CHECK-SAME: (%{{.*}}: tensor<?x16xf32> {bufferization.writable = false}, %{{.*}}: tensor<4x16xf32> {bufferization.writable = false}, %{{.*}}: tensor<4x8x16xbf16> {bufferization.writable = false}, %{{.*}}: tensor<4x16x8xbf16> {bufferization.writable = false}) -> tensor<?x16xf32> attributes {llvm.emit_c_interface}
 // CHECK-NOT: moe.weight =
 // CHECK: func.func private @helper
 // CHECK-NOT: llvm.emit_c_interface

@@ -100,8 +100,21 @@ def duplicate(manifest: dict) -> None:
 
 
 FORWARD_ARGS = ["entries", 0, "args"]
+def stacked_arg() -> dict:
+    return {"kind": "weight", "dtype": "bf16", "shape": [E, H, H],
+            "name": EXPERTS}
+
+
+def add_shared_weights(manifest: dict) -> None:
+    """An entry binding the same stacked tensors twice (shared layers)."""
+    manifest["entries"].append(
+        entry("shared_twice", [x_arg(), stacked_arg(), w_arg(),
+                               stacked_arg()]))
+
+
 MANIFESTS: Dict[str, Callable[[], object]] = {
     "good": good,
+    "shared-weights": edit(add_shared_weights),
     "not-object": lambda: [good()],
     "version-2": edit(set_in(["version"], 2)),
     "version-string": edit(set_in(["version"], "1")),

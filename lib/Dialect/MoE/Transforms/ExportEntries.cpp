@@ -127,8 +127,13 @@ struct MoEExportEntriesPass
       entries.push_back(std::move(*entry));
       // The manifest holds the bindings now; LLVM translation has no use
       // for them.
-      for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
+      // Arguments are the caller's buffers (inputs, weights in a read-only
+      // checkpoint mapping): bufferization must never write into them.
+      for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i) {
         func.removeArgAttr(i, kWeightAttrName);
+        func.setArgAttr(i, "bufferization.writable",
+                        BoolAttr::get(&getContext(), false));
+      }
       func->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(),
                     UnitAttr::get(&getContext()));
     }

@@ -46,7 +46,11 @@ def MoEExportEntriesPass : Pass<"moe-export-entries", "::mlir::ModuleOp"> {
       shape and `moe.weight` binding, results, and whether tokens may be
       split over threads) as the NUL-terminated JSON string global
       `moe_module_manifest`, replacing an existing one, and removes the
-      `moe.weight` argument attributes it recorded.
+      `moe.weight` argument attributes it recorded;
+    - marks every argument of an entry point `bufferization.writable =
+      false`: arguments are the caller's buffers (inputs, and weights in a
+      read-only checkpoint mapping), so bufferization copies instead of
+      writing into them.
 
     An entry point must take and return ranked tensors of f32, bf16, f16, i32
     or i64; anything else is an error on the function. `token_parallel` is
