@@ -386,6 +386,17 @@ Value buildArgMax(OpBuilder &b, Location loc, Value selection,
       });
 }
 
+/// Replaces `op` by its weights and ids and the statistics it asks for.
+void replaceGate(ConversionPatternRewriter &rewriter, GateOp op,
+                 const RoutingStatisticsInputs &inputs) {
+  SmallVector<Value> results = {inputs.weights, inputs.ids};
+  llvm::append_range(
+      results, buildRoutingStatistics(rewriter, op.getLoc(), op.getRouting(),
+                                      op.getRequestedStatistics(), inputs,
+                                      op.getNumExperts()));
+  rewriter.replaceOp(op, results);
+}
+
 struct LowerTokenChoiceGate : OpConversionPattern<GateOp> {
   using OpConversionPattern::OpConversionPattern;
 
@@ -417,16 +428,10 @@ struct LowerTokenChoiceGate : OpConversionPattern<GateOp> {
         routing.getScaleValue() != 1.0)
       weights =
           buildCombineWeights(rewriter, loc, routing, gates, ids, numExperts);
-    SmallVector<Value> results = {weights, ids};
     // A second choice that random routing does not dispatch counts neither
     // as chosen nor as dropped.
-    RoutingStatisticsInputs inputs{routed.logits, routed.scores, choiceIds,
-                                   dispatchedIds, ids, weights};
-    llvm::append_range(results, buildRoutingStatistics(
-                                    rewriter, loc, routing,
-                                    op.getRequestedStatistics(), inputs,
-                                    numExperts));
-    rewriter.replaceOp(op, results);
+    replaceGate(rewriter, op, {routed.logits, routed.scores, choiceIds,
+                               dispatchedIds, ids, weights});
     return success();
   }
 };
@@ -473,17 +478,13 @@ struct LowerExpertChoiceGate : OpConversionPattern<GateOp> {
                      arith::ConstantIntOp::create(nb, nl, nb.getI32Type(), -1))
               .getResult();
         });
-    SmallVector<Value> results = {weights, ids};
     // Nothing is dropped: every expert takes what it chose. The first choice
     // of a token is its best expert by selection score.
-    RoutingStatisticsInputs inputs{
-        routed.logits, scores, buildArgMax(rewriter, loc, selection, numExperts),
-        ids, ids, weights};
-    llvm::append_range(results, buildRoutingStatistics(
-                                    rewriter, loc, routing,
-                                    op.getRequestedStatistics(), inputs,
-                                    numExperts));
-    rewriter.replaceOp(op, results);
+    Value firstChoice;
+    if (!op.getRequestedStatistics().empty())
+      firstChoice = buildArgMax(rewriter, loc, selection, numExperts);
+    replaceGate(rewriter, op,
+                {routed.logits, scores, firstChoice, ids, ids, weights});
     return success();
   }
 };
