@@ -145,7 +145,6 @@ def _save(path: str, array: np.ndarray) -> None:
 
 def _reference_layer(args: argparse.Namespace) -> tuple[Any, str]:
     """The spec and the checkpoint path of ``reference``'s source."""
-    from .emit import LayerSpec
     from .hf_import import ModelImportError, import_hf
     if args.hf is not None:
         if args.layer is None:
@@ -159,15 +158,21 @@ def _reference_layer(args: argparse.Namespace) -> tuple[Any, str]:
     if args.statistics:
         raise CommandError("--statistics goes with --hf; a --spec lists its "
                            "statistics itself")
-    try:
-        with open(args.spec, encoding="utf-8") as file:
-            spec = LayerSpec.from_dict(json.load(file))
-    except OSError as err:
-        raise CommandError(f"cannot read {args.spec}: {err.strerror}") \
-            from None
-    except ValueError as err:  # JSON and spec errors
-        raise CommandError(f"{args.spec}: {err}") from None
+    spec = _load_spec(args.spec)
     return spec, args.weights or os.path.dirname(os.path.abspath(args.spec))
+
+
+def _load_spec(path: str) -> Any:
+    """The :class:`~moe_mlir.emit.LayerSpec` of a layer.json (one-line
+    errors)."""
+    from .emit import LayerSpec
+    try:
+        with open(path, encoding="utf-8") as file:
+            return LayerSpec.from_dict(json.load(file))
+    except OSError as err:
+        raise CommandError(f"cannot read {path}: {err.strerror}") from None
+    except ValueError as err:  # JSON and spec errors
+        raise CommandError(f"{path}: {err}") from None
 
 
 def _reference(args: argparse.Namespace) -> None:
@@ -267,15 +272,7 @@ def _check_statistic(name: str, path: str, expected: np.ndarray,
 
 def _random_weights(args: argparse.Namespace) -> None:
     from . import safetensors_io
-    from .emit import LayerSpec
-    try:
-        with open(args.spec, encoding="utf-8") as file:
-            spec = LayerSpec.from_dict(json.load(file))
-    except OSError as err:
-        raise CommandError(f"cannot read {args.spec}: {err.strerror}") \
-            from None
-    except ValueError as err:
-        raise CommandError(f"{args.spec}: {err}") from None
+    spec = _load_spec(args.spec)
     rng = np.random.default_rng(args.seed)
     tensors, dtypes = {}, {}
     for name, (shape, dtype) in spec.checkpoint_tensors().items():
