@@ -10,6 +10,8 @@
 #include "moe/Runtime/Module.h"
 
 #include "EntryCall.h"
+#include "moe/Runtime/Allocation.h"
+#include "moe/Runtime/CheckedArithmetic.h"
 
 #include <algorithm>
 #include <cstring>
@@ -19,9 +21,6 @@ using namespace moe::runtime;
 using namespace moe::runtime::detail;
 
 namespace {
-
-/// The alignment of the weight copies.
-constexpr size_t kWeightAlignment = 64;
 
 /// The checkpoint dtype an argument type binds to.
 DType checkpointDType(ElementType type) {
@@ -40,31 +39,15 @@ DType checkpointDType(ElementType type) {
   return DType::F32;
 }
 
-/// The product of `dims` times `itemSize`, or false when it does not fit.
-bool byteSize(const int64_t *begin, const int64_t *end, size_t itemSize,
+/// The byte size of `shape` with `itemSize`-byte elements, or false when the
+/// shape is not representable (CheckedArithmetic.h).
+bool byteSize(const std::vector<int64_t> &shape, size_t itemSize,
               size_t &out) {
-  uint64_t n = itemSize;
-  for (const int64_t *d = begin; d != end; ++d) {
-    if (*d == 0) {
-      out = 0;
-      return true;
-    }
-  }
-  for (const int64_t *d = begin; d != end; ++d) {
-    uint64_t u = static_cast<uint64_t>(*d);
-    if (n > (uint64_t(1) << 62) / u)
-      return false;
-    n *= u;
-  }
-  out = static_cast<size_t>(n);
+  std::optional<int64_t> bytes = checkedByteSize(shape, itemSize);
+  if (!bytes)
+    return false;
+  out = static_cast<size_t>(*bytes);
   return true;
-}
-
-/// The size in bytes of a rows x cols float32 matrix, or false when it does
-/// not fit.
-bool matrixBytes(int64_t rows, int64_t cols, size_t &out) {
-  int64_t dims[2] = {rows, cols};
-  return byteSize(dims, dims + 2, sizeof(float), out);
 }
 
 /// True for the float32 [-1, H] type of inputs and results.
@@ -96,14 +79,6 @@ void copyStrided(const uint8_t *src, const std::vector<int64_t> &sizes,
   for (int64_t i = 0; i < sizes[dim]; ++i)
     copyStrided(src + i * strides[dim] * static_cast<int64_t>(itemSize), sizes,
                 strides, itemSize, dst, dim + 1);
-}
-
-/// The number of elements of `shape`.
-int64_t numElements(const std::vector<int64_t> &shape) {
-  int64_t n = 1;
-  for (int64_t dim : shape)
-    n *= dim;
-  return n;
 }
 
 /// A byte range of an argument buffer.
@@ -166,8 +141,7 @@ BoundEntry::bind(std::shared_ptr<const CompiledModule> module,
           "static shape (f32, i32 or i64)");
     size_t numBytes;
     if (!isTokenMatrix(result.type, result.shape) &&
-        !byteSize(result.shape.data(), result.shape.data() + result.shape.size(),
-                  elementTypeSize(result.type), numBytes))
+        !byteSize(result.shape, elementTypeSize(result.type), numBytes))
       return Result<BoundEntry>::failure(where + "result " + std::to_string(i) +
                                          " is too large");
   }
@@ -226,16 +200,14 @@ Status BoundEntry::bindWeight(size_t argIndex) {
     out = *tensor;
     return Status::success();
   };
+  // A copy, filled by the caller: not zeroed.
   auto allocate = [&](size_t numBytes, const std::string &context) -> Status {
-    size_t rounded =
-        std::max(kWeightAlignment, (numBytes + kWeightAlignment - 1) /
-                                       kWeightAlignment * kWeightAlignment);
-    void *memory = std::aligned_alloc(kWeightAlignment, rounded);
+    Result<AlignedBuffer> memory =
+        AlignedBuffer::allocate(numBytes, context, /*zero=*/false);
     if (!memory)
-      return Status::failure(context + ": cannot allocate " +
-                             std::to_string(numBytes) + " bytes");
-    buffer.owned.reset(memory);
-    buffer.data = memory;
+      return memory.status();
+    buffer.owned.reset(memory->release());
+    buffer.data = buffer.owned.get();
     buffer.numBytes = numBytes;
     return Status::success();
   };
@@ -291,7 +263,7 @@ Status BoundEntry::bindWeight(size_t argIndex) {
   std::string context =
       "weight '" + printable(arg.weightName) + "' (" + argument + ")";
   size_t totalBytes = 0;
-  if (!byteSize(dims, dimsEnd, itemSize, totalBytes) ||
+  if (!byteSize(arg.shape, itemSize, totalBytes) ||
       (numExperts != 0 && totalBytes / static_cast<size_t>(numExperts) !=
                               expertBytes))
     return Status::failure(context + ": shape " + formatShape(arg.shape) +
@@ -384,11 +356,19 @@ Status BoundEntry::run(const std::vector<MatrixRef> &inputs,
                              std::to_string(inputs[i].rows) +
                              " tokens, input 0 has " + std::to_string(tokens));
     size_t numBytes;
-    if (!matrixBytes(inputs[i].rows, inputs[i].cols, numBytes))
+    if (!byteSize({inputs[i].rows, inputs[i].cols}, sizeof(float), numBytes))
       return Status::failure(inputLabel(i) + " is too large");
     if (numBytes != 0 && !inputs[i].data)
       return Status::failure(inputLabel(i) + " is a null pointer");
   }
+  // Compiled code allocates its working buffers (at least an f32 score per
+  // token) itself and cannot report a failure: refuse token counts no
+  // buffer can hold, e.g. T = 2^40 with H = 0, before calling it.
+  Status fits = checkAllocation(
+      checkedMul(tokens, sizeof(float)).value_or(INT64_MAX),
+      "the working memory of " + std::to_string(tokens) + " tokens");
+  if (!fits)
+    return fits;
   for (size_t i = 0; i < outputs.size(); ++i) {
     std::vector<int64_t> shape = resultShape(i, tokens);
     std::string label = std::string("output ") +
@@ -399,8 +379,7 @@ Status BoundEntry::run(const std::vector<MatrixRef> &inputs,
                              elementTypeName(resultType(i)) + ", got " +
                              formatShape(outputs[i].shape));
     size_t numBytes;
-    if (!byteSize(shape.data(), shape.data() + shape.size(),
-                  elementTypeSize(resultType(i)), numBytes))
+    if (!byteSize(shape, elementTypeSize(resultType(i)), numBytes))
       return Status::failure(label + " is too large");
     if (numBytes != 0 && !outputs[i].data)
       return Status::failure(label + " is a null pointer");
@@ -413,8 +392,13 @@ Status BoundEntry::run(const std::vector<MatrixRef> &inputs,
   std::vector<std::thread> workers;
   workers.reserve(numSlices);
   for (unsigned s = 0; s < numSlices; ++s) {
-    int64_t begin = tokens * s / numSlices;
-    int64_t end = tokens * (s + 1) / numSlices;
+    // In 128 bits: tokens * s may not fit int64 (T can be near 2^61 when
+    // H = 0).
+    auto bound = [&](unsigned k) {
+      return static_cast<int64_t>(static_cast<__int128>(tokens) * k /
+                                  numSlices);
+    };
+    int64_t begin = bound(s), end = bound(s + 1);
     workers.emplace_back([this, &inputs, &outputs, &errors, s, begin, end] {
       Status status = runSlice(inputs, outputs, begin, end);
       if (!status)
@@ -444,7 +428,11 @@ Status BoundEntry::runSlice(const std::vector<MatrixRef> &inputs,
     if (entry.args[i].kind == ArgKind::Input) {
       const MatrixRef &input = inputs[nextInput++];
       sizes = {rows, input.cols};
-      numBytes = static_cast<size_t>(rows * input.cols) * sizeof(float);
+      // run() checked that the whole [T, H] matrix is representable; a
+      // slice of it is too.
+      if (!byteSize(sizes, sizeof(float), numBytes))
+        return Status::failure("'" + printable(entry.name) + "': input slice " +
+                               formatShape(sizes) + " is too large");
       data = numBytes ? input.data + begin * input.cols : emptyBufferAddress();
     } else {
       sizes = entry.args[i].shape;
@@ -453,7 +441,11 @@ Status BoundEntry::runSlice(const std::vector<MatrixRef> &inputs,
     }
     auto *bytes = static_cast<const uint8_t *>(data);
     argBuffers.push_back({bytes, bytes + numBytes});
-    args.addRowMajor(data, sizes);
+    if (!args.addRowMajor(data, sizes))
+      return Status::failure("'" + printable(entry.name) + "': argument " +
+                             std::to_string(i) + " of shape " +
+                             formatShape(sizes) + " has strides that do not "
+                             "fit int64");
   }
   std::vector<void *> argPointers;
   for (size_t i = 0; i < args.size(); ++i)
@@ -490,7 +482,7 @@ Status BoundEntry::runSlice(const std::vector<MatrixRef> &inputs,
                 ", expected " + formatShape(shape);
         continue;
       }
-      if (numElements(shape) == 0)
+      if (checkedNumElements(shape).value_or(0) == 0)
         continue;
       if (!view.aligned) {
         error = label + " with a null buffer";

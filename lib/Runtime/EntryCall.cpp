@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "EntryCall.h"
+#include "moe/Runtime/CheckedArithmetic.h"
 
 #include <array>
 #include <cassert>
@@ -63,19 +64,21 @@ constexpr std::array<Caller, kMaxEntryArgs + 1> kCallers =
 
 } // namespace
 
-void DescriptorBlock::addRowMajor(const void *data,
+bool DescriptorBlock::addRowMajor(const void *data,
                                   const std::vector<int64_t> &sizes) {
+  std::optional<std::vector<int64_t>> strides = checkedRowMajorStrides(sizes);
+  if (!strides)
+    return false;
   size_t rank = sizes.size();
   addEmpty(rank);
   uint64_t *d = words.data() + starts.back();
   storePointer(d, data);
   storePointer(d + 1, data);
-  int64_t stride = 1;
-  for (size_t i = rank; i-- > 0;) {
+  for (size_t i = 0; i < rank; ++i) {
     d[3 + i] = static_cast<uint64_t>(sizes[i]);
-    d[3 + rank + i] = static_cast<uint64_t>(stride);
-    stride *= sizes[i];
+    d[3 + rank + i] = static_cast<uint64_t>((*strides)[i]);
   }
+  return true;
 }
 
 void DescriptorBlock::addEmpty(size_t rank) {

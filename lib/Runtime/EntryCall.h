@@ -27,8 +27,10 @@ namespace moe::runtime::detail {
 class DescriptorBlock {
 public:
   /// Appends the descriptor of a row-major buffer at `data` (allocated =
-  /// aligned = data, offset 0, contiguous strides).
-  void addRowMajor(const void *data, const std::vector<int64_t> &sizes);
+  /// aligned = data, offset 0, contiguous strides); false, adding nothing,
+  /// when the strides of `sizes` do not fit int64.
+  [[nodiscard]] bool addRowMajor(const void *data,
+                                 const std::vector<int64_t> &sizes);
   /// Appends a zeroed descriptor of rank `rank` for the callee to fill.
   void addEmpty(size_t rank);
 

@@ -430,10 +430,50 @@ private:
         break;
       }
       default:
-        return failAt(escape, "invalid escape sequence '\\" +
-                                  std::string(1, static_cast<char>(c)) + "'");
+        // The byte is quoted through describe(): a raw newline or ESC would
+        // break the one-line message or reach the terminal.
+        return failAt(escape, "invalid escape sequence: '\\' followed by " +
+                                  describe(c));
       }
     }
+  }
+
+  /// The decimal exponent of a well-formed JSON number written as 0.dddd x
+  /// 10^m with a non-zero first digit d: 1 for 1.5, 3 for 100, -2 for
+  /// 0.001, 0 for zero. |value| >= 1 exactly when m > 0. Saturates far
+  /// outside the range of a double.
+  static int64_t decimalMagnitude(std::string_view number) {
+    constexpr int64_t kSaturation = int64_t(1) << 40;
+    if (number[0] == '-')
+      number.remove_prefix(1);
+    size_t mantissaEnd = std::min(number.find_first_of("eE"), number.size());
+    std::string_view mantissa = number.substr(0, mantissaEnd);
+    size_t point = std::min(mantissa.find('.'), mantissa.size());
+    std::string_view integer = mantissa.substr(0, point);
+    std::string_view fraction =
+        point < mantissa.size() ? mantissa.substr(point + 1) : "";
+    int64_t magnitude;
+    // JSON integer parts have no leading zero unless they are "0".
+    if (integer != "0") {
+      magnitude = static_cast<int64_t>(integer.size());
+    } else {
+      size_t firstDigit = fraction.find_first_not_of('0');
+      if (firstDigit == std::string_view::npos)
+        return 0;
+      magnitude = -static_cast<int64_t>(firstDigit);
+    }
+    int64_t exponent = 0;
+    if (mantissaEnd < number.size()) {
+      size_t k = mantissaEnd + 1;
+      bool negative = false;
+      if (number[k] == '+' || number[k] == '-')
+        negative = number[k++] == '-';
+      for (; k < number.size(); ++k)
+        exponent = std::min(kSaturation, exponent * 10 + (number[k] - '0'));
+      if (negative)
+        exponent = -exponent;
+    }
+    return std::clamp(magnitude + exponent, -2 * kSaturation, 2 * kSaturation);
   }
 
   bool parseNumber(JsonValue &out) {
@@ -483,14 +523,10 @@ private:
     double d;
     auto [ptr, ec] = std::from_chars(first, last, d);
     if (ec == std::errc::result_out_of_range) {
-      // Tiny magnitudes underflow to zero; huge ones are an error.
+      // Tiny magnitudes underflow to zero; huge ones are an error. The sign
+      // of the exponent alone does not tell: 1000...0e-10 is huge.
       std::string_view number(first, last - first);
-      size_t exponent = number.find_first_of("eE");
-      bool underflow =
-          exponent == std::string_view::npos
-              ? number.substr(number[0] == '-', 2) == "0."
-              : number.size() > exponent + 1 && number[exponent + 1] == '-';
-      if (!underflow)
+      if (decimalMagnitude(number) > 0)
         return failAt(start, "number out of the range of a double");
       out = JsonValue::makeDouble(number[0] == '-' ? -0.0 : 0.0);
       return true;

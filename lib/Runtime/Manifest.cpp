@@ -9,6 +9,7 @@
 
 #include "moe/Runtime/Manifest.h"
 
+#include "moe/Runtime/CheckedArithmetic.h"
 #include "moe/Runtime/Json.h"
 
 #include <initializer_list>
@@ -197,6 +198,12 @@ private:
                                " (expected -1 for dynamic, or >= 0)");
       out.push_back(dim.getInt());
     }
+    // Static dimensions must leave the strides representable.
+    std::vector<int64_t> known = out;
+    for (int64_t &dim : known)
+      dim = dim < 0 ? 1 : dim;
+    if (!checkedByteSize(known, sizeof(int64_t)))
+      return fail(where, "'shape' has too many elements");
     return true;
   }
 

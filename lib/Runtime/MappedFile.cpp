@@ -13,7 +13,7 @@ using namespace moe::runtime;
 
 Result<MappedFile> MappedFile::open(const std::string &path) {
   auto fail = [&](const char *what, int error) {
-    return Result<MappedFile>::failure(path + ": " + what + ": " +
+    return Result<MappedFile>::failure(printable(path) + ": " + what + ": " +
                                        std::strerror(error));
   };
   // O_NONBLOCK keeps a FIFO from blocking the open; it is rejected below.
@@ -32,7 +32,7 @@ Result<MappedFile> MappedFile::open(const std::string &path) {
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
     return Result<MappedFile>::failure(
-        path + (S_ISDIR(st.st_mode) ? ": is a directory, expected a file"
+        printable(path) + (S_ISDIR(st.st_mode) ? ": is a directory, expected a file"
                                     : ": is not a regular file"));
   }
   MappedFile file;

@@ -7,6 +7,8 @@
 
 #include "moe/Runtime/Npy.h"
 
+#include "moe/Runtime/Allocation.h"
+#include "moe/Runtime/CheckedArithmetic.h"
 #include "moe/Runtime/DType.h"
 #include "moe/Runtime/MappedFile.h"
 
@@ -37,25 +39,15 @@ std::string formatTuple(const std::vector<int64_t> &shape) {
   return s + ")";
 }
 
-/// The number of elements of `shape` times `itemSize`, or false on overflow
-/// past 2^63 bytes.
+/// The byte size of `shape` with `itemSize`-byte elements, or false when
+/// the shape is not representable (CheckedArithmetic.h).
 bool byteSize(const std::vector<int64_t> &shape, uint64_t itemSize,
               uint64_t &out) {
-  uint64_t n = itemSize;
-  bool overflow = false;
-  for (int64_t d : shape) {
-    if (d == 0) {
-      out = 0;
-      return true;
-    }
-    uint64_t u = static_cast<uint64_t>(d);
-    if (n > (uint64_t(1) << 63) / u)
-      overflow = true;
-    else
-      n *= u;
-  }
-  out = n;
-  return !overflow;
+  std::optional<int64_t> bytes = checkedByteSize(shape, itemSize);
+  if (!bytes)
+    return false;
+  out = static_cast<uint64_t>(*bytes);
+  return true;
 }
 
 /// One value of the header dict.
@@ -254,7 +246,7 @@ private:
 
 Result<NpyArray> moe::runtime::readNpy(const std::string &path) {
   auto fail = [&](const std::string &problem) {
-    return Result<NpyArray>::failure(path + ": " + problem);
+    return Result<NpyArray>::failure(printable(path) + ": " + problem);
   };
   Result<MappedFile> mapped = MappedFile::open(path);
   if (!mapped)
@@ -311,10 +303,15 @@ Result<NpyArray> moe::runtime::readNpy(const std::string &path) {
                 formatTuple(shape) + " of '" + descr + "' needs " +
                 std::to_string(numBytes) + " bytes");
 
+  size_t count = numBytes / dtypeSize(dtype);
+  Status fits = checkAllocation(uint64_t(count) * sizeof(float),
+                                printable(path) + ": the array as float32");
+  if (!fits)
+    return fits;
   NpyArray array;
   array.shape = std::move(shape);
   array.descr = descr;
-  array.data.resize(numBytes / dtypeSize(dtype));
+  array.data.resize(count);
   Status status = convertToF32(dtype, bytes + preamble + headerSize,
                                array.data.size(), array.data.data());
   if (!status)
@@ -333,7 +330,7 @@ Status moe::runtime::writeNpy(const std::string &path,
                               NpyElement element, const void *data) {
   for (int64_t d : shape)
     if (d < 0)
-      return Status::failure(path + ": cannot write shape " +
+      return Status::failure(printable(path) + ": cannot write shape " +
                              formatTuple(shape) + " with a negative dimension");
   const char *descr = "<f4";
   size_t itemSize = 4;
@@ -350,7 +347,7 @@ Status moe::runtime::writeNpy(const std::string &path,
   }
   uint64_t numBytes;
   if (!byteSize(shape, itemSize, numBytes))
-    return Status::failure(path + ": cannot write shape " + formatTuple(shape) +
+    return Status::failure(printable(path) + ": cannot write shape " + formatTuple(shape) +
                            ": too many elements");
 
   std::string dict = std::string("{'descr': '") + descr +
@@ -383,7 +380,8 @@ Status moe::runtime::writeNpy(const std::string &path,
   std::FILE *file = std::fopen(path.c_str(), "wb");
   if (!file)
     return Status::failure(
-        path + ": cannot open for writing: " + std::strerror(errno));
+        printable(path) + ": cannot open for writing: " +
+        std::strerror(errno));
   bool ok = std::fwrite(header.data(), 1, header.size(), file) == header.size();
   if (ok && numBytes != 0)
     ok = std::fwrite(data, 1, numBytes, file) == numBytes;
@@ -393,8 +391,7 @@ Status moe::runtime::writeNpy(const std::string &path,
     writeError = errno;
   }
   if (!ok)
-    return Status::failure(path +
-                           ": write failed: " + std::strerror(writeError));
+    return Status::failure(printable(path) + ": write failed: " + std::strerror(writeError));
   return Status::success();
 }
 
@@ -402,7 +399,7 @@ Status moe::runtime::writeNpy(const std::string &path, const NpyArray &array) {
   uint64_t numBytes;
   if (!byteSize(array.shape, sizeof(float), numBytes) ||
       numBytes / sizeof(float) != array.data.size())
-    return Status::failure(path + ": cannot write shape " +
+    return Status::failure(printable(path) + ": cannot write shape " +
                            formatTuple(array.shape) + " from " +
                            std::to_string(array.data.size()) + " elements");
   return writeNpy(path, array.shape, array.data.data());

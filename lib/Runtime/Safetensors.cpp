@@ -8,6 +8,8 @@
 
 #include "moe/Runtime/Safetensors.h"
 
+#include "moe/Runtime/Allocation.h"
+#include "moe/Runtime/CheckedArithmetic.h"
 #include "moe/Runtime/Json.h"
 
 #include <algorithm>
@@ -17,10 +19,8 @@
 using namespace moe::runtime;
 
 int64_t TensorView::numElements() const {
-  int64_t n = 1;
-  for (int64_t d : shape)
-    n *= d;
-  return n;
+  // Checkpoint validation only hands out representable shapes.
+  return checkedNumElements(shape).value_or(0);
 }
 
 std::string moe::runtime::formatShape(const std::vector<int64_t> &shape) {
@@ -34,15 +34,22 @@ std::string moe::runtime::formatShape(const std::vector<int64_t> &shape) {
 }
 
 Result<std::vector<float>> moe::runtime::readAsF32(const TensorView &tensor) {
+  std::string where = printable(tensor.file) + ": tensor '" +
+                      printable(tensor.name) + "'";
   if (!isConvertibleToF32(tensor.dtype))
     return Result<std::vector<float>>::failure(
-        tensor.file + ": tensor '" + printable(tensor.name) + "' has dtype " +
-        dtypeName(tensor.dtype) + ", which does not convert to f32");
-  std::vector<float> values(static_cast<size_t>(tensor.numElements()));
+        where + " has dtype " + dtypeName(tensor.dtype) +
+        ", which does not convert to f32");
+  size_t count = tensor.numBytes / dtypeSize(tensor.dtype);
+  Status fits = checkAllocation(uint64_t(count) * sizeof(float),
+                                where + " decoded to f32");
+  if (!fits)
+    return fits;
+  std::vector<float> values(count);
   Status status =
       convertToF32(tensor.dtype, tensor.data, values.size(), values.data());
   if (!status)
-    return Result<std::vector<float>>::failure(tensor.file + ": " +
+    return Result<std::vector<float>>::failure(printable(tensor.file) + ": " +
                                                status.error());
   return values;
 }
@@ -117,10 +124,6 @@ std::string parseEntry(const std::string &name, const JsonValue &value,
   if (!shape->isArray())
     return where + "shape is " + jsonKindName(shape->kind()) +
            ", expected an array";
-  // numBytes stays below 2^63 so that every size fits int64 and size_t.
-  uint64_t itemSize = dtypeSize(*parsed);
-  uint64_t numBytes = itemSize;
-  bool tooLarge = false;
   std::vector<int64_t> dims;
   const std::vector<JsonValue> &shapeElements = shape->getArray();
   for (size_t i = 0; i < shapeElements.size(); ++i) {
@@ -130,18 +133,12 @@ std::string parseEntry(const std::string &name, const JsonValue &value,
              describeValue(shapeElements[i]) +
              ", expected a non-negative integer";
     dims.push_back(static_cast<int64_t>(d));
-    if (d != 0 && numBytes > (uint64_t(1) << 63) / d)
-      tooLarge = true;
-    else
-      numBytes *= d;
   }
-  // A zero dimension makes the tensor empty whatever the other dimensions.
-  if (std::find(dims.begin(), dims.end(), 0) != dims.end()) {
-    numBytes = 0;
-    tooLarge = false;
-  }
-  if (tooLarge)
+  // Even an empty tensor needs representable strides (CheckedArithmetic.h).
+  std::optional<int64_t> byteSize = checkedByteSize(dims, dtypeSize(*parsed));
+  if (!byteSize)
     return where + "shape " + formatShape(dims) + " has too many elements";
+  uint64_t numBytes = static_cast<uint64_t>(*byteSize);
 
   const JsonValue *offsets = value.find("data_offsets");
   if (!offsets)
@@ -229,6 +226,10 @@ bool endsWith(const std::string &s, std::string_view suffix) {
 bool isContainedRelativePath(const std::string &name) {
   if (name.empty() || name[0] == '/')
     return false;
+  // A NUL would end the name that open() sees early, after the ".." check
+  // saw the whole string.
+  if (name.find('\0') != std::string::npos)
+    return false;
   size_t start = 0;
   while (start <= name.size()) {
     size_t slash = name.find('/', start);
@@ -249,7 +250,7 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string &path) {
     return mapped.status();
   SafetensorsFile file(mapped.take());
   auto fail = [&](const std::string &problem) {
-    return Result<SafetensorsFile>::failure(path + ": " + problem);
+    return Result<SafetensorsFile>::failure(printable(path) + ": " + problem);
   };
 
   const uint8_t *bytes = file.mapping.data();
@@ -260,14 +261,17 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string &path) {
   uint64_t headerSize = 0;
   for (int i = 7; i >= 0; --i)
     headerSize = (headerSize << 8) | bytes[i];
+  // Past the limit the "length" is most likely not one (a text file, say):
+  // its value, the file's first 8 bytes, is not printed.
+  if (headerSize > kMaxSafetensorsHeaderSize)
+    return fail("header length (the first 8 bytes, not shown) exceeds the "
+                "limit of " +
+                std::to_string(kMaxSafetensorsHeaderSize) +
+                " bytes; not a safetensors file?");
   if (headerSize > size - 8)
     return fail("header length " + std::to_string(headerSize) +
                 " exceeds the " + std::to_string(size - 8) +
                 " bytes after the 8-byte length");
-  if (headerSize > kMaxSafetensorsHeaderSize)
-    return fail("header length " + std::to_string(headerSize) +
-                " exceeds the limit of " +
-                std::to_string(kMaxSafetensorsHeaderSize) + " bytes");
   uint64_t bufferSize = size - 8 - headerSize;
   const uint8_t *buffer = bytes + 8 + headerSize;
 
@@ -326,7 +330,8 @@ Result<Checkpoint> Checkpoint::open(const std::string &path) {
     std::string index = joinPath(path, kIndexFileName);
     if (getPathKind(single) == PathKind::Missing &&
         getPathKind(index) == PathKind::Missing)
-      return Result<Checkpoint>::failure(path + ": directory holds neither " +
+      return Result<Checkpoint>::failure(printable(path) +
+                                         ": directory holds neither " +
                                          kSingleFileName + " nor " +
                                          kIndexFileName);
     Result<Checkpoint> checkpoint = getPathKind(single) != PathKind::Missing
@@ -356,7 +361,7 @@ Result<Checkpoint> Checkpoint::openFile(const std::string &path) {
 
 Result<Checkpoint> Checkpoint::openIndex(const std::string &indexPath) {
   auto fail = [&](const std::string &problem) {
-    return Result<Checkpoint>::failure(indexPath + ": " + problem);
+    return Result<Checkpoint>::failure(printable(indexPath) + ": " + problem);
   };
   Result<MappedFile> mapped = MappedFile::open(indexPath);
   if (!mapped)
@@ -390,6 +395,11 @@ Result<Checkpoint> Checkpoint::openIndex(const std::string &indexPath) {
                   jsonKindName(member.second.kind()) +
                   ", expected a file name");
     const std::string &shard = member.second.getString();
+    if (!isPrintable(shard))
+      return fail("weight_map entry '" + printable(member.first) + "' names '" +
+                  printable(shard) +
+                  "', a file name with control characters or malformed "
+                  "UTF-8");
     if (!isContainedRelativePath(shard))
       return fail("weight_map entry '" + printable(member.first) + "' names '" +
                   printable(shard) +
@@ -402,6 +412,7 @@ Result<Checkpoint> Checkpoint::openIndex(const std::string &indexPath) {
 
   Checkpoint checkpoint;
   checkpoint.rootPath = indexPath;
+  checkpoint.indexPath = indexPath;
   for (const std::string &shard : shardNames) {
     std::string shardPath = joinPath(dir, shard);
     if (getPathKind(shardPath) == PathKind::Missing)
@@ -427,6 +438,15 @@ Result<Checkpoint> Checkpoint::openIndex(const std::string &indexPath) {
   return checkpoint;
 }
 
+std::vector<std::string> Checkpoint::sourcePaths() const {
+  std::vector<std::string> paths;
+  if (!indexPath.empty())
+    paths.push_back(indexPath);
+  for (const SafetensorsFile &file : fileList)
+    paths.push_back(file.path());
+  return paths;
+}
+
 const TensorView *Checkpoint::find(std::string_view name) const {
   return findSorted(tensorList, name);
 }
@@ -434,6 +454,7 @@ const TensorView *Checkpoint::find(std::string_view name) const {
 Result<const TensorView *> Checkpoint::lookup(std::string_view name) const {
   if (const TensorView *tensor = find(name))
     return tensor;
-  return Result<const TensorView *>::failure(rootPath + ": no tensor named '" +
+  return Result<const TensorView *>::failure(printable(rootPath) +
+                                             ": no tensor named '" +
                                              printable(name) + "'");
 }

@@ -26,6 +26,7 @@ import numpy as np
 
 from . import __version__
 from .emit import STATISTICS
+from .safetensors_io import printable
 
 __all__ = ["main"]
 
@@ -38,7 +39,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage dump)."""
 
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.stderr.write(f"{self.prog}: error: {printable(message)}\n")
         sys.exit(2)
 
 
@@ -432,7 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.handler(args)
     except CommandError as err:
-        message = " ".join(str(err).split("\n"))
+        message = printable(" ".join(str(err).split("\n")))
         sys.stderr.write(f"moe_mlir {args.command}: error: {message}\n")
         return 1
     return 0

@@ -25,8 +25,10 @@ validates (docs/Runtime.md) so a test can trust what it reads back.
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
+import unicodedata
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -79,6 +81,20 @@ _MAX_HEADER = 100_000_000
 
 class SafetensorsError(ValueError):
     """A malformed safetensors file or index (message names the file)."""
+
+
+def printable(text: str) -> str:
+    """``text`` with what could break a one-line message or act on a terminal
+    (control and format characters: C0/C1 controls, bidirectional overrides,
+    line separators) escaped as ``\\xNN``/``\\uNNNN``, as the runtime does."""
+    out = []
+    for char in text:
+        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp", "Cs"):
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def _storage_dtype(dtype: str) -> str:
@@ -223,13 +239,19 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], int]:
     size = os.path.getsize(path)
 
     def fail(problem: str) -> SafetensorsError:
-        return SafetensorsError(f"{path}: {problem}")
+        return SafetensorsError(f"{printable(path)}: {problem}")
 
     if size < 8:
         raise fail(f"file too small for a header length ({size} bytes)")
     with open(path, "rb") as file:
         (length,) = struct.unpack("<Q", file.read(8))
-        if length > min(size - 8, _MAX_HEADER):
+        # Past the limit the "length" is most likely a text file's first
+        # bytes: not printed.
+        if length > _MAX_HEADER:
+            raise fail(f"header length (the first 8 bytes, not shown) exceeds "
+                       f"the limit of {_MAX_HEADER} bytes; not a safetensors "
+                       f"file?")
+        if length > size - 8:
             raise fail(f"header length {length} exceeds the file")
         raw = file.read(length)
     try:
@@ -246,33 +268,41 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], int]:
                     isinstance(v, str) for v in entry.values()):
                 raise fail("__metadata__ must map strings to strings")
             continue
+        where = f"tensor '{printable(name)}'"
         if not isinstance(entry, dict) or set(entry) != {
                 "dtype", "shape", "data_offsets"}:
-            raise fail(f"tensor '{name}': entry must have exactly dtype, "
+            raise fail(f"{where}: entry must have exactly dtype, "
                        "shape and data_offsets")
         dtype, shape, offsets = (entry["dtype"], entry["shape"],
                                  entry["data_offsets"])
         if dtype not in DTYPES:
-            raise fail(f"tensor '{name}': unsupported dtype {dtype!r}")
+            raise fail(f"{where}: unsupported dtype {printable(repr(dtype))}")
         if not isinstance(shape, list) or not all(
                 isinstance(d, int) and not isinstance(d, bool) and d >= 0
                 for d in shape):
-            raise fail(f"tensor '{name}': bad shape {shape!r}")
+            raise fail(f"{where}: bad shape {printable(repr(shape))}")
         if (not isinstance(offsets, list) or len(offsets) != 2
                 or not all(isinstance(o, int) for o in offsets)
                 or not 0 <= offsets[0] <= offsets[1] <= buffer_size):
-            raise fail(f"tensor '{name}': data_offsets {offsets!r} outside "
+            raise fail(f"{where}: data_offsets "
+                       f"{printable(repr(offsets))} outside "
                        f"the data buffer ({buffer_size} bytes)")
-        expected = int(np.prod(shape, dtype=np.int64)) * DTYPES[dtype].itemsize
+        # Exact integers: the product of the non-zero dimensions (which the
+        # strides of even an empty tensor need) must fit int64.
+        itemsize = DTYPES[dtype].itemsize
+        if math.prod(d for d in shape if d) * itemsize >= 2**63:
+            raise fail(f"{where}: shape {shape} has too many elements")
+        expected = math.prod(shape) * itemsize
         if offsets[1] - offsets[0] != expected:
-            raise fail(f"tensor '{name}': {offsets[1] - offsets[0]} bytes for "
+            raise fail(f"{where}: {offsets[1] - offsets[0]} bytes for "
                        f"{dtype} {shape} ({expected} expected)")
         if offsets[1] > offsets[0]:
             spans.append((offsets[0], offsets[1], name))
     spans.sort()
     for (_, end, first), (begin, _, second) in zip(spans, spans[1:]):
         if begin < end:
-            raise fail(f"tensors '{first}' and '{second}' overlap")
+            raise fail(f"tensors '{printable(first)}' and "
+                       f"'{printable(second)}' overlap")
     return header, 8 + length
 
 
@@ -292,8 +322,8 @@ def load_file(path: str | os.PathLike, float_dtype: Any = np.float32,
     with open(path, "rb") as file:
         for name in wanted:
             if name not in header or name == "__metadata__":
-                raise SafetensorsError(f"{os.fspath(path)}: no tensor named "
-                                       f"'{name}'")
+                raise SafetensorsError(f"{printable(os.fspath(path))}: no "
+                                       f"tensor named '{printable(name)}'")
             entry = header[name]
             begin, end = entry["data_offsets"]
             file.seek(start + begin)
@@ -317,27 +347,32 @@ def _checkpoint_files(path: str | os.PathLike) -> dict[str, list[str] | None]:
             return {single: None}
         path = os.path.join(path, INDEX_NAME)
         if not os.path.isfile(path):
-            raise SafetensorsError(f"{os.path.dirname(path)}: directory holds "
-                                   f"neither {SINGLE_NAME} nor {INDEX_NAME}")
+            raise SafetensorsError(f"{printable(os.path.dirname(path))}: "
+                                   f"directory holds neither {SINGLE_NAME} "
+                                   f"nor {INDEX_NAME}")
     if not path.endswith(".json"):
         if not os.path.isfile(path):
-            raise SafetensorsError(f"{path}: no such file")
+            raise SafetensorsError(f"{printable(path)}: no such file")
         return {path: None}
     try:
         with open(path, encoding="utf-8") as file:
             index = json.load(file)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise SafetensorsError(f"{path}: cannot read the index: "
-                               f"{err}") from None
+        raise SafetensorsError(f"{printable(path)}: cannot read the index: "
+                               f"{printable(str(err))}") from None
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict):
-        raise SafetensorsError(f"{path}: no weight_map object")
+        raise SafetensorsError(f"{printable(path)}: no weight_map object")
     by_file: dict[str, list[str] | None] = {}
     base = os.path.dirname(path)
     for name, file_name in weight_map.items():
+        # A NUL or control character in a name is refused before it
+        # reaches the file system (open() would stop at the NUL).
         if (not isinstance(file_name, str) or os.path.isabs(file_name)
+                or printable(file_name) != file_name
                 or ".." in file_name.replace("\\", "/").split("/")):
-            raise SafetensorsError(f"{path}: bad shard name {file_name!r}")
+            raise SafetensorsError(f"{printable(path)}: bad shard name "
+                                   f"{printable(repr(file_name))}")
         names = by_file.setdefault(os.path.join(base, file_name), [])
         assert names is not None
         names.append(name)
@@ -359,13 +394,14 @@ def read_checkpoint_headers(path: str | os.PathLike
     result: dict[str, tuple[str, tuple[int, ...]]] = {}
     for file, names in _checkpoint_files(path).items():
         if not os.path.isfile(file):
-            raise SafetensorsError(f"{file}: no such shard")
+            raise SafetensorsError(f"{printable(file)}: no such shard")
         header, _ = read_header(file)
         for name in (names if names is not None else
                      [n for n in header if n != "__metadata__"]):
             entry = header.get(name) if name != "__metadata__" else None
             if entry is None:
-                raise SafetensorsError(f"{file}: no tensor named '{name}' "
+                raise SafetensorsError(f"{printable(file)}: no tensor named "
+                                       f"'{printable(name)}' "
                                        "(the index says it is here)")
             result[name] = (entry["dtype"], tuple(entry["shape"]))
     return result

@@ -13,6 +13,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Runtime/Npy.h"
+#include "moe/Runtime/OutputFile.h"
 #include "moe/Runtime/Safetensors.h"
 
 #include <cstdio>
@@ -34,7 +35,7 @@ const char *const kUsage =
     "or a directory holding either.\n";
 
 int reportError(const std::string &message) {
-  std::fprintf(stderr, "error: %s\n", message.c_str());
+  std::fprintf(stderr, "error: %s\n", printable(message).c_str());
   return 1;
 }
 
@@ -54,21 +55,29 @@ int npyDump(const std::string &path) {
   Result<NpyArray> array = readNpy(path);
   if (!array)
     return reportError(array.error());
-  std::printf("%s float32 %s\n", path.c_str(),
+  std::printf("%s float32 %s\n", printable(path).c_str(),
               formatNpyShape(array->shape).c_str());
   printValues(array->data);
   return 0;
 }
 
 int npyRoundtrip(const std::string &in, const std::string &out) {
+  if (isSameFile(in, out))
+    return reportError(printable(out) + ": the output is the input");
+  Result<PendingOutput> file = PendingOutput::create(out);
+  if (!file)
+    return reportError(file.error());
   Result<NpyArray> array = readNpy(in);
   if (!array)
     return reportError(array.error());
-  Status written = writeNpy(out, *array);
+  Status written = writeNpy(file->tempPath(), *array);
+  if (!written)
+    return reportError(printable(out) + ": " + written.error());
+  written = file->commit();
   if (!written)
     return reportError(written.error());
-  std::printf("%s float32 %s -> %s\n", in.c_str(),
-              formatNpyShape(array->shape).c_str(), out.c_str());
+  std::printf("%s float32 %s -> %s\n", printable(in).c_str(),
+              formatNpyShape(array->shape).c_str(), printable(out).c_str());
   return 0;
 }
 
@@ -80,14 +89,16 @@ int inspect(const std::string &path, bool metadata,
   if (metadata) {
     for (const SafetensorsFile &file : checkpoint->files())
       for (const auto &item : file.metadata())
-        std::printf("%s: %s = %s\n", file.path().c_str(), item.first.c_str(),
-                    item.second.c_str());
+        std::printf("%s: %s = %s\n", printable(file.path()).c_str(),
+                    printable(item.first).c_str(),
+                    printable(item.second).c_str());
   }
   if (dumps.empty() && !metadata) {
-    std::printf("%s: %zu tensors in %zu files\n", path.c_str(),
+    std::printf("%s: %zu tensors in %zu files\n", printable(path).c_str(),
                 checkpoint->tensors().size(), checkpoint->files().size());
     for (const TensorView &tensor : checkpoint->tensors())
-      std::printf("%s %s %s\n", tensor.name.c_str(), dtypeName(tensor.dtype),
+      std::printf("%s %s %s\n", printable(tensor.name).c_str(),
+                  dtypeName(tensor.dtype),
                   formatShape(tensor.shape).c_str());
   }
   for (const std::string &name : dumps) {
@@ -97,7 +108,8 @@ int inspect(const std::string &path, bool metadata,
     Result<std::vector<float>> values = readAsF32(**tensor);
     if (!values)
       return reportError(values.error());
-    std::printf("%s %s %s\n", name.c_str(), dtypeName((*tensor)->dtype),
+    std::printf("%s %s %s\n", printable(name).c_str(),
+                dtypeName((*tensor)->dtype),
                 formatShape((*tensor)->shape).c_str());
     printValues(*values);
   }
@@ -136,12 +148,14 @@ int main(int argc, char **argv) {
         return reportError("--dump needs a tensor name");
       dumps.push_back(args[++i]);
     } else if (args[i].size() > 1 && args[i][0] == '-') {
-      return reportError("unknown option '" + args[i] + "'; see --help");
+      return reportError("unknown option '" + printable(args[i]) +
+                         "'; see --help");
     } else if (checkpoint.empty()) {
       checkpoint = args[i];
     } else {
-      return reportError("more than one checkpoint given ('" + checkpoint +
-                         "' and '" + args[i] + "')");
+      return reportError("more than one checkpoint given ('" +
+                         printable(checkpoint) + "' and '" +
+                         printable(args[i]) + "')");
     }
   }
   if (checkpoint.empty())

@@ -14,8 +14,11 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "moe/Runtime/Allocation.h"
+#include "moe/Runtime/CheckedArithmetic.h"
 #include "moe/Runtime/Module.h"
 #include "moe/Runtime/Npy.h"
+#include "moe/Runtime/OutputFile.h"
 #include "moe/Runtime/Safetensors.h"
 
 #include <algorithm>
@@ -69,7 +72,9 @@ constexpr long long kMaxBenchRuns = 1000000000;
 
 /// Prints the one error line; returns the exit status.
 int reportError(const std::string &message) {
-  std::fprintf(stderr, "moe-run: error: %s\n", message.c_str());
+  // Messages quote input through printable() already; this keeps any that
+  // does not from breaking the line.
+  std::fprintf(stderr, "moe-run: error: %s\n", printable(message).c_str());
   return 1;
 }
 
@@ -187,43 +192,6 @@ std::string parseOptions(const std::vector<std::string> &args,
     return "missing --output Y.npy; see --help";
   return "";
 }
-
-/// The output file, opened before anything runs so that an unwritable path
-/// fails early; a file created here is removed again unless committed.
-class OutputFile {
-public:
-  explicit OutputFile(std::string path) : path(std::move(path)) {}
-  OutputFile(const OutputFile &) = delete;
-  OutputFile &operator=(const OutputFile &) = delete;
-  ~OutputFile() {
-    if (created && !committed)
-      unlink(path.c_str());
-  }
-
-  /// Checks that the path can be written, creating the file if needed.
-  Status open() {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-                    0666);
-    if (fd >= 0) {
-      created = true;
-    } else if (errno == EEXIST) {
-      fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    }
-    if (fd < 0)
-      return Status::failure(path + ": cannot open for writing: " +
-                             std::strerror(errno));
-    close(fd);
-    return Status::success();
-  }
-
-  /// Keeps the file.
-  void commit() { committed = true; }
-
-private:
-  std::string path;
-  bool created = false;
-  bool committed = false;
-};
 
 /// A private temporary directory, removed with its files on destruction.
 class TempDir {
@@ -399,15 +367,41 @@ bool npyElement(ElementType type, NpyElement &out) {
   return false;
 }
 
+/// Refuses an output that names `input` (an input of the run): writing it
+/// would destroy the input, or the mapped module under the running process.
+Status checkNotAnInput(const std::vector<std::string> &outputs,
+                       const std::string &input, const char *role) {
+  for (const std::string &output : outputs)
+    if (isSameFile(output, input))
+      return Status::failure("--output '" + printable(output) + "' is the " +
+                             role + " '" + printable(input) + "'");
+  return Status::success();
+}
+
 int run(const Options &options) {
-  std::vector<std::unique_ptr<OutputFile>> outputFiles;
-  for (const std::string &path : options.outputs) {
-    outputFiles.push_back(std::make_unique<OutputFile>(path));
-    Status status = outputFiles.back()->open();
+  // Outputs are written aside and renamed into place once all succeeded;
+  // creating them now fails early on an unwritable directory.
+  std::vector<PendingOutput> outputFiles;
+  for (size_t i = 0; i < options.outputs.size(); ++i) {
+    const std::string &path = options.outputs[i];
+    for (size_t j = 0; j < i; ++j)
+      if (isSameFile(options.outputs[j], path))
+        return reportError("--output '" + printable(path) + "' and '" +
+                           printable(options.outputs[j]) +
+                           "' name the same file");
+    Result<PendingOutput> file = PendingOutput::create(path);
+    if (!file)
+      return reportError(file.error());
+    outputFiles.push_back(file.take());
+  }
+  Status status = checkNotAnInput(options.outputs, options.layer, "layer");
+  if (!status)
+    return reportError(status.error());
+  for (const std::string &input : options.inputs) {
+    status = checkNotAnInput(options.outputs, input, "input");
     if (!status)
       return reportError(status.error());
   }
-  Status status = Status::success();
 
   Result<std::shared_ptr<const CompiledModule>> module =
       loadLayer(options.layer);
@@ -419,6 +413,11 @@ int run(const Options &options) {
   Result<Checkpoint> checkpoint = Checkpoint::open(options.weights);
   if (!checkpoint)
     return reportError(checkpoint.error());
+  for (const std::string &file : checkpoint->sourcePaths()) {
+    status = checkNotAnInput(options.outputs, file, "checkpoint file");
+    if (!status)
+      return reportError(status.error());
+  }
   Result<BoundEntry> entry = BoundEntry::bind(
       module.take(), options.entry,
       std::make_shared<const Checkpoint>(checkpoint.take()));
@@ -461,15 +460,21 @@ int run(const Options &options) {
     inputs.push_back({array.data.data(), array.shape[0], array.shape[1]});
 
   int64_t tokens = arrays[0].shape[0];
-  // One zero-initialized 8-byte aligned buffer per result.
-  std::vector<std::vector<uint64_t>> resultBuffers;
+  // One zero-initialized buffer per result, its size checked first.
+  std::vector<AlignedBuffer> resultBuffers;
   std::vector<OutputRef> outputs;
   for (size_t r = 0; r < entry->numResults(); ++r) {
     std::vector<int64_t> shape = entry->resultShape(r, tokens);
-    size_t numBytes = elementTypeSize(entry->resultType(r));
-    for (int64_t dim : shape)
-      numBytes *= static_cast<size_t>(dim);
-    resultBuffers.emplace_back((numBytes + 7) / 8);
+    std::string what = name + " result " + std::to_string(r) + " " +
+                       formatTuple(shape);
+    std::optional<int64_t> numBytes =
+        checkedByteSize(shape, elementTypeSize(entry->resultType(r)));
+    if (!numBytes)
+      return reportError(what + " has too many elements");
+    Result<AlignedBuffer> buffer = AlignedBuffer::allocate(*numBytes, what);
+    if (!buffer)
+      return reportError(buffer.error());
+    resultBuffers.push_back(buffer.take());
     outputs.push_back({resultBuffers.back().data(), std::move(shape)});
   }
 
@@ -492,13 +497,17 @@ int run(const Options &options) {
       return reportError(name + " result " + std::to_string(r) + " has type " +
                          elementTypeName(entry->resultType(r)) +
                          ", which moe-run cannot write");
-    status = writeNpy(options.outputs[r], outputs[r].shape, element,
+    status = writeNpy(outputFiles[r].tempPath(), outputs[r].shape, element,
                       outputs[r].data);
+    if (!status)
+      return reportError(printable(options.outputs[r]) + ": " +
+                         status.error());
+  }
+  for (PendingOutput &file : outputFiles) {
+    status = file.commit();
     if (!status)
       return reportError(status.error());
   }
-  for (std::unique_ptr<OutputFile> &file : outputFiles)
-    file->commit();
 
   if (options.bench) {
     std::sort(times.begin(), times.end());

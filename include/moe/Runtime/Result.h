@@ -18,9 +18,15 @@
 
 namespace moe::runtime {
 
-/// Escapes control characters (as \xNN) in text taken from a file so that an
-/// error message stays on one line; other bytes, UTF-8 included, are kept.
+/// Escapes, as \xNN, the bytes of text taken from a file or a command line
+/// that could break a message's single line or act on a terminal: C0
+/// controls, DEL, malformed UTF-8, C1 controls, bidirectional controls and
+/// line/paragraph separators. Other UTF-8 is kept. Every message that quotes
+/// input quotes it through printable().
 std::string printable(std::string_view text);
+
+/// True when printable(text) == text: nothing in `text` needs escaping.
+bool isPrintable(std::string_view text);
 
 /// The outcome of an operation without a value: success or an error message.
 class [[nodiscard]] Status {

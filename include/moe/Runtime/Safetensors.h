@@ -100,6 +100,9 @@ public:
   const std::vector<SafetensorsFile> &files() const { return fileList; }
   /// Every tensor, sorted by name.
   const std::vector<TensorView> &tensors() const { return tensorList; }
+  /// Every file the checkpoint was read from: the index of a sharded
+  /// checkpoint, then the safetensors files.
+  std::vector<std::string> sourcePaths() const;
   /// The tensor named `name`, or null.
   const TensorView *find(std::string_view name) const;
   /// The tensor named `name`, or the error "<path>: no tensor named '<name>'".
@@ -111,6 +114,8 @@ private:
   static Result<Checkpoint> openIndex(const std::string &indexPath);
 
   std::string rootPath;
+  /// The index file of a sharded checkpoint; empty otherwise.
+  std::string indexPath;
   std::vector<SafetensorsFile> fileList;
   std::vector<TensorView> tensorList;
 };

@@ -205,6 +205,47 @@ def expert_name(e: int) -> str:
     return make_module.EXPERTS.format(e=e)
 
 
+def hf_cache(out: str, sharded: bool) -> None:
+    """Hugging Face's cache layout: snapshots/REV/<file> are symbolic links
+    to ../../blobs/<hash>; the checkpoint is opened at snapshots/REV."""
+    source = os.path.join(fresh_dir(out), "source")
+    if sharded:
+        write_sharded(source)
+    else:
+        write_good(os.path.join(fresh_dir(source), "model.safetensors"))
+    blobs = os.path.join(out, "blobs")
+    snapshot = os.path.join(out, "snapshots", "0123abcd")
+    os.makedirs(blobs)
+    os.makedirs(snapshot)
+    for i, name in enumerate(sorted(os.listdir(source))):
+        blob = "%040x" % (i + 1)
+        os.rename(os.path.join(source, name), os.path.join(blobs, blob))
+        os.symlink(os.path.join("..", "..", "blobs", blob),
+                   os.path.join(snapshot, name))
+    os.rmdir(source)
+
+
+def index_number(out: str, number: str) -> None:
+    """A good sharded checkpoint whose index metadata holds `number`."""
+    write_sharded(fresh_dir(out))
+    path = os.path.join(out, "model.safetensors.index.json")
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(text.replace("123", number))
+
+
+def hostile_names(path: str) -> None:
+    """Tensor names and metadata that would move the cursor, color the
+    terminal or forge a line if printed raw."""
+    header, buffer = layout({
+        "a\x1b[31mred\nFORGED LINE": ("F32", [1], np.float32(1).tobytes()),
+        "b\u202eevil\u2028x\x9b2J": ("F32", [1], np.float32(2).tobytes()),
+    })
+    header["__metadata__"] = {"k\x1b]0;title\x07": "v\r\nmore\x00end"}
+    write_file(path, header, buffer)
+
+
 def main() -> None:
     case, out = sys.argv[1], sys.argv[2]
     cases: Dict[str, Callable[[], None]] = {
@@ -273,9 +314,29 @@ def main() -> None:
         "index-invalid-json": lambda: (write_sharded(fresh_dir(out)), open(
             os.path.join(out, "model.safetensors.index.json"), "w").write(
             '{"weight_map": {"a": "b"')),
+        "index-nul-shard": lambda: write_sharded(
+            fresh_dir(out), index={"weight_map": {
+                "model.layers.0.f32": "..\u0000"}}),
+        "index-control-shard": lambda: write_sharded(
+            fresh_dir(out), index={"weight_map": {
+                "model.layers.0.f32": "shard\x1b[2J\n.safetensors"}}),
+        # The number in the index metadata is not read, only parsed.
+        "index-number": lambda: index_number(out, sys.argv[3]),
         "empty-dir": lambda: fresh_dir(out),
+        # Hugging Face's cache layout, and a checkpoint file that is text.
+        "hf-cache": lambda: hf_cache(out, sharded=False),
+        "hf-cache-sharded": lambda: hf_cache(out, sharded=True),
+        "text-file": lambda: open(out, "w").write(
+            "secret: do not print me\n"),
+        "hostile-names": lambda: hostile_names(out),
+        "shape-zero-huge": lambda: small_file(
+            out, set_key("a", "shape", [2**62, 4, 0])),
         # A header given on the command line, for the JSON parser tests.
         "raw": lambda: write_raw(out, sys.argv[3].encode(), b""),
+        # A backslash followed by a raw newline or ESC: invalid escapes
+        # whose error must not carry the byte itself.
+        "json-escape-newline": lambda: write_raw(out, b'{"a\\\nb": 1}', b""),
+        "json-escape-esc": lambda: write_raw(out, b'{"a\\\x1b[2J": 1}', b""),
         "raw-file": lambda: write_raw(
             out, open(sys.argv[3], "rb").read(), b""),
         # .npy files.
@@ -309,6 +370,11 @@ def main() -> None:
             "", False, (), text="{'descr': '<f4', 'fortran_order': False, "
             "'shape': (3), }") + b"\0" * 12),
         "npy-tiny": lambda: open(out, "wb").write(b"\x93NUM"),
+        "npy-zero-huge": lambda: open(out, "wb").write(
+            npy_header("<f4", False, (2**62, 4, 0))),
+        # 128 bytes for 2^40 tokens of hidden size 0.
+        "npy-many-empty-rows": lambda: open(out, "wb").write(
+            npy_header("<f4", False, (2**40, 0))),
         # The fake modules' checkpoints and activations.
         "module-ckpt": lambda: module_checkpoint(out),
         "module-ckpt-unaligned": lambda: module_checkpoint(out, pad=True),

@@ -112,7 +112,31 @@ def add_shared_weights(manifest: dict) -> None:
                                stacked_arg()]))
 
 
+def hostile_sizes() -> dict:
+    """Entries whose buffers, sized by the input, cannot be allocated; their
+    kernels are never called (the symbol is any existing one)."""
+    zero_x = {"kind": "input", "dtype": "f32", "shape": [-1, 0]}
+    return {"version": 1, "entries": [
+        # [T, 0] tokens in, [T, 32] out: 2^40 tokens ask for 2^47 bytes.
+        entry("wide_result", [zero_x], symbol="alias",
+              results=[{"dtype": "f32", "shape": [-1, 32]}]),
+        # [T, 0] in and out: nothing to allocate but the working buffers
+        # of 2^40 tokens.
+        entry("empty_rows", [zero_x], symbol="alias",
+              results=[{"dtype": "f32", "shape": [-1, 0]}]),
+        # A static result of 2^59 bytes.
+        entry("huge_stats", [x_arg()], symbol="alias",
+              results=[y_result(), {"dtype": "i64",
+                                    "shape": [2**28, 2**28]}]),
+    ]}
+
+
 MANIFESTS: Dict[str, Callable[[], object]] = {
+    "hostile-sizes": hostile_sizes,
+    "shape-zero-huge": edit(set_in(FORWARD_ARGS + [1, "shape"],
+                                   [2**62, 4, 0])),
+    "result-zero-huge": edit(set_in(["entries", 0, "results", 0],
+                                    {"dtype": "i64", "shape": [0, 2**62, 4]})),
     "good": good,
     "shared-weights": edit(add_shared_weights),
     "not-object": lambda: [good()],

@@ -1,0 +1,56 @@
+//===- Allocation.cpp - Buffers sized by untrusted input ------------------===//
+
+#include "moe/Runtime/Allocation.h"
+
+#include <algorithm>
+#include <cstring>
+#include <sys/resource.h>
+#include <unistd.h>
+
+using namespace moe::runtime;
+
+uint64_t moe::runtime::maxAllocationBytes() {
+  uint64_t limit = UINT64_MAX;
+  long pages = sysconf(_SC_PHYS_PAGES);
+  long pageSize = sysconf(_SC_PAGESIZE);
+  if (pages > 0 && pageSize > 0)
+    limit = static_cast<uint64_t>(pages) * static_cast<uint64_t>(pageSize);
+  for (int resource : {RLIMIT_AS, RLIMIT_DATA}) {
+    struct rlimit rl;
+    if (getrlimit(resource, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+      limit = std::min<uint64_t>(limit, rl.rlim_cur);
+  }
+  return limit;
+}
+
+Status moe::runtime::checkAllocation(uint64_t numBytes,
+                                     const std::string &what) {
+  uint64_t limit = maxAllocationBytes();
+  if (numBytes <= limit)
+    return Status::success();
+  return Status::failure(what + " needs " + std::to_string(numBytes) +
+                         " bytes, more than the " + std::to_string(limit) +
+                         " bytes this process can allocate");
+}
+
+Result<AlignedBuffer> AlignedBuffer::allocate(uint64_t numBytes,
+                                              const std::string &what,
+                                              bool zero) {
+  Status status = checkAllocation(numBytes, what);
+  if (!status)
+    return status;
+  // aligned_alloc wants a multiple of the alignment; never zero, so that an
+  // empty buffer still has an address.
+  uint64_t rounded = std::max<uint64_t>(
+      kAlignment, (numBytes + kAlignment - 1) / kAlignment * kAlignment);
+  void *memory = std::aligned_alloc(kAlignment, static_cast<size_t>(rounded));
+  if (!memory)
+    return Result<AlignedBuffer>::failure(what + ": cannot allocate " +
+                                          std::to_string(numBytes) + " bytes");
+  if (zero)
+    std::memset(memory, 0, static_cast<size_t>(rounded));
+  AlignedBuffer buffer;
+  buffer.memory.reset(memory);
+  buffer.numBytes = static_cast<size_t>(numBytes);
+  return buffer;
+}
