@@ -30,6 +30,10 @@ config.substitutions.append(
 config.substitutions.append(
     ("%clang", os.path.join(config.llvm_tools_dir, "clang")))
 
+# The Python package's tools (%moe_mlir compile/run) are this build's, so
+# that the sanitized build's lit run checks its own tools.
+config.environment["MOE_TOOLS_DIR"] = config.moe_tools_dir
+
 # Every FileCheck variable is local to its CHECK-LABEL block.
 config.environment["FILECHECK_OPTS"] = "-enable-var-scope"
 
@@ -40,13 +44,10 @@ llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
 tool_dirs = [config.moe_tools_dir, config.llvm_tools_dir]
-# A build of the runtime alone (the MOE_SANITIZE build) runs test/Runtime with
-# `--param moe_runtime_only=1`, which lets moe-opt be absent.
-runtime_only = lit_config.params.get("moe_runtime_only", "0") == "1"
 tools = [
-    ToolSubst("moe-opt", unresolved="ignore" if runtime_only else "fatal"),
+    ToolSubst("moe-opt", unresolved="fatal"),
     ToolSubst("moe-checkpoint-inspect", unresolved="fatal"),
     ToolSubst("moe-run", unresolved="fatal"),
-    ToolSubst("moe-compile", unresolved="ignore" if runtime_only else "fatal"),
+    ToolSubst("moe-compile", unresolved="fatal"),
 ]
 llvm_config.add_tool_substitutions(tools, tool_dirs)

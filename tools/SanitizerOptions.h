@@ -1,6 +1,6 @@
 //===- SanitizerOptions.h - ASan/UBSan defaults of the tools ----*- C++ -*-===//
 //
-// Included once by each runtime tool's main file. In a MOE_SANITIZE build,
+// Included once by the main file of each tool. In a MOE_SANITIZE build,
 // sanitizer reports end in a signal, so that `not` in lit tests cannot
 // mistake one for an expected error exit.
 //
@@ -11,7 +11,10 @@
 
 #ifdef MOE_SANITIZE
 extern "C" const char *__asan_default_options() {
-  return "abort_on_error=1:detect_leaks=1";
+  // allow_user_poisoning=0: LLVM's BumpPtrAllocator poisons its slabs in
+  // instrumented code (ours) but not in the uninstrumented libMLIR.so that
+  // shares them, which would read as use-after-poison.
+  return "abort_on_error=1:detect_leaks=1:allow_user_poisoning=0";
 }
 extern "C" const char *__ubsan_default_options() {
   return "abort_on_error=1:halt_on_error=1:print_stacktrace=1";

@@ -5,8 +5,12 @@
 #   utils/dev.sh build   deps + configure + build (build/)
 #   utils/dev.sh demo    build + the main job: an example MoE layer compiled,
 #                        run with generated weights and checked
-#   utils/dev.sh test    build + every test (lit suite, Python tests, runtime
-#                        tests again under ASan + UBSan in build-asan/)
+#   utils/dev.sh test    build + every test (lit suite, Python tests; then the
+#                        whole project built with ASan + UBSan in build-asan/,
+#                        the lit suite again against it, and a short run of
+#                        every fuzz harness)
+#   utils/dev.sh fuzz [SECONDS] [TARGET...]
+#                        long fuzzing runs (default 600 s per harness)
 #
 # Every step is idempotent and quiet when there is nothing to do.
 set -euo pipefail
@@ -67,15 +71,52 @@ build() {
   test -x "$BUILD/bin/moe-opt"
 }
 
-# The runtime and its tools built with ASan + UBSan, and the runtime tests
-# run against that build.
-run_sanitized_runtime_tests() {
+# The whole project (dialect, passes, tools, runtime) built with ASan +
+# UBSan, plus the libFuzzer harnesses, in $BUILD-asan.
+build_sanitized() {
   local dir="$BUILD-asan"
-  configure "$dir" -DMOE_SANITIZE=ON
-  ninja -C "$dir" -j "${MOE_JOBS:-2}" moe-checkpoint-inspect moe-run |
-    grep -v '^\[' || true
-  log "running the runtime tests under ASan + UBSan"
-  "$LLVM_PREFIX/bin/lit" -sv --param moe_runtime_only=1 "$dir/test/Runtime"
+  configure "$dir" -DMOE_SANITIZE=ON -DMOE_FUZZ=ON
+  ninja -C "$dir" -j "${MOE_JOBS:-2}" all mlir-doc | grep -v '^\[' || true
+  test -x "$dir/bin/moe-fuzz-json"
+}
+
+# run_fuzzers SECONDS [TARGET...]: runs each harness for SECONDS from a copy
+# of its committed corpus (new inputs are kept in $BUILD-asan/fuzz/corpus),
+# with its dictionary; a finding is saved in $BUILD-asan/fuzz/findings and
+# fails the run.
+run_fuzzers() {
+  local seconds="$1"
+  shift
+  local dir="$BUILD-asan/fuzz"
+  local targets=("$@")
+  [ ${#targets[@]} -eq 0 ] && targets=(json safetensors sharded npy manifest
+    binding moe-opt)
+  mkdir -p "$dir/findings"
+  local failed=()
+  for target in "${targets[@]}"; do
+    local corpus="$dir/corpus/$target"
+    mkdir -p "$corpus"
+    local seed
+    for seed in "$ROOT/fuzz/corpus/$target/"*; do
+      [ -e "$corpus/${seed##*/}" ] || cp "$seed" "$corpus/"
+    done
+    log "fuzzing $target for ${seconds}s"
+    if ! "$BUILD-asan/bin/moe-fuzz-$target" -max_total_time="$seconds" \
+        -timeout=25 -rss_limit_mb=4096 -print_final_stats=1 \
+        -dict="$ROOT/fuzz/dict/$target.dict" \
+        -artifact_prefix="$dir/findings/$target-" "$corpus" \
+        > "$dir/$target.log" 2>&1; then
+      tail -n 40 "$dir/$target.log" >&2
+      failed+=("$target")
+    else
+      grep -E '^stat::number_of_executed_units' "$dir/$target.log" |
+        sed "s/^/   $target: /" >&2 || true
+    fi
+  done
+  if [ ${#failed[@]} -ne 0 ]; then
+    echo "error: findings in: ${failed[*]} (inputs in $dir/findings)" >&2
+    return 1
+  fi
 }
 
 demo() {
@@ -93,7 +134,21 @@ run_tests() {
   # Debian's interpreter: the one with numpy and pytest.
   log "running the Python tests"
   MOE_OPT="$BUILD/bin/moe-opt" /usr/bin/python3 -m pytest -q "$ROOT/python/tests"
-  run_sanitized_runtime_tests
+  build_sanitized
+  log "running the lit suite against the ASan + UBSan build"
+  "$LLVM_PREFIX/bin/lit" -sv "$BUILD-asan/test"
+  log "fuzzing each harness for a short smoke run"
+  run_fuzzers "${MOE_FUZZ_SECONDS:-20}"
+}
+
+# utils/dev.sh fuzz [SECONDS] [TARGET...]: the long runs (default 600 s
+# each, every harness).
+fuzz() {
+  install_deps
+  build_sanitized
+  local seconds="${1:-600}"
+  [ $# -gt 0 ] && shift
+  run_fuzzers "$seconds" "$@"
 }
 
 case "${1:-}" in
@@ -101,8 +156,12 @@ case "${1:-}" in
   build) build ;;
   demo) demo ;;
   test) run_tests ;;
+  fuzz)
+    shift
+    fuzz "$@"
+    ;;
   *)
-    echo "usage: $0 {deps|build|demo|test}" >&2
+    echo "usage: $0 {deps|build|demo|test|fuzz [SECONDS] [TARGET...]}" >&2
     exit 2
     ;;
 esac

@@ -108,7 +108,7 @@ BoundEntry::bind(std::shared_ptr<const CompiledModule> module,
     return entryPoint.status();
   const ManifestEntry &spec = *entryPoint->spec;
   std::string where =
-      module->path() + ": entry '" + printable(spec.name) + "': ";
+      printable(module->path()) + ": entry '" + printable(spec.name) + "': ";
 
   BoundEntry bound;
   bound.entryPoint = *entryPoint;
@@ -333,19 +333,28 @@ unsigned BoundEntry::threadsFor(int64_t tokens, unsigned threads) const {
       std::min<int64_t>(static_cast<int64_t>(threads), tokens));
 }
 
+Status BoundEntry::checkCounts(uint64_t givenInputs,
+                               uint64_t givenOutputs) const {
+  std::string entry = "'" + printable(name()) + "'";
+  if (givenInputs != numInputs())
+    return Status::failure(entry + " takes " + std::to_string(numInputs()) +
+                           (numInputs() == 1 ? " input" : " inputs") +
+                           ", got " + std::to_string(givenInputs));
+  if (givenOutputs != numResults())
+    return Status::failure(entry + " has " + std::to_string(numResults()) +
+                           (numResults() == 1 ? " result" : " results") +
+                           ", got " + std::to_string(givenOutputs) +
+                           (givenOutputs == 1 ? " output" : " outputs"));
+  return Status::success();
+}
+
 Status BoundEntry::run(const std::vector<MatrixRef> &inputs,
                        const std::vector<OutputRef> &outputs,
                        unsigned threads) const {
   std::string entry = "'" + printable(name()) + "'";
-  if (inputs.size() != numInputs())
-    return Status::failure(entry + " takes " + std::to_string(numInputs()) +
-                           (numInputs() == 1 ? " input" : " inputs") +
-                           ", got " + std::to_string(inputs.size()));
-  if (outputs.size() != numResults())
-    return Status::failure(entry + " has " + std::to_string(numResults()) +
-                           (numResults() == 1 ? " result" : " results") +
-                           ", got " + std::to_string(outputs.size()) +
-                           (outputs.size() == 1 ? " output" : " outputs"));
+  Status counts = checkCounts(inputs.size(), outputs.size());
+  if (!counts)
+    return counts;
   int64_t tokens = inputs[0].rows;
   for (size_t i = 0; i < inputs.size(); ++i) {
     Status status = checkInput(i, inputs[i].rows, inputs[i].cols);

@@ -220,6 +220,12 @@ int moe_entry_run(const moe_entry *entry, const float *const *inputs,
       num_inputs < 0 || num_outputs < 0)
     return fail("moe_entry_run: bad input or output array", -1);
   const BoundEntry &bound = entry->entry;
+  // Checked before the arrays are read: a wrong count must not make the
+  // loops below read past them.
+  Status counts = bound.checkCounts(static_cast<uint64_t>(num_inputs),
+                                    static_cast<uint64_t>(num_outputs));
+  if (!counts)
+    return fail(counts.error(), -1);
   std::vector<MatrixRef> inputRefs;
   for (int64_t i = 0; i < num_inputs; ++i) {
     int64_t hidden =

@@ -40,7 +40,7 @@ CompiledModule::load(const std::string &path) {
       path.find('/') == std::string::npos ? "./" + path : path;
   void *handle = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!handle)
-    return ResultT::failure(path + ": cannot load module: " +
+    return ResultT::failure(printable(path) + ": cannot load module: " +
                             lastDlError(file));
   // Owns the handle from here on: every error below closes it.
   std::shared_ptr<CompiledModule> module(new CompiledModule(path, handle));
@@ -49,29 +49,49 @@ CompiledModule::load(const std::string &path) {
   const char *manifest =
       static_cast<const char *>(dlsym(handle, kManifestSymbol));
   if (!manifest)
-    return ResultT::failure(path + ": not a MoE-MLIR module (no " +
+    return ResultT::failure(printable(path) + ": not a MoE-MLIR module (no " +
                             kManifestSymbol + ")");
   size_t length = strnlen(manifest, kMaxManifestSize);
   if (length == kMaxManifestSize)
-    return ResultT::failure(path + ": " + kManifestSymbol +
+    return ResultT::failure(printable(path) + ": " + kManifestSymbol +
                             " is not NUL-terminated within " +
                             std::to_string(kMaxManifestSize) + " bytes");
-  Result<Manifest> parsed = parseManifest(std::string_view(manifest, length));
-  if (!parsed)
-    return ResultT::failure(path + ": " + parsed.error());
-  module->moduleManifest = parsed.take();
+  return resolveEntries(std::move(module), std::string_view(manifest, length),
+                        [&](const std::string &symbol) -> EntryFunction {
+                          dlerror();
+                          void *address = dlsym(handle, symbol.c_str());
+                          EntryFunction function = nullptr;
+                          static_assert(sizeof(function) == sizeof(address),
+                                        "function and data pointers differ");
+                          std::memcpy(&function, &address, sizeof(function));
+                          return function;
+                        });
+}
 
+Result<std::shared_ptr<const CompiledModule>>
+CompiledModule::fromManifest(const std::string &name,
+                             std::string_view manifestText,
+                             const SymbolResolver &resolve) {
+  std::shared_ptr<CompiledModule> module(new CompiledModule(name, nullptr));
+  return resolveEntries(std::move(module), manifestText, resolve);
+}
+
+Result<std::shared_ptr<const CompiledModule>>
+CompiledModule::resolveEntries(std::shared_ptr<CompiledModule> module,
+                               std::string_view manifestText,
+                               const SymbolResolver &resolve) {
+  using ResultT = Result<std::shared_ptr<const CompiledModule>>;
+  const std::string &path = module->modulePath;
+  Result<Manifest> parsed = parseManifest(manifestText);
+  if (!parsed)
+    return ResultT::failure(printable(path) + ": " + parsed.error());
+  module->moduleManifest = parsed.take();
   for (const ManifestEntry &entry : module->moduleManifest.entries) {
-    dlerror();
-    void *symbol = dlsym(handle, entry.symbol.c_str());
-    if (!symbol)
-      return ResultT::failure(path + ": entry '" + printable(entry.name) +
-                              "': symbol '" + printable(entry.symbol) +
-                              "' not found");
-    EntryFunction function;
-    static_assert(sizeof(function) == sizeof(symbol),
-                  "function and data pointers differ in size");
-    std::memcpy(&function, &symbol, sizeof(function));
+    EntryFunction function = resolve(entry.symbol);
+    if (!function)
+      return ResultT::failure(printable(path) + ": entry '" +
+                              printable(entry.name) + "': symbol '" +
+                              printable(entry.symbol) + "' not found");
     module->functions.push_back(function);
   }
   return std::shared_ptr<const CompiledModule>(std::move(module));
@@ -90,6 +110,6 @@ Result<EntryPoint> CompiledModule::entry(std::string_view name) const {
   std::string known = entries.empty()
                           ? "the module has none"
                           : "entries: " + moduleManifest.entryNames();
-  return Result<EntryPoint>::failure(modulePath + ": no entry point '" +
+  return Result<EntryPoint>::failure(printable(modulePath) + ": no entry point '" +
                                      printable(name) + "' (" + known + ")");
 }

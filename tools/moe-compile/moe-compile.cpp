@@ -39,6 +39,8 @@
 #define MOE_CLANG_EXECUTABLE "clang"
 #endif
 
+#include "../SanitizerOptions.h"
+
 using namespace llvm;
 
 namespace {

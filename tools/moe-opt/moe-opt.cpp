@@ -14,6 +14,8 @@
 #include "mlir/InitAllPasses.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 
+#include "../SanitizerOptions.h"
+
 int main(int argc, char **argv) {
   mlir::registerAllPasses();
   mlir::moe::registerAllPasses();

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -46,6 +47,18 @@ public:
   static Result<std::shared_ptr<const CompiledModule>>
   load(const std::string &path);
 
+  /// Resolves an entry symbol of a module whose code is already in the
+  /// process; null when the symbol is unknown.
+  using SymbolResolver = std::function<EntryFunction(const std::string &)>;
+
+  /// A module whose code is already in this process (linked in, or provided
+  /// by a test or a fuzz harness): `manifestText` is validated as load()
+  /// does and every entry symbol is resolved through `resolve`. `name`
+  /// stands for the path in messages.
+  static Result<std::shared_ptr<const CompiledModule>>
+  fromManifest(const std::string &name, std::string_view manifestText,
+               const SymbolResolver &resolve);
+
   CompiledModule(const CompiledModule &) = delete;
   CompiledModule &operator=(const CompiledModule &) = delete;
   ~CompiledModule();
@@ -61,6 +74,9 @@ public:
 private:
   CompiledModule(std::string path, void *handle)
       : modulePath(std::move(path)), handle(handle) {}
+  static Result<std::shared_ptr<const CompiledModule>>
+  resolveEntries(std::shared_ptr<CompiledModule> module,
+                 std::string_view manifestText, const SymbolResolver &resolve);
 
   std::string modulePath;
   void *handle = nullptr;
@@ -121,6 +137,20 @@ public:
   int64_t resultHiddenSize(size_t index) const;
   /// The shape of result `index` for `tokens` tokens.
   std::vector<int64_t> resultShape(size_t index, int64_t tokens) const;
+  /// The bytes weight argument `argIndex` is bound to: in the checkpoint
+  /// mapping, or a copy the entry owns (null for inputs).
+  const void *weightData(size_t argIndex) const {
+    return weights[argIndex].data;
+  }
+  /// The size in bytes of weightData(argIndex).
+  size_t weightSize(size_t argIndex) const {
+    return weights[argIndex].numBytes;
+  }
+  /// True when weight argument `argIndex` is a copy the entry owns (a stack
+  /// of "{e}" tensors, or a tensor not aligned in the checkpoint).
+  bool ownsWeight(size_t argIndex) const {
+    return weights[argIndex].owned != nullptr;
+  }
   /// The element type of result `index`.
   ElementType resultType(size_t index) const {
     return entryPoint.spec->results[index].type;
@@ -135,6 +165,9 @@ public:
   /// only, else at most one thread per token.
   unsigned threadsFor(int64_t tokens, unsigned threads) const;
 
+  /// Checks that a call passes numInputs() inputs and numResults()
+  /// outputs; the error reads "'forward' takes 1 input, got 2".
+  Status checkCounts(uint64_t givenInputs, uint64_t givenOutputs) const;
   /// Runs the entry: `inputs` are its input arguments in order (all with the
   /// same number of tokens T) and `outputs` receive its results, each with
   /// the shape resultShape(i, T). A token-parallel entry is called on

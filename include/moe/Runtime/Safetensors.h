@@ -63,6 +63,11 @@ public:
 
   /// The path the file was opened with.
   const std::string &path() const { return mapping.path(); }
+  /// The whole file as mapped; every tensor's bytes lie in its data buffer,
+  /// after the 8-byte length and the header.
+  const uint8_t *fileData() const { return mapping.data(); }
+  /// The size of the file in bytes.
+  size_t fileSize() const { return mapping.size(); }
   /// The tensors, sorted by name.
   const std::vector<TensorView> &tensors() const { return tensorList; }
   /// The tensor named `name`, or null.

@@ -1,0 +1,58 @@
+//===- FuzzManifest.cpp - Fuzzing the manifest of compiled modules --------===//
+//
+// Invariants: an error is one printable line "invalid manifest: ..."; a
+// manifest that parses has unique non-empty entry names, at most
+// kMaxEntryArgs arguments per entry, weights with names, and shapes whose
+// static dimensions are representable.
+//
+//===----------------------------------------------------------------------===//
+
+#include "FuzzSupport.h"
+
+#include "moe/Runtime/CheckedArithmetic.h"
+#include "moe/Runtime/Manifest.h"
+
+#include <set>
+
+using namespace moe::runtime;
+using namespace moe::fuzz;
+
+namespace {
+
+void checkShape(const std::vector<int64_t> &shape) {
+  std::vector<int64_t> known = shape;
+  for (int64_t &dim : known) {
+    FUZZ_CHECK(dim >= -1, "dimension below -1");
+    dim = dim < 0 ? 1 : dim;
+  }
+  FUZZ_CHECK(checkedByteSize(known, sizeof(int64_t)).has_value(),
+             "shape not representable");
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  Result<Manifest> manifest = parseManifest(
+      std::string_view(reinterpret_cast<const char *>(data), size));
+  if (!manifest) {
+    checkOneLine(manifest.error());
+    FUZZ_CHECK(manifest.error().rfind("invalid manifest: ", 0) == 0,
+               "unexpected error format: " + manifest.error());
+    return 0;
+  }
+  std::set<std::string> names;
+  for (const ManifestEntry &entry : manifest->entries) {
+    FUZZ_CHECK(!entry.name.empty() && !entry.symbol.empty(), "empty name");
+    FUZZ_CHECK(names.insert(entry.name).second, "duplicate entry");
+    FUZZ_CHECK(entry.args.size() <= kMaxEntryArgs, "too many arguments");
+    for (const ManifestArg &arg : entry.args) {
+      checkShape(arg.shape);
+      FUZZ_CHECK(arg.kind == ArgKind::Input || !arg.weightName.empty(),
+                 "weight without a name");
+    }
+    for (const ManifestResult &result : entry.results)
+      checkShape(result.shape);
+    FUZZ_CHECK(manifest->find(entry.name) != nullptr, "lookup failed");
+  }
+  return 0;
+}
