@@ -29,10 +29,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   std::optional<int64_t> count = checkedNumElements(array->shape);
   FUZZ_CHECK(count && static_cast<uint64_t>(*count) == array->data.size(),
              "element count does not match the shape");
-  static const std::string copy = scratchDirectory() + "/copy.npy";
-  Status written = writeNpy(copy, *array);
+  // writeNpy's fopen(path, "wb") truncates the memfd and writes it.
+  static MemoryFile copy("copy.npy");
+  Status written = writeNpy(copy.path(), *array);
   FUZZ_CHECK(written.ok(), "writing back failed: " + written.error());
-  Result<NpyArray> again = readNpy(copy);
+  Result<NpyArray> again = readNpy(copy.path());
   FUZZ_CHECK(again.ok(), "reading back failed: " + again.error());
   FUZZ_CHECK(again->shape == array->shape, "round trip changed the shape");
   FUZZ_CHECK(again->data.size() == array->data.size() &&

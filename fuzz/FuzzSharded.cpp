@@ -23,12 +23,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   std::string index = provider.ConsumeRandomLengthString(size);
   std::string first = provider.ConsumeRandomLengthString(size);
   std::string second = provider.ConsumeRemainingBytesAsString();
-  std::string indexPath =
-      writeScratchFile("model.safetensors.index.json", index);
-  writeScratchFile("model-00001-of-00002.safetensors", first);
-  writeScratchFile("model-00002-of-00002.safetensors", second);
+  ScratchDirectory dir;
+  std::string indexPath = dir.write("model.safetensors.index.json", index);
+  dir.write("model-00001-of-00002.safetensors", first);
+  dir.write("model-00002-of-00002.safetensors", second);
 
-  Result<Checkpoint> checkpoint = Checkpoint::open(scratchDirectory());
+  Result<Checkpoint> checkpoint = Checkpoint::open(dir.path());
   if (!checkpoint) {
     checkOneLine(checkpoint.error());
     return 0;
@@ -36,7 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   std::vector<std::string> sources = checkpoint->sourcePaths();
   FUZZ_CHECK(!sources.empty() && sources[0] == indexPath, "index path");
   for (const SafetensorsFile &file : checkpoint->files())
-    FUZZ_CHECK(file.path().rfind(scratchDirectory() + "/", 0) == 0 &&
+    FUZZ_CHECK(file.path().rfind(dir.path() + "/", 0) == 0 &&
                    file.path().find("/..") == std::string::npos,
                "shard outside the directory: " + printable(file.path()));
   for (const TensorView &tensor : checkpoint->tensors()) {

@@ -28,24 +28,28 @@ void MemoryFile::write(std::string_view bytes) {
   }
 }
 
-const std::string &moe::fuzz::scratchDirectory() {
-  static const std::string dir = [] {
-    const char *base = std::getenv("TMPDIR");
-    std::string pattern =
-        std::string(base && *base ? base : "/tmp") + "/moe-fuzz-XXXXXX";
-    std::vector<char> buffer(pattern.begin(), pattern.end());
-    buffer.push_back('\0');
-    FUZZ_CHECK(mkdtemp(buffer.data()), "mkdtemp failed");
-    return std::string(buffer.data());
-  }();
-  return dir;
+ScratchDirectory::ScratchDirectory() {
+  const char *base = std::getenv("TMPDIR");
+  std::string pattern =
+      std::string(base && *base ? base : "/tmp") + "/moe-fuzz-XXXXXX";
+  std::vector<char> buffer(pattern.begin(), pattern.end());
+  buffer.push_back('\0');
+  FUZZ_CHECK(mkdtemp(buffer.data()), "mkdtemp failed");
+  dirPath = buffer.data();
 }
 
-std::string moe::fuzz::writeScratchFile(const std::string &name,
-                                        std::string_view bytes) {
-  std::string path = scratchDirectory() + "/" + name;
+ScratchDirectory::~ScratchDirectory() {
+  for (const std::string &file : files)
+    unlink(file.c_str());
+  rmdir(dirPath.c_str());
+}
+
+std::string ScratchDirectory::write(const std::string &name,
+                                    std::string_view bytes) {
+  std::string path = dirPath + "/" + name;
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   FUZZ_CHECK(fd >= 0, "cannot create " + path);
+  files.push_back(path);
   size_t done = 0;
   while (done < bytes.size()) {
     ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <string>
 #include <string_view>
+#include <vector>
 
 /// Aborts with a message when `cond` does not hold.
 #define FUZZ_CHECK(cond, message)                                              \
@@ -57,12 +58,24 @@ private:
   std::string filePath;
 };
 
-/// A private directory, created once per process, for inputs made of
-/// several files (a sharded checkpoint).
-const std::string &scratchDirectory();
+/// A private directory for an input made of several files (a sharded
+/// checkpoint), removed with its files on destruction.
+class ScratchDirectory {
+public:
+  ScratchDirectory();
+  ~ScratchDirectory();
+  ScratchDirectory(const ScratchDirectory &) = delete;
+  ScratchDirectory &operator=(const ScratchDirectory &) = delete;
 
-/// Writes `bytes` to the file `name` of scratchDirectory(); returns its path.
-std::string writeScratchFile(const std::string &name, std::string_view bytes);
+  /// The directory.
+  const std::string &path() const { return dirPath; }
+  /// Writes `bytes` to the file `name` of the directory; returns its path.
+  std::string write(const std::string &name, std::string_view bytes);
+
+private:
+  std::string dirPath;
+  std::vector<std::string> files;
+};
 
 } // namespace moe::fuzz
 

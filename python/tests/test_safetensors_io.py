@@ -166,6 +166,73 @@ def test_read_header_truncated(tmp_path) -> None:
         st.read_header(path)
 
 
+def test_read_header_text_file(tmp_path) -> None:
+    """A text file's first 8 bytes are not printed as a header length."""
+    path = tmp_path / "model.safetensors"
+    path.write_text("secret: do not print me\n")
+    with pytest.raises(st.SafetensorsError) as err:
+        st.read_header(path)
+    message = str(err.value)
+    assert "not shown" in message and "secret" not in message
+    assert str(struct.unpack("<Q", b"secret: ")[0]) not in message
+
+
+def test_read_header_shape_overflow(tmp_path) -> None:
+    """An empty tensor whose other dimensions overflow int64 is refused
+    (exact integers, no numpy wrap-around)."""
+    path = tmp_path / "bad.safetensors"
+    _write_raw(path, {"w": {"dtype": "F32", "shape": [2**62, 4, 0],
+                            "data_offsets": [0, 0]}}, b"")
+    with pytest.raises(st.SafetensorsError, match="too many elements"):
+        st.read_header(path)
+    _write_raw(path, {"w": {"dtype": "F32", "shape": [2**40, 2**40],
+                            "data_offsets": [0, 4]}}, b"\0" * 4)
+    with pytest.raises(st.SafetensorsError, match="too many elements"):
+        st.read_header(path)
+
+
+def test_hostile_names_are_escaped(tmp_path) -> None:
+    """Names with terminal escapes, newlines or bidirectional overrides are
+    escaped in messages."""
+    path = tmp_path / "bad.safetensors"
+    name = "a\x1b[31m\nFORGED\u202e"
+    _write_raw(path, {name: {"dtype": "F99", "shape": [1],
+                             "data_offsets": [0, 4]}}, b"\0" * 4)
+    with pytest.raises(st.SafetensorsError) as err:
+        st.read_header(path)
+    message = str(err.value)
+    assert "\n" not in message and "\x1b" not in message
+    assert "\u202e" not in message
+    assert "a\\x1b[31m\\x0aFORGED\\u202e" in message
+
+
+@pytest.mark.parametrize("shard", ["..\u0000", "a\x1b[2J.safetensors",
+                                   "../x.safetensors", "/abs.safetensors"])
+def test_bad_shard_names(tmp_path, shard) -> None:
+    (tmp_path / st.INDEX_NAME).write_text(
+        json.dumps({"weight_map": {"w": shard}}))
+    with pytest.raises(st.SafetensorsError, match="bad shard name") as err:
+        st.read_checkpoint_headers(tmp_path)
+    assert st.printable(str(err.value)) == str(err.value)
+
+
+def test_hf_cache_layout(tmp_path) -> None:
+    """snapshots/REV/<file> links to ../../blobs/<hash>, as Hugging Face's
+    cache stores checkpoints."""
+    source = tmp_path / "source"
+    st.save_sharded(source, _tensors(), _DTYPES, num_shards=2)
+    blobs = tmp_path / "blobs"
+    snapshot = tmp_path / "snapshots" / "0123abcd"
+    blobs.mkdir()
+    snapshot.mkdir(parents=True)
+    for i, name in enumerate(sorted(os.listdir(source))):
+        os.rename(source / name, blobs / f"{i:040x}")
+        os.symlink(os.path.join("..", "..", "blobs", f"{i:040x}"),
+                   snapshot / name)
+    loaded = st.load_checkpoint(snapshot)
+    assert sorted(loaded) == sorted(_tensors())
+
+
 # -- cross-check with the C++ reader -----------------------------------------
 
 def _inspect() -> str | None:
