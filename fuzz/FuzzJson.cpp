@@ -20,21 +20,7 @@ using namespace moe::fuzz;
 namespace {
 
 void writeString(const std::string &s, std::string &out) {
-  out += '"';
-  for (char c : s) {
-    auto byte = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (byte < 0x20) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof(escaped), "\\u%04x", byte);
-      out += escaped;
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
+  out += '"' + jsonEscape(s) + '"';
 }
 
 void write(const JsonValue &value, std::string &out) {

@@ -7,6 +7,8 @@
 
 #include "moe/Runtime/Json.h"
 
+#include "Utf8.h"
+
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
@@ -320,37 +322,26 @@ private:
 
   /// Validates and copies one UTF-8 encoded code point starting at `pos`.
   bool copyUtf8(std::string &s) {
-    size_t start = pos;
-    unsigned char lead = peek();
-    size_t length;
-    uint32_t cp;
-    if (lead >= 0xc2 && lead <= 0xdf) {
-      length = 2;
-      cp = lead & 0x1f;
-    } else if (lead >= 0xe0 && lead <= 0xef) {
-      length = 3;
-      cp = lead & 0x0f;
-    } else if (lead >= 0xf0 && lead <= 0xf4) {
-      length = 4;
-      cp = lead & 0x07;
-    } else {
+    size_t length = 0, errorOffset = 0;
+    uint32_t cp = 0;
+    switch (detail::decodeUtf8(text, pos, length, cp, errorOffset)) {
+    case detail::Utf8Error::None:
+      s.append(text.data() + pos, length);
+      pos += length;
+      return true;
+    case detail::Utf8Error::BadLead:
       return fail("invalid UTF-8 lead byte in a string");
-    }
-    if (text.size() - start < length)
+    case detail::Utf8Error::Truncated:
       return fail("truncated UTF-8 sequence in a string");
-    for (size_t i = 1; i < length; ++i) {
-      unsigned char c = static_cast<unsigned char>(text[start + i]);
-      if ((c & 0xc0) != 0x80)
-        return failAt(start + i, "invalid UTF-8 continuation byte in a string");
-      cp = (cp << 6) | (c & 0x3f);
-    }
-    if ((length == 3 && cp < 0x800) || (length == 4 && cp < 0x10000))
+    case detail::Utf8Error::BadContinuation:
+      return failAt(errorOffset,
+                    "invalid UTF-8 continuation byte in a string");
+    case detail::Utf8Error::Overlong:
       return fail("overlong UTF-8 sequence in a string");
-    if ((cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+    case detail::Utf8Error::BadCodePoint:
       return fail("invalid UTF-8 code point in a string");
-    s.append(text.data() + start, length);
-    pos += length;
-    return true;
+    }
+    return fail("invalid UTF-8 in a string");
   }
 
   bool parseString(std::string &out) {
@@ -545,6 +536,24 @@ private:
 };
 
 } // namespace
+
+std::string moe::runtime::jsonEscape(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (byte < 0x20) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof(escaped), "\\u%04x", byte);
+      out += escaped;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
 
 Result<JsonValue> moe::runtime::parseJson(std::string_view text,
                                           size_t baseOffset,

@@ -10,6 +10,8 @@
 
 #include "moe/Runtime/Result.h"
 
+#include "Utf8.h"
+
 #include <cstdint>
 #include <cstdio>
 
@@ -19,37 +21,6 @@ void appendEscapedByte(std::string &out, unsigned char byte) {
   char escaped[8];
   std::snprintf(escaped, sizeof(escaped), "\\x%02x", byte);
   out += escaped;
-}
-
-/// The length of the well-formed UTF-8 sequence at `text[pos]` (2 to 4) and
-/// its code point, or 0 when the bytes there are not one.
-size_t decodeUtf8(std::string_view text, size_t pos, uint32_t &cp) {
-  auto at = [&](size_t i) { return static_cast<unsigned char>(text[i]); };
-  unsigned char lead = at(pos);
-  size_t length;
-  if (lead >= 0xc2 && lead <= 0xdf) {
-    length = 2;
-    cp = lead & 0x1f;
-  } else if (lead >= 0xe0 && lead <= 0xef) {
-    length = 3;
-    cp = lead & 0x0f;
-  } else if (lead >= 0xf0 && lead <= 0xf4) {
-    length = 4;
-    cp = lead & 0x07;
-  } else {
-    return 0;
-  }
-  if (text.size() - pos < length)
-    return 0;
-  for (size_t i = 1; i < length; ++i) {
-    if ((at(pos + i) & 0xc0) != 0x80)
-      return 0;
-    cp = (cp << 6) | (at(pos + i) & 0x3f);
-  }
-  if ((length == 3 && cp < 0x800) || (length == 4 && cp < 0x10000) ||
-      (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-    return 0;
-  return length;
 }
 
 /// Code points that change how a line is laid out on a terminal.
@@ -75,7 +46,10 @@ std::string moe::runtime::printable(std::string_view text) {
       continue;
     }
     uint32_t cp = 0;
-    size_t length = decodeUtf8(text, pos, cp);
+    size_t length = 0, errorOffset = 0;
+    if (detail::decodeUtf8(text, pos, length, cp, errorOffset) !=
+        detail::Utf8Error::None)
+      length = 0;
     if (length == 0 || isLayoutControl(cp)) {
       // Escape every byte of a layout control, one byte of malformed input.
       size_t count = length == 0 ? 1 : length;

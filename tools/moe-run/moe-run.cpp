@@ -16,6 +16,7 @@
 
 #include "moe/Runtime/Allocation.h"
 #include "moe/Runtime/CheckedArithmetic.h"
+#include "moe/Runtime/Json.h"
 #include "moe/Runtime/Module.h"
 #include "moe/Runtime/Npy.h"
 #include "moe/Runtime/OutputFile.h"
@@ -326,25 +327,6 @@ std::string formatTuple(const std::vector<int64_t> &shape) {
   for (size_t i = 0; i < shape.size(); ++i)
     s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + (shape.size() == 1 ? ",)" : ")");
-}
-
-/// Escapes `text` as the contents of a JSON string.
-std::string jsonEscape(const std::string &text) {
-  std::string out;
-  for (char c : text) {
-    auto byte = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (byte < 0x20) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof(escaped), "\\u%04x", byte);
-      out += escaped;
-    } else {
-      out += c;
-    }
-  }
-  return out;
 }
 
 /// The .npy element type of a result type; false for types moe-run does not

@@ -97,6 +97,10 @@ constexpr unsigned kDefaultJsonMaxDepth = 64;
 Result<JsonValue> parseJson(std::string_view text, size_t baseOffset = 0,
                             unsigned maxDepth = kDefaultJsonMaxDepth);
 
+/// Escapes `text` as the contents of a JSON string: '"' and '\\' with a
+/// backslash, control characters as \u00XX; other bytes are kept.
+std::string jsonEscape(std::string_view text);
+
 /// The name of a JSON kind as used in error messages ("an object", ...).
 const char *jsonKindName(JsonValue::Kind kind);
 
