@@ -8,6 +8,7 @@
 #include "moe/Runtime/moe_runtime.h"
 
 #include "moe/Runtime/Module.h"
+#include "moe/Version.h"
 
 #include <string>
 
@@ -36,6 +37,8 @@ template <typename T> T fail(const std::string &message, T value) {
 }
 
 } // namespace
+
+const char *moe_version(void) { return MOE_VERSION_STRING; }
 
 const char *moe_last_error(void) { return lastError.c_str(); }
 

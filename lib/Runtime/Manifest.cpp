@@ -82,7 +82,11 @@ class ManifestReader {
 public:
   /// Reads the root object into `manifest`.
   bool read(const JsonValue &root, Manifest &manifest) {
-    if (!expectObject(root, "", {"version", "entries"}, {"version", "entries"}))
+    if (!expectObject(root, "", {"version", "producer", "entries"},
+                      {"version", "entries"}))
+      return false;
+    if (root.find("producer") &&
+        !readString(root, "producer", "", manifest.producer))
       return false;
     const JsonValue &version = *root.find("version");
     if (!version.isInt())

@@ -28,4 +28,16 @@ submodules are imported on demand. Tests: ``/usr/bin/python3 -m pytest
 python/tests -q`` from the repository root.
 """
 
-__version__ = "0.1.0"
+import os as _os
+
+
+def _read_version() -> str:
+    # VERSION is the project's one version, read by CMake as well.
+    with open(_os.path.join(_os.path.dirname(__file__), "VERSION"),
+              encoding="utf-8") as file:
+        return file.read().strip()
+
+
+__version__ = _read_version()
+"""The project's version (``VERSION`` beside this file; the C++ tools,
+``moe_version()`` and the manifest of compiled modules report the same)."""

@@ -36,6 +36,7 @@ __all__ = [
     "MoeRuntimeError",
     "library",
     "load_layer",
+    "runtime_version",
 ]
 
 
@@ -51,6 +52,7 @@ _FLOATS = ctypes.POINTER(ctypes.c_float)
 def _declare(lib: ctypes.CDLL) -> None:
     """The C signatures of moe_runtime.h."""
     signatures: dict[str, tuple[Any, list[Any]]] = {
+        "moe_version": (ctypes.c_char_p, []),
         "moe_last_error": (ctypes.c_char_p, []),
         "moe_module_load": (_HANDLE, [ctypes.c_char_p]),
         "moe_module_free": (None, [_HANDLE]),
@@ -285,6 +287,11 @@ class Entry(_Handle):
 
 
 _DTYPES = {"f32": np.float32, "i32": np.int32, "i64": np.int64}
+
+
+def runtime_version() -> str:
+    """The version of the loaded runtime library (``moe_version()``)."""
+    return library().moe_version().decode()
 
 
 def load_layer(module: str | os.PathLike, weights: str | os.PathLike,

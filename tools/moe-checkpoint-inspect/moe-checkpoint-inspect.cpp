@@ -14,6 +14,7 @@
 
 #include "moe/Runtime/Npy.h"
 #include "moe/Runtime/OutputFile.h"
+#include "moe/Version.h"
 #include "moe/Runtime/Safetensors.h"
 
 #include <cstdio>
@@ -31,6 +32,7 @@ const char *const kUsage =
     "usage: moe-checkpoint-inspect CHECKPOINT [--metadata] [--dump NAME]...\n"
     "       moe-checkpoint-inspect --npy-dump IN.npy\n"
     "       moe-checkpoint-inspect --npy-roundtrip IN.npy OUT.npy\n"
+    "       moe-checkpoint-inspect --version\n"
     "CHECKPOINT is a .safetensors file, a model.safetensors.index.json file,\n"
     "or a directory holding either.\n";
 
@@ -124,6 +126,10 @@ int main(int argc, char **argv) {
     return reportError("no input; see --help");
   if (args[0] == "-h" || args[0] == "--help") {
     std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (args[0] == "--version") {
+    std::printf("moe-checkpoint-inspect (MoE-MLIR) %s\n", MOE_VERSION_STRING);
     return 0;
   }
   if (args[0] == "--npy-dump") {

@@ -40,6 +40,7 @@
 #endif
 
 #include "../SanitizerOptions.h"
+#include "../ToolVersion.h"
 
 using namespace llvm;
 
@@ -141,6 +142,7 @@ int linkSharedObject(const Module &module) {
 
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
+  moe::tools::setVersionPrinter();
   cl::HideUnrelatedOptions(category);
   cl::ParseCommandLineOptions(
       argc, argv,

@@ -15,8 +15,10 @@
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 
 #include "../SanitizerOptions.h"
+#include "../ToolVersion.h"
 
 int main(int argc, char **argv) {
+  moe::tools::setVersionPrinter();
   mlir::registerAllPasses();
   mlir::moe::registerAllPasses();
 

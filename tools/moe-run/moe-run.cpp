@@ -20,6 +20,7 @@
 #include "moe/Runtime/Module.h"
 #include "moe/Runtime/Npy.h"
 #include "moe/Runtime/OutputFile.h"
+#include "moe/Version.h"
 #include "moe/Runtime/Safetensors.h"
 
 #include <algorithm>
@@ -66,7 +67,8 @@ const char *const kUsage =
     "  --threads N         split the tokens of a token-parallel entry over N\n"
     "                      threads (1 to 1024, default 1)\n"
     "  --bench N           one warm-up run, then N timed runs; prints one\n"
-    "                      JSON line with the median, min and max in ms\n";
+    "                      JSON line with the median, min and max in ms\n"
+    "  --version           print the version and exit\n";
 
 constexpr unsigned kMaxThreads = 1024;
 constexpr long long kMaxBenchRuns = 1000000000;
@@ -89,6 +91,7 @@ struct Options {
   unsigned threads = 1;
   long long bench = 0;
   bool help = false;
+  bool version = false;
 };
 
 /// Parses a decimal integer in [min, max]; no sign, no spaces.
@@ -116,6 +119,10 @@ std::string parseOptions(const std::vector<std::string> &args,
     const std::string &arg = args[i];
     if (arg == "-h" || arg == "--help") {
       options.help = true;
+      return "";
+    }
+    if (arg == "--version") {
+      options.version = true;
       return "";
     }
     if (arg.size() < 2 || arg[0] != '-') {
@@ -516,6 +523,10 @@ int main(int argc, char **argv) {
     return reportError(error);
   if (options.help) {
     std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (options.version) {
+    std::printf("moe-run (MoE-MLIR) %s\n", MOE_VERSION_STRING);
     return 0;
   }
   return run(options);

@@ -90,6 +90,9 @@ struct ManifestEntry {
 
 /// The parsed manifest of a module.
 struct Manifest {
+  /// What compiled the module: "moe-mlir MAJOR.MINOR.PATCH"; empty for
+  /// modules from before the key existed.
+  std::string producer;
   /// The entry points, in manifest order; names are unique.
   std::vector<ManifestEntry> entries;
 

@@ -34,6 +34,9 @@ typedef struct moe_checkpoint moe_checkpoint;
 /** An entry point of a module with its weights bound to a checkpoint. */
 typedef struct moe_entry moe_entry;
 
+/** The project's version, "MAJOR.MINOR.PATCH" (static storage). */
+const char *moe_version(void);
+
 /** The message of the last failed call on this thread ("" if none failed);
  *  valid until the next failing call on this thread. */
 const char *moe_last_error(void);

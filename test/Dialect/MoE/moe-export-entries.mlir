@@ -18,6 +18,7 @@
 // CHECK-SAME: \22symbol\22:\22_mlir_ciface_forward\22,\22token_parallel\22:true},
 // CHECK-SAME: {\22args\22:[],\22name\22:\22capacity\22,
 // CHECK-SAME: \22token_parallel\22:false}
+// CHECK-SAME: \22producer\22:\22moe-mlir {{[0-9]+\.[0-9]+\.[0-9]+}}\22,
 // CHECK-SAME: \22version\22:1}\00")
 func.func @forward(%x: tensor<?x16xf32>,
     %wg: tensor<4x16xf32> {moe.weight = "model.layers.0.mlp.gate.weight"},

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Dialect/MoE/Transforms/Passes.h"
+#include "moe/Version.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -138,7 +139,9 @@ struct MoEExportEntriesPass
                     UnitAttr::get(&getContext()));
     }
     llvm::json::Value manifest = llvm::json::Object{
-        {"version", 1}, {"entries", std::move(entries)}};
+        {"version", 1},
+        {"producer", "moe-mlir " MOE_VERSION_STRING},
+        {"entries", std::move(entries)}};
     std::string text;
     llvm::raw_string_ostream(text) << manifest;
     text.push_back('\0');
