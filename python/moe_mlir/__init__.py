@@ -4,7 +4,7 @@
   dataclass (validation, printing and parsing identical to the C++ dialect).
 - :mod:`moe_mlir.reference`: the float64 numpy reference of every routing
   scheme and of the whole ``moe.layer`` block (docs/Routing.md,
-  SEMANTICS.md), plus helpers for test data (bf16 conversion, near ties).
+  docs/Semantics.md), plus helpers for test data (bf16 conversion, near ties).
 - :mod:`moe_mlir.safetensors_io`: safetensors files and sharded checkpoints
   (write with an explicit F32/BF16/F16 dtype per tensor, read back).
 - :mod:`moe_mlir.emit`: :class:`~moe_mlir.emit.LayerSpec` and the MLIR text

@@ -394,7 +394,7 @@ def _parser() -> argparse.ArgumentParser:
     ref = commands.add_parser(
         "reference", help="the float64 numpy reference of a layer",
         description="Computes the layer's output in float64 with the numpy "
-        "reference (every routing scheme of SEMANTICS.md) from the weights "
+        "reference (every routing scheme of docs/Routing.md) from the weights "
         "as stored; with --check, compares a result against it.")
     source = ref.add_mutually_exclusive_group(required=True)
     source.add_argument("--hf", metavar="DIR",
@@ -422,7 +422,7 @@ def _parser() -> argparse.ArgumentParser:
                      "RTOL * max(1, |ref|))")
     ref.add_argument("--rtol", type=float, default=1e-4,
                      help="relative bound of --check (default 1e-4, "
-                     "SEMANTICS.md §9)")
+                     "docs/Semantics.md)")
     ref.set_defaults(handler=_reference)
     return parser
 

@@ -10,7 +10,7 @@ with ``{e}`` binds the stack of the E per-expert tensors. Noisy routing and
 ``second = random`` add sampled inputs after ``x``
 (:attr:`LayerSpec.sampled_inputs`): ``%noise [T,E]`` and ``%uniform [T,1]``.
 
-Shapes (checkpoint layout ``[out, in]``, SEMANTICS.md §1):
+Shapes (checkpoint layout ``[out, in]``, docs/Semantics.md):
 
 ================================  ===========  ============================
 operand                           shape        checkpoint name
@@ -28,7 +28,7 @@ operand                           shape        checkpoint name
 ================================  ===========  ============================
 
 Family presets build the spec of layer N of a Hugging Face checkpoint from
-its config values (SEMANTICS.md §8): :func:`mixtral`, :func:`qwen2_moe`,
+its config values (docs/Importing.md): :func:`mixtral`, :func:`qwen2_moe`,
 :func:`qwen3_moe`, :func:`deepseek_v3`, :func:`deepseek_v2`;
 :func:`from_hf_config` picks the preset and the keys from a ``config.json``
 dictionary. Activations (``x`` and the result) are f32; weights may be f32,

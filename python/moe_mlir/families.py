@@ -1,6 +1,6 @@
 """Random Hugging Face-style checkpoints of the MoE families, for tests.
 
-:func:`make_case` builds a small checkpoint of one family (SEMANTICS.md §8):
+:func:`make_case` builds a small checkpoint of one family (docs/Importing.md):
 a ``config.json`` dictionary, the MoE block of one layer (through the
 preset of :mod:`moe_mlir.emit`, so names and layouts are the importer's),
 and unrelated tensors the layer must ignore (embeddings, attention, norms,
@@ -10,7 +10,7 @@ order one); with ``storage = "bf16"`` or ``"f16"`` they are rounded to that
 type and the case holds the rounded values, i.e. the weights as stored.
 
 :meth:`FamilyCase.sample_inputs` draws tokens away from top-k and group
-boundaries (SEMANTICS.md §9) and, when the case has a ``dead_expert``, that
+boundaries (docs/Semantics.md, tolerances) and, when the case has a ``dead_expert``, that
 no token routes to; :meth:`FamilyCase.reference` is the float64 output of
 :func:`moe_mlir.layer.layer`; :meth:`FamilyCase.write` writes the checkpoint
 (one file or shards) and ``config.json``.
@@ -108,11 +108,11 @@ _DEAD_EXPERT = {"mixtral": 4, "deepseek_v3": 7}
 
 
 def tolerance(storage: str) -> float:
-    """SEMANTICS.md §9: ``max|y - ref| <= tolerance * max|ref|``.
+    """docs/Semantics.md, tolerances: ``max|y - ref| <= tolerance * max|ref|``.
 
     The reference uses the weights as stored (bf16/f16 decoded exactly) and
     the compiled layer keeps activations in f32 with f32 accumulation, so the
-    f32 bound applies to every storage dtype; SEMANTICS.md's looser 2e-2 is
+    f32 bound applies to every storage dtype; the looser 2e-2 of bf16 compute is
     for bf16/f16 activations, which entry points do not take.
     """
     del storage

@@ -1,6 +1,6 @@
 """Float64 reference of ``moe.gate``: every routing scheme, and statistics.
 
-Conventions (docs/Routing.md, SEMANTICS.md §2-§6):
+Conventions (docs/Routing.md, docs/Semantics.md):
 
 - Results are ``[T, C]`` weights and ids, ``C = K`` for token choice and
   ``C = E`` for expert choice (slot ``e`` is expert ``e``). An assignment
@@ -472,7 +472,7 @@ def near_tie_tokens(logits: np.ndarray, routing: Routing,
                     noise: np.ndarray | None = None,
                     uniform: np.ndarray | None = None,
                     eps: float = 1e-4) -> np.ndarray:
-    """Tokens whose routing could flip under f32 rounding (SEMANTICS §9).
+    """Tokens whose routing could flip under f32 rounding (docs/Semantics.md, tolerances).
 
     A token is flagged when a comparison that decides its routing is closer
     than ``eps``: the ``topk_groups`` boundary of the group scores, the

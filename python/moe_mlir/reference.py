@@ -10,7 +10,7 @@ One import for tests and tools; the pieces live in small modules:
   shared expert, activations);
 - :mod:`moe_mlir.testdata`: bf16 conversion and near-tie resampling.
 
-Semantics: /work/shared/docs/SEMANTICS.md §1-§6 and docs/Routing.md; the
+Semantics: docs/Semantics.md and docs/Routing.md; the
 module docstrings state the choices made where those leave room.
 """
 

@@ -1,4 +1,4 @@
-"""Reading and writing safetensors checkpoints (SEMANTICS.md §8).
+"""Reading and writing safetensors checkpoints (docs/Importing.md).
 
 A safetensors file is an 8-byte little-endian u64 ``N``, ``N`` bytes of JSON
 (padded with spaces) mapping each tensor name to ``{"dtype", "shape",

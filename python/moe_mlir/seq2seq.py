@@ -1,7 +1,7 @@
 """Encoder-decoder MoE families: Switch Transformers and NLLB-MoE.
 
 The two Hugging Face families whose checkpoints carry capacity-limited
-routing (SEMANTICS.md §8). Their MoE blocks sit in an encoder and a decoder
+routing (docs/Importing.md). Their MoE blocks sit in an encoder and a decoder
 stack, so a layer is addressed as ``encoder.N`` or ``decoder.N``; the
 ``[T, H]`` input of one call is one sequence, i.e. one capacity group.
 

@@ -1,4 +1,4 @@
-"""Helpers for generating and decoding test data (SEMANTICS.md §9).
+"""Helpers for generating and decoding test data (docs/Semantics.md, tolerances).
 
 - bf16 storage: :func:`bf16_to_f32` decodes ``uint16`` bit patterns,
   :func:`f32_to_bf16_round` encodes with round-to-nearest-even,
@@ -61,7 +61,7 @@ def has_near_tie(scores: np.ndarray, k: int, eps: float = 1e-4) -> np.ndarray:
         scores: ``[T, E]`` selection scores (what top-k ranks).
         k: the number of selected entries; no boundary (all ``False``) when
             ``k <= 0`` or ``k >= E``.
-        eps: the closeness threshold of SEMANTICS §9.
+        eps: the closeness threshold of docs/Semantics.md.
 
     Returns:
         ``[T]`` bool.

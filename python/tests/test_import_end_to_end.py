@@ -4,7 +4,7 @@ For every family and storage dtype (F32, BF16, F16): a random checkpoint
 with unrelated tensors, ``python3 -m moe_mlir import-hf``, ``compile``,
 ``run`` (moe-run) for T = 0, 1, 37, the same layer in-process through the
 ctypes binding, and ``reference --check``; every output within
-SEMANTICS.md §9 of the float64 reference of the stored weights. Needs the
+docs/Semantics.md's tolerance of the float64 reference of the stored weights. Needs the
 built tools (utils/dev.sh build); skipped without them.
 """
 

@@ -1,7 +1,7 @@
 """The float64 reference: hand-computed cases for every routing scheme.
 
 Each case states the expected routing in the test, computed by hand from
-SEMANTICS.md §2-§6 and docs/Routing.md, not by re-running the reference.
+docs/Routing.md and docs/Semantics.md, not by re-running the reference.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Each scheme of docs/Routing.md that takes no sampled input is emitted as a
 ``moe.layer`` entry returning every routing statistic, compiled by
 moe-compile (``--moe-lower-to-cpu``), run in-process through the runtime
-binding and compared with the float64 numpy reference (SEMANTICS.md §9:
+binding and compared with the float64 numpy reference (docs/Semantics.md, tolerances:
 ``max|y - ref| <= 1e-4 * max|ref|``; counts exactly, losses within 1e-4
 relative) on the
 edge cases of capacity routing: T = 0 and 1, T not a multiple of the group

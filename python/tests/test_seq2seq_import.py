@@ -1,7 +1,7 @@
 """Switch Transformers and NLLB-MoE checkpoints: import, compile, run.
 
 Small random checkpoints in the Hugging Face layout of the two
-encoder-decoder families (SEMANTICS.md §8), F32 and BF16, with capacities
+encoder-decoder families (docs/Importing.md), F32 and BF16, with capacities
 small enough that tokens are dropped. Each MoE block is imported with
 ``import_hf(DIR, "encoder.N" | "decoder.N")``, compiled, run, and compared
 with an independent float64 transcription of the Hugging Face forward

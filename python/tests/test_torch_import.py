@@ -123,7 +123,7 @@ def _seeded(block_type, dtype=torch.float32, **kwargs):
 
 
 def _inputs(imported, tokens: int, seed: int = 0) -> np.ndarray:
-    """Tokens away from top-k ties (SEMANTICS.md §9)."""
+    """Tokens away from top-k ties (docs/Semantics.md, tolerances)."""
     rng = np.random.default_rng(seed)
     ops = imported.operands()
     spec = imported.spec

@@ -16,7 +16,7 @@ OUT/layer.mlir`.
 `check` runs `moe-run MODULE --weights OUT/ckpt --input OUT/x_<T>.npy
 --output OUT/y_<T>[.TAG].npy [--threads N]` for every T (MODULE: the .so
 from moe-compile or the .mlir itself) and compares each output with the
-float64 reference computed from the checkpoint as stored (SEMANTICS.md §9:
+float64 reference computed from the checkpoint as stored (docs/Semantics.md, tolerances:
 max|y - ref| <= 1e-4 * max|ref| (families.tolerance); T = 0 gives
 [0, H]). It also checks that the case's dead expert (if any) receives no
 token and that every other expert receives one at the largest T. With

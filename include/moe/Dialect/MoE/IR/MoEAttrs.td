@@ -15,27 +15,22 @@ class Moe_Attr<string name, string attrMnemonic, list<Trait> traits = []>
 def Moe_RoutingAttr : Moe_Attr<"Routing", "routing"> {
   let summary = "a routing scheme: scoring, selection, capacity and priority";
   let description = [{
-    One attribute describes every routing scheme of docs/Routing.md (the
-    project's account of SEMANTICS.md §2-6). The first keyword is the scoring
-    function; the remaining items come in any order, each at most once, and
-    are printed in a canonical order with defaults omitted.
+    One attribute describes every routing scheme of docs/Routing.md, which
+    defines what each computes. The first keyword is the scoring function;
+    the other items come in any order, each at most once, and are printed in
+    a canonical order with defaults omitted. The parameters below give each
+    item's meaning and default.
 
-    | item | meaning | default |
-    |---|---|---|
-    | `softmax` / `sigmoid` | scores from logits | required, first |
-    | `top_k = K` | experts per token (token choice) | required unless `expert_choice` |
-    | `expert_choice` | each expert picks its top-C tokens | token choice |
-    | `renormalize` / `renormalize = kept` | weights / sum over the K selected, or over the choices kept after capacity dropping | none |
-    | `scale = F` | routed scaling factor applied to combine weights | 1.0 |
-    | `selection_bias` | an `[E]` bias added to scores for selection only (DeepSeek-V3 `e_score_correction_bias`) | off |
-    | `groups = G, topk_groups = M, group_score = sum_top2 \| max` | group-limited top-k: keep the M best of G expert groups | 1 group |
-    | `capacity = fixed(C)` | C slots per expert per token group | dropless |
-    | `capacity = factor(F, ceil \| floor \| round[, min = M])` | C = max(M, rounding(F * S * K / E)), S tokens per group (K = 1 for expert choice) | |
-    | `capacity = fraction(F)` | C = ceil(F * S) | |
-    | `group_size = S` | local group dispatching: capacity per group of S consecutive tokens; the last group may be shorter and gets the capacity of its own size | whole batch |
-    | `priority = position \| score` | over capacity, earlier tokens or tokens with the higher top score keep their slot | position |
-    | `second = all \| random` | top-2: dispatch every second choice, or only where 2 * w2 > u (explicit uniform operand) | all |
-    | `noisy` | Shazeer noisy top-k: the layer has a noise router; noise samples are an explicit operand (noise off when absent) | off |
+    ```
+    #moe.routing<(softmax | sigmoid)
+                 [, top_k = K | expert_choice] [, renormalize [= kept]]
+                 [, scale = F] [, selection_bias]
+                 [, groups = G, topk_groups = M, group_score = (sum_top2 | max)]
+                 [, capacity = (fixed(C) | factor(F, ceil | floor | round
+                                                  [, min = M]) | fraction(F))]
+                 [, group_size = S] [, priority = (position | score)]
+                 [, second = (all | random)] [, noisy]>
+    ```
 
     Example:
 
@@ -52,24 +47,24 @@ def Moe_RoutingAttr : Moe_Attr<"Routing", "routing"> {
     ```
   }];
   let parameters = (ins
-    "ScoringFunc":$scoring,
-    "RoutingMode":$mode,
-    "int64_t":$topK,
-    "Renormalize":$renormalize,
-    APFloatParameter<"routed scaling factor">:$scale,
-    "bool":$selectionBias,
-    "int64_t":$numGroups,
-    "int64_t":$topkGroups,
-    "GroupScore":$groupScore,
-    "CapacityKind":$capacityKind,
-    "int64_t":$fixedCapacity,
-    APFloatParameter<"capacity factor or token fraction">:$capacityFactor,
-    "Rounding":$rounding,
-    "int64_t":$minCapacity,
-    "int64_t":$groupSize,
-    "Priority":$priority,
-    "SecondPolicy":$secondPolicy,
-    "bool":$noisy
+    AttrParameter<"ScoringFunc", "`softmax` or `sigmoid`: how router logits become scores. Required, the first keyword.">:$scoring,
+    AttrParameter<"RoutingMode", "token choice (`top_k = K`: each token picks K experts) or `expert_choice` (each expert picks its top-C tokens). Required.">:$mode,
+    AttrParameter<"int64_t", "`top_k = K`: experts per token, 1 <= K <= E; 0 with `expert_choice`.">:$topK,
+    AttrParameter<"Renormalize", "`renormalize`: combine weights divided by their sum over the K selected experts; `renormalize = kept`: over the choices kept after capacity dropping. Default: none.">:$renormalize,
+    APFloatParameter<"`scale = F`: routed scaling factor multiplying the combine weights. Default 1.0.">:$scale,
+    AttrParameter<"bool", "`selection_bias`: an `[E]` bias operand added to the scores for selection only, not to the combine weights (DeepSeek-V3 `e_score_correction_bias`). Default off.">:$selectionBias,
+    AttrParameter<"int64_t", "`groups = G`: experts split into G equal groups for group-limited top-k. Default 1 (no groups).">:$numGroups,
+    AttrParameter<"int64_t", "`topk_groups = M`: the M best groups whose experts stay selectable. Default: every group.">:$topkGroups,
+    AttrParameter<"GroupScore", "`group_score = sum_top2` or `max`: a group's score, the sum of its two best expert scores or its best one.">:$groupScore,
+    AttrParameter<"CapacityKind", "`capacity = ...`: none (dropless, the default), `fixed(C)`, `factor(F, rounding[, min = M])` or `fraction(F)`.">:$capacityKind,
+    AttrParameter<"int64_t", "`fixed(C)`: C slots per expert per token group.">:$fixedCapacity,
+    APFloatParameter<"`factor(F, ...)`: C = max(M, rounding(F * S * K / E)) for a group of S tokens (K = 1 with expert choice); `fraction(F)`: C = ceil(F * S).">:$capacityFactor,
+    AttrParameter<"Rounding", "`ceil`, `floor` or `round`: the rounding of `factor` capacities.">:$rounding,
+    AttrParameter<"int64_t", "`min = M`: the least capacity of `factor`. Default 0.">:$minCapacity,
+    AttrParameter<"int64_t", "`group_size = S`: capacity applies per group of S consecutive tokens; a shorter last group gets the capacity of its own size. Default: the whole batch is one group.">:$groupSize,
+    AttrParameter<"Priority", "`priority = position` or `score`: which choices keep their slot when an expert is over capacity, the earlier tokens or those with the higher top score. Default position.">:$priority,
+    AttrParameter<"SecondPolicy", "`second = all` or `random`: top-2 dispatches every second choice, or only where 2 * w2 > u for a uniform operand u (GShard). Default all.">:$secondPolicy,
+    AttrParameter<"bool", "`noisy`: noisy top-k gating; the layer has a noise router and noise samples are an explicit operand. Default off.">:$noisy
   );
   let hasCustomAssemblyFormat = 1;
   let genVerifyDecl = 1;
