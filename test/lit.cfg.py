@@ -17,6 +17,7 @@ config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py.in", "Inputs
 
 config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%moe_src_root", config.moe_src_root))
+config.substitutions.append(("%moe_obj_root", config.moe_obj_root))
 config.substitutions.append(("%moe_docs_dir", config.moe_docs_dir))
 config.substitutions.append(("%python", sys.executable))
 # The Python package's command line, as users run it from a checkout.
@@ -25,10 +26,20 @@ config.substitutions.append(
         os.path.join(config.moe_src_root, "python"), sys.executable)))
 config.substitutions.append(
     ("%moe_lib_dir", os.path.join(config.moe_obj_root, "lib")))
-# The C compiler of the LLVM installation; the runtime tests build fake
-# compiled modules with it.
+# The C and C++ compilers of the LLVM installation; the runtime tests build
+# fake compiled modules with them, the install test a consumer project.
+config.substitutions.append(
+    ("%clang\\+\\+", os.path.join(config.llvm_tools_dir, "clang++")))
 config.substitutions.append(
     ("%clang", os.path.join(config.llvm_tools_dir, "clang")))
+config.substitutions.append(("%mlir_cmake_dir", config.mlir_cmake_dir))
+config.substitutions.append(
+    ("%ccache_launcher",
+     "-DCMAKE_C_COMPILER_LAUNCHER=%s -DCMAKE_CXX_COMPILER_LAUNCHER=%s" % (
+         config.ccache, config.ccache)
+     if config.ccache and "NOTFOUND" not in config.ccache else ""))
+if config.moe_sanitize:
+    config.available_features.add("asan")
 
 # The Python package's tools (%moe_mlir compile/run) are this build's, so
 # that the sanitized build's lit run checks its own tools.
