@@ -2,11 +2,15 @@
 //
 //   moe-compile LAYER.mlir --target cpu -o LAYER.so [--mcpu native]
 //
-// Parses a module on tensors, runs --moe-lower-to-cpu, translates to LLVM IR
-// and has clang turn it into a shared object that the runtime loads
-// (docs/CompiledModules.md). --emit=mlir and --emit=llvm stop earlier.
+// Parses a module on tensors, runs --moe-lower-to-cpu, translates to LLVM IR,
+// optimizes and compiles it in process and links it with lld (as a library)
+// into a shared object that the runtime loads (docs/CompiledModules.md):
+// no clang or linker binary is needed. --emit=mlir and --emit=llvm stop
+// earlier.
 //
 //===----------------------------------------------------------------------===//
+
+#include "Backend.h"
 
 #include "moe/InitAllDialects.h"
 #include "moe/Pipelines/Pipelines.h"
@@ -22,7 +26,7 @@
 #include "mlir/Target/LLVMIR/Export.h"
 
 #include "llvm/ADT/StringSet.h"
-#include "llvm/Bitcode/BitcodeWriter.h"
+#include "llvm/CodeGen/CommandFlags.h"
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/Module.h"
 #include "llvm/Support/CommandLine.h"
@@ -30,14 +34,9 @@
 #include "llvm/Support/FileUtilities.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/Path.h"
-#include "llvm/Support/Program.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/raw_ostream.h"
-
-#ifndef MOE_CLANG_EXECUTABLE
-#define MOE_CLANG_EXECUTABLE "clang"
-#endif
 
 #include "../SanitizerOptions.h"
 #include "../ToolVersion.h"
@@ -60,11 +59,6 @@ cl::opt<Target> target("target", cl::desc("Code generation target"),
                        cl::values(clEnumValN(Target::CPU, "cpu",
                                              "x86-64 CPU (shared object)")),
                        cl::init(Target::CPU), cl::cat(category));
-cl::opt<std::string>
-    mcpu("mcpu",
-         cl::desc("CPU to generate code for (clang -march); 'native' is the "
-                  "machine compiling"),
-         cl::init("native"), cl::cat(category));
 cl::opt<Emit> emit(
     "emit", cl::desc("What to write"),
     cl::values(clEnumValN(Emit::SharedObject, "so", "a shared object"),
@@ -98,43 +92,18 @@ bool isProvidedExternally(StringRef name) {
   return libc.contains(name) || libm.contains(name);
 }
 
-/// Runs clang on LLVM bitcode to produce a shared object.
-int linkSharedObject(const Module &module) {
-  SmallString<128> bitcodePath;
+/// Compiles `module` for `cpu` to the shared object `outputPath`: an object
+/// file in a temporary directory, then lld.
+int buildSharedObject(Module &module, StringRef cpu) {
+  SmallString<128> objectPath;
   if (std::error_code ec =
-          sys::fs::createTemporaryFile("moe-compile", "bc", bitcodePath))
+          sys::fs::createTemporaryFile("moe-compile", "o", objectPath))
     return fail("cannot create a temporary file: " + ec.message());
-  FileRemover removeBitcode(bitcodePath);
-  {
-    std::error_code ec;
-    raw_fd_ostream os(bitcodePath, ec);
-    if (ec)
-      return fail("cannot write '" + bitcodePath + "': " + ec.message());
-    WriteBitcodeToFile(module, os);
-  }
-
-  std::string clang = MOE_CLANG_EXECUTABLE;
-  if (!sys::fs::can_execute(clang)) {
-    ErrorOr<std::string> found = sys::findProgramByName("clang-22");
-    if (!found)
-      found = sys::findProgramByName("clang");
-    if (!found)
-      return fail("clang not found (looked for " + clang +
-                  ", clang-22 and clang on PATH)");
-    clang = *found;
-  }
-  std::string march = "-march=" + mcpu;
-  SmallVector<StringRef> args = {clang,       "-O3",       march.c_str(),
-                                 "-shared",   "-fPIC",     "-x",
-                                 "ir",        bitcodePath, "-o",
-                                 outputPath,  "-lm",       "-Wno-override-module"};
-  std::string message;
-  int status = sys::ExecuteAndWait(clang, args, /*Env=*/std::nullopt,
-                                   /*Redirects=*/{}, /*SecondsToWait=*/0,
-                                   /*MemoryLimit=*/0, &message);
-  if (status != 0)
-    return fail("clang failed to build '" + outputPath + "'" +
-                (message.empty() ? "" : ": " + message));
+  FileRemover removeObject(objectPath);
+  if (Error error = moe::compile::emitObject(module, cpu, objectPath))
+    return fail(toString(std::move(error)));
+  if (Error error = moe::compile::linkSharedObject(objectPath, outputPath))
+    return fail(toString(std::move(error)));
   return 0;
 }
 
@@ -143,11 +112,22 @@ int linkSharedObject(const Module &module) {
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
   moe::tools::setVersionPrinter();
+  // LLVM's code generation flags (--mcpu, --mattr, ...), registered once for
+  // the code generator and the linked-in lld alike.
+  static codegen::RegisterCodeGenFlags codegenFlags;
+  cl::getRegisteredOptions()["mcpu"]->setDescription(
+      "CPU to generate code for (an LLVM CPU name, as clang -march); "
+      "'native' (the default) is the machine compiling");
+  cl::getRegisteredOptions()["mcpu"]->addCategory(category);
+  cl::getRegisteredOptions()["mattr"]->addCategory(category);
   cl::HideUnrelatedOptions(category);
   cl::ParseCommandLineOptions(
       argc, argv,
       "MoE-MLIR ahead-of-time compiler: moe IR on tensors to a shared object "
       "for the runtime\n");
+  std::string mcpu = codegen::getMCPU();
+  if (mcpu.empty())
+    mcpu = "native";
   if (rowAlign < 1)
     return fail("--row-align must be at least 1, got " + Twine(rowAlign));
 
@@ -203,5 +183,5 @@ int main(int argc, char **argv) {
 
   if (emit == Emit::LLVMIR)
     return writeText([&](raw_ostream &os) { llvmModule->print(os, nullptr); });
-  return linkSharedObject(*llvmModule);
+  return buildSharedObject(*llvmModule, mcpu);
 }

@@ -1,0 +1,38 @@
+//===- Backend.h - LLVM IR to a shared object, in process -------*- C++ -*-===//
+//
+// moe-compile's back end: LLVM's optimizer and code generator
+// (TargetMachine) write an object file, lld (linked in as a library) turns
+// it into the shared object the runtime loads. No clang or linker binary is
+// needed at compile time.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_TOOLS_MOECOMPILE_BACKEND_H
+#define MOE_TOOLS_MOECOMPILE_BACKEND_H
+
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+
+namespace llvm {
+class Module;
+} // namespace llvm
+
+namespace moe::compile {
+
+/// Optimizes `module` at -O3 for `cpu` (an LLVM CPU name such as
+/// "sapphirerapids", or "native" for the machine compiling, with its
+/// features) and writes a position-independent ELF object to `objectPath`.
+/// LLVM's code generation flags (llvm/CodeGen/CommandFlags.h: --mattr,
+/// --code-model, target options) apply; a relocation model other than PIC
+/// is an error, since the result is a shared object.
+llvm::Error emitObject(llvm::Module &module, llvm::StringRef cpu,
+                       llvm::StringRef objectPath);
+
+/// Links `objectPath` into the shared object `outputPath` with lld's ELF
+/// driver, depending on libm (found in the system's library directories).
+llvm::Error linkSharedObject(llvm::StringRef objectPath,
+                             llvm::StringRef outputPath);
+
+} // namespace moe::compile
+
+#endif // MOE_TOOLS_MOECOMPILE_BACKEND_H
