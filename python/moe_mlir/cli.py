@@ -1,13 +1,16 @@
-"""``python3 -m moe_mlir``: import models, compile, run, and the reference.
+"""``/usr/bin/python3 -m moe_mlir``: import models, compile, run, and the reference.
 
 ::
 
-    python3 -m moe_mlir import-hf DIR --layer N -o layer.mlir
-    python3 -m moe_mlir compile layer.mlir -o layer.so
-    python3 -m moe_mlir run layer.so --weights DIR --input x.npy --output y.npy
-    python3 -m moe_mlir reference --hf DIR --layer N --input x.npy \\
+    /usr/bin/python3 -m moe_mlir import-hf DIR --layer N -o layer.mlir
+    /usr/bin/python3 -m moe_mlir compile layer.mlir -o layer.so
+    /usr/bin/python3 -m moe_mlir run layer.so --weights DIR --input x.npy --output y.npy
+    /usr/bin/python3 -m moe_mlir reference --hf DIR --layer N --input x.npy \\
         --output ref.npy --check y.npy
-    python3 -m moe_mlir random-weights --spec layer.json -o DIR
+    /usr/bin/python3 -m moe_mlir random-weights --spec layer.json -o DIR
+    /usr/bin/python3 -m moe_mlir make-checkpoint --family mixtral --hidden 1024 \
+        --intermediate 2048 --experts 8 --top-k 2 --layers 2 --dtype bf16 \
+        -o DIR
 
 Every failure prints one line ``moe_mlir <command>: error: <reason>`` on
 stderr and exits with 1 (2 for bad command-line flags).
@@ -292,6 +295,37 @@ def _random_weights(args: argparse.Namespace) -> None:
     print(f"{path}: {len(tensors)} tensors", file=sys.stderr)
 
 
+def _make_checkpoint(args: argparse.Namespace) -> None:
+    from . import checkpoints
+    try:
+        config = checkpoints.hf_config(
+            args.family, hidden=args.hidden, intermediate=args.intermediate,
+            experts=args.experts, top_k=args.top_k, layers=args.layers,
+            dtype=args.dtype, vocab=args.vocab)
+    except ValueError as err:
+        raise CommandError(str(err)) from None
+    progress = None
+    if sys.stderr.isatty() and not args.quiet:
+        def progress(message: str) -> None:
+            sys.stderr.write(f"\r{message}\x1b[K")
+            sys.stderr.flush()
+    try:
+        shapes = checkpoints.write_checkpoint(args.output, config, args.dtype,
+                                              args.seed, progress)
+    except OSError as err:
+        raise CommandError(f"cannot write {args.output}: "
+                           f"{err.strerror}") from None
+    except ValueError as err:
+        raise CommandError(str(err)) from None
+    if progress:
+        sys.stderr.write("\r\x1b[K")
+    if not args.quiet:
+        size = os.path.getsize(os.path.join(args.output, "model.safetensors"))
+        print(f"{args.output}: {args.family} config.json and "
+              f"model.safetensors ({len(shapes)} tensors, {size / 1e6:.1f} "
+              "MB)", file=sys.stderr)
+
+
 # -- the parser --------------------------------------------------------------
 
 def _positive(text: str) -> int:
@@ -390,6 +424,35 @@ def _parser() -> argparse.ArgumentParser:
     rnd.add_argument("-o", "--output", required=True, metavar="DIR")
     rnd.add_argument("--seed", type=int, default=0)
     rnd.set_defaults(handler=_random_weights)
+
+    mk = commands.add_parser(
+        "make-checkpoint",
+        help="a Hugging Face-format checkpoint of a family, seeded weights",
+        description="Writes DIR/config.json (as transformers writes it) and "
+        "DIR/model.safetensors for a model of FAMILY with the given sizes: "
+        "embeddings, attention, norms, and the MoE blocks and dense MLPs "
+        "where the family's config puts them, with seeded fan-in scaled "
+        "weights. import-hf reads it like a downloaded checkpoint.")
+    mk.add_argument("--family", required=True,
+                    choices=["mixtral", "qwen2_moe", "qwen3_moe",
+                             "deepseek_v2", "deepseek_v3",
+                             "switch_transformers", "nllb_moe"])
+    for flag, text in (("--hidden", "hidden size H"),
+                       ("--intermediate", "expert intermediate size I"),
+                       ("--experts", "routed experts E"),
+                       ("--top-k", "experts per token K"),
+                       ("--layers", "decoder layers (each stack for the "
+                        "encoder-decoder families)")):
+        mk.add_argument(flag, type=int, required=True, help=text)
+    mk.add_argument("--dtype", choices=["f32", "bf16", "f16"], default="f32",
+                    help="storage dtype of the weights (default f32)")
+    mk.add_argument("--vocab", type=int, default=1024,
+                    help="vocabulary size (default 1024)")
+    mk.add_argument("--seed", type=int, default=0)
+    mk.add_argument("--quiet", action="store_true",
+                    help="print nothing on success")
+    mk.add_argument("-o", "--output", required=True, metavar="DIR")
+    mk.set_defaults(handler=_make_checkpoint)
 
     ref = commands.add_parser(
         "reference", help="the float64 numpy reference of a layer",

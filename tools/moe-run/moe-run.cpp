@@ -68,6 +68,8 @@ const char *const kUsage =
     "                      threads (1 to 1024, default 1)\n"
     "  --bench N           one warm-up run, then N timed runs; prints one\n"
     "                      JSON line with the median, min and max in ms\n"
+    "  --quiet             no progress lines and no human-readable --bench\n"
+    "                      line (both go to a terminal's stderr only)\n"
     "  --version           print the version and exit\n";
 
 constexpr unsigned kMaxThreads = 1024;
@@ -92,6 +94,7 @@ struct Options {
   long long bench = 0;
   bool help = false;
   bool version = false;
+  bool quiet = false;
 };
 
 /// Parses a decimal integer in [min, max]; no sign, no spaces.
@@ -124,6 +127,10 @@ std::string parseOptions(const std::vector<std::string> &args,
     if (arg == "--version") {
       options.version = true;
       return "";
+    }
+    if (arg == "--quiet") {
+      options.quiet = true;
+      continue;
     }
     if (arg.size() < 2 || arg[0] != '-') {
       if (!options.layer.empty())
@@ -356,6 +363,50 @@ bool npyElement(ElementType type, NpyElement &out) {
   return false;
 }
 
+/// Progress of the long steps (loading, binding and packing weights,
+/// running) on stderr, when it is a terminal and --quiet is not given: a
+/// line when a step starts, one with its result and time when it ends
+/// (whole lines, so that an error or a child's output never lands inside
+/// one).
+class Progress {
+public:
+  explicit Progress(bool quiet) : enabled(!quiet && isatty(STDERR_FILENO)) {}
+
+  /// Starts a step: "moe-run: <what> ...".
+  void start(const std::string &what) {
+    if (!enabled)
+      return;
+    step = printable(what);
+    begin = std::chrono::steady_clock::now();
+    std::fprintf(stderr, "moe-run: %s ...\n", step.c_str());
+  }
+
+  /// Ends the step: "moe-run: <what>: <result> (<seconds> s)".
+  void done(const std::string &result = "done") {
+    if (!enabled)
+      return;
+    double seconds = std::chrono::duration<double>(
+                         std::chrono::steady_clock::now() - begin)
+                         .count();
+    std::fprintf(stderr, "moe-run: %s: %s (%.2f s)\n", step.c_str(),
+                 result.c_str(), seconds);
+  }
+
+  /// Whether lines are printed.
+  bool on() const { return enabled; }
+
+private:
+  bool enabled;
+  std::string step;
+  std::chrono::steady_clock::time_point begin;
+};
+
+std::string megabytes(uint64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.1f MB", static_cast<double>(bytes) / 1e6);
+  return text;
+}
+
 /// Refuses an output that names `input` (an input of the run): writing it
 /// would destroy the input, or the mapped module under the running process.
 Status checkNotAnInput(const std::vector<std::string> &outputs,
@@ -392,26 +443,53 @@ int run(const Options &options) {
       return reportError(status.error());
   }
 
+  Progress progress(options.quiet);
+  progress.start("loading " + options.layer);
   Result<std::shared_ptr<const CompiledModule>> module =
       loadLayer(options.layer);
+  if (module)
+    progress.done();
   if (!module) {
     if (module.error().empty())
       return 1; // moe-compile printed the error.
     return reportError(module.error());
   }
+  progress.start("opening " + options.weights);
   Result<Checkpoint> checkpoint = Checkpoint::open(options.weights);
   if (!checkpoint)
     return reportError(checkpoint.error());
+  progress.done(std::to_string(checkpoint->tensors().size()) + " tensors in " +
+                std::to_string(checkpoint->files().size()) + " files");
   for (const std::string &file : checkpoint->sourcePaths()) {
     status = checkNotAnInput(options.outputs, file, "checkpoint file");
     if (!status)
       return reportError(status.error());
   }
+  progress.start("binding the weights of '" + options.entry + "'");
   Result<BoundEntry> entry = BoundEntry::bind(
       module.take(), options.entry,
       std::make_shared<const Checkpoint>(checkpoint.take()));
   if (!entry)
     return reportError(entry.error());
+  if (progress.on()) {
+    // Stacks of "{e}" tensors and unaligned tensors are copied (packed);
+    // the others are used in place in the checkpoint mapping.
+    uint64_t packed = 0, mapped = 0;
+    for (size_t i = 0; i < entry->spec().args.size(); ++i) {
+      if (entry->spec().args[i].kind != ArgKind::Weight)
+        continue;
+      bool shared = false;
+      for (size_t j = 0; j < i && !shared; ++j)
+        shared = entry->weightData(j) == entry->weightData(i) &&
+                 entry->weightSize(i) != 0;
+      if (shared)
+        continue;
+      (entry->ownsWeight(i) ? packed : mapped) += entry->weightSize(i);
+    }
+    progress.done(megabytes(packed + mapped) + ": " + megabytes(packed) +
+                  " packed into expert stacks, " + megabytes(mapped) +
+                  " mapped in place");
+  }
 
   std::string name = "'" + printable(entry->name()) + "'";
   if (options.inputs.size() != entry->numInputs())
@@ -469,6 +547,8 @@ int run(const Options &options) {
 
   std::vector<double> times;
   long long runs = options.bench ? options.bench + 1 : 1;
+  progress.start("running " + std::to_string(tokens) + " tokens" +
+                 (options.bench ? ", " + std::to_string(runs) + " runs" : ""));
   for (long long i = 0; i < runs; ++i) {
     auto start = std::chrono::steady_clock::now();
     status = entry->run(inputs, outputs, options.threads);
@@ -479,6 +559,8 @@ int run(const Options &options) {
       times.push_back(
           std::chrono::duration<double, std::milli>(stop - start).count());
   }
+
+  progress.done();
 
   for (size_t r = 0; r < outputs.size(); ++r) {
     NpyElement element;
@@ -509,6 +591,17 @@ int run(const Options &options) {
                 jsonEscape(entry->name()).c_str(),
                 static_cast<long long>(tokens), options.threads, options.bench,
                 median, times.front(), times.back());
+    std::fflush(stdout);
+    // The same for a person, on a terminal's stderr.
+    if (progress.on())
+      std::fprintf(stderr,
+                   "moe-run: '%s': %lld tokens, %u threads: median %.3f ms "
+                   "(min %.3f, max %.3f) over %lld runs, %.0f tokens/s\n",
+                   printable(entry->name()).c_str(),
+                   static_cast<long long>(tokens), options.threads, median,
+                   times.front(), times.back(), options.bench,
+                   median > 0 ? static_cast<double>(tokens) / median * 1e3
+                              : 0.0);
   }
   return 0;
 }

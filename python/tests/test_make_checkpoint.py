@@ -1,0 +1,89 @@
+"""make-checkpoint: Hugging Face-format checkpoints of every supported
+family that the importer reads like downloaded ones, and a realistic layer
+(H = 1024) run end to end as the README's quick start does."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import built_tools
+from moe_mlir import checkpoints, safetensors_io
+from moe_mlir.hf_import import import_hf, moe_layers
+
+SMALL = {"hidden": 64, "intermediate": 32, "experts": 8, "layers": 2}
+TOP_K = {"switch_transformers": 1, "nllb_moe": 2}
+
+
+@pytest.mark.parametrize("family", checkpoints.FAMILIES)
+@pytest.mark.parametrize("dtype", ["f32", "bf16", "f16"])
+def test_every_family_imports(tmp_path, family, dtype) -> None:
+    done = built_tools.moe_mlir(
+        "make-checkpoint", "--family", family, "--hidden", "64",
+        "--intermediate", "32", "--experts", "8", "--top-k",
+        str(TOP_K.get(family, 2)), "--layers", "2", "--dtype", dtype,
+        "--quiet", "-o", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    with open(tmp_path / "config.json", encoding="utf-8") as file:
+        text = file.read()
+    config = json.loads(text)
+    # As transformers writes it: sorted keys, two-space indent, a newline.
+    assert text == json.dumps(config, indent=2, sort_keys=True) + "\n"
+    assert config["model_type"] == family
+    assert config["torch_dtype"] == {"f32": "float32", "bf16": "bfloat16",
+                                     "f16": "float16"}[dtype]
+    headers = safetensors_io.read_checkpoint_headers(tmp_path)
+    assert set(headers) == set(checkpoints.tensor_shapes(config, dtype))
+    layers = moe_layers(config)
+    assert layers
+    for layer in layers:
+        imported = import_hf(tmp_path, layer)
+        assert "moe.layer" in imported.module_text()
+    stored = {d for d, _ in headers.values()}
+    assert stored <= {dtype.upper(), "F32"}
+
+
+def test_bad_sizes_are_one_line(tmp_path) -> None:
+    for args, message in (
+            (["--top-k", "9"], "--top-k 9 exceeds --experts 8"),
+            (["--top-k", "0"], "--top-k must be at least 1, got 0")):
+        done = built_tools.moe_mlir(
+            "make-checkpoint", "--family", "mixtral", "--hidden", "64",
+            "--intermediate", "32", "--experts", "8", "--layers", "1",
+            *args, "-o", str(tmp_path))
+        assert done.returncode == 1
+        assert done.stderr == (f"moe_mlir make-checkpoint: error: "
+                               f"{message}\n")
+
+
+@pytest.mark.skipif(not built_tools.have_runtime_tools(),
+                    reason="moe-compile, moe-run or the runtime not built")
+def test_realistic_layer_end_to_end(tmp_path) -> None:
+    """H = 1024, 8 experts, top-2, bf16: import, compile, run, check."""
+    ckpt = tmp_path / "mixtral"
+    done = built_tools.moe_mlir(
+        "make-checkpoint", "--family", "mixtral", "--hidden", "1024",
+        "--intermediate", "2048", "--experts", "8", "--top-k", "2",
+        "--layers", "1", "--dtype", "bf16", "-o", str(ckpt))
+    assert done.returncode == 0, done.stderr
+    layer = tmp_path / "layer.mlir"
+    for args in (["import-hf", str(ckpt), "--layer", "0", "-o", str(layer)],
+                 ["compile", str(layer), "-o", str(tmp_path / "layer.so")]):
+        done = built_tools.moe_mlir(*args)
+        assert done.returncode == 0, done.stderr
+    x = np.random.default_rng(0).standard_normal((37, 1024)).astype(
+        np.float32)
+    np.save(tmp_path / "x.npy", x)
+    done = built_tools.moe_mlir(
+        "run", str(tmp_path / "layer.so"), "--weights", str(ckpt),
+        "--input", str(tmp_path / "x.npy"), "--output",
+        str(tmp_path / "y.npy"))
+    assert done.returncode == 0, done.stderr
+    done = built_tools.moe_mlir(
+        "reference", "--hf", str(ckpt), "--layer", "0", "--input",
+        str(tmp_path / "x.npy"), "--check", str(tmp_path / "y.npy"))
+    assert done.returncode == 0, done.stdout + done.stderr
