@@ -5,7 +5,7 @@
 // naming it. layer.json describes the shared layer, for random-weights and
 // the reference.
 //
-//   python3 -m moe_mlir random-weights --spec layer.json -o ckpt
+//   /usr/bin/python3 -m moe_mlir random-weights --spec layer.json -o ckpt
 //   moe-run widenet.mlir --weights ckpt --input x.npy --output y.npy
 func.func @forward(
     %x: tensor<?x32xf32>,
