@@ -11,6 +11,8 @@
 #                        every fuzz harness)
 #   utils/dev.sh fuzz [SECONDS] [TARGET...]
 #                        long fuzzing runs (default 600 s per harness)
+#   utils/dev.sh bench [ARGS]
+#                        the CPU benchmark (bench/cpu.py --help)
 #
 # Every step is idempotent and quiet when there is nothing to do.
 set -euo pipefail
@@ -141,6 +143,14 @@ run_tests() {
   run_fuzzers "${MOE_FUZZ_SECONDS:-20}"
 }
 
+# utils/dev.sh bench [ARGS]: the CPU benchmark (bench/cpu.py ARGS) with the
+# packages its PyTorch baselines and plot need.
+bench() {
+  PACKAGES+=(libopenblas0-pthread python3-matplotlib)
+  build
+  /usr/bin/python3 "$ROOT/bench/cpu.py" --build "$BUILD" "$@"
+}
+
 # utils/dev.sh fuzz [SECONDS] [TARGET...]: the long runs (default 600 s
 # each, every harness).
 fuzz() {
@@ -160,8 +170,12 @@ case "${1:-}" in
     shift
     fuzz "$@"
     ;;
+  bench)
+    shift
+    bench "$@"
+    ;;
   *)
-    echo "usage: $0 {deps|build|demo|test|fuzz [SECONDS] [TARGET...]}" >&2
+    echo "usage: $0 {deps|build|demo|test|fuzz [SECONDS] [TARGET...]|bench [ARGS]}" >&2
     exit 2
     ;;
 esac
