@@ -278,6 +278,17 @@ def write_checkpoint(directory: str | os.PathLike, config: Mapping[str, Any],
     """Writes ``config.json`` and ``model.safetensors`` into ``directory``
     with seeded weights; returns what :func:`tensor_shapes` lists."""
     shapes = tensor_shapes(config, dtype)
+    # Every tensor is generated in memory before the file is written: refuse
+    # what cannot fit (one line, not a MemoryError traceback).
+    total_bytes = sum(
+        int(np.prod(shape, dtype=np.float64)) * 4 for shape, _ in
+        shapes.values())
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if total_bytes > memory // 2:
+        raise ValueError(f"the model has {total_bytes / 1e9:.1f} GB of f32 "
+                         f"weights, more than half of this machine's "
+                         f"{memory / 1e9:.1f} GB of memory; choose smaller "
+                         "sizes")
     rng = np.random.default_rng(seed)
     tensors: dict[str, np.ndarray] = {}
     dtypes: dict[str, str] = {}
