@@ -10,12 +10,12 @@
 #include "moe/Runtime/Module.h"
 
 #include "EntryCall.h"
+#include "ThreadPool.h"
 #include "moe/Runtime/Allocation.h"
 #include "moe/Runtime/CheckedArithmetic.h"
 
 #include <algorithm>
 #include <cstring>
-#include <thread>
 
 using namespace moe::runtime;
 using namespace moe::runtime::detail;
@@ -398,24 +398,17 @@ Status BoundEntry::run(const std::vector<MatrixRef> &inputs,
   if (numSlices == 1)
     return runSlice(inputs, outputs, 0, tokens);
   std::vector<std::string> errors(numSlices);
-  std::vector<std::thread> workers;
-  workers.reserve(numSlices);
-  for (unsigned s = 0; s < numSlices; ++s) {
-    // In 128 bits: tokens * s may not fit int64 (T can be near 2^61 when
-    // H = 0).
-    auto bound = [&](unsigned k) {
-      return static_cast<int64_t>(static_cast<__int128>(tokens) * k /
-                                  numSlices);
-    };
-    int64_t begin = bound(s), end = bound(s + 1);
-    workers.emplace_back([this, &inputs, &outputs, &errors, s, begin, end] {
-      Status status = runSlice(inputs, outputs, begin, end);
-      if (!status)
-        errors[s] = status.error();
-    });
-  }
-  for (std::thread &worker : workers)
-    worker.join();
+  // In 128 bits: tokens * s may not fit int64 (T can be near 2^61 when
+  // H = 0).
+  auto bound = [&](unsigned k) {
+    return static_cast<int64_t>(static_cast<__int128>(tokens) * k /
+                                numSlices);
+  };
+  parallelFor(numSlices, [&](unsigned s) {
+    Status status = runSlice(inputs, outputs, bound(s), bound(s + 1));
+    if (!status)
+      errors[s] = status.error();
+  });
   for (const std::string &error : errors)
     if (!error.empty())
       return Status::failure(error);
