@@ -10,11 +10,16 @@
 using namespace moe::runtime;
 
 uint64_t moe::runtime::maxAllocationBytes() {
-  uint64_t limit = UINT64_MAX;
-  long pages = sysconf(_SC_PHYS_PAGES);
-  long pageSize = sysconf(_SC_PAGESIZE);
-  if (pages > 0 && pageSize > 0)
-    limit = static_cast<uint64_t>(pages) * static_cast<uint64_t>(pageSize);
+  // Physical memory does not change: read once. The limits can (setrlimit),
+  // and getrlimit is cheap next to a run.
+  static const uint64_t physical = [] {
+    long pages = sysconf(_SC_PHYS_PAGES);
+    long pageSize = sysconf(_SC_PAGESIZE);
+    return pages > 0 && pageSize > 0
+               ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(pageSize)
+               : UINT64_MAX;
+  }();
+  uint64_t limit = physical;
   for (int resource : {RLIMIT_AS, RLIMIT_DATA}) {
     struct rlimit rl;
     if (getrlimit(resource, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)

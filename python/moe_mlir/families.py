@@ -38,7 +38,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import safetensors_io
+from . import checkpoints, safetensors_io
 from .emit import LayerSpec, from_hf_config
 from .gating import near_tie_tokens
 from .layer import layer as layer_reference
@@ -254,47 +254,6 @@ def load_case(directory: str | os.PathLike, storage: str, layer: int = 1,
 
 # -- generation --------------------------------------------------------------
 
-def _mlp(prefix: str, hidden: int, inter: int) -> dict[str, tuple[int, ...]]:
-    return {f"{prefix}.gate_proj.weight": (inter, hidden),
-            f"{prefix}.up_proj.weight": (inter, hidden),
-            f"{prefix}.down_proj.weight": (hidden, inter)}
-
-
-def _unrelated(config: Mapping[str, Any], spec: LayerSpec,
-               layer: int) -> dict[str, tuple[int, ...]]:
-    """Shapes of the tensors around the MoE block that it must ignore."""
-    hidden = config["hidden_size"]
-    heads, kv_heads = config["num_attention_heads"], config[
-        "num_key_value_heads"]
-    head_dim = hidden // heads
-    shapes: dict[str, tuple[int, ...]] = {
-        "model.embed_tokens.weight": (config["vocab_size"], hidden),
-        "model.norm.weight": (hidden,),
-        "lm_head.weight": (config["vocab_size"], hidden)}
-    for n in range(config["num_hidden_layers"]):
-        base = f"model.layers.{n}"
-        shapes.update({
-            f"{base}.input_layernorm.weight": (hidden,),
-            f"{base}.post_attention_layernorm.weight": (hidden,),
-            f"{base}.self_attn.q_proj.weight": (heads * head_dim, hidden),
-            f"{base}.self_attn.k_proj.weight": (kv_heads * head_dim, hidden),
-            f"{base}.self_attn.v_proj.weight": (kv_heads * head_dim, hidden),
-            f"{base}.self_attn.o_proj.weight": (hidden, heads * head_dim)})
-        if n == layer:
-            continue
-        if config["model_type"] in ("mixtral", "qwen3_moe"):
-            # Another MoE layer: same names but for the layer index.
-            other = from_hf_config(config, n)
-            shapes.update({name: shape for name, (shape, _) in
-                           other.checkpoint_tensors().items()})
-        else:
-            # Dense first layers (DeepSeek first_k_dense_replace, Qwen2
-            # mlp_only_layers): `mlp.gate_proj` next to MoE's `mlp.gate`.
-            shapes.update(_mlp(f"{base}.mlp", hidden,
-                               config["intermediate_size"]))
-    return shapes
-
-
 def _fan_in_normal(rng: np.random.Generator,
                    shape: tuple[int, ...]) -> np.ndarray:
     """Standard normal over sqrt(fan-in): outputs of order one."""
@@ -331,9 +290,10 @@ def make_case(family: str, storage: str = "f32", seed: int = 0,
     if dead is not None and dead >= spec.num_experts:
         dead = spec.num_experts - 1
 
+    # The whole model, as make-checkpoint writes it: the tensors around the
+    # MoE block (embeddings, attention, norms, other layers) must be ignored.
     shapes = {name: shape for name, (shape, _) in
-              spec.checkpoint_tensors().items()}
-    shapes.update(_unrelated(full, spec, layer))
+              checkpoints.tensor_shapes(full, storage).items()}
     tensors: dict[str, np.ndarray] = {}
     dtypes: dict[str, str] = {}
     bias_name = spec.weights.get("score_bias")
