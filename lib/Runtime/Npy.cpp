@@ -294,8 +294,11 @@ Result<NpyArray> moe::runtime::readNpy(const std::string &path) {
     return fail("unsupported dtype '" + printable(descr) +
                 "' (expected '<f4', '<f2' or '<f8')");
 
-  uint64_t numBytes;
-  if (!byteSize(shape, dtypeSize(dtype), numBytes))
+  // The array is returned as float32: the shape must be representable at 4
+  // bytes an element, not only at the file's (2 for '<f2').
+  uint64_t numBytes, f32Bytes;
+  if (!byteSize(shape, dtypeSize(dtype), numBytes) ||
+      !byteSize(shape, sizeof(float), f32Bytes))
     return fail("shape " + formatTuple(shape) + " has too many elements");
   uint64_t dataSize = size - preamble - headerSize;
   if (dataSize != numBytes)

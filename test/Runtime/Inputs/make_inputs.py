@@ -370,6 +370,9 @@ def main() -> None:
             "", False, (), text="{'descr': '<f4', 'fortran_order': False, "
             "'shape': (3), }") + b"\0" * 12),
         "npy-tiny": lambda: open(out, "wb").write(b"\x93NUM"),
+        # Representable at 2 bytes an element, not as the float32 copy.
+        "npy-f2-zero-huge": lambda: open(out, "wb").write(
+            npy_header("<f2", False, (0, 2**61, 2))),
         "npy-zero-huge": lambda: open(out, "wb").write(
             npy_header("<f4", False, (2**62, 4, 0))),
         # 128 bytes for 2^40 tokens of hidden size 0.
