@@ -14,7 +14,6 @@ import glob
 import io
 import json
 import os
-import shutil
 import struct
 import sys
 
@@ -144,10 +143,13 @@ def main() -> None:
         for m in manifests().values()]
     corpora["moe-opt"] = dialect_inputs()
 
-    shutil.rmtree(CORPUS, ignore_errors=True)
+    # Generated seeds are replaced; findings kept as seeds ("finding-*",
+    # inputs that once broke a harness) stay.
     for target, seeds in corpora.items():
         directory = os.path.join(CORPUS, target)
-        os.makedirs(directory)
+        os.makedirs(directory, exist_ok=True)
+        for name in glob.glob(os.path.join(directory, "seed-*")):
+            os.remove(name)
         for i, seed in enumerate(seeds):
             with open(os.path.join(directory, "seed-%03d" % i), "wb") as f:
                 f.write(seed)
