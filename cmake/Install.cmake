@@ -22,7 +22,7 @@ install(DIRECTORY ${PROJECT_BINARY_DIR}/include/moe
   PATTERN "CMakeFiles" EXCLUDE)
 
 # Consumers of the installed libraries find the headers through the targets.
-foreach(lib MoEDialect MoETransforms MoEToLinalg MoEPipelines MoEUtils)
+foreach(lib MoEDialect MoETransforms MoECPUCodegen MoEToLinalg MoEPipelines MoEUtils)
   target_include_directories(${lib} INTERFACE
     $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
 endforeach()

@@ -4,6 +4,7 @@
 #define MOE_INITALLDIALECTS_H
 
 #include "moe/Dialect/MoE/IR/MoE.h"
+#include "moe/Dialect/MoE/Transforms/InterfaceModels.h"
 
 #include "mlir/IR/DialectRegistry.h"
 
@@ -12,6 +13,8 @@ namespace mlir::moe {
 /// Adds every dialect of this project to `registry`.
 inline void registerAllDialects(DialectRegistry &registry) {
   registry.insert<MoeDialect>();
+  registerTilingInterfaceExternalModels(registry);
+  registerBufferizableOpInterfaceExternalModels(registry);
 }
 
 } // namespace mlir::moe

@@ -3,6 +3,7 @@
 #ifndef MOE_INITALLPASSES_H
 #define MOE_INITALLPASSES_H
 
+#include "moe/Codegen/CPU/Passes.h"
 #include "moe/Conversion/Passes.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/Pipelines/Pipelines.h"
@@ -12,6 +13,7 @@ namespace mlir::moe {
 inline void registerAllPasses() {
   registerMoEPasses();
   registerMoEConversionPasses();
+  registerMoECPUCodegenPasses();
   registerMoEPipelines();
 }
 

@@ -1,13 +1,18 @@
 //===- CPUPipeline.cpp - The moe-lower-to-cpu pipeline --------------------===//
 //
 // moe ops on tensors -> linalg/scf on tensors -> buffers -> loops -> LLVM.
-// The reference (correctness-first) lowering; the optimized CPU path will
-// replace the middle stages, not the ends.
+//
+// Two variants share both ends. The reference lowering turns every moe op
+// into linalg on tensors (convert-moe-to-linalg): the oracle. The fast path
+// first rewrites the expert matmuls into block-aligned moe.grouped_matmul,
+// tiles them through TilingInterface and, after bufferization, emits their
+// register-blocked vector micro-kernel; everything else is shared.
 //
 //===----------------------------------------------------------------------===//
 
 #include "moe/Pipelines/Pipelines.h"
 
+#include "moe/Codegen/CPU/Passes.h"
 #include "moe/Conversion/Passes.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 
@@ -18,9 +23,12 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/SCF/Transforms/Passes.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
+
+#include <numeric>
 
 using namespace mlir;
 
@@ -30,9 +38,20 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
   if (options.cInterface)
     pm.addPass(moe::createMoEExportEntriesPass());
 
-  // moe ops to linalg, scf and tensor ops.
+  // moe ops to linalg, scf and tensor ops; on the fast path the expert
+  // matmuls become tiled moe.grouped_matmul ops first.
+  bool fast = !options.reference;
+  int64_t rowAlign = options.rowAlign;
+  if (fast)
+    rowAlign = std::lcm(rowAlign, static_cast<int64_t>(options.blockRows));
   pm.addPass(moe::createMoEDecomposePass(
-      moe::MoEDecomposePassOptions{options.rowAlign}));
+      moe::MoEDecomposePassOptions{rowAlign}));
+  if (fast) {
+    pm.addPass(moe::createMoEFormGroupedMatmulPass(
+        moe::MoEFormGroupedMatmulPassOptions{options.blockRows}));
+    pm.addPass(moe::createMoETileGroupedMatmulPass(
+        moe::MoETileGroupedMatmulPassOptions{options.tileN, options.tileK}));
+  }
   pm.addPass(moe::createConvertMoEToLinalgPass());
   // Element-wise arith/math on tensors around the layers (e.g. the residual
   // adds of a module stacking layers) become linalg.generic.
@@ -54,9 +73,16 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
   bufferization::buildBufferDeallocationPipeline(pm);
 
   // Buffers to loops to LLVM.
+  if (fast)
+    pm.addPass(moe::createMoELowerGroupedMatmulToVectorPass(
+        moe::MoELowerGroupedMatmulToVectorPassOptions{options.vectorWidth}));
+  else
+    pm.addPass(moe::createMoEGroupedMatmulToLoopsPass());
+  pm.addPass(createForallToForLoopPass());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
+  pm.addNestedPass<func::FuncOp>(createConvertVectorToSCFPass());
   pm.addNestedPass<func::FuncOp>(createSCFToControlFlowPass());
   // bf16 <-> f32 conversions as integer arithmetic: no compiler-rt calls.
   arith::ArithExpandOpsPassOptions expand;
@@ -64,6 +90,10 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
   pm.addNestedPass<func::FuncOp>(arith::createArithExpandOpsPass(expand));
   pm.addNestedPass<func::FuncOp>(createConvertMathToLLVMPass());
   pm.addPass(createConvertMathToLibmPass());
+  // The kernels' lane sums may reassociate (tree reductions, not serial).
+  ConvertVectorToLLVMPassOptions vectorToLLVM;
+  vectorToLLVM.reassociateFPReductions = true;
+  pm.addPass(createConvertVectorToLLVMPass(vectorToLLVM));
   pm.addPass(createConvertToLLVMPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
 }
@@ -71,7 +101,8 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
 void moe::registerMoEPipelines() {
   PassPipelineRegistration<LowerToCPUOptions>(
       "moe-lower-to-cpu",
-      "Lower moe ops on tensors to the LLVM dialect for the CPU (reference "
-      "lowering: convert-moe-to-linalg, one-shot bufferization, loops)",
+      "Lower moe ops on tensors to the LLVM dialect for the CPU (fast path: "
+      "tiled, vectorized grouped matmuls; reference=1: the reference "
+      "lowering)",
       buildLowerToCPUPipeline);
 }

@@ -37,7 +37,10 @@ def ConvertMoEToLinalgPass : Pass<"convert-moe-to-linalg"> {
       scatter-adds into `[E]` vectors for the counts, and scf reductions in
       f32 for the losses (docs/Routing.md); every loss is 0 when T = 0.
 
-    Every routing the verifiers accept is lowered.
+    Every routing the verifiers accept is lowered. `moe.grouped_matmul` is
+    already in destination-passing form and stays: it bufferizes as is and
+    is lowered after bufferization (`moe-grouped-matmul-to-loops` or
+    `moe-lower-grouped-matmul-to-vector`).
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::linalg::LinalgDialect",

@@ -18,10 +18,35 @@ namespace mlir::moe {
 
 /// Options of `--moe-lower-to-cpu`.
 struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
+  PassOptions::Option<bool> reference{
+      *this, "reference",
+      llvm::cl::desc("Use the reference lowering (per-expert linalg.matmul "
+                     "and scalar loops), the oracle of the fast path"),
+      llvm::cl::init(false)};
+  PassOptions::Option<int64_t> blockRows{
+      *this, "block-rows",
+      llvm::cl::desc("Fast path: rows per block of the grouped matmuls "
+                     "(moe-form-grouped-matmul block-rows)"),
+      llvm::cl::init(16)};
+  PassOptions::Option<int64_t> tileN{
+      *this, "tile-n",
+      llvm::cl::desc("Fast path: columns per tile (moe-tile-grouped-matmul)"),
+      llvm::cl::init(64)};
+  PassOptions::Option<int64_t> tileK{
+      *this, "tile-k",
+      llvm::cl::desc("Fast path: reduction depth per tile, 0 for all "
+                     "(moe-tile-grouped-matmul)"),
+      llvm::cl::init(1024)};
+  PassOptions::Option<int64_t> vectorWidth{
+      *this, "vector-width",
+      llvm::cl::desc("Fast path: f32 lanes per accumulator "
+                     "(moe-lower-grouped-matmul-to-vector)"),
+      llvm::cl::init(16)};
   PassOptions::Option<int64_t> rowAlign{
       *this, "row-align",
       llvm::cl::desc("Pad each expert's dispatched rows to a multiple of this "
-                     "many rows (moe-decompose row-align)"),
+                     "many rows (moe-decompose row-align; the fast path pads "
+                     "to a common multiple of this and block-rows)"),
       llvm::cl::init(1)};
   PassOptions::Option<bool> cInterface{
       *this, "c-interface",

@@ -2,7 +2,9 @@
 
 #include "moe/Dialect/MoE/IR/MoE.h"
 
+#include "mlir/Dialect/Bufferization/IR/BufferizableOpInterface.h"
 #include "mlir/IR/DialectImplementation.h"
+#include "mlir/Interfaces/TilingInterface.h"
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -16,6 +18,11 @@ void MoeDialect::initialize() {
 #define GET_OP_LIST
 #include "moe/Dialect/MoE/IR/MoEOps.cpp.inc"
       >();
+  // Attached by registerTilingInterfaceExternalModels and
+  // registerBufferizableOpInterfaceExternalModels (MoETransforms).
+  declarePromisedInterfaces<TilingInterface, GroupedMatmulOp>();
+  declarePromisedInterfaces<bufferization::BufferizableOpInterface,
+                            GroupedMatmulOp>();
 }
 
 LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,

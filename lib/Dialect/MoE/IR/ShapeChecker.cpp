@@ -36,8 +36,9 @@ ShapeChecker::checkOptional(llvm::StringRef operand, Value value,
 
 LogicalResult ShapeChecker::check(llvm::StringRef operand, Type type,
                                   llvm::ArrayRef<llvm::StringRef> dims) {
-  auto tensor = llvm::dyn_cast<RankedTensorType>(type);
-  if (!tensor || tensor.getRank() != static_cast<int64_t>(dims.size()))
+  auto tensor = llvm::dyn_cast<ShapedType>(type);
+  if (!tensor || !tensor.hasRank() ||
+      tensor.getRank() != static_cast<int64_t>(dims.size()))
     return op->emitOpError()
            << "'" << operand << "' must have shape " << formatSpec(dims)
            << " (rank " << dims.size() << "), got " << type;

@@ -33,7 +33,7 @@ public:
   /// Fixes `symbol` to `size`, as required by `source`.
   void fix(llvm::StringRef symbol, int64_t size, llvm::StringRef source);
 
-  /// Checks that `type` is a ranked tensor of shape `dims` (symbols, or
+  /// Checks that `type` is a ranked tensor (or memref) of shape `dims` (symbols, or
   /// decimal literals for fixed sizes). `operand` names it in diagnostics.
   LogicalResult check(llvm::StringRef operand, Type type,
                       llvm::ArrayRef<llvm::StringRef> dims);

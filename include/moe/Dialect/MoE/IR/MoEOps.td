@@ -9,6 +9,8 @@
 #define MOE_DIALECT_MOE_IR_MOEOPS_TD
 
 include "mlir/IR/OpBase.td"
+include "mlir/Interfaces/DestinationStyleOpInterface.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "moe/Dialect/MoE/IR/MoEDialect.td"
 include "moe/Dialect/MoE/IR/MoEEnums.td"
@@ -367,6 +369,85 @@ def Moe_CombineOp : Moe_Op<"combine", [Pure]> {
     type($weights) `,` type($row_map) `->` type($result)
   }];
   let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// moe.grouped_matmul
+//===----------------------------------------------------------------------===//
+
+def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
+    DestinationStyleOpInterface,
+    DeclareOpInterfaceMethods<ReifyRankedShapedTypeOpInterface,
+                              ["reifyResultShapes"]>,
+    DeclareOpInterfaceMethods<MemoryEffectsOpInterface>]> {
+  let summary = "block-aligned grouped matmul in destination-passing style";
+  let description = [{
+    The grouped per-expert matmul of fast kernels, over rows laid out in
+    row blocks of `block_rows` (BM) rows, each block owned by one expert
+    (the block-aligned dispatch of docs/Semantics.md):
+
+    ```
+    init[b*BM + i, n] += sum_k input[b*BM + i, k] * weight[e, n, k]
+        for every block b with e = block_experts[b] in [0, E), i < BM
+    ```
+
+    Blocks whose id is outside `[0, E)` (padding, or blocks of no expert)
+    leave their rows of `init` unchanged. `init` is the f32 accumulator
+    (`outs`); `input` and `weight` may be f32, bf16 or f16 and are
+    converted to f32 on the fly. Weights keep the checkpoint layout
+    `[E, N, K]` (out, in).
+
+    The op works on tensors (one result, the updated `init`) and on memrefs
+    (no result), like `linalg` ops, and implements `TilingInterface` through
+    an external model (`registerTilingInterfaceExternalModels`): its
+    iteration domain is `row blocks x N x K` (parallel, parallel,
+    reduction); a tile is again a `moe.grouped_matmul` on slices of the
+    operands, with the experts of its row blocks. Bufferization goes
+    through `registerBufferizableOpInterfaceExternalModels`.
+
+    Constraints: (c1) operands are all tensors, with one result of the type
+    of `init`, or all memrefs, with no result; (c2) `input` is `[R, K]`;
+    (c3) `weight` is `[E, N, K]` with static `E >= 1`; (c4) `block_experts`
+    is `[B]` i32; (c5) `init` is `[R, N]` f32; (c6) `block_rows >= 1`, and
+    where static, `R = B * block_rows`.
+
+    Example (8 experts, blocks of 4 rows, bf16 weights):
+    ```mlir
+    func.func @up(%rows: tensor<?x16xf32>, %w: tensor<8x32x16xbf16>,
+                  %blocks: tensor<?xi32>, %acc: tensor<?x32xf32>)
+        -> tensor<?x32xf32> {
+      %r = moe.grouped_matmul block_rows(4)
+          ins(%rows, %w, %blocks
+              : tensor<?x16xf32>, tensor<8x32x16xbf16>, tensor<?xi32>)
+          outs(%acc : tensor<?x32xf32>) -> tensor<?x32xf32>
+      return %r : tensor<?x32xf32>
+    }
+    ```
+  }];
+  let arguments = (ins
+    AnyShaped:$input,
+    AnyShaped:$weight,
+    AnyShaped:$block_experts,
+    AnyShaped:$init,
+    I64Attr:$block_rows
+  );
+  let results = (outs Variadic<AnyRankedTensor>:$result);
+  let assemblyFormat = [{
+    `block_rows` `(` $block_rows `)`
+    `ins` `(` $input `,` $weight `,` $block_experts `:` type($input) `,`
+        type($weight) `,` type($block_experts) `)`
+    `outs` `(` $init `:` type($init) `)`
+    attr-dict (`->` type($result)^)?
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    MutableOperandRange getDpsInitsMutable() { return getInitMutable(); }
+    /// Number of experts (E), from the weight type.
+    int64_t getNumExperts() {
+      return ::llvm::cast<::mlir::ShapedType>(getWeight().getType())
+          .getDimSize(0);
+    }
+  }];
 }
 
 #endif // MOE_DIALECT_MOE_IR_MOEOPS_TD

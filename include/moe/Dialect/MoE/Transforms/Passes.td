@@ -61,4 +61,65 @@ def MoEExportEntriesPass : Pass<"moe-export-entries", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
 }
 
+def MoEFormGroupedMatmulPass : Pass<"moe-form-grouped-matmul"> {
+  let summary = "Rewrite block-aligned expert matmuls into moe.grouped_matmul";
+  let description = [{
+    Rewrites each grouped-layout `moe.expert_matmul` whose offsets come from
+    a `moe.dispatch` with `align` a multiple of `block-rows` into the
+    destination-passing `moe.grouped_matmul`: the expert of every row block
+    (computed from the offsets), a zero-filled f32 accumulator, the grouped
+    matmul, and an element-wise epilogue adding the bias of each row's
+    expert and converting to the result type (only when needed).
+
+    Other `moe.expert_matmul` ops (capacity layout, or offsets without the
+    alignment guarantee) are left unchanged for the reference lowering.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect"];
+  let options = [
+    Option<"blockRows", "block-rows", "int64_t", /*default=*/"16",
+           "Rows per block of the grouped matmul (the dispatch's align must "
+           "be a multiple)">
+  ];
+}
+
+def MoETileGroupedMatmulPass : Pass<"moe-tile-grouped-matmul"> {
+  let summary = "Tile moe.grouped_matmul on tensors with upstream scf tiling";
+  let description = [{
+    Tiles every `moe.grouped_matmul` on tensors through its
+    `TilingInterface` (upstream `scf::tileUsingSCF`): an `scf.forall` over
+    (column block of `tile-n`, row block), columns outermost so that in-order
+    execution reuses each expert's weight panel across its row blocks, and,
+    when `tile-k` is not 0, an `scf.for` over blocks of `tile-k` of the
+    reduction dimension inside it. The tiles are `moe.grouped_matmul` ops of
+    one row block each. A size of 0 leaves that dimension untiled.
+  }];
+  let dependentDialects = ["::mlir::affine::AffineDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect"];
+  let options = [
+    Option<"tileN", "tile-n", "int64_t", /*default=*/"64",
+           "Columns (output features) per tile; 0 keeps all">,
+    Option<"tileK", "tile-k", "int64_t", /*default=*/"1024",
+           "Reduction depth per tile; 0 keeps all">
+  ];
+}
+
+def MoEGroupedMatmulToLoopsPass : Pass<"moe-grouped-matmul-to-loops"> {
+  let summary = "Lower moe.grouped_matmul on memrefs to its scalar loop nest";
+  let description = [{
+    Replaces every `moe.grouped_matmul` on memrefs by `scf.for` loops over
+    its iteration domain (row blocks x N x K) around the scalar
+    implementation of its `TilingInterface`: the reference loop nest, which
+    skips blocks whose expert id is outside `[0, E)`. The domain comes from
+    the buffers' sizes, so IR that the verifier accepts never reads or
+    writes outside them.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
 #endif // MOE_DIALECT_MOE_TRANSFORMS_PASSES_TD

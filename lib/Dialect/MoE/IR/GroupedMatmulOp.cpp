@@ -1,0 +1,113 @@
+//===- GroupedMatmulOp.cpp - moe.grouped_matmul ---------------------------===//
+//
+// Verifier, memory effects and result shapes of the destination-passing
+// grouped matmul. Its TilingInterface and bufferization models live in
+// Dialect/MoE/Transforms (external models, as upstream Linalg's).
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Dialect/MoE/IR/MoE.h"
+
+#include "ShapeChecker.h"
+
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+using mlir::moe::detail::ShapeChecker;
+
+static bool isFloatOperand(Type type) {
+  Type element = llvm::cast<ShapedType>(type).getElementType();
+  return element.isF32() || element.isBF16() || element.isF16();
+}
+
+LogicalResult GroupedMatmulOp::verify() {
+  // c1.
+  Value operands[] = {getInput(), getWeight(), getBlockExperts(), getInit()};
+  bool onTensors = llvm::isa<RankedTensorType>(getInit().getType());
+  for (Value operand : operands) {
+    Type type = operand.getType();
+    bool ok = onTensors ? llvm::isa<RankedTensorType>(type)
+                        : llvm::isa<MemRefType>(type);
+    if (!ok)
+      return emitOpError() << "operands must be all ranked tensors or all "
+                              "memrefs, got "
+                           << type << " with 'init' of type "
+                           << getInit().getType();
+  }
+  if (onTensors) {
+    if (getResult().size() != 1 || getResult()[0].getType() != getInit().getType())
+      return emitOpError() << "on tensors, needs one result of the type of "
+                              "'init' ("
+                           << getInit().getType() << ")";
+  } else if (!getResult().empty()) {
+    return emitOpError("on memrefs, has no result");
+  }
+
+  ShapeChecker shapes(*this);
+  for (StringRef symbol : {"E", "N", "K"})
+    shapes.requirePositive(symbol);
+  shapes.requireStatic("E");
+  // c3, c2, c4, c5.
+  if (failed(shapes.check("weight", getWeight().getType(), {"E", "N", "K"})) ||
+      failed(shapes.check("input", getInput().getType(), {"R", "K"})) ||
+      failed(shapes.check("block_experts", getBlockExperts().getType(),
+                          {"B"})) ||
+      failed(shapes.check("init", getInit().getType(), {"R", "N"})))
+    return failure();
+  if (shapes.get("E") > kMaxExperts)
+    return emitOpError() << "'weight' has " << shapes.get("E")
+                         << " experts, more than " << kMaxExperts
+                         << " (expert ids are i32)";
+  if (!isFloatOperand(getInput().getType()) ||
+      !isFloatOperand(getWeight().getType()))
+    return emitOpError("'input' and 'weight' must have f32, bf16 or f16 "
+                       "elements");
+  if (!llvm::cast<ShapedType>(getBlockExperts().getType())
+           .getElementType()
+           .isInteger(32))
+    return emitOpError() << "'block_experts' must have i32 elements, got "
+                         << getBlockExperts().getType();
+  if (!llvm::cast<ShapedType>(getInit().getType()).getElementType().isF32())
+    return emitOpError() << "'init' is the f32 accumulator, got "
+                         << getInit().getType();
+  // c6.
+  int64_t blockRows = getBlockRows();
+  if (blockRows < 1)
+    return emitOpError() << "'block_rows' must be at least 1, got "
+                         << blockRows;
+  int64_t rows = shapes.get("R"), blocks = shapes.get("B");
+  if (!ShapedType::isDynamic(rows) && rows % blockRows != 0)
+    return emitOpError() << "R = " << rows
+                         << " rows are not whole blocks of " << blockRows;
+  if (!ShapedType::isDynamic(rows) && !ShapedType::isDynamic(blocks) &&
+      rows != blocks * blockRows)
+    return emitOpError() << "R = " << rows << " rows, expected B * block_rows = "
+                         << blocks << " * " << blockRows;
+  return success();
+}
+
+void GroupedMatmulOp::getEffects(
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  // On tensors the op is pure; on memrefs it reads everything and writes the
+  // accumulator.
+  for (OpOperand &operand : getOperation()->getOpOperands()) {
+    if (!llvm::isa<MemRefType>(operand.get().getType()))
+      continue;
+    effects.emplace_back(MemoryEffects::Read::get(), &operand,
+                         SideEffects::DefaultResource::get());
+    if (&operand == &getInitMutable())
+      effects.emplace_back(MemoryEffects::Write::get(), &operand,
+                           SideEffects::DefaultResource::get());
+  }
+}
+
+LogicalResult GroupedMatmulOp::reifyResultShapes(
+    OpBuilder &b, ReifiedRankedShapedTypeDims &reifiedReturnShapes) {
+  if (!llvm::isa<RankedTensorType>(getInit().getType()))
+    return failure();
+  reifiedReturnShapes.push_back(
+      tensor::getMixedSizes(b, getLoc(), getInit()));
+  return success();
+}

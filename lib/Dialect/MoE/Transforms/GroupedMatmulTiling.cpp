@@ -1,0 +1,178 @@
+//===- GroupedMatmulTiling.cpp - TilingInterface of moe.grouped_matmul ----===//
+//
+// Iteration domain: row blocks x N x K (parallel, parallel, reduction). A tile
+// (blocks [b0, b0+nb), columns [n0, n0+nn), depth [k0, k0+nk)) is again a
+// moe.grouped_matmul on slices: rows [b0*BM, (b0+nb)*BM) of input and init,
+// the block ids [b0, b0+nb), and weight[:, n0.., k0..] of every expert (the
+// tile reads its experts from the block ids at run time). Tiling K is
+// correct with sequential loops because the op accumulates into init.
+//
+// The scalar implementation is the reference loop nest, one point (b, n, k)
+// of the domain updating the BM rows of block b.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Dialect/MoE/IR/MoE.h"
+#include "moe/Dialect/MoE/Transforms/InterfaceModels.h"
+
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/Interfaces/TilingInterface.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+/// `offsets`/`sizes` slice of a ranked tensor (extract_slice) or memref
+/// (subview), unit strides.
+Value sliceOperand(OpBuilder &b, Location loc, Value value,
+                   ArrayRef<OpFoldResult> offsets,
+                   ArrayRef<OpFoldResult> sizes) {
+  SmallVector<OpFoldResult> strides(offsets.size(), b.getIndexAttr(1));
+  if (llvm::isa<RankedTensorType>(value.getType()))
+    return tensor::ExtractSliceOp::create(b, loc, value, offsets, sizes,
+                                          strides);
+  return memref::SubViewOp::create(b, loc, value, offsets, sizes, strides);
+}
+
+OpFoldResult dimOf(OpBuilder &b, Location loc, Value value, int64_t dim) {
+  if (llvm::isa<RankedTensorType>(value.getType()))
+    return tensor::getMixedSize(b, loc, value, dim);
+  return memref::getMixedSize(b, loc, value, dim);
+}
+
+/// `value * factor` folded where static.
+OpFoldResult scaled(OpBuilder &b, Location loc, OpFoldResult value,
+                    int64_t factor) {
+  AffineExpr d0 = b.getAffineDimExpr(0);
+  return affine::makeComposedFoldedAffineApply(b, loc, d0 * factor, {value});
+}
+
+struct GroupedMatmulTilingModel
+    : public TilingInterface::ExternalModel<GroupedMatmulTilingModel,
+                                            GroupedMatmulOp> {
+  SmallVector<utils::IteratorType> getLoopIteratorTypes(Operation *) const {
+    return {utils::IteratorType::parallel, utils::IteratorType::parallel,
+            utils::IteratorType::reduction};
+  }
+
+  SmallVector<Range> getIterationDomain(Operation *op, OpBuilder &b) const {
+    auto matmul = llvm::cast<GroupedMatmulOp>(op);
+    Location loc = op->getLoc();
+    OpFoldResult zero = b.getIndexAttr(0), one = b.getIndexAttr(1);
+    return {Range{zero, dimOf(b, loc, matmul.getBlockExperts(), 0), one},
+            Range{zero, dimOf(b, loc, matmul.getInit(), 1), one},
+            Range{zero, dimOf(b, loc, matmul.getInput(), 1), one}};
+  }
+
+  FailureOr<TilingResult>
+  getTiledImplementation(Operation *op, OpBuilder &b,
+                         ArrayRef<OpFoldResult> offsets,
+                         ArrayRef<OpFoldResult> sizes) const {
+    auto matmul = llvm::cast<GroupedMatmulOp>(op);
+    Location loc = op->getLoc();
+    int64_t blockRows = matmul.getBlockRows();
+    OpFoldResult zero = b.getIndexAttr(0);
+    OpFoldResult rowOffset = scaled(b, loc, offsets[0], blockRows);
+    OpFoldResult rowSize = scaled(b, loc, sizes[0], blockRows);
+
+    Value input = sliceOperand(b, loc, matmul.getInput(),
+                               {rowOffset, offsets[2]}, {rowSize, sizes[2]});
+    Value weight = sliceOperand(
+        b, loc, matmul.getWeight(), {zero, offsets[1], offsets[2]},
+        {dimOf(b, loc, matmul.getWeight(), 0), sizes[1], sizes[2]});
+    Value blocks = sliceOperand(b, loc, matmul.getBlockExperts(), {offsets[0]},
+                                {sizes[0]});
+    Value init = sliceOperand(b, loc, matmul.getInit(), {rowOffset, offsets[1]},
+                              {rowSize, sizes[1]});
+    SmallVector<Type> resultTypes;
+    if (llvm::isa<RankedTensorType>(init.getType()))
+      resultTypes.push_back(init.getType());
+    auto tiled = GroupedMatmulOp::create(b, loc, resultTypes, input, weight,
+                                         blocks, init,
+                                         matmul.getBlockRowsAttr());
+    SmallVector<Operation *> slices;
+    for (Value v : {input, weight, blocks, init})
+      slices.push_back(v.getDefiningOp());
+    return TilingResult{{tiled}, SmallVector<Value>(tiled->getResults()),
+                        slices};
+  }
+
+  LogicalResult
+  getResultTilePosition(Operation *op, OpBuilder &b, unsigned resultNumber,
+                        ArrayRef<OpFoldResult> offsets,
+                        ArrayRef<OpFoldResult> sizes,
+                        SmallVector<OpFoldResult> &resultOffsets,
+                        SmallVector<OpFoldResult> &resultSizes) const {
+    auto matmul = llvm::cast<GroupedMatmulOp>(op);
+    Location loc = op->getLoc();
+    int64_t blockRows = matmul.getBlockRows();
+    resultOffsets = {scaled(b, loc, offsets[0], blockRows), offsets[1]};
+    resultSizes = {scaled(b, loc, sizes[0], blockRows), sizes[1]};
+    return success();
+  }
+
+  LogicalResult generateScalarImplementation(Operation *op, OpBuilder &b,
+                                             Location loc,
+                                             ValueRange ivs) const {
+    auto matmul = llvm::cast<GroupedMatmulOp>(op);
+    if (!llvm::isa<MemRefType>(matmul.getInit().getType()))
+      return failure();
+    Value block = ivs[0], column = ivs[1], depth = ivs[2];
+    Type f32 = b.getF32Type();
+    Value expert = memref::LoadOp::create(b, loc, matmul.getBlockExperts(),
+                                          ValueRange{block});
+    expert = arith::IndexCastOp::create(b, loc, b.getIndexType(), expert);
+    // Ids outside [0, E) own no rows: nothing to read or write.
+    Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+    Value numExperts =
+        arith::ConstantIndexOp::create(b, loc, matmul.getNumExperts());
+    Value owned = arith::AndIOp::create(
+        b, loc,
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, expert, zero),
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, expert,
+                              numExperts));
+    auto toF32 = [&](OpBuilder &nb, Value v) -> Value {
+      return v.getType() == f32 ? v : arith::ExtFOp::create(nb, loc, f32, v);
+    };
+    scf::IfOp::create(b, loc, owned, [&](OpBuilder &tb, Location tl) {
+      Value blockRows =
+          arith::ConstantIndexOp::create(tb, tl, matmul.getBlockRows());
+      Value one = arith::ConstantIndexOp::create(tb, tl, 1);
+      Value firstRow = arith::MulIOp::create(tb, tl, block, blockRows);
+      Value weight = toF32(tb, memref::LoadOp::create(
+                                   tb, tl, matmul.getWeight(),
+                                   ValueRange{expert, column, depth}));
+      scf::ForOp::create(
+          tb, tl, zero, blockRows, one, ValueRange{},
+          [&](OpBuilder &lb, Location ll, Value i, ValueRange) {
+            Value row = arith::AddIOp::create(lb, ll, firstRow, i);
+            Value x = toF32(lb, memref::LoadOp::create(lb, ll, matmul.getInput(),
+                                                       ValueRange{row, depth}));
+            Value acc = memref::LoadOp::create(lb, ll, matmul.getInit(),
+                                               ValueRange{row, column});
+            Value sum = arith::AddFOp::create(
+                lb, ll, acc, arith::MulFOp::create(lb, ll, x, weight));
+            memref::StoreOp::create(lb, ll, sum, matmul.getInit(),
+                                    ValueRange{row, column});
+            scf::YieldOp::create(lb, ll);
+          });
+      scf::YieldOp::create(tb, tl);
+    });
+    return success();
+  }
+};
+
+} // namespace
+
+void mlir::moe::registerTilingInterfaceExternalModels(
+    DialectRegistry &registry) {
+  registry.addExtension(+[](MLIRContext *ctx, MoeDialect *) {
+    GroupedMatmulOp::attachInterface<GroupedMatmulTilingModel>(*ctx);
+  });
+}

@@ -1,0 +1,96 @@
+//===- GroupedMatmulToLoops.cpp - moe.grouped_matmul to scalar loops ------===//
+//
+// The reference lowering of the memref form: loops over the TilingInterface
+// iteration domain around generateScalarImplementation, as upstream lowers
+// linalg ops to loops.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Dialect/MoE/Transforms/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Interfaces/TilingInterface.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOEGROUPEDMATMULTOLOOPSPASS
+#include "moe/Dialect/MoE/Transforms/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+/// Loops over `domain[depth..]` around the scalar implementation of `op`.
+LogicalResult emitLoops(OpBuilder &b, Location loc, TilingInterface op,
+                        ArrayRef<Range> domain, SmallVector<Value> &ivs) {
+  if (ivs.size() == domain.size())
+    return op.generateScalarImplementation(b, loc, ivs);
+  const Range &range = domain[ivs.size()];
+  auto loop = scf::ForOp::create(
+      b, loc, getValueOrCreateConstantIndexOp(b, loc, range.offset),
+      getValueOrCreateConstantIndexOp(b, loc, range.size),
+      getValueOrCreateConstantIndexOp(b, loc, range.stride));
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(loop.getBody());
+  ivs.push_back(loop.getInductionVar());
+  LogicalResult result = emitLoops(b, loc, op, domain, ivs);
+  ivs.pop_back();
+  return result;
+}
+
+struct MoEGroupedMatmulToLoopsPass
+    : public moe::impl::MoEGroupedMatmulToLoopsPassBase<
+          MoEGroupedMatmulToLoopsPass> {
+  void runOnOperation() override {
+    SmallVector<GroupedMatmulOp> ops;
+    getOperation()->walk([&](GroupedMatmulOp op) { ops.push_back(op); });
+    IRRewriter rewriter(&getContext());
+    for (GroupedMatmulOp op : ops) {
+      if (!op.getResult().empty()) {
+        op.emitError("moe-grouped-matmul-to-loops: expects the memref form "
+                     "(run after bufferization)");
+        return signalPassFailure();
+      }
+      rewriter.setInsertionPoint(op);
+      Location loc = op.getLoc();
+      // Whole blocks only: the domain's blocks are clamped to the rows that
+      // input and init hold.
+      auto tiling = llvm::cast<TilingInterface>(op.getOperation());
+      SmallVector<Range> domain = tiling.getIterationDomain(rewriter);
+      Value bm = arith::ConstantIndexOp::create(rewriter, loc,
+                                                op.getBlockRows());
+      auto rowsOf = [&](Value memref) {
+        return arith::DivUIOp::create(
+            rewriter, loc, memref::DimOp::create(rewriter, loc, memref, 0),
+            bm);
+      };
+      auto clamp = [&](OpFoldResult size, Value bound) -> OpFoldResult {
+        return arith::MinUIOp::create(
+                   rewriter, loc,
+                   getValueOrCreateConstantIndexOp(rewriter, loc, size), bound)
+            .getResult();
+      };
+      domain[0].size = clamp(
+          clamp(domain[0].size, rowsOf(op.getInput())), rowsOf(op.getInit()));
+      domain[1].size = clamp(
+          domain[1].size,
+          memref::DimOp::create(rewriter, loc, op.getWeight(), 1));
+      domain[2].size = clamp(
+          domain[2].size,
+          memref::DimOp::create(rewriter, loc, op.getWeight(), 2));
+      SmallVector<Value> ivs;
+      if (failed(emitLoops(rewriter, loc, tiling, domain, ivs))) {
+        op.emitError("moe-grouped-matmul-to-loops: no scalar implementation");
+        return signalPassFailure();
+      }
+      rewriter.eraseOp(op);
+    }
+  }
+};
+
+} // namespace
