@@ -1,4 +1,7 @@
-// RUN: moe-opt %s --moe-lower-to-cpu | FileCheck %s
+// RUN: moe-opt %s --moe-lower-to-cpu | FileCheck %s --check-prefixes=CHECK,FAST
+// RUN: moe-opt %s --moe-lower-to-cpu=reference=1 | FileCheck %s
+// RUN: moe-opt %s --moe-lower-to-cpu=reference=1 | FileCheck %s --check-prefix=REF
+// RUN: moe-opt %s --moe-lower-to-cpu="block-rows=8 tile-n=16 tile-k=0 vector-width=8" | FileCheck %s --check-prefixes=CHECK,FAST8
 // RUN: moe-opt %s --moe-lower-to-cpu=c-interface=0 | FileCheck %s --check-prefix=NOEXPORT
 // RUN: moe-opt %s --moe-lower-to-cpu=row-align=16 | FileCheck %s --check-prefix=ALIGN
 // RUN: not moe-opt %s --moe-lower-to-cpu=row-align=0 2>&1 | FileCheck %s --check-prefix=BADALIGN
@@ -11,6 +14,11 @@
 // CHECK-DAG: llvm.func @forward(
 // CHECK-DAG: llvm.func @_mlir_ciface_forward(%{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr)
 // CHECK-DAG: llvm.mlir.global external constant @moe_module_manifest
+// The fast path's grouped matmuls run 16-lane (8 with vector-width=8) f32
+// fused multiply-adds; the reference lowering has no vector code.
+// FAST-DAG: llvm.intr.fmuladd{{.*}}vector<16xf32>
+// FAST8-DAG: llvm.intr.fmuladd{{.*}}vector<8xf32>
+// REF-NOT: vector<
 // CHECK-NOT: memrefCopy
 // CHECK-NOT: func.func
 // CHECK-NOT: memref.

@@ -71,6 +71,15 @@ cl::opt<int64_t>
              cl::desc("Pad each expert's dispatched rows to a multiple of "
                       "this many rows"),
              cl::init(1), cl::cat(category));
+cl::opt<bool> reference(
+    "reference",
+    cl::desc("Compile with the reference lowering (the oracle the fast path "
+             "is tested against) instead of the fast path"),
+    cl::init(false), cl::cat(category));
+cl::opt<int64_t> blockRows(
+    "block-rows",
+    cl::desc("Rows per block of the fast path's grouped matmuls"),
+    cl::init(16), cl::cat(category));
 
 /// Prints `moe-compile: error: <message>` and returns 1.
 int fail(const Twine &message) {
@@ -130,6 +139,8 @@ int main(int argc, char **argv) {
     mcpu = "native";
   if (rowAlign < 1)
     return fail("--row-align must be at least 1, got " + Twine(rowAlign));
+  if (blockRows < 1)
+    return fail("--block-rows must be at least 1, got " + Twine(blockRows));
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);
@@ -154,6 +165,8 @@ int main(int argc, char **argv) {
   mlir::PassManager pm(&context);
   mlir::moe::LowerToCPUOptions options;
   options.rowAlign = rowAlign;
+  options.reference = reference;
+  options.blockRows = blockRows;
   mlir::moe::buildLowerToCPUPipeline(pm, options);
   if (mlir::failed(pm.run(*module)))
     return 1;

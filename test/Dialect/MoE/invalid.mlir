@@ -1663,3 +1663,139 @@ func.func @layer_f64_input(%x: tensor<?x16xf64>, %wg: tensor<8x16xf32>,
       activation silu -> tensor<?x16xf64>
   return
 }
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// moe.grouped_matmul
+//===----------------------------------------------------------------------===//
+
+// moe.grouped_matmul c1: tensors and memrefs are not mixed
+func.func @grouped_matmul_mixed(%x: memref<8x16xf32>, %w: tensor<2x4x16xf32>,
+                                %b: tensor<2xi32>, %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op operands must be all ranked tensors or all memrefs, got 'memref<8x16xf32>' with 'init' of type 'tensor<8x4xf32>'}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : memref<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x4xf32>) -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c1: on tensors, one result of the type of init
+func.func @grouped_matmul_no_result(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
+                                    %b: tensor<2xi32>, %acc: tensor<8x4xf32>) {
+  // expected-error @+1 {{'moe.grouped_matmul' op on tensors, needs one result of the type of 'init' ('tensor<8x4xf32>')}}
+  moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x4xf32>)
+  return
+}
+
+// -----
+
+// moe.grouped_matmul c1: on memrefs, no result
+func.func @grouped_matmul_memref_result(%x: memref<8x16xf32>, %w: memref<2x4x16xf32>,
+                                        %b: memref<2xi32>, %acc: memref<8x4xf32>) {
+  // expected-error @+1 {{'moe.grouped_matmul' op on memrefs, has no result}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : memref<8x16xf32>, memref<2x4x16xf32>, memref<2xi32>)
+      outs(%acc : memref<8x4xf32>) -> tensor<8x4xf32>
+  return
+}
+
+// -----
+
+// moe.grouped_matmul c2: input is [R, K]
+func.func @grouped_matmul_input_k(%x: tensor<8x12xf32>, %w: tensor<2x4x16xf32>,
+                                  %b: tensor<2xi32>, %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'input' dimension 1 (K) is 12, expected 16 from weight}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x12xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x4xf32>) -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c2: input and weight are f32, bf16 or f16
+func.func @grouped_matmul_input_type(%x: tensor<8x16xf64>, %w: tensor<2x4x16xf32>,
+                                     %b: tensor<2xi32>, %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'input' and 'weight' must have f32, bf16 or f16 elements}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf64>, tensor<2x4x16xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x4xf32>) -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c3: weight is [E, N, K] with a static E
+func.func @grouped_matmul_weight_dynamic_e(%x: tensor<8x16xf32>, %w: tensor<?x4x16xf32>,
+                                           %b: tensor<2xi32>, %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'weight' dimension 0 (E) must be static, got 'tensor<?x4x16xf32>'}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<?x4x16xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x4xf32>) -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c4: block_experts is [B] i32
+func.func @grouped_matmul_blocks_type(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
+                                      %b: tensor<2xi64>, %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'block_experts' must have i32 elements, got 'tensor<2xi64>'}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi64>)
+      outs(%acc : tensor<8x4xf32>) -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c5: init is [R, N]
+func.func @grouped_matmul_init_n(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
+                                 %b: tensor<2xi32>, %acc: tensor<8x5xf32>) -> tensor<8x5xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'init' dimension 1 (N) is 5, expected 4 from weight}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x5xf32>) -> tensor<8x5xf32>
+  return %r : tensor<8x5xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c5: init is the f32 accumulator
+func.func @grouped_matmul_init_type(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
+                                    %b: tensor<2xi32>, %acc: tensor<8x4xbf16>) -> tensor<8x4xbf16> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'init' is the f32 accumulator, got 'tensor<8x4xbf16>'}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x4xbf16>) -> tensor<8x4xbf16>
+  return %r : tensor<8x4xbf16>
+}
+
+// -----
+
+// moe.grouped_matmul c6: block_rows >= 1
+func.func @grouped_matmul_block_rows(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
+                                     %b: tensor<2xi32>, %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'block_rows' must be at least 1, got 0}}
+  %r = moe.grouped_matmul block_rows(0) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x4xf32>) -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c6: R is whole blocks
+func.func @grouped_matmul_partial_block(%x: tensor<6x16xf32>, %w: tensor<2x4x16xf32>,
+                                        %b: tensor<?xi32>, %acc: tensor<6x4xf32>) -> tensor<6x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op R = 6 rows are not whole blocks of 4}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<6x16xf32>, tensor<2x4x16xf32>, tensor<?xi32>)
+      outs(%acc : tensor<6x4xf32>) -> tensor<6x4xf32>
+  return %r : tensor<6x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c6: R = B * block_rows
+func.func @grouped_matmul_block_count(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
+                                      %b: tensor<3xi32>, %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op R = 8 rows, expected B * block_rows = 3 * 4}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<3xi32>)
+      outs(%acc : tensor<8x4xf32>) -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}

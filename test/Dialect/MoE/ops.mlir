@@ -179,3 +179,25 @@ func.func @combine_forms(%rows: tensor<?x16xf32>, %slots: tensor<8x?x16xf32>,
       : tensor<8x?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
   return
 }
+
+// CHECK-LABEL: func @grouped_matmul_tensors
+// CHECK: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<?x16xf32>, tensor<8x32x16xbf16>, tensor<?xi32>) outs(%{{.*}} : tensor<?x32xf32>) -> tensor<?x32xf32>
+func.func @grouped_matmul_tensors(%rows: tensor<?x16xf32>, %w: tensor<8x32x16xbf16>,
+                                  %blocks: tensor<?xi32>, %acc: tensor<?x32xf32>)
+    -> tensor<?x32xf32> {
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%rows, %w, %blocks : tensor<?x16xf32>, tensor<8x32x16xbf16>, tensor<?xi32>)
+      outs(%acc : tensor<?x32xf32>) -> tensor<?x32xf32>
+  return %r : tensor<?x32xf32>
+}
+
+// CHECK-LABEL: func @grouped_matmul_memrefs
+// CHECK: moe.grouped_matmul block_rows(2) ins(%{{.*}}, %{{.*}}, %{{.*}} : memref<6x16xf16>, memref<1x8x16xf32>, memref<3xi32>) outs(%{{.*}} : memref<6x8xf32>)
+// CHECK-NOT: ->
+func.func @grouped_matmul_memrefs(%rows: memref<6x16xf16>, %w: memref<1x8x16xf32>,
+                                  %blocks: memref<3xi32>, %acc: memref<6x8xf32>) {
+  moe.grouped_matmul block_rows(2)
+      ins(%rows, %w, %blocks : memref<6x16xf16>, memref<1x8x16xf32>, memref<3xi32>)
+      outs(%acc : memref<6x8xf32>)
+  return
+}

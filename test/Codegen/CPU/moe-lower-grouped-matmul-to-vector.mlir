@@ -1,0 +1,49 @@
+// RUN: moe-opt %s --split-input-file --verify-diagnostics --moe-lower-grouped-matmul-to-vector | FileCheck %s
+// RUN: moe-opt %s --split-input-file --verify-diagnostics --moe-lower-grouped-matmul-to-vector="vector-width=8 tile-rows=2 tile-cols=3" | FileCheck %s --check-prefix=SMALL
+// RUN: not moe-opt %s --moe-lower-grouped-matmul-to-vector="tile-rows=0" 2>&1 | FileCheck %s --check-prefix=BAD
+
+// BAD: moe-lower-grouped-matmul-to-vector: vector-width, tile-rows and tile-cols must be at least 1 and tile-rows * tile-cols at most 64, got 16, 0, 4
+
+// Per owned row block: 4x4 register tiles of 16-lane f32 accumulators over
+// the depth (contiguous in-bounds reads of input rows and bf16 weight rows,
+// converted, fused multiply-adds), then a padded remainder step (K = 20 is
+// not a multiple of 16), lane sums added into init; remainder rows (6 % 4)
+// and columns (10 % 4) use 1-row and 1-column tiles.
+// CHECK-LABEL: func @kernel
+// CHECK: scf.for %[[B:.*]] = %c0 to %{{.*}} step %c1
+// CHECK:   %[[ID:.*]] = memref.load %{{.*}}[%[[B]]] : memref<?xi32>
+// CHECK:   scf.if
+// CHECK:     scf.for %[[N:.*]] = %c0 to %{{.*}} step %{{.*}}
+// CHECK:       scf.for %[[M:.*]] = %c0 to %{{.*}} step %{{.*}}
+// CHECK:         %[[ACC:.*]]:16 = scf.for %{{.*}} = %c0 to %{{.*}} step %{{.*}} iter_args
+// CHECK-COUNT-4:   vector.transfer_read %{{.*}} {in_bounds = [true]} : memref<?x20xf32>, vector<16xf32>
+// CHECK-COUNT-4:   vector.transfer_read %{{.*}} {in_bounds = [true]} : memref<3x10x20xbf16>, vector<16xbf16>
+// CHECK-COUNT-16:  vector.fma
+// CHECK:         vector.transfer_read %{{.*}}[%{{.*}}, %{{.*}}], %{{.*}} : memref<?x20xf32>, vector<16xf32>
+// CHECK:         vector.reduction <add>, %{{.*}} fastmath<reassoc> : vector<16xf32> into f32
+// CHECK:         memref.store
+// CHECK:       scf.for %{{.*}} = %{{.*}} to %c6{{.*}} step %{{.*}}
+// CHECK:     scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}}
+// CHECK-NOT: moe.grouped_matmul
+
+// SMALL-LABEL: func @kernel
+// SMALL: %{{.*}}:6 = scf.for %{{.*}} = %c0 to %{{.*}} step %{{.*}} iter_args
+// SMALL-COUNT-6: vector.fma %{{.*}} : vector<8xf32>
+func.func @kernel(%rows: memref<?x20xf32>, %w: memref<3x10x20xbf16>,
+                  %blocks: memref<?xi32>, %acc: memref<?x10xf32>) {
+  moe.grouped_matmul block_rows(6)
+      ins(%rows, %w, %blocks : memref<?x20xf32>, memref<3x10x20xbf16>, memref<?xi32>)
+      outs(%acc : memref<?x10xf32>)
+  return
+}
+
+// -----
+
+func.func @tensors(%rows: tensor<4x16xf32>, %w: tensor<1x8x16xf32>,
+                   %blocks: tensor<2xi32>, %acc: tensor<4x8xf32>) -> tensor<4x8xf32> {
+  // expected-error @+1 {{moe-lower-grouped-matmul-to-vector: expects the memref form (run after bufferization)}}
+  %r = moe.grouped_matmul block_rows(2)
+      ins(%rows, %w, %blocks : tensor<4x16xf32>, tensor<1x8x16xf32>, tensor<2xi32>)
+      outs(%acc : tensor<4x8xf32>) -> tensor<4x8xf32>
+  return %r : tensor<4x8xf32>
+}

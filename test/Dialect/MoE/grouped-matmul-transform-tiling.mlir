@@ -1,0 +1,28 @@
+// RUN: moe-opt %s --transform-interpreter --split-input-file | FileCheck %s
+
+// moe.grouped_matmul implements TilingInterface: upstream transform ops tile
+// it like any linalg op (here tile_using_forall over blocks of 2 row blocks
+// and 8 columns, then tile_using_for over the depth).
+// CHECK-LABEL: func @tile_with_transforms
+// CHECK: scf.forall (%{{.*}}, %{{.*}}) in (3, 4)
+// CHECK:   scf.for
+// CHECK:     moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<8x4xf32>, tensor<2x8x4xf32>, tensor<2xi32>) outs(%{{.*}} : tensor<8x8xf32>)
+func.func @tile_with_transforms(%rows: tensor<24x16xf32>, %w: tensor<2x32x16xf32>,
+                                %blocks: tensor<6xi32>, %acc: tensor<24x32xf32>) -> tensor<24x32xf32> {
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%rows, %w, %blocks : tensor<24x16xf32>, tensor<2x32x16xf32>, tensor<6xi32>)
+      outs(%acc : tensor<24x32xf32>) -> tensor<24x32xf32>
+  return %r : tensor<24x32xf32>
+}
+
+module attributes {transform.with_named_sequence} {
+  transform.named_sequence @__transform_main(%root: !transform.any_op {transform.readonly}) {
+    %op = transform.structured.match ops{["moe.grouped_matmul"]} in %root
+        : (!transform.any_op) -> !transform.any_op
+    %tiled, %forall = transform.structured.tile_using_forall %op tile_sizes [2, 8, 0]
+        : (!transform.any_op) -> (!transform.any_op, !transform.any_op)
+    %inner, %loop = transform.structured.tile_using_for %tiled tile_sizes [0, 0, 4]
+        : (!transform.any_op) -> (!transform.any_op, !transform.any_op)
+    transform.yield
+  }
+}

@@ -1,0 +1,45 @@
+// RUN: moe-opt %s --split-input-file --verify-diagnostics --moe-grouped-matmul-to-loops | FileCheck %s
+
+// The scalar implementation of TilingInterface inside loops over the
+// iteration domain (row blocks x N x K), clamped to the buffers' sizes: per
+// point, the block's expert is read, blocks of no expert are skipped, and
+// the block's rows accumulate input * weight in f32.
+// CHECK-LABEL: func @to_loops
+// CHECK: memref.dim %{{.*}}, %{{.*}} : memref<?xi32>
+// CHECK: arith.minui
+// CHECK: scf.for %[[B:.*]] = %{{.*}} to %{{.*}} step
+// CHECK:   scf.for %[[N:.*]] = %{{.*}} to %{{.*}} step
+// CHECK:     scf.for %[[K:.*]] = %{{.*}} to %{{.*}} step
+// CHECK:       %[[ID:.*]] = memref.load %{{.*}}[%[[B]]] : memref<?xi32>
+// CHECK:       %[[EXPERT:.*]] = arith.index_cast %[[ID]]
+// CHECK:       %[[E:.*]] = arith.constant 3 : index
+// CHECK:       arith.cmpi sge, %[[EXPERT]], %{{.*}}
+// CHECK:       arith.cmpi slt, %[[EXPERT]], %[[E]]
+// CHECK:       scf.if
+// CHECK:         %[[BM:.*]] = arith.constant 2 : index
+// CHECK:         memref.load %{{.*}}[%[[EXPERT]], %[[N]], %[[K]]] : memref<3x8x16xbf16>
+// CHECK:         arith.extf
+// CHECK:         scf.for %[[I:.*]] = %{{.*}} to %[[BM]] step
+// CHECK:           memref.load %{{.*}} : memref<?x16xf32>
+// CHECK:           arith.mulf
+// CHECK:           arith.addf
+// CHECK:           memref.store
+// CHECK-NOT: moe.grouped_matmul
+func.func @to_loops(%rows: memref<?x16xf32>, %w: memref<3x8x16xbf16>,
+                    %blocks: memref<?xi32>, %acc: memref<?x8xf32>) {
+  moe.grouped_matmul block_rows(2)
+      ins(%rows, %w, %blocks : memref<?x16xf32>, memref<3x8x16xbf16>, memref<?xi32>)
+      outs(%acc : memref<?x8xf32>)
+  return
+}
+
+// -----
+
+func.func @tensors(%rows: tensor<4x16xf32>, %w: tensor<1x8x16xf32>,
+                   %blocks: tensor<2xi32>, %acc: tensor<4x8xf32>) -> tensor<4x8xf32> {
+  // expected-error @+1 {{moe-grouped-matmul-to-loops: expects the memref form (run after bufferization)}}
+  %r = moe.grouped_matmul block_rows(2)
+      ins(%rows, %w, %blocks : tensor<4x16xf32>, tensor<1x8x16xf32>, tensor<2xi32>)
+      outs(%acc : tensor<4x8xf32>) -> tensor<4x8xf32>
+  return %r : tensor<4x8xf32>
+}

@@ -1,0 +1,45 @@
+// RUN: moe-opt %s --moe-tile-grouped-matmul="tile-n=16 tile-k=8" | FileCheck %s
+// RUN: moe-opt %s --moe-tile-grouped-matmul="tile-n=16 tile-k=0" | FileCheck %s --check-prefix=NOK
+// RUN: not moe-opt %s --moe-tile-grouped-matmul="tile-n=-1" 2>&1 | FileCheck %s --check-prefix=BAD
+
+// BAD: moe-tile-grouped-matmul: tile sizes must not be negative, got tile-n=-1 tile-k=1024
+
+// One scf.forall over (column block, row block), columns outermost; inside,
+// an scf.for over the depth; the tile is a grouped matmul of one row block
+// reading every expert's [16, 8] weight slice.
+// CHECK-DAG: #[[$ROW:.*]] = affine_map<(d0) -> (d0 * 4)>
+// CHECK-LABEL: func @tile
+// CHECK: %[[B:.*]] = tensor.dim %{{.*}}, %c0 : tensor<?xi32>
+// CHECK: scf.forall (%[[N:.*]], %[[BLK:.*]]) = (0, 0) to (32, %[[B]]) step (16, 1) shared_outs(%[[OUT:.*]] = %{{.*}})
+// CHECK:   %[[R:.*]] = affine.apply #[[$ROW]](%[[BLK]])
+// CHECK:   tensor.extract_slice %{{.*}}[%[[R]], 0] [4, 16] [1, 1] : tensor<?x16xf32> to tensor<4x16xf32>
+// CHECK:   tensor.extract_slice %{{.*}}[0, %[[N]], 0] [8, 16, 16] [1, 1, 1] : tensor<8x32x16xbf16> to tensor<8x16x16xbf16>
+// CHECK:   tensor.extract_slice %{{.*}}[%[[BLK]]] [1] [1] : tensor<?xi32> to tensor<1xi32>
+// CHECK:   scf.for %[[K:.*]] = %c0{{.*}} to %c16 step %c8
+// CHECK:     moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<4x8xf32>, tensor<8x16x8xbf16>, tensor<1xi32>) outs(%{{.*}} : tensor<4x16xf32>) -> tensor<4x16xf32>
+// CHECK:   scf.forall.in_parallel
+// CHECK:     tensor.parallel_insert_slice %{{.*}} into %[[OUT]][%{{.*}}, %[[N]]] [4, 16] [1, 1]
+
+// NOK-LABEL: func @tile
+// NOK: scf.forall
+// NOK-NOT: scf.for
+// NOK: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<4x16xf32>, tensor<8x16x16xbf16>, tensor<1xi32>)
+func.func @tile(%rows: tensor<?x16xf32>, %w: tensor<8x32x16xbf16>,
+                %blocks: tensor<?xi32>, %acc: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%rows, %w, %blocks : tensor<?x16xf32>, tensor<8x32x16xbf16>, tensor<?xi32>)
+      outs(%acc : tensor<?x32xf32>) -> tensor<?x32xf32>
+  return %r : tensor<?x32xf32>
+}
+
+// The memref form is left alone.
+// CHECK-LABEL: func @memrefs
+// CHECK-NOT: scf.forall
+// CHECK: moe.grouped_matmul block_rows(2)
+func.func @memrefs(%rows: memref<6x16xf32>, %w: memref<1x8x16xf32>,
+                   %blocks: memref<3xi32>, %acc: memref<6x8xf32>) {
+  moe.grouped_matmul block_rows(2)
+      ins(%rows, %w, %blocks : memref<6x16xf32>, memref<1x8x16xf32>, memref<3xi32>)
+      outs(%acc : memref<6x8xf32>)
+  return
+}
