@@ -78,6 +78,7 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
         moe::MoELowerGroupedMatmulToVectorPassOptions{options.vectorWidth}));
   else
     pm.addPass(moe::createMoEGroupedMatmulToLoopsPass());
+  pm.addPass(moe::createMoEStridedCopiesToLinalgPass());
   pm.addPass(createForallToForLoopPass());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   pm.addPass(memref::createExpandStridedMetadataPass());

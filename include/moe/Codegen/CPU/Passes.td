@@ -40,4 +40,16 @@ def MoELowerGroupedMatmulToVectorPass
   ];
 }
 
+def MoEStridedCopiesToLinalgPass : Pass<"moe-strided-copies-to-linalg"> {
+  let summary = "Rewrite non-contiguous memref.copy into linalg.copy";
+  let description = [{
+    `memref.copy` between ranked buffers that are not both of identity
+    layout would lower to a call of `memrefCopy` from MLIR's C runner
+    utilities, which compiled modules do not link (the runtime provides
+    nothing of MLIR). Those copies become `linalg.copy`, lowered to loops
+    with the other linalg ops; contiguous copies stay and lower to `memcpy`.
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
 #endif // MOE_CODEGEN_CPU_PASSES_TD

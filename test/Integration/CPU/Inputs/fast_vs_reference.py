@@ -1,0 +1,161 @@
+"""The fast CPU pipeline equals the reference pipeline on awkward layers.
+
+usage: fast_vs_reference.py OUT [--tokens 0,1,7,300,2049] [--cases a,b]
+
+For every case below (shapes that are not multiples of the vector width or
+the tiles, E = 1, K = E, experts without tokens, one expert taking every
+token, bf16 and f16 weights, biases, a shared expert) this writes the layer
+(moe_mlir.emit), compiles it twice with moe-compile (default fast path, and
+--reference), writes random weights, and for every T and 1 and 2 threads
+runs both modules with moe-run on the same input; the outputs must agree
+within 1e-4 * max|reference| (docs/Semantics.md, f32 accumulation in both).
+Prints one line per case; exit status 1 on the first difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+PYTHON_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          *[os.pardir] * 4, "python")
+sys.path.insert(0, PYTHON_DIR)
+
+from moe_mlir import safetensors_io  # noqa: E402
+from moe_mlir.emit import LayerSpec, emit_module  # noqa: E402
+
+GATED = {"router": "router.weight", "expert_gate": "experts.{e}.gate.weight",
+         "expert_up": "experts.{e}.up.weight",
+         "expert_down": "experts.{e}.down.weight"}
+EXPERTS = ("expert_gate", "expert_up", "expert_down")
+
+# name -> (LayerSpec arguments, how the router is set: "random" or
+# "one_expert": every token routed to expert 0 first)
+CASES = {
+    # H and I not multiples of 16 or 4, experts left without tokens at T=7.
+    "odd_sizes": (dict(hidden=100, intermediate=37, num_experts=8,
+                       routing="<softmax, top_k = 2, renormalize>",
+                       weights=GATED), "random"),
+    "one_expert_layer": (dict(hidden=33, intermediate=20, num_experts=1,
+                              routing="<softmax, top_k = 1>",
+                              weights=GATED), "random"),
+    "k_equals_e": (dict(hidden=48, intermediate=24, num_experts=4,
+                        routing="<softmax, top_k = 4>", weights=GATED),
+                   "random"),
+    "all_to_one_expert": (dict(hidden=64, intermediate=40, num_experts=4,
+                               routing="<softmax, top_k = 1>",
+                               weights=GATED), "one_expert"),
+    "many_experts_bf16": (dict(hidden=64, intermediate=24, num_experts=64,
+                               routing="<softmax, top_k = 8, renormalize>",
+                               weights=GATED,
+                               dtypes={op: "bf16" for op in EXPERTS}),
+                          "random"),
+    "f16_weights": (dict(hidden=40, intermediate=72, num_experts=8,
+                         routing="<softmax, top_k = 2>", weights=GATED,
+                         dtypes={op: "f16" for op in EXPERTS + ("router",)}),
+                    "random"),
+    "relu_biases": (dict(hidden=24, intermediate=50, num_experts=4,
+                         routing="<softmax, top_k = 2>", activation="relu",
+                         weights={"router": "router.weight",
+                                  "expert_up": "experts.{e}.fc1.weight",
+                                  "up_bias": "experts.{e}.fc1.bias",
+                                  "expert_down": "experts.{e}.fc2.weight",
+                                  "down_bias": "experts.{e}.fc2.bias"}),
+                    "random"),
+    "shared_expert": (dict(hidden=64, intermediate=32, num_experts=16,
+                           routing="<sigmoid, top_k = 4, renormalize, "
+                                   "scale = 2.5, selection_bias, groups = 4, "
+                                   "topk_groups = 2, group_score = sum_top2>",
+                           weights=dict(GATED, score_bias="router.bias",
+                                        shared_gate="shared.gate.weight",
+                                        shared_up="shared.up.weight",
+                                        shared_down="shared.down.weight"),
+                           shared_intermediate=48), "random"),
+}
+
+
+def run(command: list[str], what: str) -> None:
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"{what} failed: {(done.stderr or done.stdout).strip()}")
+
+
+def write_weights(spec: LayerSpec, router: str, path: str) -> None:
+    rng = np.random.default_rng(7)
+    tensors, dtypes = {}, {}
+    for name, (shape, dtype) in spec.checkpoint_tensors().items():
+        value = rng.standard_normal(shape) / np.sqrt(shape[-1])
+        if len(shape) == 1:
+            value = 0.1 * rng.standard_normal(shape)
+        tensors[name] = value.astype(np.float32)
+        dtypes[name] = dtype.upper()
+    if router == "one_expert":
+        # Tokens are made positive below: expert 0 has every logit largest.
+        weight = -np.ones((spec.num_experts, spec.hidden), np.float32)
+        weight[0] = 1.0
+        tensors[spec.weights["router"]] = weight
+    safetensors_io.save_file(path, tensors, dtypes)
+
+
+def check_case(name: str, out: str, tokens: list[int]) -> None:
+    arguments, router = CASES[name]
+    spec = LayerSpec(**arguments)
+    directory = os.path.join(out, name)
+    os.makedirs(directory, exist_ok=True)
+    layer = os.path.join(directory, "layer.mlir")
+    with open(layer, "w", encoding="utf-8") as file:
+        file.write(emit_module(spec))
+    modules = {}
+    for variant, flags in (("fast", []), ("reference", ["--reference"])):
+        modules[variant] = os.path.join(directory, f"{variant}.so")
+        run(["moe-compile", layer, *flags, "-o", modules[variant]],
+            f"{name}: moe-compile {' '.join(flags)}")
+    ckpt = os.path.join(directory, "ckpt")
+    os.makedirs(ckpt, exist_ok=True)
+    write_weights(spec, router, os.path.join(ckpt, "model.safetensors"))
+    for count in tokens:
+        x = np.random.default_rng(count).standard_normal((count, spec.hidden))
+        if router == "one_expert":
+            x = np.abs(x) + 0.1
+        x_path = os.path.join(directory, f"x_{count}.npy")
+        np.save(x_path, x.astype(np.float32))
+        for threads in (1, 2):
+            outputs = {}
+            for variant, module in modules.items():
+                outputs[variant] = os.path.join(
+                    directory, f"y_{variant}_{count}_{threads}.npy")
+                run(["moe-run", module, "--weights", ckpt, "--input", x_path,
+                     "--output", outputs[variant], "--threads", str(threads),
+                     "--quiet"],
+                    f"{name}: moe-run {variant} at T = {count}")
+            fast = np.load(outputs["fast"]).astype(np.float64)
+            ref = np.load(outputs["reference"]).astype(np.float64)
+            if fast.shape != ref.shape:
+                sys.exit(f"{name} T = {count}: shapes {fast.shape} and "
+                         f"{ref.shape} differ")
+            scale = np.abs(ref).max() if ref.size else 0.0
+            error = np.abs(fast - ref).max() if ref.size else 0.0
+            if not np.isfinite(fast).all() or error > 1e-4 * max(scale, 1e-30):
+                sys.exit(f"{name} T = {count} threads = {threads}: fast "
+                         f"differs from reference by {error:.3g} (max "
+                         f"|reference| {scale:.3g})")
+    print(f"{name}: fast = reference at T = {tokens}, threads 1 and 2")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("--tokens", default="0,1,7,300,2049")
+    parser.add_argument("--cases", default=",".join(CASES))
+    args = parser.parse_args()
+    tokens = [int(t) for t in args.tokens.split(",")]
+    for name in args.cases.split(","):
+        check_case(name, args.out, tokens)
+
+
+if __name__ == "__main__":
+    main()
