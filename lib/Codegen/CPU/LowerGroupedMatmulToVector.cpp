@@ -88,7 +88,16 @@ public:
       b.setInsertionPointToStart(ifOp.thenBlock());
       this->expert = expert;
       firstRow = arith::MulIOp::create(b, loc, block, bm);
-      emitBlock(blockRows);
+      Value rows = bm;
+      if (Value sizes = op.getBlockSizes()) {
+        // Only the block's filled rows: padding rows cost nothing.
+        Value size = arith::IndexCastOp::create(
+            b, loc, b.getIndexType(),
+            memref::LoadOp::create(b, loc, sizes, ValueRange{block}));
+        rows = arith::MinSIOp::create(
+            b, loc, arith::MaxSIOp::create(b, loc, size, zero), bm);
+      }
+      emitBlock(rows);
     });
   }
 
@@ -111,19 +120,19 @@ private:
     body(loop.getInductionVar());
   }
 
-  /// One row block: full register tiles, then the remainder columns and rows
-  /// with narrower tiles.
-  void emitBlock(int64_t blockRows) {
+  /// The first `rows` rows of a row block: full register tiles, then the
+  /// remainder columns and rows with narrower tiles.
+  void emitBlock(Value rows) {
     int64_t mr = shape.tileRows, nr = shape.tileCols;
-    int64_t mainRows = blockRows - blockRows % mr;
+    Value mainRows = arith::SubIOp::create(
+        b, loc, rows, arith::RemUIOp::create(b, loc, rows, constant(mr)));
     Value mainColumns = arith::SubIOp::create(
         b, loc, columns, arith::RemUIOp::create(b, loc, columns, constant(nr)));
     auto rowsOf = [&](Value column, int64_t width) {
-      if (mainRows > 0)
-        forLoop(zero, constant(mainRows), mr,
-                [&](Value row) { emitTile(row, column, mr, width); });
-      if (mainRows < blockRows)
-        forLoop(constant(mainRows), constant(blockRows), 1,
+      forLoop(zero, mainRows, mr,
+              [&](Value row) { emitTile(row, column, mr, width); });
+      if (mr > 1)
+        forLoop(mainRows, rows, 1,
                 [&](Value row) { emitTile(row, column, 1, width); });
     };
     forLoop(zero, mainColumns, nr, [&](Value column) { rowsOf(column, nr); });

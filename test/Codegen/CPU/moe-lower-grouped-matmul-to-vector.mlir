@@ -39,6 +39,29 @@ func.func @kernel(%rows: memref<?x20xf32>, %w: memref<3x10x20xbf16>,
 
 // -----
 
+// With block sizes, a block computes only its filled rows: the row loops
+// end at the block's size clamped to [0, BM].
+// CHECK-LABEL: func @filled_rows
+// CHECK:   scf.if
+// CHECK:   %[[SIZE:.*]] = memref.load %{{.*}}[%{{.*}}] : memref<?xi32>
+// CHECK:   %[[CAST:.*]] = arith.index_cast %[[SIZE]]
+// CHECK:   %[[LOW:.*]] = arith.maxsi %[[CAST]], %{{.*}}
+// CHECK:   %[[ROWS:.*]] = arith.minsi %[[LOW]], %c6{{.*}}
+// CHECK:   %[[REM:.*]] = arith.remui %[[ROWS]], %c4{{.*}}
+// CHECK:   %[[MAIN:.*]] = arith.subi %[[ROWS]], %[[REM]]
+// CHECK:       scf.for %{{.*}} = %c0{{.*}} to %[[MAIN]] step
+// CHECK:       scf.for %{{.*}} = %[[MAIN]] to %[[ROWS]] step
+func.func @filled_rows(%rows: memref<?x16xf32>, %w: memref<3x8x16xf32>,
+                       %blocks: memref<?xi32>, %sizes: memref<?xi32>, %acc: memref<?x8xf32>) {
+  moe.grouped_matmul block_rows(6)
+      ins(%rows, %w, %blocks : memref<?x16xf32>, memref<3x8x16xf32>, memref<?xi32>)
+      block_sizes(%sizes : memref<?xi32>)
+      outs(%acc : memref<?x8xf32>)
+  return
+}
+
+// -----
+
 func.func @tensors(%rows: tensor<4x16xf32>, %w: tensor<1x8x16xf32>,
                    %blocks: tensor<2xi32>, %acc: tensor<4x8xf32>) -> tensor<4x8xf32> {
   // expected-error @+1 {{moe-lower-grouped-matmul-to-vector: expects the memref form (run after bufferization)}}

@@ -1747,6 +1747,41 @@ func.func @grouped_matmul_blocks_type(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf3
 
 // -----
 
+// moe.grouped_matmul c4: block_sizes is [B] like block_experts
+func.func @grouped_matmul_sizes_shape(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
+                                      %b: tensor<2xi32>, %s: tensor<3xi32>,
+                                      %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'block_sizes' dimension 0 (B) is 3, expected 2 from block_experts}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
+      block_sizes(%s : tensor<3xi32>) outs(%acc : tensor<8x4xf32>) -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c4: block_sizes has i32 elements
+func.func @grouped_matmul_sizes_type(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
+                                     %b: tensor<2xi32>, %s: tensor<2xi64>,
+                                     %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'block_sizes' must have i32 elements, got 'tensor<2xi64>'}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
+      block_sizes(%s : tensor<2xi64>) outs(%acc : tensor<8x4xf32>) -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c3: at most 2^31 - 1 experts (ids are i32)
+func.func @grouped_matmul_too_many_experts(%x: tensor<8x16xf32>, %w: tensor<2147483648x4x16xf32>,
+                                           %b: tensor<2xi32>, %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'weight' has 2147483648 experts, more than 2147483647 (expert ids are i32)}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2147483648x4x16xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x4xf32>) -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}
+
+// -----
+
 // moe.grouped_matmul c5: init is [R, N]
 func.func @grouped_matmul_init_n(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
                                  %b: tensor<2xi32>, %acc: tensor<8x5xf32>) -> tensor<8x5xf32> {

@@ -7,15 +7,23 @@
 // matmul becomes a grouped matmul into a zero-filled f32 accumulator, with
 // the expert of each block counted from the offsets.
 // CHECK-LABEL: func @aligned
-// CHECK: %[[ROWS:.*]], %[[OFF:.*]], %{{.*}} = moe.dispatch %{{.*}} align 8
+// CHECK: %[[ROWS:.*]], %[[OFF:.*]], %[[MAP:.*]] = moe.dispatch %{{.*}} align 8
 // CHECK: %[[R:.*]] = tensor.dim %[[ROWS]], %c0
 // CHECK: %[[B:.*]] = arith.divui %[[R]], %c4
 // CHECK: %[[BLOCKS:.*]] = tensor.generate %[[B]]
 // CHECK:   scf.for
 // CHECK:     tensor.extract %[[OFF]]
 // CHECK:     arith.cmpi sle
-// CHECK: %[[ZERO:.*]] = linalg.fill
-// CHECK: %[[ACC:.*]] = moe.grouped_matmul block_rows(4) ins(%[[ROWS]], %{{.*}}, %[[BLOCKS]] : tensor<?x16xf32>, tensor<8x32x16xf32>, tensor<?xi32>) outs(%[[ZERO]] : tensor<?x32xf32>)
+// The filled rows of each block, counted over the row map.
+// CHECK: %[[EMPTY:.*]] = tensor.empty(%[[B]]) : tensor<?xi32>
+// CHECK: %[[SIZES0:.*]] = linalg.fill ins(%{{.*}} : i32) outs(%[[EMPTY]]
+// CHECK: %[[SIZES:.*]] = scf.for {{.*}} iter_args(%{{.*}} = %[[SIZES0]])
+// CHECK:   scf.for
+// CHECK:     tensor.extract %[[MAP]]
+// CHECK:     tensor.insert
+// CHECK: %[[ALLOC:.*]] = bufferization.alloc_tensor(%[[R]]) : tensor<?x32xf32>
+// CHECK: %[[ZERO:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%[[ALLOC]]
+// CHECK: %[[ACC:.*]] = moe.grouped_matmul block_rows(4) ins(%[[ROWS]], %{{.*}}, %[[BLOCKS]] : tensor<?x16xf32>, tensor<8x32x16xf32>, tensor<?xi32>) block_sizes(%[[SIZES]] : tensor<?xi32>) outs(%[[ZERO]] : tensor<?x32xf32>)
 // CHECK-NOT: linalg.generic
 // CHECK: return %[[ACC]]
 func.func @aligned(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,

@@ -35,6 +35,25 @@ func.func @to_loops(%rows: memref<?x16xf32>, %w: memref<3x8x16xbf16>,
 
 // -----
 
+// With block sizes, the rows of a block end at its size clamped to [0, BM].
+// CHECK-LABEL: func @filled_rows
+// CHECK: scf.if
+// CHECK:   %[[SIZE:.*]] = memref.load %{{.*}} : memref<?xi32>
+// CHECK:   %[[CAST:.*]] = arith.index_cast %[[SIZE]]
+// CHECK:   %[[LOW:.*]] = arith.maxsi %[[CAST]], %{{.*}}
+// CHECK:   %[[ROWS:.*]] = arith.minsi %[[LOW]], %{{.*}}
+// CHECK:   scf.for %{{.*}} = %{{.*}} to %[[ROWS]] step
+func.func @filled_rows(%rows: memref<?x16xf32>, %w: memref<3x8x16xf32>,
+                       %blocks: memref<?xi32>, %sizes: memref<?xi32>, %acc: memref<?x8xf32>) {
+  moe.grouped_matmul block_rows(2)
+      ins(%rows, %w, %blocks : memref<?x16xf32>, memref<3x8x16xf32>, memref<?xi32>)
+      block_sizes(%sizes : memref<?xi32>)
+      outs(%acc : memref<?x8xf32>)
+  return
+}
+
+// -----
+
 func.func @tensors(%rows: tensor<4x16xf32>, %w: tensor<1x8x16xf32>,
                    %blocks: tensor<2xi32>, %acc: tensor<4x8xf32>) -> tensor<4x8xf32> {
   // expected-error @+1 {{moe-grouped-matmul-to-loops: expects the memref form (run after bufferization)}}

@@ -191,6 +191,18 @@ func.func @grouped_matmul_tensors(%rows: tensor<?x16xf32>, %w: tensor<8x32x16xbf
   return %r : tensor<?x32xf32>
 }
 
+// CHECK-LABEL: func @grouped_matmul_block_sizes
+// CHECK: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<8x16xf32>, tensor<2x32x16xf32>, tensor<2xi32>) block_sizes(%{{.*}} : tensor<2xi32>) outs(%{{.*}} : tensor<8x32xf32>) -> tensor<8x32xf32>
+func.func @grouped_matmul_block_sizes(%rows: tensor<8x16xf32>, %w: tensor<2x32x16xf32>,
+                                      %blocks: tensor<2xi32>, %sizes: tensor<2xi32>,
+                                      %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%rows, %w, %blocks : tensor<8x16xf32>, tensor<2x32x16xf32>, tensor<2xi32>)
+      block_sizes(%sizes : tensor<2xi32>)
+      outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return %r : tensor<8x32xf32>
+}
+
 // CHECK-LABEL: func @grouped_matmul_memrefs
 // CHECK: moe.grouped_matmul block_rows(2) ins(%{{.*}}, %{{.*}}, %{{.*}} : memref<6x16xf16>, memref<1x8x16xf32>, memref<3xi32>) outs(%{{.*}} : memref<6x8xf32>)
 // CHECK-NOT: ->

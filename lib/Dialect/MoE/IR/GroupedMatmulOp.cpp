@@ -23,9 +23,8 @@ static bool isFloatOperand(Type type) {
 
 LogicalResult GroupedMatmulOp::verify() {
   // c1.
-  Value operands[] = {getInput(), getWeight(), getBlockExperts(), getInit()};
   bool onTensors = llvm::isa<RankedTensorType>(getInit().getType());
-  for (Value operand : operands) {
+  for (Value operand : getOperation()->getOperands()) {
     Type type = operand.getType();
     bool ok = onTensors ? llvm::isa<RankedTensorType>(type)
                         : llvm::isa<MemRefType>(type);
@@ -68,6 +67,13 @@ LogicalResult GroupedMatmulOp::verify() {
            .isInteger(32))
     return emitOpError() << "'block_experts' must have i32 elements, got "
                          << getBlockExperts().getType();
+  if (Value sizes = getBlockSizes()) {
+    if (failed(shapes.check("block_sizes", sizes.getType(), {"B"})))
+      return failure();
+    if (!llvm::cast<ShapedType>(sizes.getType()).getElementType().isInteger(32))
+      return emitOpError() << "'block_sizes' must have i32 elements, got "
+                           << sizes.getType();
+  }
   if (!llvm::cast<ShapedType>(getInit().getType()).getElementType().isF32())
     return emitOpError() << "'init' is the f32 accumulator, got "
                          << getInit().getType();

@@ -17,6 +17,7 @@
 #include "moe/Dialect/MoE/Utils/TensorBuilders.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -75,6 +76,59 @@ Value buildBlockExperts(OpBuilder &b, Location loc, Value offsets,
         tensor::YieldOp::create(
             gb, gl, arith::SelectOp::create(gb, gl, owned, expert, none));
       });
+}
+
+/// `[B] i32`: how many rows of each block hold an assignment (the others
+/// are padding), counted over the dispatch's row map. An expert's rows are
+/// the first of its blocks, so these are the first rows of each block.
+Value buildBlockSizes(OpBuilder &b, Location loc, Value rowMap,
+                      Value numBlocks, int64_t blockRows) {
+  Type i32 = b.getI32Type();
+  Value sizes = tensor::EmptyOp::create(
+      b, loc, ArrayRef<OpFoldResult>{numBlocks}, i32);
+  Value zero = arith::ConstantIntOp::create(b, loc, 0, 32);
+  sizes = linalg::FillOp::create(b, loc, ValueRange{zero}, ValueRange{sizes})
+              .getResult(0);
+  Value c0 = indexConstant(b, loc, 0), c1 = indexConstant(b, loc, 1);
+  Value tokens = tensor::DimOp::create(b, loc, rowMap, 0);
+  Value choices = tensor::DimOp::create(b, loc, rowMap, 1);
+  auto outer = scf::ForOp::create(
+      b, loc, c0, tokens, c1, ValueRange{sizes},
+      [&](OpBuilder &ob, Location ol, Value t, ValueRange outerSizes) {
+        auto inner = scf::ForOp::create(
+            ob, ol, c0, choices, c1, outerSizes,
+            [&](OpBuilder &ib, Location il, Value k, ValueRange current) {
+              Value row = arith::IndexCastOp::create(
+                  ib, il, ib.getIndexType(),
+                  tensor::ExtractOp::create(ib, il, rowMap,
+                                            ValueRange{t, k}));
+              Value block = arith::DivSIOp::create(
+                  ib, il, row, indexConstant(ib, il, blockRows));
+              // Assignments not taken (-1) count nowhere.
+              Value taken = arith::AndIOp::create(
+                  ib, il,
+                  arith::CmpIOp::create(ib, il, arith::CmpIPredicate::sge,
+                                        row, c0),
+                  arith::CmpIOp::create(ib, il, arith::CmpIPredicate::slt,
+                                        block, numBlocks));
+              Value safe = arith::SelectOp::create(ib, il, taken, block, c0);
+              Value count = tensor::ExtractOp::create(ib, il, current[0],
+                                                      ValueRange{safe});
+              Value next = arith::SelectOp::create(
+                  ib, il, taken,
+                  arith::AddIOp::create(
+                      ib, il, count,
+                      arith::ConstantIntOp::create(ib, il, 1, 32)),
+                  count);
+              scf::YieldOp::create(
+                  ib, il,
+                  tensor::InsertOp::create(ib, il, next, current[0],
+                                           ValueRange{safe})
+                      .getResult());
+            });
+        scf::YieldOp::create(ob, ol, inner.getResults());
+      });
+  return outer.getResult(0);
 }
 
 /// `acc[r, n] (+ bias[blocks[r / BM], n])` converted to `elementType`.
@@ -147,10 +201,23 @@ struct FormGroupedMatmul : OpRewritePattern<ExpertMatmulOp> {
         rewriter, loc, numRows, indexConstant(rewriter, loc, blockRows));
     Value blocks = buildBlockExperts(rewriter, loc, offsets, numBlocks,
                                      blockRows, numExperts);
-    Value acc = buildZeros(rewriter, loc, input, rewriter.getF32Type(),
-                           outFeatures);
+    Value sizes = buildBlockSizes(rewriter, loc, dispatch.getRowMap(),
+                                  numBlocks, blockRows);
+    // A fresh buffer per matmul: a tensor.empty would be CSE'd with the one
+    // of a sibling projection (gate and up) and bufferize to a copy.
+    Value acc = bufferization::AllocTensorOp::create(
+        rewriter, loc,
+        RankedTensorType::get({ShapedType::kDynamic, outFeatures},
+                              rewriter.getF32Type()),
+        ValueRange{numRows});
+    acc = linalg::FillOp::create(
+              rewriter, loc,
+              ValueRange{arith::ConstantOp::create(
+                  rewriter, loc, rewriter.getF32FloatAttr(0))},
+              ValueRange{acc})
+              .getResult(0);
     acc = GroupedMatmulOp::create(rewriter, loc, TypeRange{acc.getType()},
-                                  input, weight, blocks, acc,
+                                  input, weight, blocks, sizes, acc,
                                   rewriter.getI64IntegerAttr(blockRows))
               .getResult()[0];
     Value result = acc;

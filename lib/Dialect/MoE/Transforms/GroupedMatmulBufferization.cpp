@@ -25,22 +25,24 @@ struct GroupedMatmulBufferizationModel
                           const BufferizationOptions &options,
                           BufferizationState &state) const {
     auto matmul = llvm::cast<GroupedMatmulOp>(op);
-    SmallVector<Value> buffers;
-    for (Value operand : op->getOperands()) {
-      if (!llvm::isa<TensorType>(operand.getType())) {
-        buffers.push_back(operand);
-        continue;
-      }
-      FailureOr<Value> buffer = getBuffer(rewriter, operand, options, state);
-      if (failed(buffer))
-        return failure();
-      buffers.push_back(*buffer);
-    }
+    auto bufferOf = [&](Value operand) -> FailureOr<Value> {
+      if (!operand || !llvm::isa<TensorType>(operand.getType()))
+        return operand;
+      return getBuffer(rewriter, operand, options, state);
+    };
+    FailureOr<Value> input = bufferOf(matmul.getInput());
+    FailureOr<Value> weight = bufferOf(matmul.getWeight());
+    FailureOr<Value> blocks = bufferOf(matmul.getBlockExperts());
+    FailureOr<Value> sizes = bufferOf(matmul.getBlockSizes());
+    FailureOr<Value> init = bufferOf(matmul.getInit());
+    if (failed(input) || failed(weight) || failed(blocks) || failed(sizes) ||
+        failed(init))
+      return failure();
     rewriter.setInsertionPoint(op);
-    GroupedMatmulOp::create(rewriter, op->getLoc(), TypeRange{}, buffers[0],
-                            buffers[1], buffers[2], buffers[3],
+    GroupedMatmulOp::create(rewriter, op->getLoc(), TypeRange{}, *input,
+                            *weight, *blocks, *sizes, *init,
                             matmul.getBlockRowsAttr());
-    replaceOpWithBufferizedValues(rewriter, op, buffers[3]);
+    replaceOpWithBufferizedValues(rewriter, op, *init);
     return success();
   }
 };

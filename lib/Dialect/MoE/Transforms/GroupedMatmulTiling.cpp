@@ -88,17 +88,22 @@ struct GroupedMatmulTilingModel
         {dimOf(b, loc, matmul.getWeight(), 0), sizes[1], sizes[2]});
     Value blocks = sliceOperand(b, loc, matmul.getBlockExperts(), {offsets[0]},
                                 {sizes[0]});
+    Value blockSizes;
+    if (matmul.getBlockSizes())
+      blockSizes = sliceOperand(b, loc, matmul.getBlockSizes(), {offsets[0]},
+                                {sizes[0]});
     Value init = sliceOperand(b, loc, matmul.getInit(), {rowOffset, offsets[1]},
                               {rowSize, sizes[1]});
     SmallVector<Type> resultTypes;
     if (llvm::isa<RankedTensorType>(init.getType()))
       resultTypes.push_back(init.getType());
     auto tiled = GroupedMatmulOp::create(b, loc, resultTypes, input, weight,
-                                         blocks, init,
+                                         blocks, blockSizes, init,
                                          matmul.getBlockRowsAttr());
     SmallVector<Operation *> slices;
-    for (Value v : {input, weight, blocks, init})
-      slices.push_back(v.getDefiningOp());
+    for (Value v : {input, weight, blocks, blockSizes, init})
+      if (v)
+        slices.push_back(v.getDefiningOp());
     return TilingResult{{tiled}, SmallVector<Value>(tiled->getResults()),
                         slices};
   }
@@ -148,8 +153,17 @@ struct GroupedMatmulTilingModel
       Value weight = toF32(tb, memref::LoadOp::create(
                                    tb, tl, matmul.getWeight(),
                                    ValueRange{expert, column, depth}));
+      Value rows = blockRows;
+      if (Value sizes = matmul.getBlockSizes()) {
+        // Rows past the block's size are padding: clamp to [0, BM].
+        Value size = arith::IndexCastOp::create(
+            tb, tl, tb.getIndexType(),
+            memref::LoadOp::create(tb, tl, sizes, ValueRange{block}));
+        rows = arith::MinSIOp::create(
+            tb, tl, arith::MaxSIOp::create(tb, tl, size, zero), blockRows);
+      }
       scf::ForOp::create(
-          tb, tl, zero, blockRows, one, ValueRange{},
+          tb, tl, zero, rows, one, ValueRange{},
           [&](OpBuilder &lb, Location ll, Value i, ValueRange) {
             Value row = arith::AddIOp::create(lb, ll, firstRow, i);
             Value x = toF32(lb, memref::LoadOp::create(lb, ll, matmul.getInput(),

@@ -392,7 +392,10 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     ```
 
     Blocks whose id is outside `[0, E)` (padding, or blocks of no expert)
-    leave their rows of `init` unchanged. `init` is the f32 accumulator
+    leave their rows of `init` unchanged. With `block_sizes`, only the first
+    `block_sizes[b]` rows of block b (clamped to `[0, BM]`) are computed, the
+    others (padding rows of a partly filled block) are left unchanged: few
+    tokens per expert (decode) cost their rows, not whole blocks. `init` is the f32 accumulator
     (`outs`); `input` and `weight` may be f32, bf16 or f16 and are
     converted to f32 on the fly. Weights keep the checkpoint layout
     `[E, N, K]` (out, in).
@@ -408,8 +411,8 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     Constraints: (c1) operands are all tensors, with one result of the type
     of `init`, or all memrefs, with no result; (c2) `input` is `[R, K]`;
     (c3) `weight` is `[E, N, K]` with static `E >= 1`; (c4) `block_experts`
-    is `[B]` i32; (c5) `init` is `[R, N]` f32; (c6) `block_rows >= 1`, and
-    where static, `R = B * block_rows`.
+    is `[B]` i32, and so is `block_sizes`; (c5) `init` is `[R, N]` f32;
+    (c6) `block_rows >= 1`, and where static, `R = B * block_rows`.
 
     Example (8 experts, blocks of 4 rows, bf16 weights):
     ```mlir
@@ -428,6 +431,7 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     AnyShaped:$input,
     AnyShaped:$weight,
     AnyShaped:$block_experts,
+    Optional<AnyShaped>:$block_sizes,
     AnyShaped:$init,
     I64Attr:$block_rows
   );
@@ -436,6 +440,7 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     `block_rows` `(` $block_rows `)`
     `ins` `(` $input `,` $weight `,` $block_experts `:` type($input) `,`
         type($weight) `,` type($block_experts) `)`
+    (`block_sizes` `(` $block_sizes^ `:` type($block_sizes) `)`)?
     `outs` `(` $init `:` type($init) `)`
     attr-dict (`->` type($result)^)?
   }];

@@ -67,7 +67,9 @@ def MoEFormGroupedMatmulPass : Pass<"moe-form-grouped-matmul"> {
     Rewrites each grouped-layout `moe.expert_matmul` whose offsets come from
     a `moe.dispatch` with `align` a multiple of `block-rows` into the
     destination-passing `moe.grouped_matmul`: the expert of every row block
-    (computed from the offsets), a zero-filled f32 accumulator, the grouped
+    (computed from the offsets), a zero-filled f32 accumulator of its own
+    (`bufferization.alloc_tensor`, so that sibling projections do not share
+    one and copy it), the grouped
     matmul, and an element-wise epilogue adding the bias of each row's
     expert and converting to the result type (only when needed).
 
@@ -75,6 +77,7 @@ def MoEFormGroupedMatmulPass : Pass<"moe-form-grouped-matmul"> {
     alignment guarantee) are left unchanged for the reference lowering.
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::bufferization::BufferizationDialect",
                            "::mlir::linalg::LinalgDialect",
                            "::mlir::scf::SCFDialect",
                            "::mlir::tensor::TensorDialect"];
