@@ -42,7 +42,8 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
   // matmuls become tiled moe.grouped_matmul ops first.
   bool fast = !options.reference;
   int64_t rowAlign = options.rowAlign;
-  if (fast)
+  // (A block-rows below 1 is left for moe-form-grouped-matmul to report.)
+  if (fast && options.blockRows >= 1 && rowAlign >= 1)
     rowAlign = std::lcm(rowAlign, static_cast<int64_t>(options.blockRows));
   pm.addPass(moe::createMoEDecomposePass(
       moe::MoEDecomposePassOptions{rowAlign}));
@@ -75,7 +76,8 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
   // Buffers to loops to LLVM.
   if (fast)
     pm.addPass(moe::createMoELowerGroupedMatmulToVectorPass(
-        moe::MoELowerGroupedMatmulToVectorPassOptions{options.vectorWidth}));
+        moe::MoELowerGroupedMatmulToVectorPassOptions{
+            options.vectorWidth, options.tileRows, options.tileCols}));
   else
     pm.addPass(moe::createMoEGroupedMatmulToLoopsPass());
   pm.addPass(moe::createMoEStridedCopiesToLinalgPass());

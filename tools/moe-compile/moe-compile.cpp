@@ -76,10 +76,12 @@ cl::opt<bool> reference(
     cl::desc("Compile with the reference lowering (the oracle the fast path "
              "is tested against) instead of the fast path"),
     cl::init(false), cl::cat(category));
-cl::opt<int64_t> blockRows(
-    "block-rows",
-    cl::desc("Rows per block of the fast path's grouped matmuls"),
-    cl::init(16), cl::cat(category));
+cl::opt<std::string> pipelineOptions(
+    "pipeline-options",
+    cl::desc("More options of the moe-lower-to-cpu pipeline, as moe-opt "
+             "takes them (e.g. \"block-rows=8 tile-n=32\"); they override "
+             "--row-align and --reference"),
+    cl::init(""), cl::cat(category));
 
 /// Prints `moe-compile: error: <message>` and returns 1.
 int fail(const Twine &message) {
@@ -139,8 +141,6 @@ int main(int argc, char **argv) {
     mcpu = "native";
   if (rowAlign < 1)
     return fail("--row-align must be at least 1, got " + Twine(rowAlign));
-  if (blockRows < 1)
-    return fail("--block-rows must be at least 1, got " + Twine(blockRows));
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);
@@ -166,7 +166,8 @@ int main(int argc, char **argv) {
   mlir::moe::LowerToCPUOptions options;
   options.rowAlign = rowAlign;
   options.reference = reference;
-  options.blockRows = blockRows;
+  if (mlir::failed(options.parseFromString(pipelineOptions)))
+    return fail("invalid --pipeline-options '" + pipelineOptions + "'");
   mlir::moe::buildLowerToCPUPipeline(pm, options);
   if (mlir::failed(pm.run(*module)))
     return 1;

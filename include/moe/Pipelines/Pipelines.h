@@ -42,6 +42,16 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
       llvm::cl::desc("Fast path: f32 lanes per accumulator "
                      "(moe-lower-grouped-matmul-to-vector)"),
       llvm::cl::init(16)};
+  PassOptions::Option<int64_t> tileRows{
+      *this, "tile-rows",
+      llvm::cl::desc("Fast path: rows of a register tile "
+                     "(moe-lower-grouped-matmul-to-vector)"),
+      llvm::cl::init(4)};
+  PassOptions::Option<int64_t> tileCols{
+      *this, "tile-cols",
+      llvm::cl::desc("Fast path: columns of a register tile "
+                     "(moe-lower-grouped-matmul-to-vector)"),
+      llvm::cl::init(4)};
   PassOptions::Option<int64_t> rowAlign{
       *this, "row-align",
       llvm::cl::desc("Pad each expert's dispatched rows to a multiple of this "
