@@ -97,8 +97,14 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
   ConvertVectorToLLVMPassOptions vectorToLLVM;
   vectorToLLVM.reassociateFPReductions = true;
   pm.addPass(createConvertVectorToLLVMPass(vectorToLLVM));
+  // Heap buffers through moe_module_allocator, which the runtime fills with
+  // buffers it reuses across calls (moe-allocate-through-runtime).
+  FinalizeMemRefToLLVMConversionPassOptions memrefToLLVM;
+  memrefToLLVM.useGenericFunctions = true;
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefToLLVM));
   pm.addPass(createConvertToLLVMPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
+  pm.addPass(moe::createMoEAllocateThroughRuntimePass());
 }
 
 void moe::registerMoEPipelines() {

@@ -11,6 +11,7 @@
 
 #include "EntryCall.h"
 #include "ThreadPool.h"
+#include "Workspace.h"
 #include "moe/Runtime/Allocation.h"
 #include "moe/Runtime/CheckedArithmetic.h"
 
@@ -522,8 +523,10 @@ Status BoundEntry::runSlice(const std::vector<MatrixRef> &inputs,
         dst[t * hidden + h] = row[h * colStride];
     }
   }
+  // Modules allocate through the runtime's workspace (docs/CompiledModules.md);
+  // workspaceFree passes blocks of plain malloc on to free.
   for (void *allocated : toFree)
-    std::free(allocated);
+    workspaceFree(allocated);
   if (!error.empty())
     return Status::failure(error);
   return Status::success();

@@ -6,6 +6,9 @@
 
 #include "moe/Runtime/Module.h"
 
+#include "Workspace.h"
+
+#include <cstdint>
 #include <cstring>
 #include <dlfcn.h>
 
@@ -15,6 +18,8 @@ namespace {
 
 /// The name of the manifest global of a compiled module.
 constexpr const char *kManifestSymbol = "moe_module_manifest";
+/// `{void *(*)(uint64_t), void (*)(void *)}`: how the module allocates.
+constexpr const char *kAllocatorSymbol = "moe_module_allocator";
 /// The longest manifest accepted, in bytes.
 constexpr size_t kMaxManifestSize = size_t(64) << 20;
 
@@ -56,6 +61,17 @@ CompiledModule::load(const std::string &path) {
     return ResultT::failure(printable(path) + ": " + kManifestSymbol +
                             " is not NUL-terminated within " +
                             std::to_string(kMaxManifestSize) + " bytes");
+  // Modules from moe-compile allocate through this table when it is set;
+  // older modules have none and use malloc.
+  struct AllocatorTable {
+    void *(*allocate)(uint64_t);
+    void (*release)(void *);
+  };
+  if (auto *table = static_cast<AllocatorTable *>(
+          dlsym(handle, kAllocatorSymbol))) {
+    table->allocate = workspaceAllocate;
+    table->release = workspaceFree;
+  }
   return resolveEntries(std::move(module), std::string_view(manifest, length),
                         [&](const std::string &symbol) -> EntryFunction {
                           dlerror();

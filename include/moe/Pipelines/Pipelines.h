@@ -46,12 +46,12 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
       *this, "tile-rows",
       llvm::cl::desc("Fast path: rows of a register tile "
                      "(moe-lower-grouped-matmul-to-vector)"),
-      llvm::cl::init(4)};
+      llvm::cl::init(2)};
   PassOptions::Option<int64_t> tileCols{
       *this, "tile-cols",
       llvm::cl::desc("Fast path: columns of a register tile "
                      "(moe-lower-grouped-matmul-to-vector)"),
-      llvm::cl::init(4)};
+      llvm::cl::init(8)};
   PassOptions::Option<int64_t> rowAlign{
       *this, "row-align",
       llvm::cl::desc("Pad each expert's dispatched rows to a multiple of this "

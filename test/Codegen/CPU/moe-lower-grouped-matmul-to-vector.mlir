@@ -1,8 +1,9 @@
-// RUN: moe-opt %s --split-input-file --verify-diagnostics --moe-lower-grouped-matmul-to-vector | FileCheck %s
+// RUN: moe-opt %s --split-input-file --verify-diagnostics --moe-lower-grouped-matmul-to-vector="tile-rows=4 tile-cols=4" | FileCheck %s
+// RUN: moe-opt %s --split-input-file --verify-diagnostics --moe-lower-grouped-matmul-to-vector | FileCheck %s --check-prefix=DEFAULT
 // RUN: moe-opt %s --split-input-file --verify-diagnostics --moe-lower-grouped-matmul-to-vector="vector-width=8 tile-rows=2 tile-cols=3" | FileCheck %s --check-prefix=SMALL
 // RUN: not moe-opt %s --moe-lower-grouped-matmul-to-vector="tile-rows=0" 2>&1 | FileCheck %s --check-prefix=BAD
 
-// BAD: moe-lower-grouped-matmul-to-vector: vector-width, tile-rows and tile-cols must be at least 1 and tile-rows * tile-cols at most 64, got 16, 0, 4
+// BAD: moe-lower-grouped-matmul-to-vector: vector-width, tile-rows and tile-cols must be at least 1 and tile-rows * tile-cols at most 64, got 16, 0, 8
 
 // Per owned row block: 4x4 register tiles of 16-lane f32 accumulators over
 // the depth (contiguous in-bounds reads of input rows and bf16 weight rows,
@@ -25,6 +26,13 @@
 // CHECK:       scf.for %{{.*}} = %{{.*}} to %c6{{.*}} step %{{.*}}
 // CHECK:     scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}}
 // CHECK-NOT: moe.grouped_matmul
+
+// The default register tile is 2 rows x 8 columns.
+// DEFAULT-LABEL: func @kernel
+// DEFAULT: %{{.*}}:16 = scf.for %{{.*}} iter_args
+// DEFAULT-COUNT-2: vector.transfer_read %{{.*}} {in_bounds = [true]} : memref<?x20xf32>, vector<16xf32>
+// DEFAULT-COUNT-8: vector.transfer_read %{{.*}} {in_bounds = [true]} : memref<3x10x20xbf16>, vector<16xbf16>
+// DEFAULT-COUNT-16: vector.fma
 
 // SMALL-LABEL: func @kernel
 // SMALL: %{{.*}}:6 = scf.for %{{.*}} = %c0 to %{{.*}} step %{{.*}} iter_args

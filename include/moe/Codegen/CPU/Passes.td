@@ -33,9 +33,9 @@ def MoELowerGroupedMatmulToVectorPass
   let options = [
     Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"16",
            "f32 lanes of an accumulator (16: one AVX-512 register)">,
-    Option<"tileRows", "tile-rows", "int64_t", /*default=*/"4",
+    Option<"tileRows", "tile-rows", "int64_t", /*default=*/"2",
            "Rows of a register tile">,
-    Option<"tileCols", "tile-cols", "int64_t", /*default=*/"4",
+    Option<"tileCols", "tile-cols", "int64_t", /*default=*/"8",
            "Columns of a register tile">
   ];
 }

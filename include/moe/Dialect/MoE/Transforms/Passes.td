@@ -125,4 +125,27 @@ def MoEGroupedMatmulToLoopsPass : Pass<"moe-grouped-matmul-to-loops"> {
                            "::mlir::scf::SCFDialect"];
 }
 
+def MoEAllocateThroughRuntimePass
+    : Pass<"moe-allocate-through-runtime", "::mlir::ModuleOp"> {
+  let summary = "Route the module's heap allocations through a table the "
+                "runtime fills";
+  let description = [{
+    Runs on the LLVM dialect after `finalize-memref-to-llvm` with
+    `use-generic-functions`: defines `_mlir_memref_to_llvm_alloc` and
+    `_mlir_memref_to_llvm_free` (internal) so that they call through the
+    exported global
+
+    ```
+    moe_module_allocator = {void *(*allocate)(uint64_t), void (*free)(void *)}
+    ```
+
+    when its entries are set, and `malloc` / `free` otherwise. The runtime
+    sets it when it loads the module and hands out buffers it keeps across
+    calls, so large intermediate buffers do not fault in fresh pages on every
+    call (docs/CompiledModules.md). A module without those functions is left
+    unchanged.
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+}
+
 #endif // MOE_DIALECT_MOE_TRANSFORMS_PASSES_TD
