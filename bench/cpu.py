@@ -15,7 +15,10 @@ One run measures, in this order:
    experts and tokens sorted by expert, padded, one bmm per projection;
 3. useful GFLOP/s (T*K*3*2*H*I for the routed experts, plus the shared
    expert), GB/s of touched expert weights, the fraction of the measured f32
-   peak (and DRAM bandwidth for decode), the ratio to the faster PyTorch.
+   peak (and DRAM bandwidth for decode), the ratio to the faster PyTorch,
+   and the share of routing + dispatch + combine: the time of the same
+   layer with I = 1 (its expert matmuls cost next to nothing) over the time
+   of the layer.
 
 Writes bench/results/cpu.json and bench/results/cpu.png (throughput vs T).
 PyTorch from Debian needs libopenblas0-pthread and OPENBLAS_CORETYPE for a
@@ -83,11 +86,18 @@ def _cli(*args: str) -> None:
                    stdout=subprocess.DEVNULL)
 
 
-def prepare(shape: str, dtype: str, work: str, build: str) -> dict:
-    """Checkpoint, layer IR and module of one shape; the compile time."""
+def prepare(shape: str, dtype: str, work: str, build: str,
+            intermediate: int | None = None) -> dict:
+    """Checkpoint, layer IR and module of one shape; the compile time.
+
+    ``intermediate`` replaces the shape's expert width: with 1, the expert
+    matmuls cost next to nothing and the layer's time is that of routing,
+    dispatch and combine."""
     from moe_mlir import checkpoints
     family, hidden, inter, experts, top_k, extra = SHAPES[shape]
-    directory = os.path.join(work, f"{shape}-{dtype}")
+    suffix = "" if intermediate is None else f"-i{intermediate}"
+    inter = inter if intermediate is None else intermediate
+    directory = os.path.join(work, f"{shape}-{dtype}{suffix}")
     config = checkpoints.hf_config(family, hidden=hidden, intermediate=inter,
                                    experts=experts, top_k=top_k, layers=1,
                                    dtype=dtype, vocab=256)
@@ -286,6 +296,8 @@ def main() -> None:
             for dtype in args.dtypes.split(","):
                 prepared = prepare(shape, dtype, work, args.build)
                 prepared["shape"] = shape
+                routing_only = prepare(shape, dtype, work, args.build,
+                                       intermediate=1)
                 layer = TorchLayer(prepared, dtype)
                 hidden = SHAPES[shape][1]
                 for tokens in map(int, args.tokens.split(",")):
@@ -308,12 +320,21 @@ def main() -> None:
                     with torch.no_grad():
                         for name, function in (("loop", layer.hf_loop),
                                                ("bmm", layer.sorted_bmm)):
-                            error = float(np.abs(function(xt).float().numpy()
-                                                 - y).max())
-                            if error > bound * scale:
+                            error = np.abs(function(xt).float().numpy() - y)
+                            # PyTorch routes bf16/f16 layers on logits in that
+                            # type: a token near a top-k tie may pick another
+                            # expert there. A few such tokens are allowed.
+                            bad = (error.max(axis=1) > bound * scale
+                                   if tokens else np.zeros(0, bool))
+                            allowed = 0 if dtype == "f32" else 0.03 * tokens
+                            if bad.sum() > allowed:
                                 sys.exit(f"torch {name} differs from moe-run "
                                          f"on {shape} {dtype} T={tokens}: "
-                                         f"{error:.3e} > {bound} * {scale:.3e}")
+                                         f"{int(bad.sum())} tokens off by up "
+                                         f"to {float(error.max()):.3e} > "
+                                         f"{bound} * {scale:.3e}")
+                    routing = run_compiled(routing_only, x_path,
+                                           args.threads, runs, args.build)
                     loop = time_torch(layer.hf_loop, xt, runs)
                     bmm = time_torch(layer.sorted_bmm, xt, runs)
                     flops = useful_flops(prepared, tokens)
@@ -325,6 +346,10 @@ def main() -> None:
                         "weight_gbps": touched_bytes(prepared, tokens, dtype)
                         / ours / 1e6,
                         "speedup_vs_best_torch": min(loop, bmm) / ours,
+                        # The same layer with I = 1: routing, dispatch and
+                        # combine (and the router matmul) without experts.
+                        "routing_ms": routing,
+                        "routing_share": min(1.0, routing / ours),
                         "compile_s": prepared["compile_s"], "runs": runs}
                     if f32_peak:
                         row["fraction_of_f32_peak"] = row["gflops"] / f32_peak
@@ -333,7 +358,8 @@ def main() -> None:
                     rows.append(row)
                     print(f"{shape:10} {dtype:4} T={tokens:5}: {ours:10.3f} ms"
                           f" ({row['gflops']:7.2f} GFLOP/s), torch loop "
-                          f"{loop:9.3f} ms, bmm {bmm:9.3f} ms",
+                          f"{loop:9.3f} ms, bmm {bmm:9.3f} ms, routing "
+                          f"{100 * row['routing_share']:4.1f}%",
                           file=sys.stderr)
 
     os.makedirs(args.out, exist_ok=True)
