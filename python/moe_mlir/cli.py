@@ -274,18 +274,25 @@ def _check_statistic(name: str, path: str, expected: np.ndarray,
                            f"{error:.3e} (> {bound:.3e})")
 
 
-def _random_weights(args: argparse.Namespace) -> None:
-    from . import safetensors_io
-    spec = _load_spec(args.spec)
-    rng = np.random.default_rng(args.seed)
+def random_weights(spec, seed: int) -> tuple[dict, dict]:
+    """Seeded random checkpoint tensors of a LayerSpec: ``(name -> float32
+    array, name -> safetensors dtype)``. Fan-in scaled normals, so logits and
+    activations are of order one; vectors (biases) are small normals."""
+    rng = np.random.default_rng(seed)
     tensors, dtypes = {}, {}
     for name, (shape, dtype) in spec.checkpoint_tensors().items():
-        # Fan-in scaled normals: logits and activations of order one.
         value = rng.standard_normal(shape) / np.sqrt(shape[-1])
         if len(shape) == 1:
             value = 0.1 * rng.standard_normal(shape)
         tensors[name] = value.astype(np.float32)
         dtypes[name] = dtype.upper()
+    return tensors, dtypes
+
+
+def _random_weights(args: argparse.Namespace) -> None:
+    from . import safetensors_io
+    spec = _load_spec(args.spec)
+    tensors, dtypes = random_weights(spec, args.seed)
     os.makedirs(args.output, exist_ok=True)
     path = os.path.join(args.output, safetensors_io.SINGLE_NAME)
     try:

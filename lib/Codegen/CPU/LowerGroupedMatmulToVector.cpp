@@ -72,31 +72,16 @@ public:
     hasDepthRemainder =
         !staticDepth || *staticDepth % shape.vectorWidth != 0;
 
-    Value numExperts = constant(op.getNumExperts());
     forLoop(zero, numBlocks, 1, [&](Value block) {
-      Value expert = arith::IndexCastOp::create(
-          b, loc, b.getIndexType(),
-          memref::LoadOp::create(b, loc, blocks, ValueRange{block}));
-      Value owned = arith::AndIOp::create(
-          b, loc,
-          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, expert,
-                                zero),
-          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, expert,
-                                numExperts));
+      Value expert, owned;
+      std::tie(expert, owned) = op.loadBlockExpert(b, loc, block);
       auto ifOp = scf::IfOp::create(b, loc, owned, /*withElse=*/false);
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointToStart(ifOp.thenBlock());
       this->expert = expert;
       firstRow = arith::MulIOp::create(b, loc, block, bm);
-      Value rows = bm;
-      if (Value sizes = op.getBlockSizes()) {
-        // Only the block's filled rows: padding rows cost nothing.
-        Value size = arith::IndexCastOp::create(
-            b, loc, b.getIndexType(),
-            memref::LoadOp::create(b, loc, sizes, ValueRange{block}));
-        rows = arith::MinSIOp::create(
-            b, loc, arith::MaxSIOp::create(b, loc, size, zero), bm);
-      }
+      // Only the block's filled rows: padding rows cost nothing.
+      Value rows = op.loadFilledRows(b, loc, block);
       emitBlock(rows);
     });
   }

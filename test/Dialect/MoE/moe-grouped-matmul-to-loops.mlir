@@ -16,9 +16,9 @@
 // CHECK:       arith.cmpi sge, %[[EXPERT]], %{{.*}}
 // CHECK:       arith.cmpi slt, %[[EXPERT]], %[[E]]
 // CHECK:       scf.if
-// CHECK:         %[[BM:.*]] = arith.constant 2 : index
 // CHECK:         memref.load %{{.*}}[%[[EXPERT]], %[[N]], %[[K]]] : memref<3x8x16xbf16>
 // CHECK:         arith.extf
+// CHECK:         %[[BM:.*]] = arith.constant 2 : index
 // CHECK:         scf.for %[[I:.*]] = %{{.*}} to %[[BM]] step
 // CHECK:           memref.load %{{.*}} : memref<?x16xf32>
 // CHECK:           arith.mulf

@@ -10,6 +10,8 @@
 
 #include "ShapeChecker.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
 using namespace mlir;
@@ -116,4 +118,37 @@ LogicalResult GroupedMatmulOp::reifyResultShapes(
   reifiedReturnShapes.push_back(
       tensor::getMixedSizes(b, getLoc(), getInit()));
   return success();
+}
+
+std::pair<Value, Value> GroupedMatmulOp::loadBlockExpert(OpBuilder &b,
+                                                         Location loc,
+                                                         Value block) {
+  Value expert = arith::IndexCastOp::create(
+      b, loc, b.getIndexType(),
+      memref::LoadOp::create(b, loc, getBlockExperts(), ValueRange{block}));
+  Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+  Value numExperts = arith::ConstantIndexOp::create(b, loc, getNumExperts());
+  // Ids outside [0, E) own no rows: nothing to read or write.
+  Value owned = arith::AndIOp::create(
+      b, loc,
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, expert, zero),
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, expert,
+                            numExperts));
+  return {expert, owned};
+}
+
+Value GroupedMatmulOp::loadFilledRows(OpBuilder &b, Location loc,
+                                      Value block) {
+  Value blockRows = arith::ConstantIndexOp::create(b, loc, getBlockRows());
+  Value sizes = getBlockSizes();
+  if (!sizes)
+    return blockRows;
+  // Rows past the block's size are padding: clamp to [0, BM].
+  Value size = arith::IndexCastOp::create(
+      b, loc, b.getIndexType(),
+      memref::LoadOp::create(b, loc, sizes, ValueRange{block}));
+  Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+  return arith::MinSIOp::create(b, loc,
+                                arith::MaxSIOp::create(b, loc, size, zero),
+                                blockRows);
 }

@@ -130,18 +130,9 @@ struct GroupedMatmulTilingModel
       return failure();
     Value block = ivs[0], column = ivs[1], depth = ivs[2];
     Type f32 = b.getF32Type();
-    Value expert = memref::LoadOp::create(b, loc, matmul.getBlockExperts(),
-                                          ValueRange{block});
-    expert = arith::IndexCastOp::create(b, loc, b.getIndexType(), expert);
-    // Ids outside [0, E) own no rows: nothing to read or write.
+    Value expert, owned;
+    std::tie(expert, owned) = matmul.loadBlockExpert(b, loc, block);
     Value zero = arith::ConstantIndexOp::create(b, loc, 0);
-    Value numExperts =
-        arith::ConstantIndexOp::create(b, loc, matmul.getNumExperts());
-    Value owned = arith::AndIOp::create(
-        b, loc,
-        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, expert, zero),
-        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, expert,
-                              numExperts));
     auto toF32 = [&](OpBuilder &nb, Value v) -> Value {
       return v.getType() == f32 ? v : arith::ExtFOp::create(nb, loc, f32, v);
     };
@@ -153,15 +144,7 @@ struct GroupedMatmulTilingModel
       Value weight = toF32(tb, memref::LoadOp::create(
                                    tb, tl, matmul.getWeight(),
                                    ValueRange{expert, column, depth}));
-      Value rows = blockRows;
-      if (Value sizes = matmul.getBlockSizes()) {
-        // Rows past the block's size are padding: clamp to [0, BM].
-        Value size = arith::IndexCastOp::create(
-            tb, tl, tb.getIndexType(),
-            memref::LoadOp::create(tb, tl, sizes, ValueRange{block}));
-        rows = arith::MinSIOp::create(
-            tb, tl, arith::MaxSIOp::create(tb, tl, size, zero), blockRows);
-      }
+      Value rows = matmul.loadFilledRows(tb, tl, block);
       scf::ForOp::create(
           tb, tl, zero, rows, one, ValueRange{},
           [&](OpBuilder &lb, Location ll, Value i, ValueRange) {

@@ -26,6 +26,7 @@ PYTHON_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
 sys.path.insert(0, PYTHON_DIR)
 
 from moe_mlir import safetensors_io  # noqa: E402
+from moe_mlir.cli import random_weights  # noqa: E402
 from moe_mlir.emit import LayerSpec, emit_module  # noqa: E402
 
 GATED = {"router": "router.weight", "expert_gate": "experts.{e}.gate.weight",
@@ -85,14 +86,7 @@ def run(command: list[str], what: str) -> None:
 
 
 def write_weights(spec: LayerSpec, router: str, path: str) -> None:
-    rng = np.random.default_rng(7)
-    tensors, dtypes = {}, {}
-    for name, (shape, dtype) in spec.checkpoint_tensors().items():
-        value = rng.standard_normal(shape) / np.sqrt(shape[-1])
-        if len(shape) == 1:
-            value = 0.1 * rng.standard_normal(shape)
-        tensors[name] = value.astype(np.float32)
-        dtypes[name] = dtype.upper()
+    tensors, dtypes = random_weights(spec, seed=7)
     if router == "one_expert":
         # Tokens are made positive below: expert 0 has every logit largest.
         weight = -np.ones((spec.num_experts, spec.hidden), np.float32)

@@ -452,6 +452,15 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
       return ::llvm::cast<::mlir::ShapedType>(getWeight().getType())
           .getDimSize(0);
     }
+    /// Memref form: loads the expert of row block `block` (index) and
+    /// whether it owns rows (`0 <= expert < E`, i1).
+    std::pair<::mlir::Value, ::mlir::Value>
+    loadBlockExpert(::mlir::OpBuilder &b, ::mlir::Location loc,
+                    ::mlir::Value block);
+    /// Memref form: the rows of `block` to compute, `block_sizes[block]`
+    /// clamped to [0, BM], or BM without block sizes.
+    ::mlir::Value loadFilledRows(::mlir::OpBuilder &b, ::mlir::Location loc,
+                                 ::mlir::Value block);
   }];
 }
 
