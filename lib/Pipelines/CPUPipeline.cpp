@@ -6,7 +6,8 @@
 // into linalg on tensors (convert-moe-to-linalg): the oracle. The fast path
 // first rewrites the expert matmuls into block-aligned moe.grouped_matmul,
 // tiles them through TilingInterface and, after bufferization, emits their
-// register-blocked vector micro-kernel; everything else is shared.
+// register-blocked vector micro-kernel; its parallel loops run on OpenMP
+// threads. Everything else is shared.
 //
 //===----------------------------------------------------------------------===//
 
@@ -81,10 +82,27 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
   else
     pm.addPass(moe::createMoEGroupedMatmulToLoopsPass());
   pm.addPass(moe::createMoEStridedCopiesToLinalgPass());
-  pm.addPass(createForallToForLoopPass());
-  pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  // Parallel loops: the tiles' scf.forall and the parallel dimensions of
+  // every linalg op become scf.parallel, then OpenMP worksharing loops; the
+  // module's caller sets the team size (omp_set_num_threads). Sequential
+  // otherwise.
+  bool threads = fast && options.openmp;
+  if (threads) {
+    pm.addPass(createForallToParallelLoopPass());
+    pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
+  } else {
+    pm.addPass(createForallToForLoopPass());
+    pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  }
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
+  if (threads) {
+    pm.addPass(createConvertSCFToOpenMPPass());
+    // Inlines the memref.alloca_scope that wraps each loop body (it holds
+    // no alloca here), which must not be left around the blocks that
+    // scf-to-cf makes of nested loops.
+    pm.addPass(createCanonicalizerPass());
+  }
   pm.addNestedPass<func::FuncOp>(createConvertVectorToSCFPass());
   pm.addNestedPass<func::FuncOp>(createSCFToControlFlowPass());
   // bf16 <-> f32 conversions as integer arithmetic: no compiler-rt calls.

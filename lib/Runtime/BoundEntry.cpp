@@ -324,7 +324,9 @@ Status BoundEntry::checkInput(size_t index, int64_t rows, int64_t cols) const {
 }
 
 unsigned BoundEntry::threadsFor(int64_t tokens, unsigned threads) const {
-  if (!spec().tokenParallel || threads <= 1 || tokens <= 1)
+  // A module that runs its loops on threads gets the whole batch.
+  if (module->runsThreadsInside() || !spec().tokenParallel || threads <= 1 ||
+      tokens <= 1)
     return 1;
   // A result of a static shape covers all tokens: it cannot be split.
   for (size_t i = 0; i < numResults(); ++i)
@@ -395,6 +397,7 @@ Status BoundEntry::run(const std::vector<MatrixRef> &inputs,
       return Status::failure(label + " is a null pointer");
   }
 
+  module->useThreads(threads);
   unsigned numSlices = threadsFor(tokens, threads);
   if (numSlices == 1)
     return runSlice(inputs, outputs, 0, tokens);

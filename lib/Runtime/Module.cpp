@@ -8,8 +8,10 @@
 
 #include "Workspace.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <dlfcn.h>
 
 using namespace moe::runtime;
@@ -20,6 +22,9 @@ namespace {
 constexpr const char *kManifestSymbol = "moe_module_manifest";
 /// `{void *(*)(uint64_t), void (*)(void *)}`: how the module allocates.
 constexpr const char *kAllocatorSymbol = "moe_module_allocator";
+/// The OpenMP runtime's setting of the calling thread's team size, found
+/// among the module's dependencies when its loops run on threads.
+constexpr const char *kSetThreadsSymbol = "omp_set_num_threads";
 /// The longest manifest accepted, in bytes.
 constexpr size_t kMaxManifestSize = size_t(64) << 20;
 
@@ -72,6 +77,12 @@ CompiledModule::load(const std::string &path) {
     table->allocate = workspaceAllocate;
     table->release = workspaceFree;
   }
+  // dlsym on the module's handle also searches the libraries it depends on.
+  if (void *setter = dlsym(handle, kSetThreadsSymbol)) {
+    static_assert(sizeof(module->setThreadCount) == sizeof(setter),
+                  "function and data pointers differ");
+    std::memcpy(&module->setThreadCount, &setter, sizeof(setter));
+  }
   return resolveEntries(std::move(module), std::string_view(manifest, length),
                         [&](const std::string &symbol) -> EntryFunction {
                           dlerror();
@@ -82,6 +93,12 @@ CompiledModule::load(const std::string &path) {
                           std::memcpy(&function, &address, sizeof(function));
                           return function;
                         });
+}
+
+void CompiledModule::useThreads(unsigned threads) const {
+  if (setThreadCount)
+    setThreadCount(static_cast<int>(
+        std::min<unsigned>(threads, std::numeric_limits<int>::max())));
 }
 
 Result<std::shared_ptr<const CompiledModule>>

@@ -5,6 +5,7 @@
 // RUN: moe-opt %s --moe-lower-to-cpu=c-interface=0 | FileCheck %s --check-prefix=NOEXPORT
 // RUN: moe-opt %s --moe-lower-to-cpu=row-align=16 | FileCheck %s --check-prefix=ALIGN
 // RUN: not moe-opt %s --moe-lower-to-cpu=row-align=0 2>&1 | FileCheck %s --check-prefix=BADALIGN
+// RUN: moe-opt %s --moe-lower-to-cpu=openmp=0 | FileCheck %s --check-prefix=SEQ
 
 // The whole pipeline: moe ops on tensors to the LLVM dialect, with the entry
 // point's C interface and manifest, calling nothing but libc and libm.
@@ -19,6 +20,14 @@
 // FAST-DAG: llvm.intr.fmuladd{{.*}}vector<16xf32>
 // FAST8-DAG: llvm.intr.fmuladd{{.*}}vector<8xf32>
 // REF-NOT: vector<
+
+// The fast path's parallel loops run as OpenMP worksharing loops (tiles and
+// element-wise ops); the reference lowering and openmp=0 are sequential.
+// FAST-DAG: omp.parallel
+// FAST-DAG: omp.wsloop
+// FAST-DAG: omp.loop_nest
+// REF-NOT: omp.
+// SEQ-NOT: omp.
 // CHECK-NOT: memrefCopy
 // CHECK-NOT: func.func
 // CHECK-NOT: memref.

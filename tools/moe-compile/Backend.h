@@ -28,10 +28,16 @@ namespace moe::compile {
 llvm::Error emitObject(llvm::Module &module, llvm::StringRef cpu,
                        llvm::StringRef objectPath);
 
+/// Whether `name` is an entry point of the OpenMP runtime (libomp) that
+/// code translated from the OpenMP dialect calls (`__kmpc_*`, `omp_*`).
+bool isOpenMPEntry(llvm::StringRef name);
+
 /// Links `objectPath` into the shared object `outputPath` with lld's ELF
-/// driver, depending on libm (found in the system's library directories).
+/// driver, depending on libm (found in the system's library directories)
+/// and, when `withOpenMP`, on LLVM's libomp.so.5 (recorded with its
+/// directory as the run path, so that loading the module finds it).
 llvm::Error linkSharedObject(llvm::StringRef objectPath,
-                             llvm::StringRef outputPath);
+                             llvm::StringRef outputPath, bool withOpenMP);
 
 } // namespace moe::compile
 

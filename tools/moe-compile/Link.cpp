@@ -1,9 +1,10 @@
 //===- Link.cpp - An object file to a shared object with lld --------------===//
 //
 // lld's ELF driver, linked into moe-compile as a library: `ld.lld -shared
-// -o OUT OBJ libm.so.6`. The module calls only libc and libm (moe-compile
-// checks that), so it needs no start files; libm.so.6 is given by path so
-// that the shared object records it as needed, and libc comes with any
+// -o OUT OBJ libm.so.6 [libomp.so.5 -rpath DIR]`. The module calls only
+// libc, libm and, when its loops run on threads, libomp (moe-compile checks
+// that), so it needs no start files; the libraries are given by path so
+// that the shared object records them as needed, and libc comes with any
 // process that loads the module.
 //
 //===----------------------------------------------------------------------===//
@@ -37,8 +38,12 @@ std::string findLibm() {
 
 } // namespace
 
+bool moe::compile::isOpenMPEntry(StringRef name) {
+  return name.starts_with("__kmpc_") || name.starts_with("omp_");
+}
+
 Error moe::compile::linkSharedObject(StringRef objectPath,
-                                     StringRef outputPath) {
+                                     StringRef outputPath, bool withOpenMP) {
   std::string object = objectPath.str(), output = outputPath.str();
   std::string libm = findLibm();
   SmallVector<const char *> args = {"ld.lld",   "-shared", "--as-needed",
@@ -46,6 +51,17 @@ Error moe::compile::linkSharedObject(StringRef objectPath,
                                     object.c_str()};
   if (!libm.empty())
     args.push_back(libm.c_str());
+  // The OpenMP runtime of the LLVM that built moe-compile (Debian's
+  // libomp-22-dev), which the translated omp.parallel regions call.
+  std::string libomp = MOE_LIBOMP_DIR "/libomp.so.5";
+  if (withOpenMP) {
+    if (!sys::fs::exists(libomp))
+      return createStringError(
+          inconvertibleErrorCode(),
+          "the module runs its loops on OpenMP threads, but '" + libomp +
+              "' does not exist (install libomp-22-dev)");
+    args.append({libomp.c_str(), "-rpath", MOE_LIBOMP_DIR});
+  }
   std::string diagnostics;
   raw_string_ostream messages(diagnostics);
   lld::Result result = lld::lldMain(args, messages, messages,

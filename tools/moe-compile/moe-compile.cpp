@@ -100,7 +100,8 @@ bool isProvidedExternally(StringRef name) {
       "erff",  "erfcf", "tanhf",  "sinhf",  "coshf",  "tanf",   "sinf",
       "cosf",  "atanf", "atan2f", "acosf",  "asinf",  "powf",   "sqrtf",
       "cbrtf", "fabsf", "fmaf",   "floorf", "ceilf",  "roundf", "truncf"};
-  return libc.contains(name) || libm.contains(name);
+  return libc.contains(name) || libm.contains(name) ||
+         moe::compile::isOpenMPEntry(name);
 }
 
 /// Compiles `module` for `cpu` to the shared object `outputPath`: an object
@@ -113,7 +114,12 @@ int buildSharedObject(Module &module, StringRef cpu) {
   FileRemover removeObject(objectPath);
   if (Error error = moe::compile::emitObject(module, cpu, objectPath))
     return fail(toString(std::move(error)));
-  if (Error error = moe::compile::linkSharedObject(objectPath, outputPath))
+  bool usesOpenMP = llvm::any_of(module, [](const Function &function) {
+    return function.isDeclaration() &&
+           moe::compile::isOpenMPEntry(function.getName());
+  });
+  if (Error error = moe::compile::linkSharedObject(objectPath, outputPath,
+                                                   usesOpenMP))
     return fail(toString(std::move(error)));
   return 0;
 }
@@ -193,7 +199,8 @@ int main(int argc, char **argv) {
     if (function.isDeclaration() && !function.isIntrinsic() &&
         !isProvidedExternally(function.getName()))
       return fail("the lowered module calls '" + function.getName() +
-                  "', which neither libc, libm nor the MoE runtime provides");
+                  "', which neither libc, libm, libomp nor the MoE runtime "
+                  "provides");
 
   if (emit == Emit::LLVMIR)
     return writeText([&](raw_ostream &os) { llvmModule->print(os, nullptr); });

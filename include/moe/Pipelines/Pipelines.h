@@ -52,6 +52,13 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
       llvm::cl::desc("Fast path: columns of a register tile "
                      "(moe-lower-grouped-matmul-to-vector)"),
       llvm::cl::init(8)};
+  PassOptions::Option<bool> openmp{
+      *this, "openmp",
+      llvm::cl::desc("Fast path: run the parallel loops (matmul tiles, "
+                     "element-wise ops) on OpenMP threads, the module linking "
+                     "libomp; 0 keeps them sequential, and the runtime splits "
+                     "the tokens over threads instead"),
+      llvm::cl::init(true)};
   PassOptions::Option<int64_t> rowAlign{
       *this, "row-align",
       llvm::cl::desc("Pad each expert's dispatched rows to a multiple of this "

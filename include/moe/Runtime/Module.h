@@ -71,6 +71,15 @@ public:
   /// "<path>: no entry point 'foo' (entries: forward, ...)".
   Result<EntryPoint> entry(std::string_view name) const;
 
+  /// Whether the module's code runs its loops on threads itself (it links
+  /// the OpenMP runtime): a run is then one call, not token slices.
+  bool runsThreadsInside() const { return setThreadCount != nullptr; }
+  /// The number of threads the calling thread's next calls into the module
+  /// use (omp_set_num_threads: a setting of the calling thread only, so
+  /// concurrent runs with different counts do not interfere). No effect when
+  /// !runsThreadsInside().
+  void useThreads(unsigned threads) const;
+
 private:
   CompiledModule(std::string path, void *handle)
       : modulePath(std::move(path)), handle(handle) {}
@@ -83,6 +92,9 @@ private:
   Manifest moduleManifest;
   /// The addresses of the manifest's entries, in the same order.
   std::vector<EntryFunction> functions;
+  /// omp_set_num_threads of the OpenMP runtime the module links; null when
+  /// it links none.
+  void (*setThreadCount)(int) = nullptr;
 };
 
 /// A row-major float32 matrix of rows x cols that the caller owns.
@@ -161,8 +173,9 @@ public:
   Status checkInput(size_t index, int64_t rows, int64_t cols) const;
 
   /// The number of threads run() uses for `tokens` tokens when asked for
-  /// `threads`: 1 unless the entry is token-parallel and has token results
-  /// only, else at most one thread per token.
+  /// `threads`: 1 when the module runs its loops on threads itself, or the
+  /// entry is not token-parallel or has a result that is not per token;
+  /// else at most one thread per token.
   unsigned threadsFor(int64_t tokens, unsigned threads) const;
 
   /// Checks that a call passes numInputs() inputs and numResults()
@@ -170,8 +183,10 @@ public:
   Status checkCounts(uint64_t givenInputs, uint64_t givenOutputs) const;
   /// Runs the entry: `inputs` are its input arguments in order (all with the
   /// same number of tokens T) and `outputs` receive its results, each with
-  /// the shape resultShape(i, T). A token-parallel entry is called on
-  /// `threadsFor(T, threads)` contiguous slices of the tokens concurrently.
+  /// the shape resultShape(i, T). A module that runs its loops on threads
+  /// is called once with `threads` threads; otherwise a token-parallel entry
+  /// is called on `threadsFor(T, threads)` contiguous slices of the tokens
+  /// concurrently.
   Status run(const std::vector<MatrixRef> &inputs,
              const std::vector<OutputRef> &outputs,
              unsigned threads = 1) const;

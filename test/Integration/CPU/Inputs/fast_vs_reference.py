@@ -5,9 +5,9 @@ usage: fast_vs_reference.py OUT [--tokens 0,1,7,300,2049] [--cases a,b]
 For every case below (shapes that are not multiples of the vector width or
 the tiles, E = 1, K = E, experts without tokens, one expert taking every
 token, bf16 and f16 weights, biases, a shared expert) this writes the layer
-(moe_mlir.emit), compiles it twice with moe-compile (default fast path, and
---reference), writes random weights, and for every T and 1 and 2 threads
-runs both modules with moe-run on the same input; the outputs must agree
+(moe_mlir.emit), compiles it three times with moe-compile (default fast
+path on OpenMP threads, the fast path with openmp=0, and --reference),
+writes random weights, and for every T and 1 and 2 threads runs the modules with moe-run on the same input; the outputs must agree
 within 1e-4 * max|reference| (docs/Semantics.md, f32 accumulation in both).
 Prints one line per case; exit status 1 on the first difference.
 """
@@ -104,7 +104,11 @@ def check_case(name: str, out: str, tokens: list[int]) -> None:
     with open(layer, "w", encoding="utf-8") as file:
         file.write(emit_module(spec))
     modules = {}
-    for variant, flags in (("fast", []), ("reference", ["--reference"])):
+    # The fast path on OpenMP threads (default) and sequential, the runtime
+    # splitting the tokens instead (openmp=0).
+    for variant, flags in (("fast", []),
+                           ("sequential", ["--pipeline-options=openmp=0"]),
+                           ("reference", ["--reference"])):
         modules[variant] = os.path.join(directory, f"{variant}.so")
         run(["moe-compile", layer, *flags, "-o", modules[variant]],
             f"{name}: moe-compile {' '.join(flags)}")
@@ -126,18 +130,21 @@ def check_case(name: str, out: str, tokens: list[int]) -> None:
                      "--output", outputs[variant], "--threads", str(threads),
                      "--quiet"],
                     f"{name}: moe-run {variant} at T = {count}")
-            fast = np.load(outputs["fast"]).astype(np.float64)
             ref = np.load(outputs["reference"]).astype(np.float64)
-            if fast.shape != ref.shape:
-                sys.exit(f"{name} T = {count}: shapes {fast.shape} and "
-                         f"{ref.shape} differ")
-            scale = np.abs(ref).max() if ref.size else 0.0
-            error = np.abs(fast - ref).max() if ref.size else 0.0
-            if not np.isfinite(fast).all() or error > 1e-4 * max(scale, 1e-30):
-                sys.exit(f"{name} T = {count} threads = {threads}: fast "
-                         f"differs from reference by {error:.3g} (max "
-                         f"|reference| {scale:.3g})")
-    print(f"{name}: fast = reference at T = {tokens}, threads 1 and 2")
+            for variant in ("fast", "sequential"):
+                fast = np.load(outputs[variant]).astype(np.float64)
+                if fast.shape != ref.shape:
+                    sys.exit(f"{name} T = {count}: shapes {fast.shape} and "
+                             f"{ref.shape} differ")
+                scale = np.abs(ref).max() if ref.size else 0.0
+                error = np.abs(fast - ref).max() if ref.size else 0.0
+                if (not np.isfinite(fast).all() or
+                        error > 1e-4 * max(scale, 1e-30)):
+                    sys.exit(f"{name} T = {count} threads = {threads}: "
+                             f"{variant} differs from reference by "
+                             f"{error:.3g} (max |reference| {scale:.3g})")
+    print(f"{name}: fast = sequential fast = reference at T = {tokens}, "
+          f"threads 1 and 2")
 
 
 def main() -> None:
