@@ -75,21 +75,29 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
   bufferization::buildBufferDeallocationPipeline(pm);
 
   // Buffers to loops to LLVM.
-  if (fast)
+  if (fast) {
     pm.addPass(moe::createMoELowerGroupedMatmulToVectorPass(
         moe::MoELowerGroupedMatmulToVectorPassOptions{
             options.vectorWidth, options.tileRows, options.tileCols}));
-  else
+    // Routers, shared experts, dense projections: the same kernel.
+    pm.addPass(moe::createMoELowerTransposedMatmulToVectorPass(
+        moe::MoELowerTransposedMatmulToVectorPassOptions{
+            options.blockRows, options.tileN, options.vectorWidth,
+            options.tileRows, options.tileCols}));
+  } else
     pm.addPass(moe::createMoEGroupedMatmulToLoopsPass());
   pm.addPass(moe::createMoEStridedCopiesToLinalgPass());
-  // Parallel loops: the tiles' scf.forall and the parallel dimensions of
-  // every linalg op become scf.parallel, then OpenMP worksharing loops; the
-  // module's caller sets the team size (omp_set_num_threads). Sequential
-  // otherwise.
+  // Parallel loops: the tiles' scf.forall and the outermost parallel
+  // dimension of every linalg op become scf.parallel, then OpenMP
+  // worksharing loops; the module's caller sets the team size
+  // (omp_set_num_threads). Sequential otherwise.
   bool threads = fast && options.openmp;
   if (threads) {
-    pm.addPass(createForallToParallelLoopPass());
     pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
+    // One parallel dimension per linalg loop nest (no collapsed loops,
+    // vectorizable inner loops); the tiles' foralls keep theirs.
+    pm.addPass(moe::createMoEParallelizeOuterDimensionPass());
+    pm.addPass(createForallToParallelLoopPass());
   } else {
     pm.addPass(createForallToForLoopPass());
     pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());

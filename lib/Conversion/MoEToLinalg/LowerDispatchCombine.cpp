@@ -1,10 +1,13 @@
 //===- LowerDispatchCombine.cpp - moe.dispatch / moe.combine to scf -------===//
 //
 // Dispatch is a counting sort over the taken assignments: count per expert,
-// prefix-sum the (aligned) counts, then copy each taken assignment's token row
-// to the next free row of its expert and record that row in the row map. The
-// buffer has exactly as many rows as the sum of aligned counts: nothing is
-// sized by T*E. Combine reads, for every output element, the token's K rows
+// prefix-sum the (aligned) counts, then give each taken assignment the next
+// free row of its expert, recorded in the row map and, as that row's token,
+// in a row -> token table; an scf.forall over the rows then copies each
+// row from its token (zeros for padding rows; the capacity layout copies
+// rows as it places them). The buffer has
+// exactly as many rows as the sum of aligned counts: nothing is sized by
+// T*E. Combine reads, for every output element, the token's K rows
 // through the row map.
 //
 //===----------------------------------------------------------------------===//
@@ -16,6 +19,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Transforms/DialectConversion.h"
 
@@ -197,13 +201,22 @@ struct LowerDispatch : OpConversionPattern<DispatchOp> {
                           carried[0], {next})};
         })[0];
     Value numRows = extractIndex(rewriter, loc, offsets, {eCount});
-    Value rows = buildZeroTensor(rewriter, loc, {numRows, hidden}, elementType);
+    // Sequential placement: each taken assignment's row (row map) and the
+    // token of each row (-1 for padding rows); scalar work only.
+    Value rowTokens = tensor::EmptyOp::create(
+        rewriter, loc, ArrayRef<OpFoldResult>{numRows}, i64);
+    rowTokens = linalg::FillOp::create(
+                    rewriter, loc,
+                    ValueRange{arith::ConstantOp::create(
+                        rewriter, loc, rewriter.getI64IntegerAttr(-1))},
+                    ValueRange{rowTokens})
+                    .getResult(0);
     Value rowMap = tensor::EmptyOp::create(
         rewriter, loc,
         ArrayRef<OpFoldResult>{tokenCount, rewriter.getIndexAttr(choices)},
         rewriter.getI32Type());
     SmallVector<Value> placed = forEachAssignment(
-        {rows, rowMap, perExpertZeros},
+        {rowTokens, rowMap, perExpertZeros},
         [&](OpBuilder &b, Location l, Value t, Value k, Value e, Value taken,
             ValueRange carried) {
           Value safeExpert = arith::SelectOp::create(b, l, taken, e, zero);
@@ -217,15 +230,64 @@ struct LowerDispatch : OpConversionPattern<DispatchOp> {
               b, l, taken,
               [&](OpBuilder &ib, Location il) {
                 return SmallVector<Value>{
-                    copyRow(ib, il, input, t, carried[0], {row}),
+                    insertIndex(ib, il, t, carried[0], {row}),
                     increment(ib, il, carried[2], e)};
               },
               {carried[0], carried[2]});
           return SmallVector<Value>{next[0], map, next[1]};
         });
+    // The gather, one parallel iteration per row: a copy of its token's
+    // input row, or zeros for a padding row (whole rows: contiguous copies
+    // and fills, done in place in the rows buffer after bufferization).
+    Value tokenOfRow = placed[0];
+    Value empty = tensor::EmptyOp::create(
+        rewriter, loc, ArrayRef<OpFoldResult>{numRows, hidden}, elementType);
+    auto gather = scf::ForallOp::create(
+        rewriter, loc, ArrayRef<OpFoldResult>{numRows}, ValueRange{empty},
+        std::nullopt);
+    {
+      OpBuilder::InsertionGuard guard(rewriter);
+      rewriter.setInsertionPoint(gather.getTerminator());
+      Value r = gather.getInductionVar(0);
+      Value out = gather.getRegionIterArgs()[0];
+      SmallVector<OpFoldResult> rowSizes = {rewriter.getIndexAttr(1), hidden};
+      SmallVector<OpFoldResult> unitStrides(2, rewriter.getIndexAttr(1));
+      SmallVector<OpFoldResult> at = {r, rewriter.getIndexAttr(0)};
+      auto rowType = RankedTensorType::get(
+          {1, rowsType.getDimSize(1)}, elementType);
+      Value destination = tensor::ExtractSliceOp::create(
+          rewriter, loc, rowType, out, at, rowSizes, unitStrides);
+      Value token = extractIndex(rewriter, loc, tokenOfRow, {r});
+      Value filled = arith::CmpIOp::create(rewriter, loc,
+                                           arith::CmpIPredicate::sge, token,
+                                           zero);
+      auto row = scf::IfOp::create(
+          rewriter, loc, filled,
+          [&](OpBuilder &b, Location l) {
+            Value source = tensor::ExtractSliceOp::create(
+                b, l, rowType, input,
+                ArrayRef<OpFoldResult>{token, b.getIndexAttr(0)}, rowSizes,
+                unitStrides);
+            scf::YieldOp::create(
+                b, l,
+                linalg::CopyOp::create(b, l, source, destination).getResult(0));
+          },
+          [&](OpBuilder &b, Location l) {
+            Value padding =
+                arith::ConstantOp::create(b, l, b.getZeroAttr(elementType));
+            scf::YieldOp::create(
+                b, l,
+                linalg::FillOp::create(b, l, ValueRange{padding},
+                                       ValueRange{destination})
+                    .getResult(0));
+          });
+      rewriter.setInsertionPointToStart(gather.getTerminator().getBody());
+      tensor::ParallelInsertSliceOp::create(rewriter, loc, row.getResult(0),
+                                            out, at, rowSizes, unitStrides);
+    }
+    Value rows = gather.getResult(0);
     // The row buffer's static type may be more precise than the computed one.
-    Value rowsResult = placed[0];
-    rowsResult = castToType(rewriter, loc, rowsResult, rowsType);
+    Value rowsResult = castToType(rewriter, loc, rows, rowsType);
     rewriter.replaceOp(op, {rowsResult, offsets, placed[1]});
     return success();
   }
@@ -259,34 +321,110 @@ struct LowerCombine : OpConversionPattern<CombineOp> {
     Value zero = indexConstant(rewriter, loc, 0);
     Value kCount = indexConstant(rewriter, loc, choices);
 
-    Value result = buildTensorFromIndices(
-        rewriter, loc, weights, hidden, elementType,
-        [&](OpBuilder &b, Location l, Value t, Value h) {
-          Value sum = buildLoop(
-              b, l, zero, kCount, {f32Constant(b, l, 0.0)},
-              [&](OpBuilder &kb, Location kl, Value k, ValueRange carried) {
-                Value row = extractIndex(kb, kl, rowMap, {t, k});
-                Value taken = isInRange(kb, kl, row, numRows);
-                return buildIf(
-                    kb, kl, taken,
-                    [&](OpBuilder &ib, Location il) {
-                      SmallVector<Value> at = {row, h};
-                      if (capacityLayout)
-                        at = {arith::DivUIOp::create(ib, il, row, slots),
-                              arith::RemUIOp::create(ib, il, row, slots), h};
-                      Value v = castFloat(
-                          ib, il, tensor::ExtractOp::create(ib, il, rows, at),
-                          ib.getF32Type());
-                      Value w = tensor::ExtractOp::create(ib, il, weights,
-                                                          ValueRange{t, k});
-                      Value product = arith::MulFOp::create(ib, il, w, v);
-                      return SmallVector<Value>{
-                          arith::AddFOp::create(ib, il, carried[0], product)};
-                    },
-                    {carried[0]});
-              })[0];
-          return castFloat(b, l, sum, elementType);
-        });
+    // One parallel iteration per token: its output row is the sum over k of
+    // weight * row, accumulated in f32 in k order, whole rows at a time
+    // (contiguous, vectorizable loops); rows the row map does not name are
+    // skipped.
+    Type f32 = rewriter.getF32Type();
+    int64_t hiddenSize = resultType.getDimSize(1);
+    if (!ShapedType::isDynamic(hiddenSize))
+      hidden = rewriter.getIndexAttr(hiddenSize);
+    auto rowType = RankedTensorType::get({1, hiddenSize}, elementType);
+    auto accType = RankedTensorType::get({1, hiddenSize}, f32);
+    auto sourceType = RankedTensorType::get({1, hiddenSize},
+                                            rowsType.getElementType());
+    OpFoldResult one = rewriter.getIndexAttr(1);
+    OpFoldResult zeroAttr = rewriter.getIndexAttr(0);
+    OpFoldResult tokenCount = tensor::getMixedSize(rewriter, loc, weights, 0);
+    Value empty = tensor::EmptyOp::create(
+        rewriter, loc, ArrayRef<OpFoldResult>{tokenCount, hidden}, elementType);
+    auto tokens = scf::ForallOp::create(
+        rewriter, loc, ArrayRef<OpFoldResult>{tokenCount}, ValueRange{empty},
+        std::nullopt);
+    {
+      OpBuilder::InsertionGuard guard(rewriter);
+      rewriter.setInsertionPoint(tokens.getTerminator());
+      Value t = tokens.getInductionVar(0);
+      Value out = tokens.getRegionIterArgs()[0];
+      SmallVector<OpFoldResult> at = {t, zeroAttr};
+      SmallVector<OpFoldResult> rowSizes = {one, hidden};
+      SmallVector<OpFoldResult> unitStrides(2, one);
+      Value destination = tensor::ExtractSliceOp::create(
+          rewriter, loc, rowType, out, at, rowSizes, unitStrides);
+      // An f32 output accumulates in place; others in an f32 row.
+      Value accInit =
+          elementType == f32
+              ? destination
+              : tensor::EmptyOp::create(rewriter, loc,
+                                        ArrayRef<OpFoldResult>{one, hidden},
+                                        f32)
+                    .getResult();
+      accInit = linalg::FillOp::create(rewriter, loc,
+                                       ValueRange{f32Constant(rewriter, loc, 0)},
+                                       ValueRange{accInit})
+                    .getResult(0);
+      MLIRContext *ctx = rewriter.getContext();
+      AffineMap identity = AffineMap::getMultiDimIdentityMap(2, ctx);
+      SmallVector<utils::IteratorType> parallel(2,
+                                                utils::IteratorType::parallel);
+      Value sum = buildLoop(
+          rewriter, loc, zero, kCount, {accInit},
+          [&](OpBuilder &b, Location l, Value k, ValueRange carried) {
+            Value row = extractIndex(b, l, rowMap, {t, k});
+            Value taken = isInRange(b, l, row, numRows);
+            return buildIf(
+                b, l, taken,
+                [&](OpBuilder &ib, Location il) {
+                  Value source;
+                  if (capacityLayout)
+                    source = tensor::ExtractSliceOp::create(
+                        ib, il, sourceType, rows,
+                        ArrayRef<OpFoldResult>{
+                            arith::DivUIOp::create(ib, il, row, slots)
+                                .getResult(),
+                            arith::RemUIOp::create(ib, il, row, slots)
+                                .getResult(),
+                            zeroAttr},
+                        ArrayRef<OpFoldResult>{one, one, hidden},
+                        SmallVector<OpFoldResult>(3, one));
+                  else
+                    source = tensor::ExtractSliceOp::create(
+                        ib, il, sourceType, rows,
+                        ArrayRef<OpFoldResult>{row, zeroAttr}, rowSizes,
+                        unitStrides);
+                  Value w = tensor::ExtractOp::create(ib, il, weights,
+                                                      ValueRange{t, k});
+                  auto update = linalg::GenericOp::create(
+                      ib, il, TypeRange{accType}, ValueRange{source},
+                      ValueRange{carried[0]},
+                      ArrayRef<AffineMap>{identity, identity}, parallel,
+                      [&](OpBuilder &gb, Location gl, ValueRange args) {
+                        Value v = castFloat(gb, gl, args[0], f32);
+                        Value product = arith::MulFOp::create(gb, gl, w, v);
+                        linalg::YieldOp::create(
+                            gb, gl,
+                            arith::AddFOp::create(gb, gl, args[1], product)
+                                .getResult());
+                      });
+                  return SmallVector<Value>{update.getResult(0)};
+                },
+                {carried[0]});
+          })[0];
+      if (elementType != f32)
+        sum = linalg::GenericOp::create(
+                  rewriter, loc, TypeRange{rowType}, ValueRange{sum},
+                  ValueRange{destination},
+                  ArrayRef<AffineMap>{identity, identity}, parallel,
+                  [&](OpBuilder &gb, Location gl, ValueRange args) {
+                    linalg::YieldOp::create(
+                        gb, gl, castFloat(gb, gl, args[0], elementType));
+                  })
+                  .getResult(0);
+      rewriter.setInsertionPointToStart(tokens.getTerminator().getBody());
+      tensor::ParallelInsertSliceOp::create(rewriter, loc, sum, out, at,
+                                            rowSizes, unitStrides);
+    }
+    Value result = tokens.getResult(0);
     result = castToType(rewriter, loc, result, resultType);
     rewriter.replaceOp(op, result);
     return success();

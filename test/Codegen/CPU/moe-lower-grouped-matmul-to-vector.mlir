@@ -11,11 +11,11 @@
 // not a multiple of 16), lane sums added into init; remainder rows (6 % 4)
 // and columns (10 % 4) use 1-row and 1-column tiles.
 // CHECK-LABEL: func @kernel
-// CHECK: scf.for %[[B:.*]] = %c0 to %{{.*}} step %c1
+// CHECK: scf.for %[[B:.*]] = %c0{{.*}} to %{{.*}} step %c1
 // CHECK:   %[[ID:.*]] = memref.load %{{.*}}[%[[B]]] : memref<?xi32>
 // CHECK:   scf.if
-// CHECK:     scf.for %[[N:.*]] = %c0 to %{{.*}} step %{{.*}}
-// CHECK:       scf.for %[[M:.*]] = %c0 to %{{.*}} step %{{.*}}
+// CHECK:     scf.for %[[N:.*]] = %c0{{.*}} to %{{.*}} step %{{.*}}
+// CHECK:       scf.for %[[M:.*]] = %c0{{.*}} to %{{.*}} step %{{.*}}
 // CHECK:         %[[ACC:.*]]:16 = scf.for %{{.*}} = %c0 to %{{.*}} step %{{.*}} iter_args
 // CHECK-COUNT-4:   vector.transfer_read %{{.*}} {in_bounds = [true]} : memref<?x20xf32>, vector<16xf32>
 // CHECK-COUNT-4:   vector.transfer_read %{{.*}} {in_bounds = [true]} : memref<3x10x20xbf16>, vector<16xbf16>

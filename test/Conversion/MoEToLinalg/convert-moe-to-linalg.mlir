@@ -89,9 +89,10 @@ func.func @gate_group_max(%logits: tensor<?x6xf32>) -> (tensor<?x2xf32>, tensor<
 
 // -----
 
-// Grouped dispatch: count per expert, aligned prefix sum, a zero-filled
-// buffer of exactly offsets[E] rows, then per taken assignment a row copy and
-// a row-map entry (-1 when not taken).
+// Grouped dispatch: count per expert, aligned prefix sum, then per taken
+// assignment a row (the row map, -1 when not taken) and the token of that
+// row (a table of offsets[E] entries, -1 for padding rows); an scf.forall
+// over the rows copies each from its token's input row, or zero-fills it.
 // CHECK-LABEL: func @dispatch_grouped
 // CHECK-SAME: (%[[X:.*]]: tensor<?x16xf32>, %[[IDS:.*]]: tensor<?x2xi32>)
 // CHECK: %[[COUNTS:.*]] = scf.for
@@ -104,13 +105,24 @@ func.func @gate_group_max(%logits: tensor<?x6xf32>) -> (tensor<?x2xf32>, tensor<
 // CHECK: arith.muli %{{.*}}, %c8
 // CHECK: %[[N:.*]] = tensor.extract %[[OFF]][%c4]
 // CHECK: %[[NI:.*]] = arith.index_cast %[[N]]
-// CHECK: %[[EMPTY:.*]] = tensor.empty(%[[NI]]) : tensor<?x16xf32>
-// CHECK: %[[ROWS:.*]] = linalg.fill {{.*}} outs(%[[EMPTY]]
-// CHECK: %[[PLACED:.*]]:3 = scf.for {{.*}} iter_args(%{{.*}} = %[[ROWS]]
+// CHECK: %[[EMPTY:.*]] = tensor.empty(%[[NI]]) : tensor<?xi64>
+// CHECK: %[[NONE:.*]] = linalg.fill ins(%c-1_i64 : i64) outs(%[[EMPTY]]
+// CHECK: %[[PLACED:.*]]:3 = scf.for {{.*}} iter_args(%{{.*}} = %[[NONE]]
 // CHECK: arith.select %{{.*}}, %{{.*}}, %c-1
 // CHECK: scf.if
-// CHECK: tensor.extract %[[X]]
-// CHECK: return %[[PLACED]]#0, %[[OFF]], %[[PLACED]]#1
+// CHECK: tensor.insert %{{.*}} : tensor<?xi64>
+// CHECK: %[[ROWS:.*]] = scf.forall (%[[R:.*]]) in (%[[NI]]) shared_outs(%[[OUT:.*]] = %{{.*}}) -> (tensor<?x16xf32>)
+// CHECK:   %[[DST:.*]] = tensor.extract_slice %[[OUT]][%[[R]], 0] [1, 16] [1, 1]
+// CHECK:   %[[TOKEN:.*]] = tensor.extract %[[PLACED]]#0[%[[R]]]
+// CHECK:   %[[T:.*]] = arith.index_cast %[[TOKEN]]
+// CHECK:   %[[FILLED:.*]] = arith.cmpi sge, %[[T]], %c0
+// CHECK:   %[[ROW:.*]] = scf.if %[[FILLED]]
+// CHECK:     %[[SRC:.*]] = tensor.extract_slice %[[X]][%[[T]], 0] [1, 16] [1, 1]
+// CHECK:     linalg.copy ins(%[[SRC]] {{.*}} outs(%[[DST]]
+// CHECK:   else
+// CHECK:     linalg.fill {{.*}} outs(%[[DST]]
+// CHECK:   tensor.parallel_insert_slice %[[ROW]] into %[[OUT]][%[[R]], 0] [1, 16] [1, 1]
+// CHECK: return %[[ROWS]], %[[OFF]], %[[PLACED]]#1
 func.func @dispatch_grouped(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>)
     -> (tensor<?x16xf32>, tensor<5xi64>, tensor<?x2xi32>) {
   %rows, %off, %map = moe.dispatch %x, %ids align 8
@@ -190,19 +202,28 @@ func.func @matmul_capacity(%slots: tensor<4x3x16xf32>, %w: tensor<4x8x16xbf16>) 
 
 // -----
 
-// Combine: per output element a loop over the token's K row-map entries; only
-// taken entries inside the buffer are read.
+// Combine: per token (scf.forall) an f32 row accumulated over its K row-map
+// entries in order, whole rows at a time; only taken entries inside the
+// buffer are read; a bf16 output is converted at the end.
 // CHECK-LABEL: func @combine_grouped
 // CHECK-SAME: (%[[R:.*]]: tensor<?x16xbf16>, %[[W:.*]]: tensor<?x2xf32>, %[[M:.*]]: tensor<?x2xi32>)
-// CHECK: linalg.generic {{.*}} outs(%{{.*}} : tensor<?x16xbf16>)
-// CHECK: %[[T:.*]] = linalg.index 0
-// CHECK: %[[H:.*]] = linalg.index 1
-// CHECK: scf.for %[[K:[a-z0-9_]+]] = %{{.*}} to %c2
-// CHECK: tensor.extract %[[M]][%[[T]], %[[K]]]
-// CHECK: scf.if
-// CHECK: %[[V:.*]] = tensor.extract %[[R]][%{{.*}}, %[[H]]]
-// CHECK: arith.extf %[[V]] : bf16 to f32
-// CHECK: arith.truncf {{.*}} : f32 to bf16
+// CHECK: scf.forall (%[[T:.*]]) in (%{{.*}}) shared_outs(%[[OUT:.*]] = %{{.*}}) -> (tensor<?x16xbf16>)
+// CHECK:   %[[DST:.*]] = tensor.extract_slice %[[OUT]][%[[T]], 0] [1, 16] [1, 1]
+// CHECK:   %[[ZERO:.*]] = linalg.fill {{.*}} -> tensor<1x16xf32>
+// CHECK:   %[[SUM:.*]] = scf.for %[[K:[a-z0-9_]+]] = %{{.*}} to %c2 {{.*}} iter_args(%[[ACC:.*]] = %[[ZERO]])
+// CHECK:     tensor.extract %[[M]][%[[T]], %[[K]]]
+// CHECK:     scf.if
+// CHECK:       %[[SRC:.*]] = tensor.extract_slice %[[R]][%{{.*}}, 0] [1, 16] [1, 1]
+// CHECK:       %[[WK:.*]] = tensor.extract %[[W]][%[[T]], %[[K]]]
+// CHECK:       linalg.generic {{.*}} ins(%[[SRC]] : tensor<1x16xbf16>) outs(%[[ACC]] : tensor<1x16xf32>)
+// CHECK:         %[[V:.*]] = arith.extf %{{.*}} : bf16 to f32
+// CHECK:         %[[P:.*]] = arith.mulf %[[WK]], %[[V]]
+// CHECK:         arith.addf %{{.*}}, %[[P]]
+// CHECK:     else
+// CHECK:       scf.yield %[[ACC]]
+// CHECK:   %[[ROW:.*]] = linalg.generic {{.*}} ins(%[[SUM]] : tensor<1x16xf32>) outs(%[[DST]] : tensor<1x16xbf16>)
+// CHECK:     arith.truncf {{.*}} : f32 to bf16
+// CHECK:   tensor.parallel_insert_slice %[[ROW]] into %[[OUT]][%[[T]], 0] [1, 16] [1, 1]
 func.func @combine_grouped(%rows: tensor<?x16xbf16>, %w: tensor<?x2xf32>, %map: tensor<?x2xi32>) -> tensor<?x16xbf16> {
   %y = moe.combine %rows, %w, %map : tensor<?x16xbf16>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xbf16>
   return %y : tensor<?x16xbf16>
@@ -210,11 +231,14 @@ func.func @combine_grouped(%rows: tensor<?x16xbf16>, %w: tensor<?x2xf32>, %map: 
 
 // -----
 
-// Capacity buffer: the flat slot e*C + s is split back into (e, s).
+// Capacity buffer: the flat slot e*C + s is split back into (e, s); an f32
+// output accumulates in place.
 // CHECK-LABEL: func @combine_capacity
-// CHECK: arith.divui %{{.*}}, %c3
-// CHECK: arith.remui %{{.*}}, %c3
-// CHECK: tensor.extract %{{.*}} : tensor<4x3x16xf32>
+// CHECK: %[[DST:.*]] = tensor.extract_slice %{{.*}}[%{{.*}}, 0] [1, 16] [1, 1] : tensor<?x16xf32> to tensor<1x16xf32>
+// CHECK: linalg.fill {{.*}} outs(%[[DST]]
+// CHECK: %[[E:.*]] = arith.divui %{{.*}}, %c3
+// CHECK: %[[S:.*]] = arith.remui %{{.*}}, %c3
+// CHECK: tensor.extract_slice %{{.*}}[%[[E]], %[[S]], 0] [1, 1, 16] [1, 1, 1] : tensor<4x3x16xf32> to tensor<1x16xf32>
 func.func @combine_capacity(%rows: tensor<4x3x16xf32>, %w: tensor<?x2xf32>, %map: tensor<?x2xi32>) -> tensor<?x16xf32> {
   %y = moe.combine %rows, %w, %map : tensor<4x3x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
   return %y : tensor<?x16xf32>

@@ -40,6 +40,66 @@ def MoELowerGroupedMatmulToVectorPass
   ];
 }
 
+def MoELowerTransposedMatmulToVectorPass
+    : Pass<"moe-lower-transposed-matmul-to-vector"> {
+  let summary = "Lower linalg.matmul with a [N, K] right operand on memrefs "
+                "to the register-blocked vector micro-kernel, tiles in "
+                "parallel";
+  let description = [{
+    Replaces every `linalg.matmul` on memrefs whose indexing maps are
+    `(m, k), (n, k) -> (m, n)` (`C += A * B^T`: a router's logits `x *
+    W^T`, a shared expert's or a dense layer's projections, with weights in
+    the checkpoint layout `[N, K]`), `A` and `C` f32 and `B` f32, bf16 or
+    f16, all with a unit innermost stride, by an `scf.parallel` over tiles
+    of `tile-n` columns x `block-rows` rows (columns outermost, so that a
+    thread's weight panel stays in cache across the rows), each tile the
+    register-tiled dot-product kernel of `moe-lower-grouped-matmul-to-vector`
+    (same `vector-width`, `tile-rows`, `tile-cols`). Any sizes: partial
+    tiles are clamped, and the reduction's remainder is a padded read.
+    Other matmuls are left alone (they lower to loops).
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect"];
+  let options = [
+    Option<"blockRows", "block-rows", "int64_t", /*default=*/"16",
+           "Rows of a parallel tile">,
+    Option<"tileN", "tile-n", "int64_t", /*default=*/"64",
+           "Columns of a parallel tile">,
+    Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"16",
+           "f32 lanes of an accumulator (16: one AVX-512 register)">,
+    Option<"tileRows", "tile-rows", "int64_t", /*default=*/"2",
+           "Rows of a register tile">,
+    Option<"tileCols", "tile-cols", "int64_t", /*default=*/"8",
+           "Columns of a register tile">
+  ];
+}
+
+def MoEParallelizeOuterDimensionPass
+    : Pass<"moe-parallelize-outer-dimension"> {
+  let summary = "Keep only the outermost dimension of each scf.parallel "
+                "parallel, and nested scf.parallel sequential";
+  let description = [{
+    Rewrites every `scf.parallel` without reductions (as
+    `convert-linalg-to-parallel-loops` makes them):
+
+    - one nested in another `scf.parallel` or an `scf.forall` becomes a
+      nest of `scf.for` (one level of threads; no nested parallel region
+      per outer iteration);
+    - an outermost one over several dimensions becomes an `scf.parallel`
+      over its first dimension around an `scf.for` nest over the others.
+
+    Thread runtimes split a multi-dimensional parallel loop by collapsing
+    it into one linear loop (OpenMP `collapse`), recomputing every index
+    with divisions per iteration, which also keeps the innermost loop from
+    being vectorized; after this pass the innermost dimension (contiguous
+    in row-major buffers) is a plain counted loop. `scf.forall` ops are not
+    touched: tiled loops keep all their dimensions parallel.
+  }];
+  let dependentDialects = ["::mlir::scf::SCFDialect"];
+}
+
 def MoEStridedCopiesToLinalgPass : Pass<"moe-strided-copies-to-linalg"> {
   let summary = "Rewrite non-contiguous memref.copy into linalg.copy";
   let description = [{

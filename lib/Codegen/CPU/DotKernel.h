@@ -1,0 +1,84 @@
+//===- DotKernel.h - Register-tiled dot-product matmul kernel ---*- C++ -*-===//
+//
+// Internal to MoECPUCodegen. The micro-kernel both the grouped matmul and
+// plain `A * B^T` matmuls lower to: a run of output rows, split into
+// register tiles of MR x NR outputs, each output a vector<VW x f32>
+// accumulator over the reduction dimension that both operands are read
+// along (contiguously):
+//
+//   for n0 in columns step NR:  for m0 in rows step MR:
+//     acc[MR][NR] = 0
+//     for k in 0..K step VW:                         (remainder: padded read)
+//       a[i] = input[row0 + m0 + i, k:k+VW]
+//       w[j] = weight[prefix..., n0 + j, k:k+VW]
+//       acc[i][j] = fma(a[i], w[j], acc[i][j])
+//     out[row0 + m0 + i, n0 + j] += reduce_add(acc[i][j])
+//
+// MR + NR loads feed MR * NR FMAs. Weights of bf16 or f16 are widened in
+// registers.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_LIB_CODEGEN_CPU_DOTKERNEL_H
+#define MOE_LIB_CODEGEN_CPU_DOTKERNEL_H
+
+#include "mlir/IR/Builders.h"
+
+namespace mlir::moe::cpu {
+
+/// The register tile of the kernel.
+struct KernelShape {
+  /// f32 lanes per accumulator.
+  int64_t vectorWidth;
+  /// Rows (MR) and columns (NR) of a register tile.
+  int64_t tileRows;
+  int64_t tileCols;
+};
+
+/// Whether `shape` is usable; otherwise `error` says why, naming `pass`.
+LogicalResult verifyKernelShape(const KernelShape &shape, StringRef pass,
+                                std::string &error);
+
+/// Emits kernels at the builder's insertion point. `input` is an f32
+/// `[M, K]` memref, `weight` a float memref whose last two dimensions are
+/// `[N, K]` (leading ones indexed by the caller's prefix), `output` an f32
+/// `[M, N]` memref the products are added to; `depth` is K, read as is
+/// (the caller clamps it to both operands).
+class DotKernelEmitter {
+public:
+  DotKernelEmitter(OpBuilder &b, Location loc, KernelShape shape, Value input,
+                   Value weight, Value output, Value depth);
+
+  /// out[firstRow + i, c] += sum_k input[firstRow + i, k] *
+  /// weight[prefix, c, k] for i < rows and firstColumn <= c < endColumn.
+  void emitRows(Value firstRow, Value rows, Value firstColumn,
+                Value endColumn, ValueRange weightPrefix);
+
+  /// Helpers for the callers' loops.
+  Value constant(int64_t v);
+  Value dim(Value memref, int64_t d);
+  Value minOf(Value x, Value y);
+  /// `scf.for iv = lb to ub step step { body(iv) }`.
+  void forLoop(Value lb, Value ub, int64_t step,
+               function_ref<void(Value)> body);
+
+private:
+  Value read(Value memref, SmallVector<Value> indices, bool inBounds);
+  SmallVector<Value> step(Value row, Value column, int64_t mr, int64_t nr,
+                          Value k, ValueRange acc, bool inBounds);
+  void emitTile(Value row, Value column, int64_t mr, int64_t nr);
+  Value add(Value x, Value y);
+
+  OpBuilder &b;
+  Location loc;
+  KernelShape shape;
+  Value input, weight, output, depth;
+  Type f32;
+  Value zero, mainDepth, firstRow;
+  SmallVector<Value> prefix;
+  bool hasDepthRemainder = true;
+};
+
+} // namespace mlir::moe::cpu
+
+#endif // MOE_LIB_CODEGEN_CPU_DOTKERNEL_H
