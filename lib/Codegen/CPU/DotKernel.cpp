@@ -136,18 +136,107 @@ void DotKernelEmitter::emitTile(Value row, Value column, int64_t mr,
   SmallVector<Value> acc(loop.getResults());
   if (hasDepthRemainder)
     acc = step(row, column, mr, nr, mainDepth, acc, false);
-  auto fastmath = arith::FastMathFlagsAttr::get(b.getContext(),
-                                                arith::FastMathFlags::reassoc);
+  bool transposedSums = nr > 1 && llvm::isPowerOf2_64(nr) &&
+                        llvm::isPowerOf2_64(shape.vectorWidth) &&
+                        nr <= shape.vectorWidth;
   for (int64_t i = 0; i < mr; ++i) {
     Value r = add(add(firstRow, row), constant(i));
+    ArrayRef<Value> rowAcc = ArrayRef<Value>(acc).slice(i * nr, nr);
+    if (transposedSums) {
+      // The NR sums as one vector, added to the NR contiguous outputs.
+      Value sums = sumLanesTransposed(rowAcc);
+      auto sumsType = llvm::cast<VectorType>(sums.getType());
+      Value padding = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0));
+      Value old = vector::TransferReadOp::create(
+          b, loc, sumsType, output, ValueRange{r, column}, padding,
+          ArrayRef<bool>{true});
+      vector::TransferWriteOp::create(b, loc,
+                                      arith::AddFOp::create(b, loc, old, sums),
+                                      output, ValueRange{r, column},
+                                      ArrayRef<bool>{true});
+      continue;
+    }
+    auto fastmath = arith::FastMathFlagsAttr::get(
+        b.getContext(), arith::FastMathFlags::reassoc);
     for (int64_t j = 0; j < nr; ++j) {
       Value c = add(column, constant(j));
-      Value sum = vector::ReductionOp::create(
-          b, loc, vector::CombiningKind::ADD, acc[i * nr + j], Value(),
-          fastmath.getValue());
+      Value sum = vector::ReductionOp::create(b, loc,
+                                              vector::CombiningKind::ADD,
+                                              rowAcc[j], Value(),
+                                              fastmath.getValue());
       Value old = memref::LoadOp::create(b, loc, output, ValueRange{r, c});
       memref::StoreOp::create(b, loc, arith::AddFOp::create(b, loc, old, sum),
                               output, ValueRange{r, c});
     }
   }
+}
+
+/// The lane sums of n accumulators of VW lanes (n and VW powers of two,
+/// n <= VW) as one vector<n>, by pairwise halving: each step adds the low
+/// and high halves of every lane group of two vectors into one vector
+/// holding both (vpermt2ps + vaddps), n - 1 steps for n vectors and
+/// log2(VW / n) more within the last one; about 3x fewer operations than n
+/// separate reductions, and one vector update of the outputs.
+Value DotKernelEmitter::sumLanesTransposed(ArrayRef<Value> accumulators) {
+  int64_t vw = shape.vectorWidth;
+  // Each entry: a vector whose lanes hold, group by group (groupLanes lanes
+  // each), partial sums of the outputs listed in `outputs`.
+  struct Partial {
+    Value vector;
+    SmallVector<int64_t> outputs;
+  };
+  SmallVector<Partial> partials;
+  for (auto [j, acc] : llvm::enumerate(accumulators))
+    partials.push_back({acc, {static_cast<int64_t>(j)}});
+  int64_t groupLanes = vw;
+  while (partials.size() > 1) {
+    SmallVector<Partial> next;
+    int64_t groups = vw / groupLanes;
+    int64_t half = groupLanes / 2;
+    for (size_t p = 0; p + 1 < partials.size(); p += 2) {
+      const Partial &x = partials[p], &y = partials[p + 1];
+      SmallVector<int64_t> low, high;
+      Partial merged;
+      for (int64_t g = 0; g < groups; ++g) {
+        for (int64_t l = 0; l < half; ++l) {
+          low.push_back(g * groupLanes + l);
+          high.push_back(g * groupLanes + half + l);
+        }
+        for (int64_t l = 0; l < half; ++l) {
+          low.push_back(vw + g * groupLanes + l);
+          high.push_back(vw + g * groupLanes + half + l);
+        }
+        merged.outputs.push_back(x.outputs[g]);
+        merged.outputs.push_back(y.outputs[g]);
+      }
+      merged.vector = arith::AddFOp::create(
+          b, loc, vector::ShuffleOp::create(b, loc, x.vector, y.vector, low),
+          vector::ShuffleOp::create(b, loc, x.vector, y.vector, high));
+      next.push_back(std::move(merged));
+    }
+    partials = std::move(next);
+    groupLanes = half;
+  }
+  // Within the last vector: halve each group until one lane per output.
+  Partial last = partials.front();
+  int64_t lanes = vw;
+  while (groupLanes > 1) {
+    int64_t groups = lanes / groupLanes, half = groupLanes / 2;
+    SmallVector<int64_t> low, high;
+    for (int64_t g = 0; g < groups; ++g)
+      for (int64_t l = 0; l < half; ++l) {
+        low.push_back(g * groupLanes + l);
+        high.push_back(g * groupLanes + half + l);
+      }
+    last.vector = arith::AddFOp::create(
+        b, loc, vector::ShuffleOp::create(b, loc, last.vector, last.vector, low),
+        vector::ShuffleOp::create(b, loc, last.vector, last.vector, high));
+    lanes /= 2;
+    groupLanes = half;
+  }
+  // Lane l now holds output last.outputs[l]: put them in order.
+  SmallVector<int64_t> order(last.outputs.size());
+  for (auto [lane, output] : llvm::enumerate(last.outputs))
+    order[output] = static_cast<int64_t>(lane);
+  return vector::ShuffleOp::create(b, loc, last.vector, last.vector, order);
 }

@@ -12,10 +12,13 @@
 //       a[i] = input[row0 + m0 + i, k:k+VW]
 //       w[j] = weight[prefix..., n0 + j, k:k+VW]
 //       acc[i][j] = fma(a[i], w[j], acc[i][j])
-//     out[row0 + m0 + i, n0 + j] += reduce_add(acc[i][j])
+//     out[row0 + m0 + i, n0 : n0 + NR] += lane sums of acc[i][0 .. NR)
 //
 // MR + NR loads feed MR * NR FMAs. Weights of bf16 or f16 are widened in
-// registers.
+// registers. When NR is a power of two up to VW, the NR lane sums of a tile
+// row come out of pairwise halving as one vector (sumLanesTransposed), added
+// to the NR contiguous outputs at once; otherwise each output is reduced on
+// its own.
 //
 //===----------------------------------------------------------------------===//
 
@@ -67,6 +70,7 @@ private:
   SmallVector<Value> step(Value row, Value column, int64_t mr, int64_t nr,
                           Value k, ValueRange acc, bool inBounds);
   void emitTile(Value row, Value column, int64_t mr, int64_t nr);
+  Value sumLanesTransposed(ArrayRef<Value> accumulators);
   Value add(Value x, Value y);
 
   OpBuilder &b;

@@ -21,6 +21,19 @@
 // CHECK-COUNT-4:   vector.transfer_read %{{.*}} {in_bounds = [true]} : memref<3x10x20xbf16>, vector<16xbf16>
 // CHECK-COUNT-16:  vector.fma
 // CHECK:         vector.transfer_read %{{.*}}[%{{.*}}, %{{.*}}], %{{.*}} : memref<?x20xf32>, vector<16xf32>
+// The 4 sums of each tile row by pairwise halving, in output order, added
+// to the 4 outputs at once:
+// CHECK:         vector.shuffle %{{.*}}, %{{.*}} [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23] : vector<16xf32>, vector<16xf32>
+// CHECK:         vector.shuffle %{{.*}}, %{{.*}} [8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31] : vector<16xf32>, vector<16xf32>
+// CHECK:         vector.shuffle %{{.*}}, %{{.*}} [0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27]
+// CHECK:         vector.shuffle %{{.*}}, %{{.*}} [0, 1, 4, 5, 8, 9, 12, 13] : vector<16xf32>, vector<16xf32>
+// CHECK:         vector.shuffle %{{.*}}, %{{.*}} [0, 2, 4, 6] : vector<8xf32>, vector<8xf32>
+// CHECK:         %[[SUMS:.*]] = arith.addf %{{.*}}, %{{.*}} : vector<4xf32>
+// CHECK:         %[[ORDERED:.*]] = vector.shuffle %[[SUMS]], %[[SUMS]] [0, 2, 1, 3] : vector<4xf32>, vector<4xf32>
+// CHECK:         %[[OLD:.*]] = vector.transfer_read %{{.*}} {in_bounds = [true]} : memref<?x10xf32>, vector<4xf32>
+// CHECK:         %[[NEW:.*]] = arith.addf %[[OLD]], %[[ORDERED]] : vector<4xf32>
+// CHECK:         vector.transfer_write %[[NEW]], %{{.*}} {in_bounds = [true]} : vector<4xf32>, memref<?x10xf32>
+// One-column tiles sum their lanes with a reduction:
 // CHECK:         vector.reduction <add>, %{{.*}} fastmath<reassoc> : vector<16xf32> into f32
 // CHECK:         memref.store
 // CHECK:       scf.for %{{.*}} = %{{.*}} to %c6{{.*}} step %{{.*}}

@@ -18,8 +18,12 @@ def MoELowerGroupedMatmulToVectorPass
     its input row and of its expert's weight row (`vector.transfer_read`,
     converted to f32, `vector.fma`): the checkpoint layout `[E, N, K]`
     streams as is, with no transposition. The lanes are summed once per
-    output at the end (`vector.reduction`, reassociating) and added to the
-    accumulator `init`.
+    output at the end and added to the accumulator `init`: for a tile row
+    of a power-of-two number of columns (at most `vector-width`), by
+    pairwise halving of all its accumulators at once (`vector.shuffle` +
+    add: the sums of the row's outputs as one vector, added with one vector
+    read and write); otherwise one `vector.reduction` (reassociating) per
+    output.
 
     Any sizes: remainder rows and columns use 1-row and 1-column tiles, the
     reduction's remainder a padded read. Blocks whose expert id is outside
