@@ -2,8 +2,8 @@
 //
 // Grouped rows: a loop over experts, each multiplying only its own rows (a
 // dynamic slice [offsets[e], offsets[e+1]) of the input) by its [N,K] weight
-// slice with linalg.matmul accumulating in f32. Capacity slots: one batched
-// contraction over [E,C,K] x [E,N,K].
+// slice with linalg.matmul accumulating in f32. Capacity slots: one
+// linalg.batch_matmul with a transposed-B map, [E,C,K] x [E,N,K]^T.
 //
 //===----------------------------------------------------------------------===//
 
@@ -179,29 +179,11 @@ struct LowerCapacityExpertMatmul : OpConversionPattern<ExpertMatmulOp> {
     // acc[e, c, n] = sum_k input[e, c, k] * weight[e, n, k], in f32.
     Value acc = buildZeros(rewriter, loc, input, rewriter.getF32Type(),
                            outFeatures);
-    AffineExpr e, c, n, k;
-    bindDims(ctx, e, c, n, k);
-    auto map = [&](ArrayRef<AffineExpr> results) {
-      return AffineMap::get(4, 0, results, ctx);
-    };
-    SmallVector<utils::IteratorType> iterators(3,
-                                               utils::IteratorType::parallel);
-    iterators.push_back(utils::IteratorType::reduction);
-    acc = linalg::GenericOp::create(
-              rewriter, loc, TypeRange{acc.getType()}, ValueRange{input, weight},
-              ValueRange{acc},
-              ArrayRef<AffineMap>{map({e, c, k}), map({e, n, k}),
-                                  map({e, c, n})},
-              iterators,
-              [&](OpBuilder &b, Location l, ValueRange args) {
-                Type f32 = b.getF32Type();
-                Value product =
-                    arith::MulFOp::create(b, l, castFloat(b, l, args[0], f32),
-                                          castFloat(b, l, args[1], f32));
-                linalg::YieldOp::create(
-                    b, l, arith::AddFOp::create(b, l, args[2], product)
-                              .getResult());
-              })
+    // A batched matmul with a transposed-B map: what CPU and GPU code
+    // generation take as is (moe-lower-transposed-matmul-to-vector).
+    acc = linalg::BatchMatmulTransposeBOp::create(
+              rewriter, loc, TypeRange{acc.getType()},
+              ValueRange{input, weight}, ValueRange{acc})
               .getResult(0);
 
     // Bias and conversion: out[e, c, n] = acc[e, c, n] + bias[e, n].

@@ -189,12 +189,11 @@ func.func @matmul_bf16_bias(%rows: tensor<?x16xbf16>, %w: tensor<4x8x16xbf16>, %
 
 // -----
 
-// Capacity slots: one batched contraction [E,C,K] x [E,N,K] in f32.
+// Capacity slots: one linalg.batch_matmul with a transposed-B map,
+// [E,C,K] x [E,N,K]^T, into a zero-filled f32 accumulator.
 // CHECK-LABEL: func @matmul_capacity
-// CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "parallel", "reduction"]{{.*}} ins(%{{.*}}, %{{.*}} : tensor<4x3x16xf32>, tensor<4x8x16xbf16>) outs(%{{.*}} : tensor<4x3x8xf32>)
-// CHECK: arith.extf
-// CHECK: arith.mulf
-// CHECK: arith.addf
+// CHECK: %[[ZERO:.*]] = linalg.fill {{.*}} -> tensor<4x3x8xf32>
+// CHECK: linalg.batch_matmul indexing_maps = [#{{.*}}, #{{.*}}, #{{.*}}] ins(%{{.*}}, %{{.*}} : tensor<4x3x16xf32>, tensor<4x8x16xbf16>) outs(%[[ZERO]] : tensor<4x3x8xf32>)
 func.func @matmul_capacity(%slots: tensor<4x3x16xf32>, %w: tensor<4x8x16xbf16>) -> tensor<4x3x8xf32> {
   %h = moe.expert_matmul %slots, %w : tensor<4x3x16xf32>, tensor<4x8x16xbf16> -> tensor<4x3x8xf32>
   return %h : tensor<4x3x8xf32>

@@ -46,21 +46,24 @@ def MoELowerGroupedMatmulToVectorPass
 
 def MoELowerTransposedMatmulToVectorPass
     : Pass<"moe-lower-transposed-matmul-to-vector"> {
-  let summary = "Lower linalg.matmul with a [N, K] right operand on memrefs "
-                "to the register-blocked vector micro-kernel, tiles in "
-                "parallel";
+  let summary = "Lower linalg.matmul and linalg.batch_matmul with a "
+                "transposed right operand on memrefs to the register-blocked "
+                "vector micro-kernel, tiles in parallel";
   let description = [{
     Replaces every `linalg.matmul` on memrefs whose indexing maps are
     `(m, k), (n, k) -> (m, n)` (`C += A * B^T`: a router's logits `x *
     W^T`, a shared expert's or a dense layer's projections, with weights in
     the checkpoint layout `[N, K]`), `A` and `C` f32 and `B` f32, bf16 or
-    f16, all with a unit innermost stride, by an `scf.parallel` over tiles
+    f16, all with a unit innermost stride, by an `scf.forall` over tiles
     of `tile-n` columns x `block-rows` rows (columns outermost, so that a
     thread's weight panel stays in cache across the rows), each tile the
     register-tiled dot-product kernel of `moe-lower-grouped-matmul-to-vector`
     (same `vector-width`, `tile-rows`, `tile-cols`). Any sizes: partial
     tiles are clamped, and the reduction's remainder is a padded read.
-    Other matmuls are left alone (they lower to loops).
+    `linalg.batch_matmul` with maps `(b, m, k), (b, n, k) -> (b, m, n)` (the
+    expert matmuls of the capacity layout `[E, C, K] x [E, N, K]^T`) is
+    handled the same way with the batch as one more, outermost, forall
+    dimension. Other matmuls are left alone (they lower to loops).
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::memref::MemRefDialect",

@@ -55,6 +55,11 @@ CASES = {
                                weights=GATED,
                                dtypes={op: "bf16" for op in EXPERTS}),
                           "random"),
+    # Capacity routing (tokens over an expert's 5 slots dropped).
+    "capacity_routing": (dict(hidden=40, intermediate=24, num_experts=4,
+                              routing="<softmax, top_k = 2, "
+                                      "capacity = fixed(5)>",
+                              weights=GATED), "random"),
     "f16_weights": (dict(hidden=40, intermediate=72, num_experts=8,
                          routing="<softmax, top_k = 2>", weights=GATED,
                          dtypes={op: "f16" for op in EXPERTS + ("router",)}),
@@ -95,6 +100,54 @@ def write_weights(spec: LayerSpec, router: str, path: str) -> None:
     safetensors_io.save_file(path, tensors, dtypes)
 
 
+# The capacity layout written out with the parts' ops: slots [E, C, H] with
+# C = 5, batched expert matmuls (the batched transposed-B matmul path), a
+# gated product without activation. Weights as GATED for H = 40, I = 24,
+# E = 4.
+CAPACITY_LAYOUT = """
+func.func @forward(%x: tensor<?x40xf32>,
+    %router: tensor<4x40xf32> {moe.weight = "router.weight"},
+    %wg: tensor<4x24x40xf32> {moe.weight = "experts.{e}.gate.weight"},
+    %wu: tensor<4x24x40xf32> {moe.weight = "experts.{e}.up.weight"},
+    %wd: tensor<4x40x24xf32> {moe.weight = "experts.{e}.down.weight"})
+    -> tensor<?x40xf32> {
+  %zero = arith.constant 0.0 : f32
+  %c0 = arith.constant 0 : index
+  %t = tensor.dim %x, %c0 : tensor<?x40xf32>
+  %empty = tensor.empty(%t) : tensor<?x4xf32>
+  %init = linalg.fill ins(%zero : f32) outs(%empty : tensor<?x4xf32>)
+      -> tensor<?x4xf32>
+  %logits = linalg.matmul indexing_maps = [
+        affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>,
+        affine_map<(m, n, k) -> (m, n)>]
+      ins(%x, %router : tensor<?x40xf32>, tensor<4x40xf32>)
+      outs(%init : tensor<?x4xf32>) -> tensor<?x4xf32>
+  %w, %ids = moe.gate %logits routing <softmax, top_k = 2>
+      : tensor<?x4xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  %slots, %counts, %map = moe.dispatch %x, %ids
+      : tensor<?x40xf32>, tensor<?x2xi32>
+      -> tensor<4x5x40xf32>, tensor<4xi64>, tensor<?x2xi32>
+  %g = moe.expert_matmul %slots, %wg
+      : tensor<4x5x40xf32>, tensor<4x24x40xf32> -> tensor<4x5x24xf32>
+  %u = moe.expert_matmul %slots, %wu
+      : tensor<4x5x40xf32>, tensor<4x24x40xf32> -> tensor<4x5x24xf32>
+  %h = arith.mulf %g, %u : tensor<4x5x24xf32>
+  %d = moe.expert_matmul %h, %wd
+      : tensor<4x5x24xf32>, tensor<4x40x24xf32> -> tensor<4x5x40xf32>
+  %y = moe.combine %d, %w, %map
+      : tensor<4x5x40xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x40xf32>
+  return %y : tensor<?x40xf32>
+}
+"""
+
+# name -> the module's text, for cases written with the parts' ops (the
+# weights follow the case's LayerSpec).
+MODULES = {"capacity_layout": CAPACITY_LAYOUT}
+CASES["capacity_layout"] = (dict(hidden=40, intermediate=24, num_experts=4,
+                                 routing="<softmax, top_k = 2>",
+                                 weights=GATED), "random")
+
+
 def check_case(name: str, out: str, tokens: list[int]) -> None:
     arguments, router = CASES[name]
     spec = LayerSpec(**arguments)
@@ -102,7 +155,7 @@ def check_case(name: str, out: str, tokens: list[int]) -> None:
     os.makedirs(directory, exist_ok=True)
     layer = os.path.join(directory, "layer.mlir")
     with open(layer, "w", encoding="utf-8") as file:
-        file.write(emit_module(spec))
+        file.write(MODULES.get(name) or emit_module(spec))
     modules = {}
     # The fast path on OpenMP threads (default) and sequential, the runtime
     # splitting the tokens instead (openmp=0).
