@@ -71,6 +71,48 @@ Value copyRow(OpBuilder &b, Location loc, Value input, Value token, Value dest,
       })[0];
 }
 
+/// Row `r` of a row-by-row result: the result's slice `destination`
+/// ([1, H], to be written in place) in, the row's value out.
+using RowBody = function_ref<Value(OpBuilder &, Location, Value r,
+                                   Value destination)>;
+
+/// A `[rows, H]` tensor of `elementType` built one row per iteration of an
+/// scf.forall (whole rows: contiguous loops, done in place in the result's
+/// buffer after bufferization).
+Value buildRowByRow(OpBuilder &b, Location loc, OpFoldResult rows,
+                    OpFoldResult hidden, int64_t staticHidden,
+                    Type elementType, RowBody body) {
+  if (!ShapedType::isDynamic(staticHidden))
+    hidden = b.getIndexAttr(staticHidden);
+  Value empty = tensor::EmptyOp::create(
+      b, loc, ArrayRef<OpFoldResult>{rows, hidden}, elementType);
+  auto forall = scf::ForallOp::create(b, loc, ArrayRef<OpFoldResult>{rows},
+                                      ValueRange{empty}, std::nullopt);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(forall.getTerminator());
+  Value r = forall.getInductionVar(0);
+  Value out = forall.getRegionIterArgs()[0];
+  SmallVector<OpFoldResult> at = {r, b.getIndexAttr(0)};
+  SmallVector<OpFoldResult> sizes = {b.getIndexAttr(1), hidden};
+  SmallVector<OpFoldResult> strides(2, b.getIndexAttr(1));
+  auto rowType = RankedTensorType::get({1, staticHidden}, elementType);
+  Value destination = tensor::ExtractSliceOp::create(b, loc, rowType, out, at,
+                                                     sizes, strides);
+  Value row = body(b, loc, r, destination);
+  b.setInsertionPointToStart(forall.getTerminator().getBody());
+  tensor::ParallelInsertSliceOp::create(b, loc, row, out, at, sizes, strides);
+  return forall.getResult(0);
+}
+
+/// `[1, H]` slice of the rank-2 `tensor` at row `row`, of type `rowType`.
+Value rowSlice(OpBuilder &b, Location loc, Value tensor, Value row,
+               RankedTensorType rowType, OpFoldResult hidden) {
+  return tensor::ExtractSliceOp::create(
+      b, loc, rowType, tensor, ArrayRef<OpFoldResult>{row, b.getIndexAttr(0)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1), hidden},
+      SmallVector<OpFoldResult>(2, b.getIndexAttr(1)));
+}
+
 struct LowerDispatch : OpConversionPattern<DispatchOp> {
   using OpConversionPattern::OpConversionPattern;
 
@@ -240,52 +282,35 @@ struct LowerDispatch : OpConversionPattern<DispatchOp> {
     // input row, or zeros for a padding row (whole rows: contiguous copies
     // and fills, done in place in the rows buffer after bufferization).
     Value tokenOfRow = placed[0];
-    Value empty = tensor::EmptyOp::create(
-        rewriter, loc, ArrayRef<OpFoldResult>{numRows, hidden}, elementType);
-    auto gather = scf::ForallOp::create(
-        rewriter, loc, ArrayRef<OpFoldResult>{numRows}, ValueRange{empty},
-        std::nullopt);
-    {
-      OpBuilder::InsertionGuard guard(rewriter);
-      rewriter.setInsertionPoint(gather.getTerminator());
-      Value r = gather.getInductionVar(0);
-      Value out = gather.getRegionIterArgs()[0];
-      SmallVector<OpFoldResult> rowSizes = {rewriter.getIndexAttr(1), hidden};
-      SmallVector<OpFoldResult> unitStrides(2, rewriter.getIndexAttr(1));
-      SmallVector<OpFoldResult> at = {r, rewriter.getIndexAttr(0)};
-      auto rowType = RankedTensorType::get(
-          {1, rowsType.getDimSize(1)}, elementType);
-      Value destination = tensor::ExtractSliceOp::create(
-          rewriter, loc, rowType, out, at, rowSizes, unitStrides);
-      Value token = extractIndex(rewriter, loc, tokenOfRow, {r});
-      Value filled = arith::CmpIOp::create(rewriter, loc,
-                                           arith::CmpIPredicate::sge, token,
-                                           zero);
-      auto row = scf::IfOp::create(
-          rewriter, loc, filled,
-          [&](OpBuilder &b, Location l) {
-            Value source = tensor::ExtractSliceOp::create(
-                b, l, rowType, input,
-                ArrayRef<OpFoldResult>{token, b.getIndexAttr(0)}, rowSizes,
-                unitStrides);
-            scf::YieldOp::create(
-                b, l,
-                linalg::CopyOp::create(b, l, source, destination).getResult(0));
-          },
-          [&](OpBuilder &b, Location l) {
-            Value padding =
-                arith::ConstantOp::create(b, l, b.getZeroAttr(elementType));
-            scf::YieldOp::create(
-                b, l,
-                linalg::FillOp::create(b, l, ValueRange{padding},
-                                       ValueRange{destination})
-                    .getResult(0));
-          });
-      rewriter.setInsertionPointToStart(gather.getTerminator().getBody());
-      tensor::ParallelInsertSliceOp::create(rewriter, loc, row.getResult(0),
-                                            out, at, rowSizes, unitStrides);
-    }
-    Value rows = gather.getResult(0);
+    Value rows = buildRowByRow(
+        rewriter, loc, numRows, hidden, rowsType.getDimSize(1), elementType,
+        [&](OpBuilder &b, Location l, Value r, Value destination) {
+          Value token = extractIndex(b, l, tokenOfRow, {r});
+          Value filled = arith::CmpIOp::create(
+              b, l, arith::CmpIPredicate::sge, token, zero);
+          auto rowType = llvm::cast<RankedTensorType>(destination.getType());
+          auto row = scf::IfOp::create(
+              b, l, filled,
+              [&](OpBuilder &tb, Location tl) {
+                Value source =
+                    rowSlice(tb, tl, input, token, rowType,
+                             tensor::getMixedSize(tb, tl, destination, 1));
+                scf::YieldOp::create(
+                    tb, tl,
+                    linalg::CopyOp::create(tb, tl, source, destination)
+                        .getResult(0));
+              },
+              [&](OpBuilder &eb, Location el) {
+                Value padding = arith::ConstantOp::create(
+                    eb, el, eb.getZeroAttr(elementType));
+                scf::YieldOp::create(
+                    eb, el,
+                    linalg::FillOp::create(eb, el, ValueRange{padding},
+                                           ValueRange{destination})
+                        .getResult(0));
+              });
+          return row.getResult(0);
+        });
     // The row buffer's static type may be more precise than the computed one.
     Value rowsResult = castToType(rewriter, loc, rows, rowsType);
     rewriter.replaceOp(op, {rowsResult, offsets, placed[1]});
@@ -327,104 +352,83 @@ struct LowerCombine : OpConversionPattern<CombineOp> {
     // skipped.
     Type f32 = rewriter.getF32Type();
     int64_t hiddenSize = resultType.getDimSize(1);
-    if (!ShapedType::isDynamic(hiddenSize))
-      hidden = rewriter.getIndexAttr(hiddenSize);
-    auto rowType = RankedTensorType::get({1, hiddenSize}, elementType);
     auto accType = RankedTensorType::get({1, hiddenSize}, f32);
     auto sourceType = RankedTensorType::get({1, hiddenSize},
                                             rowsType.getElementType());
     OpFoldResult one = rewriter.getIndexAttr(1);
-    OpFoldResult zeroAttr = rewriter.getIndexAttr(0);
-    OpFoldResult tokenCount = tensor::getMixedSize(rewriter, loc, weights, 0);
-    Value empty = tensor::EmptyOp::create(
-        rewriter, loc, ArrayRef<OpFoldResult>{tokenCount, hidden}, elementType);
-    auto tokens = scf::ForallOp::create(
-        rewriter, loc, ArrayRef<OpFoldResult>{tokenCount}, ValueRange{empty},
-        std::nullopt);
-    {
-      OpBuilder::InsertionGuard guard(rewriter);
-      rewriter.setInsertionPoint(tokens.getTerminator());
-      Value t = tokens.getInductionVar(0);
-      Value out = tokens.getRegionIterArgs()[0];
-      SmallVector<OpFoldResult> at = {t, zeroAttr};
-      SmallVector<OpFoldResult> rowSizes = {one, hidden};
-      SmallVector<OpFoldResult> unitStrides(2, one);
-      Value destination = tensor::ExtractSliceOp::create(
-          rewriter, loc, rowType, out, at, rowSizes, unitStrides);
-      // An f32 output accumulates in place; others in an f32 row.
-      Value accInit =
-          elementType == f32
-              ? destination
-              : tensor::EmptyOp::create(rewriter, loc,
-                                        ArrayRef<OpFoldResult>{one, hidden},
-                                        f32)
-                    .getResult();
-      accInit = linalg::FillOp::create(rewriter, loc,
-                                       ValueRange{f32Constant(rewriter, loc, 0)},
-                                       ValueRange{accInit})
-                    .getResult(0);
-      MLIRContext *ctx = rewriter.getContext();
-      AffineMap identity = AffineMap::getMultiDimIdentityMap(2, ctx);
-      SmallVector<utils::IteratorType> parallel(2,
-                                                utils::IteratorType::parallel);
-      Value sum = buildLoop(
-          rewriter, loc, zero, kCount, {accInit},
-          [&](OpBuilder &b, Location l, Value k, ValueRange carried) {
-            Value row = extractIndex(b, l, rowMap, {t, k});
-            Value taken = isInRange(b, l, row, numRows);
-            return buildIf(
-                b, l, taken,
-                [&](OpBuilder &ib, Location il) {
-                  Value source;
-                  if (capacityLayout)
-                    source = tensor::ExtractSliceOp::create(
-                        ib, il, sourceType, rows,
-                        ArrayRef<OpFoldResult>{
-                            arith::DivUIOp::create(ib, il, row, slots)
-                                .getResult(),
-                            arith::RemUIOp::create(ib, il, row, slots)
-                                .getResult(),
-                            zeroAttr},
-                        ArrayRef<OpFoldResult>{one, one, hidden},
-                        SmallVector<OpFoldResult>(3, one));
-                  else
-                    source = tensor::ExtractSliceOp::create(
-                        ib, il, sourceType, rows,
-                        ArrayRef<OpFoldResult>{row, zeroAttr}, rowSizes,
-                        unitStrides);
-                  Value w = tensor::ExtractOp::create(ib, il, weights,
-                                                      ValueRange{t, k});
-                  auto update = linalg::GenericOp::create(
-                      ib, il, TypeRange{accType}, ValueRange{source},
-                      ValueRange{carried[0]},
-                      ArrayRef<AffineMap>{identity, identity}, parallel,
-                      [&](OpBuilder &gb, Location gl, ValueRange args) {
-                        Value v = castFloat(gb, gl, args[0], f32);
-                        Value product = arith::MulFOp::create(gb, gl, w, v);
-                        linalg::YieldOp::create(
-                            gb, gl,
-                            arith::AddFOp::create(gb, gl, args[1], product)
-                                .getResult());
-                      });
-                  return SmallVector<Value>{update.getResult(0)};
-                },
-                {carried[0]});
-          })[0];
-      if (elementType != f32)
-        sum = linalg::GenericOp::create(
-                  rewriter, loc, TypeRange{rowType}, ValueRange{sum},
-                  ValueRange{destination},
-                  ArrayRef<AffineMap>{identity, identity}, parallel,
-                  [&](OpBuilder &gb, Location gl, ValueRange args) {
-                    linalg::YieldOp::create(
-                        gb, gl, castFloat(gb, gl, args[0], elementType));
-                  })
-                  .getResult(0);
-      rewriter.setInsertionPointToStart(tokens.getTerminator().getBody());
-      tensor::ParallelInsertSliceOp::create(rewriter, loc, sum, out, at,
-                                            rowSizes, unitStrides);
-    }
-    Value result = tokens.getResult(0);
+    MLIRContext *ctx = rewriter.getContext();
+    AffineMap identity = AffineMap::getMultiDimIdentityMap(2, ctx);
+    SmallVector<utils::IteratorType> parallel(2, utils::IteratorType::parallel);
+    Value result = buildRowByRow(
+        rewriter, loc, tensor::getMixedSize(rewriter, loc, weights, 0), hidden,
+        hiddenSize, elementType,
+        [&](OpBuilder &b, Location l, Value t, Value destination) {
+          OpFoldResult width = tensor::getMixedSize(b, l, destination, 1);
+          // An f32 output accumulates in place; others in an f32 row.
+          Value accInit =
+              elementType == f32
+                  ? destination
+                  : tensor::EmptyOp::create(b, l,
+                                            ArrayRef<OpFoldResult>{one, width},
+                                            f32)
+                        .getResult();
+          accInit = linalg::FillOp::create(b, l,
+                                           ValueRange{f32Constant(b, l, 0)},
+                                           ValueRange{accInit})
+                        .getResult(0);
+          Value sum = buildLoop(
+              b, l, zero, kCount, {accInit},
+              [&](OpBuilder &kb, Location kl, Value k, ValueRange carried) {
+                Value row = extractIndex(kb, kl, rowMap, {t, k});
+                Value taken = isInRange(kb, kl, row, numRows);
+                return buildIf(
+                    kb, kl, taken,
+                    [&](OpBuilder &ib, Location il) {
+                      Value source;
+                      if (capacityLayout)
+                        source = tensor::ExtractSliceOp::create(
+                            ib, il, sourceType, rows,
+                            ArrayRef<OpFoldResult>{
+                                arith::DivUIOp::create(ib, il, row, slots)
+                                    .getResult(),
+                                arith::RemUIOp::create(ib, il, row, slots)
+                                    .getResult(),
+                                ib.getIndexAttr(0)},
+                            ArrayRef<OpFoldResult>{one, one, width},
+                            SmallVector<OpFoldResult>(3, one));
+                      else
+                        source = rowSlice(ib, il, rows, row, sourceType, width);
+                      Value w = tensor::ExtractOp::create(ib, il, weights,
+                                                          ValueRange{t, k});
+                      auto update = linalg::GenericOp::create(
+                          ib, il, TypeRange{accType}, ValueRange{source},
+                          ValueRange{carried[0]},
+                          ArrayRef<AffineMap>{identity, identity}, parallel,
+                          [&](OpBuilder &gb, Location gl, ValueRange args) {
+                            Value v = castFloat(gb, gl, args[0], f32);
+                            Value product =
+                                arith::MulFOp::create(gb, gl, w, v);
+                            linalg::YieldOp::create(
+                                gb, gl,
+                                arith::AddFOp::create(gb, gl, args[1], product)
+                                    .getResult());
+                          });
+                      return SmallVector<Value>{update.getResult(0)};
+                    },
+                    {carried[0]});
+              })[0];
+          if (elementType == f32)
+            return sum;
+          return linalg::GenericOp::create(
+                     b, l, TypeRange{destination.getType()}, ValueRange{sum},
+                     ValueRange{destination},
+                     ArrayRef<AffineMap>{identity, identity}, parallel,
+                     [&](OpBuilder &gb, Location gl, ValueRange args) {
+                       linalg::YieldOp::create(
+                           gb, gl, castFloat(gb, gl, args[0], elementType));
+                     })
+              .getResult(0);
+        });
     result = castToType(rewriter, loc, result, resultType);
     rewriter.replaceOp(op, result);
     return success();
