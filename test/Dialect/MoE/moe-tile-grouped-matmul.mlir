@@ -43,3 +43,23 @@ func.func @memrefs(%rows: memref<6x16xf32>, %w: memref<1x8x16xf32>,
       outs(%acc : memref<6x8xf32>)
   return
 }
+
+// A zero fill of the accumulator is fused into the tiles (destination
+// fusion): the forall's shared output is the unfilled buffer and every tile
+// fills its own [4, 16] slice before the depth loop adds into it.
+// CHECK-LABEL: func @fused_fill
+// CHECK-SAME: %[[ACC:[a-z0-9_]+]]: tensor<?x32xf32>)
+// CHECK: scf.forall (%[[N:.*]], %[[BLK:.*]]) = {{.*}} shared_outs(%[[OUT:.*]] = %[[ACC]])
+// CHECK:   %[[SLICE:.*]] = tensor.extract_slice %[[OUT]][%{{.*}}, %[[N]]] [4, 16] [1, 1]
+// CHECK:   %[[ZERO:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%[[SLICE]] : tensor<4x16xf32>)
+// CHECK:   scf.for %{{.*}} iter_args(%{{.*}} = %[[ZERO]])
+// CHECK:     moe.grouped_matmul
+func.func @fused_fill(%rows: tensor<?x16xf32>, %w: tensor<8x32x16xbf16>,
+                      %blocks: tensor<?xi32>, %acc: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  %zero = arith.constant 0.0 : f32
+  %filled = linalg.fill ins(%zero : f32) outs(%acc : tensor<?x32xf32>) -> tensor<?x32xf32>
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%rows, %w, %blocks : tensor<?x16xf32>, tensor<8x32x16xbf16>, tensor<?xi32>)
+      outs(%filled : tensor<?x32xf32>) -> tensor<?x32xf32>
+  return %r : tensor<?x32xf32>
+}

@@ -16,6 +16,7 @@
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -55,6 +56,42 @@ FailureOr<Operation *> tile(RewriterBase &rewriter, Operation *op,
   return tiled->tiledOps.front();
 }
 
+/// Tiles `op` into an scf.forall over (row block, column tile) as `tile`
+/// does, fusing a `linalg.fill` that produces its accumulator into each
+/// tile: every tile then zeroes its own [BM, TN] slice right before the
+/// kernel adds into it (in cache), instead of a separate pass over the
+/// whole accumulator.
+FailureOr<Operation *> tileFusingFill(RewriterBase &rewriter, Operation *op,
+                                      ArrayRef<int64_t> sizes,
+                                      ArrayRef<int64_t> interchange) {
+  scf::SCFTilingOptions tiling;
+  tiling.setLoopType(scf::SCFTilingOptions::LoopType::ForallOp);
+  SmallVector<OpFoldResult> tileSizes;
+  for (int64_t size : sizes)
+    tileSizes.push_back(rewriter.getIndexAttr(size));
+  tiling.setTileSizes(tileSizes);
+  tiling.setInterchange(interchange);
+  scf::SCFTileAndFuseOptions options;
+  options.setTilingOptions(tiling);
+  options.setFusionControlFn(
+      [](tensor::ExtractSliceOp, OpResult producer, bool isDestination)
+          -> std::optional<scf::SCFTileAndFuseOptions::ControlFnResult> {
+        if (isDestination && isa<linalg::FillOp>(producer.getOwner()))
+          return scf::SCFTileAndFuseOptions::ControlFnResult{};
+        return std::nullopt;
+      });
+  rewriter.setInsertionPoint(op);
+  FailureOr<scf::SCFTileAndFuseResult> tiled =
+      scf::tileConsumerAndFuseProducersUsingSCF(
+          rewriter, llvm::cast<TilingInterface>(op), options);
+  if (failed(tiled))
+    return failure();
+  for (OpResult result : op->getResults())
+    rewriter.replaceAllUsesWith(result, tiled->replacements.lookup(result));
+  rewriter.eraseOp(op);
+  return tiled->tiledAndFusedOps.front();
+}
+
 struct MoETileGroupedMatmulPass
     : public moe::impl::MoETileGroupedMatmulPassBase<MoETileGroupedMatmulPass> {
   using MoETileGroupedMatmulPassBase::MoETileGroupedMatmulPassBase;
@@ -79,8 +116,7 @@ struct MoETileGroupedMatmulPass
     IRRewriter rewriter(&getContext());
     for (GroupedMatmulOp op : ops) {
       FailureOr<Operation *> tiled =
-          tile(rewriter, op, {1, tileN, 0}, {1, 0, 2},
-               scf::SCFTilingOptions::LoopType::ForallOp);
+          tileFusingFill(rewriter, op, {1, tileN, 0}, {1, 0, 2});
       if (failed(tiled)) {
         op.emitError("moe-tile-grouped-matmul: tiling over row blocks and "
                      "columns failed");

@@ -97,9 +97,14 @@ def MoETileGroupedMatmulPass : Pass<"moe-tile-grouped-matmul"> {
     execution reuses each expert's weight panel across its row blocks, and,
     when `tile-k` is not 0, an `scf.for` over blocks of `tile-k` of the
     reduction dimension inside it. The tiles are `moe.grouped_matmul` ops of
-    one row block each. A size of 0 leaves that dimension untiled.
+    one row block each. A size of 0 leaves that dimension untiled. A
+    `linalg.fill` producing the accumulator is fused into the forall
+    (upstream `scf::tileConsumerAndFuseProducersUsingSCF`, destination
+    fusion): each tile fills its own slice right before the depth loop adds
+    into it, instead of a separate pass over the whole accumulator.
   }];
   let dependentDialects = ["::mlir::affine::AffineDialect",
+                           "::mlir::linalg::LinalgDialect",
                            "::mlir::scf::SCFDialect",
                            "::mlir::tensor::TensorDialect"];
   let options = [
