@@ -86,22 +86,11 @@ Value buildRowByRow(OpBuilder &b, Location loc, OpFoldResult rows,
     hidden = b.getIndexAttr(staticHidden);
   Value empty = tensor::EmptyOp::create(
       b, loc, ArrayRef<OpFoldResult>{rows, hidden}, elementType);
-  auto forall = scf::ForallOp::create(b, loc, ArrayRef<OpFoldResult>{rows},
-                                      ValueRange{empty}, std::nullopt);
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPoint(forall.getTerminator());
-  Value r = forall.getInductionVar(0);
-  Value out = forall.getRegionIterArgs()[0];
-  SmallVector<OpFoldResult> at = {r, b.getIndexAttr(0)};
-  SmallVector<OpFoldResult> sizes = {b.getIndexAttr(1), hidden};
-  SmallVector<OpFoldResult> strides(2, b.getIndexAttr(1));
-  auto rowType = RankedTensorType::get({1, staticHidden}, elementType);
-  Value destination = tensor::ExtractSliceOp::create(b, loc, rowType, out, at,
-                                                     sizes, strides);
-  Value row = body(b, loc, r, destination);
-  b.setInsertionPointToStart(forall.getTerminator().getBody());
-  tensor::ParallelInsertSliceOp::create(b, loc, row, out, at, sizes, strides);
-  return forall.getResult(0);
+  return buildRowParallel(
+      b, loc, rows, ValueRange{empty},
+      [&](OpBuilder &nb, Location nl, Value r, ValueRange destinations) {
+        return SmallVector<Value>{body(nb, nl, r, destinations[0])};
+      })[0];
 }
 
 /// `[1, H]` slice of the rank-2 `tensor` at row `row`, of type `rowType`.

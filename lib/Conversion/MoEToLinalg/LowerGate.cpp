@@ -217,8 +217,10 @@ std::pair<Value, Value> buildTopKChoices(OpBuilder &b, Location loc,
   Value minusOne = indexConstant(b, loc, -1);
   Value kCount = indexConstant(b, loc, topK);
   Value eCount = indexConstant(b, loc, numExperts);
-  SmallVector<Value> results = buildLoop(
-      b, loc, zero, numTokens,
+  // Tokens are independent: one parallel iteration per token, writing its
+  // [1, K] rows of gates and ids.
+  SmallVector<Value> results = buildRowParallel(
+      b, loc, numTokens,
       ValueRange{emptyPerToken(b, loc, scores, topK, f32),
                  emptyPerToken(b, loc, scores, topK, i32)},
       [&](OpBuilder &tb, Location tl, Value t, ValueRange tokenCarried) {
@@ -273,9 +275,9 @@ std::pair<Value, Value> buildTopKChoices(OpBuilder &b, Location loc,
               return SmallVector<Value>{
                   best[0], best[1],
                   tensor::InsertOp::create(kb, kl, gate, carried[2],
-                                           ValueRange{t, k}),
+                                           ValueRange{zero, k}),
                   tensor::InsertOp::create(kb, kl, id, carried[3],
-                                           ValueRange{t, k})};
+                                           ValueRange{zero, k})};
             });
         return SmallVector<Value>{picked[2], picked[3]};
       });

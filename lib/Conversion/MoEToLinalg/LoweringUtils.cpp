@@ -131,3 +131,33 @@ Value lowering::buildRowReduction(OpBuilder &b, Location loc, Value input,
       });
   return generic.getResult(0);
 }
+
+SmallVector<Value> lowering::buildRowParallel(OpBuilder &b, Location loc,
+                                              OpFoldResult rows,
+                                              ValueRange inits,
+                                              RowsBody body) {
+  auto forall = scf::ForallOp::create(b, loc, ArrayRef<OpFoldResult>{rows},
+                                      inits, std::nullopt);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(forall.getTerminator());
+  Value r = forall.getInductionVar(0);
+  SmallVector<OpFoldResult> strides(2, b.getIndexAttr(1));
+  SmallVector<OpFoldResult> at = {r, b.getIndexAttr(0)};
+  SmallVector<SmallVector<OpFoldResult>> sizes;
+  SmallVector<Value> destinations;
+  for (Value out : forall.getRegionIterArgs()) {
+    auto type = llvm::cast<RankedTensorType>(out.getType());
+    sizes.push_back({b.getIndexAttr(1), tensor::getMixedSize(b, loc, out, 1)});
+    auto rowType =
+        RankedTensorType::get({1, type.getDimSize(1)}, type.getElementType());
+    destinations.push_back(tensor::ExtractSliceOp::create(
+        b, loc, rowType, out, at, sizes.back(), strides));
+  }
+  SmallVector<Value> newRows = body(b, loc, r, destinations);
+  b.setInsertionPointToStart(forall.getTerminator().getBody());
+  for (auto [i, row] : llvm::enumerate(newRows))
+    tensor::ParallelInsertSliceOp::create(b, loc, row,
+                                          forall.getRegionIterArgs()[i], at,
+                                          sizes[i], strides);
+  return SmallVector<Value>(forall.getResults());
+}

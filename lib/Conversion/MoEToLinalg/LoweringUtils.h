@@ -58,6 +58,22 @@ Value buildTensorFromIndices(OpBuilder &b, Location loc, Value rowsSource,
                              OpFoldResult cols, Type elementType,
                              ElementBody body);
 
+/// Body of a row-parallel loop: the row index and, for each output, the
+/// row's `[1, C]` slice (to be written in place) in; the new rows out.
+using RowsBody = function_ref<SmallVector<Value>(OpBuilder &, Location,
+                                                 Value row,
+                                                 ValueRange destinations)>;
+
+/// An scf.forall over `rows` rows of the rank-2 `inits`: iteration r gets
+/// row r of each init and yields it back, written with
+/// tensor.parallel_insert_slice (in place after bufferization). Returns the
+/// updated tensors. For per-token work whose tokens are independent (top-k,
+/// gathers, combines): the iterations run on threads where the pipeline
+/// makes foralls parallel.
+SmallVector<Value> buildRowParallel(OpBuilder &b, Location loc,
+                                    OpFoldResult rows, ValueRange inits,
+                                    RowsBody body);
+
 /// Reduces each row of a `[T, N]` f32 tensor to one value: `[T]`, starting
 /// from `init` and folding with `combine(accumulator, element)`.
 using Combiner = function_ref<Value(OpBuilder &, Location, Value, Value)>;

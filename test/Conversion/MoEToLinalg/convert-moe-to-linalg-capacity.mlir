@@ -9,6 +9,7 @@
 // counters; assignments at or over capacity get id -1; weights renormalized
 // over the kept choices (at least eps_f32).
 // CHECK-LABEL: func @gate_capacity_score
+// CHECK: tensor.parallel_insert_slice
 // CHECK: scf.for %[[G:[a-z0-9_]+]] = %c0 to %{{.*}} step %c1 iter_args
 // CHECK: %[[START:.*]] = arith.muli %[[G]], %c8
 // CHECK: %[[END:.*]] = arith.minsi
@@ -80,6 +81,7 @@ func.func @gate_capacity_fraction(%logits: tensor<?x4xf32>) -> (tensor<?x2xf32>,
 // (before capacity, so skipped choices take no slot).
 // CHECK-LABEL: func @gate_random_second
 // CHECK-SAME: %[[U:[a-z0-9_]+]]: tensor<?xf32>
+// CHECK: tensor.parallel_insert_slice
 // CHECK: scf.for %[[T:[a-z0-9_]+]] =
 // CHECK: %[[G2:.*]] = tensor.extract %{{.*}}[%[[T]], %c1] : tensor<?x2xf32>
 // CHECK: %[[TWICE:.*]] = arith.addf %[[G2]], %[[G2]]

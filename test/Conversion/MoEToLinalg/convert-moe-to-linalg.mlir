@@ -1,7 +1,8 @@
 // RUN: moe-opt %s --convert-moe-to-linalg --canonicalize --cse --split-input-file | FileCheck %s
 
-// Softmax top-k: scores as linalg over [T,E], then per token K arg-max passes
-// over the experts and a renormalize + scale loop.
+// Softmax top-k: scores as linalg over [T,E], then per token (an scf.forall
+// writing the token's [1, K] rows) K arg-max passes over the experts, and a
+// renormalize + scale loop.
 // CHECK-LABEL: func @gate_softmax
 // CHECK-SAME: (%[[L:.*]]: tensor<?x6xf32>)
 // CHECK-NOT: moe.
@@ -12,14 +13,18 @@
 // CHECK: %[[SUM:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "reduction"]{{.*}} ins(%[[EXP]] : tensor<?x6xf32>)
 // CHECK: %[[P:.*]] = linalg.generic
 // CHECK: arith.divf
-// CHECK: scf.for %[[T:[a-z0-9_]+]] = %{{.*}} to %{{.*}} step
-// CHECK: scf.for %[[K:[a-z0-9_]+]] = %{{.*}} to %c2 step
+// CHECK: %[[TOP:.*]]:2 = scf.forall (%[[T:[a-z0-9_]+]]) in (%{{.*}}) shared_outs(%[[G:.*]] = %{{.*}}, %[[I:.*]] = %{{.*}}) -> (tensor<?x2xf32>, tensor<?x2xi32>)
+// CHECK: %[[GROW:.*]] = tensor.extract_slice %[[G]][%[[T]], 0] [1, 2] [1, 1]
+// CHECK: %[[IROW:.*]] = tensor.extract_slice %[[I]][%[[T]], 0] [1, 2] [1, 1]
+// CHECK: %[[PICKED:.*]]:4 = scf.for %[[K:[a-z0-9_]+]] = %{{.*}} to %c2 step {{.*}} iter_args(%{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}, %{{.*}} = %[[GROW]], %{{.*}} = %[[IROW]])
 // CHECK: scf.for %[[E:[a-z0-9_]+]] = %{{.*}} to %c6 step
 // CHECK: tensor.extract %[[P]][%[[T]], %[[E]]]
 // CHECK: arith.cmpf uno
 // CHECK: arith.select
-// CHECK: tensor.insert %{{.*}}[%[[T]], %[[K]]] : tensor<?x2xf32>
-// CHECK: tensor.insert %{{.*}}[%[[T]], %[[K]]] : tensor<?x2xi32>
+// CHECK: tensor.insert %{{.*}}[%c0, %[[K]]] : tensor<1x2xf32>
+// CHECK: tensor.insert %{{.*}}[%c0, %[[K]]] : tensor<1x2xi32>
+// CHECK: tensor.parallel_insert_slice %[[PICKED]]#2 into %[[G]][%[[T]], 0] [1, 2] [1, 1]
+// CHECK: tensor.parallel_insert_slice %[[PICKED]]#3 into %[[I]][%[[T]], 0] [1, 2] [1, 1]
 // CHECK: arith.divf
 // CHECK: arith.mulf %{{.*}}, %cst
 func.func @gate_softmax(%logits: tensor<?x6xf32>) -> (tensor<?x2xf32>, tensor<?x2xi32>) {
@@ -32,8 +37,8 @@ func.func @gate_softmax(%logits: tensor<?x6xf32>) -> (tensor<?x2xf32>, tensor<?x
 
 // Without renormalization or scaling there is no post-selection loop.
 // CHECK-LABEL: func @gate_plain_top1
-// CHECK: scf.for
-// CHECK: tensor.insert {{.*}} : tensor<4x1xi32>
+// CHECK: scf.forall
+// CHECK: tensor.insert {{.*}} : tensor<1x1xi32>
 // CHECK-NOT: arith.divf
 // CHECK: return
 func.func @gate_plain_top1(%logits: tensor<4x3xf32>) -> (tensor<4x1xf32>, tensor<4x1xi32>) {
@@ -59,7 +64,7 @@ func.func @gate_plain_top1(%logits: tensor<4x3xf32>) -> (tensor<4x1xf32>, tensor
 // CHECK: %[[KEPT:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<?x4xi1>)
 // CHECK: scf.for {{.*}} to %c4
 // CHECK: arith.cmpi slt, %{{.*}}, %c2
-// CHECK: scf.for %[[T:[a-z0-9_]+]] =
+// CHECK: scf.forall (%[[T:[a-z0-9_]+]]) in
 // CHECK: scf.for %[[E:[a-z0-9_]+]] = %{{.*}} to %c8
 // CHECK: tensor.extract %[[SEL]][%[[T]], %[[E]]]
 // CHECK: %[[G:.*]] = arith.divui %[[E]], %c2
