@@ -16,8 +16,9 @@ LogicalResult moe::cpu::verifyKernelShape(const KernelShape &shape,
   if (shape.vectorWidth >= 1 && shape.tileRows >= 1 && shape.tileCols >= 1 &&
       shape.tileRows * shape.tileCols <= 64)
     return success();
-  error = (pass + ": vector-width, tile-rows and tile-cols must be at least 1 "
-                  "and tile-rows * tile-cols at most 64, got " +
+  error = (pass +
+           ": vector-width, tile-rows and tile-cols must be at least 1 "
+           "and tile-rows * tile-cols at most 64, got " +
            Twine(shape.vectorWidth) + ", " + Twine(shape.tileRows) + ", " +
            Twine(shape.tileCols))
               .str();
@@ -25,8 +26,8 @@ LogicalResult moe::cpu::verifyKernelShape(const KernelShape &shape,
 }
 
 DotKernelEmitter::DotKernelEmitter(OpBuilder &b, Location loc,
-                                   KernelShape shape, Value input,
-                                   Value weight, Value output, Value depth)
+                                   KernelShape shape, Value input, Value weight,
+                                   Value output, Value depth)
     : b(b), loc(loc), shape(shape), input(input), weight(weight),
       output(output), depth(depth), f32(b.getF32Type()) {
   zero = constant(0);
@@ -41,12 +42,12 @@ Value DotKernelEmitter::constant(int64_t v) {
   return arith::ConstantIndexOp::create(b, loc, v);
 }
 
-Value DotKernelEmitter::dim(Value memref, int64_t d) {
+Value moe::cpu::memrefDim(OpBuilder &b, Location loc, Value memref, int64_t d) {
   return getValueOrCreateConstantIndexOp(
       b, loc, memref::getMixedSize(b, loc, memref, d));
 }
 
-Value DotKernelEmitter::minOf(Value x, Value y) {
+Value moe::cpu::minIndex(OpBuilder &b, Location loc, Value x, Value y) {
   return arith::MinUIOp::create(b, loc, x, y);
 }
 
@@ -70,10 +71,10 @@ void DotKernelEmitter::emitRows(Value first, Value rows, Value firstColumn,
   Value mainRows = arith::SubIOp::create(
       b, loc, rows, arith::RemUIOp::create(b, loc, rows, constant(mr)));
   Value columns = arith::SubIOp::create(b, loc, endColumn, firstColumn);
-  Value mainEnd = add(firstColumn,
-                      arith::SubIOp::create(
-                          b, loc, columns,
-                          arith::RemUIOp::create(b, loc, columns, constant(nr))));
+  Value mainEnd = add(
+      firstColumn, arith::SubIOp::create(
+                       b, loc, columns,
+                       arith::RemUIOp::create(b, loc, columns, constant(nr))));
   auto rowsOf = [&](Value column, int64_t width) {
     forLoop(zero, mainRows, mr,
             [&](Value row) { emitTile(row, column, mr, width); });
@@ -97,8 +98,8 @@ Value DotKernelEmitter::read(Value memref, SmallVector<Value> indices,
   Value v = vector::TransferReadOp::create(b, loc, vectorType, memref, indices,
                                            padding, ArrayRef<bool>{inBounds});
   if (type.getElementType() != f32)
-    v = arith::ExtFOp::create(b, loc,
-                              VectorType::get({shape.vectorWidth}, f32), v);
+    v = arith::ExtFOp::create(b, loc, VectorType::get({shape.vectorWidth}, f32),
+                              v);
   return v;
 }
 
@@ -108,8 +109,8 @@ SmallVector<Value> DotKernelEmitter::step(Value row, Value column, int64_t mr,
                                           bool inBounds) {
   SmallVector<Value> a, w;
   for (int64_t i = 0; i < mr; ++i)
-    a.push_back(read(input, {add(add(firstRow, row), constant(i)), k},
-                     inBounds));
+    a.push_back(
+        read(input, {add(add(firstRow, row), constant(i)), k}, inBounds));
   for (int64_t j = 0; j < nr; ++j) {
     SmallVector<Value> at(prefix);
     at.append({add(column, constant(j)), k});
@@ -118,7 +119,8 @@ SmallVector<Value> DotKernelEmitter::step(Value row, Value column, int64_t mr,
   SmallVector<Value> next;
   for (int64_t i = 0; i < mr; ++i)
     for (int64_t j = 0; j < nr; ++j)
-      next.push_back(vector::FMAOp::create(b, loc, a[i], w[j], acc[i * nr + j]));
+      next.push_back(
+          vector::FMAOp::create(b, loc, a[i], w[j], acc[i * nr + j]));
   return next;
 }
 
@@ -147,23 +149,21 @@ void DotKernelEmitter::emitTile(Value row, Value column, int64_t mr,
       Value sums = sumLanesTransposed(rowAcc);
       auto sumsType = llvm::cast<VectorType>(sums.getType());
       Value padding = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0));
-      Value old = vector::TransferReadOp::create(
-          b, loc, sumsType, output, ValueRange{r, column}, padding,
-          ArrayRef<bool>{true});
-      vector::TransferWriteOp::create(b, loc,
-                                      arith::AddFOp::create(b, loc, old, sums),
-                                      output, ValueRange{r, column},
-                                      ArrayRef<bool>{true});
+      Value old = vector::TransferReadOp::create(b, loc, sumsType, output,
+                                                 ValueRange{r, column}, padding,
+                                                 ArrayRef<bool>{true});
+      vector::TransferWriteOp::create(
+          b, loc, arith::AddFOp::create(b, loc, old, sums), output,
+          ValueRange{r, column}, ArrayRef<bool>{true});
       continue;
     }
     auto fastmath = arith::FastMathFlagsAttr::get(
         b.getContext(), arith::FastMathFlags::reassoc);
     for (int64_t j = 0; j < nr; ++j) {
       Value c = add(column, constant(j));
-      Value sum = vector::ReductionOp::create(b, loc,
-                                              vector::CombiningKind::ADD,
-                                              rowAcc[j], Value(),
-                                              fastmath.getValue());
+      Value sum =
+          vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
+                                      rowAcc[j], Value(), fastmath.getValue());
       Value old = memref::LoadOp::create(b, loc, output, ValueRange{r, c});
       memref::StoreOp::create(b, loc, arith::AddFOp::create(b, loc, old, sum),
                               output, ValueRange{r, c});
@@ -229,7 +229,8 @@ Value DotKernelEmitter::sumLanesTransposed(ArrayRef<Value> accumulators) {
         high.push_back(g * groupLanes + half + l);
       }
     last.vector = arith::AddFOp::create(
-        b, loc, vector::ShuffleOp::create(b, loc, last.vector, last.vector, low),
+        b, loc,
+        vector::ShuffleOp::create(b, loc, last.vector, last.vector, low),
         vector::ShuffleOp::create(b, loc, last.vector, last.vector, high));
     lanes /= 2;
     groupLanes = half;

@@ -38,6 +38,15 @@ struct KernelShape {
   int64_t tileCols;
 };
 
+/// Size `d` of `memref` as an index value (a constant when static).
+Value memrefDim(OpBuilder &b, Location loc, Value memref, int64_t d);
+
+/// The smaller of two index values (unsigned). The kernels' callers clamp
+/// every extent to all buffers that have it: a dynamic mismatch the
+/// verifier could not see shrinks the work, it never reads or writes past a
+/// buffer.
+Value minIndex(OpBuilder &b, Location loc, Value x, Value y);
+
 /// Whether `shape` is usable; otherwise `error` says why, naming `pass`.
 LogicalResult verifyKernelShape(const KernelShape &shape, StringRef pass,
                                 std::string &error);
@@ -54,13 +63,11 @@ public:
 
   /// out[firstRow + i, c] += sum_k input[firstRow + i, k] *
   /// weight[prefix, c, k] for i < rows and firstColumn <= c < endColumn.
-  void emitRows(Value firstRow, Value rows, Value firstColumn,
-                Value endColumn, ValueRange weightPrefix);
+  void emitRows(Value firstRow, Value rows, Value firstColumn, Value endColumn,
+                ValueRange weightPrefix);
 
   /// Helpers for the callers' loops.
   Value constant(int64_t v);
-  Value dim(Value memref, int64_t d);
-  Value minOf(Value x, Value y);
   /// `scf.for iv = lb to ub step step { body(iv) }`.
   void forLoop(Value lb, Value ub, int64_t step,
                function_ref<void(Value)> body);

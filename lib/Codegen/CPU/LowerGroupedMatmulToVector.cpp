@@ -19,7 +19,6 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
-#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
 
@@ -39,23 +38,18 @@ void emitGroupedKernel(OpBuilder &b, GroupedMatmulOp op, KernelShape shape) {
   Location loc = op.getLoc();
   Value input = op.getInput(), weight = op.getWeight();
   Value blocks = op.getBlockExperts(), init = op.getInit();
-  // Sizes as the buffers have them: a dynamic mismatch the verifier could
-  // not see shrinks the work, it never reads or writes past a buffer.
+  // Sizes as the buffers have them (minIndex).
   auto dim = [&](Value memref, int64_t d) {
-    return getValueOrCreateConstantIndexOp(
-        b, loc, memref::getMixedSize(b, loc, memref, d));
+    return memrefDim(b, loc, memref, d);
   };
-  auto minOf = [&](Value x, Value y) {
-    return arith::MinUIOp::create(b, loc, x, y).getResult();
-  };
+  auto minOf = [&](Value x, Value y) { return minIndex(b, loc, x, y); };
   DotKernelEmitter kernel(b, loc, shape, input, weight, init,
                           minOf(dim(input, 1), dim(weight, 2)));
   Value columns = minOf(dim(weight, 1), dim(init, 1));
   Value bm = kernel.constant(op.getBlockRows());
-  Value numBlocks =
-      minOf(dim(blocks, 0),
-            minOf(arith::DivUIOp::create(b, loc, dim(input, 0), bm),
-                  arith::DivUIOp::create(b, loc, dim(init, 0), bm)));
+  Value numBlocks = minOf(
+      dim(blocks, 0), minOf(arith::DivUIOp::create(b, loc, dim(input, 0), bm),
+                            arith::DivUIOp::create(b, loc, dim(init, 0), bm)));
   kernel.forLoop(kernel.constant(0), numBlocks, 1, [&](Value block) {
     auto [expert, owned] = op.loadBlockExpert(b, loc, block);
     auto ifOp = scf::IfOp::create(b, loc, owned, /*withElse=*/false);

@@ -22,7 +22,6 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
-#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
 
@@ -88,13 +87,10 @@ void emitTransposedMatmul(OpBuilder &b, linalg::LinalgOp op, KernelShape shape,
   bool batched = llvm::cast<MemRefType>(a.getType()).getRank() == 3;
   int64_t first = batched ? 1 : 0;
   auto dim = [&](Value memref, int64_t d) {
-    return getValueOrCreateConstantIndexOp(
-        b, loc, memref::getMixedSize(b, loc, memref, d));
+    return memrefDim(b, loc, memref, d);
   };
-  auto minOf = [&](Value x, Value y) {
-    return arith::MinUIOp::create(b, loc, x, y).getResult();
-  };
-  // Sizes as the buffers have them (a mismatch shrinks the work).
+  auto minOf = [&](Value x, Value y) { return minIndex(b, loc, x, y); };
+  // Sizes as the buffers have them (minIndex).
   Value rows = minOf(dim(a, first), dim(c, first));
   Value columns = minOf(dim(w, first), dim(c, first + 1));
   Value depth = minOf(dim(a, first + 1), dim(w, first + 1));

@@ -43,15 +43,15 @@ void splitParallelLoop(RewriterBase &rewriter, scf::ParallelOp op,
     OpBuilder::InsertionGuard guard(rewriter);
     emitSequential(rewriter);
   } else {
-    scf::ParallelOp::create(
-        rewriter, loc, op.getLowerBound().take_front(firstSequential),
-        op.getUpperBound().take_front(firstSequential),
-        op.getStep().take_front(firstSequential),
-        [&](OpBuilder &b, Location, ValueRange ivs) {
-          for (unsigned d = 0; d < firstSequential; ++d)
-            mapping.map(op.getInductionVars()[d], ivs[d]);
-          emitSequential(b);
-        });
+    scf::ParallelOp::create(rewriter, loc,
+                            op.getLowerBound().take_front(firstSequential),
+                            op.getUpperBound().take_front(firstSequential),
+                            op.getStep().take_front(firstSequential),
+                            [&](OpBuilder &b, Location, ValueRange ivs) {
+                              for (unsigned d = 0; d < firstSequential; ++d)
+                                mapping.map(op.getInductionVars()[d], ivs[d]);
+                              emitSequential(b);
+                            });
   }
   rewriter.eraseOp(op);
 }
