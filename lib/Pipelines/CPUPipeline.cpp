@@ -51,6 +51,11 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
   if (fast) {
     pm.addPass(moe::createMoEFormGroupedMatmulPass(
         moe::MoEFormGroupedMatmulPassOptions{options.blockRows}));
+    // Expert weights in panels, packed by functions the runtime calls once
+    // after binding (the manifest, written above, is amended).
+    if (options.packWeights)
+      pm.addPass(moe::createMoEPackExpertWeightsPass(
+          moe::MoEPackExpertWeightsPassOptions{options.panelCols}));
     pm.addPass(moe::createMoETileGroupedMatmulPass(
         moe::MoETileGroupedMatmulPassOptions{options.tileN, options.tileK}));
   }
@@ -58,6 +63,8 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
   // Element-wise arith/math on tensors around the layers (e.g. the residual
   // adds of a module stacking layers) become linalg.generic.
   pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
+  // The packing functions' linalg.pack, in ops that bufferize.
+  pm.addPass(moe::createMoELowerPackOpsPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
 
@@ -78,7 +85,8 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
   if (fast) {
     pm.addPass(moe::createMoELowerGroupedMatmulToVectorPass(
         moe::MoELowerGroupedMatmulToVectorPassOptions{
-            options.vectorWidth, options.tileRows, options.tileCols}));
+            options.vectorWidth, options.tileRows, options.tileCols,
+            options.panelRows}));
     // Routers, shared experts, dense projections: the same kernel.
     pm.addPass(moe::createMoELowerTransposedMatmulToVectorPass(
         moe::MoELowerTransposedMatmulToVectorPassOptions{

@@ -16,6 +16,7 @@
 #include "moe/Runtime/CheckedArithmetic.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 using namespace moe::runtime;
@@ -174,13 +175,74 @@ BoundEntry::bind(std::shared_ptr<const CompiledModule> module,
   return bound;
 }
 
+Status BoundEntry::allocateOwned(size_t numBytes, const std::string &context,
+                                 WeightBuffer &buffer) {
+  // Filled by the caller: not zeroed.
+  Result<AlignedBuffer> memory =
+      AlignedBuffer::allocate(numBytes, context, /*zero=*/false);
+  if (!memory)
+    return memory.status();
+  buffer.owned.reset(memory->release());
+  buffer.data = buffer.owned.get();
+  buffer.numBytes = numBytes;
+  return Status::success();
+}
+
 Status BoundEntry::bindWeight(size_t argIndex) {
   const ManifestArg &arg = spec().args[argIndex];
-  DType dtype = checkpointDType(arg.type);
-  size_t itemSize = elementTypeSize(arg.type);
   std::string argument = "argument " + std::to_string(argIndex) + " of '" +
                          printable(name()) + "'";
+  if (!arg.isPacked())
+    return bindTensor(arg, arg.shape, argument, weights[argIndex]);
+  // The checkpoint layout, packed once into a buffer of the entry.
+  WeightBuffer source;
+  Status status = bindTensor(arg, arg.packingShape, argument, source);
+  if (!status)
+    return status;
+  return pack(argIndex, source);
+}
+
+Status BoundEntry::pack(size_t argIndex, const WeightBuffer &source) {
+  const ManifestArg &arg = spec().args[argIndex];
+  std::string context = "weight '" + printable(arg.weightName) +
+                        "' (argument " + std::to_string(argIndex) + " of '" +
+                        printable(name()) + "')";
   WeightBuffer &buffer = weights[argIndex];
+  EntryFunction function = module->packingFunction(arg.packingSymbol);
+  size_t numBytes = 0;
+  bool isStatic = std::all_of(arg.shape.begin(), arg.shape.end(),
+                              [](int64_t dim) { return dim >= 0; });
+  if (!function || !isStatic ||
+      !byteSize(arg.shape, elementTypeSize(arg.type), numBytes))
+    return Status::failure(context + ": cannot pack into " +
+                           formatArgType(arg.type, arg.shape));
+  ++packedWeights;
+  if (numBytes == 0) {
+    buffer.data = emptyBufferAddress();
+    return Status::success();
+  }
+  Status allocated = allocateOwned(numBytes, context, buffer);
+  if (!allocated)
+    return allocated;
+
+  DescriptorBlock descriptors;
+  if (!descriptors.addRowMajor(source.data, arg.packingShape) ||
+      !descriptors.addRowMajor(buffer.data, arg.shape))
+    return Status::failure(context + ": strides do not fit int64");
+  auto start = std::chrono::steady_clock::now();
+  callPacking(function, descriptors.at(0), descriptors.at(1));
+  packSeconds += std::chrono::duration<double>(
+                     std::chrono::steady_clock::now() - start)
+                     .count();
+  return Status::success();
+}
+
+Status BoundEntry::bindTensor(const ManifestArg &arg,
+                              const std::vector<int64_t> &shape,
+                              const std::string &argument,
+                              WeightBuffer &buffer) const {
+  DType dtype = checkpointDType(arg.type);
+  size_t itemSize = elementTypeSize(arg.type);
 
   // Checks one checkpoint tensor against `shape`; `context` names it.
   auto check = [&](const std::string &tensorName, const int64_t *shapeBegin,
@@ -201,26 +263,18 @@ Status BoundEntry::bindWeight(size_t argIndex) {
     out = *tensor;
     return Status::success();
   };
-  // A copy, filled by the caller: not zeroed.
-  auto allocate = [&](size_t numBytes, const std::string &context) -> Status {
-    Result<AlignedBuffer> memory =
-        AlignedBuffer::allocate(numBytes, context, /*zero=*/false);
-    if (!memory)
-      return memory.status();
-    buffer.owned.reset(memory->release());
-    buffer.data = buffer.owned.get();
-    buffer.numBytes = numBytes;
-    return Status::success();
+  auto allocate = [&](size_t numBytes, const std::string &context) {
+    return allocateOwned(numBytes, context, buffer);
   };
 
-  for (int64_t dim : arg.shape)
+  for (int64_t dim : shape)
     if (dim < 0)
       return Status::failure("weight '" + printable(arg.weightName) + "' (" +
                              argument + "): the type " +
-                             formatArgType(arg.type, arg.shape) +
+                             formatArgType(arg.type, shape) +
                              " has a dynamic dimension");
-  const int64_t *dims = arg.shape.data();
-  const int64_t *dimsEnd = dims + arg.shape.size();
+  const int64_t *dims = shape.data();
+  const int64_t *dimsEnd = dims + shape.size();
   if (!arg.isStacked()) {
     std::string context =
         "weight '" + printable(arg.weightName) + "' (" + argument + ")";
@@ -243,7 +297,7 @@ Status BoundEntry::bindWeight(size_t argIndex) {
   }
 
   // A stack: [E, d1, ...] from the E tensors "{e}" -> 0 .. E-1 of [d1, ...].
-  int64_t numExperts = arg.shape[0];
+  int64_t numExperts = shape[0];
   size_t expertBytes = 0;
   size_t placeholder = arg.weightName.find(kExpertPlaceholder);
   std::vector<const TensorView *> experts;
@@ -264,10 +318,10 @@ Status BoundEntry::bindWeight(size_t argIndex) {
   std::string context =
       "weight '" + printable(arg.weightName) + "' (" + argument + ")";
   size_t totalBytes = 0;
-  if (!byteSize(arg.shape, itemSize, totalBytes) ||
+  if (!byteSize(shape, itemSize, totalBytes) ||
       (numExperts != 0 && totalBytes / static_cast<size_t>(numExperts) !=
                               expertBytes))
-    return Status::failure(context + ": shape " + formatShape(arg.shape) +
+    return Status::failure(context + ": shape " + formatShape(shape) +
                            " is too large");
   if (totalBytes == 0) {
     buffer.data = emptyBufferAddress();

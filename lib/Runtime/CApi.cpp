@@ -120,6 +120,12 @@ int moe_entry_token_parallel(const moe_entry *entry) {
   return entry->entry.spec().tokenParallel ? 1 : 0;
 }
 
+double moe_entry_packing_seconds(const moe_entry *entry) {
+  if (!entry)
+    return fail("moe_entry_packing_seconds: entry is NULL", -1.0);
+  return entry->entry.packingSeconds();
+}
+
 int moe_entry_run_f32(const moe_entry *entry, const float *x, int64_t tokens,
                       int64_t hidden, float *y, int threads) {
   if (!entry)

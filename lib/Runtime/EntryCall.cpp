@@ -107,6 +107,10 @@ void detail::callEntry(EntryFunction function, void *results,
   kCallers[numArgs](function, results, args);
 }
 
+void detail::callPacking(EntryFunction function, void *source, void *packed) {
+  reinterpret_cast<void (*)(void *, void *)>(function)(source, packed);
+}
+
 void *detail::emptyBufferAddress() {
   alignas(64) static uint64_t placeholder[8];
   return placeholder;

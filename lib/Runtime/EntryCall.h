@@ -61,6 +61,10 @@ private:
 void callEntry(EntryFunction function, void *results, void *const *args,
                size_t numArgs);
 
+/// Calls the packing function of a weight (ManifestArg::packingSymbol) as
+/// `void (void *source, void *packed)`, both memref descriptors.
+void callPacking(EntryFunction function, void *source, void *packed);
+
 /// A non-null, 64-byte aligned address to pass for empty buffers.
 void *emptyBufferAddress();
 

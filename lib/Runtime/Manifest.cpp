@@ -213,7 +213,8 @@ private:
 
   bool readArg(const JsonValue &value, const std::string &where,
                ManifestArg &arg) {
-    if (!expectObject(value, where, {"kind", "dtype", "shape", "name"},
+    if (!expectObject(value, where,
+                      {"kind", "dtype", "shape", "name", "packing"},
                       {"kind", "dtype", "shape"}))
       return false;
     std::string kind;
@@ -232,21 +233,42 @@ private:
     if (arg.kind == ArgKind::Input) {
       if (value.find("name"))
         return fail(where, "an input has no 'name'");
+      if (value.find("packing"))
+        return fail(where, "an input has no 'packing'");
       return true;
     }
     if (!value.find("name"))
       return fail(where, "missing key 'name' of a weight");
     if (!readString(value, "name", where, arg.weightName))
       return false;
+    if (const JsonValue *packing = value.find("packing"))
+      if (!readPacking(*packing, where + ".packing", arg))
+        return false;
     size_t first = arg.weightName.find(kExpertPlaceholder);
     if (first == std::string::npos)
       return true;
     if (arg.weightName.find(kExpertPlaceholder, first + 1) != std::string::npos)
       return fail(where, "weight '" + printable(arg.weightName) +
                              "' holds '{e}' more than once");
-    if (arg.shape.empty())
+    // A stack is over the first dimension of the checkpoint's shape.
+    if ((arg.isPacked() ? arg.packingShape : arg.shape).empty())
       return fail(where, "weight '" + printable(arg.weightName) +
                              "' holds '{e}' but has rank 0");
+    return true;
+  }
+
+  /// `{"symbol": ..., "shape": [...]}`: the function that packs a weight
+  /// and the static checkpoint shape it reads.
+  bool readPacking(const JsonValue &value, const std::string &where,
+                   ManifestArg &arg) {
+    if (!expectObject(value, where, {"symbol", "shape"}, {"symbol", "shape"}))
+      return false;
+    if (!readString(value, "symbol", where, arg.packingSymbol) ||
+        !readShape(value, where, arg.packingShape))
+      return false;
+    for (int64_t dim : arg.packingShape)
+      if (dim < 0)
+        return fail(where, "'shape' must be static");
     return true;
   }
 

@@ -126,6 +126,17 @@ CompiledModule::resolveEntries(std::shared_ptr<CompiledModule> module,
                               printable(entry.name) + "': symbol '" +
                               printable(entry.symbol) + "' not found");
     module->functions.push_back(function);
+    for (const ManifestArg &arg : entry.args) {
+      if (!arg.isPacked() || module->packingFunctions.count(arg.packingSymbol))
+        continue;
+      EntryFunction packing = resolve(arg.packingSymbol);
+      if (!packing)
+        return ResultT::failure(printable(path) + ": entry '" +
+                                printable(entry.name) +
+                                "': packing symbol '" +
+                                printable(arg.packingSymbol) + "' not found");
+      module->packingFunctions.emplace(arg.packingSymbol, packing);
+    }
   }
   return std::shared_ptr<const CompiledModule>(std::move(module));
 }
@@ -145,4 +156,9 @@ Result<EntryPoint> CompiledModule::entry(std::string_view name) const {
                           : "entries: " + moduleManifest.entryNames();
   return Result<EntryPoint>::failure(printable(modulePath) + ": no entry point '" +
                                      printable(name) + "' (" + known + ")");
+}
+
+EntryFunction CompiledModule::packingFunction(const std::string &symbol) const {
+  auto found = packingFunctions.find(symbol);
+  return found == packingFunctions.end() ? nullptr : found->second;
 }

@@ -65,6 +65,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "moe_entry_hidden_size": (ctypes.c_int64, [_HANDLE]),
         "moe_entry_output_size": (ctypes.c_int64, [_HANDLE]),
         "moe_entry_token_parallel": (ctypes.c_int, [_HANDLE]),
+        "moe_entry_packing_seconds": (ctypes.c_double, [_HANDLE]),
         "moe_entry_run_f32": (ctypes.c_int, [_HANDLE, _FLOATS, ctypes.c_int64,
                                              ctypes.c_int64, _FLOATS,
                                              ctypes.c_int]),
@@ -228,6 +229,15 @@ class Entry(_Handle):
     def token_parallel(self) -> bool:
         """Whether the runtime may split the tokens over threads."""
         return bool(self._query("moe_entry_token_parallel"))
+
+    @property
+    def packing_seconds(self) -> float:
+        """Seconds binding spent packing weights (once, not per call)."""
+        lib = library()
+        value = lib.moe_entry_packing_seconds(self.handle)
+        if value < 0:
+            raise _fail(lib)
+        return float(value)
 
     @property
     def num_inputs(self) -> int:

@@ -52,6 +52,24 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
       llvm::cl::desc("Fast path: columns of a register tile "
                      "(moe-lower-grouped-matmul-to-vector)"),
       llvm::cl::init(8)};
+  PassOptions::Option<bool> packWeights{
+      *this, "pack-weights",
+      llvm::cl::desc("Fast path: expert weights packed in panels once per "
+                     "loaded module, for the outer-product kernel "
+                     "(moe-pack-expert-weights); 0 reads the checkpoint "
+                     "layout with the dot-product kernel"),
+      llvm::cl::init(true)};
+  PassOptions::Option<int64_t> panelCols{
+      *this, "panel-cols",
+      llvm::cl::desc("Fast path: columns per packed weight panel "
+                     "(moe-pack-expert-weights panel-cols)"),
+      llvm::cl::init(32)};
+  PassOptions::Option<int64_t> panelRows{
+      *this, "panel-rows",
+      llvm::cl::desc("Fast path: rows of a register tile of the "
+                     "packed-weight kernel "
+                     "(moe-lower-grouped-matmul-to-vector panel-rows)"),
+      llvm::cl::init(8)};
   PassOptions::Option<bool> openmp{
       *this, "openmp",
       llvm::cl::desc("Fast path: run the parallel loops (matmul tiles, "

@@ -60,9 +60,18 @@ struct ManifestArg {
   std::vector<int64_t> shape;
   /// The checkpoint tensor name of a weight, possibly with one "{e}".
   std::string weightName;
+  /// A packed weight: the symbol of the module's function that packs it
+  /// (`void symbol(void *source, void *packed)`, memref descriptors),
+  /// empty otherwise.
+  std::string packingSymbol;
+  /// The static shape the checkpoint tensor (or stack) has before packing;
+  /// `shape` is the packed one.
+  std::vector<int64_t> packingShape;
 
   /// True for a weight whose name holds the "{e}" placeholder.
   bool isStacked() const;
+  /// True for a weight bound through a packing function.
+  bool isPacked() const { return !packingSymbol.empty(); }
 };
 
 /// One result of an entry point.

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -70,6 +71,9 @@ public:
   /// The entry named `name`, or the error
   /// "<path>: no entry point 'foo' (entries: forward, ...)".
   Result<EntryPoint> entry(std::string_view name) const;
+  /// The function a packed weight's manifest names (ManifestArg::
+  /// packingSymbol), resolved when the module was loaded; null otherwise.
+  EntryFunction packingFunction(const std::string &symbol) const;
 
   /// Whether the module's code runs its loops on threads itself (it links
   /// the OpenMP runtime): a run is then one call, not token slices.
@@ -92,6 +96,8 @@ private:
   Manifest moduleManifest;
   /// The addresses of the manifest's entries, in the same order.
   std::vector<EntryFunction> functions;
+  /// The packing functions of packed weights, by symbol.
+  std::map<std::string, EntryFunction> packingFunctions;
   /// omp_set_num_threads of the OpenMP runtime the module links; null when
   /// it links none.
   void (*setThreadCount)(int) = nullptr;
@@ -163,6 +169,11 @@ public:
   bool ownsWeight(size_t argIndex) const {
     return weights[argIndex].owned != nullptr;
   }
+  /// Seconds spent in the module's packing functions while binding (0 when
+  /// no weight is packed): a once-per-module cost, never per call.
+  double packingSeconds() const { return packSeconds; }
+  /// The number of weights bound through a packing function.
+  size_t numPackedWeights() const { return packedWeights; }
   /// The element type of result `index`.
   ElementType resultType(size_t index) const {
     return entryPoint.spec->results[index].type;
@@ -207,6 +218,17 @@ private:
 
   BoundEntry() = default;
   Status bindWeight(size_t argIndex);
+  /// Binds the checkpoint tensor (or stack) of weight `arg` with `shape`
+  /// to `buffer`; `argument` names the argument in errors.
+  Status bindTensor(const ManifestArg &arg, const std::vector<int64_t> &shape,
+                    const std::string &argument, WeightBuffer &buffer) const;
+  /// Packs `source` (bound with arg.packingShape) into the buffer of
+  /// argument `argIndex` with the module's packing function.
+  Status pack(size_t argIndex, const WeightBuffer &source);
+  /// Gives `buffer` an owned, 64-byte aligned, uninitialized copy of
+  /// `numBytes`.
+  static Status allocateOwned(size_t numBytes, const std::string &context,
+                              WeightBuffer &buffer);
   Status runSlice(const std::vector<MatrixRef> &inputs,
                   const std::vector<OutputRef> &outputs, int64_t begin,
                   int64_t end) const;
@@ -219,6 +241,8 @@ private:
   std::vector<size_t> inputArgs;
   /// One buffer per argument; empty for inputs.
   std::vector<WeightBuffer> weights;
+  double packSeconds = 0;
+  size_t packedWeights = 0;
 };
 
 } // namespace moe::runtime

@@ -68,6 +68,10 @@ int64_t moe_entry_output_size(const moe_entry *entry);
 /** 1 when the entry may split its tokens over threads, 0 if not, -1 on
  *  error. */
 int moe_entry_token_parallel(const moe_entry *entry);
+/** Seconds moe_entry_bind spent packing weights into the layout the
+ *  module's kernels stream (its packing functions, called once per bound
+ *  entry, never per run); 0 when none is packed, -1 on error. */
+double moe_entry_packing_seconds(const moe_entry *entry);
 
 /** Runs an entry taking one input and returning one result: `x` is a
  *  row-major float32 [tokens, hidden] array, `y` receives the float32

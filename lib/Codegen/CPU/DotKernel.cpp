@@ -28,7 +28,7 @@ LogicalResult moe::cpu::verifyKernelShape(const KernelShape &shape,
 DotKernelEmitter::DotKernelEmitter(OpBuilder &b, Location loc,
                                    KernelShape shape, Value input, Value weight,
                                    Value output, Value depth)
-    : b(b), loc(loc), shape(shape), input(input), weight(weight),
+    : KernelBuilder(b, loc), shape(shape), input(input), weight(weight),
       output(output), depth(depth), f32(b.getF32Type()) {
   zero = constant(0);
   mainDepth = arith::SubIOp::create(
@@ -38,7 +38,7 @@ DotKernelEmitter::DotKernelEmitter(OpBuilder &b, Location loc,
   hasDepthRemainder = !staticDepth || *staticDepth % shape.vectorWidth != 0;
 }
 
-Value DotKernelEmitter::constant(int64_t v) {
+Value KernelBuilder::constant(int64_t v) {
   return arith::ConstantIndexOp::create(b, loc, v);
 }
 
@@ -51,11 +51,11 @@ Value moe::cpu::minIndex(OpBuilder &b, Location loc, Value x, Value y) {
   return arith::MinUIOp::create(b, loc, x, y);
 }
 
-Value DotKernelEmitter::add(Value x, Value y) {
+Value KernelBuilder::add(Value x, Value y) {
   return arith::AddIOp::create(b, loc, x, y);
 }
 
-void DotKernelEmitter::forLoop(Value lb, Value ub, int64_t step,
+void KernelBuilder::forLoop(Value lb, Value ub, int64_t step,
                                function_ref<void(Value)> body) {
   auto loop = scf::ForOp::create(b, loc, lb, ub, constant(step));
   OpBuilder::InsertionGuard guard(b);

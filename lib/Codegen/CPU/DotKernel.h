@@ -51,12 +51,29 @@ Value minIndex(OpBuilder &b, Location loc, Value x, Value y);
 LogicalResult verifyKernelShape(const KernelShape &shape, StringRef pass,
                                 std::string &error);
 
+/// Loop and constant helpers the kernel emitters share.
+class KernelBuilder {
+public:
+  KernelBuilder(OpBuilder &b, Location loc) : b(b), loc(loc) {}
+
+  Value constant(int64_t v);
+  /// `scf.for iv = lb to ub step step { body(iv) }`.
+  void forLoop(Value lb, Value ub, int64_t step,
+               function_ref<void(Value)> body);
+
+protected:
+  Value add(Value x, Value y);
+
+  OpBuilder &b;
+  Location loc;
+};
+
 /// Emits kernels at the builder's insertion point. `input` is an f32
 /// `[M, K]` memref, `weight` a float memref whose last two dimensions are
 /// `[N, K]` (leading ones indexed by the caller's prefix), `output` an f32
 /// `[M, N]` memref the products are added to; `depth` is K, read as is
 /// (the caller clamps it to both operands).
-class DotKernelEmitter {
+class DotKernelEmitter : public KernelBuilder {
 public:
   DotKernelEmitter(OpBuilder &b, Location loc, KernelShape shape, Value input,
                    Value weight, Value output, Value depth);
@@ -66,22 +83,13 @@ public:
   void emitRows(Value firstRow, Value rows, Value firstColumn, Value endColumn,
                 ValueRange weightPrefix);
 
-  /// Helpers for the callers' loops.
-  Value constant(int64_t v);
-  /// `scf.for iv = lb to ub step step { body(iv) }`.
-  void forLoop(Value lb, Value ub, int64_t step,
-               function_ref<void(Value)> body);
-
 private:
   Value read(Value memref, SmallVector<Value> indices, bool inBounds);
   SmallVector<Value> step(Value row, Value column, int64_t mr, int64_t nr,
                           Value k, ValueRange acc, bool inBounds);
   void emitTile(Value row, Value column, int64_t mr, int64_t nr);
   Value sumLanesTransposed(ArrayRef<Value> accumulators);
-  Value add(Value x, Value y);
 
-  OpBuilder &b;
-  Location loc;
   KernelShape shape;
   Value input, weight, output, depth;
   Type f32;

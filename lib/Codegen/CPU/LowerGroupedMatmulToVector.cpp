@@ -8,11 +8,13 @@
 //     init[b*BM : b*BM + filled(b), :] += input[...] * weight[e]^T
 //
 // Reading both operands along K is what the checkpoint layout [E, N, K]
-// offers without repacking.
+// offers without repacking. Packed weights ([E, NP, K, P]) get the
+// outer-product kernel of PanelKernel.h instead.
 //
 //===----------------------------------------------------------------------===//
 
 #include "DotKernel.h"
+#include "PanelKernel.h"
 #include "moe/Codegen/CPU/Passes.h"
 #include "moe/Dialect/MoE/IR/MoE.h"
 
@@ -33,11 +35,55 @@ using namespace mlir::moe::cpu;
 
 namespace {
 
+/// The loop over the row blocks of `op` (clamped to the rows of input and
+/// init and to the block ids), calling `body(block, firstRow, filledRows,
+/// expert)` for each block its expert owns.
+void forEachOwnedBlock(OpBuilder &b, GroupedMatmulOp op, KernelBuilder &loops,
+                       function_ref<void(Value, Value, Value)> body) {
+  Location loc = op.getLoc();
+  auto dim = [&](Value memref, int64_t d) {
+    return memrefDim(b, loc, memref, d);
+  };
+  auto minOf = [&](Value x, Value y) { return minIndex(b, loc, x, y); };
+  Value bm = loops.constant(op.getBlockRows());
+  Value numBlocks = minOf(
+      dim(op.getBlockExperts(), 0),
+      minOf(arith::DivUIOp::create(b, loc, dim(op.getInput(), 0), bm),
+            arith::DivUIOp::create(b, loc, dim(op.getInit(), 0), bm)));
+  loops.forLoop(loops.constant(0), numBlocks, 1, [&](Value block) {
+    auto [expert, owned] = op.loadBlockExpert(b, loc, block);
+    auto ifOp = scf::IfOp::create(b, loc, owned, /*withElse=*/false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(ifOp.thenBlock());
+    // Only the block's filled rows: padding rows cost nothing.
+    body(arith::MulIOp::create(b, loc, block, bm),
+         op.loadFilledRows(b, loc, block), expert);
+  });
+}
+
+/// The outer-product kernel of a grouped matmul with packed weights.
+void emitPackedKernel(OpBuilder &b, GroupedMatmulOp op, int64_t vectorWidth,
+                      int64_t panelRows) {
+  Location loc = op.getLoc();
+  Value input = op.getInput(), weight = op.getWeight(), init = op.getInit();
+  auto dim = [&](Value memref, int64_t d) {
+    return memrefDim(b, loc, memref, d);
+  };
+  auto minOf = [&](Value x, Value y) { return minIndex(b, loc, x, y); };
+  PanelKernelEmitter kernel(b, loc, vectorWidth, panelRows, input, weight,
+                            init, minOf(dim(input, 1), dim(weight, 2)));
+  Value weightColumns = arith::MulIOp::create(
+      b, loc, dim(weight, 1), kernel.constant(op.getPanelColumns()));
+  Value columns = minOf(weightColumns, dim(init, 1));
+  forEachOwnedBlock(b, op, kernel, [&](Value row, Value rows, Value expert) {
+    kernel.emitRows(row, rows, columns, expert);
+  });
+}
+
 /// Emits the kernel of one memref-form grouped matmul in place of it.
 void emitGroupedKernel(OpBuilder &b, GroupedMatmulOp op, KernelShape shape) {
   Location loc = op.getLoc();
-  Value input = op.getInput(), weight = op.getWeight();
-  Value blocks = op.getBlockExperts(), init = op.getInit();
+  Value input = op.getInput(), weight = op.getWeight(), init = op.getInit();
   // Sizes as the buffers have them (minIndex).
   auto dim = [&](Value memref, int64_t d) {
     return memrefDim(b, loc, memref, d);
@@ -46,19 +92,9 @@ void emitGroupedKernel(OpBuilder &b, GroupedMatmulOp op, KernelShape shape) {
   DotKernelEmitter kernel(b, loc, shape, input, weight, init,
                           minOf(dim(input, 1), dim(weight, 2)));
   Value columns = minOf(dim(weight, 1), dim(init, 1));
-  Value bm = kernel.constant(op.getBlockRows());
-  Value numBlocks = minOf(
-      dim(blocks, 0), minOf(arith::DivUIOp::create(b, loc, dim(input, 0), bm),
-                            arith::DivUIOp::create(b, loc, dim(init, 0), bm)));
-  kernel.forLoop(kernel.constant(0), numBlocks, 1, [&](Value block) {
-    auto [expert, owned] = op.loadBlockExpert(b, loc, block);
-    auto ifOp = scf::IfOp::create(b, loc, owned, /*withElse=*/false);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(ifOp.thenBlock());
-    // Only the block's filled rows: padding rows cost nothing.
-    kernel.emitRows(arith::MulIOp::create(b, loc, block, bm),
-                    op.loadFilledRows(b, loc, block), kernel.constant(0),
-                    columns, ValueRange{expert});
+  forEachOwnedBlock(b, op, kernel, [&](Value row, Value rows, Value expert) {
+    kernel.emitRows(row, rows, kernel.constant(0), columns,
+                    ValueRange{expert});
   });
 }
 
@@ -73,6 +109,10 @@ struct MoELowerGroupedMatmulToVectorPass
     if (failed(verifyKernelShape({vectorWidth, tileRows, tileCols},
                                  getArgument(), error)))
       return emitError(UnknownLoc::get(context)) << error;
+    if (panelRows < 1 || panelRows > 32)
+      return emitError(UnknownLoc::get(context))
+             << getArgument() << ": panel-rows must be in [1, 32], got "
+             << static_cast<int64_t>(panelRows);
     return success();
   }
 
@@ -87,7 +127,10 @@ struct MoELowerGroupedMatmulToVectorPass
         return signalPassFailure();
       }
       rewriter.setInsertionPoint(op);
-      emitGroupedKernel(rewriter, op, {vectorWidth, tileRows, tileCols});
+      if (op.isPacked())
+        emitPackedKernel(rewriter, op, vectorWidth, panelRows);
+      else
+        emitGroupedKernel(rewriter, op, {vectorWidth, tileRows, tileCols});
       rewriter.eraseOp(op);
     }
   }

@@ -26,7 +26,19 @@ def MoELowerGroupedMatmulToVectorPass
     output.
 
     Any sizes: remainder rows and columns use 1-row and 1-column tiles, the
-    reduction's remainder a padded read. Blocks whose expert id is outside
+    reduction's remainder a padded read.
+
+    A grouped matmul with **packed** weights (`[E, NP, K, P]`) gets the
+    outer-product kernel instead: register tiles of `panel-rows` rows x one
+    panel of P columns, each reduction step one contiguous row of the panel
+    (`P / vector-width` vector reads) and one broadcast input element per
+    row (`vector.broadcast`, `vector.fma`), accumulators written back with
+    one vector update each (masked past N); no lane sums. Left-over rows run
+    as tiles of `panel-rows / 2`, `/ 4`, ..., 1 rows, and tiles with few
+    accumulators (one row: decode) split the reduction over several
+    accumulator sets.
+
+    Blocks whose expert id is outside
     `[0, E)` are skipped; blocks beyond the rows of `input` or `init` are not
     touched (nothing is read or written out of bounds).
   }];
@@ -40,7 +52,9 @@ def MoELowerGroupedMatmulToVectorPass
     Option<"tileRows", "tile-rows", "int64_t", /*default=*/"2",
            "Rows of a register tile">,
     Option<"tileCols", "tile-cols", "int64_t", /*default=*/"8",
-           "Columns of a register tile">
+           "Columns of a register tile">,
+    Option<"panelRows", "panel-rows", "int64_t", /*default=*/"8",
+           "Rows of a register tile of the packed-weight kernel (1 to 32)">
   ];
 }
 
@@ -117,6 +131,21 @@ def MoEStridedCopiesToLinalgPass : Pass<"moe-strided-copies-to-linalg"> {
     with the other linalg ops; contiguous copies stay and lower to `memcpy`.
   }];
   let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
+def MoELowerPackOpsPass : Pass<"moe-lower-pack-ops"> {
+  let summary = "Rewrite linalg.pack on tensors as pad, expand_shape and "
+                "transpose";
+  let description = [{
+    One-shot bufferization has no model for `linalg.pack`. This pass
+    rewrites each `linalg.pack` on tensors with upstream `linalg::lowerPack`
+    into `tensor.pad` (the padding value past the source), a
+    `tensor.expand_shape` splitting each tiled dimension into (outer,
+    tile), and a `linalg.transpose` into the pack's destination, all of
+    which bufferize (the transpose in place into the destination).
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect"];
 }
 
 #endif // MOE_CODEGEN_CPU_PASSES_TD

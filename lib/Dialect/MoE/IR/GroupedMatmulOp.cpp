@@ -50,12 +50,33 @@ LogicalResult GroupedMatmulOp::verify() {
     shapes.requirePositive(symbol);
   shapes.requireStatic("E");
   // c3, c2, c4, c5.
-  if (failed(shapes.check("weight", getWeight().getType(), {"E", "N", "K"})) ||
+  auto weightType = llvm::cast<ShapedType>(getWeight().getType());
+  bool packed = weightType.getRank() == 4;
+  if (packed)
+    shapes.requireStatic("P");
+  if (failed(packed ? shapes.check("weight", weightType,
+                                   {"E", "NP", "K", "P"})
+                    : shapes.check("weight", weightType, {"E", "N", "K"})) ||
       failed(shapes.check("input", getInput().getType(), {"R", "K"})) ||
       failed(shapes.check("block_experts", getBlockExperts().getType(),
                           {"B"})) ||
       failed(shapes.check("init", getInit().getType(), {"R", "N"})))
     return failure();
+  // c7: N columns in NP panels of P, the last one zero-padded.
+  if (packed) {
+    int64_t panelColumns = shapes.get("P"), panels = shapes.get("NP");
+    int64_t columns = shapes.get("N");
+    if (panelColumns < 1)
+      return emitOpError() << "packed 'weight' needs panels of at least 1 "
+                              "column, got P = "
+                           << panelColumns;
+    if (!ShapedType::isDynamic(panels) && !ShapedType::isDynamic(columns) &&
+        panels != llvm::divideCeil(columns, panelColumns))
+      return emitOpError() << "packed 'weight' has NP = " << panels
+                           << " panels of " << panelColumns << " columns for N = "
+                           << columns << ", expected "
+                           << llvm::divideCeil(columns, panelColumns);
+  }
   if (shapes.get("E") > kMaxExperts)
     return emitOpError() << "'weight' has " << shapes.get("E")
                          << " experts, more than " << kMaxExperts

@@ -4,6 +4,7 @@
 
 #include "mlir/Dialect/Bufferization/IR/BufferizableOpInterface.h"
 #include "mlir/IR/DialectImplementation.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
 #include "mlir/Interfaces/TilingInterface.h"
 
 using namespace mlir;
@@ -25,10 +26,37 @@ void MoeDialect::initialize() {
                             GroupedMatmulOp>();
 }
 
+/// `moe.packing = {function = @f, shape = array<i64: ...>}` on a weight
+/// argument (moe-pack-expert-weights).
+static LogicalResult verifyPackingAttribute(Operation *op, unsigned regionIndex,
+                                            unsigned argIndex,
+                                            NamedAttribute attribute) {
+  auto packing = llvm::dyn_cast<DictionaryAttr>(attribute.getValue());
+  auto function =
+      packing ? packing.getAs<FlatSymbolRefAttr>("function") : nullptr;
+  auto shape = packing ? packing.getAs<DenseI64ArrayAttr>("shape") : nullptr;
+  if (!function || !shape || packing.size() != 2)
+    return op->emitError() << "'" << kPackingAttrName << "' of argument "
+                           << argIndex
+                           << " must be {function = @symbol, shape = "
+                              "array<i64: ...>}";
+  if (llvm::any_of(shape.asArrayRef(), [](int64_t d) { return d < 0; }))
+    return op->emitError() << "'" << kPackingAttrName << "' of argument "
+                           << argIndex << " needs a static shape";
+  auto func = llvm::dyn_cast<FunctionOpInterface>(op);
+  if (!func || !func.getArgAttr(argIndex, kWeightAttrName))
+    return op->emitError() << "'" << kPackingAttrName << "' argument "
+                           << argIndex << " needs a '" << kWeightAttrName
+                           << "' binding";
+  return success();
+}
+
 LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
                                                   unsigned regionIndex,
                                                   unsigned argIndex,
                                                   NamedAttribute attribute) {
+  if (attribute.getName() == kPackingAttrName)
+    return verifyPackingAttribute(op, regionIndex, argIndex, attribute);
   if (attribute.getName() != kWeightAttrName)
     return op->emitError() << "unknown moe argument attribute '"
                            << attribute.getName().getValue() << "'";

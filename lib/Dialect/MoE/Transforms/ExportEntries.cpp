@@ -6,11 +6,13 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "ManifestGlobal.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/Version.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "llvm/ADT/StringSet.h"
 #include "llvm/Support/JSON.h"
 
 namespace mlir::moe {
@@ -22,8 +24,6 @@ using namespace mlir;
 using namespace mlir::moe;
 
 namespace {
-
-constexpr llvm::StringLiteral kManifestSymbol = "moe_module_manifest";
 
 /// The manifest's name of a tensor element type, or "" when entry points
 /// cannot take it.
@@ -93,6 +93,18 @@ FailureOr<llvm::json::Object> describeEntry(func::FuncOp func) {
     if (auto name = func.getArgAttrOfType<StringAttr>(index, kWeightAttrName)) {
       (*arg)["kind"] = "weight";
       (*arg)["name"] = name.getValue();
+      // A packed weight: the function and the checkpoint shape it reads.
+      if (auto packing =
+              func.getArgAttrOfType<DictionaryAttr>(index, kPackingAttrName)) {
+        auto function = packing.getAs<FlatSymbolRefAttr>("function");
+        auto shape = packing.getAs<DenseI64ArrayAttr>("shape");
+        if (!function || !shape)
+          return func.emitError()
+                 << "argument " << index << ": '" << kPackingAttrName
+                 << "' needs a 'function' symbol and a 'shape' array";
+        (*arg)["packing"] =
+            describePacking(function.getValue(), shape.asArrayRef());
+      }
     } else {
       (*arg)["kind"] = "input";
     }
@@ -118,9 +130,19 @@ struct MoEExportEntriesPass
     : public moe::impl::MoEExportEntriesPassBase<MoEExportEntriesPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    // Packing functions (moe-pack-expert-weights) are called through the
+    // weights they pack, not entry points.
+    llvm::StringSet<> packingFunctions;
+    for (auto func : module.getOps<func::FuncOp>())
+      for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
+        if (auto packing =
+                func.getArgAttrOfType<DictionaryAttr>(i, kPackingAttrName))
+          if (auto function = packing.getAs<FlatSymbolRefAttr>("function"))
+            packingFunctions.insert(function.getValue());
     llvm::json::Array entries;
     for (auto func : module.getOps<func::FuncOp>()) {
-      if (!func.isPublic() || func.isExternal())
+      if (!func.isPublic() || func.isExternal() ||
+          packingFunctions.contains(func.getSymName()))
         continue;
       FailureOr<llvm::json::Object> entry = describeEntry(func);
       if (failed(entry))
@@ -132,27 +154,17 @@ struct MoEExportEntriesPass
       // checkpoint mapping): bufferization must never write into them.
       for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i) {
         func.removeArgAttr(i, kWeightAttrName);
+        func.removeArgAttr(i, kPackingAttrName);
         func.setArgAttr(i, "bufferization.writable",
                         BoolAttr::get(&getContext(), false));
       }
       func->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(),
                     UnitAttr::get(&getContext()));
     }
-    llvm::json::Value manifest = llvm::json::Object{
-        {"version", 1},
-        {"producer", "moe-mlir " MOE_VERSION_STRING},
-        {"entries", std::move(entries)}};
-    std::string text;
-    llvm::raw_string_ostream(text) << manifest;
-    text.push_back('\0');
-
-    if (Operation *old = module.lookupSymbol(kManifestSymbol))
-      old->erase();
-    OpBuilder builder = OpBuilder::atBlockEnd(module.getBody());
-    auto type = LLVM::LLVMArrayType::get(builder.getI8Type(), text.size());
-    LLVM::GlobalOp::create(builder, module.getLoc(), type, /*isConstant=*/true,
-                           LLVM::Linkage::External, kManifestSymbol,
-                           builder.getStringAttr(text));
+    writeManifest(module, llvm::json::Object{
+                              {"version", 1},
+                              {"producer", "moe-mlir " MOE_VERSION_STRING},
+                              {"entries", std::move(entries)}});
   }
 };
 

@@ -7,6 +7,9 @@
 // tile reads its experts from the block ids at run time). Tiling K is
 // correct with sequential loops because the op accumulates into init.
 //
+// A packed weight ([E, NP, K, P]) is sliced by whole panels, so column
+// offsets must be multiples of P (tile sizes that are).
+//
 // The scalar implementation is the reference loop nest, one point (b, n, k)
 // of the domain updating the BM rows of block b.
 //
@@ -21,6 +24,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/Interfaces/LoopLikeInterface.h"
 #include "mlir/Interfaces/TilingInterface.h"
 
 using namespace mlir;
@@ -53,6 +57,41 @@ OpFoldResult scaled(OpBuilder &b, Location loc, OpFoldResult value,
   return affine::makeComposedFoldedAffineApply(b, loc, d0 * factor, {value});
 }
 
+/// Whether `value` is provably a multiple of `factor`: a constant, a
+/// multiple of an affine symbol or dimension, or the induction variable of a
+/// loop (scf.for, scf.forall) whose lower bound and step are multiples.
+bool isMultipleOf(OpFoldResult value, int64_t factor) {
+  if (std::optional<int64_t> c = getConstantIntValue(value))
+    return *c % factor == 0;
+  Value v = llvm::cast<Value>(value);
+  if (auto apply = v.getDefiningOp<affine::AffineApplyOp>()) {
+    AffineExpr expr = apply.getAffineMap().getResult(0);
+    if (auto mul = llvm::dyn_cast<AffineBinaryOpExpr>(expr))
+      if (mul.getKind() == AffineExprKind::Mul)
+        if (auto c = llvm::dyn_cast<AffineConstantExpr>(mul.getRHS()))
+          return c.getValue() % factor == 0;
+    return false;
+  }
+  auto arg = llvm::dyn_cast<BlockArgument>(v);
+  if (!arg)
+    return false;
+  Operation *owner = arg.getOwner()->getParentOp();
+  if (auto loop = llvm::dyn_cast<LoopLikeOpInterface>(owner)) {
+    std::optional<SmallVector<Value>> ivs = loop.getLoopInductionVars();
+    if (!ivs)
+      return false;
+    for (auto [i, iv] : llvm::enumerate(*ivs)) {
+      if (iv != v)
+        continue;
+      std::optional<SmallVector<OpFoldResult>> lbs = loop.getLoopLowerBounds();
+      std::optional<SmallVector<OpFoldResult>> steps = loop.getLoopSteps();
+      return lbs && steps && isMultipleOf((*lbs)[i], factor) &&
+             isMultipleOf((*steps)[i], factor);
+    }
+  }
+  return false;
+}
+
 struct GroupedMatmulTilingModel
     : public TilingInterface::ExternalModel<GroupedMatmulTilingModel,
                                             GroupedMatmulOp> {
@@ -83,9 +122,29 @@ struct GroupedMatmulTilingModel
 
     Value input = sliceOperand(b, loc, matmul.getInput(),
                                {rowOffset, offsets[2]}, {rowSize, sizes[2]});
-    Value weight = sliceOperand(
-        b, loc, matmul.getWeight(), {zero, offsets[1], offsets[2]},
-        {dimOf(b, loc, matmul.getWeight(), 0), sizes[1], sizes[2]});
+    OpFoldResult experts = dimOf(b, loc, matmul.getWeight(), 0);
+    Value weight;
+    if (int64_t panel = matmul.getPanelColumns()) {
+      // Whole panels: [n0 / P, ceil(nn / P)) of every expert.
+      if (!isMultipleOf(offsets[1], panel)) {
+        op->emitOpError() << "packed weight: the column tile offset must be "
+                             "a multiple of the panel width "
+                          << panel;
+        return failure();
+      }
+      AffineExpr d0 = b.getAffineDimExpr(0);
+      OpFoldResult firstPanel = affine::makeComposedFoldedAffineApply(
+          b, loc, d0.floorDiv(panel), {offsets[1]});
+      OpFoldResult panels = affine::makeComposedFoldedAffineApply(
+          b, loc, d0.ceilDiv(panel), {sizes[1]});
+      weight = sliceOperand(b, loc, matmul.getWeight(),
+                            {zero, firstPanel, offsets[2], zero},
+                            {experts, panels, sizes[2], b.getIndexAttr(panel)});
+    } else {
+      weight = sliceOperand(b, loc, matmul.getWeight(),
+                            {zero, offsets[1], offsets[2]},
+                            {experts, sizes[1], sizes[2]});
+    }
     Value blocks = sliceOperand(b, loc, matmul.getBlockExperts(), {offsets[0]},
                                 {sizes[0]});
     Value blockSizes;
@@ -141,9 +200,14 @@ struct GroupedMatmulTilingModel
           arith::ConstantIndexOp::create(tb, tl, matmul.getBlockRows());
       Value one = arith::ConstantIndexOp::create(tb, tl, 1);
       Value firstRow = arith::MulIOp::create(tb, tl, block, blockRows);
-      Value weight = toF32(tb, memref::LoadOp::create(
-                                   tb, tl, matmul.getWeight(),
-                                   ValueRange{expert, column, depth}));
+      SmallVector<Value> at{expert, column, depth};
+      if (int64_t panel = matmul.getPanelColumns()) {
+        Value p = arith::ConstantIndexOp::create(tb, tl, panel);
+        at = {expert, arith::DivUIOp::create(tb, tl, column, p), depth,
+              arith::RemUIOp::create(tb, tl, column, p)};
+      }
+      Value weight =
+          toF32(tb, memref::LoadOp::create(tb, tl, matmul.getWeight(), at));
       Value rows = matmul.loadFilledRows(tb, tl, block);
       scf::ForOp::create(
           tb, tl, zero, rows, one, ValueRange{},

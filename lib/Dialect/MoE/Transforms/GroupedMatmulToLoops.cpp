@@ -77,9 +77,14 @@ struct MoEGroupedMatmulToLoopsPass
       };
       domain[0].size = clamp(
           clamp(domain[0].size, rowsOf(op.getInput())), rowsOf(op.getInit()));
-      domain[1].size = clamp(
-          domain[1].size,
-          memref::DimOp::create(rewriter, loc, op.getWeight(), 1));
+      // Columns the weight holds: N, or NP * P when packed.
+      Value weightColumns =
+          memref::DimOp::create(rewriter, loc, op.getWeight(), 1);
+      if (int64_t panel = op.getPanelColumns())
+        weightColumns = arith::MulIOp::create(
+            rewriter, loc, weightColumns,
+            arith::ConstantIndexOp::create(rewriter, loc, panel));
+      domain[1].size = clamp(domain[1].size, weightColumns);
       domain[2].size = clamp(
           domain[2].size,
           memref::DimOp::create(rewriter, loc, op.getWeight(), 2));

@@ -115,8 +115,12 @@ struct MoETileGroupedMatmulPass
     });
     IRRewriter rewriter(&getContext());
     for (GroupedMatmulOp op : ops) {
+      // Packed weights are sliced by whole panels.
+      int64_t columns = tileN;
+      if (int64_t panel = op.getPanelColumns())
+        columns = llvm::alignTo(columns, panel);
       FailureOr<Operation *> tiled =
-          tileFusingFill(rewriter, op, {1, tileN, 0}, {1, 0, 2});
+          tileFusingFill(rewriter, op, {1, columns, 0}, {1, 0, 2});
       if (failed(tiled)) {
         op.emitError("moe-tile-grouped-matmul: tiling over row blocks and "
                      "columns failed");

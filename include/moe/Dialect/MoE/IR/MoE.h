@@ -39,6 +39,11 @@ constexpr int64_t kMaxExperts = 2147483647;
 /// point's argument is bound to.
 constexpr llvm::StringLiteral kWeightAttrName = "moe.weight";
 
+/// The function-argument attribute of a packed weight: `{function =
+/// @packing_function, shape = array<i64: ...>}`, the function that packs it
+/// and the checkpoint shape it reads (moe-pack-expert-weights).
+constexpr llvm::StringLiteral kPackingAttrName = "moe.packing";
+
 /// The placeholder of a weight name that stacks per-expert tensors.
 constexpr llvm::StringLiteral kExpertPlaceholder = "{e}";
 

@@ -398,7 +398,18 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     tokens per expert (decode) cost their rows, not whole blocks. `init` is the f32 accumulator
     (`outs`); `input` and `weight` may be f32, bf16 or f16 and are
     converted to f32 on the fly. Weights keep the checkpoint layout
-    `[E, N, K]` (out, in).
+    `[E, N, K]` (out, in), or come **packed** in panels of P columns,
+    `[E, NP, K, P]` with `NP = ceil(N / P)`:
+
+    ```
+    packed[e, p, k, j] = weight[e, p*P + j, k]   (0 where p*P + j >= N)
+    ```
+
+    the layout `linalg.pack` gives with `inner_dims_pos = [1]` and
+    `inner_tiles = [P]`, which a kernel streams contiguously along K
+    (`moe-pack-expert-weights` packs them once per loaded module). Tiling
+    the columns of a packed grouped matmul needs column offsets that are
+    multiples of P.
 
     The op works on tensors (one result, the updated `init`) and on memrefs
     (no result), like `linalg` ops, and implements `TilingInterface` through
@@ -410,9 +421,12 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
 
     Constraints: (c1) operands are all tensors, with one result of the type
     of `init`, or all memrefs, with no result; (c2) `input` is `[R, K]`;
-    (c3) `weight` is `[E, N, K]` with static `E >= 1`; (c4) `block_experts`
+    (c3) `weight` is `[E, N, K]` or packed `[E, NP, K, P]`, with static
+    `E >= 1`; (c4) `block_experts`
     is `[B]` i32, and so is `block_sizes`; (c5) `init` is `[R, N]` f32;
-    (c6) `block_rows >= 1`, and where static, `R = B * block_rows`.
+    (c6) `block_rows >= 1`, and where static, `R = B * block_rows`; (c7)
+    packed weights have a static `P >= 1` and, where static,
+    `NP = ceil(N / P)`.
 
     Example (8 experts, blocks of 4 rows, bf16 weights):
     ```mlir
@@ -447,6 +461,17 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
   let hasVerifier = 1;
   let extraClassDeclaration = [{
     MutableOperandRange getDpsInitsMutable() { return getInitMutable(); }
+    /// Whether the weight is packed in panels (`[E, NP, K, P]`).
+    bool isPacked() {
+      return ::llvm::cast<::mlir::ShapedType>(getWeight().getType())
+                 .getRank() == 4;
+    }
+    /// Columns per weight panel (P) of a packed weight, else 0.
+    int64_t getPanelColumns() {
+      return isPacked() ? ::llvm::cast<::mlir::ShapedType>(
+                              getWeight().getType()).getDimSize(3)
+                        : 0;
+    }
     /// Number of experts (E), from the weight type.
     int64_t getNumExperts() {
       return ::llvm::cast<::mlir::ShapedType>(getWeight().getType())

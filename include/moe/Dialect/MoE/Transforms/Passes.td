@@ -101,7 +101,9 @@ def MoETileGroupedMatmulPass : Pass<"moe-tile-grouped-matmul"> {
     `linalg.fill` producing the accumulator is fused into the forall
     (upstream `scf::tileConsumerAndFuseProducersUsingSCF`, destination
     fusion): each tile fills its own slice right before the depth loop adds
-    into it, instead of a separate pass over the whole accumulator.
+    into it, instead of a separate pass over the whole accumulator. With a
+    packed weight (`[E, NP, K, P]`), `tile-n` is rounded up to a multiple of
+    P so that every tile reads whole panels.
   }];
   let dependentDialects = ["::mlir::affine::AffineDialect",
                            "::mlir::linalg::LinalgDialect",
@@ -112,6 +114,48 @@ def MoETileGroupedMatmulPass : Pass<"moe-tile-grouped-matmul"> {
            "Columns (output features) per tile; 0 keeps all">,
     Option<"tileK", "tile-k", "int64_t", /*default=*/"1024",
            "Reduction depth per tile; 0 keeps all">
+  ];
+}
+
+def MoEPackExpertWeightsPass
+    : Pass<"moe-pack-expert-weights", "::mlir::ModuleOp"> {
+  let summary = "Pack the expert weights of grouped matmuls once per module";
+  let description = [{
+    Every argument of a public function that is used only as the `[E, N, K]`
+    weight of `moe.grouped_matmul` ops on tensors becomes the packed
+    `[E, ceil(N / P), K, P]` weight those ops read (panels of `panel-cols`
+    columns streamed contiguously along K; see `moe.grouped_matmul`), and
+    the module gains a public **packing function** per such argument,
+    `@<function>__pack<argument>`, which computes the packed weight from the
+    checkpoint layout with `linalg.pack` (zero padding) into a buffer the
+    caller provides (the pack's destination is that buffer as a `restrict
+    writable` tensor, so bufferization writes in place):
+
+    ```mlir
+    func.func @forward__pack2(%src: tensor<8x100x64xbf16>,
+                              %dst: memref<8x4x64x32xbf16>)
+    ```
+
+    When the module already has a manifest (`moe-export-entries` ran
+    first), the argument's manifest entry gets the packed shape and the
+    packing function with the checkpoint shape it reads
+    (docs/CompiledModules.md). Otherwise the argument keeps its `moe.weight`
+    binding and gains `moe.packing = {function = @forward__pack2, shape =
+    array<i64: 8, 100, 64>}`, which `moe-export-entries` records later. The runtime calls the packing
+    function once after binding the weight, never per call.
+
+    Arguments with other uses (or a dynamic shape, or already packed) are
+    left as they are.
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::bufferization::BufferizationDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::LLVM::LLVMDialect"];
+  let options = [
+    Option<"panelCols", "panel-cols", "int64_t", /*default=*/"32",
+           "Columns per weight panel (P): a multiple of the kernel's vector "
+           "width">
   ];
 }
 

@@ -1,0 +1,162 @@
+//===- PackExpertWeights.cpp - Expert weights packed once per module ------===//
+//
+// A weight argument read only by grouped matmuls changes type from the
+// checkpoint layout [E, N, K] to panels [E, ceil(N/P), K, P], and the module
+// gains the function that packs it (linalg.pack). The runtime binds the
+// checkpoint tensor, calls that function once into a buffer of its own and
+// passes the packed buffer to every call of the entry point.
+//
+//===----------------------------------------------------------------------===//
+
+#include "ManifestGlobal.h"
+#include "moe/Dialect/MoE/IR/MoE.h"
+#include "moe/Dialect/MoE/Transforms/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/IR/SymbolTable.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOEPACKEXPERTWEIGHTSPASS
+#include "moe/Dialect/MoE/Transforms/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+/// The static [E, N, K] type of `arg` when every use of it is the
+/// checkpoint-layout weight of a grouped matmul on tensors; null otherwise.
+RankedTensorType packableType(BlockArgument arg) {
+  auto type = llvm::dyn_cast<RankedTensorType>(arg.getType());
+  if (!type || type.getRank() != 3 || !type.hasStaticShape() || arg.use_empty())
+    return {};
+  for (OpOperand &use : arg.getUses()) {
+    auto matmul = llvm::dyn_cast<GroupedMatmulOp>(use.getOwner());
+    if (!matmul || matmul.getResult().empty() ||
+        &use != &matmul.getWeightMutable())
+      return {};
+  }
+  return type;
+}
+
+/// `@<func>__pack<index>(%src: tensor, %dst: memref)`: linalg.pack of the
+/// checkpoint layout, zero padded, written into the caller's buffer. The
+/// pack's destination is that buffer as a tensor (`to_tensor restrict
+/// writable`), so bufferization packs in place and the function returns
+/// nothing.
+func::FuncOp createPackingFunction(OpBuilder &b, func::FuncOp entry,
+                                   unsigned index, RankedTensorType source,
+                                   RankedTensorType packed, int64_t panel) {
+  Location loc = entry.getLoc();
+  auto destination =
+      MemRefType::get(packed.getShape(), packed.getElementType());
+  auto type = b.getFunctionType({source, destination}, {});
+  std::string name = (entry.getSymName() + "__pack" + Twine(index)).str();
+  auto func = func::FuncOp::create(b, loc, name, type);
+  MLIRContext *ctx = b.getContext();
+  func->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(),
+                UnitAttr::get(ctx));
+  // The source is the caller's read-only buffer.
+  func.setArgAttr(0, "bufferization.writable", BoolAttr::get(ctx, false));
+  Block *body = func.addEntryBlock();
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(body);
+  Value zero =
+      arith::ConstantOp::create(b, loc, b.getZeroAttr(source.getElementType()));
+  Value dst = body->getArgument(1);
+  Value init = bufferization::ToTensorOp::create(
+      b, loc, packed, dst, /*restrict=*/true, /*writable=*/true);
+  Value result = linalg::PackOp::create(
+      b, loc, body->getArgument(0), init,
+      /*innerDimsPos=*/ArrayRef<int64_t>{1},
+      /*innerTiles=*/ArrayRef<OpFoldResult>{b.getIndexAttr(panel)}, zero,
+      /*outerDimsPerm=*/ArrayRef<int64_t>{});
+  auto store =
+      bufferization::MaterializeInDestinationOp::create(b, loc, result, dst);
+  store.setRestrict(true);
+  store.setWritable(true);
+  func::ReturnOp::create(b, loc);
+  return func;
+}
+
+struct MoEPackExpertWeightsPass
+    : public moe::impl::MoEPackExpertWeightsPassBase<MoEPackExpertWeightsPass> {
+  using MoEPackExpertWeightsPassBase::MoEPackExpertWeightsPassBase;
+
+  LogicalResult initialize(MLIRContext *context) override {
+    if (panelCols < 1)
+      return emitError(UnknownLoc::get(context))
+             << "moe-pack-expert-weights: panel-cols must be at least 1, got "
+             << static_cast<int64_t>(panelCols);
+    return success();
+  }
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    MLIRContext *ctx = &getContext();
+    FailureOr<std::optional<llvm::json::Value>> manifest = readManifest(module);
+    if (failed(manifest))
+      return signalPassFailure();
+    SymbolTable symbols(module);
+    SmallVector<func::FuncOp> entries;
+    for (auto func : module.getOps<func::FuncOp>())
+      if (func.isPublic() && !func.isExternal())
+        entries.push_back(func);
+
+    bool changed = false;
+    for (func::FuncOp entry : entries) {
+      // Packing functions follow their entry, in argument order.
+      Operation *last = entry;
+      for (BlockArgument arg : entry.getArguments()) {
+        unsigned index = arg.getArgNumber();
+        // Weights only: bound by `moe.weight`, or recorded as a weight in
+        // the manifest once moe-export-entries has taken the attribute.
+        bool isWeight =
+            entry.getArgAttr(index, kWeightAttrName) ||
+            (*manifest &&
+             isManifestWeight(**manifest, entry.getSymName(), index));
+        RankedTensorType source = packableType(arg);
+        if (!isWeight || !source)
+          continue;
+        ArrayRef<int64_t> shape = source.getShape();
+        int64_t panel = panelCols;
+        auto packed = RankedTensorType::get(
+            {shape[0], static_cast<int64_t>(llvm::divideCeil(shape[1], panel)),
+             shape[2], panel},
+            source.getElementType());
+        OpBuilder b(ctx);
+        b.setInsertionPointAfter(last);
+        func::FuncOp packing =
+            createPackingFunction(b, entry, index, source, packed, panel);
+        last = packing;
+        symbols.insert(packing);
+
+        arg.setType(packed);
+        // Recorded in the manifest, or for moe-export-entries to record.
+        if (*manifest)
+          recordPacking(**manifest, entry.getSymName(), index,
+                        packed.getShape(), packing.getSymName(), shape);
+        else
+          entry.setArgAttr(
+              index, kPackingAttrName,
+              DictionaryAttr::get(
+                  ctx,
+                  {b.getNamedAttr("function", FlatSymbolRefAttr::get(packing)),
+                   b.getNamedAttr("shape", b.getDenseI64ArrayAttr(shape))}));
+        changed = true;
+      }
+      if (last != entry)
+        entry.setType(FunctionType::get(ctx, entry.getBody().getArgumentTypes(),
+                                        entry.getResultTypes()));
+    }
+    if (changed && *manifest)
+      writeManifest(module, **manifest);
+  }
+};
+
+} // namespace
