@@ -51,6 +51,8 @@ def test_handles_and_queries(compiled) -> None:
     # The entry outlives its module and checkpoint.
     assert (entry.hidden_size, entry.output_size) == (32, 32)
     assert entry.token_parallel
+    # moe-compile's fast path packs the expert weights once, at binding.
+    assert entry.packing_seconds > 0
     y = entry(compiled["x"].astype(np.float64))  # converted to float32
     case = compiled["case"]
     err, peak = families.max_error(y, case.reference(compiled["x"]))
@@ -59,6 +61,8 @@ def test_handles_and_queries(compiled) -> None:
     entry.close()  # twice: nothing
     with pytest.raises(RuntimeError, match="Entry is closed"):
         entry(compiled["x"])
+    with pytest.raises(RuntimeError, match="Entry is closed"):
+        entry.packing_seconds
 
 
 def test_strided_input_is_copied(compiled) -> None:

@@ -108,8 +108,9 @@ void PanelKernelEmitter::emitTile(Value row, Value panel, int64_t mr) {
       [&](OpBuilder &, Location, Value k, ValueRange acc) {
         SmallVector<Value> next;
         for (int64_t s = 0; s < sets; ++s)
-          llvm::append_range(next, step(row, panel, mr, add(k, constant(s)),
-                                        acc.slice(s * perSet, perSet)));
+          llvm::append_range(next,
+                             step(row, panel, mr, s ? add(k, constant(s)) : k,
+                                  acc.slice(s * perSet, perSet)));
         scf::YieldOp::create(b, loc, next);
       });
   // Fold the sets into the first, then the depth's remainder.

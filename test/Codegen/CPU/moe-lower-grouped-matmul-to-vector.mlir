@@ -1,9 +1,12 @@
 // RUN: moe-opt %s --split-input-file --verify-diagnostics --moe-lower-grouped-matmul-to-vector="tile-rows=4 tile-cols=4" | FileCheck %s
 // RUN: moe-opt %s --split-input-file --verify-diagnostics --moe-lower-grouped-matmul-to-vector | FileCheck %s --check-prefix=DEFAULT
 // RUN: moe-opt %s --split-input-file --verify-diagnostics --moe-lower-grouped-matmul-to-vector="vector-width=8 tile-rows=2 tile-cols=3" | FileCheck %s --check-prefix=SMALL
+// RUN: moe-opt %s --split-input-file --verify-diagnostics --moe-lower-grouped-matmul-to-vector="panel-rows=4" | FileCheck %s --check-prefix=PANEL
 // RUN: not moe-opt %s --moe-lower-grouped-matmul-to-vector="tile-rows=0" 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: not moe-opt %s --moe-lower-grouped-matmul-to-vector="panel-rows=0" 2>&1 | FileCheck %s --check-prefix=BAD-PANEL
 
 // BAD: moe-lower-grouped-matmul-to-vector: vector-width, tile-rows and tile-cols must be at least 1 and tile-rows * tile-cols at most 64, got 16, 0, 8
+// BAD-PANEL: moe-lower-grouped-matmul-to-vector: panel-rows must be in [1, 32], got 0
 
 // Per owned row block: 4x4 register tiles of 16-lane f32 accumulators over
 // the depth (contiguous in-bounds reads of input rows and bf16 weight rows,
@@ -78,6 +81,47 @@ func.func @filled_rows(%rows: memref<?x16xf32>, %w: memref<3x8x16xf32>,
       ins(%rows, %w, %blocks : memref<?x16xf32>, memref<3x8x16xf32>, memref<?xi32>)
       block_sizes(%sizes : memref<?xi32>)
       outs(%acc : memref<?x8xf32>)
+  return
+}
+
+// -----
+
+// Packed weights ([E, NP, K, P] = 3 experts, 2 panels of 32 columns, K =
+// 20; N = 37): per panel, register tiles of 4 rows x 32 columns, i.e. 4 x 2
+// accumulators of 16 lanes; each reduction step reads one contiguous
+// 32-column row of the panel (2 in-bounds bf16 vectors, widened) and
+// broadcasts one input element per row into the FMAs. The accumulators
+// are added to the outputs with masked vector updates (columns past 37).
+// Left-over rows (< 4) run as tiles of 2 and 1 rows, taken by the bits of
+// their count; those split K over 2 and 4 accumulator sets.
+// PANEL-LABEL: func @packed
+// PANEL: scf.for %[[B:.*]] = %c0{{.*}} to %{{.*}} step %c1
+// PANEL:   memref.load %{{.*}}[%[[B]]] : memref<?xi32>
+// PANEL:   scf.if
+// PANEL:     %[[PANELS:.*]] = arith.ceildivui %{{.*}}, %c32
+// PANEL:     scf.for %[[P:.*]] = %c0{{.*}} to %[[PANELS]] step %c1
+// PANEL:       scf.for %[[M:.*]] = %c0{{.*}} to %{{.*}} step %c4
+// PANEL:         %{{.*}}:8 = scf.for %[[K:.*]] = %c0{{.*}} to %{{.*}} step %c1{{.*}} iter_args
+// PANEL-COUNT-2:   vector.transfer_read %{{.*}}[%{{.*}}, %[[P]], %[[K]], %{{.*}}], %{{.*}} {in_bounds = [true]} : memref<3x2x20x32xbf16>, vector<16xbf16>
+// PANEL:           memref.load %{{.*}}[%{{.*}}, %[[K]]] : memref<?x20xf32>
+// PANEL:           vector.broadcast %{{.*}} : f32 to vector<16xf32>
+// PANEL-COUNT-2:   vector.fma
+// PANEL-NOT:     vector.reduction
+// PANEL:         %[[OLD:.*]] = vector.transfer_read %{{.*}}, %{{.*}} : memref<?x37xf32>, vector<16xf32>
+// PANEL:         %[[NEW:.*]] = arith.addf %[[OLD]], %{{.*}} : vector<16xf32>
+// PANEL:         vector.transfer_write %[[NEW]], %{{.*}} : vector<16xf32>, memref<?x37xf32>
+// PANEL:       arith.andi %{{.*}}, %c2
+// PANEL:       scf.if
+// PANEL:         %{{.*}}:8 = scf.for %{{.*}} step %c2{{.*}} iter_args
+// PANEL:       arith.andi %{{.*}}, %c1
+// PANEL:       scf.if
+// PANEL:         %{{.*}}:8 = scf.for %{{.*}} step %c4{{.*}} iter_args
+// PANEL-NOT: moe.grouped_matmul
+func.func @packed(%rows: memref<?x20xf32>, %w: memref<3x2x20x32xbf16>,
+                  %blocks: memref<?xi32>, %acc: memref<?x37xf32>) {
+  moe.grouped_matmul block_rows(6)
+      ins(%rows, %w, %blocks : memref<?x20xf32>, memref<3x2x20x32xbf16>, memref<?xi32>)
+      outs(%acc : memref<?x37xf32>)
   return
 }
 

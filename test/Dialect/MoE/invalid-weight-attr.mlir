@@ -41,3 +41,33 @@ func.func @stacked_scalar(%w: tensor<f32> {moe.weight = "experts.{e}.scale"}) {
 func.func @misspelled(%w: tensor<4xf32> {moe.wieght = "w"}) {
   return
 }
+
+// -----
+
+// One case per rule of the `moe.packing` argument attribute.
+
+// expected-error @+1 {{'moe.packing' of argument 0 must be {function = @symbol, shape = array<i64: ...>}}}
+func.func @packing_not_a_dictionary(%w: tensor<2x1x4x8xf32> {moe.weight = "w.{e}", moe.packing = @f}) {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{'moe.packing' of argument 0 must be {function = @symbol, shape = array<i64: ...>}}}
+func.func @packing_extra_key(%w: tensor<2x1x4x8xf32> {moe.weight = "w.{e}", moe.packing = {function = @f, shape = array<i64: 2, 8, 4>, other = 1}}) {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{'moe.packing' of argument 0 needs a static shape}}
+func.func @packing_negative_shape(%w: tensor<2x1x4x8xf32> {moe.weight = "w.{e}", moe.packing = {function = @f, shape = array<i64: 2, -1, 4>}}) {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{'moe.packing' argument 0 needs a 'moe.weight' binding}}
+func.func @packing_without_weight(%w: tensor<2x1x4x8xf32> {moe.packing = {function = @f, shape = array<i64: 2, 8, 4>}}) {
+  return
+}

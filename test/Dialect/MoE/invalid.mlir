@@ -1834,3 +1834,58 @@ func.func @grouped_matmul_block_count(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf3
       outs(%acc : tensor<8x4xf32>) -> tensor<8x4xf32>
   return %r : tensor<8x4xf32>
 }
+
+// -----
+
+// moe.grouped_matmul c3: a weight is [E, N, K] or packed [E, NP, K, P]
+func.func @grouped_matmul_weight_rank(%x: tensor<8x16xf32>, %w: tensor<2x1x16x4x1xf32>,
+                                      %b: tensor<2xi32>, %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'weight' must have shape [E, N, K]}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x1x16x4x1xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x4xf32>) -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c7: a packed weight has a static panel width P
+func.func @grouped_matmul_packed_dynamic_panel(%x: tensor<8x16xf32>, %w: tensor<2x1x16x?xf32>,
+                                               %b: tensor<2xi32>, %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'weight' dimension 3 (P) must be static, got 'tensor<2x1x16x?xf32>'}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x1x16x?xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x4xf32>) -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c7: panels of at least one column
+func.func @grouped_matmul_packed_empty_panel(%x: tensor<8x16xf32>, %w: tensor<2x1x16x0xf32>,
+                                             %b: tensor<2xi32>, %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op packed 'weight' needs panels of at least 1 column, got P = 0}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x1x16x0xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x4xf32>) -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c7: NP = ceil(N / P) panels
+func.func @grouped_matmul_packed_panels(%x: tensor<8x16xf32>, %w: tensor<2x3x16x4xf32>,
+                                        %b: tensor<2xi32>, %acc: tensor<8x5xf32>) -> tensor<8x5xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op packed 'weight' has NP = 3 panels of 4 columns for N = 5, expected 2}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x3x16x4xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x5xf32>) -> tensor<8x5xf32>
+  return %r : tensor<8x5xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c2/c7: a packed weight's K is the input's
+func.func @grouped_matmul_packed_depth(%x: tensor<8x16xf32>, %w: tensor<2x2x12x4xf32>,
+                                       %b: tensor<2xi32>, %acc: tensor<8x5xf32>) -> tensor<8x5xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'input' dimension 1 (K) is 16, expected 12 from weight}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x2x12x4xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x5xf32>) -> tensor<8x5xf32>
+  return %r : tensor<8x5xf32>
+}

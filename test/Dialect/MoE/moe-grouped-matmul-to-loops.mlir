@@ -62,3 +62,25 @@ func.func @tensors(%rows: tensor<4x16xf32>, %w: tensor<1x8x16xf32>,
       outs(%acc : tensor<4x8xf32>) -> tensor<4x8xf32>
   return %r : tensor<4x8xf32>
 }
+
+// -----
+
+// A packed weight ([E, NP, K, P]) is read at [expert, n / P, k, n mod P];
+// the column loop is clamped to the NP * P columns it holds.
+// CHECK-LABEL: func @packed
+// CHECK: %[[NP:.*]] = memref.dim %{{.*}}, %c1{{.*}} : memref<3x2x16x4xbf16>
+// CHECK: arith.muli %[[NP]], %c4
+// CHECK: scf.for %[[B:.*]] = %{{.*}} to %{{.*}} step
+// CHECK:   scf.for %[[N:.*]] = %{{.*}} to %{{.*}} step
+// CHECK:     scf.for %[[K:.*]] = %{{.*}} to %{{.*}} step
+// CHECK:       scf.if
+// CHECK:         %[[P:.*]] = arith.divui %[[N]], %c4
+// CHECK:         %[[J:.*]] = arith.remui %[[N]], %c4
+// CHECK:         memref.load %{{.*}}[%{{.*}}, %[[P]], %[[K]], %[[J]]] : memref<3x2x16x4xbf16>
+func.func @packed(%rows: memref<?x16xf32>, %w: memref<3x2x16x4xbf16>,
+                  %blocks: memref<?xi32>, %acc: memref<?x7xf32>) {
+  moe.grouped_matmul block_rows(2)
+      ins(%rows, %w, %blocks : memref<?x16xf32>, memref<3x2x16x4xbf16>, memref<?xi32>)
+      outs(%acc : memref<?x7xf32>)
+  return
+}

@@ -8,6 +8,8 @@
 // an scf.for over the depth; the tile is a grouped matmul of one row block
 // reading every expert's [16, 8] weight slice.
 // CHECK-DAG: #[[$ROW:.*]] = affine_map<(d0) -> (d0 * 4)>
+// CHECK-DAG: #[[$PANEL:.*]] = affine_map<(d0) -> (d0 floordiv 32)>
+// CHECK-DAG: #[[$PANELS:.*]] = affine_map<(d0) -> (d0 ceildiv 32)>
 // CHECK-LABEL: func @tile
 // CHECK: %[[B:.*]] = tensor.dim %{{.*}}, %c0 : tensor<?xi32>
 // CHECK: scf.forall (%[[N:.*]], %[[BLK:.*]]) = (0, 0) to (32, %[[B]]) step (16, 1) shared_outs(%[[OUT:.*]] = %{{.*}})
@@ -62,4 +64,24 @@ func.func @fused_fill(%rows: tensor<?x16xf32>, %w: tensor<8x32x16xbf16>,
       ins(%rows, %w, %blocks : tensor<?x16xf32>, tensor<8x32x16xbf16>, tensor<?xi32>)
       outs(%filled : tensor<?x32xf32>) -> tensor<?x32xf32>
   return %r : tensor<?x32xf32>
+}
+
+// A packed weight ([E, NP, K, P] with P = 32) is sliced by whole panels:
+// tile-n = 16 is rounded up to 32, and each tile reads panel n / 32 of
+// every expert (N = 40: the last tile has 8 columns, one padded panel).
+// CHECK-LABEL: func @packed
+// CHECK: scf.forall (%[[N:.*]], %[[BLK:.*]]) = (0, 0) to (40, %{{.*}}) step (32, 1)
+// CHECK:   %[[COLS:.*]] = affine.min
+// CHECK:   %[[P:.*]] = affine.apply #[[$PANEL]](%[[N]])
+// CHECK:   %[[NP:.*]] = affine.apply #[[$PANELS]](%[[COLS]])
+// CHECK:   tensor.extract_slice %{{.*}}[0, %[[P]], 0, 0] [8, %[[NP]], 16, 32] [1, 1, 1, 1] : tensor<8x2x16x32xbf16> to tensor<8x?x16x32xbf16>
+// CHECK:   scf.for
+// CHECK:     tensor.extract_slice %{{.*}}[0, 0, %{{.*}}, 0] [8, %{{.*}}, 8, 32] [1, 1, 1, 1] : tensor<8x?x16x32xbf16> to tensor<8x?x8x32xbf16>
+// CHECK:     moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<4x8xf32>, tensor<8x?x8x32xbf16>, tensor<1xi32>) outs(%{{.*}} : tensor<4x?xf32>)
+func.func @packed(%rows: tensor<?x16xf32>, %w: tensor<8x2x16x32xbf16>,
+                  %blocks: tensor<?xi32>, %acc: tensor<?x40xf32>) -> tensor<?x40xf32> {
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%rows, %w, %blocks : tensor<?x16xf32>, tensor<8x2x16x32xbf16>, tensor<?xi32>)
+      outs(%acc : tensor<?x40xf32>) -> tensor<?x40xf32>
+  return %r : tensor<?x40xf32>
 }

@@ -203,6 +203,25 @@ func.func @grouped_matmul_block_sizes(%rows: tensor<8x16xf32>, %w: tensor<2x32x1
   return %r : tensor<8x32xf32>
 }
 
+// Packed weights: N = 37 columns in 2 panels of 32, the last zero-padded.
+// CHECK-LABEL: func @grouped_matmul_packed
+// CHECK: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<?x16xf32>, tensor<8x2x16x32xbf16>, tensor<?xi32>) outs(%{{.*}} : tensor<?x37xf32>) -> tensor<?x37xf32>
+func.func @grouped_matmul_packed(%rows: tensor<?x16xf32>, %w: tensor<8x2x16x32xbf16>,
+                                 %blocks: tensor<?xi32>, %acc: tensor<?x37xf32>)
+    -> tensor<?x37xf32> {
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%rows, %w, %blocks : tensor<?x16xf32>, tensor<8x2x16x32xbf16>, tensor<?xi32>)
+      outs(%acc : tensor<?x37xf32>) -> tensor<?x37xf32>
+  return %r : tensor<?x37xf32>
+}
+
+// A packed weight argument and its packing function.
+// CHECK-LABEL: func @packed_argument
+// CHECK-SAME: moe.packing = {function = @packed_argument__pack0, shape = array<i64: 8, 37, 16>}
+func.func @packed_argument(%w: tensor<8x2x16x32xbf16> {moe.weight = "experts.{e}.w1", moe.packing = {function = @packed_argument__pack0, shape = array<i64: 8, 37, 16>}}) {
+  return
+}
+
 // CHECK-LABEL: func @grouped_matmul_memrefs
 // CHECK: moe.grouped_matmul block_rows(2) ins(%{{.*}}, %{{.*}}, %{{.*}} : memref<6x16xf16>, memref<1x8x16xf32>, memref<3xi32>) outs(%{{.*}} : memref<6x8xf32>)
 // CHECK-NOT: ->

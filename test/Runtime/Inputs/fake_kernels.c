@@ -89,6 +89,51 @@ void _mlir_ciface_stacked(MemRef2 *result, MemRef2 *x, MemRef3BF16 *w) {
     }
 }
 
+typedef struct {
+  uint16_t *allocated;
+  uint16_t *aligned;
+  int64_t offset;
+  int64_t sizes[4];
+  int64_t strides[4];
+} MemRef4BF16;
+
+/* The packing function of the "packed" manifest: the [E, H, H] bf16 stack
+ * in panels of H columns, packed[e, 0, k, j] = w[e, j, k] (the layout of
+ * moe-pack-expert-weights with P = H), written into the caller's buffer. */
+void _mlir_ciface_pack_experts(MemRef3BF16 *w, MemRef4BF16 *packed) {
+  for (int64_t e = 0; e < w->sizes[0]; ++e)
+    for (int64_t j = 0; j < w->sizes[1]; ++j)
+      for (int64_t k = 0; k < w->sizes[2]; ++k)
+        packed->aligned[packed->offset + e * packed->strides[0] +
+                        k * packed->strides[2] + j * packed->strides[3]] =
+            w->aligned[w->offset + e * w->strides[0] + j * w->strides[1] +
+                       k * w->strides[2]];
+}
+
+/* As stacked, reading the packed weights. */
+void _mlir_ciface_packed(MemRef2 *result, MemRef2 *x, MemRef4BF16 *w) {
+  int64_t tokens = x->sizes[0], hidden = x->sizes[1];
+  newResult(result, tokens, hidden);
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int64_t i = 0; i < hidden; ++i) {
+      float sum = 0.0f;
+      for (int64_t e = 0; e < w->sizes[0]; ++e) {
+        float dot = 0.0f;
+        for (int64_t j = 0; j < hidden; ++j) {
+          uint32_t bits = (uint32_t)w->aligned[w->offset + e * w->strides[0] +
+                                               j * w->strides[2] +
+                                               i * w->strides[3]]
+                          << 16;
+          float value;
+          memcpy(&value, &bits, sizeof(value));
+          dot += at2(x, t, j) * value;
+        }
+        sum += (float)(e + 1) * dot;
+      }
+      setResult(result, t, i, sum);
+    }
+}
+
 /* As forward, but the result is column-major behind a 3-element offset. */
 void _mlir_ciface_strided(MemRef2 *result, MemRef2 *x, MemRef2 *w) {
   int64_t tokens = x->sizes[0], hidden = x->sizes[1];

@@ -112,6 +112,28 @@ def add_shared_weights(manifest: dict) -> None:
                                stacked_arg()]))
 
 
+def packed() -> dict:
+    """An entry whose {e}-stacked weight is packed at bind time by the
+    module's packing function (moe-pack-expert-weights' contract)."""
+    arg = {"kind": "weight", "dtype": "bf16", "shape": [E, 1, H, H],
+           "name": EXPERTS,
+           "packing": {"symbol": "_mlir_ciface_pack_experts",
+                       "shape": [E, H, H]}}
+    return {"version": 1, "entries": [entry("packed", [x_arg(), arg])]}
+
+
+def edit_packed(change: Callable[[dict], None]) -> Callable[[], dict]:
+    """The packed manifest with `change` applied to it."""
+    def make() -> dict:
+        manifest = packed()
+        change(manifest)
+        return manifest
+    return make
+
+
+PACKING = FORWARD_ARGS + [1, "packing"]
+
+
 def hostile_sizes() -> dict:
     """Entries whose buffers, sized by the input, cannot be allocated; their
     kernels are never called (the symbol is any existing one)."""
@@ -164,6 +186,16 @@ MANIFESTS: Dict[str, Callable[[], object]] = {
     "duplicate-entry": edit(duplicate),
     "missing-symbol": edit(set_in(["entries", 0, "symbol"],
                                   "_mlir_ciface_nowhere")),
+    "packed": packed,
+    "packing-on-input": edit_packed(set_in(FORWARD_ARGS + [0, "packing"],
+                                           packed()["entries"][0]["args"][1]
+                                           ["packing"])),
+    "packing-dynamic-shape": edit_packed(set_in(PACKING + ["shape"],
+                                                [E, -1, H])),
+    "packing-unknown-key": edit_packed(set_in(PACKING + ["panel"], 8)),
+    "packing-no-symbol": edit_packed(pop_in(PACKING + ["symbol"])),
+    "packing-missing-symbol": edit_packed(set_in(PACKING + ["symbol"],
+                                                 "_mlir_ciface_nowhere")),
     # Valid manifests whose entry the runtime cannot bind.
     "unsupported-input": edit(set_in(FORWARD_ARGS + [0, "dtype"], "bf16")),
     "unsupported-result": edit(set_in(["entries", 0, "results", 0],

@@ -5,8 +5,9 @@ usage: fast_vs_reference.py OUT [--tokens 0,1,7,300,2049] [--cases a,b]
 For every case below (shapes that are not multiples of the vector width or
 the tiles, E = 1, K = E, experts without tokens, one expert taking every
 token, bf16 and f16 weights, biases, a shared expert) this writes the layer
-(moe_mlir.emit), compiles it three times with moe-compile (default fast
-path on OpenMP threads, the fast path with openmp=0, and --reference),
+(moe_mlir.emit), compiles it with moe-compile as each of VARIANTS (the
+default fast path on OpenMP threads, with openmp=0, with unpacked weights,
+with odd weight panels and register tiles, and --reference),
 writes random weights, and for every T and 1 and 2 threads runs the modules with moe-run on the same input; the outputs must agree
 within 1e-4 * max|reference| (docs/Semantics.md, f32 accumulation in both).
 Prints one line per case; exit status 1 on the first difference.
@@ -148,6 +149,16 @@ CASES["capacity_layout"] = (dict(hidden=40, intermediate=24, num_experts=4,
                                  weights=GATED), "random")
 
 
+# moe-compile flags of each compiled variant; "reference" is the oracle.
+VARIANTS = {
+    "fast": [],
+    "sequential": ["--pipeline-options=openmp=0"],
+    "unpacked": ["--pipeline-options=pack-weights=0"],
+    "odd-panels": ["--pipeline-options=panel-cols=24 panel-rows=5"],
+    "reference": ["--reference"],
+}
+
+
 def check_case(name: str, out: str, tokens: list[int]) -> None:
     arguments, router = CASES[name]
     spec = LayerSpec(**arguments)
@@ -158,10 +169,10 @@ def check_case(name: str, out: str, tokens: list[int]) -> None:
         file.write(MODULES.get(name) or emit_module(spec))
     modules = {}
     # The fast path on OpenMP threads (default) and sequential, the runtime
-    # splitting the tokens instead (openmp=0).
-    for variant, flags in (("fast", []),
-                           ("sequential", ["--pipeline-options=openmp=0"]),
-                           ("reference", ["--reference"])):
+    # splitting the tokens instead (openmp=0); with the weights in the
+    # checkpoint layout (the dot-product kernel) and in panels whose width
+    # is not a multiple of the vector width, with odd register tiles.
+    for variant, flags in VARIANTS.items():
         modules[variant] = os.path.join(directory, f"{variant}.so")
         run(["moe-compile", layer, *flags, "-o", modules[variant]],
             f"{name}: moe-compile {' '.join(flags)}")
@@ -184,7 +195,9 @@ def check_case(name: str, out: str, tokens: list[int]) -> None:
                      "--quiet"],
                     f"{name}: moe-run {variant} at T = {count}")
             ref = np.load(outputs["reference"]).astype(np.float64)
-            for variant in ("fast", "sequential"):
+            for variant in VARIANTS:
+                if variant == "reference":
+                    continue
                 fast = np.load(outputs[variant]).astype(np.float64)
                 if fast.shape != ref.shape:
                     sys.exit(f"{name} T = {count}: shapes {fast.shape} and "
@@ -196,7 +209,7 @@ def check_case(name: str, out: str, tokens: list[int]) -> None:
                     sys.exit(f"{name} T = {count} threads = {threads}: "
                              f"{variant} differs from reference by "
                              f"{error:.3g} (max |reference| {scale:.3g})")
-    print(f"{name}: fast = sequential fast = reference at T = {tokens}, "
+    print(f"{name}: {' = '.join(VARIANTS)} at T = {tokens}, "
           f"threads 1 and 2")
 
 

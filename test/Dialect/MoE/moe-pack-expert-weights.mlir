@@ -1,0 +1,68 @@
+// RUN: moe-opt %s --split-input-file --moe-pack-expert-weights="panel-cols=16" | FileCheck %s
+// RUN: moe-opt %s --split-input-file --moe-export-entries --moe-pack-expert-weights="panel-cols=16" | FileCheck %s --check-prefix=AFTER
+// RUN: moe-opt %s --split-input-file --moe-pack-expert-weights="panel-cols=16" --moe-export-entries | FileCheck %s --check-prefix=BEFORE
+// RUN: not moe-opt %s --moe-pack-expert-weights="panel-cols=0" 2>&1 | FileCheck %s --check-prefix=BAD
+
+// BAD: moe-pack-expert-weights: panel-cols must be at least 1, got 0
+
+// A weight read only by a grouped matmul becomes [E, ceil(N / P), K, P]
+// (N = 37 columns: 3 panels of 16, the last zero-padded), packed by a new
+// public function from the checkpoint layout into the caller's buffer.
+// CHECK-LABEL: func.func @forward(
+// CHECK-SAME: %[[X:.*]]: tensor<8x16xf32>,
+// CHECK-SAME: %[[W:.*]]: tensor<2x3x16x16xbf16> {moe.packing = {function = @forward__pack1, shape = array<i64: 2, 37, 16>}, moe.weight = "experts.{e}.w1"}
+// CHECK: moe.grouped_matmul block_rows(4) ins(%[[X]], %[[W]], %{{.*}} : tensor<8x16xf32>, tensor<2x3x16x16xbf16>, tensor<2xi32>)
+// CHECK-LABEL: func.func @forward__pack1(
+// CHECK-SAME: %[[SRC:.*]]: tensor<2x37x16xbf16> {bufferization.writable = false}, %[[DST:.*]]: memref<2x3x16x16xbf16>) attributes {llvm.emit_c_interface}
+// CHECK: %[[ZERO:.*]] = arith.constant 0.000000e+00 : bf16
+// CHECK: %[[INIT:.*]] = bufferization.to_tensor %[[DST]] restrict writable
+// CHECK: %[[PACKED:.*]] = linalg.pack %[[SRC]] padding_value(%[[ZERO]] : bf16) inner_dims_pos = [1] inner_tiles = [16] into %[[INIT]] : tensor<2x37x16xbf16> -> tensor<2x3x16x16xbf16>
+// CHECK: bufferization.materialize_in_destination %[[PACKED]] in restrict writable %[[DST]]
+// CHECK: return
+
+// With the manifest written first, the pass amends it: the packed shape
+// and the packing function with the checkpoint shape it reads.
+// AFTER-LABEL: func.func @forward(
+// AFTER-SAME: tensor<2x3x16x16xbf16>
+// AFTER-NOT: moe.packing
+// AFTER: moe_module_manifest
+// AFTER-SAME: \22name\22:\22experts.{e}.w1\22,\22packing\22:{\22shape\22:[2,37,16],\22symbol\22:\22_mlir_ciface_forward__pack1\22},\22shape\22:[2,3,16,16]
+// AFTER-NOT: forward__pack1\22,\22results
+
+// Written afterwards, the manifest records the same, and the packing
+// function is no entry point.
+// BEFORE: moe_module_manifest
+// BEFORE-SAME: \22packing\22:{\22shape\22:[2,37,16],\22symbol\22:\22_mlir_ciface_forward__pack1\22},\22shape\22:[2,3,16,16]
+// BEFORE-NOT: \22name\22:\22forward__pack1\22
+func.func @forward(%x: tensor<8x16xf32>,
+                   %w: tensor<2x37x16xbf16> {moe.weight = "experts.{e}.w1"},
+                   %b: tensor<2xi32> {moe.weight = "blocks"}) -> tensor<8x37xf32> {
+  %zero = arith.constant 0.0 : f32
+  %empty = tensor.empty() : tensor<8x37xf32>
+  %acc = linalg.fill ins(%zero : f32) outs(%empty : tensor<8x37xf32>) -> tensor<8x37xf32>
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x37x16xbf16>, tensor<2xi32>)
+      outs(%acc : tensor<8x37xf32>) -> tensor<8x37xf32>
+  return %r : tensor<8x37xf32>
+}
+
+// -----
+
+// Left alone: a weight with another use, and an argument that is no
+// weight.
+// CHECK-LABEL: func.func @other_uses(
+// CHECK-SAME: tensor<2x8x16xf32> {moe.weight = "w.{e}"}, %{{.*}}: tensor<2x8x16xf32>
+// CHECK-NOT: moe.packing
+// CHECK-NOT: func.func @other_uses__pack
+func.func @other_uses(%x: tensor<8x16xf32>,
+                      %w: tensor<2x8x16xf32> {moe.weight = "w.{e}"},
+                      %v: tensor<2x8x16xf32>, %b: tensor<2xi32>,
+                      %acc: tensor<8x8xf32>) -> (tensor<8x8xf32>, tensor<8x8xf32>, tensor<2x8x16xf32>) {
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x8x16xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x8xf32>) -> tensor<8x8xf32>
+  %s = moe.grouped_matmul block_rows(4)
+      ins(%x, %v, %b : tensor<8x16xf32>, tensor<2x8x16xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x8xf32>) -> tensor<8x8xf32>
+  return %r, %s, %w : tensor<8x8xf32>, tensor<8x8xf32>, tensor<2x8x16xf32>
+}
