@@ -16,9 +16,10 @@ One run measures, in this order:
 3. useful GFLOP/s (T*K*3*2*H*I for the routed experts, plus the shared
    expert), GB/s of touched expert weights, the fraction of the measured f32
    peak (and DRAM bandwidth for decode), the ratio to the faster PyTorch,
-   and the share of routing + dispatch + combine: the time of the same
-   layer with I = 1 (its expert matmuls cost next to nothing) over the time
-   of the layer.
+   and the share of routing + dispatch + combine: the time of the layer
+   without its experts (the layer's IR after moe-decompose up to its
+   dispatch, whose rows go straight to the combine) over the time of the
+   layer.
 
 Writes bench/results/cpu.json and bench/results/cpu.png (throughput vs T).
 PyTorch from Debian needs libopenblas0-pthread and OPENBLAS_CORETYPE for a
@@ -86,18 +87,11 @@ def _cli(*args: str) -> None:
                    stdout=subprocess.DEVNULL)
 
 
-def prepare(shape: str, dtype: str, work: str, build: str,
-            intermediate: int | None = None) -> dict:
-    """Checkpoint, layer IR and module of one shape; the compile time.
-
-    ``intermediate`` replaces the shape's expert width: with 1, the expert
-    matmuls cost next to nothing and the layer's time is that of routing,
-    dispatch and combine."""
+def prepare(shape: str, dtype: str, work: str, build: str) -> dict:
+    """Checkpoint, layer IR and module of one shape; the compile time."""
     from moe_mlir import checkpoints
     family, hidden, inter, experts, top_k, extra = SHAPES[shape]
-    suffix = "" if intermediate is None else f"-i{intermediate}"
-    inter = inter if intermediate is None else intermediate
-    directory = os.path.join(work, f"{shape}-{dtype}{suffix}")
+    directory = os.path.join(work, f"{shape}-{dtype}")
     config = checkpoints.hf_config(family, hidden=hidden, intermediate=inter,
                                    experts=experts, top_k=top_k, layers=1,
                                    dtype=dtype, vocab=256)
@@ -111,6 +105,52 @@ def prepare(shape: str, dtype: str, work: str, build: str,
                     module], check=True)
     return {"dir": directory, "module": module, "config": config,
             "compile_s": time.perf_counter() - start}
+
+
+_GATE = re.compile(r"^\s*(%[\w.]+), (%[\w.]+) = moe\.gate .*-> "
+                   r"(tensor<[^>]*>), (tensor<[^>]*>)$")
+_DISPATCH = re.compile(r"^\s*(%[\w.]+), (%[\w.]+), (%[\w.]+) = "
+                       r"moe\.dispatch .*-> (tensor<[^>]*>), "
+                       r"(tensor<[^>]*>), (tensor<[^>]*>)$")
+
+
+def prepare_routing_only(prepared: dict, build: str) -> dict:
+    """The layer without its experts: router, gate, dispatch (placement and
+    row gather, aligned as the fast path aligns them) and combine of the
+    dispatched rows, compiled like the layer. Its time is the routing +
+    dispatch + combine part of the layer's."""
+    layer = os.path.join(prepared["dir"], "layer.mlir")
+    # The fast path pads each expert's rows to its block-rows (16).
+    text = subprocess.run(
+        [os.path.join(build, "bin", "moe-opt"), layer,
+         "--moe-decompose=row-align=16"],
+        check=True, text=True, capture_output=True).stdout
+    lines = text.splitlines()
+    gate = dispatch = None
+    for index, line in enumerate(lines):
+        gate = gate or _GATE.match(line)
+        dispatch = _DISPATCH.match(line)
+        if dispatch:
+            break
+    if not gate or not dispatch:
+        sys.exit(f"{layer}: no moe.gate followed by moe.dispatch after "
+                 "moe-decompose")
+    weights, _, weights_type, _ = gate.groups()
+    rows, _, row_map, rows_type, _, map_type = dispatch.groups()
+    lines = lines[:index + 1] + [
+        f"    %routed = moe.combine {rows}, {weights}, {row_map} : "
+        f"{rows_type}, {weights_type}, {map_type} -> {rows_type}",
+        f"    return %routed : {rows_type}", "  }", "}"]
+    directory = prepared["dir"] + "-routing"
+    os.makedirs(directory, exist_ok=True)
+    routing_layer = os.path.join(directory, "layer.mlir")
+    with open(routing_layer, "w", encoding="utf-8") as out:
+        out.write("\n".join(lines) + "\n")
+    module = os.path.join(directory, "layer.so")
+    subprocess.run([os.path.join(build, "bin", "moe-compile"), routing_layer,
+                    "-o", module], check=True)
+    # The same checkpoint: the expert weights are bound but never read.
+    return {"dir": prepared["dir"], "module": module}
 
 
 def run_compiled(prepared: dict, x_path: str, threads: int, runs: int,
@@ -296,8 +336,7 @@ def main() -> None:
             for dtype in args.dtypes.split(","):
                 prepared = prepare(shape, dtype, work, args.build)
                 prepared["shape"] = shape
-                routing_only = prepare(shape, dtype, work, args.build,
-                                       intermediate=1)
+                routing_only = prepare_routing_only(prepared, args.build)
                 layer = TorchLayer(prepared, dtype)
                 hidden = SHAPES[shape][1]
                 for tokens in map(int, args.tokens.split(",")):
@@ -346,8 +385,8 @@ def main() -> None:
                         "weight_gbps": touched_bytes(prepared, tokens, dtype)
                         / ours / 1e6,
                         "speedup_vs_best_torch": min(loop, bmm) / ours,
-                        # The same layer with I = 1: routing, dispatch and
-                        # combine (and the router matmul) without experts.
+                        # The layer without its experts: router, gate,
+                        # dispatch and combine.
                         "routing_ms": routing,
                         "routing_share": min(1.0, routing / ours),
                         "compile_s": prepared["compile_s"], "runs": runs}

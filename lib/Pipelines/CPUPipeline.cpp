@@ -114,6 +114,9 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
   pm.addPass(createLowerAffinePass());
   if (threads) {
     pm.addPass(createConvertSCFToOpenMPPass());
+    // Loops of one iteration (per token at T = 1) stay on the calling
+    // thread instead of waking the team.
+    pm.addPass(moe::createMoEGuardParallelRegionsPass());
     // Inlines the memref.alloca_scope that wraps each loop body (it holds
     // no alloca here), which must not be left around the blocks that
     // scf-to-cf makes of nested loops.

@@ -57,6 +57,17 @@ SCHEMES = {
 }
 
 
+# Top-k around the largest K the gate lowering selects in one pass (16);
+# larger K take K arg-max passes. Both must pick the same experts in the
+# same order as the reference, exact ties (router rows 0 and 1) included.
+WIDE_SCHEMES = {
+    "top16_of_20": "<softmax, top_k = 16, renormalize>",
+    "top17_of_20": "<softmax, top_k = 17, renormalize>",
+    "sigmoid_groups_top8_of_24": "<sigmoid, top_k = 8, renormalize, "
+                                 "scale = 2.5, groups = 4, topk_groups = 2>",
+}
+
+
 def _weights(num_experts: int, storage: str, seed: int) -> dict:
     """Router rows 0 and 1 equal (exact score ties); ReLU experts."""
     rng = np.random.default_rng(seed)
@@ -125,7 +136,8 @@ class _Compiled:
         if key not in self.cache:
             directory = os.path.join(self.root, "_".join(map(str, key)))
             os.makedirs(directory)
-            spec = _spec(SCHEMES[scheme], num_experts, storage)
+            spec = _spec({**SCHEMES, **WIDE_SCHEMES}[scheme], num_experts,
+                         storage)
             tensors = _weights(num_experts, storage, seed=num_experts)
             path = os.path.join(directory, "model.safetensors")
             safetensors_io.save_file(path, tensors, storage.upper())
@@ -184,6 +196,14 @@ def test_every_token_on_one_expert(compiled, scheme) -> None:
                                     "expert_choice", "expert_choice_groups"])
 def test_ties_between_tokens(compiled, scheme) -> None:
     _check(compiled, scheme, 6, "f32", "duplicates")
+
+
+@pytest.mark.parametrize("scheme,num_experts", [
+    ("top16_of_20", 20), ("top17_of_20", 20),
+    ("sigmoid_groups_top8_of_24", 24)])
+@pytest.mark.parametrize("case", ["random", "duplicates"])
+def test_top_k_selection(compiled, scheme, num_experts, case) -> None:
+    _check(compiled, scheme, num_experts, "f32", case)
 
 
 def test_glam_64_experts(compiled) -> None:

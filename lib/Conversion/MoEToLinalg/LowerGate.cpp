@@ -3,10 +3,13 @@
 // Scores and selection scores (noise on the logits first, then the
 // selection-only bias) as element-wise linalg.generic ops over [T,E], the
 // kept groups of group-limited routing over [T,G], then:
-// - token choice: per token K arg-max passes over the experts. Each pass
-//   picks the best expert ranking after the previous pick in one total order
-//   (score descending, NaN first, ties to the lower index), so no scratch
-//   buffer of already-taken experts is needed. Random second choices and
+// - token choice: per token the K best experts in one total order (score
+//   descending, NaN first, ties to the lower index): for K <= 16 one pass
+//   over the experts keeping the K best sorted in loop-carried values (an
+//   expert enters when it ranks before the K-th and bubbles into place);
+//   for larger K, K arg-max passes, each picking the best expert ranking
+//   after the previous pick, so no scratch buffer of taken experts is
+//   needed. Random second choices and
 //   capacity (LowerCapacity.cpp) set dropped ids to -1; the combine weights
 //   are renormalized and scaled last;
 // - expert choice: each expert's top-C tokens per group (LowerCapacity.cpp).
@@ -193,9 +196,13 @@ Value emptyPerToken(OpBuilder &b, Location loc, Value like, int64_t columns,
       .getResult();
 }
 
-/// Token choice: per token K arg-max passes over the (group-masked)
-/// selection scores. Returns `[T,K]` gates (the scores of the chosen experts,
-/// best first) and `[T,K]` i32 ids.
+/// Largest K selected in one pass with the K best in registers; larger K use
+/// K arg-max passes.
+constexpr int64_t kMaxInsertionTopK = 16;
+
+/// Token choice: per token the K best experts of the (group-masked)
+/// selection scores in the total order of ranksBefore. Returns `[T,K]` gates
+/// (the scores of the chosen experts, best first) and `[T,K]` i32 ids.
 std::pair<Value, Value> buildTopKChoices(OpBuilder &b, Location loc,
                                          RoutingAttr routing, Value scores,
                                          Value selection,
@@ -217,8 +224,90 @@ std::pair<Value, Value> buildTopKChoices(OpBuilder &b, Location loc,
   Value minusOne = indexConstant(b, loc, -1);
   Value kCount = indexConstant(b, loc, topK);
   Value eCount = indexConstant(b, loc, numExperts);
+  auto isEligible = [&](OpBuilder &eb, Location el, Value t,
+                        Value e) -> Value {
+    if (!keptGroups)
+      return arith::ConstantIntOp::create(eb, el, 1, 1);
+    Value group =
+        arith::DivUIOp::create(eb, el, e, indexConstant(eb, el, perGroup));
+    return extract2D(eb, el, keptGroups, t, group);
+  };
+  // Writes the gate (the score of the chosen expert) and the id of choice
+  // k of token t into its [1, K] rows.
+  auto storeChoice = [&](OpBuilder &kb, Location kl, Value t, Value k,
+                         Value expert, Value gates, Value ids) {
+    // Every choice finds an expert (K <= eligible experts); the guard keeps
+    // a malformed state from reading out of bounds.
+    Value found =
+        arith::CmpIOp::create(kb, kl, arith::CmpIPredicate::sge, expert, zero);
+    Value safeExpert = arith::SelectOp::create(kb, kl, found, expert, zero);
+    Value gate = arith::SelectOp::create(
+        kb, kl, found, extract2D(kb, kl, scores, t, safeExpert),
+        f32Constant(kb, kl, 0.0));
+    Value id = arith::IndexCastOp::create(kb, kl, i32, expert);
+    return SmallVector<Value>{
+        tensor::InsertOp::create(kb, kl, gate, gates, ValueRange{zero, k}),
+        tensor::InsertOp::create(kb, kl, id, ids, ValueRange{zero, k})};
+  };
   // Tokens are independent: one parallel iteration per token, writing its
   // [1, K] rows of gates and ids.
+  if (topK <= kMaxInsertionTopK) {
+    // One pass over the experts keeping the K best so far, sorted, in
+    // loop-carried registers: an expert enters only when it ranks before
+    // the K-th, then bubbles into place. About E compares plus a few
+    // insertions, instead of K passes of E.
+    SmallVector<Value> results = buildRowParallel(
+        b, loc, numTokens,
+        ValueRange{emptyPerToken(b, loc, scores, topK, f32),
+                   emptyPerToken(b, loc, scores, topK, i32)},
+        [&](OpBuilder &tb, Location tl, Value t, ValueRange tokenCarried) {
+          // (score, expert) of the K best, best first; expert -1 is empty.
+          SmallVector<Value> init(topK, f32Constant(tb, tl, 0.0));
+          init.append(topK, minusOne);
+          SmallVector<Value> best = buildLoop(
+              tb, tl, zero, eCount, init,
+              [&](OpBuilder &eb, Location el, Value e, ValueRange kept) {
+                Value s = extract2D(eb, el, selection, t, e);
+                auto before = [&](Value score, Value expert, int64_t j) {
+                  Value empty = arith::CmpIOp::create(
+                      eb, el, arith::CmpIPredicate::slt, kept[topK + j],
+                      zero);
+                  return arith::OrIOp::create(
+                      eb, el, empty,
+                      ranksBefore(eb, el, score, expert, kept[j],
+                                  kept[topK + j]));
+                };
+                Value enters = arith::AndIOp::create(
+                    eb, el, isEligible(eb, el, t, e),
+                    before(s, e, topK - 1));
+                return buildIf(
+                    eb, el, enters,
+                    [&](OpBuilder &ib, Location il) {
+                      SmallVector<Value> next(kept.begin(), kept.end());
+                      Value carryScore = s, carryExpert = e;
+                      for (int64_t j = 0; j < topK; ++j) {
+                        Value take = before(carryScore, carryExpert, j);
+                        next[j] = arith::SelectOp::create(
+                            ib, il, take, carryScore, kept[j]);
+                        next[topK + j] = arith::SelectOp::create(
+                            ib, il, take, carryExpert, kept[topK + j]);
+                        carryScore = arith::SelectOp::create(
+                            ib, il, take, kept[j], carryScore);
+                        carryExpert = arith::SelectOp::create(
+                            ib, il, take, kept[topK + j], carryExpert);
+                      }
+                      return next;
+                    },
+                    kept);
+              });
+          SmallVector<Value> rows(tokenCarried.begin(), tokenCarried.end());
+          for (int64_t k = 0; k < topK; ++k)
+            rows = storeChoice(tb, tl, t, indexConstant(tb, tl, k),
+                               best[topK + k], rows[0], rows[1]);
+          return rows;
+        });
+    return {results[0], results[1]};
+  }
   SmallVector<Value> results = buildRowParallel(
       b, loc, numTokens,
       ValueRange{emptyPerToken(b, loc, scores, topK, f32),
@@ -237,16 +326,12 @@ std::pair<Value, Value> buildTopKChoices(OpBuilder &b, Location loc,
                   [&](OpBuilder &eb, Location el, Value e,
                       ValueRange bestSoFar) {
                     Value s = extract2D(eb, el, selection, t, e);
-                    Value eligible = arith::OrIOp::create(
-                        eb, el, isFirst,
-                        ranksBefore(eb, el, carried[0], carried[1], s, e));
-                    if (keptGroups) {
-                      Value group = arith::DivUIOp::create(
-                          eb, el, e, indexConstant(eb, el, perGroup));
-                      eligible = arith::AndIOp::create(
-                          eb, el, eligible,
-                          extract2D(eb, el, keptGroups, t, group));
-                    }
+                    Value eligible = arith::AndIOp::create(
+                        eb, el, isEligible(eb, el, t, e),
+                        arith::OrIOp::create(
+                            eb, el, isFirst,
+                            ranksBefore(eb, el, carried[0], carried[1], s,
+                                        e)));
                     Value none = arith::CmpIOp::create(
                         eb, el, arith::CmpIPredicate::slt, bestSoFar[1],
                         zero);
@@ -262,22 +347,9 @@ std::pair<Value, Value> buildTopKChoices(OpBuilder &b, Location loc,
                         arith::SelectOp::create(eb, el, take, e,
                                                 bestSoFar[1])};
                   });
-              // Every pass finds an expert (K <= eligible experts); the
-              // guard keeps a malformed state from reading out of bounds.
-              Value found = arith::CmpIOp::create(
-                  kb, kl, arith::CmpIPredicate::sge, best[1], zero);
-              Value safeExpert =
-                  arith::SelectOp::create(kb, kl, found, best[1], zero);
-              Value gate = arith::SelectOp::create(
-                  kb, kl, found, extract2D(kb, kl, scores, t, safeExpert),
-                  zeroF);
-              Value id = arith::IndexCastOp::create(kb, kl, i32, best[1]);
-              return SmallVector<Value>{
-                  best[0], best[1],
-                  tensor::InsertOp::create(kb, kl, gate, carried[2],
-                                           ValueRange{zero, k}),
-                  tensor::InsertOp::create(kb, kl, id, carried[3],
-                                           ValueRange{zero, k})};
+              SmallVector<Value> rows =
+                  storeChoice(kb, kl, t, k, best[1], carried[2], carried[3]);
+              return SmallVector<Value>{best[0], best[1], rows[0], rows[1]};
             });
         return SmallVector<Value>{picked[2], picked[3]};
       });

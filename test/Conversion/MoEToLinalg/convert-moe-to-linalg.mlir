@@ -1,8 +1,10 @@
 // RUN: moe-opt %s --convert-moe-to-linalg --canonicalize --cse --split-input-file | FileCheck %s
 
 // Softmax top-k: scores as linalg over [T,E], then per token (an scf.forall
-// writing the token's [1, K] rows) K arg-max passes over the experts, and a
-// renormalize + scale loop.
+// writing the token's [1, K] rows) one pass over the experts carrying the K
+// best (score, expert) pairs sorted (expert -1: empty); an expert that ranks
+// before the K-th enters (scf.if) and bubbles into place with selects; then
+// the K choices are written, and a renormalize + scale loop.
 // CHECK-LABEL: func @gate_softmax
 // CHECK-SAME: (%[[L:.*]]: tensor<?x6xf32>)
 // CHECK-NOT: moe.
@@ -16,21 +18,41 @@
 // CHECK: %[[TOP:.*]]:2 = scf.forall (%[[T:[a-z0-9_]+]]) in (%{{.*}}) shared_outs(%[[G:.*]] = %{{.*}}, %[[I:.*]] = %{{.*}}) -> (tensor<?x2xf32>, tensor<?x2xi32>)
 // CHECK: %[[GROW:.*]] = tensor.extract_slice %[[G]][%[[T]], 0] [1, 2] [1, 1]
 // CHECK: %[[IROW:.*]] = tensor.extract_slice %[[I]][%[[T]], 0] [1, 2] [1, 1]
-// CHECK: %[[PICKED:.*]]:4 = scf.for %[[K:[a-z0-9_]+]] = %{{.*}} to %c2 step {{.*}} iter_args(%{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}, %{{.*}} = %[[GROW]], %{{.*}} = %[[IROW]])
-// CHECK: scf.for %[[E:[a-z0-9_]+]] = %{{.*}} to %c6 step
+// CHECK: %[[BEST:.*]]:4 = scf.for %[[E:[a-z0-9_]+]] = %{{.*}} to %c6 step {{.*}} iter_args(%{{.*}} = %cst{{.*}}, %{{.*}} = %cst{{.*}}, %{{.*}} = %c-1, %{{.*}} = %c-1) -> (f32, f32, index, index)
 // CHECK: tensor.extract %[[P]][%[[T]], %[[E]]]
 // CHECK: arith.cmpf uno
+// CHECK: %{{.*}}:4 = scf.if %{{.*}} -> (f32, f32, index, index)
 // CHECK: arith.select
-// CHECK: tensor.insert %{{.*}}[%c0, %[[K]]] : tensor<1x2xf32>
-// CHECK: tensor.insert %{{.*}}[%c0, %[[K]]] : tensor<1x2xi32>
-// CHECK: tensor.parallel_insert_slice %[[PICKED]]#2 into %[[G]][%[[T]], 0] [1, 2] [1, 1]
-// CHECK: tensor.parallel_insert_slice %[[PICKED]]#3 into %[[I]][%[[T]], 0] [1, 2] [1, 1]
+// CHECK: tensor.insert %{{.*}} into %[[GROW]][%c0, %c0] : tensor<1x2xf32>
+// CHECK: tensor.insert %{{.*}} into %[[IROW]][%c0, %c0] : tensor<1x2xi32>
+// CHECK: %[[GROWS:.*]] = tensor.insert %{{.*}}[%c0, %c1] : tensor<1x2xf32>
+// CHECK: %[[IROWS:.*]] = tensor.insert %{{.*}}[%c0, %c1] : tensor<1x2xi32>
+// CHECK: tensor.parallel_insert_slice %[[GROWS]] into %[[G]][%[[T]], 0] [1, 2] [1, 1]
+// CHECK: tensor.parallel_insert_slice %[[IROWS]] into %[[I]][%[[T]], 0] [1, 2] [1, 1]
 // CHECK: arith.divf
 // CHECK: arith.mulf %{{.*}}, %cst
 func.func @gate_softmax(%logits: tensor<?x6xf32>) -> (tensor<?x2xf32>, tensor<?x2xi32>) {
   %w, %ids = moe.gate %logits routing <softmax, top_k = 2, renormalize, scale = 2.0>
       : tensor<?x6xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
   return %w, %ids : tensor<?x2xf32>, tensor<?x2xi32>
+}
+
+// -----
+
+// Above K = 16 the K best are found by K arg-max passes over the experts,
+// each picking the best expert that ranks after the previous pick.
+// CHECK-LABEL: func @gate_large_k
+// CHECK: scf.forall
+// CHECK: %[[PICKED:.*]]:4 = scf.for %[[K:[a-z0-9_]+]] = %{{.*}} to %c17 step {{.*}} iter_args
+// CHECK: scf.for %{{.*}} = %{{.*}} to %c20 step
+// CHECK: arith.cmpf uno
+// CHECK: tensor.insert %{{.*}}[%c0, %[[K]]] : tensor<1x17xf32>
+// CHECK: tensor.insert %{{.*}}[%c0, %[[K]]] : tensor<1x17xi32>
+// CHECK: tensor.parallel_insert_slice %[[PICKED]]#2
+func.func @gate_large_k(%logits: tensor<?x20xf32>) -> (tensor<?x17xf32>, tensor<?x17xi32>) {
+  %w, %ids = moe.gate %logits routing <softmax, top_k = 17>
+      : tensor<?x20xf32> -> tensor<?x17xf32>, tensor<?x17xi32>
+  return %w, %ids : tensor<?x17xf32>, tensor<?x17xi32>
 }
 
 // -----

@@ -148,4 +148,26 @@ def MoELowerPackOpsPass : Pass<"moe-lower-pack-ops"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def MoEGuardParallelRegionsPass : Pass<"moe-guard-parallel-regions"> {
+  let summary = "Run OpenMP parallel regions with too few iterations on the "
+                "calling thread";
+  let description = [{
+    Gives every `omp.parallel` whose body is one worksharing loop
+    (`omp.wsloop` around an `omp.loop_nest`, as `convert-scf-to-openmp` makes
+    them) an `if` clause: the product of the loop's trip counts, computed at
+    run time from its bounds, is at least `min-iterations` (ANDed with an
+    existing clause). A region whose loop has fewer iterations (a loop over
+    the tokens at T = 1, over the row blocks of one expert) then runs on the
+    calling thread: the team is not woken and joined for nothing, which at
+    T = 1 costs more than the work of the small loops. Regions of another
+    form, or whose bounds are defined inside the region, are left alone.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::omp::OpenMPDialect"];
+  let options = [
+    Option<"minIterations", "min-iterations", "int64_t", /*default=*/"2",
+           "Fewest iterations a worksharing loop needs to run on the team">
+  ];
+}
+
 #endif // MOE_CODEGEN_CPU_PASSES_TD
