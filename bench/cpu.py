@@ -18,8 +18,7 @@ One run measures, in this order:
    peak (and DRAM bandwidth for decode), the ratio to the faster PyTorch,
    and the share of routing + dispatch + combine: the time of the layer
    without its experts (the layer's IR after moe-decompose up to its
-   dispatch, whose rows go straight to the combine) over the time of the
-   layer.
+   dispatch, then a combine of zero rows) over the time of the layer.
 
 Writes bench/results/cpu.json and bench/results/cpu.png (throughput vs T).
 PyTorch from Debian needs libopenblas0-pthread and OPENBLAS_CORETYPE for a
@@ -137,8 +136,18 @@ def prepare_routing_only(prepared: dict, build: str) -> dict:
                  "moe-decompose")
     weights, _, weights_type, _ = gate.groups()
     rows, _, row_map, rows_type, _, map_type = dispatch.groups()
+    # The combine reads zeros of the rows' shape, not the dispatched rows:
+    # in the layer the first projections gather the rows themselves, and
+    # the combine reads the down projection's output. Filling them is not
+    # part of the layer (its down projection writes them): an upper bound.
     lines = lines[:index + 1] + [
-        f"    %routed = moe.combine {rows}, {weights}, {row_map} : "
+        "    %bench_c0 = arith.constant 0 : index",
+        f"    %bench_rows = tensor.dim {rows}, %bench_c0 : {rows_type}",
+        "    %bench_zero = arith.constant 0.0 : f32",
+        f"    %bench_empty = tensor.empty(%bench_rows) : {rows_type}",
+        "    %bench_outputs = linalg.fill ins(%bench_zero : f32) "
+        f"outs(%bench_empty : {rows_type}) -> {rows_type}",
+        f"    %routed = moe.combine %bench_outputs, {weights}, {row_map} : "
         f"{rows_type}, {weights_type}, {map_type} -> {rows_type}",
         f"    return %routed : {rows_type}", "  }", "}"]
     directory = prepared["dir"] + "-routing"

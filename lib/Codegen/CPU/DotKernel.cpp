@@ -55,6 +55,24 @@ Value KernelBuilder::add(Value x, Value y) {
   return arith::AddIOp::create(b, loc, x, y);
 }
 
+SmallVector<std::pair<Value, Value>> KernelBuilder::inputRows(Value first,
+                                                              int64_t count) {
+  SmallVector<std::pair<Value, Value>> rows;
+  for (int64_t i = 0; i < count; ++i) {
+    Value row = add(first, constant(i));
+    rows.push_back(rowSource ? rowSource(b, loc, row)
+                             : std::pair<Value, Value>{row, Value()});
+  }
+  return rows;
+}
+
+Value KernelBuilder::keepValid(Value valid, Value value) {
+  if (!valid)
+    return value;
+  Value zeros = arith::ConstantOp::create(b, loc, b.getZeroAttr(value.getType()));
+  return arith::SelectOp::create(b, loc, valid, value, zeros);
+}
+
 void KernelBuilder::forLoop(Value lb, Value ub, int64_t step,
                                function_ref<void(Value)> body) {
   auto loop = scf::ForOp::create(b, loc, lb, ub, constant(step));
@@ -104,13 +122,13 @@ Value DotKernelEmitter::read(Value memref, SmallVector<Value> indices,
 }
 
 /// acc[i][j] += input row i . weight row j over [k, k + VW).
-SmallVector<Value> DotKernelEmitter::step(Value row, Value column, int64_t mr,
-                                          int64_t nr, Value k, ValueRange acc,
-                                          bool inBounds) {
+SmallVector<Value>
+DotKernelEmitter::step(ArrayRef<std::pair<Value, Value>> rows, Value column,
+                       int64_t mr, int64_t nr, Value k, ValueRange acc,
+                       bool inBounds) {
   SmallVector<Value> a, w;
   for (int64_t i = 0; i < mr; ++i)
-    a.push_back(
-        read(input, {add(add(firstRow, row), constant(i)), k}, inBounds));
+    a.push_back(read(input, {rows[i].first, k}, inBounds));
   for (int64_t j = 0; j < nr; ++j) {
     SmallVector<Value> at(prefix);
     at.append({add(column, constant(j)), k});
@@ -130,14 +148,16 @@ void DotKernelEmitter::emitTile(Value row, Value column, int64_t mr,
   Value zeros = arith::ConstantOp::create(
       b, loc, accType, DenseElementsAttr::get(accType, b.getF32FloatAttr(0)));
   SmallVector<Value> init(mr * nr, zeros);
+  SmallVector<std::pair<Value, Value>> rows =
+      inputRows(add(firstRow, row), mr);
   auto loop = scf::ForOp::create(
       b, loc, zero, mainDepth, constant(shape.vectorWidth), init,
       [&](OpBuilder &, Location, Value k, ValueRange acc) {
-        scf::YieldOp::create(b, loc, step(row, column, mr, nr, k, acc, true));
+        scf::YieldOp::create(b, loc, step(rows, column, mr, nr, k, acc, true));
       });
   SmallVector<Value> acc(loop.getResults());
   if (hasDepthRemainder)
-    acc = step(row, column, mr, nr, mainDepth, acc, false);
+    acc = step(rows, column, mr, nr, mainDepth, acc, false);
   bool transposedSums = nr > 1 && llvm::isPowerOf2_64(nr) &&
                         llvm::isPowerOf2_64(shape.vectorWidth) &&
                         nr <= shape.vectorWidth;
@@ -146,7 +166,7 @@ void DotKernelEmitter::emitTile(Value row, Value column, int64_t mr,
     ArrayRef<Value> rowAcc = ArrayRef<Value>(acc).slice(i * nr, nr);
     if (transposedSums) {
       // The NR sums as one vector, added to the NR contiguous outputs.
-      Value sums = sumLanesTransposed(rowAcc);
+      Value sums = keepValid(rows[i].second, sumLanesTransposed(rowAcc));
       auto sumsType = llvm::cast<VectorType>(sums.getType());
       Value padding = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0));
       Value old = vector::TransferReadOp::create(b, loc, sumsType, output,
@@ -161,9 +181,10 @@ void DotKernelEmitter::emitTile(Value row, Value column, int64_t mr,
         b.getContext(), arith::FastMathFlags::reassoc);
     for (int64_t j = 0; j < nr; ++j) {
       Value c = add(column, constant(j));
-      Value sum =
+      Value sum = keepValid(
+          rows[i].second,
           vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
-                                      rowAcc[j], Value(), fastmath.getValue());
+                                      rowAcc[j], Value(), fastmath.getValue()));
       Value old = memref::LoadOp::create(b, loc, output, ValueRange{r, c});
       memref::StoreOp::create(b, loc, arith::AddFOp::create(b, loc, old, sum),
                               output, ValueRange{r, c});

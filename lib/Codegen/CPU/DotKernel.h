@@ -27,6 +27,8 @@
 
 #include "mlir/IR/Builders.h"
 
+#include <functional>
+
 namespace mlir::moe::cpu {
 
 /// The register tile of the kernel.
@@ -51,6 +53,13 @@ Value minIndex(OpBuilder &b, Location loc, Value x, Value y);
 LogicalResult verifyKernelShape(const KernelShape &shape, StringRef pass,
                                 std::string &error);
 
+/// The input row an output row reads, and whether it is one (i1; a row
+/// that is none contributes zeros). Given a kernel, rows are gathered
+/// (moe.grouped_matmul's row_sources); without one, output row r reads
+/// input row r.
+using RowSource =
+    std::function<std::pair<Value, Value>(OpBuilder &, Location, Value)>;
+
 /// Loop and constant helpers the kernel emitters share.
 class KernelBuilder {
 public:
@@ -60,12 +69,20 @@ public:
   /// `scf.for iv = lb to ub step step { body(iv) }`.
   void forLoop(Value lb, Value ub, int64_t step,
                function_ref<void(Value)> body);
+  /// Gather the input rows through `source` (see RowSource).
+  void setRowSource(RowSource source) { rowSource = std::move(source); }
 
 protected:
   Value add(Value x, Value y);
+  /// For output rows `first + i`, i < count: the input row each reads and
+  /// whether it is one (null: always).
+  SmallVector<std::pair<Value, Value>> inputRows(Value first, int64_t count);
+  /// `value` where `valid` (null: always), zeros elsewhere.
+  Value keepValid(Value valid, Value value);
 
   OpBuilder &b;
   Location loc;
+  RowSource rowSource;
 };
 
 /// Emits kernels at the builder's insertion point. `input` is an f32
@@ -85,8 +102,9 @@ public:
 
 private:
   Value read(Value memref, SmallVector<Value> indices, bool inBounds);
-  SmallVector<Value> step(Value row, Value column, int64_t mr, int64_t nr,
-                          Value k, ValueRange acc, bool inBounds);
+  SmallVector<Value> step(ArrayRef<std::pair<Value, Value>> rows,
+                          Value column, int64_t mr, int64_t nr, Value k,
+                          ValueRange acc, bool inBounds);
   void emitTile(Value row, Value column, int64_t mr, int64_t nr);
   Value sumLanesTransposed(ArrayRef<Value> accumulators);
 

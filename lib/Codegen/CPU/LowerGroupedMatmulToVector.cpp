@@ -7,6 +7,9 @@
 //   for b in blocks:  e = block_experts[b]; skip unless 0 <= e < E
 //     init[b*BM : b*BM + filled(b), :] += input[...] * weight[e]^T
 //
+// With row_sources the kernels read each row's source row of the input
+// (gathered, clamped; rows of no source contribute zeros).
+//
 // Reading both operands along K is what the checkpoint layout [E, N, K]
 // offers without repacking. Packed weights ([E, NP, K, P]) get the
 // outer-product kernel of PanelKernel.h instead.
@@ -41,14 +44,20 @@ namespace {
 void forEachOwnedBlock(OpBuilder &b, GroupedMatmulOp op, KernelBuilder &loops,
                        function_ref<void(Value, Value, Value)> body) {
   Location loc = op.getLoc();
+  if (op.getRowSources())
+    loops.setRowSource([op](OpBuilder &rb, Location rl, Value row) mutable {
+      return op.loadRowSource(rb, rl, row);
+    });
   auto dim = [&](Value memref, int64_t d) {
     return memrefDim(b, loc, memref, d);
   };
   auto minOf = [&](Value x, Value y) { return minIndex(b, loc, x, y); };
   Value bm = loops.constant(op.getBlockRows());
+  // Rows are those of the input, or of its row sources when gathered.
+  Value rowsOwner = op.getRowSources() ? op.getRowSources() : op.getInput();
   Value numBlocks = minOf(
       dim(op.getBlockExperts(), 0),
-      minOf(arith::DivUIOp::create(b, loc, dim(op.getInput(), 0), bm),
+      minOf(arith::DivUIOp::create(b, loc, dim(rowsOwner, 0), bm),
             arith::DivUIOp::create(b, loc, dim(op.getInit(), 0), bm)));
   loops.forLoop(loops.constant(0), numBlocks, 1, [&](Value block) {
     auto [expert, owned] = op.loadBlockExpert(b, loc, block);

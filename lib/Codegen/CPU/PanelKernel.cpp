@@ -62,8 +62,9 @@ void PanelKernelEmitter::emitRows(Value first, Value rows, Value columns,
 }
 
 /// acc[i][j] += input[row + i, k] * weight[expert, panel, k, j-th vector].
-SmallVector<Value> PanelKernelEmitter::step(Value row, Value panel, int64_t mr,
-                                            Value k, ValueRange acc) {
+SmallVector<Value>
+PanelKernelEmitter::step(ArrayRef<std::pair<Value, Value>> rows, Value panel,
+                         int64_t mr, Value k, ValueRange acc) {
   auto weightType = llvm::cast<MemRefType>(weight.getType());
   Type f32 = b.getF32Type();
   SmallVector<Value> w;
@@ -80,8 +81,8 @@ SmallVector<Value> PanelKernelEmitter::step(Value row, Value panel, int64_t mr,
   }
   SmallVector<Value> next;
   for (int64_t i = 0; i < mr; ++i) {
-    Value x = memref::LoadOp::create(
-        b, loc, input, ValueRange{add(add(firstRow, row), constant(i)), k});
+    Value x =
+        memref::LoadOp::create(b, loc, input, ValueRange{rows[i].first, k});
     if (x.getType() != f32)
       x = arith::ExtFOp::create(b, loc, f32, x);
     Value a = vector::BroadcastOp::create(b, loc, accType, x);
@@ -101,6 +102,7 @@ void PanelKernelEmitter::emitTile(Value row, Value panel, int64_t mr) {
   Value zeros = arith::ConstantOp::create(
       b, loc, accType, DenseElementsAttr::get(accType, b.getF32FloatAttr(0)));
   SmallVector<Value> init(perSet * sets, zeros);
+  SmallVector<std::pair<Value, Value>> rows = inputRows(add(firstRow, row), mr);
   Value mainDepth = arith::SubIOp::create(
       b, loc, depth, arith::RemUIOp::create(b, loc, depth, constant(sets)));
   auto loop = scf::ForOp::create(
@@ -109,7 +111,7 @@ void PanelKernelEmitter::emitTile(Value row, Value panel, int64_t mr) {
         SmallVector<Value> next;
         for (int64_t s = 0; s < sets; ++s)
           llvm::append_range(next,
-                             step(row, panel, mr, s ? add(k, constant(s)) : k,
+                             step(rows, panel, mr, s ? add(k, constant(s)) : k,
                                   acc.slice(s * perSet, perSet)));
         scf::YieldOp::create(b, loc, next);
       });
@@ -123,7 +125,7 @@ void PanelKernelEmitter::emitTile(Value row, Value panel, int64_t mr) {
     auto rest = scf::ForOp::create(
         b, loc, mainDepth, depth, constant(1), acc,
         [&](OpBuilder &, Location, Value k, ValueRange acc) {
-          scf::YieldOp::create(b, loc, step(row, panel, mr, k, acc));
+          scf::YieldOp::create(b, loc, step(rows, panel, mr, k, acc));
         });
     acc.assign(rest.getResults().begin(), rest.getResults().end());
   }
@@ -140,7 +142,9 @@ void PanelKernelEmitter::emitTile(Value row, Value panel, int64_t mr) {
                                                  ArrayRef<bool>{false});
       vector::TransferWriteOp::create(
           b, loc,
-          arith::AddFOp::create(b, loc, old, acc[i * vectorsPerPanel + j]),
+          arith::AddFOp::create(
+              b, loc, old,
+              keepValid(rows[i].second, acc[i * vectorsPerPanel + j])),
           output, ValueRange{r, c}, ArrayRef<bool>{false});
     }
   }

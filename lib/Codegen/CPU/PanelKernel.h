@@ -46,8 +46,8 @@ public:
 
 private:
   void emitTile(Value row, Value panel, int64_t mr);
-  SmallVector<Value> step(Value row, Value panel, int64_t mr, Value k,
-                          ValueRange acc);
+  SmallVector<Value> step(ArrayRef<std::pair<Value, Value>> rows, Value panel,
+                          int64_t mr, Value k, ValueRange acc);
 
   int64_t lanes, vectorsPerPanel, panelColumns, tileRows;
   Value input, weight, output, depth;

@@ -127,6 +127,45 @@ func.func @packed(%rows: memref<?x20xf32>, %w: memref<3x2x20x32xbf16>,
 
 // -----
 
+// Gathered rows (row_sources): each register tile row reads its source row
+// of the input (loaded and clamped once per tile, before the reduction
+// loop), and a row without a source adds zeros (select at the write-back).
+// PANEL-LABEL: func @packed_gathered
+// PANEL:       scf.for %{{.*}} step %c4
+// PANEL-COUNT-4: memref.load %{{.*}}[%{{.*}}] : memref<?xi32>
+// PANEL:         %[[SRC:.*]] = arith.select
+// PANEL:         %{{.*}}:8 = scf.for %[[K:.*]] = %c0{{.*}} to %{{.*}} step %c1{{.*}} iter_args
+// PANEL:           memref.load %{{.*}}[%{{.*}}, %[[K]]] : memref<5x20xf32>
+// PANEL:         %[[KEEP:.*]] = arith.select %{{.*}}, %{{.*}}, %{{.*}} : vector<16xf32>
+// PANEL:         arith.addf %{{.*}}, %[[KEEP]] : vector<16xf32>
+// DEFAULT-LABEL: func @packed_gathered
+// DEFAULT-LABEL: func @dot_gathered
+// DEFAULT: memref.load %{{.*}}[%{{.*}}] : memref<?xi32>
+// DEFAULT: scf.for {{.*}} iter_args
+// DEFAULT:   vector.transfer_read %{{.*}} {in_bounds = [true]} : memref<5x20xf32>, vector<16xf32>
+// DEFAULT: arith.select %{{.*}}, %{{.*}}, %{{.*}} : vector<8xf32>
+func.func @packed_gathered(%x: memref<5x20xf32>, %w: memref<3x2x20x32xbf16>,
+                           %blocks: memref<?xi32>, %sources: memref<?xi32>,
+                           %acc: memref<?x37xf32>) {
+  moe.grouped_matmul block_rows(8)
+      ins(%x, %w, %blocks : memref<5x20xf32>, memref<3x2x20x32xbf16>, memref<?xi32>)
+      row_sources(%sources : memref<?xi32>)
+      outs(%acc : memref<?x37xf32>)
+  return
+}
+
+func.func @dot_gathered(%x: memref<5x20xf32>, %w: memref<3x10x20xf32>,
+                        %blocks: memref<?xi32>, %sources: memref<?xi32>,
+                        %acc: memref<?x10xf32>) {
+  moe.grouped_matmul block_rows(8)
+      ins(%x, %w, %blocks : memref<5x20xf32>, memref<3x10x20xf32>, memref<?xi32>)
+      row_sources(%sources : memref<?xi32>)
+      outs(%acc : memref<?x10xf32>)
+  return
+}
+
+// -----
+
 func.func @tensors(%rows: tensor<4x16xf32>, %w: tensor<1x8x16xf32>,
                    %blocks: tensor<2xi32>, %acc: tensor<4x8xf32>) -> tensor<4x8xf32> {
   // expected-error @+1 {{moe-lower-grouped-matmul-to-vector: expects the memref form (run after bufferization)}}

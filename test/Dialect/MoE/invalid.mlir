@@ -1889,3 +1889,27 @@ func.func @grouped_matmul_packed_depth(%x: tensor<8x16xf32>, %w: tensor<2x2x12x4
       outs(%acc : tensor<8x5xf32>) -> tensor<8x5xf32>
   return %r : tensor<8x5xf32>
 }
+
+// -----
+
+// moe.grouped_matmul c2: row_sources is [R] like init's rows
+func.func @grouped_matmul_row_sources_rows(%x: tensor<5x16xf32>, %w: tensor<2x4x16xf32>,
+                                           %b: tensor<2xi32>, %src: tensor<6xi32>,
+                                           %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'row_sources' dimension 0 (R) is 6, expected 8 from init}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<5x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
+      row_sources(%src : tensor<6xi32>) outs(%acc : tensor<8x4xf32>) -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c2: row_sources has i32 elements
+func.func @grouped_matmul_row_sources_type(%x: tensor<5x16xf32>, %w: tensor<2x4x16xf32>,
+                                           %b: tensor<2xi32>, %src: tensor<8xi64>,
+                                           %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'row_sources' must have i32 elements, got 'tensor<8xi64>'}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<5x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
+      row_sources(%src : tensor<8xi64>) outs(%acc : tensor<8x4xf32>) -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}

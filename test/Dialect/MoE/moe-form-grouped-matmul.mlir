@@ -5,25 +5,32 @@
 
 // Rows of a dispatch padded to blocks of 8 are whole blocks of 4: the expert
 // matmul becomes a grouped matmul into a zero-filled f32 accumulator, with
-// the expert of each block counted from the offsets.
+// the expert of each block counted from the offsets. Its rows are the
+// dispatch's own gathered rows, so it reads the dispatch's input instead,
+// row r from token row_sources[r]: the inverse of the row map (-1 for
+// padding), built in the same pass over the row map as the filled rows of
+// each block.
 // CHECK-LABEL: func @aligned
-// CHECK: %[[ROWS:.*]], %[[OFF:.*]], %[[MAP:.*]] = moe.dispatch %{{.*}} align 8
+// CHECK-SAME: (%[[X:[a-z0-9]+]]: tensor<?x16xf32>
+// CHECK: %[[ROWS:.*]], %[[OFF:.*]], %[[MAP:.*]] = moe.dispatch %[[X]], %{{.*}} align 8
 // CHECK: %[[R:.*]] = tensor.dim %[[ROWS]], %c0
 // CHECK: %[[B:.*]] = arith.divui %[[R]], %c4
 // CHECK: %[[BLOCKS:.*]] = tensor.generate %[[B]]
 // CHECK:   scf.for
 // CHECK:     tensor.extract %[[OFF]]
 // CHECK:     arith.cmpi sle
-// The filled rows of each block, counted over the row map.
 // CHECK: %[[EMPTY:.*]] = tensor.empty(%[[B]]) : tensor<?xi32>
 // CHECK: %[[SIZES0:.*]] = linalg.fill ins(%{{.*}} : i32) outs(%[[EMPTY]]
-// CHECK: %[[SIZES:.*]] = scf.for {{.*}} iter_args(%{{.*}} = %[[SIZES0]])
+// CHECK: %[[EMPTY2:.*]] = tensor.empty(%[[R]]) : tensor<?xi32>
+// CHECK: %[[SOURCES0:.*]] = linalg.fill ins(%c-1{{.*}} : i32) outs(%[[EMPTY2]]
+// CHECK: %[[COUNTS:.*]]:2 = scf.for {{.*}} iter_args(%{{.*}} = %[[SIZES0]], %{{.*}} = %[[SOURCES0]])
 // CHECK:   scf.for
 // CHECK:     tensor.extract %[[MAP]]
 // CHECK:     tensor.insert
+// CHECK:     tensor.insert
 // CHECK: %[[ALLOC:.*]] = bufferization.alloc_tensor(%[[R]]) : tensor<?x32xf32>
 // CHECK: %[[ZERO:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%[[ALLOC]]
-// CHECK: %[[ACC:.*]] = moe.grouped_matmul block_rows(4) ins(%[[ROWS]], %{{.*}}, %[[BLOCKS]] : tensor<?x16xf32>, tensor<8x32x16xf32>, tensor<?xi32>) block_sizes(%[[SIZES]] : tensor<?xi32>) outs(%[[ZERO]] : tensor<?x32xf32>)
+// CHECK: %[[ACC:.*]] = moe.grouped_matmul block_rows(4) ins(%[[X]], %{{.*}}, %[[BLOCKS]] : tensor<?x16xf32>, tensor<8x32x16xf32>, tensor<?xi32>) block_sizes(%[[COUNTS]]#0 : tensor<?xi32>) row_sources(%[[COUNTS]]#1 : tensor<?xi32>) outs(%[[ZERO]] : tensor<?x32xf32>)
 // CHECK-NOT: linalg.generic
 // CHECK: return %[[ACC]]
 func.func @aligned(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
@@ -52,6 +59,24 @@ func.func @bias_bf16(%x: tensor<?x16xbf16>, %ids: tensor<?x2xi32>,
   %h = moe.expert_matmul %rows, %w offsets(%off : tensor<9xi64>) bias(%bias : tensor<8x32xbf16>)
       : tensor<?x16xbf16>, tensor<8x32x16xbf16> -> tensor<?x32xbf16>
   return %h : tensor<?x32xbf16>
+}
+
+// A projection of other rows (the down projection of activated rows) reads
+// them as they are: no row sources.
+// CHECK-LABEL: func @second_projection
+// CHECK: %[[UP:.*]] = moe.grouped_matmul {{.*}} row_sources
+// CHECK: %[[ACT:.*]] = arith.addf %[[UP]], %[[UP]]
+// CHECK: moe.grouped_matmul block_rows(4) ins(%[[ACT]], %{{.*}}, %{{.*}} : tensor<?x32xf32>, tensor<8x16x32xf32>, tensor<?xi32>) block_sizes(%{{.*}} : tensor<?xi32>) outs(
+func.func @second_projection(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
+                             %w: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  %rows, %off, %map = moe.dispatch %x, %ids align 8
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<?x16xf32>, tensor<9xi64>, tensor<?x2xi32>
+  %h = moe.expert_matmul %rows, %w offsets(%off : tensor<9xi64>)
+      : tensor<?x16xf32>, tensor<8x32x16xf32> -> tensor<?x32xf32>
+  %a = arith.addf %h, %h : tensor<?x32xf32>
+  %d = moe.expert_matmul %a, %w2 offsets(%off : tensor<9xi64>)
+      : tensor<?x32xf32>, tensor<8x16x32xf32> -> tensor<?x16xf32>
+  return %d : tensor<?x16xf32>
 }
 
 // Offsets without the alignment guarantee stay for the reference lowering.

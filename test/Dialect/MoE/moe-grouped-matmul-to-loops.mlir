@@ -84,3 +84,34 @@ func.func @packed(%rows: memref<?x16xf32>, %w: memref<3x2x16x4xbf16>,
       outs(%acc : memref<?x7xf32>)
   return
 }
+
+// -----
+
+// Gathered rows: the blocks are clamped to the rows of row_sources, and row
+// r reads input row row_sources[r], clamped into the input; a source
+// outside [0, S) reads zeros.
+// CHECK-LABEL: func @gathered
+// CHECK: memref.dim %{{.*}}, %c0{{.*}} : memref<?xi32>
+// CHECK: scf.for
+// CHECK:   scf.for
+// CHECK:     scf.for %[[K:.*]] = %{{.*}} to %{{.*}} step
+// CHECK:       scf.if
+// CHECK:         scf.for %[[I:.*]] = %{{.*}} to %{{.*}} step
+// CHECK:           %[[ROW:.*]] = arith.addi %{{.*}}, %[[I]]
+// CHECK:           %[[SRC:.*]] = memref.load %{{.*}}[%[[ROW]]] : memref<?xi32>
+// CHECK:           %[[S:.*]] = arith.index_cast %[[SRC]]
+// CHECK:           %[[ROWS:.*]] = memref.dim %{{.*}}, %c0{{.*}} : memref<5x16xf32>
+// CHECK:           arith.cmpi sge, %[[S]]
+// CHECK:           arith.cmpi slt, %[[S]], %[[ROWS]]
+// CHECK:           %[[VALID:.*]] = arith.andi
+// CHECK:           %[[SAFE:.*]] = arith.select %[[VALID]], %[[S]]
+// CHECK:           %[[X:.*]] = memref.load %{{.*}}[%[[SAFE]], %[[K]]] : memref<5x16xf32>
+// CHECK:           arith.select %[[VALID]], %[[X]]
+func.func @gathered(%x: memref<5x16xf32>, %w: memref<3x8x16xf32>, %blocks: memref<?xi32>,
+                    %sources: memref<?xi32>, %acc: memref<?x8xf32>) {
+  moe.grouped_matmul block_rows(2)
+      ins(%x, %w, %blocks : memref<5x16xf32>, memref<3x8x16xf32>, memref<?xi32>)
+      row_sources(%sources : memref<?xi32>)
+      outs(%acc : memref<?x8xf32>)
+  return
+}

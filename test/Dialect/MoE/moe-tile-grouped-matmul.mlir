@@ -85,3 +85,21 @@ func.func @packed(%rows: tensor<?x16xf32>, %w: tensor<8x2x16x32xbf16>,
       outs(%acc : tensor<?x40xf32>) -> tensor<?x40xf32>
   return %r : tensor<?x40xf32>
 }
+
+// Gathered rows: a tile reads every row of the input (any may be a source)
+// over its depth block, and the row sources of its row block.
+// CHECK-LABEL: func @gathered
+// CHECK: scf.forall (%[[N:.*]], %[[BLK:.*]]) = {{.*}} shared_outs
+// CHECK:   %[[R:.*]] = affine.apply #[[$ROW]](%[[BLK]])
+// CHECK:   tensor.extract_slice %{{.*}}[%[[R]]] [4] [1] : tensor<?xi32> to tensor<4xi32>
+// CHECK:   tensor.extract_slice %{{.*}}[0, 0] [5, 16] [1, 1] : tensor<5x16xf32> to tensor<5x16xf32>
+// CHECK:   scf.for
+// CHECK:     moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<5x8xf32>, tensor<8x16x8xbf16>, tensor<1xi32>) row_sources(%{{.*}} : tensor<4xi32>) outs(%{{.*}} : tensor<4x16xf32>)
+func.func @gathered(%x: tensor<5x16xf32>, %w: tensor<8x32x16xbf16>, %blocks: tensor<?xi32>,
+                    %sources: tensor<?xi32>, %acc: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%x, %w, %blocks : tensor<5x16xf32>, tensor<8x32x16xbf16>, tensor<?xi32>)
+      row_sources(%sources : tensor<?xi32>)
+      outs(%acc : tensor<?x32xf32>) -> tensor<?x32xf32>
+  return %r : tensor<?x32xf32>
+}

@@ -215,6 +215,19 @@ func.func @grouped_matmul_packed(%rows: tensor<?x16xf32>, %w: tensor<8x2x16x32xb
   return %r : tensor<?x37xf32>
 }
 
+// Gathered rows: row r reads input row row_sources[r] (S = 5 tokens).
+// CHECK-LABEL: func @grouped_matmul_row_sources
+// CHECK: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<5x16xf32>, tensor<2x32x16xf32>, tensor<2xi32>) block_sizes(%{{.*}} : tensor<2xi32>) row_sources(%{{.*}} : tensor<8xi32>) outs(%{{.*}} : tensor<8x32xf32>) -> tensor<8x32xf32>
+func.func @grouped_matmul_row_sources(%x: tensor<5x16xf32>, %w: tensor<2x32x16xf32>,
+                                      %blocks: tensor<2xi32>, %sizes: tensor<2xi32>,
+                                      %sources: tensor<8xi32>, %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%x, %w, %blocks : tensor<5x16xf32>, tensor<2x32x16xf32>, tensor<2xi32>)
+      block_sizes(%sizes : tensor<2xi32>) row_sources(%sources : tensor<8xi32>)
+      outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return %r : tensor<8x32xf32>
+}
+
 // A packed weight argument and its packing function.
 // CHECK-LABEL: func @packed_argument
 // CHECK-SAME: moe.packing = {function = @packed_argument__pack0, shape = array<i64: 8, 37, 16>}

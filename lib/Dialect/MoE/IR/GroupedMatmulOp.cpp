@@ -57,7 +57,8 @@ LogicalResult GroupedMatmulOp::verify() {
   if (failed(packed ? shapes.check("weight", weightType,
                                    {"E", "NP", "K", "P"})
                     : shapes.check("weight", weightType, {"E", "N", "K"})) ||
-      failed(shapes.check("input", getInput().getType(), {"R", "K"})) ||
+      failed(shapes.check("input", getInput().getType(),
+                          {getRowSources() ? "S" : "R", "K"})) ||
       failed(shapes.check("block_experts", getBlockExperts().getType(),
                           {"B"})) ||
       failed(shapes.check("init", getInit().getType(), {"R", "N"})))
@@ -96,6 +97,15 @@ LogicalResult GroupedMatmulOp::verify() {
     if (!llvm::cast<ShapedType>(sizes.getType()).getElementType().isInteger(32))
       return emitOpError() << "'block_sizes' must have i32 elements, got "
                            << sizes.getType();
+  }
+  if (Value sources = getRowSources()) {
+    if (failed(shapes.check("row_sources", sources.getType(), {"R"})))
+      return failure();
+    if (!llvm::cast<ShapedType>(sources.getType())
+             .getElementType()
+             .isInteger(32))
+      return emitOpError() << "'row_sources' must have i32 elements, got "
+                           << sources.getType();
   }
   if (!llvm::cast<ShapedType>(getInit().getType()).getElementType().isF32())
     return emitOpError() << "'init' is the f32 accumulator, got "
@@ -156,6 +166,25 @@ std::pair<Value, Value> GroupedMatmulOp::loadBlockExpert(OpBuilder &b,
       arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, expert,
                             numExperts));
   return {expert, owned};
+}
+
+std::pair<Value, Value> GroupedMatmulOp::loadRowSource(OpBuilder &b,
+                                                       Location loc,
+                                                       Value row) {
+  Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+  Value sources = getRowSources();
+  if (!sources)
+    return {row, arith::ConstantIntOp::create(b, loc, 1, 1)};
+  Value source = arith::IndexCastOp::create(
+      b, loc, b.getIndexType(),
+      memref::LoadOp::create(b, loc, sources, ValueRange{row}));
+  Value rows = memref::DimOp::create(b, loc, getInput(), 0);
+  // Sources outside [0, S) read zeros: valid is false, the index clamped.
+  Value valid = arith::AndIOp::create(
+      b, loc,
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, source, zero),
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, source, rows));
+  return {arith::SelectOp::create(b, loc, valid, source, zero), valid};
 }
 
 Value GroupedMatmulOp::loadFilledRows(OpBuilder &b, Location loc,

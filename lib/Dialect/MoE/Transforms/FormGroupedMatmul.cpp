@@ -6,6 +6,11 @@
 //
 //   blocks = expert of each row block, from the dispatch offsets
 //   acc    = moe.grouped_matmul ins(rows, weight, blocks) outs(zeros f32)
+//
+// where the rows are the dispatch's own gathered rows, the grouped matmul
+// reads the dispatch's input instead, through the token of each row
+// (row_sources, the inverse of the row map): the gather fuses into the
+// matmul.
 //   result = acc (+ bias of the row's expert), converted to the result type
 //
 // Offsets from anywhere else carry no alignment guarantee: such ops are left
@@ -81,22 +86,31 @@ Value buildBlockExperts(OpBuilder &b, Location loc, Value offsets,
 /// `[B] i32`: how many rows of each block hold an assignment (the others
 /// are padding), counted over the dispatch's row map. An expert's rows are
 /// the first of its blocks, so these are the first rows of each block.
-Value buildBlockSizes(OpBuilder &b, Location loc, Value rowMap,
-                      Value numBlocks, int64_t blockRows) {
+/// With `numRows`, also `[R] i32`: the token each row holds (-1 for
+/// padding), the inverse of the row map, from the same pass.
+std::pair<Value, Value> buildBlockSizes(OpBuilder &b, Location loc,
+                                        Value rowMap, Value numBlocks,
+                                        int64_t blockRows, Value numRows) {
   Type i32 = b.getI32Type();
-  Value sizes = tensor::EmptyOp::create(
-      b, loc, ArrayRef<OpFoldResult>{numBlocks}, i32);
-  Value zero = arith::ConstantIntOp::create(b, loc, 0, 32);
-  sizes = linalg::FillOp::create(b, loc, ValueRange{zero}, ValueRange{sizes})
-              .getResult(0);
+  auto filled = [&](Value size, int64_t value) {
+    Value empty =
+        tensor::EmptyOp::create(b, loc, ArrayRef<OpFoldResult>{size}, i32);
+    Value constant = arith::ConstantIntOp::create(b, loc, value, 32);
+    return linalg::FillOp::create(b, loc, ValueRange{constant},
+                                  ValueRange{empty})
+        .getResult(0);
+  };
+  SmallVector<Value> init{filled(numBlocks, 0)};
+  if (numRows)
+    init.push_back(filled(numRows, -1));
   Value c0 = indexConstant(b, loc, 0), c1 = indexConstant(b, loc, 1);
   Value tokens = tensor::DimOp::create(b, loc, rowMap, 0);
   Value choices = tensor::DimOp::create(b, loc, rowMap, 1);
   auto outer = scf::ForOp::create(
-      b, loc, c0, tokens, c1, ValueRange{sizes},
-      [&](OpBuilder &ob, Location ol, Value t, ValueRange outerSizes) {
+      b, loc, c0, tokens, c1, init,
+      [&](OpBuilder &ob, Location ol, Value t, ValueRange outerCarried) {
         auto inner = scf::ForOp::create(
-            ob, ol, c0, choices, c1, outerSizes,
+            ob, ol, c0, choices, c1, outerCarried,
             [&](OpBuilder &ib, Location il, Value k, ValueRange current) {
               Value row = arith::IndexCastOp::create(
                   ib, il, ib.getIndexType(),
@@ -120,15 +134,29 @@ Value buildBlockSizes(OpBuilder &b, Location loc, Value rowMap,
                       ib, il, count,
                       arith::ConstantIntOp::create(ib, il, 1, 32)),
                   count);
-              scf::YieldOp::create(
-                  ib, il,
+              SmallVector<Value> updated{
                   tensor::InsertOp::create(ib, il, next, current[0],
-                                           ValueRange{safe})
-                      .getResult());
+                                           ValueRange{safe})};
+              if (numRows) {
+                Value inRows = arith::AndIOp::create(
+                    ib, il, taken,
+                    arith::CmpIOp::create(ib, il, arith::CmpIPredicate::slt,
+                                          row, numRows));
+                Value safeRow =
+                    arith::SelectOp::create(ib, il, inRows, row, c0);
+                Value old = tensor::ExtractOp::create(ib, il, current[1],
+                                                      ValueRange{safeRow});
+                Value token = arith::IndexCastOp::create(ib, il, i32, t);
+                updated.push_back(tensor::InsertOp::create(
+                    ib, il,
+                    arith::SelectOp::create(ib, il, inRows, token, old),
+                    current[1], ValueRange{safeRow}));
+              }
+              scf::YieldOp::create(ib, il, updated);
             });
         scf::YieldOp::create(ob, ol, inner.getResults());
       });
-  return outer.getResult(0);
+  return {outer.getResult(0), numRows ? outer.getResult(1) : Value()};
 }
 
 /// `acc[r, n] (+ bias[blocks[r / BM], n])` converted to `elementType`.
@@ -201,8 +229,15 @@ struct FormGroupedMatmul : OpRewritePattern<ExpertMatmulOp> {
         rewriter, loc, numRows, indexConstant(rewriter, loc, blockRows));
     Value blocks = buildBlockExperts(rewriter, loc, offsets, numBlocks,
                                      blockRows, numExperts);
-    Value sizes = buildBlockSizes(rewriter, loc, dispatch.getRowMap(),
-                                  numBlocks, blockRows);
+    // Rows gathered by the dispatch itself (its `rows`): the grouped
+    // matmul reads the tokens through the inverse of the row map instead,
+    // and the dispatch's copy of every row is no longer needed.
+    bool gathers = input == dispatch.getRows();
+    auto [sizes, sources] =
+        buildBlockSizes(rewriter, loc, dispatch.getRowMap(), numBlocks,
+                        blockRows, gathers ? numRows : Value());
+    if (gathers)
+      input = dispatch.getInput();
     // A fresh buffer per matmul: a tensor.empty would be CSE'd with the one
     // of a sibling projection (gate and up) and bufferize to a copy.
     Value acc = bufferization::AllocTensorOp::create(
@@ -217,7 +252,7 @@ struct FormGroupedMatmul : OpRewritePattern<ExpertMatmulOp> {
               ValueRange{acc})
               .getResult(0);
     acc = GroupedMatmulOp::create(rewriter, loc, TypeRange{acc.getType()},
-                                  input, weight, blocks, sizes, acc,
+                                  input, weight, blocks, sizes, sources, acc,
                                   rewriter.getI64IntegerAttr(blockRows))
               .getResult()[0];
     Value result = acc;

@@ -34,13 +34,14 @@ struct GroupedMatmulBufferizationModel
     FailureOr<Value> weight = bufferOf(matmul.getWeight());
     FailureOr<Value> blocks = bufferOf(matmul.getBlockExperts());
     FailureOr<Value> sizes = bufferOf(matmul.getBlockSizes());
+    FailureOr<Value> sources = bufferOf(matmul.getRowSources());
     FailureOr<Value> init = bufferOf(matmul.getInit());
     if (failed(input) || failed(weight) || failed(blocks) || failed(sizes) ||
-        failed(init))
+        failed(sources) || failed(init))
       return failure();
     rewriter.setInsertionPoint(op);
     GroupedMatmulOp::create(rewriter, op->getLoc(), TypeRange{}, *input,
-                            *weight, *blocks, *sizes, *init,
+                            *weight, *blocks, *sizes, *sources, *init,
                             matmul.getBlockRowsAttr());
     replaceOpWithBufferizedValues(rewriter, op, *init);
     return success();

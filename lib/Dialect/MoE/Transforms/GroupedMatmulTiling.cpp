@@ -120,8 +120,17 @@ struct GroupedMatmulTilingModel
     OpFoldResult rowOffset = scaled(b, loc, offsets[0], blockRows);
     OpFoldResult rowSize = scaled(b, loc, sizes[0], blockRows);
 
-    Value input = sliceOperand(b, loc, matmul.getInput(),
-                               {rowOffset, offsets[2]}, {rowSize, sizes[2]});
+    // Gathered rows: every row of the input may be a source.
+    Value sources;
+    Value input;
+    if (Value rowSources = matmul.getRowSources()) {
+      sources = sliceOperand(b, loc, rowSources, {rowOffset}, {rowSize});
+      input = sliceOperand(b, loc, matmul.getInput(), {zero, offsets[2]},
+                           {dimOf(b, loc, matmul.getInput(), 0), sizes[2]});
+    } else {
+      input = sliceOperand(b, loc, matmul.getInput(), {rowOffset, offsets[2]},
+                           {rowSize, sizes[2]});
+    }
     OpFoldResult experts = dimOf(b, loc, matmul.getWeight(), 0);
     Value weight;
     if (int64_t panel = matmul.getPanelColumns()) {
@@ -157,10 +166,10 @@ struct GroupedMatmulTilingModel
     if (llvm::isa<RankedTensorType>(init.getType()))
       resultTypes.push_back(init.getType());
     auto tiled = GroupedMatmulOp::create(b, loc, resultTypes, input, weight,
-                                         blocks, blockSizes, init,
+                                         blocks, blockSizes, sources, init,
                                          matmul.getBlockRowsAttr());
     SmallVector<Operation *> slices;
-    for (Value v : {input, weight, blocks, blockSizes, init})
+    for (Value v : {input, weight, blocks, blockSizes, sources, init})
       if (v)
         slices.push_back(v.getDefiningOp());
     return TilingResult{{tiled}, SmallVector<Value>(tiled->getResults()),
@@ -213,8 +222,12 @@ struct GroupedMatmulTilingModel
           tb, tl, zero, rows, one, ValueRange{},
           [&](OpBuilder &lb, Location ll, Value i, ValueRange) {
             Value row = arith::AddIOp::create(lb, ll, firstRow, i);
+            auto [source, valid] = matmul.loadRowSource(lb, ll, row);
             Value x = toF32(lb, memref::LoadOp::create(lb, ll, matmul.getInput(),
-                                                       ValueRange{row, depth}));
+                                                       ValueRange{source, depth}));
+            x = arith::SelectOp::create(
+                lb, ll, valid, x,
+                arith::ConstantOp::create(lb, ll, lb.getF32FloatAttr(0)));
             Value acc = memref::LoadOp::create(lb, ll, matmul.getInit(),
                                                ValueRange{row, column});
             Value sum = arith::AddFOp::create(

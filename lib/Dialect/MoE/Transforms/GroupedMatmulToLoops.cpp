@@ -75,8 +75,11 @@ struct MoEGroupedMatmulToLoopsPass
                    getValueOrCreateConstantIndexOp(rewriter, loc, size), bound)
             .getResult();
       };
-      domain[0].size = clamp(
-          clamp(domain[0].size, rowsOf(op.getInput())), rowsOf(op.getInit()));
+      // Rows are those of the input, or of its row sources when gathered.
+      Value rowsOwner =
+          op.getRowSources() ? op.getRowSources() : op.getInput();
+      domain[0].size = clamp(clamp(domain[0].size, rowsOf(rowsOwner)),
+                             rowsOf(op.getInit()));
       // Columns the weight holds: N, or NP * P when packed.
       Value weightColumns =
           memref::DimOp::create(rewriter, loc, op.getWeight(), 1);

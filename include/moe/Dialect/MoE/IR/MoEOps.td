@@ -376,6 +376,7 @@ def Moe_CombineOp : Moe_Op<"combine", [Pure]> {
 //===----------------------------------------------------------------------===//
 
 def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
+    AttrSizedOperandSegments,
     DestinationStyleOpInterface,
     DeclareOpInterfaceMethods<ReifyRankedShapedTypeOpInterface,
                               ["reifyResultShapes"]>,
@@ -411,6 +412,12 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     the columns of a packed grouped matmul needs column offsets that are
     multiples of P.
 
+    With `row_sources` (`[R]` i32), the op gathers its rows itself: row r
+    reads `input[row_sources[r], :]` of an `input` of any number of rows
+    (the tokens, `[S, K]`), and a source outside `[0, S)` reads a row of
+    zeros. The dispatch's row gather then fuses into the matmul's operand
+    reads instead of writing every row's copy first.
+
     The op works on tensors (one result, the updated `init`) and on memrefs
     (no result), like `linalg` ops, and implements `TilingInterface` through
     an external model (`registerTilingInterfaceExternalModels`): its
@@ -420,7 +427,8 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     through `registerBufferizableOpInterfaceExternalModels`.
 
     Constraints: (c1) operands are all tensors, with one result of the type
-    of `init`, or all memrefs, with no result; (c2) `input` is `[R, K]`;
+    of `init`, or all memrefs, with no result; (c2) `input` is `[R, K]`, or `[S, K]` with `row_sources` `[R]`
+    i32;
     (c3) `weight` is `[E, N, K]` or packed `[E, NP, K, P]`, with static
     `E >= 1`; (c4) `block_experts`
     is `[B]` i32, and so is `block_sizes`; (c5) `init` is `[R, N]` f32;
@@ -446,6 +454,7 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     AnyShaped:$weight,
     AnyShaped:$block_experts,
     Optional<AnyShaped>:$block_sizes,
+    Optional<AnyShaped>:$row_sources,
     AnyShaped:$init,
     I64Attr:$block_rows
   );
@@ -455,6 +464,7 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     `ins` `(` $input `,` $weight `,` $block_experts `:` type($input) `,`
         type($weight) `,` type($block_experts) `)`
     (`block_sizes` `(` $block_sizes^ `:` type($block_sizes) `)`)?
+    (`row_sources` `(` $row_sources^ `:` type($row_sources) `)`)?
     `outs` `(` $init `:` type($init) `)`
     attr-dict (`->` type($result)^)?
   }];
@@ -482,6 +492,12 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     std::pair<::mlir::Value, ::mlir::Value>
     loadBlockExpert(::mlir::OpBuilder &b, ::mlir::Location loc,
                     ::mlir::Value block);
+    /// Memref form: the row of `input` that row `row` reads and whether it
+    /// is one (`0 <= source < S`, i1); `row` itself without `row_sources`.
+    /// The row is clamped into `input` either way.
+    std::pair<::mlir::Value, ::mlir::Value>
+    loadRowSource(::mlir::OpBuilder &b, ::mlir::Location loc,
+                  ::mlir::Value row);
     /// Memref form: the rows of `block` to compute, `block_sizes[block]`
     /// clamped to [0, BM], or BM without block sizes.
     ::mlir::Value loadFilledRows(::mlir::OpBuilder &b, ::mlir::Location loc,
