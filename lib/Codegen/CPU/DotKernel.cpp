@@ -69,12 +69,13 @@ SmallVector<std::pair<Value, Value>> KernelBuilder::inputRows(Value first,
 Value KernelBuilder::keepValid(Value valid, Value value) {
   if (!valid)
     return value;
-  Value zeros = arith::ConstantOp::create(b, loc, b.getZeroAttr(value.getType()));
+  Value zeros =
+      arith::ConstantOp::create(b, loc, b.getZeroAttr(value.getType()));
   return arith::SelectOp::create(b, loc, valid, value, zeros);
 }
 
 void KernelBuilder::forLoop(Value lb, Value ub, int64_t step,
-                               function_ref<void(Value)> body) {
+                            function_ref<void(Value)> body) {
   auto loop = scf::ForOp::create(b, loc, lb, ub, constant(step));
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(loop.getBody());
@@ -148,8 +149,7 @@ void DotKernelEmitter::emitTile(Value row, Value column, int64_t mr,
   Value zeros = arith::ConstantOp::create(
       b, loc, accType, DenseElementsAttr::get(accType, b.getF32FloatAttr(0)));
   SmallVector<Value> init(mr * nr, zeros);
-  SmallVector<std::pair<Value, Value>> rows =
-      inputRows(add(firstRow, row), mr);
+  SmallVector<std::pair<Value, Value>> rows = inputRows(add(firstRow, row), mr);
   auto loop = scf::ForOp::create(
       b, loc, zero, mainDepth, constant(shape.vectorWidth), init,
       [&](OpBuilder &, Location, Value k, ValueRange acc) {

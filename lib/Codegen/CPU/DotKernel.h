@@ -102,9 +102,9 @@ public:
 
 private:
   Value read(Value memref, SmallVector<Value> indices, bool inBounds);
-  SmallVector<Value> step(ArrayRef<std::pair<Value, Value>> rows,
-                          Value column, int64_t mr, int64_t nr, Value k,
-                          ValueRange acc, bool inBounds);
+  SmallVector<Value> step(ArrayRef<std::pair<Value, Value>> rows, Value column,
+                          int64_t mr, int64_t nr, Value k, ValueRange acc,
+                          bool inBounds);
   void emitTile(Value row, Value column, int64_t mr, int64_t nr);
   Value sumLanesTransposed(ArrayRef<Value> accumulators);
 

@@ -55,10 +55,10 @@ void forEachOwnedBlock(OpBuilder &b, GroupedMatmulOp op, KernelBuilder &loops,
   Value bm = loops.constant(op.getBlockRows());
   // Rows are those of the input, or of its row sources when gathered.
   Value rowsOwner = op.getRowSources() ? op.getRowSources() : op.getInput();
-  Value numBlocks = minOf(
-      dim(op.getBlockExperts(), 0),
-      minOf(arith::DivUIOp::create(b, loc, dim(rowsOwner, 0), bm),
-            arith::DivUIOp::create(b, loc, dim(op.getInit(), 0), bm)));
+  Value numBlocks =
+      minOf(dim(op.getBlockExperts(), 0),
+            minOf(arith::DivUIOp::create(b, loc, dim(rowsOwner, 0), bm),
+                  arith::DivUIOp::create(b, loc, dim(op.getInit(), 0), bm)));
   loops.forLoop(loops.constant(0), numBlocks, 1, [&](Value block) {
     auto [expert, owned] = op.loadBlockExpert(b, loc, block);
     auto ifOp = scf::IfOp::create(b, loc, owned, /*withElse=*/false);
@@ -79,8 +79,8 @@ void emitPackedKernel(OpBuilder &b, GroupedMatmulOp op, int64_t vectorWidth,
     return memrefDim(b, loc, memref, d);
   };
   auto minOf = [&](Value x, Value y) { return minIndex(b, loc, x, y); };
-  PanelKernelEmitter kernel(b, loc, vectorWidth, panelRows, input, weight,
-                            init, minOf(dim(input, 1), dim(weight, 2)));
+  PanelKernelEmitter kernel(b, loc, vectorWidth, panelRows, input, weight, init,
+                            minOf(dim(input, 1), dim(weight, 2)));
   Value weightColumns = arith::MulIOp::create(
       b, loc, dim(weight, 1), kernel.constant(op.getPanelColumns()));
   Value columns = minOf(weightColumns, dim(init, 1));
@@ -102,8 +102,7 @@ void emitGroupedKernel(OpBuilder &b, GroupedMatmulOp op, KernelShape shape) {
                           minOf(dim(input, 1), dim(weight, 2)));
   Value columns = minOf(dim(weight, 1), dim(init, 1));
   forEachOwnedBlock(b, op, kernel, [&](Value row, Value rows, Value expert) {
-    kernel.emitRows(row, rows, kernel.constant(0), columns,
-                    ValueRange{expert});
+    kernel.emitRows(row, rows, kernel.constant(0), columns, ValueRange{expert});
   });
 }
 
