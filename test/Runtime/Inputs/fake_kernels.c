@@ -32,13 +32,16 @@ static float at2(const MemRef2 *m, int64_t i, int64_t j) {
   return m->aligned[m->offset + i * m->strides[0] + j * m->strides[1]];
 }
 
-static float bf16At(const MemRef3BF16 *m, int64_t e, int64_t i, int64_t j) {
-  uint32_t bits = (uint32_t)m->aligned[m->offset + e * m->strides[0] +
-                                       i * m->strides[1] + j * m->strides[2]]
-                  << 16;
+static float bf16ToFloat(uint16_t bits16) {
+  uint32_t bits = (uint32_t)bits16 << 16;
   float value;
   memcpy(&value, &bits, sizeof(value));
   return value;
+}
+
+static float bf16At(const MemRef3BF16 *m, int64_t e, int64_t i, int64_t j) {
+  return bf16ToFloat(m->aligned[m->offset + e * m->strides[0] +
+                                i * m->strides[1] + j * m->strides[2]]);
 }
 
 /* A fresh contiguous [rows, cols] result. */
@@ -71,22 +74,35 @@ void _mlir_ciface_forward(MemRef2 *result, MemRef2 *x, MemRef2 *w) {
     }
 }
 
-/* y = sum_e (e + 1) * x @ w[e]^T with w [E, H, H] bf16: the factor makes
- * the result depend on the order of the stack. */
-void _mlir_ciface_stacked(MemRef2 *result, MemRef2 *x, MemRef3BF16 *w) {
+/* y = sum_e (e + 1) * x @ w[e]^T for E experts whose weight w[e][i, j] is
+ * weightAt(w, e, i, j): the factor makes the result depend on the order of
+ * the stack. */
+static void stackedSum(MemRef2 *result, MemRef2 *x, int64_t experts,
+                       const void *w,
+                       float (*weightAt)(const void *, int64_t, int64_t,
+                                         int64_t)) {
   int64_t tokens = x->sizes[0], hidden = x->sizes[1];
   newResult(result, tokens, hidden);
   for (int64_t t = 0; t < tokens; ++t)
     for (int64_t i = 0; i < hidden; ++i) {
       float sum = 0.0f;
-      for (int64_t e = 0; e < w->sizes[0]; ++e) {
+      for (int64_t e = 0; e < experts; ++e) {
         float dot = 0.0f;
         for (int64_t j = 0; j < hidden; ++j)
-          dot += at2(x, t, j) * bf16At(w, e, i, j);
+          dot += at2(x, t, j) * weightAt(w, e, i, j);
         sum += (float)(e + 1) * dot;
       }
       setResult(result, t, i, sum);
     }
+}
+
+static float stackAt(const void *w, int64_t e, int64_t i, int64_t j) {
+  return bf16At((const MemRef3BF16 *)w, e, i, j);
+}
+
+/* stackedSum with w [E, H, H] bf16. */
+void _mlir_ciface_stacked(MemRef2 *result, MemRef2 *x, MemRef3BF16 *w) {
+  stackedSum(result, x, w->sizes[0], w, stackAt);
 }
 
 typedef struct {
@@ -110,28 +126,15 @@ void _mlir_ciface_pack_experts(MemRef3BF16 *w, MemRef4BF16 *packed) {
                        k * w->strides[2]];
 }
 
+static float packedAt(const void *weights, int64_t e, int64_t i, int64_t j) {
+  const MemRef4BF16 *w = (const MemRef4BF16 *)weights;
+  return bf16ToFloat(w->aligned[w->offset + e * w->strides[0] +
+                                j * w->strides[2] + i * w->strides[3]]);
+}
+
 /* As stacked, reading the packed weights. */
 void _mlir_ciface_packed(MemRef2 *result, MemRef2 *x, MemRef4BF16 *w) {
-  int64_t tokens = x->sizes[0], hidden = x->sizes[1];
-  newResult(result, tokens, hidden);
-  for (int64_t t = 0; t < tokens; ++t)
-    for (int64_t i = 0; i < hidden; ++i) {
-      float sum = 0.0f;
-      for (int64_t e = 0; e < w->sizes[0]; ++e) {
-        float dot = 0.0f;
-        for (int64_t j = 0; j < hidden; ++j) {
-          uint32_t bits = (uint32_t)w->aligned[w->offset + e * w->strides[0] +
-                                               j * w->strides[2] +
-                                               i * w->strides[3]]
-                          << 16;
-          float value;
-          memcpy(&value, &bits, sizeof(value));
-          dot += at2(x, t, j) * value;
-        }
-        sum += (float)(e + 1) * dot;
-      }
-      setResult(result, t, i, sum);
-    }
+  stackedSum(result, x, w->sizes[0], w, packedAt);
 }
 
 /* As forward, but the result is column-major behind a 3-element offset. */

@@ -60,10 +60,11 @@ def good() -> dict:
     ]}
 
 
-def edit(change: Callable[[dict], None]) -> Callable[[], dict]:
-    """The good manifest with `change` applied to it."""
+def edit(change: Callable[[dict], None],
+         base: Callable[[], dict] = None) -> Callable[[], dict]:
+    """The `base` manifest (default: the good one) with `change` applied."""
     def make() -> dict:
-        manifest = good()
+        manifest = (base or good)()
         change(manifest)
         return manifest
     return make
@@ -124,11 +125,7 @@ def packed() -> dict:
 
 def edit_packed(change: Callable[[dict], None]) -> Callable[[], dict]:
     """The packed manifest with `change` applied to it."""
-    def make() -> dict:
-        manifest = packed()
-        change(manifest)
-        return manifest
-    return make
+    return edit(change, packed)
 
 
 PACKING = FORWARD_ARGS + [1, "packing"]
