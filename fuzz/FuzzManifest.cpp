@@ -49,6 +49,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       checkShape(arg.shape);
       FUZZ_CHECK(arg.kind == ArgKind::Input || !arg.weightName.empty(),
                  "weight without a name");
+      // Packing: weights only, a symbol, a static shape.
+      if (arg.isPacked()) {
+        FUZZ_CHECK(arg.kind == ArgKind::Weight, "packed input");
+        checkShape(arg.packingShape);
+        for (int64_t dim : arg.packingShape)
+          FUZZ_CHECK(dim >= 0, "dynamic packing shape");
+      } else {
+        FUZZ_CHECK(arg.packingShape.empty(), "packing shape without symbol");
+      }
     }
     for (const ManifestResult &result : entry.results)
       checkShape(result.shape);

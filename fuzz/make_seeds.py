@@ -67,6 +67,7 @@ def manifests() -> dict:
         "good": make_module.good(),
         "shared": make_module.MANIFESTS["shared-weights"](),
         "hostile": make_module.hostile_sizes(),
+        "packed": make_module.packed(),
         "stacked-only": {"version": 1, "entries": [
             make_module.entry("stacked", [make_module.x_arg(),
                                           make_module.stacked_arg()])]},
