@@ -133,7 +133,17 @@ def MoEPackExpertWeightsPass
 
     ```mlir
     func.func @forward__pack2(%src: tensor<8x100x64xbf16>,
-                              %dst: memref<8x4x64x32xbf16>)
+                              %dst: memref<8x4x64x32xbf16>) {
+      %zero = arith.constant 0.0 : bf16
+      %init = bufferization.to_tensor %dst restrict writable
+          : memref<8x4x64x32xbf16> to tensor<8x4x64x32xbf16>
+      %packed = linalg.pack %src padding_value(%zero : bf16)
+          inner_dims_pos = [1] inner_tiles = [32] into %init
+          : tensor<8x100x64xbf16> -> tensor<8x4x64x32xbf16>
+      bufferization.materialize_in_destination %packed in restrict writable
+          %dst : (tensor<8x4x64x32xbf16>, memref<8x4x64x32xbf16>) -> ()
+      return
+    }
     ```
 
     When the module already has a manifest (`moe-export-entries` ran
