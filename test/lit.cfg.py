@@ -41,6 +41,19 @@ config.substitutions.append(
 if config.moe_sanitize:
     config.available_features.add("asan")
 
+# Execution tests of lowered IR: upstream mlir-runner with the runner
+# utilities (printMemref*) of the same LLVM installation.
+_mlir_runner = os.path.join(config.llvm_tools_dir, "mlir-runner")
+_runner_libs = [
+    os.path.normpath(os.path.join(config.llvm_tools_dir, "..", "lib", name))
+    for name in ("libmlir_runner_utils.so", "libmlir_c_runner_utils.so")]
+if os.path.exists(_mlir_runner) and all(map(os.path.exists, _runner_libs)):
+    config.available_features.add("mlir-runner")
+    config.substitutions.append(
+        ("%mlir_runner",
+         "%s -entry-point-result=void -shared-libs=%s" % (
+             _mlir_runner, ",".join(_runner_libs))))
+
 # The Python package's tools (%moe_mlir compile/run) are this build's, so
 # that the sanitized build's lit run checks its own tools.
 config.environment["MOE_TOOLS_DIR"] = config.moe_tools_dir

@@ -23,10 +23,15 @@ def ConvertMoEToLinalgPass : Pass<"convert-moe-to-linalg"> {
       lower index; NaN ranks above every number, so NaN inputs still select
       K distinct experts and propagate), followed by renormalization and
       scaling.
-    - `moe.dispatch`: a counting sort. Per-expert counts, their (aligned)
-      prefix sum, a zero-filled buffer of exactly that many rows, then each
-      taken assignment's row is copied to its slot and recorded in the row map.
-      The capacity layout places rows in `[E,C,H]` slots the same way.
+    - `moe.dispatch`: a counting sort. Per-expert counts (per chunk of 64
+      tokens, the chunks in parallel), their (aligned) prefix sum, then one
+      sequential pass gives each taken assignment its row (the row map) and
+      each row its token; a parallel loop over the rows copies each row from
+      its token, zeros for padding. The capacity layout places rows in
+      `[E,C,H]` slots as it assigns them.
+    - `moe.routing_plan`: the same counting sort without the copy: the
+      offsets, the table of row blocks (expert, filled rows) and the row
+      sources and row map of the placement.
     - `moe.expert_matmul`: a loop over experts; each expert multiplies only
       its own rows (a dynamic slice) with its `[N,K]` weight slice
       (`linalg.matmul`, f32 accumulation).

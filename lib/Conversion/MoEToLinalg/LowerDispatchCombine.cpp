@@ -13,6 +13,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "LoweringUtils.h"
+#include "RoutingPlanBuilders.h"
 #include "moe/Conversion/MoEToLinalg/MoEToLinalg.h"
 #include "moe/Dialect/MoE/Utils/TensorBuilders.h"
 
@@ -202,75 +203,18 @@ struct LowerDispatch : OpConversionPattern<DispatchOp> {
       return success();
     }
 
-    // Grouped layout: counts, then aligned prefix sums.
-    Value counts = forEachAssignment(
-        {perExpertZeros},
-        [&](OpBuilder &b, Location l, Value, Value, Value e, Value taken,
-            ValueRange carried) {
-          return buildIf(
-              b, l, taken,
-              [&](OpBuilder &ib, Location il) {
-                return SmallVector<Value>{increment(ib, il, carried[0], e)};
-              },
-              {carried[0]});
-        })[0];
-    Value align = indexConstant(rewriter, loc, op.getAlign());
-    Value offsets = buildZeroTensor(
-        rewriter, loc, {rewriter.getIndexAttr(numExperts + 1)}, i64);
-    offsets = buildLoop(
-        rewriter, loc, zero, eCount, {offsets},
-        [&](OpBuilder &b, Location l, Value e, ValueRange carried) {
-          Value count = extractIndex(b, l, counts, {e});
-          Value alignMinusOne = arith::SubIOp::create(b, l, align, one);
-          Value blocks = arith::DivUIOp::create(
-              b, l, arith::AddIOp::create(b, l, count, alignMinusOne), align);
-          Value padded = arith::MulIOp::create(b, l, blocks, align);
-          Value start = extractIndex(b, l, carried[0], {e});
-          Value next = arith::AddIOp::create(b, l, e, one);
-          return SmallVector<Value>{
-              insertIndex(b, l, arith::AddIOp::create(b, l, start, padded),
-                          carried[0], {next})};
-        })[0];
+    // Grouped layout: the counting sort of the routing plan (counts,
+    // aligned prefix sums, placement), then the gather.
+    Value counts = buildExpertCounts(rewriter, loc, ids, numExperts);
+    Value offsets = buildAlignedOffsets(rewriter, loc, counts, op.getAlign());
     Value numRows = extractIndex(rewriter, loc, offsets, {eCount});
-    // Sequential placement: each taken assignment's row (row map) and the
-    // token of each row (-1 for padding rows); scalar work only.
-    Value rowTokens = tensor::EmptyOp::create(
-        rewriter, loc, ArrayRef<OpFoldResult>{numRows}, i64);
-    rowTokens = linalg::FillOp::create(
-                    rewriter, loc,
-                    ValueRange{arith::ConstantOp::create(
-                        rewriter, loc, rewriter.getI64IntegerAttr(-1))},
-                    ValueRange{rowTokens})
-                    .getResult(0);
-    Value rowMap = tensor::EmptyOp::create(
-        rewriter, loc,
-        ArrayRef<OpFoldResult>{tokenCount, rewriter.getIndexAttr(choices)},
-        rewriter.getI32Type());
-    SmallVector<Value> placed = forEachAssignment(
-        {rowTokens, rowMap, perExpertZeros},
-        [&](OpBuilder &b, Location l, Value t, Value k, Value e, Value taken,
-            ValueRange carried) {
-          Value safeExpert = arith::SelectOp::create(b, l, taken, e, zero);
-          Value row = arith::AddIOp::create(
-              b, l, extractIndex(b, l, offsets, {safeExpert}),
-              extractIndex(b, l, carried[2], {safeExpert}));
-          Value mapped =
-              arith::SelectOp::create(b, l, taken, row, indexConstant(b, l, -1));
-          Value map = insertIndex(b, l, mapped, carried[1], {t, k});
-          SmallVector<Value> next = buildIf(
-              b, l, taken,
-              [&](OpBuilder &ib, Location il) {
-                return SmallVector<Value>{
-                    insertIndex(ib, il, t, carried[0], {row}),
-                    increment(ib, il, carried[2], e)};
-              },
-              {carried[0], carried[2]});
-          return SmallVector<Value>{next[0], map, next[1]};
-        });
+    std::pair<Value, Value> placement = buildPlacement(
+        rewriter, loc, ids, offsets,
+        buildFilledVector(rewriter, loc, numRows, rewriter.getI32Type(), -1));
+    Value tokenOfRow = placement.first, rowMap = placement.second;
     // The gather, one parallel iteration per row: a copy of its token's
     // input row, or zeros for a padding row (whole rows: contiguous copies
     // and fills, done in place in the rows buffer after bufferization).
-    Value tokenOfRow = placed[0];
     Value rows = buildRowByRow(
         rewriter, loc, numRows, hidden, rowsType.getDimSize(1), elementType,
         [&](OpBuilder &b, Location l, Value r, Value destination) {
@@ -302,7 +246,7 @@ struct LowerDispatch : OpConversionPattern<DispatchOp> {
         });
     // The row buffer's static type may be more precise than the computed one.
     Value rowsResult = castToType(rewriter, loc, rows, rowsType);
-    rewriter.replaceOp(op, {rowsResult, offsets, placed[1]});
+    rewriter.replaceOp(op, {rowsResult, offsets, rowMap});
     return success();
   }
 };

@@ -30,6 +30,7 @@ struct ConvertMoEToLinalgPass
     populateMoEDecomposePatterns(patterns, /*rowAlign=*/1);
     populateGateLoweringPatterns(patterns);
     populateDispatchCombineLoweringPatterns(patterns);
+    populateRoutingPlanLoweringPatterns(patterns);
     populateExpertMatmulLoweringPatterns(patterns);
 
     ConversionTarget target(*context);

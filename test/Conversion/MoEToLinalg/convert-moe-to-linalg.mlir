@@ -116,35 +116,43 @@ func.func @gate_group_max(%logits: tensor<?x6xf32>) -> (tensor<?x2xf32>, tensor<
 
 // -----
 
-// Grouped dispatch: count per expert, aligned prefix sum, then per taken
-// assignment a row (the row map, -1 when not taken) and the token of that
-// row (a table of offsets[E] entries, -1 for padding rows); an scf.forall
-// over the rows copies each from its token's input row, or zero-fills it.
+// Grouped dispatch: count per expert (per chunk of 64 tokens, the chunks
+// in parallel, then summed), aligned prefix sum, then per taken assignment
+// a row (the row map, -1 when not taken) and the token of that row (a
+// table of offsets[E] entries, -1 for padding rows); an scf.forall over the
+// rows copies each from its token's input row, or zero-fills it.
 // CHECK-LABEL: func @dispatch_grouped
 // CHECK-SAME: (%[[X:.*]]: tensor<?x16xf32>, %[[IDS:.*]]: tensor<?x2xi32>)
-// CHECK: %[[COUNTS:.*]] = scf.for
-// CHECK: scf.for
-// CHECK: tensor.extract %[[IDS]]
-// CHECK: scf.if
-// CHECK: tensor.insert {{.*}} : tensor<4xi64>
+// CHECK: %[[T:.*]] = tensor.dim %[[IDS]], %c0
+// CHECK: %[[CHUNKS:.*]] = arith.ceildivui %[[T]], %c64
+// CHECK: %[[PER_CHUNK:.*]] = scf.forall (%[[C:.*]]) in (%[[CHUNKS]]) shared_outs(%[[CC:.*]] = %{{.*}}) -> (tensor<?x4xi32>)
+// CHECK:   %[[MINE:.*]] = tensor.extract_slice %[[CC]][%[[C]], 0] [1, 4] [1, 1]
+// CHECK:   scf.for {{.*}} iter_args(%{{.*}} = %[[MINE]])
+// CHECK:     tensor.extract %[[IDS]]
+// CHECK:     scf.if
+// CHECK:       tensor.insert {{.*}} : tensor<1x4xi32>
+// CHECK:   tensor.parallel_insert_slice %{{.*}} into %[[CC]][%[[C]], 0] [1, 4] [1, 1]
+// CHECK: %[[COUNTS:.*]] = scf.for {{.*}} -> (tensor<4xi32>)
+// CHECK:   tensor.extract %[[PER_CHUNK]]
 // CHECK: %[[OFF:.*]] = scf.for {{.*}} -> (tensor<5xi64>)
-// CHECK: arith.divui %{{.*}}, %c8
-// CHECK: arith.muli %{{.*}}, %c8
+// CHECK:   tensor.extract %[[COUNTS]]
+// CHECK:   arith.ceildivui %{{.*}}, %c8
+// CHECK:   arith.muli %{{.*}}, %c8
 // CHECK: %[[N:.*]] = tensor.extract %[[OFF]][%c4]
 // CHECK: %[[NI:.*]] = arith.index_cast %[[N]]
-// CHECK: %[[EMPTY:.*]] = tensor.empty(%[[NI]]) : tensor<?xi64>
-// CHECK: %[[NONE:.*]] = linalg.fill ins(%c-1_i64 : i64) outs(%[[EMPTY]]
+// CHECK: %[[EMPTY:.*]] = tensor.empty(%[[NI]]) : tensor<?xi32>
+// CHECK: %[[NONE:.*]] = linalg.fill ins(%c-1_i32 : i32) outs(%[[EMPTY]]
 // CHECK: %[[PLACED:.*]]:3 = scf.for {{.*}} iter_args(%{{.*}} = %[[NONE]]
 // CHECK: arith.select %{{.*}}, %{{.*}}, %c-1
 // CHECK: scf.if
-// CHECK: tensor.insert %{{.*}} : tensor<?xi64>
+// CHECK: tensor.insert %{{.*}} : tensor<?xi32>
 // CHECK: %[[ROWS:.*]] = scf.forall (%[[R:.*]]) in (%[[NI]]) shared_outs(%[[OUT:.*]] = %{{.*}}) -> (tensor<?x16xf32>)
 // CHECK:   %[[DST:.*]] = tensor.extract_slice %[[OUT]][%[[R]], 0] [1, 16] [1, 1]
 // CHECK:   %[[TOKEN:.*]] = tensor.extract %[[PLACED]]#0[%[[R]]]
-// CHECK:   %[[T:.*]] = arith.index_cast %[[TOKEN]]
-// CHECK:   %[[FILLED:.*]] = arith.cmpi sge, %[[T]], %c0
+// CHECK:   %[[TI:.*]] = arith.index_cast %[[TOKEN]]
+// CHECK:   %[[FILLED:.*]] = arith.cmpi sge, %[[TI]], %c0
 // CHECK:   %[[ROW:.*]] = scf.if %[[FILLED]]
-// CHECK:     %[[SRC:.*]] = tensor.extract_slice %[[X]][%[[T]], 0] [1, 16] [1, 1]
+// CHECK:     %[[SRC:.*]] = tensor.extract_slice %[[X]][%[[TI]], 0] [1, 16] [1, 1]
 // CHECK:     linalg.copy ins(%[[SRC]] {{.*}} outs(%[[DST]]
 // CHECK:   else
 // CHECK:     linalg.fill {{.*}} outs(%[[DST]]

@@ -1324,6 +1324,120 @@ func.func @dispatch_row_map_t(%x: tensor<4x16xf32>, %ids: tensor<4x2xi32>) {
 // -----
 
 //===----------------------------------------------------------------------===//
+// moe.routing_plan
+//===----------------------------------------------------------------------===//
+
+// moe.routing_plan c1: ids must be [T, K]
+func.func @routing_plan_0(%ids: tensor<?xi32>) {
+  // expected-error @+1 {{'moe.routing_plan' op 'ids' must have shape [T, K] (rank 2), got 'tensor<?xi32>'}}
+  %o, %b, %s, %r, %m = moe.routing_plan %ids block_rows(4) align(4)
+      : tensor<?xi32> -> tensor<9xi64>, tensor<?xi32>, tensor<?xi32>, tensor<?xi32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.routing_plan c2: offsets must be [E+1]
+func.func @routing_plan_1(%ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{'moe.routing_plan' op 'offsets' must have shape [E+1] (rank 1), got 'tensor<9x1xi64>'}}
+  %o, %b, %s, %r, %m = moe.routing_plan %ids block_rows(4) align(4)
+      : tensor<?x2xi32> -> tensor<9x1xi64>, tensor<?xi32>, tensor<?xi32>, tensor<?xi32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.routing_plan c2: E must be at least 1
+func.func @routing_plan_2(%ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{'moe.routing_plan' op 'offsets' must be [E+1] offsets with E >= 1, got 'tensor<1xi64>'}}
+  %o, %b, %s, %r, %m = moe.routing_plan %ids block_rows(4) align(4)
+      : tensor<?x2xi32> -> tensor<1xi64>, tensor<?xi32>, tensor<?xi32>, tensor<?xi32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.routing_plan c2: offsets must be static
+func.func @routing_plan_3(%ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{'moe.routing_plan' op 'offsets' dimension 0 (E+1) must be static}}
+  %o, %b, %s, %r, %m = moe.routing_plan %ids block_rows(4) align(4)
+      : tensor<?x2xi32> -> tensor<?xi64>, tensor<?xi32>, tensor<?xi32>, tensor<?xi32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.routing_plan c3: block_sizes must have as many blocks as block_experts
+func.func @routing_plan_4(%ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{'moe.routing_plan' op 'block_sizes' dimension 0 (B) is 8, expected 16 from block_experts}}
+  %o, %b, %s, %r, %m = moe.routing_plan %ids block_rows(4) align(4)
+      : tensor<?x2xi32> -> tensor<9xi64>, tensor<16xi32>, tensor<8xi32>, tensor<?xi32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.routing_plan c3: R = B * block_rows
+func.func @routing_plan_5(%ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{'moe.routing_plan' op 'row_sources' has 60 rows for 16 blocks of 4, expected 64}}
+  %o, %b, %s, %r, %m = moe.routing_plan %ids block_rows(4) align(4)
+      : tensor<?x2xi32> -> tensor<9xi64>, tensor<16xi32>, tensor<16xi32>, tensor<60xi32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.routing_plan c3: R is the bound for a static T
+func.func @routing_plan_6(%ids: tensor<5x2xi32>) {
+  // expected-error @+1 {{'moe.routing_plan' op 'row_sources' has 40 rows, expected 64 for T*K = 10, E = 8, align 8}}
+  %o, %b, %s, %r, %m = moe.routing_plan %ids block_rows(4) align(8)
+      : tensor<5x2xi32> -> tensor<9xi64>, tensor<10xi32>, tensor<10xi32>, tensor<40xi32>, tensor<5x2xi32>
+  return
+}
+
+// -----
+
+// moe.routing_plan c3: B is the bound for a static T
+func.func @routing_plan_7(%ids: tensor<5x2xi32>) {
+  // expected-error @+1 {{'moe.routing_plan' op 'block_experts' has 8 blocks, expected 16 for T*K = 10, E = 8, align 8}}
+  %o, %b, %s, %r, %m = moe.routing_plan %ids block_rows(4) align(8)
+      : tensor<5x2xi32> -> tensor<9xi64>, tensor<8xi32>, tensor<8xi32>, tensor<?xi32>, tensor<5x2xi32>
+  return
+}
+
+// -----
+
+// moe.routing_plan c4: row_map must be [T, K] like ids
+func.func @routing_plan_8(%ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{'moe.routing_plan' op 'row_map' dimension 1 (K) is 3, expected 2 from ids}}
+  %o, %b, %s, %r, %m = moe.routing_plan %ids block_rows(4) align(4)
+      : tensor<?x2xi32> -> tensor<9xi64>, tensor<?xi32>, tensor<?xi32>, tensor<?xi32>, tensor<?x3xi32>
+  return
+}
+
+// -----
+
+// moe.routing_plan c5: block_rows must be at least 1
+func.func @routing_plan_9(%ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{'moe.routing_plan' op block_rows must be at least 1, got 0}}
+  %o, %b, %s, %r, %m = moe.routing_plan %ids block_rows(0) align(4)
+      : tensor<?x2xi32> -> tensor<9xi64>, tensor<?xi32>, tensor<?xi32>, tensor<?xi32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// moe.routing_plan c5: align must be a multiple of block_rows
+func.func @routing_plan_10(%ids: tensor<?x2xi32>) {
+  // expected-error @+1 {{'moe.routing_plan' op align must be a positive multiple of block_rows (4), got 6}}
+  %o, %b, %s, %r, %m = moe.routing_plan %ids block_rows(4) align(6)
+      : tensor<?x2xi32> -> tensor<9xi64>, tensor<?xi32>, tensor<?xi32>, tensor<?xi32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
 // moe.expert_matmul
 //===----------------------------------------------------------------------===//
 

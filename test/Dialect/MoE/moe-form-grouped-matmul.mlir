@@ -4,33 +4,25 @@
 // BAD: moe-form-grouped-matmul: block-rows must be at least 1, got 0
 
 // Rows of a dispatch padded to blocks of 8 are whole blocks of 4: the expert
-// matmul becomes a grouped matmul into a zero-filled f32 accumulator, with
-// the expert of each block counted from the offsets. Its rows are the
-// dispatch's own gathered rows, so it reads the dispatch's input instead,
-// row r from token row_sources[r]: the inverse of the row map (-1 for
-// padding), built in the same pass over the row map as the filled rows of
-// each block.
+// matmul becomes a grouped matmul into a zero-filled f32 accumulator of
+// offsets[E] rows, reading the expert and the filled rows of each of its
+// offsets[E] / 4 blocks from the routing plan of the dispatch's ids. Its rows
+// are the dispatch's own gathered rows, so it reads the dispatch's input
+// instead, row r from token row_sources[r], and the dispatch goes away.
 // CHECK-LABEL: func @aligned
-// CHECK-SAME: (%[[X:[a-z0-9]+]]: tensor<?x16xf32>
-// CHECK: %[[ROWS:.*]], %[[OFF:.*]], %[[MAP:.*]] = moe.dispatch %[[X]], %{{.*}} align 8
-// CHECK: %[[R:.*]] = tensor.dim %[[ROWS]], %c0
+// CHECK-SAME: (%[[X:[a-z0-9]+]]: tensor<?x16xf32>, %[[IDS:[a-z0-9]+]]: tensor<?x2xi32>
+// CHECK-NOT: moe.dispatch
+// CHECK: %[[OFF:.*]], %[[BLOCKS:.*]], %[[SIZES:.*]], %[[SOURCES:.*]], %{{.*}} = moe.routing_plan %[[IDS]] block_rows(4) align(8) : tensor<?x2xi32> -> tensor<9xi64>, tensor<?xi32>, tensor<?xi32>, tensor<?xi32>, tensor<?x2xi32>
+// CHECK-NOT: moe.dispatch
+// CHECK: %[[USED:.*]] = tensor.extract %[[OFF]][%c8]
+// CHECK: %[[R:.*]] = arith.index_cast %[[USED]]
+// CHECK: %[[MY_SOURCES:.*]] = tensor.extract_slice %[[SOURCES]][0] [%[[R]]] [1]
 // CHECK: %[[B:.*]] = arith.divui %[[R]], %c4
-// CHECK: %[[BLOCKS:.*]] = tensor.generate %[[B]]
-// CHECK:   scf.for
-// CHECK:     tensor.extract %[[OFF]]
-// CHECK:     arith.cmpi sle
-// CHECK: %[[EMPTY:.*]] = tensor.empty(%[[B]]) : tensor<?xi32>
-// CHECK: %[[SIZES0:.*]] = linalg.fill ins(%{{.*}} : i32) outs(%[[EMPTY]]
-// CHECK: %[[EMPTY2:.*]] = tensor.empty(%[[R]]) : tensor<?xi32>
-// CHECK: %[[SOURCES0:.*]] = linalg.fill ins(%c-1{{.*}} : i32) outs(%[[EMPTY2]]
-// CHECK: %[[COUNTS:.*]]:2 = scf.for {{.*}} iter_args(%{{.*}} = %[[SIZES0]], %{{.*}} = %[[SOURCES0]])
-// CHECK:   scf.for
-// CHECK:     tensor.extract %[[MAP]]
-// CHECK:     tensor.insert
-// CHECK:     tensor.insert
+// CHECK: %[[MY_BLOCKS:.*]] = tensor.extract_slice %[[BLOCKS]][0] [%[[B]]] [1]
+// CHECK: %[[MY_SIZES:.*]] = tensor.extract_slice %[[SIZES]][0] [%[[B]]] [1]
 // CHECK: %[[ALLOC:.*]] = bufferization.alloc_tensor(%[[R]]) : tensor<?x32xf32>
 // CHECK: %[[ZERO:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%[[ALLOC]]
-// CHECK: %[[ACC:.*]] = moe.grouped_matmul block_rows(4) ins(%[[X]], %{{.*}}, %[[BLOCKS]] : tensor<?x16xf32>, tensor<8x32x16xf32>, tensor<?xi32>) block_sizes(%[[COUNTS]]#0 : tensor<?xi32>) row_sources(%[[COUNTS]]#1 : tensor<?xi32>) outs(%[[ZERO]] : tensor<?x32xf32>)
+// CHECK: %[[ACC:.*]] = moe.grouped_matmul block_rows(4) ins(%[[X]], %{{.*}}, %[[MY_BLOCKS]] : tensor<?x16xf32>, tensor<8x32x16xf32>, tensor<?xi32>) block_sizes(%[[MY_SIZES]] : tensor<?xi32>) row_sources(%[[MY_SOURCES]] : tensor<?xi32>) outs(%[[ZERO]] : tensor<?x32xf32>)
 // CHECK-NOT: linalg.generic
 // CHECK: return %[[ACC]]
 func.func @aligned(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
@@ -77,6 +69,65 @@ func.func @second_projection(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
   %d = moe.expert_matmul %a, %w2 offsets(%off : tensor<9xi64>)
       : tensor<?x32xf32>, tensor<8x16x32xf32> -> tensor<?x16xf32>
   return %d : tensor<?x16xf32>
+}
+
+// A whole layer: gate and up projections, the down projection and the
+// combine share one plan; the combine reads the plan's row map, and with no
+// reader of its rows left the dispatch goes away. The down projection reads
+// the activated rows as they are, up to offsets[E] of them.
+// CHECK-LABEL: func @layer
+// CHECK-SAME: %[[IDS:[a-z0-9]+]]: tensor<?x2xi32>
+// CHECK-NOT: moe.dispatch
+// CHECK: %[[OFF:.*]], %{{.*}}, %{{.*}}, %{{.*}}, %[[MAP:.*]] = moe.routing_plan %[[IDS]] block_rows(4) align(8)
+// CHECK-NOT: moe.routing_plan
+// CHECK: %[[GATE:.*]] = moe.grouped_matmul {{.*}} row_sources
+// CHECK: %[[UP:.*]] = moe.grouped_matmul {{.*}} row_sources
+// CHECK: %[[ACT:.*]] = arith.mulf %[[GATE]], %[[UP]]
+// CHECK: %[[N:.*]] = tensor.dim %[[ACT]], %c0
+// CHECK: arith.minui %[[N]],
+// CHECK: %[[DOWN:.*]] = moe.grouped_matmul block_rows(4) ins(%[[ACT]], {{.*}} block_sizes({{.*}}) outs(
+// CHECK: moe.combine %[[DOWN]], %{{.*}}, %[[MAP]]
+// CHECK-NOT: moe.dispatch
+func.func @layer(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
+                 %weights: tensor<?x2xf32>, %w: tensor<8x32x16xf32>,
+                 %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  %rows, %off, %map = moe.dispatch %x, %ids align 8
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<?x16xf32>, tensor<9xi64>, tensor<?x2xi32>
+  %g = moe.expert_matmul %rows, %w offsets(%off : tensor<9xi64>)
+      : tensor<?x16xf32>, tensor<8x32x16xf32> -> tensor<?x32xf32>
+  %u = moe.expert_matmul %rows, %w offsets(%off : tensor<9xi64>)
+      : tensor<?x16xf32>, tensor<8x32x16xf32> -> tensor<?x32xf32>
+  %a = arith.mulf %g, %u : tensor<?x32xf32>
+  %d = moe.expert_matmul %a, %w2 offsets(%off : tensor<9xi64>)
+      : tensor<?x32xf32>, tensor<8x16x32xf32> -> tensor<?x16xf32>
+  %y = moe.combine %d, %weights, %map
+      : tensor<?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// Offsets of a routing plan in blocks of 4 are used as they are; a plan in
+// blocks of another size is not this pass's layout.
+// CHECK-LABEL: func @from_plan
+// CHECK: %[[OFF:.*]], %[[BLOCKS:.*]], %[[SIZES:.*]], %{{.*}}, %{{.*}} = moe.routing_plan %{{.*}} block_rows(4) align(4)
+// CHECK: moe.grouped_matmul block_rows(4)
+// CHECK: moe.routing_plan %{{.*}} block_rows(2) align(4)
+// CHECK: moe.expert_matmul
+func.func @from_plan(%rows: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
+                     %w: tensor<8x32x16xf32>)
+    -> (tensor<?x32xf32>, tensor<?x32xf32>) {
+  %off, %blocks, %sizes, %sources, %map =
+      moe.routing_plan %ids block_rows(4) align(4)
+      : tensor<?x2xi32> -> tensor<9xi64>, tensor<?xi32>, tensor<?xi32>,
+        tensor<?xi32>, tensor<?x2xi32>
+  %h = moe.expert_matmul %rows, %w offsets(%off : tensor<9xi64>)
+      : tensor<?x16xf32>, tensor<8x32x16xf32> -> tensor<?x32xf32>
+  %off2, %blocks2, %sizes2, %sources2, %map2 =
+      moe.routing_plan %ids block_rows(2) align(4)
+      : tensor<?x2xi32> -> tensor<9xi64>, tensor<?xi32>, tensor<?xi32>,
+        tensor<?xi32>, tensor<?x2xi32>
+  %g = moe.expert_matmul %rows, %w offsets(%off2 : tensor<9xi64>)
+      : tensor<?x16xf32>, tensor<8x32x16xf32> -> tensor<?x32xf32>
+  return %h, %g : tensor<?x32xf32>, tensor<?x32xf32>
 }
 
 // Offsets without the alignment guarantee stay for the reference lowering.

@@ -155,6 +155,27 @@ func.func @dispatch_layouts(%x: tensor<?x16xbf16>, %ids: tensor<?x2xi32>,
   return
 }
 
+// Static token counts fix the plan's row bound R = A * min(T*K,
+// (T*K + E*(A-1)) / A): 64 rows for 10 assignments of 8 experts padded to 8,
+// 8 rows (2 blocks of 4, one per assignment) for 2 assignments.
+// CHECK-LABEL: func @routing_plans
+// CHECK: moe.routing_plan %{{.*}} block_rows(16) align(16) : tensor<?x2xi32> -> tensor<9xi64>, tensor<?xi32>, tensor<?xi32>, tensor<?xi32>, tensor<?x2xi32>
+// CHECK: moe.routing_plan %{{.*}} block_rows(4) align(8) : tensor<5x2xi32> -> tensor<9xi64>, tensor<16xi32>, tensor<16xi32>, tensor<64xi32>, tensor<5x2xi32>
+// CHECK: moe.routing_plan %{{.*}} block_rows(2) align(4) : tensor<1x2xi32> -> tensor<9xi64>, tensor<4xi32>, tensor<4xi32>, tensor<8xi32>, tensor<1x2xi32>
+func.func @routing_plans(%ids: tensor<?x2xi32>, %few: tensor<5x2xi32>,
+                         %one: tensor<1x2xi32>) {
+  %o0, %b0, %s0, %r0, %m0 = moe.routing_plan %ids block_rows(16) align(16)
+      : tensor<?x2xi32> -> tensor<9xi64>, tensor<?xi32>, tensor<?xi32>,
+        tensor<?xi32>, tensor<?x2xi32>
+  %o1, %b1, %s1, %r1, %m1 = moe.routing_plan %few block_rows(4) align(8)
+      : tensor<5x2xi32> -> tensor<9xi64>, tensor<16xi32>, tensor<16xi32>,
+        tensor<64xi32>, tensor<5x2xi32>
+  %o2, %b2, %s2, %r2, %m2 = moe.routing_plan %one block_rows(2) align(4)
+      : tensor<1x2xi32> -> tensor<9xi64>, tensor<4xi32>, tensor<4xi32>,
+        tensor<8xi32>, tensor<1x2xi32>
+  return
+}
+
 // CHECK-LABEL: func @expert_matmul_forms
 // CHECK: moe.expert_matmul %{{.*}}, %{{.*}} offsets(%{{.*}} : tensor<9xi64>) bias(%{{.*}} : tensor<8x32xbf16>) : tensor<?x16xf32>, tensor<8x32x16xbf16> -> tensor<?x32xf32>
 // CHECK: moe.expert_matmul %{{.*}}, %{{.*}} : tensor<8x?x16xf32>, tensor<8x32x16xbf16> -> tensor<8x?x32xf32>

@@ -16,6 +16,9 @@ void populateGateLoweringPatterns(RewritePatternSet &patterns);
 /// Lowers moe.dispatch and moe.combine to scf loops on tensors.
 void populateDispatchCombineLoweringPatterns(RewritePatternSet &patterns);
 
+/// Lowers moe.routing_plan to a counting sort in scf loops on tensors.
+void populateRoutingPlanLoweringPatterns(RewritePatternSet &patterns);
+
 /// Lowers moe.expert_matmul to a loop of linalg matmuls on expert slices.
 void populateExpertMatmulLoweringPatterns(RewritePatternSet &patterns);
 

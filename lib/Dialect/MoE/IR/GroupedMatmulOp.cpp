@@ -72,11 +72,11 @@ LogicalResult GroupedMatmulOp::verify() {
                               "column, got P = "
                            << panelColumns;
     if (!ShapedType::isDynamic(panels) && !ShapedType::isDynamic(columns) &&
-        panels != llvm::divideCeil(columns, panelColumns))
+        panels != llvm::divideCeilSigned(columns, panelColumns))
       return emitOpError() << "packed 'weight' has NP = " << panels
                            << " panels of " << panelColumns << " columns for N = "
                            << columns << ", expected "
-                           << llvm::divideCeil(columns, panelColumns);
+                           << llvm::divideCeilSigned(columns, panelColumns);
   }
   if (shapes.get("E") > kMaxExperts)
     return emitOpError() << "'weight' has " << shapes.get("E")

@@ -1,20 +1,20 @@
 //===- FormGroupedMatmul.cpp - expert_matmul to block-aligned form --------===//
 //
-// Rewrites a grouped-layout moe.expert_matmul whose rows come from a
-// moe.dispatch padded to whole row blocks into the destination-passing
-// moe.grouped_matmul:
+// Rewrites a grouped-layout moe.expert_matmul whose rows are laid out in
+// whole row blocks into the destination-passing moe.grouped_matmul:
 //
-//   blocks = expert of each row block, from the dispatch offsets
-//   acc    = moe.grouped_matmul ins(rows, weight, blocks) outs(zeros f32)
-//
-// where the rows are the dispatch's own gathered rows, the grouped matmul
-// reads the dispatch's input instead, through the token of each row
-// (row_sources, the inverse of the row map): the gather fuses into the
-// matmul.
+//   plan   = moe.routing_plan of the dispatch's ids (one per dispatch,
+//            shared by every matmul of the layer and the combine)
+//   acc    = moe.grouped_matmul ins(rows, weight, plan blocks)
+//            block_sizes(plan sizes) outs(zeros f32)
 //   result = acc (+ bias of the row's expert), converted to the result type
 //
-// Offsets from anywhere else carry no alignment guarantee: such ops are left
-// to the reference lowering.
+// Where the rows are the dispatch's own gathered rows, the grouped matmul
+// reads the dispatch's input instead, through the plan's row sources: the
+// gather fuses into the matmul. The offsets come from a moe.dispatch padded
+// to whole blocks or from a moe.routing_plan with this block size; offsets
+// from anywhere else carry no alignment guarantee and are left to the
+// reference lowering.
 //
 //===----------------------------------------------------------------------===//
 
@@ -43,120 +43,71 @@ Value indexConstant(OpBuilder &b, Location loc, int64_t value) {
   return arith::ConstantIndexOp::create(b, loc, value);
 }
 
-/// `[B] i32`: the expert owning rows `[b*BM, (b+1)*BM)`, i.e. the number of
-/// experts whose rows end at or before the block's first row (offsets are
-/// non-decreasing); -1 when that is every expert.
-Value buildBlockExperts(OpBuilder &b, Location loc, Value offsets,
-                        Value numBlocks, int64_t blockRows,
-                        int64_t numExperts) {
-  auto type = RankedTensorType::get({ShapedType::kDynamic}, b.getI32Type());
-  return tensor::GenerateOp::create(
-      b, loc, type, ValueRange{numBlocks},
-      [&](OpBuilder &gb, Location gl, ValueRange indices) {
-        Value firstRow = arith::MulIOp::create(
-            gb, gl, indices[0], indexConstant(gb, gl, blockRows));
-        Value firstRow64 =
-            arith::IndexCastOp::create(gb, gl, gb.getI64Type(), firstRow);
-        Value zero = arith::ConstantIntOp::create(gb, gl, 0, 32);
-        Value one = arith::ConstantIntOp::create(gb, gl, 1, 32);
-        auto loop = scf::ForOp::create(
-            gb, gl, indexConstant(gb, gl, 1),
-            indexConstant(gb, gl, numExperts + 1), indexConstant(gb, gl, 1),
-            ValueRange{zero},
-            [&](OpBuilder &lb, Location ll, Value e, ValueRange count) {
-              Value end = tensor::ExtractOp::create(lb, ll, offsets,
-                                                    ValueRange{e});
-              Value before = arith::CmpIOp::create(
-                  lb, ll, arith::CmpIPredicate::sle, end, firstRow64);
-              Value next = arith::SelectOp::create(
-                  lb, ll, before, arith::AddIOp::create(lb, ll, count[0], one),
-                  count[0]);
-              scf::YieldOp::create(lb, ll, next);
-            });
-        Value expert = loop.getResult(0);
-        Value owned = arith::CmpIOp::create(
-            gb, gl, arith::CmpIPredicate::slt, expert,
-            arith::ConstantIntOp::create(gb, gl, numExperts, 32));
-        Value none = arith::ConstantIntOp::create(gb, gl, -1, 32);
-        tensor::YieldOp::create(
-            gb, gl, arith::SelectOp::create(gb, gl, owned, expert, none));
-      });
+/// The routing plan of `dispatch`'s layout in blocks of `blockRows` rows:
+/// an existing one on the same ids, or a new one after the dispatch. Uses
+/// of the dispatch's offsets and row map move to the plan's (the same
+/// values), so the dispatch itself stays only while its rows are read.
+RoutingPlanOp getOrCreatePlan(PatternRewriter &rewriter, DispatchOp dispatch,
+                              int64_t blockRows) {
+  Value ids = dispatch.getIds();
+  int64_t align = dispatch.getAlign();
+  int64_t numExperts = dispatch.getNumExperts();
+  RoutingPlanOp plan;
+  for (Operation *user : ids.getUsers()) {
+    auto candidate = llvm::dyn_cast<RoutingPlanOp>(user);
+    if (candidate && static_cast<int64_t>(candidate.getBlockRows()) == blockRows &&
+        static_cast<int64_t>(candidate.getAlign()) == align &&
+        candidate.getNumExperts() == numExperts &&
+        candidate->getBlock() == dispatch->getBlock() &&
+        candidate->isBeforeInBlock(dispatch)) {
+      plan = candidate;
+      break;
+    }
+  }
+  if (!plan) {
+    OpBuilder::InsertionGuard guard(rewriter);
+    rewriter.setInsertionPoint(dispatch);
+    auto idsType = llvm::cast<RankedTensorType>(ids.getType());
+    int64_t tokens = idsType.getDimSize(0);
+    int64_t rows = RoutingPlanOp::getMaxRows(
+        ShapedType::isDynamic(tokens) ? tokens
+                                      : tokens * idsType.getDimSize(1),
+        numExperts, align);
+    Type i32 = rewriter.getI32Type();
+    auto vector = [&](int64_t size) {
+      return RankedTensorType::get({size}, i32);
+    };
+    int64_t blocks =
+        ShapedType::isDynamic(rows) ? ShapedType::kDynamic : rows / blockRows;
+    plan = RoutingPlanOp::create(
+        rewriter, dispatch.getLoc(),
+        TypeRange{dispatch.getExpertRows().getType(), vector(blocks),
+                  vector(blocks), vector(rows), dispatch.getRowMap().getType()},
+        ids, rewriter.getI64IntegerAttr(blockRows),
+        rewriter.getI64IntegerAttr(align));
+  }
+  rewriter.replaceAllUsesWith(dispatch.getExpertRows(), plan.getOffsets());
+  rewriter.replaceAllUsesWith(dispatch.getRowMap(), plan.getRowMap());
+  return plan;
 }
 
-/// `[B] i32`: how many rows of each block hold an assignment (the others
-/// are padding), counted over the dispatch's row map. An expert's rows are
-/// the first of its blocks, so these are the first rows of each block.
-/// With `numRows`, also `[R] i32`: the token each row holds (-1 for
-/// padding), the inverse of the row map, from the same pass.
-std::pair<Value, Value> buildBlockSizes(OpBuilder &b, Location loc,
-                                        Value rowMap, Value numBlocks,
-                                        int64_t blockRows, Value numRows) {
-  Type i32 = b.getI32Type();
-  auto filled = [&](Value size, int64_t value) {
-    Value empty =
-        tensor::EmptyOp::create(b, loc, ArrayRef<OpFoldResult>{size}, i32);
-    Value constant = arith::ConstantIntOp::create(b, loc, value, 32);
-    return linalg::FillOp::create(b, loc, ValueRange{constant},
-                                  ValueRange{empty})
-        .getResult(0);
-  };
-  SmallVector<Value> init{filled(numBlocks, 0)};
-  if (numRows)
-    init.push_back(filled(numRows, -1));
-  Value c0 = indexConstant(b, loc, 0), c1 = indexConstant(b, loc, 1);
-  Value tokens = tensor::DimOp::create(b, loc, rowMap, 0);
-  Value choices = tensor::DimOp::create(b, loc, rowMap, 1);
-  auto outer = scf::ForOp::create(
-      b, loc, c0, tokens, c1, init,
-      [&](OpBuilder &ob, Location ol, Value t, ValueRange outerCarried) {
-        auto inner = scf::ForOp::create(
-            ob, ol, c0, choices, c1, outerCarried,
-            [&](OpBuilder &ib, Location il, Value k, ValueRange current) {
-              Value row = arith::IndexCastOp::create(
-                  ib, il, ib.getIndexType(),
-                  tensor::ExtractOp::create(ib, il, rowMap,
-                                            ValueRange{t, k}));
-              Value block = arith::DivSIOp::create(
-                  ib, il, row, indexConstant(ib, il, blockRows));
-              // Assignments not taken (-1) count nowhere.
-              Value taken = arith::AndIOp::create(
-                  ib, il,
-                  arith::CmpIOp::create(ib, il, arith::CmpIPredicate::sge,
-                                        row, c0),
-                  arith::CmpIOp::create(ib, il, arith::CmpIPredicate::slt,
-                                        block, numBlocks));
-              Value safe = arith::SelectOp::create(ib, il, taken, block, c0);
-              Value count = tensor::ExtractOp::create(ib, il, current[0],
-                                                      ValueRange{safe});
-              Value next = arith::SelectOp::create(
-                  ib, il, taken,
-                  arith::AddIOp::create(
-                      ib, il, count,
-                      arith::ConstantIntOp::create(ib, il, 1, 32)),
-                  count);
-              SmallVector<Value> updated{
-                  tensor::InsertOp::create(ib, il, next, current[0],
-                                           ValueRange{safe})};
-              if (numRows) {
-                Value inRows = arith::AndIOp::create(
-                    ib, il, taken,
-                    arith::CmpIOp::create(ib, il, arith::CmpIPredicate::slt,
-                                          row, numRows));
-                Value safeRow =
-                    arith::SelectOp::create(ib, il, inRows, row, c0);
-                Value old = tensor::ExtractOp::create(ib, il, current[1],
-                                                      ValueRange{safeRow});
-                Value token = arith::IndexCastOp::create(ib, il, i32, t);
-                updated.push_back(tensor::InsertOp::create(
-                    ib, il,
-                    arith::SelectOp::create(ib, il, inRows, token, old),
-                    current[1], ValueRange{safeRow}));
-              }
-              scf::YieldOp::create(ib, il, updated);
-            });
-        scf::YieldOp::create(ob, ol, inner.getResults());
-      });
-  return {outer.getResult(0), numRows ? outer.getResult(1) : Value()};
+/// The dispatch on `plan`'s ids and layout whose rows `input` is, if any.
+DispatchOp getDispatchOfRows(Value input, RoutingPlanOp plan) {
+  auto dispatch = input.getDefiningOp<DispatchOp>();
+  if (!dispatch || input != dispatch.getRows() || dispatch.isCapacityLayout() ||
+      dispatch.getIds() != plan.getIds() ||
+      dispatch.getAlign() != plan.getAlign())
+    return {};
+  return dispatch;
+}
+
+/// The first `size` elements of the rank-1 `vector`.
+Value buildPrefix(OpBuilder &b, Location loc, Value vector, Value size) {
+  auto type = llvm::cast<RankedTensorType>(vector.getType());
+  return tensor::ExtractSliceOp::create(
+      b, loc, RankedTensorType::get({ShapedType::kDynamic}, type.getElementType()),
+      vector, ArrayRef<OpFoldResult>{b.getIndexAttr(0)},
+      ArrayRef<OpFoldResult>{size}, ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
 }
 
 /// `acc[r, n] (+ bias[blocks[r / BM], n])` converted to `elementType`.
@@ -211,10 +162,16 @@ struct FormGroupedMatmul : OpRewritePattern<ExpertMatmulOp> {
     Value offsets = op.getOffsets();
     if (!offsets)
       return rewriter.notifyMatchFailure(op, "capacity layout");
-    auto dispatch = offsets.getDefiningOp<DispatchOp>();
-    if (!dispatch || dispatch.getAlign() % blockRows != 0)
-      return rewriter.notifyMatchFailure(
-          op, "offsets not from a dispatch padded to whole row blocks");
+    RoutingPlanOp plan = offsets.getDefiningOp<RoutingPlanOp>();
+    if (plan && static_cast<int64_t>(plan.getBlockRows()) != blockRows)
+      return rewriter.notifyMatchFailure(op, "plan of another block size");
+    if (!plan) {
+      auto dispatch = offsets.getDefiningOp<DispatchOp>();
+      if (!dispatch || dispatch.getAlign() % blockRows != 0)
+        return rewriter.notifyMatchFailure(
+            op, "offsets not from a dispatch padded to whole row blocks");
+      plan = getOrCreatePlan(rewriter, dispatch, blockRows);
+    }
     Location loc = op.getLoc();
     Value input = op.getInput();
     Value weight = op.getWeight();
@@ -223,21 +180,31 @@ struct FormGroupedMatmul : OpRewritePattern<ExpertMatmulOp> {
     int64_t outFeatures = weightType.getDimSize(1);
     auto resultType = llvm::cast<RankedTensorType>(op.getResult().getType());
 
-    // The dispatch's row count is offsets[E], a whole number of blocks.
-    Value numRows = tensor::DimOp::create(rewriter, loc, input, 0);
-    Value numBlocks = arith::DivUIOp::create(
-        rewriter, loc, numRows, indexConstant(rewriter, loc, blockRows));
-    Value blocks = buildBlockExperts(rewriter, loc, offsets, numBlocks,
-                                     blockRows, numExperts);
-    // Rows gathered by the dispatch itself (its `rows`): the grouped
-    // matmul reads the tokens through the inverse of the row map instead,
-    // and the dispatch's copy of every row is no longer needed.
-    bool gathers = input == dispatch.getRows();
-    auto [sizes, sources] =
-        buildBlockSizes(rewriter, loc, dispatch.getRowMap(), numBlocks,
-                        blockRows, gathers ? numRows : Value());
-    if (gathers)
+    // Rows in use: offsets[E], a whole number of blocks.
+    Value usedRows = arith::IndexCastOp::create(
+        rewriter, loc, rewriter.getIndexType(),
+        tensor::ExtractOp::create(rewriter, loc, plan.getOffsets(),
+                                  ValueRange{indexConstant(rewriter, loc,
+                                                           numExperts)}));
+    // Rows gathered by the dispatch itself (its `rows`, offsets[E] of
+    // them): the grouped matmul reads the tokens through the plan's row
+    // sources instead, and the dispatch's copy of every row is no longer
+    // needed. Rows from elsewhere past offsets[E] (or past their end) are
+    // zero in the result, as in the reference: their blocks are not
+    // computed.
+    Value numRows = usedRows, computedRows = usedRows, sources;
+    if (DispatchOp dispatch = getDispatchOfRows(input, plan)) {
+      sources = buildPrefix(rewriter, loc, plan.getRowSources(), usedRows);
       input = dispatch.getInput();
+    } else {
+      numRows = tensor::DimOp::create(rewriter, loc, input, 0);
+      computedRows = arith::MinUIOp::create(rewriter, loc, numRows, usedRows);
+    }
+    Value numBlocks = arith::DivUIOp::create(
+        rewriter, loc, computedRows, indexConstant(rewriter, loc, blockRows));
+    Value blocks =
+        buildPrefix(rewriter, loc, plan.getBlockExperts(), numBlocks);
+    Value sizes = buildPrefix(rewriter, loc, plan.getBlockSizes(), numBlocks);
     // A fresh buffer per matmul: a tensor.empty would be CSE'd with the one
     // of a sibling projection (gate and up) and bufferize to a copy.
     Value acc = bufferization::AllocTensorOp::create(

@@ -282,6 +282,88 @@ def Moe_DispatchOp : Moe_Op<"dispatch", [Pure]> {
 }
 
 //===----------------------------------------------------------------------===//
+// moe.routing_plan
+//===----------------------------------------------------------------------===//
+
+def Moe_RoutingPlanOp : Moe_Op<"routing_plan", [
+    Pure,
+    DeclareOpInterfaceMethods<ReifyRankedShapedTypeOpInterface,
+                              ["reifyResultShapes"]>]> {
+  let summary = "block-aligned routing: what grouped matmuls and the combine read";
+  let description = [{
+    The grouped layout of `moe.dispatch` (align `align`) without moving any
+    row, described for kernels that work on row blocks of `block_rows` (BM)
+    rows: the token of every row, the expert of every block and how many of
+    its rows are filled. It is computed by a counting sort over the
+    assignments (count per expert, prefix sum, placement), never a sort.
+
+    - `offsets` `[E+1]` i64: expert `e` owns rows `[offsets[e],
+      offsets[e+1])`, its count rounded up to a multiple of `align`, as
+      dispatch's `expert_rows`. `offsets[E]` is the number of rows in use.
+    - `block_experts` `[B]` i32: the expert owning rows `[b*BM, (b+1)*BM)`,
+      or -1 for a block at or past `offsets[E]`.
+    - `block_sizes` `[B]` i32: how many rows of block `b` hold an assignment
+      (an expert's rows come first in its blocks); 0 past `offsets[E]`.
+    - `row_sources` `[R]` i32, `R = B * BM`: the token row `r` holds, or -1
+      for a padding row or a row past `offsets[E]`.
+    - `row_map` `[T,K]` i32: the row of assignment `(t,k)`, or -1 when
+      `ids[t,k]` is outside `[0, E)` (not taken), as dispatch's `row_map`.
+
+    Within an expert, rows follow assignment order `t*K + k`. The row
+    count is the bound the routing cannot exceed, known from `T` alone
+    (no data-dependent shape; a kernel launch needs no host round trip):
+
+    ```
+    R = A * min(T*K, floor((T*K + E*(A-1)) / A)),  B = R / BM,  A = align
+    ```
+
+    Constraints: (c1) `ids` is `[T,K]` i32; (c2) `offsets` is `[E+1]` i64
+    with static `E >= 1`; (c3) `block_experts` and `block_sizes` are `[B]`
+    i32 and `row_sources` is `[R]` i32, with `R = B * block_rows` and `R` as
+    above where static; (c4) `row_map` is `[T,K]` i32; (c5) `block_rows
+    >= 1` and `align` is a positive multiple of it.
+
+    Example (8 experts, blocks of 4 rows):
+
+    ```mlir
+    func.func @plan(%ids: tensor<?x2xi32>)
+        -> (tensor<9xi64>, tensor<?xi32>, tensor<?xi32>, tensor<?xi32>,
+            tensor<?x2xi32>) {
+      %offsets, %blocks, %sizes, %sources, %map =
+          moe.routing_plan %ids block_rows(4) align(4)
+          : tensor<?x2xi32> -> tensor<9xi64>, tensor<?xi32>, tensor<?xi32>,
+            tensor<?xi32>, tensor<?x2xi32>
+      return %offsets, %blocks, %sizes, %sources, %map
+          : tensor<9xi64>, tensor<?xi32>, tensor<?xi32>, tensor<?xi32>,
+            tensor<?x2xi32>
+    }
+    ```
+  }];
+  let arguments = (ins Moe_I32Tensor:$ids, I64Attr:$block_rows,
+                       I64Attr:$align);
+  let results = (outs Moe_I64Tensor:$offsets, Moe_I32Tensor:$block_experts,
+                      Moe_I32Tensor:$block_sizes, Moe_I32Tensor:$row_sources,
+                      Moe_I32Tensor:$row_map);
+  let assemblyFormat = [{
+    $ids `block_rows` `(` $block_rows `)` `align` `(` $align `)` attr-dict
+    `:` type($ids) `->` type($offsets) `,` type($block_experts) `,`
+    type($block_sizes) `,` type($row_sources) `,` type($row_map)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// Number of experts (E), from the offsets type.
+    int64_t getNumExperts() {
+      return getOffsets().getType().getDimSize(0) - 1;
+    }
+    /// Rows the plan describes (R above) for `assignments` = T*K
+    /// assignments of `numExperts` experts with `align`; `kDynamic` for a
+    /// dynamic count.
+    static int64_t getMaxRows(int64_t assignments, int64_t numExperts,
+                              int64_t align);
+  }];
+}
+
+//===----------------------------------------------------------------------===//
 // moe.expert_matmul
 //===----------------------------------------------------------------------===//
 

@@ -1,0 +1,280 @@
+//===- RoutingPlanBuilders.cpp - Counting-sort builders for routing -------===//
+
+#include "RoutingPlanBuilders.h"
+#include "LoweringUtils.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moe::lowering;
+
+namespace {
+
+/// Reads an integer element of a tensor as an `index`.
+Value readIndex(OpBuilder &b, Location loc, Value tensor, ValueRange at) {
+  return arith::IndexCastOp::create(
+      b, loc, b.getIndexType(), tensor::ExtractOp::create(b, loc, tensor, at));
+}
+
+/// Writes an `index` into an integer tensor.
+Value writeIndex(OpBuilder &b, Location loc, Value index, Value tensor,
+                 ValueRange at) {
+  Type type = llvm::cast<RankedTensorType>(tensor.getType()).getElementType();
+  return tensor::InsertOp::create(
+      b, loc, arith::IndexCastOp::create(b, loc, type, index), tensor, at);
+}
+
+/// `value + 1` at `at` of an integer tensor.
+Value incrementAt(OpBuilder &b, Location loc, Value tensor, ValueRange at) {
+  Value next = arith::AddIOp::create(b, loc, readIndex(b, loc, tensor, at),
+                                     indexConstant(b, loc, 1));
+  return writeIndex(b, loc, next, tensor, at);
+}
+
+} // namespace
+
+Value lowering::buildNumChunks(OpBuilder &b, Location loc, Value numTokens) {
+  return arith::CeilDivUIOp::create(b, loc, numTokens,
+                                    indexConstant(b, loc, kRoutingChunkTokens));
+}
+
+SmallVector<Value> lowering::buildChunkParallel(OpBuilder &b, Location loc,
+                                                Value numTokens,
+                                                ValueRange perToken,
+                                                ValueRange perChunk,
+                                                ChunkBody body) {
+  SmallVector<Value> inits(perToken);
+  llvm::append_range(inits, perChunk);
+  Value numChunks = buildNumChunks(b, loc, numTokens);
+  auto forall = scf::ForallOp::create(
+      b, loc, ArrayRef<OpFoldResult>{numChunks}, inits, std::nullopt);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(forall.getTerminator());
+  Value chunk = forall.getInductionVar(0);
+  Value first = arith::MulIOp::create(
+      b, loc, chunk, indexConstant(b, loc, kRoutingChunkTokens));
+  Value count = arith::MinUIOp::create(
+      b, loc, indexConstant(b, loc, kRoutingChunkTokens),
+      arith::SubIOp::create(b, loc, numTokens, first));
+  SmallVector<OpFoldResult> strides(2, b.getIndexAttr(1));
+  SmallVector<SmallVector<OpFoldResult>> offsets, sizes;
+  SmallVector<Value> tokenRows, chunkRows;
+  for (auto [i, out] : llvm::enumerate(forall.getRegionIterArgs())) {
+    bool isPerToken = i < perToken.size();
+    auto type = llvm::cast<RankedTensorType>(out.getType());
+    offsets.push_back({isPerToken ? first : chunk, b.getIndexAttr(0)});
+    sizes.push_back({isPerToken ? OpFoldResult(count) : b.getIndexAttr(1),
+                     tensor::getMixedSize(b, loc, out, 1)});
+    auto sliceType = RankedTensorType::get(
+        {isPerToken ? ShapedType::kDynamic : 1, type.getDimSize(1)},
+        type.getElementType());
+    Value slice = tensor::ExtractSliceOp::create(b, loc, sliceType, out,
+                                                 offsets.back(), sizes.back(),
+                                                 strides);
+    (isPerToken ? tokenRows : chunkRows).push_back(slice);
+  }
+  SmallVector<Value> updated = body(b, loc, first, count, tokenRows, chunkRows);
+  b.setInsertionPointToStart(forall.getTerminator().getBody());
+  for (auto [i, value] : llvm::enumerate(updated))
+    tensor::ParallelInsertSliceOp::create(b, loc, value,
+                                          forall.getRegionIterArgs()[i],
+                                          offsets[i], sizes[i], strides);
+  return SmallVector<Value>(forall.getResults());
+}
+
+Value lowering::buildFilledVector(OpBuilder &b, Location loc,
+                                  OpFoldResult size, Type type,
+                                  int64_t value) {
+  Value empty =
+      tensor::EmptyOp::create(b, loc, ArrayRef<OpFoldResult>{size}, type);
+  Value constant = arith::ConstantOp::create(b, loc, b.getIntegerAttr(type, value));
+  return linalg::FillOp::create(b, loc, ValueRange{constant}, ValueRange{empty})
+      .getResult(0);
+}
+
+Value lowering::buildChunkCountsInit(OpBuilder &b, Location loc,
+                                     Value numChunks, int64_t numExperts) {
+  Type i32 = b.getI32Type();
+  Value empty = tensor::EmptyOp::create(
+      b, loc, ArrayRef<OpFoldResult>{numChunks, b.getIndexAttr(numExperts)},
+      i32);
+  Value zero = arith::ConstantIntOp::create(b, loc, i32, 0);
+  return linalg::FillOp::create(b, loc, ValueRange{zero}, ValueRange{empty})
+      .getResult(0);
+}
+
+Value lowering::buildCountAssignment(OpBuilder &b, Location loc, Value counts,
+                                     Value id, int64_t numExperts) {
+  Value expert = arith::IndexCastOp::create(b, loc, b.getIndexType(), id);
+  Value taken =
+      isInRange(b, loc, expert, indexConstant(b, loc, numExperts));
+  return buildIf(
+      b, loc, taken,
+      [&](OpBuilder &ib, Location il) {
+        return SmallVector<Value>{incrementAt(
+            ib, il, counts, {indexConstant(ib, il, 0), expert})};
+      },
+      {counts})[0];
+}
+
+Value lowering::buildExpertCounts(OpBuilder &b, Location loc, Value ids,
+                                  int64_t numExperts) {
+  Value zero = indexConstant(b, loc, 0);
+  Value numTokens = tensor::DimOp::create(b, loc, ids, 0);
+  Value choices = tensor::DimOp::create(b, loc, ids, 1);
+  Value chunkCounts = buildChunkCountsInit(
+      b, loc, buildNumChunks(b, loc, numTokens), numExperts);
+  chunkCounts = buildChunkParallel(
+      b, loc, numTokens, {}, {chunkCounts},
+      [&](OpBuilder &cb, Location cl, Value first, Value count, ValueRange,
+          ValueRange chunkRows) {
+        return buildLoop(
+            cb, cl, zero, count, chunkRows,
+            [&](OpBuilder &tb, Location tl, Value i, ValueRange counts) {
+              Value t = arith::AddIOp::create(tb, tl, first, i);
+              return buildLoop(
+                  tb, tl, zero, choices, counts,
+                  [&](OpBuilder &kb, Location kl, Value k,
+                      ValueRange current) {
+                    Value id = tensor::ExtractOp::create(kb, kl, ids,
+                                                         ValueRange{t, k});
+                    return SmallVector<Value>{buildCountAssignment(
+                        kb, kl, current[0], id, numExperts)};
+                  });
+            });
+      })[0];
+  return buildSumOfChunkCounts(b, loc, chunkCounts, numExperts);
+}
+
+Value lowering::buildSumOfChunkCounts(OpBuilder &b, Location loc,
+                                      Value chunkCounts, int64_t numExperts) {
+  Value zero = indexConstant(b, loc, 0);
+  Value numChunks = tensor::DimOp::create(b, loc, chunkCounts, 0);
+  Value totals = buildFilledVector(b, loc, b.getIndexAttr(numExperts),
+                                   b.getI32Type(), 0);
+  return buildLoop(
+      b, loc, zero, numChunks, {totals},
+      [&](OpBuilder &cb, Location cl, Value c, ValueRange carried) {
+        return buildLoop(
+            cb, cl, zero, indexConstant(cb, cl, numExperts), carried,
+            [&](OpBuilder &eb, Location el, Value e, ValueRange sums) {
+              Value sum = arith::AddIOp::create(
+                  eb, el, readIndex(eb, el, sums[0], {e}),
+                  readIndex(eb, el, chunkCounts, {c, e}));
+              return SmallVector<Value>{writeIndex(eb, el, sum, sums[0], {e})};
+            });
+      })[0];
+}
+
+Value lowering::buildAlignedOffsets(OpBuilder &b, Location loc, Value counts,
+                                    int64_t align) {
+  int64_t numExperts =
+      llvm::cast<RankedTensorType>(counts.getType()).getDimSize(0);
+  Value offsets = buildFilledVector(b, loc, b.getIndexAttr(numExperts + 1),
+                                    b.getI64Type(), 0);
+  Value alignment = indexConstant(b, loc, align);
+  return buildLoop(
+      b, loc, indexConstant(b, loc, 0), indexConstant(b, loc, numExperts),
+      {offsets},
+      [&](OpBuilder &eb, Location el, Value e, ValueRange carried) {
+        Value count = readIndex(eb, el, counts, {e});
+        Value padded = arith::MulIOp::create(
+            eb, el, arith::CeilDivUIOp::create(eb, el, count, alignment),
+            alignment);
+        Value end = arith::AddIOp::create(
+            eb, el, readIndex(eb, el, carried[0], {e}), padded);
+        Value next = arith::AddIOp::create(eb, el, e, indexConstant(eb, el, 1));
+        return SmallVector<Value>{writeIndex(eb, el, end, carried[0], {next})};
+      })[0];
+}
+
+std::pair<Value, Value> lowering::buildPlacement(OpBuilder &b, Location loc,
+                                                 Value ids, Value offsets,
+                                                 Value rowSources) {
+  auto idsType = llvm::cast<RankedTensorType>(ids.getType());
+  int64_t numExperts =
+      llvm::cast<RankedTensorType>(offsets.getType()).getDimSize(0) - 1;
+  Value zero = indexConstant(b, loc, 0);
+  Value eCount = indexConstant(b, loc, numExperts);
+  Value numTokens = tensor::DimOp::create(b, loc, ids, 0);
+  Value choices = indexConstant(b, loc, idsType.getDimSize(1));
+  Value rowMap = tensor::EmptyOp::create(
+      b, loc,
+      ArrayRef<OpFoldResult>{numTokens, b.getIndexAttr(idsType.getDimSize(1))},
+      b.getI32Type());
+  // The next free row of each expert, relative to its first.
+  Value cursors = buildFilledVector(b, loc, b.getIndexAttr(numExperts),
+                                    b.getI32Type(), 0);
+  SmallVector<Value> placed = buildLoop(
+      b, loc, zero, numTokens, {rowSources, rowMap, cursors},
+      [&](OpBuilder &tb, Location tl, Value t, ValueRange tokenCarried) {
+        return buildLoop(
+            tb, tl, zero, choices, tokenCarried,
+            [&](OpBuilder &kb, Location kl, Value k, ValueRange carried) {
+              Value e = readIndex(kb, kl, ids, {t, k});
+              Value taken = isInRange(kb, kl, e, eCount);
+              Value safe = arith::SelectOp::create(kb, kl, taken, e, zero);
+              Value row = arith::AddIOp::create(
+                  kb, kl, readIndex(kb, kl, offsets, {safe}),
+                  readIndex(kb, kl, carried[2], {safe}));
+              Value mapped = arith::SelectOp::create(
+                  kb, kl, taken, row, indexConstant(kb, kl, -1));
+              Value map = writeIndex(kb, kl, mapped, carried[1], {t, k});
+              SmallVector<Value> next = buildIf(
+                  kb, kl, taken,
+                  [&](OpBuilder &ib, Location il) {
+                    return SmallVector<Value>{
+                        writeIndex(ib, il, t, carried[0], {row}),
+                        incrementAt(ib, il, carried[2], {e})};
+                  },
+                  {carried[0], carried[2]});
+              return SmallVector<Value>{next[0], map, next[1]};
+            });
+      });
+  return {placed[0], placed[1]};
+}
+
+std::pair<Value, Value> lowering::buildBlockTable(OpBuilder &b, Location loc,
+                                                  Value counts, Value offsets,
+                                                  Value numBlocks,
+                                                  int64_t blockRows) {
+  int64_t numExperts =
+      llvm::cast<RankedTensorType>(counts.getType()).getDimSize(0);
+  Type i32 = b.getI32Type();
+  Value zero = indexConstant(b, loc, 0);
+  Value rowsPerBlock = indexConstant(b, loc, blockRows);
+  SmallVector<Value> init = {buildFilledVector(b, loc, numBlocks, i32, -1),
+                             buildFilledVector(b, loc, numBlocks, i32, 0)};
+  // Each expert's blocks, in order: its rows fill the first ones.
+  SmallVector<Value> table = buildLoop(
+      b, loc, zero, indexConstant(b, loc, numExperts), init,
+      [&](OpBuilder &eb, Location el, Value e, ValueRange expertCarried) {
+        Value start = readIndex(eb, el, offsets, {e});
+        Value end = readIndex(
+            eb, el, offsets,
+            {arith::AddIOp::create(eb, el, e, indexConstant(eb, el, 1))});
+        Value firstBlock = arith::DivUIOp::create(eb, el, start, rowsPerBlock);
+        Value lastBlock = arith::DivUIOp::create(eb, el, end, rowsPerBlock);
+        Value count = readIndex(eb, el, counts, {e});
+        return buildLoop(
+            eb, el, firstBlock, lastBlock, expertCarried,
+            [&](OpBuilder &bb, Location bl, Value block, ValueRange carried) {
+              Value before = arith::MulIOp::create(
+                  bb, bl, arith::SubIOp::create(bb, bl, block, firstBlock),
+                  rowsPerBlock);
+              // count - before, clamped to [0, BM] (count >= 0).
+              Value left = arith::SubIOp::create(
+                  bb, bl, arith::MaxUIOp::create(bb, bl, count, before),
+                  before);
+              Value filled = arith::MinUIOp::create(bb, bl, left, rowsPerBlock);
+              return SmallVector<Value>{
+                  writeIndex(bb, bl, e, carried[0], {block}),
+                  writeIndex(bb, bl, filled, carried[1], {block})};
+            });
+      });
+  return {table[0], table[1]};
+}

@@ -1,0 +1,94 @@
+//===- RoutingPlanBuilders.h - Counting-sort builders for routing -*- C++ -*-===//
+//
+// The pieces of the block-aligned routing (moe.routing_plan, the grouped
+// moe.dispatch and the fused routing of moe-fuse-routing) on tensors:
+// per-expert counts taken over chunks of tokens in parallel, the aligned
+// prefix sum, the expert and fill of every row block, and the sequential
+// placement that gives every taken assignment its row. Nothing is sized by
+// T*E and nothing sorts.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_LIB_CONVERSION_MOETOLINALG_ROUTINGPLANBUILDERS_H
+#define MOE_LIB_CONVERSION_MOETOLINALG_ROUTINGPLANBUILDERS_H
+
+#include "mlir/IR/Builders.h"
+
+namespace mlir::moe {
+class RoutingPlanOp;
+} // namespace mlir::moe
+
+namespace mlir::moe::lowering {
+
+/// Tokens per iteration of the chunked routing loops: enough work per
+/// iteration to amortize it, few enough count rows to sum.
+constexpr int64_t kRoutingChunkTokens = 64;
+
+/// Number of chunks of kRoutingChunkTokens tokens covering `numTokens`.
+Value buildNumChunks(OpBuilder &b, Location loc, Value numTokens);
+
+/// Body of a chunk of tokens: its first token and token count (`index`),
+/// the chunk's `[n, X]` rows of each per-token tensor and its `[1, X]` row
+/// of each per-chunk tensor in; their new values out, in that order.
+using ChunkBody = function_ref<SmallVector<Value>(
+    OpBuilder &, Location, Value firstToken, Value chunkTokens,
+    ValueRange tokenRows, ValueRange chunkRows)>;
+
+/// An scf.forall over the chunks of `numTokens` tokens, each iteration
+/// updating its own rows of the rank-2 `perToken` (`[T, X]`) and
+/// `perChunk` (`[chunks, X]`) tensors in place (tensor.parallel_insert_slice).
+/// Returns the updated tensors, per-token ones first.
+SmallVector<Value> buildChunkParallel(OpBuilder &b, Location loc,
+                                      Value numTokens, ValueRange perToken,
+                                      ValueRange perChunk, ChunkBody body);
+
+/// `[chunks, E]` i32 zeros: per-chunk expert counts to fill.
+Value buildChunkCountsInit(OpBuilder &b, Location loc, Value numChunks,
+                           int64_t numExperts);
+
+/// `counts` (a chunk's `[1, E]` i32 row) with one more for expert `e` of id
+/// `id` (i32) when it is in `[0, E)`.
+Value buildCountAssignment(OpBuilder &b, Location loc, Value counts, Value id,
+                           int64_t numExperts);
+
+/// `[E]` i32 per-expert counts of the taken ids of `ids` `[T,K]` i32,
+/// counted per chunk of tokens in parallel.
+Value buildExpertCounts(OpBuilder &b, Location loc, Value ids,
+                        int64_t numExperts);
+
+/// `[E]` i32 totals of `[chunks, E]` per-chunk counts.
+Value buildSumOfChunkCounts(OpBuilder &b, Location loc, Value chunkCounts,
+                            int64_t numExperts);
+
+/// `[E+1]` i64 offsets: the prefix sum of `counts` `[E]` i32, each rounded
+/// up to a multiple of `align`.
+Value buildAlignedOffsets(OpBuilder &b, Location loc, Value counts,
+                          int64_t align);
+
+/// The placement of every taken assignment of `ids` `[T,K]` i32, in
+/// assignment order within each expert from `offsets` `[E+1]` i64:
+/// `rowSources` (rank-1 i32, at least offsets[E] rows) with the token of
+/// each placed row written, and the `[T,K]` i32 row map (-1: not taken).
+std::pair<Value, Value> buildPlacement(OpBuilder &b, Location loc, Value ids,
+                                       Value offsets, Value rowSources);
+
+/// `[numBlocks]` i32 expert and filled rows of each block of `blockRows`
+/// rows laid out by `offsets` and `counts`: -1 and 0 past offsets[E].
+std::pair<Value, Value> buildBlockTable(OpBuilder &b, Location loc,
+                                        Value counts, Value offsets,
+                                        Value numBlocks, int64_t blockRows);
+
+/// The results of `plan` (offsets, block experts, block sizes, row sources,
+/// row map, typed as its results) for `ids` `[T,K]` i32 whose per-expert
+/// counts `[E]` i32 are known.
+SmallVector<Value> buildRoutingPlanResults(OpBuilder &b, Location loc,
+                                           RoutingPlanOp plan, Value ids,
+                                           Value counts);
+
+/// A rank-1 `[size]` tensor of `value` of integer type `type`.
+Value buildFilledVector(OpBuilder &b, Location loc, OpFoldResult size,
+                        Type type, int64_t value);
+
+} // namespace mlir::moe::lowering
+
+#endif // MOE_LIB_CONVERSION_MOETOLINALG_ROUTINGPLANBUILDERS_H
