@@ -58,6 +58,9 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
           moe::MoEPackExpertWeightsPassOptions{options.panelCols}));
     pm.addPass(moe::createMoETileGroupedMatmulPass(
         moe::MoETileGroupedMatmulPassOptions{options.tileN, options.tileK}));
+    // The gate and the routing plan of its ids in one loop over the tokens.
+    if (options.fuseRouting)
+      pm.addPass(moe::createMoEFuseRoutingPass());
   }
   pm.addPass(moe::createConvertMoEToLinalgPass());
   // Element-wise arith/math on tensors around the layers (e.g. the residual

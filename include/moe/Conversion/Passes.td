@@ -54,4 +54,36 @@ def ConvertMoEToLinalgPass : Pass<"convert-moe-to-linalg"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def MoEFuseRoutingPass : Pass<"moe-fuse-routing"> {
+  let summary = "Route the tokens, count per expert and build the routing "
+                "plan in one loop nest";
+  let description = [{
+    Lowers each `moe.routing_plan` whose ids come from a token-choice
+    `moe.gate`, together with that gate, into one parallel loop over chunks
+    of tokens. Per token: the softmax or sigmoid scores of its experts (in a
+    scratch row of E values that its chunk owns), the selection bias, the
+    group scores and kept groups of group-limited routing, the top-K in
+    registers (one pass over the experts), random second choices, the
+    combine weights and the ids; per chunk, the count of each expert. After
+    the loop come only the aligned offsets, the table of row blocks and the
+    placement of the routing plan. No `[T,E]` tensor other than the logits
+    is formed, and nothing sorts.
+
+    The arithmetic is that of `convert-moe-to-linalg`'s gate, operation for
+    operation, so the weights, ids and plan are bitwise the same. Gates that
+    rank tokens against each other (capacity, expert choice), with top-K
+    above 16, or with statistics results stay for `convert-moe-to-linalg`.
+
+    Example: `moe-opt --moe-form-grouped-matmul --moe-fuse-routing` turns
+    the `moe.gate` + `moe.routing_plan` of a decomposed layer into an
+    `scf.forall` over `ceil(T / 64)` chunks followed by the plan's scalar
+    loops.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 #endif // MOE_CONVERSION_PASSES_TD

@@ -70,6 +70,12 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
                      "packed-weight kernel "
                      "(moe-lower-grouped-matmul-to-vector panel-rows)"),
       llvm::cl::init(8)};
+  PassOptions::Option<bool> fuseRouting{
+      *this, "fuse-routing",
+      llvm::cl::desc("Fast path: route, count and build the routing plan in "
+                     "one loop nest over the tokens (moe-fuse-routing); 0 "
+                     "routes with the reference gate lowering, then counts"),
+      llvm::cl::init(true)};
   PassOptions::Option<bool> openmp{
       *this, "openmp",
       llvm::cl::desc("Fast path: run the parallel loops (matmul tiles, "

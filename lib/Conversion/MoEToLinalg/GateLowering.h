@@ -16,6 +16,24 @@
 
 namespace mlir::moe::lowering {
 
+/// Largest K selected in one pass with the K best in registers
+/// (buildTopKInsertion); larger K use K arg-max passes.
+constexpr int64_t kMaxInsertionTopK = 16;
+
+/// Whether the combine weights of a token-choice gate differ from its gates
+/// (the scores of the chosen experts): drops, renormalization or a scale.
+bool hasCombineWeightRules(RoutingAttr routing);
+
+/// The K combine weights of one token from its K gates (f32) and whether
+/// each choice is kept (i1): renormalized over the K gates
+/// (`renormalize`) or over the kept ones, at least eps_f32
+/// (`renormalize = kept`), times `scale`; 0 where not kept. Summed in
+/// choice order.
+SmallVector<Value> buildTokenCombineWeights(OpBuilder &b, Location loc,
+                                            RoutingAttr routing,
+                                            ArrayRef<Value> gates,
+                                            ArrayRef<Value> kept);
+
 /// The size S of a token group (`index`, at least 1): `group_size`, or the
 /// whole batch `numTokens` when the routing has none.
 Value buildGroupSize(OpBuilder &b, Location loc, RoutingAttr routing,

@@ -196,10 +196,6 @@ Value emptyPerToken(OpBuilder &b, Location loc, Value like, int64_t columns,
       .getResult();
 }
 
-/// Largest K selected in one pass with the K best in registers; larger K use
-/// K arg-max passes.
-constexpr int64_t kMaxInsertionTopK = 16;
-
 /// Token choice: per token the K best experts of the (group-masked)
 /// selection scores in the total order of ranksBefore. Returns `[T,K]` gates
 /// (the scores of the chosen experts, best first) and `[T,K]` i32 ids.
@@ -267,38 +263,9 @@ std::pair<Value, Value> buildTopKChoices(OpBuilder &b, Location loc,
           SmallVector<Value> best = buildLoop(
               tb, tl, zero, eCount, init,
               [&](OpBuilder &eb, Location el, Value e, ValueRange kept) {
-                Value s = extract2D(eb, el, selection, t, e);
-                auto before = [&](Value score, Value expert, int64_t j) {
-                  Value empty = arith::CmpIOp::create(
-                      eb, el, arith::CmpIPredicate::slt, kept[topK + j],
-                      zero);
-                  return arith::OrIOp::create(
-                      eb, el, empty,
-                      ranksBefore(eb, el, score, expert, kept[j],
-                                  kept[topK + j]));
-                };
-                Value enters = arith::AndIOp::create(
-                    eb, el, isEligible(eb, el, t, e),
-                    before(s, e, topK - 1));
-                return buildIf(
-                    eb, el, enters,
-                    [&](OpBuilder &ib, Location il) {
-                      SmallVector<Value> next(kept.begin(), kept.end());
-                      Value carryScore = s, carryExpert = e;
-                      for (int64_t j = 0; j < topK; ++j) {
-                        Value take = before(carryScore, carryExpert, j);
-                        next[j] = arith::SelectOp::create(
-                            ib, il, take, carryScore, kept[j]);
-                        next[topK + j] = arith::SelectOp::create(
-                            ib, il, take, carryExpert, kept[topK + j]);
-                        carryScore = arith::SelectOp::create(
-                            ib, il, take, kept[j], carryScore);
-                        carryExpert = arith::SelectOp::create(
-                            ib, il, take, kept[topK + j], carryExpert);
-                      }
-                      return next;
-                    },
-                    kept);
+                return buildTopKInsertion(eb, el, kept,
+                                          extract2D(eb, el, selection, t, e),
+                                          e, isEligible(eb, el, t, e));
               });
           SmallVector<Value> rows(tokenCarried.begin(), tokenCarried.end());
           for (int64_t k = 0; k < topK; ++k)
@@ -381,58 +348,76 @@ Value buildRandomSecondDrop(OpBuilder &b, Location loc, Value gates,
       })[0];
 }
 
-/// Combine weights from `[T,K]` gates and ids: renormalized over the K
-/// selected gates (`renormalize`) or over the kept ones, at least eps_f32
-/// (`renormalize = kept`), times `scale`; 0 where the id is -1.
-Value buildCombineWeights(OpBuilder &b, Location loc, RoutingAttr routing,
-                          Value gates, Value ids, int64_t numExperts) {
-  Value zero = indexConstant(b, loc, 0);
-  Value kCount = indexConstant(b, loc, routing.getTopK());
-  Value eCount = indexConstant(b, loc, numExperts);
-  Value numTokens = tensor::DimOp::create(b, loc, ids, 0);
+} // namespace
+
+bool lowering::hasCombineWeightRules(RoutingAttr routing) {
+  return routing.hasCapacity() ||
+         routing.getSecondPolicy() == SecondPolicy::Random ||
+         routing.getRenormalize() != Renormalize::None ||
+         routing.getScaleValue() != 1.0;
+}
+
+SmallVector<Value> lowering::buildTokenCombineWeights(OpBuilder &b,
+                                                      Location loc,
+                                                      RoutingAttr routing,
+                                                      ArrayRef<Value> gates,
+                                                      ArrayRef<Value> kept) {
+  Value zero = f32Constant(b, loc, 0.0);
   Renormalize renormalize = routing.getRenormalize();
   double scale = routing.getScaleValue();
-  auto isKept = [&](OpBuilder &nb, Location nl, Value t, Value k) {
-    Value id = extract2D(nb, nl, ids, t, k);
-    return isInRange(
-        nb, nl, arith::IndexCastOp::create(nb, nl, nb.getIndexType(), id),
-        eCount);
-  };
+  Value denominator;
+  if (renormalize != Renormalize::None) {
+    denominator = zero;
+    for (auto [gate, isKept] : llvm::zip(gates, kept)) {
+      Value g = gate;
+      if (renormalize == Renormalize::Kept)
+        g = arith::SelectOp::create(b, loc, isKept, g, zero);
+      denominator = arith::AddFOp::create(b, loc, denominator, g);
+    }
+    if (renormalize == Renormalize::Kept)
+      denominator = arith::MaximumFOp::create(
+          b, loc, denominator,
+          f32Constant(b, loc, std::numeric_limits<float>::epsilon()));
+  }
+  SmallVector<Value> weights;
+  for (auto [gate, isKept] : llvm::zip(gates, kept)) {
+    Value w = gate;
+    if (denominator)
+      w = arith::DivFOp::create(b, loc, w, denominator);
+    if (scale != 1.0)
+      w = arith::MulFOp::create(b, loc, w, f32Constant(b, loc, scale));
+    weights.push_back(arith::SelectOp::create(b, loc, isKept, w, zero));
+  }
+  return weights;
+}
+
+namespace {
+
+/// Combine weights from `[T,K]` gates and ids (buildTokenCombineWeights per
+/// token; an id of -1 is not kept).
+Value buildCombineWeights(OpBuilder &b, Location loc, RoutingAttr routing,
+                          Value gates, Value ids, int64_t numExperts) {
+  Value eCount = indexConstant(b, loc, numExperts);
+  Value numTokens = tensor::DimOp::create(b, loc, ids, 0);
   return buildLoop(
-      b, loc, zero, numTokens, ValueRange{gates},
+      b, loc, indexConstant(b, loc, 0), numTokens, ValueRange{gates},
       [&](OpBuilder &tb, Location tl, Value t, ValueRange carried) {
-        Value zeroF = f32Constant(tb, tl, 0.0);
-        Value denominator;
-        if (renormalize != Renormalize::None) {
-          denominator = buildLoop(
-              tb, tl, zero, kCount, ValueRange{zeroF},
-              [&](OpBuilder &kb, Location kl, Value k, ValueRange sum) {
-                Value g = extract2D(kb, kl, gates, t, k);
-                if (renormalize == Renormalize::Kept)
-                  g = arith::SelectOp::create(kb, kl, isKept(kb, kl, t, k),
-                                              g, zeroF);
-                return SmallVector<Value>{
-                    arith::AddFOp::create(kb, kl, sum[0], g)};
-              })[0];
-          if (renormalize == Renormalize::Kept)
-            denominator = arith::MaximumFOp::create(
-                tb, tl, denominator,
-                f32Constant(tb, tl, std::numeric_limits<float>::epsilon()));
+        SmallVector<Value> tokenGates, kept;
+        for (int64_t k = 0; k < routing.getTopK(); ++k) {
+          Value choice = indexConstant(tb, tl, k);
+          tokenGates.push_back(extract2D(tb, tl, gates, t, choice));
+          Value id = extract2D(tb, tl, ids, t, choice);
+          kept.push_back(isInRange(
+              tb, tl, arith::IndexCastOp::create(tb, tl, tb.getIndexType(), id),
+              eCount));
         }
-        return buildLoop(
-            tb, tl, zero, kCount, carried,
-            [&](OpBuilder &kb, Location kl, Value k, ValueRange weights) {
-              Value w = extract2D(kb, kl, gates, t, k);
-              if (denominator)
-                w = arith::DivFOp::create(kb, kl, w, denominator);
-              if (scale != 1.0)
-                w = arith::MulFOp::create(kb, kl, w,
-                                          f32Constant(kb, kl, scale));
-              w = arith::SelectOp::create(kb, kl, isKept(kb, kl, t, k), w,
-                                          f32Constant(kb, kl, 0.0));
-              return SmallVector<Value>{tensor::InsertOp::create(
-                  kb, kl, w, weights[0], ValueRange{t, k})};
-            });
+        Value weights = carried[0];
+        for (auto [k, w] : llvm::enumerate(buildTokenCombineWeights(
+                 tb, tl, routing, tokenGates, kept)))
+          weights = tensor::InsertOp::create(
+              tb, tl, w, weights,
+              ValueRange{t, indexConstant(tb, tl, static_cast<int64_t>(k))});
+        return SmallVector<Value>{weights};
       })[0];
 }
 
@@ -487,8 +472,6 @@ struct LowerTokenChoiceGate : OpConversionPattern<GateOp> {
                                 adaptor.getNoise(), adaptor.getBias());
     auto [gates, choiceIds] = buildTopKChoices(
         rewriter, loc, routing, routed.scores, routed.selection, numExperts);
-    bool mayDrop = routing.hasCapacity() ||
-                   routing.getSecondPolicy() == SecondPolicy::Random;
     Value ids = choiceIds;
     if (routing.getSecondPolicy() == SecondPolicy::Random)
       ids = buildRandomSecondDrop(rewriter, loc, gates, ids,
@@ -498,8 +481,7 @@ struct LowerTokenChoiceGate : OpConversionPattern<GateOp> {
       ids = buildCapacityDrop(rewriter, loc, routing, routed.scores, ids,
                               numExperts);
     Value weights = gates;
-    if (mayDrop || routing.getRenormalize() != Renormalize::None ||
-        routing.getScaleValue() != 1.0)
+    if (hasCombineWeightRules(routing))
       weights =
           buildCombineWeights(rewriter, loc, routing, gates, ids, numExperts);
     // A second choice that random routing does not dispatch counts neither

@@ -73,6 +73,43 @@ Value lowering::ranksBefore(OpBuilder &b, Location loc, Value aScore,
   return either(higher, both(tied, lowerIndex));
 }
 
+SmallVector<Value> lowering::buildTopKInsertion(OpBuilder &b, Location loc,
+                                                ValueRange kept, Value score,
+                                                Value index, Value eligible) {
+  int64_t topK = kept.size() / 2;
+  Value zero = indexConstant(b, loc, 0);
+  // Whether (score, index) goes before place j of `current`.
+  auto before = [&](OpBuilder &nb, Location nl, ValueRange current,
+                    Value candidateScore, Value candidateIndex, int64_t j) {
+    Value empty = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::slt,
+                                        current[topK + j], zero);
+    return arith::OrIOp::create(
+        nb, nl, empty,
+        ranksBefore(nb, nl, candidateScore, candidateIndex, current[j],
+                    current[topK + j]));
+  };
+  Value enters = arith::AndIOp::create(
+      b, loc, eligible, before(b, loc, kept, score, index, topK - 1));
+  return buildIf(
+      b, loc, enters,
+      [&](OpBuilder &ib, Location il) {
+        SmallVector<Value> next(kept.begin(), kept.end());
+        Value carryScore = score, carryIndex = index;
+        for (int64_t j = 0; j < topK; ++j) {
+          Value take = before(ib, il, kept, carryScore, carryIndex, j);
+          next[j] = arith::SelectOp::create(ib, il, take, carryScore, kept[j]);
+          next[topK + j] = arith::SelectOp::create(ib, il, take, carryIndex,
+                                                   kept[topK + j]);
+          carryScore =
+              arith::SelectOp::create(ib, il, take, kept[j], carryScore);
+          carryIndex = arith::SelectOp::create(ib, il, take, kept[topK + j],
+                                               carryIndex);
+        }
+        return next;
+      },
+      kept);
+}
+
 Value lowering::castToType(OpBuilder &b, Location loc, Value tensor,
                            Type type) {
   if (tensor.getType() == type)

@@ -42,6 +42,15 @@ SmallVector<Value> buildIf(OpBuilder &b, Location loc, Value cond,
 Value ranksBefore(OpBuilder &b, Location loc, Value aScore, Value aIndex,
                   Value bScore, Value bIndex);
 
+/// One step of the one-pass top-K selection: `kept` holds the K best
+/// (score, index) pairs seen so far in the order of ranksBefore, best first
+/// (the K scores, then the K indices; index -1 marks an empty place). When
+/// `eligible` (i1) and (score, index) ranks before the K-th, the pair
+/// enters and bubbles into place. Returns the next 2K values.
+SmallVector<Value> buildTopKInsertion(OpBuilder &b, Location loc,
+                                      ValueRange kept, Value score,
+                                      Value index, Value eligible);
+
 /// `tensor` cast to `type` (a tensor type with the same element type that
 /// may be more or less static), or `tensor` itself when it has that type.
 Value castToType(OpBuilder &b, Location loc, Value tensor, Type type);

@@ -14,10 +14,12 @@ using namespace mlir::moe::lowering;
 
 namespace {
 
-/// Reads an integer element of a tensor as an `index`.
+/// Reads an integer (or integral f32) element of a tensor as an `index`.
 Value readIndex(OpBuilder &b, Location loc, Value tensor, ValueRange at) {
-  return arith::IndexCastOp::create(
-      b, loc, b.getIndexType(), tensor::ExtractOp::create(b, loc, tensor, at));
+  Value v = tensor::ExtractOp::create(b, loc, tensor, at);
+  if (llvm::isa<FloatType>(v.getType()))
+    v = arith::FPToSIOp::create(b, loc, b.getI32Type(), v);
+  return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
 }
 
 /// Writes an `index` into an integer tensor.
@@ -28,8 +30,16 @@ Value writeIndex(OpBuilder &b, Location loc, Value index, Value tensor,
       b, loc, arith::IndexCastOp::create(b, loc, type, index), tensor, at);
 }
 
-/// `value + 1` at `at` of an integer tensor.
+/// `value + 1` at `at` of an integer or f32 tensor.
 Value incrementAt(OpBuilder &b, Location loc, Value tensor, ValueRange at) {
+  Type type = llvm::cast<RankedTensorType>(tensor.getType()).getElementType();
+  if (llvm::isa<FloatType>(type)) {
+    Value v = tensor::ExtractOp::create(b, loc, tensor, at);
+    Value next = arith::AddFOp::create(
+        b, loc, v,
+        arith::ConstantOp::create(b, loc, b.getFloatAttr(type, 1.0)));
+    return tensor::InsertOp::create(b, loc, next, tensor, at);
+  }
   Value next = arith::AddIOp::create(b, loc, readIndex(b, loc, tensor, at),
                                      indexConstant(b, loc, 1));
   return writeIndex(b, loc, next, tensor, at);

@@ -46,8 +46,8 @@ SmallVector<Value> buildChunkParallel(OpBuilder &b, Location loc,
 Value buildChunkCountsInit(OpBuilder &b, Location loc, Value numChunks,
                            int64_t numExperts);
 
-/// `counts` (a chunk's `[1, E]` i32 row) with one more for expert `e` of id
-/// `id` (i32) when it is in `[0, E)`.
+/// `counts` (a chunk's `[1, X]` row, X >= E, of i32 or of f32 holding
+/// integers) with one more in column `e` for an id `e` (i32) in `[0, E)`.
 Value buildCountAssignment(OpBuilder &b, Location loc, Value counts, Value id,
                            int64_t numExperts);
 
@@ -56,7 +56,8 @@ Value buildCountAssignment(OpBuilder &b, Location loc, Value counts, Value id,
 Value buildExpertCounts(OpBuilder &b, Location loc, Value ids,
                         int64_t numExperts);
 
-/// `[E]` i32 totals of `[chunks, E]` per-chunk counts.
+/// `[E]` i32 totals of per-chunk counts, columns `[0, E)` of a
+/// `[chunks, X]` tensor of i32 or of f32 holding integers.
 Value buildSumOfChunkCounts(OpBuilder &b, Location loc, Value chunkCounts,
                             int64_t numExperts);
 
