@@ -1,0 +1,166 @@
+// RUN: moe-opt %s --moe-fuse-routing --canonicalize --cse --split-input-file \
+// RUN:   --allow-unregistered-dialect | FileCheck %s
+
+// A softmax top-2 gate whose ids feed a routing plan: one scf.forall over
+// chunks of 64 tokens writes each token's weights and ids and, in the
+// chunk's work row (8 counts, then 8 scores), the chunk's expert counts.
+// Per token: the logits and their max, exp and sum, the division, then one
+// pass of top-2 insertion. After the loop only the counts' sum, the aligned
+// offsets, the block table and the placement remain: no [T,E] tensor but
+// the logits, and no moe op.
+// CHECK-LABEL: func @softmax_top2
+// CHECK-SAME: (%[[LOGITS:.*]]: tensor<?x8xf32>)
+// CHECK-NOT: moe.
+// CHECK: %[[T:.*]] = tensor.dim %[[LOGITS]], %c0
+// CHECK: %[[CHUNKS:.*]] = arith.ceildivui %[[T]], %c64
+// CHECK: %[[WORK0:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<?x16xf32>)
+// CHECK: %[[ROUTED:.*]]:3 = scf.forall (%[[C:.*]]) in (%[[CHUNKS]]) shared_outs(%[[W:.*]] = %{{.*}}, %[[IDS:.*]] = %{{.*}}, %[[WORK:.*]] = %[[WORK0]]) -> (tensor<?x2xf32>, tensor<?x2xi32>, tensor<?x16xf32>)
+// CHECK:   tensor.extract_slice %[[WORK]][%[[C]], 0] [1, 16] [1, 1]
+// CHECK:   scf.for
+// CHECK:     scf.for {{.*}} -> (tensor<1x16xf32>, f32)
+// CHECK:       tensor.extract %[[LOGITS]]
+// CHECK:       arith.maximumf
+// CHECK:     scf.for {{.*}} -> (tensor<1x16xf32>, f32)
+// CHECK:       math.exp
+// CHECK:       arith.addf
+// CHECK:     scf.for {{.*}} -> (tensor<1x16xf32>)
+// CHECK:       arith.divf
+// CHECK:     scf.for {{.*}} -> (f32, f32, index, index)
+// CHECK:       scf.if
+// CHECK:     arith.divf
+// CHECK:     arith.addf %{{.*}}, %cst
+// CHECK-NOT: tensor<?x8xf32>
+// CHECK:   tensor.parallel_insert_slice
+// CHECK: scf.for {{.*}} -> (tensor<8xi32>)
+// CHECK:   tensor.extract %[[ROUTED]]#2
+// CHECK:   arith.fptosi
+// CHECK: scf.for {{.*}} -> (tensor<9xi64>)
+// CHECK: scf.for {{.*}} -> (tensor<?xi32>, tensor<?xi32>)
+// CHECK: scf.for {{.*}} -> (tensor<?xi32>, tensor<?x2xi32>, tensor<8xi32>)
+// CHECK-NOT: tensor<?x8xf32>
+// CHECK: return %[[ROUTED]]#0
+func.func @softmax_top2(%logits: tensor<?x8xf32>)
+    -> (tensor<?x2xf32>, tensor<9xi64>, tensor<?xi32>, tensor<?xi32>,
+        tensor<?xi32>, tensor<?x2xi32>) {
+  %w, %ids = moe.gate %logits routing <softmax, top_k = 2, renormalize>
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  %o, %b, %s, %r, %m = moe.routing_plan %ids block_rows(16) align(16)
+      : tensor<?x2xi32> -> tensor<9xi64>, tensor<?xi32>, tensor<?xi32>,
+        tensor<?xi32>, tensor<?x2xi32>
+  return %w, %o, %b, %s, %r, %m : tensor<?x2xf32>, tensor<9xi64>,
+      tensor<?xi32>, tensor<?xi32>, tensor<?xi32>, tensor<?x2xi32>
+}
+
+// -----
+
+// DeepSeek-V3 routing: sigmoid scores into the work row (16 counts, 16
+// scores, 4 group scores), the selection bias added where a score is
+// selected, the group scores (sum of the top two), then the top-4 over the
+// experts of the groups fewer than 2 groups rank before; weights
+// renormalized and scaled.
+// CHECK-LABEL: func @deepseek_v3
+// CHECK-SAME: (%[[LOGITS:.*]]: tensor<?x16xf32>, %[[BIAS:.*]]: tensor<16xf32>)
+// CHECK: scf.forall {{.*}} -> (tensor<?x4xf32>, tensor<?x4xi32>, tensor<?x36xf32>)
+// CHECK:   scf.for
+// CHECK:     math.exp
+// CHECK:     arith.divf %cst{{.*}}, %{{.*}} : f32
+// CHECK:   scf.for %{{.*}} = %c0 to %c4
+// CHECK:     scf.for %{{.*}} = %c0 to %c4 {{.*}} -> (f32, f32)
+// CHECK:       tensor.extract %[[BIAS]]
+// CHECK:       arith.maximumf
+// CHECK:       arith.minimumf
+// CHECK:     arith.addf
+// CHECK:   scf.for %{{.*}} = %c0 to %c4 {{.*}} -> (f32, f32, f32, f32, index, index, index, index)
+// CHECK:     scf.for %{{.*}} = %c0 to %c4 {{.*}} -> (index)
+// CHECK:     arith.cmpi slt, %{{.*}}, %c2
+// CHECK:     scf.if
+// CHECK:       scf.for
+// CHECK:         tensor.extract %[[BIAS]]
+// CHECK:   arith.mulf %{{.*}}, %cst
+func.func @deepseek_v3(%logits: tensor<?x16xf32>, %bias: tensor<16xf32>)
+    -> (tensor<?x4xf32>, tensor<?x4xi32>) {
+  %w, %ids = moe.gate %logits bias(%bias : tensor<16xf32>)
+      routing <sigmoid, top_k = 4, renormalize, scale = 2.5, selection_bias,
+               groups = 4, topk_groups = 2, group_score = sum_top2>
+      : tensor<?x16xf32> -> tensor<?x4xf32>, tensor<?x4xi32>
+  %o, %b, %s, %r, %m = moe.routing_plan %ids block_rows(8) align(8)
+      : tensor<?x4xi32> -> tensor<17xi64>, tensor<?xi32>, tensor<?xi32>,
+        tensor<?xi32>, tensor<?x4xi32>
+  return %w, %m : tensor<?x4xf32>, tensor<?x4xi32>
+}
+
+// -----
+
+// Noise is added to each logit as it is read; a random second choice is
+// dispatched only when twice its gate exceeds the token's sample.
+// CHECK-LABEL: func @noisy_random_second
+// CHECK-SAME: (%[[LOGITS:.*]]: tensor<?x4xf32>, %[[NOISE:.*]]: tensor<?x4xf32>, %[[U:.*]]: tensor<?xf32>)
+// CHECK: scf.forall
+// CHECK:   tensor.extract %[[LOGITS]]
+// CHECK:   tensor.extract %[[NOISE]]
+// CHECK:   arith.addf
+// CHECK:   tensor.extract %[[U]]
+// CHECK:   arith.cmpf ogt
+// CHECK:   arith.select %{{.*}}, %{{.*}}, %c-1_i32 : i32
+func.func @noisy_random_second(%logits: tensor<?x4xf32>,
+                               %noise: tensor<?x4xf32>, %u: tensor<?xf32>)
+    -> (tensor<?x2xf32>, tensor<?x2xi32>) {
+  %w, %ids = moe.gate %logits noise(%noise : tensor<?x4xf32>)
+      uniform(%u : tensor<?xf32>)
+      routing <softmax, top_k = 2, second = random, noisy>
+      : tensor<?x4xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  %o, %b, %s, %r, %m = moe.routing_plan %ids block_rows(4) align(4)
+      : tensor<?x2xi32> -> tensor<5xi64>, tensor<?xi32>, tensor<?xi32>,
+        tensor<?xi32>, tensor<?x2xi32>
+  return %w, %m : tensor<?x2xf32>, tensor<?x2xi32>
+}
+
+// -----
+
+// Gates that rank tokens against each other (capacity, expert choice), that
+// keep more than 16 choices, or that return statistics are not fused; nor is
+// a plan of ids from anywhere else.
+// CHECK-LABEL: func @not_fused
+// CHECK: moe.gate {{.*}} capacity
+// CHECK: moe.routing_plan
+// CHECK: moe.gate {{.*}} expert_choice
+// CHECK: moe.routing_plan
+// CHECK: moe.gate {{.*}} top_k = 17
+// CHECK: moe.routing_plan
+// CHECK: moe.gate {{.*}} statistics
+// CHECK: moe.routing_plan
+// CHECK: moe.routing_plan
+func.func @not_fused(%logits: tensor<?x8xf32>, %wide: tensor<?x32xf32>,
+                     %ids: tensor<?x2xi32>) {
+  %w0, %i0 = moe.gate %logits
+      routing <softmax, top_k = 2, capacity = fixed(3)>
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  %p0:5 = moe.routing_plan %i0 block_rows(4) align(4)
+      : tensor<?x2xi32> -> tensor<9xi64>, tensor<?xi32>, tensor<?xi32>,
+        tensor<?xi32>, tensor<?x2xi32>
+  %w1, %i1 = moe.gate %logits
+      routing <softmax, expert_choice, capacity = fixed(2)>
+      : tensor<?x8xf32> -> tensor<?x8xf32>, tensor<?x8xi32>
+  %p1:5 = moe.routing_plan %i1 block_rows(4) align(4)
+      : tensor<?x8xi32> -> tensor<9xi64>, tensor<?xi32>, tensor<?xi32>,
+        tensor<?xi32>, tensor<?x8xi32>
+  %w2, %i2 = moe.gate %wide routing <softmax, top_k = 17>
+      : tensor<?x32xf32> -> tensor<?x17xf32>, tensor<?x17xi32>
+  %p2:5 = moe.routing_plan %i2 block_rows(4) align(4)
+      : tensor<?x17xi32> -> tensor<33xi64>, tensor<?xi32>, tensor<?xi32>,
+        tensor<?xi32>, tensor<?x17xi32>
+  %w3, %i3, %load = moe.gate %logits routing <softmax, top_k = 2>
+      statistics [tokens_per_expert]
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>, tensor<8xi64>
+  %p3:5 = moe.routing_plan %i3 block_rows(4) align(4)
+      : tensor<?x2xi32> -> tensor<9xi64>, tensor<?xi32>, tensor<?xi32>,
+        tensor<?xi32>, tensor<?x2xi32>
+  %p4:5 = moe.routing_plan %ids block_rows(4) align(4)
+      : tensor<?x2xi32> -> tensor<9xi64>, tensor<?xi32>, tensor<?xi32>,
+        tensor<?xi32>, tensor<?x2xi32>
+  "test.use"(%w0, %p0#0, %w1, %p1#0, %w2, %p2#0, %w3, %load, %p3#0, %p4#0)
+      : (tensor<?x2xf32>, tensor<9xi64>, tensor<?x8xf32>, tensor<9xi64>,
+         tensor<?x17xf32>, tensor<33xi64>, tensor<?x2xf32>, tensor<8xi64>,
+         tensor<9xi64>, tensor<9xi64>) -> ()
+  return
+}
