@@ -114,10 +114,10 @@ _DISPATCH = re.compile(r"^\s*(%[\w.]+), (%[\w.]+), (%[\w.]+) = "
 
 
 def prepare_routing_only(prepared: dict, build: str) -> dict:
-    """The layer without its experts: router, gate, dispatch (placement and
-    row gather, aligned as the fast path aligns them) and combine of the
-    dispatched rows, compiled like the layer. Its time is the routing +
-    dispatch + combine part of the layer's."""
+    """The layer without its experts: router, gate and the routing plan of
+    its ids (fused as in the layer: moe-fuse-routing) and the combine,
+    compiled like the layer. Its time is the routing + dispatch + combine
+    part of the layer's."""
     layer = os.path.join(prepared["dir"], "layer.mlir")
     # The fast path pads each expert's rows to its block-rows (16).
     text = subprocess.run(
@@ -134,20 +134,27 @@ def prepare_routing_only(prepared: dict, build: str) -> dict:
     if not gate or not dispatch:
         sys.exit(f"{layer}: no moe.gate followed by moe.dispatch after "
                  "moe-decompose")
-    weights, _, weights_type, _ = gate.groups()
-    rows, _, row_map, rows_type, _, map_type = dispatch.groups()
-    # The combine reads zeros of the rows' shape, not the dispatched rows:
-    # in the layer the first projections gather the rows themselves, and
-    # the combine reads the down projection's output. Filling them is not
-    # part of the layer (its down projection writes them): an upper bound.
-    lines = lines[:index + 1] + [
-        "    %bench_c0 = arith.constant 0 : index",
-        f"    %bench_rows = tensor.dim {rows}, %bench_c0 : {rows_type}",
+    weights, ids, weights_type, ids_type = gate.groups()
+    _, _, _, rows_type, offsets_type, map_type = dispatch.groups()
+    experts = int(re.match(r"tensor<(\d+)xi64>", offsets_type).group(1)) - 1
+    # The layer's routing: the plan of the gate's ids in blocks of 16 (what
+    # moe-form-grouped-matmul builds), fused with the gate. The combine
+    # reads zeros of the rows' shape instead of the down projection's
+    # output; filling them is not part of the layer: an upper bound.
+    lines = lines[:index] + [
+        "    %bench_offsets, %bench_blocks, %bench_sizes, %bench_sources, "
+        f"%bench_map = moe.routing_plan {ids} block_rows(16) align(16) : "
+        f"{ids_type} -> {offsets_type}, tensor<?xi32>, tensor<?xi32>, "
+        f"tensor<?xi32>, {map_type}",
+        f"    %bench_last = arith.constant {experts} : index",
+        "    %bench_used = tensor.extract %bench_offsets[%bench_last] : "
+        f"{offsets_type}",
+        "    %bench_rows = arith.index_cast %bench_used : i64 to index",
         "    %bench_zero = arith.constant 0.0 : f32",
         f"    %bench_empty = tensor.empty(%bench_rows) : {rows_type}",
         "    %bench_outputs = linalg.fill ins(%bench_zero : f32) "
         f"outs(%bench_empty : {rows_type}) -> {rows_type}",
-        f"    %routed = moe.combine %bench_outputs, {weights}, {row_map} : "
+        f"    %routed = moe.combine %bench_outputs, {weights}, %bench_map : "
         f"{rows_type}, {weights_type}, {map_type} -> {rows_type}",
         f"    return %routed : {rows_type}", "  }", "}"]
     directory = prepared["dir"] + "-routing"
