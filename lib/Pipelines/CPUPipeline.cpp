@@ -50,7 +50,8 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
       moe::MoEDecomposePassOptions{rowAlign}));
   if (fast) {
     pm.addPass(moe::createMoEFormGroupedMatmulPass(
-        moe::MoEFormGroupedMatmulPassOptions{options.blockRows}));
+        moe::MoEFormGroupedMatmulPassOptions{options.blockRows,
+                                             options.fuseCombine}));
     // Expert weights in panels, packed by functions the runtime calls once
     // after binding (the manifest, written above, is amended).
     if (options.packWeights)

@@ -70,6 +70,12 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
                      "packed-weight kernel "
                      "(moe-lower-grouped-matmul-to-vector panel-rows)"),
       llvm::cl::init(8)};
+  PassOptions::Option<bool> fuseCombine{
+      *this, "fuse-combine",
+      llvm::cl::desc("Fast path: fuse each combine into the write-back of "
+                     "the down projection (moe-form-grouped-matmul "
+                     "fuse-combine)"),
+      llvm::cl::init(true)};
   PassOptions::Option<bool> fuseRouting{
       *this, "fuse-routing",
       llvm::cl::desc("Fast path: route, count and build the routing plan in "

@@ -74,6 +74,24 @@ Value KernelBuilder::keepValid(Value valid, Value value) {
   return arith::SelectOp::create(b, loc, valid, value, zeros);
 }
 
+void KernelBuilder::writeBack(Value row, function_ref<void(Value, Scale)> body) {
+  if (!rowTarget) {
+    body(row, [](Value v) { return v; });
+    return;
+  }
+  Value target, scale, adds;
+  std::tie(target, scale, adds) = rowTarget(b, loc, row);
+  auto ifOp = scf::IfOp::create(b, loc, adds, /*withElse=*/false);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(ifOp.thenBlock());
+  body(target, [&](Value v) -> Value {
+    Value factor = scale;
+    if (auto type = llvm::dyn_cast<VectorType>(v.getType()))
+      factor = vector::BroadcastOp::create(b, loc, type, scale);
+    return arith::MulFOp::create(b, loc, factor, v);
+  });
+}
+
 void KernelBuilder::forLoop(Value lb, Value ub, int64_t step,
                             function_ref<void(Value)> body) {
   auto loop = scf::ForOp::create(b, loc, lb, ub, constant(step));
@@ -162,33 +180,37 @@ void DotKernelEmitter::emitTile(Value row, Value column, int64_t mr,
                         llvm::isPowerOf2_64(shape.vectorWidth) &&
                         nr <= shape.vectorWidth;
   for (int64_t i = 0; i < mr; ++i) {
-    Value r = add(add(firstRow, row), constant(i));
     ArrayRef<Value> rowAcc = ArrayRef<Value>(acc).slice(i * nr, nr);
-    if (transposedSums) {
-      // The NR sums as one vector, added to the NR contiguous outputs.
-      Value sums = keepValid(rows[i].second, sumLanesTransposed(rowAcc));
-      auto sumsType = llvm::cast<VectorType>(sums.getType());
-      Value padding = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0));
-      Value old = vector::TransferReadOp::create(b, loc, sumsType, output,
-                                                 ValueRange{r, column}, padding,
-                                                 ArrayRef<bool>{true});
-      vector::TransferWriteOp::create(
-          b, loc, arith::AddFOp::create(b, loc, old, sums), output,
-          ValueRange{r, column}, ArrayRef<bool>{true});
-      continue;
-    }
-    auto fastmath = arith::FastMathFlagsAttr::get(
-        b.getContext(), arith::FastMathFlags::reassoc);
-    for (int64_t j = 0; j < nr; ++j) {
-      Value c = add(column, constant(j));
-      Value sum = keepValid(
-          rows[i].second,
-          vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
-                                      rowAcc[j], Value(), fastmath.getValue()));
-      Value old = memref::LoadOp::create(b, loc, output, ValueRange{r, c});
-      memref::StoreOp::create(b, loc, arith::AddFOp::create(b, loc, old, sum),
-                              output, ValueRange{r, c});
-    }
+    writeBack(add(add(firstRow, row), constant(i)), [&](Value r, Scale scale) {
+      if (transposedSums) {
+        // The NR sums as one vector, added to the NR contiguous outputs.
+        Value sums =
+            scale(keepValid(rows[i].second, sumLanesTransposed(rowAcc)));
+        auto sumsType = llvm::cast<VectorType>(sums.getType());
+        Value padding =
+            arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0));
+        Value old = vector::TransferReadOp::create(
+            b, loc, sumsType, output, ValueRange{r, column}, padding,
+            ArrayRef<bool>{true});
+        vector::TransferWriteOp::create(
+            b, loc, arith::AddFOp::create(b, loc, old, sums), output,
+            ValueRange{r, column}, ArrayRef<bool>{true});
+        return;
+      }
+      auto fastmath = arith::FastMathFlagsAttr::get(
+          b.getContext(), arith::FastMathFlags::reassoc);
+      for (int64_t j = 0; j < nr; ++j) {
+        Value c = add(column, constant(j));
+        Value sum = scale(keepValid(
+            rows[i].second,
+            vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
+                                        rowAcc[j], Value(),
+                                        fastmath.getValue())));
+        Value old = memref::LoadOp::create(b, loc, output, ValueRange{r, c});
+        memref::StoreOp::create(b, loc, arith::AddFOp::create(b, loc, old, sum),
+                                output, ValueRange{r, c});
+      }
+    });
   }
 }
 

@@ -60,6 +60,13 @@ LogicalResult verifyKernelShape(const KernelShape &shape, StringRef pass,
 using RowSource =
     std::function<std::pair<Value, Value>(OpBuilder &, Location, Value)>;
 
+/// Where an output row goes: the row of the output it adds to (clamped into
+/// the output), its scale (f32) and whether it adds anywhere (i1). Given a
+/// kernel, rows are scattered (moe.grouped_matmul's scatter_rows); without
+/// one, output row r adds to row r unscaled.
+using RowTarget = std::function<std::tuple<Value, Value, Value>(
+    OpBuilder &, Location, Value)>;
+
 /// Loop and constant helpers the kernel emitters share.
 class KernelBuilder {
 public:
@@ -71,6 +78,8 @@ public:
                function_ref<void(Value)> body);
   /// Gather the input rows through `source` (see RowSource).
   void setRowSource(RowSource source) { rowSource = std::move(source); }
+  /// Scatter the output rows through `target` (see RowTarget).
+  void setRowTarget(RowTarget target) { rowTarget = std::move(target); }
 
 protected:
   Value add(Value x, Value y);
@@ -79,10 +88,19 @@ protected:
   SmallVector<std::pair<Value, Value>> inputRows(Value first, int64_t count);
   /// `value` where `valid` (null: always), zeros elsewhere.
   Value keepValid(Value valid, Value value);
+  /// Scales a row's sums before they are added to its output row.
+  using Scale = function_ref<Value(Value)>;
+  /// Emits the write-back of output row `row` through `body(outputRow,
+  /// scale)`: with a row target inside an `scf.if` on whether the row adds
+  /// anywhere (so that nothing is touched otherwise) and `scale` multiplying
+  /// by the row's scale; without one, row `row` itself, `scale` the
+  /// identity.
+  void writeBack(Value row, function_ref<void(Value, Scale)> body);
 
   OpBuilder &b;
   Location loc;
   RowSource rowSource;
+  RowTarget rowTarget;
 };
 
 /// Emits kernels at the builder's insertion point. `input` is an f32

@@ -8,7 +8,9 @@
 //     init[b*BM : b*BM + filled(b), :] += input[...] * weight[e]^T
 //
 // With row_sources the kernels read each row's source row of the input
-// (gathered, clamped; rows of no source contribute zeros).
+// (gathered, clamped; rows of no source contribute zeros); with
+// scatter_rows they add each row, scaled, to its target row of init (rows
+// of no target add nothing).
 //
 // Reading both operands along K is what the checkpoint layout [E, N, K]
 // offers without repacking. Packed weights ([E, NP, K, P]) get the
@@ -48,17 +50,27 @@ void forEachOwnedBlock(OpBuilder &b, GroupedMatmulOp op, KernelBuilder &loops,
     loops.setRowSource([op](OpBuilder &rb, Location rl, Value row) mutable {
       return op.loadRowSource(rb, rl, row);
     });
+  if (op.isScattering())
+    loops.setRowTarget([op](OpBuilder &rb, Location rl, Value row) mutable {
+      return op.loadScatterTarget(rb, rl, row);
+    });
   auto dim = [&](Value memref, int64_t d) {
     return memrefDim(b, loc, memref, d);
   };
   auto minOf = [&](Value x, Value y) { return minIndex(b, loc, x, y); };
   Value bm = loops.constant(op.getBlockRows());
-  // Rows are those of the input, or of its row sources when gathered.
+  // Rows are those of the input, or of its row sources when gathered;
+  // outputs those of init, or of the scatter tables when scattering.
   Value rowsOwner = op.getRowSources() ? op.getRowSources() : op.getInput();
   Value numBlocks =
       minOf(dim(op.getBlockExperts(), 0),
-            minOf(arith::DivUIOp::create(b, loc, dim(rowsOwner, 0), bm),
-                  arith::DivUIOp::create(b, loc, dim(op.getInit(), 0), bm)));
+            arith::DivUIOp::create(b, loc, dim(rowsOwner, 0), bm));
+  SmallVector<Value> outputOwners = {op.getInit()};
+  if (op.isScattering())
+    outputOwners = {op.getScatterRows(), op.getScatterScales()};
+  for (Value owner : outputOwners)
+    numBlocks =
+        minOf(numBlocks, arith::DivUIOp::create(b, loc, dim(owner, 0), bm));
   loops.forLoop(loops.constant(0), numBlocks, 1, [&](Value block) {
     auto [expert, owned] = op.loadBlockExpert(b, loc, block);
     auto ifOp = scf::IfOp::create(b, loc, owned, /*withElse=*/false);

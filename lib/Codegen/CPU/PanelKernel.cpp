@@ -134,18 +134,20 @@ void PanelKernelEmitter::emitTile(Value row, Value panel, int64_t mr) {
   Value firstColumn =
       arith::MulIOp::create(b, loc, panel, constant(panelColumns));
   for (int64_t i = 0; i < mr; ++i) {
-    Value r = add(add(firstRow, row), constant(i));
-    for (int64_t j = 0; j < vectorsPerPanel; ++j) {
-      Value c = add(firstColumn, constant(j * lanes));
-      Value old = vector::TransferReadOp::create(b, loc, accType, output,
-                                                 ValueRange{r, c}, padding,
-                                                 ArrayRef<bool>{false});
-      vector::TransferWriteOp::create(
-          b, loc,
-          arith::AddFOp::create(
-              b, loc, old,
-              keepValid(rows[i].second, acc[i * vectorsPerPanel + j])),
-          output, ValueRange{r, c}, ArrayRef<bool>{false});
-    }
+    writeBack(add(add(firstRow, row), constant(i)), [&](Value r, Scale scale) {
+      for (int64_t j = 0; j < vectorsPerPanel; ++j) {
+        Value c = add(firstColumn, constant(j * lanes));
+        Value old = vector::TransferReadOp::create(b, loc, accType, output,
+                                                   ValueRange{r, c}, padding,
+                                                   ArrayRef<bool>{false});
+        vector::TransferWriteOp::create(
+            b, loc,
+            arith::AddFOp::create(
+                b, loc, old,
+                scale(keepValid(rows[i].second,
+                                acc[i * vectorsPerPanel + j]))),
+            output, ValueRange{r, c}, ArrayRef<bool>{false});
+      }
+    });
   }
 }

@@ -166,6 +166,45 @@ func.func @dot_gathered(%x: memref<5x20xf32>, %w: memref<3x10x20xf32>,
 
 // -----
 
+// Scattered rows: each row's sums, times its scale, are added to its target
+// row, inside an scf.if on whether the target is inside the output.
+// PANEL-LABEL: func @packed_scattering
+// PANEL: memref.load %{{.*}}[%{{.*}}] : memref<?xi32>
+// PANEL: %[[SCALE:.*]] = memref.load %{{.*}}[%{{.*}}] : memref<?xf32>
+// PANEL: scf.if
+// PANEL:   %[[SPLAT:.*]] = vector.broadcast %[[SCALE]] : f32 to vector<16xf32>
+// PANEL:   %[[SCALED:.*]] = arith.mulf %[[SPLAT]], %{{.*}} : vector<16xf32>
+// PANEL:   arith.addf %{{.*}}, %[[SCALED]] : vector<16xf32>
+// PANEL:   vector.transfer_write
+// DEFAULT-LABEL: func @packed_scattering
+// DEFAULT-LABEL: func @dot_scattering
+// DEFAULT: %[[SCALE:.*]] = memref.load %{{.*}}[%{{.*}}] : memref<?xf32>
+// DEFAULT: scf.if
+// DEFAULT:   vector.broadcast %[[SCALE]] : f32 to vector<8xf32>
+// DEFAULT:   arith.mulf
+// DEFAULT:   vector.transfer_write
+func.func @packed_scattering(%x: memref<?x20xf32>, %w: memref<3x2x20x32xf32>,
+                             %blocks: memref<?xi32>, %targets: memref<?xi32>,
+                             %scales: memref<?xf32>, %acc: memref<?x37xf32>) {
+  moe.grouped_matmul block_rows(8)
+      ins(%x, %w, %blocks : memref<?x20xf32>, memref<3x2x20x32xf32>, memref<?xi32>)
+      scatter(%targets, %scales : memref<?xi32>, memref<?xf32>)
+      outs(%acc : memref<?x37xf32>)
+  return
+}
+
+func.func @dot_scattering(%x: memref<?x20xf32>, %w: memref<3x10x20xf32>,
+                          %blocks: memref<?xi32>, %targets: memref<?xi32>,
+                          %scales: memref<?xf32>, %acc: memref<?x10xf32>) {
+  moe.grouped_matmul block_rows(8)
+      ins(%x, %w, %blocks : memref<?x20xf32>, memref<3x10x20xf32>, memref<?xi32>)
+      scatter(%targets, %scales : memref<?xi32>, memref<?xf32>)
+      outs(%acc : memref<?x10xf32>)
+  return
+}
+
+// -----
+
 func.func @tensors(%rows: tensor<4x16xf32>, %w: tensor<1x8x16xf32>,
                    %blocks: tensor<2xi32>, %acc: tensor<4x8xf32>) -> tensor<4x8xf32> {
   // expected-error @+1 {{moe-lower-grouped-matmul-to-vector: expects the memref form (run after bufferization)}}

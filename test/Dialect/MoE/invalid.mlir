@@ -2018,6 +2018,78 @@ func.func @grouped_matmul_row_sources_rows(%x: tensor<5x16xf32>, %w: tensor<2x4x
 
 // -----
 
+// moe.grouped_matmul c8: scatter_rows without scatter_scales (generic form)
+func.func @grouped_matmul_scatter_alone(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
+                                        %b: tensor<2xi32>, %t: tensor<8xi32>,
+                                        %acc: tensor<3x4xf32>) -> tensor<3x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'scatter_rows' and 'scatter_scales' come together}}
+  %r = "moe.grouped_matmul"(%x, %w, %b, %t, %acc) <{block_rows = 4 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 1, 0, 1>}>
+      : (tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>, tensor<8xi32>, tensor<3x4xf32>) -> tensor<3x4xf32>
+  return %r : tensor<3x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c8: scatter_rows is [R] like the input's rows
+func.func @grouped_matmul_scatter_rows(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
+                                       %b: tensor<2xi32>, %t: tensor<6xi32>, %s: tensor<6xf32>,
+                                       %acc: tensor<3x4xf32>) -> tensor<3x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'scatter_rows' dimension 0 (R) is 6, expected 8 from input}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
+      scatter(%t, %s : tensor<6xi32>, tensor<6xf32>) outs(%acc : tensor<3x4xf32>) -> tensor<3x4xf32>
+  return %r : tensor<3x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c8: scatter_scales is [R] like scatter_rows
+func.func @grouped_matmul_scatter_scales_rows(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
+                                              %b: tensor<2xi32>, %t: tensor<8xi32>, %s: tensor<4xf32>,
+                                              %acc: tensor<3x4xf32>) -> tensor<3x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'scatter_scales' dimension 0 (R) is 4, expected 8 from input}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
+      scatter(%t, %s : tensor<8xi32>, tensor<4xf32>) outs(%acc : tensor<3x4xf32>) -> tensor<3x4xf32>
+  return %r : tensor<3x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c8: scatter_rows has i32 elements
+func.func @grouped_matmul_scatter_rows_type(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
+                                            %b: tensor<2xi32>, %t: tensor<8xi64>, %s: tensor<8xf32>,
+                                            %acc: tensor<3x4xf32>) -> tensor<3x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'scatter_rows' must have i32 elements, got 'tensor<8xi64>'}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
+      scatter(%t, %s : tensor<8xi64>, tensor<8xf32>) outs(%acc : tensor<3x4xf32>) -> tensor<3x4xf32>
+  return %r : tensor<3x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c8: scatter_scales has f32 elements
+func.func @grouped_matmul_scatter_scales_type(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
+                                              %b: tensor<2xi32>, %t: tensor<8xi32>, %s: tensor<8xbf16>,
+                                              %acc: tensor<3x4xf32>) -> tensor<3x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'scatter_scales' must have f32 elements, got 'tensor<8xbf16>'}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
+      scatter(%t, %s : tensor<8xi32>, tensor<8xbf16>) outs(%acc : tensor<3x4xf32>) -> tensor<3x4xf32>
+  return %r : tensor<3x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c5: a scattering init is [T, N]
+func.func @grouped_matmul_scatter_init(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
+                                       %b: tensor<2xi32>, %t: tensor<8xi32>, %s: tensor<8xf32>,
+                                       %acc: tensor<3x5xf32>) -> tensor<3x5xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'init' dimension 1 (N) is 5, expected 4 from weight}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
+      scatter(%t, %s : tensor<8xi32>, tensor<8xf32>) outs(%acc : tensor<3x5xf32>) -> tensor<3x5xf32>
+  return %r : tensor<3x5xf32>
+}
+
+// -----
+
 // moe.grouped_matmul c2: row_sources has i32 elements
 func.func @grouped_matmul_row_sources_type(%x: tensor<5x16xf32>, %w: tensor<2x4x16xf32>,
                                            %b: tensor<2xi32>, %src: tensor<8xi64>,

@@ -1,4 +1,6 @@
 // RUN: moe-opt %s --moe-form-grouped-matmul=block-rows=4 | FileCheck %s
+// RUN: moe-opt %s --moe-form-grouped-matmul="block-rows=4 fuse-combine=0" \
+// RUN:   | FileCheck %s --check-prefix=UNFUSED
 // RUN: not moe-opt %s --moe-form-grouped-matmul=block-rows=0 2>&1 | FileCheck %s --check-prefix=BAD
 
 // BAD: moe-form-grouped-matmul: block-rows must be at least 1, got 0
@@ -72,22 +74,40 @@ func.func @second_projection(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
 }
 
 // A whole layer: gate and up projections, the down projection and the
-// combine share one plan; the combine reads the plan's row map, and with no
-// reader of its rows left the dispatch goes away. The down projection reads
-// the activated rows as they are, up to offsets[E] of them.
+// combine share one plan, and with no reader of its rows left the dispatch
+// goes away. The combine is fused into the down projection: a scattering
+// grouped matmul adds each activated row, times its combine weight (from the
+// row map), to row row_sources[r] (its token) of the [T, 16] result.
 // CHECK-LABEL: func @layer
-// CHECK-SAME: %[[IDS:[a-z0-9]+]]: tensor<?x2xi32>
+// CHECK-SAME: %[[IDS:[a-z0-9]+]]: tensor<?x2xi32>, %[[WEIGHTS:[a-z0-9]+]]: tensor<?x2xf32>
 // CHECK-NOT: moe.dispatch
-// CHECK: %[[OFF:.*]], %{{.*}}, %{{.*}}, %{{.*}}, %[[MAP:.*]] = moe.routing_plan %[[IDS]] block_rows(4) align(8)
+// CHECK: %[[OFF:.*]], %{{.*}}, %{{.*}}, %[[SOURCES:.*]], %[[MAP:.*]] = moe.routing_plan %[[IDS]] block_rows(4) align(8)
 // CHECK-NOT: moe.routing_plan
 // CHECK: %[[GATE:.*]] = moe.grouped_matmul {{.*}} row_sources
 // CHECK: %[[UP:.*]] = moe.grouped_matmul {{.*}} row_sources
 // CHECK: %[[ACT:.*]] = arith.mulf %[[GATE]], %[[UP]]
 // CHECK: %[[N:.*]] = tensor.dim %[[ACT]], %c0
-// CHECK: arith.minui %[[N]],
-// CHECK: %[[DOWN:.*]] = moe.grouped_matmul block_rows(4) ins(%[[ACT]], {{.*}} block_sizes({{.*}}) outs(
-// CHECK: moe.combine %[[DOWN]], %{{.*}}, %[[MAP]]
-// CHECK-NOT: moe.dispatch
+// CHECK: %[[ROWS:.*]] = arith.minui %[[N]],
+// CHECK: %[[TARGETS:.*]] = tensor.extract_slice %[[SOURCES]][0] [%[[ROWS]]] [1]
+// CHECK: %[[SCALES:.*]] = scf.for {{.*}} -> (tensor<?xf32>)
+// CHECK:   scf.for
+// CHECK:     tensor.extract %[[MAP]]
+// CHECK:     scf.if
+// CHECK:       tensor.extract %[[WEIGHTS]]
+// CHECK: %[[T:.*]] = tensor.dim %[[WEIGHTS]], %c0
+// CHECK: %[[ACC:.*]] = bufferization.alloc_tensor(%[[T]]) : tensor<?x16xf32>
+// CHECK: %[[ZERO:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%[[ACC]]
+// CHECK: %[[Y:.*]] = moe.grouped_matmul block_rows(4) ins(%[[ACT]], {{.*}}) block_sizes({{.*}}) scatter(%[[TARGETS]], %[[SCALES]] : tensor<?xi32>, tensor<?xf32>) outs(%[[ZERO]] : tensor<?x16xf32>)
+// CHECK-NOT: moe.combine
+// CHECK: return %[[Y]]
+// Without fuse-combine, the down projection writes its rows and the combine
+// reads them through the plan's row map.
+// UNFUSED-LABEL: func @layer
+// UNFUSED-SAME: %[[IDS:[a-z0-9]+]]: tensor<?x2xi32>
+// UNFUSED-NOT: moe.dispatch
+// UNFUSED: %[[OFF:.*]], %{{.*}}, %{{.*}}, %{{.*}}, %[[MAP:.*]] = moe.routing_plan %[[IDS]] block_rows(4) align(8)
+// UNFUSED: %[[DOWN:.*]] = moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<?x32xf32>, tensor<8x16x32xf32>, tensor<?xi32>) block_sizes({{.*}}) outs(
+// UNFUSED: moe.combine %[[DOWN]], %{{.*}}, %[[MAP]]
 func.func @layer(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
                  %weights: tensor<?x2xf32>, %w: tensor<8x32x16xf32>,
                  %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {

@@ -115,3 +115,39 @@ func.func @gathered(%x: memref<5x16xf32>, %w: memref<3x8x16xf32>, %blocks: memre
       outs(%acc : memref<?x8xf32>)
   return
 }
+
+// -----
+
+// Scattered rows: each product, times the row's scale, is added to the
+// row's target row of init, only when the target is inside init; the
+// blocks are bounded by the scatter tables, not by init's rows.
+// CHECK-LABEL: func @scattering
+// CHECK-SAME: (%{{.*}}: memref<?x4xf32>, %{{.*}}: memref<2x3x4xf32>, %{{.*}}: memref<?xi32>, %[[TARGETS:.*]]: memref<?xi32>, %[[SCALES:.*]]: memref<?xf32>, %[[OUT:.*]]: memref<?x3xf32>)
+// CHECK: memref.dim %[[TARGETS]]
+// CHECK: memref.dim %[[SCALES]]
+// CHECK: scf.for
+// CHECK:   scf.for
+// CHECK:     scf.for
+// CHECK:       scf.if
+// CHECK:         scf.for
+// CHECK:           %[[P:.*]] = arith.mulf
+// CHECK:           %[[T:.*]] = memref.load %[[TARGETS]]
+// CHECK:           %[[T_INDEX:.*]] = arith.index_cast %[[T]]
+// CHECK:           %[[S:.*]] = memref.load %[[SCALES]]
+// CHECK:           %[[T_ROWS:.*]] = memref.dim %[[OUT]], %c0
+// CHECK:           %[[INSIDE:.*]] = arith.andi
+// CHECK:           %[[ROW:.*]] = arith.select %[[INSIDE]], %[[T_INDEX]], %c0
+// CHECK:           scf.if %[[INSIDE]] {
+// CHECK:             %[[TERM:.*]] = arith.mulf %[[S]], %[[P]]
+// CHECK:             %[[OLD:.*]] = memref.load %[[OUT]][%[[ROW]], %{{.*}}]
+// CHECK:             %[[NEW:.*]] = arith.addf %[[OLD]], %[[TERM]]
+// CHECK:             memref.store %[[NEW]], %[[OUT]][%[[ROW]], %{{.*}}]
+func.func @scattering(%x: memref<?x4xf32>, %w: memref<2x3x4xf32>,
+                      %blocks: memref<?xi32>, %targets: memref<?xi32>,
+                      %scales: memref<?xf32>, %out: memref<?x3xf32>) {
+  moe.grouped_matmul block_rows(2)
+      ins(%x, %w, %blocks : memref<?x4xf32>, memref<2x3x4xf32>, memref<?xi32>)
+      scatter(%targets, %scales : memref<?xi32>, memref<?xf32>)
+      outs(%out : memref<?x3xf32>)
+  return
+}

@@ -103,3 +103,30 @@ func.func @gathered(%x: tensor<5x16xf32>, %w: tensor<8x32x16xbf16>, %blocks: ten
       outs(%acc : tensor<?x32xf32>) -> tensor<?x32xf32>
   return %r : tensor<?x32xf32>
 }
+
+// Scattered rows add to shared rows of the [T, N] result: the forall splits
+// the columns only (the fill fused into each column tile), and inside it an
+// scf.for walks the row blocks, each a tile of one block whose scatter
+// tables are its rows and whose init is every row in the tile's columns.
+// CHECK-LABEL: func @scattering
+// CHECK: scf.forall (%[[N:.*]]) = (0) to (32) step (16) shared_outs(%[[OUT:.*]] = %{{.*}}) -> (tensor<?x32xf32>)
+// CHECK:   %[[SLICE:.*]] = tensor.extract_slice %[[OUT]][0, %[[N]]] [%{{.*}}, 16] [1, 1]
+// CHECK:   %[[ZERO:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%[[SLICE]] : tensor<?x16xf32>)
+// CHECK:   scf.for %[[BLK:.*]] = %{{.*}} to %{{.*}} step %c1 iter_args(%[[ACC:.*]] = %[[ZERO]])
+// CHECK:     scf.for
+// CHECK:       %[[R:.*]] = affine.apply #[[$ROW]](%[[BLK]])
+// CHECK:       tensor.extract_slice %{{.*}}[%[[R]]] [4] [1] : tensor<?xi32> to tensor<4xi32>
+// CHECK:       tensor.extract_slice %{{.*}}[%[[R]]] [4] [1] : tensor<?xf32> to tensor<4xf32>
+// CHECK:       moe.grouped_matmul block_rows(4) ins({{.*}}) scatter(%{{.*}}, %{{.*}} : tensor<4xi32>, tensor<4xf32>) outs(%{{.*}} : tensor<?x16xf32>)
+func.func @scattering(%rows: tensor<?x16xf32>, %w: tensor<8x32x16xf32>,
+                      %blocks: tensor<?xi32>, %targets: tensor<?xi32>,
+                      %scales: tensor<?xf32>, %tokens: index) -> tensor<?x32xf32> {
+  %zero = arith.constant 0.0 : f32
+  %empty = tensor.empty(%tokens) : tensor<?x32xf32>
+  %acc = linalg.fill ins(%zero : f32) outs(%empty : tensor<?x32xf32>) -> tensor<?x32xf32>
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%rows, %w, %blocks : tensor<?x16xf32>, tensor<8x32x16xf32>, tensor<?xi32>)
+      scatter(%targets, %scales : tensor<?xi32>, tensor<?xf32>)
+      outs(%acc : tensor<?x32xf32>) -> tensor<?x32xf32>
+  return %r : tensor<?x32xf32>
+}

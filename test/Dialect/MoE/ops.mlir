@@ -224,6 +224,30 @@ func.func @grouped_matmul_block_sizes(%rows: tensor<8x16xf32>, %w: tensor<2x32x1
   return %r : tensor<8x32xf32>
 }
 
+// Scattered rows: 8 rows add, scaled, to rows of a [T = 3, 32] result;
+// with gathered rows too (S = 5 tokens), in memref form.
+// CHECK-LABEL: func @grouped_matmul_scatter
+// CHECK: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<8x16xf32>, tensor<2x32x16xf32>, tensor<2xi32>) scatter(%{{.*}}, %{{.*}} : tensor<8xi32>, tensor<8xf32>) outs(%{{.*}} : tensor<3x32xf32>) -> tensor<3x32xf32>
+// CHECK: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : memref<5x16xf32>, memref<2x32x16xf32>, memref<2xi32>) row_sources(%{{.*}} : memref<8xi32>) scatter(%{{.*}}, %{{.*}} : memref<8xi32>, memref<8xf32>) outs(%{{.*}} : memref<3x32xf32>)
+func.func @grouped_matmul_scatter(%rows: tensor<8x16xf32>, %w: tensor<2x32x16xf32>,
+                                  %blocks: tensor<2xi32>, %targets: tensor<8xi32>,
+                                  %scales: tensor<8xf32>, %acc: tensor<3x32xf32>,
+                                  %x: memref<5x16xf32>, %wm: memref<2x32x16xf32>,
+                                  %bm: memref<2xi32>, %src: memref<8xi32>,
+                                  %tm: memref<8xi32>, %sm: memref<8xf32>,
+                                  %out: memref<3x32xf32>) -> tensor<3x32xf32> {
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%rows, %w, %blocks : tensor<8x16xf32>, tensor<2x32x16xf32>, tensor<2xi32>)
+      scatter(%targets, %scales : tensor<8xi32>, tensor<8xf32>)
+      outs(%acc : tensor<3x32xf32>) -> tensor<3x32xf32>
+  moe.grouped_matmul block_rows(4)
+      ins(%x, %wm, %bm : memref<5x16xf32>, memref<2x32x16xf32>, memref<2xi32>)
+      row_sources(%src : memref<8xi32>)
+      scatter(%tm, %sm : memref<8xi32>, memref<8xf32>)
+      outs(%out : memref<3x32xf32>)
+  return %r : tensor<3x32xf32>
+}
+
 // Packed weights: N = 37 columns in 2 panels of 32, the last zero-padded.
 // CHECK-LABEL: func @grouped_matmul_packed
 // CHECK: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<?x16xf32>, tensor<8x2x16x32xbf16>, tensor<?xi32>) outs(%{{.*}} : tensor<?x37xf32>) -> tensor<?x37xf32>

@@ -61,7 +61,8 @@ LogicalResult GroupedMatmulOp::verify() {
                           {getRowSources() ? "S" : "R", "K"})) ||
       failed(shapes.check("block_experts", getBlockExperts().getType(),
                           {"B"})) ||
-      failed(shapes.check("init", getInit().getType(), {"R", "N"})))
+      failed(shapes.check("init", getInit().getType(),
+                          {isScattering() ? "T" : "R", "N"})))
     return failure();
   // c7: N columns in NP panels of P, the last one zero-padded.
   if (packed) {
@@ -106,6 +107,27 @@ LogicalResult GroupedMatmulOp::verify() {
              .isInteger(32))
       return emitOpError() << "'row_sources' must have i32 elements, got "
                            << sources.getType();
+  }
+  // c8.
+  if (static_cast<bool>(getScatterRows()) !=
+      static_cast<bool>(getScatterScales()))
+    return emitOpError("'scatter_rows' and 'scatter_scales' come together");
+  if (isScattering()) {
+    if (failed(shapes.check("scatter_rows", getScatterRows().getType(),
+                            {"R"})) ||
+        failed(shapes.check("scatter_scales", getScatterScales().getType(),
+                            {"R"})))
+      return failure();
+    if (!llvm::cast<ShapedType>(getScatterRows().getType())
+             .getElementType()
+             .isInteger(32))
+      return emitOpError() << "'scatter_rows' must have i32 elements, got "
+                           << getScatterRows().getType();
+    if (!llvm::cast<ShapedType>(getScatterScales().getType())
+             .getElementType()
+             .isF32())
+      return emitOpError() << "'scatter_scales' must have f32 elements, got "
+                           << getScatterScales().getType();
   }
   if (!llvm::cast<ShapedType>(getInit().getType()).getElementType().isF32())
     return emitOpError() << "'init' is the f32 accumulator, got "
@@ -185,6 +207,26 @@ std::pair<Value, Value> GroupedMatmulOp::loadRowSource(OpBuilder &b,
       arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, source, zero),
       arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, source, rows));
   return {arith::SelectOp::create(b, loc, valid, source, zero), valid};
+}
+
+std::tuple<Value, Value, Value>
+GroupedMatmulOp::loadScatterTarget(OpBuilder &b, Location loc, Value row) {
+  if (!isScattering())
+    return {row, arith::ConstantOp::create(b, loc, b.getF32FloatAttr(1)),
+            arith::ConstantIntOp::create(b, loc, 1, 1)};
+  Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+  Value target = arith::IndexCastOp::create(
+      b, loc, b.getIndexType(),
+      memref::LoadOp::create(b, loc, getScatterRows(), ValueRange{row}));
+  Value scale =
+      memref::LoadOp::create(b, loc, getScatterScales(), ValueRange{row});
+  Value rows = memref::DimOp::create(b, loc, getInit(), 0);
+  // Targets outside [0, T) drop the row: valid is false, the index clamped.
+  Value valid = arith::AndIOp::create(
+      b, loc,
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, target, zero),
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, target, rows));
+  return {arith::SelectOp::create(b, loc, valid, target, zero), scale, valid};
 }
 
 Value GroupedMatmulOp::loadFilledRows(OpBuilder &b, Location loc,

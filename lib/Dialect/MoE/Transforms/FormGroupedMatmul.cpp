@@ -153,82 +153,238 @@ Value buildEpilogue(OpBuilder &b, Location loc, Value acc, Value bias,
       .getResult(0);
 }
 
+/// The plan of `op`'s row layout in blocks of `blockRows` rows (created
+/// from its dispatch if need be), or null when it has none.
+RoutingPlanOp findPlan(PatternRewriter &rewriter, ExpertMatmulOp op,
+                       int64_t blockRows) {
+  Value offsets = op.getOffsets();
+  if (!offsets)
+    return {};
+  if (auto plan = offsets.getDefiningOp<RoutingPlanOp>())
+    return static_cast<int64_t>(plan.getBlockRows()) == blockRows
+               ? plan
+               : RoutingPlanOp();
+  auto dispatch = offsets.getDefiningOp<DispatchOp>();
+  if (!dispatch || dispatch.getAlign() % blockRows != 0)
+    return {};
+  return getOrCreatePlan(rewriter, dispatch, blockRows);
+}
+
+/// What a grouped matmul over `op`'s rows reads, from the plan.
+struct GroupedOperands {
+  Value input, blocks, sizes, sources;
+  /// Rows of the input (offsets[E] when gathered) and rows computed (whole
+  /// blocks, at most offsets[E]).
+  Value numRows, computedRows;
+};
+
+GroupedOperands buildGroupedOperands(PatternRewriter &rewriter,
+                                     ExpertMatmulOp op, RoutingPlanOp plan,
+                                     int64_t blockRows) {
+  Location loc = op.getLoc();
+  GroupedOperands operands;
+  operands.input = op.getInput();
+  // Rows in use: offsets[E], a whole number of blocks.
+  Value usedRows = arith::IndexCastOp::create(
+      rewriter, loc, rewriter.getIndexType(),
+      tensor::ExtractOp::create(
+          rewriter, loc, plan.getOffsets(),
+          ValueRange{indexConstant(rewriter, loc, plan.getNumExperts())}));
+  // Rows gathered by the dispatch itself (its `rows`, offsets[E] of them):
+  // the grouped matmul reads the tokens through the plan's row sources
+  // instead, and the dispatch's copy of every row is no longer needed. Rows
+  // from elsewhere past offsets[E] (or past their end) are zero in the
+  // result, as in the reference: their blocks are not computed.
+  operands.numRows = operands.computedRows = usedRows;
+  if (DispatchOp dispatch = getDispatchOfRows(operands.input, plan)) {
+    operands.sources =
+        buildPrefix(rewriter, loc, plan.getRowSources(), usedRows);
+    operands.input = dispatch.getInput();
+  } else {
+    operands.numRows = tensor::DimOp::create(rewriter, loc, operands.input, 0);
+    operands.computedRows =
+        arith::MinUIOp::create(rewriter, loc, operands.numRows, usedRows);
+  }
+  Value numBlocks =
+      arith::DivUIOp::create(rewriter, loc, operands.computedRows,
+                             indexConstant(rewriter, loc, blockRows));
+  operands.blocks =
+      buildPrefix(rewriter, loc, plan.getBlockExperts(), numBlocks);
+  operands.sizes = buildPrefix(rewriter, loc, plan.getBlockSizes(), numBlocks);
+  return operands;
+}
+
+/// A zero-filled f32 `[rows, columns]` accumulator. A fresh buffer per
+/// matmul: a tensor.empty would be CSE'd with the one of a sibling
+/// projection (gate and up) and bufferize to a copy.
+Value buildAccumulator(OpBuilder &b, Location loc, Value rows,
+                       int64_t columns) {
+  Value acc = bufferization::AllocTensorOp::create(
+      b, loc,
+      RankedTensorType::get({ShapedType::kDynamic, columns}, b.getF32Type()),
+      ValueRange{rows});
+  return linalg::FillOp::create(
+             b, loc,
+             ValueRange{arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0))},
+             ValueRange{acc})
+      .getResult(0);
+}
+
+/// `[rows]` f32: the combine weight of the assignment each row holds, from
+/// `weights` and the row map (0 for rows that hold none). One pass over
+/// the T*K assignments.
+Value buildRowScales(OpBuilder &b, Location loc, Value weights, Value rowMap,
+                     Value rows) {
+  Value scales = tensor::EmptyOp::create(b, loc, ArrayRef<OpFoldResult>{rows},
+                                         b.getF32Type());
+  scales = linalg::FillOp::create(
+               b, loc,
+               ValueRange{arith::ConstantOp::create(b, loc,
+                                                    b.getF32FloatAttr(0))},
+               ValueRange{scales})
+               .getResult(0);
+  Value c0 = indexConstant(b, loc, 0), c1 = indexConstant(b, loc, 1);
+  Value tokens = tensor::DimOp::create(b, loc, rowMap, 0);
+  Value choices = tensor::DimOp::create(b, loc, rowMap, 1);
+  return scf::ForOp::create(
+             b, loc, c0, tokens, c1, ValueRange{scales},
+             [&](OpBuilder &tb, Location tl, Value t, ValueRange tokenCarried) {
+               auto inner = scf::ForOp::create(
+                   tb, tl, c0, choices, c1, tokenCarried,
+                   [&](OpBuilder &kb, Location kl, Value k,
+                       ValueRange carried) {
+                     Value row = arith::IndexCastOp::create(
+                         kb, kl, kb.getIndexType(),
+                         tensor::ExtractOp::create(kb, kl, rowMap,
+                                                   ValueRange{t, k}));
+                     Value placed = arith::AndIOp::create(
+                         kb, kl,
+                         arith::CmpIOp::create(
+                             kb, kl, arith::CmpIPredicate::sge, row, c0),
+                         arith::CmpIOp::create(
+                             kb, kl, arith::CmpIPredicate::slt, row, rows));
+                     auto ifOp = scf::IfOp::create(
+                         kb, kl, placed,
+                         [&](OpBuilder &ib, Location il) {
+                           Value w = tensor::ExtractOp::create(
+                               ib, il, weights, ValueRange{t, k});
+                           scf::YieldOp::create(
+                               ib, il,
+                               ValueRange{tensor::InsertOp::create(
+                                   ib, il, w, carried[0], ValueRange{row})});
+                         },
+                         [&](OpBuilder &eb, Location el) {
+                           scf::YieldOp::create(eb, el, carried[0]);
+                         });
+                     scf::YieldOp::create(kb, kl, ifOp.getResults());
+                   });
+               scf::YieldOp::create(tb, tl, inner.getResults());
+             })
+      .getResult(0);
+}
+
+/// The moe.combine that is the only reader of `op`'s rows and sums them
+/// through the row map of `op`'s own layout (the plan's, or its dispatch's),
+/// if `op` has no bias: a combine its write-back can do.
+CombineOp getFusableCombine(ExpertMatmulOp op) {
+  if (!op->hasOneUse() || op.getBias() || !op.getOffsets())
+    return {};
+  auto combine = llvm::dyn_cast<CombineOp>(*op->getUsers().begin());
+  if (!combine || combine.getRows() != op.getResult())
+    return {};
+  Operation *mapOwner = combine.getRowMap().getDefiningOp();
+  if (!mapOwner || mapOwner != op.getOffsets().getDefiningOp())
+    return {};
+  return combine;
+}
+
 struct FormGroupedMatmul : OpRewritePattern<ExpertMatmulOp> {
-  FormGroupedMatmul(MLIRContext *context, int64_t blockRows)
-      : OpRewritePattern(context), blockRows(blockRows) {}
+  FormGroupedMatmul(MLIRContext *context, int64_t blockRows, bool fuseCombine)
+      : OpRewritePattern(context), blockRows(blockRows),
+        fuseCombine(fuseCombine) {}
 
   LogicalResult matchAndRewrite(ExpertMatmulOp op,
                                 PatternRewriter &rewriter) const override {
-    Value offsets = op.getOffsets();
-    if (!offsets)
-      return rewriter.notifyMatchFailure(op, "capacity layout");
-    RoutingPlanOp plan = offsets.getDefiningOp<RoutingPlanOp>();
-    if (plan && static_cast<int64_t>(plan.getBlockRows()) != blockRows)
-      return rewriter.notifyMatchFailure(op, "plan of another block size");
-    if (!plan) {
-      auto dispatch = offsets.getDefiningOp<DispatchOp>();
-      if (!dispatch || dispatch.getAlign() % blockRows != 0)
-        return rewriter.notifyMatchFailure(
-            op, "offsets not from a dispatch padded to whole row blocks");
-      plan = getOrCreatePlan(rewriter, dispatch, blockRows);
-    }
+    if (fuseCombine && getFusableCombine(op))
+      return rewriter.notifyMatchFailure(
+          op, "formed with its combine (FormScatteringGroupedMatmul)");
+    RoutingPlanOp plan = findPlan(rewriter, op, blockRows);
+    if (!plan)
+      return rewriter.notifyMatchFailure(
+          op, "offsets not from a dispatch or plan in whole row blocks");
     Location loc = op.getLoc();
-    Value input = op.getInput();
-    Value weight = op.getWeight();
-    auto weightType = llvm::cast<RankedTensorType>(weight.getType());
-    int64_t numExperts = weightType.getDimSize(0);
-    int64_t outFeatures = weightType.getDimSize(1);
+    auto weightType = llvm::cast<RankedTensorType>(op.getWeight().getType());
     auto resultType = llvm::cast<RankedTensorType>(op.getResult().getType());
-
-    // Rows in use: offsets[E], a whole number of blocks.
-    Value usedRows = arith::IndexCastOp::create(
-        rewriter, loc, rewriter.getIndexType(),
-        tensor::ExtractOp::create(rewriter, loc, plan.getOffsets(),
-                                  ValueRange{indexConstant(rewriter, loc,
-                                                           numExperts)}));
-    // Rows gathered by the dispatch itself (its `rows`, offsets[E] of
-    // them): the grouped matmul reads the tokens through the plan's row
-    // sources instead, and the dispatch's copy of every row is no longer
-    // needed. Rows from elsewhere past offsets[E] (or past their end) are
-    // zero in the result, as in the reference: their blocks are not
-    // computed.
-    Value numRows = usedRows, computedRows = usedRows, sources;
-    if (DispatchOp dispatch = getDispatchOfRows(input, plan)) {
-      sources = buildPrefix(rewriter, loc, plan.getRowSources(), usedRows);
-      input = dispatch.getInput();
-    } else {
-      numRows = tensor::DimOp::create(rewriter, loc, input, 0);
-      computedRows = arith::MinUIOp::create(rewriter, loc, numRows, usedRows);
-    }
-    Value numBlocks = arith::DivUIOp::create(
-        rewriter, loc, computedRows, indexConstant(rewriter, loc, blockRows));
-    Value blocks =
-        buildPrefix(rewriter, loc, plan.getBlockExperts(), numBlocks);
-    Value sizes = buildPrefix(rewriter, loc, plan.getBlockSizes(), numBlocks);
-    // A fresh buffer per matmul: a tensor.empty would be CSE'd with the one
-    // of a sibling projection (gate and up) and bufferize to a copy.
-    Value acc = bufferization::AllocTensorOp::create(
-        rewriter, loc,
-        RankedTensorType::get({ShapedType::kDynamic, outFeatures},
-                              rewriter.getF32Type()),
-        ValueRange{numRows});
-    acc = linalg::FillOp::create(
-              rewriter, loc,
-              ValueRange{arith::ConstantOp::create(
-                  rewriter, loc, rewriter.getF32FloatAttr(0))},
-              ValueRange{acc})
-              .getResult(0);
-    acc = GroupedMatmulOp::create(rewriter, loc, TypeRange{acc.getType()},
-                                  input, weight, blocks, sizes, sources, acc,
-                                  rewriter.getI64IntegerAttr(blockRows))
+    GroupedOperands operands =
+        buildGroupedOperands(rewriter, op, plan, blockRows);
+    Value acc = buildAccumulator(rewriter, loc, operands.numRows,
+                                 weightType.getDimSize(1));
+    acc = GroupedMatmulOp::create(
+              rewriter, loc, TypeRange{acc.getType()}, operands.input,
+              op.getWeight(), operands.blocks, operands.sizes,
+              operands.sources, Value(), Value(), acc,
+              rewriter.getI64IntegerAttr(blockRows))
               .getResult()[0];
     Value result = acc;
     if (op.getBias() || !resultType.getElementType().isF32())
-      result = buildEpilogue(rewriter, loc, acc, op.getBias(), blocks,
+      result = buildEpilogue(rewriter, loc, acc, op.getBias(), operands.blocks,
                              blockRows, resultType.getElementType());
     if (result.getType() != resultType)
       result = tensor::CastOp::create(rewriter, loc, resultType, result);
     rewriter.replaceOp(op, result);
+    return success();
+  }
+
+  int64_t blockRows;
+  bool fuseCombine;
+};
+
+/// The combine of an expert matmul's rows (the down projection) fused into
+/// that matmul's write-back: each row, times its combine weight, is added to
+/// its token's row of the `[T, N]` result; the `[R, N]` rows are never
+/// written. Matches before FormGroupedMatmul forms the matmul alone.
+struct FormScatteringGroupedMatmul : OpRewritePattern<CombineOp> {
+  FormScatteringGroupedMatmul(MLIRContext *context, int64_t blockRows)
+      : OpRewritePattern(context, /*benefit=*/2), blockRows(blockRows) {}
+
+  LogicalResult matchAndRewrite(CombineOp combine,
+                                PatternRewriter &rewriter) const override {
+    auto op = combine.getRows().getDefiningOp<ExpertMatmulOp>();
+    if (!op || getFusableCombine(op) != combine)
+      return rewriter.notifyMatchFailure(
+          combine, "rows not from an expert matmul of its own, without "
+                   "bias, in the layout of the row map");
+    RoutingPlanOp plan = findPlan(rewriter, op, blockRows);
+    if (!plan)
+      return rewriter.notifyMatchFailure(
+          combine, "offsets not from a dispatch or plan in whole row blocks");
+    Location loc = combine.getLoc();
+    auto weightType = llvm::cast<RankedTensorType>(op.getWeight().getType());
+    auto resultType =
+        llvm::cast<RankedTensorType>(combine.getResult().getType());
+    GroupedOperands operands =
+        buildGroupedOperands(rewriter, op, plan, blockRows);
+    Value targets = buildPrefix(rewriter, loc, plan.getRowSources(),
+                                operands.computedRows);
+    Value scales = buildRowScales(rewriter, loc, combine.getWeights(),
+                                  plan.getRowMap(), operands.computedRows);
+    Value tokens = tensor::DimOp::create(rewriter, loc, combine.getWeights(), 0);
+    Value acc =
+        buildAccumulator(rewriter, loc, tokens, weightType.getDimSize(1));
+    acc = GroupedMatmulOp::create(
+              rewriter, loc, TypeRange{acc.getType()}, operands.input,
+              op.getWeight(), operands.blocks, operands.sizes,
+              operands.sources, targets, scales, acc,
+              rewriter.getI64IntegerAttr(blockRows))
+              .getResult()[0];
+    Value result = acc;
+    if (!resultType.getElementType().isF32())
+      result = buildEpilogue(rewriter, loc, acc, Value(), operands.blocks,
+                             blockRows, resultType.getElementType());
+    if (result.getType() != resultType)
+      result = tensor::CastOp::create(rewriter, loc, resultType, result);
+    rewriter.replaceOp(combine, result);
+    rewriter.eraseOp(op);
     return success();
   }
 
@@ -249,7 +405,9 @@ struct MoEFormGroupedMatmulPass
 
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<FormGroupedMatmul>(&getContext(), blockRows);
+    patterns.add<FormGroupedMatmul>(&getContext(), blockRows, fuseCombine);
+    if (fuseCombine)
+      patterns.add<FormScatteringGroupedMatmul>(&getContext(), blockRows);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }

@@ -35,14 +35,16 @@ struct GroupedMatmulBufferizationModel
     FailureOr<Value> blocks = bufferOf(matmul.getBlockExperts());
     FailureOr<Value> sizes = bufferOf(matmul.getBlockSizes());
     FailureOr<Value> sources = bufferOf(matmul.getRowSources());
+    FailureOr<Value> targets = bufferOf(matmul.getScatterRows());
+    FailureOr<Value> scales = bufferOf(matmul.getScatterScales());
     FailureOr<Value> init = bufferOf(matmul.getInit());
     if (failed(input) || failed(weight) || failed(blocks) || failed(sizes) ||
-        failed(sources) || failed(init))
+        failed(sources) || failed(targets) || failed(scales) || failed(init))
       return failure();
     rewriter.setInsertionPoint(op);
     GroupedMatmulOp::create(rewriter, op->getLoc(), TypeRange{}, *input,
-                            *weight, *blocks, *sizes, *sources, *init,
-                            matmul.getBlockRowsAttr());
+                            *weight, *blocks, *sizes, *sources, *targets,
+                            *scales, *init, matmul.getBlockRowsAttr());
     replaceOpWithBufferizedValues(rewriter, op, *init);
     return success();
   }

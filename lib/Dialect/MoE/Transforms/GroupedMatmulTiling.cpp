@@ -10,8 +10,12 @@
 // A packed weight ([E, NP, K, P]) is sliced by whole panels, so column
 // offsets must be multiples of P (tile sizes that are).
 //
+// Scattering (scatter_rows/scatter_scales), rows add to arbitrary rows of
+// init: row blocks are a reduction dimension, and a tile's init is every
+// row of init in its columns, its scatter tables rows of its blocks.
+//
 // The scalar implementation is the reference loop nest, one point (b, n, k)
-// of the domain updating the BM rows of block b.
+// of the domain updating the BM rows of block b (or their targets).
 //
 //===----------------------------------------------------------------------===//
 
@@ -95,9 +99,11 @@ bool isMultipleOf(OpFoldResult value, int64_t factor) {
 struct GroupedMatmulTilingModel
     : public TilingInterface::ExternalModel<GroupedMatmulTilingModel,
                                             GroupedMatmulOp> {
-  SmallVector<utils::IteratorType> getLoopIteratorTypes(Operation *) const {
-    return {utils::IteratorType::parallel, utils::IteratorType::parallel,
-            utils::IteratorType::reduction};
+  SmallVector<utils::IteratorType> getLoopIteratorTypes(Operation *op) const {
+    bool scatters = llvm::cast<GroupedMatmulOp>(op).isScattering();
+    return {scatters ? utils::IteratorType::reduction
+                     : utils::IteratorType::parallel,
+            utils::IteratorType::parallel, utils::IteratorType::reduction};
   }
 
   SmallVector<Range> getIterationDomain(Operation *op, OpBuilder &b) const {
@@ -160,16 +166,27 @@ struct GroupedMatmulTilingModel
     if (matmul.getBlockSizes())
       blockSizes = sliceOperand(b, loc, matmul.getBlockSizes(), {offsets[0]},
                                 {sizes[0]});
-    Value init = sliceOperand(b, loc, matmul.getInit(), {rowOffset, offsets[1]},
-                              {rowSize, sizes[1]});
+    Value scatterRows, scatterScales;
+    if (matmul.isScattering()) {
+      scatterRows = sliceOperand(b, loc, matmul.getScatterRows(), {rowOffset},
+                                 {rowSize});
+      scatterScales = sliceOperand(b, loc, matmul.getScatterScales(),
+                                   {rowOffset}, {rowSize});
+    }
+    SmallVector<OpFoldResult> initOffsets, initSizes;
+    if (failed(getResultTilePosition(op, b, 0, offsets, sizes, initOffsets,
+                                     initSizes)))
+      return failure();
+    Value init = sliceOperand(b, loc, matmul.getInit(), initOffsets, initSizes);
     SmallVector<Type> resultTypes;
     if (llvm::isa<RankedTensorType>(init.getType()))
       resultTypes.push_back(init.getType());
-    auto tiled = GroupedMatmulOp::create(b, loc, resultTypes, input, weight,
-                                         blocks, blockSizes, sources, init,
-                                         matmul.getBlockRowsAttr());
+    auto tiled = GroupedMatmulOp::create(
+        b, loc, resultTypes, input, weight, blocks, blockSizes, sources,
+        scatterRows, scatterScales, init, matmul.getBlockRowsAttr());
     SmallVector<Operation *> slices;
-    for (Value v : {input, weight, blocks, blockSizes, sources, init})
+    for (Value v : {input, weight, blocks, blockSizes, sources, scatterRows,
+                    scatterScales, init})
       if (v)
         slices.push_back(v.getDefiningOp());
     return TilingResult{{tiled}, SmallVector<Value>(tiled->getResults()),
@@ -185,6 +202,12 @@ struct GroupedMatmulTilingModel
     auto matmul = llvm::cast<GroupedMatmulOp>(op);
     Location loc = op->getLoc();
     int64_t blockRows = matmul.getBlockRows();
+    if (matmul.isScattering()) {
+      // Any row may receive: every row of init, in the tile's columns.
+      resultOffsets = {b.getIndexAttr(0), offsets[1]};
+      resultSizes = {dimOf(b, loc, matmul.getInit(), 0), sizes[1]};
+      return success();
+    }
     resultOffsets = {scaled(b, loc, offsets[0], blockRows), offsets[1]};
     resultSizes = {scaled(b, loc, sizes[0], blockRows), sizes[1]};
     return success();
@@ -228,12 +251,30 @@ struct GroupedMatmulTilingModel
             x = arith::SelectOp::create(
                 lb, ll, valid, x,
                 arith::ConstantOp::create(lb, ll, lb.getF32FloatAttr(0)));
-            Value acc = memref::LoadOp::create(lb, ll, matmul.getInit(),
-                                               ValueRange{row, column});
-            Value sum = arith::AddFOp::create(
-                lb, ll, acc, arith::MulFOp::create(lb, ll, x, weight));
-            memref::StoreOp::create(lb, ll, sum, matmul.getInit(),
-                                    ValueRange{row, column});
+            Value product = arith::MulFOp::create(lb, ll, x, weight);
+            auto addTo = [&](OpBuilder &ab, Location al, Value target,
+                             Value term) {
+              Value acc = memref::LoadOp::create(ab, al, matmul.getInit(),
+                                                 ValueRange{target, column});
+              memref::StoreOp::create(ab, al,
+                                      arith::AddFOp::create(ab, al, acc, term),
+                                      matmul.getInit(),
+                                      ValueRange{target, column});
+            };
+            if (!matmul.isScattering()) {
+              addTo(lb, ll, row, product);
+            } else {
+              // A row that adds nowhere touches no memory (init may have
+              // no row at all).
+              Value target, scale, adds;
+              std::tie(target, scale, adds) =
+                  matmul.loadScatterTarget(lb, ll, row);
+              scf::IfOp::create(lb, ll, adds, [&](OpBuilder &ab, Location al) {
+                addTo(ab, al, target,
+                      arith::MulFOp::create(ab, al, scale, product));
+                scf::YieldOp::create(ab, al);
+              });
+            }
             scf::YieldOp::create(lb, ll);
           });
       scf::YieldOp::create(tb, tl);

@@ -78,8 +78,13 @@ struct MoEGroupedMatmulToLoopsPass
       // Rows are those of the input, or of its row sources when gathered.
       Value rowsOwner =
           op.getRowSources() ? op.getRowSources() : op.getInput();
+      // Outputs are the rows of init, or of the scatter table.
+      Value outputsOwner =
+          op.isScattering() ? op.getScatterRows() : op.getInit();
       domain[0].size = clamp(clamp(domain[0].size, rowsOf(rowsOwner)),
-                             rowsOf(op.getInit()));
+                             rowsOf(outputsOwner));
+      if (op.isScattering())
+        domain[0].size = clamp(domain[0].size, rowsOf(op.getScatterScales()));
       // Columns the weight holds: N, or NP * P when packed.
       Value weightColumns =
           memref::DimOp::create(rewriter, loc, op.getWeight(), 1);

@@ -119,16 +119,20 @@ struct MoETileGroupedMatmulPass
       int64_t columns = tileN;
       if (int64_t panel = op.getPanelColumns())
         columns = llvm::alignTo(columns, panel);
+      // Scattered rows add to shared output rows: the threads split the
+      // columns only, and each walks the row blocks in order.
+      bool scatters = op.isScattering();
       FailureOr<Operation *> tiled =
-          tileFusingFill(rewriter, op, {1, columns, 0}, {1, 0, 2});
+          scatters ? tileFusingFill(rewriter, op, {0, columns, 0}, {1, 0, 2})
+                   : tileFusingFill(rewriter, op, {1, columns, 0}, {1, 0, 2});
       if (failed(tiled)) {
         op.emitError("moe-tile-grouped-matmul: tiling over row blocks and "
                      "columns failed");
         return signalPassFailure();
       }
-      if (tileK == 0)
+      if (tileK == 0 && !scatters)
         continue;
-      if (failed(tile(rewriter, *tiled, {0, 0, tileK}, {},
+      if (failed(tile(rewriter, *tiled, {scatters ? 1 : 0, 0, tileK}, {},
                       scf::SCFTilingOptions::LoopType::ForOp))) {
         (*tiled)->emitError("moe-tile-grouped-matmul: tiling the depth "
                             "failed");

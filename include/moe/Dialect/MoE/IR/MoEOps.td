@@ -500,12 +500,29 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     zeros. The dispatch's row gather then fuses into the matmul's operand
     reads instead of writing every row's copy first.
 
+    With `scatter_rows` (`[R]` i32) and `scatter_scales` (`[R]` f32), the
+    op scatters its rows instead: row r is added, times
+    `scatter_scales[r]`, to row `scatter_rows[r]` of an `init` of any number
+    of rows (the tokens, `[T, N]`), and a target outside `[0, T)` drops the
+    row:
+
+    ```
+    init[scatter_rows[r], n] += scatter_scales[r] * sum_k input[r, k] * weight[e, n, k]
+    ```
+
+    With the plan's row sources as targets and each row's combine weight as
+    its scale, that is a down projection with `moe.combine` fused into its
+    write-back: no `[R, N]` rows are written and read back. Several rows
+    add to one output row, so row blocks are a reduction dimension of the
+    iteration domain then.
+
     The op works on tensors (one result, the updated `init`) and on memrefs
     (no result), like `linalg` ops, and implements `TilingInterface` through
     an external model (`registerTilingInterfaceExternalModels`): its
     iteration domain is `row blocks x N x K` (parallel, parallel,
-    reduction); a tile is again a `moe.grouped_matmul` on slices of the
-    operands, with the experts of its row blocks. Bufferization goes
+    reduction; row blocks are a reduction when scattering); a tile is again
+    a `moe.grouped_matmul` on slices of the operands, with the experts of
+    its row blocks. Bufferization goes
     through `registerBufferizableOpInterfaceExternalModels`.
 
     Constraints: (c1) operands are all tensors, with one result of the type
@@ -513,10 +530,11 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     i32;
     (c3) `weight` is `[E, N, K]` or packed `[E, NP, K, P]`, with static
     `E >= 1`; (c4) `block_experts`
-    is `[B]` i32, and so is `block_sizes`; (c5) `init` is `[R, N]` f32;
-    (c6) `block_rows >= 1`, and where static, `R = B * block_rows`; (c7)
-    packed weights have a static `P >= 1` and, where static,
-    `NP = ceil(N / P)`.
+    is `[B]` i32, and so is `block_sizes`; (c5) `init` is `[R, N]` f32, or
+    `[T, N]` f32 when scattering; (c6) `block_rows >= 1`, and where static,
+    `R = B * block_rows`; (c7) packed weights have a static `P >= 1` and,
+    where static, `NP = ceil(N / P)`; (c8) `scatter_rows` `[R]` i32 and
+    `scatter_scales` `[R]` f32 come together.
 
     Example (8 experts, blocks of 4 rows, bf16 weights):
     ```mlir
@@ -537,6 +555,8 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     AnyShaped:$block_experts,
     Optional<AnyShaped>:$block_sizes,
     Optional<AnyShaped>:$row_sources,
+    Optional<AnyShaped>:$scatter_rows,
+    Optional<AnyShaped>:$scatter_scales,
     AnyShaped:$init,
     I64Attr:$block_rows
   );
@@ -547,6 +567,8 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
         type($weight) `,` type($block_experts) `)`
     (`block_sizes` `(` $block_sizes^ `:` type($block_sizes) `)`)?
     (`row_sources` `(` $row_sources^ `:` type($row_sources) `)`)?
+    (`scatter` `(` $scatter_rows^ `,` $scatter_scales `:`
+        type($scatter_rows) `,` type($scatter_scales) `)`)?
     `outs` `(` $init `:` type($init) `)`
     attr-dict (`->` type($result)^)?
   }];
@@ -580,6 +602,14 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     std::pair<::mlir::Value, ::mlir::Value>
     loadRowSource(::mlir::OpBuilder &b, ::mlir::Location loc,
                   ::mlir::Value row);
+    /// Whether the rows are scattered into `init` (`scatter_rows`).
+    bool isScattering() { return static_cast<bool>(getScatterRows()); }
+    /// Memref form: the row of `init` that row `row` adds to, clamped into
+    /// `init`, its scale (f32) and whether it adds anywhere (a target in
+    /// `[0, T)`, i1); `row` itself, 1 and true without scatter.
+    std::tuple<::mlir::Value, ::mlir::Value, ::mlir::Value>
+    loadScatterTarget(::mlir::OpBuilder &b, ::mlir::Location loc,
+                      ::mlir::Value row);
     /// Memref form: the rows of `block` to compute, `block_sizes[block]`
     /// clamped to [0, BM], or BM without block sizes.
     ::mlir::Value loadFilledRows(::mlir::OpBuilder &b, ::mlir::Location loc,

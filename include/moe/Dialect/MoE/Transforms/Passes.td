@@ -65,13 +65,22 @@ def MoEFormGroupedMatmulPass : Pass<"moe-form-grouped-matmul"> {
   let summary = "Rewrite block-aligned expert matmuls into moe.grouped_matmul";
   let description = [{
     Rewrites each grouped-layout `moe.expert_matmul` whose offsets come from
-    a `moe.dispatch` with `align` a multiple of `block-rows` into the
-    destination-passing `moe.grouped_matmul`: the expert of every row block
-    (computed from the offsets), a zero-filled f32 accumulator of its own
-    (`bufferization.alloc_tensor`, so that sibling projections do not share
-    one and copy it), the grouped
-    matmul, and an element-wise epilogue adding the bias of each row's
-    expert and converting to the result type (only when needed).
+    a `moe.dispatch` with `align` a multiple of `block-rows` (or from a
+    `moe.routing_plan` in blocks of `block-rows`) into the
+    destination-passing `moe.grouped_matmul`. One `moe.routing_plan` per
+    dispatch gives every matmul the expert and filled rows of its row
+    blocks; uses of the dispatch's offsets and row map move to the plan's.
+    A matmul of the dispatch's own rows reads the tokens through the plan's
+    row sources instead (the gather fuses into it). Each matmul gets a
+    zero-filled f32 accumulator of its own (`bufferization.alloc_tensor`,
+    so that sibling projections do not share one and copy it) and, only
+    when needed, an element-wise epilogue adding the bias of each row's
+    expert and converting to the result type.
+
+    With `fuse-combine`, a matmul whose rows only a `moe.combine` of the
+    same layout reads (the down projection; no bias) becomes a scattering
+    grouped matmul instead: each row, times its combine weight, is added to
+    its token's row of the `[T, N]` result, and the combine goes away.
 
     Other `moe.expert_matmul` ops (capacity layout, or offsets without the
     alignment guarantee) are left unchanged for the reference lowering.
@@ -84,7 +93,10 @@ def MoEFormGroupedMatmulPass : Pass<"moe-form-grouped-matmul"> {
   let options = [
     Option<"blockRows", "block-rows", "int64_t", /*default=*/"16",
            "Rows per block of the grouped matmul (the dispatch's align must "
-           "be a multiple)">
+           "be a multiple)">,
+    Option<"fuseCombine", "fuse-combine", "bool", /*default=*/"true",
+           "Fuse a moe.combine into the write-back of the matmul whose rows "
+           "it sums (a scattering grouped matmul)">
   ];
 }
 
@@ -97,7 +109,9 @@ def MoETileGroupedMatmulPass : Pass<"moe-tile-grouped-matmul"> {
     execution reuses each expert's weight panel across its row blocks, and,
     when `tile-k` is not 0, an `scf.for` over blocks of `tile-k` of the
     reduction dimension inside it. The tiles are `moe.grouped_matmul` ops of
-    one row block each. A size of 0 leaves that dimension untiled. A
+    one row block each. A scattering grouped matmul (rows added to shared
+    output rows) is split over column blocks only, with an `scf.for` over
+    its row blocks inside each. A size of 0 leaves that dimension untiled. A
     `linalg.fill` producing the accumulator is fused into the forall
     (upstream `scf::tileConsumerAndFuseProducersUsingSCF`, destination
     fusion): each tile fills its own slice right before the depth loop adds
