@@ -4,11 +4,11 @@
 // prefix-sum the (aligned) counts, then give each taken assignment the next
 // free row of its expert, recorded in the row map and, as that row's token,
 // in a row -> token table; an scf.forall over the rows then copies each
-// row from its token (zeros for padding rows; the capacity layout copies
-// rows as it places them). The buffer has
-// exactly as many rows as the sum of aligned counts: nothing is sized by
-// T*E. Combine reads, for every output element, the token's K rows
-// through the row map.
+// row from its token (zeros for padding rows). The capacity layout places
+// assignments in [E*C] slots the same way and gathers them as [E, C, H].
+// The grouped buffer has exactly as many rows as the sum of aligned counts:
+// nothing is sized by T*E. Combine reads, for every output element, the
+// token's K rows through the row map.
 //
 //===----------------------------------------------------------------------===//
 
@@ -55,23 +55,6 @@ Value insertIndex(OpBuilder &b, Location loc, Value index, Value tensor,
   return tensor::InsertOp::create(b, loc, v, tensor, indices);
 }
 
-/// Copies row `token` of `input [T,H]` into `dest` at `destRow` (the
-/// leading indices of a row of a rank-2 or rank-3 destination), element by
-/// element: after bufferization these are plain loads and stores.
-Value copyRow(OpBuilder &b, Location loc, Value input, Value token, Value dest,
-              ValueRange destRow) {
-  Value hidden = tensor::DimOp::create(b, loc, input, 1);
-  return buildLoop(
-      b, loc, indexConstant(b, loc, 0), hidden, {dest},
-      [&](OpBuilder &nb, Location nl, Value h, ValueRange carried) {
-        Value v = tensor::ExtractOp::create(nb, nl, input, ValueRange{token, h});
-        SmallVector<Value> at(destRow);
-        at.push_back(h);
-        return SmallVector<Value>{
-            tensor::InsertOp::create(nb, nl, v, carried[0], at)};
-      })[0];
-}
-
 /// Row `r` of a row-by-row result: the result's slice `destination`
 /// ([1, H], to be written in place) in, the row's value out.
 using RowBody = function_ref<Value(OpBuilder &, Location, Value r,
@@ -101,6 +84,44 @@ Value rowSlice(OpBuilder &b, Location loc, Value tensor, Value row,
       b, loc, rowType, tensor, ArrayRef<OpFoldResult>{row, b.getIndexAttr(0)},
       ArrayRef<OpFoldResult>{b.getIndexAttr(1), hidden},
       SmallVector<OpFoldResult>(2, b.getIndexAttr(1)));
+}
+
+/// `[rows, H]` rows of `elementType`, row r a copy of row `tokenOfRow[r]`
+/// of `input` (`[T, H]`), or zeros where that is -1: one parallel iteration
+/// per row (whole rows: contiguous copies and fills, done in place in the
+/// rows buffer after bufferization).
+Value buildGather(OpBuilder &b, Location loc, Value input, Value tokenOfRow,
+                  OpFoldResult rows, int64_t staticHidden, Type elementType) {
+  Value zero = indexConstant(b, loc, 0);
+  return buildRowByRow(
+      b, loc, rows, tensor::getMixedSize(b, loc, input, 1), staticHidden,
+      elementType, [&](OpBuilder &rb, Location l, Value r, Value destination) {
+        Value token = extractIndex(rb, l, tokenOfRow, {r});
+        Value filled =
+            arith::CmpIOp::create(rb, l, arith::CmpIPredicate::sge, token, zero);
+        auto rowType = llvm::cast<RankedTensorType>(destination.getType());
+        auto row = scf::IfOp::create(
+            rb, l, filled,
+            [&](OpBuilder &tb, Location tl) {
+              Value source =
+                  rowSlice(tb, tl, input, token, rowType,
+                           tensor::getMixedSize(tb, tl, destination, 1));
+              scf::YieldOp::create(
+                  tb, tl,
+                  linalg::CopyOp::create(tb, tl, source, destination)
+                      .getResult(0));
+            },
+            [&](OpBuilder &eb, Location el) {
+              Value padding =
+                  arith::ConstantOp::create(eb, el, eb.getZeroAttr(elementType));
+              scf::YieldOp::create(
+                  eb, el,
+                  linalg::FillOp::create(eb, el, ValueRange{padding},
+                                         ValueRange{destination})
+                      .getResult(0));
+            });
+        return row.getResult(0);
+      });
 }
 
 struct LowerDispatch : OpConversionPattern<DispatchOp> {
@@ -164,15 +185,23 @@ struct LowerDispatch : OpConversionPattern<DispatchOp> {
                                    : rewriter.getIndexAttr(rowsType.getDimSize(1));
       Value capacityValue =
           getValueOrCreateConstantIndexOp(rewriter, loc, capacity);
-      Value rows = buildZeroTensor(
-          rewriter, loc, {rewriter.getIndexAttr(numExperts), capacity, hidden},
-          elementType);
+      // Slot e*C + s of the flattened [E*C] slots holds the token placed
+      // there (-1: empty); the placement is sequential scalar work, the
+      // rows are then gathered in parallel as in the grouped layout.
+      OpFoldResult numSlots =
+          rowsType.isDynamicDim(1)
+              ? OpFoldResult(arith::MulIOp::create(rewriter, loc, eCount,
+                                                   capacityValue)
+                                 .getResult())
+              : rewriter.getIndexAttr(numExperts * rowsType.getDimSize(1));
+      Value slotTokens = buildFilledVector(rewriter, loc, numSlots,
+                                           rewriter.getI32Type(), -1);
       Value rowMap = tensor::EmptyOp::create(
           rewriter, loc,
           ArrayRef<OpFoldResult>{tokenCount, rewriter.getIndexAttr(choices)},
           rewriter.getI32Type());
       SmallVector<Value> placed = forEachAssignment(
-          {rows, rowMap, perExpertZeros},
+          {slotTokens, rowMap, perExpertZeros},
           [&](OpBuilder &b, Location l, Value t, Value k, Value e, Value taken,
               ValueRange carried) {
             // Slot of this assignment: the expert's count so far, if < C.
@@ -191,13 +220,23 @@ struct LowerDispatch : OpConversionPattern<DispatchOp> {
                 b, l, fits,
                 [&](OpBuilder &ib, Location il) {
                   return SmallVector<Value>{
-                      copyRow(ib, il, input, t, carried[0], {e, slot}),
+                      insertIndex(ib, il, t, carried[0], {flat}),
                       increment(ib, il, carried[2], e)};
                 },
                 {carried[0], carried[2]});
             return SmallVector<Value>{next[0], map, next[1]};
           });
-      Value slotsResult = placed[0];
+      Value flatRows = buildGather(rewriter, loc, input, placed[0], numSlots,
+                                   rowsType.getDimSize(2), elementType);
+      auto expandedType = RankedTensorType::get(
+          {numExperts, rowsType.getDimSize(1),
+           llvm::cast<RankedTensorType>(flatRows.getType()).getDimSize(1)},
+          elementType);
+      Value slotsResult = tensor::ExpandShapeOp::create(
+          rewriter, loc, expandedType, flatRows,
+          ArrayRef<ReassociationIndices>{{0, 1}, {2}},
+          ArrayRef<OpFoldResult>{rewriter.getIndexAttr(numExperts), capacity,
+                                 hidden});
       slotsResult = castToType(rewriter, loc, slotsResult, rowsType);
       rewriter.replaceOp(op, {slotsResult, placed[2], placed[1]});
       return success();
@@ -212,38 +251,8 @@ struct LowerDispatch : OpConversionPattern<DispatchOp> {
         rewriter, loc, ids, offsets,
         buildFilledVector(rewriter, loc, numRows, rewriter.getI32Type(), -1));
     Value tokenOfRow = placement.first, rowMap = placement.second;
-    // The gather, one parallel iteration per row: a copy of its token's
-    // input row, or zeros for a padding row (whole rows: contiguous copies
-    // and fills, done in place in the rows buffer after bufferization).
-    Value rows = buildRowByRow(
-        rewriter, loc, numRows, hidden, rowsType.getDimSize(1), elementType,
-        [&](OpBuilder &b, Location l, Value r, Value destination) {
-          Value token = extractIndex(b, l, tokenOfRow, {r});
-          Value filled = arith::CmpIOp::create(
-              b, l, arith::CmpIPredicate::sge, token, zero);
-          auto rowType = llvm::cast<RankedTensorType>(destination.getType());
-          auto row = scf::IfOp::create(
-              b, l, filled,
-              [&](OpBuilder &tb, Location tl) {
-                Value source =
-                    rowSlice(tb, tl, input, token, rowType,
-                             tensor::getMixedSize(tb, tl, destination, 1));
-                scf::YieldOp::create(
-                    tb, tl,
-                    linalg::CopyOp::create(tb, tl, source, destination)
-                        .getResult(0));
-              },
-              [&](OpBuilder &eb, Location el) {
-                Value padding = arith::ConstantOp::create(
-                    eb, el, eb.getZeroAttr(elementType));
-                scf::YieldOp::create(
-                    eb, el,
-                    linalg::FillOp::create(eb, el, ValueRange{padding},
-                                           ValueRange{destination})
-                        .getResult(0));
-              });
-          return row.getResult(0);
-        });
+    Value rows = buildGather(rewriter, loc, input, tokenOfRow, numRows,
+                             rowsType.getDimSize(1), elementType);
     // The row buffer's static type may be more precise than the computed one.
     Value rowsResult = castToType(rewriter, loc, rows, rowsType);
     rewriter.replaceOp(op, {rowsResult, offsets, rowMap});

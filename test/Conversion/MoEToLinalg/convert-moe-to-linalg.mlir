@@ -168,15 +168,28 @@ func.func @dispatch_grouped(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>)
 // -----
 
 // Capacity layout: slot = the expert's count so far, placed only if < C;
-// the row map holds e*C + slot.
+// the row map holds e*C + slot and the flattened [E*C] slots their token
+// (sequential, scalar); an scf.forall over the slots then copies each row
+// from its token or zero-fills it, and the [E*C, H] rows are [E, C, H].
 // CHECK-LABEL: func @dispatch_capacity
-// CHECK-SAME: %[[C:[a-z0-9_]+]]: index)
-// CHECK: tensor.empty(%[[C]]) : tensor<4x?x16xf32>
-// CHECK: scf.for
-// CHECK: arith.cmpi slt, %{{.*}}, %[[C]]
-// CHECK: arith.muli %{{.*}}, %[[C]]
-// CHECK: scf.if
-// CHECK: tensor.insert {{.*}} : tensor<4x?x16xf32>
+// CHECK-SAME: (%[[X:.*]]: tensor<?x16xf32>, %{{.*}}: tensor<?x2xi32>, %[[C:[a-z0-9_]+]]: index)
+// CHECK: %[[SLOTS:.*]] = arith.muli %[[C]], %c4
+// CHECK: %[[EMPTY:.*]] = tensor.empty(%[[SLOTS]]) : tensor<?xi32>
+// CHECK: %[[NONE:.*]] = linalg.fill ins(%c-1_i32 : i32) outs(%[[EMPTY]]
+// CHECK: %[[PLACED:.*]]:3 = scf.for {{.*}} iter_args(%{{.*}} = %[[NONE]]
+// CHECK:   arith.cmpi slt, %{{.*}}, %[[C]]
+// CHECK:   arith.muli %{{.*}}, %[[C]]
+// CHECK:   scf.if
+// CHECK:     tensor.insert %{{.*}} : tensor<?xi32>
+// CHECK: %[[ROWS:.*]] = scf.forall (%[[R:.*]]) in (%[[SLOTS]])
+// CHECK:   tensor.extract %[[PLACED]]#0[%[[R]]]
+// CHECK:   scf.if
+// CHECK:     tensor.extract_slice %[[X]]
+// CHECK:     linalg.copy
+// CHECK:   else
+// CHECK:     linalg.fill
+// CHECK: %[[SHAPED:.*]] = tensor.expand_shape %[[ROWS]] {{\[\[}}0, 1], [2]] output_shape [4, %[[C]], 16] : tensor<?x16xf32> into tensor<4x?x16xf32>
+// CHECK: return %[[SHAPED]], %[[PLACED]]#2, %[[PLACED]]#1
 func.func @dispatch_capacity(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>, %c: index)
     -> (tensor<4x?x16xf32>, tensor<4xi64>, tensor<?x2xi32>) {
   %rows, %counts, %map = moe.dispatch %x, %ids capacity(%c)
