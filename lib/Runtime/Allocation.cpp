@@ -4,10 +4,14 @@
 
 #include <algorithm>
 #include <cstring>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 using namespace moe::runtime;
+
+/// Bytes of a huge page on x86-64 and AArch64 Linux with 4 KiB base pages.
+static constexpr uint64_t kHugePageBytes = 2 * 1024 * 1024;
 
 uint64_t moe::runtime::maxAllocationBytes() {
   // Physical memory does not change: read once. The limits can (setrlimit),
@@ -44,14 +48,23 @@ Result<AlignedBuffer> AlignedBuffer::allocate(uint64_t numBytes,
   Status status = checkAllocation(numBytes, what);
   if (!status)
     return status;
+  // Large buffers (weights, packed weights) in huge pages where the kernel
+  // has them on request: their first touch then faults once per 2 MiB
+  // instead of once per 4 KiB, which dominated binding and packing.
+  uint64_t alignment =
+      numBytes >= kHugePageBytes ? kHugePageBytes : kAlignment;
   // aligned_alloc wants a multiple of the alignment; never zero, so that an
   // empty buffer still has an address.
   uint64_t rounded = std::max<uint64_t>(
-      kAlignment, (numBytes + kAlignment - 1) / kAlignment * kAlignment);
-  void *memory = std::aligned_alloc(kAlignment, static_cast<size_t>(rounded));
+      alignment, (numBytes + alignment - 1) / alignment * alignment);
+  void *memory = std::aligned_alloc(static_cast<size_t>(alignment),
+                                    static_cast<size_t>(rounded));
   if (!memory)
     return Result<AlignedBuffer>::failure(what + ": cannot allocate " +
                                           std::to_string(numBytes) + " bytes");
+  // Advice only: without transparent huge pages it fails and changes nothing.
+  if (alignment == kHugePageBytes)
+    (void)madvise(memory, static_cast<size_t>(rounded), MADV_HUGEPAGE);
   if (zero)
     std::memset(memory, 0, static_cast<size_t>(rounded));
   AlignedBuffer buffer;
