@@ -467,7 +467,7 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
   let description = [{
     The grouped per-expert matmul of fast kernels, over rows laid out in
     row blocks of `block_rows` (BM) rows, each block owned by one expert
-    (the block-aligned dispatch of docs/Semantics.md):
+    (the block-aligned layout of docs/Semantics.md):
 
     ```
     init[b*BM + i, n] += sum_k input[b*BM + i, k] * weight[e, n, k]
