@@ -96,6 +96,9 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
         moe::MoELowerTransposedMatmulToVectorPassOptions{
             options.blockRows, options.tileN, options.vectorWidth,
             options.tileRows, options.tileCols}));
+    // Activations and other element-wise ops on whole vectors.
+    pm.addPass(moe::createMoEVectorizeElementwisePass(
+        moe::MoEVectorizeElementwisePassOptions{options.vectorWidth}));
   } else
     pm.addPass(moe::createMoEGroupedMatmulToLoopsPass());
   pm.addPass(moe::createMoEStridedCopiesToLinalgPass());

@@ -170,4 +170,29 @@ def MoEGuardParallelRegionsPass : Pass<"moe-guard-parallel-regions"> {
   ];
 }
 
+def MoEVectorizeElementwisePass : Pass<"moe-vectorize-elementwise"> {
+  let summary = "Run element-wise linalg.generic ops on memrefs on vectors";
+  let description = [{
+    Replaces every `linalg.generic` on memrefs whose loops are all parallel,
+    whose indexing maps are all the identity and whose body holds only
+    element-wise ops on scalars (arith, math: activations, conversions,
+    residual adds) by loops over the same elements `vector-width` at a time:
+    an `scf.parallel` over the outer dimensions and, innermost, an `scf.for`
+    stepping by `vector-width`, the body's ops cloned on vectors (values
+    from outside the body broadcast), then one out-of-bounds transfer for
+    the remainder (padded reads, masked writes). The vector math ops created
+    use upstream's polynomial approximations
+    (`populateMathPolynomialApproximationPatterns`: exp, tanh, erf, ...);
+    scalar math elsewhere is left alone. Other generics are unchanged.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect"];
+  let options = [
+    Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"16",
+           "Lanes per vector (16 f32: one AVX-512 register)">
+  ];
+}
+
 #endif // MOE_CODEGEN_CPU_PASSES_TD
