@@ -51,12 +51,11 @@ Result<AlignedBuffer> AlignedBuffer::allocate(uint64_t numBytes,
   // Large buffers (weights, packed weights) in huge pages where the kernel
   // has them on request: their first touch then faults once per 2 MiB
   // instead of once per 4 KiB, which dominated binding and packing.
-  uint64_t alignment =
-      numBytes >= kHugePageBytes ? kHugePageBytes : kAlignment;
+  uint64_t alignment = numBytes >= kHugePageBytes ? kHugePageBytes : kAlignment;
   // aligned_alloc wants a multiple of the alignment; never zero, so that an
   // empty buffer still has an address.
-  uint64_t rounded = std::max<uint64_t>(
-      alignment, (numBytes + alignment - 1) / alignment * alignment);
+  uint64_t rounded = std::max<uint64_t>(alignment, (numBytes + alignment - 1) /
+                                                       alignment * alignment);
   void *memory = std::aligned_alloc(static_cast<size_t>(alignment),
                                     static_cast<size_t>(rounded));
   if (!memory)

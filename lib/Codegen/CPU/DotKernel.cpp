@@ -74,7 +74,8 @@ Value KernelBuilder::keepValid(Value valid, Value value) {
   return arith::SelectOp::create(b, loc, valid, value, zeros);
 }
 
-void KernelBuilder::writeBack(Value row, function_ref<void(Value, Scale)> body) {
+void KernelBuilder::writeBack(Value row,
+                              function_ref<void(Value, Scale)> body) {
   if (!rowTarget) {
     body(row, [](Value v) { return v; });
     return;
@@ -187,8 +188,7 @@ void DotKernelEmitter::emitTile(Value row, Value column, int64_t mr,
         Value sums =
             scale(keepValid(rows[i].second, sumLanesTransposed(rowAcc)));
         auto sumsType = llvm::cast<VectorType>(sums.getType());
-        Value padding =
-            arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0));
+        Value padding = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0));
         Value old = vector::TransferReadOp::create(
             b, loc, sumsType, output, ValueRange{r, column}, padding,
             ArrayRef<bool>{true});
@@ -202,10 +202,9 @@ void DotKernelEmitter::emitTile(Value row, Value column, int64_t mr,
       for (int64_t j = 0; j < nr; ++j) {
         Value c = add(column, constant(j));
         Value sum = scale(keepValid(
-            rows[i].second,
-            vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
-                                        rowAcc[j], Value(),
-                                        fastmath.getValue())));
+            rows[i].second, vector::ReductionOp::create(
+                                b, loc, vector::CombiningKind::ADD, rowAcc[j],
+                                Value(), fastmath.getValue())));
         Value old = memref::LoadOp::create(b, loc, output, ValueRange{r, c});
         memref::StoreOp::create(b, loc, arith::AddFOp::create(b, loc, old, sum),
                                 output, ValueRange{r, c});

@@ -144,8 +144,7 @@ void PanelKernelEmitter::emitTile(Value row, Value panel, int64_t mr) {
             b, loc,
             arith::AddFOp::create(
                 b, loc, old,
-                scale(keepValid(rows[i].second,
-                                acc[i * vectorsPerPanel + j]))),
+                scale(keepValid(rows[i].second, acc[i * vectorsPerPanel + j]))),
             output, ValueRange{r, c}, ArrayRef<bool>{false});
       }
     });

@@ -82,8 +82,8 @@ public:
 
   void emit(SmallVectorImpl<Operation *> &mathOps) {
     created = &mathOps;
-    SmallVector<Range> ranges =
-        llvm::cast<linalg::LinalgOp>(op.getOperation()).createLoopRanges(b, loc);
+    SmallVector<Range> ranges = llvm::cast<linalg::LinalgOp>(op.getOperation())
+                                    .createLoopRanges(b, loc);
     SmallVector<Value> lbs, ubs, steps;
     for (const Range &range : ArrayRef<Range>(ranges).drop_back()) {
       lbs.push_back(getValueOrCreateConstantIndexOp(b, loc, range.offset));
@@ -136,8 +136,7 @@ private:
       if (arg.use_empty())
         continue;
       Type element = arg.getType();
-      Value padding =
-          arith::ConstantOp::create(b, loc, b.getZeroAttr(element));
+      Value padding = arith::ConstantOp::create(b, loc, b.getZeroAttr(element));
       map.map(arg, vector::TransferReadOp::create(
                        b, loc, vectorOf(element), operand.get(), indices,
                        padding, ArrayRef<bool>{inBounds}));
@@ -208,8 +207,8 @@ struct MoEVectorizeElementwisePass
     // Only the vector math created here: scalar math elsewhere (routing's
     // exponentials) keeps its libm results bit for bit.
     RewritePatternSet patterns(&getContext());
-    populateMathPolynomialApproximationPatterns(
-        patterns, [](StringRef) { return true; });
+    populateMathPolynomialApproximationPatterns(patterns,
+                                                [](StringRef) { return true; });
     if (failed(applyOpPatternsGreedily(mathOps, std::move(patterns))))
       return signalPassFailure();
   }

@@ -61,10 +61,9 @@ const char *whyNotFusible(GateOp gate) {
 class TokenRouter {
 public:
   TokenRouter(GateOp gate)
-      : logits(gate.getLogits()), noise(gate.getNoise()),
-        bias(gate.getBias()), uniform(gate.getUniform()),
-        routing(gate.getRouting()), numExperts(gate.getNumExperts()),
-        topK(routing.getTopK()) {}
+      : logits(gate.getLogits()), noise(gate.getNoise()), bias(gate.getBias()),
+        uniform(gate.getUniform()), routing(gate.getRouting()),
+        numExperts(gate.getNumExperts()), topK(routing.getTopK()) {}
 
   /// The chunk's work row: `[1, E + E + G]` f32, the chunk's expert counts
   /// (exact in f32: a chunk has at most 64 * 16 assignments), then scratch
@@ -90,18 +89,20 @@ private:
   Value readRow(OpBuilder &b, Location loc, Value row, int64_t first,
                 Value i) const {
     return tensor::ExtractOp::create(
-        b, loc, row, ValueRange{indexConstant(b, loc, 0), at(b, loc, first, i)});
+        b, loc, row,
+        ValueRange{indexConstant(b, loc, 0), at(b, loc, first, i)});
   }
-  Value writeRow(OpBuilder &b, Location loc, Value v, Value row,
-                 int64_t first, Value i) const {
+  Value writeRow(OpBuilder &b, Location loc, Value v, Value row, int64_t first,
+                 Value i) const {
     return tensor::InsertOp::create(
         b, loc, v, row,
         ValueRange{indexConstant(b, loc, 0), at(b, loc, first, i)});
   }
   Value at(OpBuilder &b, Location loc, int64_t first, Value i) const {
-    return first ? arith::AddIOp::create(b, loc, i, indexConstant(b, loc, first))
-                       .getResult()
-                 : i;
+    return first
+               ? arith::AddIOp::create(b, loc, i, indexConstant(b, loc, first))
+                     .getResult()
+               : i;
   }
   /// Columns of the work row: scores, then group scores.
   int64_t scoresAt() const { return numExperts; }
@@ -132,13 +133,13 @@ Value TokenRouter::buildScores(OpBuilder &b, Location loc, Value t,
     Value l = tensor::ExtractOp::create(nb, nl, logits, ValueRange{t, e});
     if (noise)
       l = arith::AddFOp::create(
-          nb, nl, l, tensor::ExtractOp::create(nb, nl, noise, ValueRange{t, e}));
+          nb, nl, l,
+          tensor::ExtractOp::create(nb, nl, noise, ValueRange{t, e}));
     return l;
   };
   if (routing.getScoring() == ScoringFunc::Sigmoid)
     return forExperts(b, loc, {work},
-                      [&](OpBuilder &nb, Location nl, Value e,
-                          ValueRange row) {
+                      [&](OpBuilder &nb, Location nl, Value e, ValueRange row) {
                         Value s = buildSigmoid(nb, nl, routedLogit(nb, nl, e));
                         return SmallVector<Value>{
                             writeRow(nb, nl, s, row[0], scoresAt(), e)};
@@ -160,8 +161,9 @@ Value TokenRouter::buildScores(OpBuilder &b, Location loc, Value t,
         Value shifted = arith::SubFOp::create(
             nb, nl, readRow(nb, nl, carried[0], scoresAt(), e), withMax[1]);
         Value x = math::ExpOp::create(nb, nl, shifted);
-        return SmallVector<Value>{writeRow(nb, nl, x, carried[0], scoresAt(), e),
-                                  arith::AddFOp::create(nb, nl, carried[1], x)};
+        return SmallVector<Value>{
+            writeRow(nb, nl, x, carried[0], scoresAt(), e),
+            arith::AddFOp::create(nb, nl, carried[1], x)};
       });
   return forExperts(
       b, loc, {withSum[0]},
@@ -176,9 +178,8 @@ Value TokenRouter::selection(OpBuilder &b, Location loc, Value work,
                              Value e) const {
   Value s = readRow(b, loc, work, scoresAt(), e);
   if (bias)
-    s = arith::AddFOp::create(b, loc, s,
-                              tensor::ExtractOp::create(b, loc, bias,
-                                                        ValueRange{e}));
+    s = arith::AddFOp::create(
+        b, loc, s, tensor::ExtractOp::create(b, loc, bias, ValueRange{e}));
   return s;
 }
 
@@ -188,8 +189,7 @@ Value TokenRouter::buildGroupScores(OpBuilder &b, Location loc,
   int64_t perGroup = numExperts / numGroups;
   return buildLoop(
       b, loc, indexConstant(b, loc, 0), indexConstant(b, loc, numGroups),
-      {work},
-      [&](OpBuilder &gb, Location gl, Value j, ValueRange row) {
+      {work}, [&](OpBuilder &gb, Location gl, Value j, ValueRange row) {
         Value first =
             arith::MulIOp::create(gb, gl, j, indexConstant(gb, gl, perGroup));
         Value negInf =
@@ -207,10 +207,10 @@ Value TokenRouter::buildGroupScores(OpBuilder &b, Location loc,
                   arith::MinimumFOp::create(lb, ll, carried[0], v));
               return SmallVector<Value>{largest, second};
             });
-        Value score = routing.getGroupScore() == GroupScore::Max
-                          ? top[0]
-                          : arith::AddFOp::create(gb, gl, top[0], top[1])
-                                .getResult();
+        Value score =
+            routing.getGroupScore() == GroupScore::Max
+                ? top[0]
+                : arith::AddFOp::create(gb, gl, top[0], top[1]).getResult();
         return SmallVector<Value>{
             writeRow(gb, gl, score, row[0], groupsAt(), j)};
       })[0];
@@ -242,9 +242,9 @@ SmallVector<Value> TokenRouter::buildTopK(OpBuilder &b, Location loc,
         Value rank = buildLoop(
             gb, gl, zero, groupCount, {zero},
             [&](OpBuilder &rb, Location rl, Value other, ValueRange carried) {
-              Value before = ranksBefore(
-                  rb, rl, readRow(rb, rl, work, groupsAt(), other), other,
-                  score, j);
+              Value before =
+                  ranksBefore(rb, rl, readRow(rb, rl, work, groupsAt(), other),
+                              other, score, j);
               return SmallVector<Value>{arith::AddIOp::create(
                   rb, rl, carried[0],
                   arith::SelectOp::create(rb, rl, before, one, zero))};
@@ -292,8 +292,7 @@ TokenRouter::Routed TokenRouter::route(OpBuilder &b, Location loc, Value t,
   // 2 * gate > uniform[t].
   if (routing.getSecondPolicy() == SecondPolicy::Random) {
     Value doubled = arith::AddFOp::create(b, loc, gates[1], gates[1]);
-    Value sample =
-        tensor::ExtractOp::create(b, loc, uniform, ValueRange{t});
+    Value sample = tensor::ExtractOp::create(b, loc, uniform, ValueRange{t});
     Value dispatched = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT,
                                              doubled, sample);
     routed.ids[1] = arith::SelectOp::create(
@@ -361,14 +360,15 @@ struct FuseRouting : OpRewritePattern<RoutingPlanOp> {
               cb, cl, indexConstant(cb, cl, 0), count, init,
               [&](OpBuilder &tb, Location tl, Value i, ValueRange carried) {
                 Value t = arith::AddIOp::create(tb, tl, first, i);
-                TokenRouter::Routed routed = router.route(tb, tl, t, carried[2]);
+                TokenRouter::Routed routed =
+                    router.route(tb, tl, t, carried[2]);
                 Value weights = carried[0], ids = carried[1],
                       counts = routed.work;
                 for (int64_t k = 0; k < topK; ++k) {
                   Value choice = indexConstant(tb, tl, k);
-                  weights = tensor::InsertOp::create(
-                      tb, tl, routed.weights[k], weights,
-                      ValueRange{i, choice});
+                  weights =
+                      tensor::InsertOp::create(tb, tl, routed.weights[k],
+                                               weights, ValueRange{i, choice});
                   ids = tensor::InsertOp::create(tb, tl, routed.ids[k], ids,
                                                  ValueRange{i, choice});
                   counts = buildCountAssignment(tb, tl, counts, routed.ids[k],
@@ -379,13 +379,12 @@ struct FuseRouting : OpRewritePattern<RoutingPlanOp> {
         });
     Value weights = results[0], ids = results[1];
     Value counts = buildSumOfChunkCounts(rewriter, loc, results[2], numExperts);
-    rewriter.replaceOp(plan,
-                       buildRoutingPlanResults(rewriter, loc, plan, ids, counts));
     rewriter.replaceOp(
-        gate,
-        ValueRange{castToType(rewriter, loc, weights,
-                              gate.getWeights().getType()),
-                   castToType(rewriter, loc, ids, gate.getIds().getType())});
+        plan, buildRoutingPlanResults(rewriter, loc, plan, ids, counts));
+    rewriter.replaceOp(gate, ValueRange{castToType(rewriter, loc, weights,
+                                                   gate.getWeights().getType()),
+                                        castToType(rewriter, loc, ids,
+                                                   gate.getIds().getType())});
     return success();
   }
 };

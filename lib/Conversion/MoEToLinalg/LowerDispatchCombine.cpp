@@ -30,29 +30,11 @@ using namespace mlir::moe::lowering;
 
 namespace {
 
-/// A tensor of `sizes` filled with zeros of `elementType`.
-Value buildZeroTensor(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
-                      Type elementType) {
-  Value empty = tensor::EmptyOp::create(b, loc, sizes, elementType);
-  Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(elementType));
-  return linalg::FillOp::create(b, loc, ValueRange{zero}, ValueRange{empty})
-      .getResult(0);
-}
-
 /// Reads an integer element of a tensor as an `index`.
 Value extractIndex(OpBuilder &b, Location loc, Value tensor,
                    ValueRange indices) {
   Value v = tensor::ExtractOp::create(b, loc, tensor, indices);
   return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
-}
-
-/// Writes an `index` into an integer tensor.
-Value insertIndex(OpBuilder &b, Location loc, Value index, Value tensor,
-                  ValueRange indices) {
-  Type elementType = llvm::cast<RankedTensorType>(tensor.getType())
-                         .getElementType();
-  Value v = arith::IndexCastOp::create(b, loc, elementType, index);
-  return tensor::InsertOp::create(b, loc, v, tensor, indices);
 }
 
 /// Row `r` of a row-by-row result: the result's slice `destination`
@@ -97,8 +79,8 @@ Value buildGather(OpBuilder &b, Location loc, Value input, Value tokenOfRow,
       b, loc, rows, tensor::getMixedSize(b, loc, input, 1), staticHidden,
       elementType, [&](OpBuilder &rb, Location l, Value r, Value destination) {
         Value token = extractIndex(rb, l, tokenOfRow, {r});
-        Value filled =
-            arith::CmpIOp::create(rb, l, arith::CmpIPredicate::sge, token, zero);
+        Value filled = arith::CmpIOp::create(rb, l, arith::CmpIPredicate::sge,
+                                             token, zero);
         auto rowType = llvm::cast<RankedTensorType>(destination.getType());
         auto row = scf::IfOp::create(
             rb, l, filled,
@@ -112,8 +94,8 @@ Value buildGather(OpBuilder &b, Location loc, Value input, Value tokenOfRow,
                       .getResult(0));
             },
             [&](OpBuilder &eb, Location el) {
-              Value padding =
-                  arith::ConstantOp::create(eb, el, eb.getZeroAttr(elementType));
+              Value padding = arith::ConstantOp::create(
+                  eb, el, eb.getZeroAttr(elementType));
               scf::YieldOp::create(
                   eb, el,
                   linalg::FillOp::create(eb, el, ValueRange{padding},
@@ -134,50 +116,12 @@ struct LowerDispatch : OpConversionPattern<DispatchOp> {
     Value input = adaptor.getInput();
     Value ids = adaptor.getIds();
     int64_t numExperts = op.getNumExperts();
-    int64_t choices = llvm::cast<RankedTensorType>(ids.getType()).getDimSize(1);
     auto rowsType = llvm::cast<RankedTensorType>(op.getRows().getType());
     Type elementType = rowsType.getElementType();
     Type i64 = rewriter.getI64Type();
 
-    Value zero = indexConstant(rewriter, loc, 0);
-    Value one = indexConstant(rewriter, loc, 1);
     Value eCount = indexConstant(rewriter, loc, numExperts);
-    Value kCount = indexConstant(rewriter, loc, choices);
-    OpFoldResult tokenCount = tensor::getMixedSize(rewriter, loc, input, 0);
-    Value numTokens =
-        getValueOrCreateConstantIndexOp(rewriter, loc, tokenCount);
     OpFoldResult hidden = tensor::getMixedSize(rewriter, loc, input, 1);
-    Value perExpertZeros = buildZeroTensor(
-        rewriter, loc, {rewriter.getIndexAttr(numExperts)}, i64);
-
-    /// Visits every assignment (t, k) whose id names an expert, carrying
-    /// `init`; `onTaken(t, k, e, carried)` returns the next values.
-    auto forEachAssignment =
-        [&](ValueRange init,
-            function_ref<SmallVector<Value>(OpBuilder &, Location, Value t,
-                                            Value k, Value e, Value taken,
-                                            ValueRange carried)>
-                body) {
-          return buildLoop(
-              rewriter, loc, zero, numTokens, init,
-              [&](OpBuilder &b, Location l, Value t, ValueRange tCarried) {
-                return buildLoop(
-                    b, l, zero, kCount, tCarried,
-                    [&](OpBuilder &kb, Location kl, Value k,
-                        ValueRange carried) {
-                      Value e = extractIndex(kb, kl, ids, {t, k});
-                      Value taken = isInRange(kb, kl, e, eCount);
-                      return body(kb, kl, t, k, e, taken, carried);
-                    });
-              });
-        };
-
-    // Rows of each expert; the id check keeps out-of-range ids out of it.
-    auto increment = [&](OpBuilder &b, Location l, Value tensor, Value e) {
-      Value next =
-          arith::AddIOp::create(b, l, extractIndex(b, l, tensor, {e}), one);
-      return insertIndex(b, l, next, tensor, {e});
-    };
 
     if (op.isCapacityLayout()) {
       OpFoldResult capacity =
@@ -190,43 +134,24 @@ struct LowerDispatch : OpConversionPattern<DispatchOp> {
       // rows are then gathered in parallel as in the grouped layout.
       OpFoldResult numSlots =
           rowsType.isDynamicDim(1)
-              ? OpFoldResult(arith::MulIOp::create(rewriter, loc, eCount,
-                                                   capacityValue)
-                                 .getResult())
+              ? OpFoldResult(
+                    arith::MulIOp::create(rewriter, loc, eCount, capacityValue)
+                        .getResult())
               : rewriter.getIndexAttr(numExperts * rowsType.getDimSize(1));
-      Value slotTokens = buildFilledVector(rewriter, loc, numSlots,
-                                           rewriter.getI32Type(), -1);
-      Value rowMap = tensor::EmptyOp::create(
-          rewriter, loc,
-          ArrayRef<OpFoldResult>{tokenCount, rewriter.getIndexAttr(choices)},
-          rewriter.getI32Type());
-      SmallVector<Value> placed = forEachAssignment(
-          {slotTokens, rowMap, perExpertZeros},
-          [&](OpBuilder &b, Location l, Value t, Value k, Value e, Value taken,
-              ValueRange carried) {
-            // Slot of this assignment: the expert's count so far, if < C.
-            Value safeExpert = arith::SelectOp::create(b, l, taken, e, zero);
-            Value slot = extractIndex(b, l, carried[2], {safeExpert});
-            Value fits = arith::AndIOp::create(
-                b, l, taken,
-                arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, slot,
-                                      capacityValue));
+      Value slotTokens =
+          buildFilledVector(rewriter, loc, numSlots, rewriter.getI32Type(), -1);
+      // Slot of an assignment: the expert's count so far, if < C.
+      Placement placed = buildPlacement(
+          rewriter, loc, ids, numExperts, slotTokens, i64,
+          [&](OpBuilder &b, Location l, Value e, Value count) {
             Value flat = arith::AddIOp::create(
-                b, l, arith::MulIOp::create(b, l, e, capacityValue), slot);
-            Value mapped = arith::SelectOp::create(
-                b, l, fits, flat, indexConstant(b, l, -1));
-            Value map = insertIndex(b, l, mapped, carried[1], {t, k});
-            SmallVector<Value> next = buildIf(
-                b, l, fits,
-                [&](OpBuilder &ib, Location il) {
-                  return SmallVector<Value>{
-                      insertIndex(ib, il, t, carried[0], {flat}),
-                      increment(ib, il, carried[2], e)};
-                },
-                {carried[0], carried[2]});
-            return SmallVector<Value>{next[0], map, next[1]};
+                b, l, arith::MulIOp::create(b, l, e, capacityValue), count);
+            Value fits = arith::CmpIOp::create(
+                b, l, arith::CmpIPredicate::slt, count, capacityValue);
+            return std::pair<Value, Value>{flat, fits};
           });
-      Value flatRows = buildGather(rewriter, loc, input, placed[0], numSlots,
+      Value flatRows = buildGather(rewriter, loc, input, placed.rowSources,
+                                   numSlots,
                                    rowsType.getDimSize(2), elementType);
       auto expandedType = RankedTensorType::get(
           {numExperts, rowsType.getDimSize(1),
@@ -238,7 +163,7 @@ struct LowerDispatch : OpConversionPattern<DispatchOp> {
           ArrayRef<OpFoldResult>{rewriter.getIndexAttr(numExperts), capacity,
                                  hidden});
       slotsResult = castToType(rewriter, loc, slotsResult, rowsType);
-      rewriter.replaceOp(op, {slotsResult, placed[2], placed[1]});
+      rewriter.replaceOp(op, {slotsResult, placed.counts, placed.rowMap});
       return success();
     }
 

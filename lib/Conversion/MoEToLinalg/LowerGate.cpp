@@ -264,8 +264,8 @@ std::pair<Value, Value> buildTopKChoices(OpBuilder &b, Location loc,
               tb, tl, zero, eCount, init,
               [&](OpBuilder &eb, Location el, Value e, ValueRange kept) {
                 return buildTopKInsertion(eb, el, kept,
-                                          extract2D(eb, el, selection, t, e),
-                                          e, isEligible(eb, el, t, e));
+                                          extract2D(eb, el, selection, t, e), e,
+                                          isEligible(eb, el, t, e));
               });
           SmallVector<Value> rows(tokenCarried.begin(), tokenCarried.end());
           for (int64_t k = 0; k < topK; ++k)
@@ -412,8 +412,8 @@ Value buildCombineWeights(OpBuilder &b, Location loc, RoutingAttr routing,
               eCount));
         }
         Value weights = carried[0];
-        for (auto [k, w] : llvm::enumerate(buildTokenCombineWeights(
-                 tb, tl, routing, tokenGates, kept)))
+        for (auto [k, w] : llvm::enumerate(
+                 buildTokenCombineWeights(tb, tl, routing, tokenGates, kept)))
           weights = tensor::InsertOp::create(
               tb, tl, w, weights,
               ValueRange{t, indexConstant(tb, tl, static_cast<int64_t>(k))});

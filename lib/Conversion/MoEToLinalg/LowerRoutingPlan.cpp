@@ -21,8 +21,7 @@ using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moe::lowering;
 
-SmallVector<Value> lowering::buildRoutingPlanResults(OpBuilder &b,
-                                                     Location loc,
+SmallVector<Value> lowering::buildRoutingPlanResults(OpBuilder &b, Location loc,
                                                      RoutingPlanOp plan,
                                                      Value ids, Value counts) {
   ReifiedRankedShapedTypeDims shapes;
@@ -30,8 +29,8 @@ SmallVector<Value> lowering::buildRoutingPlanResults(OpBuilder &b,
   (void)plan.reifyResultShapes(b, shapes);
   Value offsets = buildAlignedOffsets(b, loc, counts, plan.getAlign());
   Value numBlocks = getValueOrCreateConstantIndexOp(b, loc, shapes[1][0]);
-  auto [blockExperts, blockSizes] = buildBlockTable(
-      b, loc, counts, offsets, numBlocks, plan.getBlockRows());
+  auto [blockExperts, blockSizes] =
+      buildBlockTable(b, loc, counts, offsets, numBlocks, plan.getBlockRows());
   auto [rowSources, rowMap] = buildPlacement(
       b, loc, ids, offsets,
       buildFilledVector(b, loc, shapes[3][0], b.getI32Type(), -1));
@@ -53,8 +52,8 @@ struct LowerRoutingPlan : OpConversionPattern<RoutingPlanOp> {
     Location loc = op.getLoc();
     Value ids = adaptor.getIds();
     Value counts = buildExpertCounts(rewriter, loc, ids, op.getNumExperts());
-    rewriter.replaceOp(
-        op, buildRoutingPlanResults(rewriter, loc, op, ids, counts));
+    rewriter.replaceOp(op,
+                       buildRoutingPlanResults(rewriter, loc, op, ids, counts));
     return success();
   }
 };

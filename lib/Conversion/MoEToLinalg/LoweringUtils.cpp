@@ -83,10 +83,10 @@ SmallVector<Value> lowering::buildTopKInsertion(OpBuilder &b, Location loc,
                     Value candidateScore, Value candidateIndex, int64_t j) {
     Value empty = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::slt,
                                         current[topK + j], zero);
-    return arith::OrIOp::create(
-        nb, nl, empty,
-        ranksBefore(nb, nl, candidateScore, candidateIndex, current[j],
-                    current[topK + j]));
+    return arith::OrIOp::create(nb, nl, empty,
+                                ranksBefore(nb, nl, candidateScore,
+                                            candidateIndex, current[j],
+                                            current[topK + j]));
   };
   Value enters = arith::AndIOp::create(
       b, loc, eligible, before(b, loc, kept, score, index, topK - 1));
@@ -98,12 +98,12 @@ SmallVector<Value> lowering::buildTopKInsertion(OpBuilder &b, Location loc,
         for (int64_t j = 0; j < topK; ++j) {
           Value take = before(ib, il, kept, carryScore, carryIndex, j);
           next[j] = arith::SelectOp::create(ib, il, take, carryScore, kept[j]);
-          next[topK + j] = arith::SelectOp::create(ib, il, take, carryIndex,
-                                                   kept[topK + j]);
+          next[topK + j] =
+              arith::SelectOp::create(ib, il, take, carryIndex, kept[topK + j]);
           carryScore =
               arith::SelectOp::create(ib, il, take, kept[j], carryScore);
-          carryIndex = arith::SelectOp::create(ib, il, take, kept[topK + j],
-                                               carryIndex);
+          carryIndex =
+              arith::SelectOp::create(ib, il, take, kept[topK + j], carryIndex);
         }
         return next;
       },

@@ -48,8 +48,8 @@ Value ranksBefore(OpBuilder &b, Location loc, Value aScore, Value aIndex,
 /// `eligible` (i1) and (score, index) ranks before the K-th, the pair
 /// enters and bubbles into place. Returns the next 2K values.
 SmallVector<Value> buildTopKInsertion(OpBuilder &b, Location loc,
-                                      ValueRange kept, Value score,
-                                      Value index, Value eligible);
+                                      ValueRange kept, Value score, Value index,
+                                      Value eligible);
 
 /// `tensor` cast to `type` (a tensor type with the same element type that
 /// may be more or less static), or `tensor` itself when it has that type.

@@ -60,16 +60,16 @@ SmallVector<Value> lowering::buildChunkParallel(OpBuilder &b, Location loc,
   SmallVector<Value> inits(perToken);
   llvm::append_range(inits, perChunk);
   Value numChunks = buildNumChunks(b, loc, numTokens);
-  auto forall = scf::ForallOp::create(
-      b, loc, ArrayRef<OpFoldResult>{numChunks}, inits, std::nullopt);
+  auto forall = scf::ForallOp::create(b, loc, ArrayRef<OpFoldResult>{numChunks},
+                                      inits, std::nullopt);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPoint(forall.getTerminator());
   Value chunk = forall.getInductionVar(0);
   Value first = arith::MulIOp::create(
       b, loc, chunk, indexConstant(b, loc, kRoutingChunkTokens));
-  Value count = arith::MinUIOp::create(
-      b, loc, indexConstant(b, loc, kRoutingChunkTokens),
-      arith::SubIOp::create(b, loc, numTokens, first));
+  Value count =
+      arith::MinUIOp::create(b, loc, indexConstant(b, loc, kRoutingChunkTokens),
+                             arith::SubIOp::create(b, loc, numTokens, first));
   SmallVector<OpFoldResult> strides(2, b.getIndexAttr(1));
   SmallVector<SmallVector<OpFoldResult>> offsets, sizes;
   SmallVector<Value> tokenRows, chunkRows;
@@ -82,9 +82,8 @@ SmallVector<Value> lowering::buildChunkParallel(OpBuilder &b, Location loc,
     auto sliceType = RankedTensorType::get(
         {isPerToken ? ShapedType::kDynamic : 1, type.getDimSize(1)},
         type.getElementType());
-    Value slice = tensor::ExtractSliceOp::create(b, loc, sliceType, out,
-                                                 offsets.back(), sizes.back(),
-                                                 strides);
+    Value slice = tensor::ExtractSliceOp::create(
+        b, loc, sliceType, out, offsets.back(), sizes.back(), strides);
     (isPerToken ? tokenRows : chunkRows).push_back(slice);
   }
   SmallVector<Value> updated = body(b, loc, first, count, tokenRows, chunkRows);
@@ -96,12 +95,12 @@ SmallVector<Value> lowering::buildChunkParallel(OpBuilder &b, Location loc,
   return SmallVector<Value>(forall.getResults());
 }
 
-Value lowering::buildFilledVector(OpBuilder &b, Location loc,
-                                  OpFoldResult size, Type type,
-                                  int64_t value) {
+Value lowering::buildFilledVector(OpBuilder &b, Location loc, OpFoldResult size,
+                                  Type type, int64_t value) {
   Value empty =
       tensor::EmptyOp::create(b, loc, ArrayRef<OpFoldResult>{size}, type);
-  Value constant = arith::ConstantOp::create(b, loc, b.getIntegerAttr(type, value));
+  Value constant =
+      arith::ConstantOp::create(b, loc, b.getIntegerAttr(type, value));
   return linalg::FillOp::create(b, loc, ValueRange{constant}, ValueRange{empty})
       .getResult(0);
 }
@@ -120,15 +119,13 @@ Value lowering::buildChunkCountsInit(OpBuilder &b, Location loc,
 Value lowering::buildCountAssignment(OpBuilder &b, Location loc, Value counts,
                                      Value id, int64_t numExperts) {
   Value expert = arith::IndexCastOp::create(b, loc, b.getIndexType(), id);
-  Value taken =
-      isInRange(b, loc, expert, indexConstant(b, loc, numExperts));
-  return buildIf(
-      b, loc, taken,
-      [&](OpBuilder &ib, Location il) {
-        return SmallVector<Value>{incrementAt(
-            ib, il, counts, {indexConstant(ib, il, 0), expert})};
-      },
-      {counts})[0];
+  Value taken = isInRange(b, loc, expert, indexConstant(b, loc, numExperts));
+  return buildIf(b, loc, taken,
+                 [&](OpBuilder &ib, Location il) {
+                   return SmallVector<Value>{incrementAt(
+                       ib, il, counts, {indexConstant(ib, il, 0), expert})};
+                 },
+                 {counts})[0];
 }
 
 Value lowering::buildExpertCounts(OpBuilder &b, Location loc, Value ids,
@@ -148,8 +145,7 @@ Value lowering::buildExpertCounts(OpBuilder &b, Location loc, Value ids,
               Value t = arith::AddIOp::create(tb, tl, first, i);
               return buildLoop(
                   tb, tl, zero, choices, counts,
-                  [&](OpBuilder &kb, Location kl, Value k,
-                      ValueRange current) {
+                  [&](OpBuilder &kb, Location kl, Value k, ValueRange current) {
                     Value id = tensor::ExtractOp::create(kb, kl, ids,
                                                          ValueRange{t, k});
                     return SmallVector<Value>{buildCountAssignment(
@@ -164,17 +160,17 @@ Value lowering::buildSumOfChunkCounts(OpBuilder &b, Location loc,
                                       Value chunkCounts, int64_t numExperts) {
   Value zero = indexConstant(b, loc, 0);
   Value numChunks = tensor::DimOp::create(b, loc, chunkCounts, 0);
-  Value totals = buildFilledVector(b, loc, b.getIndexAttr(numExperts),
-                                   b.getI32Type(), 0);
+  Value totals =
+      buildFilledVector(b, loc, b.getIndexAttr(numExperts), b.getI32Type(), 0);
   return buildLoop(
       b, loc, zero, numChunks, {totals},
       [&](OpBuilder &cb, Location cl, Value c, ValueRange carried) {
         return buildLoop(
             cb, cl, zero, indexConstant(cb, cl, numExperts), carried,
             [&](OpBuilder &eb, Location el, Value e, ValueRange sums) {
-              Value sum = arith::AddIOp::create(
-                  eb, el, readIndex(eb, el, sums[0], {e}),
-                  readIndex(eb, el, chunkCounts, {c, e}));
+              Value sum =
+                  arith::AddIOp::create(eb, el, readIndex(eb, el, sums[0], {e}),
+                                        readIndex(eb, el, chunkCounts, {c, e}));
               return SmallVector<Value>{writeIndex(eb, el, sum, sums[0], {e})};
             });
       })[0];
@@ -189,8 +185,7 @@ Value lowering::buildAlignedOffsets(OpBuilder &b, Location loc, Value counts,
   Value alignment = indexConstant(b, loc, align);
   return buildLoop(
       b, loc, indexConstant(b, loc, 0), indexConstant(b, loc, numExperts),
-      {offsets},
-      [&](OpBuilder &eb, Location el, Value e, ValueRange carried) {
+      {offsets}, [&](OpBuilder &eb, Location el, Value e, ValueRange carried) {
         Value count = readIndex(eb, el, counts, {e});
         Value padded = arith::MulIOp::create(
             eb, el, arith::CeilDivUIOp::create(eb, el, count, alignment),
@@ -202,12 +197,10 @@ Value lowering::buildAlignedOffsets(OpBuilder &b, Location loc, Value counts,
       })[0];
 }
 
-std::pair<Value, Value> lowering::buildPlacement(OpBuilder &b, Location loc,
-                                                 Value ids, Value offsets,
-                                                 Value rowSources) {
+Placement lowering::buildPlacement(OpBuilder &b, Location loc, Value ids,
+                                   int64_t numExperts, Value rowSources,
+                                   Type countType, RowOfAssignment rowOf) {
   auto idsType = llvm::cast<RankedTensorType>(ids.getType());
-  int64_t numExperts =
-      llvm::cast<RankedTensorType>(offsets.getType()).getDimSize(0) - 1;
   Value zero = indexConstant(b, loc, 0);
   Value eCount = indexConstant(b, loc, numExperts);
   Value numTokens = tensor::DimOp::create(b, loc, ids, 0);
@@ -216,11 +209,10 @@ std::pair<Value, Value> lowering::buildPlacement(OpBuilder &b, Location loc,
       b, loc,
       ArrayRef<OpFoldResult>{numTokens, b.getIndexAttr(idsType.getDimSize(1))},
       b.getI32Type());
-  // The next free row of each expert, relative to its first.
-  Value cursors = buildFilledVector(b, loc, b.getIndexAttr(numExperts),
-                                    b.getI32Type(), 0);
+  Value counts =
+      buildFilledVector(b, loc, b.getIndexAttr(numExperts), countType, 0);
   SmallVector<Value> placed = buildLoop(
-      b, loc, zero, numTokens, {rowSources, rowMap, cursors},
+      b, loc, zero, numTokens, {rowSources, rowMap, counts},
       [&](OpBuilder &tb, Location tl, Value t, ValueRange tokenCarried) {
         return buildLoop(
             tb, tl, zero, choices, tokenCarried,
@@ -228,24 +220,40 @@ std::pair<Value, Value> lowering::buildPlacement(OpBuilder &b, Location loc,
               Value e = readIndex(kb, kl, ids, {t, k});
               Value taken = isInRange(kb, kl, e, eCount);
               Value safe = arith::SelectOp::create(kb, kl, taken, e, zero);
-              Value row = arith::AddIOp::create(
-                  kb, kl, readIndex(kb, kl, offsets, {safe}),
-                  readIndex(kb, kl, carried[2], {safe}));
-              Value mapped = arith::SelectOp::create(
-                  kb, kl, taken, row, indexConstant(kb, kl, -1));
+              auto [row, fits] =
+                  rowOf(kb, kl, safe, readIndex(kb, kl, carried[2], {safe}));
+              Value isPlaced = arith::AndIOp::create(kb, kl, taken, fits);
+              Value mapped = arith::SelectOp::create(kb, kl, isPlaced, row,
+                                                     indexConstant(kb, kl, -1));
               Value map = writeIndex(kb, kl, mapped, carried[1], {t, k});
-              SmallVector<Value> next = buildIf(
-                  kb, kl, taken,
-                  [&](OpBuilder &ib, Location il) {
-                    return SmallVector<Value>{
-                        writeIndex(ib, il, t, carried[0], {row}),
-                        incrementAt(ib, il, carried[2], {e})};
-                  },
-                  {carried[0], carried[2]});
+              SmallVector<Value> next =
+                  buildIf(kb, kl, isPlaced,
+                          [&](OpBuilder &ib, Location il) {
+                            return SmallVector<Value>{
+                                writeIndex(ib, il, t, carried[0], {mapped}),
+                                incrementAt(ib, il, carried[2], {safe})};
+                          },
+                          {carried[0], carried[2]});
               return SmallVector<Value>{next[0], map, next[1]};
             });
       });
-  return {placed[0], placed[1]};
+  return {placed[0], placed[1], placed[2]};
+}
+
+std::pair<Value, Value> lowering::buildPlacement(OpBuilder &b, Location loc,
+                                                 Value ids, Value offsets,
+                                                 Value rowSources) {
+  int64_t numExperts =
+      llvm::cast<RankedTensorType>(offsets.getType()).getDimSize(0) - 1;
+  Placement placement = buildPlacement(
+      b, loc, ids, numExperts, rowSources, b.getI32Type(),
+      [&](OpBuilder &rb, Location rl, Value e, Value placed) {
+        Value row =
+            arith::AddIOp::create(rb, rl, readIndex(rb, rl, offsets, {e}), placed);
+        return std::pair<Value, Value>{
+            row, arith::ConstantIntOp::create(rb, rl, 1, 1)};
+      });
+  return {placement.rowSources, placement.rowMap};
 }
 
 std::pair<Value, Value> lowering::buildBlockTable(OpBuilder &b, Location loc,

@@ -1,4 +1,5 @@
-//===- RoutingPlanBuilders.h - Counting-sort builders for routing -*- C++ -*-===//
+//===- RoutingPlanBuilders.h - Counting-sort builders for routing -*- C++
+//-*-===//
 //
 // The pieces of the block-aligned routing (moe.routing_plan, the grouped
 // moe.dispatch and the fused routing of moe-fuse-routing) on tensors:
@@ -66,10 +67,29 @@ Value buildSumOfChunkCounts(OpBuilder &b, Location loc, Value chunkCounts,
 Value buildAlignedOffsets(OpBuilder &b, Location loc, Value counts,
                           int64_t align);
 
-/// The placement of every taken assignment of `ids` `[T,K]` i32, in
-/// assignment order within each expert from `offsets` `[E+1]` i64:
-/// `rowSources` (rank-1 i32, at least offsets[E] rows) with the token of
-/// each placed row written, and the `[T,K]` i32 row map (-1: not taken).
+/// Where an assignment to expert `e` (`index`) goes when `placed` of that
+/// expert's assignments went before it: its row, and whether it is placed
+/// at all (i1; capacity).
+using RowOfAssignment = function_ref<std::pair<Value, Value>(
+    OpBuilder &, Location, Value e, Value placed)>;
+
+/// Every taken assignment of `ids` `[T,K]` i32 (id in `[0, E)`), visited in
+/// assignment order, placed where `rowOf` says.
+struct Placement {
+  /// `rowSources` with the token of each placed row written.
+  Value rowSources;
+  /// `[T,K]` i32: the row of each assignment, -1 where not placed.
+  Value rowMap;
+  /// `[E]` of `countType`: the assignments placed per expert.
+  Value counts;
+};
+Placement buildPlacement(OpBuilder &b, Location loc, Value ids,
+                         int64_t numExperts, Value rowSources,
+                         Type countType, RowOfAssignment rowOf);
+
+/// The grouped placement: expert e's assignments from row `offsets[e]` on
+/// (`offsets` `[E+1]` i64); `rowSources` has at least offsets[E] rows.
+/// Returns the row sources and the row map.
 std::pair<Value, Value> buildPlacement(OpBuilder &b, Location loc, Value ids,
                                        Value offsets, Value rowSources);
 

@@ -177,8 +177,8 @@ func.func @dispatch_grouped(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>)
 // CHECK: %[[EMPTY:.*]] = tensor.empty(%[[SLOTS]]) : tensor<?xi32>
 // CHECK: %[[NONE:.*]] = linalg.fill ins(%c-1_i32 : i32) outs(%[[EMPTY]]
 // CHECK: %[[PLACED:.*]]:3 = scf.for {{.*}} iter_args(%{{.*}} = %[[NONE]]
-// CHECK:   arith.cmpi slt, %{{.*}}, %[[C]]
 // CHECK:   arith.muli %{{.*}}, %[[C]]
+// CHECK:   arith.cmpi slt, %{{.*}}, %[[C]]
 // CHECK:   scf.if
 // CHECK:     tensor.insert %{{.*}} : tensor<?xi32>
 // CHECK: %[[ROWS:.*]] = scf.forall (%[[R:.*]]) in (%[[SLOTS]])

@@ -1379,7 +1379,7 @@ func.func @routing_plan_4(%ids: tensor<?x2xi32>) {
 
 // moe.routing_plan c3: R = B * block_rows
 func.func @routing_plan_5(%ids: tensor<?x2xi32>) {
-  // expected-error @+1 {{'moe.routing_plan' op 'row_sources' has 60 rows for 16 blocks of 4, expected 64}}
+  // expected-error @+1 {{'moe.routing_plan' op 'row_sources' has 60 rows for 16 blocks of 4, expected B * block_rows}}
   %o, %b, %s, %r, %m = moe.routing_plan %ids block_rows(4) align(4)
       : tensor<?x2xi32> -> tensor<9xi64>, tensor<16xi32>, tensor<16xi32>, tensor<60xi32>, tensor<?x2xi32>
   return
@@ -1402,6 +1402,16 @@ func.func @routing_plan_7(%ids: tensor<5x2xi32>) {
   // expected-error @+1 {{'moe.routing_plan' op 'block_experts' has 8 blocks, expected 16 for T*K = 10, E = 8, align 8}}
   %o, %b, %s, %r, %m = moe.routing_plan %ids block_rows(4) align(8)
       : tensor<5x2xi32> -> tensor<9xi64>, tensor<8xi32>, tensor<8xi32>, tensor<?xi32>, tensor<5x2xi32>
+  return
+}
+
+// -----
+
+// moe.routing_plan c3: the row bound must fit in int64
+func.func @routing_plan_overflow(%ids: tensor<4611686018427387904x4xi32>) {
+  // expected-error @+1 {{'moe.routing_plan' op the row bound for T = 4611686018427387904, K = 4, E = 8, align 4 overflows int64}}
+  %o, %b, %s, %r, %m = moe.routing_plan %ids block_rows(4) align(4)
+      : tensor<4611686018427387904x4xi32> -> tensor<9xi64>, tensor<?xi32>, tensor<?xi32>, tensor<?xi32>, tensor<4611686018427387904x4xi32>
   return
 }
 

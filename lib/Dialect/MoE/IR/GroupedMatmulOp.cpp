@@ -54,13 +54,12 @@ LogicalResult GroupedMatmulOp::verify() {
   bool packed = weightType.getRank() == 4;
   if (packed)
     shapes.requireStatic("P");
-  if (failed(packed ? shapes.check("weight", weightType,
-                                   {"E", "NP", "K", "P"})
+  if (failed(packed ? shapes.check("weight", weightType, {"E", "NP", "K", "P"})
                     : shapes.check("weight", weightType, {"E", "N", "K"})) ||
       failed(shapes.check("input", getInput().getType(),
                           {getRowSources() ? "S" : "R", "K"})) ||
-      failed(shapes.check("block_experts", getBlockExperts().getType(),
-                          {"B"})) ||
+      failed(
+          shapes.check("block_experts", getBlockExperts().getType(), {"B"})) ||
       failed(shapes.check("init", getInit().getType(),
                           {isScattering() ? "T" : "R", "N"})))
     return failure();
@@ -75,8 +74,8 @@ LogicalResult GroupedMatmulOp::verify() {
     if (!ShapedType::isDynamic(panels) && !ShapedType::isDynamic(columns) &&
         panels != llvm::divideCeilSigned(columns, panelColumns))
       return emitOpError() << "packed 'weight' has NP = " << panels
-                           << " panels of " << panelColumns << " columns for N = "
-                           << columns << ", expected "
+                           << " panels of " << panelColumns
+                           << " columns for N = " << columns << ", expected "
                            << llvm::divideCeilSigned(columns, panelColumns);
   }
   if (shapes.get("E") > kMaxExperts)
@@ -113,8 +112,8 @@ LogicalResult GroupedMatmulOp::verify() {
       static_cast<bool>(getScatterScales()))
     return emitOpError("'scatter_rows' and 'scatter_scales' come together");
   if (isScattering()) {
-    if (failed(shapes.check("scatter_rows", getScatterRows().getType(),
-                            {"R"})) ||
+    if (failed(
+            shapes.check("scatter_rows", getScatterRows().getType(), {"R"})) ||
         failed(shapes.check("scatter_scales", getScatterScales().getType(),
                             {"R"})))
       return failure();
@@ -141,8 +140,9 @@ LogicalResult GroupedMatmulOp::verify() {
   if (!ShapedType::isDynamic(rows) && rows % blockRows != 0)
     return emitOpError() << "R = " << rows
                          << " rows are not whole blocks of " << blockRows;
+  // (R is whole blocks here: compared by division, which cannot overflow.)
   if (!ShapedType::isDynamic(rows) && !ShapedType::isDynamic(blocks) &&
-      rows != blocks * blockRows)
+      rows / blockRows != blocks)
     return emitOpError() << "R = " << rows << " rows, expected B * block_rows = "
                          << blocks << " * " << blockRows;
   return success();

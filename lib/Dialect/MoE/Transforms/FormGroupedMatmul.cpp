@@ -44,7 +44,8 @@ Value indexConstant(OpBuilder &b, Location loc, int64_t value) {
 }
 
 /// The routing plan of `dispatch`'s layout in blocks of `blockRows` rows:
-/// an existing one on the same ids, or a new one after the dispatch. Uses
+/// an existing one on the same ids, or a new one after the dispatch (none
+/// when its row bound would overflow). Uses
 /// of the dispatch's offsets and row map move to the plan's (the same
 /// values), so the dispatch itself stays only while its rows are read.
 RoutingPlanOp getOrCreatePlan(PatternRewriter &rewriter, DispatchOp dispatch,
@@ -55,7 +56,8 @@ RoutingPlanOp getOrCreatePlan(PatternRewriter &rewriter, DispatchOp dispatch,
   RoutingPlanOp plan;
   for (Operation *user : ids.getUsers()) {
     auto candidate = llvm::dyn_cast<RoutingPlanOp>(user);
-    if (candidate && static_cast<int64_t>(candidate.getBlockRows()) == blockRows &&
+    if (candidate &&
+        static_cast<int64_t>(candidate.getBlockRows()) == blockRows &&
         static_cast<int64_t>(candidate.getAlign()) == align &&
         candidate.getNumExperts() == numExperts &&
         candidate->getBlock() == dispatch->getBlock() &&
@@ -65,14 +67,16 @@ RoutingPlanOp getOrCreatePlan(PatternRewriter &rewriter, DispatchOp dispatch,
     }
   }
   if (!plan) {
+    auto idsType = llvm::cast<RankedTensorType>(ids.getType());
+    std::optional<int64_t> maxRows = RoutingPlanOp::getMaxRows(
+        idsType.getDimSize(0), idsType.getDimSize(1), numExperts, align);
+    // A static token count so large that the bound overflows: left to the
+    // reference lowering.
+    if (!maxRows)
+      return {};
+    int64_t rows = *maxRows;
     OpBuilder::InsertionGuard guard(rewriter);
     rewriter.setInsertionPoint(dispatch);
-    auto idsType = llvm::cast<RankedTensorType>(ids.getType());
-    int64_t tokens = idsType.getDimSize(0);
-    int64_t rows = RoutingPlanOp::getMaxRows(
-        ShapedType::isDynamic(tokens) ? tokens
-                                      : tokens * idsType.getDimSize(1),
-        numExperts, align);
     Type i32 = rewriter.getI32Type();
     auto vector = [&](int64_t size) {
       return RankedTensorType::get({size}, i32);
@@ -105,7 +109,8 @@ DispatchOp getDispatchOfRows(Value input, RoutingPlanOp plan) {
 Value buildPrefix(OpBuilder &b, Location loc, Value vector, Value size) {
   auto type = llvm::cast<RankedTensorType>(vector.getType());
   return tensor::ExtractSliceOp::create(
-      b, loc, RankedTensorType::get({ShapedType::kDynamic}, type.getElementType()),
+      b, loc,
+      RankedTensorType::get({ShapedType::kDynamic}, type.getElementType()),
       vector, ArrayRef<OpFoldResult>{b.getIndexAttr(0)},
       ArrayRef<OpFoldResult>{size}, ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
 }
@@ -223,10 +228,10 @@ Value buildAccumulator(OpBuilder &b, Location loc, Value rows,
       b, loc,
       RankedTensorType::get({ShapedType::kDynamic, columns}, b.getF32Type()),
       ValueRange{rows});
-  return linalg::FillOp::create(
-             b, loc,
-             ValueRange{arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0))},
-             ValueRange{acc})
+  return linalg::FillOp::create(b, loc,
+                                ValueRange{arith::ConstantOp::create(
+                                    b, loc, b.getF32FloatAttr(0))},
+                                ValueRange{acc})
       .getResult(0);
 }
 
@@ -237,12 +242,12 @@ Value buildRowScales(OpBuilder &b, Location loc, Value weights, Value rowMap,
                      Value rows) {
   Value scales = tensor::EmptyOp::create(b, loc, ArrayRef<OpFoldResult>{rows},
                                          b.getF32Type());
-  scales = linalg::FillOp::create(
-               b, loc,
-               ValueRange{arith::ConstantOp::create(b, loc,
-                                                    b.getF32FloatAttr(0))},
-               ValueRange{scales})
-               .getResult(0);
+  scales =
+      linalg::FillOp::create(
+          b, loc,
+          ValueRange{arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0))},
+          ValueRange{scales})
+          .getResult(0);
   Value c0 = indexConstant(b, loc, 0), c1 = indexConstant(b, loc, 1);
   Value tokens = tensor::DimOp::create(b, loc, rowMap, 0);
   Value choices = tensor::DimOp::create(b, loc, rowMap, 1);
@@ -321,9 +326,8 @@ struct FormGroupedMatmul : OpRewritePattern<ExpertMatmulOp> {
                                  weightType.getDimSize(1));
     acc = GroupedMatmulOp::create(
               rewriter, loc, TypeRange{acc.getType()}, operands.input,
-              op.getWeight(), operands.blocks, operands.sizes,
-              operands.sources, Value(), Value(), acc,
-              rewriter.getI64IntegerAttr(blockRows))
+              op.getWeight(), operands.blocks, operands.sizes, operands.sources,
+              Value(), Value(), acc, rewriter.getI64IntegerAttr(blockRows))
               .getResult()[0];
     Value result = acc;
     if (op.getBias() || !resultType.getElementType().isF32())
@@ -364,18 +368,18 @@ struct FormScatteringGroupedMatmul : OpRewritePattern<CombineOp> {
         llvm::cast<RankedTensorType>(combine.getResult().getType());
     GroupedOperands operands =
         buildGroupedOperands(rewriter, op, plan, blockRows);
-    Value targets = buildPrefix(rewriter, loc, plan.getRowSources(),
-                                operands.computedRows);
+    Value targets =
+        buildPrefix(rewriter, loc, plan.getRowSources(), operands.computedRows);
     Value scales = buildRowScales(rewriter, loc, combine.getWeights(),
                                   plan.getRowMap(), operands.computedRows);
-    Value tokens = tensor::DimOp::create(rewriter, loc, combine.getWeights(), 0);
+    Value tokens =
+        tensor::DimOp::create(rewriter, loc, combine.getWeights(), 0);
     Value acc =
         buildAccumulator(rewriter, loc, tokens, weightType.getDimSize(1));
     acc = GroupedMatmulOp::create(
               rewriter, loc, TypeRange{acc.getType()}, operands.input,
-              op.getWeight(), operands.blocks, operands.sizes,
-              operands.sources, targets, scales, acc,
-              rewriter.getI64IntegerAttr(blockRows))
+              op.getWeight(), operands.blocks, operands.sizes, operands.sources,
+              targets, scales, acc, rewriter.getI64IntegerAttr(blockRows))
               .getResult()[0];
     Value result = acc;
     if (!resultType.getElementType().isF32())

@@ -168,8 +168,8 @@ struct GroupedMatmulTilingModel
                                 {sizes[0]});
     Value scatterRows, scatterScales;
     if (matmul.isScattering()) {
-      scatterRows = sliceOperand(b, loc, matmul.getScatterRows(), {rowOffset},
-                                 {rowSize});
+      scatterRows =
+          sliceOperand(b, loc, matmul.getScatterRows(), {rowOffset}, {rowSize});
       scatterScales = sliceOperand(b, loc, matmul.getScatterScales(),
                                    {rowOffset}, {rowSize});
     }
@@ -256,10 +256,9 @@ struct GroupedMatmulTilingModel
                              Value term) {
               Value acc = memref::LoadOp::create(ab, al, matmul.getInit(),
                                                  ValueRange{target, column});
-              memref::StoreOp::create(ab, al,
-                                      arith::AddFOp::create(ab, al, acc, term),
-                                      matmul.getInit(),
-                                      ValueRange{target, column});
+              memref::StoreOp::create(
+                  ab, al, arith::AddFOp::create(ab, al, acc, term),
+                  matmul.getInit(), ValueRange{target, column});
             };
             if (!matmul.isScattering()) {
               addTo(lb, ll, row, product);

@@ -81,8 +81,8 @@ struct MoEGroupedMatmulToLoopsPass
       // Outputs are the rows of init, or of the scatter table.
       Value outputsOwner =
           op.isScattering() ? op.getScatterRows() : op.getInit();
-      domain[0].size = clamp(clamp(domain[0].size, rowsOf(rowsOwner)),
-                             rowsOf(outputsOwner));
+      domain[0].size =
+          clamp(clamp(domain[0].size, rowsOf(rowsOwner)), rowsOf(outputsOwner));
       if (op.isScattering())
         domain[0].size = clamp(domain[0].size, rowsOf(op.getScatterScales()));
       // Columns the weight holds: N, or NP * P when packed.

@@ -355,11 +355,12 @@ def Moe_RoutingPlanOp : Moe_Op<"routing_plan", [
     int64_t getNumExperts() {
       return getOffsets().getType().getDimSize(0) - 1;
     }
-    /// Rows the plan describes (R above) for `assignments` = T*K
-    /// assignments of `numExperts` experts with `align`; `kDynamic` for a
-    /// dynamic count.
-    static int64_t getMaxRows(int64_t assignments, int64_t numExperts,
-                              int64_t align);
+    /// Rows the plan describes (R above) for `tokens` tokens of `choices`
+    /// assignments each, of `numExperts` experts with `align`: `kDynamic`
+    /// for a dynamic token count, none when R overflows int64.
+    static std::optional<int64_t> getMaxRows(int64_t tokens, int64_t choices,
+                                             int64_t numExperts,
+                                             int64_t align);
   }];
 }
 
