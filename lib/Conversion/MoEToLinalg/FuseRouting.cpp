@@ -310,13 +310,6 @@ TokenRouter::Routed TokenRouter::route(OpBuilder &b, Location loc, Value t,
   return routed;
 }
 
-/// A `[rows, cols]` tensor.empty of `type`.
-Value buildEmpty(OpBuilder &b, Location loc, OpFoldResult rows, int64_t cols,
-                 Type type) {
-  return tensor::EmptyOp::create(
-      b, loc, ArrayRef<OpFoldResult>{rows, b.getIndexAttr(cols)}, type);
-}
-
 struct FuseRouting : OpRewritePattern<RoutingPlanOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -349,8 +342,8 @@ struct FuseRouting : OpRewritePattern<RoutingPlanOp> {
                .getResult(0);
     SmallVector<Value> results = buildChunkParallel(
         rewriter, loc, numTokens,
-        {buildEmpty(rewriter, loc, numTokens, topK, f32),
-         buildEmpty(rewriter, loc, numTokens, topK, i32)},
+        {buildEmptyRows(rewriter, loc, numTokens, topK, f32),
+         buildEmptyRows(rewriter, loc, numTokens, topK, i32)},
         {work},
         [&](OpBuilder &cb, Location cl, Value first, Value count,
             ValueRange tokenRows, ValueRange chunkRows) {

@@ -30,13 +30,6 @@ using namespace mlir::moe::lowering;
 
 namespace {
 
-/// Reads an integer element of a tensor as an `index`.
-Value extractIndex(OpBuilder &b, Location loc, Value tensor,
-                   ValueRange indices) {
-  Value v = tensor::ExtractOp::create(b, loc, tensor, indices);
-  return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
-}
-
 /// Row `r` of a row-by-row result: the result's slice `destination`
 /// ([1, H], to be written in place) in, the row's value out.
 using RowBody = function_ref<Value(OpBuilder &, Location, Value r,
@@ -78,7 +71,7 @@ Value buildGather(OpBuilder &b, Location loc, Value input, Value tokenOfRow,
   return buildRowByRow(
       b, loc, rows, tensor::getMixedSize(b, loc, input, 1), staticHidden,
       elementType, [&](OpBuilder &rb, Location l, Value r, Value destination) {
-        Value token = extractIndex(rb, l, tokenOfRow, {r});
+        Value token = readIndex(rb, l, tokenOfRow, {r});
         Value filled = arith::CmpIOp::create(rb, l, arith::CmpIPredicate::sge,
                                              token, zero);
         auto rowType = llvm::cast<RankedTensorType>(destination.getType());
@@ -171,7 +164,7 @@ struct LowerDispatch : OpConversionPattern<DispatchOp> {
     // aligned prefix sums, placement), then the gather.
     Value counts = buildExpertCounts(rewriter, loc, ids, numExperts);
     Value offsets = buildAlignedOffsets(rewriter, loc, counts, op.getAlign());
-    Value numRows = extractIndex(rewriter, loc, offsets, {eCount});
+    Value numRows = readIndex(rewriter, loc, offsets, {eCount});
     std::pair<Value, Value> placement = buildPlacement(
         rewriter, loc, ids, offsets,
         buildFilledVector(rewriter, loc, numRows, rewriter.getI32Type(), -1));
@@ -246,7 +239,7 @@ struct LowerCombine : OpConversionPattern<CombineOp> {
           Value sum = buildLoop(
               b, l, zero, kCount, {accInit},
               [&](OpBuilder &kb, Location kl, Value k, ValueRange carried) {
-                Value row = extractIndex(kb, kl, rowMap, {t, k});
+                Value row = readIndex(kb, kl, rowMap, {t, k});
                 Value taken = isInRange(kb, kl, row, numRows);
                 return buildIf(
                     kb, kl, taken,

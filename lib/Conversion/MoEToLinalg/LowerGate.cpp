@@ -185,17 +185,6 @@ RoutingScores buildScoresAndSelection(OpBuilder &b, Location loc, GateOp op,
   return {logits, scores, selection};
 }
 
-/// A `[T, columns]` tensor of `type` shaped after `like`'s rows.
-Value emptyPerToken(OpBuilder &b, Location loc, Value like, int64_t columns,
-                    Type type) {
-  return tensor::EmptyOp::create(
-             b, loc,
-             ArrayRef<OpFoldResult>{tensor::getMixedSize(b, loc, like, 0),
-                                    b.getIndexAttr(columns)},
-             type)
-      .getResult();
-}
-
 /// Token choice: per token the K best experts of the (group-masked)
 /// selection scores in the total order of ranksBefore. Returns `[T,K]` gates
 /// (the scores of the chosen experts, best first) and `[T,K]` i32 ids.
@@ -254,8 +243,8 @@ std::pair<Value, Value> buildTopKChoices(OpBuilder &b, Location loc,
     // insertions, instead of K passes of E.
     SmallVector<Value> results = buildRowParallel(
         b, loc, numTokens,
-        ValueRange{emptyPerToken(b, loc, scores, topK, f32),
-                   emptyPerToken(b, loc, scores, topK, i32)},
+        ValueRange{buildEmptyRows(b, loc, numTokens, topK, f32),
+                   buildEmptyRows(b, loc, numTokens, topK, i32)},
         [&](OpBuilder &tb, Location tl, Value t, ValueRange tokenCarried) {
           // (score, expert) of the K best, best first; expert -1 is empty.
           SmallVector<Value> init(topK, f32Constant(tb, tl, 0.0));
@@ -277,8 +266,8 @@ std::pair<Value, Value> buildTopKChoices(OpBuilder &b, Location loc,
   }
   SmallVector<Value> results = buildRowParallel(
       b, loc, numTokens,
-      ValueRange{emptyPerToken(b, loc, scores, topK, f32),
-                 emptyPerToken(b, loc, scores, topK, i32)},
+      ValueRange{buildEmptyRows(b, loc, numTokens, topK, f32),
+                 buildEmptyRows(b, loc, numTokens, topK, i32)},
       [&](OpBuilder &tb, Location tl, Value t, ValueRange tokenCarried) {
         Value zeroF = f32Constant(tb, tl, 0.0);
         // K arg-max passes: (previous score, previous expert, gates, ids).

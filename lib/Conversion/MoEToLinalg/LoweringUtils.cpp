@@ -110,6 +110,20 @@ SmallVector<Value> lowering::buildTopKInsertion(OpBuilder &b, Location loc,
       kept);
 }
 
+Value lowering::readIndex(OpBuilder &b, Location loc, Value tensor,
+                          ValueRange at) {
+  Value v = tensor::ExtractOp::create(b, loc, tensor, at);
+  if (llvm::isa<FloatType>(v.getType()))
+    v = arith::FPToSIOp::create(b, loc, b.getI32Type(), v);
+  return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
+}
+
+Value lowering::buildEmptyRows(OpBuilder &b, Location loc, OpFoldResult rows,
+                               int64_t columns, Type type) {
+  return tensor::EmptyOp::create(
+      b, loc, ArrayRef<OpFoldResult>{rows, b.getIndexAttr(columns)}, type);
+}
+
 Value lowering::castToType(OpBuilder &b, Location loc, Value tensor,
                            Type type) {
   if (tensor.getType() == type)

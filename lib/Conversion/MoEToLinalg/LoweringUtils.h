@@ -51,6 +51,14 @@ SmallVector<Value> buildTopKInsertion(OpBuilder &b, Location loc,
                                       ValueRange kept, Value score, Value index,
                                       Value eligible);
 
+/// Element `at` of an integer tensor (or of an f32 tensor holding integers)
+/// as an `index`.
+Value readIndex(OpBuilder &b, Location loc, Value tensor, ValueRange at);
+
+/// A `[rows, columns]` tensor.empty of `type`.
+Value buildEmptyRows(OpBuilder &b, Location loc, OpFoldResult rows,
+                     int64_t columns, Type type);
+
 /// `tensor` cast to `type` (a tensor type with the same element type that
 /// may be more or less static), or `tensor` itself when it has that type.
 Value castToType(OpBuilder &b, Location loc, Value tensor, Type type);

@@ -14,14 +14,6 @@ using namespace mlir::moe::lowering;
 
 namespace {
 
-/// Reads an integer (or integral f32) element of a tensor as an `index`.
-Value readIndex(OpBuilder &b, Location loc, Value tensor, ValueRange at) {
-  Value v = tensor::ExtractOp::create(b, loc, tensor, at);
-  if (llvm::isa<FloatType>(v.getType()))
-    v = arith::FPToSIOp::create(b, loc, b.getI32Type(), v);
-  return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
-}
-
 /// Writes an `index` into an integer tensor.
 Value writeIndex(OpBuilder &b, Location loc, Value index, Value tensor,
                  ValueRange at) {
