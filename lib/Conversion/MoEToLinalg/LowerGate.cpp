@@ -205,6 +205,8 @@ std::pair<Value, Value> buildTopKChoices(OpBuilder &b, Location loc,
         routing.getNumGroups(), routing.getTopkGroups());
 
   Value numTokens = tensor::DimOp::create(b, loc, scores, 0);
+  // The rows of the results: static where the scores' are.
+  OpFoldResult tokenRows = tensor::getMixedSize(b, loc, scores, 0);
   Value zero = indexConstant(b, loc, 0);
   Value minusOne = indexConstant(b, loc, -1);
   Value kCount = indexConstant(b, loc, topK);
@@ -243,8 +245,8 @@ std::pair<Value, Value> buildTopKChoices(OpBuilder &b, Location loc,
     // insertions, instead of K passes of E.
     SmallVector<Value> results = buildRowParallel(
         b, loc, numTokens,
-        ValueRange{buildEmptyRows(b, loc, numTokens, topK, f32),
-                   buildEmptyRows(b, loc, numTokens, topK, i32)},
+        ValueRange{buildEmptyRows(b, loc, tokenRows, topK, f32),
+                   buildEmptyRows(b, loc, tokenRows, topK, i32)},
         [&](OpBuilder &tb, Location tl, Value t, ValueRange tokenCarried) {
           // (score, expert) of the K best, best first; expert -1 is empty.
           SmallVector<Value> init(topK, f32Constant(tb, tl, 0.0));
@@ -266,8 +268,8 @@ std::pair<Value, Value> buildTopKChoices(OpBuilder &b, Location loc,
   }
   SmallVector<Value> results = buildRowParallel(
       b, loc, numTokens,
-      ValueRange{buildEmptyRows(b, loc, numTokens, topK, f32),
-                 buildEmptyRows(b, loc, numTokens, topK, i32)},
+      ValueRange{buildEmptyRows(b, loc, tokenRows, topK, f32),
+                 buildEmptyRows(b, loc, tokenRows, topK, i32)},
       [&](OpBuilder &tb, Location tl, Value t, ValueRange tokenCarried) {
         Value zeroF = f32Constant(tb, tl, 0.0);
         // K arg-max passes: (previous score, previous expert, gates, ids).
