@@ -76,6 +76,12 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
                      "the down projection (moe-form-grouped-matmul "
                      "fuse-combine)"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> fuseActivation{
+      *this, "fuse-activation",
+      llvm::cl::desc("Fast path: compute the gate and up projections in one "
+                     "grouped matmul with the activation in its epilogue "
+                     "(moe-form-grouped-matmul fuse-activation)"),
+      llvm::cl::init(true)};
   PassOptions::Option<bool> fuseRouting{
       *this, "fuse-routing",
       llvm::cl::desc("Fast path: route, count and build the routing plan in "

@@ -2,6 +2,8 @@
 
 #include "DotKernel.h"
 
+#include "moe/Dialect/MoE/Utils/ElementwiseClone.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -26,10 +28,12 @@ LogicalResult moe::cpu::verifyKernelShape(const KernelShape &shape,
 }
 
 DotKernelEmitter::DotKernelEmitter(OpBuilder &b, Location loc,
-                                   KernelShape shape, Value input, Value weight,
-                                   Value output, Value depth)
-    : KernelBuilder(b, loc), shape(shape), input(input), weight(weight),
-      output(output), depth(depth), f32(b.getF32Type()) {
+                                   KernelShape shape, Value input,
+                                   ValueRange weights, Value output,
+                                   Value depth)
+    : KernelBuilder(b, loc), shape(shape), input(input), output(output),
+      depth(depth), weights(weights.begin(), weights.end()),
+      f32(b.getF32Type()) {
   zero = constant(0);
   mainDepth = arith::SubIOp::create(
       b, loc, depth,
@@ -93,6 +97,19 @@ void KernelBuilder::writeBack(Value row,
   });
 }
 
+Value KernelBuilder::combine(ArrayRef<Value> sums,
+                             function_ref<Value()> readOld, Scale scale) {
+  if (!epilogue)
+    return arith::AddFOp::create(b, loc, readOld(), scale(sums.front()));
+  SmallVector<Value> args(sums);
+  args.push_back(epilogue->getArguments().back().use_empty() ? Value()
+                                                             : readOld());
+  SmallVector<int64_t> shape;
+  if (auto type = llvm::dyn_cast<VectorType>(sums.front().getType()))
+    llvm::append_range(shape, type.getShape());
+  return cloneElementwiseBody(b, *epilogue, args, shape, vectorMath).front();
+}
+
 void KernelBuilder::forLoop(Value lb, Value ub, int64_t step,
                             function_ref<void(Value)> body) {
   auto loop = scf::ForOp::create(b, loc, lb, ub, constant(step));
@@ -141,7 +158,7 @@ Value DotKernelEmitter::read(Value memref, SmallVector<Value> indices,
   return v;
 }
 
-/// acc[i][j] += input row i . weight row j over [k, k + VW).
+/// acc[i][w][j] += input row i . row j of weight w over [k, k + VW).
 SmallVector<Value>
 DotKernelEmitter::step(ArrayRef<std::pair<Value, Value>> rows, Value column,
                        int64_t mr, int64_t nr, Value k, ValueRange acc,
@@ -149,16 +166,17 @@ DotKernelEmitter::step(ArrayRef<std::pair<Value, Value>> rows, Value column,
   SmallVector<Value> a, w;
   for (int64_t i = 0; i < mr; ++i)
     a.push_back(read(input, {rows[i].first, k}, inBounds));
-  for (int64_t j = 0; j < nr; ++j) {
-    SmallVector<Value> at(prefix);
-    at.append({add(column, constant(j)), k});
-    w.push_back(read(weight, at, inBounds));
-  }
+  for (Value weight : weights)
+    for (int64_t j = 0; j < nr; ++j) {
+      SmallVector<Value> at(prefix);
+      at.append({add(column, constant(j)), k});
+      w.push_back(read(weight, at, inBounds));
+    }
   SmallVector<Value> next;
   for (int64_t i = 0; i < mr; ++i)
-    for (int64_t j = 0; j < nr; ++j)
+    for (auto [j, wj] : llvm::enumerate(w))
       next.push_back(
-          vector::FMAOp::create(b, loc, a[i], w[j], acc[i * nr + j]));
+          vector::FMAOp::create(b, loc, a[i], wj, acc[i * w.size() + j]));
   return next;
 }
 
@@ -167,7 +185,8 @@ void DotKernelEmitter::emitTile(Value row, Value column, int64_t mr,
   auto accType = VectorType::get({shape.vectorWidth}, f32);
   Value zeros = arith::ConstantOp::create(
       b, loc, accType, DenseElementsAttr::get(accType, b.getF32FloatAttr(0)));
-  SmallVector<Value> init(mr * nr, zeros);
+  int64_t perRow = nr * static_cast<int64_t>(weights.size());
+  SmallVector<Value> init(mr * perRow, zeros);
   SmallVector<std::pair<Value, Value>> rows = inputRows(add(firstRow, row), mr);
   auto loop = scf::ForOp::create(
       b, loc, zero, mainDepth, constant(shape.vectorWidth), init,
@@ -181,33 +200,51 @@ void DotKernelEmitter::emitTile(Value row, Value column, int64_t mr,
                         llvm::isPowerOf2_64(shape.vectorWidth) &&
                         nr <= shape.vectorWidth;
   for (int64_t i = 0; i < mr; ++i) {
-    ArrayRef<Value> rowAcc = ArrayRef<Value>(acc).slice(i * nr, nr);
+    // The accumulators of row i and weight w.
+    auto rowAcc = [&](size_t w) {
+      return ArrayRef<Value>(acc).slice(i * perRow + w * nr, nr);
+    };
     writeBack(add(add(firstRow, row), constant(i)), [&](Value r, Scale scale) {
       if (transposedSums) {
-        // The NR sums as one vector, added to the NR contiguous outputs.
-        Value sums =
-            scale(keepValid(rows[i].second, sumLanesTransposed(rowAcc)));
-        auto sumsType = llvm::cast<VectorType>(sums.getType());
+        // The NR sums as one vector, combined with the NR contiguous
+        // outputs.
+        SmallVector<Value, 2> sums;
+        for (size_t w = 0; w < weights.size(); ++w)
+          sums.push_back(
+              keepValid(rows[i].second, sumLanesTransposed(rowAcc(w))));
+        auto sumsType = llvm::cast<VectorType>(sums.front().getType());
         Value padding = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0));
-        Value old = vector::TransferReadOp::create(
-            b, loc, sumsType, output, ValueRange{r, column}, padding,
-            ArrayRef<bool>{true});
-        vector::TransferWriteOp::create(
-            b, loc, arith::AddFOp::create(b, loc, old, sums), output,
-            ValueRange{r, column}, ArrayRef<bool>{true});
+        Value value = combine(
+            sums,
+            [&]() -> Value {
+              return vector::TransferReadOp::create(
+                  b, loc, sumsType, output, ValueRange{r, column}, padding,
+                  ArrayRef<bool>{true});
+            },
+            scale);
+        vector::TransferWriteOp::create(b, loc, value, output,
+                                        ValueRange{r, column},
+                                        ArrayRef<bool>{true});
         return;
       }
       auto fastmath = arith::FastMathFlagsAttr::get(
           b.getContext(), arith::FastMathFlags::reassoc);
       for (int64_t j = 0; j < nr; ++j) {
         Value c = add(column, constant(j));
-        Value sum = scale(keepValid(
-            rows[i].second, vector::ReductionOp::create(
-                                b, loc, vector::CombiningKind::ADD, rowAcc[j],
-                                Value(), fastmath.getValue())));
-        Value old = memref::LoadOp::create(b, loc, output, ValueRange{r, c});
-        memref::StoreOp::create(b, loc, arith::AddFOp::create(b, loc, old, sum),
-                                output, ValueRange{r, c});
+        SmallVector<Value, 2> sums;
+        for (size_t w = 0; w < weights.size(); ++w)
+          sums.push_back(keepValid(
+              rows[i].second,
+              vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
+                                          rowAcc(w)[j], Value(),
+                                          fastmath.getValue())));
+        Value value = combine(
+            sums,
+            [&]() -> Value {
+              return memref::LoadOp::create(b, loc, output, ValueRange{r, c});
+            },
+            scale);
+        memref::StoreOp::create(b, loc, value, output, ValueRange{r, c});
       }
     });
   }

@@ -80,6 +80,14 @@ public:
   void setRowSource(RowSource source) { rowSource = std::move(source); }
   /// Scatter the output rows through `target` (see RowTarget).
   void setRowTarget(RowTarget target) { rowTarget = std::move(target); }
+  /// Write each output element as `epilogue(sums..., old)` (a grouped
+  /// matmul's epilogue: one sum per weight, then the element) instead of
+  /// adding the sum to it. Math ops it creates on vectors are appended to
+  /// `vectorMath`.
+  void setEpilogue(Block *body, SmallVectorImpl<Operation *> *math) {
+    epilogue = body;
+    vectorMath = math;
+  }
 
 protected:
   Value add(Value x, Value y);
@@ -96,22 +104,31 @@ protected:
   /// by the row's scale; without one, row `row` itself, `scale` the
   /// identity.
   void writeBack(Value row, function_ref<void(Value, Scale)> body);
+  /// The new value of output elements (a vector or a scalar) from their
+  /// `sums`, one per weight: `readOld() + scale(sums[0])`, or the epilogue
+  /// of the sums and `readOld()` (called only if the epilogue reads it).
+  Value combine(ArrayRef<Value> sums, function_ref<Value()> readOld,
+                Scale scale);
 
   OpBuilder &b;
   Location loc;
   RowSource rowSource;
   RowTarget rowTarget;
+  Block *epilogue = nullptr;
+  SmallVectorImpl<Operation *> *vectorMath = nullptr;
 };
 
 /// Emits kernels at the builder's insertion point. `input` is an f32
-/// `[M, K]` memref, `weight` a float memref whose last two dimensions are
-/// `[N, K]` (leading ones indexed by the caller's prefix), `output` an f32
-/// `[M, N]` memref the products are added to; `depth` is K, read as is
-/// (the caller clamps it to both operands).
+/// `[M, K]` memref, `weights` one or more float memrefs of one type whose
+/// last two dimensions are `[N, K]` (leading ones indexed by the caller's
+/// prefix), `output` an f32 `[M, N]` memref the products are added to (or,
+/// with an epilogue, the sums of all weights combined into); `depth` is K,
+/// read as is (the caller clamps it to every operand). Two weights need
+/// twice the accumulators of one: the caller halves the tile.
 class DotKernelEmitter : public KernelBuilder {
 public:
   DotKernelEmitter(OpBuilder &b, Location loc, KernelShape shape, Value input,
-                   Value weight, Value output, Value depth);
+                   ValueRange weights, Value output, Value depth);
 
   /// out[firstRow + i, c] += sum_k input[firstRow + i, k] *
   /// weight[prefix, c, k] for i < rows and firstColumn <= c < endColumn.
@@ -127,7 +144,8 @@ private:
   Value sumLanesTransposed(ArrayRef<Value> accumulators);
 
   KernelShape shape;
-  Value input, weight, output, depth;
+  Value input, output, depth;
+  SmallVector<Value, 2> weights;
   Type f32;
   Value zero, mainDepth, firstRow;
   SmallVector<Value> prefix;

@@ -14,7 +14,10 @@
 //
 // Reading both operands along K is what the checkpoint layout [E, N, K]
 // offers without repacking. Packed weights ([E, NP, K, P]) get the
-// outer-product kernel of PanelKernel.h instead.
+// outer-product kernel of PanelKernel.h instead. With a paired weight both
+// weights' sums come from one pass over each row, and an epilogue combines
+// them in registers into the one write of each output (its vector math
+// approximated as in moe-vectorize-elementwise).
 //
 //===----------------------------------------------------------------------===//
 
@@ -27,7 +30,9 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOELOWERGROUPEDMATMULTOVECTORPASS
@@ -82,37 +87,57 @@ void forEachOwnedBlock(OpBuilder &b, GroupedMatmulOp op, KernelBuilder &loops,
   });
 }
 
-/// The outer-product kernel of a grouped matmul with packed weights.
-void emitPackedKernel(OpBuilder &b, GroupedMatmulOp op, int64_t vectorWidth,
-                      int64_t panelRows) {
+/// K and the columns to compute, as every buffer has them (minIndex): the
+/// input's and the weights' depth; the weights' columns (`panel` per
+/// packed column) and init's.
+std::pair<Value, Value> clampedExtents(OpBuilder &b, GroupedMatmulOp op,
+                                       int64_t panel) {
   Location loc = op.getLoc();
-  Value input = op.getInput(), weight = op.getWeight(), init = op.getInit();
   auto dim = [&](Value memref, int64_t d) {
     return memrefDim(b, loc, memref, d);
   };
-  auto minOf = [&](Value x, Value y) { return minIndex(b, loc, x, y); };
-  PanelKernelEmitter kernel(b, loc, vectorWidth, panelRows, input, weight, init,
-                            minOf(dim(input, 1), dim(weight, 2)));
-  Value weightColumns = arith::MulIOp::create(
-      b, loc, dim(weight, 1), kernel.constant(op.getPanelColumns()));
-  Value columns = minOf(weightColumns, dim(init, 1));
+  Value depth = dim(op.getInput(), 1);
+  Value columns = dim(op.getInit(), 1);
+  for (Value weight : op.getWeights()) {
+    depth = minIndex(b, loc, depth, dim(weight, 2));
+    Value weightColumns = dim(weight, 1);
+    if (panel)
+      weightColumns = arith::MulIOp::create(
+          b, loc, weightColumns, arith::ConstantIndexOp::create(b, loc, panel));
+    columns = minIndex(b, loc, columns, weightColumns);
+  }
+  return {depth, columns};
+}
+
+/// The outer-product kernel of a grouped matmul with packed weights.
+void emitPackedKernel(OpBuilder &b, GroupedMatmulOp op, int64_t vectorWidth,
+                      int64_t panelRows,
+                      SmallVectorImpl<Operation *> &vectorMath) {
+  auto [depth, columns] = clampedExtents(b, op, op.getPanelColumns());
+  SmallVector<Value> weights = op.getWeights();
+  // Each weight has accumulators of its own: as many in all with fewer rows.
+  int64_t rows = std::max<int64_t>(1, panelRows / weights.size());
+  PanelKernelEmitter kernel(b, op.getLoc(), vectorWidth, rows, op.getInput(),
+                            weights, op.getInit(), depth);
+  if (op.hasEpilogue())
+    kernel.setEpilogue(&op.getEpilogueBody(), &vectorMath);
   forEachOwnedBlock(b, op, kernel, [&](Value row, Value rows, Value expert) {
     kernel.emitRows(row, rows, columns, expert);
   });
 }
 
 /// Emits the kernel of one memref-form grouped matmul in place of it.
-void emitGroupedKernel(OpBuilder &b, GroupedMatmulOp op, KernelShape shape) {
-  Location loc = op.getLoc();
-  Value input = op.getInput(), weight = op.getWeight(), init = op.getInit();
-  // Sizes as the buffers have them (minIndex).
-  auto dim = [&](Value memref, int64_t d) {
-    return memrefDim(b, loc, memref, d);
-  };
-  auto minOf = [&](Value x, Value y) { return minIndex(b, loc, x, y); };
-  DotKernelEmitter kernel(b, loc, shape, input, weight, init,
-                          minOf(dim(input, 1), dim(weight, 2)));
-  Value columns = minOf(dim(weight, 1), dim(init, 1));
+void emitGroupedKernel(OpBuilder &b, GroupedMatmulOp op, KernelShape shape,
+                       SmallVectorImpl<Operation *> &vectorMath) {
+  auto [depth, columns] = clampedExtents(b, op, /*panel=*/0);
+  SmallVector<Value> weights = op.getWeights();
+  // Each weight has accumulators of its own: as many in all with fewer
+  // columns.
+  shape.tileCols = std::max<int64_t>(1, shape.tileCols / weights.size());
+  DotKernelEmitter kernel(b, op.getLoc(), shape, op.getInput(), weights,
+                          op.getInit(), depth);
+  if (op.hasEpilogue())
+    kernel.setEpilogue(&op.getEpilogueBody(), &vectorMath);
   forEachOwnedBlock(b, op, kernel, [&](Value row, Value rows, Value expert) {
     kernel.emitRows(row, rows, kernel.constant(0), columns, ValueRange{expert});
   });
@@ -140,6 +165,7 @@ struct MoELowerGroupedMatmulToVectorPass
     SmallVector<GroupedMatmulOp> ops;
     getOperation()->walk([&](GroupedMatmulOp op) { ops.push_back(op); });
     IRRewriter rewriter(&getContext());
+    SmallVector<Operation *> vectorMath;
     for (GroupedMatmulOp op : ops) {
       if (!op.getResult().empty()) {
         op.emitError("moe-lower-grouped-matmul-to-vector: expects the memref "
@@ -148,11 +174,21 @@ struct MoELowerGroupedMatmulToVectorPass
       }
       rewriter.setInsertionPoint(op);
       if (op.isPacked())
-        emitPackedKernel(rewriter, op, vectorWidth, panelRows);
+        emitPackedKernel(rewriter, op, vectorWidth, panelRows, vectorMath);
       else
-        emitGroupedKernel(rewriter, op, {vectorWidth, tileRows, tileCols});
+        emitGroupedKernel(rewriter, op, {vectorWidth, tileRows, tileCols},
+                          vectorMath);
       rewriter.eraseOp(op);
     }
+    if (vectorMath.empty())
+      return;
+    // Epilogue math on vectors (SiLU's exp) at vector speed, as in
+    // moe-vectorize-elementwise.
+    RewritePatternSet patterns(&getContext());
+    populateMathPolynomialApproximationPatterns(patterns,
+                                                [](StringRef) { return true; });
+    if (failed(applyOpPatternsGreedily(vectorMath, std::move(patterns))))
+      return signalPassFailure();
   }
 };
 

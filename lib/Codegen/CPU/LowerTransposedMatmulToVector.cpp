@@ -122,7 +122,8 @@ void emitTransposedMatmul(OpBuilder &b, linalg::LinalgOp op, KernelShape shape,
           prefix.push_back(ivs[0]);
         }
         Value column = ivs[first], row = ivs[first + 1];
-        DotKernelEmitter kernel(b, nl, shape, input, w, output, depth);
+        DotKernelEmitter kernel(b, nl, shape, input, ValueRange{w}, output,
+                                depth);
         Value endColumn =
             minOf(arith::AddIOp::create(b, nl, column, tn), columns);
         Value tileRows = minOf(bm, arith::SubIOp::create(b, nl, rows, row));

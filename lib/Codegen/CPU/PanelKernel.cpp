@@ -19,11 +19,12 @@ static constexpr int64_t kMinIndependentAccumulators = 8;
 
 PanelKernelEmitter::PanelKernelEmitter(OpBuilder &b, Location loc,
                                        int64_t vectorWidth, int64_t tileRows,
-                                       Value input, Value weight, Value output,
-                                       Value depth)
-    : KernelBuilder(b, loc), tileRows(tileRows), input(input), weight(weight),
-      output(output), depth(depth) {
-  panelColumns = llvm::cast<MemRefType>(weight.getType()).getDimSize(3);
+                                       Value input, ValueRange weights,
+                                       Value output, Value depth)
+    : KernelBuilder(b, loc), tileRows(tileRows), input(input), output(output),
+      depth(depth), weights(weights.begin(), weights.end()) {
+  panelColumns =
+      llvm::cast<MemRefType>(weights.front().getType()).getDimSize(3);
   // Vectors that tile a panel exactly.
   lanes = std::gcd(panelColumns, vectorWidth);
   vectorsPerPanel = panelColumns / lanes;
@@ -61,24 +62,26 @@ void PanelKernelEmitter::emitRows(Value first, Value rows, Value columns,
   });
 }
 
-/// acc[i][j] += input[row + i, k] * weight[expert, panel, k, j-th vector].
+/// acc[i][w][j] += input[row + i, k] *
+///                  weights[w][expert, panel, k, j-th vector].
 SmallVector<Value>
 PanelKernelEmitter::step(ArrayRef<std::pair<Value, Value>> rows, Value panel,
                          int64_t mr, Value k, ValueRange acc) {
-  auto weightType = llvm::cast<MemRefType>(weight.getType());
+  auto weightType = llvm::cast<MemRefType>(weights.front().getType());
   Type f32 = b.getF32Type();
   SmallVector<Value> w;
   Value padding = arith::ConstantOp::create(
       b, loc, b.getZeroAttr(weightType.getElementType()));
-  for (int64_t j = 0; j < vectorsPerPanel; ++j) {
-    Value v = vector::TransferReadOp::create(
-        b, loc, VectorType::get({lanes}, weightType.getElementType()), weight,
-        ValueRange{expert, panel, k, constant(j * lanes)}, padding,
-        ArrayRef<bool>{true});
-    if (weightType.getElementType() != f32)
-      v = arith::ExtFOp::create(b, loc, accType, v);
-    w.push_back(v);
-  }
+  for (Value weight : weights)
+    for (int64_t j = 0; j < vectorsPerPanel; ++j) {
+      Value v = vector::TransferReadOp::create(
+          b, loc, VectorType::get({lanes}, weightType.getElementType()),
+          weight, ValueRange{expert, panel, k, constant(j * lanes)}, padding,
+          ArrayRef<bool>{true});
+      if (weightType.getElementType() != f32)
+        v = arith::ExtFOp::create(b, loc, accType, v);
+      w.push_back(v);
+    }
   SmallVector<Value> next;
   for (int64_t i = 0; i < mr; ++i) {
     Value x =
@@ -86,15 +89,16 @@ PanelKernelEmitter::step(ArrayRef<std::pair<Value, Value>> rows, Value panel,
     if (x.getType() != f32)
       x = arith::ExtFOp::create(b, loc, f32, x);
     Value a = vector::BroadcastOp::create(b, loc, accType, x);
-    for (int64_t j = 0; j < vectorsPerPanel; ++j)
+    for (auto [j, wj] : llvm::enumerate(w))
       next.push_back(
-          vector::FMAOp::create(b, loc, a, w[j], acc[i * vectorsPerPanel + j]));
+          vector::FMAOp::create(b, loc, a, wj, acc[i * w.size() + j]));
   }
   return next;
 }
 
 void PanelKernelEmitter::emitTile(Value row, Value panel, int64_t mr) {
-  int64_t perSet = mr * vectorsPerPanel;
+  int64_t perRow = vectorsPerPanel * static_cast<int64_t>(weights.size());
+  int64_t perSet = mr * perRow;
   // Accumulator sets over which K is split (interleaved, k mod sets).
   int64_t sets = 1;
   while (perSet * sets < kMinIndependentAccumulators)
@@ -137,15 +141,21 @@ void PanelKernelEmitter::emitTile(Value row, Value panel, int64_t mr) {
     writeBack(add(add(firstRow, row), constant(i)), [&](Value r, Scale scale) {
       for (int64_t j = 0; j < vectorsPerPanel; ++j) {
         Value c = add(firstColumn, constant(j * lanes));
-        Value old = vector::TransferReadOp::create(b, loc, accType, output,
-                                                   ValueRange{r, c}, padding,
-                                                   ArrayRef<bool>{false});
-        vector::TransferWriteOp::create(
-            b, loc,
-            arith::AddFOp::create(
-                b, loc, old,
-                scale(keepValid(rows[i].second, acc[i * vectorsPerPanel + j]))),
-            output, ValueRange{r, c}, ArrayRef<bool>{false});
+        SmallVector<Value, 2> sums;
+        for (size_t w = 0; w < weights.size(); ++w)
+          sums.push_back(keepValid(
+              rows[i].second, acc[i * perRow + w * vectorsPerPanel + j]));
+        Value value = combine(
+            sums,
+            [&]() -> Value {
+              return vector::TransferReadOp::create(
+                  b, loc, accType, output, ValueRange{r, c}, padding,
+                  ArrayRef<bool>{false});
+            },
+            scale);
+        vector::TransferWriteOp::create(b, loc, value, output,
+                                        ValueRange{r, c},
+                                        ArrayRef<bool>{false});
       }
     });
   }

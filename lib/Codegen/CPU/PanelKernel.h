@@ -20,6 +20,11 @@
 // splits K over several accumulator sets so that its FMAs do not wait on
 // each other (decode: one token per expert).
 //
+// With two weights (a grouped matmul's weight and paired weight: gate and
+// up), each broadcast input element feeds the panels of both, MR x 2 x
+// P/VW accumulators (4 x 2 x 2: 8 loads, 16 FMAs), and the epilogue
+// combines the two finished sums in registers before the one write.
+//
 //===----------------------------------------------------------------------===//
 
 #ifndef MOE_LIB_CODEGEN_CPU_PANELKERNEL_H
@@ -33,15 +38,16 @@ namespace mlir::moe::cpu {
 
 class PanelKernelEmitter : public KernelBuilder {
 public:
-  /// `input` is a float `[M, K]` memref, `weight` a packed float
-  /// `[E, NP, K, P]` memref with a static P, `output` an f32 `[M, N]`
-  /// memref; `depth` is K, read as is (the caller clamps it).
+  /// `input` is a float `[M, K]` memref, `weights` one or more packed float
+  /// `[E, NP, K, P]` memrefs of one type with a static P, `output` an f32
+  /// `[M, N]` memref; `depth` is K, read as is (the caller clamps it).
   PanelKernelEmitter(OpBuilder &b, Location loc, int64_t vectorWidth,
-                     int64_t tileRows, Value input, Value weight, Value output,
-                     Value depth);
+                     int64_t tileRows, Value input, ValueRange weights,
+                     Value output, Value depth);
 
   /// out[firstRow + i, c] += sum_k input[firstRow + i, k] * W[expert, c, k]
-  /// for i < rows and c < columns, W the unpacked weight.
+  /// for i < rows and c < columns, W the unpacked weight (with an epilogue,
+  /// out[..] = epilogue(the sums of every weight, out[..])).
   void emitRows(Value firstRow, Value rows, Value columns, Value expert);
 
 private:
@@ -50,7 +56,8 @@ private:
                           int64_t mr, Value k, ValueRange acc);
 
   int64_t lanes, vectorsPerPanel, panelColumns, tileRows;
-  Value input, weight, output, depth;
+  Value input, output, depth;
+  SmallVector<Value, 2> weights;
   Value firstRow, expert, zero;
   VectorType accType;
 };

@@ -17,6 +17,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Codegen/CPU/Passes.h"
+#include "moe/Dialect/MoE/Utils/ElementwiseClone.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -25,7 +26,6 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
-#include "mlir/IR/IRMapping.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
@@ -130,43 +130,24 @@ private:
     SmallVector<Value> indices(outer.begin(), outer.end());
     indices.push_back(i);
     Block &body = op.getRegion().front();
-    IRMapping map;
+    SmallVector<Value> args;
     for (OpOperand &operand : op->getOpOperands()) {
       BlockArgument arg = op.getMatchingBlockArgument(&operand);
-      if (arg.use_empty())
+      if (arg.use_empty()) {
+        args.push_back(Value());
         continue;
+      }
       Type element = arg.getType();
       Value padding = arith::ConstantOp::create(b, loc, b.getZeroAttr(element));
-      map.map(arg, vector::TransferReadOp::create(
-                       b, loc, vectorOf(element), operand.get(), indices,
-                       padding, ArrayRef<bool>{inBounds}));
+      args.push_back(vector::TransferReadOp::create(
+          b, loc, vectorOf(element), operand.get(), indices, padding,
+          ArrayRef<bool>{inBounds}));
     }
-    DenseMap<Value, Value> broadcasts;
-    auto lookup = [&](Value v) -> Value {
-      if (Value mapped = map.lookupOrNull(v))
-        return mapped;
-      Value &splat = broadcasts[v];
-      if (!splat)
-        splat = vector::BroadcastOp::create(b, loc, vectorOf(v.getType()), v);
-      return splat;
-    };
-    for (Operation &inner : body.without_terminator()) {
-      OperationState state(inner.getLoc(), inner.getName());
-      for (Value operand : inner.getOperands())
-        state.addOperands(lookup(operand));
-      state.addAttributes(inner.getAttrs());
-      for (Type type : inner.getResultTypes())
-        state.addTypes(vectorOf(type));
-      Operation *vectorOp = b.create(state);
-      map.map(inner.getResults(), vectorOp->getResults());
-      if (llvm::isa<math::MathDialect>(vectorOp->getDialect()))
-        created->push_back(vectorOp);
-    }
-    auto yield = llvm::cast<linalg::YieldOp>(body.getTerminator());
-    for (auto [value, init] :
-         llvm::zip(yield.getValues(), op.getDpsInitsMutable()))
-      vector::TransferWriteOp::create(b, loc, lookup(value), init.get(),
-                                      indices, ArrayRef<bool>{inBounds});
+    SmallVector<Value> results =
+        cloneElementwiseBody(b, body, args, {width}, created);
+    for (auto [value, init] : llvm::zip(results, op.getDpsInitsMutable()))
+      vector::TransferWriteOp::create(b, loc, value, init.get(), indices,
+                                      ArrayRef<bool>{inBounds});
   }
 
   RewriterBase &b;

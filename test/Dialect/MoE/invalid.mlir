@@ -2033,7 +2033,7 @@ func.func @grouped_matmul_scatter_alone(%x: tensor<8x16xf32>, %w: tensor<2x4x16x
                                         %b: tensor<2xi32>, %t: tensor<8xi32>,
                                         %acc: tensor<3x4xf32>) -> tensor<3x4xf32> {
   // expected-error @+1 {{'moe.grouped_matmul' op 'scatter_rows' and 'scatter_scales' come together}}
-  %r = "moe.grouped_matmul"(%x, %w, %b, %t, %acc) <{block_rows = 4 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 1, 0, 1>}>
+  %r = "moe.grouped_matmul"(%x, %w, %b, %t, %acc) <{block_rows = 4 : i64, operandSegmentSizes = array<i32: 1, 1, 0, 1, 0, 0, 1, 0, 1>}>
       : (tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>, tensor<8xi32>, tensor<3x4xf32>) -> tensor<3x4xf32>
   return %r : tensor<3x4xf32>
 }

@@ -13,6 +13,8 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -128,6 +130,18 @@ LogicalResult GroupedMatmulOp::verify() {
       return emitOpError() << "'scatter_scales' must have f32 elements, got "
                            << getScatterScales().getType();
   }
+  // c9, c12 (the region itself: verifyRegions).
+  if (Value paired = getPairedWeight()) {
+    if (paired.getType() != getWeight().getType())
+      return emitOpError() << "'paired_weight' must have the type of 'weight' ("
+                           << getWeight().getType() << "), got "
+                           << paired.getType();
+    if (!hasEpilogue())
+      return emitOpError("'paired_weight' needs an epilogue to combine the "
+                         "two sums");
+  }
+  if (hasEpilogue() && isScattering())
+    return emitOpError("an epilogue writes rows in place; it cannot scatter");
   if (!llvm::cast<ShapedType>(getInit().getType()).getElementType().isF32())
     return emitOpError() << "'init' is the f32 accumulator, got "
                          << getInit().getType();
@@ -146,6 +160,48 @@ LogicalResult GroupedMatmulOp::verify() {
     return emitOpError() << "R = " << rows << " rows, expected B * block_rows = "
                          << blocks << " * " << blockRows;
   return success();
+}
+
+LogicalResult GroupedMatmulOp::verifyRegions() {
+  if (getEpilogue().size() > 1)
+    return emitOpError("has at most one 'epilogue' region");
+  if (!hasEpilogue())
+    return success();
+  // c10 (one block: SizedRegion<1>).
+  Block &body = getEpilogueBody();
+  unsigned expected = getWeights().size() + 1;
+  if (body.getNumArguments() != expected ||
+      !llvm::all_of(body.getArgumentTypes(),
+                    [](Type type) { return type.isF32(); }))
+    return emitOpError() << "'epilogue' takes " << expected
+                         << " f32 arguments (one sum per weight, then the "
+                            "element of 'init'), got "
+                         << body.getNumArguments();
+  auto yield = llvm::dyn_cast<YieldOp>(body.getTerminator());
+  if (!yield || yield.getValues().size() != 1 ||
+      !yield.getValues()[0].getType().isF32())
+    return emitOpError("'epilogue' must end in a moe.yield of one f32");
+  // c11: what a kernel can apply to vectors of elements.
+  for (Operation &op : body.without_terminator()) {
+    bool scalar = llvm::all_of(op.getOperandTypes(),
+                               [](Type t) { return t.isIntOrIndexOrFloat(); }) &&
+                  llvm::all_of(op.getResultTypes(),
+                               [](Type t) { return t.isIntOrIndexOrFloat(); });
+    bool elementwise = op.hasTrait<OpTrait::Elementwise>() ||
+                       op.hasTrait<OpTrait::ConstantLike>();
+    if (!scalar || !elementwise || op.getNumRegions() != 0 ||
+        !isMemoryEffectFree(&op))
+      return op.emitOpError()
+             << "in a grouped matmul's 'epilogue' must be a scalar "
+                "element-wise op or a constant";
+  }
+  return success();
+}
+
+void GroupedMatmulOp::copyEpilogueFrom(GroupedMatmulOp from) {
+  IRMapping mapping;
+  for (auto [source, target] : llvm::zip(from.getEpilogue(), getEpilogue()))
+    source.cloneInto(&target, mapping);
 }
 
 void GroupedMatmulOp::getEffects(

@@ -26,7 +26,9 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/IRMapping.h"
 #include "mlir/IR/PatternMatch.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 namespace mlir::moe {
@@ -303,16 +305,107 @@ CombineOp getFusableCombine(ExpertMatmulOp op) {
   return combine;
 }
 
+/// Whether an epilogue cloned from `block` can have `value`: one defined in
+/// `block` (an argument or an op's result), or a constant (cloned in).
+bool isAvailableIn(Value value, Block &block) {
+  if (auto arg = llvm::dyn_cast<BlockArgument>(value))
+    return arg.getOwner() == &block;
+  Operation *def = value.getDefiningOp();
+  return def->getBlock() == &block || def->hasTrait<OpTrait::ConstantLike>();
+}
+
+/// The expert matmuls whose rows `generic` reads, in operand order, when a
+/// grouped matmul with an epilogue can compute them and it together: one
+/// or two inputs, each the rows of a matmul read by nothing else, the
+/// matmuls without bias on the same rows, offsets and weight type; a 2-D
+/// generic of parallel loops and identity maps whose output is not read,
+/// its body scalar element-wise ops and constants on values defined in the
+/// body or constants (the epilogue is isolated). Empty otherwise.
+SmallVector<ExpertMatmulOp, 2> getEpilogueMatmuls(linalg::GenericOp generic) {
+  if (generic.getNumDpsInputs() < 1 || generic.getNumDpsInputs() > 2 ||
+      generic.getNumDpsInits() != 1 || generic.getNumLoops() != 2 ||
+      generic.getNumResults() != 1)
+    return {};
+  if (!llvm::all_of(generic.getIteratorTypesArray(),
+                    [](utils::IteratorType type) {
+                      return type == utils::IteratorType::parallel;
+                    }) ||
+      !llvm::all_of(generic.getIndexingMapsArray(),
+                    [](AffineMap map) { return map.isIdentity(); }))
+    return {};
+  Block &body = generic.getRegion().front();
+  if (!generic.getMatchingBlockArgument(generic.getDpsInitOperand(0))
+           .use_empty())
+    return {};
+  for (BlockArgument arg : body.getArguments())
+    if (!llvm::isa<FloatType>(arg.getType()))
+      return {};
+  for (Operation &op : body.without_terminator()) {
+    bool elementwise = op.hasTrait<OpTrait::Elementwise>() ||
+                       op.hasTrait<OpTrait::ConstantLike>();
+    if (!elementwise || op.getNumRegions() != 0 || !isMemoryEffectFree(&op))
+      return {};
+    for (Value operand : op.getOperands())
+      if (!isAvailableIn(operand, body) ||
+          !operand.getType().isIntOrIndexOrFloat())
+        return {};
+    for (Type type : op.getResultTypes())
+      if (!type.isIntOrIndexOrFloat())
+        return {};
+  }
+  Value yielded = body.getTerminator()->getOperand(0);
+  if (!isAvailableIn(yielded, body) || !llvm::isa<FloatType>(yielded.getType()))
+    return {};
+  SmallVector<ExpertMatmulOp, 2> matmuls;
+  for (Value input : generic.getDpsInputs()) {
+    auto matmul = input.getDefiningOp<ExpertMatmulOp>();
+    if (!matmul || matmul.getBias() || !matmul.getOffsets() ||
+        matmul->getBlock() != generic->getBlock())
+      return {};
+    // Read by the generic once, otherwise only for its shape.
+    int64_t genericUses = 0;
+    for (OpOperand &use : matmul->getUses()) {
+      if (use.getOwner() == generic.getOperation())
+        ++genericUses;
+      else if (!llvm::isa<tensor::DimOp>(use.getOwner()))
+        return {};
+    }
+    if (genericUses != 1)
+      return {};
+    if (!matmuls.empty() &&
+        (matmul.getInput() != matmuls[0].getInput() ||
+         matmul.getOffsets() != matmuls[0].getOffsets() ||
+         matmul.getWeight().getType() != matmuls[0].getWeight().getType()))
+      return {};
+    matmuls.push_back(matmul);
+  }
+  return matmuls;
+}
+
+/// The element-wise op that `op` fuses into as the gate or up projection
+/// of a grouped matmul with an epilogue, if any.
+linalg::GenericOp getFusableActivation(ExpertMatmulOp op) {
+  for (Operation *user : op->getUsers())
+    if (auto generic = llvm::dyn_cast<linalg::GenericOp>(user))
+      if (!getEpilogueMatmuls(generic).empty())
+        return generic;
+  return {};
+}
+
 struct FormGroupedMatmul : OpRewritePattern<ExpertMatmulOp> {
-  FormGroupedMatmul(MLIRContext *context, int64_t blockRows, bool fuseCombine)
+  FormGroupedMatmul(MLIRContext *context, int64_t blockRows, bool fuseCombine,
+                    bool fuseActivation)
       : OpRewritePattern(context), blockRows(blockRows),
-        fuseCombine(fuseCombine) {}
+        fuseCombine(fuseCombine), fuseActivation(fuseActivation) {}
 
   LogicalResult matchAndRewrite(ExpertMatmulOp op,
                                 PatternRewriter &rewriter) const override {
     if (fuseCombine && getFusableCombine(op))
       return rewriter.notifyMatchFailure(
           op, "formed with its combine (FormScatteringGroupedMatmul)");
+    if (fuseActivation && getFusableActivation(op))
+      return rewriter.notifyMatchFailure(
+          op, "formed with its activation (FormEpilogueGroupedMatmul)");
     RoutingPlanOp plan = findPlan(rewriter, op, blockRows);
     if (!plan)
       return rewriter.notifyMatchFailure(
@@ -326,8 +419,9 @@ struct FormGroupedMatmul : OpRewritePattern<ExpertMatmulOp> {
                                  weightType.getDimSize(1));
     acc = GroupedMatmulOp::create(
               rewriter, loc, TypeRange{acc.getType()}, operands.input,
-              op.getWeight(), operands.blocks, operands.sizes, operands.sources,
-              Value(), Value(), acc, rewriter.getI64IntegerAttr(blockRows))
+              op.getWeight(), Value(), operands.blocks, operands.sizes,
+              operands.sources, Value(), Value(), acc,
+              rewriter.getI64IntegerAttr(blockRows), /*epilogueCount=*/0)
               .getResult()[0];
     Value result = acc;
     if (op.getBias() || !resultType.getElementType().isF32())
@@ -340,7 +434,110 @@ struct FormGroupedMatmul : OpRewritePattern<ExpertMatmulOp> {
   }
 
   int64_t blockRows;
-  bool fuseCombine;
+  bool fuseCombine, fuseActivation;
+};
+
+/// The gate and up projections (or one projection) and the element-wise
+/// activation on their rows as one grouped matmul with an epilogue: the
+/// matmuls' weights, the generic's body as the epilogue. Each sum is first
+/// converted to its matmul's result type (what the matmul would have
+/// yielded) and the value back to f32, so the result equals the unfused
+/// one.
+struct FormEpilogueGroupedMatmul : OpRewritePattern<linalg::GenericOp> {
+  FormEpilogueGroupedMatmul(MLIRContext *context, int64_t blockRows)
+      : OpRewritePattern(context), blockRows(blockRows) {}
+
+  LogicalResult matchAndRewrite(linalg::GenericOp generic,
+                                PatternRewriter &rewriter) const override {
+    SmallVector<ExpertMatmulOp, 2> matmuls = getEpilogueMatmuls(generic);
+    if (matmuls.empty())
+      return rewriter.notifyMatchFailure(
+          generic, "not an element-wise op of expert matmuls it can fuse");
+    ExpertMatmulOp first = matmuls.front();
+    RoutingPlanOp plan = findPlan(rewriter, first, blockRows);
+    if (!plan)
+      return rewriter.notifyMatchFailure(
+          generic, "offsets not from a dispatch or plan in whole row blocks");
+    Location loc = generic.getLoc();
+    // At the earlier matmul: the result then dominates every reader of
+    // either matmul's shape as well as the generic.
+    Operation *earliest = matmuls.front();
+    for (ExpertMatmulOp matmul : matmuls)
+      if (matmul->isBeforeInBlock(earliest))
+        earliest = matmul;
+    rewriter.setInsertionPoint(earliest);
+    auto weightType = llvm::cast<RankedTensorType>(first.getWeight().getType());
+    GroupedOperands operands =
+        buildGroupedOperands(rewriter, first, plan, blockRows);
+    Value acc = buildAccumulator(rewriter, loc, operands.numRows,
+                                 weightType.getDimSize(1));
+    Value paired = matmuls.size() > 1 ? matmuls[1].getWeight() : Value();
+    auto fused = GroupedMatmulOp::create(
+        rewriter, loc, TypeRange{acc.getType()}, operands.input,
+        first.getWeight(), paired, operands.blocks, operands.sizes,
+        operands.sources, Value(), Value(), acc,
+        rewriter.getI64IntegerAttr(blockRows), /*epilogueCount=*/1);
+    buildEpilogueRegion(rewriter, fused, generic, matmuls);
+    Value result = fused.getResult()[0];
+    auto resultType =
+        llvm::cast<RankedTensorType>(generic.getResult(0).getType());
+    if (!resultType.getElementType().isF32())
+      result = buildEpilogue(rewriter, loc, result, Value(), operands.blocks,
+                             blockRows, resultType.getElementType());
+    if (result.getType() != resultType)
+      result = tensor::CastOp::create(rewriter, loc, resultType, result);
+    rewriter.replaceOp(generic, result);
+    // The matmuls' rows are the result's: their shape readers read it.
+    for (ExpertMatmulOp matmul : matmuls) {
+      for (OpOperand &use : llvm::make_early_inc_range(matmul->getUses()))
+        rewriter.modifyOpInPlace(use.getOwner(), [&] { use.set(result); });
+      rewriter.eraseOp(matmul);
+    }
+    return success();
+  }
+
+  /// `^bb0(sums..., old: f32)`: each sum converted to its matmul's element
+  /// type, the generic's body on them, its value converted to f32.
+  static void buildEpilogueRegion(PatternRewriter &rewriter,
+                                  GroupedMatmulOp fused,
+                                  linalg::GenericOp generic,
+                                  ArrayRef<ExpertMatmulOp> matmuls) {
+    OpBuilder::InsertionGuard guard(rewriter);
+    Location loc = generic.getLoc();
+    Type f32 = rewriter.getF32Type();
+    SmallVector<Type> types(matmuls.size() + 1, f32);
+    SmallVector<Location> locs(types.size(), loc);
+    Block *block =
+        rewriter.createBlock(&fused.getEpilogue().front(), {}, types, locs);
+    Block &body = generic.getRegion().front();
+    IRMapping map;
+    for (auto [i, matmul] : llvm::enumerate(matmuls)) {
+      ExpertMatmulOp projection = matmul;
+      Type element =
+          llvm::cast<RankedTensorType>(projection.getResult().getType())
+                         .getElementType();
+      Value sum = castFloat(rewriter, loc, block->getArgument(i), element);
+      map.map(body.getArgument(i), castFloat(rewriter, loc, sum,
+                                             body.getArgument(i).getType()));
+    }
+    // Constants from outside the generic's body are cloned in first.
+    auto cloneConstant = [&](Value value) {
+      if (map.contains(value) || llvm::isa<BlockArgument>(value) ||
+          value.getDefiningOp()->getBlock() == &body)
+        return;
+      rewriter.clone(*value.getDefiningOp(), map);
+    };
+    for (Operation &op : body.without_terminator()) {
+      for (Value operand : op.getOperands())
+        cloneConstant(operand);
+      rewriter.clone(op, map);
+    }
+    cloneConstant(body.getTerminator()->getOperand(0));
+    Value value = map.lookup(body.getTerminator()->getOperand(0));
+    YieldOp::create(rewriter, loc, castFloat(rewriter, loc, value, f32));
+  }
+
+  int64_t blockRows;
 };
 
 /// The combine of an expert matmul's rows (the down projection) fused into
@@ -378,8 +575,9 @@ struct FormScatteringGroupedMatmul : OpRewritePattern<CombineOp> {
         buildAccumulator(rewriter, loc, tokens, weightType.getDimSize(1));
     acc = GroupedMatmulOp::create(
               rewriter, loc, TypeRange{acc.getType()}, operands.input,
-              op.getWeight(), operands.blocks, operands.sizes, operands.sources,
-              targets, scales, acc, rewriter.getI64IntegerAttr(blockRows))
+              op.getWeight(), Value(), operands.blocks, operands.sizes,
+              operands.sources, targets, scales, acc,
+              rewriter.getI64IntegerAttr(blockRows), /*epilogueCount=*/0)
               .getResult()[0];
     Value result = acc;
     if (!resultType.getElementType().isF32())
@@ -409,9 +607,12 @@ struct MoEFormGroupedMatmulPass
 
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<FormGroupedMatmul>(&getContext(), blockRows, fuseCombine);
+    patterns.add<FormGroupedMatmul>(&getContext(), blockRows, fuseCombine,
+                                    fuseActivation);
     if (fuseCombine)
       patterns.add<FormScatteringGroupedMatmul>(&getContext(), blockRows);
+    if (fuseActivation)
+      patterns.add<FormEpilogueGroupedMatmul>(&getContext(), blockRows);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }

@@ -32,19 +32,22 @@ struct GroupedMatmulBufferizationModel
     };
     FailureOr<Value> input = bufferOf(matmul.getInput());
     FailureOr<Value> weight = bufferOf(matmul.getWeight());
+    FailureOr<Value> paired = bufferOf(matmul.getPairedWeight());
     FailureOr<Value> blocks = bufferOf(matmul.getBlockExperts());
     FailureOr<Value> sizes = bufferOf(matmul.getBlockSizes());
     FailureOr<Value> sources = bufferOf(matmul.getRowSources());
     FailureOr<Value> targets = bufferOf(matmul.getScatterRows());
     FailureOr<Value> scales = bufferOf(matmul.getScatterScales());
     FailureOr<Value> init = bufferOf(matmul.getInit());
-    if (failed(input) || failed(weight) || failed(blocks) || failed(sizes) ||
+    if (failed(input) || failed(weight) || failed(paired) || failed(blocks) || failed(sizes) ||
         failed(sources) || failed(targets) || failed(scales) || failed(init))
       return failure();
     rewriter.setInsertionPoint(op);
-    GroupedMatmulOp::create(rewriter, op->getLoc(), TypeRange{}, *input,
-                            *weight, *blocks, *sizes, *sources, *targets,
-                            *scales, *init, matmul.getBlockRowsAttr());
+    auto buffered = GroupedMatmulOp::create(
+        rewriter, op->getLoc(), TypeRange{}, *input, *weight, *paired, *blocks,
+        *sizes, *sources, *targets, *scales, *init, matmul.getBlockRowsAttr(),
+        matmul.getEpilogue().size());
+    buffered.copyEpilogueFrom(matmul);
     replaceOpWithBufferizedValues(rewriter, op, *init);
     return success();
   }

@@ -21,6 +21,7 @@
 
 #include "moe/Dialect/MoE/IR/MoE.h"
 #include "moe/Dialect/MoE/Transforms/InterfaceModels.h"
+#include "moe/Dialect/MoE/Utils/ElementwiseClone.h"
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -100,9 +101,12 @@ struct GroupedMatmulTilingModel
     : public TilingInterface::ExternalModel<GroupedMatmulTilingModel,
                                             GroupedMatmulOp> {
   SmallVector<utils::IteratorType> getLoopIteratorTypes(Operation *op) const {
-    bool scatters = llvm::cast<GroupedMatmulOp>(op).isScattering();
-    return {scatters ? utils::IteratorType::reduction
-                     : utils::IteratorType::parallel,
+    auto matmul = llvm::cast<GroupedMatmulOp>(op);
+    // An epilogue needs whole sums: K is not a dimension of the domain.
+    if (matmul.hasEpilogue())
+      return {utils::IteratorType::parallel, utils::IteratorType::parallel};
+    return {matmul.isScattering() ? utils::IteratorType::reduction
+                                  : utils::IteratorType::parallel,
             utils::IteratorType::parallel, utils::IteratorType::reduction};
   }
 
@@ -110,19 +114,32 @@ struct GroupedMatmulTilingModel
     auto matmul = llvm::cast<GroupedMatmulOp>(op);
     Location loc = op->getLoc();
     OpFoldResult zero = b.getIndexAttr(0), one = b.getIndexAttr(1);
-    return {Range{zero, dimOf(b, loc, matmul.getBlockExperts(), 0), one},
-            Range{zero, dimOf(b, loc, matmul.getInit(), 1), one},
-            Range{zero, dimOf(b, loc, matmul.getInput(), 1), one}};
+    SmallVector<Range> domain = {
+        Range{zero, dimOf(b, loc, matmul.getBlockExperts(), 0), one},
+        Range{zero, dimOf(b, loc, matmul.getInit(), 1), one}};
+    if (!matmul.hasEpilogue())
+      domain.push_back(Range{zero, dimOf(b, loc, matmul.getInput(), 1), one});
+    return domain;
   }
 
   FailureOr<TilingResult>
   getTiledImplementation(Operation *op, OpBuilder &b,
-                         ArrayRef<OpFoldResult> offsets,
-                         ArrayRef<OpFoldResult> sizes) const {
+                         ArrayRef<OpFoldResult> tileOffsets,
+                         ArrayRef<OpFoldResult> tileSizes) const {
     auto matmul = llvm::cast<GroupedMatmulOp>(op);
     Location loc = op->getLoc();
     int64_t blockRows = matmul.getBlockRows();
     OpFoldResult zero = b.getIndexAttr(0);
+    // With an epilogue every tile spans all of K (of the input and of the
+    // weights, each as it has it).
+    SmallVector<OpFoldResult> offsets(tileOffsets), sizes(tileSizes);
+    if (matmul.hasEpilogue()) {
+      offsets.push_back(zero);
+      sizes.push_back(dimOf(b, loc, matmul.getInput(), 1));
+    }
+    auto weightDepth = [&](Value weight) {
+      return matmul.hasEpilogue() ? dimOf(b, loc, weight, 2) : sizes[2];
+    };
     OpFoldResult rowOffset = scaled(b, loc, offsets[0], blockRows);
     OpFoldResult rowSize = scaled(b, loc, sizes[0], blockRows);
 
@@ -138,28 +155,31 @@ struct GroupedMatmulTilingModel
                            {rowSize, sizes[2]});
     }
     OpFoldResult experts = dimOf(b, loc, matmul.getWeight(), 0);
-    Value weight;
-    if (int64_t panel = matmul.getPanelColumns()) {
-      // Whole panels: [n0 / P, ceil(nn / P)) of every expert.
-      if (!isMultipleOf(offsets[1], panel)) {
-        op->emitOpError() << "packed weight: the column tile offset must be "
-                             "a multiple of the panel width "
-                          << panel;
-        return failure();
-      }
+    int64_t panel = matmul.getPanelColumns();
+    // Whole panels: [n0 / P, ceil(nn / P)) of every expert.
+    if (panel && !isMultipleOf(offsets[1], panel)) {
+      op->emitOpError() << "packed weight: the column tile offset must be "
+                           "a multiple of the panel width "
+                        << panel;
+      return failure();
+    }
+    auto sliceWeight = [&](Value weight) -> Value {
+      if (!weight)
+        return {};
+      if (!panel)
+        return sliceOperand(b, loc, weight, {zero, offsets[1], offsets[2]},
+                            {experts, sizes[1], weightDepth(weight)});
       AffineExpr d0 = b.getAffineDimExpr(0);
       OpFoldResult firstPanel = affine::makeComposedFoldedAffineApply(
           b, loc, d0.floorDiv(panel), {offsets[1]});
       OpFoldResult panels = affine::makeComposedFoldedAffineApply(
           b, loc, d0.ceilDiv(panel), {sizes[1]});
-      weight = sliceOperand(b, loc, matmul.getWeight(),
-                            {zero, firstPanel, offsets[2], zero},
-                            {experts, panels, sizes[2], b.getIndexAttr(panel)});
-    } else {
-      weight = sliceOperand(b, loc, matmul.getWeight(),
-                            {zero, offsets[1], offsets[2]},
-                            {experts, sizes[1], sizes[2]});
-    }
+      return sliceOperand(
+          b, loc, weight, {zero, firstPanel, offsets[2], zero},
+          {experts, panels, weightDepth(weight), b.getIndexAttr(panel)});
+    };
+    Value weight = sliceWeight(matmul.getWeight());
+    Value paired = sliceWeight(matmul.getPairedWeight());
     Value blocks = sliceOperand(b, loc, matmul.getBlockExperts(), {offsets[0]},
                                 {sizes[0]});
     Value blockSizes;
@@ -182,11 +202,13 @@ struct GroupedMatmulTilingModel
     if (llvm::isa<RankedTensorType>(init.getType()))
       resultTypes.push_back(init.getType());
     auto tiled = GroupedMatmulOp::create(
-        b, loc, resultTypes, input, weight, blocks, blockSizes, sources,
-        scatterRows, scatterScales, init, matmul.getBlockRowsAttr());
+        b, loc, resultTypes, input, weight, paired, blocks, blockSizes, sources,
+        scatterRows, scatterScales, init, matmul.getBlockRowsAttr(),
+        matmul.getEpilogue().size());
+    tiled.copyEpilogueFrom(matmul);
     SmallVector<Operation *> slices;
-    for (Value v : {input, weight, blocks, blockSizes, sources, scatterRows,
-                    scatterScales, init})
+    for (Value v : {input, weight, paired, blocks, blockSizes, sources,
+                    scatterRows, scatterScales, init})
       if (v)
         slices.push_back(v.getDefiningOp());
     return TilingResult{{tiled}, SmallVector<Value>(tiled->getResults()),
@@ -219,38 +241,29 @@ struct GroupedMatmulTilingModel
     auto matmul = llvm::cast<GroupedMatmulOp>(op);
     if (!llvm::isa<MemRefType>(matmul.getInit().getType()))
       return failure();
+    if (matmul.hasEpilogue()) {
+      emitEpilogueElement(matmul, b, loc, ivs[0], ivs[1]);
+      return success();
+    }
     Value block = ivs[0], column = ivs[1], depth = ivs[2];
-    Type f32 = b.getF32Type();
     Value expert, owned;
     std::tie(expert, owned) = matmul.loadBlockExpert(b, loc, block);
     Value zero = arith::ConstantIndexOp::create(b, loc, 0);
-    auto toF32 = [&](OpBuilder &nb, Value v) -> Value {
-      return v.getType() == f32 ? v : arith::ExtFOp::create(nb, loc, f32, v);
-    };
     scf::IfOp::create(b, loc, owned, [&](OpBuilder &tb, Location tl) {
       Value blockRows =
           arith::ConstantIndexOp::create(tb, tl, matmul.getBlockRows());
       Value one = arith::ConstantIndexOp::create(tb, tl, 1);
       Value firstRow = arith::MulIOp::create(tb, tl, block, blockRows);
-      SmallVector<Value> at{expert, column, depth};
-      if (int64_t panel = matmul.getPanelColumns()) {
-        Value p = arith::ConstantIndexOp::create(tb, tl, panel);
-        at = {expert, arith::DivUIOp::create(tb, tl, column, p), depth,
-              arith::RemUIOp::create(tb, tl, column, p)};
-      }
-      Value weight =
-          toF32(tb, memref::LoadOp::create(tb, tl, matmul.getWeight(), at));
+      Value weight = loadWeight(tb, tl, matmul, matmul.getWeight(), expert,
+                                column, depth);
       Value rows = matmul.loadFilledRows(tb, tl, block);
       scf::ForOp::create(
           tb, tl, zero, rows, one, ValueRange{},
           [&](OpBuilder &lb, Location ll, Value i, ValueRange) {
             Value row = arith::AddIOp::create(lb, ll, firstRow, i);
             auto [source, valid] = matmul.loadRowSource(lb, ll, row);
-            Value x = toF32(lb, memref::LoadOp::create(lb, ll, matmul.getInput(),
-                                                       ValueRange{source, depth}));
-            x = arith::SelectOp::create(
-                lb, ll, valid, x,
-                arith::ConstantOp::create(lb, ll, lb.getF32FloatAttr(0)));
+            Value x =
+                loadInput(lb, ll, matmul, source, valid, depth);
             Value product = arith::MulFOp::create(lb, ll, x, weight);
             auto addTo = [&](OpBuilder &ab, Location al, Value target,
                              Value term) {
@@ -279,6 +292,91 @@ struct GroupedMatmulTilingModel
       scf::YieldOp::create(tb, tl);
     });
     return success();
+  }
+
+private:
+  static Value toF32(OpBuilder &b, Location loc, Value v) {
+    Type f32 = b.getF32Type();
+    return v.getType() == f32 ? v : arith::ExtFOp::create(b, loc, f32, v);
+  }
+
+  /// `weight[expert, column, depth]` of the unpacked layout, as f32.
+  static Value loadWeight(OpBuilder &b, Location loc, GroupedMatmulOp matmul,
+                          Value weight, Value expert, Value column,
+                          Value depth) {
+    SmallVector<Value> at{expert, column, depth};
+    if (int64_t panel = matmul.getPanelColumns()) {
+      Value p = arith::ConstantIndexOp::create(b, loc, panel);
+      at = {expert, arith::DivUIOp::create(b, loc, column, p), depth,
+            arith::RemUIOp::create(b, loc, column, p)};
+    }
+    return toF32(b, loc, memref::LoadOp::create(b, loc, weight, at));
+  }
+
+  /// `input[source, depth]` as f32, or 0 where the row has no source.
+  static Value loadInput(OpBuilder &b, Location loc, GroupedMatmulOp matmul,
+                         Value source, Value valid, Value depth) {
+    Value x = toF32(b, loc,
+                    memref::LoadOp::create(b, loc, matmul.getInput(),
+                                           ValueRange{source, depth}));
+    return arith::SelectOp::create(
+        b, loc, valid, x,
+        arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0)));
+  }
+
+  /// With an epilogue, one point (b, n) of the domain: for each filled row
+  /// of block b, the sums over K of every weight, then the epilogue of
+  /// them and init[row, n] stored into init[row, n].
+  static void emitEpilogueElement(GroupedMatmulOp matmul, OpBuilder &b,
+                                  Location loc, Value block, Value column) {
+    Value expert, owned;
+    std::tie(expert, owned) = matmul.loadBlockExpert(b, loc, block);
+    scf::IfOp::create(b, loc, owned, [&](OpBuilder &tb, Location tl) {
+      Value zero = arith::ConstantIndexOp::create(tb, tl, 0);
+      Value one = arith::ConstantIndexOp::create(tb, tl, 1);
+      Value firstRow = arith::MulIOp::create(
+          tb, tl, block,
+          arith::ConstantIndexOp::create(tb, tl, matmul.getBlockRows()));
+      SmallVector<Value> weights = matmul.getWeights();
+      // K as every operand has it.
+      Value depth = memref::DimOp::create(tb, tl, matmul.getInput(), 1);
+      for (Value weight : weights)
+        depth = arith::MinUIOp::create(
+            tb, tl, depth, memref::DimOp::create(tb, tl, weight, 2));
+      Value rows = matmul.loadFilledRows(tb, tl, block);
+      SmallVector<Value> zeros(
+          weights.size(),
+          arith::ConstantOp::create(tb, tl, tb.getF32FloatAttr(0)));
+      scf::ForOp::create(
+          tb, tl, zero, rows, one, ValueRange{},
+          [&](OpBuilder &lb, Location ll, Value i, ValueRange) {
+            Value row = arith::AddIOp::create(lb, ll, firstRow, i);
+            auto [source, valid] = matmul.loadRowSource(lb, ll, row);
+            auto sums = scf::ForOp::create(
+                lb, ll, zero, depth, one, zeros,
+                [&](OpBuilder &kb, Location kl, Value k, ValueRange acc) {
+                  Value x = loadInput(kb, kl, matmul, source, valid, k);
+                  SmallVector<Value> next;
+                  for (auto [weight, sum] : llvm::zip(weights, acc))
+                    next.push_back(arith::AddFOp::create(
+                        kb, kl, sum,
+                        arith::MulFOp::create(
+                            kb, kl, x,
+                            loadWeight(kb, kl, matmul, weight, expert, column,
+                                       k))));
+                  scf::YieldOp::create(kb, kl, next);
+                });
+            SmallVector<Value> args(sums.getResults());
+            args.push_back(memref::LoadOp::create(lb, ll, matmul.getInit(),
+                                                  ValueRange{row, column}));
+            Value element = cloneElementwiseBody(
+                lb, matmul.getEpilogueBody(), args, {})[0];
+            memref::StoreOp::create(lb, ll, element, matmul.getInit(),
+                                    ValueRange{row, column});
+            scf::YieldOp::create(lb, ll);
+          });
+      scf::YieldOp::create(tb, tl);
+    });
   }
 };
 

@@ -85,17 +85,21 @@ struct MoEGroupedMatmulToLoopsPass
           clamp(clamp(domain[0].size, rowsOf(rowsOwner)), rowsOf(outputsOwner));
       if (op.isScattering())
         domain[0].size = clamp(domain[0].size, rowsOf(op.getScatterScales()));
-      // Columns the weight holds: N, or NP * P when packed.
-      Value weightColumns =
-          memref::DimOp::create(rewriter, loc, op.getWeight(), 1);
-      if (int64_t panel = op.getPanelColumns())
-        weightColumns = arith::MulIOp::create(
-            rewriter, loc, weightColumns,
-            arith::ConstantIndexOp::create(rewriter, loc, panel));
-      domain[1].size = clamp(domain[1].size, weightColumns);
-      domain[2].size = clamp(
-          domain[2].size,
-          memref::DimOp::create(rewriter, loc, op.getWeight(), 2));
+      // Columns every weight holds: N, or NP * P when packed.
+      for (Value weight : op.getWeights()) {
+        Value weightColumns = memref::DimOp::create(rewriter, loc, weight, 1);
+        if (int64_t panel = op.getPanelColumns())
+          weightColumns = arith::MulIOp::create(
+              rewriter, loc, weightColumns,
+              arith::ConstantIndexOp::create(rewriter, loc, panel));
+        domain[1].size = clamp(domain[1].size, weightColumns);
+      }
+      // The depth (with an epilogue, the scalar implementation's own loop
+      // clamps it).
+      if (domain.size() > 2)
+        domain[2].size = clamp(
+            domain[2].size,
+            memref::DimOp::create(rewriter, loc, op.getWeight(), 2));
       SmallVector<Value> ivs;
       if (failed(emitLoops(rewriter, loc, tiling, domain, ivs))) {
         op.emitError("moe-grouped-matmul-to-loops: no scalar implementation");

@@ -18,6 +18,7 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/IR/SymbolTable.h"
+#include "llvm/ADT/DenseSet.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEPACKEXPERTWEIGHTSPASS
@@ -29,19 +30,56 @@ using namespace mlir::moe;
 
 namespace {
 
-/// The static [E, N, K] type of `arg` when every use of it is the
-/// checkpoint-layout weight of a grouped matmul on tensors; null otherwise.
+/// Whether `use` is a checkpoint-layout weight (or paired weight) of a
+/// grouped matmul on tensors.
+bool isWeightUse(OpOperand &use) {
+  auto matmul = llvm::dyn_cast<GroupedMatmulOp>(use.getOwner());
+  if (!matmul || matmul.getResult().empty())
+    return false;
+  MutableOperandRange paired = matmul.getPairedWeightMutable();
+  return &use == &matmul.getWeightMutable() ||
+         (!paired.empty() && &use == &paired[0]);
+}
+
+/// The static [E, N, K] type of `arg` when every use of it is a weight of a
+/// grouped matmul on tensors; null otherwise.
 RankedTensorType packableType(BlockArgument arg) {
   auto type = llvm::dyn_cast<RankedTensorType>(arg.getType());
   if (!type || type.getRank() != 3 || !type.hasStaticShape() || arg.use_empty())
     return {};
-  for (OpOperand &use : arg.getUses()) {
-    auto matmul = llvm::dyn_cast<GroupedMatmulOp>(use.getOwner());
-    if (!matmul || matmul.getResult().empty() ||
-        &use != &matmul.getWeightMutable())
+  for (OpOperand &use : arg.getUses())
+    if (!isWeightUse(use))
       return {};
-  }
   return type;
+}
+
+/// The arguments of `entry` to pack: weights that `packableType` accepts,
+/// less those paired in a grouped matmul with a weight that is not packed
+/// (both weights of a matmul have one type), to a fixed point.
+llvm::SmallDenseSet<BlockArgument> selectPackedArguments(
+    func::FuncOp entry, function_ref<bool(BlockArgument)> isWeight) {
+  llvm::SmallDenseSet<BlockArgument> packed;
+  for (BlockArgument arg : entry.getArguments())
+    if (isWeight(arg) && packableType(arg))
+      packed.insert(arg);
+  bool changed = true;
+  while (changed) {
+    changed = false;
+    entry.walk([&](GroupedMatmulOp matmul) {
+      SmallVector<Value> weights = matmul.getWeights();
+      auto isPacked = [&](Value weight) {
+        auto arg = llvm::dyn_cast<BlockArgument>(weight);
+        return arg && packed.contains(arg);
+      };
+      if (llvm::all_of(weights, isPacked) || llvm::none_of(weights, isPacked))
+        return;
+      for (Value weight : weights)
+        if (isPacked(weight))
+          packed.erase(llvm::cast<BlockArgument>(weight));
+      changed = true;
+    });
+  }
+  return packed;
 }
 
 /// `@<func>__pack<index>(%src: tensor, %dst: memref)`: linalg.pack of the
@@ -110,19 +148,23 @@ struct MoEPackExpertWeightsPass
 
     bool changed = false;
     for (func::FuncOp entry : entries) {
+      // Weights only: bound by `moe.weight`, or recorded as a weight in
+      // the manifest once moe-export-entries has taken the attribute.
+      auto isWeight = [&](BlockArgument arg) {
+        unsigned index = arg.getArgNumber();
+        return entry.getArgAttr(index, kWeightAttrName) ||
+               (*manifest &&
+                isManifestWeight(**manifest, entry.getSymName(), index));
+      };
+      llvm::SmallDenseSet<BlockArgument> selected =
+          selectPackedArguments(entry, isWeight);
       // Packing functions follow their entry, in argument order.
       Operation *last = entry;
       for (BlockArgument arg : entry.getArguments()) {
         unsigned index = arg.getArgNumber();
-        // Weights only: bound by `moe.weight`, or recorded as a weight in
-        // the manifest once moe-export-entries has taken the attribute.
-        bool isWeight =
-            entry.getArgAttr(index, kWeightAttrName) ||
-            (*manifest &&
-             isManifestWeight(**manifest, entry.getSymName(), index));
-        RankedTensorType source = packableType(arg);
-        if (!isWeight || !source)
+        if (!selected.contains(arg))
           continue;
+        RankedTensorType source = packableType(arg);
         ArrayRef<int64_t> shape = source.getShape();
         int64_t panel = panelCols;
         auto packed = RankedTensorType::get(

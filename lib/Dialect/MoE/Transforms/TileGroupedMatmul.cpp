@@ -7,6 +7,9 @@
 //     scf.for depth block                     -- sequential: accumulates
 //       moe.grouped_matmul (one row block x tile-n columns x tile-k depth)
 //
+// A grouped matmul with an epilogue is written from whole sums: its tiles
+// span all of K, with no depth loop.
+//
 // Column blocks are the outer dimension of the forall so that, run in order,
 // consecutive tiles reuse one expert's [tile-n, K] weight panel from cache
 // across all of that expert's row blocks: weights stream from memory once.
@@ -122,15 +125,18 @@ struct MoETileGroupedMatmulPass
       // Scattered rows add to shared output rows: the threads split the
       // columns only, and each walks the row blocks in order.
       bool scatters = op.isScattering();
+      // An epilogue needs whole sums: its domain has no depth to tile.
+      bool epilogue = op.hasEpilogue();
       FailureOr<Operation *> tiled =
-          scatters ? tileFusingFill(rewriter, op, {0, columns, 0}, {1, 0, 2})
-                   : tileFusingFill(rewriter, op, {1, columns, 0}, {1, 0, 2});
+          epilogue   ? tileFusingFill(rewriter, op, {1, columns}, {1, 0})
+          : scatters ? tileFusingFill(rewriter, op, {0, columns, 0}, {1, 0, 2})
+                     : tileFusingFill(rewriter, op, {1, columns, 0}, {1, 0, 2});
       if (failed(tiled)) {
         op.emitError("moe-tile-grouped-matmul: tiling over row blocks and "
                      "columns failed");
         return signalPassFailure();
       }
-      if (tileK == 0 && !scatters)
+      if (epilogue || (tileK == 0 && !scatters))
         continue;
       if (failed(tile(rewriter, *tiled, {scatters ? 1 : 0, 0, tileK}, {},
                       scf::SCFTilingOptions::LoopType::ForOp))) {

@@ -460,6 +460,7 @@ def Moe_CombineOp : Moe_Op<"combine", [Pure]> {
 
 def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     AttrSizedOperandSegments,
+    IsolatedFromAbove,
     DestinationStyleOpInterface,
     DeclareOpInterfaceMethods<ReifyRankedShapedTypeOpInterface,
                               ["reifyResultShapes"]>,
@@ -517,11 +518,29 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     add to one output row, so row blocks are a reduction dimension of the
     iteration domain then.
 
+    With an `epilogue` region, the op writes each computed element once,
+    from its finished sums, instead of accumulating:
+
+    ```
+    init[r, n] = epilogue(sum_k input[r, k] * weight[e, n, k],
+                          [sum_k input[r, k] * paired_weight[e, n, k],]
+                          init[r, n])
+    ```
+
+    The region takes one f32 sum per weight and the current element of
+    `init`, and yields the new one (`moe.yield`). With `paired_weight` (a
+    second weight of the type of `weight`) both sums come from the same rows
+    in the same pass over K: the gate and up projections of a gated expert,
+    `silu(gate) * up` applied in registers, the `[R, N]` result written
+    once. The region holds scalar element-wise ops (arith, math) and
+    constants only, so a kernel may apply it to vectors of elements.
+
     The op works on tensors (one result, the updated `init`) and on memrefs
     (no result), like `linalg` ops, and implements `TilingInterface` through
     an external model (`registerTilingInterfaceExternalModels`): its
     iteration domain is `row blocks x N x K` (parallel, parallel,
-    reduction; row blocks are a reduction when scattering); a tile is again
+    reduction; row blocks are a reduction when scattering), or `row blocks x
+    N` with an epilogue, which needs whole sums; a tile is again
     a `moe.grouped_matmul` on slices of the operands, with the experts of
     its row blocks. Bufferization goes
     through `registerBufferizableOpInterfaceExternalModels`.
@@ -535,7 +554,11 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     `[T, N]` f32 when scattering; (c6) `block_rows >= 1`, and where static,
     `R = B * block_rows`; (c7) packed weights have a static `P >= 1` and,
     where static, `NP = ceil(N / P)`; (c8) `scatter_rows` `[R]` i32 and
-    `scatter_scales` `[R]` f32 come together.
+    `scatter_scales` `[R]` f32 come together; (c9) `paired_weight` has the
+    type of `weight` and comes with an epilogue; (c10) the epilogue is one
+    block of f32 arguments, one per weight and one for `init`, ending in a
+    `moe.yield` of one f32; (c11) its other ops are scalar element-wise ops
+    or constants, without regions; (c12) an epilogue does not scatter.
 
     Example (8 experts, blocks of 4 rows, bf16 weights):
     ```mlir
@@ -549,10 +572,35 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
       return %r : tensor<?x32xf32>
     }
     ```
+
+    Gate and up projections of a gated expert, SwiGLU in the epilogue:
+    ```mlir
+    func.func @gate_up(%rows: tensor<?x16xf32>, %w_gate: tensor<8x32x16xf32>,
+                       %w_up: tensor<8x32x16xf32>, %blocks: tensor<?xi32>,
+                       %acc: tensor<?x32xf32>) -> tensor<?x32xf32> {
+      %h = moe.grouped_matmul block_rows(4)
+          ins(%rows, %w_gate, %blocks
+              : tensor<?x16xf32>, tensor<8x32x16xf32>, tensor<?xi32>)
+          paired(%w_up : tensor<8x32x16xf32>)
+          outs(%acc : tensor<?x32xf32>)
+          epilogue {
+          ^bb0(%gate: f32, %up: f32, %old: f32):
+            %one = arith.constant 1.0 : f32
+            %neg = arith.negf %gate : f32
+            %exp = math.exp %neg : f32
+            %den = arith.addf %one, %exp : f32
+            %silu = arith.divf %gate, %den : f32
+            %y = arith.mulf %silu, %up : f32
+            moe.yield %y : f32
+          } -> tensor<?x32xf32>
+      return %h : tensor<?x32xf32>
+    }
+    ```
   }];
   let arguments = (ins
     AnyShaped:$input,
     AnyShaped:$weight,
+    Optional<AnyShaped>:$paired_weight,
     AnyShaped:$block_experts,
     Optional<AnyShaped>:$block_sizes,
     Optional<AnyShaped>:$row_sources,
@@ -562,20 +610,41 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     I64Attr:$block_rows
   );
   let results = (outs Variadic<AnyRankedTensor>:$result);
+  // Zero or one region: an op without an epilogue has none to clone.
+  let regions = (region VariadicRegion<SizedRegion<1>>:$epilogue);
   let assemblyFormat = [{
     `block_rows` `(` $block_rows `)`
     `ins` `(` $input `,` $weight `,` $block_experts `:` type($input) `,`
         type($weight) `,` type($block_experts) `)`
+    (`paired` `(` $paired_weight^ `:` type($paired_weight) `)`)?
     (`block_sizes` `(` $block_sizes^ `:` type($block_sizes) `)`)?
     (`row_sources` `(` $row_sources^ `:` type($row_sources) `)`)?
     (`scatter` `(` $scatter_rows^ `,` $scatter_scales `:`
         type($scatter_rows) `,` type($scatter_scales) `)`)?
     `outs` `(` $init `:` type($init) `)`
+    (`epilogue` $epilogue^)?
     attr-dict (`->` type($result)^)?
   }];
   let hasVerifier = 1;
+  let hasRegionVerifier = 1;
   let extraClassDeclaration = [{
     MutableOperandRange getDpsInitsMutable() { return getInitMutable(); }
+    /// Whether each element is written once through the epilogue region.
+    bool hasEpilogue() {
+      return !getEpilogue().empty() && !getEpilogue().front().empty();
+    }
+    /// The block of the epilogue (hasEpilogue()).
+    ::mlir::Block &getEpilogueBody() { return getEpilogue().front().front(); }
+    /// The weights: `weight`, then `paired_weight` when present.
+    ::llvm::SmallVector<::mlir::Value, 2> getWeights() {
+      ::llvm::SmallVector<::mlir::Value, 2> weights{getWeight()};
+      if (::mlir::Value paired = getPairedWeight())
+        weights.push_back(paired);
+      return weights;
+    }
+    /// Copies `from`'s epilogue region (if any) into this op's, created
+    /// with as many regions as `from` (`from.getEpilogue().size()`).
+    void copyEpilogueFrom(GroupedMatmulOp from);
     /// Whether the weight is packed in panels (`[E, NP, K, P]`).
     bool isPacked() {
       return ::llvm::cast<::mlir::ShapedType>(getWeight().getType())
@@ -616,6 +685,21 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     ::mlir::Value loadFilledRows(::mlir::OpBuilder &b, ::mlir::Location loc,
                                  ::mlir::Value block);
   }];
+}
+
+//===----------------------------------------------------------------------===//
+// moe.yield
+//===----------------------------------------------------------------------===//
+
+def Moe_YieldOp : Moe_Op<"yield", [Pure, Terminator,
+                                   HasParent<"GroupedMatmulOp">]> {
+  let summary = "yields the value of a grouped matmul's epilogue";
+  let description = [{
+    Terminates the `epilogue` region of `moe.grouped_matmul`: its operand is
+    the new element of `init` (the region's verifier checks it is one f32).
+  }];
+  let arguments = (ins Variadic<AnyType>:$values);
+  let assemblyFormat = "attr-dict ($values^ `:` type($values))?";
 }
 
 #endif // MOE_DIALECT_MOE_IR_MOEOPS_TD

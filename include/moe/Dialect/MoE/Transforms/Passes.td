@@ -82,6 +82,16 @@ def MoEFormGroupedMatmulPass : Pass<"moe-form-grouped-matmul"> {
     grouped matmul instead: each row, times its combine weight, is added to
     its token's row of the `[T, N]` result, and the combine goes away.
 
+    With `fuse-activation`, an element-wise `linalg.generic` (identity maps,
+    a body of scalar element-wise ops, the output not read) of one or two
+    such matmuls (no bias, same rows and offsets, weights of one type, each
+    read by nothing else) becomes one grouped matmul with an epilogue: the
+    second matmul's weight is its `paired_weight`, and the epilogue is the
+    generic's body, each sum first converted to the matmul's result type
+    and the value converted back to f32, so the result equals the unfused
+    one. The gate and up projections then share every read of their rows
+    and the activation runs in registers, writing the hidden rows once.
+
     Other `moe.expert_matmul` ops (capacity layout, or offsets without the
     alignment guarantee) are left unchanged for the reference lowering.
   }];
@@ -96,7 +106,11 @@ def MoEFormGroupedMatmulPass : Pass<"moe-form-grouped-matmul"> {
            "be a multiple)">,
     Option<"fuseCombine", "fuse-combine", "bool", /*default=*/"true",
            "Fuse a moe.combine into the write-back of the matmul whose rows "
-           "it sums (a scattering grouped matmul)">
+           "it sums (a scattering grouped matmul)">,
+    Option<"fuseActivation", "fuse-activation", "bool", /*default=*/"true",
+           "Fuse an element-wise op of one or two expert matmuls on the same "
+           "rows (the activation of the gate and up projections) into one "
+           "grouped matmul with an epilogue">
   ];
 }
 
@@ -111,7 +125,9 @@ def MoETileGroupedMatmulPass : Pass<"moe-tile-grouped-matmul"> {
     reduction dimension inside it. The tiles are `moe.grouped_matmul` ops of
     one row block each. A scattering grouped matmul (rows added to shared
     output rows) is split over column blocks only, with an `scf.for` over
-    its row blocks inside each. A size of 0 leaves that dimension untiled. A
+    its row blocks inside each. A grouped matmul with an epilogue (written
+    from whole sums) has no depth dimension: its tiles span all of K. A size
+    of 0 leaves that dimension untiled. A
     `linalg.fill` producing the accumulator is fused into the forall
     (upstream `scf::tileConsumerAndFuseProducersUsingSCF`, destination
     fusion): each tile fills its own slice right before the depth loop adds
@@ -136,7 +152,8 @@ def MoEPackExpertWeightsPass
   let summary = "Pack the expert weights of grouped matmuls once per module";
   let description = [{
     Every argument of a public function that is used only as the `[E, N, K]`
-    weight of `moe.grouped_matmul` ops on tensors becomes the packed
+    weight (or paired weight) of `moe.grouped_matmul` ops on tensors, and
+    whose partner weight in each of them is packed too, becomes the packed
     `[E, ceil(N / P), K, P]` weight those ops read (panels of `panel-cols`
     columns streamed contiguously along K; see `moe.grouped_matmul`), and
     the module gains a public **packing function** per such argument,
