@@ -50,9 +50,8 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
       moe::MoEDecomposePassOptions{rowAlign}));
   if (fast) {
     pm.addPass(moe::createMoEFormGroupedMatmulPass(
-        moe::MoEFormGroupedMatmulPassOptions{options.blockRows,
-                                             options.fuseCombine,
-                                             options.fuseActivation}));
+        moe::MoEFormGroupedMatmulPassOptions{
+            options.blockRows, options.fuseCombine, options.fuseActivation}));
     // Expert weights in panels, packed by functions the runtime calls once
     // after binding (the manifest, written above, is amended).
     if (options.packWeights)

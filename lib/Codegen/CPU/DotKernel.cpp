@@ -222,9 +222,8 @@ void DotKernelEmitter::emitTile(Value row, Value column, int64_t mr,
                   ArrayRef<bool>{true});
             },
             scale);
-        vector::TransferWriteOp::create(b, loc, value, output,
-                                        ValueRange{r, column},
-                                        ArrayRef<bool>{true});
+        vector::TransferWriteOp::create(
+            b, loc, value, output, ValueRange{r, column}, ArrayRef<bool>{true});
         return;
       }
       auto fastmath = arith::FastMathFlagsAttr::get(
@@ -234,10 +233,9 @@ void DotKernelEmitter::emitTile(Value row, Value column, int64_t mr,
         SmallVector<Value, 2> sums;
         for (size_t w = 0; w < weights.size(); ++w)
           sums.push_back(keepValid(
-              rows[i].second,
-              vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
-                                          rowAcc(w)[j], Value(),
-                                          fastmath.getValue())));
+              rows[i].second, vector::ReductionOp::create(
+                                  b, loc, vector::CombiningKind::ADD,
+                                  rowAcc(w)[j], Value(), fastmath.getValue())));
         Value value = combine(
             sums,
             [&]() -> Value {

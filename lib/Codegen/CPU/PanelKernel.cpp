@@ -75,8 +75,8 @@ PanelKernelEmitter::step(ArrayRef<std::pair<Value, Value>> rows, Value panel,
   for (Value weight : weights)
     for (int64_t j = 0; j < vectorsPerPanel; ++j) {
       Value v = vector::TransferReadOp::create(
-          b, loc, VectorType::get({lanes}, weightType.getElementType()),
-          weight, ValueRange{expert, panel, k, constant(j * lanes)}, padding,
+          b, loc, VectorType::get({lanes}, weightType.getElementType()), weight,
+          ValueRange{expert, panel, k, constant(j * lanes)}, padding,
           ArrayRef<bool>{true});
       if (weightType.getElementType() != f32)
         v = arith::ExtFOp::create(b, loc, accType, v);
@@ -143,18 +143,17 @@ void PanelKernelEmitter::emitTile(Value row, Value panel, int64_t mr) {
         Value c = add(firstColumn, constant(j * lanes));
         SmallVector<Value, 2> sums;
         for (size_t w = 0; w < weights.size(); ++w)
-          sums.push_back(keepValid(
-              rows[i].second, acc[i * perRow + w * vectorsPerPanel + j]));
+          sums.push_back(keepValid(rows[i].second,
+                                   acc[i * perRow + w * vectorsPerPanel + j]));
         Value value = combine(
             sums,
             [&]() -> Value {
-              return vector::TransferReadOp::create(
-                  b, loc, accType, output, ValueRange{r, c}, padding,
-                  ArrayRef<bool>{false});
+              return vector::TransferReadOp::create(b, loc, accType, output,
+                                                    ValueRange{r, c}, padding,
+                                                    ArrayRef<bool>{false});
             },
             scale);
-        vector::TransferWriteOp::create(b, loc, value, output,
-                                        ValueRange{r, c},
+        vector::TransferWriteOp::create(b, loc, value, output, ValueRange{r, c},
                                         ArrayRef<bool>{false});
       }
     });

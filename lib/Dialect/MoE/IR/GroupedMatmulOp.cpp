@@ -183,10 +183,11 @@ LogicalResult GroupedMatmulOp::verifyRegions() {
     return emitOpError("'epilogue' must end in a moe.yield of one f32");
   // c11: what a kernel can apply to vectors of elements.
   for (Operation &op : body.without_terminator()) {
-    bool scalar = llvm::all_of(op.getOperandTypes(),
-                               [](Type t) { return t.isIntOrIndexOrFloat(); }) &&
-                  llvm::all_of(op.getResultTypes(),
-                               [](Type t) { return t.isIntOrIndexOrFloat(); });
+    bool scalar =
+        llvm::all_of(op.getOperandTypes(),
+                     [](Type t) { return t.isIntOrIndexOrFloat(); }) &&
+        llvm::all_of(op.getResultTypes(),
+                     [](Type t) { return t.isIntOrIndexOrFloat(); });
     bool elementwise = op.hasTrait<OpTrait::Elementwise>() ||
                        op.hasTrait<OpTrait::ConstantLike>();
     if (!scalar || !elementwise || op.getNumRegions() != 0 ||

@@ -515,10 +515,10 @@ struct FormEpilogueGroupedMatmul : OpRewritePattern<linalg::GenericOp> {
       ExpertMatmulOp projection = matmul;
       Type element =
           llvm::cast<RankedTensorType>(projection.getResult().getType())
-                         .getElementType();
+              .getElementType();
       Value sum = castFloat(rewriter, loc, block->getArgument(i), element);
-      map.map(body.getArgument(i), castFloat(rewriter, loc, sum,
-                                             body.getArgument(i).getType()));
+      map.map(body.getArgument(i),
+              castFloat(rewriter, loc, sum, body.getArgument(i).getType()));
     }
     // Constants from outside the generic's body are cloned in first.
     auto cloneConstant = [&](Value value) {

@@ -39,8 +39,9 @@ struct GroupedMatmulBufferizationModel
     FailureOr<Value> targets = bufferOf(matmul.getScatterRows());
     FailureOr<Value> scales = bufferOf(matmul.getScatterScales());
     FailureOr<Value> init = bufferOf(matmul.getInit());
-    if (failed(input) || failed(weight) || failed(paired) || failed(blocks) || failed(sizes) ||
-        failed(sources) || failed(targets) || failed(scales) || failed(init))
+    if (failed(input) || failed(weight) || failed(paired) || failed(blocks) ||
+        failed(sizes) || failed(sources) || failed(targets) || failed(scales) ||
+        failed(init))
       return failure();
     rewriter.setInsertionPoint(op);
     auto buffered = GroupedMatmulOp::create(

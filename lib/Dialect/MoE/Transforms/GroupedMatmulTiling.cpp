@@ -254,16 +254,15 @@ struct GroupedMatmulTilingModel
           arith::ConstantIndexOp::create(tb, tl, matmul.getBlockRows());
       Value one = arith::ConstantIndexOp::create(tb, tl, 1);
       Value firstRow = arith::MulIOp::create(tb, tl, block, blockRows);
-      Value weight = loadWeight(tb, tl, matmul, matmul.getWeight(), expert,
-                                column, depth);
+      Value weight =
+          loadWeight(tb, tl, matmul, matmul.getWeight(), expert, column, depth);
       Value rows = matmul.loadFilledRows(tb, tl, block);
       scf::ForOp::create(
           tb, tl, zero, rows, one, ValueRange{},
           [&](OpBuilder &lb, Location ll, Value i, ValueRange) {
             Value row = arith::AddIOp::create(lb, ll, firstRow, i);
             auto [source, valid] = matmul.loadRowSource(lb, ll, row);
-            Value x =
-                loadInput(lb, ll, matmul, source, valid, depth);
+            Value x = loadInput(lb, ll, matmul, source, valid, depth);
             Value product = arith::MulFOp::create(lb, ll, x, weight);
             auto addTo = [&](OpBuilder &ab, Location al, Value target,
                              Value term) {
@@ -360,17 +359,16 @@ private:
                   for (auto [weight, sum] : llvm::zip(weights, acc))
                     next.push_back(arith::AddFOp::create(
                         kb, kl, sum,
-                        arith::MulFOp::create(
-                            kb, kl, x,
-                            loadWeight(kb, kl, matmul, weight, expert, column,
-                                       k))));
+                        arith::MulFOp::create(kb, kl, x,
+                                              loadWeight(kb, kl, matmul, weight,
+                                                         expert, column, k))));
                   scf::YieldOp::create(kb, kl, next);
                 });
             SmallVector<Value> args(sums.getResults());
             args.push_back(memref::LoadOp::create(lb, ll, matmul.getInit(),
                                                   ValueRange{row, column}));
-            Value element = cloneElementwiseBody(
-                lb, matmul.getEpilogueBody(), args, {})[0];
+            Value element =
+                cloneElementwiseBody(lb, matmul.getEpilogueBody(), args, {})[0];
             memref::StoreOp::create(lb, ll, element, matmul.getInit(),
                                     ValueRange{row, column});
             scf::YieldOp::create(lb, ll);

@@ -97,9 +97,9 @@ struct MoEGroupedMatmulToLoopsPass
       // The depth (with an epilogue, the scalar implementation's own loop
       // clamps it).
       if (domain.size() > 2)
-        domain[2].size = clamp(
-            domain[2].size,
-            memref::DimOp::create(rewriter, loc, op.getWeight(), 2));
+        domain[2].size =
+            clamp(domain[2].size,
+                  memref::DimOp::create(rewriter, loc, op.getWeight(), 2));
       SmallVector<Value> ivs;
       if (failed(emitLoops(rewriter, loc, tiling, domain, ivs))) {
         op.emitError("moe-grouped-matmul-to-loops: no scalar implementation");

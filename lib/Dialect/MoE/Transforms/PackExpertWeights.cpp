@@ -56,8 +56,9 @@ RankedTensorType packableType(BlockArgument arg) {
 /// The arguments of `entry` to pack: weights that `packableType` accepts,
 /// less those paired in a grouped matmul with a weight that is not packed
 /// (both weights of a matmul have one type), to a fixed point.
-llvm::SmallDenseSet<BlockArgument> selectPackedArguments(
-    func::FuncOp entry, function_ref<bool(BlockArgument)> isWeight) {
+llvm::SmallDenseSet<BlockArgument>
+selectPackedArguments(func::FuncOp entry,
+                      function_ref<bool(BlockArgument)> isWeight) {
   llvm::SmallDenseSet<BlockArgument> packed;
   for (BlockArgument arg : entry.getArguments())
     if (isWeight(arg) && packableType(arg))

@@ -1,4 +1,5 @@
-//===- ElementwiseClone.h - Element-wise bodies on scalars or vectors -*- C++ -*-===//
+//===- ElementwiseClone.h - Element-wise bodies on scalars or vectors -*- C++
+//-*-===//
 //
 // Bodies of scalar element-wise ops (a linalg.generic's, a grouped matmul's
 // epilogue) applied to whole vectors of elements by cloning each op with
