@@ -113,7 +113,8 @@ std::pair<Value, Value> clampedExtents(OpBuilder &b, GroupedMatmulOp op,
 void emitPackedKernel(OpBuilder &b, GroupedMatmulOp op, int64_t vectorWidth,
                       int64_t panelRows,
                       SmallVectorImpl<Operation *> &vectorMath) {
-  auto [depth, columns] = clampedExtents(b, op, op.getPanelColumns());
+  Value depth, columns;
+  std::tie(depth, columns) = clampedExtents(b, op, op.getPanelColumns());
   SmallVector<Value> weights = op.getWeights();
   // Each weight has accumulators of its own: as many in all with fewer rows.
   int64_t rows = std::max<int64_t>(1, panelRows / weights.size());
@@ -129,7 +130,8 @@ void emitPackedKernel(OpBuilder &b, GroupedMatmulOp op, int64_t vectorWidth,
 /// Emits the kernel of one memref-form grouped matmul in place of it.
 void emitGroupedKernel(OpBuilder &b, GroupedMatmulOp op, KernelShape shape,
                        SmallVectorImpl<Operation *> &vectorMath) {
-  auto [depth, columns] = clampedExtents(b, op, /*panel=*/0);
+  Value depth, columns;
+  std::tie(depth, columns) = clampedExtents(b, op, /*panel=*/0);
   SmallVector<Value> weights = op.getWeights();
   // Each weight has accumulators of its own: as many in all with fewer
   // columns.

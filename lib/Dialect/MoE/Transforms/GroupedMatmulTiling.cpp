@@ -350,7 +350,8 @@ private:
           tb, tl, zero, rows, one, ValueRange{},
           [&](OpBuilder &lb, Location ll, Value i, ValueRange) {
             Value row = arith::AddIOp::create(lb, ll, firstRow, i);
-            auto [source, valid] = matmul.loadRowSource(lb, ll, row);
+            Value source, valid;
+            std::tie(source, valid) = matmul.loadRowSource(lb, ll, row);
             auto sums = scf::ForOp::create(
                 lb, ll, zero, depth, one, zeros,
                 [&](OpBuilder &kb, Location kl, Value k, ValueRange acc) {
