@@ -205,6 +205,69 @@ func.func @dot_scattering(%x: memref<?x20xf32>, %w: memref<3x10x20xf32>,
 
 // -----
 
+// With a paired weight, each broadcast input element feeds the panels of
+// both weights: panel-rows=4 becomes tiles of 2 rows x 2 weights x 2
+// vectors, the same 8 accumulators. The epilogue (SwiGLU) then runs on the
+// finished sums in registers, its exp approximated by a polynomial, and
+// writes each output once without reading it (the epilogue does not use
+// the old element).
+// PANEL-LABEL: func @packed_epilogue
+// PANEL:       scf.for %{{.*}} step %c2
+// PANEL:         %{{.*}}:8 = scf.for %[[K:.*]] = %c0{{.*}} to %{{.*}} step %c1{{.*}} iter_args
+// PANEL-COUNT-4:   vector.transfer_read %{{.*}}[%{{.*}}, %{{.*}}, %[[K]], %{{.*}}], %{{.*}} {in_bounds = [true]} : memref<3x2x20x32xf32>, vector<16xf32>
+// PANEL-COUNT-8:   vector.fma
+// PANEL:           scf.yield
+// PANEL-NOT:     math.exp
+// PANEL-NOT:     vector.transfer_read %{{.*}} : memref<?x37xf32>
+// PANEL:         arith.divf %{{.*}} : vector<16xf32>
+// PANEL:         %[[Y:.*]] = arith.mulf %{{.*}}, %{{.*}} : vector<16xf32>
+// PANEL:         vector.transfer_write %[[Y]], %{{.*}} : vector<16xf32>, memref<?x37xf32>
+// Unpacked weights: the dot kernel's tile has half the columns per weight
+// (8 -> 4), both weights' lane sums come out as vector<4>, the epilogue
+// runs on them; here it reads the old element and adds to it.
+// DEFAULT-LABEL: func @packed_epilogue
+// DEFAULT-LABEL: func @dot_epilogue
+// DEFAULT:   %{{.*}}:16 = scf.for
+// DEFAULT:   %[[OLD:.*]] = vector.transfer_read %{{.*}} : memref<?x10xf32>, vector<4xf32>
+// DEFAULT:   %[[P:.*]] = arith.mulf %{{.*}}, %{{.*}} : vector<4xf32>
+// DEFAULT:   %[[Y:.*]] = arith.addf %[[P]], %[[OLD]] : vector<4xf32>
+// DEFAULT:   vector.transfer_write %[[Y]], %{{.*}} : vector<4xf32>, memref<?x10xf32>
+func.func @packed_epilogue(%x: memref<?x20xf32>, %wg: memref<3x2x20x32xf32>,
+                           %wu: memref<3x2x20x32xf32>, %blocks: memref<?xi32>,
+                           %acc: memref<?x37xf32>) {
+  moe.grouped_matmul block_rows(8)
+      ins(%x, %wg, %blocks : memref<?x20xf32>, memref<3x2x20x32xf32>, memref<?xi32>)
+      paired(%wu : memref<3x2x20x32xf32>)
+      outs(%acc : memref<?x37xf32>) epilogue {
+  ^bb0(%g: f32, %u: f32, %o: f32):
+    %one = arith.constant 1.0 : f32
+    %neg = arith.negf %g : f32
+    %exp = math.exp %neg : f32
+    %den = arith.addf %one, %exp : f32
+    %silu = arith.divf %g, %den : f32
+    %y = arith.mulf %silu, %u : f32
+    moe.yield %y : f32
+  }
+  return
+}
+
+func.func @dot_epilogue(%x: memref<?x20xf32>, %wg: memref<3x10x20xf32>,
+                        %wu: memref<3x10x20xf32>, %blocks: memref<?xi32>,
+                        %acc: memref<?x10xf32>) {
+  moe.grouped_matmul block_rows(8)
+      ins(%x, %wg, %blocks : memref<?x20xf32>, memref<3x10x20xf32>, memref<?xi32>)
+      paired(%wu : memref<3x10x20xf32>)
+      outs(%acc : memref<?x10xf32>) epilogue {
+  ^bb0(%g: f32, %u: f32, %o: f32):
+    %p = arith.mulf %g, %u : f32
+    %y = arith.addf %p, %o : f32
+    moe.yield %y : f32
+  }
+  return
+}
+
+// -----
+
 func.func @tensors(%rows: tensor<4x16xf32>, %w: tensor<1x8x16xf32>,
                    %blocks: tensor<2xi32>, %acc: tensor<4x8xf32>) -> tensor<4x8xf32> {
   // expected-error @+1 {{moe-lower-grouped-matmul-to-vector: expects the memref form (run after bufferization)}}

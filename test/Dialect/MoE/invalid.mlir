@@ -2109,3 +2109,164 @@ func.func @grouped_matmul_row_sources_type(%x: tensor<5x16xf32>, %w: tensor<2x4x
       row_sources(%src : tensor<8xi64>) outs(%acc : tensor<8x4xf32>) -> tensor<8x4xf32>
   return %r : tensor<8x4xf32>
 }
+
+// -----
+
+// moe.grouped_matmul c9: paired_weight has the type of weight
+func.func @grouped_matmul_paired_type(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
+                                      %wu: tensor<2x4x16xbf16>, %b: tensor<2xi32>,
+                                      %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'paired_weight' must have the type of 'weight' ('tensor<2x4x16xf32>'), got 'tensor<2x4x16xbf16>'}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
+      paired(%wu : tensor<2x4x16xbf16>) outs(%acc : tensor<8x4xf32>) epilogue {
+  ^bb0(%g: f32, %u: f32, %o: f32):
+    moe.yield %g : f32
+  } -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c9: paired_weight comes with an epilogue
+func.func @grouped_matmul_paired_alone(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
+                                       %wu: tensor<2x4x16xf32>, %b: tensor<2xi32>,
+                                       %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'paired_weight' needs an epilogue to combine the two sums}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
+      paired(%wu : tensor<2x4x16xf32>) outs(%acc : tensor<8x4xf32>) -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c10: one f32 argument per weight, then init's element
+func.func @grouped_matmul_epilogue_arity(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
+                                         %b: tensor<2xi32>,
+                                         %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'epilogue' takes 2 f32 arguments (one sum per weight, then the element of 'init'), got 3}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x4xf32>) epilogue {
+  ^bb0(%g: f32, %u: f32, %o: f32):
+    moe.yield %g : f32
+  } -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c10: the arguments are f32
+func.func @grouped_matmul_epilogue_argument_type(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
+                                                 %b: tensor<2xi32>,
+                                                 %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'epilogue' takes 2 f32 arguments (one sum per weight, then the element of 'init'), got 2}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x4xf32>) epilogue {
+  ^bb0(%s: f16, %o: f32):
+    moe.yield %o : f32
+  } -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c10: the epilogue yields one f32
+func.func @grouped_matmul_epilogue_yield(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
+                                         %b: tensor<2xi32>,
+                                         %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'epilogue' must end in a moe.yield of one f32}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x4xf32>) epilogue {
+  ^bb0(%s: f32, %o: f32):
+    moe.yield %s, %o : f32, f32
+  } -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c11: only scalar element-wise ops and constants
+func.func @grouped_matmul_epilogue_op(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
+                                      %b: tensor<2xi32>,
+                                      %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x4xf32>) epilogue {
+  ^bb0(%s: f32, %o: f32):
+    // expected-error @+1 {{'vector.broadcast' op in a grouped matmul's 'epilogue' must be a scalar element-wise op or a constant}}
+    %v = vector.broadcast %s : f32 to vector<4xf32>
+    moe.yield %o : f32
+  } -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c11: element-wise ops on scalars only
+func.func @grouped_matmul_epilogue_vector(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
+                                          %b: tensor<2xi32>,
+                                          %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x4xf32>) epilogue {
+  ^bb0(%s: f32, %o: f32):
+    // expected-error @+1 {{'arith.constant' op in a grouped matmul's 'epilogue' must be a scalar element-wise op or a constant}}
+    %c = arith.constant dense<1.0> : vector<4xf32>
+    moe.yield %o : f32
+  } -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c12: an epilogue does not scatter
+func.func @grouped_matmul_epilogue_scatter(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
+                                           %b: tensor<2xi32>, %t: tensor<8xi32>, %s: tensor<8xf32>,
+                                           %acc: tensor<3x4xf32>) -> tensor<3x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op an epilogue writes rows in place; it cannot scatter}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
+      scatter(%t, %s : tensor<8xi32>, tensor<8xf32>) outs(%acc : tensor<3x4xf32>) epilogue {
+  ^bb0(%v: f32, %o: f32):
+    moe.yield %v : f32
+  } -> tensor<3x4xf32>
+  return %r : tensor<3x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul: at most one epilogue region (generic form)
+func.func @grouped_matmul_two_epilogues(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
+                                        %b: tensor<2xi32>,
+                                        %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op has at most one 'epilogue' region}}
+  %r = "moe.grouped_matmul"(%x, %w, %b, %acc) <{block_rows = 4 : i64, operandSegmentSizes = array<i32: 1, 1, 0, 1, 0, 0, 0, 0, 1>}> ({
+  ^bb0(%v: f32, %o: f32):
+    moe.yield %v : f32
+  }, {
+  ^bb0(%v: f32, %o: f32):
+    moe.yield %v : f32
+  }) : (tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>, tensor<8x4xf32>) -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul: the epilogue is isolated from above
+func.func @grouped_matmul_epilogue_isolated(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
+                                            %b: tensor<2xi32>, %c: f32,
+                                            %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // expected-note @+1 {{required by region isolation constraints}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x4xf32>) epilogue {
+  ^bb0(%v: f32, %o: f32):
+    // expected-error @+1 {{using value defined outside the region}}
+    %y = arith.addf %v, %c : f32
+    moe.yield %y : f32
+  } -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}
+
+// -----
+
+// moe.yield: only in a grouped matmul's epilogue
+func.func @yield_outside(%v: f32) {
+  // expected-error @+1 {{'moe.yield' op expects parent op 'moe.grouped_matmul'}}
+  moe.yield %v : f32
+}

@@ -1,6 +1,8 @@
 // RUN: moe-opt %s --moe-form-grouped-matmul=block-rows=4 | FileCheck %s
 // RUN: moe-opt %s --moe-form-grouped-matmul="block-rows=4 fuse-combine=0" \
 // RUN:   | FileCheck %s --check-prefix=UNFUSED
+// RUN: moe-opt %s --moe-form-grouped-matmul="block-rows=4 fuse-activation=0" \
+// RUN:   | FileCheck %s --check-prefix=NOACT
 // RUN: not moe-opt %s --moe-form-grouped-matmul=block-rows=0 2>&1 | FileCheck %s --check-prefix=BAD
 
 // BAD: moe-form-grouped-matmul: block-rows must be at least 1, got 0
@@ -165,4 +167,134 @@ func.func @unaligned(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
   %g = moe.expert_matmul %rows, %w offsets(%off2 : tensor<9xi64>)
       : tensor<?x16xf32>, tensor<8x32x16xf32> -> tensor<?x32xf32>
   return %h, %g : tensor<?x32xf32>, tensor<?x32xf32>
+}
+
+// The gate and up projections of the same rows and the element-wise SwiGLU
+// on them become one grouped matmul: the up weight is its paired weight,
+// the generic's body its epilogue (constants from outside the body cloned
+// in), and the hidden rows are written once. Readers of a projection's
+// shape read the fused result's.
+// CHECK-LABEL: func @gated
+// CHECK-SAME: (%[[X:[a-z0-9]+]]: tensor<?x16xf32>, %{{.*}}: tensor<?x2xi32>, %[[WG:[a-z0-9]+]]: tensor<8x32x16xf32>, %[[WU:[a-z0-9]+]]: tensor<8x32x16xf32>)
+// CHECK: %[[H:.*]] = moe.grouped_matmul block_rows(4) ins(%[[X]], %[[WG]], %{{.*}} : tensor<?x16xf32>, tensor<8x32x16xf32>, tensor<?xi32>) paired(%[[WU]] : tensor<8x32x16xf32>) block_sizes(%{{.*}}) row_sources(%{{.*}}) outs(%{{.*}} : tensor<?x32xf32>) epilogue {
+// CHECK-NEXT: ^bb0(%[[G:.*]]: f32, %[[U:.*]]: f32, %{{.*}}: f32):
+// CHECK-NEXT:   %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
+// CHECK-NEXT:   %[[NEG:.*]] = arith.negf %[[G]] : f32
+// CHECK-NEXT:   %[[EXP:.*]] = math.exp %[[NEG]] : f32
+// CHECK-NEXT:   %[[DEN:.*]] = arith.addf %[[EXP]], %[[ONE]] : f32
+// CHECK-NEXT:   %[[SIG:.*]] = arith.divf %[[ONE]], %[[DEN]] : f32
+// CHECK-NEXT:   %[[SILU:.*]] = arith.mulf %[[G]], %[[SIG]] : f32
+// CHECK-NEXT:   %[[Y:.*]] = arith.mulf %[[SILU]], %[[U]] : f32
+// CHECK-NEXT:   moe.yield %[[Y]] : f32
+// CHECK-NEXT: } -> tensor<?x32xf32>
+// CHECK-NOT: moe.expert_matmul
+// CHECK-NOT: linalg.generic
+// CHECK: %[[N:.*]] = tensor.dim %[[H]], %c0
+// CHECK: return %[[H]], %[[N]]
+// NOACT-LABEL: func @gated
+// NOACT: moe.grouped_matmul {{.*}} outs(%{{.*}} : tensor<?x32xf32>) -> tensor<?x32xf32>
+// NOACT: moe.grouped_matmul {{.*}} outs(%{{.*}} : tensor<?x32xf32>) -> tensor<?x32xf32>
+// NOACT: linalg.generic
+#id = affine_map<(d0, d1) -> (d0, d1)>
+func.func @gated(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
+                 %wg: tensor<8x32x16xf32>, %wu: tensor<8x32x16xf32>)
+    -> (tensor<?x32xf32>, index) {
+  %c0 = arith.constant 0 : index
+  %one = arith.constant 1.0 : f32
+  %rows, %off, %map = moe.dispatch %x, %ids align 8
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<?x16xf32>, tensor<9xi64>, tensor<?x2xi32>
+  %g = moe.expert_matmul %rows, %wg offsets(%off : tensor<9xi64>)
+      : tensor<?x16xf32>, tensor<8x32x16xf32> -> tensor<?x32xf32>
+  %u = moe.expert_matmul %rows, %wu offsets(%off : tensor<9xi64>)
+      : tensor<?x16xf32>, tensor<8x32x16xf32> -> tensor<?x32xf32>
+  %n = tensor.dim %g, %c0 : tensor<?x32xf32>
+  %e = tensor.empty(%n) : tensor<?x32xf32>
+  %h = linalg.generic {indexing_maps = [#id, #id, #id],
+                       iterator_types = ["parallel", "parallel"]}
+      ins(%g, %u : tensor<?x32xf32>, tensor<?x32xf32>) outs(%e : tensor<?x32xf32>) {
+  ^bb0(%a: f32, %b: f32, %o: f32):
+    %neg = arith.negf %a : f32
+    %exp = math.exp %neg : f32
+    %den = arith.addf %exp, %one : f32
+    %sig = arith.divf %one, %den : f32
+    %silu = arith.mulf %a, %sig : f32
+    %y = arith.mulf %silu, %b : f32
+    linalg.yield %y : f32
+  } -> tensor<?x32xf32>
+  return %h, %n : tensor<?x32xf32>, index
+}
+
+// bf16 rows: each sum is rounded to bf16 as the projection would have
+// returned it, the body runs on bf16, and its value is widened to f32; the
+// f32 hidden rows are then converted to the generic's bf16. One weight
+// (act(up), ungated) works the same way.
+// CHECK-LABEL: func @ungated_bf16
+// CHECK: %[[H:.*]] = moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<?x16xbf16>, tensor<8x32x16xbf16>, tensor<?xi32>) block_sizes(%{{.*}}) row_sources(%{{.*}}) outs(%{{.*}} : tensor<?x32xf32>) epilogue {
+// CHECK-NEXT: ^bb0(%[[S:.*]]: f32, %{{.*}}: f32):
+// CHECK-NEXT:   %[[ZERO:.*]] = arith.constant 0.000000e+00 : bf16
+// CHECK-NEXT:   %[[B:.*]] = arith.truncf %[[S]] : f32 to bf16
+// CHECK-NEXT:   %[[R:.*]] = arith.maximumf %[[B]], %[[ZERO]] : bf16
+// CHECK-NEXT:   %[[W:.*]] = arith.extf %[[R]] : bf16 to f32
+// CHECK-NEXT:   moe.yield %[[W]] : f32
+// CHECK: linalg.generic {{.*}} ins(%[[H]] : tensor<?x32xf32>) outs(%{{.*}} : tensor<?x32xbf16>)
+// CHECK:   arith.truncf
+func.func @ungated_bf16(%x: tensor<?x16xbf16>, %ids: tensor<?x2xi32>,
+                        %wu: tensor<8x32x16xbf16>) -> tensor<?x32xbf16> {
+  %c0 = arith.constant 0 : index
+  %zero = arith.constant 0.0 : bf16
+  %rows, %off, %map = moe.dispatch %x, %ids align 8
+      : tensor<?x16xbf16>, tensor<?x2xi32> -> tensor<?x16xbf16>, tensor<9xi64>, tensor<?x2xi32>
+  %u = moe.expert_matmul %rows, %wu offsets(%off : tensor<9xi64>)
+      : tensor<?x16xbf16>, tensor<8x32x16xbf16> -> tensor<?x32xbf16>
+  %n = tensor.dim %u, %c0 : tensor<?x32xbf16>
+  %e = tensor.empty(%n) : tensor<?x32xbf16>
+  %h = linalg.generic {indexing_maps = [#id, #id],
+                       iterator_types = ["parallel", "parallel"]}
+      ins(%u : tensor<?x32xbf16>) outs(%e : tensor<?x32xbf16>) {
+  ^bb0(%a: bf16, %o: bf16):
+    %r = arith.maximumf %a, %zero : bf16
+    linalg.yield %r : bf16
+  } -> tensor<?x32xbf16>
+  return %h : tensor<?x32xbf16>
+}
+
+// Not fused: a projection with a bias (its epilogue adds it), one read by
+// another op, and a generic that reads its output.
+// CHECK-LABEL: func @not_fusable
+// CHECK-NOT: epilogue
+// CHECK: return
+func.func @not_fusable(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
+                       %w: tensor<8x32x16xf32>, %bias: tensor<8x32xf32>,
+                       %acc: tensor<?x32xf32>)
+    -> (tensor<?x32xf32>, tensor<?x32xf32>, tensor<?x32xf32>) {
+  %rows, %off, %map = moe.dispatch %x, %ids align 8
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<?x16xf32>, tensor<9xi64>, tensor<?x2xi32>
+  %b = moe.expert_matmul %rows, %w offsets(%off : tensor<9xi64>) bias(%bias : tensor<8x32xf32>)
+      : tensor<?x16xf32>, tensor<8x32x16xf32> -> tensor<?x32xf32>
+  %h1 = linalg.generic {indexing_maps = [#id, #id],
+                        iterator_types = ["parallel", "parallel"]}
+      ins(%b : tensor<?x32xf32>) outs(%acc : tensor<?x32xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    %y = arith.negf %a : f32
+    linalg.yield %y : f32
+  } -> tensor<?x32xf32>
+  %u = moe.expert_matmul %rows, %w offsets(%off : tensor<9xi64>)
+      : tensor<?x16xf32>, tensor<8x32x16xf32> -> tensor<?x32xf32>
+  %h2 = linalg.generic {indexing_maps = [#id, #id],
+                        iterator_types = ["parallel", "parallel"]}
+      ins(%u : tensor<?x32xf32>) outs(%acc : tensor<?x32xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    %y = arith.negf %a : f32
+    linalg.yield %y : f32
+  } -> tensor<?x32xf32>
+  %v = moe.expert_matmul %rows, %w offsets(%off : tensor<9xi64>)
+      : tensor<?x16xf32>, tensor<8x32x16xf32> -> tensor<?x32xf32>
+  %h3 = linalg.generic {indexing_maps = [#id, #id],
+                        iterator_types = ["parallel", "parallel"]}
+      ins(%v : tensor<?x32xf32>) outs(%acc : tensor<?x32xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    %y = arith.addf %a, %o : f32
+    linalg.yield %y : f32
+  } -> tensor<?x32xf32>
+  return %h1, %h2, %u : tensor<?x32xf32>, tensor<?x32xf32>, tensor<?x32xf32>
 }

@@ -151,3 +151,42 @@ func.func @scattering(%x: memref<?x4xf32>, %w: memref<2x3x4xf32>,
       outs(%out : memref<?x3xf32>)
   return
 }
+
+// -----
+
+// With an epilogue the domain is (row blocks, N): per point, each filled row
+// sums input * weight and input * paired weight over K in one loop (K
+// clamped to the input's and both weights'), then the epilogue of the two
+// sums and the old element is stored in place.
+// CHECK-LABEL: func @epilogue
+// CHECK: scf.for %[[B:.*]] = %{{.*}} to %{{.*}} step
+// CHECK:   scf.for %[[N:.*]] = %{{.*}} to %{{.*}} step
+// CHECK-NOT: scf.for
+// CHECK:     scf.if
+// CHECK:       %[[KX:.*]] = memref.dim %{{.*}}, %c1{{.*}} : memref<?x16xf32>
+// CHECK:       arith.minui %[[KX]]
+// CHECK:       %[[DEPTH:.*]] = arith.minui
+// CHECK:       scf.for %[[I:.*]] = %{{.*}} to %{{.*}} step
+// CHECK:         %[[ROW:.*]] = arith.addi %{{.*}}, %[[I]]
+// CHECK:         %[[SUMS:.*]]:2 = scf.for %[[K:.*]] = %{{.*}} to %[[DEPTH]] step %{{.*}} iter_args(%[[G:.*]] = %{{.*}}, %[[U:.*]] = %{{.*}}) -> (f32, f32)
+// CHECK:           memref.load %{{.*}}[%{{.*}}, %[[N]], %[[K]]] : memref<2x8x16xf32>
+// CHECK:           memref.load %{{.*}}[%{{.*}}, %[[N]], %[[K]]] : memref<2x8x16xf32>
+// CHECK:           scf.yield
+// CHECK:         %[[OLD:.*]] = memref.load %[[OUT:.*]][%[[ROW]], %[[N]]]
+// CHECK:         %[[P:.*]] = arith.mulf %[[SUMS]]#0, %[[SUMS]]#1 : f32
+// CHECK:         %[[Y:.*]] = arith.addf %[[P]], %[[OLD]] : f32
+// CHECK:         memref.store %[[Y]], %[[OUT]][%[[ROW]], %[[N]]]
+func.func @epilogue(%rows: memref<?x16xf32>, %wg: memref<2x8x16xf32>,
+                    %wu: memref<2x8x16xf32>, %blocks: memref<?xi32>,
+                    %acc: memref<?x8xf32>) {
+  moe.grouped_matmul block_rows(4)
+      ins(%rows, %wg, %blocks : memref<?x16xf32>, memref<2x8x16xf32>, memref<?xi32>)
+      paired(%wu : memref<2x8x16xf32>)
+      outs(%acc : memref<?x8xf32>) epilogue {
+  ^bb0(%g: f32, %u: f32, %o: f32):
+    %p = arith.mulf %g, %u : f32
+    %y = arith.addf %p, %o : f32
+    moe.yield %y : f32
+  }
+  return
+}

@@ -66,3 +66,46 @@ func.func @other_uses(%x: tensor<8x16xf32>,
       outs(%acc : tensor<8x8xf32>) -> tensor<8x8xf32>
   return %r, %s, %w : tensor<8x8xf32>, tensor<8x8xf32>, tensor<2x8x16xf32>
 }
+
+// -----
+
+// A paired weight is packed with its partner (both weights of a grouped
+// matmul have one type): w1 and w3 are. Where the partner cannot be packed
+// (w5 is also read by a linalg op), neither weight of that matmul is.
+// CHECK-LABEL: func.func @paired(
+// CHECK-SAME: %{{.*}}: tensor<2x3x16x16xf32> {moe.packing = {function = @paired__pack1
+// CHECK-SAME: %{{.*}}: tensor<2x3x16x16xf32> {moe.packing = {function = @paired__pack2
+// CHECK-SAME: %{{.*}}: tensor<2x37x16xf32> {moe.weight = "experts.{e}.w4"}
+// CHECK-SAME: %{{.*}}: tensor<2x37x16xf32> {moe.weight = "experts.{e}.w5"}
+// CHECK: moe.grouped_matmul {{.*}} tensor<2x3x16x16xf32>, tensor<2xi32>) paired(%{{.*}} : tensor<2x3x16x16xf32>)
+// CHECK: moe.grouped_matmul {{.*}} tensor<2x37x16xf32>, tensor<2xi32>) paired(%{{.*}} : tensor<2x37x16xf32>)
+// CHECK-LABEL: func.func @paired__pack1(
+// CHECK-LABEL: func.func @paired__pack2(
+// CHECK-NOT: func.func @paired__pack
+func.func @paired(%x: tensor<8x16xf32>,
+                  %w1: tensor<2x37x16xf32> {moe.weight = "experts.{e}.w1"},
+                  %w3: tensor<2x37x16xf32> {moe.weight = "experts.{e}.w3"},
+                  %w4: tensor<2x37x16xf32> {moe.weight = "experts.{e}.w4"},
+                  %w5: tensor<2x37x16xf32> {moe.weight = "experts.{e}.w5"},
+                  %b: tensor<2xi32>, %acc: tensor<8x37xf32>)
+    -> (tensor<8x37xf32>, tensor<8x37xf32>, tensor<2x37x16xf32>) {
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%x, %w1, %b : tensor<8x16xf32>, tensor<2x37x16xf32>, tensor<2xi32>)
+      paired(%w3 : tensor<2x37x16xf32>)
+      outs(%acc : tensor<8x37xf32>) epilogue {
+  ^bb0(%g: f32, %u: f32, %o: f32):
+    %y = arith.mulf %g, %u : f32
+    moe.yield %y : f32
+  } -> tensor<8x37xf32>
+  %s = moe.grouped_matmul block_rows(4)
+      ins(%x, %w4, %b : tensor<8x16xf32>, tensor<2x37x16xf32>, tensor<2xi32>)
+      paired(%w5 : tensor<2x37x16xf32>)
+      outs(%acc : tensor<8x37xf32>) epilogue {
+  ^bb0(%g: f32, %u: f32, %o: f32):
+    %y = arith.mulf %g, %u : f32
+    moe.yield %y : f32
+  } -> tensor<8x37xf32>
+  %e = tensor.empty() : tensor<2x37x16xf32>
+  %c = linalg.copy ins(%w5 : tensor<2x37x16xf32>) outs(%e : tensor<2x37x16xf32>) -> tensor<2x37x16xf32>
+  return %r, %s, %c : tensor<8x37xf32>, tensor<8x37xf32>, tensor<2x37x16xf32>
+}

@@ -130,3 +130,29 @@ func.func @scattering(%rows: tensor<?x16xf32>, %w: tensor<8x32x16xf32>,
       outs(%acc : tensor<?x32xf32>) -> tensor<?x32xf32>
   return %r : tensor<?x32xf32>
 }
+
+// An epilogue needs whole sums: the domain is (row blocks, columns) and
+// each tile spans all of K, with no depth loop whatever tile-k is; both
+// weights are sliced by the tile's columns and the epilogue comes along.
+// CHECK-LABEL: func @epilogue
+// CHECK: scf.forall (%[[N:.*]], %[[BLK:.*]]) = (0, 0) to (32, %{{.*}}) step (16, 1)
+// CHECK-NOT: scf.for
+// CHECK:   %[[WG:.*]] = tensor.extract_slice %{{.*}}[0, %[[N]], 0] [8, 16, 16] [1, 1, 1] : tensor<8x32x16xf32> to tensor<8x16x16xf32>
+// CHECK:   %[[WU:.*]] = tensor.extract_slice %{{.*}}[0, %[[N]], 0] [8, 16, 16] [1, 1, 1] : tensor<8x32x16xf32> to tensor<8x16x16xf32>
+// CHECK:   moe.grouped_matmul block_rows(4) ins(%{{.*}}, %[[WG]], %{{.*}} : tensor<4x16xf32>, tensor<8x16x16xf32>, tensor<1xi32>) paired(%[[WU]] : tensor<8x16x16xf32>) outs(%{{.*}} : tensor<4x16xf32>) epilogue {
+// CHECK:     arith.mulf
+// CHECK:     moe.yield
+// CHECK:   scf.forall.in_parallel
+func.func @epilogue(%rows: tensor<?x16xf32>, %wg: tensor<8x32x16xf32>,
+                    %wu: tensor<8x32x16xf32>, %blocks: tensor<?xi32>,
+                    %acc: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%rows, %wg, %blocks : tensor<?x16xf32>, tensor<8x32x16xf32>, tensor<?xi32>)
+      paired(%wu : tensor<8x32x16xf32>)
+      outs(%acc : tensor<?x32xf32>) epilogue {
+  ^bb0(%g: f32, %u: f32, %o: f32):
+    %y = arith.mulf %g, %u : f32
+    moe.yield %y : f32
+  } -> tensor<?x32xf32>
+  return %r : tensor<?x32xf32>
+}

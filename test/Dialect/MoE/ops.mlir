@@ -248,6 +248,53 @@ func.func @grouped_matmul_scatter(%rows: tensor<8x16xf32>, %w: tensor<2x32x16xf3
   return %r : tensor<3x32xf32>
 }
 
+// An epilogue: gate and up (paired) sums combined by SwiGLU, packed
+// weights, on tensors; one weight with a ReLU that adds to init, on
+// memrefs.
+// CHECK-LABEL: func @grouped_matmul_epilogue
+// CHECK: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<?x16xf32>, tensor<8x2x16x32xbf16>, tensor<?xi32>) paired(%{{.*}} : tensor<8x2x16x32xbf16>) block_sizes(%{{.*}} : tensor<?xi32>) row_sources(%{{.*}} : tensor<?xi32>) outs(%{{.*}} : tensor<?x37xf32>) epilogue {
+// CHECK-NEXT: ^bb0(%[[G:.*]]: f32, %[[U:.*]]: f32, %{{.*}}: f32):
+// CHECK: math.exp
+// CHECK: %[[Y:.*]] = arith.mulf %{{.*}}, %[[U]] : f32
+// CHECK-NEXT: moe.yield %[[Y]] : f32
+// CHECK-NEXT: } -> tensor<?x37xf32>
+// CHECK: moe.grouped_matmul block_rows(2) ins(%{{.*}}, %{{.*}}, %{{.*}} : memref<4x16xf32>, memref<2x8x16xf16>, memref<2xi32>) outs(%{{.*}} : memref<4x8xf32>) epilogue {
+// CHECK-NEXT: ^bb0(%[[S:.*]]: f32, %[[OLD:.*]]: f32):
+// CHECK: %[[R:.*]] = arith.maximumf %[[S]], %{{.*}} : f32
+// CHECK: arith.addf %[[OLD]], %[[R]] : f32
+// CHECK: moe.yield
+func.func @grouped_matmul_epilogue(%x: tensor<?x16xf32>, %wg: tensor<8x2x16x32xbf16>,
+                                   %wu: tensor<8x2x16x32xbf16>, %blocks: tensor<?xi32>,
+                                   %sizes: tensor<?xi32>, %src: tensor<?xi32>,
+                                   %acc: tensor<?x37xf32>, %xm: memref<4x16xf32>,
+                                   %wm: memref<2x8x16xf16>, %bm: memref<2xi32>,
+                                   %out: memref<4x8xf32>) -> tensor<?x37xf32> {
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%x, %wg, %blocks : tensor<?x16xf32>, tensor<8x2x16x32xbf16>, tensor<?xi32>)
+      paired(%wu : tensor<8x2x16x32xbf16>)
+      block_sizes(%sizes : tensor<?xi32>) row_sources(%src : tensor<?xi32>)
+      outs(%acc : tensor<?x37xf32>) epilogue {
+  ^bb0(%g: f32, %u: f32, %old: f32):
+    %one = arith.constant 1.0 : f32
+    %neg = arith.negf %g : f32
+    %exp = math.exp %neg : f32
+    %den = arith.addf %one, %exp : f32
+    %silu = arith.divf %g, %den : f32
+    %y = arith.mulf %silu, %u : f32
+    moe.yield %y : f32
+  } -> tensor<?x37xf32>
+  moe.grouped_matmul block_rows(2)
+      ins(%xm, %wm, %bm : memref<4x16xf32>, memref<2x8x16xf16>, memref<2xi32>)
+      outs(%out : memref<4x8xf32>) epilogue {
+  ^bb0(%s: f32, %old: f32):
+    %zero = arith.constant 0.0 : f32
+    %relu = arith.maximumf %s, %zero : f32
+    %sum = arith.addf %old, %relu : f32
+    moe.yield %sum : f32
+  }
+  return %r : tensor<?x37xf32>
+}
+
 // Packed weights: N = 37 columns in 2 panels of 32, the last zero-padded.
 // CHECK-LABEL: func @grouped_matmul_packed
 // CHECK: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<?x16xf32>, tensor<8x2x16x32xbf16>, tensor<?xi32>) outs(%{{.*}} : tensor<?x37xf32>) -> tensor<?x37xf32>

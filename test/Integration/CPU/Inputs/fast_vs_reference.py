@@ -155,6 +155,7 @@ VARIANTS = {
     "sequential": ["--pipeline-options=openmp=0"],
     "unpacked": ["--pipeline-options=pack-weights=0"],
     "odd-panels": ["--pipeline-options=panel-cols=24 panel-rows=5"],
+    "unfused": ["--pipeline-options=fuse-activation=0 fuse-combine=0"],
     "reference": ["--reference"],
 }
 
@@ -171,7 +172,9 @@ def check_case(name: str, out: str, tokens: list[int]) -> None:
     # The fast path on OpenMP threads (default) and sequential, the runtime
     # splitting the tokens instead (openmp=0); with the weights in the
     # checkpoint layout (the dot-product kernel) and in panels whose width
-    # is not a multiple of the vector width, with odd register tiles.
+    # is not a multiple of the vector width, with odd register tiles; and
+    # with the gate and up projections, their activation and the combine
+    # each on their own (fuse-activation=0 fuse-combine=0).
     for variant, flags in VARIANTS.items():
         modules[variant] = os.path.join(directory, f"{variant}.so")
         run(["moe-compile", layer, *flags, "-o", modules[variant]],
