@@ -54,6 +54,28 @@ if os.path.exists(_mlir_runner) and all(map(os.path.exists, _runner_libs)):
          "%s -entry-point-result=void -shared-libs=%s" % (
              _mlir_runner, ",".join(_runner_libs))))
 
+# A CPU feature moe-compile can target that this machine lacks (from
+# /proc/cpuinfo), for the test of a module refused on load.
+_cpuinfo_flags = {"amx-tile": "amx_tile", "amx-bf16": "amx_bf16",
+                  "avx512fp16": "avx512_fp16", "avx512bf16": "avx512_bf16",
+                  "avx512f": "avx512f", "avx2": "avx2"}
+try:
+    with open("/proc/cpuinfo", encoding="utf-8") as _cpuinfo:
+        _flags = set()
+        for _line in _cpuinfo:
+            if _line.startswith("flags"):
+                _flags.update(_line.split(":", 1)[1].split())
+except OSError:
+    _flags = None
+if _flags:
+    for _feature, _flag in _cpuinfo_flags.items():
+        if _flag not in _flags:
+            config.available_features.add("missing-cpu-feature")
+            config.substitutions.append(("%missing_cpu_feature", _feature))
+            break
+    if {"avx2", "fma", "bmi2", "movbe"} <= _flags:
+        config.available_features.add("x86-64-v3")
+
 # The Python package's tools (%moe_mlir compile/run) are this build's, so
 # that the sanitized build's lit run checks its own tools.
 config.environment["MOE_TOOLS_DIR"] = config.moe_tools_dir

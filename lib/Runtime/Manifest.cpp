@@ -10,6 +10,7 @@
 #include "moe/Runtime/Manifest.h"
 
 #include "moe/Runtime/CheckedArithmetic.h"
+#include "moe/Runtime/CpuFeatures.h"
 #include "moe/Runtime/Json.h"
 
 #include <initializer_list>
@@ -82,12 +83,15 @@ class ManifestReader {
 public:
   /// Reads the root object into `manifest`.
   bool read(const JsonValue &root, Manifest &manifest) {
-    if (!expectObject(root, "", {"version", "producer", "entries"},
+    if (!expectObject(root, "", {"version", "producer", "cpu", "entries"},
                       {"version", "entries"}))
       return false;
     if (root.find("producer") &&
         !readString(root, "producer", "", manifest.producer))
       return false;
+    if (const JsonValue *cpu = root.find("cpu"))
+      if (!readCpu(*cpu, manifest))
+        return false;
     const JsonValue &version = *root.find("version");
     if (!version.isInt())
       return fail("", "'version' is " +
@@ -118,6 +122,35 @@ public:
   const std::string &getError() const { return error; }
 
 private:
+  /// `{"name": CPU, "features": [feature, ...]}`; the features are names
+  /// the runtime can check (CpuFeatures.h), each once.
+  bool readCpu(const JsonValue &cpu, Manifest &manifest) {
+    if (!expectObject(cpu, "cpu", {"name", "features"}, {"name", "features"}) ||
+        !readString(cpu, "name", "cpu", manifest.cpuName))
+      return false;
+    const JsonValue &features = *cpu.find("features");
+    if (!expectKind(features, JsonValue::Kind::Array, "cpu", "features"))
+      return false;
+    std::set<std::string> seen;
+    for (size_t i = 0; i < features.getArray().size(); ++i) {
+      std::string where = "cpu.features[" + std::to_string(i) + "]";
+      const JsonValue &feature = features.getArray()[i];
+      if (!feature.isString())
+        return fail(where, std::string("expected a string, got ") +
+                               jsonKindName(feature.kind()));
+      const std::string &name = feature.getString();
+      bool known = false;
+      for (const CpuFeature &entry : kCpuFeatures)
+        known = known || name == entry.name;
+      if (!known)
+        return fail(where, "unknown CPU feature '" + printable(name) + "'");
+      if (!seen.insert(name).second)
+        return fail(where, "duplicate CPU feature '" + printable(name) + "'");
+      manifest.cpuFeatures.push_back(name);
+    }
+    return true;
+  }
+
   bool fail(const std::string &where, const std::string &problem) {
     if (error.empty())
       error = where.empty() ? problem : where + ": " + problem;

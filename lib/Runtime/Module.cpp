@@ -6,6 +6,8 @@
 
 #include "moe/Runtime/Module.h"
 
+#include "moe/Runtime/CpuFeatures.h"
+
 #include "Workspace.h"
 
 #include <algorithm>
@@ -119,6 +121,16 @@ CompiledModule::resolveEntries(std::shared_ptr<CompiledModule> module,
   if (!parsed)
     return ResultT::failure(printable(path) + ": " + parsed.error());
   module->moduleManifest = parsed.take();
+  // Before any of its code runs: an instruction this CPU lacks would kill
+  // the process (SIGILL) in the first call.
+  for (const std::string &feature : module->moduleManifest.cpuFeatures)
+    if (!hostSupportsCpuFeature(feature).value_or(false))
+      return ResultT::failure(
+          printable(path) + ": compiled for CPU '" +
+          printable(module->moduleManifest.cpuName) + "', whose feature '" +
+          printable(feature) +
+          "' this CPU (or its OS) lacks; compile it with moe-compile "
+          "--mcpu for this machine or a level it has (e.g. x86-64-v3)");
   for (const ManifestEntry &entry : module->moduleManifest.entries) {
     EntryFunction function = resolve(entry.symbol);
     if (!function)

@@ -13,19 +13,33 @@
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 
+#include <memory>
+
 namespace llvm {
 class Module;
+class TargetMachine;
 } // namespace llvm
 
 namespace moe::compile {
 
-/// Optimizes `module` at -O3 for `cpu` (an LLVM CPU name such as
-/// "sapphirerapids", or "native" for the machine compiling, with its
-/// features) and writes a position-independent ELF object to `objectPath`.
-/// LLVM's code generation flags (llvm/CodeGen/CommandFlags.h: --mattr,
+/// The target machine for `cpu` (an LLVM CPU name such as
+/// "sapphirerapids" or "x86-64-v4", or "native" for the machine compiling,
+/// with its features) on the host's triple, position-independent. LLVM's
+/// code generation flags (llvm/CodeGen/CommandFlags.h: --mattr,
 /// --code-model, target options) apply; a relocation model other than PIC
 /// is an error, since the result is a shared object.
-llvm::Error emitObject(llvm::Module &module, llvm::StringRef cpu,
+llvm::Expected<std::unique_ptr<llvm::TargetMachine>>
+createTargetMachine(llvm::StringRef cpu);
+
+/// Records `machine`'s CPU and the ISA features it has
+/// (moe/Runtime/CpuFeatures.h) in the manifest global of `module`, which
+/// the runtime checks when it loads the module.
+llvm::Error recordTarget(llvm::Module &module,
+                         const llvm::TargetMachine &machine);
+
+/// Optimizes `module` at -O3 for `machine` and writes an ELF object to
+/// `objectPath`.
+llvm::Error emitObject(llvm::Module &module, llvm::TargetMachine &machine,
                        llvm::StringRef objectPath);
 
 /// Whether `name` is an entry point of the OpenMP runtime (libomp) that

@@ -43,8 +43,8 @@ std::pair<std::string, std::string> resolveCpu(StringRef cpu) {
 
 } // namespace
 
-Error moe::compile::emitObject(Module &module, StringRef cpu,
-                               StringRef objectPath) {
+Expected<std::unique_ptr<TargetMachine>>
+moe::compile::createTargetMachine(StringRef cpu) {
   InitializeNativeTarget();
   InitializeNativeTargetAsmPrinter();
   Triple triple(sys::getDefaultTargetTriple());
@@ -66,12 +66,17 @@ Error moe::compile::emitObject(Module &module, StringRef cpu,
   std::optional<Reloc::Model> reloc = codegen::getExplicitRelocModel();
   if (reloc && *reloc != Reloc::PIC_)
     return makeError("a shared object needs --relocation-model=pic");
-  std::unique_ptr<TargetMachine> machine(target->createTargetMachine(
+  return std::unique_ptr<TargetMachine>(target->createTargetMachine(
       triple, cpuName, allFeatures.getString(),
       codegen::InitTargetOptionsFromCodeGenFlags(triple), Reloc::PIC_,
       codegen::getExplicitCodeModel(), CodeGenOptLevel::Aggressive));
+}
+
+Error moe::compile::emitObject(Module &module, TargetMachine &machine,
+                               StringRef objectPath) {
+  const Triple &triple = machine.getTargetTriple();
   module.setTargetTriple(triple);
-  module.setDataLayout(machine->createDataLayout());
+  module.setDataLayout(machine.createDataLayout());
 
   // -O3 over the module, with the target's cost model.
   LoopAnalysisManager loops;
@@ -81,7 +86,7 @@ Error moe::compile::emitObject(Module &module, StringRef cpu,
   PipelineTuningOptions tuning;
   tuning.LoopVectorization = true;
   tuning.SLPVectorization = true;
-  PassBuilder builder(machine.get(), tuning);
+  PassBuilder builder(&machine, tuning);
   builder.registerModuleAnalyses(modules);
   builder.registerCGSCCAnalyses(cgsccs);
   builder.registerFunctionAnalyses(functions);
@@ -95,7 +100,7 @@ Error moe::compile::emitObject(Module &module, StringRef cpu,
   if (ec)
     return makeError("cannot write '" + objectPath + "': " + ec.message());
   legacy::PassManager codegen;
-  if (machine->addPassesToEmitFile(codegen, os, nullptr,
+  if (machine.addPassesToEmitFile(codegen, os, nullptr,
                                    CodeGenFileType::ObjectFile))
     return makeError("the " + triple.str() + " code generator cannot emit "
                                              "object files");

@@ -37,6 +37,7 @@
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/raw_ostream.h"
+#include "llvm/Target/TargetMachine.h"
 
 #include "../SanitizerOptions.h"
 #include "../ToolVersion.h"
@@ -112,7 +113,13 @@ int buildSharedObject(Module &module, StringRef cpu) {
           sys::fs::createTemporaryFile("moe-compile", "o", objectPath))
     return fail("cannot create a temporary file: " + ec.message());
   FileRemover removeObject(objectPath);
-  if (Error error = moe::compile::emitObject(module, cpu, objectPath))
+  Expected<std::unique_ptr<TargetMachine>> machine =
+      moe::compile::createTargetMachine(cpu);
+  if (!machine)
+    return fail(toString(machine.takeError()));
+  if (Error error = moe::compile::recordTarget(module, **machine))
+    return fail(toString(std::move(error)));
+  if (Error error = moe::compile::emitObject(module, **machine, objectPath))
     return fail(toString(std::move(error)));
   bool usesOpenMP = llvm::any_of(module, [](const Function &function) {
     return function.isDeclaration() &&

@@ -102,6 +102,11 @@ struct Manifest {
   /// What compiled the module: "moe-mlir MAJOR.MINOR.PATCH"; empty for
   /// modules from before the key existed.
   std::string producer;
+  /// The CPU the module was compiled for (an LLVM CPU name such as "znver4"
+  /// or "x86-64-v4") and the ISA features of CpuFeatures.h it may use;
+  /// empty for modules from before the key existed (nothing is checked).
+  std::string cpuName;
+  std::vector<std::string> cpuFeatures;
   /// The entry points, in manifest order; names are unique.
   std::vector<ManifestEntry> entries;
 

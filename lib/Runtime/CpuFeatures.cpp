@@ -1,0 +1,75 @@
+//===- CpuFeatures.cpp - This CPU's ISA features --------------------------===//
+
+#include "moe/Runtime/CpuFeatures.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#define MOE_X86 1
+#endif
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+using namespace moe::runtime;
+
+namespace {
+
+#ifdef MOE_X86
+/// Register `reg` of CPUID leaf/subleaf, or 0 past the highest leaf.
+uint32_t cpuid(uint32_t leaf, uint32_t subleaf, uint8_t reg) {
+  unsigned regs[4] = {0, 0, 0, 0};
+  if (!__get_cpuid_count(leaf, subleaf, &regs[0], &regs[1], &regs[2],
+                         &regs[3]))
+    return 0;
+  return regs[reg];
+}
+
+/// XCR0, the register state the OS saves; 0 without OSXSAVE.
+uint64_t xcr0() {
+  constexpr unsigned kOsxsave = 1u << 27;
+  if (!(cpuid(1, 0, 2) & kOsxsave))
+    return 0;
+  uint32_t low, high;
+  __asm__ volatile("xgetbv" : "=a"(low), "=d"(high) : "c"(0));
+  return (static_cast<uint64_t>(high) << 32) | low;
+}
+
+/// Linux hands out AMX tile state only on request (since 5.16).
+bool amxPermitted() {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+  static const bool permitted = [] {
+    constexpr long kArchReqXcompPerm = 0x1023;
+    constexpr long kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) ==
+           0;
+  }();
+  return permitted;
+#else
+  return false;
+#endif
+}
+#endif
+
+} // namespace
+
+std::optional<bool>
+moe::runtime::hostSupportsCpuFeature(std::string_view name) {
+  for (const CpuFeature &feature : kCpuFeatures) {
+    if (name != feature.name)
+      continue;
+#ifdef MOE_X86
+    if (!(cpuid(feature.leaf, feature.subleaf, feature.reg) &
+          (1u << feature.bit)))
+      return false;
+    if (feature.xcr0 && (xcr0() & feature.xcr0) != feature.xcr0)
+      return false;
+    if (feature.xcr0 == kXcr0Amx && !amxPermitted())
+      return false;
+    return true;
+#else
+    return false;
+#endif
+  }
+  return std::nullopt;
+}

@@ -1,0 +1,69 @@
+//===- TargetManifest.cpp - The target in the module's manifest -----------===//
+//
+// The manifest (moe_module_manifest, written by moe-export-entries) gains
+// the CPU the module is compiled for and the ISA features of
+// moe/Runtime/CpuFeatures.h that this target has: the runtime refuses to
+// load the module on a CPU that lacks one of them.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Backend.h"
+
+#include "moe/Runtime/CpuFeatures.h"
+
+#include "llvm/IR/Constants.h"
+#include "llvm/IR/GlobalVariable.h"
+#include "llvm/IR/Module.h"
+#include "llvm/MC/MCSubtargetInfo.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Target/TargetMachine.h"
+
+using namespace llvm;
+
+/// The name of the manifest global of a compiled module.
+static constexpr StringLiteral kManifestSymbol = "moe_module_manifest";
+
+Error moe::compile::recordTarget(Module &module,
+                                 const TargetMachine &machine) {
+  GlobalVariable *global = module.getNamedGlobal(kManifestSymbol);
+  auto *text = global ? dyn_cast_or_null<ConstantDataSequential>(
+                            global->getInitializer())
+                      : nullptr;
+  if (!text || !text->isCString())
+    return createStringError(inconvertibleErrorCode(),
+                             "the lowered module has no manifest string '" +
+                                 kManifestSymbol + "'");
+  Expected<json::Value> parsed = json::parse(text->getAsCString());
+  if (!parsed)
+    return parsed.takeError();
+  json::Object *root = parsed->getAsObject();
+  if (!root)
+    return createStringError(inconvertibleErrorCode(),
+                             "the module's manifest is not a JSON object");
+
+  // The table holds x86 features: other targets list none (asking their
+  // subtarget about an unknown feature is a fatal error).
+  const MCSubtargetInfo &subtarget = *machine.getMCSubtargetInfo();
+  json::Array features;
+  if (machine.getTargetTriple().isX86())
+    for (const moe::runtime::CpuFeature &feature : moe::runtime::kCpuFeatures)
+      if (subtarget.checkFeatures(std::string("+") + feature.name))
+        features.push_back(feature.name);
+  (*root)["cpu"] = json::Object{{"name", machine.getTargetCPU()},
+                                {"features", std::move(features)}};
+
+  // A new global of the new length in place of the old one.
+  Constant *initializer = ConstantDataArray::getString(
+      module.getContext(), formatv("{0}", json::Value(std::move(*root))).str(),
+      /*AddNull=*/true);
+  auto *replacement = new GlobalVariable(
+      module, initializer->getType(), global->isConstant(),
+      global->getLinkage(), initializer, "", global,
+      global->getThreadLocalMode(), global->getAddressSpace());
+  replacement->copyAttributesFrom(global);
+  replacement->takeName(global);
+  global->replaceAllUsesWith(replacement);
+  global->eraseFromParent();
+  return Error::success();
+}
