@@ -55,21 +55,17 @@ bool amxPermitted() {
 
 std::optional<bool>
 moe::runtime::hostSupportsCpuFeature(std::string_view name) {
-  for (const CpuFeature &feature : kCpuFeatures) {
-    if (name != feature.name)
-      continue;
+  const CpuFeature *feature = findCpuFeature(name);
+  if (!feature)
+    return std::nullopt;
 #ifdef MOE_X86
-    if (!(cpuid(feature.leaf, feature.subleaf, feature.reg) &
-          (1u << feature.bit)))
-      return false;
-    if (feature.xcr0 && (xcr0() & feature.xcr0) != feature.xcr0)
-      return false;
-    if (feature.xcr0 == kXcr0Amx && !amxPermitted())
-      return false;
-    return true;
-#else
+  if (!(cpuid(feature->leaf, feature->subleaf, feature->reg) &
+        (1u << feature->bit)))
     return false;
+  if (feature->xcr0 && (xcr0() & feature->xcr0) != feature->xcr0)
+    return false;
+  return feature->xcr0 != kXcr0Amx || amxPermitted();
+#else
+  return false;
 #endif
-  }
-  return std::nullopt;
 }

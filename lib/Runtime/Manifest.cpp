@@ -139,10 +139,7 @@ private:
         return fail(where, std::string("expected a string, got ") +
                                jsonKindName(feature.kind()));
       const std::string &name = feature.getString();
-      bool known = false;
-      for (const CpuFeature &entry : kCpuFeatures)
-        known = known || name == entry.name;
-      if (!known)
+      if (!findCpuFeature(name))
         return fail(where, "unknown CPU feature '" + printable(name) + "'");
       if (!seen.insert(name).second)
         return fail(where, "duplicate CPU feature '" + printable(name) + "'");

@@ -64,6 +64,14 @@ inline constexpr CpuFeature kCpuFeatures[] = {
     {"amx-int8", 7, 0, 3, 25, kXcr0Amx},
 };
 
+/// The entry of kCpuFeatures named `name`, or null.
+inline const CpuFeature *findCpuFeature(std::string_view name) {
+  for (const CpuFeature &feature : kCpuFeatures)
+    if (name == feature.name)
+      return &feature;
+  return nullptr;
+}
+
 /// Whether this CPU and its OS support the feature `name` (a name of
 /// kCpuFeatures); nullopt for a name not in the table. For AMX features the
 /// process also asks Linux for permission to use the tile data

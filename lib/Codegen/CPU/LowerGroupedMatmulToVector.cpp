@@ -21,18 +21,17 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "ApproximateVectorMath.h"
 #include "DotKernel.h"
 #include "PanelKernel.h"
 #include "moe/Codegen/CPU/Passes.h"
 #include "moe/Dialect/MoE/IR/MoE.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
-#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOELOWERGROUPEDMATMULTOVECTORPASS
@@ -182,14 +181,8 @@ struct MoELowerGroupedMatmulToVectorPass
                           vectorMath);
       rewriter.eraseOp(op);
     }
-    if (vectorMath.empty())
-      return;
-    // Epilogue math on vectors (SiLU's exp) at vector speed, as in
-    // moe-vectorize-elementwise.
-    RewritePatternSet patterns(&getContext());
-    populateMathPolynomialApproximationPatterns(patterns,
-                                                [](StringRef) { return true; });
-    if (failed(applyOpPatternsGreedily(vectorMath, std::move(patterns))))
+    // Epilogue math on vectors (SiLU's exp) at vector speed.
+    if (failed(approximateVectorMath(&getContext(), vectorMath)))
       return signalPassFailure();
   }
 };

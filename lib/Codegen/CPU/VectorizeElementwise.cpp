@@ -16,18 +16,17 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "ApproximateVectorMath.h"
 #include "moe/Codegen/CPU/Passes.h"
 #include "moe/Dialect/MoE/Utils/ElementwiseClone.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
-#include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
-#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEVECTORIZEELEMENTWISEPASS
@@ -183,14 +182,9 @@ struct MoEVectorizeElementwisePass
       ElementwiseEmitter(rewriter, op, vectorWidth).emit(mathOps);
       rewriter.eraseOp(op);
     }
-    if (mathOps.empty())
-      return;
     // Only the vector math created here: scalar math elsewhere (routing's
     // exponentials) keeps its libm results bit for bit.
-    RewritePatternSet patterns(&getContext());
-    populateMathPolynomialApproximationPatterns(patterns,
-                                                [](StringRef) { return true; });
-    if (failed(applyOpPatternsGreedily(mathOps, std::move(patterns))))
+    if (failed(cpu::approximateVectorMath(&getContext(), mathOps)))
       return signalPassFailure();
   }
 };

@@ -165,7 +165,7 @@ struct MoEPackExpertWeightsPass
         unsigned index = arg.getArgNumber();
         if (!selected.contains(arg))
           continue;
-        RankedTensorType source = packableType(arg);
+        auto source = llvm::cast<RankedTensorType>(arg.getType());
         ArrayRef<int64_t> shape = source.getShape();
         int64_t panel = panelCols;
         auto packed = RankedTensorType::get(
