@@ -56,7 +56,8 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
     // after binding (the manifest, written above, is amended).
     if (options.packWeights)
       pm.addPass(moe::createMoEPackExpertWeightsPass(
-          moe::MoEPackExpertWeightsPassOptions{options.panelCols}));
+          moe::MoEPackExpertWeightsPassOptions{
+              options.panelCols, options.bf16Matmul != moe::Bf16Matmul::F32}));
     pm.addPass(moe::createMoETileGroupedMatmulPass(
         moe::MoETileGroupedMatmulPassOptions{options.tileN, options.tileK}));
     // The gate and the routing plan of its ids in one loop over the tokens.
@@ -90,7 +91,8 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
     pm.addPass(moe::createMoELowerGroupedMatmulToVectorPass(
         moe::MoELowerGroupedMatmulToVectorPassOptions{
             options.vectorWidth, options.tileRows, options.tileCols,
-            options.panelRows}));
+            options.panelRows,
+            options.bf16Matmul == moe::Bf16Matmul::Avx512Bf16}));
     // Routers, shared experts, dense projections: the same kernel.
     pm.addPass(moe::createMoELowerTransposedMatmulToVectorPass(
         moe::MoELowerTransposedMatmulToVectorPassOptions{
@@ -140,6 +142,8 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
   // The kernels' lane sums may reassociate (tree reductions, not serial).
   ConvertVectorToLLVMPassOptions vectorToLLVM;
   vectorToLLVM.reassociateFPReductions = true;
+  // x86vector.avx512.dot of the bf16 kernel.
+  vectorToLLVM.x86Vector = options.bf16Matmul == moe::Bf16Matmul::Avx512Bf16;
   pm.addPass(createConvertVectorToLLVMPass(vectorToLLVM));
   // Heap buffers through moe_module_allocator, which the runtime fills with
   // buffers it reuses across calls (moe-allocate-through-runtime).

@@ -136,8 +136,10 @@ def test_write_and_load(tmp_path, shards) -> None:
 
 def test_tolerances() -> None:
     assert families.tolerance("f32") == 1e-4
-    # f32 compute on exactly decoded weights: the f32 bound for every storage.
-    assert families.tolerance("bf16") == 1e-4
+    # f16 weights are widened to f32: the f32 bound.
+    assert families.tolerance("f16") == 1e-4
+    # bf16 weights may be multiplied by a bf16 kernel (rows rounded to bf16).
+    assert families.tolerance("bf16") == 2e-2
     assert families.max_error(np.zeros((0, 4)), np.zeros((0, 4))) == (0, 0)
     assert families.max_error(np.array([[1.0, 2.5]]),
                               np.array([[1.0, 2.0]])) == (0.5, 2.0)

@@ -4,7 +4,8 @@ Each scheme of docs/Routing.md that takes no sampled input is emitted as a
 ``moe.layer`` entry returning every routing statistic, compiled by
 moe-compile (``--moe-lower-to-cpu``), run in-process through the runtime
 binding and compared with the float64 numpy reference (docs/Semantics.md, tolerances:
-``max|y - ref| <= 1e-4 * max|ref|``; counts exactly, losses within 1e-4
+``max|y - ref| <= 1e-4 * max|ref|``, 2e-2 with bf16 weights, which a bf16 kernel
+may multiply; counts exactly, losses within 1e-4
 relative) on the
 edge cases of capacity routing: T = 0 and 1, T not a multiple of the group
 size, C = 0, C >= T, every token choosing the same expert, and exact ties
@@ -24,6 +25,7 @@ import built_tools
 from moe_mlir import safetensors_io
 from moe_mlir.emit import STATISTICS, LayerSpec, emit_module
 from moe_mlir.layer import layer as layer_reference
+from moe_mlir import families
 from moe_mlir.testdata import round_to_bf16
 
 pytestmark = pytest.mark.skipif(not built_tools.have_runtime_tools(),
@@ -171,7 +173,8 @@ def _check(compiled, scheme, num_experts, storage, case) -> dict:
         if tokens:
             err = np.max(np.abs(y - ref))
             scale = np.max(np.abs(ref))
-            assert err <= 1e-4 * scale or (scale == 0 and err == 0), (
+            bound = families.tolerance(storage) * scale
+            assert err <= bound or (scale == 0 and err == 0), (
                 scheme, case, tokens, err, scale)
     return stats
 

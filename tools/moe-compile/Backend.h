@@ -10,6 +10,7 @@
 #ifndef MOE_TOOLS_MOECOMPILE_BACKEND_H
 #define MOE_TOOLS_MOECOMPILE_BACKEND_H
 
+#include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 
@@ -30,6 +31,11 @@ namespace moe::compile {
 /// is an error, since the result is a shared object.
 llvm::Expected<std::unique_ptr<llvm::TargetMachine>>
 createTargetMachine(llvm::StringRef cpu);
+
+/// Whether `machine` is an x86 target with every one of `features` (LLVM
+/// names, e.g. "avx512bf16").
+bool targetHasFeatures(const llvm::TargetMachine &machine,
+                       llvm::ArrayRef<llvm::StringRef> features);
 
 /// Records `machine`'s CPU and the ISA features it has
 /// (moe/Runtime/CpuFeatures.h) in the manifest global of `module`, which

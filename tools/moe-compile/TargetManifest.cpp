@@ -24,6 +24,18 @@ using namespace llvm;
 /// The name of the manifest global of a compiled module.
 static constexpr StringLiteral kManifestSymbol = "moe_module_manifest";
 
+bool moe::compile::targetHasFeatures(const TargetMachine &machine,
+                                     ArrayRef<StringRef> features) {
+  // Only x86 features are asked for: asking another target's subtarget
+  // about an unknown feature is a fatal error.
+  if (!machine.getTargetTriple().isX86())
+    return false;
+  const MCSubtargetInfo &subtarget = *machine.getMCSubtargetInfo();
+  return llvm::all_of(features, [&](StringRef feature) {
+    return subtarget.checkFeatures(("+" + feature).str());
+  });
+}
+
 Error moe::compile::recordTarget(Module &module,
                                  const TargetMachine &machine) {
   GlobalVariable *global = module.getNamedGlobal(kManifestSymbol);
@@ -42,14 +54,10 @@ Error moe::compile::recordTarget(Module &module,
     return createStringError(inconvertibleErrorCode(),
                              "the module's manifest is not a JSON object");
 
-  // The table holds x86 features: other targets list none (asking their
-  // subtarget about an unknown feature is a fatal error).
-  const MCSubtargetInfo &subtarget = *machine.getMCSubtargetInfo();
   json::Array features;
-  if (machine.getTargetTriple().isX86())
-    for (const moe::runtime::CpuFeature &feature : moe::runtime::kCpuFeatures)
-      if (subtarget.checkFeatures(std::string("+") + feature.name))
-        features.push_back(feature.name);
+  for (const moe::runtime::CpuFeature &feature : moe::runtime::kCpuFeatures)
+    if (moe::compile::targetHasFeatures(machine, {feature.name}))
+      features.push_back(feature.name);
   (*root)["cpu"] = json::Object{{"name", machine.getTargetCPU()},
                                 {"features", std::move(features)}};
 

@@ -107,19 +107,15 @@ bool isProvidedExternally(StringRef name) {
 
 /// Compiles `module` for `cpu` to the shared object `outputPath`: an object
 /// file in a temporary directory, then lld.
-int buildSharedObject(Module &module, StringRef cpu) {
+int buildSharedObject(Module &module, TargetMachine &machine) {
   SmallString<128> objectPath;
   if (std::error_code ec =
           sys::fs::createTemporaryFile("moe-compile", "o", objectPath))
     return fail("cannot create a temporary file: " + ec.message());
   FileRemover removeObject(objectPath);
-  Expected<std::unique_ptr<TargetMachine>> machine =
-      moe::compile::createTargetMachine(cpu);
-  if (!machine)
-    return fail(toString(machine.takeError()));
-  if (Error error = moe::compile::recordTarget(module, **machine))
+  if (Error error = moe::compile::recordTarget(module, machine))
     return fail(toString(std::move(error)));
-  if (Error error = moe::compile::emitObject(module, **machine, objectPath))
+  if (Error error = moe::compile::emitObject(module, machine, objectPath))
     return fail(toString(std::move(error)));
   bool usesOpenMP = llvm::any_of(module, [](const Function &function) {
     return function.isDeclaration() &&
@@ -129,6 +125,24 @@ int buildSharedObject(Module &module, StringRef cpu) {
                                                    usesOpenMP))
     return fail(toString(std::move(error)));
   return 0;
+}
+
+/// The kernels the target runs fastest, for what --pipeline-options leaves
+/// unset; an error for a kernel the target cannot run.
+mlir::LogicalResult chooseKernels(mlir::moe::LowerToCPUOptions &options,
+                                  const TargetMachine &machine, StringRef cpu) {
+  using mlir::moe::Bf16Matmul;
+  // vdpbf16ps on 16 f32 lanes: AVX512_BF16 (on AVX-512).
+  bool bf16Dot =
+      moe::compile::targetHasFeatures(machine, {"avx512f", "avx512bf16"});
+  if (!options.bf16Matmul.hasValue() && bf16Dot && options.vectorWidth == 16)
+    options.bf16Matmul = Bf16Matmul::Avx512Bf16;
+  if (options.bf16Matmul == Bf16Matmul::Avx512Bf16 && !bf16Dot) {
+    fail("bf16-matmul=avx512bf16 needs a CPU with AVX512_BF16; '" + cpu +
+         "' has none");
+    return mlir::failure();
+  }
+  return mlir::success();
 }
 
 } // namespace
@@ -154,6 +168,10 @@ int main(int argc, char **argv) {
     mcpu = "native";
   if (rowAlign < 1)
     return fail("--row-align must be at least 1, got " + Twine(rowAlign));
+  Expected<std::unique_ptr<TargetMachine>> machine =
+      moe::compile::createTargetMachine(mcpu);
+  if (!machine)
+    return fail(toString(machine.takeError()));
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);
@@ -181,6 +199,8 @@ int main(int argc, char **argv) {
   options.reference = reference;
   if (mlir::failed(options.parseFromString(pipelineOptions)))
     return fail("invalid --pipeline-options '" + pipelineOptions + "'");
+  if (mlir::failed(chooseKernels(options, **machine, mcpu)))
+    return 1;
   mlir::moe::buildLowerToCPUPipeline(pm, options);
   if (mlir::failed(pm.run(*module)))
     return 1;
@@ -211,5 +231,5 @@ int main(int argc, char **argv) {
 
   if (emit == Emit::LLVMIR)
     return writeText([&](raw_ostream &os) { llvmModule->print(os, nullptr); });
-  return buildSharedObject(*llvmModule, mcpu);
+  return buildSharedObject(*llvmModule, **machine);
 }

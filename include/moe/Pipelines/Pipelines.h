@@ -17,6 +17,17 @@ class OpPassManager;
 namespace mlir::moe {
 
 /// Options of `--moe-lower-to-cpu`.
+/// How the fast path multiplies bf16 expert weights.
+enum class Bf16Matmul {
+  /// Widened to f32 in registers, f32 FMAs: any x86-64 CPU, f32 accuracy.
+  F32,
+  /// Packed in pairs of K, rows rounded to bf16, the pairs multiplied by
+  /// f32 FMAs: the bf16 kernel's numerics on any CPU.
+  PairsFma,
+  /// Packed in pairs of K, rows rounded to bf16, vdpbf16ps (AVX512_BF16).
+  Avx512Bf16,
+};
+
 struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
   PassOptions::Option<bool> reference{
       *this, "reference",
@@ -70,6 +81,19 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
                      "packed-weight kernel "
                      "(moe-lower-grouped-matmul-to-vector panel-rows)"),
       llvm::cl::init(8)};
+  PassOptions::Option<Bf16Matmul> bf16Matmul{
+      *this, "bf16-matmul",
+      llvm::cl::desc("Fast path: how packed bf16 expert weights are "
+                     "multiplied (moe-pack-expert-weights bf16-pairs, "
+                     "moe-lower-grouped-matmul-to-vector bf16-dot)"),
+      llvm::cl::init(Bf16Matmul::F32),
+      llvm::cl::values(
+          clEnumValN(Bf16Matmul::F32, "f32",
+                     "widened to f32, f32 FMAs (any CPU; f32 accuracy)"),
+          clEnumValN(Bf16Matmul::PairsFma, "pairs-fma",
+                     "pairs of K, rows in bf16, f32 FMAs (any CPU)"),
+          clEnumValN(Bf16Matmul::Avx512Bf16, "avx512bf16",
+                     "pairs of K, rows in bf16, vdpbf16ps (AVX512_BF16)"))};
   PassOptions::Option<bool> fuseCombine{
       *this, "fuse-combine",
       llvm::cl::desc("Fast path: fuse each combine into the write-back of "

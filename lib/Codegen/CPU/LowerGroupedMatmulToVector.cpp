@@ -14,7 +14,8 @@
 //
 // Reading both operands along K is what the checkpoint layout [E, N, K]
 // offers without repacking. Packed weights ([E, NP, K, P]) get the
-// outer-product kernel of PanelKernel.h instead. With a paired weight both
+// outer-product kernel of PanelKernel.h instead; bf16 weights packed in
+// pairs of K its bf16 dot-product form. With a paired weight both
 // weights' sums come from one pass over each row, and an epilogue combines
 // them in registers into the one write of each output (its vector math
 // approximated as in moe-vectorize-elementwise).
@@ -31,6 +32,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Dialect/X86Vector/X86VectorDialect.h"
 #include "mlir/IR/PatternMatch.h"
 
 namespace mlir::moe {
@@ -87,22 +89,14 @@ void forEachOwnedBlock(OpBuilder &b, GroupedMatmulOp op, KernelBuilder &loops,
 }
 
 /// K and the columns to compute, as every buffer has them (minIndex): the
-/// input's and the weights' depth; the weights' columns (`panel` per
-/// packed column) and init's.
-std::pair<Value, Value> clampedExtents(OpBuilder &b, GroupedMatmulOp op,
-                                       int64_t panel) {
+/// input's and the weights' depth; the weights' columns and init's.
+std::pair<Value, Value> clampedExtents(OpBuilder &b, GroupedMatmulOp op) {
   Location loc = op.getLoc();
-  auto dim = [&](Value memref, int64_t d) {
-    return memrefDim(b, loc, memref, d);
-  };
-  Value depth = dim(op.getInput(), 1);
-  Value columns = dim(op.getInit(), 1);
+  Value depth = memrefDim(b, loc, op.getInput(), 1);
+  Value columns = memrefDim(b, loc, op.getInit(), 1);
   for (Value weight : op.getWeights()) {
-    depth = minIndex(b, loc, depth, dim(weight, 2));
-    Value weightColumns = dim(weight, 1);
-    if (panel)
-      weightColumns = arith::MulIOp::create(
-          b, loc, weightColumns, arith::ConstantIndexOp::create(b, loc, panel));
+    auto [weightColumns, weightDepth] = op.getWeightExtents(b, loc, weight);
+    depth = minIndex(b, loc, depth, weightDepth);
     columns = minIndex(b, loc, columns, weightColumns);
   }
   return {depth, columns};
@@ -110,15 +104,15 @@ std::pair<Value, Value> clampedExtents(OpBuilder &b, GroupedMatmulOp op,
 
 /// The outer-product kernel of a grouped matmul with packed weights.
 void emitPackedKernel(OpBuilder &b, GroupedMatmulOp op, int64_t vectorWidth,
-                      int64_t panelRows,
+                      int64_t panelRows, bool bf16Dot,
                       SmallVectorImpl<Operation *> &vectorMath) {
   Value depth, columns;
-  std::tie(depth, columns) = clampedExtents(b, op, op.getPanelColumns());
+  std::tie(depth, columns) = clampedExtents(b, op);
   SmallVector<Value> weights = op.getWeights();
   // Each weight has accumulators of its own: as many in all with fewer rows.
   int64_t rows = std::max<int64_t>(1, panelRows / weights.size());
   PanelKernelEmitter kernel(b, op.getLoc(), vectorWidth, rows, op.getInput(),
-                            weights, op.getInit(), depth);
+                            weights, op.getInit(), depth, bf16Dot);
   if (op.hasEpilogue())
     kernel.setEpilogue(&op.getEpilogueBody(), &vectorMath);
   forEachOwnedBlock(b, op, kernel, [&](Value row, Value rows, Value expert) {
@@ -130,7 +124,7 @@ void emitPackedKernel(OpBuilder &b, GroupedMatmulOp op, int64_t vectorWidth,
 void emitGroupedKernel(OpBuilder &b, GroupedMatmulOp op, KernelShape shape,
                        SmallVectorImpl<Operation *> &vectorMath) {
   Value depth, columns;
-  std::tie(depth, columns) = clampedExtents(b, op, /*panel=*/0);
+  std::tie(depth, columns) = clampedExtents(b, op);
   SmallVector<Value> weights = op.getWeights();
   // Each weight has accumulators of its own: as many in all with fewer
   // columns.
@@ -155,6 +149,12 @@ struct MoELowerGroupedMatmulToVectorPass
     if (failed(verifyKernelShape({vectorWidth, tileRows, tileCols},
                                  getArgument(), error)))
       return emitError(UnknownLoc::get(context)) << error;
+    // vdpbf16ps has 4, 8 or 16 f32 lanes.
+    if (bf16Dot && vectorWidth != 4 && vectorWidth != 8 && vectorWidth != 16)
+      return emitError(UnknownLoc::get(context))
+             << getArgument()
+             << ": bf16-dot needs a vector-width of 4, 8 or 16, got "
+             << static_cast<int64_t>(vectorWidth);
     if (panelRows < 1 || panelRows > 32)
       return emitError(UnknownLoc::get(context))
              << getArgument() << ": panel-rows must be in [1, 32], got "
@@ -175,7 +175,8 @@ struct MoELowerGroupedMatmulToVectorPass
       }
       rewriter.setInsertionPoint(op);
       if (op.isPacked())
-        emitPackedKernel(rewriter, op, vectorWidth, panelRows, vectorMath);
+        emitPackedKernel(rewriter, op, vectorWidth, panelRows, bf16Dot,
+                         vectorMath);
       else
         emitGroupedKernel(rewriter, op, {vectorWidth, tileRows, tileCols},
                           vectorMath);

@@ -6,6 +6,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Dialect/X86Vector/X86VectorDialect.h"
 
 #include <numeric>
 
@@ -20,16 +21,57 @@ static constexpr int64_t kMinIndependentAccumulators = 8;
 PanelKernelEmitter::PanelKernelEmitter(OpBuilder &b, Location loc,
                                        int64_t vectorWidth, int64_t tileRows,
                                        Value input, ValueRange weights,
-                                       Value output, Value depth)
+                                       Value output, Value depth,
+                                       bool dotInstruction)
     : KernelBuilder(b, loc), tileRows(tileRows), input(input), output(output),
-      depth(depth), weights(weights.begin(), weights.end()) {
-  panelColumns =
-      llvm::cast<MemRefType>(weights.front().getType()).getDimSize(3);
+      depth(depth), weights(weights.begin(), weights.end()),
+      dotInstruction(dotInstruction) {
+  auto weightType = llvm::cast<MemRefType>(weights.front().getType());
+  panelColumns = weightType.getDimSize(3);
   // Vectors that tile a panel exactly.
   lanes = std::gcd(panelColumns, vectorWidth);
   vectorsPerPanel = panelColumns / lanes;
   accType = VectorType::get({lanes}, b.getF32Type());
   zero = constant(0);
+  pairs = weightType.getRank() == 5;
+  if (pairs) {
+    // [E, NP, KP, P, 2] as [E, NP, KP, 2P]: a row of pairs is one run.
+    for (Value &weight : this->weights)
+      weight = memref::CollapseShapeOp::create(
+          b, loc, weight,
+          ArrayRef<ReassociationIndices>{{0}, {1}, {2}, {3, 4}});
+    wholePairs = arith::DivUIOp::create(b, loc, depth, constant(2));
+    oddDepth = arith::CmpIOp::create(
+        b, loc, arith::CmpIPredicate::ne,
+        arith::AndIOp::create(b, loc, depth, constant(1)), zero);
+  }
+}
+
+Value PanelKernelEmitter::loadInputPair(Value row, Value pair, bool last) {
+  Type element = llvm::cast<MemRefType>(input.getType()).getElementType();
+  Value k = arith::MulIOp::create(b, loc, pair, constant(2));
+  auto bf16Pair = VectorType::get({2}, b.getBF16Type());
+  Value x;
+  if (last) {
+    // The odd K's last input, and a zero.
+    Value scalar = memref::LoadOp::create(b, loc, input, ValueRange{row, k});
+    x = vector::BroadcastOp::create(
+        b, loc, VectorType::get({2}, element),
+        arith::ConstantOp::create(b, loc, b.getZeroAttr(element)));
+    x = vector::InsertOp::create(b, loc, scalar, x, ArrayRef<int64_t>{0});
+  } else {
+    x = vector::LoadOp::create(b, loc, VectorType::get({2}, element), input,
+                               ValueRange{row, k});
+  }
+  if (!element.isBF16()) {
+    if (!element.isF32())
+      x = arith::ExtFOp::create(b, loc, VectorType::get({2}, b.getF32Type()),
+                                x);
+    x = arith::TruncFOp::create(b, loc, bf16Pair, x);
+  }
+  x = vector::BitCastOp::create(b, loc, VectorType::get({1}, b.getI32Type()),
+                                x);
+  return vector::ExtractOp::create(b, loc, x, ArrayRef<int64_t>{0});
 }
 
 void PanelKernelEmitter::emitRows(Value first, Value rows, Value columns,
@@ -60,6 +102,74 @@ void PanelKernelEmitter::emitRows(Value first, Value rows, Value columns,
       row = arith::SelectOp::create(b, loc, taken, add(row, constant(h)), row);
     }
   });
+}
+
+/// acc[i][w][j] += the dot products of the pair `pair` of input row i
+/// with the pairs of weights[w][expert, panel, pair, j-th vector] (`last`:
+/// the pair of an odd K's last input and a zero).
+SmallVector<Value>
+PanelKernelEmitter::pairStep(ArrayRef<std::pair<Value, Value>> rows,
+                             Value panel, int64_t mr, Value pair,
+                             ValueRange acc, bool last) {
+  Type i32 = b.getI32Type(), f32 = b.getF32Type();
+  auto bf16Type = VectorType::get({2 * lanes}, b.getBF16Type());
+  auto pairType = VectorType::get({lanes}, i32);
+  Value padding =
+      arith::ConstantOp::create(b, loc, b.getZeroAttr(b.getBF16Type()));
+  // Without the instruction: the even-K half of a pair is its low 16 bits,
+  // the odd-K half its high ones; each is an f32 with the low bits zero.
+  auto halves = [&](Value words) -> std::pair<Value, Value> {
+    Type type = words.getType();
+    auto constantOf = [&](int64_t v) -> Value {
+      Attribute attr = b.getIntegerAttr(i32, v);
+      if (auto vector = llvm::dyn_cast<VectorType>(type))
+        attr = DenseElementsAttr::get(vector, attr);
+      return arith::ConstantOp::create(b, loc, type,
+                                       llvm::cast<TypedAttr>(attr));
+    };
+    Type floats = f32;
+    if (auto vector = llvm::dyn_cast<VectorType>(type))
+      floats = VectorType::get(vector.getShape(), f32);
+    Value even = arith::ShLIOp::create(b, loc, words, constantOf(16));
+    Value odd = arith::AndIOp::create(
+        b, loc, words, constantOf(static_cast<int32_t>(0xFFFF0000u)));
+    return {arith::BitcastOp::create(b, loc, floats, even),
+            arith::BitcastOp::create(b, loc, floats, odd)};
+  };
+  SmallVector<Value> w;
+  SmallVector<std::pair<Value, Value>> wHalves;
+  for (Value weight : weights)
+    for (int64_t j = 0; j < vectorsPerPanel; ++j) {
+      Value v = vector::TransferReadOp::create(
+          b, loc, bf16Type, weight,
+          ValueRange{expert, panel, pair, constant(2 * j * lanes)}, padding,
+          ArrayRef<bool>{true});
+      w.push_back(v);
+      if (!dotInstruction)
+        wHalves.push_back(
+            halves(vector::BitCastOp::create(b, loc, pairType, v)));
+    }
+  SmallVector<Value> next;
+  for (int64_t i = 0; i < mr; ++i) {
+    Value x = loadInputPair(rows[i].first, pair, last);
+    if (dotInstruction) {
+      Value a = vector::BitCastOp::create(
+          b, loc, bf16Type, vector::BroadcastOp::create(b, loc, pairType, x));
+      for (auto [j, wj] : llvm::enumerate(w))
+        next.push_back(x86vector::DotBF16Op::create(
+            b, loc, accType, acc[i * w.size() + j], a, wj));
+      continue;
+    }
+    auto [even, odd] = halves(x);
+    Value evenLanes = vector::BroadcastOp::create(b, loc, accType, even);
+    Value oddLanes = vector::BroadcastOp::create(b, loc, accType, odd);
+    for (auto [j, wj] : llvm::enumerate(wHalves)) {
+      Value sum = vector::FMAOp::create(b, loc, evenLanes, wj.first,
+                                        acc[i * w.size() + j]);
+      next.push_back(vector::FMAOp::create(b, loc, oddLanes, wj.second, sum));
+    }
+  }
+  return next;
 }
 
 /// acc[i][w][j] += input[row + i, k] *
@@ -107,6 +217,12 @@ void PanelKernelEmitter::emitTile(Value row, Value panel, int64_t mr) {
       b, loc, accType, DenseElementsAttr::get(accType, b.getF32FloatAttr(0)));
   SmallVector<Value> init(perSet * sets, zeros);
   SmallVector<std::pair<Value, Value>> rows = inputRows(add(firstRow, row), mr);
+  // In pairs the loops count whole pairs; an odd K's last input follows.
+  Value depth = pairs ? wholePairs : this->depth;
+  auto step = [&](Value k, ValueRange acc) {
+    return pairs ? pairStep(rows, panel, mr, k, acc, /*last=*/false)
+                 : this->step(rows, panel, mr, k, acc);
+  };
   Value mainDepth = arith::SubIOp::create(
       b, loc, depth, arith::RemUIOp::create(b, loc, depth, constant(sets)));
   auto loop = scf::ForOp::create(
@@ -114,9 +230,8 @@ void PanelKernelEmitter::emitTile(Value row, Value panel, int64_t mr) {
       [&](OpBuilder &, Location, Value k, ValueRange acc) {
         SmallVector<Value> next;
         for (int64_t s = 0; s < sets; ++s)
-          llvm::append_range(next,
-                             step(rows, panel, mr, s ? add(k, constant(s)) : k,
-                                  acc.slice(s * perSet, perSet)));
+          llvm::append_range(next, step(s ? add(k, constant(s)) : k,
+                                        acc.slice(s * perSet, perSet)));
         scf::YieldOp::create(b, loc, next);
       });
   // Fold the sets into the first, then the depth's remainder.
@@ -126,12 +241,23 @@ void PanelKernelEmitter::emitTile(Value row, Value panel, int64_t mr) {
       acc[a] =
           arith::AddFOp::create(b, loc, acc[a], loop.getResult(s * perSet + a));
   if (sets > 1) {
-    auto rest = scf::ForOp::create(
-        b, loc, mainDepth, depth, constant(1), acc,
-        [&](OpBuilder &, Location, Value k, ValueRange acc) {
-          scf::YieldOp::create(b, loc, step(rows, panel, mr, k, acc));
-        });
+    auto rest =
+        scf::ForOp::create(b, loc, mainDepth, depth, constant(1), acc,
+                           [&](OpBuilder &, Location, Value k, ValueRange acc) {
+                             scf::YieldOp::create(b, loc, step(k, acc));
+                           });
     acc.assign(rest.getResults().begin(), rest.getResults().end());
+  }
+  if (pairs) {
+    auto last = scf::IfOp::create(
+        b, loc, oddDepth,
+        [&](OpBuilder &, Location) {
+          scf::YieldOp::create(b, loc,
+                               pairStep(rows, panel, mr, wholePairs, acc,
+                                        /*last=*/true));
+        },
+        [&](OpBuilder &, Location) { scf::YieldOp::create(b, loc, acc); });
+    acc.assign(last.getResults().begin(), last.getResults().end());
   }
   // Columns past N (the zero padding of the last panel) are masked off.
   Value padding = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0));

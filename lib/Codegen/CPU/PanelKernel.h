@@ -25,6 +25,16 @@
 // P/VW accumulators (4 x 2 x 2: 8 loads, 16 FMAs), and the epilogue
 // combines the two finished sums in registers before the one write.
 //
+// bf16 weights packed in pairs of K ([E, NP, KP, P, 2]) are multiplied two
+// K at a time by bf16 dot products: each step reads a row of P pairs
+// (P/VW vectors of 2*VW bf16) and broadcasts one 32-bit pair of inputs per
+// tile row, `acc = vdpbf16ps(acc, pair, w)` (x86vector.avx512.dot). Inputs
+// are read as bf16 pairs: bf16 inputs (rounded once, before the matmul, by
+// moe-pack-expert-weights) as they are, others rounded in the loop; an odd
+// K's last input is paired with a zero. Without the instruction the same
+// products run as two f32 FMAs per pair (the bf16 halves widened by
+// shifts), with the same rounded inputs.
+//
 //===----------------------------------------------------------------------===//
 
 #ifndef MOE_LIB_CODEGEN_CPU_PANELKERNEL_H
@@ -41,9 +51,11 @@ public:
   /// `input` is a float `[M, K]` memref, `weights` one or more packed float
   /// `[E, NP, K, P]` memrefs of one type with a static P, `output` an f32
   /// `[M, N]` memref; `depth` is K, read as is (the caller clamps it).
+  /// Weights may also be packed in pairs (`[E, NP, KP, P, 2]` bf16);
+  /// `dotInstruction` says whether the target has vdpbf16ps for them.
   PanelKernelEmitter(OpBuilder &b, Location loc, int64_t vectorWidth,
                      int64_t tileRows, Value input, ValueRange weights,
-                     Value output, Value depth);
+                     Value output, Value depth, bool dotInstruction = false);
 
   /// out[firstRow + i, c] += sum_k input[firstRow + i, k] * W[expert, c, k]
   /// for i < rows and c < columns, W the unpacked weight (with an epilogue,
@@ -54,12 +66,22 @@ private:
   void emitTile(Value row, Value panel, int64_t mr);
   SmallVector<Value> step(ArrayRef<std::pair<Value, Value>> rows, Value panel,
                           int64_t mr, Value k, ValueRange acc);
+  SmallVector<Value> pairStep(ArrayRef<std::pair<Value, Value>> rows,
+                              Value panel, int64_t mr, Value pair,
+                              ValueRange acc, bool last);
+  /// Inputs `2 * pair` and `2 * pair + 1` of `row` as one i32 of two bf16
+  /// (`last`: input `2 * pair` and a zero).
+  Value loadInputPair(Value row, Value pair, bool last);
 
   int64_t lanes, vectorsPerPanel, panelColumns, tileRows;
   Value input, output, depth;
   SmallVector<Value, 2> weights;
   Value firstRow, expert, zero;
   VectorType accType;
+  /// In pairs: K's whole pairs, whether K is odd (i1), and whether the dot
+  /// product is an instruction.
+  bool pairs = false, dotInstruction = false;
+  Value wholePairs, oddDepth;
 };
 
 } // namespace mlir::moe::cpu

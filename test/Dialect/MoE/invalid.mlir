@@ -1961,11 +1961,45 @@ func.func @grouped_matmul_block_count(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf3
 
 // -----
 
-// moe.grouped_matmul c3: a weight is [E, N, K] or packed [E, NP, K, P]
-func.func @grouped_matmul_weight_rank(%x: tensor<8x16xf32>, %w: tensor<2x1x16x4x1xf32>,
+// moe.grouped_matmul c3: a weight is [E, N, K], packed [E, NP, K, P] or
+// packed in pairs [E, NP, KP, P, 2]
+func.func @grouped_matmul_weight_rank(%x: tensor<8x16xf32>, %w: tensor<2x1x8x4x2x1xbf16>,
                                       %b: tensor<2xi32>, %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
   // expected-error @+1 {{'moe.grouped_matmul' op 'weight' must have shape [E, N, K]}}
-  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x1x16x4x1xf32>, tensor<2xi32>)
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x1x8x4x2x1xbf16>, tensor<2xi32>)
+      outs(%acc : tensor<8x4xf32>) -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c3: the innermost dimension of pairs is 2
+func.func @grouped_matmul_pairs_of_three(%x: tensor<8x16xf32>, %w: tensor<2x1x8x4x3xbf16>,
+                                         %b: tensor<2xi32>, %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'weight' dimension 4 must be 2, got 3 in 'tensor<2x1x8x4x3xbf16>'}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x1x8x4x3xbf16>, tensor<2xi32>)
+      outs(%acc : tensor<8x4xf32>) -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c3: weights packed in pairs hold bf16
+func.func @grouped_matmul_pairs_f32(%x: tensor<8x16xf32>, %w: tensor<2x1x8x4x2xf32>,
+                                    %b: tensor<2xi32>, %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'weight' packed in pairs of K must have bf16 elements, got 'tensor<2x1x8x4x2xf32>'}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x1x8x4x2xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x4xf32>) -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c7: KP = ceil(K / 2) pairs
+func.func @grouped_matmul_pairs_depth(%x: tensor<8x15xf32>, %w: tensor<2x1x7x4x2xbf16>,
+                                      %b: tensor<2xi32>, %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'weight' packed in pairs of K has KP = 7 pairs for K = 15, expected 8}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x15xf32>, tensor<2x1x7x4x2xbf16>, tensor<2xi32>)
       outs(%acc : tensor<8x4xf32>) -> tensor<8x4xf32>
   return %r : tensor<8x4xf32>
 }

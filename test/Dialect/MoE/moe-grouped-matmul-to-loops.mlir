@@ -87,6 +87,30 @@ func.func @packed(%rows: memref<?x16xf32>, %w: memref<3x2x16x4xbf16>,
 
 // -----
 
+// Packed in pairs of K ([E, NP, KP, P, 2]) is read at [expert, n / P, k / 2,
+// n mod P, k mod 2]; the depth loop is clamped to the 2 * KP inputs it holds.
+// CHECK-LABEL: func @pairs
+// CHECK: %[[KP:.*]] = memref.dim %{{.*}}, %c2{{.*}} : memref<3x2x8x4x2xbf16>
+// CHECK: arith.muli %[[KP]], %c2
+// CHECK: scf.for %[[B:.*]] = %{{.*}} to %{{.*}} step
+// CHECK:   scf.for %[[N:.*]] = %{{.*}} to %{{.*}} step
+// CHECK:     scf.for %[[K:.*]] = %{{.*}} to %{{.*}} step
+// CHECK:       scf.if
+// CHECK:         %[[P:.*]] = arith.divui %[[N]], %c4
+// CHECK:         %[[J:.*]] = arith.remui %[[N]], %c4
+// CHECK:         %[[Q:.*]] = arith.divui %[[K]], %c2
+// CHECK:         %[[I:.*]] = arith.remui %[[K]], %c2
+// CHECK:         memref.load %{{.*}}[%{{.*}}, %[[P]], %[[Q]], %[[J]], %[[I]]] : memref<3x2x8x4x2xbf16>
+func.func @pairs(%rows: memref<?x15xf32>, %w: memref<3x2x8x4x2xbf16>,
+                 %blocks: memref<?xi32>, %acc: memref<?x7xf32>) {
+  moe.grouped_matmul block_rows(2)
+      ins(%rows, %w, %blocks : memref<?x15xf32>, memref<3x2x8x4x2xbf16>, memref<?xi32>)
+      outs(%acc : memref<?x7xf32>)
+  return
+}
+
+// -----
+
 // Gathered rows: the blocks are clamped to the rows of row_sources, and row
 // r reads input row row_sources[r], clamped into the input; a source
 // outside [0, S) reads zeros.

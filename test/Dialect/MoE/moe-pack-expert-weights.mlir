@@ -1,6 +1,7 @@
 // RUN: moe-opt %s --split-input-file --moe-pack-expert-weights="panel-cols=16" | FileCheck %s
 // RUN: moe-opt %s --split-input-file --moe-export-entries --moe-pack-expert-weights="panel-cols=16" | FileCheck %s --check-prefix=AFTER
 // RUN: moe-opt %s --split-input-file --moe-pack-expert-weights="panel-cols=16" --moe-export-entries | FileCheck %s --check-prefix=BEFORE
+// RUN: moe-opt %s --split-input-file --moe-pack-expert-weights="panel-cols=16 bf16-pairs=1" | FileCheck %s --check-prefix=PAIRS
 // RUN: not moe-opt %s --moe-pack-expert-weights="panel-cols=0" 2>&1 | FileCheck %s --check-prefix=BAD
 
 // BAD: moe-pack-expert-weights: panel-cols must be at least 1, got 0
@@ -19,6 +20,17 @@
 // CHECK: %[[PACKED:.*]] = linalg.pack %[[SRC]] padding_value(%[[ZERO]] : bf16) inner_dims_pos = [1] inner_tiles = [16] into %[[INIT]] : tensor<2x37x16xbf16> -> tensor<2x3x16x16xbf16>
 // CHECK: bufferization.materialize_in_destination %[[PACKED]] in restrict writable %[[DST]]
 // CHECK: return
+
+// With bf16-pairs, the bf16 weight is packed in pairs of K as well,
+// [E, ceil(N / P), ceil(K / 2), P, 2], and the matmul's f32 rows are
+// rounded to bf16 once before it.
+// PAIRS-LABEL: func.func @forward(
+// PAIRS-SAME: %[[X:.*]]: tensor<8x16xf32>,
+// PAIRS-SAME: %[[W:.*]]: tensor<2x3x8x16x2xbf16> {moe.packing = {function = @forward__pack1, shape = array<i64: 2, 37, 16>}
+// PAIRS: %[[ROWS:.*]] = arith.truncf %[[X]] : tensor<8x16xf32> to tensor<8x16xbf16>
+// PAIRS: moe.grouped_matmul block_rows(4) ins(%[[ROWS]], %[[W]], %{{.*}} : tensor<8x16xbf16>, tensor<2x3x8x16x2xbf16>, tensor<2xi32>)
+// PAIRS-LABEL: func.func @forward__pack1(
+// PAIRS: linalg.pack %{{.*}} padding_value(%{{.*}} : bf16) inner_dims_pos = [1, 2] inner_tiles = [16, 2] into %{{.*}} : tensor<2x37x16xbf16> -> tensor<2x3x8x16x2xbf16>
 
 // With the manifest written first, the pass amends it: the packed shape
 // and the packing function with the checkpoint shape it reads.
@@ -108,4 +120,32 @@ func.func @paired(%x: tensor<8x16xf32>,
   %e = tensor.empty() : tensor<2x37x16xf32>
   %c = linalg.copy ins(%w5 : tensor<2x37x16xf32>) outs(%e : tensor<2x37x16xf32>) -> tensor<2x37x16xf32>
   return %r, %s, %c : tensor<8x37xf32>, tensor<8x37xf32>, tensor<2x37x16xf32>
+}
+
+// -----
+
+// Pairs of an odd K (15 = 7 pairs and a padded one), the rows already bf16:
+// no rounding; f32 weights stay in panels of K.
+// PAIRS-LABEL: func.func @odd_depth(
+// PAIRS-SAME: tensor<2x1x8x16x2xbf16>
+// PAIRS-SAME: tensor<2x1x15x16xf32>
+// PAIRS-NOT: arith.truncf
+// PAIRS: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<8x15xbf16>, tensor<2x1x8x16x2xbf16>, tensor<2xi32>)
+// PAIRS: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<8x15xf32>, tensor<2x1x15x16xf32>, tensor<2xi32>)
+// PAIRS-LABEL: func.func @odd_depth__pack1(
+// PAIRS: inner_dims_pos = [1, 2] inner_tiles = [16, 2] into %{{.*}} : tensor<2x9x15xbf16> -> tensor<2x1x8x16x2xbf16>
+// PAIRS-LABEL: func.func @odd_depth__pack2(
+// PAIRS: inner_dims_pos = [1] inner_tiles = [16] into %{{.*}} : tensor<2x9x15xf32> -> tensor<2x1x15x16xf32>
+func.func @odd_depth(%x: tensor<8x15xbf16>,
+                     %w: tensor<2x9x15xbf16> {moe.weight = "w.{e}"},
+                     %v: tensor<2x9x15xf32> {moe.weight = "v.{e}"},
+                     %xf: tensor<8x15xf32>, %b: tensor<2xi32>,
+                     %acc: tensor<8x9xf32>) -> (tensor<8x9xf32>, tensor<8x9xf32>) {
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%x, %w, %b : tensor<8x15xbf16>, tensor<2x9x15xbf16>, tensor<2xi32>)
+      outs(%acc : tensor<8x9xf32>) -> tensor<8x9xf32>
+  %s = moe.grouped_matmul block_rows(4)
+      ins(%xf, %v, %b : tensor<8x15xf32>, tensor<2x9x15xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x9xf32>) -> tensor<8x9xf32>
+  return %r, %s : tensor<8x9xf32>, tensor<8x9xf32>
 }

@@ -10,6 +10,8 @@
 // CHECK-DAG: #[[$ROW:.*]] = affine_map<(d0) -> (d0 * 4)>
 // CHECK-DAG: #[[$PANEL:.*]] = affine_map<(d0) -> (d0 floordiv 32)>
 // CHECK-DAG: #[[$PANELS:.*]] = affine_map<(d0) -> (d0 ceildiv 32)>
+// CHECK-DAG: #[[$HALF:.*]] = affine_map<(d0) -> (d0 floordiv 2)>
+// CHECK-DAG: #[[$PAIRS:.*]] = affine_map<(d0) -> (d0 ceildiv 2)>
 // CHECK-LABEL: func @tile
 // CHECK: %[[B:.*]] = tensor.dim %{{.*}}, %c0 : tensor<?xi32>
 // CHECK: scf.forall (%[[N:.*]], %[[BLK:.*]]) = (0, 0) to (32, %[[B]]) step (16, 1) shared_outs(%[[OUT:.*]] = %{{.*}})
@@ -82,6 +84,25 @@ func.func @packed(%rows: tensor<?x16xf32>, %w: tensor<8x2x16x32xbf16>,
                   %blocks: tensor<?xi32>, %acc: tensor<?x40xf32>) -> tensor<?x40xf32> {
   %r = moe.grouped_matmul block_rows(4)
       ins(%rows, %w, %blocks : tensor<?x16xf32>, tensor<8x2x16x32xbf16>, tensor<?xi32>)
+      outs(%acc : tensor<?x40xf32>) -> tensor<?x40xf32>
+  return %r : tensor<?x40xf32>
+}
+
+// Packed in pairs of K ([E, NP, KP, P, 2], K = 15 in 8 pairs): a depth tile
+// of 8 reads the 4 pairs from k / 2, the last one 4 pairs for 7 inputs.
+// CHECK-LABEL: func @pairs
+// CHECK: scf.forall (%[[N:.*]], %[[BLK:.*]]) = (0, 0) to (40, %{{.*}}) step (32, 1)
+// CHECK:   tensor.extract_slice %{{.*}}[0, %{{.*}}, 0, 0, 0] [8, %{{.*}}, 8, 32, 2] [1, 1, 1, 1, 1] : tensor<8x2x8x32x2xbf16> to tensor<8x?x8x32x2xbf16>
+// CHECK:   scf.for %[[K:.*]] = %{{.*}} to %{{.*}} step %c8
+// CHECK:     %[[KK:.*]] = affine.min
+// CHECK:     %[[Q:.*]] = affine.apply #[[$HALF]](%[[K]])
+// CHECK:     %[[QQ:.*]] = affine.apply #[[$PAIRS]](%[[KK]])
+// CHECK:     tensor.extract_slice %{{.*}}[0, 0, %[[Q]], 0, 0] [8, %{{.*}}, %[[QQ]], 32, 2] [1, 1, 1, 1, 1] : tensor<8x?x8x32x2xbf16> to tensor<8x?x?x32x2xbf16>
+// CHECK:     moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<4x?xbf16>, tensor<8x?x?x32x2xbf16>, tensor<1xi32>)
+func.func @pairs(%rows: tensor<?x15xbf16>, %w: tensor<8x2x8x32x2xbf16>,
+                 %blocks: tensor<?xi32>, %acc: tensor<?x40xf32>) -> tensor<?x40xf32> {
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%rows, %w, %blocks : tensor<?x15xbf16>, tensor<8x2x8x32x2xbf16>, tensor<?xi32>)
       outs(%acc : tensor<?x40xf32>) -> tensor<?x40xf32>
   return %r : tensor<?x40xf32>
 }

@@ -307,6 +307,18 @@ func.func @grouped_matmul_packed(%rows: tensor<?x16xf32>, %w: tensor<8x2x16x32xb
   return %r : tensor<?x37xf32>
 }
 
+// Packed in pairs of K: K = 15 in 8 pairs (the last padded), bf16 rows.
+// CHECK-LABEL: func @grouped_matmul_pairs
+// CHECK: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<?x15xbf16>, tensor<8x2x8x32x2xbf16>, tensor<?xi32>) outs(%{{.*}} : tensor<?x37xf32>) -> tensor<?x37xf32>
+func.func @grouped_matmul_pairs(%rows: tensor<?x15xbf16>, %w: tensor<8x2x8x32x2xbf16>,
+                                %blocks: tensor<?xi32>, %acc: tensor<?x37xf32>)
+    -> tensor<?x37xf32> {
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%rows, %w, %blocks : tensor<?x15xbf16>, tensor<8x2x8x32x2xbf16>, tensor<?xi32>)
+      outs(%acc : tensor<?x37xf32>) -> tensor<?x37xf32>
+  return %r : tensor<?x37xf32>
+}
+
 // Gathered rows: row r reads input row row_sources[r] (S = 5 tokens).
 // CHECK-LABEL: func @grouped_matmul_row_sources
 // CHECK: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<5x16xf32>, tensor<2x32x16xf32>, tensor<2xi32>) block_sizes(%{{.*}} : tensor<2xi32>) row_sources(%{{.*}} : tensor<8xi32>) outs(%{{.*}} : tensor<8x32xf32>) -> tensor<8x32xf32>

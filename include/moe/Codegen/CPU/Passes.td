@@ -38,6 +38,18 @@ def MoELowerGroupedMatmulToVectorPass
     accumulators (one row: decode) split the reduction over several
     accumulator sets.
 
+    bf16 weights packed in **pairs** of K (`[E, NP, KP, P, 2]`) are
+    multiplied two K at a time: each block's filled rows are first staged as
+    bf16 pairs (gathered, rounded to bf16, an odd K padded with a zero) in a
+    buffer of their own, then each reduction step broadcasts one 32-bit
+    pair per row and multiplies it with a row of the panel's pairs. With
+    `bf16-dot` that is `x86vector.avx512.dot` (`vdpbf16ps`: the target needs
+    AVX512_BF16, and convert-vector-to-llvm its x86vector patterns);
+    without, the same products as two f32 FMAs per pair, the bf16 halves
+    widened by shifts. Either way the inputs are rounded to bf16, so the
+    results are those of a bf16 matmul (within docs/Semantics.md's bf16
+    tolerance of the f32 one).
+
     Blocks whose expert id is outside
     `[0, E)` are skipped; blocks beyond the rows of `input` or `init` are not
     touched (nothing is read or written out of bounds).
@@ -45,7 +57,8 @@ def MoELowerGroupedMatmulToVectorPass
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::memref::MemRefDialect",
                            "::mlir::scf::SCFDialect",
-                           "::mlir::vector::VectorDialect"];
+                           "::mlir::vector::VectorDialect",
+                           "::mlir::x86vector::X86VectorDialect"];
   let options = [
     Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"16",
            "f32 lanes of an accumulator (16: one AVX-512 register)">,
@@ -54,7 +67,11 @@ def MoELowerGroupedMatmulToVectorPass
     Option<"tileCols", "tile-cols", "int64_t", /*default=*/"8",
            "Columns of a register tile">,
     Option<"panelRows", "panel-rows", "int64_t", /*default=*/"8",
-           "Rows of a register tile of the packed-weight kernel (1 to 32)">
+           "Rows of a register tile of the packed-weight kernel (1 to 32)">,
+    Option<"bf16Dot", "bf16-dot", "bool", /*default=*/"false",
+           "Multiply weights packed in pairs of K with vdpbf16ps "
+           "(x86vector.avx512.dot; the target needs AVX512_BF16) instead of "
+           "f32 FMAs">
   ];
 }
 

@@ -53,11 +53,16 @@ LogicalResult GroupedMatmulOp::verify() {
   shapes.requireStatic("E");
   // c3, c2, c4, c5.
   auto weightType = llvm::cast<ShapedType>(getWeight().getType());
-  bool packed = weightType.getRank() == 4;
+  bool packed = weightType.getRank() == 4 || weightType.getRank() == 5;
+  bool paired = weightType.getRank() == 5;
   if (packed)
     shapes.requireStatic("P");
-  if (failed(packed ? shapes.check("weight", weightType, {"E", "NP", "K", "P"})
-                    : shapes.check("weight", weightType, {"E", "N", "K"})) ||
+  SmallVector<StringRef, 5> weightSpec = {"E", "N", "K"};
+  if (paired)
+    weightSpec = {"E", "NP", "KP", "P", "2"};
+  else if (packed)
+    weightSpec = {"E", "NP", "K", "P"};
+  if (failed(shapes.check("weight", weightType, weightSpec)) ||
       failed(shapes.check("input", getInput().getType(),
                           {getRowSources() ? "S" : "R", "K"})) ||
       failed(
@@ -79,6 +84,18 @@ LogicalResult GroupedMatmulOp::verify() {
                            << " panels of " << panelColumns
                            << " columns for N = " << columns << ", expected "
                            << llvm::divideCeilSigned(columns, panelColumns);
+  }
+  if (paired) {
+    int64_t pairs = shapes.get("KP"), depth = shapes.get("K");
+    if (!ShapedType::isDynamic(pairs) && !ShapedType::isDynamic(depth) &&
+        pairs != llvm::divideCeilSigned(depth, 2))
+      return emitOpError() << "'weight' packed in pairs of K has KP = " << pairs
+                           << " pairs for K = " << depth << ", expected "
+                           << llvm::divideCeilSigned(depth, 2);
+    if (!weightType.getElementType().isBF16())
+      return emitOpError() << "'weight' packed in pairs of K must have bf16 "
+                              "elements, got "
+                           << weightType;
   }
   if (shapes.get("E") > kMaxExperts)
     return emitOpError() << "'weight' has " << shapes.get("E")
@@ -284,6 +301,36 @@ GroupedMatmulOp::loadScatterTarget(OpBuilder &b, Location loc, Value row) {
       arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, target, zero),
       arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, target, rows));
   return {arith::SelectOp::create(b, loc, valid, target, zero), scale, valid};
+}
+
+SmallVector<Value, 5>
+GroupedMatmulOp::getWeightIndices(OpBuilder &b, Location loc, Value expert,
+                                  Value column, Value depth) {
+  int64_t panel = getPanelColumns();
+  if (!panel)
+    return {expert, column, depth};
+  Value p = arith::ConstantIndexOp::create(b, loc, panel);
+  Value firstPanel = arith::DivUIOp::create(b, loc, column, p);
+  Value inPanel = arith::RemUIOp::create(b, loc, column, p);
+  if (!isDepthPaired())
+    return {expert, firstPanel, depth, inPanel};
+  Value two = arith::ConstantIndexOp::create(b, loc, 2);
+  return {expert, firstPanel, arith::DivUIOp::create(b, loc, depth, two),
+          inPanel, arith::RemUIOp::create(b, loc, depth, two)};
+}
+
+std::pair<Value, Value>
+GroupedMatmulOp::getWeightExtents(OpBuilder &b, Location loc, Value weight) {
+  auto scaledDim = [&](int64_t d, int64_t factor) -> Value {
+    Value size = memref::DimOp::create(b, loc, weight, d);
+    if (factor == 1)
+      return size;
+    return arith::MulIOp::create(
+        b, loc, size, arith::ConstantIndexOp::create(b, loc, factor));
+  };
+  int64_t panel = getPanelColumns();
+  return {scaledDim(1, panel ? panel : 1),
+          scaledDim(2, isDepthPaired() ? 2 : 1)};
 }
 
 Value GroupedMatmulOp::loadFilledRows(OpBuilder &b, Location loc,

@@ -137,8 +137,29 @@ struct GroupedMatmulTilingModel
       offsets.push_back(zero);
       sizes.push_back(dimOf(b, loc, matmul.getInput(), 1));
     }
-    auto weightDepth = [&](Value weight) {
-      return matmul.hasEpilogue() ? dimOf(b, loc, weight, 2) : sizes[2];
+    // Pairs of K: the tile's depth is whole pairs, [k0 / 2, ceil(kk / 2)).
+    bool pairs = matmul.isDepthPaired();
+    if (pairs && !matmul.hasEpilogue() && !isMultipleOf(offsets[2], 2)) {
+      op->emitOpError() << "weight packed in pairs of K: the depth tile "
+                           "offset must be even";
+      return failure();
+    }
+    AffineExpr d0 = b.getAffineDimExpr(0);
+    auto weightDepthOffset = [&]() -> OpFoldResult {
+      if (matmul.hasEpilogue())
+        return zero;
+      if (!pairs)
+        return offsets[2];
+      return affine::makeComposedFoldedAffineApply(b, loc, d0.floorDiv(2),
+                                                   {offsets[2]});
+    };
+    auto weightDepth = [&](Value weight) -> OpFoldResult {
+      if (matmul.hasEpilogue())
+        return dimOf(b, loc, weight, 2);
+      if (!pairs)
+        return sizes[2];
+      return affine::makeComposedFoldedAffineApply(b, loc, d0.ceilDiv(2),
+                                                   {sizes[2]});
     };
     OpFoldResult rowOffset = scaled(b, loc, offsets[0], blockRows);
     OpFoldResult rowSize = scaled(b, loc, sizes[0], blockRows);
@@ -167,16 +188,22 @@ struct GroupedMatmulTilingModel
       if (!weight)
         return {};
       if (!panel)
-        return sliceOperand(b, loc, weight, {zero, offsets[1], offsets[2]},
+        return sliceOperand(b, loc, weight,
+                            {zero, offsets[1], weightDepthOffset()},
                             {experts, sizes[1], weightDepth(weight)});
-      AffineExpr d0 = b.getAffineDimExpr(0);
       OpFoldResult firstPanel = affine::makeComposedFoldedAffineApply(
           b, loc, d0.floorDiv(panel), {offsets[1]});
       OpFoldResult panels = affine::makeComposedFoldedAffineApply(
           b, loc, d0.ceilDiv(panel), {sizes[1]});
-      return sliceOperand(
-          b, loc, weight, {zero, firstPanel, offsets[2], zero},
-          {experts, panels, weightDepth(weight), b.getIndexAttr(panel)});
+      SmallVector<OpFoldResult> weightOffsets = {zero, firstPanel,
+                                                 weightDepthOffset(), zero};
+      SmallVector<OpFoldResult> weightSizes = {
+          experts, panels, weightDepth(weight), b.getIndexAttr(panel)};
+      if (pairs) {
+        weightOffsets.push_back(zero);
+        weightSizes.push_back(b.getIndexAttr(2));
+      }
+      return sliceOperand(b, loc, weight, weightOffsets, weightSizes);
     };
     Value weight = sliceWeight(matmul.getWeight());
     Value paired = sliceWeight(matmul.getPairedWeight());
@@ -303,13 +330,10 @@ private:
   static Value loadWeight(OpBuilder &b, Location loc, GroupedMatmulOp matmul,
                           Value weight, Value expert, Value column,
                           Value depth) {
-    SmallVector<Value> at{expert, column, depth};
-    if (int64_t panel = matmul.getPanelColumns()) {
-      Value p = arith::ConstantIndexOp::create(b, loc, panel);
-      at = {expert, arith::DivUIOp::create(b, loc, column, p), depth,
-            arith::RemUIOp::create(b, loc, column, p)};
-    }
-    return toF32(b, loc, memref::LoadOp::create(b, loc, weight, at));
+    return toF32(b, loc,
+                 memref::LoadOp::create(
+                     b, loc, weight,
+                     matmul.getWeightIndices(b, loc, expert, column, depth)));
   }
 
   /// `input[source, depth]` as f32, or 0 where the row has no source.
@@ -341,7 +365,7 @@ private:
       Value depth = memref::DimOp::create(tb, tl, matmul.getInput(), 1);
       for (Value weight : weights)
         depth = arith::MinUIOp::create(
-            tb, tl, depth, memref::DimOp::create(tb, tl, weight, 2));
+            tb, tl, depth, matmul.getWeightExtents(tb, tl, weight).second);
       Value rows = matmul.loadFilledRows(tb, tl, block);
       SmallVector<Value> zeros(
           weights.size(),

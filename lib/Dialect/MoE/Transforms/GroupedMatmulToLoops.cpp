@@ -85,21 +85,15 @@ struct MoEGroupedMatmulToLoopsPass
           clamp(clamp(domain[0].size, rowsOf(rowsOwner)), rowsOf(outputsOwner));
       if (op.isScattering())
         domain[0].size = clamp(domain[0].size, rowsOf(op.getScatterScales()));
-      // Columns every weight holds: N, or NP * P when packed.
+      // Columns and depth every weight holds: N, or NP * P when packed; K,
+      // or 2 * KP in pairs (with an epilogue, the scalar implementation's
+      // own loop clamps the depth).
       for (Value weight : op.getWeights()) {
-        Value weightColumns = memref::DimOp::create(rewriter, loc, weight, 1);
-        if (int64_t panel = op.getPanelColumns())
-          weightColumns = arith::MulIOp::create(
-              rewriter, loc, weightColumns,
-              arith::ConstantIndexOp::create(rewriter, loc, panel));
-        domain[1].size = clamp(domain[1].size, weightColumns);
+        auto [columns, depth] = op.getWeightExtents(rewriter, loc, weight);
+        domain[1].size = clamp(domain[1].size, columns);
+        if (domain.size() > 2)
+          domain[2].size = clamp(domain[2].size, depth);
       }
-      // The depth (with an epilogue, the scalar implementation's own loop
-      // clamps it).
-      if (domain.size() > 2)
-        domain[2].size =
-            clamp(domain[2].size,
-                  memref::DimOp::create(rewriter, loc, op.getWeight(), 2));
       SmallVector<Value> ivs;
       if (failed(emitLoops(rewriter, loc, tiling, domain, ivs))) {
         op.emitError("moe-grouped-matmul-to-loops: no scalar implementation");

@@ -1,7 +1,9 @@
 //===- PackExpertWeights.cpp - Expert weights packed once per module ------===//
 //
 // A weight argument read only by grouped matmuls changes type from the
-// checkpoint layout [E, N, K] to panels [E, ceil(N/P), K, P], and the module
+// checkpoint layout [E, N, K] to panels [E, ceil(N/P), K, P] (bf16 ones,
+// optionally, to panels of pairs of K [E, ceil(N/P), ceil(K/2), P, 2]), and
+// the module
 // gains the function that packs it (linalg.pack). The runtime binds the
 // checkpoint tensor, calls that function once into a buffer of its own and
 // passes the packed buffer to every call of the entry point.
@@ -90,7 +92,8 @@ selectPackedArguments(func::FuncOp entry,
 /// nothing.
 func::FuncOp createPackingFunction(OpBuilder &b, func::FuncOp entry,
                                    unsigned index, RankedTensorType source,
-                                   RankedTensorType packed, int64_t panel) {
+                                   RankedTensorType packed, int64_t panel,
+                                   bool depthPairs) {
   Location loc = entry.getLoc();
   auto destination =
       MemRefType::get(packed.getShape(), packed.getElementType());
@@ -110,17 +113,41 @@ func::FuncOp createPackingFunction(OpBuilder &b, func::FuncOp entry,
   Value dst = body->getArgument(1);
   Value init = bufferization::ToTensorOp::create(
       b, loc, packed, dst, /*restrict=*/true, /*writable=*/true);
-  Value result = linalg::PackOp::create(
-      b, loc, body->getArgument(0), init,
-      /*innerDimsPos=*/ArrayRef<int64_t>{1},
-      /*innerTiles=*/ArrayRef<OpFoldResult>{b.getIndexAttr(panel)}, zero,
-      /*outerDimsPerm=*/ArrayRef<int64_t>{});
+  SmallVector<int64_t, 2> innerDims = {1};
+  SmallVector<OpFoldResult, 2> innerTiles = {b.getIndexAttr(panel)};
+  if (depthPairs) {
+    innerDims.push_back(2);
+    innerTiles.push_back(b.getIndexAttr(2));
+  }
+  Value result = linalg::PackOp::create(b, loc, body->getArgument(0), init,
+                                        innerDims, innerTiles, zero,
+                                        /*outerDimsPerm=*/ArrayRef<int64_t>{});
   auto store =
       bufferization::MaterializeInDestinationOp::create(b, loc, result, dst);
   store.setRestrict(true);
   store.setWritable(true);
   func::ReturnOp::create(b, loc);
   return func;
+}
+
+/// The inputs of grouped matmuls whose weights are packed in pairs, rounded
+/// to bf16 once (`arith.truncf` on the tensor): the other operand of their
+/// bf16 dot products, read as pairs without converting each time a tile
+/// reads them.
+void roundPairedInputs(func::FuncOp entry) {
+  entry.walk([](GroupedMatmulOp matmul) {
+    auto type = llvm::dyn_cast<RankedTensorType>(matmul.getInput().getType());
+    if (!matmul.isDepthPaired() || !type || type.getElementType().isBF16())
+      return;
+    OpBuilder b(matmul);
+    Location loc = matmul.getLoc();
+    Value input = matmul.getInput();
+    // f16 is as wide as bf16: through f32.
+    if (!type.getElementType().isF32())
+      input = arith::ExtFOp::create(b, loc, type.clone(b.getF32Type()), input);
+    input = arith::TruncFOp::create(b, loc, type.clone(b.getBF16Type()), input);
+    matmul.getInputMutable().assign(input);
+  });
 }
 
 struct MoEPackExpertWeightsPass
@@ -168,14 +195,20 @@ struct MoEPackExpertWeightsPass
         auto source = llvm::cast<RankedTensorType>(arg.getType());
         ArrayRef<int64_t> shape = source.getShape();
         int64_t panel = panelCols;
-        auto packed = RankedTensorType::get(
-            {shape[0], static_cast<int64_t>(llvm::divideCeil(shape[1], panel)),
-             shape[2], panel},
-            source.getElementType());
+        int64_t panels = llvm::divideCeilSigned(shape[1], panel);
+        bool depthPairs = bf16Pairs && source.getElementType().isBF16();
+        auto packed =
+            depthPairs
+                ? RankedTensorType::get({shape[0], panels,
+                                         llvm::divideCeilSigned(shape[2], 2),
+                                         panel, 2},
+                                        source.getElementType())
+                : RankedTensorType::get({shape[0], panels, shape[2], panel},
+                                        source.getElementType());
         OpBuilder b(ctx);
         b.setInsertionPointAfter(last);
-        func::FuncOp packing =
-            createPackingFunction(b, entry, index, source, packed, panel);
+        func::FuncOp packing = createPackingFunction(b, entry, index, source,
+                                                     packed, panel, depthPairs);
         last = packing;
         symbols.insert(packing);
 
@@ -193,9 +226,11 @@ struct MoEPackExpertWeightsPass
                    b.getNamedAttr("shape", b.getDenseI64ArrayAttr(shape))}));
         changed = true;
       }
-      if (last != entry)
+      if (last != entry) {
         entry.setType(FunctionType::get(ctx, entry.getBody().getArgumentTypes(),
                                         entry.getResultTypes()));
+        roundPairedInputs(entry);
+      }
     }
     if (changed && *manifest)
       writeManifest(module, **manifest);

@@ -122,6 +122,10 @@ struct MoETileGroupedMatmulPass
       int64_t columns = tileN;
       if (int64_t panel = op.getPanelColumns())
         columns = llvm::alignTo(columns, panel);
+      // Weights in pairs of K are sliced by whole pairs.
+      int64_t depth = tileK;
+      if (op.isDepthPaired())
+        depth = llvm::alignTo(depth, 2);
       // Scattered rows add to shared output rows: the threads split the
       // columns only, and each walks the row blocks in order.
       bool scatters = op.isScattering();
@@ -138,7 +142,7 @@ struct MoETileGroupedMatmulPass
       }
       if (epilogue || (tileK == 0 && !scatters))
         continue;
-      if (failed(tile(rewriter, *tiled, {scatters ? 1 : 0, 0, tileK}, {},
+      if (failed(tile(rewriter, *tiled, {scatters ? 1 : 0, 0, depth}, {},
                       scf::SCFTilingOptions::LoopType::ForOp))) {
         (*tiled)->emitError("moe-tile-grouped-matmul: tiling the depth "
                             "failed");

@@ -42,6 +42,13 @@ CASES = {
     "odd_sizes": (dict(hidden=100, intermediate=37, num_experts=8,
                        routing="<softmax, top_k = 2, renormalize>",
                        weights=GATED), "random"),
+    # bf16 weights with odd H and I: an odd K in every projection (the
+    # bf16 kernel's pairs of K end in a zero).
+    "odd_sizes_bf16": (dict(hidden=101, intermediate=37, num_experts=8,
+                            routing="<softmax, top_k = 2, renormalize>",
+                            weights=GATED,
+                            dtypes={op: "bf16" for op in EXPERTS}),
+                       "random"),
     "one_expert_layer": (dict(hidden=33, intermediate=20, num_experts=1,
                               routing="<softmax, top_k = 1>",
                               weights=GATED), "random"),
@@ -157,8 +164,62 @@ VARIANTS = {
     "odd-panels": ["--pipeline-options=panel-cols=24 panel-rows=5"],
     "unfused": ["--pipeline-options=fuse-activation=0 fuse-combine=0"],
     "portable": ["--mcpu=x86-64-v3"],
+    # bf16 weights packed in pairs of K, rows rounded to bf16: f32 FMAs on
+    # any CPU, vdpbf16ps where the CPU has AVX512_BF16.
+    "bf16-pairs": ["--pipeline-options=bf16-matmul=pairs-fma"],
     "reference": ["--reference"],
 }
+
+
+def host_has(flag: str) -> bool:
+    """Whether /proc/cpuinfo lists `flag` for this CPU."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            return any(line.startswith("flags") and flag in line.split()
+                       for line in cpuinfo)
+    except OSError:
+        return False
+
+
+if host_has("avx512_bf16"):
+    VARIANTS = {**{k: v for k, v in VARIANTS.items() if k != "reference"},
+                "bf16-dot": ["--pipeline-options=bf16-matmul=avx512bf16"],
+                "reference": VARIANTS["reference"]}
+
+# Variants that round the rows of bf16 expert weights' matmuls to bf16:
+# the bf16 kernels, and by default (moe-compile picks the fastest kernel)
+# wherever the target has AVX512_BF16. docs/Semantics.md allows them
+# 2e-2 * max |reference| on layers with bf16 expert weights; the explicit
+# kernels must equal each other within the f32 bound.
+BF16_VARIANTS = ("bf16-pairs", "bf16-dot")
+F32_VARIANTS = ("unpacked", "portable", "reference")
+
+
+def computes_bf16(variant: str, spec: LayerSpec) -> bool:
+    """Whether `variant` multiplies `spec`'s expert weights in bf16."""
+    dtypes = spec.dtypes or {}
+    if not all(dtypes.get(op) == "bf16" for op in EXPERTS):
+        return False
+    if variant in BF16_VARIANTS:
+        return True
+    return variant not in F32_VARIANTS and host_has("avx512_bf16")
+
+
+def compare(name: str, count: int, threads: int, outputs: dict[str, str],
+            variant: str, oracle: str, tolerance: float) -> None:
+    """Exits unless `variant`'s output is within `tolerance` * max |oracle|
+    of `oracle`'s."""
+    fast = np.load(outputs[variant]).astype(np.float64)
+    ref = np.load(outputs[oracle]).astype(np.float64)
+    if fast.shape != ref.shape:
+        sys.exit(f"{name} T = {count}: shapes {fast.shape} and "
+                 f"{ref.shape} differ")
+    scale = np.abs(ref).max() if ref.size else 0.0
+    error = np.abs(fast - ref).max() if ref.size else 0.0
+    if not np.isfinite(fast).all() or error > tolerance * max(scale, 1e-30):
+        sys.exit(f"{name} T = {count} threads = {threads}: {variant} "
+                 f"differs from {oracle} by {error:.3g} (max |{oracle}| "
+                 f"{scale:.3g})")
 
 
 def check_case(name: str, out: str, tokens: list[int]) -> None:
@@ -199,21 +260,14 @@ def check_case(name: str, out: str, tokens: list[int]) -> None:
                      "--output", outputs[variant], "--threads", str(threads),
                      "--quiet"],
                     f"{name}: moe-run {variant} at T = {count}")
-            ref = np.load(outputs["reference"]).astype(np.float64)
             for variant in VARIANTS:
                 if variant == "reference":
                     continue
-                fast = np.load(outputs[variant]).astype(np.float64)
-                if fast.shape != ref.shape:
-                    sys.exit(f"{name} T = {count}: shapes {fast.shape} and "
-                             f"{ref.shape} differ")
-                scale = np.abs(ref).max() if ref.size else 0.0
-                error = np.abs(fast - ref).max() if ref.size else 0.0
-                if (not np.isfinite(fast).all() or
-                        error > 1e-4 * max(scale, 1e-30)):
-                    sys.exit(f"{name} T = {count} threads = {threads}: "
-                             f"{variant} differs from reference by "
-                             f"{error:.3g} (max |reference| {scale:.3g})")
+                compare(name, count, threads, outputs, variant, "reference",
+                        2e-2 if computes_bf16(variant, spec) else 1e-4)
+                if variant in BF16_VARIANTS[1:]:
+                    compare(name, count, threads, outputs, variant,
+                            BF16_VARIANTS[0], 1e-4)
     print(f"{name}: {' = '.join(VARIANTS)} at T = {tokens}, "
           f"threads 1 and 2")
 

@@ -496,6 +496,19 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     the columns of a packed grouped matmul needs column offsets that are
     multiples of P.
 
+    bf16 weights may also come packed in **pairs** of consecutive K,
+    `[E, NP, KP, P, 2]` with `KP = ceil(K / 2)`:
+
+    ```
+    packed[e, p, q, j, i] = weight[e, p*P + j, 2*q + i]   (0 past N or K)
+    ```
+
+    (`linalg.pack` with `inner_dims_pos = [1, 2]`, `inner_tiles = [P, 2]`):
+    each 32-bit word holds the two weights of one column that a bf16 dot
+    product instruction (`vdpbf16ps`, AMX tiles) multiplies with a pair of
+    inputs. Tiling the depth of such a grouped matmul needs even depth
+    offsets.
+
     With `row_sources` (`[R]` i32), the op gathers its rows itself: row r
     reads `input[row_sources[r], :]` of an `input` of any number of rows
     (the tokens, `[S, K]`), and a source outside `[0, S)` reads a row of
@@ -548,12 +561,12 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     Constraints: (c1) operands are all tensors, with one result of the type
     of `init`, or all memrefs, with no result; (c2) `input` is `[R, K]`, or `[S, K]` with `row_sources` `[R]`
     i32;
-    (c3) `weight` is `[E, N, K]` or packed `[E, NP, K, P]`, with static
-    `E >= 1`; (c4) `block_experts`
+    (c3) `weight` is `[E, N, K]`, packed `[E, NP, K, P]` or packed in pairs
+    `[E, NP, KP, P, 2]` of bf16, with static `E >= 1`; (c4) `block_experts`
     is `[B]` i32, and so is `block_sizes`; (c5) `init` is `[R, N]` f32, or
     `[T, N]` f32 when scattering; (c6) `block_rows >= 1`, and where static,
     `R = B * block_rows`; (c7) packed weights have a static `P >= 1` and,
-    where static, `NP = ceil(N / P)`; (c8) `scatter_rows` `[R]` i32 and
+    where static, `NP = ceil(N / P)` (and `KP = ceil(K / 2)` in pairs); (c8) `scatter_rows` `[R]` i32 and
     `scatter_scales` `[R]` f32 come together; (c9) `paired_weight` has the
     type of `weight` and comes with an epilogue; (c10) the epilogue is one
     block of f32 arguments, one per weight and one for `init`, ending in a
@@ -645,11 +658,30 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     /// Copies `from`'s epilogue region (if any) into this op's, created
     /// with as many regions as `from` (`from.getEpilogue().size()`).
     void copyEpilogueFrom(GroupedMatmulOp from);
-    /// Whether the weight is packed in panels (`[E, NP, K, P]`).
+    /// Whether the weight is packed in panels (`[E, NP, K, P]`, or
+    /// `[E, NP, KP, P, 2]` in pairs of K).
     bool isPacked() {
-      return ::llvm::cast<::mlir::ShapedType>(getWeight().getType())
-                 .getRank() == 4;
+      int64_t rank =
+          ::llvm::cast<::mlir::ShapedType>(getWeight().getType()).getRank();
+      return rank == 4 || rank == 5;
     }
+    /// Whether the packed weight holds pairs of consecutive K
+    /// (`[E, NP, KP, P, 2]`).
+    bool isDepthPaired() {
+      return ::llvm::cast<::mlir::ShapedType>(getWeight().getType())
+                 .getRank() == 5;
+    }
+    /// Memref form: the indices of `W[expert, column, depth]` (W the
+    /// unpacked `[E, N, K]` weight) in `weight`'s layout.
+    ::llvm::SmallVector<::mlir::Value, 5>
+    getWeightIndices(::mlir::OpBuilder &b, ::mlir::Location loc,
+                     ::mlir::Value expert, ::mlir::Value column,
+                     ::mlir::Value depth);
+    /// Memref form: the columns and the depth `weight` (one of the
+    /// weights) holds: N (NP * P when packed) and K (2 * KP in pairs).
+    std::pair<::mlir::Value, ::mlir::Value>
+    getWeightExtents(::mlir::OpBuilder &b, ::mlir::Location loc,
+                     ::mlir::Value weight);
     /// Columns per weight panel (P) of a packed weight, else 0.
     int64_t getPanelColumns() {
       return isPacked() ? ::llvm::cast<::mlir::ShapedType>(

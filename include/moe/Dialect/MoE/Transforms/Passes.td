@@ -185,6 +185,15 @@ def MoEPackExpertWeightsPass
     array<i64: 8, 100, 64>}`, which `moe-export-entries` records later. The runtime calls the packing
     function once after binding the weight, never per call.
 
+    With `bf16-pairs`, bf16 weights are packed in pairs of K as well,
+    `[E, ceil(N / P), ceil(K / 2), P, 2]` (`inner_dims_pos = [1, 2]`,
+    `inner_tiles = [P, 2]`): the layout of bf16 dot products
+    (`vdpbf16ps`), see `moe.grouped_matmul`. The inputs of the grouped
+    matmuls that read them are rounded to bf16 once (`arith.truncf`), the
+    other operand of those products: their results are then those of a
+    bf16 matmul with f32 accumulation (docs/Semantics.md's bf16
+    tolerance).
+
     Arguments with other uses (or a dynamic shape, or already packed) are
     left as they are.
   }];
@@ -196,7 +205,10 @@ def MoEPackExpertWeightsPass
   let options = [
     Option<"panelCols", "panel-cols", "int64_t", /*default=*/"32",
            "Columns per weight panel (P): a multiple of the kernel's vector "
-           "width">
+           "width">,
+    Option<"bf16Pairs", "bf16-pairs", "bool", /*default=*/"false",
+           "Pack bf16 weights in pairs of K ([E, NP, ceil(K/2), P, 2]) for "
+           "bf16 dot-product kernels">
   ];
 }
 
