@@ -364,6 +364,9 @@ def main() -> None:
     print(f"peaks: {json.dumps(peaks)}", file=sys.stderr)
     threads = peaks["threads"]
     f32_peak = peaks.get(f"f32_fma_gflops_{threads}t")
+    # The unit bf16 expert weights are multiplied on: moe-compile's default
+    # for this CPU is the vdpbf16ps kernel where it has AVX512_BF16.
+    bf16_peak = peaks.get(f"bf16_dot_gflops_{threads}t")
     dram = peaks.get(f"dram_read_gbps_{threads}t")
 
     rows = []
@@ -432,6 +435,13 @@ def main() -> None:
                         "compile_s": prepared["compile_s"], "runs": runs}
                     if f32_peak:
                         row["fraction_of_f32_peak"] = row["gflops"] / f32_peak
+                    unit, unit_peak = "f32 FMA", f32_peak
+                    if dtype == "bf16" and bf16_peak:
+                        unit, unit_peak = "bf16 dot", bf16_peak
+                    if unit_peak:
+                        row["peak_unit"] = unit
+                        row["fraction_of_unit_peak"] = (row["gflops"] /
+                                                        unit_peak)
                     if dram:
                         row["fraction_of_dram"] = row["weight_gbps"] / dram
                     rows.append(row)

@@ -5,7 +5,9 @@
 
 One row per shape, dtype and T: the compiled layer's median ms, the two
 PyTorch formulations', the speedup over the faster one, useful GFLOP/s and
-the fraction of the f32 FMA peak, touched-weight GB/s and the fraction of
+the fraction of the peak of the unit the kernel runs on (f32 FMA; the bf16
+dot product for bf16 weights where the CPU has it), touched-weight GB/s and
+the fraction of
 DRAM bandwidth, and the share of routing + dispatch + combine.
 """
 
@@ -24,11 +26,14 @@ def main() -> None:
     with open(path, encoding="utf-8") as file:
         result = json.load(file)
     print("| shape | weights | T | moe-mlir ms | PyTorch loop ms | PyTorch "
-          "bmm ms | speedup | GFLOP/s (of f32 peak) | weight GB/s (of DRAM) "
+          "bmm ms | speedup | GFLOP/s (of the unit's peak) | weight GB/s "
+          "(of DRAM) "
           "| routing share |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for row in result["rows"]:
-        peak = row.get("fraction_of_f32_peak")
+        peak = row.get("fraction_of_unit_peak",
+                       row.get("fraction_of_f32_peak"))
+        unit = row.get("peak_unit", "f32 FMA")
         dram = row.get("fraction_of_dram")
         share = row.get("routing_share")
         print(f"| {row['shape']} | {row['dtype']} | {row['tokens']} | "
@@ -36,7 +41,8 @@ def main() -> None:
               f"{row['torch_bmm_ms']:.2f} | "
               f"{row['speedup_vs_best_torch']:.2f}x | "
               f"{row['gflops']:.1f}"
-              + (f" ({100 * peak:.0f}%)" if peak is not None else "")
+              + (f" ({100 * peak:.0f}% {unit})" if peak is not None
+                 else "")
               + f" | {row['weight_gbps']:.1f}"
               + (f" ({100 * dram:.0f}%)" if dram is not None else "")
               + " | "
