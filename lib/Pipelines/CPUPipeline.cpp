@@ -133,7 +133,9 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
   }
   pm.addNestedPass<func::FuncOp>(createConvertVectorToSCFPass());
   pm.addNestedPass<func::FuncOp>(createSCFToControlFlowPass());
+  // FP8 weights decoded by integer arithmetic (LLVM has no FP8 type), then
   // bf16 <-> f32 conversions as integer arithmetic: no compiler-rt calls.
+  pm.addNestedPass<func::FuncOp>(moe::createMoEExpandFloat8Pass());
   arith::ArithExpandOpsPassOptions expand;
   expand.includeBf16 = true;
   pm.addNestedPass<func::FuncOp>(arith::createArithExpandOpsPass(expand));

@@ -4,6 +4,8 @@
 // dynamic slice [offsets[e], offsets[e+1]) of the input) by its [N,K] weight
 // slice with linalg.matmul accumulating in f32. Capacity slots: one
 // linalg.batch_matmul with a transposed-B map, [E,C,K] x [E,N,K]^T.
+// Block-scaled (FP8) weights are dequantized to f32 first (one expert at a
+// time for grouped rows): the reference, not the fast path.
 //
 //===----------------------------------------------------------------------===//
 
@@ -65,6 +67,37 @@ Value buildEpilogue(OpBuilder &b, Location loc, Value acc, Value bias,
       .getResult(0);
 }
 
+/// The f32 weight of a block-scaled one: `weight[..., n, k] * scale[...,
+/// n floordiv BN, k floordiv BK]` (`[E, N, K]` or one expert's `[N, K]`).
+Value dequantize(OpBuilder &b, Location loc, Value weight, Value scale,
+                 ArrayRef<int64_t> block) {
+  MLIRContext *ctx = b.getContext();
+  auto type = llvm::cast<RankedTensorType>(weight.getType());
+  unsigned rank = type.getRank();
+  AffineMap identity = AffineMap::getMultiDimIdentityMap(rank, ctx);
+  SmallVector<AffineExpr> scaleIndex;
+  for (unsigned d = 0; d + 2 < rank; ++d)
+    scaleIndex.push_back(getAffineDimExpr(d, ctx));
+  scaleIndex.push_back(getAffineDimExpr(rank - 2, ctx).floorDiv(block[0]));
+  scaleIndex.push_back(getAffineDimExpr(rank - 1, ctx).floorDiv(block[1]));
+  AffineMap scaleMap = AffineMap::get(rank, 0, scaleIndex, ctx);
+  Value init = tensor::EmptyOp::create(
+      b, loc, tensor::getMixedSizes(b, loc, weight), b.getF32Type());
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{init.getType()}, ValueRange{weight, scale},
+             ValueRange{init},
+             SmallVector<AffineMap>{identity, scaleMap, identity},
+             SmallVector<utils::IteratorType>(rank,
+                                              utils::IteratorType::parallel),
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               Value w = castFloat(nb, nl, args[0], nb.getF32Type());
+               linalg::YieldOp::create(
+                   nb, nl,
+                   ValueRange{arith::MulFOp::create(nb, nl, w, args[1])});
+             })
+      .getResult(0);
+}
+
 /// `rows @ weight^T` accumulated into the zero-filled f32 tensor `acc`.
 Value buildProduct(OpBuilder &b, Location loc, Value rows, Value weight,
                    Value acc) {
@@ -90,6 +123,8 @@ struct LowerGroupedExpertMatmul : OpConversionPattern<ExpertMatmulOp> {
     Value input = adaptor.getInput();
     Value weight = adaptor.getWeight();
     Value bias = adaptor.getBias();
+    Value scale = adaptor.getWeightScale();
+    ArrayRef<int64_t> block = op.getWeightBlock().value_or(ArrayRef<int64_t>());
     auto resultType = llvm::cast<RankedTensorType>(op.getResult().getType());
     Type elementType = resultType.getElementType();
     auto weightType = llvm::cast<RankedTensorType>(weight.getType());
@@ -143,8 +178,12 @@ struct LowerGroupedExpertMatmul : OpConversionPattern<ExpertMatmulOp> {
           Value acc = dest;
           if (!elementType.isF32())
             acc = tensor::EmptyOp::create(b, l, outSizes, b.getF32Type());
-          Value out = buildProduct(b, l, rows, expertSlice(b, l, weight, e),
-                                   acc);
+          // A block-scaled weight is dequantized one expert at a time.
+          Value expertWeight = expertSlice(b, l, weight, e);
+          if (scale)
+            expertWeight = dequantize(b, l, expertWeight,
+                                      expertSlice(b, l, scale, e), block);
+          Value out = buildProduct(b, l, rows, expertWeight, acc);
           if (bias || !elementType.isF32())
             out = buildEpilogue(b, l, out,
                                 bias ? expertSlice(b, l, bias, e) : Value(),
@@ -179,6 +218,8 @@ struct LowerCapacityExpertMatmul : OpConversionPattern<ExpertMatmulOp> {
     // acc[e, c, n] = sum_k input[e, c, k] * weight[e, n, k], in f32.
     Value acc = buildZeros(rewriter, loc, input, rewriter.getF32Type(),
                            outFeatures);
+    if (Value scale = adaptor.getWeightScale())
+      weight = dequantize(rewriter, loc, weight, scale, *op.getWeightBlock());
     // A batched matmul with a transposed-B map: what CPU and GPU code
     // generation take as is (moe-lower-transposed-matmul-to-vector).
     acc = linalg::BatchMatmulTransposeBOp::create(

@@ -1592,6 +1592,72 @@ func.func @matmul_bias_rank(%x: tensor<8x4x16xf32>, %w: tensor<8x32x16xf32>, %b:
 
 // -----
 
+// moe.expert_matmul c7: a scale needs its block
+func.func @matmul_scale_without_block(%x: tensor<?x16xf32>, %w: tensor<8x32x16xf8E4M3FN>,
+                                      %off: tensor<9xi64>, %s: tensor<8x1x1xf32>) {
+  // expected-error @+1 {{'scale' and 'block' come together}}
+  %h = moe.expert_matmul %x, %w offsets(%off : tensor<9xi64>) scale(%s : tensor<8x1x1xf32>)
+      : tensor<?x16xf32>, tensor<8x32x16xf8E4M3FN> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+// moe.expert_matmul c7: a block needs its scale
+func.func @matmul_block_without_scale(%x: tensor<?x16xf32>, %w: tensor<8x32x16xf32>,
+                                      %off: tensor<9xi64>) {
+  // expected-error @+1 {{'scale' and 'block' come together}}
+  %h = moe.expert_matmul %x, %w offsets(%off : tensor<9xi64>) block [16, 16]
+      : tensor<?x16xf32>, tensor<8x32x16xf32> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+// moe.expert_matmul c7: a block is two sizes of at least 1
+func.func @matmul_block_sizes(%x: tensor<?x16xf32>, %w: tensor<8x32x16xf8E4M3FN>,
+                              %off: tensor<9xi64>, %s: tensor<8x1x1xf32>) {
+  // expected-error @+1 {{'block' must be two sizes of at least 1 (rows and columns of the weight per scale)}}
+  %h = moe.expert_matmul %x, %w offsets(%off : tensor<9xi64>) scale(%s : tensor<8x1x1xf32>) block [32, 0]
+      : tensor<?x16xf32>, tensor<8x32x16xf8E4M3FN> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+// moe.expert_matmul c8: the scale is [E, ceil(N / BN), ceil(K / BK)]
+func.func @matmul_scale_shape(%x: tensor<?x16xf32>, %w: tensor<8x32x16xf8E4M3FN>,
+                              %off: tensor<9xi64>, %s: tensor<8x2x2xf32>) {
+  // expected-error @+1 {{'scale' dimension 1 (NB) is 2, expected 3 from 'weight' (ceil(N / BN))}}
+  %h = moe.expert_matmul %x, %w offsets(%off : tensor<9xi64>) scale(%s : tensor<8x2x2xf32>) block [12, 8]
+      : tensor<?x16xf32>, tensor<8x32x16xf8E4M3FN> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+// moe.expert_matmul c8: scales are f32
+func.func @matmul_scale_type(%x: tensor<?x16xf32>, %w: tensor<8x32x16xf8E4M3FN>,
+                             %off: tensor<9xi64>, %s: tensor<8x1x1xbf16>) {
+  // expected-error @+1 {{operand #3 must be ranked tensor of 32-bit float values, but got 'tensor<8x1x1xbf16>'}}
+  %h = moe.expert_matmul %x, %w offsets(%off : tensor<9xi64>) scale(%s : tensor<8x1x1xbf16>) block [32, 16]
+      : tensor<?x16xf32>, tensor<8x32x16xf8E4M3FN> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+// moe.expert_matmul c9: FP8 weights are block-scaled
+func.func @matmul_fp8_without_scale(%x: tensor<?x16xf32>, %w: tensor<8x32x16xf8E4M3FN>,
+                                    %off: tensor<9xi64>) {
+  // expected-error @+1 {{an f8E4M3FN 'weight' needs its block 'scale'}}
+  %h = moe.expert_matmul %x, %w offsets(%off : tensor<9xi64>)
+      : tensor<?x16xf32>, tensor<8x32x16xf8E4M3FN> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
 // moe.expert_matmul c6: grouped result must be [R, N]
 func.func @matmul_result_n(%x: tensor<?x16xf32>, %w: tensor<8x32x16xf32>, %off: tensor<9xi64>) {
   // expected-error @+1 {{'result' dimension 1 (N) is 16, expected 32 from weight}}

@@ -169,6 +169,26 @@ func.func @unaligned(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
   return %h, %g : tensor<?x32xf32>, tensor<?x32xf32>
 }
 
+// Block-scaled (FP8) weights: moe.grouped_matmul takes no scales, so the
+// aligned expert matmul stays for the reference lowering, and its combine
+// with it.
+// CHECK-LABEL: func @block_scaled
+// CHECK-NOT: moe.grouped_matmul
+// CHECK: moe.expert_matmul {{.*}} scale(
+// CHECK: moe.combine
+func.func @block_scaled(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
+                        %w: tensor<8x32x16xf8E4M3FN>, %s: tensor<8x1x1xf32>,
+                        %cw: tensor<?x2xf32>) -> tensor<?x32xf32> {
+  %rows, %off, %map = moe.dispatch %x, %ids align 8
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<?x16xf32>, tensor<9xi64>, tensor<?x2xi32>
+  %h = moe.expert_matmul %rows, %w offsets(%off : tensor<9xi64>)
+      scale(%s : tensor<8x1x1xf32>) block [128, 128]
+      : tensor<?x16xf32>, tensor<8x32x16xf8E4M3FN> -> tensor<?x32xf32>
+  %y = moe.combine %h, %cw, %map
+      : tensor<?x32xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
 // The gate and up projections of the same rows and the element-wise SwiGLU
 // on them become one grouped matmul: the up weight is its paired weight,
 // the generic's body its epilogue (constants from outside the body cloned

@@ -189,6 +189,20 @@ func.func @expert_matmul_forms(%rows: tensor<?x16xf32>, %w: tensor<8x32x16xbf16>
   return
 }
 
+// Block-scaled FP8 weights: N = 32, K = 16 in blocks of 16 x 16.
+// CHECK-LABEL: func @expert_matmul_fp8
+// CHECK: moe.expert_matmul %{{.*}}, %{{.*}} offsets(%{{.*}} : tensor<9xi64>) scale(%{{.*}} : tensor<8x2x1xf32>) block [16, 16] : tensor<?x16xf32>, tensor<8x32x16xf8E4M3FN> -> tensor<?x32xf32>
+// CHECK: moe.expert_matmul %{{.*}}, %{{.*}} scale(%{{.*}} : tensor<8x2x1xf32>) block [16, 16] : tensor<8x?x16xf32>, tensor<8x32x16xf8E4M3FN> -> tensor<8x?x32xf32>
+func.func @expert_matmul_fp8(%rows: tensor<?x16xf32>, %w: tensor<8x32x16xf8E4M3FN>,
+    %s: tensor<8x2x1xf32>, %off: tensor<9xi64>, %slots: tensor<8x?x16xf32>) {
+  %0 = moe.expert_matmul %rows, %w offsets(%off : tensor<9xi64>)
+      scale(%s : tensor<8x2x1xf32>) block [16, 16]
+      : tensor<?x16xf32>, tensor<8x32x16xf8E4M3FN> -> tensor<?x32xf32>
+  %1 = moe.expert_matmul %slots, %w scale(%s : tensor<8x2x1xf32>) block [16, 16]
+      : tensor<8x?x16xf32>, tensor<8x32x16xf8E4M3FN> -> tensor<8x?x32xf32>
+  return
+}
+
 // CHECK-LABEL: func @combine_forms
 // CHECK: moe.combine %{{.*}}, %{{.*}}, %{{.*}} : tensor<?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
 // CHECK: moe.combine %{{.*}}, %{{.*}}, %{{.*}} : tensor<8x?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>

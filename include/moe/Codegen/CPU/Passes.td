@@ -212,4 +212,20 @@ def MoEVectorizeElementwisePass : Pass<"moe-vectorize-elementwise"> {
   ];
 }
 
+def MoEExpandFloat8Pass : Pass<"moe-expand-float8"> {
+  let summary = "Expand conversions from FP8 (f8E4M3FN) to f32 into integer "
+                "arithmetic";
+  let description = [{
+    LLVM has no FP8 types (the LLVM type converter stores them as i8), so
+    `arith.extf` from `f8E4M3FN` (scalars or vectors) to `f32` becomes
+    integer arithmetic on the bits: a normal value's exponent is rebiased
+    (7 to 127) and its 3 mantissa bits shifted into place, a subnormal one
+    is `mantissa * 2^-9`, and `S.1111.111` is a NaN (e4m3fn has no
+    infinities), the sign kept in every case. Conversions to other float
+    types go through f32. Block-scaled FP8 weights (DeepSeek-V3) are
+    decoded this way wherever they are read.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
 #endif // MOE_CODEGEN_CPU_PASSES_TD

@@ -400,6 +400,29 @@ LogicalResult ExpertMatmulOp::verify() {
   // c5.
   if (failed(shapes.checkOptional("bias", getBias(), {"E", "N"})))
     return failure();
+  // c7, c8, c9.
+  if (static_cast<bool>(getWeightScale()) !=
+      static_cast<bool>(getWeightBlockAttr()))
+    return emitOpError("'scale' and 'block' come together");
+  if (std::optional<ArrayRef<int64_t>> block = getWeightBlock()) {
+    if (block->size() != 2 || (*block)[0] < 1 || (*block)[1] < 1)
+      return emitOpError("'block' must be two sizes of at least 1 (rows and "
+                         "columns of the weight per scale)");
+    auto ceilDiv = [](int64_t size, int64_t by) {
+      return ShapedType::isDynamic(size) ? ShapedType::kDynamic
+                                         : llvm::divideCeilSigned(size, by);
+    };
+    shapes.fix("NB", ceilDiv(shapes.get("N"), (*block)[0]),
+               "'weight' (ceil(N / BN))");
+    shapes.fix("KB", ceilDiv(shapes.get("K"), (*block)[1]),
+               "'weight' (ceil(K / BK))");
+    if (failed(shapes.check("scale", getWeightScale().getType(),
+                            {"E", "NB", "KB"})))
+      return failure();
+  } else if (llvm::isa<Float8E4M3FNType>(
+                 getWeight().getType().getElementType())) {
+    return emitOpError("an f8E4M3FN 'weight' needs its block 'scale'");
+  }
   // c6.
   return verifySameElementType(*this, "result", getResult(), "input",
                                getInput());

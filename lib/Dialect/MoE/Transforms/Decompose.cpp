@@ -121,7 +121,9 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     auto projectRows = [&](Value input, Value weight, Value bias,
                            int64_t features) {
       return ExpertMatmulOp::create(rewriter, loc, rowsType(features), input,
-                                    weight, offsets, bias)
+                                    weight, offsets, bias,
+                                    /*weight_scale=*/Value(),
+                                    /*weight_block=*/nullptr)
           .getResult();
     };
     Value gateRows;

@@ -19,6 +19,8 @@ include "moe/Dialect/MoE/IR/MoEAttrs.td"
 // Activations and weights: the float types of real checkpoints.
 def Moe_FloatTensor : RankedTensorOf<[F32, BF16, F16]>;
 def Moe_F32Tensor : RankedTensorOf<[F32]>;
+// Expert weights may also be FP8 (e4m3, block-scaled: DeepSeek-V3).
+def Moe_WeightTensor : RankedTensorOf<[F32, BF16, F16, F8E4M3FN]>;
 def Moe_I32Tensor : RankedTensorOf<[I32]>;
 def Moe_I64Tensor : RankedTensorOf<[I64]>;
 def Moe_StatTensor : RankedTensorOf<[F32, I64]>;
@@ -383,11 +385,24 @@ def Moe_ExpertMatmulOp : Moe_Op<"expert_matmul",
       Rows outside `[offsets[0], offsets[E])` are zero in the result.
     - capacity slots `[E,C,K]`: a batched matmul, no offsets; result `[E,C,N]`.
 
+    **Block-scaled weights** (FP8 checkpoints such as DeepSeek-V3's, whose
+    `weight_scale_inv` holds one f32 per block of `BN x BK` weights): with
+    `scale(%s : tensor<E x NB x KB x f32>) block [BN, BK]` the weight is
+
+    ```
+    W[e, n, k] = weight[e, n, k] * scale[e, n floordiv BN, k floordiv BK]
+    ```
+
+    with `NB = ceil(N / BN)`, `KB = ceil(K / BK)`; the weight is stored in
+    its own type (`f8E4M3FN`: e4m3 without infinities) and never expanded.
+
     Constraints: (c1) input is `[R,K]` or `[E,C,K]`; (c2) weight is `[E,N,K]`
     with `E >= 1` and the input's `K`; (c3) `offsets` is `[E+1]` i64, present
     iff the input is grouped rows; (c4) capacity input has the weight's `E`;
     (c5) `bias` is `[E,N]`; (c6) result is `[R,N]` or `[E,C,N]` with the
-    input's element type.
+    input's element type; (c7) `scale` and `block` come together, `block`
+    is two sizes `>= 1`; (c8) `scale` is `[E, ceil(N/BN), ceil(K/BK)]` f32;
+    (c9) an `f8E4M3FN` weight has a scale.
 
     Example (the up-projection of 8 experts, bf16 weights):
 
@@ -399,18 +414,35 @@ def Moe_ExpertMatmulOp : Moe_Op<"expert_matmul",
       return %h : tensor<?x32xf32>
     }
     ```
+
+    FP8 weights in blocks of 128 x 128 (N = 256, K = 200: 2 x 2 scales):
+
+    ```mlir
+    func.func @up_fp8(%rows: tensor<?x200xf32>, %w: tensor<8x256x200xf8E4M3FN>,
+                      %s: tensor<8x2x2xf32>, %off: tensor<9xi64>)
+        -> tensor<?x256xf32> {
+      %h = moe.expert_matmul %rows, %w offsets(%off : tensor<9xi64>)
+          scale(%s : tensor<8x2x2xf32>) block [128, 128]
+          : tensor<?x200xf32>, tensor<8x256x200xf8E4M3FN> -> tensor<?x256xf32>
+      return %h : tensor<?x256xf32>
+    }
+    ```
   }];
   let arguments = (ins
     Moe_FloatTensor:$input,
-    Moe_FloatTensor:$weight,
+    Moe_WeightTensor:$weight,
     Optional<Moe_I64Tensor>:$offsets,
-    Optional<Moe_FloatTensor>:$bias
+    Optional<Moe_FloatTensor>:$bias,
+    Optional<Moe_F32Tensor>:$weight_scale,
+    OptionalAttr<DenseI64ArrayAttr>:$weight_block
   );
   let results = (outs Moe_FloatTensor:$result);
   let assemblyFormat = [{
     $input `,` $weight
     (`offsets` `(` $offsets^ `:` type($offsets) `)`)?
     (`bias` `(` $bias^ `:` type($bias) `)`)?
+    (`scale` `(` $weight_scale^ `:` type($weight_scale) `)`)?
+    (`block` $weight_block^)?
     attr-dict `:` type($input) `,` type($weight) `->` type($result)
   }];
   let hasVerifier = 1;
