@@ -37,6 +37,8 @@ DType checkpointDType(ElementType type) {
     return DType::I32;
   case ElementType::I64:
     return DType::I64;
+  case ElementType::F8E4M3FN:
+    return DType::F8E4M3;
   }
   return DType::F32;
 }

@@ -30,6 +30,8 @@ const char *moe::runtime::elementTypeName(ElementType type) {
     return "i32";
   case ElementType::I64:
     return "i64";
+  case ElementType::F8E4M3FN:
+    return "f8e4m3fn";
   }
   return "?";
 }
@@ -45,6 +47,8 @@ size_t moe::runtime::elementTypeSize(ElementType type) {
     return 4;
   case ElementType::I64:
     return 8;
+  case ElementType::F8E4M3FN:
+    return 1;
   }
   return 0;
 }
@@ -210,9 +214,12 @@ private:
       out = ElementType::I32;
     else if (name == "i64")
       out = ElementType::I64;
+    else if (name == "f8e4m3fn")
+      out = ElementType::F8E4M3FN;
     else
       return fail(where, "unsupported dtype '" + printable(name) +
-                             "' (expected f32, bf16, f16, i32 or i64)");
+                             "' (expected f32, bf16, f16, i32, i64 or "
+                             "f8e4m3fn)");
     return true;
   }
 

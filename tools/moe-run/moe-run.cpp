@@ -359,6 +359,7 @@ bool npyElement(ElementType type, NpyElement &out) {
     return true;
   case ElementType::BF16:
   case ElementType::F16:
+  case ElementType::F8E4M3FN:
     return false;
   }
   return false;

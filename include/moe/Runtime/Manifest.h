@@ -31,7 +31,8 @@ constexpr size_t kMaxEntryArgs = 64;
 constexpr std::string_view kExpertPlaceholder = "{e}";
 
 /// The element types of entry point arguments and results.
-enum class ElementType { F32, BF16, F16, I32, I64 };
+/// F8E4M3FN: OCP FP8 e4m3 without infinities (block-scaled expert weights).
+enum class ElementType { F32, BF16, F16, I32, I64, F8E4M3FN };
 
 /// The manifest spelling of `type` ("f32", "bf16", "f16", "i32", "i64").
 const char *elementTypeName(ElementType type);

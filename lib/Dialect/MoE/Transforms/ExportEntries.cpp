@@ -38,6 +38,8 @@ StringRef getDTypeName(Type type) {
     return "i32";
   if (type.isInteger(64))
     return "i64";
+  if (llvm::isa<Float8E4M3FNType>(type))
+    return "f8e4m3fn";
   return "";
 }
 
@@ -49,7 +51,7 @@ FailureOr<llvm::json::Object> describeTensor(func::FuncOp func, Type type,
   if (dtype.empty())
     return func.emitError() << "entry point " << what
                             << " must be a ranked tensor of f32, bf16, f16, "
-                               "i32 or i64, got "
+                               "i32, i64 or f8E4M3FN, got "
                             << type;
   llvm::json::Array shape;
   for (int64_t size : tensor.getShape())
