@@ -25,7 +25,16 @@ operand                           shape        checkpoint name
 ``shared_gate``, ``shared_up``    ``[S,H]``    one tensor
 ``shared_down``                   ``[H,S]``    one tensor
 ``shared_expert_gate``            ``[1,H]``    one tensor
+``gate_scale``, ``up_scale``,     the weight   ``{e}``: E tensors (FP8 block
+``down_scale``                    in blocks    scales, ``weight_scale_inv``)
+``shared_*_scale``                the weight   one tensor
+                                  in blocks
 ================================  ===========  ============================
+
+FP8 weights (``f8e4m3fn``, DeepSeek-V3) come with f32 block scales: each
+projection's scale is its weight's last two dimensions divided by
+``weight_block`` (rounded up), and the weight is ``bytes * scale`` of its
+block (:mod:`moe_mlir.float8`).
 
 Family presets build the spec of layer N of a Hugging Face checkpoint from
 its config values (docs/Importing.md): :func:`mixtral`, :func:`qwen2_moe`,
@@ -44,6 +53,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from . import float8
 from .layer import ACTIVATIONS
 from .routing import Routing, parse
 
@@ -72,16 +82,25 @@ EXPERT = "{e}"
 OPERANDS = ("router", "noise_router", "score_bias", "expert_gate",
             "expert_up",
             "expert_down", "gate_bias", "up_bias", "down_bias",
-            "shared_gate", "shared_up", "shared_down", "shared_expert_gate")
+            "shared_gate", "shared_up", "shared_down", "shared_expert_gate",
+            "gate_scale", "up_scale", "down_scale", "shared_gate_scale",
+            "shared_up_scale", "shared_down_scale")
 """The weight operands of ``moe.layer`` that bind checkpoint tensors, in the
 order of the op's syntax (and of the emitted function's arguments)."""
 
 _STACKED = ("expert_gate", "expert_up", "expert_down", "gate_bias",
-            "up_bias", "down_bias")
+            "up_bias", "down_bias", "gate_scale", "up_scale", "down_scale")
 _SHARED = ("shared_gate", "shared_up", "shared_down", "shared_expert_gate")
+SCALES = {"gate_scale": "expert_gate", "up_scale": "expert_up",
+          "down_scale": "expert_down", "shared_gate_scale": "shared_gate",
+          "shared_up_scale": "shared_up", "shared_down_scale": "shared_down"}
+"""Block-scale operands and the projection weight each scales."""
 
-ELEMENT_TYPES = ("f32", "bf16", "f16")
-"""Element types a weight may have (the checkpoint's ``F32 BF16 F16``)."""
+ELEMENT_TYPES = ("f32", "bf16", "f16", "f8e4m3fn")
+"""Element types a weight may have (the checkpoint's ``F32 BF16 F16
+F8_E4M3``); ``f8e4m3fn`` only for projection weights with a scale."""
+
+_MLIR_ELEMENT_TYPES = {"f8e4m3fn": "f8E4M3FN"}
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$.]*")
 
@@ -153,8 +172,12 @@ class LayerSpec:
     shared_intermediate: int = 0
     func_name: str = "forward"
     statistics: tuple[str, ...] = ()
+    weight_block: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
+        if self.weight_block is not None:
+            object.__setattr__(self, "weight_block",
+                               tuple(self.weight_block))
         if isinstance(self.routing, str):
             object.__setattr__(self, "routing", parse(self.routing))
         object.__setattr__(self, "weights", dict(self.weights))
@@ -235,6 +258,35 @@ class LayerSpec:
                                  f"{', '.join(ELEMENT_TYPES)}, got {dtype!r}")
         if self.dtypes.get("score_bias", "f32") != "f32":
             raise ValueError("score_bias must be f32")
+        self._verify_scales()
+
+    def _verify_scales(self) -> None:
+        weights = self.weights
+        scales = [op for op in SCALES if op in weights]
+        block = self.weight_block
+        if bool(scales) != (block is not None):
+            raise ValueError("block scales and weight_block come together")
+        if block is not None and (
+                len(block) != 2 or any(isinstance(b, bool) or
+                                       not isinstance(b, int) or b < 1
+                                       for b in block)):
+            raise ValueError("weight_block must be two positive integers, "
+                             f"got {list(block)}")
+        for scale in scales:
+            if SCALES[scale] not in weights:
+                raise ValueError(f"{scale} needs {SCALES[scale]}")
+            if self.dtype(scale) != "f32":
+                raise ValueError(f"{scale} must be f32")
+        for operand, dtype in self.dtypes.items():
+            if dtype != "f8e4m3fn":
+                continue
+            scale = next((s for s, w in SCALES.items() if w == operand), None)
+            if scale is None:
+                raise ValueError(f"{operand}: only projection weights may be "
+                                 "f8e4m3fn")
+            if scale not in weights:
+                raise ValueError(f"{operand}: an f8e4m3fn weight needs its "
+                                 f"block scale {scale}")
 
     # -- derived ----------------------------------------------------------
     @property
@@ -260,6 +312,11 @@ class LayerSpec:
         """The shape of ``operand`` as a ``moe.layer`` operand."""
         e, h, i, s = (self.num_experts, self.hidden, self.intermediate,
                       self.shared_intermediate)
+        if operand in SCALES:
+            weight = self.shape(SCALES[operand])
+            rows, cols = self.weight_block or (1, 1)
+            return weight[:-2] + (-(-weight[-2] // rows),
+                                  -(-weight[-1] // cols))
         return {"router": (e, h), "noise_router": (e, h),
                 "score_bias": (e,),
                 "expert_gate": (e, i, h), "expert_up": (e, i, h),
@@ -271,7 +328,8 @@ class LayerSpec:
     def tensor_type(self, operand: str) -> str:
         """The MLIR tensor type of ``operand``."""
         dims = "x".join(str(d) for d in self.shape(operand))
-        return f"tensor<{dims}x{self.dtype(operand)}>"
+        dtype = self.dtype(operand)
+        return f"tensor<{dims}x{_MLIR_ELEMENT_TYPES.get(dtype, dtype)}>"
 
     @property
     def sampled_inputs(self) -> dict[str, str]:
@@ -326,7 +384,9 @@ class LayerSpec:
                 "activation": self.activation,
                 "shared_intermediate": self.shared_intermediate,
                 "func_name": self.func_name,
-                "statistics": list(self.statistics)}
+                "statistics": list(self.statistics),
+                **({"weight_block": list(self.weight_block)}
+                   if self.weight_block else {})}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "LayerSpec":
@@ -352,7 +412,9 @@ class LayerSpec:
 
         What the runtime binds, for :func:`moe_mlir.layer.layer`: per-expert
         tensors are stacked over ``e``. Shapes are checked; values are kept
-        as given (decode bf16 first).
+        as given (decode bf16 first), except FP8 weights: their bytes
+        (``uint8``) times their block scales, as float64, in place of the
+        weight and its scale.
 
         Raises:
             KeyError: a tensor is missing.
@@ -376,6 +438,16 @@ class LayerSpec:
                     for e in range(self.num_experts)])
             else:
                 operands[operand] = fetch(operand, name, shape)
+        for scale, weight in SCALES.items():
+            if scale in operands:
+                values = operands[weight]
+                if self.dtype(weight) == "f8e4m3fn":
+                    values = float8.decode(values)
+                operands[weight] = (
+                    np.asarray(values, np.float64) *
+                    float8.expand_block_scales(operands.pop(scale),
+                                               self.weight_block,
+                                               values.shape))
         return operands
 
 
@@ -428,9 +500,12 @@ def emit_module(spec: LayerSpec, comment: str | None = None) -> str:
                    if "expert_" + kind in spec.weights]
     body.append("    experts(" + ",\n              ".join(projections) + ")")
     body.append(f"    activation {spec.activation}")
-    for op in ("gate_bias", "up_bias", "down_bias") + _SHARED:
+    for op in ("gate_bias", "up_bias", "down_bias") + _SHARED + tuple(SCALES):
         if op in spec.weights:
             body.append(f"    {op}({use(op)})")
+    if spec.weight_block:
+        body.append(f"    weight_block [{spec.weight_block[0]}, "
+                    f"{spec.weight_block[1]}]")
     if spec.statistics:
         body.append(f"    statistics [{', '.join(spec.statistics)}]")
     body.append(f"    -> {', '.join([io] + stat_types)}")

@@ -31,6 +31,7 @@ deepseek_v2    10  3   32     16   5 groups keep 3 (max), scale 16
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -38,8 +39,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import checkpoints, safetensors_io
-from .emit import LayerSpec, from_hf_config
+from . import checkpoints, float8, safetensors_io
+from .emit import EXPERT, SCALES, LayerSpec, from_hf_config
+from .hf_import import block_scaled
 from .gating import near_tie_tokens
 from .layer import layer as layer_reference
 from .layer import route
@@ -55,8 +57,14 @@ __all__ = [
     "tolerance",
 ]
 
-STORAGES = ("f32", "bf16", "f16")
-"""Storage dtypes of the generated checkpoints (IR spelling)."""
+STORAGES = ("f32", "bf16", "f16", "fp8")
+"""Storage dtypes of the generated checkpoints (IR spelling). ``fp8``: the
+layer's projection weights (routed and shared experts) in F8_E4M3 with
+DeepSeek-V3 block scales (blocks of :data:`FP8_BLOCK`, which divide none of
+the test sizes), every other tensor bf16."""
+
+FP8_BLOCK = [12, 20]
+"""``quantization_config.weight_block_size`` of the generated FP8 cases."""
 
 _COMMON = {"vocab_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
            "num_key_value_heads": 2, "hidden_act": "silu",
@@ -110,11 +118,12 @@ _DEAD_EXPERT = {"mixtral": 4, "deepseek_v3": 7}
 def tolerance(storage: str) -> float:
     """docs/Semantics.md, tolerances: ``max|y - ref| <= tolerance * max|ref|``.
 
-    The reference uses the weights as stored (bf16/f16 decoded exactly).
-    f32 and f16 weights are multiplied in f32 (f32 bound). bf16 expert
-    weights are multiplied by a bf16 kernel wherever the target has one
-    (moe-compile's default on AVX512_BF16 CPUs): the rows they multiply are
-    rounded to bf16, so bf16 storage gets the bf16 bound.
+    The reference uses the weights as stored (bf16/f16 decoded exactly, FP8
+    bytes times their block scales). f32, f16 and FP8 weights are multiplied
+    in f32 (f32 bound). bf16 expert weights are multiplied by a bf16 kernel
+    wherever the target has one (moe-compile's default on AVX512_BF16
+    CPUs): the rows they multiply are rounded to bf16, so bf16 storage gets
+    the bf16 bound.
     """
     return 2e-2 if storage == "bf16" else 1e-4
 
@@ -241,11 +250,13 @@ def load_case(directory: str | os.PathLike, storage: str, layer: int = 1,
     """
     with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
         config = json.load(f)
-    spec = from_hf_config(config, layer, dtype=storage)
+    headers = safetensors_io.read_checkpoint_headers(directory)
+    spec = from_hf_config(config, layer,
+                          dtype="bf16" if storage == "fp8" else storage)
+    if storage == "fp8":
+        spec = _fp8_spec(spec, config, {n: h[0] for n, h in headers.items()})
     tensors = safetensors_io.load_checkpoint(directory)
-    bias = spec.weights.get("score_bias")
-    dtypes = {name: "F32" if name == bias else storage.upper()
-              for name in tensors}
+    dtypes = {name: header[0] for name, header in headers.items()}
     return FamilyCase(family=config["model_type"], storage=storage,
                       config=config, layer=layer, spec=spec, tensors=tensors,
                       storage_dtypes=dtypes, dead_expert=dead_expert,
@@ -284,7 +295,15 @@ def make_case(family: str, storage: str = "f32", seed: int = 0,
                          f"{', '.join(STORAGES)})")
     full = {**_COMMON, **FAMILIES[family], **config}
     full["num_hidden_layers"] = max(full["num_hidden_layers"], layer + 1)
-    spec = from_hf_config(full, layer, dtype=storage)
+    fp8 = storage == "fp8"
+    if fp8:
+        full.setdefault("quantization_config", {
+            "quant_method": "fp8", "fmt": "e4m3",
+            "activation_scheme": "dynamic", "weight_block_size": FP8_BLOCK})
+        storage_of_others = "bf16"
+    else:
+        storage_of_others = storage
+    spec = from_hf_config(full, layer, dtype=storage_of_others)
     rng = np.random.default_rng([seed, sorted(FAMILIES).index(family)])
     dead = _DEAD_EXPERT.get(family) if dead_expert else None
     if dead is not None and dead >= spec.num_experts:
@@ -293,7 +312,10 @@ def make_case(family: str, storage: str = "f32", seed: int = 0,
     # The whole model, as make-checkpoint writes it: the tensors around the
     # MoE block (embeddings, attention, norms, other layers) must be ignored.
     shapes = {name: shape for name, (shape, _) in
-              checkpoints.tensor_shapes(full, storage).items()}
+              checkpoints.tensor_shapes(full, storage_of_others).items()}
+    # FP8: the layer's projection weights (routed and shared experts).
+    projections = {name for op in SCALES.values() if fp8 and op in spec.weights
+                   for name in _expanded(spec, op)}
     tensors: dict[str, np.ndarray] = {}
     dtypes: dict[str, str] = {}
     bias_name = spec.weights.get("score_bias")
@@ -307,14 +329,43 @@ def make_case(family: str, storage: str = "f32", seed: int = 0,
             continue
         value = (_fan_in_normal(rng, shape) if len(shape) > 1 else
                  (1.0 + 0.1 * rng.standard_normal(shape)).astype(np.float32))
-        if storage == "bf16":
+        if name in projections:
+            block = full["quantization_config"]["weight_block_size"]
+            bits, scale = float8.quantize_blocks(value, tuple(block))
+            tensors[name], dtypes[name] = bits, "F8_E4M3"
+            tensors[name + "_scale_inv"] = scale
+            dtypes[name + "_scale_inv"] = "F32"
+            continue
+        if storage_of_others == "bf16":
             value = round_to_bf16(value)
-        elif storage == "f16":
+        elif storage_of_others == "f16":
             value = value.astype(np.float16).astype(np.float32)
-        tensors[name], dtypes[name] = value, storage.upper()
+        tensors[name], dtypes[name] = value, storage_of_others.upper()
+    if fp8:
+        spec = _fp8_spec(spec, full, dtypes)
     return FamilyCase(family=family, storage=storage, config=full,
                       layer=layer, spec=spec, tensors=tensors,
                       storage_dtypes=dtypes, dead_expert=dead, seed=seed)
+
+
+def _expanded(spec: LayerSpec, operand: str) -> list[str]:
+    """The checkpoint names ``operand`` binds (each expert's, if stacked)."""
+    name = spec.weights[operand]
+    if EXPERT not in name:
+        return [name]
+    return [name.replace(EXPERT, str(e)) for e in range(spec.num_experts)]
+
+
+def _fp8_spec(spec: LayerSpec, config: Mapping[str, Any],
+              dtypes: Mapping[str, str]) -> LayerSpec:
+    """``spec`` with the block scales and f8e4m3fn dtypes of the FP8
+    projection weights (as moe_mlir import-hf reads them)."""
+    spec = block_scaled(spec, config, dtypes.get)
+    types = dict(spec.dtypes)
+    for scale, weight in SCALES.items():
+        if scale in spec.weights:
+            types[weight], types[scale] = "f8e4m3fn", "f32"
+    return dataclasses.replace(spec, dtypes=types)
 
 
 def _natural_key(name: str) -> list[Any]:

@@ -72,17 +72,22 @@ def quantize_blocks(weight: np.ndarray, block: tuple[int, int] = (128, 128)
     blocks = padded.reshape(weight.shape[:-2] + (nb, bn, kb, bk))
     amax = np.abs(blocks).max(axis=(-3, -1))
     scale_inv = np.where(amax > 0, amax / MAX, 1.0).astype(np.float32)
-    expanded = np.repeat(np.repeat(scale_inv.astype(np.float64), bn, axis=-2),
-                         bk, axis=-1)[..., :rows, :cols]
-    return encode(weight / expanded), scale_inv
+    return encode(weight / expand_block_scales(scale_inv, block,
+                                               weight.shape)), scale_inv
+
+
+def expand_block_scales(scale_inv: np.ndarray, block: tuple[int, int],
+                        shape: tuple[int, ...]) -> np.ndarray:
+    """Each block's scale (float64) repeated over its ``block`` of a weight
+    of ``shape``."""
+    expanded = np.repeat(np.repeat(np.asarray(scale_inv, np.float64),
+                                   block[0], axis=-2), block[1], axis=-1)
+    return expanded[..., :shape[-2], :shape[-1]]
 
 
 def dequantize_blocks(bits: np.ndarray, scale_inv: np.ndarray,
                       block: tuple[int, int] = (128, 128)) -> np.ndarray:
     """The float64 weight of ``quantize_blocks``' result: each byte's value
     times its block's ``scale_inv``."""
-    rows, cols = np.shape(bits)[-2:]
-    bn, bk = block
-    expanded = np.repeat(np.repeat(np.asarray(scale_inv, np.float64), bn,
-                                   axis=-2), bk, axis=-1)[..., :rows, :cols]
-    return decode(bits) * expanded
+    return decode(bits) * expand_block_scales(scale_inv, block,
+                                              np.shape(bits))

@@ -25,22 +25,25 @@ import dataclasses
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from . import safetensors_io, seq2seq
-from .emit import (EXPERT, PRESETS, LayerSpec, emit_module, from_hf_config,
+from .emit import (EXPERT, PRESETS, SCALES, LayerSpec, emit_module,
+                   from_hf_config,
                    is_sparse_layer)
 
 __all__ = [
     "ImportedLayer",
     "ModelImportError",
+    "block_scaled",
     "import_hf",
     "moe_layers",
     "read_config",
 ]
 
 # safetensors dtype -> IR element type of the weights a layer may bind.
-_ELEMENT_TYPES = {"F32": "f32", "BF16": "bf16", "F16": "f16"}
+_ELEMENT_TYPES = {"F32": "f32", "BF16": "bf16", "F16": "f16",
+                  "F8_E4M3": "f8e4m3fn"}
 
 
 class ModelImportError(ValueError):
@@ -254,6 +257,54 @@ def _operand_dtypes(spec: LayerSpec,
     return dtypes
 
 
+def block_scaled(spec: LayerSpec, config: Mapping[str, Any],
+                 stored_dtype: Callable[[str], str | None]) -> LayerSpec:
+    """``spec`` with the block scales of its FP8 projection weights.
+
+    DeepSeek-V3-style checkpoints (``quantization_config = {"quant_method":
+    "fp8", "weight_block_size": [BN, BK]}``) store an ``F8_E4M3`` weight
+    ``X.weight`` with its ``X.weight_scale_inv`` (f32, one per block);
+    projections stored in another type keep no scale. ``stored_dtype``
+    gives a checkpoint tensor's safetensors dtype (``None``: absent).
+
+    Raises:
+        ValueError: FP8 weights without an fp8 ``quantization_config``, or
+            a malformed ``weight_block_size``.
+    """
+    weights = dict(spec.weights)
+
+    def stored(operand: str) -> str | None:
+        return stored_dtype(weights[operand].replace(EXPERT, "0"))
+
+    fp8 = [w for w in SCALES.values() if w in weights
+           and stored(w) == "F8_E4M3"]
+    if not fp8:
+        return spec
+    quantization = config.get("quantization_config")
+    if not isinstance(quantization, Mapping) or \
+            quantization.get("quant_method") != "fp8":
+        raise ValueError(f"config.json: tensor '{weights[fp8[0]]}' is "
+                         "F8_E4M3 but there is no quantization_config with "
+                         "quant_method \"fp8\"")
+    block = quantization.get("weight_block_size")
+    if not isinstance(block, list) or len(block) != 2 or any(
+            isinstance(b, bool) or not isinstance(b, int) or b < 1
+            for b in block):
+        raise ValueError("config.json: quantization_config.weight_block_size "
+                         "must be two positive integers (block-scaled FP8), "
+                         f"got {block!r}")
+    for scale, weight in SCALES.items():
+        if weight not in fp8:
+            continue
+        name = weights[weight]
+        if not name.endswith(".weight"):
+            raise ValueError(f"config.json: FP8 tensor '{name}' does not end "
+                             "in '.weight', so it has no weight_scale_inv")
+        weights[scale] = name + "_scale_inv"
+    return dataclasses.replace(spec, weights=weights,
+                               weight_block=tuple(block))
+
+
 def import_hf(directory: str | os.PathLike, layer: int | str,
               func_name: str = "forward",
               statistics: tuple[str, ...] = ()) -> ImportedLayer:
@@ -290,6 +341,9 @@ def import_hf(directory: str | os.PathLike, layer: int | str,
     try:
         if spec is None:
             spec = from_hf_config(config, address, dtype="f32")
+        spec = block_scaled(
+            spec, config,
+            lambda name: headers[name][0] if name in headers else None)
         dtypes = _operand_dtypes(spec, headers, directory, address)
         spec = dataclasses.replace(spec, dtypes=dtypes, func_name=func_name,
                                    statistics=tuple(statistics))

@@ -75,7 +75,8 @@ patterns)."""
 
 _FLOATS = ("F64", "F32", "F16", "BF16")
 # The IR's element types (emit.py) and their safetensors names.
-_ALIASES = {"f64": "F64", "f32": "F32", "f16": "F16", "bf16": "BF16"}
+_ALIASES = {"f64": "F64", "f32": "F32", "f16": "F16", "bf16": "BF16",
+            "f8e4m3fn": "F8_E4M3"}
 _MAX_HEADER = 100_000_000
 
 

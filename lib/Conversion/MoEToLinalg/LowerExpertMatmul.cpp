@@ -67,37 +67,6 @@ Value buildEpilogue(OpBuilder &b, Location loc, Value acc, Value bias,
       .getResult(0);
 }
 
-/// The f32 weight of a block-scaled one: `weight[..., n, k] * scale[...,
-/// n floordiv BN, k floordiv BK]` (`[E, N, K]` or one expert's `[N, K]`).
-Value dequantize(OpBuilder &b, Location loc, Value weight, Value scale,
-                 ArrayRef<int64_t> block) {
-  MLIRContext *ctx = b.getContext();
-  auto type = llvm::cast<RankedTensorType>(weight.getType());
-  unsigned rank = type.getRank();
-  AffineMap identity = AffineMap::getMultiDimIdentityMap(rank, ctx);
-  SmallVector<AffineExpr> scaleIndex;
-  for (unsigned d = 0; d + 2 < rank; ++d)
-    scaleIndex.push_back(getAffineDimExpr(d, ctx));
-  scaleIndex.push_back(getAffineDimExpr(rank - 2, ctx).floorDiv(block[0]));
-  scaleIndex.push_back(getAffineDimExpr(rank - 1, ctx).floorDiv(block[1]));
-  AffineMap scaleMap = AffineMap::get(rank, 0, scaleIndex, ctx);
-  Value init = tensor::EmptyOp::create(
-      b, loc, tensor::getMixedSizes(b, loc, weight), b.getF32Type());
-  return linalg::GenericOp::create(
-             b, loc, TypeRange{init.getType()}, ValueRange{weight, scale},
-             ValueRange{init},
-             SmallVector<AffineMap>{identity, scaleMap, identity},
-             SmallVector<utils::IteratorType>(rank,
-                                              utils::IteratorType::parallel),
-             [&](OpBuilder &nb, Location nl, ValueRange args) {
-               Value w = castFloat(nb, nl, args[0], nb.getF32Type());
-               linalg::YieldOp::create(
-                   nb, nl,
-                   ValueRange{arith::MulFOp::create(nb, nl, w, args[1])});
-             })
-      .getResult(0);
-}
-
 /// `rows @ weight^T` accumulated into the zero-filled f32 tensor `acc`.
 Value buildProduct(OpBuilder &b, Location loc, Value rows, Value weight,
                    Value acc) {
@@ -181,7 +150,7 @@ struct LowerGroupedExpertMatmul : OpConversionPattern<ExpertMatmulOp> {
           // A block-scaled weight is dequantized one expert at a time.
           Value expertWeight = expertSlice(b, l, weight, e);
           if (scale)
-            expertWeight = dequantize(b, l, expertWeight,
+            expertWeight = buildDequantized(b, l, expertWeight,
                                       expertSlice(b, l, scale, e), block);
           Value out = buildProduct(b, l, rows, expertWeight, acc);
           if (bias || !elementType.isF32())
@@ -219,7 +188,8 @@ struct LowerCapacityExpertMatmul : OpConversionPattern<ExpertMatmulOp> {
     Value acc = buildZeros(rewriter, loc, input, rewriter.getF32Type(),
                            outFeatures);
     if (Value scale = adaptor.getWeightScale())
-      weight = dequantize(rewriter, loc, weight, scale, *op.getWeightBlock());
+      weight = buildDequantized(rewriter, loc, weight, scale,
+                              *op.getWeightBlock());
     // A batched matmul with a transposed-B map: what CPU and GPU code
     // generation take as is (moe-lower-transposed-matmul-to-vector).
     acc = linalg::BatchMatmulTransposeBOp::create(

@@ -691,6 +691,96 @@ func.func @layer_result_shape(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
 
 // -----
 
+// moe.layer c11: block scales need weight_block
+func.func @layer_scale_without_block(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+    %w3: tensor<8x32x16xf8E4M3FN>, %w2: tensor<8x16x32xf8E4M3FN>, %su: tensor<8x1x1xf32>, %sd: tensor<8x1x1xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{block scales and 'weight_block' come together}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf8E4M3FN>, down %w2 : tensor<8x16x32xf8E4M3FN>) activation silu
+      up_scale(%su : tensor<8x1x1xf32>) down_scale(%sd : tensor<8x1x1xf32>)
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c11: weight_block needs block scales
+func.func @layer_block_without_scale(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+    %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{block scales and 'weight_block' come together}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      weight_block [128, 128]
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c11: weight_block is two sizes of at least 1
+func.func @layer_block_sizes(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+    %w3: tensor<8x32x16xf8E4M3FN>, %w2: tensor<8x16x32xf8E4M3FN>, %su: tensor<8x1x1xf32>, %sd: tensor<8x1x1xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'weight_block' must be two sizes of at least 1 (rows and columns of a weight per scale)}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf8E4M3FN>, down %w2 : tensor<8x16x32xf8E4M3FN>) activation silu
+      up_scale(%su : tensor<8x1x1xf32>) down_scale(%sd : tensor<8x1x1xf32>) weight_block [128]
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c11: a scale needs its weight
+func.func @layer_scale_without_weight(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+    %w3: tensor<8x32x16xf8E4M3FN>, %w2: tensor<8x16x32xf8E4M3FN>, %su: tensor<8x1x1xf32>, %sd: tensor<8x1x1xf32>, %sg: tensor<8x1x1xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'gate_scale' given without 'expert_gate'}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf8E4M3FN>, down %w2 : tensor<8x16x32xf8E4M3FN>) activation silu
+      gate_scale(%sg : tensor<8x1x1xf32>) up_scale(%su : tensor<8x1x1xf32>) down_scale(%sd : tensor<8x1x1xf32>) weight_block [128, 128]
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c11: a scale has its weight in blocks
+func.func @layer_scale_shape(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+    %w3: tensor<8x32x16xf8E4M3FN>, %w2: tensor<8x16x32xf8E4M3FN>, %su: tensor<8x1x1xf32>, %sd: tensor<8x1x2xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'up_scale' must be 'tensor<8x2x1xf32>' ('expert_up' in blocks of 16 x 16), got 'tensor<8x1x1xf32>'}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf8E4M3FN>, down %w2 : tensor<8x16x32xf8E4M3FN>) activation silu
+      up_scale(%su : tensor<8x1x1xf32>) down_scale(%sd : tensor<8x1x2xf32>) weight_block [16, 16]
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c12: an f8E4M3FN weight has its scale
+func.func @layer_fp8_without_scale(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+    %w3: tensor<8x32x16xf8E4M3FN>, %w2: tensor<8x16x32xf8E4M3FN>, %su: tensor<8x1x1xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{the f8E4M3FN 'expert_down' needs its block scale 'down_scale'}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf8E4M3FN>, down %w2 : tensor<8x16x32xf8E4M3FN>) activation silu
+      up_scale(%su : tensor<8x1x1xf32>) weight_block [128, 128]
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
 // moe.layer c10: one result per requested statistic (too few)
 func.func @layer_stats_count(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
                              %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {

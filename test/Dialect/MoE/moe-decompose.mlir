@@ -115,6 +115,43 @@ func.func @deepseek_v3(%x: tensor<?x16xf32>, %wg: tensor<16x16xf32>,
 
 // -----
 
+// DeepSeek-V3 FP8: block-scaled routed and shared weights (blocks of 4 x 8).
+// The routed projections carry their scales; the shared expert's weights
+// are dequantized to f32 before its matmuls.
+// CHECK-LABEL: func @deepseek_v3_fp8
+// CHECK-SAME: %[[W1:[a-z0-9]+]]: tensor<16x8x16xf8E4M3FN>, %[[W3:[a-z0-9]+]]: tensor<16x8x16xf8E4M3FN>, %[[W2:[a-z0-9]+]]: tensor<16x16x8xf8E4M3FN>
+// CHECK-SAME: %[[C1:[a-z0-9]+]]: tensor<16x2x2xf32>, %[[C3:[a-z0-9]+]]: tensor<16x2x2xf32>, %[[C2:[a-z0-9]+]]: tensor<16x4x1xf32>
+// CHECK: moe.expert_matmul %{{.*}}, %[[W1]] offsets(%{{.*}}) scale(%[[C1]] : tensor<16x2x2xf32>) block [4, 8]
+// CHECK: moe.expert_matmul %{{.*}}, %[[W3]] offsets(%{{.*}}) scale(%[[C3]] : tensor<16x2x2xf32>) block [4, 8]
+// CHECK: moe.expert_matmul %{{.*}}, %[[W2]] offsets(%{{.*}}) scale(%[[C2]] : tensor<16x4x1xf32>) block [4, 8]
+// CHECK: moe.combine
+// CHECK: %[[SHARED:.*]] = linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : tensor<8x16xf8E4M3FN>, tensor<2x2xf32>) outs(%{{.*}} : tensor<8x16xf32>)
+// CHECK: arith.extf %{{.*}} : f8E4M3FN to f32
+// CHECK: linalg.matmul {{.*}} ins(%{{.*}}, %[[SHARED]] : tensor<?x16xf32>, tensor<8x16xf32>)
+func.func @deepseek_v3_fp8(%x: tensor<?x16xf32>, %wg: tensor<16x16xf32>,
+    %b: tensor<16xf32>, %w1: tensor<16x8x16xf8E4M3FN>, %w3: tensor<16x8x16xf8E4M3FN>,
+    %w2: tensor<16x16x8xf8E4M3FN>, %c1: tensor<16x2x2xf32>, %c3: tensor<16x2x2xf32>,
+    %c2: tensor<16x4x1xf32>, %s1: tensor<8x16xf8E4M3FN>, %s3: tensor<8x16xf8E4M3FN>,
+    %s2: tensor<16x8xf8E4M3FN>, %d1: tensor<2x2xf32>, %d3: tensor<2x2xf32>,
+    %d2: tensor<4x1xf32>) -> tensor<?x16xf32> {
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <sigmoid, top_k = 4, renormalize, scale = 2.5, selection_bias,
+               groups = 4, topk_groups = 2, group_score = sum_top2>
+      router(%wg : tensor<16x16xf32>) score_bias(%b : tensor<16xf32>)
+      experts(gate %w1 : tensor<16x8x16xf8E4M3FN>, up %w3 : tensor<16x8x16xf8E4M3FN>,
+              down %w2 : tensor<16x16x8xf8E4M3FN>) activation silu
+      shared_gate(%s1 : tensor<8x16xf8E4M3FN>) shared_up(%s3 : tensor<8x16xf8E4M3FN>)
+      shared_down(%s2 : tensor<16x8xf8E4M3FN>)
+      gate_scale(%c1 : tensor<16x2x2xf32>) up_scale(%c3 : tensor<16x2x2xf32>)
+      down_scale(%c2 : tensor<16x4x1xf32>) shared_gate_scale(%d1 : tensor<2x2xf32>)
+      shared_up_scale(%d3 : tensor<2x2xf32>) shared_down_scale(%d2 : tensor<4x1xf32>)
+      weight_block [4, 8]
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
 // NLLB-MoE-style: ungated ReLU experts with biases, capacity routing.
 // CHECK-LABEL: func @biased_relu_capacity
 // CHECK-SAME: %[[WI:[a-z0-9]+]]: tensor<4x32x16xf32>, %[[WO:[a-z0-9]+]]: tensor<4x16x32xf32>, %[[BI:[a-z0-9]+]]: tensor<4x32xf32>, %[[BO:[a-z0-9]+]]: tensor<4x16xf32>

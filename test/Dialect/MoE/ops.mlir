@@ -2,6 +2,21 @@
 // RUN: moe-opt %s | moe-opt | FileCheck %s
 // RUN: moe-opt %s --mlir-print-op-generic | moe-opt | FileCheck %s
 
+// An FP8 layer: f8E4M3FN weights with their block scales.
+// CHECK-LABEL: func @layer_fp8
+// CHECK: moe.layer %{{.*}} : tensor<?x16xf32> routing <softmax, top_k = 2> router(%{{.*}} : tensor<4x16xf32>) experts(up %{{.*}} : tensor<4x8x16xf8E4M3FN>, down %{{.*}} : tensor<4x16x8xf8E4M3FN>) activation gelu up_scale(%{{.*}} : tensor<4x1x1xf32>) down_scale(%{{.*}} : tensor<4x1x1xf32>) weight_block [128, 128] -> tensor<?x16xf32>
+func.func @layer_fp8(%x: tensor<?x16xf32>, %r: tensor<4x16xf32>,
+    %u: tensor<4x8x16xf8E4M3FN>, %d: tensor<4x16x8xf8E4M3FN>,
+    %su: tensor<4x1x1xf32>, %sd: tensor<4x1x1xf32>) -> tensor<?x16xf32> {
+  %y = moe.layer %x : tensor<?x16xf32> routing <softmax, top_k = 2>
+      router(%r : tensor<4x16xf32>)
+      experts(up %u : tensor<4x8x16xf8E4M3FN>, down %d : tensor<4x16x8xf8E4M3FN>)
+      activation gelu up_scale(%su : tensor<4x1x1xf32>)
+      down_scale(%sd : tensor<4x1x1xf32>) weight_block [128, 128]
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
 // CHECK-LABEL: func @layer_mixtral
 // CHECK: moe.layer %{{.*}} : tensor<?x16xf32> routing <softmax, top_k = 2, renormalize>
 // CHECK-SAME: router(%{{.*}} : tensor<8x16xf32>)

@@ -238,6 +238,9 @@ LogicalResult LayerOp::verify() {
   if ((getSharedGate() || getSharedExpertGate()) && !getSharedUp())
     return emitOpError("'shared_gate' and 'shared_expert_gate' need a shared "
                        "expert ('shared_up', 'shared_down')");
+  // c11, c12.
+  if (failed(verifyWeightScales()))
+    return failure();
   // c9.
   if (getResult().getType() != getInput().getType())
     return emitOpError() << "result must have the input type "
@@ -246,6 +249,61 @@ LogicalResult LayerOp::verify() {
   // c10.
   return verifyStatistics(*this, getRequestedStatistics(), getStats(),
                           getNumExperts());
+}
+
+LogicalResult LayerOp::verifyWeightScales() {
+  struct Scaled {
+    StringRef weightName, scaleName;
+    Value weight, scale;
+  };
+  Scaled pairs[] = {
+      {"expert_gate", "gate_scale", getExpertGate(), getGateScale()},
+      {"expert_up", "up_scale", getExpertUp(), getUpScale()},
+      {"expert_down", "down_scale", getExpertDown(), getDownScale()},
+      {"shared_gate", "shared_gate_scale", getSharedGate(),
+       getSharedGateScale()},
+      {"shared_up", "shared_up_scale", getSharedUp(), getSharedUpScale()},
+      {"shared_down", "shared_down_scale", getSharedDown(),
+       getSharedDownScale()}};
+  std::optional<ArrayRef<int64_t>> block = getWeightBlock();
+  bool anyScale = llvm::any_of(pairs, [](const Scaled &p) {
+    return static_cast<bool>(p.scale);
+  });
+  if (anyScale != block.has_value())
+    return emitOpError("block scales and 'weight_block' come together");
+  if (block && (block->size() != 2 || (*block)[0] < 1 || (*block)[1] < 1))
+    return emitOpError("'weight_block' must be two sizes of at least 1 (rows "
+                       "and columns of a weight per scale)");
+  for (const Scaled &p : pairs) {
+    if (p.scale && !p.weight)
+      return emitOpError() << "'" << p.scaleName << "' given without '"
+                           << p.weightName << "'";
+    if (!p.weight)
+      continue;
+    auto weightType = llvm::cast<RankedTensorType>(p.weight.getType());
+    if (!p.scale) {
+      if (llvm::isa<Float8E4M3FNType>(weightType.getElementType()))
+        return emitOpError() << "the f8E4M3FN '" << p.weightName
+                             << "' needs its block scale '" << p.scaleName
+                             << "'";
+      continue;
+    }
+    SmallVector<int64_t> expected(weightType.getShape());
+    unsigned rank = expected.size();
+    for (unsigned d = 0; d < 2; ++d) {
+      int64_t &size = expected[rank - 2 + d];
+      if (!ShapedType::isDynamic(size))
+        size = llvm::divideCeilSigned(size, (*block)[d]);
+    }
+    auto expectedType =
+        RankedTensorType::get(expected, Float32Type::get(getContext()));
+    if (p.scale.getType() != expectedType)
+      return emitOpError() << "'" << p.scaleName << "' must be "
+                           << expectedType << " ('" << p.weightName
+                           << "' in blocks of " << (*block)[0] << " x "
+                           << (*block)[1] << "), got " << p.scale.getType();
+  }
+  return success();
 }
 
 //===----------------------------------------------------------------------===//

@@ -118,32 +118,44 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     auto expertType =
         llvm::cast<RankedTensorType>(layer.getExpertUp().getType());
     int64_t intermediate = expertType.getDimSize(1);
-    auto projectRows = [&](Value input, Value weight, Value bias,
+    // Block scales (FP8 weights) go with their projection.
+    auto projectRows = [&](Value input, Value weight, Value bias, Value scale,
                            int64_t features) {
-      return ExpertMatmulOp::create(rewriter, loc, rowsType(features), input,
-                                    weight, offsets, bias,
-                                    /*weight_scale=*/Value(),
-                                    /*weight_block=*/nullptr)
+      return ExpertMatmulOp::create(
+                 rewriter, loc, rowsType(features), input, weight, offsets,
+                 bias, scale,
+                 scale ? layer.getWeightBlockAttr() : DenseI64ArrayAttr())
           .getResult();
     };
     Value gateRows;
     if (layer.getExpertGate())
       gateRows = projectRows(rows, layer.getExpertGate(), layer.getGateBias(),
-                             intermediate);
-    Value upRows =
-        projectRows(rows, layer.getExpertUp(), layer.getUpBias(), intermediate);
+                             layer.getGateScale(), intermediate);
+    Value upRows = projectRows(rows, layer.getExpertUp(), layer.getUpBias(),
+                               layer.getUpScale(), intermediate);
     Value hiddenRows =
         buildHidden(rewriter, loc, act, gateRows, upRows, elementType);
-    Value downRows = projectRows(hiddenRows, layer.getExpertDown(),
-                                 layer.getDownBias(), hidden);
+    Value downRows =
+        projectRows(hiddenRows, layer.getExpertDown(), layer.getDownBias(),
+                    layer.getDownScale(), hidden);
     Value result = CombineOp::create(rewriter, loc, inputType, downRows,
                                      gate.getWeights(), dispatch.getRowMap())
                        .getResult();
 
     // Shared expert, optionally behind a sigmoid gate.
     if (layer.hasSharedExpert()) {
-      FeedForward shared{layer.getSharedGate(), layer.getSharedUp(),
-                         layer.getSharedDown()};
+      // Block-scaled shared weights are dequantized first.
+      auto sharedWeight = [&](Value weight, Value scale) {
+        return scale ? buildDequantized(rewriter, loc, weight, scale,
+                                        *layer.getWeightBlock())
+                     : weight;
+      };
+      FeedForward shared{
+          layer.getSharedGate()
+              ? sharedWeight(layer.getSharedGate(), layer.getSharedGateScale())
+              : Value(),
+          sharedWeight(layer.getSharedUp(), layer.getSharedUpScale()),
+          sharedWeight(layer.getSharedDown(), layer.getSharedDownScale())};
       Value sharedOut = buildSharedExpert(rewriter, loc, x, act, shared);
       SmallVector<Value> operands = {result, sharedOut};
       if (layer.getSharedExpertGate())

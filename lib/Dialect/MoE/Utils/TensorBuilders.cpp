@@ -140,3 +140,32 @@ Value mlir::moe::buildElementwise(OpBuilder &b, Location loc, ValueRange inputs,
       });
   return generic.getResult(0);
 }
+
+Value mlir::moe::buildDequantized(OpBuilder &b, Location loc, Value weight, Value scale,
+                 ArrayRef<int64_t> block) {
+  MLIRContext *ctx = b.getContext();
+  auto type = llvm::cast<RankedTensorType>(weight.getType());
+  unsigned rank = type.getRank();
+  AffineMap identity = AffineMap::getMultiDimIdentityMap(rank, ctx);
+  SmallVector<AffineExpr> scaleIndex;
+  for (unsigned d = 0; d + 2 < rank; ++d)
+    scaleIndex.push_back(getAffineDimExpr(d, ctx));
+  scaleIndex.push_back(getAffineDimExpr(rank - 2, ctx).floorDiv(block[0]));
+  scaleIndex.push_back(getAffineDimExpr(rank - 1, ctx).floorDiv(block[1]));
+  AffineMap scaleMap = AffineMap::get(rank, 0, scaleIndex, ctx);
+  Value init = tensor::EmptyOp::create(
+      b, loc, tensor::getMixedSizes(b, loc, weight), b.getF32Type());
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{init.getType()}, ValueRange{weight, scale},
+             ValueRange{init},
+             SmallVector<AffineMap>{identity, scaleMap, identity},
+             SmallVector<utils::IteratorType>(rank,
+                                              utils::IteratorType::parallel),
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               Value w = castFloat(nb, nl, args[0], nb.getF32Type());
+               linalg::YieldOp::create(
+                   nb, nl,
+                   ValueRange{arith::MulFOp::create(nb, nl, w, args[1])});
+             })
+      .getResult(0);
+}

@@ -51,6 +51,7 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
     | `gate_bias`, `up_bias`, `down_bias` | `[E,I]`, `[E,I]`, `[E,H]` | optional expert biases |
     | `shared_gate`, `shared_up`, `shared_down` | `[S,H]`, `[S,H]`, `[H,S]` | optional shared expert, same activation |
     | `shared_expert_gate` | `[1,H]` | optional sigmoid gate of the shared expert (Qwen2-MoE) |
+    | `gate_scale`, `up_scale`, `down_scale`, `shared_*_scale` | the weight's last two dimensions divided by `weight_block`, rounded up, f32 | block scales of FP8 (`f8E4M3FN`) weights: `W = weight * scale[.., n floordiv BN, k floordiv BK]` (DeepSeek-V3's `weight_scale_inv`) |
 
     Constraints: (c1) input is `[T,H]`; (c2) the router is `[E,H]` with
     `E >= 1`; (c3) every expert operand has the shape in the table, with
@@ -59,7 +60,10 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
     (c6) `noise_router` is present iff routing is `noisy`, `noise` only then;
     (c7) `uniform` is present iff routing has `second = random`; (c8) the
     shared expert has both `up` and `down`; (c9) the result has the input's
-    type; (c10) one result per requested statistic, typed as in `moe.gate`.
+    type; (c10) one result per requested statistic, typed as in `moe.gate`;
+    (c11) scales and `weight_block` (two sizes `>= 1`) come together, each
+    scale with its weight, shaped as in the table; (c12) every `f8E4M3FN`
+    weight has its scale.
 
     Example (Mixtral-style, 8 experts, top-2):
 
@@ -84,16 +88,23 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
     Optional<Moe_F32Tensor>:$score_bias,
     Optional<Moe_F32Tensor>:$noise,
     Optional<Moe_F32Tensor>:$uniform,
-    Optional<Moe_FloatTensor>:$expert_gate,
-    Moe_FloatTensor:$expert_up,
-    Moe_FloatTensor:$expert_down,
+    Optional<Moe_WeightTensor>:$expert_gate,
+    Moe_WeightTensor:$expert_up,
+    Moe_WeightTensor:$expert_down,
     Optional<Moe_FloatTensor>:$gate_bias,
     Optional<Moe_FloatTensor>:$up_bias,
     Optional<Moe_FloatTensor>:$down_bias,
-    Optional<Moe_FloatTensor>:$shared_gate,
-    Optional<Moe_FloatTensor>:$shared_up,
-    Optional<Moe_FloatTensor>:$shared_down,
+    Optional<Moe_WeightTensor>:$shared_gate,
+    Optional<Moe_WeightTensor>:$shared_up,
+    Optional<Moe_WeightTensor>:$shared_down,
     Optional<Moe_FloatTensor>:$shared_expert_gate,
+    Optional<Moe_F32Tensor>:$gate_scale,
+    Optional<Moe_F32Tensor>:$up_scale,
+    Optional<Moe_F32Tensor>:$down_scale,
+    Optional<Moe_F32Tensor>:$shared_gate_scale,
+    Optional<Moe_F32Tensor>:$shared_up_scale,
+    Optional<Moe_F32Tensor>:$shared_down_scale,
+    OptionalAttr<DenseI64ArrayAttr>:$weight_block,
     Moe_RoutingAttr:$routing,
     Moe_ActivationAttr:$activation,
     OptionalAttr<Moe_StatisticsAttr>:$statistics
@@ -119,11 +130,22 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
     (`shared_down` `(` $shared_down^ `:` type($shared_down) `)`)?
     (`shared_expert_gate` `(` $shared_expert_gate^ `:`
         type($shared_expert_gate) `)`)?
+    (`gate_scale` `(` $gate_scale^ `:` type($gate_scale) `)`)?
+    (`up_scale` `(` $up_scale^ `:` type($up_scale) `)`)?
+    (`down_scale` `(` $down_scale^ `:` type($down_scale) `)`)?
+    (`shared_gate_scale` `(` $shared_gate_scale^ `:`
+        type($shared_gate_scale) `)`)?
+    (`shared_up_scale` `(` $shared_up_scale^ `:` type($shared_up_scale) `)`)?
+    (`shared_down_scale` `(` $shared_down_scale^ `:`
+        type($shared_down_scale) `)`)?
+    (`weight_block` $weight_block^)?
     (`statistics` custom<StatisticList>($statistics)^)?
     attr-dict `->` type($result) (`,` type($stats)^)?
   }];
   let hasVerifier = 1;
   let extraClassDeclaration = [{
+    /// Verifies the block scales (c11, c12).
+    ::mlir::LogicalResult verifyWeightScales();
     /// The requested routing statistics, in result order.
     ::llvm::ArrayRef<Statistic> getRequestedStatistics() {
       return getStatisticsAttr() ? getStatisticsAttr().getValues()

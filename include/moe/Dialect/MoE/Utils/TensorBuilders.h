@@ -42,6 +42,12 @@ Value buildZeros(OpBuilder &b, Location loc, Value source, Type elementType,
 Value buildLinear(OpBuilder &b, Location loc, Value x, Value w,
                   Type resultType);
 
+/// The f32 weight of a block-scaled one (FP8 checkpoints): `weight[..., n,
+/// k] * scale[..., n floordiv block[0], k floordiv block[1]]`, for weights
+/// of any rank >= 2 and scales of the same rank.
+Value buildDequantized(OpBuilder &b, Location loc, Value weight, Value scale,
+                       ArrayRef<int64_t> block);
+
 /// Scalar body of an element-wise op: f32 operands in, one f32 value out.
 using ElementwiseBody =
     function_ref<Value(OpBuilder &, Location, ValueRange f32Args)>;
