@@ -283,23 +283,23 @@ def block_scaled(spec: LayerSpec, config: Mapping[str, Any],
     quantization = config.get("quantization_config")
     if not isinstance(quantization, Mapping) or \
             quantization.get("quant_method") != "fp8":
-        raise ValueError(f"config.json: tensor '{weights[fp8[0]]}' is "
-                         "F8_E4M3 but there is no quantization_config with "
+        raise ValueError(f"tensor '{weights[fp8[0]]}' is F8_E4M3 but "
+                         "config.json has no quantization_config with "
                          "quant_method \"fp8\"")
     block = quantization.get("weight_block_size")
     if not isinstance(block, list) or len(block) != 2 or any(
             isinstance(b, bool) or not isinstance(b, int) or b < 1
             for b in block):
-        raise ValueError("config.json: quantization_config.weight_block_size "
-                         "must be two positive integers (block-scaled FP8), "
-                         f"got {block!r}")
+        raise ValueError("quantization_config.weight_block_size must be two "
+                         "positive integers (block-scaled FP8), got "
+                         f"{block!r}")
     for scale, weight in SCALES.items():
         if weight not in fp8:
             continue
         name = weights[weight]
         if not name.endswith(".weight"):
-            raise ValueError(f"config.json: FP8 tensor '{name}' does not end "
-                             "in '.weight', so it has no weight_scale_inv")
+            raise ValueError(f"FP8 tensor '{name}' does not end in "
+                             "'.weight', so it has no weight_scale_inv")
         weights[scale] = name + "_scale_inv"
     return dataclasses.replace(spec, weights=weights,
                                weight_block=tuple(block))

@@ -92,9 +92,11 @@ def _rewrite_config(directory, update) -> None:
 
 @pytest.mark.parametrize("update, message", [
     (lambda c: c.pop("quantization_config"),
-     "is F8_E4M3 but there is no quantization_config"),
+     "config.json: tensor '.*gate_proj.weight' is F8_E4M3 but config.json "
+     "has no quantization_config"),
     (lambda c: c["quantization_config"].update(weight_block_size=[128]),
-     "weight_block_size must be two positive integers"),
+     "config.json: quantization_config.weight_block_size must be two "
+     "positive integers"),
     (lambda c: c["quantization_config"].update(weight_block_size=[64, 64]),
      "weight_scale_inv' has shape \\[2, 2\\] but config.json implies"),
 ])
