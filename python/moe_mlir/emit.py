@@ -176,6 +176,9 @@ class LayerSpec:
 
     def __post_init__(self) -> None:
         if self.weight_block is not None:
+            if not isinstance(self.weight_block, (list, tuple)):
+                raise ValueError("weight_block must be two positive "
+                                 f"integers, got {self.weight_block!r}")
             object.__setattr__(self, "weight_block",
                                tuple(self.weight_block))
         if isinstance(self.routing, str):

@@ -41,6 +41,7 @@ def test_spec_shapes_and_text() -> None:
 @pytest.mark.parametrize("overrides, message", [
     (dict(weight_block=None), "come together"),
     (dict(weight_block=(16, 0)), "two positive integers"),
+    (dict(weight_block=128), "two positive integers"),
     (dict(weights={k: v for k, v in WEIGHTS.items() if k != "down_scale"}),
      "needs its block scale down_scale"),
     (dict(dtypes={**FP8, "router": "f8e4m3fn"}), "only projection weights"),

@@ -132,9 +132,14 @@ int buildSharedObject(Module &module, TargetMachine &machine) {
 mlir::LogicalResult chooseKernels(mlir::moe::LowerToCPUOptions &options,
                                   const TargetMachine &machine, StringRef cpu) {
   using mlir::moe::Bf16Matmul;
-  // vdpbf16ps on 16 f32 lanes: AVX512_BF16 (on AVX-512).
+  // The reference lowering has no such kernels.
+  if (options.reference)
+    return mlir::success();
+  // vdpbf16ps: AVX512_BF16 on AVX-512, with AVX512VL below 16 lanes.
   bool bf16Dot =
       moe::compile::targetHasFeatures(machine, {"avx512f", "avx512bf16"});
+  if (options.vectorWidth < 16)
+    bf16Dot = bf16Dot && moe::compile::targetHasFeatures(machine, {"avx512vl"});
   if (!options.bf16Matmul.hasValue() && bf16Dot && options.vectorWidth == 16)
     options.bf16Matmul = Bf16Matmul::Avx512Bf16;
   if (options.bf16Matmul == Bf16Matmul::Avx512Bf16 && !bf16Dot) {

@@ -34,6 +34,10 @@ PanelKernelEmitter::PanelKernelEmitter(OpBuilder &b, Location loc,
   accType = VectorType::get({lanes}, b.getF32Type());
   zero = constant(0);
   pairs = weightType.getRank() == 5;
+  // vdpbf16ps has 4, 8 or 16 f32 lanes; panels that split into other
+  // vectors take the FMA form.
+  this->dotInstruction =
+      dotInstruction && (lanes == 4 || lanes == 8 || lanes == 16);
   if (pairs) {
     // [E, NP, KP, P, 2] as [E, NP, KP, 2P]: a row of pairs is one run.
     for (Value &weight : this->weights)

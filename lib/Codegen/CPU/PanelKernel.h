@@ -52,7 +52,8 @@ public:
   /// `[E, NP, K, P]` memrefs of one type with a static P, `output` an f32
   /// `[M, N]` memref; `depth` is K, read as is (the caller clamps it).
   /// Weights may also be packed in pairs (`[E, NP, KP, P, 2]` bf16);
-  /// `dotInstruction` says whether the target has vdpbf16ps for them.
+  /// `dotInstruction` says whether the target has vdpbf16ps for them (used
+  /// when the panel's vectors have 4, 8 or 16 lanes).
   PanelKernelEmitter(OpBuilder &b, Location loc, int64_t vectorWidth,
                      int64_t tileRows, Value input, ValueRange weights,
                      Value output, Value depth, bool dotInstruction = false);

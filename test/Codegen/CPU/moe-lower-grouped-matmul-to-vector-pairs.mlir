@@ -56,3 +56,19 @@ func.func @f32_rows(%rows: memref<?x16xf32>, %w: memref<3x1x8x32x2xbf16>,
       outs(%acc : memref<?x32xf32>)
   return
 }
+
+// -----
+
+// Panels of 6 columns split into vectors of 2 lanes, which vdpbf16ps does
+// not have: the FMA form even with bf16-dot.
+// DOT-LABEL: func @odd_panel
+// DOT-NOT: x86vector
+// DOT: vector.fma %{{.*}} : vector<2xf32>
+// DOT-NOT: x86vector
+func.func @odd_panel(%rows: memref<?x16xbf16>, %w: memref<3x2x8x6x2xbf16>,
+                     %blocks: memref<?xi32>, %acc: memref<?x12xf32>) {
+  moe.grouped_matmul block_rows(4)
+      ins(%rows, %w, %blocks : memref<?x16xbf16>, memref<3x2x8x6x2xbf16>, memref<?xi32>)
+      outs(%acc : memref<?x12xf32>)
+  return
+}

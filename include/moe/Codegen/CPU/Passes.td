@@ -44,9 +44,10 @@ def MoELowerGroupedMatmulToVectorPass
     buffer of their own, then each reduction step broadcasts one 32-bit
     pair per row and multiplies it with a row of the panel's pairs. With
     `bf16-dot` that is `x86vector.avx512.dot` (`vdpbf16ps`: the target needs
-    AVX512_BF16, and convert-vector-to-llvm its x86vector patterns);
-    without, the same products as two f32 FMAs per pair, the bf16 halves
-    widened by shifts. Either way the inputs are rounded to bf16, so the
+    AVX512_BF16, AVX512VL below 16 lanes, and convert-vector-to-llvm its
+    x86vector patterns) on vectors of 4, 8 or 16 lanes; without it, or for
+    panels that split into other vectors, the same products as two f32 FMAs
+    per pair, the bf16 halves widened by shifts. Either way the inputs are rounded to bf16, so the
     results are those of a bf16 matmul (within docs/Semantics.md's bf16
     tolerance of the f32 one).
 
