@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from moe_mlir import families, safetensors_io
+from moe_mlir.emit import SCALES
 from moe_mlir.gating import near_tie_tokens
 from moe_mlir.testdata import round_to_bf16
 
@@ -42,15 +43,23 @@ def test_case_tensors(family, storage) -> None:
     assert set(layer_tensors) < set(case.tensors)  # plus unrelated ones
     assert "model.layers.1.self_attn.q_proj.weight" in case.tensors
     assert "model.embed_tokens.weight" in case.tensors
+    stored_name = {"f8e4m3fn": "F8_E4M3"}
     for name, (shape, dtype) in layer_tensors.items():
         assert case.tensors[name].shape == shape
-        assert case.storage_dtypes[name] == dtype.upper()
+        assert case.storage_dtypes[name] == stored_name.get(dtype,
+                                                            dtype.upper())
     bias = spec.weights.get("score_bias")
+    scales = {name for op in SCALES if op in spec.weights
+              for name in layer_tensors if name.endswith("_scale_inv")}
+    assert bool(scales) == (storage == "fp8")
     for name, value in case.tensors.items():
+        if case.storage_dtypes[name] == "F8_E4M3":
+            assert value.dtype == np.uint8
+            continue
         assert value.dtype == np.float32
-        if name == bias:
+        if name == bias or name in scales:
             assert case.storage_dtypes[name] == "F32"
-        elif storage == "bf16":
+        elif storage in ("bf16", "fp8"):
             np.testing.assert_array_equal(value, round_to_bf16(value))
         elif storage == "f16":
             np.testing.assert_array_equal(

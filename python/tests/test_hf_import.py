@@ -17,7 +17,6 @@ import pytest
 
 import built_tools
 from moe_mlir import families, safetensors_io
-from moe_mlir.emit import from_hf_config
 from moe_mlir.hf_import import ModelImportError, import_hf, moe_layers
 
 CASES = [(family, storage) for family in sorted(families.FAMILIES)
@@ -53,8 +52,9 @@ def test_spec_matches_the_family(tmp_path, family, storage) -> None:
     case = families.make_case(family, storage)
     directory = _write(case, tmp_path / "ckpt", shards=2)
     imported = import_hf(directory, case.layer)
-    expected = from_hf_config(case.config, case.layer, dtype=storage)
-    assert imported.spec == expected
+    # The family's spec: its config in the storage dtype (FP8: bf16 with
+    # the block scales of the FP8 projections).
+    assert imported.spec == case.spec
     assert imported.model_type == family and imported.layer == case.layer
     if family == "deepseek_v3":
         assert imported.spec.dtype("score_bias") == "f32"
@@ -181,13 +181,20 @@ def test_unsupported_and_mixed_dtypes(tmp_path) -> None:
     _rewrite(tmp_path, case.tensors,
              dict(case.storage_dtypes, **{up.format(2): "F64"}))
     _expect(tmp_path, 1, f"tensor '{up.format(2)}' is stored as F64; layers "
-            "bind F32, BF16, F16 weights")
-    # FP8 (DeepSeek-V3's release): the header reads, the importer refuses.
-    fp8 = dict(case.tensors, **{up.format(1): np.zeros((48, 32), np.uint8)})
-    _rewrite(tmp_path, fp8,
-             dict(case.storage_dtypes, **{up.format(1): "F8_E4M3"}))
-    _expect(tmp_path, 1, f"tensor '{up.format(1)}' is stored as F8_E4M3; "
-            r"layers bind F32, BF16, F16 weights \(dequantize it first\)")
+            r"bind F32, BF16, F16, F8_E4M3 weights \(dequantize it first\)")
+    # FP8 weights need their block scales (quantization_config), and every
+    # expert's weight in FP8.
+    for expert, message in (
+            (0, r"tensor 'model.layers.1.block_sparse_moe.experts.\{e\}."
+                r"w3.weight' is F8_E4M3 but config.json has no "
+                "quantization_config"),
+            (1, r"per-expert tensors 'model.layers.1.block_sparse_moe."
+                r"experts.\{e\}.w3.weight' mix dtypes F32, F8_E4M3")):
+        fp8 = dict(case.tensors,
+                   **{up.format(expert): np.zeros((48, 32), np.uint8)})
+        _rewrite(tmp_path, fp8,
+                 dict(case.storage_dtypes, **{up.format(expert): "F8_E4M3"}))
+        _expect(tmp_path, 1, message)
     _rewrite(tmp_path, case.tensors,
              dict(case.storage_dtypes, **{up.format(3): "BF16"}))
     _expect(tmp_path, 1, r"per-expert tensors 'model.layers.1.block_sparse_"
