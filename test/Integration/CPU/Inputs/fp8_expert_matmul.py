@@ -29,14 +29,8 @@ from moe_mlir import float8, safetensors_io  # noqa: E402
 
 E, H, I, BLOCK = 4, 40, 24, (16, 16)
 
-LAYER = """
-func.func @forward(%x: tensor<?x40xf32>,
-    %router: tensor<4x40xf32> {moe.weight = "router.weight"},
-    %wu: tensor<4x24x40xf8E4M3FN> {moe.weight = "experts.{e}.up.weight"},
-    %su: tensor<4x2x3xf32> {moe.weight = "experts.{e}.up.weight_scale_inv"},
-    %wd: tensor<4x40x24xf8E4M3FN> {moe.weight = "experts.{e}.down.weight"},
-    %sd: tensor<4x3x2xf32> {moe.weight = "experts.{e}.down.weight_scale_inv"})
-    -> tensor<?x40xf32> {
+# The router's logits and the gate, shared by both layouts.
+ROUTING = """\
   %zero = arith.constant 0.0 : f32
   %c0 = arith.constant 0 : index
   %t = tensor.dim %x, %c0 : tensor<?x40xf32>
@@ -50,7 +44,17 @@ func.func @forward(%x: tensor<?x40xf32>,
       outs(%init : tensor<?x4xf32>) -> tensor<?x4xf32>
   %w, %ids = moe.gate %logits routing <softmax, top_k = 2>
       : tensor<?x4xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
-  %rows, %off, %map = moe.dispatch %x, %ids
+"""
+
+LAYER = """
+func.func @forward(%x: tensor<?x40xf32>,
+    %router: tensor<4x40xf32> {moe.weight = "router.weight"},
+    %wu: tensor<4x24x40xf8E4M3FN> {moe.weight = "experts.{e}.up.weight"},
+    %su: tensor<4x2x3xf32> {moe.weight = "experts.{e}.up.weight_scale_inv"},
+    %wd: tensor<4x40x24xf8E4M3FN> {moe.weight = "experts.{e}.down.weight"},
+    %sd: tensor<4x3x2xf32> {moe.weight = "experts.{e}.down.weight_scale_inv"})
+    -> tensor<?x40xf32> {
+{routing}  %rows, %off, %map = moe.dispatch %x, %ids
       : tensor<?x40xf32>, tensor<?x2xi32>
       -> tensor<?x40xf32>, tensor<5xi64>, tensor<?x2xi32>
   %u = moe.expert_matmul %rows, %wu offsets(%off : tensor<5xi64>)
@@ -63,7 +67,7 @@ func.func @forward(%x: tensor<?x40xf32>,
       : tensor<?x40xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x40xf32>
   return %y : tensor<?x40xf32>
 }
-"""
+""".replace("{routing}", ROUTING)
 
 
 # The capacity layout ([E, C, H] slots, C = 5: tokens beyond an expert's
@@ -75,20 +79,7 @@ func.func @forward(%x: tensor<?x40xf32>,
     %wu: tensor<4x24x40x{wtype}> {{moe.weight = "experts.{{e}}.up.weight"}},
     %wd: tensor<4x40x24x{wtype}> {{moe.weight = "experts.{{e}}.down.weight"}}{scale_args})
     -> tensor<?x40xf32> {{
-  %zero = arith.constant 0.0 : f32
-  %c0 = arith.constant 0 : index
-  %t = tensor.dim %x, %c0 : tensor<?x40xf32>
-  %empty = tensor.empty(%t) : tensor<?x4xf32>
-  %init = linalg.fill ins(%zero : f32) outs(%empty : tensor<?x4xf32>)
-      -> tensor<?x4xf32>
-  %logits = linalg.matmul indexing_maps = [
-        affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>,
-        affine_map<(m, n, k) -> (m, n)>]
-      ins(%x, %router : tensor<?x40xf32>, tensor<4x40xf32>)
-      outs(%init : tensor<?x4xf32>) -> tensor<?x4xf32>
-  %w, %ids = moe.gate %logits routing <softmax, top_k = 2>
-      : tensor<?x4xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
-  %slots, %counts, %map = moe.dispatch %x, %ids
+{routing}  %slots, %counts, %map = moe.dispatch %x, %ids
       : tensor<?x40xf32>, tensor<?x2xi32>
       -> tensor<4x5x40xf32>, tensor<4xi64>, tensor<?x2xi32>
   %u = moe.expert_matmul %slots, %wu{up_scale}
@@ -101,14 +92,14 @@ func.func @forward(%x: tensor<?x40xf32>,
 }}
 """
 CAPACITY_FP8 = CAPACITY.format(
-    wtype="f8E4M3FN",
+    routing=ROUTING, wtype="f8E4M3FN",
     scale_args=""",
     %su: tensor<4x2x3xf32> {moe.weight = "experts.{e}.up.weight_scale_inv"},
     %sd: tensor<4x3x2xf32> {moe.weight = "experts.{e}.down.weight_scale_inv"}""",
     up_scale=" scale(%su : tensor<4x2x3xf32>) block [16, 16]",
     down_scale=" scale(%sd : tensor<4x3x2xf32>) block [16, 16]")
-CAPACITY_F32 = CAPACITY.format(wtype="f32", scale_args="", up_scale="",
-                               down_scale="")
+CAPACITY_F32 = CAPACITY.format(routing=ROUTING, wtype="f32", scale_args="",
+                               up_scale="", down_scale="")
 
 
 def run(command: list[str], what: str) -> None:
