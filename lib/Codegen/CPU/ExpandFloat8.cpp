@@ -3,6 +3,7 @@
 #include "moe/Codegen/CPU/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/IR/TypeUtilities.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
@@ -37,14 +38,8 @@ struct ExpandExtFFromFloat8 : OpRewritePattern<arith::ExtFOp> {
     Type i8 = withElement(sourceType, rewriter.getI8Type());
     Type i32 = withElement(sourceType, rewriter.getI32Type());
     Type f32 = withElement(sourceType, rewriter.getF32Type());
-    auto constant = [&](Type type, Attribute value) -> Value {
-      if (auto vector = llvm::dyn_cast<VectorType>(type))
-        value = DenseElementsAttr::get(vector, value);
-      return arith::ConstantOp::create(rewriter, loc, type,
-                                       llvm::cast<TypedAttr>(value));
-    };
-    auto bits = [&](int64_t v) {
-      return constant(i32, rewriter.getI32IntegerAttr(static_cast<int32_t>(v)));
+    auto bits = [&](int32_t v) {
+      return createScalarOrSplatConstant(rewriter, loc, i32, v);
     };
     auto cmpEq = [&](Value x, int64_t v) {
       return arith::CmpIOp::create(rewriter, loc, arith::CmpIPredicate::eq, x,
@@ -71,7 +66,8 @@ struct ExpandExtFFromFloat8 : OpRewritePattern<arith::ExtFOp> {
         arith::MulFOp::create(
             rewriter, loc,
             arith::UIToFPOp::create(rewriter, loc, f32, mantissa),
-            constant(f32, rewriter.getF32FloatAttr(1.0f / 512.0f))));
+            createScalarOrSplatConstant(rewriter, loc, f32,
+                                        APFloat(1.0f / 512.0f))));
     Value isSubnormal = arith::CmpIOp::create(
         rewriter, loc, arith::CmpIPredicate::ult, magnitude, bits(0x8));
     Value value =

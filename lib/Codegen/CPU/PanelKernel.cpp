@@ -3,6 +3,7 @@
 #include "PanelKernel.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -124,12 +125,8 @@ PanelKernelEmitter::pairStep(ArrayRef<std::pair<Value, Value>> rows,
   // the odd-K half its high ones; each is an f32 with the low bits zero.
   auto halves = [&](Value words) -> std::pair<Value, Value> {
     Type type = words.getType();
-    auto constantOf = [&](int64_t v) -> Value {
-      Attribute attr = b.getIntegerAttr(i32, v);
-      if (auto vector = llvm::dyn_cast<VectorType>(type))
-        attr = DenseElementsAttr::get(vector, attr);
-      return arith::ConstantOp::create(b, loc, type,
-                                       llvm::cast<TypedAttr>(attr));
+    auto constantOf = [&](int32_t v) {
+      return createScalarOrSplatConstant(b, loc, type, v);
     };
     Type floats = f32;
     if (auto vector = llvm::dyn_cast<VectorType>(type))
