@@ -75,6 +75,12 @@ if _flags:
             break
     if {"avx2", "fma", "bmi2", "movbe"} <= _flags:
         config.available_features.add("x86-64-v3")
+    # The units of the bf16 kernels: tests of the kernel a module picks
+    # on this CPU.
+    if {"avx512f", "avx512_bf16"} <= _flags:
+        config.available_features.add("cpu-avx512bf16")
+    if {"amx_tile", "amx_bf16"} <= _flags:
+        config.available_features.add("cpu-amx-bf16")
 
 # The Python package's tools (%moe_mlir compile/run) are this build's, so
 # that the sanitized build's lit run checks its own tools.

@@ -126,6 +126,12 @@ double moe_entry_packing_seconds(const moe_entry *entry) {
   return entry->entry.packingSeconds();
 }
 
+const char *moe_entry_variant(const moe_entry *entry) {
+  if (!entry)
+    return fail("moe_entry_variant: entry is NULL", nullptr);
+  return entry->entry.spec().variant.c_str();
+}
+
 int moe_entry_run_f32(const moe_entry *entry, const float *x, int64_t tokens,
                       int64_t hidden, float *y, int threads) {
   if (!entry)

@@ -2,6 +2,9 @@
 
 #include "moe/Runtime/CpuFeatures.h"
 
+#include <algorithm>
+#include <cstdlib>
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #define MOE_X86 1
@@ -68,4 +71,23 @@ moe::runtime::hostSupportsCpuFeature(std::string_view name) {
 #else
   return false;
 #endif
+}
+
+Result<std::set<std::string>> moe::runtime::disabledCpuFeatures() {
+  std::set<std::string> disabled;
+  const char *value = std::getenv(kCpuDisableVariable);
+  std::string_view list = value ? value : "";
+  while (!list.empty()) {
+    size_t comma = std::min(list.find(','), list.size());
+    std::string_view name = list.substr(0, comma);
+    list.remove_prefix(std::min(comma + 1, list.size()));
+    if (name.empty())
+      continue;
+    if (!findCpuFeature(name))
+      return Result<std::set<std::string>>::failure(
+          std::string(kCpuDisableVariable) + ": unknown CPU feature '" +
+          printable(name) + "'");
+    disabled.emplace(name);
+  }
+  return disabled;
 }

@@ -14,6 +14,7 @@
 #include "moe/Runtime/Json.h"
 
 #include <initializer_list>
+#include <map>
 #include <set>
 
 using namespace moe::runtime;
@@ -75,9 +76,34 @@ const ManifestEntry *Manifest::find(std::string_view name) const {
 
 std::string Manifest::entryNames() const {
   std::string names;
+  std::set<std::string_view> seen;
   for (const ManifestEntry &entry : entries)
-    names += (names.empty() ? "" : ", ") + printable(entry.name);
+    if (seen.insert(entry.name).second)
+      names += (names.empty() ? "" : ", ") + printable(entry.name);
   return names;
+}
+
+bool ManifestEntry::sameSignature(const ManifestEntry &other) const {
+  if (tokenParallel != other.tokenParallel ||
+      args.size() != other.args.size() ||
+      results.size() != other.results.size())
+    return false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const ManifestArg &a = args[i], &b = other.args[i];
+    // A weight is compared as the checkpoint binds it: packing may differ.
+    const std::vector<int64_t> &boundA =
+        a.isPacked() ? a.packingShape : a.shape;
+    const std::vector<int64_t> &boundB =
+        b.isPacked() ? b.packingShape : b.shape;
+    if (a.kind != b.kind || a.type != b.type || boundA != boundB ||
+        a.weightName != b.weightName)
+      return false;
+  }
+  for (size_t i = 0; i < results.size(); ++i)
+    if (results[i].type != other.results[i].type ||
+        results[i].shape != other.results[i].shape)
+      return false;
+  return true;
 }
 
 namespace {
@@ -108,17 +134,34 @@ public:
     const JsonValue &entries = *root.find("entries");
     if (!expectKind(entries, JsonValue::Kind::Array, "", "entries"))
       return false;
-    std::set<std::string> names;
+    // The first entry of each name, and the names whose variant that runs
+    // on every CPU (no 'requires') has been read: nothing may follow it.
+    std::map<std::string, size_t> firstOfName;
+    std::set<std::string> complete;
     for (size_t i = 0; i < entries.getArray().size(); ++i) {
       std::string where = "entries[" + std::to_string(i) + "]";
       ManifestEntry entry;
       if (!readEntry(entries.getArray()[i], where, entry))
         return false;
-      if (!names.insert(entry.name).second)
+      if (complete.count(entry.name))
         return fail(where,
                     "duplicate entry name '" + printable(entry.name) + "'");
+      auto [first, isFirst] =
+          firstOfName.emplace(entry.name, manifest.entries.size());
+      if (!isFirst && !entry.sameSignature(manifest.entries[first->second]))
+        return fail(where, "variant of entry '" + printable(entry.name) +
+                               "' differs from entries[" +
+                               std::to_string(first->second) +
+                               "] in its arguments or results");
+      if (entry.requiredFeatures.empty())
+        complete.insert(entry.name);
       manifest.entries.push_back(std::move(entry));
     }
+    for (const auto &[name, index] : firstOfName)
+      if (!complete.count(name))
+        return fail("entries[" + std::to_string(index) + "]",
+                    "every variant of entry '" + printable(name) +
+                        "' has 'requires'; the last must have none");
     return true;
   }
 
@@ -135,19 +178,26 @@ private:
     const JsonValue &features = *cpu.find("features");
     if (!expectKind(features, JsonValue::Kind::Array, "cpu", "features"))
       return false;
+    return readFeatures(features, "cpu.features", manifest.cpuFeatures);
+  }
+
+  /// An array of feature names the runtime can check (CpuFeatures.h), each
+  /// once.
+  bool readFeatures(const JsonValue &features, const std::string &where,
+                    std::vector<std::string> &out) {
     std::set<std::string> seen;
     for (size_t i = 0; i < features.getArray().size(); ++i) {
-      std::string where = "cpu.features[" + std::to_string(i) + "]";
+      std::string at = where + "[" + std::to_string(i) + "]";
       const JsonValue &feature = features.getArray()[i];
       if (!feature.isString())
-        return fail(where, std::string("expected a string, got ") +
-                               jsonKindName(feature.kind()));
+        return fail(at, std::string("expected a string, got ") +
+                            jsonKindName(feature.kind()));
       const std::string &name = feature.getString();
       if (!findCpuFeature(name))
-        return fail(where, "unknown CPU feature '" + printable(name) + "'");
+        return fail(at, "unknown CPU feature '" + printable(name) + "'");
       if (!seen.insert(name).second)
-        return fail(where, "duplicate CPU feature '" + printable(name) + "'");
-      manifest.cpuFeatures.push_back(name);
+        return fail(at, "duplicate CPU feature '" + printable(name) + "'");
+      out.push_back(name);
     }
     return true;
   }
@@ -320,12 +370,24 @@ private:
   bool readEntry(const JsonValue &value, const std::string &where,
                  ManifestEntry &entry) {
     if (!expectObject(value, where,
-                      {"name", "symbol", "token_parallel", "args", "results"},
+                      {"name", "symbol", "token_parallel", "args", "results",
+                       "variant", "requires"},
                       {"name", "symbol", "token_parallel", "args", "results"}))
       return false;
     if (!readString(value, "name", where, entry.name) ||
         !readString(value, "symbol", where, entry.symbol))
       return false;
+    if (value.find("variant") &&
+        !readString(value, "variant", where, entry.variant))
+      return false;
+    if (const JsonValue *features = value.find("requires")) {
+      if (!expectKind(*features, JsonValue::Kind::Array, where, "requires") ||
+          !readFeatures(*features, where + ".requires", entry.requiredFeatures))
+        return false;
+      if (entry.requiredFeatures.empty())
+        return fail(where, "'requires' is empty (leave it out for the "
+                           "variant that runs on every CPU)");
+    }
     const JsonValue &parallel = *value.find("token_parallel");
     if (!expectKind(parallel, JsonValue::Kind::Bool, where, "token_parallel"))
       return false;

@@ -121,23 +121,36 @@ CompiledModule::resolveEntries(std::shared_ptr<CompiledModule> module,
   if (!parsed)
     return ResultT::failure(printable(path) + ": " + parsed.error());
   module->moduleManifest = parsed.take();
+  Result<std::set<std::string>> disabled = disabledCpuFeatures();
+  if (!disabled)
+    return ResultT::failure(printable(path) + ": " + disabled.error());
+  auto usable = [&](const std::string &feature) {
+    return !disabled->count(feature) &&
+           hostSupportsCpuFeature(feature).value_or(false);
+  };
   // Before any of its code runs: an instruction this CPU lacks would kill
   // the process (SIGILL) in the first call.
   for (const std::string &feature : module->moduleManifest.cpuFeatures)
-    if (!hostSupportsCpuFeature(feature).value_or(false))
+    if (!usable(feature))
       return ResultT::failure(
           printable(path) + ": compiled for CPU '" +
           printable(module->moduleManifest.cpuName) + "', whose feature '" +
-          printable(feature) +
-          "' this CPU (or its OS) lacks; compile it with moe-compile "
-          "--mcpu for this machine or a level it has (e.g. x86-64-v3)");
+          printable(feature) + "' " +
+          (disabled->count(feature)
+               ? std::string(kCpuDisableVariable) + " turns off"
+               : std::string("this CPU (or its OS) lacks; compile it with "
+                             "moe-compile --mcpu for this machine or a level "
+                             "it has (e.g. x86-64-v3)")));
+  // Every symbol of every variant is resolved, so that a broken module
+  // fails on any CPU, not only on those that pick the broken variant.
+  std::vector<EntryFunction> functions;
   for (const ManifestEntry &entry : module->moduleManifest.entries) {
     EntryFunction function = resolve(entry.symbol);
     if (!function)
       return ResultT::failure(printable(path) + ": entry '" +
                               printable(entry.name) + "': symbol '" +
                               printable(entry.symbol) + "' not found");
-    module->functions.push_back(function);
+    functions.push_back(function);
     for (const ManifestArg &arg : entry.args) {
       if (!arg.isPacked() || module->packingFunctions.count(arg.packingSymbol))
         continue;
@@ -150,6 +163,22 @@ CompiledModule::resolveEntries(std::shared_ptr<CompiledModule> module,
       module->packingFunctions.emplace(arg.packingSymbol, packing);
     }
   }
+  // Of the variants of an entry point, the first whose features are usable;
+  // the manifest guarantees that the last of each name requires none.
+  std::vector<ManifestEntry> &entries = module->moduleManifest.entries;
+  std::vector<ManifestEntry> chosen;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    bool taken = std::any_of(chosen.begin(), chosen.end(),
+                             [&](const ManifestEntry &other) {
+                               return other.name == entries[i].name;
+                             });
+    if (!taken && std::all_of(entries[i].requiredFeatures.begin(),
+                              entries[i].requiredFeatures.end(), usable)) {
+      chosen.push_back(std::move(entries[i]));
+      module->functions.push_back(functions[i]);
+    }
+  }
+  entries = std::move(chosen);
   return std::shared_ptr<const CompiledModule>(std::move(module));
 }
 

@@ -66,6 +66,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "moe_entry_output_size": (ctypes.c_int64, [_HANDLE]),
         "moe_entry_token_parallel": (ctypes.c_int, [_HANDLE]),
         "moe_entry_packing_seconds": (ctypes.c_double, [_HANDLE]),
+        "moe_entry_variant": (ctypes.c_char_p, [_HANDLE]),
         "moe_entry_run_f32": (ctypes.c_int, [_HANDLE, _FLOATS, ctypes.c_int64,
                                              ctypes.c_int64, _FLOATS,
                                              ctypes.c_int]),
@@ -238,6 +239,15 @@ class Entry(_Handle):
         if value < 0:
             raise _fail(lib)
         return float(value)
+
+    @property
+    def variant(self) -> str:
+        """The kernel variant this CPU runs ("" for a module with one)."""
+        lib = library()
+        value = lib.moe_entry_variant(self.handle)
+        if value is None:
+            raise _fail(lib)
+        return value.decode()
 
     @property
     def num_inputs(self) -> int:

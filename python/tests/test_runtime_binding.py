@@ -206,3 +206,45 @@ def test_reference_errors_and_check(compiled, tmp_path) -> None:
     np.testing.assert_array_equal(np.load(tmp_path / "ref.npy"),
                                   case.reference(compiled["x"]))
     assert os.path.getsize(tmp_path / "ref.npy") > 0
+
+
+def _host_has(flag: str) -> bool:
+    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        return any(line.startswith("flags") and flag in line.split()
+                   for line in cpuinfo)
+
+
+def test_kernel_variant_chosen_at_load(tmp_path, monkeypatch) -> None:
+    """A bf16 layer compiled for this CPU holds the vdpbf16ps variant where
+    the CPU has AVX512_BF16; MOE_CPU_DISABLE makes the runtime load the
+    f32 floor of the same module, which gives the same layer."""
+    from moe_mlir.hf_import import import_hf
+    from moe_mlir.runtime import Checkpoint, Entry, Module
+    from moe_mlir.tools import compile_layer
+
+    case = families.make_case("qwen3_moe", "bf16")
+    ckpt = str(tmp_path / "ckpt")
+    case.write(ckpt)
+    layer_ir = str(tmp_path / "layer.mlir")
+    with open(layer_ir, "w", encoding="utf-8") as out:
+        out.write(import_hf(ckpt, 1).module_text())
+    module_path = str(tmp_path / "layer.so")
+    compile_layer(layer_ir, module_path)
+    x = case.sample_inputs(9)
+    reference = case.reference(x)
+    has_dot = _host_has("avx512_bf16")
+    for disabled, variant in (("", "avx512bf16" if has_dot else ""),
+                              ("avx512bf16", "f32" if has_dot else "")):
+        monkeypatch.setenv("MOE_CPU_DISABLE", disabled)
+        with Module(module_path) as module, Checkpoint(ckpt) as checkpoint:
+            assert module.entries == ["forward"]
+            entry = Entry(module, checkpoint)
+        assert entry.variant == variant
+        err, peak = families.max_error(entry(x), reference)
+        assert err <= case.tolerance * peak
+        entry.close()
+    monkeypatch.setenv("MOE_CPU_DISABLE", "avx512bf17")
+    with pytest.raises(RuntimeError,
+                       match="MOE_CPU_DISABLE: unknown CPU feature "
+                             "'avx512bf17'"):
+        Module(module_path)

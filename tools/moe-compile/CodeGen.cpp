@@ -44,7 +44,8 @@ std::pair<std::string, std::string> resolveCpu(StringRef cpu) {
 } // namespace
 
 Expected<std::unique_ptr<TargetMachine>>
-moe::compile::createTargetMachine(StringRef cpu) {
+moe::compile::createTargetMachine(StringRef cpu,
+                                  ArrayRef<std::string> moreFeatures) {
   InitializeNativeTarget();
   InitializeNativeTargetAsmPrinter();
   Triple triple(sys::getDefaultTargetTriple());
@@ -62,6 +63,8 @@ moe::compile::createTargetMachine(StringRef cpu) {
   // --mattr adds to (or, with -feature, removes from) the CPU's features.
   SubtargetFeatures allFeatures(features);
   for (const std::string &feature : codegen::getMAttrs())
+    allFeatures.AddFeature(feature);
+  for (const std::string &feature : moreFeatures)
     allFeatures.AddFeature(feature);
   std::optional<Reloc::Model> reloc = codegen::getExplicitRelocModel();
   if (reloc && *reloc != Reloc::PIC_)

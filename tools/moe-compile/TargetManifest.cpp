@@ -3,7 +3,8 @@
 // The manifest (moe_module_manifest, written by moe-export-entries) gains
 // the CPU the module is compiled for and the ISA features of
 // moe/Runtime/CpuFeatures.h that this target has: the runtime refuses to
-// load the module on a CPU that lacks one of them.
+// load the module on a CPU that lacks one of them. Kernel variants
+// (KernelVariants.cpp) edit the manifest through the same helpers.
 //
 //===----------------------------------------------------------------------===//
 
@@ -21,9 +22,6 @@
 
 using namespace llvm;
 
-/// The name of the manifest global of a compiled module.
-static constexpr StringLiteral kManifestSymbol = "moe_module_manifest";
-
 bool moe::compile::targetHasFeatures(const TargetMachine &machine,
                                      ArrayRef<StringRef> features) {
   // Only x86 features are asked for: asking another target's subtarget
@@ -36,12 +34,11 @@ bool moe::compile::targetHasFeatures(const TargetMachine &machine,
   });
 }
 
-Error moe::compile::recordTarget(Module &module,
-                                 const TargetMachine &machine) {
-  GlobalVariable *global = module.getNamedGlobal(kManifestSymbol);
-  auto *text = global ? dyn_cast_or_null<ConstantDataSequential>(
-                            global->getInitializer())
-                      : nullptr;
+Expected<json::Object> moe::compile::readManifest(const Module &module) {
+  const GlobalVariable *global = module.getNamedGlobal(kManifestSymbol);
+  auto *text = global && global->hasInitializer()
+                   ? dyn_cast<ConstantDataSequential>(global->getInitializer())
+                   : nullptr;
   if (!text || !text->isCString())
     return createStringError(inconvertibleErrorCode(),
                              "the lowered module has no manifest string '" +
@@ -53,17 +50,16 @@ Error moe::compile::recordTarget(Module &module,
   if (!root)
     return createStringError(inconvertibleErrorCode(),
                              "the module's manifest is not a JSON object");
+  return std::move(*root);
+}
 
-  json::Array features;
-  for (const moe::runtime::CpuFeature &feature : moe::runtime::kCpuFeatures)
-    if (moe::compile::targetHasFeatures(machine, {feature.name}))
-      features.push_back(feature.name);
-  (*root)["cpu"] = json::Object{{"name", machine.getTargetCPU()},
-                                {"features", std::move(features)}};
-
+void moe::compile::writeManifest(Module &module, json::Object manifest) {
+  GlobalVariable *global = module.getNamedGlobal(kManifestSymbol);
+  assert(global && "readManifest found the global");
   // A new global of the new length in place of the old one.
   Constant *initializer = ConstantDataArray::getString(
-      module.getContext(), formatv("{0}", json::Value(std::move(*root))).str(),
+      module.getContext(),
+      formatv("{0}", json::Value(std::move(manifest))).str(),
       /*AddNull=*/true);
   auto *replacement = new GlobalVariable(
       module, initializer->getType(), global->isConstant(),
@@ -73,5 +69,18 @@ Error moe::compile::recordTarget(Module &module,
   replacement->takeName(global);
   global->replaceAllUsesWith(replacement);
   global->eraseFromParent();
+}
+
+Error moe::compile::recordTarget(Module &module, const TargetMachine &machine) {
+  Expected<json::Object> manifest = readManifest(module);
+  if (!manifest)
+    return manifest.takeError();
+  json::Array features;
+  for (const moe::runtime::CpuFeature &feature : moe::runtime::kCpuFeatures)
+    if (moe::compile::targetHasFeatures(machine, {feature.name}))
+      features.push_back(feature.name);
+  (*manifest)["cpu"] = json::Object{{"name", machine.getTargetCPU()},
+                                    {"features", std::move(features)}};
+  writeManifest(module, std::move(*manifest));
   return Error::success();
 }

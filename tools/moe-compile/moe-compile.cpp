@@ -15,6 +15,7 @@
 #include "moe/InitAllDialects.h"
 #include "moe/Pipelines/Pipelines.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/InitAllDialects.h"
@@ -127,27 +128,62 @@ int buildSharedObject(Module &module, TargetMachine &machine) {
   return 0;
 }
 
-/// The kernels the target runs fastest, for what --pipeline-options leaves
-/// unset; an error for a kernel the target cannot run.
-mlir::LogicalResult chooseKernels(mlir::moe::LowerToCPUOptions &options,
-                                  const TargetMachine &machine, StringRef cpu) {
+/// One lowering of the module: the kernels it uses and the CPU features
+/// (beyond the target's) they need.
+struct KernelChoice {
+  /// The variant's name in the manifest; empty for a module of one.
+  std::string name;
+  /// The bf16 expert kernel; none leaves the pipeline's option as it is.
+  std::optional<mlir::moe::Bf16Matmul> bf16Matmul;
+  std::vector<std::string> requiredFeatures;
+};
+
+/// Whether a public function of `module` takes a bf16 weight: the bf16
+/// kernels change nothing else.
+bool takesBf16Weights(mlir::ModuleOp module) {
+  bool found = false;
+  module.walk([&](mlir::func::FuncOp function) {
+    if (!function.isPublic())
+      return;
+    for (unsigned i = 0, e = function.getNumArguments(); i < e; ++i) {
+      auto type = dyn_cast<mlir::ShapedType>(function.getArgument(i).getType());
+      found |= type && type.getElementType().isBF16() &&
+               function.getArgAttr(i, "moe.weight");
+    }
+  });
+  return found;
+}
+
+/// The lowerings to compile, fastest first; the last one runs on every CPU
+/// that has the target's features. Where --pipeline-options leaves the bf16
+/// kernel unset and the target has AVX512_BF16, a module with bf16 weights
+/// holds the vdpbf16ps kernel and the f32-FMA floor, and the runtime picks
+/// one when it loads the module. An error for a kernel the target lacks.
+mlir::FailureOr<SmallVector<KernelChoice>>
+chooseKernels(const mlir::moe::LowerToCPUOptions &options,
+              const TargetMachine &machine, StringRef cpu,
+              mlir::ModuleOp module) {
   using mlir::moe::Bf16Matmul;
+  SmallVector<KernelChoice> single = {KernelChoice()};
   // The reference lowering has no such kernels.
   if (options.reference)
-    return mlir::success();
+    return single;
   // vdpbf16ps: AVX512_BF16 on AVX-512, with AVX512VL below 16 lanes.
   bool bf16Dot =
       moe::compile::targetHasFeatures(machine, {"avx512f", "avx512bf16"});
   if (options.vectorWidth < 16)
     bf16Dot = bf16Dot && moe::compile::targetHasFeatures(machine, {"avx512vl"});
-  if (!options.bf16Matmul.hasValue() && bf16Dot && options.vectorWidth == 16)
-    options.bf16Matmul = Bf16Matmul::Avx512Bf16;
   if (options.bf16Matmul == Bf16Matmul::Avx512Bf16 && !bf16Dot) {
     fail("bf16-matmul=avx512bf16 needs a CPU with AVX512_BF16; '" + cpu +
          "' has none");
     return mlir::failure();
   }
-  return mlir::success();
+  if (options.bf16Matmul.hasValue() || !bf16Dot || options.vectorWidth != 16 ||
+      !takesBf16Weights(module))
+    return single;
+  return SmallVector<KernelChoice>{
+      {"avx512bf16", Bf16Matmul::Avx512Bf16, {"avx512bf16"}},
+      {"f32", Bf16Matmul::F32, {}}};
 }
 
 } // namespace
@@ -198,17 +234,26 @@ int main(int argc, char **argv) {
   if (!module)
     return 1;
 
-  mlir::PassManager pm(&context);
   mlir::moe::LowerToCPUOptions options;
   options.rowAlign = rowAlign;
   options.reference = reference;
   if (mlir::failed(options.parseFromString(pipelineOptions)))
     return fail("invalid --pipeline-options '" + pipelineOptions + "'");
-  if (mlir::failed(chooseKernels(options, **machine, mcpu)))
+  mlir::FailureOr<SmallVector<KernelChoice>> choices =
+      chooseKernels(options, **machine, mcpu, *module);
+  if (mlir::failed(choices))
     return 1;
-  mlir::moe::buildLowerToCPUPipeline(pm, options);
-  if (mlir::failed(pm.run(*module)))
-    return 1;
+  // With variants, the module's own target lacks what they add: the floor
+  // must not use it, and the manifest must not ask the CPU for it.
+  if (choices->size() > 1) {
+    std::vector<std::string> removed;
+    for (const KernelChoice &choice : *choices)
+      for (const std::string &feature : choice.requiredFeatures)
+        removed.push_back("-" + feature);
+    machine = moe::compile::createTargetMachine(mcpu, removed);
+    if (!machine)
+      return fail(toString(machine.takeError()));
+  }
 
   auto writeText = [&](function_ref<void(raw_ostream &)> print) {
     std::unique_ptr<ToolOutputFile> out =
@@ -219,14 +264,50 @@ int main(int argc, char **argv) {
     out->keep();
     return 0;
   };
-  if (emit == Emit::MLIR)
-    return writeText([&](raw_ostream &os) { module->print(os); });
 
+  // Each variant is lowered from its own copy of the module.
   LLVMContext llvmContext;
-  std::unique_ptr<Module> llvmModule =
-      mlir::translateModuleToLLVMIR(*module, llvmContext, inputPath);
-  if (!llvmModule)
-    return fail("cannot translate '" + inputPath + "' to LLVM IR");
+  std::vector<std::unique_ptr<Module>> lowered;
+  std::string mlirText;
+  raw_string_ostream mlirStream(mlirText);
+  for (const KernelChoice &choice : *choices) {
+    mlir::OwningOpRef<mlir::ModuleOp> copy = module->clone();
+    if (choice.bf16Matmul)
+      options.bf16Matmul = *choice.bf16Matmul;
+    mlir::PassManager pm(&context);
+    mlir::moe::buildLowerToCPUPipeline(pm, options);
+    if (mlir::failed(pm.run(*copy)))
+      return 1;
+    if (emit == Emit::MLIR) {
+      // Variants as the split markers of moe-opt --split-input-file.
+      if (!choice.name.empty())
+        mlirStream << (mlirText.empty() ? "" : "// -----\n") << "// variant "
+                   << choice.name << "\n";
+      copy->print(mlirStream);
+      mlirStream << "\n";
+      continue;
+    }
+    std::unique_ptr<Module> llvmModule =
+        mlir::translateModuleToLLVMIR(*copy, llvmContext, inputPath);
+    if (!llvmModule)
+      return fail("cannot translate '" + inputPath + "' to LLVM IR");
+    lowered.push_back(std::move(llvmModule));
+  }
+  if (emit == Emit::MLIR)
+    return writeText([&](raw_ostream &os) { os << mlirText; });
+
+  std::unique_ptr<Module> llvmModule = std::move(lowered.back());
+  lowered.pop_back();
+  if (!lowered.empty()) {
+    std::vector<moe::compile::KernelVariant> faster;
+    for (size_t i = 0; i < lowered.size(); ++i)
+      faster.push_back({(*choices)[i].name, (*choices)[i].requiredFeatures,
+                        std::move(lowered[i])});
+    if (Error error = moe::compile::linkKernelVariants(
+            *llvmModule, choices->back().name, std::move(faster),
+            (*machine)->getTargetFeatureString()))
+      return fail(toString(std::move(error)));
+  }
   for (const Function &function : *llvmModule)
     if (function.isDeclaration() && !function.isIntrinsic() &&
         !isProvidedExternally(function.getName()))

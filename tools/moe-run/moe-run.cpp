@@ -600,11 +600,12 @@ int run(const Options &options) {
     std::printf("{\"entry\":\"%s\",\"tokens\":%lld,\"threads\":%u,"
                 "\"runs\":%lld,\"median_ms\":%.6f,\"min_ms\":%.6f,"
                 "\"max_ms\":%.6f,\"packed_weights\":%zu,"
-                "\"packing_ms\":%.6f}\n",
+                "\"packing_ms\":%.6f,\"variant\":\"%s\"}\n",
                 jsonEscape(entry->name()).c_str(),
                 static_cast<long long>(tokens), options.threads, options.bench,
-                median, times.front(), times.back(),
-                entry->numPackedWeights(), entry->packingSeconds() * 1e3);
+                median, times.front(), times.back(), entry->numPackedWeights(),
+                entry->packingSeconds() * 1e3,
+                jsonEscape(entry->spec().variant).c_str());
     std::fflush(stdout);
     // The same for a person, on a terminal's stderr.
     if (progress.on())

@@ -12,8 +12,12 @@
 #ifndef MOE_RUNTIME_CPUFEATURES_H
 #define MOE_RUNTIME_CPUFEATURES_H
 
+#include "moe/Runtime/Result.h"
+
 #include <cstdint>
 #include <optional>
+#include <set>
+#include <string>
 #include <string_view>
 
 namespace moe::runtime {
@@ -78,6 +82,16 @@ inline const CpuFeature *findCpuFeature(std::string_view name) {
 /// (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`, once); a refusal
 /// makes them unsupported.
 std::optional<bool> hostSupportsCpuFeature(std::string_view name);
+
+/// The environment variable naming features (of kCpuFeatures, separated by
+/// commas) that the runtime treats as absent, e.g.
+/// `MOE_CPU_DISABLE=amx-tile,avx512bf16`: it forces the fallback variant of
+/// a module compiled with several kernels (docs/CompiledModules.md).
+inline constexpr const char *kCpuDisableVariable = "MOE_CPU_DISABLE";
+
+/// The features kCpuDisableVariable names now; an error naming the first
+/// name that is not in kCpuFeatures.
+Result<std::set<std::string>> disabledCpuFeatures();
 
 } // namespace moe::runtime
 

@@ -96,6 +96,19 @@ struct ManifestEntry {
   std::vector<ManifestArg> args;
   /// The results, in order.
   std::vector<ManifestResult> results;
+  /// The kernel variant this entry is (e.g. "avx512bf16", "f32") when the
+  /// module holds several of the entry; empty otherwise.
+  std::string variant;
+  /// The CPU features (CpuFeatures.h) this variant needs beyond the module's
+  /// `cpu` features. Entries sharing a name are variants of one entry point,
+  /// fastest first: the runtime runs the first whose features this CPU has;
+  /// the last one of a name requires none.
+  std::vector<std::string> requiredFeatures;
+
+  /// Whether `other` takes the same inputs, binds the same checkpoint
+  /// tensors (packed or not) and returns the same results, so that either
+  /// may run in place of the other.
+  bool sameSignature(const ManifestEntry &other) const;
 };
 
 /// The parsed manifest of a module.
@@ -108,12 +121,13 @@ struct Manifest {
   /// empty for modules from before the key existed (nothing is checked).
   std::string cpuName;
   std::vector<std::string> cpuFeatures;
-  /// The entry points, in manifest order; names are unique.
+  /// The entry points, in manifest order. A name repeats only for variants
+  /// of one entry point (ManifestEntry::requiredFeatures).
   std::vector<ManifestEntry> entries;
 
   /// The entry named `name`, or null.
   const ManifestEntry *find(std::string_view name) const;
-  /// The entry names, comma-separated, for error messages.
+  /// The entry names, each once, comma-separated, for error messages.
   std::string entryNames() const;
 };
 

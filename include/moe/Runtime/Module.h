@@ -66,7 +66,9 @@ public:
 
   /// The path the module was loaded from.
   const std::string &path() const { return modulePath; }
-  /// The parsed manifest.
+  /// The parsed manifest, with one entry per name: of an entry point's
+  /// variants, the one this CPU runs (the first whose required features it
+  /// has and MOE_CPU_DISABLE leaves on).
   const Manifest &manifest() const { return moduleManifest; }
   /// The entry named `name`, or the error
   /// "<path>: no entry point 'foo' (entries: forward, ...)".

@@ -72,6 +72,11 @@ int moe_entry_token_parallel(const moe_entry *entry);
  *  module's kernels stream (its packing functions, called once per bound
  *  entry, never per run); 0 when none is packed, -1 on error. */
 double moe_entry_packing_seconds(const moe_entry *entry);
+/** The kernel variant of the entry that runs on this CPU (e.g.
+ *  "avx512bf16", or "f32" where the CPU lacks it or MOE_CPU_DISABLE turns
+ *  it off); "" when the module holds one; NULL on error. Owned by the
+ *  entry. */
+const char *moe_entry_variant(const moe_entry *entry);
 
 /** Runs an entry taking one input and returning one result: `x` is a
  *  row-major float32 [tokens, hidden] array, `y` receives the float32

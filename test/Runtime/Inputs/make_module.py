@@ -101,6 +101,25 @@ def duplicate(manifest: dict) -> None:
 
 
 FORWARD_ARGS = ["entries", 0, "args"]
+
+
+def with_variant(**fields) -> Callable[[dict], None]:
+    """Puts a kernel variant of `forward` that requires SSE4.2 before it,
+    with `fields` changed; `forward` becomes the floor variant "plain"."""
+    def change(manifest: dict) -> None:
+        variant = copy.deepcopy(forward(manifest))
+        variant.update({"variant": "sse42", "requires": ["sse4.2"]})
+        variant.update(fields)
+        forward(manifest)["variant"] = "plain"
+        manifest["entries"].insert(0, variant)
+    return change
+
+
+def all_variants_require(manifest: dict) -> None:
+    with_variant()(manifest)
+    manifest["entries"][1]["requires"] = ["popcnt"]
+
+
 def stacked_arg() -> dict:
     return {"kind": "weight", "dtype": "bf16", "shape": [E, H, H],
             "name": EXPERTS}
@@ -195,6 +214,15 @@ MANIFESTS: Dict[str, Callable[[], object]] = {
         1, {"kind": "weight", "dtype": "f32", "shape": [], "name": "w.{e}"})),
     "too-many-args": edit(many_args),
     "duplicate-entry": edit(duplicate),
+    "variants": edit(with_variant()),
+    "variant-empty-name": edit(with_variant(variant="")),
+    "variant-requires-not-array": edit(with_variant(requires="sse4.2")),
+    "variant-requires-empty": edit(with_variant(requires=[])),
+    "variant-requires-unknown": edit(with_variant(requires=["sse9"])),
+    "variant-requires-twice": edit(with_variant(requires=["avx", "avx"])),
+    "variant-other-weight": edit(with_variant(
+        args=[x_arg(), dict(w_arg(), name="layer.v")])),
+    "variant-all-require": edit(all_variants_require),
     "missing-symbol": edit(set_in(["entries", 0, "symbol"],
                                   "_mlir_ciface_nowhere")),
     "packed": packed,

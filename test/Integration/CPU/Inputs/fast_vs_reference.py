@@ -92,8 +92,9 @@ CASES = {
 }
 
 
-def run(command: list[str], what: str) -> None:
-    done = subprocess.run(command, capture_output=True, text=True)
+def run(command: list[str], what: str, disabled: str = "") -> None:
+    env = dict(os.environ, MOE_CPU_DISABLE=disabled)
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode:
         sys.exit(f"{what} failed: {(done.stderr or done.stdout).strip()}")
 
@@ -159,6 +160,9 @@ CASES["capacity_layout"] = (dict(hidden=40, intermediate=24, num_experts=4,
 # moe-compile flags of each compiled variant; "reference" is the oracle.
 VARIANTS = {
     "fast": [],
+    # The same module with the CPU's bf16 and AMX units turned off: the
+    # runtime runs its f32-FMA floor variant.
+    "fast-floor": [],
     "sequential": ["--pipeline-options=openmp=0"],
     "unpacked": ["--pipeline-options=pack-weights=0"],
     "odd-panels": ["--pipeline-options=panel-cols=24 panel-rows=5"],
@@ -169,6 +173,11 @@ VARIANTS = {
     "bf16-pairs": ["--pipeline-options=bf16-matmul=pairs-fma"],
     "reference": ["--reference"],
 }
+
+
+# Variants run from another variant's module, with MOE_CPU_DISABLE set.
+SAME_MODULE = {"fast-floor": "fast"}
+DISABLED_FEATURES = {"fast-floor": "avx512bf16,amx-tile,amx-bf16"}
 
 
 def host_has(flag: str) -> bool:
@@ -192,7 +201,7 @@ if host_has("avx512_bf16"):
 # 2e-2 * max |reference| on layers with bf16 expert weights; the explicit
 # kernels must equal each other within the f32 bound.
 BF16_VARIANTS = ("bf16-pairs", "bf16-dot")
-F32_VARIANTS = ("unpacked", "portable", "reference")
+F32_VARIANTS = ("fast-floor", "unpacked", "portable", "reference")
 
 
 def computes_bf16(variant: str, spec: LayerSpec) -> bool:
@@ -239,6 +248,9 @@ def check_case(name: str, out: str, tokens: list[int]) -> None:
     # each on their own (fuse-activation=0 fuse-combine=0); and for a
     # portable x86 level (AVX2) instead of this machine's CPU.
     for variant, flags in VARIANTS.items():
+        if variant in SAME_MODULE:
+            modules[variant] = modules[SAME_MODULE[variant]]
+            continue
         modules[variant] = os.path.join(directory, f"{variant}.so")
         run(["moe-compile", layer, *flags, "-o", modules[variant]],
             f"{name}: moe-compile {' '.join(flags)}")
@@ -259,7 +271,8 @@ def check_case(name: str, out: str, tokens: list[int]) -> None:
                 run(["moe-run", module, "--weights", ckpt, "--input", x_path,
                      "--output", outputs[variant], "--threads", str(threads),
                      "--quiet"],
-                    f"{name}: moe-run {variant} at T = {count}")
+                    f"{name}: moe-run {variant} at T = {count}",
+                    DISABLED_FEATURES.get(variant, ""))
             for variant in VARIANTS:
                 if variant == "reference":
                     continue
