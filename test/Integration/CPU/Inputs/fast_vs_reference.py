@@ -247,7 +247,12 @@ def check_case(name: str, out: str, tokens: list[int]) -> None:
     # with the gate and up projections, their activation and the combine
     # each on their own (fuse-activation=0 fuse-combine=0); and for a
     # portable x86 level (AVX2) instead of this machine's CPU.
-    for variant, flags in VARIANTS.items():
+    # The floor variant exists in layers with bf16 expert weights only:
+    # elsewhere the module has one kernel, compiled for all of this CPU.
+    variants = [variant for variant in VARIANTS
+                if variant not in SAME_MODULE or computes_bf16("fast", spec)]
+    for variant in variants:
+        flags = VARIANTS[variant]
         if variant in SAME_MODULE:
             modules[variant] = modules[SAME_MODULE[variant]]
             continue
@@ -273,7 +278,7 @@ def check_case(name: str, out: str, tokens: list[int]) -> None:
                      "--quiet"],
                     f"{name}: moe-run {variant} at T = {count}",
                     DISABLED_FEATURES.get(variant, ""))
-            for variant in VARIANTS:
+            for variant in variants:
                 if variant == "reference":
                     continue
                 compare(name, count, threads, outputs, variant, "reference",
@@ -281,7 +286,7 @@ def check_case(name: str, out: str, tokens: list[int]) -> None:
                 if variant in BF16_VARIANTS[1:]:
                     compare(name, count, threads, outputs, variant,
                             BF16_VARIANTS[0], 1e-4)
-    print(f"{name}: {' = '.join(VARIANTS)} at T = {tokens}, "
+    print(f"{name}: {' = '.join(variants)} at T = {tokens}, "
           f"threads 1 and 2")
 
 
