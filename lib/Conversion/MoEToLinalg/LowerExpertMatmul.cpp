@@ -131,6 +131,7 @@ struct LowerGroupedExpertMatmul : OpConversionPattern<ExpertMatmulOp> {
               b, l, offsetAt(b, l, arith::AddIOp::create(b, l, e, one)),
               start);
           Value count = arith::SubIOp::create(b, l, end, start);
+          auto body = [&](OpBuilder &b, Location l) -> SmallVector<Value> {
           OpFoldResult unit = b.getIndexAttr(1);
           Value rows = tensor::ExtractSliceOp::create(
               b, l, input, ArrayRef<OpFoldResult>{start, b.getIndexAttr(0)},
@@ -159,6 +160,14 @@ struct LowerGroupedExpertMatmul : OpConversionPattern<ExpertMatmulOp> {
                                 dest);
           return SmallVector<Value>{tensor::InsertSliceOp::create(
               b, l, out, carried[0], outOffsets, outSizes, unitStrides)};
+          };
+          // A block-scaled expert without rows is not dequantized: at decode
+          // most experts have none.
+          if (!scale)
+            return body(b, l);
+          Value used = arith::CmpIOp::create(b, l, arith::CmpIPredicate::sgt,
+                                             count, zero);
+          return buildIf(b, l, used, body, carried);
         })[0];
     result = castToType(rewriter, loc, result, resultType);
     rewriter.replaceOp(op, result);

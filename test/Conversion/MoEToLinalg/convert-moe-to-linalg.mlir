@@ -251,18 +251,23 @@ func.func @matmul_capacity(%slots: tensor<4x3x16xf32>, %w: tensor<4x8x16xbf16>) 
 
 // Block-scaled FP8 weights (blocks of 16 x 16): each expert's weight is
 // dequantized to f32, w * scale[n floordiv 16, k floordiv 16], then
-// multiplied as an f32 one.
+// multiplied as an f32 one; an expert without rows is skipped.
 // CHECK-DAG: #[[$BLOCK:.*]] = affine_map<(d0, d1) -> (d0 floordiv 16, d1 floordiv 16)>
 // CHECK-DAG: #[[$BLOCK3:.*]] = affine_map<(d0, d1, d2) -> (d0, d1 floordiv 16, d2 floordiv 16)>
 // CHECK-LABEL: func @matmul_fp8
 // CHECK-SAME: (%[[R:.*]]: tensor<?x40xf32>, %[[W:.*]]: tensor<4x24x40xf8E4M3FN>, %[[S:.*]]: tensor<4x2x3xf32>, %{{.*}}: tensor<5xi64>)
 // CHECK: scf.for %[[E:[a-z0-9_]+]] =
+// CHECK: %[[COUNT:.*]] = arith.subi
+// CHECK: %[[USED:.*]] = arith.cmpi sgt, %[[COUNT]], %c0
+// CHECK: scf.if %[[USED]]
 // CHECK: %[[WE:.*]] = tensor.extract_slice %[[W]][%[[E]], 0, 0] [1, 24, 40] [1, 1, 1] : tensor<4x24x40xf8E4M3FN> to tensor<24x40xf8E4M3FN>
 // CHECK: %[[SE:.*]] = tensor.extract_slice %[[S]][%[[E]], 0, 0] [1, 2, 3] [1, 1, 1] : tensor<4x2x3xf32> to tensor<2x3xf32>
 // CHECK: %[[DQ:.*]] = linalg.generic {indexing_maps = [#{{.*}}, #[[$BLOCK]], #{{.*}}], {{.*}}} ins(%[[WE]], %[[SE]] : tensor<24x40xf8E4M3FN>, tensor<2x3xf32>) outs(%{{.*}} : tensor<24x40xf32>)
 // CHECK:   arith.extf %{{.*}} : f8E4M3FN to f32
 // CHECK:   arith.mulf
 // CHECK: linalg.matmul {{.*}} ins(%{{.*}}, %[[DQ]] : tensor<?x40xf32>, tensor<24x40xf32>)
+// CHECK: } else {
+// CHECK-NEXT: scf.yield
 func.func @matmul_fp8(%rows: tensor<?x40xf32>, %w: tensor<4x24x40xf8E4M3FN>,
     %s: tensor<4x2x3xf32>, %off: tensor<5xi64>) -> tensor<?x24xf32> {
   %h = moe.expert_matmul %rows, %w offsets(%off : tensor<5xi64>)
