@@ -1,7 +1,8 @@
 //===- FuzzManifest.cpp - Fuzzing the manifest of compiled modules --------===//
 //
 // Invariants: an error is one printable line "invalid manifest: ..."; a
-// manifest that parses has unique non-empty entry names, at most
+// manifest that parses has non-empty entry names, repeated only for kernel
+// variants of one signature ending in one that requires nothing, at most
 // kMaxEntryArgs arguments per entry, weights with names, and shapes whose
 // static dimensions are representable.
 //
@@ -12,6 +13,7 @@
 #include "moe/Runtime/CheckedArithmetic.h"
 #include "moe/Runtime/Manifest.h"
 
+#include <map>
 #include <set>
 
 using namespace moe::runtime;
@@ -40,10 +42,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                "unexpected error format: " + manifest.error());
     return 0;
   }
-  std::set<std::string> names;
+  // Names repeat only for kernel variants: each but the last of a name
+  // requires features, all take what the first takes.
+  std::set<std::string> complete;
+  std::map<std::string, const ManifestEntry *> firstOfName;
   for (const ManifestEntry &entry : manifest->entries) {
     FUZZ_CHECK(!entry.name.empty() && !entry.symbol.empty(), "empty name");
-    FUZZ_CHECK(names.insert(entry.name).second, "duplicate entry");
+    FUZZ_CHECK(!complete.count(entry.name), "entry after its last variant");
+    if (entry.requiredFeatures.empty())
+      complete.insert(entry.name);
+    auto [first, isFirst] = firstOfName.emplace(entry.name, &entry);
+    FUZZ_CHECK(isFirst || entry.sameSignature(*first->second),
+               "variants with different signatures");
     FUZZ_CHECK(entry.args.size() <= kMaxEntryArgs, "too many arguments");
     for (const ManifestArg &arg : entry.args) {
       checkShape(arg.shape);
@@ -63,5 +73,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       checkShape(result.shape);
     FUZZ_CHECK(manifest->find(entry.name) != nullptr, "lookup failed");
   }
+  FUZZ_CHECK(complete.size() == firstOfName.size(),
+             "an entry without a variant that requires nothing");
   return 0;
 }

@@ -68,6 +68,7 @@ def manifests() -> dict:
         "shared": make_module.MANIFESTS["shared-weights"](),
         "hostile": make_module.hostile_sizes(),
         "packed": make_module.packed(),
+        "variants": make_module.MANIFESTS["variants"](),
         "stacked-only": {"version": 1, "entries": [
             make_module.entry("stacked", [make_module.x_arg(),
                                           make_module.stacked_arg()])]},

@@ -68,7 +68,8 @@ const char *const kUsage =
     "                      threads (1 to 1024, default 1)\n"
     "  --bench N           one warm-up run, then N timed runs; prints one\n"
     "                      JSON line with the median, min and max in ms,\n"
-    "                      and the one-time cost of packing weights at bind\n"
+    "                      the one-time cost of packing weights at bind and\n"
+    "                      the kernel variant this CPU runs\n"
     "  --quiet             no progress lines and no human-readable --bench\n"
     "                      line (both go to a terminal's stderr only)\n"
     "  --version           print the version and exit\n";
