@@ -20,14 +20,13 @@ pytestmark = pytest.mark.skipif(not built_tools.have_runtime_tools(),
                                 "library is not built")
 
 
-@pytest.fixture(scope="module")
-def compiled(tmp_path_factory):
-    """A Mixtral case, its checkpoint, layer IR and compiled module."""
+def _compile_case(root, family: str, storage: str):
+    """A ``family`` case stored as ``storage`` in ``root``: the case, its
+    checkpoint, layer IR and compiled module (moe-compile's defaults)."""
     from moe_mlir.hf_import import import_hf
     from moe_mlir.tools import compile_layer
 
-    root = tmp_path_factory.mktemp("compiled")
-    case = families.make_case("mixtral", "f32")
+    case = families.make_case(family, storage)
     ckpt = str(root / "ckpt")
     case.write(ckpt)
     layer_ir = str(root / "layer.mlir")
@@ -35,6 +34,14 @@ def compiled(tmp_path_factory):
         out.write(import_hf(ckpt, 1).module_text())
     module = str(root / "layer.so")
     compile_layer(layer_ir, module)
+    return case, ckpt, layer_ir, module
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    """A Mixtral case, its checkpoint, layer IR and compiled module."""
+    root = tmp_path_factory.mktemp("compiled")
+    case, ckpt, layer_ir, module = _compile_case(root, "mixtral", "f32")
     x = case.sample_inputs(5)
     np.save(root / "x.npy", x)
     return {"case": case, "ckpt": ckpt, "ir": layer_ir, "so": module,
@@ -218,18 +225,9 @@ def test_kernel_variant_chosen_at_load(tmp_path, monkeypatch) -> None:
     """A bf16 layer compiled for this CPU holds the vdpbf16ps variant where
     the CPU has AVX512_BF16; MOE_CPU_DISABLE makes the runtime load the
     f32 floor of the same module, which gives the same layer."""
-    from moe_mlir.hf_import import import_hf
     from moe_mlir.runtime import Checkpoint, Entry, Module
-    from moe_mlir.tools import compile_layer
 
-    case = families.make_case("qwen3_moe", "bf16")
-    ckpt = str(tmp_path / "ckpt")
-    case.write(ckpt)
-    layer_ir = str(tmp_path / "layer.mlir")
-    with open(layer_ir, "w", encoding="utf-8") as out:
-        out.write(import_hf(ckpt, 1).module_text())
-    module_path = str(tmp_path / "layer.so")
-    compile_layer(layer_ir, module_path)
+    case, ckpt, _, module_path = _compile_case(tmp_path, "qwen3_moe", "bf16")
     x = case.sample_inputs(9)
     reference = case.reference(x)
     has_dot = _host_has("avx512_bf16")
