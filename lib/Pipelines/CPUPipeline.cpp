@@ -101,6 +101,8 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
     // Activations and other element-wise ops on whole vectors.
     pm.addPass(moe::createMoEVectorizeElementwisePass(
         moe::MoEVectorizeElementwisePassOptions{options.vectorWidth}));
+    // What has no vector kernel (block-scaled weights left unpacked).
+    pm.addPass(moe::createMoEGroupedMatmulToLoopsPass());
   } else
     pm.addPass(moe::createMoEGroupedMatmulToLoopsPass());
   pm.addPass(moe::createMoEStridedCopiesToLinalgPass());

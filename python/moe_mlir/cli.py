@@ -290,13 +290,29 @@ def _check_statistic(name: str, path: str, expected: np.ndarray,
 def random_weights(spec, seed: int) -> tuple[dict, dict]:
     """Seeded random checkpoint tensors of a LayerSpec: ``(name -> float32
     array, name -> safetensors dtype)``. Fan-in scaled normals, so logits and
-    activations are of order one; vectors (biases) are small normals."""
+    activations are of order one; vectors (biases) are small normals. FP8
+    weights are e4m3 bytes of unit normals and their block scales positive,
+    with the fan-in scaling."""
+    from . import float8
+    from .emit import EXPERT, SCALES
     rng = np.random.default_rng(seed)
+    # Block scales of FP8 weights: positive, with the fan-in scaling the
+    # FP8 values (unit normals, e4m3-rounded) leave out.
+    scale_names = {spec.weights[op].replace(EXPERT, str(e))
+                   for op in SCALES if op in spec.weights
+                   for e in range(spec.num_experts)}
     tensors, dtypes = {}, {}
     for name, (shape, dtype) in spec.checkpoint_tensors().items():
         value = rng.standard_normal(shape) / np.sqrt(shape[-1])
         if len(shape) == 1:
             value = 0.1 * rng.standard_normal(shape)
+        if name in scale_names:
+            fan_in = shape[-1] * spec.weight_block[1]
+            value = (0.5 + rng.random(shape)) / np.sqrt(fan_in)
+        if dtype == "f8e4m3fn":
+            tensors[name] = float8.encode(value * np.sqrt(shape[-1]))
+            dtypes[name] = "F8_E4M3"
+            continue
         tensors[name] = value.astype(np.float32)
         dtypes[name] = dtype.upper()
     return tensors, dtypes

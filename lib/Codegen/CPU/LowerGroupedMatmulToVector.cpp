@@ -18,7 +18,9 @@
 // pairs of K its bf16 dot-product form. With a paired weight both
 // weights' sums come from one pass over each row, and an epilogue combines
 // them in registers into the one write of each output (its vector math
-// approximated as in moe-vectorize-elementwise).
+// approximated as in moe-vectorize-elementwise). Block-scaled FP8 weights
+// are decoded by the outer-product kernel when packed; in the checkpoint
+// layout they are left for moe-grouped-matmul-to-loops.
 //
 //===----------------------------------------------------------------------===//
 
@@ -113,6 +115,8 @@ void emitPackedKernel(OpBuilder &b, GroupedMatmulOp op, int64_t vectorWidth,
   int64_t rows = std::max<int64_t>(1, panelRows / weights.size());
   PanelKernelEmitter kernel(b, op.getLoc(), vectorWidth, rows, op.getInput(),
                             weights, op.getInit(), depth, bf16Dot);
+  if (std::optional<ArrayRef<int64_t>> block = op.getWeightBlock())
+    kernel.setBlockScales(op.getWeightScales(), *block);
   if (op.hasEpilogue())
     kernel.setEpilogue(&op.getEpilogueBody(), &vectorMath);
   forEachOwnedBlock(b, op, kernel, [&](Value row, Value rows, Value expert) {
@@ -173,6 +177,10 @@ struct MoELowerGroupedMatmulToVectorPass
                      "form (run after bufferization)");
         return signalPassFailure();
       }
+      // Block-scaled weights in the checkpoint layout have no vector kernel:
+      // moe-grouped-matmul-to-loops lowers them (the reference loops).
+      if (op.getWeightScale() && !op.isPacked())
+        continue;
       rewriter.setInsertionPoint(op);
       if (op.isPacked())
         emitPackedKernel(rewriter, op, vectorWidth, panelRows, bf16Dot,

@@ -52,6 +52,42 @@ PanelKernelEmitter::PanelKernelEmitter(OpBuilder &b, Location loc,
   }
 }
 
+void PanelKernelEmitter::setBlockScales(ValueRange blockScales,
+                                        ArrayRef<int64_t> block) {
+  scales.assign(blockScales.begin(), blockScales.end());
+  blockColumns = block[0];
+  blockDepth = block[1];
+}
+
+Value PanelKernelEmitter::decodeFloat8(Value bits, Value factor) {
+  auto type = llvm::cast<VectorType>(bits.getType());
+  Type i8 = type.clone(b.getI8Type()), i32 = type.clone(b.getI32Type());
+  Value bytes = arith::BitcastOp::create(b, loc, i8, bits);
+  // The byte sign-extended and shifted by 20, S.EEEE.MMM's sign at the
+  // f32's and E.EEE.MMM at the top of its exponent and mantissa: the value
+  // times 2^-120, subnormals included.
+  Value word = arith::AndIOp::create(
+      b, loc,
+      arith::ShLIOp::create(b, loc, arith::ExtSIOp::create(b, loc, i32, bytes),
+                            createScalarOrSplatConstant(b, loc, i32, 20)),
+      createScalarOrSplatConstant(b, loc, i32,
+                                  static_cast<int32_t>(0x87F00000u)));
+  Value value = arith::MulFOp::create(
+      b, loc, arith::BitcastOp::create(b, loc, accType, word),
+      createScalarOrSplatConstant(b, loc, accType, APFloat(0x1p120f)));
+  value = arith::MulFOp::create(b, loc, value, factor);
+  // S.1111.111 is NaN (compared on the bytes).
+  Value nanBits = createScalarOrSplatConstant(b, loc, i8, 0x7F);
+  Value isNaN = arith::CmpIOp::create(
+      b, loc, arith::CmpIPredicate::eq,
+      arith::AndIOp::create(b, loc, bytes, nanBits), nanBits);
+  return arith::SelectOp::create(
+      b, loc, isNaN,
+      createScalarOrSplatConstant(b, loc, accType,
+                                  APFloat::getQNaN(APFloat::IEEEsingle())),
+      value);
+}
+
 Value PanelKernelEmitter::loadInputPair(Value row, Value pair, bool last) {
   Type element = llvm::cast<MemRefType>(input.getType()).getElementType();
   Value k = arith::MulIOp::create(b, loc, pair, constant(2));
@@ -183,16 +219,32 @@ PanelKernelEmitter::step(ArrayRef<std::pair<Value, Value>> rows, Value panel,
   SmallVector<Value> w;
   Value padding = arith::ConstantOp::create(
       b, loc, b.getZeroAttr(weightType.getElementType()));
-  for (Value weight : weights)
+  // Block scales: the panel's block of columns and k's block of depth.
+  Value columnBlock, depthBlock;
+  if (!scales.empty()) {
+    columnBlock = arith::DivUIOp::create(b, loc, panel,
+                                         constant(blockColumns / panelColumns));
+    depthBlock = arith::DivUIOp::create(b, loc, k, constant(blockDepth));
+  }
+  for (auto [index, weight] : llvm::enumerate(weights)) {
+    Value factor;
+    if (!scales.empty())
+      factor = vector::BroadcastOp::create(
+          b, loc, accType,
+          memref::LoadOp::create(b, loc, scales[index],
+                                 ValueRange{expert, columnBlock, depthBlock}));
     for (int64_t j = 0; j < vectorsPerPanel; ++j) {
       Value v = vector::TransferReadOp::create(
           b, loc, VectorType::get({lanes}, weightType.getElementType()), weight,
           ValueRange{expert, panel, k, constant(j * lanes)}, padding,
           ArrayRef<bool>{true});
-      if (weightType.getElementType() != f32)
+      if (factor)
+        v = decodeFloat8(v, factor);
+      else if (weightType.getElementType() != f32)
         v = arith::ExtFOp::create(b, loc, accType, v);
       w.push_back(v);
     }
+  }
   SmallVector<Value> next;
   for (int64_t i = 0; i < mr; ++i) {
     Value x =

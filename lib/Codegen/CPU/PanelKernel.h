@@ -35,6 +35,14 @@
 // products run as two f32 FMAs per pair (the bf16 halves widened by
 // shifts), with the same rounded inputs.
 //
+// Block-scaled FP8 weights (f8E4M3FN panels, one f32 scale per block of BN
+// columns x BK depth, P dividing BN) are decoded on the fly: each weight
+// byte's exponent and mantissa, shifted into an f32's (a subnormal f32 for
+// an e4m3 subnormal), is the value times 2^-120; one multiply by 2^120 makes
+// it exact and one by the panel's scale of the step's depth block scales
+// it. e4m3's NaN (S.1111.111) stays NaN. The bytes are read as they are
+// stored: one byte per weight streams from memory, half of bf16.
+//
 //===----------------------------------------------------------------------===//
 
 #ifndef MOE_LIB_CODEGEN_CPU_PANELKERNEL_H
@@ -58,6 +66,11 @@ public:
                      int64_t tileRows, Value input, ValueRange weights,
                      Value output, Value depth, bool dotInstruction = false);
 
+  /// Block-scaled f8E4M3FN weights: `scales[w]` is weight w's f32
+  /// `[E, ceil(N/BN), ceil(K/BK)]` scale and `block` is [BN, BK], BN a
+  /// multiple of P. Each step decodes its weight vectors once (shared by the
+  /// tile's rows) and multiplies them by the scale of their block.
+  void setBlockScales(ValueRange scales, ArrayRef<int64_t> block);
   /// out[firstRow + i, c] += sum_k input[firstRow + i, k] * W[expert, c, k]
   /// for i < rows and c < columns, W the unpacked weight (with an epilogue,
   /// out[..] = epilogue(the sums of every weight, out[..])).
@@ -73,6 +86,9 @@ private:
   /// Inputs `2 * pair` and `2 * pair + 1` of `row` as one i32 of two bf16
   /// (`last`: input `2 * pair` and a zero).
   Value loadInputPair(Value row, Value pair, bool last);
+  /// The f32 values of `bits` (a vector of f8E4M3FN) times `factor` (the
+  /// block scale, broadcast).
+  Value decodeFloat8(Value bits, Value factor);
 
   int64_t lanes, vectorsPerPanel, panelColumns, tileRows;
   Value input, output, depth;
@@ -83,6 +99,9 @@ private:
   /// product is an instruction.
   bool pairs = false, dotInstruction = false;
   Value wholePairs, oddDepth;
+  /// Block scales of the weights (setBlockScales), and the block.
+  SmallVector<Value, 2> scales;
+  int64_t blockColumns = 0, blockDepth = 0;
 };
 
 } // namespace mlir::moe::cpu

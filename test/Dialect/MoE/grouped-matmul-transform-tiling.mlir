@@ -1,10 +1,12 @@
 // RUN: moe-opt %s --transform-interpreter --split-input-file | FileCheck %s
 // RUN: not moe-opt %S/Inputs/packed-tiling-misaligned.mlir --transform-interpreter 2>&1 | FileCheck %s --check-prefix=MISALIGNED
+// RUN: not moe-opt %S/Inputs/scaled-tiling-misaligned.mlir --transform-interpreter 2>&1 | FileCheck %s --check-prefix=SCALED
 
 // A column tile that would start inside a panel of a packed weight cannot be
 // a slice of it (Inputs/packed-tiling-misaligned.mlir: tiles of 8 columns,
 // panels of 16).
 // MISALIGNED: error: 'moe.grouped_matmul' op packed weight: the column tile offset must be a multiple of the panel width 16
+// SCALED: error: 'moe.grouped_matmul' op block-scaled weight: tile offsets must be whole scale blocks (16 columns, 8 depth)
 
 // moe.grouped_matmul implements TilingInterface: upstream transform ops tile
 // it like any linalg op (here tile_using_forall over blocks of 2 row blocks

@@ -2005,6 +2005,133 @@ func.func @grouped_matmul_input_type(%x: tensor<8x16xf64>, %w: tensor<2x4x16xf32
 
 // -----
 
+// moe.grouped_matmul c13: scale and block come together
+func.func @grouped_matmul_scale_no_block(%x: tensor<8x16xf32>, %w: tensor<2x32x16xf8E4M3FN>, %s: tensor<2x2x2xf32>,
+    %b: tensor<2xi32>, %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'scale' and 'block' come together}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x32x16xf8E4M3FN>, tensor<2xi32>)
+      scale(%s : tensor<2x2x2xf32>)
+      outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return %r : tensor<8x32xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c13: f8E4M3FN weights have scales
+func.func @grouped_matmul_fp8_no_scale(%x: tensor<8x16xf32>, %w: tensor<2x32x16xf8E4M3FN>, 
+    %b: tensor<2xi32>, %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op f8E4M3FN weights need their block 'scale'}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x32x16xf8E4M3FN>, tensor<2xi32>)
+      
+      outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return %r : tensor<8x32xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c13: a paired scale needs a scale
+func.func @grouped_matmul_paired_scale_alone(%x: tensor<8x16xf32>, %w: tensor<2x32x16xf32>, %s: tensor<2x2x2xf32>,
+    %b: tensor<2xi32>, %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'paired_scale' needs a 'scale'}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x32x16xf32>, tensor<2xi32>)
+      paired_scale(%s : tensor<2x2x2xf32>)
+      outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return %r : tensor<8x32xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c13: scales are for f8E4M3FN weights
+func.func @grouped_matmul_scale_bf16(%x: tensor<8x16xf32>, %w: tensor<2x32x16xbf16>, %s: tensor<2x2x2xf32>,
+    %b: tensor<2xi32>, %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op block scales are for f8E4M3FN weights, got 'tensor<2x32x16xbf16>'}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x32x16xbf16>, tensor<2xi32>)
+      scale(%s : tensor<2x2x2xf32>) block [16, 8]
+      outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return %r : tensor<8x32xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c13: block is two sizes >= 1
+func.func @grouped_matmul_block_zero(%x: tensor<8x16xf32>, %w: tensor<2x32x16xf8E4M3FN>, %s: tensor<2x2x2xf32>,
+    %b: tensor<2xi32>, %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'block' must be two sizes of at least 1}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x32x16xf8E4M3FN>, tensor<2xi32>)
+      scale(%s : tensor<2x2x2xf32>) block [0, 8]
+      outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return %r : tensor<8x32xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c14: scale is [E, ceil(N/BN), ceil(K/BK)]
+func.func @grouped_matmul_scale_shape(%x: tensor<8x16xf32>, %w: tensor<2x32x16xf8E4M3FN>, %s: tensor<2x2x3xf32>,
+    %b: tensor<2xi32>, %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'scale' dimension 2}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x32x16xf8E4M3FN>, tensor<2xi32>)
+      scale(%s : tensor<2x2x3xf32>) block [16, 8]
+      outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return %r : tensor<8x32xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c14: scale has f32 elements
+func.func @grouped_matmul_scale_f16(%x: tensor<8x16xf32>, %w: tensor<2x32x16xf8E4M3FN>, %s: tensor<2x2x2xf16>,
+    %b: tensor<2xi32>, %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'scale' must have f32 elements, got 'tensor<2x2x2xf16>'}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x32x16xf8E4M3FN>, tensor<2xi32>)
+      scale(%s : tensor<2x2x2xf16>) block [16, 8]
+      outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return %r : tensor<8x32xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c16: packed scaled weights have P dividing BN
+func.func @grouped_matmul_scale_panel(%x: tensor<8x16xf32>, %w: tensor<2x1x16x32xf8E4M3FN>, %s: tensor<2x2x2xf32>,
+    %b: tensor<2xi32>, %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op packed scaled weights need panels that divide the scale block: P = 32, BN = 16}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x1x16x32xf8E4M3FN>, tensor<2xi32>)
+      scale(%s : tensor<2x2x2xf32>) block [16, 8]
+      outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return %r : tensor<8x32xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c15: a scaled op with a paired weight has a paired scale
+func.func @grouped_matmul_paired_no_scale(%x: tensor<8x16xf32>, %w: tensor<2x32x16xf8E4M3FN>,
+    %s: tensor<2x2x2xf32>, %b: tensor<2xi32>, %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op a scaled op has 'paired_scale' exactly when it has 'paired_weight'}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x32x16xf8E4M3FN>, tensor<2xi32>)
+      paired(%w : tensor<2x32x16xf8E4M3FN>) scale(%s : tensor<2x2x2xf32>) block [16, 8]
+      outs(%acc : tensor<8x32xf32>) epilogue {
+      ^bb0(%g: f32, %u: f32, %old: f32):
+        moe.yield %g : f32
+      } -> tensor<8x32xf32>
+  return %r : tensor<8x32xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c15: the paired scale has the type of the scale
+func.func @grouped_matmul_paired_scale_type(%x: tensor<8x16xf32>, %w: tensor<2x32x16xf8E4M3FN>,
+    %s: tensor<2x2x2xf32>, %ps: tensor<2x2x?xf32>, %b: tensor<2xi32>, %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'paired_scale' must have the type of 'scale' ('tensor<2x2x2xf32>'), got 'tensor<2x2x?xf32>'}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x32x16xf8E4M3FN>, tensor<2xi32>)
+      paired(%w : tensor<2x32x16xf8E4M3FN>) scale(%s : tensor<2x2x2xf32>)
+      paired_scale(%ps : tensor<2x2x?xf32>) block [16, 8]
+      outs(%acc : tensor<8x32xf32>) epilogue {
+      ^bb0(%g: f32, %u: f32, %old: f32):
+        moe.yield %g : f32
+      } -> tensor<8x32xf32>
+  return %r : tensor<8x32xf32>
+}
+
+// -----
+
 // moe.grouped_matmul c3: weight is [E, N, K] with a static E
 func.func @grouped_matmul_weight_dynamic_e(%x: tensor<8x16xf32>, %w: tensor<?x4x16xf32>,
                                            %b: tensor<2xi32>, %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
@@ -2223,7 +2350,7 @@ func.func @grouped_matmul_scatter_alone(%x: tensor<8x16xf32>, %w: tensor<2x4x16x
                                         %b: tensor<2xi32>, %t: tensor<8xi32>,
                                         %acc: tensor<3x4xf32>) -> tensor<3x4xf32> {
   // expected-error @+1 {{'moe.grouped_matmul' op 'scatter_rows' and 'scatter_scales' come together}}
-  %r = "moe.grouped_matmul"(%x, %w, %b, %t, %acc) <{block_rows = 4 : i64, operandSegmentSizes = array<i32: 1, 1, 0, 1, 0, 0, 1, 0, 1>}>
+  %r = "moe.grouped_matmul"(%x, %w, %b, %t, %acc) <{block_rows = 4 : i64, operandSegmentSizes = array<i32: 1, 1, 0, 1, 0, 0, 1, 0, 0, 0, 1>}>
       : (tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>, tensor<8xi32>, tensor<3x4xf32>) -> tensor<3x4xf32>
   return %r : tensor<3x4xf32>
 }
@@ -2426,7 +2553,7 @@ func.func @grouped_matmul_two_epilogues(%x: tensor<8x16xf32>, %w: tensor<2x4x16x
                                         %b: tensor<2xi32>,
                                         %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
   // expected-error @+1 {{'moe.grouped_matmul' op has at most one 'epilogue' region}}
-  %r = "moe.grouped_matmul"(%x, %w, %b, %acc) <{block_rows = 4 : i64, operandSegmentSizes = array<i32: 1, 1, 0, 1, 0, 0, 0, 0, 1>}> ({
+  %r = "moe.grouped_matmul"(%x, %w, %b, %acc) <{block_rows = 4 : i64, operandSegmentSizes = array<i32: 1, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1>}> ({
   ^bb0(%v: f32, %o: f32):
     moe.yield %v : f32
   }, {

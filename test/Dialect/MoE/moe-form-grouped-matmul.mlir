@@ -169,13 +169,13 @@ func.func @unaligned(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
   return %h, %g : tensor<?x32xf32>, tensor<?x32xf32>
 }
 
-// Block-scaled (FP8) weights: moe.grouped_matmul takes no scales, so the
-// aligned expert matmul stays for the reference lowering, and its combine
-// with it.
+// Block-scaled (FP8) weights: the grouped matmul takes the scales and the
+// block (here with the combine fused into its write-back).
 // CHECK-LABEL: func @block_scaled
-// CHECK-NOT: moe.grouped_matmul
-// CHECK: moe.expert_matmul {{.*}} scale(
-// CHECK: moe.combine
+// CHECK-SAME: %[[W:[a-z0-9]+]]: tensor<8x32x16xf8E4M3FN>, %[[S:[a-z0-9]+]]: tensor<8x1x1xf32>
+// CHECK: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %[[W]], %{{.*}} : tensor<?x16xf32>, tensor<8x32x16xf8E4M3FN>, tensor<?xi32>) {{.*}} scatter({{.*}}) scale(%[[S]] : tensor<8x1x1xf32>) block [128, 128] outs(
+// CHECK-NOT: moe.expert_matmul
+// CHECK-NOT: moe.combine
 func.func @block_scaled(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
                         %w: tensor<8x32x16xf8E4M3FN>, %s: tensor<8x1x1xf32>,
                         %cw: tensor<?x2xf32>) -> tensor<?x32xf32> {
@@ -187,6 +187,38 @@ func.func @block_scaled(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
   %y = moe.combine %h, %cw, %map
       : tensor<?x32xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x32xf32>
   return %y : tensor<?x32xf32>
+}
+
+// Scaled gate and up projections fuse with their activation: the up
+// projection's scale is the paired scale.
+// CHECK-LABEL: func @block_scaled_gated
+// CHECK-SAME: %[[WG:[a-z0-9]+]]: tensor<4x32x16xf8E4M3FN>, %[[WU:[a-z0-9]+]]: tensor<4x32x16xf8E4M3FN>, %[[SG:[a-z0-9]+]]: tensor<4x2x1xf32>, %[[SU:[a-z0-9]+]]: tensor<4x2x1xf32>
+// CHECK: moe.grouped_matmul {{.*}} paired(%[[WU]] : tensor<4x32x16xf8E4M3FN>) {{.*}} scale(%[[SG]] : tensor<4x2x1xf32>) paired_scale(%[[SU]] : tensor<4x2x1xf32>) block [16, 16] outs({{.*}}) epilogue {
+// CHECK-NOT: moe.expert_matmul
+func.func @block_scaled_gated(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
+    %wg: tensor<4x32x16xf8E4M3FN>, %wu: tensor<4x32x16xf8E4M3FN>,
+    %sg: tensor<4x2x1xf32>, %su: tensor<4x2x1xf32>) -> tensor<?x32xf32> {
+  %rows, %off, %map = moe.dispatch %x, %ids align 4
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<?x16xf32>, tensor<5xi64>, tensor<?x2xi32>
+  %g = moe.expert_matmul %rows, %wg offsets(%off : tensor<5xi64>)
+      scale(%sg : tensor<4x2x1xf32>) block [16, 16]
+      : tensor<?x16xf32>, tensor<4x32x16xf8E4M3FN> -> tensor<?x32xf32>
+  %u = moe.expert_matmul %rows, %wu offsets(%off : tensor<5xi64>)
+      scale(%su : tensor<4x2x1xf32>) block [16, 16]
+      : tensor<?x16xf32>, tensor<4x32x16xf8E4M3FN> -> tensor<?x32xf32>
+  %c0 = arith.constant 0 : index
+  %n = tensor.dim %g, %c0 : tensor<?x32xf32>
+  %e = tensor.empty(%n) : tensor<?x32xf32>
+  %h = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>,
+                                        affine_map<(d0, d1) -> (d0, d1)>,
+                                        affine_map<(d0, d1) -> (d0, d1)>],
+                       iterator_types = ["parallel", "parallel"]}
+      ins(%g, %u : tensor<?x32xf32>, tensor<?x32xf32>) outs(%e : tensor<?x32xf32>) {
+  ^bb0(%a: f32, %b: f32, %o: f32):
+    %y = arith.mulf %a, %b : f32
+    linalg.yield %y : f32
+  } -> tensor<?x32xf32>
+  return %h : tensor<?x32xf32>
 }
 
 // The gate and up projections of the same rows and the element-wise SwiGLU

@@ -214,3 +214,28 @@ func.func @epilogue(%rows: memref<?x16xf32>, %wg: memref<2x8x16xf32>,
   }
   return
 }
+
+// -----
+
+// Block-scaled FP8 weights: each weight is widened and multiplied by the
+// scale of its block, scale[e, n / 16, k / 8].
+// CHECK-LABEL: func @block_scaled
+// CHECK:   scf.for %[[B:.*]] = %{{.*}} to %{{.*}} step
+// CHECK:     scf.for %[[N:.*]] = %{{.*}} to %{{.*}} step
+// CHECK:       scf.for %[[K:.*]] = %{{.*}} to %{{.*}} step
+// CHECK:         %[[W8:.*]] = memref.load %{{.*}}[%[[E:.*]], %[[N]], %[[K]]] : memref<2x32x24xf8E4M3FN>
+// CHECK:         %[[W:.*]] = arith.extf %[[W8]] : f8E4M3FN to f32
+// CHECK:         %[[NB:.*]] = arith.divui %[[N]], %c16
+// CHECK:         %[[KB:.*]] = arith.divui %[[K]], %c8
+// CHECK:         %[[S:.*]] = memref.load %{{.*}}[%[[E]], %[[NB]], %[[KB]]] : memref<2x2x3xf32>
+// CHECK:         %[[SW:.*]] = arith.mulf %[[W]], %[[S]] : f32
+// CHECK:         arith.mulf %{{.*}}, %[[SW]] : f32
+func.func @block_scaled(%rows: memref<8x24xf32>, %w: memref<2x32x24xf8E4M3FN>,
+                        %s: memref<2x2x3xf32>, %blocks: memref<2xi32>,
+                        %acc: memref<8x32xf32>) {
+  moe.grouped_matmul block_rows(4)
+      ins(%rows, %w, %blocks : memref<8x24xf32>, memref<2x32x24xf8E4M3FN>, memref<2xi32>)
+      scale(%s : memref<2x2x3xf32>) block [16, 8]
+      outs(%acc : memref<8x32xf32>)
+  return
+}

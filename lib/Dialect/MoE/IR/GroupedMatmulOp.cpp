@@ -25,6 +25,64 @@ static bool isFloatOperand(Type type) {
   return element.isF32() || element.isBF16() || element.isF16();
 }
 
+/// c13-c16: the block scales of f8E4M3FN weights.
+static LogicalResult verifyWeightScales(GroupedMatmulOp op,
+                                        ShapeChecker &shapes) {
+  auto weightType = llvm::cast<ShapedType>(op.getWeight().getType());
+  bool fp8 = llvm::isa<Float8E4M3FNType>(weightType.getElementType());
+  // c13.
+  if (static_cast<bool>(op.getWeightScale()) !=
+      static_cast<bool>(op.getWeightBlockAttr()))
+    return op.emitOpError("'scale' and 'block' come together");
+  if (!op.getWeightScale()) {
+    if (fp8)
+      return op.emitOpError("f8E4M3FN weights need their block 'scale'");
+    if (op.getPairedWeightScale())
+      return op.emitOpError("'paired_scale' needs a 'scale'");
+    return success();
+  }
+  if (!fp8)
+    return op.emitOpError()
+           << "block scales are for f8E4M3FN weights, got " << weightType;
+  ArrayRef<int64_t> block = *op.getWeightBlock();
+  if (block.size() != 2 || block[0] < 1 || block[1] < 1)
+    return op.emitOpError("'block' must be two sizes of at least 1 (columns "
+                          "and depth of the weight per scale)");
+  // c14.
+  auto ceilDiv = [](int64_t size, int64_t by) {
+    return ShapedType::isDynamic(size) ? ShapedType::kDynamic
+                                       : llvm::divideCeilSigned(size, by);
+  };
+  shapes.fix("NB", ceilDiv(shapes.get("N"), block[0]),
+             "'weight' (ceil(N / BN))");
+  shapes.fix("KB", ceilDiv(shapes.get("K"), block[1]),
+             "'weight' (ceil(K / BK))");
+  if (failed(shapes.check("scale", op.getWeightScale().getType(),
+                          {"E", "NB", "KB"})))
+    return failure();
+  if (!llvm::cast<ShapedType>(op.getWeightScale().getType())
+           .getElementType()
+           .isF32())
+    return op.emitOpError() << "'scale' must have f32 elements, got "
+                            << op.getWeightScale().getType();
+  // c15.
+  if (static_cast<bool>(op.getPairedWeight()) !=
+      static_cast<bool>(op.getPairedWeightScale()))
+    return op.emitOpError("a scaled op has 'paired_scale' exactly when it has "
+                          "'paired_weight'");
+  if (Value paired = op.getPairedWeightScale())
+    if (paired.getType() != op.getWeightScale().getType())
+      return op.emitOpError()
+             << "'paired_scale' must have the type of 'scale' ("
+             << op.getWeightScale().getType() << "), got " << paired.getType();
+  // c16 (pairs of K are bf16 only, c3).
+  if (int64_t panel = op.getPanelColumns(); panel && block[0] % panel != 0)
+    return op.emitOpError() << "packed scaled weights need panels that divide "
+                               "the scale block: P = "
+                            << panel << ", BN = " << block[0];
+  return success();
+}
+
 LogicalResult GroupedMatmulOp::verify() {
   // c1.
   bool onTensors = llvm::isa<RankedTensorType>(getInit().getType());
@@ -101,10 +159,13 @@ LogicalResult GroupedMatmulOp::verify() {
     return emitOpError() << "'weight' has " << shapes.get("E")
                          << " experts, more than " << kMaxExperts
                          << " (expert ids are i32)";
+  bool fp8 = llvm::isa<Float8E4M3FNType>(weightType.getElementType());
   if (!isFloatOperand(getInput().getType()) ||
-      !isFloatOperand(getWeight().getType()))
+      (!fp8 && !isFloatOperand(weightType)))
     return emitOpError("'input' and 'weight' must have f32, bf16 or f16 "
-                       "elements");
+                       "elements (or f8E4M3FN weights with scales)");
+  if (failed(verifyWeightScales(*this, shapes)))
+    return failure();
   if (!llvm::cast<ShapedType>(getBlockExperts().getType())
            .getElementType()
            .isInteger(32))

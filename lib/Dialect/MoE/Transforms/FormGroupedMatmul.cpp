@@ -161,13 +161,11 @@ Value buildEpilogue(OpBuilder &b, Location loc, Value acc, Value bias,
 }
 
 /// The plan of `op`'s row layout in blocks of `blockRows` rows (created
-/// from its dispatch if need be), or null when it has none. Block-scaled
-/// weights have none here: moe.grouped_matmul takes no scales yet, so they
-/// keep the reference lowering.
+/// from its dispatch if need be), or null when it has none.
 RoutingPlanOp findPlan(PatternRewriter &rewriter, ExpertMatmulOp op,
                        int64_t blockRows) {
   Value offsets = op.getOffsets();
-  if (!offsets || op.getWeightScale())
+  if (!offsets)
     return {};
   if (auto plan = offsets.getDefiningOp<RoutingPlanOp>())
     return static_cast<int64_t>(plan.getBlockRows()) == blockRows
@@ -362,7 +360,7 @@ SmallVector<ExpertMatmulOp, 2> getEpilogueMatmuls(linalg::GenericOp generic) {
   for (Value input : generic.getDpsInputs()) {
     auto matmul = input.getDefiningOp<ExpertMatmulOp>();
     if (!matmul || matmul.getBias() || !matmul.getOffsets() ||
-        matmul.getWeightScale() || matmul->getBlock() != generic->getBlock())
+        matmul->getBlock() != generic->getBlock())
       return {};
     // Read by the generic once, otherwise only for its shape.
     int64_t genericUses = 0;
@@ -377,7 +375,14 @@ SmallVector<ExpertMatmulOp, 2> getEpilogueMatmuls(linalg::GenericOp generic) {
     if (!matmuls.empty() &&
         (matmul.getInput() != matmuls[0].getInput() ||
          matmul.getOffsets() != matmuls[0].getOffsets() ||
-         matmul.getWeight().getType() != matmuls[0].getWeight().getType()))
+         matmul.getWeight().getType() != matmuls[0].getWeight().getType() ||
+         // Both scaled alike, or neither.
+         static_cast<bool>(matmul.getWeightScale()) !=
+             static_cast<bool>(matmuls[0].getWeightScale()) ||
+         (matmul.getWeightScale() &&
+          (matmul.getWeightScale().getType() !=
+               matmuls[0].getWeightScale().getType() ||
+           matmul.getWeightBlockAttr() != matmuls[0].getWeightBlockAttr()))))
       return {};
     matmuls.push_back(matmul);
   }
@@ -422,8 +427,9 @@ struct FormGroupedMatmul : OpRewritePattern<ExpertMatmulOp> {
     acc = GroupedMatmulOp::create(
               rewriter, loc, TypeRange{acc.getType()}, operands.input,
               op.getWeight(), Value(), operands.blocks, operands.sizes,
-              operands.sources, Value(), Value(), acc,
-              rewriter.getI64IntegerAttr(blockRows), /*epilogueCount=*/0)
+              operands.sources, Value(), Value(), op.getWeightScale(), Value(),
+              acc, rewriter.getI64IntegerAttr(blockRows),
+              op.getWeightBlockAttr(), /*epilogueCount=*/0)
               .getResult()[0];
     Value result = acc;
     if (op.getBias() || !resultType.getElementType().isF32())
@@ -474,11 +480,14 @@ struct FormEpilogueGroupedMatmul : OpRewritePattern<linalg::GenericOp> {
     Value acc = buildAccumulator(rewriter, loc, operands.numRows,
                                  weightType.getDimSize(1));
     Value paired = matmuls.size() > 1 ? matmuls[1].getWeight() : Value();
+    Value pairedScale =
+        matmuls.size() > 1 ? matmuls[1].getWeightScale() : Value();
     auto fused = GroupedMatmulOp::create(
         rewriter, loc, TypeRange{acc.getType()}, operands.input,
         first.getWeight(), paired, operands.blocks, operands.sizes,
-        operands.sources, Value(), Value(), acc,
-        rewriter.getI64IntegerAttr(blockRows), /*epilogueCount=*/1);
+        operands.sources, Value(), Value(), first.getWeightScale(), pairedScale,
+        acc, rewriter.getI64IntegerAttr(blockRows), first.getWeightBlockAttr(),
+        /*epilogueCount=*/1);
     buildEpilogueRegion(rewriter, fused, generic, matmuls);
     Value result = fused.getResult()[0];
     auto resultType =
@@ -578,8 +587,9 @@ struct FormScatteringGroupedMatmul : OpRewritePattern<CombineOp> {
     acc = GroupedMatmulOp::create(
               rewriter, loc, TypeRange{acc.getType()}, operands.input,
               op.getWeight(), Value(), operands.blocks, operands.sizes,
-              operands.sources, targets, scales, acc,
-              rewriter.getI64IntegerAttr(blockRows), /*epilogueCount=*/0)
+              operands.sources, targets, scales, op.getWeightScale(), Value(),
+              acc, rewriter.getI64IntegerAttr(blockRows),
+              op.getWeightBlockAttr(), /*epilogueCount=*/0)
               .getResult()[0];
     Value result = acc;
     if (!resultType.getElementType().isF32())

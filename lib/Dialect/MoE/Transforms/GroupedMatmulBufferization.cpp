@@ -38,15 +38,18 @@ struct GroupedMatmulBufferizationModel
     FailureOr<Value> sources = bufferOf(matmul.getRowSources());
     FailureOr<Value> targets = bufferOf(matmul.getScatterRows());
     FailureOr<Value> scales = bufferOf(matmul.getScatterScales());
+    FailureOr<Value> weightScale = bufferOf(matmul.getWeightScale());
+    FailureOr<Value> pairedScale = bufferOf(matmul.getPairedWeightScale());
     FailureOr<Value> init = bufferOf(matmul.getInit());
     if (failed(input) || failed(weight) || failed(paired) || failed(blocks) ||
         failed(sizes) || failed(sources) || failed(targets) || failed(scales) ||
-        failed(init))
+        failed(weightScale) || failed(pairedScale) || failed(init))
       return failure();
     rewriter.setInsertionPoint(op);
     auto buffered = GroupedMatmulOp::create(
         rewriter, op->getLoc(), TypeRange{}, *input, *weight, *paired, *blocks,
-        *sizes, *sources, *targets, *scales, *init, matmul.getBlockRowsAttr(),
+        *sizes, *sources, *targets, *scales, *weightScale, *pairedScale, *init,
+        matmul.getBlockRowsAttr(), matmul.getWeightBlockAttr(),
         matmul.getEpilogue().size());
     buffered.copyEpilogueFrom(matmul);
     replaceOpWithBufferizedValues(rewriter, op, *init);

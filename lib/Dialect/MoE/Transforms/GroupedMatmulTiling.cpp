@@ -10,6 +10,9 @@
 // A packed weight ([E, NP, K, P]) is sliced by whole panels, so column
 // offsets must be multiples of P (tile sizes that are).
 //
+// Block scales are sliced with their weight: the tile's column and depth
+// offsets must then be whole scale blocks.
+//
 // Scattering (scatter_rows/scatter_scales), rows add to arbitrary rows of
 // init: row blocks are a reduction dimension, and a tile's init is every
 // row of init in its columns, its scatter tables rows of its blocks.
@@ -207,6 +210,37 @@ struct GroupedMatmulTilingModel
     };
     Value weight = sliceWeight(matmul.getWeight());
     Value paired = sliceWeight(matmul.getPairedWeight());
+    // Block scales: the blocks of the tile's columns and depth, whose
+    // offsets must be whole blocks.
+    Value scale, pairedScale;
+    if (std::optional<ArrayRef<int64_t>> block = matmul.getWeightBlock()) {
+      int64_t bn = (*block)[0], bk = (*block)[1];
+      bool depthTiled = !matmul.hasEpilogue();
+      if (!isMultipleOf(offsets[1], bn) ||
+          (depthTiled && !isMultipleOf(offsets[2], bk))) {
+        op->emitOpError() << "block-scaled weight: tile offsets must be "
+                             "whole scale blocks ("
+                          << bn << " columns, " << bk << " depth)";
+        return failure();
+      }
+      auto blocksOf = [&](OpFoldResult offset, OpFoldResult size,
+                          int64_t by) -> std::pair<OpFoldResult, OpFoldResult> {
+        return {affine::makeComposedFoldedAffineApply(b, loc, d0.floorDiv(by),
+                                                      {offset}),
+                affine::makeComposedFoldedAffineApply(b, loc, d0.ceilDiv(by),
+                                                      {size})};
+      };
+      auto [columnBlock, columnBlocks] = blocksOf(offsets[1], sizes[1], bn);
+      auto [depthBlock, depthBlocks] = blocksOf(offsets[2], sizes[2], bk);
+      auto sliceScale = [&](Value value) -> Value {
+        if (!value)
+          return {};
+        return sliceOperand(b, loc, value, {zero, columnBlock, depthBlock},
+                            {experts, columnBlocks, depthBlocks});
+      };
+      scale = sliceScale(matmul.getWeightScale());
+      pairedScale = sliceScale(matmul.getPairedWeightScale());
+    }
     Value blocks = sliceOperand(b, loc, matmul.getBlockExperts(), {offsets[0]},
                                 {sizes[0]});
     Value blockSizes;
@@ -230,12 +264,13 @@ struct GroupedMatmulTilingModel
       resultTypes.push_back(init.getType());
     auto tiled = GroupedMatmulOp::create(
         b, loc, resultTypes, input, weight, paired, blocks, blockSizes, sources,
-        scatterRows, scatterScales, init, matmul.getBlockRowsAttr(),
+        scatterRows, scatterScales, scale, pairedScale, init,
+        matmul.getBlockRowsAttr(), matmul.getWeightBlockAttr(),
         matmul.getEpilogue().size());
     tiled.copyEpilogueFrom(matmul);
     SmallVector<Operation *> slices;
     for (Value v : {input, weight, paired, blocks, blockSizes, sources,
-                    scatterRows, scatterScales, init})
+                    scatterRows, scatterScales, scale, pairedScale, init})
       if (v)
         slices.push_back(v.getDefiningOp());
     return TilingResult{{tiled}, SmallVector<Value>(tiled->getResults()),
@@ -326,14 +361,29 @@ private:
     return v.getType() == f32 ? v : arith::ExtFOp::create(b, loc, f32, v);
   }
 
-  /// `weight[expert, column, depth]` of the unpacked layout, as f32.
+  /// `weight[expert, column, depth]` of the unpacked layout, as f32 (times
+  /// its block scale when it has one).
   static Value loadWeight(OpBuilder &b, Location loc, GroupedMatmulOp matmul,
                           Value weight, Value expert, Value column,
                           Value depth) {
-    return toF32(b, loc,
-                 memref::LoadOp::create(
-                     b, loc, weight,
-                     matmul.getWeightIndices(b, loc, expert, column, depth)));
+    Value value =
+        toF32(b, loc,
+              memref::LoadOp::create(
+                  b, loc, weight,
+                  matmul.getWeightIndices(b, loc, expert, column, depth)));
+    Value scale = matmul.getScaleOf(weight);
+    if (!scale)
+      return value;
+    ArrayRef<int64_t> block = *matmul.getWeightBlock();
+    auto blockOf = [&](Value index, int64_t size) -> Value {
+      return arith::DivUIOp::create(
+          b, loc, index, arith::ConstantIndexOp::create(b, loc, size));
+    };
+    Value factor =
+        memref::LoadOp::create(b, loc, scale,
+                               ValueRange{expert, blockOf(column, block[0]),
+                                          blockOf(depth, block[1])});
+    return arith::MulFOp::create(b, loc, value, factor);
   }
 
   /// `input[source, depth]` as f32, or 0 where the row has no source.

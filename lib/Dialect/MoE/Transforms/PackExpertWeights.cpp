@@ -2,7 +2,8 @@
 //
 // A weight argument read only by grouped matmuls changes type from the
 // checkpoint layout [E, N, K] to panels [E, ceil(N/P), K, P] (bf16 ones,
-// optionally, to panels of pairs of K [E, ceil(N/P), ceil(K/2), P, 2]), and
+// optionally, to panels of pairs of K [E, ceil(N/P), ceil(K/2), P, 2];
+// block-scaled ones to panels whose width divides the scale block), and
 // the module
 // gains the function that packs it (linalg.pack). The runtime binds the
 // checkpoint tensor, calls that function once into a buffer of its own and
@@ -21,6 +22,8 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/IR/SymbolTable.h"
 #include "llvm/ADT/DenseSet.h"
+
+#include <numeric>
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEPACKEXPERTWEIGHTSPASS
@@ -194,7 +197,12 @@ struct MoEPackExpertWeightsPass
           continue;
         auto source = llvm::cast<RankedTensorType>(arg.getType());
         ArrayRef<int64_t> shape = source.getShape();
+        // Block-scaled weights: panels within one scale block of columns.
         int64_t panel = panelCols;
+        for (OpOperand &use : arg.getUses())
+          if (std::optional<ArrayRef<int64_t>> block =
+                  llvm::cast<GroupedMatmulOp>(use.getOwner()).getWeightBlock())
+            panel = std::gcd(panel, (*block)[0]);
         int64_t panels = llvm::divideCeilSigned(shape[1], panel);
         bool depthPairs = bf16Pairs && source.getElementType().isBF16();
         auto packed =

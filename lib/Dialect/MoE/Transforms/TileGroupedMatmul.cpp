@@ -126,6 +126,11 @@ struct MoETileGroupedMatmulPass
       int64_t depth = tileK;
       if (op.isDepthPaired())
         depth = llvm::alignTo(depth, 2);
+      // Block-scaled weights by whole scale blocks (P divides BN).
+      if (std::optional<ArrayRef<int64_t>> block = op.getWeightBlock()) {
+        columns = llvm::alignTo(std::max<int64_t>(columns, 1), (*block)[0]);
+        depth = llvm::alignTo(depth, (*block)[1]);
+      }
       // Scattered rows add to shared output rows: the threads split the
       // columns only, and each walks the row blocks in order.
       bool scatters = op.isScattering();

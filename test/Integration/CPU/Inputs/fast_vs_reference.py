@@ -63,6 +63,19 @@ CASES = {
                                weights=GATED,
                                dtypes={op: "bf16" for op in EXPERTS}),
                           "random"),
+    # Block-scaled FP8 experts (blocks of 16 x 12, H and I multiples of
+    # neither): decoded on the fly by the panel kernel (panels of 16, or 8
+    # with panel-cols=24), by the scalar loops unpacked.
+    "fp8_block_scaled": (dict(hidden=100, intermediate=37, num_experts=8,
+                              routing="<softmax, top_k = 2, renormalize>",
+                              weights=dict(GATED, **{
+                                  scale: GATED[op] + "_scale_inv"
+                                  for scale, op in (
+                                      ("gate_scale", "expert_gate"),
+                                      ("up_scale", "expert_up"),
+                                      ("down_scale", "expert_down"))}),
+                              dtypes={op: "f8e4m3fn" for op in EXPERTS},
+                              weight_block=[16, 12]), "random"),
     # Capacity routing (tokens over an expert's 5 slots dropped).
     "capacity_routing": (dict(hidden=40, intermediate=24, num_experts=4,
                               routing="<softmax, top_k = 2, "

@@ -585,6 +585,16 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     add to one output row, so row blocks are a reduction dimension of the
     iteration domain then.
 
+    **Block-scaled weights** (FP8 checkpoints: `f8E4M3FN` weights with one
+    f32 scale per block of `BN x BK` weights, as `moe.expert_matmul`'s):
+    with `scale(%s : [E, ceil(N/BN), ceil(K/BK)] f32) block [BN, BK]` (and
+    `paired_scale` for a paired weight) each weight is
+    `weight[e, n, k] * scale[e, n floordiv BN, k floordiv BK]`, decoded
+    and scaled on the fly: the FP8 bytes are never expanded in memory.
+    Packed, such weights are panels of P columns with P dividing BN (each
+    panel's column run has one scale per K block). Tiling them needs column
+    offsets that are multiples of BN and depth offsets of BK.
+
     With an `epilogue` region, the op writes each computed element once,
     from its finished sums, instead of accumulating:
 
@@ -625,7 +635,12 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     type of `weight` and comes with an epilogue; (c10) the epilogue is one
     block of f32 arguments, one per weight and one for `init`, ending in a
     `moe.yield` of one f32; (c11) its other ops are scalar element-wise ops
-    or constants, without regions; (c12) an epilogue does not scatter.
+    or constants, without regions; (c12) an epilogue does not scatter;
+    (c13) `scale` and `block` come together, `block` is two sizes `>= 1`,
+    and the weights are `f8E4M3FN` exactly when they have scales; (c14)
+    `scale` is `[E, ceil(N/BN), ceil(K/BK)]` f32; (c15) `paired_scale` has
+    the type of `scale` and comes exactly with a paired weight of a scaled
+    op; (c16) packed scaled weights have `P` dividing `BN`.
 
     Example (8 experts, blocks of 4 rows, bf16 weights):
     ```mlir
@@ -673,8 +688,11 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     Optional<AnyShaped>:$row_sources,
     Optional<AnyShaped>:$scatter_rows,
     Optional<AnyShaped>:$scatter_scales,
+    Optional<AnyShaped>:$weight_scale,
+    Optional<AnyShaped>:$paired_weight_scale,
     AnyShaped:$init,
-    I64Attr:$block_rows
+    I64Attr:$block_rows,
+    OptionalAttr<DenseI64ArrayAttr>:$weight_block
   );
   let results = (outs Variadic<AnyRankedTensor>:$result);
   // Zero or one region: an op without an epilogue has none to clone.
@@ -688,6 +706,10 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     (`row_sources` `(` $row_sources^ `:` type($row_sources) `)`)?
     (`scatter` `(` $scatter_rows^ `,` $scatter_scales `:`
         type($scatter_rows) `,` type($scatter_scales) `)`)?
+    (`scale` `(` $weight_scale^ `:` type($weight_scale) `)`)?
+    (`paired_scale` `(` $paired_weight_scale^ `:`
+        type($paired_weight_scale) `)`)?
+    (`block` $weight_block^)?
     `outs` `(` $init `:` type($init) `)`
     (`epilogue` $epilogue^)?
     attr-dict (`->` type($result)^)?
@@ -696,6 +718,20 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
   let hasRegionVerifier = 1;
   let extraClassDeclaration = [{
     MutableOperandRange getDpsInitsMutable() { return getInitMutable(); }
+    /// The block scale of `weight` (one of getWeights()), or null.
+    ::mlir::Value getScaleOf(::mlir::Value weight) {
+      return weight == getWeight() ? getWeightScale() : getPairedWeightScale();
+    }
+    /// The weights' block scales, in the order of getWeights(); empty
+    /// without scales.
+    ::llvm::SmallVector<::mlir::Value, 2> getWeightScales() {
+      ::llvm::SmallVector<::mlir::Value, 2> scales;
+      if (::mlir::Value scale = getWeightScale())
+        scales.push_back(scale);
+      if (::mlir::Value scale = getPairedWeightScale())
+        scales.push_back(scale);
+      return scales;
+    }
     /// Whether each element is written once through the epilogue region.
     bool hasEpilogue() {
       return !getEpilogue().empty() && !getEpilogue().front().empty();
