@@ -12,7 +12,9 @@ One run measures, in this order:
    (moe_mlir make-checkpoint), imported, compiled by moe-compile (timed), and
    for each token count T: moe-run --bench (median ms), and on the same
    weights and inputs two PyTorch formulations: the Hugging Face loop over
-   experts and tokens sorted by expert, padded, one bmm per projection;
+   experts and tokens sorted by expert, padded, one bmm per projection
+   (fp8: the checkpoint in DeepSeek-V3's FP8 layout, make-checkpoint --dtype
+   fp8, against PyTorch bf16 on its dequantized weights);
 3. useful GFLOP/s (T*K*3*2*H*I for the routed experts, plus the shared
    expert), GB/s of touched expert weights, the fraction of the measured f32
    peak (and DRAM bandwidth for decode), the ratio to the faster PyTorch,
@@ -207,14 +209,26 @@ class TorchLayer:
 
     def __init__(self, prepared: dict, dtype: str):
         import torch
-        from moe_mlir import safetensors_io
+        import numpy as np
+        from moe_mlir import float8, safetensors_io
         from moe_mlir.emit import from_hf_config
         self.torch = torch
         config = prepared["config"]
-        spec = from_hf_config(config, 0, dtype=dtype)
+        spec = from_hf_config(config, 0,
+                              dtype="bf16" if dtype == "fp8" else dtype)
         tensors = safetensors_io.load_checkpoint(prepared["dir"])
+        # FP8 layers: PyTorch bf16 on the dequantized weights (PyTorch 1.13
+        # has no FP8 matmul).
         self.dtype = {"f32": torch.float32, "bf16": torch.bfloat16,
-                      "f16": torch.float16}[dtype]
+                      "f16": torch.float16, "fp8": torch.bfloat16}[dtype]
+        block = config.get("quantization_config", {}).get("weight_block_size")
+
+        def stored(name: str):
+            value = tensors[name]
+            if block and name + "_scale_inv" in tensors:
+                value = float8.dequantize_blocks(
+                    value, tensors[name + "_scale_inv"], tuple(block))
+            return torch.from_numpy(np.asarray(value, dtype=np.float32))
         self.routing = spec.routing
         weights = spec.weights
 
@@ -224,9 +238,9 @@ class TorchLayer:
                 return None
             if "{e}" in name:
                 return torch.stack([
-                    torch.from_numpy(tensors[name.format(e=e)]).to(
-                        self.dtype) for e in range(spec.num_experts)])
-            value = torch.from_numpy(tensors[name])
+                    stored(name.format(e=e)).to(self.dtype)
+                    for e in range(spec.num_experts)])
+            value = stored(name)
             return value if role == "score_bias" else value.to(self.dtype)
 
         self.router = load("router")
@@ -332,7 +346,7 @@ def touched_bytes(prepared: dict, tokens: int, dtype: str) -> float:
     """Bytes of the expert weights a run must read at least once."""
     family, hidden, inter, experts, top_k, _ = SHAPES[prepared["shape"]]
     touched = min(experts, tokens * top_k)
-    item = 4 if dtype == "f32" else 2
+    item = {"f32": 4, "fp8": 1}.get(dtype, 2)
     return touched * 3 * hidden * inter * item
 
 
@@ -436,6 +450,8 @@ def main() -> None:
                     if f32_peak:
                         row["fraction_of_f32_peak"] = row["gflops"] / f32_peak
                     unit, unit_peak = "f32 FMA", f32_peak
+                    # bf16 and FP8 weights (decoded to f32 in registers)
+                    # are multiplied on the units moe-compile picks for them.
                     if dtype == "bf16" and bf16_peak:
                         unit, unit_peak = "bf16 dot", bf16_peak
                     if unit_peak:

@@ -8,7 +8,9 @@ tensor of that model (embeddings, attention, norms, the MoE blocks and the
 dense MLPs where the config puts them) in the family's names and
 ``[out, in]`` layouts, and :func:`write_checkpoint` writes them with weights
 drawn from ``N(0, 1/fan_in)`` (norms near 1), so that a layer's output is of
-order one. The importer (:mod:`moe_mlir.hf_import`) reads the result like a
+order one. ``fp8`` writes DeepSeek-V3's FP8 layout: the MoE layers' expert
+projections as ``F8_E4M3`` with ``<name>_scale_inv`` block scales
+(``quantization_config.weight_block_size`` [128, 128]), the rest bf16. The importer (:mod:`moe_mlir.hf_import`) reads the result like a
 downloaded checkpoint.
 """
 
@@ -20,7 +22,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from . import safetensors_io
+from . import float8, safetensors_io
 from .emit import from_hf_config, is_sparse_layer
 from .seq2seq import is_sparse_block, num_blocks, spec_from_config
 from .testdata import round_to_bf16
@@ -36,7 +38,18 @@ FAMILIES = ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2",
             "deepseek_v3", "switch_transformers", "nllb_moe")
 """The families :func:`hf_config` knows (the importer's)."""
 
-_TORCH_DTYPES = {"f32": "float32", "bf16": "bfloat16", "f16": "float16"}
+_TORCH_DTYPES = {"f32": "float32", "bf16": "bfloat16", "f16": "float16",
+                 "fp8": "bfloat16"}
+
+FP8_BLOCK = (128, 128)
+"""``weight_block_size`` of the FP8 checkpoints written here (DeepSeek-V3's
+and Qwen3-FP8's)."""
+
+_FP8_PROJECTIONS = ("expert_gate", "expert_up", "expert_down", "shared_gate",
+                    "shared_up", "shared_down")
+"""The weights an FP8 checkpoint stores as ``F8_E4M3`` with block scales:
+the MoE layers' expert projections, routed and shared (the router, norms,
+embeddings and attention stay bf16 here)."""
 _TRANSFORMERS_VERSION = "4.46.0"
 
 
@@ -86,8 +99,11 @@ def hf_config(family: str, *, hidden: int, intermediate: int, experts: int,
         raise ValueError(f"unknown family '{family}' (expected one of "
                          f"{', '.join(FAMILIES)})")
     if dtype not in _TORCH_DTYPES:
-        raise ValueError(f"unknown dtype '{dtype}' (expected f32, bf16 or "
-                         "f16)")
+        raise ValueError(f"unknown dtype '{dtype}' (expected f32, bf16, f16 "
+                         "or fp8)")
+    if dtype == "fp8" and family in ("switch_transformers", "nllb_moe"):
+        raise ValueError(f"FP8 checkpoints are written for the decoder "
+                         f"families, not {family}")
     for name, value in (("hidden", hidden), ("intermediate", intermediate),
                         ("experts", experts), ("layers", layers),
                         ("top-k", top_k), ("vocab", vocab)):
@@ -176,6 +192,11 @@ def hf_config(family: str, *, hidden: int, intermediate: int, experts: int,
             "scoring_func": "sigmoid" if v3 else "softmax",
             "topk_method": "noaux_tc" if v3 else "group_limited_greedy",
             "aux_loss_alpha": 0.001, "seq_aux": True})
+    if dtype == "fp8":
+        config["quantization_config"] = {
+            "quant_method": "fp8", "fmt": "e4m3",
+            "activation_scheme": "dynamic",
+            "weight_block_size": list(FP8_BLOCK)}
     return config
 
 
@@ -191,6 +212,9 @@ def _attention(prefix: str, hidden: int, heads: int,
 def _decoder_shapes(config: Mapping[str, Any], dtype: str
                     ) -> dict[str, tuple[tuple[int, ...], str]]:
     hidden, vocab = config["hidden_size"], config["vocab_size"]
+    fp8 = dtype == "fp8"
+    if fp8:
+        dtype = "bf16"
     storage = dtype.upper()
     shapes: dict[str, tuple[tuple[int, ...], str]] = {
         "model.embed_tokens.weight": ((vocab, hidden), storage),
@@ -208,8 +232,16 @@ def _decoder_shapes(config: Mapping[str, Any], dtype: str
         if is_sparse_layer(config, n):
             spec = from_hf_config(config, n, dtype=dtype)
             bias = spec.weights.get("score_bias")
+            quantized = _fp8_names(spec) if fp8 else set()
+            block = config.get("quantization_config", {}).get(
+                "weight_block_size", FP8_BLOCK)
             for name, (shape, _) in spec.checkpoint_tensors().items():
                 shapes[name] = (shape, "F32" if name == bias else storage)
+                if name in quantized:
+                    shapes[name] = (shape, "F8_E4M3")
+                    shapes[name + "_scale_inv"] = (
+                        (-(-shape[0] // block[0]), -(-shape[1] // block[1])),
+                        "F32")
             continue
         inter = config["intermediate_size"]
         for proj, shape in (("gate_proj", (inter, hidden)),
@@ -217,6 +249,22 @@ def _decoder_shapes(config: Mapping[str, Any], dtype: str
                             ("down_proj", (hidden, inter))):
             shapes[f"{base}.mlp.{proj}.weight"] = (shape, storage)
     return shapes
+
+
+def _fp8_names(spec) -> set[str]:
+    """The checkpoint names of ``spec``'s expert projections (experts
+    expanded)."""
+    names = set()
+    for operand in _FP8_PROJECTIONS:
+        name = spec.weights.get(operand)
+        if name is None:
+            continue
+        if "{e}" in name:
+            names.update(name.replace("{e}", str(e))
+                         for e in range(spec.num_experts))
+        else:
+            names.add(name)
+    return names
 
 
 def _seq2seq_shapes(config: Mapping[str, Any], dtype: str
@@ -267,6 +315,9 @@ def tensor_shapes(config: Mapping[str, Any], dtype: str = "f32"
     ``config`` describes; a DeepSeek-V3 score correction bias stays F32, as
     released checkpoints store it."""
     if config["model_type"] in ("switch_transformers", "nllb_moe"):
+        if dtype == "fp8":
+            raise ValueError("FP8 checkpoints are written for the decoder "
+                             "families only")
         return _seq2seq_shapes(config, dtype)
     return _decoder_shapes(config, dtype)
 
@@ -295,6 +346,8 @@ def write_checkpoint(directory: str | os.PathLike, config: Mapping[str, Any],
     total = sum(int(np.prod(shape)) for shape, _ in shapes.values())
     done = 0
     for name, (shape, storage) in shapes.items():
+        if name.endswith("_scale_inv"):
+            continue  # with its weight
         if len(shape) > 1:
             value = (rng.standard_normal(shape, dtype=np.float32)
                      / np.float32(np.sqrt(shape[-1])))
@@ -306,6 +359,11 @@ def write_checkpoint(directory: str | os.PathLike, config: Mapping[str, Any],
                 np.float32)
         if storage == "BF16":
             value = round_to_bf16(value)
+        if storage == "F8_E4M3":
+            block = tuple(config["quantization_config"]["weight_block_size"])
+            value, scale = float8.quantize_blocks(value, block)
+            tensors[name + "_scale_inv"] = scale
+            dtypes[name + "_scale_inv"] = "F32"
         tensors[name], dtypes[name] = value, storage
         done += int(np.prod(shape))
         if progress and len(shape) > 1:

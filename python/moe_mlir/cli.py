@@ -480,8 +480,11 @@ def _parser() -> argparse.ArgumentParser:
                        ("--layers", "decoder layers (each stack for the "
                         "encoder-decoder families)")):
         mk.add_argument(flag, type=int, required=True, help=text)
-    mk.add_argument("--dtype", choices=["f32", "bf16", "f16"], default="f32",
-                    help="storage dtype of the weights (default f32)")
+    mk.add_argument("--dtype", choices=["f32", "bf16", "f16", "fp8"],
+                    default="f32",
+                    help="storage dtype of the weights (default f32); fp8: "
+                    "the expert projections in e4m3 with 128x128 block "
+                    "scales (DeepSeek-V3's layout), the rest bf16")
     mk.add_argument("--vocab", type=int, default=1024,
                     help="vocabulary size (default 1024)")
     mk.add_argument("--seed", type=int, default=0)

@@ -48,6 +48,49 @@ def test_every_family_imports(tmp_path, family, dtype) -> None:
     assert stored <= {dtype.upper(), "F32"}
 
 
+DECODERS = [f for f in checkpoints.FAMILIES
+            if f not in ("switch_transformers", "nllb_moe")]
+
+
+@pytest.mark.parametrize("family", DECODERS)
+def test_fp8_checkpoint(tmp_path, family) -> None:
+    """--dtype fp8: DeepSeek-V3's FP8 layout, the expert projections (routed
+    and shared) e4m3 with [128, 128] block scales, the rest bf16; the
+    importer reads them as block-scaled weights."""
+    done = built_tools.moe_mlir(
+        "make-checkpoint", "--family", family, "--hidden", "160",
+        "--intermediate", "136", "--experts", "4", "--top-k", "2",
+        "--layers", "2", "--dtype", "fp8", "--quiet", "-o", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    with open(tmp_path / "config.json", encoding="utf-8") as file:
+        config = json.load(file)
+    assert config["torch_dtype"] == "bfloat16"
+    assert config["quantization_config"]["weight_block_size"] == [128, 128]
+    headers = safetensors_io.read_checkpoint_headers(tmp_path)
+    assert set(headers) == set(checkpoints.tensor_shapes(config, "fp8"))
+    fp8 = {name for name, (dtype, _) in headers.items()
+           if dtype == "F8_E4M3"}
+    assert fp8 and all(".experts." in n or "shared" in n for n in fp8)
+    for name in fp8:
+        dtype, shape = headers[name + "_scale_inv"]
+        assert dtype == "F32"
+        assert list(shape) == [-(-d // 128) for d in headers[name][1]]
+    for layer in moe_layers(config):
+        text = import_hf(tmp_path, layer).module_text()
+        assert "f8E4M3FN" in text and "weight_block [128, 128]" in text
+
+
+def test_fp8_seq2seq_refused(tmp_path) -> None:
+    done = built_tools.moe_mlir(
+        "make-checkpoint", "--family", "switch_transformers", "--hidden",
+        "64", "--intermediate", "32", "--experts", "8", "--top-k", "1",
+        "--layers", "2", "--dtype", "fp8", "-o", str(tmp_path))
+    assert done.returncode == 1
+    assert done.stderr == ("moe_mlir make-checkpoint: error: FP8 checkpoints "
+                           "are written for the decoder families, not "
+                           "switch_transformers\n")
+
+
 def test_bad_sizes_are_one_line(tmp_path) -> None:
     for args, message in (
             (["--top-k", "9"], "--top-k 9 exceeds --experts 8"),
