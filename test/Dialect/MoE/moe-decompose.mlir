@@ -116,18 +116,27 @@ func.func @deepseek_v3(%x: tensor<?x16xf32>, %wg: tensor<16x16xf32>,
 // -----
 
 // DeepSeek-V3 FP8: block-scaled routed and shared weights (blocks of 4 x 8).
-// The routed projections carry their scales; the shared expert's weights
-// are dequantized to f32 before its matmuls.
+// The routed projections carry their scales; the shared expert is an expert
+// every token picks once with weight 1: a dispatch of zero ids, its weights
+// and scales as [1, N, K] and [1, NB, KB], a combine with weights of one.
 // CHECK-LABEL: func @deepseek_v3_fp8
 // CHECK-SAME: %[[W1:[a-z0-9]+]]: tensor<16x8x16xf8E4M3FN>, %[[W3:[a-z0-9]+]]: tensor<16x8x16xf8E4M3FN>, %[[W2:[a-z0-9]+]]: tensor<16x16x8xf8E4M3FN>
-// CHECK-SAME: %[[C1:[a-z0-9]+]]: tensor<16x2x2xf32>, %[[C3:[a-z0-9]+]]: tensor<16x2x2xf32>, %[[C2:[a-z0-9]+]]: tensor<16x4x1xf32>
+// CHECK-SAME: %[[C1:[a-z0-9]+]]: tensor<16x2x2xf32>, %[[C3:[a-z0-9]+]]: tensor<16x2x2xf32>, %[[C2:[a-z0-9]+]]: tensor<16x4x1xf32>, %[[S1:[a-z0-9]+]]: tensor<8x16xf8E4M3FN>, %{{.*}}: tensor<8x16xf8E4M3FN>, %{{.*}}: tensor<16x8xf8E4M3FN>, %[[D1:[a-z0-9]+]]: tensor<2x2xf32>
 // CHECK: moe.expert_matmul %{{.*}}, %[[W1]] offsets(%{{.*}}) scale(%[[C1]] : tensor<16x2x2xf32>) block [4, 8]
 // CHECK: moe.expert_matmul %{{.*}}, %[[W3]] offsets(%{{.*}}) scale(%[[C3]] : tensor<16x2x2xf32>) block [4, 8]
 // CHECK: moe.expert_matmul %{{.*}}, %[[W2]] offsets(%{{.*}}) scale(%[[C2]] : tensor<16x4x1xf32>) block [4, 8]
 // CHECK: moe.combine
-// CHECK: %[[SHARED:.*]] = linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : tensor<8x16xf8E4M3FN>, tensor<2x2xf32>) outs(%{{.*}} : tensor<8x16xf32>)
-// CHECK: arith.extf %{{.*}} : f8E4M3FN to f32
-// CHECK: linalg.matmul {{.*}} ins(%{{.*}}, %[[SHARED]] : tensor<?x16xf32>, tensor<8x16xf32>)
+// CHECK: %[[IDS:.*]] = linalg.fill ins(%{{.*}} : i32) outs(%{{.*}} : tensor<?x1xi32>)
+// CHECK: %[[ONES:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<?x1xf32>)
+// CHECK: %[[SR:.*]], %[[SOFF:.*]], %[[SMAP:.*]] = moe.dispatch %{{.*}}, %[[IDS]] : tensor<?x16xf32>, tensor<?x1xi32> -> tensor<?x16xf32>, tensor<2xi64>, tensor<?x1xi32>
+// CHECK: %[[SG:.*]] = tensor.expand_shape %[[S1]] {{\[\[}}0, 1], [2]] output_shape [1, 8, 16]
+// CHECK: %[[DG:.*]] = tensor.expand_shape %[[D1]] {{\[\[}}0, 1], [2]] output_shape [1, 2, 2]
+// CHECK-COUNT-4: tensor.expand_shape
+// CHECK: moe.expert_matmul %[[SR]], %[[SG]] offsets(%[[SOFF]] : tensor<2xi64>) scale(%[[DG]] : tensor<1x2x2xf32>) block [4, 8]
+// CHECK: moe.expert_matmul %[[SR]], %{{.*}} offsets(%[[SOFF]] : tensor<2xi64>) scale(%{{.*}} : tensor<1x2x2xf32>) block [4, 8]
+// CHECK: moe.expert_matmul %{{.*}}, %{{.*}} offsets(%[[SOFF]] : tensor<2xi64>) scale(%{{.*}} : tensor<1x4x1xf32>) block [4, 8] : tensor<?x8xf32>, tensor<1x16x8xf8E4M3FN> -> tensor<?x16xf32>
+// CHECK: moe.combine %{{.*}}, %[[ONES]], %[[SMAP]]
+// CHECK-NOT: linalg.matmul
 func.func @deepseek_v3_fp8(%x: tensor<?x16xf32>, %wg: tensor<16x16xf32>,
     %b: tensor<16xf32>, %w1: tensor<16x8x16xf8E4M3FN>, %w3: tensor<16x8x16xf8E4M3FN>,
     %w2: tensor<16x16x8xf8E4M3FN>, %c1: tensor<16x2x2xf32>, %c3: tensor<16x2x2xf32>,

@@ -172,3 +172,29 @@ func.func @block_scaled(%x: tensor<8x16xf32>,
       outs(%acc : tensor<8x20xf32>) -> tensor<8x20xf32>
   return %r : tensor<8x20xf32>
 }
+
+// -----
+
+// One expert's [N, K] weights expanded to [1, N, K] (an FP8 shared expert
+// from moe-decompose): packed from the [N, K] checkpoint tensor, the
+// expansion dropped; its scale keeps its own.
+// CHECK-LABEL: func.func @unit_expert(
+// CHECK-SAME: %[[W:[a-z0-9]+]]: tensor<1x1x16x8xf8E4M3FN> {moe.packing = {function = @unit_expert__pack1, shape = array<i64: 8, 16>}, moe.weight = "shared.w"}
+// CHECK-NOT: tensor.expand_shape %[[W]]
+// CHECK: %[[S:.*]] = tensor.expand_shape %{{.*}} {{\[\[}}0, 1], [2]] output_shape [1, 1, 2]
+// CHECK: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %[[W]], %{{.*}} : tensor<?x16xf32>, tensor<1x1x16x8xf8E4M3FN>, tensor<?xi32>) scale(%[[S]] : tensor<1x1x2xf32>)
+// CHECK-LABEL: func.func @unit_expert__pack1(
+// CHECK-SAME: %[[SRC:.*]]: tensor<8x16xf8E4M3FN>
+// CHECK: %[[E:.*]] = tensor.expand_shape %[[SRC]] {{\[\[}}0, 1], [2]] output_shape [1, 8, 16]
+// CHECK: linalg.pack %[[E]] {{.*}} inner_dims_pos = [1] inner_tiles = [8] {{.*}} : tensor<1x8x16xf8E4M3FN> -> tensor<1x1x16x8xf8E4M3FN>
+func.func @unit_expert(%x: tensor<?x16xf32>,
+    %w: tensor<8x16xf8E4M3FN> {moe.weight = "shared.w"},
+    %s: tensor<1x2xf32> {moe.weight = "shared.s"},
+    %b: tensor<?xi32>, %acc: tensor<?x8xf32>) -> tensor<?x8xf32> {
+  %e = tensor.expand_shape %w [[0, 1], [2]] output_shape [1, 8, 16] : tensor<8x16xf8E4M3FN> into tensor<1x8x16xf8E4M3FN>
+  %es = tensor.expand_shape %s [[0, 1], [2]] output_shape [1, 1, 2] : tensor<1x2xf32> into tensor<1x1x2xf32>
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %e, %b : tensor<?x16xf32>, tensor<1x8x16xf8E4M3FN>, tensor<?xi32>)
+      scale(%es : tensor<1x1x2xf32>) block [8, 8]
+      outs(%acc : tensor<?x8xf32>) -> tensor<?x8xf32>
+  return %r : tensor<?x8xf32>
+}

@@ -2,7 +2,8 @@
 //
 // Splits a whole MoE block into router logits (linalg), moe.gate,
 // moe.dispatch, per-projection moe.expert_matmul with the activation as
-// linalg.generic, moe.combine, and the shared expert in linalg.
+// linalg.generic, moe.combine, and the shared expert in linalg (block-scaled
+// shared weights as an expert every token picks).
 //
 //===----------------------------------------------------------------------===//
 
@@ -10,6 +11,8 @@
 #include "moe/Dialect/MoE/Utils/TensorBuilders.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
@@ -119,13 +122,17 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
         llvm::cast<RankedTensorType>(layer.getExpertUp().getType());
     int64_t intermediate = expertType.getDimSize(1);
     // Block scales (FP8 weights) go with their projection.
+    auto projectRowsOf = [&](Value rowOffsets, Value input, Value weight,
+                             Value bias, Value scale, int64_t features) {
+      return ExpertMatmulOp::create(rewriter, loc, rowsType(features), input,
+                                    weight, rowOffsets, bias, scale,
+                                    scale ? layer.getWeightBlockAttr()
+                                          : DenseI64ArrayAttr())
+          .getResult();
+    };
     auto projectRows = [&](Value input, Value weight, Value bias, Value scale,
                            int64_t features) {
-      return ExpertMatmulOp::create(
-                 rewriter, loc, rowsType(features), input, weight, offsets,
-                 bias, scale,
-                 scale ? layer.getWeightBlockAttr() : DenseI64ArrayAttr())
-          .getResult();
+      return projectRowsOf(offsets, input, weight, bias, scale, features);
     };
     Value gateRows;
     if (layer.getExpertGate())
@@ -144,19 +151,75 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
 
     // Shared expert, optionally behind a sigmoid gate.
     if (layer.hasSharedExpert()) {
-      // Block-scaled shared weights are dequantized first.
-      auto sharedWeight = [&](Value weight, Value scale) {
-        return scale ? buildDequantized(rewriter, loc, weight, scale,
-                                        *layer.getWeightBlock())
-                     : weight;
-      };
-      FeedForward shared{
-          layer.getSharedGate()
-              ? sharedWeight(layer.getSharedGate(), layer.getSharedGateScale())
-              : Value(),
-          sharedWeight(layer.getSharedUp(), layer.getSharedUpScale()),
-          sharedWeight(layer.getSharedDown(), layer.getSharedDownScale())};
-      Value sharedOut = buildSharedExpert(rewriter, loc, x, act, shared);
+      Value sharedOut;
+      if (layer.getSharedUpScale()) {
+        // Block-scaled (FP8) shared weights: an expert that every token
+        // picks once with weight 1, on the routed experts' ops, so that its
+        // weights are decoded on the fly as theirs are instead of being
+        // dequantized whole on every call.
+        Type i32 = rewriter.getI32Type();
+        OpFoldResult tokens = tensor::getMixedSize(rewriter, loc, x, 0);
+        auto filled = [&](Type type, TypedAttr value) {
+          Value empty = tensor::EmptyOp::create(
+              rewriter, loc,
+              ArrayRef<OpFoldResult>{tokens, rewriter.getIndexAttr(1)}, type);
+          return linalg::FillOp::create(rewriter, loc,
+                                        ValueRange{arith::ConstantOp::create(
+                                            rewriter, loc, value)},
+                                        ValueRange{empty})
+              .getResult(0);
+        };
+        Value ids = filled(i32, rewriter.getI32IntegerAttr(0));
+        Value ones = filled(f32, rewriter.getF32FloatAttr(1));
+        auto sharedDispatch = DispatchOp::create(
+            rewriter, loc, rowsType(hidden),
+            RankedTensorType::get({2}, rewriter.getI64Type()),
+            RankedTensorType::get({numTokens, 1}, i32), x, ids,
+            /*capacity=*/Value(), rewriter.getI64IntegerAttr(rowAlign));
+        // [N, K] as [1, N, K]: the weights of the one expert.
+        auto oneExpert = [&](Value value) -> Value {
+          if (!value)
+            return value;
+          auto type = llvm::cast<RankedTensorType>(value.getType());
+          return tensor::ExpandShapeOp::create(
+              rewriter, loc,
+              RankedTensorType::get({1, type.getDimSize(0), type.getDimSize(1)},
+                                    type.getElementType()),
+              value, ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+        };
+        // All expanded before the projections: a pass fusing them (gate
+        // and up) creates the fused op at the first one.
+        Value gateWeight = oneExpert(layer.getSharedGate()),
+              gateScale = oneExpert(layer.getSharedGateScale()),
+              upWeight = oneExpert(layer.getSharedUp()),
+              upScale = oneExpert(layer.getSharedUpScale()),
+              downWeight = oneExpert(layer.getSharedDown()),
+              downScale = oneExpert(layer.getSharedDownScale());
+        auto project = [&](Value input, Value weight, Value scale,
+                           int64_t features) -> Value {
+          if (!weight)
+            return weight;
+          return projectRowsOf(sharedDispatch.getExpertRows(), input, weight,
+                               Value(), scale, features);
+        };
+        int64_t sharedInter =
+            llvm::cast<RankedTensorType>(layer.getSharedUp().getType())
+                .getDimSize(0);
+        Value sharedRows = sharedDispatch.getRows();
+        Value sharedHidden = buildHidden(
+            rewriter, loc, act,
+            project(sharedRows, gateWeight, gateScale, sharedInter),
+            project(sharedRows, upWeight, upScale, sharedInter), elementType);
+        sharedOut = CombineOp::create(
+                        rewriter, loc, inputType,
+                        project(sharedHidden, downWeight, downScale, hidden),
+                        ones, sharedDispatch.getRowMap())
+                        .getResult();
+      } else {
+        FeedForward shared{layer.getSharedGate(), layer.getSharedUp(),
+                           layer.getSharedDown()};
+        sharedOut = buildSharedExpert(rewriter, loc, x, act, shared);
+      }
       SmallVector<Value> operands = {result, sharedOut};
       if (layer.getSharedExpertGate())
         operands.push_back(

@@ -20,6 +20,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/SymbolTable.h"
 #include "llvm/ADT/DenseSet.h"
 
@@ -46,16 +47,43 @@ bool isWeightUse(OpOperand &use) {
          (!paired.empty() && &use == &paired[0]);
 }
 
+/// Whether `use` reads an [N, K] argument as the [1, N, K] weights of one
+/// expert (a shared expert, moe-decompose) that only grouped matmuls read.
+bool isUnitExpertUse(OpOperand &use) {
+  auto expand = llvm::dyn_cast<tensor::ExpandShapeOp>(use.getOwner());
+  if (!expand || expand.getResultType().getRank() != 3 ||
+      expand.getResultType().getDimSize(0) != 1 || expand->use_empty())
+    return false;
+  for (OpOperand &expandUse : expand->getUses())
+    if (!isWeightUse(expandUse))
+      return false;
+  return true;
+}
+
 /// The static [E, N, K] type of `arg` when every use of it is a weight of a
-/// grouped matmul on tensors; null otherwise.
+/// grouped matmul on tensors ([1, N, K] for an [N, K] argument that every
+/// use expands to one expert's weights); null otherwise.
 RankedTensorType packableType(BlockArgument arg) {
   auto type = llvm::dyn_cast<RankedTensorType>(arg.getType());
-  if (!type || type.getRank() != 3 || !type.hasStaticShape() || arg.use_empty())
+  if (!type || !type.hasStaticShape() || arg.use_empty())
+    return {};
+  if (type.getRank() == 2 && llvm::all_of(arg.getUses(), isUnitExpertUse))
+    return RankedTensorType::get({1, type.getDimSize(0), type.getDimSize(1)},
+                                 type.getElementType());
+  if (type.getRank() != 3)
     return {};
   for (OpOperand &use : arg.getUses())
     if (!isWeightUse(use))
       return {};
   return type;
+}
+
+/// The argument `weight` (a grouped matmul's) is, directly or expanded to
+/// one expert's weights; null otherwise.
+BlockArgument weightArgument(Value weight) {
+  if (auto expand = weight.getDefiningOp<tensor::ExpandShapeOp>())
+    weight = expand.getSrc();
+  return llvm::dyn_cast<BlockArgument>(weight);
 }
 
 /// The arguments of `entry` to pack: weights that `packableType` accepts,
@@ -74,14 +102,14 @@ selectPackedArguments(func::FuncOp entry,
     entry.walk([&](GroupedMatmulOp matmul) {
       SmallVector<Value> weights = matmul.getWeights();
       auto isPacked = [&](Value weight) {
-        auto arg = llvm::dyn_cast<BlockArgument>(weight);
+        BlockArgument arg = weightArgument(weight);
         return arg && packed.contains(arg);
       };
       if (llvm::all_of(weights, isPacked) || llvm::none_of(weights, isPacked))
         return;
       for (Value weight : weights)
         if (isPacked(weight))
-          packed.erase(llvm::cast<BlockArgument>(weight));
+          packed.erase(weightArgument(weight));
       changed = true;
     });
   }
@@ -94,13 +122,14 @@ selectPackedArguments(func::FuncOp entry,
 /// writable`), so bufferization packs in place and the function returns
 /// nothing.
 func::FuncOp createPackingFunction(OpBuilder &b, func::FuncOp entry,
-                                   unsigned index, RankedTensorType source,
+                                   unsigned index, RankedTensorType checkpoint,
+                                   RankedTensorType source,
                                    RankedTensorType packed, int64_t panel,
                                    bool depthPairs) {
   Location loc = entry.getLoc();
   auto destination =
       MemRefType::get(packed.getShape(), packed.getElementType());
-  auto type = b.getFunctionType({source, destination}, {});
+  auto type = b.getFunctionType({checkpoint, destination}, {});
   std::string name = (entry.getSymName() + "__pack" + Twine(index)).str();
   auto func = func::FuncOp::create(b, loc, name, type);
   MLIRContext *ctx = b.getContext();
@@ -114,6 +143,11 @@ func::FuncOp createPackingFunction(OpBuilder &b, func::FuncOp entry,
   Value zero =
       arith::ConstantOp::create(b, loc, b.getZeroAttr(source.getElementType()));
   Value dst = body->getArgument(1);
+  // One expert's [N, K] weights as [1, N, K].
+  Value weights = body->getArgument(0);
+  if (weights.getType() != source)
+    weights = tensor::ExpandShapeOp::create(
+        b, loc, source, weights, ArrayRef<ReassociationIndices>{{0, 1}, {2}});
   Value init = bufferization::ToTensorOp::create(
       b, loc, packed, dst, /*restrict=*/true, /*writable=*/true);
   SmallVector<int64_t, 2> innerDims = {1};
@@ -122,9 +156,9 @@ func::FuncOp createPackingFunction(OpBuilder &b, func::FuncOp entry,
     innerDims.push_back(2);
     innerTiles.push_back(b.getIndexAttr(2));
   }
-  Value result = linalg::PackOp::create(b, loc, body->getArgument(0), init,
-                                        innerDims, innerTiles, zero,
-                                        /*outerDimsPerm=*/ArrayRef<int64_t>{});
+  Value result =
+      linalg::PackOp::create(b, loc, weights, init, innerDims, innerTiles, zero,
+                             /*outerDimsPerm=*/ArrayRef<int64_t>{});
   auto store =
       bufferization::MaterializeInDestinationOp::create(b, loc, result, dst);
   store.setRestrict(true);
@@ -195,13 +229,22 @@ struct MoEPackExpertWeightsPass
         unsigned index = arg.getArgNumber();
         if (!selected.contains(arg))
           continue;
-        auto source = llvm::cast<RankedTensorType>(arg.getType());
+        // [E, N, K], or [1, N, K] for one expert's [N, K] checkpoint.
+        auto checkpoint = llvm::cast<RankedTensorType>(arg.getType());
+        RankedTensorType source = packableType(arg);
         ArrayRef<int64_t> shape = source.getShape();
+        SmallVector<Operation *> readers;
+        for (Operation *user : arg.getUsers()) {
+          if (llvm::isa<GroupedMatmulOp>(user))
+            readers.push_back(user);
+          else
+            llvm::append_range(readers, user->getUsers());
+        }
         // Block-scaled weights: panels within one scale block of columns.
         int64_t panel = panelCols;
-        for (OpOperand &use : arg.getUses())
+        for (Operation *reader : readers)
           if (std::optional<ArrayRef<int64_t>> block =
-                  llvm::cast<GroupedMatmulOp>(use.getOwner()).getWeightBlock())
+                  llvm::cast<GroupedMatmulOp>(reader).getWeightBlock())
             panel = std::gcd(panel, (*block)[0]);
         int64_t panels = llvm::divideCeilSigned(shape[1], panel);
         bool depthPairs = bf16Pairs && source.getElementType().isBF16();
@@ -215,23 +258,31 @@ struct MoEPackExpertWeightsPass
                                         source.getElementType());
         OpBuilder b(ctx);
         b.setInsertionPointAfter(last);
-        func::FuncOp packing = createPackingFunction(b, entry, index, source,
-                                                     packed, panel, depthPairs);
+        func::FuncOp packing = createPackingFunction(
+            b, entry, index, checkpoint, source, packed, panel, depthPairs);
         last = packing;
         symbols.insert(packing);
 
         arg.setType(packed);
+        // The one expert's weights are the packed argument itself.
+        for (Operation *user : llvm::make_early_inc_range(arg.getUsers()))
+          if (auto expand = llvm::dyn_cast<tensor::ExpandShapeOp>(user)) {
+            expand.getResult().replaceAllUsesWith(arg);
+            expand.erase();
+          }
         // Recorded in the manifest, or for moe-export-entries to record.
         if (*manifest)
           recordPacking(**manifest, entry.getSymName(), index,
-                        packed.getShape(), packing.getSymName(), shape);
+                        packed.getShape(), packing.getSymName(),
+                        checkpoint.getShape());
         else
           entry.setArgAttr(
               index, kPackingAttrName,
               DictionaryAttr::get(
                   ctx,
                   {b.getNamedAttr("function", FlatSymbolRefAttr::get(packing)),
-                   b.getNamedAttr("shape", b.getDenseI64ArrayAttr(shape))}));
+                   b.getNamedAttr("shape", b.getDenseI64ArrayAttr(
+                                               checkpoint.getShape()))}));
         changed = true;
       }
       if (last != entry) {

@@ -18,7 +18,10 @@ def MoEDecomposePass : Pass<"moe-decompose"> {
       SwiGLU product for gated experts) as `linalg.generic` on tensors;
     - `moe.combine` back to `[T,H]`;
     - the shared expert, and its sigmoid gate, as `linalg` ops, added to the
-      routed output.
+      routed output; a shared expert with block-scaled (FP8) weights as an
+      expert that every token picks once with weight 1 (`moe.dispatch` of
+      zero ids, `moe.expert_matmul` with its weights as `[1, N, K]`,
+      `moe.combine`), so that its weights take the routed experts' path.
 
     Works on any op nested under the pass's anchor, so it runs on modules and
     functions alike.
@@ -193,6 +196,13 @@ def MoEPackExpertWeightsPass
     other operand of those products: their results are then those of a
     bf16 matmul with f32 accumulation (docs/Semantics.md's bf16
     tolerance).
+
+    Block-scaled (FP8) weights are packed in panels whose width divides
+    the scale block's columns (`gcd(P, BN)`), never in pairs; their scales
+    stay as bound. An `[N, K]` argument that every use expands to one
+    expert's `[1, N, K]` weights (`tensor.expand_shape`, a shared expert
+    from `moe-decompose`) is packed to `[1, ceil(N / P), K, P]` from its
+    `[N, K]` checkpoint tensor, and the expansions are dropped.
 
     Arguments with other uses (or a dynamic shape, or already packed) are
     left as they are.
