@@ -245,10 +245,10 @@ def _reference(args: argparse.Namespace) -> None:
 
 def _default_rtol(spec) -> float:
     """docs/Semantics.md's bound for a layer: 2e-2 when an expert weight is
-    bf16 (a bf16 kernel may multiply it), 1e-4 otherwise."""
+    bf16 or FP8 (a bf16 kernel may multiply it), 1e-4 otherwise."""
     from .families import tolerance
     experts = ("expert_gate", "expert_up", "expert_down")
-    bf16 = any(spec.dtypes.get(op) == "bf16" for op in experts
+    bf16 = any(spec.dtypes.get(op) in ("bf16", "f8e4m3fn") for op in experts
                if op in spec.weights)
     return tolerance("bf16" if bf16 else "f32")
 

@@ -119,13 +119,13 @@ def tolerance(storage: str) -> float:
     """docs/Semantics.md, tolerances: ``max|y - ref| <= tolerance * max|ref|``.
 
     The reference uses the weights as stored (bf16/f16 decoded exactly, FP8
-    bytes times their block scales). f32, f16 and FP8 weights are multiplied
-    in f32 (f32 bound). bf16 expert weights are multiplied by a bf16 kernel
-    wherever the target has one (moe-compile's default on AVX512_BF16
-    CPUs): the rows they multiply are rounded to bf16, so bf16 storage gets
-    the bf16 bound.
+    bytes times their block scales). f32 and f16 weights are multiplied in
+    f32 (f32 bound). bf16 and FP8 expert weights are multiplied by bf16
+    kernels wherever the target has them (moe-compile's default on
+    AVX512_BF16 CPUs): the rows they multiply are rounded to bf16, so bf16
+    and FP8 storage get the bf16 bound.
     """
-    return 2e-2 if storage == "bf16" else 1e-4
+    return 2e-2 if storage in ("bf16", "fp8") else 1e-4
 
 
 def max_error(y: np.ndarray, ref: np.ndarray) -> tuple[float, float]:

@@ -138,8 +138,8 @@ struct KernelChoice {
   std::vector<std::string> requiredFeatures;
 };
 
-/// Whether a public function of `module` takes a bf16 weight: the bf16
-/// kernels change nothing else.
+/// Whether a public function of `module` takes a bf16 or FP8 weight: the
+/// bf16 kernels change nothing else.
 bool takesBf16Weights(mlir::ModuleOp module) {
   bool found = false;
   module.walk([&](mlir::func::FuncOp function) {
@@ -147,7 +147,9 @@ bool takesBf16Weights(mlir::ModuleOp module) {
       return;
     for (unsigned i = 0, e = function.getNumArguments(); i < e; ++i) {
       auto type = dyn_cast<mlir::ShapedType>(function.getArgument(i).getType());
-      found |= type && type.getElementType().isBF16() &&
+      found |= type &&
+               (type.getElementType().isBF16() ||
+                llvm::isa<mlir::Float8E4M3FNType>(type.getElementType())) &&
                function.getArgAttr(i, "moe.weight");
     }
   });
@@ -156,9 +158,10 @@ bool takesBf16Weights(mlir::ModuleOp module) {
 
 /// The lowerings to compile, fastest first; the last one runs on every CPU
 /// that has the target's features. Where --pipeline-options leaves the bf16
-/// kernel unset and the target has AVX512_BF16, a module with bf16 weights
-/// holds the vdpbf16ps kernel and the f32-FMA floor, and the runtime picks
-/// one when it loads the module. An error for a kernel the target lacks.
+/// kernel unset and the target has AVX512_BF16, a module with bf16 (or
+/// FP8) weights holds the vdpbf16ps kernel and the f32-FMA floor, and the
+/// runtime picks one when it loads the module. An error for a kernel the target
+/// lacks.
 mlir::FailureOr<SmallVector<KernelChoice>>
 chooseKernels(const mlir::moe::LowerToCPUOptions &options,
               const TargetMachine &machine, StringRef cpu,

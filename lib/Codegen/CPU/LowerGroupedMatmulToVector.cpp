@@ -122,6 +122,7 @@ void emitPackedKernel(OpBuilder &b, GroupedMatmulOp op, int64_t vectorWidth,
   forEachOwnedBlock(b, op, kernel, [&](Value row, Value rows, Value expert) {
     kernel.emitRows(row, rows, columns, expert);
   });
+  kernel.finish();
 }
 
 /// Emits the kernel of one memref-form grouped matmul in place of it.

@@ -57,15 +57,34 @@ void PanelKernelEmitter::setBlockScales(ValueRange blockScales,
   scales.assign(blockScales.begin(), blockScales.end());
   blockColumns = block[0];
   blockDepth = block[1];
+  // With vdpbf16ps (and depth blocks of whole pairs), a row block's panels
+  // are staged as bf16 pairs once and multiplied by dot products.
+  if (!dotInstruction || blockDepth % 2 != 0)
+    return;
+  wholePairs = arith::DivUIOp::create(b, loc, depth, constant(2));
+  oddDepth = arith::CmpIOp::create(
+      b, loc, arith::CmpIPredicate::ne,
+      arith::AndIOp::create(b, loc, depth, constant(1)), zero);
+  Value pairsWithTail = arith::CeilDivUIOp::create(b, loc, depth, constant(2));
+  auto type =
+      MemRefType::get({ShapedType::kDynamic, panelColumns}, b.getI32Type());
+  for (size_t w = 0; w < weights.size(); ++w)
+    staging.push_back(
+        memref::AllocOp::create(b, loc, type, ValueRange{pairsWithTail}));
 }
 
-Value PanelKernelEmitter::decodeFloat8(Value bits, Value factor) {
+void PanelKernelEmitter::finish() {
+  for (Value buffer : staging)
+    memref::DeallocOp::create(b, loc, buffer);
+}
+
+Value PanelKernelEmitter::decodeFloat8Bits(Value bits) {
   auto type = llvm::cast<VectorType>(bits.getType());
   Type i8 = type.clone(b.getI8Type()), i32 = type.clone(b.getI32Type());
   Value bytes = arith::BitcastOp::create(b, loc, i8, bits);
   // The byte sign-extended and shifted by 20, S.EEEE.MMM's sign at the
   // f32's and E.EEE.MMM at the top of its exponent and mantissa: the value
-  // times 2^-120, subnormals included.
+  // times 2^-120, subnormals included; times 2^120, exact.
   Value word = arith::AndIOp::create(
       b, loc,
       arith::ShLIOp::create(b, loc, arith::ExtSIOp::create(b, loc, i32, bytes),
@@ -75,7 +94,6 @@ Value PanelKernelEmitter::decodeFloat8(Value bits, Value factor) {
   Value value = arith::MulFOp::create(
       b, loc, arith::BitcastOp::create(b, loc, accType, word),
       createScalarOrSplatConstant(b, loc, accType, APFloat(0x1p120f)));
-  value = arith::MulFOp::create(b, loc, value, factor);
   // S.1111.111 is NaN (compared on the bytes).
   Value nanBits = createScalarOrSplatConstant(b, loc, i8, 0x7F);
   Value isNaN = arith::CmpIOp::create(
@@ -86,6 +104,56 @@ Value PanelKernelEmitter::decodeFloat8(Value bits, Value factor) {
       createScalarOrSplatConstant(b, loc, accType,
                                   APFloat::getQNaN(APFloat::IEEEsingle())),
       value);
+}
+
+Value PanelKernelEmitter::decodeFloat8(Value bits, Value factor) {
+  return arith::MulFOp::create(b, loc, decodeFloat8Bits(bits), factor);
+}
+
+void PanelKernelEmitter::stagePanel(Value panel) {
+  auto weightType = llvm::cast<MemRefType>(weights.front().getType());
+  Type element = weightType.getElementType();
+  auto bytesType = VectorType::get({lanes}, element);
+  auto wordsType = VectorType::get({lanes}, b.getI32Type());
+  Value padding = arith::ConstantOp::create(b, loc, b.getZeroAttr(element));
+  auto wordsOf = [&](Value weight, Value k, int64_t j) {
+    Value bytes = vector::TransferReadOp::create(
+        b, loc, bytesType, weight,
+        ValueRange{expert, panel, k, constant(j * lanes)}, padding,
+        ArrayRef<bool>{true});
+    return arith::BitcastOp::create(b, loc, wordsType, decodeFloat8Bits(bytes));
+  };
+  auto store = [&](Value words, Value buffer, Value pair, int64_t j) {
+    vector::TransferWriteOp::create(b, loc, words, buffer,
+                                    ValueRange{pair, constant(j * lanes)},
+                                    ArrayRef<bool>{true});
+  };
+  // The values are e4m3's, exact in bf16: an f32's high half. A pair's
+  // word holds depth 2q in its low half and 2q + 1 in its high one.
+  Value high = createScalarOrSplatConstant(b, loc, wordsType,
+                                           static_cast<int32_t>(0xFFFF0000u));
+  Value sixteen = createScalarOrSplatConstant(b, loc, wordsType, 16);
+  for (auto [weight, buffer] : llvm::zip(weights, staging)) {
+    forLoop(zero, wholePairs, 1, [&](Value pair) {
+      Value even = arith::MulIOp::create(b, loc, pair, constant(2));
+      Value odd = add(even, constant(1));
+      for (int64_t j = 0; j < vectorsPerPanel; ++j)
+        store(arith::OrIOp::create(
+                  b, loc,
+                  arith::AndIOp::create(b, loc, wordsOf(weight, odd, j), high),
+                  arith::ShRUIOp::create(b, loc, wordsOf(weight, even, j),
+                                         sixteen)),
+              buffer, pair, j);
+    });
+    // An odd K's last value, with a zero.
+    auto tail = scf::IfOp::create(b, loc, oddDepth, /*withElse=*/false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(tail.thenBlock());
+    Value last = arith::MulIOp::create(b, loc, wholePairs, constant(2));
+    for (int64_t j = 0; j < vectorsPerPanel; ++j)
+      store(arith::ShRUIOp::create(b, loc, wordsOf(weight, last, j), sixteen),
+            buffer, wholePairs, j);
+  }
 }
 
 Value PanelKernelEmitter::loadInputPair(Value row, Value pair, bool last) {
@@ -124,8 +192,14 @@ void PanelKernelEmitter::emitRows(Value first, Value rows, Value columns,
       b, loc, rows, arith::RemUIOp::create(b, loc, rows, constant(mr)));
   Value panels =
       arith::CeilDivUIOp::create(b, loc, columns, constant(panelColumns));
-  forLoop(zero, panels, 1, [&](Value panel) {
-    forLoop(zero, mainRows, mr, [&](Value row) { emitTile(row, panel, mr); });
+  auto tiles = [&](Value panel, bool staged) {
+    auto tile = [&](Value row, int64_t count) {
+      if (staged)
+        emitStagedTile(row, panel, count);
+      else
+        emitTile(row, panel, count);
+    };
+    forLoop(zero, mainRows, mr, [&](Value row) { tile(row, mr); });
     // The rest (< MR rows) as tiles of the powers of two below MR, each
     // taken when its bit is set in the count: MR = 8 leaves 4 + 2 + 1.
     Value row = mainRows;
@@ -138,10 +212,29 @@ void PanelKernelEmitter::emitRows(Value first, Value rows, Value columns,
       {
         OpBuilder::InsertionGuard guard(b);
         b.setInsertionPointToStart(ifOp.thenBlock());
-        emitTile(row, panel, h);
+        tile(row, h);
       }
       row = arith::SelectOp::create(b, loc, taken, add(row, constant(h)), row);
     }
+  };
+  forLoop(zero, panels, 1, [&](Value panel) {
+    if (staging.empty())
+      return tiles(panel, /*staged=*/false);
+    // FP8 on vdpbf16ps: a block of more than one tile's rows stages each
+    // panel once as bf16 pairs; fewer rows (decode) decode in registers.
+    Value stage = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt, rows,
+                                        constant(mr));
+    scf::IfOp::create(
+        b, loc, stage,
+        [&](OpBuilder &, Location) {
+          stagePanel(panel);
+          tiles(panel, /*staged=*/true);
+          scf::YieldOp::create(b, loc);
+        },
+        [&](OpBuilder &, Location) {
+          tiles(panel, /*staged=*/false);
+          scf::YieldOp::create(b, loc);
+        });
   });
 }
 
@@ -152,11 +245,26 @@ SmallVector<Value>
 PanelKernelEmitter::pairStep(ArrayRef<std::pair<Value, Value>> rows,
                              Value panel, int64_t mr, Value pair,
                              ValueRange acc, bool last) {
+  auto bf16Type = VectorType::get({2 * lanes}, b.getBF16Type());
+  Value padding =
+      arith::ConstantOp::create(b, loc, b.getZeroAttr(b.getBF16Type()));
+  SmallVector<Value> w;
+  for (Value weight : weights)
+    for (int64_t j = 0; j < vectorsPerPanel; ++j)
+      w.push_back(vector::TransferReadOp::create(
+          b, loc, bf16Type, weight,
+          ValueRange{expert, panel, pair, constant(2 * j * lanes)}, padding,
+          ArrayRef<bool>{true}));
+  return pairProducts(rows, w, mr, pair, acc, last);
+}
+
+SmallVector<Value>
+PanelKernelEmitter::pairProducts(ArrayRef<std::pair<Value, Value>> rows,
+                                 ArrayRef<Value> w, int64_t mr, Value pair,
+                                 ValueRange acc, bool last) {
   Type i32 = b.getI32Type(), f32 = b.getF32Type();
   auto bf16Type = VectorType::get({2 * lanes}, b.getBF16Type());
   auto pairType = VectorType::get({lanes}, i32);
-  Value padding =
-      arith::ConstantOp::create(b, loc, b.getZeroAttr(b.getBF16Type()));
   // Without the instruction: the even-K half of a pair is its low 16 bits,
   // the odd-K half its high ones; each is an f32 with the low bits zero.
   auto halves = [&](Value words) -> std::pair<Value, Value> {
@@ -173,19 +281,10 @@ PanelKernelEmitter::pairStep(ArrayRef<std::pair<Value, Value>> rows,
     return {arith::BitcastOp::create(b, loc, floats, even),
             arith::BitcastOp::create(b, loc, floats, odd)};
   };
-  SmallVector<Value> w;
   SmallVector<std::pair<Value, Value>> wHalves;
-  for (Value weight : weights)
-    for (int64_t j = 0; j < vectorsPerPanel; ++j) {
-      Value v = vector::TransferReadOp::create(
-          b, loc, bf16Type, weight,
-          ValueRange{expert, panel, pair, constant(2 * j * lanes)}, padding,
-          ArrayRef<bool>{true});
-      w.push_back(v);
-      if (!dotInstruction)
-        wHalves.push_back(
-            halves(vector::BitCastOp::create(b, loc, pairType, v)));
-    }
+  if (!dotInstruction)
+    for (Value v : w)
+      wHalves.push_back(halves(vector::BitCastOp::create(b, loc, pairType, v)));
   SmallVector<Value> next;
   for (int64_t i = 0; i < mr; ++i) {
     Value x = loadInputPair(rows[i].first, pair, last);
@@ -312,6 +411,83 @@ void PanelKernelEmitter::emitTile(Value row, Value panel, int64_t mr) {
         [&](OpBuilder &, Location) { scf::YieldOp::create(b, loc, acc); });
     acc.assign(last.getResults().begin(), last.getResults().end());
   }
+  writeTile(row, panel, mr, rows, acc);
+}
+
+void PanelKernelEmitter::emitStagedTile(Value row, Value panel, int64_t mr) {
+  int64_t perRow = vectorsPerPanel * static_cast<int64_t>(weights.size());
+  Value zeros = arith::ConstantOp::create(
+      b, loc, accType, DenseElementsAttr::get(accType, b.getF32FloatAttr(0)));
+  SmallVector<Value> init(mr * perRow, zeros);
+  SmallVector<std::pair<Value, Value>> rows = inputRows(add(firstRow, row), mr);
+  auto wordsType = VectorType::get({lanes}, b.getI32Type());
+  auto bf16Type = VectorType::get({2 * lanes}, b.getBF16Type());
+  Value noWord = arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(0));
+  auto products = [&](Value pair, ValueRange acc, bool last) {
+    SmallVector<Value> w;
+    for (Value buffer : staging)
+      for (int64_t j = 0; j < vectorsPerPanel; ++j)
+        w.push_back(
+            vector::BitCastOp::create(b, loc, bf16Type,
+                                      vector::TransferReadOp::create(
+                                          b, loc, wordsType, buffer,
+                                          ValueRange{pair, constant(j * lanes)},
+                                          noWord, ArrayRef<bool>{true})));
+    return pairProducts(rows, w, mr, pair, acc, last);
+  };
+  // Per depth block: its pairs' dot products, then times the block's scale.
+  int64_t blockPairs = blockDepth / 2;
+  Value blocks =
+      arith::CeilDivUIOp::create(b, loc, depth, constant(blockDepth));
+  Value lastBlock = arith::SubIOp::create(b, loc, blocks, constant(1));
+  Value columnBlock = arith::DivUIOp::create(
+      b, loc, panel, constant(blockColumns / panelColumns));
+  auto loop = scf::ForOp::create(
+      b, loc, zero, blocks, constant(1), init,
+      [&](OpBuilder &, Location, Value block, ValueRange acc) {
+        Value first =
+            arith::MulIOp::create(b, loc, block, constant(blockPairs));
+        Value end =
+            minIndex(b, loc, add(first, constant(blockPairs)), wholePairs);
+        auto pairs = scf::ForOp::create(
+            b, loc, first, end, constant(1), init,
+            [&](OpBuilder &, Location, Value pair, ValueRange sums) {
+              scf::YieldOp::create(b, loc, products(pair, sums, false));
+            });
+        SmallVector<Value> sums(pairs.getResults());
+        // An odd K's last input is in the last block.
+        Value tail = arith::AndIOp::create(
+            b, loc, oddDepth,
+            arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, block,
+                                  lastBlock));
+        auto withTail = scf::IfOp::create(
+            b, loc, tail,
+            [&](OpBuilder &, Location) {
+              scf::YieldOp::create(b, loc, products(wholePairs, sums, true));
+            },
+            [&](OpBuilder &, Location) { scf::YieldOp::create(b, loc, sums); });
+        SmallVector<Value> next;
+        for (int64_t i = 0; i < mr; ++i)
+          for (auto [w, scale] : llvm::enumerate(scales)) {
+            Value factor = vector::BroadcastOp::create(
+                b, loc, accType,
+                memref::LoadOp::create(b, loc, scale,
+                                       ValueRange{expert, columnBlock, block}));
+            for (int64_t j = 0; j < vectorsPerPanel; ++j) {
+              int64_t a = i * perRow + w * vectorsPerPanel + j;
+              next.push_back(vector::FMAOp::create(
+                  b, loc, withTail.getResult(a), factor, acc[a]));
+            }
+          }
+        scf::YieldOp::create(b, loc, next);
+      });
+  writeTile(row, panel, mr, rows, SmallVector<Value>(loop.getResults()));
+}
+
+void PanelKernelEmitter::writeTile(Value row, Value panel, int64_t mr,
+                                   ArrayRef<std::pair<Value, Value>> rows,
+                                   ArrayRef<Value> acc) {
+  int64_t perRow = vectorsPerPanel * static_cast<int64_t>(weights.size());
   // Columns past N (the zero padding of the last panel) are masked off.
   Value padding = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0));
   Value firstColumn =

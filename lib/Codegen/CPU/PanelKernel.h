@@ -71,6 +71,9 @@ public:
   /// multiple of P. Each step decodes its weight vectors once (shared by the
   /// tile's rows) and multiplies them by the scale of their block.
   void setBlockScales(ValueRange scales, ArrayRef<int64_t> block);
+  /// Releases what the kernel allocated (the FP8 staging panels); call once
+  /// after the last emitRows, where its buffers may go.
+  void finish();
   /// out[firstRow + i, c] += sum_k input[firstRow + i, k] * W[expert, c, k]
   /// for i < rows and c < columns, W the unpacked weight (with an epilogue,
   /// out[..] = epilogue(the sums of every weight, out[..])).
@@ -78,11 +81,27 @@ public:
 
 private:
   void emitTile(Value row, Value panel, int64_t mr);
+  /// FP8 through bf16 pairs: decodes weight w's panel into staging[w] as
+  /// pairs of bf16 (exact e4m3 values, unscaled).
+  void stagePanel(Value panel);
+  /// A tile over the staged panels: vdpbf16ps per pair, each depth block's
+  /// sums times its scale.
+  void emitStagedTile(Value row, Value panel, int64_t mr);
+  /// Writes (or combines through the epilogue) the tile's sums `acc`.
+  void writeTile(Value row, Value panel, int64_t mr,
+                 ArrayRef<std::pair<Value, Value>> rows, ArrayRef<Value> acc);
+  /// The f32 bits of the e4m3 values of `bits` (a vector of f8E4M3FN),
+  /// exact (x 2^120 of the shifted byte; NaN kept).
+  Value decodeFloat8Bits(Value bits);
   SmallVector<Value> step(ArrayRef<std::pair<Value, Value>> rows, Value panel,
                           int64_t mr, Value k, ValueRange acc);
   SmallVector<Value> pairStep(ArrayRef<std::pair<Value, Value>> rows,
                               Value panel, int64_t mr, Value pair,
                               ValueRange acc, bool last);
+  /// The pair step on weight vectors `w` (each 2 * lanes bf16) already read.
+  SmallVector<Value> pairProducts(ArrayRef<std::pair<Value, Value>> rows,
+                                  ArrayRef<Value> w, int64_t mr, Value pair,
+                                  ValueRange acc, bool last);
   /// Inputs `2 * pair` and `2 * pair + 1` of `row` as one i32 of two bf16
   /// (`last`: input `2 * pair` and a zero).
   Value loadInputPair(Value row, Value pair, bool last);
@@ -102,6 +121,9 @@ private:
   /// Block scales of the weights (setBlockScales), and the block.
   SmallVector<Value, 2> scales;
   int64_t blockColumns = 0, blockDepth = 0;
+  /// FP8 on vdpbf16ps: per weight, a `[ceil(K/2), P]` i32 buffer of the
+  /// panel's pairs, staged once per row block and panel (null otherwise).
+  SmallVector<Value, 2> staging;
 };
 
 } // namespace mlir::moe::cpu

@@ -1,10 +1,11 @@
 // RUN: moe-opt %s --split-input-file --moe-lower-grouped-matmul-to-vector | FileCheck %s
+// RUN: moe-opt %s --split-input-file --moe-lower-grouped-matmul-to-vector="bf16-dot=1" | FileCheck %s --check-prefix=DOT
 
 // Block-scaled FP8 weights in panels of 32 columns (blocks of 64 columns x
 // 16 depth): each step loads the scale of its panel's column block and its
 // depth block, decodes each vector of 16 e4m3 bytes once (sign-extended,
-// shifted into an f32's exponent and mantissa, times 2^120, times the
-// scale; NaN kept) and feeds the tile's rows.
+// shifted into an f32's exponent and mantissa, times 2^120, NaN kept,
+// times the scale) and feeds the tile's rows.
 // CHECK-LABEL: func @block_scaled
 // CHECK: scf.for %[[K:[a-z0-9]+]] = %c0 to %{{.*}} step %{{.*}} iter_args(
 // CHECK:   %[[NB:.*]] = arith.divui %{{.*}}, %c2{{.*}} : index
@@ -18,10 +19,39 @@
 // CHECK:   %[[WORD:.*]] = arith.andi %[[SH]], %{{.*}} : vector<16xi32>
 // CHECK:   %[[F:.*]] = arith.bitcast %[[WORD]] : vector<16xi32> to vector<16xf32>
 // CHECK:   %[[EXACT:.*]] = arith.mulf %[[F]], %{{.*}} : vector<16xf32>
-// CHECK:   %[[SCALED:.*]] = arith.mulf %[[EXACT]], %[[SV]] : vector<16xf32>
 // CHECK:   %[[NAN:.*]] = arith.cmpi eq
-// CHECK:   %[[W:.*]] = arith.select %[[NAN]], %{{.*}}, %[[SCALED]] : vector<16xi1>, vector<16xf32>
+// CHECK:   %[[V:.*]] = arith.select %[[NAN]], %{{.*}}, %[[EXACT]] : vector<16xi1>, vector<16xf32>
+// CHECK:   %[[W:.*]] = arith.mulf %[[V]], %[[SV]] : vector<16xf32>
 // CHECK:   vector.fma %{{.*}}, %[[W]], %{{.*}} : vector<16xf32>
+// With vdpbf16ps, a row block of more than one tile's rows stages each
+// panel once as bf16 pairs of the exact e4m3 values (unscaled): the f32
+// bits' high halves, depth 2q in the low half of word q, 2q + 1 in its high
+// half, an odd K's last value with a zero. Its tiles multiply the staged
+// pairs by dot products per depth block, then add each block's sums times
+// the block's scale. Fewer rows (decode) take the in-register decode.
+// DOT-LABEL: func @block_scaled
+// DOT: %[[STAGE:.*]] = memref.alloc(%{{.*}}) : memref<?x32xi32>
+// DOT: %[[MANY:.*]] = arith.cmpi ugt, %{{.*}}, %c8{{.*}} : index
+// DOT: scf.if %[[MANY]] {
+// DOT:   scf.for %[[Q:.*]] =
+// DOT:     arith.extsi %{{.*}} : vector<16xi8> to vector<16xi32>
+// DOT:     %[[EVEN:.*]] = arith.shrui %{{.*}}, %{{.*}} : vector<16xi32>
+// DOT:     %[[WORD:.*]] = arith.ori %{{.*}}, %[[EVEN]] : vector<16xi32>
+// DOT:     vector.transfer_write %[[WORD]], %[[STAGE]][%[[Q]], %{{.*}}] {in_bounds = [true]} : vector<16xi32>, memref<?x32xi32>
+// DOT:   scf.if
+// DOT:     vector.transfer_write %{{.*}}, %[[STAGE]]
+// DOT:   scf.for %[[BLK:[a-z0-9]+]] = %c0 to %{{.*}} step %c1{{.*}} iter_args(
+// DOT:     scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args(
+// DOT:       %[[W:.*]] = vector.transfer_read %[[STAGE]]
+// DOT:       vector.bitcast %[[W]] : vector<16xi32> to vector<32xbf16>
+// DOT:       x86vector.avx512.dot
+// DOT:     %[[S:.*]] = memref.load %{{.*}}[%{{.*}}, %{{.*}}, %[[BLK]]] : memref<2x2x3xf32>
+// DOT:     %[[SV:.*]] = vector.broadcast %[[S]] : f32 to vector<16xf32>
+// DOT:     vector.fma %{{.*}}, %[[SV]], %{{.*}} : vector<16xf32>
+// DOT: } else {
+// DOT:   arith.extsi %{{.*}} : vector<16xi8> to vector<16xi32>
+// DOT:   vector.fma
+// DOT: memref.dealloc %[[STAGE]] : memref<?x32xi32>
 func.func @block_scaled(%rows: memref<?x40xf32>, %w: memref<2x4x40x32xf8E4M3FN>,
                         %s: memref<2x2x3xf32>, %blocks: memref<?xi32>,
                         %acc: memref<?x128xf32>) {

@@ -167,14 +167,16 @@ func::FuncOp createPackingFunction(OpBuilder &b, func::FuncOp entry,
   return func;
 }
 
-/// The inputs of grouped matmuls whose weights are packed in pairs, rounded
-/// to bf16 once (`arith.truncf` on the tensor): the other operand of their
+/// The inputs of grouped matmuls whose weights are packed in pairs (or are
+/// block-scaled FP8 ones, which kernels stage as bf16 pairs), rounded to
+/// bf16 once (`arith.truncf` on the tensor): the other operand of their
 /// bf16 dot products, read as pairs without converting each time a tile
 /// reads them.
 void roundPairedInputs(func::FuncOp entry) {
   entry.walk([](GroupedMatmulOp matmul) {
     auto type = llvm::dyn_cast<RankedTensorType>(matmul.getInput().getType());
-    if (!matmul.isDepthPaired() || !type || type.getElementType().isBF16())
+    if (!(matmul.isDepthPaired() || matmul.getWeightScale()) || !type ||
+        type.getElementType().isBF16())
       return;
     OpBuilder b(matmul);
     Location loc = matmul.getLoc();
@@ -288,7 +290,8 @@ struct MoEPackExpertWeightsPass
       if (last != entry) {
         entry.setType(FunctionType::get(ctx, entry.getBody().getArgumentTypes(),
                                         entry.getResultTypes()));
-        roundPairedInputs(entry);
+        if (bf16Pairs)
+          roundPairedInputs(entry);
       }
     }
     if (changed && *manifest)

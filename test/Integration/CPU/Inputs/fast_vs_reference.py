@@ -218,9 +218,10 @@ F32_VARIANTS = ("fast-floor", "unpacked", "portable", "reference")
 
 
 def computes_bf16(variant: str, spec: LayerSpec) -> bool:
-    """Whether `variant` multiplies `spec`'s expert weights in bf16."""
+    """Whether `variant` multiplies `spec`'s expert weights in bf16 (bf16
+    weights, and FP8 ones staged as bf16 pairs)."""
     dtypes = spec.dtypes or {}
-    if not all(dtypes.get(op) == "bf16" for op in EXPERTS):
+    if not all(dtypes.get(op) in ("bf16", "f8e4m3fn") for op in EXPERTS):
         return False
     if variant in BF16_VARIANTS:
         return True
@@ -296,9 +297,14 @@ def check_case(name: str, out: str, tokens: list[int]) -> None:
                     continue
                 compare(name, count, threads, outputs, variant, "reference",
                         2e-2 if computes_bf16(variant, spec) else 1e-4)
+                # The two bf16 kernels form the same products of bf16
+                # weights; FP8 ones they scale at different points (each
+                # product, each depth block's sum), and a sum an f32 ulp apart
+                # may round to another bf16 hidden row: the bf16 bound then.
                 if variant in BF16_VARIANTS[1:]:
+                    fp8 = "f8e4m3fn" in (spec.dtypes or {}).values()
                     compare(name, count, threads, outputs, variant,
-                            BF16_VARIANTS[0], 1e-4)
+                            BF16_VARIANTS[0], 2e-2 if fp8 else 1e-4)
     print(f"{name}: {' = '.join(variants)} at T = {tokens}, "
           f"threads 1 and 2")
 

@@ -195,7 +195,8 @@ def MoEPackExpertWeightsPass
     matmuls that read them are rounded to bf16 once (`arith.truncf`), the
     other operand of those products: their results are then those of a
     bf16 matmul with f32 accumulation (docs/Semantics.md's bf16
-    tolerance).
+    tolerance). So are the inputs of grouped matmuls on block-scaled FP8
+    weights, which the kernels stage as bf16 pairs.
 
     Block-scaled (FP8) weights are packed in panels whose width divides
     the scale block's columns (`gcd(P, BN)`), never in pairs; their scales
