@@ -31,6 +31,7 @@ sets the variable (then prints which BLAS torch uses).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -450,9 +451,9 @@ def main() -> None:
                     if f32_peak:
                         row["fraction_of_f32_peak"] = row["gflops"] / f32_peak
                     unit, unit_peak = "f32 FMA", f32_peak
-                    # bf16 and FP8 weights (decoded to f32 in registers)
-                    # are multiplied on the units moe-compile picks for them.
-                    if dtype == "bf16" and bf16_peak:
+                    # bf16 and FP8 weights (staged as bf16 pairs) are
+                    # multiplied on the unit moe-compile picks for them.
+                    if dtype in ("bf16", "fp8") and bf16_peak:
                         unit, unit_peak = "bf16 dot", bf16_peak
                     if unit_peak:
                         row["peak_unit"] = unit
@@ -482,12 +483,20 @@ def plot(rows: list[dict], path: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    keys = sorted({(r["shape"], r["dtype"]) for r in rows})
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 4),
+    # One row of panels per shape, one column per weight dtype.
+    shapes = sorted({r["shape"] for r in rows})
+    dtypes = sorted({r["dtype"] for r in rows})
+    fig, axes = plt.subplots(len(shapes), len(dtypes),
+                             figsize=(4.5 * len(dtypes), 4 * len(shapes)),
                              squeeze=False)
-    for axis, (shape, dtype) in zip(axes[0], keys):
+    for (i, shape), (j, dtype) in itertools.product(enumerate(shapes),
+                                                    enumerate(dtypes)):
+        axis = axes[i][j]
         points = sorted((r for r in rows if (r["shape"], r["dtype"]) ==
                          (shape, dtype)), key=lambda r: r["tokens"])
+        if not points:
+            axis.set_visible(False)
+            continue
         t = [p["tokens"] for p in points]
         for label, key in (("moe-mlir", "ms"), ("torch loop", "torch_loop_ms"),
                            ("torch sorted bmm", "torch_bmm_ms")):
