@@ -66,16 +66,27 @@ void PanelKernelEmitter::setBlockScales(ValueRange blockScales,
       b, loc, arith::CmpIPredicate::ne,
       arith::AndIOp::create(b, loc, depth, constant(1)), zero);
   Value pairsWithTail = arith::CeilDivUIOp::create(b, loc, depth, constant(2));
-  auto type =
-      MemRefType::get({ShapedType::kDynamic, panelColumns}, b.getI32Type());
+  // Every panel of the weights (the tile's columns), staged for one expert
+  // at a time and kept while consecutive row blocks are that expert's.
+  Value panels = memref::DimOp::create(b, loc, weights.front(), 1);
+  auto type = MemRefType::get(
+      {ShapedType::kDynamic, ShapedType::kDynamic, panelColumns},
+      b.getI32Type());
   for (size_t w = 0; w < weights.size(); ++w)
-    staging.push_back(
-        memref::AllocOp::create(b, loc, type, ValueRange{pairsWithTail}));
+    staging.push_back(memref::AllocOp::create(
+        b, loc, type, ValueRange{panels, pairsWithTail}));
+  // (Heap, not stack: an alloca would keep the parallel loop's
+  // alloca_scope, which must be inlined before its loops become blocks.)
+  stagedExpert =
+      memref::AllocOp::create(b, loc, MemRefType::get({1}, b.getIndexType()));
+  memref::StoreOp::create(b, loc, constant(-1), stagedExpert, ValueRange{zero});
 }
 
 void PanelKernelEmitter::finish() {
   for (Value buffer : staging)
     memref::DeallocOp::create(b, loc, buffer);
+  if (stagedExpert)
+    memref::DeallocOp::create(b, loc, stagedExpert);
 }
 
 Value PanelKernelEmitter::decodeFloat8Bits(Value bits) {
@@ -124,9 +135,9 @@ void PanelKernelEmitter::stagePanel(Value panel) {
     return arith::BitcastOp::create(b, loc, wordsType, decodeFloat8Bits(bytes));
   };
   auto store = [&](Value words, Value buffer, Value pair, int64_t j) {
-    vector::TransferWriteOp::create(b, loc, words, buffer,
-                                    ValueRange{pair, constant(j * lanes)},
-                                    ArrayRef<bool>{true});
+    vector::TransferWriteOp::create(
+        b, loc, words, buffer, ValueRange{panel, pair, constant(j * lanes)},
+        ArrayRef<bool>{true});
   };
   // The values are e4m3's, exact in bf16: an f32's high half. A pair's
   // word holds depth 2q in its low half and 2q + 1 in its high one.
@@ -217,25 +228,39 @@ void PanelKernelEmitter::emitRows(Value first, Value rows, Value columns,
       row = arith::SelectOp::create(b, loc, taken, add(row, constant(h)), row);
     }
   };
-  forLoop(zero, panels, 1, [&](Value panel) {
-    if (staging.empty())
-      return tiles(panel, /*staged=*/false);
-    // FP8 on vdpbf16ps: a block of more than one tile's rows stages each
-    // panel once as bf16 pairs; fewer rows (decode) decode in registers.
-    Value stage = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt, rows,
-                                        constant(mr));
-    scf::IfOp::create(
-        b, loc, stage,
-        [&](OpBuilder &, Location) {
-          stagePanel(panel);
-          tiles(panel, /*staged=*/true);
-          scf::YieldOp::create(b, loc);
-        },
-        [&](OpBuilder &, Location) {
-          tiles(panel, /*staged=*/false);
+  auto allPanels = [&](bool staged) {
+    forLoop(zero, panels, 1, [&](Value panel) { tiles(panel, staged); });
+  };
+  if (staging.empty())
+    return allPanels(/*staged=*/false);
+  // FP8 on vdpbf16ps: a block of more than one tile's rows multiplies its
+  // expert's panels staged as bf16 pairs, staged when the previous block
+  // was another expert's; fewer rows (decode) decode in registers.
+  Value stage = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt, rows,
+                                      constant(mr));
+  scf::IfOp::create(
+      b, loc, stage,
+      [&](OpBuilder &, Location) {
+        Value staged =
+            memref::LoadOp::create(b, loc, stagedExpert, ValueRange{zero});
+        Value other = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
+                                            staged, expert);
+        scf::IfOp::create(b, loc, other, [&](OpBuilder &, Location) {
+          Value stagedPanels =
+              memref::DimOp::create(b, loc, staging.front(), 0);
+          forLoop(zero, stagedPanels, 1,
+                  [&](Value panel) { stagePanel(panel); });
+          memref::StoreOp::create(b, loc, expert, stagedExpert,
+                                  ValueRange{zero});
           scf::YieldOp::create(b, loc);
         });
-  });
+        allPanels(/*staged=*/true);
+        scf::YieldOp::create(b, loc);
+      },
+      [&](OpBuilder &, Location) {
+        allPanels(/*staged=*/false);
+        scf::YieldOp::create(b, loc);
+      });
 }
 
 /// acc[i][w][j] += the dot products of the pair `pair` of input row i
@@ -427,12 +452,12 @@ void PanelKernelEmitter::emitStagedTile(Value row, Value panel, int64_t mr) {
     SmallVector<Value> w;
     for (Value buffer : staging)
       for (int64_t j = 0; j < vectorsPerPanel; ++j)
-        w.push_back(
-            vector::BitCastOp::create(b, loc, bf16Type,
-                                      vector::TransferReadOp::create(
-                                          b, loc, wordsType, buffer,
-                                          ValueRange{pair, constant(j * lanes)},
-                                          noWord, ArrayRef<bool>{true})));
+        w.push_back(vector::BitCastOp::create(
+            b, loc, bf16Type,
+            vector::TransferReadOp::create(
+                b, loc, wordsType, buffer,
+                ValueRange{panel, pair, constant(j * lanes)}, noWord,
+                ArrayRef<bool>{true})));
     return pairProducts(rows, w, mr, pair, acc, last);
   };
   // Per depth block: its pairs' dot products, then times the block's scale.

@@ -81,8 +81,9 @@ public:
 
 private:
   void emitTile(Value row, Value panel, int64_t mr);
-  /// FP8 through bf16 pairs: decodes weight w's panel into staging[w] as
-  /// pairs of bf16 (exact e4m3 values, unscaled).
+  /// FP8 through bf16 pairs: decodes weight w's panel of the current
+  /// expert into staging[w][panel] as pairs of bf16 (exact e4m3 values,
+  /// unscaled).
   void stagePanel(Value panel);
   /// A tile over the staged panels: vdpbf16ps per pair, each depth block's
   /// sums times its scale.
@@ -121,9 +122,11 @@ private:
   /// Block scales of the weights (setBlockScales), and the block.
   SmallVector<Value, 2> scales;
   int64_t blockColumns = 0, blockDepth = 0;
-  /// FP8 on vdpbf16ps: per weight, a `[ceil(K/2), P]` i32 buffer of the
-  /// panel's pairs, staged once per row block and panel (null otherwise).
+  /// FP8 on vdpbf16ps: per weight, an `[NP, ceil(K/2), P]` i32 buffer of
+  /// its panels' pairs for one expert (none otherwise), and that expert's
+  /// id (memref<1xindex>, -1 before the first).
   SmallVector<Value, 2> staging;
+  Value stagedExpert;
 };
 
 } // namespace mlir::moe::cpu

@@ -23,23 +23,31 @@
 // CHECK:   %[[V:.*]] = arith.select %[[NAN]], %{{.*}}, %[[EXACT]] : vector<16xi1>, vector<16xf32>
 // CHECK:   %[[W:.*]] = arith.mulf %[[V]], %[[SV]] : vector<16xf32>
 // CHECK:   vector.fma %{{.*}}, %[[W]], %{{.*}} : vector<16xf32>
-// With vdpbf16ps, a row block of more than one tile's rows stages each
-// panel once as bf16 pairs of the exact e4m3 values (unscaled): the f32
-// bits' high halves, depth 2q in the low half of word q, 2q + 1 in its high
-// half, an odd K's last value with a zero. Its tiles multiply the staged
-// pairs by dot products per depth block, then add each block's sums times
-// the block's scale. Fewer rows (decode) take the in-register decode.
+// With vdpbf16ps, a row block of more than one tile's rows multiplies its
+// expert's panels staged as bf16 pairs of the exact e4m3 values
+// (unscaled), staged when the previous block was another expert's: the
+// f32 bits' high halves, depth 2q in the low half of word q, 2q + 1 in its
+// high half, an odd K's last value with a zero. Its tiles multiply the
+// staged pairs by dot products per depth block, then add each block's sums
+// times the block's scale. Fewer rows (decode) take the in-register decode.
 // DOT-LABEL: func @block_scaled
-// DOT: %[[STAGE:.*]] = memref.alloc(%{{.*}}) : memref<?x32xi32>
+// DOT: %[[STAGE:.*]] = memref.alloc(%{{.*}}, %{{.*}}) : memref<?x?x32xi32>
+// DOT: %[[STAGED:.*]] = memref.alloc() : memref<1xindex>
+// DOT: memref.store %c-1{{.*}}, %[[STAGED]]
 // DOT: %[[MANY:.*]] = arith.cmpi ugt, %{{.*}}, %c8{{.*}} : index
 // DOT: scf.if %[[MANY]] {
+// DOT:   %[[WAS:.*]] = memref.load %[[STAGED]]
+// DOT:   %[[OTHER:.*]] = arith.cmpi ne, %[[WAS]], %{{.*}} : index
+// DOT:   scf.if %[[OTHER]] {
+// DOT:   scf.for %[[P:.*]] =
 // DOT:   scf.for %[[Q:.*]] =
 // DOT:     arith.extsi %{{.*}} : vector<16xi8> to vector<16xi32>
 // DOT:     %[[EVEN:.*]] = arith.shrui %{{.*}}, %{{.*}} : vector<16xi32>
 // DOT:     %[[WORD:.*]] = arith.ori %{{.*}}, %[[EVEN]] : vector<16xi32>
-// DOT:     vector.transfer_write %[[WORD]], %[[STAGE]][%[[Q]], %{{.*}}] {in_bounds = [true]} : vector<16xi32>, memref<?x32xi32>
+// DOT:     vector.transfer_write %[[WORD]], %[[STAGE]][%[[P]], %[[Q]], %{{.*}}] {in_bounds = [true]} : vector<16xi32>, memref<?x?x32xi32>
 // DOT:   scf.if
 // DOT:     vector.transfer_write %{{.*}}, %[[STAGE]]
+// DOT:   memref.store %{{.*}}, %[[STAGED]]
 // DOT:   scf.for %[[BLK:[a-z0-9]+]] = %c0 to %{{.*}} step %c1{{.*}} iter_args(
 // DOT:     scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args(
 // DOT:       %[[W:.*]] = vector.transfer_read %[[STAGE]]
@@ -51,7 +59,8 @@
 // DOT: } else {
 // DOT:   arith.extsi %{{.*}} : vector<16xi8> to vector<16xi32>
 // DOT:   vector.fma
-// DOT: memref.dealloc %[[STAGE]] : memref<?x32xi32>
+// DOT: memref.dealloc %[[STAGE]] : memref<?x?x32xi32>
+// DOT: memref.dealloc %[[STAGED]] : memref<1xindex>
 func.func @block_scaled(%rows: memref<?x40xf32>, %w: memref<2x4x40x32xf8E4M3FN>,
                         %s: memref<2x2x3xf32>, %blocks: memref<?xi32>,
                         %acc: memref<?x128xf32>) {

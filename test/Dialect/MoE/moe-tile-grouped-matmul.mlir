@@ -179,10 +179,11 @@ func.func @epilogue(%rows: tensor<?x16xf32>, %wg: tensor<8x32x16xf32>,
 }
 
 // Block-scaled weights (blocks of 32 columns x 12 depth): tile-n rounds up
-// to 32 and tile-k to 12, whole scale blocks; each tile slices the scale
-// by its blocks of columns and depth.
+// to 32 and tile-k to 12, whole scale blocks, and a tile takes 4 row blocks
+// (the kernel stages an expert's FP8 panels once for its consecutive
+// blocks); each tile slices the scale by its blocks of columns and depth.
 // CHECK-LABEL: func @block_scaled
-// CHECK: scf.forall (%[[N:.*]], %[[BLK:.*]]) = (0, 0) to (64, %{{.*}}) step (32, 1)
+// CHECK: scf.forall (%[[N:.*]], %[[BLK:.*]]) = (0, 0) to (64, %{{.*}}) step (32, 4)
 // CHECK:   %[[WN:.*]] = tensor.extract_slice %{{.*}}[0, %[[N]], 0] [8, 32, 30] [1, 1, 1] : tensor<8x64x30xf8E4M3FN> to tensor<8x32x30xf8E4M3FN>
 // CHECK:   %[[NB:.*]] = affine.apply #{{.*}}(%[[N]])
 // CHECK:   %[[SN:.*]] = tensor.extract_slice %{{.*}}[0, %[[NB]], 0] [8, 1, 3] [1, 1, 1] : tensor<8x2x3xf32> to tensor<8x1x3xf32>
@@ -190,9 +191,9 @@ func.func @epilogue(%rows: tensor<?x16xf32>, %wg: tensor<8x32x16xf32>,
 // CHECK:     %[[W:.*]] = tensor.extract_slice %[[WN]][0, 0, %[[K]]] [8, 32, %{{.*}}] [1, 1, 1] : tensor<8x32x30xf8E4M3FN> to tensor<8x32x?xf8E4M3FN>
 // CHECK:     %[[KB:.*]] = affine.apply #{{.*}}(%[[K]])
 // CHECK:     %[[S:.*]] = tensor.extract_slice %[[SN]][0, 0, %[[KB]]] [8, 1, %{{.*}}] [1, 1, 1] : tensor<8x1x3xf32> to tensor<8x1x?xf32>
-// CHECK:     moe.grouped_matmul block_rows(4) ins(%{{.*}}, %[[W]], %{{.*}} : tensor<4x?xf32>, tensor<8x32x?xf8E4M3FN>, tensor<1xi32>) scale(%[[S]] : tensor<8x1x?xf32>) block [32, 12] outs(
+// CHECK:     moe.grouped_matmul block_rows(4) ins(%{{.*}}, %[[W]], %{{.*}} : tensor<?x?xf32>, tensor<8x32x?xf8E4M3FN>, tensor<?xi32>) scale(%[[S]] : tensor<8x1x?xf32>) block [32, 12] outs(
 // NOK-LABEL: func @block_scaled
-// NOK: scf.forall (%{{.*}}, %{{.*}}) = (0, 0) to (64, %{{.*}}) step (32, 1)
+// NOK: scf.forall (%{{.*}}, %{{.*}}) = (0, 0) to (64, %{{.*}}) step (32, 4)
 // NOK-NOT: scf.for
 // NOK: tensor.extract_slice %{{.*}}[0, %{{.*}}, 0] [8, 1, 3] [1, 1, 1] : tensor<8x2x3xf32> to tensor<8x1x3xf32>
 func.func @block_scaled(%rows: tensor<?x30xf32>, %w: tensor<8x64x30xf8E4M3FN>,

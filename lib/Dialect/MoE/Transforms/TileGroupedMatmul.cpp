@@ -8,7 +8,9 @@
 //       moe.grouped_matmul (one row block x tile-n columns x tile-k depth)
 //
 // A grouped matmul with an epilogue is written from whole sums: its tiles
-// span all of K, with no depth loop.
+// span all of K, with no depth loop. One on block-scaled (FP8) weights
+// takes 4 row blocks per tile (the kernel stages an expert's panels once
+// for its consecutive blocks).
 //
 // Column blocks are the outer dimension of the forall so that, run in order,
 // consecutive tiles reuse one expert's [tile-n, K] weight panel from cache
@@ -35,6 +37,9 @@ using namespace mlir;
 using namespace mlir::moe;
 
 namespace {
+
+/// Row blocks per tile of a grouped matmul on block-scaled weights.
+constexpr int64_t kScaledRowBlocksPerTile = 4;
 
 /// Tiles `op` with `sizes` (0: untiled) into loops of `loopType`; returns the
 /// innermost tiled op.
@@ -126,10 +131,14 @@ struct MoETileGroupedMatmulPass
       int64_t depth = tileK;
       if (op.isDepthPaired())
         depth = llvm::alignTo(depth, 2);
-      // Block-scaled weights by whole scale blocks (P divides BN).
+      // Block-scaled weights by whole scale blocks (P divides BN), and
+      // several row blocks per tile: a kernel that stages an expert's FP8
+      // panels reuses them across that expert's consecutive blocks.
+      int64_t rowBlocks = 1;
       if (std::optional<ArrayRef<int64_t>> block = op.getWeightBlock()) {
         columns = llvm::alignTo(std::max<int64_t>(columns, 1), (*block)[0]);
         depth = llvm::alignTo(depth, (*block)[1]);
+        rowBlocks = kScaledRowBlocksPerTile;
       }
       // Scattered rows add to shared output rows: the threads split the
       // columns only, and each walks the row blocks in order.
@@ -137,9 +146,10 @@ struct MoETileGroupedMatmulPass
       // An epilogue needs whole sums: its domain has no depth to tile.
       bool epilogue = op.hasEpilogue();
       FailureOr<Operation *> tiled =
-          epilogue   ? tileFusingFill(rewriter, op, {1, columns}, {1, 0})
+          epilogue ? tileFusingFill(rewriter, op, {rowBlocks, columns}, {1, 0})
           : scatters ? tileFusingFill(rewriter, op, {0, columns, 0}, {1, 0, 2})
-                     : tileFusingFill(rewriter, op, {1, columns, 0}, {1, 0, 2});
+                     : tileFusingFill(rewriter, op, {rowBlocks, columns, 0},
+                                      {1, 0, 2});
       if (failed(tiled)) {
         op.emitError("moe-tile-grouped-matmul: tiling over row blocks and "
                      "columns failed");
