@@ -42,7 +42,8 @@ func.func @mixtral(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
 // -----
 
 // Qwen2-MoE in bf16: top-4 without renormalization, shared expert behind a
-// sigmoid gate. Routing logits and the shared expert accumulate in f32.
+// sigmoid gate. Routing logits and the shared expert accumulate in f32; the
+// bf16 shared expert is an expert every token picks, on the tokens in f32.
 // CHECK-LABEL: func @qwen2_moe_bf16
 // CHECK-SAME: (%[[X:.*]]: tensor<?x16xbf16>, %[[WG:.*]]: tensor<6x16xbf16>, %{{.*}}: tensor<6x8x16xbf16>, %{{.*}}: tensor<6x8x16xbf16>, %{{.*}}: tensor<6x16x8xbf16>, %[[S1:.*]]: tensor<24x16xbf16>, %[[S3:.*]]: tensor<24x16xbf16>, %[[S2:.*]]: tensor<16x24xbf16>, %[[SG:.*]]: tensor<1x16xbf16>)
 // CHECK: %[[LOGITS:.*]] = linalg.matmul {{.*}} ins(%[[X]], %[[WG]] : tensor<?x16xbf16>, tensor<6x16xbf16>) outs(%{{.*}} : tensor<?x6xf32>)
@@ -52,10 +53,16 @@ func.func @mixtral(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
 // CHECK: arith.extf
 // CHECK: arith.truncf {{.*}} : f32 to bf16
 // CHECK: %[[ROUTED:.*]] = moe.combine {{.*}} -> tensor<?x16xbf16>
-// CHECK: %[[SGATE:.*]] = linalg.matmul {{.*}} ins(%[[X]], %[[S1]] : {{.*}}) outs(%{{.*}} : tensor<?x24xf32>)
-// CHECK: %[[SUP:.*]] = linalg.matmul {{.*}} ins(%[[X]], %[[S3]] : {{.*}}) outs(%{{.*}} : tensor<?x24xf32>)
+// CHECK: %[[XF:.*]] = linalg.generic {{.*}} ins(%[[X]] : tensor<?x16xbf16>) outs(%{{.*}} : tensor<?x16xf32>)
+// CHECK: %[[SR:.*]], %[[SOFF:.*]], %[[SMAP:.*]] = moe.dispatch %[[XF]], %{{.*}} : tensor<?x16xf32>, tensor<?x1xi32> -> tensor<?x16xf32>, tensor<2xi64>, tensor<?x1xi32>
+// CHECK: %[[E1:.*]] = tensor.expand_shape %[[S1]] {{\[\[}}0, 1], [2]] output_shape [1, 24, 16]
+// CHECK: %[[E3:.*]] = tensor.expand_shape %[[S3]]
+// CHECK: %[[E2:.*]] = tensor.expand_shape %[[S2]]
+// CHECK: %[[SGATE:.*]] = moe.expert_matmul %[[SR]], %[[E1]] offsets(%[[SOFF]] : tensor<2xi64>) : tensor<?x16xf32>, tensor<1x24x16xbf16> -> tensor<?x24xf32>
+// CHECK: %[[SUP:.*]] = moe.expert_matmul %[[SR]], %[[E3]] offsets(%[[SOFF]] : tensor<2xi64>)
 // CHECK: %[[SH:.*]] = linalg.generic {{.*}} ins(%[[SGATE]], %[[SUP]] : tensor<?x24xf32>, tensor<?x24xf32>)
-// CHECK: %[[SOUT:.*]] = linalg.matmul {{.*}} ins(%[[SH]], %[[S2]] : tensor<?x24xf32>, tensor<16x24xbf16>) outs(%{{.*}} : tensor<?x16xf32>)
+// CHECK: %[[SD:.*]] = moe.expert_matmul %[[SH]], %[[E2]] offsets(%[[SOFF]] : tensor<2xi64>) : tensor<?x24xf32>, tensor<1x16x24xbf16> -> tensor<?x16xf32>
+// CHECK: %[[SOUT:.*]] = moe.combine %[[SD]], %{{.*}}, %[[SMAP]] : tensor<?x16xf32>, tensor<?x1xf32>, tensor<?x1xi32> -> tensor<?x16xf32>
 // CHECK: %[[Z:.*]] = linalg.matmul {{.*}} ins(%[[X]], %[[SG]] : tensor<?x16xbf16>, tensor<1x16xbf16>) outs(%{{.*}} : tensor<?x1xf32>)
 // CHECK: %[[Y:.*]] = linalg.generic {indexing_maps = [#[[ID:.*]], #[[ID]], #[[BCAST:.*]], #[[ID]]]{{.*}} ins(%[[ROUTED]], %[[SOUT]], %[[Z]] : tensor<?x16xbf16>, tensor<?x16xf32>, tensor<?x1xf32>) outs(%{{.*}} : tensor<?x16xbf16>)
 // CHECK-NEXT: ^bb0(%[[R:.*]]: bf16, %[[S:.*]]: f32, %[[ZV:.*]]: f32, %{{.*}}: bf16):
@@ -84,13 +91,15 @@ func.func @qwen2_moe_bf16(%x: tensor<?x16xbf16>, %wg: tensor<6x16xbf16>,
 // -----
 
 // DeepSeek-V3: sigmoid scores, selection-only bias, group-limited top-k,
-// scaling, an ungated shared expert, routing statistics passed through.
+// scaling, an ungated shared expert (bf16: an expert every token picks),
+// routing statistics passed through.
 // CHECK-LABEL: func @deepseek_v3
 // CHECK-SAME: %[[B:[a-z0-9]+]]: tensor<16xf32>
 // CHECK: %[[LOGITS:.*]] = linalg.matmul
 // CHECK: %[[W:.*]], %[[IDS:.*]], %[[STATS:.*]]:2 = moe.gate %[[LOGITS]] bias(%[[B]] : tensor<16xf32>) routing <sigmoid, top_k = 4, renormalize, scale = 2.500000e+00, selection_bias, groups = 4, topk_groups = 2, group_score = sum_top2> statistics [tokens_per_expert, load_balancing_loss] : tensor<?x16xf32> -> tensor<?x4xf32>, tensor<?x4xi32>, tensor<16xi64>, tensor<f32>
 // CHECK: %[[ROUTED:.*]] = moe.combine
-// CHECK: %[[SOUT:.*]] = linalg.matmul {{.*}} outs(%{{.*}} : tensor<?x16xf32>)
+// CHECK: moe.dispatch %{{.*}}, %{{.*}} : tensor<?x16xf32>, tensor<?x1xi32>
+// CHECK: %[[SOUT:.*]] = moe.combine {{.*}} -> tensor<?x16xf32>
 // CHECK: %[[Y:.*]] = linalg.generic {{.*}} ins(%[[ROUTED]], %[[SOUT]] : tensor<?x16xf32>, tensor<?x16xf32>)
 // CHECK-NEXT: ^bb0(%[[R:.*]]: f32, %[[S:.*]]: f32, %{{.*}}: f32):
 // CHECK-NEXT: %[[SUM:.*]] = arith.addf %[[R]], %[[S]]

@@ -2,7 +2,7 @@
 //
 // Splits a whole MoE block into router logits (linalg), moe.gate,
 // moe.dispatch, per-projection moe.expert_matmul with the activation as
-// linalg.generic, moe.combine, and the shared expert in linalg (block-scaled
+// linalg.generic, moe.combine, and the shared expert in linalg (FP8 and bf16
 // shared weights as an expert every token picks).
 //
 //===----------------------------------------------------------------------===//
@@ -124,10 +124,13 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     // Block scales (FP8 weights) go with their projection.
     auto projectRowsOf = [&](Value rowOffsets, Value input, Value weight,
                              Value bias, Value scale, int64_t features) {
-      return ExpertMatmulOp::create(rewriter, loc, rowsType(features), input,
-                                    weight, rowOffsets, bias, scale,
-                                    scale ? layer.getWeightBlockAttr()
-                                          : DenseI64ArrayAttr())
+      Type rowElement =
+          llvm::cast<RankedTensorType>(input.getType()).getElementType();
+      return ExpertMatmulOp::create(
+                 rewriter, loc,
+                 RankedTensorType::get({dynamic, features}, rowElement), input,
+                 weight, rowOffsets, bias, scale,
+                 scale ? layer.getWeightBlockAttr() : DenseI64ArrayAttr())
           .getResult();
     };
     auto projectRows = [&](Value input, Value weight, Value bias, Value scale,
@@ -152,11 +155,15 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     // Shared expert, optionally behind a sigmoid gate.
     if (layer.hasSharedExpert()) {
       Value sharedOut;
-      if (layer.getSharedUpScale()) {
-        // Block-scaled (FP8) shared weights: an expert that every token
-        // picks once with weight 1, on the routed experts' ops, so that its
-        // weights are decoded on the fly as theirs are instead of being
-        // dequantized whole on every call.
+      Type sharedElement =
+          llvm::cast<RankedTensorType>(layer.getSharedUp().getType())
+              .getElementType();
+      if (layer.getSharedUpScale() || sharedElement.isBF16()) {
+        // Block-scaled (FP8) and bf16 shared weights: an expert that every
+        // token picks once with weight 1, on the routed experts' ops, so
+        // that its weights take their kernels (decoded on the fly, the bf16
+        // dot product) instead of being dequantized whole on every call or
+        // widened to f32.
         Type i32 = rewriter.getI32Type();
         OpFoldResult tokens = tensor::getMixedSize(rewriter, loc, x, 0);
         auto filled = [&](Type type, TypedAttr value) {
@@ -171,10 +178,17 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
         };
         Value ids = filled(i32, rewriter.getI32IntegerAttr(0));
         Value ones = filled(f32, rewriter.getF32FloatAttr(1));
+        // The shared expert accumulates in f32 whatever the activations'
+        // type: its rows are the tokens in f32.
+        Value sharedX = x;
+        if (!elementType.isF32())
+          sharedX = buildElementwise(
+              rewriter, loc, x, f32,
+              [](OpBuilder &, Location, ValueRange args) { return args[0]; });
         auto sharedDispatch = DispatchOp::create(
-            rewriter, loc, rowsType(hidden),
+            rewriter, loc, RankedTensorType::get({dynamic, hidden}, f32),
             RankedTensorType::get({2}, rewriter.getI64Type()),
-            RankedTensorType::get({numTokens, 1}, i32), x, ids,
+            RankedTensorType::get({numTokens, 1}, i32), sharedX, ids,
             /*capacity=*/Value(), rewriter.getI64IntegerAttr(rowAlign));
         // [N, K] as [1, N, K]: the weights of the one expert.
         auto oneExpert = [&](Value value) -> Value {
@@ -209,12 +223,13 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
         Value sharedHidden = buildHidden(
             rewriter, loc, act,
             project(sharedRows, gateWeight, gateScale, sharedInter),
-            project(sharedRows, upWeight, upScale, sharedInter), elementType);
-        sharedOut = CombineOp::create(
-                        rewriter, loc, inputType,
-                        project(sharedHidden, downWeight, downScale, hidden),
-                        ones, sharedDispatch.getRowMap())
-                        .getResult();
+            project(sharedRows, upWeight, upScale, sharedInter), f32);
+        sharedOut =
+            CombineOp::create(
+                rewriter, loc, RankedTensorType::get({numTokens, hidden}, f32),
+                project(sharedHidden, downWeight, downScale, hidden), ones,
+                sharedDispatch.getRowMap())
+                .getResult();
       } else {
         FeedForward shared{layer.getSharedGate(), layer.getSharedUp(),
                            layer.getSharedDown()};

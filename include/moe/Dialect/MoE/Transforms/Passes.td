@@ -18,8 +18,8 @@ def MoEDecomposePass : Pass<"moe-decompose"> {
       SwiGLU product for gated experts) as `linalg.generic` on tensors;
     - `moe.combine` back to `[T,H]`;
     - the shared expert, and its sigmoid gate, as `linalg` ops, added to the
-      routed output; a shared expert with block-scaled (FP8) weights as an
-      expert that every token picks once with weight 1 (`moe.dispatch` of
+      routed output; a shared expert with block-scaled (FP8) or bf16
+      weights as an expert that every token picks once with weight 1 (`moe.dispatch` of
       zero ids, `moe.expert_matmul` with its weights as `[1, N, K]`,
       `moe.combine`), so that its weights take the routed experts' path.
 
