@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from . import float8, safetensors_io
-from .emit import from_hf_config, is_sparse_layer
+from .emit import SCALES, from_hf_config, is_sparse_layer
 from .seq2seq import is_sparse_block, num_blocks, spec_from_config
 from .testdata import round_to_bf16
 
@@ -45,11 +45,6 @@ FP8_BLOCK = (128, 128)
 """``weight_block_size`` of the FP8 checkpoints written here (DeepSeek-V3's
 and Qwen3-FP8's)."""
 
-_FP8_PROJECTIONS = ("expert_gate", "expert_up", "expert_down", "shared_gate",
-                    "shared_up", "shared_down")
-"""The weights an FP8 checkpoint stores as ``F8_E4M3`` with block scales:
-the MoE layers' expert projections, routed and shared (the router, norms,
-embeddings and attention stay bf16 here)."""
 _TRANSFORMERS_VERSION = "4.46.0"
 
 
@@ -252,19 +247,11 @@ def _decoder_shapes(config: Mapping[str, Any], dtype: str
 
 
 def _fp8_names(spec) -> set[str]:
-    """The checkpoint names of ``spec``'s expert projections (experts
-    expanded)."""
-    names = set()
-    for operand in _FP8_PROJECTIONS:
-        name = spec.weights.get(operand)
-        if name is None:
-            continue
-        if "{e}" in name:
-            names.update(name.replace("{e}", str(e))
-                         for e in range(spec.num_experts))
-        else:
-            names.add(name)
-    return names
+    """The checkpoint names of the weights an FP8 checkpoint stores as
+    ``F8_E4M3`` with block scales: ``spec``'s expert projections, routed and
+    shared (the router, norms, embeddings and attention stay bf16 here)."""
+    return {name for operand in SCALES.values() if operand in spec.weights
+            for name in spec.tensor_names(operand)}
 
 
 def _seq2seq_shapes(config: Mapping[str, Any], dtype: str

@@ -294,13 +294,12 @@ def random_weights(spec, seed: int) -> tuple[dict, dict]:
     weights are e4m3 bytes of unit normals and their block scales positive,
     with the fan-in scaling."""
     from . import float8
-    from .emit import EXPERT, SCALES
+    from .emit import SCALES
     rng = np.random.default_rng(seed)
     # Block scales of FP8 weights: positive, with the fan-in scaling the
     # FP8 values (unit normals, e4m3-rounded) leave out.
-    scale_names = {spec.weights[op].replace(EXPERT, str(e))
-                   for op in SCALES if op in spec.weights
-                   for e in range(spec.num_experts)}
+    scale_names = {name for op in SCALES if op in spec.weights
+                   for name in spec.tensor_names(op)}
     tensors, dtypes = {}, {}
     for name, (shape, dtype) in spec.checkpoint_tensors().items():
         value = rng.standard_normal(shape) / np.sqrt(shape[-1])

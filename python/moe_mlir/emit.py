@@ -359,6 +359,14 @@ class LayerSpec:
         """The type of ``x`` and of the result: ``tensor<?xHxf32>``."""
         return f"tensor<?x{self.hidden}xf32>"
 
+    def tensor_names(self, operand: str) -> list[str]:
+        """The checkpoint names ``operand`` binds: each expert's (``{e}``
+        replaced by ``0 .. E-1``) for a stacked weight."""
+        name = self.weights[operand]
+        if EXPERT not in name:
+            return [name]
+        return [name.replace(EXPERT, str(e)) for e in range(self.num_experts)]
+
     def checkpoint_tensors(self) -> dict[str, tuple[tuple[int, ...], str]]:
         """Every checkpoint tensor the layer binds: ``name -> (shape, dtype)``.
 

@@ -315,7 +315,7 @@ def make_case(family: str, storage: str = "f32", seed: int = 0,
               checkpoints.tensor_shapes(full, storage_of_others).items()}
     # FP8: the layer's projection weights (routed and shared experts).
     projections = {name for op in SCALES.values() if fp8 and op in spec.weights
-                   for name in _expanded(spec, op)}
+                   for name in spec.tensor_names(op)}
     tensors: dict[str, np.ndarray] = {}
     dtypes: dict[str, str] = {}
     bias_name = spec.weights.get("score_bias")
@@ -346,14 +346,6 @@ def make_case(family: str, storage: str = "f32", seed: int = 0,
     return FamilyCase(family=family, storage=storage, config=full,
                       layer=layer, spec=spec, tensors=tensors,
                       storage_dtypes=dtypes, dead_expert=dead, seed=seed)
-
-
-def _expanded(spec: LayerSpec, operand: str) -> list[str]:
-    """The checkpoint names ``operand`` binds (each expert's, if stacked)."""
-    name = spec.weights[operand]
-    if EXPERT not in name:
-        return [name]
-    return [name.replace(EXPERT, str(e)) for e in range(spec.num_experts)]
 
 
 def _fp8_spec(spec: LayerSpec, config: Mapping[str, Any],

@@ -140,7 +140,7 @@ struct KernelChoice {
 
 /// Whether a public function of `module` takes a bf16 or FP8 weight: the
 /// bf16 kernels change nothing else.
-bool takesBf16Weights(mlir::ModuleOp module) {
+bool takesLowPrecisionWeights(mlir::ModuleOp module) {
   bool found = false;
   module.walk([&](mlir::func::FuncOp function) {
     if (!function.isPublic())
@@ -182,7 +182,7 @@ chooseKernels(const mlir::moe::LowerToCPUOptions &options,
     return mlir::failure();
   }
   if (options.bf16Matmul.hasValue() || !bf16Dot || options.vectorWidth != 16 ||
-      !takesBf16Weights(module))
+      !takesLowPrecisionWeights(module))
     return single;
   return SmallVector<KernelChoice>{
       {"avx512bf16", Bf16Matmul::Avx512Bf16, {"avx512bf16"}},

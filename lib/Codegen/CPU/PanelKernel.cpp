@@ -89,38 +89,6 @@ void PanelKernelEmitter::finish() {
     memref::DeallocOp::create(b, loc, stagedExpert);
 }
 
-Value PanelKernelEmitter::decodeFloat8Bits(Value bits) {
-  auto type = llvm::cast<VectorType>(bits.getType());
-  Type i8 = type.clone(b.getI8Type()), i32 = type.clone(b.getI32Type());
-  Value bytes = arith::BitcastOp::create(b, loc, i8, bits);
-  // The byte sign-extended and shifted by 20, S.EEEE.MMM's sign at the
-  // f32's and E.EEE.MMM at the top of its exponent and mantissa: the value
-  // times 2^-120, subnormals included; times 2^120, exact.
-  Value word = arith::AndIOp::create(
-      b, loc,
-      arith::ShLIOp::create(b, loc, arith::ExtSIOp::create(b, loc, i32, bytes),
-                            createScalarOrSplatConstant(b, loc, i32, 20)),
-      createScalarOrSplatConstant(b, loc, i32,
-                                  static_cast<int32_t>(0x87F00000u)));
-  Value value = arith::MulFOp::create(
-      b, loc, arith::BitcastOp::create(b, loc, accType, word),
-      createScalarOrSplatConstant(b, loc, accType, APFloat(0x1p120f)));
-  // S.1111.111 is NaN (compared on the bytes).
-  Value nanBits = createScalarOrSplatConstant(b, loc, i8, 0x7F);
-  Value isNaN = arith::CmpIOp::create(
-      b, loc, arith::CmpIPredicate::eq,
-      arith::AndIOp::create(b, loc, bytes, nanBits), nanBits);
-  return arith::SelectOp::create(
-      b, loc, isNaN,
-      createScalarOrSplatConstant(b, loc, accType,
-                                  APFloat::getQNaN(APFloat::IEEEsingle())),
-      value);
-}
-
-Value PanelKernelEmitter::decodeFloat8(Value bits, Value factor) {
-  return arith::MulFOp::create(b, loc, decodeFloat8Bits(bits), factor);
-}
-
 void PanelKernelEmitter::stagePanel(Value panel) {
   auto weightType = llvm::cast<MemRefType>(weights.front().getType());
   Type element = weightType.getElementType();
@@ -132,7 +100,8 @@ void PanelKernelEmitter::stagePanel(Value panel) {
         b, loc, bytesType, weight,
         ValueRange{expert, panel, k, constant(j * lanes)}, padding,
         ArrayRef<bool>{true});
-    return arith::BitcastOp::create(b, loc, wordsType, decodeFloat8Bits(bytes));
+    return arith::BitcastOp::create(
+        b, loc, wordsType, arith::ExtFOp::create(b, loc, accType, bytes));
   };
   auto store = [&](Value words, Value buffer, Value pair, int64_t j) {
     vector::TransferWriteOp::create(
@@ -363,7 +332,8 @@ PanelKernelEmitter::step(ArrayRef<std::pair<Value, Value>> rows, Value panel,
           ValueRange{expert, panel, k, constant(j * lanes)}, padding,
           ArrayRef<bool>{true});
       if (factor)
-        v = decodeFloat8(v, factor);
+        v = arith::MulFOp::create(
+            b, loc, arith::ExtFOp::create(b, loc, accType, v), factor);
       else if (weightType.getElementType() != f32)
         v = arith::ExtFOp::create(b, loc, accType, v);
       w.push_back(v);

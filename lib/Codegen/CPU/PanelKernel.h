@@ -36,12 +36,14 @@
 // shifts), with the same rounded inputs.
 //
 // Block-scaled FP8 weights (f8E4M3FN panels, one f32 scale per block of BN
-// columns x BK depth, P dividing BN) are decoded on the fly: each weight
-// byte's exponent and mantissa, shifted into an f32's (a subnormal f32 for
-// an e4m3 subnormal), is the value times 2^-120; one multiply by 2^120 makes
-// it exact and one by the panel's scale of the step's depth block scales
-// it. e4m3's NaN (S.1111.111) stays NaN. The bytes are read as they are
-// stored: one byte per weight streams from memory, half of bf16.
+// columns x BK depth, P dividing BN) are decoded on the fly: each vector of
+// bytes is widened once per step (`arith.extf`, which moe-expand-float8
+// lowers to integer arithmetic) and multiplied by the panel's scale of the
+// step's depth block. The bytes are read as they are stored: one byte per
+// weight streams from memory, half of bf16. With vdpbf16ps, a row block of
+// more than one tile's rows instead multiplies its expert's panels staged
+// as bf16 pairs of the exact values, each depth block's sums times its
+// scale.
 //
 //===----------------------------------------------------------------------===//
 
@@ -91,9 +93,6 @@ private:
   /// Writes (or combines through the epilogue) the tile's sums `acc`.
   void writeTile(Value row, Value panel, int64_t mr,
                  ArrayRef<std::pair<Value, Value>> rows, ArrayRef<Value> acc);
-  /// The f32 bits of the e4m3 values of `bits` (a vector of f8E4M3FN),
-  /// exact (x 2^120 of the shifted byte; NaN kept).
-  Value decodeFloat8Bits(Value bits);
   SmallVector<Value> step(ArrayRef<std::pair<Value, Value>> rows, Value panel,
                           int64_t mr, Value k, ValueRange acc);
   SmallVector<Value> pairStep(ArrayRef<std::pair<Value, Value>> rows,
@@ -106,9 +105,6 @@ private:
   /// Inputs `2 * pair` and `2 * pair + 1` of `row` as one i32 of two bf16
   /// (`last`: input `2 * pair` and a zero).
   Value loadInputPair(Value row, Value pair, bool last);
-  /// The f32 values of `bits` (a vector of f8E4M3FN) times `factor` (the
-  /// block scale, broadcast).
-  Value decodeFloat8(Value bits, Value factor);
 
   int64_t lanes, vectorsPerPanel, panelColumns, tileRows;
   Value input, output, depth;

@@ -1,20 +1,20 @@
 // RUN: moe-opt %s --moe-expand-float8 | FileCheck %s
 
-// An f8E4M3FN -> f32 conversion as integer arithmetic on its bits: sign,
-// exponent rebiased by 120 (<< 3 with the mantissa, then << 20), subnormals
-// as mantissa * 2^-9, S.1111.111 a NaN.
+// An f8E4M3FN -> f32 conversion as integer arithmetic on its bits: the
+// byte sign-extended, shifted left by 20 and masked to the sign and
+// E.EEE.MMM (0x87F00000) is the f32 of the value times 2^-120 (subnormals
+// included); times 2^120 it is exact; S.1111.111 (byte & 0x7F == 0x7F) a NaN.
 // CHECK-LABEL: func @scalar
 // CHECK-NOT: arith.extf
 // CHECK: %[[B:.*]] = arith.bitcast %{{.*}} : f8E4M3FN to i8
-// CHECK: %[[W:.*]] = arith.extui %[[B]] : i8 to i32
-// CHECK: arith.addi %{{.*}}, %c960_i32
-// CHECK: arith.uitofp
-// CHECK: arith.mulf %{{.*}}, %cst
-// CHECK: arith.cmpi ult, %{{.*}}, %c8_i32
-// CHECK: arith.cmpi eq, %{{.*}}, %c127_i32
-// CHECK: arith.select %{{.*}}, %c2143289344_i32
-// CHECK: arith.ori
-// CHECK: arith.bitcast %{{.*}} : i32 to f32
+// CHECK: %[[W:.*]] = arith.extsi %[[B]] : i8 to i32
+// CHECK: %[[S:.*]] = arith.shli %[[W]], %c20_i32
+// CHECK: %[[M:.*]] = arith.andi %[[S]], %c-2014314496_i32
+// CHECK: %[[F:.*]] = arith.bitcast %[[M]] : i32 to f32
+// CHECK: %[[V:.*]] = arith.mulf %[[F]], %cst{{.*}} : f32
+// CHECK: %[[LOW:.*]] = arith.andi %[[B]], %c127_i8
+// CHECK: %[[NAN:.*]] = arith.cmpi eq, %[[LOW]], %c127_i8
+// CHECK: arith.select %[[NAN]], %cst{{.*}}, %[[V]] : f32
 func.func @scalar(%x: f8E4M3FN) -> f32 {
   %y = arith.extf %x : f8E4M3FN to f32
   return %y : f32
@@ -23,7 +23,8 @@ func.func @scalar(%x: f8E4M3FN) -> f32 {
 // Vectors element-wise; other targets through f32.
 // CHECK-LABEL: func @vector
 // CHECK: arith.bitcast %{{.*}} : vector<16xf8E4M3FN> to vector<16xi8>
-// CHECK: %[[F:.*]] = arith.bitcast %{{.*}} : vector<16xi32> to vector<16xf32>
+// CHECK: arith.bitcast %{{.*}} : vector<16xi32> to vector<16xf32>
+// CHECK: %[[F:.*]] = arith.select %{{.*}} : vector<16xi1>, vector<16xf32>
 // CHECK: arith.extf %[[F]] : vector<16xf32> to vector<16xf64>
 func.func @vector(%x: vector<16xf8E4M3FN>) -> vector<16xf64> {
   %y = arith.extf %x : vector<16xf8E4M3FN> to vector<16xf64>
@@ -31,7 +32,7 @@ func.func @vector(%x: vector<16xf8E4M3FN>) -> vector<16xf64> {
 }
 
 // CHECK-LABEL: func @to_bf16
-// CHECK: %[[F:.*]] = arith.bitcast %{{.*}} : i32 to f32
+// CHECK: %[[F:.*]] = arith.select %{{.*}} : f32
 // CHECK: arith.truncf %[[F]] : f32 to bf16
 func.func @to_bf16(%x: f8E4M3FN) -> bf16 {
   %y = arith.extf %x : f8E4M3FN to bf16

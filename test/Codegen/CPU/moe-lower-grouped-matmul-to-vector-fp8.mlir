@@ -3,9 +3,8 @@
 
 // Block-scaled FP8 weights in panels of 32 columns (blocks of 64 columns x
 // 16 depth): each step loads the scale of its panel's column block and its
-// depth block, decodes each vector of 16 e4m3 bytes once (sign-extended,
-// shifted into an f32's exponent and mantissa, times 2^120, NaN kept,
-// times the scale) and feeds the tile's rows.
+// depth block, widens each vector of 16 e4m3 bytes once (arith.extf, for
+// moe-expand-float8), multiplies it by the scale and feeds the tile's rows.
 // CHECK-LABEL: func @block_scaled
 // CHECK: scf.for %[[K:[a-z0-9]+]] = %c0 to %{{.*}} step %{{.*}} iter_args(
 // CHECK:   %[[NB:.*]] = arith.divui %{{.*}}, %c2{{.*}} : index
@@ -13,14 +12,7 @@
 // CHECK:   %[[S:.*]] = memref.load %{{.*}}[%{{.*}}, %[[NB]], %[[KB]]] : memref<2x2x3xf32>
 // CHECK:   %[[SV:.*]] = vector.broadcast %[[S]] : f32 to vector<16xf32>
 // CHECK:   %[[B:.*]] = vector.transfer_read %{{.*}}[%{{.*}}, %{{.*}}, %[[K]], %{{.*}}], %{{.*}} {in_bounds = [true]} : memref<2x4x40x32xf8E4M3FN>, vector<16xf8E4M3FN>
-// CHECK:   %[[I8:.*]] = arith.bitcast %[[B]] : vector<16xf8E4M3FN> to vector<16xi8>
-// CHECK:   %[[I32:.*]] = arith.extsi %[[I8]] : vector<16xi8> to vector<16xi32>
-// CHECK:   %[[SH:.*]] = arith.shli %[[I32]], %{{.*}} : vector<16xi32>
-// CHECK:   %[[WORD:.*]] = arith.andi %[[SH]], %{{.*}} : vector<16xi32>
-// CHECK:   %[[F:.*]] = arith.bitcast %[[WORD]] : vector<16xi32> to vector<16xf32>
-// CHECK:   %[[EXACT:.*]] = arith.mulf %[[F]], %{{.*}} : vector<16xf32>
-// CHECK:   %[[NAN:.*]] = arith.cmpi eq
-// CHECK:   %[[V:.*]] = arith.select %[[NAN]], %{{.*}}, %[[EXACT]] : vector<16xi1>, vector<16xf32>
+// CHECK:   %[[V:.*]] = arith.extf %[[B]] : vector<16xf8E4M3FN> to vector<16xf32>
 // CHECK:   %[[W:.*]] = arith.mulf %[[V]], %[[SV]] : vector<16xf32>
 // CHECK:   vector.fma %{{.*}}, %[[W]], %{{.*}} : vector<16xf32>
 // With vdpbf16ps, a row block of more than one tile's rows multiplies its
@@ -41,7 +33,7 @@
 // DOT:   scf.if %[[OTHER]] {
 // DOT:   scf.for %[[P:.*]] =
 // DOT:   scf.for %[[Q:.*]] =
-// DOT:     arith.extsi %{{.*}} : vector<16xi8> to vector<16xi32>
+// DOT:     arith.extf %{{.*}} : vector<16xf8E4M3FN> to vector<16xf32>
 // DOT:     %[[EVEN:.*]] = arith.shrui %{{.*}}, %{{.*}} : vector<16xi32>
 // DOT:     %[[WORD:.*]] = arith.ori %{{.*}}, %[[EVEN]] : vector<16xi32>
 // DOT:     vector.transfer_write %[[WORD]], %[[STAGE]][%[[P]], %[[Q]], %{{.*}}] {in_bounds = [true]} : vector<16xi32>, memref<?x?x32xi32>
@@ -57,7 +49,7 @@
 // DOT:     %[[SV:.*]] = vector.broadcast %[[S]] : f32 to vector<16xf32>
 // DOT:     vector.fma %{{.*}}, %[[SV]], %{{.*}} : vector<16xf32>
 // DOT: } else {
-// DOT:   arith.extsi %{{.*}} : vector<16xi8> to vector<16xi32>
+// DOT:   arith.extf %{{.*}} : vector<16xf8E4M3FN> to vector<16xf32>
 // DOT:   vector.fma
 // DOT: memref.dealloc %[[STAGE]] : memref<?x?x32xi32>
 // DOT: memref.dealloc %[[STAGED]] : memref<1xindex>
