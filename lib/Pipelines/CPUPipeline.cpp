@@ -92,7 +92,8 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
         moe::MoELowerGroupedMatmulToVectorPassOptions{
             options.vectorWidth, options.tileRows, options.tileCols,
             options.panelRows,
-            options.bf16Matmul == moe::Bf16Matmul::Avx512Bf16}));
+            options.bf16Matmul == moe::Bf16Matmul::Avx512Bf16,
+            options.fp8ByteLookup}));
     // Routers, shared experts, dense projections: the same kernel.
     pm.addPass(moe::createMoELowerTransposedMatmulToVectorPass(
         moe::MoELowerTransposedMatmulToVectorPassOptions{

@@ -242,6 +242,14 @@ int main(int argc, char **argv) {
   options.reference = reference;
   if (mlir::failed(options.parseFromString(pipelineOptions)))
     return fail("invalid --pipeline-options '" + pipelineOptions + "'");
+  // FP8 decoded by byte-table lookups where the target has AVX512_VBMI.
+  bool byteLookup =
+      moe::compile::targetHasFeatures(**machine, {"avx512f", "avx512vbmi"});
+  if (!options.fp8ByteLookup.hasValue())
+    options.fp8ByteLookup = byteLookup;
+  else if (options.fp8ByteLookup && !byteLookup)
+    return fail("fp8-byte-lookup needs a CPU with AVX512_VBMI; '" + mcpu +
+                "' has none");
   mlir::FailureOr<SmallVector<KernelChoice>> choices =
       chooseKernels(options, **machine, mcpu, *module);
   if (mlir::failed(choices))

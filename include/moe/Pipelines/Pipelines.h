@@ -94,6 +94,13 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
                      "pairs of K, rows in bf16, f32 FMAs (any CPU)"),
           clEnumValN(Bf16Matmul::Avx512Bf16, "avx512bf16",
                      "pairs of K, rows in bf16, vdpbf16ps (AVX512_BF16)"))};
+  PassOptions::Option<bool> fp8ByteLookup{
+      *this, "fp8-byte-lookup",
+      llvm::cl::desc("Fast path: decode FP8 weights in pairs of K (with "
+                     "bf16-matmul pairs-fma or avx512bf16) by byte-table "
+                     "lookups, vpermi2b: the target needs AVX512_VBMI "
+                     "(moe-lower-grouped-matmul-to-vector fp8-byte-lookup)"),
+      llvm::cl::init(false)};
   PassOptions::Option<bool> fuseCombine{
       *this, "fuse-combine",
       llvm::cl::desc("Fast path: fuse each combine into the write-back of "

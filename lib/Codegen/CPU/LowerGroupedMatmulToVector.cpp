@@ -19,8 +19,9 @@
 // weights' sums come from one pass over each row, and an epilogue combines
 // them in registers into the one write of each output (its vector math
 // approximated as in moe-vectorize-elementwise). Block-scaled FP8 weights
-// are decoded by the outer-product kernel when packed; in the checkpoint
-// layout they are left for moe-grouped-matmul-to-loops.
+// are decoded by the outer-product kernel when packed (in pairs of K, to
+// the bf16 pairs of its dot-product form); in the checkpoint layout they
+// are left for moe-grouped-matmul-to-loops.
 //
 //===----------------------------------------------------------------------===//
 
@@ -34,6 +35,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/X86Vector/X86VectorDialect.h"
 #include "mlir/IR/PatternMatch.h"
 
@@ -106,7 +108,7 @@ std::pair<Value, Value> clampedExtents(OpBuilder &b, GroupedMatmulOp op) {
 
 /// The outer-product kernel of a grouped matmul with packed weights.
 void emitPackedKernel(OpBuilder &b, GroupedMatmulOp op, int64_t vectorWidth,
-                      int64_t panelRows, bool bf16Dot,
+                      int64_t panelRows, bool bf16Dot, bool byteLookup,
                       SmallVectorImpl<Operation *> &vectorMath) {
   Value depth, columns;
   std::tie(depth, columns) = clampedExtents(b, op);
@@ -114,7 +116,7 @@ void emitPackedKernel(OpBuilder &b, GroupedMatmulOp op, int64_t vectorWidth,
   // Each weight has accumulators of its own: as many in all with fewer rows.
   int64_t rows = std::max<int64_t>(1, panelRows / weights.size());
   PanelKernelEmitter kernel(b, op.getLoc(), vectorWidth, rows, op.getInput(),
-                            weights, op.getInit(), depth, bf16Dot);
+                            weights, op.getInit(), depth, bf16Dot, byteLookup);
   if (std::optional<ArrayRef<int64_t>> block = op.getWeightBlock())
     kernel.setBlockScales(op.getWeightScales(), *block);
   if (op.hasEpilogue())
@@ -185,7 +187,7 @@ struct MoELowerGroupedMatmulToVectorPass
       rewriter.setInsertionPoint(op);
       if (op.isPacked())
         emitPackedKernel(rewriter, op, vectorWidth, panelRows, bf16Dot,
-                         vectorMath);
+                         fp8ByteLookup, vectorMath);
       else
         emitGroupedKernel(rewriter, op, {vectorWidth, tileRows, tileCols},
                           vectorMath);

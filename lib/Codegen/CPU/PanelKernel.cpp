@@ -4,11 +4,15 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Dialect/X86Vector/X86VectorDialect.h"
 
+#include "llvm/ADT/bit.h"
+
+#include <cmath>
 #include <numeric>
 
 using namespace mlir;
@@ -23,7 +27,7 @@ PanelKernelEmitter::PanelKernelEmitter(OpBuilder &b, Location loc,
                                        int64_t vectorWidth, int64_t tileRows,
                                        Value input, ValueRange weights,
                                        Value output, Value depth,
-                                       bool dotInstruction)
+                                       bool dotInstruction, bool byteLookup)
     : KernelBuilder(b, loc), tileRows(tileRows), input(input), output(output),
       depth(depth), weights(weights.begin(), weights.end()),
       dotInstruction(dotInstruction) {
@@ -39,6 +43,8 @@ PanelKernelEmitter::PanelKernelEmitter(OpBuilder &b, Location loc,
   // vectors take the FMA form.
   this->dotInstruction =
       dotInstruction && (lanes == 4 || lanes == 8 || lanes == 16);
+  // vpermi2b looks bytes up in 128-byte tables: 512-bit vectors.
+  this->byteLookup = byteLookup && lanes == 16;
   if (pairs) {
     // [E, NP, KP, P, 2] as [E, NP, KP, 2P]: a row of pairs is one run.
     for (Value &weight : this->weights)
@@ -57,15 +63,10 @@ void PanelKernelEmitter::setBlockScales(ValueRange blockScales,
   scales.assign(blockScales.begin(), blockScales.end());
   blockColumns = block[0];
   blockDepth = block[1];
-  // With vdpbf16ps (and depth blocks of whole pairs), a row block's panels
-  // are staged as bf16 pairs once and multiplied by dot products.
-  if (!dotInstruction || blockDepth % 2 != 0)
+  // In pairs, a row block's panels are decoded into bf16 pairs once.
+  if (!pairs)
     return;
-  wholePairs = arith::DivUIOp::create(b, loc, depth, constant(2));
-  oddDepth = arith::CmpIOp::create(
-      b, loc, arith::CmpIPredicate::ne,
-      arith::AndIOp::create(b, loc, depth, constant(1)), zero);
-  Value pairsWithTail = arith::CeilDivUIOp::create(b, loc, depth, constant(2));
+  Value pairsWithTail = memref::DimOp::create(b, loc, weights.front(), 2);
   // Every panel of the weights (the tile's columns), staged for one expert
   // at a time and kept while consecutive row blocks are that expert's.
   Value panels = memref::DimOp::create(b, loc, weights.front(), 1);
@@ -89,51 +90,121 @@ void PanelKernelEmitter::finish() {
     memref::DeallocOp::create(b, loc, stagedExpert);
 }
 
-void PanelKernelEmitter::stagePanel(Value panel) {
-  auto weightType = llvm::cast<MemRefType>(weights.front().getType());
-  Type element = weightType.getElementType();
-  auto bytesType = VectorType::get({lanes}, element);
-  auto wordsType = VectorType::get({lanes}, b.getI32Type());
-  Value padding = arith::ConstantOp::create(b, loc, b.getZeroAttr(element));
-  auto wordsOf = [&](Value weight, Value k, int64_t j) {
-    Value bytes = vector::TransferReadOp::create(
-        b, loc, bytesType, weight,
-        ValueRange{expert, panel, k, constant(j * lanes)}, padding,
-        ArrayRef<bool>{true});
-    return arith::BitcastOp::create(
-        b, loc, wordsType, arith::ExtFOp::create(b, loc, accType, bytes));
+/// The bf16 bits of the e4m3 magnitude `m` (7 bits): every e4m3 value is
+/// a bf16 one, so these are exact; 0x7F is NaN.
+static uint16_t bf16BitsOfE4M3Magnitude(unsigned m) {
+  if (m == 0x7F)
+    return 0x7FC0;
+  unsigned exponent = m >> 3, mantissa = m & 7;
+  // Subnormals: mantissa x 2^-9; normals: (1 + mantissa/8) x 2^(e - 7).
+  float value = exponent == 0
+                    ? std::ldexp(static_cast<float>(mantissa), -9)
+                    : std::ldexp(1.0f + mantissa / 8.0f,
+                                 static_cast<int>(exponent) - 7);
+  return static_cast<uint16_t>(llvm::bit_cast<uint32_t>(value) >> 16);
+}
+
+std::pair<Value, Value> PanelKernelEmitter::lookupBf16Bytes(Value bytes) {
+  auto type = VectorType::get({64}, b.getI8Type());
+  // Four 64-byte tables: the high and the low bytes of the 128 magnitudes.
+  auto table = [&](bool highByte, unsigned half) {
+    SmallVector<int8_t, 64> entries;
+    for (unsigned m = 64 * half; m < 64 * (half + 1); ++m) {
+      uint16_t bits = bf16BitsOfE4M3Magnitude(m);
+      entries.push_back(static_cast<int8_t>(highByte ? bits >> 8 : bits));
+    }
+    return arith::ConstantOp::create(
+        b, loc, DenseElementsAttr::get(type, ArrayRef<int8_t>(entries)));
   };
-  auto store = [&](Value words, Value buffer, Value pair, int64_t j) {
-    vector::TransferWriteOp::create(
-        b, loc, words, buffer, ValueRange{panel, pair, constant(j * lanes)},
+  auto splat = [&](int8_t v) {
+    return createScalarOrSplatConstant(b, loc, type, v);
+  };
+  // vpermi2b: byte i is table[index[i] & 127], bit 6 choosing the second
+  // half.
+  auto lookup = [&](bool highByte, Value index) -> Value {
+    return LLVM::CallIntrinsicOp::create(
+               b, loc, type,
+               b.getStringAttr("llvm.x86.avx512.vpermi2var.qi.512"),
+               ValueRange{table(highByte, 0), index, table(highByte, 1)})
+        .getResult(0);
+  };
+  Value magnitude = arith::AndIOp::create(b, loc, bytes, splat(0x7F));
+  Value sign = arith::AndIOp::create(b, loc, bytes,
+                                     splat(static_cast<int8_t>(0x80)));
+  Value high = arith::OrIOp::create(b, loc, lookup(true, magnitude), sign);
+  return {high, lookup(false, magnitude)};
+}
+
+SmallVector<Value> PanelKernelEmitter::decodePairs(Value weight, Value panel,
+                                                   Value pair) {
+  Type f8 = llvm::cast<MemRefType>(weight.getType()).getElementType();
+  auto bf16Type = VectorType::get({2 * lanes}, b.getBF16Type());
+  Value padding = arith::ConstantOp::create(b, loc, b.getZeroAttr(f8));
+  auto read = [&](int64_t bytes, int64_t offset) -> Value {
+    return vector::TransferReadOp::create(
+        b, loc, VectorType::get({bytes}, f8), weight,
+        ValueRange{expert, panel, pair, constant(offset)}, padding,
         ArrayRef<bool>{true});
   };
-  // The values are e4m3's, exact in bf16: an f32's high half. A pair's
-  // word holds depth 2q in its low half and 2q + 1 in its high one.
-  Value high = createScalarOrSplatConstant(b, loc, wordsType,
-                                           static_cast<int32_t>(0xFFFF0000u));
-  Value sixteen = createScalarOrSplatConstant(b, loc, wordsType, 16);
-  for (auto [weight, buffer] : llvm::zip(weights, staging)) {
-    forLoop(zero, wholePairs, 1, [&](Value pair) {
-      Value even = arith::MulIOp::create(b, loc, pair, constant(2));
-      Value odd = add(even, constant(1));
-      for (int64_t j = 0; j < vectorsPerPanel; ++j)
-        store(arith::OrIOp::create(
-                  b, loc,
-                  arith::AndIOp::create(b, loc, wordsOf(weight, odd, j), high),
-                  arith::ShRUIOp::create(b, loc, wordsOf(weight, even, j),
-                                         sixteen)),
-              buffer, pair, j);
-    });
-    // An odd K's last value, with a zero.
-    auto tail = scf::IfOp::create(b, loc, oddDepth, /*withElse=*/false);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(tail.thenBlock());
-    Value last = arith::MulIOp::create(b, loc, wholePairs, constant(2));
-    for (int64_t j = 0; j < vectorsPerPanel; ++j)
-      store(arith::ShRUIOp::create(b, loc, wordsOf(weight, last, j), sixteen),
-            buffer, wholePairs, j);
+  SmallVector<Value> vectors;
+  if (!byteLookup) {
+    // Widened to f32 (exact), whose high half is the bf16.
+    auto wideType = VectorType::get({2 * lanes}, b.getI32Type());
+    Value sixteen = createScalarOrSplatConstant(b, loc, wideType, 16);
+    for (int64_t j = 0; j < vectorsPerPanel; ++j) {
+      Value f32 = arith::ExtFOp::create(
+          b, loc, VectorType::get({2 * lanes}, b.getF32Type()),
+          read(2 * lanes, 2 * j * lanes));
+      Value words = arith::ShRUIOp::create(
+          b, loc, arith::BitcastOp::create(b, loc, wideType, f32), sixteen);
+      vectors.push_back(arith::BitcastOp::create(
+          b, loc, bf16Type,
+          arith::TruncIOp::create(
+              b, loc, VectorType::get({2 * lanes}, b.getI16Type()), words)));
+    }
+    return vectors;
   }
+  // 64 bytes (two vectors of 16 pairs) per lookup; a panel of 16 columns
+  // repeats its 32 bytes to fill the lookup's register.
+  auto bytesType = VectorType::get({64}, b.getI8Type());
+  for (int64_t j = 0; j < vectorsPerPanel; j += 2) {
+    int64_t count = std::min<int64_t>(2, vectorsPerPanel - j);
+    Value bytes = read(32 * count, 32 * j);
+    if (count == 1) {
+      SmallVector<int64_t, 64> twice;
+      for (int64_t i = 0; i < 64; ++i)
+        twice.push_back(i % 32);
+      bytes = vector::ShuffleOp::create(b, loc, bytes, bytes, twice);
+    }
+    auto [high, low] =
+        lookupBf16Bytes(vector::BitCastOp::create(b, loc, bytesType, bytes));
+    // Vector v of the two: its bf16 i is low[32v + i], high[32v + i].
+    for (int64_t v = 0; v < count; ++v) {
+      SmallVector<int64_t, 64> interleave;
+      for (int64_t i = 0; i < 32; ++i) {
+        interleave.push_back(32 * v + i);
+        interleave.push_back(64 + 32 * v + i);
+      }
+      vectors.push_back(vector::BitCastOp::create(
+          b, loc, bf16Type,
+          vector::ShuffleOp::create(b, loc, low, high, interleave)));
+    }
+  }
+  return vectors;
+}
+
+void PanelKernelEmitter::stagePanel(Value panel) {
+  auto wordsType = VectorType::get({lanes}, b.getI32Type());
+  Value pairsWithTail = memref::DimOp::create(b, loc, staging.front(), 1);
+  for (size_t w = 0; w < weights.size(); ++w)
+    forLoop(zero, pairsWithTail, 1, [&](Value pair) {
+      SmallVector<Value> vectors = decodePairs(weights[w], panel, pair);
+      for (int64_t j = 0; j < vectorsPerPanel; ++j)
+        vector::TransferWriteOp::create(
+            b, loc, vector::BitCastOp::create(b, loc, wordsType, vectors[j]),
+            staging[w], ValueRange{panel, pair, constant(j * lanes)},
+            ArrayRef<bool>{true});
+    });
 }
 
 Value PanelKernelEmitter::loadInputPair(Value row, Value pair, bool last) {
@@ -174,8 +245,8 @@ void PanelKernelEmitter::emitRows(Value first, Value rows, Value columns,
       arith::CeilDivUIOp::create(b, loc, columns, constant(panelColumns));
   auto tiles = [&](Value panel, bool staged) {
     auto tile = [&](Value row, int64_t count) {
-      if (staged)
-        emitStagedTile(row, panel, count);
+      if (!staging.empty())
+        emitScaledPairTile(row, panel, count, staged);
       else
         emitTile(row, panel, count);
     };
@@ -202,7 +273,7 @@ void PanelKernelEmitter::emitRows(Value first, Value rows, Value columns,
   };
   if (staging.empty())
     return allPanels(/*staged=*/false);
-  // FP8 on vdpbf16ps: a block of more than one tile's rows multiplies its
+  // FP8 in pairs: a block of more than one tile's rows multiplies its
   // expert's panels staged as bf16 pairs, staged when the previous block
   // was another expert's; fewer rows (decode) decode in registers.
   Value stage = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt, rows,
@@ -409,17 +480,29 @@ void PanelKernelEmitter::emitTile(Value row, Value panel, int64_t mr) {
   writeTile(row, panel, mr, rows, acc);
 }
 
-void PanelKernelEmitter::emitStagedTile(Value row, Value panel, int64_t mr) {
+void PanelKernelEmitter::emitScaledPairTile(Value row, Value panel,
+                                            int64_t mr, bool staged) {
   int64_t perRow = vectorsPerPanel * static_cast<int64_t>(weights.size());
+  int64_t perSet = mr * perRow;
+  // Decoding in registers (few rows), a depth block's pairs are split over
+  // accumulator sets as in emitTile.
+  int64_t sets = 1;
+  while (!staged && perSet * sets < kMinIndependentAccumulators)
+    sets *= 2;
   Value zeros = arith::ConstantOp::create(
       b, loc, accType, DenseElementsAttr::get(accType, b.getF32FloatAttr(0)));
-  SmallVector<Value> init(mr * perRow, zeros);
+  SmallVector<Value> init(perSet, zeros);
   SmallVector<std::pair<Value, Value>> rows = inputRows(add(firstRow, row), mr);
   auto wordsType = VectorType::get({lanes}, b.getI32Type());
   auto bf16Type = VectorType::get({2 * lanes}, b.getBF16Type());
   Value noWord = arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(0));
   auto products = [&](Value pair, ValueRange acc, bool last) {
     SmallVector<Value> w;
+    if (!staged) {
+      for (Value weight : weights)
+        llvm::append_range(w, decodePairs(weight, panel, pair));
+      return pairProducts(rows, w, mr, pair, acc, last);
+    }
     for (Value buffer : staging)
       for (int64_t j = 0; j < vectorsPerPanel; ++j)
         w.push_back(vector::BitCastOp::create(
@@ -429,6 +512,37 @@ void PanelKernelEmitter::emitStagedTile(Value row, Value panel, int64_t mr) {
                 ValueRange{panel, pair, constant(j * lanes)}, noWord,
                 ArrayRef<bool>{true})));
     return pairProducts(rows, w, mr, pair, acc, last);
+  };
+  // The sums of the whole pairs [first, end), `sets` at a time, then one
+  // at a time.
+  auto blockSums = [&](Value first, Value end) {
+    Value count = arith::SubIOp::create(b, loc, end, first);
+    Value mainEnd = arith::SubIOp::create(
+        b, loc, end, arith::RemUIOp::create(b, loc, count, constant(sets)));
+    SmallVector<Value> setsInit(perSet * sets, zeros);
+    auto loop = scf::ForOp::create(
+        b, loc, first, mainEnd, constant(sets), setsInit,
+        [&](OpBuilder &, Location, Value pair, ValueRange acc) {
+          SmallVector<Value> next;
+          for (int64_t s = 0; s < sets; ++s)
+            llvm::append_range(
+                next, products(s ? add(pair, constant(s)) : pair,
+                               acc.slice(s * perSet, perSet), false));
+          scf::YieldOp::create(b, loc, next);
+        });
+    SmallVector<Value> sums(loop.getResults().take_front(perSet));
+    for (int64_t s = 1; s < sets; ++s)
+      for (int64_t a = 0; a < perSet; ++a)
+        sums[a] = arith::AddFOp::create(b, loc, sums[a],
+                                        loop.getResult(s * perSet + a));
+    if (sets == 1)
+      return sums;
+    auto rest = scf::ForOp::create(
+        b, loc, mainEnd, end, constant(1), sums,
+        [&](OpBuilder &, Location, Value pair, ValueRange acc) {
+          scf::YieldOp::create(b, loc, products(pair, acc, false));
+        });
+    return SmallVector<Value>(rest.getResults());
   };
   // Per depth block: its pairs' dot products, then times the block's scale.
   int64_t blockPairs = blockDepth / 2;
@@ -444,12 +558,7 @@ void PanelKernelEmitter::emitStagedTile(Value row, Value panel, int64_t mr) {
             arith::MulIOp::create(b, loc, block, constant(blockPairs));
         Value end =
             minIndex(b, loc, add(first, constant(blockPairs)), wholePairs);
-        auto pairs = scf::ForOp::create(
-            b, loc, first, end, constant(1), init,
-            [&](OpBuilder &, Location, Value pair, ValueRange sums) {
-              scf::YieldOp::create(b, loc, products(pair, sums, false));
-            });
-        SmallVector<Value> sums(pairs.getResults());
+        SmallVector<Value> sums = blockSums(first, end);
         // An odd K's last input is in the last block.
         Value tail = arith::AndIOp::create(
             b, loc, oddDepth,

@@ -35,15 +35,23 @@
 // products run as two f32 FMAs per pair (the bf16 halves widened by
 // shifts), with the same rounded inputs.
 //
-// Block-scaled FP8 weights (f8E4M3FN panels, one f32 scale per block of BN
-// columns x BK depth, P dividing BN) are decoded on the fly: each vector of
-// bytes is widened once per step (`arith.extf`, which moe-expand-float8
-// lowers to integer arithmetic) and multiplied by the panel's scale of the
-// step's depth block. The bytes are read as they are stored: one byte per
-// weight streams from memory, half of bf16. With vdpbf16ps, a row block of
-// more than one tile's rows instead multiplies its expert's panels staged
-// as bf16 pairs of the exact values, each depth block's sums times its
-// scale.
+// Block-scaled FP8 weights (f8E4M3FN, one f32 scale per block of BN
+// columns x BK depth, P dividing BN) are decoded on the fly; the bytes are
+// read as they are stored: one byte per weight streams from memory, half
+// of bf16. In panels of single K ([E, NP, K, P]) each vector of bytes is
+// widened once per step (`arith.extf`, which moe-expand-float8 lowers to
+// integer arithmetic) and multiplied by the panel's scale of the step's
+// depth block. In panels of pairs of K ([E, NP, KP, P, 2], BK even) a row
+// of byte pairs decodes to bf16 pairs of the exact e4m3 values (every
+// e4m3 is a bf16), which the pair step multiplies (vdpbf16ps or its FMA
+// form); each depth block's sums are then added times the block's scale.
+// The decode is two byte-table lookups (vpermi2b: the bf16's high and low
+// bytes of each 7-bit magnitude) and a shuffle that interleaves them, 64
+// weights at a time, where the target has AVX512_VBMI (`byteLookup`);
+// otherwise the widening to f32 and the f32's high half. A row block of
+// more than one tile's rows multiplies its expert's panels decoded once
+// into a staging buffer of bf16 pairs; fewer rows (decode) decode in
+// registers.
 //
 //===----------------------------------------------------------------------===//
 
@@ -64,14 +72,18 @@ public:
   /// Weights may also be packed in pairs (`[E, NP, KP, P, 2]` bf16);
   /// `dotInstruction` says whether the target has vdpbf16ps for them (used
   /// when the panel's vectors have 4, 8 or 16 lanes).
+  /// FP8 weights may be packed in pairs too; `byteLookup` says whether the
+  /// target has AVX512_VBMI to decode them by table lookups (used with
+  /// 16-lane vectors).
   PanelKernelEmitter(OpBuilder &b, Location loc, int64_t vectorWidth,
                      int64_t tileRows, Value input, ValueRange weights,
-                     Value output, Value depth, bool dotInstruction = false);
+                     Value output, Value depth, bool dotInstruction = false,
+                     bool byteLookup = false);
 
   /// Block-scaled f8E4M3FN weights: `scales[w]` is weight w's f32
   /// `[E, ceil(N/BN), ceil(K/BK)]` scale and `block` is [BN, BK], BN a
-  /// multiple of P. Each step decodes its weight vectors once (shared by the
-  /// tile's rows) and multiplies them by the scale of their block.
+  /// multiple of P (and BK even for weights in pairs). Each step decodes its
+  /// weight vectors once (shared by the tile's rows).
   void setBlockScales(ValueRange scales, ArrayRef<int64_t> block);
   /// Releases what the kernel allocated (the FP8 staging panels); call once
   /// after the last emitRows, where its buffers may go.
@@ -83,13 +95,17 @@ public:
 
 private:
   void emitTile(Value row, Value panel, int64_t mr);
-  /// FP8 through bf16 pairs: decodes weight w's panel of the current
-  /// expert into staging[w][panel] as pairs of bf16 (exact e4m3 values,
-  /// unscaled).
+  /// FP8 in pairs: the row `pair` of `weight`'s panel of the current
+  /// expert as its P/VW vectors of bf16 pairs (exact e4m3 values, unscaled).
+  SmallVector<Value> decodePairs(Value weight, Value panel, Value pair);
+  /// The bf16 high and low bytes of 64 e4m3 bytes, by table lookups.
+  std::pair<Value, Value> lookupBf16Bytes(Value bytes);
+  /// FP8 in pairs: decodes every weight's panel of the current expert into
+  /// staging[w][panel].
   void stagePanel(Value panel);
-  /// A tile over the staged panels: vdpbf16ps per pair, each depth block's
-  /// sums times its scale.
-  void emitStagedTile(Value row, Value panel, int64_t mr);
+  /// A tile of FP8 weights in pairs: the pair step per pair of the decoded
+  /// (or `staged`) panel, each depth block's sums times its scale.
+  void emitScaledPairTile(Value row, Value panel, int64_t mr, bool staged);
   /// Writes (or combines through the epilogue) the tile's sums `acc`.
   void writeTile(Value row, Value panel, int64_t mr,
                  ArrayRef<std::pair<Value, Value>> rows, ArrayRef<Value> acc);
@@ -111,15 +127,15 @@ private:
   SmallVector<Value, 2> weights;
   Value firstRow, expert, zero;
   VectorType accType;
-  /// In pairs: K's whole pairs, whether K is odd (i1), and whether the dot
-  /// product is an instruction.
-  bool pairs = false, dotInstruction = false;
+  /// In pairs: K's whole pairs, whether K is odd (i1), whether the dot
+  /// product is an instruction, and whether FP8 pairs decode by vpermi2b.
+  bool pairs = false, dotInstruction = false, byteLookup = false;
   Value wholePairs, oddDepth;
   /// Block scales of the weights (setBlockScales), and the block.
   SmallVector<Value, 2> scales;
   int64_t blockColumns = 0, blockDepth = 0;
-  /// FP8 on vdpbf16ps: per weight, an `[NP, ceil(K/2), P]` i32 buffer of
-  /// its panels' pairs for one expert (none otherwise), and that expert's
+  /// FP8 in pairs: per weight, an `[NP, ceil(K/2), P]` i32 buffer of its
+  /// panels' bf16 pairs for one expert (none otherwise), and that expert's
   /// id (memref<1xindex>, -1 before the first).
   SmallVector<Value, 2> staging;
   Value stagedExpert;

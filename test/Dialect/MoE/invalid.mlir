@@ -2101,6 +2101,18 @@ func.func @grouped_matmul_scale_panel(%x: tensor<8x16xf32>, %w: tensor<2x1x16x32
 
 // -----
 
+// moe.grouped_matmul c16: scaled weights in pairs of K have an even BK
+func.func @grouped_matmul_scale_pairs_odd_depth(%x: tensor<8x6xf32>, %w: tensor<2x1x3x16x2xf8E4M3FN>, %s: tensor<2x1x2xf32>,
+    %b: tensor<2xi32>, %acc: tensor<8x16xf32>) -> tensor<8x16xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op scaled weights packed in pairs of K need an even block depth, got BK = 3}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x6xf32>, tensor<2x1x3x16x2xf8E4M3FN>, tensor<2xi32>)
+      scale(%s : tensor<2x1x2xf32>) block [16, 3]
+      outs(%acc : tensor<8x16xf32>) -> tensor<8x16xf32>
+  return %r : tensor<8x16xf32>
+}
+
+// -----
+
 // moe.grouped_matmul c15: a scaled op with a paired weight has a paired scale
 func.func @grouped_matmul_paired_no_scale(%x: tensor<8x16xf32>, %w: tensor<2x32x16xf8E4M3FN>,
     %s: tensor<2x2x2xf32>, %b: tensor<2xi32>, %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
@@ -2267,10 +2279,10 @@ func.func @grouped_matmul_pairs_of_three(%x: tensor<8x16xf32>, %w: tensor<2x1x8x
 
 // -----
 
-// moe.grouped_matmul c3: weights packed in pairs hold bf16
+// moe.grouped_matmul c3: weights packed in pairs hold bf16 or f8E4M3FN
 func.func @grouped_matmul_pairs_f32(%x: tensor<8x16xf32>, %w: tensor<2x1x8x4x2xf32>,
                                     %b: tensor<2xi32>, %acc: tensor<8x4xf32>) -> tensor<8x4xf32> {
-  // expected-error @+1 {{'moe.grouped_matmul' op 'weight' packed in pairs of K must have bf16 elements, got 'tensor<2x1x8x4x2xf32>'}}
+  // expected-error @+1 {{'moe.grouped_matmul' op 'weight' packed in pairs of K must have bf16 or f8E4M3FN elements, got 'tensor<2x1x8x4x2xf32>'}}
   %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x1x8x4x2xf32>, tensor<2xi32>)
       outs(%acc : tensor<8x4xf32>) -> tensor<8x4xf32>
   return %r : tensor<8x4xf32>

@@ -152,8 +152,9 @@ func.func @odd_depth(%x: tensor<8x15xbf16>,
 
 // -----
 
-// Block-scaled FP8 weights: panels of gcd(16, BN) columns (BN = 12: 4),
-// never in pairs; the scale stays as bound.
+// Block-scaled FP8 weights: panels of gcd(16, BN) columns (BN = 12: 4);
+// the scale stays as bound. With bf16-pairs, in pairs of K (BK even), the
+// input rounded to bf16 like a bf16 weight's; with an odd BK, single K.
 // CHECK-LABEL: func.func @block_scaled(
 // CHECK-SAME: %{{.*}}: tensor<2x5x16x4xf8E4M3FN> {moe.packing = {function = @block_scaled__pack1, shape = array<i64: 2, 20, 16>}
 // CHECK-SAME: %{{.*}}: tensor<2x2x2xf32> {moe.weight = "s.{e}"}
@@ -161,7 +162,11 @@ func.func @odd_depth(%x: tensor<8x15xbf16>,
 // CHECK-LABEL: func.func @block_scaled__pack1(
 // CHECK: linalg.pack %{{.*}} padding_value(%{{.*}} : f8E4M3FN) inner_dims_pos = [1] inner_tiles = [4] into %{{.*}} : tensor<2x20x16xf8E4M3FN> -> tensor<2x5x16x4xf8E4M3FN>
 // PAIRS-LABEL: func.func @block_scaled(
-// PAIRS-SAME: tensor<2x5x16x4xf8E4M3FN>
+// PAIRS-SAME: tensor<2x5x8x4x2xf8E4M3FN> {moe.packing = {function = @block_scaled__pack1, shape = array<i64: 2, 20, 16>}
+// PAIRS: %[[X:.*]] = arith.truncf %{{.*}} : tensor<8x16xf32> to tensor<8x16xbf16>
+// PAIRS: moe.grouped_matmul block_rows(4) ins(%[[X]], %{{.*}}, %{{.*}} : tensor<8x16xbf16>, tensor<2x5x8x4x2xf8E4M3FN>, tensor<2xi32>) scale(%{{.*}} : tensor<2x2x2xf32>) block [12, 8]
+// PAIRS-LABEL: func.func @block_scaled__pack1(
+// PAIRS: linalg.pack %{{.*}} padding_value(%{{.*}} : f8E4M3FN) inner_dims_pos = [1, 2] inner_tiles = [4, 2] into %{{.*}} : tensor<2x20x16xf8E4M3FN> -> tensor<2x5x8x4x2xf8E4M3FN>
 func.func @block_scaled(%x: tensor<8x16xf32>,
                         %w: tensor<2x20x16xf8E4M3FN> {moe.weight = "w.{e}"},
                         %s: tensor<2x2x2xf32> {moe.weight = "s.{e}"},
@@ -169,6 +174,21 @@ func.func @block_scaled(%x: tensor<8x16xf32>,
   %r = moe.grouped_matmul block_rows(4)
       ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x20x16xf8E4M3FN>, tensor<2xi32>)
       scale(%s : tensor<2x2x2xf32>) block [12, 8]
+      outs(%acc : tensor<8x20xf32>) -> tensor<8x20xf32>
+  return %r : tensor<8x20xf32>
+}
+
+// -----
+
+// PAIRS-LABEL: func.func @block_scaled_odd_depth(
+// PAIRS-SAME: tensor<2x5x16x4xf8E4M3FN>
+func.func @block_scaled_odd_depth(%x: tensor<8x16xf32>,
+                        %w: tensor<2x20x16xf8E4M3FN> {moe.weight = "w.{e}"},
+                        %s: tensor<2x2x4xf32> {moe.weight = "s.{e}"},
+                        %b: tensor<2xi32>, %acc: tensor<8x20xf32>) -> tensor<8x20xf32> {
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x20x16xf8E4M3FN>, tensor<2xi32>)
+      scale(%s : tensor<2x2x4xf32>) block [12, 5]
       outs(%acc : tensor<8x20xf32>) -> tensor<8x20xf32>
   return %r : tensor<8x20xf32>
 }

@@ -243,16 +243,18 @@ func.func @grouped_matmul_tensors(%rows: tensor<?x16xf32>, %w: tensor<8x32x16xbf
 
 // Block-scaled FP8 weights: scales of blocks of 16 columns x 8 depth, in
 // the checkpoint layout with a paired weight, and packed in panels of 8
-// columns (dividing the block) in memref form.
+// columns (dividing the block) in memref form, single or in pairs of K.
 // CHECK-LABEL: func @grouped_matmul_block_scaled
 // CHECK: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<?x20xf32>, tensor<2x32x20xf8E4M3FN>, tensor<?xi32>) paired(%{{.*}} : tensor<2x32x20xf8E4M3FN>) scale(%{{.*}} : tensor<2x2x3xf32>) paired_scale(%{{.*}} : tensor<2x2x3xf32>) block [16, 8] outs(%{{.*}} : tensor<?x32xf32>) epilogue {
 // CHECK: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : memref<8x20xf32>, memref<2x4x20x8xf8E4M3FN>, memref<2xi32>) scale(%{{.*}} : memref<2x2x3xf32>) block [16, 8] outs(%{{.*}} : memref<8x32xf32>)
+// CHECK: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : memref<8x20xf32>, memref<2x4x10x8x2xf8E4M3FN>, memref<2xi32>) scale(%{{.*}} : memref<2x2x3xf32>) block [16, 8] outs(%{{.*}} : memref<8x32xf32>)
 func.func @grouped_matmul_block_scaled(%rows: tensor<?x20xf32>,
     %wg: tensor<2x32x20xf8E4M3FN>, %wu: tensor<2x32x20xf8E4M3FN>,
     %sg: tensor<2x2x3xf32>, %su: tensor<2x2x3xf32>, %blocks: tensor<?xi32>,
     %acc: tensor<?x32xf32>, %mrows: memref<8x20xf32>,
     %mw: memref<2x4x20x8xf8E4M3FN>, %ms: memref<2x2x3xf32>,
-    %mblocks: memref<2xi32>, %macc: memref<8x32xf32>) -> tensor<?x32xf32> {
+    %mblocks: memref<2xi32>, %macc: memref<8x32xf32>,
+    %mpairs: memref<2x4x10x8x2xf8E4M3FN>) -> tensor<?x32xf32> {
   %r = moe.grouped_matmul block_rows(4)
       ins(%rows, %wg, %blocks : tensor<?x20xf32>, tensor<2x32x20xf8E4M3FN>, tensor<?xi32>)
       paired(%wu : tensor<2x32x20xf8E4M3FN>)
@@ -266,6 +268,10 @@ func.func @grouped_matmul_block_scaled(%rows: tensor<?x20xf32>,
       } -> tensor<?x32xf32>
   moe.grouped_matmul block_rows(4)
       ins(%mrows, %mw, %mblocks : memref<8x20xf32>, memref<2x4x20x8xf8E4M3FN>, memref<2xi32>)
+      scale(%ms : memref<2x2x3xf32>) block [16, 8]
+      outs(%macc : memref<8x32xf32>)
+  moe.grouped_matmul block_rows(4)
+      ins(%mrows, %mpairs, %mblocks : memref<8x20xf32>, memref<2x4x10x8x2xf8E4M3FN>, memref<2xi32>)
       scale(%ms : memref<2x2x3xf32>) block [16, 8]
       outs(%macc : memref<8x32xf32>)
   return %r : tensor<?x32xf32>

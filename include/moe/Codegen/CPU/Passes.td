@@ -51,11 +51,25 @@ def MoELowerGroupedMatmulToVectorPass
     results are those of a bf16 matmul (within docs/Semantics.md's bf16
     tolerance of the f32 one).
 
+    Block-scaled **FP8** weights (`f8E4M3FN` with `scale` and `block`) are
+    read one byte per weight and decoded in registers. In panels of single
+    K each vector of bytes is widened to f32 (`arith.extf`, lowered by
+    `moe-expand-float8`) and multiplied by its block's scale. In panels of
+    pairs of K (the block's depth even) each row of byte pairs decodes to
+    the bf16 pairs of the exact e4m3 values and takes the pair step above,
+    each depth block's sums then added times its scale; a row block of
+    more than `panel-rows` rows first decodes its expert's panels once
+    into a staging buffer (kept while the next blocks are that expert's).
+    With `fp8-byte-lookup` (16 lanes) the decode is two byte-table lookups
+    per 64 weights (`vpermi2b`, through `llvm.call_intrinsic`: the target
+    needs AVX512_VBMI), otherwise the widening to f32 and its high half.
+
     Blocks whose expert id is outside
     `[0, E)` are skipped; blocks beyond the rows of `input` or `init` are not
     touched (nothing is read or written out of bounds).
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::LLVM::LLVMDialect",
                            "::mlir::memref::MemRefDialect",
                            "::mlir::scf::SCFDialect",
                            "::mlir::vector::VectorDialect",
@@ -72,7 +86,11 @@ def MoELowerGroupedMatmulToVectorPass
     Option<"bf16Dot", "bf16-dot", "bool", /*default=*/"false",
            "Multiply weights packed in pairs of K with vdpbf16ps "
            "(x86vector.avx512.dot; the target needs AVX512_BF16) instead of "
-           "f32 FMAs">
+           "f32 FMAs">,
+    Option<"fp8ByteLookup", "fp8-byte-lookup", "bool", /*default=*/"false",
+           "Decode FP8 weights packed in pairs of K by byte-table lookups "
+           "(vpermi2b; the target needs AVX512_VBMI) instead of widening "
+           "each to f32">
   ];
 }
 

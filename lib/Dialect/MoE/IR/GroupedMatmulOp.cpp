@@ -75,11 +75,15 @@ static LogicalResult verifyWeightScales(GroupedMatmulOp op,
       return op.emitOpError()
              << "'paired_scale' must have the type of 'scale' ("
              << op.getWeightScale().getType() << "), got " << paired.getType();
-  // c16 (pairs of K are bf16 only, c3).
+  // c16.
   if (int64_t panel = op.getPanelColumns(); panel && block[0] % panel != 0)
     return op.emitOpError() << "packed scaled weights need panels that divide "
                                "the scale block: P = "
                             << panel << ", BN = " << block[0];
+  if (op.isDepthPaired() && block[1] % 2 != 0)
+    return op.emitOpError() << "scaled weights packed in pairs of K need an "
+                               "even block depth, got BK = "
+                            << block[1];
   return success();
 }
 
@@ -150,9 +154,10 @@ LogicalResult GroupedMatmulOp::verify() {
       return emitOpError() << "'weight' packed in pairs of K has KP = " << pairs
                            << " pairs for K = " << depth << ", expected "
                            << llvm::divideCeilSigned(depth, 2);
-    if (!weightType.getElementType().isBF16())
+    Type element = weightType.getElementType();
+    if (!element.isBF16() && !llvm::isa<Float8E4M3FNType>(element))
       return emitOpError() << "'weight' packed in pairs of K must have bf16 "
-                              "elements, got "
+                              "or f8E4M3FN elements, got "
                            << weightType;
   }
   if (shapes.get("E") > kMaxExperts)

@@ -1,11 +1,11 @@
 //===- PackExpertWeights.cpp - Expert weights packed once per module ------===//
 //
 // A weight argument read only by grouped matmuls changes type from the
-// checkpoint layout [E, N, K] to panels [E, ceil(N/P), K, P] (bf16 ones,
-// optionally, to panels of pairs of K [E, ceil(N/P), ceil(K/2), P, 2];
-// block-scaled ones to panels whose width divides the scale block), and
-// the module
-// gains the function that packs it (linalg.pack). The runtime binds the
+// checkpoint layout [E, N, K] to panels [E, ceil(N/P), K, P] (bf16 and
+// block-scaled FP8 ones, optionally, to panels of pairs of K
+// [E, ceil(N/P), ceil(K/2), P, 2]; block-scaled ones to panels whose width
+// divides the scale block), and the module gains the function that packs
+// it (linalg.pack). The runtime binds the
 // checkpoint tensor, calls that function once into a buffer of its own and
 // passes the packed buffer to every call of the entry point.
 //
@@ -168,7 +168,7 @@ func::FuncOp createPackingFunction(OpBuilder &b, func::FuncOp entry,
 }
 
 /// The inputs of grouped matmuls whose weights are packed in pairs (or are
-/// block-scaled FP8 ones, which kernels stage as bf16 pairs), rounded to
+/// block-scaled FP8 ones, which kernels decode to bf16 pairs), rounded to
 /// bf16 once (`arith.truncf` on the tensor): the other operand of their
 /// bf16 dot products, read as pairs without converting each time a tile
 /// reads them.
@@ -249,7 +249,17 @@ struct MoEPackExpertWeightsPass
                   llvm::cast<GroupedMatmulOp>(reader).getWeightBlock())
             panel = std::gcd(panel, (*block)[0]);
         int64_t panels = llvm::divideCeilSigned(shape[1], panel);
-        bool depthPairs = bf16Pairs && source.getElementType().isBF16();
+        // FP8 in pairs when its blocks are (even BK): decoded to bf16 pairs.
+        Type element = source.getElementType();
+        bool depthPairs =
+            bf16Pairs &&
+            (element.isBF16() ||
+             (llvm::isa<Float8E4M3FNType>(element) &&
+              llvm::all_of(readers, [](Operation *reader) {
+                std::optional<ArrayRef<int64_t>> block =
+                    llvm::cast<GroupedMatmulOp>(reader).getWeightBlock();
+                return block && (*block)[1] % 2 == 0;
+              })));
         auto packed =
             depthPairs
                 ? RankedTensorType::get({shape[0], panels,

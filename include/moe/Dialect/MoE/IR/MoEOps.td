@@ -592,8 +592,10 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     `weight[e, n, k] * scale[e, n floordiv BN, k floordiv BK]`, decoded
     and scaled on the fly: the FP8 bytes are never expanded in memory.
     Packed, such weights are panels of P columns with P dividing BN (each
-    panel's column run has one scale per K block). Tiling them needs column
-    offsets that are multiples of BN and depth offsets of BK.
+    panel's column run has one scale per K block); in pairs of K (BK even)
+    they are the byte pairs a kernel decodes to the bf16 pairs of a dot
+    product. Tiling them needs column offsets that are multiples of BN and
+    depth offsets of BK.
 
     With an `epilogue` region, the op writes each computed element once,
     from its finished sums, instead of accumulating:
@@ -626,7 +628,7 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     of `init`, or all memrefs, with no result; (c2) `input` is `[R, K]`, or `[S, K]` with `row_sources` `[R]`
     i32;
     (c3) `weight` is `[E, N, K]`, packed `[E, NP, K, P]` or packed in pairs
-    `[E, NP, KP, P, 2]` of bf16, with static `E >= 1`; (c4) `block_experts`
+    `[E, NP, KP, P, 2]` of bf16 or f8E4M3FN, with static `E >= 1`; (c4) `block_experts`
     is `[B]` i32, and so is `block_sizes`; (c5) `init` is `[R, N]` f32, or
     `[T, N]` f32 when scattering; (c6) `block_rows >= 1`, and where static,
     `R = B * block_rows`; (c7) packed weights have a static `P >= 1` and,
@@ -640,7 +642,8 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     and the weights are `f8E4M3FN` exactly when they have scales; (c14)
     `scale` is `[E, ceil(N/BN), ceil(K/BK)]` f32; (c15) `paired_scale` has
     the type of `scale` and comes exactly with a paired weight of a scaled
-    op; (c16) packed scaled weights have `P` dividing `BN`.
+    op; (c16) packed scaled weights have `P` dividing `BN`, and in pairs
+    of K an even `BK`.
 
     Example (8 experts, blocks of 4 rows, bf16 weights):
     ```mlir
