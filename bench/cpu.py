@@ -10,11 +10,15 @@ One run measures, in this order:
    bandwidth;
 2. for each shape and weight dtype: a Hugging Face-format checkpoint
    (moe_mlir make-checkpoint), imported, compiled by moe-compile (timed), and
-   for each token count T: moe-run --bench (median ms), and on the same
-   weights and inputs two PyTorch formulations: the Hugging Face loop over
+   for each token count T: moe-run --bench --cold (median ms), and on the
+   same weights and inputs two PyTorch formulations: the Hugging Face loop over
    experts and tokens sorted by expert, padded, one bmm per projection
    (fp8: the checkpoint in DeepSeek-V3's FP8 layout, make-checkpoint --dtype
-   fp8, against PyTorch bf16 on its dequantized weights);
+   fp8, against PyTorch bf16 on its dequantized weights). Every timed run,
+   ours and PyTorch's, follows a write of twice the last-level cache: the
+   weights come from DRAM, as a layer's do in a model whose other layers
+   run between its calls (decode would otherwise read weights cached by the
+   previous run);
 3. useful GFLOP/s (T*K*3*2*H*I for the routed experts, plus the shared
    expert), GB/s of touched expert weights, the fraction of the measured f32
    peak (and DRAM bandwidth for decode), the ratio to the faster PyTorch,
@@ -198,7 +202,8 @@ def run_compiled(prepared: dict, x_path: str, threads: int, runs: int,
     done = subprocess.run(
         [os.path.join(build, "bin", "moe-run"), prepared["module"],
          "--weights", prepared["dir"], "--input", x_path, "--output", out,
-         "--threads", str(threads), "--bench", str(runs), "--quiet"],
+         "--threads", str(threads), "--bench", str(runs), "--cold",
+         "--quiet"],
         check=True, text=True, capture_output=True)
     return json.loads(done.stdout.splitlines()[-1])["median_ms"]
 
@@ -320,11 +325,28 @@ class TorchLayer:
         return out + self._shared(x)
 
 
+def eviction_bytes() -> int:
+    """Twice the last-level cache, within [64 MiB, 1 GiB]: moe-run --cold's
+    rule."""
+    cache = 0
+    for name in ("SC_LEVEL3_CACHE_SIZE", "SC_LEVEL2_CACHE_SIZE"):
+        try:
+            cache = os.sysconf(name)
+        except (ValueError, OSError):
+            cache = 0
+        if cache > 0:
+            break
+    return min(max(2 * cache, 64 << 20), 1 << 30)
+
+
 def time_torch(function, x, runs: int) -> float:
+    import numpy as np
+    evictor = np.zeros(eviction_bytes(), dtype=np.uint8)
     with __import__("torch").no_grad():
         function(x)
         times = []
-        for _ in range(runs):
+        for run in range(runs):
+            evictor.fill(run & 0xFF)
             start = time.perf_counter()
             function(x)
             times.append((time.perf_counter() - start) * 1e3)

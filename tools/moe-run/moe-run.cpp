@@ -2,13 +2,14 @@
 //
 //   moe-run LAYER.mlir|LAYER.so --weights CHECKPOINT --input X.npy
 //           --output Y.npy [--output S.npy ...] [--entry NAME] [--threads N]
-//           [--bench N]
+//           [--bench N [--cold]]
 //
 // Loads a module compiled by moe-compile (or compiles LAYER.mlir with the
 // moe-compile found next to this executable), binds the entry's weights to
 // the checkpoint, runs it on X and writes Y (and one file per further
 // result, e.g. routing statistics). With --bench it times N runs
-// after a warm-up and prints one JSON line. Like the runtime it links neither
+// after a warm-up (each after evicting the caches, with --cold) and prints
+// one JSON line. Like the runtime it links neither
 // LLVM nor MLIR, so that it can be deployed without them. Every failure
 // prints one line "moe-run: error: <problem>" and exits with 1.
 //
@@ -50,7 +51,7 @@ namespace {
 const char *const kUsage =
     "usage: moe-run LAYER.mlir|LAYER.so --weights CHECKPOINT --input X.npy\n"
     "               --output Y.npy [--output S.npy ...] [--entry NAME]\n"
-    "               [--threads N] [--bench N]\n"
+    "               [--threads N] [--bench N [--cold]]\n"
     "\n"
     "Runs an entry point of a compiled MoE layer on float32 [T, H] tokens.\n"
     "\n"
@@ -70,6 +71,10 @@ const char *const kUsage =
     "                      JSON line with the median, min and max in ms,\n"
     "                      the one-time cost of packing weights at bind and\n"
     "                      the kernel variant this CPU runs\n"
+    "  --cold              with --bench: before each run, write a buffer of\n"
+    "                      twice the last-level cache (64 MiB to 1 GiB), so\n"
+    "                      that weights come from DRAM, as a layer's do when\n"
+    "                      the model's other layers run between its calls\n"
     "  --quiet             no progress lines and no human-readable --bench\n"
     "                      line (both go to a terminal's stderr only)\n"
     "  --version           print the version and exit\n";
@@ -97,6 +102,7 @@ struct Options {
   bool help = false;
   bool version = false;
   bool quiet = false;
+  bool cold = false;
 };
 
 /// Parses a decimal integer in [min, max]; no sign, no spaces.
@@ -113,6 +119,26 @@ std::optional<long long> parseCount(const std::string &text, long long min,
   if (value < min || value > max)
     return std::nullopt;
   return value;
+}
+
+/// Bytes that push everything a run read out of the caches: twice the
+/// last-level cache the C library reports, within [64 MiB, 1 GiB].
+size_t cacheEvictionBytes() {
+  constexpr size_t kMiB = size_t(1) << 20;
+  long cache = sysconf(_SC_LEVEL3_CACHE_SIZE);
+  if (cache <= 0)
+    cache = sysconf(_SC_LEVEL2_CACHE_SIZE);
+  size_t bytes = cache > 0 ? 2 * static_cast<size_t>(cache) : 0;
+  return std::clamp(bytes, 64 * kMiB, 1024 * kMiB);
+}
+
+/// Writes every byte of `buffer` (a value that changes per run, so the
+/// stores are not elided as redundant).
+void evictCaches(std::vector<unsigned char> &buffer, long long run) {
+  std::memset(buffer.data(), static_cast<int>(run & 0xFF), buffer.size());
+  // Keep the stores: the buffer is read once after them.
+  volatile unsigned char sink = buffer[buffer.size() / 2];
+  (void)sink;
 }
 
 /// Parses argv into `options`; returns the error message, or "" on success.
@@ -132,6 +158,10 @@ std::string parseOptions(const std::vector<std::string> &args,
     }
     if (arg == "--quiet") {
       options.quiet = true;
+      continue;
+    }
+    if (arg == "--cold") {
+      options.cold = true;
       continue;
     }
     if (arg.size() < 2 || arg[0] != '-') {
@@ -199,6 +229,8 @@ std::string parseOptions(const std::vector<std::string> &args,
       options.bench = *n;
     }
   }
+  if (options.cold && !options.bench)
+    return "--cold needs --bench";
   if (options.layer.empty())
     return "no layer given; see --help";
   if (!seenWeights)
@@ -561,7 +593,12 @@ int run(const Options &options) {
   long long runs = options.bench ? options.bench + 1 : 1;
   progress.start("running " + std::to_string(tokens) + " tokens" +
                  (options.bench ? ", " + std::to_string(runs) + " runs" : ""));
+  std::vector<unsigned char> evictor;
+  if (options.cold)
+    evictor.resize(cacheEvictionBytes());
   for (long long i = 0; i < runs; ++i) {
+    if (options.cold)
+      evictCaches(evictor, i);
     auto start = std::chrono::steady_clock::now();
     status = entry->run(inputs, outputs, options.threads);
     auto stop = std::chrono::steady_clock::now();

@@ -45,6 +45,7 @@ PanelKernelEmitter::PanelKernelEmitter(OpBuilder &b, Location loc,
       dotInstruction && (lanes == 4 || lanes == 8 || lanes == 16);
   // vpermi2b looks bytes up in 128-byte tables: 512-bit vectors.
   this->byteLookup = byteLookup && lanes == 16;
+  lanePermuted = this->byteLookup && vectorsPerPanel % 2 == 0;
   if (pairs) {
     // [E, NP, KP, P, 2] as [E, NP, KP, 2P]: a row of pairs is one run.
     for (Value &weight : this->weights)
@@ -63,8 +64,10 @@ void PanelKernelEmitter::setBlockScales(ValueRange blockScales,
   scales.assign(blockScales.begin(), blockScales.end());
   blockColumns = block[0];
   blockDepth = block[1];
-  // In pairs, a row block's panels are decoded into bf16 pairs once.
-  if (!pairs)
+  // In pairs, by widening: a row block of many rows decodes its panels
+  // into bf16 pairs once. Byte lookups are cheap enough to repeat per tile
+  // (they measured faster than staging at every T).
+  if (!pairs || byteLookup)
     return;
   Value pairsWithTail = memref::DimOp::create(b, loc, weights.front(), 2);
   // Every panel of the weights (the tile's columns), staged for one expert
@@ -178,12 +181,16 @@ SmallVector<Value> PanelKernelEmitter::decodePairs(Value weight, Value panel,
     }
     auto [high, low] =
         lookupBf16Bytes(vector::BitCastOp::create(b, loc, bytesType, bytes));
-    // Vector v of the two: its bf16 i is low[32v + i], high[32v + i].
+    // Vector v of the two: its bf16 i is low[32v + i], high[32v + i]; with
+    // whole pairs of vectors, the bytes of each 128-bit lane instead
+    // (vpunpcklbw, vpunpckhbw: no lane crossing), the columns in the order
+    // `lanePermuted` says.
     for (int64_t v = 0; v < count; ++v) {
       SmallVector<int64_t, 64> interleave;
       for (int64_t i = 0; i < 32; ++i) {
-        interleave.push_back(32 * v + i);
-        interleave.push_back(64 + 32 * v + i);
+        int64_t byte = count == 2 ? 16 * (i / 8) + 8 * v + i % 8 : 32 * v + i;
+        interleave.push_back(byte);
+        interleave.push_back(64 + byte);
       }
       vectors.push_back(vector::BitCastOp::create(
           b, loc, bf16Type,
@@ -245,7 +252,7 @@ void PanelKernelEmitter::emitRows(Value first, Value rows, Value columns,
       arith::CeilDivUIOp::create(b, loc, columns, constant(panelColumns));
   auto tiles = [&](Value panel, bool staged) {
     auto tile = [&](Value row, int64_t count) {
-      if (!staging.empty())
+      if (pairs && !scales.empty())
         emitScaledPairTile(row, panel, count, staged);
       else
         emitTile(row, panel, count);
@@ -273,9 +280,9 @@ void PanelKernelEmitter::emitRows(Value first, Value rows, Value columns,
   };
   if (staging.empty())
     return allPanels(/*staged=*/false);
-  // FP8 in pairs: a block of more than one tile's rows multiplies its
-  // expert's panels staged as bf16 pairs, staged when the previous block
-  // was another expert's; fewer rows (decode) decode in registers.
+  // FP8 in pairs, widened: a block of more than one tile's rows multiplies
+  // its expert's panels staged as bf16 pairs, staged when the previous
+  // block was another expert's; fewer rows (decode) decode in registers.
   Value stage = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt, rows,
                                       constant(mr));
   scf::IfOp::create(
@@ -585,7 +592,24 @@ void PanelKernelEmitter::emitScaledPairTile(Value row, Value panel,
           }
         scf::YieldOp::create(b, loc, next);
       });
-  writeTile(row, panel, mr, rows, SmallVector<Value>(loop.getResults()));
+  SmallVector<Value> acc(loop.getResults());
+  if (lanePermuted) {
+    // Lane d = 4l + u of a pair's first vector holds column 8l + u, of its
+    // second 8l + 4 + u: back to columns in order, two shuffles of 128-bit
+    // chunks per pair of accumulators.
+    for (size_t a = 0; a + 1 < acc.size(); a += 2) {
+      SmallVector<int64_t, 16> first, second;
+      for (int64_t c = 0; c < 16; ++c) {
+        int64_t fromSecond = (c / 4) % 2 ? 16 : 0;
+        first.push_back(fromSecond + 4 * (c / 8) + c % 4);
+        second.push_back(fromSecond + 4 * (2 + c / 8) + c % 4);
+      }
+      Value x = acc[a], y = acc[a + 1];
+      acc[a] = vector::ShuffleOp::create(b, loc, x, y, first);
+      acc[a + 1] = vector::ShuffleOp::create(b, loc, x, y, second);
+    }
+  }
+  writeTile(row, panel, mr, rows, acc);
 }
 
 void PanelKernelEmitter::writeTile(Value row, Value panel, int64_t mr,

@@ -46,11 +46,13 @@
 // e4m3 is a bf16), which the pair step multiplies (vdpbf16ps or its FMA
 // form); each depth block's sums are then added times the block's scale.
 // The decode is two byte-table lookups (vpermi2b: the bf16's high and low
-// bytes of each 7-bit magnitude) and a shuffle that interleaves them, 64
-// weights at a time, where the target has AVX512_VBMI (`byteLookup`);
-// otherwise the widening to f32 and the f32's high half. A row block of
-// more than one tile's rows multiplies its expert's panels decoded once
-// into a staging buffer of bf16 pairs; fewer rows (decode) decode in
+// bytes of each 7-bit magnitude) and in-lane unpacks that interleave them
+// (the columns then in another order within each 32, restored once per
+// tile), 64 weights at a time, where the target has AVX512_VBMI
+// (`byteLookup`): cheap enough to repeat for every tile of rows. Otherwise
+// the widening to f32 and the f32's high half; a row block of more than
+// one tile's rows then multiplies its expert's panels decoded once into a
+// staging buffer of bf16 pairs, and fewer rows (decode) decode in
 // registers.
 //
 //===----------------------------------------------------------------------===//
@@ -130,6 +132,11 @@ private:
   /// In pairs: K's whole pairs, whether K is odd (i1), whether the dot
   /// product is an instruction, and whether FP8 pairs decode by vpermi2b.
   bool pairs = false, dotInstruction = false, byteLookup = false;
+  /// Decoded FP8 pairs hold a panel's 32 columns in two vectors of 16 in
+  /// the order in-lane unpacks leave them: the first vector's lane 4l + u
+  /// column 8l + u, the second's 8l + 4 + u (l < 4, u < 4); the tiles' sums
+  /// are put back in order before they are written.
+  bool lanePermuted = false;
   Value wholePairs, oddDepth;
   /// Block scales of the weights (setBlockScales), and the block.
   SmallVector<Value, 2> scales;

@@ -57,12 +57,13 @@ def MoELowerGroupedMatmulToVectorPass
     `moe-expand-float8`) and multiplied by its block's scale. In panels of
     pairs of K (the block's depth even) each row of byte pairs decodes to
     the bf16 pairs of the exact e4m3 values and takes the pair step above,
-    each depth block's sums then added times its scale; a row block of
-    more than `panel-rows` rows first decodes its expert's panels once
-    into a staging buffer (kept while the next blocks are that expert's).
-    With `fp8-byte-lookup` (16 lanes) the decode is two byte-table lookups
-    per 64 weights (`vpermi2b`, through `llvm.call_intrinsic`: the target
-    needs AVX512_VBMI), otherwise the widening to f32 and its high half.
+    each depth block's sums then added times its scale. With
+    `fp8-byte-lookup` (16 lanes) the decode is two byte-table lookups per
+    64 weights (`vpermi2b`, through `llvm.call_intrinsic`: the target needs
+    AVX512_VBMI) and in-lane unpacks, repeated by every tile; otherwise the
+    widening to f32 and its high half, and a row block of more than
+    `panel-rows` rows first decodes its expert's panels once into a staging
+    buffer (kept while the next blocks are that expert's).
 
     Blocks whose expert id is outside
     `[0, E)` are skipped; blocks beyond the rows of `input` or `init` are not
