@@ -217,10 +217,10 @@ class TorchLayer:
         import torch
         import numpy as np
         from moe_mlir import float8, safetensors_io
-        from moe_mlir.emit import from_hf_config
+        from moe_mlir.families import layer_spec
         self.torch = torch
         config = prepared["config"]
-        spec = from_hf_config(config, 0,
+        spec = layer_spec(config, 0,
                               dtype="bf16" if dtype == "fp8" else dtype)
         tensors = safetensors_io.load_checkpoint(prepared["dir"])
         # FP8 layers: PyTorch bf16 on the dequantized weights (PyTorch 1.13

@@ -22,7 +22,7 @@ import numpy as np
 PYTHON_DIR = os.path.normpath(os.path.join(
     os.path.dirname(os.path.abspath(__file__)), os.pardir, "python"))
 sys.path.insert(0, PYTHON_DIR)
-from moe_mlir import families  # noqa: E402
+from moe_mlir import family_cases  # noqa: E402
 
 
 def run(command: list) -> str:
@@ -43,7 +43,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build", default="build", help="build directory")
     parser.add_argument("--out", help="output directory (BUILD/demo)")
-    parser.add_argument("--dtype", choices=families.STORAGES, default="f32",
+    parser.add_argument("--dtype", choices=family_cases.STORAGES, default="f32",
                         help="storage dtype of the weights")
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--threads", type=int)
@@ -52,7 +52,7 @@ def main() -> int:
     out = args.out or os.path.join(args.build, "demo")
     tools = os.path.join(args.build, "bin")
 
-    case = families.make_case(
+    case = family_cases.make_case(
         "mixtral", args.dtype, seed=args.seed, layer=0, dead_expert=False,
         hidden_size=64, intermediate_size=128, num_local_experts=8)
     ckpt = os.path.join(out, "ckpt")
@@ -88,7 +88,7 @@ def main() -> int:
             continue
 
     y = np.load(os.path.join(out, "y.npy"))
-    err, peak = families.max_error(y, case.reference(x))
+    err, peak = family_cases.max_error(y, case.reference(x))
     ok = err <= case.tolerance * peak
     print(f"max |y - ref| = {err:.3e}; tolerance {case.tolerance:g} * "
           f"max|ref| = {case.tolerance * peak:.3e}: "

@@ -9,9 +9,11 @@
   (write with an explicit F32/BF16/F16 dtype per tensor, read back).
 - :mod:`moe_mlir.emit`: :class:`~moe_mlir.emit.LayerSpec` and the MLIR text
   of a ``moe.layer`` entry point whose arguments bind checkpoint tensors
-  (``moe.weight``, docs/CompiledModules.md); Hugging Face family presets
-  (Mixtral, Qwen2/3-MoE, DeepSeek-V2/V3) and ``config.json`` mapping.
-- :mod:`moe_mlir.families`: random checkpoints of those families with
+  (``moe.weight``, docs/CompiledModules.md).
+- :mod:`moe_mlir.families`: one module per Hugging Face MoE family
+  (Mixtral, Qwen2/3-MoE, DeepSeek-V2/V3): ``config.json`` keys and their
+  defaults, MoE layers, tensor names, routing.
+- :mod:`moe_mlir.family_cases`: random checkpoints of those families with
   inputs and float64 references (integration tests, ``utils/demo.py``).
 - :mod:`moe_mlir.hf_import`: the MoE block of one layer of a Hugging Face
   checkpoint directory as a module (``config.json`` + safetensors headers).

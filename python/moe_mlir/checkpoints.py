@@ -23,7 +23,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from . import float8, safetensors_io
-from .emit import SCALES, from_hf_config, is_sparse_layer
+from . import families
+from .emit import SCALES
 from .seq2seq import is_sparse_block, num_blocks, spec_from_config
 from .testdata import round_to_bf16
 
@@ -129,7 +130,8 @@ def hf_config(family: str, *, hidden: int, intermediate: int, experts: int,
                 "eos_token_id": 1, "torch_dtype": _TORCH_DTYPES[dtype],
                 "transformers_version": _TRANSFORMERS_VERSION}
     if family == "nllb_moe":
-        return {"model_type": family, "architectures":
+        # transformers' spelling.
+        return {"model_type": "nllb-moe", "architectures":
                 ["NllbMoeForConditionalGeneration"], "d_model": hidden,
                 "encoder_ffn_dim": intermediate,
                 "decoder_ffn_dim": intermediate, "encoder_layers": layers,
@@ -224,8 +226,8 @@ def _decoder_shapes(config: Mapping[str, Any], dtype: str
                 f"{base}.self_attn", hidden, config["num_attention_heads"],
                 config["num_key_value_heads"]).items():
             shapes[name] = (shape, storage)
-        if is_sparse_layer(config, n):
-            spec = from_hf_config(config, n, dtype=dtype)
+        if families.is_moe_layer(config, n):
+            spec = families.layer_spec(config, n, dtype=dtype)
             bias = spec.weights.get("score_bias")
             quantized = _fp8_names(spec) if fp8 else set()
             block = config.get("quantization_config", {}).get(
@@ -301,7 +303,7 @@ def tensor_shapes(config: Mapping[str, Any], dtype: str = "f32"
     """``name -> (shape, safetensors dtype)`` of every tensor of the model
     ``config`` describes; a DeepSeek-V3 score correction bias stays F32, as
     released checkpoints store it."""
-    if config["model_type"] in ("switch_transformers", "nllb_moe"):
+    if config["model_type"] in ("switch_transformers", "nllb-moe"):
         if dtype == "fp8":
             raise ValueError("FP8 checkpoints are written for the decoder "
                              "families only")

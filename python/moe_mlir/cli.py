@@ -181,7 +181,7 @@ def _load_spec(path: str) -> Any:
 
 def _reference(args: argparse.Namespace) -> None:
     from . import safetensors_io
-    from .families import max_error
+    from .family_cases import max_error
     from .layer import layer
     spec, weights = _reference_layer(args)
     sampled = list(spec.sampled_inputs)
@@ -246,7 +246,7 @@ def _reference(args: argparse.Namespace) -> None:
 def _default_rtol(spec) -> float:
     """docs/Semantics.md's bound for a layer: 2e-2 when an expert weight is
     bf16 or FP8 (a bf16 kernel may multiply it), 1e-4 otherwise."""
-    from .families import tolerance
+    from .family_cases import tolerance
     experts = ("expert_gate", "expert_up", "expert_down")
     bf16 = any(spec.dtypes.get(op) in ("bf16", "f8e4m3fn") for op in experts
                if op in spec.weights)

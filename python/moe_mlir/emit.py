@@ -36,11 +36,8 @@ projection's scale is its weight's last two dimensions divided by
 ``weight_block`` (rounded up), and the weight is ``bytes * scale`` of its
 block (:mod:`moe_mlir.float8`).
 
-Family presets build the spec of layer N of a Hugging Face checkpoint from
-its config values (docs/Importing.md): :func:`mixtral`, :func:`qwen2_moe`,
-:func:`qwen3_moe`, :func:`deepseek_v3`, :func:`deepseek_v2`;
-:func:`from_hf_config` picks the preset and the keys from a ``config.json``
-dictionary. Activations (``x`` and the result) are f32; weights may be f32,
+The spec of a Hugging Face family's layer comes from its module in
+:mod:`moe_mlir.families`. Activations (``x`` and the result) are f32; weights may be f32,
 bf16 or f16 (converted on the fly by the compiled code).
 """
 
@@ -49,7 +46,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -61,19 +58,11 @@ __all__ = [
     "ELEMENT_TYPES",
     "EXPERT",
     "OPERANDS",
-    "PRESETS",
     "STATISTICS",
     "LayerSpec",
-    "deepseek_v2",
-    "deepseek_v3",
     "emit_module",
-    "from_hf_config",
     "hf_activation",
-    "is_sparse_layer",
-    "mixtral",
     "mlir_string",
-    "qwen2_moe",
-    "qwen3_moe",
 ]
 
 EXPERT = "{e}"
@@ -526,7 +515,7 @@ def emit_module(spec: LayerSpec, comment: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-# -- Hugging Face families ---------------------------------------------------
+# -- Hugging Face activations ------------------------------------------------
 
 _HF_ACTIVATIONS = {"silu": "silu", "swish": "silu", "gelu": "gelu",
                    "gelu_pytorch_tanh": "gelu_tanh", "gelu_new": "gelu_tanh",
@@ -539,270 +528,3 @@ def hf_activation(hidden_act: str) -> str:
         return _HF_ACTIVATIONS[hidden_act]
     except KeyError:
         raise ValueError(f"unsupported hidden_act '{hidden_act}'") from None
-
-
-def _swiglu(prefix: str) -> dict[str, str]:
-    """``{gate,up,down}_proj`` names under ``prefix``."""
-    return {"gate": f"{prefix}.gate_proj.weight",
-            "up": f"{prefix}.up_proj.weight",
-            "down": f"{prefix}.down_proj.weight"}
-
-
-def _dtypes(weights: Mapping[str, str], dtype: str,
-            overrides: Mapping[str, str] | None) -> dict[str, str]:
-    """Every operand ``dtype`` except the f32 score bias, then overrides."""
-    dtypes = {op: dtype for op in weights if op != "score_bias"}
-    dtypes.update(overrides or {})
-    return dtypes
-
-
-def mixtral(layer: int, *, hidden_size: int, intermediate_size: int,
-            num_local_experts: int, num_experts_per_tok: int,
-            hidden_act: str = "silu", dtype: str = "bf16",
-            dtypes: Mapping[str, str] | None = None,
-            prefix: str = "model.layers") -> LayerSpec:
-    """Mixtral: softmax top-k with renormalization; ``w1``/``w3``/``w2`` =
-    gate/up/down of ``block_sparse_moe.experts.e``.
-
-    Args:
-        layer: the decoder layer N.
-        hidden_size, intermediate_size, num_local_experts,
-        num_experts_per_tok, hidden_act: the ``config.json`` values.
-        dtype: the element type of every weight in the checkpoint.
-        dtypes: per-operand overrides of ``dtype``.
-        prefix: the name prefix of the decoder layers.
-    """
-    block = f"{prefix}.{layer}.block_sparse_moe"
-    weights = {"router": f"{block}.gate.weight",
-               "expert_gate": f"{block}.experts.{EXPERT}.w1.weight",
-               "expert_up": f"{block}.experts.{EXPERT}.w3.weight",
-               "expert_down": f"{block}.experts.{EXPERT}.w2.weight"}
-    return LayerSpec(
-        hidden=hidden_size, intermediate=intermediate_size,
-        num_experts=num_local_experts,
-        routing=Routing(top_k=num_experts_per_tok, renormalize="selected"),
-        weights=weights, dtypes=_dtypes(weights, dtype, dtypes),
-        activation=hf_activation(hidden_act))
-
-
-def _qwen_weights(block: str, shared: bool) -> dict[str, str]:
-    experts = _swiglu(f"{block}.experts.{EXPERT}")
-    weights = {"router": f"{block}.gate.weight",
-               "expert_gate": experts["gate"], "expert_up": experts["up"],
-               "expert_down": experts["down"]}
-    if shared:
-        names = _swiglu(f"{block}.shared_expert")
-        weights.update(shared_gate=names["gate"], shared_up=names["up"],
-                       shared_down=names["down"],
-                       shared_expert_gate=f"{block}.shared_expert_gate.weight")
-    return weights
-
-
-def qwen2_moe(layer: int, *, hidden_size: int, moe_intermediate_size: int,
-              num_experts: int, num_experts_per_tok: int,
-              shared_expert_intermediate_size: int,
-              norm_topk_prob: bool = False, hidden_act: str = "silu",
-              dtype: str = "bf16", dtypes: Mapping[str, str] | None = None,
-              prefix: str = "model.layers") -> LayerSpec:
-    """Qwen2-MoE: softmax top-k (renormalized iff ``norm_topk_prob``), a
-    SwiGLU shared expert behind ``sigmoid(x @ shared_expert_gate^T)``
-    (none when ``shared_expert_intermediate_size`` is 0).
-
-    Arguments as :func:`mixtral`, with the Qwen2-MoE ``config.json`` keys.
-    """
-    block = f"{prefix}.{layer}.mlp"
-    shared = shared_expert_intermediate_size > 0
-    weights = _qwen_weights(block, shared)
-    return LayerSpec(
-        hidden=hidden_size, intermediate=moe_intermediate_size,
-        num_experts=num_experts,
-        routing=Routing(top_k=num_experts_per_tok,
-                        renormalize="selected" if norm_topk_prob else "none"),
-        weights=weights, dtypes=_dtypes(weights, dtype, dtypes),
-        activation=hf_activation(hidden_act),
-        shared_intermediate=shared_expert_intermediate_size)
-
-
-def qwen3_moe(layer: int, *, hidden_size: int, moe_intermediate_size: int,
-              num_experts: int, num_experts_per_tok: int,
-              norm_topk_prob: bool = True, hidden_act: str = "silu",
-              dtype: str = "bf16", dtypes: Mapping[str, str] | None = None,
-              prefix: str = "model.layers") -> LayerSpec:
-    """Qwen3-MoE: Qwen2-MoE without the shared expert; checkpoints set
-    ``norm_topk_prob`` (the default here)."""
-    return qwen2_moe(layer, hidden_size=hidden_size,
-                     moe_intermediate_size=moe_intermediate_size,
-                     num_experts=num_experts,
-                     num_experts_per_tok=num_experts_per_tok,
-                     shared_expert_intermediate_size=0,
-                     norm_topk_prob=norm_topk_prob, hidden_act=hidden_act,
-                     dtype=dtype, dtypes=dtypes, prefix=prefix)
-
-
-def _deepseek_weights(block: str, bias: bool,
-                      shared: bool) -> dict[str, str]:
-    experts = _swiglu(f"{block}.experts.{EXPERT}")
-    weights = {"router": f"{block}.gate.weight"}
-    if bias:
-        weights["score_bias"] = f"{block}.gate.e_score_correction_bias"
-    weights.update(expert_gate=experts["gate"], expert_up=experts["up"],
-                   expert_down=experts["down"])
-    if shared:
-        names = _swiglu(f"{block}.shared_experts")
-        weights.update(shared_gate=names["gate"], shared_up=names["up"],
-                       shared_down=names["down"])
-    return weights
-
-
-def _groups(n_group: int, topk_group: int, group_score: str) -> dict[str, Any]:
-    if n_group <= 1:
-        return {}
-    return {"num_groups": n_group, "topk_groups": topk_group,
-            "group_score": group_score}
-
-
-def deepseek_v3(layer: int, *, hidden_size: int, moe_intermediate_size: int,
-                n_routed_experts: int, num_experts_per_tok: int,
-                n_group: int = 1, topk_group: int = 1,
-                routed_scaling_factor: float = 1.0,
-                norm_topk_prob: bool = True, n_shared_experts: int = 0,
-                hidden_act: str = "silu", dtype: str = "bf16",
-                dtypes: Mapping[str, str] | None = None,
-                prefix: str = "model.layers") -> LayerSpec:
-    """DeepSeek-V3 (``noaux_tc``): sigmoid scores, selection-only
-    ``mlp.gate.e_score_correction_bias`` (f32), group-limited top-k with
-    ``group_score = sum_top2`` (when ``n_group > 1``), renormalized iff
-    ``norm_topk_prob``, scaled by ``routed_scaling_factor``; ungated SwiGLU
-    shared experts ``mlp.shared_experts`` of intermediate size
-    ``moe_intermediate_size * n_shared_experts``.
-    """
-    block = f"{prefix}.{layer}.mlp"
-    weights = _deepseek_weights(block, True, n_shared_experts > 0)
-    routing = Routing(
-        scoring="sigmoid", top_k=num_experts_per_tok,
-        renormalize="selected" if norm_topk_prob else "none",
-        scale=routed_scaling_factor, selection_bias=True,
-        **_groups(n_group, topk_group, "sum_top2"))
-    return LayerSpec(
-        hidden=hidden_size, intermediate=moe_intermediate_size,
-        num_experts=n_routed_experts, routing=routing, weights=weights,
-        dtypes=_dtypes(weights, dtype, dtypes),
-        activation=hf_activation(hidden_act),
-        shared_intermediate=moe_intermediate_size * n_shared_experts)
-
-
-def deepseek_v2(layer: int, *, hidden_size: int, moe_intermediate_size: int,
-                n_routed_experts: int, num_experts_per_tok: int,
-                n_group: int = 1, topk_group: int = 1,
-                routed_scaling_factor: float = 1.0,
-                norm_topk_prob: bool = False, n_shared_experts: int = 0,
-                topk_method: str = "group_limited_greedy",
-                hidden_act: str = "silu", dtype: str = "bf16",
-                dtypes: Mapping[str, str] | None = None,
-                prefix: str = "model.layers") -> LayerSpec:
-    """DeepSeek-V2: softmax scores, no bias; ``group_limited_greedy`` keeps
-    the ``topk_group`` groups of largest max score (``greedy``: no groups).
-    As DeepSeek's modeling code: with ``norm_topk_prob`` (and K > 1) the
-    weights are renormalized and not scaled, otherwise scaled by
-    ``routed_scaling_factor``. Shared experts as :func:`deepseek_v3`.
-    """
-    if topk_method not in ("greedy", "group_limited_greedy"):
-        raise ValueError(f"unsupported DeepSeek-V2 topk_method "
-                         f"'{topk_method}'")
-    block = f"{prefix}.{layer}.mlp"
-    weights = _deepseek_weights(block, False, n_shared_experts > 0)
-    renormalize = norm_topk_prob and num_experts_per_tok > 1
-    groups = (_groups(n_group, topk_group, "max")
-              if topk_method == "group_limited_greedy" else {})
-    routing = Routing(
-        top_k=num_experts_per_tok,
-        renormalize="selected" if renormalize else "none",
-        scale=1.0 if renormalize else routed_scaling_factor, **groups)
-    return LayerSpec(
-        hidden=hidden_size, intermediate=moe_intermediate_size,
-        num_experts=n_routed_experts, routing=routing, weights=weights,
-        dtypes=_dtypes(weights, dtype, dtypes),
-        activation=hf_activation(hidden_act),
-        shared_intermediate=moe_intermediate_size * n_shared_experts)
-
-
-PRESETS: dict[str, Callable[..., LayerSpec]] = {
-    "mixtral": mixtral,
-    "qwen2_moe": qwen2_moe,
-    "qwen3_moe": qwen3_moe,
-    "deepseek_v3": deepseek_v3,
-    "deepseek_v2": deepseek_v2,
-}
-"""The family presets by Hugging Face ``model_type``."""
-
-# model_type -> (config keys passed through, keys with the defaults of the
-# transformers configuration classes when absent)
-_CONFIG_KEYS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
-    "mixtral": (("hidden_size", "intermediate_size", "num_local_experts",
-                 "num_experts_per_tok"), {"hidden_act": "silu"}),
-    "qwen2_moe": (("hidden_size", "moe_intermediate_size", "num_experts",
-                   "num_experts_per_tok", "shared_expert_intermediate_size"),
-                  {"norm_topk_prob": False, "hidden_act": "silu"}),
-    "qwen3_moe": (("hidden_size", "moe_intermediate_size", "num_experts",
-                   "num_experts_per_tok"),
-                  {"norm_topk_prob": False, "hidden_act": "silu"}),
-    "deepseek_v3": (("hidden_size", "moe_intermediate_size",
-                     "n_routed_experts", "num_experts_per_tok"),
-                    {"n_group": 1, "topk_group": 1,
-                     "routed_scaling_factor": 1.0, "norm_topk_prob": True,
-                     "n_shared_experts": 0, "hidden_act": "silu"}),
-    "deepseek_v2": (("hidden_size", "moe_intermediate_size",
-                     "n_routed_experts", "num_experts_per_tok"),
-                    {"n_group": 1, "topk_group": 1,
-                     "routed_scaling_factor": 1.0, "norm_topk_prob": False,
-                     "n_shared_experts": 0,
-                     "topk_method": "group_limited_greedy",
-                     "hidden_act": "silu"}),
-}
-
-
-def is_sparse_layer(config: Mapping[str, Any], layer: int) -> bool:
-    """Whether decoder layer ``layer`` of ``config`` is a MoE block (§8)."""
-    model_type = config.get("model_type")
-    if model_type in ("qwen2_moe", "qwen3_moe"):
-        step = config.get("decoder_sparse_step", 1) or 1
-        return (layer not in (config.get("mlp_only_layers") or [])
-                and (layer + 1) % step == 0)
-    if model_type in ("deepseek_v2", "deepseek_v3"):
-        return (layer >= config.get("first_k_dense_replace", 0)
-                and layer % (config.get("moe_layer_freq", 1) or 1) == 0)
-    return True
-
-
-def from_hf_config(config: Mapping[str, Any], layer: int,
-                   dtype: str = "bf16",
-                   dtypes: Mapping[str, str] | None = None) -> LayerSpec:
-    """The spec of MoE layer ``layer`` of a Hugging Face ``config.json``.
-
-    Raises:
-        ValueError: an unsupported ``model_type``, a missing key, a dense
-            layer, or DeepSeek scoring/top-k methods the family does not use.
-    """
-    model_type = config.get("model_type")
-    if model_type not in PRESETS:
-        raise ValueError(f"unsupported model_type {model_type!r} (expected "
-                         f"one of {', '.join(PRESETS)})")
-    if not is_sparse_layer(config, layer):
-        raise ValueError(f"layer {layer} of this {model_type} model is a "
-                         "dense MLP, not a MoE block")
-    required, optional = _CONFIG_KEYS[model_type]
-    missing = [key for key in required if key not in config]
-    if missing:
-        raise ValueError(f"config.json lacks {', '.join(missing)}")
-    args = {key: config[key] for key in required}
-    args.update({key: default if config.get(key) is None else config[key]
-                 for key, default in optional.items()})
-    if model_type == "deepseek_v3":
-        if config.get("scoring_func", "sigmoid") != "sigmoid" or \
-                config.get("topk_method", "noaux_tc") != "noaux_tc":
-            raise ValueError("deepseek_v3 needs scoring_func = sigmoid and "
-                             "topk_method = noaux_tc")
-    if model_type == "deepseek_v2" and \
-            config.get("scoring_func", "softmax") != "softmax":
-        raise ValueError("deepseek_v2 needs scoring_func = softmax")
-    return PRESETS[model_type](layer, dtype=dtype, dtypes=dtypes, **args)

@@ -2,7 +2,7 @@
 
 :func:`import_hf` reads ``config.json`` and the safetensors headers (one
 ``model.safetensors`` or a sharded ``model.safetensors.index.json``; never
-the weight data), picks the family preset of :mod:`moe_mlir.emit` by
+the weight data), picks the family module of :mod:`moe_mlir.families` by
 ``model_type`` and checks the checkpoint against it: every tensor the layer
 binds is present, has the shape ``config.json`` implies, and is stored as
 F32, BF16 or F16 (one dtype per stacked per-expert operand). The result's
@@ -27,10 +27,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from . import safetensors_io, seq2seq
-from .emit import (EXPERT, PRESETS, SCALES, LayerSpec, emit_module,
-                   from_hf_config,
-                   is_sparse_layer)
+from . import families, safetensors_io, seq2seq
+from .emit import EXPERT, SCALES, LayerSpec, emit_module
 
 __all__ = [
     "ImportedLayer",
@@ -97,24 +95,30 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
 
 
 def _num_layers(config: Mapping[str, Any]) -> int:
-    count = config.get("num_hidden_layers")
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise ModelImportError("config.json: num_hidden_layers must be a "
-                               f"non-negative integer, got {count!r}")
-    return count
+    try:
+        return _decoder_family(config).num_layers(config)
+    except ValueError as err:
+        raise ModelImportError(str(err)) from None
+
+
+def _decoder_family(config: Mapping[str, Any]) -> families.Family:
+    family = families.family_of(config)
+    assert family is not None, "checked by _check_model_type"
+    return family
 
 
 def moe_layers(config: Mapping[str, Any]) -> list[int] | list[str]:
     """The MoE (sparse) layers of a supported model: decoder layer indices,
     or ``"encoder.N"`` / ``"decoder.N"`` for encoder-decoder families."""
-    if config.get("model_type") in seq2seq.FAMILIES:
+    if _seq2seq_type(config) is not None:
+        config = _canonical(config)
         try:
             return [f"{stack}.{n}" for stack in seq2seq.STACKS
                     for n in seq2seq.sparse_blocks(config, stack)]
         except ValueError as err:
             raise ModelImportError(str(err)) from None
     return [n for n in range(_num_layers(config))
-            if is_sparse_layer(config, n)]
+            if families.is_moe_layer(config, n)]
 
 
 def _ranges(values: list[int]) -> str:
@@ -130,15 +134,8 @@ def _ranges(values: list[int]) -> str:
 
 def _dense_reason(config: Mapping[str, Any], layer: int) -> str:
     """Which ``config.json`` key makes ``layer`` dense."""
-    if layer in (config.get("mlp_only_layers") or []):
-        return "it is in mlp_only_layers"
-    if config.get("model_type", "").startswith("qwen"):
-        return (f"decoder_sparse_step = {config.get('decoder_sparse_step')} "
-                "makes it dense")
-    if layer < config.get("first_k_dense_replace", 0):
-        return ("first_k_dense_replace = "
-                f"{config.get('first_k_dense_replace')}")
-    return f"moe_layer_freq = {config.get('moe_layer_freq')} makes it dense"
+    family = _decoder_family(config)
+    return family.dense_reason(family.settings(config), layer)
 
 
 def _parse_layer(layer: int | str) -> int:
@@ -186,12 +183,28 @@ def _seq2seq_spec(config: Mapping[str, Any], layer: int | str,
                                ) from None
 
 
-def _check_model_type(config: Mapping[str, Any]) -> None:
+def _seq2seq_type(config: Mapping[str, Any]) -> str | None:
+    """The canonical ``model_type`` of an encoder-decoder config, or None."""
     model_type = config.get("model_type")
-    if model_type not in PRESETS and model_type not in seq2seq.FAMILIES:
+    if not isinstance(model_type, str):
+        return None
+    return seq2seq.SPELLINGS.get(model_type)
+
+
+def _canonical(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with an encoder-decoder ``model_type`` spelled as the
+    family's canonical name."""
+    canonical = _seq2seq_type(config)
+    return dict(config) if canonical is None else \
+        {**config, "model_type": canonical}
+
+
+def _check_model_type(config: Mapping[str, Any]) -> None:
+    if families.family_of(config) is None and _seq2seq_type(config) is None:
+        supported = sorted(set(families.FAMILIES) | set(seq2seq.FAMILIES))
         raise ModelImportError(
-            f"unsupported model_type {model_type!r} (supported: "
-            f"{', '.join(list(PRESETS) + list(seq2seq.FAMILIES))})")
+            f"unsupported model_type {config.get('model_type')!r} "
+            f"(supported: {', '.join(supported)})")
 
 
 def _check_layer(config: Mapping[str, Any], layer: int) -> None:
@@ -203,7 +216,7 @@ def _check_layer(config: Mapping[str, Any], layer: int) -> None:
             f"{count} layers (0-{count - 1})" if count else
             f"layer {layer} is out of range: this {model_type} model has no "
             "layers")
-    if not is_sparse_layer(config, layer):
+    if not families.is_moe_layer(config, layer):
         sparse = moe_layers(config)
         where = (f"its MoE layers are {_ranges(sparse)}" if sparse else
                  "it has no MoE layer")
@@ -326,6 +339,7 @@ def import_hf(directory: str | os.PathLike, layer: int | str,
     directory = os.fspath(directory)
     config = read_config(directory)
     _check_model_type(config)
+    config = _canonical(config)
     model_type = config["model_type"]
     config_path = os.path.join(directory, "config.json")
     if model_type in seq2seq.FAMILIES:
@@ -340,7 +354,7 @@ def import_hf(directory: str | os.PathLike, layer: int | str,
         raise ModelImportError(str(err)) from None
     try:
         if spec is None:
-            spec = from_hf_config(config, address, dtype="f32")
+            spec = families.layer_spec(config, address, dtype="f32")
         spec = block_scaled(
             spec, config,
             lambda name: headers[name][0] if name in headers else None)

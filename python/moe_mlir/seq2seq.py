@@ -35,7 +35,12 @@ __all__ = [
 ]
 
 FAMILIES = ("switch_transformers", "nllb_moe")
-"""The encoder-decoder ``model_type`` values the importer reads."""
+"""The encoder-decoder families the importer reads (canonical names)."""
+
+SPELLINGS = {"switch_transformers": "switch_transformers",
+             "nllb-moe": "nllb_moe", "nllb_moe": "nllb_moe"}
+"""``model_type`` as ``config.json`` files spell it -> the family
+(``transformers`` writes ``nllb-moe``)."""
 
 STACKS = ("encoder", "decoder")
 

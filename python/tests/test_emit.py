@@ -1,4 +1,5 @@
-"""emit: LayerSpec rules, the emitted text, the Hugging Face presets.
+"""emit: LayerSpec rules, the emitted text, the Hugging Face families' blocks
+(moe_mlir.families) and their config.json defaults.
 
 Where a built ``moe-opt`` is at hand, every emitted module must parse,
 verify and decompose (``--moe-decompose``).
@@ -12,8 +13,10 @@ import subprocess
 import numpy as np
 import pytest
 
-from moe_mlir import emit
+from moe_mlir import emit, families
 from moe_mlir.emit import LayerSpec, emit_module
+from moe_mlir.families import (deepseek_v2, deepseek_v3, mixtral, qwen2_moe,
+                               qwen3_moe)
 from moe_mlir.routing import Routing
 import built_tools  # noqa: E402
 
@@ -22,21 +25,21 @@ def _mixtral(**overrides) -> LayerSpec:
     args = dict(hidden_size=16, intermediate_size=32, num_local_experts=6,
                 num_experts_per_tok=2)
     args.update(overrides)
-    return emit.mixtral(3, **args)
+    return mixtral.layer(3, **args)
 
 
 def _qwen2(**overrides) -> LayerSpec:
     args = dict(hidden_size=16, moe_intermediate_size=8, num_experts=10,
                 num_experts_per_tok=4, shared_expert_intermediate_size=24)
     args.update(overrides)
-    return emit.qwen2_moe(1, **args)
+    return qwen2_moe.layer(1, **args)
 
 
 def _qwen3(**overrides) -> LayerSpec:
     args = dict(hidden_size=16, moe_intermediate_size=8, num_experts=8,
-                num_experts_per_tok=2)
+                num_experts_per_tok=2, norm_topk_prob=True)
     args.update(overrides)
-    return emit.qwen3_moe(0, **args)
+    return qwen3_moe.layer(0, **args)
 
 
 def _dsv3(**overrides) -> LayerSpec:
@@ -45,15 +48,16 @@ def _dsv3(**overrides) -> LayerSpec:
                 routed_scaling_factor=2.5, norm_topk_prob=True,
                 n_shared_experts=2)
     args.update(overrides)
-    return emit.deepseek_v3(5, **args)
+    return deepseek_v3.layer(5, **args)
 
 
 def _dsv2(**overrides) -> LayerSpec:
     args = dict(hidden_size=16, moe_intermediate_size=8, n_routed_experts=10,
                 num_experts_per_tok=3, n_group=5, topk_group=3,
-                routed_scaling_factor=16.0, n_shared_experts=1)
+                routed_scaling_factor=16.0, n_shared_experts=1,
+                topk_method="group_limited_greedy")
     args.update(overrides)
-    return emit.deepseek_v2(2, **args)
+    return deepseek_v2.layer(2, **args)
 
 
 def _arguments(text: str) -> list[tuple[str, str, str | None]]:
@@ -153,13 +157,11 @@ def test_deepseek_v2_text() -> None:
         "topk_groups = 3, group_score = max>")
     assert "score_bias" not in spec.weights
     assert spec.shared_intermediate == 8
-    # DeepSeek's V2 code renormalizes or scales, not both.
-    assert _dsv2(norm_topk_prob=True).routing == Routing(
-        top_k=3, renormalize="selected", num_groups=5, topk_groups=3,
-        group_score="max")
     assert _dsv2(topk_method="greedy").routing.num_groups == 1
     with pytest.raises(ValueError, match="topk_method"):
         _dsv2(topk_method="noaux_tc")
+    with pytest.raises(ValueError, match="needs n_group"):
+        _dsv2(n_group=None)
 
 
 def test_dtype_overrides_and_names() -> None:
@@ -253,7 +255,7 @@ def test_spec_rejects(changes, message) -> None:
 
 # -- Hugging Face configs ----------------------------------------------------
 
-def test_from_hf_config() -> None:
+def test_layer_spec() -> None:
     config = {"model_type": "deepseek_v3", "hidden_size": 16,
               "moe_intermediate_size": 8, "n_routed_experts": 12,
               "num_experts_per_tok": 4, "n_group": 4, "topk_group": 2,
@@ -261,36 +263,71 @@ def test_from_hf_config() -> None:
               "n_shared_experts": 2, "first_k_dense_replace": 3,
               "scoring_func": "sigmoid", "topk_method": "noaux_tc",
               "vocab_size": 100}
-    assert emit.from_hf_config(config, 5, dtype="bf16") == _dsv3(
+    assert families.layer_spec(config, 5, dtype="bf16") == _dsv3(
         dtype="bf16")
     with pytest.raises(ValueError, match="dense MLP"):
-        emit.from_hf_config(config, 2)
-    with pytest.raises(ValueError, match="noaux_tc"):
-        emit.from_hf_config({**config, "topk_method": "greedy"}, 5)
-    with pytest.raises(ValueError, match="lacks n_routed_experts"):
-        emit.from_hf_config({k: v for k, v in config.items()
-                             if k != "n_routed_experts"}, 5)
+        families.layer_spec(config, 2)
+    # transformers reads neither scoring_func nor topk_method for V3.
+    assert families.layer_spec({**config, "topk_method": "greedy"}, 5) == \
+        families.layer_spec(config, 5)
     with pytest.raises(ValueError, match="unsupported model_type"):
-        emit.from_hf_config({"model_type": "llama"}, 0)
+        families.layer_spec({"model_type": "llama"}, 0)
 
     qwen = {"model_type": "qwen2_moe", "hidden_size": 16,
             "moe_intermediate_size": 8, "num_experts": 10,
             "num_experts_per_tok": 4, "shared_expert_intermediate_size": 24,
             "decoder_sparse_step": 1, "mlp_only_layers": [0]}
-    assert emit.from_hf_config(qwen, 1) == _qwen2()
-    assert not emit.is_sparse_layer(qwen, 0)
-    assert not emit.is_sparse_layer({**qwen, "decoder_sparse_step": 2,
-                                     "mlp_only_layers": []}, 2)
-    assert emit.is_sparse_layer({**qwen, "decoder_sparse_step": 2}, 3)
+    assert families.layer_spec(qwen, 1) == _qwen2()
+    assert not families.is_moe_layer(qwen, 0)
+    assert not families.is_moe_layer({**qwen, "decoder_sparse_step": 2,
+                                      "mlp_only_layers": []}, 2)
+    assert families.is_moe_layer({**qwen, "decoder_sparse_step": 2}, 3)
     # qwen3_moe's config class defaults norm_topk_prob to false.
     qwen3 = {**qwen, "model_type": "qwen3_moe", "num_experts": 8,
              "num_experts_per_tok": 2, "mlp_only_layers": []}
-    assert emit.from_hf_config(qwen3, 0) == _qwen3(norm_topk_prob=False)
-    mixtral = {"model_type": "mixtral", "hidden_size": 16,
-               "intermediate_size": 32, "num_local_experts": 6,
-               "num_experts_per_tok": 2, "hidden_act": "silu"}
-    assert emit.from_hf_config(mixtral, 3) == _mixtral()
+    assert families.layer_spec(qwen3, 0) == _qwen3(norm_topk_prob=False)
+    mixtral_config = {"model_type": "mixtral", "hidden_size": 16,
+                      "intermediate_size": 32, "num_local_experts": 6,
+                      "num_experts_per_tok": 2, "hidden_act": "silu"}
+    assert families.layer_spec(mixtral_config, 3) == _mixtral()
     assert emit.hf_activation("gelu_pytorch_tanh") == "gelu_tanh"
+
+
+# A config.json without a key means its configuration class's default
+# (docs/families/defaults-of-supported-families.md), as in transformers.
+def test_config_defaults() -> None:
+    v3 = families.layer_spec({"model_type": "deepseek_v3"}, 3, dtype="f32")
+    assert (v3.hidden, v3.intermediate, v3.num_experts) == (7168, 2048, 256)
+    assert v3.routing == Routing(
+        scoring="sigmoid", top_k=8, renormalize="selected", scale=2.5,
+        selection_bias=True, num_groups=8, topk_groups=4,
+        group_score="sum_top2")
+    assert v3.shared_intermediate == 2048
+    assert not families.is_moe_layer({"model_type": "deepseek_v3"}, 2)
+    # V2: greedy top-k, scaled, never renormalized; two shared experts;
+    # every layer MoE; no default top-k.
+    v2 = families.layer_spec({"model_type": "deepseek_v2",
+                              "num_experts_per_tok": 6,
+                              "norm_topk_prob": True}, 0, dtype="f32")
+    assert (v2.hidden, v2.intermediate, v2.num_experts) == (4096, 1407, 64)
+    assert v2.routing == Routing(top_k=6)
+    assert v2.shared_intermediate == 2 * 1407
+    with pytest.raises(ValueError, match="lacks num_experts_per_tok"):
+        families.layer_spec({"model_type": "deepseek_v2"}, 0)
+    q2 = families.layer_spec({"model_type": "qwen2_moe"}, 0, dtype="f32")
+    assert (q2.hidden, q2.intermediate, q2.num_experts,
+            q2.shared_intermediate) == (2048, 1408, 60, 5632)
+    assert q2.routing == Routing(top_k=4)
+    q3 = families.layer_spec({"model_type": "qwen3_moe"}, 0, dtype="f32")
+    assert (q3.intermediate, q3.num_experts) == (768, 128)
+    assert q3.routing == Routing(top_k=8)
+    mx = families.layer_spec({"model_type": "mixtral"}, 0, dtype="f32")
+    assert (mx.hidden, mx.intermediate, mx.num_experts) == (4096, 14336, 8)
+    assert mx.routing == Routing(top_k=2, renormalize="selected")
+    # null is absent.
+    assert families.layer_spec({"model_type": "mixtral", "hidden_size": None},
+                               0, dtype="f32") == mx
+    assert families.FAMILIES["deepseek_v3"].num_layers({}) == 61
 
 
 # -- cross-check with moe-opt ------------------------------------------------

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from moe_mlir import families, float8
+from moe_mlir import family_cases, float8
 from moe_mlir.emit import LayerSpec, emit_module
 from moe_mlir.hf_import import ModelImportError, import_hf
 
@@ -72,12 +72,12 @@ def test_collect_dequantizes() -> None:
 
 
 def test_generated_case_round_trips(tmp_path) -> None:
-    case = families.make_case("deepseek_v3", "fp8")
+    case = family_cases.make_case("deepseek_v3", "fp8")
     case.write(tmp_path)
     imported = import_hf(tmp_path, 1)
     assert imported.spec == case.spec
-    assert imported.spec.weight_block == tuple(families.FP8_BLOCK)
-    loaded = families.load_case(tmp_path, "fp8")
+    assert imported.spec.weight_block == tuple(family_cases.FP8_BLOCK)
+    loaded = family_cases.load_case(tmp_path, "fp8")
     x = case.sample_inputs(9)
     np.testing.assert_array_equal(loaded.reference(x), case.reference(x))
 
@@ -102,7 +102,7 @@ def _rewrite_config(directory, update) -> None:
      "weight_scale_inv' has shape \\[2, 2\\] but config.json implies"),
 ])
 def test_import_rejects(tmp_path, update, message) -> None:
-    families.make_case("deepseek_v3", "fp8").write(tmp_path)
+    family_cases.make_case("deepseek_v3", "fp8").write(tmp_path)
     _rewrite_config(tmp_path, update)
     with pytest.raises(ModelImportError, match=message):
         import_hf(tmp_path, 1)

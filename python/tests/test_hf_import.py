@@ -1,7 +1,7 @@
 """hf_import and ``python3 -m moe_mlir import-hf``: specs, dtypes, errors.
 
 The importer reads config.json and the safetensors headers of checkpoints
-written by :mod:`moe_mlir.families` (with unrelated tensors around the
+written by :mod:`moe_mlir.family_cases` (with unrelated tensors around the
 layer); every error case must end in one line naming the problem. The
 compiled end-to-end runs are in test_import_end_to_end.py.
 """
@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 
 import built_tools
-from moe_mlir import families, safetensors_io
+from moe_mlir import family_cases, safetensors_io
 from moe_mlir.hf_import import ModelImportError, import_hf, moe_layers
 
-CASES = [(family, storage) for family in sorted(families.FAMILIES)
-         for storage in families.STORAGES]
+CASES = [(family, storage) for family in sorted(family_cases.FAMILIES)
+         for storage in family_cases.STORAGES]
 
 
-def _write(case: families.FamilyCase, directory, shards: int = 1) -> str:
+def _write(case: family_cases.FamilyCase, directory, shards: int = 1) -> str:
     case.write(directory, shards=shards)
     return str(directory)
 
@@ -49,7 +49,7 @@ def _edit_config(directory, **changes) -> None:
 
 @pytest.mark.parametrize("family,storage", CASES)
 def test_spec_matches_the_family(tmp_path, family, storage) -> None:
-    case = families.make_case(family, storage)
+    case = family_cases.make_case(family, storage)
     directory = _write(case, tmp_path / "ckpt", shards=2)
     imported = import_hf(directory, case.layer)
     # The family's spec: its config in the storage dtype (FP8: bf16 with
@@ -65,7 +65,7 @@ def test_spec_matches_the_family(tmp_path, family, storage) -> None:
 
 
 def test_layer_given_as_text_and_entry_name(tmp_path) -> None:
-    case = families.make_case("mixtral", "f32")
+    case = family_cases.make_case("mixtral", "f32")
     directory = _write(case, tmp_path)
     imported = import_hf(directory, "0", func_name="layer0")
     assert imported.layer == 0
@@ -76,7 +76,7 @@ def test_layer_given_as_text_and_entry_name(tmp_path) -> None:
 
 def test_per_operand_dtypes_follow_the_checkpoint(tmp_path) -> None:
     # A router kept in F32 next to BF16 experts (as some exports do).
-    case = families.make_case("qwen3_moe", "bf16")
+    case = family_cases.make_case("qwen3_moe", "bf16")
     router = case.spec.weights["router"]
     dtypes = dict(case.storage_dtypes, **{router: "F32"})
     _write(case, tmp_path)
@@ -87,10 +87,10 @@ def test_per_operand_dtypes_follow_the_checkpoint(tmp_path) -> None:
 
 
 def test_moe_layers() -> None:
-    config = dict(families.FAMILIES["qwen3_moe"], num_hidden_layers=7,
+    config = dict(family_cases.FAMILIES["qwen3_moe"], num_hidden_layers=7,
                   decoder_sparse_step=2, mlp_only_layers=[3])
     assert moe_layers(config) == [1, 5]
-    config = dict(families.FAMILIES["deepseek_v3"], num_hidden_layers=4)
+    config = dict(family_cases.FAMILIES["deepseek_v3"], num_hidden_layers=4)
     assert moe_layers(config) == [1, 2, 3]
 
 
@@ -108,14 +108,14 @@ def _expect(directory, layer, pattern: str) -> None:
 
 
 def test_layer_out_of_range(tmp_path) -> None:
-    directory = _write(families.make_case("mixtral", "f32"), tmp_path)
+    directory = _write(family_cases.make_case("mixtral", "f32"), tmp_path)
     _expect(directory, 2, r"layer 2 is out of range: this mixtral model has "
             r"2 layers \(0-1\)")
     _expect(directory, -1, "layer -1 is out of range")
 
 
 def test_bad_layer_text(tmp_path) -> None:
-    directory = _write(families.make_case("mixtral", "f32"), tmp_path)
+    directory = _write(family_cases.make_case("mixtral", "f32"), tmp_path)
     _expect(directory, "first", "bad layer 'first'")
 
 
@@ -132,29 +132,38 @@ def test_bad_layer_text(tmp_path) -> None:
 ])
 def test_dense_layer_names_the_moe_layers(tmp_path, family, changes, layer,
                                           pattern) -> None:
-    directory = _write(families.make_case(family, "f32"), tmp_path)
+    directory = _write(family_cases.make_case(family, "f32"), tmp_path)
     _edit_config(directory, **changes)
     _expect(directory, layer, pattern)
 
 
 def test_unknown_model_type(tmp_path) -> None:
-    directory = _write(families.make_case("mixtral", "f32"), tmp_path)
+    directory = _write(family_cases.make_case("mixtral", "f32"), tmp_path)
     _edit_config(directory, model_type="llama")
     _expect(directory, 1, r"unsupported model_type 'llama' \(supported: "
-            r"mixtral, qwen2_moe, qwen3_moe, deepseek_v3, deepseek_v2, "
-            r"switch_transformers, nllb_moe\)")
+            r"deepseek_v2, deepseek_v3, mixtral, nllb_moe, qwen2_moe, "
+            r"qwen3_moe, switch_transformers\)")
     _edit_config(directory, model_type=None)
     _expect(directory, 1, "unsupported model_type None")
 
 
 def test_missing_config_key(tmp_path) -> None:
-    directory = _write(families.make_case("qwen2_moe", "f32"), tmp_path)
+    # A key without a default upstream (DeepSeek-V2's top-k).
+    directory = _write(family_cases.make_case("deepseek_v2", "f32"),
+                       tmp_path / "v2")
     _edit_config(directory, num_experts_per_tok=None)
-    _expect(directory, 1, "config.json: lacks num_experts_per_tok$")
+    _expect(directory, 1, "config.json: lacks num_experts_per_tok \\(its "
+            "deepseek_v2 configuration has no default\\)$")
+    # A key with one takes it, as in transformers: here the tensors
+    # disagree with Qwen2-MoE's default moe_intermediate_size.
+    directory = _write(family_cases.make_case("qwen2_moe", "f32"),
+                       tmp_path / "q2")
+    _edit_config(directory, moe_intermediate_size=None)
+    _expect(directory, 1, "but config.json implies \\[1408, 32\\]$")
 
 
 def test_missing_tensor(tmp_path) -> None:
-    case = families.make_case("qwen2_moe", "bf16")
+    case = family_cases.make_case("qwen2_moe", "bf16")
     name = "model.layers.1.mlp.experts.7.up_proj.weight"
     tensors = {k: v for k, v in case.tensors.items() if k != name}
     _write(case, tmp_path)
@@ -164,7 +173,7 @@ def test_missing_tensor(tmp_path) -> None:
 
 
 def test_shape_disagrees_with_config(tmp_path) -> None:
-    directory = _write(families.make_case("mixtral", "f32"), tmp_path)
+    directory = _write(family_cases.make_case("mixtral", "f32"), tmp_path)
     _edit_config(directory, intermediate_size=40)
     _expect(directory, 1, r"tensor 'model.layers.1.block_sparse_moe.experts."
             r"0.w1.weight' has shape \[48, 32\] but config.json implies "
@@ -175,7 +184,7 @@ def test_shape_disagrees_with_config(tmp_path) -> None:
 
 
 def test_unsupported_and_mixed_dtypes(tmp_path) -> None:
-    case = families.make_case("mixtral", "f32")
+    case = family_cases.make_case("mixtral", "f32")
     up = "model.layers.1.block_sparse_moe.experts.{}.w3.weight"
     _write(case, tmp_path)
     _rewrite(tmp_path, case.tensors,
@@ -202,7 +211,7 @@ def test_unsupported_and_mixed_dtypes(tmp_path) -> None:
 
 
 def test_score_bias_must_be_f32(tmp_path) -> None:
-    case = families.make_case("deepseek_v3", "bf16")
+    case = family_cases.make_case("deepseek_v3", "bf16")
     bias = case.spec.weights["score_bias"]
     _write(case, tmp_path)
     _rewrite(tmp_path, case.tensors,
@@ -214,7 +223,7 @@ def test_bad_directories(tmp_path) -> None:
     _expect(tmp_path / "nowhere", 1, "nowhere: not a directory")
     (tmp_path / "empty").mkdir()
     _expect(tmp_path / "empty", 1, "no config.json")
-    directory = _write(families.make_case("mixtral", "f32"), tmp_path / "c")
+    directory = _write(family_cases.make_case("mixtral", "f32"), tmp_path / "c")
     with open(os.path.join(directory, "config.json"), "w") as file:
         file.write("{not json")
     _expect(directory, 1, "config.json: cannot read it")
@@ -224,7 +233,7 @@ def test_bad_directories(tmp_path) -> None:
 
 
 def test_bad_checkpoints(tmp_path) -> None:
-    case = families.make_case("mixtral", "bf16")
+    case = family_cases.make_case("mixtral", "bf16")
     directory = _write(case, tmp_path / "a")
     path = os.path.join(directory, "model.safetensors")
     with open(path, "rb") as file:
@@ -242,7 +251,7 @@ def test_bad_checkpoints(tmp_path) -> None:
 
 
 def test_command_line_writes_stdout_and_reports(tmp_path) -> None:
-    case = families.make_case("deepseek_v2", "f32")
+    case = family_cases.make_case("deepseek_v2", "f32")
     directory = _write(case, tmp_path)
     done = built_tools.moe_mlir("import-hf", directory, "--layer", "1",
                                 "-o", "-")
@@ -272,7 +281,7 @@ def test_command_line_flags() -> None:
 
 def test_reads_no_weight_data(tmp_path, monkeypatch) -> None:
     # Headers only: importing never decodes a tensor.
-    directory = _write(families.make_case("qwen3_moe", "bf16"), tmp_path)
+    directory = _write(family_cases.make_case("qwen3_moe", "bf16"), tmp_path)
 
     def refuse(*args, **kwargs):
         raise AssertionError("the importer read weight data")

@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 
 import built_tools
-from moe_mlir import families
+from moe_mlir import family_cases
 
 pytestmark = pytest.mark.skipif(not built_tools.have_runtime_tools(),
                                 reason="moe-compile, moe-run or the runtime "
                                 "library is not built")
 
-CASES = [(family, storage) for family in sorted(families.FAMILIES)
-         for storage in families.STORAGES]
+CASES = [(family, storage) for family in sorted(family_cases.FAMILIES)
+         for storage in family_cases.STORAGES]
 TOKENS = (0, 1, 37)
 
 
@@ -36,7 +36,7 @@ def _ok(done, command: str) -> str:
 def test_import_compile_run(tmp_path, family, storage) -> None:
     from moe_mlir.runtime import load_layer
 
-    case = families.make_case(family, storage, seed=7)
+    case = family_cases.make_case(family, storage, seed=7)
     ckpt = str(tmp_path / "ckpt")
     case.write(ckpt, shards=2 if storage == "bf16" else 1)
     layer_ir = str(tmp_path / "layer.mlir")
@@ -58,7 +58,7 @@ def test_import_compile_run(tmp_path, family, storage) -> None:
             "run")
         y = np.load(y_path)
         assert y.dtype == np.float32 and y.shape == (tokens, case.spec.hidden)
-        err, peak = families.max_error(y, case.reference(x))
+        err, peak = family_cases.max_error(y, case.reference(x))
         assert err <= case.tolerance * peak, (tokens, err, peak)
         # In-process: the same code, so the same bits on one thread.
         np.testing.assert_array_equal(in_process(x), y)
@@ -76,7 +76,7 @@ def test_import_compile_run(tmp_path, family, storage) -> None:
 
 
 def test_run_from_mlir_and_in_process_from_mlir(tmp_path) -> None:
-    case = families.make_case("qwen2_moe", "bf16")
+    case = family_cases.make_case("qwen2_moe", "bf16")
     ckpt = str(tmp_path / "ckpt")
     case.write(ckpt)
     layer_ir = str(tmp_path / "layer.mlir")
@@ -92,7 +92,7 @@ def test_run_from_mlir_and_in_process_from_mlir(tmp_path) -> None:
                                  "--output", out, *mode), "run")
         outputs[" ".join(mode)] = np.load(out)
     for y in outputs.values():
-        err, peak = families.max_error(y, case.reference(x))
+        err, peak = family_cases.max_error(y, case.reference(x))
         assert err <= case.tolerance * peak
     stdout = _ok(built_tools.moe_mlir(
         "run", layer_ir, "--weights", ckpt, "--input",

@@ -25,7 +25,7 @@ import built_tools
 from moe_mlir import safetensors_io
 from moe_mlir.emit import STATISTICS, LayerSpec, emit_module
 from moe_mlir.layer import layer as layer_reference
-from moe_mlir import families
+from moe_mlir import family_cases
 from moe_mlir.testdata import round_to_bf16
 
 pytestmark = pytest.mark.skipif(not built_tools.have_runtime_tools(),
@@ -173,7 +173,7 @@ def _check(compiled, scheme, num_experts, storage, case) -> dict:
         if tokens:
             err = np.max(np.abs(y - ref))
             scale = np.max(np.abs(ref))
-            bound = families.tolerance(storage) * scale
+            bound = family_cases.tolerance(storage) * scale
             assert err <= bound or (scale == 0 and err == 0), (
                 scheme, case, tokens, err, scale)
     return stats

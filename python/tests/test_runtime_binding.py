@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import built_tools
-from moe_mlir import families
+from moe_mlir import family_cases
 
 pytestmark = pytest.mark.skipif(not built_tools.have_runtime_tools(),
                                 reason="moe-compile, moe-run or the runtime "
@@ -26,7 +26,7 @@ def _compile_case(root, family: str, storage: str):
     from moe_mlir.hf_import import import_hf
     from moe_mlir.tools import compile_layer
 
-    case = families.make_case(family, storage)
+    case = family_cases.make_case(family, storage)
     ckpt = str(root / "ckpt")
     case.write(ckpt)
     layer_ir = str(root / "layer.mlir")
@@ -62,7 +62,7 @@ def test_handles_and_queries(compiled) -> None:
     assert entry.packing_seconds > 0
     y = entry(compiled["x"].astype(np.float64))  # converted to float32
     case = compiled["case"]
-    err, peak = families.max_error(y, case.reference(compiled["x"]))
+    err, peak = family_cases.max_error(y, case.reference(compiled["x"]))
     assert err <= case.tolerance * peak
     entry.close()
     entry.close()  # twice: nothing
@@ -95,7 +95,7 @@ def test_runtime_errors(compiled, tmp_path) -> None:
         with pytest.raises(MoeRuntimeError, match="backward"):
             Entry(module, checkpoint, "backward")
     # A checkpoint without the layer's tensors.
-    families.make_case("qwen3_moe", "f32").write(tmp_path / "other")
+    family_cases.make_case("qwen3_moe", "f32").write(tmp_path / "other")
     with pytest.raises(MoeRuntimeError,
                        match="model.layers.1.block_sparse_moe.gate.weight"):
         load_layer(compiled["so"], str(tmp_path / "other"))
@@ -238,7 +238,7 @@ def test_kernel_variant_chosen_at_load(tmp_path, monkeypatch) -> None:
             assert module.entries == ["forward"]
             entry = Entry(module, checkpoint)
         assert entry.variant == variant
-        err, peak = families.max_error(entry(x), reference)
+        err, peak = family_cases.max_error(entry(x), reference)
         assert err <= case.tolerance * peak
         entry.close()
     monkeypatch.setenv("MOE_CPU_DISABLE", "avx512bf17")

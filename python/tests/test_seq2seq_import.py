@@ -22,7 +22,7 @@ import pytest
 
 import built_tools
 from moe_mlir import safetensors_io
-from moe_mlir.families import tolerance
+from moe_mlir.family_cases import tolerance
 from moe_mlir.hf_import import ModelImportError, import_hf, moe_layers
 from moe_mlir.testdata import round_to_bf16
 

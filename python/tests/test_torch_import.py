@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import built_tools
-from moe_mlir import families
+from moe_mlir import family_cases
 from moe_mlir.gating import near_tie_tokens
 from moe_mlir.layer import layer as layer_reference
 from moe_mlir.testdata import resample_near_ties
@@ -262,12 +262,12 @@ def test_compiled_matches_forward(tmp_path, block_type, dtype) -> None:
         storage = {torch.float32: "f32", torch.bfloat16: "bf16",
                    torch.float16: "f16"}[dtype]
         assert np.max(np.abs(y - ref), initial=0.0) <= \
-            families.tolerance(storage) * scale
+            family_cases.tolerance(storage) * scale
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", y)
     done = built_tools.moe_mlir("reference", "--spec", paths["spec"],
                                 "--input", str(tmp_path / "x.npy"),
                                 "--check", str(tmp_path / "y.npy"),
-                                "--rtol", str(families.tolerance(storage)))
+                                "--rtol", str(family_cases.tolerance(storage)))
     assert done.returncode == 0, done.stderr
     assert os.path.isfile(paths["weights"])

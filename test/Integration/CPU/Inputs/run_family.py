@@ -17,7 +17,7 @@ OUT/layer.mlir`.
 --output OUT/y_<T>[.TAG].npy [--threads N]` for every T (MODULE: the .so
 from moe-compile or the .mlir itself) and compares each output with the
 float64 reference computed from the checkpoint as stored (docs/Semantics.md, tolerances:
-max|y - ref| <= 1e-4 * max|ref| (families.tolerance); T = 0 gives
+max|y - ref| <= 1e-4 * max|ref| (family_cases.tolerance); T = 0 gives
 [0, H]). It also checks that the case's dead expert (if any) receives no
 token and that every other expert receives one at the largest T. With
 --same-as, outputs must also match those of an earlier check tagged TAG
@@ -38,13 +38,13 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 *[os.pardir] * 4, "python"))
 
-from moe_mlir import families  # noqa: E402
+from moe_mlir import family_cases  # noqa: E402
 
 SAME_RTOL = 1e-6
 
 
 def generate(args: argparse.Namespace) -> int:
-    case = families.make_case(args.family, args.storage, seed=args.seed)
+    case = family_cases.make_case(args.family, args.storage, seed=args.seed)
     out = args.out
     os.makedirs(out, exist_ok=True)
     case.write(os.path.join(out, "ckpt"), shards=args.shards)
@@ -87,7 +87,7 @@ def run_moe_run(args: argparse.Namespace, x_path: str,
 def check(args: argparse.Namespace) -> int:
     with open(os.path.join(args.out, "case.json"), encoding="utf-8") as f:
         info = json.load(f)
-    case = families.load_case(os.path.join(args.out, "ckpt"),
+    case = family_cases.load_case(os.path.join(args.out, "ckpt"),
                               info["storage"], info["layer"],
                               info["dead_expert"])
     name = f"{info['family']}/{info['storage']}"
@@ -110,7 +110,7 @@ def check(args: argparse.Namespace) -> int:
                             f"expected float32 [{tokens}, {hidden}]")
             continue
         ref = case.reference(x)
-        err, peak = families.max_error(y, ref)
+        err, peak = family_cases.max_error(y, ref)
         ok = err <= tol * peak and np.isfinite(y).all()
         counts = case.tokens_per_expert(x)
         print(f"{where}: max|y-ref| = {err:.3e}, bound {tol:g} * max|ref| = "
@@ -136,7 +136,7 @@ def check(args: argparse.Namespace) -> int:
                 problems.append(f"{where}: no output of run {args.same_as}")
                 continue
             other = np.load(other_path)
-            diff, scale = families.max_error(y, other)
+            diff, scale = family_cases.max_error(y, other)
             same = "bitwise equal" if np.array_equal(y, other) else \
                 f"max diff {diff:.3e}"
             print(f"{where}: vs {args.same_as}: {same}")
@@ -153,8 +153,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="write checkpoint, IR and inputs")
-    gen.add_argument("family", choices=sorted(families.FAMILIES))
-    gen.add_argument("storage", choices=families.STORAGES)
+    gen.add_argument("family", choices=sorted(family_cases.FAMILIES))
+    gen.add_argument("storage", choices=family_cases.STORAGES)
     gen.add_argument("out")
     gen.add_argument("--shards", type=int, default=1)
     gen.add_argument("--seed", type=int, default=0)

@@ -1,4 +1,4 @@
-"""families: generated checkpoints, inputs, references; the lit driver.
+"""family_cases: generated checkpoints, inputs, references; the lit driver.
 
 The integration driver (test/Integration/CPU/Inputs/run_family.py) is run
 here end to end against a stand-in for moe-run that interprets the emitted
@@ -18,7 +18,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from moe_mlir import families, safetensors_io
+from moe_mlir import family_cases, safetensors_io
 from moe_mlir.emit import SCALES
 from moe_mlir.gating import near_tie_tokens
 from moe_mlir.testdata import round_to_bf16
@@ -28,13 +28,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
 DRIVER = os.path.join(ROOT, "test", "Integration", "CPU", "Inputs",
                       "run_family.py")
 
-CASES = [(family, storage) for family in sorted(families.FAMILIES)
-         for storage in families.STORAGES]
+CASES = [(family, storage) for family in sorted(family_cases.FAMILIES)
+         for storage in family_cases.STORAGES]
 
 
 @pytest.mark.parametrize("family,storage", CASES)
 def test_case_tensors(family, storage) -> None:
-    case = families.make_case(family, storage)
+    case = family_cases.make_case(family, storage)
     spec = case.spec
     experts = [case.config[key] for key in ("num_local_experts",
                "num_experts", "n_routed_experts") if key in case.config]
@@ -68,20 +68,20 @@ def test_case_tensors(family, storage) -> None:
 
 def test_unrelated_layers() -> None:
     # mixtral and qwen3: layer 0 is another MoE layer, same shapes.
-    case = families.make_case("mixtral", "f32")
+    case = family_cases.make_case("mixtral", "f32")
     a = case.tensors["model.layers.0.block_sparse_moe.experts.2.w1.weight"]
     b = case.tensors["model.layers.1.block_sparse_moe.experts.2.w1.weight"]
     assert a.shape == b.shape and not np.array_equal(a, b)
     # DeepSeek and Qwen2: layer 0 is dense, `mlp.gate_proj` next to `mlp.gate`.
     for family in ("deepseek_v3", "deepseek_v2", "qwen2_moe"):
-        case = families.make_case(family, "f32")
+        case = family_cases.make_case(family, "f32")
         assert "model.layers.0.mlp.gate_proj.weight" in case.tensors
         assert "model.layers.0.mlp.gate.weight" not in case.tensors
 
 
 @pytest.mark.parametrize("family,storage", CASES)
 def test_inputs_and_reference(family, storage) -> None:
-    case = families.make_case(family, storage)
+    case = family_cases.make_case(family, storage)
     x = case.sample_inputs(300)
     assert x.dtype == np.float32 and x.shape == (300, case.spec.hidden)
     np.testing.assert_array_equal(x, case.sample_inputs(300))  # seeded
@@ -102,16 +102,16 @@ def test_inputs_and_reference(family, storage) -> None:
 
 
 def test_dead_experts() -> None:
-    assert families.make_case("mixtral").dead_expert == 4
-    assert families.make_case("deepseek_v3").dead_expert == 7
-    assert families.make_case("mixtral", dead_expert=False).dead_expert is None
-    case = families.make_case("deepseek_v3", dead_expert=False)
+    assert family_cases.make_case("mixtral").dead_expert == 4
+    assert family_cases.make_case("deepseek_v3").dead_expert == 7
+    assert family_cases.make_case("mixtral", dead_expert=False).dead_expert is None
+    case = family_cases.make_case("deepseek_v3", dead_expert=False)
     x = case.sample_inputs(300)
     assert (case.tokens_per_expert(x) > 0).all()
 
 
 def test_config_overrides() -> None:
-    case = families.make_case("mixtral", "bf16", seed=3, layer=0,
+    case = family_cases.make_case("mixtral", "bf16", seed=3, layer=0,
                               hidden_size=64, intermediate_size=128,
                               num_local_experts=8, dead_expert=False)
     assert (case.spec.hidden, case.spec.intermediate,
@@ -119,12 +119,12 @@ def test_config_overrides() -> None:
     assert case.spec.weights["router"] == \
         "model.layers.0.block_sparse_moe.gate.weight"
     with pytest.raises(ValueError, match="unknown family"):
-        families.make_case("llama")
+        family_cases.make_case("llama")
 
 
 @pytest.mark.parametrize("shards", [1, 3])
 def test_write_and_load(tmp_path, shards) -> None:
-    case = families.make_case("deepseek_v3", "bf16")
+    case = family_cases.make_case("deepseek_v3", "bf16")
     case.write(tmp_path, shards=shards)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["model_type"] == "deepseek_v3"
@@ -137,23 +137,23 @@ def test_write_and_load(tmp_path, shards) -> None:
                     "model-00001-of-00003.safetensors"))
     assert {entry["dtype"] for name, entry in header.items()
             if name != "__metadata__"} <= {"BF16", "F32"}
-    loaded = families.load_case(tmp_path, "bf16", dead_expert=7)
+    loaded = family_cases.load_case(tmp_path, "bf16", dead_expert=7)
     assert loaded.spec == case.spec
     x = case.sample_inputs(64)
     np.testing.assert_array_equal(loaded.reference(x), case.reference(x))
 
 
 def test_tolerances() -> None:
-    assert families.tolerance("f32") == 1e-4
+    assert family_cases.tolerance("f32") == 1e-4
     # f16 weights are widened to f32: the f32 bound.
-    assert families.tolerance("f16") == 1e-4
+    assert family_cases.tolerance("f16") == 1e-4
     # bf16 weights may be multiplied by a bf16 kernel (rows rounded to bf16).
-    assert families.tolerance("bf16") == 2e-2
-    assert families.max_error(np.zeros((0, 4)), np.zeros((0, 4))) == (0, 0)
-    assert families.max_error(np.array([[1.0, 2.5]]),
+    assert family_cases.tolerance("bf16") == 2e-2
+    assert family_cases.max_error(np.zeros((0, 4)), np.zeros((0, 4))) == (0, 0)
+    assert family_cases.max_error(np.array([[1.0, 2.5]]),
                               np.array([[1.0, 2.0]])) == (0.5, 2.0)
     with pytest.raises(ValueError, match="does not match"):
-        families.max_error(np.zeros((1, 4)), np.zeros((0, 4)))
+        family_cases.max_error(np.zeros((1, 4)), np.zeros((0, 4)))
 
 
 # -- the lit driver, against a stand-in for moe-run --------------------------

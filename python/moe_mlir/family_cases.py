@@ -40,7 +40,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from . import checkpoints, float8, safetensors_io
-from .emit import EXPERT, SCALES, LayerSpec, from_hf_config
+from . import families
+from .emit import SCALES, LayerSpec
 from .hf_import import block_scaled
 from .gating import near_tie_tokens
 from .layer import layer as layer_reference
@@ -150,7 +151,7 @@ class FamilyCase:
             score correction bias is F32 either way).
         config: the ``config.json`` dictionary.
         layer: the MoE layer the spec reads.
-        spec: the layer, from :func:`moe_mlir.emit.from_hf_config`.
+        spec: the layer, from :func:`moe_mlir.families.layer_spec`.
         tensors: every checkpoint tensor (float32 values as stored).
         storage_dtypes: safetensors dtype of each tensor.
         dead_expert: an expert no sampled token routes to, or ``None``.
@@ -244,14 +245,14 @@ def load_case(directory: str | os.PathLike, storage: str, layer: int = 1,
               dead_expert: int | None = None, seed: int = 0) -> FamilyCase:
     """A case read back from a written checkpoint directory.
 
-    The spec comes from its ``config.json`` (:func:`moe_mlir.emit.
-    from_hf_config`) and the tensors from the stored bytes, so a reference
+    The spec comes from its ``config.json``
+    (:func:`moe_mlir.families.layer_spec`) and the tensors from the stored bytes, so a reference
     computed from it uses the weights exactly as stored.
     """
     with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
         config = json.load(f)
     headers = safetensors_io.read_checkpoint_headers(directory)
-    spec = from_hf_config(config, layer,
+    spec = families.layer_spec(config, layer,
                           dtype="bf16" if storage == "fp8" else storage)
     if storage == "fp8":
         spec = _fp8_spec(spec, config, {n: h[0] for n, h in headers.items()})
@@ -303,7 +304,7 @@ def make_case(family: str, storage: str = "f32", seed: int = 0,
         storage_of_others = "bf16"
     else:
         storage_of_others = storage
-    spec = from_hf_config(full, layer, dtype=storage_of_others)
+    spec = families.layer_spec(full, layer, dtype=storage_of_others)
     rng = np.random.default_rng([seed, sorted(FAMILIES).index(family)])
     dead = _DEAD_EXPERT.get(family) if dead_expert else None
     if dead is not None and dead >= spec.num_experts:

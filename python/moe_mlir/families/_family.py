@@ -1,0 +1,129 @@
+"""What the importer knows about one Hugging Face MoE family.
+
+A :class:`Family` is the ``model_type`` spellings a ``config.json`` of the
+family uses, the defaults its ``transformers`` configuration class gives
+the keys the importer reads (a ``config.json`` without a key means that
+default, as it does to ``transformers``), which decoder layers hold a MoE
+block, and the function that builds a block's
+:class:`~moe_mlir.emit.LayerSpec` (tensor names, sizes, routing) from those
+values. docs/families/ records what the upstream code does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from ..emit import EXPERT, LayerSpec
+
+__all__ = ["Family", "Settings", "dtypes_of", "expert_names", "swiglu_names"]
+
+
+class Settings:
+    """A ``config.json``'s values, each key absent (or ``null``) taking its
+    configuration class's default; a key whose default is ``None`` (no
+    usable default upstream) must be present."""
+
+    def __init__(self, config: Mapping[str, Any],
+                 defaults: Mapping[str, Any]) -> None:
+        self.config = config
+        self.defaults = defaults
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.config.get(key)
+        if value is None:
+            value = self.defaults.get(key)
+        if value is None:
+            raise ValueError(f"config.json lacks {key} (its "
+                             f"{self.config.get('model_type')} "
+                             "configuration has no default)")
+        return value
+
+    def get(self, key: str) -> Any:
+        """The value, or ``None`` where neither config.json nor the
+        default gives one."""
+        value = self.config.get(key)
+        return self.defaults.get(key) if value is None else value
+
+
+def _every_layer(settings: Settings, layer: int) -> bool:
+    return True
+
+
+def _no_reason(settings: Settings, layer: int) -> str:
+    return "the family has no dense layers"
+
+
+@dataclass(frozen=True)
+class Family:
+    """One family.
+
+    Attributes:
+        name: its canonical ``model_type``.
+        model_types: every spelling ``config.json`` files use for it.
+        block_defaults: the keys :attr:`build` takes, with the
+            configuration class's defaults (``None``: none upstream; the
+            builder gets ``None`` unless the key is :attr:`required`).
+        build: ``build(layer, **values, dtype=, dtypes=, prefix=)``, the
+            block of decoder layer ``layer``.
+        layer_defaults: defaults of the keys :attr:`is_moe_layer` reads,
+            and of ``num_hidden_layers``.
+        is_moe_layer: whether a decoder layer holds a MoE block.
+        dense_reason: which key makes a dense layer dense.
+        prefix: the name prefix of the decoder layers.
+        required: keys without a default upstream that the block needs.
+    """
+
+    name: str
+    model_types: tuple[str, ...]
+    block_defaults: Mapping[str, Any]
+    build: Callable[..., LayerSpec]
+    layer_defaults: Mapping[str, Any] = field(default_factory=dict)
+    is_moe_layer: Callable[[Settings, int], bool] = _every_layer
+    dense_reason: Callable[[Settings, int], str] = _no_reason
+    prefix: str = "model.layers"
+    required: tuple[str, ...] = ()
+
+    def settings(self, config: Mapping[str, Any]) -> Settings:
+        return Settings(config, {**self.layer_defaults,
+                                 **self.block_defaults})
+
+    def num_layers(self, config: Mapping[str, Any]) -> int:
+        count = self.settings(config).get("num_hidden_layers")
+        if isinstance(count, bool) or not isinstance(count, int) or \
+                count < 0:
+            raise ValueError("config.json: num_hidden_layers must be a "
+                             f"non-negative integer, got {count!r}")
+        return count
+
+    def spec(self, config: Mapping[str, Any], layer: int,
+             dtype: str = "bf16",
+             dtypes: Mapping[str, str] | None = None) -> LayerSpec:
+        settings = self.settings(config)
+        values = {key: settings[key] if key in self.required
+                  or self.block_defaults[key] is not None
+                  else settings.get(key) for key in self.block_defaults}
+        return self.build(layer, **values, dtype=dtype, dtypes=dtypes,
+                          prefix=self.prefix)
+
+
+def swiglu_names(prefix: str) -> dict[str, str]:
+    """``{gate,up,down}_proj`` weight names under ``prefix``."""
+    return {"gate": f"{prefix}.gate_proj.weight",
+            "up": f"{prefix}.up_proj.weight",
+            "down": f"{prefix}.down_proj.weight"}
+
+
+def expert_names(block: str) -> dict[str, str]:
+    """The per-expert ``experts.{e}.{gate,up,down}_proj`` operands."""
+    names = swiglu_names(f"{block}.experts.{EXPERT}")
+    return {"expert_gate": names["gate"], "expert_up": names["up"],
+            "expert_down": names["down"]}
+
+
+def dtypes_of(weights: Mapping[str, str], dtype: str,
+              overrides: Mapping[str, str] | None) -> dict[str, str]:
+    """Every operand ``dtype`` except the f32 score bias, then overrides."""
+    dtypes = {op: dtype for op in weights if op != "score_bias"}
+    dtypes.update(overrides or {})
+    return dtypes
