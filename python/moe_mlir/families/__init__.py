@@ -16,15 +16,18 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ..emit import LayerSpec
-from . import deepseek_v2, deepseek_v3, mixtral, qwen2_moe, qwen3_moe
+from . import (deepseek_v2, deepseek_v3, jamba, minimax, mixtral, olmoe,
+               qwen2_moe, qwen3_moe)
 from ._family import Family
 
 __all__ = ["FAMILIES", "Family", "family_of", "is_moe_layer",
            "layer_spec"]
 
 FAMILIES: dict[str, Family] = {
-    module.FAMILY.name: module.FAMILY
-    for module in (mixtral, qwen2_moe, qwen3_moe, deepseek_v3, deepseek_v2)
+    family.name: family for family in (
+        mixtral.FAMILY, qwen2_moe.FAMILY, qwen3_moe.FAMILY,
+        deepseek_v3.FAMILY, deepseek_v2.FAMILY, olmoe.FAMILY,
+        olmoe.FLEX_OLMO, minimax.FAMILY, jamba.FAMILY)
 }
 """The decoder-only families by canonical ``model_type``."""
 

@@ -1,0 +1,47 @@
+"""OLMoE (``model_type`` ``olmoe``) and FlexOlmo (``flex_olmo``; early hub
+configs ``olmoe2``): softmax top-k, renormalized iff ``norm_topk_prob``
+(default false), SwiGLU experts ``mlp.experts.{e}.{gate,up,down}_proj``
+behind the router ``mlp.gate``; every layer a MoE block
+(docs/families/olmoe.md, flex_olmo.md). FlexOlmo's decoder layer norms
+the block's output instead of its input, which stays outside the block."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from ..emit import LayerSpec, hf_activation
+from ..routing import Routing
+from ._family import Family, dtypes_of, expert_names
+
+# OlmoeConfig's and FlexOlmoConfig's defaults of the keys the block reads.
+OLMOE_DEFAULTS = {"hidden_size": 2048, "intermediate_size": 2048,
+                  "num_experts": 64, "num_experts_per_tok": 8,
+                  "norm_topk_prob": False, "hidden_act": "silu"}
+FLEX_OLMO_DEFAULTS = {"hidden_size": 4096, "intermediate_size": 11008,
+                      "num_experts": 7, "num_experts_per_tok": 5,
+                      "norm_topk_prob": False, "hidden_act": "silu"}
+
+
+def layer(index: int, *, hidden_size: int, intermediate_size: int,
+          num_experts: int, num_experts_per_tok: int,
+          norm_topk_prob: bool = False, hidden_act: str = "silu",
+          dtype: str = "bf16", dtypes: Mapping[str, str] | None = None,
+          prefix: str = "model.layers") -> LayerSpec:
+    """The MoE block of decoder layer ``index``."""
+    block = f"{prefix}.{index}.mlp"
+    weights = {"router": f"{block}.gate.weight", **expert_names(block)}
+    return LayerSpec(
+        hidden=hidden_size, intermediate=intermediate_size,
+        num_experts=num_experts,
+        routing=Routing(top_k=num_experts_per_tok,
+                        renormalize="selected" if norm_topk_prob else "none"),
+        weights=weights, dtypes=dtypes_of(weights, dtype, dtypes),
+        activation=hf_activation(hidden_act))
+
+
+FAMILY = Family(name="olmoe", model_types=("olmoe",),
+                block_defaults=OLMOE_DEFAULTS, build=layer,
+                layer_defaults={"num_hidden_layers": 16})
+FLEX_OLMO = Family(name="flex_olmo", model_types=("flex_olmo", "olmoe2"),
+                   block_defaults=FLEX_OLMO_DEFAULTS, build=layer,
+                   layer_defaults={"num_hidden_layers": 32})
