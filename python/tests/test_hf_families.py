@@ -1,13 +1,15 @@
-"""Families with per-expert SwiGLU experts and softmax routing (OLMoE,
-FlexOlmo, MiniMax, Jamba): checkpoints named as ``transformers`` names them
-(with unrelated attention, norm, Mamba and dense-MLP tensors around the
-block), ``config.json`` as the configuration class writes it and a variant
-without the keys that have defaults; imported, compiled, run on T = 1, 37,
-300 tokens in f32 and bf16, and compared with the family's forward written
-here from its ``transformers`` modeling code (docs/families/): softmax in
-float32, top-k, the family's renormalization, ``down(silu(gate x) * up x)``
-summed with the weights, on the stored weights in float64. The MoE-layer
-decision is checked against the family's rule. Needs the built tools.
+"""Families with per-expert SwiGLU experts (OLMoE, FlexOlmo, MiniMax,
+Jamba, GLM-4.5 MoE, dots.llm1, Qwen3-Next, Hunyuan MoE): checkpoints named
+as ``transformers`` names them (with unrelated attention, norm, Mamba and
+dense-MLP tensors around the block), ``config.json`` as the configuration
+class writes it and a variant without the keys that have defaults;
+imported, compiled, run on T = 1, 37, 300 tokens in f32 and bf16, and
+compared with the family's forward written here from its ``transformers``
+modeling code (docs/families/): softmax or sigmoid scores in float32, the
+selection bias and groups, top-k, the family's renormalization and scale,
+``down(silu(gate x) * up x)`` summed with the weights, the shared expert
+(gated or not), on the stored weights in float64. The MoE-layer decision is
+checked against the family's rule. Needs the built tools.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ import pytest
 import built_tools
 from moe_mlir import families, safetensors_io
 from moe_mlir.family_cases import max_error, tolerance
+from moe_mlir.gating import near_tie_tokens
 from moe_mlir.hf_import import import_hf, moe_layers
-from moe_mlir.testdata import has_near_tie, resample_near_ties, round_to_bf16
+from moe_mlir.testdata import resample_near_ties, round_to_bf16
 
 H, I, E, K = 48, 40, 6, 2
 LAYERS = 4
@@ -42,6 +45,12 @@ class Family:
     renormalize: bool
     moe_layers: tuple[int, ...]
     extra: dict[str, tuple[int, ...]]   # unrelated tensors of layer {n}
+    sigmoid: bool = False           # scores: sigmoid (else softmax)
+    bias: bool = False              # gate.e_score_correction_bias
+    groups: tuple[int, int] = (1, 1)    # n_group, topk_group
+    scale: float = 1.0
+    shared: tuple[str, int, str | None] | None = None  # prefix, width, gate
+    top_k: tuple[int, ...] = (K,) * LAYERS
 
 
 def _attention(n: int) -> dict[str, tuple[int, ...]]:
@@ -117,6 +126,70 @@ FAMILIES = {
                "model.layers.{n}.mamba.out_proj.weight": (H, 2 * H),
                "model.layers.{n}.input_layernorm.weight": (H,),
                "model.layers.{n}.pre_ff_layernorm.weight": (H,)}),
+    "glm4_moe": Family(
+        config={**_COMMON, "model_type": "glm4_moe",
+                "architectures": ["Glm4MoeForCausalLM"],
+                "intermediate_size": 3 * I, "moe_intermediate_size": I,
+                "n_routed_experts": E, "num_experts_per_tok": K,
+                "n_shared_experts": 2, "n_group": 2, "topk_group": 1,
+                "routed_scaling_factor": 2.5, "norm_topk_prob": True,
+                "first_k_dense_replace": 1, "hidden_act": "silu",
+                "partial_rotary_factor": 0.5, "use_qk_norm": False},
+        defaulted=("hidden_act", "norm_topk_prob"),
+        block="model.layers.{n}.mlp", router="gate",
+        experts=("gate_proj", "up_proj", "down_proj"), renormalize=True,
+        moe_layers=(1, 2, 3),
+        extra={"model.layers.{n}.input_layernorm.weight": (H,),
+               "model.layers.{n}.post_attention_layernorm.weight": (H,)},
+        sigmoid=True, bias=True, groups=(2, 1), scale=2.5,
+        shared=("shared_experts", 2 * I, None)),
+    "dots1": Family(
+        config={**_COMMON, "model_type": "dots1",
+                "architectures": ["Dots1ForCausalLM"],
+                "intermediate_size": 3 * I, "moe_intermediate_size": I,
+                "n_routed_experts": E, "num_experts_per_tok": K,
+                "n_shared_experts": 1, "n_group": 1, "topk_group": 1,
+                "routed_scaling_factor": 1.0, "norm_topk_prob": False,
+                "first_k_dense_replace": 1, "hidden_act": "silu"},
+        defaulted=("hidden_act", "norm_topk_prob", "n_group", "topk_group",
+                   "routed_scaling_factor"),
+        block="model.layers.{n}.mlp", router="gate",
+        experts=("gate_proj", "up_proj", "down_proj"), renormalize=False,
+        moe_layers=(1, 2, 3),
+        extra={"model.layers.{n}.self_attn.q_norm.weight": (H // 4,),
+               "model.layers.{n}.self_attn.k_norm.weight": (H // 4,)},
+        sigmoid=True, bias=True, shared=("shared_experts", I, None)),
+    "qwen3_next": Family(
+        config={**_COMMON, "model_type": "qwen3_next",
+                "architectures": ["Qwen3NextForCausalLM"],
+                "intermediate_size": 3 * I, "moe_intermediate_size": I,
+                "num_experts": E, "num_experts_per_tok": K,
+                "shared_expert_intermediate_size": 24,
+                "norm_topk_prob": True, "decoder_sparse_step": 1,
+                "mlp_only_layers": [0], "hidden_act": "silu",
+                "full_attention_interval": 4,
+                "linear_num_value_heads": 4, "linear_num_key_heads": 2},
+        defaulted=("hidden_act", "norm_topk_prob", "decoder_sparse_step"),
+        block="model.layers.{n}.mlp", router="gate",
+        experts=("gate_proj", "up_proj", "down_proj"), renormalize=True,
+        moe_layers=(1, 2, 3),
+        extra={"model.layers.{n}.linear_attn.in_proj_qkvz.weight": (H, H),
+               "model.layers.{n}.linear_attn.out_proj.weight": (H, H)},
+        shared=("shared_expert", 24, "shared_expert_gate")),
+    "hunyuan_v1_moe": Family(
+        config={**_COMMON, "model_type": "hunyuan_v1_moe",
+                "architectures": ["HunYuanMoEV1ForCausalLM"],
+                "intermediate_size": I, "num_experts": [E] * LAYERS,
+                "moe_topk": [1, 2, 1, 2], "head_dim": H // 4,
+                "hidden_act": "silu", "moe_intermediate_size": [I] * LAYERS,
+                "num_shared_expert": [1] * LAYERS, "use_qk_norm": True},
+        defaulted=("hidden_act",),
+        block="model.layers.{n}.mlp", router="gate.wg",
+        experts=("gate_proj", "up_proj", "down_proj"), renormalize=True,
+        moe_layers=(0, 1, 2, 3),
+        extra={"model.layers.{n}.self_attn.query_layernorm.weight": (H // 4,),
+               "model.layers.{n}.self_attn.key_layernorm.weight": (H // 4,)},
+        shared=("shared_mlp", I, None), top_k=(1, 2, 1, 2)),
 }
 
 
@@ -124,29 +197,59 @@ def _silu(v: np.ndarray) -> np.ndarray:
     return v / (1.0 + np.exp(-v))
 
 
+def _swiglu(weights: dict[str, np.ndarray], prefix: str, names,
+            x: np.ndarray) -> np.ndarray:
+    gate, up, down = (weights[f"{prefix}.{name}.weight"] for name in names)
+    return (_silu(x @ gate.T) * (x @ up.T)) @ down.T
+
+
 def _forward(family: Family, weights: dict[str, np.ndarray], n: int,
              x: np.ndarray) -> np.ndarray:
     """The family's MoE block in float64, as its modeling code computes
-    it: softmax of the router logits, top-k (ties to the lower index),
-    renormalized or not, SwiGLU experts weighted and summed."""
+    it: softmax or sigmoid scores of the router logits, the selection bias
+    and the group limit (the experts of dropped groups out of the top-k),
+    top-k (ties to the lower index), renormalized or not, scaled, SwiGLU
+    experts weighted and summed, plus the shared expert."""
     block = family.block.format(n=n)
+    k = family.top_k[n]
     x = x.astype(np.float64)
     logits = x @ weights[f"{block}.{family.router}.weight"].T
-    p = np.exp(logits - logits.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
-    top = np.argsort(-p, axis=1, kind="stable")[:, :K]
-    w = np.take_along_axis(p, top, axis=1)
+    if family.sigmoid:
+        scores = 1.0 / (1.0 + np.exp(-logits))
+    else:
+        scores = np.exp(logits - logits.max(axis=1, keepdims=True))
+        scores /= scores.sum(axis=1, keepdims=True)
+    selection = scores.copy()
+    if family.bias:
+        selection += weights[f"{block}.gate.e_score_correction_bias"]
+    groups, keep = family.groups
+    if groups > 1:
+        grouped = selection.reshape(len(x), groups, -1)
+        group_scores = -np.sort(-grouped, axis=2)[:, :, :2].sum(axis=2)
+        kept = np.argsort(-group_scores, axis=1, kind="stable")[:, :keep]
+        mask = np.zeros_like(group_scores, dtype=bool)
+        np.put_along_axis(mask, kept, True, axis=1)
+        selection = np.where(np.repeat(mask, E // groups, axis=1),
+                             selection, -np.inf)
+    top = np.argsort(-selection, axis=1, kind="stable")[:, :k]
+    w = np.take_along_axis(scores, top, axis=1)
     if family.renormalize:
-        w /= w.sum(axis=1, keepdims=True)
-    gate, up, down = (f"{block}.experts.{{e}}.{name}.weight"
-                      for name in family.experts)
+        w /= w.sum(axis=1, keepdims=True) + (1e-20 if family.sigmoid else 0)
+    w *= family.scale
     out = np.zeros_like(x)
     for t in range(x.shape[0]):
-        for j in range(K):
-            e = top[t, j]
-            h = _silu(weights[gate.format(e=e)] @ x[t]) * \
-                (weights[up.format(e=e)] @ x[t])
-            out[t] += w[t, j] * (weights[down.format(e=e)] @ h)
+        for j in range(k):
+            out[t] += w[t, j] * _swiglu(
+                weights, f"{block}.experts.{top[t, j]}", family.experts,
+                x[t:t + 1])[0]
+    if family.shared:
+        prefix, _, gate = family.shared
+        shared = _swiglu(weights, f"{block}.{prefix}",
+                         ("gate_proj", "up_proj", "down_proj"), x)
+        if gate:
+            shared *= 1.0 / (1.0 + np.exp(
+                -(x @ weights[f"{block}.{gate}.weight"].T)))
+        out += shared
     return out
 
 
@@ -171,13 +274,30 @@ def _checkpoint(family: Family, storage: str, seed: int
             continue
         tensors[f"{block}.{family.router}.weight"] = \
             rng.standard_normal((E, H)) * (2.0 / np.sqrt(H))
+        if family.bias:
+            # Positive, as transformers' 0.0 group mask and the release
+            # code's -inf then agree (docs/families/glm4_moe.md).
+            tensors[f"{block}.gate.e_score_correction_bias"] = \
+                rng.uniform(0.0, 0.1, E)
+        if family.shared:
+            prefix, width, gate = family.shared
+            for proj, shape in (("gate_proj", (width, H)),
+                                ("up_proj", (width, H)),
+                                ("down_proj", (H, width))):
+                tensors[f"{block}.{prefix}.{proj}.weight"] = \
+                    rng.standard_normal(shape) / np.sqrt(shape[1])
+            if gate:
+                tensors[f"{block}.{gate}.weight"] = \
+                    rng.standard_normal((1, H)) / np.sqrt(H)
         for e in range(E):
             for name, shape in zip(family.experts, ((I, H), (I, H), (H, I))):
                 tensors[f"{block}.experts.{e}.{name}.weight"] = \
                     rng.standard_normal(shape) / np.sqrt(shape[1])
     tensors = {k: v.astype(np.float32) for k, v in tensors.items()}
     if storage == "bf16":
-        tensors = {k: round_to_bf16(v) for k, v in tensors.items()}
+        # The correction bias stays F32, as released checkpoints keep it.
+        tensors = {k: v if k.endswith("e_score_correction_bias")
+                   else round_to_bf16(v) for k, v in tensors.items()}
     return tensors
 
 
@@ -187,23 +307,26 @@ def _write(directory: str, config: dict[str, Any],
     with open(os.path.join(directory, "config.json"), "w",
               encoding="utf-8") as file:
         file.write(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    safetensors_io.save_file(os.path.join(directory, "model.safetensors"),
-                             tensors, storage.upper())
+    safetensors_io.save_file(
+        os.path.join(directory, "model.safetensors"), tensors,
+        {name: "F32" if name.endswith("e_score_correction_bias")
+         else storage.upper() for name in tensors})
 
 
 def _inputs(family: Family, weights: dict[str, np.ndarray], n: int,
-            tokens: int, seed: int) -> np.ndarray:
-    """Tokens away from top-k ties (docs/Semantics.md)."""
+            spec, tokens: int, seed: int) -> np.ndarray:
+    """Tokens away from top-k and group ties (docs/Semantics.md)."""
     rng = np.random.default_rng(seed)
-    router = weights[f"{family.block.format(n=n)}.{family.router}.weight"]
+    block = family.block.format(n=n)
+    router = weights[f"{block}.{family.router}.weight"]
+    bias = weights.get(f"{block}.gate.e_score_correction_bias")
 
     def sample(count: int) -> np.ndarray:
         return rng.standard_normal((count, H)).astype(np.float32)
 
     def flag(x: np.ndarray) -> np.ndarray:
-        logits = x.astype(np.float64) @ router.T
-        p = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return has_near_tie(p / p.sum(axis=1, keepdims=True), K, eps=1e-3)
+        return near_tie_tokens(x.astype(np.float64) @ router.T,
+                               spec.routing, bias=bias, eps=1e-3)
 
     return resample_near_ties(sample(tokens), flag, sample)
 
@@ -218,6 +341,9 @@ def test_moe_layers_and_defaults(name) -> None:
     n = family.moe_layers[0]
     assert families.layer_spec(trimmed, n) == \
         families.layer_spec(family.config, n)
+    for layer in family.moe_layers:
+        assert families.layer_spec(family.config, layer).routing.top_k == \
+            family.top_k[layer]
 
 
 @pytest.mark.skipif(not built_tools.have_runtime_tools(),
@@ -242,7 +368,7 @@ def test_family_forward(tmp_path, name, storage) -> None:
         done = built_tools.moe_mlir(*command)
         assert done.returncode == 0, done.stderr
     for tokens in (1, 37, 300):
-        x = _inputs(family, tensors, n, tokens, seed=tokens)
+        x = _inputs(family, tensors, n, imported.spec, tokens, seed=tokens)
         x_path, y_path = (str(tmp_path / f"{v}{tokens}.npy") for v in "xy")
         np.save(x_path, x)
         done = built_tools.moe_mlir("run", module, "--weights", ckpt,
