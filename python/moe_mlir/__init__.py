@@ -11,7 +11,8 @@
   of a ``moe.layer`` entry point whose arguments bind checkpoint tensors
   (``moe.weight``, docs/CompiledModules.md).
 - :mod:`moe_mlir.families`: one module per Hugging Face MoE family
-  (Mixtral, Qwen2/3-MoE, DeepSeek-V2/V3, OLMoE, FlexOlmo, MiniMax, Jamba):
+  (Mixtral, Qwen2/3-MoE, Qwen3-Next, DeepSeek-V2/V3, GLM-4.5 MoE,
+  dots.llm1, OLMoE, FlexOlmo, MiniMax, Jamba, Hunyuan MoE):
   ``config.json`` keys and their
   defaults, MoE layers, tensor names, routing.
 - :mod:`moe_mlir.family_cases`: random checkpoints of those families with

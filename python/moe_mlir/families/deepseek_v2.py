@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ..emit import LayerSpec, hf_activation
+from ..emit import LayerSpec
 from ..routing import Routing
 from . import deepseek_v3
-from ._family import Family, dtypes_of
+from ._family import Family
 
 # DeepseekV2Config's defaults of the keys the block reads (no default
 # top-k, and groups only with group_limited_greedy).
@@ -57,12 +57,11 @@ def layer(index: int, *, hidden_size: int, moe_intermediate_size: int,
     weights = deepseek_v3.block_weights(block, False, n_shared_experts > 0)
     routing = Routing(top_k=num_experts_per_tok, scale=routed_scaling_factor,
                       **group_fields)
-    return LayerSpec(
-        hidden=hidden_size, intermediate=moe_intermediate_size,
-        num_experts=n_routed_experts, routing=routing, weights=weights,
-        dtypes=dtypes_of(weights, dtype, dtypes),
-        activation=hf_activation(hidden_act),
-        shared_intermediate=moe_intermediate_size * n_shared_experts)
+    return deepseek_v3.block_spec(
+        weights, routing, hidden_size=hidden_size,
+        moe_intermediate_size=moe_intermediate_size,
+        n_routed_experts=n_routed_experts, n_shared_experts=n_shared_experts,
+        hidden_act=hidden_act, dtype=dtype, dtypes=dtypes)
 
 
 FAMILY = Family(name="deepseek_v2", model_types=("deepseek_v2",),

@@ -55,6 +55,22 @@ def groups(n_group: int, topk_group: int, group_score: str) -> dict[str, Any]:
             "group_score": group_score}
 
 
+def block_spec(weights: Mapping[str, str], routing: Routing, *,
+               hidden_size: int, moe_intermediate_size: int,
+               n_routed_experts: int, n_shared_experts: int,
+               hidden_act: str, dtype: str,
+               dtypes: Mapping[str, str] | None) -> LayerSpec:
+    """A DeepSeek block's spec: routed experts of ``moe_intermediate_size``
+    and ``n_shared_experts`` shared ones fused into one of ``n`` times the
+    size."""
+    return LayerSpec(
+        hidden=hidden_size, intermediate=moe_intermediate_size,
+        num_experts=n_routed_experts, routing=routing, weights=weights,
+        dtypes=dtypes_of(weights, dtype, dtypes),
+        activation=hf_activation(hidden_act),
+        shared_intermediate=moe_intermediate_size * n_shared_experts)
+
+
 def layer(index: int, *, hidden_size: int, moe_intermediate_size: int,
           n_routed_experts: int, num_experts_per_tok: int,
           n_group: int = 1, topk_group: int = 1,
@@ -70,12 +86,11 @@ def layer(index: int, *, hidden_size: int, moe_intermediate_size: int,
         renormalize="selected" if norm_topk_prob else "none",
         scale=routed_scaling_factor, selection_bias=True,
         **groups(n_group, topk_group, "sum_top2"))
-    return LayerSpec(
-        hidden=hidden_size, intermediate=moe_intermediate_size,
-        num_experts=n_routed_experts, routing=routing, weights=weights,
-        dtypes=dtypes_of(weights, dtype, dtypes),
-        activation=hf_activation(hidden_act),
-        shared_intermediate=moe_intermediate_size * n_shared_experts)
+    return block_spec(weights, routing, hidden_size=hidden_size,
+                      moe_intermediate_size=moe_intermediate_size,
+                      n_routed_experts=n_routed_experts,
+                      n_shared_experts=n_shared_experts,
+                      hidden_act=hidden_act, dtype=dtype, dtypes=dtypes)
 
 
 def is_moe_layer(settings: Settings, index: int) -> bool:
