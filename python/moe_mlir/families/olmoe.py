@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ..emit import LayerSpec, hf_activation
-from ..routing import Routing
-from ._family import Family, dtypes_of, expert_names
+from ..emit import LayerSpec
+from . import qwen2_moe
+from ._family import Family
 
 # OlmoeConfig's and FlexOlmoConfig's defaults of the keys the block reads.
 OLMOE_DEFAULTS = {"hidden_size": 2048, "intermediate_size": 2048,
@@ -27,16 +27,16 @@ def layer(index: int, *, hidden_size: int, intermediate_size: int,
           norm_topk_prob: bool = False, hidden_act: str = "silu",
           dtype: str = "bf16", dtypes: Mapping[str, str] | None = None,
           prefix: str = "model.layers") -> LayerSpec:
-    """The MoE block of decoder layer ``index``."""
-    block = f"{prefix}.{index}.mlp"
-    weights = {"router": f"{block}.gate.weight", **expert_names(block)}
-    return LayerSpec(
-        hidden=hidden_size, intermediate=intermediate_size,
-        num_experts=num_experts,
-        routing=Routing(top_k=num_experts_per_tok,
-                        renormalize="selected" if norm_topk_prob else "none"),
-        weights=weights, dtypes=dtypes_of(weights, dtype, dtypes),
-        activation=hf_activation(hidden_act))
+    """The MoE block of decoder layer ``index``: Qwen2-MoE's names and
+    routing without a shared expert, experts of ``intermediate_size``."""
+    return qwen2_moe.layer(index, hidden_size=hidden_size,
+                           moe_intermediate_size=intermediate_size,
+                           num_experts=num_experts,
+                           num_experts_per_tok=num_experts_per_tok,
+                           shared_expert_intermediate_size=0,
+                           norm_topk_prob=norm_topk_prob,
+                           hidden_act=hidden_act, dtype=dtype, dtypes=dtypes,
+                           prefix=prefix)
 
 
 FAMILY = Family(name="olmoe", model_types=("olmoe",),
