@@ -64,6 +64,46 @@ llvm.mlir.global external constant @moe_module_manifest("stale\00") {addr_space 
 
 // -----
 
+// Views of weights (a slice and transpose of a fused tensor) keep an entry
+// token-parallel; the same ops on the tokens do not.
+// CHECK-LABEL: func.func @weight_views
+// CHECK: llvm.mlir.global external constant @moe_module_manifest
+// CHECK-SAME: \22name\22:\22weight_views\22,{{.*}}\22token_parallel\22:true
+// CHECK-SAME: \22name\22:\22token_views\22,{{.*}}\22token_parallel\22:false
+func.func @weight_views(%x: tensor<?x16xf32>,
+    %wg: tensor<4x16xf32> {moe.weight = "gate"},
+    %gu: tensor<4x16x16xf32> {moe.weight = "gate_up"},
+    %down: tensor<4x8x16xf32> {moe.weight = "down"})
+    -> tensor<?x16xf32> {
+  %s = tensor.extract_slice %gu[0, 0, 1] [4, 16, 8] [1, 1, 2] : tensor<4x16x16xf32> to tensor<4x16x8xf32>
+  %e = tensor.empty() : tensor<4x8x16xf32>
+  %up = linalg.transpose ins(%s : tensor<4x16x8xf32>) outs(%e : tensor<4x8x16xf32>) permutation = [0, 2, 1]
+  %de = tensor.empty() : tensor<4x16x8xf32>
+  %d = linalg.transpose ins(%down : tensor<4x8x16xf32>) outs(%de : tensor<4x16x8xf32>) permutation = [0, 2, 1]
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<4x16xf32>)
+      experts(up %up : tensor<4x8x16xf32>, down %d : tensor<4x16x8xf32>) activation relu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+func.func @token_views(%x: tensor<8x16xf32>,
+    %wg: tensor<4x16xf32> {moe.weight = "gate"},
+    %up: tensor<4x8x16xf32> {moe.weight = "up"},
+    %down: tensor<4x16x8xf32> {moe.weight = "down"})
+    -> tensor<4x16xf32> {
+  %s = tensor.extract_slice %x[4, 0] [4, 16] [1, 1] : tensor<8x16xf32> to tensor<4x16xf32>
+  %y = moe.layer %s : tensor<4x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<4x16xf32>)
+      experts(up %up : tensor<4x8x16xf32>, down %down : tensor<4x16x8xf32>) activation relu
+      -> tensor<4x16xf32>
+  return %y : tensor<4x16xf32>
+}
+
+// -----
+
 // expected-error @+1 {{entry point argument 0 must be a ranked tensor of f32, bf16, f16, i32, i64 or f8E4M3FN, got 'index'}}
 func.func @scalar_argument(%n: index) -> tensor<?x4xf32> {
   %e = tensor.empty(%n) : tensor<?x4xf32>

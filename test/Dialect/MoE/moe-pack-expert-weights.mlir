@@ -218,3 +218,81 @@ func.func @unit_expert(%x: tensor<?x16xf32>,
       outs(%acc : tensor<?x8xf32>) -> tensor<?x8xf32>
   return %r : tensor<?x8xf32>
 }
+
+// -----
+
+// Weight views: the gate and up halves of a fused [E, H, 2I] tensor (bound
+// twice), each sliced and transposed to [E, I, H], and a [E*I, H] tensor
+// expanded to [E, I, H] then transposed to [E, H, I]. The packing functions
+// replay the views on the checkpoint tensor; the entry reads the packed
+// arguments and keeps no view.
+// CHECK-LABEL: func.func @views(
+// CHECK-SAME: %{{.*}}: tensor<2x1x16x16xf32> {moe.packing = {function = @views__pack1, shape = array<i64: 2, 16, 24>}, moe.weight = "gate_up"}
+// CHECK-SAME: %{{.*}}: tensor<2x1x16x16xf32> {moe.packing = {function = @views__pack2, shape = array<i64: 2, 16, 24>}, moe.weight = "gate_up"}
+// CHECK-SAME: %{{.*}}: tensor<2x1x12x16xbf16> {moe.packing = {function = @views__pack3, shape = array<i64: 24, 16>}, moe.weight = "w2"}
+// CHECK-NOT: tensor.extract_slice
+// CHECK-NOT: linalg.transpose
+// CHECK-NOT: tensor.expand_shape
+// CHECK: moe.grouped_matmul
+// CHECK-LABEL: func.func @views__pack1(
+// CHECK-SAME: %[[SRC:.*]]: tensor<2x16x24xf32> {bufferization.writable = false}
+// CHECK: %[[HALF:.*]] = tensor.extract_slice %[[SRC]][0, 0, 0] [2, 16, 12] [1, 1, 2]
+// CHECK: %[[EMPTY:.*]] = tensor.empty() : tensor<2x12x16xf32>
+// CHECK: %[[T:.*]] = linalg.transpose ins(%[[HALF]] : tensor<2x16x12xf32>) outs(%[[EMPTY]] : tensor<2x12x16xf32>) permutation = [0, 2, 1]
+// CHECK: linalg.pack %[[T]]
+// CHECK-LABEL: func.func @views__pack2(
+// CHECK: tensor.extract_slice %{{.*}}[0, 0, 1] [2, 16, 12] [1, 1, 2]
+// CHECK-LABEL: func.func @views__pack3(
+// CHECK: %[[E:.*]] = tensor.expand_shape %{{.*}} {{\[}}[0, 1], [2]] output_shape [2, 12, 16] : tensor<24x16xbf16> into tensor<2x12x16xbf16>
+// CHECK: %[[T3:.*]] = linalg.transpose ins(%[[E]] : tensor<2x12x16xbf16>) outs(%{{.*}} : tensor<2x16x12xbf16>) permutation = [0, 2, 1]
+// CHECK: linalg.pack %[[T3]] {{.*}} : tensor<2x16x12xbf16> -> tensor<2x1x12x16xbf16>
+func.func @views(%x: tensor<8x16xf32>,
+                 %gu0: tensor<2x16x24xf32> {moe.weight = "gate_up"},
+                 %gu1: tensor<2x16x24xf32> {moe.weight = "gate_up"},
+                 %w2: tensor<24x16xbf16> {moe.weight = "w2"},
+                 %h: tensor<8x12xf32>,
+                 %b: tensor<2xi32>, %acc: tensor<8x12xf32>,
+                 %acc2: tensor<8x16xf32>) -> (tensor<8x12xf32>, tensor<8x16xf32>) {
+  %gs = tensor.extract_slice %gu0[0, 0, 0] [2, 16, 12] [1, 1, 2] : tensor<2x16x24xf32> to tensor<2x16x12xf32>
+  %ge = tensor.empty() : tensor<2x12x16xf32>
+  %g = linalg.transpose ins(%gs : tensor<2x16x12xf32>) outs(%ge : tensor<2x12x16xf32>) permutation = [0, 2, 1]
+  %us = tensor.extract_slice %gu1[0, 0, 1] [2, 16, 12] [1, 1, 2] : tensor<2x16x24xf32> to tensor<2x16x12xf32>
+  %ue = tensor.empty() : tensor<2x12x16xf32>
+  %u = linalg.transpose ins(%us : tensor<2x16x12xf32>) outs(%ue : tensor<2x12x16xf32>) permutation = [0, 2, 1]
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%x, %g, %b : tensor<8x16xf32>, tensor<2x12x16xf32>, tensor<2xi32>)
+      paired(%u : tensor<2x12x16xf32>)
+      outs(%acc : tensor<8x12xf32>) epilogue {
+  ^bb0(%gv: f32, %uv: f32, %o: f32):
+    %y = arith.mulf %gv, %uv : f32
+    moe.yield %y : f32
+  } -> tensor<8x12xf32>
+  %de = tensor.expand_shape %w2 [[0, 1], [2]] output_shape [2, 12, 16] : tensor<24x16xbf16> into tensor<2x12x16xbf16>
+  %dt = tensor.empty() : tensor<2x16x12xbf16>
+  %d = linalg.transpose ins(%de : tensor<2x12x16xbf16>) outs(%dt : tensor<2x16x12xbf16>) permutation = [0, 2, 1]
+  %s = moe.grouped_matmul block_rows(4)
+      ins(%h, %d, %b : tensor<8x12xf32>, tensor<2x16x12xbf16>, tensor<2xi32>)
+      outs(%acc2 : tensor<8x16xf32>) -> tensor<8x16xf32>
+  return %r, %s : tensor<8x12xf32>, tensor<8x16xf32>
+}
+
+// -----
+
+// A view with another use, or a slice of a dynamic size, is no view the
+// packing function can replay: the argument stays as bound.
+// CHECK-LABEL: func.func @view_other_use(
+// CHECK-SAME: %{{.*}}: tensor<2x16x24xf32> {moe.weight = "gate_up"}
+// CHECK-NOT: moe.packing
+// CHECK: linalg.transpose
+func.func @view_other_use(%x: tensor<8x16xf32>,
+                          %gu: tensor<2x16x24xf32> {moe.weight = "gate_up"},
+                          %b: tensor<2xi32>, %acc: tensor<8x12xf32>)
+    -> (tensor<8x12xf32>, tensor<2x16x12xf32>) {
+  %gs = tensor.extract_slice %gu[0, 0, 0] [2, 16, 12] [1, 1, 1] : tensor<2x16x24xf32> to tensor<2x16x12xf32>
+  %ge = tensor.empty() : tensor<2x12x16xf32>
+  %g = linalg.transpose ins(%gs : tensor<2x16x12xf32>) outs(%ge : tensor<2x12x16xf32>) permutation = [0, 2, 1]
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%x, %g, %b : tensor<8x16xf32>, tensor<2x12x16xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x12xf32>) -> tensor<8x12xf32>
+  return %r, %gs : tensor<8x12xf32>, tensor<2x16x12xf32>
+}

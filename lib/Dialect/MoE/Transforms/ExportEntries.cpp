@@ -12,6 +12,9 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "llvm/ADT/SmallPtrSet.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/JSON.h"
 
@@ -67,21 +70,38 @@ bool isTokenLocal(RoutingAttr routing, bool withStatistics) {
 }
 
 /// Whether every token's output of `func` depends on that token alone.
-/// Conservative: only moe ops with token-local routing, constants and the
-/// return qualify.
+/// Conservative: only moe ops with token-local routing, constants, the
+/// return, and ops that rearrange weights alone (weight views: reshapes,
+/// slices, transposes and their empty destinations, every tensor operand
+/// a weight argument or such an op's result).
 bool isTokenParallel(func::FuncOp func) {
-  WalkResult result = func.getBody().walk([&](Operation *op) {
-    bool local = false;
-    if (auto layer = dyn_cast<LayerOp>(op))
-      local = isTokenLocal(layer.getRouting(), !layer.getStats().empty());
-    else if (auto gate = dyn_cast<GateOp>(op))
-      local = isTokenLocal(gate.getRouting(),
-                           !gate.getRequestedStatistics().empty());
-    else
-      local = isa<DispatchOp, ExpertMatmulOp, CombineOp, func::ReturnOp,
-                  arith::ConstantOp>(op);
-    return local ? WalkResult::advance() : WalkResult::interrupt();
-  });
+  llvm::SmallPtrSet<Value, 16> weightOnly;
+  for (BlockArgument arg : func.getArguments())
+    if (func.getArgAttr(arg.getArgNumber(), kWeightAttrName))
+      weightOnly.insert(arg);
+  // Pre-order, so that a view's own body (linalg.transpose's) is skipped.
+  WalkResult result = func.getBody().walk<WalkOrder::PreOrder>(
+      [&](Operation *op) -> WalkResult {
+        bool local = false;
+        if (auto layer = dyn_cast<LayerOp>(op))
+          local = isTokenLocal(layer.getRouting(), !layer.getStats().empty());
+        else if (auto gate = dyn_cast<GateOp>(op))
+          local = isTokenLocal(gate.getRouting(),
+                               !gate.getRequestedStatistics().empty());
+        else if (isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp,
+                     tensor::ExtractSliceOp, linalg::TransposeOp,
+                     tensor::EmptyOp>(op) &&
+                 llvm::all_of(op->getOperands(), [&](Value operand) {
+                   return !isa<TensorType>(operand.getType()) ||
+                          weightOnly.contains(operand);
+                 })) {
+          weightOnly.insert(op->result_begin(), op->result_end());
+          return WalkResult::skip();
+        } else
+          local = isa<DispatchOp, ExpertMatmulOp, CombineOp, func::ReturnOp,
+                      arith::ConstantOp>(op);
+        return local ? WalkResult::advance() : WalkResult::interrupt();
+      });
   return !result.wasInterrupted();
 }
 

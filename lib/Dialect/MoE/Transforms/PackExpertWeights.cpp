@@ -1,10 +1,11 @@
 //===- PackExpertWeights.cpp - Expert weights packed once per module ------===//
 //
-// A weight argument read only by grouped matmuls changes type from the
-// checkpoint layout [E, N, K] to panels [E, ceil(N/P), K, P] (bf16 and
-// block-scaled FP8 ones, optionally, to panels of pairs of K
-// [E, ceil(N/P), ceil(K/2), P, 2]; block-scaled ones to panels whose width
-// divides the scale block), and the module gains the function that packs
+// A weight argument read only by grouped matmuls, directly or through view
+// ops (reshapes, slices, transposes of a fused or transposed checkpoint
+// tensor), changes type from the layout [E, N, K] they read to panels [E,
+// ceil(N/P), K, P] (bf16 and block-scaled FP8 ones, optionally, to panels of
+// pairs of K [E, ceil(N/P), ceil(K/2), P, 2]; block-scaled ones to panels whose
+// width divides the scale block), and the module gains the function that packs
 // it (linalg.pack). The runtime binds the
 // checkpoint tensor, calls that function once into a buffer of its own and
 // passes the packed buffer to every call of the entry point.
@@ -21,7 +22,9 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/IRMapping.h"
 #include "mlir/IR/SymbolTable.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "llvm/ADT/DenseSet.h"
 
 #include <numeric>
@@ -47,7 +50,7 @@ bool isWeightUse(OpOperand &use) {
          (!paired.empty() && &use == &paired[0]);
 }
 
-/// Whether `use` reads an [N, K] argument as the [1, N, K] weights of one
+/// Whether `use` reads an [N, K] value as the [1, N, K] weights of one
 /// expert (a shared expert, moe-decompose) that only grouped matmuls read.
 bool isUnitExpertUse(OpOperand &use) {
   auto expand = llvm::dyn_cast<tensor::ExpandShapeOp>(use.getOwner());
@@ -60,29 +63,81 @@ bool isUnitExpertUse(OpOperand &use) {
   return true;
 }
 
-/// The static [E, N, K] type of `arg` when every use of it is a weight of a
-/// grouped matmul on tensors ([1, N, K] for an [N, K] argument that every
-/// use expands to one expert's weights); null otherwise.
+/// Whether `use` is the source of an op that only rearranges a checkpoint
+/// tensor into an operand's layout (docs/CompiledModules.md, "Weight
+/// views"): a static reshape, a static slice or a transpose. The packing
+/// function replays these ops before it packs.
+bool isViewUse(OpOperand &use) {
+  Operation *op = use.getOwner();
+  auto staticResult = [&] {
+    auto type = llvm::dyn_cast<RankedTensorType>(op->getResult(0).getType());
+    return type && type.hasStaticShape();
+  };
+  if (llvm::isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(op))
+    return staticResult();
+  if (auto slice = llvm::dyn_cast<tensor::ExtractSliceOp>(op))
+    return use.getOperandNumber() == 0 && slice.getOffsets().empty() &&
+           slice.getSizes().empty() && slice.getStrides().empty() &&
+           staticResult();
+  if (auto transpose = llvm::dyn_cast<linalg::TransposeOp>(op))
+    return &use == transpose.getDpsInputOperand(0) &&
+           transpose.hasPureTensorSemantics() && staticResult();
+  return false;
+}
+
+/// The view ops an argument is read through: from `arg`, each op the only
+/// user of the previous value (and a view of it), in order. Empty when the
+/// argument is read as it is.
+SmallVector<Operation *> viewChain(BlockArgument arg) {
+  SmallVector<Operation *> chain;
+  Value value = arg;
+  while (value.hasOneUse() && isViewUse(*value.getUses().begin()) &&
+         // A reshape to one expert's weights ends the chain: it is the
+         // unit-expert read below.
+         !isUnitExpertUse(*value.getUses().begin())) {
+    Operation *op = value.getUses().begin()->getOwner();
+    chain.push_back(op);
+    value = op->getResult(0);
+  }
+  return chain;
+}
+
+/// The value grouped matmuls read `arg` as: the end of its view chain.
+Value viewedValue(BlockArgument arg) {
+  SmallVector<Operation *> chain = viewChain(arg);
+  return chain.empty() ? Value(arg) : chain.back()->getResult(0);
+}
+
+/// The static [E, N, K] type the grouped matmuls read `arg` as, when every
+/// use of it (through its view chain) is a weight of a grouped matmul on
+/// tensors ([1, N, K] for an [N, K] value that every use expands to one
+/// expert's weights); null otherwise.
 RankedTensorType packableType(BlockArgument arg) {
-  auto type = llvm::dyn_cast<RankedTensorType>(arg.getType());
-  if (!type || !type.hasStaticShape() || arg.use_empty())
+  Value value = viewedValue(arg);
+  auto type = llvm::dyn_cast<RankedTensorType>(value.getType());
+  if (!type || !type.hasStaticShape() || value.use_empty() ||
+      !llvm::cast<RankedTensorType>(arg.getType()).hasStaticShape())
     return {};
-  if (type.getRank() == 2 && llvm::all_of(arg.getUses(), isUnitExpertUse))
+  if (type.getRank() == 2 && llvm::all_of(value.getUses(), isUnitExpertUse))
     return RankedTensorType::get({1, type.getDimSize(0), type.getDimSize(1)},
                                  type.getElementType());
   if (type.getRank() != 3)
     return {};
-  for (OpOperand &use : arg.getUses())
+  for (OpOperand &use : value.getUses())
     if (!isWeightUse(use))
       return {};
   return type;
 }
 
-/// The argument `weight` (a grouped matmul's) is, directly or expanded to
-/// one expert's weights; null otherwise.
+/// The argument `weight` (a grouped matmul's) is, directly, expanded to one
+/// expert's weights or through view ops; null otherwise.
 BlockArgument weightArgument(Value weight) {
-  if (auto expand = weight.getDefiningOp<tensor::ExpandShapeOp>())
-    weight = expand.getSrc();
+  while (Operation *op = weight.getDefiningOp()) {
+    if (!llvm::isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp,
+                   tensor::ExtractSliceOp, linalg::TransposeOp>(op))
+      return {};
+    weight = op->getOperand(0);
+  }
   return llvm::dyn_cast<BlockArgument>(weight);
 }
 
@@ -117,7 +172,8 @@ selectPackedArguments(func::FuncOp entry,
 }
 
 /// `@<func>__pack<index>(%src: tensor, %dst: memref)`: linalg.pack of the
-/// checkpoint layout, zero padded, written into the caller's buffer. The
+/// checkpoint tensor seen through the argument's view ops `views`, zero
+/// padded, written into the caller's buffer. The
 /// pack's destination is that buffer as a tensor (`to_tensor restrict
 /// writable`), so bufferization packs in place and the function returns
 /// nothing.
@@ -125,7 +181,8 @@ func::FuncOp createPackingFunction(OpBuilder &b, func::FuncOp entry,
                                    unsigned index, RankedTensorType checkpoint,
                                    RankedTensorType source,
                                    RankedTensorType packed, int64_t panel,
-                                   bool depthPairs) {
+                                   bool depthPairs,
+                                   ArrayRef<Operation *> views) {
   Location loc = entry.getLoc();
   auto destination =
       MemRefType::get(packed.getShape(), packed.getElementType());
@@ -143,8 +200,22 @@ func::FuncOp createPackingFunction(OpBuilder &b, func::FuncOp entry,
   Value zero =
       arith::ConstantOp::create(b, loc, b.getZeroAttr(source.getElementType()));
   Value dst = body->getArgument(1);
-  // One expert's [N, K] weights as [1, N, K].
   Value weights = body->getArgument(0);
+  for (Operation *view : views) {
+    if (auto transpose = llvm::dyn_cast<linalg::TransposeOp>(view)) {
+      auto type = llvm::cast<RankedTensorType>(transpose.getResultTypes()[0]);
+      Value init = tensor::EmptyOp::create(b, loc, type.getShape(),
+                                           type.getElementType());
+      weights = linalg::TransposeOp::create(b, loc, weights, init,
+                                            transpose.getPermutation())
+                    ->getResult(0);
+      continue;
+    }
+    IRMapping mapping;
+    mapping.map(view->getOperand(0), weights);
+    weights = b.clone(*view, mapping)->getResult(0);
+  }
+  // One expert's [N, K] weights as [1, N, K].
   if (weights.getType() != source)
     weights = tensor::ExpandShapeOp::create(
         b, loc, source, weights, ArrayRef<ReassociationIndices>{{0, 1}, {2}});
@@ -231,12 +302,15 @@ struct MoEPackExpertWeightsPass
         unsigned index = arg.getArgNumber();
         if (!selected.contains(arg))
           continue;
-        // [E, N, K], or [1, N, K] for one expert's [N, K] checkpoint.
+        // [E, N, K] as the grouped matmuls read it, or [1, N, K] for one
+        // expert's [N, K] weights.
         auto checkpoint = llvm::cast<RankedTensorType>(arg.getType());
         RankedTensorType source = packableType(arg);
         ArrayRef<int64_t> shape = source.getShape();
+        SmallVector<Operation *> views = viewChain(arg);
+        Value viewed = views.empty() ? Value(arg) : views.back()->getResult(0);
         SmallVector<Operation *> readers;
-        for (Operation *user : arg.getUsers()) {
+        for (Operation *user : viewed.getUsers()) {
           if (llvm::isa<GroupedMatmulOp>(user))
             readers.push_back(user);
           else
@@ -270,18 +344,30 @@ struct MoEPackExpertWeightsPass
                                         source.getElementType());
         OpBuilder b(ctx);
         b.setInsertionPointAfter(last);
-        func::FuncOp packing = createPackingFunction(
-            b, entry, index, checkpoint, source, packed, panel, depthPairs);
+        func::FuncOp packing =
+            createPackingFunction(b, entry, index, checkpoint, source, packed,
+                                  panel, depthPairs, views);
         last = packing;
         symbols.insert(packing);
 
-        arg.setType(packed);
-        // The one expert's weights are the packed argument itself.
-        for (Operation *user : llvm::make_early_inc_range(arg.getUsers()))
+        // The one expert's weights, or the weights seen through the views,
+        // are the packed argument itself.
+        for (Operation *user : llvm::make_early_inc_range(viewed.getUsers()))
           if (auto expand = llvm::dyn_cast<tensor::ExpandShapeOp>(user)) {
             expand.getResult().replaceAllUsesWith(arg);
             expand.erase();
           }
+        if (viewed != arg)
+          viewed.replaceAllUsesWith(arg);
+        for (Operation *view : llvm::reverse(views)) {
+          Operation *init = nullptr;
+          if (auto transpose = llvm::dyn_cast<linalg::TransposeOp>(view))
+            init = transpose.getInit().getDefiningOp();
+          view->erase();
+          if (init && init->use_empty() && isMemoryEffectFree(init))
+            init->erase();
+        }
+        arg.setType(packed);
         // Recorded in the manifest, or for moe-export-entries to record.
         if (*manifest)
           recordPacking(**manifest, entry.getSymName(), index,

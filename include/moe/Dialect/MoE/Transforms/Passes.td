@@ -205,6 +205,24 @@ def MoEPackExpertWeightsPass
     from `moe-decompose`) is packed to `[1, ceil(N / P), K, P]` from its
     `[N, K]` checkpoint tensor, and the expansions are dropped.
 
+    An argument may reach the grouped matmuls through **view ops**, each
+    the only user of the value before it: static `tensor.expand_shape` /
+    `tensor.collapse_shape`, a static `tensor.extract_slice` (strides
+    allowed) and `linalg.transpose`. That is how a fused or transposed
+    checkpoint tensor binds (docs/CompiledModules.md, "Weight views"), e.g.
+    the gate half of a `[E, H, 2I]` `gate_up_proj` as an `[E, I, H]` weight:
+
+    ```mlir
+    %half = tensor.extract_slice %gate_up[0, 0, 0] [8, 64, 96] [1, 1, 1]
+        : tensor<8x64x192xbf16> to tensor<8x64x96xbf16>
+    %gate = linalg.transpose ins(%half : tensor<8x64x96xbf16>)
+        outs(%empty : tensor<8x96x64xbf16>) permutation = [0, 2, 1]
+    ```
+
+    The packing function replays the views on the checkpoint tensor before
+    it packs, and the entry reads the packed argument in place of the
+    views' result: the views cost nothing per call.
+
     Arguments with other uses (or a dynamic shape, or already packed) are
     left as they are.
   }];
