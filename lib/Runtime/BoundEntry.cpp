@@ -158,11 +158,13 @@ BoundEntry::bind(std::shared_ptr<const CompiledModule> module,
       continue;
     // Arguments bound to the same tensors (e.g. layers sharing their
     // weights) share one buffer: each stack is gathered, each copy made,
-    // once.
+    // once. Packed ones only through the same packing function: two views
+    // of one fused tensor (gate and up halves) pack to different buffers.
     auto same = std::find_if(
         spec.args.begin(), spec.args.begin() + i, [&](const ManifestArg &a) {
           return a.kind == ArgKind::Weight && a.weightName == arg.weightName &&
-                 a.type == arg.type && a.shape == arg.shape;
+                 a.type == arg.type && a.shape == arg.shape &&
+                 a.packingSymbol == arg.packingSymbol;
         });
     if (same != spec.args.begin() + i) {
       const WeightBuffer &first = bound.weights[same - spec.args.begin()];

@@ -17,7 +17,8 @@ operand                           shape        checkpoint name
 ================================  ===========  ============================
 ``router``                        ``[E,H]``    one tensor
 ``noise_router``                  ``[E,H]``    one tensor (noisy routing)
-``score_bias``                    ``[E]`` f32  one tensor
+``score_bias``                    ``[E]``      one tensor (f32; bf16, f16
+                                               widened by the module)
 ``expert_gate``, ``expert_up``    ``[E,I,H]``  ``{e}``: E tensors ``[I,H]``
 ``expert_down``                   ``[E,H,I]``  ``{e}``: E tensors ``[H,I]``
 ``gate_bias``, ``up_bias``        ``[E,I]``    ``{e}``: E tensors ``[I]``
@@ -53,6 +54,7 @@ import numpy as np
 from . import float8
 from .layer import ACTIVATIONS
 from .routing import Routing, parse
+from .views import View
 
 __all__ = [
     "ELEMENT_TYPES",
@@ -138,13 +140,19 @@ class LayerSpec:
             ``shared_up`` and ``shared_down``. Per-expert operands use
             :data:`EXPERT` (``{e}``) exactly once, the others never.
         dtypes: ``operand -> element type`` (:data:`ELEMENT_TYPES`);
-            operands not listed are ``f32``. ``score_bias`` is always f32.
+            operands not listed are ``f32``. A bf16 or f16 ``score_bias``
+            is widened to the f32 operand by ``arith.extf`` in the module.
         activation: ``silu``, ``gelu``, ``gelu_tanh`` or ``relu``.
         shared_intermediate: S, the shared expert's intermediate size
             (required iff there is a shared expert).
         func_name: the entry point's name.
         statistics: routing statistics (:data:`STATISTICS`) the entry
             returns after ``y``, in this order.
+        weight_block: ``[BN, BK]`` of block-scaled FP8 weights.
+        views: ``operand -> View`` for operands read from a fused or
+            transposed checkpoint tensor (:mod:`moe_mlir.views`): the name
+            binds that one tensor (no ``{e}``, also for per-expert
+            operands), and the view's result is the operand.
 
     Raises:
         ValueError: an inconsistent description (the message says which
@@ -162,8 +170,15 @@ class LayerSpec:
     func_name: str = "forward"
     statistics: tuple[str, ...] = ()
     weight_block: tuple[int, int] | None = None
+    views: Mapping[str, View] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.views, Mapping):
+            raise ValueError(f"views must map operands to views, got "
+                             f"{self.views!r}")
+        object.__setattr__(self, "views", {
+            operand: view if isinstance(view, View) else View.from_dict(view)
+            for operand, view in self.views.items()})
         if self.weight_block is not None:
             if not isinstance(self.weight_block, (list, tuple)):
                 raise ValueError("weight_block must be two positive "
@@ -217,9 +232,14 @@ class LayerSpec:
                 raise ValueError(f"{operand}: checkpoint name must be a "
                                  f"non-empty string, got {name!r}")
             count = name.count(EXPERT)
-            if operand in _STACKED and count != 1:
+            if operand in self.views and count:
+                raise ValueError(f"{operand}: a viewed tensor '{name}' is "
+                                 f"one tensor and must not contain {EXPERT}")
+            if operand in _STACKED and count != 1 and \
+                    operand not in self.views:
                 raise ValueError(f"{operand}: per-expert name '{name}' must "
-                                 f"contain {EXPERT} exactly once")
+                                 f"contain {EXPERT} exactly once (or the "
+                                 "operand be a view of one tensor)")
             if operand not in _STACKED and count:
                 raise ValueError(f"{operand}: name '{name}' binds one tensor "
                                  f"and must not contain {EXPERT}")
@@ -248,9 +268,33 @@ class LayerSpec:
             if dtype not in ELEMENT_TYPES:
                 raise ValueError(f"{operand}: element type must be one of "
                                  f"{', '.join(ELEMENT_TYPES)}, got {dtype!r}")
-        if self.dtypes.get("score_bias", "f32") != "f32":
-            raise ValueError("score_bias must be f32")
+        if self.dtypes.get("score_bias", "f32") not in ("f32", "bf16",
+                                                        "f16"):
+            raise ValueError("score_bias must be f32, bf16 or f16")
         self._verify_scales()
+        self._verify_views()
+
+    def _verify_views(self) -> None:
+        for operand, view in self.views.items():
+            if operand not in self.weights:
+                raise ValueError(f"view given for absent operand "
+                                 f"'{operand}'")
+            if operand in SCALES or self.dtype(operand) == "f8e4m3fn":
+                raise ValueError(f"{operand}: FP8 weights and block scales "
+                                 "are bound as stored, not through views")
+            if view.shape != self.shape(operand):
+                raise ValueError(f"{operand}: the view of "
+                                 f"'{self.weights[operand]}' gives "
+                                 f"{list(view.shape)}, not "
+                                 f"{list(self.shape(operand))}")
+        for operand, view in self.views.items():
+            for other, other_view in self.views.items():
+                if self.weights[other] == self.weights[operand] and (
+                        other_view.source != view.source or
+                        self.dtype(other) != self.dtype(operand)):
+                    raise ValueError(
+                        f"{operand} and {other} view '{self.weights[operand]}'"
+                        " with different shapes or dtypes")
 
     def _verify_scales(self) -> None:
         weights = self.weights
@@ -317,11 +361,27 @@ class LayerSpec:
                 "shared_gate": (s, h), "shared_up": (s, h),
                 "shared_down": (h, s), "shared_expert_gate": (1, h)}[operand]
 
+    def checkpoint_shape(self, operand: str) -> tuple[int, ...]:
+        """The shape of the tensor ``operand`` binds: a view's source, or
+        the operand's shape (with the expert dimension for a stack)."""
+        view = self.views.get(operand)
+        return view.source if view is not None else self.shape(operand)
+
+    def mlir_element_type(self, operand: str) -> str:
+        """The MLIR element type of ``operand`` (``f8E4M3FN``)."""
+        dtype = self.dtype(operand)
+        return _MLIR_ELEMENT_TYPES.get(dtype, dtype)
+
     def tensor_type(self, operand: str) -> str:
         """The MLIR tensor type of ``operand``."""
         dims = "x".join(str(d) for d in self.shape(operand))
-        dtype = self.dtype(operand)
-        return f"tensor<{dims}x{_MLIR_ELEMENT_TYPES.get(dtype, dtype)}>"
+        return f"tensor<{dims}x{self.mlir_element_type(operand)}>"
+
+    def argument_type(self, operand: str) -> str:
+        """The MLIR type of the entry's argument binding ``operand``: the
+        checkpoint tensor's (a view's source)."""
+        dims = "".join(f"{d}x" for d in self.checkpoint_shape(operand))
+        return f"tensor<{dims}{self.mlir_element_type(operand)}>"
 
     @property
     def sampled_inputs(self) -> dict[str, str]:
@@ -364,8 +424,9 @@ class LayerSpec:
         """
         tensors = {}
         for operand in self.operands:
-            name, shape = self.weights[operand], self.shape(operand)
-            if operand in _STACKED:
+            name = self.weights[operand]
+            shape = self.checkpoint_shape(operand)
+            if EXPERT in name:
                 for expert in range(self.num_experts):
                     tensors[name.replace(EXPERT, str(expert))] = (
                         shape[1:], self.dtype(operand))
@@ -386,7 +447,10 @@ class LayerSpec:
                 "func_name": self.func_name,
                 "statistics": list(self.statistics),
                 **({"weight_block": list(self.weight_block)}
-                   if self.weight_block else {})}
+                   if self.weight_block else {}),
+                **({"views": {operand: view.to_dict() for operand, view
+                              in self.views.items()}}
+                   if self.views else {})}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "LayerSpec":
@@ -432,7 +496,11 @@ class LayerSpec:
         operands = {}
         for operand in self.operands:
             name, shape = self.weights[operand], self.shape(operand)
-            if operand in _STACKED:
+            view = self.views.get(operand)
+            if view is not None:
+                operands[operand] = view.apply(
+                    fetch(operand, name, view.source))
+            elif operand in _STACKED:
                 operands[operand] = np.stack([
                     fetch(operand, name.replace(EXPERT, str(e)), shape[1:])
                     for e in range(self.num_experts)])
@@ -464,7 +532,7 @@ def emit_module(spec: LayerSpec, comment: str | None = None) -> str:
     lines = [f"// {line}".rstrip() for line in (comment or "").splitlines()]
     sampled = spec.sampled_inputs
     args = [f"%x: {io}"] + [f"%{name}: {ty}" for name, ty in sampled.items()] + [
-        f"%{op}: {spec.tensor_type(op)} "
+        f"%{op}: {spec.argument_type(op)} "
         f"{{moe.weight = {mlir_string(spec.weights[op])}}}"
         for op in spec.operands]
     stat_types = [spec.statistic_type(name) for name in spec.statistics]
@@ -475,12 +543,24 @@ def emit_module(spec: LayerSpec, comment: str | None = None) -> str:
     lines += [f"    {arg}," for arg in args[:-1]]
     lines.append(f"    {args[-1]}) -> {result_types} {{")
 
+    def value(op: str) -> str:
+        return f"{op}_view" if op in spec.views and \
+            not spec.views[op].identity else op
+
     def use(op: str) -> str:
-        return f"%{op} : {spec.tensor_type(op)}"
+        if op == "score_bias" and spec.dtype(op) != "f32":
+            return f"%score_bias_f32 : tensor<{spec.num_experts}xf32>"
+        return f"%{value(op)} : {spec.tensor_type(op)}"
 
     routing = spec.routing
     assert isinstance(routing, Routing)
     body = []
+    for op, view in spec.views.items():
+        body += view.mlir(op, f"{op}_view", spec.mlir_element_type(op))
+    if "score_bias" in spec.weights and spec.dtype("score_bias") != "f32":
+        body.append(f"%score_bias_f32 = arith.extf %{value('score_bias')} : "
+                    f"{spec.tensor_type('score_bias')} to "
+                    f"tensor<{spec.num_experts}xf32>")
     if "uniform" in sampled:
         body.append("%u = tensor.collapse_shape %uniform [[0, 1]] : "
                     "tensor<?x1xf32> into tensor<?xf32>")

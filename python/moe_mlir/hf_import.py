@@ -232,7 +232,7 @@ def _operand_dtypes(spec: LayerSpec,
     dtypes = {}
     for operand in spec.operands:
         pattern = spec.weights[operand]
-        shape = spec.shape(operand)
+        shape = spec.checkpoint_shape(operand)
         if EXPERT in pattern:
             names = [pattern.replace(EXPERT, str(e))
                      for e in range(spec.num_experts)]
@@ -261,12 +261,11 @@ def _operand_dtypes(spec: LayerSpec,
                 f"the per-expert tensors '{pattern}' mix dtypes "
                 f"{', '.join(sorted(stored))}; they must share one")
         dtypes[operand] = _ELEMENT_TYPES[stored.pop()]
-    if dtypes.get("score_bias", "f32") != "f32":
+    if dtypes.get("score_bias", "f32") not in ("f32", "bf16", "f16"):
         raise ModelImportError(
             f"tensor '{spec.weights['score_bias']}' is "
             f"{dtypes['score_bias'].upper()}; the score correction bias must "
-            "be F32")
-    dtypes.pop("score_bias", None)  # always f32
+            "be F32, BF16 or F16")
     return dtypes
 
 

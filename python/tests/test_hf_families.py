@@ -1,5 +1,7 @@
-"""Families with per-expert SwiGLU experts (OLMoE, FlexOlmo, MiniMax,
-Jamba, GLM-4.5 MoE, dots.llm1, Qwen3-Next, Hunyuan MoE): checkpoints named
+"""Families with SwiGLU experts (OLMoE, FlexOlmo, MiniMax, Jamba, GLM-4.5
+MoE, GLM-4.5V, dots.llm1, Qwen3-Next, Hunyuan MoE, ERNIE 4.5 MoE,
+Qwen3-Omni-MoE's thinker; fused: Granite-MoE and its shared and hybrid
+variants, Qwen3-VL-MoE): checkpoints named
 as ``transformers`` names them (with unrelated attention, norm, Mamba and
 dense-MLP tensors around the block), ``config.json`` as the configuration
 class writes it and a variant without the keys that have defaults;
@@ -7,9 +9,12 @@ imported, compiled, run on T = 1, 37, 300 tokens in f32 and bf16, and
 compared with the family's forward written here from its ``transformers``
 modeling code (docs/families/): softmax or sigmoid scores in float32, the
 selection bias and groups, top-k, the family's renormalization and scale,
-``down(silu(gate x) * up x)`` summed with the weights, the shared expert
-(gated or not), on the stored weights in float64. The MoE-layer decision is
-checked against the family's rule. Needs the built tools.
+``down(silu(gate x) * up x)`` summed with the weights (fused experts
+computed as their modeling code does: ``chunk(2)`` of ``x @ W^T`` or of
+``x @ gate_up_proj``), the shared expert (gated or not), on the stored
+weights in float64. Multimodal configs nest the language model's keys
+(``text_config``, ``thinker_config.text_config``). The MoE-layer decision
+is checked against the family's rule. Needs the built tools.
 """
 
 from __future__ import annotations
@@ -51,10 +56,41 @@ class Family:
     scale: float = 1.0
     shared: tuple[str, int, str | None] | None = None  # prefix, width, gate
     top_k: tuple[int, ...] = (K,) * LAYERS
+    layout: str = "per_expert"      # or "granite", "qwen3_vl" (fused)
+    bias_name: str = "gate.e_score_correction_bias"
+    bias_shape: tuple[int, ...] = (E,)
+    text: tuple[str, ...] = ()      # keys of the nested language config
+    layers: str = "model.layers"    # the decoder layers' name prefix
+
+    def text_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        for key in self.text:
+            config = config[key]
+        return config
+
+    def trimmed(self) -> dict[str, Any]:
+        """config.json without the keys that have defaults."""
+        config = json.loads(json.dumps(self.config))
+        text = self.text_config(config)
+        for key in self.defaulted:
+            text.pop(key, None)
+        return config
 
 
-def _attention(n: int) -> dict[str, tuple[int, ...]]:
-    base = f"model.layers.{n}.self_attn"
+def _nested(keys: tuple[str, ...], top: dict[str, Any],
+            text: dict[str, Any]) -> dict[str, Any]:
+    """``top`` with ``text`` nested under ``keys``."""
+    config = dict(top)
+    inner = config
+    for key in keys[:-1]:
+        inner[key] = dict(inner.get(key, {}))
+        inner = inner[key]
+    inner[keys[-1]] = text
+    return config
+
+
+def _attention(n: int, layers: str = "model.layers"
+               ) -> dict[str, tuple[int, ...]]:
+    base = f"{layers}.{n}.self_attn"
     return {f"{base}.q_proj.weight": (H, H), f"{base}.k_proj.weight": (H, H),
             f"{base}.v_proj.weight": (H, H), f"{base}.o_proj.weight": (H, H)}
 
@@ -190,6 +226,120 @@ FAMILIES = {
         extra={"model.layers.{n}.self_attn.query_layernorm.weight": (H // 4,),
                "model.layers.{n}.self_attn.key_layernorm.weight": (H // 4,)},
         shared=("shared_mlp", I, None), top_k=(1, 2, 1, 2)),
+    "ernie4_5_moe": Family(
+        config={**_COMMON, "model_type": "ernie4_5_moe",
+                "architectures": ["Ernie4_5_MoeForCausalLM"],
+                "intermediate_size": 3 * I, "moe_intermediate_size": I,
+                "moe_num_experts": E, "moe_k": K,
+                "moe_num_shared_experts": 1, "moe_layer_start_index": 1,
+                "moe_layer_end_index": -1, "moe_layer_interval": 1,
+                "moe_norm_min": 1e-12, "use_bias": False,
+                "hidden_act": "silu"},
+        defaulted=("hidden_act", "moe_norm_min", "use_bias",
+                   "moe_layer_interval", "moe_layer_start_index",
+                   "moe_layer_end_index"),
+        block="model.layers.{n}.mlp", router="gate",
+        experts=("gate_proj", "up_proj", "down_proj"), renormalize=True,
+        moe_layers=(1, 2, 3),
+        extra={"model.layers.{n}.input_layernorm.weight": (H,)},
+        bias=True, bias_name="moe_statics.e_score_correction_bias",
+        bias_shape=(1, E), shared=("shared_experts", I, None)),
+    "glm4v_moe": Family(
+        config=_nested(("text_config",), {
+            "model_type": "glm4v_moe",
+            "architectures": ["Glm4vMoeForConditionalGeneration"],
+            "vision_config": {"model_type": "glm4v_moe", "depth": 2},
+            "transformers_version": "4.57.0"}, {
+            **_COMMON, "model_type": "glm4v_moe_text",
+            "intermediate_size": 3 * I, "moe_intermediate_size": I,
+            "n_routed_experts": E, "num_experts_per_tok": K,
+            "n_shared_experts": 1, "n_group": 2, "topk_group": 1,
+            "routed_scaling_factor": 1.5, "norm_topk_prob": True,
+            "first_k_dense_replace": 2, "hidden_act": "silu"}),
+        defaulted=("hidden_act", "norm_topk_prob"),
+        block="model.language_model.layers.{n}.mlp", router="gate",
+        experts=("gate_proj", "up_proj", "down_proj"), renormalize=True,
+        moe_layers=(2, 3),
+        extra={"model.visual.blocks.0.mlp.gate_proj.weight": (H, H)},
+        sigmoid=True, bias=True, groups=(2, 1), scale=1.5,
+        shared=("shared_experts", I, None), text=("text_config",),
+        layers="model.language_model.layers"),
+    "qwen3_omni_moe": Family(
+        config=_nested(("thinker_config", "text_config"), {
+            "model_type": "qwen3_omni_moe",
+            "architectures": ["Qwen3OmniMoeForConditionalGeneration"],
+            "talker_config": {"text_config": {"num_experts": 2 * E}},
+            "transformers_version": "4.57.0"}, {
+            **_COMMON, "model_type": "qwen3_omni_moe_text",
+            "intermediate_size": 3 * I, "moe_intermediate_size": I,
+            "num_experts": E, "num_experts_per_tok": K,
+            "norm_topk_prob": True, "decoder_sparse_step": 2,
+            "mlp_only_layers": [], "hidden_act": "silu"}),
+        defaulted=("hidden_act", "norm_topk_prob", "mlp_only_layers"),
+        block="thinker.model.layers.{n}.mlp", router="gate",
+        experts=("gate_proj", "up_proj", "down_proj"), renormalize=True,
+        moe_layers=(1, 3),
+        extra={"talker.model.layers.{n}.mlp.gate.weight": (2 * E, H)},
+        text=("thinker_config", "text_config"),
+        layers="thinker.model.layers"),
+    "qwen3_vl_moe": Family(
+        config=_nested(("text_config",), {
+            "model_type": "qwen3_vl_moe",
+            "architectures": ["Qwen3VLMoeForConditionalGeneration"],
+            "vision_config": {"model_type": "qwen3_vl_moe", "depth": 2},
+            "transformers_version": "4.57.0"}, {
+            **_COMMON, "model_type": "qwen3_vl_moe_text",
+            "intermediate_size": 3 * I, "moe_intermediate_size": I,
+            "num_experts": E, "num_experts_per_tok": K,
+            "decoder_sparse_step": 1, "mlp_only_layers": [0],
+            "norm_topk_prob": False, "hidden_act": "silu"}),
+        defaulted=("hidden_act", "decoder_sparse_step"),
+        block="model.language_model.layers.{n}.mlp", router="gate",
+        experts=("gate_proj", "up_proj", "down_proj"), renormalize=True,
+        moe_layers=(1, 2, 3),
+        extra={"model.visual.blocks.0.mlp.linear_fc1.weight": (H, H)},
+        layout="qwen3_vl", text=("text_config",),
+        layers="model.language_model.layers"),
+    "granitemoe": Family(
+        config={**_COMMON, "model_type": "granitemoe",
+                "architectures": ["GraniteMoeForCausalLM"],
+                "intermediate_size": I, "num_local_experts": E,
+                "num_experts_per_tok": K, "hidden_act": "silu",
+                "embedding_multiplier": 12.0, "residual_multiplier": 0.22,
+                "attention_multiplier": 0.015625, "logits_scaling": 6.0},
+        defaulted=("hidden_act",),
+        block="model.layers.{n}.block_sparse_moe", router="router.layer",
+        experts=("gate_proj", "up_proj", "down_proj"), renormalize=True,
+        moe_layers=(0, 1, 2, 3),
+        extra={"model.layers.{n}.input_layernorm.weight": (H,)},
+        layout="granite"),
+    "granitemoeshared": Family(
+        config={**_COMMON, "model_type": "granitemoeshared",
+                "architectures": ["GraniteMoeSharedForCausalLM"],
+                "intermediate_size": I, "num_local_experts": E,
+                "num_experts_per_tok": K, "hidden_act": "silu",
+                "shared_intermediate_size": 24},
+        defaulted=("hidden_act",),
+        block="model.layers.{n}.block_sparse_moe", router="router.layer",
+        experts=("gate_proj", "up_proj", "down_proj"), renormalize=True,
+        moe_layers=(0, 1, 2, 3),
+        extra={"model.layers.{n}.post_attention_layernorm.weight": (H,)},
+        layout="granite", shared=("shared_mlp", 24, None)),
+    "granitemoehybrid": Family(
+        config={**_COMMON, "model_type": "granitemoehybrid",
+                "architectures": ["GraniteMoeHybridForCausalLM"],
+                "intermediate_size": I, "num_local_experts": E,
+                "num_experts_per_tok": K, "hidden_act": "silu",
+                "shared_intermediate_size": 32,
+                "layer_types": ["mamba", "attention", "mamba", "mamba"],
+                "mamba_n_heads": 4, "mamba_d_state": 16},
+        defaulted=("hidden_act",),
+        block="model.layers.{n}.block_sparse_moe", router="router.layer",
+        experts=("gate_proj", "up_proj", "down_proj"), renormalize=True,
+        moe_layers=(0, 1, 2, 3),
+        extra={"model.layers.{n}.mamba.in_proj.weight": (4 * H, H),
+               "model.layers.{n}.mamba.out_proj.weight": (H, 2 * H)},
+        layout="granite", shared=("shared_mlp", 32, None)),
 }
 
 
@@ -203,6 +353,25 @@ def _swiglu(weights: dict[str, np.ndarray], prefix: str, names,
     return (_silu(x @ gate.T) * (x @ up.T)) @ down.T
 
 
+def _chunked_glu(fused: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``act(chunk 0) * chunk 1`` of ``fused`` (``[T, 2I]``) times
+    ``out``, as the fused modeling code computes an expert."""
+    gate, up = np.split(fused, 2, axis=-1)
+    return (_silu(gate) * up) @ out
+
+
+def _expert(family: Family, weights: dict[str, np.ndarray], block: str,
+            e: int, x: np.ndarray) -> np.ndarray:
+    """Routed expert ``e`` on ``x``, from the stored layout."""
+    if family.layout == "granite":   # input_linear [E,2I,H], x @ W^T
+        return _chunked_glu(x @ weights[f"{block}.input_linear.weight"][e].T,
+                            weights[f"{block}.output_linear.weight"][e].T)
+    if family.layout == "qwen3_vl":  # gate_up_proj [E,H,2I], x @ W
+        return _chunked_glu(x @ weights[f"{block}.experts.gate_up_proj"][e],
+                            weights[f"{block}.experts.down_proj"][e])
+    return _swiglu(weights, f"{block}.experts.{e}", family.experts, x)
+
+
 def _forward(family: Family, weights: dict[str, np.ndarray], n: int,
              x: np.ndarray) -> np.ndarray:
     """The family's MoE block in float64, as its modeling code computes
@@ -213,6 +382,7 @@ def _forward(family: Family, weights: dict[str, np.ndarray], n: int,
     block = family.block.format(n=n)
     k = family.top_k[n]
     x = x.astype(np.float64)
+    width = E // family.groups[0]
     logits = x @ weights[f"{block}.{family.router}.weight"].T
     if family.sigmoid:
         scores = 1.0 / (1.0 + np.exp(-logits))
@@ -221,7 +391,7 @@ def _forward(family: Family, weights: dict[str, np.ndarray], n: int,
         scores /= scores.sum(axis=1, keepdims=True)
     selection = scores.copy()
     if family.bias:
-        selection += weights[f"{block}.gate.e_score_correction_bias"]
+        selection += weights[f"{block}.{family.bias_name}"].reshape(E)
     groups, keep = family.groups
     if groups > 1:
         grouped = selection.reshape(len(x), groups, -1)
@@ -229,7 +399,7 @@ def _forward(family: Family, weights: dict[str, np.ndarray], n: int,
         kept = np.argsort(-group_scores, axis=1, kind="stable")[:, :keep]
         mask = np.zeros_like(group_scores, dtype=bool)
         np.put_along_axis(mask, kept, True, axis=1)
-        selection = np.where(np.repeat(mask, E // groups, axis=1),
+        selection = np.where(np.repeat(mask, width, axis=1),
                              selection, -np.inf)
     top = np.argsort(-selection, axis=1, kind="stable")[:, :k]
     w = np.take_along_axis(scores, top, axis=1)
@@ -239,13 +409,18 @@ def _forward(family: Family, weights: dict[str, np.ndarray], n: int,
     out = np.zeros_like(x)
     for t in range(x.shape[0]):
         for j in range(k):
-            out[t] += w[t, j] * _swiglu(
-                weights, f"{block}.experts.{top[t, j]}", family.experts,
-                x[t:t + 1])[0]
+            out[t] += w[t, j] * _expert(family, weights, block, top[t, j],
+                                        x[t:t + 1])[0]
     if family.shared:
         prefix, _, gate = family.shared
-        shared = _swiglu(weights, f"{block}.{prefix}",
-                         ("gate_proj", "up_proj", "down_proj"), x)
+        if family.layout == "granite":  # beside the block, fused
+            shared_mlp = f"{family.layers}.{n}.{prefix}"
+            shared = _chunked_glu(
+                x @ weights[f"{shared_mlp}.input_linear.weight"].T,
+                weights[f"{shared_mlp}.output_linear.weight"].T)
+        else:
+            shared = _swiglu(weights, f"{block}.{prefix}",
+                             ("gate_proj", "up_proj", "down_proj"), x)
         if gate:
             shared *= 1.0 / (1.0 + np.exp(
                 -(x @ weights[f"{block}.{gate}.weight"].T)))
@@ -262,8 +437,12 @@ def _checkpoint(family: Family, storage: str, seed: int
         "model.embed_tokens.weight": rng.standard_normal((64, H)),
         "lm_head.weight": rng.standard_normal((64, H)),
         "model.norm.weight": np.ones(H)}
+    def normal(shape: tuple[int, ...]) -> np.ndarray:
+        return rng.standard_normal(shape) / np.sqrt(shape[-1])
+
     for n in range(LAYERS):
-        for name, shape in {**_attention(n), **family.extra}.items():
+        for name, shape in {**_attention(n, family.layers),
+                            **family.extra}.items():
             tensors[name.format(n=n)] = rng.standard_normal(shape) * 0.1
         block = family.block.format(n=n)
         if n not in family.moe_layers:
@@ -277,9 +456,15 @@ def _checkpoint(family: Family, storage: str, seed: int
         if family.bias:
             # Positive, as transformers' 0.0 group mask and the release
             # code's -inf then agree (docs/families/glm4_moe.md).
-            tensors[f"{block}.gate.e_score_correction_bias"] = \
-                rng.uniform(0.0, 0.1, E)
-        if family.shared:
+            tensors[f"{block}.{family.bias_name}"] = \
+                rng.uniform(0.0, 0.1, family.bias_shape)
+        if family.shared and family.layout == "granite":
+            prefix, width, _ = family.shared
+            shared_mlp = f"{family.layers}.{n}.{prefix}"
+            tensors[f"{shared_mlp}.input_linear.weight"] = \
+                normal((2 * width, H))
+            tensors[f"{shared_mlp}.output_linear.weight"] = normal((H, width))
+        elif family.shared:
             prefix, width, gate = family.shared
             for proj, shape in (("gate_proj", (width, H)),
                                 ("up_proj", (width, H)),
@@ -289,6 +474,16 @@ def _checkpoint(family: Family, storage: str, seed: int
             if gate:
                 tensors[f"{block}.{gate}.weight"] = \
                     rng.standard_normal((1, H)) / np.sqrt(H)
+        if family.layout == "granite":
+            tensors[f"{block}.input_linear.weight"] = normal((E, 2 * I, H))
+            tensors[f"{block}.output_linear.weight"] = normal((E, H, I))
+            continue
+        if family.layout == "qwen3_vl":
+            tensors[f"{block}.experts.gate_up_proj"] = \
+                rng.standard_normal((E, H, 2 * I)) / np.sqrt(H)
+            tensors[f"{block}.experts.down_proj"] = \
+                rng.standard_normal((E, I, H)) / np.sqrt(I)
+            continue
         for e in range(E):
             for name, shape in zip(family.experts, ((I, H), (I, H), (H, I))):
                 tensors[f"{block}.experts.{e}.{name}.weight"] = \
@@ -319,7 +514,9 @@ def _inputs(family: Family, weights: dict[str, np.ndarray], n: int,
     rng = np.random.default_rng(seed)
     block = family.block.format(n=n)
     router = weights[f"{block}.{family.router}.weight"]
-    bias = weights.get(f"{block}.gate.e_score_correction_bias")
+    bias = weights.get(f"{block}.{family.bias_name}")
+    if bias is not None:
+        bias = bias.reshape(E)
 
     def sample(count: int) -> np.ndarray:
         return rng.standard_normal((count, H)).astype(np.float32)
@@ -335,8 +532,7 @@ def _inputs(family: Family, weights: dict[str, np.ndarray], n: int,
 def test_moe_layers_and_defaults(name) -> None:
     family = FAMILIES[name]
     assert moe_layers(family.config) == list(family.moe_layers)
-    trimmed = {k: v for k, v in family.config.items()
-               if k not in family.defaulted}
+    trimmed = family.trimmed()
     assert moe_layers(trimmed) == list(family.moe_layers)
     n = family.moe_layers[0]
     assert families.layer_spec(trimmed, n) == \
@@ -355,9 +551,9 @@ def test_family_forward(tmp_path, name, storage) -> None:
     family = FAMILIES[name]
     tensors = _checkpoint(family, storage, seed=len(name))
     ckpt = str(tmp_path / "ckpt")
-    config = {k: v for k, v in family.config.items()
-              if k not in family.defaulted}
-    config["torch_dtype"] = {"f32": "float32", "bf16": "bfloat16"}[storage]
+    config = family.trimmed()
+    family.text_config(config)["torch_dtype"] = \
+        {"f32": "float32", "bf16": "bfloat16"}[storage]
     _write(ckpt, config, tensors, storage)
     n = family.moe_layers[-1]
     imported = import_hf(ckpt, n)

@@ -16,8 +16,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ..emit import LayerSpec
-from . import (deepseek_v2, deepseek_v3, glm4_moe, hunyuan_v1_moe, jamba,
-               minimax, mixtral, olmoe, qwen2_moe, qwen3_moe, qwen3_next)
+from . import (deepseek_v2, deepseek_v3, ernie4_5_moe, glm4_moe, granitemoe,
+               hunyuan_v1_moe, jamba, minimax, mixtral, olmoe, qwen2_moe,
+               qwen3_moe, qwen3_next, qwen3_vl_moe)
 from ._family import Family
 
 __all__ = ["FAMILIES", "Family", "family_of", "is_moe_layer",
@@ -28,7 +29,10 @@ FAMILIES: dict[str, Family] = {
         mixtral.FAMILY, qwen2_moe.FAMILY, qwen3_moe.FAMILY,
         deepseek_v3.FAMILY, deepseek_v2.FAMILY, olmoe.FAMILY,
         olmoe.FLEX_OLMO, minimax.FAMILY, jamba.FAMILY, glm4_moe.FAMILY,
-        glm4_moe.DOTS1, qwen3_next.FAMILY, hunyuan_v1_moe.FAMILY)
+        glm4_moe.DOTS1, qwen3_next.FAMILY, hunyuan_v1_moe.FAMILY,
+        ernie4_5_moe.FAMILY, glm4_moe.GLM4V, granitemoe.FAMILY,
+        granitemoe.SHARED, granitemoe.HYBRID, qwen3_vl_moe.FAMILY,
+        qwen3_vl_moe.OMNI)
 }
 """The decoder-only families by canonical ``model_type``."""
 

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from ..emit import EXPERT, LayerSpec
+from ..views import Slice, View
 
-__all__ = ["Family", "Settings", "dtypes_of", "expert_names", "swiglu_names"]
+__all__ = ["Family", "Settings", "dtypes_of", "expert_names",
+           "fused_halves", "swiglu_names"]
 
 
 class Settings:
@@ -72,6 +74,12 @@ class Family:
         dense_reason: which key makes a dense layer dense.
         prefix: the name prefix of the decoder layers.
         required: keys without a default upstream that the block needs.
+        text_config: the keys leading from ``config.json`` to the
+            language model's configuration (``("text_config",)`` for a
+            vision-language model), empty when it is ``config.json``.
+        text_config_at_top: a ``config.json`` without the nested object
+            gives its keys at the top level (the configuration class builds
+            the text configuration from them), else defaults.
     """
 
     name: str
@@ -83,10 +91,28 @@ class Family:
     dense_reason: Callable[[Settings, int], str] = _no_reason
     prefix: str = "model.layers"
     required: tuple[str, ...] = ()
+    text_config: tuple[str, ...] = ()
+    text_config_at_top: bool = False
+
+    def language_config(self, config: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The language model's configuration within ``config``."""
+        nested: Any = config
+        for depth, key in enumerate(self.text_config):
+            value = nested.get(key)
+            if value is None:
+                if self.text_config_at_top and depth == 0:
+                    return config
+                value = {}
+            if not isinstance(value, Mapping):
+                path = ".".join(self.text_config[:depth + 1])
+                raise ValueError(f"config.json: {path} must be an object, "
+                                 f"got {value!r}")
+            nested = value
+        return {**nested, "model_type": config.get("model_type")}
 
     def settings(self, config: Mapping[str, Any]) -> Settings:
-        return Settings(config, {**self.layer_defaults,
-                                 **self.block_defaults})
+        return Settings(self.language_config(config),
+                        {**self.layer_defaults, **self.block_defaults})
 
     def num_layers(self, config: Mapping[str, Any]) -> int:
         count = self.settings(config).get("num_hidden_layers")
@@ -119,6 +145,25 @@ def expert_names(block: str) -> dict[str, str]:
     names = swiglu_names(f"{block}.experts.{EXPERT}")
     return {"expert_gate": names["gate"], "expert_up": names["up"],
             "expert_down": names["down"]}
+
+
+def fused_halves(shape: tuple[int, ...], axis: int, width: int,
+                 transposed: bool, interleaved: bool = False
+                 ) -> tuple[View, View]:
+    """Views of the gate and up halves of one fused tensor of ``shape``
+    whose axis ``axis`` holds both (``2 * width``): the gate
+    first then the up half, or alternating (``interleaved``: gate at even
+    indices). ``transposed``: the tensor's last two axes are ``[in, out]``
+    (``x @ W``), swapped to the operands' ``[out, in]``."""
+    permutation = tuple(range(len(shape) - 2)) + \
+        (len(shape) - 1, len(shape) - 2) if transposed else None
+    if interleaved:
+        halves = (Slice(axis, 0, width, 2), Slice(axis, 1, width, 2))
+    else:
+        halves = (Slice(axis, 0, width), Slice(axis, width, width))
+    gate, up = (View(source=shape, slice=half, permutation=permutation)
+                for half in halves)
+    return gate, up
 
 
 def dtypes_of(weights: Mapping[str, str], dtype: str,

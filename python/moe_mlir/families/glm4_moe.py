@@ -1,10 +1,12 @@
-"""GLM-4.5 MoE (``model_type`` ``glm4_moe``) and dots.llm1 (``dots1``):
+"""GLM-4.5 MoE (``model_type`` ``glm4_moe``), the text model of GLM-4.5V
+(``glm4v_moe``: ``text_config``, or the top-level keys without one; layers
+``model.language_model.layers``) and dots.llm1 (``dots1``):
 DeepSeek-V3's block under DeepSeek-V3's names (sigmoid scores, the
 selection-only ``mlp.gate.e_score_correction_bias``, group-limited top-k,
 renormalized iff ``norm_topk_prob``, scaled by ``routed_scaling_factor``,
 ungated shared experts ``mlp.shared_experts``), with their own defaults;
 layers from ``first_k_dense_replace`` on are MoE blocks
-(docs/families/glm4_moe.md, dots1.md)."""
+(docs/families/glm4_moe.md, glm4v_moe.md, dots1.md)."""
 
 from __future__ import annotations
 
@@ -38,3 +40,11 @@ DOTS1 = Family(name="dots1", model_types=("dots1",),
                dense_reason=deepseek_v3.dense_reason,
                required=("n_routed_experts", "num_experts_per_tok",
                          "n_shared_experts"))
+GLM4V = Family(name="glm4v_moe", model_types=("glm4v_moe",),
+               block_defaults=GLM4_MOE_DEFAULTS, build=deepseek_v3.layer,
+               layer_defaults={"first_k_dense_replace": 1,
+                               "num_hidden_layers": 46},
+               is_moe_layer=deepseek_v3.is_moe_layer,
+               dense_reason=deepseek_v3.dense_reason,
+               prefix="model.language_model.layers",
+               text_config=("text_config",), text_config_at_top=True)

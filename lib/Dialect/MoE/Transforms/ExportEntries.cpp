@@ -10,6 +10,7 @@
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/Version.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -71,9 +72,9 @@ bool isTokenLocal(RoutingAttr routing, bool withStatistics) {
 
 /// Whether every token's output of `func` depends on that token alone.
 /// Conservative: only moe ops with token-local routing, constants, the
-/// return, and ops that rearrange weights alone (weight views: reshapes,
-/// slices, transposes and their empty destinations, every tensor operand
-/// a weight argument or such an op's result).
+/// return, and ops on weights alone (weight views: reshapes, slices,
+/// transposes and their empty destinations; widening casts), every tensor
+/// operand a weight argument or such an op's result.
 bool isTokenParallel(func::FuncOp func) {
   llvm::SmallPtrSet<Value, 16> weightOnly;
   for (BlockArgument arg : func.getArguments())
@@ -90,7 +91,7 @@ bool isTokenParallel(func::FuncOp func) {
                                !gate.getRequestedStatistics().empty());
         else if (isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp,
                      tensor::ExtractSliceOp, linalg::TransposeOp,
-                     tensor::EmptyOp>(op) &&
+                     tensor::EmptyOp, arith::ExtFOp>(op) &&
                  llvm::all_of(op->getOperands(), [&](Value operand) {
                    return !isa<TensorType>(operand.getType()) ||
                           weightOnly.contains(operand);

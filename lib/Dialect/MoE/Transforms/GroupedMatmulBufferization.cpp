@@ -11,6 +11,7 @@
 
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Bufferization/IR/DstBufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 
 using namespace mlir;
 using namespace mlir::bufferization;
@@ -46,6 +47,25 @@ struct GroupedMatmulBufferizationModel
         failed(weightScale) || failed(pairedScale) || failed(init))
       return failure();
     rewriter.setInsertionPoint(op);
+    // Both weights have one type. Views of one fused tensor (its gate and
+    // up halves) are buffers with the same strides but other offsets: both
+    // are read through the fully dynamic strided layout.
+    if (*paired && (*paired).getType() != (*weight).getType()) {
+      auto type = llvm::cast<MemRefType>((*weight).getType());
+      SmallVector<int64_t> strides(type.getRank(), ShapedType::kDynamic);
+      auto common =
+          MemRefType::get(type.getShape(), type.getElementType(),
+                          StridedLayoutAttr::get(op->getContext(),
+                                                 ShapedType::kDynamic, strides),
+                          type.getMemorySpace());
+      if (!memref::CastOp::areCastCompatible((*weight).getType(), common) ||
+          !memref::CastOp::areCastCompatible((*paired).getType(), common))
+        return op->emitError("weights of different shapes or element types");
+      weight = memref::CastOp::create(rewriter, op->getLoc(), common, *weight)
+                   .getResult();
+      paired = memref::CastOp::create(rewriter, op->getLoc(), common, *paired)
+                   .getResult();
+    }
     auto buffered = GroupedMatmulOp::create(
         rewriter, op->getLoc(), TypeRange{}, *input, *weight, *paired, *blocks,
         *sizes, *sources, *targets, *scales, *weightScale, *pairedScale, *init,
