@@ -550,7 +550,12 @@ def emit_module(spec: LayerSpec, comment: str | None = None) -> str:
     def use(op: str) -> str:
         if op == "score_bias" and spec.dtype(op) != "f32":
             return f"%score_bias_f32 : tensor<{spec.num_experts}xf32>"
-        return f"%{value(op)} : {spec.tensor_type(op)}"
+        ty = spec.tensor_type(op)
+        if op in spec.views:
+            element = spec.mlir_element_type(op)
+            ty = ty.replace(f"x{element}>", "x" + spec.views[op].element_type(
+                element) + ">")
+        return f"%{value(op)} : {ty}"
 
     routing = spec.routing
     assert isinstance(routing, Routing)

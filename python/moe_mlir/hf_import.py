@@ -266,6 +266,8 @@ def _operand_dtypes(spec: LayerSpec,
             f"tensor '{spec.weights['score_bias']}' is "
             f"{dtypes['score_bias'].upper()}; the score correction bias must "
             "be F32, BF16 or F16")
+    if dtypes.get("score_bias") == "f32":
+        del dtypes["score_bias"]  # the default
     return dtypes
 
 

@@ -8,9 +8,11 @@ Some families store expert weights fused or transposed relative to the
 gpt-oss gate and up in alternate columns. A :class:`View` binds such a
 tensor whole (``moe.weight`` names it, the argument has its shape) and
 says how the operand is read from it: reshaped, then sliced along one axis
-(with a stride), then transposed, each step optional. The module holds
+(with a stride), then transposed, then repeated along a new leading axis
+(one ``[H]`` bias as every expert's), each step optional. The module holds
 these steps as ops (``tensor.expand_shape``, ``tensor.extract_slice``,
-``linalg.transpose``) between the argument and ``moe.layer``;
+``linalg.transpose``, ``linalg.broadcast``) between the argument and
+``moe.layer``;
 ``moe-pack-expert-weights`` replays them in the packing function, so the
 compiled entry reads the packed weight and the views cost nothing per call
 (docs/CompiledModules.md, "Weight views"). Two operands may view one
@@ -70,6 +72,8 @@ class View:
         slice: then one axis sliced, or ``None``.
         permutation: then transposed (result dim ``i`` is dim
             ``permutation[i]``), or ``None``.
+        repeat: then repeated this many times along a new leading axis,
+            or ``None``.
 
     Raises:
         ValueError: a step that does not apply to its input's shape.
@@ -79,6 +83,7 @@ class View:
     reshape: tuple[int, ...] | None = None
     slice: Slice | None = None
     permutation: tuple[int, ...] | None = None
+    repeat: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "source", _dims(self.source, "view source"))
@@ -111,6 +116,11 @@ class View:
                 raise ValueError(f"view permutation {list(permutation)} is "
                                  f"no permutation of {len(shape)} "
                                  "dimensions")
+        if self.repeat is not None and (
+                isinstance(self.repeat, bool) or
+                not isinstance(self.repeat, int) or self.repeat < 1):
+            raise ValueError(f"view repeat must be a positive integer, got "
+                             f"{self.repeat!r}")
 
     @classmethod
     def _reshape_groups(cls, source: tuple[int, ...],
@@ -153,7 +163,7 @@ class View:
     def identity(self) -> bool:
         """True when the operand is the tensor as stored."""
         return self.reshape is None and self.slice is None and \
-            self.permutation is None
+            self.permutation is None and self.repeat is None
 
     def shapes(self) -> list[tuple[int, ...]]:
         """The shape after each present step (the last is the operand's)."""
@@ -166,6 +176,8 @@ class View:
             shapes.append(tuple(shape))
         if self.permutation is not None:
             shapes.append(tuple(shapes[-1][p] for p in self.permutation))
+        if self.repeat is not None:
+            shapes.append((self.repeat,) + shapes[-1])
         return shapes
 
     @property
@@ -189,7 +201,15 @@ class View:
             value = value[tuple(index)]
         if self.permutation is not None:
             value = np.transpose(value, self.permutation)
+        if self.repeat is not None:
+            value = np.broadcast_to(value, (self.repeat,) + value.shape)
         return np.ascontiguousarray(value)
+
+    def element_type(self, element: str) -> str:
+        """The operand's element type for a checkpoint tensor of
+        ``element``: f32 after a repeat (widened first), else
+        ``element``."""
+        return "f32" if self.repeat is not None else element
 
     def mlir(self, source: str, result: str, element: str) -> list[str]:
         """The ops reading ``%result`` from ``%source`` (SSA names without
@@ -203,7 +223,8 @@ class View:
         steps = [kind for kind, present in (
             ("reshape", self.reshape is not None),
             ("slice", self.slice is not None),
-            ("transpose", self.permutation is not None)) if present]
+            ("transpose", self.permutation is not None),
+            ("repeat", self.repeat is not None)) if present]
         for number, kind in enumerate(steps):
             name = result if number == len(steps) - 1 else \
                 f"{result}_{kind}"
@@ -231,12 +252,27 @@ class View:
                     f"%{name} = tensor.extract_slice %{value}{offsets} "
                     f"{list(shapes[step + 1])} {strides} : {before} to "
                     f"{after}")
-            else:
+            elif kind == "transpose":
                 lines.append(f"%{name}_init = tensor.empty() : {after}")
                 lines.append(
                     f"%{name} = linalg.transpose ins(%{value} : {before}) "
                     f"outs(%{name}_init : {after}) permutation = "
                     f"{list(self.permutation or ())}")
+            else:
+                # Repeated in f32: the copies of a small vector, which
+                # widened once cost nothing, and no bf16 value is stored
+                # by code compiled without bf16 instructions.
+                if element != "f32":
+                    wide = "tensor<" + "".join(
+                        f"{d}x" for d in shapes[step]) + "f32>"
+                    lines.append(f"%{name}_f32 = arith.extf %{value} : "
+                                 f"{before} to {wide}")
+                    value, before = f"{name}_f32", wide
+                after = after.replace(element + ">", "f32>")
+                lines.append(f"%{name}_init = tensor.empty() : {after}")
+                lines.append(
+                    f"%{name} = linalg.broadcast ins(%{value} : {before}) "
+                    f"outs(%{name}_init : {after}) dimensions = [0]")
             value, step = name, step + 1
         return lines
 
@@ -250,6 +286,8 @@ class View:
             data["slice"] = [piece.axis, piece.start, piece.size, piece.stride]
         if self.permutation is not None:
             data["permutation"] = list(self.permutation)
+        if self.repeat is not None:
+            data["repeat"] = self.repeat
         return data
 
     @classmethod
@@ -258,10 +296,11 @@ class View:
         if not isinstance(data, dict):
             raise ValueError("a view must be a JSON object")
         unknown = sorted(set(data) - {"source", "reshape", "slice",
-                                      "permutation"})
+                                      "permutation", "repeat"})
         if unknown or "source" not in data:
             raise ValueError(f"a view has a source and optional reshape, "
-                             f"slice, permutation; got {sorted(data)}")
+                             f"slice, permutation, repeat; got "
+                             f"{sorted(data)}")
         piece = data.get("slice")
         if piece is not None:
             if not isinstance(piece, list) or len(piece) != 4:
@@ -269,4 +308,5 @@ class View:
                                  f"stride], got {piece!r}")
             piece = Slice(*piece)
         return cls(source=data["source"], reshape=data.get("reshape"),
-                   slice=piece, permutation=data.get("permutation"))
+                   slice=piece, permutation=data.get("permutation"),
+                   repeat=data.get("repeat"))

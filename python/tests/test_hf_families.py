@@ -61,6 +61,9 @@ class Family:
     bias_shape: tuple[int, ...] = (E,)
     text: tuple[str, ...] = ()      # keys of the nested language config
     layers: str = "model.layers"    # the decoder layers' name prefix
+    output_bias: bool = False       # mlp.bias [H] added after the combine
+    bias_as_stored: bool = False    # the correction bias in the storage
+                                    # dtype (dots.llm1's BF16), else F32
 
     def text_config(self, config: dict[str, Any]) -> dict[str, Any]:
         for key in self.text:
@@ -194,7 +197,8 @@ FAMILIES = {
         moe_layers=(1, 2, 3),
         extra={"model.layers.{n}.self_attn.q_norm.weight": (H // 4,),
                "model.layers.{n}.self_attn.k_norm.weight": (H // 4,)},
-        sigmoid=True, bias=True, shared=("shared_experts", I, None)),
+        sigmoid=True, bias=True, shared=("shared_experts", I, None),
+        bias_as_stored=True),
     "qwen3_next": Family(
         config={**_COMMON, "model_type": "qwen3_next",
                 "architectures": ["Qwen3NextForCausalLM"],
@@ -340,6 +344,19 @@ FAMILIES = {
         extra={"model.layers.{n}.mamba.in_proj.weight": (4 * H, H),
                "model.layers.{n}.mamba.out_proj.weight": (H, 2 * H)},
         layout="granite", shared=("shared_mlp", 32, None)),
+    "jetmoe": Family(
+        config={**_COMMON, "model_type": "jetmoe",
+                "architectures": ["JetMoeForCausalLM"],
+                "intermediate_size": I, "num_local_experts": E,
+                "num_experts_per_tok": K, "activation_function": "silu",
+                "kv_channels": 12, "aux_loss_coef": 0.01},
+        defaulted=("activation_function",),
+        block="model.layers.{n}.mlp", router="router.layer",
+        experts=("gate_proj", "up_proj", "down_proj"), renormalize=True,
+        moe_layers=(0, 1, 2, 3),
+        extra={"model.layers.{n}.self_attention.kv_proj.weight": (2 * H, H),
+               "model.layers.{n}.self_attention.experts.bias": (H,)},
+        layout="granite", output_bias=True),
 }
 
 
@@ -425,6 +442,8 @@ def _forward(family: Family, weights: dict[str, np.ndarray], n: int,
             shared *= 1.0 / (1.0 + np.exp(
                 -(x @ weights[f"{block}.{gate}.weight"].T)))
         out += shared
+    if family.output_bias:
+        out += weights[f"{block}.bias"]
     return out
 
 
@@ -477,6 +496,8 @@ def _checkpoint(family: Family, storage: str, seed: int
         if family.layout == "granite":
             tensors[f"{block}.input_linear.weight"] = normal((E, 2 * I, H))
             tensors[f"{block}.output_linear.weight"] = normal((E, H, I))
+            if family.output_bias:
+                tensors[f"{block}.bias"] = 0.1 * rng.standard_normal(H)
             continue
         if family.layout == "qwen3_vl":
             tensors[f"{block}.experts.gate_up_proj"] = \
@@ -490,13 +511,19 @@ def _checkpoint(family: Family, storage: str, seed: int
                     rng.standard_normal(shape) / np.sqrt(shape[1])
     tensors = {k: v.astype(np.float32) for k, v in tensors.items()}
     if storage == "bf16":
-        # The correction bias stays F32, as released checkpoints keep it.
-        tensors = {k: v if k.endswith("e_score_correction_bias")
-                   else round_to_bf16(v) for k, v in tensors.items()}
+        # The correction bias stays F32, as most released checkpoints keep
+        # it.
+        tensors = {k: v if _f32_bias(family, k) else round_to_bf16(v)
+                   for k, v in tensors.items()}
     return tensors
 
 
-def _write(directory: str, config: dict[str, Any],
+def _f32_bias(family: Family, name: str) -> bool:
+    return name.endswith("e_score_correction_bias") and \
+        not family.bias_as_stored
+
+
+def _write(family: Family, directory: str, config: dict[str, Any],
            tensors: dict[str, np.ndarray], storage: str) -> None:
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "config.json"), "w",
@@ -504,8 +531,8 @@ def _write(directory: str, config: dict[str, Any],
         file.write(json.dumps(config, indent=2, sort_keys=True) + "\n")
     safetensors_io.save_file(
         os.path.join(directory, "model.safetensors"), tensors,
-        {name: "F32" if name.endswith("e_score_correction_bias")
-         else storage.upper() for name in tensors})
+        {name: "F32" if _f32_bias(family, name) else storage.upper()
+         for name in tensors})
 
 
 def _inputs(family: Family, weights: dict[str, np.ndarray], n: int,
@@ -554,7 +581,7 @@ def test_family_forward(tmp_path, name, storage) -> None:
     config = family.trimmed()
     family.text_config(config)["torch_dtype"] = \
         {"f32": "float32", "bf16": "bfloat16"}[storage]
-    _write(ckpt, config, tensors, storage)
+    _write(family, ckpt, config, tensors, storage)
     n = family.moe_layers[-1]
     imported = import_hf(ckpt, n)
     assert imported.spec.num_experts == E

@@ -210,13 +210,16 @@ def test_unsupported_and_mixed_dtypes(tmp_path) -> None:
             r"moe.experts.\{e\}.w3.weight' mix dtypes BF16, F32")
 
 
-def test_score_bias_must_be_f32(tmp_path) -> None:
+def test_score_bias_must_be_a_float(tmp_path) -> None:
     case = family_cases.make_case("deepseek_v3", "bf16")
     bias = case.spec.weights["score_bias"]
     _write(case, tmp_path)
     _rewrite(tmp_path, case.tensors,
              dict(case.storage_dtypes, **{bias: "BF16"}))
-    _expect(tmp_path, 1, "score correction bias must be F32")
+    assert import_hf(str(tmp_path), 1).spec.dtype("score_bias") == "bf16"
+    _rewrite(tmp_path, case.tensors,
+             dict(case.storage_dtypes, **{bias: "F8_E4M3"}))
+    _expect(tmp_path, 1, "score correction bias must be F32, BF16 or F16")
 
 
 def test_bad_directories(tmp_path) -> None:

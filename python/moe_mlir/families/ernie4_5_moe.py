@@ -63,13 +63,13 @@ def layer(index: int, *, hidden_size: int, moe_intermediate_size: int,
         names = swiglu_names(f"{block}.shared_experts")
         weights.update(shared_gate=names["gate"], shared_up=names["up"],
                        shared_down=names["down"])
-    dtypes = {"score_bias": "f32", **dtypes_of(weights, dtype, dtypes)}
     return LayerSpec(
         hidden=hidden_size, intermediate=moe_intermediate_size,
         num_experts=moe_num_experts,
         routing=Routing(top_k=moe_k, renormalize="selected",
                         selection_bias=True),
-        weights=weights, dtypes=dtypes, activation=hf_activation(hidden_act),
+        weights=weights, dtypes=dtypes_of(weights, dtype, dtypes),
+        activation=hf_activation(hidden_act),
         shared_intermediate=shared,
         views={"score_bias": View(source=(1, moe_num_experts),
                                   reshape=(moe_num_experts,))})

@@ -73,7 +73,8 @@ bool isTokenLocal(RoutingAttr routing, bool withStatistics) {
 /// Whether every token's output of `func` depends on that token alone.
 /// Conservative: only moe ops with token-local routing, constants, the
 /// return, and ops on weights alone (weight views: reshapes, slices,
-/// transposes and their empty destinations; widening casts), every tensor
+/// transposes, broadcasts and their empty destinations; widening casts),
+/// every tensor
 /// operand a weight argument or such an op's result.
 bool isTokenParallel(func::FuncOp func) {
   llvm::SmallPtrSet<Value, 16> weightOnly;
@@ -91,7 +92,7 @@ bool isTokenParallel(func::FuncOp func) {
                                !gate.getRequestedStatistics().empty());
         else if (isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp,
                      tensor::ExtractSliceOp, linalg::TransposeOp,
-                     tensor::EmptyOp, arith::ExtFOp>(op) &&
+                     linalg::BroadcastOp, tensor::EmptyOp, arith::ExtFOp>(op) &&
                  llvm::all_of(op->getOperands(), [&](Value operand) {
                    return !isa<TensorType>(operand.getType()) ||
                           weightOnly.contains(operand);
