@@ -11,10 +11,14 @@
   of a ``moe.layer`` entry point whose arguments bind checkpoint tensors
   (``moe.weight``, docs/CompiledModules.md).
 - :mod:`moe_mlir.families`: one module per Hugging Face MoE family
-  (Mixtral, Qwen2/3-MoE, Qwen3-Next, DeepSeek-V2/V3, GLM-4.5 MoE,
-  dots.llm1, OLMoE, FlexOlmo, MiniMax, Jamba, Hunyuan MoE):
+  (Mixtral, Qwen2/3-MoE, Qwen3-Next, Qwen3-VL-MoE, Qwen3-Omni-MoE,
+  DeepSeek-V2/V3, GLM-4.5 MoE, GLM-4.5V, dots.llm1, ERNIE 4.5 MoE, OLMoE,
+  FlexOlmo, MiniMax, Jamba, Hunyuan MoE, Granite-MoE (shared, hybrid),
+  JetMoE):
   ``config.json`` keys and their
   defaults, MoE layers, tensor names, routing.
+- :mod:`moe_mlir.views`: weight views, operands read from fused or
+  transposed checkpoint tensors.
 - :mod:`moe_mlir.family_cases`: random checkpoints of those families with
   inputs and float64 references (integration tests, ``utils/demo.py``).
 - :mod:`moe_mlir.hf_import`: the MoE block of one layer of a Hugging Face

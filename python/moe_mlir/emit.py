@@ -553,8 +553,8 @@ def emit_module(spec: LayerSpec, comment: str | None = None) -> str:
         ty = spec.tensor_type(op)
         if op in spec.views:
             element = spec.mlir_element_type(op)
-            ty = ty.replace(f"x{element}>", "x" + spec.views[op].element_type(
-                element) + ">")
+            wide = spec.views[op].element_type(element)
+            ty = ty.replace(f"x{element}>", f"x{wide}>")
         return f"%{value(op)} : {ty}"
 
     routing = spec.routing

@@ -79,7 +79,8 @@ def _fused_spec_views() -> dict[str, View]:
 
 def _fused_spec(**overrides) -> LayerSpec:
     fields = dict(
-        hidden=8, intermediate=6, num_experts=2, routing="<softmax, top_k = 1>",
+        hidden=8, intermediate=6, num_experts=2,
+        routing="<softmax, top_k = 1>",
         weights={"router": "r", "expert_gate": "gu", "expert_up": "gu",
                  "expert_down": "d.{e}"},
         views=_fused_spec_views())

@@ -10,6 +10,8 @@ layers from ``first_k_dense_replace`` on are MoE blocks
 
 from __future__ import annotations
 
+import dataclasses
+
 from . import deepseek_v3
 from ._family import Family
 
@@ -40,11 +42,7 @@ DOTS1 = Family(name="dots1", model_types=("dots1",),
                dense_reason=deepseek_v3.dense_reason,
                required=("n_routed_experts", "num_experts_per_tok",
                          "n_shared_experts"))
-GLM4V = Family(name="glm4v_moe", model_types=("glm4v_moe",),
-               block_defaults=GLM4_MOE_DEFAULTS, build=deepseek_v3.layer,
-               layer_defaults={"first_k_dense_replace": 1,
-                               "num_hidden_layers": 46},
-               is_moe_layer=deepseek_v3.is_moe_layer,
-               dense_reason=deepseek_v3.dense_reason,
-               prefix="model.language_model.layers",
-               text_config=("text_config",), text_config_at_top=True)
+GLM4V = dataclasses.replace(
+    FAMILY, name="glm4v_moe", model_types=("glm4v_moe",),
+    prefix="model.language_model.layers", text_config=("text_config",),
+    text_config_at_top=True)

@@ -33,10 +33,12 @@ def layer(index: int, *, hidden_size: int, intermediate_size: int,
           num_local_experts: int, num_experts_per_tok: int,
           hidden_act: str = "silu", shared_intermediate_size: int = 0,
           dtype: str = "bf16", dtypes: Mapping[str, str] | None = None,
-          prefix: str = "model.layers") -> LayerSpec:
-    """The MoE block (and shared MLP) of decoder layer ``index``."""
+          prefix: str = "model.layers",
+          module: str = "block_sparse_moe") -> LayerSpec:
+    """The MoE block (and shared MLP) of decoder layer ``index``, named
+    ``module`` in the layer."""
     h, i, e = hidden_size, intermediate_size, num_local_experts
-    block = f"{prefix}.{index}.block_sparse_moe"
+    block = f"{prefix}.{index}.{module}"
     fused = f"{block}.input_linear.weight"
     gate, up = fused_halves((e, 2 * i, h), axis=1, width=i, transposed=False)
     weights = {"router": f"{block}.router.layer.weight",

@@ -39,20 +39,14 @@ def layer(index: int, *, hidden_size: int, intermediate_size: int,
         num_local_experts=num_local_experts,
         num_experts_per_tok=num_experts_per_tok,
         hidden_act=activation_function, dtype=dtype, dtypes=dtypes,
-        prefix=prefix)
-    block = f"{prefix}.{index}.mlp"
-    names = {"router": f"{block}.router.layer.weight",
-             "expert_gate": f"{block}.input_linear.weight",
-             "expert_up": f"{block}.input_linear.weight",
-             "expert_down": f"{block}.output_linear.weight",
-             "down_bias": f"{block}.bias"}
-    bias_dtype = (dtypes or {}).get("down_bias", dtype)
+        prefix=prefix, module="mlp")
+    bias = View(source=(hidden_size,), repeat=num_local_experts)
+    name = f"{prefix}.{index}.mlp.bias"
     return dataclasses.replace(
-        spec, weights=names,
-        dtypes={**spec.dtypes, "down_bias": bias_dtype},
-        views={**spec.views,
-               "down_bias": View(source=(hidden_size,),
-                                 repeat=num_local_experts)})
+        spec, weights={**spec.weights, "down_bias": name},
+        dtypes={**spec.dtypes,
+                "down_bias": (dtypes or {}).get("down_bias", dtype)},
+        views={**spec.views, "down_bias": bias})
 
 
 FAMILY = Family(name="jetmoe", model_types=("jetmoe",),
