@@ -357,6 +357,27 @@ FAMILIES = {
         extra={"model.layers.{n}.self_attention.kv_proj.weight": (2 * H, H),
                "model.layers.{n}.self_attention.experts.bias": (H,)},
         layout="granite", output_bias=True),
+    "dbrx": Family(
+        config={"model_type": "dbrx", "architectures": ["DbrxForCausalLM"],
+                "d_model": H, "n_heads": 4, "n_layers": LAYERS,
+                "max_seq_len": 64, "vocab_size": 64,
+                "torch_dtype": "float32", "transformers_version": "4.57.0",
+                "tie_word_embeddings": False,
+                "attn_config": {"kv_n_heads": 2, "clip_qkv": 8,
+                                "rope_theta": 500000.0},
+                "ffn_config": {"ffn_hidden_size": I, "moe_num_experts": E,
+                               "moe_top_k": K, "moe_jitter_eps": 0,
+                               "moe_loss_weight": 0.05,
+                               "moe_normalize_expert_weights": 1.0,
+                               "ffn_act_fn": {"name": "silu"}}},
+        defaulted=("moe_normalize_expert_weights", "ffn_act_fn"),
+        block="transformer.blocks.{n}.ffn", router="router.layer",
+        experts=("gate_proj", "up_proj", "down_proj"), renormalize=True,
+        moe_layers=(0, 1, 2, 3),
+        extra={"transformer.blocks.{n}.norm_attn_norm.attn.Wqkv.weight":
+               (2 * H, H),
+               "transformer.blocks.{n}.norm_attn_norm.norm_1.weight": (H,)},
+        layout="dbrx", text=("ffn_config",), layers="transformer.blocks"),
 }
 
 
@@ -383,6 +404,10 @@ def _expert(family: Family, weights: dict[str, np.ndarray], block: str,
     if family.layout == "granite":   # input_linear [E,2I,H], x @ W^T
         return _chunked_glu(x @ weights[f"{block}.input_linear.weight"][e].T,
                             weights[f"{block}.output_linear.weight"][e].T)
+    if family.layout == "dbrx":      # w1, v1, w2 [E*I, H]; h @ w2_e
+        w1, v1, w2 = (weights[f"{block}.experts.mlp.{name}"].reshape(E, I, H)
+                      for name in ("w1", "v1", "w2"))
+        return (_silu(x @ w1[e].T) * (x @ v1[e].T)) @ w2[e]
     if family.layout == "qwen3_vl":  # gate_up_proj [E,H,2I], x @ W
         return _chunked_glu(x @ weights[f"{block}.experts.gate_up_proj"][e],
                             weights[f"{block}.experts.down_proj"][e])
@@ -499,6 +524,12 @@ def _checkpoint(family: Family, storage: str, seed: int
             if family.output_bias:
                 tensors[f"{block}.bias"] = 0.1 * rng.standard_normal(H)
             continue
+        if family.layout == "dbrx":
+            for name in ("w1", "v1", "w2"):
+                tensors[f"{block}.experts.mlp.{name}"] = \
+                    rng.standard_normal((E * I, H)) / np.sqrt(
+                        I if name == "w2" else H)
+            continue
         if family.layout == "qwen3_vl":
             tensors[f"{block}.experts.gate_up_proj"] = \
                 rng.standard_normal((E, H, 2 * I)) / np.sqrt(H)
@@ -601,3 +632,41 @@ def test_family_forward(tmp_path, name, storage) -> None:
         err, peak = max_error(y, _forward(family, tensors, n, x))
         assert err <= tolerance(storage) * peak, (name, storage, tokens, err,
                                                   peak)
+
+
+@pytest.mark.parametrize("name, text_changes, message", [
+    ("dbrx", {"moe_normalize_expert_weights": 2.0},
+     "moe_normalize_expert_weights = 2.0: only 1"),
+    ("dbrx", {"ffn_act_fn": "silu"}, "ffn_act_fn must be an object"),
+    ("ernie4_5_moe", {"moe_norm_min": 0.5}, "moe_norm_min = 0.5 exceeds"),
+    ("ernie4_5_moe", {"use_bias": True}, "use_bias with"),
+])
+def test_refused_configs(name, text_changes, message) -> None:
+    family = FAMILIES[name]
+    config = json.loads(json.dumps(family.config))
+    family.text_config(config).update(text_changes)
+    with pytest.raises(ValueError, match=message):
+        families.layer_spec(config, family.moe_layers[0])
+
+
+def test_nested_configs() -> None:
+    family = FAMILIES["qwen3_vl_moe"]
+    bad = {**family.config, "text_config": 3}
+    with pytest.raises(ValueError, match="text_config must be an object"):
+        moe_layers(bad)
+    # Without text_config, GLM-4.5V's keys are read at the top level (its
+    # configuration class builds the text configuration from them);
+    # Qwen3-VL-MoE's take their defaults.
+    glm = FAMILIES["glm4v_moe"]
+    flat = {**glm.config["text_config"], "model_type": "glm4v_moe"}
+    assert families.layer_spec(flat, 3) == families.layer_spec(glm.config, 3)
+    assert families.layer_spec({"model_type": "qwen3_vl_moe"}, 0) \
+        .num_experts == 60
+    # DBRX's attribute_map: hidden_size and num_hidden_layers stand for
+    # d_model and n_layers.
+    dbrx = FAMILIES["dbrx"].config
+    aliased = {k: v for k, v in dbrx.items() if k not in ("d_model",
+                                                           "n_layers")}
+    aliased.update(hidden_size=H, num_hidden_layers=LAYERS)
+    assert families.layer_spec(aliased, 1) == families.layer_spec(dbrx, 1)
+    assert moe_layers(aliased) == list(range(LAYERS))

@@ -80,6 +80,10 @@ class Family:
         text_config_at_top: a ``config.json`` without the nested object
             gives its keys at the top level (the configuration class builds
             the text configuration from them), else defaults.
+        merge_top: the nested object's keys complete the top-level ones
+            (DBRX's ``ffn_config``) instead of replacing them.
+        aliases: the configuration class's ``attribute_map`` (a key the
+            importer reads -> the key ``config.json`` holds it under).
     """
 
     name: str
@@ -93,6 +97,8 @@ class Family:
     required: tuple[str, ...] = ()
     text_config: tuple[str, ...] = ()
     text_config_at_top: bool = False
+    merge_top: bool = False
+    aliases: Mapping[str, str] = field(default_factory=dict)
 
     def language_config(self, config: Mapping[str, Any]) -> Mapping[str, Any]:
         """The language model's configuration within ``config``."""
@@ -108,7 +114,11 @@ class Family:
                 raise ValueError(f"config.json: {path} must be an object, "
                                  f"got {value!r}")
             nested = value
-        return {**nested, "model_type": config.get("model_type")}
+        merged = {**config, **nested} if self.merge_top else dict(nested)
+        for key, stored in self.aliases.items():
+            if merged.get(key) is None and stored in merged:
+                merged[key] = merged[stored]
+        return {**merged, "model_type": config.get("model_type")}
 
     def settings(self, config: Mapping[str, Any]) -> Settings:
         return Settings(self.language_config(config),
