@@ -149,6 +149,8 @@ class LayerSpec:
         statistics: routing statistics (:data:`STATISTICS`) the entry
             returns after ``y``, in this order.
         weight_block: ``[BN, BK]`` of block-scaled FP8 weights.
+        weight_inputs: the routing weight scales each expert's input
+            instead of its output (``moe.layer``'s ``weight_inputs``).
         views: ``operand -> View`` for operands read from a fused or
             transposed checkpoint tensor (:mod:`moe_mlir.views`): the name
             binds that one tensor (no ``{e}``, also for per-expert
@@ -171,6 +173,7 @@ class LayerSpec:
     statistics: tuple[str, ...] = ()
     weight_block: tuple[int, int] | None = None
     views: Mapping[str, View] = field(default_factory=dict)
+    weight_inputs: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.views, Mapping):
@@ -189,6 +192,9 @@ class LayerSpec:
             object.__setattr__(self, "routing", parse(self.routing))
         object.__setattr__(self, "weights", dict(self.weights))
         object.__setattr__(self, "dtypes", dict(self.dtypes))
+        if not isinstance(self.weight_inputs, bool):
+            raise ValueError(f"weight_inputs must be a bool, got "
+                             f"{self.weight_inputs!r}")
         if isinstance(self.statistics, str) \
                 or not isinstance(self.statistics, (list, tuple)):
             raise ValueError("statistics must be a list of names, got "
@@ -450,7 +456,8 @@ class LayerSpec:
                    if self.weight_block else {}),
                 **({"views": {operand: view.to_dict() for operand, view
                               in self.views.items()}}
-                   if self.views else {})}
+                   if self.views else {}),
+                **({"weight_inputs": True} if self.weight_inputs else {})}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "LayerSpec":
@@ -585,6 +592,8 @@ def emit_module(spec: LayerSpec, comment: str | None = None) -> str:
                    if "expert_" + kind in spec.weights]
     body.append("    experts(" + ",\n              ".join(projections) + ")")
     body.append(f"    activation {spec.activation}")
+    if spec.weight_inputs:
+        body.append("    weight_inputs")
     for op in ("gate_bias", "up_bias", "down_bias") + _SHARED + tuple(SCALES):
         if op in spec.weights:
             body.append(f"    {op}({use(op)})")

@@ -187,7 +187,8 @@ class FamilyCase:
     def reference(self, x: np.ndarray) -> np.ndarray:
         """The float64 layer output for ``x [T, H]``."""
         y, _ = layer_reference(x, self.operands, self.spec.routing,
-                               self.spec.activation)
+                               self.spec.activation,
+                               weight_inputs=self.spec.weight_inputs)
         return y
 
     def tokens_per_expert(self, x: np.ndarray) -> np.ndarray:

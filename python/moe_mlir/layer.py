@@ -1,7 +1,8 @@
 """Float64 reference of the whole ``moe.layer`` block.
 
 ``y[t] = sum_c w[t, c] * expert_{ids[t, c]}(x[t]) + shared(x[t])`` with
-``w, ids`` from :func:`~moe_mlir.gating.gate`; weights in checkpoint layout
+``w, ids`` from :func:`~moe_mlir.gating.gate` (with ``weight_inputs``:
+``expert_{ids[t, c]}(w[t, c] * x[t])``); weights in checkpoint layout
 ``[out, in]`` applied as ``x @ W.T``. No normalization, no residual.
 """
 
@@ -204,7 +205,7 @@ def route(x: np.ndarray, weights: Mapping[str, Any], routing: Routing,
 
 def layer(x: np.ndarray, weights: Mapping[str, Any], routing: Routing,
           activation: str = "silu", *, noise: np.ndarray | None = None,
-          uniform: np.ndarray | None = None
+          uniform: np.ndarray | None = None, weight_inputs: bool = False
           ) -> tuple[np.ndarray, dict[str, Any]]:
     """The ``moe.layer`` block in float64.
 
@@ -223,6 +224,8 @@ def layer(x: np.ndarray, weights: Mapping[str, Any], routing: Routing,
         noise: ``[T, E]`` standard-normal samples for noisy routing; the
             layer scales them by ``softplus(x @ noise_router^T)``.
         uniform: ``[T]`` uniform samples for ``second = random``.
+        weight_inputs: each routing weight scales its expert's input, not
+            its output (Llama 4); dropped choices contribute nothing.
 
     Returns:
         ``(y [T, H] float64, stats)`` with the statistics of
@@ -235,23 +238,30 @@ def layer(x: np.ndarray, weights: Mapping[str, Any], routing: Routing,
     ops = _load_operands(x, weights, routing)
     routed = route(x, ops, routing, noise=noise, uniform=uniform)
 
+    def expert(index: int, rows: np.ndarray) -> np.ndarray:
+        return expert_ffn(
+            rows, ops["expert_up"][index], ops["expert_down"][index],
+            activation, gate_proj=_index(ops, "expert_gate", index),
+            up_bias=_index(ops, "up_bias", index),
+            gate_bias=_index(ops, "gate_bias", index),
+            down_bias=_index(ops, "down_bias", index))
+
     y = np.zeros_like(x)
-    combine = routed.dense()
-    taken = np.zeros(combine.shape, dtype=bool)
-    rows, cols = np.nonzero(routed.ids >= 0)
-    taken[rows, routed.ids[rows, cols]] = True
-    for expert in range(combine.shape[1]):
-        tokens = np.nonzero(taken[:, expert])[0]
-        if tokens.size == 0:
-            continue
-        out = expert_ffn(
-            x[tokens], ops["expert_up"][expert], ops["expert_down"][expert],
-            activation,
-            gate_proj=_index(ops, "expert_gate", expert),
-            up_bias=_index(ops, "up_bias", expert),
-            gate_bias=_index(ops, "gate_bias", expert),
-            down_bias=_index(ops, "down_bias", expert))
-        y[tokens] += combine[tokens, expert][:, None] * out
+    if weight_inputs:
+        for token, choice in zip(*np.nonzero(routed.ids >= 0)):
+            y[token] += expert(routed.ids[token, choice],
+                               routed.weights[token, choice] *
+                               x[token:token + 1])[0]
+    else:
+        combine = routed.dense()
+        taken = np.zeros(combine.shape, dtype=bool)
+        rows, cols = np.nonzero(routed.ids >= 0)
+        taken[rows, routed.ids[rows, cols]] = True
+        for index in range(combine.shape[1]):
+            tokens = np.nonzero(taken[:, index])[0]
+            if tokens.size:
+                y[tokens] += combine[tokens, index][:, None] * expert(
+                    index, x[tokens])
 
     if "shared_up" in ops:
         shared = expert_ffn(x, ops["shared_up"], ops["shared_down"],

@@ -216,6 +216,10 @@ def test_minimal_spec() -> None:
     assert not spec.gated and not spec.has_shared_expert
     assert spec.routing == Routing(top_k=2)
     assert "experts(up %expert_up : tensor<3x4x8xf32>,\n" in emit_module(spec)
+    weighted = _spec(weight_inputs=True)
+    assert "    activation silu\n      weight_inputs\n" in \
+        emit_module(weighted)
+    assert LayerSpec.from_dict(weighted.to_dict()) == weighted
 
 
 @pytest.mark.parametrize("changes,message", [
@@ -246,6 +250,7 @@ def test_minimal_spec() -> None:
     ({"activation": "tanh"}, "unknown activation"),
     ({"func_name": "bad name"}, "bad function name"),
     ({"hidden": 0}, "hidden must be a positive integer"),
+    ({"weight_inputs": 1}, "weight_inputs must be a bool"),
     ({"weights": {**_BASE["weights"], "gate_bias": "gb.{e}"}},
      "gate_bias needs an expert_gate"),
 ])

@@ -62,6 +62,7 @@ class Family:
     text: tuple[str, ...] = ()      # keys of the nested language config
     layers: str = "model.layers"    # the decoder layers' name prefix
     output_bias: bool = False       # mlp.bias [H] added after the combine
+    scale_inputs: bool = False      # the weight scales the expert's input
     bias_as_stored: bool = False    # the correction bias in the storage
                                     # dtype (dots.llm1's BF16), else F32
 
@@ -378,6 +379,40 @@ FAMILIES = {
                (2 * H, H),
                "transformer.blocks.{n}.norm_attn_norm.norm_1.weight": (H,)},
         layout="dbrx", text=("ffn_config",), layers="transformer.blocks"),
+    "llama4": Family(
+        config=_nested(("text_config",), {
+            "model_type": "llama4",
+            "architectures": ["Llama4ForConditionalGeneration"],
+            "vision_config": {"model_type": "llama4_vision_model"},
+            "image_token_index": 200092,
+            "transformers_version": "4.57.0"}, {
+            **_COMMON, "model_type": "llama4_text", "head_dim": H // 4,
+            "intermediate_size": I, "intermediate_size_mlp": 3 * I,
+            "num_local_experts": E, "num_experts_per_tok": K,
+            "interleave_moe_layer_step": 2, "moe_layers": None,
+            "hidden_act": "silu", "use_qk_norm": True,
+            "no_rope_layer_interval": 4, "attention_chunk_size": 8192}),
+        defaulted=("hidden_act", "moe_layers"),
+        block="language_model.model.layers.{n}.feed_forward",
+        router="router", experts=("gate_proj", "up_proj", "down_proj"),
+        renormalize=False, moe_layers=(1, 3),
+        extra={"vision_model.model.layers.0.mlp.fc1.weight": (H, H)},
+        sigmoid=True, shared=("shared_expert", I, None), layout="qwen3_vl",
+        text=("text_config",), layers="language_model.model.layers",
+        scale_inputs=True),
+    "llama4_text": Family(
+        config={**_COMMON, "model_type": "llama4_text",
+                "architectures": ["Llama4ForCausalLM"], "head_dim": H // 4,
+                "intermediate_size": I, "intermediate_size_mlp": 3 * I,
+                "num_local_experts": E, "num_experts_per_tok": 1,
+                "moe_layers": [0, 2], "interleave_moe_layer_step": 1,
+                "hidden_act": "silu"},
+        defaulted=("hidden_act", "interleave_moe_layer_step"),
+        block="model.layers.{n}.feed_forward", router="router",
+        experts=("gate_proj", "up_proj", "down_proj"), renormalize=False,
+        moe_layers=(0, 2), extra={}, sigmoid=True,
+        shared=("shared_expert", I, None), layout="qwen3_vl",
+        scale_inputs=True, top_k=(1,) * LAYERS),
 }
 
 
@@ -451,8 +486,12 @@ def _forward(family: Family, weights: dict[str, np.ndarray], n: int,
     out = np.zeros_like(x)
     for t in range(x.shape[0]):
         for j in range(k):
-            out[t] += w[t, j] * _expert(family, weights, block, top[t, j],
-                                        x[t:t + 1])[0]
+            if family.scale_inputs:
+                out[t] += _expert(family, weights, block, top[t, j],
+                                  w[t, j] * x[t:t + 1])[0]
+            else:
+                out[t] += w[t, j] * _expert(family, weights, block,
+                                            top[t, j], x[t:t + 1])[0]
     if family.shared:
         prefix, _, gate = family.shared
         if family.layout == "granite":  # beside the block, fused

@@ -748,3 +748,39 @@ def test_capacity_matches_naive_slot_filling(seed: int) -> None:
     result = gate(logits, routing, uniform=uniform)
     np.testing.assert_array_equal(result.ids >= 0,
                                   naive_kept(logits, routing, uniform))
+
+
+def test_weight_inputs_scales_each_experts_input() -> None:
+    """``weight_inputs`` (Llama 4): ``sum_k expert(w_k * x)``, which differs
+    from ``sum_k w_k * expert(x)``; a dropped choice contributes
+    nothing even when the expert has biases (``expert(0) != 0``)."""
+    from moe_mlir.layer import expert_ffn, layer
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 6))
+    ops = {"router": rng.standard_normal((4, 6)),
+           "expert_gate": rng.standard_normal((4, 3, 6)),
+           "expert_up": rng.standard_normal((4, 3, 6)),
+           "expert_down": rng.standard_normal((4, 6, 3)),
+           "down_bias": rng.standard_normal((4, 6))}
+    routing = Routing(scoring="sigmoid", top_k=2)
+    y, _ = layer(x, ops, routing, "silu", weight_inputs=True)
+    logits = x @ ops["router"].T
+    expected = np.zeros_like(x)
+    for t in range(5):
+        for e in np.argsort(-logits[t], kind="stable")[:2]:
+            w = 1.0 / (1.0 + math.exp(-logits[t, e]))
+            expected[t] += expert_ffn(
+                w * x[t:t + 1], ops["expert_up"][e], ops["expert_down"][e],
+                "silu", gate_proj=ops["expert_gate"][e],
+                down_bias=ops["down_bias"][e])[0]
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+    plain, _ = layer(x, ops, routing, "silu")
+    assert np.abs(plain - y).max() > 1e-3
+    # Capacity 1 drops the later tokens' choices of a crowded expert.
+    capped = Routing(scoring="sigmoid", top_k=1, capacity_kind="fixed",
+                     fixed_capacity=1)
+    y, _ = layer(x, ops, capped, "silu", weight_inputs=True)
+    top = np.argmax(logits, axis=1)
+    for t in range(5):
+        if top[t] in top[:t]:
+            np.testing.assert_array_equal(y[t], 0.0)

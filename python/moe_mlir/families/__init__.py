@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from ..emit import LayerSpec
 from . import (dbrx, deepseek_v2, deepseek_v3, ernie4_5_moe, glm4_moe, granitemoe,
-               hunyuan_v1_moe, jamba, jetmoe, minimax, mixtral, olmoe,
+               hunyuan_v1_moe, jamba, jetmoe, llama4, minimax, mixtral, olmoe,
                qwen2_moe,
                qwen3_moe, qwen3_next, qwen3_vl_moe)
 from ._family import Family
@@ -33,7 +33,8 @@ FAMILIES: dict[str, Family] = {
         glm4_moe.DOTS1, qwen3_next.FAMILY, hunyuan_v1_moe.FAMILY,
         ernie4_5_moe.FAMILY, glm4_moe.GLM4V, granitemoe.FAMILY,
         granitemoe.SHARED, granitemoe.HYBRID, qwen3_vl_moe.FAMILY,
-        qwen3_vl_moe.OMNI, jetmoe.FAMILY, dbrx.FAMILY)
+        qwen3_vl_moe.OMNI, jetmoe.FAMILY, dbrx.FAMILY, llama4.FAMILY,
+        llama4.TEXT)
 }
 """The decoder-only families by canonical ``model_type``."""
 

@@ -307,3 +307,33 @@ func.func @nested(%x: tensor<?x16xf32>, %wg: tensor<4x16xf32>,
   }
   return %r : tensor<?x16xf32>
 }
+
+// -----
+
+// weight_inputs (Llama 4): every (token, choice) is a row of its own, the
+// token times the choice's weight, dispatched to that expert alone and
+// combined with weight 1; the rows of a token are then summed.
+// CHECK-LABEL: func @weight_inputs
+// CHECK: %[[W:.*]], %[[IDS:.*]] = moe.gate %{{.*}} routing <sigmoid, top_k = 2> : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+// CHECK: %[[SCALED:.*]] = linalg.generic {{.*}} ins(%[[X:.*]], %[[W]] : tensor<?x16xf32>, tensor<?x2xf32>) outs(%{{.*}} : tensor<?x2x16xf32>)
+// CHECK: arith.mulf
+// CHECK: %[[ROWS:.*]] = tensor.collapse_shape %[[SCALED]] {{\[}}[0, 1], [2]] : tensor<?x2x16xf32> into tensor<?x16xf32>
+// CHECK: %[[FLAT:.*]] = tensor.collapse_shape %[[IDS]] {{\[}}[0, 1]] : tensor<?x2xi32> into tensor<?xi32>
+// CHECK: %[[CHOICES:.*]] = tensor.expand_shape %[[FLAT]] {{\[}}[0, 1]] output_shape [%{{.*}}, 1] : tensor<?xi32> into tensor<?x1xi32>
+// CHECK: %[[ONES:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<?x1xf32>)
+// CHECK: %{{.*}}, %{{.*}}, %[[MAP:.*]] = moe.dispatch %[[ROWS]], %[[CHOICES]] : tensor<?x16xf32>, tensor<?x1xi32> -> tensor<?x16xf32>, tensor<9xi64>, tensor<?x1xi32>
+// CHECK: %[[C:.*]] = moe.combine %{{.*}}, %[[ONES]], %[[MAP]] : tensor<?x16xf32>, tensor<?x1xf32>, tensor<?x1xi32> -> tensor<?x16xf32>
+// CHECK: %[[PER:.*]] = tensor.expand_shape %[[C]] {{\[}}[0, 1], [2]] output_shape [%{{.*}}, 2, 16] : tensor<?x16xf32> into tensor<?x2x16xf32>
+// CHECK: %[[Y:.*]] = linalg.reduce ins(%[[PER]] : tensor<?x2x16xf32>) outs(%{{.*}} : tensor<?x16xf32>) dimensions = [1]
+// CHECK: return %[[Y]]
+func.func @weight_inputs(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                         %w1: tensor<8x32x16xf32>, %w3: tensor<8x32x16xf32>,
+                         %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <sigmoid, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(gate %w1 : tensor<8x32x16xf32>, up %w3 : tensor<8x32x16xf32>,
+              down %w2 : tensor<8x16x32xf32>) activation silu weight_inputs
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}

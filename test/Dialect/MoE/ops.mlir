@@ -34,6 +34,25 @@ func.func @layer_mixtral(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
   return %y : tensor<?x16xf32>
 }
 
+// Llama 4: the routing weight scales each expert's input.
+// CHECK-LABEL: func @layer_llama4
+// CHECK: activation silu weight_inputs shared_gate
+func.func @layer_llama4(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                        %w1: tensor<8x32x16xf32>, %w3: tensor<8x32x16xf32>,
+                        %w2: tensor<8x16x32xf32>, %sg: tensor<32x16xf32>,
+                        %su: tensor<32x16xf32>, %sd: tensor<16x32xf32>)
+    -> tensor<?x16xf32> {
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <sigmoid, top_k = 1>
+      router(%wg : tensor<8x16xf32>)
+      experts(gate %w1 : tensor<8x32x16xf32>, up %w3 : tensor<8x32x16xf32>,
+              down %w2 : tensor<8x16x32xf32>) activation silu weight_inputs
+      shared_gate(%sg : tensor<32x16xf32>) shared_up(%su : tensor<32x16xf32>)
+      shared_down(%sd : tensor<16x32xf32>)
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
 // CHECK-LABEL: func @layer_qwen2_bf16
 // CHECK: moe.layer %{{.*}} : tensor<?x16xbf16> routing <softmax, top_k = 4>
 // CHECK-SAME: shared_gate(%{{.*}} : tensor<24x16xbf16>) shared_up(%{{.*}} : tensor<24x16xbf16>) shared_down(%{{.*}} : tensor<16x24xbf16>)

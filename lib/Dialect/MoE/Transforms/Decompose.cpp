@@ -60,6 +60,107 @@ static Value buildSharedExpert(OpBuilder &b, Location loc, Value x,
   return buildLinear(b, loc, hidden, ffn.down, f32);
 }
 
+/// With `weight_inputs`, every (token, choice) is a row of its own.
+struct WeightedChoices {
+  Value inputs; // [T*K, H]: the token times its choice's weight
+  Value ids;    // [T*K, 1]: the choice's expert (-1: dropped)
+  Value ones;   // [T*K, 1]: combine weights, f32
+};
+
+static WeightedChoices buildWeightedChoices(OpBuilder &b, Location loc,
+                                            Value x, Value weights,
+                                            Value ids) {
+  MLIRContext *ctx = b.getContext();
+  auto xType = llvm::cast<RankedTensorType>(x.getType());
+  Type element = xType.getElementType();
+  Type f32 = b.getF32Type();
+  int64_t numTokens = xType.getDimSize(0), hidden = xType.getDimSize(1);
+  int64_t choices =
+      llvm::cast<RankedTensorType>(weights.getType()).getDimSize(1);
+  int64_t rows = ShapedType::isDynamic(numTokens) ? ShapedType::kDynamic
+                                                  : numTokens * choices;
+  OpFoldResult tokens = tensor::getMixedSize(b, loc, x, 0);
+  Value empty = tensor::EmptyOp::create(
+      b, loc,
+      ArrayRef<OpFoldResult>{tokens, b.getIndexAttr(choices),
+                             b.getIndexAttr(hidden)},
+      element);
+  AffineExpr t, k, h;
+  bindDims(ctx, t, k, h);
+  SmallVector<AffineMap> maps = {AffineMap::get(3, 0, {t, h}, ctx),
+                                 AffineMap::get(3, 0, {t, k}, ctx),
+                                 AffineMap::get(3, 0, {t, k, h}, ctx)};
+  Value scaled =
+      linalg::GenericOp::create(
+          b, loc, empty.getType(), ValueRange{x, weights}, ValueRange{empty},
+          maps, SmallVector<utils::IteratorType>(3, utils::IteratorType::parallel),
+          [&](OpBuilder &nb, Location nl, ValueRange args) {
+            Value value = args[0];
+            if (!element.isF32())
+              value = arith::ExtFOp::create(nb, nl, f32, value);
+            value = arith::MulFOp::create(nb, nl, value, args[1]);
+            if (!element.isF32())
+              value = arith::TruncFOp::create(nb, nl, element, value);
+            linalg::YieldOp::create(nb, nl, value);
+          })
+          .getResult(0);
+  WeightedChoices result;
+  result.inputs = tensor::CollapseShapeOp::create(
+      b, loc, RankedTensorType::get({rows, hidden}, element), scaled,
+      ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+  Type i32 = b.getI32Type();
+  Value flat = tensor::CollapseShapeOp::create(
+      b, loc, RankedTensorType::get({rows}, i32), ids,
+      ArrayRef<ReassociationIndices>{{0, 1}});
+  OpFoldResult numRows = tensor::getMixedSize(b, loc, flat, 0);
+  result.ids = tensor::ExpandShapeOp::create(
+      b, loc, RankedTensorType::get({rows, 1}, i32), flat,
+      ArrayRef<ReassociationIndices>{{0, 1}},
+      ArrayRef<OpFoldResult>{numRows, b.getIndexAttr(1)});
+  Value onesEmpty = tensor::EmptyOp::create(
+      b, loc, ArrayRef<OpFoldResult>{numRows, b.getIndexAttr(1)}, f32);
+  result.ones =
+      linalg::FillOp::create(
+          b, loc,
+          ValueRange{arith::ConstantOp::create(b, loc, b.getF32FloatAttr(1))},
+          ValueRange{onesEmpty})
+          .getResult(0);
+  return result;
+}
+
+/// The per-token sum of the combined rows of `buildWeightedChoices`:
+/// `[T*K, H]` -> `[T, H]`.
+static Value sumChoices(OpBuilder &b, Location loc, Value combined, Value x,
+                        int64_t choices) {
+  auto xType = llvm::cast<RankedTensorType>(x.getType());
+  Type element = xType.getElementType();
+  int64_t numTokens = xType.getDimSize(0), hidden = xType.getDimSize(1);
+  OpFoldResult tokens = tensor::getMixedSize(b, loc, x, 0);
+  Value perChoice = tensor::ExpandShapeOp::create(
+      b, loc, RankedTensorType::get({numTokens, choices, hidden}, element),
+      combined, ArrayRef<ReassociationIndices>{{0, 1}, {2}},
+      ArrayRef<OpFoldResult>{tokens, b.getIndexAttr(choices),
+                             b.getIndexAttr(hidden)});
+  Value empty = tensor::EmptyOp::create(
+      b, loc, ArrayRef<OpFoldResult>{tokens, b.getIndexAttr(hidden)}, element);
+  Value zero = linalg::FillOp::create(
+                   b, loc,
+                   ValueRange{arith::ConstantOp::create(
+                       b, loc, b.getZeroAttr(element))},
+                   ValueRange{empty})
+                   .getResult(0);
+  return linalg::ReduceOp::create(
+             b, loc, ValueRange{perChoice}, ValueRange{zero},
+             ArrayRef<int64_t>{1},
+             [](OpBuilder &nb, Location nl, ValueRange args) {
+               linalg::YieldOp::create(
+                   nb, nl,
+                   arith::AddFOp::create(nb, nl, args[0], args[1])
+                       .getResult());
+             })
+      .getResult(0);
+}
+
 struct DecomposeLayer : OpRewritePattern<LayerOp> {
   DecomposeLayer(MLIRContext *context, int64_t rowAlign)
       : OpRewritePattern(context), rowAlign(rowAlign) {}
@@ -104,15 +205,27 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
         rewriter, loc, gateTypes, logits, layer.getScoreBias(), gateNoise,
         layer.getUniform(), routing, layer.getStatisticsAttr());
 
-    // Dispatch to expert-grouped rows.
+    // Dispatch to expert-grouped rows. With weight_inputs, each choice is a
+    // row of its own, `w[t,k] * x[t]`, routed to its expert alone
+    // ([T*K, H] rows, ids [T*K, 1]).
     int64_t dynamic = ShapedType::kDynamic;
     auto rowsType = [&](int64_t features) {
       return RankedTensorType::get({dynamic, features}, elementType);
     };
+    Value dispatched = x, ids = gate.getIds(), weights = gate.getWeights();
+    int64_t dispatchRows = numTokens;
+    if (layer.getWeightInputs()) {
+      WeightedChoices rowsOfChoices =
+          buildWeightedChoices(rewriter, loc, x, weights, ids);
+      dispatched = rowsOfChoices.inputs;
+      ids = rowsOfChoices.ids;
+      weights = rowsOfChoices.ones;
+      dispatchRows = llvm::cast<RankedTensorType>(ids.getType()).getDimSize(0);
+    }
     auto dispatch = DispatchOp::create(
         rewriter, loc, rowsType(hidden),
         RankedTensorType::get({numExperts + 1}, rewriter.getI64Type()),
-        choiceType(rewriter.getI32Type()), x, gate.getIds(),
+        ids.getType(), dispatched, ids,
         /*capacity=*/Value(), rewriter.getI64IntegerAttr(rowAlign));
     Value rows = dispatch.getRows();
     Value offsets = dispatch.getExpertRows();
@@ -148,9 +261,14 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     Value downRows =
         projectRows(hiddenRows, layer.getExpertDown(), layer.getDownBias(),
                     layer.getDownScale(), hidden);
-    Value result = CombineOp::create(rewriter, loc, inputType, downRows,
-                                     gate.getWeights(), dispatch.getRowMap())
-                       .getResult();
+    Value result =
+        CombineOp::create(
+            rewriter, loc,
+            RankedTensorType::get({dispatchRows, hidden}, elementType),
+            downRows, weights, dispatch.getRowMap())
+            .getResult();
+    if (layer.getWeightInputs())
+      result = sumChoices(rewriter, loc, result, x, choices);
 
     // Shared expert, optionally behind a sigmoid gate.
     if (layer.hasSharedExpert()) {

@@ -35,7 +35,10 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
     One MoE block: router, routed experts, optional shared expert. Computes
     `result[t] = sum_k w[t,k] * expert_{ids[t,k]}(input[t]) + shared(input[t])`
     where `w, ids` come from the router under `routing` (see
-    `#moe.routing`). No normalization, no residual.
+    `#moe.routing`). No normalization, no residual. With `weight_inputs`
+    the routing weight scales each chosen expert's input instead of its
+    output (Llama 4): `result[t] = sum_k expert_{ids[t,k]}(w[t,k] *
+    input[t]) + shared(input[t])`; a dropped choice contributes nothing.
 
     Weights use the checkpoint layout `[out, in]`, stacked over experts:
 
@@ -107,6 +110,7 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
     OptionalAttr<DenseI64ArrayAttr>:$weight_block,
     Moe_RoutingAttr:$routing,
     Moe_ActivationAttr:$activation,
+    UnitAttr:$weight_inputs,
     OptionalAttr<Moe_StatisticsAttr>:$statistics
   );
   let results = (outs Moe_FloatTensor:$result, Variadic<Moe_StatTensor>:$stats);
@@ -122,6 +126,7 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
                                       $expert_up, type($expert_up),
                                       $expert_down, type($expert_down)) `)`
     `activation` $activation
+    (`weight_inputs` $weight_inputs^)?
     (`gate_bias` `(` $gate_bias^ `:` type($gate_bias) `)`)?
     (`up_bias` `(` $up_bias^ `:` type($up_bias) `)`)?
     (`down_bias` `(` $down_bias^ `:` type($down_bias) `)`)?
