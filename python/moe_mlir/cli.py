@@ -207,7 +207,8 @@ def _reference(args: argparse.Namespace) -> None:
         raise CommandError(f"{weights}: {err}") from None
     try:
         ref, stats = layer(x, operands, spec.routing, spec.activation,
-                           weight_inputs=spec.weight_inputs, **samples)
+                           weight_inputs=spec.weight_inputs,
+                           swiglu=spec.swiglu, **samples)
     except ValueError as err:
         raise CommandError(str(err)) from None
     results = [ref] + [_statistic_array(stats[name])

@@ -16,6 +16,7 @@ Shapes (checkpoint layout ``[out, in]``, docs/Semantics.md):
 operand                           shape        checkpoint name
 ================================  ===========  ============================
 ``router``                        ``[E,H]``    one tensor
+``router_bias``                   ``[E]``      one tensor
 ``noise_router``                  ``[E,H]``    one tensor (noisy routing)
 ``score_bias``                    ``[E]``      one tensor (f32; bf16, f16
                                                widened by the module)
@@ -52,7 +53,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from . import float8
-from .layer import ACTIVATIONS
+from .layer import ACTIVATIONS, CLAMPED_SWIGLU
+from .mlir_syntax import format_float
 from .routing import Routing, parse
 from .views import View
 
@@ -70,7 +72,8 @@ __all__ = [
 EXPERT = "{e}"
 """The placeholder of a per-expert checkpoint name (the expert index)."""
 
-OPERANDS = ("router", "noise_router", "score_bias", "expert_gate",
+OPERANDS = ("router", "router_bias", "noise_router", "score_bias",
+            "expert_gate",
             "expert_up",
             "expert_down", "gate_bias", "up_bias", "down_bias",
             "shared_gate", "shared_up", "shared_down", "shared_expert_gate",
@@ -149,6 +152,8 @@ class LayerSpec:
         statistics: routing statistics (:data:`STATISTICS`) the entry
             returns after ``y``, in this order.
         weight_block: ``[BN, BK]`` of block-scaled FP8 weights.
+        swiglu: ``(alpha, limit)`` of activation ``clamped_swiglu``
+            (required with it, else ``None``).
         weight_inputs: the routing weight scales each expert's input
             instead of its output (``moe.layer``'s ``weight_inputs``).
         views: ``operand -> View`` for operands read from a fused or
@@ -174,6 +179,7 @@ class LayerSpec:
     weight_block: tuple[int, int] | None = None
     views: Mapping[str, View] = field(default_factory=dict)
     weight_inputs: bool = False
+    swiglu: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.views, Mapping):
@@ -212,9 +218,11 @@ class LayerSpec:
         routing = self.routing
         assert isinstance(routing, Routing)
         routing.verify_for_experts(self.num_experts)
-        if self.activation not in ACTIVATIONS:
+        if self.activation not in (*ACTIVATIONS, CLAMPED_SWIGLU):
             raise ValueError(f"unknown activation '{self.activation}' "
-                             f"(expected one of {', '.join(ACTIVATIONS)})")
+                             f"(expected one of {', '.join(ACTIVATIONS)}, "
+                             f"{CLAMPED_SWIGLU})")
+        self._verify_swiglu()
         if not _IDENTIFIER.fullmatch(self.func_name):
             raise ValueError(f"bad function name {self.func_name!r}")
         for name in self.statistics:
@@ -279,6 +287,30 @@ class LayerSpec:
             raise ValueError("score_bias must be f32, bf16 or f16")
         self._verify_scales()
         self._verify_views()
+
+    def _verify_swiglu(self) -> None:
+        clamped = self.activation == CLAMPED_SWIGLU
+        if clamped != (self.swiglu is not None):
+            raise ValueError("swiglu = (alpha, limit) is required iff the "
+                             f"activation is {CLAMPED_SWIGLU}")
+        if not clamped:
+            return
+        if not isinstance(self.swiglu, (list, tuple)) or \
+                len(self.swiglu) != 2 or any(
+                    isinstance(v, bool) or not isinstance(v, (int, float))
+                    for v in self.swiglu):
+            raise ValueError(f"swiglu must be (alpha, limit), got "
+                             f"{self.swiglu!r}")
+        object.__setattr__(self, "swiglu", tuple(float(v)
+                                                 for v in self.swiglu))
+        if not self.swiglu[1] > 0:
+            raise ValueError(f"swiglu limit must be positive, got "
+                             f"{self.swiglu[1]}")
+        if "expert_gate" not in self.weights or (
+                "shared_up" in self.weights and
+                "shared_gate" not in self.weights):
+            raise ValueError(f"{CLAMPED_SWIGLU} needs gated experts (and a "
+                             "gated shared expert)")
 
     def _verify_views(self) -> None:
         for operand, view in self.views.items():
@@ -359,7 +391,8 @@ class LayerSpec:
             rows, cols = self.weight_block or (1, 1)
             return weight[:-2] + (-(-weight[-2] // rows),
                                   -(-weight[-1] // cols))
-        return {"router": (e, h), "noise_router": (e, h),
+        return {"router": (e, h), "router_bias": (e,),
+                "noise_router": (e, h),
                 "score_bias": (e,),
                 "expert_gate": (e, i, h), "expert_up": (e, i, h),
                 "expert_down": (e, h, i), "gate_bias": (e, i),
@@ -457,7 +490,8 @@ class LayerSpec:
                 **({"views": {operand: view.to_dict() for operand, view
                               in self.views.items()}}
                    if self.views else {}),
-                **({"weight_inputs": True} if self.weight_inputs else {})}
+                **({"weight_inputs": True} if self.weight_inputs else {}),
+                **({"swiglu": list(self.swiglu)} if self.swiglu else {})}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "LayerSpec":
@@ -580,6 +614,8 @@ def emit_module(spec: LayerSpec, comment: str | None = None) -> str:
     body += [f"{results} = moe.layer %x : {io}",
              f"    routing {routing.to_mlir(prefix=False)}",
              f"    router({use('router')})"]
+    if "router_bias" in spec.weights:
+        body.append(f"    router_bias({use('router_bias')})")
     for op in ("noise_router", "score_bias"):
         if op in spec.weights:
             body.append(f"    {op}({use(op)})")
@@ -592,6 +628,9 @@ def emit_module(spec: LayerSpec, comment: str | None = None) -> str:
                    if "expert_" + kind in spec.weights]
     body.append("    experts(" + ",\n              ".join(projections) + ")")
     body.append(f"    activation {spec.activation}")
+    if spec.swiglu:
+        body.append(f"    swiglu_alpha {format_float(spec.swiglu[0])} "
+                    f"swiglu_limit {format_float(spec.swiglu[1])}")
     if spec.weight_inputs:
         body.append("    weight_inputs")
     for op in ("gate_bias", "up_bias", "down_bias") + _SHARED + tuple(SCALES):

@@ -188,7 +188,8 @@ class FamilyCase:
         """The float64 layer output for ``x [T, H]``."""
         y, _ = layer_reference(x, self.operands, self.spec.routing,
                                self.spec.activation,
-                               weight_inputs=self.spec.weight_inputs)
+                               weight_inputs=self.spec.weight_inputs,
+                               swiglu=self.spec.swiglu)
         return y
 
     def tokens_per_expert(self, x: np.ndarray) -> np.ndarray:

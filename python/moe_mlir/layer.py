@@ -16,8 +16,8 @@ import numpy as np
 from .gating import GateResult, as_float64, gate, scaled_noise, sigmoid
 from .routing import Routing
 
-__all__ = ["ACTIVATIONS", "activation_fn", "expert_ffn", "layer",
-           "router_logits", "route"]
+__all__ = ["ACTIVATIONS", "CLAMPED_SWIGLU", "activation_fn", "expert_ffn",
+           "layer", "router_logits", "route"]
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _erf = np.frompyfunc(math.erf, 1, 1)
@@ -46,8 +46,13 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "gelu_tanh": _gelu_tanh,
     "relu": _relu,
 }
-"""The ``moe.layer`` activations: ``silu``, exact (erf) ``gelu``, the tanh
-approximation ``gelu_tanh``, ``relu``."""
+"""The ``moe.layer`` activations of one value: ``silu``, exact (erf)
+``gelu``, the tanh approximation ``gelu_tanh``, ``relu``."""
+
+CLAMPED_SWIGLU = "clamped_swiglu"
+"""gpt-oss's gated activation of ``(gate, up)``: ``g * sigmoid(alpha * g) *
+(u + 1)`` with ``g = min(gate, limit)``, ``u = clamp(up, -limit, limit)``
+(``moe.layer``'s ``swiglu_alpha``, ``swiglu_limit``)."""
 
 
 def activation_fn(name: str) -> Callable[[np.ndarray], np.ndarray]:
@@ -63,14 +68,29 @@ def expert_ffn(x: np.ndarray, up: np.ndarray, down: np.ndarray,
                activation: str, gate_proj: np.ndarray | None = None,
                up_bias: np.ndarray | None = None,
                gate_bias: np.ndarray | None = None,
-               down_bias: np.ndarray | None = None) -> np.ndarray:
+               down_bias: np.ndarray | None = None,
+               swiglu: tuple[float, float] | None = None) -> np.ndarray:
     """One expert on ``[n, H]`` rows.
 
     Gated: ``down(act(gate x + bg) * (up x + bu)) + bd``; ungated:
     ``down(act(up x + bu)) + bd``. ``up``/``gate_proj`` are ``[I, H]``,
-    ``down`` is ``[H, I]``.
+    ``down`` is ``[H, I]``. :data:`CLAMPED_SWIGLU` (gated only) takes
+    ``swiglu = (alpha, limit)``.
     """
-    act = activation_fn(activation)
+    if activation == CLAMPED_SWIGLU:
+        if gate_proj is None or swiglu is None:
+            raise ValueError("clamped_swiglu needs a gate projection and "
+                             "(alpha, limit)")
+        alpha, limit = swiglu
+
+        def act(gated: np.ndarray) -> np.ndarray:
+            gated = np.minimum(gated, limit)
+            return gated * sigmoid(alpha * gated)
+
+        up_clamped = True
+    else:
+        act = activation_fn(activation)
+        up_clamped = False
     hidden = x @ up.T
     if up_bias is not None:
         hidden = hidden + up_bias
@@ -78,6 +98,8 @@ def expert_ffn(x: np.ndarray, up: np.ndarray, down: np.ndarray,
         gated = x @ gate_proj.T
         if gate_bias is not None:
             gated = gated + gate_bias
+        if up_clamped:
+            hidden = np.clip(hidden, -limit, limit) + 1.0
         hidden = act(gated) * hidden
     else:
         hidden = act(hidden)
@@ -89,7 +111,8 @@ def expert_ffn(x: np.ndarray, up: np.ndarray, down: np.ndarray,
 
 # -- operands ----------------------------------------------------------------
 
-_OPERANDS = ("router", "noise_router", "score_bias", "expert_gate",
+_OPERANDS = ("router", "router_bias", "noise_router", "score_bias",
+             "expert_gate",
              "expert_up", "expert_down", "gate_bias", "up_bias", "down_bias",
              "shared_gate", "shared_up", "shared_down", "shared_expert_gate")
 
@@ -134,7 +157,8 @@ def _load_operands(x: np.ndarray, weights: Mapping[str, Any],
                       (num_experts, inter, hidden))
     elif "gate_bias" in ops:
         raise ValueError("gate_bias needs an expert_gate")
-    for name, shape in (("gate_bias", (num_experts, inter)),
+    for name, shape in (("router_bias", (num_experts,)),
+                        ("gate_bias", (num_experts, inter)),
                         ("up_bias", (num_experts, inter)),
                         ("down_bias", (num_experts, hidden))):
         if name in ops:
@@ -186,6 +210,8 @@ def router_logits(x: np.ndarray, weights: Mapping[str, Any],
     """
     x = as_float64("x", x)
     logits = x @ as_float64("router", weights["router"]).T
+    if weights.get("router_bias") is not None:
+        logits = logits + as_float64("router_bias", weights["router_bias"])
     if noise is None:
         return logits, None
     if weights.get("noise_router") is None:
@@ -205,7 +231,8 @@ def route(x: np.ndarray, weights: Mapping[str, Any], routing: Routing,
 
 def layer(x: np.ndarray, weights: Mapping[str, Any], routing: Routing,
           activation: str = "silu", *, noise: np.ndarray | None = None,
-          uniform: np.ndarray | None = None, weight_inputs: bool = False
+          uniform: np.ndarray | None = None, weight_inputs: bool = False,
+          swiglu: tuple[float, float] | None = None
           ) -> tuple[np.ndarray, dict[str, Any]]:
     """The ``moe.layer`` block in float64.
 
@@ -226,6 +253,7 @@ def layer(x: np.ndarray, weights: Mapping[str, Any], routing: Routing,
         uniform: ``[T]`` uniform samples for ``second = random``.
         weight_inputs: each routing weight scales its expert's input, not
             its output (Llama 4); dropped choices contribute nothing.
+        swiglu: ``(alpha, limit)`` of ``clamped_swiglu``.
 
     Returns:
         ``(y [T, H] float64, stats)`` with the statistics of
@@ -234,7 +262,8 @@ def layer(x: np.ndarray, weights: Mapping[str, Any], routing: Routing,
     x = as_float64("x", x)
     if x.ndim != 2:
         raise ValueError(f"x must be [T, H], got shape {x.shape}")
-    activation_fn(activation)
+    if activation != CLAMPED_SWIGLU:
+        activation_fn(activation)
     ops = _load_operands(x, weights, routing)
     routed = route(x, ops, routing, noise=noise, uniform=uniform)
 
@@ -244,7 +273,7 @@ def layer(x: np.ndarray, weights: Mapping[str, Any], routing: Routing,
             activation, gate_proj=_index(ops, "expert_gate", index),
             up_bias=_index(ops, "up_bias", index),
             gate_bias=_index(ops, "gate_bias", index),
-            down_bias=_index(ops, "down_bias", index))
+            down_bias=_index(ops, "down_bias", index), swiglu=swiglu)
 
     y = np.zeros_like(x)
     if weight_inputs:
@@ -265,7 +294,8 @@ def layer(x: np.ndarray, weights: Mapping[str, Any], routing: Routing,
 
     if "shared_up" in ops:
         shared = expert_ffn(x, ops["shared_up"], ops["shared_down"],
-                            activation, gate_proj=ops.get("shared_gate"))
+                            activation, gate_proj=ops.get("shared_gate"),
+                            swiglu=swiglu)
         if "shared_expert_gate" in ops:
             shared = sigmoid(x @ ops["shared_expert_gate"].T) * shared
         y += shared

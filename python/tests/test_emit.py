@@ -220,6 +220,14 @@ def test_minimal_spec() -> None:
     assert "    activation silu\n      weight_inputs\n" in \
         emit_module(weighted)
     assert LayerSpec.from_dict(weighted.to_dict()) == weighted
+    clamped = _spec(weights={**_BASE["weights"], "expert_gate": "g.{e}",
+                             "router_bias": "rb"},
+                    activation="clamped_swiglu", swiglu=(1.702, 7))
+    text = emit_module(clamped)
+    assert "router_bias(%router_bias : tensor<3xf32>)" in text
+    assert "activation clamped_swiglu\n" \
+        "      swiglu_alpha 1.702000e+00 swiglu_limit 7.000000e+00\n" in text
+    assert LayerSpec.from_dict(clamped.to_dict()) == clamped
 
 
 @pytest.mark.parametrize("changes,message", [
@@ -251,6 +259,15 @@ def test_minimal_spec() -> None:
     ({"func_name": "bad name"}, "bad function name"),
     ({"hidden": 0}, "hidden must be a positive integer"),
     ({"weight_inputs": 1}, "weight_inputs must be a bool"),
+    ({"activation": "clamped_swiglu"}, "swiglu = \\(alpha, limit\\) is required"),
+    ({"swiglu": (1.0, 7.0)}, "swiglu = \\(alpha, limit\\) is required"),
+    ({"activation": "clamped_swiglu", "swiglu": (1.702, 0.0)},
+     "swiglu limit must be positive"),
+    ({"activation": "clamped_swiglu", "swiglu": (1.702, 7.0)},
+     "clamped_swiglu needs gated experts"),
+    ({"activation": "clamped_swiglu", "swiglu": "7"}, "must be \\(alpha, limit\\)"),
+    ({"weights": {**_BASE["weights"], "router_bias": "rb.{e}"}},
+     "must not contain"),
     ({"weights": {**_BASE["weights"], "gate_bias": "gb.{e}"}},
      "gate_bias needs an expert_gate"),
 ])

@@ -63,6 +63,7 @@ class Family:
     layers: str = "model.layers"    # the decoder layers' name prefix
     output_bias: bool = False       # mlp.bias [H] added after the combine
     scale_inputs: bool = False      # the weight scales the expert's input
+    router_bias: bool = False       # router.bias [E] added to the logits
     bias_as_stored: bool = False    # the correction bias in the storage
                                     # dtype (dots.llm1's BF16), else F32
 
@@ -413,6 +414,20 @@ FAMILIES = {
         moe_layers=(0, 2), extra={}, sigmoid=True,
         shared=("shared_expert", I, None), layout="qwen3_vl",
         scale_inputs=True, top_k=(1,) * LAYERS),
+    "gpt_oss": Family(
+        config={**_COMMON, "model_type": "gpt_oss",
+                "architectures": ["GptOssForCausalLM"], "head_dim": H // 4,
+                "intermediate_size": I, "num_local_experts": E,
+                "num_experts_per_tok": K, "swiglu_limit": 7.0,
+                "experts_per_token": K, "sliding_window": 128,
+                "layer_types": ["sliding_attention", "full_attention"] * 2},
+        defaulted=("swiglu_limit",),
+        block="model.layers.{n}.mlp", router="router",
+        experts=("gate_proj", "up_proj", "down_proj"), renormalize=True,
+        moe_layers=(0, 1, 2, 3),
+        extra={"model.layers.{n}.self_attn.sinks": (4,),
+               "model.layers.{n}.self_attn.q_proj.bias": (H,)},
+        layout="gpt_oss", router_bias=True),
 }
 
 
@@ -443,6 +458,14 @@ def _expert(family: Family, weights: dict[str, np.ndarray], block: str,
         w1, v1, w2 = (weights[f"{block}.experts.mlp.{name}"].reshape(E, I, H)
                       for name in ("w1", "v1", "w2"))
         return (_silu(x @ w1[e].T) * (x @ v1[e].T)) @ w2[e]
+    if family.layout == "gpt_oss":   # interleaved, biased, clamped
+        z = x @ weights[f"{block}.experts.gate_up_proj"][e] + \
+            weights[f"{block}.experts.gate_up_proj_bias"][e]
+        gate = np.minimum(z[:, ::2], 7.0)
+        up = np.clip(z[:, 1::2], -7.0, 7.0)
+        hidden = (up + 1.0) * gate * (1.0 / (1.0 + np.exp(-1.702 * gate)))
+        return hidden @ weights[f"{block}.experts.down_proj"][e] + \
+            weights[f"{block}.experts.down_proj_bias"][e]
     if family.layout == "qwen3_vl":  # gate_up_proj [E,H,2I], x @ W
         return _chunked_glu(x @ weights[f"{block}.experts.gate_up_proj"][e],
                             weights[f"{block}.experts.down_proj"][e])
@@ -461,6 +484,8 @@ def _forward(family: Family, weights: dict[str, np.ndarray], n: int,
     x = x.astype(np.float64)
     width = E // family.groups[0]
     logits = x @ weights[f"{block}.{family.router}.weight"].T
+    if family.router_bias:
+        logits += weights[f"{block}.{family.router}.bias"]
     if family.sigmoid:
         scores = 1.0 / (1.0 + np.exp(-logits))
     else:
@@ -569,6 +594,21 @@ def _checkpoint(family: Family, storage: str, seed: int
                     rng.standard_normal((E * I, H)) / np.sqrt(
                         I if name == "w2" else H)
             continue
+        if family.router_bias:
+            tensors[f"{block}.{family.router}.bias"] = \
+                0.5 * rng.standard_normal(E)
+        if family.layout == "gpt_oss":
+            experts = f"{block}.experts"
+            # Scaled so that some gate and up values pass the clamp.
+            tensors[f"{experts}.gate_up_proj"] = \
+                rng.standard_normal((E, H, 2 * I)) * (6.0 / np.sqrt(H))
+            tensors[f"{experts}.gate_up_proj_bias"] = \
+                rng.standard_normal((E, 2 * I))
+            tensors[f"{experts}.down_proj"] = \
+                rng.standard_normal((E, I, H)) / np.sqrt(I)
+            tensors[f"{experts}.down_proj_bias"] = \
+                0.1 * rng.standard_normal((E, H))
+            continue
         if family.layout == "qwen3_vl":
             tensors[f"{block}.experts.gate_up_proj"] = \
                 rng.standard_normal((E, H, 2 * I)) / np.sqrt(H)
@@ -611,6 +651,7 @@ def _inputs(family: Family, weights: dict[str, np.ndarray], n: int,
     rng = np.random.default_rng(seed)
     block = family.block.format(n=n)
     router = weights[f"{block}.{family.router}.weight"]
+    router_bias = weights.get(f"{block}.{family.router}.bias", 0.0)
     bias = weights.get(f"{block}.{family.bias_name}")
     if bias is not None:
         bias = bias.reshape(E)
@@ -619,7 +660,7 @@ def _inputs(family: Family, weights: dict[str, np.ndarray], n: int,
         return rng.standard_normal((count, H)).astype(np.float32)
 
     def flag(x: np.ndarray) -> np.ndarray:
-        return near_tie_tokens(x.astype(np.float64) @ router.T,
+        return near_tie_tokens(x.astype(np.float64) @ router.T + router_bias,
                                spec.routing, bias=bias, eps=1e-3)
 
     return resample_near_ties(sample(tokens), flag, sample)

@@ -784,3 +784,29 @@ def test_weight_inputs_scales_each_experts_input() -> None:
     for t in range(5):
         if top[t] in top[:t]:
             np.testing.assert_array_equal(y[t], 0.0)
+
+
+def test_clamped_swiglu_and_router_bias() -> None:
+    """gpt-oss: ``min(g, L) * sigmoid(a * min(g, L)) * (clip(u, -L, L) +
+    1)``, and the router bias shifting the logits before the top-k."""
+    from moe_mlir.layer import expert_ffn, layer
+    rng = np.random.default_rng(4)
+    x = 3.0 * rng.standard_normal((6, 5))
+    gate, up = rng.standard_normal((2, 4, 5))
+    down = rng.standard_normal((5, 4))
+    out = expert_ffn(x, up, down, "clamped_swiglu", gate_proj=gate,
+                     swiglu=(1.702, 2.0))
+    g = np.minimum(x @ gate.T, 2.0)
+    u = np.clip(x @ up.T, -2.0, 2.0)
+    expected = (g / (1.0 + np.exp(-1.702 * g)) * (u + 1.0)) @ down.T
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+    assert (np.abs(x @ up.T) > 2.0).any() and (x @ gate.T > 2.0).any()
+    with pytest.raises(ValueError, match="needs a gate projection"):
+        expert_ffn(x, up, down, "clamped_swiglu", swiglu=(1.702, 2.0))
+    ops = {"router": rng.standard_normal((3, 5)),
+           "router_bias": np.array([0.0, 100.0, 0.0]),
+           "expert_up": rng.standard_normal((3, 4, 5)),
+           "expert_down": rng.standard_normal((3, 5, 4))}
+    y, _ = layer(x, ops, Routing(top_k=1), "relu")
+    only = expert_ffn(x, ops["expert_up"][1], ops["expert_down"][1], "relu")
+    np.testing.assert_allclose(y, only, rtol=1e-12)

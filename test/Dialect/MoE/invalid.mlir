@@ -153,12 +153,87 @@ func.func @layer_score_bias_shape(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>, %
 // moe.layer c3: score_bias must be f32 (ODS type constraint)
 func.func @layer_score_bias_bf16(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>, %b: tensor<8xbf16>,
                                  %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
-  // expected-error @+1 {{operand #2 must be ranked tensor of 32-bit float values, but got 'tensor<8xbf16>'}}
+  // expected-error @+1 {{operand #3 must be ranked tensor of 32-bit float values, but got 'tensor<8xbf16>'}}
   %y = moe.layer %x : tensor<?x16xf32>
       routing <sigmoid, top_k = 2, selection_bias>
       router(%wg : tensor<8x16xf32>)
       score_bias(%b : tensor<8xbf16>)
       experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c14: router_bias is [E]
+func.func @layer_router_bias_shape(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>, %rb: tensor<4xf32>,
+                                   %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'router_bias' dimension 0 (E) is 4, expected 8 from router}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      router_bias(%rb : tensor<4xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c13: clamped_swiglu needs gated experts
+func.func @layer_clamped_swiglu_ungated(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                                        %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'clamped_swiglu' needs gated experts}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>)
+      activation clamped_swiglu swiglu_alpha 1.702 swiglu_limit 7.0
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c13: clamped_swiglu needs swiglu_alpha and swiglu_limit
+func.func @layer_clamped_swiglu_no_limit(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>, %w1: tensor<8x32x16xf32>,
+                                         %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'clamped_swiglu' needs 'swiglu_alpha' and 'swiglu_limit'}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(gate %w1 : tensor<8x32x16xf32>, up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>)
+      activation clamped_swiglu swiglu_alpha 1.702
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c13: swiglu_limit is positive
+func.func @layer_clamped_swiglu_limit(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>, %w1: tensor<8x32x16xf32>,
+                                      %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'swiglu_limit' must be positive, got 0}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(gate %w1 : tensor<8x32x16xf32>, up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>)
+      activation clamped_swiglu swiglu_alpha 1.702 swiglu_limit 0.0
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c13: swiglu_alpha and swiglu_limit go with clamped_swiglu only
+func.func @layer_silu_with_limit(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>, %w1: tensor<8x32x16xf32>,
+                                 %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'swiglu_alpha' and 'swiglu_limit' go with activation 'clamped_swiglu' only}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(gate %w1 : tensor<8x32x16xf32>, up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>)
+      activation silu swiglu_limit 7.0
       -> tensor<?x16xf32>
   return %y : tensor<?x16xf32>
 }

@@ -337,3 +337,39 @@ func.func @weight_inputs(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
       -> tensor<?x16xf32>
   return %y : tensor<?x16xf32>
 }
+
+// -----
+
+// gpt-oss: the router bias is added to the f32 logits; the clamped SwiGLU
+// is min(g, limit) * sigmoid(alpha * min(g, limit)) * (clamp(u) + 1).
+// CHECK-LABEL: func @gpt_oss
+// CHECK: %[[LOGITS:.*]] = linalg.matmul
+// CHECK: %[[BIASED:.*]] = linalg.generic {{.*}} ins(%[[LOGITS]], %{{.*}} : tensor<?x8xf32>, tensor<8xbf16>)
+// CHECK: arith.extf
+// CHECK: arith.addf
+// CHECK: moe.gate %[[BIASED]] routing <softmax, top_k = 2, renormalize>
+// CHECK: linalg.generic
+// CHECK-NEXT: ^bb0(%[[G:.*]]: f32, %[[U:.*]]: f32, %{{.*}}: f32):
+// CHECK-NEXT: %[[LIMIT:.*]] = arith.constant 7.000000e+00 : f32
+// CHECK-NEXT: %[[GC:.*]] = arith.minimumf %[[G]], %[[LIMIT]]
+// CHECK-NEXT: %[[UH:.*]] = arith.minimumf %[[U]], %[[LIMIT]]
+// CHECK-NEXT: %[[NEGLIMIT:.*]] = arith.constant -7.000000e+00 : f32
+// CHECK-NEXT: %[[UC:.*]] = arith.maximumf %[[UH]], %[[NEGLIMIT]]
+// CHECK-NEXT: %[[ALPHA:.*]] = arith.constant 1.702000e+00 : f32
+// CHECK-NEXT: %[[AG:.*]] = arith.mulf %[[GC]], %[[ALPHA]]
+// CHECK: %[[GLU:.*]] = arith.mulf %[[GC]], %{{.*}}
+// CHECK: %[[UP1:.*]] = arith.addf %[[UC]], %{{.*}}
+// CHECK: arith.mulf %[[GLU]], %[[UP1]]
+func.func @gpt_oss(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                   %rb: tensor<8xbf16>, %w1: tensor<8x32x16xf32>,
+                   %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>)
+    -> tensor<?x16xf32> {
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2, renormalize>
+      router(%wg : tensor<8x16xf32>) router_bias(%rb : tensor<8xbf16>)
+      experts(gate %w1 : tensor<8x32x16xf32>, up %w3 : tensor<8x32x16xf32>,
+              down %w2 : tensor<8x16x32xf32>)
+      activation clamped_swiglu swiglu_alpha 1.702 swiglu_limit 7.0
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}

@@ -53,6 +53,27 @@ func.func @layer_llama4(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
   return %y : tensor<?x16xf32>
 }
 
+// gpt-oss: router bias, biased experts, the clamped SwiGLU.
+// CHECK-LABEL: func @layer_gpt_oss
+// CHECK: router(%{{.*}} : tensor<8x16xf32>) router_bias(%{{.*}} : tensor<8xbf16>)
+// CHECK-SAME: activation clamped_swiglu swiglu_alpha 1.702000e+00 swiglu_limit 7.000000e+00
+func.func @layer_gpt_oss(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                         %rb: tensor<8xbf16>, %w1: tensor<8x32x16xbf16>,
+                         %w3: tensor<8x32x16xbf16>, %w2: tensor<8x16x32xbf16>,
+                         %b1: tensor<8x32xbf16>, %b3: tensor<8x32xbf16>,
+                         %b2: tensor<8x16xbf16>) -> tensor<?x16xf32> {
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 4, renormalize>
+      router(%wg : tensor<8x16xf32>) router_bias(%rb : tensor<8xbf16>)
+      experts(gate %w1 : tensor<8x32x16xbf16>, up %w3 : tensor<8x32x16xbf16>,
+              down %w2 : tensor<8x16x32xbf16>)
+      activation clamped_swiglu swiglu_alpha 1.702 swiglu_limit 7.0
+      gate_bias(%b1 : tensor<8x32xbf16>) up_bias(%b3 : tensor<8x32xbf16>)
+      down_bias(%b2 : tensor<8x16xbf16>)
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
 // CHECK-LABEL: func @layer_qwen2_bf16
 // CHECK: moe.layer %{{.*}} : tensor<?x16xbf16> routing <softmax, top_k = 4>
 // CHECK-SAME: shared_gate(%{{.*}} : tensor<24x16xbf16>) shared_up(%{{.*}} : tensor<24x16xbf16>) shared_down(%{{.*}} : tensor<16x24xbf16>)

@@ -196,6 +196,8 @@ LogicalResult LayerOp::verify() {
   // c1, c2, c3.
   if (failed(shapes.check("input", getInput().getType(), {"T", "H"})) ||
       failed(shapes.check("router", getRouter().getType(), {"E", "H"})) ||
+      // c14.
+      failed(shapes.checkOptional("router_bias", getRouterBias(), {"E"})) ||
       failed(
           shapes.checkOptional("noise_router", getNoiseRouter(), {"E", "H"})) ||
       failed(shapes.checkOptional("score_bias", getScoreBias(), {"E"})) ||
@@ -241,6 +243,23 @@ LogicalResult LayerOp::verify() {
   // c11, c12.
   if (failed(verifyWeightScales()))
     return failure();
+  // c13.
+  bool clamped = getActivation() == Activation::ClampedSwiglu;
+  if (clamped) {
+    if (!getExpertGate() || (getSharedUp() && !getSharedGate()))
+      return emitOpError("'clamped_swiglu' needs gated experts (a 'gate' "
+                         "projection, and 'shared_gate' with a shared "
+                         "expert)");
+    if (!getSwigluAlpha() || !getSwigluLimit())
+      return emitOpError("'clamped_swiglu' needs 'swiglu_alpha' and "
+                         "'swiglu_limit'");
+    if (!(getSwigluLimitAttr().getValueAsDouble() > 0))
+      return emitOpError("'swiglu_limit' must be positive, got ")
+             << getSwigluLimitAttr().getValueAsDouble();
+  } else if (getSwigluAlpha() || getSwigluLimit()) {
+    return emitOpError("'swiglu_alpha' and 'swiglu_limit' go with activation "
+                       "'clamped_swiglu' only");
+  }
   // c9.
   if (getResult().getType() != getInput().getType())
     return emitOpError() << "result must have the input type "

@@ -33,9 +33,11 @@ struct FeedForward {
   Value down;
 };
 
-/// `act(gate) * up` for gated experts, `act(up)` otherwise, element-wise.
-static Value buildHidden(OpBuilder &b, Location loc, Activation act, Value gate,
-                         Value up, Type elementType) {
+/// `act(gate) * up` for gated experts (`buildGatedActivation`), `act(up)`
+/// otherwise, element-wise.
+static Value buildHidden(OpBuilder &b, Location loc, Activation act,
+                         const SwigluClamp &clamp, Value gate, Value up,
+                         Type elementType) {
   if (!gate)
     return buildElementwise(b, loc, up, elementType,
                             [&](OpBuilder &nb, Location nl, ValueRange args) {
@@ -44,20 +46,43 @@ static Value buildHidden(OpBuilder &b, Location loc, Activation act, Value gate,
   return buildElementwise(
       b, loc, ValueRange{gate, up}, elementType,
       [&](OpBuilder &nb, Location nl, ValueRange args) {
-        return arith::MulFOp::create(
-                   nb, nl, buildActivation(nb, nl, act, args[0]), args[1])
-            .getResult();
+        return buildGatedActivation(nb, nl, act, clamp, args[0], args[1]);
       });
 }
 
 /// The shared expert on all tokens, accumulated in f32: `[T, H]`.
 static Value buildSharedExpert(OpBuilder &b, Location loc, Value x,
-                               Activation act, const FeedForward &ffn) {
+                               Activation act, const SwigluClamp &clamp,
+                               const FeedForward &ffn) {
   Type f32 = b.getF32Type();
   Value gate = ffn.gate ? buildLinear(b, loc, x, ffn.gate, f32) : Value();
   Value up = buildLinear(b, loc, x, ffn.up, f32);
-  Value hidden = buildHidden(b, loc, act, gate, up, f32);
+  Value hidden = buildHidden(b, loc, act, clamp, gate, up, f32);
   return buildLinear(b, loc, hidden, ffn.down, f32);
+}
+
+/// `matrix[t, e] + bias[e]` in f32 (`matrix` f32 `[T, E]`, `bias` `[E]`).
+static Value addRowBias(OpBuilder &b, Location loc, Value matrix, Value bias) {
+  MLIRContext *ctx = b.getContext();
+  AffineExpr t, e;
+  bindDims(ctx, t, e);
+  SmallVector<AffineMap> maps = {AffineMap::get(2, 0, {t, e}, ctx),
+                                 AffineMap::get(2, 0, {e}, ctx),
+                                 AffineMap::get(2, 0, {t, e}, ctx)};
+  Value init = buildEmptyLike(b, loc, matrix, b.getF32Type());
+  return linalg::GenericOp::create(
+             b, loc, init.getType(), ValueRange{matrix, bias},
+             ValueRange{init}, maps,
+             SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+             [](OpBuilder &nb, Location nl, ValueRange args) {
+               Value value = args[1];
+               if (!value.getType().isF32())
+                 value = arith::ExtFOp::create(nb, nl, nb.getF32Type(), value);
+               linalg::YieldOp::create(
+                   nb, nl, arith::AddFOp::create(nb, nl, args[0], value)
+                               .getResult());
+             })
+      .getResult(0);
 }
 
 /// With `weight_inputs`, every (token, choice) is a row of its own.
@@ -178,9 +203,16 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     RoutingAttr routing = layer.getRouting();
     int64_t choices = routing.getChoicesPerToken(numExperts);
     Activation act = layer.getActivation();
+    SwigluClamp clamp;
+    if (layer.getSwigluAlpha() && layer.getSwigluLimit())
+      clamp = {layer.getSwigluAlphaAttr().getValueAsDouble(),
+               layer.getSwigluLimitAttr().getValueAsDouble()};
 
-    // Router logits, and the noise term of noisy gating when noise is given.
+    // Router logits (plus the router bias), and the noise term of noisy
+    // gating when noise is given.
     Value logits = buildLinear(rewriter, loc, x, layer.getRouter(), f32);
+    if (Value bias = layer.getRouterBias())
+      logits = addRowBias(rewriter, loc, logits, bias);
     Value gateNoise;
     if (layer.getNoise()) {
       Value noiseLogits =
@@ -256,8 +288,8 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
                              layer.getGateScale(), intermediate);
     Value upRows = projectRows(rows, layer.getExpertUp(), layer.getUpBias(),
                                layer.getUpScale(), intermediate);
-    Value hiddenRows =
-        buildHidden(rewriter, loc, act, gateRows, upRows, elementType);
+    Value hiddenRows = buildHidden(rewriter, loc, act, clamp, gateRows, upRows,
+                                   elementType);
     Value downRows =
         projectRows(hiddenRows, layer.getExpertDown(), layer.getDownBias(),
                     layer.getDownScale(), hidden);
@@ -339,7 +371,7 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
                 .getDimSize(0);
         Value sharedRows = sharedDispatch.getRows();
         Value sharedHidden = buildHidden(
-            rewriter, loc, act,
+            rewriter, loc, act, clamp,
             project(sharedRows, gateWeight, gateScale, sharedInter),
             project(sharedRows, upWeight, upScale, sharedInter), f32);
         sharedOut =
@@ -351,7 +383,7 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
       } else {
         FeedForward shared{layer.getSharedGate(), layer.getSharedUp(),
                            layer.getSharedDown()};
-        sharedOut = buildSharedExpert(rewriter, loc, x, act, shared);
+        sharedOut = buildSharedExpert(rewriter, loc, x, act, clamp, shared);
       }
       SmallVector<Value> operands = {result, sharedOut};
       if (layer.getSharedExpertGate())

@@ -79,8 +79,30 @@ Value mlir::moe::buildActivation(OpBuilder &b, Location loc, Activation act,
     Value half = arith::MulFOp::create(b, loc, v, f32Constant(b, loc, 0.5));
     return arith::MulFOp::create(b, loc, half, onePlus);
   }
+  case Activation::ClampedSwiglu:
+    llvm_unreachable("clamped_swiglu is gated: buildGatedActivation");
   }
   llvm_unreachable("unknown activation");
+}
+
+Value mlir::moe::buildGatedActivation(OpBuilder &b, Location loc,
+                                      Activation act,
+                                      const SwigluClamp &clamp, Value gate,
+                                      Value up) {
+  if (act != Activation::ClampedSwiglu)
+    return arith::MulFOp::create(b, loc, buildActivation(b, loc, act, gate),
+                                 up);
+  Value limit = f32Constant(b, loc, clamp.limit);
+  Value g = arith::MinimumFOp::create(b, loc, gate, limit);
+  Value u = arith::MaximumFOp::create(
+      b, loc, arith::MinimumFOp::create(b, loc, up, limit),
+      f32Constant(b, loc, -clamp.limit));
+  Value scaled =
+      arith::MulFOp::create(b, loc, g, f32Constant(b, loc, clamp.alpha));
+  Value glu = arith::MulFOp::create(b, loc, g, buildSigmoid(b, loc, scaled));
+  return arith::MulFOp::create(
+      b, loc, glu,
+      arith::AddFOp::create(b, loc, u, f32Constant(b, loc, 1.0)));
 }
 
 Value mlir::moe::buildEmptyLike(OpBuilder &b, Location loc, Value source,

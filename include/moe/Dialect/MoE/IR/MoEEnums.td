@@ -87,7 +87,8 @@ def Moe_ActivationAttr : I32EnumAttr<"Activation",
       I32EnumAttrCase<"Silu", 0, "silu">,
       I32EnumAttrCase<"Gelu", 1, "gelu">,
       I32EnumAttrCase<"GeluTanh", 2, "gelu_tanh">,
-      I32EnumAttrCase<"Relu", 3, "relu">
+      I32EnumAttrCase<"Relu", 3, "relu">,
+      I32EnumAttrCase<"ClampedSwiglu", 4, "clamped_swiglu">
     ]> {
   let cppNamespace = "::mlir::moe";
 }

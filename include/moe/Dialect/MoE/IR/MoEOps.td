@@ -46,11 +46,12 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
     |---|---|---|
     | `input` | `[T,H]` | tokens (f32, bf16 or f16; weights likewise) |
     | `router` | `[E,H]` | router weight; logits are computed in f32 |
+    | `router_bias` | `[E]` | optional router bias, added to the logits (gpt-oss) |
     | `noise_router` | `[E,H]` | noisy gating: noise scale `softplus(x Wn^T)` (routing `noisy`) |
     | `score_bias` | `[E]` f32 | selection-only bias (routing `selection_bias`) |
     | `noise` | `[T,E]` f32 | standard-normal noise samples (noisy gating; off when absent) |
     | `uniform` | `[T]` f32 | uniform samples for `second = random` |
-    | `experts(gate, up, down)` | `[E,I,H]`, `[E,I,H]`, `[E,H,I]` | gated expert `down(act(gate x) * up x)`; without `gate`: `down(act(up x))` |
+    | `experts(gate, up, down)` | `[E,I,H]`, `[E,I,H]`, `[E,H,I]` | gated expert `down(act(gate x) * up x)`; without `gate`: `down(act(up x))`; `clamped_swiglu`: `down(g * sigmoid(alpha g) * (u + 1))` with `g = min(gate x, limit)`, `u = clamp(up x, -limit, limit)` (gpt-oss) |
     | `gate_bias`, `up_bias`, `down_bias` | `[E,I]`, `[E,I]`, `[E,H]` | optional expert biases |
     | `shared_gate`, `shared_up`, `shared_down` | `[S,H]`, `[S,H]`, `[H,S]` | optional shared expert, same activation |
     | `shared_expert_gate` | `[1,H]` | optional sigmoid gate of the shared expert (Qwen2-MoE) |
@@ -66,7 +67,10 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
     type; (c10) one result per requested statistic, typed as in `moe.gate`;
     (c11) scales and `weight_block` (two sizes `>= 1`) come together, each
     scale with its weight, shaped as in the table; (c12) every `f8E4M3FN`
-    weight has its scale.
+    weight has its scale; (c13) `clamped_swiglu` needs gated experts (and a
+    gated shared expert, if any) and `swiglu_alpha` and `swiglu_limit`
+    (`limit > 0`), which no other activation takes; (c14) `router_bias` is
+    `[E]`.
 
     Example (Mixtral-style, 8 experts, top-2):
 
@@ -87,6 +91,7 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
   let arguments = (ins
     Moe_FloatTensor:$input,
     Moe_FloatTensor:$router,
+    Optional<Moe_FloatTensor>:$router_bias,
     Optional<Moe_FloatTensor>:$noise_router,
     Optional<Moe_F32Tensor>:$score_bias,
     Optional<Moe_F32Tensor>:$noise,
@@ -110,6 +115,8 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
     OptionalAttr<DenseI64ArrayAttr>:$weight_block,
     Moe_RoutingAttr:$routing,
     Moe_ActivationAttr:$activation,
+    OptionalAttr<F32Attr>:$swiglu_alpha,
+    OptionalAttr<F32Attr>:$swiglu_limit,
     UnitAttr:$weight_inputs,
     OptionalAttr<Moe_StatisticsAttr>:$statistics
   );
@@ -118,6 +125,7 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
     $input `:` type($input)
     `routing` $routing
     `router` `(` $router `:` type($router) `)`
+    (`router_bias` `(` $router_bias^ `:` type($router_bias) `)`)?
     (`noise_router` `(` $noise_router^ `:` type($noise_router) `)`)?
     (`score_bias` `(` $score_bias^ `:` type($score_bias) `)`)?
     (`noise` `(` $noise^ `:` type($noise) `)`)?
@@ -126,6 +134,8 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
                                       $expert_up, type($expert_up),
                                       $expert_down, type($expert_down)) `)`
     `activation` $activation
+    (`swiglu_alpha` $swiglu_alpha^)?
+    (`swiglu_limit` $swiglu_limit^)?
     (`weight_inputs` $weight_inputs^)?
     (`gate_bias` `(` $gate_bias^ `:` type($gate_bias) `)`)?
     (`up_bias` `(` $up_bias^ `:` type($up_bias) `)`)?

@@ -22,6 +22,19 @@ Value castFloat(OpBuilder &b, Location loc, Value value, Type type);
 /// `act(v)` on an f32 scalar.
 Value buildActivation(OpBuilder &b, Location loc, Activation act, Value v);
 
+/// The parameters of `clamped_swiglu` (moe.layer's `swiglu_alpha`,
+/// `swiglu_limit`).
+struct SwigluClamp {
+  double alpha = 0;
+  double limit = 0;
+};
+
+/// The hidden value of a gated expert from f32 `gate` and `up`:
+/// `act(gate) * up`, or for `clamped_swiglu` `g * sigmoid(alpha * g) *
+/// (u + 1)` with `g = min(gate, limit)`, `u = clamp(up, -limit, limit)`.
+Value buildGatedActivation(OpBuilder &b, Location loc, Activation act,
+                           const SwigluClamp &clamp, Value gate, Value up);
+
 /// `1 / (1 + exp(-v))` on an f32 scalar.
 Value buildSigmoid(OpBuilder &b, Location loc, Value v);
 
