@@ -180,7 +180,7 @@ def _top_indices(values: np.ndarray, count: int) -> np.ndarray:
 
 
 def _scores(logits: np.ndarray, routing: Routing) -> np.ndarray:
-    if routing.scoring == "softmax":
+    if routing.scoring in ("softmax", "sparsemixer"):
         return softmax(logits)
     return sigmoid(logits)
 
@@ -276,6 +276,27 @@ def _running_count(experts: np.ndarray, active: np.ndarray,
 
 # -- routing modes -----------------------------------------------------------
 
+def _sparsemixer_gates(logits: np.ndarray, choice_ids: np.ndarray,
+                       jitter: float) -> np.ndarray:
+    """Sparsemixer's weights (Phi-3.5-MoE): choice k, the expert of logit
+    ``m``, weighs the softmax at it of the logits of the experts not chosen
+    before it whose relative gap ``(m - l) / max(|l|, m)`` is not above
+    ``2 * jitter`` (a NaN gap keeps the expert)."""
+    num_tokens = logits.shape[0]
+    rows = np.arange(num_tokens)
+    gates = np.zeros(choice_ids.shape)
+    earlier = np.zeros(logits.shape, dtype=bool)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        for k in range(choice_ids.shape[1]):
+            m = logits[rows, choice_ids[:, k]][:, None]
+            gap = (m - logits) / np.maximum(np.abs(logits), m)
+            kept = ~(gap > 2.0 * jitter) & ~earlier
+            total = np.where(kept, np.exp(logits - m), 0.0).sum(axis=1)
+            gates[:, k] = 1.0 / total
+            earlier[rows, choice_ids[:, k]] = True
+    return gates
+
+
 def _token_choice(scores: np.ndarray, selection: np.ndarray,
                   routing: Routing, uniform: np.ndarray | None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -287,7 +308,10 @@ def _token_choice(scores: np.ndarray, selection: np.ndarray,
         ``dispatched`` excludes second choices that random routing skipped.
     """
     choice_ids = _top_indices(_mask_groups(selection, routing), routing.top_k)
-    gates = np.take_along_axis(scores, choice_ids, axis=1)
+    if routing.scoring == "sparsemixer":
+        gates = _sparsemixer_gates(selection, choice_ids, routing.jitter)
+    else:
+        gates = np.take_along_axis(scores, choice_ids, axis=1)
 
     dispatched = np.ones(choice_ids.shape, dtype=bool)
     if routing.second_policy == "random":
@@ -450,6 +474,9 @@ def gate(logits: np.ndarray, routing: Routing,
     routed_logits = logits + noise if noise is not None else logits
     scores = _scores(routed_logits, routing)
     selection = scores + bias if bias is not None else scores
+    if routing.scoring == "sparsemixer":
+        # Chosen by the logits; the scores (softmax) feed the statistics.
+        selection = routed_logits
 
     if routing.is_expert_choice:
         weights, ids = _expert_choice(scores, selection, routing)
@@ -475,7 +502,8 @@ def near_tie_tokens(logits: np.ndarray, routing: Routing,
     """Tokens whose routing could flip under f32 rounding (docs/Semantics.md, tolerances).
 
     A token is flagged when a comparison that decides its routing is closer
-    than ``eps``: the ``topk_groups`` boundary of the group scores, the
+    than ``eps``: sparsemixer's relative gaps at its threshold, the
+    ``topk_groups`` boundary of the group scores, the
     top-k boundary of the (group-masked) selection scores, ``2 * g2`` vs
     ``u`` for random routing, two tokens' top scores under score priority
     (both flagged), or the C-th vs (C+1)-th score of an expert's column in
@@ -490,9 +518,21 @@ def near_tie_tokens(logits: np.ndarray, routing: Routing,
     routed = logits + noise if noise is not None else logits
     scores = _scores(routed, routing)
     selection = scores + bias if bias is not None else scores
+    if routing.scoring == "sparsemixer":
+        selection = routed
     flagged = np.zeros(num_tokens, dtype=bool)
     if num_tokens == 0:
         return flagged
+    if routing.scoring == "sparsemixer":
+        # An expert's relative gap at sparsemixer's mask threshold.
+        rows = np.arange(num_tokens)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for k in range(routing.top_k):
+                ids = _top_indices(selection, routing.top_k)[:, k]
+                m = selection[rows, ids][:, None]
+                gap = (m - selection) / np.maximum(np.abs(selection), m)
+                flagged |= (np.abs(gap - 2.0 * routing.jitter) < eps).any(
+                    axis=1)
 
     if routing.is_expert_choice:
         for start, end in _groups(num_tokens, routing):

@@ -27,7 +27,7 @@ from .mlir_syntax import (MlirSyntaxError, TokenStream,
 
 __all__ = ["Routing", "parse", "round_half_even"]
 
-SCORING = ("softmax", "sigmoid")
+SCORING = ("softmax", "sigmoid", "sparsemixer")
 MODES = ("token_choice", "expert_choice")
 RENORMALIZE = ("none", "selected", "kept")
 GROUP_SCORES = ("sum_top2", "max")
@@ -49,7 +49,7 @@ _ENUM_FIELDS = (
 )
 _INT_FIELDS = ("top_k", "num_groups", "topk_groups", "fixed_capacity",
                "min_capacity", "group_size")
-_FLOAT_FIELDS = ("scale", "capacity_factor")
+_FLOAT_FIELDS = ("scale", "capacity_factor", "jitter")
 _BOOL_FIELDS = ("selection_bias", "noisy")
 
 
@@ -90,6 +90,7 @@ class Routing:
     priority: str = "position"
     second_policy: str = "all"
     noisy: bool = False
+    jitter: float = 0.0
 
     def __post_init__(self) -> None:
         if self.topk_groups is None:
@@ -123,6 +124,20 @@ class Routing:
     def _verify(self) -> None:
         """``RoutingAttr::verify``: the rules that hold for any E."""
         has_capacity = self.capacity_kind != "none"
+        if not math.isfinite(self.jitter) or \
+                math.copysign(1.0, self.jitter) < 0:
+            raise ValueError(
+                "routing: jitter must be finite and non-negative, got "
+                f"{format_diagnostic_float(self.jitter)}")
+        if self.scoring != "sparsemixer" and self.jitter != 0.0:
+            raise ValueError(
+                "routing: jitter applies to sparsemixer scoring only")
+        if self.scoring == "sparsemixer" and (
+                self.mode == "expert_choice" or self.selection_bias or
+                self.num_groups != 1):
+            raise ValueError(
+                "routing: sparsemixer scoring is token choice without "
+                "selection_bias or groups")
         if self.mode == "token_choice" and self.top_k < 1:
             raise ValueError(
                 f"routing: top_k must be at least 1, got {self.top_k}")
@@ -320,6 +335,8 @@ class Routing:
             items.append(f"second = {self.second_policy}")
         if self.noisy:
             items.append("noisy")
+        if self.jitter != 0.0:
+            items.append(f"jitter = {format_float(self.jitter)}")
         body = "<" + ", ".join(items) + ">"
         return "#moe.routing" + body if prefix else body
 
@@ -407,6 +424,9 @@ def _parse_item(stream: TokenStream, key: str, key_offset: int,
                                               SECOND_POLICIES)
     elif key == "noisy":
         fields["noisy"] = True
+    elif key == "jitter":
+        stream.parse_punct("=")
+        fields["jitter"] = stream.parse_float()
     else:
         raise MlirSyntaxError(f"unknown routing item '{key}'", key_offset)
 

@@ -64,6 +64,7 @@ class Family:
     output_bias: bool = False       # mlp.bias [H] added after the combine
     scale_inputs: bool = False      # the weight scales the expert's input
     router_bias: bool = False       # router.bias [E] added to the logits
+    sparsemixer: float | None = None    # Phi-3.5's jitter: its routing
     bias_as_stored: bool = False    # the correction bias in the storage
                                     # dtype (dots.llm1's BF16), else F32
 
@@ -428,6 +429,20 @@ FAMILIES = {
         extra={"model.layers.{n}.self_attn.sinks": (4,),
                "model.layers.{n}.self_attn.q_proj.bias": (H,)},
         layout="gpt_oss", router_bias=True),
+    "phimoe": Family(
+        config={**_COMMON, "model_type": "phimoe",
+                "architectures": ["PhimoeForCausalLM"],
+                "intermediate_size": I, "num_local_experts": E,
+                "num_experts_per_tok": 2, "router_jitter_noise": 0.3,
+                "input_jitter_noise": 0.01, "hidden_act": "silu",
+                "lm_head_bias": True, "attention_bias": True},
+        defaulted=("hidden_act",),
+        block="model.layers.{n}.block_sparse_moe", router="gate",
+        experts=("w1", "w3", "w2"), renormalize=False,
+        moe_layers=(0, 1, 2, 3),
+        extra={"model.layers.{n}.self_attn.q_proj.bias": (H,),
+               "model.layers.{n}.input_layernorm.bias": (H,)},
+        sparsemixer=0.3),
 }
 
 
@@ -505,6 +520,8 @@ def _forward(family: Family, weights: dict[str, np.ndarray], n: int,
                              selection, -np.inf)
     top = np.argsort(-selection, axis=1, kind="stable")[:, :k]
     w = np.take_along_axis(scores, top, axis=1)
+    if family.sparsemixer is not None:
+        top, w = _sparsemixer(logits, family.sparsemixer)
     if family.renormalize:
         w /= w.sum(axis=1, keepdims=True) + (1e-20 if family.sigmoid else 0)
     w *= family.scale
@@ -534,6 +551,28 @@ def _forward(family: Family, weights: dict[str, np.ndarray], n: int,
     if family.output_bias:
         out += weights[f"{block}.bias"]
     return out
+
+
+def _sparsemixer(logits: np.ndarray, jitter: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """PhimoeSparseMoeBlock's routing in eval: the argmax, weighted by the
+    softmax of the logits masked where ``(max - l) / max(|l|, max) > 2 *
+    jitter``; then the same with the first choice at -inf."""
+    top = np.zeros((len(logits), 2), dtype=np.int64)
+    w = np.zeros((len(logits), 2))
+    for t, row in enumerate(logits):
+        scores = row.copy()
+        for k in range(2):
+            i = int(np.argmax(scores))
+            m = scores[i]
+            factor = np.maximum(np.abs(row), m)
+            masked = np.where((m - row) / factor > 2 * jitter, -np.inf,
+                              scores)
+            probs = np.exp(masked - m)
+            top[t, k], w[t, k] = i, probs[i] / probs.sum()
+            scores = scores.copy()
+            scores[i] = -np.inf
+    return top, w
 
 
 def _checkpoint(family: Family, storage: str, seed: int

@@ -810,3 +810,33 @@ def test_clamped_swiglu_and_router_bias() -> None:
     y, _ = layer(x, ops, Routing(top_k=1), "relu")
     only = expert_ffn(x, ops["expert_up"][1], ops["expert_down"][1], "relu")
     np.testing.assert_allclose(y, only, rtol=1e-12)
+
+
+def test_sparsemixer_gate() -> None:
+    """Phi-3.5-MoE's sparsemixer in eval: the argmax weighted by the
+    softmax of the logits within a relative 2 * jitter of it, then the
+    same with the first choice left out (never renormalized)."""
+    from moe_mlir.gating import gate
+    rng = np.random.default_rng(5)
+    logits = rng.standard_normal((40, 6))
+    logits[0] = 0.0     # 0 / 0 gaps keep every expert
+    jitter = 0.2
+    result = gate(logits, Routing(scoring="sparsemixer", top_k=2,
+                                  jitter=jitter))
+    for t, row in enumerate(logits):
+        scores = row.copy()
+        for k in range(2):
+            i = int(np.argmax(scores))
+            m = scores[i]
+            with np.errstate(invalid="ignore"):
+                gap = (m - row) / np.maximum(np.abs(row), m)
+            masked = np.where(gap > 2 * jitter, -np.inf, scores)
+            probs = np.exp(masked - m)
+            assert result.ids[t, k] == i
+            assert result.weights[t, k] == pytest.approx(
+                probs[i] / probs.sum(), rel=1e-12)
+            scores[i] = -np.inf
+    assert result.weights[0, 0] == pytest.approx(1 / 6)
+    # jitter 0: only the chosen expert survives its mask.
+    exact = gate(logits[1:], Routing(scoring="sparsemixer", top_k=2))
+    np.testing.assert_allclose(exact.weights, 1.0)

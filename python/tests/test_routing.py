@@ -64,6 +64,10 @@ ROUND_TRIPS = [
      "#moe.routing<softmax, expert_choice, capacity = fixed(3)>"),
     ("<softmax, noisy, top_k = 4, renormalize>",
      "#moe.routing<softmax, top_k = 4, renormalize, noisy>"),
+    ("<sparsemixer, jitter = 0.01, top_k = 2>",
+     "#moe.routing<sparsemixer, top_k = 2, jitter = 1.000000e-02>"),
+    ("<sparsemixer, top_k = 2, jitter = 0.0>",
+     "#moe.routing<sparsemixer, top_k = 2>"),
 ]
 
 
@@ -105,6 +109,13 @@ def test_format_float(value: float, text: str) -> None:
 
 @pytest.mark.parametrize("text, message", [
     ("<softmax, renormalize>", "routing: top_k must be at least 1, got 0"),
+    ("<sparsemixer, top_k = 2, jitter = -0.01>",
+     "routing: jitter must be finite and non-negative, got -1.000000e-02"),
+    ("<softmax, top_k = 2, jitter = 0.01>",
+     "routing: jitter applies to sparsemixer scoring only"),
+    ("<sparsemixer, top_k = 2, groups = 2>",
+     "routing: sparsemixer scoring is token choice without selection_bias "
+     "or groups"),
     ("<softmax, top_k = -2>", "routing: top_k must be at least 1, got -2"),
     ("<softmax, expert_choice, top_k = 2, capacity = fixed(4)>",
      "routing: expert_choice routing takes no top_k (experts choose tokens)"),

@@ -54,6 +54,8 @@ const char *whyNotFusible(GateOp gate) {
     return "top-k too large to keep in registers";
   if (!gate.getRequestedStatistics().empty())
     return "statistics results";
+  if (routing.getScoring() == ScoringFunc::Sparsemixer)
+    return "sparsemixer weights (the gate lowering computes them)";
   return nullptr;
 }
 

@@ -175,7 +175,10 @@ RoutingScores buildScoresAndSelection(OpBuilder &b, Location loc, GateOp op,
         });
   Value scores =
       buildScores(b, loc, logits, routing.getScoring(), numExperts);
-  Value selection = scores;
+  // Sparsemixer chooses by the logits (its scores are the softmax, for
+  // statistics; its weights come after the choice).
+  Value selection =
+      routing.getScoring() == ScoringFunc::Sparsemixer ? logits : scores;
   if (bias)
     selection = mapWithVector(
         b, loc, scores, bias, VectorIndex::Column, numExperts,
@@ -183,6 +186,63 @@ RoutingScores buildScoresAndSelection(OpBuilder &b, Location loc, GateOp op,
           return arith::AddFOp::create(nb, nl, score, biasValue).getResult();
         });
   return {logits, scores, selection};
+}
+
+/// Sparsemixer's `[T,K]` weights of the chosen experts `ids` (best first):
+/// choice k of token t, the expert of logit `m = l[t, ids[t,k]]`, weighs
+/// `1 / sum_e exp(l[t,e] - m)` over the experts not chosen before it whose
+/// relative gap `(m - l[t,e]) / max(|l[t,e]|, m)` is not above
+/// `2 * jitter` (a NaN gap keeps the expert, as `transformers`' mask does).
+Value buildSparsemixerGates(OpBuilder &b, Location loc, Value logits,
+                            Value ids, double jitter, int64_t numExperts) {
+  int64_t topK = llvm::cast<RankedTensorType>(ids.getType()).getDimSize(1);
+  return buildTensorFromIndices(
+      b, loc, ids, b.getIndexAttr(topK), b.getF32Type(),
+      [&](OpBuilder &nb, Location nl, Value t, Value k) {
+        auto chosen = [&](OpBuilder &cb, Location cl, Value j) {
+          Value id = tensor::ExtractOp::create(cb, cl, ids, ValueRange{t, j});
+          return arith::IndexCastOp::create(cb, cl, cb.getIndexType(), id)
+              .getResult();
+        };
+        Value m = extract2D(nb, nl, logits, t, chosen(nb, nl, k));
+        Value threshold = f32Constant(nb, nl, 2.0 * jitter);
+        Value zero = indexConstant(nb, nl, 0);
+        SmallVector<Value> sum = buildLoop(
+            nb, nl, zero, indexConstant(nb, nl, numExperts),
+            ValueRange{f32Constant(nb, nl, 0.0)},
+            [&](OpBuilder &eb, Location el, Value e, ValueRange carried) {
+              Value l = extract2D(eb, el, logits, t, e);
+              Value scale = arith::MaximumFOp::create(
+                  eb, el, math::AbsFOp::create(eb, el, l), m);
+              Value gap = arith::DivFOp::create(
+                  eb, el, arith::SubFOp::create(eb, el, m, l), scale);
+              Value kept = arith::CmpFOp::create(
+                  eb, el, arith::CmpFPredicate::ULE, gap, threshold);
+              // Not one of the choices before k.
+              SmallVector<Value> before = buildLoop(
+                  eb, el, zero, k,
+                  ValueRange{arith::ConstantIntOp::create(eb, el, 0, 1)},
+                  [&](OpBuilder &jb, Location jl, Value j, ValueRange taken) {
+                    Value same = arith::CmpIOp::create(
+                        jb, jl, arith::CmpIPredicate::eq, chosen(jb, jl, j),
+                        e);
+                    return SmallVector<Value>{
+                        arith::OrIOp::create(jb, jl, taken[0], same)};
+                  });
+              Value notBefore = arith::XOrIOp::create(
+                  eb, el, before[0],
+                  arith::ConstantIntOp::create(eb, el, 1, 1));
+              Value term = math::ExpOp::create(
+                  eb, el, arith::SubFOp::create(eb, el, l, m));
+              Value add = arith::AndIOp::create(eb, el, kept, notBefore);
+              return SmallVector<Value>{arith::SelectOp::create(
+                  eb, el, add,
+                  arith::AddFOp::create(eb, el, carried[0], term),
+                  carried[0])};
+            });
+        return arith::DivFOp::create(nb, nl, f32Constant(nb, nl, 1.0), sum[0])
+            .getResult();
+      });
 }
 
 /// Token choice: per token the K best experts of the (group-masked)
@@ -463,6 +523,10 @@ struct LowerTokenChoiceGate : OpConversionPattern<GateOp> {
                                 adaptor.getNoise(), adaptor.getBias());
     auto [gates, choiceIds] = buildTopKChoices(
         rewriter, loc, routing, routed.scores, routed.selection, numExperts);
+    if (routing.getScoring() == ScoringFunc::Sparsemixer)
+      gates = buildSparsemixerGates(rewriter, loc, routed.logits, choiceIds,
+                                    routing.getJitter().convertToDouble(),
+                                    numExperts);
     Value ids = choiceIds;
     if (routing.getSecondPolicy() == SecondPolicy::Random)
       ids = buildRandomSecondDrop(rewriter, loc, gates, ids,

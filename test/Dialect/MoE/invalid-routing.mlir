@@ -9,6 +9,36 @@
 // RoutingAttr::verify
 //===----------------------------------------------------------------------===//
 
+// routing verify: jitter is finite and non-negative
+func.func @negative_jitter(%l: tensor<?x8xf32>) {
+  // expected-error @+1 {{routing: jitter must be finite and non-negative, got -1.000000e-02}}
+  %w, %ids = moe.gate %l routing <sparsemixer, top_k = 2, jitter = -0.01>
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// routing verify: jitter applies to sparsemixer scoring only
+func.func @softmax_jitter(%l: tensor<?x8xf32>) {
+  // expected-error @+1 {{routing: jitter applies to sparsemixer scoring only}}
+  %w, %ids = moe.gate %l routing <softmax, top_k = 2, jitter = 0.01>
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// routing verify: sparsemixer is token choice without selection bias or groups
+func.func @sparsemixer_groups(%l: tensor<?x8xf32>) {
+  // expected-error @+1 {{routing: sparsemixer scoring is token choice without selection_bias or groups}}
+  %w, %ids = moe.gate %l routing <sparsemixer, top_k = 2, groups = 2>
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
 // routing verify: token choice needs top_k (missing top_k defaults to 0)
 func.func @missing_top_k(%l: tensor<?x8xf32>) {
   // expected-error @+1 {{routing: top_k must be at least 1, got 0}}

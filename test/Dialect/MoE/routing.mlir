@@ -72,6 +72,10 @@ func.func private @expert_choice() attributes {r = #moe.routing<softmax, expert_
 // CHECK-SAME: r = #moe.routing<softmax, expert_choice, capacity = fixed(3)>
 func.func private @expert_choice_fixed() attributes {r = #moe.routing<softmax, expert_choice, capacity = fixed(3)>}
 
+// CHECK-LABEL: func private @phimoe_sparsemixer
+// CHECK-SAME: r = #moe.routing<sparsemixer, top_k = 2, jitter = 1.000000e-02>
+func.func private @phimoe_sparsemixer() attributes {r = #moe.routing<sparsemixer, jitter = 0.01, top_k = 2>}
+
 // CHECK-LABEL: func private @noisy_topk
 // CHECK-SAME: r = #moe.routing<softmax, top_k = 4, renormalize, noisy>
 func.func private @noisy_topk() attributes {r = #moe.routing<softmax, noisy, top_k = 4, renormalize>}

@@ -46,6 +46,7 @@ struct RoutingFields {
   Priority priority = Priority::Position;
   SecondPolicy secondPolicy = SecondPolicy::All;
   bool noisy = false;
+  double jitter = 0.0;
 };
 } // namespace
 
@@ -151,6 +152,8 @@ static ParseResult parseRoutingItem(AsmParser &parser, StringRef key,
     fields.noisy = true;
     return success();
   }
+  if (key == "jitter")
+    return failure(parser.parseEqual() || parser.parseFloat(fields.jitter));
   return parser.emitError(keyLoc, "unknown routing item '") << key << "'";
 }
 
@@ -188,7 +191,7 @@ Attribute RoutingAttr::parse(AsmParser &parser, Type) {
       fields.topkGroups.value_or(fields.numGroups), fields.groupScore, fields.capacityKind,
       fields.fixedCapacity, APFloat(fields.capacityFactor), fields.rounding,
       fields.minCapacity, fields.groupSize, fields.priority,
-      fields.secondPolicy, fields.noisy);
+      fields.secondPolicy, fields.noisy, APFloat(fields.jitter));
 }
 
 void RoutingAttr::print(AsmPrinter &printer) const {
@@ -240,6 +243,10 @@ void RoutingAttr::print(AsmPrinter &printer) const {
     printer << ", second = " << stringifySecondPolicy(getSecondPolicy());
   if (getNoisy())
     printer << ", noisy";
+  if (!getJitter().isZero()) {
+    printer << ", jitter = ";
+    printer.printFloat(getJitter());
+  }
   printer << ">";
 }
 
@@ -255,8 +262,20 @@ RoutingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                     GroupScore groupScore, CapacityKind capacityKind,
                     int64_t fixedCapacity, APFloat capacityFactor,
                     Rounding rounding, int64_t minCapacity, int64_t groupSize,
-                    Priority priority, SecondPolicy secondPolicy, bool noisy) {
+                    Priority priority, SecondPolicy secondPolicy, bool noisy,
+                    APFloat jitter) {
   bool hasCapacity = capacityKind != CapacityKind::None;
+  if (!isFiniteNonNegative(jitter))
+    return emitError() << "routing: jitter must be finite and non-negative, "
+                          "got "
+                       << jitter.convertToDouble();
+  if (scoring != ScoringFunc::Sparsemixer && !jitter.isZero())
+    return emitError() << "routing: jitter applies to sparsemixer scoring "
+                          "only";
+  if (scoring == ScoringFunc::Sparsemixer &&
+      (mode == RoutingMode::ExpertChoice || selectionBias || numGroups != 1))
+    return emitError() << "routing: sparsemixer scoring is token choice "
+                          "without selection_bias or groups";
   if (mode == RoutingMode::TokenChoice && topK < 1)
     return emitError() << "routing: top_k must be at least 1, got " << topK;
   if (mode == RoutingMode::ExpertChoice) {

@@ -22,14 +22,14 @@ def Moe_RoutingAttr : Moe_Attr<"Routing", "routing"> {
     item's meaning and default.
 
     ```
-    #moe.routing<(softmax | sigmoid)
+    #moe.routing<(softmax | sigmoid | sparsemixer)
                  [, top_k = K | expert_choice] [, renormalize [= kept]]
                  [, scale = F] [, selection_bias]
                  [, groups = G, topk_groups = M, group_score = (sum_top2 | max)]
                  [, capacity = (fixed(C) | factor(F, ceil | floor | round
                                                   [, min = M]) | fraction(F))]
                  [, group_size = S] [, priority = (position | score)]
-                 [, second = (all | random)] [, noisy]>
+                 [, second = (all | random)] [, noisy] [, jitter = J]>
     ```
 
     Example:
@@ -47,7 +47,7 @@ def Moe_RoutingAttr : Moe_Attr<"Routing", "routing"> {
     ```
   }];
   let parameters = (ins
-    AttrParameter<"ScoringFunc", "`softmax` or `sigmoid`: how router logits become scores. Required, the first keyword.">:$scoring,
+    AttrParameter<"ScoringFunc", "`softmax`, `sigmoid` or `sparsemixer`: how router logits become scores. Required, the first keyword. `sparsemixer` (Phi-3.5-MoE): choice k is the k-th largest logit `m_k`, and its weight is the softmax, at that expert, of the logits of the experts not chosen before it whose relative gap `(m_k - l_e) / max(|l_e|, m_k)` is at most `2 * jitter`.">:$scoring,
     AttrParameter<"RoutingMode", "token choice (`top_k = K`: each token picks K experts) or `expert_choice` (each expert picks its top-C tokens). Required.">:$mode,
     AttrParameter<"int64_t", "`top_k = K`: experts per token, 1 <= K <= E; 0 with `expert_choice`.">:$topK,
     AttrParameter<"Renormalize", "`renormalize`: combine weights divided by their sum over the K selected experts; `renormalize = kept`: over the choices kept after capacity dropping. Default: none.">:$renormalize,
@@ -64,7 +64,8 @@ def Moe_RoutingAttr : Moe_Attr<"Routing", "routing"> {
     AttrParameter<"int64_t", "`group_size = S`: capacity applies per group of S consecutive tokens; a shorter last group gets the capacity of its own size. Default: the whole batch is one group.">:$groupSize,
     AttrParameter<"Priority", "`priority = position` or `score`: which choices keep their slot when an expert is over capacity, the earlier tokens or those with the higher top score. Default position.">:$priority,
     AttrParameter<"SecondPolicy", "`second = all` or `random`: top-2 dispatches every second choice, or only where 2 * w2 > u for a uniform operand u (GShard). Default all.">:$secondPolicy,
-    AttrParameter<"bool", "`noisy`: noisy top-k gating; the layer has a noise router and noise samples are an explicit operand. Default off.">:$noisy
+    AttrParameter<"bool", "`noisy`: noisy top-k gating; the layer has a noise router and noise samples are an explicit operand. Default off.">:$noisy,
+    APFloatParameter<"`jitter = J`: sparsemixer's relative-gap threshold (`router_jitter_noise`), finite and non-negative. Default 0.0; sparsemixer only.">:$jitter
   );
   let hasCustomAssemblyFormat = 1;
   let genVerifyDecl = 1;

@@ -9,7 +9,8 @@ include "moe/Dialect/MoE/IR/MoEDialect.td"
 def Moe_ScoringFunc : I32EnumAttr<"ScoringFunc",
     "how router logits become scores", [
       I32EnumAttrCase<"Softmax", 0, "softmax">,
-      I32EnumAttrCase<"Sigmoid", 1, "sigmoid">
+      I32EnumAttrCase<"Sigmoid", 1, "sigmoid">,
+      I32EnumAttrCase<"Sparsemixer", 2, "sparsemixer">
     ]> {
   let cppNamespace = "::mlir::moe";
   let genSpecializedAttr = 0;
