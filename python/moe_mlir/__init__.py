@@ -14,7 +14,7 @@
   (Mixtral, Qwen2/3-MoE, Qwen3-Next, Qwen3-VL-MoE, Qwen3-Omni-MoE,
   DeepSeek-V2/V3, GLM-4.5 MoE, GLM-4.5V, dots.llm1, ERNIE 4.5 MoE, OLMoE,
   FlexOlmo, MiniMax, Jamba, Hunyuan MoE, Granite-MoE (shared, hybrid),
-  JetMoE, DBRX, Llama 4, gpt-oss, Phi-3.5-MoE):
+  JetMoE, DBRX, Llama 4, gpt-oss, Phi-3.5-MoE, LongCat-Flash):
   ``config.json`` keys and their
   defaults, MoE layers, tensor names, routing.
 - :mod:`moe_mlir.views`: weight views, operands read from fused or

@@ -208,7 +208,8 @@ def _reference(args: argparse.Namespace) -> None:
     try:
         ref, stats = layer(x, operands, spec.routing, spec.activation,
                            weight_inputs=spec.weight_inputs,
-                           swiglu=spec.swiglu, **samples)
+                           swiglu=spec.swiglu,
+                           zero_experts=spec.zero_experts, **samples)
     except ValueError as err:
         raise CommandError(str(err)) from None
     results = [ref] + [_statistic_array(stats[name])

@@ -152,6 +152,9 @@ class LayerSpec:
         statistics: routing statistics (:data:`STATISTICS`) the entry
             returns after ``y``, in this order.
         weight_block: ``[BN, BK]`` of block-scaled FP8 weights.
+        zero_experts: Z identity experts the router scores after the E
+            experts (``moe.layer``'s ``zero_experts``): router-shaped
+            operands have ``E + Z`` rows.
         swiglu: ``(alpha, limit)`` of activation ``clamped_swiglu``
             (required with it, else ``None``).
         weight_inputs: the routing weight scales each expert's input
@@ -180,6 +183,7 @@ class LayerSpec:
     views: Mapping[str, View] = field(default_factory=dict)
     weight_inputs: bool = False
     swiglu: tuple[float, float] | None = None
+    zero_experts: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.views, Mapping):
@@ -217,7 +221,12 @@ class LayerSpec:
                                  f"{value!r}")
         routing = self.routing
         assert isinstance(routing, Routing)
-        routing.verify_for_experts(self.num_experts)
+        if isinstance(self.zero_experts, bool) or \
+                not isinstance(self.zero_experts, int) or \
+                self.zero_experts < 0:
+            raise ValueError(f"zero_experts must be a non-negative integer, "
+                             f"got {self.zero_experts!r}")
+        routing.verify_for_experts(self.num_candidates)
         if self.activation not in (*ACTIVATIONS, CLAMPED_SWIGLU):
             raise ValueError(f"unknown activation '{self.activation}' "
                              f"(expected one of {', '.join(ACTIVATIONS)}, "
@@ -386,19 +395,25 @@ class LayerSpec:
         """The shape of ``operand`` as a ``moe.layer`` operand."""
         e, h, i, s = (self.num_experts, self.hidden, self.intermediate,
                       self.shared_intermediate)
+        n = self.num_candidates
         if operand in SCALES:
             weight = self.shape(SCALES[operand])
             rows, cols = self.weight_block or (1, 1)
             return weight[:-2] + (-(-weight[-2] // rows),
                                   -(-weight[-1] // cols))
-        return {"router": (e, h), "router_bias": (e,),
-                "noise_router": (e, h),
-                "score_bias": (e,),
+        return {"router": (n, h), "router_bias": (n,),
+                "noise_router": (n, h),
+                "score_bias": (n,),
                 "expert_gate": (e, i, h), "expert_up": (e, i, h),
                 "expert_down": (e, h, i), "gate_bias": (e, i),
                 "up_bias": (e, i), "down_bias": (e, h),
                 "shared_gate": (s, h), "shared_up": (s, h),
                 "shared_down": (h, s), "shared_expert_gate": (1, h)}[operand]
+
+    @property
+    def num_candidates(self) -> int:
+        """The experts the router scores: E plus the zero experts."""
+        return self.num_experts + self.zero_experts
 
     def checkpoint_shape(self, operand: str) -> tuple[int, ...]:
         """The shape of the tensor ``operand`` binds: a view's source, or
@@ -432,14 +447,14 @@ class LayerSpec:
         assert isinstance(routing, Routing)
         inputs = {}
         if routing.noisy:
-            inputs["noise"] = f"tensor<?x{self.num_experts}xf32>"
+            inputs["noise"] = f"tensor<?x{self.num_candidates}xf32>"
         if routing.second_policy == "random":
             inputs["uniform"] = "tensor<?x1xf32>"
         return inputs
 
     def statistic_type(self, name: str) -> str:
         """The MLIR type of statistic ``name``'s result."""
-        return STATISTICS[name].replace("E", str(self.num_experts), 1) \
+        return STATISTICS[name].replace("E", str(self.num_candidates), 1) \
             if name.startswith("tokens") else STATISTICS[name]
 
     @property
@@ -491,7 +506,9 @@ class LayerSpec:
                               in self.views.items()}}
                    if self.views else {}),
                 **({"weight_inputs": True} if self.weight_inputs else {}),
-                **({"swiglu": list(self.swiglu)} if self.swiglu else {})}
+                **({"swiglu": list(self.swiglu)} if self.swiglu else {}),
+                **({"zero_experts": self.zero_experts}
+                   if self.zero_experts else {})}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "LayerSpec":
@@ -633,6 +650,8 @@ def emit_module(spec: LayerSpec, comment: str | None = None) -> str:
                     f"swiglu_limit {format_float(spec.swiglu[1])}")
     if spec.weight_inputs:
         body.append("    weight_inputs")
+    if spec.zero_experts:
+        body.append(f"    zero_experts {spec.zero_experts}")
     for op in ("gate_bias", "up_bias", "down_bias") + _SHARED + tuple(SCALES):
         if op in spec.weights:
             body.append(f"    {op}({use(op)})")

@@ -189,7 +189,8 @@ class FamilyCase:
         y, _ = layer_reference(x, self.operands, self.spec.routing,
                                self.spec.activation,
                                weight_inputs=self.spec.weight_inputs,
-                               swiglu=self.spec.swiglu)
+                               swiglu=self.spec.swiglu,
+                               zero_experts=self.spec.zero_experts)
         return y
 
     def tokens_per_expert(self, x: np.ndarray) -> np.ndarray:

@@ -127,8 +127,10 @@ def _expect_shape(name: str, array: np.ndarray,
 
 
 def _load_operands(x: np.ndarray, weights: Mapping[str, Any],
-                   routing: Routing) -> dict[str, np.ndarray]:
-    """Convert to float64 and check presence and shapes (``moe.layer``)."""
+                   routing: Routing, zero_experts: int = 0
+                   ) -> dict[str, np.ndarray]:
+    """Convert to float64 and check presence and shapes (``moe.layer``;
+    with zero experts the router-shaped operands have ``E + Z`` rows)."""
     unknown = sorted(set(weights) - set(_OPERANDS))
     if unknown:
         raise ValueError(f"unknown layer operands {unknown} (expected some "
@@ -144,7 +146,11 @@ def _load_operands(x: np.ndarray, weights: Mapping[str, Any],
     if router.ndim != 2 or router.shape[1] != hidden:
         raise ValueError(f"router must be [E, H] with H = {hidden}, got "
                          f"{list(router.shape)}")
-    num_experts = router.shape[0]
+    candidates = router.shape[0]
+    num_experts = candidates - zero_experts
+    if num_experts < 1:
+        raise ValueError(f"the router's {candidates} rows leave no expert "
+                         f"beside zero_experts = {zero_experts}")
     up = ops["expert_up"]
     if up.ndim != 3:
         raise ValueError(f"expert_up must be [E, I, H], got {list(up.shape)}")
@@ -157,7 +163,7 @@ def _load_operands(x: np.ndarray, weights: Mapping[str, Any],
                       (num_experts, inter, hidden))
     elif "gate_bias" in ops:
         raise ValueError("gate_bias needs an expert_gate")
-    for name, shape in (("router_bias", (num_experts,)),
+    for name, shape in (("router_bias", (candidates,)),
                         ("gate_bias", (num_experts, inter)),
                         ("up_bias", (num_experts, inter)),
                         ("down_bias", (num_experts, hidden))):
@@ -168,12 +174,12 @@ def _load_operands(x: np.ndarray, weights: Mapping[str, Any],
         raise ValueError("score_bias is required iff routing has "
                          "selection_bias")
     if "score_bias" in ops:
-        _expect_shape("score_bias", ops["score_bias"], (num_experts,))
+        _expect_shape("score_bias", ops["score_bias"], (candidates,))
     if routing.noisy != ("noise_router" in ops):
         raise ValueError("noise_router is required iff routing is noisy")
     if "noise_router" in ops:
         _expect_shape("noise_router", ops["noise_router"],
-                      (num_experts, hidden))
+                      (candidates, hidden))
 
     if "shared_up" in ops or "shared_down" in ops:
         if not ("shared_up" in ops and "shared_down" in ops):
@@ -232,7 +238,7 @@ def route(x: np.ndarray, weights: Mapping[str, Any], routing: Routing,
 def layer(x: np.ndarray, weights: Mapping[str, Any], routing: Routing,
           activation: str = "silu", *, noise: np.ndarray | None = None,
           uniform: np.ndarray | None = None, weight_inputs: bool = False,
-          swiglu: tuple[float, float] | None = None
+          swiglu: tuple[float, float] | None = None, zero_experts: int = 0
           ) -> tuple[np.ndarray, dict[str, Any]]:
     """The ``moe.layer`` block in float64.
 
@@ -254,6 +260,9 @@ def layer(x: np.ndarray, weights: Mapping[str, Any], routing: Routing,
         weight_inputs: each routing weight scales its expert's input, not
             its output (Llama 4); dropped choices contribute nothing.
         swiglu: ``(alpha, limit)`` of ``clamped_swiglu``.
+        zero_experts: Z identity experts after the E experts (LongCat-Flash):
+            the router scores E + Z candidates, and a choice of id ``E + j``
+            adds its weight times the token.
 
     Returns:
         ``(y [T, H] float64, stats)`` with the statistics of
@@ -264,8 +273,9 @@ def layer(x: np.ndarray, weights: Mapping[str, Any], routing: Routing,
         raise ValueError(f"x must be [T, H], got shape {x.shape}")
     if activation != CLAMPED_SWIGLU:
         activation_fn(activation)
-    ops = _load_operands(x, weights, routing)
+    ops = _load_operands(x, weights, routing, zero_experts)
     routed = route(x, ops, routing, noise=noise, uniform=uniform)
+    num_experts = ops["expert_up"].shape[0]
 
     def expert(index: int, rows: np.ndarray) -> np.ndarray:
         return expert_ffn(
@@ -276,15 +286,19 @@ def layer(x: np.ndarray, weights: Mapping[str, Any], routing: Routing,
             down_bias=_index(ops, "down_bias", index), swiglu=swiglu)
 
     y = np.zeros_like(x)
+    for token, choice in zip(*np.nonzero(routed.ids >= num_experts)):
+        y[token] += routed.weights[token, choice] * x[token]
     if weight_inputs:
-        for token, choice in zip(*np.nonzero(routed.ids >= 0)):
+        for token, choice in zip(*np.nonzero(
+                (routed.ids >= 0) & (routed.ids < num_experts))):
             y[token] += expert(routed.ids[token, choice],
                                routed.weights[token, choice] *
                                x[token:token + 1])[0]
     else:
-        combine = routed.dense()
+        combine = routed.dense()[:, :num_experts]
         taken = np.zeros(combine.shape, dtype=bool)
-        rows, cols = np.nonzero(routed.ids >= 0)
+        rows, cols = np.nonzero((routed.ids >= 0) &
+                                (routed.ids < num_experts))
         taken[rows, routed.ids[rows, cols]] = True
         for index in range(combine.shape[1]):
             tokens = np.nonzero(taken[:, index])[0]

@@ -65,6 +65,7 @@ class Family:
     scale_inputs: bool = False      # the weight scales the expert's input
     router_bias: bool = False       # router.bias [E] added to the logits
     sparsemixer: float | None = None    # Phi-3.5's jitter: its routing
+    zero_experts: int = 0           # identity experts after the E
     bias_as_stored: bool = False    # the correction bias in the storage
                                     # dtype (dots.llm1's BF16), else F32
 
@@ -443,6 +444,23 @@ FAMILIES = {
         extra={"model.layers.{n}.self_attn.q_proj.bias": (H,),
                "model.layers.{n}.input_layernorm.bias": (H,)},
         sparsemixer=0.3),
+    "longcat_flash": Family(
+        config={**_COMMON, "model_type": "longcat_flash",
+                "architectures": ["LongcatFlashForCausalLM"],
+                "num_layers": LAYERS, "num_hidden_layers": 2 * LAYERS,
+                "ffn_hidden_size": 3 * I, "expert_ffn_hidden_size": I,
+                "n_routed_experts": E, "zero_expert_num": 3, "moe_topk": 3,
+                "routed_scaling_factor": 6.0, "zero_expert_type": "identity",
+                "q_lora_rank": 16, "kv_lora_rank": 8, "hidden_act": "silu"},
+        defaulted=("hidden_act",),
+        block="model.layers.{n}.mlp", router="router.classifier",
+        experts=("gate_proj", "up_proj", "down_proj"), renormalize=False,
+        moe_layers=(0, 1, 2, 3),
+        extra={"model.layers.{n}.mlps.0.gate_proj.weight": (3 * I, H),
+               "model.layers.{n}.input_layernorm.1.weight": (H,)},
+        bias=True, bias_name="router.e_score_correction_bias",
+        bias_shape=(E + 3,), scale=6.0, zero_experts=3,
+        top_k=(3,) * LAYERS),
 }
 
 
@@ -508,7 +526,7 @@ def _forward(family: Family, weights: dict[str, np.ndarray], n: int,
         scores /= scores.sum(axis=1, keepdims=True)
     selection = scores.copy()
     if family.bias:
-        selection += weights[f"{block}.{family.bias_name}"].reshape(E)
+        selection += weights[f"{block}.{family.bias_name}"].reshape(-1)
     groups, keep = family.groups
     if groups > 1:
         grouped = selection.reshape(len(x), groups, -1)
@@ -528,7 +546,9 @@ def _forward(family: Family, weights: dict[str, np.ndarray], n: int,
     out = np.zeros_like(x)
     for t in range(x.shape[0]):
         for j in range(k):
-            if family.scale_inputs:
+            if top[t, j] >= E:   # a zero (identity) expert
+                out[t] += w[t, j] * x[t]
+            elif family.scale_inputs:
                 out[t] += _expert(family, weights, block, top[t, j],
                                   w[t, j] * x[t:t + 1])[0]
             else:
@@ -599,7 +619,8 @@ def _checkpoint(family: Family, storage: str, seed: int
                     rng.standard_normal(shape) / np.sqrt(shape[1])
             continue
         tensors[f"{block}.{family.router}.weight"] = \
-            rng.standard_normal((E, H)) * (2.0 / np.sqrt(H))
+            rng.standard_normal((E + family.zero_experts, H)) * \
+            (2.0 / np.sqrt(H))
         if family.bias:
             # Positive, as transformers' 0.0 group mask and the release
             # code's -inf then agree (docs/families/glm4_moe.md).
@@ -693,7 +714,7 @@ def _inputs(family: Family, weights: dict[str, np.ndarray], n: int,
     router_bias = weights.get(f"{block}.{family.router}.bias", 0.0)
     bias = weights.get(f"{block}.{family.bias_name}")
     if bias is not None:
-        bias = bias.reshape(E)
+        bias = bias.reshape(-1)
 
     def sample(count: int) -> np.ndarray:
         return rng.standard_normal((count, H)).astype(np.float32)

@@ -840,3 +840,29 @@ def test_sparsemixer_gate() -> None:
     # jitter 0: only the chosen expert survives its mask.
     exact = gate(logits[1:], Routing(scoring="sparsemixer", top_k=2))
     np.testing.assert_allclose(exact.weights, 1.0)
+
+
+def test_zero_experts_add_the_token() -> None:
+    """LongCat-Flash's zero experts: the router scores E + Z candidates; a
+    chosen id >= E adds its weight times the token, with no weights."""
+    from moe_mlir.layer import expert_ffn, layer
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((7, 5))
+    ops = {"router": rng.standard_normal((6, 5)),   # E = 4, Z = 2
+           "expert_up": rng.standard_normal((4, 3, 5)),
+           "expert_down": rng.standard_normal((4, 5, 3))}
+    routing = Routing(top_k=3, scale=2.0)
+    y, _ = layer(x, ops, routing, "relu", zero_experts=2)
+    logits = x @ ops["router"].T
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    for t in range(7):
+        expected = np.zeros(5)
+        for e in np.argsort(-probs[t], kind="stable")[:3]:
+            w = 2.0 * probs[t, e]
+            expected += w * (x[t] if e >= 4 else expert_ffn(
+                x[t:t + 1], ops["expert_up"][e], ops["expert_down"][e],
+                "relu")[0])
+        np.testing.assert_allclose(y[t], expected, rtol=1e-12)
+    with pytest.raises(ValueError, match="leave no expert"):
+        layer(x, ops, routing, "relu", zero_experts=6)

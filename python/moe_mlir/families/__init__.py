@@ -19,7 +19,7 @@ from ..emit import LayerSpec
 from . import (dbrx, deepseek_v2, deepseek_v3, ernie4_5_moe, glm4_moe,
                gpt_oss, granitemoe,
                hunyuan_v1_moe, jamba, jetmoe, llama4, minimax, mixtral, olmoe,
-               phimoe,
+               longcat_flash, phimoe,
                qwen2_moe,
                qwen3_moe, qwen3_next, qwen3_vl_moe)
 from ._family import Family
@@ -36,7 +36,7 @@ FAMILIES: dict[str, Family] = {
         ernie4_5_moe.FAMILY, glm4_moe.GLM4V, granitemoe.FAMILY,
         granitemoe.SHARED, granitemoe.HYBRID, qwen3_vl_moe.FAMILY,
         qwen3_vl_moe.OMNI, jetmoe.FAMILY, dbrx.FAMILY, llama4.FAMILY,
-        llama4.TEXT, gpt_oss.FAMILY, phimoe.FAMILY)
+        llama4.TEXT, gpt_oss.FAMILY, phimoe.FAMILY, longcat_flash.FAMILY)
 }
 """The decoder-only families by canonical ``model_type``."""
 

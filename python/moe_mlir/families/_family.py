@@ -84,6 +84,7 @@ class Family:
             (DBRX's ``ffn_config``) instead of replacing them.
         aliases: the configuration class's ``attribute_map`` (a key the
             importer reads -> the key ``config.json`` holds it under).
+        layers_key: the key counting the decoder layers.
     """
 
     name: str
@@ -99,6 +100,7 @@ class Family:
     text_config_at_top: bool = False
     merge_top: bool = False
     aliases: Mapping[str, str] = field(default_factory=dict)
+    layers_key: str = "num_hidden_layers"
 
     def language_config(self, config: Mapping[str, Any]) -> Mapping[str, Any]:
         """The language model's configuration within ``config``."""
@@ -125,10 +127,10 @@ class Family:
                         {**self.layer_defaults, **self.block_defaults})
 
     def num_layers(self, config: Mapping[str, Any]) -> int:
-        count = self.settings(config).get("num_hidden_layers")
+        count = self.settings(config).get(self.layers_key)
         if isinstance(count, bool) or not isinstance(count, int) or \
                 count < 0:
-            raise ValueError("config.json: num_hidden_layers must be a "
+            raise ValueError(f"config.json: {self.layers_key} must be a "
                              f"non-negative integer, got {count!r}")
         return count
 

@@ -180,6 +180,51 @@ func.func @layer_router_bias_shape(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>, 
 
 // -----
 
+// moe.layer c15: zero_experts is positive
+func.func @layer_zero_experts_zero(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                                   %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'zero_experts' must be positive, got 0}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      zero_experts 0
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c3: with zero experts, the experts are the router's rows less them
+func.func @layer_zero_experts_rows(%x: tensor<?x16xf32>, %wg: tensor<10x16xf32>,
+                                   %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'expert_up' dimension 0 (E) is 8, expected 7 from router rows less zero_experts}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<10x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      zero_experts 3
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c2: the router has rows for experts beside the zero experts
+func.func @layer_only_zero_experts(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+                                   %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{the router's 8 rows leave no expert beside 'zero_experts' = 8}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation silu
+      zero_experts 8
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
 // moe.layer c13: clamped_swiglu needs gated experts
 func.func @layer_clamped_swiglu_ungated(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
                                         %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {

@@ -373,3 +373,29 @@ func.func @gpt_oss(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
       -> tensor<?x16xf32>
   return %y : tensor<?x16xf32>
 }
+
+// -----
+
+// zero_experts (LongCat-Flash): choices of ids 8 and 9 are not dispatched
+// (id -1); their weights, summed per token, times the token are added.
+// CHECK-LABEL: func @zero_experts
+// CHECK: %[[W:.*]], %[[IDS:.*]] = moe.gate %{{.*}} routing <softmax, top_k = 3> : tensor<?x10xf32> -> tensor<?x3xf32>, tensor<?x3xi32>
+// CHECK: %[[ROUTED:.*]] = linalg.generic {{.*}} ins(%[[IDS]] : tensor<?x3xi32>)
+// CHECK: arith.constant 8 : i32
+// CHECK: arith.cmpi sge
+// CHECK: %[[IDW:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]} ins(%[[IDS]], %[[W]] : tensor<?x3xi32>, tensor<?x3xf32>) outs(%{{.*}} : tensor<?x1xf32>)
+// CHECK: moe.dispatch %[[X:.*]], %[[ROUTED]] : tensor<?x16xf32>, tensor<?x3xi32> -> tensor<?x16xf32>, tensor<9xi64>, tensor<?x3xi32>
+// CHECK: %[[C:.*]] = moe.combine
+// CHECK: %[[Y:.*]] = linalg.generic {{.*}} ins(%[[C]], %[[X]], %[[IDW]] : tensor<?x16xf32>, tensor<?x16xf32>, tensor<?x1xf32>)
+// CHECK: return %[[Y]]
+func.func @zero_experts(%x: tensor<?x16xf32>, %wg: tensor<10x16xf32>,
+                        %w1: tensor<8x32x16xf32>, %w3: tensor<8x32x16xf32>,
+                        %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 3>
+      router(%wg : tensor<10x16xf32>)
+      experts(gate %w1 : tensor<8x32x16xf32>, up %w3 : tensor<8x32x16xf32>,
+              down %w2 : tensor<8x16x32xf32>) activation silu zero_experts 2
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}

@@ -53,6 +53,23 @@ func.func @layer_llama4(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
   return %y : tensor<?x16xf32>
 }
 
+// LongCat-Flash: 2 zero (identity) experts among 10 candidates.
+// CHECK-LABEL: func @layer_zero_experts
+// CHECK: router(%{{.*}} : tensor<10x16xf32>) score_bias(%{{.*}} : tensor<10xf32>)
+// CHECK-SAME: activation silu zero_experts 2 -> tensor<?x16xf32>
+func.func @layer_zero_experts(%x: tensor<?x16xf32>, %wg: tensor<10x16xf32>,
+                              %b: tensor<10xf32>, %w1: tensor<8x32x16xf32>,
+                              %w3: tensor<8x32x16xf32>,
+                              %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 3, scale = 6.0, selection_bias>
+      router(%wg : tensor<10x16xf32>) score_bias(%b : tensor<10xf32>)
+      experts(gate %w1 : tensor<8x32x16xf32>, up %w3 : tensor<8x32x16xf32>,
+              down %w2 : tensor<8x16x32xf32>) activation silu zero_experts 2
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
 // gpt-oss: router bias, biased experts, the clamped SwiGLU.
 // CHECK-LABEL: func @layer_gpt_oss
 // CHECK: router(%{{.*}} : tensor<8x16xf32>) router_bias(%{{.*}} : tensor<8xbf16>)

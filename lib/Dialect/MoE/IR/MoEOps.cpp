@@ -186,22 +186,43 @@ static int64_t staticDim(Value value, unsigned dim) {
 // LayerOp
 //===----------------------------------------------------------------------===//
 
-int64_t LayerOp::getNumExperts() { return staticDim(getRouter(), 0); }
+int64_t LayerOp::getNumCandidates() { return staticDim(getRouter(), 0); }
+
+int64_t LayerOp::getNumExperts() {
+  return getNumCandidates() - getNumZeroExperts();
+}
 
 LogicalResult LayerOp::verify() {
+  // c15.
+  int64_t zeroExperts = getNumZeroExperts();
+  if (getZeroExperts() && zeroExperts < 1)
+    return emitOpError("'zero_experts' must be positive, got ") << zeroExperts;
   ShapeChecker shapes(*this);
+  // The router's rows: the experts, or with zero experts the candidates
+  // (N = E + zero_experts).
+  StringRef rows = zeroExperts ? "N" : "E";
   for (StringRef symbol : {"E", "H", "I", "S"})
     shapes.requirePositive(symbol);
-  shapes.requireStatic("E");
-  // c1, c2, c3.
+  shapes.requireStatic(rows);
   if (failed(shapes.check("input", getInput().getType(), {"T", "H"})) ||
-      failed(shapes.check("router", getRouter().getType(), {"E", "H"})) ||
-      // c14.
-      failed(shapes.checkOptional("router_bias", getRouterBias(), {"E"})) ||
+      failed(shapes.check("router", getRouter().getType(), {rows, "H"})))
+    return failure();
+  if (zeroExperts) {
+    int64_t candidates = shapes.get("N");
+    if (candidates <= zeroExperts)
+      return emitOpError("the router's ")
+             << candidates << " rows leave no expert beside 'zero_experts' = "
+             << zeroExperts;
+    shapes.fix("E", candidates - zeroExperts,
+               "router rows less zero_experts");
+  }
+  // c1, c2, c3.
+  if (// c14.
+      failed(shapes.checkOptional("router_bias", getRouterBias(), {rows})) ||
       failed(
-          shapes.checkOptional("noise_router", getNoiseRouter(), {"E", "H"})) ||
-      failed(shapes.checkOptional("score_bias", getScoreBias(), {"E"})) ||
-      failed(shapes.checkOptional("noise", getNoise(), {"T", "E"})) ||
+          shapes.checkOptional("noise_router", getNoiseRouter(), {rows, "H"})) ||
+      failed(shapes.checkOptional("score_bias", getScoreBias(), {rows})) ||
+      failed(shapes.checkOptional("noise", getNoise(), {"T", rows})) ||
       failed(shapes.checkOptional("uniform", getUniform(), {"T"})) ||
       failed(shapes.checkOptional("expert_gate", getExpertGate(),
                                   {"E", "I", "H"})) ||
@@ -225,7 +246,7 @@ LogicalResult LayerOp::verify() {
                        "projection");
   // c4.
   RoutingAttr routing = getRouting();
-  if (failed(verifyRouting(*this, routing, getNumExperts())))
+  if (failed(verifyRouting(*this, routing, getNumCandidates())))
     return failure();
   // c5, c6, c7.
   if (failed(verifyRoutingOperands(*this, routing, "score_bias", getScoreBias(),
@@ -267,7 +288,7 @@ LogicalResult LayerOp::verify() {
                          << getResult().getType();
   // c10.
   return verifyStatistics(*this, getRequestedStatistics(), getStats(),
-                          getNumExperts());
+                          getNumCandidates());
 }
 
 LogicalResult LayerOp::verifyWeightScales() {

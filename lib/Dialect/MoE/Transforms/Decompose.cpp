@@ -85,6 +85,65 @@ static Value addRowBias(OpBuilder &b, Location loc, Value matrix, Value bias) {
       .getResult(0);
 }
 
+/// The choices of zero (identity) experts, ids `numExperts` and up: the
+/// ids with those replaced by -1 (not dispatched) and the `[T, 1]` f32 sum
+/// of their weights per token.
+static std::pair<Value, Value> splitZeroExperts(OpBuilder &b, Location loc,
+                                                Value ids, Value weights,
+                                                int64_t numExperts) {
+  MLIRContext *ctx = b.getContext();
+  Type i32 = b.getI32Type(), f32 = b.getF32Type();
+  AffineExpr t, k;
+  bindDims(ctx, t, k);
+  AffineMap identity = AffineMap::get(2, 0, {t, k}, ctx);
+  auto isZeroExpert = [&](OpBuilder &nb, Location nl, Value id) {
+    return arith::CmpIOp::create(
+        nb, nl, arith::CmpIPredicate::sge, id,
+        arith::ConstantIntOp::create(nb, nl, i32, numExperts));
+  };
+  Value routed =
+      linalg::GenericOp::create(
+          b, loc, ids.getType(), ValueRange{ids},
+          ValueRange{buildEmptyLike(b, loc, ids, i32)},
+          SmallVector<AffineMap>{identity, identity},
+          SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+          [&](OpBuilder &nb, Location nl, ValueRange args) {
+            Value none = arith::ConstantIntOp::create(nb, nl, i32, -1);
+            linalg::YieldOp::create(
+                nb, nl,
+                arith::SelectOp::create(nb, nl, isZeroExpert(nb, nl, args[0]),
+                                        none, args[0])
+                    .getResult());
+          })
+          .getResult(0);
+  OpFoldResult tokens = tensor::getMixedSize(b, loc, ids, 0);
+  Value empty = tensor::EmptyOp::create(
+      b, loc, ArrayRef<OpFoldResult>{tokens, b.getIndexAttr(1)}, f32);
+  Value zero =
+      linalg::FillOp::create(
+          b, loc, ValueRange{arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0))},
+          ValueRange{empty})
+          .getResult(0);
+  Value identityWeights =
+      linalg::GenericOp::create(
+          b, loc, zero.getType(), ValueRange{ids, weights}, ValueRange{zero},
+          SmallVector<AffineMap>{
+              identity, identity,
+              AffineMap::get(2, 0, {t, getAffineConstantExpr(0, ctx)}, ctx)},
+          SmallVector<utils::IteratorType>{utils::IteratorType::parallel,
+                                           utils::IteratorType::reduction},
+          [&](OpBuilder &nb, Location nl, ValueRange args) {
+            Value weight = arith::SelectOp::create(
+                nb, nl, isZeroExpert(nb, nl, args[0]), args[1],
+                arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(0)));
+            linalg::YieldOp::create(
+                nb, nl,
+                arith::AddFOp::create(nb, nl, args[2], weight).getResult());
+          })
+          .getResult(0);
+  return {routed, identityWeights};
+}
+
 /// With `weight_inputs`, every (token, choice) is a row of its own.
 struct WeightedChoices {
   Value inputs; // [T*K, H]: the token times its choice's weight
@@ -201,7 +260,7 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     int64_t hidden = inputType.getDimSize(1);
     int64_t numExperts = layer.getNumExperts();
     RoutingAttr routing = layer.getRouting();
-    int64_t choices = routing.getChoicesPerToken(numExperts);
+    int64_t choices = routing.getChoicesPerToken(layer.getNumCandidates());
     Activation act = layer.getActivation();
     SwigluClamp clamp;
     if (layer.getSwigluAlpha() && layer.getSwigluLimit())
@@ -245,6 +304,13 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
       return RankedTensorType::get({dynamic, features}, elementType);
     };
     Value dispatched = x, ids = gate.getIds(), weights = gate.getWeights();
+    // Zero experts (ids E and up) are not dispatched: their weight times
+    // the token is added at the end.
+    Value identityWeights;
+    if (layer.getNumZeroExperts()) {
+      std::tie(ids, identityWeights) =
+          splitZeroExperts(rewriter, loc, ids, weights, numExperts);
+    }
     int64_t dispatchRows = numTokens;
     if (layer.getWeightInputs()) {
       WeightedChoices rowsOfChoices =
@@ -301,6 +367,15 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
             .getResult();
     if (layer.getWeightInputs())
       result = sumChoices(rewriter, loc, result, x, choices);
+    if (identityWeights)
+      result = buildElementwise(
+          rewriter, loc, ValueRange{result, x, identityWeights}, elementType,
+          [](OpBuilder &nb, Location nl, ValueRange args) {
+            return arith::AddFOp::create(
+                       nb, nl, args[0],
+                       arith::MulFOp::create(nb, nl, args[2], args[1]))
+                .getResult();
+          });
 
     // Shared expert, optionally behind a sigmoid gate.
     if (layer.hasSharedExpert()) {

@@ -39,6 +39,11 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
     the routing weight scales each chosen expert's input instead of its
     output (Llama 4): `result[t] = sum_k expert_{ids[t,k]}(w[t,k] *
     input[t]) + shared(input[t])`; a dropped choice contributes nothing.
+    With `zero_experts = Z` (LongCat-Flash) the router scores `E + Z`
+    candidates: ids `E ..< E + Z` are identity experts, `expert(x) = x`,
+    which have no weights; the router-shaped operands (`router`,
+    `router_bias`, `noise_router`, `score_bias`, `noise`) have `E + Z` rows
+    or columns where the table says `E`, and so do the statistics.
 
     Weights use the checkpoint layout `[out, in]`, stacked over experts:
 
@@ -70,7 +75,7 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
     weight has its scale; (c13) `clamped_swiglu` needs gated experts (and a
     gated shared expert, if any) and `swiglu_alpha` and `swiglu_limit`
     (`limit > 0`), which no other activation takes; (c14) `router_bias` is
-    `[E]`.
+    `[E]`; (c15) `zero_experts` is positive.
 
     Example (Mixtral-style, 8 experts, top-2):
 
@@ -118,6 +123,7 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
     OptionalAttr<F32Attr>:$swiglu_alpha,
     OptionalAttr<F32Attr>:$swiglu_limit,
     UnitAttr:$weight_inputs,
+    OptionalAttr<I64Attr>:$zero_experts,
     OptionalAttr<Moe_StatisticsAttr>:$statistics
   );
   let results = (outs Moe_FloatTensor:$result, Variadic<Moe_StatTensor>:$stats);
@@ -137,6 +143,7 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
     (`swiglu_alpha` $swiglu_alpha^)?
     (`swiglu_limit` $swiglu_limit^)?
     (`weight_inputs` $weight_inputs^)?
+    (`zero_experts` $zero_experts^)?
     (`gate_bias` `(` $gate_bias^ `:` type($gate_bias) `)`)?
     (`up_bias` `(` $up_bias^ `:` type($up_bias) `)`)?
     (`down_bias` `(` $down_bias^ `:` type($down_bias) `)`)?
@@ -166,8 +173,14 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
       return getStatisticsAttr() ? getStatisticsAttr().getValues()
                                  : ::llvm::ArrayRef<Statistic>();
     }
-    /// Number of routed experts (E).
+    /// Number of routed experts with weights (E).
     int64_t getNumExperts();
+    /// Number of routing candidates: E plus the zero (identity) experts.
+    int64_t getNumCandidates();
+    /// Number of zero (identity) experts (0 when absent).
+    int64_t getNumZeroExperts() {
+      return getZeroExperts() ? static_cast<int64_t>(*getZeroExperts()) : 0;
+    }
     /// True when the layer has a shared expert.
     bool hasSharedExpert() { return getSharedUp() != nullptr; }
   }];
