@@ -193,8 +193,8 @@ RoutingScores buildScoresAndSelection(OpBuilder &b, Location loc, GateOp op,
 /// `1 / sum_e exp(l[t,e] - m)` over the experts not chosen before it whose
 /// relative gap `(m - l[t,e]) / max(|l[t,e]|, m)` is not above
 /// `2 * jitter` (a NaN gap keeps the expert, as `transformers`' mask does).
-Value buildSparsemixerGates(OpBuilder &b, Location loc, Value logits,
-                            Value ids, double jitter, int64_t numExperts) {
+Value buildSparsemixerGates(OpBuilder &b, Location loc, Value logits, Value ids,
+                            double jitter, int64_t numExperts) {
   int64_t topK = llvm::cast<RankedTensorType>(ids.getType()).getDimSize(1);
   return buildTensorFromIndices(
       b, loc, ids, b.getIndexAttr(topK), b.getF32Type(),
@@ -224,8 +224,7 @@ Value buildSparsemixerGates(OpBuilder &b, Location loc, Value logits,
                   ValueRange{arith::ConstantIntOp::create(eb, el, 0, 1)},
                   [&](OpBuilder &jb, Location jl, Value j, ValueRange taken) {
                     Value same = arith::CmpIOp::create(
-                        jb, jl, arith::CmpIPredicate::eq, chosen(jb, jl, j),
-                        e);
+                        jb, jl, arith::CmpIPredicate::eq, chosen(jb, jl, j), e);
                     return SmallVector<Value>{
                         arith::OrIOp::create(jb, jl, taken[0], same)};
                   });
@@ -236,8 +235,7 @@ Value buildSparsemixerGates(OpBuilder &b, Location loc, Value logits,
                   eb, el, arith::SubFOp::create(eb, el, l, m));
               Value add = arith::AndIOp::create(eb, el, kept, notBefore);
               return SmallVector<Value>{arith::SelectOp::create(
-                  eb, el, add,
-                  arith::AddFOp::create(eb, el, carried[0], term),
+                  eb, el, add, arith::AddFOp::create(eb, el, carried[0], term),
                   carried[0])};
             });
         return arith::DivFOp::create(nb, nl, f32Constant(nb, nl, 1.0), sum[0])

@@ -590,7 +590,7 @@ func.func @unknown_activation(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
                               %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
   %y = moe.layer %x : tensor<?x16xf32> routing <softmax, top_k = 2>
       router(%wg : tensor<8x16xf32>)
-      // expected-error @+1 {{expected string or keyword containing one of the following enum values for attribute 'activation' [silu, gelu, gelu_tanh, relu]}}
+      // expected-error @+1 {{expected string or keyword containing one of the following enum values for attribute 'activation' [silu, gelu, gelu_tanh, relu, clamped_swiglu]}}
       experts(up %w3 : tensor<8x32x16xf32>, down %w2 : tensor<8x16x32xf32>) activation swish
       -> tensor<?x16xf32>
   return %y : tensor<?x16xf32>
@@ -669,7 +669,7 @@ func.func @generic_optional_segment_two(%x: tensor<?x16xf32>, %wg: tensor<8x16xf
   // expected-error @+1 {{'moe.layer' op operand group starting at #2 requires 0 or 1 element, but found 2}}
   %y = "moe.layer"(%x, %wg, %wg, %wg, %w3, %w2)
       {routing = #moe.routing<softmax, top_k = 2>, activation = 0 : i32,
-       operandSegmentSizes = array<i32: 1, 1, 2, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0>}
+       operandSegmentSizes = array<i32: 1, 1, 2, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0>}
       : (tensor<?x16xf32>, tensor<8x16xf32>, tensor<8x16xf32>, tensor<8x16xf32>,
          tensor<8x32x16xf32>, tensor<8x16x32xf32>) -> tensor<?x16xf32>
   return %y : tensor<?x16xf32>

@@ -358,8 +358,8 @@ func.func @scoring_not_first(%l: tensor<?x8xf32>) {
 
 // routing parse: unknown routing item
 func.func @unknown_item(%l: tensor<?x8xf32>) {
-  // expected-error @+1 {{unknown routing item 'jitter'}}
-  %w, %ids = moe.gate %l routing <softmax, top_k = 2, jitter = 0.1>
+  // expected-error @+1 {{unknown routing item 'temperature'}}
+  %w, %ids = moe.gate %l routing <softmax, top_k = 2, temperature = 0.1>
       : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
   return
 }

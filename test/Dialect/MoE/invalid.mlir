@@ -153,7 +153,7 @@ func.func @layer_score_bias_shape(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>, %
 // moe.layer c3: score_bias must be f32 (ODS type constraint)
 func.func @layer_score_bias_bf16(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>, %b: tensor<8xbf16>,
                                  %w3: tensor<8x32x16xf32>, %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
-  // expected-error @+1 {{operand #3 must be ranked tensor of 32-bit float values, but got 'tensor<8xbf16>'}}
+  // expected-error @+1 {{operand #2 must be ranked tensor of 32-bit float values, but got 'tensor<8xbf16>'}}
   %y = moe.layer %x : tensor<?x16xf32>
       routing <sigmoid, top_k = 2, selection_bias>
       router(%wg : tensor<8x16xf32>)

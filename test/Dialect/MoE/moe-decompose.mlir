@@ -343,6 +343,10 @@ func.func @weight_inputs(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
 // gpt-oss: the router bias is added to the f32 logits; the clamped SwiGLU
 // is min(g, limit) * sigmoid(alpha * min(g, limit)) * (clamp(u) + 1).
 // CHECK-LABEL: func @gpt_oss
+// CHECK-DAG: %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
+// CHECK-DAG: %[[ALPHA:.*]] = arith.constant 1.702000e+00 : f32
+// CHECK-DAG: %[[NEGLIMIT:.*]] = arith.constant -7.000000e+00 : f32
+// CHECK-DAG: %[[LIMIT:.*]] = arith.constant 7.000000e+00 : f32
 // CHECK: %[[LOGITS:.*]] = linalg.matmul
 // CHECK: %[[BIASED:.*]] = linalg.generic {{.*}} ins(%[[LOGITS]], %{{.*}} : tensor<?x8xf32>, tensor<8xbf16>)
 // CHECK: arith.extf
@@ -350,15 +354,12 @@ func.func @weight_inputs(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
 // CHECK: moe.gate %[[BIASED]] routing <softmax, top_k = 2, renormalize>
 // CHECK: linalg.generic
 // CHECK-NEXT: ^bb0(%[[G:.*]]: f32, %[[U:.*]]: f32, %{{.*}}: f32):
-// CHECK-NEXT: %[[LIMIT:.*]] = arith.constant 7.000000e+00 : f32
 // CHECK-NEXT: %[[GC:.*]] = arith.minimumf %[[G]], %[[LIMIT]]
 // CHECK-NEXT: %[[UH:.*]] = arith.minimumf %[[U]], %[[LIMIT]]
-// CHECK-NEXT: %[[NEGLIMIT:.*]] = arith.constant -7.000000e+00 : f32
 // CHECK-NEXT: %[[UC:.*]] = arith.maximumf %[[UH]], %[[NEGLIMIT]]
-// CHECK-NEXT: %[[ALPHA:.*]] = arith.constant 1.702000e+00 : f32
 // CHECK-NEXT: %[[AG:.*]] = arith.mulf %[[GC]], %[[ALPHA]]
 // CHECK: %[[GLU:.*]] = arith.mulf %[[GC]], %{{.*}}
-// CHECK: %[[UP1:.*]] = arith.addf %[[UC]], %{{.*}}
+// CHECK: %[[UP1:.*]] = arith.addf %[[UC]], %[[ONE]]
 // CHECK: arith.mulf %[[GLU]], %[[UP1]]
 func.func @gpt_oss(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
                    %rb: tensor<8xbf16>, %w1: tensor<8x32x16xf32>,
@@ -379,10 +380,10 @@ func.func @gpt_oss(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
 // zero_experts (LongCat-Flash): choices of ids 8 and 9 are not dispatched
 // (id -1); their weights, summed per token, times the token are added.
 // CHECK-LABEL: func @zero_experts
+// CHECK-DAG: %[[EIGHT:.*]] = arith.constant 8 : i32
 // CHECK: %[[W:.*]], %[[IDS:.*]] = moe.gate %{{.*}} routing <softmax, top_k = 3> : tensor<?x10xf32> -> tensor<?x3xf32>, tensor<?x3xi32>
 // CHECK: %[[ROUTED:.*]] = linalg.generic {{.*}} ins(%[[IDS]] : tensor<?x3xi32>)
-// CHECK: arith.constant 8 : i32
-// CHECK: arith.cmpi sge
+// CHECK: arith.cmpi sge, %{{.*}}, %[[EIGHT]] : i32
 // CHECK: %[[IDW:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]} ins(%[[IDS]], %[[W]] : tensor<?x3xi32>, tensor<?x3xf32>) outs(%{{.*}} : tensor<?x1xf32>)
 // CHECK: moe.dispatch %[[X:.*]], %[[ROUTED]] : tensor<?x16xf32>, tensor<?x3xi32> -> tensor<?x16xf32>, tensor<9xi64>, tensor<?x3xi32>
 // CHECK: %[[C:.*]] = moe.combine

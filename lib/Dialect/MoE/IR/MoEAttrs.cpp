@@ -188,9 +188,9 @@ Attribute RoutingAttr::parse(AsmParser &parser, Type) {
       [&] { return parser.emitError(loc); }, parser.getContext(),
       fields.scoring, fields.mode, fields.topK, fields.renormalize,
       APFloat(fields.scale), fields.selectionBias, fields.numGroups,
-      fields.topkGroups.value_or(fields.numGroups), fields.groupScore, fields.capacityKind,
-      fields.fixedCapacity, APFloat(fields.capacityFactor), fields.rounding,
-      fields.minCapacity, fields.groupSize, fields.priority,
+      fields.topkGroups.value_or(fields.numGroups), fields.groupScore,
+      fields.capacityKind, fields.fixedCapacity, APFloat(fields.capacityFactor),
+      fields.rounding, fields.minCapacity, fields.groupSize, fields.priority,
       fields.secondPolicy, fields.noisy, APFloat(fields.jitter));
 }
 
@@ -254,16 +254,14 @@ static bool isFiniteNonNegative(const APFloat &value) {
   return value.isFinite() && !value.isNegative();
 }
 
-LogicalResult
-RoutingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                    ScoringFunc scoring, RoutingMode mode, int64_t topK,
-                    Renormalize renormalize, APFloat scale, bool selectionBias,
-                    int64_t numGroups, int64_t topkGroups,
-                    GroupScore groupScore, CapacityKind capacityKind,
-                    int64_t fixedCapacity, APFloat capacityFactor,
-                    Rounding rounding, int64_t minCapacity, int64_t groupSize,
-                    Priority priority, SecondPolicy secondPolicy, bool noisy,
-                    APFloat jitter) {
+LogicalResult RoutingAttr::verify(
+    function_ref<InFlightDiagnostic()> emitError, ScoringFunc scoring,
+    RoutingMode mode, int64_t topK, Renormalize renormalize, APFloat scale,
+    bool selectionBias, int64_t numGroups, int64_t topkGroups,
+    GroupScore groupScore, CapacityKind capacityKind, int64_t fixedCapacity,
+    APFloat capacityFactor, Rounding rounding, int64_t minCapacity,
+    int64_t groupSize, Priority priority, SecondPolicy secondPolicy, bool noisy,
+    APFloat jitter) {
   bool hasCapacity = capacityKind != CapacityKind::None;
   if (!isFiniteNonNegative(jitter))
     return emitError() << "routing: jitter must be finite and non-negative, "

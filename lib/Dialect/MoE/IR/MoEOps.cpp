@@ -211,16 +211,15 @@ LogicalResult LayerOp::verify() {
     int64_t candidates = shapes.get("N");
     if (candidates <= zeroExperts)
       return emitOpError("the router's ")
-             << candidates << " rows leave no expert beside 'zero_experts' = "
-             << zeroExperts;
-    shapes.fix("E", candidates - zeroExperts,
-               "router rows less zero_experts");
+             << candidates
+             << " rows leave no expert beside 'zero_experts' = " << zeroExperts;
+    shapes.fix("E", candidates - zeroExperts, "router rows less zero_experts");
   }
   // c1, c2, c3.
-  if (// c14.
+  if ( // c14.
       failed(shapes.checkOptional("router_bias", getRouterBias(), {rows})) ||
-      failed(
-          shapes.checkOptional("noise_router", getNoiseRouter(), {rows, "H"})) ||
+      failed(shapes.checkOptional("noise_router", getNoiseRouter(),
+                                  {rows, "H"})) ||
       failed(shapes.checkOptional("score_bias", getScoreBias(), {rows})) ||
       failed(shapes.checkOptional("noise", getNoise(), {"T", rows})) ||
       failed(shapes.checkOptional("uniform", getUniform(), {"T"})) ||

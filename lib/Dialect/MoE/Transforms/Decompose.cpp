@@ -43,11 +43,11 @@ static Value buildHidden(OpBuilder &b, Location loc, Activation act,
                             [&](OpBuilder &nb, Location nl, ValueRange args) {
                               return buildActivation(nb, nl, act, args[0]);
                             });
-  return buildElementwise(
-      b, loc, ValueRange{gate, up}, elementType,
-      [&](OpBuilder &nb, Location nl, ValueRange args) {
-        return buildGatedActivation(nb, nl, act, clamp, args[0], args[1]);
-      });
+  return buildElementwise(b, loc, ValueRange{gate, up}, elementType,
+                          [&](OpBuilder &nb, Location nl, ValueRange args) {
+                            return buildGatedActivation(nb, nl, act, clamp,
+                                                        args[0], args[1]);
+                          });
 }
 
 /// The shared expert on all tokens, accumulated in f32: `[T, H]`.
@@ -71,16 +71,16 @@ static Value addRowBias(OpBuilder &b, Location loc, Value matrix, Value bias) {
                                  AffineMap::get(2, 0, {t, e}, ctx)};
   Value init = buildEmptyLike(b, loc, matrix, b.getF32Type());
   return linalg::GenericOp::create(
-             b, loc, init.getType(), ValueRange{matrix, bias},
-             ValueRange{init}, maps,
+             b, loc, init.getType(), ValueRange{matrix, bias}, ValueRange{init},
+             maps,
              SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
              [](OpBuilder &nb, Location nl, ValueRange args) {
                Value value = args[1];
                if (!value.getType().isF32())
                  value = arith::ExtFOp::create(nb, nl, nb.getF32Type(), value);
                linalg::YieldOp::create(
-                   nb, nl, arith::AddFOp::create(nb, nl, args[0], value)
-                               .getResult());
+                   nb, nl,
+                   arith::AddFOp::create(nb, nl, args[0], value).getResult());
              })
       .getResult(0);
 }
@@ -121,7 +121,8 @@ static std::pair<Value, Value> splitZeroExperts(OpBuilder &b, Location loc,
       b, loc, ArrayRef<OpFoldResult>{tokens, b.getIndexAttr(1)}, f32);
   Value zero =
       linalg::FillOp::create(
-          b, loc, ValueRange{arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0))},
+          b, loc,
+          ValueRange{arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0))},
           ValueRange{empty})
           .getResult(0);
   Value identityWeights =
@@ -151,9 +152,8 @@ struct WeightedChoices {
   Value ones;   // [T*K, 1]: combine weights, f32
 };
 
-static WeightedChoices buildWeightedChoices(OpBuilder &b, Location loc,
-                                            Value x, Value weights,
-                                            Value ids) {
+static WeightedChoices buildWeightedChoices(OpBuilder &b, Location loc, Value x,
+                                            Value weights, Value ids) {
   MLIRContext *ctx = b.getContext();
   auto xType = llvm::cast<RankedTensorType>(x.getType());
   Type element = xType.getElementType();
@@ -177,7 +177,8 @@ static WeightedChoices buildWeightedChoices(OpBuilder &b, Location loc,
   Value scaled =
       linalg::GenericOp::create(
           b, loc, empty.getType(), ValueRange{x, weights}, ValueRange{empty},
-          maps, SmallVector<utils::IteratorType>(3, utils::IteratorType::parallel),
+          maps,
+          SmallVector<utils::IteratorType>(3, utils::IteratorType::parallel),
           [&](OpBuilder &nb, Location nl, ValueRange args) {
             Value value = args[0];
             if (!element.isF32())
@@ -227,20 +228,19 @@ static Value sumChoices(OpBuilder &b, Location loc, Value combined, Value x,
                              b.getIndexAttr(hidden)});
   Value empty = tensor::EmptyOp::create(
       b, loc, ArrayRef<OpFoldResult>{tokens, b.getIndexAttr(hidden)}, element);
-  Value zero = linalg::FillOp::create(
-                   b, loc,
-                   ValueRange{arith::ConstantOp::create(
-                       b, loc, b.getZeroAttr(element))},
-                   ValueRange{empty})
-                   .getResult(0);
+  Value zero =
+      linalg::FillOp::create(
+          b, loc,
+          ValueRange{arith::ConstantOp::create(b, loc, b.getZeroAttr(element))},
+          ValueRange{empty})
+          .getResult(0);
   return linalg::ReduceOp::create(
              b, loc, ValueRange{perChoice}, ValueRange{zero},
              ArrayRef<int64_t>{1},
              [](OpBuilder &nb, Location nl, ValueRange args) {
                linalg::YieldOp::create(
                    nb, nl,
-                   arith::AddFOp::create(nb, nl, args[0], args[1])
-                       .getResult());
+                   arith::AddFOp::create(nb, nl, args[0], args[1]).getResult());
              })
       .getResult(0);
 }
@@ -354,17 +354,16 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
                              layer.getGateScale(), intermediate);
     Value upRows = projectRows(rows, layer.getExpertUp(), layer.getUpBias(),
                                layer.getUpScale(), intermediate);
-    Value hiddenRows = buildHidden(rewriter, loc, act, clamp, gateRows, upRows,
-                                   elementType);
+    Value hiddenRows =
+        buildHidden(rewriter, loc, act, clamp, gateRows, upRows, elementType);
     Value downRows =
         projectRows(hiddenRows, layer.getExpertDown(), layer.getDownBias(),
                     layer.getDownScale(), hidden);
-    Value result =
-        CombineOp::create(
-            rewriter, loc,
-            RankedTensorType::get({dispatchRows, hidden}, elementType),
-            downRows, weights, dispatch.getRowMap())
-            .getResult();
+    Value result = CombineOp::create(rewriter, loc,
+                                     RankedTensorType::get(
+                                         {dispatchRows, hidden}, elementType),
+                                     downRows, weights, dispatch.getRowMap())
+                       .getResult();
     if (layer.getWeightInputs())
       result = sumChoices(rewriter, loc, result, x, choices);
     if (identityWeights)

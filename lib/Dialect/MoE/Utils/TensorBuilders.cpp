@@ -86,9 +86,8 @@ Value mlir::moe::buildActivation(OpBuilder &b, Location loc, Activation act,
 }
 
 Value mlir::moe::buildGatedActivation(OpBuilder &b, Location loc,
-                                      Activation act,
-                                      const SwigluClamp &clamp, Value gate,
-                                      Value up) {
+                                      Activation act, const SwigluClamp &clamp,
+                                      Value gate, Value up) {
   if (act != Activation::ClampedSwiglu)
     return arith::MulFOp::create(b, loc, buildActivation(b, loc, act, gate),
                                  up);
@@ -101,8 +100,7 @@ Value mlir::moe::buildGatedActivation(OpBuilder &b, Location loc,
       arith::MulFOp::create(b, loc, g, f32Constant(b, loc, clamp.alpha));
   Value glu = arith::MulFOp::create(b, loc, g, buildSigmoid(b, loc, scaled));
   return arith::MulFOp::create(
-      b, loc, glu,
-      arith::AddFOp::create(b, loc, u, f32Constant(b, loc, 1.0)));
+      b, loc, glu, arith::AddFOp::create(b, loc, u, f32Constant(b, loc, 1.0)));
 }
 
 Value mlir::moe::buildEmptyLike(OpBuilder &b, Location loc, Value source,
