@@ -607,7 +607,7 @@ def emit_module(spec: LayerSpec, comment: str | None = None) -> str:
 
     def use(op: str) -> str:
         if op == "score_bias" and spec.dtype(op) != "f32":
-            return f"%score_bias_f32 : tensor<{spec.num_experts}xf32>"
+            return f"%score_bias_f32 : tensor<{spec.num_candidates}xf32>"
         ty = spec.tensor_type(op)
         if op in spec.views:
             element = spec.mlir_element_type(op)
@@ -623,7 +623,7 @@ def emit_module(spec: LayerSpec, comment: str | None = None) -> str:
     if "score_bias" in spec.weights and spec.dtype("score_bias") != "f32":
         body.append(f"%score_bias_f32 = arith.extf %{value('score_bias')} : "
                     f"{spec.tensor_type('score_bias')} to "
-                    f"tensor<{spec.num_experts}xf32>")
+                    f"tensor<{spec.num_candidates}xf32>")
     if "uniform" in sampled:
         body.append("%u = tensor.collapse_shape %uniform [[0, 1]] : "
                     "tensor<?x1xf32> into tensor<?xf32>")

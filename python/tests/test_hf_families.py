@@ -460,7 +460,7 @@ FAMILIES = {
                "model.layers.{n}.input_layernorm.1.weight": (H,)},
         bias=True, bias_name="router.e_score_correction_bias",
         bias_shape=(E + 3,), scale=6.0, zero_experts=3,
-        top_k=(3,) * LAYERS),
+        top_k=(3,) * LAYERS, bias_as_stored=True),
 }
 
 
@@ -778,7 +778,7 @@ def test_family_forward(tmp_path, name, storage) -> None:
     ("dbrx", {"moe_normalize_expert_weights": 2.0},
      "moe_normalize_expert_weights = 2.0: only 1"),
     ("dbrx", {"ffn_act_fn": "silu"}, "ffn_act_fn must be an object"),
-    ("ernie4_5_moe", {"moe_norm_min": 0.5}, "moe_norm_min = 0.5 exceeds"),
+    ("ernie4_5_moe", {"moe_norm_min": 0.5}, "moe_norm_min = 0.5: only"),
     ("ernie4_5_moe", {"use_bias": True}, "use_bias with"),
 ])
 def test_refused_configs(name, text_changes, message) -> None:
@@ -810,3 +810,12 @@ def test_nested_configs() -> None:
     aliased.update(hidden_size=H, num_hidden_layers=LAYERS)
     assert families.layer_spec(aliased, 1) == families.layer_spec(dbrx, 1)
     assert moe_layers(aliased) == list(range(LAYERS))
+    # DBRX's moe_normalize_expert_weights: absent is L1 (renormalize),
+    # null is no normalization.
+    unnormalized = json.loads(json.dumps(dbrx))
+    unnormalized["ffn_config"]["moe_normalize_expert_weights"] = None
+    assert families.layer_spec(unnormalized, 1).routing.renormalize == \
+        "none"
+    del unnormalized["ffn_config"]["moe_normalize_expert_weights"]
+    assert families.layer_spec(unnormalized, 1).routing.renormalize == \
+        "selected"

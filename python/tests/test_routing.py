@@ -194,7 +194,8 @@ def test_verify_errors(text: str, message: str) -> None:
 @pytest.mark.parametrize("text, message", [
     ("<relu, top_k = 2>", "unknown scoring function 'relu'"),
     ("<top_k = 2, softmax>", "unknown scoring function 'top_k'"),
-    ("<softmax, top_k = 2, jitter = 0.1>", "unknown routing item 'jitter'"),
+    ("<softmax, top_k = 2, temperature = 0.1>",
+     "unknown routing item 'temperature'"),
     ("<softmax, top_k = 2, renormalize, top_k = 1>",
      "routing item 'top_k' given twice"),
     ("<softmax, top_k = 2, noisy, noisy>", "routing item 'noisy' given twice"),

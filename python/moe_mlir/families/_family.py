@@ -24,15 +24,20 @@ __all__ = ["Family", "Settings", "dtypes_of", "expert_names",
 class Settings:
     """A ``config.json``'s values, each key absent (or ``null``) taking its
     configuration class's default; a key whose default is ``None`` (no
-    usable default upstream) must be present."""
+    usable default upstream) must be present. A ``nullable`` key's ``null``
+    is a value of its own (``None``), not the default."""
 
     def __init__(self, config: Mapping[str, Any],
-                 defaults: Mapping[str, Any]) -> None:
+                 defaults: Mapping[str, Any],
+                 nullable: tuple[str, ...] = ()) -> None:
         self.config = config
         self.defaults = defaults
+        self.nullable = nullable
 
     def __getitem__(self, key: str) -> Any:
         value = self.config.get(key)
+        if value is None and key in self.nullable and key in self.config:
+            return None
         if value is None:
             value = self.defaults.get(key)
         if value is None:
@@ -43,8 +48,10 @@ class Settings:
 
     def get(self, key: str) -> Any:
         """The value, or ``None`` where neither config.json nor the
-        default gives one."""
+        default gives one (or a nullable key is ``null``)."""
         value = self.config.get(key)
+        if value is None and key in self.nullable and key in self.config:
+            return None
         return self.defaults.get(key) if value is None else value
 
 
@@ -85,6 +92,9 @@ class Family:
         aliases: the configuration class's ``attribute_map`` (a key the
             importer reads -> the key ``config.json`` holds it under).
         layers_key: the key counting the decoder layers.
+        nullable: keys whose ``null`` means something other than the
+            default (DBRX's ``moe_normalize_expert_weights``: no
+            normalization); the builder gets ``None``.
     """
 
     name: str
@@ -101,6 +111,7 @@ class Family:
     merge_top: bool = False
     aliases: Mapping[str, str] = field(default_factory=dict)
     layers_key: str = "num_hidden_layers"
+    nullable: tuple[str, ...] = ()
 
     def language_config(self, config: Mapping[str, Any]) -> Mapping[str, Any]:
         """The language model's configuration within ``config``."""
@@ -124,7 +135,8 @@ class Family:
 
     def settings(self, config: Mapping[str, Any]) -> Settings:
         return Settings(self.language_config(config),
-                        {**self.layer_defaults, **self.block_defaults})
+                        {**self.layer_defaults, **self.block_defaults},
+                        self.nullable)
 
     def num_layers(self, config: Mapping[str, Any]) -> int:
         count = self.settings(config).get(self.layers_key)
@@ -138,8 +150,9 @@ class Family:
              dtype: str = "bf16",
              dtypes: Mapping[str, str] | None = None) -> LayerSpec:
         settings = self.settings(config)
-        values = {key: settings[key] if key in self.required
-                  or self.block_defaults[key] is not None
+        values = {key: settings[key] if (key in self.required or
+                                         self.block_defaults[key] is not None)
+                  and key not in self.nullable
                   else settings.get(key) for key in self.block_defaults}
         return self.build(layer, **values, dtype=dtype, dtypes=dtypes,
                           prefix=self.prefix)

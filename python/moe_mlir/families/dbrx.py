@@ -75,4 +75,5 @@ FAMILY = Family(name="dbrx", model_types=("dbrx",),
                 prefix="transformer.blocks", text_config=("ffn_config",),
                 merge_top=True,
                 aliases={"num_hidden_layers": "n_layers",
-                         "d_model": "hidden_size"})
+                         "d_model": "hidden_size"},
+                nullable=("moe_normalize_expert_weights",))

@@ -4,10 +4,12 @@ docs/families/ernie4_5_moe.md).
 Softmax scores in float32; the top-k is chosen on the scores plus the
 selection-only ``mlp.moe_statics.e_score_correction_bias`` (``[1, E]``,
 bound through a view to ``[E]``), and the chosen unbiased scores are
-divided by ``max(sum, moe_norm_min)``. That clamp never acts: the k
-largest of E probabilities sum to at least k / E, so the importer maps it
-to plain renormalization and refuses a ``moe_norm_min`` above k / E, where
-it could. ``moe_num_shared_experts`` shared experts are one SwiGLU
+divided by ``max(sum, moe_norm_min)``. The importer maps that to plain
+renormalization: the clamp acts only when the chosen probabilities sum
+below ``moe_norm_min`` (1e-12), which takes selection biases that beat
+the best experts' probabilities for all k choices (the k largest
+probabilities alone sum to at least k / E). A ``moe_norm_min`` above
+1e-6, where the two could differ on real routers, is refused. ``moe_num_shared_experts`` shared experts are one SwiGLU
 ``mlp.shared_experts`` of that many times the expert width. With
 ``use_bias`` every expert projection has a bias (refused with shared
 experts, whose biases ``moe.layer`` has no operand for). Layer i (0-based) is a
@@ -41,11 +43,11 @@ def layer(index: int, *, hidden_size: int, moe_intermediate_size: int,
           dtypes: Mapping[str, str] | None = None,
           prefix: str = "model.layers") -> LayerSpec:
     """The MoE block of decoder layer ``index``."""
-    if moe_k > 0 and moe_norm_min * moe_num_experts > moe_k:
+    if moe_norm_min > 1e-6:
         raise ValueError(
-            f"moe_norm_min = {moe_norm_min} exceeds moe_k / moe_num_experts "
-            f"= {moe_k / moe_num_experts}: the renormalization clamp would "
-            "act, which no routing scheme expresses")
+            f"moe_norm_min = {moe_norm_min}: only values up to 1e-6 are "
+            "supported (the importer renormalizes by the plain sum; a "
+            "larger clamp could act)")
     shared = moe_intermediate_size * moe_num_shared_experts
     if use_bias and shared > 0:
         raise ValueError("use_bias with moe_num_shared_experts > 0: the "

@@ -84,15 +84,17 @@ func.func @other_uses(%x: tensor<8x16xf32>,
 // A paired weight is packed with its partner (both weights of a grouped
 // matmul have one type): w1 and w3 are. Where the partner cannot be packed
 // (w5 is also read by a linalg op), neither weight of that matmul is.
+// w1 and w3 are packed alike: one packing function serves both (the
+// runtime shares a packed buffer only between arguments that also bind
+// the same tensor).
 // CHECK-LABEL: func.func @paired(
-// CHECK-SAME: %{{.*}}: tensor<2x3x16x16xf32> {moe.packing = {function = @paired__pack1
-// CHECK-SAME: %{{.*}}: tensor<2x3x16x16xf32> {moe.packing = {function = @paired__pack2
+// CHECK-SAME: tensor<2x3x16x16xf32> {moe.packing = {function = @paired__pack1, shape = array<i64: 2, 37, 16>}, moe.weight = "experts.{e}.w1"}
+// CHECK-SAME: tensor<2x3x16x16xf32> {moe.packing = {function = @paired__pack1, shape = array<i64: 2, 37, 16>}, moe.weight = "experts.{e}.w3"}
 // CHECK-SAME: %{{.*}}: tensor<2x37x16xf32> {moe.weight = "experts.{e}.w4"}
 // CHECK-SAME: %{{.*}}: tensor<2x37x16xf32> {moe.weight = "experts.{e}.w5"}
 // CHECK: moe.grouped_matmul {{.*}} tensor<2x3x16x16xf32>, tensor<2xi32>) paired(%{{.*}} : tensor<2x3x16x16xf32>)
 // CHECK: moe.grouped_matmul {{.*}} tensor<2x37x16xf32>, tensor<2xi32>) paired(%{{.*}} : tensor<2x37x16xf32>)
 // CHECK-LABEL: func.func @paired__pack1(
-// CHECK-LABEL: func.func @paired__pack2(
 // CHECK-NOT: func.func @paired__pack
 func.func @paired(%x: tensor<8x16xf32>,
                   %w1: tensor<2x37x16xf32> {moe.weight = "experts.{e}.w1"},
@@ -295,4 +297,26 @@ func.func @view_other_use(%x: tensor<8x16xf32>,
       ins(%x, %g, %b : tensor<8x16xf32>, tensor<2x12x16xf32>, tensor<2xi32>)
       outs(%acc : tensor<8x12xf32>) -> tensor<8x12xf32>
   return %r, %gs : tensor<8x12xf32>, tensor<2x16x12xf32>
+}
+
+// -----
+
+// Arguments bound to one tensor and packed alike (tied layers) name one
+// packing function, so that the runtime packs the tensor once.
+// CHECK-LABEL: func.func @tied(
+// CHECK-SAME: %arg1: tensor<2x1x16x16xf32> {moe.packing = {function = @tied__pack1, shape = array<i64: 2, 16, 16>}, moe.weight = "w.{e}"}
+// CHECK-SAME: %arg2: tensor<2x1x16x16xf32> {moe.packing = {function = @tied__pack1, shape = array<i64: 2, 16, 16>}, moe.weight = "w.{e}"}
+// CHECK-LABEL: func.func @tied__pack1(
+// CHECK-NOT: func.func @tied__pack2
+func.func @tied(%x: tensor<8x16xf32>,
+                %w1: tensor<2x16x16xf32> {moe.weight = "w.{e}"},
+                %w2: tensor<2x16x16xf32> {moe.weight = "w.{e}"},
+                %b: tensor<2xi32>, %acc: tensor<8x16xf32>) -> tensor<8x16xf32> {
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%x, %w1, %b : tensor<8x16xf32>, tensor<2x16x16xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x16xf32>) -> tensor<8x16xf32>
+  %s = moe.grouped_matmul block_rows(4)
+      ins(%r, %w2, %b : tensor<8x16xf32>, tensor<2x16x16xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x16xf32>) -> tensor<8x16xf32>
+  return %s : tensor<8x16xf32>
 }

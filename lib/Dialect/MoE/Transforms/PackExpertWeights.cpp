@@ -55,7 +55,9 @@ bool isWeightUse(OpOperand &use) {
 bool isUnitExpertUse(OpOperand &use) {
   auto expand = llvm::dyn_cast<tensor::ExpandShapeOp>(use.getOwner());
   if (!expand || expand.getResultType().getRank() != 3 ||
-      expand.getResultType().getDimSize(0) != 1 || expand->use_empty())
+      expand.getResultType().getDimSize(0) != 1 || expand->use_empty() ||
+      expand.getSrcType().getShape() !=
+          expand.getResultType().getShape().drop_front())
     return false;
   for (OpOperand &expandUse : expand->getUses())
     if (!isWeightUse(expandUse))
@@ -285,6 +287,7 @@ struct MoEPackExpertWeightsPass
         entries.push_back(func);
 
     bool changed = false;
+    SmallVector<func::FuncOp> packings;
     for (func::FuncOp entry : entries) {
       // Weights only: bound by `moe.weight`, or recorded as a weight in
       // the manifest once moe-export-entries has taken the attribute.
@@ -347,8 +350,24 @@ struct MoEPackExpertWeightsPass
         func::FuncOp packing =
             createPackingFunction(b, entry, index, checkpoint, source, packed,
                                   panel, depthPairs, views);
-        last = packing;
-        symbols.insert(packing);
+        // One function per distinct packing: arguments bound to one tensor
+        // and packed alike then name the same function, which is how the
+        // runtime knows it may share their packed buffer.
+        auto same = llvm::find_if(packings, [&](func::FuncOp other) {
+          return other.getFunctionType() == packing.getFunctionType() &&
+                 other.getAllArgAttrs() == packing.getAllArgAttrs() &&
+                 OperationEquivalence::isRegionEquivalentTo(
+                     &other.getBody(), &packing.getBody(),
+                     OperationEquivalence::IgnoreLocations);
+        });
+        if (same != packings.end()) {
+          packing.erase();
+          packing = *same;
+        } else {
+          last = packing;
+          symbols.insert(packing);
+          packings.push_back(packing);
+        }
 
         // The one expert's weights, or the weights seen through the views,
         // are the packed argument itself.

@@ -223,6 +223,10 @@ def MoEPackExpertWeightsPass
     it packs, and the entry reads the packed argument in place of the
     views' result: the views cost nothing per call.
 
+    Arguments packed alike (the same checkpoint type, views and packed
+    layout) name one packing function; the runtime shares a packed buffer
+    between arguments that bind the same tensor through the same function.
+
     Arguments with other uses (or a dynamic shape, or already packed) are
     left as they are.
   }];
