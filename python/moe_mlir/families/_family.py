@@ -18,7 +18,7 @@ from ..emit import EXPERT, LayerSpec
 from ..views import Slice, View
 
 __all__ = ["Family", "Settings", "dtypes_of", "expert_names",
-           "fused_halves", "swiglu_names"]
+           "fused_halves", "swiglu_names", "transposed_experts"]
 
 
 class Settings:
@@ -189,6 +189,21 @@ def fused_halves(shape: tuple[int, ...], axis: int, width: int,
     gate, up = (View(source=shape, slice=half, permutation=permutation)
                 for half in halves)
     return gate, up
+
+
+def transposed_experts(experts: str, num_experts: int, hidden: int,
+                       intermediate: int
+                       ) -> tuple[dict[str, str], dict[str, View]]:
+    """The operands and views of experts stored ``x @ W`` under
+    ``experts``: ``gate_up_proj`` ``[E, H, 2I]`` (gate columns first) and
+    ``down_proj`` ``[E, I, H]`` (Qwen3-VL-MoE, Llama 4)."""
+    e, h, i = num_experts, hidden, intermediate
+    gate, up = fused_halves((e, h, 2 * i), axis=2, width=i, transposed=True)
+    fused = f"{experts}.gate_up_proj"
+    return ({"expert_gate": fused, "expert_up": fused,
+             "expert_down": f"{experts}.down_proj"},
+            {"expert_gate": gate, "expert_up": up,
+             "expert_down": View(source=(e, i, h), permutation=(0, 2, 1))})
 
 
 def dtypes_of(weights: Mapping[str, str], dtype: str,

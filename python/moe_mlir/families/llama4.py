@@ -20,8 +20,8 @@ from typing import Mapping
 
 from ..emit import LayerSpec, hf_activation
 from ..routing import Routing
-from ..views import View
-from ._family import Family, Settings, dtypes_of, fused_halves, swiglu_names
+from ._family import (Family, Settings, dtypes_of, swiglu_names,
+                      transposed_experts)
 
 # Llama4TextConfig's defaults of the keys the block reads.
 BLOCK_DEFAULTS = {"hidden_size": 5120, "intermediate_size": 8192,
@@ -39,15 +39,11 @@ def layer(index: int, *, hidden_size: int, intermediate_size: int,
     """The MoE block of decoder layer ``index``."""
     h, i, e = hidden_size, intermediate_size, num_local_experts
     block = f"{prefix}.{index}.feed_forward"
-    fused = f"{block}.experts.gate_up_proj"
-    gate, up = fused_halves((e, h, 2 * i), axis=2, width=i, transposed=True)
+    experts, views = transposed_experts(f"{block}.experts", e, h, i)
     shared = swiglu_names(f"{block}.shared_expert")
-    weights = {"router": f"{block}.router.weight", "expert_gate": fused,
-               "expert_up": fused, "expert_down": f"{block}.experts.down_proj",
+    weights = {"router": f"{block}.router.weight", **experts,
                "shared_gate": shared["gate"], "shared_up": shared["up"],
                "shared_down": shared["down"]}
-    views = {"expert_gate": gate, "expert_up": up,
-             "expert_down": View(source=(e, i, h), permutation=(0, 2, 1))}
     return LayerSpec(
         hidden=h, intermediate=i, num_experts=e,
         routing=Routing(scoring="sigmoid", top_k=num_experts_per_tok),

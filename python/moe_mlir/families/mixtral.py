@@ -30,17 +30,22 @@ def layer(index: int, *, hidden_size: int, intermediate_size: int,
         dtypes: per-operand overrides of ``dtype``.
         prefix: the name prefix of the decoder layers.
     """
-    block = f"{prefix}.{index}.block_sparse_moe"
-    weights = {"router": f"{block}.gate.weight",
-               "expert_gate": f"{block}.experts.{EXPERT}.w1.weight",
-               "expert_up": f"{block}.experts.{EXPERT}.w3.weight",
-               "expert_down": f"{block}.experts.{EXPERT}.w2.weight"}
+    weights = block_weights(f"{prefix}.{index}.block_sparse_moe")
     return LayerSpec(
         hidden=hidden_size, intermediate=intermediate_size,
         num_experts=num_local_experts,
         routing=Routing(top_k=num_experts_per_tok, renormalize="selected"),
         weights=weights, dtypes=dtypes_of(weights, dtype, dtypes),
         activation=hf_activation(hidden_act))
+
+
+def block_weights(block: str) -> dict[str, str]:
+    """The router ``gate`` and the experts ``experts.{e}.w1/w3/w2``
+    (gate/up/down) of a ``block_sparse_moe`` (also Phi-3.5-MoE's)."""
+    return {"router": f"{block}.gate.weight",
+            "expert_gate": f"{block}.experts.{EXPERT}.w1.weight",
+            "expert_up": f"{block}.experts.{EXPERT}.w3.weight",
+            "expert_down": f"{block}.experts.{EXPERT}.w2.weight"}
 
 
 FAMILY = Family(name="mixtral", model_types=("mixtral",),

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ..emit import EXPERT, LayerSpec, hf_activation
+from ..emit import LayerSpec, hf_activation
 from ..routing import Routing
+from . import mixtral
 from ._family import Family, dtypes_of
 
 # PhimoeConfig's defaults of the keys the block reads.
@@ -29,11 +30,7 @@ def layer(index: int, *, hidden_size: int, intermediate_size: int,
           dtypes: Mapping[str, str] | None = None,
           prefix: str = "model.layers") -> LayerSpec:
     """The MoE block of decoder layer ``index``."""
-    block = f"{prefix}.{index}.block_sparse_moe"
-    weights = {"router": f"{block}.gate.weight",
-               "expert_gate": f"{block}.experts.{EXPERT}.w1.weight",
-               "expert_up": f"{block}.experts.{EXPERT}.w3.weight",
-               "expert_down": f"{block}.experts.{EXPERT}.w2.weight"}
+    weights = mixtral.block_weights(f"{prefix}.{index}.block_sparse_moe")
     return LayerSpec(
         hidden=hidden_size, intermediate=intermediate_size,
         num_experts=num_local_experts,

@@ -19,9 +19,8 @@ from typing import Mapping
 
 from ..emit import LayerSpec, hf_activation
 from ..routing import Routing
-from ..views import View
 from . import qwen2_moe, qwen3_moe
-from ._family import Family, dtypes_of, fused_halves
+from ._family import Family, dtypes_of, transposed_experts
 
 # Qwen3VLMoeTextConfig's defaults of the keys the block reads.
 VL_DEFAULTS = {"hidden_size": 2048, "moe_intermediate_size": 1408,
@@ -41,13 +40,8 @@ def layer(index: int, *, hidden_size: int, moe_intermediate_size: int,
     """The Qwen3-VL-MoE block of decoder layer ``index``."""
     h, i, e = hidden_size, moe_intermediate_size, num_experts
     block = f"{prefix}.{index}.mlp"
-    fused = f"{block}.experts.gate_up_proj"
-    gate, up = fused_halves((e, h, 2 * i), axis=2, width=i, transposed=True)
-    weights = {"router": f"{block}.gate.weight", "expert_gate": fused,
-               "expert_up": fused,
-               "expert_down": f"{block}.experts.down_proj"}
-    views = {"expert_gate": gate, "expert_up": up,
-             "expert_down": View(source=(e, i, h), permutation=(0, 2, 1))}
+    experts, views = transposed_experts(f"{block}.experts", e, h, i)
+    weights = {"router": f"{block}.gate.weight", **experts}
     return LayerSpec(
         hidden=h, intermediate=i, num_experts=e,
         routing=Routing(top_k=num_experts_per_tok, renormalize="selected"),
