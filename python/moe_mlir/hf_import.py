@@ -107,6 +107,15 @@ def _decoder_family(config: Mapping[str, Any]) -> families.Family:
     return family
 
 
+def _config_error(err: Exception) -> ModelImportError:
+    """A malformed value of config.json as one line."""
+    reason = str(err).removeprefix("config.json: ").removeprefix(
+        "config.json ")
+    if isinstance(err, TypeError):
+        reason = f"a value has the wrong type ({reason})"
+    return ModelImportError(f"config.json: {reason}")
+
+
 def moe_layers(config: Mapping[str, Any]) -> list[int] | list[str]:
     """The MoE (sparse) layers of a supported model: decoder layer indices,
     or ``"encoder.N"`` / ``"decoder.N"`` for encoder-decoder families."""
@@ -117,8 +126,13 @@ def moe_layers(config: Mapping[str, Any]) -> list[int] | list[str]:
                     for n in seq2seq.sparse_blocks(config, stack)]
         except ValueError as err:
             raise ModelImportError(str(err)) from None
-    return [n for n in range(_num_layers(config))
-            if families.is_moe_layer(config, n)]
+    try:
+        return [n for n in range(_num_layers(config))
+                if families.is_moe_layer(config, n)]
+    except ModelImportError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise _config_error(err) from None
 
 
 def _ranges(values: list[int]) -> str:
@@ -216,13 +230,18 @@ def _check_layer(config: Mapping[str, Any], layer: int) -> None:
             f"{count} layers (0-{count - 1})" if count else
             f"layer {layer} is out of range: this {model_type} model has no "
             "layers")
-    if not families.is_moe_layer(config, layer):
+    try:
+        dense = not families.is_moe_layer(config, layer)
+        reason = _dense_reason(config, layer) if dense else ""
+    except (TypeError, ValueError) as err:
+        raise _config_error(err) from None
+    if dense:
         sparse = moe_layers(config)
         where = (f"its MoE layers are {_ranges(sparse)}" if sparse else
                  "it has no MoE layer")
         raise ModelImportError(
             f"layer {layer} of this {model_type} model is a dense MLP "
-            f"({_dense_reason(config, layer)}); {where}")
+            f"({reason}); {where}")
 
 
 def _operand_dtypes(spec: LayerSpec,

@@ -31,7 +31,7 @@ import built_tools
 from moe_mlir import families, safetensors_io
 from moe_mlir.family_cases import max_error, tolerance
 from moe_mlir.gating import near_tie_tokens
-from moe_mlir.hf_import import import_hf, moe_layers
+from moe_mlir.hf_import import ModelImportError, import_hf, moe_layers
 from moe_mlir.testdata import resample_near_ties, round_to_bf16
 
 H, I, E, K = 48, 40, 6, 2
@@ -819,3 +819,30 @@ def test_nested_configs() -> None:
     del unnormalized["ffn_config"]["moe_normalize_expert_weights"]
     assert families.layer_spec(unnormalized, 1).routing.renormalize == \
         "selected"
+
+
+@pytest.mark.parametrize("name, text_changes, message", [
+    ("llama4", {"moe_layers": 5}, "moe_layers must be a list of integers"),
+    ("llama4", {"interleave_moe_layer_step": 0},
+     "interleave_moe_layer_step must be at least 1"),
+    ("qwen3_vl_moe", {"mlp_only_layers": 3},
+     "mlp_only_layers must be a list of integers"),
+    ("qwen3_vl_moe", {"decoder_sparse_step": "2"},
+     "decoder_sparse_step must be an integer"),
+    ("jamba", {"expert_layer_period": 0},
+     "expert_layer_period must be at least 1"),
+    ("ernie4_5_moe", {"moe_layer_interval": "x"},
+     "moe_layer_interval must be an integer"),
+    ("glm4_moe", {"first_k_dense_replace": [1]},
+     "first_k_dense_replace must be an integer"),
+    ("granitemoe", {"num_local_experts": True},
+     "num_local_experts must be an integer"),
+])
+def test_malformed_layer_keys(name, text_changes, message) -> None:
+    """A key deciding which layers are MoE blocks with a wrong type or
+    value ends in one line naming it, not a traceback."""
+    family = FAMILIES[name]
+    config = json.loads(json.dumps(family.config))
+    family.text_config(config).update(text_changes)
+    with pytest.raises(ModelImportError, match=f"^config.json: {message}"):
+        moe_layers(config)

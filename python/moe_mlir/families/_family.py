@@ -46,6 +46,26 @@ class Settings:
                              "configuration has no default)")
         return value
 
+    def integer(self, key: str) -> int:
+        """``self[key]``, checked to be an integer (not a bool)."""
+        value = self[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"config.json: {key} must be an integer, got "
+                             f"{value!r}")
+        return value
+
+    def integers(self, key: str) -> list[int]:
+        """``self.get(key)``, checked to be a list of integers (``[]``
+        where absent)."""
+        value = self.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list) or any(
+                isinstance(v, bool) or not isinstance(v, int) for v in value):
+            raise ValueError(f"config.json: {key} must be a list of "
+                             f"integers, got {value!r}")
+        return value
+
     def get(self, key: str) -> Any:
         """The value, or ``None`` where neither config.json nor the
         default gives one (or a nullable key is ``null``)."""

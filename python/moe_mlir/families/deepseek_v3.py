@@ -94,7 +94,7 @@ def layer(index: int, *, hidden_size: int, moe_intermediate_size: int,
 
 
 def is_moe_layer(settings: Settings, index: int) -> bool:
-    return index >= settings["first_k_dense_replace"]
+    return index >= settings.integer("first_k_dense_replace")
 
 
 def dense_reason(settings: Settings, index: int) -> str:

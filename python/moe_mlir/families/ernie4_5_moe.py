@@ -78,14 +78,14 @@ def layer(index: int, *, hidden_size: int, moe_intermediate_size: int,
 
 
 def _last_moe_layer(settings: Settings) -> int:
-    end = settings["moe_layer_end_index"]
-    return settings["num_hidden_layers"] - 1 if end == -1 else end
+    end = settings.integer("moe_layer_end_index")
+    return settings.integer("num_hidden_layers") - 1 if end == -1 else end
 
 
 def is_moe_layer(settings: Settings, index: int) -> bool:
-    interval = settings["moe_layer_interval"]
+    interval = settings.integer("moe_layer_interval")
     return (interval > 0 and (index + 1) % interval == 0 and
-            settings["moe_layer_start_index"] <= index
+            settings.integer("moe_layer_start_index") <= index
             <= _last_moe_layer(settings))
 
 

@@ -64,7 +64,7 @@ def layer(index: int, *, hidden_size: int, intermediate_size: int,
 
 
 def _has_experts(settings: Settings, index: int) -> bool:
-    return settings["num_local_experts"] > 0
+    return settings.integer("num_local_experts") > 0
 
 
 def _no_experts(settings: Settings, index: int) -> str:

@@ -36,8 +36,12 @@ def layer(index: int, *, hidden_size: int, intermediate_size: int,
 
 
 def is_moe_layer(settings: Settings, index: int) -> bool:
-    return (settings["num_experts"] > 1 and index %
-            settings["expert_layer_period"] == settings["expert_layer_offset"])
+    period = settings.integer("expert_layer_period")
+    if period < 1:
+        raise ValueError("config.json: expert_layer_period must be at least "
+                         f"1, got {period}")
+    return (settings.integer("num_experts") > 1 and
+            index % period == settings.integer("expert_layer_offset"))
 
 
 def dense_reason(settings: Settings, index: int) -> str:

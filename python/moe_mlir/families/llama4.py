@@ -53,14 +53,13 @@ def layer(index: int, *, hidden_size: int, intermediate_size: int,
 
 
 def _moe_layers(settings: Settings) -> list[int]:
-    listed = settings.get("moe_layers")
-    if listed is not None:
-        return list(listed)
-    step = settings["interleave_moe_layer_step"]
+    if settings.get("moe_layers") is not None:
+        return settings.integers("moe_layers")
+    step = settings.integer("interleave_moe_layer_step")
     if step < 1:
         raise ValueError("config.json: interleave_moe_layer_step must be at "
                          f"least 1, got {step}")
-    return list(range(step - 1, settings["num_hidden_layers"], step))
+    return list(range(step - 1, settings.integer("num_hidden_layers"), step))
 
 
 def is_moe_layer(settings: Settings, index: int) -> bool:

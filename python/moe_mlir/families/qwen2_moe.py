@@ -49,16 +49,24 @@ def layer(index: int, *, hidden_size: int, moe_intermediate_size: int,
         shared_intermediate=shared_expert_intermediate_size)
 
 
+def _sparse_step(settings: Settings) -> int:
+    step = settings.integer("decoder_sparse_step")
+    if step < 1:
+        raise ValueError("config.json: decoder_sparse_step must be at least "
+                         f"1, got {step}")
+    return step
+
+
 def is_moe_layer(settings: Settings, index: int) -> bool:
-    step = settings.get("decoder_sparse_step") or 1
-    return (index not in (settings.get("mlp_only_layers") or [])
-            and settings["num_experts"] > 0 and (index + 1) % step == 0)
+    return (index not in settings.integers("mlp_only_layers")
+            and settings.integer("num_experts") > 0
+            and (index + 1) % _sparse_step(settings) == 0)
 
 
 def dense_reason(settings: Settings, index: int) -> str:
-    if index in (settings.get("mlp_only_layers") or []):
+    if index in settings.integers("mlp_only_layers"):
         return "it is in mlp_only_layers"
-    if settings["num_experts"] <= 0:
+    if settings.integer("num_experts") <= 0:
         return "num_experts = 0"
     return (f"decoder_sparse_step = {settings.get('decoder_sparse_step')} "
             "makes it dense")
