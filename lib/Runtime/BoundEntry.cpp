@@ -10,6 +10,7 @@
 #include "moe/Runtime/Module.h"
 
 #include "EntryCall.h"
+#include "Mxfp4.h"
 #include "ThreadPool.h"
 #include "Workspace.h"
 #include "moe/Runtime/Allocation.h"
@@ -245,6 +246,8 @@ Status BoundEntry::bindTensor(const ManifestArg &arg,
                               const std::vector<int64_t> &shape,
                               const std::string &argument,
                               WeightBuffer &buffer) const {
+  if (arg.format == WeightFormat::Mxfp4)
+    return bindMxfp4(arg, shape, argument, buffer);
   DType dtype = checkpointDType(arg.type);
   size_t itemSize = elementTypeSize(arg.type);
 
@@ -340,6 +343,63 @@ Status BoundEntry::bindTensor(const ManifestArg &arg,
     std::memcpy(out, tensor->data, tensor->numBytes);
     out += tensor->numBytes;
   }
+  return Status::success();
+}
+
+Status BoundEntry::bindMxfp4(const ManifestArg &arg,
+                             const std::vector<int64_t> &shape,
+                             const std::string &argument,
+                             WeightBuffer &buffer) const {
+  std::string context =
+      "weight '" + printable(arg.weightName) + "' (" + argument + ", mxfp4)";
+  // The manifest checked: static [..., N, K], K a multiple of 32.
+  std::vector<int64_t> scalesShape(shape.begin(), shape.end() - 1);
+  scalesShape.push_back(shape.back() / 32);
+  std::vector<int64_t> blocksShape = scalesShape;
+  blocksShape.push_back(16);
+  auto lookup = [&](const std::string &suffix,
+                    const std::vector<int64_t> &expected,
+                    const TensorView *&out) -> Status {
+    std::string name = arg.weightName + suffix;
+    Result<const TensorView *> tensor = checkpoint->lookup(name);
+    if (!tensor)
+      return Status::failure(context + ": " + tensor.error());
+    if ((*tensor)->dtype != DType::U8)
+      return Status::failure(context + ": '" + printable(name) +
+                             "' is stored as " + dtypeName((*tensor)->dtype) +
+                             ", expected U8");
+    if ((*tensor)->shape != expected)
+      return Status::failure(context + ": '" + printable(name) + "' has shape " +
+                             formatShape((*tensor)->shape) + ", expected " +
+                             formatShape(expected));
+    out = *tensor;
+    return Status::success();
+  };
+  const TensorView *blocks = nullptr, *scales = nullptr;
+  Status status = lookup("_blocks", blocksShape, blocks);
+  if (status)
+    status = lookup("_scales", scalesShape, scales);
+  if (!status)
+    return status;
+  size_t numBytes = 0;
+  if (!byteSize(shape, sizeof(uint16_t), numBytes))
+    return Status::failure(context + ": shape " + formatShape(shape) +
+                           " is too large");
+  if (numBytes == 0) {
+    buffer.data = emptyBufferAddress();
+    buffer.numBytes = 0;
+    return Status::success();
+  }
+  status = allocateOwned(numBytes, context, buffer);
+  if (!status)
+    return status;
+  size_t rows = 1;
+  for (size_t d = 0; d + 1 < shape.size(); ++d)
+    rows *= static_cast<size_t>(shape[d]);
+  detail::decodeMxfp4(static_cast<const uint8_t *>(blocks->data),
+                      static_cast<const uint8_t *>(scales->data), rows,
+                      static_cast<size_t>(shape.back()) / 32,
+                      static_cast<uint16_t *>(buffer.owned.get()));
   return Status::success();
 }
 

@@ -96,7 +96,7 @@ bool ManifestEntry::sameSignature(const ManifestEntry &other) const {
     const std::vector<int64_t> &boundB =
         b.isPacked() ? b.packingShape : b.shape;
     if (a.kind != b.kind || a.type != b.type || boundA != boundB ||
-        a.weightName != b.weightName)
+        a.weightName != b.weightName || a.format != b.format)
       return false;
   }
   for (size_t i = 0; i < results.size(); ++i)
@@ -301,7 +301,7 @@ private:
   bool readArg(const JsonValue &value, const std::string &where,
                ManifestArg &arg) {
     if (!expectObject(value, where,
-                      {"kind", "dtype", "shape", "name", "packing"},
+                      {"kind", "dtype", "shape", "name", "packing", "format"},
                       {"kind", "dtype", "shape"}))
       return false;
     std::string kind;
@@ -322,6 +322,8 @@ private:
         return fail(where, "an input has no 'name'");
       if (value.find("packing"))
         return fail(where, "an input has no 'packing'");
+      if (value.find("format"))
+        return fail(where, "an input has no 'format'");
       return true;
     }
     if (!value.find("name"))
@@ -331,6 +333,8 @@ private:
     if (const JsonValue *packing = value.find("packing"))
       if (!readPacking(*packing, where + ".packing", arg))
         return false;
+    if (value.find("format") && !readFormat(value, where, arg))
+      return false;
     size_t first = arg.weightName.find(kExpertPlaceholder);
     if (first == std::string::npos)
       return true;
@@ -341,6 +345,27 @@ private:
     if ((arg.isPacked() ? arg.packingShape : arg.shape).empty())
       return fail(where, "weight '" + printable(arg.weightName) +
                              "' holds '{e}' but has rank 0");
+    return true;
+  }
+
+  /// `"format": "mxfp4"`: a bf16 weight of static shape `[..., N, K]`,
+  /// `K` a multiple of 32, bound from one (not stacked) pair of tensors.
+  bool readFormat(const JsonValue &value, const std::string &where,
+                  ManifestArg &arg) {
+    std::string format;
+    if (!readString(value, "format", where, format))
+      return false;
+    if (format != "mxfp4")
+      return fail(where, "unsupported weight format '" + printable(format) +
+                             "' (expected mxfp4)");
+    arg.format = WeightFormat::Mxfp4;
+    const std::vector<int64_t> &bound =
+        arg.isPacked() ? arg.packingShape : arg.shape;
+    if (arg.type != ElementType::BF16 || bound.size() < 2 ||
+        bound.back() < 0 || bound.back() % 32 != 0 ||
+        arg.weightName.find(kExpertPlaceholder) != std::string::npos)
+      return fail(where, "an mxfp4 weight is one bf16 tensor [..., N, K] "
+                         "with K a multiple of 32");
     return true;
   }
 

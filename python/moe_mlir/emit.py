@@ -52,7 +52,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import float8
+from . import float8, mxfp4
 from .layer import ACTIVATIONS, CLAMPED_SWIGLU
 from .mlir_syntax import format_float
 from .routing import Routing, parse
@@ -152,6 +152,9 @@ class LayerSpec:
         statistics: routing statistics (:data:`STATISTICS`) the entry
             returns after ``y``, in this order.
         weight_block: ``[BN, BK]`` of block-scaled FP8 weights.
+        formats: ``operand -> "mxfp4"`` for bf16 weights the checkpoint
+            stores as MXFP4 (``<name>_blocks``, ``<name>_scales``; the
+            runtime decodes them when it binds them, ``moe.weight_format``).
         zero_experts: Z identity experts the router scores after the E
             experts (``moe.layer``'s ``zero_experts``): router-shaped
             operands have ``E + Z`` rows.
@@ -184,6 +187,7 @@ class LayerSpec:
     weight_inputs: bool = False
     swiglu: tuple[float, float] | None = None
     zero_experts: int = 0
+    formats: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.views, Mapping):
@@ -296,6 +300,22 @@ class LayerSpec:
             raise ValueError("score_bias must be f32, bf16 or f16")
         self._verify_scales()
         self._verify_views()
+        self._verify_formats()
+
+    def _verify_formats(self) -> None:
+        object.__setattr__(self, "formats", dict(self.formats))
+        for operand, format_name in self.formats.items():
+            if operand not in self.weights:
+                raise ValueError(f"format given for absent operand "
+                                 f"'{operand}'")
+            if format_name != "mxfp4":
+                raise ValueError(f"{operand}: unknown weight format "
+                                 f"{format_name!r} (expected mxfp4)")
+            if self.dtype(operand) != "bf16" or \
+                    EXPERT in self.weights[operand]:
+                raise ValueError(f"{operand}: an mxfp4 weight is one bf16 "
+                                 "tensor (no {e})")
+            mxfp4.stored_shapes(self.checkpoint_shape(operand))
 
     def _verify_swiglu(self) -> None:
         clamped = self.activation == CLAMPED_SWIGLU
@@ -466,6 +486,8 @@ class LayerSpec:
         """The checkpoint names ``operand`` binds: each expert's (``{e}``
         replaced by ``0 .. E-1``) for a stacked weight."""
         name = self.weights[operand]
+        if operand in self.formats:
+            return [name + "_blocks", name + "_scales"]
         if EXPERT not in name:
             return [name]
         return [name.replace(EXPERT, str(e)) for e in range(self.num_experts)]
@@ -480,7 +502,11 @@ class LayerSpec:
         for operand in self.operands:
             name = self.weights[operand]
             shape = self.checkpoint_shape(operand)
-            if EXPERT in name:
+            if operand in self.formats:
+                blocks, scales = mxfp4.stored_shapes(shape)
+                tensors[name + "_blocks"] = (blocks, "u8")
+                tensors[name + "_scales"] = (scales, "u8")
+            elif EXPERT in name:
                 for expert in range(self.num_experts):
                     tensors[name.replace(EXPERT, str(expert))] = (
                         shape[1:], self.dtype(operand))
@@ -508,7 +534,8 @@ class LayerSpec:
                 **({"weight_inputs": True} if self.weight_inputs else {}),
                 **({"swiglu": list(self.swiglu)} if self.swiglu else {}),
                 **({"zero_experts": self.zero_experts}
-                   if self.zero_experts else {})}
+                   if self.zero_experts else {}),
+                **({"formats": dict(self.formats)} if self.formats else {})}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "LayerSpec":
@@ -555,7 +582,13 @@ class LayerSpec:
         for operand in self.operands:
             name, shape = self.weights[operand], self.shape(operand)
             view = self.views.get(operand)
-            if view is not None:
+            if operand in self.formats:
+                blocks, scales = mxfp4.stored_shapes(
+                    self.checkpoint_shape(operand))
+                value = mxfp4.decode(fetch(operand, name + "_blocks", blocks),
+                                     fetch(operand, name + "_scales", scales))
+                operands[operand] = view.apply(value) if view else value
+            elif view is not None:
                 operands[operand] = view.apply(
                     fetch(operand, name, view.source))
             elif operand in _STACKED:
@@ -591,7 +624,9 @@ def emit_module(spec: LayerSpec, comment: str | None = None) -> str:
     sampled = spec.sampled_inputs
     args = [f"%x: {io}"] + [f"%{name}: {ty}" for name, ty in sampled.items()] + [
         f"%{op}: {spec.argument_type(op)} "
-        f"{{moe.weight = {mlir_string(spec.weights[op])}}}"
+        f"{{moe.weight = {mlir_string(spec.weights[op])}"
+        + (f", moe.weight_format = \"{spec.formats[op]}\""
+           if op in spec.formats else "") + "}"
         for op in spec.operands]
     stat_types = [spec.statistic_type(name) for name in spec.statistics]
     result_types = ", ".join([io] + stat_types)

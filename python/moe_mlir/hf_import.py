@@ -27,7 +27,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from . import families, safetensors_io, seq2seq
+from . import families, mxfp4, safetensors_io, seq2seq
 from .emit import EXPERT, SCALES, LayerSpec, emit_module
 
 __all__ = [
@@ -250,6 +250,20 @@ def _operand_dtypes(spec: LayerSpec,
     """Check every tensor ``spec`` binds; its operands' element types."""
     dtypes = {}
     for operand in spec.operands:
+        if operand in spec.formats:   # MXFP4: U8 blocks and scales
+            shapes = mxfp4.stored_shapes(spec.checkpoint_shape(operand))
+            for name, shape in zip(spec.tensor_names(operand), shapes):
+                if name not in headers:
+                    raise ModelImportError(
+                        f"{directory}: checkpoint has no tensor '{name}' "
+                        f"(the mxfp4 {operand} operand of layer {layer})")
+                dtype, actual = headers[name]
+                if tuple(actual) != shape or dtype != "U8":
+                    raise ModelImportError(
+                        f"tensor '{name}' is {dtype} {list(actual)} but an "
+                        f"mxfp4 {operand} is U8 {list(shape)}")
+            dtypes[operand] = "bf16"
+            continue
         pattern = spec.weights[operand]
         shape = spec.checkpoint_shape(operand)
         if EXPERT in pattern:

@@ -19,8 +19,10 @@ is checked against the family's rule. Needs the built tools.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -491,6 +493,16 @@ def _expert(family: Family, weights: dict[str, np.ndarray], block: str,
         w1, v1, w2 = (weights[f"{block}.experts.mlp.{name}"].reshape(E, I, H)
                       for name in ("w1", "v1", "w2"))
         return (_silu(x @ w1[e].T) * (x @ v1[e].T)) @ w2[e]
+    if family.layout == "gpt_oss_mxfp4":  # dequantized as transformers does
+        experts = f"{block}.experts"
+        weights = {**weights,
+                   f"{experts}.gate_up_proj": _dequantize_mxfp4(
+                       weights[f"{experts}.gate_up_proj_blocks"],
+                       weights[f"{experts}.gate_up_proj_scales"]),
+                   f"{experts}.down_proj": _dequantize_mxfp4(
+                       weights[f"{experts}.down_proj_blocks"],
+                       weights[f"{experts}.down_proj_scales"])}
+        family = dataclasses.replace(family, layout="gpt_oss")
     if family.layout == "gpt_oss":   # interleaved, biased, clamped
         z = x @ weights[f"{block}.experts.gate_up_proj"][e] + \
             weights[f"{block}.experts.gate_up_proj_bias"][e]
@@ -657,6 +669,18 @@ def _checkpoint(family: Family, storage: str, seed: int
         if family.router_bias:
             tensors[f"{block}.{family.router}.bias"] = \
                 0.5 * rng.standard_normal(E)
+        if family.layout == "gpt_oss_mxfp4":
+            experts = f"{block}.experts"
+            for name, rows, cols in (("gate_up_proj", 2 * I, H),
+                                     ("down_proj", H, I)):
+                blocks, scales = _mxfp4_tensors(rng, rows, cols, cols)
+                tensors[f"{experts}.{name}_blocks"] = blocks
+                tensors[f"{experts}.{name}_scales"] = scales
+            tensors[f"{experts}.gate_up_proj_bias"] = \
+                rng.standard_normal((E, 2 * I))
+            tensors[f"{experts}.down_proj_bias"] = \
+                0.1 * rng.standard_normal((E, H))
+            continue
         if family.layout == "gpt_oss":
             experts = f"{block}.experts"
             # Scaled so that some gate and up values pass the clamp.
@@ -679,13 +703,43 @@ def _checkpoint(family: Family, storage: str, seed: int
             for name, shape in zip(family.experts, ((I, H), (I, H), (H, I))):
                 tensors[f"{block}.experts.{e}.{name}.weight"] = \
                     rng.standard_normal(shape) / np.sqrt(shape[1])
-    tensors = {k: v.astype(np.float32) for k, v in tensors.items()}
+    tensors = {k: v if v.dtype == np.uint8 else v.astype(np.float32)
+               for k, v in tensors.items()}
     if storage == "bf16":
         # The correction bias stays F32, as most released checkpoints keep
-        # it.
-        tensors = {k: v if _f32_bias(family, k) else round_to_bf16(v)
-                   for k, v in tensors.items()}
+        # it; MXFP4 bytes stay U8.
+        tensors = {k: v if _f32_bias(family, k) or v.dtype == np.uint8
+                   else round_to_bf16(v) for k, v in tensors.items()}
     return tensors
+
+
+# e2m1 codes: sign, two exponent bits, one mantissa bit.
+_E2M1 = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0,
+         -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0]
+
+
+def _dequantize_mxfp4(blocks: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """transformers' convert_moe_packed_tensors: ``[E, R, G, 16]`` bytes
+    (element 2j the low nibble) times ``2 ** (scale - 127)`` per group of
+    32, as ``[E, R, G * 32]``, then transposed to ``[E, G * 32, R]``."""
+    lut = np.array(_E2M1)
+    low, high = lut[blocks & 0x0F], lut[blocks >> 4]
+    values = np.stack([low, high], axis=-1).reshape(
+        blocks.shape[:-1] + (32,))
+    values = np.ldexp(values, scales.astype(np.int64)[..., None] - 127)
+    e, rows = blocks.shape[:2]
+    return values.reshape(e, rows, -1).transpose(0, 2, 1)
+
+
+def _mxfp4_tensors(rng: np.random.Generator, rows: int, cols: int,
+                   fan_in: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random ``[E, rows, cols / 32, 16]`` blocks and their scales, the
+    values of order ``1 / sqrt(fan_in)``."""
+    blocks = rng.integers(0, 256, (E, rows, cols // 32, 16), dtype=np.uint8)
+    exponent = 127 - int(np.ceil(np.log2(np.sqrt(fan_in)))) - 1
+    scales = rng.integers(exponent - 1, exponent + 2, (E, rows, cols // 32),
+                          dtype=np.uint8)
+    return blocks, scales
 
 
 def _f32_bias(family: Family, name: str) -> bool:
@@ -701,7 +755,8 @@ def _write(family: Family, directory: str, config: dict[str, Any],
         file.write(json.dumps(config, indent=2, sort_keys=True) + "\n")
     safetensors_io.save_file(
         os.path.join(directory, "model.safetensors"), tensors,
-        {name: "F32" if _f32_bias(family, name) else storage.upper()
+        {name: "F32" if _f32_bias(family, name) else
+         "U8" if tensors[name].dtype == np.uint8 else storage.upper()
          for name in tensors})
 
 
@@ -846,3 +901,63 @@ def test_malformed_layer_keys(name, text_changes, message) -> None:
     family.text_config(config).update(text_changes)
     with pytest.raises(ModelImportError, match=f"^config.json: {message}"):
         moe_layers(config)
+
+
+def _gpt_oss_mxfp4(hidden: int, inter: int) -> Family:
+    """gpt-oss with its experts stored as MXFP4 (K dimensions multiples of
+    32), as the hub's openai/gpt-oss checkpoints are."""
+    family = FAMILIES["gpt_oss"]
+    config = {**family.config, "hidden_size": hidden,
+              "intermediate_size": inter,
+              "quantization_config": {
+                  "quant_method": "mxfp4",
+                  "modules_to_not_convert": [
+                      "model.layers.*.self_attn", "model.layers.*.mlp.router",
+                      "model.embed_tokens", "lm_head"]}}
+    return dataclasses.replace(family, config=config, layout="gpt_oss_mxfp4")
+
+
+@pytest.mark.skipif(not built_tools.have_runtime_tools(),
+                    reason="moe-compile, moe-run or the runtime library is "
+                    "not built")
+@pytest.mark.parametrize("storage", ["f32", "bf16"])
+def test_gpt_oss_mxfp4(tmp_path, monkeypatch, storage) -> None:
+    """MXFP4 experts (U8 ``*_blocks`` and ``*_scales``): imported as bf16
+    weights the runtime decodes when it binds them, equal to the forward on
+    transformers' dequantized weights."""
+    monkeypatch.setattr(sys.modules[__name__], "H", 64)
+    monkeypatch.setattr(sys.modules[__name__], "I", 32)
+    family = _gpt_oss_mxfp4(64, 32)
+    tensors = _checkpoint(family, storage, seed=7)
+    ckpt = str(tmp_path / "ckpt")
+    _write(family, ckpt, family.trimmed(), tensors, storage)
+    imported = import_hf(ckpt, 1)
+    assert imported.spec.formats == {op: "mxfp4" for op in (
+        "expert_gate", "expert_up", "expert_down")}
+    layer_ir, module = str(tmp_path / "l.mlir"), str(tmp_path / "l.so")
+    for command in (("import-hf", ckpt, "--layer", "1", "-o", layer_ir),
+                    ("compile", layer_ir, "-o", module)):
+        done = built_tools.moe_mlir(*command)
+        assert done.returncode == 0, done.stderr
+    assert 'moe.weight_format = "mxfp4"' in open(layer_ir).read()
+    for tokens in (1, 37, 300):
+        x = _inputs(family, tensors, 1, imported.spec, tokens, seed=tokens)
+        x_path, y_path = (str(tmp_path / f"{v}{tokens}.npy") for v in "xy")
+        np.save(x_path, x)
+        done = built_tools.moe_mlir("run", module, "--weights", ckpt,
+                                    "--input", x_path, "--output", y_path)
+        assert done.returncode == 0, done.stderr
+        err, peak = max_error(np.load(y_path),
+                              _forward(family, tensors, 1, x))
+        # The decoded weights are bf16: the bf16 bound.
+        assert err <= tolerance("bf16") * peak, (storage, tokens, err, peak)
+    # A scale tensor of the wrong dtype or shape is one line.
+    bad = dict(tensors)
+    name = "model.layers.1.mlp.experts.down_proj_scales"
+    bad[name] = bad[name][:, :, :0]
+    _write(family, ckpt, family.trimmed(), bad, storage)
+    done = built_tools.moe_mlir("run", module, "--weights", ckpt,
+                                "--input", x_path, "--output", y_path)
+    assert done.returncode != 0
+    assert "down_proj_scales' has shape" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

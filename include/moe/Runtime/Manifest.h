@@ -52,6 +52,9 @@ enum class ArgKind {
 };
 
 /// One argument of an entry point.
+/// How a weight is stored in the checkpoint.
+enum class WeightFormat : uint8_t { Plain, Mxfp4 };
+
 struct ManifestArg {
   /// Input or weight.
   ArgKind kind = ArgKind::Input;
@@ -68,6 +71,11 @@ struct ManifestArg {
   /// The static shape the checkpoint tensor (or stack) has before packing;
   /// `shape` is the packed one.
   std::vector<int64_t> packingShape;
+  /// How the checkpoint stores the weight: as the tensor `weightName`
+  /// itself, or (`Mxfp4`) as `<weightName>_blocks` and `_scales` (U8 e2m1
+  /// pairs and e8m0 scales per 32 values of the last dimension, gpt-oss),
+  /// decoded to the bf16 weight when it is bound.
+  WeightFormat format = WeightFormat::Plain;
 
   /// True for a weight whose name holds the "{e}" placeholder.
   bool isStacked() const;

@@ -224,6 +224,10 @@ private:
   /// to `buffer`; `argument` names the argument in errors.
   Status bindTensor(const ManifestArg &arg, const std::vector<int64_t> &shape,
                     const std::string &argument, WeightBuffer &buffer) const;
+  /// Binds an MXFP4 weight of `shape` ([..., N, K]): decodes
+  /// `<name>_blocks` and `<name>_scales` into a bf16 buffer.
+  Status bindMxfp4(const ManifestArg &arg, const std::vector<int64_t> &shape,
+                   const std::string &argument, WeightBuffer &buffer) const;
   /// Packs `source` (bound with arg.packingShape) into the buffer of
   /// argument `argIndex` with the module's packing function.
   Status pack(size_t argIndex, const WeightBuffer &source);

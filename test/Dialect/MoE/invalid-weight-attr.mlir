@@ -71,3 +71,36 @@ func.func @packing_negative_shape(%w: tensor<2x1x4x8xf32> {moe.weight = "w.{e}",
 func.func @packing_without_weight(%w: tensor<2x1x4x8xf32> {moe.packing = {function = @f, shape = array<i64: 2, 8, 4>}}) {
   return
 }
+
+// -----
+
+// The rules of `moe.weight_format`.
+// expected-error @+1 {{'moe.weight_format' of argument 0 must be "mxfp4"}}
+func.func @unknown_format(%w: tensor<4x32xbf16> {moe.weight = "w", moe.weight_format = "nvfp4"}) {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{'moe.weight_format' argument 0 needs a 'moe.weight' binding of one tensor (no '{e}')}}
+func.func @format_of_a_stack(%w: tensor<2x4x32xbf16> {moe.weight = "e.{e}", moe.weight_format = "mxfp4"}) {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{'moe.weight_format' argument 0 must be bf16 [..., N, K] with K a multiple of 32, got 'tensor<4x48xbf16>'}}
+func.func @format_depth(%w: tensor<4x48xbf16> {moe.weight = "w", moe.weight_format = "mxfp4"}) {
+  return
+}
+
+// -----
+
+// A well-formed one, also once packed (the checkpoint shape is the
+// packing's).
+func.func @mxfp4(%w: tensor<4x64xbf16> {moe.weight = "w", moe.weight_format = "mxfp4"},
+                 %p: tensor<1x1x32x16x2xbf16> {moe.weight = "p", moe.weight_format = "mxfp4",
+                     moe.packing = {function = @f, shape = array<i64: 1, 16, 64>}}) {
+  return
+}
+func.func private @f()

@@ -235,6 +235,9 @@ MANIFESTS: Dict[str, Callable[[], object]] = {
     "packing-no-symbol": edit_packed(pop_in(PACKING + ["symbol"])),
     "packing-missing-symbol": edit_packed(set_in(PACKING + ["symbol"],
                                                  "_mlir_ciface_nowhere")),
+    "format-on-input": edit(set_in(FORWARD_ARGS + [0, "format"], "mxfp4")),
+    "format-unknown": edit(set_in(FORWARD_ARGS + [1, "format"], "nvfp4")),
+    "format-on-f32": edit(set_in(FORWARD_ARGS + [1, "format"], "mxfp4")),
     # Valid manifests whose entry the runtime cannot bind.
     "unsupported-input": edit(set_in(FORWARD_ARGS + [0, "dtype"], "bf16")),
     "unsupported-result": edit(set_in(["entries", 0, "results", 0],

@@ -51,12 +51,55 @@ static LogicalResult verifyPackingAttribute(Operation *op, unsigned regionIndex,
   return success();
 }
 
+/// `moe.weight_format = "mxfp4"`: on a `moe.weight` argument binding one
+/// tensor (no `{e}`), of bf16 `[..., N, K]` with K a multiple of 32 (the
+/// checkpoint shape, `moe.packing`'s once packed).
+static LogicalResult verifyWeightFormatAttribute(Operation *op,
+                                                 unsigned regionIndex,
+                                                 unsigned argIndex,
+                                                 NamedAttribute attribute) {
+  auto format = llvm::dyn_cast<StringAttr>(attribute.getValue());
+  if (!format || format.getValue() != "mxfp4")
+    return op->emitError() << "'" << kWeightFormatAttrName << "' of argument "
+                           << argIndex << " must be \"mxfp4\"";
+  auto func = llvm::dyn_cast<FunctionOpInterface>(op);
+  auto name = func ? func.getArgAttrOfType<StringAttr>(argIndex,
+                                                       kWeightAttrName)
+                   : nullptr;
+  if (!name || name.getValue().contains(kExpertPlaceholder))
+    return op->emitError() << "'" << kWeightFormatAttrName << "' argument "
+                           << argIndex << " needs a '" << kWeightAttrName
+                           << "' binding of one tensor (no '"
+                           << kExpertPlaceholder << "')";
+  Region &region = op->getRegion(regionIndex);
+  if (region.empty() || argIndex >= region.getNumArguments())
+    return success();
+  auto type = llvm::dyn_cast<ShapedType>(region.getArgument(argIndex).getType());
+  if (!type)
+    return success();
+  ArrayRef<int64_t> shape = type.getShape();
+  if (auto packing =
+          func.getArgAttrOfType<DictionaryAttr>(argIndex, kPackingAttrName))
+    if (auto packed = packing.getAs<DenseI64ArrayAttr>("shape"))
+      shape = packed.asArrayRef();
+  if (!type.getElementType().isBF16() || shape.size() < 2 ||
+      ShapedType::isDynamic(shape.back()) || shape.back() % 32 != 0)
+    return op->emitError() << "'" << kWeightFormatAttrName << "' argument "
+                           << argIndex
+                           << " must be bf16 [..., N, K] with K a multiple "
+                              "of 32, got "
+                           << region.getArgument(argIndex).getType();
+  return success();
+}
+
 LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
                                                   unsigned regionIndex,
                                                   unsigned argIndex,
                                                   NamedAttribute attribute) {
   if (attribute.getName() == kPackingAttrName)
     return verifyPackingAttribute(op, regionIndex, argIndex, attribute);
+  if (attribute.getName() == kWeightFormatAttrName)
+    return verifyWeightFormatAttribute(op, regionIndex, argIndex, attribute);
   if (attribute.getName() != kWeightAttrName)
     return op->emitError() << "unknown moe argument attribute '"
                            << attribute.getName().getValue() << "'";

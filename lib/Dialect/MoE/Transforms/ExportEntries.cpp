@@ -117,6 +117,9 @@ FailureOr<llvm::json::Object> describeEntry(func::FuncOp func) {
     if (auto name = func.getArgAttrOfType<StringAttr>(index, kWeightAttrName)) {
       (*arg)["kind"] = "weight";
       (*arg)["name"] = name.getValue();
+      // Checked by the dialect's argument-attribute verifier.
+      if (func.getArgAttr(index, kWeightFormatAttrName))
+        (*arg)["format"] = "mxfp4";
       // A packed weight: the function and the checkpoint shape it reads.
       if (auto packing =
               func.getArgAttrOfType<DictionaryAttr>(index, kPackingAttrName)) {
@@ -179,6 +182,7 @@ struct MoEExportEntriesPass
       for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i) {
         func.removeArgAttr(i, kWeightAttrName);
         func.removeArgAttr(i, kPackingAttrName);
+        func.removeArgAttr(i, kWeightFormatAttrName);
         func.setArgAttr(i, "bufferization.writable",
                         BoolAttr::get(&getContext(), false));
       }

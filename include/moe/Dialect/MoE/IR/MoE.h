@@ -39,6 +39,11 @@ constexpr int64_t kMaxExperts = 2147483647;
 /// point's argument is bound to.
 constexpr llvm::StringLiteral kWeightAttrName = "moe.weight";
 
+/// The function-argument attribute of a weight stored in another format
+/// than its type: `"mxfp4"`, a bf16 `[..., N, K]` weight the runtime
+/// decodes from `<name>_blocks` and `<name>_scales` (docs/CompiledModules.md).
+constexpr llvm::StringLiteral kWeightFormatAttrName = "moe.weight_format";
+
 /// The function-argument attribute of a packed weight: `{function =
 /// @packing_function, shape = array<i64: ...>}`, the function that packs it
 /// and the checkpoint shape it reads (moe-pack-expert-weights).
