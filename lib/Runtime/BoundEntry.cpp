@@ -369,9 +369,9 @@ Status BoundEntry::bindMxfp4(const ManifestArg &arg,
                              "' is stored as " + dtypeName((*tensor)->dtype) +
                              ", expected U8");
     if ((*tensor)->shape != expected)
-      return Status::failure(context + ": '" + printable(name) + "' has shape " +
-                             formatShape((*tensor)->shape) + ", expected " +
-                             formatShape(expected));
+      return Status::failure(context + ": '" + printable(name) +
+                             "' has shape " + formatShape((*tensor)->shape) +
+                             ", expected " + formatShape(expected));
     out = *tensor;
     return Status::success();
   };

@@ -361,8 +361,8 @@ private:
     arg.format = WeightFormat::Mxfp4;
     const std::vector<int64_t> &bound =
         arg.isPacked() ? arg.packingShape : arg.shape;
-    if (arg.type != ElementType::BF16 || bound.size() < 2 ||
-        bound.back() < 0 || bound.back() % 32 != 0 ||
+    if (arg.type != ElementType::BF16 || bound.size() < 2 || bound.back() < 0 ||
+        bound.back() % 32 != 0 ||
         arg.weightName.find(kExpertPlaceholder) != std::string::npos)
       return fail(where, "an mxfp4 weight is one bf16 tensor [..., N, K] "
                          "with K a multiple of 32");

@@ -63,9 +63,9 @@ static LogicalResult verifyWeightFormatAttribute(Operation *op,
     return op->emitError() << "'" << kWeightFormatAttrName << "' of argument "
                            << argIndex << " must be \"mxfp4\"";
   auto func = llvm::dyn_cast<FunctionOpInterface>(op);
-  auto name = func ? func.getArgAttrOfType<StringAttr>(argIndex,
-                                                       kWeightAttrName)
-                   : nullptr;
+  auto name = func
+                  ? func.getArgAttrOfType<StringAttr>(argIndex, kWeightAttrName)
+                  : nullptr;
   if (!name || name.getValue().contains(kExpertPlaceholder))
     return op->emitError() << "'" << kWeightFormatAttrName << "' argument "
                            << argIndex << " needs a '" << kWeightAttrName
@@ -74,7 +74,8 @@ static LogicalResult verifyWeightFormatAttribute(Operation *op,
   Region &region = op->getRegion(regionIndex);
   if (region.empty() || argIndex >= region.getNumArguments())
     return success();
-  auto type = llvm::dyn_cast<ShapedType>(region.getArgument(argIndex).getType());
+  auto type =
+      llvm::dyn_cast<ShapedType>(region.getArgument(argIndex).getType());
   if (!type)
     return success();
   ArrayRef<int64_t> shape = type.getShape();
