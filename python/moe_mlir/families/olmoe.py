@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from ..emit import LayerSpec
-from . import qwen2_moe
+from . import qwen3_moe
 from ._family import Family
 
 # OlmoeConfig's and FlexOlmoConfig's defaults of the keys the block reads.
@@ -27,13 +27,12 @@ def layer(index: int, *, hidden_size: int, intermediate_size: int,
           norm_topk_prob: bool = False, hidden_act: str = "silu",
           dtype: str = "bf16", dtypes: Mapping[str, str] | None = None,
           prefix: str = "model.layers") -> LayerSpec:
-    """The MoE block of decoder layer ``index``: Qwen2-MoE's names and
-    routing without a shared expert, experts of ``intermediate_size``."""
-    return qwen2_moe.layer(index, hidden_size=hidden_size,
+    """The MoE block of decoder layer ``index``: Qwen3-MoE's block with
+    experts of ``intermediate_size``."""
+    return qwen3_moe.layer(index, hidden_size=hidden_size,
                            moe_intermediate_size=intermediate_size,
                            num_experts=num_experts,
                            num_experts_per_tok=num_experts_per_tok,
-                           shared_expert_intermediate_size=0,
                            norm_topk_prob=norm_topk_prob,
                            hidden_act=hidden_act, dtype=dtype, dtypes=dtypes,
                            prefix=prefix)

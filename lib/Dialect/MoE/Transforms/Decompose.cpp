@@ -116,15 +116,7 @@ static std::pair<Value, Value> splitZeroExperts(OpBuilder &b, Location loc,
                     .getResult());
           })
           .getResult(0);
-  OpFoldResult tokens = tensor::getMixedSize(b, loc, ids, 0);
-  Value empty = tensor::EmptyOp::create(
-      b, loc, ArrayRef<OpFoldResult>{tokens, b.getIndexAttr(1)}, f32);
-  Value zero =
-      linalg::FillOp::create(
-          b, loc,
-          ValueRange{arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0))},
-          ValueRange{empty})
-          .getResult(0);
+  Value zero = buildZeros(b, loc, ids, f32, /*lastDim=*/1);
   Value identityWeights =
       linalg::GenericOp::create(
           b, loc, zero.getType(), ValueRange{ids, weights}, ValueRange{zero},
@@ -226,14 +218,7 @@ static Value sumChoices(OpBuilder &b, Location loc, Value combined, Value x,
       combined, ArrayRef<ReassociationIndices>{{0, 1}, {2}},
       ArrayRef<OpFoldResult>{tokens, b.getIndexAttr(choices),
                              b.getIndexAttr(hidden)});
-  Value empty = tensor::EmptyOp::create(
-      b, loc, ArrayRef<OpFoldResult>{tokens, b.getIndexAttr(hidden)}, element);
-  Value zero =
-      linalg::FillOp::create(
-          b, loc,
-          ValueRange{arith::ConstantOp::create(b, loc, b.getZeroAttr(element))},
-          ValueRange{empty})
-          .getResult(0);
+  Value zero = buildZeros(b, loc, x, element);
   return linalg::ReduceOp::create(
              b, loc, ValueRange{perChoice}, ValueRange{zero},
              ArrayRef<int64_t>{1},

@@ -105,8 +105,7 @@ SmallVector<Operation *> viewChain(BlockArgument arg) {
 }
 
 /// The value grouped matmuls read `arg` as: the end of its view chain.
-Value viewedValue(BlockArgument arg) {
-  SmallVector<Operation *> chain = viewChain(arg);
+Value viewedValue(BlockArgument arg, ArrayRef<Operation *> chain) {
   return chain.empty() ? Value(arg) : chain.back()->getResult(0);
 }
 
@@ -115,7 +114,7 @@ Value viewedValue(BlockArgument arg) {
 /// tensors ([1, N, K] for an [N, K] value that every use expands to one
 /// expert's weights); null otherwise.
 RankedTensorType packableType(BlockArgument arg) {
-  Value value = viewedValue(arg);
+  Value value = viewedValue(arg, viewChain(arg));
   auto type = llvm::dyn_cast<RankedTensorType>(value.getType());
   if (!type || !type.hasStaticShape() || value.use_empty() ||
       !llvm::cast<RankedTensorType>(arg.getType()).hasStaticShape())
@@ -311,7 +310,7 @@ struct MoEPackExpertWeightsPass
         RankedTensorType source = packableType(arg);
         ArrayRef<int64_t> shape = source.getShape();
         SmallVector<Operation *> views = viewChain(arg);
-        Value viewed = views.empty() ? Value(arg) : views.back()->getResult(0);
+        Value viewed = viewedValue(arg, views);
         SmallVector<Operation *> readers;
         for (Operation *user : viewed.getUsers()) {
           if (llvm::isa<GroupedMatmulOp>(user))
