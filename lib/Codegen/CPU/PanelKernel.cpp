@@ -2,6 +2,8 @@
 
 #include "PanelKernel.h"
 
+#include "moe/Dialect/MoE/IR/MoE.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -38,15 +40,17 @@ PanelKernelEmitter::PanelKernelEmitter(OpBuilder &b, Location loc,
   vectorsPerPanel = panelColumns / lanes;
   accType = VectorType::get({lanes}, b.getF32Type());
   zero = constant(0);
-  pairs = weightType.getRank() == 5;
+  e2m1 = isE2M1Pairs(weightType.getElementType());
+  pairs = weightType.getRank() == 5 || e2m1;
   // vdpbf16ps has 4, 8 or 16 f32 lanes; panels that split into other
   // vectors take the FMA form.
   this->dotInstruction =
       dotInstruction && (lanes == 4 || lanes == 8 || lanes == 16);
-  // vpermi2b looks bytes up in 128-byte tables: 512-bit vectors.
-  this->byteLookup = byteLookup && lanes == 16;
+  // vpermi2b looks bytes up in 128-byte tables: 512-bit vectors (e4m3
+  // bytes; e2m1 nibbles decode by arithmetic).
+  this->byteLookup = byteLookup && lanes == 16 && !e2m1;
   lanePermuted = this->byteLookup && vectorsPerPanel % 2 == 0;
-  if (pairs) {
+  if (pairs && !e2m1) {
     // [E, NP, KP, P, 2] as [E, NP, KP, 2P]: a row of pairs is one run.
     for (Value &weight : this->weights)
       weight = memref::CollapseShapeOp::create(
@@ -64,6 +68,12 @@ void PanelKernelEmitter::setBlockScales(ValueRange blockScales,
   scales.assign(blockScales.begin(), blockScales.end());
   blockColumns = block[0];
   blockDepth = block[1];
+  // Per-column scales in panels: read as vectors, in column order (so not
+  // with the byte lookup's lane order).
+  packedScales =
+      llvm::cast<MemRefType>(scales.front().getType()).getRank() == 4;
+  if (packedScales)
+    byteLookup = lanePermuted = false;
   // In pairs, by widening: a row block of many rows decodes its panels
   // into bf16 pairs once. Byte lookups are cheap enough to repeat per tile
   // (they measured faster than staging at every T).
@@ -84,6 +94,23 @@ void PanelKernelEmitter::setBlockScales(ValueRange blockScales,
   stagedExpert =
       memref::AllocOp::create(b, loc, MemRefType::get({1}, b.getIndexType()));
   memref::StoreOp::create(b, loc, constant(-1), stagedExpert, ValueRange{zero});
+}
+
+Value PanelKernelEmitter::scaleFactor(Value scale, Value panel,
+                                      Value depthBlock, int64_t j) {
+  if (packedScales)
+    return vector::TransferReadOp::create(
+        b, loc, accType, scale,
+        ValueRange{expert, panel, depthBlock, constant(j * lanes)},
+        arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0)),
+        ArrayRef<bool>{true});
+  // The panel's block of columns (P divides BN).
+  Value columnBlock = arith::DivUIOp::create(
+      b, loc, panel, constant(blockColumns / panelColumns));
+  return vector::BroadcastOp::create(
+      b, loc, accType,
+      memref::LoadOp::create(b, loc, scale,
+                             ValueRange{expert, columnBlock, depthBlock}));
 }
 
 void PanelKernelEmitter::finish() {
@@ -142,6 +169,34 @@ SmallVector<Value> PanelKernelEmitter::decodePairs(Value weight, Value panel,
                                                    Value pair) {
   Type f8 = llvm::cast<MemRefType>(weight.getType()).getElementType();
   auto bf16Type = VectorType::get({2 * lanes}, b.getBF16Type());
+  if (e2m1) {
+    // A byte per column holds its pair: each nibble's f32 (exact, its low
+    // half zero) gives the bf16 of its half of the 32-bit lane.
+    auto wordsType = VectorType::get({lanes}, b.getI32Type());
+    auto splat = [&](int32_t v) {
+      return createScalarOrSplatConstant(b, loc, wordsType, v);
+    };
+    Value padding = arith::ConstantOp::create(b, loc, b.getI8IntegerAttr(0));
+    SmallVector<Value> vectors;
+    for (int64_t j = 0; j < vectorsPerPanel; ++j) {
+      Value bytes = vector::TransferReadOp::create(
+          b, loc, VectorType::get({lanes}, b.getI8Type()), weight,
+          ValueRange{expert, panel, pair, constant(j * lanes)}, padding,
+          ArrayRef<bool>{true});
+      Value words = arith::ExtUIOp::create(b, loc, wordsType, bytes);
+      auto bitsOf = [&](Value codes) -> Value {
+        return arith::BitcastOp::create(b, loc, wordsType,
+                                        buildE2M1ToF32(b, loc, codes));
+      };
+      Value even = arith::ShRUIOp::create(b, loc, bitsOf(words), splat(16));
+      Value odd = arith::AndIOp::create(
+          b, loc, bitsOf(arith::ShRUIOp::create(b, loc, words, splat(4))),
+          splat(static_cast<int32_t>(0xFFFF0000u)));
+      vectors.push_back(vector::BitCastOp::create(
+          b, loc, bf16Type, arith::OrIOp::create(b, loc, even, odd)));
+    }
+    return vectors;
+  }
   Value padding = arith::ConstantOp::create(b, loc, b.getZeroAttr(f8));
   auto read = [&](int64_t bytes, int64_t offset) -> Value {
     return vector::TransferReadOp::create(
@@ -390,21 +445,14 @@ PanelKernelEmitter::step(ArrayRef<std::pair<Value, Value>> rows, Value panel,
   SmallVector<Value> w;
   Value padding = arith::ConstantOp::create(
       b, loc, b.getZeroAttr(weightType.getElementType()));
-  // Block scales: the panel's block of columns and k's block of depth.
-  Value columnBlock, depthBlock;
-  if (!scales.empty()) {
-    columnBlock = arith::DivUIOp::create(b, loc, panel,
-                                         constant(blockColumns / panelColumns));
+  Value depthBlock;
+  if (!scales.empty())
     depthBlock = arith::DivUIOp::create(b, loc, k, constant(blockDepth));
-  }
   for (auto [index, weight] : llvm::enumerate(weights)) {
-    Value factor;
-    if (!scales.empty())
-      factor = vector::BroadcastOp::create(
-          b, loc, accType,
-          memref::LoadOp::create(b, loc, scales[index],
-                                 ValueRange{expert, columnBlock, depthBlock}));
     for (int64_t j = 0; j < vectorsPerPanel; ++j) {
+      Value factor;
+      if (!scales.empty())
+        factor = scaleFactor(scales[index], panel, depthBlock, j);
       Value v = vector::TransferReadOp::create(
           b, loc, VectorType::get({lanes}, weightType.getElementType()), weight,
           ValueRange{expert, panel, k, constant(j * lanes)}, padding,
@@ -556,8 +604,6 @@ void PanelKernelEmitter::emitScaledPairTile(Value row, Value panel,
   Value blocks =
       arith::CeilDivUIOp::create(b, loc, depth, constant(blockDepth));
   Value lastBlock = arith::SubIOp::create(b, loc, blocks, constant(1));
-  Value columnBlock = arith::DivUIOp::create(
-      b, loc, panel, constant(blockColumns / panelColumns));
   auto loop = scf::ForOp::create(
       b, loc, zero, blocks, constant(1), init,
       [&](OpBuilder &, Location, Value block, ValueRange acc) {
@@ -580,11 +626,8 @@ void PanelKernelEmitter::emitScaledPairTile(Value row, Value panel,
         SmallVector<Value> next;
         for (int64_t i = 0; i < mr; ++i)
           for (auto [w, scale] : llvm::enumerate(scales)) {
-            Value factor = vector::BroadcastOp::create(
-                b, loc, accType,
-                memref::LoadOp::create(b, loc, scale,
-                                       ValueRange{expert, columnBlock, block}));
             for (int64_t j = 0; j < vectorsPerPanel; ++j) {
+              Value factor = scaleFactor(scale, panel, block, j);
               int64_t a = i * perRow + w * vectorsPerPanel + j;
               next.push_back(vector::FMAOp::create(
                   b, loc, withTail.getResult(a), factor, acc[a]));

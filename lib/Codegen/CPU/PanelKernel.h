@@ -108,6 +108,10 @@ private:
   /// A tile of FP8 weights in pairs: the pair step per pair of the decoded
   /// (or `staged`) panel, each depth block's sums times its scale.
   void emitScaledPairTile(Value row, Value panel, int64_t mr, bool staged);
+  /// The scales of vector `j` of `panel`'s columns in depth block
+  /// `depthBlock` of weight scale `scale`: one broadcast scale per panel,
+  /// or a vector of per-column scales packed in panels.
+  Value scaleFactor(Value scale, Value panel, Value depthBlock, int64_t j);
   /// Writes (or combines through the epilogue) the tile's sums `acc`.
   void writeTile(Value row, Value panel, int64_t mr,
                  ArrayRef<std::pair<Value, Value>> rows, ArrayRef<Value> acc);
@@ -132,6 +136,11 @@ private:
   /// In pairs: K's whole pairs, whether K is odd (i1), whether the dot
   /// product is an instruction, and whether FP8 pairs decode by vpermi2b.
   bool pairs = false, dotInstruction = false, byteLookup = false;
+  /// Weights of e2m1 pairs ([E, NP, KP, P] i8: MXFP4), always in pairs.
+  bool e2m1 = false;
+  /// Per-column block scales packed in the weights' panels
+  /// ([E, NP, KB, P]).
+  bool packedScales = false;
   /// Decoded FP8 pairs hold a panel's 32 columns in two vectors of 16 in
   /// the order in-lane unpacks leave them: the first vector's lane 4l + u
   /// column 8l + u, the second's 8l + 4 + u (l < 4, u < 4); the tiles' sums

@@ -151,8 +151,9 @@ struct LowerGroupedExpertMatmul : OpConversionPattern<ExpertMatmulOp> {
           // A block-scaled weight is dequantized one expert at a time.
           Value expertWeight = expertSlice(b, l, weight, e);
           if (scale)
-            expertWeight = buildDequantized(b, l, expertWeight,
-                                      expertSlice(b, l, scale, e), block);
+            expertWeight =
+                buildDequantized(b, l, expertWeight,
+                                 expertSlice(b, l, scale, e), block, inFeatures);
           Value out = buildProduct(b, l, rows, expertWeight, acc);
           if (bias || !elementType.isF32())
             out = buildEpilogue(b, l, out,
@@ -198,7 +199,8 @@ struct LowerCapacityExpertMatmul : OpConversionPattern<ExpertMatmulOp> {
                            outFeatures);
     if (Value scale = adaptor.getWeightScale())
       weight = buildDequantized(rewriter, loc, weight, scale,
-                              *op.getWeightBlock());
+                                *op.getWeightBlock(),
+                                tensor::getMixedSize(rewriter, loc, input, 2));
     // A batched matmul with a transposed-B map: what CPU and GPU code
     // generation take as is (moe-lower-transposed-matmul-to-vector).
     acc = linalg::BatchMatmulTransposeBOp::create(

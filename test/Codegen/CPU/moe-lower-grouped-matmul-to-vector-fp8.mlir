@@ -8,8 +8,8 @@
 // moe-expand-float8), multiplies it by the scale and feeds the tile's rows.
 // CHECK-LABEL: func @block_scaled
 // CHECK: scf.for %[[K:[a-z0-9]+]] = %c0 to %{{.*}} step %{{.*}} iter_args(
-// CHECK:   %[[NB:.*]] = arith.divui %{{.*}}, %c2{{.*}} : index
 // CHECK:   %[[KB:.*]] = arith.divui %[[K]], %c16{{.*}} : index
+// CHECK:   %[[NB:.*]] = arith.divui %{{.*}}, %c2{{.*}} : index
 // CHECK:   %[[S:.*]] = memref.load %{{.*}}[%{{.*}}, %[[NB]], %[[KB]]] : memref<2x2x3xf32>
 // CHECK:   %[[SV:.*]] = vector.broadcast %[[S]] : f32 to vector<16xf32>
 // CHECK:   %[[B:.*]] = vector.transfer_read %{{.*}}[%{{.*}}, %{{.*}}, %[[K]], %{{.*}}], %{{.*}} {in_bounds = [true]} : memref<2x4x40x32xf8E4M3FN>, vector<16xf8E4M3FN>

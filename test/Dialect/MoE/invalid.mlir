@@ -2164,7 +2164,7 @@ func.func @grouped_matmul_paired_scale_alone(%x: tensor<8x16xf32>, %w: tensor<2x
 // moe.grouped_matmul c13: scales are for f8E4M3FN weights
 func.func @grouped_matmul_scale_bf16(%x: tensor<8x16xf32>, %w: tensor<2x32x16xbf16>, %s: tensor<2x2x2xf32>,
     %b: tensor<2xi32>, %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
-  // expected-error @+1 {{'moe.grouped_matmul' op block scales are for f8E4M3FN weights, got 'tensor<2x32x16xbf16>'}}
+  // expected-error @+1 {{'moe.grouped_matmul' op block scales are for f8E4M3FN or e2m1-pair (i8) weights, got 'tensor<2x32x16xbf16>'}}
   %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x32x16xbf16>, tensor<2xi32>)
       scale(%s : tensor<2x2x2xf32>) block [16, 8]
       outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
@@ -2212,7 +2212,7 @@ func.func @grouped_matmul_scale_f16(%x: tensor<8x16xf32>, %w: tensor<2x32x16xf8E
 // moe.grouped_matmul c16: packed scaled weights have P dividing BN
 func.func @grouped_matmul_scale_panel(%x: tensor<8x16xf32>, %w: tensor<2x1x16x32xf8E4M3FN>, %s: tensor<2x2x2xf32>,
     %b: tensor<2xi32>, %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
-  // expected-error @+1 {{'moe.grouped_matmul' op packed scaled weights need panels that divide the scale block: P = 32, BN = 16}}
+  // expected-error @+1 {{'moe.grouped_matmul' op packed scaled weights need panels that divide the scale block (or per-column scales in panels too): P = 32, BN = 16}}
   %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x1x16x32xf8E4M3FN>, tensor<2xi32>)
       scale(%s : tensor<2x2x2xf32>) block [16, 8]
       outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>

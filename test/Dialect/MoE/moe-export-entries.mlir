@@ -104,7 +104,7 @@ func.func @token_views(%x: tensor<8x16xf32>,
 
 // -----
 
-// expected-error @+1 {{entry point argument 0 must be a ranked tensor of f32, bf16, f16, i32, i64 or f8E4M3FN, got 'index'}}
+// expected-error @+1 {{entry point argument 0 must be a ranked tensor of f32, bf16, f16, i8, i32, i64 or f8E4M3FN, got 'index'}}
 func.func @scalar_argument(%n: index) -> tensor<?x4xf32> {
   %e = tensor.empty(%n) : tensor<?x4xf32>
   return %e : tensor<?x4xf32>
@@ -112,7 +112,7 @@ func.func @scalar_argument(%n: index) -> tensor<?x4xf32> {
 
 // -----
 
-// expected-error @+1 {{entry point result 0 must be a ranked tensor of f32, bf16, f16, i32, i64 or f8E4M3FN, got 'tensor<4xf64>'}}
+// expected-error @+1 {{entry point result 0 must be a ranked tensor of f32, bf16, f16, i8, i32, i64 or f8E4M3FN, got 'tensor<4xf64>'}}
 func.func @f64_result(%x: tensor<4xf32>) -> tensor<4xf64> {
   %y = arith.extf %x : tensor<4xf32> to tensor<4xf64>
   return %y : tensor<4xf64>

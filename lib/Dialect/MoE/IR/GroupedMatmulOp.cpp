@@ -30,6 +30,7 @@ static LogicalResult verifyWeightScales(GroupedMatmulOp op,
                                         ShapeChecker &shapes) {
   auto weightType = llvm::cast<ShapedType>(op.getWeight().getType());
   bool fp8 = llvm::isa<Float8E4M3FNType>(weightType.getElementType());
+  bool e2m1 = isE2M1Pairs(weightType.getElementType());
   // c13.
   if (static_cast<bool>(op.getWeightScale()) !=
       static_cast<bool>(op.getWeightBlockAttr()))
@@ -37,13 +38,16 @@ static LogicalResult verifyWeightScales(GroupedMatmulOp op,
   if (!op.getWeightScale()) {
     if (fp8)
       return op.emitOpError("f8E4M3FN weights need their block 'scale'");
+    if (e2m1)
+      return op.emitOpError("e2m1-pair (i8) weights need their block 'scale'");
     if (op.getPairedWeightScale())
       return op.emitOpError("'paired_scale' needs a 'scale'");
     return success();
   }
-  if (!fp8)
+  if (!fp8 && !e2m1)
     return op.emitOpError()
-           << "block scales are for f8E4M3FN weights, got " << weightType;
+           << "block scales are for f8E4M3FN or e2m1-pair (i8) weights, got "
+           << weightType;
   ArrayRef<int64_t> block = *op.getWeightBlock();
   if (block.size() != 2 || block[0] < 1 || block[1] < 1)
     return op.emitOpError("'block' must be two sizes of at least 1 (columns "
@@ -57,8 +61,14 @@ static LogicalResult verifyWeightScales(GroupedMatmulOp op,
              "'weight' (ceil(N / BN))");
   shapes.fix("KB", ceilDiv(shapes.get("K"), block[1]),
              "'weight' (ceil(K / BK))");
+  bool packedScales = op.hasPackedScales();
+  if (packedScales && (!op.isPacked() || block[0] != 1))
+    return op.emitOpError("scales in panels [E, NP, KB, P] need packed "
+                          "weights and blocks of one column (BN = 1)");
   if (failed(shapes.check("scale", op.getWeightScale().getType(),
-                          {"E", "NB", "KB"})))
+                          packedScales
+                              ? ArrayRef<StringRef>{"E", "NP", "KB", "P"}
+                              : ArrayRef<StringRef>{"E", "NB", "KB"})))
     return failure();
   if (!llvm::cast<ShapedType>(op.getWeightScale().getType())
            .getElementType()
@@ -76,9 +86,11 @@ static LogicalResult verifyWeightScales(GroupedMatmulOp op,
              << "'paired_scale' must have the type of 'scale' ("
              << op.getWeightScale().getType() << "), got " << paired.getType();
   // c16.
-  if (int64_t panel = op.getPanelColumns(); panel && block[0] % panel != 0)
+  if (int64_t panel = op.getPanelColumns();
+      panel && block[0] % panel != 0 && !packedScales)
     return op.emitOpError() << "packed scaled weights need panels that divide "
-                               "the scale block: P = "
+                               "the scale block (or per-column scales in "
+                               "panels too): P = "
                             << panel << ", BN = " << block[0];
   if (op.isDepthPaired() && block[1] % 2 != 0)
     return op.emitOpError() << "scaled weights packed in pairs of K need an "
@@ -115,15 +127,17 @@ LogicalResult GroupedMatmulOp::verify() {
   shapes.requireStatic("E");
   // c3, c2, c4, c5.
   auto weightType = llvm::cast<ShapedType>(getWeight().getType());
-  bool packed = weightType.getRank() == 4 || weightType.getRank() == 5;
-  bool paired = weightType.getRank() == 5;
+  bool packed = isPacked();
+  bool paired = isDepthPaired();
+  bool e2m1 = isE2M1Pairs(weightType.getElementType());
   if (packed)
     shapes.requireStatic("P");
-  SmallVector<StringRef, 5> weightSpec = {"E", "N", "K"};
-  if (paired)
+  // e2m1 pairs (i8) hold two K per byte in every layout.
+  SmallVector<StringRef, 5> weightSpec = {"E", "N", e2m1 ? "KP" : "K"};
+  if (weightType.getRank() == 5)
     weightSpec = {"E", "NP", "KP", "P", "2"};
   else if (packed)
-    weightSpec = {"E", "NP", "K", "P"};
+    weightSpec = {"E", "NP", e2m1 ? "KP" : "K", "P"};
   if (failed(shapes.check("weight", weightType, weightSpec)) ||
       failed(shapes.check("input", getInput().getType(),
                           {getRowSources() ? "S" : "R", "K"})) ||
@@ -155,7 +169,8 @@ LogicalResult GroupedMatmulOp::verify() {
                            << " pairs for K = " << depth << ", expected "
                            << llvm::divideCeilSigned(depth, 2);
     Type element = weightType.getElementType();
-    if (!element.isBF16() && !llvm::isa<Float8E4M3FNType>(element))
+    if (weightType.getRank() == 5 && !element.isBF16() &&
+        !llvm::isa<Float8E4M3FNType>(element))
       return emitOpError() << "'weight' packed in pairs of K must have bf16 "
                               "or f8E4M3FN elements, got "
                            << weightType;
@@ -166,9 +181,10 @@ LogicalResult GroupedMatmulOp::verify() {
                          << " (expert ids are i32)";
   bool fp8 = llvm::isa<Float8E4M3FNType>(weightType.getElementType());
   if (!isFloatOperand(getInput().getType()) ||
-      (!fp8 && !isFloatOperand(weightType)))
+      (!fp8 && !e2m1 && !isFloatOperand(weightType)))
     return emitOpError("'input' and 'weight' must have f32, bf16 or f16 "
-                       "elements (or f8E4M3FN weights with scales)");
+                       "elements (or f8E4M3FN or e2m1-pair i8 weights with "
+                       "scales)");
   if (failed(verifyWeightScales(*this, shapes)))
     return failure();
   if (!llvm::cast<ShapedType>(getBlockExperts().getType())
@@ -373,6 +389,10 @@ SmallVector<Value, 5>
 GroupedMatmulOp::getWeightIndices(OpBuilder &b, Location loc, Value expert,
                                   Value column, Value depth) {
   int64_t panel = getPanelColumns();
+  if (!panel && hasE2M1Pairs())
+    return {expert, column,
+            arith::DivUIOp::create(b, loc, depth,
+                                   arith::ConstantIndexOp::create(b, loc, 2))};
   if (!panel)
     return {expert, column, depth};
   Value p = arith::ConstantIndexOp::create(b, loc, panel);
@@ -381,8 +401,43 @@ GroupedMatmulOp::getWeightIndices(OpBuilder &b, Location loc, Value expert,
   if (!isDepthPaired())
     return {expert, firstPanel, depth, inPanel};
   Value two = arith::ConstantIndexOp::create(b, loc, 2);
-  return {expert, firstPanel, arith::DivUIOp::create(b, loc, depth, two),
-          inPanel, arith::RemUIOp::create(b, loc, depth, two)};
+  Value pair = arith::DivUIOp::create(b, loc, depth, two);
+  if (hasE2M1Pairs())
+    return {expert, firstPanel, pair, inPanel};
+  return {expert, firstPanel, pair, inPanel,
+          arith::RemUIOp::create(b, loc, depth, two)};
+}
+
+SmallVector<Value, 4>
+GroupedMatmulOp::getScaleIndices(OpBuilder &b, Location loc, Value expert,
+                                 Value column, Value depth) {
+  ArrayRef<int64_t> block = *getWeightBlock();
+  auto divided = [&](Value index, int64_t by) -> Value {
+    return arith::DivUIOp::create(b, loc, index,
+                                  arith::ConstantIndexOp::create(b, loc, by));
+  };
+  if (!hasPackedScales()) {
+    Value columnBlock = divided(column, block[0]);
+    return {expert, columnBlock, divided(depth, block[1])};
+  }
+  Value panel = divided(column, getPanelColumns());
+  Value depthBlock = divided(depth, block[1]);
+  return {expert, panel, depthBlock,
+          arith::RemUIOp::create(
+              b, loc, column,
+              arith::ConstantIndexOp::create(b, loc, getPanelColumns()))};
+}
+
+Value GroupedMatmulOp::loadWeightValue(OpBuilder &b, Location loc,
+                                       Value weight, Value expert,
+                                       Value column, Value depth) {
+  Value value = memref::LoadOp::create(
+      b, loc, weight, getWeightIndices(b, loc, expert, column, depth));
+  if (hasE2M1Pairs())
+    return buildE2M1PairElement(b, loc, value, depth);
+  Type f32 = b.getF32Type();
+  return value.getType() == f32 ? value
+                                : arith::ExtFOp::create(b, loc, f32, value);
 }
 
 std::pair<Value, Value>

@@ -51,17 +51,17 @@ static LogicalResult verifyPackingAttribute(Operation *op, unsigned regionIndex,
   return success();
 }
 
-/// `moe.weight_format = "mxfp4"`: on a `moe.weight` argument binding one
-/// tensor (no `{e}`), of bf16 `[..., N, K]` with K a multiple of 32 (the
-/// checkpoint shape, `moe.packing`'s once packed).
+/// `moe.weight_format`: on a `moe.weight` argument binding one tensor (no
+/// `{e}`). `"mxfp4"`: of bf16 `[..., N, K]` with K a multiple of 32 (the
+/// checkpoint shape, `moe.packing`'s once packed); `"e8m0"`: of f32.
 static LogicalResult verifyWeightFormatAttribute(Operation *op,
                                                  unsigned regionIndex,
                                                  unsigned argIndex,
                                                  NamedAttribute attribute) {
   auto format = llvm::dyn_cast<StringAttr>(attribute.getValue());
-  if (!format || format.getValue() != "mxfp4")
+  if (!format || (format.getValue() != "mxfp4" && format.getValue() != "e8m0"))
     return op->emitError() << "'" << kWeightFormatAttrName << "' of argument "
-                           << argIndex << " must be \"mxfp4\"";
+                           << argIndex << " must be \"mxfp4\" or \"e8m0\"";
   auto func = llvm::dyn_cast<FunctionOpInterface>(op);
   auto name = func
                   ? func.getArgAttrOfType<StringAttr>(argIndex, kWeightAttrName)
@@ -78,6 +78,14 @@ static LogicalResult verifyWeightFormatAttribute(Operation *op,
       llvm::dyn_cast<ShapedType>(region.getArgument(argIndex).getType());
   if (!type)
     return success();
+  if (format.getValue() == "e8m0") {
+    if (!type.getElementType().isF32())
+      return op->emitError()
+             << "'" << kWeightFormatAttrName << "' \"e8m0\" argument "
+             << argIndex << " must have f32 elements, got "
+             << region.getArgument(argIndex).getType();
+    return success();
+  }
   ArrayRef<int64_t> shape = type.getShape();
   if (auto packing =
           func.getArgAttrOfType<DictionaryAttr>(argIndex, kPackingAttrName))

@@ -215,6 +215,17 @@ LogicalResult LayerOp::verify() {
              << " rows leave no expert beside 'zero_experts' = " << zeroExperts;
     shapes.fix("E", candidates - zeroExperts, "router rows less zero_experts");
   }
+  // The stored depth of a weight: `symbol`, or for e2m1 pairs (i8) the
+  // symbol's size halved, rounded up.
+  auto depthOf = [&](Value weight, StringRef symbol,
+                     StringRef halved) -> StringRef {
+    if (!weight || !isE2M1Pairs(getElementTypeOrSelf(weight.getType())))
+      return symbol;
+    shapes.fix(halved, storedDepth(getElementTypeOrSelf(weight.getType()),
+                           shapes.get(symbol)),
+               (symbol + " / 2 rounded up (e2m1 pairs)").str());
+    return halved;
+  };
   // c1, c2, c3.
   if ( // c14.
       failed(shapes.checkOptional("router_bias", getRouterBias(), {rows})) ||
@@ -223,20 +234,25 @@ LogicalResult LayerOp::verify() {
       failed(shapes.checkOptional("score_bias", getScoreBias(), {rows})) ||
       failed(shapes.checkOptional("noise", getNoise(), {"T", rows})) ||
       failed(shapes.checkOptional("uniform", getUniform(), {"T"})) ||
-      failed(shapes.checkOptional("expert_gate", getExpertGate(),
-                                  {"E", "I", "H"})) ||
+      failed(shapes.checkOptional(
+          "expert_gate", getExpertGate(),
+          {"E", "I", depthOf(getExpertGate(), "H", "ceil(H/2)")})) ||
       failed(shapes.check("expert_up", getExpertUp().getType(),
-                          {"E", "I", "H"})) ||
+                          {"E", "I", depthOf(getExpertUp(), "H", "ceil(H/2)")})) ||
       failed(shapes.check("expert_down", getExpertDown().getType(),
-                          {"E", "H", "I"})) ||
+                          {"E", "H", depthOf(getExpertDown(), "I", "ceil(I/2)")})) ||
       failed(shapes.checkOptional("gate_bias", getGateBias(), {"E", "I"})) ||
       failed(shapes.checkOptional("up_bias", getUpBias(), {"E", "I"})) ||
       failed(shapes.checkOptional("down_bias", getDownBias(), {"E", "H"})) ||
-      failed(
-          shapes.checkOptional("shared_gate", getSharedGate(), {"S", "H"})) ||
-      failed(shapes.checkOptional("shared_up", getSharedUp(), {"S", "H"})) ||
-      failed(
-          shapes.checkOptional("shared_down", getSharedDown(), {"H", "S"})) ||
+      failed(shapes.checkOptional(
+          "shared_gate", getSharedGate(),
+          {"S", depthOf(getSharedGate(), "H", "ceil(H/2)")})) ||
+      failed(shapes.checkOptional(
+          "shared_up", getSharedUp(),
+          {"S", depthOf(getSharedUp(), "H", "ceil(H/2)")})) ||
+      failed(shapes.checkOptional(
+          "shared_down", getSharedDown(),
+          {"H", depthOf(getSharedDown(), "S", "ceil(S/2)")})) ||
       failed(shapes.checkOptional("shared_expert_gate", getSharedExpertGate(),
                                   {"1", "H"})))
     return failure();
@@ -294,16 +310,26 @@ LogicalResult LayerOp::verifyWeightScales() {
   struct Scaled {
     StringRef weightName, scaleName;
     Value weight, scale;
+    // The weight's depth (its last dimension, unless in e2m1 pairs).
+    int64_t depth;
   };
+  auto dim = [](Value value, unsigned d) {
+    return value ? llvm::cast<ShapedType>(value.getType()).getDimSize(d)
+                 : ShapedType::kDynamic;
+  };
+  int64_t hidden = dim(getInput(), 1), intermediate = dim(getExpertUp(), 1),
+          shared = dim(getSharedUp(), 0);
   Scaled pairs[] = {
-      {"expert_gate", "gate_scale", getExpertGate(), getGateScale()},
-      {"expert_up", "up_scale", getExpertUp(), getUpScale()},
-      {"expert_down", "down_scale", getExpertDown(), getDownScale()},
+      {"expert_gate", "gate_scale", getExpertGate(), getGateScale(), hidden},
+      {"expert_up", "up_scale", getExpertUp(), getUpScale(), hidden},
+      {"expert_down", "down_scale", getExpertDown(), getDownScale(),
+       intermediate},
       {"shared_gate", "shared_gate_scale", getSharedGate(),
-       getSharedGateScale()},
-      {"shared_up", "shared_up_scale", getSharedUp(), getSharedUpScale()},
+       getSharedGateScale(), hidden},
+      {"shared_up", "shared_up_scale", getSharedUp(), getSharedUpScale(),
+       hidden},
       {"shared_down", "shared_down_scale", getSharedDown(),
-       getSharedDownScale()}};
+       getSharedDownScale(), shared}};
   std::optional<ArrayRef<int64_t>> block = getWeightBlock();
   bool anyScale = llvm::any_of(pairs, [](const Scaled &p) {
     return static_cast<bool>(p.scale);
@@ -320,14 +346,20 @@ LogicalResult LayerOp::verifyWeightScales() {
     if (!p.weight)
       continue;
     auto weightType = llvm::cast<RankedTensorType>(p.weight.getType());
+    Type element = weightType.getElementType();
     if (!p.scale) {
-      if (llvm::isa<Float8E4M3FNType>(weightType.getElementType()))
-        return emitOpError() << "the f8E4M3FN '" << p.weightName
+      if (llvm::isa<Float8E4M3FNType>(element) || isE2M1Pairs(element))
+        return emitOpError() << "the "
+                             << (isE2M1Pairs(element) ? "e2m1-pair (i8)"
+                                                      : "f8E4M3FN")
+                             << " '" << p.weightName
                              << "' needs its block scale '" << p.scaleName
                              << "'";
       continue;
     }
     SmallVector<int64_t> expected(weightType.getShape());
+    if (isE2M1Pairs(element))
+      expected.back() = p.depth;
     unsigned rank = expected.size();
     for (unsigned d = 0; d < 2; ++d) {
       int64_t &size = expected[rank - 2 + d];
@@ -464,8 +496,10 @@ LogicalResult ExpertMatmulOp::verify() {
     shapes.requirePositive(symbol);
   shapes.requireStatic("E");
   shapes.requireStatic("E+1");
-  // c2.
-  if (failed(shapes.check("weight", getWeight().getType(), {"E", "N", "K"})))
+  // c2 (e2m1 pairs store K in KP = ceil(K / 2) bytes).
+  bool e2m1 = isE2M1Pairs(getWeight().getType().getElementType());
+  if (failed(shapes.check("weight", getWeight().getType(),
+                          {"E", "N", e2m1 ? "KP" : "K"})))
     return failure();
   int64_t numExperts = shapes.get("E");
   if (numExperts > kMaxExperts)
@@ -494,6 +528,14 @@ LogicalResult ExpertMatmulOp::verify() {
                             "[E, C, K] (capacity), got "
                          << inputType;
   }
+  if (e2m1) {
+    int64_t pairs = shapes.get("KP"), depth = shapes.get("K");
+    if (!ShapedType::isDynamic(depth) && !ShapedType::isDynamic(pairs) &&
+        pairs != storedDepth(getWeight().getType().getElementType(), depth))
+      return emitOpError() << "'weight' of e2m1 pairs (i8) has " << pairs
+                           << " bytes of depth for K = " << depth
+                           << ", expected " << (depth + 1) / 2;
+  }
   // c5.
   if (failed(shapes.checkOptional("bias", getBias(), {"E", "N"})))
     return failure();
@@ -519,6 +561,8 @@ LogicalResult ExpertMatmulOp::verify() {
   } else if (llvm::isa<Float8E4M3FNType>(
                  getWeight().getType().getElementType())) {
     return emitOpError("an f8E4M3FN 'weight' needs its block 'scale'");
+  } else if (e2m1) {
+    return emitOpError("an e2m1-pair (i8) 'weight' needs its block 'scale'");
   }
   // c6.
   return verifySameElementType(*this, "result", getResult(), "input",

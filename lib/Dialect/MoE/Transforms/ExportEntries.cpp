@@ -42,6 +42,8 @@ StringRef getDTypeName(Type type) {
     return "i32";
   if (type.isInteger(64))
     return "i64";
+  if (type.isInteger(8))
+    return "i8";
   if (llvm::isa<Float8E4M3FNType>(type))
     return "f8e4m3fn";
   return "";
@@ -55,7 +57,7 @@ FailureOr<llvm::json::Object> describeTensor(func::FuncOp func, Type type,
   if (dtype.empty())
     return func.emitError() << "entry point " << what
                             << " must be a ranked tensor of f32, bf16, f16, "
-                               "i32, i64 or f8E4M3FN, got "
+                               "i8, i32, i64 or f8E4M3FN, got "
                             << type;
   llvm::json::Array shape;
   for (int64_t size : tensor.getShape())
@@ -118,8 +120,9 @@ FailureOr<llvm::json::Object> describeEntry(func::FuncOp func) {
       (*arg)["kind"] = "weight";
       (*arg)["name"] = name.getValue();
       // Checked by the dialect's argument-attribute verifier.
-      if (func.getArgAttr(index, kWeightFormatAttrName))
-        (*arg)["format"] = "mxfp4";
+      if (auto format = func.getArgAttrOfType<StringAttr>(
+              index, kWeightFormatAttrName))
+        (*arg)["format"] = format.getValue();
       // A packed weight: the function and the checkpoint shape it reads.
       if (auto packing =
               func.getArgAttrOfType<DictionaryAttr>(index, kPackingAttrName)) {

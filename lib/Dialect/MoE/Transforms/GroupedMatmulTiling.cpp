@@ -202,7 +202,7 @@ struct GroupedMatmulTilingModel
                                                  weightDepthOffset(), zero};
       SmallVector<OpFoldResult> weightSizes = {
           experts, panels, weightDepth(weight), b.getIndexAttr(panel)};
-      if (pairs) {
+      if (llvm::cast<ShapedType>(weight.getType()).getRank() == 5) {
         weightOffsets.push_back(zero);
         weightSizes.push_back(b.getIndexAttr(2));
       }
@@ -235,6 +235,18 @@ struct GroupedMatmulTilingModel
       auto sliceScale = [&](Value value) -> Value {
         if (!value)
           return {};
+        // Scales in the weights' panels: the tile's whole panels.
+        if (matmul.hasPackedScales())
+          return sliceOperand(
+              b, loc, value,
+              {zero,
+               affine::makeComposedFoldedAffineApply(b, loc, d0.floorDiv(panel),
+                                                     {offsets[1]}),
+               depthBlock, zero},
+              {experts,
+               affine::makeComposedFoldedAffineApply(b, loc, d0.ceilDiv(panel),
+                                                     {sizes[1]}),
+               depthBlocks, b.getIndexAttr(panel)});
         return sliceOperand(b, loc, value, {zero, columnBlock, depthBlock},
                             {experts, columnBlocks, depthBlocks});
       };
@@ -367,22 +379,13 @@ private:
                           Value weight, Value expert, Value column,
                           Value depth) {
     Value value =
-        toF32(b, loc,
-              memref::LoadOp::create(
-                  b, loc, weight,
-                  matmul.getWeightIndices(b, loc, expert, column, depth)));
+        matmul.loadWeightValue(b, loc, weight, expert, column, depth);
     Value scale = matmul.getScaleOf(weight);
     if (!scale)
       return value;
-    ArrayRef<int64_t> block = *matmul.getWeightBlock();
-    auto blockOf = [&](Value index, int64_t size) -> Value {
-      return arith::DivUIOp::create(
-          b, loc, index, arith::ConstantIndexOp::create(b, loc, size));
-    };
-    Value factor =
-        memref::LoadOp::create(b, loc, scale,
-                               ValueRange{expert, blockOf(column, block[0]),
-                                          blockOf(depth, block[1])});
+    Value factor = memref::LoadOp::create(
+        b, loc, scale,
+        matmul.getScaleIndices(b, loc, expert, column, depth));
     return arith::MulFOp::create(b, loc, value, factor);
   }
 

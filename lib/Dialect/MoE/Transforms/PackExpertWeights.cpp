@@ -142,9 +142,55 @@ BlockArgument weightArgument(Value weight) {
   return llvm::dyn_cast<BlockArgument>(weight);
 }
 
+/// The grouped matmuls that read `arg` as a weight (through its views).
+SmallVector<Operation *> weightReaders(BlockArgument arg) {
+  SmallVector<Operation *> readers;
+  for (Operation *user : viewedValue(arg, viewChain(arg)).getUsers()) {
+    if (llvm::isa<GroupedMatmulOp>(user))
+      readers.push_back(user);
+    else
+      llvm::append_range(readers, user->getUsers());
+  }
+  return readers;
+}
+
+/// Whether `matmul` has one block scale per column (BN = 1, MXFP4): its
+/// scales are packed with its weights.
+bool hasColumnScales(GroupedMatmulOp matmul) {
+  std::optional<ArrayRef<int64_t>> block = matmul.getWeightBlock();
+  return block && (*block)[0] == 1;
+}
+
+/// Whether `use` is the block scale (or paired scale) of a grouped matmul
+/// on tensors with per-column scales, in the checkpoint layout.
+bool isColumnScaleUse(OpOperand &use) {
+  auto matmul = llvm::dyn_cast<GroupedMatmulOp>(use.getOwner());
+  if (!matmul || matmul.getResult().empty() || !hasColumnScales(matmul) ||
+      llvm::cast<ShapedType>(use.get().getType()).getRank() != 3)
+    return false;
+  MutableOperandRange scale = matmul.getWeightScaleMutable();
+  MutableOperandRange paired = matmul.getPairedWeightScaleMutable();
+  return (!scale.empty() && &use == &scale[0]) ||
+         (!paired.empty() && &use == &paired[0]);
+}
+
+/// Whether the weight-bound `arg` holds per-column scales that can be
+/// packed: static, and read (through its views) only as such scales.
+bool isPackableColumnScale(BlockArgument arg,
+                           function_ref<bool(BlockArgument)> isWeight) {
+  Value value = viewedValue(arg, viewChain(arg));
+  auto type = llvm::dyn_cast<RankedTensorType>(value.getType());
+  return isWeight(arg) && type && type.hasStaticShape() &&
+         llvm::cast<RankedTensorType>(arg.getType()).hasStaticShape() &&
+         !value.use_empty() && llvm::all_of(value.getUses(), isColumnScaleUse);
+}
+
 /// The arguments of `entry` to pack: weights that `packableType` accepts,
 /// less those paired in a grouped matmul with a weight that is not packed
-/// (both weights of a matmul have one type), to a fixed point.
+/// (both weights of a matmul have one type), and less the weights of
+/// matmuls with per-column scales where those scales cannot be packed too
+/// or are shared with a matmul whose weights are not packed, to a fixed
+/// point.
 llvm::SmallDenseSet<BlockArgument>
 selectPackedArguments(func::FuncOp entry,
                       function_ref<bool(BlockArgument)> isWeight) {
@@ -152,24 +198,67 @@ selectPackedArguments(func::FuncOp entry,
   for (BlockArgument arg : entry.getArguments())
     if (isWeight(arg) && packableType(arg))
       packed.insert(arg);
+  auto isPacked = [&](Value weight) {
+    BlockArgument arg = weightArgument(weight);
+    return arg && packed.contains(arg);
+  };
+  auto unpack = [&](GroupedMatmulOp matmul) {
+    bool any = false;
+    for (Value weight : matmul.getWeights())
+      if (isPacked(weight)) {
+        packed.erase(weightArgument(weight));
+        any = true;
+      }
+    return any;
+  };
   bool changed = true;
   while (changed) {
     changed = false;
     entry.walk([&](GroupedMatmulOp matmul) {
       SmallVector<Value> weights = matmul.getWeights();
-      auto isPacked = [&](Value weight) {
-        BlockArgument arg = weightArgument(weight);
-        return arg && packed.contains(arg);
-      };
-      if (llvm::all_of(weights, isPacked) || llvm::none_of(weights, isPacked))
+      if (!llvm::all_of(weights, isPacked)) {
+        changed |= unpack(matmul);
         return;
-      for (Value weight : weights)
-        if (isPacked(weight))
-          packed.erase(weightArgument(weight));
-      changed = true;
+      }
+      if (!hasColumnScales(matmul) || weights.empty())
+        return;
+      for (Value scale : matmul.getWeightScales()) {
+        BlockArgument arg = weightArgument(scale);
+        bool shared = arg && isPackableColumnScale(arg, isWeight) &&
+                      llvm::all_of(viewedValue(arg, viewChain(arg)).getUsers(),
+                                   [&](Operation *reader) {
+                                     return llvm::all_of(
+                                         llvm::cast<GroupedMatmulOp>(reader)
+                                             .getWeights(),
+                                         isPacked);
+                                   });
+        if (!shared) {
+          changed |= unpack(matmul);
+          return;
+        }
+      }
     });
   }
   return packed;
+}
+
+/// The panel width of the packed weights whose per-column scales `arg`
+/// holds: 0 when `arg` is no such scales or their weights are not packed,
+/// -1 when its readers' weights have different panels.
+int64_t packedScalePanel(BlockArgument arg,
+                         function_ref<bool(BlockArgument)> isWeight) {
+  if (!isPackableColumnScale(arg, isWeight))
+    return 0;
+  int64_t panel = 0;
+  bool first = true;
+  for (Operation *reader : viewedValue(arg, viewChain(arg)).getUsers()) {
+    int64_t readerPanel = llvm::cast<GroupedMatmulOp>(reader).getPanelColumns();
+    if (!first && readerPanel != panel)
+      return -1;
+    panel = readerPanel;
+    first = false;
+  }
+  return panel;
 }
 
 /// `@<func>__pack<index>(%src: tensor, %dst: memref)`: linalg.pack of the
@@ -300,50 +389,14 @@ struct MoEPackExpertWeightsPass
           selectPackedArguments(entry, isWeight);
       // Packing functions follow their entry, in argument order.
       Operation *last = entry;
-      for (BlockArgument arg : entry.getArguments()) {
+      // Packs `arg` (read as `source` through its views) into `packed`.
+      auto pack = [&](BlockArgument arg, RankedTensorType source,
+                      RankedTensorType packed, int64_t panel,
+                      bool depthPairs) {
         unsigned index = arg.getArgNumber();
-        if (!selected.contains(arg))
-          continue;
-        // [E, N, K] as the grouped matmuls read it, or [1, N, K] for one
-        // expert's [N, K] weights.
         auto checkpoint = llvm::cast<RankedTensorType>(arg.getType());
-        RankedTensorType source = packableType(arg);
-        ArrayRef<int64_t> shape = source.getShape();
         SmallVector<Operation *> views = viewChain(arg);
         Value viewed = viewedValue(arg, views);
-        SmallVector<Operation *> readers;
-        for (Operation *user : viewed.getUsers()) {
-          if (llvm::isa<GroupedMatmulOp>(user))
-            readers.push_back(user);
-          else
-            llvm::append_range(readers, user->getUsers());
-        }
-        // Block-scaled weights: panels within one scale block of columns.
-        int64_t panel = panelCols;
-        for (Operation *reader : readers)
-          if (std::optional<ArrayRef<int64_t>> block =
-                  llvm::cast<GroupedMatmulOp>(reader).getWeightBlock())
-            panel = std::gcd(panel, (*block)[0]);
-        int64_t panels = llvm::divideCeilSigned(shape[1], panel);
-        // FP8 in pairs when its blocks are (even BK): decoded to bf16 pairs.
-        Type element = source.getElementType();
-        bool depthPairs =
-            bf16Pairs &&
-            (element.isBF16() ||
-             (llvm::isa<Float8E4M3FNType>(element) &&
-              llvm::all_of(readers, [](Operation *reader) {
-                std::optional<ArrayRef<int64_t>> block =
-                    llvm::cast<GroupedMatmulOp>(reader).getWeightBlock();
-                return block && (*block)[1] % 2 == 0;
-              })));
-        auto packed =
-            depthPairs
-                ? RankedTensorType::get({shape[0], panels,
-                                         llvm::divideCeilSigned(shape[2], 2),
-                                         panel, 2},
-                                        source.getElementType())
-                : RankedTensorType::get({shape[0], panels, shape[2], panel},
-                                        source.getElementType());
         OpBuilder b(ctx);
         b.setInsertionPointAfter(last);
         func::FuncOp packing =
@@ -400,6 +453,68 @@ struct MoEPackExpertWeightsPass
                    b.getNamedAttr("shape", b.getDenseI64ArrayAttr(
                                                checkpoint.getShape()))}));
         changed = true;
+      };
+      for (BlockArgument arg : entry.getArguments()) {
+        if (!selected.contains(arg))
+          continue;
+        // [E, N, K] as the grouped matmuls read it, or [1, N, K] for one
+        // expert's [N, K] weights.
+        RankedTensorType source = packableType(arg);
+        ArrayRef<int64_t> shape = source.getShape();
+        SmallVector<Operation *> readers = weightReaders(arg);
+        // Block-scaled weights: panels within one scale block of columns,
+        // or any panels with per-column scales (packed alike, below).
+        int64_t panel = panelCols;
+        for (Operation *reader : readers)
+          if (std::optional<ArrayRef<int64_t>> block =
+                  llvm::cast<GroupedMatmulOp>(reader).getWeightBlock();
+              block && (*block)[0] != 1)
+            panel = std::gcd(panel, (*block)[0]);
+        int64_t panels = llvm::divideCeilSigned(shape[1], panel);
+        // FP8 in pairs when its blocks are (even BK): decoded to bf16 pairs.
+        // (e2m1 pairs are pairs already: [E, NP, KP, P] of bytes.)
+        Type element = source.getElementType();
+        bool depthPairs =
+            bf16Pairs &&
+            (element.isBF16() ||
+             (llvm::isa<Float8E4M3FNType>(element) &&
+              llvm::all_of(readers, [](Operation *reader) {
+                std::optional<ArrayRef<int64_t>> block =
+                    llvm::cast<GroupedMatmulOp>(reader).getWeightBlock();
+                return block && (*block)[1] % 2 == 0;
+              })));
+        auto packed =
+            depthPairs
+                ? RankedTensorType::get({shape[0], panels,
+                                         llvm::divideCeilSigned(shape[2], 2),
+                                         panel, 2},
+                                        source.getElementType())
+                : RankedTensorType::get({shape[0], panels, shape[2], panel},
+                                        source.getElementType());
+        pack(arg, source, packed, panel, depthPairs);
+      }
+      // Per-column scales (BN = 1: MXFP4's) of the packed weights, in the
+      // weights' panels [E, NP, KB, P]: a kernel reads a panel's scales of
+      // one depth block as one vector.
+      for (BlockArgument arg : entry.getArguments()) {
+        int64_t panel = packedScalePanel(arg, isWeight);
+        if (panel < 0) {
+          entry.emitError() << "moe-pack-expert-weights: argument "
+                            << arg.getArgNumber()
+                            << " holds per-column scales of weights packed "
+                               "in panels of different widths";
+          return signalPassFailure();
+        }
+        if (panel > 0) {
+          RankedTensorType source =
+              llvm::cast<RankedTensorType>(viewedValue(arg, viewChain(arg)).getType());
+          ArrayRef<int64_t> shape = source.getShape();
+          auto packed = RankedTensorType::get(
+              {shape[0], llvm::divideCeilSigned(shape[1], panel), shape[2],
+               panel},
+              source.getElementType());
+          pack(arg, source, packed, panel, /*depthPairs=*/false);
+        }
       }
       if (last != entry) {
         entry.setType(FunctionType::get(ctx, entry.getBody().getArgumentTypes(),

@@ -161,11 +161,14 @@ Value mlir::moe::buildElementwise(OpBuilder &b, Location loc, ValueRange inputs,
   return generic.getResult(0);
 }
 
-Value mlir::moe::buildDequantized(OpBuilder &b, Location loc, Value weight, Value scale,
-                 ArrayRef<int64_t> block) {
+Value mlir::moe::buildDequantized(OpBuilder &b, Location loc, Value weight,
+                                  Value scale, ArrayRef<int64_t> block,
+                                  OpFoldResult depth) {
   MLIRContext *ctx = b.getContext();
   auto type = llvm::cast<RankedTensorType>(weight.getType());
   unsigned rank = type.getRank();
+  bool e2m1 = isE2M1Pairs(type.getElementType());
+  assert((!e2m1 || depth) && "e2m1 pairs need their logical depth");
   AffineMap identity = AffineMap::getMultiDimIdentityMap(rank, ctx);
   SmallVector<AffineExpr> scaleIndex;
   for (unsigned d = 0; d + 2 < rank; ++d)
@@ -173,16 +176,28 @@ Value mlir::moe::buildDequantized(OpBuilder &b, Location loc, Value weight, Valu
   scaleIndex.push_back(getAffineDimExpr(rank - 2, ctx).floorDiv(block[0]));
   scaleIndex.push_back(getAffineDimExpr(rank - 1, ctx).floorDiv(block[1]));
   AffineMap scaleMap = AffineMap::get(rank, 0, scaleIndex, ctx);
-  Value init = tensor::EmptyOp::create(
-      b, loc, tensor::getMixedSizes(b, loc, weight), b.getF32Type());
+  // e2m1 pairs: element k is in byte k floordiv 2.
+  AffineMap weightMap = identity;
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, weight);
+  if (e2m1) {
+    SmallVector<AffineExpr> index(identity.getResults());
+    index.back() = index.back().floorDiv(2);
+    weightMap = AffineMap::get(rank, 0, index, ctx);
+    sizes.back() = depth;
+  }
+  Value init = tensor::EmptyOp::create(b, loc, sizes, b.getF32Type());
   return linalg::GenericOp::create(
              b, loc, TypeRange{init.getType()}, ValueRange{weight, scale},
              ValueRange{init},
-             SmallVector<AffineMap>{identity, scaleMap, identity},
+             SmallVector<AffineMap>{weightMap, scaleMap, identity},
              SmallVector<utils::IteratorType>(rank,
                                               utils::IteratorType::parallel),
              [&](OpBuilder &nb, Location nl, ValueRange args) {
-               Value w = castFloat(nb, nl, args[0], nb.getF32Type());
+               Value w =
+                   e2m1 ? buildE2M1PairElement(
+                              nb, nl, args[0],
+                              linalg::IndexOp::create(nb, nl, rank - 1))
+                        : castFloat(nb, nl, args[0], nb.getF32Type());
                linalg::YieldOp::create(
                    nb, nl,
                    ValueRange{arith::MulFOp::create(nb, nl, w, args[1])});

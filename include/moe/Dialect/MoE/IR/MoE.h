@@ -27,6 +27,24 @@
 #define GET_ATTRDEF_CLASSES
 #include "moe/Dialect/MoE/IR/MoEAttrs.h.inc"
 
+namespace mlir::moe {
+
+/// Whether expert weights of element type `element` hold two e2m1
+/// (f4E2M1FN) values per byte along their depth, the even one in the low
+/// nibble: MXFP4 blocks. Such weights are `i8` and block-scaled; their last
+/// dimension is `ceil(K / 2)`.
+inline bool isE2M1Pairs(Type element) { return element.isInteger(8); }
+
+/// The stored depth of a weight of logical depth `depth` (K, or K / 2
+/// rounded up for e2m1 pairs); dynamic stays dynamic.
+inline int64_t storedDepth(Type element, int64_t depth) {
+  if (!isE2M1Pairs(element) || ShapedType::isDynamic(depth))
+    return depth;
+  return (depth + 1) / 2;
+}
+
+} // namespace mlir::moe
+
 #define GET_OP_CLASSES
 #include "moe/Dialect/MoE/IR/MoEOps.h.inc"
 
@@ -40,8 +58,10 @@ constexpr int64_t kMaxExperts = 2147483647;
 constexpr llvm::StringLiteral kWeightAttrName = "moe.weight";
 
 /// The function-argument attribute of a weight stored in another format
-/// than its type: `"mxfp4"`, a bf16 `[..., N, K]` weight the runtime
-/// decodes from `<name>_blocks` and `<name>_scales` (docs/CompiledModules.md).
+/// than its type (docs/CompiledModules.md): `"mxfp4"`, a bf16 `[..., N, K]`
+/// weight the runtime decodes from `<name>_blocks` and `<name>_scales`;
+/// `"e8m0"`, an f32 tensor the checkpoint stores as U8 exponents (MXFP4
+/// scales, `2^(s - 127)`).
 constexpr llvm::StringLiteral kWeightFormatAttrName = "moe.weight_format";
 
 /// The function-argument attribute of a packed weight: `{function =
@@ -51,6 +71,17 @@ constexpr llvm::StringLiteral kPackingAttrName = "moe.packing";
 
 /// The placeholder of a weight name that stacks per-expert tensors.
 constexpr llvm::StringLiteral kExpertPlaceholder = "{e}";
+
+/// The f32 values of e2m1 codes: `codes` is an integer scalar or vector
+/// whose low 4 bits are each a code (sign, two exponent bits, one mantissa
+/// bit); higher bits are ignored. Integer arithmetic and one multiply, so
+/// that kernels decode vectors of codes the same way.
+Value buildE2M1ToF32(OpBuilder &b, Location loc, Value codes);
+
+/// The f32 value of element `depth` (index) of an e2m1 pair `byte` (i8):
+/// its low nibble for even `depth`, its high nibble for odd.
+Value buildE2M1PairElement(OpBuilder &b, Location loc, Value byte,
+                           Value depth);
 
 /// The tensor type a requested routing statistic has, for `numExperts`
 /// experts.

@@ -19,8 +19,9 @@ include "moe/Dialect/MoE/IR/MoEAttrs.td"
 // Activations and weights: the float types of real checkpoints.
 def Moe_FloatTensor : RankedTensorOf<[F32, BF16, F16]>;
 def Moe_F32Tensor : RankedTensorOf<[F32]>;
-// Expert weights may also be FP8 (e4m3, block-scaled: DeepSeek-V3).
-def Moe_WeightTensor : RankedTensorOf<[F32, BF16, F16, F8E4M3FN]>;
+// Expert weights may also be FP8 (e4m3, block-scaled: DeepSeek-V3) or
+// MXFP4 (i8: two e2m1 values per byte along K, block-scaled: gpt-oss).
+def Moe_WeightTensor : RankedTensorOf<[F32, BF16, F16, F8E4M3FN, I8]>;
 def Moe_I32Tensor : RankedTensorOf<[I32]>;
 def Moe_I64Tensor : RankedTensorOf<[I64]>;
 def Moe_StatTensor : RankedTensorOf<[F32, I64]>;
@@ -786,12 +787,37 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
           ::llvm::cast<::mlir::ShapedType>(getWeight().getType()).getRank();
       return rank == 4 || rank == 5;
     }
-    /// Whether the packed weight holds pairs of consecutive K
-    /// (`[E, NP, KP, P, 2]`).
+    /// Whether the weights are e2m1 pairs (i8): two K per byte, in every
+    /// layout (`[E, N, KP]`, `[E, NP, KP, P]`).
+    bool hasE2M1Pairs() {
+      return ::mlir::moe::isE2M1Pairs(
+          ::llvm::cast<::mlir::ShapedType>(getWeight().getType())
+              .getElementType());
+    }
+    /// Whether the weight holds pairs of consecutive K: packed in pairs
+    /// (`[E, NP, KP, P, 2]`) or e2m1 pairs.
     bool isDepthPaired() {
       return ::llvm::cast<::mlir::ShapedType>(getWeight().getType())
-                 .getRank() == 5;
+                 .getRank() == 5 || hasE2M1Pairs();
     }
+    /// Whether the block scales are packed in the weights' panels
+    /// (`[E, NP, KB, P]`: per-column scales, BN = 1).
+    bool hasPackedScales() {
+      ::mlir::Value scale = getWeightScale();
+      return scale &&
+             ::llvm::cast<::mlir::ShapedType>(scale.getType()).getRank() == 4;
+    }
+    /// Memref form: the indices of the block scale of `W[expert, column,
+    /// depth]` in the scales' layout.
+    ::llvm::SmallVector<::mlir::Value, 4>
+    getScaleIndices(::mlir::OpBuilder &b, ::mlir::Location loc,
+                    ::mlir::Value expert, ::mlir::Value column,
+                    ::mlir::Value depth);
+    /// Memref form: `W[expert, column, depth]` of `weight` (one of the
+    /// weights) as f32, without its block scale.
+    ::mlir::Value loadWeightValue(::mlir::OpBuilder &b, ::mlir::Location loc,
+                                  ::mlir::Value weight, ::mlir::Value expert,
+                                  ::mlir::Value column, ::mlir::Value depth);
     /// Memref form: the indices of `W[expert, column, depth]` (W the
     /// unpacked `[E, N, K]` weight) in `weight`'s layout.
     ::llvm::SmallVector<::mlir::Value, 5>

@@ -55,11 +55,13 @@ Value buildZeros(OpBuilder &b, Location loc, Value source, Type elementType,
 Value buildLinear(OpBuilder &b, Location loc, Value x, Value w,
                   Type resultType);
 
-/// The f32 weight of a block-scaled one (FP8 checkpoints): `weight[..., n,
-/// k] * scale[..., n floordiv block[0], k floordiv block[1]]`, for weights
-/// of any rank >= 2 and scales of the same rank.
+/// The f32 weight of a block-scaled one (FP8 and MXFP4 checkpoints):
+/// `weight[..., n, k] * scale[..., n floordiv block[0], k floordiv
+/// block[1]]`, for weights of any rank >= 2 and scales of the same rank.
+/// An e2m1-pair (i8) weight stores its last dimension in pairs: `depth` is
+/// that dimension's logical size K (the result's), the weight's `ceil(K/2)`.
 Value buildDequantized(OpBuilder &b, Location loc, Value weight, Value scale,
-                       ArrayRef<int64_t> block);
+                       ArrayRef<int64_t> block, OpFoldResult depth = {});
 
 /// Scalar body of an element-wise op: f32 operands in, one f32 value out.
 using ElementwiseBody =
