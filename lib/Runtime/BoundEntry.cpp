@@ -40,6 +40,8 @@ DType checkpointDType(ElementType type) {
     return DType::I64;
   case ElementType::F8E4M3FN:
     return DType::F8E4M3;
+  case ElementType::I8:
+    return DType::I8;
   }
   return DType::F32;
 }
@@ -165,7 +167,8 @@ BoundEntry::bind(std::shared_ptr<const CompiledModule> module,
         spec.args.begin(), spec.args.begin() + i, [&](const ManifestArg &a) {
           return a.kind == ArgKind::Weight && a.weightName == arg.weightName &&
                  a.type == arg.type && a.shape == arg.shape &&
-                 a.packingSymbol == arg.packingSymbol;
+                 a.packingSymbol == arg.packingSymbol &&
+                 a.format == arg.format;
         });
     if (same != spec.args.begin() + i) {
       const WeightBuffer &first = bound.weights[same - spec.args.begin()];
@@ -248,6 +251,8 @@ Status BoundEntry::bindTensor(const ManifestArg &arg,
                               WeightBuffer &buffer) const {
   if (arg.format == WeightFormat::Mxfp4)
     return bindMxfp4(arg, shape, argument, buffer);
+  if (arg.format == WeightFormat::E8m0)
+    return bindE8m0(arg, shape, argument, buffer);
   DType dtype = checkpointDType(arg.type);
   size_t itemSize = elementTypeSize(arg.type);
 
@@ -263,7 +268,9 @@ Status BoundEntry::bindTensor(const ManifestArg &arg,
       return Status::failure(context + ": checkpoint shape " +
                              formatShape((*tensor)->shape) +
                              " does not match " + formatShape(expected));
-    if ((*tensor)->dtype != dtype)
+    // Bytes bind as they are, signed or not (MXFP4 blocks are U8).
+    bool bytes = dtype == DType::I8 && (*tensor)->dtype == DType::U8;
+    if ((*tensor)->dtype != dtype && !bytes)
       return Status::failure(context + ": checkpoint dtype " +
                              dtypeName((*tensor)->dtype) + " does not match " +
                              elementTypeName(arg.type));
@@ -400,6 +407,40 @@ Status BoundEntry::bindMxfp4(const ManifestArg &arg,
                       static_cast<const uint8_t *>(scales->data), rows,
                       static_cast<size_t>(shape.back()) / 32,
                       static_cast<uint16_t *>(buffer.owned.get()));
+  return Status::success();
+}
+
+Status BoundEntry::bindE8m0(const ManifestArg &arg,
+                            const std::vector<int64_t> &shape,
+                            const std::string &argument,
+                            WeightBuffer &buffer) const {
+  std::string context =
+      "weight '" + printable(arg.weightName) + "' (" + argument + ", e8m0)";
+  Result<const TensorView *> tensor = checkpoint->lookup(arg.weightName);
+  if (!tensor)
+    return Status::failure(context + ": " + tensor.error());
+  if ((*tensor)->dtype != DType::U8)
+    return Status::failure(context + ": stored as " +
+                           dtypeName((*tensor)->dtype) + ", expected U8");
+  if ((*tensor)->shape != shape)
+    return Status::failure(context + ": checkpoint shape " +
+                           formatShape((*tensor)->shape) + " does not match " +
+                           formatShape(shape));
+  size_t numBytes = 0;
+  if (!byteSize(shape, sizeof(float), numBytes))
+    return Status::failure(context + ": shape " + formatShape(shape) +
+                           " is too large");
+  if (numBytes == 0) {
+    buffer.data = emptyBufferAddress();
+    buffer.numBytes = 0;
+    return Status::success();
+  }
+  Status status = allocateOwned(numBytes, context, buffer);
+  if (!status)
+    return status;
+  detail::decodeE8m0(static_cast<const uint8_t *>((*tensor)->data),
+                     numBytes / sizeof(float),
+                     static_cast<float *>(buffer.owned.get()));
   return Status::success();
 }
 

@@ -33,6 +33,8 @@ const char *moe::runtime::elementTypeName(ElementType type) {
     return "i64";
   case ElementType::F8E4M3FN:
     return "f8e4m3fn";
+  case ElementType::I8:
+    return "i8";
   }
   return "?";
 }
@@ -49,6 +51,7 @@ size_t moe::runtime::elementTypeSize(ElementType type) {
   case ElementType::I64:
     return 8;
   case ElementType::F8E4M3FN:
+  case ElementType::I8:
     return 1;
   }
   return 0;
@@ -266,9 +269,11 @@ private:
       out = ElementType::I64;
     else if (name == "f8e4m3fn")
       out = ElementType::F8E4M3FN;
+    else if (name == "i8")
+      out = ElementType::I8;
     else
       return fail(where, "unsupported dtype '" + printable(name) +
-                             "' (expected f32, bf16, f16, i32, i64 or "
+                             "' (expected f32, bf16, f16, i8, i32, i64 or "
                              "f8e4m3fn)");
     return true;
   }
@@ -349,15 +354,23 @@ private:
   }
 
   /// `"format": "mxfp4"`: a bf16 weight of static shape `[..., N, K]`,
-  /// `K` a multiple of 32, bound from one (not stacked) pair of tensors.
+  /// `K` a multiple of 32, bound from one (not stacked) pair of tensors;
+  /// `"e8m0"`: an f32 weight bound from one (not stacked) U8 tensor.
   bool readFormat(const JsonValue &value, const std::string &where,
                   ManifestArg &arg) {
     std::string format;
     if (!readString(value, "format", where, format))
       return false;
+    if (format == "e8m0") {
+      arg.format = WeightFormat::E8m0;
+      if (arg.type != ElementType::F32 ||
+          arg.weightName.find(kExpertPlaceholder) != std::string::npos)
+        return fail(where, "an e8m0 weight is one f32 tensor");
+      return true;
+    }
     if (format != "mxfp4")
       return fail(where, "unsupported weight format '" + printable(format) +
-                             "' (expected mxfp4)");
+                             "' (expected mxfp4 or e8m0)");
     arg.format = WeightFormat::Mxfp4;
     const std::vector<int64_t> &bound =
         arg.isPacked() ? arg.packingShape : arg.shape;

@@ -24,6 +24,13 @@ uint16_t bf16Bits(float value) {
 
 } // namespace
 
+void moe::runtime::detail::decodeE8m0(const uint8_t *exponents, size_t count,
+                                      float *out) {
+  for (size_t i = 0; i < count; ++i)
+    out[i] = exponents[i] == 255 ? std::nanf("")
+                                 : std::ldexp(1.0f, exponents[i] - 127);
+}
+
 void moe::runtime::detail::decodeMxfp4(const uint8_t *blocks,
                                        const uint8_t *scales, size_t rows,
                                        size_t groups, uint16_t *out) {

@@ -250,7 +250,8 @@ def _default_rtol(spec) -> float:
     bf16 or FP8 (a bf16 kernel may multiply it), 1e-4 otherwise."""
     from .family_cases import tolerance
     experts = ("expert_gate", "expert_up", "expert_down")
-    bf16 = any(spec.dtypes.get(op) in ("bf16", "f8e4m3fn") for op in experts
+    bf16 = any(spec.dtypes.get(op) in ("bf16", "f8e4m3fn", "e2m1x2")
+               for op in experts
                if op in spec.weights)
     return tolerance("bf16" if bf16 else "f32")
 
@@ -294,7 +295,8 @@ def random_weights(spec, seed: int) -> tuple[dict, dict]:
     array, name -> safetensors dtype)``. Fan-in scaled normals, so logits and
     activations are of order one; vectors (biases) are small normals. FP8
     weights are e4m3 bytes of unit normals and their block scales positive,
-    with the fan-in scaling."""
+    with the fan-in scaling; MXFP4 ones (``e2m1x2``) random bytes of e2m1
+    pairs and their e8m0 scales powers of two near the fan-in scaling."""
     from . import float8
     from .emit import SCALES
     rng = np.random.default_rng(seed)
@@ -313,6 +315,17 @@ def random_weights(spec, seed: int) -> tuple[dict, dict]:
         if dtype == "f8e4m3fn":
             tensors[name] = float8.encode(value * np.sqrt(shape[-1]))
             dtypes[name] = "F8_E4M3"
+            continue
+        if dtype == "u8":    # MXFP4: e2m1 pairs, or e8m0 scales
+            if name in scale_names:
+                # e2m1 values are of order 3: 2^e ~ 1 / (3 sqrt(fan-in)).
+                fan_in = shape[-1] * spec.weight_block[1]
+                center = 127 - round(np.log2(3 * np.sqrt(fan_in)))
+                value = rng.integers(center - 1, center + 2, shape)
+            else:
+                value = rng.integers(0, 256, shape)
+            tensors[name] = value.astype(np.uint8)
+            dtypes[name] = "U8"
             continue
         tensors[name] = value.astype(np.float32)
         dtypes[name] = dtype.upper()

@@ -36,7 +36,11 @@ operand                           shape        checkpoint name
 FP8 weights (``f8e4m3fn``, DeepSeek-V3) come with f32 block scales: each
 projection's scale is its weight's last two dimensions divided by
 ``weight_block`` (rounded up), and the weight is ``bytes * scale`` of its
-block (:mod:`moe_mlir.float8`).
+block (:mod:`moe_mlir.float8`). MXFP4 weights (``e2m1x2``, gpt-oss) are
+bytes of two e2m1 codes along K (the operand ``[.., N, ceil(K/2)]``, MLIR
+``i8``), with f32 scales per ``[1, 32]`` block that the checkpoint stores
+as U8 exponents (format ``e8m0``); the kernels decode both on the fly
+(:mod:`moe_mlir.mxfp4`).
 
 The spec of a Hugging Face family's layer comes from its module in
 :mod:`moe_mlir.families`. Activations (``x`` and the result) are f32; weights may be f32,
@@ -90,11 +94,21 @@ SCALES = {"gate_scale": "expert_gate", "up_scale": "expert_up",
           "shared_up_scale": "shared_up", "shared_down_scale": "shared_down"}
 """Block-scale operands and the projection weight each scales."""
 
-ELEMENT_TYPES = ("f32", "bf16", "f16", "f8e4m3fn")
+ELEMENT_TYPES = ("f32", "bf16", "f16", "f8e4m3fn", "e2m1x2")
 """Element types a weight may have (the checkpoint's ``F32 BF16 F16
-F8_E4M3``); ``f8e4m3fn`` only for projection weights with a scale."""
+F8_E4M3``, and U8 pairs of e2m1 codes); ``f8e4m3fn`` and ``e2m1x2`` only
+for projection weights with a scale."""
 
-_MLIR_ELEMENT_TYPES = {"f8e4m3fn": "f8E4M3FN"}
+_MLIR_ELEMENT_TYPES = {"f8e4m3fn": "f8E4M3FN", "e2m1x2": "i8"}
+
+QUANTIZED = ("f8e4m3fn", "e2m1x2")
+"""Element types of block-scaled projection weights."""
+
+FORMATS = ("mxfp4", "e8m0")
+"""How a checkpoint may store an operand other than as its own type:
+``mxfp4``, a bf16 weight decoded from ``<name>_blocks`` and ``_scales``
+when the runtime binds it; ``e8m0``, f32 scales stored as U8 exponents
+``s`` (``2 ** (s - 127)``, NaN for 255)."""
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$.]*")
 
@@ -151,10 +165,13 @@ class LayerSpec:
         func_name: the entry point's name.
         statistics: routing statistics (:data:`STATISTICS`) the entry
             returns after ``y``, in this order.
-        weight_block: ``[BN, BK]`` of block-scaled FP8 weights.
-        formats: ``operand -> "mxfp4"`` for bf16 weights the checkpoint
-            stores as MXFP4 (``<name>_blocks``, ``<name>_scales``; the
-            runtime decodes them when it binds them, ``moe.weight_format``).
+        weight_block: ``[BN, BK]`` of block-scaled FP8 or MXFP4 weights.
+        formats: ``operand -> format`` (:data:`FORMATS`) for operands the
+            checkpoint stores otherwise than as their type
+            (``moe.weight_format``): ``"mxfp4"`` bf16 weights stored as
+            ``<name>_blocks`` and ``<name>_scales``, decoded by the runtime
+            when it binds them; ``"e8m0"`` f32 scales stored as U8
+            exponents.
         zero_experts: Z identity experts the router scores after the E
             experts (``moe.layer``'s ``zero_experts``): router-shaped
             operands have ``E + Z`` rows.
@@ -262,11 +279,12 @@ class LayerSpec:
             if operand in self.views and count:
                 raise ValueError(f"{operand}: a viewed tensor '{name}' is "
                                  f"one tensor and must not contain {EXPERT}")
-            if operand in _STACKED and count != 1 and \
-                    operand not in self.views:
+            whole = operand in self.views or \
+                self.formats.get(operand) == "e8m0"
+            if operand in _STACKED and count != 1 and not whole:
                 raise ValueError(f"{operand}: per-expert name '{name}' must "
                                  f"contain {EXPERT} exactly once (or the "
-                                 "operand be a view of one tensor)")
+                                 "operand be a view of one tensor, or e8m0)")
             if operand not in _STACKED and count:
                 raise ValueError(f"{operand}: name '{name}' binds one tensor "
                                  f"and must not contain {EXPERT}")
@@ -308,9 +326,16 @@ class LayerSpec:
             if operand not in self.weights:
                 raise ValueError(f"format given for absent operand "
                                  f"'{operand}'")
-            if format_name != "mxfp4":
+            if format_name not in FORMATS:
                 raise ValueError(f"{operand}: unknown weight format "
-                                 f"{format_name!r} (expected mxfp4)")
+                                 f"{format_name!r} (expected one of "
+                                 f"{', '.join(FORMATS)})")
+            if format_name == "e8m0":
+                if self.dtype(operand) != "f32" or \
+                        EXPERT in self.weights[operand]:
+                    raise ValueError(f"{operand}: an e8m0 operand is one f32 "
+                                     "tensor (no {e})")
+                continue
             if self.dtype(operand) != "bf16" or \
                     EXPERT in self.weights[operand]:
                 raise ValueError(f"{operand}: an mxfp4 weight is one bf16 "
@@ -346,9 +371,12 @@ class LayerSpec:
             if operand not in self.weights:
                 raise ValueError(f"view given for absent operand "
                                  f"'{operand}'")
-            if operand in SCALES or self.dtype(operand) == "f8e4m3fn":
-                raise ValueError(f"{operand}: FP8 weights and block scales "
-                                 "are bound as stored, not through views")
+            if self.dtype(operand) == "f8e4m3fn" or (
+                    operand in SCALES and
+                    self.dtype(SCALES[operand]) != "e2m1x2"):
+                raise ValueError(f"{operand}: FP8 weights and their block "
+                                 "scales are bound as stored, not through "
+                                 "views")
             if view.shape != self.shape(operand):
                 raise ValueError(f"{operand}: the view of "
                                  f"'{self.weights[operand]}' gives "
@@ -381,14 +409,14 @@ class LayerSpec:
             if self.dtype(scale) != "f32":
                 raise ValueError(f"{scale} must be f32")
         for operand, dtype in self.dtypes.items():
-            if dtype != "f8e4m3fn":
+            if dtype not in QUANTIZED:
                 continue
             scale = next((s for s, w in SCALES.items() if w == operand), None)
             if scale is None:
                 raise ValueError(f"{operand}: only projection weights may be "
-                                 "f8e4m3fn")
+                                 f"{dtype}")
             if scale not in weights:
-                raise ValueError(f"{operand}: an f8e4m3fn weight needs its "
+                raise ValueError(f"{operand}: an {dtype} weight needs its "
                                  f"block scale {scale}")
 
     # -- derived ----------------------------------------------------------
@@ -417,10 +445,23 @@ class LayerSpec:
                       self.shared_intermediate)
         n = self.num_candidates
         if operand in SCALES:
-            weight = self.shape(SCALES[operand])
+            weight = self.logical_shape(SCALES[operand])
             rows, cols = self.weight_block or (1, 1)
             return weight[:-2] + (-(-weight[-2] // rows),
                                   -(-weight[-1] // cols))
+        shape = self.logical_shape(operand)
+        if self.dtype(operand) == "e2m1x2":   # two codes per byte along K
+            return shape[:-1] + (-(-shape[-1] // 2),)
+        return shape
+
+    def logical_shape(self, operand: str) -> tuple[int, ...]:
+        """The shape of the weight ``operand`` stands for (of its values:
+        ``K`` where e2m1 pairs store ``ceil(K/2)`` bytes)."""
+        e, h, i, s = (self.num_experts, self.hidden, self.intermediate,
+                      self.shared_intermediate)
+        n = self.num_candidates
+        if operand in SCALES:
+            return self.shape(operand)
         return {"router": (n, h), "router_bias": (n,),
                 "noise_router": (n, h),
                 "score_bias": (n,),
@@ -486,7 +527,7 @@ class LayerSpec:
         """The checkpoint names ``operand`` binds: each expert's (``{e}``
         replaced by ``0 .. E-1``) for a stacked weight."""
         name = self.weights[operand]
-        if operand in self.formats:
+        if self.formats.get(operand) == "mxfp4":
             return [name + "_blocks", name + "_scales"]
         if EXPERT not in name:
             return [name]
@@ -502,17 +543,25 @@ class LayerSpec:
         for operand in self.operands:
             name = self.weights[operand]
             shape = self.checkpoint_shape(operand)
-            if operand in self.formats:
+            if self.formats.get(operand) == "mxfp4":
                 blocks, scales = mxfp4.stored_shapes(shape)
                 tensors[name + "_blocks"] = (blocks, "u8")
                 tensors[name + "_scales"] = (scales, "u8")
             elif EXPERT in name:
                 for expert in range(self.num_experts):
                     tensors[name.replace(EXPERT, str(expert))] = (
-                        shape[1:], self.dtype(operand))
+                        shape[1:], self.stored_dtype(operand))
             else:
-                tensors[name] = (shape, self.dtype(operand))
+                tensors[name] = (shape, self.stored_dtype(operand))
         return tensors
+
+    def stored_dtype(self, operand: str) -> str:
+        """The element type of the tensors ``operand`` binds: ``u8`` for
+        e2m1 pairs and e8m0 scales, else the operand's."""
+        if self.dtype(operand) == "e2m1x2" or \
+                self.formats.get(operand) == "e8m0":
+            return "u8"
+        return self.dtype(operand)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description; :meth:`from_dict` reads it back."""
@@ -582,7 +631,7 @@ class LayerSpec:
         for operand in self.operands:
             name, shape = self.weights[operand], self.shape(operand)
             view = self.views.get(operand)
-            if operand in self.formats:
+            if self.formats.get(operand) == "mxfp4":
                 blocks, scales = mxfp4.stored_shapes(
                     self.checkpoint_shape(operand))
                 value = mxfp4.decode(fetch(operand, name + "_blocks", blocks),
@@ -591,17 +640,23 @@ class LayerSpec:
             elif view is not None:
                 operands[operand] = view.apply(
                     fetch(operand, name, view.source))
-            elif operand in _STACKED:
+            elif operand in _STACKED and EXPERT in name:
                 operands[operand] = np.stack([
                     fetch(operand, name.replace(EXPERT, str(e)), shape[1:])
                     for e in range(self.num_experts)])
             else:
                 operands[operand] = fetch(operand, name, shape)
+        for operand, format_name in self.formats.items():
+            if format_name == "e8m0":
+                operands[operand] = mxfp4.decode_e8m0(operands[operand])
         for scale, weight in SCALES.items():
             if scale in operands:
                 values = operands[weight]
                 if self.dtype(weight) == "f8e4m3fn":
                     values = float8.decode(values)
+                elif self.dtype(weight) == "e2m1x2":
+                    values = mxfp4.decode_pairs(
+                        values, self.logical_shape(weight)[-1])
                 operands[weight] = (
                     np.asarray(values, np.float64) *
                     float8.expand_block_scales(operands.pop(scale),

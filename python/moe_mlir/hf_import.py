@@ -244,13 +244,19 @@ def _check_layer(config: Mapping[str, Any], layer: int) -> None:
             f"({reason}); {where}")
 
 
+def _stored_as_bytes(spec: LayerSpec, operand: str) -> bool:
+    """Whether ``operand`` binds U8 tensors: e2m1 pairs or e8m0 scales."""
+    return spec.dtype(operand) == "e2m1x2" or \
+        spec.formats.get(operand) == "e8m0"
+
+
 def _operand_dtypes(spec: LayerSpec,
                     headers: Mapping[str, tuple[str, tuple[int, ...]]],
                     directory: str, layer: int | str) -> dict[str, str]:
     """Check every tensor ``spec`` binds; its operands' element types."""
     dtypes = {}
     for operand in spec.operands:
-        if operand in spec.formats:   # MXFP4: U8 blocks and scales
+        if spec.formats.get(operand) == "mxfp4":   # U8 blocks and scales
             shapes = mxfp4.stored_shapes(spec.checkpoint_shape(operand))
             for name, shape in zip(spec.tensor_names(operand), shapes):
                 if name not in headers:
@@ -283,6 +289,14 @@ def _operand_dtypes(spec: LayerSpec,
                 raise ModelImportError(
                     f"tensor '{name}' has shape {list(actual)} but "
                     f"config.json implies {list(shape)}")
+            # Bytes of MXFP4 blocks and scales: as the family declares.
+            if _stored_as_bytes(spec, operand):
+                if dtype != "U8":
+                    raise ModelImportError(
+                        f"tensor '{name}' is stored as {dtype}; the MXFP4 "
+                        f"{operand} operand is U8")
+                stored.add(dtype)
+                continue
             if dtype not in _ELEMENT_TYPES:
                 raise ModelImportError(
                     f"tensor '{name}' is stored as {dtype}; layers bind "
@@ -293,7 +307,8 @@ def _operand_dtypes(spec: LayerSpec,
             raise ModelImportError(
                 f"the per-expert tensors '{pattern}' mix dtypes "
                 f"{', '.join(sorted(stored))}; they must share one")
-        dtypes[operand] = _ELEMENT_TYPES[stored.pop()]
+        dtypes[operand] = spec.dtype(operand) if \
+            _stored_as_bytes(spec, operand) else _ELEMENT_TYPES[stored.pop()]
     if dtypes.get("score_bias", "f32") not in ("f32", "bf16", "f16"):
         raise ModelImportError(
             f"tensor '{spec.weights['score_bias']}' is "

@@ -3,17 +3,22 @@
 A weight ``[..., N, K]`` is two U8 tensors: ``<name>_blocks`` ``[..., N,
 K/32, 16]``, the e2m1 codes of each group of 32 values (the even element
 in the low nibble), and ``<name>_scales`` ``[..., N, K/32]``, one e8m0
-exponent per group: ``value = e2m1(code) * 2 ** (scale - 127)``. The
-runtime decodes them to the bf16 weight when it binds it
-(``moe.weight_format = "mxfp4"``, docs/CompiledModules.md); every value is
-exact in bf16.
+exponent per group: ``value = e2m1(code) * 2 ** (scale - 127)``.
+
+A layer binds them as they are: the blocks as an ``e2m1x2`` weight (``i8``
+``[..., N, K/2]``, the blocks' last two dimensions merged) and the scales
+as f32 block scales of ``[1, 32]`` blocks stored as ``e8m0``; the kernels
+decode both on the fly (docs/CompiledModules.md, "MXFP4"). Or, with
+``moe.weight_format = "mxfp4"`` on a bf16 weight, the runtime decodes them
+to bf16 when it binds it; every value is exact in bf16.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["E2M1", "GROUP", "decode", "encode", "stored_shapes"]
+__all__ = ["E2M1", "GROUP", "decode", "decode_e8m0", "decode_pairs",
+           "encode", "stored_shapes"]
 
 GROUP = 32
 """Values per scale."""
@@ -56,6 +61,26 @@ def decode(blocks: np.ndarray, scales: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         values = np.ldexp(values, scales.astype(np.int64)[..., None] - 127)
     return values.reshape(scales.shape[:-1] + (scales.shape[-1] * GROUP,))
+
+
+def decode_pairs(pairs: np.ndarray, depth: int) -> np.ndarray:
+    """The float64 values ``[..., depth]`` of e2m1 pairs ``[..., ceil(depth
+    / 2)]`` (bytes; the even element in the low nibble), unscaled."""
+    pairs = np.asarray(pairs).astype(np.uint8)
+    if pairs.shape[-1:] != (-(-depth // 2),):
+        raise ValueError(f"e2m1 pairs {list(pairs.shape)} do not hold "
+                         f"{depth} values per row")
+    codes = np.stack([pairs & 0xF, pairs >> 4], axis=-1)
+    codes = codes.reshape(pairs.shape[:-1] + (2 * pairs.shape[-1],))
+    return E2M1[codes[..., :depth]]
+
+
+def decode_e8m0(exponents: np.ndarray) -> np.ndarray:
+    """The float64 scales ``2 ** (s - 127)`` of e8m0 exponents ``s`` (255,
+    NaN in the OCP format, gives NaN)."""
+    exponents = np.asarray(exponents).astype(np.int64)
+    scales = np.ldexp(1.0, exponents - 127)
+    return np.where(exponents == 255, np.nan, scales)
 
 
 def encode(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:

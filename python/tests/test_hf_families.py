@@ -922,9 +922,9 @@ def _gpt_oss_mxfp4(hidden: int, inter: int) -> Family:
                     "not built")
 @pytest.mark.parametrize("storage", ["f32", "bf16"])
 def test_gpt_oss_mxfp4(tmp_path, monkeypatch, storage) -> None:
-    """MXFP4 experts (U8 ``*_blocks`` and ``*_scales``): imported as bf16
-    weights the runtime decodes when it binds them, equal to the forward on
-    transformers' dequantized weights."""
+    """MXFP4 experts (U8 ``*_blocks`` and ``*_scales``): imported as e2m1
+    pairs and e8m0 scales that the kernels decode on the fly, equal to the
+    forward on transformers' dequantized weights."""
     monkeypatch.setattr(sys.modules[__name__], "H", 64)
     monkeypatch.setattr(sys.modules[__name__], "I", 32)
     family = _gpt_oss_mxfp4(64, 32)
@@ -932,14 +932,16 @@ def test_gpt_oss_mxfp4(tmp_path, monkeypatch, storage) -> None:
     ckpt = str(tmp_path / "ckpt")
     _write(family, ckpt, family.trimmed(), tensors, storage)
     imported = import_hf(ckpt, 1)
-    assert imported.spec.formats == {op: "mxfp4" for op in (
-        "expert_gate", "expert_up", "expert_down")}
+    assert imported.spec.formats == {op: "e8m0" for op in (
+        "gate_scale", "up_scale", "down_scale")}
+    assert all(imported.spec.dtype(op) == "e2m1x2" for op in (
+        "expert_gate", "expert_up", "expert_down"))
     layer_ir, module = str(tmp_path / "l.mlir"), str(tmp_path / "l.so")
     for command in (("import-hf", ckpt, "--layer", "1", "-o", layer_ir),
                     ("compile", layer_ir, "-o", module)):
         done = built_tools.moe_mlir(*command)
         assert done.returncode == 0, done.stderr
-    assert 'moe.weight_format = "mxfp4"' in open(layer_ir).read()
+    assert 'moe.weight_format = "e8m0"' in open(layer_ir).read()
     for tokens in (1, 37, 300):
         x = _inputs(family, tensors, 1, imported.spec, tokens, seed=tokens)
         x_path, y_path = (str(tmp_path / f"{v}{tokens}.npy") for v in "xy")
@@ -959,5 +961,18 @@ def test_gpt_oss_mxfp4(tmp_path, monkeypatch, storage) -> None:
     done = built_tools.moe_mlir("run", module, "--weights", ckpt,
                                 "--input", x_path, "--output", y_path)
     assert done.returncode != 0
-    assert "down_proj_scales' has shape" in done.stderr
+    assert "down_proj_scales' (argument" in done.stderr
+    assert "checkpoint shape [6, 64, 0] does not match [6, 64, 1]" in \
+        done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    # Blocks stored as another dtype than U8: one line too.
+    bad = dict(tensors)
+    name = "model.layers.1.mlp.experts.down_proj_blocks"
+    bad[name] = bad[name].astype(np.float32)   # written as `storage`
+    _write(family, ckpt, family.trimmed(), bad, storage)
+    done = built_tools.moe_mlir("run", module, "--weights", ckpt,
+                                "--input", x_path, "--output", y_path)
+    assert done.returncode != 0
+    assert "down_proj_blocks' (argument" in done.stderr and \
+        f"checkpoint dtype {storage.upper()} does not match i8" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1

@@ -12,6 +12,7 @@
 
 #include "Backend.h"
 
+#include "moe/Dialect/MoE/IR/MoE.h"
 #include "moe/InitAllDialects.h"
 #include "moe/Pipelines/Pipelines.h"
 
@@ -138,8 +139,8 @@ struct KernelChoice {
   std::vector<std::string> requiredFeatures;
 };
 
-/// Whether a public function of `module` takes a bf16 or FP8 weight: the
-/// bf16 kernels change nothing else.
+/// Whether a public function of `module` takes a bf16, FP8 or MXFP4 (e2m1
+/// pairs) weight: the bf16 kernels change nothing else.
 bool takesLowPrecisionWeights(mlir::ModuleOp module) {
   bool found = false;
   module.walk([&](mlir::func::FuncOp function) {
@@ -149,7 +150,8 @@ bool takesLowPrecisionWeights(mlir::ModuleOp module) {
       auto type = dyn_cast<mlir::ShapedType>(function.getArgument(i).getType());
       found |= type &&
                (type.getElementType().isBF16() ||
-                llvm::isa<mlir::Float8E4M3FNType>(type.getElementType())) &&
+                llvm::isa<mlir::Float8E4M3FNType>(type.getElementType()) ||
+                mlir::moe::isE2M1Pairs(type.getElementType())) &&
                function.getArgAttr(i, "moe.weight");
     }
   });

@@ -393,6 +393,7 @@ bool npyElement(ElementType type, NpyElement &out) {
   case ElementType::BF16:
   case ElementType::F16:
   case ElementType::F8E4M3FN:
+  case ElementType::I8:
     return false;
   }
   return false;

@@ -32,7 +32,8 @@ constexpr std::string_view kExpertPlaceholder = "{e}";
 
 /// The element types of entry point arguments and results.
 /// F8E4M3FN: OCP FP8 e4m3 without infinities (block-scaled expert weights).
-enum class ElementType { F32, BF16, F16, I32, I64, F8E4M3FN };
+/// I8: bytes; as expert weights, pairs of e2m1 codes (MXFP4 blocks).
+enum class ElementType { F32, BF16, F16, I32, I64, F8E4M3FN, I8 };
 
 /// The manifest spelling of `type` ("f32", "bf16", "f16", "i32", "i64").
 const char *elementTypeName(ElementType type);
@@ -53,7 +54,7 @@ enum class ArgKind {
 
 /// One argument of an entry point.
 /// How a weight is stored in the checkpoint.
-enum class WeightFormat : uint8_t { Plain, Mxfp4 };
+enum class WeightFormat : uint8_t { Plain, Mxfp4, E8m0 };
 
 struct ManifestArg {
   /// Input or weight.
@@ -74,7 +75,9 @@ struct ManifestArg {
   /// How the checkpoint stores the weight: as the tensor `weightName`
   /// itself, or (`Mxfp4`) as `<weightName>_blocks` and `_scales` (U8 e2m1
   /// pairs and e8m0 scales per 32 values of the last dimension, gpt-oss),
-  /// decoded to the bf16 weight when it is bound.
+  /// decoded to the bf16 weight when it is bound; or (`E8m0`, f32
+  /// weights) as U8 exponents `s`, each the value `2^(s - 127)` (NaN for
+  /// 255), decoded when it is bound.
   WeightFormat format = WeightFormat::Plain;
 
   /// True for a weight whose name holds the "{e}" placeholder.

@@ -226,6 +226,9 @@ private:
                     const std::string &argument, WeightBuffer &buffer) const;
   /// Binds an MXFP4 weight of `shape` ([..., N, K]): decodes
   /// `<name>_blocks` and `<name>_scales` into a bf16 buffer.
+  /// An f32 weight the checkpoint stores as U8 e8m0 exponents.
+  Status bindE8m0(const ManifestArg &arg, const std::vector<int64_t> &shape,
+                  const std::string &argument, WeightBuffer &buffer) const;
   Status bindMxfp4(const ManifestArg &arg, const std::vector<int64_t> &shape,
                    const std::string &argument, WeightBuffer &buffer) const;
   /// Packs `source` (bound with arg.packingShape) into the buffer of

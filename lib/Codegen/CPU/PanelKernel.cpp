@@ -50,12 +50,14 @@ PanelKernelEmitter::PanelKernelEmitter(OpBuilder &b, Location loc,
   // bytes; e2m1 nibbles decode by arithmetic).
   this->byteLookup = byteLookup && lanes == 16 && !e2m1;
   lanePermuted = this->byteLookup && vectorsPerPanel % 2 == 0;
-  if (pairs && !e2m1) {
-    // [E, NP, KP, P, 2] as [E, NP, KP, 2P]: a row of pairs is one run.
-    for (Value &weight : this->weights)
-      weight = memref::CollapseShapeOp::create(
-          b, loc, weight,
-          ArrayRef<ReassociationIndices>{{0}, {1}, {2}, {3, 4}});
+  if (pairs) {
+    // [E, NP, KP, P, 2] as [E, NP, KP, 2P]: a row of pairs is one run
+    // (as e2m1 pairs are).
+    if (!e2m1)
+      for (Value &weight : this->weights)
+        weight = memref::CollapseShapeOp::create(
+            b, loc, weight,
+            ArrayRef<ReassociationIndices>{{0}, {1}, {2}, {3, 4}});
     wholePairs = arith::DivUIOp::create(b, loc, depth, constant(2));
     oddDepth = arith::CmpIOp::create(
         b, loc, arith::CmpIPredicate::ne,

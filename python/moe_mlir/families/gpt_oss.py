@@ -19,7 +19,8 @@ from typing import Mapping
 
 from ..emit import LayerSpec
 from ..routing import Routing
-from ..views import View
+from .. import mxfp4
+from ..views import Slice, View
 from ._family import Family, dtypes_of, fused_halves
 
 ALPHA = 1.702
@@ -53,19 +54,12 @@ def layer(index: int, *, hidden_size: int, intermediate_size: int,
     ``quantization_config``, of MXFP4 experts: ``gate_up_proj`` and
     ``down_proj`` as ``_blocks`` / ``_scales`` of ``[out, in]`` weights
     (``[E, 2I, H]`` with gate and up in alternate rows, ``[E, H, I]``),
-    decoded by the runtime to bf16 when it binds them."""
+    bound as stored (``e2m1x2`` weights, ``e8m0`` scales of ``[1, 32]``
+    blocks) and decoded on the fly by the kernels."""
     h, i, e = hidden_size, intermediate_size, num_local_experts
     block = f"{prefix}.{index}.mlp"
     experts = f"{block}.experts"
     quantized = _is_mxfp4(quantization_config)
-    if quantized:    # stored [out, in]: no transpose
-        gate, up = fused_halves((e, 2 * i, h), axis=1, width=i,
-                                transposed=False, interleaved=True)
-        down = View(source=(e, h, i))
-    else:
-        gate, up = fused_halves((e, h, 2 * i), axis=2, width=i,
-                                transposed=True, interleaved=True)
-        down = View(source=(e, i, h), permutation=(0, 2, 1))
     gate_bias, up_bias = fused_halves((e, 2 * i), axis=1, width=i,
                                       transposed=False, interleaved=True)
     weights = {"router": f"{block}.router.weight",
@@ -76,19 +70,75 @@ def layer(index: int, *, hidden_size: int, intermediate_size: int,
                "gate_bias": f"{experts}.gate_up_proj_bias",
                "up_bias": f"{experts}.gate_up_proj_bias",
                "down_bias": f"{experts}.down_proj_bias"}
-    views = {"expert_gate": gate, "expert_up": up, "expert_down": down,
-             "gate_bias": gate_bias, "up_bias": up_bias,
+    views = {"gate_bias": gate_bias, "up_bias": up_bias,
              "down_bias": View(source=(e, h))}
-    formats = {op: "mxfp4" for op in ("expert_gate", "expert_up",
-                                      "expert_down")} if quantized else {}
+    extra: dict = {}
+    if quantized:
+        _check_mxfp4_sizes(h, i)
+        weights.update(_mxfp4_weights(experts))
+        views.update(_mxfp4_views(e, h, i))
+        extra = {"formats": {op: "e8m0" for op in
+                             ("gate_scale", "up_scale", "down_scale")},
+                 "weight_block": (1, mxfp4.GROUP)}
+        quantized_dtypes = {op: "e2m1x2" for op in
+                            ("expert_gate", "expert_up", "expert_down")}
+        quantized_dtypes.update({op: "f32" for op in
+                                 ("gate_scale", "up_scale", "down_scale")})
+    else:
+        gate, up = fused_halves((e, h, 2 * i), axis=2, width=i,
+                                transposed=True, interleaved=True)
+        views.update({"expert_gate": gate, "expert_up": up,
+                      "expert_down": View(source=(e, i, h),
+                                          permutation=(0, 2, 1))})
+        quantized_dtypes = {}
     return LayerSpec(
         hidden=h, intermediate=i, num_experts=e,
         routing=Routing(top_k=num_experts_per_tok, renormalize="selected"),
         weights=weights,
-        dtypes={**dtypes_of(weights, dtype, dtypes),
-                **{op: "bf16" for op in formats}},
+        dtypes={**dtypes_of(weights, dtype, dtypes), **quantized_dtypes},
         activation="clamped_swiglu", swiglu=(ALPHA, swiglu_limit),
-        views=views, formats=formats)
+        views=views, **extra)
+
+
+def _check_mxfp4_sizes(hidden: int, intermediate: int) -> None:
+    for name, size in (("hidden_size", hidden),
+                       ("intermediate_size", intermediate)):
+        if size % mxfp4.GROUP:
+            raise ValueError(f"{name} {size}: MXFP4 experts need a multiple "
+                             f"of {mxfp4.GROUP}")
+
+
+def _mxfp4_weights(experts: str) -> dict[str, str]:
+    """The MXFP4 tensors of the experts: blocks as the weights, scales as
+    their block scales."""
+    return {"expert_gate": f"{experts}.gate_up_proj_blocks",
+            "expert_up": f"{experts}.gate_up_proj_blocks",
+            "expert_down": f"{experts}.down_proj_blocks",
+            "gate_scale": f"{experts}.gate_up_proj_scales",
+            "up_scale": f"{experts}.gate_up_proj_scales",
+            "down_scale": f"{experts}.down_proj_scales"}
+
+
+def _mxfp4_views(e: int, h: int, i: int) -> dict[str, View]:
+    """Blocks ``[.., N, K/32, 16]`` read as e2m1 pairs ``[.., N, K/2]``;
+    gate and up (and their scales) in alternate rows of the fused tensor."""
+    groups = mxfp4.GROUP
+    half = groups // 2
+
+    def rows(axis_size: int, parity: int | None, blocks: bool,
+             depth: int) -> View:
+        source = (e, axis_size, depth // groups) + ((half,) if blocks else ())
+        reshape = (e, axis_size, depth // 2) if blocks else None
+        piece = Slice(1, parity, axis_size // 2, 2) \
+            if parity is not None else None
+        return View(source=source, reshape=reshape, slice=piece)
+
+    return {"expert_gate": rows(2 * i, 0, True, h),
+            "expert_up": rows(2 * i, 1, True, h),
+            "expert_down": rows(h, None, True, i),
+            "gate_scale": rows(2 * i, 0, False, h),
+            "up_scale": rows(2 * i, 1, False, h),
+            "down_scale": rows(h, None, False, i)}
 
 
 FAMILY = Family(name="gpt_oss", model_types=("gpt_oss",),

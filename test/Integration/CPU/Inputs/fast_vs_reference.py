@@ -76,6 +76,42 @@ CASES = {
                                       ("down_scale", "expert_down"))}),
                               dtypes={op: "f8e4m3fn" for op in EXPERTS},
                               weight_block=[16, 12]), "random"),
+    # MXFP4 experts (e2m1 pairs, e8m0 scales of [1, 32] blocks, K = 100
+    # and an odd K = 37): scales per column, packed in the weights' panels.
+    "mxfp4_column_scales": (dict(hidden=100, intermediate=37, num_experts=8,
+                                 routing="<softmax, top_k = 2, renormalize>",
+                                 weights=dict(GATED,
+                                              gate_scale="gate.scales",
+                                              up_scale="up.scales",
+                                              down_scale="down.scales"),
+                                 dtypes={op: "e2m1x2" for op in EXPERTS},
+                                 formats={op: "e8m0" for op in (
+                                     "gate_scale", "up_scale",
+                                     "down_scale")},
+                                 weight_block=[1, 32]), "random"),
+    # e2m1 pairs with scales of [2, 16] blocks (one per 2 columns: panels
+    # of 2) and a shared expert of them.
+    "mxfp4_shared_blocks": (dict(hidden=64, intermediate=24, num_experts=4,
+                                 routing="<softmax, top_k = 2>",
+                                 weights=dict(
+                                     GATED, up_scale="up.scales",
+                                     down_scale="down.scales",
+                                     gate_scale="gate.scales",
+                                     shared_gate="shared.gate.weight",
+                                     shared_up="shared.up.weight",
+                                     shared_down="shared.down.weight",
+                                     shared_gate_scale="shared.gate.scales",
+                                     shared_up_scale="shared.up.scales",
+                                     shared_down_scale="shared.down.scales"),
+                                 shared_intermediate=20,
+                                 dtypes={op: "e2m1x2" for op in EXPERTS + (
+                                     "shared_gate", "shared_up",
+                                     "shared_down")},
+                                 formats={op: "e8m0" for op in (
+                                     "gate_scale", "up_scale", "down_scale",
+                                     "shared_gate_scale", "shared_up_scale",
+                                     "shared_down_scale")},
+                                 weight_block=[2, 16]), "random"),
     # Capacity routing (tokens over an expert's 5 slots dropped).
     "capacity_routing": (dict(hidden=40, intermediate=24, num_experts=4,
                               routing="<softmax, top_k = 2, "
@@ -222,8 +258,11 @@ F32_VARIANTS = ("fast-floor", "unpacked", "portable", "reference")
 
 def computes_bf16(variant: str, spec: LayerSpec) -> bool:
     """Whether `variant` multiplies `spec`'s expert weights in bf16 (bf16
-    weights, and FP8 ones staged as bf16 pairs)."""
+    weights, FP8 ones staged as bf16 pairs, MXFP4 ones)."""
     dtypes = spec.dtypes or {}
+    # e2m1 pairs are multiplied as bf16 pairs wherever they are packed.
+    if all(dtypes.get(op) == "e2m1x2" for op in EXPERTS):
+        return variant not in ("unpacked", "reference")
     if not all(dtypes.get(op) in ("bf16", "f8e4m3fn") for op in EXPERTS):
         return False
     if variant in BF16_VARIANTS:
