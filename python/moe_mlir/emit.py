@@ -331,6 +331,9 @@ class LayerSpec:
                                  f"{format_name!r} (expected one of "
                                  f"{', '.join(FORMATS)})")
             if format_name == "e8m0":
+                if operand not in SCALES:
+                    raise ValueError(f"{operand}: e8m0 is a format of block "
+                                     "scales")
                 if self.dtype(operand) != "f32" or \
                         EXPERT in self.weights[operand]:
                     raise ValueError(f"{operand}: an e8m0 operand is one f32 "

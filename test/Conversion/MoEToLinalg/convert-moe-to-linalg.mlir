@@ -288,6 +288,42 @@ func.func @matmul_fp8_capacity(%slots: tensor<4x3x40xf32>, %w: tensor<4x24x40xf8
 
 // -----
 
+// MXFP4 weights (e2m1 pairs: K = 39 in 20 bytes, per-column scales of [1,
+// 32] blocks): each expert's weight is decoded to f32 [N, K], byte k
+// floordiv 2, its nibble k mod 2 (linalg.index) as the value, times the
+// scale of its column and depth block; in the capacity layout all experts
+// at once.
+// CHECK-DAG: #[[$PAIRS:.*]] = affine_map<(d0, d1) -> (d0, d1 floordiv 2)>
+// CHECK-DAG: #[[$COLUMN:.*]] = affine_map<(d0, d1) -> (d0, d1 floordiv 32)>
+// CHECK-DAG: #[[$PAIRS3:.*]] = affine_map<(d0, d1, d2) -> (d0, d1, d2 floordiv 2)>
+// CHECK-LABEL: func @matmul_mxfp4
+// CHECK: %[[DQ:.*]] = linalg.generic {indexing_maps = [#[[$PAIRS]], #[[$COLUMN]], #{{.*}}], {{.*}}} ins(%{{.*}}, %{{.*}} : tensor<24x20xi8>, tensor<24x2xf32>) outs(%{{.*}} : tensor<24x39xf32>)
+// CHECK:   linalg.index 1
+// CHECK:   arith.extui %{{.*}} : i8 to i32
+// CHECK:   arith.shrui
+// CHECK:   arith.mulf
+// CHECK:   arith.mulf
+// CHECK: linalg.matmul {{.*}} ins(%{{.*}}, %[[DQ]] : tensor<?x39xf32>, tensor<24x39xf32>)
+func.func @matmul_mxfp4(%rows: tensor<?x39xf32>, %w: tensor<4x24x20xi8>,
+    %s: tensor<4x24x2xf32>, %off: tensor<5xi64>) -> tensor<?x24xf32> {
+  %h = moe.expert_matmul %rows, %w offsets(%off : tensor<5xi64>)
+      scale(%s : tensor<4x24x2xf32>) block [1, 32]
+      : tensor<?x39xf32>, tensor<4x24x20xi8> -> tensor<?x24xf32>
+  return %h : tensor<?x24xf32>
+}
+
+// CHECK-LABEL: func @matmul_mxfp4_capacity
+// CHECK: %[[DQ:.*]] = linalg.generic {indexing_maps = [#[[$PAIRS3]], #{{.*}}, #{{.*}}], {{.*}}} ins(%{{.*}}, %{{.*}} : tensor<4x24x20xi8>, tensor<4x24x2xf32>) outs(%{{.*}} : tensor<4x24x39xf32>)
+// CHECK: linalg.batch_matmul {{.*}} ins(%{{.*}}, %[[DQ]] : tensor<4x3x39xf32>, tensor<4x24x39xf32>)
+func.func @matmul_mxfp4_capacity(%slots: tensor<4x3x39xf32>, %w: tensor<4x24x20xi8>,
+    %s: tensor<4x24x2xf32>) -> tensor<4x3x24xf32> {
+  %h = moe.expert_matmul %slots, %w scale(%s : tensor<4x24x2xf32>) block [1, 32]
+      : tensor<4x3x39xf32>, tensor<4x24x20xi8> -> tensor<4x3x24xf32>
+  return %h : tensor<4x3x24xf32>
+}
+
+// -----
+
 // Combine: per token (scf.forall) an f32 row accumulated over its K row-map
 // entries in order, whole rows at a time; only taken entries inside the
 // buffer are read; a bf16 output is converted at the end.

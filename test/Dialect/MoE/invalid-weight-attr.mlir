@@ -75,7 +75,7 @@ func.func @packing_without_weight(%w: tensor<2x1x4x8xf32> {moe.packing = {functi
 // -----
 
 // The rules of `moe.weight_format`.
-// expected-error @+1 {{'moe.weight_format' of argument 0 must be "mxfp4"}}
+// expected-error @+1 {{'moe.weight_format' of argument 0 must be "mxfp4" or "e8m0"}}
 func.func @unknown_format(%w: tensor<4x32xbf16> {moe.weight = "w", moe.weight_format = "nvfp4"}) {
   return
 }
@@ -96,11 +96,28 @@ func.func @format_depth(%w: tensor<4x48xbf16> {moe.weight = "w", moe.weight_form
 
 // -----
 
-// A well-formed one, also once packed (the checkpoint shape is the
-// packing's).
+// expected-error @+1 {{'moe.weight_format' "e8m0" argument 0 must have f32 elements, got 'tensor<4x2xbf16>'}}
+func.func @e8m0_not_f32(%s: tensor<4x2xbf16> {moe.weight = "s", moe.weight_format = "e8m0"}) {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{'moe.weight_format' argument 0 needs a 'moe.weight' binding of one tensor (no '{e}')}}
+func.func @e8m0_of_a_stack(%s: tensor<2x4x2xf32> {moe.weight = "s.{e}", moe.weight_format = "e8m0"}) {
+  return
+}
+
+// -----
+
+// Well-formed ones, also once packed (the checkpoint shape is the
+// packing's): MXFP4 decoded to bf16, e8m0 scales (any shape).
 func.func @mxfp4(%w: tensor<4x64xbf16> {moe.weight = "w", moe.weight_format = "mxfp4"},
                  %p: tensor<1x1x32x16x2xbf16> {moe.weight = "p", moe.weight_format = "mxfp4",
-                     moe.packing = {function = @f, shape = array<i64: 1, 16, 64>}}) {
+                     moe.packing = {function = @f, shape = array<i64: 1, 16, 64>}},
+                 %s: tensor<4x2xf32> {moe.weight = "s", moe.weight_format = "e8m0"},
+                 %ps: tensor<4x1x2x16xf32> {moe.weight = "ps", moe.weight_format = "e8m0",
+                     moe.packing = {function = @f, shape = array<i64: 4, 16, 2>}}) {
   return
 }
 func.func private @f()

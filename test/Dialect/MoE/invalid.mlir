@@ -886,6 +886,55 @@ func.func @layer_scale_shape(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
 
 // -----
 
+// moe.layer c12: an e2m1-pair weight has its scale
+func.func @layer_e2m1_without_scale(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+    %w3: tensor<8x32x8xi8>, %w2: tensor<8x16x16xi8>, %su: tensor<8x32x1xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{the e2m1-pair (i8) 'expert_down' needs its block scale 'down_scale'}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x8xi8>, down %w2 : tensor<8x16x16xi8>) activation silu
+      up_scale(%su : tensor<8x32x1xf32>) weight_block [1, 32]
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c3: e2m1 pairs hold their depth in ceil(depth / 2) bytes
+func.func @layer_e2m1_depth(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+    %w3: tensor<8x32x16xi8>, %w2: tensor<8x16x16xi8>, %su: tensor<8x32x1xf32>,
+    %sd: tensor<8x16x1xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'expert_up' dimension 2 (ceil(H/2)) is 16, expected 8 from H / 2 rounded up (e2m1 pairs)}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x16xi8>, down %w2 : tensor<8x16x16xi8>) activation silu
+      up_scale(%su : tensor<8x32x1xf32>) down_scale(%sd : tensor<8x16x1xf32>)
+      weight_block [1, 32]
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// moe.layer c11: an e2m1-pair weight's scales block its logical depth
+func.func @layer_e2m1_scale_shape(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>,
+    %w3: tensor<8x32x32xi8>, %w2: tensor<8x64x16xi8>, %su: tensor<8x32x1xf32>,
+    %sd: tensor<8x64x1xf32>) -> tensor<?x64xf32> {
+  // expected-error @+1 {{'up_scale' must be 'tensor<8x32x2xf32>' ('expert_up' in blocks of 1 x 32), got 'tensor<8x32x1xf32>'}}
+  %y = moe.layer %x : tensor<?x64xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x64xf32>)
+      experts(up %w3 : tensor<8x32x32xi8>, down %w2 : tensor<8x64x16xi8>) activation silu
+      up_scale(%su : tensor<8x32x1xf32>) down_scale(%sd : tensor<8x64x1xf32>)
+      weight_block [1, 32]
+      -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
 // moe.layer c12: an f8E4M3FN weight has its scale
 func.func @layer_fp8_without_scale(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
     %w3: tensor<8x32x16xf8E4M3FN>, %w2: tensor<8x16x32xf8E4M3FN>, %su: tensor<8x1x1xf32>) -> tensor<?x16xf32> {
@@ -1857,6 +1906,29 @@ func.func @matmul_scale_type(%x: tensor<?x16xf32>, %w: tensor<8x32x16xf8E4M3FN>,
 
 // -----
 
+// moe.expert_matmul c9: e2m1-pair weights are block-scaled
+func.func @matmul_e2m1_without_scale(%x: tensor<?x16xf32>, %w: tensor<8x32x8xi8>,
+                                     %off: tensor<9xi64>) {
+  // expected-error @+1 {{an e2m1-pair (i8) 'weight' needs its block 'scale'}}
+  %h = moe.expert_matmul %x, %w offsets(%off : tensor<9xi64>)
+      : tensor<?x16xf32>, tensor<8x32x8xi8> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+// moe.expert_matmul c2: e2m1 pairs hold K in ceil(K / 2) bytes
+func.func @matmul_e2m1_depth(%x: tensor<?x16xf32>, %w: tensor<8x32x16xi8>,
+                             %s: tensor<8x32x1xf32>, %off: tensor<9xi64>) {
+  // expected-error @+1 {{'weight' of e2m1 pairs (i8) has 16 bytes of depth for K = 16, expected 8}}
+  %h = moe.expert_matmul %x, %w offsets(%off : tensor<9xi64>)
+      scale(%s : tensor<8x32x1xf32>) block [1, 32]
+      : tensor<?x16xf32>, tensor<8x32x16xi8> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
 // moe.expert_matmul c9: FP8 weights are block-scaled
 func.func @matmul_fp8_without_scale(%x: tensor<?x16xf32>, %w: tensor<8x32x16xf8E4M3FN>,
                                     %off: tensor<9xi64>) {
@@ -2131,6 +2203,65 @@ func.func @grouped_matmul_scale_no_block(%x: tensor<8x16xf32>, %w: tensor<2x32x1
   // expected-error @+1 {{'moe.grouped_matmul' op 'scale' and 'block' come together}}
   %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x32x16xf8E4M3FN>, tensor<2xi32>)
       scale(%s : tensor<2x2x2xf32>)
+      outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return %r : tensor<8x32xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c13: e2m1-pair weights have scales
+func.func @grouped_matmul_e2m1_no_scale(%x: tensor<8x16xf32>, %w: tensor<2x32x8xi8>,
+    %b: tensor<2xi32>, %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op e2m1-pair (i8) weights need their block 'scale'}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x32x8xi8>, tensor<2xi32>)
+      outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return %r : tensor<8x32xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c7: e2m1 pairs hold KP = ceil(K / 2) bytes
+func.func @grouped_matmul_e2m1_depth(%x: tensor<8x15xf32>, %w: tensor<2x32x7xi8>, %s: tensor<2x32x1xf32>,
+    %b: tensor<2xi32>, %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'weight' packed in pairs of K has KP = 7 pairs for K = 15, expected 8}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x15xf32>, tensor<2x32x7xi8>, tensor<2xi32>)
+      scale(%s : tensor<2x32x1xf32>) block [1, 32]
+      outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return %r : tensor<8x32xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c14: scales in panels go with packed weights
+func.func @grouped_matmul_panel_scales_unpacked(%x: tensor<8x16xf32>, %w: tensor<2x32x8xi8>, %s: tensor<2x2x1x16xf32>,
+    %b: tensor<2xi32>, %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op scales in panels [E, NP, KB, P] need packed weights and blocks of one column (BN = 1)}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x32x8xi8>, tensor<2xi32>)
+      scale(%s : tensor<2x2x1x16xf32>) block [1, 32]
+      outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return %r : tensor<8x32xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c14: scales in panels are per column (BN = 1)
+func.func @grouped_matmul_panel_scales_block(%x: tensor<8x16xf32>, %w: tensor<2x2x8x16xi8>, %s: tensor<2x2x1x16xf32>,
+    %b: tensor<2xi32>, %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op scales in panels [E, NP, KB, P] need packed weights and blocks of one column (BN = 1)}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x2x8x16xi8>, tensor<2xi32>)
+      scale(%s : tensor<2x2x1x16xf32>) block [2, 32]
+      outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return %r : tensor<8x32xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c14: scales in panels are [E, NP, KB, P]
+func.func @grouped_matmul_panel_scales_shape(%x: tensor<8x16xf32>, %w: tensor<2x2x8x16xi8>, %s: tensor<2x2x1x8xf32>,
+    %b: tensor<2xi32>, %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'scale' dimension 3 (P) is 8, expected 16 from weight}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x2x8x16xi8>, tensor<2xi32>)
+      scale(%s : tensor<2x2x1x8xf32>) block [1, 32]
       outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
   return %r : tensor<8x32xf32>
 }

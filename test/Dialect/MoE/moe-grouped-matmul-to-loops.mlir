@@ -239,3 +239,32 @@ func.func @block_scaled(%rows: memref<8x24xf32>, %w: memref<2x32x24xf8E4M3FN>,
       outs(%acc : memref<8x32xf32>)
   return
 }
+
+// -----
+
+// MXFP4 weights: byte k / 2 of e2m1 pairs, its nibble k mod 2 decoded to
+// f32, times the column's scale of its depth block; unpacked, and packed
+// in panels of 8 with the scales packed alike (scale[e, n / 8, k / 32,
+// n mod 8]).
+// CHECK-LABEL: func @mxfp4
+// CHECK:         %[[BYTE:.*]] = memref.load %{{.*}}[%{{.*}}, %{{.*}}, %{{.*}}] : memref<2x32x10xi8>
+// CHECK:         arith.extui %[[BYTE]] : i8 to i32
+// CHECK:         arith.shrui
+// CHECK:         arith.mulf %{{.*}}, %{{.*}} : f32
+// CHECK:         memref.load %{{.*}}[%{{.*}}, %{{.*}}, %{{.*}}] : memref<2x32x1xf32>
+// CHECK:         memref.load %{{.*}}[%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}] : memref<2x4x10x8xi8>
+// CHECK:         memref.load %{{.*}}[%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}] : memref<2x4x1x8xf32>
+func.func @mxfp4(%rows: memref<8x20xf32>, %w: memref<2x32x10xi8>,
+                 %s: memref<2x32x1xf32>, %pw: memref<2x4x10x8xi8>,
+                 %ps: memref<2x4x1x8xf32>, %blocks: memref<2xi32>,
+                 %acc: memref<8x32xf32>) {
+  moe.grouped_matmul block_rows(4)
+      ins(%rows, %w, %blocks : memref<8x20xf32>, memref<2x32x10xi8>, memref<2xi32>)
+      scale(%s : memref<2x32x1xf32>) block [1, 32]
+      outs(%acc : memref<8x32xf32>)
+  moe.grouped_matmul block_rows(4)
+      ins(%rows, %pw, %blocks : memref<8x20xf32>, memref<2x4x10x8xi8>, memref<2xi32>)
+      scale(%ps : memref<2x4x1x8xf32>) block [1, 32]
+      outs(%acc : memref<8x32xf32>)
+  return
+}

@@ -320,3 +320,54 @@ func.func @tied(%x: tensor<8x16xf32>,
       outs(%acc : tensor<8x16xf32>) -> tensor<8x16xf32>
   return %s : tensor<8x16xf32>
 }
+
+// -----
+
+// MXFP4 weights: e2m1 pairs (i8 [E, N, ceil(K/2)]) pack in panels of 16
+// columns of byte pairs, in pairs of K already; their per-column scales
+// (BN = 1) pack in the same panels, [E, NP, KB, P], each read through its
+// view (the gate rows of a fused tensor) in its packing function. The
+// input is rounded to bf16 for the pair kernels.
+// CHECK-LABEL: func.func @mxfp4(
+// CHECK-SAME: %{{.*}}: tensor<2x2x10x16xi8> {moe.packing = {function = @mxfp4__pack1, shape = array<i64: 2, 40, 10>}
+// CHECK-SAME: %{{.*}}: tensor<2x2x1x16xf32> {moe.packing = {function = @mxfp4__pack2, shape = array<i64: 2, 40, 1>}
+// CHECK: %[[X:.*]] = arith.truncf %{{.*}} : tensor<8x20xf32> to tensor<8x20xbf16>
+// CHECK: moe.grouped_matmul block_rows(4) ins(%[[X]], %{{.*}}, %{{.*}} : tensor<8x20xbf16>, tensor<2x2x10x16xi8>, tensor<2xi32>) scale(%{{.*}} : tensor<2x2x1x16xf32>) block [1, 32]
+// CHECK-LABEL: func.func @mxfp4__pack1(
+// CHECK: tensor.extract_slice %{{.*}}[0, 0, 0] [2, 20, 10] [1, 2, 1] : tensor<2x40x10xi8> to tensor<2x20x10xi8>
+// CHECK: linalg.pack %{{.*}} padding_value(%{{.*}} : i8) inner_dims_pos = [1] inner_tiles = [16] into %{{.*}} : tensor<2x20x10xi8> -> tensor<2x2x10x16xi8>
+// CHECK-LABEL: func.func @mxfp4__pack2(
+// CHECK: tensor.extract_slice %{{.*}}[0, 0, 0] [2, 20, 1] [1, 2, 1] : tensor<2x40x1xf32> to tensor<2x20x1xf32>
+// CHECK: linalg.pack %{{.*}} padding_value(%{{.*}} : f32) inner_dims_pos = [1] inner_tiles = [16] into %{{.*}} : tensor<2x20x1xf32> -> tensor<2x2x1x16xf32>
+func.func @mxfp4(%x: tensor<8x20xf32>,
+                 %w: tensor<2x40x10xi8> {moe.weight = "gate_up_blocks"},
+                 %s: tensor<2x40x1xf32> {moe.weight = "gate_up_scales", moe.weight_format = "e8m0"},
+                 %b: tensor<2xi32>, %acc: tensor<8x20xf32>) -> tensor<8x20xf32> {
+  %wv = tensor.extract_slice %w[0, 0, 0] [2, 20, 10] [1, 2, 1] : tensor<2x40x10xi8> to tensor<2x20x10xi8>
+  %sv = tensor.extract_slice %s[0, 0, 0] [2, 20, 1] [1, 2, 1] : tensor<2x40x1xf32> to tensor<2x20x1xf32>
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%x, %wv, %b : tensor<8x20xf32>, tensor<2x20x10xi8>, tensor<2xi32>)
+      scale(%sv : tensor<2x20x1xf32>) block [1, 32]
+      outs(%acc : tensor<8x20xf32>) -> tensor<8x20xf32>
+  return %r : tensor<8x20xf32>
+}
+
+// -----
+
+// Per-column scales that are not an argument (computed in the entry)
+// cannot be packed: neither are the weights they scale.
+// CHECK-LABEL: func.func @mxfp4_computed_scales(
+// CHECK-SAME: %{{.*}}: tensor<2x20x10xi8> {moe.weight = "w"}
+// CHECK: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<8x20xf32>, tensor<2x20x10xi8>, tensor<2xi32>) scale(%{{.*}} : tensor<2x20x1xf32>) block [1, 32]
+// CHECK-NOT: func.func @mxfp4_computed_scales__pack
+func.func @mxfp4_computed_scales(%x: tensor<8x20xf32>,
+                 %w: tensor<2x20x10xi8> {moe.weight = "w"},
+                 %s: tensor<2x20x1xf32> {moe.weight = "s", moe.weight_format = "e8m0"},
+                 %b: tensor<2xi32>, %acc: tensor<8x20xf32>) -> tensor<8x20xf32> {
+  %twice = arith.addf %s, %s : tensor<2x20x1xf32>
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%x, %w, %b : tensor<8x20xf32>, tensor<2x20x10xi8>, tensor<2xi32>)
+      scale(%twice : tensor<2x20x1xf32>) block [1, 32]
+      outs(%acc : tensor<8x20xf32>) -> tensor<8x20xf32>
+  return %r : tensor<8x20xf32>
+}

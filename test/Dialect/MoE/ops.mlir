@@ -17,6 +17,27 @@ func.func @layer_fp8(%x: tensor<?x16xf32>, %r: tensor<4x16xf32>,
   return %y : tensor<?x16xf32>
 }
 
+// An MXFP4 layer: e2m1 pairs (i8, K = 16 and 8 in 8 and 4 bytes) with
+// per-column scales of [1, 32] blocks, and a shared expert of them.
+// CHECK-LABEL: func @layer_mxfp4
+// CHECK: moe.layer %{{.*}} : tensor<?x16xf32> routing <softmax, top_k = 2> router(%{{.*}} : tensor<4x16xf32>) experts(up %{{.*}} : tensor<4x8x8xi8>, down %{{.*}} : tensor<4x16x4xi8>) activation gelu shared_up(%{{.*}} : tensor<6x8xi8>) shared_down(%{{.*}} : tensor<16x3xi8>) up_scale(%{{.*}} : tensor<4x8x1xf32>) down_scale(%{{.*}} : tensor<4x16x1xf32>) shared_up_scale(%{{.*}} : tensor<6x1xf32>) shared_down_scale(%{{.*}} : tensor<16x1xf32>) weight_block [1, 32] -> tensor<?x16xf32>
+func.func @layer_mxfp4(%x: tensor<?x16xf32>, %r: tensor<4x16xf32>,
+    %u: tensor<4x8x8xi8>, %d: tensor<4x16x4xi8>,
+    %su: tensor<4x8x1xf32>, %sd: tensor<4x16x1xf32>,
+    %shu: tensor<6x8xi8>, %shd: tensor<16x3xi8>,
+    %sshu: tensor<6x1xf32>, %sshd: tensor<16x1xf32>) -> tensor<?x16xf32> {
+  %y = moe.layer %x : tensor<?x16xf32> routing <softmax, top_k = 2>
+      router(%r : tensor<4x16xf32>)
+      experts(up %u : tensor<4x8x8xi8>, down %d : tensor<4x16x4xi8>)
+      activation gelu
+      shared_up(%shu : tensor<6x8xi8>) shared_down(%shd : tensor<16x3xi8>)
+      up_scale(%su : tensor<4x8x1xf32>) down_scale(%sd : tensor<4x16x1xf32>)
+      shared_up_scale(%sshu : tensor<6x1xf32>)
+      shared_down_scale(%sshd : tensor<16x1xf32>) weight_block [1, 32]
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
 // CHECK-LABEL: func @layer_mixtral
 // CHECK: moe.layer %{{.*}} : tensor<?x16xf32> routing <softmax, top_k = 2, renormalize>
 // CHECK-SAME: router(%{{.*}} : tensor<8x16xf32>)
@@ -275,6 +296,20 @@ func.func @expert_matmul_fp8(%rows: tensor<?x16xf32>, %w: tensor<8x32x16xf8E4M3F
   return
 }
 
+// MXFP4 weights: e2m1 pairs, K = 15 in 8 bytes, per-column scales.
+// CHECK-LABEL: func @expert_matmul_mxfp4
+// CHECK: moe.expert_matmul %{{.*}}, %{{.*}} offsets(%{{.*}} : tensor<9xi64>) scale(%{{.*}} : tensor<8x32x1xf32>) block [1, 32] : tensor<?x15xf32>, tensor<8x32x8xi8> -> tensor<?x32xf32>
+// CHECK: moe.expert_matmul %{{.*}}, %{{.*}} scale(%{{.*}} : tensor<8x32x1xf32>) block [1, 32] : tensor<8x?x15xf32>, tensor<8x32x8xi8> -> tensor<8x?x32xf32>
+func.func @expert_matmul_mxfp4(%rows: tensor<?x15xf32>, %w: tensor<8x32x8xi8>,
+    %s: tensor<8x32x1xf32>, %off: tensor<9xi64>, %slots: tensor<8x?x15xf32>) {
+  %0 = moe.expert_matmul %rows, %w offsets(%off : tensor<9xi64>)
+      scale(%s : tensor<8x32x1xf32>) block [1, 32]
+      : tensor<?x15xf32>, tensor<8x32x8xi8> -> tensor<?x32xf32>
+  %1 = moe.expert_matmul %slots, %w scale(%s : tensor<8x32x1xf32>) block [1, 32]
+      : tensor<8x?x15xf32>, tensor<8x32x8xi8> -> tensor<8x?x32xf32>
+  return
+}
+
 // CHECK-LABEL: func @combine_forms
 // CHECK: moe.combine %{{.*}}, %{{.*}}, %{{.*}} : tensor<?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
 // CHECK: moe.combine %{{.*}}, %{{.*}}, %{{.*}} : tensor<8x?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
@@ -330,6 +365,28 @@ func.func @grouped_matmul_block_scaled(%rows: tensor<?x20xf32>,
   moe.grouped_matmul block_rows(4)
       ins(%mrows, %mpairs, %mblocks : memref<8x20xf32>, memref<2x4x10x8x2xf8E4M3FN>, memref<2xi32>)
       scale(%ms : memref<2x2x3xf32>) block [16, 8]
+      outs(%macc : memref<8x32xf32>)
+  return %r : tensor<?x32xf32>
+}
+
+// MXFP4 weights (e2m1 pairs, K = 20 in 10 bytes) with per-column scales:
+// in the checkpoint layout, and packed in panels of 8 columns with the
+// scales packed alike ([E, NP, KB, P]).
+// CHECK-LABEL: func @grouped_matmul_mxfp4
+// CHECK: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<?x20xf32>, tensor<2x32x10xi8>, tensor<?xi32>) scale(%{{.*}} : tensor<2x32x1xf32>) block [1, 32] outs(%{{.*}} : tensor<?x32xf32>) -> tensor<?x32xf32>
+// CHECK: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : memref<8x20xf32>, memref<2x4x10x8xi8>, memref<2xi32>) scale(%{{.*}} : memref<2x4x1x8xf32>) block [1, 32] outs(%{{.*}} : memref<8x32xf32>)
+func.func @grouped_matmul_mxfp4(%rows: tensor<?x20xf32>, %w: tensor<2x32x10xi8>,
+    %s: tensor<2x32x1xf32>, %blocks: tensor<?xi32>, %acc: tensor<?x32xf32>,
+    %mrows: memref<8x20xf32>, %mw: memref<2x4x10x8xi8>,
+    %ms: memref<2x4x1x8xf32>, %mblocks: memref<2xi32>,
+    %macc: memref<8x32xf32>) -> tensor<?x32xf32> {
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%rows, %w, %blocks : tensor<?x20xf32>, tensor<2x32x10xi8>, tensor<?xi32>)
+      scale(%s : tensor<2x32x1xf32>) block [1, 32]
+      outs(%acc : tensor<?x32xf32>) -> tensor<?x32xf32>
+  moe.grouped_matmul block_rows(4)
+      ins(%mrows, %mw, %mblocks : memref<8x20xf32>, memref<2x4x10x8xi8>, memref<2xi32>)
+      scale(%ms : memref<2x4x1x8xf32>) block [1, 32]
       outs(%macc : memref<8x32xf32>)
   return %r : tensor<?x32xf32>
 }

@@ -238,6 +238,10 @@ MANIFESTS: Dict[str, Callable[[], object]] = {
     "format-on-input": edit(set_in(FORWARD_ARGS + [0, "format"], "mxfp4")),
     "format-unknown": edit(set_in(FORWARD_ARGS + [1, "format"], "nvfp4")),
     "format-on-f32": edit(set_in(FORWARD_ARGS + [1, "format"], "mxfp4")),
+    "format-e8m0-on-bf16": edit(lambda m: forward(m)["args"][1].update(
+        dtype="bf16", format="e8m0")),
+    # Valid: an f32 weight the checkpoint must store as U8 exponents.
+    "format-e8m0": edit(set_in(FORWARD_ARGS + [1, "format"], "e8m0")),
     # Valid manifests whose entry the runtime cannot bind.
     "unsupported-input": edit(set_in(FORWARD_ARGS + [0, "dtype"], "bf16")),
     "unsupported-result": edit(set_in(["entries", 0, "results", 0],

@@ -329,15 +329,17 @@ func::FuncOp createPackingFunction(OpBuilder &b, func::FuncOp entry,
 }
 
 /// The inputs of grouped matmuls whose weights are packed in pairs (or are
-/// block-scaled FP8 ones, which kernels decode to bf16 pairs), rounded to
-/// bf16 once (`arith.truncf` on the tensor): the other operand of their
-/// bf16 dot products, read as pairs without converting each time a tile
-/// reads them.
-void roundPairedInputs(func::FuncOp entry) {
-  entry.walk([](GroupedMatmulOp matmul) {
+/// block-scaled FP8 ones, which kernels decode to bf16 pairs), with
+/// `bf16Pairs`, and of those on e2m1 pairs always, rounded to bf16 once
+/// (`arith.truncf` on the tensor): the other operand of their bf16 dot
+/// products, read as pairs without converting each time a tile reads them.
+void roundPairedInputs(func::FuncOp entry, bool bf16Pairs) {
+  entry.walk([&](GroupedMatmulOp matmul) {
     auto type = llvm::dyn_cast<RankedTensorType>(matmul.getInput().getType());
-    if (!(matmul.isDepthPaired() || matmul.getWeightScale()) || !type ||
-        type.getElementType().isBF16())
+    bool paired = matmul.hasE2M1Pairs() ||
+                  (bf16Pairs &&
+                   (matmul.isDepthPaired() || matmul.getWeightScale()));
+    if (!paired || !type || type.getElementType().isBF16())
       return;
     OpBuilder b(matmul);
     Location loc = matmul.getLoc();
@@ -519,8 +521,7 @@ struct MoEPackExpertWeightsPass
       if (last != entry) {
         entry.setType(FunctionType::get(ctx, entry.getBody().getArgumentTypes(),
                                         entry.getResultTypes()));
-        if (bf16Pairs)
-          roundPairedInputs(entry);
+        roundPairedInputs(entry, bf16Pairs);
       }
     }
     if (changed && *manifest)
