@@ -26,9 +26,10 @@ uint16_t bf16Bits(float value) {
 
 void moe::runtime::detail::decodeE8m0(const uint8_t *exponents, size_t count,
                                       float *out) {
+  // 255 (NaN in the OCP format) is 2^128, +inf, as transformers' ldexp
+  // decoding has it.
   for (size_t i = 0; i < count; ++i)
-    out[i] = exponents[i] == 255 ? std::nanf("")
-                                 : std::ldexp(1.0f, exponents[i] - 127);
+    out[i] = std::ldexp(1.0f, static_cast<int>(exponents[i]) - 127);
 }
 
 void moe::runtime::detail::decodeMxfp4(const uint8_t *blocks,

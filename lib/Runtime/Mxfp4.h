@@ -25,7 +25,7 @@ constexpr size_t kMxfp4GroupBytes = kMxfp4Group / 2;
 void decodeMxfp4(const uint8_t *blocks, const uint8_t *scales, size_t rows,
                  size_t groups, uint16_t *out);
 
-/// Decodes `count` e8m0 exponents `s` into f32 `2^(s - 127)` (255: NaN).
+/// Decodes `count` e8m0 exponents `s` into f32 `2^(s - 127)` (255: +inf).
 void decodeE8m0(const uint8_t *exponents, size_t count, float *out);
 
 } // namespace moe::runtime::detail

@@ -108,7 +108,7 @@ FORMATS = ("mxfp4", "e8m0")
 """How a checkpoint may store an operand other than as its own type:
 ``mxfp4``, a bf16 weight decoded from ``<name>_blocks`` and ``_scales``
 when the runtime binds it; ``e8m0``, f32 scales stored as U8 exponents
-``s`` (``2 ** (s - 127)``, NaN for 255)."""
+``s`` (``2 ** (s - 127)``)."""
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$.]*")
 

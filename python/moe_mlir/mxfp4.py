@@ -77,10 +77,10 @@ def decode_pairs(pairs: np.ndarray, depth: int) -> np.ndarray:
 
 def decode_e8m0(exponents: np.ndarray) -> np.ndarray:
     """The float64 scales ``2 ** (s - 127)`` of e8m0 exponents ``s`` (255,
-    NaN in the OCP format, gives NaN)."""
+    NaN in the OCP format, is ``2 ** 128`` as in :func:`decode` and
+    transformers' ``ldexp``; f32 code has it as +inf)."""
     exponents = np.asarray(exponents).astype(np.int64)
-    scales = np.ldexp(1.0, exponents - 127)
-    return np.where(exponents == 255, np.nan, scales)
+    return np.ldexp(1.0, exponents - 127)
 
 
 def encode(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:

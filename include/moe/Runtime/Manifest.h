@@ -76,7 +76,7 @@ struct ManifestArg {
   /// itself, or (`Mxfp4`) as `<weightName>_blocks` and `_scales` (U8 e2m1
   /// pairs and e8m0 scales per 32 values of the last dimension, gpt-oss),
   /// decoded to the bf16 weight when it is bound; or (`E8m0`, f32
-  /// weights) as U8 exponents `s`, each the value `2^(s - 127)` (NaN for
+  /// weights) as U8 exponents `s`, each the value `2^(s - 127)` (+inf for
   /// 255), decoded when it is bound.
   WeightFormat format = WeightFormat::Plain;
 

@@ -65,6 +65,14 @@ def MoELowerGroupedMatmulToVectorPass
     `panel-rows` rows first decodes its expert's panels once into a staging
     buffer (kept while the next blocks are that expert's).
 
+    **MXFP4** weights (`i8` e2m1 pairs, packed `[E, NP, KP, P]`) are read
+    half a byte per weight: each vector of columns is one byte per column,
+    widened to 32-bit lanes whose two nibbles decode to the bf16 pair of
+    the pair step (integer arithmetic and one multiply, exact; never the
+    byte lookup), staged or decoded in registers as FP8 pairs are. Their
+    per-column scales, packed in the weights' panels (`[E, NP, KB, P]`),
+    multiply each depth block's sums as a vector.
+
     Blocks whose expert id is outside
     `[0, E)` are skipped; blocks beyond the rows of `input` or `init` are not
     touched (nothing is read or written out of bounds).

@@ -5,8 +5,9 @@
 // tensor), changes type from the layout [E, N, K] they read to panels [E,
 // ceil(N/P), K, P] (bf16 and block-scaled FP8 ones, optionally, to panels of
 // pairs of K [E, ceil(N/P), ceil(K/2), P, 2]; block-scaled ones to panels whose
-// width divides the scale block), and the module gains the function that packs
-// it (linalg.pack). The runtime binds the
+// width divides the scale block; MXFP4 e2m1 pairs to [E, ceil(N/P),
+// ceil(K/2), P] bytes, with their per-column scales packed in the same
+// panels), and the module gains the function that packs it (linalg.pack). The runtime binds the
 // checkpoint tensor, calls that function once into a buffer of its own and
 // passes the packed buffer to every call of the entry point.
 //

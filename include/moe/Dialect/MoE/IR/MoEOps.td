@@ -61,7 +61,13 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
     | `gate_bias`, `up_bias`, `down_bias` | `[E,I]`, `[E,I]`, `[E,H]` | optional expert biases |
     | `shared_gate`, `shared_up`, `shared_down` | `[S,H]`, `[S,H]`, `[H,S]` | optional shared expert, same activation |
     | `shared_expert_gate` | `[1,H]` | optional sigmoid gate of the shared expert (Qwen2-MoE) |
-    | `gate_scale`, `up_scale`, `down_scale`, `shared_*_scale` | the weight's last two dimensions divided by `weight_block`, rounded up, f32 | block scales of FP8 (`f8E4M3FN`) weights: `W = weight * scale[.., n floordiv BN, k floordiv BK]` (DeepSeek-V3's `weight_scale_inv`) |
+    | `gate_scale`, `up_scale`, `down_scale`, `shared_*_scale` | the weight's last two dimensions divided by `weight_block`, rounded up, f32 | block scales of FP8 (`f8E4M3FN`) or MXFP4 (`i8`) weights: `W = weight * scale[.., n floordiv BN, k floordiv BK]` (DeepSeek-V3's `weight_scale_inv`; gpt-oss's e8m0 scales, `weight_block [1, 32]`) |
+
+    MXFP4 expert weights are `i8` **e2m1 pairs**: each byte holds two e2m1
+    (FP4) values of consecutive `k`, the even one in the low nibble, so the
+    last dimension of such a weight is its depth halved, rounded up (`[E, I,
+    ceil(H/2)]` for `gate`); the scale's shape is that of the logical
+    weight. Every `i8` weight is block-scaled.
 
     Constraints: (c1) input is `[T,H]`; (c2) the router is `[E,H]` with
     `E >= 1`; (c3) every expert operand has the shape in the table, with
@@ -73,7 +79,8 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
     type; (c10) one result per requested statistic, typed as in `moe.gate`;
     (c11) scales and `weight_block` (two sizes `>= 1`) come together, each
     scale with its weight, shaped as in the table; (c12) every `f8E4M3FN`
-    weight has its scale; (c13) `clamped_swiglu` needs gated experts (and a
+    and `i8` (e2m1 pairs) weight has its scale, and an `i8` weight's last
+    dimension is its depth halved, rounded up; (c13) `clamped_swiglu` needs gated experts (and a
     gated shared expert, if any) and `swiglu_alpha` and `swiglu_limit`
     (`limit > 0`), which no other activation takes; (c14) `router_bias` is
     `[E]`; (c15) `zero_experts` is positive.
@@ -446,6 +453,11 @@ def Moe_ExpertMatmulOp : Moe_Op<"expert_matmul",
 
     with `NB = ceil(N / BN)`, `KB = ceil(K / BK)`; the weight is stored in
     its own type (`f8E4M3FN`: e4m3 without infinities) and never expanded.
+    **MXFP4** weights are `i8` e2m1 pairs `[E, N, ceil(K/2)]`: byte `k
+    floordiv 2` holds value `k` in its low nibble for even `k`, its high
+    one for odd (e2m1: sign, two exponent bits, one mantissa bit), with
+    their block scales (gpt-oss: `block [1, 32]`, one scale per column and
+    32 values of depth).
 
     Constraints: (c1) input is `[R,K]` or `[E,C,K]`; (c2) weight is `[E,N,K]`
     with `E >= 1` and the input's `K`; (c3) `offsets` is `[E+1]` i64, present
@@ -453,7 +465,8 @@ def Moe_ExpertMatmulOp : Moe_Op<"expert_matmul",
     (c5) `bias` is `[E,N]`; (c6) result is `[R,N]` or `[E,C,N]` with the
     input's element type; (c7) `scale` and `block` come together, `block`
     is two sizes `>= 1`; (c8) `scale` is `[E, ceil(N/BN), ceil(K/BK)]` f32;
-    (c9) an `f8E4M3FN` weight has a scale.
+    (c9) an `f8E4M3FN` or `i8` (e2m1 pairs, `[E, N, ceil(K/2)]`) weight
+    has a scale.
 
     Example (the up-projection of 8 experts, bf16 weights):
 
@@ -626,6 +639,14 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     product. Tiling them needs column offsets that are multiples of BN and
     depth offsets of BK.
 
+    **MXFP4** weights are `i8` e2m1 pairs, two values of consecutive K per
+    byte (the even one in the low nibble) in every layout: `[E, N, KP]`,
+    packed `[E, NP, KP, P]` with `KP = ceil(K / 2)`, always block-scaled.
+    With one scale per column (`BN = 1`, gpt-oss's `[1, 32]`), packed
+    weights take their scales packed in the same panels, `[E, NP, KB, P]`
+    (`scale[e, n floordiv P, k floordiv BK, n mod P]`), so that a kernel
+    reads the scales of a panel's columns as one vector.
+
     With an `epilogue` region, the op writes each computed element once,
     from its finished sums, instead of accumulating:
 
@@ -657,7 +678,8 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     of `init`, or all memrefs, with no result; (c2) `input` is `[R, K]`, or `[S, K]` with `row_sources` `[R]`
     i32;
     (c3) `weight` is `[E, N, K]`, packed `[E, NP, K, P]` or packed in pairs
-    `[E, NP, KP, P, 2]` of bf16 or f8E4M3FN, with static `E >= 1`; (c4) `block_experts`
+    `[E, NP, KP, P, 2]` of bf16 or f8E4M3FN, or e2m1 pairs `[E, N, KP]`,
+    packed `[E, NP, KP, P]` of i8, with static `E >= 1`; (c4) `block_experts`
     is `[B]` i32, and so is `block_sizes`; (c5) `init` is `[R, N]` f32, or
     `[T, N]` f32 when scattering; (c6) `block_rows >= 1`, and where static,
     `R = B * block_rows`; (c7) packed weights have a static `P >= 1` and,
@@ -668,11 +690,12 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     `moe.yield` of one f32; (c11) its other ops are scalar element-wise ops
     or constants, without regions; (c12) an epilogue does not scatter;
     (c13) `scale` and `block` come together, `block` is two sizes `>= 1`,
-    and the weights are `f8E4M3FN` exactly when they have scales; (c14)
-    `scale` is `[E, ceil(N/BN), ceil(K/BK)]` f32; (c15) `paired_scale` has
+    and the weights are `f8E4M3FN` or `i8` exactly when they have scales;
+    (c14) `scale` is `[E, ceil(N/BN), ceil(K/BK)]` f32, or with packed
+    weights and `BN = 1` `[E, NP, ceil(K/BK), P]`; (c15) `paired_scale` has
     the type of `scale` and comes exactly with a paired weight of a scaled
-    op; (c16) packed scaled weights have `P` dividing `BN`, and in pairs
-    of K an even `BK`.
+    op; (c16) packed scaled weights have `P` dividing `BN` (or scales
+    packed in their panels), and in pairs of K an even `BK`.
 
     Example (8 experts, blocks of 4 rows, bf16 weights):
     ```mlir

@@ -199,8 +199,18 @@ def MoEPackExpertWeightsPass
     weights, which the kernels stage as bf16 pairs.
 
     Block-scaled (FP8) weights are packed in panels whose width divides
-    the scale block's columns (`gcd(P, BN)`), never in pairs; their scales
-    stay as bound. An `[N, K]` argument that every use expands to one
+    the scale block's columns (`gcd(P, BN)`), in pairs only with an even
+    BK; their scales stay as bound.
+
+    MXFP4 weights (`i8` e2m1 pairs `[E, N, ceil(K/2)]`, already in pairs of
+    K) pack to `[E, ceil(N / P), ceil(K/2), P]` bytes. With scales per
+    column (`BN = 1`, gpt-oss), the scale argument is packed too, in the
+    same panels, `[E, ceil(N / P), KB, P]` (through its own views, with its
+    own packing function), so that a kernel reads a panel's scales as one
+    vector; where a scale is not such an argument (computed in the entry,
+    or read otherwise), the weights it scales stay unpacked. The inputs of
+    grouped matmuls on e2m1 pairs are rounded to bf16 once, with or
+    without `bf16-pairs`: the kernels multiply the decoded pairs as bf16. An `[N, K]` argument that every use expands to one
     expert's `[1, N, K]` weights (`tensor.expand_shape`, a shared expert
     from `moe-decompose`) is packed to `[1, ceil(N / P), K, P]` from its
     `[N, K]` checkpoint tensor, and the expansions are dropped.
