@@ -98,7 +98,8 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
       *this, "fp8-byte-lookup",
       llvm::cl::desc("Fast path: decode FP8 weights in pairs of K (with "
                      "bf16-matmul pairs-fma or avx512bf16) by byte-table "
-                     "lookups, vpermi2b: the target needs AVX512_VBMI "
+                     "lookups, vpermi2b, and MXFP4 ones by word-table "
+                     "lookups, vpermw: the target needs AVX512_VBMI "
                      "(moe-lower-grouped-matmul-to-vector fp8-byte-lookup)"),
       llvm::cl::init(false)};
   PassOptions::Option<bool> fuseCombine{

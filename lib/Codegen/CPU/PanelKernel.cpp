@@ -46,9 +46,10 @@ PanelKernelEmitter::PanelKernelEmitter(OpBuilder &b, Location loc,
   // vectors take the FMA form.
   this->dotInstruction =
       dotInstruction && (lanes == 4 || lanes == 8 || lanes == 16);
-  // vpermi2b looks bytes up in 128-byte tables: 512-bit vectors (e4m3
-  // bytes; e2m1 nibbles decode by arithmetic).
+  // vpermi2b looks bytes up in 128-byte tables, vpermw words in 32-word
+  // ones: 512-bit vectors (e4m3 bytes; e2m1 codes as words).
   this->byteLookup = byteLookup && lanes == 16 && !e2m1;
+  wordLookup = byteLookup && lanes == 16 && e2m1;
   lanePermuted = this->byteLookup && vectorsPerPanel % 2 == 0;
   if (pairs) {
     // [E, NP, KP, P, 2] as [E, NP, KP, 2P]: a row of pairs is one run
@@ -79,7 +80,7 @@ void PanelKernelEmitter::setBlockScales(ValueRange blockScales,
   // In pairs, by widening: a row block of many rows decodes its panels
   // into bf16 pairs once. Byte lookups are cheap enough to repeat per tile
   // (they measured faster than staging at every T).
-  if (!pairs || byteLookup)
+  if (!pairs || byteLookup || wordLookup)
     return;
   Value pairsWithTail = memref::DimOp::create(b, loc, weights.front(), 2);
   // Every panel of the weights (the tile's columns), staged for one expert
@@ -136,6 +137,44 @@ static uint16_t bf16BitsOfE4M3Magnitude(unsigned m) {
   return static_cast<uint16_t>(llvm::bit_cast<uint32_t>(value) >> 16);
 }
 
+Value PanelKernelEmitter::lookupE2M1Pairs(Value words) {
+  auto wordsType = llvm::cast<VectorType>(words.getType());
+  auto halvesType = VectorType::get({2 * lanes}, b.getI16Type());
+  auto splat = [&](int32_t v) {
+    return createScalarOrSplatConstant(b, loc, wordsType, v);
+  };
+  // The byte at the bottom of the low half and at bits 12-19: the high
+  // half's bottom 4 bits are the high nibble. vpermw reads the bottom 5
+  // bits of each half: the low half's fifth bit (the high nibble's first)
+  // is ignored by a table that repeats its 16 entries.
+  Value codes = arith::OrIOp::create(
+      b, loc, words, arith::ShLIOp::create(b, loc, words, splat(12)));
+  // The bf16 bits of each code (exact: every e2m1 value is a bf16 one),
+  // entry i that of code i mod 16.
+  SmallVector<int16_t, 32> entries;
+  for (unsigned code = 0; code < 2 * static_cast<unsigned>(lanes); ++code) {
+    float magnitude = code % 8 < 2 ? 0.5f * (code % 8)
+                                   : std::ldexp(1.0f + 0.5f * (code % 2),
+                                                static_cast<int>(code % 8) / 2 -
+                                                    1);
+    float value = code & 8 ? -magnitude : magnitude;
+    entries.push_back(static_cast<int16_t>(
+        llvm::bit_cast<uint32_t>(value) >> 16));
+  }
+  Value table = arith::ConstantOp::create(
+      b, loc,
+      DenseElementsAttr::get(halvesType, ArrayRef<int16_t>(entries)));
+  // vpermw: word i is table[index[i] & 31].
+  Value bf16 = LLVM::CallIntrinsicOp::create(
+                   b, loc, halvesType,
+                   b.getStringAttr("llvm.x86.avx512.permvar.hi.512"),
+                   ValueRange{table, vector::BitCastOp::create(
+                                         b, loc, halvesType, codes)})
+                   .getResult(0);
+  return vector::BitCastOp::create(
+      b, loc, VectorType::get({2 * lanes}, b.getBF16Type()), bf16);
+}
+
 std::pair<Value, Value> PanelKernelEmitter::lookupBf16Bytes(Value bytes) {
   auto type = VectorType::get({64}, b.getI8Type());
   // Four 64-byte tables: the high and the low bytes of the 128 magnitudes.
@@ -173,7 +212,9 @@ SmallVector<Value> PanelKernelEmitter::decodePairs(Value weight, Value panel,
   auto bf16Type = VectorType::get({2 * lanes}, b.getBF16Type());
   if (e2m1) {
     // A byte per column holds its pair: each nibble's f32 (exact, its low
-    // half zero) gives the bf16 of its half of the 32-bit lane.
+    // half zero) gives the bf16 of its half of the 32-bit lane; or, with
+    // `wordLookup`, each nibble moved to the bottom of its half and the
+    // halves looked up in a table of the 16 bf16 values (vpermw).
     auto wordsType = VectorType::get({lanes}, b.getI32Type());
     auto splat = [&](int32_t v) {
       return createScalarOrSplatConstant(b, loc, wordsType, v);
@@ -186,6 +227,10 @@ SmallVector<Value> PanelKernelEmitter::decodePairs(Value weight, Value panel,
           ValueRange{expert, panel, pair, constant(j * lanes)}, padding,
           ArrayRef<bool>{true});
       Value words = arith::ExtUIOp::create(b, loc, wordsType, bytes);
+      if (wordLookup) {
+        vectors.push_back(lookupE2M1Pairs(words));
+        continue;
+      }
       auto bitsOf = [&](Value codes) -> Value {
         return arith::BitcastOp::create(b, loc, wordsType,
                                         buildE2M1ToF32(b, loc, codes));

@@ -63,8 +63,10 @@
 // the lane's low half and the odd K's its high half. Their scales are per
 // column (BN = 1), packed in the weights' panels ([E, NP, KB, P]): each
 // depth block's sums are added times a vector of the columns' scales
-// instead of one broadcast scale. Staging and decoding in registers follow
-// FP8's rules (never the byte lookup).
+// instead of one broadcast scale. With `byteLookup` they decode by one
+// word-table lookup per vector (vpermw; 16 lanes), cheap enough to repeat
+// for every tile; otherwise staging and decoding in registers follow FP8's
+// rules.
 //
 //===----------------------------------------------------------------------===//
 
@@ -111,6 +113,9 @@ private:
   /// FP8 in pairs: the row `pair` of `weight`'s panel of the current
   /// expert as its P/VW vectors of bf16 pairs (exact e4m3 values, unscaled).
   SmallVector<Value> decodePairs(Value weight, Value panel, Value pair);
+  /// The bf16 pairs of 16 e2m1 pairs (`words`: one zero-extended byte
+  /// per 32-bit lane), by a word-table lookup (vpermw).
+  Value lookupE2M1Pairs(Value words);
   /// The bf16 high and low bytes of 64 e4m3 bytes, by table lookups.
   std::pair<Value, Value> lookupBf16Bytes(Value bytes);
   /// FP8 in pairs: decodes every weight's panel of the current expert into
@@ -147,8 +152,10 @@ private:
   /// In pairs: K's whole pairs, whether K is odd (i1), whether the dot
   /// product is an instruction, and whether FP8 pairs decode by vpermi2b.
   bool pairs = false, dotInstruction = false, byteLookup = false;
-  /// Weights of e2m1 pairs ([E, NP, KP, P] i8: MXFP4), always in pairs.
-  bool e2m1 = false;
+  /// Weights of e2m1 pairs ([E, NP, KP, P] i8: MXFP4), always in pairs,
+  /// and whether they decode by vpermw (with `byteLookup` requested: the
+  /// target has AVX512_VBMI, so AVX512_BW).
+  bool e2m1 = false, wordLookup = false;
   /// Per-column block scales packed in the weights' panels
   /// ([E, NP, KB, P]).
   bool packedScales = false;

@@ -8,8 +8,10 @@
 // multiply by 2^126 (the even K's bf16 the low half of each lane, the odd
 // K's the high half); each depth block's sums are then added times the
 // vector of its 16 columns' scales. Without vdpbf16ps the pairs multiply
-// as two f32 FMAs; with it, as one dot product (the byte lookup is for
-// e4m3 only).
+// as two f32 FMAs; with it, as one dot product. With table lookups
+// (fp8-byte-lookup: AVX512_VBMI, so AVX512_BW) each 32-bit lane is the
+// byte or'ed with itself shifted by 12, looked up in a word table of the
+// 16 bf16 values (vpermw): no multiply.
 // CHECK-LABEL: func @mxfp4
 // CHECK: scf.for
 // CHECK: %[[B:.*]] = vector.transfer_read %{{.*}}[%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}], %{{.*}} {in_bounds = [true]} : memref<2x2x10x16xi8>, vector<16xi8>
@@ -22,8 +24,12 @@
 // CHECK: %[[S:.*]] = vector.transfer_read %{{.*}}[%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}], %{{.*}} {in_bounds = [true]} : memref<2x2x1x16xf32>, vector<16xf32>
 // CHECK: vector.fma %{{.*}}, %[[S]], %{{.*}} : vector<16xf32>
 // DOT-LABEL: func @mxfp4
-// DOT: arith.extui %{{.*}} : vector<16xi8> to vector<16xi32>
-// DOT-NOT: llvm.call_intrinsic "llvm.x86.avx512.vpermi2var.qi.512"
+// DOT: %[[W:.*]] = arith.extui %{{.*}} : vector<16xi8> to vector<16xi32>
+// DOT: %[[SHIFTED:.*]] = arith.shli %[[W]], %{{.*}} : vector<16xi32>
+// DOT: %[[CODES:.*]] = arith.ori %[[W]], %[[SHIFTED]] : vector<16xi32>
+// DOT: %[[IDX:.*]] = vector.bitcast %[[CODES]] : vector<16xi32> to vector<32xi16>
+// DOT: llvm.call_intrinsic "llvm.x86.avx512.permvar.hi.512"(%{{.*}}, %[[IDX]]) : (vector<32xi16>, vector<32xi16>) -> vector<32xi16>
+// DOT-NOT: arith.mulf {{.*}} : vector<16xf32>
 // DOT: x86vector.avx512.dot
 func.func @mxfp4(%rows: memref<?x20xbf16>, %w: memref<2x2x10x16xi8>,
                  %s: memref<2x2x1x16xf32>, %blocks: memref<?xi32>,

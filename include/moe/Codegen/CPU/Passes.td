@@ -68,8 +68,10 @@ def MoELowerGroupedMatmulToVectorPass
     **MXFP4** weights (`i8` e2m1 pairs, packed `[E, NP, KP, P]`) are read
     half a byte per weight: each vector of columns is one byte per column,
     widened to 32-bit lanes whose two nibbles decode to the bf16 pair of
-    the pair step (integer arithmetic and one multiply, exact; never the
-    byte lookup), staged or decoded in registers as FP8 pairs are. Their
+    the pair step (exact): with `fp8-byte-lookup` by one word-table lookup
+    (`vpermw`, the byte or'ed with itself shifted into the lane's high
+    half), in registers by every tile; otherwise by integer arithmetic and
+    one multiply, staged or decoded in registers as FP8 pairs are. Their
     per-column scales, packed in the weights' panels (`[E, NP, KB, P]`),
     multiply each depth block's sums as a vector.
 
@@ -98,8 +100,9 @@ def MoELowerGroupedMatmulToVectorPass
            "f32 FMAs">,
     Option<"fp8ByteLookup", "fp8-byte-lookup", "bool", /*default=*/"false",
            "Decode FP8 weights packed in pairs of K by byte-table lookups "
-           "(vpermi2b; the target needs AVX512_VBMI) instead of widening "
-           "each to f32">
+           "(vpermi2b) and MXFP4 ones by word-table lookups (vpermw; the "
+           "target needs AVX512_VBMI) instead of widening each to f32 (FP8) "
+           "or decoding it by arithmetic (MXFP4)">
   ];
 }
 
