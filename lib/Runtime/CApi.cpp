@@ -7,6 +7,7 @@
 
 #include "moe/Runtime/moe_runtime.h"
 
+#include "moe/Runtime/CudaDriver.h"
 #include "moe/Runtime/Module.h"
 #include "moe/Version.h"
 
@@ -39,6 +40,30 @@ template <typename T> T fail(const std::string &message, T value) {
 } // namespace
 
 const char *moe_version(void) { return MOE_VERSION_STRING; }
+
+int moe_api_version(void) { return MOE_API_VERSION; }
+
+int moe_cuda_device_count(void) {
+  Result<const CudaDriver *> driver = CudaDriver::get();
+  if (!driver)
+    return fail(driver.error(), -1);
+  Result<int> count = (*driver)->deviceCount();
+  if (!count)
+    return fail(count.error(), -1);
+  return *count;
+}
+
+const char *moe_cuda_device_describe(int device) {
+  Result<const CudaDriver *> driver = CudaDriver::get();
+  if (!driver)
+    return fail(driver.error(), nullptr);
+  Result<CudaDevice> info = (*driver)->device(device);
+  if (!info)
+    return fail(info.error(), nullptr);
+  thread_local std::string line;
+  line = describeCudaDevice(**driver, *info);
+  return line.c_str();
+}
 
 const char *moe_last_error(void) { return lastError.c_str(); }
 

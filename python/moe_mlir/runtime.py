@@ -34,6 +34,8 @@ __all__ = [
     "Entry",
     "Module",
     "MoeRuntimeError",
+    "api_version",
+    "cuda_devices",
     "library",
     "load_layer",
     "runtime_version",
@@ -53,6 +55,9 @@ def _declare(lib: ctypes.CDLL) -> None:
     """The C signatures of moe_runtime.h."""
     signatures: dict[str, tuple[Any, list[Any]]] = {
         "moe_version": (ctypes.c_char_p, []),
+        "moe_api_version": (ctypes.c_int, []),
+        "moe_cuda_device_count": (ctypes.c_int, []),
+        "moe_cuda_device_describe": (ctypes.c_char_p, [ctypes.c_int]),
         "moe_last_error": (ctypes.c_char_p, []),
         "moe_module_load": (_HANDLE, [ctypes.c_char_p]),
         "moe_module_free": (None, [_HANDLE]),
@@ -312,6 +317,33 @@ _DTYPES = {"f32": np.float32, "i32": np.int32, "i64": np.int64}
 def runtime_version() -> str:
     """The version of the loaded runtime library (``moe_version()``)."""
     return library().moe_version().decode()
+
+
+def api_version() -> int:
+    """The C API version of the loaded runtime library
+    (``moe_api_version()``, ``MOE_API_VERSION``)."""
+    return library().moe_api_version()
+
+
+def cuda_devices() -> list[str]:
+    """One line per CUDA GPU (``"0: NVIDIA H200, sm_90, 140 GiB, CUDA driver
+    13.0"``); empty when there is none.
+
+    Raises:
+        MoeRuntimeError: no CUDA driver (the runtime loads ``libcuda.so.1``
+            when asked, never at import), or the driver fails.
+    """
+    lib = library()
+    count = lib.moe_cuda_device_count()
+    if count < 0:
+        raise _fail(lib)
+    lines = []
+    for device in range(count):
+        line = lib.moe_cuda_device_describe(device)
+        if line is None:
+            raise _fail(lib)
+        lines.append(line.decode("utf-8", "replace"))
+    return lines
 
 
 def load_layer(module: str | os.PathLike, weights: str | os.PathLike,

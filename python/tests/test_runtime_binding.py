@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -246,3 +248,47 @@ def test_kernel_variant_chosen_at_load(tmp_path, monkeypatch) -> None:
                        match="MOE_CPU_DISABLE: unknown CPU feature "
                              "'avx512bf17'"):
         Module(module_path)
+
+
+_CLANG = "/usr/lib/llvm-22/bin/clang"
+_FAKE_DRIVER = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir,
+                            "test", "Runtime", "Inputs", "fake_cuda.c")
+
+
+def _cuda_query(env: dict) -> subprocess.CompletedProcess:
+    """The binding's GPU queries in a fresh process (the runtime opens the
+    driver once per process) with ``env`` added."""
+    code = ("from moe_mlir import runtime\n"
+            "print('api', runtime.api_version())\n"
+            "try:\n"
+            "    for line in runtime.cuda_devices():\n"
+            "        print(line)\n"
+            "except runtime.MoeRuntimeError as err:\n"
+            "    print('error:', err)\n")
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True,
+        check=False, timeout=120,
+        env={**os.environ, **env,
+             "PYTHONPATH": os.path.join(os.path.dirname(__file__),
+                                        os.pardir)})
+
+
+@pytest.mark.skipif(not os.access(_CLANG, os.X_OK), reason="no clang")
+def test_cuda_devices(tmp_path) -> None:
+    """cuda_devices(): the GPUs of a (stand-in) driver, or the runtime's one
+    line when there is no driver or no GPU."""
+    fake = str(tmp_path / "fake_cuda.so")
+    subprocess.run([_CLANG, "-shared", "-fPIC", "-o", fake, _FAKE_DRIVER],
+                   check=True)
+    done = _cuda_query({"MOE_CUDA_DRIVER": fake})
+    assert done.stdout.splitlines() == [
+        "api 2", "0: Fake GPU, sm_90, 80 GiB, CUDA driver 13.0"], done.stderr
+    done = _cuda_query({"MOE_CUDA_DRIVER": str(tmp_path / "none.so")})
+    assert done.stdout.splitlines()[1].startswith(
+        "error: CUDA driver not available: "), done.stdout
+    done = _cuda_query({"MOE_CUDA_DRIVER": fake, "FAKE_CUDA": "no-device"})
+    assert done.stdout.splitlines()[1] == (
+        "error: CUDA driver: cuInit: CUDA_ERROR_NO_DEVICE (no CUDA-capable "
+        "device is detected)")
+    done = _cuda_query({"MOE_CUDA_DRIVER": fake, "FAKE_CUDA": "zero-devices"})
+    assert done.stdout.splitlines() == ["api 2"]

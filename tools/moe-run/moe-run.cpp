@@ -17,12 +17,13 @@
 
 #include "moe/Runtime/Allocation.h"
 #include "moe/Runtime/CheckedArithmetic.h"
+#include "moe/Runtime/CudaDriver.h"
 #include "moe/Runtime/Json.h"
 #include "moe/Runtime/Module.h"
 #include "moe/Runtime/Npy.h"
 #include "moe/Runtime/OutputFile.h"
-#include "moe/Version.h"
 #include "moe/Runtime/Safetensors.h"
+#include "moe/Version.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -52,6 +53,7 @@ const char *const kUsage =
     "usage: moe-run LAYER.mlir|LAYER.so --weights CHECKPOINT --input X.npy\n"
     "               --output Y.npy [--output S.npy ...] [--entry NAME]\n"
     "               [--threads N] [--bench N [--cold]]\n"
+    "       moe-run --devices\n"
     "\n"
     "Runs an entry point of a compiled MoE layer on float32 [T, H] tokens.\n"
     "\n"
@@ -77,6 +79,10 @@ const char *const kUsage =
     "                      the model's other layers run between its calls\n"
     "  --quiet             no progress lines and no human-readable --bench\n"
     "                      line (both go to a terminal's stderr only)\n"
+    "  --devices           list the CUDA GPUs (one line each: ordinal, name,\n"
+    "                      compute capability, memory, driver version) and\n"
+    "                      exit; without a CUDA driver or GPU, one error\n"
+    "                      line\n"
     "  --version           print the version and exit\n";
 
 constexpr unsigned kMaxThreads = 1024;
@@ -101,6 +107,7 @@ struct Options {
   long long bench = 0;
   bool help = false;
   bool version = false;
+  bool devices = false;
   bool quiet = false;
   bool cold = false;
 };
@@ -141,6 +148,26 @@ void evictCaches(std::vector<unsigned char> &buffer, long long run) {
   (void)sink;
 }
 
+/// Prints one line per CUDA GPU; the error line without a driver or GPU.
+int listDevices() {
+  Result<const CudaDriver *> driver = CudaDriver::get();
+  if (!driver)
+    return reportError(driver.error());
+  Result<int> count = (*driver)->deviceCount();
+  if (!count)
+    return reportError(count.error());
+  if (*count == 0)
+    return reportError("the CUDA driver " + (*driver)->version() +
+                       " sees no GPU");
+  for (int ordinal = 0; ordinal < *count; ++ordinal) {
+    Result<CudaDevice> device = (*driver)->device(ordinal);
+    if (!device)
+      return reportError(device.error());
+    std::printf("%s\n", describeCudaDevice(**driver, *device).c_str());
+  }
+  return 0;
+}
+
 /// Parses argv into `options`; returns the error message, or "" on success.
 std::string parseOptions(const std::vector<std::string> &args,
                          Options &options) {
@@ -154,6 +181,10 @@ std::string parseOptions(const std::vector<std::string> &args,
     }
     if (arg == "--version") {
       options.version = true;
+      return "";
+    }
+    if (arg == "--devices") {
+      options.devices = true;
       return "";
     }
     if (arg == "--quiet") {
@@ -676,5 +707,7 @@ int main(int argc, char **argv) {
     std::printf("moe-run (MoE-MLIR) %s\n", MOE_VERSION_STRING);
     return 0;
   }
+  if (options.devices)
+    return listDevices();
   return run(options);
 }

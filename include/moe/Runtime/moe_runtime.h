@@ -34,8 +34,15 @@ typedef struct moe_checkpoint moe_checkpoint;
 /** An entry point of a module with its weights bound to a checkpoint. */
 typedef struct moe_entry moe_entry;
 
+/** The version of this C API: a caller checks moe_api_version() against
+ *  the MOE_API_VERSION it was compiled with. It grows when functions are
+ *  added or change. */
+#define MOE_API_VERSION 2
+
 /** The project's version, "MAJOR.MINOR.PATCH" (static storage). */
 const char *moe_version(void);
+/** The MOE_API_VERSION of the library. */
+int moe_api_version(void);
 
 /** The message of the last failed call on this thread ("" if none failed);
  *  valid until the next failing call on this thread. */
@@ -102,6 +109,15 @@ int64_t moe_entry_result_dim(const moe_entry *entry, int64_t index,
 /** The element type of result `index`: "f32", "i32" or "i64" (static
  *  storage), or NULL on error. */
 const char *moe_entry_result_dtype(const moe_entry *entry, int64_t index);
+
+/** The number of CUDA GPUs, or -1 on error: without a CUDA driver
+ *  (libcuda.so.1, loaded at run time; the library never links one) or when
+ *  the driver fails, moe_last_error() says why. */
+int moe_cuda_device_count(void);
+/** One line describing CUDA GPU `device` (0 .. moe_cuda_device_count() -
+ *  1), e.g. "0: NVIDIA H200, sm_90, 140 GiB, CUDA driver 13.0"; valid until
+ *  the next call on this thread; NULL on error. */
+const char *moe_cuda_device_describe(int device);
 
 /** Runs an entry with any number of inputs and results: `inputs[i]` is a
  *  row-major float32 [tokens, moe_entry_input_size(entry, i)] array,

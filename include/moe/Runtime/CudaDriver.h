@@ -1,0 +1,159 @@
+//===- CudaDriver.h - The CUDA driver API, loaded at run time ---*- C++ -*-===//
+//
+// The runtime has no link-time dependency on a CUDA driver or on the CUDA
+// runtime: the driver library (libcuda.so.1, or $MOE_CUDA_DRIVER) is opened
+// with dlopen the first time a GPU is asked for, and its functions are
+// resolved by name. Without a driver, or without a GPU, every GPU call
+// fails with one clear line; nothing is printed.
+//
+// The types below are the driver API's own (CUresult is an int, handles are
+// opaque pointers, CUdevice an int, CUdeviceptr a 64-bit integer), declared
+// here so that the runtime builds without the CUDA toolkit's headers.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_RUNTIME_CUDADRIVER_H
+#define MOE_RUNTIME_CUDADRIVER_H
+
+#include "moe/Runtime/Result.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace moe::runtime {
+
+namespace cuda {
+using CUresult = int;
+using CUdevice = int;
+using CUdeviceptr = unsigned long long;
+struct Context;
+struct Module;
+struct Function;
+struct Stream;
+struct Event;
+using CUcontext = Context *;
+using CUmodule = Module *;
+using CUfunction = Function *;
+using CUstream = Stream *;
+using CUevent = Event *;
+
+/// CUDA_SUCCESS.
+constexpr CUresult kSuccess = 0;
+/// CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR / _MINOR.
+constexpr int kAttributeComputeMajor = 75;
+constexpr int kAttributeComputeMinor = 76;
+/// CU_STREAM_NON_BLOCKING, CU_EVENT_DISABLE_TIMING.
+constexpr unsigned kStreamNonBlocking = 1;
+constexpr unsigned kEventDisableTiming = 2;
+} // namespace cuda
+
+/// The functions of the driver API the runtime calls (the `_v2` entry
+/// points where the driver has them).
+struct CudaDriverApi {
+  cuda::CUresult (*init)(unsigned flags);
+  cuda::CUresult (*driverGetVersion)(int *version);
+  cuda::CUresult (*getErrorName)(cuda::CUresult error, const char **name);
+  cuda::CUresult (*getErrorString)(cuda::CUresult error, const char **text);
+  cuda::CUresult (*deviceGetCount)(int *count);
+  cuda::CUresult (*deviceGet)(cuda::CUdevice *device, int ordinal);
+  cuda::CUresult (*deviceGetName)(char *name, int length,
+                                  cuda::CUdevice device);
+  cuda::CUresult (*deviceGetAttribute)(int *value, int attribute,
+                                       cuda::CUdevice device);
+  cuda::CUresult (*deviceTotalMem)(size_t *bytes, cuda::CUdevice device);
+  cuda::CUresult (*primaryCtxRetain)(cuda::CUcontext *context,
+                                     cuda::CUdevice device);
+  cuda::CUresult (*ctxPushCurrent)(cuda::CUcontext context);
+  cuda::CUresult (*ctxPopCurrent)(cuda::CUcontext *context);
+  cuda::CUresult (*moduleLoadData)(cuda::CUmodule *module, const void *image);
+  cuda::CUresult (*moduleUnload)(cuda::CUmodule module);
+  cuda::CUresult (*moduleGetFunction)(cuda::CUfunction *function,
+                                      cuda::CUmodule module, const char *name);
+  cuda::CUresult (*launchKernel)(cuda::CUfunction function, unsigned gridX,
+                                 unsigned gridY, unsigned gridZ,
+                                 unsigned blockX, unsigned blockY,
+                                 unsigned blockZ, unsigned sharedBytes,
+                                 cuda::CUstream stream, void **params,
+                                 void **extra);
+  cuda::CUresult (*streamCreate)(cuda::CUstream *stream, unsigned flags);
+  cuda::CUresult (*streamDestroy)(cuda::CUstream stream);
+  cuda::CUresult (*streamSynchronize)(cuda::CUstream stream);
+  cuda::CUresult (*streamWaitEvent)(cuda::CUstream stream, cuda::CUevent event,
+                                    unsigned flags);
+  cuda::CUresult (*eventCreate)(cuda::CUevent *event, unsigned flags);
+  cuda::CUresult (*eventDestroy)(cuda::CUevent event);
+  cuda::CUresult (*eventRecord)(cuda::CUevent event, cuda::CUstream stream);
+  cuda::CUresult (*eventSynchronize)(cuda::CUevent event);
+  cuda::CUresult (*memAlloc)(cuda::CUdeviceptr *pointer, size_t bytes);
+  cuda::CUresult (*memFree)(cuda::CUdeviceptr pointer);
+  cuda::CUresult (*memcpyAsync)(cuda::CUdeviceptr destination,
+                                cuda::CUdeviceptr source, size_t bytes,
+                                cuda::CUstream stream);
+  cuda::CUresult (*memsetD32Async)(cuda::CUdeviceptr destination,
+                                   unsigned value, size_t count,
+                                   cuda::CUstream stream);
+  cuda::CUresult (*memsetD16Async)(cuda::CUdeviceptr destination,
+                                   unsigned short value, size_t count,
+                                   cuda::CUstream stream);
+};
+
+/// One GPU as the driver describes it.
+struct CudaDevice {
+  int ordinal = 0;
+  std::string name;
+  int computeMajor = 0, computeMinor = 0;
+  size_t totalMemory = 0;
+};
+
+/// The loaded driver: its functions, initialized (cuInit) once per process.
+class CudaDriver {
+public:
+  /// The driver of this process: opened and initialized by the first call,
+  /// the same result (or the same error) after. Errors: no driver library
+  /// ("CUDA driver not available: libcuda.so.1: cannot open shared object
+  /// file ..."), a library without the functions, or cuInit failing (e.g.
+  /// no GPU).
+  static Result<const CudaDriver *> get();
+
+  const CudaDriverApi &api() const { return functions; }
+  /// The driver's version as "13.0".
+  std::string version() const;
+  /// The number of GPUs.
+  Result<int> deviceCount() const;
+  /// GPU `ordinal` (0 .. deviceCount() - 1).
+  Result<CudaDevice> device(int ordinal) const;
+  /// The primary context of GPU `ordinal`, retained once per device.
+  Result<cuda::CUcontext> primaryContext(int ordinal) const;
+
+  /// `call` failed with `error`: "<call>: CUDA_ERROR_OUT_OF_MEMORY (out of
+  /// memory)".
+  std::string describe(const char *call, cuda::CUresult error) const;
+
+private:
+  CudaDriver() = default;
+  CudaDriverApi functions{};
+  int driverVersion = 0;
+};
+
+/// "0: NVIDIA H200, sm_90, 140 GiB, CUDA driver 13.0".
+std::string describeCudaDevice(const CudaDriver &driver,
+                               const CudaDevice &device);
+
+namespace detail {
+/// The first CUDA error recorded on this thread since the last take, by
+/// the GPU calls of compiled modules (which cannot return one): later GPU
+/// calls on the thread do nothing until it is taken.
+void recordCudaError(std::string message);
+/// Whether an error is recorded on this thread.
+bool hasCudaError();
+/// Takes (and clears) this thread's recorded error; success if none.
+Status takeCudaError();
+/// The GPU the calls of this thread use (0 unless set).
+int currentCudaDevice();
+void setCurrentCudaDevice(int ordinal);
+} // namespace detail
+
+} // namespace moe::runtime
+
+#endif // MOE_RUNTIME_CUDADRIVER_H

@@ -1,0 +1,273 @@
+//===- CudaCalls.cpp - The GPU calls of compiled modules over CUDA --------===//
+//
+// MLIR's GPU-to-LLVM lowering turns gpu.launch_func, gpu.alloc, gpu.memcpy
+// and the loading of a gpu.binary into calls of `mgpu*` functions: these are
+// the runtime's implementation of them over the CUDA driver API
+// (CudaDriver.h, loaded with dlopen). The calls return no status, so each
+// records the first failure on its thread (detail::recordCudaError) and
+// the runtime returns it to its caller when the entry point returns; until
+// then the thread's later GPU calls do nothing (cleanups still run), so
+// that a failed allocation is never used. Nothing is printed.
+//
+// Each call runs with the primary context of the thread's device
+// (detail::currentCudaDevice, set by mgpuSetDefaultDevice or the runtime)
+// pushed, and pops it after.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Runtime/CudaDriver.h"
+
+#include <cstdint>
+#include <limits>
+
+using namespace moe::runtime;
+using namespace moe::runtime::cuda;
+using detail::recordCudaError;
+
+namespace {
+
+/// The driver with the thread's device current, for one call; false (the
+/// call does nothing) when a previous call on the thread failed, unless
+/// the call is a cleanup, or when there is no driver or device (recorded).
+class CallScope {
+public:
+  explicit CallScope(bool cleanup = false) {
+    if (detail::hasCudaError() && !cleanup)
+      return;
+    Result<const CudaDriver *> loaded = CudaDriver::get();
+    if (!loaded) {
+      recordCudaError(loaded.error());
+      return;
+    }
+    Result<CUcontext> context =
+        (*loaded)->primaryContext(detail::currentCudaDevice());
+    if (!context) {
+      recordCudaError(context.error());
+      return;
+    }
+    if (CUresult error = (*loaded)->api().ctxPushCurrent(*context);
+        error != kSuccess) {
+      recordCudaError((*loaded)->describe("cuCtxPushCurrent", error));
+      return;
+    }
+    driver = *loaded;
+  }
+  ~CallScope() {
+    CUcontext popped = nullptr;
+    if (driver)
+      driver->api().ctxPopCurrent(&popped);
+  }
+  CallScope(const CallScope &) = delete;
+  CallScope &operator=(const CallScope &) = delete;
+
+  explicit operator bool() const { return driver != nullptr; }
+  const CudaDriverApi &api() const { return driver->api(); }
+  /// Whether `error` is success; records it otherwise.
+  bool check(const char *call, CUresult error) const {
+    if (error == kSuccess)
+      return true;
+    recordCudaError(driver->describe(call, error));
+    return false;
+  }
+
+private:
+  const CudaDriver *driver = nullptr;
+};
+
+CUdeviceptr devicePointer(void *pointer) {
+  return static_cast<CUdeviceptr>(reinterpret_cast<uintptr_t>(pointer));
+}
+
+/// Whether a launch dimension fits the driver's unsigned parameter.
+bool fitsDimension(intptr_t size) {
+  return size >= 1 &&
+         static_cast<uintmax_t>(size) <= std::numeric_limits<unsigned>::max();
+}
+
+} // namespace
+
+extern "C" {
+
+void *mgpuModuleLoad(void *data, size_t /*size*/) {
+  CallScope scope;
+  CUmodule module = nullptr;
+  if (scope)
+    scope.check("cuModuleLoadData", scope.api().moduleLoadData(&module, data));
+  return module;
+}
+
+/// A PTX image: the driver compiles it for the device (the optimization
+/// level is the driver's default).
+void *mgpuModuleLoadJIT(void *data, int /*optLevel*/) {
+  return mgpuModuleLoad(data, 0);
+}
+
+void mgpuModuleUnload(void *module) {
+  CallScope scope(/*cleanup=*/true);
+  if (scope && module)
+    scope.check("cuModuleUnload",
+                scope.api().moduleUnload(static_cast<CUmodule>(module)));
+}
+
+void *mgpuModuleGetFunction(void *module, const char *name) {
+  CallScope scope;
+  CUfunction function = nullptr;
+  if (!scope)
+    return nullptr;
+  if (!module) {
+    recordCudaError("kernel '" + printable(name ? name : "") +
+                    "': its GPU module is not loaded");
+    return nullptr;
+  }
+  scope.check("cuModuleGetFunction",
+              scope.api().moduleGetFunction(
+                  &function, static_cast<CUmodule>(module), name));
+  return function;
+}
+
+void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
+                      intptr_t gridZ, intptr_t blockX, intptr_t blockY,
+                      intptr_t blockZ, int32_t sharedBytes, void *stream,
+                      void **params, void **extra, size_t /*paramCount*/) {
+  CallScope scope;
+  if (!scope)
+    return;
+  if (!function) {
+    recordCudaError("cuLaunchKernel: no kernel function");
+    return;
+  }
+  for (intptr_t size : {gridX, gridY, gridZ, blockX, blockY, blockZ})
+    if (!fitsDimension(size)) {
+      recordCudaError("cuLaunchKernel: launch dimension " +
+                      std::to_string(size) + " out of range");
+      return;
+    }
+  if (sharedBytes < 0) {
+    recordCudaError("cuLaunchKernel: negative shared memory size " +
+                    std::to_string(sharedBytes));
+    return;
+  }
+  scope.check("cuLaunchKernel",
+              scope.api().launchKernel(
+                  static_cast<CUfunction>(function), gridX, gridY, gridZ,
+                  blockX, blockY, blockZ, static_cast<unsigned>(sharedBytes),
+                  static_cast<CUstream>(stream), params, extra));
+}
+
+void *mgpuStreamCreate() {
+  CallScope scope;
+  CUstream stream = nullptr;
+  if (scope)
+    scope.check("cuStreamCreate",
+                scope.api().streamCreate(&stream, kStreamNonBlocking));
+  return stream;
+}
+
+void mgpuStreamDestroy(void *stream) {
+  CallScope scope(/*cleanup=*/true);
+  if (scope && stream)
+    scope.check("cuStreamDestroy",
+                scope.api().streamDestroy(static_cast<CUstream>(stream)));
+}
+
+void mgpuStreamSynchronize(void *stream) {
+  CallScope scope;
+  if (scope)
+    scope.check("cuStreamSynchronize",
+                scope.api().streamSynchronize(static_cast<CUstream>(stream)));
+}
+
+void mgpuStreamWaitEvent(void *stream, void *event) {
+  CallScope scope;
+  if (scope)
+    scope.check("cuStreamWaitEvent",
+                scope.api().streamWaitEvent(static_cast<CUstream>(stream),
+                                            static_cast<CUevent>(event), 0));
+}
+
+void *mgpuEventCreate() {
+  CallScope scope;
+  CUevent event = nullptr;
+  if (scope)
+    scope.check("cuEventCreate",
+                scope.api().eventCreate(&event, kEventDisableTiming));
+  return event;
+}
+
+void mgpuEventDestroy(void *event) {
+  CallScope scope(/*cleanup=*/true);
+  if (scope && event)
+    scope.check("cuEventDestroy",
+                scope.api().eventDestroy(static_cast<CUevent>(event)));
+}
+
+void mgpuEventSynchronize(void *event) {
+  CallScope scope;
+  if (scope)
+    scope.check("cuEventSynchronize",
+                scope.api().eventSynchronize(static_cast<CUevent>(event)));
+}
+
+void mgpuEventRecord(void *event, void *stream) {
+  CallScope scope;
+  if (scope)
+    scope.check("cuEventRecord",
+                scope.api().eventRecord(static_cast<CUevent>(event),
+                                        static_cast<CUstream>(stream)));
+}
+
+void *mgpuMemAlloc(uint64_t bytes, void * /*stream*/, bool hostShared) {
+  CallScope scope;
+  if (!scope)
+    return nullptr;
+  if (hostShared) {
+    recordCudaError("gpu.alloc host_shared: managed memory is not supported");
+    return nullptr;
+  }
+  // cuMemAlloc refuses 0 bytes; an empty buffer is never dereferenced.
+  if (bytes == 0)
+    bytes = 1;
+  CUdeviceptr pointer = 0;
+  if (!scope.check("cuMemAlloc", scope.api().memAlloc(&pointer, bytes)))
+    return nullptr;
+  return reinterpret_cast<void *>(static_cast<uintptr_t>(pointer));
+}
+
+void mgpuMemFree(void *pointer, void * /*stream*/) {
+  CallScope scope(/*cleanup=*/true);
+  if (scope && pointer)
+    scope.check("cuMemFree", scope.api().memFree(devicePointer(pointer)));
+}
+
+void mgpuMemcpy(void *destination, void *source, size_t bytes, void *stream) {
+  CallScope scope;
+  if (scope && bytes)
+    scope.check("cuMemcpyAsync",
+                scope.api().memcpyAsync(devicePointer(destination),
+                                        devicePointer(source), bytes,
+                                        static_cast<CUstream>(stream)));
+}
+
+void mgpuMemset32(void *destination, unsigned value, size_t count,
+                  void *stream) {
+  CallScope scope;
+  if (scope && count)
+    scope.check("cuMemsetD32Async", scope.api().memsetD32Async(
+                                        devicePointer(destination), value,
+                                        count, static_cast<CUstream>(stream)));
+}
+
+void mgpuMemset16(void *destination, unsigned short value, size_t count,
+                  void *stream) {
+  CallScope scope;
+  if (scope && count)
+    scope.check("cuMemsetD16Async", scope.api().memsetD16Async(
+                                        devicePointer(destination), value,
+                                        count, static_cast<CUstream>(stream)));
+}
+
+void mgpuSetDefaultDevice(int32_t device) {
+  detail::setCurrentCudaDevice(device);
+}
+
+} // extern "C"

@@ -1,0 +1,226 @@
+//===- CudaDriver.cpp - The CUDA driver API, loaded at run time -----------===//
+
+#include "moe/Runtime/CudaDriver.h"
+
+#include <cstdlib>
+#include <dlfcn.h>
+#include <mutex>
+#include <vector>
+
+using namespace moe::runtime;
+using namespace moe::runtime::cuda;
+
+namespace {
+
+/// The driver library: the one the NVIDIA driver installs, or a path in
+/// $MOE_CUDA_DRIVER (a test's stand-in).
+std::string driverLibrary() {
+  const char *path = std::getenv("MOE_CUDA_DRIVER");
+  return path && *path ? path : "libcuda.so.1";
+}
+
+/// Resolves every function of `api` in `handle`; the name of the first
+/// one missing, or "" when all are there.
+std::string resolve(void *handle, CudaDriverApi &api) {
+  struct Symbol {
+    const char *name;
+    void **slot;
+  };
+  auto slot = [](auto &function) {
+    return reinterpret_cast<void **>(&function);
+  };
+  const Symbol symbols[] = {
+      {"cuInit", slot(api.init)},
+      {"cuDriverGetVersion", slot(api.driverGetVersion)},
+      {"cuGetErrorName", slot(api.getErrorName)},
+      {"cuGetErrorString", slot(api.getErrorString)},
+      {"cuDeviceGetCount", slot(api.deviceGetCount)},
+      {"cuDeviceGet", slot(api.deviceGet)},
+      {"cuDeviceGetName", slot(api.deviceGetName)},
+      {"cuDeviceGetAttribute", slot(api.deviceGetAttribute)},
+      {"cuDeviceTotalMem_v2", slot(api.deviceTotalMem)},
+      {"cuDevicePrimaryCtxRetain", slot(api.primaryCtxRetain)},
+      {"cuCtxPushCurrent_v2", slot(api.ctxPushCurrent)},
+      {"cuCtxPopCurrent_v2", slot(api.ctxPopCurrent)},
+      {"cuModuleLoadData", slot(api.moduleLoadData)},
+      {"cuModuleUnload", slot(api.moduleUnload)},
+      {"cuModuleGetFunction", slot(api.moduleGetFunction)},
+      {"cuLaunchKernel", slot(api.launchKernel)},
+      {"cuStreamCreate", slot(api.streamCreate)},
+      {"cuStreamDestroy_v2", slot(api.streamDestroy)},
+      {"cuStreamSynchronize", slot(api.streamSynchronize)},
+      {"cuStreamWaitEvent", slot(api.streamWaitEvent)},
+      {"cuEventCreate", slot(api.eventCreate)},
+      {"cuEventDestroy_v2", slot(api.eventDestroy)},
+      {"cuEventRecord", slot(api.eventRecord)},
+      {"cuEventSynchronize", slot(api.eventSynchronize)},
+      {"cuMemAlloc_v2", slot(api.memAlloc)},
+      {"cuMemFree_v2", slot(api.memFree)},
+      {"cuMemcpyAsync", slot(api.memcpyAsync)},
+      {"cuMemsetD32Async", slot(api.memsetD32Async)},
+      {"cuMemsetD16Async", slot(api.memsetD16Async)},
+  };
+  for (const Symbol &symbol : symbols) {
+    *symbol.slot = dlsym(handle, symbol.name);
+    if (!*symbol.slot)
+      return symbol.name;
+  }
+  return "";
+}
+
+/// The primary contexts retained so far, by device ordinal.
+std::mutex contextsMutex;
+std::vector<CUcontext> contexts;
+
+thread_local std::string recordedError;
+thread_local bool errorRecorded = false;
+thread_local int currentDevice = 0;
+
+} // namespace
+
+Result<const CudaDriver *> CudaDriver::get() {
+  // Opened once: the handle stays for the process (compiled modules keep
+  // calling into it), as does a failure.
+  static Result<const CudaDriver *> loaded =
+      []() -> Result<const CudaDriver *> {
+    std::string library = driverLibrary();
+    void *handle = dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+      const char *error = dlerror();
+      return Result<const CudaDriver *>::failure(
+          "CUDA driver not available: " +
+          printable(error ? error : library + ": cannot be loaded"));
+    }
+    auto *driver = new CudaDriver();
+    std::string missing = resolve(handle, driver->functions);
+    if (!missing.empty()) {
+      delete driver;
+      dlclose(handle);
+      return Result<const CudaDriver *>::failure(
+          "CUDA driver " + printable(library) + " has no " + missing +
+          " (a driver older than the CUDA 11 API?)");
+    }
+    if (CUresult error = driver->functions.init(0); error != kSuccess) {
+      std::string message = "CUDA driver: " + driver->describe("cuInit", error);
+      delete driver;
+      return Result<const CudaDriver *>::failure(message);
+    }
+    if (driver->functions.driverGetVersion(&driver->driverVersion) != kSuccess)
+      driver->driverVersion = 0;
+    return driver;
+  }();
+  return loaded;
+}
+
+std::string CudaDriver::version() const {
+  return std::to_string(driverVersion / 1000) + "." +
+         std::to_string(driverVersion % 1000 / 10);
+}
+
+std::string CudaDriver::describe(const char *call, CUresult error) const {
+  const char *name = nullptr, *text = nullptr;
+  if (functions.getErrorName(error, &name) != kSuccess || !name)
+    name = nullptr;
+  if (functions.getErrorString(error, &text) != kSuccess || !text)
+    text = nullptr;
+  std::string message = std::string(call) + ": ";
+  message += name ? printable(name) : "CUDA error " + std::to_string(error);
+  if (text)
+    message += " (" + printable(text) + ")";
+  return message;
+}
+
+Result<int> CudaDriver::deviceCount() const {
+  int count = 0;
+  if (CUresult error = functions.deviceGetCount(&count); error != kSuccess)
+    return Result<int>::failure(describe("cuDeviceGetCount", error));
+  return count;
+}
+
+Result<CudaDevice> CudaDriver::device(int ordinal) const {
+  Result<int> count = deviceCount();
+  if (!count)
+    return count.status();
+  if (ordinal < 0 || ordinal >= *count)
+    return Result<CudaDevice>::failure(
+        "no CUDA device " + std::to_string(ordinal) + " (this machine has " +
+        std::to_string(*count) + (*count == 1 ? " device" : " devices") + ")");
+  CudaDevice info;
+  info.ordinal = ordinal;
+  CUdevice device = 0;
+  char name[256] = {};
+  if (CUresult error = functions.deviceGet(&device, ordinal); error != kSuccess)
+    return Result<CudaDevice>::failure(describe("cuDeviceGet", error));
+  if (CUresult error = functions.deviceGetName(name, sizeof(name) - 1, device);
+      error != kSuccess)
+    return Result<CudaDevice>::failure(describe("cuDeviceGetName", error));
+  info.name = printable(name);
+  if (CUresult error = functions.deviceGetAttribute(
+          &info.computeMajor, kAttributeComputeMajor, device);
+      error != kSuccess)
+    return Result<CudaDevice>::failure(describe("cuDeviceGetAttribute", error));
+  if (CUresult error = functions.deviceGetAttribute(
+          &info.computeMinor, kAttributeComputeMinor, device);
+      error != kSuccess)
+    return Result<CudaDevice>::failure(describe("cuDeviceGetAttribute", error));
+  if (CUresult error = functions.deviceTotalMem(&info.totalMemory, device);
+      error != kSuccess)
+    return Result<CudaDevice>::failure(describe("cuDeviceTotalMem", error));
+  return info;
+}
+
+Result<CUcontext> CudaDriver::primaryContext(int ordinal) const {
+  std::lock_guard<std::mutex> lock(contextsMutex);
+  if (ordinal >= 0 && static_cast<size_t>(ordinal) < contexts.size() &&
+      contexts[ordinal])
+    return contexts[ordinal];
+  Result<int> count = deviceCount();
+  if (!count)
+    return count.status();
+  if (ordinal < 0 || ordinal >= *count)
+    return Result<CUcontext>::failure(
+        "no CUDA device " + std::to_string(ordinal) + " (this machine has " +
+        std::to_string(*count) + (*count == 1 ? " device" : " devices") + ")");
+  CUdevice device = 0;
+  if (CUresult error = functions.deviceGet(&device, ordinal); error != kSuccess)
+    return Result<CUcontext>::failure(describe("cuDeviceGet", error));
+  CUcontext context = nullptr;
+  if (CUresult error = functions.primaryCtxRetain(&context, device);
+      error != kSuccess)
+    return Result<CUcontext>::failure(
+        describe("cuDevicePrimaryCtxRetain", error));
+  if (contexts.size() <= static_cast<size_t>(ordinal))
+    contexts.resize(ordinal + 1, nullptr);
+  contexts[ordinal] = context;
+  return context;
+}
+
+std::string moe::runtime::describeCudaDevice(const CudaDriver &driver,
+                                             const CudaDevice &device) {
+  double gib = static_cast<double>(device.totalMemory) / (1ull << 30);
+  return std::to_string(device.ordinal) + ": " + device.name + ", sm_" +
+         std::to_string(device.computeMajor) +
+         std::to_string(device.computeMinor) + ", " +
+         std::to_string(static_cast<long long>(gib + 0.5)) +
+         " GiB, CUDA driver " + driver.version();
+}
+
+void detail::recordCudaError(std::string message) {
+  if (errorRecorded)
+    return;
+  errorRecorded = true;
+  recordedError = std::move(message);
+}
+
+bool detail::hasCudaError() { return errorRecorded; }
+
+Status detail::takeCudaError() {
+  if (!errorRecorded)
+    return Status::success();
+  errorRecorded = false;
+  return Status::failure(std::move(recordedError));
+}
+
+int detail::currentCudaDevice() { return currentDevice; }
+
+void detail::setCurrentCudaDevice(int ordinal) { currentDevice = ordinal; }

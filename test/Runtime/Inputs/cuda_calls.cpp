@@ -1,0 +1,134 @@
+// Drives the runtime's GPU calls (the mgpu* functions compiled modules call)
+// the way a compiled module does, over whatever driver MOE_CUDA_DRIVER names
+// (Inputs/fake_cuda.c), and prints what happened, one line per step:
+//   devices: the driver's devices, or its error
+//   run:     a stream, an allocation, copies in and out, a memset, a module
+//            and a kernel launch, then every cleanup; "ok" and the values
+//            copied back, or the first error recorded
+//   after:   that an error stops the thread's later calls until taken
+// Linked with libMoERuntimeStatic.a.
+
+#include "moe/Runtime/CudaDriver.h"
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <dlfcn.h>
+
+using namespace moe::runtime;
+
+extern "C" {
+void *mgpuModuleLoad(void *data, size_t size);
+void mgpuModuleUnload(void *module);
+void *mgpuModuleGetFunction(void *module, const char *name);
+void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
+                      intptr_t gridZ, intptr_t blockX, intptr_t blockY,
+                      intptr_t blockZ, int32_t sharedBytes, void *stream,
+                      void **params, void **extra, size_t paramCount);
+void *mgpuStreamCreate();
+void mgpuStreamDestroy(void *stream);
+void mgpuStreamSynchronize(void *stream);
+void *mgpuEventCreate();
+void mgpuEventDestroy(void *event);
+void mgpuEventRecord(void *event, void *stream);
+void mgpuStreamWaitEvent(void *stream, void *event);
+void *mgpuMemAlloc(uint64_t bytes, void *stream, bool hostShared);
+void mgpuMemFree(void *pointer, void *stream);
+void mgpuMemcpy(void *destination, void *source, size_t bytes, void *stream);
+void mgpuMemset32(void *destination, unsigned value, size_t count,
+                  void *stream);
+void mgpuMemset16(void *destination, unsigned short value, size_t count,
+                  void *stream);
+void mgpuSetDefaultDevice(int32_t device);
+}
+
+namespace {
+
+/// The fake driver's count of live objects, or -1 without one.
+int liveObjects() {
+  const char *path = std::getenv("MOE_CUDA_DRIVER");
+  void *handle = path ? dlopen(path, RTLD_NOW | RTLD_NOLOAD) : nullptr;
+  auto *live =
+      handle ? reinterpret_cast<int (*)()>(dlsym(handle, "fake_cuda_live"))
+             : nullptr;
+  return live ? live() : -1;
+}
+
+void printDevices() {
+  Result<const CudaDriver *> driver = CudaDriver::get();
+  if (!driver) {
+    std::printf("devices: error: %s\n", driver.error().c_str());
+    return;
+  }
+  Result<int> count = (*driver)->deviceCount();
+  if (!count) {
+    std::printf("devices: error: %s\n", count.error().c_str());
+    return;
+  }
+  std::printf("devices: %d\n", *count);
+  for (int ordinal = 0; ordinal <= *count; ++ordinal) {
+    Result<CudaDevice> device = (*driver)->device(ordinal);
+    if (device)
+      std::printf("device: %s\n",
+                  describeCudaDevice(**driver, *device).c_str());
+    else
+      std::printf("device %d: error: %s\n", ordinal, device.error().c_str());
+  }
+}
+
+/// What a compiled entry does on the GPU, with every cleanup.
+void runOnce(const char *label) {
+  float host[4] = {1, 2, 3, 4}, back[4] = {0, 0, 0, 0};
+  void *stream = mgpuStreamCreate();
+  void *event = mgpuEventCreate();
+  void *device = mgpuMemAlloc(sizeof(host), stream, false);
+  void *halves = mgpuMemAlloc(8, stream, false);
+  mgpuMemcpy(device, host, sizeof(host), stream);
+  mgpuMemset16(halves, 7, 4, stream);
+  mgpuEventRecord(event, stream);
+  mgpuStreamWaitEvent(stream, event);
+  static const char image[] = "fake image";
+  void *module = mgpuModuleLoad(const_cast<char *>(image), sizeof(image));
+  void *function = mgpuModuleGetFunction(module, "kernel");
+  void *params[] = {&device};
+  mgpuLaunchKernel(function, 2, 1, 1, 128, 1, 1, 0, stream, params, nullptr,
+                   1);
+  mgpuMemcpy(back, device, sizeof(back), stream);
+  mgpuStreamSynchronize(stream);
+  mgpuModuleUnload(module);
+  mgpuMemFree(halves, stream);
+  mgpuMemFree(device, stream);
+  mgpuEventDestroy(event);
+  mgpuStreamDestroy(stream);
+  Status status = detail::takeCudaError();
+  if (status)
+    std::printf("%s: ok %g %g %g %g\n", label, back[0], back[1], back[2],
+                back[3]);
+  else
+    std::printf("%s: error: %s\n", label, status.error().c_str());
+}
+
+} // namespace
+
+int main() {
+  printDevices();
+  runOnce("run");
+  std::printf("live: %d\n", liveObjects());
+  // An error stops the later calls of the thread: nothing is allocated.
+  mgpuLaunchKernel(nullptr, 1, 1, 1, 1, 1, 1, 0, nullptr, nullptr, nullptr, 0);
+  void *pointer = mgpuMemAlloc(16, nullptr, false);
+  std::printf("after: %s\n", pointer ? "allocated" : "nothing allocated");
+  Status status = detail::takeCudaError();
+  std::printf("after: %s\n", status ? "ok" : status.error().c_str());
+  // Launch dimensions that do not fit, and host-shared memory.
+  mgpuLaunchKernel(&status, 1, -1, 1, 1, 1, 1, 0, nullptr, nullptr, nullptr,
+                   0);
+  std::printf("dims: %s\n", detail::takeCudaError().error().c_str());
+  mgpuMemAlloc(16, nullptr, true);
+  std::printf("shared: %s\n", detail::takeCudaError().error().c_str());
+  // A device the machine does not have.
+  mgpuSetDefaultDevice(3);
+  mgpuStreamCreate();
+  std::printf("device 3: %s\n", detail::takeCudaError().error().c_str());
+  return 0;
+}

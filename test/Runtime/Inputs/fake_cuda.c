@@ -1,0 +1,216 @@
+/* A stand-in for the CUDA driver library (libcuda.so.1), loaded by the
+ * runtime through MOE_CUDA_DRIVER, so that every path of the GPU calls runs
+ * without a GPU. One fake device, "Fake GPU" (sm_90, 80 GiB); device memory
+ * is host memory; modules, functions, streams and events are dummies;
+ * kernels do nothing. FAKE_CUDA makes one thing fail:
+ *   no-device     cuInit fails with CUDA_ERROR_NO_DEVICE
+ *   zero-devices  cuInit succeeds, no device
+ *   oom           cuMemAlloc fails with CUDA_ERROR_OUT_OF_MEMORY
+ *   launch        cuLaunchKernel fails with CUDA_ERROR_LAUNCH_FAILED
+ *   no-kernel     cuModuleGetFunction fails with CUDA_ERROR_NOT_FOUND
+ *   bad-image     cuModuleLoadData fails with CUDA_ERROR_INVALID_IMAGE
+ * Built with -DOMIT_SYMBOL, it lacks cuMemsetD16Async (an old driver).
+ * It counts what is still allocated; fake_cuda_live() reports it. */
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef int CUresult;
+enum {
+  SUCCESS = 0,
+  OUT_OF_MEMORY = 2,
+  NO_DEVICE = 100,
+  INVALID_IMAGE = 200,
+  NOT_FOUND = 500,
+  LAUNCH_FAILED = 719,
+};
+
+static int failing(const char *what) {
+  const char *mode = getenv("FAKE_CUDA");
+  return mode && strcmp(mode, what) == 0;
+}
+
+static int live; /* allocations, modules, streams and events alive */
+int fake_cuda_live(void) { return live; }
+
+static const char *errorName(CUresult error) {
+  switch (error) {
+  case SUCCESS: return "CUDA_SUCCESS";
+  case OUT_OF_MEMORY: return "CUDA_ERROR_OUT_OF_MEMORY";
+  case NO_DEVICE: return "CUDA_ERROR_NO_DEVICE";
+  case INVALID_IMAGE: return "CUDA_ERROR_INVALID_IMAGE";
+  case NOT_FOUND: return "CUDA_ERROR_NOT_FOUND";
+  case LAUNCH_FAILED: return "CUDA_ERROR_LAUNCH_FAILED";
+  }
+  return 0;
+}
+
+static const char *errorText(CUresult error) {
+  switch (error) {
+  case SUCCESS: return "no error";
+  case OUT_OF_MEMORY: return "out of memory";
+  case NO_DEVICE: return "no CUDA-capable device is detected";
+  case INVALID_IMAGE: return "device kernel image is invalid";
+  case NOT_FOUND: return "named symbol not found";
+  case LAUNCH_FAILED: return "unspecified launch failure";
+  }
+  return 0;
+}
+
+CUresult cuGetErrorName(CUresult error, const char **name) {
+  *name = errorName(error);
+  return *name ? SUCCESS : 1;
+}
+CUresult cuGetErrorString(CUresult error, const char **text) {
+  *text = errorText(error);
+  return *text ? SUCCESS : 1;
+}
+CUresult cuInit(unsigned flags) {
+  (void)flags;
+  return failing("no-device") ? NO_DEVICE : SUCCESS;
+}
+CUresult cuDriverGetVersion(int *version) {
+  *version = 13000;
+  return SUCCESS;
+}
+CUresult cuDeviceGetCount(int *count) {
+  *count = failing("zero-devices") ? 0 : 1;
+  return SUCCESS;
+}
+CUresult cuDeviceGet(int *device, int ordinal) {
+  *device = ordinal;
+  return SUCCESS;
+}
+CUresult cuDeviceGetName(char *name, int length, int device) {
+  (void)device;
+  strncpy(name, "Fake GPU", (size_t)length);
+  return SUCCESS;
+}
+CUresult cuDeviceGetAttribute(int *value, int attribute, int device) {
+  (void)device;
+  *value = attribute == 75 ? 9 : 0;
+  return SUCCESS;
+}
+CUresult cuDeviceTotalMem_v2(size_t *bytes, int device) {
+  (void)device;
+  *bytes = (size_t)80 << 30;
+  return SUCCESS;
+}
+static int context;
+CUresult cuDevicePrimaryCtxRetain(void **ctx, int device) {
+  (void)device;
+  *ctx = &context;
+  return SUCCESS;
+}
+CUresult cuCtxPushCurrent_v2(void *ctx) {
+  (void)ctx;
+  return SUCCESS;
+}
+CUresult cuCtxPopCurrent_v2(void **ctx) {
+  if (ctx)
+    *ctx = &context;
+  return SUCCESS;
+}
+CUresult cuModuleLoadData(void **module, const void *image) {
+  (void)image;
+  if (failing("bad-image"))
+    return INVALID_IMAGE;
+  *module = malloc(1);
+  ++live;
+  return SUCCESS;
+}
+CUresult cuModuleUnload(void *module) {
+  free(module);
+  --live;
+  return SUCCESS;
+}
+static int function;
+CUresult cuModuleGetFunction(void **out, void *module, const char *name) {
+  (void)module;
+  (void)name;
+  if (failing("no-kernel"))
+    return NOT_FOUND;
+  *out = &function;
+  return SUCCESS;
+}
+CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz,
+                        unsigned bx, unsigned by, unsigned bz, unsigned smem,
+                        void *stream, void **params, void **extra) {
+  (void)f; (void)gx; (void)gy; (void)gz; (void)bx; (void)by; (void)bz;
+  (void)smem; (void)stream; (void)params; (void)extra;
+  return failing("launch") ? LAUNCH_FAILED : SUCCESS;
+}
+CUresult cuStreamCreate(void **stream, unsigned flags) {
+  (void)flags;
+  *stream = malloc(1);
+  ++live;
+  return SUCCESS;
+}
+CUresult cuStreamDestroy_v2(void *stream) {
+  free(stream);
+  --live;
+  return SUCCESS;
+}
+CUresult cuStreamSynchronize(void *stream) {
+  (void)stream;
+  return SUCCESS;
+}
+CUresult cuStreamWaitEvent(void *stream, void *event, unsigned flags) {
+  (void)stream; (void)event; (void)flags;
+  return SUCCESS;
+}
+CUresult cuEventCreate(void **event, unsigned flags) {
+  (void)flags;
+  *event = malloc(1);
+  ++live;
+  return SUCCESS;
+}
+CUresult cuEventDestroy_v2(void *event) {
+  free(event);
+  --live;
+  return SUCCESS;
+}
+CUresult cuEventRecord(void *event, void *stream) {
+  (void)event; (void)stream;
+  return SUCCESS;
+}
+CUresult cuEventSynchronize(void *event) {
+  (void)event;
+  return SUCCESS;
+}
+CUresult cuMemAlloc_v2(unsigned long long *pointer, size_t bytes) {
+  if (failing("oom"))
+    return OUT_OF_MEMORY;
+  *pointer = (unsigned long long)(size_t)malloc(bytes);
+  ++live;
+  return SUCCESS;
+}
+CUresult cuMemFree_v2(unsigned long long pointer) {
+  free((void *)(size_t)pointer);
+  --live;
+  return SUCCESS;
+}
+CUresult cuMemcpyAsync(unsigned long long dst, unsigned long long src,
+                       size_t bytes, void *stream) {
+  (void)stream;
+  memcpy((void *)(size_t)dst, (const void *)(size_t)src, bytes);
+  return SUCCESS;
+}
+CUresult cuMemsetD32Async(unsigned long long dst, unsigned value, size_t count,
+                          void *stream) {
+  (void)stream;
+  unsigned *words = (unsigned *)(size_t)dst;
+  for (size_t i = 0; i < count; ++i)
+    words[i] = value;
+  return SUCCESS;
+}
+#ifndef OMIT_SYMBOL
+CUresult cuMemsetD16Async(unsigned long long dst, unsigned short value,
+                          size_t count, void *stream) {
+  (void)stream;
+  unsigned short *halves = (unsigned short *)(size_t)dst;
+  for (size_t i = 0; i < count; ++i)
+    halves[i] = value;
+  return SUCCESS;
+}
+#endif
