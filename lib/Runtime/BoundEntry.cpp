@@ -15,6 +15,7 @@
 #include "Workspace.h"
 #include "moe/Runtime/Allocation.h"
 #include "moe/Runtime/CheckedArithmetic.h"
+#include "moe/Runtime/CudaDriver.h"
 
 #include <algorithm>
 #include <chrono>
@@ -238,7 +239,19 @@ Status BoundEntry::pack(size_t argIndex, const WeightBuffer &source) {
       !descriptors.addRowMajor(buffer.data, arg.shape))
     return Status::failure(context + ": strides do not fit int64");
   auto start = std::chrono::steady_clock::now();
+  int previousDevice = detail::currentCudaDevice();
+  if (module->isGpu()) {
+    detail::setCurrentCudaDevice(module->device());
+    (void)detail::takeCudaError();
+  }
   callPacking(function, descriptors.at(0), descriptors.at(1));
+  if (module->isGpu()) {
+    detail::setCurrentCudaDevice(previousDevice);
+    if (Status gpu = detail::takeCudaError(); !gpu)
+      return Status::failure(context + ": packing on CUDA device " +
+                             std::to_string(module->device()) + ": " +
+                             gpu.error());
+  }
   packSeconds += std::chrono::duration<double>(
                      std::chrono::steady_clock::now() - start)
                      .count();
@@ -483,9 +496,10 @@ Status BoundEntry::checkInput(size_t index, int64_t rows, int64_t cols) const {
 }
 
 unsigned BoundEntry::threadsFor(int64_t tokens, unsigned threads) const {
-  // A module that runs its loops on threads gets the whole batch.
-  if (module->runsThreadsInside() || !spec().tokenParallel || threads <= 1 ||
-      tokens <= 1)
+  // A module that runs its loops on threads (or on a GPU) gets the whole
+  // batch.
+  if (module->runsThreadsInside() || module->isGpu() || !spec().tokenParallel ||
+      threads <= 1 || tokens <= 1)
     return 1;
   // A result of a static shape covers all tokens: it cannot be split.
   for (size_t i = 0; i < numResults(); ++i)
@@ -619,11 +633,24 @@ Status BoundEntry::runSlice(const std::vector<MatrixRef> &inputs,
   DescriptorBlock results;
   for (const ManifestResult &result : entry.results)
     results.addEmpty(result.shape.size());
+  // A GPU module's calls run on its device; their first error (they
+  // cannot return one) is the call's.
+  int previousDevice = detail::currentCudaDevice();
+  if (module->isGpu()) {
+    detail::setCurrentCudaDevice(module->device());
+    (void)detail::takeCudaError();
+  }
   callEntry(entryPoint.function, results.at(0), argPointers.data(),
             argPointers.size());
+  std::string error;
+  if (module->isGpu()) {
+    detail::setCurrentCudaDevice(previousDevice);
+    if (Status gpu = detail::takeCudaError(); !gpu)
+      error = "'" + printable(entry.name) + "' on CUDA device " +
+              std::to_string(module->device()) + ": " + gpu.error();
+  }
 
   // Copy every result out, then release the buffers whatever happened.
-  std::string error;
   std::vector<void *> toFree;
   for (size_t r = 0; r < results.size(); ++r) {
     DescriptorBlock::View view = results.read(r);

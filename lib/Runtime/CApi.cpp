@@ -77,6 +77,22 @@ moe_module *moe_module_load(const char *path) {
   return new moe_module{module.take()};
 }
 
+moe_module *moe_module_load_on_device(const char *path, int device) {
+  if (!path)
+    return fail("moe_module_load_on_device: path is NULL", nullptr);
+  Result<std::shared_ptr<const CompiledModule>> module =
+      CompiledModule::load(path, device);
+  if (!module)
+    return fail(module.error(), nullptr);
+  return new moe_module{module.take()};
+}
+
+const char *moe_module_target(const moe_module *module) {
+  if (!module)
+    return fail("moe_module_target: module is NULL", nullptr);
+  return module->module->isGpu() ? "cuda" : "cpu";
+}
+
 void moe_module_free(moe_module *module) { delete module; }
 
 int64_t moe_module_num_entries(const moe_module *module) {

@@ -15,6 +15,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "CudaCalls.h"
+
 #include "moe/Runtime/CudaDriver.h"
 
 #include <cstdint>

@@ -13,6 +13,7 @@
 #include "moe/Runtime/CpuFeatures.h"
 #include "moe/Runtime/Json.h"
 
+#include <algorithm>
 #include <initializer_list>
 #include <map>
 #include <set>
@@ -116,9 +117,13 @@ class ManifestReader {
 public:
   /// Reads the root object into `manifest`.
   bool read(const JsonValue &root, Manifest &manifest) {
-    if (!expectObject(root, "", {"version", "producer", "cpu", "entries"},
+    if (!expectObject(root, "",
+                      {"version", "producer", "cpu", "gpu", "entries"},
                       {"version", "entries"}))
       return false;
+    if (const JsonValue *gpu = root.find("gpu"))
+      if (!readGpu(*gpu, manifest))
+        return false;
     if (root.find("producer") &&
         !readString(root, "producer", "", manifest.producer))
       return false;
@@ -182,6 +187,27 @@ private:
     if (!expectKind(features, JsonValue::Kind::Array, "cpu", "features"))
       return false;
     return readFeatures(features, "cpu.features", manifest.cpuFeatures);
+  }
+
+  /// `{"api": "cuda", "chip": "sm_NN"}`.
+  bool readGpu(const JsonValue &gpu, Manifest &manifest) {
+    if (!expectObject(gpu, "gpu", {"api", "chip"}, {"api", "chip"}) ||
+        !readString(gpu, "api", "gpu", manifest.gpuApi) ||
+        !readString(gpu, "chip", "gpu", manifest.gpuChip))
+      return false;
+    if (manifest.gpuApi != "cuda")
+      return fail("gpu", "unsupported GPU API '" + printable(manifest.gpuApi) +
+                             "' (expected cuda)");
+    const std::string &chip = manifest.gpuChip;
+    bool digits =
+        chip.size() > 3 && chip.size() <= 8 && chip.compare(0, 3, "sm_") == 0 &&
+        std::all_of(chip.begin() + 3, chip.end(),
+                    [](char c) { return (c >= '0' && c <= '9') || c == 'a'; });
+    if (!digits)
+      return fail("gpu", "'chip' must be a CUDA architecture such as sm_90, "
+                         "got '" +
+                             printable(chip) + "'");
+    return true;
   }
 
   /// An array of feature names the runtime can check (CpuFeatures.h), each

@@ -7,7 +7,9 @@
 #include "moe/Runtime/Module.h"
 
 #include "moe/Runtime/CpuFeatures.h"
+#include "moe/Runtime/CudaDriver.h"
 
+#include "CudaCalls.h"
 #include "Workspace.h"
 
 #include <algorithm>
@@ -41,16 +43,46 @@ std::string lastDlError(const std::string &file) {
   return printable(text);
 }
 
+/// Makes the runtime's mgpu* functions visible to the modules it loads
+/// (RTLD_LOCAL libraries, such as this one loaded by Python's ctypes, are
+/// not searched for their undefined symbols): the library holding them is
+/// promoted to RTLD_GLOBAL, once. In a tool linking the runtime statically
+/// the executable exports them itself.
+void exposeGpuCalls() {
+  static const bool done = [] {
+    Dl_info info;
+    void *symbol = reinterpret_cast<void *>(&mgpuLaunchKernel);
+    if (dladdr(symbol, &info) && info.dli_fname)
+      if (void *self =
+              dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL))
+        dlclose(self);
+    return true;
+  }();
+  (void)done;
+}
+
 } // namespace
 
 Result<std::shared_ptr<const CompiledModule>>
-CompiledModule::load(const std::string &path) {
+CompiledModule::load(const std::string &path, std::optional<int> device) {
   using ResultT = Result<std::shared_ptr<const CompiledModule>>;
+  if (device && *device < 0)
+    return ResultT::failure(printable(path) + ": device " +
+                            std::to_string(*device) + " is not a device");
   // Without a slash dlopen searches the library path instead of opening the
   // file named.
   std::string file =
       path.find('/') == std::string::npos ? "./" + path : path;
+  // A GPU module's constructors load its GPU binary through the runtime's
+  // mgpu* calls, on the device current for this thread, as dlopen runs
+  // them: they must resolve to this runtime, and no error may be pending.
+  exposeGpuCalls();
+  (void)detail::takeCudaError();
+  int previousDevice = detail::currentCudaDevice();
+  detail::setCurrentCudaDevice(device.value_or(0));
   void *handle = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
+  detail::setCurrentCudaDevice(previousDevice);
+  Status gpuLoad = detail::takeCudaError();
   if (!handle)
     return ResultT::failure(printable(path) + ": cannot load module: " +
                             lastDlError(file));
@@ -85,16 +117,31 @@ CompiledModule::load(const std::string &path) {
                   "function and data pointers differ");
     std::memcpy(&module->setThreadCount, &setter, sizeof(setter));
   }
-  return resolveEntries(std::move(module), std::string_view(manifest, length),
-                        [&](const std::string &symbol) -> EntryFunction {
-                          dlerror();
-                          void *address = dlsym(handle, symbol.c_str());
-                          EntryFunction function = nullptr;
-                          static_assert(sizeof(function) == sizeof(address),
-                                        "function and data pointers differ");
-                          std::memcpy(&function, &address, sizeof(function));
-                          return function;
-                        });
+  module->gpuDevice = device.value_or(0);
+  Result<std::shared_ptr<const CompiledModule>> resolved =
+      resolveEntries(std::move(module), std::string_view(manifest, length),
+                     [&](const std::string &symbol) -> EntryFunction {
+                       dlerror();
+                       void *address = dlsym(handle, symbol.c_str());
+                       EntryFunction function = nullptr;
+                       static_assert(sizeof(function) == sizeof(address),
+                                     "function and data pointers differ");
+                       std::memcpy(&function, &address, sizeof(function));
+                       return function;
+                     });
+  if (!resolved)
+    return resolved;
+  if ((*resolved)->isGpu() && !gpuLoad)
+    return ResultT::failure(printable(path) +
+                            ": cannot load its GPU code on "
+                            "device " +
+                            std::to_string(device.value_or(0)) + ": " +
+                            gpuLoad.error());
+  if (!(*resolved)->isGpu() && device)
+    return ResultT::failure(printable(path) +
+                            ": a module compiled for the CPU runs on no "
+                            "device (a device is for CUDA modules)");
+  return resolved;
 }
 
 void CompiledModule::useThreads(unsigned threads) const {

@@ -60,6 +60,9 @@ def _declare(lib: ctypes.CDLL) -> None:
         "moe_cuda_device_describe": (ctypes.c_char_p, [ctypes.c_int]),
         "moe_last_error": (ctypes.c_char_p, []),
         "moe_module_load": (_HANDLE, [ctypes.c_char_p]),
+        "moe_module_load_on_device": (_HANDLE, [ctypes.c_char_p,
+                                                ctypes.c_int]),
+        "moe_module_target": (ctypes.c_char_p, [_HANDLE]),
         "moe_module_free": (None, [_HANDLE]),
         "moe_module_num_entries": (ctypes.c_int64, [_HANDLE]),
         "moe_module_entry_name": (ctypes.c_char_p, [_HANDLE, ctypes.c_int64]),
@@ -156,16 +159,35 @@ class _Handle:
 
 
 class Module(_Handle):
-    """A module compiled by ``moe-compile`` (a ``.so``), loaded."""
+    """A module compiled by ``moe-compile`` (a ``.so``), loaded; a CUDA
+    module's GPU code on CUDA device ``device`` (0 when not given; a CPU
+    module takes none)."""
 
     _free_name = "moe_module_free"
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike,
+                 device: int | None = None) -> None:
         lib = library()
-        handle = lib.moe_module_load(_path_bytes(path))
+        if device is None:
+            handle = lib.moe_module_load(_path_bytes(path))
+        else:
+            if isinstance(device, bool) or not isinstance(device, int) or \
+                    not 0 <= device < 2 ** 31:
+                raise MoeRuntimeError(f"device must be a GPU ordinal, got "
+                                      f"{device!r}")
+            handle = lib.moe_module_load_on_device(_path_bytes(path), device)
         if not handle:
             raise _fail(lib)
         super().__init__(handle)
+
+    @property
+    def target(self) -> str:
+        """Where the module's code runs: ``"cpu"`` or ``"cuda"``."""
+        lib = library()
+        target = lib.moe_module_target(self.handle)
+        if target is None:
+            raise _fail(lib)
+        return target.decode()
 
     @property
     def entries(self) -> list[str]:
@@ -347,11 +369,12 @@ def cuda_devices() -> list[str]:
 
 
 def load_layer(module: str | os.PathLike, weights: str | os.PathLike,
-               entry: str = "forward") -> Entry:
-    """Load a compiled module, bind ``entry`` to the checkpoint ``weights``.
+               entry: str = "forward", device: int | None = None) -> Entry:
+    """Load a compiled module (a CUDA module on GPU ``device``), bind
+    ``entry`` to the checkpoint ``weights``.
 
     The module and checkpoint handles are released at once; the entry keeps
     what it needs.
     """
-    with Module(module) as loaded, Checkpoint(weights) as checkpoint:
+    with Module(module, device) as loaded, Checkpoint(weights) as checkpoint:
         return Entry(loaded, checkpoint, entry)

@@ -292,3 +292,47 @@ def test_cuda_devices(tmp_path) -> None:
         "device is detected)")
     done = _cuda_query({"MOE_CUDA_DRIVER": fake, "FAKE_CUDA": "zero-devices"})
     assert done.stdout.splitlines() == ["api 2"]
+
+
+@pytest.mark.skipif(not os.access(_CLANG, os.X_OK), reason="no clang")
+def test_cuda_module(tmp_path) -> None:
+    """A CUDA module (the runtime tests' stand-in, y = 2 x through device
+    memory) loaded on a device and run through the binding; a device that
+    is not there, and a device for a CPU module, are one-line errors."""
+    inputs = os.path.join(os.path.dirname(_FAKE_DRIVER))
+    fake = str(tmp_path / "fake_cuda.so")
+    subprocess.run([_CLANG, "-shared", "-fPIC", "-o", fake, _FAKE_DRIVER],
+                   check=True)
+    source = str(tmp_path / "gpu.c")
+    subprocess.run([sys.executable, os.path.join(inputs, "make_module.py"),
+                    "gpu", source], check=True)
+    module = str(tmp_path / "gpu.so")
+    subprocess.run([_CLANG, "-shared", "-fPIC", "-o", module, source,
+                    os.path.join(inputs, "fake_gpu_kernels.c")], check=True)
+    ckpt = str(tmp_path / "w.safetensors")
+    subprocess.run([sys.executable, os.path.join(inputs, "make_inputs.py"),
+                    "module-ckpt", ckpt], check=True)
+    code = ("import sys, numpy as np\n"
+            "from moe_mlir import runtime\n"
+            "module, ckpt = sys.argv[1:3]\n"
+            "with runtime.Module(module, device=0) as m:\n"
+            "    print(m.target)\n"
+            "x = np.arange(16, dtype=np.float32).reshape(2, 8)\n"
+            "y = runtime.load_layer(module, ckpt, device=0)(x)\n"
+            "print(bool((y == 2 * x).all()))\n"
+            "for device in (3, -1):\n"
+            "    try:\n"
+            "        runtime.Module(module, device=device)\n"
+            "    except runtime.MoeRuntimeError as err:\n"
+            "        print(err)\n")
+    done = subprocess.run(
+        [sys.executable, "-c", code, module, ckpt], capture_output=True,
+        text=True, check=False, timeout=120,
+        env={**os.environ, "MOE_CUDA_DRIVER": fake,
+             "PYTHONPATH": os.path.join(os.path.dirname(__file__),
+                                        os.pardir)})
+    assert done.stdout.splitlines() == [
+        "cuda", "True",
+        f"{module}: cannot load its GPU code on device 3: no CUDA device 3 "
+        "(this machine has 1 device)",
+        "device must be a GPU ordinal, got -1"], done.stderr

@@ -52,7 +52,7 @@ namespace {
 const char *const kUsage =
     "usage: moe-run LAYER.mlir|LAYER.so --weights CHECKPOINT --input X.npy\n"
     "               --output Y.npy [--output S.npy ...] [--entry NAME]\n"
-    "               [--threads N] [--bench N [--cold]]\n"
+    "               [--threads N] [--device N] [--bench N [--cold]]\n"
     "       moe-run --devices\n"
     "\n"
     "Runs an entry point of a compiled MoE layer on float32 [T, H] tokens.\n"
@@ -67,6 +67,8 @@ const char *const kUsage =
     "                      entry, in order ([T, H] float32 activations, then\n"
     "                      e.g. routing statistics as int64 or float32)\n"
     "  --entry NAME        the entry point to run (default: forward)\n"
+    "  --device N          run a CUDA module's GPU code on GPU N (default 0;\n"
+    "                      moe-run --devices lists them)\n"
     "  --threads N         split the tokens of a token-parallel entry over N\n"
     "                      threads (1 to 1024, default 1)\n"
     "  --bench N           one warm-up run, then N timed runs; prints one\n"
@@ -108,6 +110,7 @@ struct Options {
   bool help = false;
   bool version = false;
   bool devices = false;
+  std::optional<int> device;
   bool quiet = false;
   bool cold = false;
 };
@@ -171,8 +174,8 @@ int listDevices() {
 /// Parses argv into `options`; returns the error message, or "" on success.
 std::string parseOptions(const std::vector<std::string> &args,
                          Options &options) {
-  bool seenWeights = false, seenEntry = false,
-       seenThreads = false, seenBench = false;
+  bool seenWeights = false, seenEntry = false, seenThreads = false,
+       seenBench = false, seenDevice = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string &arg = args[i];
     if (arg == "-h" || arg == "--help") {
@@ -219,6 +222,8 @@ std::string parseOptions(const std::vector<std::string> &args,
       seen = &seenThreads;
     else if (flag == "--bench")
       seen = &seenBench;
+    else if (flag == "--device")
+      seen = &seenDevice;
     else if (flag != "--input" && flag != "--output")
       return "unknown option '" + printable(flag) + "'; see --help";
     if (!hasValue) {
@@ -251,6 +256,12 @@ std::string parseOptions(const std::vector<std::string> &args,
                std::to_string(kMaxThreads) + ", got '" + printable(value) +
                "'";
       options.threads = static_cast<unsigned>(*n);
+    } else if (flag == "--device") {
+      std::optional<long long> n = parseCount(value, 0, 1023);
+      if (!n)
+        return "--device needs a GPU ordinal from 0 to 1023, got '" +
+               printable(value) + "'";
+      options.device = static_cast<int>(*n);
     } else {
       std::optional<long long> n = parseCount(value, 1, kMaxBenchRuns);
       if (!n)
@@ -387,9 +398,9 @@ bool endsWith(const std::string &text, const std::string &suffix) {
 /// Loads LAYER, compiling it first when it is a .mlir file; the temporary
 /// files are gone when this returns.
 Result<std::shared_ptr<const CompiledModule>>
-loadLayer(const std::string &layer) {
+loadLayer(const std::string &layer, std::optional<int> device) {
   if (!endsWith(layer, ".mlir"))
-    return CompiledModule::load(layer);
+    return CompiledModule::load(layer, device);
   TempDir dir;
   Status created = dir.create();
   if (!created)
@@ -397,7 +408,7 @@ loadLayer(const std::string &layer) {
   Result<std::string> module = compileLayer(layer, dir.get());
   if (!module)
     return module.status();
-  return CompiledModule::load(*module);
+  return CompiledModule::load(*module, device);
 }
 
 /// Formats a shape as numpy does: "(3,)", "(2, 3)".
@@ -513,7 +524,7 @@ int run(const Options &options) {
   Progress progress(options.quiet);
   progress.start("loading " + options.layer);
   Result<std::shared_ptr<const CompiledModule>> module =
-      loadLayer(options.layer);
+      loadLayer(options.layer, options.device);
   if (module)
     progress.done();
   if (!module) {

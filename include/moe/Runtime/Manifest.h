@@ -132,6 +132,12 @@ struct Manifest {
   /// empty for modules from before the key existed (nothing is checked).
   std::string cpuName;
   std::vector<std::string> cpuFeatures;
+  /// The GPU code the module holds: the API ("cuda") and the chip it was
+  /// compiled for ("sm_90"); empty for CPU modules. A GPU module's
+  /// constructors load its GPU binary (the `mgpu*` calls, CudaDriver.h) on
+  /// the device chosen when it is loaded.
+  std::string gpuApi;
+  std::string gpuChip;
   /// The entry points, in manifest order. A name repeats only for variants
   /// of one entry point (ManifestEntry::requiredFeatures).
   std::vector<ManifestEntry> entries;

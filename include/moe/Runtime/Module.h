@@ -21,6 +21,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,8 +46,10 @@ class CompiledModule {
 public:
   /// Loads the shared object at `path`, parses and validates its manifest and
   /// resolves every entry symbol. Errors read "<path>: <problem>".
+  /// A GPU module's binary is loaded on CUDA device `device` (0 when not
+  /// given); a CPU module refuses a device.
   static Result<std::shared_ptr<const CompiledModule>>
-  load(const std::string &path);
+  load(const std::string &path, std::optional<int> device = std::nullopt);
 
   /// Resolves an entry symbol of a module whose code is already in the
   /// process; null when the symbol is unknown.
@@ -77,6 +80,11 @@ public:
   /// packingSymbol), resolved when the module was loaded; null otherwise.
   EntryFunction packingFunction(const std::string &symbol) const;
 
+  /// Whether the module holds GPU code (Manifest::gpuApi), and the CUDA
+  /// device it was loaded on.
+  bool isGpu() const { return !moduleManifest.gpuApi.empty(); }
+  int device() const { return gpuDevice; }
+
   /// Whether the module's code runs its loops on threads itself (it links
   /// the OpenMP runtime): a run is then one call, not token slices.
   bool runsThreadsInside() const { return setThreadCount != nullptr; }
@@ -103,6 +111,7 @@ private:
   /// omp_set_num_threads of the OpenMP runtime the module links; null when
   /// it links none.
   void (*setThreadCount)(int) = nullptr;
+  int gpuDevice = 0;
 };
 
 /// A row-major float32 matrix of rows x cols that the caller owns.

@@ -50,6 +50,14 @@ const char *moe_last_error(void);
 
 /** Loads the module at `path`; NULL on error. */
 moe_module *moe_module_load(const char *path);
+/** Loads the module at `path` with its GPU code on CUDA device `device`
+ *  (moe_cuda_device_count()); a module compiled for the CPU refuses a
+ *  device. NULL on error (no driver, no such device, a GPU binary the
+ *  device cannot load: moe_last_error() says which). */
+moe_module *moe_module_load_on_device(const char *path, int device);
+/** Where the module's code runs: "cpu" or "cuda" (static storage); NULL on
+ *  error. */
+const char *moe_module_target(const moe_module *module);
 /** Releases a module; entries bound from it stay valid. NULL is ignored. */
 void moe_module_free(moe_module *module);
 /** The number of entry points of `module`, or -1 on error. */

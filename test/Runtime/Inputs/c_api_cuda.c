@@ -4,8 +4,20 @@
 
 #include <stdio.h>
 
-int main(void) {
+int main(int argc, char **argv) {
   printf("api: %d (header %d)\n", moe_api_version(), MOE_API_VERSION);
+  /* A module path: load it on device 0, then on device 5. */
+  for (int i = 1; i < argc; ++i) {
+    moe_module *module = moe_module_load_on_device(argv[i], 0);
+    if (module)
+      printf("module: %s\n", moe_module_target(module));
+    else
+      printf("module error: %s\n", moe_last_error());
+    moe_module_free(module);
+    module = moe_module_load_on_device(argv[i], 5);
+    printf("device 5: %s\n", module ? "loaded" : moe_last_error());
+    moe_module_free(module);
+  }
   int count = moe_cuda_device_count();
   if (count < 0) {
     printf("count error: %s\n", moe_last_error());

@@ -242,6 +242,20 @@ MANIFESTS: Dict[str, Callable[[], object]] = {
         dtype="bf16", format="e8m0")),
     # Valid: an f32 weight the checkpoint must store as U8 exponents.
     "format-e8m0": edit(set_in(FORWARD_ARGS + [1, "format"], "e8m0")),
+    # A CUDA module (fake_gpu_kernels.c), and its GPU key's rules.
+    "gpu": lambda: {"version": 1, "gpu": {"api": "cuda", "chip": "sm_90"},
+                    "entries": [entry("forward", [x_arg(), w_arg()],
+                                      symbol="gpu_forward")]},
+    "gpu-api": lambda: {"version": 1, "gpu": {"api": "rocm",
+                                              "chip": "gfx942"},
+                        "entries": []},
+    "gpu-chip": lambda: {"version": 1, "gpu": {"api": "cuda",
+                                               "chip": "90"},
+                         "entries": []},
+    "gpu-key": lambda: {"version": 1, "gpu": {"api": "cuda",
+                                              "chip": "sm_90",
+                                              "ptx": True},
+                        "entries": []},
     # Valid manifests whose entry the runtime cannot bind.
     "unsupported-input": edit(set_in(FORWARD_ARGS + [0, "dtype"], "bf16")),
     "unsupported-result": edit(set_in(["entries", 0, "results", 0],

@@ -1,0 +1,42 @@
+//===- CudaCalls.h - The GPU calls of compiled modules ----------*- C++ -*-===//
+//
+// Internal to the runtime: the `mgpu*` functions MLIR's GPU-to-LLVM
+// lowering makes compiled modules call, implemented over the CUDA driver
+// in CudaCalls.cpp (exported by libMoERuntime.so and by the tools).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_LIB_RUNTIME_CUDACALLS_H
+#define MOE_LIB_RUNTIME_CUDACALLS_H
+
+#include <cstddef>
+#include <cstdint>
+
+extern "C" {
+void *mgpuModuleLoad(void *data, size_t size);
+void *mgpuModuleLoadJIT(void *data, int optLevel);
+void mgpuModuleUnload(void *module);
+void *mgpuModuleGetFunction(void *module, const char *name);
+void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
+                      intptr_t gridZ, intptr_t blockX, intptr_t blockY,
+                      intptr_t blockZ, int32_t sharedBytes, void *stream,
+                      void **params, void **extra, size_t paramCount);
+void *mgpuStreamCreate();
+void mgpuStreamDestroy(void *stream);
+void mgpuStreamSynchronize(void *stream);
+void mgpuStreamWaitEvent(void *stream, void *event);
+void *mgpuEventCreate();
+void mgpuEventDestroy(void *event);
+void mgpuEventSynchronize(void *event);
+void mgpuEventRecord(void *event, void *stream);
+void *mgpuMemAlloc(uint64_t bytes, void *stream, bool hostShared);
+void mgpuMemFree(void *pointer, void *stream);
+void mgpuMemcpy(void *destination, void *source, size_t bytes, void *stream);
+void mgpuMemset32(void *destination, unsigned value, size_t count,
+                  void *stream);
+void mgpuMemset16(void *destination, unsigned short value, size_t count,
+                  void *stream);
+void mgpuSetDefaultDevice(int32_t device);
+}
+
+#endif // MOE_LIB_RUNTIME_CUDACALLS_H
