@@ -138,6 +138,10 @@ void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
     recordCudaError("cuLaunchKernel: no kernel function");
     return;
   }
+  // An empty grid (e.g. from zero tokens) launches nothing.
+  for (intptr_t size : {gridX, gridY, gridZ, blockX, blockY, blockZ})
+    if (size == 0)
+      return;
   for (intptr_t size : {gridX, gridY, gridZ, blockX, blockY, blockZ})
     if (!fitsDimension(size)) {
       recordCudaError("cuLaunchKernel: launch dimension " +

@@ -2,7 +2,9 @@
 
 #include "moe/Runtime/CudaDriver.h"
 
+#include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <dlfcn.h>
 #include <mutex>
 #include <vector>
@@ -68,48 +70,79 @@ std::string resolve(void *handle, CudaDriverApi &api) {
   return "";
 }
 
+// Module destructors unload GPU code during exit, after the runtime's C++
+// statics and the main thread's thread-locals are gone: the state they
+// reach is never destroyed (heap objects kept by static pointers, which
+// also keep them reachable for leak checkers) or trivially destructible.
+
 /// The primary contexts retained so far, by device ordinal.
 std::mutex contextsMutex;
-std::vector<CUcontext> contexts;
+std::vector<CUcontext> &retainedContexts() {
+  static auto *retained = new std::vector<CUcontext>();
+  return *retained;
+}
 
-thread_local std::string recordedError;
+/// The first error recorded on the thread, truncated to fit.
+constexpr size_t kErrorCapacity = 1024;
+thread_local char recordedError[kErrorCapacity];
 thread_local bool errorRecorded = false;
 thread_local int currentDevice = 0;
 
+/// The driver, once loaded (or its error): read without a lock once set.
+std::atomic<const Result<const CudaDriver *> *> loadedDriver{nullptr};
+
 } // namespace
 
+std::recursive_mutex &detail::moduleLoadMutex() {
+  static auto *mutex = new std::recursive_mutex();
+  return *mutex;
+}
+
+/// Opens the driver library, resolves its functions and calls cuInit.
+static Result<const CudaDriver *>
+openDriver(CudaDriverApi &functions, CudaDriver *driver, int &driverVersion) {
+  std::string library = driverLibrary();
+  void *handle = dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle) {
+    const char *error = dlerror();
+    return Result<const CudaDriver *>::failure(
+        "CUDA driver not available: " +
+        printable(error ? error : library + ": cannot be loaded"));
+  }
+  std::string missing = resolve(handle, functions);
+  if (!missing.empty()) {
+    dlclose(handle);
+    return Result<const CudaDriver *>::failure(
+        "CUDA driver " + printable(library) + " has no " + missing +
+        " (a driver older than the CUDA 11 API?)");
+  }
+  if (CUresult error = functions.init(0); error != kSuccess)
+    return Result<const CudaDriver *>::failure(
+        "CUDA driver: " + driver->describe("cuInit", error));
+  if (functions.driverGetVersion(&driverVersion) != kSuccess)
+    driverVersion = 0;
+  return driver;
+}
+
 Result<const CudaDriver *> CudaDriver::get() {
+  if (const Result<const CudaDriver *> *loaded =
+          loadedDriver.load(std::memory_order_acquire))
+    return *loaded;
   // Opened once: the handle stays for the process (compiled modules keep
-  // calling into it), as does a failure.
-  static Result<const CudaDriver *> loaded =
-      []() -> Result<const CudaDriver *> {
-    std::string library = driverLibrary();
-    void *handle = dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!handle) {
-      const char *error = dlerror();
-      return Result<const CudaDriver *>::failure(
-          "CUDA driver not available: " +
-          printable(error ? error : library + ": cannot be loaded"));
-    }
-    auto *driver = new CudaDriver();
-    std::string missing = resolve(handle, driver->functions);
-    if (!missing.empty()) {
-      delete driver;
-      dlclose(handle);
-      return Result<const CudaDriver *>::failure(
-          "CUDA driver " + printable(library) + " has no " + missing +
-          " (a driver older than the CUDA 11 API?)");
-    }
-    if (CUresult error = driver->functions.init(0); error != kSuccess) {
-      std::string message = "CUDA driver: " + driver->describe("cuInit", error);
-      delete driver;
-      return Result<const CudaDriver *>::failure(message);
-    }
-    if (driver->functions.driverGetVersion(&driver->driverVersion) != kSuccess)
-      driver->driverVersion = 0;
-    return driver;
-  }();
-  return loaded;
+  // calling into it), as does a failure. Under the module loading lock: a
+  // module's constructor may get here from inside dlopen, which holds the
+  // dynamic loader's lock that this dlopen of the driver needs.
+  std::lock_guard<std::recursive_mutex> lock(detail::moduleLoadMutex());
+  if (const Result<const CudaDriver *> *loaded =
+          loadedDriver.load(std::memory_order_acquire))
+    return *loaded;
+  auto *driver = new CudaDriver();
+  auto *loaded = new Result<const CudaDriver *>(
+      openDriver(driver->functions, driver, driver->driverVersion));
+  if (!*loaded)
+    delete driver;
+  loadedDriver.store(loaded, std::memory_order_release);
+  return *loaded;
 }
 
 std::string CudaDriver::version() const {
@@ -171,6 +204,7 @@ Result<CudaDevice> CudaDriver::device(int ordinal) const {
 
 Result<CUcontext> CudaDriver::primaryContext(int ordinal) const {
   std::lock_guard<std::mutex> lock(contextsMutex);
+  std::vector<CUcontext> &contexts = retainedContexts();
   if (ordinal >= 0 && static_cast<size_t>(ordinal) < contexts.size() &&
       contexts[ordinal])
     return contexts[ordinal];
@@ -209,7 +243,9 @@ void detail::recordCudaError(std::string message) {
   if (errorRecorded)
     return;
   errorRecorded = true;
-  recordedError = std::move(message);
+  if (message.size() >= kErrorCapacity)
+    message = message.substr(0, kErrorCapacity - 4) + "...";
+  std::memcpy(recordedError, message.c_str(), message.size() + 1);
 }
 
 bool detail::hasCudaError() { return errorRecorded; }
@@ -218,7 +254,7 @@ Status detail::takeCudaError() {
   if (!errorRecorded)
     return Status::success();
   errorRecorded = false;
-  return Status::failure(std::move(recordedError));
+  return Status::failure(recordedError);
 }
 
 int detail::currentCudaDevice() { return currentDevice; }

@@ -43,6 +43,20 @@ std::string lastDlError(const std::string &file) {
   return printable(text);
 }
 
+/// A loaded GPU module: the device its GPU code is on, and how many
+/// CompiledModule objects hold it.
+struct GpuModule {
+  int device = 0;
+  int instances = 0;
+};
+
+/// The GPU modules loaded, by dlopen handle (under moduleLoadMutex; never
+/// destroyed, as modules may be closed during exit).
+std::map<void *, GpuModule> &gpuModules() {
+  static auto *modules = new std::map<void *, GpuModule>();
+  return *modules;
+}
+
 /// Makes the runtime's mgpu* functions visible to the modules it loads
 /// (RTLD_LOCAL libraries, such as this one loaded by Python's ctypes, are
 /// not searched for their undefined symbols): the library holding them is
@@ -77,6 +91,23 @@ CompiledModule::load(const std::string &path, std::optional<int> device) {
   // mgpu* calls, on the device current for this thread, as dlopen runs
   // them: they must resolve to this runtime, and no error may be pending.
   exposeGpuCalls();
+  std::lock_guard<std::recursive_mutex> lock(detail::moduleLoadMutex());
+  // A file already loaded is not loaded again (dlopen counts references):
+  // its GPU code stays on the device it was loaded on.
+  if (void *loaded = dlopen(file.c_str(), RTLD_NOW | RTLD_NOLOAD)) {
+    auto known = gpuModules().find(loaded);
+    bool otherDevice = known != gpuModules().end() &&
+                       known->second.device != device.value_or(0);
+    int loadedDevice = otherDevice ? known->second.device : 0;
+    dlclose(loaded);
+    if (otherDevice)
+      return ResultT::failure(
+          printable(path) + ": its GPU code is loaded on CUDA device " +
+          std::to_string(loadedDevice) +
+          " in this process; a module file is loaded on one device (load a "
+          "copy of the file for device " +
+          std::to_string(device.value_or(0)) + ")");
+  }
   (void)detail::takeCudaError();
   int previousDevice = detail::currentCudaDevice();
   detail::setCurrentCudaDevice(device.value_or(0));
@@ -86,8 +117,10 @@ CompiledModule::load(const std::string &path, std::optional<int> device) {
   if (!handle)
     return ResultT::failure(printable(path) + ": cannot load module: " +
                             lastDlError(file));
-  // Owns the handle from here on: every error below closes it.
+  // Owns the handle from here on: every error below closes it (on the
+  // device its GPU code was loaded on).
   std::shared_ptr<CompiledModule> module(new CompiledModule(path, handle));
+  module->gpuDevice = device.value_or(0);
 
   dlerror();
   const char *manifest =
@@ -117,7 +150,6 @@ CompiledModule::load(const std::string &path, std::optional<int> device) {
                   "function and data pointers differ");
     std::memcpy(&module->setThreadCount, &setter, sizeof(setter));
   }
-  module->gpuDevice = device.value_or(0);
   Result<std::shared_ptr<const CompiledModule>> resolved =
       resolveEntries(std::move(module), std::string_view(manifest, length),
                      [&](const std::string &symbol) -> EntryFunction {
@@ -141,6 +173,11 @@ CompiledModule::load(const std::string &path, std::optional<int> device) {
     return ResultT::failure(printable(path) +
                             ": a module compiled for the CPU runs on no "
                             "device (a device is for CUDA modules)");
+  if ((*resolved)->isGpu()) {
+    GpuModule &known = gpuModules()[handle];
+    known.device = device.value_or(0);
+    ++known.instances;
+  }
   return resolved;
 }
 
@@ -230,8 +267,24 @@ CompiledModule::resolveEntries(std::shared_ptr<CompiledModule> module,
 }
 
 CompiledModule::~CompiledModule() {
-  if (handle)
-    dlclose(handle);
+  if (!handle)
+    return;
+  std::lock_guard<std::recursive_mutex> lock(detail::moduleLoadMutex());
+  if (isGpu()) {
+    auto known = gpuModules().find(handle);
+    if (known != gpuModules().end() && --known->second.instances == 0)
+      gpuModules().erase(known);
+  }
+  // The last close runs the module's destructors, which unload its GPU
+  // code: on its device. Their failure has nobody to go to; an error the
+  // thread already had stays.
+  bool pending = detail::hasCudaError();
+  int previousDevice = detail::currentCudaDevice();
+  detail::setCurrentCudaDevice(gpuDevice);
+  dlclose(handle);
+  detail::setCurrentCudaDevice(previousDevice);
+  if (!pending)
+    (void)detail::takeCudaError();
 }
 
 Result<EntryPoint> CompiledModule::entry(std::string_view name) const {

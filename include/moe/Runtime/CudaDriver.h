@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <string>
 
 namespace moe::runtime {
@@ -149,6 +150,10 @@ void recordCudaError(std::string message);
 bool hasCudaError();
 /// Takes (and clears) this thread's recorded error; success if none.
 Status takeCudaError();
+/// Held while a module is loaded (dlopen runs its constructors, which may
+/// load GPU code) and while the driver is first opened: the two nest in
+/// either order without deadlocking on the dynamic loader's lock.
+std::recursive_mutex &moduleLoadMutex();
 /// The GPU the calls of this thread use (0 unless set).
 int currentCudaDevice();
 void setCurrentCudaDevice(int ordinal);

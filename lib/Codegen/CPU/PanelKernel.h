@@ -59,7 +59,7 @@
 // MXFP4 weights (e2m1 pairs, [E, NP, KP, P] bytes: a byte per column holds
 // its two values of a pair of K) take the same pair steps: each vector of
 // P/VW columns is VW bytes, widened to 32-bit lanes, each nibble decoded
-// to its bf16 by integer arithmetic and one multiply (exact), the even K's
+// to its bf16 by integer arithmetic and a select (exact), the even K's
 // the lane's low half and the odd K's its high half. Their scales are per
 // column (BN = 1), packed in the weights' panels ([E, NP, KB, P]): each
 // depth block's sums are added times a vector of the columns' scales

@@ -935,6 +935,23 @@ func.func @layer_e2m1_scale_shape(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>,
 
 // -----
 
+// moe.layer c12: an e2m1-pair weight is scaled in blocks of whole pairs
+func.func @layer_e2m1_odd_block(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
+    %w3: tensor<8x32x8xi8>, %w2: tensor<8x16x16xi8>, %su: tensor<8x32x6xf32>,
+    %sd: tensor<8x16x11xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{the e2m1-pair (i8) 'expert_up' needs an even block depth, got 3}}
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2>
+      router(%wg : tensor<8x16xf32>)
+      experts(up %w3 : tensor<8x32x8xi8>, down %w2 : tensor<8x16x16xi8>) activation silu
+      up_scale(%su : tensor<8x32x6xf32>) down_scale(%sd : tensor<8x16x11xf32>)
+      weight_block [1, 3]
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
 // moe.layer c12: an f8E4M3FN weight has its scale
 func.func @layer_fp8_without_scale(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
     %w3: tensor<8x32x16xf8E4M3FN>, %w2: tensor<8x16x32xf8E4M3FN>, %su: tensor<8x1x1xf32>) -> tensor<?x16xf32> {
@@ -1924,6 +1941,18 @@ func.func @matmul_e2m1_depth(%x: tensor<?x16xf32>, %w: tensor<8x32x16xi8>,
   %h = moe.expert_matmul %x, %w offsets(%off : tensor<9xi64>)
       scale(%s : tensor<8x32x1xf32>) block [1, 32]
       : tensor<?x16xf32>, tensor<8x32x16xi8> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+// moe.expert_matmul c8: e2m1 pairs are scaled in blocks of whole pairs
+func.func @matmul_e2m1_odd_block(%x: tensor<?x16xf32>, %w: tensor<8x32x8xi8>,
+                                 %s: tensor<8x32x6xf32>, %off: tensor<9xi64>) {
+  // expected-error @+1 {{an e2m1-pair (i8) 'weight' needs an even block depth, got 3}}
+  %h = moe.expert_matmul %x, %w offsets(%off : tensor<9xi64>)
+      scale(%s : tensor<8x32x6xf32>) block [1, 3]
+      : tensor<?x16xf32>, tensor<8x32x8xi8> -> tensor<?x32xf32>
   return
 }
 

@@ -13,6 +13,10 @@ int main(int argc, char **argv) {
       printf("module: %s\n", moe_module_target(module));
     else
       printf("module error: %s\n", moe_last_error());
+    /* While it is loaded on device 0, the same file on another device. */
+    moe_module *other = moe_module_load_on_device(argv[i], 1);
+    printf("device 1: %s\n", other ? "loaded" : moe_last_error());
+    moe_module_free(other);
     moe_module_free(module);
     module = moe_module_load_on_device(argv[i], 5);
     printf("device 5: %s\n", module ? "loaded" : moe_last_error());

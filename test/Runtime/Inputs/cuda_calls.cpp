@@ -120,6 +120,10 @@ int main() {
   std::printf("after: %s\n", pointer ? "allocated" : "nothing allocated");
   Status status = detail::takeCudaError();
   std::printf("after: %s\n", status ? "ok" : status.error().c_str());
+  // An empty grid launches nothing, without an error.
+  mgpuLaunchKernel(&status, 0, 1, 1, 128, 1, 1, 0, nullptr, nullptr, nullptr,
+                   0);
+  std::printf("empty grid: %s\n", detail::hasCudaError() ? "error" : "ok");
   // Launch dimensions that do not fit, and host-shared memory.
   mgpuLaunchKernel(&status, 1, -1, 1, 1, 1, 1, 0, nullptr, nullptr, nullptr,
                    0);

@@ -71,7 +71,7 @@ def MoELowerGroupedMatmulToVectorPass
     the pair step (exact): with `fp8-byte-lookup` by one word-table lookup
     (`vpermw`, the byte or'ed with itself shifted into the lane's high
     half), in registers by every tile; otherwise by integer arithmetic and
-    one multiply, staged or decoded in registers as FP8 pairs are. Their
+    a select, staged or decoded in registers as FP8 pairs are. Their
     per-column scales, packed in the weights' panels (`[E, NP, KB, P]`),
     multiply each depth block's sums as a vector.
 

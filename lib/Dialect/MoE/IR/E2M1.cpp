@@ -29,17 +29,30 @@ Value mlir::moe::buildE2M1ToF32(OpBuilder &b, Location loc, Value codes) {
   auto constant = [&](int64_t v) {
     return createScalarOrSplatConstant(b, loc, i32, v);
   };
-  // The exponent and mantissa bits (E.EM) at the bottom of an f32's
-  // exponent and the top of its mantissa, the sign at its sign: the value
-  // times 2^-126 (0.5 an f32 subnormal), exact after one multiply.
-  Value magnitude = arith::ShLIOp::create(
-      b, loc, arith::AndIOp::create(b, loc, codes, constant(7)), constant(22));
+  // Magnitudes 2-7 (E.EM, E > 0): the bits at the bottom of an f32's
+  // exponent and the top of its mantissa, the exponent rebiased by 126.
+  // Magnitudes 0 and 1 (0 and 0.5) are the subnormal ones: half the code.
+  // No f32 subnormal on the way, so flush-to-zero modes change nothing.
+  Value magnitude = arith::AndIOp::create(b, loc, codes, constant(7));
+  Value normal = arith::BitcastOp::create(
+      b, loc, f32,
+      arith::AddIOp::create(
+          b, loc, arith::ShLIOp::create(b, loc, magnitude, constant(22)),
+          constant(126 << 23)));
+  Value small = arith::MulFOp::create(
+      b, loc, arith::UIToFPOp::create(b, loc, f32, magnitude),
+      createScalarOrSplatConstant(b, loc, f32, APFloat(0.5f)));
+  Value value = arith::SelectOp::create(
+      b, loc,
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, magnitude,
+                            constant(2)),
+      small, normal);
   Value sign = arith::ShLIOp::create(
       b, loc, arith::AndIOp::create(b, loc, codes, constant(8)), constant(28));
-  Value bits = arith::OrIOp::create(b, loc, magnitude, sign);
-  return arith::MulFOp::create(
-      b, loc, arith::BitcastOp::create(b, loc, f32, bits),
-      createScalarOrSplatConstant(b, loc, f32, APFloat(0x1p126f)));
+  return arith::BitcastOp::create(
+      b, loc, f32,
+      arith::OrIOp::create(b, loc, arith::BitcastOp::create(b, loc, i32, value),
+                           sign));
 }
 
 Value mlir::moe::buildE2M1PairElement(OpBuilder &b, Location loc, Value byte,

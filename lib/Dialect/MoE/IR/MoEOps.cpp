@@ -357,6 +357,11 @@ LogicalResult LayerOp::verifyWeightScales() {
                              << "'";
       continue;
     }
+    // The kernels scale whole pairs of e2m1 values.
+    if (isE2M1Pairs(element) && (*block)[1] % 2 != 0)
+      return emitOpError() << "the e2m1-pair (i8) '" << p.weightName
+                           << "' needs an even block depth, got "
+                           << (*block)[1];
     SmallVector<int64_t> expected(weightType.getShape());
     if (isE2M1Pairs(element))
       expected.back() = p.depth;
@@ -551,6 +556,10 @@ LogicalResult ExpertMatmulOp::verify() {
       return ShapedType::isDynamic(size) ? ShapedType::kDynamic
                                          : llvm::divideCeilSigned(size, by);
     };
+    if (e2m1 && (*block)[1] % 2 != 0)
+      return emitOpError() << "an e2m1-pair (i8) 'weight' needs an even "
+                              "block depth, got "
+                           << (*block)[1];
     shapes.fix("NB", ceilDiv(shapes.get("N"), (*block)[0]),
                "'weight' (ceil(N / BN))");
     shapes.fix("KB", ceilDiv(shapes.get("K"), (*block)[1]),

@@ -230,8 +230,9 @@ struct GroupedMatmulTilingModel
                 affine::makeComposedFoldedAffineApply(b, loc, d0.ceilDiv(by),
                                                       {size})};
       };
-      auto [columnBlock, columnBlocks] = blocksOf(offsets[1], sizes[1], bn);
-      auto [depthBlock, depthBlocks] = blocksOf(offsets[2], sizes[2], bk);
+      OpFoldResult columnBlock, columnBlocks, depthBlock, depthBlocks;
+      std::tie(columnBlock, columnBlocks) = blocksOf(offsets[1], sizes[1], bn);
+      std::tie(depthBlock, depthBlocks) = blocksOf(offsets[2], sizes[2], bk);
       auto sliceScale = [&](Value value) -> Value {
         if (!value)
           return {};

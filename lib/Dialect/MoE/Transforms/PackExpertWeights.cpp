@@ -225,14 +225,27 @@ selectPackedArguments(func::FuncOp entry,
         return;
       for (Value scale : matmul.getWeightScales()) {
         BlockArgument arg = weightArgument(scale);
-        bool shared = arg && isPackableColumnScale(arg, isWeight) &&
-                      llvm::all_of(viewedValue(arg, viewChain(arg)).getUsers(),
-                                   [&](Operation *reader) {
-                                     return llvm::all_of(
-                                         llvm::cast<GroupedMatmulOp>(reader)
-                                             .getWeights(),
-                                         isPacked);
-                                   });
+        // Every reader of the scales has its weights packed, in panels of
+        // the full width (no reader of those weights narrows them to a
+        // scale block of several columns): one panel width for the scales.
+        auto fullPanels = [&](Value weight) {
+          BlockArgument weightArg = weightArgument(weight);
+          return weightArg &&
+                 llvm::all_of(weightReaders(weightArg), [](Operation *op) {
+                   std::optional<ArrayRef<int64_t>> block =
+                       llvm::cast<GroupedMatmulOp>(op).getWeightBlock();
+                   return !block || (*block)[0] == 1;
+                 });
+        };
+        bool shared =
+            arg && isPackableColumnScale(arg, isWeight) &&
+            llvm::all_of(viewedValue(arg, viewChain(arg)).getUsers(),
+                         [&](Operation *reader) {
+                           SmallVector<Value> readerWeights =
+                               llvm::cast<GroupedMatmulOp>(reader).getWeights();
+                           return llvm::all_of(readerWeights, isPacked) &&
+                                  llvm::all_of(readerWeights, fullPanels);
+                         });
         if (!shared) {
           changed |= unpack(matmul);
           return;

@@ -74,8 +74,9 @@ constexpr llvm::StringLiteral kExpertPlaceholder = "{e}";
 
 /// The f32 values of e2m1 codes: `codes` is an integer scalar or vector
 /// whose low 4 bits are each a code (sign, two exponent bits, one mantissa
-/// bit); higher bits are ignored. Integer arithmetic and one multiply, so
-/// that kernels decode vectors of codes the same way.
+/// bit); higher bits are ignored. Integer arithmetic and selects, without
+/// f32 subnormals (so flush-to-zero modes do not change it), so that
+/// kernels decode vectors of codes the same way.
 Value buildE2M1ToF32(OpBuilder &b, Location loc, Value codes);
 
 /// The f32 value of element `depth` (index) of an e2m1 pair `byte` (i8):
