@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -160,3 +161,44 @@ def test_compiled_equals_reference(tmp_path, shared) -> None:
             assert done.returncode == 0, (variant, tokens, done.stdout,
                                           done.stderr)
     assert os.path.getsize(tmp_path / "fast.so") > 0
+
+
+@pytest.mark.skipif(not built_tools.have_runtime_tools(),
+                    reason="moe-compile, moe-run or the runtime library is "
+                    "not built")
+def test_flush_to_zero(tmp_path) -> None:
+    """A caller's flush-to-zero mode (PyTorch's set_flush_denormal: FTZ and
+    DAZ on its thread) does not zero the e2m1 values 0.5 (codes 1 and 9) or
+    any other: the decoding makes no f32 subnormal. The reference lowering
+    decodes by arithmetic, in the caller's thread."""
+    spec = _spec()
+    tensors, dtypes = random_weights(spec, seed=11)
+    safetensors_io.save_file(str(tmp_path / "model.safetensors"), tensors,
+                             dtypes)
+    layer = str(tmp_path / "layer.mlir")
+    with open(layer, "w", encoding="utf-8") as file:
+        file.write(emit_module(spec))
+    module = str(tmp_path / "reference.so")
+    done = subprocess.run([tools.find_tool("moe-compile"), layer, "-o",
+                           module, "--reference"], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    code = ("import sys, numpy as np, torch\n"
+            "from moe_mlir import runtime\n"
+            "module, ckpt, out, flush = sys.argv[1:5]\n"
+            "assert torch.set_flush_denormal(flush == '1')\n"
+            "x = np.random.default_rng(5).standard_normal((9, 72))\n"
+            "np.save(out, runtime.load_layer(module, ckpt)(\n"
+            "    x.astype(np.float32)))\n")
+    outputs = []
+    for flush in ("0", "1"):
+        out = str(tmp_path / f"y{flush}.npy")
+        done = subprocess.run(
+            [sys.executable, "-c", code, module, str(tmp_path), out, flush],
+            capture_output=True, text=True, check=False, timeout=300,
+            env={**os.environ,
+                 "PYTHONPATH": os.path.join(os.path.dirname(__file__),
+                                            os.pardir)})
+        assert done.returncode == 0, done.stderr
+        outputs.append(np.load(out))
+    np.testing.assert_array_equal(outputs[0], outputs[1])

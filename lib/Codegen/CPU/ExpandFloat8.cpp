@@ -25,11 +25,13 @@ Type withElement(Type type, Type element) {
 }
 
 /// arith.extf from f8E4M3FN: the f32 of its bits, then whatever the target
-/// type is of that f32. The byte sign-extended and shifted left by 20, masked
-/// to the sign and E.EEE.MMM, is the f32 of the value times 2^-120 (an e4m3
-/// subnormal an f32 subnormal): one multiply by 2^120 makes it exact.
-/// S.1111.111 is NaN. Kernels decode FP8 weights through this (one place
-/// for the format), about ten vector ops per 16 bytes.
+/// type is of that f32. A normal e4m3 (E.EEE > 0): its E.EEE.MMM bits at
+/// the bottom of an f32's exponent and the top of its mantissa, the
+/// exponent rebiased by 120 (127 - 7); a subnormal one: its mantissa times
+/// 2^-9. No f32 subnormal on the way, so flush-to-zero modes (a caller's
+/// DAZ) change nothing. S.1111.111 is NaN. Kernels decode FP8 weights
+/// through this (one place for the format), about a dozen vector ops per
+/// 16 bytes.
 struct ExpandExtFFromFloat8 : OpRewritePattern<arith::ExtFOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -42,17 +44,38 @@ struct ExpandExtFFromFloat8 : OpRewritePattern<arith::ExtFOp> {
     Type i8 = withElement(sourceType, rewriter.getI8Type());
     Type i32 = withElement(sourceType, rewriter.getI32Type());
     Type f32 = withElement(sourceType, rewriter.getF32Type());
+    auto word = [&](int64_t v) {
+      return createScalarOrSplatConstant(rewriter, loc, i32, v);
+    };
     Value bytes = arith::BitcastOp::create(rewriter, loc, i8, op.getIn());
-    Value word = arith::AndIOp::create(
+    Value unsignedWord = arith::ExtUIOp::create(rewriter, loc, i32, bytes);
+    Value magnitude =
+        arith::AndIOp::create(rewriter, loc, unsignedWord, word(0x7F));
+    Value normal = arith::BitcastOp::create(
+        rewriter, loc, f32,
+        arith::AddIOp::create(
+            rewriter, loc,
+            arith::ShLIOp::create(rewriter, loc, magnitude, word(20)),
+            word(120 << 23)));
+    Value subnormal = arith::MulFOp::create(
         rewriter, loc,
-        arith::ShLIOp::create(
-            rewriter, loc, arith::ExtSIOp::create(rewriter, loc, i32, bytes),
-            createScalarOrSplatConstant(rewriter, loc, i32, 20)),
-        createScalarOrSplatConstant(rewriter, loc, i32,
-                                    static_cast<int32_t>(0x87F00000u)));
-    Value result = arith::MulFOp::create(
-        rewriter, loc, arith::BitcastOp::create(rewriter, loc, f32, word),
-        createScalarOrSplatConstant(rewriter, loc, f32, APFloat(0x1p120f)));
+        arith::UIToFPOp::create(
+            rewriter, loc, f32,
+            arith::AndIOp::create(rewriter, loc, magnitude, word(7))),
+        createScalarOrSplatConstant(rewriter, loc, f32, APFloat(0x1p-9f)));
+    Value isSubnormal = arith::CmpIOp::create(
+        rewriter, loc, arith::CmpIPredicate::ult, magnitude, word(8));
+    Value value =
+        arith::SelectOp::create(rewriter, loc, isSubnormal, subnormal, normal);
+    Value sign = arith::ShLIOp::create(
+        rewriter, loc,
+        arith::AndIOp::create(rewriter, loc, unsignedWord, word(0x80)),
+        word(24));
+    Value result = arith::BitcastOp::create(
+        rewriter, loc, f32,
+        arith::OrIOp::create(
+            rewriter, loc, arith::BitcastOp::create(rewriter, loc, i32, value),
+            sign));
     // S.1111.111, compared on the bytes.
     Value nanBits = createScalarOrSplatConstant(rewriter, loc, i8, 0x7F);
     Value isNaN = arith::CmpIOp::create(
