@@ -166,12 +166,23 @@ def test_compiled_equals_reference(tmp_path, shared) -> None:
 @pytest.mark.skipif(not built_tools.have_runtime_tools(),
                     reason="moe-compile, moe-run or the runtime library is "
                     "not built")
-def test_flush_to_zero(tmp_path) -> None:
+@pytest.mark.parametrize("quantization", ["mxfp4", "fp8"])
+def test_flush_to_zero(tmp_path, quantization) -> None:
     """A caller's flush-to-zero mode (PyTorch's set_flush_denormal: FTZ and
-    DAZ on its thread) does not zero the e2m1 values 0.5 (codes 1 and 9) or
-    any other: the decoding makes no f32 subnormal. The reference lowering
-    decodes by arithmetic, in the caller's thread."""
+    DAZ on its thread) does not zero the e2m1 values 0.5 (codes 1 and 9),
+    the e4m3 subnormals or any other: the decoding makes no f32 subnormal.
+    The reference lowering decodes by arithmetic, in the caller's thread."""
     spec = _spec()
+    if quantization == "fp8":
+        spec = LayerSpec(
+            hidden=72, intermediate=33, num_experts=4,
+            routing="<softmax, top_k = 2, renormalize>",
+            weights={"router": "r", "expert_up": "e.{e}.up",
+                     "expert_down": "e.{e}.down",
+                     "up_scale": "e.{e}.up_scale",
+                     "down_scale": "e.{e}.down_scale"},
+            dtypes={"expert_up": "f8e4m3fn", "expert_down": "f8e4m3fn"},
+            activation="relu", weight_block=(16, 16))
     tensors, dtypes = random_weights(spec, seed=11)
     safetensors_io.save_file(str(tmp_path / "model.safetensors"), tensors,
                              dtypes)
