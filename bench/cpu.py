@@ -14,7 +14,10 @@ One run measures, in this order:
    same weights and inputs two PyTorch formulations: the Hugging Face loop over
    experts and tokens sorted by expert, padded, one bmm per projection
    (fp8: the checkpoint in DeepSeek-V3's FP8 layout, make-checkpoint --dtype
-   fp8, against PyTorch bf16 on its dequantized weights). Every timed run,
+   fp8, against PyTorch bf16 on its dequantized weights; mxfp4: the bf16
+   checkpoint's routed experts quantized to MXFP4 (gpt-oss's layout: e2m1
+   blocks and e8m0 scales per 32), bound as stored and decoded by the
+   kernels, against PyTorch bf16 on the dequantized experts). Every timed run,
    ours and PyTorch's, follows a write of twice the last-level cache: the
    weights come from DRAM, as a layer's do in a model whose other layers
    run between its calls (decode would otherwise read weights cached by the
@@ -35,6 +38,7 @@ sets the variable (then prints which BLAS torch uses).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import os
@@ -98,19 +102,72 @@ def prepare(shape: str, dtype: str, work: str, build: str) -> dict:
     from moe_mlir import checkpoints
     family, hidden, inter, experts, top_k, extra = SHAPES[shape]
     directory = os.path.join(work, f"{shape}-{dtype}")
+    stored = "bf16" if dtype == "mxfp4" else dtype
     config = checkpoints.hf_config(family, hidden=hidden, intermediate=inter,
                                    experts=experts, top_k=top_k, layers=1,
-                                   dtype=dtype, vocab=256)
+                                   dtype=stored, vocab=256)
     config.update(extra)
-    checkpoints.write_checkpoint(directory, config, dtype, seed=0)
+    checkpoints.write_checkpoint(directory, config, stored, seed=0)
     layer = os.path.join(directory, "layer.mlir")
     _cli("import-hf", directory, "--layer", "0", "-o", layer)
+    if dtype == "mxfp4":
+        quantize_experts(directory, layer)
     module = os.path.join(directory, "layer.so")
     start = time.perf_counter()
     subprocess.run([os.path.join(build, "bin", "moe-compile"), layer, "-o",
                     module], check=True)
     return {"dir": directory, "module": module, "config": config,
             "compile_s": time.perf_counter() - start}
+
+
+def quantize_experts(directory: str, layer: str) -> None:
+    """The imported layer's routed experts as MXFP4: each stacked [E, N, K]
+    projection quantized (mxfp4.quantize) into one ``<operand>.blocks``
+    [E, N, K/32, 16] and ``<operand>.scales`` [E, N, K/32] U8 tensor, bound
+    as e2m1 pairs (a reshape view) with e8m0 scales of [1, 32] blocks; the
+    bf16 tensors are overwritten with the dequantized values (exact in
+    bf16), which the PyTorch baselines read."""
+    import numpy as np
+    from moe_mlir import mxfp4, safetensors_io
+    from moe_mlir.emit import EXPERT, emit_module
+    from moe_mlir.hf_import import import_hf
+    from moe_mlir.views import View
+    spec = import_hf(directory, 0).spec
+    headers = safetensors_io.read_checkpoint_headers(directory)
+    tensors = safetensors_io.load_checkpoint(directory)
+    dtypes = {name: dtype for name, (dtype, _) in headers.items()}
+    weights, views = dict(spec.weights), dict(spec.views)
+    formats, element_types = dict(spec.formats), dict(spec.dtypes)
+    for operand, scale in (("expert_gate", "gate_scale"),
+                           ("expert_up", "up_scale"),
+                           ("expert_down", "down_scale")):
+        if operand not in weights:
+            continue
+        name = weights[operand]
+        names = [name.replace(EXPERT, str(e))
+                 for e in range(spec.num_experts)]
+        blocks, scales = mxfp4.quantize(np.stack([tensors[n] for n in names]))
+        decoded = mxfp4.decode(blocks, scales)
+        for e, expert_name in enumerate(names):
+            tensors[expert_name] = decoded[e].astype(np.float32)
+        tensors[operand + ".blocks"] = blocks
+        dtypes[operand + ".blocks"] = "U8"
+        tensors[operand + ".scales"] = scales
+        dtypes[operand + ".scales"] = "U8"
+        weights[operand] = operand + ".blocks"
+        weights[scale] = operand + ".scales"
+        views[operand] = View(source=blocks.shape,
+                              reshape=blocks.shape[:2] +
+                              (blocks.shape[2] * blocks.shape[3],))
+        formats[scale] = "e8m0"
+        element_types[operand], element_types[scale] = "e2m1x2", "f32"
+    path = os.path.join(directory, safetensors_io.SINGLE_NAME)
+    safetensors_io.save_file(path, tensors, dtypes)
+    quantized = dataclasses.replace(
+        spec, weights=weights, views=views, formats=formats,
+        dtypes=element_types, weight_block=(1, mxfp4.GROUP))
+    with open(layer, "w", encoding="utf-8") as out:
+        out.write(emit_module(quantized))
 
 
 _GATE = re.compile(r"^\s*(%[\w.]+), (%[\w.]+) = moe\.gate .*-> "
@@ -221,12 +278,14 @@ class TorchLayer:
         self.torch = torch
         config = prepared["config"]
         spec = layer_spec(config, 0,
-                              dtype="bf16" if dtype == "fp8" else dtype)
+                          dtype="bf16" if dtype in ("fp8", "mxfp4")
+                          else dtype)
         tensors = safetensors_io.load_checkpoint(prepared["dir"])
         # FP8 layers: PyTorch bf16 on the dequantized weights (PyTorch 1.13
         # has no FP8 matmul).
         self.dtype = {"f32": torch.float32, "bf16": torch.bfloat16,
-                      "f16": torch.float16, "fp8": torch.bfloat16}[dtype]
+                      "f16": torch.float16, "fp8": torch.bfloat16,
+                      "mxfp4": torch.bfloat16}[dtype]
         block = config.get("quantization_config", {}).get("weight_block_size")
 
         def stored(name: str):
@@ -369,7 +428,8 @@ def touched_bytes(prepared: dict, tokens: int, dtype: str) -> float:
     """Bytes of the expert weights a run must read at least once."""
     family, hidden, inter, experts, top_k, _ = SHAPES[prepared["shape"]]
     touched = min(experts, tokens * top_k)
-    item = {"f32": 4, "fp8": 1}.get(dtype, 2)
+    # MXFP4: half a byte per weight and an f32 scale per 32.
+    item = {"f32": 4, "fp8": 1, "mxfp4": 0.5 + 4 / 32}.get(dtype, 2)
     return touched * 3 * hidden * inter * item
 
 
@@ -475,7 +535,7 @@ def main() -> None:
                     unit, unit_peak = "f32 FMA", f32_peak
                     # bf16 and FP8 weights (staged as bf16 pairs) are
                     # multiplied on the unit moe-compile picks for them.
-                    if dtype in ("bf16", "fp8") and bf16_peak:
+                    if dtype in ("bf16", "fp8", "mxfp4") and bf16_peak:
                         unit, unit_peak = "bf16 dot", bf16_peak
                     if unit_peak:
                         row["peak_unit"] = unit

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["E2M1", "GROUP", "decode", "decode_e8m0", "decode_pairs",
-           "encode", "stored_shapes"]
+           "encode", "quantize", "stored_shapes"]
 
 GROUP = 32
 """Values per scale."""
@@ -93,3 +93,30 @@ def encode(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
     if groups.shape[:-2] != np.shape(scales):
         raise ValueError("codes and scales do not fit together")
     return (groups[..., 0] | (groups[..., 1] << 4)).astype(np.uint8)
+
+
+def quantize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The U8 ``(blocks, scales)`` of a weight ``[..., N, K]`` (K a multiple
+    of 32), as the OCP MX recipe makes them: each group's scale is ``2 **
+    (floor(log2(max |v|)) - 2)`` (e2m1's largest exponent is 2), each value
+    the nearest e2m1 value of ``v / scale`` (saturated at 6; ties to the
+    smaller magnitude). :func:`decode` gives the quantized weight back.
+
+    Raises:
+        ValueError: a last dimension not a multiple of 32.
+    """
+    values = np.asarray(values, np.float64)
+    stored_shapes(values.shape)
+    groups = values.reshape(values.shape[:-1] + (values.shape[-1] // GROUP,
+                                                 GROUP))
+    peak = np.abs(groups).max(axis=-1)
+    with np.errstate(divide="ignore"):
+        exponent = np.floor(np.log2(np.where(peak > 0, peak, 1.0))) - 2
+    exponent = np.clip(np.where(peak > 0, exponent, -127), -127, 127)
+    scaled = groups / np.ldexp(1.0, exponent.astype(np.int64))[..., None]
+    magnitudes = E2M1[:8]
+    nearest = np.abs(np.abs(scaled)[..., None] - magnitudes).argmin(axis=-1)
+    codes = (nearest | np.where(scaled < 0, 8, 0)).astype(np.uint8)
+    codes = codes.reshape(values.shape)
+    scales = (exponent + 127).astype(np.uint8)
+    return encode(codes, scales), scales
