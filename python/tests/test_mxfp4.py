@@ -213,3 +213,34 @@ def test_flush_to_zero(tmp_path, quantization) -> None:
         assert done.returncode == 0, done.stderr
         outputs.append(np.load(out))
     np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
+def test_quantize() -> None:
+    """The OCP MX recipe: a group's scale 2^(floor(log2 max) - 2), values
+    rounded to the nearest e2m1 (saturated at 6), zero groups scale 2^-127;
+    decode() gives the rounded weight back."""
+    group = np.array([[0.0] * 31 + [12.0]])
+    blocks, scales = mxfp4.quantize(group)
+    assert scales.tolist() == [[127 + 3 - 2]]        # 12 -> 2^3, scale 2
+    np.testing.assert_array_equal(mxfp4.decode(blocks, scales), group)
+    # 7 / 2^(2 - 2) saturates at 6; 0.3 rounds to 0.5, -1.2 to -1.
+    values = np.zeros((1, 32))
+    values[0, :3] = [7.0, 0.3, -1.2]
+    blocks, scales = mxfp4.quantize(values)
+    assert scales.tolist() == [[127]]
+    np.testing.assert_array_equal(mxfp4.decode(blocks, scales)[0, :3],
+                                  [6.0, 0.5, -1.0])
+    zeros = np.zeros((2, 32))
+    blocks, scales = mxfp4.quantize(zeros)
+    assert scales.tolist() == [[0], [0]]
+    np.testing.assert_array_equal(mxfp4.decode(blocks, scales), zeros)
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((3, 5, 64))
+    blocks, scales = mxfp4.quantize(weight)
+    assert blocks.shape == (3, 5, 2, 16) and scales.shape == (3, 5, 2)
+    error = np.abs(mxfp4.decode(blocks, scales) - weight)
+    # Half an e2m1 step (1 at the top, 4 -> 6) of the scale, or saturation.
+    peak = np.abs(weight).reshape(3, 5, 2, 32).max(axis=-1)
+    assert (error.reshape(3, 5, 2, 32) <= 0.25 * peak[..., None] + 1e-12).all()
+    with pytest.raises(ValueError, match="multiple of 32"):
+        mxfp4.quantize(np.zeros((2, 40)))
