@@ -401,17 +401,8 @@ Status BoundEntry::bindMxfp4(const ManifestArg &arg,
     status = lookup("_scales", scalesShape, scales);
   if (!status)
     return status;
-  size_t numBytes = 0;
-  if (!byteSize(shape, sizeof(uint16_t), numBytes))
-    return Status::failure(context + ": shape " + formatShape(shape) +
-                           " is too large");
-  if (numBytes == 0) {
-    buffer.data = emptyBufferAddress();
-    buffer.numBytes = 0;
-    return Status::success();
-  }
-  status = allocateOwned(numBytes, context, buffer);
-  if (!status)
+  status = allocateDecoded(shape, sizeof(uint16_t), context, buffer);
+  if (!status || buffer.numBytes == 0)
     return status;
   size_t rows = 1;
   for (size_t d = 0; d + 1 < shape.size(); ++d)
@@ -439,8 +430,20 @@ Status BoundEntry::bindE8m0(const ManifestArg &arg,
     return Status::failure(context + ": checkpoint shape " +
                            formatShape((*tensor)->shape) + " does not match " +
                            formatShape(shape));
+  Status status = allocateDecoded(shape, sizeof(float), context, buffer);
+  if (!status || buffer.numBytes == 0)
+    return status;
+  detail::decodeE8m0(static_cast<const uint8_t *>((*tensor)->data),
+                     buffer.numBytes / sizeof(float),
+                     static_cast<float *>(buffer.owned.get()));
+  return Status::success();
+}
+
+Status BoundEntry::allocateDecoded(const std::vector<int64_t> &shape,
+                                   size_t itemSize, const std::string &context,
+                                   WeightBuffer &buffer) {
   size_t numBytes = 0;
-  if (!byteSize(shape, sizeof(float), numBytes))
+  if (!byteSize(shape, itemSize, numBytes))
     return Status::failure(context + ": shape " + formatShape(shape) +
                            " is too large");
   if (numBytes == 0) {
@@ -448,13 +451,7 @@ Status BoundEntry::bindE8m0(const ManifestArg &arg,
     buffer.numBytes = 0;
     return Status::success();
   }
-  Status status = allocateOwned(numBytes, context, buffer);
-  if (!status)
-    return status;
-  detail::decodeE8m0(static_cast<const uint8_t *>((*tensor)->data),
-                     numBytes / sizeof(float),
-                     static_cast<float *>(buffer.owned.get()));
-  return Status::success();
+  return allocateOwned(numBytes, context, buffer);
 }
 
 int64_t BoundEntry::inputHiddenSize(size_t index) const {

@@ -2,17 +2,24 @@
 //
 // Internal to the runtime: the `mgpu*` functions MLIR's GPU-to-LLVM
 // lowering makes compiled modules call, implemented over the CUDA driver
-// in CudaCalls.cpp (exported by libMoERuntime.so and by the tools).
+// in CudaCalls.cpp (exported by libMoERuntime.so and by the tools). C and
+// C++: the runtime tests' stand-in modules include it too.
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef MOE_LIB_RUNTIME_CUDACALLS_H
 #define MOE_LIB_RUNTIME_CUDACALLS_H
 
+#ifdef __cplusplus
 #include <cstddef>
 #include <cstdint>
-
 extern "C" {
+#else
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#endif
+
 void *mgpuModuleLoad(void *data, size_t size);
 void *mgpuModuleLoadJIT(void *data, int optLevel);
 void mgpuModuleUnload(void *module);
@@ -21,11 +28,11 @@ void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
                       intptr_t gridZ, intptr_t blockX, intptr_t blockY,
                       intptr_t blockZ, int32_t sharedBytes, void *stream,
                       void **params, void **extra, size_t paramCount);
-void *mgpuStreamCreate();
+void *mgpuStreamCreate(void);
 void mgpuStreamDestroy(void *stream);
 void mgpuStreamSynchronize(void *stream);
 void mgpuStreamWaitEvent(void *stream, void *event);
-void *mgpuEventCreate();
+void *mgpuEventCreate(void);
 void mgpuEventDestroy(void *event);
 void mgpuEventSynchronize(void *event);
 void mgpuEventRecord(void *event, void *stream);
@@ -37,6 +44,8 @@ void mgpuMemset32(void *destination, unsigned value, size_t count,
 void mgpuMemset16(void *destination, unsigned short value, size_t count,
                   void *stream);
 void mgpuSetDefaultDevice(int32_t device);
+#ifdef __cplusplus
 }
+#endif
 
 #endif // MOE_LIB_RUNTIME_CUDACALLS_H

@@ -170,14 +170,20 @@ Result<int> CudaDriver::deviceCount() const {
   return count;
 }
 
-Result<CudaDevice> CudaDriver::device(int ordinal) const {
+Status CudaDriver::checkOrdinal(int ordinal) const {
   Result<int> count = deviceCount();
   if (!count)
     return count.status();
   if (ordinal < 0 || ordinal >= *count)
-    return Result<CudaDevice>::failure(
-        "no CUDA device " + std::to_string(ordinal) + " (this machine has " +
-        std::to_string(*count) + (*count == 1 ? " device" : " devices") + ")");
+    return Status::failure("no CUDA device " + std::to_string(ordinal) +
+                           " (this machine has " + std::to_string(*count) +
+                           (*count == 1 ? " device" : " devices") + ")");
+  return Status::success();
+}
+
+Result<CudaDevice> CudaDriver::device(int ordinal) const {
+  if (Status exists = checkOrdinal(ordinal); !exists)
+    return exists;
   CudaDevice info;
   info.ordinal = ordinal;
   CUdevice device = 0;
@@ -208,13 +214,8 @@ Result<CUcontext> CudaDriver::primaryContext(int ordinal) const {
   if (ordinal >= 0 && static_cast<size_t>(ordinal) < contexts.size() &&
       contexts[ordinal])
     return contexts[ordinal];
-  Result<int> count = deviceCount();
-  if (!count)
-    return count.status();
-  if (ordinal < 0 || ordinal >= *count)
-    return Result<CUcontext>::failure(
-        "no CUDA device " + std::to_string(ordinal) + " (this machine has " +
-        std::to_string(*count) + (*count == 1 ? " device" : " devices") + ")");
+  if (Status exists = checkOrdinal(ordinal); !exists)
+    return exists;
   CUdevice device = 0;
   if (CUresult error = functions.deviceGet(&device, ordinal); error != kSuccess)
     return Result<CUcontext>::failure(describe("cuDeviceGet", error));

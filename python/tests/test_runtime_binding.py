@@ -307,7 +307,10 @@ def test_cuda_module(tmp_path) -> None:
     subprocess.run([sys.executable, os.path.join(inputs, "make_module.py"),
                     "gpu", source], check=True)
     module = str(tmp_path / "gpu.so")
-    subprocess.run([_CLANG, "-shared", "-fPIC", "-o", module, source,
+    runtime_sources = os.path.join(inputs, os.pardir, os.pardir, os.pardir,
+                                   "lib", "Runtime")
+    subprocess.run([_CLANG, "-shared", "-fPIC", "-I", runtime_sources, "-o",
+                    module, source,
                     os.path.join(inputs, "fake_gpu_kernels.c")], check=True)
     ckpt = str(tmp_path / "w.safetensors")
     subprocess.run([sys.executable, os.path.join(inputs, "make_inputs.py"),

@@ -133,6 +133,8 @@ public:
 
 private:
   CudaDriver() = default;
+  /// Success when GPU `ordinal` exists.
+  Status checkOrdinal(int ordinal) const;
   CudaDriverApi functions{};
   int driverVersion = 0;
 };

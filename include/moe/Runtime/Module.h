@@ -243,6 +243,12 @@ private:
   /// Packs `source` (bound with arg.packingShape) into the buffer of
   /// argument `argIndex` with the module's packing function.
   Status pack(size_t argIndex, const WeightBuffer &source);
+  /// An owned buffer of `shape` with `itemSize`-byte elements for a weight
+  /// decoded when bound (numBytes 0, the shared empty address, when the
+  /// shape is empty).
+  static Status allocateDecoded(const std::vector<int64_t> &shape,
+                                size_t itemSize, const std::string &context,
+                                WeightBuffer &buffer);
   /// Gives `buffer` an owned, 64-byte aligned, uninitialized copy of
   /// `numBytes`.
   static Status allocateOwned(size_t numBytes, const std::string &context,

@@ -8,6 +8,7 @@
 //   after:   that an error stops the thread's later calls until taken
 // Linked with libMoERuntimeStatic.a.
 
+#include "CudaCalls.h"
 #include "moe/Runtime/CudaDriver.h"
 
 #include <cstdint>
@@ -17,30 +18,6 @@
 
 using namespace moe::runtime;
 
-extern "C" {
-void *mgpuModuleLoad(void *data, size_t size);
-void mgpuModuleUnload(void *module);
-void *mgpuModuleGetFunction(void *module, const char *name);
-void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
-                      intptr_t gridZ, intptr_t blockX, intptr_t blockY,
-                      intptr_t blockZ, int32_t sharedBytes, void *stream,
-                      void **params, void **extra, size_t paramCount);
-void *mgpuStreamCreate();
-void mgpuStreamDestroy(void *stream);
-void mgpuStreamSynchronize(void *stream);
-void *mgpuEventCreate();
-void mgpuEventDestroy(void *event);
-void mgpuEventRecord(void *event, void *stream);
-void mgpuStreamWaitEvent(void *stream, void *event);
-void *mgpuMemAlloc(uint64_t bytes, void *stream, bool hostShared);
-void mgpuMemFree(void *pointer, void *stream);
-void mgpuMemcpy(void *destination, void *source, size_t bytes, void *stream);
-void mgpuMemset32(void *destination, unsigned value, size_t count,
-                  void *stream);
-void mgpuMemset16(void *destination, unsigned short value, size_t count,
-                  void *stream);
-void mgpuSetDefaultDevice(int32_t device);
-}
 
 namespace {
 

@@ -11,19 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-void *mgpuModuleLoad(void *data, size_t size);
-void mgpuModuleUnload(void *module);
-void *mgpuModuleGetFunction(void *module, const char *name);
-void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
-                      intptr_t gridZ, intptr_t blockX, intptr_t blockY,
-                      intptr_t blockZ, int32_t sharedBytes, void *stream,
-                      void **params, void **extra, size_t paramCount);
-void *mgpuStreamCreate(void);
-void mgpuStreamDestroy(void *stream);
-void mgpuStreamSynchronize(void *stream);
-void *mgpuMemAlloc(uint64_t bytes, void *stream, _Bool hostShared);
-void mgpuMemFree(void *pointer, void *stream);
-void mgpuMemcpy(void *destination, void *source, size_t bytes, void *stream);
+#include "CudaCalls.h" /* lib/Runtime: the mgpu* prototypes */
 
 typedef struct {
   float *allocated;
