@@ -4,6 +4,7 @@
 #define MOE_INITALLPASSES_H
 
 #include "moe/Codegen/CPU/Passes.h"
+#include "moe/Codegen/GPU/Passes.h"
 #include "moe/Conversion/Passes.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/Pipelines/Pipelines.h"
@@ -14,6 +15,7 @@ inline void registerAllPasses() {
   registerMoEPasses();
   registerMoEConversionPasses();
   registerMoECPUCodegenPasses();
+  registerMoEGPUCodegenPasses();
   registerMoEPipelines();
 }
 

@@ -13,6 +13,8 @@
 
 #include "moe/Pipelines/Pipelines.h"
 
+#include "TiledProgram.h"
+
 #include "moe/Codegen/CPU/Passes.h"
 #include "moe/Conversion/Passes.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
@@ -35,56 +37,21 @@ using namespace mlir;
 
 void moe::buildLowerToCPUPipeline(OpPassManager &pm,
                                   const LowerToCPUOptions &options) {
-  // Entry points are described while their signatures are still tensors.
-  if (options.cInterface)
-    pm.addPass(moe::createMoEExportEntriesPass());
-
-  // moe ops to linalg, scf and tensor ops; on the fast path the expert
-  // matmuls become tiled moe.grouped_matmul ops first.
+  TiledProgramOptions tiled;
+  tiled.cInterface = options.cInterface;
+  tiled.reference = options.reference;
+  tiled.rowAlign = options.rowAlign;
+  tiled.blockRows = options.blockRows;
+  tiled.fuseCombine = options.fuseCombine;
+  tiled.fuseActivation = options.fuseActivation;
+  tiled.fuseRouting = options.fuseRouting;
+  tiled.packWeights = options.packWeights;
+  tiled.panelCols = options.panelCols;
+  tiled.bf16Pairs = options.bf16Matmul != moe::Bf16Matmul::F32;
+  tiled.tileN = options.tileN;
+  tiled.tileK = options.tileK;
+  addTiledProgramPasses(pm, tiled);
   bool fast = !options.reference;
-  int64_t rowAlign = options.rowAlign;
-  // (A block-rows below 1 is left for moe-form-grouped-matmul to report.)
-  if (fast && options.blockRows >= 1 && rowAlign >= 1)
-    rowAlign = std::lcm(rowAlign, static_cast<int64_t>(options.blockRows));
-  pm.addPass(moe::createMoEDecomposePass(
-      moe::MoEDecomposePassOptions{rowAlign}));
-  if (fast) {
-    pm.addPass(moe::createMoEFormGroupedMatmulPass(
-        moe::MoEFormGroupedMatmulPassOptions{
-            options.blockRows, options.fuseCombine, options.fuseActivation}));
-    // Expert weights in panels, packed by functions the runtime calls once
-    // after binding (the manifest, written above, is amended).
-    if (options.packWeights)
-      pm.addPass(moe::createMoEPackExpertWeightsPass(
-          moe::MoEPackExpertWeightsPassOptions{
-              options.panelCols, options.bf16Matmul != moe::Bf16Matmul::F32}));
-    pm.addPass(moe::createMoETileGroupedMatmulPass(
-        moe::MoETileGroupedMatmulPassOptions{options.tileN, options.tileK}));
-    // The gate and the routing plan of its ids in one loop over the tokens.
-    if (options.fuseRouting)
-      pm.addPass(moe::createMoEFuseRoutingPass());
-  }
-  pm.addPass(moe::createConvertMoEToLinalgPass());
-  // Element-wise arith/math on tensors around the layers (e.g. the residual
-  // adds of a module stacking layers) become linalg.generic.
-  pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
-  // The packing functions' linalg.pack, in ops that bufferize.
-  pm.addPass(moe::createMoELowerPackOpsPass());
-  pm.addPass(createCanonicalizerPass());
-  pm.addPass(createCSEPass());
-
-  // Tensors to buffers. Function boundaries get identity layouts so entry
-  // points take plain row-major descriptors.
-  bufferization::OneShotBufferizePassOptions bufferize;
-  bufferize.bufferizeFunctionBoundaries = true;
-  bufferize.functionBoundaryTypeConversion =
-      bufferization::LayoutMapOption::IdentityLayoutMap;
-  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
-  // Identical subviews become one, so in-place slice updates lose their
-  // self-copies.
-  pm.addPass(createCSEPass());
-  pm.addPass(createCanonicalizerPass());
-  bufferization::buildBufferDeallocationPipeline(pm);
 
   // Buffers to loops to LLVM.
   if (fast) {
@@ -158,13 +125,4 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
   pm.addPass(createConvertToLLVMPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
   pm.addPass(moe::createMoEAllocateThroughRuntimePass());
-}
-
-void moe::registerMoEPipelines() {
-  PassPipelineRegistration<LowerToCPUOptions>(
-      "moe-lower-to-cpu",
-      "Lower moe ops on tensors to the LLVM dialect for the CPU (fast path: "
-      "tiled, vectorized grouped matmuls; reference=1: the reference "
-      "lowering)",
-      buildLowerToCPUPipeline);
 }

@@ -9,6 +9,7 @@
 
 #include "moe/Runtime/Module.h"
 
+#include "CudaCalls.h"
 #include "EntryCall.h"
 #include "Mxfp4.h"
 #include "ThreadPool.h"
@@ -178,10 +179,50 @@ BoundEntry::bind(std::shared_ptr<const CompiledModule> module,
       continue;
     }
     Status status = bound.bindWeight(i);
+    if (status && bound.module->isGpu())
+      status = bound.upload(i);
     if (!status)
       return status;
   }
   return bound;
+}
+
+void BoundEntry::DeviceDeleter::operator()(void *p) const {
+  int previousDevice = detail::currentCudaDevice();
+  detail::setCurrentCudaDevice(device);
+  mgpuMemFree(p, nullptr);
+  // A failure to free is not the caller's (a destructor reports nothing).
+  (void)detail::takeCudaError();
+  detail::setCurrentCudaDevice(previousDevice);
+}
+
+Status BoundEntry::upload(size_t argIndex) {
+  WeightBuffer &buffer = weights[argIndex];
+  if (buffer.numBytes == 0)
+    return Status::success();
+  int device = module->device();
+  int previousDevice = detail::currentCudaDevice();
+  detail::setCurrentCudaDevice(device);
+  (void)detail::takeCudaError();
+  void *copy = mgpuMemAlloc(buffer.numBytes, nullptr, /*hostShared=*/false);
+  if (copy) {
+    buffer.onDevice =
+        std::unique_ptr<void, DeviceDeleter>(copy, DeviceDeleter{device});
+    mgpuMemcpy(copy, const_cast<void *>(buffer.data), buffer.numBytes, nullptr);
+    mgpuStreamSynchronize(nullptr);
+  }
+  Status gpu = detail::takeCudaError();
+  detail::setCurrentCudaDevice(previousDevice);
+  if (!gpu)
+    return Status::failure("weight '" +
+                           printable(spec().args[argIndex].weightName) +
+                           "' (argument " + std::to_string(argIndex) + " of '" +
+                           printable(name()) + "'): uploading to CUDA device " +
+                           std::to_string(device) + ": " + gpu.error());
+  // The host copy is not needed any more.
+  buffer.owned.reset();
+  buffer.data = copy;
+  return Status::success();
 }
 
 Status BoundEntry::allocateOwned(size_t numBytes, const std::string &context,

@@ -1,8 +1,11 @@
 //===- moe-compile.cpp - Ahead-of-time compiler for MoE modules -----------===//
 //
 //   moe-compile LAYER.mlir --target cpu -o LAYER.so [--mcpu native]
+//   moe-compile LAYER.mlir --target cuda -o LAYER.so [--mcpu x86-64-v2]
 //
-// Parses a module on tensors, runs --moe-lower-to-cpu, translates to LLVM IR,
+// Parses a module on tensors, runs --moe-lower-to-cpu (or --moe-lower-to-cuda:
+// host code that launches kernels embedded as a GPU binary), translates to
+// LLVM IR,
 // optimizes and compiles it in process and links it with lld (as a library)
 // into a shared object that the runtime loads (docs/CompiledModules.md):
 // no clang or linker binary is needed. --emit=mlir and --emit=llvm stop
@@ -48,7 +51,7 @@ using namespace llvm;
 
 namespace {
 
-enum class Target { CPU };
+enum class CodegenTarget { CPU, CUDA };
 enum class Emit { SharedObject, LLVMIR, MLIR };
 
 cl::OptionCategory category("moe-compile options");
@@ -58,10 +61,14 @@ cl::opt<std::string> inputPath(cl::Positional, cl::desc("<layer.mlir>"),
 cl::opt<std::string> outputPath("o", cl::desc("Output file"),
                                 cl::value_desc("path"), cl::Required,
                                 cl::cat(category));
-cl::opt<Target> target("target", cl::desc("Code generation target"),
-                       cl::values(clEnumValN(Target::CPU, "cpu",
-                                             "x86-64 CPU (shared object)")),
-                       cl::init(Target::CPU), cl::cat(category));
+cl::opt<CodegenTarget>
+    target("target", cl::desc("Code generation target"),
+           cl::values(clEnumValN(CodegenTarget::CPU, "cpu",
+                                 "x86-64 CPU (shared object)"),
+                      clEnumValN(CodegenTarget::CUDA, "cuda",
+                                 "NVIDIA GPU driven by x86-64 "
+                                 "host code (shared object)")),
+           cl::init(CodegenTarget::CPU), cl::cat(category));
 cl::opt<Emit> emit(
     "emit", cl::desc("What to write"),
     cl::values(clEnumValN(Emit::SharedObject, "so", "a shared object"),
@@ -81,9 +88,10 @@ cl::opt<bool> reference(
     cl::init(false), cl::cat(category));
 cl::opt<std::string> pipelineOptions(
     "pipeline-options",
-    cl::desc("More options of the moe-lower-to-cpu pipeline, as moe-opt "
-             "takes them (e.g. \"block-rows=8 tile-n=32\"); they override "
-             "--row-align and --reference"),
+    cl::desc("More options of the moe-lower-to-cpu (moe-lower-to-cuda) "
+             "pipeline, as moe-opt takes them (e.g. \"block-rows=8 "
+             "tile-n=32\", \"chip=sm_80\"); they override --row-align and "
+             "--reference"),
     cl::init(""), cl::cat(category));
 
 /// Prints `moe-compile: error: <message>` and returns 1.
@@ -105,6 +113,22 @@ bool isProvidedExternally(StringRef name) {
       "cbrtf", "fabsf", "fmaf",   "floorf", "ceilf",  "roundf", "truncf"};
   return libc.contains(name) || libm.contains(name) ||
          moe::compile::isOpenMPEntry(name);
+}
+
+/// The GPU functions of MLIR's gpu-to-llvm lowering that the MoE runtime
+/// implements (lib/Runtime/CudaCalls.h).
+bool isProvidedByRuntime(StringRef name) {
+  static const StringSet<> calls = {
+      "mgpuModuleLoad",      "mgpuModuleLoadJIT",
+      "mgpuModuleUnload",    "mgpuModuleGetFunction",
+      "mgpuLaunchKernel",    "mgpuStreamCreate",
+      "mgpuStreamDestroy",   "mgpuStreamSynchronize",
+      "mgpuStreamWaitEvent", "mgpuEventCreate",
+      "mgpuEventDestroy",    "mgpuEventSynchronize",
+      "mgpuEventRecord",     "mgpuMemAlloc",
+      "mgpuMemFree",         "mgpuMemcpy",
+      "mgpuSetDefaultDevice"};
+  return calls.contains(name);
 }
 
 /// Compiles `module` for `cpu` to the shared object `outputPath`: an object
@@ -210,8 +234,10 @@ int main(int argc, char **argv) {
       "MoE-MLIR ahead-of-time compiler: moe IR on tensors to a shared object "
       "for the runtime\n");
   std::string mcpu = codegen::getMCPU();
+  // GPU modules run on another machine than the one compiling: a host CPU
+  // level every x86-64 server has.
   if (mcpu.empty())
-    mcpu = "native";
+    mcpu = target == CodegenTarget::CUDA ? "x86-64-v2" : "native";
   if (rowAlign < 1)
     return fail("--row-align must be at least 1, got " + Twine(rowAlign));
   Expected<std::unique_ptr<TargetMachine>> machine =
@@ -238,6 +264,53 @@ int main(int argc, char **argv) {
       mlir::parseSourceFile<mlir::ModuleOp>(sourceMgr, &context);
   if (!module)
     return 1;
+
+  auto writeText = [&](function_ref<void(raw_ostream &)> print) {
+    std::unique_ptr<ToolOutputFile> out =
+        mlir::openOutputFile(outputPath, &errorMessage);
+    if (!out)
+      return fail(errorMessage);
+    print(out->os());
+    out->keep();
+    return 0;
+  };
+  // Calls every module may make, and those only the runtime provides.
+  auto checkCalls = [&](const Module &llvmModule) {
+    for (const Function &function : llvmModule)
+      if (function.isDeclaration() && !function.isIntrinsic() &&
+          !isProvidedExternally(function.getName()) &&
+          !(target == CodegenTarget::CUDA &&
+            isProvidedByRuntime(function.getName())))
+        return fail("the lowered module calls '" + function.getName() +
+                    "', which neither libc, libm, libomp nor the MoE runtime "
+                    "provides");
+    return 0;
+  };
+
+  if (target == CodegenTarget::CUDA) {
+    mlir::moe::LowerToCUDAOptions options;
+    options.rowAlign = rowAlign;
+    options.reference = reference;
+    if (mlir::failed(options.parseFromString(pipelineOptions)))
+      return fail("invalid --pipeline-options '" + pipelineOptions + "'");
+    mlir::PassManager pm(&context);
+    mlir::moe::buildLowerToCUDAPipeline(pm, options);
+    if (mlir::failed(pm.run(*module)))
+      return 1;
+    if (emit == Emit::MLIR)
+      return writeText([&](raw_ostream &os) { module->print(os); });
+    LLVMContext llvmContext;
+    std::unique_ptr<Module> llvmModule =
+        mlir::translateModuleToLLVMIR(*module, llvmContext, inputPath);
+    if (!llvmModule)
+      return fail("cannot translate '" + inputPath + "' to LLVM IR");
+    if (int failed = checkCalls(*llvmModule))
+      return failed;
+    if (emit == Emit::LLVMIR)
+      return writeText(
+          [&](raw_ostream &os) { llvmModule->print(os, nullptr); });
+    return buildSharedObject(*llvmModule, **machine);
+  }
 
   mlir::moe::LowerToCPUOptions options;
   options.rowAlign = rowAlign;
@@ -267,16 +340,6 @@ int main(int argc, char **argv) {
     if (!machine)
       return fail(toString(machine.takeError()));
   }
-
-  auto writeText = [&](function_ref<void(raw_ostream &)> print) {
-    std::unique_ptr<ToolOutputFile> out =
-        mlir::openOutputFile(outputPath, &errorMessage);
-    if (!out)
-      return fail(errorMessage);
-    print(out->os());
-    out->keep();
-    return 0;
-  };
 
   // Each variant is lowered from its own copy of the module.
   LLVMContext llvmContext;
@@ -321,12 +384,8 @@ int main(int argc, char **argv) {
             (*machine)->getTargetFeatureString()))
       return fail(toString(std::move(error)));
   }
-  for (const Function &function : *llvmModule)
-    if (function.isDeclaration() && !function.isIntrinsic() &&
-        !isProvidedExternally(function.getName()))
-      return fail("the lowered module calls '" + function.getName() +
-                  "', which neither libc, libm, libomp nor the MoE runtime "
-                  "provides");
+  if (int failed = checkCalls(*llvmModule))
+    return failed;
 
   if (emit == Emit::LLVMIR)
     return writeText([&](raw_ostream &os) { llvmModule->print(os, nullptr); });

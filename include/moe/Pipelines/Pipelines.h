@@ -141,11 +141,98 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
       llvm::cl::init(true)};
 };
 
+/// Options of `--moe-lower-to-cuda`.
+struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
+  PassOptions::Option<bool> reference{
+      *this, "reference",
+      llvm::cl::desc("Use the reference lowering (per-expert linalg ops as "
+                     "parallel loops on the CUDA cores), the oracle of the "
+                     "tensor-core path"),
+      llvm::cl::init(false)};
+  PassOptions::Option<int64_t> blockRows{
+      *this, "block-rows",
+      llvm::cl::desc("Rows per block of the grouped matmuls: 16 (one "
+                     "m16n8k16 tile) uses the tensor cores "
+                     "(moe-form-grouped-matmul block-rows)"),
+      llvm::cl::init(16)};
+  PassOptions::Option<int64_t> tileN{
+      *this, "tile-n",
+      llvm::cl::desc("Columns of the tile one warp computes "
+                     "(moe-tile-grouped-matmul tile-n)"),
+      llvm::cl::init(64)};
+  PassOptions::Option<bool> fuseCombine{
+      *this, "fuse-combine",
+      llvm::cl::desc("Scatter the down projection's rows into the tokens "
+                     "(moe-form-grouped-matmul fuse-combine): its row blocks "
+                     "then run one after another; 0 gathers them in a "
+                     "combine kernel instead"),
+      llvm::cl::init(false)};
+  PassOptions::Option<bool> fuseActivation{
+      *this, "fuse-activation",
+      llvm::cl::desc("Compute the gate and up projections in one grouped "
+                     "matmul with the activation in its epilogue "
+                     "(moe-form-grouped-matmul fuse-activation)"),
+      llvm::cl::init(true)};
+  PassOptions::Option<bool> fuseRouting{
+      *this, "fuse-routing",
+      llvm::cl::desc("Route, count and build the routing plan in one loop "
+                     "nest over the tokens (moe-fuse-routing)"),
+      llvm::cl::init(true)};
+  PassOptions::Option<int64_t> rowAlign{
+      *this, "row-align",
+      llvm::cl::desc("Pad each expert's dispatched rows to a multiple of this "
+                     "many rows (moe-decompose row-align)"),
+      llvm::cl::init(1)};
+  PassOptions::Option<int64_t> blockSize{
+      *this, "block-size",
+      llvm::cl::desc("Threads per block of the kernels that run one loop "
+                     "iteration per thread (moe-map-to-gpu block-size)"),
+      llvm::cl::init(256)};
+  PassOptions::Option<int64_t> routingBlockSize{
+      *this, "routing-block-size",
+      llvm::cl::desc("Threads of the one block that routes the tokens and "
+                     "builds the plan, as one kernel (moe-map-to-gpu "
+                     "routing-block-size; the fast path); 0 launches each "
+                     "loop on its own"),
+      llvm::cl::init(512)};
+  PassOptions::Option<std::string> chip{
+      *this, "chip",
+      llvm::cl::desc("The CUDA architecture of the kernels (nvvm-attach-target "
+                     "chip)"),
+      llvm::cl::init("sm_90")};
+  PassOptions::Option<std::string> features{
+      *this, "features",
+      llvm::cl::desc("PTX features of the kernels (nvvm-attach-target "
+                     "features)"),
+      llvm::cl::init("+ptx80")};
+  PassOptions::Option<std::string> format{
+      *this, "format",
+      llvm::cl::desc("What the kernels are embedded as (gpu-module-to-binary "
+                     "format): fatbin (the cubin and its PTX), bin (the "
+                     "cubin), isa (PTX text), offload (LLVM IR)"),
+      llvm::cl::init("fatbin")};
+  PassOptions::Option<std::string> toolkit{
+      *this, "toolkit",
+      llvm::cl::desc("The CUDA toolkit whose ptxas and fatbinary build the "
+                     "binary (gpu-module-to-binary toolkit)"),
+      llvm::cl::init("/usr/local/cuda")};
+  PassOptions::Option<bool> cInterface{
+      *this, "c-interface",
+      llvm::cl::desc("Export public functions as entry points with the "
+                     "manifest (moe-export-entries)"),
+      llvm::cl::init(true)};
+};
+
 /// Builds the CPU pipeline: moe ops on tensors to the LLVM dialect.
 void buildLowerToCPUPipeline(OpPassManager &pm,
                              const LowerToCPUOptions &options);
 
-/// Registers `--moe-lower-to-cpu`.
+/// Builds the CUDA pipeline: moe ops on tensors to host code in the LLVM
+/// dialect that launches kernels embedded as a GPU binary.
+void buildLowerToCUDAPipeline(OpPassManager &pm,
+                              const LowerToCUDAOptions &options);
+
+/// Registers `--moe-lower-to-cpu` and `--moe-lower-to-cuda`.
 void registerMoEPipelines();
 
 } // namespace mlir::moe

@@ -167,7 +167,8 @@ public:
   /// The shape of result `index` for `tokens` tokens.
   std::vector<int64_t> resultShape(size_t index, int64_t tokens) const;
   /// The bytes weight argument `argIndex` is bound to: in the checkpoint
-  /// mapping, or a copy the entry owns (null for inputs).
+  /// mapping, or a copy the entry owns (null for inputs); device memory for
+  /// a GPU module.
   const void *weightData(size_t argIndex) const {
     return weights[argIndex].data;
   }
@@ -178,7 +179,8 @@ public:
   /// True when weight argument `argIndex` is a copy the entry owns (a stack
   /// of "{e}" tensors, or a tensor not aligned in the checkpoint).
   bool ownsWeight(size_t argIndex) const {
-    return weights[argIndex].owned != nullptr;
+    return weights[argIndex].owned != nullptr ||
+           weights[argIndex].onDevice != nullptr;
   }
   /// Seconds spent in the module's packing functions while binding (0 when
   /// no weight is packed): a once-per-module cost, never per call.
@@ -217,14 +219,24 @@ private:
   struct FreeDeleter {
     void operator()(void *p) const { std::free(p); }
   };
+  /// Frees device memory on the CUDA device it was allocated on.
+  struct DeviceDeleter {
+    DeviceDeleter() : device(0) {}
+    explicit DeviceDeleter(int device) : device(device) {}
+    void operator()(void *p) const;
+    int device;
+  };
   /// The bytes a weight argument is bound to.
   struct WeightBuffer {
-    /// The first byte: into the checkpoint mapping, or `owned`.
+    /// The first byte: into the checkpoint mapping, or `owned`; for a GPU
+    /// module, `onDevice`.
     const void *data = nullptr;
     /// The size in bytes.
     size_t numBytes = 0;
     /// The aligned copy, when one was needed.
     std::unique_ptr<void, FreeDeleter> owned;
+    /// The device copy of a GPU module's weight.
+    std::unique_ptr<void, DeviceDeleter> onDevice;
   };
 
   BoundEntry() = default;
@@ -243,6 +255,9 @@ private:
   /// Packs `source` (bound with arg.packingShape) into the buffer of
   /// argument `argIndex` with the module's packing function.
   Status pack(size_t argIndex, const WeightBuffer &source);
+  /// Copies weight `argIndex` to the GPU module's device, once: its bytes
+  /// are then device memory.
+  Status upload(size_t argIndex);
   /// An owned buffer of `shape` with `itemSize`-byte elements for a weight
   /// decoded when bound (numBytes 0, the shared empty address, when the
   /// shape is empty).

@@ -1,8 +1,8 @@
 /* A stand-in for the CUDA driver library (libcuda.so.1), loaded by the
  * runtime through MOE_CUDA_DRIVER, so that every path of the GPU calls runs
  * without a GPU. One fake device, "Fake GPU" (sm_90, 80 GiB); device memory
- * is host memory; modules, functions, streams and events are dummies;
- * kernels do nothing. FAKE_CUDA makes one thing fail:
+ * is zero-filled host memory; modules, functions, streams and events are
+ * dummies; kernels do nothing. FAKE_CUDA makes one thing fail:
  *   no-device     cuInit fails with CUDA_ERROR_NO_DEVICE
  *   zero-devices  cuInit succeeds, no device
  *   oom           cuMemAlloc fails with CUDA_ERROR_OUT_OF_MEMORY
@@ -10,8 +10,12 @@
  *   no-kernel     cuModuleGetFunction fails with CUDA_ERROR_NOT_FOUND
  *   bad-image     cuModuleLoadData fails with CUDA_ERROR_INVALID_IMAGE
  * Built with -DOMIT_SYMBOL, it lacks cuMemsetD16Async (an old driver).
- * It counts what is still allocated; fake_cuda_live() reports it. */
+ * It counts what is still allocated; fake_cuda_live() reports it. With
+ * FAKE_CUDA_LEAKS set, it prints at exit the device memory, streams and
+ * events still alive (modules are unloaded by their own destructors, which
+ * may run later). */
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,7 +35,13 @@ static int failing(const char *what) {
 }
 
 static int live; /* allocations, modules, streams and events alive */
+static int liveModules;
 int fake_cuda_live(void) { return live; }
+
+__attribute__((destructor)) static void reportLeaks(void) {
+  if (getenv("FAKE_CUDA_LEAKS"))
+    fprintf(stderr, "fake_cuda: %d alive at exit\n", live - liveModules);
+}
 
 static const char *errorName(CUresult error) {
   switch (error) {
@@ -117,11 +127,13 @@ CUresult cuModuleLoadData(void **module, const void *image) {
     return INVALID_IMAGE;
   *module = malloc(1);
   ++live;
+  ++liveModules;
   return SUCCESS;
 }
 CUresult cuModuleUnload(void *module) {
   free(module);
   --live;
+  --liveModules;
   return SUCCESS;
 }
 static int function;
@@ -181,7 +193,7 @@ CUresult cuEventSynchronize(void *event) {
 CUresult cuMemAlloc_v2(unsigned long long *pointer, size_t bytes) {
   if (failing("oom"))
     return OUT_OF_MEMORY;
-  *pointer = (unsigned long long)(size_t)malloc(bytes);
+  *pointer = (unsigned long long)(size_t)calloc(1, bytes ? bytes : 1);
   ++live;
   return SUCCESS;
 }

@@ -440,6 +440,18 @@ Value GroupedMatmulOp::loadWeightValue(OpBuilder &b, Location loc,
                                 : arith::ExtFOp::create(b, loc, f32, value);
 }
 
+Value GroupedMatmulOp::loadScaledWeight(OpBuilder &b, Location loc,
+                                        Value weight, Value expert,
+                                        Value column, Value depth) {
+  Value value = loadWeightValue(b, loc, weight, expert, column, depth);
+  Value scale = getScaleOf(weight);
+  if (!scale)
+    return value;
+  Value factor = memref::LoadOp::create(
+      b, loc, scale, getScaleIndices(b, loc, expert, column, depth));
+  return arith::MulFOp::create(b, loc, value, factor);
+}
+
 std::pair<Value, Value>
 GroupedMatmulOp::getWeightExtents(OpBuilder &b, Location loc, Value weight) {
   auto scaledDim = [&](int64_t d, int64_t factor) -> Value {

@@ -158,8 +158,17 @@ FailureOr<llvm::json::Object> describeEntry(func::FuncOp func) {
 
 struct MoEExportEntriesPass
     : public moe::impl::MoEExportEntriesPassBase<MoEExportEntriesPass> {
+  using MoEExportEntriesPassBase::MoEExportEntriesPassBase;
+
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    StringRef chip = cudaChip;
+    if (!chip.empty() && (!chip.starts_with("sm_") || chip.size() < 4 ||
+                          !llvm::all_of(chip.drop_front(3), llvm::isDigit))) {
+      module.emitError("moe-export-entries: cuda-chip must be sm_NN, got '")
+          << chip << "'";
+      return signalPassFailure();
+    }
     // Packing functions (moe-pack-expert-weights) are called through the
     // weights they pack, not entry points.
     llvm::StringSet<> packingFunctions;
@@ -182,8 +191,10 @@ struct MoEExportEntriesPass
       // for them.
       // Arguments are the caller's buffers (inputs, weights in a read-only
       // checkpoint mapping): bufferization must never write into them.
+      // On a GPU, moe-map-to-gpu still needs to know the weights.
       for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i) {
-        func.removeArgAttr(i, kWeightAttrName);
+        if (chip.empty())
+          func.removeArgAttr(i, kWeightAttrName);
         func.removeArgAttr(i, kPackingAttrName);
         func.removeArgAttr(i, kWeightFormatAttrName);
         func.setArgAttr(i, "bufferization.writable",
@@ -192,10 +203,12 @@ struct MoEExportEntriesPass
       func->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(),
                     UnitAttr::get(&getContext()));
     }
-    writeManifest(module, llvm::json::Object{
-                              {"version", 1},
-                              {"producer", "moe-mlir " MOE_VERSION_STRING},
-                              {"entries", std::move(entries)}});
+    llvm::json::Object manifest{{"version", 1},
+                                {"producer", "moe-mlir " MOE_VERSION_STRING},
+                                {"entries", std::move(entries)}};
+    if (!chip.empty())
+      manifest["gpu"] = llvm::json::Object{{"api", "cuda"}, {"chip", chip}};
+    writeManifest(module, std::move(manifest));
   }
 };
 

@@ -329,8 +329,8 @@ struct GroupedMatmulTilingModel
           arith::ConstantIndexOp::create(tb, tl, matmul.getBlockRows());
       Value one = arith::ConstantIndexOp::create(tb, tl, 1);
       Value firstRow = arith::MulIOp::create(tb, tl, block, blockRows);
-      Value weight =
-          loadWeight(tb, tl, matmul, matmul.getWeight(), expert, column, depth);
+      Value weight = matmul.loadScaledWeight(tb, tl, matmul.getWeight(), expert,
+                                             column, depth);
       Value rows = matmul.loadFilledRows(tb, tl, block);
       scf::ForOp::create(
           tb, tl, zero, rows, one, ValueRange{},
@@ -376,20 +376,6 @@ private:
 
   /// `weight[expert, column, depth]` of the unpacked layout, as f32 (times
   /// its block scale when it has one).
-  static Value loadWeight(OpBuilder &b, Location loc, GroupedMatmulOp matmul,
-                          Value weight, Value expert, Value column,
-                          Value depth) {
-    Value value =
-        matmul.loadWeightValue(b, loc, weight, expert, column, depth);
-    Value scale = matmul.getScaleOf(weight);
-    if (!scale)
-      return value;
-    Value factor = memref::LoadOp::create(
-        b, loc, scale,
-        matmul.getScaleIndices(b, loc, expert, column, depth));
-    return arith::MulFOp::create(b, loc, value, factor);
-  }
-
   /// `input[source, depth]` as f32, or 0 where the row has no source.
   static Value loadInput(OpBuilder &b, Location loc, GroupedMatmulOp matmul,
                          Value source, Value valid, Value depth) {
@@ -438,9 +424,10 @@ private:
                   for (auto [weight, sum] : llvm::zip(weights, acc))
                     next.push_back(arith::AddFOp::create(
                         kb, kl, sum,
-                        arith::MulFOp::create(kb, kl, x,
-                                              loadWeight(kb, kl, matmul, weight,
-                                                         expert, column, k))));
+                        arith::MulFOp::create(
+                            kb, kl, x,
+                            matmul.loadScaledWeight(kb, kl, weight, expert,
+                                                    column, k))));
                   scf::YieldOp::create(kb, kl, next);
                 });
             SmallVector<Value> args(sums.getResults());

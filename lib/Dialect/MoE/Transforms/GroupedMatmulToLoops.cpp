@@ -23,6 +23,44 @@ namespace mlir::moe {
 using namespace mlir;
 using namespace mlir::moe;
 
+SmallVector<Range> mlir::moe::getComputedDomain(OpBuilder &rewriter,
+                                                GroupedMatmulOp op) {
+  Location loc = op.getLoc();
+  // Whole blocks only: the domain's blocks are clamped to the rows that
+  // input and init hold.
+  auto tiling = llvm::cast<TilingInterface>(op.getOperation());
+  SmallVector<Range> domain = tiling.getIterationDomain(rewriter);
+  Value bm = arith::ConstantIndexOp::create(rewriter, loc, op.getBlockRows());
+  auto rowsOf = [&](Value memref) {
+    return arith::DivUIOp::create(
+        rewriter, loc, memref::DimOp::create(rewriter, loc, memref, 0), bm);
+  };
+  auto clamp = [&](OpFoldResult size, Value bound) -> OpFoldResult {
+    return arith::MinUIOp::create(
+               rewriter, loc,
+               getValueOrCreateConstantIndexOp(rewriter, loc, size), bound)
+        .getResult();
+  };
+  // Rows are those of the input, or of its row sources when gathered.
+  Value rowsOwner = op.getRowSources() ? op.getRowSources() : op.getInput();
+  // Outputs are the rows of init, or of the scatter table.
+  Value outputsOwner = op.isScattering() ? op.getScatterRows() : op.getInit();
+  domain[0].size =
+      clamp(clamp(domain[0].size, rowsOf(rowsOwner)), rowsOf(outputsOwner));
+  if (op.isScattering())
+    domain[0].size = clamp(domain[0].size, rowsOf(op.getScatterScales()));
+  // Columns and depth every weight holds: N, or NP * P when packed; K,
+  // or 2 * KP in pairs (with an epilogue, the scalar implementation's
+  // own loop clamps the depth).
+  for (Value weight : op.getWeights()) {
+    auto [columns, depth] = op.getWeightExtents(rewriter, loc, weight);
+    domain[1].size = clamp(domain[1].size, columns);
+    if (domain.size() > 2)
+      domain[2].size = clamp(domain[2].size, depth);
+  }
+  return domain;
+}
+
 namespace {
 
 /// Loops over `domain[depth..]` around the scalar implementation of `op`.
@@ -58,42 +96,8 @@ struct MoEGroupedMatmulToLoopsPass
       }
       rewriter.setInsertionPoint(op);
       Location loc = op.getLoc();
-      // Whole blocks only: the domain's blocks are clamped to the rows that
-      // input and init hold.
+      SmallVector<Range> domain = getComputedDomain(rewriter, op);
       auto tiling = llvm::cast<TilingInterface>(op.getOperation());
-      SmallVector<Range> domain = tiling.getIterationDomain(rewriter);
-      Value bm = arith::ConstantIndexOp::create(rewriter, loc,
-                                                op.getBlockRows());
-      auto rowsOf = [&](Value memref) {
-        return arith::DivUIOp::create(
-            rewriter, loc, memref::DimOp::create(rewriter, loc, memref, 0),
-            bm);
-      };
-      auto clamp = [&](OpFoldResult size, Value bound) -> OpFoldResult {
-        return arith::MinUIOp::create(
-                   rewriter, loc,
-                   getValueOrCreateConstantIndexOp(rewriter, loc, size), bound)
-            .getResult();
-      };
-      // Rows are those of the input, or of its row sources when gathered.
-      Value rowsOwner =
-          op.getRowSources() ? op.getRowSources() : op.getInput();
-      // Outputs are the rows of init, or of the scatter table.
-      Value outputsOwner =
-          op.isScattering() ? op.getScatterRows() : op.getInit();
-      domain[0].size =
-          clamp(clamp(domain[0].size, rowsOf(rowsOwner)), rowsOf(outputsOwner));
-      if (op.isScattering())
-        domain[0].size = clamp(domain[0].size, rowsOf(op.getScatterScales()));
-      // Columns and depth every weight holds: N, or NP * P when packed; K,
-      // or 2 * KP in pairs (with an epilogue, the scalar implementation's
-      // own loop clamps the depth).
-      for (Value weight : op.getWeights()) {
-        auto [columns, depth] = op.getWeightExtents(rewriter, loc, weight);
-        domain[1].size = clamp(domain[1].size, columns);
-        if (domain.size() > 2)
-          domain[2].size = clamp(domain[2].size, depth);
-      }
       SmallVector<Value> ivs;
       if (failed(emitLoops(rewriter, loc, tiling, domain, ivs))) {
         op.emitError("moe-grouped-matmul-to-loops: no scalar implementation");

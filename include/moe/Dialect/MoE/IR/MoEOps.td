@@ -841,6 +841,11 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     ::mlir::Value loadWeightValue(::mlir::OpBuilder &b, ::mlir::Location loc,
                                   ::mlir::Value weight, ::mlir::Value expert,
                                   ::mlir::Value column, ::mlir::Value depth);
+    /// Memref form: `W[expert, column, depth]` of `weight` as f32, times
+    /// its block scale when the op has scales.
+    ::mlir::Value loadScaledWeight(::mlir::OpBuilder &b, ::mlir::Location loc,
+                                   ::mlir::Value weight, ::mlir::Value expert,
+                                   ::mlir::Value column, ::mlir::Value depth);
     /// Memref form: the indices of `W[expert, column, depth]` (W the
     /// unpacked `[E, N, K]` weight) in `weight`'s layout.
     ::llvm::SmallVector<::mlir::Value, 5>

@@ -6,6 +6,7 @@
 #include "moe/Dialect/MoE/IR/MoE.h"
 
 #include "mlir/IR/PatternMatch.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
 #include "mlir/Pass/Pass.h"
 
 namespace mlir::moe {
@@ -17,6 +18,12 @@ namespace mlir::moe {
 /// expert_matmul and combine (what moe-decompose applies).
 void populateMoEDecomposePatterns(RewritePatternSet &patterns,
                                   int64_t rowAlign);
+
+/// The iteration domain of `op` (memref form) that its operands hold: row
+/// blocks clamped to the whole blocks of its rows and outputs, columns and
+/// depth to those of every weight. What a loop nest around the op's scalar
+/// implementation (or a GPU lowering) covers.
+SmallVector<Range> getComputedDomain(OpBuilder &b, GroupedMatmulOp op);
 
 #define GEN_PASS_REGISTRATION
 #include "moe/Dialect/MoE/Transforms/Passes.h.inc"

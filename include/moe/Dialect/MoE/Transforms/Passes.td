@@ -60,8 +60,19 @@ def MoEExportEntriesPass : Pass<"moe-export-entries", "::mlir::ModuleOp"> {
     set only when the body holds nothing but dropless token-choice moe ops
     without statistics, constants and the return: then every token's output
     depends on that token alone.
+
+    With `cuda-chip` (e.g. `sm_90`) the module runs on a CUDA GPU: the
+    manifest gains `"gpu": {"api": "cuda", "chip": ...}` (the runtime then
+    uploads the weights to the device once per loaded module), and the
+    weight arguments keep their `moe.weight` attributes, which
+    `moe-map-to-gpu` reads (as device memory) and removes.
   }];
   let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+  let options = [
+    Option<"cudaChip", "cuda-chip", "std::string", /*default=*/"\"\"",
+           "The CUDA architecture the module's kernels are compiled for "
+           "(sm_NN); empty for a CPU module">,
+  ];
 }
 
 def MoEFormGroupedMatmulPass : Pass<"moe-form-grouped-matmul"> {

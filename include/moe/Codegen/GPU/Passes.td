@@ -1,0 +1,106 @@
+//===- Passes.td - GPU code generation passes ---------------*- tablegen -*-===//
+
+#ifndef MOE_CODEGEN_GPU_PASSES_TD
+#define MOE_CODEGEN_GPU_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
+  let summary = "Run a bufferized function's loops as GPU kernels, its "
+                "buffers in device memory";
+  let description = [{
+    Turns a function on buffers (after bufferization, its linalg ops
+    lowered to loops and its `scf.forall` tiles to `scf.parallel`) into
+    host code that launches kernels (`gpu.launch`) on one chain of
+    asynchronous GPU operations (one stream per call). The function keeps
+    its signature:
+
+    * **Arguments.** A memref argument with a `moe.weight` attribute is
+      device memory (the runtime uploads weights once per loaded module;
+      the pass removes the attribute, recorded in the manifest already);
+      any other memref argument is host memory, copied to the device
+      (`gpu.memcpy`) when the call starts.
+    * **Results.** Each returned memref is copied back to a host buffer
+      (`memref.alloc`) when the call ends, the device buffer freed.
+    * **Buffers.** `memref.alloc` and `memref.dealloc` become `gpu.alloc`
+      and `gpu.dealloc`; `memref.copy` between contiguous buffers becomes
+      `gpu.memcpy`.
+    * **Parallel loops.** A top-level `scf.parallel` becomes one kernel.
+      When its body holds a `moe.grouped_matmul` (a tile of the tiled
+      program), each iteration is one block of `warp-size` threads that
+      computes the tile together: the matmul is left for
+      `moe-lower-grouped-matmul-to-mma`, nested parallel loops (fills,
+      element-wise ops) are spread over the lanes, other writes run on lane
+      0, each followed by `gpu.barrier`. Otherwise the iterations are
+      spread over blocks of `block-size` threads, one iteration each.
+    * **Routing.** With `routing-block-size` N, everything before the
+      first matmul tile (the router's matmul, top-k, counts, the prefix sum
+      of the block-aligned plan and the rows' positions) runs as one kernel
+      of one block of N threads: parallel loops spread over the threads,
+      other writes on thread 0 (results shared through workgroup memory),
+      a `gpu.barrier` after each.
+    * **Sequential code.** Runs of other top-level ops that touch memory
+      (the loops that build the routing plan) run as one kernel of a single
+      thread (of a warp when they hold a grouped matmul). A scalar that
+      such a kernel computes or loads and the host needs (the dispatched
+      row count that sizes later buffers) is copied back to the host, which
+      waits for the stream there.
+
+    Ops without memory effects stay on the host, where kernels capture
+    their values (`gpu-kernel-outlining` passes them as arguments).
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect"];
+  let options = [
+    Option<"blockSize", "block-size", "int64_t", /*default=*/"256",
+           "Threads per block of kernels that run one loop iteration per "
+           "thread">,
+    Option<"warpSize", "warp-size", "int64_t", /*default=*/"32",
+           "Threads per block of kernels that compute matmul tiles (one "
+           "warp)">,
+    Option<"routingBlockSize", "routing-block-size", "int64_t",
+           /*default=*/"0",
+           "Threads of the one block that runs everything before the first "
+           "matmul tile (routing and its plan) as one kernel; 0 launches "
+           "each parallel loop on its own">,
+  ];
+}
+
+def MoELowerGroupedMatmulToMMAPass
+    : Pass<"moe-lower-grouped-matmul-to-mma"> {
+  let summary = "Lower moe.grouped_matmul in GPU kernels to warp-level "
+                "tensor-core code";
+  let description = [{
+    Replaces every `moe.grouped_matmul` on memrefs inside a `gpu.launch`
+    whose blocks are one warp of 32 threads (as `moe-map-to-gpu` launches
+    matmul tiles) by code that the warp's lanes run together.
+
+    Weights of bf16 or f16, and block-scaled FP8 (`f8E4M3FN`) or e2m1
+    weights, use the tensor cores: for each row block (16 rows, BM = 16),
+    each group of 8 columns and each step of 16 depths, one
+    `nvvm.mma.sync` of shape m16n8k16 with f32 accumulators (a second one
+    for the paired weight). Each lane gathers its elements of the A
+    fragment from its rows' sources (rounded to the weights' 16-bit type,
+    rows past the block's filled rows, sources outside the input and depths
+    past K reading zeros) and of the B fragment from the weights in their
+    checkpoint layout `[E, N, K]` (scaled and rounded to bf16 when block
+    scaled), and writes its four accumulators once at the end: through the
+    epilogue, added to `init`, or scattered, times their scales, to their
+    target rows (the blocks of a scattering op are then computed one after
+    another, with a `gpu.barrier` between them).
+
+    Other weights (f32) and other block sizes use the CUDA cores: each lane
+    computes whole columns of a block (the scalar implementation of the
+    op's `TilingInterface`) in f32.
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::LLVM::LLVMDialect",
+                           "::mlir::NVVM::NVVMDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
+#endif // MOE_CODEGEN_GPU_PASSES_TD

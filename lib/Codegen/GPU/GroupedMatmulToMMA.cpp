@@ -1,0 +1,391 @@
+//===- GroupedMatmulToMMA.cpp - Grouped matmul tiles on a warp ------------===//
+//
+// A tile of the tiled program (one or more row blocks x some columns) that
+// one warp computes. 16-bit and block-scaled weights go through the tensor
+// cores, one m16n8k16 mma.sync per row block x 8 columns x 16 depths, with
+// the PTX fragment layouts (PTX ISA, "Matrix Fragments for mma.m16n8k16"):
+// lane l holds rows g = l / 4 and g + 8, depth pairs 2 * (l % 4) (+ 8) of A,
+// column g and the same depth pairs of B, and accumulators of rows g, g + 8
+// and columns 2 * (l % 4) + {0, 1}. f32 weights stay on the CUDA cores,
+// one column per lane.
+//
+// The fragments are gathered straight from global memory; staging in shared
+// memory, pipelining and larger warp tiles are tuning of this structure.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Codegen/GPU/Passes.h"
+
+#include "moe/Dialect/MoE/IR/MoE.h"
+#include "moe/Dialect/MoE/Transforms/Passes.h"
+#include "moe/Dialect/MoE/Utils/ElementwiseClone.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/Interfaces/TilingInterface.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOELOWERGROUPEDMATMULTOMMAPASS
+#include "moe/Codegen/GPU/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+constexpr int64_t kWarpSize = 32;
+// The mma.sync shape.
+constexpr int64_t kMmaRows = 16, kMmaCols = 8, kMmaDepth = 16;
+
+Value indexConstant(OpBuilder &b, Location loc, int64_t value) {
+  return arith::ConstantIndexOp::create(b, loc, value);
+}
+
+Value f32Constant(OpBuilder &b, Location loc, float value) {
+  return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(value));
+}
+
+Value lessThan(OpBuilder &b, Location loc, Value lhs, Value rhs) {
+  return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, lhs, rhs);
+}
+
+Value clampBelow(OpBuilder &b, Location loc, Value index, Value bound) {
+  // min(index, bound - 1); bound >= 1 wherever the result is read.
+  Value one = indexConstant(b, loc, 1);
+  Value last = arith::SubIOp::create(b, loc, bound, one);
+  return arith::MinUIOp::create(b, loc, index, last);
+}
+
+/// The 16-bit type of the tensor-core operands, or null where the weights
+/// take the CUDA cores.
+Type mmaElementType(GroupedMatmulOp op) {
+  if (op.getBlockRows() != kMmaRows)
+    return {};
+  Type element =
+      llvm::cast<ShapedType>(op.getWeight().getType()).getElementType();
+  Builder b(op.getContext());
+  if (element.isF16())
+    return b.getF16Type();
+  // Block-scaled weights (FP8, e2m1) are scaled in f32 and rounded to bf16.
+  if (element.isBF16() || op.getWeightScale())
+    return b.getBF16Type();
+  return {};
+}
+
+/// Two f32 values as one 32-bit register of a 16-bit pair, the first in
+/// the low half.
+Value packPair(OpBuilder &b, Location loc, Type half, Value low, Value high) {
+  Type i16 = b.getI16Type(), i32 = b.getI32Type();
+  auto bits = [&](Value value) -> Value {
+    Value narrow = arith::TruncFOp::create(b, loc, half, value);
+    return arith::ExtUIOp::create(
+        b, loc, i32, arith::BitcastOp::create(b, loc, i16, narrow));
+  };
+  Value shifted = arith::ShLIOp::create(
+      b, loc, bits(high),
+      arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(16)));
+  return arith::OrIOp::create(b, loc, bits(low), shifted);
+}
+
+/// Lowers one grouped matmul for the warp whose lane id is `lane`.
+class WarpMatmul {
+public:
+  WarpMatmul(GroupedMatmulOp op, Value lane) : op(op), lane(lane) {}
+
+  void emitTensorCores(OpBuilder &b, Type half);
+  LogicalResult emitCudaCores(OpBuilder &b);
+
+private:
+  /// `input[row's source, depth]` as f32: 0 past `depthBound`, for rows
+  /// without a source and for rows that are not filled.
+  Value inputElement(OpBuilder &b, Location loc, Value source, Value valid,
+                     Value depth);
+  /// The scaled weight of `expert`, `column`, `depth` as f32, 0 outside
+  /// the columns and depth the operands hold.
+  Value weightElement(OpBuilder &b, Location loc, Value weight, Value expert,
+                      Value column, Value depth);
+  /// Writes one accumulator of each weight to `row`, `column`.
+  void writeElement(OpBuilder &b, Location loc, Value row, Value column,
+                    ArrayRef<Value> sums);
+
+  GroupedMatmulOp op;
+  Value lane;
+  Value columns, depthBound;
+};
+
+Value WarpMatmul::inputElement(OpBuilder &b, Location loc, Value source,
+                               Value valid, Value depth) {
+  Value inDepth = lessThan(b, loc, depth, depthBound);
+  Value clamped = clampBelow(b, loc, depth, depthBound);
+  Value x = memref::LoadOp::create(b, loc, op.getInput(),
+                                   ValueRange{source, clamped});
+  if (!x.getType().isF32())
+    x = arith::ExtFOp::create(b, loc, b.getF32Type(), x);
+  Value use = arith::AndIOp::create(b, loc, valid, inDepth);
+  return arith::SelectOp::create(b, loc, use, x, f32Constant(b, loc, 0));
+}
+
+Value WarpMatmul::weightElement(OpBuilder &b, Location loc, Value weight,
+                                Value expert, Value column, Value depth) {
+  Value inside =
+      arith::AndIOp::create(b, loc, lessThan(b, loc, column, columns),
+                            lessThan(b, loc, depth, depthBound));
+  Value w = op.loadScaledWeight(b, loc, weight, expert,
+                                clampBelow(b, loc, column, columns),
+                                clampBelow(b, loc, depth, depthBound));
+  return arith::SelectOp::create(b, loc, inside, w, f32Constant(b, loc, 0));
+}
+
+void WarpMatmul::writeElement(OpBuilder &b, Location loc, Value row,
+                              Value column, ArrayRef<Value> sums) {
+  Value init = op.getInit();
+  if (op.hasEpilogue()) {
+    SmallVector<Value> args(sums);
+    args.push_back(
+        memref::LoadOp::create(b, loc, init, ValueRange{row, column}));
+    Value element = cloneElementwiseBody(b, op.getEpilogueBody(), args, {})[0];
+    memref::StoreOp::create(b, loc, element, init, ValueRange{row, column});
+    return;
+  }
+  auto addTo = [&](OpBuilder &ab, Location al, Value target, Value term) {
+    Value old =
+        memref::LoadOp::create(ab, al, init, ValueRange{target, column});
+    memref::StoreOp::create(ab, al, arith::AddFOp::create(ab, al, old, term),
+                            init, ValueRange{target, column});
+  };
+  if (!op.isScattering()) {
+    addTo(b, loc, row, sums[0]);
+    return;
+  }
+  Value target, scale, adds;
+  std::tie(target, scale, adds) = op.loadScatterTarget(b, loc, row);
+  scf::IfOp::create(b, loc, adds, [&](OpBuilder &ab, Location al) {
+    addTo(ab, al, target, arith::MulFOp::create(ab, al, scale, sums[0]));
+    scf::YieldOp::create(ab, al);
+  });
+}
+
+void WarpMatmul::emitTensorCores(OpBuilder &b, Type half) {
+  Location loc = op.getLoc();
+  MLIRContext *ctx = b.getContext();
+  SmallVector<Range> domain = getComputedDomain(b, op);
+  Value blocks = getValueOrCreateConstantIndexOp(b, loc, domain[0].size);
+  columns = getValueOrCreateConstantIndexOp(b, loc, domain[1].size);
+  // K as the input and every weight hold it.
+  depthBound = memref::DimOp::create(b, loc, op.getInput(), 1);
+  for (Value weight : op.getWeights())
+    depthBound = arith::MinUIOp::create(
+        b, loc, depthBound, op.getWeightExtents(b, loc, weight).second);
+
+  Value zero = indexConstant(b, loc, 0), one = indexConstant(b, loc, 1);
+  Value four = indexConstant(b, loc, 4), eight = indexConstant(b, loc, 8);
+  Value group = arith::DivUIOp::create(b, loc, lane, four);
+  Value pairDepth =
+      arith::MulIOp::create(b, loc, arith::RemUIOp::create(b, loc, lane, four),
+                            indexConstant(b, loc, 2));
+  SmallVector<Value> weights = op.getWeights();
+  NVVM::MMATypes ptxType =
+      half.isF16() ? NVVM::MMATypes::f16 : NVVM::MMATypes::bf16;
+  Type f32 = b.getF32Type();
+  Type accType = LLVM::LLVMStructType::getLiteral(ctx, {f32, f32, f32, f32});
+
+  scf::ForOp::create(
+      b, loc, zero, blocks, one, ValueRange{},
+      [&](OpBuilder &bb, Location bl, Value block, ValueRange) {
+        Value expert, owned;
+        std::tie(expert, owned) = op.loadBlockExpert(bb, bl, block);
+        scf::IfOp::create(bb, bl, owned, [&](OpBuilder &ob, Location ol) {
+          Value rows = op.loadFilledRows(ob, ol, block);
+          Value firstRow = arith::MulIOp::create(
+              ob, ol, block, indexConstant(ob, ol, kMmaRows));
+          // The lane's two rows: their sources, and whether they are filled.
+          SmallVector<Value, 2> rowIds, sources, valid;
+          for (int64_t offset : {0, 8}) {
+            Value inBlock = arith::AddIOp::create(
+                ob, ol, group, indexConstant(ob, ol, offset));
+            Value row = arith::AddIOp::create(ob, ol, firstRow, inBlock);
+            Value source, hasSource;
+            std::tie(source, hasSource) = op.loadRowSource(ob, ol, row);
+            rowIds.push_back(row);
+            sources.push_back(source);
+            valid.push_back(arith::AndIOp::create(
+                ob, ol, hasSource, lessThan(ob, ol, inBlock, rows)));
+          }
+          Value zeroSum = f32Constant(ob, ol, 0);
+          scf::ForOp::create(
+              ob, ol, zero, columns, indexConstant(ob, ol, kMmaCols),
+              ValueRange{},
+              [&](OpBuilder &nb, Location nl, Value firstColumn, ValueRange) {
+                SmallVector<Value> initSums(4 * weights.size(), zeroSum);
+                auto depthLoop = scf::ForOp::create(
+                    nb, nl, zero, depthBound, indexConstant(nb, nl, kMmaDepth),
+                    initSums,
+                    [&](OpBuilder &kb, Location kl, Value firstDepth,
+                        ValueRange sums) {
+                      Value depth0 =
+                          arith::AddIOp::create(kb, kl, firstDepth, pairDepth);
+                      Value depth8 =
+                          arith::AddIOp::create(kb, kl, depth0, eight);
+                      auto pairOf = [&](auto element, Value depth) {
+                        Value next = arith::AddIOp::create(kb, kl, depth, one);
+                        return packPair(kb, kl, half, element(depth),
+                                        element(next));
+                      };
+                      // A: rows g, g + 8 x depths d, d + 8 (a0..a3).
+                      SmallVector<Value, 4> a;
+                      for (Value depth : {depth0, depth8})
+                        for (int64_t r : {0, 1})
+                          a.push_back(pairOf(
+                              [&](Value k) {
+                                return inputElement(kb, kl, sources[r],
+                                                    valid[r], k);
+                              },
+                              depth));
+                      Value column =
+                          arith::AddIOp::create(kb, kl, firstColumn, group);
+                      SmallVector<Value> next;
+                      for (size_t w = 0; w < weights.size(); ++w) {
+                        Value weight = weights[w];
+                        // B: column g x depths d, d + 8 (b0, b1).
+                        SmallVector<Value, 2> bFragment;
+                        for (Value depth : {depth0, depth8})
+                          bFragment.push_back(pairOf(
+                              [&](Value k) {
+                                return weightElement(kb, kl, weight, expert,
+                                                     column, k);
+                              },
+                              depth));
+                        ValueRange c = sums.slice(4 * w, 4);
+                        auto mma = NVVM::MmaOp::create(
+                            kb, kl, accType, a, bFragment, c,
+                            {kMmaRows, kMmaCols, kMmaDepth},
+                            /*b1Op=*/std::nullopt, /*intOverflow=*/std::nullopt,
+                            std::array<NVVM::MMATypes, 2>{ptxType, ptxType},
+                            std::array<NVVM::MMALayout, 2>{
+                                NVVM::MMALayout::row, NVVM::MMALayout::col});
+                        for (int64_t i = 0; i < 4; ++i)
+                          next.push_back(
+                              LLVM::ExtractValueOp::create(kb, kl, mma, i));
+                      }
+                      scf::YieldOp::create(kb, kl, next);
+                    });
+                // c0, c1: row g, columns 2 (l % 4) + {0, 1}; c2, c3: row g + 8.
+                for (int64_t i = 0; i < 4; ++i) {
+                  Value column = arith::AddIOp::create(
+                      nb, nl, firstColumn,
+                      arith::AddIOp::create(nb, nl, pairDepth,
+                                            indexConstant(nb, nl, i % 2)));
+                  Value inBlock = arith::AddIOp::create(
+                      nb, nl, group, indexConstant(nb, nl, i < 2 ? 0 : 8));
+                  Value writes = arith::AndIOp::create(
+                      nb, nl, lessThan(nb, nl, inBlock, rows),
+                      lessThan(nb, nl, column, columns));
+                  SmallVector<Value> elementSums;
+                  for (size_t w = 0; w < weights.size(); ++w)
+                    elementSums.push_back(depthLoop.getResult(4 * w + i));
+                  scf::IfOp::create(
+                      nb, nl, writes, [&](OpBuilder &wb, Location wl) {
+                        writeElement(wb, wl, rowIds[i < 2 ? 0 : 1], column,
+                                     elementSums);
+                        scf::YieldOp::create(wb, wl);
+                      });
+                }
+                scf::YieldOp::create(nb, nl);
+              });
+          scf::YieldOp::create(ob, ol);
+        });
+        // Rows of later blocks may scatter to the same outputs.
+        if (op.isScattering())
+          gpu::BarrierOp::create(bb, bl);
+        scf::YieldOp::create(bb, bl);
+      });
+}
+
+LogicalResult WarpMatmul::emitCudaCores(OpBuilder &b) {
+  Location loc = op.getLoc();
+  SmallVector<Range> domain = getComputedDomain(b, op);
+  auto tiling = llvm::cast<TilingInterface>(op.getOperation());
+  Value zero = indexConstant(b, loc, 0), one = indexConstant(b, loc, 1);
+  Value blocks = getValueOrCreateConstantIndexOp(b, loc, domain[0].size);
+  Value cols = getValueOrCreateConstantIndexOp(b, loc, domain[1].size);
+  LogicalResult result = success();
+  // Each lane owns whole columns: no two lanes write one element.
+  scf::ForOp::create(
+      b, loc, zero, blocks, one, ValueRange{},
+      [&](OpBuilder &bb, Location bl, Value block, ValueRange) {
+        scf::ForOp::create(
+            bb, bl, lane, cols, indexConstant(bb, bl, kWarpSize), ValueRange{},
+            [&](OpBuilder &cb, Location cl, Value column, ValueRange) {
+              if (domain.size() == 2) {
+                result = tiling.generateScalarImplementation(
+                    cb, cl, ValueRange{block, column});
+              } else {
+                Value depth =
+                    getValueOrCreateConstantIndexOp(cb, cl, domain[2].size);
+                scf::ForOp::create(
+                    cb, cl, zero, depth, one, ValueRange{},
+                    [&](OpBuilder &kb, Location kl, Value k, ValueRange) {
+                      result = tiling.generateScalarImplementation(
+                          kb, kl, ValueRange{block, column, k});
+                      scf::YieldOp::create(kb, kl);
+                    });
+              }
+              scf::YieldOp::create(cb, cl);
+            });
+        if (op.isScattering())
+          gpu::BarrierOp::create(bb, bl);
+        scf::YieldOp::create(bb, bl);
+      });
+  return result;
+}
+
+/// Whether `launch` runs blocks of exactly one warp.
+bool isWarpLaunch(gpu::LaunchOp launch) {
+  auto sizeIs = [](Value value, int64_t expected) {
+    std::optional<int64_t> size = getConstantIntValue(value);
+    return size && *size == expected;
+  };
+  return sizeIs(launch.getBlockSizeX(), kWarpSize) &&
+         sizeIs(launch.getBlockSizeY(), 1) && sizeIs(launch.getBlockSizeZ(), 1);
+}
+
+struct MoELowerGroupedMatmulToMMAPass
+    : public moe::impl::MoELowerGroupedMatmulToMMAPassBase<
+          MoELowerGroupedMatmulToMMAPass> {
+  void runOnOperation() override {
+    SmallVector<GroupedMatmulOp> ops;
+    getOperation()->walk([&](GroupedMatmulOp op) { ops.push_back(op); });
+    for (GroupedMatmulOp op : ops) {
+      if (!op.getResult().empty()) {
+        op.emitError("moe-lower-grouped-matmul-to-mma: expects the memref "
+                     "form (run after bufferization)");
+        return signalPassFailure();
+      }
+      auto launch = op->getParentOfType<gpu::LaunchOp>();
+      if (!launch || !isWarpLaunch(launch)) {
+        op.emitError("moe-lower-grouped-matmul-to-mma: expects the op in a "
+                     "gpu.launch of blocks of one warp (32 x 1 x 1 threads, "
+                     "as moe-map-to-gpu launches tiles)");
+        return signalPassFailure();
+      }
+      OpBuilder b(op);
+      WarpMatmul lowering(op, launch.getThreadIds().x);
+      if (Type half = mmaElementType(op)) {
+        lowering.emitTensorCores(b, half);
+      } else if (failed(lowering.emitCudaCores(b))) {
+        op.emitError("moe-lower-grouped-matmul-to-mma: no scalar "
+                     "implementation");
+        return signalPassFailure();
+      }
+      op.erase();
+    }
+  }
+};
+
+} // namespace

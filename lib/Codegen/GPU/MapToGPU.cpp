@@ -1,0 +1,619 @@
+//===- MapToGPU.cpp - A bufferized function's loops as GPU kernels --------===//
+//
+// The tiled program the CPU pipeline runs on threads, run on a GPU: each
+// top-level parallel loop becomes a kernel, the sequential code between
+// them kernels of one thread (or one warp), and the buffers device memory.
+// Everything is ordered on one chain of async tokens (one stream per call);
+// the host waits only where it reads a value back.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Codegen/GPU/Passes.h"
+
+#include "moe/Dialect/MoE/IR/MoE.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+#include "llvm/ADT/SetVector.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOEMAPTOGPUPASS
+#include "moe/Codegen/GPU/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+
+namespace {
+
+bool holdsGroupedMatmul(Operation *op) {
+  return op->walk([](moe::GroupedMatmulOp) { return WalkResult::interrupt(); })
+      .wasInterrupted();
+}
+
+/// Ops the host runs where they are: scalar arithmetic, memref views and
+/// sizes (no memory effect, no region).
+bool runsOnHost(Operation *op) {
+  return op->getNumRegions() == 0 && isMemoryEffectFree(op);
+}
+
+/// Whether `op` at most reads memory, so that every lane may run it.
+bool onlyReads(Operation *op) {
+  std::optional<SmallVector<MemoryEffects::EffectInstance>> effects =
+      getEffectsRecursively(op);
+  return effects && llvm::all_of(*effects, [](const auto &effect) {
+           return llvm::isa<MemoryEffects::Read>(effect.getEffect());
+         });
+}
+
+/// The trip counts of `loop`'s dimensions (0 for empty ranges).
+SmallVector<Value> tripCounts(OpBuilder &b, Location loc,
+                              scf::ParallelOp loop) {
+  Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+  SmallVector<Value> counts;
+  for (auto [lower, upper, step] :
+       llvm::zip(loop.getLowerBound(), loop.getUpperBound(), loop.getStep())) {
+    Value span = arith::SubIOp::create(b, loc, upper, lower);
+    span = arith::MaxSIOp::create(b, loc, span, zero);
+    counts.push_back(arith::CeilDivUIOp::create(b, loc, span, step));
+  }
+  return counts;
+}
+
+Value product(OpBuilder &b, Location loc, ArrayRef<Value> values) {
+  Value result = arith::ConstantIndexOp::create(b, loc, 1);
+  for (Value value : values)
+    result = arith::MulIOp::create(b, loc, result, value);
+  return result;
+}
+
+/// Clones the body of `loop` at `b` for the iteration whose linear index
+/// (row-major over `counts`) is `linear`.
+void cloneIteration(OpBuilder &b, Location loc, scf::ParallelOp loop,
+                    ArrayRef<Value> counts, Value linear) {
+  IRMapping mapping;
+  SmallVector<Value> ivs(counts.size());
+  for (int64_t d = static_cast<int64_t>(counts.size()) - 1; d >= 0; --d) {
+    Value index =
+        d == 0 ? linear
+               : arith::RemUIOp::create(b, loc, linear, counts[d]).getResult();
+    if (d != 0)
+      linear = arith::DivUIOp::create(b, loc, linear, counts[d]);
+    Value offset = arith::MulIOp::create(b, loc, index, loop.getStep()[d]);
+    ivs[d] = arith::AddIOp::create(b, loc, loop.getLowerBound()[d], offset);
+  }
+  mapping.map(loop.getInductionVars(), ivs);
+  for (Operation &op : loop.getBody()->without_terminator())
+    b.clone(op, mapping);
+}
+
+/// A scalar as the i64 bits it is copied back through, and back.
+FailureOr<Value> toBits(OpBuilder &b, Location loc, Value value) {
+  Type type = value.getType();
+  Type i64 = b.getI64Type();
+  if (type.isIndex())
+    return arith::IndexCastUIOp::create(b, loc, i64, value).getResult();
+  if (auto floatType = llvm::dyn_cast<FloatType>(type)) {
+    value = arith::BitcastOp::create(
+        b, loc, b.getIntegerType(floatType.getWidth()), value);
+    type = value.getType();
+  }
+  auto intType = llvm::dyn_cast<IntegerType>(type);
+  if (!intType || intType.getWidth() > 64)
+    return failure();
+  if (intType.getWidth() == 64)
+    return value;
+  return arith::ExtUIOp::create(b, loc, i64, value).getResult();
+}
+
+Value fromBits(OpBuilder &b, Location loc, Value bits, Type type) {
+  if (type.isIndex())
+    return arith::IndexCastUIOp::create(b, loc, type, bits);
+  unsigned width = type.getIntOrFloatBitWidth();
+  Value value = bits;
+  if (width != 64)
+    value = arith::TruncIOp::create(b, loc, b.getIntegerType(width), bits);
+  if (llvm::isa<FloatType>(type))
+    value = arith::BitcastOp::create(b, loc, type, value);
+  return value;
+}
+
+/// The threads of one block that run a sequential kernel's ops together:
+/// loops spread over them, writes by thread 0, a barrier after each.
+struct Team {
+  mutable gpu::LaunchOp launch;
+  Value thread;
+  int64_t size;
+};
+
+/// Rewrites one function.
+class FunctionMapper {
+public:
+  FunctionMapper(func::FuncOp func, int64_t blockSize, int64_t warpSize,
+                 int64_t routingBlockSize)
+      : func(func), blockSize(blockSize), warpSize(warpSize),
+        routingBlockSize(routingBlockSize),
+        tokenType(gpu::AsyncTokenType::get(func.getContext())) {}
+
+  LogicalResult map();
+
+private:
+  /// The token the next GPU operation depends on, a new chain if none.
+  Value stream(OpBuilder &b, Location loc) {
+    if (!token)
+      token =
+          gpu::WaitOp::create(b, loc, tokenType, ValueRange{}).getAsyncToken();
+    return token;
+  }
+  /// The host waits for everything enqueued so far.
+  void sync(OpBuilder &b, Location loc) {
+    if (token)
+      gpu::WaitOp::create(b, loc, Type(), ValueRange{token});
+    token = {};
+  }
+
+  /// Whether `op` uses a value defined by the pending run.
+  bool usesRun(Operation *op) {
+    return llvm::any_of(op->getOperands(), [&](Value operand) {
+      Operation *def = operand.getDefiningOp();
+      return def && runSet.contains(def);
+    });
+  }
+  void addToRun(Operation *op, int64_t team) {
+    if (run.empty())
+      runTeam = team;
+    run.push_back(op);
+    runSet.insert(op);
+  }
+
+  LogicalResult copyInputs();
+  LogicalResult flush(Operation *before);
+  LogicalResult launchParallel(scf::ParallelOp loop);
+  LogicalResult distribute(Block &block, const Team &team);
+  LogicalResult runOnce(Operation &op, const Team &team);
+  void spread(scf::ParallelOp loop, const Team &team);
+  void copyResults(func::ReturnOp ret);
+  gpu::LaunchOp createLaunch(OpBuilder &b, Location loc, Value grid,
+                             int64_t threads);
+
+  func::FuncOp func;
+  int64_t blockSize, warpSize, routingBlockSize;
+  Type tokenType;
+  Value token;
+  /// Top-level ops that run, in order, in the next sequential kernel, and
+  /// the threads of its team.
+  SmallVector<Operation *> run;
+  llvm::SmallPtrSet<Operation *, 16> runSet;
+  int64_t runTeam = 1;
+  /// Device copies of host arguments, freed when the call ends.
+  SmallVector<Value> inputCopies;
+};
+
+gpu::LaunchOp FunctionMapper::createLaunch(OpBuilder &b, Location loc,
+                                           Value grid, int64_t threads) {
+  Value one = arith::ConstantIndexOp::create(b, loc, 1);
+  Value block = arith::ConstantIndexOp::create(b, loc, threads);
+  auto launch = gpu::LaunchOp::create(b, loc, grid, one, one, block, one, one,
+                                      /*dynamicSharedMemorySize=*/nullptr,
+                                      tokenType, ValueRange{stream(b, loc)});
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToEnd(&launch.getBody().front());
+  gpu::TerminatorOp::create(b, loc);
+  token = launch.getAsyncToken();
+  return launch;
+}
+
+LogicalResult FunctionMapper::copyInputs() {
+  Block &entry = func.getBody().front();
+  OpBuilder b = OpBuilder::atBlockBegin(&entry);
+  Location loc = func.getLoc();
+  for (BlockArgument arg : func.getArguments()) {
+    auto type = llvm::dyn_cast<MemRefType>(arg.getType());
+    if (!type) {
+      if (llvm::isa<BaseMemRefType>(arg.getType()))
+        return func.emitError("moe-map-to-gpu: unranked memref argument ")
+               << arg.getArgNumber();
+      continue;
+    }
+    // Weights are device memory already.
+    if (func.getArgAttr(arg.getArgNumber(), "moe.weight"))
+      continue;
+    if (!type.getLayout().isIdentity())
+      return func.emitError("moe-map-to-gpu: argument ")
+             << arg.getArgNumber() << " is not a contiguous row-major buffer";
+    llvm::SmallPtrSet<Operation *, 4> own;
+    SmallVector<Value> sizes;
+    for (int64_t d = 0; d < type.getRank(); ++d)
+      if (type.isDynamicDim(d)) {
+        auto dim = memref::DimOp::create(b, loc, arg, d);
+        own.insert(dim);
+        sizes.push_back(dim);
+      }
+    auto alloc = gpu::AllocOp::create(b, loc, type, tokenType,
+                                      ValueRange{stream(b, loc)}, sizes,
+                                      ValueRange{}, /*hostShared=*/false);
+    auto copy = gpu::MemcpyOp::create(b, loc, tokenType,
+                                      ValueRange{alloc.getAsyncToken()},
+                                      alloc.getMemref(), arg);
+    own.insert(copy);
+    token = copy.getAsyncToken();
+    arg.replaceUsesWithIf(alloc.getMemref(), [&](OpOperand &use) {
+      return !own.contains(use.getOwner());
+    });
+    inputCopies.push_back(alloc.getMemref());
+  }
+  return success();
+}
+
+void FunctionMapper::spread(scf::ParallelOp loop, const Team &team) {
+  OpBuilder b(loop);
+  Location loc = loop.getLoc();
+  SmallVector<Value> counts = tripCounts(b, loc, loop);
+  Value total = product(b, loc, counts);
+  Value step = arith::ConstantIndexOp::create(b, loc, team.size);
+  scf::ForOp::create(b, loc, team.thread, total, step, ValueRange{},
+                     [&](OpBuilder &lb, Location ll, Value linear, ValueRange) {
+                       cloneIteration(lb, ll, loop, counts, linear);
+                       scf::YieldOp::create(lb, ll);
+                     });
+  loop.erase();
+}
+
+LogicalResult FunctionMapper::runOnce(Operation &op, const Team &team) {
+  Location loc = op.getLoc();
+  OpBuilder b(&op);
+  Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+  Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                      team.thread, zero);
+  auto guarded = scf::IfOp::create(b, loc, first, /*withElse=*/false);
+  op.moveBefore(guarded.thenBlock()->getTerminator());
+  b.setInsertionPointAfter(guarded);
+  gpu::BarrierOp::create(b, loc);
+  if (op.getNumResults() == 0)
+    return success();
+  // Results reach the other threads through workgroup memory.
+  auto shared = MemRefType::get(
+      {static_cast<int64_t>(op.getNumResults())}, b.getI64Type(),
+      MemRefLayoutAttrInterface{},
+      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup));
+  Value buffer = team.launch.addWorkgroupAttribution(shared, loc);
+  OpBuilder sb = OpBuilder::atBlockTerminator(guarded.thenBlock());
+  for (auto [i, result] : llvm::enumerate(op.getResults())) {
+    FailureOr<Value> bits = toBits(sb, loc, result);
+    if (failed(bits))
+      return op.emitError("moe-map-to-gpu: cannot share a result of type ")
+             << result.getType() << " between threads";
+    memref::StoreOp::create(
+        sb, loc, *bits, buffer,
+        ValueRange{arith::ConstantIndexOp::create(sb, loc, i)});
+  }
+  for (auto [i, result] : llvm::enumerate(op.getResults())) {
+    Value bits = memref::LoadOp::create(
+        b, loc, buffer, ValueRange{arith::ConstantIndexOp::create(b, loc, i)});
+    Value shared = fromBits(b, loc, bits, result.getType());
+    result.replaceUsesWithIf(shared, [&](OpOperand &use) {
+      return !guarded->isAncestor(use.getOwner());
+    });
+  }
+  return success();
+}
+
+LogicalResult FunctionMapper::distribute(Block &block, const Team &team) {
+  // One thread runs the ops as they are.
+  if (team.size == 1)
+    return success();
+  for (Operation &op : llvm::make_early_inc_range(block.without_terminator())) {
+    Location loc = op.getLoc();
+    if (llvm::isa<moe::GroupedMatmulOp>(op)) {
+      // The warp computes the tile together (moe-lower-grouped-matmul-to-
+      // mma); what follows may read any of it.
+      OpBuilder b(op.getContext());
+      b.setInsertionPointAfter(&op);
+      gpu::BarrierOp::create(b, loc);
+      continue;
+    }
+    if (runsOnHost(&op))
+      continue;
+    if (llvm::isa<scf::ForOp, scf::IfOp>(op) && holdsGroupedMatmul(&op)) {
+      // Uniform control flow around tiles: every thread takes it.
+      for (Region &region : op.getRegions())
+        for (Block &inner : region)
+          if (failed(distribute(inner, team)))
+            return failure();
+      continue;
+    }
+    if (auto loop = llvm::dyn_cast<scf::ParallelOp>(op);
+        loop && loop.getNumResults() == 0 && !holdsGroupedMatmul(loop)) {
+      OpBuilder b(loop);
+      auto barrier = gpu::BarrierOp::create(b, loc);
+      barrier->moveAfter(loop);
+      spread(loop, team);
+      continue;
+    }
+    if (holdsGroupedMatmul(&op))
+      return op.emitError("moe-map-to-gpu: cannot run this op around a "
+                          "grouped matmul on a warp");
+    if (onlyReads(&op))
+      continue;
+    // Other writes: once, by thread 0.
+    if (failed(runOnce(op, team)))
+      return failure();
+  }
+  return success();
+}
+
+LogicalResult FunctionMapper::flush(Operation *before) {
+  if (run.empty())
+    return success();
+  Location loc = run.front()->getLoc();
+  Block *body = &func.getBody().front();
+  // Values the run computes that ops outside it use.
+  SmallVector<Value> escaping;
+  for (Operation *op : run)
+    for (Value result : op->getResults())
+      if (llvm::any_of(result.getUsers(), [&](Operation *user) {
+            return !runSet.contains(body->findAncestorOpInBlock(*user));
+          }))
+        escaping.push_back(result);
+
+  OpBuilder b(before);
+  Value scratch;
+  auto scratchType =
+      MemRefType::get({static_cast<int64_t>(escaping.size())}, b.getI64Type());
+  if (!escaping.empty()) {
+    auto alloc = gpu::AllocOp::create(b, loc, scratchType, tokenType,
+                                      ValueRange{stream(b, loc)}, ValueRange{},
+                                      ValueRange{}, /*hostShared=*/false);
+    token = alloc.getAsyncToken();
+    scratch = alloc.getMemref();
+  }
+  Value one = arith::ConstantIndexOp::create(b, loc, 1);
+  gpu::LaunchOp launch = createLaunch(b, loc, one, runTeam);
+  Block &kernel = launch.getBody().front();
+  for (Operation *op : run)
+    op->moveBefore(kernel.getTerminator());
+  Team team{launch, launch.getThreadIds().x, runTeam};
+  if (failed(distribute(kernel, team)))
+    return failure();
+  if (!escaping.empty()) {
+    // Every thread holds the values; thread 0 stores them.
+    OpBuilder kb(kernel.getTerminator());
+    Value zero = arith::ConstantIndexOp::create(kb, loc, 0);
+    Value first = arith::CmpIOp::create(kb, loc, arith::CmpIPredicate::eq,
+                                        team.thread, zero);
+    auto store = scf::IfOp::create(kb, loc, first, /*withElse=*/false);
+    kb.setInsertionPoint(store.thenBlock()->getTerminator());
+    for (auto [i, value] : llvm::enumerate(escaping)) {
+      FailureOr<Value> bits = toBits(kb, loc, value);
+      if (failed(bits))
+        return value.getDefiningOp()->emitError(
+                   "moe-map-to-gpu: the host needs a value of type ")
+               << value.getType() << " that a kernel computes";
+      Value index = arith::ConstantIndexOp::create(kb, loc, i);
+      memref::StoreOp::create(kb, loc, *bits, scratch, index);
+    }
+    // The host reads the values back and waits for them.
+    auto host = memref::AllocaOp::create(b, loc, scratchType);
+    auto copy = gpu::MemcpyOp::create(b, loc, tokenType, ValueRange{token},
+                                      host, scratch);
+    token = copy.getAsyncToken();
+    sync(b, loc);
+    auto free = gpu::DeallocOp::create(b, loc, tokenType,
+                                       ValueRange{stream(b, loc)}, scratch);
+    token = free.getAsyncToken();
+    for (auto [i, value] : llvm::enumerate(escaping)) {
+      Value index = arith::ConstantIndexOp::create(b, loc, i);
+      Value bits = memref::LoadOp::create(b, loc, host, index);
+      Value copyBack = fromBits(b, loc, bits, value.getType());
+      value.replaceUsesWithIf(copyBack, [&](OpOperand &use) {
+        return !launch->isAncestor(use.getOwner());
+      });
+    }
+  }
+  run.clear();
+  runSet.clear();
+  return success();
+}
+
+LogicalResult FunctionMapper::launchParallel(scf::ParallelOp loop) {
+  OpBuilder b(loop);
+  Location loc = loop.getLoc();
+  SmallVector<Value> counts = tripCounts(b, loc, loop);
+  Value total = product(b, loc, counts);
+  if (holdsGroupedMatmul(loop)) {
+    // One warp per tile.
+    gpu::LaunchOp launch = createLaunch(b, loc, total, warpSize);
+    OpBuilder kb(launch.getBody().front().getTerminator());
+    cloneIteration(kb, loc, loop, counts, launch.getBlockIds().x);
+    Team team{launch, launch.getThreadIds().x, warpSize};
+    if (failed(distribute(launch.getBody().front(), team)))
+      return failure();
+  } else {
+    // One thread per iteration.
+    Value threads = arith::ConstantIndexOp::create(b, loc, blockSize);
+    Value grid = arith::CeilDivUIOp::create(b, loc, total, threads);
+    gpu::LaunchOp launch = createLaunch(b, loc, grid, blockSize);
+    OpBuilder kb(launch.getBody().front().getTerminator());
+    Value first = arith::MulIOp::create(kb, loc, launch.getBlockIds().x,
+                                        launch.getBlockSizeX());
+    Value linear =
+        arith::AddIOp::create(kb, loc, first, launch.getThreadIds().x);
+    Value inRange = arith::CmpIOp::create(kb, loc, arith::CmpIPredicate::ult,
+                                          linear, total);
+    auto guarded = scf::IfOp::create(kb, loc, inRange, /*withElse=*/false);
+    kb.setInsertionPoint(guarded.thenBlock()->getTerminator());
+    cloneIteration(kb, loc, loop, counts, linear);
+  }
+  loop.erase();
+  return success();
+}
+
+void FunctionMapper::copyResults(func::ReturnOp ret) {
+  OpBuilder b(ret);
+  Location loc = ret.getLoc();
+  llvm::SetVector<Value> freed;
+  for (OpOperand &operand : ret->getOpOperands()) {
+    auto type = llvm::dyn_cast<MemRefType>(operand.get().getType());
+    if (!type)
+      continue;
+    Value device = operand.get();
+    SmallVector<Value> sizes;
+    for (int64_t d = 0; d < type.getRank(); ++d)
+      if (type.isDynamicDim(d))
+        sizes.push_back(memref::DimOp::create(b, loc, device, d));
+    auto host = memref::AllocOp::create(
+        b, loc, MemRefType::get(type.getShape(), type.getElementType()), sizes);
+    auto copy = gpu::MemcpyOp::create(b, loc, tokenType,
+                                      ValueRange{stream(b, loc)}, host, device);
+    token = copy.getAsyncToken();
+    Value result = host;
+    if (host.getType() != type)
+      result = memref::CastOp::create(b, loc, type, host);
+    operand.set(result);
+    if (device.getDefiningOp<gpu::AllocOp>())
+      freed.insert(device);
+  }
+  for (Value input : inputCopies)
+    freed.insert(input);
+  for (Value buffer : freed) {
+    auto free = gpu::DeallocOp::create(b, loc, tokenType,
+                                       ValueRange{stream(b, loc)}, buffer);
+    token = free.getAsyncToken();
+  }
+  sync(b, loc);
+}
+
+LogicalResult FunctionMapper::map() {
+  if (!func.getBody().hasOneBlock())
+    return func.emitError("moe-map-to-gpu: expects a function of one block "
+                          "(structured control flow)");
+  Block &body = func.getBody().front();
+  SmallVector<Operation *> ops;
+  for (Operation &op : body)
+    ops.push_back(&op);
+  if (failed(copyInputs()))
+    return failure();
+  // Until the first matmul tile, with routing-block-size, the ops (routing
+  // and its plan) gather in one kernel of one block.
+  bool routing = routingBlockSize > 0;
+  int64_t sequentialTeam = routing ? routingBlockSize : 1;
+  for (Operation *op : ops) {
+    Location loc = op->getLoc();
+    if (auto ret = llvm::dyn_cast<func::ReturnOp>(op)) {
+      if (failed(flush(op)))
+        return failure();
+      copyResults(ret);
+      continue;
+    }
+    if (runsOnHost(op)) {
+      if (usesRun(op) && failed(flush(op)))
+        return failure();
+      continue;
+    }
+    if (llvm::isa<memref::AllocOp, memref::AllocaOp>(op)) {
+      if (usesRun(op) && failed(flush(op)))
+        return failure();
+      auto type = llvm::cast<MemRefType>(op->getResult(0).getType());
+      if (!type.getLayout().isIdentity())
+        return op->emitError("moe-map-to-gpu: allocation of a non-identity "
+                             "layout");
+      OpBuilder b(op);
+      auto alloc = gpu::AllocOp::create(
+          b, loc, type, tokenType, ValueRange{stream(b, loc)},
+          op->getOperands(), ValueRange{}, /*hostShared=*/false);
+      token = alloc.getAsyncToken();
+      op->getResult(0).replaceAllUsesWith(alloc.getMemref());
+      if (llvm::isa<memref::AllocaOp>(op))
+        inputCopies.push_back(alloc.getMemref());
+      op->erase();
+      continue;
+    }
+    if (auto dealloc = llvm::dyn_cast<memref::DeallocOp>(op)) {
+      if (failed(flush(op)))
+        return failure();
+      OpBuilder b(op);
+      auto free = gpu::DeallocOp::create(
+          b, loc, tokenType, ValueRange{stream(b, loc)}, dealloc.getMemref());
+      token = free.getAsyncToken();
+      op->erase();
+      continue;
+    }
+    bool tiles = holdsGroupedMatmul(op);
+    if (tiles)
+      routing = false;
+    if (auto copy = llvm::dyn_cast<memref::CopyOp>(op);
+        copy && !routing &&
+        llvm::cast<MemRefType>(copy.getSource().getType())
+            .getLayout()
+            .isIdentity() &&
+        llvm::cast<MemRefType>(copy.getTarget().getType())
+            .getLayout()
+            .isIdentity()) {
+      if (failed(flush(op)))
+        return failure();
+      OpBuilder b(op);
+      auto memcpy =
+          gpu::MemcpyOp::create(b, loc, tokenType, ValueRange{stream(b, loc)},
+                                copy.getTarget(), copy.getSource());
+      token = memcpy.getAsyncToken();
+      op->erase();
+      continue;
+    }
+    auto loop = llvm::dyn_cast<scf::ParallelOp>(op);
+    if (loop && loop.getNumResults() == 0 && !routing) {
+      if (failed(flush(op)) || failed(launchParallel(loop)))
+        return failure();
+      continue;
+    }
+    // Anything else that touches memory runs in a sequential kernel: a
+    // warp's when it holds tiles.
+    if (tiles) {
+      if (!run.empty() && runTeam != warpSize && failed(flush(op)))
+        return failure();
+      addToRun(op, warpSize);
+      continue;
+    }
+    addToRun(op, routing ? sequentialTeam : 1);
+  }
+  // The weights' bindings are in the manifest (moe-export-entries).
+  for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
+    func.removeArgAttr(i, "moe.weight");
+  // Kernels allocate nothing.
+  WalkResult nested = func.walk([](gpu::LaunchOp launch) {
+    WalkResult inner = launch.getBody().walk([](Operation *op) {
+      if (llvm::isa<memref::AllocOp, memref::DeallocOp, memref::AllocaOp>(op)) {
+        op->emitError("moe-map-to-gpu: a buffer allocated inside a kernel");
+        return WalkResult::interrupt();
+      }
+      return WalkResult::advance();
+    });
+    return inner;
+  });
+  return failure(nested.wasInterrupted());
+}
+
+struct MoEMapToGPUPass
+    : public moe::impl::MoEMapToGPUPassBase<MoEMapToGPUPass> {
+  using MoEMapToGPUPassBase::MoEMapToGPUPassBase;
+
+  void runOnOperation() override {
+    func::FuncOp func = getOperation();
+    if (func.isExternal())
+      return;
+    if (blockSize < 1 || warpSize < 1 || routingBlockSize < 0) {
+      func.emitError("moe-map-to-gpu: block-size and warp-size must be at "
+                     "least 1, routing-block-size at least 0");
+      return signalPassFailure();
+    }
+    FunctionMapper mapper(func, blockSize, warpSize, routingBlockSize);
+    if (failed(mapper.map()))
+      signalPassFailure();
+  }
+};
+
+} // namespace

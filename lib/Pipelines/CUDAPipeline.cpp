@@ -1,0 +1,94 @@
+//===- CUDAPipeline.cpp - The moe-lower-to-cuda pipeline ------------------===//
+//
+// moe ops on tensors -> the tiled program on buffers (shared with the CPU
+// pipeline) -> kernels: each parallel loop of the program a gpu.launch
+// (moe-map-to-gpu), each grouped matmul tile one warp on the tensor cores
+// (moe-lower-grouped-matmul-to-mma) -> outlined gpu.module -> NVVM -> a
+// binary for one architecture embedded in host code that calls the mgpu*
+// functions of the runtime.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Pipelines/Pipelines.h"
+
+#include "TiledProgram.h"
+#include "moe/Codegen/CPU/Passes.h"
+#include "moe/Codegen/GPU/Passes.h"
+#include "moe/Dialect/MoE/Transforms/Passes.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/SCF/Transforms/Passes.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/Passes.h"
+
+using namespace mlir;
+
+void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
+                                   const LowerToCUDAOptions &options) {
+  // The tiled program: weights in their checkpoint layout (the warp reads
+  // B fragments along K), every tile all of K.
+  TiledProgramOptions tiled;
+  tiled.cInterface = options.cInterface;
+  tiled.cudaChip = options.chip;
+  tiled.reference = options.reference;
+  tiled.rowAlign = options.rowAlign;
+  tiled.blockRows = options.blockRows;
+  tiled.fuseCombine = options.fuseCombine;
+  tiled.fuseActivation = options.fuseActivation;
+  tiled.fuseRouting = options.fuseRouting;
+  tiled.packWeights = false;
+  tiled.tileN = options.tileN;
+  tiled.tileK = 0;
+  addTiledProgramPasses(pm, tiled);
+
+  // Buffers to kernels. Copies that are not one memcpy, and every linalg
+  // op, become loops; the tiles' scf.forall parallel loops.
+  pm.addPass(moe::createMoEStridedCopiesToLinalgPass());
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
+  pm.addPass(createForallToParallelLoopPass());
+  pm.addNestedPass<func::FuncOp>(
+      moe::createMoEMapToGPUPass(moe::MoEMapToGPUPassOptions{
+          options.blockSize, /*warpSize=*/32,
+          options.reference ? 0 : options.routingBlockSize}));
+  // Loops nested in a one-iteration-per-thread kernel run in the thread.
+  pm.addPass(createParallelForToNestedForsPass());
+  pm.addPass(moe::createMoELowerGroupedMatmulToMMAPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addPass(createGpuKernelOutliningPass());
+
+  // Kernels to NVVM. FP8 weights are decoded by integer arithmetic (LLVM
+  // has no FP8 type).
+  pm.addPass(moe::createMoEExpandFloat8Pass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createSCFToControlFlowPass());
+  GpuNVVMAttachTargetOptions target;
+  target.chip = options.chip;
+  target.features = options.features;
+  target.optLevel = 3;
+  pm.addPass(createGpuNVVMAttachTarget(target));
+  pm.addNestedPass<gpu::GPUModuleOp>(createConvertGpuOpsToNVVMOps());
+  pm.addNestedPass<gpu::GPUModuleOp>(createCanonicalizerPass());
+  pm.addNestedPass<gpu::GPUModuleOp>(createCSEPass());
+  pm.addNestedPass<gpu::GPUModuleOp>(createReconcileUnrealizedCastsPass());
+
+  // Host code to LLVM: heap buffers through moe_module_allocator, GPU
+  // operations as mgpu* calls.
+  FinalizeMemRefToLLVMConversionPassOptions memrefToLLVM;
+  memrefToLLVM.useGenericFunctions = true;
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefToLLVM));
+  pm.addPass(createGpuToLLVMConversionPass());
+  pm.addPass(createConvertToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  GpuModuleToBinaryPassOptions binary;
+  binary.compilationTarget = options.format;
+  binary.toolkitPath = options.toolkit;
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+  pm.addPass(moe::createMoEAllocateThroughRuntimePass());
+}

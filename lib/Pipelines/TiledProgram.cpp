@@ -1,0 +1,73 @@
+//===- TiledProgram.cpp - The front end the CPU and GPU pipelines share ---===//
+
+#include "TiledProgram.h"
+
+#include "moe/Codegen/CPU/Passes.h"
+#include "moe/Conversion/Passes.h"
+#include "moe/Dialect/MoE/Transforms/Passes.h"
+
+#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/Passes.h"
+
+#include <numeric>
+
+using namespace mlir;
+
+void moe::addTiledProgramPasses(OpPassManager &pm,
+                                const TiledProgramOptions &options) {
+  // Entry points are described while their signatures are still tensors.
+  if (options.cInterface)
+    pm.addPass(moe::createMoEExportEntriesPass(
+        moe::MoEExportEntriesPassOptions{options.cudaChip}));
+
+  // moe ops to linalg, scf and tensor ops; on the fast path the expert
+  // matmuls become tiled moe.grouped_matmul ops first.
+  bool fast = !options.reference;
+  int64_t rowAlign = options.rowAlign;
+  // (A block-rows below 1 is left for moe-form-grouped-matmul to report.)
+  if (fast && options.blockRows >= 1 && rowAlign >= 1)
+    rowAlign = std::lcm(rowAlign, static_cast<int64_t>(options.blockRows));
+  pm.addPass(
+      moe::createMoEDecomposePass(moe::MoEDecomposePassOptions{rowAlign}));
+  if (fast) {
+    pm.addPass(moe::createMoEFormGroupedMatmulPass(
+        moe::MoEFormGroupedMatmulPassOptions{
+            options.blockRows, options.fuseCombine, options.fuseActivation}));
+    // Expert weights in panels, packed by functions the runtime calls once
+    // after binding (the manifest, written above, is amended).
+    if (options.packWeights)
+      pm.addPass(moe::createMoEPackExpertWeightsPass(
+          moe::MoEPackExpertWeightsPassOptions{options.panelCols,
+                                               options.bf16Pairs}));
+    pm.addPass(moe::createMoETileGroupedMatmulPass(
+        moe::MoETileGroupedMatmulPassOptions{options.tileN, options.tileK}));
+    // The gate and the routing plan of its ids in one loop over the tokens.
+    if (options.fuseRouting)
+      pm.addPass(moe::createMoEFuseRoutingPass());
+  }
+  pm.addPass(moe::createConvertMoEToLinalgPass());
+  // Element-wise arith/math on tensors around the layers (e.g. the residual
+  // adds of a module stacking layers) become linalg.generic.
+  pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
+  // The packing functions' linalg.pack, in ops that bufferize.
+  pm.addPass(moe::createMoELowerPackOpsPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+
+  // Tensors to buffers. Function boundaries get identity layouts so entry
+  // points take plain row-major descriptors.
+  bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  // Identical subviews become one, so in-place slice updates lose their
+  // self-copies.
+  pm.addPass(createCSEPass());
+  pm.addPass(createCanonicalizerPass());
+  bufferization::buildBufferDeallocationPipeline(pm);
+}

@@ -1,0 +1,46 @@
+//===- TiledProgram.h - The front end the CPU and GPU pipelines share -----===//
+//
+// moe ops on tensors -> the tiled program on buffers: entry points
+// described, layers decomposed, expert matmuls formed into tiled
+// moe.grouped_matmul ops (the fast path) or lowered to linalg (the
+// reference), then bufferized with deallocations. What follows is the
+// target's.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_LIB_PIPELINES_TILEDPROGRAM_H
+#define MOE_LIB_PIPELINES_TILEDPROGRAM_H
+
+#include <cstdint>
+#include <string>
+
+namespace mlir {
+class OpPassManager;
+} // namespace mlir
+
+namespace mlir::moe {
+
+struct TiledProgramOptions {
+  bool cInterface = true;
+  /// Non-empty for a module of CUDA kernels (moe-export-entries cuda-chip).
+  std::string cudaChip;
+  bool reference = false;
+  int64_t rowAlign = 1;
+  int64_t blockRows = 16;
+  bool fuseCombine = true;
+  bool fuseActivation = true;
+  bool fuseRouting = true;
+  bool packWeights = true;
+  int64_t panelCols = 32;
+  bool bf16Pairs = false;
+  int64_t tileN = 64;
+  int64_t tileK = 1024;
+};
+
+/// Adds the passes from moe ops on tensors to the tiled program on buffers.
+void addTiledProgramPasses(OpPassManager &pm,
+                           const TiledProgramOptions &options);
+
+} // namespace mlir::moe
+
+#endif // MOE_LIB_PIPELINES_TILEDPROGRAM_H
