@@ -44,6 +44,10 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   tiled.packWeights = false;
   tiled.tileN = options.tileN;
   tiled.tileK = 0;
+  // Device buffers live until the call returns, when the runtime frees
+  // what the call allocated (its arena): no per-buffer ownership logic to
+  // run on the host between kernels.
+  tiled.deallocate = false;
   addTiledProgramPasses(pm, tiled);
 
   // Buffers to kernels. Copies that are not one memcpy, and every linalg

@@ -69,5 +69,6 @@ void moe::addTiledProgramPasses(OpPassManager &pm,
   // self-copies.
   pm.addPass(createCSEPass());
   pm.addPass(createCanonicalizerPass());
-  bufferization::buildBufferDeallocationPipeline(pm);
+  if (options.deallocate)
+    bufferization::buildBufferDeallocationPipeline(pm);
 }

@@ -35,6 +35,9 @@ struct TiledProgramOptions {
   bool bf16Pairs = false;
   int64_t tileN = 64;
   int64_t tileK = 1024;
+  /// Free each buffer after its last use (ownership-based deallocation);
+  /// without it the target frees them (a GPU call's arena).
+  bool deallocate = true;
 };
 
 /// Adds the passes from moe ops on tensors to the tiled program on buffers.

@@ -677,9 +677,14 @@ Status BoundEntry::runSlice(const std::vector<MatrixRef> &inputs,
   if (module->isGpu()) {
     detail::setCurrentCudaDevice(module->device());
     (void)detail::takeCudaError();
+    // The device buffers the call does not free are freed as it returns.
+    detail::CallArena arena;
+    callEntry(entryPoint.function, results.at(0), argPointers.data(),
+              argPointers.size());
+  } else {
+    callEntry(entryPoint.function, results.at(0), argPointers.data(),
+              argPointers.size());
   }
-  callEntry(entryPoint.function, results.at(0), argPointers.data(),
-            argPointers.size());
   std::string error;
   if (module->isGpu()) {
     detail::setCurrentCudaDevice(previousDevice);

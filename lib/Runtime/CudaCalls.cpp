@@ -19,8 +19,10 @@
 
 #include "moe/Runtime/CudaDriver.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <vector>
 
 using namespace moe::runtime;
 using namespace moe::runtime::cuda;
@@ -236,12 +238,17 @@ void *mgpuMemAlloc(uint64_t bytes, void * /*stream*/, bool hostShared) {
   CUdeviceptr pointer = 0;
   if (!scope.check("cuMemAlloc", scope.api().memAlloc(&pointer, bytes)))
     return nullptr;
-  return reinterpret_cast<void *>(static_cast<uintptr_t>(pointer));
+  void *allocated = reinterpret_cast<void *>(static_cast<uintptr_t>(pointer));
+  detail::recordArenaAllocation(allocated);
+  return allocated;
 }
 
 void mgpuMemFree(void *pointer, void * /*stream*/) {
   CallScope scope(/*cleanup=*/true);
-  if (scope && pointer)
+  if (!pointer)
+    return;
+  detail::forgetArenaAllocation(pointer);
+  if (scope)
     scope.check("cuMemFree", scope.api().memFree(devicePointer(pointer)));
 }
 
@@ -277,3 +284,34 @@ void mgpuSetDefaultDevice(int32_t device) {
 }
 
 } // extern "C"
+
+namespace {
+/// The open arena of this thread (CallArena), or null.
+thread_local std::vector<void *> *arena = nullptr;
+} // namespace
+
+detail::CallArena::CallArena() { arena = new std::vector<void *>(); }
+
+detail::CallArena::~CallArena() {
+  std::vector<void *> *left = arena;
+  arena = nullptr;
+  // Freed even after a failure: cleanups run with an error recorded.
+  for (void *pointer : *left)
+    mgpuMemFree(pointer, nullptr);
+  delete left;
+}
+
+void detail::recordArenaAllocation(void *pointer) {
+  if (arena)
+    arena->push_back(pointer);
+}
+
+void detail::forgetArenaAllocation(void *pointer) {
+  if (!arena)
+    return;
+  auto found = std::find(arena->begin(), arena->end(), pointer);
+  if (found != arena->end()) {
+    *found = arena->back();
+    arena->pop_back();
+  }
+}

@@ -159,6 +159,23 @@ std::recursive_mutex &moduleLoadMutex();
 /// The GPU the calls of this thread use (0 unless set).
 int currentCudaDevice();
 void setCurrentCudaDevice(int ordinal);
+
+/// The device memory one call of a compiled GPU entry allocates: from
+/// construction to destruction, mgpuMemAlloc on this thread records what it
+/// returns (mgpuMemFree forgets it), and what the call left is freed when
+/// the arena ends, whether the call succeeded or not. Compiled GPU code
+/// frees only the buffers whose lifetime it knows (moe-map-to-gpu).
+class CallArena {
+public:
+  CallArena();
+  ~CallArena();
+  CallArena(const CallArena &) = delete;
+  CallArena &operator=(const CallArena &) = delete;
+};
+/// Records `pointer` in this thread's arena, if one is open.
+void recordArenaAllocation(void *pointer);
+/// Forgets `pointer` (freed by the caller) in this thread's arena.
+void forgetArenaAllocation(void *pointer);
 } // namespace detail
 
 } // namespace moe::runtime

@@ -78,9 +78,9 @@ Type mmaElementType(GroupedMatmulOp op) {
   return {};
 }
 
-/// Two f32 values as one 32-bit register of a 16-bit pair, the first in
-/// the low half.
-Value packPair(OpBuilder &b, Location loc, Type half, Value low, Value high) {
+/// Two f32 values rounded to `half` as the bits of one 32-bit register,
+/// the first in the low half.
+Value packBits(OpBuilder &b, Location loc, Type half, Value low, Value high) {
   Type i16 = b.getI16Type(), i32 = b.getI32Type();
   auto bits = [&](Value value) -> Value {
     Value narrow = arith::TruncFOp::create(b, loc, half, value);
@@ -91,6 +91,15 @@ Value packPair(OpBuilder &b, Location loc, Type half, Value low, Value high) {
       b, loc, bits(high),
       arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(16)));
   return arith::OrIOp::create(b, loc, bits(low), shifted);
+}
+
+/// A pair of a fragment in the operand type of nvvm.mma.sync: an i32 for
+/// bf16, a vector<2xf16> for f16.
+Value packPair(OpBuilder &b, Location loc, Type half, Value low, Value high) {
+  Value bits = packBits(b, loc, half, low, high);
+  if (!half.isF16())
+    return bits;
+  return LLVM::BitcastOp::create(b, loc, VectorType::get({2}, half), bits);
 }
 
 /// Lowers one grouped matmul for the warp whose lane id is `lane`.

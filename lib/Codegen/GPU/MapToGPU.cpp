@@ -123,6 +123,39 @@ Value fromBits(OpBuilder &b, Location loc, Value bits, Type type) {
   return value;
 }
 
+/// Moves each buffer allocated inside sequential control flow (the scratch
+/// of a loop over groups of tokens) before the top-level op that holds it,
+/// freed after that op, when its sizes are known there: it becomes one
+/// device buffer instead of an allocation inside a kernel. Buffers of
+/// parallel iterations stay (each iteration needs its own).
+void hoistSequentialAllocations(func::FuncOp func) {
+  Block &body = func.getBody().front();
+  SmallVector<memref::AllocOp> allocations;
+  func.walk([&](memref::AllocOp alloc) {
+    if (alloc->getBlock() != &body &&
+        !alloc->getParentOfType<scf::ParallelOp>() &&
+        !alloc->getParentOfType<scf::ForallOp>())
+      allocations.push_back(alloc);
+  });
+  for (memref::AllocOp alloc : allocations) {
+    Operation *top = body.findAncestorOpInBlock(*alloc);
+    bool sizesKnown = llvm::all_of(alloc->getOperands(), [&](Value size) {
+      Operation *def = size.getDefiningOp();
+      return def ? def->getBlock() == &body && def->isBeforeInBlock(top)
+                 : size.getParentBlock() == &body;
+    });
+    if (!sizesKnown)
+      continue;
+    for (Operation *user : llvm::make_early_inc_range(alloc->getUsers()))
+      if (llvm::isa<memref::DeallocOp>(user))
+        user->erase();
+    alloc->moveBefore(top);
+    OpBuilder b(top->getContext());
+    b.setInsertionPointAfter(top);
+    memref::DeallocOp::create(b, alloc.getLoc(), alloc.getResult());
+  }
+}
+
 /// The threads of one block that run a sequential kernel's ops together:
 /// loops spread over them, writes by thread 0, a barrier after each.
 struct Team {
@@ -172,6 +205,7 @@ private:
   }
 
   LogicalResult copyInputs();
+  LogicalResult mapBlock(Block &block);
   LogicalResult flush(Operation *before);
   LogicalResult launchParallel(scf::ParallelOp loop);
   LogicalResult distribute(Block &block, const Team &team);
@@ -190,6 +224,8 @@ private:
   SmallVector<Operation *> run;
   llvm::SmallPtrSet<Operation *, 16> runSet;
   int64_t runTeam = 1;
+  /// Whether no matmul tile was met yet (with routing-block-size).
+  bool routing = false;
   /// Device copies of host arguments, freed when the call ends.
   SmallVector<Value> inputCopies;
 };
@@ -351,7 +387,7 @@ LogicalResult FunctionMapper::flush(Operation *before) {
   if (run.empty())
     return success();
   Location loc = run.front()->getLoc();
-  Block *body = &func.getBody().front();
+  Block *body = run.front()->getBlock();
   // Values the run computes that ops outside it use.
   SmallVector<Value> escaping;
   for (Operation *op : run)
@@ -488,26 +524,56 @@ void FunctionMapper::copyResults(func::ReturnOp ret) {
   sync(b, loc);
 }
 
-LogicalResult FunctionMapper::map() {
-  if (!func.getBody().hasOneBlock())
-    return func.emitError("moe-map-to-gpu: expects a function of one block "
-                          "(structured control flow)");
-  Block &body = func.getBody().front();
+/// Whether `op` is control flow the host keeps: an scf.if or scf.for that
+/// yields buffers, allocates some, or holds parallel loops (launched from
+/// within it), rather than a sequential loop for one kernel.
+bool needsHostControl(Operation *op) {
+  if (!llvm::isa<scf::IfOp, scf::ForOp>(op))
+    return false;
+  if (llvm::any_of(op->getResultTypes(), llvm::IsaPred<BaseMemRefType>))
+    return true;
+  return op
+      ->walk([](Operation *inner) {
+        return llvm::isa<memref::AllocOp, memref::AllocaOp, scf::ParallelOp>(
+                   inner)
+                   ? WalkResult::interrupt()
+                   : WalkResult::advance();
+      })
+      .wasInterrupted();
+}
+
+LogicalResult FunctionMapper::mapBlock(Block &block) {
   SmallVector<Operation *> ops;
-  for (Operation &op : body)
+  for (Operation &op : block)
     ops.push_back(&op);
-  if (failed(copyInputs()))
-    return failure();
-  // Until the first matmul tile, with routing-block-size, the ops (routing
-  // and its plan) gather in one kernel of one block.
-  bool routing = routingBlockSize > 0;
-  int64_t sequentialTeam = routing ? routingBlockSize : 1;
   for (Operation *op : ops) {
     Location loc = op->getLoc();
-    if (auto ret = llvm::dyn_cast<func::ReturnOp>(op)) {
+    // GPU operations are this pass's own (the copies of the inputs).
+    if (llvm::isa<gpu::GPUDialect>(op->getDialect()))
+      continue;
+    if (op->hasTrait<OpTrait::IsTerminator>()) {
       if (failed(flush(op)))
         return failure();
-      copyResults(ret);
+      if (auto ret = llvm::dyn_cast<func::ReturnOp>(op)) {
+        copyResults(ret);
+      } else {
+        // A region of host control flow ends with its GPU work done.
+        OpBuilder b(op);
+        sync(b, loc);
+      }
+      continue;
+    }
+    if (needsHostControl(op)) {
+      // Its regions start from finished GPU work and map on their own.
+      if (failed(flush(op)))
+        return failure();
+      OpBuilder b(op);
+      sync(b, loc);
+      for (Region &region : op->getRegions())
+        for (Block &inner : region)
+          if (failed(mapBlock(inner)))
+            return failure();
+      token = {};
       continue;
     }
     if (runsOnHost(op)) {
@@ -578,21 +644,63 @@ LogicalResult FunctionMapper::map() {
       addToRun(op, warpSize);
       continue;
     }
-    addToRun(op, routing ? sequentialTeam : 1);
+    addToRun(op, routing ? routingBlockSize : 1);
   }
+  return success();
+}
+
+LogicalResult FunctionMapper::map() {
+  if (!func.getBody().hasOneBlock())
+    return func.emitError("moe-map-to-gpu: expects a function of one block "
+                          "(structured control flow)");
+  hoistSequentialAllocations(func);
+  if (failed(copyInputs()))
+    return failure();
+  // Until the first matmul tile, with routing-block-size, the ops (routing
+  // and its plan) gather in one kernel of one block.
+  routing = routingBlockSize > 0;
+  if (failed(mapBlock(func.getBody().front())))
+    return failure();
   // The weights' bindings are in the manifest (moe-export-entries).
   for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
     func.removeArgAttr(i, "moe.weight");
-  // Kernels allocate nothing.
+  // Buffers a kernel allocates (the scratch of a loop body) are private to
+  // the thread that runs the body: stack memory of a fixed size, allocated
+  // once at the kernel's start; buffers of a dynamic size come from the
+  // device heap (malloc in a kernel).
   WalkResult nested = func.walk([](gpu::LaunchOp launch) {
-    WalkResult inner = launch.getBody().walk([](Operation *op) {
-      if (llvm::isa<memref::AllocOp, memref::DeallocOp, memref::AllocaOp>(op)) {
-        op->emitError("moe-map-to-gpu: a buffer allocated inside a kernel");
+    SmallVector<Operation *> allocations;
+    launch.getBody().walk([&](Operation *op) {
+      if (llvm::isa<memref::AllocOp, memref::AllocaOp>(op))
+        allocations.push_back(op);
+    });
+    OpBuilder b = OpBuilder::atBlockBegin(&launch.getBody().front());
+    for (Operation *op : allocations) {
+      auto type = llvm::cast<MemRefType>(op->getResult(0).getType());
+      if (!type.hasStaticShape() && llvm::isa<memref::AllocOp>(op))
+        continue;
+      if (!type.hasStaticShape() || !type.getLayout().isIdentity()) {
+        op->emitError("moe-map-to-gpu: a kernel allocates on its stack a "
+                      "buffer of dynamic size ")
+            << type;
         return WalkResult::interrupt();
       }
-      return WalkResult::advance();
+      auto scratch = memref::AllocaOp::create(b, op->getLoc(), type);
+      for (Operation *user :
+           llvm::make_early_inc_range(op->getResult(0).getUsers()))
+        if (llvm::isa<memref::DeallocOp>(user))
+          user->erase();
+      op->getResult(0).replaceAllUsesWith(scratch.getResult());
+      op->erase();
+    }
+    WalkResult frees = launch.getBody().walk([](memref::DeallocOp op) {
+      if (op.getMemref().getDefiningOp<memref::AllocOp>())
+        return WalkResult::advance();
+      op->emitError("moe-map-to-gpu: a kernel frees a buffer it did not "
+                    "allocate");
+      return WalkResult::interrupt();
     });
-    return inner;
+    return frees;
   });
   return failure(nested.wasInterrupted());
 }
