@@ -82,6 +82,32 @@ if _flags:
     if {"amx_tile", "amx_bf16"} <= _flags:
         config.available_features.add("cpu-amx-bf16")
 
+# The CUDA toolkit the CUDA pipeline's binaries are built with (ptxas,
+# fatbinary, libdevice): compile tests of moe-lower-to-cuda need it.
+_cuda_home = os.environ.get("CUDA_HOME", "/usr/local/cuda")
+_ptxas = os.path.join(_cuda_home, "bin", "ptxas")
+if os.path.exists(_ptxas):
+    config.available_features.add("cuda-toolkit")
+    config.substitutions.append(("%ptxas", _ptxas))
+    config.substitutions.append(("%cuda_home", _cuda_home))
+
+# Execution tests of CUDA modules need a GPU the runtime sees (moe-run
+# --devices lists one); MOE_CUDA_DRIVER is left as the environment has it.
+import subprocess
+_moe_run = os.path.join(config.moe_tools_dir, "moe-run")
+if os.path.exists(_moe_run):
+    try:
+        _devices = subprocess.run([_moe_run, "--devices"], capture_output=True,
+                                  text=True, timeout=60, check=False)
+        if _devices.returncode == 0 and _devices.stdout.strip() and \
+                "Fake GPU" not in _devices.stdout:
+            config.available_features.add("cuda")
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+for _name in ("MOE_CUDA_DRIVER", "CUDA_VISIBLE_DEVICES"):
+    if _name in os.environ:
+        config.environment[_name] = os.environ[_name]
+
 # The Python package's tools (%moe_mlir compile/run) are this build's, so
 # that the sanitized build's lit run checks its own tools.
 config.environment["MOE_TOOLS_DIR"] = config.moe_tools_dir

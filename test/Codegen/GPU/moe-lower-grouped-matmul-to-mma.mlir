@@ -1,0 +1,187 @@
+// RUN: moe-opt %s --split-input-file --moe-lower-grouped-matmul-to-mma | FileCheck %s
+
+// bf16 weights, blocks of 16 rows: per block, 8 columns and 16 depths at a
+// time, one m16n8k16 mma.sync on bf16 pairs (row-major A, column-major B)
+// with f32 accumulators carried over the depth; lane l gathers rows l / 4
+// and l / 4 + 8 of its block (through the row sources), depths
+// 2 (l % 4) (+ 8), and writes its four sums once, added to the outputs.
+// CHECK-LABEL: func @bf16
+// CHECK: gpu.launch
+// CHECK-SAME: threads(%[[LANE:[a-z0-9]+]],
+// CHECK: %[[GROUP:.*]] = arith.divui %[[LANE]], %c4
+// CHECK: %[[QUAD:.*]] = arith.remui %[[LANE]], %c4
+// CHECK: %[[PAIR:.*]] = arith.muli %[[QUAD]], %c2
+// CHECK: scf.for %[[BLOCK:.*]] = %c0{{.*}} to %{{.*}} step %c1
+// CHECK:   memref.load %{{.*}}[%[[BLOCK]]] : memref<1xi32
+// CHECK:   scf.if
+// CHECK:     memref.load %{{.*}} : memref<16xi32
+// CHECK:     scf.for %[[COL:.*]] = %c0{{.*}} to %{{.*}} step %c8
+// CHECK:       %[[SUMS:.*]]:4 = scf.for %[[DEPTH:.*]] = %c0{{.*}} to %{{.*}} step %c16{{.*}} iter_args(
+// CHECK:         arith.truncf %{{.*}} : f32 to bf16
+// CHECK:         arith.shli %{{.*}}, %c16_i32
+// CHECK:         memref.load %{{.*}} : memref<4x32x16xbf16>
+// CHECK:         %[[MMA:.*]] = nvvm.mma.sync A[%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}] B[%{{.*}}, %{{.*}}] C[%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (i32, i32, f32) -> !llvm.struct<(f32, f32, f32, f32)>
+// CHECK:         llvm.extractvalue %[[MMA]][3]
+// CHECK-COUNT-4: arith.addf %{{.*}}, %[[SUMS]]#{{[0-3]}} : f32
+// CHECK-NOT: gpu.barrier
+// CHECK-NOT: moe.grouped_matmul
+func.func @bf16(%x: memref<?x16xf32>, %w: memref<4x32x16xbf16>,
+                %experts: memref<1xi32>, %sources: memref<16xi32>,
+                %y: memref<16x32xf32>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(16)
+        ins(%x, %w, %experts : memref<?x16xf32>, memref<4x32x16xbf16>, memref<1xi32>)
+        row_sources(%sources : memref<16xi32>)
+        outs(%y : memref<16x32xf32>)
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// f16 weights: the pairs are f16 vectors, the inputs rounded to f16.
+// CHECK-LABEL: func @f16
+// CHECK: arith.truncf %{{.*}} : f32 to f16
+// CHECK: llvm.bitcast %{{.*}} : i32 to vector<2xf16>
+// CHECK: nvvm.mma.sync {{.*}}shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (vector<2xf16>, vector<2xf16>, f32)
+func.func @f16(%x: memref<32x8xf32>, %w: memref<2x8x8xf16>,
+               %experts: memref<2xi32>, %y: memref<32x8xf32>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(16)
+        ins(%x, %w, %experts : memref<32x8xf32>, memref<2x8x8xf16>, memref<2xi32>)
+        outs(%y : memref<32x8xf32>)
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// Gate and up in one pass over K: two mma.sync per step sharing the A
+// fragment, the epilogue applied to each pair of sums (its result stored,
+// not added).
+// CHECK-LABEL: func @paired_epilogue
+// CHECK: %[[SUMS:.*]]:8 = scf.for
+// CHECK-COUNT-2: nvvm.mma.sync
+// CHECK: scf.yield
+// CHECK: scf.if
+// CHECK:   %[[OLD:.*]] = memref.load %{{.*}} : memref<16x8xf32>
+// CHECK:   %[[NEG:.*]] = arith.negf %[[SUMS]]#0
+// CHECK:   math.exp %[[NEG]]
+// CHECK:   arith.mulf %{{.*}}, %[[SUMS]]#4
+// CHECK:   memref.store
+func.func @paired_epilogue(%x: memref<16x8xf32>, %wg: memref<2x8x8xbf16>,
+                           %wu: memref<2x8x8xbf16>, %experts: memref<1xi32>,
+                           %y: memref<16x8xf32>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(16)
+        ins(%x, %wg, %experts : memref<16x8xf32>, memref<2x8x8xbf16>, memref<1xi32>)
+        paired(%wu : memref<2x8x8xbf16>)
+        outs(%y : memref<16x8xf32>)
+        epilogue {
+        ^bb0(%g: f32, %u: f32, %old: f32):
+          %one = arith.constant 1.0 : f32
+          %n = arith.negf %g : f32
+          %e = math.exp %n : f32
+          %d = arith.addf %one, %e : f32
+          %s = arith.divf %g, %d : f32
+          %r = arith.mulf %s, %u : f32
+          moe.yield %r : f32
+        }
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// Rows scattered to the tokens, times their scales: the blocks, which may
+// add to the same outputs, one after another with a barrier between them.
+// CHECK-LABEL: func @scatter
+// CHECK: scf.for
+// CHECK:   nvvm.mma.sync
+// CHECK:   memref.load %{{.*}} : memref<32xi32>
+// CHECK:   memref.load %{{.*}} : memref<32xf32>
+// CHECK:   scf.if
+// CHECK:     arith.mulf
+// CHECK:     arith.addf
+// CHECK:   gpu.barrier
+func.func @scatter(%x: memref<32x8xf32>, %w: memref<2x8x8xbf16>,
+                   %experts: memref<2xi32>, %targets: memref<32xi32>,
+                   %scales: memref<32xf32>, %y: memref<?x8xf32>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(16)
+        ins(%x, %w, %experts : memref<32x8xf32>, memref<2x8x8xbf16>, memref<2xi32>)
+        scatter(%targets, %scales : memref<32xi32>, memref<32xf32>)
+        outs(%y : memref<?x8xf32>)
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// Block-scaled FP8: each weight decoded and scaled in f32, rounded to
+// bf16 for the tensor cores.
+// CHECK-LABEL: func @fp8
+// CHECK: memref.load %{{.*}} : memref<2x8x16xf8E4M3FN>
+// CHECK: arith.extf %{{.*}} : f8E4M3FN to f32
+// CHECK: memref.load %{{.*}} : memref<2x1x1xf32>
+// CHECK: arith.mulf
+// CHECK: nvvm.mma.sync {{.*}}#nvvm.mma_type<bf16>
+func.func @fp8(%x: memref<16x16xf32>, %w: memref<2x8x16xf8E4M3FN>,
+               %s: memref<2x1x1xf32>, %experts: memref<1xi32>,
+               %y: memref<16x8xf32>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(16)
+        ins(%x, %w, %experts : memref<16x16xf32>, memref<2x8x16xf8E4M3FN>, memref<1xi32>)
+        scale(%s : memref<2x1x1xf32>) block [128, 128]
+        outs(%y : memref<16x8xf32>)
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// f32 weights stay f32, on the CUDA cores: each lane computes whole
+// columns of each block (the scalar implementation), 32 columns apart.
+// CHECK-LABEL: func @f32
+// CHECK-SAME: %[[Y:[a-z0-9]+]]: memref<8x40xf32>
+// CHECK: gpu.launch
+// CHECK-SAME: threads(%[[LANE:[a-z0-9]+]],
+// CHECK: scf.for %{{.*}} = %c0{{.*}} to %{{.*}} step %c1
+// CHECK:   scf.for %[[COL:.*]] = %[[LANE]] to %{{.*}} step %c32
+// CHECK:     scf.for %{{.*}} = %c0{{.*}} to %{{.*}} step %c1
+// CHECK:       arith.mulf
+// CHECK:       memref.store %{{.*}}, %[[Y]][%{{.*}}, %[[COL]]]
+// CHECK-NOT: nvvm.mma.sync
+func.func @f32(%x: memref<8x4xf32>, %w: memref<2x40x4xf32>,
+               %experts: memref<1xi32>, %y: memref<8x40xf32>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(8)
+        ins(%x, %w, %experts : memref<8x4xf32>, memref<2x40x4xf32>, memref<1xi32>)
+        outs(%y : memref<8x40xf32>)
+    gpu.terminator
+  }
+  return
+}

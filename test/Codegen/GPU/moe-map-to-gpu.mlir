@@ -1,0 +1,238 @@
+// RUN: moe-opt %s --split-input-file --moe-map-to-gpu | FileCheck %s
+// RUN: moe-opt %s --split-input-file --moe-map-to-gpu="routing-block-size=128" | FileCheck %s --check-prefix=ROUTING
+// RUN: moe-opt %s --split-input-file --moe-map-to-gpu="block-size=64" | FileCheck %s --check-prefix=BLOCK64
+// RUN: not moe-opt %s --split-input-file --moe-map-to-gpu="block-size=0" 2>&1 | FileCheck %s --check-prefix=BAD
+
+// BAD: moe-map-to-gpu: block-size and warp-size must be at least 1, routing-block-size at least 0
+
+// Host arguments are copied to the device when the call starts, weights
+// (moe.weight, its attribute removed) are device memory already; a
+// parallel loop is one kernel of one iteration per thread; the result is
+// copied back to a host buffer, every device buffer freed, and the host
+// waits once, at the end, on one chain of tokens.
+// CHECK-LABEL: func @elementwise
+// CHECK-SAME: (%[[X:.*]]: memref<?x8xf32>, %[[W:.*]]: memref<8xf32>) -> memref<?x8xf32>
+// CHECK: %[[T:.*]] = memref.dim %[[X]], %c0
+// CHECK: %[[START:.*]] = gpu.wait async
+// CHECK: %[[DX:.*]], %[[A0:.*]] = gpu.alloc async [%[[START]]] (%[[T]]) : memref<?x8xf32>
+// CHECK: %[[C0:.*]] = gpu.memcpy async [%[[A0]]] %[[DX]], %[[X]]
+// CHECK: %[[Y:.*]], %[[A1:.*]] = gpu.alloc async [%[[C0]]] (%{{.*}}) : memref<?x8xf32>
+// CHECK: %[[GRID:.*]] = arith.ceildivui %[[TOTAL:.*]], %c256
+// CHECK: %[[K:.*]] = gpu.launch async [%[[A1]]] blocks(%[[BX:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[GRID]], %{{.*}} = %c1{{.*}}, %{{.*}} = %c1{{.*}}) threads(%[[TX:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %c256{{.*}}, %{{.*}} = %c1{{.*}}, %{{.*}} = %c1{{.*}})
+// CHECK:   %[[FIRST:.*]] = arith.muli %[[BX]], %c256{{.*}}
+// CHECK:   %[[LINEAR:.*]] = arith.addi %[[FIRST]], %[[TX]]
+// CHECK:   %[[IN:.*]] = arith.cmpi ult, %[[LINEAR]], %[[TOTAL]]
+// CHECK:   scf.if %[[IN]] {
+// CHECK:     arith.remui %[[LINEAR]], %[[COLS:.*]] : index
+// CHECK:     arith.divui %[[LINEAR]], %[[COLS]] : index
+// CHECK:     memref.load %[[DX]]
+// CHECK:     memref.load %[[W]]
+// CHECK:     memref.store
+// CHECK:   gpu.terminator
+// CHECK: %[[HOST:.*]] = memref.alloc(%{{.*}}) : memref<?x8xf32>
+// CHECK: %[[BACK:.*]] = gpu.memcpy async [%[[K]]] %[[HOST]], %[[Y]]
+// CHECK: %[[F0:.*]] = gpu.dealloc async [%[[BACK]]] %[[Y]]
+// CHECK: %[[F1:.*]] = gpu.dealloc async [%[[F0]]] %[[DX]]
+// CHECK: gpu.wait [%[[F1]]]
+// CHECK-NOT: gpu.wait
+// CHECK: return %[[HOST]]
+// BLOCK64-LABEL: func @elementwise
+// BLOCK64: arith.ceildivui %{{.*}}, %c64
+// BLOCK64: gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c64
+func.func @elementwise(%x: memref<?x8xf32>,
+                       %w: memref<8xf32> {moe.weight = "w"}) -> memref<?x8xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  %t = memref.dim %x, %c0 : memref<?x8xf32>
+  %y = memref.alloc(%t) : memref<?x8xf32>
+  scf.parallel (%i, %j) = (%c0, %c0) to (%t, %c8) step (%c1, %c1) {
+    %a = memref.load %x[%i, %j] : memref<?x8xf32>
+    %b = memref.load %w[%j] : memref<8xf32>
+    %s = arith.mulf %a, %b : f32
+    memref.store %s, %y[%i, %j] : memref<?x8xf32>
+    scf.reduce
+  }
+  return %y : memref<?x8xf32>
+}
+
+// -----
+
+// Sequential code runs as a kernel of one thread; a scalar it computes
+// that the host needs (the size of a later buffer) comes back through a
+// device scratch buffer, the host waiting for it there, then a new chain.
+// CHECK-LABEL: func @read_back
+// CHECK: %[[SCRATCH:.*]], %{{.*}} = gpu.alloc async [%{{.*}}] () : memref<1xi64>
+// CHECK: %[[K:.*]] = gpu.launch async [%{{.*}}] blocks({{.*}}) in (%{{.*}} = %c1{{.*}}, {{.*}}) threads({{.*}}) in (%{{.*}} = %c1{{.*}}, {{.*}})
+// CHECK:   scf.for
+// CHECK:     memref.store
+// CHECK:   %[[SUM:.*]] = memref.load
+// CHECK:   scf.if
+// CHECK:     %[[BITS:.*]] = arith.index_castui %[[SUM]] : index to i64
+// CHECK:     memref.store %[[BITS]], %[[SCRATCH]][%{{.*}}]
+// CHECK: %[[HOST:.*]] = memref.alloca() : memref<1xi64>
+// CHECK: %[[COPY:.*]] = gpu.memcpy async [%[[K]]] %[[HOST]], %[[SCRATCH]]
+// CHECK: gpu.wait [%[[COPY]]]
+// CHECK: %[[NEW:.*]] = gpu.wait async
+// CHECK: gpu.dealloc async [%[[NEW]]] %[[SCRATCH]]
+// CHECK: %[[READ:.*]] = memref.load %[[HOST]]
+// CHECK: %[[N:.*]] = arith.index_castui %[[READ]] : i64 to index
+// CHECK: gpu.alloc async [%{{.*}}] (%[[N]]) : memref<?xf32>
+func.func @read_back(%counts: memref<4xindex> {moe.weight = "c"}) -> memref<?xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %prefix = memref.alloc() : memref<5xindex>
+  memref.store %c0, %prefix[%c0] : memref<5xindex>
+  scf.for %e = %c0 to %c4 step %c1 {
+    %n = memref.load %counts[%e] : memref<4xindex>
+    %p = memref.load %prefix[%e] : memref<5xindex>
+    %q = arith.addi %p, %n : index
+    %e1 = arith.addi %e, %c1 : index
+    memref.store %q, %prefix[%e1] : memref<5xindex>
+  }
+  %total = memref.load %prefix[%c4] : memref<5xindex>
+  %rows = memref.alloc(%total) : memref<?xf32>
+  return %rows : memref<?xf32>
+}
+
+// -----
+
+// A tile of the tiled program (a parallel iteration holding a grouped
+// matmul) is one block of one warp: the matmul stays for
+// moe-lower-grouped-matmul-to-mma, the fill of its accumulator is spread
+// over the lanes, a barrier after each.
+// CHECK-LABEL: func @tiles
+// CHECK: gpu.launch async [%{{.*}}] blocks(%[[B:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[BLOCKS:.*]], %{{.*}}, %{{.*}}) threads(%[[LANE:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %c32{{.*}}, %{{.*}} = %c1{{.*}}, %{{.*}} = %c1{{.*}})
+// CHECK:   scf.for %[[I:.*]] = %[[LANE]] to %{{.*}} step %c32
+// CHECK:     memref.store %{{.*}}, %[[ACC:.*]][
+// CHECK:   gpu.barrier
+// CHECK:   moe.grouped_matmul
+// CHECK:   gpu.barrier
+// CHECK:   gpu.terminator
+// ROUTING-LABEL: func @tiles
+// ROUTING: gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c32
+func.func @tiles(%x: memref<?x16xf32>, %w: memref<4x32x16xbf16> {moe.weight = "w"},
+                 %experts: memref<?xi32>) -> memref<?x32xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c16 = arith.constant 16 : index
+  %c32 = arith.constant 32 : index
+  %zero = arith.constant 0.0 : f32
+  %nb = memref.dim %experts, %c0 : memref<?xi32>
+  %rows = arith.muli %nb, %c16 : index
+  %y = memref.alloc(%rows) : memref<?x32xf32>
+  scf.parallel (%b) = (%c0) to (%nb) step (%c1) {
+    %r = arith.muli %b, %c16 : index
+    %xs = memref.subview %x[%r, 0] [16, 16] [1, 1] : memref<?x16xf32> to memref<16x16xf32, strided<[16, 1], offset: ?>>
+    %es = memref.subview %experts[%b] [1] [1] : memref<?xi32> to memref<1xi32, strided<[1], offset: ?>>
+    %ys = memref.subview %y[%r, 0] [16, 32] [1, 1] : memref<?x32xf32> to memref<16x32xf32, strided<[32, 1], offset: ?>>
+    scf.parallel (%i, %j) = (%c0, %c0) to (%c16, %c32) step (%c1, %c1) {
+      memref.store %zero, %ys[%i, %j] : memref<16x32xf32, strided<[32, 1], offset: ?>>
+      scf.reduce
+    }
+    moe.grouped_matmul block_rows(16)
+        ins(%xs, %w, %es : memref<16x16xf32, strided<[16, 1], offset: ?>>, memref<4x32x16xbf16>, memref<1xi32, strided<[1], offset: ?>>)
+        outs(%ys : memref<16x32xf32, strided<[32, 1], offset: ?>>)
+    scf.reduce
+  }
+  return %y : memref<?x32xf32>
+}
+
+// -----
+
+// With routing-block-size, everything before the first tile is one kernel
+// of one block: its parallel loops spread over the threads, writes of
+// sequential code on thread 0, a barrier after each; a result of an op
+// that writes reaches the other threads through workgroup memory.
+// ROUTING-LABEL: func @routing
+// ROUTING: %[[K:.*]] = gpu.launch async [%{{.*}}] blocks({{.*}}) in (%{{.*}} = %c1{{.*}}, {{.*}}) threads(%[[TID:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %c128{{.*}}, {{.*}}) workgroup(%[[SHARED:.*]] : memref<1xi64, #gpu.address_space<workgroup>>)
+// ROUTING:   scf.for %{{.*}} = %[[TID]] to %{{.*}} step %c128
+// ROUTING:     memref.store
+// ROUTING:   gpu.barrier
+// ROUTING:   %[[FIRST:.*]] = arith.cmpi eq, %[[TID]], %c0
+// ROUTING:   scf.if %[[FIRST]] {
+// ROUTING:     %[[SUM:.*]] = scf.for
+// ROUTING:     memref.store %{{.*}}, %[[SHARED]]
+// ROUTING:   gpu.barrier
+// ROUTING:   %[[BITS:.*]] = memref.load %[[SHARED]]
+// ROUTING:   %[[SHARED_SUM:.*]] = arith.index_castui %[[BITS]] : i64 to index
+// ROUTING:   scf.for %{{.*}} = %[[TID]] to %{{.*}} step %c128
+// ROUTING:     memref.store %[[SHARED_SUM]]
+// ROUTING:   gpu.barrier
+// ROUTING:   gpu.terminator
+// ROUTING-NOT: gpu.launch
+// ROUTING: return
+// Without it: three kernels.
+// CHECK-LABEL: func @routing
+// CHECK-COUNT-3: gpu.launch
+// CHECK-NOT: gpu.launch
+func.func @routing(%scores: memref<?x4xf32>) -> memref<?x4xindex> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %t = memref.dim %scores, %c0 : memref<?x4xf32>
+  %counts = memref.alloc(%t) : memref<?x4xindex>
+  scf.parallel (%i, %e) = (%c0, %c0) to (%t, %c4) step (%c1, %c1) {
+    memref.store %c1, %counts[%i, %e] : memref<?x4xindex>
+    scf.reduce
+  }
+  %sum = scf.for %i = %c0 to %t step %c1 iter_args(%s = %c0) -> (index) {
+    %n = memref.load %counts[%i, %c0] : memref<?x4xindex>
+    memref.store %s, %counts[%i, %c1] : memref<?x4xindex>
+    %next = arith.addi %s, %n : index
+    scf.yield %next : index
+  }
+  scf.parallel (%i) = (%c0) to (%t) step (%c1) {
+    memref.store %sum, %counts[%i, %c0] : memref<?x4xindex>
+    scf.reduce
+  }
+  return %counts : memref<?x4xindex>
+}
+
+// -----
+
+// Control flow that allocates or launches stays on the host: the GPU work
+// before it is waited for, each region maps on its own chain and ends
+// waiting for it. A scratch buffer of a loop body whose size is known
+// outside the loop becomes one device buffer, allocated before and freed
+// after the loop; one of a size known only inside a parallel iteration
+// would stay (a kernel's stack when static).
+// CHECK-LABEL: func @host_control
+// CHECK: %[[SCRATCH:.*]], %{{.*}} = gpu.alloc async [%{{.*}}] () : memref<8xf32>
+// CHECK: gpu.wait [%{{.*}}]
+// CHECK: scf.if %{{.*}} {
+// CHECK:   %[[START:.*]] = gpu.wait async
+// CHECK:   %[[K:.*]] = gpu.launch async [%[[START]]]
+// CHECK:   gpu.wait [%[[K]]]
+// CHECK: }
+// CHECK: gpu.dealloc async [%{{.*}}] %[[SCRATCH]]
+// CHECK: gpu.launch
+// CHECK:   %[[STACK:.*]] = memref.alloca() : memref<4xf32>
+// CHECK:   memref.store %{{.*}}, %[[STACK]]
+// CHECK-NOT: memref.dealloc
+// CHECK: return
+func.func @host_control(%x: memref<8xf32>, %go: i1) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  %zero = arith.constant 0.0 : f32
+  scf.if %go {
+    %s = memref.alloc() : memref<8xf32>
+    scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+      %v = memref.load %x[%i] : memref<8xf32>
+      memref.store %v, %s[%i] : memref<8xf32>
+      scf.reduce
+    }
+    memref.dealloc %s : memref<8xf32>
+  }
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    %p = memref.alloc() : memref<4xf32>
+    memref.store %zero, %p[%c0] : memref<4xf32>
+    %v = memref.load %p[%c0] : memref<4xf32>
+    memref.store %v, %x[%i] : memref<8xf32>
+    memref.dealloc %p : memref<4xf32>
+    scf.reduce
+  }
+  return
+}

@@ -1,0 +1,81 @@
+// REQUIRES: cuda-toolkit
+// RUN: moe-opt %s --moe-lower-to-cuda | FileCheck %s --check-prefixes=CHECK,FATBIN
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home format=isa" -o %t.isa.mlir
+// RUN: %python %S/Inputs/gpu_objects.py %t.isa.mlir %t.ptx --ptxas %ptxas --arch sm_90 | FileCheck %s --check-prefix=PTXAS
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home reference=1 format=isa" -o %t.ref.mlir
+// RUN: %python %S/Inputs/gpu_objects.py %t.ref.mlir %t.ref.ptx --ptxas %ptxas --arch sm_90 | FileCheck %s --check-prefix=PTXAS
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=KERNELS
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home reference=1" --mlir-print-ir-after=moe-lower-grouped-matmul-to-mma -o /dev/null 2>&1 | FileCheck %s --check-prefix=REF
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home routing-block-size=0" --mlir-print-ir-after=moe-map-to-gpu -o /dev/null 2>&1 | FileCheck %s --check-prefix=SPLIT
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home chip=sm_80 features=+ptx70 format=isa" | FileCheck %s --check-prefix=SM80
+// RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%t.none" 2>&1 | FileCheck %s --check-prefix=NOTOOLKIT
+// RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home chip=90" 2>&1 | FileCheck %s --check-prefix=BADCHIP
+
+// The whole pipeline: host code in the LLVM dialect with the entry point's
+// C interface and a manifest naming the device code, calling the runtime's
+// mgpu* functions, and the kernels as sm_90 binaries (a fatbinary: the
+// cubin and its PTX).
+// CHECK-DAG: llvm.func @_mlir_ciface_forward(
+// CHECK-DAG: llvm.mlir.global external constant @moe_module_manifest({{.*}}\22gpu\22:{\22api\22:\22cuda\22,\22chip\22:\22sm_90\22}
+// CHECK-DAG: llvm.call @mgpuMemAlloc
+// CHECK-DAG: llvm.call @mgpuMemcpy
+// CHECK-DAG: llvm.call @mgpuStreamSynchronize
+// CHECK-DAG: gpu.launch_func
+// FATBIN-DAG: gpu.binary @forward_kernel {{.*}}#nvvm.target<O = 3, chip = "sm_90", features = "+ptx80">
+// CHECK-NOT: func.func
+// CHECK-NOT: memref.
+// CHECK-NOT: moe.
+
+// Every kernel's PTX assembles for sm_90.
+// PTXAS-COUNT-2: ptx accepted by ptxas -arch=sm_90
+
+// The kernels: one routing kernel of one 512-thread block (the router's
+// matmul, top-k, weights, counts, the prefix sum of the block-aligned plan
+// and the rows' positions) whose row count the host reads back, then the
+// tiles, one warp each, of the gate/up projection (SwiGLU in its
+// epilogue) and of the down projection on the tensor cores, then the
+// weighted combine of each token's rows.
+// KERNELS-LABEL: func.func @forward
+// KERNELS: gpu.launch_func {{.*}}blocks in (%{{.*}}, %{{.*}}, %{{.*}}) threads in (%c512
+// KERNELS: gpu.memcpy
+// KERNELS: gpu.wait [
+// KERNELS: gpu.launch_func {{.*}}threads in (%c32
+// KERNELS: gpu.launch_func {{.*}}threads in (%c32
+// KERNELS: gpu.launch_func {{.*}}threads in (%c256
+// KERNELS-NOT: gpu.launch_func
+// KERNELS: gpu.module @forward_kernel
+// KERNELS: gpu.barrier
+// KERNELS: math.exp
+// KERNELS: gpu.module @forward_kernel_0
+// KERNELS-COUNT-2: nvvm.mma.sync {{.*}}#nvvm.mma_type<bf16>{{.*}}shape = #nvvm.shape<m = 16, n = 8, k = 16>
+// KERNELS: math.exp
+// KERNELS: gpu.module @forward_kernel_1
+// KERNELS: nvvm.mma.sync {{.*}}#nvvm.mma_type<bf16>
+// KERNELS: gpu.module @forward_kernel_2
+// KERNELS-NOT: nvvm.mma.sync
+
+// The reference lowering: no tensor cores.
+// REF-NOT: nvvm.mma.sync
+
+// routing-block-size=0: each loop of the routing its own kernel.
+// SPLIT-COUNT-8: gpu.launch
+
+// SM80: #nvvm.target<O = 3, chip = "sm_80", features = "+ptx70">
+// SM80: .target sm_80
+
+// NOTOOLKIT: error: CUDA path: {{.*}}none does not exist or is not a directory
+// BADCHIP: moe-export-entries: cuda-chip must be sm_NN, got '90'
+
+func.func @forward(%x: tensor<?x16xf32>,
+    %wg: tensor<4x16xf32> {moe.weight = "gate.weight"},
+    %w1: tensor<4x8x16xbf16> {moe.weight = "experts.{e}.w1.weight"},
+    %w3: tensor<4x8x16xbf16> {moe.weight = "experts.{e}.w3.weight"},
+    %w2: tensor<4x16x8xbf16> {moe.weight = "experts.{e}.w2.weight"}) -> tensor<?x16xf32> {
+  %y = moe.layer %x : tensor<?x16xf32>
+      routing <softmax, top_k = 2, renormalize>
+      router(%wg : tensor<4x16xf32>)
+      experts(gate %w1 : tensor<4x8x16xbf16>, up %w3 : tensor<4x8x16xbf16>,
+              down %w2 : tensor<4x16x8xbf16>) activation silu
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
