@@ -75,7 +75,7 @@ def _compile(args: argparse.Namespace) -> None:
     from .tools import ToolError, compile_layer
     try:
         compile_layer(args.input, args.output, mcpu=args.mcpu, emit=args.emit,
-                      row_align=args.row_align)
+                      row_align=args.row_align, target=args.target)
     except ToolError as err:
         raise CommandError(str(err)) from None
 
@@ -84,7 +84,8 @@ def _run_in_process(args: argparse.Namespace, module: str) -> None:
     from .runtime import MoeRuntimeError, load_layer
     inputs = [_load_tokens(path) for path in args.input]
     try:
-        layer = load_layer(module, args.weights, args.entry or "forward")
+        layer = load_layer(module, args.weights, args.entry or "forward",
+                           device=args.device)
         results = layer(*inputs, threads=args.threads or 1)
     except MoeRuntimeError as err:
         raise CommandError(str(err)) from None
@@ -103,7 +104,8 @@ def _run(args: argparse.Namespace) -> None:
         try:
             stdout = run_layer(args.module, args.weights, args.input,
                                args.output, entry=args.entry,
-                               threads=args.threads, bench=args.bench)
+                               threads=args.threads, bench=args.bench,
+                               device=args.device)
         except ToolError as err:
             raise CommandError(str(err)) from None
         sys.stdout.write(stdout)
@@ -438,7 +440,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Compiles a module for the CPU with moe-compile.")
     comp.add_argument("input", metavar="IN.mlir")
     comp.add_argument("-o", "--output", required=True, metavar="OUT.so")
-    comp.add_argument("--mcpu", help="CPU to compile for (default: native)")
+    comp.add_argument("--target", choices=("cpu", "cuda"), default="cpu",
+                      help="cpu (default), or cuda: kernels for an NVIDIA "
+                      "GPU (sm_90) driven by portable x86-64 host code")
+    comp.add_argument("--mcpu", help="CPU to compile for (default: native; "
+                      "x86-64-v2 with --target cuda)")
     comp.add_argument("--emit", choices=("so", "llvm", "mlir"), default="so",
                       help="what to write (default: so)")
     comp.add_argument("--row-align", type=_positive,
@@ -459,6 +465,8 @@ def _parser() -> argparse.ArgumentParser:
                      "order (the output, then its statistics)")
     run.add_argument("--entry", help="the entry point (default: forward)")
     run.add_argument("--threads", type=_positive)
+    run.add_argument("--device", type=int, metavar="N",
+                     help="the GPU a CUDA module runs on (default 0)")
     run.add_argument("--bench", type=_positive, metavar="N",
                      help="time N runs (moe-run)")
     run.add_argument("--in-process", action="store_true",

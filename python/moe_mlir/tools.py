@@ -108,10 +108,17 @@ def _call(command: Sequence[str]) -> str:
 
 def compile_layer(source: str | os.PathLike, output: str | os.PathLike, *,
                   mcpu: str | None = None, emit: str = "so",
-                  row_align: int | None = None) -> None:
-    """``moe-compile SOURCE --target cpu -o OUTPUT`` (with the options)."""
-    command = [find_tool("moe-compile"), os.fspath(source), "--target", "cpu",
+                  row_align: int | None = None, target: str = "cpu",
+                  pipeline_options: str | None = None) -> None:
+    """``moe-compile SOURCE --target TARGET -o OUTPUT`` (with the options);
+    ``target`` is ``cpu`` or ``cuda`` (kernels for an NVIDIA GPU, host code
+    for a portable x86-64 CPU)."""
+    if target not in ("cpu", "cuda"):
+        raise ToolError(f"unknown target '{target}' (expected cpu or cuda)")
+    command = [find_tool("moe-compile"), os.fspath(source), "--target", target,
                "-o", os.fspath(output), f"--emit={emit}"]
+    if pipeline_options:
+        command.append(f"--pipeline-options={pipeline_options}")
     if mcpu:
         command.append(f"--mcpu={mcpu}")
     if row_align is not None:
@@ -123,7 +130,7 @@ def run_layer(module: str | os.PathLike, weights: str | os.PathLike,
               inputs: Sequence[str | os.PathLike],
               output: str | os.PathLike | Sequence[str | os.PathLike],
               *, entry: str | None = None, threads: int | None = None,
-              bench: int | None = None) -> str:
+              bench: int | None = None, device: int | None = None) -> str:
     """``moe-run MODULE --weights W --input X... --output Y...``; its stdout
     (the ``--bench`` JSON line when asked). ``output`` is one path, or one
     per result of the entry (the layer's output, then its statistics)."""
@@ -140,4 +147,6 @@ def run_layer(module: str | os.PathLike, weights: str | os.PathLike,
         command += ["--threads", str(threads)]
     if bench is not None:
         command += ["--bench", str(bench)]
+    if device is not None:
+        command += ["--device", str(device)]
     return _call(command)

@@ -4,7 +4,7 @@ usage:
   run_family.py generate FAMILY STORAGE OUT [--shards N] [--seed S]
                 [--tokens 0,1,7,64,300]
   run_family.py check OUT --module MODULE [--threads N] [--tag TAG]
-                [--same-as TAG] [--moe-run PATH]
+                [--same-as TAG] [--moe-run PATH] [--tolerance R]
 
 `generate` writes into OUT a random checkpoint of FAMILY (mixtral, qwen2_moe,
 qwen3_moe, deepseek_v3, deepseek_v2) stored as STORAGE (f32, bf16, f16) in
@@ -91,7 +91,7 @@ def check(args: argparse.Namespace) -> int:
                               info["storage"], info["layer"],
                               info["dead_expert"])
     name = f"{info['family']}/{info['storage']}"
-    tol = case.tolerance
+    tol = args.tolerance if args.tolerance is not None else case.tolerance
     hidden = case.spec.hidden
     suffix = f".{args.tag}" if args.tag else ""
     problems = []
@@ -167,6 +167,9 @@ def main() -> int:
     run.add_argument("--tag", default="")
     run.add_argument("--same-as", default="")
     run.add_argument("--moe-run", default="moe-run")
+    run.add_argument("--tolerance", type=float,
+                     help="the bound of max|y - ref| / max|ref| instead of "
+                          "the storage's (e.g. for f16 tensor cores)")
     args = parser.parse_args()
     return generate(args) if args.command == "generate" else check(args)
 
