@@ -1,0 +1,157 @@
+"""The CUDA execution tests: layers compiled for the GPU, run and checked.
+
+usage:
+  cuda_check.py prepare DIR [--moe-compile PATH] [--only PREFIX,...]
+  cuda_check.py check DIR [--moe-run PATH] [--only PREFIX,...]
+
+`prepare` (on a machine with the compiler) writes into DIR, for every case:
+a family layer (run_family.py generate, `moe_mlir import-hf`) or a routing
+example of examples/routing, compiled with `moe-compile --target cuda`
+(the fast path, and the reference lowering for two cases) to
+DIR/<case>/layer.so. `check` (on a machine with a GPU and the runtime,
+no compiler needed) runs each module with moe-run for T = 0, 1, 7, 300,
+4096 and compares with the numpy reference: run_family.py check (float64
+reference of the stored weights; bf16 and FP8 within 2e-2 * max|ref|,
+f16 tensor cores 2e-3, f32 1e-4) and run_example.py (outputs and every
+statistic). One line per check; exit status 1 if any fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, *[os.pardir] * 4))
+CPU_INPUTS = os.path.join(ROOT, "test", "Integration", "CPU", "Inputs")
+EXAMPLES = os.path.join(ROOT, "examples", "routing")
+TOKENS = "0,1,7,300,4096"
+
+# (family, storage, reference lowering): every routing family of the
+# importer's test cases in f32 (CUDA cores) and bf16 (tensor cores), FP8
+# and f16, and the reference lowering (the oracle) on the GPU twice.
+FAMILY_CASES = [(family, storage, False)
+                for family in ("mixtral", "qwen2_moe", "qwen3_moe",
+                               "deepseek_v3", "deepseek_v2")
+                for storage in ("f32", "bf16")] + [
+    ("deepseek_v3", "fp8", False), ("qwen3_moe", "f16", False),
+    ("mixtral", "bf16", True), ("deepseek_v3", "f32", True)]
+F16_TOLERANCE = 2e-3
+
+
+def family_name(family: str, storage: str, reference: bool) -> str:
+    return f"{family}-{storage}" + ("-reference" if reference else "")
+
+
+def examples() -> list[str]:
+    return sorted(name[:-5] for name in os.listdir(EXAMPLES)
+                  if name.endswith(".json"))
+
+
+def run(command: list[str], what: str) -> bool:
+    done = subprocess.run(command, capture_output=True, text=True,
+                          check=False,
+                          env=dict(os.environ, PYTHONPATH=os.path.join(
+                              ROOT, "python")))
+    sys.stdout.write(done.stdout)
+    if done.returncode != 0:
+        message = (done.stderr or done.stdout).strip().splitlines()
+        print(f"{what}: FAILED: {message[-1] if message else done.returncode}")
+        return False
+    return True
+
+
+def selected(name: str, only: list[str]) -> bool:
+    return not only or any(name.startswith(prefix) for prefix in only)
+
+
+def prepare(args: argparse.Namespace) -> int:
+    ok = True
+    python = sys.executable
+    for family, storage, reference in FAMILY_CASES:
+        name = family_name(family, storage, reference)
+        if not selected(name, args.only):
+            continue
+        out = os.path.join(args.dir, name)
+        os.makedirs(out, exist_ok=True)
+        ok &= run([python, os.path.join(CPU_INPUTS, "run_family.py"),
+                   "generate", family, storage, out, "--tokens", TOKENS],
+                  f"{name}: generate")
+        ok &= run([python, "-m", "moe_mlir", "import-hf",
+                   os.path.join(out, "ckpt"), "--layer", "1", "-o",
+                   os.path.join(out, "layer.mlir")], f"{name}: import-hf")
+        ok &= run([args.moe_compile, os.path.join(out, "layer.mlir"),
+                   "--target", "cuda", f"--reference={int(reference)}",
+                   "-o", os.path.join(out, "layer.so")], f"{name}: compile")
+    for example in examples():
+        name = f"example-{example}"
+        if not selected(name, args.only):
+            continue
+        out = os.path.join(args.dir, name)
+        os.makedirs(out, exist_ok=True)
+        ok &= run([args.moe_compile, os.path.join(EXAMPLES, example + ".mlir"),
+                   "--target", "cuda", "-o", os.path.join(out, "layer.so")],
+                  f"{name}: compile")
+    with open(os.path.join(args.dir, "cases.json"), "w",
+              encoding="utf-8") as f:
+        json.dump({"tokens": TOKENS}, f)
+    print("prepared" if ok else "preparation failed")
+    return 0 if ok else 1
+
+
+def check(args: argparse.Namespace) -> int:
+    failed = []
+    python = sys.executable
+    for family, storage, reference in FAMILY_CASES:
+        name = family_name(family, storage, reference)
+        out = os.path.join(args.dir, name)
+        if not selected(name, args.only) or not os.path.isdir(out):
+            continue
+        command = [python, os.path.join(CPU_INPUTS, "run_family.py"), "check",
+                   out, "--module", os.path.join(out, "layer.so"),
+                   "--moe-run", args.moe_run]
+        if storage == "f16":
+            command += ["--tolerance", str(F16_TOLERANCE)]
+        if not run(command, name):
+            failed.append(name)
+    for example in examples():
+        name = f"example-{example}"
+        out = os.path.join(args.dir, name)
+        if not selected(name, args.only) or not os.path.isdir(out):
+            continue
+        if not run([python, os.path.join(CPU_INPUTS, "run_example.py"),
+                    os.path.join(EXAMPLES, example + ".json"),
+                    os.path.join(out, "layer.so"), out, "--tokens", TOKENS],
+                   name):
+            failed.append(name)
+    print(f"{len(failed)} failed" + (": " + ", ".join(failed) if failed
+                                     else ""))
+    return 1 if failed else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    prep = sub.add_parser("prepare")
+    prep.add_argument("dir")
+    prep.add_argument("--moe-compile", default="moe-compile")
+    chk = sub.add_parser("check")
+    chk.add_argument("dir")
+    chk.add_argument("--moe-run", default="moe-run")
+    for command in (prep, chk):
+        command.add_argument("--only", default="",
+                             type=lambda s: [p for p in s.split(",") if p])
+    args = parser.parse_args()
+    # run_example.py starts the moe-run it finds first on PATH.
+    tool = getattr(args, "moe_run", "")
+    if os.sep in tool:
+        os.environ["PATH"] = os.pathsep.join(
+            [os.path.dirname(os.path.abspath(tool)), os.environ["PATH"]])
+    return prepare(args) if args.command == "prepare" else check(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The GPU check: the CUDA execution tests and a short benchmark, run on a
+# machine with an NVIDIA GPU and the project's build outputs, but no
+# LLVM/MLIR (the compiler stays on the machine that builds).
+#
+#   utils/gpu-check.sh prepare [DIR]      where the project is built:
+#       compiles the test layers and the benchmark layer for CUDA
+#       (moe-compile --target cuda) into DIR (default build/gpu-check),
+#       with their checkpoints and inputs, and copies moe-run (the runtime
+#       linked in) to DIR/bin: about 16 MiB, what the GPU machine needs
+#       besides the working tree.
+#   utils/gpu-check.sh run [DIR] [LOG]    on the GPU machine: the GPU name
+#       and driver, the execution tests (every routing family, f32, bf16,
+#       f16 and FP8, T = 0, 1, 7, 300, 4096, against the numpy reference),
+#       then moe-run --bench of a Mixtral-style bf16 layer; everything goes
+#       to LOG (default DIR/gpu-check.log) and to stdout. Exit status 1 if
+#       a test fails. Needs python3 with numpy there.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CHECK="$ROOT/test/Integration/CUDA/Inputs/cuda_check.py"
+PYTHON="${PYTHON:-python3}"
+[ -x /usr/bin/python3 ] && [ "$PYTHON" = python3 ] &&
+  /usr/bin/python3 -c "import numpy" 2>/dev/null && PYTHON=/usr/bin/python3
+# The benchmark layer: Mixtral's routing at a size the GPU machine writes
+# the checkpoint of in seconds.
+BENCH_ARGS=(--family mixtral --hidden 2048 --intermediate 4096 --experts 8
+  --top-k 2 --layers 2 --dtype bf16 --seed 1)
+BENCH_TOKENS=(1 8 64 512 4096)
+
+# One line per moe-run --bench result: time, expert TFLOP/s (2 T K 3 H I
+# flops) and the GB/s of the expert weights a call touches (min(E, T K)
+# experts of 3 H I bf16 weights).
+BENCH_SUMMARY='
+import json, sys
+r = json.loads(sys.stdin.read())
+t, h, i, e, k = r["tokens"], 2048, 4096, 8, 2
+s = r["median_ms"] / 1e3
+flops = 2 * t * k * 3 * h * i
+touched = min(e, t * k) * 3 * h * i * 2
+print(f"T = {t}: {r[\"median_ms\"]:.3f} ms (min {r[\"min_ms\"]:.3f}), "
+      f"{flops / s / 1e12:.2f} TFLOP/s, {touched / s / 1e9:.1f} GB/s of touched "
+      f"expert weights")
+'
+
+usage() {
+  sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  exit 2
+}
+
+prepare() {
+  local dir="${1:-$ROOT/build/gpu-check}"
+  local compile="$ROOT/build/bin/moe-compile"
+  [ -x "$compile" ] || { echo "gpu-check: build first (utils/dev.sh build)" >&2; exit 1; }
+  rm -rf "$dir" && mkdir -p "$dir/bin" "$dir/bench"
+  "$PYTHON" "$CHECK" prepare "$dir/tests" --moe-compile "$compile"
+  # The benchmark layer's IR from a checkpoint of its shape (a small
+  # vocabulary keeps it quick); the GPU machine writes the same checkpoint.
+  PYTHONPATH="$ROOT/python" "$PYTHON" -m moe_mlir make-checkpoint \
+    "${BENCH_ARGS[@]}" --vocab 64 --quiet -o "$dir/bench/shape"
+  PYTHONPATH="$ROOT/python" "$PYTHON" -m moe_mlir import-hf \
+    "$dir/bench/shape" --layer 1 -o "$dir/bench/layer.mlir"
+  "$compile" "$dir/bench/layer.mlir" --target cuda -o "$dir/bench/layer.so"
+  rm -rf "$dir/bench/shape"
+  cp "$ROOT/build/bin/moe-run" "$dir/bin/"
+  du -sh "$dir"
+}
+
+run() {
+  local dir="${1:-$ROOT/build/gpu-check}"
+  local log="${2:-$dir/gpu-check.log}"
+  local moe_run="$dir/bin/moe-run"
+  [ -x "$moe_run" ] || { echo "gpu-check: $dir holds no prepared run (gpu-check.sh prepare)" >&2; exit 1; }
+  exec > >(tee "$log") 2>&1
+  echo "# gpu-check $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 || true
+  "$moe_run" --devices
+  "$PYTHON" -c "import numpy; print('numpy', numpy.__version__)"
+  local status=0
+  local start=$SECONDS
+  "$PYTHON" "$CHECK" check "$dir/tests" --moe-run "$moe_run" || status=1
+  echo "# tests: $((SECONDS - start)) s"
+
+  echo "# bench: ${BENCH_ARGS[*]}"
+  PYTHONPATH="$ROOT/python" "$PYTHON" -m moe_mlir make-checkpoint \
+    "${BENCH_ARGS[@]}" --vocab 64 --quiet -o "$dir/bench/ckpt"
+  for tokens in "${BENCH_TOKENS[@]}"; do
+    "$PYTHON" -c "import numpy as np, sys; np.save(sys.argv[1], np.random.default_rng(0).standard_normal((int(sys.argv[2]), 2048)).astype(np.float32))" \
+      "$dir/bench/x.npy" "$tokens"
+    "$moe_run" "$dir/bench/layer.so" --weights "$dir/bench/ckpt" \
+      --input "$dir/bench/x.npy" --output "$dir/bench/y.npy" --bench 10 --quiet |
+      "$PYTHON" -c "$BENCH_SUMMARY" || status=1
+  done
+  echo "# gpu-check: $([ $status = 0 ] && echo passed || echo FAILED) in $SECONDS s"
+  return $status
+}
+
+case "${1:-}" in
+  prepare) shift; prepare "$@" ;;
+  run) shift; run "$@" ;;
+  *) usage ;;
+esac
