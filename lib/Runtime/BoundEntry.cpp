@@ -214,11 +214,11 @@ Status BoundEntry::upload(size_t argIndex) {
   Status gpu = detail::takeCudaError();
   detail::setCurrentCudaDevice(previousDevice);
   if (!gpu)
-    return Status::failure("weight '" +
+    return gpu.withContext("weight '" +
                            printable(spec().args[argIndex].weightName) +
                            "' (argument " + std::to_string(argIndex) + " of '" +
                            printable(name()) + "'): uploading to CUDA device " +
-                           std::to_string(device) + ": " + gpu.error());
+                           std::to_string(device) + ": ");
   // The host copy is not needed any more.
   buffer.owned.reset();
   buffer.data = copy;
@@ -289,9 +289,8 @@ Status BoundEntry::pack(size_t argIndex, const WeightBuffer &source) {
   if (module->isGpu()) {
     detail::setCurrentCudaDevice(previousDevice);
     if (Status gpu = detail::takeCudaError(); !gpu)
-      return Status::failure(context + ": packing on CUDA device " +
-                             std::to_string(module->device()) + ": " +
-                             gpu.error());
+      return gpu.withContext(context + ": packing on CUDA device " +
+                             std::to_string(module->device()) + ": ");
   }
   packSeconds += std::chrono::duration<double>(
                      std::chrono::steady_clock::now() - start)
@@ -686,11 +685,14 @@ Status BoundEntry::runSlice(const std::vector<MatrixRef> &inputs,
               argPointers.size());
   }
   std::string error;
+  StatusCode errorCode = StatusCode::Error;
   if (module->isGpu()) {
     detail::setCurrentCudaDevice(previousDevice);
-    if (Status gpu = detail::takeCudaError(); !gpu)
+    if (Status gpu = detail::takeCudaError(); !gpu) {
       error = "'" + printable(entry.name) + "' on CUDA device " +
               std::to_string(module->device()) + ": " + gpu.error();
+      errorCode = gpu.code();
+    }
   }
 
   // Copy every result out, then release the buffers whatever happened.
@@ -760,6 +762,6 @@ Status BoundEntry::runSlice(const std::vector<MatrixRef> &inputs,
   for (void *allocated : toFree)
     workspaceFree(allocated);
   if (!error.empty())
-    return Status::failure(error);
+    return Status::failure(error, errorCode);
   return Status::success();
 }

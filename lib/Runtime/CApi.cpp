@@ -30,12 +30,28 @@ struct moe_entry {
 namespace {
 
 thread_local std::string lastError;
+thread_local moe_status lastStatus = MOE_STATUS_OK;
 
-/// Records `message` as the last error; returns `value` for convenience.
-template <typename T> T fail(const std::string &message, T value) {
+/// Records `message` (of kind `code`) as the last error; returns `value`
+/// for convenience.
+template <typename T>
+T fail(const std::string &message, T value,
+       StatusCode code = StatusCode::Error) {
   lastError = message;
+  lastStatus = static_cast<moe_status>(code);
   return value;
 }
+
+/// Records the failure `status` (a Status or a Result) as the last error.
+template <typename S, typename T> T failWith(const S &status, T value) {
+  return fail(status.error(), value, status.code());
+}
+
+/// Every API function starts as a success: moe_last_status() is the status
+/// of the last call on the thread.
+struct ApiCall {
+  ApiCall() { lastStatus = MOE_STATUS_OK; }
+};
 
 } // namespace
 
@@ -44,22 +60,24 @@ const char *moe_version(void) { return MOE_VERSION_STRING; }
 int moe_api_version(void) { return MOE_API_VERSION; }
 
 int moe_cuda_device_count(void) {
+  ApiCall call;
   Result<const CudaDriver *> driver = CudaDriver::get();
   if (!driver)
-    return fail(driver.error(), -1);
+    return failWith(driver, -1);
   Result<int> count = (*driver)->deviceCount();
   if (!count)
-    return fail(count.error(), -1);
+    return failWith(count, -1);
   return *count;
 }
 
 const char *moe_cuda_device_describe(int device) {
+  ApiCall call;
   Result<const CudaDriver *> driver = CudaDriver::get();
   if (!driver)
-    return fail(driver.error(), nullptr);
+    return failWith(driver, nullptr);
   Result<CudaDevice> info = (*driver)->device(device);
   if (!info)
-    return fail(info.error(), nullptr);
+    return failWith(info, nullptr);
   thread_local std::string line;
   line = describeCudaDevice(**driver, *info);
   return line.c_str();
@@ -67,41 +85,51 @@ const char *moe_cuda_device_describe(int device) {
 
 const char *moe_last_error(void) { return lastError.c_str(); }
 
+moe_status moe_last_status(void) { return lastStatus; }
+
 moe_module *moe_module_load(const char *path) {
+  ApiCall call;
   if (!path)
     return fail("moe_module_load: path is NULL", nullptr);
   Result<std::shared_ptr<const CompiledModule>> module =
       CompiledModule::load(path);
   if (!module)
-    return fail(module.error(), nullptr);
+    return failWith(module, nullptr);
   return new moe_module{module.take()};
 }
 
 moe_module *moe_module_load_on_device(const char *path, int device) {
+  ApiCall call;
   if (!path)
     return fail("moe_module_load_on_device: path is NULL", nullptr);
   Result<std::shared_ptr<const CompiledModule>> module =
       CompiledModule::load(path, device);
   if (!module)
-    return fail(module.error(), nullptr);
+    return failWith(module, nullptr);
   return new moe_module{module.take()};
 }
 
 const char *moe_module_target(const moe_module *module) {
+  ApiCall call;
   if (!module)
     return fail("moe_module_target: module is NULL", nullptr);
   return module->module->isGpu() ? "cuda" : "cpu";
 }
 
-void moe_module_free(moe_module *module) { delete module; }
+void moe_module_free(moe_module *module) {
+  ApiCall call;
+  delete module;
+}
 
 int64_t moe_module_num_entries(const moe_module *module) {
+  ApiCall call;
   if (!module)
     return fail("moe_module_num_entries: module is NULL", int64_t(-1));
   return static_cast<int64_t>(module->module->manifest().entries.size());
 }
 
 const char *moe_module_entry_name(const moe_module *module, int64_t index) {
+  ApiCall call;
   if (!module)
     return fail("moe_module_entry_name: module is NULL", nullptr);
   const auto &entries = module->module->manifest().entries;
@@ -114,38 +142,48 @@ const char *moe_module_entry_name(const moe_module *module, int64_t index) {
 }
 
 moe_checkpoint *moe_checkpoint_open(const char *path) {
+  ApiCall call;
   if (!path)
     return fail("moe_checkpoint_open: path is NULL", nullptr);
   Result<Checkpoint> checkpoint = Checkpoint::open(path);
   if (!checkpoint)
-    return fail(checkpoint.error(), nullptr);
+    return failWith(checkpoint, nullptr);
   return new moe_checkpoint{
       std::make_shared<const Checkpoint>(checkpoint.take())};
 }
 
-void moe_checkpoint_free(moe_checkpoint *checkpoint) { delete checkpoint; }
+void moe_checkpoint_free(moe_checkpoint *checkpoint) {
+  ApiCall call;
+  delete checkpoint;
+}
 
 moe_entry *moe_entry_bind(const moe_module *module, const char *entry_name,
                           const moe_checkpoint *checkpoint) {
+  ApiCall call;
   if (!module || !entry_name || !checkpoint)
     return fail("moe_entry_bind: module, entry name or checkpoint is NULL",
                 nullptr);
   Result<BoundEntry> entry =
       BoundEntry::bind(module->module, entry_name, checkpoint->checkpoint);
   if (!entry)
-    return fail(entry.error(), nullptr);
+    return failWith(entry, nullptr);
   return new moe_entry{entry.take()};
 }
 
-void moe_entry_free(moe_entry *entry) { delete entry; }
+void moe_entry_free(moe_entry *entry) {
+  ApiCall call;
+  delete entry;
+}
 
 int64_t moe_entry_hidden_size(const moe_entry *entry) {
+  ApiCall call;
   if (!entry)
     return fail("moe_entry_hidden_size: entry is NULL", int64_t(-1));
   return entry->entry.inputHiddenSize(0);
 }
 
 int64_t moe_entry_output_size(const moe_entry *entry) {
+  ApiCall call;
   if (!entry)
     return fail("moe_entry_output_size: entry is NULL", int64_t(-1));
   if (!entry->entry.isTokenResult(0))
@@ -156,18 +194,21 @@ int64_t moe_entry_output_size(const moe_entry *entry) {
 }
 
 int moe_entry_token_parallel(const moe_entry *entry) {
+  ApiCall call;
   if (!entry)
     return fail("moe_entry_token_parallel: entry is NULL", -1);
   return entry->entry.spec().tokenParallel ? 1 : 0;
 }
 
 double moe_entry_packing_seconds(const moe_entry *entry) {
+  ApiCall call;
   if (!entry)
     return fail("moe_entry_packing_seconds: entry is NULL", -1.0);
   return entry->entry.packingSeconds();
 }
 
 const char *moe_entry_variant(const moe_entry *entry) {
+  ApiCall call;
   if (!entry)
     return fail("moe_entry_variant: entry is NULL", nullptr);
   return entry->entry.spec().variant.c_str();
@@ -175,6 +216,7 @@ const char *moe_entry_variant(const moe_entry *entry) {
 
 int moe_entry_run_f32(const moe_entry *entry, const float *x, int64_t tokens,
                       int64_t hidden, float *y, int threads) {
+  ApiCall call;
   if (!entry)
     return fail("moe_entry_run_f32: entry is NULL", -1);
   const BoundEntry &bound = entry->entry;
@@ -188,13 +230,13 @@ int moe_entry_run_f32(const moe_entry *entry, const float *x, int64_t tokens,
                 -1);
   Status status = bound.checkInput(0, tokens, hidden);
   if (!status)
-    return fail(status.error(), -1);
+    return failWith(status, -1);
   MatrixRef input{x, tokens, hidden};
   OutputRef output{y, {tokens, bound.resultHiddenSize(0)}};
   status = bound.run({input}, {output},
                      threads < 1 ? 1u : static_cast<unsigned>(threads));
   if (!status)
-    return fail(status.error(), -1);
+    return failWith(status, -1);
   return 0;
 }
 
@@ -214,12 +256,14 @@ bool checkIndex(const char *function, const char *what, int64_t index,
 } // namespace
 
 int64_t moe_entry_num_inputs(const moe_entry *entry) {
+  ApiCall call;
   if (!entry)
     return fail("moe_entry_num_inputs: entry is NULL", int64_t(-1));
   return static_cast<int64_t>(entry->entry.numInputs());
 }
 
 int64_t moe_entry_input_size(const moe_entry *entry, int64_t index) {
+  ApiCall call;
   if (!entry)
     return fail("moe_entry_input_size: entry is NULL", int64_t(-1));
   if (!checkIndex("moe_entry_input_size", "input", index,
@@ -229,12 +273,14 @@ int64_t moe_entry_input_size(const moe_entry *entry, int64_t index) {
 }
 
 int64_t moe_entry_num_results(const moe_entry *entry) {
+  ApiCall call;
   if (!entry)
     return fail("moe_entry_num_results: entry is NULL", int64_t(-1));
   return static_cast<int64_t>(entry->entry.numResults());
 }
 
 int64_t moe_entry_result_rank(const moe_entry *entry, int64_t index) {
+  ApiCall call;
   if (!entry)
     return fail("moe_entry_result_rank: entry is NULL", int64_t(-1));
   if (!checkIndex("moe_entry_result_rank", "result", index,
@@ -246,6 +292,7 @@ int64_t moe_entry_result_rank(const moe_entry *entry, int64_t index) {
 
 int64_t moe_entry_result_dim(const moe_entry *entry, int64_t index,
                              int64_t dim) {
+  ApiCall call;
   if (!entry)
     return fail("moe_entry_result_dim: entry is NULL", int64_t(-2));
   if (!checkIndex("moe_entry_result_dim", "result", index,
@@ -259,6 +306,7 @@ int64_t moe_entry_result_dim(const moe_entry *entry, int64_t index,
 }
 
 const char *moe_entry_result_dtype(const moe_entry *entry, int64_t index) {
+  ApiCall call;
   if (!entry)
     return fail("moe_entry_result_dtype: entry is NULL", nullptr);
   if (!checkIndex("moe_entry_result_dtype", "result", index,
@@ -270,6 +318,7 @@ const char *moe_entry_result_dtype(const moe_entry *entry, int64_t index) {
 int moe_entry_run(const moe_entry *entry, const float *const *inputs,
                   int64_t num_inputs, int64_t tokens, void *const *outputs,
                   int64_t num_outputs, int threads) {
+  ApiCall call;
   if (!entry)
     return fail("moe_entry_run: entry is NULL", -1);
   if ((num_inputs > 0 && !inputs) || (num_outputs > 0 && !outputs) ||
@@ -281,7 +330,7 @@ int moe_entry_run(const moe_entry *entry, const float *const *inputs,
   Status counts = bound.checkCounts(static_cast<uint64_t>(num_inputs),
                                     static_cast<uint64_t>(num_outputs));
   if (!counts)
-    return fail(counts.error(), -1);
+    return failWith(counts, -1);
   std::vector<MatrixRef> inputRefs;
   for (int64_t i = 0; i < num_inputs; ++i) {
     int64_t hidden =
@@ -300,6 +349,6 @@ int moe_entry_run(const moe_entry *entry, const float *const *inputs,
   Status status = bound.run(inputRefs, outputRefs,
                             threads < 1 ? 1u : static_cast<unsigned>(threads));
   if (!status)
-    return fail(status.error(), -1);
+    return failWith(status, -1);
   return 0;
 }

@@ -40,13 +40,13 @@ public:
       return;
     Result<const CudaDriver *> loaded = CudaDriver::get();
     if (!loaded) {
-      recordCudaError(loaded.error());
+      recordCudaError(loaded.error(), loaded.code());
       return;
     }
     Result<CUcontext> context =
         (*loaded)->primaryContext(detail::currentCudaDevice());
     if (!context) {
-      recordCudaError(context.error());
+      recordCudaError(context.error(), context.code());
       return;
     }
     if (CUresult error = (*loaded)->api().ctxPushCurrent(*context);

@@ -86,6 +86,7 @@ std::vector<CUcontext> &retainedContexts() {
 constexpr size_t kErrorCapacity = 1024;
 thread_local char recordedError[kErrorCapacity];
 thread_local bool errorRecorded = false;
+thread_local StatusCode recordedCode = StatusCode::CudaError;
 thread_local int currentDevice = 0;
 
 /// The driver, once loaded (or its error): read without a lock once set.
@@ -105,20 +106,22 @@ openDriver(CudaDriverApi &functions, CudaDriver *driver, int &driverVersion) {
   void *handle = dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!handle) {
     const char *error = dlerror();
-    return Result<const CudaDriver *>::failure(
+    return Status::failure(
         "CUDA driver not available: " +
-        printable(error ? error : library + ": cannot be loaded"));
+            printable(error ? error : library + ": cannot be loaded"),
+        StatusCode::CudaUnavailable);
   }
   std::string missing = resolve(handle, functions);
   if (!missing.empty()) {
     dlclose(handle);
-    return Result<const CudaDriver *>::failure(
-        "CUDA driver " + printable(library) + " has no " + missing +
-        " (a driver older than the CUDA 11 API?)");
+    return Status::failure("CUDA driver " + printable(library) + " has no " +
+                               missing +
+                               " (a driver older than the CUDA 11 API?)",
+                           StatusCode::CudaUnavailable);
   }
   if (CUresult error = functions.init(0); error != kSuccess)
-    return Result<const CudaDriver *>::failure(
-        "CUDA driver: " + driver->describe("cuInit", error));
+    return Status::failure("CUDA driver: " + driver->describe("cuInit", error),
+                           StatusCode::CudaUnavailable);
   if (functions.driverGetVersion(&driverVersion) != kSuccess)
     driverVersion = 0;
   return driver;
@@ -166,7 +169,8 @@ std::string CudaDriver::describe(const char *call, CUresult error) const {
 Result<int> CudaDriver::deviceCount() const {
   int count = 0;
   if (CUresult error = functions.deviceGetCount(&count); error != kSuccess)
-    return Result<int>::failure(describe("cuDeviceGetCount", error));
+    return Status::failure(describe("cuDeviceGetCount", error),
+                           StatusCode::CudaUnavailable);
   return count;
 }
 
@@ -176,8 +180,9 @@ Status CudaDriver::checkOrdinal(int ordinal) const {
     return count.status();
   if (ordinal < 0 || ordinal >= *count)
     return Status::failure("no CUDA device " + std::to_string(ordinal) +
-                           " (this machine has " + std::to_string(*count) +
-                           (*count == 1 ? " device" : " devices") + ")");
+                               " (this machine has " + std::to_string(*count) +
+                               (*count == 1 ? " device" : " devices") + ")",
+                           StatusCode::CudaUnavailable);
   return Status::success();
 }
 
@@ -189,22 +194,27 @@ Result<CudaDevice> CudaDriver::device(int ordinal) const {
   CUdevice device = 0;
   char name[256] = {};
   if (CUresult error = functions.deviceGet(&device, ordinal); error != kSuccess)
-    return Result<CudaDevice>::failure(describe("cuDeviceGet", error));
+    return Status::failure(describe("cuDeviceGet", error),
+                           StatusCode::CudaError);
   if (CUresult error = functions.deviceGetName(name, sizeof(name) - 1, device);
       error != kSuccess)
-    return Result<CudaDevice>::failure(describe("cuDeviceGetName", error));
+    return Status::failure(describe("cuDeviceGetName", error),
+                           StatusCode::CudaError);
   info.name = printable(name);
   if (CUresult error = functions.deviceGetAttribute(
           &info.computeMajor, kAttributeComputeMajor, device);
       error != kSuccess)
-    return Result<CudaDevice>::failure(describe("cuDeviceGetAttribute", error));
+    return Status::failure(describe("cuDeviceGetAttribute", error),
+                           StatusCode::CudaError);
   if (CUresult error = functions.deviceGetAttribute(
           &info.computeMinor, kAttributeComputeMinor, device);
       error != kSuccess)
-    return Result<CudaDevice>::failure(describe("cuDeviceGetAttribute", error));
+    return Status::failure(describe("cuDeviceGetAttribute", error),
+                           StatusCode::CudaError);
   if (CUresult error = functions.deviceTotalMem(&info.totalMemory, device);
       error != kSuccess)
-    return Result<CudaDevice>::failure(describe("cuDeviceTotalMem", error));
+    return Status::failure(describe("cuDeviceTotalMem", error),
+                           StatusCode::CudaError);
   return info;
 }
 
@@ -218,12 +228,13 @@ Result<CUcontext> CudaDriver::primaryContext(int ordinal) const {
     return exists;
   CUdevice device = 0;
   if (CUresult error = functions.deviceGet(&device, ordinal); error != kSuccess)
-    return Result<CUcontext>::failure(describe("cuDeviceGet", error));
+    return Status::failure(describe("cuDeviceGet", error),
+                           StatusCode::CudaError);
   CUcontext context = nullptr;
   if (CUresult error = functions.primaryCtxRetain(&context, device);
       error != kSuccess)
-    return Result<CUcontext>::failure(
-        describe("cuDevicePrimaryCtxRetain", error));
+    return Status::failure(describe("cuDevicePrimaryCtxRetain", error),
+                           StatusCode::CudaError);
   if (contexts.size() <= static_cast<size_t>(ordinal))
     contexts.resize(ordinal + 1, nullptr);
   contexts[ordinal] = context;
@@ -240,10 +251,11 @@ std::string moe::runtime::describeCudaDevice(const CudaDriver &driver,
          " GiB, CUDA driver " + driver.version();
 }
 
-void detail::recordCudaError(std::string message) {
+void detail::recordCudaError(std::string message, StatusCode code) {
   if (errorRecorded)
     return;
   errorRecorded = true;
+  recordedCode = code;
   if (message.size() >= kErrorCapacity)
     message = message.substr(0, kErrorCapacity - 4) + "...";
   std::memcpy(recordedError, message.c_str(), message.size() + 1);
@@ -255,7 +267,7 @@ Status detail::takeCudaError() {
   if (!errorRecorded)
     return Status::success();
   errorRecorded = false;
-  return Status::failure(recordedError);
+  return Status::failure(recordedError, recordedCode);
 }
 
 int detail::currentCudaDevice() { return currentDevice; }

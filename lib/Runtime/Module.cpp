@@ -164,11 +164,9 @@ CompiledModule::load(const std::string &path, std::optional<int> device) {
   if (!resolved)
     return resolved;
   if ((*resolved)->isGpu() && !gpuLoad)
-    return ResultT::failure(printable(path) +
-                            ": cannot load its GPU code on "
-                            "device " +
-                            std::to_string(device.value_or(0)) + ": " +
-                            gpuLoad.error());
+    return gpuLoad.withContext(printable(path) +
+                               ": cannot load its GPU code on device " +
+                               std::to_string(device.value_or(0)) + ": ");
   if (!(*resolved)->isGpu() && device)
     return ResultT::failure(printable(path) +
                             ": a module compiled for the CPU runs on no "

@@ -34,6 +34,10 @@ __all__ = [
     "Entry",
     "Module",
     "MoeRuntimeError",
+    "STATUS_CUDA_ERROR",
+    "STATUS_CUDA_UNAVAILABLE",
+    "STATUS_ERROR",
+    "STATUS_OK",
     "api_version",
     "cuda_devices",
     "library",
@@ -43,7 +47,19 @@ __all__ = [
 
 
 class MoeRuntimeError(RuntimeError):
-    """A failed runtime call (the runtime's one-line message)."""
+    """A failed runtime call (the runtime's one-line message).
+
+    ``status`` is the call's ``moe_status`` (:data:`STATUS_ERROR`,
+    :data:`STATUS_CUDA_UNAVAILABLE`: no driver, GPU or such device,
+    :data:`STATUS_CUDA_ERROR`: a CUDA call failed)."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+STATUS_OK, STATUS_ERROR, STATUS_CUDA_UNAVAILABLE, STATUS_CUDA_ERROR = range(4)
+"""The ``moe_status`` codes of moe_runtime.h."""
 
 
 _LIBRARY: ctypes.CDLL | None = None
@@ -59,6 +75,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "moe_cuda_device_count": (ctypes.c_int, []),
         "moe_cuda_device_describe": (ctypes.c_char_p, [ctypes.c_int]),
         "moe_last_error": (ctypes.c_char_p, []),
+        "moe_last_status": (ctypes.c_int, []),
         "moe_module_load": (_HANDLE, [ctypes.c_char_p]),
         "moe_module_load_on_device": (_HANDLE, [ctypes.c_char_p,
                                                 ctypes.c_int]),
@@ -118,8 +135,10 @@ def library(path: str | os.PathLike | None = None) -> ctypes.CDLL:
 
 def _fail(lib: ctypes.CDLL) -> MoeRuntimeError:
     message = lib.moe_last_error()
+    status = lib.moe_last_status()
     return MoeRuntimeError(message.decode("utf-8", "replace") if message
-                           else "unknown runtime error")
+                           else "unknown runtime error",
+                           status if status != STATUS_OK else STATUS_ERROR)
 
 
 def _path_bytes(path: str | os.PathLike) -> bytes:

@@ -142,6 +142,24 @@ def test_compile_and_run_for_cuda(tmp_path) -> None:
         assert done.returncode == 0, done.stderr
         y = np.load(out)
         assert y.shape == (5, case.spec.hidden) and not y.any()
+    # The status of a failure: a launch that fails is a CUDA error, a
+    # missing driver means no CUDA.
+    code = ("import sys, numpy as np\n"
+            "from moe_mlir import runtime\n"
+            "try:\n"
+            "    runtime.load_layer(sys.argv[1], sys.argv[2], device=0)("
+            "np.ones((3, int(sys.argv[3])), np.float32))\n"
+            "except runtime.MoeRuntimeError as err:\n"
+            "    print(err.status, err)\n")
+    for driver, mode, status in ((fake, "launch", 3),
+                                 (str(tmp_path / "none.so"), "", 2)):
+        done = subprocess.run(
+            [sys.executable, "-c", code, module, ckpt,
+             str(case.spec.hidden)], capture_output=True, text=True,
+            env={**env, "MOE_CUDA_DRIVER": driver, "FAKE_CUDA": mode},
+            check=False, timeout=300)
+        assert done.stdout.startswith(f"{status} "), (done.stdout,
+                                                      done.stderr)
     bad = built_tools.moe_mlir("compile", layer_ir, "--target", "rocm", "-o",
                                module)
     assert bad.returncode == 2 and "invalid choice: 'rocm'" in bad.stderr

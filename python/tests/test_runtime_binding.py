@@ -282,7 +282,7 @@ def test_cuda_devices(tmp_path) -> None:
                    check=True)
     done = _cuda_query({"MOE_CUDA_DRIVER": fake})
     assert done.stdout.splitlines() == [
-        "api 2", "0: Fake GPU, sm_90, 80 GiB, CUDA driver 13.0"], done.stderr
+        "api 3", "0: Fake GPU, sm_90, 80 GiB, CUDA driver 13.0"], done.stderr
     done = _cuda_query({"MOE_CUDA_DRIVER": str(tmp_path / "none.so")})
     assert done.stdout.splitlines()[1].startswith(
         "error: CUDA driver not available: "), done.stdout
@@ -291,7 +291,7 @@ def test_cuda_devices(tmp_path) -> None:
         "error: CUDA driver: cuInit: CUDA_ERROR_NO_DEVICE (no CUDA-capable "
         "device is detected)")
     done = _cuda_query({"MOE_CUDA_DRIVER": fake, "FAKE_CUDA": "zero-devices"})
-    assert done.stdout.splitlines() == ["api 2"]
+    assert done.stdout.splitlines() == ["api 3"]
 
 
 @pytest.mark.skipif(not os.access(_CLANG, os.X_OK), reason="no clang")

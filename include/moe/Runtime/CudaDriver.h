@@ -147,7 +147,8 @@ namespace detail {
 /// The first CUDA error recorded on this thread since the last take, by
 /// the GPU calls of compiled modules (which cannot return one): later GPU
 /// calls on the thread do nothing until it is taken.
-void recordCudaError(std::string message);
+void recordCudaError(std::string message,
+                     StatusCode code = StatusCode::CudaError);
 /// Whether an error is recorded on this thread.
 bool hasCudaError();
 /// Takes (and clears) this thread's recorded error; success if none.

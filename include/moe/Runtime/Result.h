@@ -28,16 +28,30 @@ std::string printable(std::string_view text);
 /// True when printable(text) == text: nothing in `text` needs escaping.
 bool isPrintable(std::string_view text);
 
+/// What kind of failure a Status holds (moe_status of the C API): callers
+/// that drive a GPU tell "no GPU here" from "the GPU failed".
+enum class StatusCode {
+  Ok = 0,
+  /// A bad argument, file, checkpoint or module.
+  Error = 1,
+  /// No CUDA driver, no GPU, or no such device.
+  CudaUnavailable = 2,
+  /// A CUDA call failed (out of memory, a kernel launch, a copy).
+  CudaError = 3,
+};
+
 /// The outcome of an operation without a value: success or an error message.
 class [[nodiscard]] Status {
 public:
   /// Returns a successful status.
   static Status success() { return Status(); }
   /// Returns a failed status carrying `message`.
-  static Status failure(std::string message) {
+  static Status failure(std::string message,
+                        StatusCode code = StatusCode::Error) {
     Status s;
     s.failed = true;
     s.message = std::move(message);
+    s.errorCode = code == StatusCode::Ok ? StatusCode::Error : code;
     return s;
   }
 
@@ -47,11 +61,18 @@ public:
   explicit operator bool() const { return ok(); }
   /// The error message; empty on success.
   const std::string &error() const { return message; }
+  /// The kind of failure; Ok on success.
+  StatusCode code() const { return errorCode; }
+  /// The same failure with `prefix` before its message.
+  Status withContext(const std::string &prefix) const {
+    return ok() ? *this : failure(prefix + message, errorCode);
+  }
 
 private:
   Status() = default;
   bool failed = false;
   std::string message;
+  StatusCode errorCode = StatusCode::Ok;
 };
 
 /// Either a value of type T or an error message.
@@ -60,7 +81,7 @@ public:
   /// Wraps a value.
   Result(T value) : value(std::move(value)) {}
   /// Converts a failed status into a failed result.
-  Result(Status status) : message(status.error()) {
+  Result(Status status) : message(status.error()), errorCode(status.code()) {
     assert(!status.ok() && "a Result needs a value or an error");
   }
   /// Returns a failed result carrying `message`.
@@ -76,8 +97,10 @@ public:
   const std::string &error() const { return message; }
   /// The error as a status (success when a value is present).
   Status status() const {
-    return ok() ? Status::success() : Status::failure(message);
+    return ok() ? Status::success() : Status::failure(message, errorCode);
   }
+  /// The kind of failure; Ok when a value is present.
+  StatusCode code() const { return ok() ? StatusCode::Ok : errorCode; }
 
   /// The value; only valid when ok().
   T &operator*() { return *value; }
@@ -93,6 +116,7 @@ public:
 private:
   std::optional<T> value;
   std::string message;
+  StatusCode errorCode = StatusCode::Ok;
 };
 
 } // namespace moe::runtime

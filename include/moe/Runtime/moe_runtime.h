@@ -14,7 +14,8 @@
  *   moe_entry_free(e);
  *
  * Functions that fail return NULL or -1 and set a one-line message that
- * moe_last_error() returns on the same thread.
+ * moe_last_error() returns on the same thread, and a status code that
+ * moe_last_status() returns (MOE_STATUS_OK after a call that succeeded).
  *
  *===----------------------------------------------------------------------===*/
 
@@ -37,7 +38,20 @@ typedef struct moe_entry moe_entry;
 /** The version of this C API: a caller checks moe_api_version() against
  *  the MOE_API_VERSION it was compiled with. It grows when functions are
  *  added or change. */
-#define MOE_API_VERSION 2
+#define MOE_API_VERSION 3
+
+/** The kind of failure of the last call on a thread (moe_last_status()):
+ *  a caller driving a GPU tells "no GPU here" from "the GPU failed". */
+typedef enum moe_status {
+  /** The last call succeeded. */
+  MOE_STATUS_OK = 0,
+  /** A bad argument, file, checkpoint, module or input. */
+  MOE_STATUS_ERROR = 1,
+  /** No CUDA driver, no GPU, or no such device. */
+  MOE_STATUS_CUDA_UNAVAILABLE = 2,
+  /** A CUDA call failed: out of device memory, a kernel launch, a copy. */
+  MOE_STATUS_CUDA_ERROR = 3,
+} moe_status;
 
 /** The project's version, "MAJOR.MINOR.PATCH" (static storage). */
 const char *moe_version(void);
@@ -47,6 +61,9 @@ int moe_api_version(void);
 /** The message of the last failed call on this thread ("" if none failed);
  *  valid until the next failing call on this thread. */
 const char *moe_last_error(void);
+/** The status of the last call on this thread: MOE_STATUS_OK if it
+ *  succeeded, else the kind of its failure (its message: moe_last_error()). */
+moe_status moe_last_status(void);
 
 /** Loads the module at `path`; NULL on error. */
 moe_module *moe_module_load(const char *path);
