@@ -44,6 +44,8 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   tiled.packWeights = false;
   tiled.tileN = options.tileN;
   tiled.tileK = 0;
+  // The tiles' forall: (row block, column tile) on the grid's (x, y).
+  tiled.gpuMapping = true;
   // Device buffers live until the call returns, when the runtime frees
   // what the call allocated (its arena): no per-buffer ownership logic to
   // run on the host between kernels.
@@ -51,10 +53,10 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   addTiledProgramPasses(pm, tiled);
 
   // Buffers to kernels. Copies that are not one memcpy, and every linalg
-  // op, become loops; the tiles' scf.forall parallel loops.
+  // op, become loops; moe-map-to-gpu launches the parallel loops and
+  // foralls (the tiles' on the grid of their GPU block mapping).
   pm.addPass(moe::createMoEStridedCopiesToLinalgPass());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
-  pm.addPass(createForallToParallelLoopPass());
   pm.addNestedPass<func::FuncOp>(
       moe::createMoEMapToGPUPass(moe::MoEMapToGPUPassOptions{
           options.blockSize, /*warpSize=*/32,

@@ -44,7 +44,8 @@ void moe::addTiledProgramPasses(OpPassManager &pm,
           moe::MoEPackExpertWeightsPassOptions{options.panelCols,
                                                options.bf16Pairs}));
     pm.addPass(moe::createMoETileGroupedMatmulPass(
-        moe::MoETileGroupedMatmulPassOptions{options.tileN, options.tileK}));
+        moe::MoETileGroupedMatmulPassOptions{options.tileN, options.tileK,
+                                             options.gpuMapping}));
     // The gate and the routing plan of its ids in one loop over the tokens.
     if (options.fuseRouting)
       pm.addPass(moe::createMoEFuseRoutingPass());

@@ -35,6 +35,9 @@ struct TiledProgramOptions {
   bool bf16Pairs = false;
   int64_t tileN = 64;
   int64_t tileK = 1024;
+  /// Map the tiles' foralls to GPU blocks (moe-tile-grouped-matmul
+  /// gpu-mapping).
+  bool gpuMapping = false;
   /// Free each buffer after its last use (ownership-based deallocation);
   /// without it the target frees them (a GPU call's arena).
   bool deallocate = true;

@@ -52,7 +52,8 @@ namespace {
 const char *const kUsage =
     "usage: moe-run LAYER.mlir|LAYER.so --weights CHECKPOINT --input X.npy\n"
     "               --output Y.npy [--output S.npy ...] [--entry NAME]\n"
-    "               [--threads N] [--device N] [--bench N [--cold]]\n"
+    "               [--target cpu|cuda] [--threads N] [--device N]\n"
+    "               [--bench N [--cold]]\n"
     "       moe-run --devices\n"
     "\n"
     "Runs an entry point of a compiled MoE layer on float32 [T, H] tokens.\n"
@@ -67,6 +68,9 @@ const char *const kUsage =
     "                      entry, in order ([T, H] float32 activations, then\n"
     "                      e.g. routing statistics as int64 or float32)\n"
     "  --entry NAME        the entry point to run (default: forward)\n"
+    "  --target T          cpu or cuda: what LAYER.mlir is compiled for\n"
+    "                      (default cpu); a LAYER.so must be a module of\n"
+    "                      that target\n"
     "  --device N          run a CUDA module's GPU code on GPU N (default 0;\n"
     "                      moe-run --devices lists them)\n"
     "  --threads N         split the tokens of a token-parallel entry over N\n"
@@ -111,6 +115,9 @@ struct Options {
   bool version = false;
   bool devices = false;
   std::optional<int> device;
+  /// --target: what a .mlir layer is compiled for, and what a module must
+  /// be; unset: cpu for .mlir, anything for .so.
+  std::optional<std::string> target;
   bool quiet = false;
   bool cold = false;
 };
@@ -175,7 +182,7 @@ int listDevices() {
 std::string parseOptions(const std::vector<std::string> &args,
                          Options &options) {
   bool seenWeights = false, seenEntry = false, seenThreads = false,
-       seenBench = false, seenDevice = false;
+       seenBench = false, seenDevice = false, seenTarget = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string &arg = args[i];
     if (arg == "-h" || arg == "--help") {
@@ -224,6 +231,8 @@ std::string parseOptions(const std::vector<std::string> &args,
       seen = &seenBench;
     else if (flag == "--device")
       seen = &seenDevice;
+    else if (flag == "--target")
+      seen = &seenTarget;
     else if (flag != "--input" && flag != "--output")
       return "unknown option '" + printable(flag) + "'; see --help";
     if (!hasValue) {
@@ -256,6 +265,10 @@ std::string parseOptions(const std::vector<std::string> &args,
                std::to_string(kMaxThreads) + ", got '" + printable(value) +
                "'";
       options.threads = static_cast<unsigned>(*n);
+    } else if (flag == "--target") {
+      if (value != "cpu" && value != "cuda")
+        return "--target needs cpu or cuda, got '" + printable(value) + "'";
+      options.target = value;
     } else if (flag == "--device") {
       std::optional<long long> n = parseCount(value, 0, 1023);
       if (!n)
@@ -346,14 +359,15 @@ Result<std::string> executableDir() {
 /// When moe-compile fails it has printed its error, so the returned error is
 /// empty.
 Result<std::string> compileLayer(const std::string &layer,
+                                 const std::string &target,
                                  const std::string &dir) {
   Result<std::string> binDir = executableDir();
   if (!binDir)
     return binDir.status();
   std::string compiler = *binDir + "/moe-compile";
   std::string output = dir + "/layer.so";
-  std::vector<std::string> args = {compiler, layer,  "--target",
-                                   "cpu",    "-o",   output};
+  std::vector<std::string> args = {compiler, layer, "--target",
+                                   target,   "-o",  output};
   std::vector<char *> argv;
   for (std::string &arg : args)
     argv.push_back(arg.data());
@@ -395,17 +409,27 @@ bool endsWith(const std::string &text, const std::string &suffix) {
          text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-/// Loads LAYER, compiling it first when it is a .mlir file; the temporary
-/// files are gone when this returns.
+/// Loads LAYER, compiling it first for `target` (cpu by default) when it
+/// is a .mlir file; the temporary files are gone when this returns. A
+/// module of another target than a given one is refused.
 Result<std::shared_ptr<const CompiledModule>>
-loadLayer(const std::string &layer, std::optional<int> device) {
-  if (!endsWith(layer, ".mlir"))
-    return CompiledModule::load(layer, device);
+loadLayer(const std::string &layer, const std::optional<std::string> &target,
+          std::optional<int> device) {
+  using ResultT = Result<std::shared_ptr<const CompiledModule>>;
+  if (!endsWith(layer, ".mlir")) {
+    ResultT module = CompiledModule::load(layer, device);
+    if (module && target && (*module)->isGpu() != (*target == "cuda"))
+      return ResultT::failure(printable(layer) + ": a module compiled for " +
+                              ((*module)->isGpu() ? "cuda" : "cpu") +
+                              ", not for --target " + *target);
+    return module;
+  }
   TempDir dir;
   Status created = dir.create();
   if (!created)
     return created;
-  Result<std::string> module = compileLayer(layer, dir.get());
+  Result<std::string> module =
+      compileLayer(layer, target.value_or("cpu"), dir.get());
   if (!module)
     return module.status();
   return CompiledModule::load(*module, device);
@@ -524,7 +548,7 @@ int run(const Options &options) {
   Progress progress(options.quiet);
   progress.start("loading " + options.layer);
   Result<std::shared_ptr<const CompiledModule>> module =
-      loadLayer(options.layer, options.device);
+      loadLayer(options.layer, options.target, options.device);
   if (module)
     progress.done();
   if (!module) {

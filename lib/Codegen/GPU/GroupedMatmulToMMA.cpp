@@ -114,11 +114,11 @@ private:
   /// `input[row's source, depth]` as f32: 0 past `depthBound`, for rows
   /// without a source and for rows that are not filled.
   Value inputElement(OpBuilder &b, Location loc, Value source, Value valid,
-                     Value depth);
+                     Value depth, Type half);
   /// The scaled weight of `expert`, `column`, `depth` as f32, 0 outside
   /// the columns and depth the operands hold.
   Value weightElement(OpBuilder &b, Location loc, Value weight, Value expert,
-                      Value column, Value depth);
+                      Value column, Value depth, bool scaled);
   /// Writes one accumulator of each weight to `row`, `column`.
   void writeElement(OpBuilder &b, Location loc, Value row, Value column,
                     ArrayRef<Value> sums);
@@ -129,25 +129,44 @@ private:
 };
 
 Value WarpMatmul::inputElement(OpBuilder &b, Location loc, Value source,
-                               Value valid, Value depth) {
-  Value inDepth = lessThan(b, loc, depth, depthBound);
-  Value clamped = clampBelow(b, loc, depth, depthBound);
-  Value x = memref::LoadOp::create(b, loc, op.getInput(),
-                                   ValueRange{source, clamped});
-  if (!x.getType().isF32())
-    x = arith::ExtFOp::create(b, loc, b.getF32Type(), x);
-  Value use = arith::AndIOp::create(b, loc, valid, inDepth);
-  return arith::SelectOp::create(b, loc, use, x, f32Constant(b, loc, 0));
+                               Value valid, Value depth, Type half) {
+  Value use = arith::AndIOp::create(b, loc, valid,
+                                    lessThan(b, loc, depth, depthBound));
+  // Loaded only where there is an element (an input may have no row).
+  auto load = scf::IfOp::create(
+      b, loc, use,
+      [&](OpBuilder &tb, Location tl) {
+        Value x = memref::LoadOp::create(tb, tl, op.getInput(),
+                                         ValueRange{source, depth});
+        if (!x.getType().isF32())
+          x = arith::ExtFOp::create(tb, tl, tb.getF32Type(), x);
+        scf::YieldOp::create(tb, tl, x);
+      },
+      [&](OpBuilder &eb, Location el) {
+        scf::YieldOp::create(eb, el, f32Constant(eb, el, 0));
+      });
+  Value x = load.getResult(0);
+  if (!half.isF16())
+    return x;
+  // f16 operands: saturated to the largest f16 instead of infinity.
+  Value largest = f32Constant(b, loc, 65504.0f);
+  Value below = arith::MinimumFOp::create(b, loc, x, largest);
+  return arith::MaximumFOp::create(b, loc, below,
+                                   arith::NegFOp::create(b, loc, largest));
 }
 
 Value WarpMatmul::weightElement(OpBuilder &b, Location loc, Value weight,
-                                Value expert, Value column, Value depth) {
+                                Value expert, Value column, Value depth,
+                                bool scaled) {
   Value inside =
       arith::AndIOp::create(b, loc, lessThan(b, loc, column, columns),
                             lessThan(b, loc, depth, depthBound));
-  Value w = op.loadScaledWeight(b, loc, weight, expert,
-                                clampBelow(b, loc, column, columns),
-                                clampBelow(b, loc, depth, depthBound));
+  Value clampedColumn = clampBelow(b, loc, column, columns);
+  Value clampedDepth = clampBelow(b, loc, depth, depthBound);
+  Value w = scaled ? op.loadScaledWeight(b, loc, weight, expert, clampedColumn,
+                                         clampedDepth)
+                   : op.loadWeightValue(b, loc, weight, expert, clampedColumn,
+                                        clampedDepth);
   return arith::SelectOp::create(b, loc, inside, w, f32Constant(b, loc, 0));
 }
 
@@ -199,6 +218,12 @@ void WarpMatmul::emitTensorCores(OpBuilder &b, Type half) {
       arith::MulIOp::create(b, loc, arith::RemUIOp::create(b, loc, lane, four),
                             indexConstant(b, loc, 2));
   SmallVector<Value> weights = op.getWeights();
+  // Block-scaled weights whose depth blocks are whole mma steps are scaled
+  // per block, after the mma (0: each weight is scaled before it).
+  int64_t scaleBlockDepth = 0;
+  if (std::optional<ArrayRef<int64_t>> block = op.getWeightBlock();
+      block && op.getWeightScale() && (*block)[1] % kMmaDepth == 0)
+    scaleBlockDepth = (*block)[1];
   NVVM::MMATypes ptxType =
       half.isF16() ? NVVM::MMATypes::f16 : NVVM::MMATypes::bf16;
   Type f32 = b.getF32Type();
@@ -231,59 +256,117 @@ void WarpMatmul::emitTensorCores(OpBuilder &b, Type half) {
               ob, ol, zero, columns, indexConstant(ob, ol, kMmaCols),
               ValueRange{},
               [&](OpBuilder &nb, Location nl, Value firstColumn, ValueRange) {
+                // One step of 16 depths: the mma of every weight.
+                auto step = [&](OpBuilder &kb, Location kl, Value firstDepth,
+                                ValueRange sums, bool scaled) {
+                  Value depth0 =
+                      arith::AddIOp::create(kb, kl, firstDepth, pairDepth);
+                  Value depth8 = arith::AddIOp::create(kb, kl, depth0, eight);
+                  auto pairOf = [&](auto element, Value depth) {
+                    Value next = arith::AddIOp::create(kb, kl, depth, one);
+                    return packPair(kb, kl, half, element(depth),
+                                    element(next));
+                  };
+                  // A: rows g, g + 8 x depths d, d + 8 (a0..a3).
+                  SmallVector<Value, 4> a;
+                  for (Value depth : {depth0, depth8})
+                    for (int64_t r : {0, 1})
+                      a.push_back(pairOf(
+                          [&](Value k) {
+                            return inputElement(kb, kl, sources[r], valid[r],
+                                                k, half);
+                          },
+                          depth));
+                  Value column =
+                      arith::AddIOp::create(kb, kl, firstColumn, group);
+                  SmallVector<Value> next;
+                  for (size_t w = 0; w < weights.size(); ++w) {
+                    Value weight = weights[w];
+                    // B: column g x depths d, d + 8 (b0, b1).
+                    SmallVector<Value, 2> bFragment;
+                    for (Value depth : {depth0, depth8})
+                      bFragment.push_back(pairOf(
+                          [&](Value k) {
+                            return weightElement(kb, kl, weight, expert,
+                                                 column, k, scaled);
+                          },
+                          depth));
+                    ValueRange c = sums.slice(4 * w, 4);
+                    auto mma = NVVM::MmaOp::create(
+                        kb, kl, accType, a, bFragment, c,
+                        {kMmaRows, kMmaCols, kMmaDepth},
+                        /*b1Op=*/std::nullopt, /*intOverflow=*/std::nullopt,
+                        std::array<NVVM::MMATypes, 2>{ptxType, ptxType},
+                        std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
+                                                       NVVM::MMALayout::col});
+                    for (int64_t i = 0; i < 4; ++i)
+                      next.push_back(
+                          LLVM::ExtractValueOp::create(kb, kl, mma, i));
+                  }
+                  return next;
+                };
+                // The steps over [from, to), from the sums `init`.
+                auto steps = [&](OpBuilder &lb, Location ll, Value from,
+                                 Value to, ValueRange init, bool scaled) {
+                  return scf::ForOp::create(
+                             lb, ll, from, to, indexConstant(lb, ll, kMmaDepth),
+                             init,
+                             [&](OpBuilder &kb, Location kl, Value firstDepth,
+                                 ValueRange sums) {
+                               scf::YieldOp::create(
+                                   kb, kl,
+                                   step(kb, kl, firstDepth, sums, scaled));
+                             })
+                      .getResults();
+                };
                 SmallVector<Value> initSums(4 * weights.size(), zeroSum);
-                auto depthLoop = scf::ForOp::create(
-                    nb, nl, zero, depthBound, indexConstant(nb, nl, kMmaDepth),
-                    initSums,
-                    [&](OpBuilder &kb, Location kl, Value firstDepth,
-                        ValueRange sums) {
-                      Value depth0 =
-                          arith::AddIOp::create(kb, kl, firstDepth, pairDepth);
-                      Value depth8 =
-                          arith::AddIOp::create(kb, kl, depth0, eight);
-                      auto pairOf = [&](auto element, Value depth) {
-                        Value next = arith::AddIOp::create(kb, kl, depth, one);
-                        return packPair(kb, kl, half, element(depth),
-                                        element(next));
-                      };
-                      // A: rows g, g + 8 x depths d, d + 8 (a0..a3).
-                      SmallVector<Value, 4> a;
-                      for (Value depth : {depth0, depth8})
-                        for (int64_t r : {0, 1})
-                          a.push_back(pairOf(
-                              [&](Value k) {
-                                return inputElement(kb, kl, sources[r],
-                                                    valid[r], k);
-                              },
-                              depth));
-                      Value column =
-                          arith::AddIOp::create(kb, kl, firstColumn, group);
-                      SmallVector<Value> next;
-                      for (size_t w = 0; w < weights.size(); ++w) {
-                        Value weight = weights[w];
-                        // B: column g x depths d, d + 8 (b0, b1).
-                        SmallVector<Value, 2> bFragment;
-                        for (Value depth : {depth0, depth8})
-                          bFragment.push_back(pairOf(
-                              [&](Value k) {
-                                return weightElement(kb, kl, weight, expert,
-                                                     column, k);
-                              },
-                              depth));
-                        ValueRange c = sums.slice(4 * w, 4);
-                        auto mma = NVVM::MmaOp::create(
-                            kb, kl, accType, a, bFragment, c,
-                            {kMmaRows, kMmaCols, kMmaDepth},
-                            /*b1Op=*/std::nullopt, /*intOverflow=*/std::nullopt,
-                            std::array<NVVM::MMATypes, 2>{ptxType, ptxType},
-                            std::array<NVVM::MMALayout, 2>{
-                                NVVM::MMALayout::row, NVVM::MMALayout::col});
-                        for (int64_t i = 0; i < 4; ++i)
-                          next.push_back(
-                              LLVM::ExtractValueOp::create(kb, kl, mma, i));
-                      }
-                      scf::YieldOp::create(kb, kl, next);
-                    });
+                SmallVector<Value> finalSums;
+                if (scaleBlockDepth) {
+                  // Block-scaled weights: the mma of their exact values
+                  // (e4m3 and e2m1 are bf16 numbers) over each depth block,
+                  // its sums then added times the block's scales.
+                  Value blockDepth = indexConstant(nb, nl, scaleBlockDepth);
+                  auto blocksLoop = scf::ForOp::create(
+                      nb, nl, zero, depthBound, blockDepth, initSums,
+                      [&](OpBuilder &sb, Location sl, Value firstDepth,
+                          ValueRange sums) {
+                        Value end = arith::MinUIOp::create(
+                            sb, sl,
+                            arith::AddIOp::create(sb, sl, firstDepth,
+                                                  blockDepth),
+                            depthBound);
+                        SmallVector<Value> zeros(4 * weights.size(),
+                                                 f32Constant(sb, sl, 0));
+                        SmallVector<Value> partial(steps(
+                            sb, sl, firstDepth, end, zeros, /*scaled=*/false));
+                        SmallVector<Value> next;
+                        for (size_t w = 0; w < weights.size(); ++w)
+                          for (int64_t i = 0; i < 4; ++i) {
+                            Value column = arith::AddIOp::create(
+                                sb, sl, firstColumn,
+                                arith::AddIOp::create(
+                                    sb, sl, pairDepth,
+                                    indexConstant(sb, sl, i % 2)));
+                            Value factor = memref::LoadOp::create(
+                                sb, sl, op.getScaleOf(weights[w]),
+                                op.getScaleIndices(
+                                    sb, sl, expert,
+                                    clampBelow(sb, sl, column, columns),
+                                    firstDepth));
+                            next.push_back(arith::AddFOp::create(
+                                sb, sl, sums[4 * w + i],
+                                arith::MulFOp::create(sb, sl, factor,
+                                                      partial[4 * w + i])));
+                          }
+                        scf::YieldOp::create(sb, sl, next);
+                      });
+                  finalSums.assign(blocksLoop.getResults().begin(),
+                                   blocksLoop.getResults().end());
+                } else {
+                  ValueRange all = steps(nb, nl, zero, depthBound, initSums,
+                                         /*scaled=*/true);
+                  finalSums.assign(all.begin(), all.end());
+                }
                 // c0, c1: row g, columns 2 (l % 4) + {0, 1}; c2, c3: row g + 8.
                 for (int64_t i = 0; i < 4; ++i) {
                   Value column = arith::AddIOp::create(
@@ -297,7 +380,7 @@ void WarpMatmul::emitTensorCores(OpBuilder &b, Type half) {
                       lessThan(nb, nl, column, columns));
                   SmallVector<Value> elementSums;
                   for (size_t w = 0; w < weights.size(); ++w)
-                    elementSums.push_back(depthLoop.getResult(4 * w + i));
+                    elementSums.push_back(finalSums[4 * w + i]);
                   scf::IfOp::create(
                       nb, nl, writes, [&](OpBuilder &wb, Location wl) {
                         writeElement(wb, wl, rowIds[i < 2 ? 0 : 1], column,

@@ -17,9 +17,12 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Transforms/Transforms.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
 
+#include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/SetVector.h"
 
 namespace mlir::moe {
@@ -72,24 +75,77 @@ Value product(OpBuilder &b, Location loc, ArrayRef<Value> values) {
   return result;
 }
 
+/// Clones the body of `loop` at `b` for the iteration whose indices (from
+/// 0, in steps of 1) are `indices`.
+void cloneBody(OpBuilder &b, Location loc, scf::ParallelOp loop,
+               ArrayRef<Value> indices) {
+  IRMapping mapping;
+  for (auto [d, index] : llvm::enumerate(indices)) {
+    Value offset = arith::MulIOp::create(b, loc, index, loop.getStep()[d]);
+    mapping.map(loop.getInductionVars()[d],
+                arith::AddIOp::create(b, loc, loop.getLowerBound()[d], offset)
+                    .getResult());
+  }
+  for (Operation &op : loop.getBody()->without_terminator())
+    b.clone(op, mapping);
+}
+
 /// Clones the body of `loop` at `b` for the iteration whose linear index
 /// (row-major over `counts`) is `linear`.
 void cloneIteration(OpBuilder &b, Location loc, scf::ParallelOp loop,
                     ArrayRef<Value> counts, Value linear) {
-  IRMapping mapping;
-  SmallVector<Value> ivs(counts.size());
+  SmallVector<Value> indices(counts.size());
   for (int64_t d = static_cast<int64_t>(counts.size()) - 1; d >= 0; --d) {
-    Value index =
-        d == 0 ? linear
-               : arith::RemUIOp::create(b, loc, linear, counts[d]).getResult();
+    indices[d] = d == 0 ? linear
+                        : arith::RemUIOp::create(b, loc, linear, counts[d])
+                              .getResult();
     if (d != 0)
       linear = arith::DivUIOp::create(b, loc, linear, counts[d]);
-    Value offset = arith::MulIOp::create(b, loc, index, loop.getStep()[d]);
-    ivs[d] = arith::AddIOp::create(b, loc, loop.getLowerBound()[d], offset);
   }
-  mapping.map(loop.getInductionVars(), ivs);
-  for (Operation &op : loop.getBody()->without_terminator())
-    b.clone(op, mapping);
+  cloneBody(b, loc, loop, indices);
+}
+
+/// The discardable attribute that keeps an scf.forall's device mapping on
+/// the scf.parallel the pass makes of it.
+constexpr llvm::StringLiteral kMappingAttr = "moe.gpu_mapping";
+
+/// The grid dimension (0 x, 1 y, 2 z) of each dimension of `loop`, from the
+/// #gpu.block mapping of the forall it was; empty when it had none, or one
+/// that is not a distinct block dimension per loop dimension.
+SmallVector<int64_t> mappedBlockDims(scf::ParallelOp loop) {
+  auto mapping = loop->getAttrOfType<ArrayAttr>(kMappingAttr);
+  if (!mapping || mapping.size() != loop.getNumLoops())
+    return {};
+  SmallVector<int64_t> dims;
+  for (Attribute attr : mapping) {
+    auto block = llvm::dyn_cast<gpu::GPUBlockMappingAttr>(attr);
+    if (!block || block.getBlock() > gpu::MappingId::DimZ)
+      return {};
+    int64_t dim = static_cast<int64_t>(block.getBlock());
+    if (llvm::is_contained(dims, dim))
+      return {};
+    dims.push_back(dim);
+  }
+  return dims;
+}
+
+/// Every scf.forall on buffers (no results) of `func` as an scf.parallel,
+/// its mapping kept in kMappingAttr.
+LogicalResult forallsToParallelLoops(func::FuncOp func) {
+  SmallVector<scf::ForallOp> foralls;
+  func.walk([&](scf::ForallOp forall) { foralls.push_back(forall); });
+  IRRewriter rewriter(func.getContext());
+  for (scf::ForallOp forall : foralls) {
+    std::optional<ArrayAttr> mapping = forall.getMapping();
+    rewriter.setInsertionPoint(forall);
+    scf::ParallelOp loop;
+    if (failed(scf::forallToParallelLoop(rewriter, forall, &loop)))
+      return forall.emitError("moe-map-to-gpu: an scf.forall with results "
+                              "(run after bufferization)");
+    if (mapping && *mapping)
+      loop->setAttr(kMappingAttr, *mapping);
+  }
+  return success();
 }
 
 /// A scalar as the i64 bits it is copied back through, and back.
@@ -128,6 +184,25 @@ Value fromBits(OpBuilder &b, Location loc, Value bits, Type type) {
 /// freed after that op, when its sizes are known there: it becomes one
 /// device buffer instead of an allocation inside a kernel. Buffers of
 /// parallel iterations stay (each iteration needs its own).
+/// Whether `buffer`, or a view of it, leaves the region it is defined in
+/// (yielded, or a result of a region's op): then its lifetime is not the
+/// iteration's.
+bool escapesRegion(Value buffer) {
+  SmallVector<Value> worklist{buffer};
+  while (!worklist.empty()) {
+    Value value = worklist.pop_back_val();
+    for (Operation *user : value.getUsers()) {
+      if (user->hasTrait<OpTrait::IsTerminator>())
+        return true;
+      if (llvm::isa<ViewLikeOpInterface, memref::CastOp,
+                    memref::ReinterpretCastOp, memref::ExpandShapeOp,
+                    memref::CollapseShapeOp>(user))
+        llvm::append_range(worklist, user->getResults());
+    }
+  }
+  return false;
+}
+
 void hoistSequentialAllocations(func::FuncOp func) {
   Block &body = func.getBody().front();
   SmallVector<memref::AllocOp> allocations;
@@ -144,7 +219,7 @@ void hoistSequentialAllocations(func::FuncOp func) {
       return def ? def->getBlock() == &body && def->isBeforeInBlock(top)
                  : size.getParentBlock() == &body;
     });
-    if (!sizesKnown)
+    if (!sizesKnown || escapesRegion(alloc.getResult()))
       continue;
     for (Operation *user : llvm::make_early_inc_range(alloc->getUsers()))
       if (llvm::isa<memref::DeallocOp>(user))
@@ -210,10 +285,14 @@ private:
   LogicalResult launchParallel(scf::ParallelOp loop);
   LogicalResult distribute(Block &block, const Team &team);
   LogicalResult runOnce(Operation &op, const Team &team);
+  /// A barrier before `op` unless one is there, or `op` starts the kernel:
+  /// a write waits for every thread's earlier reads.
+  void barrierBefore(Operation *op, const Team &team);
   void spread(scf::ParallelOp loop, const Team &team);
   void copyResults(func::ReturnOp ret);
   gpu::LaunchOp createLaunch(OpBuilder &b, Location loc, Value grid,
-                             int64_t threads);
+                             int64_t threads, Value gridY = {},
+                             Value gridZ = {});
 
   func::FuncOp func;
   int64_t blockSize, warpSize, routingBlockSize;
@@ -228,13 +307,18 @@ private:
   bool routing = false;
   /// Device copies of host arguments, freed when the call ends.
   SmallVector<Value> inputCopies;
+  /// The value every thread of a team loads of a result thread 0 computed
+  /// (runOnce): what a read back to the host stores.
+  DenseMap<Value, Value> sharedValues;
 };
 
 gpu::LaunchOp FunctionMapper::createLaunch(OpBuilder &b, Location loc,
-                                           Value grid, int64_t threads) {
+                                           Value grid, int64_t threads,
+                                           Value gridY, Value gridZ) {
   Value one = arith::ConstantIndexOp::create(b, loc, 1);
   Value block = arith::ConstantIndexOp::create(b, loc, threads);
-  auto launch = gpu::LaunchOp::create(b, loc, grid, one, one, block, one, one,
+  auto launch = gpu::LaunchOp::create(b, loc, grid, gridY ? gridY : one,
+                                      gridZ ? gridZ : one, block, one, one,
                                       /*dynamicSharedMemorySize=*/nullptr,
                                       tokenType, ValueRange{stream(b, loc)});
   OpBuilder::InsertionGuard guard(b);
@@ -283,6 +367,33 @@ LogicalResult FunctionMapper::copyInputs() {
     });
     inputCopies.push_back(alloc.getMemref());
   }
+  // Constant buffers (memref.global, e.g. a capacity table) are host
+  // memory too: one device copy each, made at the start.
+  llvm::MapVector<StringAttr, SmallVector<memref::GetGlobalOp>> globals;
+  func.walk([&](memref::GetGlobalOp get) {
+    globals[get.getNameAttr().getAttr()].push_back(get);
+  });
+  for (auto &[name, uses] : globals) {
+    MemRefType type = uses.front().getType();
+    if (!type.getLayout().isIdentity() || !type.hasStaticShape())
+      return uses.front().emitError(
+                 "moe-map-to-gpu: a global buffer of a non-identity layout "
+                 "or a dynamic shape: ")
+             << type;
+    auto host = memref::GetGlobalOp::create(b, loc, type, name.getValue());
+    auto alloc = gpu::AllocOp::create(b, loc, type, tokenType,
+                                      ValueRange{stream(b, loc)}, ValueRange{},
+                                      ValueRange{}, /*hostShared=*/false);
+    auto copy = gpu::MemcpyOp::create(b, loc, tokenType,
+                                      ValueRange{alloc.getAsyncToken()},
+                                      alloc.getMemref(), host);
+    token = copy.getAsyncToken();
+    for (memref::GetGlobalOp get : uses) {
+      get.getResult().replaceAllUsesWith(alloc.getMemref());
+      get.erase();
+    }
+    inputCopies.push_back(alloc.getMemref());
+  }
   return success();
 }
 
@@ -302,6 +413,8 @@ void FunctionMapper::spread(scf::ParallelOp loop, const Team &team) {
 
 LogicalResult FunctionMapper::runOnce(Operation &op, const Team &team) {
   Location loc = op.getLoc();
+  // Reads of other threads before the write.
+  barrierBefore(&op, team);
   OpBuilder b(&op);
   Value zero = arith::ConstantIndexOp::create(b, loc, 0);
   Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
@@ -332,11 +445,23 @@ LogicalResult FunctionMapper::runOnce(Operation &op, const Team &team) {
     Value bits = memref::LoadOp::create(
         b, loc, buffer, ValueRange{arith::ConstantIndexOp::create(b, loc, i)});
     Value shared = fromBits(b, loc, bits, result.getType());
+    // The kernel's other uses; the host's read back what thread 0 shared.
     result.replaceUsesWithIf(shared, [&](OpOperand &use) {
-      return !guarded->isAncestor(use.getOwner());
+      return team.launch->isAncestor(use.getOwner()) &&
+             !guarded->isAncestor(use.getOwner());
     });
+    sharedValues[result] = shared;
   }
   return success();
+}
+
+void FunctionMapper::barrierBefore(Operation *op, const Team &team) {
+  Operation *previous = op->getPrevNode();
+  if (previous ? llvm::isa<gpu::BarrierOp>(previous)
+               : op->getBlock() == &team.launch.getBody().front())
+    return;
+  OpBuilder b(op);
+  gpu::BarrierOp::create(b, op->getLoc());
 }
 
 LogicalResult FunctionMapper::distribute(Block &block, const Team &team) {
@@ -347,7 +472,9 @@ LogicalResult FunctionMapper::distribute(Block &block, const Team &team) {
     Location loc = op.getLoc();
     if (llvm::isa<moe::GroupedMatmulOp>(op)) {
       // The warp computes the tile together (moe-lower-grouped-matmul-to-
-      // mma); what follows may read any of it.
+      // mma) after every earlier read of what it writes; what follows may
+      // read any of it.
+      barrierBefore(&op, team);
       OpBuilder b(op.getContext());
       b.setInsertionPointAfter(&op);
       gpu::BarrierOp::create(b, loc);
@@ -365,6 +492,7 @@ LogicalResult FunctionMapper::distribute(Block &block, const Team &team) {
     }
     if (auto loop = llvm::dyn_cast<scf::ParallelOp>(op);
         loop && loop.getNumResults() == 0 && !holdsGroupedMatmul(loop)) {
+      barrierBefore(loop, team);
       OpBuilder b(loop);
       auto barrier = gpu::BarrierOp::create(b, loc);
       barrier->moveAfter(loop);
@@ -425,7 +553,8 @@ LogicalResult FunctionMapper::flush(Operation *before) {
     auto store = scf::IfOp::create(kb, loc, first, /*withElse=*/false);
     kb.setInsertionPoint(store.thenBlock()->getTerminator());
     for (auto [i, value] : llvm::enumerate(escaping)) {
-      FailureOr<Value> bits = toBits(kb, loc, value);
+      FailureOr<Value> bits =
+          toBits(kb, loc, sharedValues.lookup_or(value, value));
       if (failed(bits))
         return value.getDefiningOp()->emitError(
                    "moe-map-to-gpu: the host needs a value of type ")
@@ -462,10 +591,31 @@ LogicalResult FunctionMapper::launchParallel(scf::ParallelOp loop) {
   SmallVector<Value> counts = tripCounts(b, loc, loop);
   Value total = product(b, loc, counts);
   if (holdsGroupedMatmul(loop)) {
-    // One warp per tile.
-    gpu::LaunchOp launch = createLaunch(b, loc, total, warpSize);
-    OpBuilder kb(launch.getBody().front().getTerminator());
-    cloneIteration(kb, loc, loop, counts, launch.getBlockIds().x);
+    // One warp per tile: the tile's block ids from the forall's GPU block
+    // mapping (kMappingAttr), else its linear index on x.
+    SmallVector<int64_t> blockDims = mappedBlockDims(loop);
+    gpu::LaunchOp launch;
+    if (blockDims.empty()) {
+      launch = createLaunch(b, loc, total, warpSize);
+      OpBuilder kb(launch.getBody().front().getTerminator());
+      cloneIteration(kb, loc, loop, counts, launch.getBlockIds().x);
+    } else {
+      SmallVector<Value> grid(3);
+      for (auto [d, dim] : llvm::enumerate(blockDims))
+        grid[dim] = counts[d];
+      launch = createLaunch(b, loc,
+                            grid[0] ? grid[0]
+                                    : arith::ConstantIndexOp::create(b, loc, 1)
+                                          .getResult(),
+                            warpSize, grid[1], grid[2]);
+      gpu::KernelDim3 ids = launch.getBlockIds();
+      Value byDim[3] = {ids.x, ids.y, ids.z};
+      SmallVector<Value> indices;
+      for (int64_t dim : blockDims)
+        indices.push_back(byDim[dim]);
+      OpBuilder kb(launch.getBody().front().getTerminator());
+      cloneBody(kb, loc, loop, indices);
+    }
     Team team{launch, launch.getThreadIds().x, warpSize};
     if (failed(distribute(launch.getBody().front(), team)))
       return failure();
@@ -653,6 +803,8 @@ LogicalResult FunctionMapper::map() {
   if (!func.getBody().hasOneBlock())
     return func.emitError("moe-map-to-gpu: expects a function of one block "
                           "(structured control flow)");
+  if (failed(forallsToParallelLoops(func)))
+    return failure();
   hoistSequentialAllocations(func);
   if (failed(copyInputs()))
     return failure();
@@ -677,8 +829,20 @@ LogicalResult FunctionMapper::map() {
     OpBuilder b = OpBuilder::atBlockBegin(&launch.getBody().front());
     for (Operation *op : allocations) {
       auto type = llvm::cast<MemRefType>(op->getResult(0).getType());
-      if (!type.hasStaticShape() && llvm::isa<memref::AllocOp>(op))
+      if (!type.hasStaticShape() && llvm::isa<memref::AllocOp>(op)) {
+        // Freed at the end of its block at the latest: the device heap is
+        // not the call's arena.
+        if (llvm::any_of(op->getUsers(), llvm::IsaPred<memref::DeallocOp>))
+          continue;
+        if (escapesRegion(op->getResult(0))) {
+          op->emitError("moe-map-to-gpu: a kernel allocates a buffer of "
+                        "dynamic size that outlives its block");
+          return WalkResult::interrupt();
+        }
+        OpBuilder end(op->getBlock()->getTerminator());
+        memref::DeallocOp::create(end, op->getLoc(), op->getResult(0));
         continue;
+      }
       if (!type.hasStaticShape() || !type.getLayout().isIdentity()) {
         op->emitError("moe-map-to-gpu: a kernel allocates on its stack a "
                       "buffer of dynamic size ")

@@ -43,8 +43,11 @@ func.func @bf16(%x: memref<?x16xf32>, %w: memref<4x32x16xbf16>,
 
 // -----
 
-// f16 weights: the pairs are f16 vectors, the inputs rounded to f16.
+// f16 weights: the pairs are f16 vectors, the inputs saturated to the
+// f16 range and rounded to f16.
 // CHECK-LABEL: func @f16
+// CHECK: arith.minimumf %{{.*}}, %cst{{.*}} : f32
+// CHECK: arith.maximumf
 // CHECK: arith.truncf %{{.*}} : f32 to f16
 // CHECK: llvm.bitcast %{{.*}} : i32 to vector<2xf16>
 // CHECK: nvvm.mma.sync {{.*}}shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (vector<2xf16>, vector<2xf16>, f32)
@@ -134,14 +137,20 @@ func.func @scatter(%x: memref<32x8xf32>, %w: memref<2x8x8xbf16>,
 
 // -----
 
-// Block-scaled FP8: each weight decoded and scaled in f32, rounded to
-// bf16 for the tensor cores.
+// Block-scaled FP8 whose depth blocks are whole mma steps: the tensor
+// cores multiply the exact e4m3 values (bf16 numbers), each depth block's
+// sums then added times the scale of the block of each accumulator's
+// column.
 // CHECK-LABEL: func @fp8
-// CHECK: memref.load %{{.*}} : memref<2x8x16xf8E4M3FN>
-// CHECK: arith.extf %{{.*}} : f8E4M3FN to f32
-// CHECK: memref.load %{{.*}} : memref<2x1x1xf32>
-// CHECK: arith.mulf
-// CHECK: nvvm.mma.sync {{.*}}#nvvm.mma_type<bf16>
+// CHECK: %[[TOTAL:.*]]:4 = scf.for %[[KB:.*]] = %c0{{.*}} to %{{.*}} step %c128{{.*}} iter_args(
+// CHECK:   %[[PART:.*]]:4 = scf.for %{{.*}} = %[[KB]] to %{{.*}} step %c16{{.*}} iter_args(
+// CHECK:     memref.load %{{.*}} : memref<2x8x16xf8E4M3FN>
+// CHECK:     arith.extf %{{.*}} : f8E4M3FN to f32
+// CHECK-NOT: memref.load %{{.*}} : memref<2x1x1xf32>
+// CHECK:     nvvm.mma.sync {{.*}}#nvvm.mma_type<bf16>
+// CHECK:   %[[SCALE:.*]] = memref.load %{{.*}} : memref<2x1x1xf32>
+// CHECK:   %[[SCALED:.*]] = arith.mulf %[[SCALE]], %[[PART]]#0
+// CHECK:   arith.addf %{{.*}}, %[[SCALED]]
 func.func @fp8(%x: memref<16x16xf32>, %w: memref<2x8x16xf8E4M3FN>,
                %s: memref<2x1x1xf32>, %experts: memref<1xi32>,
                %y: memref<16x8xf32>) {
@@ -181,6 +190,33 @@ func.func @f32(%x: memref<8x4xf32>, %w: memref<2x40x4xf32>,
     moe.grouped_matmul block_rows(8)
         ins(%x, %w, %experts : memref<8x4xf32>, memref<2x40x4xf32>, memref<1xi32>)
         outs(%y : memref<8x40xf32>)
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// Depth blocks that are not whole mma steps (here 20): each weight is
+// decoded and scaled in f32, rounded to bf16 for the tensor cores.
+// CHECK-LABEL: func @fp8_odd_blocks
+// CHECK: scf.for %{{.*}} step %c16{{.*}} iter_args(
+// CHECK:   memref.load %{{.*}} : memref<2x8x40xf8E4M3FN>
+// CHECK:   arith.extf %{{.*}} : f8E4M3FN to f32
+// CHECK:   memref.load %{{.*}} : memref<2x8x2xf32>
+// CHECK:   arith.mulf
+// CHECK:   nvvm.mma.sync
+func.func @fp8_odd_blocks(%x: memref<16x40xf32>, %w: memref<2x8x40xf8E4M3FN>,
+                          %s: memref<2x8x2xf32>, %experts: memref<1xi32>,
+                          %y: memref<16x8xf32>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(16)
+        ins(%x, %w, %experts : memref<16x40xf32>, memref<2x8x40xf8E4M3FN>, memref<1xi32>)
+        scale(%s : memref<2x8x2xf32>) block [1, 20]
+        outs(%y : memref<16x8xf32>)
     gpu.terminator
   }
   return

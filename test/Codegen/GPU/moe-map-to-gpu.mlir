@@ -236,3 +236,128 @@ func.func @host_control(%x: memref<8xf32>, %go: i1) {
   }
   return
 }
+
+// -----
+
+// A constant buffer (memref.global) is host memory: one device copy at the
+// start, which the kernels read.
+// CHECK-LABEL: func @global_table
+// CHECK: %[[HOST:.*]] = memref.get_global @table : memref<4xf32>
+// CHECK: %[[DEV:.*]], %[[A:.*]] = gpu.alloc async [%{{.*}}] () : memref<4xf32>
+// CHECK: gpu.memcpy async [%[[A]]] %[[DEV]], %[[HOST]]
+// CHECK: gpu.launch
+// CHECK:   memref.load %[[DEV]]
+// CHECK: gpu.dealloc async [%{{.*}}] %[[DEV]]
+memref.global "private" constant @table : memref<4xf32> = dense<[1.0, 2.0, 3.0, 4.0]>
+func.func @global_table(%x: memref<4xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %t = memref.get_global @table : memref<4xf32>
+  scf.parallel (%i) = (%c0) to (%c4) step (%c1) {
+    %v = memref.load %t[%i] : memref<4xf32>
+    memref.store %v, %x[%i] : memref<4xf32>
+    scf.reduce
+  }
+  return
+}
+
+// -----
+
+// A buffer a region yields outlives the region: it is not hoisted and
+// freed after it.
+// CHECK-LABEL: func @yielded_buffer
+// CHECK: scf.if %{{.*}} -> (memref<8xf32>) {
+// CHECK:   gpu.alloc async
+// CHECK:   scf.yield
+// CHECK: } else {
+// CHECK-NOT: gpu.dealloc
+// CHECK: gpu.launch
+func.func @yielded_buffer(%x: memref<8xf32>, %go: i1) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  %zero = arith.constant 0.0 : f32
+  %b = scf.if %go -> (memref<8xf32>) {
+    %a = memref.alloc() : memref<8xf32>
+    scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+      memref.store %zero, %a[%i] : memref<8xf32>
+      scf.reduce
+    }
+    scf.yield %a : memref<8xf32>
+  } else {
+    scf.yield %x : memref<8xf32>
+  }
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    %v = memref.load %b[%i] : memref<8xf32>
+    memref.store %v, %x[%i] : memref<8xf32>
+    scf.reduce
+  }
+  return
+}
+
+// -----
+
+// In a block's team, a write waits for every thread's earlier reads; a
+// value thread 0 computes that the host needs is read back from what it
+// shared with the other threads.
+// ROUTING-LABEL: func @team_read_back
+// ROUTING: gpu.launch {{.*}}threads(%[[TID:[a-z0-9]+]],
+// ROUTING:   %[[READ:.*]] = memref.load %{{.*}}[%c0{{.*}}] : memref<4xindex>
+// ROUTING:   gpu.barrier
+// ROUTING:   scf.if
+// ROUTING:     memref.store %{{.*}}, %{{.*}}[%c0{{.*}}] : memref<4xindex>
+// ROUTING:   gpu.barrier
+// ROUTING:   %[[SHARED:.*]] = memref.load %{{.*}} : memref<1xi64, #gpu.address_space<workgroup>>
+// ROUTING:   %[[N:.*]] = arith.index_castui %[[SHARED]] : i64 to index
+// ROUTING:   scf.if
+// ROUTING:     %[[BITS:.*]] = arith.index_castui %[[N]] : index to i64
+// ROUTING:     memref.store %[[BITS]]
+// ROUTING: gpu.wait [
+// ROUTING: %[[BACK:.*]] = memref.load %alloca
+// ROUTING: %[[SIZE:.*]] = arith.index_castui %[[BACK]] : i64 to index
+// ROUTING: gpu.alloc async [%{{.*}}] (%[[SIZE]]) : memref<?xf32>
+func.func @team_read_back(%counts: memref<4xindex> {moe.weight = "c"}, %n: index) -> memref<?xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %first = memref.load %counts[%c0] : memref<4xindex>
+  %sum = scf.for %i = %c0 to %n step %c1 iter_args(%s = %first) -> (index) {
+    memref.store %s, %counts[%c0] : memref<4xindex>
+    %next = arith.addi %s, %c1 : index
+    scf.yield %next : index
+  }
+  %rows = memref.alloc(%sum) : memref<?xf32>
+  return %rows : memref<?xf32>
+}
+
+// -----
+
+// The tiles' forall with a GPU block mapping: its dimensions on the grid
+// as mapped (column tiles on y, row blocks on x), one warp per tile.
+// CHECK-LABEL: func @mapped_tiles
+// CHECK: %[[COLS:.*]] = arith.ceildivui %{{.*}}, %c1
+// CHECK: %[[ROWS:.*]] = arith.ceildivui %{{.*}}, %c1
+// CHECK: gpu.launch async [%{{.*}}] blocks(%[[BX:.*]], %[[BY:.*]], %{{.*}}) in (%{{.*}} = %[[ROWS]], %{{.*}} = %[[COLS]], %{{.*}} = %c1{{.*}}) threads({{.*}}) in (%{{.*}} = %c32
+// CHECK:   arith.muli %[[BY]], %c1
+// CHECK:   arith.muli %[[BX]], %c1
+// CHECK:   moe.grouped_matmul
+func.func @mapped_tiles(%x: memref<?x16xf32>, %w: memref<4x64x16xbf16> {moe.weight = "w"},
+                        %experts: memref<?xi32>) -> memref<?x64xf32> {
+  %c0 = arith.constant 0 : index
+  %c16 = arith.constant 16 : index
+  %nb = memref.dim %experts, %c0 : memref<?xi32>
+  %rows = arith.muli %nb, %c16 : index
+  %y = memref.alloc(%rows) : memref<?x64xf32>
+  scf.forall (%n, %b) in (2, %nb) {
+    %r = arith.muli %b, %c16 : index
+    %c = arith.muli %n, %c16 : index
+    %es = memref.subview %experts[%b] [1] [1] : memref<?xi32> to memref<1xi32, strided<[1], offset: ?>>
+    %xs = memref.subview %x[%r, 0] [16, 16] [1, 1] : memref<?x16xf32> to memref<16x16xf32, strided<[16, 1], offset: ?>>
+    %ws = memref.subview %w[0, %c, 0] [4, 32, 16] [1, 1, 1] : memref<4x64x16xbf16> to memref<4x32x16xbf16, strided<[1024, 16, 1], offset: ?>>
+    %ys = memref.subview %y[%r, %c] [16, 32] [1, 1] : memref<?x64xf32> to memref<16x32xf32, strided<[64, 1], offset: ?>>
+    moe.grouped_matmul block_rows(16)
+        ins(%xs, %ws, %es : memref<16x16xf32, strided<[16, 1], offset: ?>>, memref<4x32x16xbf16, strided<[1024, 16, 1], offset: ?>>, memref<1xi32, strided<[1], offset: ?>>)
+        outs(%ys : memref<16x32xf32, strided<[64, 1], offset: ?>>)
+  } {mapping = [#gpu.block<y>, #gpu.block<x>]}
+  return %y : memref<?x64xf32>
+}

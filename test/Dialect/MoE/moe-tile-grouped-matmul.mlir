@@ -1,5 +1,6 @@
 // RUN: moe-opt %s --moe-tile-grouped-matmul="tile-n=16 tile-k=8" | FileCheck %s
 // RUN: moe-opt %s --moe-tile-grouped-matmul="tile-n=16 tile-k=0" | FileCheck %s --check-prefix=NOK
+// RUN: moe-opt %s --moe-tile-grouped-matmul="tile-n=16 tile-k=0 gpu-mapping=1" | FileCheck %s --check-prefix=GPU
 // RUN: not moe-opt %s --moe-tile-grouped-matmul="tile-n=-1" 2>&1 | FileCheck %s --check-prefix=BAD
 
 // BAD: moe-tile-grouped-matmul: tile sizes must not be negative, got tile-n=-1 tile-k=1024
@@ -24,6 +25,11 @@
 // CHECK:   scf.forall.in_parallel
 // CHECK:     tensor.parallel_insert_slice %{{.*}} into %[[OUT]][%{{.*}}, %[[N]]] [4, 16] [1, 1]
 
+// With gpu-mapping, the forall's (column block, row block) are GPU blocks
+// y and x: the grid moe-map-to-gpu launches.
+// GPU-LABEL: func @tile
+// GPU: scf.forall
+// GPU: } {mapping = [#gpu.block<y>, #gpu.block<x>]}
 // NOK-LABEL: func @tile
 // NOK: scf.forall
 // NOK-NOT: scf.for

@@ -25,10 +25,14 @@ def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
     * **Buffers.** `memref.alloc` and `memref.dealloc` become `gpu.alloc`
       and `gpu.dealloc`; `memref.copy` between contiguous buffers becomes
       `gpu.memcpy`.
-    * **Parallel loops.** A top-level `scf.parallel` becomes one kernel.
-      When its body holds a `moe.grouped_matmul` (a tile of the tiled
-      program), each iteration is one block of `warp-size` threads that
-      computes the tile together: the matmul is left for
+    * **Parallel loops.** `scf.forall` loops on buffers are first
+      `scf.parallel` loops (upstream `scf::forallToParallelLoop`), keeping
+      their mapping. A top-level parallel loop becomes one kernel. When its
+      body holds a `moe.grouped_matmul` (a tile of the tiled program), each
+      iteration is one block of `warp-size` threads that computes the tile
+      together, the loop's dimensions on the grid's x, y, z as its
+      `#gpu.block` mapping says (as `moe-tile-grouped-matmul gpu-mapping`
+      sets it), else linearized on x: the matmul is left for
       `moe-lower-grouped-matmul-to-mma`, nested parallel loops (fills,
       element-wise ops) are spread over the lanes, other writes run on lane
       0, each followed by `gpu.barrier`. Otherwise the iterations are

@@ -21,6 +21,7 @@
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
@@ -71,7 +72,8 @@ FailureOr<Operation *> tile(RewriterBase &rewriter, Operation *op,
 /// whole accumulator.
 FailureOr<Operation *> tileFusingFill(RewriterBase &rewriter, Operation *op,
                                       ArrayRef<int64_t> sizes,
-                                      ArrayRef<int64_t> interchange) {
+                                      ArrayRef<int64_t> interchange,
+                                      bool gpuMapping) {
   scf::SCFTilingOptions tiling;
   tiling.setLoopType(scf::SCFTilingOptions::LoopType::ForallOp);
   SmallVector<OpFoldResult> tileSizes;
@@ -79,6 +81,21 @@ FailureOr<Operation *> tileFusingFill(RewriterBase &rewriter, Operation *op,
     tileSizes.push_back(rewriter.getIndexAttr(size));
   tiling.setTileSizes(tileSizes);
   tiling.setInterchange(interchange);
+  if (gpuMapping) {
+    // The forall's dimensions (the tiled ones, in interchanged order) as
+    // GPU blocks: row blocks (up to 2^31 of them) on x, column tiles on y,
+    // or on x when the row blocks are not split.
+    bool rowBlocksSplit = sizes[0] != 0;
+    SmallVector<Attribute> mapping;
+    for (int64_t dim : interchange) {
+      if (dim > 1 || sizes[dim] == 0)
+        continue;
+      auto id = dim == 0 || !rowBlocksSplit ? gpu::MappingId::DimX
+                                            : gpu::MappingId::DimY;
+      mapping.push_back(gpu::GPUBlockMappingAttr::get(op->getContext(), id));
+    }
+    tiling.setMapping(mapping);
+  }
   scf::SCFTileAndFuseOptions options;
   options.setTilingOptions(tiling);
   options.setFusionControlFn(
@@ -146,10 +163,13 @@ struct MoETileGroupedMatmulPass
       // An epilogue needs whole sums: its domain has no depth to tile.
       bool epilogue = op.hasEpilogue();
       FailureOr<Operation *> tiled =
-          epilogue ? tileFusingFill(rewriter, op, {rowBlocks, columns}, {1, 0})
-          : scatters ? tileFusingFill(rewriter, op, {0, columns, 0}, {1, 0, 2})
-                     : tileFusingFill(rewriter, op, {rowBlocks, columns, 0},
-                                      {1, 0, 2});
+          epilogue ? tileFusingFill(rewriter, op, {rowBlocks, columns}, {1, 0},
+                                    gpuMapping)
+          : scatters
+              ? tileFusingFill(rewriter, op, {0, columns, 0}, {1, 0, 2},
+                               gpuMapping)
+              : tileFusingFill(rewriter, op, {rowBlocks, columns, 0},
+                               {1, 0, 2}, gpuMapping);
       if (failed(tiled)) {
         op.emitError("moe-tile-grouped-matmul: tiling over row blocks and "
                      "columns failed");

@@ -150,6 +150,7 @@ def MoETileGroupedMatmulPass : Pass<"moe-tile-grouped-matmul"> {
     P so that every tile reads whole panels.
   }];
   let dependentDialects = ["::mlir::affine::AffineDialect",
+                           "::mlir::gpu::GPUDialect",
                            "::mlir::linalg::LinalgDialect",
                            "::mlir::scf::SCFDialect",
                            "::mlir::tensor::TensorDialect"];
@@ -157,7 +158,11 @@ def MoETileGroupedMatmulPass : Pass<"moe-tile-grouped-matmul"> {
     Option<"tileN", "tile-n", "int64_t", /*default=*/"64",
            "Columns (output features) per tile; 0 keeps all">,
     Option<"tileK", "tile-k", "int64_t", /*default=*/"1024",
-           "Reduction depth per tile; 0 keeps all">
+           "Reduction depth per tile; 0 keeps all">,
+    Option<"gpuMapping", "gpu-mapping", "bool", /*default=*/"false",
+           "Map the forall's dimensions to GPU blocks (#gpu.block<x> for row "
+           "blocks, #gpu.block<y> for column tiles): the grid moe-map-to-gpu "
+           "launches">
   ];
 }
 
