@@ -37,18 +37,10 @@ using namespace mlir;
 
 void moe::buildLowerToCPUPipeline(OpPassManager &pm,
                                   const LowerToCPUOptions &options) {
-  TiledProgramOptions tiled;
-  tiled.cInterface = options.cInterface;
-  tiled.reference = options.reference;
-  tiled.rowAlign = options.rowAlign;
-  tiled.blockRows = options.blockRows;
-  tiled.fuseCombine = options.fuseCombine;
-  tiled.fuseActivation = options.fuseActivation;
-  tiled.fuseRouting = options.fuseRouting;
+  TiledProgramOptions tiled = sharedTiledProgramOptions(options);
   tiled.packWeights = options.packWeights;
   tiled.panelCols = options.panelCols;
   tiled.bf16Pairs = options.bf16Matmul != moe::Bf16Matmul::F32;
-  tiled.tileN = options.tileN;
   tiled.tileK = options.tileK;
   addTiledProgramPasses(pm, tiled);
   bool fast = !options.reference;

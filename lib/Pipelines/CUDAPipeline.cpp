@@ -32,17 +32,9 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
                                    const LowerToCUDAOptions &options) {
   // The tiled program: weights in their checkpoint layout (the warp reads
   // B fragments along K), every tile all of K.
-  TiledProgramOptions tiled;
-  tiled.cInterface = options.cInterface;
+  TiledProgramOptions tiled = sharedTiledProgramOptions(options);
   tiled.cudaChip = options.chip;
-  tiled.reference = options.reference;
-  tiled.rowAlign = options.rowAlign;
-  tiled.blockRows = options.blockRows;
-  tiled.fuseCombine = options.fuseCombine;
-  tiled.fuseActivation = options.fuseActivation;
-  tiled.fuseRouting = options.fuseRouting;
   tiled.packWeights = false;
-  tiled.tileN = options.tileN;
   tiled.tileK = 0;
   // The tiles' forall: (row block, column tile) on the grid's (x, y).
   tiled.gpuMapping = true;

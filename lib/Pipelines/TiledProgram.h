@@ -43,6 +43,22 @@ struct TiledProgramOptions {
   bool deallocate = true;
 };
 
+/// The settings a pipeline's options struct shares with the tiled program
+/// (the fields of the same names); the target sets the others.
+template <typename PipelineOptions>
+TiledProgramOptions sharedTiledProgramOptions(const PipelineOptions &options) {
+  TiledProgramOptions tiled;
+  tiled.cInterface = options.cInterface;
+  tiled.reference = options.reference;
+  tiled.rowAlign = options.rowAlign;
+  tiled.blockRows = options.blockRows;
+  tiled.fuseCombine = options.fuseCombine;
+  tiled.fuseActivation = options.fuseActivation;
+  tiled.fuseRouting = options.fuseRouting;
+  tiled.tileN = options.tileN;
+  return tiled;
+}
+
 /// Adds the passes from moe ops on tensors to the tiled program on buffers.
 void addTiledProgramPasses(OpPassManager &pm,
                            const TiledProgramOptions &options);
