@@ -7,7 +7,8 @@ usage:
 `prepare` (on a machine with the compiler) writes into DIR, for every case:
 a family layer (run_family.py generate, `moe_mlir import-hf`) or a routing
 example of examples/routing, compiled with `moe-compile --target cuda`
-(the fast path, and the reference lowering for two cases) to
+(the fast path, and the reference lowering for two cases), and gpt-oss
+with MXFP4 experts, to
 DIR/<case>/layer.so. `check` (on a machine with a GPU and the runtime,
 no compiler needed) runs each module with moe-run for T = 0, 1, 7, 300,
 4096 and compares with the numpy reference: run_family.py check (float64
@@ -40,6 +41,11 @@ FAMILY_CASES = [(family, storage, False)
     ("deepseek_v3", "fp8", False), ("qwen3_moe", "f16", False),
     ("mixtral", "bf16", True), ("deepseek_v3", "f32", True)]
 F16_TOLERANCE = 2e-3
+# gpt-oss with MXFP4 experts (e2m1 values and e8m0 block scales), checked
+# as test/Integration/CPU/gpt_oss-mxfp4.test checks the CPU: within 2e-2 of
+# the float64 reference of the stored weights, for its inputs' T.
+MXFP4_CASE = "gpt_oss-mxfp4"
+MXFP4_TOKENS = (0, 1, 37, 300)
 
 
 def family_name(family: str, storage: str, reference: bool) -> str:
@@ -86,6 +92,18 @@ def prepare(args: argparse.Namespace) -> int:
         ok &= run([args.moe_compile, os.path.join(out, "layer.mlir"),
                    "--target", "cuda", f"--reference={int(reference)}",
                    "-o", os.path.join(out, "layer.so")], f"{name}: compile")
+    if selected(MXFP4_CASE, args.only):
+        out = os.path.join(args.dir, MXFP4_CASE)
+        os.makedirs(out, exist_ok=True)
+        ok &= run([python, os.path.join(CPU_INPUTS, "gpt_oss_mxfp4.py"), out],
+                  f"{MXFP4_CASE}: generate")
+        ok &= run([python, "-m", "moe_mlir", "import-hf",
+                   os.path.join(out, "ckpt"), "--layer", "1", "-o",
+                   os.path.join(out, "layer.mlir")],
+                  f"{MXFP4_CASE}: import-hf")
+        ok &= run([args.moe_compile, os.path.join(out, "layer.mlir"),
+                   "--target", "cuda", "-o", os.path.join(out, "layer.so")],
+                  f"{MXFP4_CASE}: compile")
     for example in examples():
         name = f"example-{example}"
         if not selected(name, args.only):
@@ -117,6 +135,23 @@ def check(args: argparse.Namespace) -> int:
             command += ["--tolerance", str(F16_TOLERANCE)]
         if not run(command, name):
             failed.append(name)
+    out = os.path.join(args.dir, MXFP4_CASE)
+    if selected(MXFP4_CASE, args.only) and os.path.isdir(out):
+        passed = True
+        for tokens in MXFP4_TOKENS:
+            x = os.path.join(out, f"x{tokens}.npy")
+            y = os.path.join(out, f"y{tokens}.npy")
+            where = f"{MXFP4_CASE} T = {tokens}"
+            passed &= run([args.moe_run, os.path.join(out, "layer.so"),
+                           "--weights", os.path.join(out, "ckpt"), "--input",
+                           x, "--output", y, "--quiet"], where)
+            if passed and tokens:
+                passed &= run([python, "-m", "moe_mlir", "reference", "--hf",
+                               os.path.join(out, "ckpt"), "--layer", "1",
+                               "--input", x, "--check", y, "--rtol", "2e-2"],
+                              where)
+        if not passed:
+            failed.append(MXFP4_CASE)
     for example in examples():
         name = f"example-{example}"
         out = os.path.join(args.dir, name)
