@@ -24,7 +24,12 @@ def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
       (`memref.alloc`) when the call ends, the device buffer freed.
     * **Buffers.** `memref.alloc` and `memref.dealloc` become `gpu.alloc`
       and `gpu.dealloc`; `memref.copy` between contiguous buffers becomes
-      `gpu.memcpy`.
+      `gpu.memcpy`; each constant `memref.global` the function reads gets a
+      device copy at the start. A buffer of a loop body whose size is known
+      outside the loop and that the body does not yield becomes one device
+      buffer around the loop; inside a kernel, a buffer of a static size is
+      the thread's stack memory, one of a dynamic size the device heap
+      (freed at the end of its block).
     * **Parallel loops.** `scf.forall` loops on buffers are first
       `scf.parallel` loops (upstream `scf::forallToParallelLoop`), keeping
       their mapping. A top-level parallel loop becomes one kernel. When its
@@ -35,14 +40,15 @@ def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
       sets it), else linearized on x: the matmul is left for
       `moe-lower-grouped-matmul-to-mma`, nested parallel loops (fills,
       element-wise ops) are spread over the lanes, other writes run on lane
-      0, each followed by `gpu.barrier`. Otherwise the iterations are
-      spread over blocks of `block-size` threads, one iteration each.
+      0, each write preceded (for the other threads' reads) and followed by
+      `gpu.barrier`. Otherwise the iterations are spread over blocks of
+      `block-size` threads, one iteration each.
     * **Routing.** With `routing-block-size` N, everything before the
       first matmul tile (the router's matmul, top-k, counts, the prefix sum
       of the block-aligned plan and the rows' positions) runs as one kernel
       of one block of N threads: parallel loops spread over the threads,
       other writes on thread 0 (results shared through workgroup memory),
-      a `gpu.barrier` after each.
+      a `gpu.barrier` before and after each write.
     * **Sequential code.** Runs of other top-level ops that touch memory
       (the loops that build the routing plan) run as one kernel of a single
       thread (of a warp when they hold a grouped matmul). A scalar that
@@ -87,10 +93,15 @@ def MoELowerGroupedMatmulToMMAPass
     `nvvm.mma.sync` of shape m16n8k16 with f32 accumulators (a second one
     for the paired weight). Each lane gathers its elements of the A
     fragment from its rows' sources (rounded to the weights' 16-bit type,
-    rows past the block's filled rows, sources outside the input and depths
-    past K reading zeros) and of the B fragment from the weights in their
-    checkpoint layout `[E, N, K]` (scaled and rounded to bf16 when block
-    scaled), and writes its four accumulators once at the end: through the
+    saturated to the f16 range for f16; rows past the block's filled rows,
+    sources outside the input and depths past K read nothing and are zeros)
+    and of the B fragment from the weights in their checkpoint layout
+    `[E, N, K]`. Block-scaled weights whose depth blocks are whole steps of
+    16 are multiplied as their exact values (e4m3 and e2m1 numbers are
+    bf16 numbers), each depth block's sums added times the block's scale of
+    each accumulator's column; with other depth blocks each weight is
+    scaled in f32 and rounded to bf16. Each lane writes its four
+    accumulators once at the end: through the
     epilogue, added to `init`, or scattered, times their scales, to their
     target rows (the blocks of a scattering op are then computed one after
     another, with a `gpu.barrier` between them).
