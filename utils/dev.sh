@@ -25,6 +25,7 @@ PACKAGES=(
   python3-pip python3-setuptools
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools clang-22
   libclang-rt-22-dev liblld-22-dev libomp-22-dev zlib1g-dev libzstd-dev
+  openmpi-bin libopenmpi-dev
 )
 
 log() { printf '== %s\n' "$*" >&2; }

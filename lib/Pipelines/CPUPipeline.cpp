@@ -42,6 +42,7 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
   tiled.panelCols = options.panelCols;
   tiled.bf16Pairs = options.bf16Matmul != moe::Bf16Matmul::F32;
   tiled.tileK = options.tileK;
+  tiled.ranks = options.ranks;
   addTiledProgramPasses(pm, tiled);
   bool fast = !options.reference;
 

@@ -19,6 +19,10 @@ using namespace mlir;
 
 void moe::addTiledProgramPasses(OpPassManager &pm,
                                 const TiledProgramOptions &options) {
+  // Expert windows first: the entry points' weights change type.
+  if (options.ranks != 0)
+    pm.addPass(moe::createMoEShardExpertsPass(
+        moe::MoEShardExpertsPassOptions{options.ranks}));
   // Entry points are described while their signatures are still tensors.
   if (options.cInterface)
     pm.addPass(moe::createMoEExportEntriesPass(

@@ -22,6 +22,9 @@ namespace mlir::moe {
 
 struct TiledProgramOptions {
   bool cInterface = true;
+  /// Expert parallelism over this many MPI ranks (moe-shard-experts); 0
+  /// for none.
+  int64_t ranks = 0;
   /// Non-empty for a module of CUDA kernels (moe-export-entries cuda-chip).
   std::string cudaChip;
   bool reference = false;

@@ -342,39 +342,65 @@ Status BoundEntry::bindTensor(const ManifestArg &arg,
                              " has a dynamic dimension");
   const int64_t *dims = shape.data();
   const int64_t *dimsEnd = dims + shape.size();
+  // Expert parallelism: the rank's window of W = shape[0] experts of the E
+  // of the checkpoint tensor (or stack), from `firstExpert`.
+  int64_t firstExpert = 0;
+  if (arg.windowOf > 0) {
+    const MpiWorld *world = module->mpiWorld();
+    if (!world)
+      return Status::failure("weight '" + printable(arg.weightName) + "' (" +
+                             argument +
+                             "): a window of experts in a module that runs "
+                             "in no MPI world");
+    firstExpert = expertWindowStart(arg.windowOf, world->size(), world->rank());
+  }
   if (!arg.isStacked()) {
     std::string context =
         "weight '" + printable(arg.weightName) + "' (" + argument + ")";
+    std::vector<int64_t> whole(dims, dimsEnd);
+    if (arg.windowOf > 0)
+      whole[0] = arg.windowOf;
     const TensorView *tensor = nullptr;
-    Status status = check(arg.weightName, dims, dimsEnd, context, tensor);
+    Status status = check(arg.weightName, whole.data(),
+                          whole.data() + whole.size(), context, tensor);
     if (!status)
       return status;
-    buffer.numBytes = tensor->numBytes;
-    if (tensor->numBytes == 0) {
+    // The window's experts are contiguous: a view of the tensor.
+    const uint8_t *data = static_cast<const uint8_t *>(tensor->data);
+    size_t numBytes = tensor->numBytes;
+    if (arg.windowOf > 0) {
+      size_t expertBytes = tensor->numBytes / static_cast<size_t>(arg.windowOf);
+      data += static_cast<size_t>(firstExpert) * expertBytes;
+      numBytes = static_cast<size_t>(shape[0]) * expertBytes;
+    }
+    buffer.numBytes = numBytes;
+    if (numBytes == 0) {
       buffer.data = emptyBufferAddress();
-    } else if (reinterpret_cast<uintptr_t>(tensor->data) % itemSize == 0) {
-      buffer.data = tensor->data; // Zero copy: in the checkpoint mapping.
+    } else if (reinterpret_cast<uintptr_t>(data) % itemSize == 0) {
+      buffer.data = data; // Zero copy: in the checkpoint mapping.
     } else {
-      status = allocate(tensor->numBytes, context);
+      status = allocate(numBytes, context);
       if (!status)
         return status;
-      std::memcpy(buffer.owned.get(), tensor->data, tensor->numBytes);
+      std::memcpy(buffer.owned.get(), data, numBytes);
     }
     return Status::success();
   }
 
-  // A stack: [E, d1, ...] from the E tensors "{e}" -> 0 .. E-1 of [d1, ...].
+  // A stack: [E, d1, ...] from the E tensors "{e}" -> 0 .. E-1 of [d1, ...]
+  // (of a window, those of its experts).
   int64_t numExperts = shape[0];
   size_t expertBytes = 0;
   size_t placeholder = arg.weightName.find(kExpertPlaceholder);
   std::vector<const TensorView *> experts;
-  for (int64_t e = 0; e < numExperts; ++e) {
+  for (int64_t e = firstExpert; e < firstExpert + numExperts; ++e) {
     std::string tensorName = arg.weightName;
     tensorName.replace(placeholder, kExpertPlaceholder.size(),
                        std::to_string(e));
-    std::string context = "weight '" + printable(tensorName) + "' (" +
-                          argument + ", expert " + std::to_string(e) + " of " +
-                          std::to_string(numExperts) + ")";
+    std::string context =
+        "weight '" + printable(tensorName) + "' (" + argument + ", expert " +
+        std::to_string(e) + " of " +
+        std::to_string(arg.windowOf > 0 ? arg.windowOf : numExperts) + ")";
     const TensorView *tensor = nullptr;
     Status status = check(tensorName, dims + 1, dimsEnd, context, tensor);
     if (!status)

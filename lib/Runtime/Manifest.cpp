@@ -117,12 +117,16 @@ class ManifestReader {
 public:
   /// Reads the root object into `manifest`.
   bool read(const JsonValue &root, Manifest &manifest) {
-    if (!expectObject(root, "",
-                      {"version", "producer", "cpu", "gpu", "entries"},
-                      {"version", "entries"}))
+    if (!expectObject(
+            root, "",
+            {"version", "producer", "cpu", "gpu", "parallel", "entries"},
+            {"version", "entries"}))
       return false;
     if (const JsonValue *gpu = root.find("gpu"))
       if (!readGpu(*gpu, manifest))
+        return false;
+    if (const JsonValue *parallel = root.find("parallel"))
+      if (!readParallel(*parallel, manifest))
         return false;
     if (root.find("producer") &&
         !readString(root, "producer", "", manifest.producer))
@@ -207,6 +211,28 @@ private:
       return fail("gpu", "'chip' must be a CUDA architecture such as sm_90, "
                          "got '" +
                              printable(chip) + "'");
+    return true;
+  }
+
+  /// `{"api": "mpi", "library": "OpenMPI", "ranks": R}`.
+  bool readParallel(const JsonValue &parallel, Manifest &manifest) {
+    std::string api;
+    if (!expectObject(parallel, "parallel", {"api", "library", "ranks"},
+                      {"api", "library", "ranks"}) ||
+        !readString(parallel, "api", "parallel", api) ||
+        !readString(parallel, "library", "parallel", manifest.mpiLibrary))
+      return false;
+    if (api != "mpi")
+      return fail("parallel",
+                  "unsupported API '" + printable(api) + "' (expected mpi)");
+    if (manifest.mpiLibrary != "OpenMPI" && manifest.mpiLibrary != "MPICH")
+      return fail("parallel", "unsupported MPI library '" +
+                                  printable(manifest.mpiLibrary) +
+                                  "' (expected OpenMPI or MPICH)");
+    const JsonValue &ranks = *parallel.find("ranks");
+    if (!ranks.isInt() || ranks.getInt() < 1 || ranks.getInt() > (1 << 24))
+      return fail("parallel", "'ranks' must be an integer in [1, 2^24]");
+    manifest.mpiRanks = ranks.getInt();
     return true;
   }
 
@@ -331,9 +357,10 @@ private:
 
   bool readArg(const JsonValue &value, const std::string &where,
                ManifestArg &arg) {
-    if (!expectObject(value, where,
-                      {"kind", "dtype", "shape", "name", "packing", "format"},
-                      {"kind", "dtype", "shape"}))
+    if (!expectObject(
+            value, where,
+            {"kind", "dtype", "shape", "name", "packing", "format", "experts"},
+            {"kind", "dtype", "shape"}))
       return false;
     std::string kind;
     if (!readString(value, "kind", where, kind))
@@ -355,6 +382,8 @@ private:
         return fail(where, "an input has no 'packing'");
       if (value.find("format"))
         return fail(where, "an input has no 'format'");
+      if (value.find("experts"))
+        return fail(where, "an input has no 'experts'");
       return true;
     }
     if (!value.find("name"))
@@ -366,6 +395,18 @@ private:
         return false;
     if (value.find("format") && !readFormat(value, where, arg))
       return false;
+    if (const JsonValue *experts = value.find("experts")) {
+      const std::vector<int64_t> &source =
+          arg.isPacked() ? arg.packingShape : arg.shape;
+      if (!experts->isInt() || experts->getInt() < 1 || source.empty() ||
+          source[0] < 1 || source[0] > experts->getInt())
+        return fail(where, "'experts' must be an integer at least the "
+                           "window, the first dimension of the weight");
+      if (arg.format != WeightFormat::Plain)
+        return fail(where, "a window of experts of a weight in another "
+                           "format ('format') is not supported");
+      arg.windowOf = experts->getInt();
+    }
     size_t first = arg.weightName.find(kExpertPlaceholder);
     if (first == std::string::npos)
       return true;

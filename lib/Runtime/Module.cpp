@@ -171,6 +171,24 @@ CompiledModule::load(const std::string &path, std::optional<int> device) {
     return ResultT::failure(printable(path) +
                             ": a module compiled for the CPU runs on no "
                             "device (a device is for CUDA modules)");
+  // Expert parallelism: MPI_COMM_WORLD must have the ranks it was compiled
+  // for.
+  const Manifest &parsed = (*resolved)->manifest();
+  if (parsed.mpiRanks > 0) {
+    Result<const MpiWorld *> world =
+        MpiWorld::attach(handle, parsed.mpiLibrary, printable(path));
+    if (!world)
+      return world.status();
+    if ((*world)->size() != parsed.mpiRanks)
+      return ResultT::failure(
+          printable(path) + ": the module was compiled for " +
+          std::to_string(parsed.mpiRanks) +
+          " MPI ranks (experts shared "
+          "among them), but MPI_COMM_WORLD has " +
+          std::to_string((*world)->size()) + " (run it with mpirun -np " +
+          std::to_string(parsed.mpiRanks) + ")");
+    const_cast<CompiledModule &>(**resolved).world = *world;
+  }
   if ((*resolved)->isGpu()) {
     GpuModule &known = gpuModules()[handle];
     known.device = device.value_or(0);

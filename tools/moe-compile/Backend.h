@@ -88,12 +88,22 @@ llvm::Error emitObject(llvm::Module &module, llvm::TargetMachine &machine,
 /// code translated from the OpenMP dialect calls (`__kmpc_*`, `omp_*`).
 bool isOpenMPEntry(llvm::StringRef name);
 
+/// Whether `name` is a function of the MPI library that the MPI dialect's
+/// and moe.all_to_all's lowerings call (`MPI_*`).
+bool isMPIEntry(llvm::StringRef name);
+
+/// The MPI library a module links: OpenMPI's libmpi.so.40 (its ABI uses
+/// `ompi_*` globals) or MPICH's libmpi.so.12.
+enum class MPILibrary { None, OpenMPI, MPICH };
+
 /// Links `objectPath` into the shared object `outputPath` with lld's ELF
-/// driver, depending on libm (found in the system's library directories)
-/// and, when `withOpenMP`, on LLVM's libomp.so.5 (recorded with its
-/// directory as the run path, so that loading the module finds it).
+/// driver, depending on libm (found in the system's library directories),
+/// when `withOpenMP` on LLVM's libomp.so.5 (recorded with its directory as
+/// the run path, so that loading the module finds it), and on `mpi`'s
+/// library (found in the system's library directories).
 llvm::Error linkSharedObject(llvm::StringRef objectPath,
-                             llvm::StringRef outputPath, bool withOpenMP);
+                             llvm::StringRef outputPath, bool withOpenMP,
+                             MPILibrary mpi);
 
 } // namespace moe::compile
 

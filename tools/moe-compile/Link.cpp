@@ -1,9 +1,10 @@
 //===- Link.cpp - An object file to a shared object with lld --------------===//
 //
 // lld's ELF driver, linked into moe-compile as a library: `ld.lld -shared
-// -o OUT OBJ libm.so.6 [libomp.so.5 -rpath DIR]`. The module calls only
-// libc, libm and, when its loops run on threads, libomp (moe-compile checks
-// that), so it needs no start files; the libraries are given by path so
+// -o OUT OBJ libm.so.6 [libomp.so.5 -rpath DIR] [libmpi.so.N]`. The module
+// calls only libc, libm and, when its loops run on threads, libomp, and
+// under expert parallelism MPI (moe-compile checks that), so it needs no
+// start files; the libraries are given by path so
 // that the shared object records them as needed, and libc comes with any
 // process that loads the module.
 //
@@ -24,12 +25,12 @@ using namespace llvm;
 
 namespace {
 
-/// libm.so.6 in the usual library directories, or "" when none has it.
-std::string findLibm() {
+/// `name` in the usual library directories, or "" when none has it.
+std::string findLibrary(StringRef name) {
   for (const char *dir :
        {"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64",
         "/usr/lib64", "/lib", "/usr/lib"}) {
-    std::string path = std::string(dir) + "/libm.so.6";
+    std::string path = (Twine(dir) + "/" + name).str();
     if (sys::fs::exists(path))
       return path;
   }
@@ -38,14 +39,18 @@ std::string findLibm() {
 
 } // namespace
 
+bool moe::compile::isMPIEntry(StringRef name) {
+  return name.starts_with("MPI_");
+}
+
 bool moe::compile::isOpenMPEntry(StringRef name) {
   return name.starts_with("__kmpc_") || name.starts_with("omp_");
 }
 
-Error moe::compile::linkSharedObject(StringRef objectPath,
-                                     StringRef outputPath, bool withOpenMP) {
+Error moe::compile::linkSharedObject(StringRef objectPath, StringRef outputPath,
+                                     bool withOpenMP, MPILibrary mpi) {
   std::string object = objectPath.str(), output = outputPath.str();
-  std::string libm = findLibm();
+  std::string libm = findLibrary("libm.so.6");
   SmallVector<const char *> args = {"ld.lld",   "-shared", "--as-needed",
                                     "-O2",      "-o",      output.c_str(),
                                     object.c_str()};
@@ -61,6 +66,20 @@ Error moe::compile::linkSharedObject(StringRef objectPath,
           "the module runs its loops on OpenMP threads, but '" + libomp +
               "' does not exist (install libomp-22-dev)");
     args.append({libomp.c_str(), "-rpath", MOE_LIBOMP_DIR});
+  }
+  std::string libmpi;
+  if (mpi != MPILibrary::None) {
+    StringRef name =
+        mpi == MPILibrary::OpenMPI ? "libmpi.so.40" : "libmpi.so.12";
+    libmpi = findLibrary(name);
+    if (libmpi.empty())
+      return createStringError(
+          inconvertibleErrorCode(),
+          "the module exchanges rows over MPI, but no library directory has '" +
+              name + "' (install " +
+              (mpi == MPILibrary::OpenMPI ? "libopenmpi-dev" : "libmpich-dev") +
+              ")");
+    args.push_back(libmpi.c_str());
   }
   std::string diagnostics;
   raw_string_ostream messages(diagnostics);

@@ -15,6 +15,7 @@
 
 #include "Backend.h"
 
+#include "moe/Conversion/MoEToLLVM/MoEToLLVM.h"
 #include "moe/Dialect/MoE/IR/MoE.h"
 #include "moe/InitAllDialects.h"
 #include "moe/Pipelines/Pipelines.h"
@@ -112,7 +113,7 @@ bool isProvidedExternally(StringRef name) {
       "cosf",  "atanf", "atan2f", "acosf",  "asinf",  "powf",   "sqrtf",
       "cbrtf", "fabsf", "fmaf",   "floorf", "ceilf",  "roundf", "truncf"};
   return libc.contains(name) || libm.contains(name) ||
-         moe::compile::isOpenMPEntry(name);
+         moe::compile::isOpenMPEntry(name) || moe::compile::isMPIEntry(name);
 }
 
 /// The GPU functions of MLIR's gpu-to-llvm lowering that the MoE runtime
@@ -147,8 +148,20 @@ int buildSharedObject(Module &module, TargetMachine &machine) {
     return function.isDeclaration() &&
            moe::compile::isOpenMPEntry(function.getName());
   });
+  // OpenMPI's ABI refers to its predefined objects (`ompi_mpi_*`).
+  moe::compile::MPILibrary mpi = moe::compile::MPILibrary::None;
+  if (llvm::any_of(module, [](const Function &function) {
+        return function.isDeclaration() &&
+               moe::compile::isMPIEntry(function.getName());
+      }))
+    mpi = llvm::any_of(module.globals(),
+                       [](const GlobalVariable &global) {
+                         return global.getName().starts_with("ompi_");
+                       })
+              ? moe::compile::MPILibrary::OpenMPI
+              : moe::compile::MPILibrary::MPICH;
   if (Error error = moe::compile::linkSharedObject(objectPath, outputPath,
-                                                   usesOpenMP))
+                                                   usesOpenMP, mpi))
     return fail(toString(std::move(error)));
   return 0;
 }
@@ -250,6 +263,7 @@ int main(int argc, char **argv) {
   mlir::registerAllExtensions(registry);
   mlir::registerAllToLLVMIRTranslations(registry);
   mlir::moe::registerAllDialects(registry);
+  mlir::moe::registerConvertMoEToLLVMInterface(registry);
   mlir::MLIRContext context(registry);
 
   std::string errorMessage;
@@ -282,7 +296,8 @@ int main(int argc, char **argv) {
           !(target == CodegenTarget::CUDA &&
             isProvidedByRuntime(function.getName())))
         return fail("the lowered module calls '" + function.getName() +
-                    "', which neither libc, libm, libomp nor the MoE runtime "
+                    "', which neither libc, libm, libomp, MPI nor the MoE "
+                    "runtime "
                     "provides");
     return 0;
   };

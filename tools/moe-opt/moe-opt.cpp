@@ -5,6 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "moe/Conversion/MoEToLLVM/MoEToLLVM.h"
 #include "moe/InitAllDialects.h"
 #include "moe/InitAllPasses.h"
 
@@ -29,6 +30,7 @@ int main(int argc, char **argv) {
   // gpu-module-to-binary (moe-lower-to-cuda) translates kernels to LLVM IR.
   mlir::registerAllToLLVMIRTranslations(registry);
   mlir::moe::registerAllDialects(registry);
+  mlir::moe::registerConvertMoEToLLVMInterface(registry);
 
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "MoE-MLIR optimizer driver\n", registry));

@@ -95,11 +95,21 @@ constexpr unsigned kMaxThreads = 1024;
 constexpr long long kMaxBenchRuns = 1000000000;
 
 /// Prints the one error line; returns the exit status.
+/// The MPI world of an expert-parallel layer, once loaded; null otherwise.
+const MpiWorld *mpiWorld = nullptr;
+
 int reportError(const std::string &message) {
   // Messages quote input through printable() already; this keeps any that
   // does not from breaking the line.
-  std::fprintf(stderr, "moe-run: error: %s\n", printable(message).c_str());
-  return 1;
+  if (!mpiWorld) {
+    std::fprintf(stderr, "moe-run: error: %s\n", printable(message).c_str());
+    return 1;
+  }
+  // The other ranks may wait in a collective: the whole job ends.
+  std::fprintf(stderr, "moe-run: error: rank %d of %d: %s\n", mpiWorld->rank(),
+               mpiWorld->size(), printable(message).c_str());
+  std::fflush(stderr);
+  mpiWorld->abort(1);
 }
 
 /// The command line.
@@ -556,6 +566,7 @@ int run(const Options &options) {
       return 1; // moe-compile printed the error.
     return reportError(module.error());
   }
+  mpiWorld = (*module)->mpiWorld();
   progress.start("opening " + options.weights);
   Result<Checkpoint> checkpoint = Checkpoint::open(options.weights);
   if (!checkpoint)
@@ -634,10 +645,21 @@ int run(const Options &options) {
       return reportError(path + ": " + status.error());
     arrays.push_back(array.take());
   }
+  // Under expert parallelism each rank runs its share of the tokens,
+  // rows [T r / R, T (r + 1) / R), and rank 0 writes the whole results.
+  int64_t allTokens = arrays.empty() ? 0 : arrays[0].shape[0];
+  int64_t firstToken = 0, tokens = allTokens;
+  if (mpiWorld) {
+    for (const NpyArray &array : arrays)
+      if (array.shape[0] != allTokens)
+        return reportError("the inputs have different token counts");
+    firstToken = allTokens * mpiWorld->rank() / mpiWorld->size();
+    tokens = allTokens * (mpiWorld->rank() + 1) / mpiWorld->size() - firstToken;
+  }
   for (const NpyArray &array : arrays)
-    inputs.push_back({array.data.data(), array.shape[0], array.shape[1]});
+    inputs.push_back({array.data.data() + firstToken * array.shape[1], tokens,
+                      array.shape[1]});
 
-  int64_t tokens = arrays[0].shape[0];
   // One zero-initialized buffer per result, its size checked first.
   std::vector<AlignedBuffer> resultBuffers;
   std::vector<OutputRef> outputs;
@@ -677,6 +699,26 @@ int run(const Options &options) {
   }
 
   progress.done();
+
+  // Rank 0 gathers the token results (its own statistics are its tokens').
+  std::vector<std::vector<uint8_t>> gathered(outputs.size());
+  if (mpiWorld)
+    for (size_t r = 0; r < outputs.size(); ++r) {
+      if (entry->spec().results[r].shape.empty() ||
+          entry->spec().results[r].shape[0] >= 0)
+        continue;
+      std::optional<int64_t> numBytes = checkedByteSize(
+          outputs[r].shape, elementTypeSize(entry->resultType(r)));
+      status = mpiWorld->gather(outputs[r].data,
+                                static_cast<size_t>(numBytes.value_or(0)),
+                                gathered[r]);
+      if (!status)
+        return reportError(status.error());
+      outputs[r].data = gathered[r].data();
+      outputs[r].shape[0] = allTokens;
+    }
+  if (mpiWorld && mpiWorld->rank() != 0)
+    return 0;
 
   for (size_t r = 0; r < outputs.size(); ++r) {
     NpyElement element;

@@ -133,6 +133,12 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
                      "many rows (moe-decompose row-align; the fast path pads "
                      "to a common multiple of this and block-rows)"),
       llvm::cl::init(1)};
+  PassOptions::Option<int64_t> ranks{
+      *this, "ranks",
+      llvm::cl::desc("Expert parallelism over this many MPI ranks, each "
+                     "holding and running a window of the experts "
+                     "(moe-shard-experts ranks); 0 for none"),
+      llvm::cl::init(0)};
   PassOptions::Option<bool> cInterface{
       *this, "c-interface",
       llvm::cl::desc("Export public functions as entry points: C interface "

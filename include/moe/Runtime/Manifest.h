@@ -79,6 +79,12 @@ struct ManifestArg {
   /// weights) as U8 exponents `s`, each the value `2^(s - 127)` (+inf for
   /// 255), decoded when it is bound.
   WeightFormat format = WeightFormat::Plain;
+  /// Expert parallelism: the number of experts E of the checkpoint tensor
+  /// (its first dimension, or the stack's) of which the argument, whose
+  /// first dimension is the window W, holds this rank's window (experts
+  /// from min(floor(rank E / R), E - W), Manifest::mpiRanks = R); 0 for a
+  /// whole tensor.
+  int64_t windowOf = 0;
 
   /// True for a weight whose name holds the "{e}" placeholder.
   bool isStacked() const;
@@ -137,6 +143,11 @@ struct Manifest {
   /// constructors load its GPU binary (the `mgpu*` calls, CudaDriver.h) on
   /// the device chosen when it is loaded.
   std::string gpuApi;
+  /// Expert parallelism: the number of ranks of MPI_COMM_WORLD the module
+  /// runs on, and the MPI library whose ABI it calls ("OpenMPI" or
+  /// "MPICH"); 0 and empty for a module of one process.
+  int64_t mpiRanks = 0;
+  std::string mpiLibrary;
   std::string gpuChip;
   /// The entry points, in manifest order. A name repeats only for variants
   /// of one entry point (ManifestEntry::requiredFeatures).

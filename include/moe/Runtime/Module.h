@@ -12,6 +12,7 @@
 #define MOE_RUNTIME_MODULE_H
 
 #include "moe/Runtime/Manifest.h"
+#include "moe/Runtime/MpiWorld.h"
 #include "moe/Runtime/Result.h"
 #include "moe/Runtime/Safetensors.h"
 
@@ -85,6 +86,10 @@ public:
   bool isGpu() const { return !moduleManifest.gpuApi.empty(); }
   int device() const { return gpuDevice; }
 
+  /// The MPI world of a module compiled for expert parallelism (Manifest::
+  /// mpiRanks), attached when it was loaded; null otherwise.
+  const MpiWorld *mpiWorld() const { return world; }
+
   /// Whether the module's code runs its loops on threads itself (it links
   /// the OpenMP runtime): a run is then one call, not token slices.
   bool runsThreadsInside() const { return setThreadCount != nullptr; }
@@ -112,6 +117,7 @@ private:
   /// it links none.
   void (*setThreadCount)(int) = nullptr;
   int gpuDevice = 0;
+  const MpiWorld *world = nullptr;
 };
 
 /// A row-major float32 matrix of rows x cols that the caller owns.

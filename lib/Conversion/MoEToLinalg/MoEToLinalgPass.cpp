@@ -37,7 +37,7 @@ struct ConvertMoEToLinalgPass
     target.addIllegalDialect<MoeDialect>();
     // Already in destination-passing form: bufferized as is, then lowered by
     // its micro-kernel or its scalar implementation.
-    target.addLegalOp<GroupedMatmulOp, YieldOp>();
+    target.addLegalOp<AllToAllOp, GroupedMatmulOp, YieldOp>();
     target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
     if (failed(applyPartialConversion(root, target, std::move(patterns))))
       signalPassFailure();

@@ -101,6 +101,33 @@ static LogicalResult verifyWeightFormatAttribute(Operation *op,
   return success();
 }
 
+/// `moe.expert_window = E`: on a weight whose first dimension, the window,
+/// is between 1 and E.
+static LogicalResult verifyExpertWindowAttribute(Operation *op,
+                                                 unsigned regionIndex,
+                                                 unsigned argIndex,
+                                                 NamedAttribute attribute) {
+  auto experts = llvm::dyn_cast<IntegerAttr>(attribute.getValue());
+  if (!experts || !experts.getType().isInteger(64) || experts.getInt() < 1)
+    return op->emitError() << "'" << kExpertWindowAttrName << "' of argument "
+                           << argIndex
+                           << " must be a positive i64 (the experts)";
+  Region &region = op->getRegion(regionIndex);
+  if (region.empty() || argIndex >= region.getNumArguments())
+    return success();
+  auto type =
+      llvm::dyn_cast<ShapedType>(region.getArgument(argIndex).getType());
+  if (!type)
+    return success();
+  if (type.getRank() < 1 || type.isDynamicDim(0) ||
+      type.getDimSize(0) > experts.getInt())
+    return op->emitError() << "'" << kExpertWindowAttrName << "' argument "
+                           << argIndex << " must have a static window of at "
+                           << "most " << experts.getInt()
+                           << " experts as its first dimension, got " << type;
+  return success();
+}
+
 LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
                                                   unsigned regionIndex,
                                                   unsigned argIndex,
@@ -109,6 +136,8 @@ LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
     return verifyPackingAttribute(op, regionIndex, argIndex, attribute);
   if (attribute.getName() == kWeightFormatAttrName)
     return verifyWeightFormatAttribute(op, regionIndex, argIndex, attribute);
+  if (attribute.getName() == kExpertWindowAttrName)
+    return verifyExpertWindowAttribute(op, regionIndex, argIndex, attribute);
   if (attribute.getName() != kWeightAttrName)
     return op->emitError() << "unknown moe argument attribute '"
                            << attribute.getName().getValue() << "'";

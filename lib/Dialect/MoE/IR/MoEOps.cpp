@@ -215,6 +215,19 @@ LogicalResult LayerOp::verify() {
              << " rows leave no expert beside 'zero_experts' = " << zeroExperts;
     shapes.fix("E", candidates - zeroExperts, "router rows less zero_experts");
   }
+  // c16. Under expert parallelism the expert operands hold a window of W
+  // experts.
+  StringRef experts = "E";
+  if (std::optional<uint64_t> ranks = getExpertRanks()) {
+    int64_t numExperts = shapes.get("E");
+    int64_t numRanks = static_cast<int64_t>(*ranks);
+    if (numRanks < 1 || numRanks > numExperts)
+      return emitOpError("'expert_ranks' must be between 1 and the ")
+             << numExperts << " experts, got " << numRanks;
+    experts = "W";
+    shapes.fix(experts, llvm::divideCeil(numExperts, numRanks),
+               "ceil(E / expert_ranks)");
+  }
   // The stored depth of a weight: `symbol`, or for e2m1 pairs (i8) the
   // symbol's size halved, rounded up.
   auto depthOf = [&](Value weight, StringRef symbol,
@@ -236,14 +249,18 @@ LogicalResult LayerOp::verify() {
       failed(shapes.checkOptional("uniform", getUniform(), {"T"})) ||
       failed(shapes.checkOptional(
           "expert_gate", getExpertGate(),
-          {"E", "I", depthOf(getExpertGate(), "H", "ceil(H/2)")})) ||
-      failed(shapes.check("expert_up", getExpertUp().getType(),
-                          {"E", "I", depthOf(getExpertUp(), "H", "ceil(H/2)")})) ||
-      failed(shapes.check("expert_down", getExpertDown().getType(),
-                          {"E", "H", depthOf(getExpertDown(), "I", "ceil(I/2)")})) ||
-      failed(shapes.checkOptional("gate_bias", getGateBias(), {"E", "I"})) ||
-      failed(shapes.checkOptional("up_bias", getUpBias(), {"E", "I"})) ||
-      failed(shapes.checkOptional("down_bias", getDownBias(), {"E", "H"})) ||
+          {experts, "I", depthOf(getExpertGate(), "H", "ceil(H/2)")})) ||
+      failed(shapes.check(
+          "expert_up", getExpertUp().getType(),
+          {experts, "I", depthOf(getExpertUp(), "H", "ceil(H/2)")})) ||
+      failed(shapes.check(
+          "expert_down", getExpertDown().getType(),
+          {experts, "H", depthOf(getExpertDown(), "I", "ceil(I/2)")})) ||
+      failed(
+          shapes.checkOptional("gate_bias", getGateBias(), {experts, "I"})) ||
+      failed(shapes.checkOptional("up_bias", getUpBias(), {experts, "I"})) ||
+      failed(
+          shapes.checkOptional("down_bias", getDownBias(), {experts, "H"})) ||
       failed(shapes.checkOptional(
           "shared_gate", getSharedGate(),
           {"S", depthOf(getSharedGate(), "H", "ceil(H/2)")})) ||

@@ -8,10 +8,13 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Dialect/MoE/Transforms/Passes.h"
+
+#include "ExpertParallel.h"
 #include "moe/Dialect/MoE/Utils/TensorBuilders.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
@@ -305,17 +308,36 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
       weights = rowsOfChoices.ones;
       dispatchRows = llvm::cast<RankedTensorType>(ids.getType()).getDimSize(0);
     }
+    // Under expert parallelism the rows go to their experts' ranks
+    // unpadded, and are dispatched there to the rank's window of experts.
+    std::optional<uint64_t> numRanks = layer.getExpertRanks();
     auto dispatch = DispatchOp::create(
         rewriter, loc, rowsType(hidden),
         RankedTensorType::get({numExperts + 1}, rewriter.getI64Type()),
         ids.getType(), dispatched, ids,
-        /*capacity=*/Value(), rewriter.getI64IntegerAttr(rowAlign));
+        /*capacity=*/Value(),
+        rewriter.getI64IntegerAttr(numRanks ? 1 : rowAlign));
     Value rows = dispatch.getRows();
     Value offsets = dispatch.getExpertRows();
-
-    // Routed experts.
     auto expertType =
         llvm::cast<RankedTensorType>(layer.getExpertUp().getType());
+    std::optional<ExpertExchange> exchange;
+    Value windowRowMap;
+    if (numRanks) {
+      exchange = buildExpertExchange(rewriter, loc, dispatch,
+                                     static_cast<int64_t>(*numRanks));
+      auto window = DispatchOp::create(
+          rewriter, loc, rowsType(hidden),
+          RankedTensorType::get({expertType.getDimSize(0) + 1},
+                                rewriter.getI64Type()),
+          exchange->windowIds.getType(), exchange->rows, exchange->windowIds,
+          /*capacity=*/Value(), rewriter.getI64IntegerAttr(rowAlign));
+      rows = window.getRows();
+      offsets = window.getExpertRows();
+      windowRowMap = window.getRowMap();
+    }
+
+    // Routed experts.
     int64_t intermediate = expertType.getDimSize(1);
     // Block scales (FP8 weights) go with their projection.
     auto projectRowsOf = [&](Value rowOffsets, Value input, Value weight,
@@ -344,6 +366,24 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     Value downRows =
         projectRows(hiddenRows, layer.getExpertDown(), layer.getDownBias(),
                     layer.getDownScale(), hidden);
+    if (exchange) {
+      // The results in the order the rows came, back to their ranks.
+      OpFoldResult received =
+          tensor::getMixedSize(rewriter, loc, exchange->rows, 0);
+      Value empty = tensor::EmptyOp::create(
+          rewriter, loc,
+          ArrayRef<OpFoldResult>{received, rewriter.getIndexAttr(1)}, f32);
+      Value ones = linalg::FillOp::create(
+                       rewriter, loc,
+                       ValueRange{arith::ConstantOp::create(
+                           rewriter, loc, rewriter.getF32FloatAttr(1))},
+                       ValueRange{empty})
+                       .getResult(0);
+      Value results = CombineOp::create(rewriter, loc, rowsType(hidden),
+                                        downRows, ones, windowRowMap)
+                          .getResult();
+      downRows = buildReturnExchange(rewriter, loc, *exchange, results);
+    }
     Value result = CombineOp::create(rewriter, loc,
                                      RankedTensorType::get(
                                          {dispatchRows, hidden}, elementType),

@@ -11,6 +11,7 @@
 #include "moe/Version.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/DLTI/DLTI.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -87,8 +88,10 @@ bool isTokenParallel(func::FuncOp func) {
   WalkResult result = func.getBody().walk<WalkOrder::PreOrder>(
       [&](Operation *op) -> WalkResult {
         bool local = false;
+        // Under expert parallelism every call is a collective.
         if (auto layer = dyn_cast<LayerOp>(op))
-          local = isTokenLocal(layer.getRouting(), !layer.getStats().empty());
+          local = isTokenLocal(layer.getRouting(), !layer.getStats().empty()) &&
+                  !layer.getExpertRanks();
         else if (auto gate = dyn_cast<GateOp>(op))
           local = isTokenLocal(gate.getRouting(),
                                !gate.getRequestedStatistics().empty());
@@ -123,6 +126,10 @@ FailureOr<llvm::json::Object> describeEntry(func::FuncOp func) {
       if (auto format = func.getArgAttrOfType<StringAttr>(
               index, kWeightFormatAttrName))
         (*arg)["format"] = format.getValue();
+      // A rank's window of the experts (moe-shard-experts).
+      if (auto experts =
+              func.getArgAttrOfType<IntegerAttr>(index, kExpertWindowAttrName))
+        (*arg)["experts"] = experts.getInt();
       // A packed weight: the function and the checkpoint shape it reads.
       if (auto packing =
               func.getArgAttrOfType<DictionaryAttr>(index, kPackingAttrName)) {
@@ -197,6 +204,7 @@ struct MoEExportEntriesPass
           func.removeArgAttr(i, kWeightAttrName);
         func.removeArgAttr(i, kPackingAttrName);
         func.removeArgAttr(i, kWeightFormatAttrName);
+        func.removeArgAttr(i, kExpertWindowAttrName);
         func.setArgAttr(i, "bufferization.writable",
                         BoolAttr::get(&getContext(), false));
       }
@@ -208,6 +216,18 @@ struct MoEExportEntriesPass
                                 {"entries", std::move(entries)}};
     if (!chip.empty())
       manifest["gpu"] = llvm::json::Object{{"api", "cuda"}, {"chip", chip}};
+    // Expert parallelism: the ranks of MPI_COMM_WORLD the module runs on.
+    if (auto ranks = module->getAttrOfType<IntegerAttr>(kExpertRanksAttrName)) {
+      // The MPI library whose ABI the lowering calls, as it chooses it.
+      FailureOr<Attribute> library =
+          dlti::query(module, ArrayRef<StringRef>{"MPI:Implementation"});
+      auto name = succeeded(library) ? llvm::dyn_cast<StringAttr>(*library)
+                                     : StringAttr();
+      manifest["parallel"] = llvm::json::Object{
+          {"api", "mpi"},
+          {"library", name ? name.getValue() : StringRef("MPICH")},
+          {"ranks", ranks.getInt()}};
+    }
     writeManifest(module, std::move(manifest));
   }
 };

@@ -10,6 +10,7 @@
 #include "mlir/Bytecode/BytecodeOpInterface.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MPI/IR/MPI.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/BuiltinAttributes.h"
@@ -68,6 +69,17 @@ constexpr llvm::StringLiteral kWeightFormatAttrName = "moe.weight_format";
 /// @packing_function, shape = array<i64: ...>}`, the function that packs it
 /// and the checkpoint shape it reads (moe-pack-expert-weights).
 constexpr llvm::StringLiteral kPackingAttrName = "moe.packing";
+
+/// The function-argument attribute of a weight that holds a rank's window
+/// of experts (expert parallelism): `moe.expert_window = E`, the number of
+/// experts of the checkpoint tensor, whose first dimension is the experts.
+/// The argument's first dimension is the window, `ceil(E / R)` for the
+/// module's `R` ranks (docs/ExpertParallelism.md).
+constexpr llvm::StringLiteral kExpertWindowAttrName = "moe.expert_window";
+
+/// The module attribute of a module sharded for expert parallelism: the
+/// number of ranks (an i64).
+constexpr llvm::StringLiteral kExpertRanksAttrName = "moe.expert_ranks";
 
 /// The placeholder of a weight name that stacks per-expert tensors.
 constexpr llvm::StringLiteral kExpertPlaceholder = "{e}";

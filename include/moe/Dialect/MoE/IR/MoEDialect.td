@@ -48,6 +48,7 @@ def Moe_Dialect : Dialect {
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::linalg::LinalgDialect",
                            "::mlir::math::MathDialect",
+                           "::mlir::mpi::MPIDialect",
                            "::mlir::tensor::TensorDialect"];
 }
 

@@ -25,6 +25,11 @@ def Moe_WeightTensor : RankedTensorOf<[F32, BF16, F16, F8E4M3FN, I8]>;
 def Moe_I32Tensor : RankedTensorOf<[I32]>;
 def Moe_I64Tensor : RankedTensorOf<[I64]>;
 def Moe_StatTensor : RankedTensorOf<[F32, I64]>;
+// The MPI dialect's communicator (its .td files are not included: they
+// would add the MPI enums to this dialect's generated ones).
+def Moe_MPIComm : Type<CPred<"::llvm::isa<::mlir::mpi::CommType>($_self)">,
+                       "MPI communicator (!mpi.comm)", "::mlir::mpi::CommType">,
+                  BuildableType<"::mlir::mpi::CommType::get($_builder.getContext())">;
 
 //===----------------------------------------------------------------------===//
 // moe.layer
@@ -45,6 +50,18 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
     which have no weights; the router-shaped operands (`router`,
     `router_bias`, `noise_router`, `score_bias`, `noise`) have `E + Z` rows
     or columns where the table says `E`, and so do the statistics.
+
+    **Expert parallelism.** With `expert_ranks = R` the layer runs on each
+    of the `R` ranks of `MPI_COMM_WORLD` (whose size must be `R`) on that
+    rank's own tokens. Rank `r` owns experts `[lo(r), lo(r+1))` with
+    `lo(r) = floor(r * E / R)` (contiguous, sizes differing by at most
+    one) and holds a **window** of `W = ceil(E / R)` experts starting at
+    `min(lo(r), E - W)`: the expert operands (weights, biases, scales) have
+    `W` where the table says `E`, and hold that window. Routing runs on the
+    whole router (`E` experts); each chosen row goes to its expert's owner
+    and comes back (`moe.all_to_all`), so every rank's result is what the
+    layer computes without the attribute on that rank's tokens. The
+    statistics are the rank's own tokens'.
 
     Weights use the checkpoint layout `[out, in]`, stacked over experts:
 
@@ -83,7 +100,8 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
     dimension is its depth halved, rounded up; (c13) `clamped_swiglu` needs gated experts (and a
     gated shared expert, if any) and `swiglu_alpha` and `swiglu_limit`
     (`limit > 0`), which no other activation takes; (c14) `router_bias` is
-    `[E]`; (c15) `zero_experts` is positive.
+    `[E]`; (c15) `zero_experts` is positive; (c16) `expert_ranks` is
+    between 1 and `E`.
 
     Example (Mixtral-style, 8 experts, top-2):
 
@@ -132,6 +150,7 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
     OptionalAttr<F32Attr>:$swiglu_limit,
     UnitAttr:$weight_inputs,
     OptionalAttr<I64Attr>:$zero_experts,
+    OptionalAttr<I64Attr>:$expert_ranks,
     OptionalAttr<Moe_StatisticsAttr>:$statistics
   );
   let results = (outs Moe_FloatTensor:$result, Variadic<Moe_StatTensor>:$stats);
@@ -152,6 +171,7 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
     (`swiglu_limit` $swiglu_limit^)?
     (`weight_inputs` $weight_inputs^)?
     (`zero_experts` $zero_experts^)?
+    (`expert_ranks` $expert_ranks^)?
     (`gate_bias` `(` $gate_bias^ `:` type($gate_bias) `)`)?
     (`up_bias` `(` $up_bias^ `:` type($up_bias) `)`)?
     (`down_bias` `(` $down_bias^ `:` type($down_bias) `)`)?
@@ -891,6 +911,76 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     /// clamped to [0, BM], or BM without block sizes.
     ::mlir::Value loadFilledRows(::mlir::OpBuilder &b, ::mlir::Location loc,
                                  ::mlir::Value block);
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// moe.all_to_all
+//===----------------------------------------------------------------------===//
+
+def Moe_AllToAllOp : Moe_Op<"all_to_all", [
+    AllTypesMatch<["send_counts", "recv_counts"]>,
+    DestinationStyleOpInterface,
+    DeclareOpInterfaceMethods<MemoryEffectsOpInterface>]> {
+  let summary = "variable-size exchange of rows among the ranks of a communicator";
+  let description = [{
+    The all-to-all of expert parallelism (`MPI_Alltoallv` with a row as the
+    unit): a row is a slice of `input` or `init` along dimension 0. Rank `r`
+    sends its rows in rank order: rows `[s(p), s(p) + send_counts[p])` go to
+    rank `p`, where `s(p)` is the sum of `send_counts[q]` for `q < p`. It
+    receives `recv_counts[p]` rows from each rank `p` and stores them in
+    rank order from row 0 of `init`; rows of `init` past the received ones
+    keep their values. The result (on tensors) is `init` so updated; on
+    buffers `init` is written in place.
+
+    It is a collective: every rank of `comm` runs it, and the counts agree
+    (`recv_counts[p]` on rank `r` equals `send_counts[r]` on rank `p`), as
+    MPI requires. The op has a side effect on the communicator, so it is
+    neither removed nor reordered with other collectives. The row counts
+    of `input` and `init` bound the sums of the counts: more is undefined
+    (the lowering does not check).
+
+    Constraints: (c1) `input` and `init` are ranked with rank `>= 1`, the
+    same element type and the same row shape (dimensions 1 and up, where
+    static); (c2) `send_counts` and `recv_counts` are `[R]` i64 with static
+    `R >= 1`; (c3) all shaped operands are tensors, with one result of
+    `init`'s type, or all buffers, with no result.
+
+    Example (rows of 16 features among 4 ranks):
+
+    ```mlir
+    func.func @exchange(%rows: tensor<?x16xf32>, %send: tensor<4xi64>,
+                        %recv: tensor<4xi64>, %init: tensor<?x16xf32>)
+        -> tensor<?x16xf32> {
+      %comm = mpi.comm_world : !mpi.comm
+      %got = moe.all_to_all %rows counts(%send, %recv) comm(%comm)
+          : tensor<?x16xf32>, tensor<4xi64> outs(%init : tensor<?x16xf32>)
+          -> tensor<?x16xf32>
+      return %got : tensor<?x16xf32>
+    }
+    ```
+  }];
+  let arguments = (ins
+    AnyShaped:$input,
+    AnyShaped:$send_counts,
+    AnyShaped:$recv_counts,
+    Moe_MPIComm:$comm,
+    AnyShaped:$init
+  );
+  let results = (outs Variadic<AnyRankedTensor>:$result);
+  let assemblyFormat = [{
+    $input `counts` `(` $send_counts `,` $recv_counts `)` `comm` `(` $comm `)`
+    attr-dict `:` type($input) `,` type($send_counts)
+    `outs` `(` $init `:` type($init) `)` (`->` type($result)^)?
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    MutableOperandRange getDpsInitsMutable() { return getInitMutable(); }
+    /// Number of ranks (R), from the counts' type.
+    int64_t getNumRanks() {
+      return ::llvm::cast<::mlir::ShapedType>(getSendCounts().getType())
+          .getDimSize(0);
+    }
   }];
 }
 

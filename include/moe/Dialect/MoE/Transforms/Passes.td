@@ -5,6 +5,39 @@
 
 include "mlir/Pass/PassBase.td"
 
+def MoEShardExpertsPass : Pass<"moe-shard-experts", "::mlir::ModuleOp"> {
+  let summary = "Expert parallelism: each rank holds and runs a window of "
+                "the experts";
+  let description = [{
+    Prepares a module to run on the `ranks` ranks of `MPI_COMM_WORLD`, each
+    on its own tokens: every `moe.layer` gets `expert_ranks = ranks`, and
+    its expert operands (weights, biases, block scales) become the rank's
+    window of `W = ceil(E / ranks)` experts, which starts at
+    `min(floor(r E / ranks), E - W)` on rank `r` (docs/ExpertParallelism.md):
+
+    - an entry-point argument used only as such operands (of layers of the
+      same `E`) takes the window's type and `moe.expert_window = E`: the
+      runtime binds only the rank's experts of the checkpoint tensor;
+    - any other operand (a view of a fused checkpoint tensor, a computed
+      value) is sliced, `tensor.extract_slice` at the rank's window start.
+
+    The module gets `moe.expert_ranks = ranks` and, unless it has one, the
+    DLTI entry `"MPI:Implementation" = mpi` that the MPI lowering reads.
+    `moe-decompose` then builds the exchange. Layers with `expert_ranks`
+    already are left as they are; `ranks` above a layer's `E` is an error.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::DLTIDialect",
+                           "::mlir::mpi::MPIDialect",
+                           "::mlir::tensor::TensorDialect"];
+  let options = [
+    Option<"ranks", "ranks", "int64_t", /*default=*/"1",
+           "Ranks of MPI_COMM_WORLD the experts are spread over">,
+    Option<"mpi", "mpi", "std::string", /*default=*/"\"OpenMPI\"",
+           "The MPI library whose ABI the module calls: OpenMPI or MPICH">
+  ];
+}
+
 def MoEDecomposePass : Pass<"moe-decompose"> {
   let summary = "Split moe.layer into gate, dispatch, expert_matmul and combine";
   let description = [{
@@ -23,12 +56,21 @@ def MoEDecomposePass : Pass<"moe-decompose"> {
       zero ids, `moe.expert_matmul` with its weights as `[1, N, K]`,
       `moe.combine`), so that its weights take the routed experts' path.
 
+    A layer with `expert_ranks` (expert parallelism) dispatches its rows
+    unpadded over all experts, sends them to the ranks owning their experts
+    (`moe.all_to_all` of the per-expert counts, then of the rows), runs the
+    received rows on the rank's window of experts (a `moe.dispatch` of
+    their window ids, the projections, a `moe.combine` of weight 1 back to
+    their order) and sends the results back before the combine.
+
     Works on any op nested under the pass's anchor, so it runs on modules and
     functions alike.
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::linalg::LinalgDialect",
                            "::mlir::math::MathDialect",
+                           "::mlir::mpi::MPIDialect",
+                           "::mlir::scf::SCFDialect",
                            "::mlir::tensor::TensorDialect"];
   let options = [
     Option<"rowAlign", "row-align", "int64_t", /*default=*/"1",

@@ -1,8 +1,9 @@
-//===- GroupedMatmulBufferization.cpp - Bufferizing moe.grouped_matmul ----===//
+//===- BufferizationModels.cpp - Bufferizing moe ops in DPS form ----------===//
 //
-// Destination-passing style: inputs are read, `init` is read and written in
-// place and aliases the result. The memref form of the op is the same op
-// with buffer operands and no result.
+// moe.grouped_matmul and moe.all_to_all are in destination-passing style:
+// inputs are read, `init` is read and written in place and aliases the
+// result. The memref form of each op is the same op with buffer operands
+// and no result.
 //
 //===----------------------------------------------------------------------===//
 
@@ -77,11 +78,38 @@ struct GroupedMatmulBufferizationModel
   }
 };
 
+struct AllToAllBufferizationModel
+    : public DstBufferizableOpInterfaceExternalModel<AllToAllBufferizationModel,
+                                                     AllToAllOp> {
+  LogicalResult bufferize(Operation *op, RewriterBase &rewriter,
+                          const BufferizationOptions &options,
+                          BufferizationState &state) const {
+    auto exchange = llvm::cast<AllToAllOp>(op);
+    FailureOr<Value> input =
+        getBuffer(rewriter, exchange.getInput(), options, state);
+    FailureOr<Value> sendCounts =
+        getBuffer(rewriter, exchange.getSendCounts(), options, state);
+    FailureOr<Value> recvCounts =
+        getBuffer(rewriter, exchange.getRecvCounts(), options, state);
+    FailureOr<Value> init =
+        getBuffer(rewriter, exchange.getInit(), options, state);
+    if (failed(input) || failed(sendCounts) || failed(recvCounts) ||
+        failed(init))
+      return failure();
+    rewriter.setInsertionPoint(op);
+    AllToAllOp::create(rewriter, op->getLoc(), TypeRange{}, *input, *sendCounts,
+                       *recvCounts, exchange.getComm(), *init);
+    replaceOpWithBufferizedValues(rewriter, op, *init);
+    return success();
+  }
+};
+
 } // namespace
 
 void mlir::moe::registerBufferizableOpInterfaceExternalModels(
     DialectRegistry &registry) {
   registry.addExtension(+[](MLIRContext *ctx, MoeDialect *) {
     GroupedMatmulOp::attachInterface<GroupedMatmulBufferizationModel>(*ctx);
+    AllToAllOp::attachInterface<AllToAllBufferizationModel>(*ctx);
   });
 }
