@@ -75,6 +75,9 @@ if _flags:
             break
     if {"avx2", "fma", "bmi2", "movbe"} <= _flags:
         config.available_features.add("x86-64-v3")
+        if {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"} <= \
+                _flags:
+            config.available_features.add("x86-64-v4")
     # The units of the bf16 kernels: tests of the kernel a module picks
     # on this CPU.
     if {"avx512f", "avx512_bf16"} <= _flags:

@@ -184,7 +184,49 @@ BoundEntry::bind(std::shared_ptr<const CompiledModule> module,
     if (!status)
       return status;
   }
+  if (const MpiWorld *world = bound.module->mpiWorld()) {
+    Status status = bound.checkSameOnEveryRank(*world);
+    if (!status)
+      return status.withContext(where);
+  }
   return bound;
+}
+
+/// FNV-1a, 64 bits.
+static uint64_t hashBytes(uint64_t hash, const void *data, size_t size) {
+  const auto *bytes = static_cast<const uint8_t *>(data);
+  for (size_t i = 0; i < size; ++i)
+    hash = (hash ^ bytes[i]) * 0x100000001b3ULL;
+  return hash;
+}
+
+Status BoundEntry::checkSameOnEveryRank(const MpiWorld &world) const {
+  // What the layer computes with: the entry's signature and bindings, and
+  // the weights every rank holds whole (the router, shared experts), which
+  // tell checkpoints apart. The windows of experts differ by rank.
+  uint64_t hash = 0xcbf29ce484222325ULL;
+  auto add = [&](const std::string &text) {
+    hash = hashBytes(hash, text.data(), text.size() + 1);
+  };
+  add(spec().name);
+  for (size_t i = 0; i < spec().args.size(); ++i) {
+    const ManifestArg &arg = spec().args[i];
+    add(formatArgType(arg.type, arg.shape) + " " + arg.weightName + " " +
+        std::to_string(arg.windowOf) + " " + arg.packingSymbol);
+    if (arg.kind == ArgKind::Weight && arg.windowOf == 0 &&
+        weights[i].numBytes != 0 && !module->isGpu())
+      hash = hashBytes(hash, weights[i].data, weights[i].numBytes);
+  }
+  for (const ManifestResult &result : spec().results)
+    add(formatArgType(result.type, result.shape));
+  Result<bool> same = world.allAgree(hash);
+  if (!same)
+    return same.status();
+  if (!*same)
+    return Status::failure(
+        "the ranks did not load the same layer and checkpoint (the entry's "
+        "signature or the weights every rank holds differ between ranks)");
+  return Status::success();
 }
 
 void BoundEntry::DeviceDeleter::operator()(void *p) const {
@@ -374,6 +416,7 @@ Status BoundEntry::bindTensor(const ManifestArg &arg,
       numBytes = static_cast<size_t>(shape[0]) * expertBytes;
     }
     buffer.numBytes = numBytes;
+    bytesRead += numBytes;
     if (numBytes == 0) {
       buffer.data = emptyBufferAddress();
     } else if (reinterpret_cast<uintptr_t>(data) % itemSize == 0) {
@@ -424,6 +467,7 @@ Status BoundEntry::bindTensor(const ManifestArg &arg,
   Status status = allocate(totalBytes, context);
   if (!status)
     return status;
+  bytesRead += totalBytes;
   auto *out = static_cast<uint8_t *>(buffer.owned.get());
   for (const TensorView *tensor : experts) {
     std::memcpy(out, tensor->data, tensor->numBytes);

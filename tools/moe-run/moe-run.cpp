@@ -26,18 +26,23 @@
 #include "moe/Version.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <signal.h>
 #include <spawn.h>
 #include <string>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -53,7 +58,7 @@ const char *const kUsage =
     "usage: moe-run LAYER.mlir|LAYER.so --weights CHECKPOINT --input X.npy\n"
     "               --output Y.npy [--output S.npy ...] [--entry NAME]\n"
     "               [--target cpu|cuda] [--threads N] [--device N]\n"
-    "               [--bench N [--cold]]\n"
+    "               [--bench N [--cold]] [--timeout SECONDS]\n"
     "       moe-run --devices\n"
     "\n"
     "Runs an entry point of a compiled MoE layer on float32 [T, H] tokens.\n"
@@ -83,6 +88,10 @@ const char *const kUsage =
     "                      twice the last-level cache (64 MiB to 1 GiB), so\n"
     "                      that weights come from DRAM, as a layer's do when\n"
     "                      the model's other layers run between its calls\n"
+    "  --timeout SECONDS   a layer compiled for expert parallelism (run\n"
+    "                      under mpirun -np R): end the whole job with an\n"
+    "                      error when one call takes longer (a rank stopped\n"
+    "                      or hung; default 300, 1 to 86400)\n"
     "  --quiet             no progress lines and no human-readable --bench\n"
     "                      line (both go to a terminal's stderr only)\n"
     "  --devices           list the CUDA GPUs (one line each: ordinal, name,\n"
@@ -112,6 +121,68 @@ int reportError(const std::string &message) {
   mpiWorld->abort(1);
 }
 
+/// Under MPI, the line a rank prints when the launcher ends it (mpirun
+/// sends SIGTERM to every rank once one has failed).
+char terminatedMessage[160] = "moe-run: error: ended by the MPI launcher\n";
+
+extern "C" void onTerminated(int) {
+  ssize_t ignored =
+      write(STDERR_FILENO, terminatedMessage, strlen(terminatedMessage));
+  (void)ignored;
+  _exit(1);
+}
+
+/// Under MPI: ends the job with an error when a call runs past the timeout
+/// (another rank stopped or hung, so a collective never completes).
+class CallWatchdog {
+public:
+  CallWatchdog(const MpiWorld &world, long long seconds)
+      : world(world), limit(seconds) {
+    thread = std::thread([this] { watch(); });
+  }
+  ~CallWatchdog() {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      stopping = true;
+    }
+    wake.notify_all();
+    thread.join();
+  }
+  void begin() { start.store(now()); }
+  void end() { start.store(0); }
+
+private:
+  static long long now() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+               .count() +
+           1;
+  }
+  void watch() {
+    std::unique_lock<std::mutex> lock(mutex);
+    while (!wake.wait_for(lock, std::chrono::milliseconds(100),
+                          [this] { return stopping; })) {
+      long long began = start.load();
+      if (began != 0 && now() - began > limit * 1000) {
+        std::fprintf(stderr,
+                     "moe-run: error: rank %d of %d: a call of the layer ran "
+                     "over %lld s (--timeout); another rank stopped or hung\n",
+                     world.rank(), world.size(), limit);
+        std::fflush(stderr);
+        world.abort(1);
+      }
+    }
+  }
+
+  const MpiWorld &world;
+  long long limit;
+  std::atomic<long long> start{0};
+  std::mutex mutex;
+  std::condition_variable wake;
+  bool stopping = false;
+  std::thread thread;
+};
+
 /// The command line.
 struct Options {
   std::string layer;
@@ -130,6 +201,8 @@ struct Options {
   std::optional<std::string> target;
   bool quiet = false;
   bool cold = false;
+  /// Under MPI: the longest a call may take before the job is ended.
+  long long timeoutSeconds = 300;
 };
 
 /// Parses a decimal integer in [min, max]; no sign, no spaces.
@@ -192,7 +265,8 @@ int listDevices() {
 std::string parseOptions(const std::vector<std::string> &args,
                          Options &options) {
   bool seenWeights = false, seenEntry = false, seenThreads = false,
-       seenBench = false, seenDevice = false, seenTarget = false;
+       seenBench = false, seenDevice = false, seenTarget = false,
+       seenTimeout = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string &arg = args[i];
     if (arg == "-h" || arg == "--help") {
@@ -243,6 +317,8 @@ std::string parseOptions(const std::vector<std::string> &args,
       seen = &seenDevice;
     else if (flag == "--target")
       seen = &seenTarget;
+    else if (flag == "--timeout")
+      seen = &seenTimeout;
     else if (flag != "--input" && flag != "--output")
       return "unknown option '" + printable(flag) + "'; see --help";
     if (!hasValue) {
@@ -279,6 +355,12 @@ std::string parseOptions(const std::vector<std::string> &args,
       if (value != "cpu" && value != "cuda")
         return "--target needs cpu or cuda, got '" + printable(value) + "'";
       options.target = value;
+    } else if (flag == "--timeout") {
+      std::optional<long long> n = parseCount(value, 1, 86400);
+      if (!n)
+        return "--timeout needs a number of seconds from 1 to 86400, got '" +
+               printable(value) + "'";
+      options.timeoutSeconds = *n;
     } else if (flag == "--device") {
       std::optional<long long> n = parseCount(value, 0, 1023);
       if (!n)
@@ -567,6 +649,15 @@ int run(const Options &options) {
     return reportError(module.error());
   }
   mpiWorld = (*module)->mpiWorld();
+  if (mpiWorld) {
+    std::snprintf(terminatedMessage, sizeof(terminatedMessage),
+                  "moe-run: error: rank %d of %d: ended by the MPI launcher "
+                  "(another rank failed, or the job was cancelled)\n",
+                  mpiWorld->rank(), mpiWorld->size());
+    struct sigaction action = {};
+    action.sa_handler = onTerminated;
+    sigaction(SIGTERM, &action, nullptr);
+  }
   progress.start("opening " + options.weights);
   Result<Checkpoint> checkpoint = Checkpoint::open(options.weights);
   if (!checkpoint)
@@ -611,6 +702,30 @@ int run(const Options &options) {
     progress.done(megabytes(copied + mapped) + ": " + megabytes(copied) +
                   " copied (expert stacks, packing), " + megabytes(mapped) +
                   " mapped in place" + packing);
+  }
+  // Under expert parallelism each rank says what it holds and read.
+  if (mpiWorld && !options.quiet) {
+    int64_t experts = 0, window = 0;
+    for (const ManifestArg &arg : entry->spec().args)
+      if (arg.windowOf > 0) {
+        experts = arg.windowOf;
+        window = (arg.isPacked() ? arg.packingShape : arg.shape)[0];
+        break;
+      }
+    int rank = mpiWorld->rank(), size = mpiWorld->size();
+    std::string held = "no expert window";
+    if (experts > 0) {
+      int64_t first = expertWindowStart(experts, size, rank);
+      held = "experts " + std::to_string(rank * experts / size) + ".." +
+             std::to_string((rank + 1) * experts / size - 1) + " of " +
+             std::to_string(experts) + " (window " + std::to_string(first) +
+             ".." + std::to_string(first + window - 1) + ")";
+    }
+    std::fprintf(stderr,
+                 "moe-run: rank %d of %d: %s; %llu bytes read from the "
+                 "checkpoint\n",
+                 rank, size, held.c_str(),
+                 static_cast<unsigned long long>(entry->checkpointBytesRead()));
   }
 
   std::string name = "'" + printable(entry->name()) + "'";
@@ -685,12 +800,19 @@ int run(const Options &options) {
   std::vector<unsigned char> evictor;
   if (options.cold)
     evictor.resize(cacheEvictionBytes());
+  std::optional<CallWatchdog> watchdog;
+  if (mpiWorld)
+    watchdog.emplace(*mpiWorld, options.timeoutSeconds);
   for (long long i = 0; i < runs; ++i) {
     if (options.cold)
       evictCaches(evictor, i);
+    if (watchdog)
+      watchdog->begin();
     auto start = std::chrono::steady_clock::now();
     status = entry->run(inputs, outputs, options.threads);
     auto stop = std::chrono::steady_clock::now();
+    if (watchdog)
+      watchdog->end();
     if (!status)
       return reportError(status.error());
     if (options.bench && i > 0)

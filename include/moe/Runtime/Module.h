@@ -191,6 +191,9 @@ public:
   /// Seconds spent in the module's packing functions while binding (0 when
   /// no weight is packed): a once-per-module cost, never per call.
   double packingSeconds() const { return packSeconds; }
+  /// The bytes of checkpoint tensors binding read (under expert parallelism
+  /// only the rank's window of each expert tensor).
+  uint64_t checkpointBytesRead() const { return bytesRead; }
   /// The number of weights bound through a packing function.
   size_t numPackedWeights() const { return packedWeights; }
   /// The element type of result `index`.
@@ -272,6 +275,10 @@ private:
                                 WeightBuffer &buffer);
   /// Gives `buffer` an owned, 64-byte aligned, uninitialized copy of
   /// `numBytes`.
+  /// Under expert parallelism: fails on every rank unless all ranks bound
+  /// the same entry of the same layer to the same checkpoint (a hash of the
+  /// signature and of the weights every rank holds, compared over MPI).
+  Status checkSameOnEveryRank(const MpiWorld &world) const;
   static Status allocateOwned(size_t numBytes, const std::string &context,
                               WeightBuffer &buffer);
   Status runSlice(const std::vector<MatrixRef> &inputs,
@@ -287,6 +294,8 @@ private:
   /// One buffer per argument; empty for inputs.
   std::vector<WeightBuffer> weights;
   double packSeconds = 0;
+  /// Accumulated by the const binding helpers as they read tensors.
+  mutable uint64_t bytesRead = 0;
   size_t packedWeights = 0;
 };
 
