@@ -15,16 +15,19 @@ One run measures, in this order:
 3. for each R: `mpirun -np R moe-run --bench RUNS` on the same T tokens
    (split over the ranks), with an MPI profiling shim preloaded
    (bench/mpi_profile.c, the PMPI interface) that times every
-   MPI_Alltoallv of the layer and counts the bytes each rank sends to the
-   others. Reported: the median time per call (rank 0's), the share of the
-   exchange (time inside MPI_Alltoallv, waiting for slower ranks included,
-   averaged over ranks), the compute time (the rest), the bytes sent per
-   token per layer measured and from the formula
+   MPI_Alltoallv of the layer, after a barrier that it times apart, and
+   counts the bytes each rank sends to the others. Reported: the median
+   time per call (rank 0's); averaged over ranks, the wait at the barriers
+   (for slower ranks: the load imbalance of the experts' rows) and the
+   exchange itself (inside MPI_Alltoallv), each with its share; the compute
+   time (the rest); the bytes sent per token per layer measured and from
+   the formula
    2 K H s (R - 1) / R (s the activations' element size; rows go to their
    expert's rank and back), and the exchange's rate against the measured
    limit.
 
-Each rank runs max(1, cores / R) OpenMP threads. On a machine with fewer
+Each rank runs max(1, cores / R) OpenMP threads, bound to as many cores
+where R <= cores (unbound otherwise). On a machine with fewer
 cores than ranks the ranks share cores, so the compute time grows with R:
 the numbers show the exchange's cost, not a speed-up, which needs a core
 (or a machine) per rank. Writes the JSON to --out and prints a table.
@@ -59,7 +62,16 @@ def run(command: list[str], env: dict | None = None) -> str:
 
 
 def mpirun_command(ranks: int) -> list[str]:
-    command = ["mpirun", "--oversubscribe", "--mca", "btl", "self,vader",
+    # Each rank on its own cores where there are enough (its OpenMP threads
+    # on them), unbound otherwise.
+    cores = os.cpu_count() or 1
+    if 1 < ranks <= cores:
+        placement = ["--map-by", f"slot:PE={cores // ranks}",
+                     "--bind-to", "core"]
+    else:
+        placement = ["--bind-to", "none"]
+    command = ["mpirun", "--oversubscribe", *placement,
+               "--mca", "btl", "self,vader",
                "--mca", "btl_vader_single_copy_mechanism", "none",
                "-np", str(ranks)]
     if os.geteuid() == 0:
@@ -148,6 +160,8 @@ def measure(args, ranks, bin_dir, cores, work) -> int:
         run([moe_compile, layer, f"--pipeline-options=ranks={count}", "-o",
              module])
         median_ms, profiles = bench(module, count)
+        wait_ms = statistics.mean(
+            p["wait_seconds"] * 1e3 / calls for p in profiles)
         exchange_ms = statistics.mean(
             p["alltoallv_seconds"] * 1e3 / calls for p in profiles)
         sent = sum(p["bytes_to_others"] for p in profiles) / calls
@@ -163,8 +177,9 @@ def measure(args, ranks, bin_dir, cores, work) -> int:
                     if exchange_ms > 0 and count > 1 else None)
         results.append({
             "ranks": count, "median_ms": median_ms,
-            "exchange_ms": exchange_ms,
-            "compute_ms": median_ms - exchange_ms,
+            "wait_ms": wait_ms, "exchange_ms": exchange_ms,
+            "compute_ms": median_ms - exchange_ms - wait_ms,
+            "wait_share": wait_ms / median_ms if median_ms else 0,
             "exchange_share": exchange_ms / median_ms if median_ms else 0,
             "bytes_per_token": sent / args.tokens if args.tokens else 0,
             "bytes_per_token_formula": formula,
@@ -184,14 +199,15 @@ def measure(args, ranks, bin_dir, cores, work) -> int:
         json.dump(report, file, indent=2)
     print(f"one process: {baseline_ms:.3f} ms for {args.tokens} tokens "
           f"({cores} cores)")
-    print("R | ms/call | compute ms | exchange ms (share) | bytes/token "
-          "(formula) | exchange GB/s per rank (alltoall limit)")
+    print("R | ms/call | compute ms | wait ms (share) | exchange ms (share) "
+          "| bytes/token (formula) | exchange GB/s per rank (alltoall limit)")
     for r in results:
         rate = (f"{r['exchange_gbs_per_rank']:.2f} "
                 f"({r['alltoall_limit_gbs_per_rank']:.2f})"
                 if r["exchange_gbs_per_rank"] and
                 r["alltoall_limit_gbs_per_rank"] else "-")
         print(f"{r['ranks']} | {r['median_ms']:.3f} | {r['compute_ms']:.3f} | "
+              f"{r['wait_ms']:.3f} ({100 * r['wait_share']:.1f}%) | "
               f"{r['exchange_ms']:.3f} ({100 * r['exchange_share']:.1f}%) | "
               f"{r['bytes_per_token']:.0f} ({r['bytes_per_token_formula']:.0f})"
               f" | {rate}")
