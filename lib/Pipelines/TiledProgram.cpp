@@ -19,7 +19,9 @@ using namespace mlir;
 
 void moe::addTiledProgramPasses(OpPassManager &pm,
                                 const TiledProgramOptions &options) {
-  // Expert windows first: the entry points' weights change type.
+  // Collectives of upstream's shard dialect over MPI; then expert windows:
+  // the entry points' weights change type.
+  pm.addPass(moe::createConvertShardAllToAllToMoEPass());
   if (options.ranks != 0)
     pm.addPass(moe::createMoEShardExpertsPass(
         moe::MoEShardExpertsPassOptions{options.ranks}));

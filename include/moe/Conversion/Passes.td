@@ -86,4 +86,39 @@ def MoEFuseRoutingPass : Pass<"moe-fuse-routing"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def ConvertShardAllToAllToMoEPass
+    : Pass<"moe-convert-shard-all-to-all", "::mlir::ModuleOp"> {
+  let summary = "shard.all_to_all on tensors to moe.all_to_all over "
+                "MPI_COMM_WORLD";
+  let description = [{
+    Lowers upstream `shard.all_to_all` (split each device's tensor along
+    `split_axis` into one piece per device of the group, send piece `p` to
+    device `p`, concatenate what arrives along `concat_axis`) to the
+    project's `moe.all_to_all`, whose lowering calls `MPI_Alltoallv`, for a
+    group that is the whole grid: the grid's devices are the ranks of
+    `MPI_COMM_WORLD`, in row-major order. On the capacity layout of
+    expert parallelism, `[E, C, H]` split along the experts (0) and
+    concatenated along the slots (1), each rank gets its `E / R` experts'
+    slots from every rank, `[E / R, R * C, H]`.
+
+    The split axis moves to the front (`linalg.transpose`), the rows go out
+    in equal counts (`dim / R` per rank), and what arrives, `[R, dim / R,
+    ...]` in source order, is interleaved into the concatenation axis
+    (`tensor.expand_shape`, `linalg.transpose`, `tensor.collapse_shape`)
+    before the split axis moves back. A group of one device is the
+    identity. Tensors need static shapes. The module is marked as running
+    on the grid's number of ranks (`moe.mpi_ranks`) with `mpi`'s ABI unless
+    it has a DLTI map already; unused `shard.grid` symbols are removed.
+  }];
+  let dependentDialects = ["::mlir::DLTIDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::moe::MoeDialect",
+                           "::mlir::mpi::MPIDialect",
+                           "::mlir::tensor::TensorDialect"];
+  let options = [
+    Option<"mpi", "mpi", "std::string", /*default=*/"\"OpenMPI\"",
+           "The MPI library whose ABI the module calls: OpenMPI or MPICH">
+  ];
+}
+
 #endif // MOE_CONVERSION_PASSES_TD

@@ -6,7 +6,7 @@
 
 // Entry arguments used only as expert weights take the window's type (3 of
 // 5 experts on 2 ranks) and moe.expert_window; the router stays whole.
-// CHECK: module attributes {dlti.map = #dlti.map<"MPI:Implementation" = "OpenMPI">, moe.expert_ranks = 2 : i64}
+// CHECK: module attributes {dlti.map = #dlti.map<"MPI:Implementation" = "OpenMPI">, moe.mpi_ranks = 2 : i64}
 // CHECK-LABEL: func.func @forward
 // CHECK-SAME: %{{.*}}: tensor<5x16xf32> {moe.weight = "router"}
 // CHECK-SAME: %{{.*}}: tensor<3x32x16xf32> {moe.expert_window = 5 : i64, moe.weight = "experts.{e}.w1"}

@@ -217,7 +217,7 @@ struct MoEExportEntriesPass
     if (!chip.empty())
       manifest["gpu"] = llvm::json::Object{{"api", "cuda"}, {"chip", chip}};
     // Expert parallelism: the ranks of MPI_COMM_WORLD the module runs on.
-    if (auto ranks = module->getAttrOfType<IntegerAttr>(kExpertRanksAttrName)) {
+    if (auto ranks = module->getAttrOfType<IntegerAttr>(kMPIRanksAttrName)) {
       // The MPI library whose ABI the lowering calls, as it chooses it.
       FailureOr<Attribute> library =
           dlti::query(module, ArrayRef<StringRef>{"MPI:Implementation"});

@@ -167,14 +167,26 @@ struct MoEShardExpertsPass
                                      func.getBody().front().getArgumentTypes(),
                                      func.getResultTypes()));
     }
-    module->setAttr(kExpertRanksAttrName, b.getI64IntegerAttr(ranks));
-    if (!module->hasAttr("dlti.map"))
-      module->setAttr(
-          "dlti.map",
-          MapAttr::get(context, {DataLayoutEntryAttr::get(
-                                    b.getStringAttr("MPI:Implementation"),
-                                    b.getStringAttr(mpi))}));
+    if (failed(markMPIWorld(module, ranks, mpi)))
+      return signalPassFailure();
   }
 };
 
 } // namespace
+
+LogicalResult mlir::moe::markMPIWorld(ModuleOp module, int64_t ranks,
+                                      StringRef library) {
+  Builder b(module.getContext());
+  if (auto marked = module->getAttrOfType<IntegerAttr>(kMPIRanksAttrName);
+      marked && marked.getInt() != ranks)
+    return module.emitError("the module runs on ")
+           << marked.getInt() << " MPI ranks already, not " << ranks;
+  module->setAttr(kMPIRanksAttrName, b.getI64IntegerAttr(ranks));
+  if (!module->hasAttr("dlti.map"))
+    module->setAttr("dlti.map",
+                    MapAttr::get(module.getContext(),
+                                 {DataLayoutEntryAttr::get(
+                                     b.getStringAttr("MPI:Implementation"),
+                                     b.getStringAttr(library))}));
+  return success();
+}

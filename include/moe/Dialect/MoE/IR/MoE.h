@@ -77,9 +77,10 @@ constexpr llvm::StringLiteral kPackingAttrName = "moe.packing";
 /// module's `R` ranks (docs/ExpertParallelism.md).
 constexpr llvm::StringLiteral kExpertWindowAttrName = "moe.expert_window";
 
-/// The module attribute of a module sharded for expert parallelism: the
-/// number of ranks (an i64).
-constexpr llvm::StringLiteral kExpertRanksAttrName = "moe.expert_ranks";
+/// The module attribute of a module that runs on MPI ranks (expert
+/// parallelism, shard collectives): the size of MPI_COMM_WORLD it needs (an
+/// i64).
+constexpr llvm::StringLiteral kMPIRanksAttrName = "moe.mpi_ranks";
 
 /// The placeholder of a weight name that stacks per-expert tensors.
 constexpr llvm::StringLiteral kExpertPlaceholder = "{e}";

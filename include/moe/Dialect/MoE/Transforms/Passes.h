@@ -25,6 +25,13 @@ void populateMoEDecomposePatterns(RewritePatternSet &patterns,
 /// implementation (or a GPU lowering) covers.
 SmallVector<Range> getComputedDomain(OpBuilder &b, GroupedMatmulOp op);
 
+/// Marks `module` as running on `ranks` ranks of MPI_COMM_WORLD
+/// (`moe.mpi_ranks`, recorded in the manifest) and, unless it has a DLTI
+/// map, as calling `library`'s ABI ("OpenMPI" or "MPICH"; the DLTI entry
+/// "MPI:Implementation" the MPI lowerings read). Fails, with an error on
+/// the module, when it is marked for another number of ranks.
+LogicalResult markMPIWorld(ModuleOp module, int64_t ranks, StringRef library);
+
 #define GEN_PASS_REGISTRATION
 #include "moe/Dialect/MoE/Transforms/Passes.h.inc"
 

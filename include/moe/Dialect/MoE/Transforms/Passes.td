@@ -21,7 +21,7 @@ def MoEShardExpertsPass : Pass<"moe-shard-experts", "::mlir::ModuleOp"> {
     - any other operand (a view of a fused checkpoint tensor, a computed
       value) is sliced, `tensor.extract_slice` at the rank's window start.
 
-    The module gets `moe.expert_ranks = ranks` and, unless it has one, the
+    The module gets `moe.mpi_ranks = ranks` and, unless it has one, the
     DLTI entry `"MPI:Implementation" = mpi` that the MPI lowering reads.
     `moe-decompose` then builds the exchange. Layers with `expert_ranks`
     already are left as they are; `ranks` above a layer's `E` is an error.
