@@ -43,6 +43,7 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
   tiled.bf16Pairs = options.bf16Matmul != moe::Bf16Matmul::F32;
   tiled.tileK = options.tileK;
   tiled.ranks = options.ranks;
+  tiled.mpi = options.mpi;
   addTiledProgramPasses(pm, tiled);
   bool fast = !options.reference;
 

@@ -21,10 +21,11 @@ void moe::addTiledProgramPasses(OpPassManager &pm,
                                 const TiledProgramOptions &options) {
   // Collectives of upstream's shard dialect over MPI; then expert windows:
   // the entry points' weights change type.
-  pm.addPass(moe::createConvertShardAllToAllToMoEPass());
+  pm.addPass(moe::createConvertShardAllToAllToMoEPass(
+      moe::ConvertShardAllToAllToMoEPassOptions{options.mpi}));
   if (options.ranks != 0)
     pm.addPass(moe::createMoEShardExpertsPass(
-        moe::MoEShardExpertsPassOptions{options.ranks}));
+        moe::MoEShardExpertsPassOptions{options.ranks, options.mpi}));
   // Entry points are described while their signatures are still tensors.
   if (options.cInterface)
     pm.addPass(moe::createMoEExportEntriesPass(

@@ -25,6 +25,8 @@ struct TiledProgramOptions {
   /// Expert parallelism over this many MPI ranks (moe-shard-experts); 0
   /// for none.
   int64_t ranks = 0;
+  /// The MPI library whose ABI such a module calls.
+  std::string mpi = "OpenMPI";
   /// Non-empty for a module of CUDA kernels (moe-export-entries cuda-chip).
   std::string cudaChip;
   bool reference = false;

@@ -395,6 +395,13 @@ Status BoundEntry::bindTensor(const ManifestArg &arg,
                              "): a window of experts in a module that runs "
                              "in no MPI world");
     firstExpert = expertWindowStart(arg.windowOf, world->size(), world->rank());
+    // The manifest checked that the window is ceil(E / R) of E experts.
+    if (firstExpert < 0 || firstExpert + shape[0] > arg.windowOf)
+      return Status::failure("weight '" + printable(arg.weightName) + "' (" +
+                             argument + "): a window of " +
+                             std::to_string(shape[0]) + " experts from " +
+                             std::to_string(firstExpert) + " exceeds its " +
+                             std::to_string(arg.windowOf));
   }
   if (!arg.isStacked()) {
     std::string context =

@@ -114,6 +114,9 @@ namespace {
 
 /// Validates the JSON tree; the first problem is kept in `error`.
 class ManifestReader {
+  /// The `parallel` ranks, once read (0 before or without).
+  int64_t mpiRanks = 0;
+
 public:
   /// Reads the root object into `manifest`.
   bool read(const JsonValue &root, Manifest &manifest) {
@@ -233,6 +236,7 @@ private:
     if (!ranks.isInt() || ranks.getInt() < 1 || ranks.getInt() > (1 << 24))
       return fail("parallel", "'ranks' must be an integer in [1, 2^24]");
     manifest.mpiRanks = ranks.getInt();
+    mpiRanks = manifest.mpiRanks;
     return true;
   }
 
@@ -398,10 +402,16 @@ private:
     if (const JsonValue *experts = value.find("experts")) {
       const std::vector<int64_t> &source =
           arg.isPacked() ? arg.packingShape : arg.shape;
-      if (!experts->isInt() || experts->getInt() < 1 || source.empty() ||
-          source[0] < 1 || source[0] > experts->getInt())
-        return fail(where, "'experts' must be an integer at least the "
-                           "window, the first dimension of the weight");
+      if (mpiRanks == 0)
+        return fail(where, "'experts' (a window of experts) needs the "
+                           "module's 'parallel' ranks");
+      // The window is ceil(E / R) experts (ExpertParallelism.md).
+      if (!experts->isInt() || experts->getInt() < mpiRanks ||
+          experts->getInt() > 2147483647 || source.empty() ||
+          source[0] != (experts->getInt() + mpiRanks - 1) / mpiRanks)
+        return fail(where, "'experts' must be the E experts of which the "
+                           "weight's first dimension is a window of "
+                           "ceil(E / ranks), with ranks <= E < 2^31");
       if (arg.format != WeightFormat::Plain)
         return fail(where, "a window of experts of a weight in another "
                            "format ('format') is not supported");

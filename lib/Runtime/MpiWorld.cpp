@@ -15,6 +15,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -65,6 +66,7 @@ bool lookup(void *handle, const char *name, Function &function) {
 
 void finalizeAtExit();
 MpiWorld::Library *loadedLibrary = nullptr;
+std::atomic<const MpiWorld *> attachedWorld{nullptr};
 
 void finalizeAtExit() {
   int done = 0;
@@ -131,12 +133,19 @@ Result<const MpiWorld *> MpiWorld::attach(void *moduleHandle,
       return fail("MPI_Init_thread failed");
     loadedLibrary = &library;
     std::atexit(finalizeAtExit);
+    // Calls come from one thread at a time, not always the same one.
+    if (provided < kThreadSerialized)
+      return fail("the MPI library offers thread level " +
+                  std::to_string(provided) + ", below MPI_THREAD_SERIALIZED");
   }
   library.commRank(library.commWorld, &world.worldRank);
   library.commSize(library.commWorld, &world.worldSize);
   world.library = &library;
+  attachedWorld.store(&world);
   return ResultT(&world);
 }
+
+const MpiWorld *MpiWorld::current() { return attachedWorld.load(); }
 
 Status MpiWorld::gather(const void *bytes, size_t size,
                         std::vector<uint8_t> &gathered) const {

@@ -75,7 +75,9 @@ def _compile(args: argparse.Namespace) -> None:
     from .tools import ToolError, compile_layer
     try:
         compile_layer(args.input, args.output, mcpu=args.mcpu, emit=args.emit,
-                      row_align=args.row_align, target=args.target)
+                      row_align=args.row_align, target=args.target,
+                      pipeline_options=(f"ranks={args.ranks}"
+                                        if args.ranks else None))
     except ToolError as err:
         raise CommandError(str(err)) from None
 
@@ -449,6 +451,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="what to write (default: so)")
     comp.add_argument("--row-align", type=_positive,
                       help="pad each expert's rows to a multiple of this")
+    comp.add_argument("--ranks", type=_positive,
+                      help="expert parallelism over this many MPI ranks "
+                      "(run with mpirun -np RANKS; docs/ExpertParallelism.md)")
     comp.set_defaults(handler=_compile)
 
     run = commands.add_parser(

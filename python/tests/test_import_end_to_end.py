@@ -101,6 +101,27 @@ def test_run_from_mlir_and_in_process_from_mlir(tmp_path) -> None:
     assert '"median_ms"' in stdout
 
 
+def test_compile_for_ranks(tmp_path) -> None:
+    """``compile --ranks 2``: a module for expert parallelism, whose manifest
+    names its MPI world and its weights' windows of experts (run under
+    mpirun in test/Integration/MPI)."""
+    case = family_cases.make_case("mixtral", "f32")
+    ckpt = str(tmp_path / "ckpt")
+    case.write(ckpt)
+    layer_ir = str(tmp_path / "layer.mlir")
+    module = tmp_path / "layer.so"
+    _ok(built_tools.moe_mlir("import-hf", ckpt, "--layer", "1", "-o",
+                             layer_ir), "import-hf")
+    _ok(built_tools.moe_mlir("compile", layer_ir, "--ranks", "2", "-o",
+                             str(module)), "compile")
+    manifest = module.read_bytes()
+    assert b'"parallel":{"api":"mpi","library":"OpenMPI","ranks":2}' in manifest
+    assert b'"experts":%d' % case.spec.num_experts in manifest
+    done = built_tools.moe_mlir("compile", layer_ir, "--ranks", "0", "-o",
+                                str(module))
+    assert done.returncode != 0
+
+
 _CUDA_TOOLKIT = os.path.exists(os.path.join(
     os.environ.get("CUDA_HOME", "/usr/local/cuda"), "bin", "ptxas"))
 _FAKE_DRIVER = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir,

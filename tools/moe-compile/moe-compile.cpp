@@ -105,8 +105,9 @@ int fail(const Twine &message) {
 /// Anything else (e.g. MLIR's runtime-utility libraries) would be missing at
 /// load time on a machine that has only the MoE runtime.
 bool isProvidedExternally(StringRef name) {
-  static const StringSet<> libc = {"malloc", "free", "aligned_alloc",
-                                   "memcpy", "memmove", "memset"};
+  static const StringSet<> libc = {"malloc", "free",    "aligned_alloc",
+                                   "memcpy", "memmove", "memset",
+                                   "write"};
   static const StringSet<> libm = {
       "expf",  "exp2f", "expm1f", "logf",   "log1pf", "log2f",  "log10f",
       "erff",  "erfcf", "tanhf",  "sinhf",  "coshf",  "tanf",   "sinf",

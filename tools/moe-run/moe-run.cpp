@@ -103,22 +103,24 @@ const char *const kUsage =
 constexpr unsigned kMaxThreads = 1024;
 constexpr long long kMaxBenchRuns = 1000000000;
 
-/// Prints the one error line; returns the exit status.
 /// The MPI world of an expert-parallel layer, once loaded; null otherwise.
 const MpiWorld *mpiWorld = nullptr;
 
+/// Prints the one error line; returns the exit status.
 int reportError(const std::string &message) {
   // Messages quote input through printable() already; this keeps any that
-  // does not from breaking the line.
-  if (!mpiWorld) {
+  // does not from breaking the line. Once MPI runs (even if the module
+  // that started it then failed to load), the other ranks may wait in a
+  // collective: the whole job ends.
+  const MpiWorld *world = MpiWorld::current();
+  if (!world) {
     std::fprintf(stderr, "moe-run: error: %s\n", printable(message).c_str());
     return 1;
   }
-  // The other ranks may wait in a collective: the whole job ends.
-  std::fprintf(stderr, "moe-run: error: rank %d of %d: %s\n", mpiWorld->rank(),
-               mpiWorld->size(), printable(message).c_str());
+  std::fprintf(stderr, "moe-run: error: rank %d of %d: %s\n", world->rank(),
+               world->size(), printable(message).c_str());
   std::fflush(stderr);
-  mpiWorld->abort(1);
+  world->abort(1);
 }
 
 /// Under MPI, the line a rank prints when the launcher ends it (mpirun
@@ -169,7 +171,10 @@ private:
                      "over %lld s (--timeout); another rank stopped or hung\n",
                      world.rank(), world.size(), limit);
         std::fflush(stderr);
-        world.abort(1);
+        // Not MPI_Abort: this thread may not call MPI while the calling
+        // one waits in a collective. The launcher ends the other ranks
+        // when this one exits with an error.
+        std::_Exit(1);
       }
     }
   }
@@ -768,8 +773,12 @@ int run(const Options &options) {
     for (const NpyArray &array : arrays)
       if (array.shape[0] != allTokens)
         return reportError("the inputs have different token counts");
-    firstToken = allTokens * mpiWorld->rank() / mpiWorld->size();
-    tokens = allTokens * (mpiWorld->rank() + 1) / mpiWorld->size() - firstToken;
+    auto share = [&](int rank) {
+      return static_cast<int64_t>(static_cast<__int128>(allTokens) * rank /
+                                  mpiWorld->size());
+    };
+    firstToken = share(mpiWorld->rank());
+    tokens = share(mpiWorld->rank() + 1) - firstToken;
   }
   for (const NpyArray &array : arrays)
     inputs.push_back({array.data.data() + firstToken * array.shape[1], tokens,

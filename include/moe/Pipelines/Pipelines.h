@@ -139,6 +139,12 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
                      "holding and running a window of the experts "
                      "(moe-shard-experts ranks); 0 for none"),
       llvm::cl::init(0)};
+  PassOptions::Option<std::string> mpi{
+      *this, "mpi",
+      llvm::cl::desc("The MPI library whose ABI a module exchanging rows "
+                     "calls: OpenMPI or MPICH (moe-shard-experts and "
+                     "moe-convert-shard-all-to-all mpi)"),
+      llvm::cl::init("OpenMPI")};
   PassOptions::Option<bool> cInterface{
       *this, "c-interface",
       llvm::cl::desc("Export public functions as entry points: C interface "

@@ -35,6 +35,11 @@ public:
                                          const std::string &library,
                                          const std::string &path);
 
+  /// The world attached in this process, or null (before any, or when
+  /// the attach failed): once MPI is initialized, a failing process must
+  /// end the job (abort()) rather than exit, or the others may wait for it.
+  static const MpiWorld *current();
+
   int rank() const { return worldRank; }
   int size() const { return worldSize; }
 

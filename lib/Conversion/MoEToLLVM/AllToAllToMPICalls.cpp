@@ -105,6 +105,24 @@ bool hasPackedRows(MemRefType type) {
   return true;
 }
 
+/// What a rank prints before it ends the job over counts MPI cannot take.
+constexpr StringLiteral kCountsMessage =
+    "moe.all_to_all: a row count or offset exceeds MPI's int (2^31 - 1 "
+    "rows); the job ends\n";
+
+/// The global holding kCountsMessage.
+LLVM::GlobalOp getOrCreateMessage(OpBuilder &b, ModuleOp module, Location loc) {
+  StringRef name = "moe_all_to_all_counts_message";
+  if (auto global = module.lookupSymbol<LLVM::GlobalOp>(name))
+    return global;
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(module.getBody());
+  auto type = LLVM::LLVMArrayType::get(b.getI8Type(), kCountsMessage.size());
+  return LLVM::GlobalOp::create(b, loc, type, /*isConstant=*/true,
+                                LLVM::Linkage::Internal, name,
+                                b.getStringAttr(kCountsMessage));
+}
+
 struct AllToAllToMPICalls : public ConvertOpToLLVMPattern<AllToAllOp> {
   using ConvertOpToLLVMPattern::ConvertOpToLLVMPattern;
 
@@ -156,23 +174,41 @@ struct AllToAllToMPICalls : public ConvertOpToLLVMPattern<AllToAllOp> {
                                            rewriter.getI64IntegerAttr(1));
       rowType = LLVM::AllocaOp::create(rewriter, loc, ptr, datatype, one);
     }
-    // counts[i] = (int) source[i]; displacements[i] = sum of counts[< i].
+    // counts[i] = (int) source[i]; displacements[i] = sum of counts[< i];
+    // `outOfRange` when a count or a displacement does not fit MPI's int
+    // (computed in i64, compared unsigned: negative counts too).
+    Value intMax = LLVM::ConstantOp::create(
+        rewriter, loc, i64,
+        rewriter.getI64IntegerAttr(std::numeric_limits<int32_t>::max()));
+    Value outOfRange = LLVM::ConstantOp::create(
+        rewriter, loc, rewriter.getI1Type(), rewriter.getBoolAttr(false));
+    auto tooLarge = [&](Value value) {
+      outOfRange = LLVM::OrOp::create(
+          rewriter, loc, outOfRange,
+          LLVM::ICmpOp::create(rewriter, loc, LLVM::ICmpPredicate::ugt, value,
+                               intMax));
+    };
     auto fillCounts = [&](Value descriptor, MemRefType type, Value counts,
                           Value displacements) {
       Value base = MemRefDescriptor(descriptor)
                        .bufferPtr(rewriter, loc, *getTypeConverter(), type);
-      Value sum = LLVM::ConstantOp::create(rewriter, loc, i32,
-                                           rewriter.getI32IntegerAttr(0));
+      Value sum = LLVM::ConstantOp::create(rewriter, loc, i64,
+                                           rewriter.getI64IntegerAttr(0));
       for (int64_t i = 0; i < numRanks; ++i) {
         auto at = [&](Value array, Type element) -> Value {
           return LLVM::GEPOp::create(rewriter, loc, ptr, element, array,
                                      ArrayRef<LLVM::GEPArg>{i});
         };
-        Value count = LLVM::TruncOp::create(
-            rewriter, loc, i32,
-            LLVM::LoadOp::create(rewriter, loc, i64, at(base, i64)));
-        LLVM::StoreOp::create(rewriter, loc, count, at(counts, i32));
-        LLVM::StoreOp::create(rewriter, loc, sum, at(displacements, i32));
+        Value count = LLVM::LoadOp::create(rewriter, loc, i64, at(base, i64));
+        tooLarge(count);
+        tooLarge(sum);
+        LLVM::StoreOp::create(rewriter, loc,
+                              LLVM::TruncOp::create(rewriter, loc, i32, count),
+                              at(counts, i32));
+        LLVM::StoreOp::create(rewriter, loc,
+                              LLVM::TruncOp::create(rewriter, loc, i32, sum),
+                              at(displacements, i32));
+        // Both below 2^31: no i64 overflow.
         sum = LLVM::AddOp::create(rewriter, loc, sum, count);
       }
     };
@@ -191,9 +227,37 @@ struct AllToAllToMPICalls : public ConvertOpToLLVMPattern<AllToAllOp> {
       LLVM::CallOp::create(rewriter, loc, *callee, args);
       return success();
     };
+    Value commValue = abi.getComm(rewriter, loc, adaptor.getComm());
+    // Counts MPI cannot take: the job ends with one line, before any call.
+    {
+      Block *before = rewriter.getInsertionBlock();
+      Block *after = rewriter.splitBlock(before, rewriter.getInsertionPoint());
+      Block *abort = rewriter.createBlock(after);
+      Value message = LLVM::AddressOfOp::create(
+          rewriter, loc, getOrCreateMessage(rewriter, module, loc));
+      Value stderrFd = LLVM::ConstantOp::create(rewriter, loc, i32,
+                                                rewriter.getI32IntegerAttr(2));
+      Value length = LLVM::ConstantOp::create(
+          rewriter, loc, i64,
+          rewriter.getI64IntegerAttr(kCountsMessage.size()));
+      FailureOr<LLVM::LLVMFuncOp> write = LLVM::lookupOrCreateFn(
+          rewriter, module, "write", {i32, ptr, i64}, i64);
+      if (failed(write))
+        return failure();
+      LLVM::CallOp::create(rewriter, loc, *write,
+                           ValueRange{stderrFd, message, length});
+      if (failed(call("MPI_Abort",
+                      {commValue, LLVM::ConstantOp::create(
+                                      rewriter, loc, i32,
+                                      rewriter.getI32IntegerAttr(1))})))
+        return failure();
+      LLVM::UnreachableOp::create(rewriter, loc);
+      rewriter.setInsertionPointToEnd(before);
+      LLVM::CondBrOp::create(rewriter, loc, outOfRange, abort, after);
+      rewriter.setInsertionPointToStart(after);
+    }
     Value rowBytesValue = LLVM::ConstantOp::create(
         rewriter, loc, i32, rewriter.getI32IntegerAttr(rowBytes));
-    Value commValue = abi.getComm(rewriter, loc, adaptor.getComm());
     Value input = MemRefDescriptor(adaptor.getInput())
                       .bufferPtr(rewriter, loc, *getTypeConverter(), inputType);
     Value init = MemRefDescriptor(adaptor.getInit())

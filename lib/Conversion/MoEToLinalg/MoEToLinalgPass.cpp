@@ -25,6 +25,8 @@ struct ConvertMoEToLinalgPass
   void runOnOperation() override {
     MLIRContext *context = &getContext();
     Operation *root = getOperation();
+    if (failed(verifyExpertParallelLayers(root)))
+      return signalPassFailure();
 
     RewritePatternSet patterns(context);
     populateMoEDecomposePatterns(patterns, /*rowAlign=*/1);

@@ -176,9 +176,22 @@ struct ConvertShardAllToAllToMoEPass
       }
       int64_t devices = std::accumulate(shape.begin(), shape.end(), int64_t(1),
                                         std::multiplies<int64_t>());
-      int64_t group = 1;
-      for (int16_t axis : op.getGridAxes())
+      // The group's devices in the order of its axes: row-major world ranks
+      // only when its axes of more than one device are in increasing order.
+      int64_t group = 1, lastAxis = -1;
+      for (int16_t axis : op.getGridAxes()) {
         group *= shape[axis];
+        if (shape[axis] == 1)
+          continue;
+        if (axis < lastAxis) {
+          op.emitOpError("moe-convert-shard-all-to-all: grid axes out of "
+                         "order (")
+              << lastAxis << " before " << axis
+              << ") number the devices otherwise than MPI_COMM_WORLD";
+          return signalPassFailure();
+        }
+        lastAxis = axis;
+      }
       if (group == 1) {
         op.getResult().replaceAllUsesWith(op.getInput());
         op.erase();

@@ -33,3 +33,14 @@ func.func @two_grids(%x: tensor<4x2xf32>) -> (tensor<4x2xf32>, tensor<4x2xf32>) 
       split_axis = 0 concat_axis = 0 : tensor<4x2xf32> -> tensor<4x2xf32>
   return %y, %z : tensor<4x2xf32>, tensor<4x2xf32>
 }
+
+// -----
+
+// Grid axes out of order number the devices otherwise than the world.
+shard.grid @grid2d(shape = 2x2)
+func.func @order(%x: tensor<4x2xf32>) -> tensor<4x2xf32> {
+  // expected-error @+1 {{grid axes out of order (1 before 0) number the devices otherwise than MPI_COMM_WORLD}}
+  %y = shard.all_to_all %x on @grid2d grid_axes = [1, 0]
+      split_axis = 0 concat_axis = 0 : tensor<4x2xf32> -> tensor<4x2xf32>
+  return %y : tensor<4x2xf32>
+}

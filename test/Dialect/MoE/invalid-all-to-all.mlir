@@ -125,3 +125,14 @@ func.func @window_attr(%w: tensor<3x4xf32> {moe.expert_window = 2 : i64}) {
 func.func @window_attr_value(%w: tensor<3x4xf32> {moe.expert_window = "all"}) {
   return
 }
+
+// -----
+
+// c4: one buffer sent and received
+func.func @same_buffer(%rows: memref<?x16xf32>, %send: memref<2xi64>, %recv: memref<2xi64>) {
+  %comm = mpi.comm_world : !mpi.comm
+  // expected-error @+1 {{'input' and 'init' must be different values}}
+  moe.all_to_all %rows counts(%send, %recv) comm(%comm)
+      : memref<?x16xf32>, memref<2xi64> outs(%rows : memref<?x16xf32>)
+  return
+}

@@ -61,3 +61,29 @@ func.func @shared_use(%x: tensor<?x16xf32>, %wg: tensor<5x16xf32>,
       activation relu -> tensor<?x16xf32>
   return %y, %up : tensor<?x16xf32>, tensor<5x32x16xf32>
 }
+
+// -----
+
+// A DLTI map without the MPI entry gets it; an entry point that the module
+// also calls keeps its type (its caller passes the whole tensor): its
+// expert weight is sliced.
+// CHECK: module attributes {dlti.map = #dlti.map<"dlti.endianness" = "little", "MPI:Implementation" = "OpenMPI">, moe.mpi_ranks = 2 : i64}
+// CHECK-LABEL: func.func @called
+// CHECK-SAME: %{{.*}}: tensor<4x32x16xf32>, %{{.*}}: tensor<4x16x32xf32>)
+// CHECK-COUNT-2: tensor.extract_slice
+module attributes {dlti.map = #dlti.map<"dlti.endianness" = "little">} {
+  func.func @called(%x: tensor<?x16xf32>, %wg: tensor<4x16xf32>,
+      %up: tensor<4x32x16xf32>, %down: tensor<4x16x32xf32>) -> tensor<?x16xf32> {
+    %y = moe.layer %x : tensor<?x16xf32> routing <softmax, top_k = 1>
+        router(%wg : tensor<4x16xf32>)
+        experts(up %up : tensor<4x32x16xf32>, down %down : tensor<4x16x32xf32>)
+        activation relu -> tensor<?x16xf32>
+    return %y : tensor<?x16xf32>
+  }
+  func.func @caller(%x: tensor<?x16xf32>, %wg: tensor<4x16xf32>,
+      %up: tensor<4x32x16xf32>, %down: tensor<4x16x32xf32>) -> tensor<?x16xf32> {
+    %y = func.call @called(%x, %wg, %up, %down)
+        : (tensor<?x16xf32>, tensor<4x16xf32>, tensor<4x32x16xf32>, tensor<4x16x32xf32>) -> tensor<?x16xf32>
+    return %y : tensor<?x16xf32>
+  }
+}

@@ -256,6 +256,21 @@ MANIFESTS: Dict[str, Callable[[], object]] = {
                                               "chip": "sm_90",
                                               "ptx": True},
                         "entries": []},
+    # The "parallel" key of expert-parallel modules, and the weights'
+    # windows of experts ("experts").
+    "parallel-api": lambda: {"version": 1, "parallel": {
+        "api": "nccl", "library": "OpenMPI", "ranks": 2}, "entries": []},
+    "parallel-library": lambda: {"version": 1, "parallel": {
+        "api": "mpi", "library": "LAM", "ranks": 2}, "entries": []},
+    "parallel-ranks": lambda: {"version": 1, "parallel": {
+        "api": "mpi", "library": "OpenMPI", "ranks": 0}, "entries": []},
+    "experts-without-parallel": edit(set_in(FORWARD_ARGS + [1, "experts"],
+                                            2 * H)),
+    "experts-window": lambda: {"version": 1, "parallel": {
+        "api": "mpi", "library": "OpenMPI", "ranks": 2}, "entries": [
+        entry("forward", [x_arg(), dict(w_arg(), experts=2 * H + 3)],
+              parallel=False)]},
+    "experts-on-input": edit(set_in(FORWARD_ARGS + [0, "experts"], 4)),
     # Valid manifests whose entry the runtime cannot bind.
     "unsupported-input": edit(set_in(FORWARD_ARGS + [0, "dtype"], "bf16")),
     "unsupported-result": edit(set_in(["entries", 0, "results", 0],

@@ -6,21 +6,11 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "moe/Dialect/MoE/IR/Communicator.h"
 #include "moe/Dialect/MoE/IR/MoE.h"
 
 using namespace mlir;
 using namespace mlir::moe;
-
-namespace {
-
-/// The communicator every rank of a collective takes part in.
-struct CommunicatorResource
-    : public SideEffects::Resource::Base<CommunicatorResource> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CommunicatorResource)
-  StringRef getName() final { return "MPI communicator"; }
-};
-
-} // namespace
 
 LogicalResult AllToAllOp::verify() {
   auto input = llvm::cast<ShapedType>(getInput().getType());
@@ -42,6 +32,10 @@ LogicalResult AllToAllOp::verify() {
   if (tensors && getResult()[0].getType() != init)
     return emitOpError("result must have the type of 'init' ")
            << init << ", got " << getResult()[0].getType();
+  // c4.
+  if (getInput() == getInit())
+    return emitOpError("'input' and 'init' must be different values (MPI "
+                       "forbids overlapping send and receive buffers)");
   // c1.
   if (input.getRank() < 1 || input.getRank() != init.getRank())
     return emitOpError("'input' and 'init' must have one rank of at least "
@@ -77,9 +71,7 @@ LogicalResult AllToAllOp::verify() {
 void AllToAllOp::getEffects(
     SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
         &effects) {
-  effects.emplace_back(MemoryEffects::Read::get(), CommunicatorResource::get());
-  effects.emplace_back(MemoryEffects::Write::get(),
-                       CommunicatorResource::get());
+  addCommunicatorEffects(effects);
   for (OpOperand &operand : getOperation()->getOpOperands()) {
     if (!llvm::isa<MemRefType>(operand.get().getType()))
       continue;

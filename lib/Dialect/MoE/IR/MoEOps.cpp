@@ -5,6 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "moe/Dialect/MoE/IR/Communicator.h"
 #include "moe/Dialect/MoE/IR/MoE.h"
 
 #include "ShapeChecker.h"
@@ -190,6 +191,19 @@ int64_t LayerOp::getNumCandidates() { return staticDim(getRouter(), 0); }
 
 int64_t LayerOp::getNumExperts() {
   return getNumCandidates() - getNumZeroExperts();
+}
+
+void LayerOp::getEffects(
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  // Pure, but for the exchange of expert parallelism.
+  if (getExpertRanks())
+    addCommunicatorEffects(effects);
+}
+
+Speculation::Speculatability LayerOp::getSpeculatability() {
+  return getExpertRanks() ? Speculation::NotSpeculatable
+                          : Speculation::Speculatable;
 }
 
 LogicalResult LayerOp::verify() {

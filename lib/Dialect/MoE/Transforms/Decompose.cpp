@@ -522,6 +522,8 @@ struct MoEDecomposePass
   }
 
   void runOnOperation() override {
+    if (failed(verifyExpertParallelLayers(getOperation())))
+      return signalPassFailure();
     RewritePatternSet patterns(&getContext());
     populateMoEDecomposePatterns(patterns, rowAlign);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))

@@ -17,6 +17,8 @@
 
 #include "ExpertParallel.h"
 
+#include "moe/Dialect/MoE/Transforms/Passes.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MPI/IR/MPI.h"
@@ -80,6 +82,25 @@ Value buildAllToAll(OpBuilder &b, Location loc, Value input, Value sendCounts,
 }
 
 } // namespace
+
+LogicalResult mlir::moe::verifyExpertParallelLayers(Operation *root) {
+  WalkResult result = root->walk([](LayerOp layer) -> WalkResult {
+    std::optional<uint64_t> ranks = layer.getExpertRanks();
+    if (!ranks)
+      return WalkResult::advance();
+    auto module = layer->getParentOfType<ModuleOp>();
+    auto marked = module ? module->getAttrOfType<IntegerAttr>(kMPIRanksAttrName)
+                         : IntegerAttr();
+    if (marked && marked.getInt() == static_cast<int64_t>(*ranks))
+      return WalkResult::advance();
+    layer.emitError("a layer with 'expert_ranks' = ")
+        << *ranks << " needs its module marked for as many MPI ranks ('"
+        << kMPIRanksAttrName << "', as moe-shard-experts marks it), got "
+        << (marked ? std::to_string(marked.getInt()) : std::string("none"));
+    return WalkResult::interrupt();
+  });
+  return failure(result.wasInterrupted());
+}
 
 int64_t mlir::moe::getExpertWindowStart(int64_t numExperts, int64_t numRanks,
                                         int64_t rank) {

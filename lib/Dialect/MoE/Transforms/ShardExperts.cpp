@@ -97,20 +97,33 @@ struct MoEShardExpertsPass
       return signalPassFailure();
     }
     SmallVector<LayerOp> layers;
-    module.walk([&](LayerOp layer) {
-      if (!layer.getExpertRanks())
+    WalkResult walk = module.walk([&](LayerOp layer) -> WalkResult {
+      std::optional<uint64_t> already = layer.getExpertRanks();
+      if (!already) {
         layers.push_back(layer);
+        return WalkResult::advance();
+      }
+      if (static_cast<int64_t>(*already) == ranks)
+        return WalkResult::advance();
+      layer.emitError("moe-shard-experts: the layer runs on ")
+          << *already << " ranks already, not " << static_cast<int64_t>(ranks);
+      return WalkResult::interrupt();
     });
+    if (walk.wasInterrupted())
+      return signalPassFailure();
     // Experts of the layers each argument feeds; -1 where an argument is
     // used otherwise, or by layers of different expert counts.
     llvm::DenseMap<BlockArgument, int64_t> argumentExperts;
-    auto isEntryArgument = [](Value value) {
+    // Arguments of entry points nothing in the module calls (a call would
+    // pass the whole tensor).
+    auto isEntryArgument = [&](Value value) {
       auto arg = llvm::dyn_cast<BlockArgument>(value);
       auto func =
           arg ? llvm::dyn_cast<func::FuncOp>(arg.getOwner()->getParentOp())
               : func::FuncOp();
       return func && func.isPublic() && !func.isExternal() &&
-             arg.getOwner() == &func.getBody().front();
+             arg.getOwner() == &func.getBody().front() &&
+             SymbolTable::symbolKnownUseEmpty(func, module);
     };
     for (LayerOp layer : layers) {
       int64_t numExperts = layer.getNumExperts();
@@ -182,11 +195,28 @@ LogicalResult mlir::moe::markMPIWorld(ModuleOp module, int64_t ranks,
     return module.emitError("the module runs on ")
            << marked.getInt() << " MPI ranks already, not " << ranks;
   module->setAttr(kMPIRanksAttrName, b.getI64IntegerAttr(ranks));
-  if (!module->hasAttr("dlti.map"))
-    module->setAttr("dlti.map",
-                    MapAttr::get(module.getContext(),
-                                 {DataLayoutEntryAttr::get(
-                                     b.getStringAttr("MPI:Implementation"),
-                                     b.getStringAttr(library))}));
+  // The library's entry in the module's DLTI map, added to one it has.
+  constexpr StringLiteral key = "MPI:Implementation";
+  SmallVector<DataLayoutEntryInterface> entries;
+  if (Attribute existing = module->getAttr("dlti.map")) {
+    auto map = llvm::dyn_cast<MapAttr>(existing);
+    if (!map)
+      return module.emitError("the module's 'dlti.map' is not a #dlti.map");
+    for (DataLayoutEntryInterface entry : map.getEntries()) {
+      auto name = llvm::dyn_cast_if_present<StringAttr>(entry.getKey());
+      if (name && name.getValue() == key) {
+        auto value = llvm::dyn_cast<StringAttr>(entry.getValue());
+        if (!value || value.getValue() != library)
+          return module.emitError("the module's DLTI map names another MPI "
+                                  "library than ")
+                 << library << ": " << entry.getValue();
+        return success();
+      }
+      entries.push_back(entry);
+    }
+  }
+  entries.push_back(
+      DataLayoutEntryAttr::get(b.getStringAttr(key), b.getStringAttr(library)));
+  module->setAttr("dlti.map", MapAttr::get(module.getContext(), entries));
   return success();
 }

@@ -81,7 +81,8 @@ def prepare_example(args: argparse.Namespace
         if "uniform" in inputs:
             np.save(os.path.join(args.out, f"uniform_{tokens}.npy"),
                     rng.random((tokens, 1)).astype(np.float32))
-    return args.layer, inputs, 1 + len(spec.get("statistics", [])), False
+    args.statistics = spec.get("statistics", [])
+    return args.layer, inputs, 1 + len(args.statistics), False
 
 
 def moe_run(module: str, ckpt: str, inputs: list[str],
@@ -174,6 +175,11 @@ def main() -> int:
             for i in range(1, results):
                 ok &= compare(f"{where} statistic {i}", np.load(outs[i]),
                               pieces[0][i])
+            # Capacity routing: how many choices the ranks dropped.
+            if "dropped_count" in getattr(args, "statistics", []):
+                i = 1 + args.statistics.index("dropped_count")
+                dropped = sum(int(p[i]) for p in pieces)
+                print(f"{where}: {dropped} choices dropped")
             if whole:
                 whole_out = os.path.join(args.out, f"whole_{tokens}.npy")
                 run(moe_run(single, ckpt, inputs, [whole_out]),

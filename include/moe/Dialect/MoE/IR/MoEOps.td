@@ -35,7 +35,10 @@ def Moe_MPIComm : Type<CPred<"::llvm::isa<::mlir::mpi::CommType>($_self)">,
 // moe.layer
 //===----------------------------------------------------------------------===//
 
-def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
+def Moe_LayerOp : Moe_Op<"layer", [
+    AttrSizedOperandSegments,
+    DeclareOpInterfaceMethods<ConditionallySpeculatable>,
+    DeclareOpInterfaceMethods<MemoryEffectsOpInterface>]> {
   let summary = "a whole Mixture-of-Experts block";
   let description = [{
     One MoE block: router, routed experts, optional shared expert. Computes
@@ -61,7 +64,11 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
     whole router (`E` experts); each chosen row goes to its expert's owner
     and comes back (`moe.all_to_all`), so every rank's result is what the
     layer computes without the attribute on that rank's tokens. The
-    statistics are the rank's own tokens'.
+    statistics are the rank's own tokens'. Such a layer is a collective: it
+    has an effect on the communicator (it is neither removed, nor moved, nor
+    speculated), and the module must be marked for `R` ranks
+    (`moe.mpi_ranks`, which `moe-decompose` checks). Without the attribute
+    the layer is pure.
 
     Weights use the checkpoint layout `[out, in]`, stacked over experts:
 
@@ -944,7 +951,9 @@ def Moe_AllToAllOp : Moe_Op<"all_to_all", [
     same element type and the same row shape (dimensions 1 and up, where
     static); (c2) `send_counts` and `recv_counts` are `[R]` i64 with static
     `R >= 1`; (c3) all shaped operands are tensors, with one result of
-    `init`'s type, or all buffers, with no result.
+    `init`'s type, or all buffers, with no result; (c4) `input` and `init`
+    are different values (MPI forbids overlapping send and receive
+    buffers).
 
     Example (rows of 16 features among 4 ranks):
 

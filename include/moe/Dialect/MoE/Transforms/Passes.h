@@ -32,6 +32,11 @@ SmallVector<Range> getComputedDomain(OpBuilder &b, GroupedMatmulOp op);
 /// the module, when it is marked for another number of ranks.
 LogicalResult markMPIWorld(ModuleOp module, int64_t ranks, StringRef library);
 
+/// Checks that every moe.layer with `expert_ranks` under `root` is in a
+/// module marked for as many MPI ranks (`moe.mpi_ranks`): the world the
+/// runtime checks on load is then the layers'. Errors on the layer.
+LogicalResult verifyExpertParallelLayers(Operation *root);
+
 #define GEN_PASS_REGISTRATION
 #include "moe/Dialect/MoE/Transforms/Passes.h.inc"
 
