@@ -8,6 +8,13 @@
 // CHECK-LABEL: llvm.func @exchange
 // CHECK: %[[ROWTYPE:.*]] = llvm.alloca %{{.*}} x !llvm.ptr
 // CHECK-COUNT-4: llvm.store %{{.*}} : i32, !llvm.ptr
+// Counts or offsets past MPI's int end the job with one line.
+// CHECK: llvm.cond_br %{{.*}}, ^[[ABORT:.*]], ^[[EXCHANGE:.*]]
+// CHECK: ^[[ABORT]]:
+// CHECK: llvm.call @write
+// CHECK: llvm.call @MPI_Abort
+// CHECK: llvm.unreachable
+// CHECK: ^[[EXCHANGE]]:
 // CHECK: %[[BYTES:.*]] = llvm.mlir.constant(32 : i32) : i32
 // CHECK: %[[BYTE:.*]] = llvm.mlir.addressof @ompi_mpi_byte : !llvm.ptr
 // CHECK: llvm.call @MPI_Type_contiguous(%[[BYTES]], %[[BYTE]], %[[ROWTYPE]])
@@ -28,16 +35,17 @@ module attributes {dlti.map = #dlti.map<"MPI:Implementation" = "OpenMPI">} {
 // -----
 
 // CHECK-LABEL: llvm.func @exchange_mpich
-// CHECK: %[[BYTES:.*]] = llvm.mlir.constant(2 : i32) : i32
+// CHECK: llvm.unreachable
+// CHECK: %[[BYTES:.*]] = llvm.mlir.constant(6 : i32) : i32
 // CHECK: %[[BYTE:.*]] = llvm.mlir.constant(1275068685 : i32) : i32
 // CHECK: llvm.call @MPI_Type_contiguous(%[[BYTES]], %[[BYTE]], %{{.*}})
 // CHECK: llvm.call @MPI_Alltoallv({{.*}}) : (!llvm.ptr, !llvm.ptr, !llvm.ptr, i32, !llvm.ptr, !llvm.ptr, !llvm.ptr, i32, i32) -> i32
 module attributes {dlti.map = #dlti.map<"MPI:Implementation" = "MPICH">} {
-  func.func @exchange_mpich(%rows: memref<?xbf16>, %send: memref<3xi64>,
-                            %recv: memref<3xi64>, %init: memref<?xbf16>) {
+  func.func @exchange_mpich(%rows: memref<?x3xbf16>, %send: memref<3xi64>,
+                            %recv: memref<3xi64>, %init: memref<?x3xbf16>) {
     %comm = mpi.comm_world : !mpi.comm
     moe.all_to_all %rows counts(%send, %recv) comm(%comm)
-        : memref<?xbf16>, memref<3xi64> outs(%init : memref<?xbf16>)
+        : memref<?x3xbf16>, memref<3xi64> outs(%init : memref<?x3xbf16>)
     return
   }
 }
