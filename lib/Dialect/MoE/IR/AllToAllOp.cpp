@@ -6,8 +6,10 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "moe/Dialect/MoE/IR/Communicator.h"
 #include "moe/Dialect/MoE/IR/MoE.h"
+
+#include "BufferEffects.h"
+#include "moe/Dialect/MoE/IR/Communicator.h"
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -72,13 +74,5 @@ void AllToAllOp::getEffects(
     SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
         &effects) {
   addCommunicatorEffects(effects);
-  for (OpOperand &operand : getOperation()->getOpOperands()) {
-    if (!llvm::isa<MemRefType>(operand.get().getType()))
-      continue;
-    effects.emplace_back(MemoryEffects::Read::get(), &operand,
-                         SideEffects::DefaultResource::get());
-    if (&operand == &getInitMutable())
-      effects.emplace_back(MemoryEffects::Write::get(), &operand,
-                           SideEffects::DefaultResource::get());
-  }
+  detail::addBufferEffects(getOperation(), getInitMutable(), effects);
 }

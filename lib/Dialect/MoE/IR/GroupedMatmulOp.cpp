@@ -8,6 +8,7 @@
 
 #include "moe/Dialect/MoE/IR/MoE.h"
 
+#include "BufferEffects.h"
 #include "ShapeChecker.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -309,15 +310,7 @@ void GroupedMatmulOp::getEffects(
         &effects) {
   // On tensors the op is pure; on memrefs it reads everything and writes the
   // accumulator.
-  for (OpOperand &operand : getOperation()->getOpOperands()) {
-    if (!llvm::isa<MemRefType>(operand.get().getType()))
-      continue;
-    effects.emplace_back(MemoryEffects::Read::get(), &operand,
-                         SideEffects::DefaultResource::get());
-    if (&operand == &getInitMutable())
-      effects.emplace_back(MemoryEffects::Write::get(), &operand,
-                           SideEffects::DefaultResource::get());
-  }
+  detail::addBufferEffects(getOperation(), getInitMutable(), effects);
 }
 
 LogicalResult GroupedMatmulOp::reifyResultShapes(

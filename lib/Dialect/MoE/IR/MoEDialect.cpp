@@ -51,6 +51,18 @@ static LogicalResult verifyPackingAttribute(Operation *op, unsigned regionIndex,
   return success();
 }
 
+/// The shaped type of argument `argIndex` of `op`'s region `regionIndex`,
+/// or null: no such argument (a declaration), or one that is no longer
+/// shaped (tensors before bufferization, memrefs after it; once lowered to
+/// LLVM a pointer, whose binding was recorded already).
+static ShapedType getArgumentShape(Operation *op, unsigned regionIndex,
+                                   unsigned argIndex) {
+  Region &region = op->getRegion(regionIndex);
+  if (region.empty() || argIndex >= region.getNumArguments())
+    return {};
+  return llvm::dyn_cast<ShapedType>(region.getArgument(argIndex).getType());
+}
+
 /// `moe.weight_format`: on a `moe.weight` argument binding one tensor (no
 /// `{e}`). `"mxfp4"`: of bf16 `[..., N, K]` with K a multiple of 32 (the
 /// checkpoint shape, `moe.packing`'s once packed); `"e8m0"`: of f32.
@@ -71,19 +83,14 @@ static LogicalResult verifyWeightFormatAttribute(Operation *op,
                            << argIndex << " needs a '" << kWeightAttrName
                            << "' binding of one tensor (no '"
                            << kExpertPlaceholder << "')";
-  Region &region = op->getRegion(regionIndex);
-  if (region.empty() || argIndex >= region.getNumArguments())
-    return success();
-  auto type =
-      llvm::dyn_cast<ShapedType>(region.getArgument(argIndex).getType());
+  ShapedType type = getArgumentShape(op, regionIndex, argIndex);
   if (!type)
     return success();
   if (format.getValue() == "e8m0") {
     if (!type.getElementType().isF32())
       return op->emitError()
              << "'" << kWeightFormatAttrName << "' \"e8m0\" argument "
-             << argIndex << " must have f32 elements, got "
-             << region.getArgument(argIndex).getType();
+             << argIndex << " must have f32 elements, got " << type;
     return success();
   }
   ArrayRef<int64_t> shape = type.getShape();
@@ -97,7 +104,7 @@ static LogicalResult verifyWeightFormatAttribute(Operation *op,
                            << argIndex
                            << " must be bf16 [..., N, K] with K a multiple "
                               "of 32, got "
-                           << region.getArgument(argIndex).getType();
+                           << type;
   return success();
 }
 
@@ -112,11 +119,7 @@ static LogicalResult verifyExpertWindowAttribute(Operation *op,
     return op->emitError() << "'" << kExpertWindowAttrName << "' of argument "
                            << argIndex
                            << " must be a positive i64 (the experts)";
-  Region &region = op->getRegion(regionIndex);
-  if (region.empty() || argIndex >= region.getNumArguments())
-    return success();
-  auto type =
-      llvm::dyn_cast<ShapedType>(region.getArgument(argIndex).getType());
+  ShapedType type = getArgumentShape(op, regionIndex, argIndex);
   if (!type)
     return success();
   if (type.getRank() < 1 || type.isDynamicDim(0) ||
@@ -152,19 +155,14 @@ LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
     return op->emitError() << "'" << kWeightAttrName << "' of argument "
                            << argIndex << " has more than one '"
                            << kExpertPlaceholder << "'";
-  Region &region = op->getRegion(regionIndex);
-  if (region.empty() || argIndex >= region.getNumArguments())
-    return success();
-  // Tensors before bufferization, memrefs after it; once lowered to LLVM the
-  // argument is a pointer and the binding was recorded already.
-  auto type = llvm::dyn_cast<ShapedType>(region.getArgument(argIndex).getType());
+  ShapedType type = getArgumentShape(op, regionIndex, argIndex);
   if (!type)
     return success();
   if (!type.hasStaticShape())
     return op->emitError() << "'" << kWeightAttrName << "' argument "
                            << argIndex
                            << " must be a statically shaped tensor, got "
-                           << region.getArgument(argIndex).getType();
+                           << type;
   if (placeholders == 1 && type.getRank() < 1)
     return op->emitError() << "'" << kWeightAttrName << "' argument "
                            << argIndex << " stacks per-expert tensors ('"
