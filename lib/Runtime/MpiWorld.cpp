@@ -23,10 +23,16 @@
 
 using namespace moe::runtime;
 
+int64_t moe::runtime::expertOwnedStart(int64_t numExperts, int64_t numRanks,
+                                       int64_t rank) {
+  return rank * numExperts / numRanks;
+}
+
 int64_t moe::runtime::expertWindowStart(int64_t numExperts, int64_t numRanks,
                                         int64_t rank) {
   int64_t window = (numExperts + numRanks - 1) / numRanks;
-  return std::min(rank * numExperts / numRanks, numExperts - window);
+  return std::min(expertOwnedStart(numExperts, numRanks, rank),
+                  numExperts - window);
 }
 
 struct MpiWorld::Library {

@@ -721,10 +721,12 @@ int run(const Options &options) {
     std::string held = "no expert window";
     if (experts > 0) {
       int64_t first = expertWindowStart(experts, size, rank);
-      held = "experts " + std::to_string(rank * experts / size) + ".." +
-             std::to_string((rank + 1) * experts / size - 1) + " of " +
-             std::to_string(experts) + " (window " + std::to_string(first) +
-             ".." + std::to_string(first + window - 1) + ")";
+      held = "experts " +
+             std::to_string(expertOwnedStart(experts, size, rank)) + ".." +
+             std::to_string(expertOwnedStart(experts, size, rank + 1) - 1) +
+             " of " + std::to_string(experts) + " (window " +
+             std::to_string(first) + ".." + std::to_string(first + window - 1) +
+             ")";
     }
     std::fprintf(stderr,
                  "moe-run: rank %d of %d: %s; %llu bytes read from the "

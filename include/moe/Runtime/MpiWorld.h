@@ -21,6 +21,10 @@
 
 namespace moe::runtime {
 
+/// The first expert rank `rank` of `R` owns: floor(rank E / R) (rank `R`
+/// gives E, the end of the last rank's).
+int64_t expertOwnedStart(int64_t numExperts, int64_t numRanks, int64_t rank);
+
 /// The first expert of the window of ceil(E / R) experts rank `rank` of `R`
 /// holds: min(floor(rank E / R), E - ceil(E / R)).
 int64_t expertWindowStart(int64_t numExperts, int64_t numRanks, int64_t rank);

@@ -22,11 +22,11 @@
 #include "moe/Conversion/MoEToLLVM/MoEToLLVM.h"
 
 #include "moe/Dialect/MoE/IR/MoE.h"
+#include "moe/Dialect/MoE/Transforms/Passes.h"
 
 #include "mlir/Conversion/ConvertToLLVM/ToLLVMInterface.h"
 #include "mlir/Conversion/LLVMCommon/MemRefBuilder.h"
 #include "mlir/Conversion/LLVMCommon/Pattern.h"
-#include "mlir/Dialect/DLTI/DLTI.h"
 #include "mlir/Dialect/LLVMIR/FunctionCallUtils.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Interfaces/FunctionInterfaces.h"
@@ -77,12 +77,7 @@ struct MPIABI {
   }
 
   static MPIABI of(ModuleOp module) {
-    FailureOr<Attribute> implementation =
-        dlti::query(module, ArrayRef<StringRef>{"MPI:Implementation"});
-    auto name = succeeded(implementation)
-                    ? llvm::dyn_cast<StringAttr>(*implementation)
-                    : StringAttr();
-    return MPIABI{name && name.getValue() == "OpenMPI"};
+    return MPIABI{getMPILibrary(module) == "OpenMPI"};
   }
 };
 

@@ -197,14 +197,7 @@ static WeightedChoices buildWeightedChoices(OpBuilder &b, Location loc, Value x,
       b, loc, RankedTensorType::get({rows, 1}, i32), flat,
       ArrayRef<ReassociationIndices>{{0, 1}},
       ArrayRef<OpFoldResult>{numRows, b.getIndexAttr(1)});
-  Value onesEmpty = tensor::EmptyOp::create(
-      b, loc, ArrayRef<OpFoldResult>{numRows, b.getIndexAttr(1)}, f32);
-  result.ones =
-      linalg::FillOp::create(
-          b, loc,
-          ValueRange{arith::ConstantOp::create(b, loc, b.getF32FloatAttr(1))},
-          ValueRange{onesEmpty})
-          .getResult(0);
+  result.ones = buildFilled(b, loc, result.ids, f32, b.getF32FloatAttr(1));
   return result;
 }
 
@@ -368,17 +361,8 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
                     layer.getDownScale(), hidden);
     if (exchange) {
       // The results in the order the rows came, back to their ranks.
-      OpFoldResult received =
-          tensor::getMixedSize(rewriter, loc, exchange->rows, 0);
-      Value empty = tensor::EmptyOp::create(
-          rewriter, loc,
-          ArrayRef<OpFoldResult>{received, rewriter.getIndexAttr(1)}, f32);
-      Value ones = linalg::FillOp::create(
-                       rewriter, loc,
-                       ValueRange{arith::ConstantOp::create(
-                           rewriter, loc, rewriter.getF32FloatAttr(1))},
-                       ValueRange{empty})
-                       .getResult(0);
+      Value ones = buildFilled(rewriter, loc, exchange->windowIds, f32,
+                               rewriter.getF32FloatAttr(1));
       Value results = CombineOp::create(rewriter, loc, rowsType(hidden),
                                         downRows, ones, windowRowMap)
                           .getResult();
@@ -414,19 +398,11 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
         // dot product) instead of being dequantized whole on every call or
         // widened to f32.
         Type i32 = rewriter.getI32Type();
-        OpFoldResult tokens = tensor::getMixedSize(rewriter, loc, x, 0);
-        auto filled = [&](Type type, TypedAttr value) {
-          Value empty = tensor::EmptyOp::create(
-              rewriter, loc,
-              ArrayRef<OpFoldResult>{tokens, rewriter.getIndexAttr(1)}, type);
-          return linalg::FillOp::create(rewriter, loc,
-                                        ValueRange{arith::ConstantOp::create(
-                                            rewriter, loc, value)},
-                                        ValueRange{empty})
-              .getResult(0);
-        };
-        Value ids = filled(i32, rewriter.getI32IntegerAttr(0));
-        Value ones = filled(f32, rewriter.getF32FloatAttr(1));
+        // [T, 1] columns.
+        Value ids = buildFilled(rewriter, loc, x, i32,
+                                rewriter.getI32IntegerAttr(0), 1);
+        Value ones =
+            buildFilled(rewriter, loc, x, f32, rewriter.getF32FloatAttr(1), 1);
         // The shared expert accumulates in f32 whatever the activations'
         // type: its rows are the tokens in f32.
         Value sharedX = x;

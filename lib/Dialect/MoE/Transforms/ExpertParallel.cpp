@@ -64,10 +64,6 @@ Value buildI64Generate(
       .getResult();
 }
 
-Value indexConstant(OpBuilder &b, Location loc, int64_t value) {
-  return arith::ConstantIndexOp::create(b, loc, value);
-}
-
 /// `moe.all_to_all` of `input` into a new `[rows, input dims 1..]` tensor.
 Value buildAllToAll(OpBuilder &b, Location loc, Value input, Value sendCounts,
                     Value recvCounts, Value comm, Value rows) {
@@ -122,7 +118,8 @@ ExpertExchange mlir::moe::buildExpertExchange(OpBuilder &b, Location loc,
   }
   Value ownedStartTable = buildI64Vector(b, loc, ownedStarts);
   Value windowStartTable = buildI64Vector(b, loc, windowStarts);
-  Value zero = indexConstant(b, loc, 0), one = indexConstant(b, loc, 1);
+  Value zero = arith::ConstantIndexOp::create(b, loc, 0),
+        one = arith::ConstantIndexOp::create(b, loc, 1);
 
   ExpertExchange exchange;
   exchange.comm =
@@ -155,7 +152,7 @@ ExpertExchange mlir::moe::buildExpertExchange(OpBuilder &b, Location loc,
   Value ownedCountsFromEach = buildI64Generate(
       b, loc, numRanks,
       [&](OpBuilder &, Location, Value) -> Value { return owned; });
-  Value numRanksValue = indexConstant(b, loc, numRanks);
+  Value numRanksValue = arith::ConstantIndexOp::create(b, loc, numRanks);
   Value receivedCounts = buildAllToAll(
       b, loc, countsPerExpert, ownedCountTable, ownedCountsFromEach,
       exchange.comm, arith::MulIOp::create(b, loc, numRanksValue, owned));
@@ -173,7 +170,8 @@ ExpertExchange mlir::moe::buildExpertExchange(OpBuilder &b, Location loc,
       b, loc, numRanks, [&](OpBuilder &nb, Location nl, Value peer) {
         Value first = arith::MulIOp::create(nb, nl, peer, owned);
         Value last = arith::AddIOp::create(nb, nl, first, owned);
-        Value c0 = indexConstant(nb, nl, 0), c1 = indexConstant(nb, nl, 1);
+        Value c0 = arith::ConstantIndexOp::create(nb, nl, 0),
+              c1 = arith::ConstantIndexOp::create(nb, nl, 1);
         return scf::ForOp::create(
                    nb, nl, first, last, c1, ValueRange{c0},
                    [&](OpBuilder &lb, Location ll, Value i, ValueRange sum) {
@@ -229,8 +227,8 @@ ExpertExchange mlir::moe::buildExpertExchange(OpBuilder &b, Location loc,
                            arith::AddIOp::create(lb, ll, state[1], count)});
           })
           .getResult(0);
-  exchange.sentRows =
-      extractIndex(b, loc, expertRows, indexConstant(b, loc, numExperts));
+  exchange.sentRows = extractIndex(
+      b, loc, expertRows, arith::ConstantIndexOp::create(b, loc, numExperts));
   return exchange;
 }
 

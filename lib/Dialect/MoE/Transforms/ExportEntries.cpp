@@ -11,7 +11,6 @@
 #include "moe/Version.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/DLTI/DLTI.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -218,15 +217,10 @@ struct MoEExportEntriesPass
       manifest["gpu"] = llvm::json::Object{{"api", "cuda"}, {"chip", chip}};
     // Expert parallelism: the ranks of MPI_COMM_WORLD the module runs on.
     if (auto ranks = module->getAttrOfType<IntegerAttr>(kMPIRanksAttrName)) {
-      // The MPI library whose ABI the lowering calls, as it chooses it.
-      FailureOr<Attribute> library =
-          dlti::query(module, ArrayRef<StringRef>{"MPI:Implementation"});
-      auto name = succeeded(library) ? llvm::dyn_cast<StringAttr>(*library)
-                                     : StringAttr();
-      manifest["parallel"] = llvm::json::Object{
-          {"api", "mpi"},
-          {"library", name ? name.getValue() : StringRef("MPICH")},
-          {"ranks", ranks.getInt()}};
+      manifest["parallel"] =
+          llvm::json::Object{{"api", "mpi"},
+                             {"library", getMPILibrary(module)},
+                             {"ranks", ranks.getInt()}};
     }
     writeManifest(module, std::move(manifest));
   }

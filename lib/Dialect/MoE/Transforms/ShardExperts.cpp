@@ -187,6 +187,14 @@ struct MoEShardExpertsPass
 
 } // namespace
 
+StringRef mlir::moe::getMPILibrary(ModuleOp module) {
+  FailureOr<Attribute> library =
+      dlti::query(module, ArrayRef<StringRef>{"MPI:Implementation"});
+  auto name =
+      succeeded(library) ? llvm::dyn_cast<StringAttr>(*library) : StringAttr();
+  return name ? name.getValue() : StringRef("MPICH");
+}
+
 LogicalResult mlir::moe::markMPIWorld(ModuleOp module, int64_t ranks,
                                       StringRef library) {
   Builder b(module.getContext());

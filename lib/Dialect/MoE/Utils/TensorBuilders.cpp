@@ -112,12 +112,19 @@ Value mlir::moe::buildEmptyLike(OpBuilder &b, Location loc, Value source,
   return tensor::EmptyOp::create(b, loc, sizes, elementType);
 }
 
+Value mlir::moe::buildFilled(OpBuilder &b, Location loc, Value source,
+                             Type elementType, TypedAttr value,
+                             std::optional<int64_t> lastDim) {
+  Value empty = buildEmptyLike(b, loc, source, elementType, lastDim);
+  Value constant = arith::ConstantOp::create(b, loc, value);
+  return linalg::FillOp::create(b, loc, ValueRange{constant}, ValueRange{empty})
+      .getResult(0);
+}
+
 Value mlir::moe::buildZeros(OpBuilder &b, Location loc, Value source,
                             Type elementType, std::optional<int64_t> lastDim) {
-  Value empty = buildEmptyLike(b, loc, source, elementType, lastDim);
-  Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(elementType));
-  return linalg::FillOp::create(b, loc, ValueRange{zero}, ValueRange{empty})
-      .getResult(0);
+  return buildFilled(b, loc, source, elementType, b.getZeroAttr(elementType),
+                     lastDim);
 }
 
 Value mlir::moe::buildLinear(OpBuilder &b, Location loc, Value x, Value w,

@@ -32,6 +32,11 @@ SmallVector<Range> getComputedDomain(OpBuilder &b, GroupedMatmulOp op);
 /// the module, when it is marked for another number of ranks.
 LogicalResult markMPIWorld(ModuleOp module, int64_t ranks, StringRef library);
 
+/// The MPI library whose ABI `module`'s MPI calls follow: its DLTI entry
+/// "MPI:Implementation", MPICH without one (as the MPI dialect's lowering
+/// reads it).
+StringRef getMPILibrary(ModuleOp module);
+
 /// Checks that every moe.layer with `expert_ranks` under `root` is in a
 /// module marked for as many MPI ranks (`moe.mpi_ranks`): the world the
 /// runtime checks on load is then the layers'. Errors on the layer.

@@ -46,6 +46,11 @@ Value buildSoftplus(OpBuilder &b, Location loc, Value v);
 Value buildEmptyLike(OpBuilder &b, Location loc, Value source, Type elementType,
                      std::optional<int64_t> lastDim = std::nullopt);
 
+/// `buildEmptyLike` filled with `value` (of `elementType`).
+Value buildFilled(OpBuilder &b, Location loc, Value source, Type elementType,
+                  TypedAttr value,
+                  std::optional<int64_t> lastDim = std::nullopt);
+
 /// `buildEmptyLike` filled with zeros.
 Value buildZeros(OpBuilder &b, Location loc, Value source, Type elementType,
                  std::optional<int64_t> lastDim = std::nullopt);
