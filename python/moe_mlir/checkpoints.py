@@ -36,8 +36,12 @@ __all__ = [
 ]
 
 FAMILIES = ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2",
-            "deepseek_v3", "switch_transformers", "nllb_moe")
-"""The families :func:`hf_config` knows (the importer's)."""
+            "deepseek_v3", "switch_transformers", "nllb_moe", "llama",
+            "mistral", "qwen2")
+"""The families :func:`hf_config` knows: the importer's, and dense ones
+(:data:`moe_mlir.dense.DENSE_FAMILIES`) that ``moefy`` makes MoE."""
+
+DENSE_FAMILIES = ("llama", "mistral", "qwen2")
 
 _TORCH_DTYPES = {"f32": "float32", "bf16": "bfloat16", "f16": "float16",
                  "fp8": "bfloat16"}
@@ -80,13 +84,14 @@ def _groups(experts: int, top_k: int, min_per_group: int) -> tuple[int, int]:
     return 1, 1
 
 
-def hf_config(family: str, *, hidden: int, intermediate: int, experts: int,
-              top_k: int, layers: int, dtype: str = "f32",
-              vocab: int = 1024) -> dict[str, Any]:
+def hf_config(family: str, *, hidden: int, intermediate: int,
+              experts: int = 0, top_k: int = 0, layers: int,
+              dtype: str = "f32", vocab: int = 1024) -> dict[str, Any]:
     """The ``config.json`` of a ``family`` model: hidden size ``hidden``,
     expert intermediate size ``intermediate``, ``experts`` routed experts
     with ``top_k`` per token, ``layers`` decoder layers (each encoder and
-    decoder stack for the encoder-decoder families).
+    decoder stack for the encoder-decoder families). A dense family takes
+    no experts: ``intermediate`` is its MLP's.
 
     Raises:
         ValueError: an unknown family or sizes it cannot have.
@@ -100,11 +105,19 @@ def hf_config(family: str, *, hidden: int, intermediate: int, experts: int,
     if dtype == "fp8" and family in ("switch_transformers", "nllb_moe"):
         raise ValueError(f"FP8 checkpoints are written for the decoder "
                          f"families, not {family}")
-    for name, value in (("hidden", hidden), ("intermediate", intermediate),
-                        ("experts", experts), ("layers", layers),
-                        ("top-k", top_k), ("vocab", vocab)):
+    dense = family in DENSE_FAMILIES
+    if dense and (experts or top_k):
+        raise ValueError(f"{family} is a dense family: it takes no --experts "
+                         "or --top-k")
+    sizes = [("hidden", hidden), ("intermediate", intermediate),
+             ("layers", layers), ("vocab", vocab)]
+    if not dense:
+        sizes += [("experts", experts), ("top-k", top_k)]
+    for name, value in sizes:
         if value < 1:
             raise ValueError(f"--{name} must be at least 1, got {value}")
+    if dense and dtype == "fp8":
+        raise ValueError("FP8 checkpoints are written for the MoE families")
     if top_k > experts:
         raise ValueError(f"--top-k {top_k} exceeds --experts {experts}")
     if family == "switch_transformers" and top_k != 1:
@@ -154,6 +167,20 @@ def hf_config(family: str, *, hidden: int, intermediate: int, experts: int,
                 "transformers_version": _TRANSFORMERS_VERSION}
 
     config = _decoder_common(hidden, layers, vocab, dtype)
+    if dense:
+        architecture = {"llama": "LlamaForCausalLM",
+                        "mistral": "MistralForCausalLM",
+                        "qwen2": "Qwen2ForCausalLM"}[family]
+        config.update({"model_type": family, "architectures": [architecture],
+                       "intermediate_size": intermediate})
+        if family == "llama":
+            config.update({"attention_bias": False, "mlp_bias": False})
+        elif family == "mistral":
+            config["sliding_window"] = None
+        else:
+            config.update({"use_sliding_window": False,
+                           "sliding_window": None})
+        return config
     if family == "mixtral":
         config.update({"model_type": family,
                        "architectures": ["MixtralForCausalLM"],
@@ -226,7 +253,12 @@ def _decoder_shapes(config: Mapping[str, Any], dtype: str
                 f"{base}.self_attn", hidden, config["num_attention_heads"],
                 config["num_key_value_heads"]).items():
             shapes[name] = (shape, storage)
-        if families.is_moe_layer(config, n):
+            # Qwen2's q, k and v projections have biases.
+            if config["model_type"] == "qwen2" and "o_proj" not in name:
+                shapes[name.replace(".weight", ".bias")] = ((shape[0],),
+                                                            storage)
+        if config["model_type"] not in DENSE_FAMILIES and \
+                families.is_moe_layer(config, n):
             spec = families.layer_spec(config, n, dtype=dtype)
             bias = spec.weights.get("score_bias")
             quantized = _fp8_names(spec) if fp8 else set()

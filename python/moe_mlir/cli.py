@@ -11,6 +11,8 @@
     /usr/bin/python3 -m moe_mlir make-checkpoint --family mixtral --hidden 1024 \
         --intermediate 2048 --experts 8 --top-k 2 --layers 2 --dtype bf16 \
         -o DIR
+    /usr/bin/python3 -m moe_mlir moefy --hf DENSE_DIR --layer N --mode split \
+        --experts 8 --top-k 2 --shared 0 --calibration x.npy -o MOE_DIR
 
 Every failure prints one line ``moe_mlir <command>: error: <reason>`` on
 stderr and exits with 1 (2 for bad command-line flags).
@@ -48,23 +50,54 @@ class _Parser(argparse.ArgumentParser):
 
 # -- subcommands -------------------------------------------------------------
 
+def _import_dense(args: argparse.Namespace, config: dict) -> None:
+    """The MLP of a dense family's layer in its dense-expert form."""
+    from . import dense
+    if args.statistics:
+        raise CommandError("a dense MLP has no routing statistics")
+    try:
+        mlp = dense.read_dense_mlp(args.directory, int(args.layer), config)
+        text = dense.emit_dense_module(mlp, args.entry)
+    except (ValueError, OSError) as err:
+        raise CommandError(str(err)) from None
+    _write_text(args.output, text)
+    if args.output != "-":
+        print(f"{args.output}: {config['model_type']} layer {args.layer}, "
+              f"dense MLP, H = {mlp.hidden}, I = {mlp.intermediate}",
+              file=sys.stderr)
+
+
+def _write_text(path: str, text: str) -> None:
+    if path == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as err:
+        raise CommandError(f"cannot write {path}: {err.strerror}") from None
+
+
 def _import_hf(args: argparse.Namespace) -> None:
-    from .hf_import import ModelImportError, import_hf
+    from .dense import DENSE_FAMILIES
+    from .hf_import import ModelImportError, import_hf, read_config
+    try:
+        config = read_config(args.directory)
+    except ModelImportError as err:
+        raise CommandError(str(err)) from None
+    if config.get("model_type") in DENSE_FAMILIES:
+        if not str(args.layer).isdigit():
+            raise CommandError(f"--layer must be a decoder layer index, got "
+                               f"{args.layer!r}")
+        return _import_dense(args, config)
     try:
         imported = import_hf(args.directory, args.layer, func_name=args.entry,
                              statistics=args.statistics)
     except ModelImportError as err:
         raise CommandError(str(err)) from None
-    text = imported.module_text()
+    _write_text(args.output, imported.module_text())
     if args.output == "-":
-        sys.stdout.write(text)
         return
-    try:
-        with open(args.output, "w", encoding="utf-8") as out:
-            out.write(text)
-    except OSError as err:
-        raise CommandError(f"cannot write {args.output}: "
-                           f"{err.strerror}") from None
     spec = imported.spec
     print(f"{args.output}: {imported.model_type} layer {imported.layer}, "
           f"H = {spec.hidden}, E = {spec.num_experts}, "
@@ -380,6 +413,59 @@ def _make_checkpoint(args: argparse.Namespace) -> None:
               "MB)", file=sys.stderr)
 
 
+def _moefy(args: argparse.Namespace) -> None:
+    from . import dense, hf_import, moefy
+    try:
+        config = hf_import.read_config(args.hf)
+        mlp = dense.read_dense_mlp(args.hf, args.layer, config)
+    except (ValueError, OSError) as err:
+        raise CommandError(str(err)) from None
+    tokens = _load_tokens(args.calibration, mlp.hidden)
+    if args.held_out:
+        calibration, held_out = tokens, _load_tokens(args.held_out,
+                                                     mlp.hidden)
+    else:
+        # The last quarter of the tokens is held out.
+        split = tokens.shape[0] - tokens.shape[0] // 4
+        calibration, held_out = tokens[:split], tokens[split:]
+    for path, part in ((args.calibration, calibration),
+                       (args.held_out or args.calibration, held_out)):
+        if part.shape[0] == 0:
+            raise CommandError(f"{path}: no tokens to "
+                               + ("score" if part is calibration
+                                  else "hold out"))
+        if not np.all(np.isfinite(part)):
+            raise CommandError(f"{path}: the tokens must be finite")
+    try:
+        importance = (moefy.neuron_importance(mlp, calibration)
+                      if args.mode == "split" else None)
+        moe = moefy.moefy(mlp, args.mode, args.experts, args.top_k,
+                          args.shared, importance)
+    except ValueError as err:
+        raise CommandError(str(err)) from None
+    rows = moefy.tradeoff(mlp, moe, held_out)
+    details = {"moefy": {"mode": args.mode, "source": config["model_type"],
+                         "layer": args.layer, "shared_neurons": args.shared,
+                         "calibration_tokens": int(calibration.shape[0]),
+                         "held_out_tokens": int(held_out.shape[0])}}
+    try:
+        moefy.write_moe_checkpoint(args.hf, args.output, config, args.layer,
+                                   mlp, moe, details)
+        with open(os.path.join(args.output, "moefy_tradeoff.json"), "w",
+                  encoding="utf-8") as out:
+            json.dump({**details["moefy"], "rows": rows}, out, indent=2)
+        if importance is not None:
+            _save(os.path.join(args.output, "neuron_importance.npy"),
+                  importance.astype(np.float32))
+        moefy.plot_tradeoff(rows, args.mode,
+                            os.path.join(args.output, "moefy_tradeoff.png"))
+    except OSError as err:
+        raise CommandError(f"cannot write {args.output}: "
+                           f"{err.strerror}") from None
+    print(moefy.format_tradeoff(rows, args.mode, mlp.intermediate,
+                                moe.expert_intermediate))
+
+
 # -- the parser --------------------------------------------------------------
 
 def _positive(text: str) -> int:
@@ -390,6 +476,17 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got "
                                          f"{text!r}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, "
+                                         f"got {text!r}")
     return value
 
 
@@ -499,14 +596,19 @@ def _parser() -> argparse.ArgumentParser:
     mk.add_argument("--family", required=True,
                     choices=["mixtral", "qwen2_moe", "qwen3_moe",
                              "deepseek_v2", "deepseek_v3",
-                             "switch_transformers", "nllb_moe"])
+                             "switch_transformers", "nllb_moe", "llama",
+                             "mistral", "qwen2"],
+                    help="a MoE family, or a dense one (llama, mistral, "
+                    "qwen2: no --experts or --top-k) for moefy")
     for flag, text in (("--hidden", "hidden size H"),
-                       ("--intermediate", "expert intermediate size I"),
-                       ("--experts", "routed experts E"),
-                       ("--top-k", "experts per token K"),
+                       ("--intermediate", "expert intermediate size I (the "
+                        "MLP's for a dense family)"),
                        ("--layers", "decoder layers (each stack for the "
                         "encoder-decoder families)")):
         mk.add_argument(flag, type=int, required=True, help=text)
+    for flag, text in (("--experts", "routed experts E (MoE families)"),
+                       ("--top-k", "experts per token K (MoE families)")):
+        mk.add_argument(flag, type=int, default=0, help=text)
     mk.add_argument("--dtype", choices=["f32", "bf16", "f16", "fp8"],
                     default="f32",
                     help="storage dtype of the weights (default f32); fp8: "
@@ -519,6 +621,34 @@ def _parser() -> argparse.ArgumentParser:
                     help="print nothing on success")
     mk.add_argument("-o", "--output", required=True, metavar="DIR")
     mk.set_defaults(handler=_make_checkpoint)
+
+    mfy = commands.add_parser(
+        "moefy", help="a dense MLP of a checkpoint made into a MoE layer",
+        description="Splits (MoEBERT) or upcycles the MLP of layer N of a "
+        "Llama-, Qwen2- or Mistral-style dense checkpoint into E experts "
+        "(moe-dense-to-moe's rewrite, docs/DenseToMoE.md), with neuron "
+        "importance mean|a_j| * ||W_down[:, j]|| on the calibration tokens; "
+        "writes OUT_DIR as a Qwen2-MoE checkpoint that import-hf reads, and "
+        "prints the MoE layer's error against the dense one on held-out "
+        "tokens for K = 1..E (also OUT_DIR/moefy_tradeoff.json and .png).")
+    mfy.add_argument("--hf", required=True, metavar="DENSE_DIR")
+    mfy.add_argument("--layer", required=True, type=int, metavar="N")
+    mfy.add_argument("--mode", required=True, choices=["split", "upcycle"])
+    mfy.add_argument("--experts", required=True, type=_positive, metavar="E")
+    mfy.add_argument("--top-k", required=True, type=_positive, metavar="K",
+                     help="experts per token of the written model")
+    mfy.add_argument("--shared", type=_non_negative, default=0, metavar="S",
+                     help="split: the S most important neurons are in "
+                     "every expert (default 0)")
+    mfy.add_argument("--calibration", required=True, metavar="X.npy",
+                     help="[T, H] inputs of the MLP (the post-attention "
+                     "norm's output)")
+    mfy.add_argument("--held-out", metavar="X.npy",
+                     help="[T, H] tokens the trade-off is measured on "
+                     "(default: the last quarter of --calibration, which "
+                     "then does not score)")
+    mfy.add_argument("-o", "--output", required=True, metavar="OUT_DIR")
+    mfy.set_defaults(handler=_moefy)
 
     ref = commands.add_parser(
         "reference", help="the float64 numpy reference of a layer",

@@ -329,6 +329,8 @@ def _token_choice(scores: np.ndarray, selection: np.ndarray,
             kept_gates.sum(axis=1, keepdims=True), EPS_F32)
     else:
         weights = gates
+    if routing.unweighted:
+        weights = np.ones_like(gates)
     weights = np.where(kept, weights * routing.scale, 0.0)
     ids = np.where(kept, choice_ids, -1).astype(np.int32)
     return weights, ids, choice_ids, dispatched
@@ -347,7 +349,8 @@ def _expert_choice(scores: np.ndarray, selection: np.ndarray,
         order = np.argsort(-selection[start:end], axis=0, kind="stable")
         rows = start + order[:take]
         chosen[rows, np.arange(num_experts)[None, :]] = True
-    weights = np.where(chosen, scores * routing.scale, 0.0)
+    values = np.ones_like(scores) if routing.unweighted else scores
+    weights = np.where(chosen, values * routing.scale, 0.0)
     ids = np.where(chosen, np.arange(num_experts)[None, :], -1)
     return weights, ids.astype(np.int32)
 

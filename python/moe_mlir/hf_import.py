@@ -29,6 +29,7 @@ from typing import Any, Callable, Mapping
 
 from . import families, mxfp4, safetensors_io, seq2seq
 from .emit import EXPERT, SCALES, LayerSpec, emit_module
+from .routing import parse as parse_routing
 
 __all__ = [
     "ImportedLayer",
@@ -367,6 +368,30 @@ def block_scaled(spec: LayerSpec, config: Mapping[str, Any],
                                weight_block=tuple(block))
 
 
+def _routing_override(spec: LayerSpec,
+                      config: Mapping[str, Any]) -> LayerSpec:
+    """``spec`` with the routing of ``config.moe_mlir.routing`` when the
+    checkpoint has one (``moefy`` writes it: split experts combine
+    unweighted, which no transformers family computes), its ``top_k`` the
+    family's."""
+    extra = config.get("moe_mlir")
+    if extra is None:
+        return spec
+    text = extra.get("routing") if isinstance(extra, dict) else None
+    if not isinstance(text, str):
+        raise ValueError("config.json moe_mlir.routing must be a routing "
+                         "attribute string")
+    try:
+        routing = parse_routing(text)
+    except ValueError as err:
+        raise ValueError(f"config.json moe_mlir.routing: {err}") from None
+    if routing.top_k != spec.routing.top_k:
+        raise ValueError(f"config.json moe_mlir.routing has top_k = "
+                         f"{routing.top_k}, the model "
+                         f"{spec.routing.top_k}")
+    return dataclasses.replace(spec, routing=routing)
+
+
 def import_hf(directory: str | os.PathLike, layer: int | str,
               func_name: str = "forward",
               statistics: tuple[str, ...] = ()) -> ImportedLayer:
@@ -404,6 +429,7 @@ def import_hf(directory: str | os.PathLike, layer: int | str,
     try:
         if spec is None:
             spec = families.layer_spec(config, address, dtype="f32")
+        spec = _routing_override(spec, config)
         spec = block_scaled(
             spec, config,
             lambda name: headers[name][0] if name in headers else None)

@@ -50,7 +50,7 @@ _ENUM_FIELDS = (
 _INT_FIELDS = ("top_k", "num_groups", "topk_groups", "fixed_capacity",
                "min_capacity", "group_size")
 _FLOAT_FIELDS = ("scale", "capacity_factor", "jitter")
-_BOOL_FIELDS = ("selection_bias", "noisy")
+_BOOL_FIELDS = ("selection_bias", "noisy", "unweighted")
 
 
 def round_half_even(value: float) -> int:
@@ -91,6 +91,7 @@ class Routing:
     second_policy: str = "all"
     noisy: bool = False
     jitter: float = 0.0
+    unweighted: bool = False
 
     def __post_init__(self) -> None:
         if self.topk_groups is None:
@@ -211,6 +212,10 @@ class Routing:
             raise ValueError(
                 "routing: priority = score decides who is dropped over "
                 "capacity and requires a capacity")
+        if self.unweighted and self.renormalize != "none":
+            raise ValueError(
+                "routing: unweighted routing combines every kept choice with "
+                "weight 'scale' and does not renormalize")
         if self.second_policy == "random" and self.top_k != 2:
             raise ValueError(
                 "routing: second = random applies to top-2 routing, got "
@@ -337,6 +342,8 @@ class Routing:
             items.append("noisy")
         if self.jitter != 0.0:
             items.append(f"jitter = {format_float(self.jitter)}")
+        if self.unweighted:
+            items.append("unweighted")
         body = "<" + ", ".join(items) + ">"
         return "#moe.routing" + body if prefix else body
 
@@ -424,6 +431,8 @@ def _parse_item(stream: TokenStream, key: str, key_offset: int,
                                               SECOND_POLICIES)
     elif key == "noisy":
         fields["noisy"] = True
+    elif key == "unweighted":
+        fields["unweighted"] = True
     elif key == "jitter":
         stream.parse_punct("=")
         fields["jitter"] = stream.parse_float()

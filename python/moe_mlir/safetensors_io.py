@@ -44,6 +44,7 @@ __all__ = [
     "encode",
     "load_checkpoint",
     "load_file",
+    "load_tensors",
     "read_checkpoint_headers",
     "read_header",
     "save_file",
@@ -420,3 +421,27 @@ def load_checkpoint(path: str | os.PathLike,
     for file, names in _checkpoint_files(path).items():
         result.update(load_file(file, float_dtype, names))
     return result
+
+
+def load_tensors(path: str | os.PathLike, names: Sequence[str],
+                 float_dtype: Any = np.float32) -> dict[str, np.ndarray]:
+    """Read only ``names`` from a checkpoint (a file, a sharded index or a
+    directory, as :func:`load_checkpoint`).
+
+    Raises:
+        SafetensorsError: a file cannot be read, or a name is not in it.
+    """
+    wanted = set(names)
+    result: dict[str, np.ndarray] = {}
+    for file, held in _checkpoint_files(path).items():
+        if held is None:
+            held = [n for n in read_header(file)[0] if n != "__metadata__"]
+        here = [n for n in held if n in wanted]
+        if here:
+            result.update(load_file(file, float_dtype, here))
+    missing = sorted(wanted - result.keys())
+    if missing:
+        raise SafetensorsError(f"{printable(os.fspath(path))}: no tensor "
+                               f"named '{printable(missing[0])}'")
+    return result
+

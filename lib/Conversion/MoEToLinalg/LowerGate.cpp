@@ -403,7 +403,7 @@ bool lowering::hasCombineWeightRules(RoutingAttr routing) {
   return routing.hasCapacity() ||
          routing.getSecondPolicy() == SecondPolicy::Random ||
          routing.getRenormalize() != Renormalize::None ||
-         routing.getScaleValue() != 1.0;
+         routing.getScaleValue() != 1.0 || routing.getUnweighted();
 }
 
 SmallVector<Value> lowering::buildTokenCombineWeights(OpBuilder &b,
@@ -430,7 +430,8 @@ SmallVector<Value> lowering::buildTokenCombineWeights(OpBuilder &b,
   }
   SmallVector<Value> weights;
   for (auto [gate, isKept] : llvm::zip(gates, kept)) {
-    Value w = gate;
+    // Unweighted routing combines a kept choice with weight 1 (times scale).
+    Value w = routing.getUnweighted() ? f32Constant(b, loc, 1.0) : gate;
     if (denominator)
       w = arith::DivFOp::create(b, loc, w, denominator);
     if (scale != 1.0)
@@ -569,7 +570,8 @@ struct LowerExpertChoiceGate : OpConversionPattern<GateOp> {
         rewriter, loc, scores, rewriter.getIndexAttr(numExperts),
         rewriter.getF32Type(),
         [&](OpBuilder &nb, Location nl, Value t, Value e) {
-          Value w = extract2D(nb, nl, scores, t, e);
+          Value w = routing.getUnweighted() ? f32Constant(nb, nl, 1.0)
+                                            : extract2D(nb, nl, scores, t, e);
           if (scale != 1.0)
             w = arith::MulFOp::create(nb, nl, w, f32Constant(nb, nl, scale));
           return arith::SelectOp::create(nb, nl,

@@ -383,3 +383,24 @@ func.func @layer(%x: tensor<?x16xf32>, %wg: tensor<4x16xf32>, %w1: tensor<4x8x16
       -> tensor<?x16xf32>
   return %y : tensor<?x16xf32>
 }
+
+// -----
+
+// Unweighted routing: the scores select the experts, and every kept choice
+// is combined with weight `scale` (3.0): the weights loop selects that
+// constant or 0 and reads no score.
+// CHECK-LABEL: func @gate_unweighted
+// CHECK-DAG: %[[SCALE:.*]] = arith.constant 3.000000e+00 : f32
+// CHECK-DAG: %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
+// CHECK: scf.forall
+// CHECK: %[[W:[a-z0-9_]+]] = scf.for %{{.*}} iter_args(%{{.*}} = %{{.*}}#0)
+// CHECK-NOT: arith.divf
+// CHECK-NOT: arith.mulf
+// CHECK: arith.select %{{.*}}, %[[SCALE]], %[[ZERO]] : f32
+// CHECK: arith.select %{{.*}}, %[[SCALE]], %[[ZERO]] : f32
+// CHECK: return %[[W]]
+func.func @gate_unweighted(%logits: tensor<?x6xf32>) -> (tensor<?x2xf32>, tensor<?x2xi32>) {
+  %w, %ids = moe.gate %logits routing <softmax, top_k = 2, scale = 3.0, unweighted>
+      : tensor<?x6xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  return %w, %ids : tensor<?x2xf32>, tensor<?x2xi32>
+}

@@ -29,6 +29,16 @@ func.func @softmax_jitter(%l: tensor<?x8xf32>) {
 
 // -----
 
+// routing verify: unweighted routing does not renormalize
+func.func @unweighted_renormalize(%l: tensor<?x8xf32>) {
+  // expected-error @+1 {{routing: unweighted routing combines every kept choice with weight 'scale' and does not renormalize}}
+  %w, %ids = moe.gate %l routing <softmax, top_k = 2, renormalize, unweighted>
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
 // routing verify: sparsemixer is token choice without selection bias or groups
 func.func @sparsemixer_groups(%l: tensor<?x8xf32>) {
   // expected-error @+1 {{routing: sparsemixer scoring is token choice without selection_bias or groups}}

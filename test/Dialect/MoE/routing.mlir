@@ -80,6 +80,10 @@ func.func private @phimoe_sparsemixer() attributes {r = #moe.routing<sparsemixer
 // CHECK-SAME: r = #moe.routing<softmax, top_k = 4, renormalize, noisy>
 func.func private @noisy_topk() attributes {r = #moe.routing<softmax, noisy, top_k = 4, renormalize>}
 
+// CHECK-LABEL: func private @moefication_unweighted
+// CHECK-SAME: r = #moe.routing<softmax, top_k = 2, scale = 2.000000e+00, unweighted>
+func.func private @moefication_unweighted() attributes {r = #moe.routing<softmax, unweighted, top_k = 2, scale = 2.0>}
+
 // CHECK-LABEL: func private @statistics_attr
 // CHECK-SAME: s = #moe.statistics<[tokens_per_expert, z_loss]>
 func.func private @statistics_attr() attributes {s = #moe.statistics<[tokens_per_expert, z_loss]>}

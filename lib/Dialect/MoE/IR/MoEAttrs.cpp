@@ -47,6 +47,7 @@ struct RoutingFields {
   SecondPolicy secondPolicy = SecondPolicy::All;
   bool noisy = false;
   double jitter = 0.0;
+  bool unweighted = false;
 };
 } // namespace
 
@@ -154,6 +155,10 @@ static ParseResult parseRoutingItem(AsmParser &parser, StringRef key,
   }
   if (key == "jitter")
     return failure(parser.parseEqual() || parser.parseFloat(fields.jitter));
+  if (key == "unweighted") {
+    fields.unweighted = true;
+    return success();
+  }
   return parser.emitError(keyLoc, "unknown routing item '") << key << "'";
 }
 
@@ -191,7 +196,8 @@ Attribute RoutingAttr::parse(AsmParser &parser, Type) {
       fields.topkGroups.value_or(fields.numGroups), fields.groupScore,
       fields.capacityKind, fields.fixedCapacity, APFloat(fields.capacityFactor),
       fields.rounding, fields.minCapacity, fields.groupSize, fields.priority,
-      fields.secondPolicy, fields.noisy, APFloat(fields.jitter));
+      fields.secondPolicy, fields.noisy, APFloat(fields.jitter),
+      fields.unweighted);
 }
 
 void RoutingAttr::print(AsmPrinter &printer) const {
@@ -247,6 +253,8 @@ void RoutingAttr::print(AsmPrinter &printer) const {
     printer << ", jitter = ";
     printer.printFloat(getJitter());
   }
+  if (getUnweighted())
+    printer << ", unweighted";
   printer << ">";
 }
 
@@ -261,7 +269,7 @@ LogicalResult RoutingAttr::verify(
     GroupScore groupScore, CapacityKind capacityKind, int64_t fixedCapacity,
     APFloat capacityFactor, Rounding rounding, int64_t minCapacity,
     int64_t groupSize, Priority priority, SecondPolicy secondPolicy, bool noisy,
-    APFloat jitter) {
+    APFloat jitter, bool unweighted) {
   bool hasCapacity = capacityKind != CapacityKind::None;
   if (!isFiniteNonNegative(jitter))
     return emitError() << "routing: jitter must be finite and non-negative, "
@@ -347,6 +355,10 @@ LogicalResult RoutingAttr::verify(
   if (priority == Priority::Score && !hasCapacity)
     return emitError() << "routing: priority = score decides who is dropped "
                           "over capacity and requires a capacity";
+  if (unweighted && renormalize != Renormalize::None)
+    return emitError() << "routing: unweighted routing combines every kept "
+                          "choice with weight 'scale' and does not "
+                          "renormalize";
   if (secondPolicy == SecondPolicy::Random && topK != 2)
     return emitError() << "routing: second = random applies to top-2 "
                           "routing, got top_k = "

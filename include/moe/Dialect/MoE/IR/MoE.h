@@ -57,6 +57,10 @@ constexpr int64_t kMaxExperts = 2147483647;
 /// The function-argument attribute naming the checkpoint tensor an entry
 /// point's argument is bound to.
 constexpr llvm::StringLiteral kWeightAttrName = "moe.weight";
+/// The importance of each intermediate neuron of a dense FFN (a float array
+/// on its moe.layer), which moe-dense-to-moe splits by.
+constexpr llvm::StringLiteral kNeuronImportanceAttrName =
+    "moe.neuron_importance";
 
 /// The function-argument attribute of a weight stored in another format
 /// than its type (docs/CompiledModules.md): `"mxfp4"`, a bf16 `[..., N, K]`

@@ -29,7 +29,8 @@ def Moe_RoutingAttr : Moe_Attr<"Routing", "routing"> {
                  [, capacity = (fixed(C) | factor(F, ceil | floor | round
                                                   [, min = M]) | fraction(F))]
                  [, group_size = S] [, priority = (position | score)]
-                 [, second = (all | random)] [, noisy] [, jitter = J]>
+                 [, second = (all | random)] [, noisy] [, jitter = J]
+                 [, unweighted]>
     ```
 
     Example:
@@ -65,7 +66,8 @@ def Moe_RoutingAttr : Moe_Attr<"Routing", "routing"> {
     AttrParameter<"Priority", "`priority = position` or `score`: which choices keep their slot when an expert is over capacity, the earlier tokens or those with the higher top score. Default position.">:$priority,
     AttrParameter<"SecondPolicy", "`second = all` or `random`: top-2 dispatches every second choice, or only where 2 * w2 > u for a uniform operand u (GShard). Default all.">:$secondPolicy,
     AttrParameter<"bool", "`noisy`: noisy top-k gating; the layer has a noise router and noise samples are an explicit operand. Default off.">:$noisy,
-    APFloatParameter<"`jitter = J`: sparsemixer's relative-gap threshold (`router_jitter_noise`), finite and non-negative. Default 0.0; sparsemixer only.">:$jitter
+    APFloatParameter<"`jitter = J`: sparsemixer's relative-gap threshold (`router_jitter_noise`), finite and non-negative. Default 0.0; sparsemixer only.">:$jitter,
+    AttrParameter<"bool", "`unweighted`: the scores select the experts, and every kept choice is combined with weight `scale` (1 by default) instead of its score: hash layers, MoEfication and the experts MoEBERT splits from a dense FFN, whose outputs add up to the dense one. Not with `renormalize`. Default off.">:$unweighted
   );
   let hasCustomAssemblyFormat = 1;
   let genVerifyDecl = 1;

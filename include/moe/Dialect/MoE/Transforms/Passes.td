@@ -79,6 +79,75 @@ def MoEDecomposePass : Pass<"moe-decompose"> {
   ];
 }
 
+def MoEDenseToMoEPass : Pass<"moe-dense-to-moe"> {
+  let summary = "Rewrite a dense FFN into a moe.layer of experts made from "
+                "its weights (MoEBERT's split, sparse upcycling)";
+  let description = [{
+    Rewrites every dense FFN under the anchor into a `moe.layer` of
+    `experts` experts (docs/DenseToMoE.md). A dense FFN is the dense-expert
+    form of `moe.layer`: one routed expert (`[1, I, H]` gate and up, `[1,
+    H, I]` down, optional biases and block scales) that every token takes
+    with weight exactly 1 (dropless `top_k = 1` over one expert, scored by
+    softmax or sparsemixer, renormalized or `unweighted`, `scale` 1), with
+    no routing statistics or expert parallelism. The importers emit dense
+    MLPs in this form, the checkpoint's `[I, H]` tensors reshaped to one
+    expert. Other layers are left as they are.
+
+    - `mode=split` (MoEBERT, Zuo et al. 2022): the `I` neurons ordered by
+      importance, descending, ties to the lower index (the layer's
+      `moe.neuron_importance`, one float per neuron; the index order when
+      absent); the first `shared` are in every expert, the others dealt
+      round-robin, the i-th of them to expert `i mod E`. Expert `e` holds
+      its shared neurons first, then its own, `shared + ceil((I -
+      shared) / E)` slots in all; a shorter expert's last slot holds no
+      neuron (zero weights, contributing nothing). Its weights are a gather
+      (`linalg.generic` with `tensor.extract`) of the dense rows of gate and
+      up (and their biases) and columns of down; block-scaled weights are
+      dequantized to the input's type first. Every neuron outside the shared
+      ones is in exactly one expert, so with `shared = 0` the chosen
+      experts' outputs add up to the dense FFN's restricted to their
+      neurons, and to all of it when every expert is chosen.
+    - `mode=upcycle` (sparse upcycling, Komatsuzaki et al. 2022): every
+      expert is the dense FFN, `linalg.broadcast` of the dense weights (and
+      scales): no copy of the checkpoint tensors is bound. With weights
+      that sum to 1 the layer equals the dense FFN.
+
+    The routing is `routing` when given (a `#moe.routing` attribute, or its
+    `<...>` body), else `<softmax, top_k = K, unweighted>` for split and
+    `<softmax, top_k = K, renormalize>` for upcycle, `K = top-k`. A down
+    bias is copied into every expert, divided by `top_k * scale` under
+    unweighted token-choice routing, which adds it that many times.
+
+    The router is the checkpoint tensor `router-weight` when given (a new
+    `[E, H]` argument of the enclosing `func.func`, bound with
+    `moe.weight`), else built by rule: for split MoEfication's similarity
+    router (Zhang et al. 2022), row `e` the mean of the gate rows (up rows
+    without a gate) of expert `e`'s own neurons; for upcycle zeros (the
+    experts are identical; the router is trained after upcycling). The pass
+    only rewrites IR and weight bindings: it never reads weight values.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect"];
+  let options = [
+    Option<"mode", "mode", "std::string", /*default=*/"\"split\"",
+           "split (MoEBERT: the neurons dealt to the experts) or upcycle "
+           "(every expert a copy of the FFN)">,
+    Option<"experts", "experts", "int64_t", /*default=*/"8",
+           "Number of experts E">,
+    Option<"topK", "top-k", "int64_t", /*default=*/"0",
+           "Experts per token K (0: the routing's, or 1)">,
+    Option<"shared", "shared", "int64_t", /*default=*/"0",
+           "Neurons shared by every expert (split), the most important">,
+    Option<"routingText", "routing", "std::string", /*default=*/"\"\"",
+           "The new layers' routing attribute; empty: the mode's default">,
+    Option<"routerWeight", "router-weight", "std::string",
+           /*default=*/"\"\"",
+           "Checkpoint tensor of the trained [E, H] router; empty: the "
+           "router is built by the mode's rule">
+  ];
+}
+
 def MoEExportEntriesPass : Pass<"moe-export-entries", "::mlir::ModuleOp"> {
   let summary = "Mark public functions as entry points and record a manifest";
   let description = [{
