@@ -68,6 +68,8 @@ ROUND_TRIPS = [
      "#moe.routing<sparsemixer, top_k = 2, jitter = 1.000000e-02>"),
     ("<sparsemixer, top_k = 2, jitter = 0.0>",
      "#moe.routing<sparsemixer, top_k = 2>"),
+    ("<softmax, unweighted, top_k = 2, scale = 2.0>",
+     "#moe.routing<softmax, top_k = 2, scale = 2.000000e+00, unweighted>"),
 ]
 
 
@@ -182,6 +184,9 @@ def test_format_float(value: float, text: str) -> None:
      "requires a capacity"),
     ("<softmax, top_k = 1, second = random>",
      "routing: second = random applies to top-2 routing, got top_k = 1"),
+    ("<softmax, top_k = 2, renormalize, unweighted>",
+     "routing: unweighted routing combines every kept choice with weight "
+     "'scale' and does not renormalize"),
     ("<softmax, top_k = 4, renormalize, capacity = factor(2.0, ceil), "
      "second = random>",
      "routing: second = random applies to top-2 routing, got top_k = 4"),
@@ -332,13 +337,14 @@ def _random_routings(count: int, seed: int) -> list[Routing]:
             rounding=rng.choice(["ceil", "floor", "round"]),
             min_capacity=rng.choice([0, 0, 3]),
             noisy=rng.random() < 0.3,
+            unweighted=rng.random() < 0.2,
         )
         if not expert_choice:
             groups = rng.choice([1, 1, 4, 8])
             fields.update(
                 num_groups=groups, topk_groups=rng.randrange(1, groups + 1),
                 group_score=rng.choice(["sum_top2", "max"]),
-                renormalize=rng.choice(
+                renormalize="none" if fields["unweighted"] else rng.choice(
                     ["none", "selected"] + (["kept"] if capacity != "none"
                                             else [])))
             if capacity != "none":

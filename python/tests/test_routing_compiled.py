@@ -56,6 +56,10 @@ SCHEMES = {
                             "capacity = factor(1.5, round), group_size = 10>",
     "sigmoid_capacity": "<sigmoid, top_k = 2, renormalize = kept, "
                         "capacity = fixed(4), group_size = 9>",
+    "unweighted_capacity": "<softmax, top_k = 2, scale = 1.5, capacity = "
+                           "fixed(5), unweighted>",
+    "expert_choice_unweighted": "<sigmoid, expert_choice, capacity = "
+                                "factor(1.5, round), unweighted>",
 }
 
 

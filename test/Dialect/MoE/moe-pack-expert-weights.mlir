@@ -280,6 +280,68 @@ func.func @views(%x: tensor<8x16xf32>,
 
 // -----
 
+// The views of moe-dense-to-moe: an upcycled [I, H] tensor broadcast to two
+// experts, and a split one gathered by a constant neuron table (-1: no
+// neuron), whose body reads another constant from above. The packing
+// functions clone the table, the constant and fresh destinations.
+// CHECK-LABEL: func.func @dense_to_moe_views(
+// CHECK-SAME: %{{.*}}: tensor<2x1x16x16xf32> {moe.packing = {function = @dense_to_moe_views__pack1, shape = array<i64: 12, 16>}, moe.weight = "up"}
+// CHECK-SAME: %{{.*}}: tensor<2x1x16x16xf32> {moe.packing = {function = @dense_to_moe_views__pack2, shape = array<i64: 12, 16>}, moe.weight = "gate"}
+// CHECK-NOT: linalg.broadcast
+// CHECK-NOT: linalg.generic
+// CHECK-NOT: arith.constant dense
+// CHECK: moe.grouped_matmul
+// CHECK-LABEL: func.func @dense_to_moe_views__pack1(
+// CHECK-SAME: %[[SRC:.*]]: tensor<12x16xf32> {bufferization.writable = false}
+// CHECK: %[[EMPTY:.*]] = tensor.empty() : tensor<2x12x16xf32>
+// CHECK: %[[B:.*]] = linalg.broadcast ins(%[[SRC]] : tensor<12x16xf32>) outs(%[[EMPTY]] : tensor<2x12x16xf32>) dimensions = [0]
+// CHECK: linalg.pack %[[B]]
+// CHECK-LABEL: func.func @dense_to_moe_views__pack2(
+// CHECK-SAME: %[[SRC:.*]]: tensor<12x16xf32> {bufferization.writable = false}
+// CHECK-DAG: %[[TABLE:.*]] = arith.constant dense<{{\[\[}}3, 0, 7, -1], [1, 2, 11, 5]]> : tensor<2x4xi64>
+// CHECK-DAG: %[[ZERO:.*]] = arith.constant 0 : i64
+// CHECK-DAG: %[[EMPTY:.*]] = tensor.empty() : tensor<2x4x16xf32>
+// CHECK: %[[G:.*]] = linalg.generic {{.*}} ins(%[[TABLE]] : tensor<2x4xi64>) outs(%[[EMPTY]] : tensor<2x4x16xf32>)
+// CHECK: arith.cmpi sge, %{{.*}}, %[[ZERO]]
+// CHECK: tensor.extract %[[SRC]]
+// CHECK: linalg.pack %[[G]]
+#gather_table = affine_map<(e, i, h) -> (e, i)>
+#gather_out = affine_map<(e, i, h) -> (e, i, h)>
+func.func @dense_to_moe_views(%x: tensor<8x16xf32>,
+                              %up: tensor<12x16xf32> {moe.weight = "up"},
+                              %gate: tensor<12x16xf32> {moe.weight = "gate"},
+                              %b: tensor<2xi32>, %acc: tensor<8x12xf32>,
+                              %acc2: tensor<8x4xf32>)
+    -> (tensor<8x12xf32>, tensor<8x4xf32>) {
+  %ue = tensor.empty() : tensor<2x12x16xf32>
+  %u = linalg.broadcast ins(%up : tensor<12x16xf32>) outs(%ue : tensor<2x12x16xf32>) dimensions = [0]
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%x, %u, %b : tensor<8x16xf32>, tensor<2x12x16xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x12xf32>) -> tensor<8x12xf32>
+  %table = arith.constant dense<[[3, 0, 7, -1], [1, 2, 11, 5]]> : tensor<2x4xi64>
+  %zero = arith.constant 0 : i64
+  %fzero = arith.constant 0.0 : f32
+  %ge = tensor.empty() : tensor<2x4x16xf32>
+  %g = linalg.generic {indexing_maps = [#gather_table, #gather_out],
+                       iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%table : tensor<2x4xi64>) outs(%ge : tensor<2x4x16xf32>) {
+  ^bb0(%n: i64, %o: f32):
+    %present = arith.cmpi sge, %n, %zero : i64
+    %safe = arith.select %present, %n, %zero : i64
+    %row = arith.index_cast %safe : i64 to index
+    %h = linalg.index 2 : index
+    %v = tensor.extract %gate[%row, %h] : tensor<12x16xf32>
+    %w = arith.select %present, %v, %fzero : f32
+    linalg.yield %w : f32
+  } -> tensor<2x4x16xf32>
+  %s = moe.grouped_matmul block_rows(4)
+      ins(%x, %g, %b : tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
+      outs(%acc2 : tensor<8x4xf32>) -> tensor<8x4xf32>
+  return %r, %s : tensor<8x12xf32>, tensor<8x4xf32>
+}
+
+// -----
+
 // A view with another use, or a slice of a dynamic size, is no view the
 // packing function can replay: the argument stays as bound.
 // CHECK-LABEL: func.func @view_other_use(

@@ -24,8 +24,10 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Transforms/RegionUtils.h"
 #include "llvm/ADT/DenseSet.h"
 
 #include <numeric>
@@ -66,26 +68,79 @@ bool isUnitExpertUse(OpOperand &use) {
   return true;
 }
 
-/// Whether `use` is the source of an op that only rearranges a checkpoint
-/// tensor into an operand's layout (docs/CompiledModules.md, "Weight
-/// views"): a static reshape, a static slice or a transpose. The packing
-/// function replays these ops before it packs.
-bool isViewUse(OpOperand &use) {
+/// The linalg.generic around `use` when `use` is the read of a neuron
+/// gather (moe-dense-to-moe): `use` is the tensor of a tensor.extract in the
+/// body of a generic on tensors with a static result whose one input is a
+/// constant table of the neurons to read; null otherwise.
+linalg::GenericOp getNeuronGather(OpOperand &use) {
+  auto extract = llvm::dyn_cast<tensor::ExtractOp>(use.getOwner());
+  if (!extract || use.getOperandNumber() != 0)
+    return {};
+  auto generic = llvm::dyn_cast<linalg::GenericOp>(extract->getParentOp());
+  if (!generic || !generic.hasPureTensorSemantics() ||
+      generic.getNumDpsInputs() != 1 || generic.getNumDpsInits() != 1 ||
+      !generic.getDpsInputOperand(0)
+           ->get()
+           .getDefiningOp<arith::ConstantOp>() ||
+      !generic.getDpsInitOperand(0)->get().getDefiningOp<tensor::EmptyOp>() ||
+      !llvm::cast<RankedTensorType>(generic.getResultTypes()[0])
+           .hasStaticShape())
+    return {};
+  // Whatever else the body reads from above is a constant, which the
+  // packing function clones.
+  llvm::SetVector<Value> captured;
+  getUsedValuesDefinedAbove(generic.getRegion(), captured);
+  for (Value value : captured)
+    if (value != use.get() && !matchPattern(value, m_Constant()))
+      return {};
+  return generic;
+}
+
+/// The op that `use` reads a checkpoint tensor into an operand's layout
+/// with (docs/CompiledModules.md, "Weight views"), when it does nothing
+/// else: a static reshape, a static slice, a transpose, a broadcast
+/// (upcycled experts) or a neuron gather (split experts). The packing
+/// function replays these ops before it packs. Null otherwise.
+Operation *getViewOp(OpOperand &use) {
   Operation *op = use.getOwner();
   auto staticResult = [&] {
     auto type = llvm::dyn_cast<RankedTensorType>(op->getResult(0).getType());
     return type && type.hasStaticShape();
   };
   if (llvm::isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(op))
-    return staticResult();
+    return staticResult() ? op : nullptr;
   if (auto slice = llvm::dyn_cast<tensor::ExtractSliceOp>(op))
     return use.getOperandNumber() == 0 && slice.getOffsets().empty() &&
-           slice.getSizes().empty() && slice.getStrides().empty() &&
-           staticResult();
-  if (auto transpose = llvm::dyn_cast<linalg::TransposeOp>(op))
-    return &use == transpose.getDpsInputOperand(0) &&
-           transpose.hasPureTensorSemantics() && staticResult();
-  return false;
+                   slice.getSizes().empty() && slice.getStrides().empty() &&
+                   staticResult()
+               ? op
+               : nullptr;
+  if (llvm::isa<linalg::TransposeOp, linalg::BroadcastOp>(op)) {
+    auto linalgOp = llvm::cast<linalg::LinalgOp>(op);
+    return &use == linalgOp.getDpsInputOperand(0) &&
+                   linalgOp.hasPureTensorSemantics() && staticResult()
+               ? op
+               : nullptr;
+  }
+  return getNeuronGather(use);
+}
+
+bool isViewUse(OpOperand &use) { return getViewOp(use) != nullptr; }
+
+/// The value a view op reads (its source operand, or the tensor a neuron
+/// gather reads); null when `op` is no view op.
+Value getViewSource(Operation *op) {
+  if (llvm::isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp,
+                tensor::ExtractSliceOp, linalg::TransposeOp,
+                linalg::BroadcastOp>(op))
+    return op->getOperand(0);
+  auto generic = llvm::dyn_cast<linalg::GenericOp>(op);
+  if (!generic)
+    return {};
+  for (auto extract : generic.getBody()->getOps<tensor::ExtractOp>())
+    if (getNeuronGather(extract.getTensorMutable()) == generic)
+      return extract.getTensor();
+  return {};
 }
 
 /// The view ops an argument is read through: from `arg`, each op the only
@@ -98,7 +153,7 @@ SmallVector<Operation *> viewChain(BlockArgument arg) {
          // A reshape to one expert's weights ends the chain: it is the
          // unit-expert read below.
          !isUnitExpertUse(*value.getUses().begin())) {
-    Operation *op = value.getUses().begin()->getOwner();
+    Operation *op = getViewOp(*value.getUses().begin());
     chain.push_back(op);
     value = op->getResult(0);
   }
@@ -135,10 +190,9 @@ RankedTensorType packableType(BlockArgument arg) {
 /// expert's weights or through view ops; null otherwise.
 BlockArgument weightArgument(Value weight) {
   while (Operation *op = weight.getDefiningOp()) {
-    if (!llvm::isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp,
-                   tensor::ExtractSliceOp, linalg::TransposeOp>(op))
+    weight = getViewSource(op);
+    if (!weight)
       return {};
-    weight = op->getOperand(0);
   }
   return llvm::dyn_cast<BlockArgument>(weight);
 }
@@ -306,17 +360,23 @@ func::FuncOp createPackingFunction(OpBuilder &b, func::FuncOp entry,
   Value dst = body->getArgument(1);
   Value weights = body->getArgument(0);
   for (Operation *view : views) {
-    if (auto transpose = llvm::dyn_cast<linalg::TransposeOp>(view)) {
-      auto type = llvm::cast<RankedTensorType>(transpose.getResultTypes()[0]);
-      Value init = tensor::EmptyOp::create(b, loc, type.getShape(),
-                                           type.getElementType());
-      weights = linalg::TransposeOp::create(b, loc, weights, init,
-                                            transpose.getPermutation())
-                    ->getResult(0);
-      continue;
-    }
+    // Operands other than the source (a destination, a neuron table) are
+    // made anew: a tensor.empty, a clone of the constant.
     IRMapping mapping;
-    mapping.map(view->getOperand(0), weights);
+    mapping.map(getViewSource(view), weights);
+    llvm::SetVector<Value> reads(view->getOperands().begin(),
+                                 view->getOperands().end());
+    getUsedValuesDefinedAbove(view->getRegions(), reads);
+    for (Value operand : reads) {
+      if (mapping.contains(operand))
+        continue;
+      if (auto empty = operand.getDefiningOp<tensor::EmptyOp>())
+        mapping.map(operand,
+                    tensor::EmptyOp::create(b, loc, empty.getType().getShape(),
+                                            empty.getType().getElementType()));
+      else if (Operation *def = operand.getDefiningOp())
+        mapping.map(operand, b.clone(*def)->getResult(0));
+    }
     weights = b.clone(*view, mapping)->getResult(0);
   }
   // One expert's [N, K] weights as [1, N, K].
@@ -447,12 +507,16 @@ struct MoEPackExpertWeightsPass
         if (viewed != arg)
           viewed.replaceAllUsesWith(arg);
         for (Operation *view : llvm::reverse(views)) {
-          Operation *init = nullptr;
-          if (auto transpose = llvm::dyn_cast<linalg::TransposeOp>(view))
-            init = transpose.getInit().getDefiningOp();
+          // The destination or neuron table, unless shared.
+          SmallVector<Operation *> operands;
+          for (Value operand : view->getOperands())
+            if (Operation *def = operand.getDefiningOp();
+                def && operand != getViewSource(view))
+              operands.push_back(def);
           view->erase();
-          if (init && init->use_empty() && isMemoryEffectFree(init))
-            init->erase();
+          for (Operation *def : operands)
+            if (def->use_empty() && isMemoryEffectFree(def))
+              def->erase();
         }
         arg.setType(packed);
         // Recorded in the manifest, or for moe-export-entries to record.

@@ -345,8 +345,12 @@ def MoEPackExpertWeightsPass
     An argument may reach the grouped matmuls through **view ops**, each
     the only user of the value before it: static `tensor.expand_shape` /
     `tensor.collapse_shape`, a static `tensor.extract_slice` (strides
-    allowed) and `linalg.transpose`. That is how a fused or transposed
-    checkpoint tensor binds (docs/CompiledModules.md, "Weight views"), e.g.
+    allowed), `linalg.transpose`, `linalg.broadcast` (the experts
+    `moe-dense-to-moe` upcycles) and a **neuron gather** (those it splits:
+    a `linalg.generic` whose one input is a constant table and whose body
+    reads the value with `tensor.extract`). That is how a fused or
+    transposed checkpoint tensor binds (docs/CompiledModules.md, "Weight
+    views"), e.g.
     the gate half of a `[E, H, 2I]` `gate_up_proj` as an `[E, I, H]` weight:
 
     ```mlir
