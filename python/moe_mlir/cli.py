@@ -462,8 +462,9 @@ def _moefy(args: argparse.Namespace) -> None:
     except OSError as err:
         raise CommandError(f"cannot write {args.output}: "
                            f"{err.strerror}") from None
-    print(moefy.format_tradeoff(rows, args.mode, mlp.intermediate,
-                                moe.expert_intermediate))
+    except ValueError as err:   # a tensor of the source that cannot be read
+        raise CommandError(str(err)) from None
+    print(moefy.format_tradeoff(rows, mlp, moe))
 
 
 # -- the parser --------------------------------------------------------------

@@ -10,7 +10,7 @@
   averages; removing the neurons of smallest score removes the least output
   (exactly, for one neuron and one token).
 - **Split** (MoEBERT) and **upcycle** (sparse upcycling) as
-  ``moe-dense-to-moe`` defines them (:func:`split_table` is its neuron
+  ``moe-dense-to-moe`` defines them (:func:`split_neurons` is its neuron
   table), with its router rules: MoEfication's similarity router for split,
   zeros for upcycle.
 - The result is written as a Qwen2-MoE checkpoint (the other layers stay
@@ -35,13 +35,13 @@ from .routing import Routing
 from .testdata import round_to_bf16
 
 __all__ = ["MODES", "MoefiedLayer", "format_tradeoff", "moefy",
-           "neuron_importance", "plot_tradeoff", "split_table", "tradeoff",
+           "neuron_importance", "plot_tradeoff", "split_neurons", "tradeoff",
            "write_moe_checkpoint"]
 
 MODES = ("split", "upcycle")
 
 NO_NEURON = -1
-"""A slot of :func:`split_table` that holds no neuron."""
+"""A slot of :func:`split_neurons`' table that holds no neuron."""
 
 
 def neuron_importance(mlp: DenseMLP, x: np.ndarray) -> np.ndarray:
@@ -53,12 +53,13 @@ def neuron_importance(mlp: DenseMLP, x: np.ndarray) -> np.ndarray:
     return np.abs(hidden).mean(axis=0) * column_norms
 
 
-def split_table(importance: np.ndarray, experts: int,
-                shared: int) -> np.ndarray:
-    """``[E, shared + ceil((I - shared) / E)]`` neuron ids: the neurons by
-    descending importance (ties to the lower index), the first ``shared``
-    in every row, the rest dealt round-robin; short rows end in
-    :data:`NO_NEURON`. The table ``moe-dense-to-moe`` builds."""
+def split_neurons(importance: np.ndarray, experts: int,
+                  shared: int) -> tuple[np.ndarray, np.ndarray]:
+    """MoEBERT's split, as ``moe-dense-to-moe`` builds it: the neurons by
+    descending importance (ties to the lower index); the first ``shared``
+    are the shared expert's, the rest are dealt round-robin. Returns the
+    shared neurons ``[S]`` and the table ``[E, ceil((I - S) / E)]`` of each
+    expert's own neurons, short rows ending in :data:`NO_NEURON`."""
     importance = np.asarray(importance, dtype=np.float64)
     neurons = importance.shape[0]
     if experts < 1 or shared < 0 or neurons - shared < experts:
@@ -66,13 +67,12 @@ def split_table(importance: np.ndarray, experts: int,
                          f"fewer than one for each of {experts} experts")
     order = np.argsort(-importance, kind="stable")
     own = -(-(neurons - shared) // experts)
-    table = np.full((experts, shared + own), NO_NEURON, dtype=np.int64)
-    table[:, :shared] = order[:shared]
+    table = np.full((experts, own), NO_NEURON, dtype=np.int64)
     rest = order[shared:]
     for e in range(experts):
         mine = rest[e::experts]
-        table[e, shared:shared + len(mine)] = mine
-    return table
+        table[e, :len(mine)] = mine
+    return order[:shared].astype(np.int64), table
 
 
 def _gather(weight: np.ndarray, table: np.ndarray, axis: int) -> np.ndarray:
@@ -84,14 +84,12 @@ def _gather(weight: np.ndarray, table: np.ndarray, axis: int) -> np.ndarray:
     return np.stack([np.take(padded, row, axis=axis) for row in index])
 
 
-def similarity_router(rows: np.ndarray, table: np.ndarray,
-                      shared: int) -> np.ndarray:
+def similarity_router(rows: np.ndarray, table: np.ndarray) -> np.ndarray:
     """MoEfication's router: row e the mean of ``rows`` (the gate, or up,
     projection's ``[I, H]``) over expert e's own neurons."""
     router = np.zeros((table.shape[0], rows.shape[1]), dtype=np.float64)
     for e, row in enumerate(table):
-        own = row[shared:]
-        own = own[own != NO_NEURON]
+        own = row[row != NO_NEURON]
         if len(own):
             router[e] = rows[own].astype(np.float64).mean(axis=0)
     return router
@@ -100,8 +98,9 @@ def similarity_router(rows: np.ndarray, table: np.ndarray,
 @dataclass
 class MoefiedLayer:
     """A MoE layer made from a dense MLP: ``weights`` by ``moe.layer``
-    operand name (float32 or float64 arrays), ``routing`` for ``top_k``,
-    and for split the neuron ``table``."""
+    operand name (float32 or float64 arrays; the shared neurons as the
+    shared expert), ``routing`` for ``top_k``, and for split the neuron
+    ``table`` of the experts."""
 
     mode: str
     weights: dict[str, np.ndarray]
@@ -117,6 +116,10 @@ class MoefiedLayer:
     @property
     def expert_intermediate(self) -> int:
         return int(self.weights["expert_up"].shape[1])
+
+    def neuron_slots(self, top_k: int) -> int:
+        """The neuron slots a token runs with ``top_k`` experts."""
+        return self.shared + top_k * self.expert_intermediate
 
     def routing(self, top_k: int | None = None) -> Routing:
         """``<softmax, top_k = K, unweighted>`` (split: the chosen experts'
@@ -161,11 +164,14 @@ def moefy(mlp: DenseMLP, mode: str, experts: int, top_k: int, shared: int,
     if mode == "split":
         if importance is None:
             importance = np.zeros(mlp.intermediate)
-        table = split_table(importance, experts, shared)
+        shared_ids, table = split_neurons(importance, experts, shared)
         for operand, (weight, axis) in projections.items():
             weights[operand] = _gather(weight, table, axis)
+            if shared:
+                weights["shared_" + operand.removeprefix("expert_")] = \
+                    np.take(weight, shared_ids, axis=axis)
         rows = mlp.gate if mlp.gate is not None else mlp.up
-        weights["router"] = similarity_router(rows, table, shared)
+        weights["router"] = similarity_router(rows, table)
     else:
         for operand, (weight, _) in projections.items():
             weights[operand] = np.broadcast_to(weight,
@@ -184,7 +190,8 @@ def tradeoff(mlp: DenseMLP, moe: MoefiedLayer,
     """For K = 1..E, the MoE layer against the dense MLP on tokens ``x``:
     ``relative_error`` ``||y_moe - y||_F / ||y||_F``, ``max_error``
     ``max|y_moe - y| / max|y|`` and ``neurons`` the fraction of the dense
-    MLP's neuron work a token does (K experts' slots over I)."""
+    MLP's neuron work a token does (the shared neurons and K experts'
+    slots, over I)."""
     dense = mlp(x)
     scale = np.linalg.norm(dense)
     peak = np.abs(dense).max() if dense.size else 0.0
@@ -196,15 +203,18 @@ def tradeoff(mlp: DenseMLP, moe: MoefiedLayer,
             "relative_error": float(np.linalg.norm(diff) / scale)
             if scale else 0.0,
             "max_error": float(np.abs(diff).max() / peak) if peak else 0.0,
-            "neurons": k * moe.expert_intermediate / mlp.intermediate})
+            "neurons": moe.neuron_slots(k) / mlp.intermediate})
     return rows
 
 
-def format_tradeoff(rows: list[dict[str, float]], mode: str,
-                    neurons: int, slots: int) -> str:
-    """The trade-off as a Markdown table."""
-    lines = [f"{mode}: {len(rows)} experts of {slots} neuron slots "
-             f"(the dense MLP has {neurons})", "",
+def format_tradeoff(rows: list[dict[str, float]], mlp: DenseMLP,
+                    moe: MoefiedLayer) -> str:
+    """The trade-off as a Markdown table, under a line saying what the
+    experts are."""
+    shared = f", {moe.shared} shared neurons" if moe.shared else ""
+    lines = [f"{moe.mode}: {moe.num_experts} experts of "
+             f"{moe.expert_intermediate} neuron slots{shared} (the dense "
+             f"MLP has {mlp.intermediate})", "",
              "| K | neuron work / dense | relative error | max error |",
              "|---|---|---|---|"]
     for row in rows:
@@ -247,8 +257,8 @@ def _qwen2_moe_config(config: Mapping[str, Any], layer: int,
         "model_type": "qwen2_moe", "architectures": ["Qwen2MoeForCausalLM"],
         "num_experts": moe.num_experts, "num_experts_per_tok": moe.top_k,
         "moe_intermediate_size": moe.expert_intermediate,
-        "shared_expert_intermediate_size": 0,
-        "norm_topk_prob": moe.mode == "upcycle", "decoder_sparse_step": 1,
+        "shared_expert_intermediate_size": moe.shared,
+        "norm_topk_prob": True, "decoder_sparse_step": 1,
         "mlp_only_layers": [n for n in range(layers) if n != layer],
         "output_router_logits": False, "router_aux_loss_coef": 0.001,
         "moe_mlir": {"routing": moe.routing().to_mlir(), **details}})
@@ -264,7 +274,9 @@ def write_moe_checkpoint(source: str | os.PathLike,
                          details: Mapping[str, Any]) -> dict[str, Any]:
     """Writes ``output/config.json`` and ``output/model.safetensors``: the
     source model as Qwen2-MoE, layer ``layer``'s MLP replaced by ``moe``
-    (router ``mlp.gate``, ``mlp.experts.{e}.*_proj``, no shared expert),
+    (router ``mlp.gate``, ``mlp.experts.{e}.*_proj``, the shared neurons as
+    ``mlp.shared_expert`` behind a zero ``shared_expert_gate``, its down
+    projection doubled: ``sigmoid(0) = 1/2`` exactly),
     the other tensors as stored (zero q/k/v biases where the source has
     none: Qwen2's attention has them). Returns the config written.
     ``config.moe_mlir.routing`` is the routing the importer gives the layer
@@ -297,6 +309,17 @@ def write_moe_checkpoint(source: str | os.PathLike,
         for e in range(moe.num_experts):
             name = base + suffix.replace("{e}", str(e))
             tensors[name] = np.ascontiguousarray(value[e])
+            dtypes[name] = storage
+    # The shared expert sits behind sigmoid(x @ shared_expert_gate^T): a zero
+    # gate gives exactly 1/2, and a down projection doubled (exactly) makes
+    # it weight 1.
+    for operand, proj, factor in (("shared_gate", "gate_proj", 1.0),
+                                  ("shared_up", "up_proj", 1.0),
+                                  ("shared_down", "down_proj", 2.0)):
+        if operand in moe.weights:
+            name = f"{base}shared_expert.{proj}.weight"
+            tensors[name] = np.asarray(moe.weights[operand],
+                                       np.float32) * np.float32(factor)
             dtypes[name] = storage
     tensors[base + "shared_expert_gate.weight"] = np.zeros(
         (1, mlp.hidden), np.float32)

@@ -104,8 +104,9 @@ def test_split_every_expert_unweighted_is_dense(tmp_path, gated,
     mlp = _mlp(tmp_path, gated, dtype)
     importance = np.random.default_rng(3).random(INTER)
     text = dense.emit_dense_module(mlp, importance=importance)
-    # E = 6 does not divide I = 40: the last experts hold a padding slot.
-    module = _compile(tmp_path, text, "mode=split experts=6 "
+    # E = 6 does not divide I - S = 37: the last experts hold a padding
+    # slot; the 3 most important neurons are the shared expert's.
+    module = _compile(tmp_path, text, "mode=split experts=6 shared=3 "
                       "routing=<softmax,top_k=6,unweighted>")
     _check_equal_to_dense(module, str(tmp_path / "ckpt"), mlp, dtype)
 
@@ -146,17 +147,18 @@ def test_pass_split_matches_moefy(tmp_path) -> None:
     assert np.abs(y - ref)[clear].max() <= 1e-5 * peak
 
 
-def test_split_table_is_moebert_order() -> None:
-    table = moefy.split_table(
+def test_split_is_moebert_order() -> None:
+    shared, table = moefy.split_neurons(
         np.array([0.1, 0.9, 0.5, 0.3, 0.8, 0.2, 0.7, 0.4]), 4, 2)
-    np.testing.assert_array_equal(
-        table, [[1, 4, 6, 5], [1, 4, 2, 0], [1, 4, 7, -1], [1, 4, 3, -1]])
+    np.testing.assert_array_equal(shared, [1, 4])
+    np.testing.assert_array_equal(table, [[6, 5], [2, 0], [7, -1], [3, -1]])
     # Ties keep the index order; every non-shared neuron is in one expert.
-    table = moefy.split_table(np.zeros(11), 3, 0)
+    shared, table = moefy.split_neurons(np.zeros(11), 3, 0)
+    assert shared.size == 0
     np.testing.assert_array_equal(
         table, [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8, -1]])
     with pytest.raises(ValueError, match="fewer than one for each"):
-        moefy.split_table(np.zeros(8), 7, 2)
+        moefy.split_neurons(np.zeros(8), 7, 2)
 
 
 @pytest.mark.parametrize("dtype", ["f32", "bf16"])
@@ -164,14 +166,16 @@ def test_split_table_is_moebert_order() -> None:
 def test_moefy_tradeoff_exact_ends(tmp_path, gated, dtype) -> None:
     mlp = _mlp(tmp_path, gated, dtype)
     x = _inputs(64, dtype)
-    split = moefy.moefy(mlp, "split", 5, 1, 0,
-                        moefy.neuron_importance(mlp, x))
-    rows = moefy.tradeoff(mlp, split, x)
-    assert [r["top_k"] for r in rows] == [1, 2, 3, 4, 5]
-    assert rows[-1]["relative_error"] < 1e-12
-    assert rows[0]["relative_error"] > 1e-3
-    errors = [r["relative_error"] for r in rows]
-    assert errors == sorted(errors, reverse=True)
+    for shared in (0, 8):
+        split = moefy.moefy(mlp, "split", 5, 1, shared,
+                            moefy.neuron_importance(mlp, x))
+        rows = moefy.tradeoff(mlp, split, x)
+        assert [r["top_k"] for r in rows] == [1, 2, 3, 4, 5]
+        assert rows[-1]["relative_error"] < 1e-12
+        assert rows[0]["relative_error"] > 1e-3
+        errors = [r["relative_error"] for r in rows]
+        assert errors == sorted(errors, reverse=True)
+        assert rows[-1]["neurons"] >= 1.0   # padding slots count
     upcycled = moefy.moefy(mlp, "upcycle", 4, 2, 0)
     assert all(r["relative_error"] < 1e-12
                for r in moefy.tradeoff(mlp, upcycled, x))

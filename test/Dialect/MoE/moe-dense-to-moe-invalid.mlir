@@ -91,3 +91,32 @@ func.func @dynamic_neurons(%x: tensor<?x16xf32>, %wu: tensor<1x?x16xf32>,
       activation relu -> tensor<?x16xf32>
   return %a : tensor<?x16xf32>
 }
+
+// -----
+
+// RUN: not moe-opt %s --split-input-file --moe-dense-to-moe="experts=2 shared=2" 2>&1 | FileCheck %s --check-prefix=SHAREDLAYER
+// SHAREDLAYER: error: 'moe.layer' op moe-dense-to-moe: the shared neurons become the shared expert, which this layer has already
+// SHAREDLAYER: error: 'moe.layer' op moe-dense-to-moe: the shared neurons become the shared expert, which has no gate or up biases
+func.func @has_shared(%x: tensor<?x16xf32>, %wu: tensor<1x8x16xf32>,
+                      %wd: tensor<1x16x8xf32>, %su: tensor<4x16xf32>,
+                      %sd: tensor<16x4xf32>) -> tensor<?x16xf32> {
+  %r = arith.constant dense<0.0> : tensor<1x16xf32>
+  %a = moe.layer %x : tensor<?x16xf32> routing <softmax, top_k = 1>
+      router(%r : tensor<1x16xf32>)
+      experts(up %wu : tensor<1x8x16xf32>, down %wd : tensor<1x16x8xf32>)
+      activation relu shared_up(%su : tensor<4x16xf32>)
+      shared_down(%sd : tensor<16x4xf32>) -> tensor<?x16xf32>
+  return %a : tensor<?x16xf32>
+}
+
+// -----
+
+func.func @up_bias(%x: tensor<?x16xf32>, %wu: tensor<1x8x16xf32>,
+                   %wd: tensor<1x16x8xf32>, %bu: tensor<1x8xf32>) -> tensor<?x16xf32> {
+  %r = arith.constant dense<0.0> : tensor<1x16xf32>
+  %a = moe.layer %x : tensor<?x16xf32> routing <softmax, top_k = 1>
+      router(%r : tensor<1x16xf32>)
+      experts(up %wu : tensor<1x8x16xf32>, down %wd : tensor<1x16x8xf32>)
+      activation relu up_bias(%bu : tensor<1x8xf32>) -> tensor<?x16xf32>
+  return %a : tensor<?x16xf32>
+}

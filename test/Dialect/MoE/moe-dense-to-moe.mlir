@@ -1,28 +1,27 @@
-// RUN: moe-opt %s --split-input-file --moe-dense-to-moe="mode=split experts=4 top-k=2 shared=2" | FileCheck %s --check-prefix=SPLIT
+// RUN: moe-opt %s --split-input-file --moe-dense-to-moe="mode=split experts=4 top-k=2" | FileCheck %s --check-prefix=SPLIT
 // RUN: moe-opt %s --split-input-file --moe-dense-to-moe="mode=upcycle experts=4 top-k=2" | FileCheck %s --check-prefix=UP
 // RUN: moe-opt %s --split-input-file --moe-dense-to-moe="mode=split experts=4 router-weight=model.layers.3.mlp.gate.weight routing=<sigmoid,top_k=1>" | FileCheck %s --check-prefix=BOUND
 
 // A SwiGLU dense FFN in its dense-expert form (one expert, weight 1), with
 // an importance score per neuron.
 //
-// split, S = 2: by importance the neurons are 1 4 6 2 7 3 5 0; 1 and 4 are
-// shared, the other six are dealt round-robin (6 5 | 2 0 | 7 | 3), and the
-// two shorter experts end in a slot without a neuron (-1).
+// split: by importance the neurons are 1 4 6 2 7 3 5 0, dealt round-robin
+// (1 7 | 4 3 | 6 5 | 2 0).
 // SPLIT-LABEL: func @swiglu
 // SPLIT-SAME: (%[[X:.*]]: tensor<?x16xf32>, %[[WG:.*]]: tensor<1x8x16xf32>, %[[WU:.*]]: tensor<1x8x16xf32>, %[[WD:.*]]: tensor<1x16x8xf32>)
-// SPLIT: %[[TABLE:.*]] = arith.constant dense<{{\[\[}}1, 4, 6, 5], [1, 4, 2, 0], [1, 4, 7, -1], [1, 4, 3, -1]]> : tensor<4x4xi64>
-// SPLIT: %[[G:.*]] = linalg.generic {{.*}} ins(%[[TABLE]] : tensor<4x4xi64>) outs(%{{.*}} : tensor<4x4x16xf32>)
+// SPLIT: %[[TABLE:.*]] = arith.constant dense<{{\[\[}}1, 7], [4, 3], [6, 5], [2, 0]]> : tensor<4x2xi64>
+// SPLIT: %[[G:.*]] = linalg.generic {{.*}} ins(%[[TABLE]] : tensor<4x2xi64>) outs(%{{.*}} : tensor<4x2x16xf32>)
 // SPLIT: arith.cmpi sge
 // SPLIT: tensor.extract %[[WG]][%{{.*}}, %{{.*}}, %{{.*}}] : tensor<1x8x16xf32>
 // SPLIT: arith.select
-// SPLIT: %[[U:.*]] = linalg.generic {{.*}} ins(%[[TABLE]] : tensor<4x4xi64>) outs(%{{.*}} : tensor<4x4x16xf32>)
+// SPLIT: %[[U:.*]] = linalg.generic {{.*}} ins(%[[TABLE]] : tensor<4x2xi64>) outs(%{{.*}} : tensor<4x2x16xf32>)
 // SPLIT: tensor.extract %[[WU]]
-// SPLIT: %[[D:.*]] = linalg.generic {{.*}} ins(%[[TABLE]] : tensor<4x4xi64>) outs(%{{.*}} : tensor<4x16x4xf32>)
+// SPLIT: %[[D:.*]] = linalg.generic {{.*}} ins(%[[TABLE]] : tensor<4x2xi64>) outs(%{{.*}} : tensor<4x16x2xf32>)
 // SPLIT: tensor.extract %[[WD]]
-// The similarity router: the mean of each expert's own gate rows.
-// SPLIT: %[[COEF:.*]] = arith.constant dense<{{\[\[}}0.000000e+00, 0.000000e+00, 5.000000e-01, 5.000000e-01], [0.000000e+00, 0.000000e+00, 5.000000e-01, 5.000000e-01], [0.000000e+00, 0.000000e+00, 1.000000e+00, 0.000000e+00], [0.000000e+00, 0.000000e+00, 1.000000e+00, 0.000000e+00]]> : tensor<4x4xf32>
-// SPLIT: %[[R:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]{{.*}} ins(%[[G]], %[[COEF]] : tensor<4x4x16xf32>, tensor<4x4xf32>)
-// SPLIT: moe.layer %[[X]] : tensor<?x16xf32> routing <softmax, top_k = 2, unweighted> router(%[[R]] : tensor<4x16xf32>) experts(gate %[[G]] : tensor<4x4x16xf32>, up %[[U]] : tensor<4x4x16xf32>, down %[[D]] : tensor<4x16x4xf32>) activation silu -> tensor<?x16xf32>
+// The similarity router: the mean of each expert's gate rows.
+// SPLIT: %[[COEF:.*]] = arith.constant dense<5.000000e-01> : tensor<4x2xf32>
+// SPLIT: %[[R:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]{{.*}} ins(%[[G]], %[[COEF]] : tensor<4x2x16xf32>, tensor<4x2xf32>)
+// SPLIT: moe.layer %[[X]] : tensor<?x16xf32> routing <softmax, top_k = 2, unweighted> router(%[[R]] : tensor<4x16xf32>) experts(gate %[[G]] : tensor<4x2x16xf32>, up %[[U]] : tensor<4x2x16xf32>, down %[[D]] : tensor<4x16x2xf32>) activation silu -> tensor<?x16xf32>
 // SPLIT-NOT: moe.neuron_importance
 //
 // upcycle: four copies of the weights, zero router, normalized top-2.
@@ -56,21 +55,21 @@ func.func @swiglu(%x: tensor<?x16xf32>, %wg: tensor<1x8x16xf32>,
 // -----
 
 // A plain (GELU) bf16 FFN with biases (BERT's): without importance the
-// neurons keep their index order; the up bias is gathered like the rows,
+// neurons keep their index order (dealt 0 4 | 1 5 | 2 6 | 3 7); the up bias is gathered like the rows,
 // the down bias copied into every expert and halved (top-2 unweighted adds
 // it twice). The similarity router reads the up rows (no gate) and is
 // converted to bf16.
 // SPLIT-LABEL: func @plain_bias
-// SPLIT: %[[TABLE:.*]] = arith.constant dense<{{\[\[}}0, 1, 2, 6], [0, 1, 3, 7], [0, 1, 4, -1], [0, 1, 5, -1]]> : tensor<4x4xi64>
-// SPLIT: %[[U:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<4x4x16xbf16>)
-// SPLIT: %[[D:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<4x16x4xbf16>)
-// SPLIT: %[[UB:.*]] = linalg.generic {{.*}} ins(%[[TABLE]] : tensor<4x4xi64>) outs(%{{.*}} : tensor<4x4xbf16>)
+// SPLIT: %[[TABLE:.*]] = arith.constant dense<{{\[\[}}0, 4], [1, 5], [2, 6], [3, 7]]> : tensor<4x2xi64>
+// SPLIT: %[[U:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<4x2x16xbf16>)
+// SPLIT: %[[D:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<4x16x2xbf16>)
+// SPLIT: %[[UB:.*]] = linalg.generic {{.*}} ins(%[[TABLE]] : tensor<4x2xi64>) outs(%{{.*}} : tensor<4x2xbf16>)
 // SPLIT: %[[DB1:.*]] = linalg.broadcast {{.*}} outs(%{{.*}} : tensor<4x16xbf16>)
 // SPLIT: %[[DB:.*]] = linalg.generic {{.*}} ins(%[[DB1]] : tensor<4x16xbf16>)
 // SPLIT: arith.mulf %{{.*}}, %cst
-// SPLIT: %[[R32:.*]] = linalg.generic {{.*}} ins(%[[U]], %{{.*}} : tensor<4x4x16xbf16>, tensor<4x4xf32>)
+// SPLIT: %[[R32:.*]] = linalg.generic {{.*}} ins(%[[U]], %{{.*}} : tensor<4x2x16xbf16>, tensor<4x2xf32>)
 // SPLIT: %[[R:.*]] = linalg.generic {{.*}} ins(%[[R32]] : tensor<4x16xf32>) outs(%{{.*}} : tensor<4x16xbf16>)
-// SPLIT: moe.layer %{{.*}} routing <softmax, top_k = 2, unweighted> router(%[[R]] : tensor<4x16xbf16>) experts(up %[[U]] : tensor<4x4x16xbf16>, down %[[D]] : tensor<4x16x4xbf16>) activation gelu up_bias(%[[UB]] : tensor<4x4xbf16>) down_bias(%[[DB]] : tensor<4x16xbf16>)
+// SPLIT: moe.layer %{{.*}} routing <softmax, top_k = 2, unweighted> router(%[[R]] : tensor<4x16xbf16>) experts(up %[[U]] : tensor<4x2x16xbf16>, down %[[D]] : tensor<4x16x2xbf16>) activation gelu up_bias(%[[UB]] : tensor<4x2xbf16>) down_bias(%[[DB]] : tensor<4x16xbf16>)
 //
 // UP-LABEL: func @plain_bias
 // UP: moe.layer %{{.*}} routing <softmax, top_k = 2, renormalize> router(%{{.*}} : tensor<4x16xbf16>) experts(up %{{.*}} : tensor<4x8x16xbf16>, down %{{.*}} : tensor<4x16x8xbf16>) activation gelu up_bias(%{{.*}} : tensor<4x8xbf16>) down_bias(%{{.*}} : tensor<4x16xbf16>)

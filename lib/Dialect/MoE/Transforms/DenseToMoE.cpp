@@ -86,29 +86,35 @@ FailureOr<SmallVector<double>> readImportance(LayerOp layer, int64_t size) {
   return scores;
 }
 
-/// MoEBERT's split of `numNeurons` neurons over `numExperts` experts: the
-/// neurons by descending importance (ties to the lower index), the first
-/// `shared` of them in every expert, the rest dealt round-robin (the i-th of
-/// them to expert i mod E). Row e is expert e's neurons, shared first, padded
-/// with kNoNeuron to the longest expert's count.
-SmallVector<SmallVector<int64_t>> buildSplitTable(ArrayRef<double> importance,
-                                                  int64_t numExperts,
-                                                  int64_t shared) {
+/// MoEBERT's split of the neurons: their order by descending importance
+/// (ties to the lower index); the first `shared` of them are the shared
+/// neurons, the rest are dealt round-robin over `numExperts` experts (the
+/// i-th of them to expert i mod E).
+struct NeuronSplit {
+  /// The shared neurons, most important first.
+  SmallVector<int64_t> shared;
+  /// Row e: expert e's own neurons, padded with kNoNeuron to the longest
+  /// row.
+  SmallVector<SmallVector<int64_t>> experts;
+};
+
+NeuronSplit buildNeuronSplit(ArrayRef<double> importance, int64_t numExperts,
+                             int64_t shared) {
   SmallVector<int64_t> order(importance.size());
   std::iota(order.begin(), order.end(), 0);
   llvm::stable_sort(order, [&](int64_t a, int64_t b) {
     return importance[a] > importance[b];
   });
+  NeuronSplit split;
+  split.shared.assign(order.begin(), order.begin() + shared);
+  split.experts.resize(numExperts);
+  for (size_t i = shared; i < order.size(); ++i)
+    split.experts[(i - shared) % numExperts].push_back(order[i]);
   int64_t own =
       llvm::divideCeil(static_cast<int64_t>(order.size()) - shared, numExperts);
-  SmallVector<SmallVector<int64_t>> table(numExperts);
-  for (SmallVector<int64_t> &row : table)
-    row.assign(order.begin(), order.begin() + shared);
-  for (size_t i = shared; i < order.size(); ++i)
-    table[(i - shared) % numExperts].push_back(order[i]);
-  for (SmallVector<int64_t> &row : table)
-    row.resize(shared + own, kNoNeuron);
-  return table;
+  for (SmallVector<int64_t> &row : split.experts)
+    row.resize(own, kNoNeuron);
+  return split;
 }
 
 /// `[E, M]` constant of `values` (row-major) with `elementType`.
@@ -220,21 +226,18 @@ Value buildConverted(OpBuilder &b, Location loc, Value value, Type elementType,
 }
 
 /// MoEfication's similarity router: row e is the mean of the `[E, M, H]`
-/// `projection` rows of expert e's own neurons (`table` slots past the
-/// `shared` ones, padding excluded), accumulated in f32 and converted to
-/// `elementType`.
+/// `projection` rows of expert e's neurons (`table` row e, padding
+/// excluded), accumulated in f32 and converted to `elementType`.
 Value buildSimilarityRouter(OpBuilder &b, Location loc, Value projection,
                             ArrayRef<SmallVector<int64_t>> table,
-                            int64_t shared, Type elementType) {
+                            Type elementType) {
   int64_t numExperts = table.size(), slots = table.front().size();
   SmallVector<float> coefficients;
   for (const SmallVector<int64_t> &row : table) {
-    int64_t own = llvm::count_if(ArrayRef<int64_t>(row).drop_front(shared),
-                                 [](int64_t n) { return n != kNoNeuron; });
+    int64_t own = llvm::count_if(row, [](int64_t n) { return n != kNoNeuron; });
     for (int64_t m = 0; m < slots; ++m)
-      coefficients.push_back(m >= shared && row[m] != kNoNeuron
-                                 ? 1.0f / static_cast<float>(own)
-                                 : 0.0f);
+      coefficients.push_back(
+          row[m] != kNoNeuron ? 1.0f / static_cast<float>(own) : 0.0f);
   }
   auto coefficientType =
       RankedTensorType::get({numExperts, slots}, b.getF32Type());
@@ -385,7 +388,7 @@ struct DenseToMoEPass
       return Value(func.getArgument(index));
     }
     if (similaritySource)
-      return buildSimilarityRouter(b, loc, similaritySource, table, shared,
+      return buildSimilarityRouter(b, loc, similaritySource, table,
                                    type.getElementType());
     SmallVector<OpFoldResult> sizes = {
         b.getIndexAttr(experts),
@@ -404,8 +407,8 @@ struct DenseToMoEPass
     auto inputType = llvm::cast<RankedTensorType>(layer.getInput().getType());
     int64_t neurons = upType.getDimSize(1);
     int64_t numExperts = experts;
-    SmallVector<SmallVector<int64_t>> table;
-    Value tableValue;
+    NeuronSplit neuronSplit;
+    Value table, sharedTable;
     if (split) {
       if (ShapedType::isDynamic(neurons))
         return layer.emitOpError() << "moe-dense-to-moe: mode=split needs "
@@ -416,46 +419,70 @@ struct DenseToMoEPass
                << static_cast<int64_t>(shared)
                << " shared leave fewer than one for each of " << numExperts
                << " experts";
+      if (shared > 0 && layer.hasSharedExpert())
+        return layer.emitOpError()
+               << "moe-dense-to-moe: the shared neurons become the shared "
+                  "expert, which this layer has already";
+      if (shared > 0 && (layer.getGateBias() || layer.getUpBias()))
+        return layer.emitOpError()
+               << "moe-dense-to-moe: the shared neurons become the shared "
+                  "expert, which has no gate or up biases";
       FailureOr<SmallVector<double>> importance =
           readImportance(layer, neurons);
       if (failed(importance))
         return failure();
-      table = buildSplitTable(*importance, numExperts, shared);
-      tableValue = buildTableConstant(b, loc, table);
+      neuronSplit = buildNeuronSplit(*importance, numExperts, shared);
+      table = buildTableConstant(b, loc, neuronSplit.experts);
+      if (shared > 0)
+        sharedTable = buildTableConstant(b, loc, {neuronSplit.shared});
     }
 
-    // The experts' weights: a split weight is the gather of its neurons,
-    // dequantized first when block-scaled; an upcycled one (and its scales)
-    // copies of the dense one.
+    // What a split reads its neurons from: the weight, dequantized first
+    // when block-scaled.
     std::optional<ArrayRef<int64_t>> block = layer.getWeightBlock();
-    auto expertOperand = [&](Value weight, Value scale,
-                             unsigned neuronDim) -> Value {
-      if (!weight)
-        return {};
-      if (!split)
-        return buildExpertCopies(b, loc, weight, numExperts);
-      if (scale) {
-        // The depth of gate and up is the input width, of down the neurons.
-        OpFoldResult depth =
-            neuronDim == 1 ? tensor::getMixedSize(b, loc, layer.getInput(), 1)
-                           : OpFoldResult(b.getIndexAttr(neurons));
-        weight = buildConverted(
-            b, loc, buildDequantized(b, loc, weight, scale, *block, depth),
-            inputType.getElementType());
-      }
-      return buildNeuronGather(b, loc, weight, tableValue, neuronDim);
+    auto splitSource = [&](Value weight, Value scale,
+                           unsigned neuronDim) -> Value {
+      if (!weight || !scale)
+        return weight;
+      // The depth of gate and up is the input width, of down the neurons.
+      OpFoldResult depth =
+          neuronDim == 1 ? tensor::getMixedSize(b, loc, layer.getInput(), 1)
+                         : OpFoldResult(b.getIndexAttr(neurons));
+      return buildConverted(
+          b, loc, buildDequantized(b, loc, weight, scale, *block, depth),
+          inputType.getElementType());
     };
-    Value gate = expertOperand(layer.getExpertGate(), layer.getGateScale(), 1);
-    Value up = expertOperand(layer.getExpertUp(), layer.getUpScale(), 1);
-    Value down = expertOperand(layer.getExpertDown(), layer.getDownScale(), 2);
-    auto biasOperand = [&](Value bias) -> Value {
-      if (!bias)
+    // The experts' weights: the gather of each one's own neurons (split),
+    // or copies of the dense weights and their scales (upcycle).
+    auto expertOperand = [&](Value source, unsigned neuronDim) -> Value {
+      if (!source)
         return {};
-      return split ? buildNeuronGather(b, loc, bias, tableValue, 1)
-                   : buildExpertCopies(b, loc, bias, numExperts);
+      return split ? buildNeuronGather(b, loc, source, table, neuronDim)
+                   : buildExpertCopies(b, loc, source, numExperts);
     };
-    Value gateBias = biasOperand(layer.getGateBias());
-    Value upBias = biasOperand(layer.getUpBias());
+    // The shared expert's `[S, H]` (`[H, S]` for down) weights.
+    auto sharedOperand = [&](Value source, unsigned neuronDim) -> Value {
+      if (!source || !sharedTable)
+        return {};
+      Value gathered =
+          buildNeuronGather(b, loc, source, sharedTable, neuronDim);
+      return tensor::CollapseShapeOp::create(
+          b, loc, gathered, ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+    };
+    Value gateSource =
+        split ? splitSource(layer.getExpertGate(), layer.getGateScale(), 1)
+              : layer.getExpertGate();
+    Value upSource =
+        split ? splitSource(layer.getExpertUp(), layer.getUpScale(), 1)
+              : layer.getExpertUp();
+    Value downSource =
+        split ? splitSource(layer.getExpertDown(), layer.getDownScale(), 2)
+              : layer.getExpertDown();
+    Value gate = expertOperand(gateSource, 1);
+    Value up = expertOperand(upSource, 1);
+    Value down = expertOperand(downSource, 2);
+    Value gateBias = expertOperand(layer.getGateBias(), 1);
+    Value upBias = expertOperand(layer.getUpBias(), 1);
     // Every expert adds the down bias: with unweighted routing, K experts
     // of weight `scale` add it K * scale times, so each adds its share.
     Value downBias;
@@ -471,12 +498,18 @@ struct DenseToMoEPass
               1.0 / times);
       }
     }
+    Value sharedGate =
+        sharedTable ? sharedOperand(gateSource, 1) : layer.getSharedGate();
+    Value sharedUp =
+        sharedTable ? sharedOperand(upSource, 1) : layer.getSharedUp();
+    Value sharedDown =
+        sharedTable ? sharedOperand(downSource, 2) : layer.getSharedDown();
     auto keepScale = [&](Value scale) -> Value {
       return split || !scale ? Value()
                              : buildExpertCopies(b, loc, scale, numExperts);
     };
-    FailureOr<Value> router =
-        buildRouter(b, layer, split ? (gate ? gate : up) : Value(), table);
+    FailureOr<Value> router = buildRouter(
+        b, layer, split ? (gate ? gate : up) : Value(), neuronSplit.experts);
     if (failed(router))
       return failure();
 
@@ -486,11 +519,10 @@ struct DenseToMoEPass
         *router, /*router_bias=*/none,
         /*noise_router=*/none, /*score_bias=*/none, /*noise=*/none,
         /*uniform=*/none, gate, up, down, gateBias, upBias, downBias,
-        layer.getSharedGate(), layer.getSharedUp(), layer.getSharedDown(),
-        layer.getSharedExpertGate(), keepScale(layer.getGateScale()),
-        keepScale(layer.getUpScale()), keepScale(layer.getDownScale()),
-        layer.getSharedGateScale(), layer.getSharedUpScale(),
-        layer.getSharedDownScale(),
+        sharedGate, sharedUp, sharedDown, layer.getSharedExpertGate(),
+        keepScale(layer.getGateScale()), keepScale(layer.getUpScale()),
+        keepScale(layer.getDownScale()), layer.getSharedGateScale(),
+        layer.getSharedUpScale(), layer.getSharedDownScale(),
         split ? DenseI64ArrayAttr() : layer.getWeightBlockAttr(), routing,
         layer.getActivationAttr(), layer.getSwigluAlphaAttr(),
         layer.getSwigluLimitAttr(), layer.getWeightInputsAttr(),

@@ -96,17 +96,22 @@ def MoEDenseToMoEPass : Pass<"moe-dense-to-moe"> {
     - `mode=split` (MoEBERT, Zuo et al. 2022): the `I` neurons ordered by
       importance, descending, ties to the lower index (the layer's
       `moe.neuron_importance`, one float per neuron; the index order when
-      absent); the first `shared` are in every expert, the others dealt
-      round-robin, the i-th of them to expert `i mod E`. Expert `e` holds
-      its shared neurons first, then its own, `shared + ceil((I -
-      shared) / E)` slots in all; a shorter expert's last slot holds no
-      neuron (zero weights, contributing nothing). Its weights are a gather
-      (`linalg.generic` with `tensor.extract`) of the dense rows of gate and
-      up (and their biases) and columns of down; block-scaled weights are
-      dequantized to the input's type first. Every neuron outside the shared
-      ones is in exactly one expert, so with `shared = 0` the chosen
-      experts' outputs add up to the dense FFN's restricted to their
-      neurons, and to all of it when every expert is chosen.
+      absent); the first `shared` of them are in every expert, the others
+      dealt round-robin, the i-th of them to expert `i mod E`. Each expert
+      holds its own `ceil((I - shared) / E)` neuron slots (a shorter
+      expert's last slot holds no neuron: zero weights, contributing
+      nothing), gathered from the dense rows of gate and up (and their
+      biases) and columns of down (`linalg.generic` with `tensor.extract`);
+      block-scaled weights are dequantized to the input's type first. The
+      shared neurons become the layer's shared expert, which every token
+      runs once with weight 1: an expert is thus its shared neurons plus its
+      own, as in MoEBERT, whose experts each hold the shared neurons (the
+      same layer whenever a token's kept weights sum to 1; here the shared
+      neurons run once instead of K times). Every neuron is in the shared
+      expert or in exactly one routed expert, so with unweighted routing the
+      layer computes the dense FFN restricted to the shared neurons and
+      those of the chosen experts, and the whole FFN when every expert is
+      chosen.
     - `mode=upcycle` (sparse upcycling, Komatsuzaki et al. 2022): every
       expert is the dense FFN, `linalg.broadcast` of the dense weights (and
       scales): no copy of the checkpoint tensors is bound. With weights
