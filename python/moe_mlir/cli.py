@@ -57,9 +57,22 @@ def _import_dense(args: argparse.Namespace, config: dict) -> None:
         raise CommandError("a dense MLP has no routing statistics")
     try:
         mlp = dense.read_dense_mlp(args.directory, int(args.layer), config)
-        text = dense.emit_dense_module(mlp, args.entry)
     except (ValueError, OSError) as err:
         raise CommandError(str(err)) from None
+    importance = None
+    if args.importance:
+        try:
+            importance = np.load(args.importance, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as err:
+            raise CommandError(f"{args.importance}: not a readable .npy "
+                               f"file ({str(err).splitlines()[0]})") from None
+        if importance.shape != (mlp.intermediate,) or \
+                importance.dtype.kind not in "fiu" or \
+                not np.all(np.isfinite(importance)):
+            raise CommandError(f"{args.importance}: expected "
+                               f"{mlp.intermediate} finite scores, got "
+                               f"{importance.dtype} {list(importance.shape)}")
+    text = dense.emit_dense_module(mlp, args.entry, importance)
     _write_text(args.output, text)
     if args.output != "-":
         print(f"{args.output}: {config['model_type']} layer {args.layer}, "
@@ -85,6 +98,9 @@ def _import_hf(args: argparse.Namespace) -> None:
         config = read_config(args.directory)
     except ModelImportError as err:
         raise CommandError(str(err)) from None
+    if args.importance and config.get("model_type") not in DENSE_FAMILIES:
+        raise CommandError("--importance is for the MLP of a dense model "
+                           "(llama, mistral, qwen2)")
     if config.get("model_type") in DENSE_FAMILIES:
         if not str(args.layer).isdigit():
             raise CommandError(f"--layer must be a decoder layer index, got "
@@ -533,6 +549,11 @@ def _parser() -> argparse.ArgumentParser:
                     metavar="NAME,...", help="routing statistics the entry "
                     "returns after its output (" + ", ".join(STATISTICS) +
                     ")")
+    hf.add_argument("--importance", metavar="SCORES.npy",
+                    help="dense MLPs (llama, mistral, qwen2): one score per "
+                    "neuron, written as the layer's moe.neuron_importance "
+                    "for moe-dense-to-moe (moefy writes "
+                    "neuron_importance.npy)")
     hf.set_defaults(handler=_import_hf)
 
     comp = commands.add_parser(
