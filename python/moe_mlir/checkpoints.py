@@ -29,19 +29,24 @@ from .seq2seq import is_sparse_block, num_blocks, spec_from_config
 from .testdata import round_to_bf16
 
 __all__ = [
+    "DENSE_FAMILIES",
     "FAMILIES",
+    "MOE_FAMILIES",
     "hf_config",
     "tensor_shapes",
     "write_checkpoint",
 ]
 
-FAMILIES = ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2",
-            "deepseek_v3", "switch_transformers", "nllb_moe", "llama",
-            "mistral", "qwen2")
-"""The families :func:`hf_config` knows: the importer's, and dense ones
-(:data:`moe_mlir.dense.DENSE_FAMILIES`) that ``moefy`` makes MoE."""
+MOE_FAMILIES = ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2",
+                "deepseek_v3", "switch_transformers", "nllb_moe")
+"""The MoE families :func:`hf_config` knows (the importer's)."""
 
 DENSE_FAMILIES = ("llama", "mistral", "qwen2")
+"""Dense families (:data:`moe_mlir.dense.DENSE_FAMILIES`), which ``moefy``
+makes MoE."""
+
+FAMILIES = MOE_FAMILIES + DENSE_FAMILIES
+"""Every family :func:`hf_config` knows."""
 
 _TORCH_DTYPES = {"f32": "float32", "bf16": "bfloat16", "f16": "float16",
                  "fp8": "bfloat16"}

@@ -66,9 +66,10 @@ def _import_dense(args: argparse.Namespace, config: dict) -> None:
         except (OSError, ValueError, EOFError) as err:
             raise CommandError(f"{args.importance}: not a readable .npy "
                                f"file ({str(err).splitlines()[0]})") from None
-        if importance.shape != (mlp.intermediate,) or \
-                importance.dtype.kind not in "fiu" or \
-                not np.all(np.isfinite(importance)):
+        with np.errstate(over="ignore", invalid="ignore"):
+            finite = importance.dtype.kind in "fiu" and bool(np.all(
+                np.isfinite(importance.astype(np.float32))))
+        if importance.shape != (mlp.intermediate,) or not finite:
             raise CommandError(f"{args.importance}: expected "
                                f"{mlp.intermediate} finite scores, got "
                                f"{importance.dtype} {list(importance.shape)}")

@@ -201,11 +201,14 @@ def emit_dense_module(mlp: DenseMLP, func_name: str = "forward",
                      for op in operands if op.endswith("_bias"))
     attrs = ""
     if importance is not None:
-        importance = np.asarray(importance, dtype=np.float64)
+        with np.errstate(over="ignore"):
+            importance = np.asarray(importance, dtype=np.float64).astype(
+                np.float32)
         if importance.shape != (i,) or not np.all(np.isfinite(importance)):
-            raise ValueError(f"importance must be {i} finite scores")
+            raise ValueError(f"importance must be {i} scores finite in "
+                             "float32")
         attrs = (f" {{moe.neuron_importance = dense<"
-                 f"{_dense_literal(importance.astype(np.float32))}> : "
+                 f"{_dense_literal(importance)}> : "
                  f"tensor<{i}xf32>}}")
     lines += [f"  %y = moe.layer %x : tensor<?x{h}xf32> routing "
               f"<softmax, top_k = 1> router(%router : tensor<1x{h}xf32>) "

@@ -32,7 +32,6 @@ from . import safetensors_io
 from .dense import DenseMLP
 from .layer import layer as moe_layer
 from .routing import Routing
-from .testdata import round_to_bf16
 
 __all__ = ["MODES", "MoefiedLayer", "format_tradeoff", "moefy",
            "neuron_importance", "plot_tradeoff", "split_neurons", "tradeoff",
@@ -45,12 +44,14 @@ NO_NEURON = -1
 
 
 def neuron_importance(mlp: DenseMLP, x: np.ndarray) -> np.ndarray:
-    """``[I]``: ``mean_t |a_tj| * ||W_down[:, j]||_2`` on tokens ``x``."""
+    """``[I]`` float32: ``mean_t |a_tj| * ||W_down[:, j]||_2`` on tokens
+    ``x``, computed in float64. float32 is what ``moe.neuron_importance``
+    holds: the split orders by the same values the pass reads."""
     if x.shape[0] == 0:
         raise ValueError("importance needs at least one calibration token")
     hidden = mlp.hidden_activations(x)
     column_norms = np.linalg.norm(mlp.down.astype(np.float64), axis=0)
-    return np.abs(hidden).mean(axis=0) * column_norms
+    return (np.abs(hidden).mean(axis=0) * column_norms).astype(np.float32)
 
 
 def split_neurons(importance: np.ndarray, experts: int,
@@ -177,9 +178,8 @@ def moefy(mlp: DenseMLP, mode: str, experts: int, top_k: int, shared: int,
             weights[operand] = np.broadcast_to(weight,
                                                (experts, *weight.shape))
         weights["router"] = np.zeros((experts, mlp.hidden))
-    if mlp.dtype == "bf16":
-        weights["router"] = round_to_bf16(
-            weights["router"].astype(np.float32))
+    # f32, as the pass's router (and the checkpoint's): the same scores.
+    weights["router"] = weights["router"].astype(np.float32)
     return MoefiedLayer(mode=mode, weights=weights,
                         activation=mlp.activation, shared=shared,
                         top_k=top_k, table=table)
@@ -262,8 +262,11 @@ def _qwen2_moe_config(config: Mapping[str, Any], layer: int,
         "mlp_only_layers": [n for n in range(layers) if n != layer],
         "output_router_logits": False, "router_aux_loss_coef": 0.001,
         "moe_mlir": {"routing": moe.routing().to_mlir(), **details}})
-    for key in ("attention_bias", "mlp_bias", "head_dim"):
+    for key in ("attention_bias", "mlp_bias"):
         out.pop(key, None)
+    # Mistral's sliding window: Qwen2-MoE applies it only when told to.
+    out.setdefault("use_sliding_window",
+                   config.get("sliding_window") is not None)
     return out
 
 
@@ -274,7 +277,8 @@ def write_moe_checkpoint(source: str | os.PathLike,
                          details: Mapping[str, Any]) -> dict[str, Any]:
     """Writes ``output/config.json`` and ``output/model.safetensors``: the
     source model as Qwen2-MoE, layer ``layer``'s MLP replaced by ``moe``
-    (router ``mlp.gate``, ``mlp.experts.{e}.*_proj``, the shared neurons as
+    (router ``mlp.gate`` in F32, ``mlp.experts.{e}.*_proj``, the shared
+    neurons as
     ``mlp.shared_expert`` behind a zero ``shared_expert_gate``, its down
     projection doubled: ``sigmoid(0) = 1/2`` exactly),
     the other tensors as stored (zero q/k/v biases where the source has
@@ -304,7 +308,7 @@ def write_moe_checkpoint(source: str | os.PathLike,
         value = np.asarray(moe.weights[operand], dtype=np.float32)
         if operand == "router":
             tensors[base + suffix] = value
-            dtypes[base + suffix] = storage
+            dtypes[base + suffix] = "F32"
             continue
         for e in range(moe.num_experts):
             name = base + suffix.replace("{e}", str(e))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 
 import numpy as np
@@ -293,3 +294,43 @@ def test_moefy_errors(tmp_path, args, message) -> None:
     flags = [item for pair in defaults.items() for item in pair]
     done = built_tools.moe_mlir("moefy", *flags, cwd=str(tmp_path))
     assert message in built_tools.one_line_error(done, "moefy")
+
+
+@needs_tools
+def test_split_experts_are_packed_once(tmp_path) -> None:
+    """Every gather of the split (the experts', the shared expert's) reads
+    its own argument through views, which moe-pack-expert-weights folds into
+    packing functions: a call reads packed weights, gathers nothing."""
+    from moe_mlir import tools
+    mlp = _mlp(tmp_path, True, "bf16")
+    source = tmp_path / "dense.mlir"
+    source.write_text(dense.emit_dense_module(mlp))
+    rewritten = tmp_path / "moe.mlir"
+    done = subprocess.run(
+        [built_tools.moe_opt(), str(source),
+         "--moe-dense-to-moe=mode=split experts=4 top-k=2 shared=4",
+         "-o", str(rewritten)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    lowered = tmp_path / "moe.ll.mlir"
+    tools.compile_layer(rewritten, lowered, emit="mlir")
+    packings = set(re.findall(r"@forward__pack\d+", lowered.read_text()))
+    # Experts' gate and up (one function: the same table), down, the shared
+    # expert's gate and up, its down.
+    assert len(packings) == 4, packings
+
+
+@pytest.mark.parametrize("scores,message", [
+    (np.zeros(7), "expected 48 finite scores, got float64 [7]"),
+    (np.full(48, 1e39), "expected 48 finite scores, got float64 [48]"),
+    (np.array(["a"] * 48), "expected 48 finite scores, got <U1 [48]"),
+])
+def test_import_importance_errors(tmp_path, scores, message) -> None:
+    _ok(built_tools.moe_mlir(
+        "make-checkpoint", "--family", "llama", "--hidden", "32",
+        "--intermediate", "48", "--layers", "1", "--quiet", "-o",
+        str(tmp_path / "dense")), "make-checkpoint")
+    np.save(tmp_path / "s.npy", scores)
+    done = built_tools.moe_mlir("import-hf", str(tmp_path / "dense"),
+                                "--layer", "0", "--importance",
+                                str(tmp_path / "s.npy"), "-o", "-")
+    assert message in built_tools.one_line_error(done, "import-hf")

@@ -139,9 +139,9 @@ def test_dense_layer_names_the_moe_layers(tmp_path, family, changes, layer,
 
 def test_unknown_model_type(tmp_path) -> None:
     directory = _write(family_cases.make_case("mixtral", "f32"), tmp_path)
-    _edit_config(directory, model_type="llama")
+    _edit_config(directory, model_type="gpt2")
     supported = sorted(set(families.FAMILIES) | set(seq2seq.FAMILIES))
-    _expect(directory, 1, r"unsupported model_type 'llama' \(supported: "
+    _expect(directory, 1, r"unsupported model_type 'gpt2' \(supported: "
             + re.escape(", ".join(supported)) + r"\)")
     _edit_config(directory, model_type=None)
     _expect(directory, 1, "unsupported model_type None")

@@ -19,7 +19,7 @@ SMALL = {"hidden": 64, "intermediate": 32, "experts": 8, "layers": 2}
 TOP_K = {"switch_transformers": 1, "nllb_moe": 2}
 
 
-@pytest.mark.parametrize("family", checkpoints.FAMILIES)
+@pytest.mark.parametrize("family", checkpoints.MOE_FAMILIES)
 @pytest.mark.parametrize("dtype", ["f32", "bf16", "f16"])
 def test_every_family_imports(tmp_path, family, dtype) -> None:
     done = built_tools.moe_mlir(
@@ -50,8 +50,38 @@ def test_every_family_imports(tmp_path, family, dtype) -> None:
     assert stored <= {dtype.upper(), "F32"}
 
 
-DECODERS = [f for f in checkpoints.FAMILIES
+DECODERS = [f for f in checkpoints.MOE_FAMILIES
             if f not in ("switch_transformers", "nllb_moe")]
+
+
+@pytest.mark.parametrize("family", checkpoints.DENSE_FAMILIES)
+def test_dense_family(tmp_path, family) -> None:
+    """A dense family: every layer's MLP imports in the dense-expert form;
+    --experts and --top-k are refused."""
+    done = built_tools.moe_mlir(
+        "make-checkpoint", "--family", family, "--hidden", "64",
+        "--intermediate", "96", "--layers", "2", "--dtype", "bf16",
+        "--quiet", "-o", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_type"] == family
+    headers = safetensors_io.read_checkpoint_headers(tmp_path)
+    assert set(headers) == set(checkpoints.tensor_shapes(config, "bf16"))
+    # Qwen2's attention has q, k and v biases; Llama's and Mistral's none.
+    assert ("model.layers.0.self_attn.q_proj.bias" in headers) == \
+        (family == "qwen2")
+    for layer in ("0", "1"):
+        done = built_tools.moe_mlir("import-hf", str(tmp_path), "--layer",
+                                    layer, "-o", "-")
+        assert done.returncode == 0, done.stderr
+        assert "routing <softmax, top_k = 1>" in done.stdout
+        assert f"model.layers.{layer}.mlp.down_proj.weight" in done.stdout
+    done = built_tools.moe_mlir(
+        "make-checkpoint", "--family", family, "--hidden", "64",
+        "--intermediate", "96", "--experts", "8", "--layers", "2",
+        "-o", str(tmp_path / "x"))
+    assert "takes no --experts or --top-k" in built_tools.one_line_error(
+        done, "make-checkpoint")
 
 
 @pytest.mark.parametrize("family", DECODERS)

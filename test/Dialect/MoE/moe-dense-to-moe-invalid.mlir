@@ -16,7 +16,7 @@
 // EXPERTS: error: moe-dense-to-moe: experts must be at least 1, got 0
 // SHARED: error: moe-dense-to-moe: shared must be non-negative, got -1
 // UPSHARED: error: moe-dense-to-moe: shared neurons apply to mode=split
-// TOPK: error: moe-dense-to-moe: top-k must be in [1, experts = 4], got 5
+// TOPK: error: moe-dense-to-moe: top-k must be 0 (the routing's) or in [1, experts = 4], got 5
 // ROUTINGK: error: moe-dense-to-moe: routing top_k (9) exceeds the number of experts (8)
 // SYNTAX: error: moe-dense-to-moe: routing '<softmax>>' is not a #moe.routing attribute
 // NOISY: error: moe-dense-to-moe: routing '<softmax,top_k=2,noisy>' needs operands
@@ -53,7 +53,7 @@ func.func @importance_size(%x: tensor<?x16xf32>, %wu: tensor<1x8x16xf32>,
 
 // -----
 
-// LAYER: error: 'moe.layer' op 'moe.neuron_importance' must be an array or dense elements of floats
+// LAYER: error: 'moe.layer' op 'moe.neuron_importance' must be an array or rank-1 dense elements of floats
 func.func @importance_kind(%x: tensor<?x16xf32>, %wu: tensor<1x8x16xf32>,
                            %wd: tensor<1x16x8xf32>) -> tensor<?x16xf32> {
   %r = arith.constant dense<0.0> : tensor<1x16xf32>
@@ -119,4 +119,39 @@ func.func @up_bias(%x: tensor<?x16xf32>, %wu: tensor<1x8x16xf32>,
       experts(up %wu : tensor<1x8x16xf32>, down %wd : tensor<1x16x8xf32>)
       activation relu up_bias(%bu : tensor<1x8xf32>) -> tensor<?x16xf32>
   return %a : tensor<?x16xf32>
+}
+
+// -----
+
+// LAYER: error: 'moe.layer' op 'moe.neuron_importance' must be an array or rank-1 dense elements of floats
+func.func @importance_rank(%x: tensor<?x16xf32>, %wu: tensor<1x8x16xf32>,
+                           %wd: tensor<1x16x8xf32>) -> tensor<?x16xf32> {
+  %r = arith.constant dense<0.0> : tensor<1x16xf32>
+  %a = moe.layer %x : tensor<?x16xf32> routing <softmax, top_k = 1>
+      router(%r : tensor<1x16xf32>)
+      experts(up %wu : tensor<1x8x16xf32>, down %wd : tensor<1x16x8xf32>)
+      activation relu {moe.neuron_importance = dense<1.0> : tensor<2x4xf32>}
+      -> tensor<?x16xf32>
+  return %a : tensor<?x16xf32>
+}
+
+// -----
+
+// A bound router is a new argument, which a called function cannot take.
+// RUN: not moe-opt %s --split-input-file --moe-dense-to-moe="experts=2 router-weight=r" 2>&1 | FileCheck %s --check-prefix=CALLED
+// CALLED: error: 'moe.layer' op moe-dense-to-moe: 'router-weight' binds a new argument of @called, which its callers do not pass
+func.func private @called(%x: tensor<?x16xf32>, %wu: tensor<1x8x16xf32>,
+                          %wd: tensor<1x16x8xf32>) -> tensor<?x16xf32> {
+  %r = arith.constant dense<0.0> : tensor<1x16xf32>
+  %a = moe.layer %x : tensor<?x16xf32> routing <softmax, top_k = 1>
+      router(%r : tensor<1x16xf32>)
+      experts(up %wu : tensor<1x8x16xf32>, down %wd : tensor<1x16x8xf32>)
+      activation relu -> tensor<?x16xf32>
+  return %a : tensor<?x16xf32>
+}
+func.func @caller(%x: tensor<?x16xf32>, %wu: tensor<1x8x16xf32>,
+                  %wd: tensor<1x16x8xf32>) -> tensor<?x16xf32> {
+  %y = func.call @called(%x, %wu, %wd)
+      : (tensor<?x16xf32>, tensor<1x8x16xf32>, tensor<1x16x8xf32>) -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
 }

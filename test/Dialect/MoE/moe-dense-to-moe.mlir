@@ -18,9 +18,13 @@
 // SPLIT: tensor.extract %[[WU]]
 // SPLIT: %[[D:.*]] = linalg.generic {{.*}} ins(%[[TABLE]] : tensor<4x2xi64>) outs(%{{.*}} : tensor<4x16x2xf32>)
 // SPLIT: tensor.extract %[[WD]]
-// The similarity router: the mean of each expert's gate rows.
+// The similarity router: the mean of each expert's gate rows, read from the
+// dense weight in one reduction (a padding slot would read row 0, times 0).
+// SPLIT: %[[RT:.*]] = arith.constant dense<{{\[\[}}1, 7], [4, 3], [6, 5], [2, 0]]> : tensor<4x2xi64>
 // SPLIT: %[[COEF:.*]] = arith.constant dense<5.000000e-01> : tensor<4x2xf32>
-// SPLIT: %[[R:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]{{.*}} ins(%[[G]], %[[COEF]] : tensor<4x2x16xf32>, tensor<4x2xf32>)
+// SPLIT: %[[R:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]{{.*}} ins(%[[RT]], %[[COEF]] : tensor<4x2xi64>, tensor<4x2xf32>)
+// SPLIT: arith.maxsi
+// SPLIT: tensor.extract %[[WG]]
 // SPLIT: moe.layer %[[X]] : tensor<?x16xf32> routing <softmax, top_k = 2, unweighted> router(%[[R]] : tensor<4x16xf32>) experts(gate %[[G]] : tensor<4x2x16xf32>, up %[[U]] : tensor<4x2x16xf32>, down %[[D]] : tensor<4x16x2xf32>) activation silu -> tensor<?x16xf32>
 // SPLIT-NOT: moe.neuron_importance
 //
@@ -55,10 +59,10 @@ func.func @swiglu(%x: tensor<?x16xf32>, %wg: tensor<1x8x16xf32>,
 // -----
 
 // A plain (GELU) bf16 FFN with biases (BERT's): without importance the
-// neurons keep their index order (dealt 0 4 | 1 5 | 2 6 | 3 7); the up bias is gathered like the rows,
-// the down bias copied into every expert and halved (top-2 unweighted adds
-// it twice). The similarity router reads the up rows (no gate) and is
-// converted to bf16.
+// neurons keep their index order (dealt 0 4 | 1 5 | 2 6 | 3 7); the up bias
+// is gathered like the rows, the down bias copied into every expert and
+// halved (top-2 unweighted adds it twice). The similarity router reads the
+// up rows (no gate) and is converted to bf16.
 // SPLIT-LABEL: func @plain_bias
 // SPLIT: %[[TABLE:.*]] = arith.constant dense<{{\[\[}}0, 4], [1, 5], [2, 6], [3, 7]]> : tensor<4x2xi64>
 // SPLIT: %[[U:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<4x2x16xbf16>)
@@ -67,7 +71,8 @@ func.func @swiglu(%x: tensor<?x16xf32>, %wg: tensor<1x8x16xf32>,
 // SPLIT: %[[DB1:.*]] = linalg.broadcast {{.*}} outs(%{{.*}} : tensor<4x16xbf16>)
 // SPLIT: %[[DB:.*]] = linalg.generic {{.*}} ins(%[[DB1]] : tensor<4x16xbf16>)
 // SPLIT: arith.mulf %{{.*}}, %cst
-// SPLIT: %[[R32:.*]] = linalg.generic {{.*}} ins(%[[U]], %{{.*}} : tensor<4x2x16xbf16>, tensor<4x2xf32>)
+// SPLIT: %[[R32:.*]] = linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : tensor<4x2xi64>, tensor<4x2xf32>)
+// SPLIT: tensor.extract %{{.*}} : tensor<1x8x16xbf16>
 // SPLIT: %[[R:.*]] = linalg.generic {{.*}} ins(%[[R32]] : tensor<4x16xf32>) outs(%{{.*}} : tensor<4x16xbf16>)
 // SPLIT: moe.layer %{{.*}} routing <softmax, top_k = 2, unweighted> router(%[[R]] : tensor<4x16xbf16>) experts(up %[[U]] : tensor<4x2x16xbf16>, down %[[D]] : tensor<4x16x2xbf16>) activation gelu up_bias(%[[UB]] : tensor<4x2xbf16>) down_bias(%[[DB]] : tensor<4x16xbf16>)
 //
@@ -109,4 +114,29 @@ func.func @not_dense(%x: tensor<?x16xf32>, %r2: tensor<2x16xf32>,
       experts(up %u1 : tensor<1x8x16xf32>, down %d1 : tensor<1x16x8xf32>)
       activation relu -> tensor<?x16xf32>
   return %a, %b : tensor<?x16xf32>, tensor<?x16xf32>
+}
+
+// -----
+
+// In the dense form every weight is 1, so `weight_inputs` changes nothing;
+// it is dropped, since it would scale the experts' inputs by their weights.
+// Other discardable attributes carry over.
+// UP-LABEL: func @weight_inputs
+// UP: moe.layer
+// UP-NOT: weight_inputs
+// UP-SAME: {note = "kept"}
+// UP: return
+// SPLIT-LABEL: func @weight_inputs
+// SPLIT: moe.layer
+// SPLIT-NOT: weight_inputs
+// SPLIT-SAME: {note = "kept"}
+// BOUND-LABEL: func @weight_inputs
+func.func @weight_inputs(%x: tensor<?x16xf32>, %wu: tensor<1x8x16xf32>,
+                         %wd: tensor<1x16x8xf32>) -> tensor<?x16xf32> {
+  %r = arith.constant dense<0.0> : tensor<1x16xf32>
+  %y = moe.layer %x : tensor<?x16xf32> routing <softmax, top_k = 1>
+      router(%r : tensor<1x16xf32>)
+      experts(up %wu : tensor<1x8x16xf32>, down %wd : tensor<1x16x8xf32>)
+      activation relu weight_inputs {note = "kept"} -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
 }

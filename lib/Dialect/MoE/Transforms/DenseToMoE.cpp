@@ -22,6 +22,8 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/SymbolTable.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/MathExtras.h"
 
@@ -69,13 +71,14 @@ FailureOr<SmallVector<double>> readImportance(LayerOp layer, int64_t size) {
     llvm::append_range(scores, array.asArrayRef());
   else if (auto array = llvm::dyn_cast<DenseF64ArrayAttr>(attr))
     llvm::append_range(scores, array.asArrayRef());
-  else if (auto elements = llvm::dyn_cast<DenseFPElementsAttr>(attr))
+  else if (auto elements = llvm::dyn_cast<DenseFPElementsAttr>(attr);
+           elements && elements.getType().getRank() == 1)
     for (const APFloat &value : elements.getValues<APFloat>())
       scores.push_back(value.convertToDouble());
   else
     return layer.emitOpError()
            << "'" << kNeuronImportanceAttrName
-           << "' must be an array or dense elements of floats";
+           << "' must be an array or rank-1 dense elements of floats";
   if (static_cast<int64_t>(scores.size()) != size)
     return layer.emitOpError()
            << "'" << kNeuronImportanceAttrName << "' has " << scores.size()
@@ -225,9 +228,11 @@ Value buildConverted(OpBuilder &b, Location loc, Value value, Type elementType,
       .getResult(0);
 }
 
-/// MoEfication's similarity router: row e is the mean of the `[E, M, H]`
-/// `projection` rows of expert e's neurons (`table` row e, padding
-/// excluded), accumulated in f32 and converted to `elementType`.
+/// MoEfication's similarity router: row e is the mean of the rows of the
+/// `[1, I, H]` `projection` that `table` row e names (padding excluded),
+/// accumulated in f32 and converted to `elementType`. One reduction over
+/// (expert, column, slot) reading the rows with tensor.extract: no
+/// gathered copy.
 Value buildSimilarityRouter(OpBuilder &b, Location loc, Value projection,
                             ArrayRef<SmallVector<int64_t>> table,
                             Type elementType) {
@@ -241,14 +246,15 @@ Value buildSimilarityRouter(OpBuilder &b, Location loc, Value projection,
   }
   auto coefficientType =
       RankedTensorType::get({numExperts, slots}, b.getF32Type());
+  Value neurons = buildTableConstant(b, loc, table);
   Value weights = arith::ConstantOp::create(
       b, loc,
       DenseFPElementsAttr::get(coefficientType, ArrayRef<float>(coefficients)));
   MLIRContext *ctx = b.getContext();
-  AffineExpr e = getAffineDimExpr(0, ctx), h = getAffineDimExpr(1, ctx),
-             m = getAffineDimExpr(2, ctx);
-  SmallVector<AffineMap> maps = {AffineMap::get(3, 0, {e, m, h}, ctx),
-                                 AffineMap::get(3, 0, {e, m}, ctx),
+  AffineExpr e = getAffineDimExpr(0, ctx), m = getAffineDimExpr(2, ctx),
+             h = getAffineDimExpr(1, ctx);
+  AffineMap perSlot = AffineMap::get(3, 0, {e, m}, ctx);
+  SmallVector<AffineMap> maps = {perSlot, perSlot,
                                  AffineMap::get(3, 0, {e, h}, ctx)};
   SmallVector<OpFoldResult> sizes = {
       b.getIndexAttr(numExperts), tensor::getMixedSize(b, loc, projection, 2)};
@@ -260,19 +266,71 @@ Value buildSimilarityRouter(OpBuilder &b, Location loc, Value projection,
           .getResult(0);
   Value sum =
       linalg::GenericOp::create(
-          b, loc, init.getType(), ValueRange{projection, weights},
+          b, loc, init.getType(), ValueRange{neurons, weights},
           ValueRange{init}, maps,
           {utils::IteratorType::parallel, utils::IteratorType::parallel,
            utils::IteratorType::reduction},
           [&](OpBuilder &nb, Location nl, ValueRange args) {
-            Value w = castFloat(nb, nl, args[0], nb.getF32Type());
-            Value product = arith::MulFOp::create(nb, nl, w, args[1]);
+            // A padding slot (coefficient 0) reads row 0.
+            Value zero =
+                arith::ConstantIntOp::create(nb, nl, nb.getI64Type(), 0);
+            Value row = arith::IndexCastOp::create(
+                nb, nl, nb.getIndexType(),
+                arith::MaxSIOp::create(nb, nl, args[0], zero));
+            Value read = tensor::ExtractOp::create(
+                nb, nl, projection,
+                ValueRange{arith::ConstantIndexOp::create(nb, nl, 0), row,
+                           linalg::IndexOp::create(nb, nl, 1)});
+            Value product = arith::MulFOp::create(
+                nb, nl, castFloat(nb, nl, read, nb.getF32Type()), args[1]);
             linalg::YieldOp::create(
                 nb, nl,
                 ValueRange{arith::AddFOp::create(nb, nl, args[2], product)});
           })
           .getResult(0);
   return elementType.isF32() ? sum : buildConverted(b, loc, sum, elementType);
+}
+
+/// Whether nothing calls `func` (it may take new arguments).
+bool hasNoCallers(func::FuncOp func) {
+  std::optional<SymbolTable::UseRange> uses =
+      SymbolTable::getSymbolUses(func, func->getParentOp());
+  return uses && uses->empty();
+}
+
+/// A second read of `value` that nothing else shares: when `value` is an
+/// argument bound to a checkpoint tensor (`moe.weight`) of a function
+/// nothing calls, seen through static reshapes, a new argument bound to the
+/// same tensor with the reshapes replayed on it; `value` otherwise. Each
+/// gather of a tensor then reads it through views of its own, which
+/// moe-pack-expert-weights folds into a packing function (two arguments
+/// bound to one name bind the tensor once).
+Value readAgain(OpBuilder &b, Value value) {
+  SmallVector<Operation *> reshapes;
+  Value root = value;
+  while (Operation *op = root.getDefiningOp()) {
+    if (!llvm::isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(op))
+      return value;
+    reshapes.push_back(op);
+    root = op->getOperand(0);
+  }
+  auto arg = llvm::dyn_cast<BlockArgument>(root);
+  auto func = arg ? llvm::dyn_cast<func::FuncOp>(arg.getOwner()->getParentOp())
+                  : func::FuncOp();
+  if (!func || arg.getOwner() != &func.getBody().front() ||
+      !func.getArgAttr(arg.getArgNumber(), kWeightAttrName) ||
+      !hasNoCallers(func))
+    return value;
+  unsigned index = func.getNumArguments();
+  if (failed(func.insertArgument(index, arg.getType(),
+                                 func.getArgAttrDict(arg.getArgNumber()),
+                                 arg.getLoc())))
+    return value;
+  IRMapping mapping;
+  mapping.map(root, func.getArgument(index));
+  for (Operation *op : llvm::reverse(reshapes))
+    b.clone(*op, mapping);
+  return mapping.lookup(value);
 }
 
 struct DenseToMoEPass
@@ -319,8 +377,8 @@ struct DenseToMoEPass
       return fail("shared neurons apply to mode=split (every upcycled "
                   "expert holds every neuron)");
     if (topK < 0 || topK > experts)
-      return fail("top-k must be in [1, experts = " + Twine(experts) +
-                  "], got " + Twine(topK));
+      return fail("top-k must be 0 (the routing's) or in [1, experts = " +
+                  Twine(experts) + "], got " + Twine(topK));
     MLIRContext *ctx = root->getContext();
     if (routingText.empty()) {
       int64_t k = topK ? static_cast<int64_t>(topK) : 1;
@@ -359,10 +417,10 @@ struct DenseToMoEPass
   }
 
   /// The new layer's router: the bound checkpoint tensor `router-weight`
-  /// (a new argument of the enclosing function), the similarity router
-  /// (split) or zeros (upcycle: every expert is the same).
-  FailureOr<Value> buildRouter(OpBuilder &b, LayerOp layer,
-                               Value similaritySource,
+  /// (a new argument of the enclosing function), the similarity router of
+  /// the `[1, I, H]` `rows` (split) or zeros (upcycle: every expert is the
+  /// same).
+  FailureOr<Value> buildRouter(OpBuilder &b, LayerOp layer, Value rows,
                                ArrayRef<SmallVector<int64_t>> table) {
     Location loc = layer.getLoc();
     auto denseRouter =
@@ -375,6 +433,11 @@ struct DenseToMoEPass
         return layer.emitOpError()
                << "moe-dense-to-moe: 'router-weight' binds a new argument "
                   "of the enclosing func.func, which this layer has not";
+      if (!hasNoCallers(func))
+        return layer.emitOpError()
+               << "moe-dense-to-moe: 'router-weight' binds a new argument of "
+                  "@"
+               << func.getSymName() << ", which its callers do not pass";
       if (!type.hasStaticShape())
         return layer.emitOpError() << "moe-dense-to-moe: 'router-weight' "
                                       "needs a router of static width";
@@ -387,8 +450,8 @@ struct DenseToMoEPass
                                       "router argument";
       return Value(func.getArgument(index));
     }
-    if (similaritySource)
-      return buildSimilarityRouter(b, loc, similaritySource, table,
+    if (rows)
+      return buildSimilarityRouter(b, loc, readAgain(b, rows), table,
                                    type.getElementType());
     SmallVector<OpFoldResult> sizes = {
         b.getIndexAttr(experts),
@@ -464,8 +527,8 @@ struct DenseToMoEPass
     auto sharedOperand = [&](Value source, unsigned neuronDim) -> Value {
       if (!source || !sharedTable)
         return {};
-      Value gathered =
-          buildNeuronGather(b, loc, source, sharedTable, neuronDim);
+      Value gathered = buildNeuronGather(b, loc, readAgain(b, source),
+                                         sharedTable, neuronDim);
       return tensor::CollapseShapeOp::create(
           b, loc, gathered, ArrayRef<ReassociationIndices>{{0, 1}, {2}});
     };
@@ -509,7 +572,8 @@ struct DenseToMoEPass
                              : buildExpertCopies(b, loc, scale, numExperts);
     };
     FailureOr<Value> router = buildRouter(
-        b, layer, split ? (gate ? gate : up) : Value(), neuronSplit.experts);
+        b, layer, split ? (gateSource ? gateSource : upSource) : Value(),
+        neuronSplit.experts);
     if (failed(router))
       return failure();
 
@@ -525,12 +589,19 @@ struct DenseToMoEPass
         layer.getSharedUpScale(), layer.getSharedDownScale(),
         split ? DenseI64ArrayAttr() : layer.getWeightBlockAttr(), routing,
         layer.getActivationAttr(), layer.getSwigluAlphaAttr(),
-        layer.getSwigluLimitAttr(), layer.getWeightInputsAttr(),
+        // Every weight of the dense form is 1: `weight_inputs` changed
+        // nothing there, and would scale the experts' inputs here.
+        layer.getSwigluLimitAttr(), /*weight_inputs=*/UnitAttr(),
         /*zero_experts=*/IntegerAttr(), /*expert_ranks=*/IntegerAttr(),
         /*statistics=*/StatisticsAttr());
     // Scales of the shared expert keep the block size.
-    if (split && layer.getSharedUpScale())
+    if (split && (layer.getSharedGateScale() || layer.getSharedUpScale() ||
+                  layer.getSharedDownScale()))
       moe.setWeightBlockAttr(layer.getWeightBlockAttr());
+    // Other discardable attributes carry over.
+    for (NamedAttribute attr : layer->getDiscardableAttrs())
+      if (attr.getName() != kNeuronImportanceAttrName)
+        moe->setAttr(attr.getName(), attr.getValue());
     layer.getResult().replaceAllUsesWith(moe.getResult());
     layer.erase();
     return success();

@@ -360,23 +360,23 @@ func::FuncOp createPackingFunction(OpBuilder &b, func::FuncOp entry,
   Value dst = body->getArgument(1);
   Value weights = body->getArgument(0);
   for (Operation *view : views) {
-    // Operands other than the source (a destination, a neuron table) are
-    // made anew: a tensor.empty, a clone of the constant.
+    // Operands other than the source are made anew: a destination is a
+    // tensor.empty of its type (whatever the entry's is), and anything else
+    // (a neuron table, a constant its body reads) is a constant, cloned.
     IRMapping mapping;
     mapping.map(getViewSource(view), weights);
+    if (auto dps = llvm::dyn_cast<DestinationStyleOpInterface>(view))
+      for (OpOperand &init : dps.getDpsInitsMutable()) {
+        auto type = llvm::cast<RankedTensorType>(init.get().getType());
+        mapping.map(init.get(), tensor::EmptyOp::create(b, loc, type.getShape(),
+                                                        type.getElementType()));
+      }
     llvm::SetVector<Value> reads(view->getOperands().begin(),
                                  view->getOperands().end());
     getUsedValuesDefinedAbove(view->getRegions(), reads);
-    for (Value operand : reads) {
-      if (mapping.contains(operand))
-        continue;
-      if (auto empty = operand.getDefiningOp<tensor::EmptyOp>())
-        mapping.map(operand,
-                    tensor::EmptyOp::create(b, loc, empty.getType().getShape(),
-                                            empty.getType().getElementType()));
-      else if (Operation *def = operand.getDefiningOp())
-        mapping.map(operand, b.clone(*def)->getResult(0));
-    }
+    for (Value operand : reads)
+      if (!mapping.contains(operand))
+        mapping.map(operand, b.clone(*operand.getDefiningOp())->getResult(0));
     weights = b.clone(*view, mapping)->getResult(0);
   }
   // One expert's [N, K] weights as [1, N, K].
