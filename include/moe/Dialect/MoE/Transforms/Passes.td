@@ -122,14 +122,24 @@ def MoEDenseToMoEPass : Pass<"moe-dense-to-moe"> {
     `<softmax, top_k = K, renormalize>` for upcycle, `K = top-k`. A down
     bias is copied into every expert, divided by `top_k * scale` under
     unweighted token-choice routing, which adds it that many times.
+    `weight_inputs`, a no-op at weight 1, is dropped; other discardable
+    attributes carry over.
+
+    Each gather reads its weight through views of its own: where a weight
+    is an argument bound by `moe.weight` of a function nothing calls, the
+    shared expert's and the router's gathers read new arguments bound to the
+    same tensor, so that `moe-pack-expert-weights` folds every gather into a
+    packing function.
 
     The router is the checkpoint tensor `router-weight` when given (a new
     `[E, H]` argument of the enclosing `func.func`, bound with
-    `moe.weight`), else built by rule: for split MoEfication's similarity
-    router (Zhang et al. 2022), row `e` the mean of the gate rows (up rows
-    without a gate) of expert `e`'s own neurons; for upcycle zeros (the
-    experts are identical; the router is trained after upcycling). The pass
-    only rewrites IR and weight bindings: it never reads weight values.
+    `moe.weight`; an error when something calls the function or several
+    dense layers would bind it), else built by rule: for split
+    MoEfication's similarity router (Zhang et al. 2022), row `e` the mean
+    of the gate rows (up rows without a gate) of expert `e`'s own neurons,
+    one reduction over the dense rows; for upcycle zeros (the experts are
+    identical; the router is trained after upcycling). The pass only
+    rewrites IR and weight bindings: it never reads weight values.
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::linalg::LinalgDialect",
