@@ -24,6 +24,10 @@ under their ``state_dict`` names. :meth:`TorchLayer.write` puts
 ``moe-run layer.mlir --weights DIR``. Weights keep their dtype (F32, BF16 or
 F16).
 
+:func:`import_dense_module` reads a dense MLP (``LlamaMLP``-like) into
+the dense-expert form that ``moe-dense-to-moe`` makes experts of
+(docs/DenseToMoE.md).
+
 Needs torch (Debian's python3-torch); importing this module does not.
 """
 
@@ -37,10 +41,13 @@ from typing import Any
 import numpy as np
 
 from . import safetensors_io
+from .dense import DenseMLP, emit_dense_module
 from .emit import EXPERT, LayerSpec, emit_module
+from .layer import ACTIVATIONS
 from .routing import Routing
 
-__all__ = ["TorchImportError", "TorchLayer", "import_module"]
+__all__ = ["TorchDenseMLP", "TorchImportError", "TorchLayer",
+           "import_dense_module", "import_module"]
 
 # Expert projection attribute names: (gate, up, down), gate None if ungated.
 _PROJECTIONS = (("w1", "w3", "w2"), ("gate_proj", "up_proj", "down_proj"),
@@ -325,3 +332,89 @@ def import_module(module: Any, *, top_k: int | None = None,
         raise TorchImportError(str(err)) from None
     return TorchLayer(spec=spec, tensors=collect.tensors,
                       storage_dtypes=collect.dtypes)
+
+
+@dataclass(frozen=True)
+class TorchDenseMLP:
+    """An imported dense MLP (:func:`import_dense_module`).
+
+    Attributes:
+        mlp: the MLP, its ``names`` the ``state_dict`` names of ``tensors``.
+        tensors: ``name -> float32 array`` (values as stored).
+        storage_dtypes: ``name -> F32 | BF16 | F16``.
+    """
+
+    mlp: DenseMLP
+    tensors: dict[str, np.ndarray]
+    storage_dtypes: dict[str, str]
+
+    def write(self, directory: str | os.PathLike,
+              importance: np.ndarray | None = None) -> dict[str, str]:
+        """Write ``model.safetensors`` and ``layer.mlir`` (the dense-expert
+        form, ``importance`` its ``moe.neuron_importance``)."""
+        os.makedirs(directory, exist_ok=True)
+        paths = {"weights": os.path.join(directory,
+                                         safetensors_io.SINGLE_NAME),
+                 "module": os.path.join(directory, "layer.mlir")}
+        safetensors_io.save_file(paths["weights"], self.tensors,
+                                 self.storage_dtypes,
+                                 metadata={"format": "pt"})
+        with open(paths["module"], "w", encoding="utf-8") as out:
+            out.write(emit_dense_module(self.mlp, importance=importance))
+        return paths
+
+
+def import_dense_module(module: Any, *, activation: str | None = None,
+                        prefix: str = "") -> TorchDenseMLP:
+    """Import a dense MLP shaped like the Hugging Face ones (``LlamaMLP``,
+    ``Qwen2MLP``, ``MistralMLP``: ``gate_proj``/``up_proj``/``down_proj``;
+    or ungated ``up_proj``/``down_proj``, ``fc1``/``fc2``, ``wi``/``wo``;
+    ``nn.Linear`` layers with or without biases, the activation from
+    ``act_fn`` and the like or ``activation=``) into the dense-expert form
+    that ``moe-dense-to-moe`` rewrites (docs/DenseToMoE.md).
+
+    Raises:
+        TorchImportError: the reason, in one line.
+    """
+    torch = _torch()
+    if not isinstance(module, torch.nn.Module):
+        raise TorchImportError(f"expected an nn.Module, got "
+                               f"{type(module).__name__}")
+    names = _projection_names(module, "the MLP", torch)
+    collect = _Collector(prefix)
+    dtypes, values, names_of = set(), {}, {}
+    for kind, attr in zip(("gate", "up", "down"), names):
+        if attr is None:
+            continue
+        linear = getattr(module, attr)
+        params = [("expert_" + kind, "weight", linear.weight)]
+        if linear.bias is not None:
+            params.append((f"{kind}_bias", "bias", linear.bias))
+        for operand, suffix, tensor in params:
+            name = f"{attr}.{suffix}"
+            dtypes.add(collect.add(name, tensor))
+            values[operand] = collect.tensors[prefix + name]
+            names_of[operand] = prefix + name
+    if len(dtypes) != 1:
+        raise TorchImportError(f"the MLP's parameters have several dtypes "
+                               f"({', '.join(sorted(dtypes))})")
+    act = activation or _activation(module, "the MLP", torch)
+    if act is not None and act not in ACTIVATIONS:
+        raise TorchImportError(f"unknown activation '{act}' (expected one of "
+                               f"{', '.join(ACTIVATIONS)})")
+    if act is None:
+        raise TorchImportError("the MLP has no act_fn/act/activation_fn "
+                               "(pass activation=)")
+    hidden, inter = values["expert_up"].shape[1], values["expert_up"].shape[0]
+    if values["expert_down"].shape != (hidden, inter):
+        raise TorchImportError(f"the down projection is "
+                               f"{list(values['expert_down'].shape)}, "
+                               f"expected [{hidden}, {inter}]")
+    mlp = DenseMLP(up=values["expert_up"], down=values["expert_down"],
+                   gate=values.get("expert_gate"), activation=act,
+                   biases={k: v for k, v in values.items()
+                           if k.endswith("_bias")},
+                   dtype=dtypes.pop(), names=names_of)
+    return TorchDenseMLP(mlp=mlp, tensors=collect.tensors,
+                         storage_dtypes=collect.dtypes)
+

@@ -334,3 +334,90 @@ def test_import_importance_errors(tmp_path, scores, message) -> None:
                                 "--layer", "0", "--importance",
                                 str(tmp_path / "s.npy"), "-o", "-")
     assert message in built_tools.one_line_error(done, "import-hf")
+
+
+@needs_tools
+@pytest.mark.parametrize("dtype", ["f32", "bf16"])
+@pytest.mark.parametrize("kind", ["llama", "bert"])
+def test_torch_mlp_split_and_upcycle(tmp_path, kind, dtype) -> None:
+    """A PyTorch MLP (LlamaMLP-like SwiGLU, or BERT-like GELU fc1/fc2 with
+    biases) imported in the dense-expert form; split with every expert
+    unweighted and upcycled under top-2, compiled: each equals the module's
+    own output."""
+    torch = pytest.importorskip("torch")
+    from moe_mlir.runtime import load_layer
+    from moe_mlir.torch_import import import_dense_module
+
+    torch.manual_seed(0)
+
+    class LlamaMLP(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gate_proj = torch.nn.Linear(HIDDEN, INTER, bias=False)
+            self.up_proj = torch.nn.Linear(HIDDEN, INTER, bias=False)
+            self.down_proj = torch.nn.Linear(INTER, HIDDEN, bias=False)
+            self.act_fn = torch.nn.SiLU()
+
+        def forward(self, x):
+            return self.down_proj(self.act_fn(self.gate_proj(x))
+                                  * self.up_proj(x))
+
+    class BertFFN(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1 = torch.nn.Linear(HIDDEN, INTER)
+            self.fc2 = torch.nn.Linear(INTER, HIDDEN)
+            self.activation_fn = torch.nn.GELU()
+
+        def forward(self, x):
+            return self.fc2(self.activation_fn(self.fc1(x)))
+
+    module = (LlamaMLP() if kind == "llama" else BertFFN())
+    if dtype == "bf16":
+        module = module.to(torch.bfloat16)
+    imported = import_dense_module(module, prefix="mlp.")
+    paths = imported.write(tmp_path / "dense")
+    x = _inputs(37, dtype)
+    with torch.no_grad():
+        expected = module.float()(torch.from_numpy(x)).double().numpy()
+    ckpt = str(tmp_path / "dense")
+    text = open(paths["module"]).read()
+    for options in ("mode=split experts=4 routing=<softmax,top_k=4,unweighted>",
+                    "mode=upcycle experts=4 top-k=2"):
+        work = tmp_path / options.split()[0].replace("=", "-")
+        work.mkdir()
+        module_path = _compile(work, text, options)
+        y = load_layer(module_path, ckpt)(x)
+        peak = np.abs(expected).max()
+        bound = 1e-5 if dtype == "f32" else 2e-2
+        assert np.abs(y - expected).max() <= bound * peak, options
+
+
+def test_torch_dense_import_errors() -> None:
+    torch = pytest.importorskip("torch")
+    from moe_mlir.torch_import import TorchImportError, import_dense_module
+
+    class NoProjections(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = torch.nn.Linear(4, 4)
+
+    class Plain(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.up_proj = torch.nn.Linear(4, 8, bias=False)
+            self.down_proj = torch.nn.Linear(8, 4, bias=False)
+            self.act_fn = torch.nn.Tanh()
+
+    with pytest.raises(TorchImportError, match="no projections the importer"):
+        import_dense_module(NoProjections())
+    with pytest.raises(TorchImportError, match="unsupported activation Tanh"):
+        import_dense_module(Plain())
+    with pytest.raises(TorchImportError, match="unknown activation 'swish'"):
+        import_dense_module(Plain(), activation="swish")
+    with pytest.raises(TorchImportError, match="expected an nn.Module"):
+        import_dense_module("mlp")
+    plain = Plain()
+    plain.down_proj = torch.nn.Linear(8, 4, bias=False).to(torch.float16)
+    with pytest.raises(TorchImportError, match="several dtypes"):
+        import_dense_module(plain, activation="relu")
