@@ -42,18 +42,10 @@ import cpu  # noqa: E402  (the shared helpers: peaks, moe-run, PyTorch timing)
 ROOT = cpu.ROOT
 
 
-def _cli(*args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "moe_mlir", *args], check=True, text=True,
-        capture_output=True,
-        env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python")))
-    return done.stdout
-
-
 def _compile(source_dir: str, name: str, work: str, build: str) -> dict:
     layer = os.path.join(work, f"{name}.mlir")
     module = os.path.join(work, f"{name}.so")
-    _cli("import-hf", source_dir, "--layer", "0", "-o", layer)
+    cpu._cli("import-hf", source_dir, "--layer", "0", "-o", layer)
     subprocess.run([os.path.join(build, "bin", "moe-compile"), layer, "-o",
                     module], check=True)
     return {"dir": source_dir, "module": module}
@@ -89,7 +81,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="moe-bench-dense-") as work:
         for dtype in args.dtypes.split(","):
             dense_dir = os.path.join(work, f"dense-{dtype}")
-            _cli("make-checkpoint", "--family", "llama", "--hidden", str(h),
+            cpu._cli("make-checkpoint", "--family", "llama", "--hidden", str(h),
                  "--intermediate", str(i), "--layers", "1", "--dtype", dtype,
                  "--vocab", "256", "--quiet", "-o", dense_dir)
             calibration = os.path.join(work, "calibration.npy")
@@ -101,7 +93,7 @@ def main() -> None:
                 moe_dir = os.path.join(work, f"{mode}-{dtype}")
                 shared = ["--shared", str(args.shared)] if mode == "split" \
                     else []
-                _cli("moefy", "--hf", dense_dir, "--layer", "0", "--mode",
+                cpu._cli("moefy", "--hf", dense_dir, "--layer", "0", "--mode",
                      mode, "--experts", str(args.experts), "--top-k",
                      str(args.top_k), *shared, "--calibration", calibration,
                      "-o", moe_dir)

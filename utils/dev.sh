@@ -22,6 +22,7 @@ BUILD="${MOE_BUILD_DIR:-$ROOT/build}"
 LLVM_PREFIX=/usr/lib/llvm-22
 PACKAGES=(
   cmake ninja-build ccache git python3 python3-numpy python3-pytest python3-torch
+  python3-matplotlib
   python3-pip python3-setuptools
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools clang-22
   libclang-rt-22-dev liblld-22-dev libomp-22-dev zlib1g-dev libzstd-dev
@@ -147,7 +148,7 @@ run_tests() {
 # utils/dev.sh bench [ARGS]: the CPU benchmark (bench/cpu.py ARGS) with the
 # packages its PyTorch baselines and plot need.
 bench() {
-  PACKAGES+=(libopenblas0-pthread python3-matplotlib)
+  PACKAGES+=(libopenblas0-pthread)
   build
   /usr/bin/python3 "$ROOT/bench/cpu.py" --build "$BUILD" "$@"
 }

@@ -61,11 +61,7 @@ def _import_dense(args: argparse.Namespace, config: dict) -> None:
         raise CommandError(str(err)) from None
     importance = None
     if args.importance:
-        try:
-            importance = np.load(args.importance, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as err:
-            raise CommandError(f"{args.importance}: not a readable .npy "
-                               f"file ({str(err).splitlines()[0]})") from None
+        importance = _load_npy(args.importance)
         with np.errstate(over="ignore", invalid="ignore"):
             finite = importance.dtype.kind in "fiu" and bool(np.all(
                 np.isfinite(importance.astype(np.float32))))
@@ -176,15 +172,20 @@ def _run(args: argparse.Namespace) -> None:
         _run_in_process(args, module)
 
 
-def _load_tokens(path: str, hidden: int | None = None) -> np.ndarray:
-    """A float ``[T, H]`` array from a .npy file (one-line errors)."""
+def _load_npy(path: str) -> np.ndarray:
+    """An array from a .npy file (one-line errors)."""
     try:
-        x = np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as err:
         reason = str(err).splitlines()[0] if str(err) else \
             type(err).__name__
         raise CommandError(f"{path}: not a readable .npy file "
                            f"({reason})") from None
+
+
+def _load_tokens(path: str, hidden: int | None = None) -> np.ndarray:
+    """A float ``[T, H]`` array from a .npy file (one-line errors)."""
+    x = _load_npy(path)
     if x.ndim != 2 or x.dtype.kind != "f":
         raise CommandError(f"{path}: expected a float [T, H] array, got "
                            f"{x.dtype} {list(x.shape)}")

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import safetensors_io
 from .emit import ELEMENT_TYPES, hf_activation, mlir_string
-from .layer import expert_ffn
+from .layer import activation_fn
 
 __all__ = ["DENSE_FAMILIES", "DenseMLP", "emit_dense_module",
            "read_dense_mlp"]
@@ -74,14 +74,12 @@ class DenseMLP:
     def hidden_activations(self, x: np.ndarray) -> np.ndarray:
         """``[T, I]``: the input of the down projection, in float64."""
         x = np.asarray(x, dtype=np.float64)
-        ident = np.eye(self.intermediate)
-        # down = identity: the FFN's output is its hidden activations.
-        return expert_ffn(x, self.up.astype(np.float64), ident,
-                          self.activation,
-                          gate_proj=None if self.gate is None
-                          else self.gate.astype(np.float64),
-                          up_bias=self.biases.get("up_bias"),
-                          gate_bias=self.biases.get("gate_bias"))
+        up = x @ self.up.astype(np.float64).T + self.biases.get("up_bias", 0)
+        if self.gate is None:
+            return activation_fn(self.activation)(up)
+        gate = x @ self.gate.astype(np.float64).T + \
+            self.biases.get("gate_bias", 0)
+        return activation_fn(self.activation)(gate) * up
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """``[T, H]``: the MLP's output in float64."""

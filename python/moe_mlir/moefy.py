@@ -226,8 +226,16 @@ def format_tradeoff(rows: list[dict[str, float]], mlp: DenseMLP,
 
 def plot_tradeoff(rows: list[dict[str, float]], mode: str,
                   path: str) -> None:
-    """The relative error against K as a PNG (matplotlib, no display)."""
-    import matplotlib
+    """The relative error against K as a PNG (matplotlib, no display).
+
+    Raises:
+        ValueError: matplotlib is not installed.
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        raise ValueError("the trade-off plot needs matplotlib (Debian: apt "
+                         "install python3-matplotlib)") from None
     matplotlib.use("Agg")
     from matplotlib import pyplot
 

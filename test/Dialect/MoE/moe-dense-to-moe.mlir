@@ -140,3 +140,28 @@ func.func @weight_inputs(%x: tensor<?x16xf32>, %wu: tensor<1x8x16xf32>,
       activation relu weight_inputs {note = "kept"} -> tensor<?x16xf32>
   return %y : tensor<?x16xf32>
 }
+
+// -----
+
+// Block-scaled (FP8) weights: split dequantizes them to f32 and gathers from
+// that, so the experts take no scales; upcycle copies weights and scales.
+// SPLIT-LABEL: func @fp8
+// SPLIT: %[[DU:.*]] = linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : tensor<1x8x16xf8E4M3FN>, tensor<1x1x1xf32>) outs(%{{.*}} : tensor<1x8x16xf32>)
+// SPLIT: linalg.generic {{.*}} outs(%{{.*}} : tensor<4x2x16xf32>)
+// SPLIT: tensor.extract %[[DU]]
+// SPLIT: moe.layer {{.*}} experts(up %{{.*}} : tensor<4x2x16xf32>, down %{{.*}} : tensor<4x16x2xf32>) activation relu -> tensor<?x16xf32>
+// UP-LABEL: func @fp8
+// UP: moe.layer {{.*}} experts(up %{{.*}} : tensor<4x8x16xf8E4M3FN>, down %{{.*}} : tensor<4x16x8xf8E4M3FN>) activation relu up_scale(%{{.*}} : tensor<4x1x1xf32>) down_scale(%{{.*}} : tensor<4x1x1xf32>) weight_block [128, 128]
+// BOUND-LABEL: func @fp8
+func.func @fp8(%x: tensor<?x16xf32>, %wu: tensor<1x8x16xf8E4M3FN>,
+               %wd: tensor<1x16x8xf8E4M3FN>, %su: tensor<1x1x1xf32>,
+               %sd: tensor<1x1x1xf32>) -> tensor<?x16xf32> {
+  %r = arith.constant dense<0.0> : tensor<1x16xf32>
+  %y = moe.layer %x : tensor<?x16xf32> routing <softmax, top_k = 1>
+      router(%r : tensor<1x16xf32>)
+      experts(up %wu : tensor<1x8x16xf8E4M3FN>, down %wd : tensor<1x16x8xf8E4M3FN>)
+      activation relu up_scale(%su : tensor<1x1x1xf32>)
+      down_scale(%sd : tensor<1x1x1xf32>) weight_block [128, 128]
+      -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}

@@ -201,33 +201,6 @@ Value buildExpertCopies(OpBuilder &b, Location loc, Value value,
       ->getResult(0);
 }
 
-/// `value * factor` element-wise, converted to `elementType` (a dequantized
-/// weight to the layer's type, a down bias shared out over K experts).
-Value buildConverted(OpBuilder &b, Location loc, Value value, Type elementType,
-                     double factor = 1.0) {
-  auto type = llvm::cast<RankedTensorType>(value.getType());
-  Value init = tensor::EmptyOp::create(
-      b, loc, tensor::getMixedSizes(b, loc, value), elementType);
-  MLIRContext *ctx = b.getContext();
-  AffineMap identity = AffineMap::getMultiDimIdentityMap(type.getRank(), ctx);
-  SmallVector<utils::IteratorType> iterators(type.getRank(),
-                                             utils::IteratorType::parallel);
-  return linalg::GenericOp::create(
-             b, loc, init.getType(), ValueRange{value}, ValueRange{init},
-             SmallVector<AffineMap>{identity, identity}, iterators,
-             [&](OpBuilder &nb, Location nl, ValueRange args) {
-               Value v = castFloat(nb, nl, args[0], nb.getF32Type());
-               if (factor != 1.0)
-                 v = arith::MulFOp::create(
-                     nb, nl, v,
-                     arith::ConstantOp::create(nb, nl,
-                                               nb.getF32FloatAttr(factor)));
-               linalg::YieldOp::create(
-                   nb, nl, ValueRange{castFloat(nb, nl, v, elementType)});
-             })
-      .getResult(0);
-}
-
 /// MoEfication's similarity router: row e is the mean of the rows of the
 /// `[1, I, H]` `projection` that `table` row e names (padding excluded),
 /// accumulated in f32 and converted to `elementType`. One reduction over
@@ -288,7 +261,11 @@ Value buildSimilarityRouter(OpBuilder &b, Location loc, Value projection,
                 ValueRange{arith::AddFOp::create(nb, nl, args[2], product)});
           })
           .getResult(0);
-  return elementType.isF32() ? sum : buildConverted(b, loc, sum, elementType);
+  if (elementType.isF32())
+    return sum;
+  return buildElementwise(
+      b, loc, sum, elementType,
+      [](OpBuilder &, Location, ValueRange args) { return args[0]; });
 }
 
 /// Whether nothing calls `func` (it may take new arguments).
@@ -467,7 +444,6 @@ struct DenseToMoEPass
     Location loc = layer.getLoc();
     bool split = mode == "split";
     auto upType = llvm::cast<RankedTensorType>(layer.getExpertUp().getType());
-    auto inputType = llvm::cast<RankedTensorType>(layer.getInput().getType());
     int64_t neurons = upType.getDimSize(1);
     int64_t numExperts = experts;
     NeuronSplit neuronSplit;
@@ -500,8 +476,8 @@ struct DenseToMoEPass
         sharedTable = buildTableConstant(b, loc, {neuronSplit.shared});
     }
 
-    // What a split reads its neurons from: the weight, dequantized first
-    // when block-scaled.
+    // What a split reads its neurons from: the weight, dequantized (to f32)
+    // first when block-scaled.
     std::optional<ArrayRef<int64_t>> block = layer.getWeightBlock();
     auto splitSource = [&](Value weight, Value scale,
                            unsigned neuronDim) -> Value {
@@ -511,9 +487,7 @@ struct DenseToMoEPass
       OpFoldResult depth =
           neuronDim == 1 ? tensor::getMixedSize(b, loc, layer.getInput(), 1)
                          : OpFoldResult(b.getIndexAttr(neurons));
-      return buildConverted(
-          b, loc, buildDequantized(b, loc, weight, scale, *block, depth),
-          inputType.getElementType());
+      return buildDequantized(b, loc, weight, scale, *block, depth);
     };
     // The experts' weights: the gather of each one's own neurons (split),
     // or copies of the dense weights and their scales (upcycle).
@@ -555,10 +529,15 @@ struct DenseToMoEPass
         double times = routing.getScaleValue() *
                        (routing.isExpertChoice() ? 1.0 : routing.getTopK());
         if (times != 1.0)
-          downBias = buildConverted(
+          downBias = buildElementwise(
               b, loc, downBias,
               llvm::cast<RankedTensorType>(bias.getType()).getElementType(),
-              1.0 / times);
+              [&](OpBuilder &nb, Location nl, ValueRange args) -> Value {
+                return arith::MulFOp::create(
+                    nb, nl, args[0],
+                    arith::ConstantOp::create(nb, nl,
+                                              nb.getF32FloatAttr(1.0 / times)));
+              });
       }
     }
     Value sharedGate =

@@ -102,7 +102,7 @@ def MoEDenseToMoEPass : Pass<"moe-dense-to-moe"> {
       expert's last slot holds no neuron: zero weights, contributing
       nothing), gathered from the dense rows of gate and up (and their
       biases) and columns of down (`linalg.generic` with `tensor.extract`);
-      block-scaled weights are dequantized to the input's type first. The
+      block-scaled weights are dequantized to f32 first. The
       shared neurons become the layer's shared expert, which every token
       runs once with weight 1: an expert is thus its shared neurons plus its
       own, as in MoEBERT, whose experts each hold the shared neurons (the
