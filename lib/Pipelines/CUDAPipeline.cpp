@@ -32,8 +32,22 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
                                    const LowerToCUDAOptions &options) {
   // The tiled program: weights in their checkpoint layout (the warp reads
   // B fragments along K), every tile all of K.
+  // Warpgroup tiles: 64-row blocks (wgmma's M), 128 columns (two paired
+  // accumulators of 64 registers each per thread), sm_90a code; options
+  // given explicitly stay as given.
+  bool wgmma = options.mma == CudaMma::Wgmma;
+  auto given = [](const auto &option) {
+    return option.getNumOccurrences() > 0;
+  };
+  std::string chip = options.chip;
+  if (wgmma && !given(options.chip))
+    chip = "sm_90a";
   TiledProgramOptions tiled = sharedTiledProgramOptions(options);
-  tiled.cudaChip = options.chip;
+  if (wgmma && !given(options.blockRows))
+    tiled.blockRows = 64;
+  if (wgmma && !given(options.tileN))
+    tiled.tileN = 128;
+  tiled.cudaChip = chip;
   tiled.packWeights = false;
   tiled.tileK = 0;
   // The tiles' forall: (row block, column tile) on the grid's (x, y).
@@ -51,13 +65,20 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   pm.addNestedPass<func::FuncOp>(
       moe::createMoEMapToGPUPass(moe::MoEMapToGPUPassOptions{
-          options.blockSize, /*warpSize=*/32,
+          options.blockSize, /*warpSize=*/wgmma ? 128 : 32,
           options.reference ? 0 : options.routingBlockSize}));
   // Loops nested in a one-iteration-per-thread kernel run in the thread.
   pm.addPass(createParallelForToNestedForsPass());
+  if (wgmma)
+    pm.addPass(moe::createMoELowerGroupedMatmulToWGMMAPass());
   pm.addPass(moe::createMoELowerGroupedMatmulToMMAPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+  // TMA descriptors (host calls), mbarriers and TMA loads (kernels) to
+  // NVVM and LLVM before the kernels are outlined, so that a kernel takes
+  // its descriptors as pointers.
+  if (wgmma)
+    pm.addPass(createConvertNVGPUToNVVMPass());
   pm.addPass(createGpuKernelOutliningPass());
 
   // Kernels to NVVM. FP8 weights are decoded by integer arithmetic (LLVM
@@ -67,7 +88,7 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   pm.addPass(createLowerAffinePass());
   pm.addPass(createSCFToControlFlowPass());
   GpuNVVMAttachTargetOptions target;
-  target.chip = options.chip;
+  target.chip = chip;
   target.features = options.features;
   target.optLevel = 3;
   pm.addPass(createGpuNVVMAttachTarget(target));

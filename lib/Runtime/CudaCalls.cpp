@@ -20,8 +20,12 @@
 #include "moe/Runtime/CudaDriver.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
+#include <cstring>
 #include <limits>
+#include <mutex>
+#include <string>
 #include <vector>
 
 using namespace moe::runtime;
@@ -88,6 +92,116 @@ bool fitsDimension(intptr_t size) {
          static_cast<uintmax_t>(size) <= std::numeric_limits<unsigned>::max();
 }
 
+/// Device copies of TMA descriptors (CUtensorMap, 128 bytes) that kernels
+/// read from global memory. A layer's descriptors are the same at every
+/// call (they describe its bound weights), so each distinct one is copied
+/// to its device once and kept until the last GPU module is unloaded; a
+/// call then makes no allocation or synchronous copy for them (and stays
+/// capturable in a CUDA graph). Past `kCapacity` descriptors, new ones
+/// live in the call's arena instead. Reached through a pointer that is
+/// never destroyed: module destructors unload modules during exit.
+class TensorMapCache {
+public:
+  static constexpr size_t kCapacity = 4096;
+  using Bytes = std::array<unsigned char, 128>;
+
+  static TensorMapCache &get() {
+    static TensorMapCache *cache = new TensorMapCache();
+    return *cache;
+  }
+
+  /// The device copy of `map` on the thread's device, or null (the error
+  /// recorded).
+  void *find(const CallScope &scope, const Bytes &map) {
+    int device = detail::currentCudaDevice();
+    std::lock_guard<std::mutex> lock(mutex);
+    for (const Entry &entry : entries)
+      if (entry.device == device && entry.map == map)
+        return entry.pointer;
+    bool cached = entries.size() < kCapacity;
+    void *pointer = nullptr;
+    if (cached) {
+      CUdeviceptr allocated = 0;
+      if (!scope.check("cuMemAlloc",
+                       scope.api().memAlloc(&allocated, sizeof(Bytes))))
+        return nullptr;
+      pointer = reinterpret_cast<void *>(static_cast<uintptr_t>(allocated));
+    } else {
+      pointer = mgpuMemAlloc(sizeof(Bytes), nullptr, false);
+      if (!pointer)
+        return nullptr;
+    }
+    if (!scope.check("cuMemcpyHtoD",
+                     scope.api().memcpyHtoD(devicePointer(pointer), map.data(),
+                                            sizeof(Bytes))))
+      return nullptr;
+    if (cached)
+      entries.push_back({device, map, pointer});
+    return pointer;
+  }
+
+  void moduleLoaded() {
+    std::lock_guard<std::mutex> lock(mutex);
+    ++loadedModules;
+  }
+
+  /// Frees every copy once no GPU module is loaded.
+  void moduleUnloaded() {
+    std::vector<Entry> released;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (loadedModules > 0 && --loadedModules == 0)
+        released.swap(entries);
+    }
+    Result<const CudaDriver *> driver = CudaDriver::get();
+    if (!driver)
+      return;
+    for (const Entry &entry : released) {
+      Result<CUcontext> context = (*driver)->primaryContext(entry.device);
+      if (!context || (*driver)->api().ctxPushCurrent(*context) != kSuccess)
+        continue;
+      (*driver)->api().memFree(devicePointer(entry.pointer));
+      CUcontext popped = nullptr;
+      (*driver)->api().ctxPopCurrent(&popped);
+    }
+  }
+
+private:
+  struct Entry {
+    int device;
+    Bytes map;
+    void *pointer;
+  };
+  std::mutex mutex;
+  std::vector<Entry> entries;
+  int loadedModules = 0;
+};
+
+/// The element size of a CUtensorMapDataType, 0 for an unknown one.
+unsigned tensorMapElementBytes(int64_t dataType) {
+  switch (dataType) {
+  case 0: // UINT8
+    return 1;
+  case 1: // UINT16
+  case 6: // FLOAT16
+  case 9: // BFLOAT16
+    return 2;
+  case 2:  // UINT32
+  case 3:  // INT32
+  case 7:  // FLOAT32
+  case 10: // FLOAT32_FTZ
+  case 11: // TFLOAT32
+  case 12: // TFLOAT32_FTZ
+    return 4;
+  case 4: // UINT64
+  case 5: // INT64
+  case 8: // FLOAT64
+    return 8;
+  default:
+    return 0;
+  }
+}
+
 } // namespace
 
 extern "C" {
@@ -95,8 +209,9 @@ extern "C" {
 void *mgpuModuleLoad(void *data, size_t /*size*/) {
   CallScope scope;
   CUmodule module = nullptr;
-  if (scope)
-    scope.check("cuModuleLoadData", scope.api().moduleLoadData(&module, data));
+  if (scope && scope.check("cuModuleLoadData",
+                           scope.api().moduleLoadData(&module, data)))
+    TensorMapCache::get().moduleLoaded();
   return module;
 }
 
@@ -108,9 +223,11 @@ void *mgpuModuleLoadJIT(void *data, int /*optLevel*/) {
 
 void mgpuModuleUnload(void *module) {
   CallScope scope(/*cleanup=*/true);
-  if (scope && module)
+  if (scope && module) {
     scope.check("cuModuleUnload",
                 scope.api().moduleUnload(static_cast<CUmodule>(module)));
+    TensorMapCache::get().moduleUnloaded();
+  }
 }
 
 void *mgpuModuleGetFunction(void *module, const char *name) {
@@ -155,6 +272,13 @@ void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
                     std::to_string(sharedBytes));
     return;
   }
+  // Kernels opt in to dynamic shared memory past the default 48 KiB.
+  if (sharedBytes > kDefaultDynamicSharedBytes &&
+      !scope.check("cuFuncSetAttribute",
+                   scope.api().funcSetAttribute(
+                       static_cast<CUfunction>(function),
+                       kFuncAttributeMaxDynamicSharedBytes, sharedBytes)))
+    return;
   scope.check("cuLaunchKernel",
               scope.api().launchKernel(
                   static_cast<CUfunction>(function), gridX, gridY, gridZ,
@@ -277,6 +401,62 @@ void mgpuMemset16(void *destination, unsigned short value, size_t count,
     scope.check("cuMemsetD16Async", scope.api().memsetD16Async(
                                         devicePointer(destination), value,
                                         count, static_cast<CUstream>(stream)));
+}
+
+void *mgpuTensorMapEncodeTiledMemref(int64_t rank, void *descriptor,
+                                     int64_t dataType, int64_t interleave,
+                                     int64_t swizzle, int64_t l2Promotion,
+                                     int64_t oobFill, int64_t *box) {
+  CallScope scope;
+  if (!scope)
+    return nullptr;
+  constexpr int64_t kMaxRank = 5;
+  unsigned elementBytes = tensorMapElementBytes(dataType);
+  if (rank < 1 || rank > kMaxRank || !descriptor || !box || !elementBytes) {
+    recordCudaError("cuTensorMapEncodeTiled: unsupported tensor (rank " +
+                    std::to_string(rank) + ", data type " +
+                    std::to_string(dataType) + ")");
+    return nullptr;
+  }
+  // A ranked memref descriptor: allocated and aligned pointers, offset,
+  // sizes, strides (in elements). The map lists dimensions innermost
+  // first, strides in bytes of every dimension but the innermost.
+  struct RankedHeader {
+    char *allocated;
+    char *aligned;
+    int64_t offset;
+  };
+  auto *header = static_cast<RankedHeader *>(descriptor);
+  const int64_t *sizes = reinterpret_cast<const int64_t *>(header + 1);
+  const int64_t *strides = sizes + rank;
+  uint64_t dims[kMaxRank], byteStrides[kMaxRank];
+  uint32_t boxDims[kMaxRank], elementStrides[kMaxRank];
+  for (int64_t r = 0; r < rank; ++r) {
+    int64_t dim = rank - 1 - r;
+    if (sizes[dim] < 1 || box[dim] < 1 || box[dim] > 256 || strides[dim] < 0) {
+      recordCudaError("cuTensorMapEncodeTiled: dimension " +
+                      std::to_string(dim) + " of size " +
+                      std::to_string(sizes[dim]) + ", box " +
+                      std::to_string(box[dim]) + " is not encodable");
+      return nullptr;
+    }
+    dims[r] = static_cast<uint64_t>(sizes[dim]);
+    byteStrides[r] = static_cast<uint64_t>(strides[dim]) * elementBytes;
+    boxDims[r] = static_cast<uint32_t>(box[dim]);
+    elementStrides[r] = 1;
+  }
+  alignas(64) TensorMapCache::Bytes map{};
+  char *address = header->aligned + header->offset * elementBytes;
+  if (!scope.check("cuTensorMapEncodeTiled",
+                   scope.api().tensorMapEncodeTiled(
+                       map.data(), static_cast<int>(dataType),
+                       static_cast<uint32_t>(rank), address, dims,
+                       byteStrides + 1, boxDims, elementStrides,
+                       static_cast<int>(interleave), static_cast<int>(swizzle),
+                       static_cast<int>(l2Promotion),
+                       static_cast<int>(oobFill))))
+    return nullptr;
+  return TensorMapCache::get().find(scope, map);
 }
 
 void mgpuSetDefaultDevice(int32_t device) {

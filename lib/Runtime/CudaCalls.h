@@ -43,6 +43,14 @@ void mgpuMemset32(void *destination, unsigned value, size_t count,
                   void *stream);
 void mgpuMemset16(void *destination, unsigned short value, size_t count,
                   void *stream);
+/// A TMA descriptor of a memref (`descriptor`: its ranked descriptor, of
+/// rank `rank`) with boxes of `box` elements (outermost first) and the
+/// CUtensorMap enums given: the device address of its 128 bytes, which
+/// stay valid while a GPU module is loaded (nvgpu.tma.create.descriptor).
+void *mgpuTensorMapEncodeTiledMemref(int64_t rank, void *descriptor,
+                                     int64_t dataType, int64_t interleave,
+                                     int64_t swizzle, int64_t l2Promotion,
+                                     int64_t oobFill, int64_t *box);
 void mgpuSetDefaultDevice(int32_t device);
 #ifdef __cplusplus
 }

@@ -61,6 +61,9 @@ std::string resolve(void *handle, CudaDriverApi &api) {
       {"cuMemcpyAsync", slot(api.memcpyAsync)},
       {"cuMemsetD32Async", slot(api.memsetD32Async)},
       {"cuMemsetD16Async", slot(api.memsetD16Async)},
+      {"cuMemcpyHtoD_v2", slot(api.memcpyHtoD)},
+      {"cuFuncSetAttribute", slot(api.funcSetAttribute)},
+      {"cuTensorMapEncodeTiled", slot(api.tensorMapEncodeTiled)},
   };
   for (const Symbol &symbol : symbols) {
     *symbol.slot = dlsym(handle, symbol.name);
@@ -116,7 +119,7 @@ openDriver(CudaDriverApi &functions, CudaDriver *driver, int &driverVersion) {
     dlclose(handle);
     return Status::failure("CUDA driver " + printable(library) + " has no " +
                                missing +
-                               " (a driver older than the CUDA 11 API?)",
+                               " (a driver older than the CUDA 12 API?)",
                            StatusCode::CudaUnavailable);
   }
   if (CUresult error = functions.init(0); error != kSuccess)

@@ -64,7 +64,7 @@
 // SM80: .target sm_80
 
 // NOTOOLKIT: error: CUDA path: {{.*}}none does not exist or is not a directory
-// BADCHIP: moe-export-entries: cuda-chip must be sm_NN, got '90'
+// BADCHIP: moe-export-entries: cuda-chip must be sm_NN or sm_NNa, got '90'
 
 func.func @forward(%x: tensor<?x16xf32>,
     %wg: tensor<4x16xf32> {moe.weight = "gate.weight"},

@@ -154,6 +154,9 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
 };
 
 /// Options of `--moe-lower-to-cuda`.
+/// The tensor-core instructions of the CUDA pipeline's matmul tiles.
+enum class CudaMma { Sync, Wgmma };
+
 struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
   PassOptions::Option<bool> reference{
       *this, "reference",
@@ -161,16 +164,31 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
                      "parallel loops on the CUDA cores), the oracle of the "
                      "tensor-core path"),
       llvm::cl::init(false)};
+  PassOptions::Option<CudaMma> mma{
+      *this, "mma",
+      llvm::cl::desc("The tensor-core instructions of the grouped matmul "
+                     "tiles"),
+      llvm::cl::init(CudaMma::Sync),
+      llvm::cl::values(
+          clEnumValN(CudaMma::Sync, "sync",
+                     "mma.sync m16n8k16, one warp per tile (sm_80 and "
+                     "later)"),
+          clEnumValN(CudaMma::Wgmma, "wgmma",
+                     "Hopper's warpgroup MMA fed by TMA, one warpgroup per "
+                     "tile (sm_90a; bf16 weights, others take the CUDA "
+                     "cores)"))};
   PassOptions::Option<int64_t> blockRows{
       *this, "block-rows",
-      llvm::cl::desc("Rows per block of the grouped matmuls: 16 (one "
-                     "m16n8k16 tile) uses the tensor cores "
-                     "(moe-form-grouped-matmul block-rows)"),
+      llvm::cl::desc("Rows per block of the grouped matmuls "
+                     "(moe-form-grouped-matmul block-rows); the tensor cores "
+                     "need 16 under mma=sync, 64 under mma=wgmma (the "
+                     "default: 16, or 64 under mma=wgmma)"),
       llvm::cl::init(16)};
   PassOptions::Option<int64_t> tileN{
       *this, "tile-n",
-      llvm::cl::desc("Columns of the tile one warp computes "
-                     "(moe-tile-grouped-matmul tile-n)"),
+      llvm::cl::desc("Columns of the tile one warp (warpgroup) computes "
+                     "(moe-tile-grouped-matmul tile-n; the default: 64, or "
+                     "128 under mma=wgmma)"),
       llvm::cl::init(64)};
   PassOptions::Option<bool> fuseCombine{
       *this, "fuse-combine",
@@ -210,7 +228,7 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
   PassOptions::Option<std::string> chip{
       *this, "chip",
       llvm::cl::desc("The CUDA architecture of the kernels (nvvm-attach-target "
-                     "chip)"),
+                     "chip; the default: sm_90, or sm_90a under mma=wgmma)"),
       llvm::cl::init("sm_90")};
   PassOptions::Option<std::string> features{
       *this, "features",

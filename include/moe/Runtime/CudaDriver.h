@@ -47,6 +47,10 @@ constexpr int kAttributeComputeMinor = 76;
 /// CU_STREAM_NON_BLOCKING, CU_EVENT_DISABLE_TIMING.
 constexpr unsigned kStreamNonBlocking = 1;
 constexpr unsigned kEventDisableTiming = 2;
+/// CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES.
+constexpr int kFuncAttributeMaxDynamicSharedBytes = 8;
+/// Dynamic shared memory a kernel may use without opting in.
+constexpr int kDefaultDynamicSharedBytes = 48 * 1024;
 } // namespace cuda
 
 /// The functions of the driver API the runtime calls (the `_v2` entry
@@ -97,6 +101,19 @@ struct CudaDriverApi {
   cuda::CUresult (*memsetD16Async)(cuda::CUdeviceptr destination,
                                    unsigned short value, size_t count,
                                    cuda::CUstream stream);
+  cuda::CUresult (*memcpyHtoD)(cuda::CUdeviceptr destination,
+                               const void *source, size_t bytes);
+  cuda::CUresult (*funcSetAttribute)(cuda::CUfunction function, int attribute,
+                                     int value);
+  /// cuTensorMapEncodeTiled: the enums are C enums (int), `map` the
+  /// 128-byte, 64-byte aligned CUtensorMap.
+  cuda::CUresult (*tensorMapEncodeTiled)(void *map, int dataType, uint32_t rank,
+                                         void *address, const uint64_t *dims,
+                                         const uint64_t *strides,
+                                         const uint32_t *box,
+                                         const uint32_t *elementStrides,
+                                         int interleave, int swizzle,
+                                         int l2Promotion, int oobFill);
 };
 
 /// One GPU as the driver describes it.

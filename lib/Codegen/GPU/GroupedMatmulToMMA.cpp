@@ -16,9 +16,10 @@
 
 #include "moe/Codegen/GPU/Passes.h"
 
+#include "TileWrites.h"
+
 #include "moe/Dialect/MoE/IR/MoE.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
-#include "moe/Dialect/MoE/Utils/ElementwiseClone.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -36,31 +37,13 @@ namespace mlir::moe {
 
 using namespace mlir;
 using namespace mlir::moe;
+using namespace mlir::moe::gpu_codegen;
 
 namespace {
 
 constexpr int64_t kWarpSize = 32;
 // The mma.sync shape.
 constexpr int64_t kMmaRows = 16, kMmaCols = 8, kMmaDepth = 16;
-
-Value indexConstant(OpBuilder &b, Location loc, int64_t value) {
-  return arith::ConstantIndexOp::create(b, loc, value);
-}
-
-Value f32Constant(OpBuilder &b, Location loc, float value) {
-  return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(value));
-}
-
-Value lessThan(OpBuilder &b, Location loc, Value lhs, Value rhs) {
-  return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, lhs, rhs);
-}
-
-Value clampBelow(OpBuilder &b, Location loc, Value index, Value bound) {
-  // min(index, bound - 1); bound >= 1 wherever the result is read.
-  Value one = indexConstant(b, loc, 1);
-  Value last = arith::SubIOp::create(b, loc, bound, one);
-  return arith::MinUIOp::create(b, loc, index, last);
-}
 
 /// The 16-bit type of the tensor-core operands, or null where the weights
 /// take the CUDA cores.
@@ -105,7 +88,8 @@ Value packPair(OpBuilder &b, Location loc, Type half, Value low, Value high) {
 /// Lowers one grouped matmul for the warp whose lane id is `lane`.
 class WarpMatmul {
 public:
-  WarpMatmul(GroupedMatmulOp op, Value lane) : op(op), lane(lane) {}
+  WarpMatmul(GroupedMatmulOp op, Value lane, int64_t threads)
+      : op(op), lane(lane), threads(threads) {}
 
   void emitTensorCores(OpBuilder &b, Type half);
   LogicalResult emitCudaCores(OpBuilder &b);
@@ -119,12 +103,11 @@ private:
   /// the columns and depth the operands hold.
   Value weightElement(OpBuilder &b, Location loc, Value weight, Value expert,
                       Value column, Value depth, bool scaled);
-  /// Writes one accumulator of each weight to `row`, `column`.
-  void writeElement(OpBuilder &b, Location loc, Value row, Value column,
-                    ArrayRef<Value> sums);
 
   GroupedMatmulOp op;
   Value lane;
+  /// The threads of the block (`lane` runs from 0 to threads - 1).
+  int64_t threads;
   Value columns, depthBound;
 };
 
@@ -168,35 +151,6 @@ Value WarpMatmul::weightElement(OpBuilder &b, Location loc, Value weight,
                    : op.loadWeightValue(b, loc, weight, expert, clampedColumn,
                                         clampedDepth);
   return arith::SelectOp::create(b, loc, inside, w, f32Constant(b, loc, 0));
-}
-
-void WarpMatmul::writeElement(OpBuilder &b, Location loc, Value row,
-                              Value column, ArrayRef<Value> sums) {
-  Value init = op.getInit();
-  if (op.hasEpilogue()) {
-    SmallVector<Value> args(sums);
-    args.push_back(
-        memref::LoadOp::create(b, loc, init, ValueRange{row, column}));
-    Value element = cloneElementwiseBody(b, op.getEpilogueBody(), args, {})[0];
-    memref::StoreOp::create(b, loc, element, init, ValueRange{row, column});
-    return;
-  }
-  auto addTo = [&](OpBuilder &ab, Location al, Value target, Value term) {
-    Value old =
-        memref::LoadOp::create(ab, al, init, ValueRange{target, column});
-    memref::StoreOp::create(ab, al, arith::AddFOp::create(ab, al, old, term),
-                            init, ValueRange{target, column});
-  };
-  if (!op.isScattering()) {
-    addTo(b, loc, row, sums[0]);
-    return;
-  }
-  Value target, scale, adds;
-  std::tie(target, scale, adds) = op.loadScatterTarget(b, loc, row);
-  scf::IfOp::create(b, loc, adds, [&](OpBuilder &ab, Location al) {
-    addTo(ab, al, target, arith::MulFOp::create(ab, al, scale, sums[0]));
-    scf::YieldOp::create(ab, al);
-  });
 }
 
 void WarpMatmul::emitTensorCores(OpBuilder &b, Type half) {
@@ -383,8 +337,8 @@ void WarpMatmul::emitTensorCores(OpBuilder &b, Type half) {
                     elementSums.push_back(finalSums[4 * w + i]);
                   scf::IfOp::create(
                       nb, nl, writes, [&](OpBuilder &wb, Location wl) {
-                        writeElement(wb, wl, rowIds[i < 2 ? 0 : 1], column,
-                                     elementSums);
+                        writeTileElement(wb, wl, op, rowIds[i < 2 ? 0 : 1],
+                                         column, elementSums);
                         scf::YieldOp::create(wb, wl);
                       });
                 }
@@ -407,12 +361,12 @@ LogicalResult WarpMatmul::emitCudaCores(OpBuilder &b) {
   Value blocks = getValueOrCreateConstantIndexOp(b, loc, domain[0].size);
   Value cols = getValueOrCreateConstantIndexOp(b, loc, domain[1].size);
   LogicalResult result = success();
-  // Each lane owns whole columns: no two lanes write one element.
+  // Each thread owns whole columns: no two threads write one element.
   scf::ForOp::create(
       b, loc, zero, blocks, one, ValueRange{},
       [&](OpBuilder &bb, Location bl, Value block, ValueRange) {
         scf::ForOp::create(
-            bb, bl, lane, cols, indexConstant(bb, bl, kWarpSize), ValueRange{},
+            bb, bl, lane, cols, indexConstant(bb, bl, threads), ValueRange{},
             [&](OpBuilder &cb, Location cl, Value column, ValueRange) {
               if (domain.size() == 2) {
                 result = tiling.generateScalarImplementation(
@@ -437,14 +391,18 @@ LogicalResult WarpMatmul::emitCudaCores(OpBuilder &b) {
   return result;
 }
 
-/// Whether `launch` runs blocks of exactly one warp.
-bool isWarpLaunch(gpu::LaunchOp launch) {
-  auto sizeIs = [](Value value, int64_t expected) {
-    std::optional<int64_t> size = getConstantIntValue(value);
-    return size && *size == expected;
+/// The threads of `launch`'s blocks when they are whole warps along x
+/// (32 x 1 x 1 as moe-map-to-gpu launches warp tiles, or more), else 0.
+int64_t warpBlockThreads(gpu::LaunchOp launch) {
+  auto sizeOf = [](Value value) {
+    return getConstantIntValue(value).value_or(0);
   };
-  return sizeIs(launch.getBlockSizeX(), kWarpSize) &&
-         sizeIs(launch.getBlockSizeY(), 1) && sizeIs(launch.getBlockSizeZ(), 1);
+  int64_t threads = sizeOf(launch.getBlockSizeX());
+  if (threads < kWarpSize || threads % kWarpSize != 0 ||
+      sizeOf(launch.getBlockSizeY()) != 1 ||
+      sizeOf(launch.getBlockSizeZ()) != 1)
+    return 0;
+  return threads;
 }
 
 struct MoELowerGroupedMatmulToMMAPass
@@ -460,15 +418,20 @@ struct MoELowerGroupedMatmulToMMAPass
         return signalPassFailure();
       }
       auto launch = op->getParentOfType<gpu::LaunchOp>();
-      if (!launch || !isWarpLaunch(launch)) {
+      int64_t threads = launch ? warpBlockThreads(launch) : 0;
+      if (!threads) {
         op.emitError("moe-lower-grouped-matmul-to-mma: expects the op in a "
-                     "gpu.launch of blocks of one warp (32 x 1 x 1 threads, "
-                     "as moe-map-to-gpu launches tiles)");
+                     "gpu.launch of blocks of whole warps (32 x 1 x 1 "
+                     "threads as moe-map-to-gpu launches tiles, or a "
+                     "multiple of 32 along x)");
         return signalPassFailure();
       }
       OpBuilder b(op);
-      WarpMatmul lowering(op, launch.getThreadIds().x);
-      if (Type half = mmaElementType(op)) {
+      WarpMatmul lowering(op, launch.getThreadIds().x, threads);
+      // The tensor cores' fragments are one warp's; larger blocks take the
+      // CUDA cores, each thread whole columns.
+      Type half = threads == kWarpSize ? mmaElementType(op) : Type();
+      if (half) {
         lowering.emitTensorCores(b, half);
       } else if (failed(lowering.emitCudaCores(b))) {
         op.emitError("moe-lower-grouped-matmul-to-mma: no scalar "

@@ -1,13 +1,13 @@
 // RUN: moe-opt %s --split-input-file --moe-lower-grouped-matmul-to-mma --verify-diagnostics
 
-// A warp computes a tile: the op must run in blocks of 32 x 1 x 1 threads.
+// Warps compute a tile: the op must run in blocks of whole warps along x.
 func.func @not_in_warp(%x: memref<16x8xf32>, %w: memref<2x8x8xbf16>,
                        %experts: memref<1xi32>, %y: memref<16x8xf32>) {
   %c1 = arith.constant 1 : index
-  %c64 = arith.constant 64 : index
+  %c64 = arith.constant 48 : index
   gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
              threads(%tx, %ty, %tz) in (%sx = %c64, %sy = %c1, %sz = %c1) {
-    // expected-error @below {{moe-lower-grouped-matmul-to-mma: expects the op in a gpu.launch of blocks of one warp (32 x 1 x 1 threads, as moe-map-to-gpu launches tiles)}}
+    // expected-error @below {{moe-lower-grouped-matmul-to-mma: expects the op in a gpu.launch of blocks of whole warps (32 x 1 x 1 threads as moe-map-to-gpu launches tiles, or a multiple of 32 along x)}}
     moe.grouped_matmul block_rows(16)
         ins(%x, %w, %experts : memref<16x8xf32>, memref<2x8x8xbf16>, memref<1xi32>)
         outs(%y : memref<16x8xf32>)

@@ -9,8 +9,8 @@
 // CHECK: llvm.mlir.global external constant @moe_module_manifest
 // CHECK-SAME: \22gpu\22:{\22api\22:\22cuda\22,\22chip\22:\22sm_90\22}
 
-// BAD: moe-export-entries: cuda-chip must be sm_NN, got 'sm90'
-// EMPTY: moe-export-entries: cuda-chip must be sm_NN, got 'sm_'
+// BAD: moe-export-entries: cuda-chip must be sm_NN or sm_NNa, got 'sm90'
+// EMPTY: moe-export-entries: cuda-chip must be sm_NN or sm_NNa, got 'sm_'
 func.func @forward(%x: tensor<?x16xf32>,
                    %w: tensor<4x16xf32> {moe.weight = "gate.weight"}) -> tensor<?x16xf32> {
   return %x : tensor<?x16xf32>

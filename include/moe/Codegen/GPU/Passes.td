@@ -118,4 +118,57 @@ def MoELowerGroupedMatmulToMMAPass
                            "::mlir::scf::SCFDialect"];
 }
 
+def MoELowerGroupedMatmulToWGMMAPass
+    : Pass<"moe-lower-grouped-matmul-to-wgmma"> {
+  let summary = "Lower bf16 moe.grouped_matmul tiles in GPU kernels to "
+                "Hopper warpgroup MMA fed by TMA";
+  let description = [{
+    Replaces each `moe.grouped_matmul` on memrefs inside a `gpu.launch`
+    whose blocks are one warpgroup (128 x 1 x 1 threads) by code the
+    warpgroup runs together on sm_90a, when its blocks are of 64 rows
+    (wgmma's M), its weights bf16 without block scales, each weight a
+    unit-stride view of an `[E, N, K]` memref defined above the launch with
+    16-byte aligned row strides, and its tile at most 256 columns (BN, the
+    columns' constant upper bound rounded up to 8). Other ops are left as
+    they are, with a remark saying why (`moe-lower-grouped-matmul-to-mma`
+    then lowers them to the CUDA cores).
+
+    Per row block and step of 64 depths:
+    - the weights' `[1, BN, 64]` box comes by TMA
+      (`nvgpu.tma.async.load` of a descriptor of the whole weight, made by
+      `nvgpu.tma.create.descriptor` before the launch: 128-byte swizzle,
+      zeros outside) on the stage's mbarrier, issued by thread 0;
+    - the threads gather the `[64, 64]` A slice from the rows' sources
+      (f32 rounded to bf16, zeros past the filled rows and past K) into
+      the same swizzled layout, then fence it for the async proxy;
+    - `stages` buffers (the ring) keep stages - 1 steps in flight; after
+      the mbarrier wait and a block barrier, four `nvvm.wgmma.mma_async`
+      m64nBNk16 per weight (both operands K-major in shared memory, f32
+      accumulators) form one wgmma group; waiting for the previous group
+      frees its buffers for the step stages - 1 ahead.
+
+    Each thread then writes its accumulators once (the m64nNk16 fragment
+    layout): through the epilogue (the paired gate/up sums), added to
+    `init`, or scattered times their scales.
+
+    Stages: as many as `max-shared-bytes` holds (each
+    `64 * 128 + W * BN * 128` bytes for W weights, plus 1 KiB to align the
+    ring), at least 2, at most 4 and at most the steps of K. The launch's
+    dynamic shared memory is set to the largest tile's need.
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::LLVM::LLVMDialect",
+                           "::mlir::NVVM::NVVMDialect",
+                           "::mlir::nvgpu::NVGPUDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect"];
+  let options = [
+    Option<"maxSharedBytes", "max-shared-bytes", "int64_t",
+           /*default=*/"232448",
+           "Dynamic shared memory a block may use (sm_90: 227 KiB)">,
+  ];
+}
+
 #endif // MOE_CODEGEN_GPU_PASSES_TD

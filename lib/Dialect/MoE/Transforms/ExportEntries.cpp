@@ -169,9 +169,13 @@ struct MoEExportEntriesPass
   void runOnOperation() override {
     ModuleOp module = getOperation();
     StringRef chip = cudaChip;
-    if (!chip.empty() && (!chip.starts_with("sm_") || chip.size() < 4 ||
-                          !llvm::all_of(chip.drop_front(3), llvm::isDigit))) {
-      module.emitError("moe-export-entries: cuda-chip must be sm_NN, got '")
+    // sm_NN, or sm_NNa for architecture-specific code (sm_90a: wgmma).
+    StringRef number = chip.drop_front(3);
+    number.consume_back("a");
+    if (!chip.empty() && (!chip.starts_with("sm_") || number.empty() ||
+                          !llvm::all_of(number, llvm::isDigit))) {
+      module.emitError("moe-export-entries: cuda-chip must be sm_NN or "
+                       "sm_NNa, got '")
           << chip << "'";
       return signalPassFailure();
     }

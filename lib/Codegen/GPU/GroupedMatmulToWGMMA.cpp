@@ -1,0 +1,750 @@
+//===- GroupedMatmulToWGMMA.cpp - Grouped matmul tiles on a warpgroup -----===//
+//
+// A tile of the tiled program (row blocks of 64 x up to 256 columns) that
+// one warpgroup (4 warps, 128 threads) computes on Hopper's warpgroup MMA,
+// for bf16 weights:
+//
+// - the weights' [columns x 64 depths] slice of each step comes by TMA
+//   (nvgpu.tma.async.load of a descriptor of the whole [E, N, K] weight,
+//   created on the host before the launch) into shared memory in the
+//   128-byte swizzled layout, completing on the stage's mbarrier;
+// - the A slice [64 rows x 64 depths] is gathered by the threads from the
+//   rows' sources (rounded to bf16, zeros past the filled rows and past K)
+//   and stored in the same swizzled layout (TMA cannot gather rows);
+// - a ring of `stages` buffers keeps stages - 1 steps in flight while
+//   `nvvm.wgmma.mma_async` (m64nNk16, both operands K-major from shared
+//   memory, f32 accumulators in registers) works on the current one;
+// - each thread writes its accumulators once, through the op's epilogue
+//   (SwiGLU of the paired gate/up sums), added, or scattered.
+//
+// The shared-memory layout of one stage (1024-byte aligned):
+//   A: 64 rows x 128 bytes | B of weight 0: BN rows x 128 bytes | B of 1 ...
+// Row r's 16-byte chunk c sits at r * 128 + (c ^ (r % 8)) * 16 (the
+// 128-byte swizzle TMA writes and the wgmma descriptors name).
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Codegen/GPU/Passes.h"
+
+#include "TileWrites.h"
+#include "moe/Dialect/MoE/IR/MoE.h"
+#include "moe/Dialect/MoE/Transforms/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Interfaces/ValueBoundsOpInterface.h"
+
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/Support/Debug.h"
+
+#define DEBUG_TYPE "moe-lower-grouped-matmul-to-wgmma"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOELOWERGROUPEDMATMULTOWGMMAPASS
+#include "moe/Codegen/GPU/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moe::gpu_codegen;
+
+namespace {
+
+constexpr int64_t kWarpgroupThreads = 128;
+/// wgmma's M: the rows of a block.
+constexpr int64_t kBlockRows = 64;
+/// Depths per stage: one 128-byte swizzle row of bf16.
+constexpr int64_t kStepDepth = 64;
+constexpr int64_t kRowBytes = kStepDepth * 2;
+/// wgmma's K for 16-bit operands.
+constexpr int64_t kMmaDepth = 16;
+/// A stage's A buffer.
+constexpr int64_t kInputStageBytes = kBlockRows * kRowBytes;
+/// The 128-byte swizzle repeats every 8 rows of 128 bytes; buffers start
+/// at multiples of it (the descriptors' base offset is then 0).
+constexpr int64_t kSwizzleAtomBytes = 1024;
+/// Elements per 16-byte chunk, and the chunks of a row a thread gathers
+/// (two threads per row).
+constexpr int64_t kChunkElements = 8;
+constexpr int64_t kChunksPerThread = kStepDepth / kChunkElements / 2;
+/// Bounds of the ring: at least double buffering; past 4 stages the bytes
+/// in flight per multiprocessor already cover HBM latency.
+constexpr int64_t kMinStages = 2, kMaxStages = 4;
+/// How long one mbarrier try_wait suspends before it polls again.
+constexpr int64_t kWaitTicks = 10000000;
+
+/// A weight's source above the launch: the [E, N, K] memref the TMA
+/// descriptor describes, and where the tile's slice starts in it.
+struct WeightSource {
+  Value root;
+  SmallVector<OpFoldResult> offsets;
+};
+
+/// What one op's kernel code is built from.
+struct WarpgroupPlan {
+  int64_t columns = 0; // BN: the wgmma N and the TMA box rows.
+  int64_t stages = 0;
+  SmallVector<WeightSource, 2> weights;
+
+  int64_t weightStageBytes() const { return columns * kRowBytes; }
+  int64_t stageBytes() const {
+    return kInputStageBytes +
+           static_cast<int64_t>(weights.size()) * weightStageBytes();
+  }
+  /// Dynamic shared memory: the ring, and room to align its start.
+  int64_t sharedBytes() const {
+    return stages * stageBytes() + kSwizzleAtomBytes;
+  }
+};
+
+/// Follows `weight` through unit-stride subviews to a value defined above
+/// `launch`; fails on anything else.
+FailureOr<WeightSource> traceWeight(Value weight, gpu::LaunchOp launch,
+                                    OpBuilder &b) {
+  auto type = llvm::cast<MemRefType>(weight.getType());
+  SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0));
+  Value current = weight;
+  while (launch.getBody().isAncestor(current.getParentRegion())) {
+    auto subview = current.getDefiningOp<memref::SubViewOp>();
+    if (!subview || subview.getSourceType().getRank() != type.getRank() ||
+        !llvm::all_of(subview.getMixedStrides(),
+                      [](OpFoldResult s) { return isConstantIntValue(s, 1); }))
+      return failure();
+    // Offsets add up (at the op, which every subview of the chain
+    // dominates).
+    for (auto [total, offset] : llvm::zip(offsets, subview.getMixedOffsets())) {
+      if (isConstantIntValue(offset, 0))
+        continue;
+      if (isConstantIntValue(total, 0)) {
+        total = offset;
+        continue;
+      }
+      Location loc = subview.getLoc();
+      total = arith::AddIOp::create(
+                  b, loc, getValueOrCreateConstantIndexOp(b, loc, total),
+                  getValueOrCreateConstantIndexOp(b, loc, offset))
+                  .getResult();
+    }
+    current = subview.getSource();
+  }
+  return WeightSource{current, offsets};
+}
+
+/// Whether every row of `input` starts at a 16-byte boundary of an
+/// allocation: rows of 16-byte multiples, and any views of it inside
+/// `launch` keep whole rows (their column offsets 0).
+bool hasAlignedRows(Value input, gpu::LaunchOp launch) {
+  auto type = llvm::cast<MemRefType>(input.getType());
+  SmallVector<int64_t> strides;
+  int64_t offset;
+  if (failed(type.getStridesAndOffset(strides, offset)) || strides[1] != 1 ||
+      ShapedType::isDynamic(strides[0]) ||
+      strides[0] * type.getElementTypeBitWidth() / 8 % 16 != 0)
+    return false;
+  Value current = input;
+  while (auto subview = current.getDefiningOp<memref::SubViewOp>()) {
+    if (!isConstantIntValue(subview.getMixedOffsets().back(), 0))
+      return false;
+    current = subview.getSource();
+  }
+  // The chain ends at an allocation or argument: whole rows of a buffer
+  // the GPU allocator aligns (to 256 bytes).
+  return !launch.getBody().isAncestor(current.getParentRegion()) ||
+         current.getDefiningOp<memref::AllocOp>();
+}
+
+/// Why `op` in `launch` is not lowered here, or its plan.
+FailureOr<WarpgroupPlan> planWarpgroupTile(GroupedMatmulOp op,
+                                           gpu::LaunchOp launch,
+                                           int64_t maxSharedBytes,
+                                           std::string &reason) {
+  auto fail = [&](const Twine &why) {
+    reason = why.str();
+    return failure();
+  };
+  auto sizeOf = [](Value value) {
+    return getConstantIntValue(value).value_or(0);
+  };
+  if (sizeOf(launch.getBlockSizeX()) != kWarpgroupThreads ||
+      sizeOf(launch.getBlockSizeY()) != 1 ||
+      sizeOf(launch.getBlockSizeZ()) != 1)
+    return fail("its gpu.launch does not run blocks of one warpgroup "
+                "(128 x 1 x 1 threads)");
+  if (op.getBlockRows() != kBlockRows)
+    return fail("its blocks are not of 64 rows (wgmma's M)");
+  if (op.getWeightScale())
+    return fail("its weights are block-scaled");
+  auto inputType = llvm::dyn_cast<MemRefType>(op.getInput().getType());
+  if (!inputType || inputType.getRank() != 2 ||
+      !llvm::isa<FloatType>(inputType.getElementType()))
+    return fail("its input is not a 2-d memref of floats");
+
+  WarpgroupPlan plan;
+  OpBuilder b(op);
+  std::optional<int64_t> depth;
+  for (Value weight : op.getWeights()) {
+    auto type = llvm::cast<MemRefType>(weight.getType());
+    if (!type.getElementType().isBF16() || type.getRank() != 3)
+      return fail("its weights are not [E, N, K] memrefs of bf16");
+    FailureOr<WeightSource> source = traceWeight(weight, launch, b);
+    if (failed(source))
+      return fail("a weight is not a unit-stride subview of a memref "
+                  "defined above the launch");
+    auto rootType = llvm::cast<MemRefType>(source->root.getType());
+    SmallVector<int64_t> strides;
+    int64_t offset;
+    // TMA: the innermost stride 1, the others multiples of 16 bytes.
+    if (failed(rootType.getStridesAndOffset(strides, offset)) ||
+        strides[2] != 1 || ShapedType::isDynamic(strides[0]) ||
+        ShapedType::isDynamic(strides[1]) || strides[0] % 8 != 0 ||
+        strides[1] % 8 != 0)
+      return fail("a weight's rows are not contiguous with 16-byte "
+                  "aligned strides (TMA)");
+    if (rootType.isDynamicDim(2))
+      return fail("a weight's depth is dynamic");
+    depth = rootType.getDimSize(2);
+    plan.weights.push_back(*source);
+  }
+  // BN: the columns of the tile, at most its upper bound rounded to 8.
+  Value columns = op.getInit();
+  FailureOr<int64_t> bound = ValueBoundsConstraintSet::computeConstantBound(
+      presburger::BoundType::UB, ValueBoundsConstraintSet::Variable(columns, 1),
+      /*stopCondition=*/nullptr,
+      /*closedUB=*/true);
+  if (failed(bound) || *bound < 1)
+    return fail("its tile's columns have no constant bound");
+  plan.columns = llvm::alignTo(*bound, 8);
+  if (plan.columns > 256)
+    return fail("its tile has more than 256 columns (wgmma's N)");
+  // The stage rule: as many stages as shared memory holds, within
+  // [kMinStages, kMaxStages], and no more than the steps of K.
+  int64_t budget = maxSharedBytes - kSwizzleAtomBytes;
+  int64_t fit = budget / plan.stageBytes();
+  if (fit < kMinStages)
+    return fail("two stages of its tile do not fit in shared memory");
+  int64_t steps = llvm::divideCeil(*depth, kStepDepth);
+  plan.stages = std::clamp<int64_t>(std::min(fit, steps), kMinStages,
+                                    std::min(fit, kMaxStages));
+  return plan;
+}
+
+/// Emits the kernel code of one op.
+class WarpgroupMatmul {
+public:
+  WarpgroupMatmul(GroupedMatmulOp op, gpu::LaunchOp launch,
+                  const WarpgroupPlan &plan, ArrayRef<Value> descriptors)
+      : op(op), launch(launch), plan(plan),
+        descriptors(descriptors.begin(), descriptors.end()) {}
+
+  void emit(OpBuilder &b);
+
+  void setAlignedInputRows(bool aligned) { alignedInputRows = aligned; }
+
+private:
+  /// The shared-memory buffers of `stage` (an index): A, and B of weight w.
+  Value inputBuffer(OpBuilder &b, Location loc, Value stage);
+  Value weightBuffer(OpBuilder &b, Location loc, Value stage, int64_t w);
+  /// The 64-bit wgmma descriptor of a swizzled buffer.
+  Value matrixDescriptor(OpBuilder &b, Location loc, Value buffer);
+  /// Starts step `step` (the block's) into ring slot `slot` (global step
+  /// count): the weights' TMA loads (thread 0) and the gathered A.
+  void issueStep(OpBuilder &b, Location loc, Value step, Value slot);
+  /// The f32 of 8 input depths from `depth` of the thread's row.
+  Value gatherChunk(OpBuilder &b, Location loc, Value depth);
+  void emitEpilogue(OpBuilder &b, Location loc, ValueRange sums);
+
+  GroupedMatmulOp op;
+  gpu::LaunchOp launch;
+  const WarpgroupPlan &plan;
+  SmallVector<Value> descriptors;
+
+  // Set while emitting.
+  Value thread, shared, barriers;
+  Value block, expert, firstRow, filledRows, depthBound, columns;
+  /// Whether the input's rows start at 16-byte boundaries (chunks of 8 then
+  /// load as vectors).
+  bool alignedInputRows = false;
+  /// The thread's A row in the block, its source and whether it has one.
+  Value myRow, mySource, myValid, myChunkBase;
+  Type barrierType;
+};
+
+Value WarpgroupMatmul::inputBuffer(OpBuilder &b, Location loc, Value stage) {
+  auto type = MemRefType::get(
+      {kBlockRows, kStepDepth}, b.getBF16Type(), MemRefLayoutAttrInterface(),
+      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup));
+  Value offset = arith::MulIOp::create(
+      b, loc, stage, indexConstant(b, loc, plan.stageBytes()));
+  return memref::ViewOp::create(b, loc, type, shared, offset, ValueRange{});
+}
+
+Value WarpgroupMatmul::weightBuffer(OpBuilder &b, Location loc, Value stage,
+                                    int64_t w) {
+  auto type = MemRefType::get(
+      {1, plan.columns, kStepDepth}, b.getBF16Type(),
+      MemRefLayoutAttrInterface(),
+      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup));
+  Value offset = arith::AddIOp::create(
+      b, loc,
+      arith::MulIOp::create(b, loc, stage,
+                            indexConstant(b, loc, plan.stageBytes())),
+      indexConstant(b, loc, kInputStageBytes + w * plan.weightStageBytes()));
+  return memref::ViewOp::create(b, loc, type, shared, offset, ValueRange{});
+}
+
+Value WarpgroupMatmul::matrixDescriptor(OpBuilder &b, Location loc,
+                                        Value buffer) {
+  // PTX ISA, "Matrix Descriptor Format": bits 0-13 the start address >> 4,
+  // 16-29 the leading-dimension byte offset >> 4 (unused by K-major
+  // swizzled layouts: 1), 32-45 the stride byte offset >> 4 (between
+  // 8-row groups: 1024 bytes), 62-63 the swizzle (1: 128 bytes).
+  Type i64 = b.getI64Type();
+  Value address = arith::IndexCastUIOp::create(
+      b, loc, i64,
+      memref::ExtractAlignedPointerAsIndexOp::create(b, loc, buffer));
+  auto constant = [&](uint64_t value) -> Value {
+    return arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(value));
+  };
+  Value start = arith::AndIOp::create(
+      b, loc, arith::ShRUIOp::create(b, loc, address, constant(4)),
+      constant(0x3FFF));
+  uint64_t fixed = (uint64_t{1} << 16) |
+                   (uint64_t{kSwizzleAtomBytes >> 4} << 32) |
+                   (uint64_t{1} << 62);
+  return arith::OrIOp::create(b, loc, start, constant(fixed));
+}
+
+Value WarpgroupMatmul::gatherChunk(OpBuilder &b, Location loc, Value depth) {
+  Type f32 = b.getF32Type();
+  auto vectorType = VectorType::get({kChunkElements}, f32);
+  Value end = arith::AddIOp::create(b, loc, depth,
+                                    indexConstant(b, loc, kChunkElements));
+  Value whole = arith::AndIOp::create(
+      b, loc, myValid,
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule, end,
+                            depthBound));
+  Value input = op.getInput();
+  Type element = llvm::cast<MemRefType>(input.getType()).getElementType();
+  auto toF32 = [&](OpBuilder &cb, Location cl, Value value) -> Value {
+    if (value.getType() == f32 ||
+        llvm::cast<VectorType>(value.getType()).getElementType() == f32)
+      return value;
+    Type target = llvm::isa<VectorType>(value.getType())
+                      ? Type(VectorType::get({kChunkElements}, f32))
+                      : f32;
+    return arith::ExtFOp::create(cb, cl, target, value);
+  };
+  auto loaded = scf::IfOp::create(
+      b, loc, whole,
+      [&](OpBuilder &tb, Location tl) {
+        // The whole chunk is inside: one vector load.
+        auto load = vector::LoadOp::create(
+            tb, tl, VectorType::get({kChunkElements}, element), input,
+            ValueRange{mySource, depth});
+        if (alignedInputRows)
+          load.setAlignmentAttr(tb.getI64IntegerAttr(16));
+        scf::YieldOp::create(tb, tl, toF32(tb, tl, load));
+      },
+      [&](OpBuilder &eb, Location el) {
+        // Past K or without a row: element by element, zeros outside.
+        Value chunk = arith::ConstantOp::create(
+            eb, el, vectorType, DenseElementsAttr::get(vectorType, 0.0f));
+        for (int64_t i = 0; i < kChunkElements; ++i) {
+          Value k =
+              arith::AddIOp::create(eb, el, depth, indexConstant(eb, el, i));
+          Value inside = arith::AndIOp::create(eb, el, myValid,
+                                               lessThan(eb, el, k, depthBound));
+          auto element = scf::IfOp::create(
+              eb, el, inside,
+              [&](OpBuilder &ib, Location il) {
+                Value x = memref::LoadOp::create(ib, il, input,
+                                                 ValueRange{mySource, k});
+                scf::YieldOp::create(ib, il, toF32(ib, il, x));
+              },
+              [&](OpBuilder &ob, Location ol) {
+                scf::YieldOp::create(ob, ol, f32Constant(ob, ol, 0));
+              });
+          chunk = vector::InsertOp::create(eb, el, element.getResult(0), chunk,
+                                           ArrayRef<int64_t>{i});
+        }
+        scf::YieldOp::create(eb, el, chunk);
+      });
+  return loaded.getResult(0);
+}
+
+void WarpgroupMatmul::issueStep(OpBuilder &b, Location loc, Value step,
+                                Value slot) {
+  Value stage =
+      arith::RemUIOp::create(b, loc, slot, indexConstant(b, loc, plan.stages));
+  Value firstDepth =
+      arith::MulIOp::create(b, loc, step, indexConstant(b, loc, kStepDepth));
+  // The weights: one TMA box [1, BN, 64] each, from thread 0, completing
+  // on the stage's barrier with their bytes.
+  Value leader = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, thread,
+                                       indexConstant(b, loc, 0));
+  scf::IfOp::create(b, loc, leader, [&](OpBuilder &tb, Location tl) {
+    int64_t bytes =
+        static_cast<int64_t>(plan.weights.size()) * plan.weightStageBytes();
+    nvgpu::MBarrierArriveExpectTxOp::create(tb, tl, barriers,
+                                            indexConstant(tb, tl, bytes), stage,
+                                            /*predicate=*/Value());
+    for (auto [w, source] : llvm::enumerate(plan.weights)) {
+      auto at = [&](int64_t dim, Value local) -> Value {
+        Value offset =
+            getValueOrCreateConstantIndexOp(tb, tl, source.offsets[dim]);
+        return arith::AddIOp::create(tb, tl, offset, local);
+      };
+      // Coordinates innermost first: depth, column, expert.
+      SmallVector<Value> coordinates = {
+          at(2, firstDepth), at(1, indexConstant(tb, tl, 0)), at(0, expert)};
+      nvgpu::TmaAsyncLoadOp::create(tb, tl, weightBuffer(tb, tl, stage, w),
+                                    barriers, descriptors[w], coordinates,
+                                    stage, /*multicastMask=*/Value(),
+                                    /*predicate=*/Value());
+    }
+    scf::YieldOp::create(tb, tl);
+  });
+  // A: the thread's row, its chunks of 8 depths at the swizzled places.
+  Value buffer = inputBuffer(b, loc, stage);
+  Value rowPhase =
+      arith::RemUIOp::create(b, loc, myRow, indexConstant(b, loc, 8));
+  for (int64_t c = 0; c < kChunksPerThread; ++c) {
+    Value chunk =
+        arith::AddIOp::create(b, loc, myChunkBase, indexConstant(b, loc, c));
+    Value depth = arith::AddIOp::create(
+        b, loc, firstDepth,
+        arith::MulIOp::create(b, loc, chunk,
+                              indexConstant(b, loc, kChunkElements)));
+    Value values = gatherChunk(b, loc, depth);
+    Value rounded = arith::TruncFOp::create(
+        b, loc, VectorType::get({kChunkElements}, b.getBF16Type()), values);
+    Value place = arith::MulIOp::create(
+        b, loc, arith::XOrIOp::create(b, loc, chunk, rowPhase),
+        indexConstant(b, loc, kChunkElements));
+    auto store = vector::StoreOp::create(b, loc, rounded, buffer,
+                                         ValueRange{myRow, place});
+    store.setAlignmentAttr(b.getI64IntegerAttr(16));
+  }
+  // The threads' stores, before the async proxy (wgmma) reads them.
+  NVVM::FenceProxyOp::create(
+      b, loc, NVVM::ProxyKind::async_shared,
+      NVVM::SharedSpaceAttr::get(b.getContext(),
+                                 NVVM::SharedSpace::shared_cta));
+}
+
+void WarpgroupMatmul::emitEpilogue(OpBuilder &b, Location loc,
+                                   ValueRange sums) {
+  // The m64nNk16 accumulator layout (PTX ISA, "wgmma .m64nNk16 D"): warp
+  // w, lane l hold rows 16 w + l / 4 (+ 8) and, per 8 columns j, columns
+  // 8 j + 2 (l % 4) (+ 1): value i is row + 8 ((i / 2) % 2), column
+  // 8 (i / 4) + 2 (l % 4) + i % 2.
+  Value warp =
+      arith::DivUIOp::create(b, loc, thread, indexConstant(b, loc, 32));
+  Value lane =
+      arith::RemUIOp::create(b, loc, thread, indexConstant(b, loc, 32));
+  Value rowBase = arith::AddIOp::create(
+      b, loc, arith::MulIOp::create(b, loc, warp, indexConstant(b, loc, 16)),
+      arith::DivUIOp::create(b, loc, lane, indexConstant(b, loc, 4)));
+  Value columnBase = arith::MulIOp::create(
+      b, loc, arith::RemUIOp::create(b, loc, lane, indexConstant(b, loc, 4)),
+      indexConstant(b, loc, 2));
+  int64_t perThread = plan.columns / 2;
+  for (int64_t i = 0; i < perThread; ++i) {
+    Value inBlock = arith::AddIOp::create(
+        b, loc, rowBase, indexConstant(b, loc, 8 * ((i / 2) % 2)));
+    Value column = arith::AddIOp::create(
+        b, loc, columnBase, indexConstant(b, loc, 8 * (i / 4) + i % 2));
+    Value writes =
+        arith::AndIOp::create(b, loc, lessThan(b, loc, inBlock, filledRows),
+                              lessThan(b, loc, column, columns));
+    SmallVector<Value> elementSums;
+    for (Value sum : sums)
+      elementSums.push_back(LLVM::ExtractValueOp::create(b, loc, sum, i));
+    Value row = arith::AddIOp::create(b, loc, firstRow, inBlock);
+    scf::IfOp::create(b, loc, writes, [&](OpBuilder &wb, Location wl) {
+      writeTileElement(wb, wl, op, row, column, elementSums);
+      scf::YieldOp::create(wb, wl);
+    });
+  }
+}
+
+void WarpgroupMatmul::emit(OpBuilder &b) {
+  Location loc = op.getLoc();
+  MLIRContext *ctx = b.getContext();
+  thread = launch.getThreadIds().x;
+  SmallVector<Range> domain = getComputedDomain(b, op);
+  Value blocks = getValueOrCreateConstantIndexOp(b, loc, domain[0].size);
+  columns = getValueOrCreateConstantIndexOp(b, loc, domain[1].size);
+  depthBound = memref::DimOp::create(b, loc, op.getInput(), 1);
+  for (Value weight : op.getWeights())
+    depthBound = arith::MinUIOp::create(
+        b, loc, depthBound, op.getWeightExtents(b, loc, weight).second);
+  Value zero = indexConstant(b, loc, 0), one = indexConstant(b, loc, 1);
+  Value stagesValue = indexConstant(b, loc, plan.stages);
+
+  // The ring in dynamic shared memory, its start aligned to 1024 bytes.
+  auto workgroup =
+      gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+  Value dynamic = gpu::DynamicSharedMemoryOp::create(
+      b, loc,
+      MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
+                      MemRefLayoutAttrInterface(), workgroup));
+  Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, dynamic);
+  Value atom = indexConstant(b, loc, kSwizzleAtomBytes);
+  Value misalignment = arith::RemUIOp::create(b, loc, base, atom);
+  Value shift = arith::RemUIOp::create(
+      b, loc, arith::SubIOp::create(b, loc, atom, misalignment), atom);
+  // The aligned part as its own buffer, the stages' views into it.
+  shared = memref::ViewOp::create(
+      b, loc,
+      MemRefType::get({plan.stages * plan.stageBytes()}, b.getI8Type(),
+                      MemRefLayoutAttrInterface(), workgroup),
+      dynamic, shift, ValueRange{});
+
+  // One mbarrier per stage: thread 0 arrives with the TMA bytes.
+  barrierType = nvgpu::MBarrierGroupType::get(ctx, workgroup, plan.stages);
+  barriers = nvgpu::MBarrierCreateOp::create(b, loc, barrierType);
+  Value leader =
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, thread, zero);
+  scf::IfOp::create(b, loc, leader, [&](OpBuilder &tb, Location tl) {
+    for (int64_t s = 0; s < plan.stages; ++s)
+      nvgpu::MBarrierInitOp::create(tb, tl, barriers, indexConstant(tb, tl, 1),
+                                    indexConstant(tb, tl, s),
+                                    /*predicate=*/Value());
+    NVVM::FenceMbarrierInitOp::create(tb, tl);
+    scf::YieldOp::create(tb, tl);
+  });
+  gpu::BarrierOp::create(b, loc);
+
+  // The thread's A row and half of the row's 8 chunks.
+  myRow = arith::DivUIOp::create(b, loc, thread, indexConstant(b, loc, 2));
+  myChunkBase = arith::MulIOp::create(
+      b, loc, arith::RemUIOp::create(b, loc, thread, indexConstant(b, loc, 2)),
+      indexConstant(b, loc, kChunksPerThread));
+  Value steps = arith::CeilDivUIOp::create(b, loc, depthBound,
+                                           indexConstant(b, loc, kStepDepth));
+
+  Type f32 = b.getF32Type();
+  SmallVector<Type> fields(plan.columns / 2, f32);
+  Type accumulatorType = LLVM::LLVMStructType::getLiteral(ctx, fields);
+  auto mmaShape =
+      NVVM::MMAShapeAttr::get(ctx, kBlockRows, plan.columns, kMmaDepth);
+
+  // Row blocks one after another, the ring's slots counted across them.
+  scf::ForOp::create(
+      b, loc, zero, blocks, one, ValueRange{zero},
+      [&](OpBuilder &bb, Location bl, Value blockIndex, ValueRange carried) {
+        block = blockIndex;
+        Value slotBase = carried[0];
+        Value owned;
+        std::tie(expert, owned) = op.loadBlockExpert(bb, bl, block);
+        auto ifOwned = scf::IfOp::create(
+            bb, bl, owned,
+            [&](OpBuilder &ob, Location ol) {
+              filledRows = op.loadFilledRows(ob, ol, block);
+              firstRow = arith::MulIOp::create(
+                  ob, ol, block, indexConstant(ob, ol, kBlockRows));
+              Value row = arith::AddIOp::create(ob, ol, firstRow, myRow);
+              Value hasSource;
+              std::tie(mySource, hasSource) = op.loadRowSource(ob, ol, row);
+              myValid = arith::AndIOp::create(
+                  ob, ol, hasSource, lessThan(ob, ol, myRow, filledRows));
+
+              // Prologue: stages - 1 steps in flight.
+              Value ahead = arith::MinUIOp::create(
+                  ob, ol, steps, indexConstant(ob, ol, plan.stages - 1));
+              scf::ForOp::create(
+                  ob, ol, zero, ahead, one, ValueRange{},
+                  [&](OpBuilder &pb, Location pl, Value step, ValueRange) {
+                    issueStep(pb, pl, step,
+                              arith::AddIOp::create(pb, pl, slotBase, step));
+                    scf::YieldOp::create(pb, pl);
+                  });
+
+              // Zero accumulators.
+              Value zeroSum = f32Constant(ob, ol, 0);
+              Value zeros = LLVM::PoisonOp::create(ob, ol, accumulatorType);
+              for (int64_t i = 0; i < plan.columns / 2; ++i)
+                zeros = LLVM::InsertValueOp::create(ob, ol, zeros, zeroSum, i);
+              SmallVector<Value> initial(plan.weights.size(), zeros);
+
+              auto mainLoop = scf::ForOp::create(
+                  ob, ol, zero, steps, one, initial,
+                  [&](OpBuilder &kb, Location kl, Value step, ValueRange sums) {
+                    Value slot = arith::AddIOp::create(kb, kl, slotBase, step);
+                    Value stage =
+                        arith::RemUIOp::create(kb, kl, slot, stagesValue);
+                    Value round =
+                        arith::DivUIOp::create(kb, kl, slot, stagesValue);
+                    Value parity = arith::IndexCastUIOp::create(
+                        kb, kl, kb.getI1Type(),
+                        arith::RemUIOp::create(kb, kl, round,
+                                               indexConstant(kb, kl, 2)));
+                    // The weights landed; every thread's A stores done.
+                    nvgpu::MBarrierTryWaitParityOp::create(
+                        kb, kl, barriers, parity,
+                        indexConstant(kb, kl, kWaitTicks), stage);
+                    gpu::BarrierOp::create(kb, kl);
+                    NVVM::WgmmaFenceAlignedOp::create(kb, kl);
+                    Value aBase =
+                        matrixDescriptor(kb, kl, inputBuffer(kb, kl, stage));
+                    SmallVector<Value> bBases;
+                    for (int64_t w = 0; w < (int64_t)plan.weights.size(); ++w)
+                      bBases.push_back(matrixDescriptor(
+                          kb, kl, weightBuffer(kb, kl, stage, w)));
+                    SmallVector<Value> next(sums.begin(), sums.end());
+                    for (int64_t kk = 0; kk < kStepDepth / kMmaDepth; ++kk) {
+                      // 16 depths further along the swizzled rows: 32 bytes.
+                      auto advance = [&](Value descriptor) -> Value {
+                        if (kk == 0)
+                          return descriptor;
+                        return arith::AddIOp::create(
+                            kb, kl, descriptor,
+                            arith::ConstantOp::create(
+                                kb, kl,
+                                kb.getI64IntegerAttr(kk * kMmaDepth * 2 / 16)));
+                      };
+                      Value a = advance(aBase);
+                      for (size_t w = 0; w < next.size(); ++w)
+                        next[w] = NVVM::WgmmaMmaAsyncOp::create(
+                            kb, kl, accumulatorType, next[w], a,
+                            advance(bBases[w]), mmaShape,
+                            NVVM::WGMMATypes::bf16, NVVM::WGMMATypes::bf16,
+                            NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one,
+                            NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
+                            NVVM::MMALayout::row, NVVM::MMALayout::col,
+                            /*satfinite=*/nullptr);
+                    }
+                    NVVM::WgmmaGroupSyncAlignedOp::create(kb, kl);
+                    // The previous step's group is done: its slot is free
+                    // once every warp is past this wait.
+                    NVVM::WgmmaWaitGroupSyncOp::create(kb, kl, 1);
+                    gpu::BarrierOp::create(kb, kl);
+                    Value refill = arith::AddIOp::create(
+                        kb, kl, step, indexConstant(kb, kl, plan.stages - 1));
+                    scf::IfOp::create(
+                        kb, kl, lessThan(kb, kl, refill, steps),
+                        [&](OpBuilder &rb, Location rl) {
+                          issueStep(
+                              rb, rl, refill,
+                              arith::AddIOp::create(rb, rl, slotBase, refill));
+                          scf::YieldOp::create(rb, rl);
+                        });
+                    scf::YieldOp::create(kb, kl, next);
+                  });
+              NVVM::WgmmaWaitGroupSyncOp::create(ob, ol, 0);
+              emitEpilogue(ob, ol, mainLoop.getResults());
+              scf::YieldOp::create(
+                  ob, ol,
+                  ValueRange{arith::AddIOp::create(ob, ol, slotBase, steps)});
+            },
+            [&](OpBuilder &eb, Location el) {
+              scf::YieldOp::create(eb, el, ValueRange{slotBase});
+            });
+        // Rows of later blocks may scatter to the same outputs; the ring's
+        // buffers are reused by the next block.
+        gpu::BarrierOp::create(bb, bl);
+        scf::YieldOp::create(bb, bl, ifOwned.getResults());
+      });
+}
+
+struct MoELowerGroupedMatmulToWGMMAPass
+    : public moe::impl::MoELowerGroupedMatmulToWGMMAPassBase<
+          MoELowerGroupedMatmulToWGMMAPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    SmallVector<GroupedMatmulOp> ops;
+    getOperation()->walk([&](GroupedMatmulOp op) { ops.push_back(op); });
+    // One TMA descriptor per weight and launch.
+    llvm::DenseMap<std::pair<Operation *, Value>, Value> created;
+    for (GroupedMatmulOp op : ops) {
+      if (!op.getResult().empty()) {
+        op.emitError("moe-lower-grouped-matmul-to-wgmma: expects the memref "
+                     "form (run after bufferization)");
+        return signalPassFailure();
+      }
+      auto launch = op->getParentOfType<gpu::LaunchOp>();
+      if (!launch) {
+        op.emitError("moe-lower-grouped-matmul-to-wgmma: expects the op in a "
+                     "gpu.launch");
+        return signalPassFailure();
+      }
+      std::string reason;
+      FailureOr<WarpgroupPlan> plan =
+          planWarpgroupTile(op, launch, maxSharedBytes, reason);
+      if (failed(plan)) {
+        // Left for moe-lower-grouped-matmul-to-mma (the CUDA cores in a
+        // warpgroup's block).
+        LLVM_DEBUG(llvm::dbgs() << "moe-lower-grouped-matmul-to-wgmma: not "
+                                   "lowered: "
+                                << reason << "\n");
+        continue;
+      }
+      if (plan->sharedBytes() > maxSharedBytes) {
+        op.emitError("moe-lower-grouped-matmul-to-wgmma: the tile needs ")
+            << plan->sharedBytes() << " bytes of shared memory (at most "
+            << maxSharedBytes << ")";
+        return signalPassFailure();
+      }
+      // The descriptors, on the host before the launch: boxes of one
+      // expert x BN columns x 64 depths, 128-byte swizzled, zeros outside.
+      SmallVector<Value> descriptors;
+      for (const WeightSource &source : plan->weights) {
+        Value &descriptor = created[{launch.getOperation(), source.root}];
+        if (!descriptor) {
+          OpBuilder hb(launch);
+          Location loc = launch.getLoc();
+          auto rootType = llvm::cast<MemRefType>(source.root.getType());
+          Value unranked = memref::CastOp::create(
+              hb, loc,
+              UnrankedMemRefType::get(rootType.getElementType(),
+                                      rootType.getMemorySpace()),
+              source.root);
+          auto boxType = MemRefType::get(
+              {1, plan->columns, kStepDepth}, hb.getBF16Type(),
+              MemRefLayoutAttrInterface(),
+              gpu::AddressSpaceAttr::get(hb.getContext(),
+                                         gpu::AddressSpace::Workgroup));
+          auto mapType = nvgpu::TensorMapDescriptorType::get(
+              hb.getContext(), boxType,
+              nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
+              nvgpu::TensorMapL2PromoKind::L2PROMO_256B,
+              nvgpu::TensorMapOOBKind::OOB_ZERO,
+              nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
+          SmallVector<Value> box = {indexConstant(hb, loc, 1),
+                                    indexConstant(hb, loc, plan->columns),
+                                    indexConstant(hb, loc, kStepDepth)};
+          descriptor = nvgpu::TmaCreateDescriptorOp::create(hb, loc, mapType,
+                                                            unranked, box);
+        }
+        descriptors.push_back(descriptor);
+      }
+      // The launch's dynamic shared memory: the largest tile's.
+      {
+        OpBuilder lb(launch);
+        int64_t bytes = plan->sharedBytes();
+        if (Value existing = launch.getDynamicSharedMemorySize())
+          bytes = std::max<int64_t>(
+              bytes, getConstantIntValue(existing).value_or(bytes));
+        launch.getDynamicSharedMemorySizeMutable().assign(
+            arith::ConstantOp::create(lb, launch.getLoc(),
+                                      lb.getI32IntegerAttr(bytes)));
+      }
+      OpBuilder b(op);
+      WarpgroupMatmul lowering(op, launch, *plan, descriptors);
+      lowering.setAlignedInputRows(hasAlignedRows(op.getInput(), launch));
+      lowering.emit(b);
+      op.erase();
+    }
+  }
+};
+
+} // namespace

@@ -1,0 +1,45 @@
+//===- TileWrites.h - Where a GPU tile's sums go ----------------*- C++ -*-===//
+//
+// Internal to the GPU code generation: the small index and constant
+// helpers the tile lowerings share, and the write of one output element of
+// a grouped matmul tile (through its epilogue, added to its outputs, or
+// scattered to the rows it combines into).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_LIB_CODEGEN_GPU_TILEWRITES_H
+#define MOE_LIB_CODEGEN_GPU_TILEWRITES_H
+
+#include "moe/Dialect/MoE/IR/MoE.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/IR/Builders.h"
+
+namespace mlir::moe::gpu_codegen {
+
+inline Value indexConstant(OpBuilder &b, Location loc, int64_t value) {
+  return arith::ConstantIndexOp::create(b, loc, value);
+}
+
+inline Value f32Constant(OpBuilder &b, Location loc, float value) {
+  return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(value));
+}
+
+/// `lhs < rhs` on unsigned indices.
+inline Value lessThan(OpBuilder &b, Location loc, Value lhs, Value rhs) {
+  return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, lhs, rhs);
+}
+
+/// min(index, bound - 1); bound >= 1 wherever the result is read.
+Value clampBelow(OpBuilder &b, Location loc, Value index, Value bound);
+
+/// Writes the f32 sums of output element (`row`, `column`) of `op` (memref
+/// form; one sum per weight, a paired op's two feed its epilogue): the
+/// epilogue's value stored, or the sum added to the output, or, for a
+/// scattering op, added times the row's scale to its target row.
+void writeTileElement(OpBuilder &b, Location loc, GroupedMatmulOp op, Value row,
+                      Value column, ArrayRef<Value> sums);
+
+} // namespace mlir::moe::gpu_codegen
+
+#endif // MOE_LIB_CODEGEN_GPU_TILEWRITES_H
