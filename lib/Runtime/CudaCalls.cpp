@@ -97,9 +97,10 @@ bool fitsDimension(intptr_t size) {
 /// call (they describe its bound weights), so each distinct one is copied
 /// to its device once and kept until the last GPU module is unloaded; a
 /// call then makes no allocation or synchronous copy for them (and stays
-/// capturable in a CUDA graph). Past `kCapacity` descriptors, new ones
-/// live in the call's arena instead. Reached through a pointer that is
-/// never destroyed: module destructors unload modules during exit.
+/// capturable in a CUDA graph). Past `kCapacity` descriptors, or with no
+/// GPU module loaded, new ones live in the call's arena instead. Reached
+/// through a pointer that is never destroyed: module destructors unload modules
+/// during exit.
 class TensorMapCache {
 public:
   static constexpr size_t kCapacity = 4096;
@@ -118,7 +119,8 @@ public:
     for (const Entry &entry : entries)
       if (entry.device == device && entry.map == map)
         return entry.pointer;
-    bool cached = entries.size() < kCapacity;
+    // Cached while a module that may use it again is loaded.
+    bool cached = loadedModules > 0 && entries.size() < kCapacity;
     void *pointer = nullptr;
     if (cached) {
       CUdeviceptr allocated = 0;

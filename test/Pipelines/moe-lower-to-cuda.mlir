@@ -8,6 +8,10 @@
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home reference=1" --mlir-print-ir-after=moe-lower-grouped-matmul-to-mma -o /dev/null 2>&1 | FileCheck %s --check-prefix=REF
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home routing-block-size=0" --mlir-print-ir-after=moe-map-to-gpu -o /dev/null 2>&1 | FileCheck %s --check-prefix=SPLIT
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home chip=sm_80 features=+ptx70 format=isa" | FileCheck %s --check-prefix=SM80
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma format=isa" -o %t.wg.mlir
+// RUN: FileCheck %s --check-prefix=WGTARGET < %t.wg.mlir
+// RUN: %python %S/Inputs/gpu_objects.py %t.wg.mlir %t.wg.ptx --ptxas %ptxas --arch sm_90a --resources | FileCheck %s --check-prefix=WGPTX
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=WGKERNELS
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%t.none" 2>&1 | FileCheck %s --check-prefix=NOTOOLKIT
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home chip=90" 2>&1 | FileCheck %s --check-prefix=BADCHIP
 
@@ -53,6 +57,26 @@
 // KERNELS: nvvm.mma.sync {{.*}}#nvvm.mma_type<bf16>
 // KERNELS: gpu.module @forward_kernel_2
 // KERNELS-NOT: nvvm.mma.sync
+
+// mma=wgmma: the tiles are warpgroups (128 threads) of 64-row blocks; the
+// host makes each weight's TMA descriptor (gate and up, then down) before
+// their launch, which gets the ring's dynamic shared memory (2 stages of
+// 8 KiB of A and 2 x 8 rows x 128 bytes of B, and 1 KiB to align). The
+// kernels are sm_90a code with wgmma fed by TMA and waits on mbarriers;
+// ptxas spills nothing and warns of nothing (no serialized wgmma).
+// WGKERNELS-LABEL: func.func @forward
+// WGKERNELS: gpu.launch_func {{.*}}threads in (%c512
+// WGKERNELS-COUNT-2: llvm.call @mgpuTensorMapEncodeTiledMemref
+// WGKERNELS: gpu.launch_func {{.*}}threads in (%c128, %c1, %c1)  dynamic_shared_memory_size %c21504_i32
+// WGKERNELS: llvm.call @mgpuTensorMapEncodeTiledMemref
+// WGKERNELS: gpu.launch_func {{.*}}threads in (%c128, %c1, %c1)  dynamic_shared_memory_size
+// WGTARGET: gpu.binary @forward_kernel_0 {{.*}}#nvvm.target<O = 3, chip = "sm_90a"
+// WGPTX: forward_kernel_0: ptx accepted by ptxas -arch=sm_90a
+// WGPTX-NEXT: forward_kernel_0: wgmma 8, tma 2, mbarrier_waits 1, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
+// WGPTX-NOT: ptxas:
+// WGPTX: forward_kernel_1: ptx accepted by ptxas -arch=sm_90a
+// WGPTX-NEXT: forward_kernel_1: wgmma 4, tma 1, mbarrier_waits 1, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
+// WGPTX-NOT: ptxas:
 
 // The reference lowering: no tensor cores.
 // REF-NOT: nvvm.mma.sync

@@ -121,15 +121,15 @@ bool isProvidedExternally(StringRef name) {
 /// implements (lib/Runtime/CudaCalls.h).
 bool isProvidedByRuntime(StringRef name) {
   static const StringSet<> calls = {
-      "mgpuModuleLoad",      "mgpuModuleLoadJIT",
-      "mgpuModuleUnload",    "mgpuModuleGetFunction",
-      "mgpuLaunchKernel",    "mgpuStreamCreate",
-      "mgpuStreamDestroy",   "mgpuStreamSynchronize",
-      "mgpuStreamWaitEvent", "mgpuEventCreate",
-      "mgpuEventDestroy",    "mgpuEventSynchronize",
-      "mgpuEventRecord",     "mgpuMemAlloc",
-      "mgpuMemFree",         "mgpuMemcpy",
-      "mgpuSetDefaultDevice"};
+      "mgpuModuleLoad",       "mgpuModuleLoadJIT",
+      "mgpuModuleUnload",     "mgpuModuleGetFunction",
+      "mgpuLaunchKernel",     "mgpuStreamCreate",
+      "mgpuStreamDestroy",    "mgpuStreamSynchronize",
+      "mgpuStreamWaitEvent",  "mgpuEventCreate",
+      "mgpuEventDestroy",     "mgpuEventSynchronize",
+      "mgpuEventRecord",      "mgpuMemAlloc",
+      "mgpuMemFree",          "mgpuMemcpy",
+      "mgpuSetDefaultDevice", "mgpuTensorMapEncodeTiledMemref"};
   return calls.contains(name);
 }
 

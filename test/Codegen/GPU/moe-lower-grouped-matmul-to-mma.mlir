@@ -221,3 +221,27 @@ func.func @fp8_odd_blocks(%x: memref<16x40xf32>, %w: memref<2x8x40xf8E4M3FN>,
   }
   return
 }
+
+// -----
+
+// Blocks of a warpgroup (128 threads, as mma=wgmma launches tiles) for an
+// op the wgmma lowering left: the CUDA cores, each thread whole columns,
+// the threads 128 columns apart.
+// CHECK-LABEL: func @warpgroup_cuda_cores
+// CHECK: gpu.launch
+// CHECK-SAME: threads(%[[TID:[a-z0-9]+]],
+// CHECK: scf.for %{{.*}} = %[[TID]] to %{{.*}} step %c128
+// CHECK-NOT: nvvm.mma.sync
+func.func @warpgroup_cuda_cores(%x: memref<64x8xf32>, %w: memref<2x8x8xf32>,
+                                %experts: memref<1xi32>, %y: memref<64x8xf32>) {
+  %c1 = arith.constant 1 : index
+  %c128 = arith.constant 128 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c128, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(64)
+        ins(%x, %w, %experts : memref<64x8xf32>, memref<2x8x8xf32>, memref<1xi32>)
+        outs(%y : memref<64x8xf32>)
+    gpu.terminator
+  }
+  return
+}

@@ -1,12 +1,16 @@
 """Writes the GPU objects of a lowered module (gpu.binary ops) to files.
 
 usage: gpu_objects.py MODULE.mlir OUTDIR [--ptxas PTXAS --arch sm_NN]
+                      [--resources]
 
 Each #gpu.object's payload (PTX text with format=isa, a cubin with
 format=bin, a fatbinary with format=fatbin) is written to
 OUTDIR/<binary name>.<ext>. With --ptxas, every PTX object is assembled
 for --arch; the script prints one line per object and fails on the first
-object ptxas rejects.
+object ptxas rejects. With --resources it also prints, per kernel, what
+the CPU machine can check of its structure: its wgmma and TMA
+instructions and mbarrier waits in the PTX, and ptxas -v's registers,
+spills and shared memory, and any ptxas warning (e.g. wgmma serialized).
 """
 
 import argparse
@@ -43,6 +47,7 @@ def main() -> int:
     parser.add_argument("outdir")
     parser.add_argument("--ptxas")
     parser.add_argument("--arch", default="sm_90")
+    parser.add_argument("--resources", action="store_true")
     args = parser.parse_args()
     with open(args.module, encoding="utf-8") as f:
         text = f.read()
@@ -60,14 +65,41 @@ def main() -> int:
         if not args.ptxas or not is_ptx:
             print(f"{name}: {'ptx' if is_ptx else 'binary'}, {len(data)} bytes")
             continue
-        result = subprocess.run(
-            [args.ptxas, f"-arch={args.arch}", path, "-o", os.devnull],
-            capture_output=True, text=True, check=False)
+        command = [args.ptxas, f"-arch={args.arch}", path, "-o", os.devnull]
+        if args.resources:
+            command.insert(1, "-v")
+        result = subprocess.run(command, capture_output=True, text=True,
+                                check=False)
         if result.returncode != 0:
             print(f"{name}: ptxas failed:\n{result.stderr}", file=sys.stderr)
             return 1
         print(f"{name}: ptx accepted by ptxas -arch={args.arch}")
+        if args.resources:
+            print(f"{name}: {resources(data.decode('utf-8', 'replace'), result.stderr)}")
     return 0
+
+
+def resources(ptx: str, report: str) -> str:
+    """One line: the PTX's wgmma/TMA/mbarrier instructions and ptxas -v's
+    numbers, then ptxas's warnings."""
+    counts = {
+        "wgmma": len(re.findall(r"\bwgmma\.mma_async\b", ptx)),
+        "tma": len(re.findall(r"\bcp\.async\.bulk\.tensor\b", ptx)),
+        "mbarrier_waits": len(re.findall(r"\bmbarrier\.try_wait\b", ptx)),
+        "mma_sync": len(re.findall(r"\bmma\.sync\b", ptx)),
+    }
+    def number(pattern: str) -> int:
+        found = re.search(pattern, report)
+        return int(found.group(1)) if found else 0
+    counts["registers"] = number(r"Used (\d+) registers")
+    counts["spill_stores"] = number(r"(\d+) bytes spill stores")
+    counts["spill_loads"] = number(r"(\d+) bytes spill loads")
+    counts["stack"] = number(r"(\d+) bytes stack frame")
+    counts["static_smem"] = number(r"(\d+) bytes smem")
+    line = ", ".join(f"{key} {value}" for key, value in counts.items())
+    warnings = [w.strip() for w in report.splitlines()
+                if "warning" in w.lower()]
+    return line + "".join(f"\n  ptxas: {w}" for w in warnings)
 
 
 if __name__ == "__main__":

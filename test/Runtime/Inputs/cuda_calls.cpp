@@ -6,6 +6,9 @@
 //            and a kernel launch, then every cleanup; "ok" and the values
 //            copied back, or the first error recorded
 //   after:   that an error stops the thread's later calls until taken
+//   tensor map: TMA descriptors of a device buffer (cached while a module
+//            is loaded), descriptors the driver cannot encode, and a launch
+//            with more than 48 KiB of dynamic shared memory
 // Linked with libMoERuntimeStatic.a.
 
 #include "CudaCalls.h"
@@ -85,6 +88,48 @@ void runOnce(const char *label) {
     std::printf("%s: error: %s\n", label, status.error().c_str());
 }
 
+/// A ranked memref descriptor of rank 3, as compiled code passes it.
+struct Descriptor3 {
+  void *allocated, *aligned;
+  int64_t offset, sizes[3], strides[3];
+};
+
+void tensorMaps() {
+  static const char image[] = "fake image";
+  void *module = mgpuModuleLoad(const_cast<char *>(image), sizeof(image));
+  void *buffer = mgpuMemAlloc(4 * 128 * 64 * 2, nullptr, false);
+  Descriptor3 weight = {buffer, buffer, 0, {4, 128, 64}, {8192, 64, 1}};
+  int64_t box[3] = {1, 128, 64};
+  constexpr int64_t kBf16 = 9, kSwizzle128 = 3, kPromote256 = 3;
+  void *first = mgpuTensorMapEncodeTiledMemref(
+      3, &weight, kBf16, 0, kSwizzle128, kPromote256, 0, box);
+  void *again = mgpuTensorMapEncodeTiledMemref(
+      3, &weight, kBf16, 0, kSwizzle128, kPromote256, 0, box);
+  Status status = detail::takeCudaError();
+  std::printf("tensor map: %s, %s\n", status ? "ok" : status.error().c_str(),
+              first && first == again ? "cached" : "not cached");
+  int64_t wide[3] = {1, 300, 64};
+  mgpuTensorMapEncodeTiledMemref(3, &weight, kBf16, 0, kSwizzle128, kPromote256,
+                                 0, wide);
+  std::printf("tensor map box: %s\n", detail::takeCudaError().error().c_str());
+  mgpuTensorMapEncodeTiledMemref(6, &weight, kBf16, 0, kSwizzle128, kPromote256,
+                                 0, box);
+  std::printf("tensor map rank: %s\n", detail::takeCudaError().error().c_str());
+  mgpuTensorMapEncodeTiledMemref(3, &weight, 42, 0, kSwizzle128, kPromote256, 0,
+                                 box);
+  std::printf("tensor map type: %s\n", detail::takeCudaError().error().c_str());
+  void *function = mgpuModuleGetFunction(module, "kernel");
+  mgpuLaunchKernel(function, 1, 1, 1, 128, 1, 1, 100000, nullptr, nullptr,
+                   nullptr, 0);
+  status = detail::takeCudaError();
+  std::printf("large shared memory: %s\n",
+              status ? "ok" : status.error().c_str());
+  mgpuMemFree(buffer, nullptr);
+  // The last module's unloading frees the cached descriptors.
+  mgpuModuleUnload(module);
+  std::printf("tensor map live: %d\n", liveObjects());
+}
+
 } // namespace
 
 int main() {
@@ -111,5 +156,7 @@ int main() {
   mgpuSetDefaultDevice(3);
   mgpuStreamCreate();
   std::printf("device 3: %s\n", detail::takeCudaError().error().c_str());
+  mgpuSetDefaultDevice(0);
+  tensorMaps();
   return 0;
 }

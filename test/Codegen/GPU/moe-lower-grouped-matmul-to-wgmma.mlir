@@ -1,0 +1,218 @@
+// RUN: moe-opt %s --split-input-file --moe-lower-grouped-matmul-to-wgmma | FileCheck %s
+// RUN: moe-opt %s --split-input-file --moe-lower-grouped-matmul-to-wgmma="max-shared-bytes=32768" | FileCheck %s --check-prefix=SMALL
+
+// One 64-row block x 128 columns of bf16 weights on a warpgroup. Before
+// the launch, a TMA descriptor of the whole [E, N, K] weight with boxes of
+// 1 x 128 x 64 (128-byte swizzle, zeros outside); the launch gets the
+// ring's dynamic shared memory (2 stages of 8 KiB of A and 16 KiB of B,
+// plus 1 KiB to align). In the kernel: one mbarrier per stage, initialized
+// by thread 0; per step thread 0 expects the box's bytes and starts the
+// TMA load at (depth, column, expert); every thread rounds 8 input depths
+// of its row to bf16 and stores them at the swizzled chunk (chunk ^ row %
+// 8), then fences them for the async proxy. The main loop waits on the
+// stage's barrier, issues four m64n128k16 wgmma (K-major A and B) as one
+// group, waits for the previous group, and refills its stage; after the
+// loop the last group is waited for and each thread adds its sums to the
+// outputs.
+// CHECK-LABEL: func @bf16
+// CHECK: %[[CAST:.*]] = memref.cast %{{.*}} : memref<4x128x64xbf16> to memref<*xbf16>
+// CHECK: %[[DESC:.*]] = nvgpu.tma.create.descriptor %[[CAST]] box[%{{.*}}, %{{.*}}, %{{.*}}] : memref<*xbf16> -> <tensor = memref<1x128x64xbf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b, l2promo = l2promo_256b, oob = zero, interleave = none>
+// CHECK: %[[SMEM:.*]] = arith.constant 50176 : i32
+// CHECK: gpu.launch
+// CHECK-SAME: threads(%[[TID:[a-z0-9]+]],
+// CHECK-SAME: dynamic_shared_memory_size %[[SMEM]]
+// CHECK: gpu.dynamic_shared_memory
+// CHECK: memref.extract_aligned_pointer_as_index
+// CHECK: arith.remui %{{.*}}, %c1024
+// CHECK: %[[RING:.*]] = memref.view %{{.*}}[%{{.*}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<49152xi8, #gpu.address_space<workgroup>>
+// CHECK: %[[BARS:.*]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 2>
+// CHECK: scf.if
+// CHECK-COUNT-2: nvgpu.mbarrier.init %[[BARS]][%{{.*}}], %c1
+// CHECK: nvvm.fence.mbarrier.init
+// CHECK: gpu.barrier
+// CHECK: scf.for %[[BLOCK:.*]] = {{.*}} iter_args(
+// CHECK:   memref.load %{{.*}}[%[[BLOCK]]] : memref<1xi32>
+// CHECK:   memref.load %{{.*}} : memref<64xi32>
+// Prologue:
+// CHECK:   scf.for
+// CHECK:     nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%{{.*}}], %c16384
+// CHECK:     nvgpu.tma.async.load %[[DESC]][%{{.*}}, %{{.*}}, %{{.*}}], %[[BARS]][%{{.*}}] to %{{.*}} : {{.*}} -> memref<1x128x64xbf16, #gpu.address_space<workgroup>>
+// CHECK:     vector.load %{{.*}} {alignment = 16 : i64} : memref<?x64xf32>, vector<8xf32>
+// CHECK:     arith.truncf %{{.*}} : vector<8xf32> to vector<8xbf16>
+// CHECK:     arith.xori
+// CHECK:     vector.store %{{.*}} {alignment = 16 : i64} : memref<64x64xbf16, #gpu.address_space<workgroup>>, vector<8xbf16>
+// CHECK:     nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
+// Main loop:
+// CHECK:   scf.for {{.*}} iter_args(%{{.*}} = %{{.*}}) -> (!llvm.struct<(f32, f32
+// CHECK:     nvgpu.mbarrier.try_wait.parity %[[BARS]][%{{.*}}], %{{.*}}, %{{.*}} :
+// CHECK:     gpu.barrier
+// CHECK:     nvvm.wgmma.fence.aligned
+// CHECK:     nvvm.wgmma.mma_async {{.*}}, <m = 64, n = 128, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// CHECK:     nvvm.wgmma.mma_async {{.*}}, <m = 64, n = 128, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// CHECK:     nvvm.wgmma.mma_async {{.*}}, <m = 64, n = 128, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// CHECK:     nvvm.wgmma.mma_async {{.*}}, <m = 64, n = 128, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// CHECK-NOT: nvvm.wgmma.mma_async
+// CHECK:     nvvm.wgmma.commit.group.sync.aligned
+// CHECK:     nvvm.wgmma.wait.group.sync.aligned 1
+// CHECK:     gpu.barrier
+// CHECK:     scf.if
+// CHECK:       nvgpu.tma.async.load
+// CHECK:   nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK:   llvm.extractvalue %{{.*}}[0]
+// CHECK:   scf.if
+// CHECK:     memref.load %{{.*}} : memref<64x128xf32>
+// CHECK:     arith.addf
+// CHECK:     memref.store %{{.*}} : memref<64x128xf32>
+// CHECK:   llvm.extractvalue %{{.*}}[63]
+// CHECK: gpu.barrier
+// CHECK-NOT: moe.grouped_matmul
+// SMALL-LABEL: func @bf16
+// SMALL: moe.grouped_matmul
+func.func @bf16(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
+                %experts: memref<1xi32>, %sizes: memref<1xi32>,
+                %sources: memref<64xi32>, %y: memref<64x128xf32>) {
+  %c1 = arith.constant 1 : index
+  %c128 = arith.constant 128 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c128, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(64)
+        ins(%x, %w, %experts : memref<?x64xf32>, memref<4x128x64xbf16>, memref<1xi32>)
+        block_sizes(%sizes : memref<1xi32>)
+        row_sources(%sources : memref<64xi32>)
+        outs(%y : memref<64x128xf32>)
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// Gate and up over K = 200 (4 steps, the last one partial): one
+// descriptor per weight, 4 stages (as many as 227 KiB hold, at most 4),
+// eight wgmma per step (two accumulators), the epilogue applied to each
+// pair of sums. The weights are views of the checkpoint's tensors at the
+// tile's columns (from the block id): the TMA loads start there. The
+// input's rows of 200 f32 are 16-byte aligned.
+// CHECK-LABEL: func @paired_epilogue
+// CHECK-COUNT-2: nvgpu.tma.create.descriptor {{.*}} -> <tensor = memref<1x64x64xbf16
+// CHECK: %[[SMEM:.*]] = arith.constant 99328 : i32
+// CHECK: gpu.launch blocks(%[[BX:[a-z0-9]+]],
+// CHECK-SAME: dynamic_shared_memory_size %[[SMEM]]
+// CHECK: %[[COL:.*]] = arith.muli %[[BY:.*]], %c64
+// CHECK: num_barriers = 4
+// CHECK: nvgpu.mbarrier.arrive.expect_tx %{{.*}}, %c16384
+// CHECK: %[[AT:.*]] = arith.addi %[[COL]], %c0
+// CHECK: nvgpu.tma.async.load %{{.*}}[%{{.*}}, %[[AT]], %{{.*}}]
+// CHECK: nvgpu.tma.async.load
+// CHECK: scf.for
+// CHECK: nvvm.wgmma.mma_async {{.*}}, <m = 64, n = 64, k = 16>
+// CHECK: nvvm.wgmma.mma_async {{.*}}, <m = 64, n = 64, k = 16>
+// CHECK: nvvm.wgmma.mma_async {{.*}}, <m = 64, n = 64, k = 16>
+// CHECK: nvvm.wgmma.mma_async {{.*}}, <m = 64, n = 64, k = 16>
+// CHECK: nvvm.wgmma.mma_async {{.*}}, <m = 64, n = 64, k = 16>
+// CHECK: nvvm.wgmma.mma_async {{.*}}, <m = 64, n = 64, k = 16>
+// CHECK: nvvm.wgmma.mma_async {{.*}}, <m = 64, n = 64, k = 16>
+// CHECK: nvvm.wgmma.mma_async {{.*}}, <m = 64, n = 64, k = 16>
+// CHECK-NOT: nvvm.wgmma.mma_async
+// CHECK: nvvm.wgmma.commit.group.sync.aligned
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK: scf.if
+// CHECK:   math.exp
+// CHECK:   memref.store
+func.func @paired_epilogue(%x: memref<64x200xf32>, %wg: memref<2x256x200xbf16>,
+                           %wu: memref<2x256x200xbf16>, %experts: memref<1xi32>,
+                           %y: memref<64x256xf32>) {
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %c64 = arith.constant 64 : index
+  %c128 = arith.constant 128 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c4, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c128, %sy = %c1, %sz = %c1) {
+    %col = arith.muli %by, %c64 : index
+    %g = memref.subview %wg[0, %col, 0] [2, 64, 200] [1, 1, 1] : memref<2x256x200xbf16> to memref<2x64x200xbf16, strided<[51200, 200, 1], offset: ?>>
+    %u = memref.subview %wu[0, %col, 0] [2, 64, 200] [1, 1, 1] : memref<2x256x200xbf16> to memref<2x64x200xbf16, strided<[51200, 200, 1], offset: ?>>
+    %o = memref.subview %y[0, %col] [64, 64] [1, 1] : memref<64x256xf32> to memref<64x64xf32, strided<[256, 1], offset: ?>>
+    moe.grouped_matmul block_rows(64)
+        ins(%x, %g, %experts : memref<64x200xf32>, memref<2x64x200xbf16, strided<[51200, 200, 1], offset: ?>>, memref<1xi32>)
+        paired(%u : memref<2x64x200xbf16, strided<[51200, 200, 1], offset: ?>>)
+        outs(%o : memref<64x64xf32, strided<[256, 1], offset: ?>>)
+        epilogue {
+        ^bb0(%gs: f32, %us: f32, %old: f32):
+          %one = arith.constant 1.0 : f32
+          %n = arith.negf %gs : f32
+          %e = math.exp %n : f32
+          %d = arith.addf %one, %e : f32
+          %s = arith.divf %gs, %d : f32
+          %r = arith.mulf %s, %us : f32
+          moe.yield %r : f32
+        }
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// Rows scattered to the tokens: the sums times their scales, added to the
+// target rows; a barrier after each block.
+// CHECK-LABEL: func @scatter
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK: memref.load %{{.*}} : memref<64xi32>
+// CHECK: memref.load %{{.*}} : memref<64xf32>
+// CHECK: scf.if
+// CHECK:   arith.mulf
+// CHECK:   arith.addf
+// CHECK: gpu.barrier
+// CHECK-NEXT: scf.yield
+func.func @scatter(%x: memref<64x64xf32>, %w: memref<2x32x64xbf16>,
+                   %experts: memref<1xi32>, %targets: memref<64xi32>,
+                   %scales: memref<64xf32>, %y: memref<?x32xf32>) {
+  %c1 = arith.constant 1 : index
+  %c128 = arith.constant 128 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c128, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(64)
+        ins(%x, %w, %experts : memref<64x64xf32>, memref<2x32x64xbf16>, memref<1xi32>)
+        scatter(%targets, %scales : memref<64xi32>, memref<64xf32>)
+        outs(%y : memref<?x32xf32>)
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// Left for moe-lower-grouped-matmul-to-mma: f32 weights, blocks of 16
+// rows, a block of one warp, and a weight allocated in the kernel.
+// CHECK-LABEL: func @left
+// CHECK-NOT: nvgpu.
+// CHECK-COUNT-4: moe.grouped_matmul
+func.func @left(%x: memref<64x64xf32>, %wf: memref<2x32x64xf32>,
+                %w: memref<2x32x64xbf16>, %experts: memref<1xi32>,
+                %experts4: memref<4xi32>, %y: memref<64x32xf32>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  %c128 = arith.constant 128 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c128, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(64)
+        ins(%x, %wf, %experts : memref<64x64xf32>, memref<2x32x64xf32>, memref<1xi32>)
+        outs(%y : memref<64x32xf32>)
+    moe.grouped_matmul block_rows(16)
+        ins(%x, %w, %experts4 : memref<64x64xf32>, memref<2x32x64xbf16>, memref<4xi32>)
+        outs(%y : memref<64x32xf32>)
+    %local = memref.alloca() : memref<2x32x64xbf16>
+    moe.grouped_matmul block_rows(64)
+        ins(%x, %local, %experts : memref<64x64xf32>, memref<2x32x64xbf16>, memref<1xi32>)
+        outs(%y : memref<64x32xf32>)
+    gpu.terminator
+  }
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(64)
+        ins(%x, %w, %experts : memref<64x64xf32>, memref<2x32x64xbf16>, memref<1xi32>)
+        outs(%y : memref<64x32xf32>)
+    gpu.terminator
+  }
+  return
+}
