@@ -290,8 +290,11 @@ private:
   void barrierBefore(Operation *op, const Team &team);
   void spread(scf::ParallelOp loop, const Team &team);
   void copyResults(func::ReturnOp ret);
-  gpu::LaunchOp createLaunch(OpBuilder &b, Location loc, Value grid,
-                             int64_t threads, Value gridY = {},
+  /// A launch of `grid` blocks of `threads` threads whose kernel (and its
+  /// GPU module) is named `<function>_<role>_<n>`, n counting the
+  /// function's launches: profiles and traces then say what runs.
+  gpu::LaunchOp createLaunch(OpBuilder &b, Location loc, StringRef role,
+                             Value grid, int64_t threads, Value gridY = {},
                              Value gridZ = {});
 
   func::FuncOp func;
@@ -305,6 +308,8 @@ private:
   int64_t runTeam = 1;
   /// Whether no matmul tile was met yet (with routing-block-size).
   bool routing = false;
+  /// The launches created so far (their kernels' names count them).
+  int64_t launches = 0;
   /// Device copies of host arguments, freed when the call ends.
   SmallVector<Value> inputCopies;
   /// The value every thread of a team loads of a result thread 0 computed
@@ -313,14 +318,20 @@ private:
 };
 
 gpu::LaunchOp FunctionMapper::createLaunch(OpBuilder &b, Location loc,
-                                           Value grid, int64_t threads,
-                                           Value gridY, Value gridZ) {
+                                           StringRef role, Value grid,
+                                           int64_t threads, Value gridY,
+                                           Value gridZ) {
   Value one = arith::ConstantIndexOp::create(b, loc, 1);
   Value block = arith::ConstantIndexOp::create(b, loc, threads);
   auto launch = gpu::LaunchOp::create(b, loc, grid, gridY ? gridY : one,
                                       gridZ ? gridZ : one, block, one, one,
                                       /*dynamicSharedMemorySize=*/nullptr,
                                       tokenType, ValueRange{stream(b, loc)});
+  auto name = FlatSymbolRefAttr::get(
+      b.getContext(),
+      (func.getSymName() + "_" + role + "_" + Twine(launches++)).str());
+  launch.setModuleAttr(name);
+  launch.setFunctionAttr(name);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToEnd(&launch.getBody().front());
   gpu::TerminatorOp::create(b, loc);
@@ -537,7 +548,11 @@ LogicalResult FunctionMapper::flush(Operation *before) {
     scratch = alloc.getMemref();
   }
   Value one = arith::ConstantIndexOp::create(b, loc, 1);
-  gpu::LaunchOp launch = createLaunch(b, loc, one, runTeam);
+  // What the kernel is: matmul tiles, the routing block, or one thread.
+  StringRef role = llvm::any_of(run, holdsGroupedMatmul) ? "tiles"
+                   : runTeam > 1                         ? "routing"
+                                                         : "serial";
+  gpu::LaunchOp launch = createLaunch(b, loc, role, one, runTeam);
   Block &kernel = launch.getBody().front();
   for (Operation *op : run)
     op->moveBefore(kernel.getTerminator());
@@ -596,18 +611,18 @@ LogicalResult FunctionMapper::launchParallel(scf::ParallelOp loop) {
     SmallVector<int64_t> blockDims = mappedBlockDims(loop);
     gpu::LaunchOp launch;
     if (blockDims.empty()) {
-      launch = createLaunch(b, loc, total, warpSize);
+      launch = createLaunch(b, loc, "tiles", total, warpSize);
       OpBuilder kb(launch.getBody().front().getTerminator());
       cloneIteration(kb, loc, loop, counts, launch.getBlockIds().x);
     } else {
       SmallVector<Value> grid(3);
       for (auto [d, dim] : llvm::enumerate(blockDims))
         grid[dim] = counts[d];
-      launch = createLaunch(b, loc,
-                            grid[0] ? grid[0]
-                                    : arith::ConstantIndexOp::create(b, loc, 1)
-                                          .getResult(),
-                            warpSize, grid[1], grid[2]);
+      launch = createLaunch(
+          b, loc, "tiles",
+          grid[0] ? grid[0]
+                  : arith::ConstantIndexOp::create(b, loc, 1).getResult(),
+          warpSize, grid[1], grid[2]);
       gpu::KernelDim3 ids = launch.getBlockIds();
       Value byDim[3] = {ids.x, ids.y, ids.z};
       SmallVector<Value> indices;
@@ -623,7 +638,7 @@ LogicalResult FunctionMapper::launchParallel(scf::ParallelOp loop) {
     // One thread per iteration.
     Value threads = arith::ConstantIndexOp::create(b, loc, blockSize);
     Value grid = arith::CeilDivUIOp::create(b, loc, total, threads);
-    gpu::LaunchOp launch = createLaunch(b, loc, grid, blockSize);
+    gpu::LaunchOp launch = createLaunch(b, loc, "loop", grid, blockSize);
     OpBuilder kb(launch.getBody().front().getTerminator());
     Value first = arith::MulIOp::create(kb, loc, launch.getBlockIds().x,
                                         launch.getBlockSizeX());

@@ -101,9 +101,10 @@ func.func @read_back(%counts: memref<4xindex> {moe.weight = "c"}) -> memref<?xf3
 // A tile of the tiled program (a parallel iteration holding a grouped
 // matmul) is one block of one warp: the matmul stays for
 // moe-lower-grouped-matmul-to-mma, the fill of its accumulator is spread
-// over the lanes, a barrier after each.
+// over the lanes, a barrier after each. Kernels are named after the
+// function, what they run and their launch's place.
 // CHECK-LABEL: func @tiles
-// CHECK: gpu.launch async [%{{.*}}] blocks(%[[B:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[BLOCKS:.*]], %{{.*}}, %{{.*}}) threads(%[[LANE:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %c32{{.*}}, %{{.*}} = %c1{{.*}}, %{{.*}} = %c1{{.*}})
+// CHECK: gpu.launch async [%{{.*}}] blocks(%[[B:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[BLOCKS:.*]], %{{.*}}, %{{.*}}) threads(%[[LANE:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %c32{{.*}}, %{{.*}} = %c1{{.*}}, %{{.*}} = %c1{{.*}}) module(@tiles_tiles_0) function(@tiles_tiles_0)
 // CHECK:   scf.for %[[I:.*]] = %[[LANE]] to %{{.*}} step %c32
 // CHECK:     memref.store %{{.*}}, %[[ACC:.*]][
 // CHECK:   gpu.barrier
@@ -146,7 +147,7 @@ func.func @tiles(%x: memref<?x16xf32>, %w: memref<4x32x16xbf16> {moe.weight = "w
 // sequential code on thread 0, a barrier after each; a result of an op
 // that writes reaches the other threads through workgroup memory.
 // ROUTING-LABEL: func @routing
-// ROUTING: %[[K:.*]] = gpu.launch async [%{{.*}}] blocks({{.*}}) in (%{{.*}} = %c1{{.*}}, {{.*}}) threads(%[[TID:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %c128{{.*}}, {{.*}}) workgroup(%[[SHARED:.*]] : memref<1xi64, #gpu.address_space<workgroup>>)
+// ROUTING: %[[K:.*]] = gpu.launch async [%{{.*}}] blocks({{.*}}) in (%{{.*}} = %c1{{.*}}, {{.*}}) threads(%[[TID:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %c128{{.*}}, {{.*}}) module(@routing_routing_0) function(@routing_routing_0) workgroup(%[[SHARED:.*]] : memref<1xi64, #gpu.address_space<workgroup>>)
 // ROUTING:   scf.for %{{.*}} = %[[TID]] to %{{.*}} step %c128
 // ROUTING:     memref.store
 // ROUTING:   gpu.barrier
