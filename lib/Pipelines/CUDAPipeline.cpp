@@ -63,6 +63,10 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   // foralls (the tiles' on the grid of their GPU block mapping).
   pm.addPass(moe::createMoEStridedCopiesToLinalgPass());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
+  // Adjacent loops over the same iterations become one (the router's fill
+  // and matmul: one kernel); CSE first makes their bounds the same values.
+  pm.addNestedPass<func::FuncOp>(createCSEPass());
+  pm.addNestedPass<func::FuncOp>(createParallelLoopFusionPass());
   pm.addNestedPass<func::FuncOp>(
       moe::createMoEMapToGPUPass(moe::MoEMapToGPUPassOptions{
           options.blockSize, /*warpSize=*/wgmma ? 128 : 32,

@@ -25,7 +25,7 @@
 // CHECK-DAG: llvm.call @mgpuMemcpy
 // CHECK-DAG: llvm.call @mgpuStreamSynchronize
 // CHECK-DAG: gpu.launch_func
-// FATBIN-DAG: gpu.binary @forward_routing_0 {{.*}}#nvvm.target<O = 3, chip = "sm_90", features = "+ptx80">
+// FATBIN-DAG: gpu.binary @forward_routing_1 {{.*}}#nvvm.target<O = 3, chip = "sm_90", features = "+ptx80">
 // CHECK-NOT: func.func
 // CHECK-NOT: memref.
 // CHECK-NOT: moe.
@@ -33,30 +33,36 @@
 // Every kernel's PTX assembles for sm_90.
 // PTXAS-COUNT-2: ptx accepted by ptxas -arch=sm_90
 
-// The kernels: one routing kernel of one 512-thread block (the router's
-// matmul, top-k, weights, counts, the prefix sum of the block-aligned plan
-// and the rows' positions) whose row count the host reads back, then the
-// tiles, one warp each, of the gate/up projection (SwiGLU in its
-// epilogue) and of the down projection on the tensor cores, then the
-// weighted combine of each token's rows. Each kernel, and its GPU module,
-// is named after the function, what it runs and its launch's place.
+// The kernels: the router's matmul over all multiprocessors (a thread per
+// token and expert, its logits' zero fill fused in), then one routing
+// kernel of one 512-thread block (top-k, weights, counts, the prefix sum
+// of the block-aligned plan and the rows' positions) whose row count the
+// host reads back, then the tiles, one warp each, of the gate/up
+// projection (SwiGLU in its epilogue) and of the down projection on the
+// tensor cores, then the weighted combine of each token's rows. Each
+// kernel, and its GPU module, is named after the function, what it runs
+// and its launch's place.
 // KERNELS-LABEL: func.func @forward
-// KERNELS: gpu.launch_func {{.*}}blocks in (%{{.*}}, %{{.*}}, %{{.*}}) threads in (%c512
+// KERNELS: gpu.launch_func {{.*}}@forward_loop_0::@forward_loop_0 blocks in (%{{.*}}, %{{.*}}, %{{.*}}) threads in (%c256
+// KERNELS: gpu.launch_func {{.*}}@forward_routing_1::@forward_routing_1 blocks in (%c1, %c1, %c1) threads in (%c512
 // KERNELS: gpu.memcpy
 // KERNELS: gpu.wait [
 // KERNELS: gpu.launch_func {{.*}}threads in (%c32
 // KERNELS: gpu.launch_func {{.*}}threads in (%c32
 // KERNELS: gpu.launch_func {{.*}}threads in (%c256
 // KERNELS-NOT: gpu.launch_func
-// KERNELS: gpu.module @forward_routing_0
+// KERNELS: gpu.module @forward_loop_0
+// KERNELS: scf.for
+// KERNELS: arith.mulf
+// KERNELS: gpu.module @forward_routing_1
 // KERNELS: gpu.barrier
 // KERNELS: math.exp
-// KERNELS: gpu.module @forward_tiles_1
+// KERNELS: gpu.module @forward_tiles_2
 // KERNELS-COUNT-2: nvvm.mma.sync {{.*}}#nvvm.mma_type<bf16>{{.*}}shape = #nvvm.shape<m = 16, n = 8, k = 16>
 // KERNELS: math.exp
-// KERNELS: gpu.module @forward_tiles_2
+// KERNELS: gpu.module @forward_tiles_3
 // KERNELS: nvvm.mma.sync {{.*}}#nvvm.mma_type<bf16>
-// KERNELS: gpu.module @forward_loop_3
+// KERNELS: gpu.module @forward_loop_4
 // KERNELS-NOT: nvvm.mma.sync
 
 // mma=wgmma: the tiles are warpgroups (128 threads) of 64-row blocks; the
@@ -71,12 +77,12 @@
 // WGKERNELS: gpu.launch_func {{.*}}threads in (%c128, %c1, %c1)  dynamic_shared_memory_size %c21504_i32
 // WGKERNELS: llvm.call @mgpuTensorMapEncodeTiledMemref
 // WGKERNELS: gpu.launch_func {{.*}}threads in (%c128, %c1, %c1)  dynamic_shared_memory_size
-// WGTARGET: gpu.binary @forward_tiles_1 {{.*}}#nvvm.target<O = 3, chip = "sm_90a"
-// WGPTX: forward_tiles_1: ptx accepted by ptxas -arch=sm_90a
-// WGPTX-NEXT: forward_tiles_1: wgmma 8, tma 2, mbarrier_waits 1, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
-// WGPTX-NOT: ptxas:
+// WGTARGET: gpu.binary @forward_tiles_2 {{.*}}#nvvm.target<O = 3, chip = "sm_90a"
 // WGPTX: forward_tiles_2: ptx accepted by ptxas -arch=sm_90a
-// WGPTX-NEXT: forward_tiles_2: wgmma 4, tma 1, mbarrier_waits 1, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
+// WGPTX-NEXT: forward_tiles_2: wgmma 8, tma 2, mbarrier_waits 1, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
+// WGPTX-NOT: ptxas:
+// WGPTX: forward_tiles_3: ptx accepted by ptxas -arch=sm_90a
+// WGPTX-NEXT: forward_tiles_3: wgmma 4, tma 1, mbarrier_waits 1, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
 // WGPTX-NOT: ptxas:
 
 // The reference lowering: no tensor cores.

@@ -39,6 +39,32 @@ bool holdsGroupedMatmul(Operation *op) {
       .wasInterrupted();
 }
 
+/// Whether `op` loads from a function argument bound to a weight
+/// (`moe.weight`), directly or through views of it.
+bool readsWeight(Operation *op) {
+  auto func = op->getParentOfType<func::FuncOp>();
+  auto isWeight = [&](Value memref) {
+    while (Operation *def = memref.getDefiningOp()) {
+      auto view = llvm::dyn_cast<ViewLikeOpInterface>(def);
+      if (!view)
+        return false;
+      memref = view.getViewSource();
+    }
+    auto arg = llvm::dyn_cast<BlockArgument>(memref);
+    return arg && arg.getOwner()->isEntryBlock() &&
+           arg.getOwner()->getParentOp() == func.getOperation() &&
+           func.getArgAttr(arg.getArgNumber(), "moe.weight");
+  };
+  return op
+      ->walk([&](Operation *inner) {
+        if (auto load = llvm::dyn_cast<memref::LoadOp>(inner);
+            load && isWeight(load.getMemRef()))
+          return WalkResult::interrupt();
+        return WalkResult::advance();
+      })
+      .wasInterrupted();
+}
+
 /// Ops the host runs where they are: scalar arithmetic, memref views and
 /// sizes (no memory effect, no region).
 bool runsOnHost(Operation *op) {
@@ -796,7 +822,10 @@ LogicalResult FunctionMapper::mapBlock(Block &block) {
       continue;
     }
     auto loop = llvm::dyn_cast<scf::ParallelOp>(op);
-    if (loop && loop.getNumResults() == 0 && !routing) {
+    // In the routing region, a loop reading weights (the router's matmul,
+    // a reduction over H per token and expert) runs on every
+    // multiprocessor, not in the routing kernel's one block.
+    if (loop && loop.getNumResults() == 0 && (!routing || readsWeight(loop))) {
       if (failed(flush(op)) || failed(launchParallel(loop)))
         return failure();
       continue;

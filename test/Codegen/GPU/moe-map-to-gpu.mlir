@@ -193,6 +193,49 @@ func.func @routing(%scores: memref<?x4xf32>) -> memref<?x4xindex> {
 
 // -----
 
+// In the routing region, a parallel loop that reads a weight (the router's
+// matmul) is a kernel over all multiprocessors, a thread per iteration;
+// what follows it is the routing kernel of one block.
+// ROUTING-LABEL: func @router_matmul
+// ROUTING: gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c256{{.*}}) module(@router_matmul_loop_0)
+// ROUTING:   memref.load %arg1
+// ROUTING: gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c128{{.*}}) module(@router_matmul_routing_1)
+// ROUTING-NOT: gpu.launch
+// ROUTING: return
+// CHECK-LABEL: func @router_matmul
+// CHECK-COUNT-2: gpu.launch
+func.func @router_matmul(%x: memref<?x8xf32>,
+                         %router: memref<4x8xf32> {moe.weight = "gate.weight"})
+    -> memref<?x4xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %c8 = arith.constant 8 : index
+  %zero = arith.constant 0.0 : f32
+  %t = memref.dim %x, %c0 : memref<?x8xf32>
+  %logits = memref.alloc(%t) : memref<?x4xf32>
+  scf.parallel (%i, %e) = (%c0, %c0) to (%t, %c4) step (%c1, %c1) {
+    memref.store %zero, %logits[%i, %e] : memref<?x4xf32>
+    scf.for %k = %c0 to %c8 step %c1 {
+      %a = memref.load %x[%i, %k] : memref<?x8xf32>
+      %w = memref.load %router[%e, %k] : memref<4x8xf32>
+      %old = memref.load %logits[%i, %e] : memref<?x4xf32>
+      %p = arith.mulf %a, %w : f32
+      %s = arith.addf %old, %p : f32
+      memref.store %s, %logits[%i, %e] : memref<?x4xf32>
+    }
+    scf.reduce
+  }
+  scf.for %i = %c0 to %t step %c1 {
+    %v = memref.load %logits[%i, %c0] : memref<?x4xf32>
+    %d = arith.addf %v, %v : f32
+    memref.store %d, %logits[%i, %c1] : memref<?x4xf32>
+  }
+  return %logits : memref<?x4xf32>
+}
+
+// -----
+
 // Control flow that allocates or launches stays on the host: the GPU work
 // before it is waited for, each region maps on its own chain and ends
 // waiting for it. A scratch buffer of a loop body whose size is known
