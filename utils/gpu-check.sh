@@ -6,15 +6,20 @@
 #   utils/gpu-check.sh prepare [DIR]      where the project is built:
 #       compiles the test layers and the benchmark layer for CUDA
 #       (moe-compile --target cuda) into DIR (default build/gpu-check),
-#       with their checkpoints and inputs, and copies moe-run (the runtime
-#       linked in) to DIR/bin: about 16 MiB, what the GPU machine needs
-#       besides the working tree.
+#       with their checkpoints and inputs (the bf16 ones also with
+#       mma=wgmma), copies moe-run (the runtime linked in) to DIR/bin, and
+#       prepares bench/gpu.py's layers in DIR/gpu-bench: about 20 MiB, what
+#       the GPU machine needs besides the working tree.
 #   utils/gpu-check.sh run [DIR] [LOG]    on the GPU machine: the GPU name
 #       and driver, the execution tests (every routing family, f32, bf16,
 #       f16 and FP8, T = 0, 1, 7, 300, 4096, against the numpy reference),
 #       then moe-run --bench of a Mixtral-style bf16 layer; everything goes
 #       to LOG (default DIR/gpu-check.log) and to stdout. Exit status 1 if
 #       a test fails. Needs python3 with numpy there.
+#   utils/gpu-check.sh bench [DIR] [OUT.json] [-- bench/gpu.py run options]
+#                                         on the GPU machine: bench/gpu.py
+#       run on DIR/gpu-bench (the issue's shapes against PyTorch; needs
+#       PyTorch with CUDA), results to OUT.json (default DIR/gpu.json).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,7 +49,7 @@ print(f"T = {t}: {r[\"median_ms\"]:.3f} ms (min {r[\"min_ms\"]:.3f}), "
 '
 
 usage() {
-  sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -63,6 +68,7 @@ prepare() {
   "$compile" "$dir/bench/layer.mlir" --target cuda -o "$dir/bench/layer.so"
   rm -rf "$dir/bench/shape"
   cp "$ROOT/build/bin/moe-run" "$dir/bin/"
+  "$PYTHON" "$ROOT/bench/gpu.py" prepare --out "$dir/gpu-bench"
   du -sh "$dir"
 }
 
@@ -95,8 +101,24 @@ run() {
   return $status
 }
 
+bench() {
+  local dir="${1:-$ROOT/build/gpu-check}"
+  local out="${2:-$dir/gpu.json}"
+  shift $(($# < 2 ? $# : 2))
+  [ "${1:-}" = "--" ] && shift
+  [ -d "$dir/gpu-bench" ] || { echo "gpu-check: $dir holds no prepared benchmark (gpu-check.sh prepare)" >&2; exit 1; }
+  # The Python with PyTorch and numpy.
+  local python
+  for python in "$PYTHON" python3 /usr/bin/python3; do
+    "$python" -c "import torch, numpy" 2>/dev/null && break
+  done
+  "$python" "$ROOT/bench/gpu.py" run --dir "$dir/gpu-bench" --out "$out" \
+    --scratch "$dir" "$@"
+}
+
 case "${1:-}" in
   prepare) shift; prepare "$@" ;;
   run) shift; run "$@" ;;
+  bench) shift; bench "$@" ;;
   *) usage ;;
 esac

@@ -44,11 +44,18 @@ def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
       `gpu.barrier`. Otherwise the iterations are spread over blocks of
       `block-size` threads, one iteration each.
     * **Routing.** With `routing-block-size` N, everything before the
-      first matmul tile (the router's matmul, top-k, counts, the prefix sum
-      of the block-aligned plan and the rows' positions) runs as one kernel
-      of one block of N threads: parallel loops spread over the threads,
-      other writes on thread 0 (results shared through workgroup memory),
-      a `gpu.barrier` before and after each write.
+      first matmul tile (top-k, counts, the prefix sum of the block-aligned
+      plan and the rows' positions) runs as one kernel of one block of N
+      threads: parallel loops spread over the threads, other writes on
+      thread 0 (results shared through workgroup memory), a `gpu.barrier`
+      before and after each write. A parallel loop there that reads a
+      weight (an argument with `moe.weight`: the router's matmul) is
+      launched over all multiprocessors instead, one iteration per thread,
+      the routing kernel's ops before and after it on either side.
+    * **Names.** Each kernel, and the GPU module `gpu-kernel-outlining`
+      makes of it, is named `<function>_<role>_<n>`: role `routing`,
+      `tiles`, `loop` (one iteration per thread) or `serial`, n counting
+      the function's launches.
     * **Sequential code.** Runs of other top-level ops that touch memory
       (the loops that build the routing plan) run as one kernel of a single
       thread (of a warp when they hold a grouped matmul). A scalar that

@@ -9,7 +9,9 @@ a family layer (run_family.py generate, `moe_mlir import-hf`) or a routing
 example of examples/routing, compiled with `moe-compile --target cuda`
 (the fast path, and the reference lowering for two cases), and gpt-oss
 with MXFP4 experts, to
-DIR/<case>/layer.so. `check` (on a machine with a GPU and the runtime,
+DIR/<case>/layer.so; the bf16 fast-path layers also with mma=wgmma
+(Hopper's warpgroup MMA fed by TMA, sm_90a) to DIR/<case>/layer-wgmma.so,
+checked as <case>-wgmma. `check` (on a machine with a GPU and the runtime,
 no compiler needed) runs each module with moe-run for T = 0, 1, 7, 300,
 4096 and compares with the numpy reference: run_family.py check (float64
 reference of the stored weights; bf16 and FP8 within 2e-2 * max|ref|,
@@ -92,6 +94,11 @@ def prepare(args: argparse.Namespace) -> int:
         ok &= run([args.moe_compile, os.path.join(out, "layer.mlir"),
                    "--target", "cuda", f"--reference={int(reference)}",
                    "-o", os.path.join(out, "layer.so")], f"{name}: compile")
+        if storage == "bf16" and not reference:
+            ok &= run([args.moe_compile, os.path.join(out, "layer.mlir"),
+                       "--target", "cuda", "--pipeline-options=mma=wgmma",
+                       "-o", os.path.join(out, "layer-wgmma.so")],
+                      f"{name}-wgmma: compile")
     if selected(MXFP4_CASE, args.only):
         out = os.path.join(args.dir, MXFP4_CASE)
         os.makedirs(out, exist_ok=True)
@@ -135,6 +142,11 @@ def check(args: argparse.Namespace) -> int:
             command += ["--tolerance", str(F16_TOLERANCE)]
         if not run(command, name):
             failed.append(name)
+        wgmma = os.path.join(out, "layer-wgmma.so")
+        if os.path.exists(wgmma):
+            command[command.index("--module") + 1] = wgmma
+            if not run(command, name + "-wgmma"):
+                failed.append(name + "-wgmma")
     out = os.path.join(args.dir, MXFP4_CASE)
     if selected(MXFP4_CASE, args.only) and os.path.isdir(out):
         passed = True

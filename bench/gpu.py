@@ -1,0 +1,509 @@
+"""GPU benchmark: compiled MoE layers against PyTorch on the same GPU.
+
+Three steps, on two machines:
+
+  bench/gpu.py prepare [--out build/gpu-bench]        (the build machine)
+      For Mixtral-8x7B (H 4096, I 14336, E 8, K 2), Qwen3-30B-A3B (2048,
+      768, 128, 8) and DeepSeek-V3 (7168, 2048, 256, 8, groups 8/4, one
+      shared expert) MoE layers with bf16 weights: the layer IR from the
+      family's config at the model's sizes, compiled by moe-compile
+      --target cuda with mma=sync (mma.sync, sm_90) and mma=wgmma (wgmma
+      fed by TMA, sm_90a), and the runtime library; a few MiB, what the GPU
+      machine needs besides the working tree (it has no LLVM/MLIR).
+
+  bench/gpu.py structure [--dir build/gpu-bench] [--out JSON]
+      What the build machine can check of the kernels (no GPU): per layer
+      and kernel, its wgmma/TMA/mma.sync instructions in the PTX, and ptxas
+      -v's registers, spills and shared memory.
+
+  bench/gpu.py run [--dir build/gpu-bench] [--out JSON] [--tokens 1,8,...]
+      On the GPU machine (PyTorch with CUDA, numpy): the machine's ceilings
+      first (copy bandwidth, a dense bf16 GEMM), then per layer and T:
+      - PyTorch eager, a Hugging Face-style block (the router, top-k, a
+        loop over the hit experts);
+      - PyTorch `torch._grouped_mm`: tokens sorted by expert, one grouped
+        GEMM per projection;
+      - the compiled layer (each mma mode), called through the runtime in
+        this process on the same weights (written as a checkpoint and
+        bound), its kernels timed by the PyTorch profiler (CUPTI): the
+        matmul tiles and the rest (routing, plan, combine) apart, and the
+        whole call (which copies the [T, H] f32 input in and the output
+        out) on the wall clock.
+      Each row: time, TFLOP/s (2 T K 3 H I, plus the shared expert), GB/s
+      of the weights the call touches (the hit experts', the shared
+      expert's, the router's), and those as fractions of the dense GEMM
+      rate and of the copy bandwidth measured in the same run.
+
+  bench/gpu.py plot JSON [--out PNG]
+
+The exact command, the GPU name and driver go into the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "python"))
+
+# The models' MoE blocks (their Hugging Face configs' keys; the rest takes
+# the family's defaults). first_k_dense_replace 0: layer 0 is a MoE block.
+MODELS = {
+    "mixtral-8x7b": {
+        "model_type": "mixtral", "hidden_size": 4096,
+        "intermediate_size": 14336, "num_local_experts": 8,
+        "num_experts_per_tok": 2, "num_hidden_layers": 1},
+    "qwen3-30b-a3b": {
+        "model_type": "qwen3_moe", "hidden_size": 2048,
+        "moe_intermediate_size": 768, "num_experts": 128,
+        "num_experts_per_tok": 8, "norm_topk_prob": True,
+        "num_hidden_layers": 1},
+    "deepseek-v3": {
+        "model_type": "deepseek_v3", "hidden_size": 7168,
+        "moe_intermediate_size": 2048, "n_routed_experts": 256,
+        "num_experts_per_tok": 8, "n_group": 8, "topk_group": 4,
+        "n_shared_experts": 1, "routed_scaling_factor": 2.5,
+        "first_k_dense_replace": 0, "norm_topk_prob": True,
+        "num_hidden_layers": 1},
+}
+MMA_MODES = ("sync", "wgmma")
+TOKENS = (1, 8, 64, 512, 4096)
+
+
+def layer_spec(model: str):
+    from moe_mlir.families import layer_spec as family_spec
+    return family_spec(MODELS[model], 0, dtype="bf16")
+
+
+def prepare(args) -> None:
+    from moe_mlir.emit import emit_module
+    out = os.path.abspath(args.out)
+    compile_tool = os.path.join(ROOT, "build", "bin", "moe-compile")
+    runtime = os.path.join(ROOT, "build", "lib", "libMoERuntime.so")
+    for path in (compile_tool, runtime):
+        if not os.path.exists(path):
+            sys.exit(f"gpu.py: {path} is missing: build first "
+                     "(utils/dev.sh build)")
+    os.makedirs(os.path.join(out, "lib"), exist_ok=True)
+    shutil.copy(runtime, os.path.join(out, "lib"))
+    for model in args.models.split(","):
+        ir = os.path.join(out, f"{model}.mlir")
+        with open(ir, "w", encoding="utf-8") as f:
+            f.write(emit_module(layer_spec(model)))
+        for mode in MMA_MODES:
+            start = time.perf_counter()
+            subprocess.run(
+                [compile_tool, ir, "--target", "cuda",
+                 f"--pipeline-options=mma={mode}",
+                 "-o", os.path.join(out, f"{model}-{mode}.so")], check=True)
+            print(f"{model} mma={mode}: compiled in "
+                  f"{time.perf_counter() - start:.1f} s")
+    subprocess.run(["du", "-sh", out], check=False)
+
+
+def structure(args) -> None:
+    """ptxas -v and the PTX's instructions of every kernel (no GPU)."""
+    objects = os.path.join(ROOT, "test", "Pipelines", "Inputs",
+                           "gpu_objects.py")
+    opt = os.path.join(ROOT, "build", "bin", "moe-opt")
+    toolkit = os.environ.get("CUDA_HOME", "/usr/local/cuda")
+    ptxas = os.path.join(toolkit, "bin", "ptxas")
+    report = {"command": " ".join(sys.argv), "ptxas": _ptxas_version(ptxas),
+              "layers": {}}
+    with tempfile.TemporaryDirectory() as scratch:
+        for model in args.models.split(","):
+            from moe_mlir.emit import emit_module
+            ir = os.path.join(scratch, f"{model}.mlir")
+            with open(ir, "w", encoding="utf-8") as f:
+                f.write(emit_module(layer_spec(model)))
+            for mode in MMA_MODES:
+                arch = "sm_90a" if mode == "wgmma" else "sm_90"
+                lowered = os.path.join(scratch, f"{model}-{mode}.isa.mlir")
+                subprocess.run(
+                    [opt, ir, f"--moe-lower-to-cuda=toolkit={toolkit} "
+                     f"mma={mode} format=isa", "-o", lowered], check=True)
+                listing = subprocess.run(
+                    [sys.executable, objects, lowered,
+                     os.path.join(scratch, f"{model}-{mode}"), "--ptxas",
+                     ptxas, "--arch", arch, "--resources"],
+                    check=True, capture_output=True, text=True).stdout
+                kernels = {}
+                for line in listing.splitlines():
+                    found = re.match(r"(\w+): (wgmma .*)", line)
+                    if found:
+                        kernels[found.group(1)] = {
+                            key: int(value) for key, value in re.findall(
+                                r"(\w+) (\d+)", found.group(2))}
+                    elif line.strip().startswith("ptxas:"):
+                        kernels[list(kernels)[-1]].setdefault(
+                            "warnings", []).append(line.strip())
+                report["layers"][f"{model} mma={mode}"] = kernels
+                tiles = {k: v for k, v in kernels.items() if "_tiles_" in k}
+                print(f"{model} mma={mode} ({arch}): {len(kernels)} kernels; "
+                      "tiles: " + "; ".join(
+                          f"{k}: {v['wgmma']} wgmma, {v['tma']} TMA, "
+                          f"{v['mma_sync']} mma.sync, {v['registers']} regs, "
+                          f"{v['spill_stores']} B spilled"
+                          for k, v in tiles.items()))
+    _write_json(args.out, report)
+
+
+def _ptxas_version(ptxas: str) -> str:
+    try:
+        text = subprocess.run([ptxas, "--version"], capture_output=True,
+                              text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as err:
+        sys.exit(f"gpu.py: {ptxas}: {err}")
+    return text.strip().splitlines()[-1]
+
+
+def _write_json(path: str | None, data: dict) -> None:
+    text = json.dumps(data, indent=1)
+    if path:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+        print(f"wrote {path}")
+    else:
+        print(text)
+
+
+# --- The GPU machine ---------------------------------------------------------
+
+
+def _timed(torch, function, runs: int) -> float:
+    """Median milliseconds of `function` over `runs` calls after one
+    warm-up, each bracketed by CUDA events."""
+    function()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(runs):
+        start = torch.cuda.Event(enable_timing=True)
+        stop = torch.cuda.Event(enable_timing=True)
+        start.record()
+        function()
+        stop.record()
+        stop.synchronize()
+        times.append(start.elapsed_time(stop))
+    times.sort()
+    return times[len(times) // 2]
+
+
+def ceilings(torch) -> dict:
+    """The GPU's copy bandwidth (read + write bytes of a 4 GiB copy) and
+    dense bf16 GEMM rate (8192^3), measured now."""
+    n = 1 << 30
+    a = torch.empty(n, dtype=torch.float32, device="cuda")
+    b = torch.empty_like(a)
+    copy_ms = _timed(torch, lambda: b.copy_(a), 10)
+    del a, b
+    m = 8192
+    x = torch.randn(m, m, dtype=torch.bfloat16, device="cuda")
+    y = torch.randn(m, m, dtype=torch.bfloat16, device="cuda")
+    gemm_ms = _timed(torch, lambda: x @ y, 20)
+    return {"copy_GBps": 2 * 4 * n / copy_ms / 1e6,
+            "dense_bf16_TFLOPs": 2 * m ** 3 / gemm_ms / 1e9}
+
+
+class TorchMoE:
+    """The layer in PyTorch on the GPU: weights (bf16, fan-in scaled),
+    routing as the spec says, the two formulations."""
+
+    def __init__(self, torch, spec, seed: int, device: str = "cuda"):
+        self.torch, self.spec = torch, spec
+        generator = torch.Generator(device=device).manual_seed(seed)
+        self.tensors = {}
+        for name, (shape, dtype) in spec.checkpoint_tensors().items():
+            value = torch.randn(shape, generator=generator, device=device)
+            if len(shape) == 1:
+                value = 0.1 * value
+            else:
+                value = value / shape[-1] ** 0.5
+            self.tensors[name] = value.to(
+                torch.bfloat16 if dtype == "bf16" else torch.float32)
+        w = spec.weights
+
+        def stacked(role):
+            return torch.stack([self.tensors[w[role].format(e=e)]
+                                for e in range(spec.num_experts)])
+        self.router = self.tensors[w["router"]]
+        self.bias = self.tensors.get(w.get("score_bias", ""), None)
+        self.gate, self.up = stacked("expert_gate"), stacked("expert_up")
+        self.down = stacked("expert_down")
+        self.shared = ([self.tensors[w[r]] for r in
+                        ("shared_gate", "shared_up", "shared_down")]
+                       if "shared_gate" in w else None)
+
+    def route(self, x):
+        """(weights [T, K] f32, experts [T, K]) as the spec's routing."""
+        torch, r = self.torch, self.spec.routing
+        logits = (x @ self.router.t()).float()
+        scores = (torch.sigmoid(logits) if r.scoring == "sigmoid"
+                  else torch.softmax(logits, dim=-1))
+        choice = scores + self.bias if r.selection_bias else scores
+        if r.num_groups > 1:
+            grouped = choice.view(x.shape[0], r.num_groups, -1)
+            group_scores = grouped.topk(2, dim=-1).values.sum(-1)
+            keep = group_scores.topk(r.topk_groups, dim=-1).indices
+            mask = torch.zeros_like(group_scores).scatter_(1, keep, 1.0)
+            choice = choice.masked_fill(
+                mask.repeat_interleave(grouped.shape[-1], 1) == 0,
+                float("-inf"))
+        experts = choice.topk(r.top_k, dim=-1).indices
+        weights = scores.gather(1, experts)
+        if r.renormalize != "none":
+            weights = weights / weights.sum(-1, keepdim=True)
+        return weights * r.scale, experts
+
+    def _shared(self, x):
+        g, u, d = self.shared
+        F = self.torch.nn.functional
+        return (F.silu(x @ g.t()) * (x @ u.t())) @ d.t()
+
+    def eager(self, x):
+        """A Hugging Face-style block: a loop over the hit experts."""
+        torch, F = self.torch, self.torch.nn.functional
+        weights, experts = self.route(x)
+        out = torch.zeros_like(x)
+        for e in experts.unique().tolist():
+            token, slot = torch.where(experts == e)
+            h = x[token]
+            y = (F.silu(h @ self.gate[e].t()) * (h @ self.up[e].t())) @ \
+                self.down[e].t()
+            out.index_add_(0, token,
+                           (y * weights[token, slot, None]).to(x.dtype))
+        return out + self._shared(x) if self.shared else out
+
+    def grouped(self, x):
+        """Tokens sorted by expert, torch._grouped_mm per projection."""
+        torch, F = self.torch, self.torch.nn.functional
+        weights, experts = self.route(x)
+        flat = experts.flatten()
+        order = flat.argsort()
+        token = order // experts.shape[1]
+        counts = torch.bincount(flat, minlength=self.spec.num_experts)
+        offsets = counts.cumsum(0).to(torch.int32)
+        h = x[token]
+        gate = torch._grouped_mm(h, self.gate.transpose(-2, -1), offs=offsets)
+        up = torch._grouped_mm(h, self.up.transpose(-2, -1), offs=offsets)
+        y = torch._grouped_mm(F.silu(gate) * up,
+                              self.down.transpose(-2, -1), offs=offsets)
+        y = y * weights.flatten()[order, None]
+        out = torch.zeros_like(x).index_add_(0, token, y.to(x.dtype))
+        return out + self._shared(x) if self.shared else out
+
+    def work(self, x) -> tuple[float, float]:
+        """(flops, touched weight bytes) of one call on `x`."""
+        spec = self.spec
+        t, h, i = x.shape[0], spec.hidden, spec.intermediate
+        k = spec.routing.top_k
+        flops = 2 * t * k * 3 * h * i
+        hit = self.route(x)[1].unique().numel()
+        touched = hit * 3 * h * i * 2 + self.router.numel() * 2
+        if self.shared:
+            si = spec.shared_intermediate
+            flops += 2 * t * 3 * h * si
+            touched += 3 * h * si * 2
+        return float(flops), float(touched)
+
+    def write_checkpoint(self, directory: str) -> None:
+        import numpy as np
+        from moe_mlir import safetensors_io
+        tensors, dtypes = {}, {}
+        for name, value in self.tensors.items():
+            if value.dtype == self.torch.bfloat16:
+                tensors[name] = value.view(self.torch.int16).cpu().numpy() \
+                    .view(np.uint16)
+                dtypes[name] = "BF16"
+            else:
+                tensors[name] = value.cpu().numpy()
+                dtypes[name] = "F32"
+        safetensors_io.save_file(os.path.join(directory, "model.safetensors"),
+                                 tensors, dtypes)
+
+
+def _profile_kernels(torch, call) -> dict:
+    """Device milliseconds of the compiled layer's kernels in one call
+    (CUPTI, through the PyTorch profiler): the matmul tiles and the rest."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        call()
+        torch.cuda.synchronize()
+    tiles = rest = 0.0
+    for event in prof.events():
+        name = event.name
+        if not re.match(r"forward_(tiles|routing|loop|serial)_\d+$", name):
+            continue
+        ms = event.device_time_total / 1e3
+        if "_tiles_" in name:
+            tiles += ms
+        else:
+            rest += ms
+    return {"tiles_ms": tiles, "other_ms": rest}
+
+
+def run(args) -> None:
+    import numpy as np
+    import torch
+    if not torch.cuda.is_available():
+        sys.exit("gpu.py run: no CUDA device (run it on the GPU machine)")
+    from moe_mlir import runtime
+    lib = os.path.join(args.dir, "lib", "libMoERuntime.so")
+    runtime.library(lib)
+    info = {"command": " ".join(sys.argv),
+            "gpu": torch.cuda.get_device_name(0),
+            "driver": _nvidia_smi("driver_version"),
+            "torch": torch.__version__, "host": platform.node()}
+    info.update(ceilings(torch))
+    print(json.dumps(info))
+    rows = []
+    tokens = [int(t) for t in args.tokens.split(",")]
+    for model in args.models.split(","):
+        spec = layer_spec(model)
+        layer = TorchMoE(torch, spec, seed=1)
+        with tempfile.TemporaryDirectory(dir=args.scratch) as ckpt:
+            layer.write_checkpoint(ckpt)
+            entries = {}
+            for mode in MMA_MODES:
+                path = os.path.join(args.dir, f"{model}-{mode}.so")
+                try:
+                    entries[mode] = runtime.load_layer(path, ckpt, device=0)
+                except runtime.MoeRuntimeError as err:
+                    rows.append({"model": model, "impl": f"compiled {mode}",
+                                 "error": str(err)})
+            for t in tokens:
+                gen = torch.Generator(device="cuda").manual_seed(t)
+                x = torch.randn(t, spec.hidden, generator=gen, device="cuda")
+                xb = x.to(torch.bfloat16)
+                flops, touched = layer.work(xb)
+                base = {"model": model, "T": t, "flops": flops,
+                        "touched_bytes": touched}
+
+                def row(impl, ms, **extra):
+                    r = dict(base, impl=impl, ms=ms,
+                             TFLOPs=flops / ms / 1e9,
+                             weight_GBps=touched / ms / 1e6,
+                             of_dense=flops / ms / 1e9 /
+                             info["dense_bf16_TFLOPs"],
+                             hbm_bound_ms=touched / info["copy_GBps"] / 1e6,
+                             **extra)
+                    r["of_hbm_bound"] = r["hbm_bound_ms"] / ms
+                    rows.append(r)
+                    print(json.dumps(r))
+                row("torch eager", _timed(torch, lambda: layer.eager(xb),
+                                          args.runs))
+                try:
+                    row("torch _grouped_mm",
+                        _timed(torch, lambda: layer.grouped(xb), args.runs))
+                except (RuntimeError, AttributeError) as err:
+                    rows.append(dict(base, impl="torch _grouped_mm",
+                                     error=str(err).splitlines()[0]))
+                host = x.cpu().numpy().astype(np.float32)
+                reference = layer.grouped(xb).float().cpu().numpy() \
+                    if t <= 512 else None
+                for mode, entry in entries.items():
+                    call = lambda: entry(host)  # noqa: E731
+                    wall = []
+                    call()
+                    for _ in range(args.runs):
+                        start = time.perf_counter()
+                        call()
+                        wall.append((time.perf_counter() - start) * 1e3)
+                    wall.sort()
+                    kernels = _profile_kernels(torch, call)
+                    device_ms = kernels["tiles_ms"] + kernels["other_ms"]
+                    extra = {"call_ms": wall[len(wall) // 2], **kernels,
+                             "other_share": kernels["other_ms"] /
+                             max(device_ms, 1e-9)}
+                    if reference is not None:
+                        got = call()
+                        extra["max_abs_error"] = float(
+                            np.max(np.abs(got - reference)))
+                    row(f"compiled {mode}", device_ms, **extra)
+            entries.clear()
+        del layer
+        torch.cuda.empty_cache()
+    _write_json(args.out, {"machine": info, "rows": rows})
+
+
+def _nvidia_smi(field: str) -> str:
+    try:
+        return subprocess.run(
+            ["nvidia-smi", f"--query-gpu={field}", "--format=csv,noheader"],
+            capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def plot(args) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    with open(args.json, encoding="utf-8") as f:
+        data = json.load(f)
+    rows = [r for r in data["rows"] if "ms" in r]
+    models = sorted({r["model"] for r in rows})
+    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4))
+    for ax, model in zip(axes if len(models) > 1 else [axes], models):
+        for impl in sorted({r["impl"] for r in rows if r["model"] == model}):
+            points = sorted((r["T"], r["of_hbm_bound"] if r["T"] <= 64
+                             else r["of_dense"]) for r in rows
+                            if r["model"] == model and r["impl"] == impl)
+            ax.plot([p[0] for p in points], [p[1] for p in points], "o-",
+                    label=impl)
+        ax.set_xscale("log", base=2)
+        ax.set_title(model)
+        ax.set_xlabel("T")
+        ax.set_ylabel("fraction of HBM bound (T<=64) / dense rate")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{data['machine']['gpu']}, bf16")
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=120)
+    print(f"wrote {args.out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("prepare")
+    p.add_argument("--out", default=os.path.join(ROOT, "build", "gpu-bench"))
+    p.add_argument("--models", default=",".join(MODELS))
+    p.set_defaults(function=prepare)
+    s = commands.add_parser("structure")
+    s.add_argument("--out")
+    s.add_argument("--models", default=",".join(MODELS))
+    s.set_defaults(function=structure)
+    r = commands.add_parser("run")
+    r.add_argument("--dir", default=os.path.join(ROOT, "build", "gpu-bench"))
+    r.add_argument("--out")
+    r.add_argument("--models", default=",".join(MODELS))
+    r.add_argument("--tokens", default=",".join(map(str, TOKENS)))
+    r.add_argument("--runs", type=int, default=10)
+    r.add_argument("--scratch", default=None,
+                   help="where the checkpoints are written (default: TMPDIR)")
+    r.set_defaults(function=run)
+    g = commands.add_parser("plot")
+    g.add_argument("json")
+    g.add_argument("--out", default="gpu.png")
+    g.set_defaults(function=plot)
+    args = parser.parse_args()
+    for name in ("models",):
+        for model in getattr(args, name, "").split(",") if hasattr(
+                args, name) else []:
+            if model not in MODELS:
+                parser.error(f"unknown model '{model}' (known: "
+                             f"{', '.join(MODELS)})")
+    args.function(args)
+
+
+if __name__ == "__main__":
+    main()
