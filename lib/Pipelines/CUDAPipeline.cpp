@@ -83,7 +83,12 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   // its descriptors as pointers.
   if (wgmma)
     pm.addPass(createConvertNVGPUToNVVMPass());
+  // Constants the canonicalizer hoisted out of the launches go back in,
+  // so that kernels compute them instead of taking them as parameters.
+  pm.addPass(createGpuLaunchSinkIndexComputationsPass());
   pm.addPass(createGpuKernelOutliningPass());
+  // Shared-memory globals the kernels took along (the mbarriers).
+  pm.addPass(createSymbolDCEPass());
 
   // Kernels to NVVM. FP8 weights are decoded by integer arithmetic (LLVM
   // has no FP8 type).

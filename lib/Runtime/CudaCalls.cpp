@@ -97,8 +97,8 @@ bool fitsDimension(intptr_t size) {
 /// call (they describe its bound weights), so each distinct one is copied
 /// to its device once and kept until the last GPU module is unloaded; a
 /// call then makes no allocation or synchronous copy for them (and stays
-/// capturable in a CUDA graph). Past `kCapacity` descriptors, or with no
-/// GPU module loaded, new ones live in the call's arena instead. Reached
+/// capturable in a CUDA graph). More than `kCapacity` descriptors, or one
+/// made with no GPU module loaded, is an error. Reached
 /// through a pointer that is never destroyed: module destructors unload modules
 /// during exit.
 class TensorMapCache {
@@ -119,26 +119,29 @@ public:
     for (const Entry &entry : entries)
       if (entry.device == device && entry.map == map)
         return entry.pointer;
-    // Cached while a module that may use it again is loaded.
-    bool cached = loadedModules > 0 && entries.size() < kCapacity;
-    void *pointer = nullptr;
-    if (cached) {
-      CUdeviceptr allocated = 0;
-      if (!scope.check("cuMemAlloc",
-                       scope.api().memAlloc(&allocated, sizeof(Bytes))))
-        return nullptr;
-      pointer = reinterpret_cast<void *>(static_cast<uintptr_t>(allocated));
-    } else {
-      pointer = mgpuMemAlloc(sizeof(Bytes), nullptr, false);
-      if (!pointer)
-        return nullptr;
-    }
-    if (!scope.check("cuMemcpyHtoD",
-                     scope.api().memcpyHtoD(devicePointer(pointer), map.data(),
-                                            sizeof(Bytes))))
+    // Only loaded kernels read descriptors; the last unloading frees them.
+    if (loadedModules == 0) {
+      recordCudaError("cuTensorMapEncodeTiled: no GPU module is loaded to "
+                      "use the descriptor");
       return nullptr;
-    if (cached)
-      entries.push_back({device, map, pointer});
+    }
+    if (entries.size() >= kCapacity) {
+      recordCudaError("cuTensorMapEncodeTiled: more than " +
+                      std::to_string(kCapacity) + " TMA descriptors in use");
+      return nullptr;
+    }
+    CUdeviceptr allocated = 0;
+    if (!scope.check("cuMemAlloc",
+                     scope.api().memAlloc(&allocated, sizeof(Bytes))))
+      return nullptr;
+    if (!scope.check(
+            "cuMemcpyHtoD",
+            scope.api().memcpyHtoD(allocated, map.data(), sizeof(Bytes)))) {
+      scope.api().memFree(allocated);
+      return nullptr;
+    }
+    void *pointer = reinterpret_cast<void *>(static_cast<uintptr_t>(allocated));
+    entries.push_back({device, map, pointer});
     return pointer;
   }
 
@@ -446,6 +449,11 @@ void *mgpuTensorMapEncodeTiledMemref(int64_t rank, void *descriptor,
     byteStrides[r] = static_cast<uint64_t>(strides[dim]) * elementBytes;
     boxDims[r] = static_cast<uint32_t>(box[dim]);
     elementStrides[r] = 1;
+  }
+  if (!scope.api().tensorMapEncodeTiled) {
+    recordCudaError("cuTensorMapEncodeTiled: the CUDA driver lacks it (TMA "
+                    "needs a CUDA 12 driver)");
+    return nullptr;
   }
   alignas(64) TensorMapCache::Bytes map{};
   char *address = header->aligned + header->offset * elementBytes;

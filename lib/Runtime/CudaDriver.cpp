@@ -63,13 +63,15 @@ std::string resolve(void *handle, CudaDriverApi &api) {
       {"cuMemsetD16Async", slot(api.memsetD16Async)},
       {"cuMemcpyHtoD_v2", slot(api.memcpyHtoD)},
       {"cuFuncSetAttribute", slot(api.funcSetAttribute)},
-      {"cuTensorMapEncodeTiled", slot(api.tensorMapEncodeTiled)},
   };
   for (const Symbol &symbol : symbols) {
     *symbol.slot = dlsym(handle, symbol.name);
     if (!*symbol.slot)
       return symbol.name;
   }
+  // TMA descriptors (CUDA 12): only Hopper modules call it, which report
+  // its absence themselves.
+  *slot(api.tensorMapEncodeTiled) = dlsym(handle, "cuTensorMapEncodeTiled");
   return "";
 }
 
@@ -119,7 +121,7 @@ openDriver(CudaDriverApi &functions, CudaDriver *driver, int &driverVersion) {
     dlclose(handle);
     return Status::failure("CUDA driver " + printable(library) + " has no " +
                                missing +
-                               " (a driver older than the CUDA 12 API?)",
+                               " (a driver older than the CUDA 11 API?)",
                            StatusCode::CudaUnavailable);
   }
   if (CUresult error = functions.init(0); error != kSuccess)

@@ -12,6 +12,7 @@
 // RUN: FileCheck %s --check-prefix=WGTARGET < %t.wg.mlir
 // RUN: %python %S/Inputs/gpu_objects.py %t.wg.mlir %t.wg.ptx --ptxas %ptxas --arch sm_90a --resources | FileCheck %s --check-prefix=WGPTX
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=WGKERNELS
+// RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma chip=sm_90" 2>&1 | FileCheck %s --check-prefix=WGCHIP
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%t.none" 2>&1 | FileCheck %s --check-prefix=NOTOOLKIT
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home chip=90" 2>&1 | FileCheck %s --check-prefix=BADCHIP
 
@@ -84,6 +85,9 @@
 // WGPTX: forward_tiles_3: ptx accepted by ptxas -arch=sm_90a
 // WGPTX-NEXT: forward_tiles_3: wgmma 4, tma 1, mbarrier_waits 1, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
 // WGPTX-NOT: ptxas:
+
+// wgmma is sm_90a code: another chip is refused.
+// WGCHIP: error: 'nvvm.wgmma.fence.aligned' op is not supported on sm_90
 
 // The reference lowering: no tensor cores.
 // REF-NOT: nvvm.mma.sync

@@ -105,8 +105,9 @@ struct CudaDriverApi {
                                const void *source, size_t bytes);
   cuda::CUresult (*funcSetAttribute)(cuda::CUfunction function, int attribute,
                                      int value);
-  /// cuTensorMapEncodeTiled: the enums are C enums (int), `map` the
-  /// 128-byte, 64-byte aligned CUtensorMap.
+  /// cuTensorMapEncodeTiled (CUDA 12; null with an older driver): the
+  /// enums are C enums (int), `map` the 128-byte, 64-byte aligned
+  /// CUtensorMap.
   cuda::CUresult (*tensorMapEncodeTiled)(void *map, int dataType, uint32_t rank,
                                          void *address, const uint64_t *dims,
                                          const uint64_t *strides,

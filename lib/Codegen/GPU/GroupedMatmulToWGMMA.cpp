@@ -42,9 +42,6 @@
 #include "mlir/Interfaces/ValueBoundsOpInterface.h"
 
 #include "llvm/ADT/DenseMap.h"
-#include "llvm/Support/Debug.h"
-
-#define DEBUG_TYPE "moe-lower-grouped-matmul-to-wgmma"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOELOWERGROUPEDMATMULTOWGMMAPASS
@@ -77,6 +74,9 @@ constexpr int64_t kChunksPerThread = kStepDepth / kChunkElements / 2;
 /// Bounds of the ring: at least double buffering; past 4 stages the bytes
 /// in flight per multiprocessor already cover HBM latency.
 constexpr int64_t kMinStages = 2, kMaxStages = 4;
+/// Weights x columns of the accumulators a thread may hold (x 1/2 f32
+/// registers each).
+constexpr int64_t kMaxAccumulatorColumns = 256;
 /// How long one mbarrier try_wait suspends before it polls again.
 constexpr int64_t kWaitTicks = 10000000;
 
@@ -137,10 +137,24 @@ FailureOr<WeightSource> traceWeight(Value weight, gpu::LaunchOp launch,
   return WeightSource{current, offsets};
 }
 
-/// Whether every row of `input` starts at a 16-byte boundary of an
-/// allocation: rows of 16-byte multiples, and any views of it inside
-/// `launch` keep whole rows (their column offsets 0).
+/// Whether every row of `input` starts at a 16-byte boundary: rows of
+/// 16-byte multiples, views of it inside `launch` that keep whole rows
+/// (column offset 0, unit strides), and a source whose own offset is
+/// static and aligned (buffers themselves are: the GPU allocator's 256
+/// bytes).
 bool hasAlignedRows(Value input, gpu::LaunchOp launch) {
+  auto alignedLayout = [](MemRefType type) {
+    SmallVector<int64_t> strides;
+    int64_t offset;
+    if (failed(type.getStridesAndOffset(strides, offset)) ||
+        strides.back() != 1 || ShapedType::isDynamic(offset))
+      return false;
+    int64_t bytes = type.getElementTypeBitWidth() / 8;
+    for (int64_t stride : ArrayRef<int64_t>(strides).drop_back())
+      if (ShapedType::isDynamic(stride) || stride * bytes % 16 != 0)
+        return false;
+    return offset * bytes % 16 == 0;
+  };
   auto type = llvm::cast<MemRefType>(input.getType());
   SmallVector<int64_t> strides;
   int64_t offset;
@@ -149,15 +163,17 @@ bool hasAlignedRows(Value input, gpu::LaunchOp launch) {
       strides[0] * type.getElementTypeBitWidth() / 8 % 16 != 0)
     return false;
   Value current = input;
-  while (auto subview = current.getDefiningOp<memref::SubViewOp>()) {
-    if (!isConstantIntValue(subview.getMixedOffsets().back(), 0))
+  while (launch.getBody().isAncestor(current.getParentRegion())) {
+    auto subview = current.getDefiningOp<memref::SubViewOp>();
+    if (!subview)
+      return false;
+    if (!isConstantIntValue(subview.getMixedOffsets().back(), 0) ||
+        !llvm::all_of(subview.getMixedStrides(),
+                      [](OpFoldResult s) { return isConstantIntValue(s, 1); }))
       return false;
     current = subview.getSource();
   }
-  // The chain ends at an allocation or argument: whole rows of a buffer
-  // the GPU allocator aligns (to 256 bytes).
-  return !launch.getBody().isAncestor(current.getParentRegion()) ||
-         current.getDefiningOp<memref::AllocOp>();
+  return alignedLayout(llvm::cast<MemRefType>(current.getType()));
 }
 
 /// Why `op` in `launch` is not lowered here, or its plan.
@@ -182,9 +198,14 @@ FailureOr<WarpgroupPlan> planWarpgroupTile(GroupedMatmulOp op,
   if (op.getWeightScale())
     return fail("its weights are block-scaled");
   auto inputType = llvm::dyn_cast<MemRefType>(op.getInput().getType());
+  SmallVector<int64_t> inputStrides;
+  int64_t inputOffset;
   if (!inputType || inputType.getRank() != 2 ||
-      !llvm::isa<FloatType>(inputType.getElementType()))
-    return fail("its input is not a 2-d memref of floats");
+      !llvm::isa<FloatType>(inputType.getElementType()) ||
+      failed(inputType.getStridesAndOffset(inputStrides, inputOffset)) ||
+      inputStrides[1] != 1)
+    return fail("its input is not a 2-d memref of floats with contiguous "
+                "rows");
 
   WarpgroupPlan plan;
   OpBuilder b(op);
@@ -200,15 +221,20 @@ FailureOr<WarpgroupPlan> planWarpgroupTile(GroupedMatmulOp op,
     auto rootType = llvm::cast<MemRefType>(source->root.getType());
     SmallVector<int64_t> strides;
     int64_t offset;
-    // TMA: the innermost stride 1, the others multiples of 16 bytes.
+    // TMA: the innermost stride 1, the others and the start 16-byte
+    // aligned (bf16: multiples of 8 elements).
     if (failed(rootType.getStridesAndOffset(strides, offset)) ||
         strides[2] != 1 || ShapedType::isDynamic(strides[0]) ||
         ShapedType::isDynamic(strides[1]) || strides[0] % 8 != 0 ||
-        strides[1] % 8 != 0)
+        strides[1] % 8 != 0 || ShapedType::isDynamic(offset) || offset % 8 != 0)
       return fail("a weight's rows are not contiguous with 16-byte "
-                  "aligned strides (TMA)");
-    if (rootType.isDynamicDim(2))
-      return fail("a weight's depth is dynamic");
+                  "aligned strides and start (TMA)");
+    // The boxes read all of the root's depth: the view must have it too
+    // (what lies past a shorter view's K is not zero).
+    if (rootType.isDynamicDim(2) || type.isDynamicDim(2) ||
+        type.getDimSize(2) != rootType.getDimSize(2) ||
+        !isConstantIntValue(source->offsets[2], 0))
+      return fail("a weight's depth is dynamic or a part of its tensor's");
     depth = rootType.getDimSize(2);
     plan.weights.push_back(*source);
   }
@@ -223,6 +249,12 @@ FailureOr<WarpgroupPlan> planWarpgroupTile(GroupedMatmulOp op,
   plan.columns = llvm::alignTo(*bound, 8);
   if (plan.columns > 256)
     return fail("its tile has more than 256 columns (wgmma's N)");
+  // Each thread holds W x BN / 2 f32 accumulators: at most 128 registers
+  // of the 255 (paired BN 128, single BN 256) leave room for the rest.
+  if (static_cast<int64_t>(plan.weights.size()) * plan.columns >
+      kMaxAccumulatorColumns)
+    return fail("its accumulators would not fit in registers (weights x "
+                "columns above 256)");
   // The stage rule: as many stages as shared memory holds, within
   // [kMinStages, kMaxStages], and no more than the steps of K.
   int64_t budget = maxSharedBytes - kSwizzleAtomBytes;
@@ -333,8 +365,7 @@ Value WarpgroupMatmul::gatherChunk(OpBuilder &b, Location loc, Value depth) {
   Value input = op.getInput();
   Type element = llvm::cast<MemRefType>(input.getType()).getElementType();
   auto toF32 = [&](OpBuilder &cb, Location cl, Value value) -> Value {
-    if (value.getType() == f32 ||
-        llvm::cast<VectorType>(value.getType()).getElementType() == f32)
+    if (getElementTypeOrSelf(value.getType()).isF32())
       return value;
     Type target = llvm::isa<VectorType>(value.getType())
                       ? Type(VectorType::get({kChunkElements}, f32))
@@ -653,6 +684,19 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
         gpu::BarrierOp::create(bb, bl);
         scf::YieldOp::create(bb, bl, ifOwned.getResults());
       });
+  // The barriers end here (this code may run again, e.g. in a loop, and
+  // initialize them anew).
+  scf::IfOp::create(b, loc, leader, [&](OpBuilder &tb, Location tl) {
+    for (int64_t s = 0; s < plan.stages; ++s) {
+      Value address = nvgpu::MBarrierGetOp::create(
+          tb, tl, tb.getI32Type(), barriers, indexConstant(tb, tl, s));
+      Value pointer = LLVM::IntToPtrOp::create(
+          tb, tl, LLVM::LLVMPointerType::get(tb.getContext(), 3), address);
+      NVVM::MBarrierInvalOp::create(tb, tl, pointer);
+    }
+    scf::YieldOp::create(tb, tl);
+  });
+  gpu::BarrierOp::create(b, loc);
 }
 
 struct MoELowerGroupedMatmulToWGMMAPass
@@ -664,7 +708,7 @@ struct MoELowerGroupedMatmulToWGMMAPass
     SmallVector<GroupedMatmulOp> ops;
     getOperation()->walk([&](GroupedMatmulOp op) { ops.push_back(op); });
     // One TMA descriptor per weight and launch.
-    llvm::DenseMap<std::pair<Operation *, Value>, Value> created;
+    llvm::DenseMap<std::tuple<Operation *, Value, int64_t>, Value> created;
     for (GroupedMatmulOp op : ops) {
       if (!op.getResult().empty()) {
         op.emitError("moe-lower-grouped-matmul-to-wgmma: expects the memref "
@@ -683,9 +727,9 @@ struct MoELowerGroupedMatmulToWGMMAPass
       if (failed(plan)) {
         // Left for moe-lower-grouped-matmul-to-mma (the CUDA cores in a
         // warpgroup's block).
-        LLVM_DEBUG(llvm::dbgs() << "moe-lower-grouped-matmul-to-wgmma: not "
-                                   "lowered: "
-                                << reason << "\n");
+        op->emitRemark("moe-lower-grouped-matmul-to-wgmma: left for the "
+                       "CUDA cores: ")
+            << reason;
         continue;
       }
       if (plan->sharedBytes() > maxSharedBytes) {
@@ -698,7 +742,8 @@ struct MoELowerGroupedMatmulToWGMMAPass
       // expert x BN columns x 64 depths, 128-byte swizzled, zeros outside.
       SmallVector<Value> descriptors;
       for (const WeightSource &source : plan->weights) {
-        Value &descriptor = created[{launch.getOperation(), source.root}];
+        Value &descriptor =
+            created[{launch.getOperation(), source.root, plan->columns}];
         if (!descriptor) {
           OpBuilder hb(launch);
           Location loc = launch.getLoc();

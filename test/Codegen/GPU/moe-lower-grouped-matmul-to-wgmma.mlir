@@ -65,6 +65,10 @@
 // CHECK:     memref.store %{{.*}} : memref<64x128xf32>
 // CHECK:   llvm.extractvalue %{{.*}}[63]
 // CHECK: gpu.barrier
+// At the end thread 0 invalidates the barriers (the code may run again).
+// CHECK: scf.if
+// CHECK-COUNT-2: nvvm.mbarrier.inval
+// CHECK: gpu.barrier
 // CHECK-NOT: moe.grouped_matmul
 // SMALL-LABEL: func @bf16
 // SMALL: moe.grouped_matmul
@@ -180,38 +184,29 @@ func.func @scatter(%x: memref<64x64xf32>, %w: memref<2x32x64xbf16>,
   return
 }
 
+
 // -----
 
-// Left for moe-lower-grouped-matmul-to-mma: f32 weights, blocks of 16
-// rows, a block of one warp, and a weight allocated in the kernel.
-// CHECK-LABEL: func @left
-// CHECK-NOT: nvgpu.
-// CHECK-COUNT-4: moe.grouped_matmul
-func.func @left(%x: memref<64x64xf32>, %wf: memref<2x32x64xf32>,
-                %w: memref<2x32x64xbf16>, %experts: memref<1xi32>,
-                %experts4: memref<4xi32>, %y: memref<64x32xf32>) {
+// One weight read by two tiles of different widths in one launch: a
+// descriptor for each box.
+// CHECK-LABEL: func @two_widths
+// CHECK: nvgpu.tma.create.descriptor {{.*}} -> <tensor = memref<1x128x64xbf16
+// CHECK: nvgpu.tma.create.descriptor {{.*}} -> <tensor = memref<1x64x64xbf16
+// CHECK: gpu.launch
+func.func @two_widths(%x: memref<64x64xf32>, %w: memref<2x128x64xbf16>,
+                      %experts: memref<1xi32>, %y: memref<64x128xf32>) {
   %c1 = arith.constant 1 : index
-  %c32 = arith.constant 32 : index
   %c128 = arith.constant 128 : index
   gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
              threads(%tx, %ty, %tz) in (%sx = %c128, %sy = %c1, %sz = %c1) {
     moe.grouped_matmul block_rows(64)
-        ins(%x, %wf, %experts : memref<64x64xf32>, memref<2x32x64xf32>, memref<1xi32>)
-        outs(%y : memref<64x32xf32>)
-    moe.grouped_matmul block_rows(16)
-        ins(%x, %w, %experts4 : memref<64x64xf32>, memref<2x32x64xbf16>, memref<4xi32>)
-        outs(%y : memref<64x32xf32>)
-    %local = memref.alloca() : memref<2x32x64xbf16>
+        ins(%x, %w, %experts : memref<64x64xf32>, memref<2x128x64xbf16>, memref<1xi32>)
+        outs(%y : memref<64x128xf32>)
+    %half = memref.subview %w[0, 0, 0] [2, 64, 64] [1, 1, 1] : memref<2x128x64xbf16> to memref<2x64x64xbf16, strided<[8192, 64, 1]>>
+    %out = memref.subview %y[0, 0] [64, 64] [1, 1] : memref<64x128xf32> to memref<64x64xf32, strided<[128, 1]>>
     moe.grouped_matmul block_rows(64)
-        ins(%x, %local, %experts : memref<64x64xf32>, memref<2x32x64xbf16>, memref<1xi32>)
-        outs(%y : memref<64x32xf32>)
-    gpu.terminator
-  }
-  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
-             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
-    moe.grouped_matmul block_rows(64)
-        ins(%x, %w, %experts : memref<64x64xf32>, memref<2x32x64xbf16>, memref<1xi32>)
-        outs(%y : memref<64x32xf32>)
+        ins(%x, %half, %experts : memref<64x64xf32>, memref<2x64x64xbf16, strided<[8192, 64, 1]>>, memref<1xi32>)
+        outs(%out : memref<64x64xf32, strided<[128, 1]>>)
     gpu.terminator
   }
   return

@@ -125,9 +125,14 @@ void tensorMaps() {
   std::printf("large shared memory: %s\n",
               status ? "ok" : status.error().c_str());
   mgpuMemFree(buffer, nullptr);
-  // The last module's unloading frees the cached descriptors.
+  // The last module's unloading frees the cached descriptors; no kernel
+  // can use one made after.
   mgpuModuleUnload(module);
   std::printf("tensor map live: %d\n", liveObjects());
+  mgpuTensorMapEncodeTiledMemref(3, &weight, kBf16, 0, kSwizzle128, kPromote256,
+                                 0, box);
+  std::printf("tensor map unloaded: %s\n",
+              detail::takeCudaError().error().c_str());
 }
 
 } // namespace

@@ -9,7 +9,8 @@
  *   launch        cuLaunchKernel fails with CUDA_ERROR_LAUNCH_FAILED
  *   no-kernel     cuModuleGetFunction fails with CUDA_ERROR_NOT_FOUND
  *   bad-image     cuModuleLoadData fails with CUDA_ERROR_INVALID_IMAGE
- * Built with -DOMIT_SYMBOL, it lacks cuMemsetD16Async (an old driver).
+ * Built with -DOMIT_SYMBOL, it lacks cuMemsetD16Async (an old driver);
+ * with -DOMIT_TMA, cuTensorMapEncodeTiled (a driver before CUDA 12).
  * It counts what is still allocated; fake_cuda_live() reports it. With
  * FAKE_CUDA_LEAKS set, it prints at exit the device memory, streams and
  * events still alive (modules are unloaded by their own destructors, which
@@ -225,6 +226,7 @@ CUresult cuFuncSetAttribute(void *f, int attribute, int value) {
   (void)f; (void)attribute; (void)value;
   return SUCCESS;
 }
+#ifndef OMIT_TMA
 /* A map of the address and the box: what a kernel that does nothing needs. */
 CUresult cuTensorMapEncodeTiled(void *map, int type, unsigned rank,
                                 void *address, const unsigned long long *dims,
@@ -238,6 +240,7 @@ CUresult cuTensorMapEncodeTiled(void *map, int type, unsigned rank,
   memcpy((char *)map + 8, box, rank * sizeof *box);
   return SUCCESS;
 }
+#endif
 #ifndef OMIT_SYMBOL
 CUresult cuMemsetD16Async(unsigned long long dst, unsigned short value,
                           size_t count, void *stream) {

@@ -134,11 +134,14 @@ def MoELowerGroupedMatmulToWGMMAPass
     whose blocks are one warpgroup (128 x 1 x 1 threads) by code the
     warpgroup runs together on sm_90a, when its blocks are of 64 rows
     (wgmma's M), its weights bf16 without block scales, each weight a
-    unit-stride view of an `[E, N, K]` memref defined above the launch with
-    16-byte aligned row strides, and its tile at most 256 columns (BN, the
-    columns' constant upper bound rounded up to 8). Other ops are left as
-    they are, with a remark saying why (`moe-lower-grouped-matmul-to-mma`
-    then lowers them to the CUDA cores).
+    unit-stride view of all of K of an `[E, N, K]` memref defined above the
+    launch with 16-byte aligned start and row strides, its input a 2-d
+    memref of floats with contiguous rows, and its tile at most 256
+    columns (BN, the columns' constant upper bound rounded up to 8) whose
+    accumulators fit in registers (weights x BN at most 256). Other ops
+    are left as they are, with a remark saying why
+    (`moe-lower-grouped-matmul-to-mma` then lowers them to the CUDA
+    cores).
 
     Per row block and step of 64 depths:
     - the weights' `[1, BN, 64]` box comes by TMA
@@ -156,7 +159,9 @@ def MoELowerGroupedMatmulToWGMMAPass
 
     Each thread then writes its accumulators once (the m64nNk16 fragment
     layout): through the epilogue (the paired gate/up sums), added to
-    `init`, or scattered times their scales.
+    `init`, or scattered times their scales. At the end thread 0
+    invalidates the mbarriers (the code may run again and initialize
+    them anew).
 
     Stages: as many as `max-shared-bytes` holds (each
     `64 * 128 + W * BN * 128` bytes for W weights, plus 1 KiB to align the
