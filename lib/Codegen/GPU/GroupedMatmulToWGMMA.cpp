@@ -427,9 +427,9 @@ void WarpgroupMatmul::issueStep(OpBuilder &b, Location loc, Value step,
                                             indexConstant(tb, tl, bytes), stage,
                                             /*predicate=*/Value());
     for (auto [w, source] : llvm::enumerate(plan.weights)) {
+      ArrayRef<OpFoldResult> offsets = source.offsets;
       auto at = [&](int64_t dim, Value local) -> Value {
-        Value offset =
-            getValueOrCreateConstantIndexOp(tb, tl, source.offsets[dim]);
+        Value offset = getValueOrCreateConstantIndexOp(tb, tl, offsets[dim]);
         return arith::AddIOp::create(tb, tl, offset, local);
       };
       // Coordinates innermost first: depth, column, expert.
