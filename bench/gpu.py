@@ -119,9 +119,9 @@ def structure(args) -> None:
     ptxas = os.path.join(toolkit, "bin", "ptxas")
     report = {"command": " ".join(sys.argv), "ptxas": _ptxas_version(ptxas),
               "layers": {}}
+    from moe_mlir.emit import emit_module
     with tempfile.TemporaryDirectory() as scratch:
         for model in args.models.split(","):
-            from moe_mlir.emit import emit_module
             ir = os.path.join(scratch, f"{model}.mlir")
             with open(ir, "w", encoding="utf-8") as f:
                 f.write(emit_module(layer_spec(model)))
@@ -496,12 +496,10 @@ def main() -> None:
     g.add_argument("--out", default="gpu.png")
     g.set_defaults(function=plot)
     args = parser.parse_args()
-    for name in ("models",):
-        for model in getattr(args, name, "").split(",") if hasattr(
-                args, name) else []:
-            if model not in MODELS:
-                parser.error(f"unknown model '{model}' (known: "
-                             f"{', '.join(MODELS)})")
+    for model in getattr(args, "models", "").split(","):
+        if model and model not in MODELS:
+            parser.error(f"unknown model '{model}' (known: "
+                         f"{', '.join(MODELS)})")
     args.function(args)
 
 

@@ -104,76 +104,82 @@ struct WarpgroupPlan {
   }
 };
 
+/// The value defined above `launch` that `value` views through subviews
+/// inside it, each of which `accept`s; null on any other view.
+Value sourceAboveLaunch(Value value, gpu::LaunchOp launch,
+                        function_ref<bool(memref::SubViewOp)> accept) {
+  while (launch.getBody().isAncestor(value.getParentRegion())) {
+    auto subview = value.getDefiningOp<memref::SubViewOp>();
+    if (!subview || !accept(subview))
+      return {};
+    value = subview.getSource();
+  }
+  return value;
+}
+
+bool hasUnitStrides(memref::SubViewOp subview) {
+  return llvm::all_of(subview.getMixedStrides(), [](OpFoldResult stride) {
+    return isConstantIntValue(stride, 1);
+  });
+}
+
+/// Whether `type` is laid out as TMA and 16-byte vector accesses need: the
+/// innermost stride 1, the other strides and the offset static multiples
+/// of 16 bytes.
+bool hasAlignedLayout(MemRefType type) {
+  SmallVector<int64_t> strides;
+  int64_t offset;
+  if (failed(type.getStridesAndOffset(strides, offset)) ||
+      strides.back() != 1 || ShapedType::isDynamic(offset))
+    return false;
+  int64_t bytes = type.getElementTypeBitWidth() / 8;
+  for (int64_t stride : ArrayRef<int64_t>(strides).drop_back())
+    if (ShapedType::isDynamic(stride) || stride * bytes % 16 != 0)
+      return false;
+  return offset * bytes % 16 == 0;
+}
+
 /// Follows `weight` through unit-stride subviews to a value defined above
-/// `launch`; fails on anything else.
+/// `launch`, adding up their offsets; fails on anything else.
 FailureOr<WeightSource> traceWeight(Value weight, gpu::LaunchOp launch,
                                     OpBuilder &b) {
   auto type = llvm::cast<MemRefType>(weight.getType());
   SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0));
-  Value current = weight;
-  while (launch.getBody().isAncestor(current.getParentRegion())) {
-    auto subview = current.getDefiningOp<memref::SubViewOp>();
-    if (!subview || subview.getSourceType().getRank() != type.getRank() ||
-        !llvm::all_of(subview.getMixedStrides(),
-                      [](OpFoldResult s) { return isConstantIntValue(s, 1); }))
-      return failure();
+  Value root = sourceAboveLaunch(weight, launch, [&](memref::SubViewOp view) {
+    if (view.getSourceType().getRank() != type.getRank() ||
+        !hasUnitStrides(view))
+      return false;
     // Offsets add up (at the op, which every subview of the chain
     // dominates).
-    for (auto [total, offset] : llvm::zip(offsets, subview.getMixedOffsets())) {
+    for (auto [total, offset] : llvm::zip(offsets, view.getMixedOffsets())) {
       if (isConstantIntValue(offset, 0))
         continue;
       if (isConstantIntValue(total, 0)) {
         total = offset;
         continue;
       }
-      Location loc = subview.getLoc();
+      Location loc = view.getLoc();
       total = arith::AddIOp::create(
                   b, loc, getValueOrCreateConstantIndexOp(b, loc, total),
                   getValueOrCreateConstantIndexOp(b, loc, offset))
                   .getResult();
     }
-    current = subview.getSource();
-  }
-  return WeightSource{current, offsets};
+    return true;
+  });
+  if (!root)
+    return failure();
+  return WeightSource{root, offsets};
 }
 
-/// Whether every row of `input` starts at a 16-byte boundary: rows of
-/// 16-byte multiples, views of it inside `launch` that keep whole rows
-/// (column offset 0, unit strides), and a source whose own offset is
-/// static and aligned (buffers themselves are: the GPU allocator's 256
-/// bytes).
+/// Whether every row of `input` starts at a 16-byte boundary: it views
+/// whole rows (column offset 0, unit strides) of a source with an aligned
+/// layout (buffers themselves are aligned: the GPU allocator's 256 bytes).
 bool hasAlignedRows(Value input, gpu::LaunchOp launch) {
-  auto alignedLayout = [](MemRefType type) {
-    SmallVector<int64_t> strides;
-    int64_t offset;
-    if (failed(type.getStridesAndOffset(strides, offset)) ||
-        strides.back() != 1 || ShapedType::isDynamic(offset))
-      return false;
-    int64_t bytes = type.getElementTypeBitWidth() / 8;
-    for (int64_t stride : ArrayRef<int64_t>(strides).drop_back())
-      if (ShapedType::isDynamic(stride) || stride * bytes % 16 != 0)
-        return false;
-    return offset * bytes % 16 == 0;
-  };
-  auto type = llvm::cast<MemRefType>(input.getType());
-  SmallVector<int64_t> strides;
-  int64_t offset;
-  if (failed(type.getStridesAndOffset(strides, offset)) || strides[1] != 1 ||
-      ShapedType::isDynamic(strides[0]) ||
-      strides[0] * type.getElementTypeBitWidth() / 8 % 16 != 0)
-    return false;
-  Value current = input;
-  while (launch.getBody().isAncestor(current.getParentRegion())) {
-    auto subview = current.getDefiningOp<memref::SubViewOp>();
-    if (!subview)
-      return false;
-    if (!isConstantIntValue(subview.getMixedOffsets().back(), 0) ||
-        !llvm::all_of(subview.getMixedStrides(),
-                      [](OpFoldResult s) { return isConstantIntValue(s, 1); }))
-      return false;
-    current = subview.getSource();
-  }
-  return alignedLayout(llvm::cast<MemRefType>(current.getType()));
+  Value source = sourceAboveLaunch(input, launch, [](memref::SubViewOp view) {
+    return isConstantIntValue(view.getMixedOffsets().back(), 0) &&
+           hasUnitStrides(view);
+  });
+  return source && hasAlignedLayout(llvm::cast<MemRefType>(source.getType()));
 }
 
 /// Why `op` in `launch` is not lowered here, or its plan.
@@ -219,14 +225,7 @@ FailureOr<WarpgroupPlan> planWarpgroupTile(GroupedMatmulOp op,
       return fail("a weight is not a unit-stride subview of a memref "
                   "defined above the launch");
     auto rootType = llvm::cast<MemRefType>(source->root.getType());
-    SmallVector<int64_t> strides;
-    int64_t offset;
-    // TMA: the innermost stride 1, the others and the start 16-byte
-    // aligned (bf16: multiples of 8 elements).
-    if (failed(rootType.getStridesAndOffset(strides, offset)) ||
-        strides[2] != 1 || ShapedType::isDynamic(strides[0]) ||
-        ShapedType::isDynamic(strides[1]) || strides[0] % 8 != 0 ||
-        strides[1] % 8 != 0 || ShapedType::isDynamic(offset) || offset % 8 != 0)
+    if (!hasAlignedLayout(rootType))
       return fail("a weight's rows are not contiguous with 16-byte "
                   "aligned strides and start (TMA)");
     // The boxes read all of the root's depth: the view must have it too
