@@ -146,15 +146,34 @@ def structure(args) -> None:
                     elif line.strip().startswith("ptxas:"):
                         kernels[list(kernels)[-1]].setdefault(
                             "warnings", []).append(line.strip())
+                with open(lowered, encoding="utf-8") as f:
+                    shared = _dynamic_shared_memory(f.read())
+                for kernel, size in shared.items():
+                    kernels.setdefault(kernel, {})["dynamic_smem"] = size
                 report["layers"][f"{model} mma={mode}"] = kernels
                 tiles = {k: v for k, v in kernels.items() if "_tiles_" in k}
                 print(f"{model} mma={mode} ({arch}): {len(kernels)} kernels; "
                       "tiles: " + "; ".join(
                           f"{k}: {v['wgmma']} wgmma, {v['tma']} TMA, "
                           f"{v['mma_sync']} mma.sync, {v['registers']} regs, "
-                          f"{v['spill_stores']} B spilled"
+                          f"{v['spill_stores']} B spilled, "
+                          f"{v.get('dynamic_smem', 0)} B dynamic smem"
                           for k, v in tiles.items()))
     _write_json(args.out, report)
+
+
+def _dynamic_shared_memory(host_ir: str) -> dict:
+    """Each launched kernel's dynamic shared memory in the lowered host code
+    (the launch's size, an llvm.mlir.constant)."""
+    constants = dict(re.findall(
+        r"(%\w+) = llvm\.mlir\.constant\((\d+) : i32\)", host_ir))
+    sizes = {}
+    for kernel, value in re.findall(
+            r"gpu\.launch_func .*?@(\w+)::@\w+ .*?"
+            r"dynamic_shared_memory_size (%\w+)", host_ir):
+        if value in constants:
+            sizes[kernel] = max(sizes.get(kernel, 0), int(constants[value]))
+    return sizes
 
 
 def _ptxas_version(ptxas: str) -> str:

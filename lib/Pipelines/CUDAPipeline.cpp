@@ -47,7 +47,19 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
     tiled.blockRows = 64;
   if (wgmma && !given(options.tileN))
     tiled.tileN = 128;
+  // Decode: when the tiles of tile-n columns would not fill the
+  // multiprocessors, narrower ones spread each expert's columns further.
+  tiled.narrowTileN.assign(options.narrowTileN.begin(),
+                           options.narrowTileN.end());
+  if (wgmma && !given(options.narrowTileN))
+    tiled.narrowTileN = {64, 32};
+  if (!tiled.narrowTileN.empty())
+    tiled.minTiles = options.multiprocessors;
   tiled.cudaChip = chip;
+  // Kernels over the routing plan's row bound: the host never waits for
+  // the plan's row count, so the call's work is enqueued without a
+  // synchronization until its result is copied back.
+  tiled.boundRows = true;
   tiled.packWeights = false;
   tiled.tileK = 0;
   // The tiles' forall: (row block, column tile) on the grid's (x, y).

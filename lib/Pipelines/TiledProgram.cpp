@@ -43,7 +43,8 @@ void moe::addTiledProgramPasses(OpPassManager &pm,
   if (fast) {
     pm.addPass(moe::createMoEFormGroupedMatmulPass(
         moe::MoEFormGroupedMatmulPassOptions{
-            options.blockRows, options.fuseCombine, options.fuseActivation}));
+            options.blockRows, options.fuseCombine, options.fuseActivation,
+            options.boundRows}));
     // Expert weights in panels, packed by functions the runtime calls once
     // after binding (the manifest, written above, is amended).
     if (options.packWeights)
@@ -51,8 +52,9 @@ void moe::addTiledProgramPasses(OpPassManager &pm,
           moe::MoEPackExpertWeightsPassOptions{options.panelCols,
                                                options.bf16Pairs}));
     pm.addPass(moe::createMoETileGroupedMatmulPass(
-        moe::MoETileGroupedMatmulPassOptions{options.tileN, options.tileK,
-                                             options.gpuMapping}));
+        moe::MoETileGroupedMatmulPassOptions{
+            options.tileN, options.tileK, options.gpuMapping,
+            options.narrowTileN, options.minTiles}));
     // The gate and the routing plan of its ids in one loop over the tokens.
     if (options.fuseRouting)
       pm.addPass(moe::createMoEFuseRoutingPass());

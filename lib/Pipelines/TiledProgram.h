@@ -11,6 +11,8 @@
 #ifndef MOE_LIB_PIPELINES_TILEDPROGRAM_H
 #define MOE_LIB_PIPELINES_TILEDPROGRAM_H
 
+#include "llvm/ADT/SmallVector.h"
+
 #include <cstdint>
 #include <string>
 
@@ -34,6 +36,9 @@ struct TiledProgramOptions {
   int64_t blockRows = 16;
   bool fuseCombine = true;
   bool fuseActivation = true;
+  /// Grouped matmuls over the plan's row bound (moe-form-grouped-matmul
+  /// bound-rows).
+  bool boundRows = false;
   bool fuseRouting = true;
   bool packWeights = true;
   int64_t panelCols = 32;
@@ -43,6 +48,10 @@ struct TiledProgramOptions {
   /// Map the tiles' foralls to GPU blocks (moe-tile-grouped-matmul
   /// gpu-mapping).
   bool gpuMapping = false;
+  /// Narrower tilings chosen at run time when tile-n's tiles number fewer
+  /// than minTiles (moe-tile-grouped-matmul narrow-tile-n, min-tiles).
+  llvm::SmallVector<int64_t> narrowTileN;
+  int64_t minTiles = 0;
   /// Free each buffer after its last use (ownership-based deallocation);
   /// without it the target frees them (a GPU call's arena).
   bool deallocate = true;

@@ -37,20 +37,26 @@
 // The kernels: the router's matmul over all multiprocessors (a thread per
 // token and expert, its logits' zero fill fused in), then one routing
 // kernel of one 512-thread block (top-k, weights, counts, the prefix sum
-// of the block-aligned plan and the rows' positions) whose row count the
-// host reads back, then the tiles, one warp each, of the gate/up
-// projection (SwiGLU in its epilogue) and of the down projection on the
-// tensor cores, then the weighted combine of each token's rows. Each
-// kernel, and its GPU module, is named after the function, what it runs
-// and its launch's place.
+// of the block-aligned plan and the rows' positions), then the tiles, one
+// warp each, of the gate/up projection (SwiGLU in its epilogue) and of the
+// down projection on the tensor cores, over the plan's row bound (the host
+// reads nothing back before them), then the weighted combine of each
+// token's rows; the host waits once, for the result's copy. Each kernel,
+// and its GPU module, is named after the function, what it runs and its
+// launch's place.
 // KERNELS-LABEL: func.func @forward
 // KERNELS: gpu.launch_func {{.*}}@forward_loop_0::@forward_loop_0 blocks in (%{{.*}}, %{{.*}}, %{{.*}}) threads in (%c256
 // KERNELS: gpu.launch_func {{.*}}@forward_routing_1::@forward_routing_1 blocks in (%c1, %c1, %c1) threads in (%c512
+// KERNELS-NOT: gpu.memcpy
+// KERNELS-NOT: gpu.wait [
+// KERNELS: gpu.launch_func {{.*}}threads in (%c32
+// KERNELS-NOT: gpu.wait [
+// KERNELS: gpu.launch_func {{.*}}threads in (%c32
+// KERNELS-NOT: gpu.wait [
+// KERNELS: gpu.launch_func {{.*}}threads in (%c256
+// KERNELS-NOT: gpu.launch_func
 // KERNELS: gpu.memcpy
 // KERNELS: gpu.wait [
-// KERNELS: gpu.launch_func {{.*}}threads in (%c32
-// KERNELS: gpu.launch_func {{.*}}threads in (%c32
-// KERNELS: gpu.launch_func {{.*}}threads in (%c256
 // KERNELS-NOT: gpu.launch_func
 // KERNELS: gpu.module @forward_loop_0
 // KERNELS: scf.for

@@ -190,6 +190,20 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
                      "(moe-tile-grouped-matmul tile-n; the default: 64, or "
                      "128 under mma=wgmma)"),
       llvm::cl::init(64)};
+  PassOptions::ListOption<int64_t> narrowTileN{
+      *this, "narrow-tile-n",
+      llvm::cl::desc("Narrower column counts per tile (each below tile-n), "
+                     "chosen at run time when tile-n's tiles would not fill "
+                     "the multiprocessors (moe-tile-grouped-matmul "
+                     "narrow-tile-n; the default: none, or 64,32 under "
+                     "mma=wgmma)")};
+  PassOptions::Option<int64_t> multiprocessors{
+      *this, "multiprocessors",
+      llvm::cl::desc("The tiles a grid must number before a narrower tiling "
+                     "is chosen: the GPU's multiprocessors "
+                     "(moe-tile-grouped-matmul min-tiles; 132 on "
+                     "H100/H200 SXM)"),
+      llvm::cl::init(132)};
   PassOptions::Option<bool> fuseCombine{
       *this, "fuse-combine",
       llvm::cl::desc("Scatter the down projection's rows into the tokens "

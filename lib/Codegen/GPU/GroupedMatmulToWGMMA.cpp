@@ -71,9 +71,15 @@ constexpr int64_t kSwizzleAtomBytes = 1024;
 /// (two threads per row).
 constexpr int64_t kChunkElements = 8;
 constexpr int64_t kChunksPerThread = kStepDepth / kChunkElements / 2;
-/// Bounds of the ring: at least double buffering; past 4 stages the bytes
-/// in flight per multiprocessor already cover HBM latency.
+/// Bounds of the ring: at least double buffering; 4 stages unless the
+/// weights' bytes in flight need more.
 constexpr int64_t kMinStages = 2, kMaxStages = 4;
+/// The weight bytes a tile keeps in flight (stages - 1 steps' boxes) when
+/// shared memory allows: with two tiles per multiprocessor, 64 KiB cover
+/// HBM's latency (~1-2 us) at a multiprocessor's share of its bandwidth
+/// (~33 GB/s of 4.3 TB/s over 132). Narrow tiles (decode) need more stages
+/// for it than wide ones, whose 4 stages hold 48-96 KiB.
+constexpr int64_t kWeightBytesInFlight = 32 * 1024;
 /// Weights x columns of the accumulators a thread may hold (x 1/2 f32
 /// registers each).
 constexpr int64_t kMaxAccumulatorColumns = 256;
@@ -254,15 +260,20 @@ FailureOr<WarpgroupPlan> planWarpgroupTile(GroupedMatmulOp op,
       kMaxAccumulatorColumns)
     return fail("its accumulators would not fit in registers (weights x "
                 "columns above 256)");
-  // The stage rule: as many stages as shared memory holds, within
-  // [kMinStages, kMaxStages], and no more than the steps of K.
+  // The stage rule: as many stages as shared memory holds, no more than
+  // the steps of K, at least kMinStages, and at most kMaxStages or the
+  // stages that keep kWeightBytesInFlight in flight, whichever is more.
   int64_t budget = maxSharedBytes - kSwizzleAtomBytes;
   int64_t fit = budget / plan.stageBytes();
   if (fit < kMinStages)
     return fail("two stages of its tile do not fit in shared memory");
   int64_t steps = llvm::divideCeil(*depth, kStepDepth);
+  int64_t weightBytes =
+      static_cast<int64_t>(plan.weights.size()) * plan.weightStageBytes();
+  int64_t wanted = std::max<int64_t>(
+      kMaxStages, 1 + llvm::divideCeil(kWeightBytesInFlight, weightBytes));
   plan.stages = std::clamp<int64_t>(std::min(fit, steps), kMinStages,
-                                    std::min(fit, kMaxStages));
+                                    std::min(fit, wanted));
   return plan;
 }
 

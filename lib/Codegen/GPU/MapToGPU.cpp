@@ -332,6 +332,9 @@ private:
   SmallVector<Operation *> run;
   llvm::SmallPtrSet<Operation *, 16> runSet;
   int64_t runTeam = 1;
+  /// Whether the block being mapped is a region of control flow that only
+  /// launches (onlyLaunches): it ends without a host wait.
+  bool chaining = false;
   /// Whether no matmul tile was met yet (with routing-block-size).
   bool routing = false;
   /// The launches created so far (their kernels' names count them).
@@ -733,6 +736,28 @@ bool needsHostControl(Operation *op) {
       .wasInterrupted();
 }
 
+/// Whether host control flow `op` only launches kernels: no results, and
+/// its regions hold nothing but parallel loops (kernels), host arithmetic
+/// and such control flow again, so no value its host code uses comes from
+/// a kernel. Its kernels then chain on the call's stream without the host
+/// waiting before or after it.
+bool onlyLaunches(Operation *op) {
+  if (!llvm::isa<scf::IfOp, scf::ForOp>(op) || op->getNumResults() != 0)
+    return false;
+  for (Region &region : op->getRegions())
+    for (Block &block : region)
+      for (Operation &inner : block) {
+        if (llvm::isa<scf::ParallelOp, scf::ForallOp>(inner) ||
+            runsOnHost(&inner) || onlyLaunches(&inner))
+          continue;
+        if (auto yield = llvm::dyn_cast<scf::YieldOp>(inner);
+            yield && yield->getNumOperands() == 0)
+          continue;
+        return false;
+      }
+  return true;
+}
+
 LogicalResult FunctionMapper::mapBlock(Block &block) {
   SmallVector<Operation *> ops;
   for (Operation &op : block)
@@ -747,11 +772,30 @@ LogicalResult FunctionMapper::mapBlock(Block &block) {
         return failure();
       if (auto ret = llvm::dyn_cast<func::ReturnOp>(op)) {
         copyResults(ret);
-      } else {
+      } else if (!chaining) {
         // A region of host control flow ends with its GPU work done.
         OpBuilder b(op);
         sync(b, loc);
       }
+      continue;
+    }
+    if (onlyLaunches(op)) {
+      // Its kernels (whichever run) continue the call's chain: they are on
+      // its one stream, before what follows it, with no host wait (every
+      // token of the chain is that stream once lowered).
+      if (failed(flush(op)))
+        return failure();
+      OpBuilder b(op);
+      Value entry = stream(b, loc);
+      bool wasChaining = std::exchange(chaining, true);
+      for (Region &region : op->getRegions())
+        for (Block &inner : region) {
+          token = entry;
+          if (failed(mapBlock(inner)))
+            return failure();
+        }
+      chaining = wasChaining;
+      token = entry;
       continue;
     }
     if (needsHostControl(op)) {

@@ -248,7 +248,8 @@ func.func @router_matmul(%x: memref<?x8xf32>,
 // CHECK: scf.if %{{.*}} {
 // CHECK:   %[[START:.*]] = gpu.wait async
 // CHECK:   %[[K:.*]] = gpu.launch async [%[[START]]]
-// CHECK:   gpu.wait [%[[K]]]
+// CHECK:   %[[ONE:.*]] = gpu.launch async [%[[K]]]
+// CHECK:   gpu.wait [%[[ONE]]]
 // CHECK: }
 // CHECK: gpu.dealloc async [%{{.*}}] %[[SCRATCH]]
 // CHECK: gpu.launch
@@ -268,6 +269,8 @@ func.func @host_control(%x: memref<8xf32>, %go: i1) {
       memref.store %v, %s[%i] : memref<8xf32>
       scf.reduce
     }
+    %first = memref.load %s[%c0] : memref<8xf32>
+    memref.store %first, %x[%c1] : memref<8xf32>
     memref.dealloc %s : memref<8xf32>
   }
   scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
@@ -276,6 +279,63 @@ func.func @host_control(%x: memref<8xf32>, %go: i1) {
     %v = memref.load %p[%c0] : memref<4xf32>
     memref.store %v, %x[%i] : memref<8xf32>
     memref.dealloc %p : memref<4xf32>
+    scf.reduce
+  }
+  return
+}
+
+// -----
+
+// Control flow that only launches kernels (host arithmetic and parallel
+// loops, no results: the tiling variants of moe-tile-grouped-matmul)
+// continues the call's chain: its kernels in either region depend on the
+// work before it, what follows on the same chain (one stream), and the
+// host never waits in between.
+// CHECK-LABEL: func @only_launches
+// CHECK: %[[FIRST:.*]] = gpu.launch async [%{{.*}}]
+// CHECK-NOT: gpu.wait [
+// CHECK: scf.if %{{.*}} {
+// CHECK-NOT: gpu.wait
+// CHECK:   gpu.launch async [%[[FIRST]]]
+// CHECK: } else {
+// CHECK:   gpu.launch async [%[[FIRST]]]
+// CHECK: }
+// CHECK-NOT: gpu.wait [
+// CHECK: gpu.launch async [%[[FIRST]]]
+// CHECK: gpu.wait [
+// CHECK-NOT: gpu.wait [
+// CHECK: return
+func.func @only_launches(%x: memref<8xf32>, %n: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %c8 = arith.constant 8 : index
+  %zero = arith.constant 0.0 : f32
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    memref.store %zero, %x[%i] : memref<8xf32>
+    scf.reduce
+  }
+  %wide = arith.cmpi uge, %n, %c4 : index
+  scf.if %wide {
+    scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+      %v = memref.load %x[%i] : memref<8xf32>
+      %w = arith.addf %v, %v : f32
+      memref.store %w, %x[%i] : memref<8xf32>
+      scf.reduce
+    }
+  } else {
+    %half = arith.divui %c8, %c4 : index
+    scf.parallel (%i) = (%c0) to (%half) step (%c1) {
+      %v = memref.load %x[%i] : memref<8xf32>
+      %w = arith.mulf %v, %v : f32
+      memref.store %w, %x[%i] : memref<8xf32>
+      scf.reduce
+    }
+  }
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    %v = memref.load %x[%i] : memref<8xf32>
+    %w = arith.subf %v, %v : f32
+    memref.store %w, %x[%i] : memref<8xf32>
     scf.reduce
   }
   return

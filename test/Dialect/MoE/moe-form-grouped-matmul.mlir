@@ -3,6 +3,8 @@
 // RUN:   | FileCheck %s --check-prefix=UNFUSED
 // RUN: moe-opt %s --moe-form-grouped-matmul="block-rows=4 fuse-activation=0" \
 // RUN:   | FileCheck %s --check-prefix=NOACT
+// RUN: moe-opt %s --moe-form-grouped-matmul="block-rows=4 bound-rows=1" \
+// RUN:   | FileCheck %s --check-prefix=BOUND
 // RUN: not moe-opt %s --moe-form-grouped-matmul=block-rows=0 2>&1 | FileCheck %s --check-prefix=BAD
 
 // BAD: moe-form-grouped-matmul: block-rows must be at least 1, got 0
@@ -29,6 +31,18 @@
 // CHECK: %[[ACC:.*]] = moe.grouped_matmul block_rows(4) ins(%[[X]], %{{.*}}, %[[MY_BLOCKS]] : tensor<?x16xf32>, tensor<8x32x16xf32>, tensor<?xi32>) block_sizes(%[[MY_SIZES]] : tensor<?xi32>) row_sources(%[[MY_SOURCES]] : tensor<?xi32>) outs(%[[ZERO]] : tensor<?x32xf32>)
 // CHECK-NOT: linalg.generic
 // CHECK: return %[[ACC]]
+// bound-rows: the matmul covers the plan's row bound (the row sources'
+// length), whose blocks past offsets[E] hold no expert; nothing reads the
+// offsets.
+// BOUND-LABEL: func @aligned
+// BOUND: %[[OFF:.*]], %[[BLOCKS:.*]], %[[SIZES:.*]], %[[SOURCES:.*]], %{{.*}} = moe.routing_plan
+// BOUND-NOT: tensor.extract %[[OFF]]
+// BOUND: %[[R:.*]] = tensor.dim %[[SOURCES]], %c0
+// BOUND: %[[B:.*]] = arith.divui %[[R]], %c4
+// BOUND: %[[MY_BLOCKS:.*]] = tensor.extract_slice %[[BLOCKS]][0] [%[[B]]] [1]
+// BOUND: %[[ALLOC:.*]] = bufferization.alloc_tensor(%[[R]]) : tensor<?x32xf32>
+// BOUND: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %[[MY_BLOCKS]] :
+// BOUND-LABEL: func @bias_bf16
 func.func @aligned(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
                    %w: tensor<8x32x16xf32>) -> tensor<?x32xf32> {
   %rows, %off, %map = moe.dispatch %x, %ids align 8

@@ -1,9 +1,16 @@
 // RUN: moe-opt %s --moe-tile-grouped-matmul="tile-n=16 tile-k=8" | FileCheck %s
 // RUN: moe-opt %s --moe-tile-grouped-matmul="tile-n=16 tile-k=0" | FileCheck %s --check-prefix=NOK
 // RUN: moe-opt %s --moe-tile-grouped-matmul="tile-n=16 tile-k=0 gpu-mapping=1" | FileCheck %s --check-prefix=GPU
+// RUN: moe-opt %s --moe-tile-grouped-matmul="tile-n=16 tile-k=0 narrow-tile-n=4,8 min-tiles=24" | FileCheck %s --check-prefix=NARROW
 // RUN: not moe-opt %s --moe-tile-grouped-matmul="tile-n=-1" 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: not moe-opt %s --moe-tile-grouped-matmul="tile-n=16 narrow-tile-n=16 min-tiles=4" 2>&1 | FileCheck %s --check-prefix=BADNARROW
+// RUN: not moe-opt %s --moe-tile-grouped-matmul="tile-n=16 narrow-tile-n=8" 2>&1 | FileCheck %s --check-prefix=NOMIN
+// RUN: not moe-opt %s --moe-tile-grouped-matmul="min-tiles=-2" 2>&1 | FileCheck %s --check-prefix=BADMIN
 
-// BAD: moe-tile-grouped-matmul: tile sizes must not be negative, got tile-n=-1 tile-k=1024
+// BAD: moe-tile-grouped-matmul: tile sizes must not be negative, got tile-n=-1 tile-k=1024 min-tiles=0
+// BADNARROW: moe-tile-grouped-matmul: each narrow-tile-n must be positive and below tile-n, got 16
+// NOMIN: moe-tile-grouped-matmul: narrow-tile-n needs min-tiles
+// BADMIN: moe-tile-grouped-matmul: tile sizes must not be negative, got tile-n=64 tile-k=1024 min-tiles=-2
 
 // One scf.forall over (column block, row block), columns outermost; inside,
 // an scf.for over the depth; the tile is a grouped matmul of one row block
@@ -64,6 +71,27 @@ func.func @memrefs(%rows: memref<6x16xf32>, %w: memref<1x8x16xf32>,
 // CHECK:   %[[ZERO:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%[[SLICE]] : tensor<4x16xf32>)
 // CHECK:   scf.for %{{.*}} iter_args(%{{.*}} = %[[ZERO]])
 // CHECK:     moe.grouped_matmul
+// With narrow-tile-n and min-tiles, one tiling per column count (16, then
+// 8 and 4, widest first), chosen by the row blocks: 16 columns when
+// B x 2 tiles reach 24, else 8 columns when B x 4 do, else 4. Each tiling
+// fuses its own copy of the fill.
+// NARROW-LABEL: func @fused_fill
+// NARROW: %[[B:.*]] = tensor.dim %{{.*}}, %c0 : tensor<?xi32>
+// NARROW: %[[WIDE:.*]] = arith.muli %[[B]], %c2
+// NARROW: %[[FILLS:.*]] = arith.cmpi uge, %[[WIDE]], %c24
+// NARROW: %[[R:.*]] = scf.if %[[FILLS]]
+// NARROW:   scf.forall {{.*}} to (32, %{{.*}}) step (16, 1)
+// NARROW:     linalg.fill
+// NARROW:     moe.grouped_matmul {{.*}} outs(%{{.*}} : tensor<4x16xf32>)
+// NARROW: } else {
+// NARROW:   arith.muli %{{.*}}, %c4
+// NARROW:   scf.if
+// NARROW:     scf.forall {{.*}} to (32, %{{.*}}) step (8, 1)
+// NARROW:       moe.grouped_matmul {{.*}} outs(%{{.*}} : tensor<4x8xf32>)
+// NARROW:   } else {
+// NARROW:     scf.forall {{.*}} to (32, %{{.*}}) step (4, 1)
+// NARROW:       moe.grouped_matmul {{.*}} outs(%{{.*}} : tensor<4x4xf32>)
+// NARROW: return %[[R]]
 func.func @fused_fill(%rows: tensor<?x16xf32>, %w: tensor<8x32x16xbf16>,
                       %blocks: tensor<?xi32>, %acc: tensor<?x32xf32>) -> tensor<?x32xf32> {
   %zero = arith.constant 0.0 : f32

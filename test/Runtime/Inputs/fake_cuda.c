@@ -11,6 +11,8 @@
  *   bad-image     cuModuleLoadData fails with CUDA_ERROR_INVALID_IMAGE
  * Built with -DOMIT_SYMBOL, it lacks cuMemsetD16Async (an old driver);
  * with -DOMIT_TMA, cuTensorMapEncodeTiled (a driver before CUDA 12).
+ * With FAKE_CUDA_TRACE set, it prints each launch (kernel, grid, block,
+ * dynamic shared memory), copy and stream synchronization to stderr.
  * It counts what is still allocated; fake_cuda_live() reports it. With
  * FAKE_CUDA_LEAKS set, it prints at exit the device memory, streams and
  * events still alive (modules are unloaded by their own destructors, which
@@ -137,20 +139,32 @@ CUresult cuModuleUnload(void *module) {
   --liveModules;
   return SUCCESS;
 }
-static int function;
+static int tracing(void) { return getenv("FAKE_CUDA_TRACE") != 0; }
+/* A function is its name (the launches' traces say which ran), kept in a
+ * table of the names asked for. */
+static char functions[256][64];
 CUresult cuModuleGetFunction(void **out, void *module, const char *name) {
   (void)module;
-  (void)name;
   if (failing("no-kernel"))
     return NOT_FOUND;
-  *out = &function;
+  int slot = 0;
+  while (slot < 255 && functions[slot][0] &&
+         strncmp(functions[slot], name, sizeof functions[slot] - 1) != 0)
+    ++slot;
+  strncpy(functions[slot], name, sizeof functions[slot] - 1);
+  *out = functions[slot];
   return SUCCESS;
 }
 CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz,
                         unsigned bx, unsigned by, unsigned bz, unsigned smem,
                         void *stream, void **params, void **extra) {
-  (void)f; (void)gx; (void)gy; (void)gz; (void)bx; (void)by; (void)bz;
-  (void)smem; (void)stream; (void)params; (void)extra;
+  (void)stream;
+  (void)params;
+  (void)extra;
+  if (tracing())
+    fprintf(stderr,
+            "fake_cuda: launch %s grid %u %u %u block %u %u %u smem %u\n",
+            (const char *)f, gx, gy, gz, bx, by, bz, smem);
   return failing("launch") ? LAUNCH_FAILED : SUCCESS;
 }
 CUresult cuStreamCreate(void **stream, unsigned flags) {
@@ -166,6 +180,8 @@ CUresult cuStreamDestroy_v2(void *stream) {
 }
 CUresult cuStreamSynchronize(void *stream) {
   (void)stream;
+  if (tracing())
+    fprintf(stderr, "fake_cuda: synchronize\n");
   return SUCCESS;
 }
 CUresult cuStreamWaitEvent(void *stream, void *event, unsigned flags) {
@@ -189,6 +205,8 @@ CUresult cuEventRecord(void *event, void *stream) {
 }
 CUresult cuEventSynchronize(void *event) {
   (void)event;
+  if (tracing())
+    fprintf(stderr, "fake_cuda: synchronize\n");
   return SUCCESS;
 }
 CUresult cuMemAlloc_v2(unsigned long long *pointer, size_t bytes) {
@@ -206,6 +224,8 @@ CUresult cuMemFree_v2(unsigned long long pointer) {
 CUresult cuMemcpyAsync(unsigned long long dst, unsigned long long src,
                        size_t bytes, void *stream) {
   (void)stream;
+  if (tracing())
+    fprintf(stderr, "fake_cuda: copy %zu bytes\n", bytes);
   memcpy((void *)(size_t)dst, (const void *)(size_t)src, bytes);
   return SUCCESS;
 }

@@ -105,8 +105,12 @@ NeuronSplit buildNeuronSplit(ArrayRef<double> importance, int64_t numExperts,
                              int64_t shared) {
   SmallVector<int64_t> order(importance.size());
   std::iota(order.begin(), order.end(), 0);
-  llvm::stable_sort(order, [&](int64_t a, int64_t b) {
-    return importance[a] > importance[b];
+  // Most important first; ties in neuron order (a stable order, without
+  // std::stable_sort's deprecated temporary buffer).
+  llvm::sort(order, [&](int64_t a, int64_t b) {
+    if (importance[a] != importance[b])
+      return importance[a] > importance[b];
+    return a < b;
   });
   NeuronSplit split;
   split.shared.assign(order.begin(), order.begin() + shared);

@@ -177,6 +177,15 @@ RoutingPlanOp findPlan(PatternRewriter &rewriter, ExpertMatmulOp op,
   return getOrCreatePlan(rewriter, dispatch, blockRows);
 }
 
+/// How the grouped matmuls cover the plan's rows.
+struct RowCoverage {
+  int64_t blockRows;
+  /// Cover the plan's row bound (known from T; blocks past offsets[E] hold
+  /// no expert and are skipped) instead of its filled rows offsets[E]: no
+  /// shape then depends on a value the plan computes.
+  bool boundRows;
+};
+
 /// What a grouped matmul over `op`'s rows reads, from the plan.
 struct GroupedOperands {
   Value input, blocks, sizes, sources;
@@ -187,16 +196,24 @@ struct GroupedOperands {
 
 GroupedOperands buildGroupedOperands(PatternRewriter &rewriter,
                                      ExpertMatmulOp op, RoutingPlanOp plan,
-                                     int64_t blockRows) {
+                                     RowCoverage coverage) {
   Location loc = op.getLoc();
+  int64_t blockRows = coverage.blockRows;
   GroupedOperands operands;
   operands.input = op.getInput();
-  // Rows in use: offsets[E], a whole number of blocks.
-  Value usedRows = arith::IndexCastOp::create(
-      rewriter, loc, rewriter.getIndexType(),
-      tensor::ExtractOp::create(
-          rewriter, loc, plan.getOffsets(),
-          ValueRange{indexConstant(rewriter, loc, plan.getNumExperts())}));
+  // Rows in use: offsets[E], a whole number of blocks; or the plan's bound
+  // on them, a whole number of blocks too.
+  Value usedRows =
+      coverage.boundRows
+          ? tensor::DimOp::create(rewriter, loc, plan.getRowSources(), 0)
+                .getResult()
+          : arith::IndexCastOp::create(
+                rewriter, loc, rewriter.getIndexType(),
+                tensor::ExtractOp::create(
+                    rewriter, loc, plan.getOffsets(),
+                    ValueRange{
+                        indexConstant(rewriter, loc, plan.getNumExperts())}))
+                .getResult();
   // Rows gathered by the dispatch itself (its `rows`, offsets[E] of them):
   // the grouped matmul reads the tokens through the plan's row sources
   // instead, and the dispatch's copy of every row is no longer needed. Rows
@@ -400,10 +417,10 @@ linalg::GenericOp getFusableActivation(ExpertMatmulOp op) {
 }
 
 struct FormGroupedMatmul : OpRewritePattern<ExpertMatmulOp> {
-  FormGroupedMatmul(MLIRContext *context, int64_t blockRows, bool fuseCombine,
-                    bool fuseActivation)
-      : OpRewritePattern(context), blockRows(blockRows),
-        fuseCombine(fuseCombine), fuseActivation(fuseActivation) {}
+  FormGroupedMatmul(MLIRContext *context, RowCoverage coverage,
+                    bool fuseCombine, bool fuseActivation)
+      : OpRewritePattern(context), coverage(coverage), fuseCombine(fuseCombine),
+        fuseActivation(fuseActivation) {}
 
   LogicalResult matchAndRewrite(ExpertMatmulOp op,
                                 PatternRewriter &rewriter) const override {
@@ -413,7 +430,7 @@ struct FormGroupedMatmul : OpRewritePattern<ExpertMatmulOp> {
     if (fuseActivation && getFusableActivation(op))
       return rewriter.notifyMatchFailure(
           op, "formed with its activation (FormEpilogueGroupedMatmul)");
-    RoutingPlanOp plan = findPlan(rewriter, op, blockRows);
+    RoutingPlanOp plan = findPlan(rewriter, op, coverage.blockRows);
     if (!plan)
       return rewriter.notifyMatchFailure(
           op, "offsets not from a dispatch or plan in whole row blocks");
@@ -421,27 +438,27 @@ struct FormGroupedMatmul : OpRewritePattern<ExpertMatmulOp> {
     auto weightType = llvm::cast<RankedTensorType>(op.getWeight().getType());
     auto resultType = llvm::cast<RankedTensorType>(op.getResult().getType());
     GroupedOperands operands =
-        buildGroupedOperands(rewriter, op, plan, blockRows);
+        buildGroupedOperands(rewriter, op, plan, coverage);
     Value acc = buildAccumulator(rewriter, loc, operands.numRows,
                                  weightType.getDimSize(1));
     acc = GroupedMatmulOp::create(
               rewriter, loc, TypeRange{acc.getType()}, operands.input,
               op.getWeight(), Value(), operands.blocks, operands.sizes,
               operands.sources, Value(), Value(), op.getWeightScale(), Value(),
-              acc, rewriter.getI64IntegerAttr(blockRows),
+              acc, rewriter.getI64IntegerAttr(coverage.blockRows),
               op.getWeightBlockAttr(), /*epilogueCount=*/0)
               .getResult()[0];
     Value result = acc;
     if (op.getBias() || !resultType.getElementType().isF32())
       result = buildEpilogue(rewriter, loc, acc, op.getBias(), operands.blocks,
-                             blockRows, resultType.getElementType());
+                             coverage.blockRows, resultType.getElementType());
     if (result.getType() != resultType)
       result = tensor::CastOp::create(rewriter, loc, resultType, result);
     rewriter.replaceOp(op, result);
     return success();
   }
 
-  int64_t blockRows;
+  RowCoverage coverage;
   bool fuseCombine, fuseActivation;
 };
 
@@ -452,8 +469,8 @@ struct FormGroupedMatmul : OpRewritePattern<ExpertMatmulOp> {
 /// yielded) and the value back to f32, so the result equals the unfused
 /// one.
 struct FormEpilogueGroupedMatmul : OpRewritePattern<linalg::GenericOp> {
-  FormEpilogueGroupedMatmul(MLIRContext *context, int64_t blockRows)
-      : OpRewritePattern(context), blockRows(blockRows) {}
+  FormEpilogueGroupedMatmul(MLIRContext *context, RowCoverage coverage)
+      : OpRewritePattern(context), coverage(coverage) {}
 
   LogicalResult matchAndRewrite(linalg::GenericOp generic,
                                 PatternRewriter &rewriter) const override {
@@ -462,7 +479,7 @@ struct FormEpilogueGroupedMatmul : OpRewritePattern<linalg::GenericOp> {
       return rewriter.notifyMatchFailure(
           generic, "not an element-wise op of expert matmuls it can fuse");
     ExpertMatmulOp first = matmuls.front();
-    RoutingPlanOp plan = findPlan(rewriter, first, blockRows);
+    RoutingPlanOp plan = findPlan(rewriter, first, coverage.blockRows);
     if (!plan)
       return rewriter.notifyMatchFailure(
           generic, "offsets not from a dispatch or plan in whole row blocks");
@@ -476,7 +493,7 @@ struct FormEpilogueGroupedMatmul : OpRewritePattern<linalg::GenericOp> {
     rewriter.setInsertionPoint(earliest);
     auto weightType = llvm::cast<RankedTensorType>(first.getWeight().getType());
     GroupedOperands operands =
-        buildGroupedOperands(rewriter, first, plan, blockRows);
+        buildGroupedOperands(rewriter, first, plan, coverage);
     Value acc = buildAccumulator(rewriter, loc, operands.numRows,
                                  weightType.getDimSize(1));
     Value paired = matmuls.size() > 1 ? matmuls[1].getWeight() : Value();
@@ -486,7 +503,8 @@ struct FormEpilogueGroupedMatmul : OpRewritePattern<linalg::GenericOp> {
         rewriter, loc, TypeRange{acc.getType()}, operands.input,
         first.getWeight(), paired, operands.blocks, operands.sizes,
         operands.sources, Value(), Value(), first.getWeightScale(), pairedScale,
-        acc, rewriter.getI64IntegerAttr(blockRows), first.getWeightBlockAttr(),
+        acc, rewriter.getI64IntegerAttr(coverage.blockRows),
+        first.getWeightBlockAttr(),
         /*epilogueCount=*/1);
     buildEpilogueRegion(rewriter, fused, generic, matmuls);
     Value result = fused.getResult()[0];
@@ -494,7 +512,7 @@ struct FormEpilogueGroupedMatmul : OpRewritePattern<linalg::GenericOp> {
         llvm::cast<RankedTensorType>(generic.getResult(0).getType());
     if (!resultType.getElementType().isF32())
       result = buildEpilogue(rewriter, loc, result, Value(), operands.blocks,
-                             blockRows, resultType.getElementType());
+                             coverage.blockRows, resultType.getElementType());
     if (result.getType() != resultType)
       result = tensor::CastOp::create(rewriter, loc, resultType, result);
     rewriter.replaceOp(generic, result);
@@ -548,7 +566,7 @@ struct FormEpilogueGroupedMatmul : OpRewritePattern<linalg::GenericOp> {
     YieldOp::create(rewriter, loc, castFloat(rewriter, loc, value, f32));
   }
 
-  int64_t blockRows;
+  RowCoverage coverage;
 };
 
 /// The combine of an expert matmul's rows (the down projection) fused into
@@ -556,8 +574,8 @@ struct FormEpilogueGroupedMatmul : OpRewritePattern<linalg::GenericOp> {
 /// its token's row of the `[T, N]` result; the `[R, N]` rows are never
 /// written. Matches before FormGroupedMatmul forms the matmul alone.
 struct FormScatteringGroupedMatmul : OpRewritePattern<CombineOp> {
-  FormScatteringGroupedMatmul(MLIRContext *context, int64_t blockRows)
-      : OpRewritePattern(context, /*benefit=*/2), blockRows(blockRows) {}
+  FormScatteringGroupedMatmul(MLIRContext *context, RowCoverage coverage)
+      : OpRewritePattern(context, /*benefit=*/2), coverage(coverage) {}
 
   LogicalResult matchAndRewrite(CombineOp combine,
                                 PatternRewriter &rewriter) const override {
@@ -566,7 +584,7 @@ struct FormScatteringGroupedMatmul : OpRewritePattern<CombineOp> {
       return rewriter.notifyMatchFailure(
           combine, "rows not from an expert matmul of its own, without "
                    "bias, in the layout of the row map");
-    RoutingPlanOp plan = findPlan(rewriter, op, blockRows);
+    RoutingPlanOp plan = findPlan(rewriter, op, coverage.blockRows);
     if (!plan)
       return rewriter.notifyMatchFailure(
           combine, "offsets not from a dispatch or plan in whole row blocks");
@@ -575,7 +593,7 @@ struct FormScatteringGroupedMatmul : OpRewritePattern<CombineOp> {
     auto resultType =
         llvm::cast<RankedTensorType>(combine.getResult().getType());
     GroupedOperands operands =
-        buildGroupedOperands(rewriter, op, plan, blockRows);
+        buildGroupedOperands(rewriter, op, plan, coverage);
     Value targets =
         buildPrefix(rewriter, loc, plan.getRowSources(), operands.computedRows);
     Value scales = buildRowScales(rewriter, loc, combine.getWeights(),
@@ -588,13 +606,13 @@ struct FormScatteringGroupedMatmul : OpRewritePattern<CombineOp> {
               rewriter, loc, TypeRange{acc.getType()}, operands.input,
               op.getWeight(), Value(), operands.blocks, operands.sizes,
               operands.sources, targets, scales, op.getWeightScale(), Value(),
-              acc, rewriter.getI64IntegerAttr(blockRows),
+              acc, rewriter.getI64IntegerAttr(coverage.blockRows),
               op.getWeightBlockAttr(), /*epilogueCount=*/0)
               .getResult()[0];
     Value result = acc;
     if (!resultType.getElementType().isF32())
       result = buildEpilogue(rewriter, loc, acc, Value(), operands.blocks,
-                             blockRows, resultType.getElementType());
+                             coverage.blockRows, resultType.getElementType());
     if (result.getType() != resultType)
       result = tensor::CastOp::create(rewriter, loc, resultType, result);
     rewriter.replaceOp(combine, result);
@@ -602,7 +620,7 @@ struct FormScatteringGroupedMatmul : OpRewritePattern<CombineOp> {
     return success();
   }
 
-  int64_t blockRows;
+  RowCoverage coverage;
 };
 
 struct MoEFormGroupedMatmulPass
@@ -619,12 +637,13 @@ struct MoEFormGroupedMatmulPass
 
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<FormGroupedMatmul>(&getContext(), blockRows, fuseCombine,
+    RowCoverage coverage{blockRows, boundRows};
+    patterns.add<FormGroupedMatmul>(&getContext(), coverage, fuseCombine,
                                     fuseActivation);
     if (fuseCombine)
-      patterns.add<FormScatteringGroupedMatmul>(&getContext(), blockRows);
+      patterns.add<FormScatteringGroupedMatmul>(&getContext(), coverage);
     if (fuseActivation)
-      patterns.add<FormEpilogueGroupedMatmul>(&getContext(), blockRows);
+      patterns.add<FormEpilogueGroupedMatmul>(&getContext(), coverage);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }

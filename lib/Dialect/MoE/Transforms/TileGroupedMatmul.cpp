@@ -12,6 +12,12 @@
 // takes 4 row blocks per tile (the kernel stages an expert's panels once
 // for its consecutive blocks).
 //
+// With `narrow-tile-n` and `min-tiles`, the op is tiled once per column
+// count under a chain of scf.if on its row blocks (host arithmetic): the
+// widest whose tiles number at least min-tiles, else the narrowest. A
+// decode step (few row blocks) then spreads each expert's columns over
+// more tiles, so that its tiles fill the GPU's multiprocessors.
+//
 // Column blocks are the outer dimension of the forall so that, run in order,
 // consecutive tiles reuse one expert's [tile-n, K] weight panel from cache
 // across all of that expert's row blocks: weights stream from memory once.
@@ -21,6 +27,7 @@
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -117,18 +124,160 @@ FailureOr<Operation *> tileFusingFill(RewriterBase &rewriter, Operation *op,
   return tiled->tiledAndFusedOps.front();
 }
 
+/// How one grouped matmul is tiled.
+struct TileShape {
+  int64_t rowBlocks, columns, depth;
+};
+
+/// Tiles `op` with `shape` into the forall of tiles (and the depth loop).
+LogicalResult tileGroupedMatmul(RewriterBase &rewriter, GroupedMatmulOp op,
+                                TileShape shape, bool depthTiled,
+                                bool gpuMapping) {
+  // Scattered rows add to shared output rows: the threads split the
+  // columns only, and each walks the row blocks in order.
+  bool scatters = op.isScattering();
+  // An epilogue needs whole sums: its domain has no depth to tile.
+  bool epilogue = op.hasEpilogue();
+  FailureOr<Operation *> tiled =
+      epilogue ? tileFusingFill(rewriter, op, {shape.rowBlocks, shape.columns},
+                                {1, 0}, gpuMapping)
+      : scatters
+          ? tileFusingFill(rewriter, op, {0, shape.columns, 0}, {1, 0, 2},
+                           gpuMapping)
+          : tileFusingFill(rewriter, op, {shape.rowBlocks, shape.columns, 0},
+                           {1, 0, 2}, gpuMapping);
+  if (failed(tiled))
+    return op.emitError("moe-tile-grouped-matmul: tiling over row blocks and "
+                        "columns failed");
+  if (epilogue || (!depthTiled && !scatters))
+    return success();
+  if (failed(tile(rewriter, *tiled, {scatters ? 1 : 0, 0, shape.depth}, {},
+                  scf::SCFTilingOptions::LoopType::ForOp)))
+    return (*tiled)->emitError("moe-tile-grouped-matmul: tiling the depth "
+                               "failed");
+  return success();
+}
+
+/// The tiles `op` makes with `shape` (host arithmetic on its row blocks,
+/// folded where static).
+Value buildTileCount(OpBuilder &b, Location loc, GroupedMatmulOp op,
+                     TileShape shape) {
+  auto constant = [&](int64_t value) -> Value {
+    return arith::ConstantIndexOp::create(b, loc, value);
+  };
+  Value columns = b.createOrFold<tensor::DimOp>(loc, op.getInit(), 1);
+  Value tiles =
+      b.createOrFold<arith::CeilDivUIOp>(loc, columns, constant(shape.columns));
+  if (op.isScattering())
+    return tiles;
+  Value blocks = b.createOrFold<tensor::DimOp>(loc, op.getBlockExperts(), 0);
+  Value rowTiles = b.createOrFold<arith::CeilDivUIOp>(
+      loc, blocks, constant(shape.rowBlocks));
+  return b.createOrFold<arith::MulIOp>(loc, rowTiles, tiles);
+}
+
+/// Replaces `op` by a chain of scf.if choosing among copies of it, one per
+/// shape (widest first): the first whose tiles number at least `minTiles`,
+/// else the last. Returns the copies, in the order of `shapes`.
+SmallVector<GroupedMatmulOp> buildVariants(RewriterBase &rewriter,
+                                           GroupedMatmulOp op,
+                                           ArrayRef<TileShape> shapes,
+                                           int64_t minTiles) {
+  SmallVector<GroupedMatmulOp> copies;
+  Location loc = op.getLoc();
+  std::function<ValueRange(OpBuilder &, size_t)> choose =
+      [&](OpBuilder &b, size_t i) -> ValueRange {
+    if (i + 1 == shapes.size()) {
+      auto copy = llvm::cast<GroupedMatmulOp>(b.clone(*op));
+      copies.push_back(copy);
+      return copy->getResults();
+    }
+    Value fills =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge,
+                              buildTileCount(b, loc, op, shapes[i]),
+                              arith::ConstantIndexOp::create(b, loc, minTiles));
+    auto choice = scf::IfOp::create(
+        b, loc, fills,
+        [&](OpBuilder &tb, Location tl) {
+          auto copy = llvm::cast<GroupedMatmulOp>(tb.clone(*op));
+          copies.push_back(copy);
+          scf::YieldOp::create(tb, tl, copy->getResults());
+        },
+        [&](OpBuilder &eb, Location el) {
+          scf::YieldOp::create(eb, el, choose(eb, i + 1));
+        });
+    return choice.getResults();
+  };
+  rewriter.setInsertionPoint(op);
+  ValueRange results = choose(rewriter, 0);
+  rewriter.replaceOp(op, results);
+  return copies;
+}
+
 struct MoETileGroupedMatmulPass
     : public moe::impl::MoETileGroupedMatmulPassBase<MoETileGroupedMatmulPass> {
   using MoETileGroupedMatmulPassBase::MoETileGroupedMatmulPassBase;
 
   LogicalResult initialize(MLIRContext *context) override {
-    if (tileN < 0 || tileK < 0)
+    if (tileN < 0 || tileK < 0 || minTiles < 0)
       return emitError(UnknownLoc::get(context))
              << "moe-tile-grouped-matmul: tile sizes must not be negative, "
                 "got tile-n="
              << static_cast<int64_t>(tileN)
-             << " tile-k=" << static_cast<int64_t>(tileK);
+             << " tile-k=" << static_cast<int64_t>(tileK)
+             << " min-tiles=" << static_cast<int64_t>(minTiles);
+    for (int64_t narrow : narrowTileN)
+      if (narrow < 1 || (tileN != 0 && narrow >= tileN))
+        return emitError(UnknownLoc::get(context))
+               << "moe-tile-grouped-matmul: each narrow-tile-n must be "
+                  "positive and below tile-n, got "
+               << narrow;
+    if (!narrowTileN.empty() && minTiles == 0)
+      return emitError(UnknownLoc::get(context))
+             << "moe-tile-grouped-matmul: narrow-tile-n needs min-tiles";
     return success();
+  }
+
+  /// The shape of `op`'s tiles with `columns` columns per tile.
+  TileShape shapeOf(GroupedMatmulOp op, int64_t columns) const {
+    // Packed weights are sliced by whole panels.
+    if (int64_t panel = op.getPanelColumns())
+      columns = llvm::alignTo(columns, panel);
+    // Weights in pairs of K are sliced by whole pairs.
+    int64_t depth = tileK;
+    if (op.isDepthPaired())
+      depth = llvm::alignTo(depth, 2);
+    // Block-scaled weights by whole scale blocks (P divides BN), and
+    // several row blocks per tile: a kernel that stages an expert's FP8
+    // panels reuses them across that expert's consecutive blocks.
+    int64_t rowBlocks = 1;
+    if (std::optional<ArrayRef<int64_t>> block = op.getWeightBlock()) {
+      columns = llvm::alignTo(std::max<int64_t>(columns, 1), (*block)[0]);
+      depth = llvm::alignTo(depth, (*block)[1]);
+      rowBlocks = kScaledRowBlocksPerTile;
+    }
+    return TileShape{rowBlocks, columns, depth};
+  }
+
+  /// The shapes to tile `op` with: tile-n's, then each narrow one that
+  /// splits its columns into more tiles, widest first.
+  SmallVector<TileShape> shapesOf(GroupedMatmulOp op) const {
+    SmallVector<TileShape> shapes{shapeOf(op, tileN)};
+    auto type = llvm::cast<RankedTensorType>(op.getInit().getType());
+    if (minTiles == 0 || type.isDynamicDim(1))
+      return shapes;
+    int64_t columns = type.getDimSize(1);
+    auto columnTiles = [&](const TileShape &shape) {
+      return shape.columns == 0 ? 1 : llvm::divideCeil(columns, shape.columns);
+    };
+    SmallVector<int64_t> narrow(narrowTileN.begin(), narrowTileN.end());
+    llvm::sort(narrow, [](int64_t a, int64_t b) { return a > b; });
+    for (int64_t width : narrow) {
+      TileShape shape = shapeOf(op, width);
+      if (columnTiles(shape) > columnTiles(shapes.back()))
+        shapes.push_back(shape);
+    }
+    return shapes;
   }
 
   void runOnOperation() override {
@@ -140,49 +289,14 @@ struct MoETileGroupedMatmulPass
     });
     IRRewriter rewriter(&getContext());
     for (GroupedMatmulOp op : ops) {
-      // Packed weights are sliced by whole panels.
-      int64_t columns = tileN;
-      if (int64_t panel = op.getPanelColumns())
-        columns = llvm::alignTo(columns, panel);
-      // Weights in pairs of K are sliced by whole pairs.
-      int64_t depth = tileK;
-      if (op.isDepthPaired())
-        depth = llvm::alignTo(depth, 2);
-      // Block-scaled weights by whole scale blocks (P divides BN), and
-      // several row blocks per tile: a kernel that stages an expert's FP8
-      // panels reuses them across that expert's consecutive blocks.
-      int64_t rowBlocks = 1;
-      if (std::optional<ArrayRef<int64_t>> block = op.getWeightBlock()) {
-        columns = llvm::alignTo(std::max<int64_t>(columns, 1), (*block)[0]);
-        depth = llvm::alignTo(depth, (*block)[1]);
-        rowBlocks = kScaledRowBlocksPerTile;
-      }
-      // Scattered rows add to shared output rows: the threads split the
-      // columns only, and each walks the row blocks in order.
-      bool scatters = op.isScattering();
-      // An epilogue needs whole sums: its domain has no depth to tile.
-      bool epilogue = op.hasEpilogue();
-      FailureOr<Operation *> tiled =
-          epilogue ? tileFusingFill(rewriter, op, {rowBlocks, columns}, {1, 0},
-                                    gpuMapping)
-          : scatters
-              ? tileFusingFill(rewriter, op, {0, columns, 0}, {1, 0, 2},
-                               gpuMapping)
-              : tileFusingFill(rewriter, op, {rowBlocks, columns, 0},
-                               {1, 0, 2}, gpuMapping);
-      if (failed(tiled)) {
-        op.emitError("moe-tile-grouped-matmul: tiling over row blocks and "
-                     "columns failed");
-        return signalPassFailure();
-      }
-      if (epilogue || (tileK == 0 && !scatters))
-        continue;
-      if (failed(tile(rewriter, *tiled, {scatters ? 1 : 0, 0, depth}, {},
-                      scf::SCFTilingOptions::LoopType::ForOp))) {
-        (*tiled)->emitError("moe-tile-grouped-matmul: tiling the depth "
-                            "failed");
-        return signalPassFailure();
-      }
+      SmallVector<TileShape> shapes = shapesOf(op);
+      SmallVector<GroupedMatmulOp> copies{op};
+      if (shapes.size() > 1)
+        copies = buildVariants(rewriter, op, shapes, minTiles);
+      for (auto [copy, shape] : llvm::zip(copies, shapes))
+        if (failed(tileGroupedMatmul(rewriter, copy, shape, tileK != 0,
+                                     gpuMapping)))
+          return signalPassFailure();
     }
   }
 };

@@ -232,6 +232,13 @@ def MoEFormGroupedMatmulPass : Pass<"moe-form-grouped-matmul"> {
     one. The gate and up projections then share every read of their rows
     and the activation runs in registers, writing the hidden rows once.
 
+    With `bound-rows`, the grouped matmuls cover the plan's row bound (its
+    `row_sources` length, known from T alone) instead of its filled rows
+    `offsets[E]`: the blocks past `offsets[E]` hold no expert and are
+    skipped, at the cost of visiting them. No shape then depends on a
+    value the plan computes, so a GPU host launches every kernel without
+    reading one back (and a call can be captured in a CUDA graph).
+
     Other `moe.expert_matmul` ops (capacity layout, or offsets without the
     alignment guarantee) are left unchanged for the reference lowering.
   }];
@@ -250,7 +257,11 @@ def MoEFormGroupedMatmulPass : Pass<"moe-form-grouped-matmul"> {
     Option<"fuseActivation", "fuse-activation", "bool", /*default=*/"true",
            "Fuse an element-wise op of one or two expert matmuls on the same "
            "rows (the activation of the gate and up projections) into one "
-           "grouped matmul with an epilogue">
+           "grouped matmul with an epilogue">,
+    Option<"boundRows", "bound-rows", "bool", /*default=*/"false",
+           "Cover the routing plan's row bound (known from T) instead of its "
+           "filled rows offsets[E], so that no shape depends on a value the "
+           "plan computes">
   ];
 }
 
@@ -274,6 +285,14 @@ def MoETileGroupedMatmulPass : Pass<"moe-tile-grouped-matmul"> {
     into it, instead of a separate pass over the whole accumulator. With a
     packed weight (`[E, NP, K, P]`), `tile-n` is rounded up to a multiple of
     P so that every tile reads whole panels.
+
+    With `min-tiles` and `narrow-tile-n` (column counts below `tile-n`), a
+    grouped matmul whose static columns split into more tiles at a narrow
+    count is tiled once per such count as well, under a chain of `scf.if`
+    on its row blocks: the widest tiling whose tiles (row tiles x column
+    tiles) number at least `min-tiles` runs, else the narrowest. A step
+    with few row blocks (decode) then spreads each expert's columns over
+    more tiles; the choice is host arithmetic on the row blocks' count.
   }];
   let dependentDialects = ["::mlir::affine::AffineDialect",
                            "::mlir::gpu::GPUDialect",
@@ -288,7 +307,13 @@ def MoETileGroupedMatmulPass : Pass<"moe-tile-grouped-matmul"> {
     Option<"gpuMapping", "gpu-mapping", "bool", /*default=*/"false",
            "Map the forall's dimensions to GPU blocks (#gpu.block<x> for row "
            "blocks, #gpu.block<y> for column tiles): the grid moe-map-to-gpu "
-           "launches">
+           "launches">,
+    ListOption<"narrowTileN", "narrow-tile-n", "int64_t",
+               "Narrower column counts (each below tile-n) to tile with "
+               "when tile-n's tiles number fewer than min-tiles">,
+    Option<"minTiles", "min-tiles", "int64_t", /*default=*/"0",
+           "The tiles a tiling must make to be chosen over a narrower one "
+           "(e.g. the GPU's multiprocessors); 0: tile-n only">
   ];
 }
 
