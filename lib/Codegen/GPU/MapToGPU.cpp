@@ -812,7 +812,18 @@ LogicalResult FunctionMapper::mapBlock(Block &block) {
       continue;
     }
     if (runsOnHost(op)) {
-      if (usesRun(op) && failed(flush(op)))
+      // Scalar arithmetic on what the pending kernel computes joins it: the
+      // host reads a value back only if it needs one itself (a size, a
+      // bound, a condition), when the kernel is flushed. Views stay the
+      // host's.
+      if (!usesRun(op))
+        continue;
+      if (llvm::all_of(op->getResultTypes(),
+                       [](Type type) { return type.isIntOrIndexOrFloat(); })) {
+        addToRun(op, runTeam);
+        continue;
+      }
+      if (failed(flush(op)))
         return failure();
       continue;
     }

@@ -160,6 +160,23 @@ Value lowering::buildTensorFromIndices(OpBuilder &b, Location loc,
   return generic.getResult(0);
 }
 
+Value lowering::buildVectorFromIndices(OpBuilder &b, Location loc,
+                                       OpFoldResult size, Type elementType,
+                                       VectorBody body) {
+  Value init = tensor::EmptyOp::create(b, loc, ArrayRef<OpFoldResult>{size},
+                                       elementType);
+  SmallVector<AffineMap> maps = {
+      AffineMap::getMultiDimIdentityMap(1, b.getContext())};
+  auto generic = linalg::GenericOp::create(
+      b, loc, TypeRange{init.getType()}, ValueRange{}, ValueRange{init}, maps,
+      {utils::IteratorType::parallel},
+      [&](OpBuilder &nb, Location nl, ValueRange) {
+        linalg::YieldOp::create(
+            nb, nl, body(nb, nl, linalg::IndexOp::create(nb, nl, 0)));
+      });
+  return generic.getResult(0);
+}
+
 Value lowering::buildRowReduction(OpBuilder &b, Location loc, Value input,
                                   double init, Combiner combine) {
   MLIRContext *ctx = b.getContext();

@@ -75,6 +75,11 @@ Value buildTensorFromIndices(OpBuilder &b, Location loc, Value rowsSource,
                              OpFoldResult cols, Type elementType,
                              ElementBody body);
 
+/// A `[size]` tensor of `elementType` whose element i is `body(i)`.
+using VectorBody = function_ref<Value(OpBuilder &, Location, Value index)>;
+Value buildVectorFromIndices(OpBuilder &b, Location loc, OpFoldResult size,
+                             Type elementType, VectorBody body);
+
 /// Body of a row-parallel loop: the row index and, for each output, the
 /// row's `[1, C]` slice (to be written in place) in; the new rows out.
 using RowsBody = function_ref<SmallVector<Value>(OpBuilder &, Location,

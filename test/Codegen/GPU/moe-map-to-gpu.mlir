@@ -98,6 +98,29 @@ func.func @read_back(%counts: memref<4xindex> {moe.weight = "c"}) -> memref<?xf3
 
 // -----
 
+// Scalar arithmetic on what a sequential kernel computes joins that
+// kernel when the host does not need it: nothing is read back (the value
+// goes on to the next sequential op, a store, in the same kernel).
+// CHECK-LABEL: func @scalar_joins
+// CHECK: gpu.launch async
+// CHECK:   %[[V:.*]] = memref.load
+// CHECK:   %[[W:.*]] = arith.addi %[[V]], %{{.*}} : index
+// CHECK:   memref.store %[[W]]
+// CHECK-NOT: gpu.memcpy
+// CHECK-NOT: memref.alloca
+// CHECK: return
+func.func @scalar_joins(%counts: memref<4xindex> {moe.weight = "c"},
+                        %out: memref<4xindex> {moe.weight = "o"}) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %v = memref.load %counts[%c0] : memref<4xindex>
+  %w = arith.addi %v, %c1 : index
+  memref.store %w, %out[%c1] : memref<4xindex>
+  return
+}
+
+// -----
+
 // A tile of the tiled program (a parallel iteration holding a grouped
 // matmul) is one block of one warp: the matmul stays for
 // moe-lower-grouped-matmul-to-mma, the fill of its accumulator is spread

@@ -404,3 +404,39 @@ func.func @gate_unweighted(%logits: tensor<?x6xf32>) -> (tensor<?x2xf32>, tensor
       : tensor<?x6xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
   return %w, %ids : tensor<?x2xf32>, tensor<?x2xi32>
 }
+
+// -----
+
+// The plan of one expert that every token picks (ids a fill of zeros, the
+// shared expert's dispatch) is element-wise: no counting sort, no loop
+// over the tokens; a plan of other ids sorts.
+// CHECK-LABEL: func @plan_every_token
+// CHECK-NOT: scf.for
+// CHECK-NOT: scf.forall
+// CHECK-COUNT-5: linalg.generic {{.*}}iterator_types = ["parallel"{{.*}}]
+// CHECK-NOT: scf.for
+// CHECK: return
+// CHECK-LABEL: func @plan_sorted
+// CHECK: scf.for
+func.func @plan_every_token(%x: tensor<?x8xf32>)
+    -> (tensor<2xi64>, tensor<?xi32>, tensor<?xi32>, tensor<?xi32>, tensor<?x1xi32>) {
+  %c0 = arith.constant 0 : index
+  %zero = arith.constant 0 : i32
+  %t = tensor.dim %x, %c0 : tensor<?x8xf32>
+  %empty = tensor.empty(%t) : tensor<?x1xi32>
+  %ids = linalg.fill ins(%zero : i32) outs(%empty : tensor<?x1xi32>) -> tensor<?x1xi32>
+  %o, %b, %s, %r, %m = moe.routing_plan %ids block_rows(4) align(4)
+      : tensor<?x1xi32> -> tensor<2xi64>, tensor<?xi32>, tensor<?xi32>,
+        tensor<?xi32>, tensor<?x1xi32>
+  return %o, %b, %s, %r, %m
+      : tensor<2xi64>, tensor<?xi32>, tensor<?xi32>, tensor<?xi32>, tensor<?x1xi32>
+}
+
+func.func @plan_sorted(%ids: tensor<?x1xi32>)
+    -> (tensor<2xi64>, tensor<?xi32>, tensor<?xi32>, tensor<?xi32>, tensor<?x1xi32>) {
+  %o, %b, %s, %r, %m = moe.routing_plan %ids block_rows(4) align(4)
+      : tensor<?x1xi32> -> tensor<2xi64>, tensor<?xi32>, tensor<?xi32>,
+        tensor<?xi32>, tensor<?x1xi32>
+  return %o, %b, %s, %r, %m
+      : tensor<2xi64>, tensor<?xi32>, tensor<?xi32>, tensor<?xi32>, tensor<?x1xi32>
+}

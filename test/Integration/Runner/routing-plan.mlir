@@ -110,6 +110,63 @@ func.func @empty() {
   return
 }
 
+// One expert that every token picks once (a shared expert's plan): a fill
+// of zeros is planned element-wise, without the counting sort; the same
+// ids made otherwise take the counting sort. Both give token t row t, the
+// first ceil(T / 4) * 4 rows to expert 0, blocks of min(2, T - 2b) rows.
+// CHECK-LABEL: every_token
+// CHECK: [0,  8]
+// CHECK: [0,  0,  0,  0]
+// CHECK: [2,  2,  1,  0]
+// CHECK: [0,  1,  2,  3,  4,  -1,  -1,  -1]
+// CHECK: [0,  1,  2,  3,  4]
+// CHECK: [0,  8]
+// CHECK: [0,  0,  0,  0]
+// CHECK: [2,  2,  1,  0]
+// CHECK: [0,  1,  2,  3,  4,  -1,  -1,  -1]
+// CHECK: [0,  1,  2,  3,  4]
+// No token: no row either way.
+// CHECK: [0,  0]
+// CHECK: sizes = [0]
+// CHECK: [0,  0]
+// CHECK: sizes = [0]
+func.func @print_plan(%offsets: tensor<2xi64>, %blocks: tensor<?xi32>,
+                      %sizes: tensor<?xi32>, %sources: tensor<?xi32>,
+                      %map: tensor<?x1xi32>) {
+  %o = tensor.cast %offsets : tensor<2xi64> to tensor<?xi64>
+  call @print64(%o) : (tensor<?xi64>) -> ()
+  call @print32(%blocks) : (tensor<?xi32>) -> ()
+  call @print32(%sizes) : (tensor<?xi32>) -> ()
+  call @print32(%sources) : (tensor<?xi32>) -> ()
+  %flat = tensor.collapse_shape %map [[0, 1]] : tensor<?x1xi32> into tensor<?xi32>
+  call @print32(%flat) : (tensor<?xi32>) -> ()
+  return
+}
+
+func.func @every_token(%n: index) {
+  %zero = arith.constant 0 : i32
+  %empty = tensor.empty(%n) : tensor<?x1xi32>
+  %filled = linalg.fill ins(%zero : i32) outs(%empty : tensor<?x1xi32>)
+      -> tensor<?x1xi32>
+  %o1, %b1, %s1, %r1, %m1 = moe.routing_plan %filled block_rows(2) align(4)
+      : tensor<?x1xi32> -> tensor<2xi64>, tensor<?xi32>, tensor<?xi32>,
+        tensor<?xi32>, tensor<?x1xi32>
+  call @print_plan(%o1, %b1, %s1, %r1, %m1)
+      : (tensor<2xi64>, tensor<?xi32>, tensor<?xi32>, tensor<?xi32>,
+         tensor<?x1xi32>) -> ()
+  %generated = tensor.generate %n {
+  ^bb0(%t: index, %k: index):
+    tensor.yield %zero : i32
+  } : tensor<?x1xi32>
+  %o2, %b2, %s2, %r2, %m2 = moe.routing_plan %generated block_rows(2) align(4)
+      : tensor<?x1xi32> -> tensor<2xi64>, tensor<?xi32>, tensor<?xi32>,
+        tensor<?xi32>, tensor<?x1xi32>
+  call @print_plan(%o2, %b2, %s2, %r2, %m2)
+      : (tensor<2xi64>, tensor<?xi32>, tensor<?xi32>, tensor<?xi32>,
+         tensor<?x1xi32>) -> ()
+  return
+}
+
 func.func @main() {
   vector.print str "offsets\n"
   call @small() : () -> ()
@@ -117,5 +174,10 @@ func.func @main() {
   call @chunks() : () -> ()
   vector.print str "empty\n"
   call @empty() : () -> ()
+  vector.print str "every_token\n"
+  %c5 = arith.constant 5 : index
+  call @every_token(%c5) : (index) -> ()
+  %c0 = arith.constant 0 : index
+  call @every_token(%c0) : (index) -> ()
   return
 }
