@@ -1,0 +1,55 @@
+// REQUIRES: cuda-toolkit
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s
+
+// A DeepSeek-style layer (group routing with a selection bias, bf16
+// experts and a shared expert) on the CUDA path: no value comes back to
+// the host before the result. The routed experts' plan is built in the
+// routing kernels; the shared expert's plan (every token to its one
+// expert) is element-wise kernels; after the input's copy the only copy
+// is the result's, and the host waits once, at the end.
+// CHECK-LABEL: func.func @forward
+// CHECK: gpu.memcpy
+// CHECK-NOT: gpu.memcpy
+// CHECK-NOT: gpu.wait [
+// CHECK: gpu.launch_func {{.*}}@forward_routing_
+// CHECK-NOT: gpu.memcpy
+// CHECK-NOT: gpu.wait [
+// CHECK: gpu.launch_func {{.*}}@forward_tiles_
+// CHECK-NOT: gpu.memcpy
+// CHECK-NOT: gpu.wait [
+// CHECK: gpu.launch_func {{.*}}@forward_loop_
+// CHECK-NOT: gpu.memcpy
+// CHECK-NOT: gpu.wait [
+// CHECK: gpu.launch_func {{.*}}@forward_tiles_
+// CHECK-NOT: gpu.memcpy
+// CHECK-NOT: gpu.wait [
+// CHECK: gpu.launch_func {{.*}}@forward_loop_
+// CHECK-NOT: gpu.wait [
+// CHECK: gpu.memcpy
+// CHECK-NOT: gpu.launch_func
+// CHECK: gpu.wait [
+// CHECK-NOT: gpu.wait [
+// CHECK: return
+// No kernel runs one thread.
+// CHECK-NOT: gpu.module @forward_serial
+func.func @forward(%x: tensor<?x64xf32>,
+    %router: tensor<16x64xbf16> {moe.weight = "gate.weight"},
+    %bias: tensor<16xf32> {moe.weight = "gate.e_score_correction_bias"},
+    %w1: tensor<16x256x64xbf16> {moe.weight = "experts.{e}.gate_proj.weight"},
+    %w3: tensor<16x256x64xbf16> {moe.weight = "experts.{e}.up_proj.weight"},
+    %w2: tensor<16x64x256xbf16> {moe.weight = "experts.{e}.down_proj.weight"},
+    %s1: tensor<256x64xbf16> {moe.weight = "shared.gate_proj.weight"},
+    %s3: tensor<256x64xbf16> {moe.weight = "shared.up_proj.weight"},
+    %s2: tensor<64x256xbf16> {moe.weight = "shared.down_proj.weight"}) -> tensor<?x64xf32> {
+  %y = moe.layer %x : tensor<?x64xf32>
+      routing <sigmoid, top_k = 4, renormalize, scale = 2.5, selection_bias, groups = 4, topk_groups = 2, group_score = sum_top2>
+      router(%router : tensor<16x64xbf16>)
+      score_bias(%bias : tensor<16xf32>)
+      experts(gate %w1 : tensor<16x256x64xbf16>, up %w3 : tensor<16x256x64xbf16>,
+              down %w2 : tensor<16x64x256xbf16>) activation silu
+      shared_gate(%s1 : tensor<256x64xbf16>)
+      shared_up(%s3 : tensor<256x64xbf16>)
+      shared_down(%s2 : tensor<64x256xbf16>)
+      -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
