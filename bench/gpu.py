@@ -7,9 +7,11 @@ Three steps, on two machines:
       768, 128, 8) and DeepSeek-V3 (7168, 2048, 256, 8, groups 8/4, one
       shared expert) MoE layers with bf16 weights: the layer IR from the
       family's config at the model's sizes, compiled by moe-compile
-      --target cuda with mma=sync (mma.sync, sm_90) and mma=wgmma (wgmma
-      fed by TMA, sm_90a), and the runtime library; a few MiB, what the GPU
-      machine needs besides the working tree (it has no LLVM/MLIR).
+      --target cuda with mma=sync (mma.sync, sm_90), mma=wgmma (wgmma fed
+      by TMA, sm_90a) and mma=wgmma persistent=1 (a persistent tile grid of
+      one block per multiprocessor), and the runtime library; a few MiB,
+      what the GPU machine needs besides the working tree (it has no
+      LLVM/MLIR).
 
   bench/gpu.py structure [--dir build/gpu-bench] [--out JSON]
       What the build machine can check of the kernels (no GPU): per layer
@@ -75,7 +77,12 @@ MODELS = {
         "first_k_dense_replace": 0, "norm_topk_prob": True,
         "num_hidden_layers": 1},
 }
-MMA_MODES = ("sync", "wgmma")
+# The compiled forms: name -> CUDA pipeline options.
+MMA_MODES = {
+    "sync": "mma=sync",
+    "wgmma": "mma=wgmma",
+    "wgmma-persistent": "mma=wgmma persistent=1",
+}
 TOKENS = (1, 8, 64, 512, 4096)
 
 
@@ -99,13 +106,13 @@ def prepare(args) -> None:
         ir = os.path.join(out, f"{model}.mlir")
         with open(ir, "w", encoding="utf-8") as f:
             f.write(emit_module(layer_spec(model)))
-        for mode in MMA_MODES:
+        for mode, options in MMA_MODES.items():
             start = time.perf_counter()
             subprocess.run(
                 [compile_tool, ir, "--target", "cuda",
-                 f"--pipeline-options=mma={mode}",
+                 f"--pipeline-options={options}",
                  "-o", os.path.join(out, f"{model}-{mode}.so")], check=True)
-            print(f"{model} mma={mode}: compiled in "
+            print(f"{model} {mode}: compiled in "
                   f"{time.perf_counter() - start:.1f} s")
     subprocess.run(["du", "-sh", out], check=False)
 
@@ -125,12 +132,12 @@ def structure(args) -> None:
             ir = os.path.join(scratch, f"{model}.mlir")
             with open(ir, "w", encoding="utf-8") as f:
                 f.write(emit_module(layer_spec(model)))
-            for mode in MMA_MODES:
-                arch = "sm_90a" if mode == "wgmma" else "sm_90"
+            for mode, options in MMA_MODES.items():
+                arch = "sm_90a" if "wgmma" in options else "sm_90"
                 lowered = os.path.join(scratch, f"{model}-{mode}.isa.mlir")
                 subprocess.run(
                     [opt, ir, f"--moe-lower-to-cuda=toolkit={toolkit} "
-                     f"mma={mode} format=isa", "-o", lowered], check=True)
+                     f"{options} format=isa", "-o", lowered], check=True)
                 listing = subprocess.run(
                     [sys.executable, objects, lowered,
                      os.path.join(scratch, f"{model}-{mode}"), "--ptxas",
@@ -150,9 +157,9 @@ def structure(args) -> None:
                     shared = _dynamic_shared_memory(f.read())
                 for kernel, size in shared.items():
                     kernels.setdefault(kernel, {})["dynamic_smem"] = size
-                report["layers"][f"{model} mma={mode}"] = kernels
+                report["layers"][f"{model} {options}"] = kernels
                 tiles = {k: v for k, v in kernels.items() if "_tiles_" in k}
-                print(f"{model} mma={mode} ({arch}): {len(kernels)} kernels; "
+                print(f"{model} {options} ({arch}): {len(kernels)} kernels; "
                       "tiles: " + "; ".join(
                           f"{k}: {v['wgmma']} wgmma, {v['tma']} TMA, "
                           f"{v['mma_sync']} mma.sync, {v['registers']} regs, "
@@ -392,7 +399,10 @@ def run(args) -> None:
         with tempfile.TemporaryDirectory(dir=args.scratch) as ckpt:
             layer.write_checkpoint(ckpt)
             entries = {}
-            for mode in MMA_MODES:
+            for mode in args.modes.split(","):
+                if mode not in MMA_MODES:
+                    sys.exit(f"gpu.py: unknown mode '{mode}' (one of "
+                             f"{', '.join(MMA_MODES)})")
                 path = os.path.join(args.dir, f"{model}-{mode}.so")
                 try:
                     entries[mode] = runtime.load_layer(path, ckpt, device=0)
@@ -506,6 +516,8 @@ def main() -> None:
     r.add_argument("--out")
     r.add_argument("--models", default=",".join(MODELS))
     r.add_argument("--tokens", default=",".join(map(str, TOKENS)))
+    r.add_argument("--modes", default=",".join(MMA_MODES),
+                   help="the compiled forms to run (prepare builds all)")
     r.add_argument("--runs", type=int, default=10)
     r.add_argument("--scratch", default=None,
                    help="where the checkpoints are written (default: TMPDIR)")

@@ -79,10 +79,17 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   // and matmul: one kernel); CSE first makes their bounds the same values.
   pm.addNestedPass<func::FuncOp>(createCSEPass());
   pm.addNestedPass<func::FuncOp>(createParallelLoopFusionPass());
+  // A persistent grid of `persistent` blocks per multiprocessor; a product
+  // that is not positive is passed on negative, for moe-map-to-gpu to
+  // refuse.
+  int64_t tileGridLimit = options.persistent * options.multiprocessors;
+  if (options.persistent != 0 && tileGridLimit <= 0)
+    tileGridLimit = -1;
   pm.addNestedPass<func::FuncOp>(
       moe::createMoEMapToGPUPass(moe::MoEMapToGPUPassOptions{
           options.blockSize, /*warpSize=*/wgmma ? 128 : 32,
-          options.reference ? 0 : options.routingBlockSize}));
+          options.reference ? 0 : options.routingBlockSize,
+          tileGridLimit}));
   // Loops nested in a one-iteration-per-thread kernel run in the thread.
   pm.addPass(createParallelForToNestedForsPass());
   if (wgmma)

@@ -204,6 +204,12 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
                      "(moe-tile-grouped-matmul min-tiles; 132 on "
                      "H100/H200 SXM)"),
       llvm::cl::init(132)};
+  PassOptions::Option<int64_t> persistent{
+      *this, "persistent",
+      llvm::cl::desc("Tile grids of at most multiprocessors x this many "
+                     "blocks, each looping over tiles (moe-map-to-gpu "
+                     "tile-grid-limit); 0 launches one block per tile"),
+      llvm::cl::init(0)};
   PassOptions::Option<bool> fuseCombine{
       *this, "fuse-combine",
       llvm::cl::desc("Scatter the down projection's rows into the tokens "

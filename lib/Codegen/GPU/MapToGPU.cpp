@@ -25,6 +25,8 @@
 #include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/SetVector.h"
 
+#include <numeric>
+
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEMAPTOGPUPASS
 #include "moe/Codegen/GPU/Passes.h.inc"
@@ -269,9 +271,9 @@ struct Team {
 class FunctionMapper {
 public:
   FunctionMapper(func::FuncOp func, int64_t blockSize, int64_t warpSize,
-                 int64_t routingBlockSize)
+                 int64_t routingBlockSize, int64_t tileGridLimit)
       : func(func), blockSize(blockSize), warpSize(warpSize),
-        routingBlockSize(routingBlockSize),
+        routingBlockSize(routingBlockSize), tileGridLimit(tileGridLimit),
         tokenType(gpu::AsyncTokenType::get(func.getContext())) {}
 
   LogicalResult map();
@@ -324,7 +326,7 @@ private:
                              Value gridZ = {});
 
   func::FuncOp func;
-  int64_t blockSize, warpSize, routingBlockSize;
+  int64_t blockSize, warpSize, routingBlockSize, tileGridLimit;
   Type tokenType;
   Value token;
   /// Top-level ops that run, in order, in the next sequential kernel, and
@@ -639,7 +641,32 @@ LogicalResult FunctionMapper::launchParallel(scf::ParallelOp loop) {
     // mapping (kMappingAttr), else its linear index on x.
     SmallVector<int64_t> blockDims = mappedBlockDims(loop);
     gpu::LaunchOp launch;
-    if (blockDims.empty()) {
+    if (tileGridLimit > 0) {
+      // A persistent grid: at most tileGridLimit blocks, each looping over
+      // the tiles' linear indices (the mapped x fastest, then y, then z).
+      Value limit = arith::ConstantIndexOp::create(b, loc, tileGridLimit);
+      launch = createLaunch(b, loc, "tiles",
+                            arith::MinUIOp::create(b, loc, total, limit),
+                            warpSize);
+      OpBuilder kb(launch.getBody().front().getTerminator());
+      // The loop's dimensions in the order the linear index walks them.
+      SmallVector<int64_t> order(counts.size());
+      std::iota(order.begin(), order.end(), 0);
+      if (!blockDims.empty())
+        llvm::sort(order, [&](int64_t a, int64_t c) {
+          return blockDims[a] < blockDims[c];
+        });
+      auto walk = scf::ForOp::create(kb, loc, launch.getBlockIds().x, total,
+                                     launch.getGridSize().x);
+      kb.setInsertionPoint(walk.getBody()->getTerminator());
+      SmallVector<Value> indices(counts.size());
+      Value rest = walk.getInductionVar();
+      for (int64_t d : order) {
+        indices[d] = arith::RemUIOp::create(kb, loc, rest, counts[d]);
+        rest = arith::DivUIOp::create(kb, loc, rest, counts[d]);
+      }
+      cloneBody(kb, loc, loop, indices);
+    } else if (blockDims.empty()) {
       launch = createLaunch(b, loc, "tiles", total, warpSize);
       OpBuilder kb(launch.getBody().front().getTerminator());
       cloneIteration(kb, loc, loop, counts, launch.getBlockIds().x);
@@ -972,16 +999,21 @@ struct MoEMapToGPUPass
     : public moe::impl::MoEMapToGPUPassBase<MoEMapToGPUPass> {
   using MoEMapToGPUPassBase::MoEMapToGPUPassBase;
 
+  LogicalResult initialize(MLIRContext *context) override {
+    if (blockSize < 1 || warpSize < 1 || routingBlockSize < 0 ||
+        tileGridLimit < 0)
+      return emitError(UnknownLoc::get(context))
+             << "moe-map-to-gpu: block-size and warp-size must be at least "
+                "1, routing-block-size and tile-grid-limit at least 0";
+    return success();
+  }
+
   void runOnOperation() override {
     func::FuncOp func = getOperation();
     if (func.isExternal())
       return;
-    if (blockSize < 1 || warpSize < 1 || routingBlockSize < 0) {
-      func.emitError("moe-map-to-gpu: block-size and warp-size must be at "
-                     "least 1, routing-block-size at least 0");
-      return signalPassFailure();
-    }
-    FunctionMapper mapper(func, blockSize, warpSize, routingBlockSize);
+    FunctionMapper mapper(func, blockSize, warpSize, routingBlockSize,
+                          tileGridLimit);
     if (failed(mapper.map()))
       signalPassFailure();
   }

@@ -1,9 +1,10 @@
 // RUN: moe-opt %s --split-input-file --moe-map-to-gpu | FileCheck %s
 // RUN: moe-opt %s --split-input-file --moe-map-to-gpu="routing-block-size=128" | FileCheck %s --check-prefix=ROUTING
 // RUN: moe-opt %s --split-input-file --moe-map-to-gpu="block-size=64" | FileCheck %s --check-prefix=BLOCK64
+// RUN: moe-opt %s --split-input-file --moe-map-to-gpu="tile-grid-limit=4" | FileCheck %s --check-prefix=PERSISTENT
 // RUN: not moe-opt %s --split-input-file --moe-map-to-gpu="block-size=0" 2>&1 | FileCheck %s --check-prefix=BAD
 
-// BAD: moe-map-to-gpu: block-size and warp-size must be at least 1, routing-block-size at least 0
+// BAD: moe-map-to-gpu: block-size and warp-size must be at least 1, routing-block-size and tile-grid-limit at least 0
 
 // Host arguments are copied to the device when the call starts, weights
 // (moe.weight, its attribute removed) are device memory already; a
@@ -468,6 +469,24 @@ func.func @team_read_back(%counts: memref<4xindex> {moe.weight = "c"}, %n: index
 // CHECK:   arith.muli %[[BY]], %c1
 // CHECK:   arith.muli %[[BX]], %c1
 // CHECK:   moe.grouped_matmul
+// With tile-grid-limit, a persistent grid: min(tiles, 4) blocks on x, each
+// walking the tiles' linear indices from its block id in steps of the
+// grid, row blocks (x) fastest, then column tiles (y).
+// PERSISTENT-LABEL: func @mapped_tiles
+// PERSISTENT: %[[COLS:.*]] = arith.ceildivui %{{.*}}, %c1
+// PERSISTENT: %[[ROWS:.*]] = arith.ceildivui %{{.*}}, %c1
+// PERSISTENT: %[[TOTAL:.*]] = arith.muli %{{.*}}, %[[ROWS]]
+// PERSISTENT: %[[GRID:.*]] = arith.minui %[[TOTAL]], %c4
+// PERSISTENT: gpu.launch async [%{{.*}}] blocks(%[[BX:.*]], %{{.*}}, %{{.*}}) in (%[[GX:.*]] = %[[GRID]], %{{.*}} = %c1{{.*}}, %{{.*}} = %c1{{.*}}) threads({{.*}}) in (%{{.*}} = %c32
+// PERSISTENT:   scf.for %[[TILE:.*]] = %[[BX]] to %[[TOTAL]] step %[[GX]] {
+// PERSISTENT:     %[[B:.*]] = arith.remui %[[TILE]], %[[ROWS]]
+// PERSISTENT:     %[[REST:.*]] = arith.divui %[[TILE]], %[[ROWS]]
+// PERSISTENT:     %[[N:.*]] = arith.remui %[[REST]], %[[COLS]]
+// PERSISTENT:     arith.muli %[[N]], %c1
+// PERSISTENT:     arith.muli %[[B]], %c1
+// PERSISTENT:     moe.grouped_matmul
+// PERSISTENT:     gpu.barrier
+// PERSISTENT:   }
 func.func @mapped_tiles(%x: memref<?x16xf32>, %w: memref<4x64x16xbf16> {moe.weight = "w"},
                         %experts: memref<?xi32>) -> memref<?x64xf32> {
   %c0 = arith.constant 0 : index

@@ -65,6 +65,12 @@ def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
 
     Ops without memory effects stay on the host, where kernels capture
     their values (`gpu-kernel-outlining` passes them as arguments).
+
+    With `tile-grid-limit`, a tile grid of more tiles than that launches
+    that many blocks (on x), each walking the tiles' linear indices from
+    its block id in steps of the grid size, row blocks fastest (the order
+    of the unlimited grid's x, then y): a persistent grid whose blocks stay
+    resident across tiles.
   }];
   let dependentDialects = ["::mlir::gpu::GPUDialect",
                            "::mlir::arith::ArithDialect",
@@ -82,6 +88,10 @@ def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
            "Threads of the one block that runs everything before the first "
            "matmul tile (routing and its plan) as one kernel; 0 launches "
            "each parallel loop on its own">,
+    Option<"tileGridLimit", "tile-grid-limit", "int64_t", /*default=*/"0",
+           "At most this many blocks per tile grid, each looping over the "
+           "tiles from its block id in steps of the grid (a persistent "
+           "grid; row blocks fastest); 0 launches one block per tile">,
   ];
 }
 
