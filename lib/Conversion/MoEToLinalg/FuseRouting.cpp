@@ -373,9 +373,8 @@ struct FuseRouting : OpRewritePattern<RoutingPlanOp> {
               });
         });
     Value weights = results[0], ids = results[1];
-    Value counts = buildSumOfChunkCounts(rewriter, loc, results[2], numExperts);
     rewriter.replaceOp(
-        plan, buildRoutingPlanResults(rewriter, loc, plan, ids, counts));
+        plan, buildRoutingPlanResults(rewriter, loc, plan, ids, results[2]));
     rewriter.replaceOp(gate, ValueRange{castToType(rewriter, loc, weights,
                                                    gate.getWeights().getType()),
                                         castToType(rewriter, loc, ids,

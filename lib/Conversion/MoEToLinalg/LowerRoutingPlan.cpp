@@ -1,8 +1,10 @@
 //===- LowerRoutingPlan.cpp - moe.routing_plan to scf ---------------------===//
 //
 // The routing plan is a counting sort: per-expert counts over chunks of
-// tokens in parallel, the aligned prefix sum, the table of row blocks, then
-// one sequential pass that places every taken assignment (scalar work).
+// tokens in parallel, the aligned prefix sum, the table of row blocks, each
+// expert's first row per chunk, then the chunks' assignments placed in
+// parallel (each chunk's in order) and each row's source token scattered
+// in parallel over the tokens.
 // moe-fuse-routing builds the same plan from counts taken while routing.
 // The plan of one expert that every token picks (a shared expert's) is
 // known without sorting: element-wise, in parallel.
@@ -27,16 +29,19 @@ using namespace mlir::moe::lowering;
 
 SmallVector<Value> lowering::buildRoutingPlanResults(OpBuilder &b, Location loc,
                                                      RoutingPlanOp plan,
-                                                     Value ids, Value counts) {
+                                                     Value ids,
+                                                     Value chunkCounts) {
   ReifiedRankedShapedTypeDims shapes;
   // The shapes are a function of T alone (never fails).
   (void)plan.reifyResultShapes(b, shapes);
+  Value counts =
+      buildSumOfChunkCounts(b, loc, chunkCounts, plan.getNumExperts());
   Value offsets = buildAlignedOffsets(b, loc, counts, plan.getAlign());
   Value numBlocks = getValueOrCreateConstantIndexOp(b, loc, shapes[1][0]);
   auto [blockExperts, blockSizes] =
       buildBlockTable(b, loc, counts, offsets, numBlocks, plan.getBlockRows());
-  auto [rowSources, rowMap] = buildPlacement(
-      b, loc, ids, offsets,
+  auto [rowSources, rowMap] = buildChunkedPlacement(
+      b, loc, ids, offsets, chunkCounts,
       buildFilledVector(b, loc, shapes[3][0], b.getI32Type(), -1));
   SmallVector<Value> results = {offsets, blockExperts, blockSizes, rowSources,
                                 rowMap};
@@ -139,9 +144,10 @@ struct LowerRoutingPlan : OpConversionPattern<RoutingPlanOp> {
       rewriter.replaceOp(op, buildEveryTokenPlan(rewriter, loc, op, ids));
       return success();
     }
-    Value counts = buildExpertCounts(rewriter, loc, ids, op.getNumExperts());
-    rewriter.replaceOp(op,
-                       buildRoutingPlanResults(rewriter, loc, op, ids, counts));
+    Value chunkCounts =
+        buildChunkExpertCounts(rewriter, loc, ids, op.getNumExperts());
+    rewriter.replaceOp(
+        op, buildRoutingPlanResults(rewriter, loc, op, ids, chunkCounts));
     return success();
   }
 };

@@ -122,6 +122,12 @@ Value lowering::buildCountAssignment(OpBuilder &b, Location loc, Value counts,
 
 Value lowering::buildExpertCounts(OpBuilder &b, Location loc, Value ids,
                                   int64_t numExperts) {
+  return buildSumOfChunkCounts(
+      b, loc, buildChunkExpertCounts(b, loc, ids, numExperts), numExperts);
+}
+
+Value lowering::buildChunkExpertCounts(OpBuilder &b, Location loc, Value ids,
+                                       int64_t numExperts) {
   Value zero = indexConstant(b, loc, 0);
   Value numTokens = tensor::DimOp::create(b, loc, ids, 0);
   Value choices = tensor::DimOp::create(b, loc, ids, 1);
@@ -145,7 +151,7 @@ Value lowering::buildExpertCounts(OpBuilder &b, Location loc, Value ids,
                   });
             });
       })[0];
-  return buildSumOfChunkCounts(b, loc, chunkCounts, numExperts);
+  return chunkCounts;
 }
 
 Value lowering::buildSumOfChunkCounts(OpBuilder &b, Location loc,
@@ -246,6 +252,145 @@ std::pair<Value, Value> lowering::buildPlacement(OpBuilder &b, Location loc,
             row, arith::ConstantIntOp::create(rb, rl, 1, 1)};
       });
   return {placement.rowSources, placement.rowMap};
+}
+
+std::pair<Value, Value> lowering::buildChunkedPlacement(OpBuilder &b,
+                                                        Location loc, Value ids,
+                                                        Value offsets,
+                                                        Value chunkCounts,
+                                                        Value rowSources) {
+  int64_t numExperts =
+      llvm::cast<RankedTensorType>(offsets.getType()).getDimSize(0) - 1;
+  auto idsType = llvm::cast<RankedTensorType>(ids.getType());
+  int64_t choices = idsType.getDimSize(1);
+  Type i32 = b.getI32Type();
+  Value zero = indexConstant(b, loc, 0);
+  Value numTokens = tensor::DimOp::create(b, loc, ids, 0);
+  Value numChunks = buildNumChunks(b, loc, numTokens);
+  SmallVector<OpFoldResult> unit(2, b.getIndexAttr(1));
+
+  // starts[c][e]: expert e's first row in chunk c, offsets[e] plus the
+  // counts of the chunks before; each expert's column in parallel.
+  Value starts = buildChunkCountsInit(b, loc, numChunks, numExperts);
+  auto perExpert = scf::ForallOp::create(
+      b, loc, ArrayRef<OpFoldResult>{b.getIndexAttr(numExperts)},
+      ValueRange{starts}, std::nullopt);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(perExpert.getTerminator());
+    Value e = perExpert.getInductionVar(0);
+    Value all = perExpert.getRegionIterArgs()[0];
+    SmallVector<OpFoldResult> at = {b.getIndexAttr(0), e};
+    SmallVector<OpFoldResult> size = {numChunks, b.getIndexAttr(1)};
+    auto columnType = RankedTensorType::get({ShapedType::kDynamic, 1}, i32);
+    Value column =
+        tensor::ExtractSliceOp::create(b, loc, columnType, all, at, size, unit);
+    Value filled = buildLoop(
+        b, loc, zero, numChunks, {column, readIndex(b, loc, offsets, {e})},
+        [&](OpBuilder &cb, Location cl, Value c, ValueRange carried) {
+          Value next = arith::AddIOp::create(
+              cb, cl, carried[1], readIndex(cb, cl, chunkCounts, {c, e}));
+          return SmallVector<Value>{writeIndex(cb, cl, carried[1], carried[0],
+                                               {c, indexConstant(cb, cl, 0)}),
+                                    next};
+        })[0];
+    b.setInsertionPointToStart(perExpert.getTerminator().getBody());
+    tensor::ParallelInsertSliceOp::create(b, loc, filled, all, at, size, unit);
+  }
+  starts = perExpert.getResult(0);
+
+  // Each chunk's assignments in order from its starts: the row map.
+  Value rowMap = tensor::EmptyOp::create(
+      b, loc, ArrayRef<OpFoldResult>{numTokens, b.getIndexAttr(choices)}, i32);
+  Value eCount = indexConstant(b, loc, numExperts);
+  rowMap = buildChunkParallel(
+      b, loc, numTokens, {rowMap}, {starts},
+      [&](OpBuilder &cb, Location cl, Value first, Value count,
+          ValueRange tokenRows, ValueRange chunkRows) {
+        return buildLoop(
+            cb, cl, zero, count, {tokenRows[0], chunkRows[0]},
+            [&](OpBuilder &tb, Location tl, Value i, ValueRange tokenCarried) {
+              Value t = arith::AddIOp::create(tb, tl, first, i);
+              return buildLoop(
+                  tb, tl, zero, indexConstant(tb, tl, choices), tokenCarried,
+                  [&](OpBuilder &kb, Location kl, Value k, ValueRange carried) {
+                    Value e = readIndex(kb, kl, ids, {t, k});
+                    Value taken = isInRange(kb, kl, e, eCount);
+                    Value safe =
+                        arith::SelectOp::create(kb, kl, taken, e, zero);
+                    Value row = readIndex(kb, kl, carried[1], {zero, safe});
+                    Value mapped = arith::SelectOp::create(
+                        kb, kl, taken, row, indexConstant(kb, kl, -1));
+                    Value map = writeIndex(kb, kl, mapped, carried[0], {i, k});
+                    Value cursors =
+                        buildIf(kb, kl, taken,
+                                [&](OpBuilder &ib, Location il) {
+                                  return SmallVector<Value>{incrementAt(
+                                      ib, il, carried[1], {zero, safe})};
+                                },
+                                {carried[1]})[0];
+                    return SmallVector<Value>{map, cursors};
+                  });
+            });
+      })[0];
+
+  // Each row's source token, scattered by the tokens in parallel: every
+  // assignment writes its own element, a taken one its row's, one not
+  // taken a slot of its own past the rows (dropped after).
+  Value rows = tensor::DimOp::create(b, loc, rowSources, 0);
+  OpFoldResult rowsSize = tensor::getMixedSize(b, loc, rowSources, 0);
+  Value assignments =
+      arith::MulIOp::create(b, loc, numTokens, indexConstant(b, loc, choices));
+  Value padded = tensor::EmptyOp::create(
+      b, loc,
+      ArrayRef<OpFoldResult>{
+          arith::AddIOp::create(b, loc, rows, assignments).getResult()},
+      i32);
+  padded = tensor::InsertSliceOp::create(
+      b, loc, rowSources, padded, ArrayRef<OpFoldResult>{b.getIndexAttr(0)},
+      ArrayRef<OpFoldResult>{rowsSize},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+  auto perToken =
+      scf::ForallOp::create(b, loc, ArrayRef<OpFoldResult>{numTokens},
+                            ValueRange{padded}, std::nullopt);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(perToken.getTerminator());
+    Value t = perToken.getInductionVar(0);
+    Value token = tensor::FromElementsOp::create(
+        b, loc, RankedTensorType::get({1}, i32),
+        ValueRange{arith::IndexCastOp::create(b, loc, i32, t)});
+    SmallVector<Value> places;
+    for (int64_t k = 0; k < choices; ++k) {
+      Value kk = indexConstant(b, loc, k);
+      Value row = tensor::ExtractOp::create(b, loc, rowMap, ValueRange{t, kk});
+      Value placed =
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, row,
+                                arith::ConstantIntOp::create(b, loc, i32, 0));
+      Value own = arith::AddIOp::create(
+          b, loc, rows,
+          arith::AddIOp::create(
+              b, loc,
+              arith::MulIOp::create(b, loc, t, indexConstant(b, loc, choices)),
+              kk));
+      places.push_back(arith::SelectOp::create(
+          b, loc, placed,
+          arith::IndexCastOp::create(b, loc, b.getIndexType(), row), own));
+    }
+    b.setInsertionPointToStart(perToken.getTerminator().getBody());
+    for (Value place : places)
+      tensor::ParallelInsertSliceOp::create(
+          b, loc, token, perToken.getRegionIterArgs()[0],
+          ArrayRef<OpFoldResult>{place},
+          ArrayRef<OpFoldResult>{b.getIndexAttr(1)},
+          ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+  }
+  Value sources = tensor::ExtractSliceOp::create(
+      b, loc, llvm::cast<RankedTensorType>(rowSources.getType()),
+      perToken.getResult(0), ArrayRef<OpFoldResult>{b.getIndexAttr(0)},
+      ArrayRef<OpFoldResult>{rowsSize},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+  return {sources, rowMap};
 }
 
 std::pair<Value, Value> lowering::buildBlockTable(OpBuilder &b, Location loc,

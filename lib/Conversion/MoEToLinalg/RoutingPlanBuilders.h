@@ -93,6 +93,24 @@ Placement buildPlacement(OpBuilder &b, Location loc, Value ids,
 std::pair<Value, Value> buildPlacement(OpBuilder &b, Location loc, Value ids,
                                        Value offsets, Value rowSources);
 
+/// The grouped placement of `buildPlacement` with the same rows, built in
+/// parallel from `chunkCounts` (`[chunks, X]`, the taken assignments per
+/// chunk of kRoutingChunkTokens tokens and expert in columns [0, E), i32
+/// or f32 holding integers): each expert's first row per chunk (an
+/// exclusive prefix over the chunks, in parallel over the experts), each
+/// chunk's assignments placed from there (in parallel over the chunks),
+/// then each token's rows' sources written (in parallel over the tokens).
+/// Returns the row sources and the row map.
+std::pair<Value, Value> buildChunkedPlacement(OpBuilder &b, Location loc,
+                                              Value ids, Value offsets,
+                                              Value chunkCounts,
+                                              Value rowSources);
+
+/// `[chunks, E]` i32: the taken assignments of `ids` `[T,K]` i32 per chunk
+/// of kRoutingChunkTokens tokens and expert, counted in parallel.
+Value buildChunkExpertCounts(OpBuilder &b, Location loc, Value ids,
+                             int64_t numExperts);
+
 /// `[numBlocks]` i32 expert and filled rows of each block of `blockRows`
 /// rows laid out by `offsets` and `counts`: -1 and 0 past offsets[E].
 std::pair<Value, Value> buildBlockTable(OpBuilder &b, Location loc,
@@ -100,11 +118,12 @@ std::pair<Value, Value> buildBlockTable(OpBuilder &b, Location loc,
                                         Value numBlocks, int64_t blockRows);
 
 /// The results of `plan` (offsets, block experts, block sizes, row sources,
-/// row map, typed as its results) for `ids` `[T,K]` i32 whose per-expert
-/// counts `[E]` i32 are known.
+/// row map, typed as its results) for `ids` `[T,K]` i32 whose counts per
+/// chunk of tokens and expert (`chunkCounts`, as buildChunkedPlacement
+/// takes them) are known.
 SmallVector<Value> buildRoutingPlanResults(OpBuilder &b, Location loc,
                                            RoutingPlanOp plan, Value ids,
-                                           Value counts);
+                                           Value chunkCounts);
 
 /// A rank-1 `[size]` tensor of `value` of integer type `type`.
 Value buildFilledVector(OpBuilder &b, Location loc, OpFoldResult size,

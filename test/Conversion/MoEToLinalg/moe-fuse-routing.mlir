@@ -6,8 +6,8 @@
 // chunk's work row (8 counts, then 8 scores), the chunk's expert counts.
 // Per token: the logits and their max, exp and sum, the division, then one
 // pass of top-2 insertion. After the loop only the counts' sum, the aligned
-// offsets, the block table and the placement remain: no [T,E] tensor but
-// the logits, and no moe op.
+// offsets, the block table and the placement (in parallel from the chunks'
+// counts) remain: no [T,E] tensor but the logits, and no moe op.
 // CHECK-LABEL: func @softmax_top2
 // CHECK-SAME: (%[[LOGITS:.*]]: tensor<?x8xf32>)
 // CHECK-NOT: moe.
@@ -36,7 +36,16 @@
 // CHECK:   arith.fptosi
 // CHECK: scf.for {{.*}} -> (tensor<9xi64>)
 // CHECK: scf.for {{.*}} -> (tensor<?xi32>, tensor<?xi32>)
-// CHECK: scf.for {{.*}} -> (tensor<?xi32>, tensor<?x2xi32>, tensor<8xi32>)
+// The placement in parallel: each expert's first row per chunk (a forall
+// over the experts), each chunk's assignments from there (a forall over
+// the chunks, writing its tokens' rows of the row map),
+// each token's rows' sources (a forall over the tokens).
+// CHECK: scf.forall (%{{.*}}) in (8) {{.*}} -> (tensor<?x8xi32>)
+// CHECK:   scf.for {{.*}} -> (tensor<?x1xi32>, index)
+// CHECK: scf.forall (%{{.*}}) in (%[[CHUNKS]]) {{.*}} -> (tensor<?x2xi32>)
+// CHECK:   scf.for {{.*}} -> (tensor<?x2xi32>, tensor<1x8xi32>)
+// CHECK: scf.forall (%{{.*}}) in (%[[T]]) {{.*}} -> (tensor<?xi32>)
+// CHECK-COUNT-2: tensor.parallel_insert_slice
 // CHECK-NOT: tensor<?x8xf32>
 // CHECK: return %[[ROUTED]]#0
 func.func @softmax_top2(%logits: tensor<?x8xf32>)
