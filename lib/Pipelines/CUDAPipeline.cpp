@@ -56,6 +56,7 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   if (!tiled.narrowTileN.empty())
     tiled.minTiles = options.multiprocessors;
   tiled.cudaChip = chip;
+  tiled.deviceIO = options.deviceIO;
   // Kernels over the routing plan's row bound: the host never waits for
   // the plan's row count, so the call's work is enqueued without a
   // synchronization until its result is copied back.
@@ -89,7 +90,7 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
       moe::createMoEMapToGPUPass(moe::MoEMapToGPUPassOptions{
           options.blockSize, /*warpSize=*/wgmma ? 128 : 32,
           options.reference ? 0 : options.routingBlockSize,
-          tileGridLimit}));
+          tileGridLimit, options.deviceIO}));
   // Loops nested in a one-iteration-per-thread kernel run in the thread.
   pm.addPass(createParallelForToNestedForsPass());
   if (wgmma)

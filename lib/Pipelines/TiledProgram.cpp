@@ -29,7 +29,7 @@ void moe::addTiledProgramPasses(OpPassManager &pm,
   // Entry points are described while their signatures are still tensors.
   if (options.cInterface)
     pm.addPass(moe::createMoEExportEntriesPass(
-        moe::MoEExportEntriesPassOptions{options.cudaChip}));
+        moe::MoEExportEntriesPassOptions{options.cudaChip, options.deviceIO}));
 
   // moe ops to linalg, scf and tensor ops; on the fast path the expert
   // matmuls become tiled moe.grouped_matmul ops first.

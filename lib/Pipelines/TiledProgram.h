@@ -31,6 +31,9 @@ struct TiledProgramOptions {
   std::string mpi = "OpenMPI";
   /// Non-empty for a module of CUDA kernels (moe-export-entries cuda-chip).
   std::string cudaChip;
+  /// The entries' inputs and results are device memory (moe-export-entries
+  /// device-io).
+  bool deviceIO = false;
   bool reference = false;
   int64_t rowAlign = 1;
   int64_t blockRows = 16;

@@ -642,6 +642,10 @@ Status BoundEntry::run(const std::vector<MatrixRef> &inputs,
                        const std::vector<OutputRef> &outputs,
                        unsigned threads) const {
   std::string entry = "'" + printable(name()) + "'";
+  if (takesDeviceMemory())
+    return Status::failure(entry + " takes device memory (its module was "
+                                   "compiled with device-io): run it on "
+                                   "device buffers (moe_entry_run_cuda)");
   Status counts = checkCounts(inputs.size(), outputs.size());
   if (!counts)
     return counts;

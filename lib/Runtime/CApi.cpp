@@ -352,3 +352,34 @@ int moe_entry_run(const moe_entry *entry, const float *const *inputs,
     return failWith(status, -1);
   return 0;
 }
+
+int moe_entry_device_io(const moe_entry *entry) {
+  ApiCall call;
+  if (!entry)
+    return fail("moe_entry_device_io: entry is NULL", -1);
+  return entry->entry.takesDeviceMemory() ? 1 : 0;
+}
+
+int moe_entry_run_cuda(const moe_entry *entry, const void *const *inputs,
+                       int64_t num_inputs, int64_t tokens,
+                       void *const *outputs, int64_t num_outputs,
+                       void *stream) {
+  ApiCall call;
+  if (!entry)
+    return fail("moe_entry_run_cuda: entry is NULL", -1);
+  if ((num_inputs > 0 && !inputs) || (num_outputs > 0 && !outputs) ||
+      num_inputs < 0 || num_outputs < 0)
+    return fail("moe_entry_run_cuda: bad input or output array", -1);
+  const BoundEntry &bound = entry->entry;
+  // Checked before the arrays are read.
+  Status counts = bound.checkCounts(static_cast<uint64_t>(num_inputs),
+                                    static_cast<uint64_t>(num_outputs));
+  if (!counts)
+    return failWith(counts, -1);
+  Status status = bound.runOnDevice(
+      std::vector<const void *>(inputs, inputs + num_inputs), tokens,
+      std::vector<void *>(outputs, outputs + num_outputs), stream);
+  if (!status)
+    return failWith(status, -1);
+  return 0;
+}

@@ -26,6 +26,7 @@
 #include <limits>
 #include <mutex>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 using namespace moe::runtime;
@@ -207,6 +208,94 @@ unsigned tensorMapElementBytes(int64_t dataType) {
   }
 }
 
+/// Device memory from the stream-ordered allocator (cuMemAllocAsync),
+/// freed in stream order too. The devices whose default pool keeps what
+/// is freed (its release threshold raised from 0), so that a steady-state
+/// call reuses its buffers instead of mapping new memory.
+class StreamOrderedMemory {
+public:
+  static StreamOrderedMemory &get() {
+    static StreamOrderedMemory *memory = new StreamOrderedMemory();
+    return *memory;
+  }
+
+  /// `bytes` on the thread's device in the order of `stream`, or null (the
+  /// error recorded).
+  void *allocate(const CallScope &scope, uint64_t bytes, CUstream stream) {
+    int device = detail::currentCudaDevice();
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (std::find(pooledDevices.begin(), pooledDevices.end(), device) ==
+          pooledDevices.end()) {
+        CUdevice handle = 0;
+        void *pool = nullptr;
+        uint64_t keepAll = std::numeric_limits<uint64_t>::max();
+        if (!scope.check("cuDeviceGet",
+                         scope.api().deviceGet(&handle, device)) ||
+            !scope.check("cuDeviceGetDefaultMemPool",
+                         scope.api().deviceGetDefaultMemPool(&pool, handle)) ||
+            !scope.check("cuMemPoolSetAttribute",
+                         scope.api().memPoolSetAttribute(
+                             pool, kMemPoolAttrReleaseThreshold, &keepAll)))
+          return nullptr;
+        pooledDevices.push_back(device);
+      }
+    }
+    CUdeviceptr pointer = 0;
+    if (!scope.check("cuMemAllocAsync",
+                     scope.api().memAllocAsync(&pointer, bytes, stream)))
+      return nullptr;
+    void *allocated = reinterpret_cast<void *>(static_cast<uintptr_t>(pointer));
+    std::lock_guard<std::mutex> lock(mutex);
+    live.insert(allocated);
+    return allocated;
+  }
+
+  /// Whether `pointer` came from allocate(); forgets it.
+  bool release(void *pointer) {
+    std::lock_guard<std::mutex> lock(mutex);
+    return live.erase(pointer) != 0;
+  }
+
+private:
+  std::mutex mutex;
+  std::vector<int> pooledDevices;
+  std::unordered_set<void *> live;
+};
+
+/// The kernels that opted in to more than the default dynamic shared
+/// memory, with the most they asked for: a launch sets the attribute only
+/// when it asks for more (no driver call per launch, none while a stream
+/// is captured).
+class SharedMemoryOptIns {
+public:
+  static SharedMemoryOptIns &get() {
+    static SharedMemoryOptIns *optIns = new SharedMemoryOptIns();
+    return *optIns;
+  }
+  bool ensure(const CallScope &scope, CUfunction function, int bytes) {
+    std::lock_guard<std::mutex> lock(mutex);
+    for (auto &[known, most] : functions)
+      if (known == function && most >= bytes)
+        return true;
+    if (!scope.check("cuFuncSetAttribute",
+                     scope.api().funcSetAttribute(
+                         function, kFuncAttributeMaxDynamicSharedBytes, bytes)))
+      return false;
+    for (auto &[known, most] : functions)
+      if (known == function) {
+        most = bytes;
+        return true;
+      }
+    functions.emplace_back(function, bytes);
+    return true;
+  }
+
+private:
+  std::mutex mutex;
+  std::vector<std::pair<CUfunction, int>> functions;
+};
+
 } // namespace
 
 extern "C" {
@@ -279,10 +368,8 @@ void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
   }
   // Kernels opt in to dynamic shared memory past the default 48 KiB.
   if (sharedBytes > kDefaultDynamicSharedBytes &&
-      !scope.check("cuFuncSetAttribute",
-                   scope.api().funcSetAttribute(
-                       static_cast<CUfunction>(function),
-                       kFuncAttributeMaxDynamicSharedBytes, sharedBytes)))
+      !SharedMemoryOptIns::get().ensure(
+          scope, static_cast<CUfunction>(function), sharedBytes))
     return;
   scope.check("cuLaunchKernel",
               scope.api().launchKernel(
@@ -292,6 +379,9 @@ void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
 }
 
 void *mgpuStreamCreate() {
+  // A device-io call runs on its caller's stream.
+  if (detail::inCallStream())
+    return detail::callStream();
   CallScope scope;
   CUstream stream = nullptr;
   if (scope)
@@ -301,6 +391,8 @@ void *mgpuStreamCreate() {
 }
 
 void mgpuStreamDestroy(void *stream) {
+  if (detail::inCallStream() && stream == detail::callStream())
+    return;
   CallScope scope(/*cleanup=*/true);
   if (scope && stream)
     scope.check("cuStreamDestroy",
@@ -308,6 +400,9 @@ void mgpuStreamDestroy(void *stream) {
 }
 
 void mgpuStreamSynchronize(void *stream) {
+  // A device-io call's one wait, at its end, is its caller's to make.
+  if (detail::inCallStream() && stream == detail::callStream())
+    return;
   CallScope scope;
   if (scope)
     scope.check("cuStreamSynchronize",
@@ -353,7 +448,7 @@ void mgpuEventRecord(void *event, void *stream) {
                                         static_cast<CUstream>(stream)));
 }
 
-void *mgpuMemAlloc(uint64_t bytes, void * /*stream*/, bool hostShared) {
+void *mgpuMemAlloc(uint64_t bytes, void *stream, bool hostShared) {
   CallScope scope;
   if (!scope)
     return nullptr;
@@ -364,20 +459,38 @@ void *mgpuMemAlloc(uint64_t bytes, void * /*stream*/, bool hostShared) {
   // cuMemAlloc refuses 0 bytes; an empty buffer is never dereferenced.
   if (bytes == 0)
     bytes = 1;
-  CUdeviceptr pointer = 0;
-  if (!scope.check("cuMemAlloc", scope.api().memAlloc(&pointer, bytes)))
-    return nullptr;
-  void *allocated = reinterpret_cast<void *>(static_cast<uintptr_t>(pointer));
+  void *allocated = nullptr;
+  // A call's buffers (gpu.alloc async) come from the stream-ordered
+  // allocator's pool where the driver has one: no cuMemAlloc, which may
+  // synchronize the device, and capturable in a CUDA graph.
+  if ((stream || detail::inCallStream()) && scope.api().memAllocAsync) {
+    allocated = StreamOrderedMemory::get().allocate(
+        scope, bytes, static_cast<CUstream>(stream));
+    if (!allocated)
+      return nullptr;
+  } else {
+    CUdeviceptr pointer = 0;
+    if (!scope.check("cuMemAlloc", scope.api().memAlloc(&pointer, bytes)))
+      return nullptr;
+    allocated = reinterpret_cast<void *>(static_cast<uintptr_t>(pointer));
+  }
   detail::recordArenaAllocation(allocated);
   return allocated;
 }
 
-void mgpuMemFree(void *pointer, void * /*stream*/) {
+void mgpuMemFree(void *pointer, void *stream) {
   CallScope scope(/*cleanup=*/true);
   if (!pointer)
     return;
   detail::forgetArenaAllocation(pointer);
-  if (scope)
+  bool streamOrdered = StreamOrderedMemory::get().release(pointer);
+  if (!scope)
+    return;
+  if (streamOrdered)
+    scope.check("cuMemFreeAsync",
+                scope.api().memFreeAsync(devicePointer(pointer),
+                                         static_cast<CUstream>(stream)));
+  else
     scope.check("cuMemFree", scope.api().memFree(devicePointer(pointer)));
 }
 
@@ -478,16 +591,43 @@ void mgpuSetDefaultDevice(int32_t device) {
 namespace {
 /// The open arena of this thread (CallArena), or null.
 thread_local std::vector<void *> *arena = nullptr;
+/// The stream of the open CallStream of this thread, or null.
+/// (Null is the legacy default stream.)
+thread_local void *borrowedStream = nullptr;
+thread_local bool borrowing = false;
 } // namespace
+
+detail::CallStream::CallStream(void *stream) {
+  borrowedStream = stream;
+  borrowing = true;
+}
+
+detail::CallStream::~CallStream() {
+  borrowedStream = nullptr;
+  borrowing = false;
+}
+
+bool detail::inCallStream() { return borrowing; }
+
+void *detail::callStream() { return borrowedStream; }
 
 detail::CallArena::CallArena() { arena = new std::vector<void *>(); }
 
 detail::CallArena::~CallArena() {
   std::vector<void *> *left = arena;
   arena = nullptr;
-  // Freed even after a failure: cleanups run with an error recorded.
+  // Freed even after a failure: cleanups run with an error recorded. A
+  // device-io call's buffers are freed in its stream's order (its work may
+  // still run); another call ended with a wait on its stream, unless it
+  // failed, when the device finishes what was enqueued first.
+  void *stream = callStream();
+  if (!left->empty() && !inCallStream() && hasCudaError()) {
+    CallScope scope(/*cleanup=*/true);
+    if (scope)
+      scope.api().ctxSynchronize();
+  }
   for (void *pointer : *left)
-    mgpuMemFree(pointer, nullptr);
+    mgpuMemFree(pointer, stream);
   delete left;
 }
 

@@ -63,6 +63,7 @@ std::string resolve(void *handle, CudaDriverApi &api) {
       {"cuMemsetD16Async", slot(api.memsetD16Async)},
       {"cuMemcpyHtoD_v2", slot(api.memcpyHtoD)},
       {"cuFuncSetAttribute", slot(api.funcSetAttribute)},
+      {"cuCtxSynchronize", slot(api.ctxSynchronize)},
   };
   for (const Symbol &symbol : symbols) {
     *symbol.slot = dlsym(handle, symbol.name);
@@ -72,6 +73,15 @@ std::string resolve(void *handle, CudaDriverApi &api) {
   // TMA descriptors (CUDA 12): only Hopper modules call it, which report
   // its absence themselves.
   *slot(api.tensorMapEncodeTiled) = dlsym(handle, "cuTensorMapEncodeTiled");
+  // The stream-ordered allocator (CUDA 11.2), used when all four exist.
+  *slot(api.memAllocAsync) = dlsym(handle, "cuMemAllocAsync");
+  *slot(api.memFreeAsync) = dlsym(handle, "cuMemFreeAsync");
+  *slot(api.deviceGetDefaultMemPool) =
+      dlsym(handle, "cuDeviceGetDefaultMemPool");
+  *slot(api.memPoolSetAttribute) = dlsym(handle, "cuMemPoolSetAttribute");
+  if (!api.memAllocAsync || !api.memFreeAsync ||
+      !api.deviceGetDefaultMemPool || !api.memPoolSetAttribute)
+    api.memAllocAsync = nullptr;
   return "";
 }
 

@@ -196,12 +196,22 @@ private:
     return readFeatures(features, "cpu.features", manifest.cpuFeatures);
   }
 
-  /// `{"api": "cuda", "chip": "sm_NN"}`.
+  /// `{"api": "cuda", "chip": "sm_NN", "io": "host" | "device"}` ("io"
+  /// optional: "host").
   bool readGpu(const JsonValue &gpu, Manifest &manifest) {
-    if (!expectObject(gpu, "gpu", {"api", "chip"}, {"api", "chip"}) ||
+    if (!expectObject(gpu, "gpu", {"api", "chip", "io"}, {"api", "chip"}) ||
         !readString(gpu, "api", "gpu", manifest.gpuApi) ||
         !readString(gpu, "chip", "gpu", manifest.gpuChip))
       return false;
+    if (gpu.find("io")) {
+      std::string io;
+      if (!readString(gpu, "io", "gpu", io))
+        return false;
+      if (io != "host" && io != "device")
+        return fail("gpu", "'io' must be host or device, got '" +
+                               printable(io) + "'");
+      manifest.gpuDeviceIO = io == "device";
+    }
     if (manifest.gpuApi != "cuda")
       return fail("gpu", "unsupported GPU API '" + printable(manifest.gpuApi) +
                              "' (expected cuda)");

@@ -21,7 +21,7 @@
 // mgpu* functions, and the kernels as sm_90 binaries (a fatbinary: the
 // cubin and its PTX).
 // CHECK-DAG: llvm.func @_mlir_ciface_forward(
-// CHECK-DAG: llvm.mlir.global external constant @moe_module_manifest({{.*}}\22gpu\22:{\22api\22:\22cuda\22,\22chip\22:\22sm_90\22}
+// CHECK-DAG: llvm.mlir.global external constant @moe_module_manifest({{.*}}\22gpu\22:{\22api\22:\22cuda\22,\22chip\22:\22sm_90\22,\22io\22:\22host\22}
 // CHECK-DAG: llvm.call @mgpuMemAlloc
 // CHECK-DAG: llvm.call @mgpuMemcpy
 // CHECK-DAG: llvm.call @mgpuStreamSynchronize

@@ -210,6 +210,13 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
                      "blocks, each looping over tiles (moe-map-to-gpu "
                      "tile-grid-limit); 0 launches one block per tile"),
       llvm::cl::init(0)};
+  PassOptions::Option<bool> deviceIO{
+      *this, "device-io",
+      llvm::cl::desc("Entry points take and return device memory and are "
+                     "enqueued on the caller's stream with no host wait, "
+                     "capturable in a CUDA graph (moe-export-entries and "
+                     "moe-map-to-gpu device-io)"),
+      llvm::cl::init(false)};
   PassOptions::Option<bool> fuseCombine{
       *this, "fuse-combine",
       llvm::cl::desc("Scatter the down projection's rows into the tokens "

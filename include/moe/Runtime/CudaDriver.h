@@ -49,6 +49,8 @@ constexpr unsigned kStreamNonBlocking = 1;
 constexpr unsigned kEventDisableTiming = 2;
 /// CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES.
 constexpr int kFuncAttributeMaxDynamicSharedBytes = 8;
+/// CU_MEMPOOL_ATTR_RELEASE_THRESHOLD (value: uint64_t bytes).
+constexpr int kMemPoolAttrReleaseThreshold = 4;
 /// Dynamic shared memory a kernel may use without opting in.
 constexpr int kDefaultDynamicSharedBytes = 48 * 1024;
 } // namespace cuda
@@ -105,6 +107,18 @@ struct CudaDriverApi {
                                const void *source, size_t bytes);
   cuda::CUresult (*funcSetAttribute)(cuda::CUfunction function, int attribute,
                                      int value);
+  cuda::CUresult (*ctxSynchronize)();
+  /// The stream-ordered allocator (CUDA 11.2; null with an older driver):
+  /// cuMemAllocAsync, cuMemFreeAsync, cuDeviceGetDefaultMemPool and
+  /// cuMemPoolSetAttribute (a pool is an opaque handle).
+  cuda::CUresult (*memAllocAsync)(cuda::CUdeviceptr *pointer, size_t bytes,
+                                  cuda::CUstream stream);
+  cuda::CUresult (*memFreeAsync)(cuda::CUdeviceptr pointer,
+                                 cuda::CUstream stream);
+  cuda::CUresult (*deviceGetDefaultMemPool)(void **pool,
+                                            cuda::CUdevice device);
+  cuda::CUresult (*memPoolSetAttribute)(void *pool, int attribute,
+                                        void *value);
   /// cuTensorMapEncodeTiled (CUDA 12; null with an older driver): the
   /// enums are C enums (int), `map` the 128-byte, 64-byte aligned
   /// CUtensorMap.
@@ -191,6 +205,24 @@ public:
   CallArena(const CallArena &) = delete;
   CallArena &operator=(const CallArena &) = delete;
 };
+/// The stream of one call of a device-io entry (Manifest::gpuDeviceIO):
+/// its caller's (null for the legacy default stream). From construction to destruction, mgpuStreamCreate on
+/// this thread returns it, mgpuStreamDestroy leaves it, and
+/// mgpuStreamSynchronize on it does not wait: such a call is enqueued on
+/// the caller's stream, whose owner waits for it (moe-map-to-gpu
+/// device-io: no host wait but the last, which is the caller's). The
+/// call's arena frees on it, in stream order.
+class CallStream {
+public:
+  explicit CallStream(void *stream);
+  ~CallStream();
+  CallStream(const CallStream &) = delete;
+  CallStream &operator=(const CallStream &) = delete;
+};
+/// Whether a CallStream is open on this thread, and its stream (null: the
+/// legacy default stream).
+bool inCallStream();
+void *callStream();
 /// Records `pointer` in this thread's arena, if one is open.
 void recordArenaAllocation(void *pointer);
 /// Forgets `pointer` (freed by the caller) in this thread's arena.

@@ -149,6 +149,10 @@ struct Manifest {
   int64_t mpiRanks = 0;
   std::string mpiLibrary;
   std::string gpuChip;
+  /// Whether a GPU module's entries take and return device memory and are
+  /// enqueued on their caller's stream (the manifest's gpu "io": "device";
+  /// "host", the default, copies host buffers in and out).
+  bool gpuDeviceIO = false;
   /// The entry points, in manifest order. A name repeats only for variants
   /// of one entry point (ManifestEntry::requiredFeatures).
   std::vector<ManifestEntry> entries;

@@ -224,6 +224,22 @@ public:
              const std::vector<OutputRef> &outputs,
              unsigned threads = 1) const;
 
+  /// Whether the entry takes and returns device memory (a GPU module
+  /// compiled with device-io: Manifest::gpuDeviceIO); run() refuses it.
+  bool takesDeviceMemory() const;
+  /// Enqueues the entry on `stream` (a CUstream of the module's device;
+  /// null: the legacy default stream) and returns without waiting:
+  /// `inputs` are device addresses of its float32 [tokens, H] inputs,
+  /// `outputs` of buffers for its results (resultShape(r, tokens), row
+  /// major, of resultType(r)), all on the module's device. The results are
+  /// there when the stream reaches the call's end; the call allocates its
+  /// working buffers in the stream's order and makes no host wait, so a
+  /// stream being captured into a CUDA graph captures it (after a first
+  /// call outside the capture, which makes the TMA descriptors). Only for
+  /// takesDeviceMemory() entries.
+  Status runOnDevice(const std::vector<const void *> &inputs, int64_t tokens,
+                     const std::vector<void *> &outputs, void *stream) const;
+
 private:
   struct FreeDeleter {
     void operator()(void *p) const { std::free(p); }

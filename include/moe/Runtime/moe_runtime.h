@@ -38,7 +38,7 @@ typedef struct moe_entry moe_entry;
 /** The version of this C API: a caller checks moe_api_version() against
  *  the MOE_API_VERSION it was compiled with. It grows when functions are
  *  added or change. */
-#define MOE_API_VERSION 3
+#define MOE_API_VERSION 4
 
 /** The kind of failure of the last call on a thread (moe_last_status()):
  *  a caller driving a GPU tells "no GPU here" from "the GPU failed". */
@@ -152,6 +152,28 @@ const char *moe_cuda_device_describe(int device);
 int moe_entry_run(const moe_entry *entry, const float *const *inputs,
                   int64_t num_inputs, int64_t tokens, void *const *outputs,
                   int64_t num_outputs, int threads);
+
+/** 1 when the entry takes and returns device memory (a CUDA module
+ *  compiled with `--pipeline-options=device-io`): run it with
+ *  moe_entry_run_cuda, not moe_entry_run; 0 if not, -1 on error. */
+int moe_entry_device_io(const moe_entry *entry);
+
+/** Enqueues a device-io entry on the CUDA stream `stream` (a CUstream of
+ *  the module's device, e.g. PyTorch's current stream; NULL: the legacy
+ *  default stream) and returns without waiting. `inputs[i]` is the device
+ *  address of a row-major float32 [tokens, moe_entry_input_size(entry, i)]
+ *  array, `outputs[r]` that of a buffer for result r (shaped as
+ *  moe_entry_result_dim says with T = tokens, of its element type), on the
+ *  module's device. The results are there once the stream reaches the
+ *  call's end. The call allocates its working memory in the stream's order
+ *  and waits for nothing, so a stream being captured into a CUDA graph
+ *  captures it, after one call outside the capture (which makes the
+ *  layer's TMA descriptors). Returns 0, or -1 on error (a CUDA error may
+ *  also surface at the caller's next synchronization). */
+int moe_entry_run_cuda(const moe_entry *entry, const void *const *inputs,
+                       int64_t num_inputs, int64_t tokens,
+                       void *const *outputs, int64_t num_outputs,
+                       void *stream);
 
 #ifdef __cplusplus
 } /* extern "C" */

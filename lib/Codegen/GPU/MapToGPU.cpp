@@ -271,9 +271,11 @@ struct Team {
 class FunctionMapper {
 public:
   FunctionMapper(func::FuncOp func, int64_t blockSize, int64_t warpSize,
-                 int64_t routingBlockSize, int64_t tileGridLimit)
+                 int64_t routingBlockSize, int64_t tileGridLimit,
+                 bool deviceIO)
       : func(func), blockSize(blockSize), warpSize(warpSize),
         routingBlockSize(routingBlockSize), tileGridLimit(tileGridLimit),
+        deviceIO(deviceIO),
         tokenType(gpu::AsyncTokenType::get(func.getContext())) {}
 
   LogicalResult map();
@@ -327,6 +329,8 @@ private:
 
   func::FuncOp func;
   int64_t blockSize, warpSize, routingBlockSize, tileGridLimit;
+  /// Arguments and results are device memory; no host wait but the last.
+  bool deviceIO;
   Type tokenType;
   Value token;
   /// Top-level ops that run, in order, in the next sequential kernel, and
@@ -388,6 +392,9 @@ LogicalResult FunctionMapper::copyInputs() {
     if (!type.getLayout().isIdentity())
       return func.emitError("moe-map-to-gpu: argument ")
              << arg.getArgNumber() << " is not a contiguous row-major buffer";
+    // The caller's device buffers.
+    if (deviceIO)
+      continue;
     llvm::SmallPtrSet<Operation *, 4> own;
     SmallVector<Value> sizes;
     for (int64_t d = 0; d < type.getRank(); ++d)
@@ -590,6 +597,10 @@ LogicalResult FunctionMapper::flush(Operation *before) {
   Team team{launch, launch.getThreadIds().x, runTeam};
   if (failed(distribute(kernel, team)))
     return failure();
+  if (!escaping.empty() && deviceIO)
+    return escaping.front().getDefiningOp()->emitError(
+        "moe-map-to-gpu: device-io: the host needs a value a kernel "
+        "computes, so the call would wait for the GPU before its end");
   if (!escaping.empty()) {
     // Every thread holds the values; thread 0 stores them.
     OpBuilder kb(kernel.getTerminator());
@@ -719,6 +730,9 @@ void FunctionMapper::copyResults(func::ReturnOp ret) {
     if (!type)
       continue;
     Value device = operand.get();
+    // The caller takes the device buffer (and frees it).
+    if (deviceIO)
+      continue;
     SmallVector<Value> sizes;
     for (int64_t d = 0; d < type.getRank(); ++d)
       if (type.isDynamicDim(d))
@@ -826,6 +840,10 @@ LogicalResult FunctionMapper::mapBlock(Block &block) {
       continue;
     }
     if (needsHostControl(op)) {
+      if (deviceIO)
+        return op->emitError("moe-map-to-gpu: device-io: host control flow "
+                             "over kernels waits for the GPU before the "
+                             "call's end");
       // Its regions start from finished GPU work and map on their own.
       if (failed(flush(op)))
         return failure();
@@ -942,6 +960,8 @@ LogicalResult FunctionMapper::map() {
   // The weights' bindings are in the manifest (moe-export-entries).
   for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
     func.removeArgAttr(i, "moe.weight");
+  if (deviceIO)
+    func->setAttr("moe.device_io", UnitAttr::get(func.getContext()));
   // Buffers a kernel allocates (the scratch of a loop body) are private to
   // the thread that runs the body: stack memory of a fixed size, allocated
   // once at the kernel's start; buffers of a dynamic size come from the
@@ -1013,7 +1033,7 @@ struct MoEMapToGPUPass
     if (func.isExternal())
       return;
     FunctionMapper mapper(func, blockSize, warpSize, routingBlockSize,
-                          tileGridLimit);
+                          tileGridLimit, deviceIO);
     if (failed(mapper.map()))
       signalPassFailure();
   }

@@ -10,9 +10,18 @@
  *   no-kernel     cuModuleGetFunction fails with CUDA_ERROR_NOT_FOUND
  *   bad-image     cuModuleLoadData fails with CUDA_ERROR_INVALID_IMAGE
  * Built with -DOMIT_SYMBOL, it lacks cuMemsetD16Async (an old driver);
- * with -DOMIT_TMA, cuTensorMapEncodeTiled (a driver before CUDA 12).
+ * with -DOMIT_TMA, cuTensorMapEncodeTiled (a driver before CUDA 12); with
+ * -DOMIT_POOL, the stream-ordered allocator (before CUDA 11.2).
  * With FAKE_CUDA_TRACE set, it prints each launch (kernel, grid, block,
- * dynamic shared memory), copy and stream synchronization to stderr.
+ * dynamic shared memory), copy, stream-ordered allocation and free and
+ * synchronization to stderr.
+ * Stream capture: between cuStreamBeginCapture and cuStreamEndCapture,
+ * launches, copies and memsets on the captured stream are recorded into
+ * the graph (traced as "capture ..."), not run; cuGraphLaunch runs them.
+ * As CUDA's global capture mode does, calls that would wait or allocate
+ * outside the stream's order (synchronizations, cuMemAlloc, cuMemFree,
+ * cuMemcpyHtoD) fail with CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, and
+ * work on another stream fails with CUDA_ERROR_STREAM_CAPTURE_ISOLATION.
  * It counts what is still allocated; fake_cuda_live() reports it. With
  * FAKE_CUDA_LEAKS set, it prints at exit the device memory, streams and
  * events still alive (modules are unloaded by their own destructors, which
@@ -30,6 +39,8 @@ enum {
   INVALID_IMAGE = 200,
   NOT_FOUND = 500,
   LAUNCH_FAILED = 719,
+  CAPTURE_UNSUPPORTED = 900,
+  CAPTURE_ISOLATION = 905,
 };
 
 static int failing(const char *what) {
@@ -54,6 +65,8 @@ static const char *errorName(CUresult error) {
   case INVALID_IMAGE: return "CUDA_ERROR_INVALID_IMAGE";
   case NOT_FOUND: return "CUDA_ERROR_NOT_FOUND";
   case LAUNCH_FAILED: return "CUDA_ERROR_LAUNCH_FAILED";
+  case CAPTURE_UNSUPPORTED: return "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED";
+  case CAPTURE_ISOLATION: return "CUDA_ERROR_STREAM_CAPTURE_ISOLATION";
   }
   return 0;
 }
@@ -66,6 +79,8 @@ static const char *errorText(CUresult error) {
   case INVALID_IMAGE: return "device kernel image is invalid";
   case NOT_FOUND: return "named symbol not found";
   case LAUNCH_FAILED: return "unspecified launch failure";
+  case CAPTURE_UNSUPPORTED: return "operation not permitted when stream is capturing";
+  case CAPTURE_ISOLATION: return "operation would make the legacy stream depend on a capturing blocking stream";
   }
   return 0;
 }
@@ -140,6 +155,88 @@ CUresult cuModuleUnload(void *module) {
   return SUCCESS;
 }
 static int tracing(void) { return getenv("FAKE_CUDA_TRACE") != 0; }
+
+/* The stream being captured (one at a time), and the graph's nodes: a
+ * launch (its kernel's name) or a copy. */
+static void *capturing;
+enum { NODE_LAUNCH, NODE_COPY };
+struct Node {
+  int kind;
+  const char *name;
+  unsigned long long dst, src;
+  size_t bytes;
+};
+static struct Node nodes[4096];
+static int numNodes;
+/* What the stream-ordered allocator gave the captured graph: freed with it. */
+static void *graphMemory[4096];
+static int numGraphMemory;
+/* SUCCESS when `stream` may take work now (recording it if captured). */
+static CUresult captureCheck(void *stream) {
+  if (!capturing || stream == capturing)
+    return SUCCESS;
+  return CAPTURE_ISOLATION;
+}
+static int record(struct Node node) {
+  if (!capturing)
+    return 0;
+  if (numNodes < 4096)
+    nodes[numNodes++] = node;
+  if (tracing())
+    fprintf(stderr, "fake_cuda: capture %s\n",
+            node.kind == NODE_LAUNCH ? node.name : "copy");
+  return 1;
+}
+CUresult cuStreamBeginCapture_v2(void *stream, int mode) {
+  (void)mode;
+  capturing = stream;
+  numNodes = 0;
+  return SUCCESS;
+}
+CUresult cuStreamEndCapture(void *stream, void **graph) {
+  if (stream != capturing)
+    return CAPTURE_ISOLATION;
+  capturing = 0;
+  *graph = malloc(1);
+  ++live;
+  return SUCCESS;
+}
+CUresult cuStreamIsCapturing(void *stream, int *status) {
+  *status = capturing && stream == capturing;
+  return SUCCESS;
+}
+CUresult cuGraphInstantiateWithFlags(void **exec, void *graph,
+                                     unsigned long long flags) {
+  (void)graph; (void)flags;
+  *exec = malloc(1);
+  ++live;
+  return SUCCESS;
+}
+CUresult cuGraphDestroy(void *graph) {
+  free(graph);
+  --live;
+  for (int i = 0; i < numGraphMemory; ++i) {
+    free(graphMemory[i]);
+    --live;
+  }
+  numGraphMemory = 0;
+  return SUCCESS;
+}
+CUresult cuGraphExecDestroy(void *exec) {
+  free(exec);
+  --live;
+  return SUCCESS;
+}
+CUresult cuGraphLaunch(void *exec, void *stream) {
+  (void)exec; (void)stream;
+  if (tracing())
+    fprintf(stderr, "fake_cuda: graph launch (%d nodes)\n", numNodes);
+  for (int i = 0; i < numNodes; ++i)
+    if (nodes[i].kind == NODE_COPY)
+      memcpy((void *)(size_t)nodes[i].dst, (const void *)(size_t)nodes[i].src,
+             nodes[i].bytes);
+  return SUCCESS;
+}
 /* A function is its name (the launches' traces say which ran), kept in a
  * table of the names asked for. */
 static char functions[256][64];
@@ -158,14 +255,18 @@ CUresult cuModuleGetFunction(void **out, void *module, const char *name) {
 CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz,
                         unsigned bx, unsigned by, unsigned bz, unsigned smem,
                         void *stream, void **params, void **extra) {
-  (void)stream;
   (void)params;
   (void)extra;
-  if (tracing())
+  if (captureCheck(stream))
+    return captureCheck(stream);
+  if (failing("launch"))
+    return LAUNCH_FAILED;
+  struct Node node = {NODE_LAUNCH, (const char *)f, 0, 0, 0};
+  if (!record(node) && tracing())
     fprintf(stderr,
             "fake_cuda: launch %s grid %u %u %u block %u %u %u smem %u\n",
             (const char *)f, gx, gy, gz, bx, by, bz, smem);
-  return failing("launch") ? LAUNCH_FAILED : SUCCESS;
+  return SUCCESS;
 }
 CUresult cuStreamCreate(void **stream, unsigned flags) {
   (void)flags;
@@ -180,6 +281,8 @@ CUresult cuStreamDestroy_v2(void *stream) {
 }
 CUresult cuStreamSynchronize(void *stream) {
   (void)stream;
+  if (capturing)
+    return CAPTURE_UNSUPPORTED;
   if (tracing())
     fprintf(stderr, "fake_cuda: synchronize\n");
   return SUCCESS;
@@ -205,11 +308,15 @@ CUresult cuEventRecord(void *event, void *stream) {
 }
 CUresult cuEventSynchronize(void *event) {
   (void)event;
+  if (capturing)
+    return CAPTURE_UNSUPPORTED;
   if (tracing())
     fprintf(stderr, "fake_cuda: synchronize\n");
   return SUCCESS;
 }
 CUresult cuMemAlloc_v2(unsigned long long *pointer, size_t bytes) {
+  if (capturing)
+    return CAPTURE_UNSUPPORTED;
   if (failing("oom"))
     return OUT_OF_MEMORY;
   *pointer = (unsigned long long)(size_t)calloc(1, bytes ? bytes : 1);
@@ -217,13 +324,19 @@ CUresult cuMemAlloc_v2(unsigned long long *pointer, size_t bytes) {
   return SUCCESS;
 }
 CUresult cuMemFree_v2(unsigned long long pointer) {
+  if (capturing)
+    return CAPTURE_UNSUPPORTED;
   free((void *)(size_t)pointer);
   --live;
   return SUCCESS;
 }
 CUresult cuMemcpyAsync(unsigned long long dst, unsigned long long src,
                        size_t bytes, void *stream) {
-  (void)stream;
+  if (captureCheck(stream))
+    return captureCheck(stream);
+  struct Node node = {NODE_COPY, 0, dst, src, bytes};
+  if (record(node))
+    return SUCCESS;
   if (tracing())
     fprintf(stderr, "fake_cuda: copy %zu bytes\n", bytes);
   memcpy((void *)(size_t)dst, (const void *)(size_t)src, bytes);
@@ -239,6 +352,8 @@ CUresult cuMemsetD32Async(unsigned long long dst, unsigned value, size_t count,
 }
 CUresult cuMemcpyHtoD_v2(unsigned long long dst, const void *src,
                          size_t bytes) {
+  if (capturing)
+    return CAPTURE_UNSUPPORTED;
   memcpy((void *)(size_t)dst, src, bytes);
   return SUCCESS;
 }
@@ -268,6 +383,58 @@ CUresult cuMemsetD16Async(unsigned long long dst, unsigned short value,
   unsigned short *halves = (unsigned short *)(size_t)dst;
   for (size_t i = 0; i < count; ++i)
     halves[i] = value;
+  return SUCCESS;
+}
+#endif
+CUresult cuCtxSynchronize(void) {
+  if (capturing)
+    return CAPTURE_UNSUPPORTED;
+  if (tracing())
+    fprintf(stderr, "fake_cuda: synchronize the context\n");
+  return SUCCESS;
+}
+#ifndef OMIT_POOL
+/* The stream-ordered allocator: memory allocated while a stream is
+ * captured belongs to the graph (reused by each of its launches); frees of
+ * it are recorded, not done. */
+static int pool;
+CUresult cuDeviceGetDefaultMemPool(void **out, int device) {
+  (void)device;
+  *out = &pool;
+  return SUCCESS;
+}
+CUresult cuMemPoolSetAttribute(void *memPool, int attribute, void *value) {
+  (void)memPool; (void)value;
+  if (tracing())
+    fprintf(stderr, "fake_cuda: pool attribute %d\n", attribute);
+  return SUCCESS;
+}
+CUresult cuMemAllocAsync(unsigned long long *pointer, size_t bytes,
+                         void *stream) {
+  if (captureCheck(stream))
+    return captureCheck(stream);
+  if (failing("oom"))
+    return OUT_OF_MEMORY;
+  *pointer = (unsigned long long)(size_t)calloc(1, bytes ? bytes : 1);
+  ++live;
+  if (capturing && numGraphMemory < 4096)
+    graphMemory[numGraphMemory++] = (void *)(size_t)*pointer;
+  if (tracing())
+    fprintf(stderr, "fake_cuda: %salloc %zu bytes in stream order\n",
+            capturing ? "capture " : "", bytes);
+  return SUCCESS;
+}
+CUresult cuMemFreeAsync(unsigned long long pointer, void *stream) {
+  if (captureCheck(stream))
+    return captureCheck(stream);
+  if (tracing())
+    fprintf(stderr, "fake_cuda: %sfree in stream order\n",
+            capturing ? "capture " : "");
+  /* A graph's memory lives as long as the graph. */
+  if (capturing)
+    return SUCCESS;
+  free((void *)(size_t)pointer);
+  --live;
   return SUCCESS;
 }
 #endif

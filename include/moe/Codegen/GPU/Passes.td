@@ -71,6 +71,14 @@ def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
     its block id in steps of the grid size, row blocks fastest (the order
     of the unlimited grid's x, then y): a persistent grid whose blocks stay
     resident across tiles.
+
+    With `device-io`, the function's non-weight arguments and its results
+    are device memory: no copies in or out, and the results' buffers are
+    left to the caller, who frees them. The call must then need no host
+    wait but its last (a value the host reads back, host control flow over
+    kernels are errors), so that a runtime can enqueue it on its caller's
+    stream and return without waiting; the function is marked
+    `moe.device_io`.
   }];
   let dependentDialects = ["::mlir::gpu::GPUDialect",
                            "::mlir::arith::ArithDialect",
@@ -92,6 +100,9 @@ def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
            "At most this many blocks per tile grid, each looping over the "
            "tiles from its block id in steps of the grid (a persistent "
            "grid; row blocks fastest); 0 launches one block per tile">,
+    Option<"deviceIO", "device-io", "bool", /*default=*/"false",
+           "Arguments (but weights) and results are device memory, and the "
+           "call waits for nothing before its end">,
   ];
 }
 

@@ -179,6 +179,10 @@ struct MoEExportEntriesPass
           << chip << "'";
       return signalPassFailure();
     }
+    if (deviceIO && chip.empty()) {
+      module.emitError("moe-export-entries: device-io needs cuda-chip");
+      return signalPassFailure();
+    }
     // Packing functions (moe-pack-expert-weights) are called through the
     // weights they pack, not entry points.
     llvm::StringSet<> packingFunctions;
@@ -218,7 +222,9 @@ struct MoEExportEntriesPass
                                 {"producer", "moe-mlir " MOE_VERSION_STRING},
                                 {"entries", std::move(entries)}};
     if (!chip.empty())
-      manifest["gpu"] = llvm::json::Object{{"api", "cuda"}, {"chip", chip}};
+      manifest["gpu"] = llvm::json::Object{{"api", "cuda"},
+                                           {"chip", chip},
+                                           {"io", deviceIO ? "device" : "host"}};
     // Expert parallelism: the ranks of MPI_COMM_WORLD the module runs on.
     if (auto ranks = module->getAttrOfType<IntegerAttr>(kMPIRanksAttrName)) {
       manifest["parallel"] =

@@ -192,12 +192,20 @@ def MoEExportEntriesPass : Pass<"moe-export-entries", "::mlir::ModuleOp"> {
     uploads the weights to the device once per loaded module), and the
     weight arguments keep their `moe.weight` attributes, which
     `moe-map-to-gpu` reads (as device memory) and removes.
+
+    With `device-io` as well, the manifest says `"io": "device"`: the
+    entries' inputs and results are device memory and a call is enqueued
+    on its caller's stream (`moe-map-to-gpu device-io` builds such
+    functions).
   }];
   let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
   let options = [
     Option<"cudaChip", "cuda-chip", "std::string", /*default=*/"\"\"",
            "The CUDA architecture the module's kernels are compiled for "
            "(sm_NN); empty for a CPU module">,
+    Option<"deviceIO", "device-io", "bool", /*default=*/"false",
+           "The entry points' inputs and results are device memory (the "
+           "manifest's gpu \"io\": \"device\"); needs cuda-chip">,
   ];
 }
 
