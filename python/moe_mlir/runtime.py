@@ -103,6 +103,13 @@ def _declare(lib: ctypes.CDLL) -> None:
                                                   ctypes.c_int64]),
         "moe_entry_result_dtype": (ctypes.c_char_p, [_HANDLE,
                                                      ctypes.c_int64]),
+        "moe_entry_device_io": (ctypes.c_int, [_HANDLE]),
+        "moe_entry_run_cuda": (ctypes.c_int, [_HANDLE,
+                                              ctypes.POINTER(ctypes.c_void_p),
+                                              ctypes.c_int64, ctypes.c_int64,
+                                              ctypes.POINTER(ctypes.c_void_p),
+                                              ctypes.c_int64,
+                                              ctypes.c_void_p]),
         "moe_entry_run": (ctypes.c_int, [_HANDLE,
                                          ctypes.POINTER(_FLOATS),
                                          ctypes.c_int64, ctypes.c_int64,
@@ -299,6 +306,44 @@ class Entry(_Handle):
     def num_inputs(self) -> int:
         """The number of ``[T, H_i]`` inputs."""
         return self._query("moe_entry_num_inputs")
+
+    @property
+    def device_io(self) -> bool:
+        """Whether the entry takes and returns device memory (a CUDA module
+        compiled with ``device-io``): call it with :meth:`run_cuda`."""
+        return bool(self._query("moe_entry_device_io"))
+
+    def result_types(self, tokens: int) -> list[tuple[tuple[int, ...],
+                                                      np.dtype]]:
+        """``(shape, dtype)`` of every result for ``tokens`` tokens."""
+        return self._result_types(tokens)
+
+    def run_cuda(self, inputs: list[int], tokens: int, outputs: list[int],
+                 stream: int = 0) -> None:
+        """Enqueues a device-io entry on CUDA stream ``stream`` (a
+        ``CUstream`` as an integer, e.g. PyTorch's
+        ``torch.cuda.current_stream().cuda_stream``; 0 is the legacy
+        default stream) and returns without waiting.
+
+        Args:
+            inputs: device addresses of the float32 ``[tokens, H_i]``
+                inputs (row major, e.g. ``tensor.data_ptr()``).
+            tokens: T.
+            outputs: device addresses of buffers for the results, shaped
+                and typed as :meth:`result_types` says.
+            stream: the stream; a stream being captured into a CUDA graph
+                (``torch.cuda.graph``) captures the call, after one call
+                outside the capture.
+        """
+        lib = library()
+        input_pointers = (ctypes.c_void_p * max(1, len(inputs)))(*inputs)
+        output_pointers = (ctypes.c_void_p * max(1, len(outputs)))(*outputs)
+        status = lib.moe_entry_run_cuda(self.handle, input_pointers,
+                                        len(inputs), int(tokens),
+                                        output_pointers, len(outputs),
+                                        ctypes.c_void_p(int(stream)))
+        if status != 0:
+            raise _fail(lib)
 
     def _result_types(self, tokens: int) -> list[tuple[tuple[int, ...],
                                                        np.dtype]]:

@@ -282,7 +282,7 @@ def test_cuda_devices(tmp_path) -> None:
                    check=True)
     done = _cuda_query({"MOE_CUDA_DRIVER": fake})
     assert done.stdout.splitlines() == [
-        "api 3", "0: Fake GPU, sm_90, 80 GiB, CUDA driver 13.0"], done.stderr
+        "api 4", "0: Fake GPU, sm_90, 80 GiB, CUDA driver 13.0"], done.stderr
     done = _cuda_query({"MOE_CUDA_DRIVER": str(tmp_path / "none.so")})
     assert done.stdout.splitlines()[1].startswith(
         "error: CUDA driver not available: "), done.stdout
@@ -291,7 +291,7 @@ def test_cuda_devices(tmp_path) -> None:
         "error: CUDA driver: cuInit: CUDA_ERROR_NO_DEVICE (no CUDA-capable "
         "device is detected)")
     done = _cuda_query({"MOE_CUDA_DRIVER": fake, "FAKE_CUDA": "zero-devices"})
-    assert done.stdout.splitlines() == ["api 3"]
+    assert done.stdout.splitlines() == ["api 4"]
 
 
 @pytest.mark.skipif(not os.access(_CLANG, os.X_OK), reason="no clang")
@@ -339,3 +339,67 @@ def test_cuda_module(tmp_path) -> None:
         f"{module}: cannot load its GPU code on device 3: no CUDA device 3 "
         "(this machine has 1 device)",
         "device must be a GPU ordinal, got -1"], done.stderr
+
+
+@pytest.mark.skipif(not os.access(_CLANG, os.X_OK), reason="no clang")
+def test_cuda_device_io(tmp_path) -> None:
+    """A device-io CUDA module (the stand-in, y = 2 x) through run_cuda on
+    "device" buffers (the stand-in's device memory is host memory, so numpy
+    arrays serve), and the one-line refusals of the wrong calls."""
+    inputs = os.path.join(os.path.dirname(_FAKE_DRIVER))
+    fake = str(tmp_path / "fake_cuda.so")
+    subprocess.run([_CLANG, "-shared", "-fPIC", "-o", fake, _FAKE_DRIVER],
+                   check=True)
+    runtime_sources = os.path.join(inputs, os.pardir, os.pardir, os.pardir,
+                                   "lib", "Runtime")
+    modules = {}
+    for case in ("gpu", "gpu-device-io"):
+        source = str(tmp_path / f"{case}.c")
+        subprocess.run([sys.executable, os.path.join(inputs, "make_module.py"),
+                        case, source], check=True)
+        modules[case] = str(tmp_path / f"{case}.so")
+        subprocess.run([_CLANG, "-shared", "-fPIC", "-I", runtime_sources,
+                        "-o", modules[case], source,
+                        os.path.join(inputs, "fake_gpu_kernels.c")],
+                       check=True)
+    ckpt = str(tmp_path / "w.safetensors")
+    subprocess.run([sys.executable, os.path.join(inputs, "make_inputs.py"),
+                    "module-ckpt", ckpt], check=True)
+    code = ("import sys, numpy as np\n"
+            "from moe_mlir import runtime\n"
+            "device_module, host_module, ckpt = sys.argv[1:4]\n"
+            "entry = runtime.load_layer(device_module, ckpt, device=0)\n"
+            "host = runtime.load_layer(host_module, ckpt, device=0)\n"
+            "print(entry.device_io, host.device_io)\n"
+            "print(entry.result_types(2))\n"
+            "x = np.arange(16, dtype=np.float32).reshape(2, 8)\n"
+            "y = np.zeros_like(x)\n"
+            "entry.run_cuda([x.ctypes.data], 2, [y.ctypes.data], stream=0)\n"
+            "print(bool((y == 2 * x).all()))\n"
+            "calls = [lambda: entry(x),\n"
+            "         lambda: host.run_cuda([x.ctypes.data], 2,\n"
+            "                               [y.ctypes.data]),\n"
+            "         lambda: entry.run_cuda([0], 2, [y.ctypes.data]),\n"
+            "         lambda: entry.run_cuda([x.ctypes.data], 2, [])]\n"
+            "for call in calls:\n"
+            "    try:\n"
+            "        call()\n"
+            "    except runtime.MoeRuntimeError as err:\n"
+            "        print(err)\n")
+    done = subprocess.run(
+        [sys.executable, "-c", code, modules["gpu-device-io"],
+         modules["gpu"], ckpt], capture_output=True,
+        text=True, check=False, timeout=120,
+        env={**os.environ, "MOE_CUDA_DRIVER": fake,
+             "PYTHONPATH": os.path.join(os.path.dirname(__file__),
+                                        os.pardir)})
+    assert done.stdout.splitlines() == [
+        "True False",
+        "[((2, 8), dtype('float32'))]",
+        "True",
+        "'forward' takes device memory (its module was compiled with "
+        "device-io): run it on device buffers (moe_entry_run_cuda)",
+        "'forward' takes host memory: only a CUDA module compiled with "
+        "device-io runs on device buffers",
+        "input of 'forward' is a null pointer",
+        "'forward' has 1 result, got 0 outputs"], done.stderr

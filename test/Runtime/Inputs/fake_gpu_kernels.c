@@ -58,3 +58,30 @@ void _mlir_ciface_gpu_forward(MemRef2 *result, MemRef2 *x, MemRef2 *w) {
   mgpuMemFree(device, stream);
   mgpuStreamDestroy(stream);
 }
+
+/* The same layer compiled with device-io (make_module.py gpu-device-io):
+ * x and the result are device memory, the call runs on the stream the
+ * runtime hands it (its caller's) and leaves the result's buffer to it. */
+void _mlir_ciface_gpu_forward_device(MemRef2 *result, MemRef2 *x,
+                                     MemRef2 *w) {
+  (void)w;
+  int64_t tokens = x->sizes[0], hidden = x->sizes[1];
+  size_t bytes = (size_t)(tokens * hidden) * sizeof(float);
+  void *stream = mgpuStreamCreate();
+  float *device = mgpuMemAlloc(bytes, stream, 0);
+  void *kernel = mgpuModuleGetFunction(module, "forward_kernel");
+  void *params[] = {&device};
+  mgpuLaunchKernel(kernel, 1, 1, 1, 64, 1, 1, 0, stream, params, NULL, 1);
+  if (device)
+    for (size_t i = 0; i < bytes / sizeof(float); ++i)
+      device[i] = 2.0f * x->aligned[x->offset + (int64_t)i];
+  result->allocated = device;
+  result->aligned = device;
+  result->offset = 0;
+  result->sizes[0] = tokens;
+  result->sizes[1] = hidden;
+  result->strides[0] = hidden;
+  result->strides[1] = 1;
+  mgpuStreamSynchronize(stream);
+  mgpuStreamDestroy(stream);
+}
