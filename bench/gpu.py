@@ -82,6 +82,8 @@ MMA_MODES = {
     "sync": "mma=sync",
     "wgmma": "mma=wgmma",
     "wgmma-persistent": "mma=wgmma persistent=1",
+    # On PyTorch's device tensors and stream, and replayed from a CUDA graph.
+    "wgmma-device": "mma=wgmma device-io",
 }
 TOKENS = (1, 8, 64, 512, 4096)
 
@@ -133,6 +135,9 @@ def structure(args) -> None:
             with open(ir, "w", encoding="utf-8") as f:
                 f.write(emit_module(layer_spec(model)))
             for mode, options in MMA_MODES.items():
+                # device-io changes the host code, not the kernels.
+                if "device-io" in options:
+                    continue
                 arch = "sm_90a" if "wgmma" in options else "sm_90"
                 lowered = os.path.join(scratch, f"{model}-{mode}.isa.mlir")
                 subprocess.run(
@@ -377,6 +382,36 @@ def _profile_kernels(torch, call) -> dict:
     return {"tiles_ms": tiles, "other_ms": rest}
 
 
+def _device_rows(torch, entry, x, reference, mode, row, runs: int) -> None:
+    """A device-io layer on PyTorch's tensors and current stream: enqueued
+    by a call (its time includes the host's launches), then captured into a
+    CUDA graph and replayed (one launch)."""
+    t = x.shape[0]
+    y = torch.empty(t, entry.output_size, device="cuda")
+
+    def call():
+        entry.run_cuda([x.data_ptr()], t, [y.data_ptr()],
+                       torch.cuda.current_stream().cuda_stream)
+    call()
+    torch.cuda.synchronize()
+    extra = {}
+    if reference is not None:
+        extra["max_abs_error"] = float(
+            (y.cpu() - torch.from_numpy(reference)).abs().max())
+    kernels = _profile_kernels(torch, call)
+    device_ms = kernels["tiles_ms"] + kernels["other_ms"]
+    extra.update(kernels, other_share=kernels["other_ms"] /
+                 max(device_ms, 1e-9))
+    row(f"compiled {mode}", _timed(torch, call, runs), **extra)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        call()
+    graph.replay()
+    torch.cuda.synchronize()
+    row(f"compiled {mode} graph", _timed(torch, graph.replay, runs),
+        **extra)
+
+
 def run(args) -> None:
     import numpy as np
     import torch
@@ -440,6 +475,10 @@ def run(args) -> None:
                 reference = layer.grouped(xb).float().cpu().numpy() \
                     if t <= 512 else None
                 for mode, entry in entries.items():
+                    if entry.device_io:
+                        _device_rows(torch, entry, x, reference, mode, row,
+                                     args.runs)
+                        continue
                     call = lambda: entry(host)  # noqa: E731
                     wall = []
                     call()
