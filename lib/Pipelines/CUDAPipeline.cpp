@@ -89,8 +89,8 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   pm.addNestedPass<func::FuncOp>(
       moe::createMoEMapToGPUPass(moe::MoEMapToGPUPassOptions{
           options.blockSize, /*warpSize=*/wgmma ? 128 : 32,
-          options.reference ? 0 : options.routingBlockSize,
-          tileGridLimit, options.deviceIO}));
+          options.reference ? 0 : options.routingBlockSize, tileGridLimit,
+          options.deviceIO}));
   // Loops nested in a one-iteration-per-thread kernel run in the thread.
   pm.addPass(createParallelForToNestedForsPass());
   if (wgmma)

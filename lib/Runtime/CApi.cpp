@@ -361,9 +361,8 @@ int moe_entry_device_io(const moe_entry *entry) {
 }
 
 int moe_entry_run_cuda(const moe_entry *entry, const void *const *inputs,
-                       int64_t num_inputs, int64_t tokens,
-                       void *const *outputs, int64_t num_outputs,
-                       void *stream) {
+                       int64_t num_inputs, int64_t tokens, void *const *outputs,
+                       int64_t num_outputs, void *stream) {
   ApiCall call;
   if (!entry)
     return fail("moe_entry_run_cuda: entry is NULL", -1);

@@ -79,8 +79,8 @@ std::string resolve(void *handle, CudaDriverApi &api) {
   *slot(api.deviceGetDefaultMemPool) =
       dlsym(handle, "cuDeviceGetDefaultMemPool");
   *slot(api.memPoolSetAttribute) = dlsym(handle, "cuMemPoolSetAttribute");
-  if (!api.memAllocAsync || !api.memFreeAsync ||
-      !api.deviceGetDefaultMemPool || !api.memPoolSetAttribute)
+  if (!api.memAllocAsync || !api.memFreeAsync || !api.deviceGetDefaultMemPool ||
+      !api.memPoolSetAttribute)
     api.memAllocAsync = nullptr;
   return "";
 }

@@ -60,8 +60,7 @@ Status BoundEntry::runOnDevice(const std::vector<const void *> &inputs,
   if (!counts)
     return counts;
   if (tokens < 0)
-    return Status::failure(entry + ": " + std::to_string(tokens) +
-                           " tokens");
+    return Status::failure(entry + ": " + std::to_string(tokens) + " tokens");
   const ManifestEntry &spec = this->spec();
   DescriptorBlock args;
   size_t nextInput = 0;
@@ -91,8 +90,8 @@ Status BoundEntry::runOnDevice(const std::vector<const void *> &inputs,
     std::string label = std::string("output ") +
                         (outputs.size() > 1 ? std::to_string(r) + " " : "") +
                         "of " + entry;
-    std::optional<int64_t> numBytes = checkedByteSize(
-        resultShape(r, tokens), elementTypeSize(resultType(r)));
+    std::optional<int64_t> numBytes =
+        checkedByteSize(resultShape(r, tokens), elementTypeSize(resultType(r)));
     if (!numBytes)
       return Status::failure(label + " is too large");
     if (*numBytes != 0 && !outputs[r])
@@ -128,8 +127,8 @@ Status BoundEntry::runOnDevice(const std::vector<const void *> &inputs,
       std::vector<int64_t> shape = resultShape(r, tokens);
       std::string label = entry + " returned result " + std::to_string(r);
       if (view.sizes != shape) {
-        error = label + " of shape " + formatShape(view.sizes) +
-                ", expected " + formatShape(shape);
+        error = label + " of shape " + formatShape(view.sizes) + ", expected " +
+                formatShape(shape);
         break;
       }
       if (outputBytes[r] == 0)
@@ -138,9 +137,9 @@ Status BoundEntry::runOnDevice(const std::vector<const void *> &inputs,
         error = label + " that is not a contiguous device buffer";
         break;
       }
-      auto *source = static_cast<char *>(view.aligned) +
-                     view.offset * static_cast<int64_t>(
-                                       elementTypeSize(resultType(r)));
+      auto *source =
+          static_cast<char *>(view.aligned) +
+          view.offset * static_cast<int64_t>(elementTypeSize(resultType(r)));
       mgpuMemcpy(outputs[r], source, outputBytes[r], stream);
     }
   }

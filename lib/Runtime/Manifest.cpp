@@ -208,8 +208,8 @@ private:
       if (!readString(gpu, "io", "gpu", io))
         return false;
       if (io != "host" && io != "device")
-        return fail("gpu", "'io' must be host or device, got '" +
-                               printable(io) + "'");
+        return fail("gpu",
+                    "'io' must be host or device, got '" + printable(io) + "'");
       manifest.gpuDeviceIO = io == "device";
     }
     if (manifest.gpuApi != "cuda")

@@ -115,10 +115,8 @@ struct CudaDriverApi {
                                   cuda::CUstream stream);
   cuda::CUresult (*memFreeAsync)(cuda::CUdeviceptr pointer,
                                  cuda::CUstream stream);
-  cuda::CUresult (*deviceGetDefaultMemPool)(void **pool,
-                                            cuda::CUdevice device);
-  cuda::CUresult (*memPoolSetAttribute)(void *pool, int attribute,
-                                        void *value);
+  cuda::CUresult (*deviceGetDefaultMemPool)(void **pool, cuda::CUdevice device);
+  cuda::CUresult (*memPoolSetAttribute)(void *pool, int attribute, void *value);
   /// cuTensorMapEncodeTiled (CUDA 12; null with an older driver): the
   /// enums are C enums (int), `map` the 128-byte, 64-byte aligned
   /// CUtensorMap.
@@ -206,10 +204,10 @@ public:
   CallArena &operator=(const CallArena &) = delete;
 };
 /// The stream of one call of a device-io entry (Manifest::gpuDeviceIO):
-/// its caller's (null for the legacy default stream). From construction to destruction, mgpuStreamCreate on
-/// this thread returns it, mgpuStreamDestroy leaves it, and
-/// mgpuStreamSynchronize on it does not wait: such a call is enqueued on
-/// the caller's stream, whose owner waits for it (moe-map-to-gpu
+/// its caller's (null for the legacy default stream). From construction to
+/// destruction, mgpuStreamCreate on this thread returns it, mgpuStreamDestroy
+/// leaves it, and mgpuStreamSynchronize on it does not wait: such a call is
+/// enqueued on the caller's stream, whose owner waits for it (moe-map-to-gpu
 /// device-io: no host wait but the last, which is the caller's). The
 /// call's arena frees on it, in stream order.
 class CallStream {

@@ -171,9 +171,8 @@ int moe_entry_device_io(const moe_entry *entry);
  *  layer's TMA descriptors). Returns 0, or -1 on error (a CUDA error may
  *  also surface at the caller's next synchronization). */
 int moe_entry_run_cuda(const moe_entry *entry, const void *const *inputs,
-                       int64_t num_inputs, int64_t tokens,
-                       void *const *outputs, int64_t num_outputs,
-                       void *stream);
+                       int64_t num_inputs, int64_t tokens, void *const *outputs,
+                       int64_t num_outputs, void *stream);
 
 #ifdef __cplusplus
 } /* extern "C" */

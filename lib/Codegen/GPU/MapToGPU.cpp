@@ -271,8 +271,7 @@ struct Team {
 class FunctionMapper {
 public:
   FunctionMapper(func::FuncOp func, int64_t blockSize, int64_t warpSize,
-                 int64_t routingBlockSize, int64_t tileGridLimit,
-                 bool deviceIO)
+                 int64_t routingBlockSize, int64_t tileGridLimit, bool deviceIO)
       : func(func), blockSize(blockSize), warpSize(warpSize),
         routingBlockSize(routingBlockSize), tileGridLimit(tileGridLimit),
         deviceIO(deviceIO),

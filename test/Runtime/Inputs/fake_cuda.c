@@ -65,8 +65,10 @@ static const char *errorName(CUresult error) {
   case INVALID_IMAGE: return "CUDA_ERROR_INVALID_IMAGE";
   case NOT_FOUND: return "CUDA_ERROR_NOT_FOUND";
   case LAUNCH_FAILED: return "CUDA_ERROR_LAUNCH_FAILED";
-  case CAPTURE_UNSUPPORTED: return "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED";
-  case CAPTURE_ISOLATION: return "CUDA_ERROR_STREAM_CAPTURE_ISOLATION";
+  case CAPTURE_UNSUPPORTED:
+    return "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED";
+  case CAPTURE_ISOLATION:
+    return "CUDA_ERROR_STREAM_CAPTURE_ISOLATION";
   }
   return 0;
 }
@@ -79,8 +81,11 @@ static const char *errorText(CUresult error) {
   case INVALID_IMAGE: return "device kernel image is invalid";
   case NOT_FOUND: return "named symbol not found";
   case LAUNCH_FAILED: return "unspecified launch failure";
-  case CAPTURE_UNSUPPORTED: return "operation not permitted when stream is capturing";
-  case CAPTURE_ISOLATION: return "operation would make the legacy stream depend on a capturing blocking stream";
+  case CAPTURE_UNSUPPORTED:
+    return "operation not permitted when stream is capturing";
+  case CAPTURE_ISOLATION:
+    return "operation would make the legacy stream depend on a capturing "
+           "blocking stream";
   }
   return 0;
 }
@@ -207,7 +212,8 @@ CUresult cuStreamIsCapturing(void *stream, int *status) {
 }
 CUresult cuGraphInstantiateWithFlags(void **exec, void *graph,
                                      unsigned long long flags) {
-  (void)graph; (void)flags;
+  (void)graph;
+  (void)flags;
   *exec = malloc(1);
   ++live;
   return SUCCESS;
@@ -228,7 +234,8 @@ CUresult cuGraphExecDestroy(void *exec) {
   return SUCCESS;
 }
 CUresult cuGraphLaunch(void *exec, void *stream) {
-  (void)exec; (void)stream;
+  (void)exec;
+  (void)stream;
   if (tracing())
     fprintf(stderr, "fake_cuda: graph launch (%d nodes)\n", numNodes);
   for (int i = 0; i < numNodes; ++i)
@@ -404,7 +411,8 @@ CUresult cuDeviceGetDefaultMemPool(void **out, int device) {
   return SUCCESS;
 }
 CUresult cuMemPoolSetAttribute(void *memPool, int attribute, void *value) {
-  (void)memPool; (void)value;
+  (void)memPool;
+  (void)value;
   if (tracing())
     fprintf(stderr, "fake_cuda: pool attribute %d\n", attribute);
   return SUCCESS;

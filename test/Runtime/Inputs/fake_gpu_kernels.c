@@ -62,8 +62,7 @@ void _mlir_ciface_gpu_forward(MemRef2 *result, MemRef2 *x, MemRef2 *w) {
 /* The same layer compiled with device-io (make_module.py gpu-device-io):
  * x and the result are device memory, the call runs on the stream the
  * runtime hands it (its caller's) and leaves the result's buffer to it. */
-void _mlir_ciface_gpu_forward_device(MemRef2 *result, MemRef2 *x,
-                                     MemRef2 *w) {
+void _mlir_ciface_gpu_forward_device(MemRef2 *result, MemRef2 *x, MemRef2 *w) {
   (void)w;
   int64_t tokens = x->sizes[0], hidden = x->sizes[1];
   size_t bytes = (size_t)(tokens * hidden) * sizeof(float);

@@ -92,29 +92,29 @@ int main(int argc, char **argv) {
   float hostX[1] = {0}, hostY[1] = {0};
   const float *hostInputs[] = {hostX};
   void *hostOutputs[] = {hostY};
-  report("host buffers", moe_entry_run(entry, hostInputs, 1, 0, hostOutputs,
-                                       1, 1));
-  report("host module", moe_entry_run_cuda(hostEntry, inputs, 1, tokens,
-                                           outputs, 1, stream));
-  report("two inputs", moe_entry_run_cuda(entry, inputs, 2, tokens, outputs,
-                                          1, stream));
+  report("host buffers",
+         moe_entry_run(entry, hostInputs, 1, 0, hostOutputs, 1, 1));
+  report("host module",
+         moe_entry_run_cuda(hostEntry, inputs, 1, tokens, outputs, 1, stream));
+  report("two inputs",
+         moe_entry_run_cuda(entry, inputs, 2, tokens, outputs, 1, stream));
   const void *noInputs[] = {NULL};
-  report("null input", moe_entry_run_cuda(entry, noInputs, 1, tokens, outputs,
-                                          1, stream));
-  report("negative tokens", moe_entry_run_cuda(entry, inputs, 1, -1, outputs,
-                                               1, stream));
+  report("null input",
+         moe_entry_run_cuda(entry, noInputs, 1, tokens, outputs, 1, stream));
+  report("negative tokens",
+         moe_entry_run_cuda(entry, inputs, 1, -1, outputs, 1, stream));
 
   /* A first call outside a capture makes the TMA descriptors; the caller
    * waits for its stream. */
-  report("call", moe_entry_run_cuda(entry, inputs, 1, tokens, outputs, 1,
-                                    stream));
+  report("call",
+         moe_entry_run_cuda(entry, inputs, 1, tokens, outputs, 1, stream));
   printf("synchronize: %d\n", streamSynchronize(stream));
 
   /* The same call captured into a graph, then replayed twice. */
   void *graph = NULL, *exec = NULL;
   printf("begin capture: %d\n", beginCapture(stream, 0));
-  report("captured call", moe_entry_run_cuda(entry, inputs, 1, tokens,
-                                             outputs, 1, stream));
+  report("captured call",
+         moe_entry_run_cuda(entry, inputs, 1, tokens, outputs, 1, stream));
   printf("end capture: %d\n", endCapture(stream, &graph));
   printf("instantiate: %d\n", instantiate(&exec, graph, 0));
   printf("replay: %d\n", graphLaunch(exec, stream));

@@ -222,9 +222,10 @@ struct MoEExportEntriesPass
                                 {"producer", "moe-mlir " MOE_VERSION_STRING},
                                 {"entries", std::move(entries)}};
     if (!chip.empty())
-      manifest["gpu"] = llvm::json::Object{{"api", "cuda"},
-                                           {"chip", chip},
-                                           {"io", deviceIO ? "device" : "host"}};
+      manifest["gpu"] =
+          llvm::json::Object{{"api", "cuda"},
+                             {"chip", chip},
+                             {"io", deviceIO ? "device" : "host"}};
     // Expert parallelism: the ranks of MPI_COMM_WORLD the module runs on.
     if (auto ranks = module->getAttrOfType<IntegerAttr>(kMPIRanksAttrName)) {
       manifest["parallel"] =
