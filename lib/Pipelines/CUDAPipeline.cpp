@@ -80,6 +80,9 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   // and matmul: one kernel); CSE first makes their bounds the same values.
   pm.addNestedPass<func::FuncOp>(createCSEPass());
   pm.addNestedPass<func::FuncOp>(createParallelLoopFusionPass());
+  // Independent loops of other iteration spaces (the shared expert's plan
+  // arrays, a fill beside the router): one loop, so one kernel.
+  pm.addNestedPass<func::FuncOp>(moe::createMoEFuseSiblingLoopsPass());
   // A persistent grid of `persistent` blocks per multiprocessor; a product
   // that is not positive is passed on negative, for moe-map-to-gpu to
   // refuse.

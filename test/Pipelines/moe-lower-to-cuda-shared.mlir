@@ -3,30 +3,40 @@
 
 // A DeepSeek-style layer (group routing with a selection bias, bf16
 // experts and a shared expert) on the CUDA path: no value comes back to
-// the host before the result. The routed experts' plan is built in the
-// routing kernels; the shared expert's plan (every token to its one
-// expert) is element-wise kernels; after the input's copy the only copy
-// is the result's, and the host waits once, at the end.
+// the host before the result, and 9 kernels run per call (with the
+// alternative tilings of each projection, chosen on the host from T):
+// the router with the top-k scratch's fill and the shared expert's plan
+// (which depends on T alone: moe-fuse-sibling-loops), the group top-k per
+// chunk of tokens, the routed plan, the routed gate/up and down tiles, the
+// routed combine, the shared expert's gate/up and down tiles, and the sum
+// (the shared expert's combine is a view: one row per token, in order).
+// After the input's copy the only copy is the result's, and the host
+// waits once, at the end.
 // CHECK-LABEL: func.func @forward
 // CHECK: gpu.memcpy
 // CHECK-NOT: gpu.memcpy
 // CHECK-NOT: gpu.wait [
-// CHECK: gpu.launch_func {{.*}}@forward_routing_
+// CHECK: gpu.launch_func {{.*}}@forward_loop_0::
 // CHECK-NOT: gpu.memcpy
 // CHECK-NOT: gpu.wait [
-// CHECK: gpu.launch_func {{.*}}@forward_tiles_
+// CHECK: gpu.launch_func {{.*}}@forward_loop_1::
 // CHECK-NOT: gpu.memcpy
 // CHECK-NOT: gpu.wait [
-// CHECK: gpu.launch_func {{.*}}@forward_loop_
+// CHECK: gpu.launch_func {{.*}}@forward_routing_2::
 // CHECK-NOT: gpu.memcpy
 // CHECK-NOT: gpu.wait [
-// CHECK: gpu.launch_func {{.*}}@forward_tiles_
+// CHECK-COUNT-5: gpu.launch_func {{.*}}@forward_tiles_
 // CHECK-NOT: gpu.memcpy
 // CHECK-NOT: gpu.wait [
-// CHECK: gpu.launch_func {{.*}}@forward_loop_
+// CHECK: gpu.launch_func {{.*}}@forward_loop_8::
+// CHECK-NOT: gpu.memcpy
 // CHECK-NOT: gpu.wait [
-// CHECK: gpu.memcpy
+// CHECK-COUNT-5: gpu.launch_func {{.*}}@forward_tiles_
+// CHECK-NOT: gpu.memcpy
+// CHECK-NOT: gpu.wait [
+// CHECK: gpu.launch_func {{.*}}@forward_loop_14::
 // CHECK-NOT: gpu.launch_func
+// CHECK: gpu.memcpy
 // CHECK: gpu.wait [
 // CHECK-NOT: gpu.wait [
 // CHECK: return

@@ -62,8 +62,8 @@
 // KERNELS: scf.for
 // KERNELS: arith.mulf
 // KERNELS: gpu.module @forward_routing_1
-// KERNELS: gpu.barrier
-// KERNELS: math.exp
+// KERNELS-DAG: gpu.barrier
+// KERNELS-DAG: math.exp
 // KERNELS: gpu.module @forward_tiles_2
 // KERNELS-COUNT-2: nvvm.mma.sync {{.*}}#nvvm.mma_type<bf16>{{.*}}shape = #nvvm.shape<m = 16, n = 8, k = 16>
 // KERNELS: math.exp

@@ -10,6 +10,8 @@
 
 #include "moe/Codegen/GPU/Passes.h"
 
+#include "LoopIterations.h"
+
 #include "moe/Dialect/MoE/IR/MoE.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -33,6 +35,7 @@ namespace mlir::moe {
 } // namespace mlir::moe
 
 using namespace mlir;
+using namespace mlir::moe::gpu_codegen;
 
 namespace {
 
@@ -80,57 +83,6 @@ bool onlyReads(Operation *op) {
   return effects && llvm::all_of(*effects, [](const auto &effect) {
            return llvm::isa<MemoryEffects::Read>(effect.getEffect());
          });
-}
-
-/// The trip counts of `loop`'s dimensions (0 for empty ranges).
-SmallVector<Value> tripCounts(OpBuilder &b, Location loc,
-                              scf::ParallelOp loop) {
-  Value zero = arith::ConstantIndexOp::create(b, loc, 0);
-  SmallVector<Value> counts;
-  for (auto [lower, upper, step] :
-       llvm::zip(loop.getLowerBound(), loop.getUpperBound(), loop.getStep())) {
-    Value span = arith::SubIOp::create(b, loc, upper, lower);
-    span = arith::MaxSIOp::create(b, loc, span, zero);
-    counts.push_back(arith::CeilDivUIOp::create(b, loc, span, step));
-  }
-  return counts;
-}
-
-Value product(OpBuilder &b, Location loc, ArrayRef<Value> values) {
-  Value result = arith::ConstantIndexOp::create(b, loc, 1);
-  for (Value value : values)
-    result = arith::MulIOp::create(b, loc, result, value);
-  return result;
-}
-
-/// Clones the body of `loop` at `b` for the iteration whose indices (from
-/// 0, in steps of 1) are `indices`.
-void cloneBody(OpBuilder &b, Location loc, scf::ParallelOp loop,
-               ArrayRef<Value> indices) {
-  IRMapping mapping;
-  for (auto [d, index] : llvm::enumerate(indices)) {
-    Value offset = arith::MulIOp::create(b, loc, index, loop.getStep()[d]);
-    mapping.map(loop.getInductionVars()[d],
-                arith::AddIOp::create(b, loc, loop.getLowerBound()[d], offset)
-                    .getResult());
-  }
-  for (Operation &op : loop.getBody()->without_terminator())
-    b.clone(op, mapping);
-}
-
-/// Clones the body of `loop` at `b` for the iteration whose linear index
-/// (row-major over `counts`) is `linear`.
-void cloneIteration(OpBuilder &b, Location loc, scf::ParallelOp loop,
-                    ArrayRef<Value> counts, Value linear) {
-  SmallVector<Value> indices(counts.size());
-  for (int64_t d = static_cast<int64_t>(counts.size()) - 1; d >= 0; --d) {
-    indices[d] = d == 0 ? linear
-                        : arith::RemUIOp::create(b, loc, linear, counts[d])
-                              .getResult();
-    if (d != 0)
-      linear = arith::DivUIOp::create(b, loc, linear, counts[d]);
-  }
-  cloneBody(b, loc, loop, indices);
 }
 
 /// The discardable attribute that keeps an scf.forall's device mapping on

@@ -43,9 +43,13 @@ func.func @mixtral(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
 
 // Qwen2-MoE in bf16: top-4 without renormalization, shared expert behind a
 // sigmoid gate. Routing logits and the shared expert accumulate in f32; the
-// bf16 shared expert is an expert every token picks, on the tokens in f32.
+// bf16 shared expert is an expert every token picks, on the tokens in f32:
+// its dispatch (from T alone) comes first, and its combine is the first T
+// rows of its down projection (one row per token, in token order).
 // CHECK-LABEL: func @qwen2_moe_bf16
 // CHECK-SAME: (%[[X:.*]]: tensor<?x16xbf16>, %[[WG:.*]]: tensor<6x16xbf16>, %{{.*}}: tensor<6x8x16xbf16>, %{{.*}}: tensor<6x8x16xbf16>, %{{.*}}: tensor<6x16x8xbf16>, %[[S1:.*]]: tensor<24x16xbf16>, %[[S3:.*]]: tensor<24x16xbf16>, %[[S2:.*]]: tensor<16x24xbf16>, %[[SG:.*]]: tensor<1x16xbf16>)
+// CHECK: %[[XF:.*]] = linalg.generic {{.*}} ins(%[[X]] : tensor<?x16xbf16>) outs(%{{.*}} : tensor<?x16xf32>)
+// CHECK: %[[SR:.*]], %[[SOFF:.*]], %[[SMAP:.*]] = moe.dispatch %[[XF]], %{{.*}} : tensor<?x16xf32>, tensor<?x1xi32> -> tensor<?x16xf32>, tensor<2xi64>, tensor<?x1xi32>
 // CHECK: %[[LOGITS:.*]] = linalg.matmul {{.*}} ins(%[[X]], %[[WG]] : tensor<?x16xbf16>, tensor<6x16xbf16>) outs(%{{.*}} : tensor<?x6xf32>)
 // CHECK: moe.gate %[[LOGITS]] routing <softmax, top_k = 4> : tensor<?x6xf32> -> tensor<?x4xf32>, tensor<?x4xi32>
 // CHECK: moe.dispatch {{.*}} -> tensor<?x16xbf16>, tensor<7xi64>, tensor<?x4xi32>
@@ -53,8 +57,6 @@ func.func @mixtral(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
 // CHECK: arith.extf
 // CHECK: arith.truncf {{.*}} : f32 to bf16
 // CHECK: %[[ROUTED:.*]] = moe.combine {{.*}} -> tensor<?x16xbf16>
-// CHECK: %[[XF:.*]] = linalg.generic {{.*}} ins(%[[X]] : tensor<?x16xbf16>) outs(%{{.*}} : tensor<?x16xf32>)
-// CHECK: %[[SR:.*]], %[[SOFF:.*]], %[[SMAP:.*]] = moe.dispatch %[[XF]], %{{.*}} : tensor<?x16xf32>, tensor<?x1xi32> -> tensor<?x16xf32>, tensor<2xi64>, tensor<?x1xi32>
 // CHECK: %[[E1:.*]] = tensor.expand_shape %[[S1]] {{\[\[}}0, 1], [2]] output_shape [1, 24, 16]
 // CHECK: %[[E3:.*]] = tensor.expand_shape %[[S3]]
 // CHECK: %[[E2:.*]] = tensor.expand_shape %[[S2]]
@@ -62,7 +64,7 @@ func.func @mixtral(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
 // CHECK: %[[SUP:.*]] = moe.expert_matmul %[[SR]], %[[E3]] offsets(%[[SOFF]] : tensor<2xi64>)
 // CHECK: %[[SH:.*]] = linalg.generic {{.*}} ins(%[[SGATE]], %[[SUP]] : tensor<?x24xf32>, tensor<?x24xf32>)
 // CHECK: %[[SD:.*]] = moe.expert_matmul %[[SH]], %[[E2]] offsets(%[[SOFF]] : tensor<2xi64>) : tensor<?x24xf32>, tensor<1x16x24xbf16> -> tensor<?x16xf32>
-// CHECK: %[[SOUT:.*]] = moe.combine %[[SD]], %{{.*}}, %[[SMAP]] : tensor<?x16xf32>, tensor<?x1xf32>, tensor<?x1xi32> -> tensor<?x16xf32>
+// CHECK: %[[SOUT:.*]] = tensor.extract_slice %[[SD]][0, 0] [%{{.*}}, 16] [1, 1] : tensor<?x16xf32> to tensor<?x16xf32>
 // CHECK: %[[Z:.*]] = linalg.matmul {{.*}} ins(%[[X]], %[[SG]] : tensor<?x16xbf16>, tensor<1x16xbf16>) outs(%{{.*}} : tensor<?x1xf32>)
 // CHECK: %[[Y:.*]] = linalg.generic {indexing_maps = [#[[ID:.*]], #[[ID]], #[[BCAST:.*]], #[[ID]]]{{.*}} ins(%[[ROUTED]], %[[SOUT]], %[[Z]] : tensor<?x16xbf16>, tensor<?x16xf32>, tensor<?x1xf32>) outs(%{{.*}} : tensor<?x16xbf16>)
 // CHECK-NEXT: ^bb0(%[[R:.*]]: bf16, %[[S:.*]]: f32, %[[ZV:.*]]: f32, %{{.*}}: bf16):
@@ -95,11 +97,11 @@ func.func @qwen2_moe_bf16(%x: tensor<?x16xbf16>, %wg: tensor<6x16xbf16>,
 // routing statistics passed through.
 // CHECK-LABEL: func @deepseek_v3
 // CHECK-SAME: %[[B:[a-z0-9]+]]: tensor<16xf32>
+// CHECK: moe.dispatch %{{.*}}, %{{.*}} : tensor<?x16xf32>, tensor<?x1xi32>
 // CHECK: %[[LOGITS:.*]] = linalg.matmul
 // CHECK: %[[W:.*]], %[[IDS:.*]], %[[STATS:.*]]:2 = moe.gate %[[LOGITS]] bias(%[[B]] : tensor<16xf32>) routing <sigmoid, top_k = 4, renormalize, scale = 2.500000e+00, selection_bias, groups = 4, topk_groups = 2, group_score = sum_top2> statistics [tokens_per_expert, load_balancing_loss] : tensor<?x16xf32> -> tensor<?x4xf32>, tensor<?x4xi32>, tensor<16xi64>, tensor<f32>
 // CHECK: %[[ROUTED:.*]] = moe.combine
-// CHECK: moe.dispatch %{{.*}}, %{{.*}} : tensor<?x16xf32>, tensor<?x1xi32>
-// CHECK: %[[SOUT:.*]] = moe.combine {{.*}} -> tensor<?x16xf32>
+// CHECK: %[[SOUT:.*]] = tensor.extract_slice {{.*}} : tensor<?x16xf32> to tensor<?x16xf32>
 // CHECK: %[[Y:.*]] = linalg.generic {{.*}} ins(%[[ROUTED]], %[[SOUT]] : tensor<?x16xf32>, tensor<?x16xf32>)
 // CHECK-NEXT: ^bb0(%[[R:.*]]: f32, %[[S:.*]]: f32, %{{.*}}: f32):
 // CHECK-NEXT: %[[SUM:.*]] = arith.addf %[[R]], %[[S]]
@@ -126,25 +128,26 @@ func.func @deepseek_v3(%x: tensor<?x16xf32>, %wg: tensor<16x16xf32>,
 
 // DeepSeek-V3 FP8: block-scaled routed and shared weights (blocks of 4 x 8).
 // The routed projections carry their scales; the shared expert is an expert
-// every token picks once with weight 1: a dispatch of zero ids, its weights
-// and scales as [1, N, K] and [1, NB, KB], a combine with weights of one.
+// every token picks once with weight 1: a dispatch of zero ids (first),
+// its weights and scales as [1, N, K] and [1, NB, KB], its result the first
+// T rows of its down projection.
 // CHECK-LABEL: func @deepseek_v3_fp8
 // CHECK-SAME: %[[W1:[a-z0-9]+]]: tensor<16x8x16xf8E4M3FN>, %[[W3:[a-z0-9]+]]: tensor<16x8x16xf8E4M3FN>, %[[W2:[a-z0-9]+]]: tensor<16x16x8xf8E4M3FN>
 // CHECK-SAME: %[[C1:[a-z0-9]+]]: tensor<16x2x2xf32>, %[[C3:[a-z0-9]+]]: tensor<16x2x2xf32>, %[[C2:[a-z0-9]+]]: tensor<16x4x1xf32>, %[[S1:[a-z0-9]+]]: tensor<8x16xf8E4M3FN>, %{{.*}}: tensor<8x16xf8E4M3FN>, %{{.*}}: tensor<16x8xf8E4M3FN>, %[[D1:[a-z0-9]+]]: tensor<2x2xf32>
+// CHECK: %[[IDS:.*]] = linalg.fill ins(%{{.*}} : i32) outs(%{{.*}} : tensor<?x1xi32>)
+// CHECK: %[[SR:.*]], %[[SOFF:.*]], %[[SMAP:.*]] = moe.dispatch %{{.*}}, %[[IDS]] : tensor<?x16xf32>, tensor<?x1xi32> -> tensor<?x16xf32>, tensor<2xi64>, tensor<?x1xi32>
 // CHECK: moe.expert_matmul %{{.*}}, %[[W1]] offsets(%{{.*}}) scale(%[[C1]] : tensor<16x2x2xf32>) block [4, 8]
 // CHECK: moe.expert_matmul %{{.*}}, %[[W3]] offsets(%{{.*}}) scale(%[[C3]] : tensor<16x2x2xf32>) block [4, 8]
 // CHECK: moe.expert_matmul %{{.*}}, %[[W2]] offsets(%{{.*}}) scale(%[[C2]] : tensor<16x4x1xf32>) block [4, 8]
 // CHECK: moe.combine
-// CHECK: %[[IDS:.*]] = linalg.fill ins(%{{.*}} : i32) outs(%{{.*}} : tensor<?x1xi32>)
-// CHECK: %[[ONES:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<?x1xf32>)
-// CHECK: %[[SR:.*]], %[[SOFF:.*]], %[[SMAP:.*]] = moe.dispatch %{{.*}}, %[[IDS]] : tensor<?x16xf32>, tensor<?x1xi32> -> tensor<?x16xf32>, tensor<2xi64>, tensor<?x1xi32>
 // CHECK: %[[SG:.*]] = tensor.expand_shape %[[S1]] {{\[\[}}0, 1], [2]] output_shape [1, 8, 16]
 // CHECK: %[[DG:.*]] = tensor.expand_shape %[[D1]] {{\[\[}}0, 1], [2]] output_shape [1, 2, 2]
 // CHECK-COUNT-4: tensor.expand_shape
 // CHECK: moe.expert_matmul %[[SR]], %[[SG]] offsets(%[[SOFF]] : tensor<2xi64>) scale(%[[DG]] : tensor<1x2x2xf32>) block [4, 8]
 // CHECK: moe.expert_matmul %[[SR]], %{{.*}} offsets(%[[SOFF]] : tensor<2xi64>) scale(%{{.*}} : tensor<1x2x2xf32>) block [4, 8]
 // CHECK: moe.expert_matmul %{{.*}}, %{{.*}} offsets(%[[SOFF]] : tensor<2xi64>) scale(%{{.*}} : tensor<1x4x1xf32>) block [4, 8] : tensor<?x8xf32>, tensor<1x16x8xf8E4M3FN> -> tensor<?x16xf32>
-// CHECK: moe.combine %{{.*}}, %[[ONES]], %[[SMAP]]
+// CHECK: tensor.extract_slice
+// CHECK-NOT: moe.combine
 // CHECK-NOT: linalg.matmul
 func.func @deepseek_v3_fp8(%x: tensor<?x16xf32>, %wg: tensor<16x16xf32>,
     %b: tensor<16xf32>, %w1: tensor<16x8x16xf8E4M3FN>, %w3: tensor<16x8x16xf8E4M3FN>,

@@ -5,6 +5,46 @@
 
 include "mlir/Pass/PassBase.td"
 
+def MoEFuseSiblingLoopsPass : Pass<"moe-fuse-sibling-loops", "func::FuncOp"> {
+  let summary = "Run independent sibling parallel loops as one parallel "
+                "loop";
+  let description = [{
+    Where parallel loops (`scf.parallel` without reductions, outside other
+    parallel loops) follow one another, separated only by ops free of
+    memory effects and by allocations, and touch no buffer another of them
+    writes, they become one one-dimensional `scf.parallel` over the
+    largest trip count whose body runs iteration `i` of each loop that has
+    one (`scf.if i < its trip count`, the last dimension fastest). The ops
+    between them move before it. On a GPU (`moe-map-to-gpu`) the loops are
+    then one kernel launch instead of several: e.g. the element-wise
+    routing plan of a shared expert (row sources, block experts and sizes,
+    token rows), or a scratch buffer's fill next to the router.
+
+    Loops whose buffers cannot be told apart (an op with an unknown memory
+    effect) and loops holding `moe.grouped_matmul` tiles are left alone.
+    Buffers are told apart by the allocation or argument they view.
+
+    Example:
+
+    ```mlir
+    scf.parallel (%i) = (%c0) to (%n) step (%c1) {
+      memref.store %zero, %a[%i] : memref<?xi32>
+      scf.reduce
+    }
+    %b = memref.alloc(%m) : memref<?xi32>
+    scf.parallel (%j) = (%c0) to (%m) step (%c1) {
+      memref.store %one, %b[%j] : memref<?xi32>
+      scf.reduce
+    }
+    ```
+
+    becomes one loop to `max(n, m)` whose body stores into `%a` when
+    `i < n` and into `%b` when `i < m`, `%b` allocated before it.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
 def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
   let summary = "Run a bufferized function's loops as GPU kernels, its "
                 "buffers in device memory";

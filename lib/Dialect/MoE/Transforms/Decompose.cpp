@@ -248,6 +248,37 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
       clamp = {layer.getSwigluAlphaAttr().getValueAsDouble(),
                layer.getSwigluLimitAttr().getValueAsDouble()};
 
+    // Block-scaled (FP8) and bf16 shared weights: an expert that every
+    // token picks once with weight 1, on the routed experts' ops, so that
+    // its weights take their kernels (decoded on the fly, the bf16 dot
+    // product) instead of being dequantized whole on every call or widened
+    // to f32. Its plan depends on T alone: built first, its loops sit
+    // beside the router's (one GPU kernel, moe-fuse-sibling-loops).
+    DispatchOp sharedDispatch;
+    if (layer.hasSharedExpert() &&
+        (layer.getSharedUpScale() ||
+         llvm::cast<RankedTensorType>(layer.getSharedUp().getType())
+             .getElementType()
+             .isBF16())) {
+      Type i32 = rewriter.getI32Type();
+      // [T, 1] columns.
+      Value ids =
+          buildFilled(rewriter, loc, x, i32, rewriter.getI32IntegerAttr(0), 1);
+      // The shared expert accumulates in f32 whatever the activations'
+      // type: its rows are the tokens in f32.
+      Value sharedX = x;
+      if (!elementType.isF32())
+        sharedX = buildElementwise(
+            rewriter, loc, x, f32,
+            [](OpBuilder &, Location, ValueRange args) { return args[0]; });
+      sharedDispatch = DispatchOp::create(
+          rewriter, loc,
+          RankedTensorType::get({ShapedType::kDynamic, hidden}, f32),
+          RankedTensorType::get({2}, rewriter.getI64Type()),
+          RankedTensorType::get({numTokens, 1}, i32), sharedX, ids,
+          /*capacity=*/Value(), rewriter.getI64IntegerAttr(rowAlign));
+    }
+
     // Router logits (plus the router bias), and the noise term of noisy
     // gating when noise is given.
     Value logits = buildLinear(rewriter, loc, x, layer.getRouter(), f32);
@@ -388,33 +419,7 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     // Shared expert, optionally behind a sigmoid gate.
     if (layer.hasSharedExpert()) {
       Value sharedOut;
-      Type sharedElement =
-          llvm::cast<RankedTensorType>(layer.getSharedUp().getType())
-              .getElementType();
-      if (layer.getSharedUpScale() || sharedElement.isBF16()) {
-        // Block-scaled (FP8) and bf16 shared weights: an expert that every
-        // token picks once with weight 1, on the routed experts' ops, so
-        // that its weights take their kernels (decoded on the fly, the bf16
-        // dot product) instead of being dequantized whole on every call or
-        // widened to f32.
-        Type i32 = rewriter.getI32Type();
-        // [T, 1] columns.
-        Value ids = buildFilled(rewriter, loc, x, i32,
-                                rewriter.getI32IntegerAttr(0), 1);
-        Value ones =
-            buildFilled(rewriter, loc, x, f32, rewriter.getF32FloatAttr(1), 1);
-        // The shared expert accumulates in f32 whatever the activations'
-        // type: its rows are the tokens in f32.
-        Value sharedX = x;
-        if (!elementType.isF32())
-          sharedX = buildElementwise(
-              rewriter, loc, x, f32,
-              [](OpBuilder &, Location, ValueRange args) { return args[0]; });
-        auto sharedDispatch = DispatchOp::create(
-            rewriter, loc, RankedTensorType::get({dynamic, hidden}, f32),
-            RankedTensorType::get({2}, rewriter.getI64Type()),
-            RankedTensorType::get({numTokens, 1}, i32), sharedX, ids,
-            /*capacity=*/Value(), rewriter.getI64IntegerAttr(rowAlign));
+      if (sharedDispatch) {
         // [N, K] as [1, N, K]: the weights of the one expert.
         auto oneExpert = [&](Value value) -> Value {
           if (!value)
@@ -449,12 +454,22 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
             rewriter, loc, act, clamp,
             project(sharedRows, gateWeight, gateScale, sharedInter),
             project(sharedRows, upWeight, upScale, sharedInter), f32);
-        sharedOut =
-            CombineOp::create(
-                rewriter, loc, RankedTensorType::get({numTokens, hidden}, f32),
-                project(sharedHidden, downWeight, downScale, hidden), ones,
-                sharedDispatch.getRowMap())
-                .getResult();
+        // Every token has one row, in token order (rows follow assignment
+        // order within an expert), with weight 1: the combine is the first
+        // T rows, a view rather than a gather.
+        Value sharedDown =
+            project(sharedHidden, downWeight, downScale, hidden);
+        OpFoldResult zero = rewriter.getIndexAttr(0);
+        OpFoldResult one = rewriter.getIndexAttr(1);
+        sharedOut = tensor::ExtractSliceOp::create(
+                        rewriter, loc,
+                        RankedTensorType::get({numTokens, hidden}, f32),
+                        sharedDown, ArrayRef<OpFoldResult>{zero, zero},
+                        ArrayRef<OpFoldResult>{
+                            tensor::getMixedSize(rewriter, loc, x, 0),
+                            rewriter.getIndexAttr(hidden)},
+                        ArrayRef<OpFoldResult>{one, one})
+                        .getResult();
       } else {
         FeedForward shared{layer.getSharedGate(), layer.getSharedUp(),
                            layer.getSharedDown()};

@@ -1,0 +1,37 @@
+//===- LoopIterations.h - Iterations of scf.parallel loops -------*- C++ -*-===//
+//
+// Internal to the GPU code generation: a parallel loop's trip counts and
+// one of its iterations cloned elsewhere, from its indices or from a
+// linear index (the last dimension fastest). A kernel runs a loop this way,
+// one iteration per thread or block.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_LIB_CODEGEN_GPU_LOOPITERATIONS_H
+#define MOE_LIB_CODEGEN_GPU_LOOPITERATIONS_H
+
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/Builders.h"
+
+namespace mlir::moe::gpu_codegen {
+
+/// The trip counts of `loop`'s dimensions (0 for empty ranges).
+SmallVector<Value> tripCounts(OpBuilder &b, Location loc,
+                              scf::ParallelOp loop);
+
+/// The product of `values` (1 for none).
+Value product(OpBuilder &b, Location loc, ArrayRef<Value> values);
+
+/// Clones the body of `loop` at `b` for the iteration whose indices (from
+/// 0, in steps of 1) are `indices`.
+void cloneBody(OpBuilder &b, Location loc, scf::ParallelOp loop,
+               ArrayRef<Value> indices);
+
+/// Clones the body of `loop` at `b` for the iteration whose linear index
+/// (row-major over `counts`) is `linear`.
+void cloneIteration(OpBuilder &b, Location loc, scf::ParallelOp loop,
+                    ArrayRef<Value> counts, Value linear);
+
+} // namespace mlir::moe::gpu_codegen
+
+#endif // MOE_LIB_CODEGEN_GPU_LOOPITERATIONS_H
