@@ -12,7 +12,8 @@
 #       the GPU machine needs besides the working tree.
 #   utils/gpu-check.sh run [DIR] [LOG]    on the GPU machine: the GPU name
 #       and driver, the execution tests (every routing family, f32, bf16,
-#       f16 and FP8, T = 0, 1, 7, 300, 4096, against the numpy reference),
+#       f16 and FP8, T = 0, 1, 7, 300, 4096, against the numpy reference;
+#       the device-io layers on device buffers and in a CUDA graph),
 #       then moe-run --bench of a Mixtral-style bf16 layer; everything goes
 #       to LOG (default DIR/gpu-check.log) and to stdout. Exit status 1 if
 #       a test fails. Needs python3 with numpy there.
@@ -68,6 +69,8 @@ prepare() {
   "$compile" "$dir/bench/layer.mlir" --target cuda -o "$dir/bench/layer.so"
   rm -rf "$dir/bench/shape"
   cp "$ROOT/build/bin/moe-run" "$dir/bin/"
+  # The runtime library, for the device-io checks through the Python binding.
+  mkdir -p "$dir/lib" && cp -L "$ROOT/build/lib/libMoERuntime.so" "$dir/lib/"
   "$PYTHON" "$ROOT/bench/gpu.py" prepare --out "$dir/gpu-bench"
   du -sh "$dir"
 }
@@ -84,7 +87,8 @@ run() {
   "$PYTHON" -c "import numpy; print('numpy', numpy.__version__)"
   local status=0
   local start=$SECONDS
-  "$PYTHON" "$CHECK" check "$dir/tests" --moe-run "$moe_run" || status=1
+  MOE_RUNTIME_LIBRARY="$dir/lib/libMoERuntime.so" \
+    "$PYTHON" "$CHECK" check "$dir/tests" --moe-run "$moe_run" || status=1
   echo "# tests: $((SECONDS - start)) s"
 
   echo "# bench: ${BENCH_ARGS[*]}"

@@ -364,6 +364,12 @@ CUresult cuMemcpyHtoD_v2(unsigned long long dst, const void *src,
   memcpy((void *)(size_t)dst, src, bytes);
   return SUCCESS;
 }
+CUresult cuMemcpyDtoH_v2(void *dst, unsigned long long src, size_t bytes) {
+  if (capturing)
+    return CAPTURE_UNSUPPORTED;
+  memcpy(dst, (const void *)(size_t)src, bytes);
+  return SUCCESS;
+}
 CUresult cuFuncSetAttribute(void *f, int attribute, int value) {
   (void)f; (void)attribute; (void)value;
   return SUCCESS;

@@ -11,7 +11,10 @@ example of examples/routing, compiled with `moe-compile --target cuda`
 with MXFP4 experts, to
 DIR/<case>/layer.so; the bf16 fast-path layers also with mma=wgmma
 (Hopper's warpgroup MMA fed by TMA, sm_90a) to DIR/<case>/layer-wgmma.so,
-checked as <case>-wgmma. `check` (on a machine with a GPU and the runtime,
+checked as <case>-wgmma, and with mma=wgmma device-io to
+DIR/<case>/layer-device-io.so, checked as <case>-device-io against
+layer-wgmma.so on device buffers, called and replayed from a CUDA graph
+(device_io_check.py). `check` (on a machine with a GPU and the runtime,
 no compiler needed) runs each module with moe-run for T = 0, 1, 7, 300,
 4096 and compares with the numpy reference: run_family.py check (float64
 reference of the stored weights; bf16 and FP8 within 2e-2 * max|ref|,
@@ -99,6 +102,11 @@ def prepare(args: argparse.Namespace) -> int:
                        "--target", "cuda", "--pipeline-options=mma=wgmma",
                        "-o", os.path.join(out, "layer-wgmma.so")],
                       f"{name}-wgmma: compile")
+            ok &= run([args.moe_compile, os.path.join(out, "layer.mlir"),
+                       "--target", "cuda",
+                       "--pipeline-options=mma=wgmma device-io",
+                       "-o", os.path.join(out, "layer-device-io.so")],
+                      f"{name}-device-io: compile")
     if selected(MXFP4_CASE, args.only):
         out = os.path.join(args.dir, MXFP4_CASE)
         os.makedirs(out, exist_ok=True)
@@ -147,6 +155,12 @@ def check(args: argparse.Namespace) -> int:
             command[command.index("--module") + 1] = wgmma
             if not run(command, name + "-wgmma"):
                 failed.append(name + "-wgmma")
+        device_io = os.path.join(out, "layer-device-io.so")
+        if os.path.exists(wgmma) and os.path.exists(device_io):
+            if not run([python, os.path.join(HERE, "device_io_check.py"),
+                        wgmma, device_io, os.path.join(out, "ckpt"),
+                        "--tokens", TOKENS], name + "-device-io"):
+                failed.append(name + "-device-io")
     out = os.path.join(args.dir, MXFP4_CASE)
     if selected(MXFP4_CASE, args.only) and os.path.isdir(out):
         passed = True
