@@ -40,7 +40,11 @@ class Driver:
         self.check("cuCtxPushCurrent_v2", context)
 
     def check(self, name: str, *args) -> None:
-        error = getattr(self.lib, name)(*args)
+        try:
+            function = getattr(self.lib, name)
+        except AttributeError:
+            raise RuntimeError(f"the CUDA driver has no {name}") from None
+        error = function(*args)
         if error != 0:
             raise RuntimeError(f"{name} failed with CUDA error {error}")
 
@@ -85,7 +89,11 @@ def main() -> int:
         print(f"{args.device_module} must be device-io, "
               f"{args.host_module} not")
         return 1
-    cuda = Driver()
+    try:
+        cuda = Driver()
+    except (OSError, RuntimeError) as err:
+        print(f"device-io: {err}")
+        return 1
     stream = ctypes.c_void_p()
     cuda.check("cuStreamCreate", ctypes.byref(stream), 1)
     rng = np.random.default_rng(0)
