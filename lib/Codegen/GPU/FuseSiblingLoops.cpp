@@ -19,6 +19,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
 
@@ -60,12 +61,15 @@ struct Accesses {
   }
 };
 
-/// The accesses of `loop`, or nothing when an effect names no buffer.
+/// The accesses of `loop`, or nothing when a buffer it touches cannot be
+/// told apart from others: an effect that names no buffer, a buffer that
+/// control flow inside the loop yields, a global it writes.
 std::optional<Accesses> accessesOf(scf::ParallelOp loop) {
   std::optional<SmallVector<MemoryEffects::EffectInstance>> effects =
       getEffectsRecursively(loop);
   if (!effects)
     return std::nullopt;
+  auto func = loop->getParentOfType<FunctionOpInterface>();
   Accesses accesses;
   for (const MemoryEffects::EffectInstance &effect : *effects) {
     if (llvm::isa<MemoryEffects::Allocate, MemoryEffects::Free>(
@@ -75,14 +79,29 @@ std::optional<Accesses> accessesOf(scf::ParallelOp loop) {
     if (!value)
       return std::nullopt;
     Value buffer = viewedBuffer(value);
-    // A buffer of the iteration's own.
-    if (loop->isProperAncestor(buffer.getParentBlock()->getParentOp()) ||
-        (buffer.getDefiningOp() && loop->isAncestor(buffer.getDefiningOp())))
-      continue;
-    if (llvm::isa<MemoryEffects::Read>(effect.getEffect()))
-      accesses.reads.insert(buffer);
-    else
+    bool writes = !llvm::isa<MemoryEffects::Read>(effect.getEffect());
+    if (Operation *def = buffer.getDefiningOp()) {
+      // A buffer of the iteration's own.
+      if (loop->isAncestor(def)) {
+        if (llvm::isa<memref::AllocOp, memref::AllocaOp>(def))
+          continue;
+        return std::nullopt;
+      }
+      // Two reads of a global may name it twice; a write cannot.
+      if (writes && llvm::isa<memref::GetGlobalOp>(def))
+        return std::nullopt;
+    } else if (loop->isProperAncestor(
+                   buffer.getParentBlock()->getParentOp())) {
+      return std::nullopt;
+    } else if (func && buffer.getParentBlock() ==
+                           &func.getFunctionBody().front()) {
+      // The caller's buffers may alias one another: one key for all.
+      buffer = func.getFunctionBody().front().getArgument(0);
+    }
+    if (writes)
       accesses.writes.insert(buffer);
+    else
+      accesses.reads.insert(buffer);
   }
   return accesses;
 }

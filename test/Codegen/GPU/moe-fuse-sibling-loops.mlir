@@ -44,16 +44,20 @@ func.func @independent(%a: memref<?x8xf32>, %n: index, %m: index) -> memref<?xi3
 
 // -----
 
-// Three loops: one merged loop with three guarded bodies.
+// Three loops (reading the same argument: reads never conflict): one
+// merged loop with three guarded bodies.
 // CHECK-LABEL: func @three
 // CHECK: scf.parallel
 // CHECK-COUNT-3: scf.if
 // CHECK-NOT: scf.parallel
-func.func @three(%a: memref<?xf32>, %b: memref<?xf32>, %c: memref<4xf32>, %n: index, %m: index) {
+func.func @three(%x: memref<?xf32>, %n: index, %m: index) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c4 = arith.constant 4 : index
-  %zero = arith.constant 0.0 : f32
+  %zero = memref.load %x[%c0] : memref<?xf32>
+  %a = memref.alloc(%n) : memref<?xf32>
+  %b = memref.alloc(%m) : memref<?xf32>
+  %c = memref.alloc() : memref<4xf32>
   scf.parallel (%i) = (%c0) to (%n) step (%c1) {
     memref.store %zero, %a[%i] : memref<?xf32>
     scf.reduce
@@ -63,7 +67,46 @@ func.func @three(%a: memref<?xf32>, %b: memref<?xf32>, %c: memref<4xf32>, %n: in
     scf.reduce
   }
   scf.parallel (%i) = (%c0) to (%c4) step (%c1) {
-    memref.store %zero, %c[%i] : memref<4xf32>
+    %v = memref.load %x[%i] : memref<?xf32>
+    memref.store %v, %c[%i] : memref<4xf32>
+    scf.reduce
+  }
+  return
+}
+
+// -----
+
+// The caller's buffers may alias: loops writing two arguments stay apart,
+// and so do loops writing a buffer that control flow inside the loop
+// yields.
+// CHECK-LABEL: func @arguments
+// CHECK: scf.parallel
+// CHECK-NOT: scf.if
+// CHECK: scf.parallel
+// CHECK-NOT: scf.if
+// CHECK: scf.parallel
+// CHECK-NEXT: scf.if %{{.*}} -> (memref<8xf32>)
+func.func @arguments(%a: memref<8xf32>, %b: memref<8xf32>, %go: i1) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  %zero = arith.constant 0.0 : f32
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    memref.store %zero, %a[%i] : memref<8xf32>
+    scf.reduce
+  }
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    memref.store %zero, %b[%i] : memref<8xf32>
+    scf.reduce
+  }
+  %c = memref.alloc() : memref<8xf32>
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    %which = scf.if %go -> memref<8xf32> {
+      scf.yield %a : memref<8xf32>
+    } else {
+      scf.yield %c : memref<8xf32>
+    }
+    memref.store %zero, %which[%i] : memref<8xf32>
     scf.reduce
   }
   return
@@ -162,12 +205,14 @@ func.func @barriers(%a: memref<8xf32>, %b: memref<8xf32>, %c: memref<8xf32>, %d:
 // CHECK:   scf.parallel
 // CHECK-COUNT-2: scf.if
 // CHECK-NOT: scf.parallel
-func.func @in_region(%a: memref<8xf32>, %b: memref<4xf32>, %go: i1) {
+func.func @in_region(%go: i1) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c4 = arith.constant 4 : index
   %c8 = arith.constant 8 : index
   %zero = arith.constant 0.0 : f32
+  %a = memref.alloc() : memref<8xf32>
+  %b = memref.alloc() : memref<4xf32>
   scf.if %go {
     scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
       memref.store %zero, %a[%i] : memref<8xf32>

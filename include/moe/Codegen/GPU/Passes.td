@@ -20,9 +20,12 @@ def MoEFuseSiblingLoopsPass : Pass<"moe-fuse-sibling-loops", "func::FuncOp"> {
     routing plan of a shared expert (row sources, block experts and sizes,
     token rows), or a scratch buffer's fill next to the router.
 
-    Loops whose buffers cannot be told apart (an op with an unknown memory
-    effect) and loops holding `moe.grouped_matmul` tiles are left alone.
-    Buffers are told apart by the allocation or argument they view.
+    Buffers are told apart by the allocation they view; the function's
+    arguments count as one buffer (a caller may pass the same memory
+    twice), and reads never conflict. Loops whose buffers cannot be told
+    apart (an effect naming no buffer, a buffer yielded by control flow
+    inside the loop, a write to a global) and loops holding
+    `moe.grouped_matmul` tiles are left alone.
 
     Example:
 
