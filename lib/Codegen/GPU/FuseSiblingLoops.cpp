@@ -90,11 +90,10 @@ std::optional<Accesses> accessesOf(scf::ParallelOp loop) {
       // Two reads of a global may name it twice; a write cannot.
       if (writes && llvm::isa<memref::GetGlobalOp>(def))
         return std::nullopt;
-    } else if (loop->isProperAncestor(
-                   buffer.getParentBlock()->getParentOp())) {
+    } else if (loop->isProperAncestor(buffer.getParentBlock()->getParentOp())) {
       return std::nullopt;
-    } else if (func && buffer.getParentBlock() ==
-                           &func.getFunctionBody().front()) {
+    } else if (func &&
+               buffer.getParentBlock() == &func.getFunctionBody().front()) {
       // The caller's buffers may alias one another: one key for all.
       buffer = func.getFunctionBody().front().getArgument(0);
     }
