@@ -294,27 +294,39 @@ def test_cuda_devices(tmp_path) -> None:
     assert done.stdout.splitlines() == ["api 4"]
 
 
+def _stand_in_modules(tmp_path, cases: list[str]) -> tuple[str, dict, str]:
+    """The stand-in driver, the stand-in CUDA modules of make_module.py's
+    `cases` (fake_gpu_kernels.c) and their checkpoint, built in
+    ``tmp_path``: (driver, {case: module}, checkpoint)."""
+    inputs = os.path.dirname(_FAKE_DRIVER)
+    fake = str(tmp_path / "fake_cuda.so")
+    subprocess.run([_CLANG, "-shared", "-fPIC", "-o", fake, _FAKE_DRIVER],
+                   check=True)
+    runtime_sources = os.path.join(inputs, os.pardir, os.pardir, os.pardir,
+                                   "lib", "Runtime")
+    modules = {}
+    for case in cases:
+        source = str(tmp_path / f"{case}.c")
+        subprocess.run([sys.executable, os.path.join(inputs, "make_module.py"),
+                        case, source], check=True)
+        modules[case] = str(tmp_path / f"{case}.so")
+        subprocess.run([_CLANG, "-shared", "-fPIC", "-I", runtime_sources,
+                        "-o", modules[case], source,
+                        os.path.join(inputs, "fake_gpu_kernels.c")],
+                       check=True)
+    ckpt = str(tmp_path / "w.safetensors")
+    subprocess.run([sys.executable, os.path.join(inputs, "make_inputs.py"),
+                    "module-ckpt", ckpt], check=True)
+    return fake, modules, ckpt
+
+
 @pytest.mark.skipif(not os.access(_CLANG, os.X_OK), reason="no clang")
 def test_cuda_module(tmp_path) -> None:
     """A CUDA module (the runtime tests' stand-in, y = 2 x through device
     memory) loaded on a device and run through the binding; a device that
     is not there, and a device for a CPU module, are one-line errors."""
-    inputs = os.path.join(os.path.dirname(_FAKE_DRIVER))
-    fake = str(tmp_path / "fake_cuda.so")
-    subprocess.run([_CLANG, "-shared", "-fPIC", "-o", fake, _FAKE_DRIVER],
-                   check=True)
-    source = str(tmp_path / "gpu.c")
-    subprocess.run([sys.executable, os.path.join(inputs, "make_module.py"),
-                    "gpu", source], check=True)
-    module = str(tmp_path / "gpu.so")
-    runtime_sources = os.path.join(inputs, os.pardir, os.pardir, os.pardir,
-                                   "lib", "Runtime")
-    subprocess.run([_CLANG, "-shared", "-fPIC", "-I", runtime_sources, "-o",
-                    module, source,
-                    os.path.join(inputs, "fake_gpu_kernels.c")], check=True)
-    ckpt = str(tmp_path / "w.safetensors")
-    subprocess.run([sys.executable, os.path.join(inputs, "make_inputs.py"),
-                    "module-ckpt", ckpt], check=True)
+    fake, modules, ckpt = _stand_in_modules(tmp_path, ["gpu"])
+    module = modules["gpu"]
     code = ("import sys, numpy as np\n"
             "from moe_mlir import runtime\n"
             "module, ckpt = sys.argv[1:3]\n"
@@ -346,25 +358,8 @@ def test_cuda_device_io(tmp_path) -> None:
     """A device-io CUDA module (the stand-in, y = 2 x) through run_cuda on
     "device" buffers (the stand-in's device memory is host memory, so numpy
     arrays serve), and the one-line refusals of the wrong calls."""
-    inputs = os.path.join(os.path.dirname(_FAKE_DRIVER))
-    fake = str(tmp_path / "fake_cuda.so")
-    subprocess.run([_CLANG, "-shared", "-fPIC", "-o", fake, _FAKE_DRIVER],
-                   check=True)
-    runtime_sources = os.path.join(inputs, os.pardir, os.pardir, os.pardir,
-                                   "lib", "Runtime")
-    modules = {}
-    for case in ("gpu", "gpu-device-io"):
-        source = str(tmp_path / f"{case}.c")
-        subprocess.run([sys.executable, os.path.join(inputs, "make_module.py"),
-                        case, source], check=True)
-        modules[case] = str(tmp_path / f"{case}.so")
-        subprocess.run([_CLANG, "-shared", "-fPIC", "-I", runtime_sources,
-                        "-o", modules[case], source,
-                        os.path.join(inputs, "fake_gpu_kernels.c")],
-                       check=True)
-    ckpt = str(tmp_path / "w.safetensors")
-    subprocess.run([sys.executable, os.path.join(inputs, "make_inputs.py"),
-                    "module-ckpt", ckpt], check=True)
+    fake, modules, ckpt = _stand_in_modules(tmp_path,
+                                            ["gpu", "gpu-device-io"])
     code = ("import sys, numpy as np\n"
             "from moe_mlir import runtime\n"
             "device_module, host_module, ckpt = sys.argv[1:4]\n"
