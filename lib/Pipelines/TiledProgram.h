@@ -43,6 +43,9 @@ struct TiledProgramOptions {
   /// bound-rows).
   bool boundRows = false;
   bool fuseRouting = true;
+  /// Route in a loop over the tokens, then count per chunk
+  /// (moe-fuse-routing token-parallel).
+  bool tokenParallelRouting = false;
   bool packWeights = true;
   int64_t panelCols = 32;
   bool bf16Pairs = false;
@@ -72,6 +75,7 @@ TiledProgramOptions sharedTiledProgramOptions(const PipelineOptions &options) {
   tiled.fuseCombine = options.fuseCombine;
   tiled.fuseActivation = options.fuseActivation;
   tiled.fuseRouting = options.fuseRouting;
+  tiled.tokenParallelRouting = options.tokenParallelRouting;
   tiled.tileN = options.tileN;
   return tiled;
 }

@@ -74,6 +74,11 @@ def MoEFuseRoutingPass : Pass<"moe-fuse-routing"> {
     rank tokens against each other (capacity, expert choice), with top-K
     above 16, or with statistics results stay for `convert-moe-to-linalg`.
 
+    With `token-parallel`, the tokens are routed by a loop over the tokens
+    (each with its own scratch row) and counted by a second loop over the
+    chunks: T parallel iterations instead of ceil(T / 64) (a GPU's threads),
+    the same arithmetic.
+
     Example: `moe-opt --moe-form-grouped-matmul --moe-fuse-routing` turns
     the `moe.gate` + `moe.routing_plan` of a decomposed layer into an
     `scf.forall` over `ceil(T / 64)` chunks followed by the plan's scalar
@@ -84,6 +89,11 @@ def MoEFuseRoutingPass : Pass<"moe-fuse-routing"> {
                            "::mlir::math::MathDialect",
                            "::mlir::scf::SCFDialect",
                            "::mlir::tensor::TensorDialect"];
+  let options = [
+    Option<"tokenParallel", "token-parallel", "bool", /*default=*/"false",
+           "Route in a loop over the tokens, then count per chunk of tokens "
+           "in a second loop (T parallel iterations)">,
+  ];
 }
 
 def ConvertShardAllToAllToMoEPass

@@ -120,6 +120,12 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
                      "one loop nest over the tokens (moe-fuse-routing); 0 "
                      "routes with the reference gate lowering, then counts"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> tokenParallelRouting{
+      *this, "token-parallel-routing",
+      llvm::cl::desc("Fast path: route in a loop over the tokens, then count "
+                     "per chunk of 64 tokens (moe-fuse-routing "
+                     "token-parallel); 0 routes and counts per chunk"),
+      llvm::cl::init(false)};
   PassOptions::Option<bool> openmp{
       *this, "openmp",
       llvm::cl::desc("Fast path: run the parallel loops (matmul tiles, "
@@ -234,6 +240,13 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
       *this, "fuse-routing",
       llvm::cl::desc("Route, count and build the routing plan in one loop "
                      "nest over the tokens (moe-fuse-routing)"),
+      llvm::cl::init(true)};
+  PassOptions::Option<bool> tokenParallelRouting{
+      *this, "token-parallel-routing",
+      llvm::cl::desc("Route in a loop over the tokens (one thread each), then "
+                     "count per chunk of 64 tokens (moe-fuse-routing "
+                     "token-parallel); 0 routes and counts per chunk (a "
+                     "thread per 64 tokens)"),
       llvm::cl::init(true)};
   PassOptions::Option<int64_t> rowAlign{
       *this, "row-align",

@@ -313,7 +313,8 @@ TokenRouter::Routed TokenRouter::route(OpBuilder &b, Location loc, Value t,
 }
 
 struct FuseRouting : OpRewritePattern<RoutingPlanOp> {
-  using OpRewritePattern::OpRewritePattern;
+  FuseRouting(MLIRContext *context, bool tokenParallel)
+      : OpRewritePattern(context), tokenParallel(tokenParallel) {}
 
   LogicalResult matchAndRewrite(RoutingPlanOp plan,
                                 PatternRewriter &rewriter) const override {
@@ -331,7 +332,10 @@ struct FuseRouting : OpRewritePattern<RoutingPlanOp> {
     int64_t topK = routing.getTopK();
     Type f32 = rewriter.getF32Type(), i32 = rewriter.getI32Type();
     Value numTokens = tensor::DimOp::create(rewriter, loc, gate.getLogits(), 0);
-    Value numChunks = buildNumChunks(rewriter, loc, numTokens);
+    // Tokens routed per iteration: a chunk's, counting as it goes, or one
+    // (counted per chunk after).
+    int64_t chunkTokens = tokenParallel ? 1 : kRoutingChunkTokens;
+    Value numChunks = buildNumChunks(rewriter, loc, numTokens, chunkTokens);
     TokenRouter router(gate);
     Value work = tensor::EmptyOp::create(
         rewriter, loc,
@@ -366,28 +370,38 @@ struct FuseRouting : OpRewritePattern<RoutingPlanOp> {
                                                weights, ValueRange{i, choice});
                   ids = tensor::InsertOp::create(tb, tl, routed.ids[k], ids,
                                                  ValueRange{i, choice});
-                  counts = buildCountAssignment(tb, tl, counts, routed.ids[k],
-                                                numExperts);
+                  if (!tokenParallel)
+                    counts = buildCountAssignment(tb, tl, counts,
+                                                  routed.ids[k], numExperts);
                 }
                 return SmallVector<Value>{weights, ids, counts};
               });
-        });
+        },
+        chunkTokens);
     Value weights = results[0], ids = results[1];
+    Value chunkCounts = tokenParallel
+                           ? buildChunkExpertCounts(rewriter, loc, ids,
+                                                    numExperts)
+                           : results[2];
     rewriter.replaceOp(
-        plan, buildRoutingPlanResults(rewriter, loc, plan, ids, results[2]));
+        plan, buildRoutingPlanResults(rewriter, loc, plan, ids, chunkCounts));
     rewriter.replaceOp(gate, ValueRange{castToType(rewriter, loc, weights,
                                                    gate.getWeights().getType()),
                                         castToType(rewriter, loc, ids,
                                                    gate.getIds().getType())});
     return success();
   }
+
+  bool tokenParallel;
 };
 
 struct MoEFuseRoutingPass
     : public moe::impl::MoEFuseRoutingPassBase<MoEFuseRoutingPass> {
+  using MoEFuseRoutingPassBase::MoEFuseRoutingPassBase;
+
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<FuseRouting>(&getContext());
+    patterns.add<FuseRouting>(&getContext(), tokenParallel);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }

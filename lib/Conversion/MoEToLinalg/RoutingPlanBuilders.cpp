@@ -39,28 +39,30 @@ Value incrementAt(OpBuilder &b, Location loc, Value tensor, ValueRange at) {
 
 } // namespace
 
-Value lowering::buildNumChunks(OpBuilder &b, Location loc, Value numTokens) {
+Value lowering::buildNumChunks(OpBuilder &b, Location loc, Value numTokens,
+                               int64_t chunkTokens) {
   return arith::CeilDivUIOp::create(b, loc, numTokens,
-                                    indexConstant(b, loc, kRoutingChunkTokens));
+                                    indexConstant(b, loc, chunkTokens));
 }
 
 SmallVector<Value> lowering::buildChunkParallel(OpBuilder &b, Location loc,
                                                 Value numTokens,
                                                 ValueRange perToken,
                                                 ValueRange perChunk,
-                                                ChunkBody body) {
+                                                ChunkBody body,
+                                                int64_t chunkTokens) {
   SmallVector<Value> inits(perToken);
   llvm::append_range(inits, perChunk);
-  Value numChunks = buildNumChunks(b, loc, numTokens);
+  Value numChunks = buildNumChunks(b, loc, numTokens, chunkTokens);
   auto forall = scf::ForallOp::create(b, loc, ArrayRef<OpFoldResult>{numChunks},
                                       inits, std::nullopt);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPoint(forall.getTerminator());
   Value chunk = forall.getInductionVar(0);
-  Value first = arith::MulIOp::create(
-      b, loc, chunk, indexConstant(b, loc, kRoutingChunkTokens));
+  Value first =
+      arith::MulIOp::create(b, loc, chunk, indexConstant(b, loc, chunkTokens));
   Value count =
-      arith::MinUIOp::create(b, loc, indexConstant(b, loc, kRoutingChunkTokens),
+      arith::MinUIOp::create(b, loc, indexConstant(b, loc, chunkTokens),
                              arith::SubIOp::create(b, loc, numTokens, first));
   SmallVector<OpFoldResult> strides(2, b.getIndexAttr(1));
   SmallVector<SmallVector<OpFoldResult>> offsets, sizes;

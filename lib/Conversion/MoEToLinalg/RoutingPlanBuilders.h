@@ -25,8 +25,9 @@ namespace mlir::moe::lowering {
 /// iteration to amortize it, few enough count rows to sum.
 constexpr int64_t kRoutingChunkTokens = 64;
 
-/// Number of chunks of kRoutingChunkTokens tokens covering `numTokens`.
-Value buildNumChunks(OpBuilder &b, Location loc, Value numTokens);
+/// Number of chunks of `chunkTokens` tokens covering `numTokens`.
+Value buildNumChunks(OpBuilder &b, Location loc, Value numTokens,
+                     int64_t chunkTokens = kRoutingChunkTokens);
 
 /// Body of a chunk of tokens: its first token and token count (`index`),
 /// the chunk's `[n, X]` rows of each per-token tensor and its `[1, X]` row
@@ -35,13 +36,15 @@ using ChunkBody = function_ref<SmallVector<Value>(
     OpBuilder &, Location, Value firstToken, Value chunkTokens,
     ValueRange tokenRows, ValueRange chunkRows)>;
 
-/// An scf.forall over the chunks of `numTokens` tokens, each iteration
-/// updating its own rows of the rank-2 `perToken` (`[T, X]`) and
-/// `perChunk` (`[chunks, X]`) tensors in place (tensor.parallel_insert_slice).
-/// Returns the updated tensors, per-token ones first.
+/// An scf.forall over the chunks of `chunkTokens` of `numTokens` tokens,
+/// each iteration updating its own rows of the rank-2 `perToken` (`[T, X]`)
+/// and `perChunk` (`[chunks, X]`) tensors in place
+/// (tensor.parallel_insert_slice). Returns the updated tensors, per-token
+/// ones first.
 SmallVector<Value> buildChunkParallel(OpBuilder &b, Location loc,
                                       Value numTokens, ValueRange perToken,
-                                      ValueRange perChunk, ChunkBody body);
+                                      ValueRange perChunk, ChunkBody body,
+                                      int64_t chunkTokens = kRoutingChunkTokens);
 
 /// `[chunks, E]` i32 zeros: per-chunk expert counts to fill.
 Value buildChunkCountsInit(OpBuilder &b, Location loc, Value numChunks,

@@ -1,5 +1,7 @@
 // RUN: moe-opt %s --moe-fuse-routing --canonicalize --cse --split-input-file \
 // RUN:   --allow-unregistered-dialect | FileCheck %s
+// RUN: moe-opt %s --moe-fuse-routing=token-parallel --canonicalize --cse \
+// RUN:   --split-input-file --allow-unregistered-dialect | FileCheck %s --check-prefix=TOKENS
 
 // A softmax top-2 gate whose ids feed a routing plan: one scf.forall over
 // chunks of 64 tokens writes each token's weights and ids and, in the
@@ -172,4 +174,33 @@ func.func @not_fused(%logits: tensor<?x8xf32>, %wide: tensor<?x32xf32>,
          tensor<?x17xf32>, tensor<33xi64>, tensor<?x2xf32>, tensor<8xi64>,
          tensor<9xi64>, tensor<9xi64>) -> ()
   return
+}
+
+// -----
+
+// token-parallel: the tokens are routed by a forall over the tokens, each
+// with a scratch row of its own (a slice of a zero-filled [T, 16] tensor
+// that canonicalization takes out of the loop's outputs), then counted per
+// chunk of 64 tokens by a forall over the chunks; the plan is built from
+// those counts as before.
+// TOKENS-LABEL: func @softmax_top2_tokens
+// TOKENS-SAME: (%[[LOGITS:.*]]: tensor<?x8xf32>)
+// TOKENS: %[[T:.*]] = tensor.dim %[[LOGITS]], %c0
+// TOKENS: %[[ROUTED:.*]]:2 = scf.forall (%{{.*}}) in (%[[T]]) shared_outs({{.*}}) -> (tensor<?x2xf32>, tensor<?x2xi32>)
+// TOKENS:   math.exp
+// TOKENS:   tensor.parallel_insert_slice
+// TOKENS: %[[CHUNKS:.*]] = arith.ceildivui %[[T]], %c64
+// TOKENS: scf.forall (%{{.*}}) in (%[[CHUNKS]]) shared_outs({{.*}}) -> (tensor<?x8xi32>)
+// TOKENS:   tensor.extract %[[ROUTED]]#1
+// TOKENS: return %[[ROUTED]]#0
+func.func @softmax_top2_tokens(%logits: tensor<?x8xf32>)
+    -> (tensor<?x2xf32>, tensor<9xi64>, tensor<?xi32>, tensor<?xi32>,
+        tensor<?xi32>, tensor<?x2xi32>) {
+  %w, %ids = moe.gate %logits routing <softmax, top_k = 2, renormalize>
+      : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  %o, %b, %s, %r, %m = moe.routing_plan %ids block_rows(16) align(16)
+      : tensor<?x2xi32> -> tensor<9xi64>, tensor<?xi32>, tensor<?xi32>,
+        tensor<?xi32>, tensor<?x2xi32>
+  return %w, %o, %b, %s, %r, %m : tensor<?x2xf32>, tensor<9xi64>,
+      tensor<?xi32>, tensor<?xi32>, tensor<?xi32>, tensor<?x2xi32>
 }

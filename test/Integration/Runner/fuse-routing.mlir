@@ -1,8 +1,9 @@
-// moe-fuse-routing computes exactly what the reference lowering of the gate
-// and the routing plan computes: weights (compared as bit patterns), ids and
-// every plan result, for 130 tokens (three chunks) whose logits have ties,
-// a NaN and a row of equal values, on softmax, DeepSeek-V2/V3 grouped
-// routing, switch routing and noisy random second choices.
+// moe-fuse-routing (chunked and token-parallel) computes exactly what the
+// reference lowering of the gate and the routing plan computes: weights
+// (compared as bit patterns), ids and every plan result, for 130 tokens
+// (three chunks) whose logits have ties, a NaN and a row of equal values, on
+// softmax, DeepSeek-V2/V3 grouped routing, switch routing and noisy random
+// second choices.
 // REQUIRES: mlir-runner
 // RUN: moe-opt %s --moe-fuse-routing | FileCheck %s --check-prefix=FUSED
 // RUN: moe-opt %s --convert-moe-to-linalg --convert-elementwise-to-linalg \
@@ -19,6 +20,16 @@
 // RUN:   --convert-to-llvm --reconcile-unrealized-casts \
 // RUN: | %mlir_runner -e main | grep -v base@ > %t.fused
 // RUN: diff %t.reference %t.fused
+// The same with the tokens routed in parallel and counted per chunk after
+// (token-parallel, the CUDA pipeline's default).
+// RUN: moe-opt %s --moe-fuse-routing=token-parallel --convert-moe-to-linalg \
+// RUN:   --convert-elementwise-to-linalg \
+// RUN:   --one-shot-bufferize="bufferize-function-boundaries" \
+// RUN:   --scf-forall-to-for --convert-linalg-to-loops \
+// RUN:   --expand-strided-metadata --lower-affine --convert-scf-to-cf \
+// RUN:   --convert-to-llvm --reconcile-unrealized-casts \
+// RUN: | %mlir_runner -e main | grep -v base@ > %t.tokens
+// RUN: diff %t.reference %t.tokens
 // RUN: FileCheck %s < %t.fused
 
 // Every gate and plan is fused.
