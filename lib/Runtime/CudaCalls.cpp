@@ -291,6 +291,13 @@ public:
     return true;
   }
 
+  /// Forgets every kernel: an unloaded module's functions are gone, and a
+  /// new one may get a forgotten handle.
+  void clear() {
+    std::lock_guard<std::mutex> lock(mutex);
+    functions.clear();
+  }
+
 private:
   std::mutex mutex;
   std::vector<std::pair<CUfunction, int>> functions;
@@ -321,6 +328,7 @@ void mgpuModuleUnload(void *module) {
     scope.check("cuModuleUnload",
                 scope.api().moduleUnload(static_cast<CUmodule>(module)));
     TensorMapCache::get().moduleUnloaded();
+    SharedMemoryOptIns::get().clear();
   }
 }
 
