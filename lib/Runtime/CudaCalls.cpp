@@ -219,28 +219,41 @@ public:
     return *memory;
   }
 
-  /// `bytes` on the thread's device in the order of `stream`, or null (the
-  /// error recorded).
-  void *allocate(const CallScope &scope, uint64_t bytes, CUstream stream) {
+  /// Whether the thread's device has memory pools (some virtualized GPUs do
+  /// not), with the release threshold of its default pool raised the first
+  /// time; an error is recorded when the driver fails to say.
+  bool available(const CallScope &scope) {
+    if (!scope.api().memAllocAsync)
+      return false;
     int device = detail::currentCudaDevice();
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      if (std::find(pooledDevices.begin(), pooledDevices.end(), device) ==
-          pooledDevices.end()) {
-        CUdevice handle = 0;
-        void *pool = nullptr;
-        uint64_t keepAll = std::numeric_limits<uint64_t>::max();
-        if (!scope.check("cuDeviceGet",
-                         scope.api().deviceGet(&handle, device)) ||
-            !scope.check("cuDeviceGetDefaultMemPool",
-                         scope.api().deviceGetDefaultMemPool(&pool, handle)) ||
-            !scope.check("cuMemPoolSetAttribute",
-                         scope.api().memPoolSetAttribute(
-                             pool, kMemPoolAttrReleaseThreshold, &keepAll)))
-          return nullptr;
-        pooledDevices.push_back(device);
-      }
+    std::lock_guard<std::mutex> lock(mutex);
+    for (auto [known, pooled] : devices)
+      if (known == device)
+        return pooled;
+    CUdevice handle = 0;
+    int pooled = 0;
+    if (!scope.check("cuDeviceGet", scope.api().deviceGet(&handle, device)) ||
+        !scope.check("cuDeviceGetAttribute",
+                     scope.api().deviceGetAttribute(
+                         &pooled, kAttributeMemoryPoolsSupported, handle)))
+      return false;
+    if (pooled) {
+      void *pool = nullptr;
+      uint64_t keepAll = std::numeric_limits<uint64_t>::max();
+      if (!scope.check("cuDeviceGetDefaultMemPool",
+                       scope.api().deviceGetDefaultMemPool(&pool, handle)) ||
+          !scope.check("cuMemPoolSetAttribute",
+                       scope.api().memPoolSetAttribute(
+                           pool, kMemPoolAttrReleaseThreshold, &keepAll)))
+        return false;
     }
+    devices.emplace_back(device, pooled != 0);
+    return pooled != 0;
+  }
+
+  /// `bytes` on the thread's device in the order of `stream`, or null (the
+  /// error recorded); available() first.
+  void *allocate(const CallScope &scope, uint64_t bytes, CUstream stream) {
     CUdeviceptr pointer = 0;
     if (!scope.check("cuMemAllocAsync",
                      scope.api().memAllocAsync(&pointer, bytes, stream)))
@@ -259,7 +272,8 @@ public:
 
 private:
   std::mutex mutex;
-  std::vector<int> pooledDevices;
+  /// The devices asked so far, and whether they have memory pools.
+  std::vector<std::pair<int, bool>> devices;
   std::unordered_set<void *> live;
 };
 
@@ -471,12 +485,15 @@ void *mgpuMemAlloc(uint64_t bytes, void *stream, bool hostShared) {
   // A call's buffers (gpu.alloc async) come from the stream-ordered
   // allocator's pool where the driver has one: no cuMemAlloc, which may
   // synchronize the device, and capturable in a CUDA graph.
-  if ((stream || detail::inCallStream()) && scope.api().memAllocAsync) {
+  if ((stream || detail::inCallStream()) &&
+      StreamOrderedMemory::get().available(scope)) {
     allocated = StreamOrderedMemory::get().allocate(
         scope, bytes, static_cast<CUstream>(stream));
     if (!allocated)
       return nullptr;
   } else {
+    if (detail::hasCudaError())
+      return nullptr;
     CUdeviceptr pointer = 0;
     if (!scope.check("cuMemAlloc", scope.api().memAlloc(&pointer, bytes)))
       return nullptr;

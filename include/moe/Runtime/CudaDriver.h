@@ -49,6 +49,8 @@ constexpr unsigned kStreamNonBlocking = 1;
 constexpr unsigned kEventDisableTiming = 2;
 /// CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES.
 constexpr int kFuncAttributeMaxDynamicSharedBytes = 8;
+/// CU_DEVICE_ATTRIBUTE_MEMORY_POOLS_SUPPORTED.
+constexpr int kAttributeMemoryPoolsSupported = 115;
 /// CU_MEMPOOL_ATTR_RELEASE_THRESHOLD (value: uint64_t bytes).
 constexpr int kMemPoolAttrReleaseThreshold = 4;
 /// Dynamic shared memory a kernel may use without opting in.

@@ -63,7 +63,9 @@ struct Accesses {
 
 /// The accesses of `loop`, or nothing when a buffer it touches cannot be
 /// told apart from others: an effect that names no buffer, a buffer that
-/// control flow inside the loop yields, a global it writes.
+/// is neither an allocation, a global nor the function's argument (one
+/// that control flow or a call yields, a region's argument), a global it
+/// writes.
 std::optional<Accesses> accessesOf(scf::ParallelOp loop) {
   std::optional<SmallVector<MemoryEffects::EffectInstance>> effects =
       getEffectsRecursively(loop);
@@ -72,8 +74,9 @@ std::optional<Accesses> accessesOf(scf::ParallelOp loop) {
   auto func = loop->getParentOfType<FunctionOpInterface>();
   Accesses accesses;
   for (const MemoryEffects::EffectInstance &effect : *effects) {
-    if (llvm::isa<MemoryEffects::Allocate, MemoryEffects::Free>(
-            effect.getEffect()))
+    // An allocation inside the loop is the iteration's own; a free (of a
+    // buffer from outside) counts as a write.
+    if (llvm::isa<MemoryEffects::Allocate>(effect.getEffect()))
       continue;
     Value value = effect.getValue();
     if (!value)
@@ -81,21 +84,25 @@ std::optional<Accesses> accessesOf(scf::ParallelOp loop) {
     Value buffer = viewedBuffer(value);
     bool writes = !llvm::isa<MemoryEffects::Read>(effect.getEffect());
     if (Operation *def = buffer.getDefiningOp()) {
+      bool allocated = llvm::isa<memref::AllocOp, memref::AllocaOp>(def);
       // A buffer of the iteration's own.
       if (loop->isAncestor(def)) {
-        if (llvm::isa<memref::AllocOp, memref::AllocaOp>(def))
+        if (allocated)
           continue;
         return std::nullopt;
       }
-      // Two reads of a global may name it twice; a write cannot.
-      if (writes && llvm::isa<memref::GetGlobalOp>(def))
+      // Only allocations and globals are known apart (a buffer that
+      // control flow or a call returns may be any); two reads of a global
+      // may name it twice, a write may not.
+      if (!allocated && (!llvm::isa<memref::GetGlobalOp>(def) || writes))
         return std::nullopt;
-    } else if (loop->isProperAncestor(buffer.getParentBlock()->getParentOp())) {
-      return std::nullopt;
     } else if (func &&
                buffer.getParentBlock() == &func.getFunctionBody().front()) {
       // The caller's buffers may alias one another: one key for all.
       buffer = func.getFunctionBody().front().getArgument(0);
+    } else {
+      // The argument of a loop or of a region: it may be any buffer.
+      return std::nullopt;
     }
     if (writes)
       accesses.writes.insert(buffer);

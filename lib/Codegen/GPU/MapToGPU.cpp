@@ -374,6 +374,13 @@ LogicalResult FunctionMapper::copyInputs() {
     globals[get.getNameAttr().getAttr()].push_back(get);
   });
   for (auto &[name, uses] : globals) {
+    // A copy from host memory at every call would wait for the host's
+    // pageable memory, and no stream capture allows it.
+    if (deviceIO)
+      return uses.front().emitError(
+          "moe-map-to-gpu: device-io: the function reads the host constant "
+          "buffer @")
+             << name.getValue() << ", which every call would copy to the device";
     MemRefType type = uses.front().getType();
     if (!type.getLayout().isIdentity() || !type.hasStaticShape())
       return uses.front().emitError(
@@ -700,8 +707,11 @@ void FunctionMapper::copyResults(func::ReturnOp ret) {
     if (device.getDefiningOp<gpu::AllocOp>())
       freed.insert(device);
   }
-  for (Value input : inputCopies)
-    freed.insert(input);
+  // Under device-io a result may view one of them: the runtime's arena
+  // frees them after it has copied the results out.
+  if (!deviceIO)
+    for (Value input : inputCopies)
+      freed.insert(input);
   for (Value buffer : freed) {
     auto free = gpu::DeallocOp::create(b, loc, tokenType,
                                        ValueRange{stream(b, loc)}, buffer);

@@ -78,7 +78,8 @@ func.func @three(%x: memref<?xf32>, %n: index, %m: index) {
 
 // The caller's buffers may alias: loops writing two arguments stay apart,
 // and so do loops writing a buffer that control flow inside the loop
-// yields.
+// yields, or one that an op other than an allocation returns (a select
+// between two buffers).
 // CHECK-LABEL: func @arguments
 // CHECK: scf.parallel
 // CHECK-NOT: scf.if
@@ -86,6 +87,12 @@ func.func @three(%x: memref<?xf32>, %n: index, %m: index) {
 // CHECK-NOT: scf.if
 // CHECK: scf.parallel
 // CHECK-NEXT: scf.if %{{.*}} -> (memref<8xf32>)
+// CHECK: scf.parallel
+// CHECK-NOT: scf.if
+// CHECK: arith.select
+// CHECK: scf.parallel
+// CHECK-NOT: scf.if
+// CHECK: return
 func.func @arguments(%a: memref<8xf32>, %b: memref<8xf32>, %go: i1) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
@@ -107,6 +114,16 @@ func.func @arguments(%a: memref<8xf32>, %b: memref<8xf32>, %go: i1) {
       scf.yield %c : memref<8xf32>
     }
     memref.store %zero, %which[%i] : memref<8xf32>
+    scf.reduce
+  }
+  %d = memref.alloc() : memref<8xf32>
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    memref.store %zero, %d[%i] : memref<8xf32>
+    scf.reduce
+  }
+  %e = arith.select %go, %d, %c : memref<8xf32>
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    memref.store %zero, %e[%i] : memref<8xf32>
     scf.reduce
   }
   return

@@ -43,3 +43,22 @@ func.func @host_control(%x: memref<8xf32>, %go: i1) {
   }
   return
 }
+
+// -----
+
+memref.global "private" constant @table : memref<4xf32> = dense<[1.0, 2.0, 3.0, 4.0]>
+
+// And so is a host constant buffer, which every call would copy.
+func.func @constant_table(%x: memref<4xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  // expected-error @below {{moe-map-to-gpu: device-io: the function reads the host constant buffer @table, which every call would copy to the device}}
+  %t = memref.get_global @table : memref<4xf32>
+  scf.parallel (%i) = (%c0) to (%c4) step (%c1) {
+    %v = memref.load %t[%i] : memref<4xf32>
+    memref.store %v, %x[%i] : memref<4xf32>
+    scf.reduce
+  }
+  return
+}

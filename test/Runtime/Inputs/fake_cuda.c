@@ -2,13 +2,16 @@
  * runtime through MOE_CUDA_DRIVER, so that every path of the GPU calls runs
  * without a GPU. One fake device, "Fake GPU" (sm_90, 80 GiB); device memory
  * is zero-filled host memory; modules, functions, streams and events are
- * dummies; kernels do nothing. FAKE_CUDA makes one thing fail:
+ * dummies; kernels do nothing. FAKE_CUDA (a comma-separated list) makes
+ * things fail:
  *   no-device     cuInit fails with CUDA_ERROR_NO_DEVICE
  *   zero-devices  cuInit succeeds, no device
  *   oom           cuMemAlloc fails with CUDA_ERROR_OUT_OF_MEMORY
  *   launch        cuLaunchKernel fails with CUDA_ERROR_LAUNCH_FAILED
  *   no-kernel     cuModuleGetFunction fails with CUDA_ERROR_NOT_FOUND
  *   bad-image     cuModuleLoadData fails with CUDA_ERROR_INVALID_IMAGE
+ *   no-pools      the device has no memory pools (the stream-ordered
+ *                 allocator's functions exist but are not for it)
  * Built with -DOMIT_SYMBOL, it lacks cuMemsetD16Async (an old driver);
  * with -DOMIT_TMA, cuTensorMapEncodeTiled (a driver before CUDA 12); with
  * -DOMIT_POOL, the stream-ordered allocator (before CUDA 11.2).
@@ -43,9 +46,19 @@ enum {
   CAPTURE_ISOLATION = 905,
 };
 
+/* Whether FAKE_CUDA (a comma-separated list) names `what`. */
 static int failing(const char *what) {
   const char *mode = getenv("FAKE_CUDA");
-  return mode && strcmp(mode, what) == 0;
+  size_t length = strlen(what);
+  while (mode && *mode) {
+    if (strncmp(mode, what, length) == 0 &&
+        (mode[length] == ',' || mode[length] == 0))
+      return 1;
+    mode = strchr(mode, ',');
+    if (mode)
+      ++mode;
+  }
+  return 0;
 }
 
 static int live; /* allocations, modules, streams and events alive */
@@ -121,7 +134,10 @@ CUresult cuDeviceGetName(char *name, int length, int device) {
 }
 CUresult cuDeviceGetAttribute(int *value, int attribute, int device) {
   (void)device;
-  *value = attribute == 75 ? 9 : 0;
+  /* Compute capability 9.x; memory pools unless FAKE_CUDA=no-pools. */
+  *value = attribute == 75 ? 9
+           : attribute == 115 ? !failing("no-pools")
+                              : 0;
   return SUCCESS;
 }
 CUresult cuDeviceTotalMem_v2(size_t *bytes, int device) {

@@ -22,9 +22,10 @@ def MoEFuseSiblingLoopsPass : Pass<"moe-fuse-sibling-loops", "func::FuncOp"> {
 
     Buffers are told apart by the allocation they view; the function's
     arguments count as one buffer (a caller may pass the same memory
-    twice), and reads never conflict. Loops whose buffers cannot be told
-    apart (an effect naming no buffer, a buffer yielded by control flow
-    inside the loop, a write to a global) and loops holding
+    twice), reads never conflict, and freeing a buffer writes it. Loops
+    whose buffers cannot be told apart (an effect naming no buffer, a buffer
+    that is neither an allocation, a global nor a function argument, such
+    as one control flow yields, a write to a global) and loops holding
     `moe.grouped_matmul` tiles are left alone.
 
     Example:
@@ -121,7 +122,10 @@ def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
     wait but its last (a value the host reads back, host control flow over
     kernels are errors), so that a runtime can enqueue it on its caller's
     stream and return without waiting; the function is marked
-    `moe.device_io`.
+    `moe.device_io`. A host constant buffer (`memref.global`) is an error
+    too (every call would copy it from host memory); buffers the function
+    does not return are left to the runtime, which frees what the call
+    allocated after copying the results out.
   }];
   let dependentDialects = ["::mlir::gpu::GPUDialect",
                            "::mlir::arith::ArithDialect",
