@@ -377,10 +377,11 @@ LogicalResult FunctionMapper::copyInputs() {
     // A copy from host memory at every call would wait for the host's
     // pageable memory, and no stream capture allows it.
     if (deviceIO)
-      return uses.front().emitError(
-          "moe-map-to-gpu: device-io: the function reads the host constant "
-          "buffer @")
-             << name.getValue() << ", which every call would copy to the device";
+      return uses.front().emitError("moe-map-to-gpu: device-io: the function "
+                                    "reads the host constant "
+                                    "buffer @")
+             << name.getValue()
+             << ", which every call would copy to the device";
     MemRefType type = uses.front().getType();
     if (!type.getLayout().isIdentity() || !type.hasStaticShape())
       return uses.front().emitError(

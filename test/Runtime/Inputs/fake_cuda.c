@@ -135,9 +135,7 @@ CUresult cuDeviceGetName(char *name, int length, int device) {
 CUresult cuDeviceGetAttribute(int *value, int attribute, int device) {
   (void)device;
   /* Compute capability 9.x; memory pools unless FAKE_CUDA=no-pools. */
-  *value = attribute == 75 ? 9
-           : attribute == 115 ? !failing("no-pools")
-                              : 0;
+  *value = attribute == 75 ? 9 : attribute == 115 ? !failing("no-pools") : 0;
   return SUCCESS;
 }
 CUresult cuDeviceTotalMem_v2(size_t *bytes, int device) {
