@@ -599,6 +599,19 @@ std::string BoundEntry::inputLabel(size_t index) const {
   return label + "of '" + printable(name()) + "'";
 }
 
+std::string BoundEntry::outputLabel(size_t index) const {
+  std::string label = "output ";
+  if (numResults() > 1)
+    label += std::to_string(index) + " ";
+  return label + "of '" + printable(name()) + "'";
+}
+
+Status BoundEntry::checkWorkingMemory(int64_t tokens) {
+  return checkAllocation(
+      checkedMul(tokens, sizeof(float)).value_or(INT64_MAX),
+      "the working memory of " + std::to_string(tokens) + " tokens");
+}
+
 Status BoundEntry::checkInput(size_t index, int64_t rows, int64_t cols) const {
   int64_t hidden = inputHiddenSize(index);
   if (rows < 0 || cols != hidden)
@@ -664,19 +677,13 @@ Status BoundEntry::run(const std::vector<MatrixRef> &inputs,
     if (numBytes != 0 && !inputs[i].data)
       return Status::failure(inputLabel(i) + " is a null pointer");
   }
-  // Compiled code allocates its working buffers (at least an f32 score per
-  // token) itself and cannot report a failure: refuse token counts no
-  // buffer can hold, e.g. T = 2^40 with H = 0, before calling it.
-  Status fits = checkAllocation(
-      checkedMul(tokens, sizeof(float)).value_or(INT64_MAX),
-      "the working memory of " + std::to_string(tokens) + " tokens");
+  // E.g. T = 2^40 with H = 0, refused before the call.
+  Status fits = checkWorkingMemory(tokens);
   if (!fits)
     return fits;
   for (size_t i = 0; i < outputs.size(); ++i) {
     std::vector<int64_t> shape = resultShape(i, tokens);
-    std::string label = std::string("output ") +
-                        (outputs.size() > 1 ? std::to_string(i) + " " : "") +
-                        "of " + entry;
+    std::string label = outputLabel(i);
     if (outputs[i].shape != shape)
       return Status::failure(label + " must be " + formatShape(shape) + " " +
                              elementTypeName(resultType(i)) + ", got " +

@@ -14,7 +14,6 @@
 #include "CudaCalls.h"
 #include "EntryCall.h"
 
-#include "moe/Runtime/Allocation.h"
 #include "moe/Runtime/CheckedArithmetic.h"
 #include "moe/Runtime/CudaDriver.h"
 #include "moe/Runtime/Module.h"
@@ -87,9 +86,7 @@ Status BoundEntry::runOnDevice(const std::vector<const void *> &inputs,
   }
   std::vector<size_t> outputBytes;
   for (size_t r = 0; r < outputs.size(); ++r) {
-    std::string label = std::string("output ") +
-                        (outputs.size() > 1 ? std::to_string(r) + " " : "") +
-                        "of " + entry;
+    std::string label = outputLabel(r);
     std::optional<int64_t> numBytes =
         checkedByteSize(resultShape(r, tokens), elementTypeSize(resultType(r)));
     if (!numBytes)
@@ -98,10 +95,7 @@ Status BoundEntry::runOnDevice(const std::vector<const void *> &inputs,
       return Status::failure(label + " is a null pointer");
     outputBytes.push_back(static_cast<size_t>(*numBytes));
   }
-  // As run(): compiled code cannot report a failed allocation.
-  Status fits = checkAllocation(
-      checkedMul(tokens, sizeof(float)).value_or(INT64_MAX),
-      "the working memory of " + std::to_string(tokens) + " tokens");
+  Status fits = checkWorkingMemory(tokens);
   if (!fits)
     return fits;
   std::vector<void *> argPointers;

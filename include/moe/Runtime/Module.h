@@ -301,6 +301,12 @@ private:
                   const std::vector<OutputRef> &outputs, int64_t begin,
                   int64_t end) const;
   std::string inputLabel(size_t index) const;
+  /// "output 1 of 'forward'" (no number when there is one result).
+  std::string outputLabel(size_t index) const;
+  /// Refuses token counts no working buffer can hold: compiled code
+  /// allocates its own (at least an f32 score per token) and cannot report
+  /// a failure.
+  static Status checkWorkingMemory(int64_t tokens);
 
   std::shared_ptr<const CompiledModule> module;
   std::shared_ptr<const Checkpoint> checkpoint;

@@ -18,10 +18,10 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/MemRef/Utils/MemRefUtils.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Interfaces/FunctionInterfaces.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
-#include "mlir/Interfaces/ViewLikeInterface.h"
 
 #include "llvm/ADT/SmallPtrSet.h"
 
@@ -34,17 +34,6 @@ using namespace mlir;
 using namespace mlir::moe::gpu_codegen;
 
 namespace {
-
-/// The allocation or argument `memref` views.
-Value viewedBuffer(Value memref) {
-  while (Operation *def = memref.getDefiningOp()) {
-    auto view = llvm::dyn_cast<ViewLikeOpInterface>(def);
-    if (!view)
-      break;
-    memref = view.getViewSource();
-  }
-  return memref;
-}
 
 /// The buffers a loop reads and writes (allocations private to an
 /// iteration left out).
@@ -78,10 +67,11 @@ std::optional<Accesses> accessesOf(scf::ParallelOp loop) {
     // buffer from outside) counts as a write.
     if (llvm::isa<MemoryEffects::Allocate>(effect.getEffect()))
       continue;
-    Value value = effect.getValue();
+    auto value = llvm::dyn_cast_if_present<MemrefValue>(effect.getValue());
     if (!value)
       return std::nullopt;
-    Value buffer = viewedBuffer(value);
+    // The allocation or argument the value views.
+    Value buffer = memref::skipViewLikeOps(value);
     bool writes = !llvm::isa<MemoryEffects::Read>(effect.getEffect());
     if (Operation *def = buffer.getDefiningOp()) {
       bool allocated = llvm::isa<memref::AllocOp, memref::AllocaOp>(def);
@@ -115,9 +105,7 @@ std::optional<Accesses> accessesOf(scf::ParallelOp loop) {
 /// A loop this pass may merge: no reductions, no tiles.
 scf::ParallelOp mergeable(Operation *op) {
   auto loop = llvm::dyn_cast<scf::ParallelOp>(op);
-  if (!loop || loop.getNumResults() != 0 ||
-      loop->walk([](moe::GroupedMatmulOp) { return WalkResult::interrupt(); })
-          .wasInterrupted())
+  if (!loop || loop.getNumResults() != 0 || holdsGroupedMatmul(loop))
     return {};
   return loop;
 }

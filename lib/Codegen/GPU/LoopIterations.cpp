@@ -2,12 +2,19 @@
 
 #include "LoopIterations.h"
 
+#include "moe/Dialect/MoE/IR/MoE.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/IR/IRMapping.h"
 
 using namespace mlir;
 
 namespace mlir::moe::gpu_codegen {
+
+bool holdsGroupedMatmul(Operation *op) {
+  return op->walk([](moe::GroupedMatmulOp) { return WalkResult::interrupt(); })
+      .wasInterrupted();
+}
 
 /// The trip counts of `loop`'s dimensions (0 for empty ranges).
 SmallVector<Value> tripCounts(OpBuilder &b, Location loc,

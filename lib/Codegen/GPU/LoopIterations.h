@@ -1,6 +1,7 @@
 //===- LoopIterations.h - Iterations of scf.parallel loops -------*- C++ -*-===//
 //
-// Internal to the GPU code generation: a parallel loop's trip counts and
+// Internal to the GPU code generation: whether a loop holds matmul tiles,
+// a parallel loop's trip counts and
 // one of its iterations cloned elsewhere, from its indices or from a
 // linear index (the last dimension fastest). A kernel runs a loop this way,
 // one iteration per thread or block.
@@ -14,6 +15,9 @@
 #include "mlir/IR/Builders.h"
 
 namespace mlir::moe::gpu_codegen {
+
+/// Whether `op` holds a `moe.grouped_matmul` (matmul tiles).
+bool holdsGroupedMatmul(Operation *op);
 
 /// The trip counts of `loop`'s dimensions (0 for empty ranges).
 SmallVector<Value> tripCounts(OpBuilder &b, Location loc,

@@ -18,6 +18,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/MemRef/Utils/MemRefUtils.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/Transforms.h"
 #include "mlir/IR/IRMapping.h"
@@ -39,23 +40,12 @@ using namespace mlir::moe::gpu_codegen;
 
 namespace {
 
-bool holdsGroupedMatmul(Operation *op) {
-  return op->walk([](moe::GroupedMatmulOp) { return WalkResult::interrupt(); })
-      .wasInterrupted();
-}
-
 /// Whether `op` loads from a function argument bound to a weight
 /// (`moe.weight`), directly or through views of it.
 bool readsWeight(Operation *op) {
   auto func = op->getParentOfType<func::FuncOp>();
-  auto isWeight = [&](Value memref) {
-    while (Operation *def = memref.getDefiningOp()) {
-      auto view = llvm::dyn_cast<ViewLikeOpInterface>(def);
-      if (!view)
-        return false;
-      memref = view.getViewSource();
-    }
-    auto arg = llvm::dyn_cast<BlockArgument>(memref);
+  auto isWeight = [&](MemrefValue memref) {
+    auto arg = llvm::dyn_cast<BlockArgument>(memref::skipViewLikeOps(memref));
     return arg && arg.getOwner()->isEntryBlock() &&
            arg.getOwner()->getParentOp() == func.getOperation() &&
            func.getArgAttr(arg.getArgNumber(), "moe.weight");
@@ -63,7 +53,7 @@ bool readsWeight(Operation *op) {
   return op
       ->walk([&](Operation *inner) {
         if (auto load = llvm::dyn_cast<memref::LoadOp>(inner);
-            load && isWeight(load.getMemRef()))
+            load && isWeight(cast<MemrefValue>(load.getMemRef())))
           return WalkResult::interrupt();
         return WalkResult::advance();
       })
