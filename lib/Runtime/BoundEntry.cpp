@@ -607,9 +607,9 @@ std::string BoundEntry::outputLabel(size_t index) const {
 }
 
 Status BoundEntry::checkWorkingMemory(int64_t tokens) {
-  return checkAllocation(
-      checkedMul(tokens, sizeof(float)).value_or(INT64_MAX),
-      "the working memory of " + std::to_string(tokens) + " tokens");
+  return checkAllocation(checkedMul(tokens, sizeof(float)).value_or(INT64_MAX),
+                         "the working memory of " + std::to_string(tokens) +
+                             " tokens");
 }
 
 Status BoundEntry::checkInput(size_t index, int64_t rows, int64_t cols) const {

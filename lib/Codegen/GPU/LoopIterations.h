@@ -1,4 +1,5 @@
-//===- LoopIterations.h - Iterations of scf.parallel loops -------*- C++ -*-===//
+//===- LoopIterations.h - Iterations of scf.parallel loops -------*- C++
+//-*-===//
 //
 // Internal to the GPU code generation: whether a loop holds matmul tiles,
 // a parallel loop's trip counts and
