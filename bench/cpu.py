@@ -192,9 +192,11 @@ def prepare_routing_only(prepared: dict, build: str) -> dict:
         check=True, text=True, capture_output=True).stdout
     lines = text.splitlines()
     gate = dispatch = None
+    # The gate's dispatch (a shared expert's, which depends on T alone,
+    # comes before the gate).
     for index, line in enumerate(lines):
         gate = gate or _GATE.match(line)
-        dispatch = _DISPATCH.match(line)
+        dispatch = _DISPATCH.match(line) if gate else None
         if dispatch:
             break
     if not gate or not dispatch:
