@@ -530,18 +530,38 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
   Value zero = indexConstant(b, loc, 0), one = indexConstant(b, loc, 1);
   Value stagesValue = indexConstant(b, loc, plan.stages);
 
-  // The ring in dynamic shared memory, its start aligned to 1024 bytes.
+  // One mbarrier per stage: thread 0 arrives with the TMA bytes.
   auto workgroup =
       gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+  barrierType = nvgpu::MBarrierGroupType::get(ctx, workgroup, plan.stages);
+  barriers = nvgpu::MBarrierCreateOp::create(b, loc, barrierType);
+
+  // The ring in dynamic shared memory, its start aligned to 1024 bytes and
+  // past this group's mbarriers. The dynamic memory's symbol is a static
+  // shared variable of its own (upstream's lowering), which ptxas lays out
+  // before the static ones that follow it (this group's mbarriers): an
+  // aligned start at the symbol would overlap them. The launch asks for
+  // the ring plus 1024 bytes (TilePlan::sharedBytes), and dynamic shared
+  // memory follows all static shared memory, so the start below still
+  // leaves the ring inside it.
   Value dynamic = gpu::DynamicSharedMemoryOp::create(
       b, loc,
       MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
                       MemRefLayoutAttrInterface(), workgroup));
   Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, dynamic);
+  Value lastBarrier = arith::IndexCastUIOp::create(
+      b, loc, b.getIndexType(),
+      nvgpu::MBarrierGetOp::create(b, loc, b.getI32Type(), barriers,
+                                   indexConstant(b, loc, plan.stages - 1)));
+  Value barriersEnd = arith::AddIOp::create(b, loc, lastBarrier,
+                                            indexConstant(b, loc, 8));
   Value atom = indexConstant(b, loc, kSwizzleAtomBytes);
-  Value misalignment = arith::RemUIOp::create(b, loc, base, atom);
-  Value shift = arith::RemUIOp::create(
-      b, loc, arith::SubIOp::create(b, loc, atom, misalignment), atom);
+  Value start = arith::MulIOp::create(
+      b, loc,
+      arith::CeilDivUIOp::create(
+          b, loc, arith::MaxUIOp::create(b, loc, base, barriersEnd), atom),
+      atom);
+  Value shift = arith::SubIOp::create(b, loc, start, base);
   // The aligned part as its own buffer, the stages' views into it.
   shared = memref::ViewOp::create(
       b, loc,
@@ -549,9 +569,6 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
                       MemRefLayoutAttrInterface(), workgroup),
       dynamic, shift, ValueRange{});
 
-  // One mbarrier per stage: thread 0 arrives with the TMA bytes.
-  barrierType = nvgpu::MBarrierGroupType::get(ctx, workgroup, plan.stages);
-  barriers = nvgpu::MBarrierCreateOp::create(b, loc, barrierType);
   Value leader =
       arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, thread, zero);
   scf::IfOp::create(b, loc, leader, [&](OpBuilder &tb, Location tl) {

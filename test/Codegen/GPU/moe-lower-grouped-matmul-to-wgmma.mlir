@@ -21,11 +21,20 @@
 // CHECK: gpu.launch
 // CHECK-SAME: threads(%[[TID:[a-z0-9]+]],
 // CHECK-SAME: dynamic_shared_memory_size %[[SMEM]]
-// CHECK: gpu.dynamic_shared_memory
-// CHECK: memref.extract_aligned_pointer_as_index
-// CHECK: arith.remui %{{.*}}, %c1024
-// CHECK: %[[RING:.*]] = memref.view %{{.*}}[%{{.*}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<49152xi8, #gpu.address_space<workgroup>>
+// The ring starts at the first 1024-byte boundary past both the dynamic
+// memory's symbol and the group's last mbarrier (static shared memory that
+// ptxas may place after that symbol).
 // CHECK: %[[BARS:.*]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 2>
+// CHECK: %[[DYN:.*]] = gpu.dynamic_shared_memory
+// CHECK: %[[BASE:.*]] = memref.extract_aligned_pointer_as_index %[[DYN]]
+// CHECK: %[[LAST:.*]] = nvgpu.mbarrier.get %[[BARS]][%c1
+// CHECK: %[[LASTX:.*]] = arith.index_castui %[[LAST]] : i32 to index
+// CHECK: %[[END:.*]] = arith.addi %[[LASTX]], %c8
+// CHECK: %[[FIRST:.*]] = arith.maxui %[[BASE]], %[[END]]
+// CHECK: %[[ATOMS:.*]] = arith.ceildivui %[[FIRST]], %c1024
+// CHECK: %[[START:.*]] = arith.muli %[[ATOMS]], %c1024
+// CHECK: %[[SHIFT:.*]] = arith.subi %[[START]], %[[BASE]]
+// CHECK: %[[RING:.*]] = memref.view %[[DYN]][%[[SHIFT]]][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<49152xi8, #gpu.address_space<workgroup>>
 // CHECK: scf.if
 // CHECK-COUNT-2: nvgpu.mbarrier.init %[[BARS]][%{{.*}}], %c1
 // CHECK: nvvm.fence.mbarrier.init
