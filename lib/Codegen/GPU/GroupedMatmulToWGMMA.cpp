@@ -553,8 +553,8 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
       b, loc, b.getIndexType(),
       nvgpu::MBarrierGetOp::create(b, loc, b.getI32Type(), barriers,
                                    indexConstant(b, loc, plan.stages - 1)));
-  Value barriersEnd = arith::AddIOp::create(b, loc, lastBarrier,
-                                            indexConstant(b, loc, 8));
+  Value barriersEnd =
+      arith::AddIOp::create(b, loc, lastBarrier, indexConstant(b, loc, 8));
   Value atom = indexConstant(b, loc, kSwizzleAtomBytes);
   Value start = arith::MulIOp::create(
       b, loc,
