@@ -94,6 +94,14 @@ if os.path.exists(_ptxas):
     config.substitutions.append(("%ptxas", _ptxas))
     config.substitutions.append(("%cuda_home", _cuda_home))
 
+# The CUDA emulator (test/CUDAEmulator): a stand-in driver that runs the
+# kernels' PTX on the CPU, for execution tests of CUDA modules compiled
+# with format=isa on a machine without a GPU.
+_emulator = os.path.join(config.moe_obj_root, "lib", "libmoe-cuda-emulator.so")
+if "cuda-toolkit" in config.available_features and os.path.exists(_emulator):
+    config.available_features.add("cuda-emulator")
+    config.substitutions.append(("%cuda_emulator", _emulator))
+
 # Execution tests of CUDA modules need a GPU the runtime sees (moe-run
 # --devices lists one); MOE_CUDA_DRIVER is left as the environment has it.
 import subprocess

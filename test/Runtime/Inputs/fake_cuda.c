@@ -28,11 +28,21 @@
  * It counts what is still allocated; fake_cuda_live() reports it. With
  * FAKE_CUDA_LEAKS set, it prints at exit the device memory, streams and
  * events still alive (modules are unloaded by their own destructors, which
- * may run later). */
+ * may run later).
+ * Built with -DFAKE_CUDA_EMULATOR and linked with the PTX emulator
+ * (test/CUDAEmulator), it runs the kernels: modules must be PTX text
+ * (--pipeline-options=format=isa), launches and graph replays interpret
+ * them over the device memory (host memory), a kernel that fails (a
+ * deadlock, an access outside every allocation, an unsupported
+ * instruction) fails its launch with CUDA_ERROR_LAUNCH_FAILED after one
+ * line on stderr, and tensor maps hold what the emulator's TMA reads. */
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef FAKE_CUDA_EMULATOR
+#include "../../CUDAEmulator/PtxEmulator.h"
+#endif
 
 typedef int CUresult;
 enum {
@@ -162,13 +172,39 @@ CUresult cuModuleLoadData(void **module, const void *image) {
   (void)image;
   if (failing("bad-image"))
     return INVALID_IMAGE;
+#ifdef FAKE_CUDA_EMULATOR
+  char error[512];
+  /* FAKE_CUDA_PTX_DIR: where to write each module's PTX (module_N.ptx),
+   * to read the lines the emulator's errors name. */
+  static int modulesLoaded;
+  const char *dumpDir = getenv("FAKE_CUDA_PTX_DIR");
+  if (dumpDir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/module_%d.ptx", dumpDir, modulesLoaded++);
+    FILE *file = fopen(path, "w");
+    if (file) {
+      fputs((const char *)image, file);
+      fclose(file);
+    }
+  }
+  *module = ptxemu_load((const char *)image, error, sizeof error);
+  if (!*module) {
+    fprintf(stderr, "fake_cuda: emulator: %s\n", error);
+    return INVALID_IMAGE;
+  }
+#else
   *module = malloc(1);
+#endif
   ++live;
   ++liveModules;
   return SUCCESS;
 }
 CUresult cuModuleUnload(void *module) {
+#ifdef FAKE_CUDA_EMULATOR
+  ptxemu_unload(module);
+#else
   free(module);
+#endif
   --live;
   --liveModules;
   return SUCCESS;
@@ -184,6 +220,7 @@ struct Node {
   const char *name;
   unsigned long long dst, src;
   size_t bytes;
+  void *launch; /* the emulator's prepared launch */
 };
 static struct Node nodes[4096];
 static int numNodes;
@@ -236,10 +273,19 @@ CUresult cuGraphDestroy(void *graph) {
   free(graph);
   --live;
   for (int i = 0; i < numGraphMemory; ++i) {
+#ifdef FAKE_CUDA_EMULATOR
+    ptxemu_untrack(graphMemory[i]);
+#endif
     free(graphMemory[i]);
     --live;
   }
   numGraphMemory = 0;
+#ifdef FAKE_CUDA_EMULATOR
+  for (int i = 0; i < numNodes; ++i)
+    if (nodes[i].launch)
+      ptxemu_release(nodes[i].launch);
+  numNodes = 0;
+#endif
   return SUCCESS;
 }
 CUresult cuGraphExecDestroy(void *exec) {
@@ -252,24 +298,46 @@ CUresult cuGraphLaunch(void *exec, void *stream) {
   (void)stream;
   if (tracing())
     fprintf(stderr, "fake_cuda: graph launch (%d nodes)\n", numNodes);
-  for (int i = 0; i < numNodes; ++i)
+  for (int i = 0; i < numNodes; ++i) {
     if (nodes[i].kind == NODE_COPY)
       memcpy((void *)(size_t)nodes[i].dst, (const void *)(size_t)nodes[i].src,
              nodes[i].bytes);
+#ifdef FAKE_CUDA_EMULATOR
+    char error[512];
+    if (nodes[i].launch && ptxemu_run(nodes[i].launch, error, sizeof error)) {
+      fprintf(stderr, "fake_cuda: emulator: %s\n", error);
+      return LAUNCH_FAILED;
+    }
+#endif
+  }
   return SUCCESS;
 }
 /* A function is its name (the launches' traces say which ran), kept in a
- * table of the names asked for. */
+ * table of the names asked for (with the emulator, per module, and with
+ * the emulator's kernel after it). */
 static char functions[256][64];
+static void *functionModules[256];
+#ifdef FAKE_CUDA_EMULATOR
+static void *emulated[256];
+#endif
 CUresult cuModuleGetFunction(void **out, void *module, const char *name) {
-  (void)module;
   if (failing("no-kernel"))
     return NOT_FOUND;
+#ifndef FAKE_CUDA_EMULATOR
+  module = 0;
+#endif
   int slot = 0;
   while (slot < 255 && functions[slot][0] &&
-         strncmp(functions[slot], name, sizeof functions[slot] - 1) != 0)
+         (strncmp(functions[slot], name, sizeof functions[slot] - 1) != 0 ||
+          functionModules[slot] != module))
     ++slot;
   strncpy(functions[slot], name, sizeof functions[slot] - 1);
+  functionModules[slot] = module;
+#ifdef FAKE_CUDA_EMULATOR
+  emulated[slot] = ptxemu_function(module, name);
+  if (!emulated[slot])
+    return NOT_FOUND;
+#endif
   *out = functions[slot];
   return SUCCESS;
 }
@@ -282,11 +350,27 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz,
     return captureCheck(stream);
   if (failing("launch"))
     return LAUNCH_FAILED;
-  struct Node node = {NODE_LAUNCH, (const char *)f, 0, 0, 0};
-  if (!record(node) && tracing())
+  struct Node node = {NODE_LAUNCH, (const char *)f, 0, 0, 0, 0};
+#ifdef FAKE_CUDA_EMULATOR
+  unsigned grid[3] = {gx, gy, gz}, block[3] = {bx, by, bz};
+  node.launch = ptxemu_prepare(emulated[(char(*)[64])f - functions], grid,
+                               block, smem, params);
+#endif
+  if (record(node))
+    return SUCCESS;
+  if (tracing())
     fprintf(stderr,
             "fake_cuda: launch %s grid %u %u %u block %u %u %u smem %u\n",
             (const char *)f, gx, gy, gz, bx, by, bz, smem);
+#ifdef FAKE_CUDA_EMULATOR
+  char error[512];
+  int failed = ptxemu_run(node.launch, error, sizeof error);
+  ptxemu_release(node.launch);
+  if (failed) {
+    fprintf(stderr, "fake_cuda: emulator: %s\n", error);
+    return LAUNCH_FAILED;
+  }
+#endif
   return SUCCESS;
 }
 CUresult cuStreamCreate(void **stream, unsigned flags) {
@@ -342,11 +426,17 @@ CUresult cuMemAlloc_v2(unsigned long long *pointer, size_t bytes) {
     return OUT_OF_MEMORY;
   *pointer = (unsigned long long)(size_t)calloc(1, bytes ? bytes : 1);
   ++live;
+#ifdef FAKE_CUDA_EMULATOR
+  ptxemu_track((void *)(size_t)*pointer, bytes);
+#endif
   return SUCCESS;
 }
 CUresult cuMemFree_v2(unsigned long long pointer) {
   if (capturing)
     return CAPTURE_UNSUPPORTED;
+#ifdef FAKE_CUDA_EMULATOR
+  ptxemu_untrack((void *)(size_t)pointer);
+#endif
   free((void *)(size_t)pointer);
   --live;
   return SUCCESS;
@@ -355,7 +445,7 @@ CUresult cuMemcpyAsync(unsigned long long dst, unsigned long long src,
                        size_t bytes, void *stream) {
   if (captureCheck(stream))
     return captureCheck(stream);
-  struct Node node = {NODE_COPY, 0, dst, src, bytes};
+  struct Node node = {NODE_COPY, 0, dst, src, bytes, 0};
   if (record(node))
     return SUCCESS;
   if (tracing())
@@ -397,9 +487,14 @@ CUresult cuTensorMapEncodeTiled(void *map, int type, unsigned rank,
                                 int interleave, int swizzle, int l2, int oob) {
   (void)type; (void)dims; (void)strides; (void)steps; (void)interleave;
   (void)swizzle; (void)l2; (void)oob;
+#ifdef FAKE_CUDA_EMULATOR
+  ptxemu_encode_tensor_map(map, type, rank, address, dims, strides, box,
+                           swizzle, oob);
+#else
   memset(map, 0, 128);
   memcpy(map, &address, sizeof address);
   memcpy((char *)map + 8, box, rank * sizeof *box);
+#endif
   return SUCCESS;
 }
 #endif
@@ -445,6 +540,9 @@ CUresult cuMemAllocAsync(unsigned long long *pointer, size_t bytes,
     return OUT_OF_MEMORY;
   *pointer = (unsigned long long)(size_t)calloc(1, bytes ? bytes : 1);
   ++live;
+#ifdef FAKE_CUDA_EMULATOR
+  ptxemu_track((void *)(size_t)*pointer, bytes);
+#endif
   if (capturing && numGraphMemory < 4096)
     graphMemory[numGraphMemory++] = (void *)(size_t)*pointer;
   if (tracing())
@@ -461,6 +559,9 @@ CUresult cuMemFreeAsync(unsigned long long pointer, void *stream) {
   /* A graph's memory lives as long as the graph. */
   if (capturing)
     return SUCCESS;
+#ifdef FAKE_CUDA_EMULATOR
+  ptxemu_untrack((void *)(size_t)pointer);
+#endif
   free((void *)(size_t)pointer);
   --live;
   return SUCCESS;

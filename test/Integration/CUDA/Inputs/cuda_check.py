@@ -2,6 +2,7 @@
 
 usage:
   cuda_check.py prepare DIR [--moe-compile PATH] [--only PREFIX,...]
+                           [--pipeline-options OPTS] [--tokens T,...]
   cuda_check.py check DIR [--moe-run PATH] [--only PREFIX,...]
 
 `prepare` (on a machine with the compiler) writes into DIR, for every case:
@@ -20,6 +21,10 @@ no compiler needed) runs each module with moe-run for T = 0, 1, 7, 300,
 reference of the stored weights; bf16 and FP8 within 2e-2 * max|ref|,
 f16 tensor cores 2e-3, f32 1e-4) and run_example.py (outputs and every
 statistic). One line per check; exit status 1 if any fails.
+`--pipeline-options` adds CUDA pipeline options to every compilation
+(`format=isa` embeds PTX text, which the CUDA emulator of
+test/CUDAEmulator runs without a GPU), and `--tokens` replaces the T
+values (kept in DIR/cases.json for `check`).
 """
 
 from __future__ import annotations
@@ -79,6 +84,12 @@ def selected(name: str, only: list[str]) -> bool:
     return not only or any(name.startswith(prefix) for prefix in only)
 
 
+def options(args: argparse.Namespace, own: str = "") -> list[str]:
+    """moe-compile's --pipeline-options: the case's own and the extra ones."""
+    joined = " ".join(o for o in (own, args.pipeline_options) if o)
+    return [f"--pipeline-options={joined}"] if joined else []
+
+
 def prepare(args: argparse.Namespace) -> int:
     ok = True
     python = sys.executable
@@ -89,22 +100,23 @@ def prepare(args: argparse.Namespace) -> int:
         out = os.path.join(args.dir, name)
         os.makedirs(out, exist_ok=True)
         ok &= run([python, os.path.join(CPU_INPUTS, "run_family.py"),
-                   "generate", family, storage, out, "--tokens", TOKENS],
+                   "generate", family, storage, out, "--tokens", args.tokens],
                   f"{name}: generate")
         ok &= run([python, "-m", "moe_mlir", "import-hf",
                    os.path.join(out, "ckpt"), "--layer", "1", "-o",
                    os.path.join(out, "layer.mlir")], f"{name}: import-hf")
         ok &= run([args.moe_compile, os.path.join(out, "layer.mlir"),
                    "--target", "cuda", f"--reference={int(reference)}",
-                   "-o", os.path.join(out, "layer.so")], f"{name}: compile")
+                   *options(args), "-o", os.path.join(out, "layer.so")],
+                  f"{name}: compile")
         if storage == "bf16" and not reference:
             ok &= run([args.moe_compile, os.path.join(out, "layer.mlir"),
-                       "--target", "cuda", "--pipeline-options=mma=wgmma",
+                       "--target", "cuda", *options(args, "mma=wgmma"),
                        "-o", os.path.join(out, "layer-wgmma.so")],
                       f"{name}-wgmma: compile")
             ok &= run([args.moe_compile, os.path.join(out, "layer.mlir"),
                        "--target", "cuda",
-                       "--pipeline-options=mma=wgmma device-io",
+                       *options(args, "mma=wgmma device-io"),
                        "-o", os.path.join(out, "layer-device-io.so")],
                       f"{name}-device-io: compile")
     if selected(MXFP4_CASE, args.only):
@@ -117,8 +129,8 @@ def prepare(args: argparse.Namespace) -> int:
                    os.path.join(out, "layer.mlir")],
                   f"{MXFP4_CASE}: import-hf")
         ok &= run([args.moe_compile, os.path.join(out, "layer.mlir"),
-                   "--target", "cuda", "-o", os.path.join(out, "layer.so")],
-                  f"{MXFP4_CASE}: compile")
+                   "--target", "cuda", *options(args), "-o",
+                   os.path.join(out, "layer.so")], f"{MXFP4_CASE}: compile")
     for example in examples():
         name = f"example-{example}"
         if not selected(name, args.only):
@@ -126,11 +138,11 @@ def prepare(args: argparse.Namespace) -> int:
         out = os.path.join(args.dir, name)
         os.makedirs(out, exist_ok=True)
         ok &= run([args.moe_compile, os.path.join(EXAMPLES, example + ".mlir"),
-                   "--target", "cuda", "-o", os.path.join(out, "layer.so")],
-                  f"{name}: compile")
+                   "--target", "cuda", *options(args), "-o",
+                   os.path.join(out, "layer.so")], f"{name}: compile")
     with open(os.path.join(args.dir, "cases.json"), "w",
               encoding="utf-8") as f:
-        json.dump({"tokens": TOKENS}, f)
+        json.dump({"tokens": args.tokens}, f)
     print("prepared" if ok else "preparation failed")
     return 0 if ok else 1
 
@@ -138,6 +150,8 @@ def prepare(args: argparse.Namespace) -> int:
 def check(args: argparse.Namespace) -> int:
     failed = []
     python = sys.executable
+    with open(os.path.join(args.dir, "cases.json"), encoding="utf-8") as f:
+        tokens = json.load(f)["tokens"]
     for family, storage, reference in FAMILY_CASES:
         name = family_name(family, storage, reference)
         out = os.path.join(args.dir, name)
@@ -159,19 +173,19 @@ def check(args: argparse.Namespace) -> int:
         if os.path.exists(wgmma) and os.path.exists(device_io):
             if not run([python, os.path.join(HERE, "device_io_check.py"),
                         wgmma, device_io, os.path.join(out, "ckpt"),
-                        "--tokens", TOKENS], name + "-device-io"):
+                        "--tokens", tokens], name + "-device-io"):
                 failed.append(name + "-device-io")
     out = os.path.join(args.dir, MXFP4_CASE)
     if selected(MXFP4_CASE, args.only) and os.path.isdir(out):
         passed = True
-        for tokens in MXFP4_TOKENS:
-            x = os.path.join(out, f"x{tokens}.npy")
-            y = os.path.join(out, f"y{tokens}.npy")
-            where = f"{MXFP4_CASE} T = {tokens}"
+        for count in MXFP4_TOKENS:
+            x = os.path.join(out, f"x{count}.npy")
+            y = os.path.join(out, f"y{count}.npy")
+            where = f"{MXFP4_CASE} T = {count}"
             passed &= run([args.moe_run, os.path.join(out, "layer.so"),
                            "--weights", os.path.join(out, "ckpt"), "--input",
                            x, "--output", y, "--quiet"], where)
-            if passed and tokens:
+            if passed and count:
                 passed &= run([python, "-m", "moe_mlir", "reference", "--hf",
                                os.path.join(out, "ckpt"), "--layer", "1",
                                "--input", x, "--check", y, "--rtol", "2e-2"],
@@ -185,7 +199,7 @@ def check(args: argparse.Namespace) -> int:
             continue
         if not run([python, os.path.join(CPU_INPUTS, "run_example.py"),
                     os.path.join(EXAMPLES, example + ".json"),
-                    os.path.join(out, "layer.so"), out, "--tokens", TOKENS],
+                    os.path.join(out, "layer.so"), out, "--tokens", tokens],
                    name):
             failed.append(name)
     print(f"{len(failed)} failed" + (": " + ", ".join(failed) if failed
@@ -199,6 +213,10 @@ def main() -> int:
     prep = sub.add_parser("prepare")
     prep.add_argument("dir")
     prep.add_argument("--moe-compile", default="moe-compile")
+    prep.add_argument("--pipeline-options", default="",
+                      help="CUDA pipeline options added to every compilation")
+    prep.add_argument("--tokens", default=TOKENS,
+                      help="the T values, comma-separated")
     chk = sub.add_parser("check")
     chk.add_argument("dir")
     chk.add_argument("--moe-run", default="moe-run")

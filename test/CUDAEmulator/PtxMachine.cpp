@@ -1,0 +1,1258 @@
+//===- PtxMachine.cpp - Run decoded PTX kernels on the CPU ----------------===//
+//
+// Each block runs its threads one at a time: a thread runs until it exits
+// or must wait (bar.sync, an mbarrier phase not yet complete, a warp- or
+// warpgroup-wide instruction the others have not reached), then the next
+// one runs. Waits are released when their condition holds; when nothing can
+// run and threads still wait, the kernel has deadlocked and the launch
+// fails. Asynchronous work is modelled where its order matters: a wgmma
+// reads its shared-memory operands when a wait_group retires it (so a ring
+// slot overwritten too early gives wrong numbers), TMA loads land at once
+// and complete their bytes on the mbarrier. The mbarrier's state lives in
+// its 8 bytes of shared memory with a check pattern, so a kernel that
+// overwrites a live mbarrier fails.
+//
+//===----------------------------------------------------------------------===//
+
+#include "PtxEmulator.h"
+#include "PtxProgram.h"
+
+#include <algorithm>
+#include <cfenv>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+
+using namespace ptxemu;
+
+namespace {
+
+std::mutex trackedMutex;
+std::map<uintptr_t, size_t> tracked; // device allocations: start -> bytes
+
+float asFloat(uint64_t bits) {
+  uint32_t b = static_cast<uint32_t>(bits);
+  float f;
+  std::memcpy(&f, &b, 4);
+  return f;
+}
+uint64_t floatBits(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  return b;
+}
+double asDouble(uint64_t bits) {
+  double d;
+  std::memcpy(&d, &bits, 8);
+  return d;
+}
+uint64_t doubleBits(double d) {
+  uint64_t b;
+  std::memcpy(&b, &d, 8);
+  return b;
+}
+/// bf16 to f32 and back (round to nearest even; NaN stays NaN).
+float bf16ToFloat(uint16_t h) {
+  return asFloat(static_cast<uint64_t>(h) << 16);
+}
+uint16_t floatToBf16(float f) {
+  uint32_t b = static_cast<uint32_t>(floatBits(f));
+  if (std::isnan(f))
+    return static_cast<uint16_t>((b >> 16) | 0x40);
+  b += 0x7FFF + ((b >> 16) & 1);
+  return static_cast<uint16_t>(b >> 16);
+}
+float f16ToFloat(uint16_t h) {
+  _Float16 f;
+  std::memcpy(&f, &h, 2);
+  return static_cast<float>(f);
+}
+uint16_t floatToF16(float f) {
+  _Float16 h = static_cast<_Float16>(f);
+  uint16_t bits;
+  std::memcpy(&bits, &h, 2);
+  return bits;
+}
+float flush(float f) {
+  return std::fpclassify(f) == FP_SUBNORMAL ? 0.0f * f : f;
+}
+
+uint64_t mask(Type type, uint64_t v) {
+  unsigned bits = typeBytes(type) * 8;
+  if (type == Type::Pred)
+    return v & 1;
+  return bits >= 64 || bits == 0 ? v : v & ((uint64_t{1} << bits) - 1);
+}
+int64_t signExtend(Type type, uint64_t v) {
+  unsigned bits = typeBytes(type) * 8;
+  if (bits >= 64 || bits == 0)
+    return static_cast<int64_t>(v);
+  uint64_t m = uint64_t{1} << (bits - 1);
+  v &= (uint64_t{1} << bits) - 1;
+  return static_cast<int64_t>((v ^ m) - m);
+}
+
+/// The stand-in's tensor map, 128 bytes.
+struct TensorMap {
+  uint64_t address;
+  uint32_t rank, type, swizzle, oob;
+  uint32_t box[5];
+  uint32_t pad;
+  uint64_t dims[5];
+  uint64_t strides[4];
+  uint64_t unused;
+};
+static_assert(sizeof(TensorMap) == 128, "a tensor map is 128 bytes");
+
+unsigned tensorElementBytes(uint32_t type) {
+  static const unsigned bytes[] = {1, 2, 4, 4, 8, 8, 2, 4, 8, 2, 4, 4, 4};
+  return type < 13 ? bytes[type] : 0;
+}
+
+/// Shared-memory address swizzles (by the address's bits, as the hardware
+/// does): 128B xors bits 4-6 with 7-9, 64B bits 4-5 with 7-8, 32B bit 4
+/// with 7.
+uint64_t swizzle(uint64_t address, unsigned mode128) {
+  switch (mode128) {
+  case 128:
+    return address ^ (((address >> 7) & 7) << 4);
+  case 64:
+    return address ^ (((address >> 7) & 3) << 4);
+  case 32:
+    return address ^ (((address >> 7) & 1) << 4);
+  default:
+    return address;
+  }
+}
+
+constexpr uint64_t kMbarMagic = 0x5A;
+
+struct Launch {
+  const Kernel *kernel;
+  unsigned grid[3], block[3], dynamicShared;
+  std::vector<uint8_t> params;
+};
+
+struct PendingWgmma {
+  unsigned n;
+  uint64_t descA, descB;
+  bool scaleD;
+  int scaleA, scaleB;
+  std::vector<std::vector<int>> dSlots; // per thread of the warpgroup
+  unsigned line;
+};
+
+enum class Wait : uint8_t { None, Barrier, Collective, Mbarrier };
+
+struct Failure {
+  std::string message;
+};
+
+class BlockRun {
+public:
+  BlockRun(const Launch &launch, unsigned bx, unsigned by, unsigned bz)
+      : launch(launch), kernel(*launch.kernel) {
+    ctaid[0] = bx;
+    ctaid[1] = by;
+    ctaid[2] = bz;
+    threads = launch.block[0] * launch.block[1] * launch.block[2];
+    regs.assign(static_cast<size_t>(threads) * kernel.registers, 0);
+    local.assign(static_cast<size_t>(threads) * (kernel.localBytes + 16), 0);
+    dynamicStart = (kernel.staticShared + 15) / 16 * 16;
+    shared.assign(dynamicStart + launch.dynamicShared, 0);
+    pc.assign(threads, 0);
+    waits.assign(threads, Wait::None);
+    exited.assign(threads, false);
+    pending.resize((threads + 127) / 128);
+    open.resize((threads + 127) / 128);
+  }
+
+  void run();
+
+private:
+  const Launch &launch;
+  const Kernel &kernel;
+  unsigned ctaid[3];
+  unsigned threads;
+  std::vector<uint64_t> regs;
+  std::vector<uint8_t> local, shared;
+  uint64_t dynamicStart;
+  std::vector<uint32_t> pc;
+  std::vector<Wait> waits;
+  std::vector<bool> exited;
+  std::vector<std::vector<std::vector<PendingWgmma>>> pending; // committed
+  std::vector<std::vector<PendingWgmma>> open;
+  uint64_t steps = 0;
+
+  [[noreturn]] void fail(unsigned thread, const Instruction &inst,
+                         const std::string &message) {
+    throw Failure{
+        "kernel '" + kernel.name + "' block (" + std::to_string(ctaid[0]) +
+        "," + std::to_string(ctaid[1]) + "," + std::to_string(ctaid[2]) +
+        ") thread " + std::to_string(thread) + ", PTX line " +
+        std::to_string(inst.line) + " (" + inst.text + "): " + message};
+  }
+
+  uint64_t &reg(unsigned thread, int slot) {
+    return regs[static_cast<size_t>(thread) * kernel.registers + slot];
+  }
+  uint8_t *localBase(unsigned thread) {
+    return local.data() +
+           static_cast<size_t>(thread) * (kernel.localBytes + 16);
+  }
+  uint64_t special(unsigned thread, Special s) {
+    unsigned tx = thread % launch.block[0];
+    unsigned ty = (thread / launch.block[0]) % launch.block[1];
+    unsigned tz = thread / (launch.block[0] * launch.block[1]);
+    switch (s) {
+    case Special::TidX:
+      return tx;
+    case Special::TidY:
+      return ty;
+    case Special::TidZ:
+      return tz;
+    case Special::NtidX:
+      return launch.block[0];
+    case Special::NtidY:
+      return launch.block[1];
+    case Special::NtidZ:
+      return launch.block[2];
+    case Special::CtaidX:
+      return ctaid[0];
+    case Special::CtaidY:
+      return ctaid[1];
+    case Special::CtaidZ:
+      return ctaid[2];
+    case Special::NctaidX:
+      return launch.grid[0];
+    case Special::NctaidY:
+      return launch.grid[1];
+    case Special::NctaidZ:
+      return launch.grid[2];
+    case Special::LaneId:
+      return thread % 32;
+    case Special::WarpId:
+      return thread / 32;
+    }
+    return 0;
+  }
+
+  uint64_t value(unsigned thread, const Operand &o) {
+    switch (o.kind) {
+    case Operand::Reg:
+      return reg(thread, o.reg);
+    case Operand::Imm:
+      return o.imm;
+    case Operand::Special:
+      return special(thread, o.special);
+    case Operand::Symbol:
+      return o.imm;
+    default:
+      return 0;
+    }
+  }
+  void set(unsigned thread, const Operand &o, Type type, uint64_t v,
+           const Instruction &inst) {
+    if (o.kind != Operand::Reg)
+      fail(thread, inst, "the destination is not a register");
+    reg(thread, o.reg) = mask(type, v);
+  }
+
+  /// The host address of `bytes` at `address` of `space`, checked.
+  uint8_t *resolve(unsigned thread, const Instruction &inst, Space space,
+                   uint64_t address, uint64_t bytes) {
+    switch (space) {
+    case Space::Shared:
+      if (address + bytes > shared.size() || address + bytes < address)
+        fail(thread, inst,
+             "shared address " + std::to_string(address) + " (+" +
+                 std::to_string(bytes) + ") past the block's " +
+                 std::to_string(shared.size()) + " bytes");
+      return shared.data() + address;
+    case Space::Local:
+      if (address + bytes > kernel.localBytes + 16)
+        fail(thread, inst, "local address out of the thread's frame");
+      return localBase(thread) + address;
+    case Space::Param:
+      if (address + bytes > launch.params.size())
+        fail(thread, inst, "parameter address out of range");
+      return const_cast<uint8_t *>(launch.params.data()) + address;
+    case Space::Generic:
+    case Space::Global: {
+      uintptr_t a = static_cast<uintptr_t>(address);
+      auto inside = [&](const uint8_t *base, size_t size) {
+        uintptr_t b = reinterpret_cast<uintptr_t>(base);
+        return a >= b && a + bytes <= b + size;
+      };
+      if (space == Space::Generic) {
+        if (inside(shared.data(), shared.size()) ||
+            inside(local.data(), local.size()))
+          return reinterpret_cast<uint8_t *>(a);
+      }
+      std::lock_guard<std::mutex> lock(trackedMutex);
+      auto it = tracked.upper_bound(a);
+      if (it != tracked.begin()) {
+        --it;
+        if (a >= it->first && a + bytes <= it->first + it->second)
+          return reinterpret_cast<uint8_t *>(a);
+      }
+      char hex[32];
+      std::snprintf(hex, sizeof hex, "0x%llx",
+                    static_cast<unsigned long long>(address));
+      fail(thread, inst,
+           std::string("global address ") + hex + " (+" +
+               std::to_string(bytes) + ") is outside every allocation");
+    }
+    }
+    return nullptr;
+  }
+
+  uint64_t memoryAddress(unsigned thread, const Operand &o) {
+    uint64_t base = o.reg >= 0 ? reg(thread, o.reg) : 0;
+    return base + o.imm;
+  }
+
+  // Mbarriers: 8 bytes of shared memory holding expected (0-15), pending
+  // (16-31), tx-count (32-55, signed), a check pattern (56-62), the phase
+  // (63). A shadow copy of each live one tells a plain store over it.
+  std::map<uint64_t, uint64_t> mbarrierShadows;
+  struct MbarrierRef {
+    uint64_t &word, &shadow;
+    MbarrierRef(uint64_t &word, uint64_t &shadow)
+        : word(word), shadow(shadow) {}
+    MbarrierRef(const MbarrierRef &) = delete;
+    ~MbarrierRef() { shadow = word; }
+  };
+  MbarrierRef mbarrier(unsigned thread, const Instruction &inst,
+                       const Operand &o, bool mustBeLive = true) {
+    uint64_t address = memoryAddress(thread, o);
+    if (address % 8)
+      fail(thread, inst, "a misaligned mbarrier");
+    uint64_t &word = *reinterpret_cast<uint64_t *>(
+        resolve(thread, inst, Space::Shared, address, 8));
+    auto shadow = mbarrierShadows.find(address);
+    if (mustBeLive &&
+        (shadow == mbarrierShadows.end() || shadow->second != word ||
+         ((word >> 56) & 0x7F) != kMbarMagic))
+      fail(thread, inst,
+           "the mbarrier at shared address " + std::to_string(address) +
+               " is not initialized (or was overwritten)");
+    return MbarrierRef(word, mbarrierShadows[address]);
+  }
+  static void mbarrierUpdate(uint64_t &word, int64_t arrivals, int64_t tx) {
+    uint64_t expected = word & 0xFFFF;
+    int64_t pendingCount =
+        static_cast<int64_t>((word >> 16) & 0xFFFF) - arrivals;
+    int64_t txCount = static_cast<int64_t>((word >> 32) & 0xFFFFFF);
+    if (txCount & 0x800000)
+      txCount -= 0x1000000;
+    txCount += tx;
+    uint64_t phase = word >> 63;
+    if (pendingCount <= 0 && txCount == 0) {
+      phase ^= 1;
+      pendingCount = static_cast<int64_t>(expected);
+    }
+    word = (phase << 63) | (kMbarMagic << 56) |
+           ((static_cast<uint64_t>(txCount) & 0xFFFFFF) << 32) |
+           ((static_cast<uint64_t>(pendingCount) & 0xFFFF) << 16) | expected;
+  }
+
+  void tmaLoad(unsigned thread, const Instruction &inst);
+  void executeWgmma(unsigned group, const PendingWgmma &w);
+  void mmaSync(unsigned warp, const Instruction &inst);
+  bool step(unsigned thread); // false: the thread waits or exited
+  void collective(unsigned first, unsigned count, const Instruction &inst);
+  void arithmetic(unsigned thread, const Instruction &inst);
+  template <typename Float, typename Source>
+  Float floatOperation(unsigned thread, const Instruction &inst, Source f);
+  void convert(unsigned thread, const Instruction &inst);
+};
+
+void BlockRun::tmaLoad(unsigned thread, const Instruction &inst) {
+  const Operand &dst = inst.operands[0], &src = inst.operands[1],
+                &bar = inst.operands[2];
+  uint64_t mapAddress = memoryAddress(thread, src);
+  TensorMap map;
+  std::memcpy(&map, resolve(thread, inst, Space::Global, mapAddress, 128), 128);
+  if (map.rank != inst.dims || src.elements.size() != map.rank)
+    fail(thread, inst, "the tensor map's rank is not the instruction's");
+  unsigned element = tensorElementBytes(map.type);
+  unsigned swizzleBytes = map.swizzle == 3   ? 128
+                          : map.swizzle == 2 ? 64
+                          : map.swizzle == 1 ? 32
+                                             : 0;
+  if (!element)
+    fail(thread, inst, "a tensor map of an unknown element type");
+  if (swizzleBytes && map.box[0] * element > swizzleBytes)
+    fail(thread, inst, "the box's inner dimension exceeds the swizzle span");
+  uint64_t dstAddress = memoryAddress(thread, dst);
+  if (dstAddress % 128)
+    fail(thread, inst, "the destination is not 128-byte aligned");
+  int64_t coords[5] = {0, 0, 0, 0, 0};
+  for (unsigned d = 0; d < map.rank; ++d)
+    coords[d] = static_cast<int32_t>(value(thread, src.elements[d]));
+  uint64_t total = element;
+  for (unsigned d = 0; d < map.rank; ++d)
+    total *= map.box[d];
+  resolve(thread, inst, Space::Shared, dstAddress, total);
+  uint64_t index[5] = {0, 0, 0, 0, 0};
+  for (uint64_t e = 0; e < total / element; ++e) {
+    uint64_t rest = e;
+    bool outside = false;
+    uint64_t offset = 0;
+    for (unsigned d = 0; d < map.rank; ++d) {
+      index[d] = rest % map.box[d];
+      rest /= map.box[d];
+      int64_t c = coords[d] + static_cast<int64_t>(index[d]);
+      if (c < 0 || static_cast<uint64_t>(c) >= map.dims[d])
+        outside = true;
+      else
+        offset += d == 0 ? static_cast<uint64_t>(c) * element
+                         : static_cast<uint64_t>(c) * map.strides[d - 1];
+    }
+    uint8_t *to =
+        shared.data() + swizzle(dstAddress + e * element, swizzleBytes);
+    if (outside)
+      std::memset(to, 0, element);
+    else
+      std::memcpy(to, reinterpret_cast<const uint8_t *>(map.address + offset),
+                  element);
+  }
+  mbarrierUpdate(mbarrier(thread, inst, bar).word, 0,
+                 -static_cast<int64_t>(total));
+}
+
+void BlockRun::executeWgmma(unsigned group, const PendingWgmma &w) {
+  // Operand element (row, k) of a K-major matrix in shared memory.
+  auto element = [&](uint64_t desc, unsigned row, unsigned k) -> float {
+    uint64_t start = (desc & 0x3FFF) << 4;
+    uint64_t lbo = ((desc >> 16) & 0x3FFF) << 4;
+    uint64_t sbo = ((desc >> 32) & 0x3FFF) << 4;
+    unsigned mode = static_cast<unsigned>(desc >> 62);
+    unsigned span = mode == 1 ? 128 : mode == 2 ? 64 : mode == 3 ? 32 : 0;
+    uint64_t address;
+    if (span)
+      address =
+          swizzle(start + (row / 8) * sbo + (row % 8) * span + k * 2, span);
+    else
+      address = start + (row / 8) * sbo + (k / 8) * lbo + (row % 8) * 16 +
+                (k % 8) * 2;
+    if (address + 2 > shared.size())
+      throw Failure{"kernel '" + kernel.name + "', PTX line " +
+                    std::to_string(w.line) +
+                    " (wgmma): an operand outside shared memory"};
+    uint16_t h;
+    std::memcpy(&h, shared.data() + address, 2);
+    return bf16ToFloat(h);
+  };
+  float a[64][16];
+  std::vector<float> b(static_cast<size_t>(w.n) * 16);
+  for (unsigned m = 0; m < 64; ++m)
+    for (unsigned k = 0; k < 16; ++k)
+      a[m][k] = w.scaleA * element(w.descA, m, k);
+  for (unsigned n = 0; n < w.n; ++n)
+    for (unsigned k = 0; k < 16; ++k)
+      b[n * 16 + k] = w.scaleB * element(w.descB, n, k);
+  unsigned first = group * 128;
+  for (unsigned t = 0; t < 128; ++t) {
+    unsigned warp = t / 32, lane = t % 32;
+    for (unsigned i = 0; i < w.n / 2; ++i) {
+      unsigned col = 8 * (i / 4) + 2 * (lane % 4) + (i % 2);
+      unsigned row = 16 * warp + lane / 4 + 8 * ((i / 2) % 2);
+      uint64_t &d = reg(first + t, w.dSlots[t][i]);
+      float sum = w.scaleD ? asFloat(d) : 0.0f;
+      for (unsigned k = 0; k < 16; ++k)
+        sum = std::fma(a[row][k], b[col * 16 + k], sum);
+      d = floatBits(sum);
+    }
+  }
+}
+
+void BlockRun::mmaSync(unsigned warp, const Instruction &inst) {
+  // m16n8k16, A row-major, B column-major, bf16 or f16 in, f32
+  // accumulate.
+  float a[16][16], b[16][8], c[16][8];
+  unsigned first = warp * 32;
+  const Operand &D = inst.operands[0], &A = inst.operands[1],
+                &B = inst.operands[2], &C = inst.operands[3];
+  if (D.elements.size() != 4 || A.elements.size() != 4 ||
+      B.elements.size() != 2 || C.elements.size() != 4)
+    fail(first, inst, "unexpected operand counts");
+  for (unsigned lane = 0; lane < 32; ++lane) {
+    unsigned t = first + lane, g = lane / 4, q = lane % 4;
+    auto half = [&](const Operand &v, unsigned i, unsigned h) {
+      auto bits = static_cast<uint16_t>(value(t, v.elements[i]) >> (16 * h));
+      return inst.sourceType == Type::F16 ? f16ToFloat(bits)
+                                          : bf16ToFloat(bits);
+    };
+    for (unsigned h = 0; h < 2; ++h) {
+      a[g][2 * q + h] = half(A, 0, h);
+      a[g + 8][2 * q + h] = half(A, 1, h);
+      a[g][2 * q + 8 + h] = half(A, 2, h);
+      a[g + 8][2 * q + 8 + h] = half(A, 3, h);
+      b[2 * q + h][g] = half(B, 0, h);
+      b[2 * q + 8 + h][g] = half(B, 1, h);
+      c[g][2 * q + h] = asFloat(value(t, C.elements[h]));
+      c[g + 8][2 * q + h] = asFloat(value(t, C.elements[2 + h]));
+    }
+  }
+  for (unsigned lane = 0; lane < 32; ++lane) {
+    unsigned t = first + lane, g = lane / 4, q = lane % 4;
+    for (unsigned i = 0; i < 4; ++i) {
+      unsigned row = g + 8 * (i / 2), col = 2 * q + (i % 2);
+      float sum = c[row][col];
+      for (unsigned k = 0; k < 16; ++k)
+        sum = std::fma(a[row][k], b[k][col], sum);
+      set(t, D.elements[i], Type::F32, floatBits(sum), inst);
+    }
+  }
+}
+
+void BlockRun::collective(unsigned first, unsigned count,
+                          const Instruction &inst) {
+  unsigned group = first / 128;
+  switch (inst.op) {
+  case Op::WgmmaFence:
+    break;
+  case Op::Wgmma: {
+    const Operand &D = inst.operands[0];
+    if (inst.operands.size() != 8 || D.kind != Operand::Vec ||
+        inst.operands[1].kind != Operand::Reg)
+      fail(first, inst, "only wgmma with both operands in shared memory");
+    if (value(first, inst.operands[6]) != 0 ||
+        value(first, inst.operands[7]) != 0)
+      fail(first, inst, "transposed (MN-major) operands are not modelled");
+    if (D.elements.size() != inst.shapeN / 2)
+      fail(first, inst, "the accumulator count is not N / 2");
+    PendingWgmma w;
+    w.n = inst.shapeN;
+    w.line = inst.line;
+    w.descA = value(first, inst.operands[1]);
+    w.descB = value(first, inst.operands[2]);
+    w.scaleD = value(first, inst.operands[3]) & 1;
+    w.scaleA =
+        static_cast<int64_t>(value(first, inst.operands[4])) < 0 ? -1 : 1;
+    w.scaleB =
+        static_cast<int64_t>(value(first, inst.operands[5])) < 0 ? -1 : 1;
+    for (unsigned t = first; t < first + count; ++t) {
+      if (value(t, inst.operands[1]) != w.descA ||
+          value(t, inst.operands[2]) != w.descB ||
+          (value(t, inst.operands[3]) & 1) != w.scaleD)
+        fail(t, inst, "the warpgroup's threads disagree on the operands");
+      std::vector<int> slots;
+      for (const Operand &e : D.elements) {
+        if (e.kind != Operand::Reg)
+          fail(t, inst, "an accumulator that is not a register");
+        slots.push_back(e.reg);
+      }
+      w.dSlots.push_back(std::move(slots));
+    }
+    open[group].push_back(std::move(w));
+    break;
+  }
+  case Op::WgmmaCommit:
+    pending[group].push_back(std::move(open[group]));
+    open[group].clear();
+    break;
+  case Op::WgmmaWait: {
+    uint64_t keep = value(first, inst.operands[0]);
+    while (pending[group].size() > keep) {
+      for (const PendingWgmma &w : pending[group].front())
+        executeWgmma(group, w);
+      pending[group].erase(pending[group].begin());
+    }
+    break;
+  }
+  case Op::MmaSync:
+    mmaSync(first / 32, inst);
+    break;
+  default:
+    fail(first, inst, "not a collective instruction");
+  }
+}
+
+void BlockRun::convert(unsigned thread, const Instruction &inst) {
+  Type to = inst.type, from = inst.sourceType;
+  uint64_t a = value(thread, inst.operands[1]);
+  auto roundFloat = [&](double x) {
+    switch (inst.round) {
+    case Round::Rni:
+      return std::nearbyint(x);
+    case Round::Rzi:
+      return std::trunc(x);
+    case Round::Rmi:
+      return std::floor(x);
+    case Round::Rpi:
+      return std::ceil(x);
+    default:
+      return x;
+    }
+  };
+  if (to == Type::BF16x2 || to == Type::F16x2) {
+    // The first source goes to the upper half.
+    uint64_t b = value(thread, inst.operands[2]);
+    auto narrow = to == Type::F16x2 ? floatToF16 : floatToBf16;
+    uint64_t hi = narrow(asFloat(a)), lo = narrow(asFloat(b));
+    set(thread, inst.operands[0], Type::B32, (hi << 16) | lo, inst);
+    return;
+  }
+  double x = 0;
+  bool fromFloat = isFloat(from);
+  if (from == Type::F32)
+    x = asFloat(a);
+  else if (from == Type::F64)
+    x = asDouble(a);
+  else if (from == Type::BF16)
+    x = bf16ToFloat(static_cast<uint16_t>(a));
+  else if (from == Type::F16)
+    x = f16ToFloat(static_cast<uint16_t>(a));
+  if (to == Type::F32 || to == Type::F64 || to == Type::BF16 ||
+      to == Type::F16) {
+    if (!fromFloat)
+      x = isSigned(from) ? static_cast<double>(signExtend(from, a))
+                         : static_cast<double>(mask(from, a));
+    x = roundFloat(x);
+    if (inst.saturate)
+      x = std::isnan(x) ? 0.0 : std::min(1.0, std::max(0.0, x));
+    uint64_t bits = to == Type::F64    ? doubleBits(x)
+                    : to == Type::BF16 ? floatToBf16(static_cast<float>(x))
+                    : to == Type::F16
+                        ? floatToF16(static_cast<float>(x))
+                        : floatBits(inst.ftz ? flush(static_cast<float>(x))
+                                             : static_cast<float>(x));
+    if (to == Type::F32 && from == Type::F64 && inst.round == Round::Rn)
+      bits = floatBits(static_cast<float>(x));
+    set(thread, inst.operands[0], to, bits, inst);
+    return;
+  }
+  if (fromFloat) {
+    // Float to integer: rounded as asked, NaN to 0, saturated to the range.
+    x = roundFloat(x);
+    if (std::isnan(x))
+      x = 0;
+    unsigned bits = typeBytes(to) * 8;
+    double lo = isSigned(to) ? -std::ldexp(1.0, bits - 1) : 0.0;
+    double hi = isSigned(to) ? std::ldexp(1.0, bits - 1) - 1
+                             : std::ldexp(1.0, bits) - 1;
+    x = std::min(hi, std::max(lo, x));
+    uint64_t v = isSigned(to) ? static_cast<uint64_t>(static_cast<int64_t>(x))
+                              : static_cast<uint64_t>(x);
+    set(thread, inst.operands[0], to, v, inst);
+    return;
+  }
+  uint64_t v = isSigned(from) ? static_cast<uint64_t>(signExtend(from, a))
+                              : mask(from, a);
+  set(thread, inst.operands[0], to, v, inst);
+}
+
+template <typename Float, typename Source>
+Float BlockRun::floatOperation(unsigned thread, const Instruction &inst,
+                               Source f) {
+  Float r = 0;
+  int previous = std::fegetround();
+  if (inst.round == Round::Rm)
+    std::fesetround(FE_DOWNWARD);
+  else if (inst.round == Round::Rp)
+    std::fesetround(FE_UPWARD);
+  else if (inst.round == Round::Rz)
+    std::fesetround(FE_TOWARDZERO);
+  switch (inst.op) {
+  case Op::Add:
+    r = f(1) + f(2);
+    break;
+  case Op::Sub:
+    r = f(1) - f(2);
+    break;
+  case Op::Mul:
+    r = f(1) * f(2);
+    break;
+  case Op::Div:
+    r = f(1) / f(2);
+    break;
+  case Op::Fma:
+  case Op::Mad:
+    r = std::fma(f(1), f(2), f(3));
+    break;
+  case Op::Neg:
+    r = -f(1);
+    break;
+  case Op::Abs:
+    r = std::fabs(f(1));
+    break;
+  case Op::Rcp:
+    r = Float(1) / f(1);
+    break;
+  case Op::Sqrt:
+    r = std::sqrt(f(1));
+    break;
+  case Op::Rsqrt:
+    r = Float(1) / std::sqrt(f(1));
+    break;
+  case Op::Ex2:
+    r = std::exp2(f(1));
+    break;
+  case Op::Lg2:
+    r = std::log2(f(1));
+    break;
+  case Op::Copysign:
+    r = std::copysign(f(2), f(1));
+    break;
+  case Op::Min:
+  case Op::Max: {
+    Float a = f(1), b = f(2);
+    if (std::isnan(a) || std::isnan(b))
+      r = inst.nanMinMax ? Float(NAN) : std::isnan(a) ? b : a;
+    else
+      r = inst.op == Op::Min ? std::fmin(a, b) : std::fmax(a, b);
+    break;
+  }
+  default:
+    std::fesetround(previous);
+    fail(thread, inst, "unsupported on floating point");
+  }
+  std::fesetround(previous);
+  if (inst.saturate)
+    r = std::isnan(r) ? Float(0) : std::min(Float(1), std::max(Float(0), r));
+  return r;
+}
+
+void BlockRun::arithmetic(unsigned thread, const Instruction &inst) {
+  Type type = inst.type;
+  const auto &ops = inst.operands;
+  auto src = [&](size_t i) { return value(thread, ops[i]); };
+  if (type == Type::F32) {
+    float r = floatOperation<float>(thread, inst, [&](size_t i) {
+      float v = asFloat(src(i));
+      return inst.ftz ? flush(v) : v;
+    });
+    if (inst.ftz)
+      r = flush(r);
+    set(thread, ops[0], type, floatBits(r), inst);
+    return;
+  }
+  if (type == Type::F64) {
+    double r = floatOperation<double>(
+        thread, inst, [&](size_t i) { return asDouble(src(i)); });
+    set(thread, ops[0], type, doubleBits(r), inst);
+    return;
+  }
+  if (isFloat(type))
+    fail(thread, inst, "only f32 and f64 arithmetic is modelled");
+  bool s = isSigned(type);
+  unsigned bits = typeBytes(type) * 8;
+  uint64_t a = ops.size() > 1 ? src(1) : 0, b = ops.size() > 2 ? src(2) : 0;
+  int64_t sa = signExtend(type, a), sb = signExtend(type, b);
+  uint64_t ua = mask(type, a), ub = mask(type, b);
+  uint64_t r = 0;
+  Type resultType = type;
+  switch (inst.op) {
+  case Op::Add:
+    r = ua + ub;
+    break;
+  case Op::Sub:
+    r = ua - ub;
+    break;
+  case Op::Mul:
+  case Op::Mad: {
+    if (inst.wide) {
+      resultType = bits == 32 ? (s ? Type::S64 : Type::U64) : type;
+      r = s ? static_cast<uint64_t>(sa * sb) : ua * ub;
+    } else if (inst.hi) {
+      if (bits == 64)
+        r = s ? static_cast<uint64_t>((static_cast<__int128>(sa) * sb) >> 64)
+              : static_cast<uint64_t>(
+                    (static_cast<unsigned __int128>(ua) * ub) >> 64);
+      else
+        r = s ? static_cast<uint64_t>((sa * sb) >> bits) : (ua * ub) >> bits;
+    } else {
+      r = ua * ub;
+    }
+    if (inst.op == Op::Mad)
+      r += src(3);
+    break;
+  }
+  case Op::Div:
+    if (ub == 0)
+      r = ~uint64_t{0};
+    else
+      r = s ? static_cast<uint64_t>(sb == -1 ? -sa : sa / sb) : ua / ub;
+    break;
+  case Op::Rem:
+    if (ub == 0)
+      r = ua;
+    else
+      r = s ? static_cast<uint64_t>(sb == -1 ? 0 : sa % sb) : ua % ub;
+    break;
+  case Op::Min:
+    r = s ? static_cast<uint64_t>(std::min(sa, sb)) : std::min(ua, ub);
+    break;
+  case Op::Max:
+    r = s ? static_cast<uint64_t>(std::max(sa, sb)) : std::max(ua, ub);
+    break;
+  case Op::Neg:
+    r = static_cast<uint64_t>(-sa);
+    break;
+  case Op::Abs:
+    r = static_cast<uint64_t>(sa < 0 ? -sa : sa);
+    break;
+  case Op::And:
+    r = ua & ub;
+    break;
+  case Op::Or:
+    r = ua | ub;
+    break;
+  case Op::Xor:
+    r = ua ^ ub;
+    break;
+  case Op::Not:
+    r = ~ua;
+    break;
+  case Op::Shl: {
+    uint64_t n = mask(Type::U32, b);
+    r = n >= bits ? 0 : ua << n;
+    break;
+  }
+  case Op::Shr: {
+    uint64_t n = mask(Type::U32, b);
+    if (s)
+      r = static_cast<uint64_t>(n >= bits ? (sa < 0 ? -1 : 0) : sa >> n);
+    else
+      r = n >= bits ? 0 : ua >> n;
+    break;
+  }
+  case Op::Bfe: {
+    uint64_t start = src(2) & 0xFF, length = src(3) & 0xFF;
+    if (length == 0 || start >= bits) {
+      r = s && start >= bits && sa < 0 ? ~uint64_t{0} : 0;
+      break;
+    }
+    uint64_t field = ua >> start;
+    if (length < 64)
+      field &= (uint64_t{1} << length) - 1;
+    if (s && length < bits && ((field >> (length - 1)) & 1))
+      field |= ~uint64_t{0} << length;
+    r = field;
+    break;
+  }
+  default:
+    fail(thread, inst, "unsupported integer operation");
+  }
+  set(thread, ops[0], resultType, r, inst);
+}
+
+bool compare(Cmp cmp, Type type, uint64_t a, uint64_t b) {
+  if (type == Type::F32 || type == Type::F64) {
+    double x = type == Type::F32 ? asFloat(a) : asDouble(a);
+    double y = type == Type::F32 ? asFloat(b) : asDouble(b);
+    bool unordered = std::isnan(x) || std::isnan(y);
+    switch (cmp) {
+    case Cmp::Eq:
+      return !unordered && x == y;
+    case Cmp::Ne:
+      return !unordered && x != y;
+    case Cmp::Lt:
+      return !unordered && x < y;
+    case Cmp::Le:
+      return !unordered && x <= y;
+    case Cmp::Gt:
+      return !unordered && x > y;
+    case Cmp::Ge:
+      return !unordered && x >= y;
+    case Cmp::Equ:
+      return unordered || x == y;
+    case Cmp::Neu:
+      return unordered || x != y;
+    case Cmp::Ltu:
+      return unordered || x < y;
+    case Cmp::Leu:
+      return unordered || x <= y;
+    case Cmp::Gtu:
+      return unordered || x > y;
+    case Cmp::Geu:
+      return unordered || x >= y;
+    case Cmp::Num:
+      return !unordered;
+    case Cmp::Nan:
+      return unordered;
+    }
+  }
+  if (isSigned(type)) {
+    int64_t x = signExtend(type, a), y = signExtend(type, b);
+    switch (cmp) {
+    case Cmp::Eq:
+      return x == y;
+    case Cmp::Ne:
+      return x != y;
+    case Cmp::Lt:
+      return x < y;
+    case Cmp::Le:
+      return x <= y;
+    case Cmp::Gt:
+      return x > y;
+    case Cmp::Ge:
+      return x >= y;
+    default:
+      return false;
+    }
+  }
+  uint64_t x = mask(type, a), y = mask(type, b);
+  switch (cmp) {
+  case Cmp::Eq:
+    return x == y;
+  case Cmp::Ne:
+    return x != y;
+  case Cmp::Lt:
+    return x < y;
+  case Cmp::Le:
+    return x <= y;
+  case Cmp::Gt:
+    return x > y;
+  case Cmp::Ge:
+    return x >= y;
+  default:
+    return false;
+  }
+}
+
+bool BlockRun::step(unsigned thread) {
+  const Instruction &inst = kernel.code[pc[thread]];
+  if (++steps > (uint64_t{1} << 36))
+    fail(thread, inst, "too many steps (an endless loop?)");
+  if (inst.guard >= 0 &&
+      ((reg(thread, inst.guard) & 1) != 0) == inst.guardNegated) {
+    ++pc[thread];
+    return true;
+  }
+  const auto &ops = inst.operands;
+  switch (inst.op) {
+  case Op::Bra:
+    pc[thread] = static_cast<uint32_t>(inst.target);
+    return true;
+  case Op::Ret:
+  case Op::Exit:
+    for (const auto &g :
+         {pending[thread / 128].size(), open[thread / 128].size()})
+      if (g)
+        fail(thread, inst, "exits with wgmma groups not waited for");
+    exited[thread] = true;
+    return false;
+  case Op::BarSync:
+    if (ops.size() > 1)
+      fail(thread, inst, "bar.sync with a thread count is not modelled");
+    waits[thread] = Wait::Barrier;
+    return false;
+  case Op::WgmmaFence:
+  case Op::Wgmma:
+  case Op::WgmmaCommit:
+  case Op::WgmmaWait:
+  case Op::MmaSync:
+    waits[thread] = Wait::Collective;
+    return false;
+  case Op::Mov: {
+    uint64_t v = value(thread, ops[1]);
+    set(thread, ops[0], inst.type, v, inst);
+    break;
+  }
+  case Op::Selp:
+    set(thread, ops[0], inst.type,
+        (value(thread, ops[3]) & 1) ? value(thread, ops[1])
+                                    : value(thread, ops[2]),
+        inst);
+    break;
+  case Op::Setp:
+    if (ops.size() != 3)
+      fail(thread, inst, "only setp with one destination and no combination");
+    set(thread, ops[0], Type::Pred,
+        compare(inst.cmp, inst.type, value(thread, ops[1]),
+                value(thread, ops[2])),
+        inst);
+    break;
+  case Op::Cvt:
+    convert(thread, inst);
+    break;
+  case Op::Cvta: {
+    bool toSpace = inst.text.find(".to.") != std::string::npos;
+    uint64_t a = value(thread, ops[1]);
+    uint64_t base = 0;
+    if (inst.space == Space::Shared)
+      base = reinterpret_cast<uintptr_t>(shared.data());
+    else if (inst.space == Space::Local)
+      base = reinterpret_cast<uintptr_t>(localBase(thread));
+    set(thread, ops[0], inst.type, toSpace ? a - base : a + base, inst);
+    break;
+  }
+  case Op::Ld:
+  case Op::St: {
+    const Operand &addressOperand = inst.op == Op::Ld ? ops[1] : ops[0];
+    const Operand &data = inst.op == Op::Ld ? ops[0] : ops[1];
+    if (addressOperand.kind != Operand::Mem)
+      fail(thread, inst, "an address that is not [..]");
+    unsigned size = typeBytes(inst.type);
+    Space space =
+        addressOperand.symbolBase ? addressOperand.symbolSpace : inst.space;
+    uint8_t *p =
+        resolve(thread, inst, space, memoryAddress(thread, addressOperand),
+                static_cast<uint64_t>(size) * inst.vector);
+    for (unsigned i = 0; i < inst.vector; ++i) {
+      const Operand &element = inst.vector > 1 ? data.elements.at(i) : data;
+      if (inst.op == Op::Ld) {
+        uint64_t v = 0;
+        std::memcpy(&v, p + i * size, size);
+        if (isSigned(inst.type))
+          v = static_cast<uint64_t>(signExtend(inst.type, v));
+        if (element.kind != Operand::Reg)
+          fail(thread, inst, "a load into something not a register");
+        reg(thread, element.reg) = v;
+      } else {
+        uint64_t v = value(thread, element);
+        std::memcpy(p + i * size, &v, size);
+      }
+    }
+    break;
+  }
+  case Op::Atom: {
+    unsigned size = typeBytes(inst.type);
+    Space space = ops[1].symbolBase ? ops[1].symbolSpace : inst.space;
+    uint8_t *p =
+        resolve(thread, inst, space, memoryAddress(thread, ops[1]), size);
+    uint64_t old = 0, b = value(thread, ops[2]), r = 0;
+    std::memcpy(&old, p, size);
+    if (inst.atomOp == "add")
+      r = inst.type == Type::F32 ? floatBits(asFloat(old) + asFloat(b))
+                                 : old + b;
+    else if (inst.atomOp == "exch")
+      r = b;
+    else if (inst.atomOp == "cas")
+      r = mask(inst.type, old) == mask(inst.type, b) ? value(thread, ops[3])
+                                                     : old;
+    else if (isSigned(inst.type))
+      r = static_cast<uint64_t>(
+          inst.atomOp == "max"
+              ? std::max(signExtend(inst.type, old), signExtend(inst.type, b))
+              : std::min(signExtend(inst.type, old), signExtend(inst.type, b)));
+    else
+      r = inst.atomOp == "max"
+              ? std::max(mask(inst.type, old), mask(inst.type, b))
+              : std::min(mask(inst.type, old), mask(inst.type, b));
+    std::memcpy(p, &r, size);
+    set(thread, ops[0], inst.type, old, inst);
+    break;
+  }
+  case Op::Fence:
+  case Op::Nop:
+    break;
+  case Op::MbarInit: {
+    MbarrierRef barrier = mbarrier(thread, inst, ops[0], /*mustBeLive=*/false);
+    uint64_t &word = barrier.word;
+    uint64_t count = value(thread, ops[1]);
+    if (count == 0 || count > 0xFFFF)
+      fail(thread, inst, "an mbarrier count out of range");
+    word = (kMbarMagic << 56) | (count << 16) | count;
+    break;
+  }
+  case Op::MbarInval:
+    mbarrier(thread, inst, ops[0]).word = 0;
+    break;
+  case Op::MbarArrive:
+  case Op::MbarArriveExpectTx: {
+    const Operand &bar =
+        ops.size() > 1 && ops[0].kind == Operand::Reg ? ops[1] : ops[0];
+    MbarrierRef barrier = mbarrier(thread, inst, bar);
+    uint64_t &word = barrier.word;
+    int64_t tx = 0;
+    if (inst.op == Op::MbarArriveExpectTx)
+      tx = static_cast<int64_t>(mask(Type::U32, value(thread, ops.back())));
+    if (ops[0].kind == Operand::Reg)
+      set(thread, ops[0], Type::B64, word, inst);
+    mbarrierUpdate(word, 1, tx);
+    break;
+  }
+  case Op::MbarTryWait: {
+    MbarrierRef barrier = mbarrier(thread, inst, ops[1]);
+    uint64_t &word = barrier.word;
+    uint64_t parity = value(thread, ops[2]) & 1;
+    // The phase of parity `parity` has completed when the current phase's
+    // parity differs.
+    if ((word >> 63) == parity) {
+      waits[thread] = Wait::Mbarrier;
+      return false;
+    }
+    set(thread, ops[0], Type::Pred, 1, inst);
+    break;
+  }
+  case Op::TmaLoad:
+    tmaLoad(thread, inst);
+    break;
+  default:
+    arithmetic(thread, inst);
+  }
+  ++pc[thread];
+  return true;
+}
+
+void BlockRun::run() {
+  const unsigned groupSize[2] = {32, 128};
+  while (true) {
+    bool progress = false;
+    for (unsigned t = 0; t < threads; ++t) {
+      if (exited[t])
+        continue;
+      if (waits[t] == Wait::Mbarrier) {
+        // Retry the wait: it may have completed.
+        waits[t] = Wait::None;
+        uint32_t before = pc[t];
+        if (!step(t) && waits[t] == Wait::Mbarrier)
+          continue;
+        progress = true;
+        if (pc[t] == before)
+          continue;
+      }
+      if (waits[t] != Wait::None)
+        continue;
+      progress = true;
+      while (step(t)) {
+      }
+    }
+    unsigned live = 0, atBarrier = 0;
+    for (unsigned t = 0; t < threads; ++t) {
+      live += !exited[t];
+      atBarrier += !exited[t] && waits[t] == Wait::Barrier;
+    }
+    if (live == 0)
+      return;
+    if (atBarrier == live) {
+      for (unsigned t = 0; t < threads; ++t)
+        if (!exited[t]) {
+          waits[t] = Wait::None;
+          ++pc[t];
+        }
+      continue;
+    }
+    // Warp- and warpgroup-wide instructions, once all their threads are at
+    // the same one.
+    for (unsigned t = 0; t < threads; ++t) {
+      if (exited[t] || waits[t] != Wait::Collective)
+        continue;
+      const Instruction &inst = kernel.code[pc[t]];
+      unsigned size = inst.op == Op::MmaSync ? groupSize[0] : groupSize[1];
+      unsigned first = t / size * size;
+      if (first + size > threads)
+        fail(t, inst,
+             "the block has no whole group of " + std::to_string(size) +
+                 " threads for it");
+      bool ready = true;
+      for (unsigned u = first; u < first + size && ready; ++u)
+        ready = !exited[u] && waits[u] == Wait::Collective && pc[u] == pc[t];
+      if (!ready)
+        continue;
+      collective(first, size, inst);
+      for (unsigned u = first; u < first + size; ++u) {
+        waits[u] = Wait::None;
+        ++pc[u];
+      }
+      progress = true;
+    }
+    if (!progress) {
+      for (unsigned t = 0; t < threads; ++t)
+        if (!exited[t])
+          fail(t, kernel.code[pc[t]],
+               "deadlock: no thread of the block can go on (" +
+                   std::to_string(atBarrier) + " of " + std::to_string(live) +
+                   " live threads at bar.sync)");
+    }
+  }
+}
+
+} // namespace
+
+struct EmulatedModule {
+  std::unique_ptr<Program> program;
+};
+
+extern "C" {
+
+void *ptxemu_load(const char *ptx, char *error, size_t errorSize) {
+  std::string message;
+  auto program = parseProgram(ptx, message);
+  if (!program) {
+    std::snprintf(error, errorSize, "%s", message.c_str());
+    return nullptr;
+  }
+  return new EmulatedModule{std::move(program)};
+}
+
+void ptxemu_unload(void *module) {
+  delete static_cast<EmulatedModule *>(module);
+}
+
+void *ptxemu_function(void *module, const char *name) {
+  auto &kernels = static_cast<EmulatedModule *>(module)->program->kernels;
+  auto it = kernels.find(name);
+  return it == kernels.end() ? nullptr : it->second.get();
+}
+
+void *ptxemu_prepare(void *function, const unsigned grid[3],
+                     const unsigned block[3], unsigned dynamicShared,
+                     void **params) {
+  auto *kernel = static_cast<const Kernel *>(function);
+  auto *launch = new Launch{kernel,
+                            {grid[0], grid[1], grid[2]},
+                            {block[0], block[1], block[2]},
+                            dynamicShared,
+                            {}};
+  launch->params.assign(kernel->paramTotal, 0);
+  for (size_t i = 0; i < kernel->paramOffsets.size(); ++i)
+    std::memcpy(launch->params.data() + kernel->paramOffsets[i], params[i],
+                kernel->paramBytes[i]);
+  return launch;
+}
+
+int ptxemu_run(void *launchHandle, char *error, size_t errorSize) {
+  auto *launch = static_cast<Launch *>(launchHandle);
+  try {
+    for (unsigned z = 0; z < launch->grid[2]; ++z)
+      for (unsigned y = 0; y < launch->grid[1]; ++y)
+        for (unsigned x = 0; x < launch->grid[0]; ++x)
+          BlockRun(*launch, x, y, z).run();
+  } catch (const Failure &failure) {
+    std::snprintf(error, errorSize, "%s", failure.message.c_str());
+    return 1;
+  }
+  return 0;
+}
+
+void ptxemu_release(void *launch) { delete static_cast<Launch *>(launch); }
+
+void ptxemu_track(void *pointer, size_t bytes) {
+  std::lock_guard<std::mutex> lock(trackedMutex);
+  tracked[reinterpret_cast<uintptr_t>(pointer)] = bytes;
+}
+
+void ptxemu_untrack(void *pointer) {
+  std::lock_guard<std::mutex> lock(trackedMutex);
+  tracked.erase(reinterpret_cast<uintptr_t>(pointer));
+}
+
+void ptxemu_encode_tensor_map(void *mapOut, int type, unsigned rank,
+                              void *address, const unsigned long long *dims,
+                              const unsigned long long *strides,
+                              const unsigned *box, int swizzleMode, int oob) {
+  TensorMap map{};
+  map.address = reinterpret_cast<uintptr_t>(address);
+  map.rank = rank;
+  map.type = static_cast<uint32_t>(type);
+  map.swizzle = static_cast<uint32_t>(swizzleMode);
+  map.oob = static_cast<uint32_t>(oob);
+  for (unsigned d = 0; d < rank && d < 5; ++d) {
+    map.box[d] = box[d];
+    map.dims[d] = dims[d];
+    if (d + 1 < rank && d < 4)
+      map.strides[d] = strides[d];
+  }
+  std::memcpy(mapOut, &map, sizeof map);
+}
+
+} // extern "C"

@@ -1,0 +1,15 @@
+"""Compares the wgmma forms of wgmma-ring.test with mma.sync's output."""
+import sys
+
+import numpy as np
+
+out = sys.argv[1]
+for form in ("narrow", "wide", "persistent"):
+    for tokens in (1, 7, 300):
+        sync = np.load(f"{out}/y-sync-{tokens}.npy")
+        y = np.load(f"{out}/y-{form}-{tokens}.npy")
+        error = float(np.abs(y - sync).max())
+        bound = 1e-4 * float(np.abs(sync).max())
+        verdict = "ok" if y.shape == sync.shape and error <= bound else "FAILED"
+        print(f"{form} T={tokens} {verdict}: max|y - sync| = {error:.3e}, "
+              f"bound {bound:.3e}")
