@@ -125,6 +125,9 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   target.optLevel = 3;
   pm.addPass(createGpuNVVMAttachTarget(target));
   pm.addNestedPass<gpu::GPUModuleOp>(createConvertGpuOpsToNVVMOps());
+  // Dynamic shared memory after all static shared memory (the mbarriers).
+  pm.addNestedPass<gpu::GPUModuleOp>(
+      moe::createMoEExternDynamicSharedMemoryPass());
   pm.addNestedPass<gpu::GPUModuleOp>(createCanonicalizerPass());
   pm.addNestedPass<gpu::GPUModuleOp>(createCSEPass());
   pm.addNestedPass<gpu::GPUModuleOp>(createReconcileUnrealizedCastsPass());

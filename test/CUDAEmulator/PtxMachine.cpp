@@ -161,7 +161,7 @@ public:
     threads = launch.block[0] * launch.block[1] * launch.block[2];
     regs.assign(static_cast<size_t>(threads) * kernel.registers, 0);
     local.assign(static_cast<size_t>(threads) * (kernel.localBytes + 16), 0);
-    dynamicStart = (kernel.staticShared + 15) / 16 * 16;
+    dynamicStart = kernel.dynamicShared;
     shared.assign(dynamicStart + launch.dynamicShared, 0);
     pc.assign(threads, 0);
     waits.assign(threads, Wait::None);

@@ -199,7 +199,8 @@ struct KernelParser {
     return true;
   }
 
-  bool declareVariable(const std::string &statement, Space space) {
+  bool declareVariable(const std::string &statement, Space space,
+                       bool dynamic = false) {
     // ".shared .align 16 .b8 name[1024]" (or without a size)
     std::istringstream in(statement);
     std::string word;
@@ -226,6 +227,11 @@ struct KernelParser {
       return fail("a variable without a name");
     if (v.align == 0)
       v.align = 1;
+    if (dynamic) {
+      v.dynamic = true;
+      variables[v.name] = v;
+      return true;
+    }
     uint64_t &end =
         space == Space::Shared ? kernel.staticShared : kernel.localBytes;
     end = (end + v.align - 1) / v.align * v.align;
@@ -297,6 +303,7 @@ struct KernelParser {
       if (variable != variables.end()) {
         operand.symbolBase = true;
         operand.symbolSpace = variable->second.space;
+        operand.dynamicSymbol = variable->second.dynamic;
         operand.imm += variable->second.offset;
         return true;
       }
@@ -350,6 +357,7 @@ struct KernelParser {
     if (variable != variables.end()) {
       operand.kind = Operand::Symbol;
       operand.symbolSpace = variable->second.space;
+      operand.dynamicSymbol = variable->second.dynamic;
       operand.imm = variable->second.offset;
       return true;
     }
@@ -662,12 +670,19 @@ struct KernelParser {
       }
       kernel.code[index].target = target;
     }
+    // The window: the reserved 1 KiB, the static variables, then the
+    // dynamic memory at the `.extern` arrays' alignment (at least 16).
     kernel.staticShared += kSharedReserved;
+    uint64_t align = 16;
+    for (const auto &[name, v] : variables)
+      if (v.dynamic)
+        align = std::max(align, v.align);
+    kernel.dynamicShared = (kernel.staticShared + align - 1) / align * align;
     for (Instruction &inst : kernel.code)
       for (Operand &o : inst.operands)
         if ((o.kind == Operand::Symbol || o.symbolBase) &&
             o.symbolSpace == Space::Shared)
-          o.imm += kSharedReserved;
+          o.imm += o.dynamicSymbol ? kernel.dynamicShared : kSharedReserved;
     return true;
   }
 };
@@ -678,6 +693,19 @@ std::unique_ptr<Program> parseProgram(const std::string &textIn,
                                       std::string &error) {
   std::string text = stripComments(textIn);
   auto program = std::make_unique<Program>();
+  // Module-level `.extern .shared` arrays: every kernel's dynamic memory.
+  std::vector<std::string> externs;
+  for (size_t e = text.find(".extern"); e != std::string::npos;
+       e = text.find(".extern", e + 1)) {
+    size_t end = text.find(';', e);
+    std::string declaration = trim(text.substr(e + 7, end - e - 7));
+    if (declaration.rfind(".shared", 0) != 0) {
+      error = "unsupported module-level declaration '.extern " +
+              declaration.substr(0, 24) + "'";
+      return nullptr;
+    }
+    externs.push_back(declaration.substr(7));
+  }
   size_t at = 0;
   while ((at = text.find(".entry", at)) != std::string::npos) {
     unsigned line = 1 + static_cast<unsigned>(
@@ -697,6 +725,8 @@ std::unique_ptr<Program> parseProgram(const std::string &textIn,
     auto kernel = std::make_unique<Kernel>();
     kernel->name = trim(text.substr(nameStart, open - nameStart));
     KernelParser parser{*kernel, error, {}, {}, {}, {}, {}, {}, line};
+    for (const std::string &declaration : externs)
+      parser.declareVariable(declaration, Space::Shared, /*dynamic=*/true);
     // Parameters: ".param .u64 .ptr .align 1 name" or ".param .align 8 .b8
     // name[16]".
     for (const std::string &p :

@@ -71,6 +71,7 @@ struct Operand {
   ptxemu::Special special = ptxemu::Special::TidX;
   Space symbolSpace = Space::Generic; // Symbol and Mem on a symbol
   bool symbolBase = false;            // Mem based on a symbol
+  bool dynamicSymbol = false; // an `.extern .shared` array: dynamic memory
   std::vector<Operand> elements;      // Vec; Mem's tensor coordinates
 };
 
@@ -172,6 +173,7 @@ struct Variable {
   uint64_t align = 1, bytes = 0;
   uint64_t offset = 0; // in its space's window (shared) or the thread's
                        // local frame
+  bool dynamic = false; // `.extern .shared name[]`: the dynamic memory
 };
 
 struct Kernel {
@@ -181,6 +183,7 @@ struct Kernel {
   unsigned registers = 0; // slots
   std::vector<Instruction> code;
   uint64_t staticShared = 0; // the window's end of static shared variables
+  uint64_t dynamicShared = 0; // where the launch's dynamic memory starts
   uint64_t localBytes = 0;
 };
 

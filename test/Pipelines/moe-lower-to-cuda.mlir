@@ -85,6 +85,13 @@
 // WGKERNELS: llvm.call @mgpuTensorMapEncodeTiledMemref
 // WGKERNELS: gpu.launch_func {{.*}}threads in (%c128, %c1, %c1)  dynamic_shared_memory_size
 // WGTARGET: gpu.binary @forward_tiles_2 {{.*}}#nvvm.target<O = 3, chip = "sm_90a"
+// The dynamic shared memory is a module-level `.extern` array (after the
+// static mbarriers), not a variable demoted into the kernel.
+// RUN: FileCheck %s --check-prefix=WGSHARED < %t.wg.ptx/forward_tiles_2.ptx
+// WGSHARED-NOT: __dynamic_shmem__0 has been demoted
+// WGSHARED: .extern .shared .align 16 .b8 __dynamic_shmem__0[];
+// WGSHARED-NOT: __dynamic_shmem__0 has been demoted
+// WGSHARED: .shared .align 8 .b8 __mbarrier[
 // WGPTX: forward_tiles_2: ptx accepted by ptxas -arch=sm_90a
 // WGPTX-NEXT: forward_tiles_2: wgmma 8, tma 2, mbarrier_waits 1, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
 // WGPTX-NOT: ptxas:

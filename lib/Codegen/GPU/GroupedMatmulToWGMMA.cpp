@@ -537,13 +537,14 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
   barriers = nvgpu::MBarrierCreateOp::create(b, loc, barrierType);
 
   // The ring in dynamic shared memory, its start aligned to 1024 bytes and
-  // past this group's mbarriers. The dynamic memory's symbol is a static
-  // shared variable of its own (upstream's lowering), which ptxas lays out
-  // before the static ones that follow it (this group's mbarriers): an
-  // aligned start at the symbol would overlap them. The launch asks for
+  // past this group's mbarriers. Upstream's lowering makes the dynamic
+  // memory's symbol an internal global, which NVPTX demotes to a one-byte
+  // static shared variable that ptxas places before the static ones
+  // declared after it (this group's mbarriers); the CUDA pipeline makes it
+  // external (moe-extern-dynamic-shared-memory), after all static shared
+  // memory, and the start below is safe either way. The launch asks for
   // the ring plus 1024 bytes (TilePlan::sharedBytes), and dynamic shared
-  // memory follows all static shared memory, so the start below still
-  // leaves the ring inside it.
+  // memory follows all static shared memory, so the ring stays inside it.
   Value dynamic = gpu::DynamicSharedMemoryOp::create(
       b, loc,
       MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),

@@ -49,6 +49,40 @@ def MoEFuseSiblingLoopsPass : Pass<"moe-fuse-sibling-loops", "func::FuncOp"> {
                            "::mlir::scf::SCFDialect"];
 }
 
+def MoEExternDynamicSharedMemoryPass
+    : Pass<"moe-extern-dynamic-shared-memory", "::mlir::gpu::GPUModuleOp"> {
+  let summary = "Give the dynamic shared memory symbol external linkage";
+  let description = [{
+    Upstream's lowering of `gpu.dynamic_shared_memory` (in
+    `convert-gpu-to-nvvm`) defines `@__dynamic_shmem__N` as an internal
+    zero-sized array in address space 3. LLVM's NVPTX back end demotes such
+    a global into its kernel as an ordinary one-byte `.shared` variable,
+    which ptxas lays out among the static shared variables: static shared
+    memory declared after it (mbarriers, workgroup attributions) lies at the
+    addresses the kernel takes for its dynamic shared memory. With external
+    linkage it stays a module-level `.extern .shared ... []` array, which
+    ptxas places after all static shared memory, where the launch's dynamic
+    shared memory is. Runs on `gpu.module`s after `convert-gpu-to-nvvm`;
+    other globals are left alone.
+
+    Example:
+
+    ```mlir
+    gpu.module @kernels {
+      llvm.mlir.global internal @__dynamic_shmem__0() {addr_space = 3 : i32, alignment = 16 : i64} : !llvm.array<0 x i8>
+    }
+    ```
+
+    becomes
+
+    ```mlir
+    gpu.module @kernels {
+      llvm.mlir.global external @__dynamic_shmem__0() {addr_space = 3 : i32, alignment = 16 : i64} : !llvm.array<0 x i8>
+    }
+    ```
+  }];
+}
+
 def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
   let summary = "Run a bufferized function's loops as GPU kernels, its "
                 "buffers in device memory";
