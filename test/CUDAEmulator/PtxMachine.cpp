@@ -163,6 +163,8 @@ public:
     local.assign(static_cast<size_t>(threads) * (kernel.localBytes + 16), 0);
     dynamicStart = kernel.dynamicShared;
     shared.assign(dynamicStart + launch.dynamicShared, 0);
+    unfenced.assign(shared.size(), -1);
+    unfencedRanges.resize(threads);
     pc.assign(threads, 0);
     waits.assign(threads, Wait::None);
     exited.assign(threads, false);
@@ -179,6 +181,12 @@ private:
   unsigned threads;
   std::vector<uint64_t> regs;
   std::vector<uint8_t> local, shared;
+  // The async proxy (TMA, wgmma) sees a thread's generic stores to shared
+  // memory only after that thread's fence.proxy.async: the thread whose
+  // store wrote each byte and has not fenced since (-1: none), and the
+  // ranges each thread wrote since its last fence.
+  std::vector<int32_t> unfenced;
+  std::vector<std::vector<std::pair<uint64_t, uint64_t>>> unfencedRanges;
   uint64_t dynamicStart;
   std::vector<uint32_t> pc;
   std::vector<Wait> waits;
@@ -310,6 +318,24 @@ private:
     return nullptr;
   }
 
+  /// A generic store of `bytes` at host address `p`: marked unfenced if it
+  /// is shared memory.
+  void genericStore(unsigned thread, const uint8_t *p, uint64_t bytes) {
+    if (p < shared.data() || p >= shared.data() + shared.size())
+      return;
+    uint64_t offset = static_cast<uint64_t>(p - shared.data());
+    for (uint64_t i = 0; i < bytes; ++i)
+      unfenced[offset + i] = static_cast<int32_t>(thread);
+    unfencedRanges[thread].push_back({offset, bytes});
+  }
+  void proxyFence(unsigned thread) {
+    for (auto [offset, bytes] : unfencedRanges[thread])
+      for (uint64_t i = 0; i < bytes; ++i)
+        if (unfenced[offset + i] == static_cast<int32_t>(thread))
+          unfenced[offset + i] = -1;
+    unfencedRanges[thread].clear();
+  }
+
   uint64_t memoryAddress(unsigned thread, const Operand &o) {
     uint64_t base = o.reg >= 0 ? reg(thread, o.reg) : 0;
     return base + o.imm;
@@ -415,6 +441,7 @@ void BlockRun::tmaLoad(unsigned thread, const Instruction &inst) {
     }
     uint8_t *to =
         shared.data() + swizzle(dstAddress + e * element, swizzleBytes);
+    std::fill_n(unfenced.begin() + (to - shared.data()), element, -1);
     if (outside)
       std::memset(to, 0, element);
     else
@@ -444,6 +471,13 @@ void BlockRun::executeWgmma(unsigned group, const PendingWgmma &w) {
       throw Failure{"kernel '" + kernel.name + "', PTX line " +
                     std::to_string(w.line) +
                     " (wgmma): an operand outside shared memory"};
+    for (uint64_t b = address; b < address + 2; ++b)
+      if (unfenced[b] >= 0)
+        throw Failure{"kernel '" + kernel.name + "', PTX line " +
+                      std::to_string(w.line) +
+                      " (wgmma): reads shared address " + std::to_string(b) +
+                      ", which thread " + std::to_string(unfenced[b]) +
+                      " stored without a fence.proxy.async since"};
     uint16_t h;
     std::memcpy(&h, shared.data() + address, 2);
     return bf16ToFloat(h);
@@ -1009,6 +1043,7 @@ bool BlockRun::step(unsigned thread) {
       } else {
         uint64_t v = value(thread, element);
         std::memcpy(p + i * size, &v, size);
+        genericStore(thread, p + i * size, size);
       }
     }
     break;
@@ -1038,10 +1073,14 @@ bool BlockRun::step(unsigned thread) {
               ? std::max(mask(inst.type, old), mask(inst.type, b))
               : std::min(mask(inst.type, old), mask(inst.type, b));
     std::memcpy(p, &r, size);
+    genericStore(thread, p, size);
     set(thread, ops[0], inst.type, old, inst);
     break;
   }
   case Op::Fence:
+    if (inst.text.find("proxy.async") != std::string::npos)
+      proxyFence(thread);
+    break;
   case Op::Nop:
     break;
   case Op::MbarInit: {
