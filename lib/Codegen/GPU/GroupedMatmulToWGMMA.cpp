@@ -296,8 +296,14 @@ private:
   /// The 64-bit wgmma descriptor of a swizzled buffer.
   Value matrixDescriptor(OpBuilder &b, Location loc, Value buffer);
   /// Starts step `step` (the block's) into ring slot `slot` (global step
-  /// count): the weights' TMA loads (thread 0) and the gathered A.
-  void issueStep(OpBuilder &b, Location loc, Value step, Value slot);
+  /// count): the weights' TMA loads (thread 0).
+  void issueWeights(OpBuilder &b, Location loc, Value step, Value slot);
+  /// The thread's A chunks of step `step` (f32 vectors, loaded from
+  /// global memory; stored later, so that the loads are in flight meanwhile).
+  SmallVector<Value> loadInput(OpBuilder &b, Location loc, Value step);
+  /// Stores the thread's A chunks, rounded to bf16, into slot `slot`'s
+  /// stage at their swizzled places.
+  void storeInput(OpBuilder &b, Location loc, Value slot, ValueRange chunks);
   /// The f32 of 8 input depths from `depth` of the thread's row.
   Value gatherChunk(OpBuilder &b, Location loc, Value depth);
   void emitEpilogue(OpBuilder &b, Location loc, ValueRange sums);
@@ -420,8 +426,8 @@ Value WarpgroupMatmul::gatherChunk(OpBuilder &b, Location loc, Value depth) {
   return loaded.getResult(0);
 }
 
-void WarpgroupMatmul::issueStep(OpBuilder &b, Location loc, Value step,
-                                Value slot) {
+void WarpgroupMatmul::issueWeights(OpBuilder &b, Location loc, Value step,
+                                   Value slot) {
   Value stage =
       arith::RemUIOp::create(b, loc, slot, indexConstant(b, loc, plan.stages));
   Value firstDepth =
@@ -452,10 +458,14 @@ void WarpgroupMatmul::issueStep(OpBuilder &b, Location loc, Value step,
     }
     scf::YieldOp::create(tb, tl);
   });
-  // A: the thread's row, its chunks of 8 depths at the swizzled places.
-  Value buffer = inputBuffer(b, loc, stage);
-  Value rowPhase =
-      arith::RemUIOp::create(b, loc, myRow, indexConstant(b, loc, 8));
+}
+
+SmallVector<Value> WarpgroupMatmul::loadInput(OpBuilder &b, Location loc,
+                                              Value step) {
+  // A: the thread's row, its chunks of 8 depths.
+  Value firstDepth =
+      arith::MulIOp::create(b, loc, step, indexConstant(b, loc, kStepDepth));
+  SmallVector<Value> chunks;
   for (int64_t c = 0; c < kChunksPerThread; ++c) {
     Value chunk =
         arith::AddIOp::create(b, loc, myChunkBase, indexConstant(b, loc, c));
@@ -463,7 +473,21 @@ void WarpgroupMatmul::issueStep(OpBuilder &b, Location loc, Value step,
         b, loc, firstDepth,
         arith::MulIOp::create(b, loc, chunk,
                               indexConstant(b, loc, kChunkElements)));
-    Value values = gatherChunk(b, loc, depth);
+    chunks.push_back(gatherChunk(b, loc, depth));
+  }
+  return chunks;
+}
+
+void WarpgroupMatmul::storeInput(OpBuilder &b, Location loc, Value slot,
+                                 ValueRange chunks) {
+  Value stage =
+      arith::RemUIOp::create(b, loc, slot, indexConstant(b, loc, plan.stages));
+  Value buffer = inputBuffer(b, loc, stage);
+  Value rowPhase =
+      arith::RemUIOp::create(b, loc, myRow, indexConstant(b, loc, 8));
+  for (auto [c, values] : llvm::enumerate(chunks)) {
+    Value chunk = arith::AddIOp::create(
+        b, loc, myChunkBase, indexConstant(b, loc, static_cast<int64_t>(c)));
     Value rounded = arith::TruncFOp::create(
         b, loc, VectorType::get({kChunkElements}, b.getBF16Type()), values);
     Value place = arith::MulIOp::create(
@@ -622,10 +646,17 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
               scf::ForOp::create(
                   ob, ol, zero, ahead, one, ValueRange{},
                   [&](OpBuilder &pb, Location pl, Value step, ValueRange) {
-                    issueStep(pb, pl, step,
-                              arith::AddIOp::create(pb, pl, slotBase, step));
+                    Value slot = arith::AddIOp::create(pb, pl, slotBase, step);
+                    issueWeights(pb, pl, step, slot);
+                    storeInput(pb, pl, slot, loadInput(pb, pl, step));
                     scf::YieldOp::create(pb, pl);
                   });
+              // The A chunks of the first refill (step `ahead`), loaded
+              // now: each step stores the chunks the previous one loaded
+              // and loads those of the next refill, so that the loads'
+              // latency passes while the wgmma groups run (zeros past the
+              // steps; never stored).
+              SmallVector<Value> prefetched = loadInput(ob, ol, ahead);
 
               // Zero accumulators.
               Value zeroSum = f32Constant(ob, ol, 0);
@@ -633,10 +664,15 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
               for (int64_t i = 0; i < plan.columns / 2; ++i)
                 zeros = LLVM::InsertValueOp::create(ob, ol, zeros, zeroSum, i);
               SmallVector<Value> initial(plan.weights.size(), zeros);
+              size_t numSums = initial.size();
+              llvm::append_range(initial, prefetched);
 
               auto mainLoop = scf::ForOp::create(
                   ob, ol, zero, steps, one, initial,
-                  [&](OpBuilder &kb, Location kl, Value step, ValueRange sums) {
+                  [&](OpBuilder &kb, Location kl, Value step,
+                      ValueRange carried) {
+                    ValueRange sums = carried.take_front(numSums);
+                    ValueRange chunks = carried.drop_front(numSums);
                     Value slot = arith::AddIOp::create(kb, kl, slotBase, step);
                     Value stage =
                         arith::RemUIOp::create(kb, kl, slot, stagesValue);
@@ -688,18 +724,24 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
                     gpu::BarrierOp::create(kb, kl);
                     Value refill = arith::AddIOp::create(
                         kb, kl, step, indexConstant(kb, kl, plan.stages - 1));
-                    scf::IfOp::create(
-                        kb, kl, lessThan(kb, kl, refill, steps),
-                        [&](OpBuilder &rb, Location rl) {
-                          issueStep(
-                              rb, rl, refill,
-                              arith::AddIOp::create(rb, rl, slotBase, refill));
-                          scf::YieldOp::create(rb, rl);
-                        });
+                    scf::IfOp::create(kb, kl, lessThan(kb, kl, refill, steps),
+                                      [&](OpBuilder &rb, Location rl) {
+                                        Value slot = arith::AddIOp::create(
+                                            rb, rl, slotBase, refill);
+                                        issueWeights(rb, rl, refill, slot);
+                                        storeInput(rb, rl, slot, chunks);
+                                        scf::YieldOp::create(rb, rl);
+                                      });
+                    // The next refill's A (zeros past the steps).
+                    llvm::append_range(
+                        next, loadInput(kb, kl,
+                                        arith::AddIOp::create(
+                                            kb, kl, refill,
+                                            indexConstant(kb, kl, 1))));
                     scf::YieldOp::create(kb, kl, next);
                   });
               NVVM::WgmmaWaitGroupSyncOp::create(ob, ol, 0);
-              emitEpilogue(ob, ol, mainLoop.getResults());
+              emitEpilogue(ob, ol, mainLoop.getResults().take_front(numSums));
               scf::YieldOp::create(
                   ob, ol,
                   ValueRange{arith::AddIOp::create(ob, ol, slotBase, steps)});
