@@ -51,8 +51,12 @@
 // CHECK:     arith.xori
 // CHECK:     vector.store %{{.*}} {alignment = 16 : i64} : memref<64x64xbf16, #gpu.address_space<workgroup>>, vector<8xbf16>
 // CHECK:     nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
+// The first refill's A chunks, loaded before the main loop and carried
+// through it (4 chunks of 8 f32 per thread):
+// CHECK:   %[[PRE:.*]] = scf.if
+// CHECK:     vector.load %{{.*}} : memref<?x64xf32>, vector<8xf32>
 // Main loop:
-// CHECK:   scf.for {{.*}} iter_args(%{{.*}} = %{{.*}}) -> (!llvm.struct<(f32, f32
+// CHECK:   scf.for {{.*}} iter_args(%{{.*}} = %{{.*}}, %[[CHUNK:.*]] = %[[PRE]], %{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}) -> (!llvm.struct<(f32, f32
 // CHECK:     nvgpu.mbarrier.try_wait.parity %[[BARS]][%{{.*}}], %{{.*}}, %{{.*}} :
 // CHECK:     gpu.barrier
 // CHECK:     nvvm.wgmma.fence.aligned
@@ -64,8 +68,15 @@
 // CHECK:     nvvm.wgmma.commit.group.sync.aligned
 // CHECK:     nvvm.wgmma.wait.group.sync.aligned 1
 // CHECK:     gpu.barrier
+// The refill: the weights by TMA and the chunks the previous step loaded
+// stored; then the next refill's chunks loaded, yielded to the next step.
 // CHECK:     scf.if
 // CHECK:       nvgpu.tma.async.load
+// CHECK:       arith.truncf %[[CHUNK]] : vector<8xf32> to vector<8xbf16>
+// CHECK:       vector.store
+// CHECK:       nvvm.fence.proxy
+// CHECK:     vector.load %{{.*}} : memref<?x64xf32>, vector<8xf32>
+// CHECK:     scf.yield %{{.*}}, %{{.*}} : !llvm.struct<{{.*}}>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>
 // CHECK:   nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK:   llvm.extractvalue %{{.*}}[0]
 // CHECK:   scf.if
