@@ -76,6 +76,9 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   // foralls (the tiles' on the grid of their GPU block mapping).
   pm.addPass(moe::createMoEStridedCopiesToLinalgPass());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
+  // Reductions' sums in registers rather than in their output buffer (the
+  // router's matmul: no global load and store per multiply-add).
+  pm.addNestedPass<func::FuncOp>(moe::createMoEHoistLoopAccumulatorsPass());
   // Adjacent loops over the same iterations become one (the router's fill
   // and matmul: one kernel); CSE first makes their bounds the same values.
   pm.addNestedPass<func::FuncOp>(createCSEPass());

@@ -60,7 +60,6 @@ std::optional<Accesses> accessesOf(scf::ParallelOp loop) {
       getEffectsRecursively(loop);
   if (!effects)
     return std::nullopt;
-  auto func = loop->getParentOfType<FunctionOpInterface>();
   Accesses accesses;
   for (const MemoryEffects::EffectInstance &effect : *effects) {
     // An allocation inside the loop is the iteration's own; a free (of a
@@ -70,34 +69,16 @@ std::optional<Accesses> accessesOf(scf::ParallelOp loop) {
     auto value = llvm::dyn_cast_if_present<MemrefValue>(effect.getValue());
     if (!value)
       return std::nullopt;
-    // The allocation or argument the value views.
-    Value buffer = memref::skipViewLikeOps(value);
     bool writes = !llvm::isa<MemoryEffects::Read>(effect.getEffect());
-    if (Operation *def = buffer.getDefiningOp()) {
-      bool allocated = llvm::isa<memref::AllocOp, memref::AllocaOp>(def);
-      // A buffer of the iteration's own.
-      if (loop->isAncestor(def)) {
-        if (allocated)
-          continue;
-        return std::nullopt;
-      }
-      // Only allocations and globals are known apart (a buffer that
-      // control flow or a call returns may be any); two reads of a global
-      // may name it twice, a write may not.
-      if (!allocated && (!llvm::isa<memref::GetGlobalOp>(def) || writes))
-        return std::nullopt;
-    } else if (func &&
-               buffer.getParentBlock() == &func.getFunctionBody().front()) {
-      // The caller's buffers may alias one another: one key for all.
-      buffer = func.getFunctionBody().front().getArgument(0);
-    } else {
-      // The argument of a loop or of a region: it may be any buffer.
+    BufferKey key = classifyBuffer(value, loop, writes);
+    if (key.kind == BufferKey::Private)
+      continue;
+    if (key.kind == BufferKey::Unknown)
       return std::nullopt;
-    }
     if (writes)
-      accesses.writes.insert(buffer);
+      accesses.writes.insert(key.buffer);
     else
-      accesses.reads.insert(buffer);
+      accesses.reads.insert(key.buffer);
   }
   return accesses;
 }

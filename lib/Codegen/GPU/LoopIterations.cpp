@@ -5,7 +5,10 @@
 #include "moe/Dialect/MoE/IR/MoE.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/MemRef/Utils/MemRefUtils.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
 
 using namespace mlir;
 
@@ -14,6 +17,26 @@ namespace mlir::moe::gpu_codegen {
 bool holdsGroupedMatmul(Operation *op) {
   return op->walk([](moe::GroupedMatmulOp) { return WalkResult::interrupt(); })
       .wasInterrupted();
+}
+
+BufferKey classifyBuffer(MemrefValue memref, Operation *scope, bool writes) {
+  Value buffer = memref::skipViewLikeOps(memref);
+  if (Operation *def = buffer.getDefiningOp()) {
+    bool allocated = llvm::isa<memref::AllocOp, memref::AllocaOp>(def);
+    if (scope->isAncestor(def))
+      return {allocated ? BufferKey::Private : BufferKey::Unknown, buffer};
+    // Only allocations and globals are known apart (a buffer that control
+    // flow or a call returns may be any); two reads of a global may name
+    // it twice, a write may not.
+    if (!allocated && (!llvm::isa<memref::GetGlobalOp>(def) || writes))
+      return {BufferKey::Unknown, buffer};
+    return {BufferKey::Known, buffer};
+  }
+  auto func = scope->getParentOfType<FunctionOpInterface>();
+  if (func && buffer.getParentBlock() == &func.getFunctionBody().front())
+    return {BufferKey::Known, func.getFunctionBody().front().getArgument(0)};
+  // The argument of a loop or of a region: it may be any buffer.
+  return {BufferKey::Unknown, buffer};
 }
 
 /// The trip counts of `loop`'s dimensions (0 for empty ranges).

@@ -12,6 +12,7 @@
 #ifndef MOE_LIB_CODEGEN_GPU_LOOPITERATIONS_H
 #define MOE_LIB_CODEGEN_GPU_LOOPITERATIONS_H
 
+#include "mlir/Dialect/MemRef/Utils/MemRefUtils.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Builders.h"
 
@@ -19,6 +20,18 @@ namespace mlir::moe::gpu_codegen {
 
 /// Whether `op` holds a `moe.grouped_matmul` (matmul tiles).
 bool holdsGroupedMatmul(Operation *op);
+
+/// What a memref that `scope` accesses is known to be, for telling buffers
+/// apart: the allocation or global it views, or (for any argument of the
+/// function) the function's first argument, since a caller may pass one
+/// buffer twice. Private: an allocation inside `scope` (the iteration's
+/// own). Unknown: anything else (a buffer control flow, a call or a
+/// region's argument yields), or a global that `writes` would write.
+struct BufferKey {
+  enum Kind { Known, Private, Unknown } kind;
+  Value buffer;
+};
+BufferKey classifyBuffer(MemrefValue memref, Operation *scope, bool writes);
 
 /// The trip counts of `loop`'s dimensions (0 for empty ranges).
 SmallVector<Value> tripCounts(OpBuilder &b, Location loc,

@@ -49,6 +49,52 @@ def MoEFuseSiblingLoopsPass : Pass<"moe-fuse-sibling-loops", "func::FuncOp"> {
                            "::mlir::scf::SCFDialect"];
 }
 
+def MoEHoistLoopAccumulatorsPass
+    : Pass<"moe-hoist-loop-accumulators", "func::FuncOp"> {
+  let summary = "Carry a reduction loop's sum in a register";
+  let description = [{
+    Where an `scf.for` loop's body loads an element of a buffer and later
+    stores into the same element (loop-invariant buffer and indices, both
+    ops directly in the body, the load first), and nothing else in the loop
+    may touch that buffer, the element is loaded once before the loop,
+    carried through it as an `iter_args` value, and stored once after it.
+    The arithmetic and its order are unchanged. This is what converting a
+    linalg reduction to loops leaves: the router's matmul, which on a GPU
+    then loads and stores its output in global memory for every
+    multiply-add.
+
+    Buffers are told apart as `moe-fuse-sibling-loops` tells them: by the
+    allocation or global they view, the function's arguments counting as
+    one buffer. An op in the loop whose effects name no buffer, or name one
+    that cannot be told apart, leaves the loop alone.
+
+    Example:
+
+    ```mlir
+    scf.for %k = %c0 to %n step %c1 {
+      %a = memref.load %x[%i, %k] : memref<?x?xf32>
+      %c = memref.load %acc[%i] : memref<?xf32>
+      %s = arith.addf %c, %a : f32
+      memref.store %s, %acc[%i] : memref<?xf32>
+    }
+    ```
+
+    becomes, with `%acc` an allocation:
+
+    ```mlir
+    %init = memref.load %acc[%i] : memref<?xf32>
+    %sum = scf.for %k = %c0 to %n step %c1 iter_args(%c = %init) -> (f32) {
+      %a = memref.load %x[%i, %k] : memref<?x?xf32>
+      %s = arith.addf %c, %a : f32
+      scf.yield %s : f32
+    }
+    memref.store %sum, %acc[%i] : memref<?xf32>
+    ```
+  }];
+  let dependentDialects = ["::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
 def MoEExternDynamicSharedMemoryPass
     : Pass<"moe-extern-dynamic-shared-memory", "::mlir::gpu::GPUModuleOp"> {
   let summary = "Give the dynamic shared memory symbol external linkage";
