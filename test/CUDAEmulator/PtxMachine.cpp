@@ -877,6 +877,27 @@ void BlockRun::arithmetic(unsigned thread, const Instruction &inst) {
   set(thread, ops[0], resultType, r, inst);
 }
 
+/// An integer comparison (the unordered and NaN tests do not apply).
+template <typename Integer>
+bool compareOrdered(Cmp cmp, Integer x, Integer y) {
+  switch (cmp) {
+  case Cmp::Eq:
+    return x == y;
+  case Cmp::Ne:
+    return x != y;
+  case Cmp::Lt:
+    return x < y;
+  case Cmp::Le:
+    return x <= y;
+  case Cmp::Gt:
+    return x > y;
+  case Cmp::Ge:
+    return x >= y;
+  default:
+    return false;
+  }
+}
+
 bool compare(Cmp cmp, Type type, uint64_t a, uint64_t b) {
   if (type == Type::F32 || type == Type::F64) {
     double x = type == Type::F32 ? asFloat(a) : asDouble(a);
@@ -913,42 +934,9 @@ bool compare(Cmp cmp, Type type, uint64_t a, uint64_t b) {
       return unordered;
     }
   }
-  if (isSigned(type)) {
-    int64_t x = signExtend(type, a), y = signExtend(type, b);
-    switch (cmp) {
-    case Cmp::Eq:
-      return x == y;
-    case Cmp::Ne:
-      return x != y;
-    case Cmp::Lt:
-      return x < y;
-    case Cmp::Le:
-      return x <= y;
-    case Cmp::Gt:
-      return x > y;
-    case Cmp::Ge:
-      return x >= y;
-    default:
-      return false;
-    }
-  }
-  uint64_t x = mask(type, a), y = mask(type, b);
-  switch (cmp) {
-  case Cmp::Eq:
-    return x == y;
-  case Cmp::Ne:
-    return x != y;
-  case Cmp::Lt:
-    return x < y;
-  case Cmp::Le:
-    return x <= y;
-  case Cmp::Gt:
-    return x > y;
-  case Cmp::Ge:
-    return x >= y;
-  default:
-    return false;
-  }
+  if (isSigned(type))
+    return compareOrdered(cmp, signExtend(type, a), signExtend(type, b));
+  return compareOrdered(cmp, mask(type, a), mask(type, b));
 }
 
 bool BlockRun::step(unsigned thread) {
