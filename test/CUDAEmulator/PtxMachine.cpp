@@ -33,27 +33,20 @@ namespace {
 std::mutex trackedMutex;
 std::map<uintptr_t, size_t> tracked; // device allocations: start -> bytes
 
+/// The same bits as another type of the same size.
+template <typename To, typename From> To bitCast(From from) {
+  static_assert(sizeof(To) == sizeof(From), "sizes differ");
+  To to;
+  std::memcpy(&to, &from, sizeof to);
+  return to;
+}
+/// Register bits as f32 (the low 32) or f64, and back.
 float asFloat(uint64_t bits) {
-  uint32_t b = static_cast<uint32_t>(bits);
-  float f;
-  std::memcpy(&f, &b, 4);
-  return f;
+  return bitCast<float>(static_cast<uint32_t>(bits));
 }
-uint64_t floatBits(float f) {
-  uint32_t b;
-  std::memcpy(&b, &f, 4);
-  return b;
-}
-double asDouble(uint64_t bits) {
-  double d;
-  std::memcpy(&d, &bits, 8);
-  return d;
-}
-uint64_t doubleBits(double d) {
-  uint64_t b;
-  std::memcpy(&b, &d, 8);
-  return b;
-}
+uint64_t floatBits(float f) { return bitCast<uint32_t>(f); }
+double asDouble(uint64_t bits) { return bitCast<double>(bits); }
+uint64_t doubleBits(double d) { return bitCast<uint64_t>(d); }
 /// bf16 to f32 and back (round to nearest even; NaN stays NaN).
 float bf16ToFloat(uint16_t h) {
   return asFloat(static_cast<uint64_t>(h) << 16);
@@ -66,15 +59,10 @@ uint16_t floatToBf16(float f) {
   return static_cast<uint16_t>(b >> 16);
 }
 float f16ToFloat(uint16_t h) {
-  _Float16 f;
-  std::memcpy(&f, &h, 2);
-  return static_cast<float>(f);
+  return static_cast<float>(bitCast<_Float16>(h));
 }
 uint16_t floatToF16(float f) {
-  _Float16 h = static_cast<_Float16>(f);
-  uint16_t bits;
-  std::memcpy(&bits, &h, 2);
-  return bits;
+  return bitCast<uint16_t>(static_cast<_Float16>(f));
 }
 float flush(float f) {
   return std::fpclassify(f) == FP_SUBNORMAL ? 0.0f * f : f;
