@@ -83,6 +83,9 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   // and matmul: one kernel); CSE first makes their bounds the same values.
   pm.addNestedPass<func::FuncOp>(createCSEPass());
   pm.addNestedPass<func::FuncOp>(createParallelLoopFusionPass());
+  // The router's matmul in register tiles of 4 tokens x 4 experts (an
+  // operand load serves 4 sums) from 64 tokens on.
+  pm.addNestedPass<func::FuncOp>(moe::createMoEJamParallelReductionsPass());
   // Independent loops of other iteration spaces (the shared expert's plan
   // arrays, a fill beside the router): one loop, so one kernel.
   pm.addNestedPass<func::FuncOp>(moe::createMoEFuseSiblingLoopsPass());

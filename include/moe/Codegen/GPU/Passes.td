@@ -95,6 +95,55 @@ def MoEHoistLoopAccumulatorsPass
                            "::mlir::scf::SCFDialect"];
 }
 
+def MoEJamParallelReductionsPass
+    : Pass<"moe-jam-parallel-reductions", "func::FuncOp"> {
+  let summary = "Unroll and jam parallel loops of reductions into register "
+                "tiles";
+  let description = [{
+    A parallel loop whose iterations each run one reduction loop (an
+    `scf.for` carrying its sums, as `moe-hoist-loop-accumulators` leaves
+    the router's matmul: a logit per token and expert, summed over the
+    hidden depths) loads two operands per multiply-add. This pass makes
+    each iteration of a new parallel loop run `factor` x `factor`
+    iterations of the old one (over its first two dimensions) in a single
+    reduction loop that carries all their sums, so that an operand that
+    does not depend on one of the two dimensions is loaded once for
+    `factor` sums (the copies are merged by CSE). Every sum keeps its order
+    of operations: the results are the same, bit for bit.
+
+    Iterations past the end of a dimension (its trip count not a multiple
+    of `factor`) compute the last iteration's values, so that their loads
+    stay in bounds, and their writes are skipped (`scf.if`). The loop keeps
+    its iteration space, so that it stays one kernel that
+    `moe-fuse-sibling-loops` may merge with its neighbours: where the
+    first dimension runs `min-trips` iterations or more, iteration (i, j)
+    runs the tile of linear index i * (its second dimension's trip count)
+    + j, if there is one, and nothing else; where it runs fewer (a few
+    tokens), each iteration runs its own body, as before (an `scf.if` on
+    the trip count, the same in every iteration, chooses): there the
+    `factor` x `factor` times more threads are worth more than the shared
+    loads.
+
+    The loop qualifies when: it has two or more dimensions of step 1 and
+    no reductions, and is not inside another parallel loop; its body is
+    ops without regions around exactly one `scf.for` with iteration
+    arguments and bounds defined outside the loop; that `scf.for`'s body
+    has no regions and its only memory effects are `memref.load`s, at
+    least one of them independent of each of the two dimensions; and no
+    result of an op that writes is used.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::scf::SCFDialect"];
+  let options = [
+    Option<"factor", "factor", "int64_t", /*default=*/"4",
+           "Iterations of each of the first two dimensions per new "
+           "iteration (below 2: nothing changes)">,
+    Option<"minTrips", "min-trips", "int64_t", /*default=*/"64",
+           "Trip count of the first dimension from which the jammed loop "
+           "runs (0: always, without the choice)">,
+  ];
+}
+
 def MoEExternDynamicSharedMemoryPass
     : Pass<"moe-extern-dynamic-shared-memory", "::mlir::gpu::GPUModuleOp"> {
   let summary = "Give the dynamic shared memory symbol external linkage";

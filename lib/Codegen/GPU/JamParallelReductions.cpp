@@ -1,0 +1,251 @@
+//===- JamParallelReductions.cpp - Register tiles of parallel reductions --===//
+//
+// A parallel loop whose iterations each run one reduction loop (the router's
+// matmul: an output per token and expert, a sum over the hidden depths)
+// loads two operands per multiply-add. Unroll-and-jam: each iteration of
+// the new loop runs F x F iterations of the old one (F tokens x F experts)
+// in one reduction loop carrying F x F sums, so that an operand loaded
+// once serves F of them (CSE merges the copies). Each sum keeps its order
+// of operations, so the results are the same, bit for bit.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Codegen/GPU/Passes.h"
+
+#include "mlir/Analysis/SliceAnalysis.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOEJAMPARALLELREDUCTIONSPASS
+#include "moe/Codegen/GPU/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+
+namespace {
+
+/// The loop's one reduction loop, when the loop qualifies: two or more
+/// dimensions of step 1, no reductions of its own, not inside another
+/// parallel loop; a body of ops without regions around exactly one
+/// `scf.for` with iteration arguments and bounds from outside the loop,
+/// whose body has no region and writes nothing; and an operand of that
+/// body loaded independently of each of the first two dimensions (what
+/// jamming lets several sums share).
+scf::ForOp jammableReduction(scf::ParallelOp loop) {
+  if (loop.getNumLoops() < 2 || loop.getNumReductions() != 0 ||
+      loop->getParentOfType<scf::ParallelOp>() ||
+      !llvm::all_of(loop.getStep().take_front(2),
+                    [](Value step) { return isConstantIntValue(step, 1); }))
+    return {};
+  scf::ForOp reduction;
+  for (Operation &op : loop.getBody()->without_terminator()) {
+    if (auto inner = llvm::dyn_cast<scf::ForOp>(op)) {
+      if (reduction)
+        return {};
+      reduction = inner;
+      continue;
+    }
+    if (op.getNumRegions() != 0)
+      return {};
+  }
+  if (!reduction || reduction.getNumRegionIterArgs() == 0 ||
+      !loop.isDefinedOutsideOfLoop(reduction.getLowerBound()) ||
+      !loop.isDefinedOutsideOfLoop(reduction.getUpperBound()) ||
+      !loop.isDefinedOutsideOfLoop(reduction.getStep()))
+    return {};
+  bool reads[2] = {false, false};
+  for (Operation &op : reduction.getBody()->without_terminator()) {
+    if (op.getNumRegions() != 0)
+      return {};
+    if (isMemoryEffectFree(&op))
+      continue;
+    auto load = llvm::dyn_cast<memref::LoadOp>(op);
+    if (!load)
+      return {};
+    // The ops its indices come from (not past block arguments: a loop's
+    // index is where the slice stops, and what is looked for).
+    SetVector<Operation *> slice;
+    BackwardSliceOptions options;
+    options.inclusive = true;
+    options.omitBlockArguments = true;
+    (void)getBackwardSlice(load.getOperation(), &slice, options);
+    for (int d = 0; d < 2; ++d) {
+      Value index = loop.getInductionVars()[d];
+      bool uses = llvm::any_of(slice, [&](Operation *sliced) {
+        return llvm::is_contained(sliced->getOperands(), index);
+      });
+      reads[d] |= !uses;
+    }
+  }
+  return reads[0] && reads[1] ? reduction : scf::ForOp();
+}
+
+/// Emits at `jb` the iterations of `loop`'s tile (`tile`: the tile's
+/// index in each of the first two dimensions) in one reduction loop.
+void emitTile(OpBuilder &jb, Location loc, scf::ParallelOp loop,
+              scf::ForOp reduction, int64_t factor, ArrayRef<Value> tile) {
+  Value one = arith::ConstantIndexOp::create(jb, loc, 1);
+  Value factorValue = arith::ConstantIndexOp::create(jb, loc, factor);
+  // Per jammed iteration u: the indices (the last one's where past the
+  // end, so that every load stays a valid iteration's) and whether it is
+  // an iteration at all.
+  int64_t count = factor * factor;
+  SmallVector<IRMapping> mappings(count);
+  SmallVector<Value> valid(count);
+  for (int64_t u = 0; u < count; ++u) {
+    Value inside;
+    for (int d = 0; d < 2; ++d) {
+      Value original = arith::AddIOp::create(
+          jb, loc, loop.getLowerBound()[d],
+          arith::AddIOp::create(
+              jb, loc, arith::MulIOp::create(jb, loc, tile[d], factorValue),
+              arith::ConstantIndexOp::create(
+                  jb, loc, d == 0 ? u / factor : u % factor)));
+      Value in = arith::CmpIOp::create(jb, loc, arith::CmpIPredicate::slt,
+                                       original, loop.getUpperBound()[d]);
+      inside =
+          inside ? arith::AndIOp::create(jb, loc, inside, in).getResult() : in;
+      Value last = arith::SubIOp::create(jb, loc, loop.getUpperBound()[d], one);
+      mappings[u].map(loop.getInductionVars()[d],
+                      arith::MinSIOp::create(jb, loc, original, last));
+    }
+    valid[u] = inside;
+  }
+  // An op of the body for each u: writes only where u is an iteration.
+  auto cloneFor = [&](Operation &op, int64_t u) {
+    if (isMemoryEffectFree(&op) || llvm::isa<memref::LoadOp>(op)) {
+      jb.clone(op, mappings[u]);
+      return;
+    }
+    auto guard = scf::IfOp::create(jb, op.getLoc(), valid[u]);
+    OpBuilder gb = OpBuilder::atBlockBegin(guard.thenBlock());
+    gb.clone(op, mappings[u]);
+  };
+  Block *body = reduction->getBlock();
+  auto before = llvm::make_range(body->begin(), reduction->getIterator());
+  auto after = llvm::make_range(std::next(reduction->getIterator()),
+                                body->getTerminator()->getIterator());
+  for (int64_t u = 0; u < count; ++u)
+    for (Operation &op : before)
+      cloneFor(op, u);
+  SmallVector<Value> inits;
+  for (int64_t u = 0; u < count; ++u)
+    for (Value init : reduction.getInitArgs())
+      inits.push_back(mappings[u].lookupOrDefault(init));
+  int64_t sums = reduction.getNumRegionIterArgs();
+  auto merged = scf::ForOp::create(
+      jb, reduction.getLoc(), reduction.getLowerBound(),
+      reduction.getUpperBound(), reduction.getStep(), inits,
+      [&](OpBuilder &fb, Location fl, Value k, ValueRange carried) {
+        SmallVector<Value> yields;
+        for (int64_t u = 0; u < count; ++u) {
+          IRMapping &mapping = mappings[u];
+          mapping.map(reduction.getInductionVar(), k);
+          for (int64_t s = 0; s < sums; ++s)
+            mapping.map(reduction.getRegionIterArgs()[s],
+                        carried[u * sums + s]);
+          for (Operation &op : reduction.getBody()->without_terminator())
+            fb.clone(op, mapping);
+          for (Value yielded :
+               reduction.getBody()->getTerminator()->getOperands())
+            yields.push_back(mapping.lookupOrDefault(yielded));
+        }
+        scf::YieldOp::create(fb, fl, yields);
+      });
+  for (int64_t u = 0; u < count; ++u)
+    for (int64_t s = 0; s < sums; ++s)
+      mappings[u].map(reduction.getResult(s), merged.getResult(u * sums + s));
+  for (int64_t u = 0; u < count; ++u)
+    for (Operation &op : after)
+      cloneFor(op, u);
+}
+
+/// Makes `loop`'s body run, when the first dimension has `minTrips` or
+/// more iterations, a tile per iteration of the first tiles' count (the
+/// others doing nothing), else its own iteration: one loop (one kernel,
+/// which moe-fuse-sibling-loops may still merge with its neighbours) for
+/// both.
+void jam(scf::ParallelOp loop, scf::ForOp reduction, int64_t factor,
+         int64_t minTrips) {
+  OpBuilder b(loop);
+  Location loc = loop.getLoc();
+  Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+  Value factorValue = arith::ConstantIndexOp::create(b, loc, factor);
+  SmallVector<Value> counts, tiles;
+  for (int d = 0; d < 2; ++d) {
+    counts.push_back(arith::MaxSIOp::create(
+        b, loc,
+        arith::SubIOp::create(b, loc, loop.getUpperBound()[d],
+                              loop.getLowerBound()[d]),
+        zero));
+    tiles.push_back(
+        arith::CeilDivUIOp::create(b, loc, counts.back(), factorValue));
+  }
+  Value wide = arith::CmpIOp::create(
+      b, loc, arith::CmpIPredicate::sge, counts[0],
+      arith::ConstantIndexOp::create(b, loc, std::max<int64_t>(minTrips, 0)));
+  Value tileCount = arith::MulIOp::create(b, loc, tiles[0], tiles[1]);
+
+  Block *body = loop.getBody();
+  OpBuilder bb = OpBuilder::atBlockBegin(body);
+  auto choice = scf::IfOp::create(bb, loc, wide, /*withElseRegion=*/true);
+  // The original iteration in the else branch.
+  Operation *elseEnd = choice.elseBlock()->getTerminator();
+  for (Operation &op : llvm::make_early_inc_range(
+           llvm::make_range(std::next(choice->getIterator()),
+                            body->getTerminator()->getIterator())))
+    op.moveBefore(elseEnd);
+  // The tile of linear index (i, j) (row-major over the iterations) in
+  // the then branch, where that index is a tile's.
+  OpBuilder tb = OpBuilder::atBlockBegin(choice.thenBlock());
+  SmallVector<Value> index;
+  for (int d = 0; d < 2; ++d)
+    index.push_back(arith::SubIOp::create(tb, loc, loop.getInductionVars()[d],
+                                          loop.getLowerBound()[d]));
+  Value linear = arith::AddIOp::create(
+      tb, loc, arith::MulIOp::create(tb, loc, index[0], counts[1]), index[1]);
+  auto isTile = scf::IfOp::create(
+      tb, loc,
+      arith::CmpIOp::create(tb, loc, arith::CmpIPredicate::ult, linear,
+                            tileCount));
+  OpBuilder ib = OpBuilder::atBlockBegin(isTile.thenBlock());
+  Value tile[2] = {arith::DivUIOp::create(ib, loc, linear, tiles[1]),
+                   arith::RemUIOp::create(ib, loc, linear, tiles[1])};
+  emitTile(ib, loc, loop, reduction, factor, tile);
+}
+
+/// Whether the results of the body's ops that write are unused (a guarded
+/// clone has no results to give).
+bool writesHaveNoUses(scf::ParallelOp loop) {
+  return llvm::all_of(loop.getBody()->without_terminator(), [](Operation &op) {
+    return isMemoryEffectFree(&op) ||
+           llvm::isa<memref::LoadOp, scf::ForOp>(op) || op.use_empty();
+  });
+}
+
+struct MoEJamParallelReductionsPass
+    : moe::impl::MoEJamParallelReductionsPassBase<
+          MoEJamParallelReductionsPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    if (factor < 2)
+      return;
+    SmallVector<std::pair<scf::ParallelOp, scf::ForOp>> work;
+    getOperation().walk([&](scf::ParallelOp loop) {
+      if (scf::ForOp reduction = jammableReduction(loop))
+        if (writesHaveNoUses(loop))
+          work.push_back({loop, reduction});
+    });
+    for (auto [loop, reduction] : work)
+      jam(loop, reduction, factor, minTrips);
+  }
+};
+
+} // namespace
