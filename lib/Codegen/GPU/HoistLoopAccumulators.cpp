@@ -120,12 +120,12 @@ struct MoEHoistLoopAccumulatorsPass
         auto newLoop = cast<scf::ForOp>(replaced->getOperation());
         rewriter.replaceAllUsesWith(load.getResult(),
                                     newLoop.getRegionIterArgs().back());
-        rewriter.eraseOp(load);
-        rewriter.eraseOp(store);
         rewriter.setInsertionPointAfter(newLoop);
         memref::StoreOp::create(rewriter, store.getLoc(),
                                 newLoop.getResults().back(), store.getMemRef(),
                                 store.getIndices());
+        rewriter.eraseOp(load);
+        rewriter.eraseOp(store);
         loop = newLoop;
       }
     }
