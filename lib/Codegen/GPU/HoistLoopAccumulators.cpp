@@ -13,10 +13,13 @@
 
 #include "LoopIterations.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/MemRef/Utils/MemRefUtils.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/UB/IR/UBOps.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
@@ -104,8 +107,43 @@ struct MoEHoistLoopAccumulatorsPass
       while (auto found = findAccumulator(loop)) {
         auto [load, store] = *found;
         rewriter.setInsertionPoint(loop);
-        Value initial = memref::LoadOp::create(
-            rewriter, load.getLoc(), load.getMemRef(), load.getIndices());
+        Location loc = load.getLoc();
+        // A loop that may run no iteration must not touch the element then
+        // (it may be out of bounds): the load and the store are guarded.
+        Value runs;
+        std::optional<int64_t> lower =
+                                   getConstantIntValue(loop.getLowerBound()),
+                               upper =
+                                   getConstantIntValue(loop.getUpperBound());
+        if (!lower || !upper || *lower >= *upper)
+          runs = arith::CmpIOp::create(
+              rewriter, loc,
+              loop.getUnsignedCmp() ? arith::CmpIPredicate::ult
+                                    : arith::CmpIPredicate::slt,
+              loop.getLowerBound(), loop.getUpperBound());
+        Value initial;
+        if (runs) {
+          Type type = load.getType();
+          auto guarded = scf::IfOp::create(
+              rewriter, loc, runs,
+              [&](OpBuilder &tb, Location tl) {
+                scf::YieldOp::create(tb, tl,
+                                     memref::LoadOp::create(tb, tl,
+                                                            load.getMemRef(),
+                                                            load.getIndices())
+                                         .getResult());
+              },
+              [&](OpBuilder &eb, Location el) {
+                // Unused: the loop's result is then this value, which the
+                // guarded store does not store.
+                scf::YieldOp::create(
+                    eb, el, ub::PoisonOp::create(eb, el, type).getResult());
+              });
+          initial = guarded.getResult(0);
+        } else {
+          initial = memref::LoadOp::create(rewriter, loc, load.getMemRef(),
+                                           load.getIndices());
+        }
         Value stored = store.getValueToStore();
         FailureOr<LoopLikeOpInterface> replaced =
             cast<LoopLikeOpInterface>(loop.getOperation())
@@ -121,9 +159,19 @@ struct MoEHoistLoopAccumulatorsPass
         rewriter.replaceAllUsesWith(load.getResult(),
                                     newLoop.getRegionIterArgs().back());
         rewriter.setInsertionPointAfter(newLoop);
-        memref::StoreOp::create(rewriter, store.getLoc(),
-                                newLoop.getResults().back(), store.getMemRef(),
-                                store.getIndices());
+        auto storeResult = [&](OpBuilder &sb, Location sl) {
+          memref::StoreOp::create(sb, sl, newLoop.getResults().back(),
+                                  store.getMemRef(), store.getIndices());
+        };
+        if (runs) {
+          scf::IfOp::create(rewriter, store.getLoc(), runs,
+                            [&](OpBuilder &tb, Location tl) {
+                              storeResult(tb, tl);
+                              scf::YieldOp::create(tb, tl);
+                            });
+        } else {
+          storeResult(rewriter, store.getLoc());
+        }
         rewriter.eraseOp(load);
         rewriter.eraseOp(store);
         loop = newLoop;

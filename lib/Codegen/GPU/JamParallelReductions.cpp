@@ -12,10 +12,13 @@
 
 #include "moe/Codegen/GPU/Passes.h"
 
+#include "LoopIterations.h"
+
 #include "mlir/Analysis/SliceAnalysis.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/MemRef/Utils/MemRefUtils.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/IRMapping.h"
@@ -30,13 +33,27 @@ using namespace mlir;
 
 namespace {
 
+/// Whether `op` (a load) reads what an earlier store of the loop's body, in
+/// the same iteration, wrote: that store's value replaces it.
+memref::StoreOp forwardingStore(memref::LoadOp load) {
+  for (Operation *op = load->getPrevNode(); op; op = op->getPrevNode())
+    if (auto store = llvm::dyn_cast<memref::StoreOp>(op))
+      if (store.getMemRef() == load.getMemRef() &&
+          store.getIndices() == load.getIndices())
+        return store;
+  return {};
+}
+
 /// The loop's one reduction loop, when the loop qualifies: two or more
 /// dimensions of step 1, no reductions of its own, not inside another
-/// parallel loop; a body of ops without regions around exactly one
-/// `scf.for` with iteration arguments and bounds from outside the loop,
-/// whose body has no region and writes nothing; and an operand of that
-/// body loaded independently of each of the first two dimensions (what
-/// jamming lets several sums share).
+/// parallel loop; a body of pure ops, loads and stores without regions
+/// around exactly one `scf.for` (signed bounds from outside the loop,
+/// iteration arguments) whose body has no region and only pure ops and
+/// loads; no load of a buffer the body stores into, except of an element
+/// an earlier store of the body wrote (its value is used instead), so that
+/// iterations past the end, which repeat the last one, read what it read;
+/// and an operand of the reduction loaded independently of each of the
+/// first two dimensions (what jamming lets several sums share).
 scf::ForOp jammableReduction(scf::ParallelOp loop) {
   if (loop.getNumLoops() < 2 || loop.getNumReductions() != 0 ||
       loop->getParentOfType<scf::ParallelOp>() ||
@@ -55,9 +72,39 @@ scf::ForOp jammableReduction(scf::ParallelOp loop) {
       return {};
   }
   if (!reduction || reduction.getNumRegionIterArgs() == 0 ||
+      reduction.getUnsignedCmp() ||
       !loop.isDefinedOutsideOfLoop(reduction.getLowerBound()) ||
       !loop.isDefinedOutsideOfLoop(reduction.getUpperBound()) ||
       !loop.isDefinedOutsideOfLoop(reduction.getStep()))
+    return {};
+  // The buffers the body writes; every load reads others (or a forwarded
+  // element).
+  llvm::SmallPtrSet<Value, 4> written;
+  bool known = true;
+  loop.getBody()->walk([&](memref::StoreOp store) {
+    moe::gpu_codegen::BufferKey key = moe::gpu_codegen::classifyBuffer(
+        llvm::cast<MemrefValue>(store.getMemRef()), loop, /*writes=*/true);
+    known &= key.kind == moe::gpu_codegen::BufferKey::Known;
+    written.insert(key.buffer);
+  });
+  if (!known)
+    return {};
+  WalkResult loads = loop.getBody()->walk([&](Operation *op) {
+    if (op == reduction || llvm::isa<scf::YieldOp, scf::ReduceOp>(op) ||
+        isMemoryEffectFree(op) || llvm::isa<memref::StoreOp>(op))
+      return WalkResult::advance();
+    auto load = llvm::dyn_cast<memref::LoadOp>(op);
+    if (!load)
+      return WalkResult::interrupt();
+    moe::gpu_codegen::BufferKey key = moe::gpu_codegen::classifyBuffer(
+        llvm::cast<MemrefValue>(load.getMemRef()), loop, /*writes=*/false);
+    if (key.kind == moe::gpu_codegen::BufferKey::Unknown ||
+        (written.contains(key.buffer) &&
+         (load->getBlock() != loop.getBody() || !forwardingStore(load))))
+      return WalkResult::interrupt();
+    return WalkResult::advance();
+  });
+  if (loads.wasInterrupted())
     return {};
   bool reads[2] = {false, false};
   for (Operation &op : reduction.getBody()->without_terminator()) {
@@ -119,6 +166,13 @@ void emitTile(OpBuilder &jb, Location loc, scf::ParallelOp loop,
   }
   // An op of the body for each u: writes only where u is an iteration.
   auto cloneFor = [&](Operation &op, int64_t u) {
+    if (auto load = llvm::dyn_cast<memref::LoadOp>(op)) {
+      if (memref::StoreOp store = forwardingStore(load)) {
+        mappings[u].map(load.getResult(),
+                        mappings[u].lookupOrDefault(store.getValueToStore()));
+        return;
+      }
+    }
     if (isMemoryEffectFree(&op) || llvm::isa<memref::LoadOp>(op)) {
       jb.clone(op, mappings[u]);
       return;
@@ -220,15 +274,6 @@ void jam(scf::ParallelOp loop, scf::ForOp reduction, int64_t factor,
   emitTile(ib, loc, loop, reduction, factor, tile);
 }
 
-/// Whether the results of the body's ops that write are unused (a guarded
-/// clone has no results to give).
-bool writesHaveNoUses(scf::ParallelOp loop) {
-  return llvm::all_of(loop.getBody()->without_terminator(), [](Operation &op) {
-    return isMemoryEffectFree(&op) ||
-           llvm::isa<memref::LoadOp, scf::ForOp>(op) || op.use_empty();
-  });
-}
-
 struct MoEJamParallelReductionsPass
     : moe::impl::MoEJamParallelReductionsPassBase<
           MoEJamParallelReductionsPass> {
@@ -240,8 +285,7 @@ struct MoEJamParallelReductionsPass
     SmallVector<std::pair<scf::ParallelOp, scf::ForOp>> work;
     getOperation().walk([&](scf::ParallelOp loop) {
       if (scf::ForOp reduction = jammableReduction(loop))
-        if (writesHaveNoUses(loop))
-          work.push_back({loop, reduction});
+        work.push_back({loop, reduction});
     });
     for (auto [loop, reduction] : work)
       jam(loop, reduction, factor, minTrips);

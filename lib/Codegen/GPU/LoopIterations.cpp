@@ -30,6 +30,13 @@ BufferKey classifyBuffer(MemrefValue memref, Operation *scope, bool writes) {
     // it twice, a write may not.
     if (!allocated && (!llvm::isa<memref::GetGlobalOp>(def) || writes))
       return {BufferKey::Unknown, buffer};
+    if (allocated)
+      return {BufferKey::Known, buffer};
+    // A global that is read: a caller may also pass it as an argument, so
+    // it counts as the arguments' buffer (or as itself where there is none).
+    auto func = scope->getParentOfType<FunctionOpInterface>();
+    if (func && func.getNumArguments() != 0)
+      return {BufferKey::Known, func.getFunctionBody().front().getArgument(0)};
     return {BufferKey::Known, buffer};
   }
   auto func = scope->getParentOfType<FunctionOpInterface>();

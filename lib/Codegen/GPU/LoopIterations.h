@@ -22,11 +22,12 @@ namespace mlir::moe::gpu_codegen {
 bool holdsGroupedMatmul(Operation *op);
 
 /// What a memref that `scope` accesses is known to be, for telling buffers
-/// apart: the allocation or global it views, or (for any argument of the
-/// function) the function's first argument, since a caller may pass one
-/// buffer twice. Private: an allocation inside `scope` (the iteration's
-/// own). Unknown: anything else (a buffer control flow, a call or a
-/// region's argument yields), or a global that `writes` would write.
+/// apart: the allocation it views, or (for any argument of the function,
+/// and a global it reads) the function's first argument, since a caller
+/// may pass one buffer twice, or a global as an argument. Private: an
+/// allocation inside `scope` (the iteration's own). Unknown: anything else (a
+/// buffer control flow, a call or a region's argument yields), or a global that
+/// `writes` would write.
 struct BufferKey {
   enum Kind { Known, Private, Unknown } kind;
   Value buffer;

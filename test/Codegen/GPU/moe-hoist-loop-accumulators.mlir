@@ -2,9 +2,10 @@
 
 // The router's matmul as loops: the output element is loaded once before
 // the reduction loop, carried through it and stored once after it; the
-// arithmetic is unchanged.
+// arithmetic is unchanged. The loop runs 64 iterations: no guard.
 // CHECK-LABEL: func @router
 // CHECK: scf.parallel (%[[T:.*]], %[[E:.*]]) =
+// CHECK-NOT: scf.if
 // CHECK:   %[[INIT:.*]] = memref.load %[[ACC:.*]][%[[T]], %[[E]]] : memref<?x8xf32>
 // CHECK:   %[[SUM:.*]] = scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%[[C:.*]] = %[[INIT]]) -> (f32) {
 // CHECK:     %[[X:.*]] = memref.load %{{.*}} : memref<?x64xf32>
@@ -38,13 +39,31 @@ func.func @router(%x: memref<?x64xf32>, %w: memref<8x64xf32>, %t: index) -> memr
 // -----
 
 // Two sums in one loop, one through a view of its allocation: both
-// carried.
+// carried. The loop may run no iteration (%n may be 0), so the loads
+// before it and the stores after it are guarded: a loop without
+// iterations touches nothing.
 // CHECK-LABEL: func @two_sums
-// CHECK: scf.for {{.*}} iter_args(%{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}) -> (f32, f32)
+// CHECK-SAME: (%[[X:.*]]: memref<?xf32>, %[[N:.*]]: index)
+// CHECK: %[[ACC:.*]] = memref.alloc()
+// CHECK: %[[MAX:.*]] = memref.alloc()
+// CHECK: %[[VIEW:.*]] = memref.subview %[[MAX]]
+// CHECK: %[[RUNS:.*]] = arith.cmpi slt, %c0, %[[N]]
+// CHECK: %[[INIT_ACC:.*]] = scf.if %[[RUNS]] -> (f32) {
+// CHECK:   memref.load %[[ACC]][%c0]
+// CHECK: } else {
+// CHECK:   ub.poison
+// CHECK: %[[RUNS2:.*]] = arith.cmpi slt, %c0, %[[N]]
+// CHECK: %[[INIT_MAX:.*]] = scf.if %[[RUNS2]] -> (f32) {
+// CHECK:   memref.load %[[VIEW]][%c1]
+// CHECK: %[[R:.*]]:2 = scf.for {{.*}} iter_args(%[[S:.*]] = %[[INIT_ACC]], %[[M:.*]] = %[[INIT_MAX]]) -> (f32, f32)
 // CHECK-NOT: memref.store
-// CHECK: scf.yield
-// CHECK: memref.store
-// CHECK: memref.store
+// CHECK:   arith.addf %[[S]]
+// CHECK:   arith.maximumf %[[M]]
+// CHECK:   scf.yield
+// CHECK: scf.if %[[RUNS2]] {
+// CHECK-NEXT: memref.store %[[R]]#1, %[[VIEW]][%c1]
+// CHECK: scf.if %[[RUNS]] {
+// CHECK-NEXT: memref.store %[[R]]#0, %[[ACC]][%c0]
 func.func @two_sums(%x: memref<?xf32>, %n: index) -> (memref<4xf32>, memref<4xf32>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
@@ -113,7 +132,8 @@ func.func @arguments_may_alias(%x: memref<?xf32>, %acc: memref<4xf32>, %n: index
 // -----
 
 // Left alone: an op whose effects are unknown (a call), an index that
-// varies in the loop, and a store in a nested region.
+// varies in the loop, a store only in a nested region, and a load/store
+// pair beside another store of the buffer in a nested region.
 // CHECK-LABEL: func @not_invariant
 // CHECK-NOT: iter_args
 // CHECK: return
@@ -138,6 +158,15 @@ func.func @not_invariant(%x: memref<?xf32>, %n: index, %flag: i1) -> memref<?xf3
     scf.if %flag {
       memref.store %s, %acc[%c1] : memref<?xf32>
     }
+  }
+  scf.for %k = %c0 to %n step %c1 {
+    %s = memref.load %acc[%c1] : memref<?xf32>
+    %a = memref.load %x[%k] : memref<?xf32>
+    %s2 = arith.addf %s, %a : f32
+    scf.if %flag {
+      memref.store %a, %acc[%c1] : memref<?xf32>
+    }
+    memref.store %s2, %acc[%c1] : memref<?xf32>
   }
   return %acc : memref<?xf32>
 }

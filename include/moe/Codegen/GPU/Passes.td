@@ -57,8 +57,10 @@ def MoEHoistLoopAccumulatorsPass
     stores into the same element (loop-invariant buffer and indices, both
     ops directly in the body, the load first), and nothing else in the loop
     may touch that buffer, the element is loaded once before the loop,
-    carried through it as an `iter_args` value, and stored once after it.
-    The arithmetic and its order are unchanged. This is what converting a
+    carried through it as an `iter_args` value, and stored once after it
+    (both guarded by an `scf.if` unless the bounds are constants that make
+    the loop run: a loop without iterations touches nothing). The
+    arithmetic and its order are unchanged. This is what converting a
     linalg reduction to loops leaves: the router's matmul, which on a GPU
     then loads and stores its output in global memory for every
     multiply-add.
@@ -91,8 +93,10 @@ def MoEHoistLoopAccumulatorsPass
     memref.store %sum, %acc[%i] : memref<?xf32>
     ```
   }];
-  let dependentDialects = ["::mlir::memref::MemRefDialect",
-                           "::mlir::scf::SCFDialect"];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::ub::UBDialect"];
 }
 
 def MoEJamParallelReductionsPass
@@ -126,11 +130,14 @@ def MoEJamParallelReductionsPass
 
     The loop qualifies when: it has two or more dimensions of step 1 and
     no reductions, and is not inside another parallel loop; its body is
-    ops without regions around exactly one `scf.for` with iteration
-    arguments and bounds defined outside the loop; that `scf.for`'s body
-    has no regions and its only memory effects are `memref.load`s, at
-    least one of them independent of each of the two dimensions; and no
-    result of an op that writes is used.
+    pure ops, `memref.load`s and `memref.store`s without regions around
+    exactly one `scf.for` with iteration arguments and signed bounds
+    defined outside the loop; that `scf.for`'s body has no regions and
+    only pure ops and loads, at least one of them independent of each of
+    the two dimensions; and no load reads a buffer the body stores into,
+    except the element an earlier store of the body wrote (the router's
+    zeroed output: the stored value is used instead of the load). The
+    iterations past the end then read what the last iteration read.
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::scf::SCFDialect"];
