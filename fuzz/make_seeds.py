@@ -144,9 +144,14 @@ def main() -> None:
         provider_string(checkpoint) + bytes([3, 1, 7, 0, 0, 0, 0, 0])
         for m in manifests().values()]
     corpora["moe-opt"] = dialect_inputs()
+    # The CUDA emulator's hand-written kernels (compiled modules' PTX is
+    # kept as "compiled-*": it needs the compiler to regenerate).
+    corpora["ptx"] = [
+        open(path, "rb").read() for path in sorted(glob.glob(os.path.join(
+            ROOT, "test", "CUDAEmulator", "Inputs", "*.ptx")))]
 
     # Generated seeds are replaced; findings kept as seeds ("finding-*",
-    # inputs that once broke a harness) stay.
+    # inputs that once broke a harness) and other kept seeds stay.
     for target, seeds in corpora.items():
         directory = os.path.join(CORPUS, target)
         os.makedirs(directory, exist_ok=True)

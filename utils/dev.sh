@@ -94,7 +94,7 @@ run_fuzzers() {
   local dir="$BUILD-asan/fuzz"
   local targets=("$@")
   [ ${#targets[@]} -eq 0 ] && targets=(json safetensors sharded npy manifest
-    binding moe-opt)
+    binding moe-opt ptx)
   mkdir -p "$dir/findings"
   local failed=()
   for target in "${targets[@]}"; do

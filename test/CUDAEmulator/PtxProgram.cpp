@@ -11,11 +11,16 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
 
 namespace ptxemu {
+
+/// parseProgram before its error is made printable.
+static std::unique_ptr<Program> parseText(const std::string &text,
+                                          std::string &error);
 
 unsigned typeBytes(Type type) {
   switch (type) {
@@ -55,6 +60,10 @@ bool isFloat(Type type) {
 }
 
 namespace {
+
+/// Bounds on what a kernel declares (the interpreter allocates them).
+constexpr unsigned kMaxRegisters = 1 << 20;
+constexpr uint64_t kMaxVariableBytes = uint64_t{1} << 24;
 
 bool parseType(const std::string &s, Type &type) {
   static const std::map<std::string, Type> types = {
@@ -189,10 +198,14 @@ struct KernelParser {
       size_t open = n.find('<');
       if (open != std::string::npos) {
         int count = std::atoi(n.c_str() + open + 1);
+        if (count < 0 || kernel.registers + count > kMaxRegisters)
+          return fail("too many registers");
         std::string prefix = trim(n.substr(0, open));
         ranges[prefix].push_back({static_cast<int>(kernel.registers), count});
         kernel.registers += count;
       } else {
+        if (kernel.registers + 1 > kMaxRegisters)
+          return fail("too many registers");
         registerScopes.back()[trim(n)] = newSlot();
       }
     }
@@ -220,6 +233,8 @@ struct KernelParser {
         uint64_t count = 1;
         if (open != std::string::npos)
           count = std::strtoull(word.c_str() + open + 1, nullptr, 10);
+        if (count > kMaxVariableBytes)
+          return fail("a variable of more than 16 MiB");
         v.bytes = count * elementBytes;
       }
     }
@@ -227,6 +242,8 @@ struct KernelParser {
       return fail("a variable without a name");
     if (v.align == 0)
       v.align = 1;
+    if (v.align > 4096)
+      return fail("an alignment above 4096");
     if (dynamic) {
       v.dynamic = true;
       variables[v.name] = v;
@@ -234,6 +251,8 @@ struct KernelParser {
     }
     uint64_t &end =
         space == Space::Shared ? kernel.staticShared : kernel.localBytes;
+    if (end + v.bytes + v.align > kMaxVariableBytes)
+      return fail("more than 16 MiB of variables");
     end = (end + v.align - 1) / v.align * v.align;
     v.offset = end;
     end += v.bytes;
@@ -378,6 +397,8 @@ struct KernelParser {
     inst.line = statement.line;
     if (text[0] == '@') {
       size_t space = text.find_first_of(" \t\r\n");
+      if (space == std::string::npos)
+        return fail("a guard without an instruction");
       std::string guard = text.substr(1, space - 1);
       inst.guardNegated = guard[0] == '!';
       if (inst.guardNegated)
@@ -608,7 +629,9 @@ struct KernelParser {
         }
       }
       if (c == ';') {
-        statements.push_back({trim(current), startLine, scopes});
+        // An empty statement (";;") is nothing.
+        if (!trim(current).empty())
+          statements.push_back({trim(current), startLine, scopes});
         current.clear();
         continue;
       }
@@ -636,7 +659,8 @@ struct KernelParser {
         continue;
       }
       if (s.text.rfind(".reg", 0) == 0) {
-        declareRegisters(s.text.substr(4));
+        if (!declareRegisters(s.text.substr(4)))
+          return false;
         continue;
       }
       if (s.text.rfind(".shared", 0) == 0) {
@@ -689,8 +713,33 @@ struct KernelParser {
 
 } // namespace
 
-std::unique_ptr<Program> parseProgram(const std::string &textIn,
+namespace {
+/// `message` with bytes outside printable ASCII as \xNN (the text it quotes
+/// may be anything).
+std::string printable(const std::string &message) {
+  std::string out;
+  for (unsigned char c : message) {
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+      continue;
+    }
+    char escaped[8];
+    std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
+    out += escaped;
+  }
+  return out;
+}
+} // namespace
+
+std::unique_ptr<Program> parseProgram(const std::string &text,
                                       std::string &error) {
+  std::unique_ptr<Program> program = parseText(text, error);
+  error = printable(error);
+  return program;
+}
+
+static std::unique_ptr<Program> parseText(const std::string &textIn,
+                                          std::string &error) {
   std::string text = stripComments(textIn);
   auto program = std::make_unique<Program>();
   // Module-level `.extern .shared` arrays: every kernel's dynamic memory.
@@ -750,6 +799,12 @@ std::unique_ptr<Program> parseProgram(const std::string &textIn,
       }
       if (align < bytes)
         align = bytes;
+      if (align == 0 || align > 4096 || count > 4096 ||
+          kernel->paramTotal > 65536) {
+        error = "line " + std::to_string(line) + ": a parameter of '" +
+                kernel->name + "' out of range";
+        return nullptr;
+      }
       unsigned offset = (kernel->paramTotal + align - 1) / align * align;
       kernel->paramOffsets.push_back(offset);
       kernel->paramBytes.push_back(bytes * count);
