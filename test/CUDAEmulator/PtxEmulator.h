@@ -31,6 +31,9 @@ void *ptxemu_prepare(void *function, const unsigned grid[3],
 /* Runs a prepared launch: 0, or 1 with the reason in `error`. */
 int ptxemu_run(void *launch, char *error, size_t errorSize);
 void ptxemu_release(void *launch);
+/* The instructions one block may run before its launch fails (an endless
+ * loop; 2^36 by default). */
+void ptxemu_set_step_limit(unsigned long long steps);
 /* Device memory the kernels may touch (the stand-in's allocations). */
 void ptxemu_track(void *pointer, size_t bytes);
 void ptxemu_untrack(void *pointer);

@@ -31,6 +31,8 @@ using namespace ptxemu;
 namespace {
 
 std::mutex trackedMutex;
+/// Instructions one block may run (ptxemu_set_step_limit).
+uint64_t stepLimit = uint64_t{1} << 36;
 std::map<uintptr_t, size_t> tracked; // device allocations: start -> bytes
 
 /// The same bits as another type of the same size.
@@ -408,10 +410,23 @@ void BlockRun::tmaLoad(unsigned thread, const Instruction &inst) {
   int64_t coords[5] = {0, 0, 0, 0, 0};
   for (unsigned d = 0; d < map.rank; ++d)
     coords[d] = static_cast<int32_t>(value(thread, src.elements[d]));
-  uint64_t total = element;
-  for (unsigned d = 0; d < map.rank; ++d)
-    total *= map.box[d];
+  // The box in shared memory, and the whole tensor in one allocation (the
+  // map's address, dimensions and strides are whatever memory held).
+  uint64_t total = element, extent = element;
+  bool overflow = map.rank == 0 || map.rank > 5;
+  for (unsigned d = 0; d < map.rank && !overflow; ++d) {
+    overflow |= map.box[d] == 0 || map.box[d] > 256 ||
+                __builtin_mul_overflow(total, map.box[d], &total);
+    if (map.dims[d] == 0)
+      continue;
+    uint64_t stride = d == 0 ? element : map.strides[d - 1], span;
+    overflow |= __builtin_mul_overflow(map.dims[d] - 1, stride, &span) ||
+                __builtin_add_overflow(extent, span, &extent);
+  }
+  if (overflow)
+    fail(thread, inst, "a tensor map with an impossible box or tensor");
   resolve(thread, inst, Space::Shared, dstAddress, total);
+  resolve(thread, inst, Space::Global, map.address, extent);
   uint64_t index[5] = {0, 0, 0, 0, 0};
   for (uint64_t e = 0; e < total / element; ++e) {
     uint64_t rest = e;
@@ -928,8 +943,13 @@ bool compare(Cmp cmp, Type type, uint64_t a, uint64_t b) {
 }
 
 bool BlockRun::step(unsigned thread) {
+  // Past the last instruction (no ret): the thread exits, as on the GPU.
+  if (pc[thread] >= kernel.code.size()) {
+    exited[thread] = true;
+    return false;
+  }
   const Instruction &inst = kernel.code[pc[thread]];
-  if (++steps > (uint64_t{1} << 36))
+  if (++steps > stepLimit)
     fail(thread, inst, "too many steps (an endless loop?)");
   if (inst.guard >= 0 &&
       ((reg(thread, inst.guard) & 1) != 0) == inst.guardNegated) {
@@ -1220,8 +1240,9 @@ void *ptxemu_prepare(void *function, const unsigned grid[3],
                             {}};
   launch->params.assign(kernel->paramTotal, 0);
   for (size_t i = 0; i < kernel->paramOffsets.size(); ++i)
-    std::memcpy(launch->params.data() + kernel->paramOffsets[i], params[i],
-                kernel->paramBytes[i]);
+    if (kernel->paramBytes[i])
+      std::memcpy(launch->params.data() + kernel->paramOffsets[i], params[i],
+                  kernel->paramBytes[i]);
   return launch;
 }
 
@@ -1233,13 +1254,15 @@ int ptxemu_run(void *launchHandle, char *error, size_t errorSize) {
         for (unsigned x = 0; x < launch->grid[0]; ++x)
           BlockRun(*launch, x, y, z).run();
   } catch (const Failure &failure) {
-    std::snprintf(error, errorSize, "%s", failure.message.c_str());
+    std::snprintf(error, errorSize, "%s", printable(failure.message).c_str());
     return 1;
   }
   return 0;
 }
 
 void ptxemu_release(void *launch) { delete static_cast<Launch *>(launch); }
+
+void ptxemu_set_step_limit(unsigned long long steps) { stepLimit = steps; }
 
 void ptxemu_track(void *pointer, size_t bytes) {
   std::lock_guard<std::mutex> lock(trackedMutex);

@@ -583,7 +583,92 @@ struct KernelParser {
         inst.operands.push_back(operand);
       }
     }
+    if (inst.op != Op::Bra && !checkOperands(inst))
+      return false;
     kernel.code.push_back(std::move(inst));
+    return true;
+  }
+
+  /// Whether `inst` has the operands the interpreter reads.
+  bool checkOperands(const Instruction &inst) {
+    size_t least = 0, most = 8;
+    switch (inst.op) {
+    case Op::Ret:
+    case Op::Exit:
+    case Op::Fence:
+    case Op::WgmmaFence:
+    case Op::WgmmaCommit:
+    case Op::Nop:
+      most = 0;
+      break;
+    case Op::BarSync:
+      most = 2;
+      break;
+    case Op::MbarInval:
+    case Op::WgmmaWait:
+      least = most = 1;
+      break;
+    case Op::MbarArrive:
+      least = 1, most = 2;
+      break;
+    case Op::MbarArriveExpectTx:
+      least = 2, most = 3;
+      break;
+    case Op::Neg:
+    case Op::Abs:
+    case Op::Not:
+    case Op::Mov:
+    case Op::Cvta:
+    case Op::Rcp:
+    case Op::Sqrt:
+    case Op::Rsqrt:
+    case Op::Ex2:
+    case Op::Lg2:
+    case Op::Ld:
+    case Op::St:
+    case Op::MbarInit:
+      least = most = 2;
+      break;
+    case Op::Cvt:
+      least = 2, most = 3;
+      break;
+    case Op::MbarTryWait:
+      least = 3, most = 4;
+      break;
+    case Op::Mad:
+    case Op::Fma:
+    case Op::Bfe:
+    case Op::Selp:
+    case Op::MmaSync:
+      least = most = 4;
+      break;
+    case Op::Atom:
+      least = 3, most = 4;
+      break;
+    case Op::TmaLoad:
+      least = most = 3;
+      break;
+    case Op::Wgmma:
+      least = most = 8;
+      break;
+    default:
+      least = most = 3;
+    }
+    if (inst.operands.size() < least || inst.operands.size() > most)
+      return fail("'" + inst.text + "' with " +
+                  std::to_string(inst.operands.size()) + " operands");
+    if (inst.op == Op::Cvt &&
+        (inst.type == Type::BF16x2 || inst.type == Type::F16x2) !=
+            (inst.operands.size() == 3))
+      return fail("'" + inst.text + "' with the wrong operands");
+    if (inst.op == Op::Ld || inst.op == Op::St) {
+      const Operand &data = inst.operands[inst.op == Op::Ld ? 0 : 1];
+      bool vector = data.kind == Operand::Vec;
+      if (vector != (inst.vector > 1) ||
+          (vector && data.elements.size() != inst.vector) ||
+          inst.operands[inst.op == Op::Ld ? 1 : 0].kind != Operand::Mem)
+        return fail("'" + inst.text + "' with the wrong operands");
+    }
     return true;
   }
 
@@ -713,9 +798,6 @@ struct KernelParser {
 
 } // namespace
 
-namespace {
-/// `message` with bytes outside printable ASCII as \xNN (the text it quotes
-/// may be anything).
 std::string printable(const std::string &message) {
   std::string out;
   for (unsigned char c : message) {
@@ -729,7 +811,6 @@ std::string printable(const std::string &message) {
   }
   return out;
 }
-} // namespace
 
 std::unique_ptr<Program> parseProgram(const std::string &text,
                                       std::string &error) {

@@ -195,6 +195,10 @@ struct Program {
   std::map<std::string, std::unique_ptr<Kernel>> kernels;
 };
 
+/// `message` with bytes outside printable ASCII as \xNN (errors quote the
+/// PTX, which may hold anything).
+std::string printable(const std::string &message);
+
 /// Parses PTX text; on failure returns null and sets `error` to one line.
 std::unique_ptr<Program> parseProgram(const std::string &text,
                                       std::string &error);
