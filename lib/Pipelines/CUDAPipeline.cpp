@@ -89,6 +89,15 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   // Independent loops of other iteration spaces (the shared expert's plan
   // arrays, a fill beside the router): one loop, so one kernel.
   pm.addNestedPass<func::FuncOp>(moe::createMoEFuseSiblingLoopsPass());
+  // Below a quarter of the threads the multiprocessors hold (256 each of
+  // 2048), a loop's long reductions (the router's sums over H at decode)
+  // are split over the 256 threads of a block per iteration, combined by a
+  // gpu.all_reduce; not in the reference, whose sums keep their order.
+  if (!options.reference)
+    pm.addNestedPass<func::FuncOp>(moe::createMoESplitParallelReductionsPass(
+        moe::MoESplitParallelReductionsPassOptions{
+            /*lanes=*/256, /*minTripsPerLane=*/8,
+            /*maxIterations=*/options.multiprocessors * 256}));
   // A persistent grid of `persistent` blocks per multiprocessor; a product
   // that is not positive is passed on negative, for moe-map-to-gpu to
   // refuse.

@@ -381,6 +381,9 @@ private:
   void mmaSync(unsigned warp, const Instruction &inst);
   bool step(unsigned thread); // false: the thread waits or exited
   void collective(unsigned first, unsigned count, const Instruction &inst);
+  /// shfl.sync among the threads of warp `warp` that `members` names, all
+  /// at the instruction; false while some member has not reached it.
+  bool shuffle(unsigned warp, unsigned thread, const Instruction &inst);
   void arithmetic(unsigned thread, const Instruction &inst);
   template <typename Float, typename Source>
   Float floatOperation(unsigned thread, const Instruction &inst, Source f);
@@ -609,6 +612,78 @@ void BlockRun::collective(unsigned first, unsigned count,
   default:
     fail(first, inst, "not a collective instruction");
   }
+}
+
+bool BlockRun::shuffle(unsigned warp, unsigned thread,
+                       const Instruction &inst) {
+  const auto &ops = inst.operands;
+  unsigned first = warp * 32;
+  uint32_t members = static_cast<uint32_t>(value(thread, ops[4]));
+  if (!((members >> (thread - first)) & 1))
+    fail(thread, inst, "the thread is not in its membermask");
+  for (unsigned lane = 0; lane < 32; ++lane) {
+    if (!((members >> lane) & 1))
+      continue;
+    unsigned u = first + lane;
+    if (u >= threads || exited[u])
+      fail(thread, inst,
+           "the membermask names lane " + std::to_string(lane) +
+               ", which has exited or is not in the block");
+    if (waits[u] != Wait::Collective || pc[u] != pc[thread])
+      return false;
+    if (static_cast<uint32_t>(value(u, ops[4])) != members)
+      fail(u, inst, "the warp's threads disagree on the membermask");
+  }
+  // PTX ISA, shfl.sync: the source lane j from b and the clamp and segment
+  // mask of c; out of range, the thread reads its own value (p false).
+  uint64_t sources[32] = {};
+  for (unsigned lane = 0; lane < 32; ++lane)
+    if ((members >> lane) & 1)
+      sources[lane] = value(first + lane, ops[1]);
+  for (unsigned lane = 0; lane < 32; ++lane) {
+    if (!((members >> lane) & 1))
+      continue;
+    unsigned u = first + lane;
+    int b = static_cast<int>(value(u, ops[2]) & 31);
+    uint32_t c = static_cast<uint32_t>(value(u, ops[3]));
+    int segmask = static_cast<int>((c >> 8) & 31), clamp = c & 31;
+    int self = static_cast<int>(lane);
+    int maxLane = (self & segmask) | (clamp & ~segmask);
+    int minLane = self & segmask;
+    int j = self;
+    bool inRange;
+    if (inst.shuffleMode == "up") {
+      j = self - b;
+      inRange = j >= maxLane;
+    } else if (inst.shuffleMode == "down") {
+      j = self + b;
+      inRange = j <= maxLane;
+    } else if (inst.shuffleMode == "bfly") {
+      j = self ^ b;
+      inRange = j <= maxLane;
+    } else {
+      j = minLane | (b & ~segmask);
+      inRange = j <= maxLane;
+    }
+    if (!inRange)
+      j = self;
+    if (!((members >> j) & 1))
+      fail(u, inst,
+           "reads lane " + std::to_string(j) + ", outside the membermask");
+    const Operand &d = ops[0];
+    if (d.kind == Operand::Vec) {
+      set(u, d.elements[0], Type::B32, sources[j], inst);
+      set(u, d.elements[1], Type::Pred, inRange, inst);
+    } else {
+      set(u, d, Type::B32, sources[j], inst);
+    }
+  }
+  for (unsigned lane = 0; lane < 32; ++lane)
+    if ((members >> lane) & 1) {
+      waits[first + lane] = Wait::None;
+      ++pc[first + lane];
+    }
+  return true;
 }
 
 void BlockRun::convert(unsigned thread, const Instruction &inst) {
@@ -979,6 +1054,7 @@ bool BlockRun::step(unsigned thread) {
   case Op::WgmmaCommit:
   case Op::WgmmaWait:
   case Op::MmaSync:
+  case Op::Shfl:
     waits[thread] = Wait::Collective;
     return false;
   case Op::Mov: {
@@ -1172,6 +1248,10 @@ void BlockRun::run() {
       if (exited[t] || waits[t] != Wait::Collective)
         continue;
       const Instruction &inst = kernel.code[pc[t]];
+      if (inst.op == Op::Shfl) {
+        progress |= shuffle(t / 32, t, inst);
+        continue;
+      }
       unsigned size = inst.op == Op::MmaSync ? groupSize[0] : groupSize[1];
       unsigned first = t / size * size;
       if (first + size > threads)

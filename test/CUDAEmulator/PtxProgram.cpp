@@ -554,6 +554,12 @@ struct KernelParser {
       inst.op = Op::MmaSync;
       inst.sourceType =
           opcode.find("bf16") != std::string::npos ? Type::BF16 : Type::F16;
+    } else if (parts.size() == 4 && base == "shfl" && parts[1] == "sync" &&
+               (parts[2] == "up" || parts[2] == "down" || parts[2] == "bfly" ||
+                parts[2] == "idx") &&
+               parts[3] == "b32") {
+      inst.op = Op::Shfl;
+      inst.shuffleMode = parts[2];
     } else {
       return fail("unsupported instruction '" + opcode + "'");
     }
@@ -578,8 +584,20 @@ struct KernelParser {
     } else if (!rest.empty()) {
       for (const std::string &o : splitTopLevel(rest, ',')) {
         Operand operand;
-        if (!parseOperand(o, operand))
+        // shfl.sync's "d|p": the value and the predicate, as a vector.
+        size_t bar = o.find('|');
+        if (inst.op == Op::Shfl && inst.operands.empty() &&
+            bar != std::string::npos) {
+          operand.kind = Operand::Vec;
+          for (const std::string &e : {o.substr(0, bar), o.substr(bar + 1)}) {
+            Operand element;
+            if (!parseOperand(e, element))
+              return false;
+            operand.elements.push_back(element);
+          }
+        } else if (!parseOperand(o, operand)) {
           return false;
+        }
         inst.operands.push_back(operand);
       }
     }
@@ -651,6 +669,9 @@ struct KernelParser {
     case Op::Wgmma:
       least = most = 8;
       break;
+    case Op::Shfl:
+      least = most = 5;
+      break;
     default:
       least = most = 3;
     }
@@ -661,6 +682,14 @@ struct KernelParser {
         (inst.type == Type::BF16x2 || inst.type == Type::F16x2) !=
             (inst.operands.size() == 3))
       return fail("'" + inst.text + "' with the wrong operands");
+    if (inst.op == Op::Shfl) {
+      const Operand &d = inst.operands[0];
+      if (d.kind != Operand::Reg &&
+          (d.kind != Operand::Vec || d.elements.size() != 2 ||
+           d.elements[0].kind != Operand::Reg ||
+           d.elements[1].kind != Operand::Reg))
+        return fail("'" + inst.text + "' with the wrong operands");
+    }
     if (inst.op == Op::Ld || inst.op == Op::St) {
       const Operand &data = inst.operands[inst.op == Op::Ld ? 0 : 1];
       bool vector = data.kind == Operand::Vec;

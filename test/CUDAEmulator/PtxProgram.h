@@ -123,6 +123,7 @@ enum class Op : uint16_t {
   WgmmaWait,
   Wgmma,
   MmaSync,
+  Shfl,
   Atom,
   Nop
 };
@@ -159,6 +160,7 @@ struct Instruction {
   unsigned dims = 0;      // TMA tensor rank
   unsigned shapeN = 0;    // wgmma's N
   std::string atomOp;     // atom's operation
+  std::string shuffleMode; // shfl.sync's: up, down, bfly or idx
   int32_t guard = -1;     // predicate slot, or -1
   bool guardNegated = false;
   int32_t target = -1; // branch target (instruction index)

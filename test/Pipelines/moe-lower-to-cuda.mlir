@@ -26,7 +26,7 @@
 // CHECK-DAG: llvm.call @mgpuMemcpy
 // CHECK-DAG: llvm.call @mgpuStreamSynchronize
 // CHECK-DAG: gpu.launch_func
-// FATBIN-DAG: gpu.binary @forward_routing_1 {{.*}}#nvvm.target<O = 3, chip = "sm_90", features = "+ptx80">
+// FATBIN-DAG: gpu.binary @forward_routing_2 {{.*}}#nvvm.target<O = 3, chip = "sm_90", features = "+ptx80">
 // CHECK-NOT: func.func
 // CHECK-NOT: memref.
 // CHECK-NOT: moe.
@@ -34,8 +34,11 @@
 // Every kernel's PTX assembles for sm_90.
 // PTXAS-COUNT-2: ptx accepted by ptxas -arch=sm_90
 
-// The kernels: the router's matmul over all multiprocessors (a thread per
-// token and expert, its logits' zero fill fused in), then one routing
+// The kernels: the router's matmul over all multiprocessors, its logits'
+// zero fill fused in: below 132 x 256 logits a block of threads per token
+// and expert, each summing a strided part of its depths (here 16: 2
+// threads of 8), combined by a gpu.all_reduce; else a thread per token
+// and expert (an scf.if on the host chooses, no wait). Then one routing
 // kernel of one 512-thread block (top-k, weights, counts, the prefix sum
 // of the block-aligned plan and the rows' positions), then the tiles, one
 // warp each, of the gate/up projection (SwiGLU in its epilogue) and of the
@@ -45,8 +48,12 @@
 // and its GPU module, is named after the function, what it runs and its
 // launch's place.
 // KERNELS-LABEL: func.func @forward
-// KERNELS: gpu.launch_func {{.*}}@forward_loop_0::@forward_loop_0 blocks in (%{{.*}}, %{{.*}}, %{{.*}}) threads in (%c256
-// KERNELS: gpu.launch_func {{.*}}@forward_routing_1::@forward_routing_1 blocks in (%c1, %c1, %c1) threads in (%c512
+// KERNELS: scf.if
+// KERNELS: gpu.launch_func {{.*}}@forward_team_0::@forward_team_0 blocks in (%{{.*}}, %{{.*}}, %{{.*}}) threads in (%c2,
+// KERNELS: } else {
+// KERNELS: gpu.launch_func {{.*}}@forward_loop_1::@forward_loop_1 blocks in (%{{.*}}, %{{.*}}, %{{.*}}) threads in (%c256
+// KERNELS-NOT: gpu.wait [
+// KERNELS: gpu.launch_func {{.*}}@forward_routing_2::@forward_routing_2 blocks in (%c1, %c1, %c1) threads in (%c512
 // KERNELS-NOT: gpu.memcpy
 // KERNELS-NOT: gpu.wait [
 // KERNELS: gpu.launch_func {{.*}}threads in (%c32
@@ -58,18 +65,23 @@
 // KERNELS: gpu.memcpy
 // KERNELS: gpu.wait [
 // KERNELS-NOT: gpu.launch_func
-// KERNELS: gpu.module @forward_loop_0
+// KERNELS: gpu.module @forward_team_0
+// KERNELS: scf.for {{.*}} = %thread_id_x to
+// KERNELS: arith.mulf
+// KERNELS: gpu.all_reduce add
+// KERNELS: gpu.module @forward_loop_1
 // KERNELS: scf.for
 // KERNELS: arith.mulf
-// KERNELS: gpu.module @forward_routing_1
+// KERNELS-NOT: gpu.all_reduce
+// KERNELS: gpu.module @forward_routing_2
 // KERNELS-DAG: gpu.barrier
 // KERNELS-DAG: math.exp
-// KERNELS: gpu.module @forward_tiles_2
+// KERNELS: gpu.module @forward_tiles_3
 // KERNELS-COUNT-2: nvvm.mma.sync {{.*}}#nvvm.mma_type<bf16>{{.*}}shape = #nvvm.shape<m = 16, n = 8, k = 16>
 // KERNELS: math.exp
-// KERNELS: gpu.module @forward_tiles_3
+// KERNELS: gpu.module @forward_tiles_4
 // KERNELS: nvvm.mma.sync {{.*}}#nvvm.mma_type<bf16>
-// KERNELS: gpu.module @forward_loop_4
+// KERNELS: gpu.module @forward_loop_5
 // KERNELS-NOT: nvvm.mma.sync
 
 // mma=wgmma: the tiles are warpgroups (128 threads) of 64-row blocks; the
@@ -84,19 +96,19 @@
 // WGKERNELS: gpu.launch_func {{.*}}threads in (%c128, %c1, %c1)  dynamic_shared_memory_size %c21504_i32
 // WGKERNELS: llvm.call @mgpuTensorMapEncodeTiledMemref
 // WGKERNELS: gpu.launch_func {{.*}}threads in (%c128, %c1, %c1)  dynamic_shared_memory_size
-// WGTARGET: gpu.binary @forward_tiles_2 {{.*}}#nvvm.target<O = 3, chip = "sm_90a"
+// WGTARGET: gpu.binary @forward_tiles_3 {{.*}}#nvvm.target<O = 3, chip = "sm_90a"
 // The dynamic shared memory is a module-level `.extern` array (after the
 // static mbarriers), not a variable demoted into the kernel.
-// RUN: FileCheck %s --check-prefix=WGSHARED < %t.wg.ptx/forward_tiles_2.ptx
+// RUN: FileCheck %s --check-prefix=WGSHARED < %t.wg.ptx/forward_tiles_3.ptx
 // WGSHARED-NOT: __dynamic_shmem__0 has been demoted
 // WGSHARED: .extern .shared .align 16 .b8 __dynamic_shmem__0[];
 // WGSHARED-NOT: __dynamic_shmem__0 has been demoted
 // WGSHARED: .shared .align 8 .b8 __mbarrier[
-// WGPTX: forward_tiles_2: ptx accepted by ptxas -arch=sm_90a
-// WGPTX-NEXT: forward_tiles_2: wgmma 8, tma 2, mbarrier_waits 1, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
-// WGPTX-NOT: ptxas:
 // WGPTX: forward_tiles_3: ptx accepted by ptxas -arch=sm_90a
-// WGPTX-NEXT: forward_tiles_3: wgmma 4, tma 1, mbarrier_waits 1, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
+// WGPTX-NEXT: forward_tiles_3: wgmma 8, tma 2, mbarrier_waits 1, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
+// WGPTX-NOT: ptxas:
+// WGPTX: forward_tiles_4: ptx accepted by ptxas -arch=sm_90a
+// WGPTX-NEXT: forward_tiles_4: wgmma 4, tma 1, mbarrier_waits 1, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
 // WGPTX-NOT: ptxas:
 
 // wgmma is sm_90a code: another chip is refused.

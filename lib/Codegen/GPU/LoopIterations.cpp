@@ -9,6 +9,7 @@
 #include "mlir/Dialect/MemRef/Utils/MemRefUtils.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/Interfaces/FunctionInterfaces.h"
+#include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
 
@@ -46,6 +47,37 @@ BufferKey classifyBuffer(MemrefValue memref, Operation *scope, bool writes) {
   return {BufferKey::Unknown, buffer};
 }
 
+std::optional<gpu::AllReduceOperation> allReduceKind(Operation *combiner) {
+  using Kind = gpu::AllReduceOperation;
+  std::optional<Kind> kind =
+      llvm::TypeSwitch<Operation *, std::optional<Kind>>(combiner)
+          .Case<arith::AddFOp, arith::AddIOp>([](auto) { return Kind::ADD; })
+          .Case<arith::MulFOp, arith::MulIOp>([](auto) { return Kind::MUL; })
+          .Case([](arith::MinSIOp) { return Kind::MINSI; })
+          .Case([](arith::MinUIOp) { return Kind::MINUI; })
+          .Case([](arith::MaxSIOp) { return Kind::MAXSI; })
+          .Case([](arith::MaxUIOp) { return Kind::MAXUI; })
+          .Case([](arith::MinNumFOp) { return Kind::MINNUMF; })
+          .Case([](arith::MaxNumFOp) { return Kind::MAXNUMF; })
+          .Case([](arith::MinimumFOp) { return Kind::MINIMUMF; })
+          .Case([](arith::MaximumFOp) { return Kind::MAXIMUMF; })
+          .Case([](arith::AndIOp) { return Kind::AND; })
+          .Case([](arith::OrIOp) { return Kind::OR; })
+          .Case([](arith::XOrIOp) { return Kind::XOR; })
+          .Default([](Operation *) { return std::nullopt; });
+  if (!kind || combiner->getNumOperands() != 2 ||
+      combiner->getNumResults() != 1 ||
+      !arith::getNeutralElement(combiner).has_value())
+    return std::nullopt;
+  return kind;
+}
+
+TypedAttr neutralElement(Operation *combiner) {
+  if (auto add = llvm::dyn_cast<arith::AddFOp>(combiner))
+    return FloatAttr::get(add.getType(), -0.0);
+  return *arith::getNeutralElement(combiner);
+}
+
 /// The trip counts of `loop`'s dimensions (0 for empty ranges).
 SmallVector<Value> tripCounts(OpBuilder &b, Location loc,
                               scf::ParallelOp loop) {
@@ -67,11 +99,8 @@ Value product(OpBuilder &b, Location loc, ArrayRef<Value> values) {
   return result;
 }
 
-/// Clones the body of `loop` at `b` for the iteration whose indices (from
-/// 0, in steps of 1) are `indices`.
 void cloneBody(OpBuilder &b, Location loc, scf::ParallelOp loop,
-               ArrayRef<Value> indices) {
-  IRMapping mapping;
+               ArrayRef<Value> indices, IRMapping &mapping) {
   for (auto [d, index] : llvm::enumerate(indices)) {
     Value offset = arith::MulIOp::create(b, loc, index, loop.getStep()[d]);
     mapping.map(loop.getInductionVars()[d],
@@ -82,10 +111,14 @@ void cloneBody(OpBuilder &b, Location loc, scf::ParallelOp loop,
     b.clone(op, mapping);
 }
 
-/// Clones the body of `loop` at `b` for the iteration whose linear index
-/// (row-major over `counts`) is `linear`.
+void cloneBody(OpBuilder &b, Location loc, scf::ParallelOp loop,
+               ArrayRef<Value> indices) {
+  IRMapping mapping;
+  cloneBody(b, loc, loop, indices, mapping);
+}
+
 void cloneIteration(OpBuilder &b, Location loc, scf::ParallelOp loop,
-                    ArrayRef<Value> counts, Value linear) {
+                    ArrayRef<Value> counts, Value linear, IRMapping &mapping) {
   SmallVector<Value> indices(counts.size());
   for (int64_t d = static_cast<int64_t>(counts.size()) - 1; d >= 0; --d) {
     indices[d] = d == 0 ? linear
@@ -94,7 +127,13 @@ void cloneIteration(OpBuilder &b, Location loc, scf::ParallelOp loop,
     if (d != 0)
       linear = arith::DivUIOp::create(b, loc, linear, counts[d]);
   }
-  cloneBody(b, loc, loop, indices);
+  cloneBody(b, loc, loop, indices, mapping);
+}
+
+void cloneIteration(OpBuilder &b, Location loc, scf::ParallelOp loop,
+                    ArrayRef<Value> counts, Value linear) {
+  IRMapping mapping;
+  cloneIteration(b, loc, loop, counts, linear, mapping);
 }
 
 } // namespace mlir::moe::gpu_codegen

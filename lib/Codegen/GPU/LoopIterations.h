@@ -12,9 +12,11 @@
 #ifndef MOE_LIB_CODEGEN_GPU_LOOPITERATIONS_H
 #define MOE_LIB_CODEGEN_GPU_LOOPITERATIONS_H
 
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/Utils/MemRefUtils.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/IRMapping.h"
 
 namespace mlir::moe::gpu_codegen {
 
@@ -34,6 +36,16 @@ struct BufferKey {
 };
 BufferKey classifyBuffer(MemrefValue memref, Operation *scope, bool writes);
 
+/// The `gpu.all_reduce` operation of `combiner` when it is a commutative
+/// and associative arith op of two operands with a neutral element (what
+/// threads may combine partial results with in any grouping): `addf`,
+/// `mulf`, `addi`, `muli`, the min and max ops, `andi`, `ori`, `xori`.
+std::optional<gpu::AllReduceOperation> allReduceKind(Operation *combiner);
+
+/// The neutral element of such a combiner (allReduceKind): -0.0 for
+/// `addf` (x + -0.0 is x, also for x = -0.0), else arith's.
+TypedAttr neutralElement(Operation *combiner);
+
 /// The trip counts of `loop`'s dimensions (0 for empty ranges).
 SmallVector<Value> tripCounts(OpBuilder &b, Location loc,
                               scf::ParallelOp loop);
@@ -42,12 +54,17 @@ SmallVector<Value> tripCounts(OpBuilder &b, Location loc,
 Value product(OpBuilder &b, Location loc, ArrayRef<Value> values);
 
 /// Clones the body of `loop` at `b` for the iteration whose indices (from
-/// 0, in steps of 1) are `indices`.
+/// 0, in steps of 1) are `indices`; `mapping` then maps the body's values
+/// to their clones.
+void cloneBody(OpBuilder &b, Location loc, scf::ParallelOp loop,
+               ArrayRef<Value> indices, IRMapping &mapping);
 void cloneBody(OpBuilder &b, Location loc, scf::ParallelOp loop,
                ArrayRef<Value> indices);
 
 /// Clones the body of `loop` at `b` for the iteration whose linear index
 /// (row-major over `counts`) is `linear`.
+void cloneIteration(OpBuilder &b, Location loc, scf::ParallelOp loop,
+                    ArrayRef<Value> counts, Value linear, IRMapping &mapping);
 void cloneIteration(OpBuilder &b, Location loc, scf::ParallelOp loop,
                     ArrayRef<Value> counts, Value linear);
 

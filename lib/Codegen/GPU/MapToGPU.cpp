@@ -21,6 +21,7 @@
 #include "mlir/Dialect/MemRef/Utils/MemRefUtils.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/Transforms.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
@@ -73,6 +74,74 @@ bool onlyReads(Operation *op) {
   return effects && llvm::all_of(*effects, [](const auto &effect) {
            return llvm::isa<MemoryEffects::Read>(effect.getEffect());
          });
+}
+
+/// The combining op of each reduction of `loop` (its scf.reduce regions),
+/// when every one is a single op that threads may combine in any grouping
+/// (allReduceKind) of the region's two arguments; empty otherwise.
+SmallVector<Operation *> teamCombiners(scf::ParallelOp loop) {
+  SmallVector<Operation *> combiners;
+  if (loop.getNumReductions() == 0)
+    return {};
+  auto reduce = llvm::cast<scf::ReduceOp>(loop.getBody()->getTerminator());
+  for (Region &region : reduce.getReductions()) {
+    Block &body = region.front();
+    Operation &combiner = body.front();
+    if (!allReduceKind(&combiner) || !combiner.getNextNode() ||
+        combiner.getNextNode() != body.getTerminator() ||
+        body.getTerminator()->getOperand(0) != combiner.getResult(0) ||
+        combiner.getOperand(0) != body.getArgument(0) ||
+        combiner.getOperand(1) != body.getArgument(1) ||
+        !combiner.getResult(0).getType().isIntOrFloat())
+      return {};
+    combiners.push_back(&combiner);
+  }
+  return combiners;
+}
+
+/// Whether the threads of a team run `loop` together: a parallel loop of
+/// reductions they combine with gpu.all_reduce (teamCombiners), whose body
+/// only reads (moe-split-parallel-reductions' lanes).
+bool isTeamReduction(Operation *op) {
+  auto loop = llvm::dyn_cast<scf::ParallelOp>(op);
+  return loop && !teamCombiners(loop).empty() && onlyReads(loop);
+}
+
+bool holdsTeamReduction(Operation *op) {
+  return op
+      ->walk([](Operation *inner) {
+        return isTeamReduction(inner) ? WalkResult::interrupt()
+                                      : WalkResult::advance();
+      })
+      .wasInterrupted();
+}
+
+/// The most threads of a block, and blocks of a grid's x.
+constexpr int64_t kMaxBlockThreads = 1024;
+constexpr int64_t kMaxGridX = (int64_t{1} << 31) - 1;
+
+/// The threads of a block that runs one iteration of `loop` with its team
+/// reductions on them: their largest constant iteration count, at most
+/// kMaxBlockThreads; 0 when `loop` holds none.
+int64_t teamSize(scf::ParallelOp loop) {
+  int64_t size = 0;
+  loop.getBody()->walk([&](scf::ParallelOp inner) {
+    if (!isTeamReduction(inner))
+      return;
+    int64_t iterations = 1;
+    for (auto [lower, upper, step] : llvm::zip(
+             inner.getLowerBound(), inner.getUpperBound(), inner.getStep())) {
+      std::optional<int64_t> l = getConstantIntValue(lower);
+      std::optional<int64_t> u = getConstantIntValue(upper);
+      std::optional<int64_t> s = getConstantIntValue(step);
+      if (!l || !u || !s || *s <= 0)
+        return;
+      iterations *= std::max<int64_t>(llvm::divideCeil(*u - *l, *s), 0);
+      iterations = std::min(iterations, kMaxBlockThreads);
+    }
+    size = std::max(size, iterations);
+  });
+  return size >= 2 ? size : 0;
 }
 
 /// The discardable attribute that keeps an scf.forall's device mapping on
@@ -260,6 +329,9 @@ private:
   /// a write waits for every thread's earlier reads.
   void barrierBefore(Operation *op, const Team &team);
   void spread(scf::ParallelOp loop, const Team &team);
+  /// Each thread combines its share of `loop`'s iterations, then the team
+  /// combines the threads' (gpu.all_reduce): every thread has the results.
+  void spreadReduction(scf::ParallelOp loop, const Team &team);
   void copyResults(func::ReturnOp ret);
   /// A launch of `grid` blocks of `threads` threads whose kernel (and its
   /// GPU module) is named `<function>_<role>_<n>`, n counting the
@@ -409,6 +481,53 @@ void FunctionMapper::spread(scf::ParallelOp loop, const Team &team) {
   loop.erase();
 }
 
+void FunctionMapper::spreadReduction(scf::ParallelOp loop, const Team &team) {
+  OpBuilder b(loop);
+  Location loc = loop.getLoc();
+  SmallVector<Operation *> combiners = teamCombiners(loop);
+  SmallVector<Value> counts = tripCounts(b, loc, loop);
+  Value total = product(b, loc, counts);
+  Value step = arith::ConstantIndexOp::create(b, loc, team.size);
+  SmallVector<Value> neutrals;
+  for (Operation *combiner : combiners)
+    neutrals.push_back(
+        arith::ConstantOp::create(b, loc, neutralElement(combiner)));
+  auto combine = [](OpBuilder &cb, Location cl, Operation *combiner, Value lhs,
+                    Value rhs) {
+    IRMapping operands;
+    operands.map(combiner->getOperand(0), lhs);
+    operands.map(combiner->getOperand(1), rhs);
+    return cb.clone(*combiner, operands)->getResult(0);
+  };
+  auto own = scf::ForOp::create(
+      b, loc, team.thread, total, step, neutrals,
+      [&](OpBuilder &lb, Location ll, Value linear, ValueRange carried) {
+        IRMapping mapping;
+        cloneIteration(lb, ll, loop, counts, linear, mapping);
+        auto reduce =
+            llvm::cast<scf::ReduceOp>(loop.getBody()->getTerminator());
+        SmallVector<Value> next;
+        for (auto [i, combiner] : llvm::enumerate(combiners))
+          next.push_back(
+              combine(lb, ll, combiner, carried[i],
+                      mapping.lookupOrDefault(reduce.getOperands()[i])));
+        scf::YieldOp::create(lb, ll, next);
+      });
+  for (auto [i, combiner] : llvm::enumerate(combiners)) {
+    auto all =
+        gpu::AllReduceOp::create(b, loc, own.getResult(i),
+                                 gpu::AllReduceOperationAttr::get(
+                                     b.getContext(), *allReduceKind(combiner)),
+                                 /*uniform=*/true);
+    // The workgroup memory the reduction goes through is free again (for
+    // the next one, or this one in a loop) once every thread has read it.
+    gpu::BarrierOp::create(b, loc);
+    loop.getResult(i).replaceAllUsesWith(
+        combine(b, loc, combiner, loop.getInitVals()[i], all.getResult()));
+  }
+  loop.erase();
+}
+
 LogicalResult FunctionMapper::runOnce(Operation &op, const Team &team) {
   Location loc = op.getLoc();
   // Reads of other threads before the write.
@@ -480,8 +599,14 @@ LogicalResult FunctionMapper::distribute(Block &block, const Team &team) {
     }
     if (runsOnHost(&op))
       continue;
-    if (llvm::isa<scf::ForOp, scf::IfOp>(op) && holdsGroupedMatmul(&op)) {
-      // Uniform control flow around tiles: every thread takes it.
+    if (isTeamReduction(&op)) {
+      spreadReduction(llvm::cast<scf::ParallelOp>(op), team);
+      continue;
+    }
+    if (llvm::isa<scf::ForOp, scf::IfOp>(op) &&
+        (holdsGroupedMatmul(&op) || holdsTeamReduction(&op))) {
+      // Uniform control flow around tiles or team reductions: every thread
+      // takes it.
       for (Region &region : op.getRegions())
         for (Block &inner : region)
           if (failed(distribute(inner, team)))
@@ -648,6 +773,21 @@ LogicalResult FunctionMapper::launchParallel(scf::ParallelOp loop) {
       cloneBody(kb, loc, loop, indices);
     }
     Team team{launch, launch.getThreadIds().x, warpSize};
+    if (failed(distribute(launch.getBody().front(), team)))
+      return failure();
+  } else if (int64_t teamThreads = teamSize(loop)) {
+    // A block per iteration (looping over them past the grid's limit), its
+    // reductions over lanes on the block's threads.
+    Value limit = arith::ConstantIndexOp::create(b, loc, kMaxGridX);
+    gpu::LaunchOp launch =
+        createLaunch(b, loc, "team",
+                     arith::MinUIOp::create(b, loc, total, limit), teamThreads);
+    OpBuilder kb(launch.getBody().front().getTerminator());
+    auto walk = scf::ForOp::create(kb, loc, launch.getBlockIds().x, total,
+                                   launch.getGridSize().x);
+    kb.setInsertionPoint(walk.getBody()->getTerminator());
+    cloneIteration(kb, loc, loop, counts, walk.getInductionVar());
+    Team team{launch, launch.getThreadIds().x, teamThreads};
     if (failed(distribute(launch.getBody().front(), team)))
       return failure();
   } else {

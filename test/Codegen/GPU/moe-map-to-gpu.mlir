@@ -260,6 +260,83 @@ func.func @router_matmul(%x: memref<?x8xf32>,
 
 // -----
 
+// A loop whose iterations each combine the lanes of a parallel loop of
+// reductions (moe-split-parallel-reductions' form: the router's matmul at
+// few tokens) runs a block per iteration, of as many threads as it has
+// lanes, walking the iterations from its block id in steps of the grid
+// (the grid at most 2^31 - 1 blocks): each thread sums its strided share
+// of the lanes from the neutral element, a gpu.all_reduce combines the
+// threads' sums (a barrier after it frees its workgroup memory) and every
+// thread adds the initial value; thread 0 stores the logit between
+// barriers. The zero fill before it is thread 0's too. In the routing
+// region too, where the team launch reads the weight like the loop it
+// replaces.
+// CHECK-LABEL: func @team_reduction
+// CHECK: %[[GRID:.*]] = arith.minui %[[COUNT:.*]], %c2147483647
+// CHECK: gpu.launch async [%{{.*}}] blocks(%[[BX:.*]], %{{.*}}, %{{.*}}) in (%[[GX:.*]] = %[[GRID]], %{{.*}} = %c1{{.*}}, %{{.*}} = %c1{{.*}}) threads(%[[TX:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %c16{{.*}}, %{{.*}} = %c1{{.*}}, %{{.*}} = %c1{{.*}}) module(@team_reduction_team_0)
+// CHECK:   scf.for %[[ITER:.*]] = %[[BX]] to %[[COUNT]] step %[[GX]] {
+// CHECK:     %[[FIRST:.*]] = arith.cmpi eq, %[[TX]], %c0
+// CHECK:     scf.if %[[FIRST]] {
+// CHECK:       memref.store %{{.*}}, %[[LOGITS:.*]][
+// CHECK:     gpu.barrier
+// CHECK:     %[[OLD:.*]] = memref.load %[[LOGITS]][
+// CHECK:     %[[MINE:.*]] = scf.for %{{.*}} = %[[TX]] to %{{.*}} step %c16{{.*}} iter_args(%[[A:.*]] = %cst{{.*}}) -> (f32) {
+// CHECK:       %[[PART:.*]] = scf.for
+// CHECK:       %[[NEXT:.*]] = arith.addf %[[A]], %[[PART]] : f32
+// CHECK:       scf.yield %[[NEXT]]
+// CHECK:     %[[ALL:.*]] = gpu.all_reduce add %[[MINE]] uniform
+// CHECK:     gpu.barrier
+// CHECK:     %[[SUM:.*]] = arith.addf %[[OLD]], %{{.*}} : f32
+// CHECK:     gpu.barrier
+// CHECK:     scf.if
+// CHECK:       memref.store %[[SUM]], %[[LOGITS]][
+// CHECK:     gpu.barrier
+// CHECK: return
+// ROUTING-LABEL: func @team_reduction
+// ROUTING: gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c16{{.*}}) module(@team_reduction_team_0)
+// ROUTING:   gpu.all_reduce add
+// ROUTING-NOT: gpu.launch
+// ROUTING: return
+func.func @team_reduction(%x: memref<?x64xf32>,
+                          %router: memref<4x64xf32> {moe.weight = "gate.weight"})
+    -> memref<?x4xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %c16 = arith.constant 16 : index
+  %c64 = arith.constant 64 : index
+  %zero = arith.constant 0.0 : f32
+  %neg_zero = arith.constant -0.0 : f32
+  %t = memref.dim %x, %c0 : memref<?x64xf32>
+  %logits = memref.alloc(%t) : memref<?x4xf32>
+  scf.parallel (%i, %e) = (%c0, %c0) to (%t, %c4) step (%c1, %c1) {
+    memref.store %zero, %logits[%i, %e] : memref<?x4xf32>
+    %init = memref.load %logits[%i, %e] : memref<?x4xf32>
+    %parts = scf.parallel (%lane) = (%c0) to (%c16) step (%c1)
+        init (%neg_zero) -> f32 {
+      %part = scf.for %k = %lane to %c64 step %c16
+          iter_args(%a = %neg_zero) -> (f32) {
+        %xv = memref.load %x[%i, %k] : memref<?x64xf32>
+        %wv = memref.load %router[%e, %k] : memref<4x64xf32>
+        %p = arith.mulf %xv, %wv : f32
+        %s = arith.addf %a, %p : f32
+        scf.yield %s : f32
+      }
+      scf.reduce(%part : f32) {
+      ^bb0(%l: f32, %r: f32):
+        %c = arith.addf %l, %r : f32
+        scf.reduce.return %c : f32
+      }
+    }
+    %sum = arith.addf %init, %parts : f32
+    memref.store %sum, %logits[%i, %e] : memref<?x4xf32>
+    scf.reduce
+  }
+  return %logits : memref<?x4xf32>
+}
+
+// -----
+
 // Control flow that allocates or launches stays on the host: the GPU work
 // before it is waited for, each region maps on its own chain and ends
 // waiting for it. A scratch buffer of a loop body whose size is known

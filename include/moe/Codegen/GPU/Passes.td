@@ -151,6 +151,87 @@ def MoEJamParallelReductionsPass
   ];
 }
 
+def MoESplitParallelReductionsPass
+    : Pass<"moe-split-parallel-reductions", "func::FuncOp"> {
+  let summary = "Split the reduction loops of few parallel iterations over "
+                "lanes";
+  let description = [{
+    A parallel loop of few iterations whose iterations each run a long
+    reduction loop (the router's matmul at decode: one logit per token and
+    expert, each a sum over thousands of hidden depths) runs as many
+    threads as it has iterations, each summing its depths one after
+    another. This pass splits each such reduction loop over `lanes`
+    parallel lanes: lane l runs the iterations l, l + lanes, ... of it
+    from the reduction's neutral element (-0.0 for `arith.addf`), and an
+    `scf.parallel` over the lanes combines their partial results with an
+    `scf.reduce`; the loop's initial value is combined with that total.
+    `moe-map-to-gpu` runs each iteration of a parallel loop holding such a
+    loop on a block of threads, one lane each, combined by a
+    `gpu.all_reduce`. The sums are reassociated: they differ from the
+    unsplit loop's in rounding (a fixed order for given `lanes`, so the
+    same inputs give the same results).
+
+    A reduction loop qualifies when it is an `scf.for` inside the parallel
+    loop (not inside another `scf.parallel`) with a constant trip count,
+    iteration arguments, and a body of pure ops and loads without regions,
+    where each iteration argument has one use, by a commutative and
+    associative arith op with a neutral element (`addf`, `mulf`, `addi`,
+    `muli`, the min and max ops, `andi`, `ori`, `xori`) whose result is
+    what the body yields for it and nothing else uses. It is split over
+    the largest power of two of lanes, at most `lanes`, that leaves each
+    lane `min-trips-per-lane` iterations or more (loops that leave fewer
+    than 2 lanes stay as they are).
+
+    With `max-iterations` N > 0, the parallel loop is only split when it
+    has fewer than N iterations: an `scf.if` on its iteration count runs
+    the split copy or the loop as it was (with many iterations, one thread
+    per iteration fills the machine already and reads less). The
+    parallel loop qualifies when it is not inside another parallel loop,
+    has no results and holds no `moe.grouped_matmul`.
+
+    Example (`lanes=256`):
+
+    ```mlir
+    %sum = scf.for %k = %c0 to %c4096 step %c1 iter_args(%a = %init) -> (f32) {
+      %x = memref.load %in[%t, %k] : memref<?x4096xf32>
+      %s = arith.addf %a, %x : f32
+      scf.yield %s : f32
+    }
+    ```
+
+    becomes
+
+    ```mlir
+    %part = scf.parallel (%lane) = (%c0) to (%c256) step (%c1)
+        init (%neg_zero) -> f32 {
+      %first = arith.muli %lane, %c1 : index
+      %step = arith.muli %c1, %c256 : index
+      %p = scf.for %k = %first to %c4096 step %step
+          iter_args(%a = %neg_zero) -> (f32) { ... }
+      scf.reduce(%p : f32) {
+      ^bb0(%l: f32, %r: f32):
+        %c = arith.addf %l, %r : f32
+        scf.reduce.return %c : f32
+      }
+    }
+    %sum = arith.addf %init, %part : f32
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::scf::SCFDialect"];
+  let options = [
+    Option<"lanes", "lanes", "int64_t", /*default=*/"256",
+           "Most lanes a reduction loop is split over (a power of two; "
+           "below 2: nothing changes)">,
+    Option<"minTripsPerLane", "min-trips-per-lane", "int64_t",
+           /*default=*/"8",
+           "Fewest iterations of the reduction loop each lane runs">,
+    Option<"maxIterations", "max-iterations", "int64_t", /*default=*/"0",
+           "Split only parallel loops of fewer iterations, chosen at run "
+           "time (0: always, without the choice)">,
+  ];
+}
+
 def MoEExternDynamicSharedMemoryPass
     : Pass<"moe-extern-dynamic-shared-memory", "::mlir::gpu::GPUModuleOp"> {
   let summary = "Give the dynamic shared memory symbol external linkage";
