@@ -302,8 +302,22 @@ def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
       `moe-lower-grouped-matmul-to-mma`, nested parallel loops (fills,
       element-wise ops) are spread over the lanes, other writes run on lane
       0, each write preceded (for the other threads' reads) and followed by
-      `gpu.barrier`. Otherwise the iterations are spread over blocks of
-      `block-size` threads, one iteration each.
+      `gpu.barrier`. When its body holds a parallel loop of reductions
+      whose `scf.reduce` regions are each one commutative, associative
+      arith op with a neutral element (`addf`, `mulf`, the min and max
+      ops, `addi`, `muli`, `andi`, `ori`, `xori`) of its two arguments,
+      and whose body only reads (the lanes of
+      `moe-split-parallel-reductions`), each iteration is one block
+      (walking the iterations in steps of the grid past 2^31 - 1 blocks)
+      of as many threads as that loop's constant iteration count (the
+      largest, at most 1024): each thread combines its share of those
+      iterations from the neutral element, a `gpu.all_reduce` (followed
+      by a `gpu.barrier`, which frees its workgroup memory) combines the
+      threads', and the loop's initial values are combined with that;
+      the iteration's other ops run as on a tile's block (reads on every
+      thread, writes on thread 0 between barriers). Otherwise the
+      iterations are spread over blocks of `block-size` threads, one
+      iteration each.
     * **Routing.** With `routing-block-size` N, everything before the
       first matmul tile (top-k, counts, the prefix sum of the block-aligned
       plan and the rows' positions) runs as one kernel of one block of N
@@ -315,7 +329,8 @@ def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
       the routing kernel's ops before and after it on either side.
     * **Names.** Each kernel, and the GPU module `gpu-kernel-outlining`
       makes of it, is named `<function>_<role>_<n>`: role `routing`,
-      `tiles`, `loop` (one iteration per thread) or `serial`, n counting
+      `tiles`, `team` (a block per iteration), `loop` (one iteration per
+      thread) or `serial`, n counting
       the function's launches.
     * **Sequential code.** Runs of other top-level ops that touch memory
       (the loops that build the routing plan) run as one kernel of a single
