@@ -104,11 +104,17 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   int64_t tileGridLimit = options.persistent * options.multiprocessors;
   if (options.persistent != 0 && tileGridLimit <= 0)
     tileGridLimit = -1;
+  // Team kernels (a block of 256 threads per iteration) on a grid of as
+  // many blocks as the multiprocessors hold at once (2048 threads each),
+  // walking the iterations: the router's loop from 64 tokens on has 16
+  // iterations per 4 x 4 tile, 15 of them empty, which would otherwise be
+  // blocks to launch.
+  int64_t teamGridLimit = std::max<int64_t>(options.multiprocessors * 8, 0);
   pm.addNestedPass<func::FuncOp>(
       moe::createMoEMapToGPUPass(moe::MoEMapToGPUPassOptions{
           options.blockSize, /*warpSize=*/wgmma ? 128 : 32,
           options.reference ? 0 : options.routingBlockSize, tileGridLimit,
-          options.deviceIO}));
+          teamGridLimit, options.deviceIO}));
   // Loops nested in a one-iteration-per-thread kernel run in the thread.
   pm.addPass(createParallelForToNestedForsPass());
   if (wgmma)

@@ -3,12 +3,13 @@
 
 // A DeepSeek-style layer (group routing with a selection bias, bf16
 // experts and a shared expert) on the CUDA path: no value comes back to
-// the host before the result, and 9 kernels run per call (with the
+// the host before the result, and 8 kernels run per call (with the
 // alternative tilings of each projection, chosen on the host from T):
 // the router with the top-k scratch's fill and the shared expert's plan
 // (which depends on T alone: moe-fuse-sibling-loops; a block per token
-// and expert at few tokens, else a thread each), the group top-k per
-// chunk of tokens, the routed plan, the routed gate/up and down tiles, the
+// and expert at few tokens, else a thread each), the routing block (the
+// group top-k, which reads the selection bias, a vector weight, and the
+// routed plan), the routed gate/up and down tiles, the
 // routed combine, the shared expert's gate/up and down tiles, and the sum
 // (the shared expert's combine is a view: one row per token, in order).
 // After the input's copy the only copy is the result's, and the host
@@ -24,22 +25,19 @@
 // CHECK: gpu.launch_func {{.*}}@forward_loop_1::
 // CHECK-NOT: gpu.memcpy
 // CHECK-NOT: gpu.wait [
-// CHECK: gpu.launch_func {{.*}}@forward_loop_2::
-// CHECK-NOT: gpu.memcpy
-// CHECK-NOT: gpu.wait [
-// CHECK: gpu.launch_func {{.*}}@forward_routing_3::
+// CHECK: gpu.launch_func {{.*}}@forward_routing_2::
 // CHECK-NOT: gpu.memcpy
 // CHECK-NOT: gpu.wait [
 // CHECK-COUNT-5: gpu.launch_func {{.*}}@forward_tiles_
 // CHECK-NOT: gpu.memcpy
 // CHECK-NOT: gpu.wait [
-// CHECK: gpu.launch_func {{.*}}@forward_loop_9::
+// CHECK: gpu.launch_func {{.*}}@forward_loop_8::
 // CHECK-NOT: gpu.memcpy
 // CHECK-NOT: gpu.wait [
 // CHECK-COUNT-5: gpu.launch_func {{.*}}@forward_tiles_
 // CHECK-NOT: gpu.memcpy
 // CHECK-NOT: gpu.wait [
-// CHECK: gpu.launch_func {{.*}}@forward_loop_15::
+// CHECK: gpu.launch_func {{.*}}@forward_loop_14::
 // CHECK-NOT: gpu.launch_func
 // CHECK: gpu.memcpy
 // CHECK: gpu.wait [

@@ -42,14 +42,17 @@ using namespace mlir::moe::gpu_codegen;
 namespace {
 
 /// Whether `op` loads from a function argument bound to a weight
-/// (`moe.weight`), directly or through views of it.
-bool readsWeight(Operation *op) {
+/// (`moe.weight`) that is a matrix (rank 2 or more: the router's [E, H]),
+/// directly or through views of it. A vector weight (a bias or a scale per
+/// expert) is small: reading it does not call for every multiprocessor.
+bool readsWeightMatrix(Operation *op) {
   auto func = op->getParentOfType<func::FuncOp>();
   auto isWeight = [&](MemrefValue memref) {
     auto arg = llvm::dyn_cast<BlockArgument>(memref::skipViewLikeOps(memref));
     return arg && arg.getOwner()->isEntryBlock() &&
            arg.getOwner()->getParentOp() == func.getOperation() &&
-           func.getArgAttr(arg.getArgNumber(), "moe.weight");
+           func.getArgAttr(arg.getArgNumber(), "moe.weight") &&
+           llvm::cast<MemRefType>(arg.getType()).getRank() >= 2;
   };
   return op
       ->walk([&](Operation *inner) {
@@ -282,10 +285,11 @@ struct Team {
 class FunctionMapper {
 public:
   FunctionMapper(func::FuncOp func, int64_t blockSize, int64_t warpSize,
-                 int64_t routingBlockSize, int64_t tileGridLimit, bool deviceIO)
+                 int64_t routingBlockSize, int64_t tileGridLimit,
+                 int64_t teamGridLimit, bool deviceIO)
       : func(func), blockSize(blockSize), warpSize(warpSize),
         routingBlockSize(routingBlockSize), tileGridLimit(tileGridLimit),
-        deviceIO(deviceIO),
+        teamGridLimit(teamGridLimit), deviceIO(deviceIO),
         tokenType(gpu::AsyncTokenType::get(func.getContext())) {}
 
   LogicalResult map();
@@ -341,7 +345,7 @@ private:
                              Value gridZ = {});
 
   func::FuncOp func;
-  int64_t blockSize, warpSize, routingBlockSize, tileGridLimit;
+  int64_t blockSize, warpSize, routingBlockSize, tileGridLimit, teamGridLimit;
   /// Arguments and results are device memory; no host wait but the last.
   bool deviceIO;
   Type tokenType;
@@ -778,7 +782,9 @@ LogicalResult FunctionMapper::launchParallel(scf::ParallelOp loop) {
   } else if (int64_t teamThreads = teamSize(loop)) {
     // A block per iteration (looping over them past the grid's limit), its
     // reductions over lanes on the block's threads.
-    Value limit = arith::ConstantIndexOp::create(b, loc, kMaxGridX);
+    Value limit = arith::ConstantIndexOp::create(
+        b, loc,
+        teamGridLimit > 0 ? std::min(teamGridLimit, kMaxGridX) : kMaxGridX);
     gpu::LaunchOp launch =
         createLaunch(b, loc, "team",
                      arith::MinUIOp::create(b, loc, total, limit), teamThreads);
@@ -1014,10 +1020,11 @@ LogicalResult FunctionMapper::mapBlock(Block &block) {
       continue;
     }
     auto loop = llvm::dyn_cast<scf::ParallelOp>(op);
-    // In the routing region, a loop reading weights (the router's matmul,
-    // a reduction over H per token and expert) runs on every
+    // In the routing region, a loop reading a weight matrix (the router's
+    // matmul, a reduction over H per token and expert) runs on every
     // multiprocessor, not in the routing kernel's one block.
-    if (loop && loop.getNumResults() == 0 && (!routing || readsWeight(loop))) {
+    if (loop && loop.getNumResults() == 0 &&
+        (!routing || readsWeightMatrix(loop))) {
       if (failed(flush(op)) || failed(launchParallel(loop)))
         return failure();
       continue;
@@ -1113,10 +1120,11 @@ struct MoEMapToGPUPass
 
   LogicalResult initialize(MLIRContext *context) override {
     if (blockSize < 1 || warpSize < 1 || routingBlockSize < 0 ||
-        tileGridLimit < 0)
+        tileGridLimit < 0 || teamGridLimit < 0)
       return emitError(UnknownLoc::get(context))
              << "moe-map-to-gpu: block-size and warp-size must be at least "
-                "1, routing-block-size and tile-grid-limit at least 0";
+                "1, routing-block-size, tile-grid-limit and team-grid-limit "
+                "at least 0";
     return success();
   }
 
@@ -1125,7 +1133,7 @@ struct MoEMapToGPUPass
     if (func.isExternal())
       return;
     FunctionMapper mapper(func, blockSize, warpSize, routingBlockSize,
-                          tileGridLimit, deviceIO);
+                          tileGridLimit, teamGridLimit, deviceIO);
     if (failed(mapper.map()))
       signalPassFailure();
   }

@@ -2,9 +2,11 @@
 // RUN: moe-opt %s --split-input-file --moe-map-to-gpu="routing-block-size=128" | FileCheck %s --check-prefix=ROUTING
 // RUN: moe-opt %s --split-input-file --moe-map-to-gpu="block-size=64" | FileCheck %s --check-prefix=BLOCK64
 // RUN: moe-opt %s --split-input-file --moe-map-to-gpu="tile-grid-limit=4" | FileCheck %s --check-prefix=PERSISTENT
+// RUN: moe-opt %s --split-input-file --moe-map-to-gpu="team-grid-limit=6" | FileCheck %s --check-prefix=TEAMGRID
 // RUN: not moe-opt %s --split-input-file --moe-map-to-gpu="block-size=0" 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: not moe-opt %s --split-input-file --moe-map-to-gpu="team-grid-limit=-1" 2>&1 | FileCheck %s --check-prefix=BAD
 
-// BAD: moe-map-to-gpu: block-size and warp-size must be at least 1, routing-block-size and tile-grid-limit at least 0
+// BAD: moe-map-to-gpu: block-size and warp-size must be at least 1, routing-block-size, tile-grid-limit and team-grid-limit at least 0
 
 // Host arguments are copied to the device when the call starts, weights
 // (moe.weight, its attribute removed) are device memory already; a
@@ -217,19 +219,22 @@ func.func @routing(%scores: memref<?x4xf32>) -> memref<?x4xindex> {
 
 // -----
 
-// In the routing region, a parallel loop that reads a weight (the router's
-// matmul) is a kernel over all multiprocessors, a thread per iteration;
-// what follows it is the routing kernel of one block.
+// In the routing region, a parallel loop that reads a weight matrix (the
+// router's matmul) is a kernel over all multiprocessors, a thread per
+// iteration; what follows it is the routing kernel of one block, with the
+// loop that reads a vector weight (a bias per expert).
 // ROUTING-LABEL: func @router_matmul
 // ROUTING: gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c256{{.*}}) module(@router_matmul_loop_0)
 // ROUTING:   memref.load %arg1
 // ROUTING: gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c128{{.*}}) module(@router_matmul_routing_1)
+// ROUTING:   memref.load %arg2
 // ROUTING-NOT: gpu.launch
 // ROUTING: return
 // CHECK-LABEL: func @router_matmul
 // CHECK-COUNT-2: gpu.launch
 func.func @router_matmul(%x: memref<?x8xf32>,
-                         %router: memref<4x8xf32> {moe.weight = "gate.weight"})
+                         %router: memref<4x8xf32> {moe.weight = "gate.weight"},
+                         %bias: memref<4xf32> {moe.weight = "gate.bias"})
     -> memref<?x4xf32> {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
@@ -250,10 +255,12 @@ func.func @router_matmul(%x: memref<?x8xf32>,
     }
     scf.reduce
   }
-  scf.for %i = %c0 to %t step %c1 {
+  scf.parallel (%i) = (%c0) to (%t) step (%c1) {
     %v = memref.load %logits[%i, %c0] : memref<?x4xf32>
-    %d = arith.addf %v, %v : f32
+    %b = memref.load %bias[%c0] : memref<4xf32>
+    %d = arith.addf %v, %b : f32
     memref.store %d, %logits[%i, %c1] : memref<?x4xf32>
+    scf.reduce
   }
   return %logits : memref<?x4xf32>
 }
@@ -264,7 +271,7 @@ func.func @router_matmul(%x: memref<?x8xf32>,
 // reductions (moe-split-parallel-reductions' form: the router's matmul at
 // few tokens) runs a block per iteration, of as many threads as it has
 // lanes, walking the iterations from its block id in steps of the grid
-// (the grid at most 2^31 - 1 blocks): each thread sums its strided share
+// (the grid at most 2^31 - 1 blocks, or team-grid-limit): each thread sums its strided share
 // of the lanes from the neutral element, a gpu.all_reduce combines the
 // threads' sums (a barrier after it frees its workgroup memory) and every
 // thread adds the initial value; thread 0 stores the logit between
@@ -292,6 +299,10 @@ func.func @router_matmul(%x: memref<?x8xf32>,
 // CHECK:       memref.store %[[SUM]], %[[LOGITS]][
 // CHECK:     gpu.barrier
 // CHECK: return
+// TEAMGRID-LABEL: func @team_reduction
+// TEAMGRID: %[[GRID:.*]] = arith.minui %[[COUNT:.*]], %c6
+// TEAMGRID: gpu.launch async [%{{.*}}] blocks(%[[BX:.*]], %{{.*}}, %{{.*}}) in (%[[GX:.*]] = %[[GRID]],
+// TEAMGRID:   scf.for %{{.*}} = %[[BX]] to %[[COUNT]] step %[[GX]] {
 // ROUTING-LABEL: func @team_reduction
 // ROUTING: gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c16{{.*}}) module(@team_reduction_team_0)
 // ROUTING:   gpu.all_reduce add

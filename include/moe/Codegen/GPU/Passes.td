@@ -308,7 +308,8 @@ def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
       ops, `addi`, `muli`, `andi`, `ori`, `xori`) of its two arguments,
       and whose body only reads (the lanes of
       `moe-split-parallel-reductions`), each iteration is one block
-      (walking the iterations in steps of the grid past 2^31 - 1 blocks)
+      (walking the iterations in steps of the grid past 2^31 - 1 blocks,
+      or past `team-grid-limit`)
       of as many threads as that loop's constant iteration count (the
       largest, at most 1024): each thread combines its share of those
       iterations from the neutral element, a `gpu.all_reduce` (followed
@@ -324,9 +325,11 @@ def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
       threads: parallel loops spread over the threads, other writes on
       thread 0 (results shared through workgroup memory), a `gpu.barrier`
       before and after each write. A parallel loop there that reads a
-      weight (an argument with `moe.weight`: the router's matmul) is
-      launched over all multiprocessors instead, one iteration per thread,
-      the routing kernel's ops before and after it on either side.
+      weight matrix (an argument with `moe.weight` of rank 2 or more: the
+      router's matmul) is launched over all multiprocessors instead, the
+      routing kernel's ops before and after it on either side; one that
+      reads only vector weights (a selection bias per expert) runs in the
+      routing kernel.
     * **Names.** Each kernel, and the GPU module `gpu-kernel-outlining`
       makes of it, is named `<function>_<role>_<n>`: role `routing`,
       `tiles`, `team` (a block per iteration), `loop` (one iteration per
@@ -379,6 +382,10 @@ def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
            "At most this many blocks per tile grid, each looping over the "
            "tiles from its block id in steps of the grid (a persistent "
            "grid; row blocks fastest); 0 launches one block per tile">,
+    Option<"teamGridLimit", "team-grid-limit", "int64_t", /*default=*/"0",
+           "At most this many blocks per team kernel (a block per "
+           "iteration), each walking the iterations from its block id in "
+           "steps of the grid; 0: one block per iteration (up to 2^31 - 1)">,
     Option<"deviceIO", "device-io", "bool", /*default=*/"false",
            "Arguments (but weights) and results are device memory, and the "
            "call waits for nothing before its end">,
