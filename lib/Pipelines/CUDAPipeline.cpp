@@ -35,7 +35,8 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   // Warpgroup tiles: 64-row blocks (wgmma's M), 128 columns (two paired
   // accumulators of 64 registers each per thread), sm_90a code; options
   // given explicitly stay as given.
-  bool wgmma = options.mma == CudaMma::Wgmma;
+  bool wgmma = options.mma != CudaMma::Sync;
+  bool specialized = options.mma == CudaMma::WgmmaSpecialized;
   auto given = [](const auto &option) {
     return option.getNumOccurrences() > 0;
   };
@@ -112,7 +113,11 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   int64_t teamGridLimit = std::max<int64_t>(options.multiprocessors * 8, 0);
   pm.addNestedPass<func::FuncOp>(
       moe::createMoEMapToGPUPass(moe::MoEMapToGPUPassOptions{
-          options.blockSize, /*warpSize=*/wgmma ? 128 : 32,
+          options.blockSize,
+          /*warpSize=*/
+              specialized ? 256
+          : wgmma         ? 128
+                          : 32,
           options.reference ? 0 : options.routingBlockSize, tileGridLimit,
           teamGridLimit, options.deviceIO}));
   // Loops nested in a one-iteration-per-thread kernel run in the thread.

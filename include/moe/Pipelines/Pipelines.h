@@ -161,7 +161,7 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
 
 /// Options of `--moe-lower-to-cuda`.
 /// The tensor-core instructions of the CUDA pipeline's matmul tiles.
-enum class CudaMma { Sync, Wgmma };
+enum class CudaMma { Sync, Wgmma, WgmmaSpecialized };
 
 struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
   PassOptions::Option<bool> reference{
@@ -182,7 +182,12 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
           clEnumValN(CudaMma::Wgmma, "wgmma",
                      "Hopper's warpgroup MMA fed by TMA, one warpgroup per "
                      "tile (sm_90a; bf16 weights, others take the CUDA "
-                     "cores)"))};
+                     "cores)"),
+          clEnumValN(CudaMma::WgmmaSpecialized, "wgmma-specialized",
+                     "wgmma tiles of two warpgroups: a producer (the A "
+                     "gather, the TMA loads) and a consumer (wgmma, the "
+                     "epilogue) handing the ring's stages over on "
+                     "mbarriers (sm_90a)"))};
   PassOptions::Option<int64_t> blockRows{
       *this, "block-rows",
       llvm::cl::desc("Rows per block of the grouped matmuls "

@@ -97,6 +97,9 @@ struct WeightSource {
 struct WarpgroupPlan {
   int64_t columns = 0; // BN: the wgmma N and the TMA box rows.
   int64_t stages = 0;
+  /// Blocks of two warpgroups: a producer (A's gather, the TMA loads) and
+  /// a consumer (wgmma, the epilogue), handing stages over on mbarriers.
+  bool specialized = false;
   SmallVector<WeightSource, 2> weights;
 
   int64_t weightStageBytes() const { return columns * kRowBytes; }
@@ -200,11 +203,12 @@ FailureOr<WarpgroupPlan> planWarpgroupTile(GroupedMatmulOp op,
   auto sizeOf = [](Value value) {
     return getConstantIntValue(value).value_or(0);
   };
-  if (sizeOf(launch.getBlockSizeX()) != kWarpgroupThreads ||
+  int64_t threads = sizeOf(launch.getBlockSizeX());
+  if ((threads != kWarpgroupThreads && threads != 2 * kWarpgroupThreads) ||
       sizeOf(launch.getBlockSizeY()) != 1 ||
       sizeOf(launch.getBlockSizeZ()) != 1)
-    return fail("its gpu.launch does not run blocks of one warpgroup "
-                "(128 x 1 x 1 threads)");
+    return fail("its gpu.launch does not run blocks of one or two "
+                "warpgroups (128 or 256 x 1 x 1 threads)");
   if (op.getBlockRows() != kBlockRows)
     return fail("its blocks are not of 64 rows (wgmma's M)");
   if (op.getWeightScale())
@@ -220,6 +224,7 @@ FailureOr<WarpgroupPlan> planWarpgroupTile(GroupedMatmulOp op,
                 "rows");
 
   WarpgroupPlan plan;
+  plan.specialized = threads == 2 * kWarpgroupThreads;
   OpBuilder b(op);
   std::optional<int64_t> depth;
   for (Value weight : op.getWeights()) {
@@ -307,6 +312,16 @@ private:
   /// The f32 of 8 input depths from `depth` of the thread's row.
   Value gatherChunk(OpBuilder &b, Location loc, Value depth);
   void emitEpilogue(OpBuilder &b, Location loc, ValueRange sums);
+  /// Zero accumulators, one per weight.
+  SmallVector<Value> zeroSums(OpBuilder &b, Location loc);
+  /// The wgmma group of one step on stage `stage`: `sums` plus its
+  /// products, committed (not waited for).
+  SmallVector<Value> mmaStep(OpBuilder &b, Location loc, Value stage,
+                             ValueRange sums);
+  /// A row block of the two-warpgroup form: the producer's loop (threads
+  /// 0-127) and the consumer's (128-255) over `steps` steps from ring slot
+  /// `slotBase`.
+  void emitRoles(OpBuilder &b, Location loc, Value slotBase, Value steps);
 
   GroupedMatmulOp op;
   gpu::LaunchOp launch;
@@ -315,6 +330,11 @@ private:
 
   // Set while emitting.
   Value thread, shared, barriers;
+  /// The two-warpgroup form's mbarriers a consumer arrives on when it is
+  /// done with a stage (`barriers` complete when a stage is filled).
+  Value released;
+  Type accumulatorType;
+  NVVM::MMAShapeAttr mmaShape;
   Value block, expert, firstRow, filledRows, depthBound, columns;
   /// Whether the input's rows start at 16-byte boundaries (chunks of 8 then
   /// load as vectors).
@@ -540,6 +560,149 @@ void WarpgroupMatmul::emitEpilogue(OpBuilder &b, Location loc,
   }
 }
 
+SmallVector<Value> WarpgroupMatmul::zeroSums(OpBuilder &b, Location loc) {
+  Value zeroSum = f32Constant(b, loc, 0);
+  Value zeros = LLVM::PoisonOp::create(b, loc, accumulatorType);
+  for (int64_t i = 0; i < plan.columns / 2; ++i)
+    zeros = LLVM::InsertValueOp::create(b, loc, zeros, zeroSum, i);
+  return SmallVector<Value>(plan.weights.size(), zeros);
+}
+
+SmallVector<Value> WarpgroupMatmul::mmaStep(OpBuilder &b, Location loc,
+                                            Value stage, ValueRange sums) {
+  NVVM::WgmmaFenceAlignedOp::create(b, loc);
+  Value aBase = matrixDescriptor(b, loc, inputBuffer(b, loc, stage));
+  SmallVector<Value> bBases;
+  for (int64_t w = 0; w < static_cast<int64_t>(plan.weights.size()); ++w)
+    bBases.push_back(matrixDescriptor(b, loc, weightBuffer(b, loc, stage, w)));
+  SmallVector<Value> next(sums.begin(), sums.end());
+  for (int64_t kk = 0; kk < kStepDepth / kMmaDepth; ++kk) {
+    // 16 depths further along the swizzled rows: 32 bytes.
+    auto advance = [&](Value descriptor) -> Value {
+      if (kk == 0)
+        return descriptor;
+      return arith::AddIOp::create(
+          b, loc, descriptor,
+          arith::ConstantOp::create(
+              b, loc, b.getI64IntegerAttr(kk * kMmaDepth * 2 / 16)));
+    };
+    Value a = advance(aBase);
+    for (size_t w = 0; w < next.size(); ++w)
+      next[w] = NVVM::WgmmaMmaAsyncOp::create(
+          b, loc, accumulatorType, next[w], a, advance(bBases[w]), mmaShape,
+          NVVM::WGMMATypes::bf16, NVVM::WGMMATypes::bf16, NVVM::WGMMATypes::f32,
+          NVVM::WGMMAScaleOut::one, NVVM::WGMMAScaleIn::one,
+          NVVM::WGMMAScaleIn::one, NVVM::MMALayout::row, NVVM::MMALayout::col,
+          /*satfinite=*/nullptr);
+  }
+  NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
+  return next;
+}
+
+void WarpgroupMatmul::emitRoles(OpBuilder &b, Location loc, Value slotBase,
+                                Value steps) {
+  Value tid = thread;
+  Value zero = indexConstant(b, loc, 0), one = indexConstant(b, loc, 1);
+  Value stagesValue = indexConstant(b, loc, plan.stages);
+  // Slot `slot`'s stage and the parity of its round's phase (the round's
+  // count modulo 2).
+  auto stageOf = [&](OpBuilder &sb, Location sl, Value slot) {
+    return arith::RemUIOp::create(sb, sl, slot, stagesValue).getResult();
+  };
+  auto parityOf = [&](OpBuilder &sb, Location sl, Value slot) -> Value {
+    Value round = arith::DivUIOp::create(sb, sl, slot, stagesValue);
+    return arith::IndexCastUIOp::create(
+        sb, sl, sb.getI1Type(),
+        arith::RemUIOp::create(sb, sl, round, indexConstant(sb, sl, 2)));
+  };
+  auto waitFor = [&](OpBuilder &sb, Location sl, Value group, Value parity,
+                     Value stage) {
+    nvgpu::MBarrierTryWaitParityOp::create(
+        sb, sl, group, parity, indexConstant(sb, sl, kWaitTicks), stage);
+  };
+  Value isProducer = lessThan(b, loc, tid, indexConstant(b, loc, 128));
+  scf::IfOp::create(
+      b, loc, isProducer,
+      [&](OpBuilder &pb, Location pl) {
+        // The producer: a thread per half row of A, thread 0 issuing the
+        // weights' TMA loads. A stage is refilled once the consumer has
+        // released it (in a ring's first round its released phase of
+        // parity 1, the one before the first, counts as complete); each
+        // step stores the A chunks the previous one loaded and loads the
+        // next step's, so that their latency passes while it waits.
+        Value row = arith::AddIOp::create(pb, pl, firstRow, myRow);
+        Value hasSource;
+        std::tie(mySource, hasSource) = op.loadRowSource(pb, pl, row);
+        myValid = arith::AndIOp::create(pb, pl, hasSource,
+                                        lessThan(pb, pl, myRow, filledRows));
+        SmallVector<Value> first = loadInput(pb, pl, zero);
+        scf::ForOp::create(
+            pb, pl, zero, steps, one, first,
+            [&](OpBuilder &kb, Location kl, Value step, ValueRange chunks) {
+              Value slot = arith::AddIOp::create(kb, kl, slotBase, step);
+              Value stage = stageOf(kb, kl, slot);
+              Value previousPhase = arith::XOrIOp::create(
+                  kb, kl, parityOf(kb, kl, slot),
+                  arith::ConstantOp::create(kb, kl, kb.getBoolAttr(true)));
+              waitFor(kb, kl, released, previousPhase, stage);
+              storeInput(kb, kl, slot, chunks);
+              issueWeights(kb, kl, step, slot);
+              // Thread 0's arrival came with its expect_tx.
+              Value others = arith::CmpIOp::create(
+                  kb, kl, arith::CmpIPredicate::ne, tid, zero);
+              scf::IfOp::create(
+                  kb, kl, others, [&](OpBuilder &ab, Location al) {
+                    nvgpu::MBarrierArriveOp::create(ab, al, barriers, stage);
+                    scf::YieldOp::create(ab, al);
+                  });
+              scf::YieldOp::create(
+                  kb, kl,
+                  loadInput(kb, kl, arith::AddIOp::create(kb, kl, step, one)));
+            });
+        scf::YieldOp::create(pb, pl);
+      },
+      [&](OpBuilder &cb, Location cl) {
+        // The consumer: waits for a stage's A and weights, multiplies, and
+        // releases the previous step's stage once its wgmma group is done.
+        auto release = [&](OpBuilder &rb, Location rl, Value slot) {
+          nvgpu::MBarrierArriveOp::create(rb, rl, released,
+                                          stageOf(rb, rl, slot));
+        };
+        auto mainLoop = scf::ForOp::create(
+            cb, cl, zero, steps, one, zeroSums(cb, cl),
+            [&](OpBuilder &kb, Location kl, Value step, ValueRange sums) {
+              Value slot = arith::AddIOp::create(kb, kl, slotBase, step);
+              Value stage = stageOf(kb, kl, slot);
+              waitFor(kb, kl, barriers, parityOf(kb, kl, slot), stage);
+              SmallVector<Value> next = mmaStep(kb, kl, stage, sums);
+              NVVM::WgmmaWaitGroupSyncOp::create(kb, kl, 1);
+              Value afterFirst = arith::CmpIOp::create(
+                  kb, kl, arith::CmpIPredicate::ugt, step, zero);
+              scf::IfOp::create(
+                  kb, kl, afterFirst, [&](OpBuilder &rb, Location rl) {
+                    release(rb, rl, arith::SubIOp::create(rb, rl, slot, one));
+                    scf::YieldOp::create(rb, rl);
+                  });
+              scf::YieldOp::create(kb, kl, next);
+            });
+        NVVM::WgmmaWaitGroupSyncOp::create(cb, cl, 0);
+        Value any = arith::CmpIOp::create(cb, cl, arith::CmpIPredicate::ugt,
+                                          steps, zero);
+        scf::IfOp::create(cb, cl, any, [&](OpBuilder &rb, Location rl) {
+          Value last = arith::SubIOp::create(
+              rb, rl, arith::AddIOp::create(rb, rl, slotBase, steps), one);
+          release(rb, rl, last);
+          scf::YieldOp::create(rb, rl);
+        });
+        // The accumulators' layout is the warpgroup's: thread 128 + t holds
+        // what thread t of a one-warpgroup block would.
+        thread = arith::SubIOp::create(cb, cl, tid, indexConstant(cb, cl, 128));
+        emitEpilogue(cb, cl, mainLoop.getResults());
+        thread = tid;
+        scf::YieldOp::create(cb, cl);
+      });
+}
+
 void WarpgroupMatmul::emit(OpBuilder &b) {
   Location loc = op.getLoc();
   MLIRContext *ctx = b.getContext();
@@ -559,6 +722,11 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
       gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
   barrierType = nvgpu::MBarrierGroupType::get(ctx, workgroup, plan.stages);
   barriers = nvgpu::MBarrierCreateOp::create(b, loc, barrierType);
+  SmallVector<Value> groups = {barriers};
+  if (plan.specialized) {
+    released = nvgpu::MBarrierCreateOp::create(b, loc, barrierType);
+    groups.push_back(released);
+  }
 
   // The ring in dynamic shared memory, its start aligned to 1024 bytes and
   // past this group's mbarriers. Upstream's lowering makes the dynamic
@@ -574,18 +742,19 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
       MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
                       MemRefLayoutAttrInterface(), workgroup));
   Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, dynamic);
-  Value lastBarrier = arith::IndexCastUIOp::create(
-      b, loc, b.getIndexType(),
-      nvgpu::MBarrierGetOp::create(b, loc, b.getI32Type(), barriers,
-                                   indexConstant(b, loc, plan.stages - 1)));
-  Value barriersEnd =
-      arith::AddIOp::create(b, loc, lastBarrier, indexConstant(b, loc, 8));
+  Value past = base;
+  for (Value group : groups) {
+    Value lastBarrier = arith::IndexCastUIOp::create(
+        b, loc, b.getIndexType(),
+        nvgpu::MBarrierGetOp::create(b, loc, b.getI32Type(), group,
+                                     indexConstant(b, loc, plan.stages - 1)));
+    past = arith::MaxUIOp::create(
+        b, loc, past,
+        arith::AddIOp::create(b, loc, lastBarrier, indexConstant(b, loc, 8)));
+  }
   Value atom = indexConstant(b, loc, kSwizzleAtomBytes);
   Value start = arith::MulIOp::create(
-      b, loc,
-      arith::CeilDivUIOp::create(
-          b, loc, arith::MaxUIOp::create(b, loc, base, barriersEnd), atom),
-      atom);
+      b, loc, arith::CeilDivUIOp::create(b, loc, past, atom), atom);
   Value shift = arith::SubIOp::create(b, loc, start, base);
   // The aligned part as its own buffer, the stages' views into it.
   shared = memref::ViewOp::create(
@@ -596,11 +765,17 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
 
   Value leader =
       arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, thread, zero);
+  // One warpgroup: thread 0's expect_tx completes a stage with the TMA
+  // bytes (its threads' A stores are ordered by the block's barriers). Two:
+  // a stage is filled when the producer's 128 threads have arrived (thread
+  // 0's arrival expecting the bytes) and released when the consumer's have.
+  int64_t arrivals = plan.specialized ? kWarpgroupThreads : 1;
   scf::IfOp::create(b, loc, leader, [&](OpBuilder &tb, Location tl) {
-    for (int64_t s = 0; s < plan.stages; ++s)
-      nvgpu::MBarrierInitOp::create(tb, tl, barriers, indexConstant(tb, tl, 1),
-                                    indexConstant(tb, tl, s),
-                                    /*predicate=*/Value());
+    for (Value group : groups)
+      for (int64_t s = 0; s < plan.stages; ++s)
+        nvgpu::MBarrierInitOp::create(
+            tb, tl, group, indexConstant(tb, tl, arrivals),
+            indexConstant(tb, tl, s), /*predicate=*/Value());
     NVVM::FenceMbarrierInitOp::create(tb, tl);
     scf::YieldOp::create(tb, tl);
   });
@@ -614,11 +789,9 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
   Value steps = arith::CeilDivUIOp::create(b, loc, depthBound,
                                            indexConstant(b, loc, kStepDepth));
 
-  Type f32 = b.getF32Type();
-  SmallVector<Type> fields(plan.columns / 2, f32);
-  Type accumulatorType = LLVM::LLVMStructType::getLiteral(ctx, fields);
-  auto mmaShape =
-      NVVM::MMAShapeAttr::get(ctx, kBlockRows, plan.columns, kMmaDepth);
+  SmallVector<Type> fields(plan.columns / 2, b.getF32Type());
+  accumulatorType = LLVM::LLVMStructType::getLiteral(ctx, fields);
+  mmaShape = NVVM::MMAShapeAttr::get(ctx, kBlockRows, plan.columns, kMmaDepth);
 
   // Row blocks one after another, the ring's slots counted across them.
   scf::ForOp::create(
@@ -634,6 +807,12 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
               filledRows = op.loadFilledRows(ob, ol, block);
               firstRow = arith::MulIOp::create(
                   ob, ol, block, indexConstant(ob, ol, kBlockRows));
+              Value slotEnd = arith::AddIOp::create(ob, ol, slotBase, steps);
+              if (plan.specialized) {
+                emitRoles(ob, ol, slotBase, steps);
+                scf::YieldOp::create(ob, ol, ValueRange{slotEnd});
+                return;
+              }
               Value row = arith::AddIOp::create(ob, ol, firstRow, myRow);
               Value hasSource;
               std::tie(mySource, hasSource) = op.loadRowSource(ob, ol, row);
@@ -658,12 +837,7 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
               // steps; never stored).
               SmallVector<Value> prefetched = loadInput(ob, ol, ahead);
 
-              // Zero accumulators.
-              Value zeroSum = f32Constant(ob, ol, 0);
-              Value zeros = LLVM::PoisonOp::create(ob, ol, accumulatorType);
-              for (int64_t i = 0; i < plan.columns / 2; ++i)
-                zeros = LLVM::InsertValueOp::create(ob, ol, zeros, zeroSum, i);
-              SmallVector<Value> initial(plan.weights.size(), zeros);
+              SmallVector<Value> initial = zeroSums(ob, ol);
               size_t numSums = initial.size();
               llvm::append_range(initial, prefetched);
 
@@ -687,37 +861,7 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
                         kb, kl, barriers, parity,
                         indexConstant(kb, kl, kWaitTicks), stage);
                     gpu::BarrierOp::create(kb, kl);
-                    NVVM::WgmmaFenceAlignedOp::create(kb, kl);
-                    Value aBase =
-                        matrixDescriptor(kb, kl, inputBuffer(kb, kl, stage));
-                    SmallVector<Value> bBases;
-                    for (int64_t w = 0; w < (int64_t)plan.weights.size(); ++w)
-                      bBases.push_back(matrixDescriptor(
-                          kb, kl, weightBuffer(kb, kl, stage, w)));
-                    SmallVector<Value> next(sums.begin(), sums.end());
-                    for (int64_t kk = 0; kk < kStepDepth / kMmaDepth; ++kk) {
-                      // 16 depths further along the swizzled rows: 32 bytes.
-                      auto advance = [&](Value descriptor) -> Value {
-                        if (kk == 0)
-                          return descriptor;
-                        return arith::AddIOp::create(
-                            kb, kl, descriptor,
-                            arith::ConstantOp::create(
-                                kb, kl,
-                                kb.getI64IntegerAttr(kk * kMmaDepth * 2 / 16)));
-                      };
-                      Value a = advance(aBase);
-                      for (size_t w = 0; w < next.size(); ++w)
-                        next[w] = NVVM::WgmmaMmaAsyncOp::create(
-                            kb, kl, accumulatorType, next[w], a,
-                            advance(bBases[w]), mmaShape,
-                            NVVM::WGMMATypes::bf16, NVVM::WGMMATypes::bf16,
-                            NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one,
-                            NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
-                            NVVM::MMALayout::row, NVVM::MMALayout::col,
-                            /*satfinite=*/nullptr);
-                    }
-                    NVVM::WgmmaGroupSyncAlignedOp::create(kb, kl);
+                    SmallVector<Value> next = mmaStep(kb, kl, stage, sums);
                     // The previous step's group is done: its slot is free
                     // once every warp is past this wait.
                     NVVM::WgmmaWaitGroupSyncOp::create(kb, kl, 1);
@@ -757,13 +901,14 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
   // The barriers end here (this code may run again, e.g. in a loop, and
   // initialize them anew).
   scf::IfOp::create(b, loc, leader, [&](OpBuilder &tb, Location tl) {
-    for (int64_t s = 0; s < plan.stages; ++s) {
-      Value address = nvgpu::MBarrierGetOp::create(
-          tb, tl, tb.getI32Type(), barriers, indexConstant(tb, tl, s));
-      Value pointer = LLVM::IntToPtrOp::create(
-          tb, tl, LLVM::LLVMPointerType::get(tb.getContext(), 3), address);
-      NVVM::MBarrierInvalOp::create(tb, tl, pointer);
-    }
+    for (Value group : groups)
+      for (int64_t s = 0; s < plan.stages; ++s) {
+        Value address = nvgpu::MBarrierGetOp::create(
+            tb, tl, tb.getI32Type(), group, indexConstant(tb, tl, s));
+        Value pointer = LLVM::IntToPtrOp::create(
+            tb, tl, LLVM::LLVMPointerType::get(tb.getContext(), 3), address);
+        NVVM::MBarrierInvalOp::create(tb, tl, pointer);
+      }
     scf::YieldOp::create(tb, tl);
   });
   gpu::BarrierOp::create(b, loc);

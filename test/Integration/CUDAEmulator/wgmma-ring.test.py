@@ -4,7 +4,8 @@ import sys
 import numpy as np
 
 out = sys.argv[1]
-for form in ("narrow", "wide", "persistent"):
+for form in ("narrow", "wide", "persistent", "specialized",
+             "specialized-persistent"):
     for tokens in (1, 7, 300):
         sync = np.load(f"{out}/y-sync-{tokens}.npy")
         y = np.load(f"{out}/y-{form}-{tokens}.npy")

@@ -3,6 +3,7 @@
 usage:
   cuda_check.py prepare DIR [--moe-compile PATH] [--only PREFIX,...]
                            [--pipeline-options OPTS] [--tokens T,...]
+                           [--wgmma wgmma|wgmma-specialized]
   cuda_check.py check DIR [--moe-run PATH] [--only PREFIX,...]
 
 `prepare` (on a machine with the compiler) writes into DIR, for every case:
@@ -24,7 +25,8 @@ statistic). One line per check; exit status 1 if any fails.
 `--pipeline-options` adds CUDA pipeline options to every compilation
 (`format=isa` embeds PTX text, which the CUDA emulator of
 test/CUDAEmulator runs without a GPU), and `--tokens` replaces the T
-values (kept in DIR/cases.json for `check`).
+values (kept in DIR/cases.json for `check`); `--wgmma wgmma-specialized`
+compiles the wgmma and device-io forms with tiles of two warpgroups.
 """
 
 from __future__ import annotations
@@ -111,12 +113,12 @@ def prepare(args: argparse.Namespace) -> int:
                   f"{name}: compile")
         if storage == "bf16" and not reference:
             ok &= run([args.moe_compile, os.path.join(out, "layer.mlir"),
-                       "--target", "cuda", *options(args, "mma=wgmma"),
+                       "--target", "cuda", *options(args, f"mma={args.wgmma}"),
                        "-o", os.path.join(out, "layer-wgmma.so")],
                       f"{name}-wgmma: compile")
             ok &= run([args.moe_compile, os.path.join(out, "layer.mlir"),
                        "--target", "cuda",
-                       *options(args, "mma=wgmma device-io"),
+                       *options(args, f"mma={args.wgmma} device-io"),
                        "-o", os.path.join(out, "layer-device-io.so")],
                       f"{name}-device-io: compile")
     if selected(MXFP4_CASE, args.only):
@@ -215,6 +217,9 @@ def main() -> int:
     prep.add_argument("--moe-compile", default="moe-compile")
     prep.add_argument("--pipeline-options", default="",
                       help="CUDA pipeline options added to every compilation")
+    prep.add_argument("--wgmma", default="wgmma",
+                      choices=("wgmma", "wgmma-specialized"),
+                      help="the mma option of the wgmma and device-io forms")
     prep.add_argument("--tokens", default=TOKENS,
                       help="the T values, comma-separated")
     chk = sub.add_parser("check")
