@@ -82,6 +82,7 @@ MMA_MODES = {
     "sync": "mma=sync",
     "wgmma": "mma=wgmma",
     "wgmma-persistent": "mma=wgmma persistent=1",
+    "wgmma-specialized": "mma=wgmma-specialized",
     # On PyTorch's device tensors and stream, and replayed from a CUDA graph.
     "wgmma-device": "mma=wgmma device-io",
 }

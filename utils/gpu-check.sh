@@ -7,7 +7,8 @@
 #       compiles the test layers and the benchmark layer for CUDA
 #       (moe-compile --target cuda) into DIR (default build/gpu-check),
 #       with their checkpoints and inputs (the bf16 ones also with
-#       mma=wgmma), copies moe-run (the runtime linked in) to DIR/bin, and
+#       mma=wgmma, and three of them with mma=wgmma-specialized), copies
+#       moe-run (the runtime linked in) to DIR/bin, and
 #       prepares bench/gpu.py's layers in DIR/gpu-bench: about 20 MiB, what
 #       the GPU machine needs besides the working tree.
 #   utils/gpu-check.sh run [DIR] [LOG]    on the GPU machine: the GPU name
@@ -60,6 +61,9 @@ prepare() {
   [ -x "$compile" ] || { echo "gpu-check: build first (utils/dev.sh build)" >&2; exit 1; }
   rm -rf "$dir" && mkdir -p "$dir/bin" "$dir/bench"
   "$PYTHON" "$CHECK" prepare "$dir/tests" --moe-compile "$compile"
+  # The bf16 layers' wgmma forms again with tiles of two warpgroups.
+  "$PYTHON" "$CHECK" prepare "$dir/tests-specialized" --moe-compile "$compile" \
+    --only mixtral-bf16,qwen3_moe-bf16,deepseek_v3-bf16 --wgmma wgmma-specialized
   # The benchmark layer's IR from a checkpoint of its shape (a small
   # vocabulary keeps it quick); the GPU machine writes the same checkpoint.
   PYTHONPATH="$ROOT/python" "$PYTHON" -m moe_mlir make-checkpoint \
@@ -89,6 +93,9 @@ run() {
   local start=$SECONDS
   MOE_RUNTIME_LIBRARY="$dir/lib/libMoERuntime.so" \
     "$PYTHON" "$CHECK" check "$dir/tests" --moe-run "$moe_run" || status=1
+  MOE_RUNTIME_LIBRARY="$dir/lib/libMoERuntime.so" \
+    "$PYTHON" "$CHECK" check "$dir/tests-specialized" --moe-run "$moe_run" ||
+    status=1
   echo "# tests: $((SECONDS - start)) s"
 
   echo "# bench: ${BENCH_ARGS[*]}"

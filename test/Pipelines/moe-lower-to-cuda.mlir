@@ -12,6 +12,9 @@
 // RUN: FileCheck %s --check-prefix=WGTARGET < %t.wg.mlir
 // RUN: %python %S/Inputs/gpu_objects.py %t.wg.mlir %t.wg.ptx --ptxas %ptxas --arch sm_90a --resources | FileCheck %s --check-prefix=WGPTX
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=WGKERNELS
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized format=isa" -o %t.ws.mlir
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=WSLAUNCH
+// RUN: %python %S/Inputs/gpu_objects.py %t.ws.mlir %t.ws.ptx --ptxas %ptxas --arch sm_90a --resources | FileCheck %s --check-prefix=WSPTX
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma chip=sm_90" 2>&1 | FileCheck %s --check-prefix=WGCHIP
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%t.none" 2>&1 | FileCheck %s --check-prefix=NOTOOLKIT
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home chip=90" 2>&1 | FileCheck %s --check-prefix=BADCHIP
@@ -110,6 +113,18 @@
 // WGPTX: forward_tiles_4: ptx accepted by ptxas -arch=sm_90a
 // WGPTX-NEXT: forward_tiles_4: wgmma 4, tma 1, mbarrier_waits 1, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
 // WGPTX-NOT: ptxas:
+
+// mma=wgmma-specialized: the tiles are blocks of two warpgroups (256
+// threads), a producer and a consumer; each waits on its own mbarriers
+// (the stage filled, the stage released); ptxas spills nothing.
+// WSLAUNCH: gpu.launch_func {{.*}}@forward_tiles_3::@forward_tiles_3 {{.*}}threads in (%c256, %c1, %c1)  dynamic_shared_memory_size
+// WSLAUNCH: gpu.launch_func {{.*}}@forward_tiles_4::@forward_tiles_4 {{.*}}threads in (%c256, %c1, %c1)  dynamic_shared_memory_size
+// WSPTX: forward_tiles_3: ptx accepted by ptxas -arch=sm_90a
+// WSPTX-NEXT: forward_tiles_3: wgmma 8, tma 2, mbarrier_waits 2, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
+// WSPTX-NOT: ptxas:
+// WSPTX: forward_tiles_4: ptx accepted by ptxas -arch=sm_90a
+// WSPTX-NEXT: forward_tiles_4: wgmma 4, tma 1, mbarrier_waits 2, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
+// WSPTX-NOT: ptxas:
 
 // wgmma is sm_90a code: another chip is refused.
 // WGCHIP: error: 'nvvm.wgmma.fence.aligned' op is not supported on sm_90

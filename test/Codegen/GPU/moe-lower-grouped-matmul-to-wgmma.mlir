@@ -111,6 +111,84 @@ func.func @bf16(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 
 // -----
 
+// Blocks of two warpgroups (256 threads, as moe-map-to-gpu launches tiles
+// for mma=wgmma-specialized): two groups of mbarriers, `full` and
+// `released`, each of 128 arrivals, the ring past both. Threads 0-127
+// produce: per step each waits until the consumer released the stage (the
+// phase before the first counts as complete: parity xor 1), stores its A
+// chunks (loaded one step ahead), thread 0 expects the weights' bytes and
+// starts their TMA load, the others arrive. Threads 128-255 consume: wait
+// for the stage, one wgmma group, wait for the previous group and release
+// its stage; after the loop the last group and stage, then the epilogue
+// as thread - 128 of the accumulators' warpgroup layout.
+// CHECK-LABEL: func @specialized
+// CHECK: gpu.launch
+// CHECK-SAME: threads(%[[TID:[a-z0-9]+]],
+// CHECK: %[[FULL:.*]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 2>
+// CHECK: %[[RELEASED:.*]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 2>
+// CHECK: nvgpu.mbarrier.get %[[FULL]][%c1
+// CHECK: arith.maxui
+// CHECK: nvgpu.mbarrier.get %[[RELEASED]][%c1
+// CHECK: arith.maxui
+// CHECK: memref.view
+// CHECK: scf.if
+// CHECK-COUNT-2: nvgpu.mbarrier.init %[[FULL]][%{{.*}}], %c128
+// CHECK-COUNT-2: nvgpu.mbarrier.init %[[RELEASED]][%{{.*}}], %c128
+// CHECK: gpu.barrier
+// CHECK: scf.for %[[BLOCK:.*]] = {{.*}} iter_args(
+// CHECK:   %[[PRODUCER:.*]] = arith.cmpi ult, %[[TID]], %c128
+// CHECK:   scf.if %[[PRODUCER]] {
+// CHECK:     scf.for {{.*}} iter_args(
+// CHECK:       %[[PREVIOUS:.*]] = arith.xori %{{.*}}, %true
+// CHECK:       nvgpu.mbarrier.try_wait.parity %[[RELEASED]][%{{.*}}], %[[PREVIOUS]]
+// CHECK:       arith.truncf
+// CHECK:       vector.store
+// CHECK:       nvvm.fence.proxy
+// CHECK:       nvgpu.mbarrier.arrive.expect_tx %[[FULL]]
+// CHECK:       nvgpu.tma.async.load
+// CHECK:       %[[OTHERS:.*]] = arith.cmpi ne, %[[TID]], %c0
+// CHECK:       scf.if %[[OTHERS]] {
+// CHECK:         nvgpu.mbarrier.arrive %[[FULL]]
+// CHECK:       vector.load
+// CHECK:   } else {
+// CHECK:     scf.for
+// CHECK:       nvgpu.mbarrier.try_wait.parity %[[FULL]]
+// CHECK-NOT:   gpu.barrier
+// CHECK:       nvvm.wgmma.fence.aligned
+// CHECK-COUNT-4: nvvm.wgmma.mma_async
+// CHECK:       nvvm.wgmma.commit.group.sync.aligned
+// CHECK:       nvvm.wgmma.wait.group.sync.aligned 1
+// CHECK:       scf.if
+// CHECK:         nvgpu.mbarrier.arrive %[[RELEASED]]
+// CHECK:     nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK:     scf.if
+// CHECK:       nvgpu.mbarrier.arrive %[[RELEASED]]
+// CHECK:     %[[LOCAL:.*]] = arith.subi %[[TID]], %c128
+// CHECK:     arith.divui %[[LOCAL]], %c32
+// CHECK:     memref.store %{{.*}} : memref<64x128xf32>
+// CHECK:   gpu.barrier
+// CHECK: scf.if
+// CHECK-COUNT-4: nvvm.mbarrier.inval
+// CHECK-NOT: moe.grouped_matmul
+func.func @specialized(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
+                       %experts: memref<1xi32>, %sizes: memref<1xi32>,
+                       %sources: memref<64xi32>, %y: memref<64x128xf32>) {
+  %c1 = arith.constant 1 : index
+  %c256 = arith.constant 256 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c256, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(64)
+        ins(%x, %w, %experts : memref<?x64xf32>, memref<4x128x64xbf16>, memref<1xi32>)
+        block_sizes(%sizes : memref<1xi32>)
+        row_sources(%sources : memref<64xi32>)
+        outs(%y : memref<64x128xf32>)
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
 // Gate and up over K = 200 (4 steps, the last one partial): one
 // descriptor per weight, 4 stages (as many as 227 KiB hold, at most 4),
 // eight wgmma per step (two accumulators), the epilogue applied to each

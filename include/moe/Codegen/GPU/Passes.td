@@ -438,8 +438,8 @@ def MoELowerGroupedMatmulToWGMMAPass
                 "Hopper warpgroup MMA fed by TMA";
   let description = [{
     Replaces each `moe.grouped_matmul` on memrefs inside a `gpu.launch`
-    whose blocks are one warpgroup (128 x 1 x 1 threads) by code the
-    warpgroup runs together on sm_90a, when its blocks are of 64 rows
+    whose blocks are one or two warpgroups (128 or 256 x 1 x 1 threads) by
+    code the warpgroups run together on sm_90a, when its blocks are of 64 rows
     (wgmma's M), its weights bf16 without block scales, each weight a
     unit-stride view of all of K of an `[E, N, K]` memref defined above the
     launch with 16-byte aligned start and row strides, its input a 2-d
@@ -469,6 +469,17 @@ def MoELowerGroupedMatmulToWGMMAPass
     `init`, or scattered times their scales. At the end thread 0
     invalidates the mbarriers (the code may run again and initialize
     them anew).
+
+    With two warpgroups the work is specialized: threads 0-127 produce
+    (the A gather, each step's chunks loaded one step ahead, and thread
+    0's TMA loads), threads 128-255 consume (the wgmma groups and the
+    epilogue), with no block barrier in the loop. Each stage has two
+    mbarriers of 128 arrivals: `full` (the producer's threads, thread 0's
+    arrival expecting the TMA bytes) and `released` (the consumer's
+    threads, once the wgmma group that read the stage is done). The
+    producer waits for a stage's previous release before refilling it (in
+    the ring's first round, the phase before the first counts as done);
+    the consumer waits for it to be full.
 
     Stages: as many as `max-shared-bytes` holds (each
     `64 * 128 + W * BN * 128` bytes for W weights, plus 1 KiB to align the
