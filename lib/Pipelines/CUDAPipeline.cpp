@@ -90,11 +90,12 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   // Independent loops of other iteration spaces (the shared expert's plan
   // arrays, a fill beside the router): one loop, so one kernel.
   pm.addNestedPass<func::FuncOp>(moe::createMoEFuseSiblingLoopsPass());
-  // Below a quarter of the threads the multiprocessors hold (256 each of
+  // Below an eighth of the threads the multiprocessors hold (256 each of
   // 2048), a loop's long reductions (the router's sums over H at decode)
   // are split over the 256 threads of a block per iteration, combined by a
-  // gpu.all_reduce; not in the reference, whose sums keep their order.
-  if (!options.reference)
+  // gpu.all_reduce; not in the reference, whose sums keep their order, nor
+  // without a count of multiprocessors to size the choice by.
+  if (!options.reference && options.multiprocessors > 0)
     pm.addNestedPass<func::FuncOp>(moe::createMoESplitParallelReductionsPass(
         moe::MoESplitParallelReductionsPassOptions{
             /*lanes=*/256, /*minTripsPerLane=*/8,

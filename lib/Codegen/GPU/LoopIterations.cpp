@@ -69,6 +69,19 @@ std::optional<gpu::AllReduceOperation> allReduceKind(Operation *combiner) {
       combiner->getNumResults() != 1 ||
       !arith::getNeutralElement(combiner).has_value())
     return std::nullopt;
+  // Regrouped, integer sums may overflow where the original order did not
+  // (poison under nsw/nuw), and under nnan the NaN neutral element of
+  // minnumf/maxnumf is poison.
+  if (auto flags =
+          llvm::dyn_cast<arith::ArithIntegerOverflowFlagsInterface>(combiner);
+      flags &&
+      flags.getOverflowAttr().getValue() != arith::IntegerOverflowFlags::none)
+    return std::nullopt;
+  if (auto fastMath = llvm::dyn_cast<arith::ArithFastMathInterface>(combiner);
+      fastMath && llvm::isa<arith::MinNumFOp, arith::MaxNumFOp>(combiner) &&
+      arith::bitEnumContainsAny(fastMath.getFastMathFlagsAttr().getValue(),
+                                arith::FastMathFlags::nnan))
+    return std::nullopt;
   return kind;
 }
 

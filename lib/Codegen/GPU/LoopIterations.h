@@ -39,7 +39,9 @@ BufferKey classifyBuffer(MemrefValue memref, Operation *scope, bool writes);
 /// The `gpu.all_reduce` operation of `combiner` when it is a commutative
 /// and associative arith op of two operands with a neutral element (what
 /// threads may combine partial results with in any grouping): `addf`,
-/// `mulf`, `addi`, `muli`, the min and max ops, `andi`, `ori`, `xori`.
+/// `mulf`, `addi`, `muli`, the min and max ops, `andi`, `ori`, `xori`;
+/// not `addi` or `muli` with overflow flags, nor `minnumf` or `maxnumf`
+/// with `nnan`, which regrouping could make poison.
 std::optional<gpu::AllReduceOperation> allReduceKind(Operation *combiner);
 
 /// The neutral element of such a combiner (allReduceKind): -0.0 for

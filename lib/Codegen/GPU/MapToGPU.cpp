@@ -28,6 +28,7 @@
 
 #include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/SetVector.h"
+#include "llvm/Support/CheckedArithmetic.h"
 
 #include <numeric>
 
@@ -127,6 +128,17 @@ constexpr int64_t kMaxGridX = (int64_t{1} << 31) - 1;
 /// reductions on them: their largest constant iteration count, at most
 /// kMaxBlockThreads; 0 when `loop` holds none.
 int64_t teamSize(scf::ParallelOp loop) {
+  // An iteration's own buffers would be each thread's (stack memory) while
+  // thread 0 alone writes them.
+  bool allocates = loop.getBody()
+                       ->walk([](Operation *op) {
+                         return llvm::isa<memref::AllocOp, memref::AllocaOp>(op)
+                                    ? WalkResult::interrupt()
+                                    : WalkResult::advance();
+                       })
+                       .wasInterrupted();
+  if (allocates)
+    return 0;
   int64_t size = 0;
   loop.getBody()->walk([&](scf::ParallelOp inner) {
     if (!isTeamReduction(inner))
@@ -139,8 +151,13 @@ int64_t teamSize(scf::ParallelOp loop) {
       std::optional<int64_t> s = getConstantIntValue(step);
       if (!l || !u || !s || *s <= 0)
         return;
-      iterations *= std::max<int64_t>(llvm::divideCeil(*u - *l, *s), 0);
-      iterations = std::min(iterations, kMaxBlockThreads);
+      std::optional<int64_t> span = llvm::checkedSub(*u, *l);
+      if (!span)
+        return;
+      int64_t count = *span <= 0 ? 0
+                                 : std::min(llvm::divideCeilSigned(*span, *s),
+                                            kMaxBlockThreads);
+      iterations = std::min(iterations * count, kMaxBlockThreads);
     }
     size = std::max(size, iterations);
   });

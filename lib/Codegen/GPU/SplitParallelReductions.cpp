@@ -16,11 +16,13 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
+#include "llvm/Support/CheckedArithmetic.h"
 #include "llvm/Support/MathExtras.h"
 
 namespace mlir::moe {
@@ -51,12 +53,18 @@ Operation *combinerOf(scf::ForOp loop, unsigned i) {
 
 /// The lanes `loop` is split over, or 0 when it does not qualify.
 int64_t lanesFor(scf::ForOp loop, int64_t maxLanes, int64_t minTripsPerLane) {
-  if (loop.getNumRegionIterArgs() == 0)
+  // Index loops with signed bounds: the lanes' first iterations and
+  // strides are index arithmetic, and the trip count below is signed.
+  if (loop.getNumRegionIterArgs() == 0 ||
+      !loop.getInductionVar().getType().isIndex() || loop.getUnsignedCmp())
     return 0;
   std::optional<int64_t> lower = getConstantIntValue(loop.getLowerBound());
   std::optional<int64_t> upper = getConstantIntValue(loop.getUpperBound());
   std::optional<int64_t> step = getConstantIntValue(loop.getStep());
   if (!lower || !upper || !step || *step <= 0 || *upper <= *lower)
+    return 0;
+  std::optional<int64_t> span = llvm::checkedSub(*upper, *lower);
+  if (!span)
     return 0;
   for (Operation &op : loop.getBody()->without_terminator())
     if (op.getNumRegions() != 0 || (!isMemoryEffectFree(&op) &&
@@ -65,7 +73,7 @@ int64_t lanesFor(scf::ForOp loop, int64_t maxLanes, int64_t minTripsPerLane) {
   for (unsigned i = 0, e = loop.getNumRegionIterArgs(); i < e; ++i)
     if (!combinerOf(loop, i))
       return 0;
-  int64_t trips = llvm::divideCeil(*upper - *lower, *step);
+  int64_t trips = llvm::divideCeilSigned(*span, *step);
   int64_t lanes =
       std::min(maxLanes, trips / std::max<int64_t>(minTripsPerLane, 1));
   if (lanes < 2)
@@ -128,6 +136,18 @@ void split(scf::ForOp loop, int64_t lanes) {
   loop.erase();
 }
 
+/// Whether `loop`'s iterations allocate buffers of their own (a block of
+/// threads sharing an iteration would need them shared too).
+bool allocates(scf::ParallelOp loop) {
+  return loop.getBody()
+      ->walk([](Operation *op) {
+        return llvm::isa<memref::AllocOp, memref::AllocaOp>(op)
+                   ? WalkResult::interrupt()
+                   : WalkResult::advance();
+      })
+      .wasInterrupted();
+}
+
 /// The qualifying reduction loops of `loop` and their lanes.
 SmallVector<std::pair<scf::ForOp, int64_t>>
 splittable(scf::ParallelOp loop, int64_t maxLanes, int64_t minTripsPerLane) {
@@ -163,8 +183,9 @@ struct MoESplitParallelReductionsPass
     SmallVector<scf::ParallelOp> loops;
     getOperation().walk([&](scf::ParallelOp loop) {
       if (!loop->getParentOfType<scf::ParallelOp>() &&
+          !loop->getParentOfType<scf::ForallOp>() &&
           loop.getNumResults() == 0 && !holdsGroupedMatmul(loop) &&
-          !splittable(loop, lanes, minTripsPerLane).empty())
+          !allocates(loop) && !splittable(loop, lanes, minTripsPerLane).empty())
         loops.push_back(loop);
     });
     for (scf::ParallelOp loop : loops) {

@@ -348,6 +348,46 @@ func.func @team_reduction(%x: memref<?x64xf32>,
 
 // -----
 
+// The same lanes in an iteration that allocates a buffer of its own: no
+// team kernel (the buffer would be each thread's while thread 0 alone
+// wrote it); a thread per iteration runs the lanes in sequence.
+// CHECK-LABEL: func @team_private_buffer
+// CHECK: gpu.launch {{.*}} module(@team_private_buffer_loop_0)
+// CHECK-NOT: gpu.all_reduce
+// CHECK: return
+func.func @team_private_buffer(%x: memref<?x64xf32>, %out: memref<?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c16 = arith.constant 16 : index
+  %c64 = arith.constant 64 : index
+  %neg_zero = arith.constant -0.0 : f32
+  %t = memref.dim %x, %c0 : memref<?x64xf32>
+  scf.parallel (%i) = (%c0) to (%t) step (%c1) {
+    %scratch = memref.alloca() : memref<1xf32>
+    %parts = scf.parallel (%lane) = (%c0) to (%c16) step (%c1)
+        init (%neg_zero) -> f32 {
+      %part = scf.for %k = %lane to %c64 step %c16
+          iter_args(%a = %neg_zero) -> (f32) {
+        %v = memref.load %x[%i, %k] : memref<?x64xf32>
+        %s = arith.addf %a, %v : f32
+        scf.yield %s : f32
+      }
+      scf.reduce(%part : f32) {
+      ^bb0(%l: f32, %r: f32):
+        %c = arith.addf %l, %r : f32
+        scf.reduce.return %c : f32
+      }
+    }
+    memref.store %parts, %scratch[%c0] : memref<1xf32>
+    %back = memref.load %scratch[%c0] : memref<1xf32>
+    memref.store %back, %out[%i] : memref<?xf32>
+    scf.reduce
+  }
+  return
+}
+
+// -----
+
 // Control flow that allocates or launches stays on the host: the GPU work
 // before it is waited for, each region maps on its own chain and ends
 // waiting for it. A scratch buffer of a loop body whose size is known

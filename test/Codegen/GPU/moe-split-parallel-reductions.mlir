@@ -129,7 +129,10 @@ func.func @tile_in_if(%x: memref<?x20xf32>, %y: memref<?x20xi32>,
 // Loops that stay as they are: a dynamic trip count, a store in the
 // reduction loop, a sum that is used twice, a combination that is not
 // associative (subf), too few trips for two lanes of 4, a loop without
-// iteration arguments, and a reduction inside a nested parallel loop.
+// iteration arguments, a reduction inside a nested parallel loop, an i32
+// induction variable, an unsigned comparison (from -8, no iterations), an
+// integer sum with an overflow flag and a maxnumf under nnan (which
+// regrouping could make poison).
 // CHECK-LABEL: func @unsplit
 // CHECK-NOT: init (
 // CHECK: return
@@ -182,7 +185,64 @@ func.func @unsplit(%x: memref<?x64xf32>, %out: memref<?xf32>, %n: index) {
       memref.store %nested, %out[%j] : memref<?xf32>
       scf.reduce
     }
-    memref.store %short, %out[%i] : memref<?xf32>
+    %c0_i32 = arith.constant 0 : i32
+    %c1_i32 = arith.constant 1 : i32
+    %c64_i32 = arith.constant 64 : i32
+    %narrow = scf.for %k = %c0_i32 to %c64_i32 step %c1_i32 iter_args(%a = %short) -> (f32) : i32 {
+      %kk = arith.index_cast %k : i32 to index
+      %v = memref.load %x[%i, %kk] : memref<?x64xf32>
+      %s = arith.addf %a, %v : f32
+      scf.yield %s : f32
+    }
+    %cm8 = arith.constant -8 : index
+    %unsigned = scf.for unsigned %k = %cm8 to %c64 step %c1 iter_args(%a = %narrow) -> (f32) {
+      %v = memref.load %x[%i, %k] : memref<?x64xf32>
+      %s = arith.addf %a, %v : f32
+      scf.yield %s : f32
+    }
+    %zero_i32 = arith.constant 0 : i32
+    %flagged = scf.for %k = %c0 to %c64 step %c1 iter_args(%a = %zero_i32) -> (i32) {
+      %v = memref.load %x[%i, %k] : memref<?x64xf32>
+      %w = arith.fptosi %v : f32 to i32
+      %s = arith.addi %a, %w overflow<nsw> : i32
+      scf.yield %s : i32
+    }
+    %nnan = scf.for %k = %c0 to %c64 step %c1 iter_args(%a = %unsigned) -> (f32) {
+      %v = memref.load %x[%i, %k] : memref<?x64xf32>
+      %s = arith.maxnumf %a, %v fastmath<nnan> : f32
+      scf.yield %s : f32
+    }
+    %f = arith.sitofp %flagged : i32 to f32
+    %both = arith.addf %nnan, %f : f32
+    memref.store %both, %out[%i] : memref<?xf32>
+    scf.reduce
+  }
+  return
+}
+
+// -----
+
+// A parallel loop whose iterations allocate a buffer of their own stays as
+// it is (a block of threads per iteration would need the buffer shared).
+// CHECK-LABEL: func @private_buffer
+// CHECK-NOT: init (
+// CHECK: return
+func.func @private_buffer(%x: memref<?x64xf32>, %out: memref<?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  %zero = arith.constant 0.0 : f32
+  %t = memref.dim %x, %c0 : memref<?x64xf32>
+  scf.parallel (%i) = (%c0) to (%t) step (%c1) {
+    %scratch = memref.alloca() : memref<1xf32>
+    %sum = scf.for %k = %c0 to %c64 step %c1 iter_args(%a = %zero) -> (f32) {
+      %v = memref.load %x[%i, %k] : memref<?x64xf32>
+      %s = arith.addf %a, %v : f32
+      scf.yield %s : f32
+    }
+    memref.store %sum, %scratch[%c0] : memref<1xf32>
+    %back = memref.load %scratch[%c0] : memref<1xf32>
+    memref.store %back, %out[%i] : memref<?xf32>
     scf.reduce
   }
   return

@@ -172,12 +172,14 @@ def MoESplitParallelReductionsPass
     same inputs give the same results).
 
     A reduction loop qualifies when it is an `scf.for` inside the parallel
-    loop (not inside another `scf.parallel`) with a constant trip count,
-    iteration arguments, and a body of pure ops and loads without regions,
-    where each iteration argument has one use, by a commutative and
-    associative arith op with a neutral element (`addf`, `mulf`, `addi`,
-    `muli`, the min and max ops, `andi`, `ori`, `xori`) whose result is
-    what the body yields for it and nothing else uses. It is split over
+    loop (not inside another `scf.parallel`) over `index` with a signed
+    comparison and a constant trip count, iteration arguments, and a body
+    of pure ops and loads without regions, where each iteration argument
+    has one use, by a commutative and associative arith op with a neutral
+    element (`addf`, `mulf`, `addi`, `muli`, the min and max ops, `andi`,
+    `ori`, `xori`; not `addi` or `muli` with overflow flags, nor `minnumf`
+    or `maxnumf` under `nnan`, which regrouping could make poison) whose
+    result is what the body yields for it and nothing else uses. It is split over
     the largest power of two of lanes, at most `lanes`, that leaves each
     lane `min-trips-per-lane` iterations or more (loops that leave fewer
     than 2 lanes stay as they are).
@@ -186,8 +188,10 @@ def MoESplitParallelReductionsPass
     has fewer than N iterations: an `scf.if` on its iteration count runs
     the split copy or the loop as it was (with many iterations, one thread
     per iteration fills the machine already and reads less). The
-    parallel loop qualifies when it is not inside another parallel loop,
-    has no results and holds no `moe.grouped_matmul`.
+    parallel loop qualifies when it is not inside another parallel loop
+    (`scf.parallel` or `scf.forall`), has no results, holds no
+    `moe.grouped_matmul` and allocates no buffer of its own (a block of
+    threads per iteration would need it shared).
 
     Example (`lanes=256`):
 
@@ -307,7 +311,8 @@ def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
       arith op with a neutral element (`addf`, `mulf`, the min and max
       ops, `addi`, `muli`, `andi`, `ori`, `xori`) of its two arguments,
       and whose body only reads (the lanes of
-      `moe-split-parallel-reductions`), each iteration is one block
+      `moe-split-parallel-reductions`), and which allocates no buffer of
+      its own, each iteration is one block
       (walking the iterations in steps of the grid past 2^31 - 1 blocks,
       or past `team-grid-limit`)
       of as many threads as that loop's constant iteration count (the
