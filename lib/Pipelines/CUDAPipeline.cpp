@@ -48,6 +48,12 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
     tiled.blockRows = 64;
   if (wgmma && !given(options.tileN))
     tiled.tileN = 128;
+  // One weight's tiles (the down projection): 256 columns, wgmma's widest
+  // N, whose single accumulator takes the registers of a gate/up pair's
+  // two of 128; each A slice in shared memory then feeds twice the columns.
+  tiled.singleTileN = options.singleTileN;
+  if (wgmma && !given(options.singleTileN))
+    tiled.singleTileN = 256;
   // Decode: when the tiles of tile-n columns would not fill the
   // multiprocessors, narrower ones spread each expert's columns further.
   tiled.narrowTileN.assign(options.narrowTileN.begin(),

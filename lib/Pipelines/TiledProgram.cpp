@@ -54,7 +54,7 @@ void moe::addTiledProgramPasses(OpPassManager &pm,
     pm.addPass(moe::createMoETileGroupedMatmulPass(
         moe::MoETileGroupedMatmulPassOptions{
             options.tileN, options.tileK, options.gpuMapping,
-            options.narrowTileN, options.minTiles}));
+            options.narrowTileN, options.singleTileN, options.minTiles}));
     // The gate and the routing plan of its ids in one loop over the tokens.
     if (options.fuseRouting)
       pm.addPass(moe::createMoEFuseRoutingPass(

@@ -57,6 +57,8 @@ struct TiledProgramOptions {
   /// Narrower tilings chosen at run time when tile-n's tiles number fewer
   /// than minTiles (moe-tile-grouped-matmul narrow-tile-n, min-tiles).
   llvm::SmallVector<int64_t> narrowTileN;
+  /// Columns per tile of one-weight grouped matmuls (0: tileN).
+  int64_t singleTileN = 0;
   int64_t minTiles = 0;
   /// Free each buffer after its last use (ownership-based deallocation);
   /// without it the target frees them (a GPU call's arena).

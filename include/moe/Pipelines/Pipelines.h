@@ -201,6 +201,14 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
                      "(moe-tile-grouped-matmul tile-n; the default: 64, or "
                      "128 under mma=wgmma)"),
       llvm::cl::init(64)};
+  PassOptions::Option<int64_t> singleTileN{
+      *this, "single-tile-n",
+      llvm::cl::desc("Columns of the tile of a grouped matmul with one "
+                     "weight (the down projection; moe-tile-grouped-matmul "
+                     "single-tile-n; the default: tile-n, or 256 under "
+                     "mma=wgmma: wgmma's widest N, its one accumulator "
+                     "taking the registers of a gate/up pair of 128)"),
+      llvm::cl::init(0)};
   PassOptions::ListOption<int64_t> narrowTileN{
       *this, "narrow-tile-n",
       llvm::cl::desc("Narrower column counts per tile (each below tile-n), "

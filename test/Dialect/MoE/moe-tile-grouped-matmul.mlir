@@ -2,12 +2,15 @@
 // RUN: moe-opt %s --moe-tile-grouped-matmul="tile-n=16 tile-k=0" | FileCheck %s --check-prefix=NOK
 // RUN: moe-opt %s --moe-tile-grouped-matmul="tile-n=16 tile-k=0 gpu-mapping=1" | FileCheck %s --check-prefix=GPU
 // RUN: moe-opt %s --moe-tile-grouped-matmul="tile-n=16 tile-k=0 narrow-tile-n=4,8 min-tiles=24" | FileCheck %s --check-prefix=NARROW
+// RUN: moe-opt %s --moe-tile-grouped-matmul="tile-n=16 tile-k=0 single-tile-n=32 narrow-tile-n=8 min-tiles=24" | FileCheck %s --check-prefix=SINGLE
 // RUN: not moe-opt %s --moe-tile-grouped-matmul="tile-n=-1" 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: not moe-opt %s --moe-tile-grouped-matmul="single-tile-n=-1" 2>&1 | FileCheck %s --check-prefix=BADSINGLE
 // RUN: not moe-opt %s --moe-tile-grouped-matmul="tile-n=16 narrow-tile-n=16 min-tiles=4" 2>&1 | FileCheck %s --check-prefix=BADNARROW
 // RUN: not moe-opt %s --moe-tile-grouped-matmul="tile-n=16 narrow-tile-n=8" 2>&1 | FileCheck %s --check-prefix=NOMIN
 // RUN: not moe-opt %s --moe-tile-grouped-matmul="min-tiles=-2" 2>&1 | FileCheck %s --check-prefix=BADMIN
 
-// BAD: moe-tile-grouped-matmul: tile sizes must not be negative, got tile-n=-1 tile-k=1024 min-tiles=0
+// BAD: moe-tile-grouped-matmul: tile sizes must not be negative, got tile-n=-1 tile-k=1024 min-tiles=0 single-tile-n=0
+// BADSINGLE: moe-tile-grouped-matmul: tile sizes must not be negative, got tile-n=64 tile-k=1024 min-tiles=0 single-tile-n=-1
 // BADNARROW: moe-tile-grouped-matmul: each narrow-tile-n must be positive and below tile-n, got 16
 // NOMIN: moe-tile-grouped-matmul: narrow-tile-n needs min-tiles
 // BADMIN: moe-tile-grouped-matmul: tile sizes must not be negative, got tile-n=64 tile-k=1024 min-tiles=-2
@@ -92,6 +95,28 @@ func.func @memrefs(%rows: memref<6x16xf32>, %w: memref<1x8x16xf32>,
 // NARROW:     scf.forall {{.*}} to (32, %{{.*}}) step (4, 1)
 // NARROW:       moe.grouped_matmul {{.*}} outs(%{{.*}} : tensor<4x4xf32>)
 // NARROW: return %[[R]]
+// single-tile-n=32: a grouped matmul of one weight is tiled 32 wide, then
+// at tile-n (16) and narrow-tile-n (8) when fewer tiles than min-tiles;
+// a paired one (@epilogue) at tile-n, then 8.
+// SINGLE-LABEL: func @fused_fill
+// SINGLE: %[[B:.*]] = tensor.dim %{{.*}}, %c0 : tensor<?xi32>
+// SINGLE: %[[FILLS:.*]] = arith.cmpi uge, %[[B]], %c24
+// SINGLE: scf.if %[[FILLS]]
+// SINGLE:   scf.forall {{.*}} to (32, %{{.*}}) step (32, 1)
+// SINGLE:     moe.grouped_matmul {{.*}} outs(%{{.*}} : tensor<4x32xf32>)
+// SINGLE: } else {
+// SINGLE:   arith.muli %{{.*}}, %c2
+// SINGLE:   scf.if
+// SINGLE:     scf.forall {{.*}} to (32, %{{.*}}) step (16, 1)
+// SINGLE:   } else {
+// SINGLE:     scf.forall {{.*}} to (32, %{{.*}}) step (8, 1)
+// SINGLE-LABEL: func @epilogue
+// SINGLE: scf.if
+// SINGLE:   scf.forall {{.*}} to (32, %{{.*}}) step (16, 1)
+// SINGLE: } else {
+// SINGLE:   scf.forall {{.*}} to (32, %{{.*}}) step (8, 1)
+// SINGLE-NOT: step (32, 1)
+// SINGLE: return
 func.func @fused_fill(%rows: tensor<?x16xf32>, %w: tensor<8x32x16xbf16>,
                       %blocks: tensor<?xi32>, %acc: tensor<?x32xf32>) -> tensor<?x32xf32> {
   %zero = arith.constant 0.0 : f32

@@ -219,13 +219,14 @@ struct MoETileGroupedMatmulPass
   using MoETileGroupedMatmulPassBase::MoETileGroupedMatmulPassBase;
 
   LogicalResult initialize(MLIRContext *context) override {
-    if (tileN < 0 || tileK < 0 || minTiles < 0)
+    if (tileN < 0 || tileK < 0 || minTiles < 0 || singleTileN < 0)
       return emitError(UnknownLoc::get(context))
              << "moe-tile-grouped-matmul: tile sizes must not be negative, "
                 "got tile-n="
              << static_cast<int64_t>(tileN)
              << " tile-k=" << static_cast<int64_t>(tileK)
-             << " min-tiles=" << static_cast<int64_t>(minTiles);
+             << " min-tiles=" << static_cast<int64_t>(minTiles)
+             << " single-tile-n=" << static_cast<int64_t>(singleTileN);
     for (int64_t narrow : narrowTileN)
       if (narrow < 1 || (tileN != 0 && narrow >= tileN))
         return emitError(UnknownLoc::get(context))
@@ -259,10 +260,18 @@ struct MoETileGroupedMatmulPass
     return TileShape{rowBlocks, columns, depth};
   }
 
-  /// The shapes to tile `op` with: tile-n's, then each narrow one that
-  /// splits its columns into more tiles, widest first.
+  /// The columns of `op`'s widest tiles: single-tile-n for one weight
+  /// when set, else tile-n.
+  int64_t widestOf(GroupedMatmulOp op) const {
+    return !op.getPairedWeight() && singleTileN != 0 ? singleTileN : tileN;
+  }
+
+  /// The shapes to tile `op` with: the widest, then each narrower one
+  /// (narrow-tile-n's, and tile-n's below single-tile-n) that splits its
+  /// columns into more tiles, widest first.
   SmallVector<TileShape> shapesOf(GroupedMatmulOp op) const {
-    SmallVector<TileShape> shapes{shapeOf(op, tileN)};
+    int64_t widest = widestOf(op);
+    SmallVector<TileShape> shapes{shapeOf(op, widest)};
     auto type = llvm::cast<RankedTensorType>(op.getInit().getType());
     if (minTiles == 0 || type.isDynamicDim(1))
       return shapes;
@@ -271,6 +280,8 @@ struct MoETileGroupedMatmulPass
       return shape.columns == 0 ? 1 : llvm::divideCeil(columns, shape.columns);
     };
     SmallVector<int64_t> narrow(narrowTileN.begin(), narrowTileN.end());
+    if (widest != tileN && tileN != 0 && (widest == 0 || tileN < widest))
+      narrow.push_back(tileN);
     llvm::sort(narrow, [](int64_t a, int64_t b) { return a > b; });
     for (int64_t width : narrow) {
       TileShape shape = shapeOf(op, width);

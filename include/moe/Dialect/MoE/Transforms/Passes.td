@@ -301,6 +301,11 @@ def MoETileGroupedMatmulPass : Pass<"moe-tile-grouped-matmul"> {
     tiles) number at least `min-tiles` runs, else the narrowest. A step
     with few row blocks (decode) then spreads each expert's columns over
     more tiles; the choice is host arithmetic on the row blocks' count.
+
+    With `single-tile-n`, a grouped matmul of one weight (no paired
+    weight: half the accumulators of a gate/up pair) is tiled that wide
+    instead, `tile-n` then counting among its narrower widths (Hopper's
+    down projections: 256 columns, wgmma's widest N).
   }];
   let dependentDialects = ["::mlir::affine::AffineDialect",
                            "::mlir::gpu::GPUDialect",
@@ -319,6 +324,9 @@ def MoETileGroupedMatmulPass : Pass<"moe-tile-grouped-matmul"> {
     ListOption<"narrowTileN", "narrow-tile-n", "int64_t",
                "Narrower column counts (each below tile-n) to tile with "
                "when tile-n's tiles number fewer than min-tiles">,
+    Option<"singleTileN", "single-tile-n", "int64_t", /*default=*/"0",
+           "Columns per tile of grouped matmuls with one weight (no "
+           "paired weight); 0: tile-n">,
     Option<"minTiles", "min-tiles", "int64_t", /*default=*/"0",
            "The tiles a tiling must make to be chosen over a narrower one "
            "(e.g. the GPU's multiprocessors); 0: tile-n only">
