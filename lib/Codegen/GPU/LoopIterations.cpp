@@ -20,6 +20,16 @@ bool holdsGroupedMatmul(Operation *op) {
       .wasInterrupted();
 }
 
+bool holdsAllocation(Operation *op) {
+  return op
+      ->walk([](Operation *inner) {
+        return llvm::isa<memref::AllocOp, memref::AllocaOp>(inner)
+                   ? WalkResult::interrupt()
+                   : WalkResult::advance();
+      })
+      .wasInterrupted();
+}
+
 BufferKey classifyBuffer(MemrefValue memref, Operation *scope, bool writes) {
   Value buffer = memref::skipViewLikeOps(memref);
   if (Operation *def = buffer.getDefiningOp()) {

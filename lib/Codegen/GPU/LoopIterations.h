@@ -23,6 +23,10 @@ namespace mlir::moe::gpu_codegen {
 /// Whether `op` holds a `moe.grouped_matmul` (matmul tiles).
 bool holdsGroupedMatmul(Operation *op);
 
+/// Whether `op` holds a `memref.alloc` or `memref.alloca` (in a parallel
+/// loop: buffers of each iteration's own).
+bool holdsAllocation(Operation *op);
+
 /// What a memref that `scope` accesses is known to be, for telling buffers
 /// apart: the allocation it views, or (for any argument of the function,
 /// and a global it reads) the function's first argument, since a caller

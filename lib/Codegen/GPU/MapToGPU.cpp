@@ -130,14 +130,7 @@ constexpr int64_t kMaxGridX = (int64_t{1} << 31) - 1;
 int64_t teamSize(scf::ParallelOp loop) {
   // An iteration's own buffers would be each thread's (stack memory) while
   // thread 0 alone writes them.
-  bool allocates = loop.getBody()
-                       ->walk([](Operation *op) {
-                         return llvm::isa<memref::AllocOp, memref::AllocaOp>(op)
-                                    ? WalkResult::interrupt()
-                                    : WalkResult::advance();
-                       })
-                       .wasInterrupted();
-  if (allocates)
+  if (holdsAllocation(loop))
     return 0;
   int64_t size = 0;
   loop.getBody()->walk([&](scf::ParallelOp inner) {

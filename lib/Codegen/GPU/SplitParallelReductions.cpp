@@ -16,7 +16,6 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
-#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/IRMapping.h"
@@ -136,18 +135,6 @@ void split(scf::ForOp loop, int64_t lanes) {
   loop.erase();
 }
 
-/// Whether `loop`'s iterations allocate buffers of their own (a block of
-/// threads sharing an iteration would need them shared too).
-bool allocates(scf::ParallelOp loop) {
-  return loop.getBody()
-      ->walk([](Operation *op) {
-        return llvm::isa<memref::AllocOp, memref::AllocaOp>(op)
-                   ? WalkResult::interrupt()
-                   : WalkResult::advance();
-      })
-      .wasInterrupted();
-}
-
 /// The qualifying reduction loops of `loop` and their lanes.
 SmallVector<std::pair<scf::ForOp, int64_t>>
 splittable(scf::ParallelOp loop, int64_t maxLanes, int64_t minTripsPerLane) {
@@ -185,7 +172,9 @@ struct MoESplitParallelReductionsPass
       if (!loop->getParentOfType<scf::ParallelOp>() &&
           !loop->getParentOfType<scf::ForallOp>() &&
           loop.getNumResults() == 0 && !holdsGroupedMatmul(loop) &&
-          !allocates(loop) && !splittable(loop, lanes, minTripsPerLane).empty())
+          // Buffers of an iteration's own would need sharing between the
+          // threads of its block.
+          !holdsAllocation(loop) && !splittable(loop, lanes, minTripsPerLane).empty())
         loops.push_back(loop);
     });
     for (scf::ParallelOp loop : loops) {
