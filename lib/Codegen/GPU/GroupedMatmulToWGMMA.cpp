@@ -312,6 +312,14 @@ private:
   /// The f32 of 8 input depths from `depth` of the thread's row.
   Value gatherChunk(OpBuilder &b, Location loc, Value depth);
   void emitEpilogue(OpBuilder &b, Location loc, ValueRange sums);
+  /// Ring slot `slot`'s stage, and the parity of its round's phase (the
+  /// round's count modulo 2).
+  Value stageOf(OpBuilder &b, Location loc, Value slot);
+  Value parityOf(OpBuilder &b, Location loc, Value slot);
+  /// Waits until the phase of `parity` of mbarrier `stage` of `group`
+  /// completed.
+  void waitFor(OpBuilder &b, Location loc, Value group, Value parity,
+               Value stage);
   /// Zero accumulators, one per weight.
   SmallVector<Value> zeroSums(OpBuilder &b, Location loc);
   /// The wgmma group of one step on stage `stage`: `sums` plus its
@@ -599,27 +607,29 @@ SmallVector<Value> WarpgroupMatmul::mmaStep(OpBuilder &b, Location loc,
   return next;
 }
 
+Value WarpgroupMatmul::stageOf(OpBuilder &b, Location loc, Value slot) {
+  return arith::RemUIOp::create(b, loc, slot,
+                                indexConstant(b, loc, plan.stages));
+}
+
+Value WarpgroupMatmul::parityOf(OpBuilder &b, Location loc, Value slot) {
+  Value round =
+      arith::DivUIOp::create(b, loc, slot, indexConstant(b, loc, plan.stages));
+  return arith::IndexCastUIOp::create(
+      b, loc, b.getI1Type(),
+      arith::RemUIOp::create(b, loc, round, indexConstant(b, loc, 2)));
+}
+
+void WarpgroupMatmul::waitFor(OpBuilder &b, Location loc, Value group,
+                              Value parity, Value stage) {
+  nvgpu::MBarrierTryWaitParityOp::create(
+      b, loc, group, parity, indexConstant(b, loc, kWaitTicks), stage);
+}
+
 void WarpgroupMatmul::emitRoles(OpBuilder &b, Location loc, Value slotBase,
                                 Value steps) {
   Value tid = thread;
   Value zero = indexConstant(b, loc, 0), one = indexConstant(b, loc, 1);
-  Value stagesValue = indexConstant(b, loc, plan.stages);
-  // Slot `slot`'s stage and the parity of its round's phase (the round's
-  // count modulo 2).
-  auto stageOf = [&](OpBuilder &sb, Location sl, Value slot) {
-    return arith::RemUIOp::create(sb, sl, slot, stagesValue).getResult();
-  };
-  auto parityOf = [&](OpBuilder &sb, Location sl, Value slot) -> Value {
-    Value round = arith::DivUIOp::create(sb, sl, slot, stagesValue);
-    return arith::IndexCastUIOp::create(
-        sb, sl, sb.getI1Type(),
-        arith::RemUIOp::create(sb, sl, round, indexConstant(sb, sl, 2)));
-  };
-  auto waitFor = [&](OpBuilder &sb, Location sl, Value group, Value parity,
-                     Value stage) {
-    nvgpu::MBarrierTryWaitParityOp::create(
-        sb, sl, group, parity, indexConstant(sb, sl, kWaitTicks), stage);
-  };
   Value isProducer = lessThan(b, loc, tid, indexConstant(b, loc, 128));
   scf::IfOp::create(
       b, loc, isProducer,
@@ -715,7 +725,6 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
     depthBound = arith::MinUIOp::create(
         b, loc, depthBound, op.getWeightExtents(b, loc, weight).second);
   Value zero = indexConstant(b, loc, 0), one = indexConstant(b, loc, 1);
-  Value stagesValue = indexConstant(b, loc, plan.stages);
 
   // One mbarrier per stage: thread 0 arrives with the TMA bytes.
   auto workgroup =
@@ -848,18 +857,9 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
                     ValueRange sums = carried.take_front(numSums);
                     ValueRange chunks = carried.drop_front(numSums);
                     Value slot = arith::AddIOp::create(kb, kl, slotBase, step);
-                    Value stage =
-                        arith::RemUIOp::create(kb, kl, slot, stagesValue);
-                    Value round =
-                        arith::DivUIOp::create(kb, kl, slot, stagesValue);
-                    Value parity = arith::IndexCastUIOp::create(
-                        kb, kl, kb.getI1Type(),
-                        arith::RemUIOp::create(kb, kl, round,
-                                               indexConstant(kb, kl, 2)));
+                    Value stage = stageOf(kb, kl, slot);
                     // The weights landed; every thread's A stores done.
-                    nvgpu::MBarrierTryWaitParityOp::create(
-                        kb, kl, barriers, parity,
-                        indexConstant(kb, kl, kWaitTicks), stage);
+                    waitFor(kb, kl, barriers, parityOf(kb, kl, slot), stage);
                     gpu::BarrierOp::create(kb, kl);
                     SmallVector<Value> next = mmaStep(kb, kl, stage, sums);
                     // The previous step's group is done: its slot is free

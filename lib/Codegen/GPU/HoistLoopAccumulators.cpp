@@ -105,7 +105,10 @@ struct MoEHoistLoopAccumulatorsPass
     // one's single load and store.
     for (scf::ForOp loop : loops) {
       while (auto found = findAccumulator(loop)) {
-        auto [load, store] = *found;
+        // Named copies: lambdas below capture them (structured bindings
+        // cannot be captured before C++20).
+        memref::LoadOp load = found->first;
+        memref::StoreOp store = found->second;
         rewriter.setInsertionPoint(loop);
         Location loc = load.getLoc();
         // A loop that may run no iteration must not touch the element then

@@ -95,6 +95,13 @@ std::optional<gpu::AllReduceOperation> allReduceKind(Operation *combiner) {
   return kind;
 }
 
+Value cloneCombiner(OpBuilder &b, Location loc, Operation *combiner, Value lhs,
+                    Value rhs) {
+  OperationState state(loc, combiner->getName(), ValueRange{lhs, rhs},
+                       combiner->getResultTypes(), combiner->getAttrs());
+  return b.create(state)->getResult(0);
+}
+
 TypedAttr neutralElement(Operation *combiner) {
   if (auto add = llvm::dyn_cast<arith::AddFOp>(combiner))
     return FloatAttr::get(add.getType(), -0.0);

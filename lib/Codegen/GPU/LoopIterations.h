@@ -48,6 +48,10 @@ BufferKey classifyBuffer(MemrefValue memref, Operation *scope, bool writes);
 /// with `nnan`, which regrouping could make poison.
 std::optional<gpu::AllReduceOperation> allReduceKind(Operation *combiner);
 
+/// A new op like `combiner` (its name and attributes) of `lhs` and `rhs`.
+Value cloneCombiner(OpBuilder &b, Location loc, Operation *combiner, Value lhs,
+                    Value rhs);
+
 /// The neutral element of such a combiner (allReduceKind): -0.0 for
 /// `addf` (x + -0.0 is x, also for x = -0.0), else arith's.
 TypedAttr neutralElement(Operation *combiner);

@@ -506,13 +506,6 @@ void FunctionMapper::spreadReduction(scf::ParallelOp loop, const Team &team) {
   for (Operation *combiner : combiners)
     neutrals.push_back(
         arith::ConstantOp::create(b, loc, neutralElement(combiner)));
-  auto combine = [](OpBuilder &cb, Location cl, Operation *combiner, Value lhs,
-                    Value rhs) {
-    IRMapping operands;
-    operands.map(combiner->getOperand(0), lhs);
-    operands.map(combiner->getOperand(1), rhs);
-    return cb.clone(*combiner, operands)->getResult(0);
-  };
   auto own = scf::ForOp::create(
       b, loc, team.thread, total, step, neutrals,
       [&](OpBuilder &lb, Location ll, Value linear, ValueRange carried) {
@@ -523,8 +516,8 @@ void FunctionMapper::spreadReduction(scf::ParallelOp loop, const Team &team) {
         SmallVector<Value> next;
         for (auto [i, combiner] : llvm::enumerate(combiners))
           next.push_back(
-              combine(lb, ll, combiner, carried[i],
-                      mapping.lookupOrDefault(reduce.getOperands()[i])));
+              cloneCombiner(lb, ll, combiner, carried[i],
+                            mapping.lookupOrDefault(reduce.getOperands()[i])));
         scf::YieldOp::create(lb, ll, next);
       });
   for (auto [i, combiner] : llvm::enumerate(combiners)) {
@@ -536,8 +529,8 @@ void FunctionMapper::spreadReduction(scf::ParallelOp loop, const Team &team) {
     // The workgroup memory the reduction goes through is free again (for
     // the next one, or this one in a loop) once every thread has read it.
     gpu::BarrierOp::create(b, loc);
-    loop.getResult(i).replaceAllUsesWith(
-        combine(b, loc, combiner, loop.getInitVals()[i], all.getResult()));
+    loop.getResult(i).replaceAllUsesWith(cloneCombiner(
+        b, loc, combiner, loop.getInitVals()[i], all.getResult()));
   }
   loop.erase();
 }

@@ -80,14 +80,6 @@ int64_t lanesFor(scf::ForOp loop, int64_t maxLanes, int64_t minTripsPerLane) {
   return static_cast<int64_t>(llvm::bit_floor(static_cast<uint64_t>(lanes)));
 }
 
-/// A new op like `combiner` of operands `lhs` and `rhs`.
-Value combine(OpBuilder &b, Location loc, Operation *combiner, Value lhs,
-              Value rhs) {
-  OperationState state(loc, combiner->getName(), ValueRange{lhs, rhs},
-                       combiner->getResultTypes(), combiner->getAttrs());
-  return b.create(state)->getResult(0);
-}
-
 /// Replaces `loop` by its split over `lanes` lanes.
 void split(scf::ForOp loop, int64_t lanes) {
   OpBuilder b(loop);
@@ -124,13 +116,13 @@ void split(scf::ForOp loop, int64_t lanes) {
         for (unsigned i = 0; i < count; ++i) {
           Block &body = reduce.getReductions()[i].front();
           OpBuilder rb = OpBuilder::atBlockBegin(&body);
-          Value combined = combine(rb, pl, combiners[i], body.getArgument(0),
-                                   body.getArgument(1));
+          Value combined = cloneCombiner(
+              rb, pl, combiners[i], body.getArgument(0), body.getArgument(1));
           scf::ReduceReturnOp::create(rb, pl, combined);
         }
       });
   for (unsigned i = 0; i < count; ++i)
-    loop.getResult(i).replaceAllUsesWith(combine(
+    loop.getResult(i).replaceAllUsesWith(cloneCombiner(
         b, loc, combiners[i], loop.getInitArgs()[i], lanesLoop.getResult(i)));
   loop.erase();
 }
