@@ -44,8 +44,10 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   if (wgmma && !given(options.chip))
     chip = "sm_90a";
   TiledProgramOptions tiled = sharedTiledProgramOptions(options);
+  // Specialized tiles: 128-row blocks, two consumer warpgroups sharing
+  // each weight box (half the weight traffic per row of the 64-row form).
   if (wgmma && !given(options.blockRows))
-    tiled.blockRows = 64;
+    tiled.blockRows = specialized ? 128 : 64;
   if (wgmma && !given(options.tileN))
     tiled.tileN = 128;
   // One weight's tiles (the down projection): 256 columns, wgmma's widest
@@ -118,13 +120,16 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   // iterations per 4 x 4 tile, 15 of them empty, which would otherwise be
   // blocks to launch.
   int64_t teamGridLimit = std::max<int64_t>(options.multiprocessors * 8, 0);
+  // Threads of a tile's block: a warp (mma.sync), a warpgroup (wgmma), or
+  // a producer warpgroup and a consumer per 64 rows (specialized).
+  int64_t tileThreads =
+      specialized ? 128 * (1 + std::max<int64_t>(tiled.blockRows / 64, 1))
+      : wgmma     ? 128
+                  : 32;
   pm.addNestedPass<func::FuncOp>(
       moe::createMoEMapToGPUPass(moe::MoEMapToGPUPassOptions{
           options.blockSize,
-          /*warpSize=*/
-              specialized ? 256
-          : wgmma         ? 128
-                          : 32,
+          /*warpSize=*/tileThreads,
           options.reference ? 0 : options.routingBlockSize, tileGridLimit,
           teamGridLimit, options.deviceIO}));
   // Loops nested in a one-iteration-per-thread kernel run in the thread.

@@ -114,11 +114,18 @@
 // WGPTX-NEXT: forward_tiles_4: wgmma 4, tma 1, mbarrier_waits 1, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
 // WGPTX-NOT: ptxas:
 
-// mma=wgmma-specialized: the tiles are blocks of two warpgroups (256
-// threads), a producer and a consumer; each waits on its own mbarriers
-// (the stage filled, the stage released); ptxas spills nothing.
-// WSLAUNCH: gpu.launch_func {{.*}}@forward_tiles_3::@forward_tiles_3 {{.*}}threads in (%c256, %c1, %c1)  dynamic_shared_memory_size
-// WSLAUNCH: gpu.launch_func {{.*}}@forward_tiles_4::@forward_tiles_4 {{.*}}threads in (%c256, %c1, %c1)  dynamic_shared_memory_size
+// mma=wgmma-specialized: the tiles are 128-row blocks of three warpgroups
+// (384 threads), a producer and two consumers; each role waits on its own
+// mbarriers (the stage filled, the stage released); the kernels declare
+// their block size (.maxntid 384, so that ptxas keeps to the 168
+// registers a thread may then have) and ptxas spills nothing.
+// WSLAUNCH: gpu.launch_func {{.*}}@forward_tiles_3::@forward_tiles_3 {{.*}}threads in (%c384, %c1, %c1)  dynamic_shared_memory_size
+// WSLAUNCH: gpu.launch_func {{.*}}@forward_tiles_4::@forward_tiles_4 {{.*}}threads in (%c384, %c1, %c1)  dynamic_shared_memory_size
+// RUN: FileCheck %s --check-prefix=WSBOUND < %t.ws.ptx/forward_tiles_3.ptx
+// WSBOUND: .maxntid 384, 1, 1
+// With block-rows=64 the blocks are a producer and one consumer (256).
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized block-rows=64" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=WS64
+// WS64: gpu.launch_func {{.*}}@forward_tiles_3::@forward_tiles_3 {{.*}}threads in (%c256, %c1, %c1)  dynamic_shared_memory_size
 // WSPTX: forward_tiles_3: ptx accepted by ptxas -arch=sm_90a
 // WSPTX-NEXT: forward_tiles_3: wgmma 8, tma 2, mbarrier_waits 2, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
 // WSPTX-NOT: ptxas:

@@ -184,16 +184,18 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
                      "tile (sm_90a; bf16 weights, others take the CUDA "
                      "cores)"),
           clEnumValN(CudaMma::WgmmaSpecialized, "wgmma-specialized",
-                     "wgmma tiles of two warpgroups: a producer (the A "
-                     "gather, the TMA loads) and a consumer (wgmma, the "
-                     "epilogue) handing the ring's stages over on "
-                     "mbarriers (sm_90a)"))};
+                     "wgmma tiles of a producer warpgroup (the A gather, "
+                     "the TMA loads) and a consumer warpgroup per 64 rows "
+                     "(wgmma, the epilogue) handing the ring's stages over "
+                     "on mbarriers; 128-row blocks, two consumers sharing "
+                     "each weight box (sm_90a)"))};
   PassOptions::Option<int64_t> blockRows{
       *this, "block-rows",
       llvm::cl::desc("Rows per block of the grouped matmuls "
                      "(moe-form-grouped-matmul block-rows); the tensor cores "
-                     "need 16 under mma=sync, 64 under mma=wgmma (the "
-                     "default: 16, or 64 under mma=wgmma)"),
+                     "need 16 under mma=sync, 64 under mma=wgmma, 64 or 128 "
+                     "under mma=wgmma-specialized (the default: 16, 64 "
+                     "under mma=wgmma, 128 under mma=wgmma-specialized)"),
       llvm::cl::init(16)};
   PassOptions::Option<int64_t> tileN{
       *this, "tile-n",

@@ -1,14 +1,17 @@
 //===- GroupedMatmulToWGMMA.cpp - Grouped matmul tiles on a warpgroup -----===//
 //
-// A tile of the tiled program (row blocks of 64 x up to 256 columns) that
-// one warpgroup (4 warps, 128 threads) computes on Hopper's warpgroup MMA,
-// for bf16 weights:
+// A tile of the tiled program (a row block of 64 or 128 rows x up to 256
+// columns) computed on Hopper's warpgroup MMA for bf16 weights, either by
+// one warpgroup (4 warps, 128 threads; 64-row blocks) or, specialized, by a
+// producer warpgroup that gathers A and issues the TMA loads and one
+// consumer warpgroup per 64 rows that multiplies (256 or 384 threads; the
+// two consumers of a 128-row block share each stage's weight boxes):
 //
 // - the weights' [columns x 64 depths] slice of each step comes by TMA
 //   (nvgpu.tma.async.load of a descriptor of the whole [E, N, K] weight,
 //   created on the host before the launch) into shared memory in the
 //   128-byte swizzled layout, completing on the stage's mbarrier;
-// - the A slice [64 rows x 64 depths] is gathered by the threads from the
+// - the A slice [rows x 64 depths] is gathered by the threads from the
 //   rows' sources (rounded to bf16, zeros past the filled rows and past K)
 //   and stored in the same swizzled layout (TMA cannot gather rows);
 // - a ring of `stages` buffers keeps stages - 1 steps in flight while
@@ -18,7 +21,7 @@
 //   (SwiGLU of the paired gate/up sums), added, or scattered.
 //
 // The shared-memory layout of one stage (1024-byte aligned):
-//   A: 64 rows x 128 bytes | B of weight 0: BN rows x 128 bytes | B of 1 ...
+//   A: 64 or 128 rows x 128 bytes | B of weight 0: BN rows x 128 bytes | ...
 // Row r's 16-byte chunk c sits at r * 128 + (c ^ (r % 8)) * 16 (the
 // 128-byte swizzle TMA writes and the wgmma descriptors name).
 //
@@ -55,15 +58,15 @@ using namespace mlir::moe::gpu_codegen;
 namespace {
 
 constexpr int64_t kWarpgroupThreads = 128;
-/// wgmma's M: the rows of a block.
-constexpr int64_t kBlockRows = 64;
+/// wgmma's M: the rows of a warpgroup's part of a block.
+constexpr int64_t kPartRows = 64;
 /// Depths per stage: one 128-byte swizzle row of bf16.
 constexpr int64_t kStepDepth = 64;
 constexpr int64_t kRowBytes = kStepDepth * 2;
 /// wgmma's K for 16-bit operands.
 constexpr int64_t kMmaDepth = 16;
-/// A stage's A buffer.
-constexpr int64_t kInputStageBytes = kBlockRows * kRowBytes;
+/// A stage's A buffer for one warpgroup's part of the rows.
+constexpr int64_t kPartBytes = kPartRows * kRowBytes;
 /// The 128-byte swizzle repeats every 8 rows of 128 bytes; buffers start
 /// at multiples of it (the descriptors' base offset is then 0).
 constexpr int64_t kSwizzleAtomBytes = 1024;
@@ -97,14 +100,19 @@ struct WeightSource {
 struct WarpgroupPlan {
   int64_t columns = 0; // BN: the wgmma N and the TMA box rows.
   int64_t stages = 0;
-  /// Blocks of two warpgroups: a producer (A's gather, the TMA loads) and
-  /// a consumer (wgmma, the epilogue), handing stages over on mbarriers.
+  /// Parts of 64 rows in a block (the plan's block rows / 64), each one
+  /// warpgroup's wgmma M.
+  int64_t parts = 1;
+  /// Blocks of a producer warpgroup (A's gather, the TMA loads) and a
+  /// consumer warpgroup per part (wgmma, the epilogue), handing stages over
+  /// on mbarriers; the consumers share each stage's weight boxes.
   bool specialized = false;
   SmallVector<WeightSource, 2> weights;
 
   int64_t weightStageBytes() const { return columns * kRowBytes; }
+  int64_t inputStageBytes() const { return parts * kPartBytes; }
   int64_t stageBytes() const {
-    return kInputStageBytes +
+    return inputStageBytes() +
            static_cast<int64_t>(weights.size()) * weightStageBytes();
   }
   /// Dynamic shared memory: the ring, and room to align its start.
@@ -204,13 +212,23 @@ FailureOr<WarpgroupPlan> planWarpgroupTile(GroupedMatmulOp op,
     return getConstantIntValue(value).value_or(0);
   };
   int64_t threads = sizeOf(launch.getBlockSizeX());
-  if ((threads != kWarpgroupThreads && threads != 2 * kWarpgroupThreads) ||
+  if ((threads != kWarpgroupThreads && threads != 2 * kWarpgroupThreads &&
+       threads != 3 * kWarpgroupThreads) ||
       sizeOf(launch.getBlockSizeY()) != 1 ||
       sizeOf(launch.getBlockSizeZ()) != 1)
-    return fail("its gpu.launch does not run blocks of one or two "
-                "warpgroups (128 or 256 x 1 x 1 threads)");
-  if (op.getBlockRows() != kBlockRows)
-    return fail("its blocks are not of 64 rows (wgmma's M)");
+    return fail("its gpu.launch does not run blocks of one, two or three "
+                "warpgroups (128, 256 or 384 x 1 x 1 threads)");
+  if (op.getBlockRows() != kPartRows && op.getBlockRows() != 2 * kPartRows)
+    return fail("its blocks are not of 64 or 128 rows (one or two of "
+                "wgmma's M)");
+  // One warpgroup for 64 rows, or a producer and one consumer per 64 rows.
+  int64_t parts = op.getBlockRows() / kPartRows;
+  int64_t warpgroups = threads / kWarpgroupThreads;
+  if (warpgroups != parts + 1 && !(warpgroups == 1 && parts == 1))
+    return fail("its blocks of " + Twine(op.getBlockRows()) +
+                " rows take one warpgroup (64 rows) or a producer and one "
+                "warpgroup per 64 rows, not the " +
+                Twine(warpgroups) + " of its gpu.launch");
   if (op.getWeightScale())
     return fail("its weights are block-scaled");
   auto inputType = llvm::dyn_cast<MemRefType>(op.getInput().getType());
@@ -224,7 +242,8 @@ FailureOr<WarpgroupPlan> planWarpgroupTile(GroupedMatmulOp op,
                 "rows");
 
   WarpgroupPlan plan;
-  plan.specialized = threads == 2 * kWarpgroupThreads;
+  plan.parts = parts;
+  plan.specialized = warpgroups > parts;
   OpBuilder b(op);
   std::optional<int64_t> depth;
   for (Value weight : op.getWeights()) {
@@ -295,23 +314,35 @@ public:
   void setAlignedInputRows(bool aligned) { alignedInputRows = aligned; }
 
 private:
-  /// The shared-memory buffers of `stage` (an index): A, and B of weight w.
-  Value inputBuffer(OpBuilder &b, Location loc, Value stage);
+  /// The shared-memory buffers of `stage` (an index): A's rows of `part`
+  /// (an index), and B of weight w.
+  Value inputBuffer(OpBuilder &b, Location loc, Value stage, Value part);
   Value weightBuffer(OpBuilder &b, Location loc, Value stage, int64_t w);
   /// The 64-bit wgmma descriptor of a swizzled buffer.
   Value matrixDescriptor(OpBuilder &b, Location loc, Value buffer);
   /// Starts step `step` (the block's) into ring slot `slot` (global step
   /// count): the weights' TMA loads (thread 0).
   void issueWeights(OpBuilder &b, Location loc, Value step, Value slot);
+  /// The A rows the thread gathers (row myHalfRow of each part) in the
+  /// current block: their sources and whether they have one.
+  void setUpGatherRows(OpBuilder &b, Location loc);
   /// The thread's A chunks of step `step` (f32 vectors, loaded from
   /// global memory; stored later, so that the loads are in flight meanwhile).
   SmallVector<Value> loadInput(OpBuilder &b, Location loc, Value step);
   /// Stores the thread's A chunks, rounded to bf16, into slot `slot`'s
   /// stage at their swizzled places.
   void storeInput(OpBuilder &b, Location loc, Value slot, ValueRange chunks);
-  /// The f32 of 8 input depths from `depth` of the thread's row.
-  Value gatherChunk(OpBuilder &b, Location loc, Value depth);
-  void emitEpilogue(OpBuilder &b, Location loc, ValueRange sums);
+  /// The A row of one part that the thread gathers.
+  struct GatherRow {
+    Value source, valid;
+  };
+  /// The f32 of 8 input depths from `depth` of `row`.
+  Value gatherChunk(OpBuilder &b, Location loc, const GatherRow &row,
+                    Value depth);
+  /// Writes the accumulators of the part whose first row in the block is
+  /// `partFirstRow`.
+  void emitEpilogue(OpBuilder &b, Location loc, ValueRange sums,
+                    Value partFirstRow);
   /// Ring slot `slot`'s stage, and the parity of its round's phase (the
   /// round's count modulo 2).
   Value stageOf(OpBuilder &b, Location loc, Value slot);
@@ -322,13 +353,13 @@ private:
                Value stage);
   /// Zero accumulators, one per weight.
   SmallVector<Value> zeroSums(OpBuilder &b, Location loc);
-  /// The wgmma group of one step on stage `stage`: `sums` plus its
-  /// products, committed (not waited for).
+  /// The wgmma group of one step on stage `stage` for the rows of `part`:
+  /// `sums` plus its products, committed (not waited for).
   SmallVector<Value> mmaStep(OpBuilder &b, Location loc, Value stage,
-                             ValueRange sums);
-  /// A row block of the two-warpgroup form: the producer's loop (threads
-  /// 0-127) and the consumer's (128-255) over `steps` steps from ring slot
-  /// `slotBase`.
+                             Value part, ValueRange sums);
+  /// A row block of the specialized form: the producer's loop (threads
+  /// 0-127) and the consumers' (128 threads per part after them) over
+  /// `steps` steps from ring slot `slotBase`.
   void emitRoles(OpBuilder &b, Location loc, Value slotBase, Value steps);
 
   GroupedMatmulOp op;
@@ -347,17 +378,23 @@ private:
   /// Whether the input's rows start at 16-byte boundaries (chunks of 8 then
   /// load as vectors).
   bool alignedInputRows = false;
-  /// The thread's A row in the block, its source and whether it has one.
-  Value myRow, mySource, myValid, myChunkBase;
+  /// The gathering thread's row in each part, its first chunk of the row
+  /// (two threads per row) and its rows in the current block.
+  Value myHalfRow, myChunkBase;
+  SmallVector<GatherRow, 2> myRows;
   Type barrierType;
 };
 
-Value WarpgroupMatmul::inputBuffer(OpBuilder &b, Location loc, Value stage) {
+Value WarpgroupMatmul::inputBuffer(OpBuilder &b, Location loc, Value stage,
+                                   Value part) {
   auto type = MemRefType::get(
-      {kBlockRows, kStepDepth}, b.getBF16Type(), MemRefLayoutAttrInterface(),
+      {kPartRows, kStepDepth}, b.getBF16Type(), MemRefLayoutAttrInterface(),
       gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup));
-  Value offset = arith::MulIOp::create(
-      b, loc, stage, indexConstant(b, loc, plan.stageBytes()));
+  Value offset = arith::AddIOp::create(
+      b, loc,
+      arith::MulIOp::create(b, loc, stage,
+                            indexConstant(b, loc, plan.stageBytes())),
+      arith::MulIOp::create(b, loc, part, indexConstant(b, loc, kPartBytes)));
   return memref::ViewOp::create(b, loc, type, shared, offset, ValueRange{});
 }
 
@@ -371,7 +408,8 @@ Value WarpgroupMatmul::weightBuffer(OpBuilder &b, Location loc, Value stage,
       b, loc,
       arith::MulIOp::create(b, loc, stage,
                             indexConstant(b, loc, plan.stageBytes())),
-      indexConstant(b, loc, kInputStageBytes + w * plan.weightStageBytes()));
+      indexConstant(b, loc,
+                    plan.inputStageBytes() + w * plan.weightStageBytes()));
   return memref::ViewOp::create(b, loc, type, shared, offset, ValueRange{});
 }
 
@@ -397,13 +435,14 @@ Value WarpgroupMatmul::matrixDescriptor(OpBuilder &b, Location loc,
   return arith::OrIOp::create(b, loc, start, constant(fixed));
 }
 
-Value WarpgroupMatmul::gatherChunk(OpBuilder &b, Location loc, Value depth) {
+Value WarpgroupMatmul::gatherChunk(OpBuilder &b, Location loc,
+                                   const GatherRow &row, Value depth) {
   Type f32 = b.getF32Type();
   auto vectorType = VectorType::get({kChunkElements}, f32);
   Value end = arith::AddIOp::create(b, loc, depth,
                                     indexConstant(b, loc, kChunkElements));
   Value whole = arith::AndIOp::create(
-      b, loc, myValid,
+      b, loc, row.valid,
       arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule, end,
                             depthBound));
   Value input = op.getInput();
@@ -422,7 +461,7 @@ Value WarpgroupMatmul::gatherChunk(OpBuilder &b, Location loc, Value depth) {
         // The whole chunk is inside: one vector load.
         auto load = vector::LoadOp::create(
             tb, tl, VectorType::get({kChunkElements}, element), input,
-            ValueRange{mySource, depth});
+            ValueRange{row.source, depth});
         if (alignedInputRows)
           load.setAlignmentAttr(tb.getI64IntegerAttr(16));
         scf::YieldOp::create(tb, tl, toF32(tb, tl, load));
@@ -434,13 +473,13 @@ Value WarpgroupMatmul::gatherChunk(OpBuilder &b, Location loc, Value depth) {
         for (int64_t i = 0; i < kChunkElements; ++i) {
           Value k =
               arith::AddIOp::create(eb, el, depth, indexConstant(eb, el, i));
-          Value inside = arith::AndIOp::create(eb, el, myValid,
+          Value inside = arith::AndIOp::create(eb, el, row.valid,
                                                lessThan(eb, el, k, depthBound));
           auto element = scf::IfOp::create(
               eb, el, inside,
               [&](OpBuilder &ib, Location il) {
                 Value x = memref::LoadOp::create(ib, il, input,
-                                                 ValueRange{mySource, k});
+                                                 ValueRange{row.source, k});
                 scf::YieldOp::create(ib, il, toF32(ib, il, x));
               },
               [&](OpBuilder &ob, Location ol) {
@@ -456,8 +495,7 @@ Value WarpgroupMatmul::gatherChunk(OpBuilder &b, Location loc, Value depth) {
 
 void WarpgroupMatmul::issueWeights(OpBuilder &b, Location loc, Value step,
                                    Value slot) {
-  Value stage =
-      arith::RemUIOp::create(b, loc, slot, indexConstant(b, loc, plan.stages));
+  Value stage = stageOf(b, loc, slot);
   Value firstDepth =
       arith::MulIOp::create(b, loc, step, indexConstant(b, loc, kStepDepth));
   // The weights: one TMA box [1, BN, 64] each, from thread 0, completing
@@ -488,42 +526,58 @@ void WarpgroupMatmul::issueWeights(OpBuilder &b, Location loc, Value step,
   });
 }
 
+void WarpgroupMatmul::setUpGatherRows(OpBuilder &b, Location loc) {
+  myRows.clear();
+  for (int64_t part = 0; part < plan.parts; ++part) {
+    Value inBlock = arith::AddIOp::create(
+        b, loc, myHalfRow, indexConstant(b, loc, part * kPartRows));
+    Value row = arith::AddIOp::create(b, loc, firstRow, inBlock);
+    auto [source, hasSource] = op.loadRowSource(b, loc, row);
+    Value valid = arith::AndIOp::create(b, loc, hasSource,
+                                        lessThan(b, loc, inBlock, filledRows));
+    myRows.push_back({source, valid});
+  }
+}
+
 SmallVector<Value> WarpgroupMatmul::loadInput(OpBuilder &b, Location loc,
                                               Value step) {
-  // A: the thread's row, its chunks of 8 depths.
+  // A: the thread's rows, their chunks of 8 depths.
   Value firstDepth =
       arith::MulIOp::create(b, loc, step, indexConstant(b, loc, kStepDepth));
   SmallVector<Value> chunks;
-  for (int64_t c = 0; c < kChunksPerThread; ++c) {
-    Value chunk =
-        arith::AddIOp::create(b, loc, myChunkBase, indexConstant(b, loc, c));
-    Value depth = arith::AddIOp::create(
-        b, loc, firstDepth,
-        arith::MulIOp::create(b, loc, chunk,
-                              indexConstant(b, loc, kChunkElements)));
-    chunks.push_back(gatherChunk(b, loc, depth));
-  }
+  for (const GatherRow &row : myRows)
+    for (int64_t c = 0; c < kChunksPerThread; ++c) {
+      Value chunk =
+          arith::AddIOp::create(b, loc, myChunkBase, indexConstant(b, loc, c));
+      Value depth = arith::AddIOp::create(
+          b, loc, firstDepth,
+          arith::MulIOp::create(b, loc, chunk,
+                                indexConstant(b, loc, kChunkElements)));
+      chunks.push_back(gatherChunk(b, loc, row, depth));
+    }
   return chunks;
 }
 
 void WarpgroupMatmul::storeInput(OpBuilder &b, Location loc, Value slot,
                                  ValueRange chunks) {
-  Value stage =
-      arith::RemUIOp::create(b, loc, slot, indexConstant(b, loc, plan.stages));
-  Value buffer = inputBuffer(b, loc, stage);
+  Value stage = stageOf(b, loc, slot);
   Value rowPhase =
-      arith::RemUIOp::create(b, loc, myRow, indexConstant(b, loc, 8));
-  for (auto [c, values] : llvm::enumerate(chunks)) {
-    Value chunk = arith::AddIOp::create(
-        b, loc, myChunkBase, indexConstant(b, loc, static_cast<int64_t>(c)));
-    Value rounded = arith::TruncFOp::create(
-        b, loc, VectorType::get({kChunkElements}, b.getBF16Type()), values);
-    Value place = arith::MulIOp::create(
-        b, loc, arith::XOrIOp::create(b, loc, chunk, rowPhase),
-        indexConstant(b, loc, kChunkElements));
-    auto store = vector::StoreOp::create(b, loc, rounded, buffer,
-                                         ValueRange{myRow, place});
-    store.setAlignmentAttr(b.getI64IntegerAttr(16));
+      arith::RemUIOp::create(b, loc, myHalfRow, indexConstant(b, loc, 8));
+  for (int64_t part = 0; part < plan.parts; ++part) {
+    Value buffer = inputBuffer(b, loc, stage, indexConstant(b, loc, part));
+    for (int64_t c = 0; c < kChunksPerThread; ++c) {
+      Value chunk =
+          arith::AddIOp::create(b, loc, myChunkBase, indexConstant(b, loc, c));
+      Value rounded = arith::TruncFOp::create(
+          b, loc, VectorType::get({kChunkElements}, b.getBF16Type()),
+          chunks[part * kChunksPerThread + c]);
+      Value place = arith::MulIOp::create(
+          b, loc, arith::XOrIOp::create(b, loc, chunk, rowPhase),
+          indexConstant(b, loc, kChunkElements));
+      auto store = vector::StoreOp::create(b, loc, rounded, buffer,
+                                           ValueRange{myHalfRow, place});
+      store.setAlignmentAttr(b.getI64IntegerAttr(16));
+    }
   }
   // The threads' stores, before the async proxy (wgmma) reads them.
   NVVM::FenceProxyOp::create(
@@ -532,8 +586,8 @@ void WarpgroupMatmul::storeInput(OpBuilder &b, Location loc, Value slot,
                                  NVVM::SharedSpace::shared_cta));
 }
 
-void WarpgroupMatmul::emitEpilogue(OpBuilder &b, Location loc,
-                                   ValueRange sums) {
+void WarpgroupMatmul::emitEpilogue(OpBuilder &b, Location loc, ValueRange sums,
+                                   Value partFirstRow) {
   // The m64nNk16 accumulator layout (PTX ISA, "wgmma .m64nNk16 D"): warp
   // w, lane l hold rows 16 w + l / 4 (+ 8) and, per 8 columns j, columns
   // 8 j + 2 (l % 4) (+ 1): value i is row + 8 ((i / 2) % 2), column
@@ -543,8 +597,11 @@ void WarpgroupMatmul::emitEpilogue(OpBuilder &b, Location loc,
   Value lane =
       arith::RemUIOp::create(b, loc, thread, indexConstant(b, loc, 32));
   Value rowBase = arith::AddIOp::create(
-      b, loc, arith::MulIOp::create(b, loc, warp, indexConstant(b, loc, 16)),
-      arith::DivUIOp::create(b, loc, lane, indexConstant(b, loc, 4)));
+      b, loc, partFirstRow,
+      arith::AddIOp::create(
+          b, loc,
+          arith::MulIOp::create(b, loc, warp, indexConstant(b, loc, 16)),
+          arith::DivUIOp::create(b, loc, lane, indexConstant(b, loc, 4))));
   Value columnBase = arith::MulIOp::create(
       b, loc, arith::RemUIOp::create(b, loc, lane, indexConstant(b, loc, 4)),
       indexConstant(b, loc, 2));
@@ -577,9 +634,10 @@ SmallVector<Value> WarpgroupMatmul::zeroSums(OpBuilder &b, Location loc) {
 }
 
 SmallVector<Value> WarpgroupMatmul::mmaStep(OpBuilder &b, Location loc,
-                                            Value stage, ValueRange sums) {
+                                            Value stage, Value part,
+                                            ValueRange sums) {
   NVVM::WgmmaFenceAlignedOp::create(b, loc);
-  Value aBase = matrixDescriptor(b, loc, inputBuffer(b, loc, stage));
+  Value aBase = matrixDescriptor(b, loc, inputBuffer(b, loc, stage, part));
   SmallVector<Value> bBases;
   for (int64_t w = 0; w < static_cast<int64_t>(plan.weights.size()); ++w)
     bBases.push_back(matrixDescriptor(b, loc, weightBuffer(b, loc, stage, w)));
@@ -640,11 +698,7 @@ void WarpgroupMatmul::emitRoles(OpBuilder &b, Location loc, Value slotBase,
         // parity 1, the one before the first, counts as complete); each
         // step stores the A chunks the previous one loaded and loads the
         // next step's, so that their latency passes while it waits.
-        Value row = arith::AddIOp::create(pb, pl, firstRow, myRow);
-        Value hasSource;
-        std::tie(mySource, hasSource) = op.loadRowSource(pb, pl, row);
-        myValid = arith::AndIOp::create(pb, pl, hasSource,
-                                        lessThan(pb, pl, myRow, filledRows));
+        setUpGatherRows(pb, pl);
         SmallVector<Value> first = loadInput(pb, pl, zero);
         scf::ForOp::create(
             pb, pl, zero, steps, one, first,
@@ -672,43 +726,78 @@ void WarpgroupMatmul::emitRoles(OpBuilder &b, Location loc, Value slotBase,
         scf::YieldOp::create(pb, pl);
       },
       [&](OpBuilder &cb, Location cl) {
-        // The consumer: waits for a stage's A and weights, multiplies, and
+        // The consumers, one per part of the rows: each waits for a stage's
+        // A and weights, multiplies its part's A by the weights, and
         // releases the previous step's stage once its wgmma group is done.
+        Value consumerThread =
+            arith::SubIOp::create(cb, cl, tid, indexConstant(cb, cl, 128));
+        Value part = arith::DivUIOp::create(cb, cl, consumerThread,
+                                            indexConstant(cb, cl, 128));
+        Value partFirstRow = arith::MulIOp::create(
+            cb, cl, part, indexConstant(cb, cl, kPartRows));
         auto release = [&](OpBuilder &rb, Location rl, Value slot) {
           nvgpu::MBarrierArriveOp::create(rb, rl, released,
                                           stageOf(rb, rl, slot));
         };
-        auto mainLoop = scf::ForOp::create(
-            cb, cl, zero, steps, one, zeroSums(cb, cl),
-            [&](OpBuilder &kb, Location kl, Value step, ValueRange sums) {
-              Value slot = arith::AddIOp::create(kb, kl, slotBase, step);
-              Value stage = stageOf(kb, kl, slot);
-              waitFor(kb, kl, barriers, parityOf(kb, kl, slot), stage);
-              SmallVector<Value> next = mmaStep(kb, kl, stage, sums);
-              NVVM::WgmmaWaitGroupSyncOp::create(kb, kl, 1);
-              Value afterFirst = arith::CmpIOp::create(
-                  kb, kl, arith::CmpIPredicate::ugt, step, zero);
-              scf::IfOp::create(
-                  kb, kl, afterFirst, [&](OpBuilder &rb, Location rl) {
-                    release(rb, rl, arith::SubIOp::create(rb, rl, slot, one));
-                    scf::YieldOp::create(rb, rl);
+        auto multiply = [&](OpBuilder &mb, Location ml) {
+          auto mainLoop = scf::ForOp::create(
+              mb, ml, zero, steps, one, zeroSums(mb, ml),
+              [&](OpBuilder &kb, Location kl, Value step, ValueRange sums) {
+                Value slot = arith::AddIOp::create(kb, kl, slotBase, step);
+                Value stage = stageOf(kb, kl, slot);
+                waitFor(kb, kl, barriers, parityOf(kb, kl, slot), stage);
+                SmallVector<Value> next = mmaStep(kb, kl, stage, part, sums);
+                NVVM::WgmmaWaitGroupSyncOp::create(kb, kl, 1);
+                Value afterFirst = arith::CmpIOp::create(
+                    kb, kl, arith::CmpIPredicate::ugt, step, zero);
+                scf::IfOp::create(
+                    kb, kl, afterFirst, [&](OpBuilder &rb, Location rl) {
+                      release(rb, rl, arith::SubIOp::create(rb, rl, slot, one));
+                      scf::YieldOp::create(rb, rl);
+                    });
+                scf::YieldOp::create(kb, kl, next);
+              });
+          NVVM::WgmmaWaitGroupSyncOp::create(mb, ml, 0);
+          Value any = arith::CmpIOp::create(mb, ml, arith::CmpIPredicate::ugt,
+                                            steps, zero);
+          scf::IfOp::create(mb, ml, any, [&](OpBuilder &rb, Location rl) {
+            Value last = arith::SubIOp::create(
+                rb, rl, arith::AddIOp::create(rb, rl, slotBase, steps), one);
+            release(rb, rl, last);
+            scf::YieldOp::create(rb, rl);
+          });
+          // The accumulators' layout is the warpgroup's: thread
+          // 128 (1 + part) + t holds what thread t of a one-warpgroup block
+          // would for the part's rows.
+          thread = arith::RemUIOp::create(mb, ml, consumerThread,
+                                          indexConstant(mb, ml, 128));
+          emitEpilogue(mb, ml, mainLoop.getResults(), partFirstRow);
+          thread = tid;
+          scf::YieldOp::create(mb, ml);
+        };
+        if (plan.parts == 1) {
+          multiply(cb, cl);
+          return;
+        }
+        // A part past the block's filled rows (at decode, the second of
+        // most blocks) multiplies nothing and writes nothing: it only
+        // releases each stage once it is filled (waiting for it, so that
+        // its arrivals count towards this round's release, not a later
+        // one's).
+        scf::IfOp::create(
+            cb, cl, lessThan(cb, cl, partFirstRow, filledRows), multiply,
+            [&](OpBuilder &ib, Location il) {
+              scf::ForOp::create(
+                  ib, il, zero, steps, one, ValueRange{},
+                  [&](OpBuilder &kb, Location kl, Value step, ValueRange) {
+                    Value slot = arith::AddIOp::create(kb, kl, slotBase, step);
+                    waitFor(kb, kl, barriers, parityOf(kb, kl, slot),
+                            stageOf(kb, kl, slot));
+                    release(kb, kl, slot);
+                    scf::YieldOp::create(kb, kl);
                   });
-              scf::YieldOp::create(kb, kl, next);
+              scf::YieldOp::create(ib, il);
             });
-        NVVM::WgmmaWaitGroupSyncOp::create(cb, cl, 0);
-        Value any = arith::CmpIOp::create(cb, cl, arith::CmpIPredicate::ugt,
-                                          steps, zero);
-        scf::IfOp::create(cb, cl, any, [&](OpBuilder &rb, Location rl) {
-          Value last = arith::SubIOp::create(
-              rb, rl, arith::AddIOp::create(rb, rl, slotBase, steps), one);
-          release(rb, rl, last);
-          scf::YieldOp::create(rb, rl);
-        });
-        // The accumulators' layout is the warpgroup's: thread 128 + t holds
-        // what thread t of a one-warpgroup block would.
-        thread = arith::SubIOp::create(cb, cl, tid, indexConstant(cb, cl, 128));
-        emitEpilogue(cb, cl, mainLoop.getResults());
-        thread = tid;
         scf::YieldOp::create(cb, cl);
       });
 }
@@ -775,23 +864,28 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
   Value leader =
       arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, thread, zero);
   // One warpgroup: thread 0's expect_tx completes a stage with the TMA
-  // bytes (its threads' A stores are ordered by the block's barriers). Two:
-  // a stage is filled when the producer's 128 threads have arrived (thread
-  // 0's arrival expecting the bytes) and released when the consumer's have.
-  int64_t arrivals = plan.specialized ? kWarpgroupThreads : 1;
+  // bytes (its threads' A stores are ordered by the block's barriers).
+  // Specialized: a stage is filled when the producer's 128 threads have
+  // arrived (thread 0's arrival expecting the bytes) and released when all
+  // the consumers' threads have.
+  int64_t filledArrivals = plan.specialized ? kWarpgroupThreads : 1;
+  int64_t releasedArrivals = plan.parts * kWarpgroupThreads;
   scf::IfOp::create(b, loc, leader, [&](OpBuilder &tb, Location tl) {
     for (Value group : groups)
       for (int64_t s = 0; s < plan.stages; ++s)
         nvgpu::MBarrierInitOp::create(
-            tb, tl, group, indexConstant(tb, tl, arrivals),
+            tb, tl, group,
+            indexConstant(
+                tb, tl, group == released ? releasedArrivals : filledArrivals),
             indexConstant(tb, tl, s), /*predicate=*/Value());
     NVVM::FenceMbarrierInitOp::create(tb, tl);
     scf::YieldOp::create(tb, tl);
   });
   gpu::BarrierOp::create(b, loc);
 
-  // The thread's A row and half of the row's 8 chunks.
-  myRow = arith::DivUIOp::create(b, loc, thread, indexConstant(b, loc, 2));
+  // The gathering thread's row in each part and half of the row's 8
+  // chunks.
+  myHalfRow = arith::DivUIOp::create(b, loc, thread, indexConstant(b, loc, 2));
   myChunkBase = arith::MulIOp::create(
       b, loc, arith::RemUIOp::create(b, loc, thread, indexConstant(b, loc, 2)),
       indexConstant(b, loc, kChunksPerThread));
@@ -800,7 +894,7 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
 
   SmallVector<Type> fields(plan.columns / 2, b.getF32Type());
   accumulatorType = LLVM::LLVMStructType::getLiteral(ctx, fields);
-  mmaShape = NVVM::MMAShapeAttr::get(ctx, kBlockRows, plan.columns, kMmaDepth);
+  mmaShape = NVVM::MMAShapeAttr::get(ctx, kPartRows, plan.columns, kMmaDepth);
 
   // Row blocks one after another, the ring's slots counted across them.
   scf::ForOp::create(
@@ -815,18 +909,14 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
             [&](OpBuilder &ob, Location ol) {
               filledRows = op.loadFilledRows(ob, ol, block);
               firstRow = arith::MulIOp::create(
-                  ob, ol, block, indexConstant(ob, ol, kBlockRows));
+                  ob, ol, block, indexConstant(ob, ol, plan.parts * kPartRows));
               Value slotEnd = arith::AddIOp::create(ob, ol, slotBase, steps);
               if (plan.specialized) {
                 emitRoles(ob, ol, slotBase, steps);
                 scf::YieldOp::create(ob, ol, ValueRange{slotEnd});
                 return;
               }
-              Value row = arith::AddIOp::create(ob, ol, firstRow, myRow);
-              Value hasSource;
-              std::tie(mySource, hasSource) = op.loadRowSource(ob, ol, row);
-              myValid = arith::AndIOp::create(
-                  ob, ol, hasSource, lessThan(ob, ol, myRow, filledRows));
+              setUpGatherRows(ob, ol);
 
               // Prologue: stages - 1 steps in flight.
               Value ahead = arith::MinUIOp::create(
@@ -861,7 +951,8 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
                     // The weights landed; every thread's A stores done.
                     waitFor(kb, kl, barriers, parityOf(kb, kl, slot), stage);
                     gpu::BarrierOp::create(kb, kl);
-                    SmallVector<Value> next = mmaStep(kb, kl, stage, sums);
+                    SmallVector<Value> next =
+                        mmaStep(kb, kl, stage, zero, sums);
                     // The previous step's group is done: its slot is free
                     // once every warp is past this wait.
                     NVVM::WgmmaWaitGroupSyncOp::create(kb, kl, 1);
@@ -885,7 +976,8 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
                     scf::YieldOp::create(kb, kl, next);
                   });
               NVVM::WgmmaWaitGroupSyncOp::create(ob, ol, 0);
-              emitEpilogue(ob, ol, mainLoop.getResults().take_front(numSums));
+              emitEpilogue(ob, ol, mainLoop.getResults().take_front(numSums),
+                           zero);
               scf::YieldOp::create(
                   ob, ol,
                   ValueRange{arith::AddIOp::create(ob, ol, slotBase, steps)});

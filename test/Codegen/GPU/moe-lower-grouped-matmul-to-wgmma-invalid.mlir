@@ -30,20 +30,26 @@ func.func @left(%x: memref<64x64xf32>, %wf: memref<2x32x64xf32>,
                 %xs: memref<64x64xf32, strided<[128, 2]>>,
                 %wo: memref<2x32x64xbf16, strided<[2048, 64, 1], offset: 4>>,
                 %wk: memref<2x32x72xbf16>, %w256: memref<2x256x64xbf16>,
-                %y256: memref<64x256xf32>) {
+                %y256: memref<64x256xf32>, %x128: memref<128x64xf32>,
+                %y128: memref<128x32xf32>) {
   %c1 = arith.constant 1 : index
   %c32 = arith.constant 32 : index
   %c128 = arith.constant 128 : index
+  %c384 = arith.constant 384 : index
   gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
              threads(%tx, %ty, %tz) in (%sx = %c128, %sy = %c1, %sz = %c1) {
     // expected-remark @below {{moe-lower-grouped-matmul-to-wgmma: left for the CUDA cores: its weights are not [E, N, K] memrefs of bf16}}
     moe.grouped_matmul block_rows(64)
         ins(%x, %wf, %experts : memref<64x64xf32>, memref<2x32x64xf32>, memref<1xi32>)
         outs(%y : memref<64x32xf32>)
-    // expected-remark @below {{its blocks are not of 64 rows (wgmma's M)}}
+    // expected-remark @below {{its blocks are not of 64 or 128 rows (one or two of wgmma's M)}}
     moe.grouped_matmul block_rows(16)
         ins(%x, %w, %experts4 : memref<64x64xf32>, memref<2x32x64xbf16>, memref<4xi32>)
         outs(%y : memref<64x32xf32>)
+    // expected-remark @below {{its blocks of 128 rows take one warpgroup (64 rows) or a producer and one warpgroup per 64 rows, not the 1 of its gpu.launch}}
+    moe.grouped_matmul block_rows(128)
+        ins(%x128, %w, %experts : memref<128x64xf32>, memref<2x32x64xbf16>, memref<1xi32>)
+        outs(%y128 : memref<128x32xf32>)
     %local = memref.alloca() : memref<2x32x64xbf16>
     // expected-remark @below {{a weight is not a unit-stride subview of a memref defined above the launch}}
     moe.grouped_matmul block_rows(64)
@@ -76,7 +82,15 @@ func.func @left(%x: memref<64x64xf32>, %wf: memref<2x32x64xf32>,
   }
   gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
              threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
-    // expected-remark @below {{its gpu.launch does not run blocks of one or two warpgroups (128 or 256 x 1 x 1 threads)}}
+    // expected-remark @below {{its gpu.launch does not run blocks of one, two or three warpgroups (128, 256 or 384 x 1 x 1 threads)}}
+    moe.grouped_matmul block_rows(64)
+        ins(%x, %w, %experts : memref<64x64xf32>, memref<2x32x64xbf16>, memref<1xi32>)
+        outs(%y : memref<64x32xf32>)
+    gpu.terminator
+  }
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c384, %sy = %c1, %sz = %c1) {
+    // expected-remark @below {{its blocks of 64 rows take one warpgroup (64 rows) or a producer and one warpgroup per 64 rows, not the 3 of its gpu.launch}}
     moe.grouped_matmul block_rows(64)
         ins(%x, %w, %experts : memref<64x64xf32>, memref<2x32x64xbf16>, memref<1xi32>)
         outs(%y : memref<64x32xf32>)

@@ -120,7 +120,8 @@ func.func @bf16(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 // starts their TMA load, the others arrive. Threads 128-255 consume: wait
 // for the stage, one wgmma group, wait for the previous group and release
 // its stage; after the loop the last group and stage, then the epilogue
-// as thread - 128 of the accumulators' warpgroup layout.
+// as thread - 128 of the accumulators' warpgroup layout (the consumer's
+// part of the rows, (thread - 128) / 128, is 0: its A at offset 0).
 // CHECK-LABEL: func @specialized
 // CHECK: gpu.launch
 // CHECK-SAME: threads(%[[TID:[a-z0-9]+]],
@@ -151,10 +152,13 @@ func.func @bf16(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 // CHECK:         nvgpu.mbarrier.arrive %[[FULL]]
 // CHECK:       vector.load
 // CHECK:   } else {
+// CHECK:     %[[LOCAL:.*]] = arith.subi %[[TID]], %c128
+// CHECK:     %[[PART:.*]] = arith.divui %[[LOCAL]], %c128
 // CHECK:     scf.for
 // CHECK:       nvgpu.mbarrier.try_wait.parity %[[FULL]]
 // CHECK-NOT:   gpu.barrier
 // CHECK:       nvvm.wgmma.fence.aligned
+// CHECK:       arith.muli %[[PART]], %c8192
 // CHECK-COUNT-4: nvvm.wgmma.mma_async
 // CHECK:       nvvm.wgmma.commit.group.sync.aligned
 // CHECK:       nvvm.wgmma.wait.group.sync.aligned 1
@@ -163,8 +167,8 @@ func.func @bf16(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 // CHECK:     nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK:     scf.if
 // CHECK:       nvgpu.mbarrier.arrive %[[RELEASED]]
-// CHECK:     %[[LOCAL:.*]] = arith.subi %[[TID]], %c128
-// CHECK:     arith.divui %[[LOCAL]], %c32
+// CHECK:     %[[THREAD:.*]] = arith.remui %[[LOCAL]], %c128
+// CHECK:     arith.divui %[[THREAD]], %c32
 // CHECK:     memref.store %{{.*}} : memref<64x128xf32>
 // CHECK:   gpu.barrier
 // CHECK: scf.if
@@ -182,6 +186,77 @@ func.func @specialized(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
         block_sizes(%sizes : memref<1xi32>)
         row_sources(%sources : memref<64xi32>)
         outs(%y : memref<64x128xf32>)
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// Blocks of 128 rows on three warpgroups (384 threads, as moe-map-to-gpu
+// launches tiles for mma=wgmma-specialized): one producer gathers both
+// 64-row parts (two rows per thread, one in each part's A buffer: 8 KiB
+// apart) and loads one weight box per stage, which both consumers read;
+// `released` takes 256 arrivals (the two consumers' threads). Consumer
+// warpgroup p = (thread - 128) / 128 multiplies the A at p x 8 KiB and
+// writes rows 64 p + ... of the block; when the block's filled rows end
+// before 64 p, it only waits for each stage and releases it (no wgmma, no
+// writes).
+// CHECK-LABEL: func @two_consumers
+// CHECK: gpu.launch
+// CHECK-SAME: threads(%[[TID:[a-z0-9]+]],
+// CHECK-SAME: dynamic_shared_memory_size %c66560_i32
+// CHECK: %[[FULL:.*]] = nvgpu.mbarrier.create
+// CHECK: %[[RELEASED:.*]] = nvgpu.mbarrier.create
+// CHECK-COUNT-2: nvgpu.mbarrier.init %[[FULL]][%{{.*}}], %c128
+// CHECK-COUNT-2: nvgpu.mbarrier.init %[[RELEASED]][%{{.*}}], %c256
+// CHECK: scf.for
+// CHECK:   %[[PRODUCER:.*]] = arith.cmpi ult, %[[TID]], %c128
+// CHECK:   scf.if %[[PRODUCER]] {
+// CHECK:     memref.load %[[SOURCES:.*]][%{{.*}}] : memref<128xi32>
+// CHECK:     memref.load %[[SOURCES]][%{{.*}}] : memref<128xi32>
+// CHECK:     scf.for
+// CHECK:       nvgpu.mbarrier.try_wait.parity %[[RELEASED]]
+// CHECK:       arith.muli %c0{{.*}}, %c8192
+// CHECK:       vector.store
+// CHECK:       arith.muli %c1{{.*}}, %c8192
+// CHECK:       vector.store
+// CHECK:       nvgpu.mbarrier.arrive.expect_tx %[[FULL]][%{{.*}}], %c16384
+// CHECK-COUNT-1: nvgpu.tma.async.load
+// CHECK:   } else {
+// CHECK:     %[[LOCAL:.*]] = arith.subi %[[TID]], %c128
+// CHECK:     %[[PART:.*]] = arith.divui %[[LOCAL]], %c128
+// CHECK:     %[[PARTROW:.*]] = arith.muli %[[PART]], %c64
+// CHECK:     %[[BUSY:.*]] = arith.cmpi ult, %[[PARTROW]], %[[FILLED:.*]] :
+// CHECK:     scf.if %[[BUSY]] {
+// CHECK:       scf.for
+// CHECK:         nvgpu.mbarrier.try_wait.parity %[[FULL]]
+// CHECK:         arith.muli %[[PART]], %c8192
+// CHECK:         nvvm.wgmma.mma_async {{.*}} <m = 64, n = 128, k = 16>
+// CHECK:       %[[THREAD:.*]] = arith.remui %[[LOCAL]], %c128
+// CHECK:       arith.divui %[[THREAD]], %c32
+// CHECK:       memref.store %{{.*}} : memref<128x128xf32>
+// CHECK:     } else {
+// CHECK:       scf.for
+// CHECK-NOT:     nvvm.wgmma
+// CHECK:         nvgpu.mbarrier.try_wait.parity %[[FULL]]
+// CHECK-NOT:     nvvm.wgmma
+// CHECK:         nvgpu.mbarrier.arrive %[[RELEASED]]
+// CHECK-NOT:     nvvm.wgmma
+// CHECK:         scf.yield
+// CHECK-NOT: moe.grouped_matmul
+func.func @two_consumers(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
+                         %experts: memref<1xi32>, %sizes: memref<1xi32>,
+                         %sources: memref<128xi32>, %y: memref<128x128xf32>) {
+  %c1 = arith.constant 1 : index
+  %c384 = arith.constant 384 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c384, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(128)
+        ins(%x, %w, %experts : memref<?x64xf32>, memref<4x128x64xbf16>, memref<1xi32>)
+        block_sizes(%sizes : memref<1xi32>)
+        row_sources(%sources : memref<128xi32>)
+        outs(%y : memref<128x128xf32>)
     gpu.terminator
   }
   return

@@ -5,7 +5,7 @@ import numpy as np
 
 out = sys.argv[1]
 for form in ("narrow", "wide", "persistent", "specialized",
-             "specialized-persistent"):
+             "specialized-persistent", "specialized-64"):
     for tokens in (1, 7, 300):
         sync = np.load(f"{out}/y-sync-{tokens}.npy")
         y = np.load(f"{out}/y-{form}-{tokens}.npy")

@@ -443,9 +443,10 @@ def MoELowerGroupedMatmulToWGMMAPass
                 "Hopper warpgroup MMA fed by TMA";
   let description = [{
     Replaces each `moe.grouped_matmul` on memrefs inside a `gpu.launch`
-    whose blocks are one or two warpgroups (128 or 256 x 1 x 1 threads) by
-    code the warpgroups run together on sm_90a, when its blocks are of 64 rows
-    (wgmma's M), its weights bf16 without block scales, each weight a
+    whose blocks are one, two or three warpgroups (128, 256 or 384 x 1 x 1
+    threads) by code the warpgroups run together on sm_90a, when its blocks
+    are of 64 rows (wgmma's M) for one or two warpgroups, or of 128 rows
+    for three, its weights bf16 without block scales, each weight a
     unit-stride view of all of K of an `[E, N, K]` memref defined above the
     launch with 16-byte aligned start and row strides, its input a 2-d
     memref of floats with contiguous rows, and its tile at most 256
@@ -460,7 +461,7 @@ def MoELowerGroupedMatmulToWGMMAPass
       (`nvgpu.tma.async.load` of a descriptor of the whole weight, made by
       `nvgpu.tma.create.descriptor` before the launch: 128-byte swizzle,
       zeros outside) on the stage's mbarrier, issued by thread 0;
-    - the threads gather the `[64, 64]` A slice from the rows' sources
+    - the threads gather the `[rows, 64]` A slice from the rows' sources
       (f32 rounded to bf16, zeros past the filled rows and past K) into
       the same swizzled layout, then fence it for the async proxy;
     - `stages` buffers (the ring) keep stages - 1 steps in flight; after
@@ -475,19 +476,20 @@ def MoELowerGroupedMatmulToWGMMAPass
     invalidates the mbarriers (the code may run again and initialize
     them anew).
 
-    With two warpgroups the work is specialized: threads 0-127 produce
-    (the A gather, each step's chunks loaded one step ahead, and thread
-    0's TMA loads), threads 128-255 consume (the wgmma groups and the
+    With two or three warpgroups the work is specialized: threads 0-127
+    produce (the A gather, each step's chunks loaded one step ahead, and
+    thread 0's TMA loads), the next 128 threads per 64 rows consume (the
+    wgmma groups of their rows, sharing the stage's weight boxes, and the
     epilogue), with no block barrier in the loop. Each stage has two
-    mbarriers of 128 arrivals: `full` (the producer's threads, thread 0's
-    arrival expecting the TMA bytes) and `released` (the consumer's
-    threads, once the wgmma group that read the stage is done). The
-    producer waits for a stage's previous release before refilling it (in
-    the ring's first round, the phase before the first counts as done);
-    the consumer waits for it to be full.
+    mbarriers: `full` of 128 arrivals (the producer's threads, thread 0's
+    arrival expecting the TMA bytes) and `released` of 128 per consumer
+    warpgroup (the consumers' threads, once the wgmma group that read the
+    stage is done). The producer waits for a stage's previous release
+    before refilling it (in the ring's first round, the phase before the
+    first counts as done); the consumers wait for it to be full.
 
     Stages: as many as `max-shared-bytes` holds (each
-    `64 * 128 + W * BN * 128` bytes for W weights, plus 1 KiB to align the
+    `rows * 128 + W * BN * 128` bytes for W weights, plus 1 KiB to align the
     ring), at least 2, at most 4 and at most the steps of K. The launch's
     dynamic shared memory is set to the largest tile's need.
   }];
