@@ -198,14 +198,18 @@ def _ptxas_version(ptxas: str) -> str:
     return text.strip().splitlines()[-1]
 
 
-def _write_json(path: str | None, data: dict) -> None:
+def _write_json(path: str | None, data: dict, quiet: bool = False) -> None:
     text = json.dumps(data, indent=1)
     if path:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as f:
+        # Whole or not at all: a run killed while writing keeps the last
+        # complete file.
+        with open(path + ".partial", "w", encoding="utf-8") as f:
             f.write(text + "\n")
-        print(f"wrote {path}")
-    else:
+        os.replace(path + ".partial", path)
+        if not quiet:
+            print(f"wrote {path}")
+    elif not quiet:
         print(text)
 
 
@@ -425,11 +429,27 @@ def run(args) -> None:
             "gpu": torch.cuda.get_device_name(0),
             "driver": _nvidia_smi("driver_version"),
             "torch": torch.__version__, "host": platform.node()}
+    start_time = time.monotonic()
     info.update(ceilings(torch))
     print(json.dumps(info))
     rows = []
     tokens = [int(t) for t in args.tokens.split(",")]
+
+    def out_of_time() -> bool:
+        return (args.budget_s > 0 and
+                time.monotonic() - start_time > args.budget_s)
+
+    def record(r: dict) -> None:
+        # Each row is in the file as soon as it is measured: a run stopped
+        # from outside (the GPU machine's time limit) keeps what it did.
+        rows.append(r)
+        info["complete"] = False
+        _write_json(args.out, {"machine": info, "rows": rows}, quiet=True)
+
     for model in args.models.split(","):
+        if out_of_time():
+            record({"model": model, "skipped": "time budget"})
+            continue
         spec = layer_spec(model)
         layer = TorchMoE(torch, spec, seed=1)
         with tempfile.TemporaryDirectory(dir=args.scratch) as ckpt:
@@ -443,9 +463,13 @@ def run(args) -> None:
                 try:
                     entries[mode] = runtime.load_layer(path, ckpt, device=0)
                 except runtime.MoeRuntimeError as err:
-                    rows.append({"model": model, "impl": f"compiled {mode}",
-                                 "error": str(err)})
+                    record({"model": model, "impl": f"compiled {mode}",
+                            "error": str(err)})
             for t in tokens:
+                if out_of_time():
+                    record({"model": model, "T": t,
+                            "skipped": "time budget"})
+                    continue
                 gen = torch.Generator(device="cuda").manual_seed(t)
                 x = torch.randn(t, spec.hidden, generator=gen, device="cuda")
                 xb = x.to(torch.bfloat16)
@@ -462,7 +486,7 @@ def run(args) -> None:
                              hbm_bound_ms=touched / info["copy_GBps"] / 1e6,
                              **extra)
                     r["of_hbm_bound"] = r["hbm_bound_ms"] / ms
-                    rows.append(r)
+                    record(r)
                     print(json.dumps(r))
                 row("torch eager", _timed(torch, lambda: layer.eager(xb),
                                           args.runs))
@@ -470,8 +494,8 @@ def run(args) -> None:
                     row("torch _grouped_mm",
                         _timed(torch, lambda: layer.grouped(xb), args.runs))
                 except (RuntimeError, AttributeError) as err:
-                    rows.append(dict(base, impl="torch _grouped_mm",
-                                     error=str(err).splitlines()[0]))
+                    record(dict(base, impl="torch _grouped_mm",
+                                error=str(err).splitlines()[0]))
                 host = x.cpu().numpy().astype(np.float32)
                 reference = layer.grouped(xb).float().cpu().numpy() \
                     if t <= 512 else None
@@ -501,6 +525,8 @@ def run(args) -> None:
             entries.clear()
         del layer
         torch.cuda.empty_cache()
+    info["complete"] = not any("skipped" in r for r in rows)
+    info["seconds"] = round(time.monotonic() - start_time, 1)
     _write_json(args.out, {"machine": info, "rows": rows})
 
 
@@ -559,6 +585,10 @@ def main() -> None:
     r.add_argument("--modes", default=",".join(MMA_MODES),
                    help="the compiled forms to run (prepare builds all)")
     r.add_argument("--runs", type=int, default=10)
+    r.add_argument("--budget-s", type=float, default=0,
+                   help="stop starting new measurements after this many "
+                   "seconds (the rows not run are listed as skipped; 0: no "
+                   "limit); with --out the file is rewritten after each row")
     r.add_argument("--scratch", default=None,
                    help="where the checkpoints are written (default: TMPDIR)")
     r.set_defaults(function=run)

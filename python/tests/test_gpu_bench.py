@@ -92,3 +92,15 @@ def test_models_import():
     assert sizes == {"mixtral-8x7b": (4096, 14336, 8, 2),
                      "qwen3-30b-a3b": (2048, 768, 128, 8),
                      "deepseek-v3": (7168, 2048, 256, 8)}
+
+
+def test_results_file_is_replaced_whole(tmp_path):
+    """Each rewrite of the results replaces the file at once: a run stopped
+    from outside leaves the last complete JSON, never a partial one."""
+    import json
+    bench = load_bench()
+    path = tmp_path / "gpu.json"
+    for rows in ([], [{"T": 1}], [{"T": 1}, {"T": 8, "skipped": "budget"}]):
+        bench._write_json(str(path), {"rows": rows}, quiet=True)
+        assert json.loads(path.read_text()) == {"rows": rows}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gpu.json"]
