@@ -467,28 +467,36 @@ Value WarpgroupMatmul::gatherChunk(OpBuilder &b, Location loc,
         scf::YieldOp::create(tb, tl, toF32(tb, tl, load));
       },
       [&](OpBuilder &eb, Location el) {
-        // Past K or without a row: element by element, zeros outside.
-        Value chunk = arith::ConstantOp::create(
+        Value zeros = arith::ConstantOp::create(
             eb, el, vectorType, DenseElementsAttr::get(vectorType, 0.0f));
-        for (int64_t i = 0; i < kChunkElements; ++i) {
-          Value k =
-              arith::AddIOp::create(eb, el, depth, indexConstant(eb, el, i));
-          Value inside = arith::AndIOp::create(eb, el, row.valid,
-                                               lessThan(eb, el, k, depthBound));
-          auto element = scf::IfOp::create(
-              eb, el, inside,
-              [&](OpBuilder &ib, Location il) {
-                Value x = memref::LoadOp::create(ib, il, input,
-                                                 ValueRange{row.source, k});
-                scf::YieldOp::create(ib, il, toF32(ib, il, x));
-              },
-              [&](OpBuilder &ob, Location ol) {
-                scf::YieldOp::create(ob, ol, f32Constant(ob, ol, 0));
-              });
-          chunk = vector::InsertOp::create(eb, el, element.getResult(0), chunk,
-                                           ArrayRef<int64_t>{i});
-        }
-        scf::YieldOp::create(eb, el, chunk);
+        // Without a row (most rows of a block at decode): zeros, at once.
+        auto partial = scf::IfOp::create(
+            eb, el, row.valid,
+            [&](OpBuilder &pb, Location pl) {
+              // Past K: element by element, zeros outside.
+              Value chunk = zeros;
+              for (int64_t i = 0; i < kChunkElements; ++i) {
+                Value k = arith::AddIOp::create(pb, pl, depth,
+                                                indexConstant(pb, pl, i));
+                auto element = scf::IfOp::create(
+                    pb, pl, lessThan(pb, pl, k, depthBound),
+                    [&](OpBuilder &ib, Location il) {
+                      Value x = memref::LoadOp::create(
+                          ib, il, input, ValueRange{row.source, k});
+                      scf::YieldOp::create(ib, il, toF32(ib, il, x));
+                    },
+                    [&](OpBuilder &ob, Location ol) {
+                      scf::YieldOp::create(ob, ol, f32Constant(ob, ol, 0));
+                    });
+                chunk = vector::InsertOp::create(
+                    pb, pl, element.getResult(0), chunk, ArrayRef<int64_t>{i});
+              }
+              scf::YieldOp::create(pb, pl, chunk);
+            },
+            [&](OpBuilder &zb, Location zl) {
+              scf::YieldOp::create(zb, zl, zeros);
+            });
+        scf::YieldOp::create(eb, el, partial.getResult(0));
       });
   return loaded.getResult(0);
 }

@@ -47,6 +47,15 @@
 // CHECK:     nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%{{.*}}], %c16384
 // CHECK:     nvgpu.tma.async.load %[[DESC]][%{{.*}}, %{{.*}}, %{{.*}}], %[[BARS]][%{{.*}}] to %{{.*}} : {{.*}} -> memref<1x128x64xbf16, #gpu.address_space<workgroup>>
 // CHECK:     vector.load %{{.*}} {alignment = 16 : i64} : memref<?x64xf32>, vector<8xf32>
+// A chunk that is not whole: element by element past K for a row with a
+// source, zeros at once for a row without one (most rows at decode).
+// CHECK:     } else {
+// CHECK:       %[[ZEROS:.*]] = arith.constant dense<0.000000e+00> : vector<8xf32>
+// CHECK:       scf.if %{{.*}} -> (vector<8xf32>) {
+// CHECK-COUNT-8: memref.load %{{.*}} : memref<?x64xf32>
+// CHECK:         vector.insert %{{.*}} [7] : f32 into vector<8xf32>
+// CHECK:       } else {
+// CHECK-NEXT:    scf.yield %[[ZEROS]] : vector<8xf32>
 // CHECK:     arith.truncf %{{.*}} : vector<8xf32> to vector<8xbf16>
 // CHECK:     arith.xori
 // CHECK:     vector.store %{{.*}} {alignment = 16 : i64} : memref<64x64xbf16, #gpu.address_space<workgroup>>, vector<8xbf16>
