@@ -488,8 +488,8 @@ Value WarpgroupMatmul::gatherChunk(OpBuilder &b, Location loc,
                     [&](OpBuilder &ob, Location ol) {
                       scf::YieldOp::create(ob, ol, f32Constant(ob, ol, 0));
                     });
-                chunk = vector::InsertOp::create(
-                    pb, pl, element.getResult(0), chunk, ArrayRef<int64_t>{i});
+                chunk = vector::InsertOp::create(pb, pl, element.getResult(0),
+                                                 chunk, ArrayRef<int64_t>{i});
               }
               scf::YieldOp::create(pb, pl, chunk);
             },
