@@ -134,9 +134,11 @@ scf::ForOp jammableReduction(scf::ParallelOp loop) {
 }
 
 /// Emits at `jb` the iterations of `loop`'s tile (`tile`: the tile's
-/// index in each of the first two dimensions) in one reduction loop.
+/// index in each of the first two dimensions, whose iterations end at
+/// `upper`) in one reduction loop.
 void emitTile(OpBuilder &jb, Location loc, scf::ParallelOp loop,
-              scf::ForOp reduction, int64_t factor, ArrayRef<Value> tile) {
+              scf::ForOp reduction, int64_t factor, ArrayRef<Value> tile,
+              ArrayRef<Value> upper) {
   Value one = arith::ConstantIndexOp::create(jb, loc, 1);
   Value factorValue = arith::ConstantIndexOp::create(jb, loc, factor);
   // Per jammed iteration u: the indices (the last one's where past the
@@ -155,10 +157,10 @@ void emitTile(OpBuilder &jb, Location loc, scf::ParallelOp loop,
               arith::ConstantIndexOp::create(
                   jb, loc, d == 0 ? u / factor : u % factor)));
       Value in = arith::CmpIOp::create(jb, loc, arith::CmpIPredicate::slt,
-                                       original, loop.getUpperBound()[d]);
+                                       original, upper[d]);
       inside =
           inside ? arith::AndIOp::create(jb, loc, inside, in).getResult() : in;
-      Value last = arith::SubIOp::create(jb, loc, loop.getUpperBound()[d], one);
+      Value last = arith::SubIOp::create(jb, loc, upper[d], one);
       mappings[u].map(loop.getInductionVars()[d],
                       arith::MinSIOp::create(jb, loc, original, last));
     }
@@ -220,23 +222,23 @@ void emitTile(OpBuilder &jb, Location loc, scf::ParallelOp loop,
       cloneFor(op, u);
 }
 
-/// Makes `loop`'s body run, when the first dimension has `minTrips` or
-/// more iterations, a tile per iteration of the first tiles' count (the
-/// others doing nothing), else its own iteration: one loop (one kernel,
-/// which moe-fuse-sibling-loops may still merge with its neighbours) for
-/// both.
+/// Makes `loop` run, when the first dimension has `minTrips` or more
+/// iterations, a tile per iteration over the tiles' counts (its first two
+/// upper bounds chosen at run time), else its own iterations: one loop
+/// (one kernel, which moe-fuse-sibling-loops may still merge with its
+/// neighbours) for both.
 void jam(scf::ParallelOp loop, scf::ForOp reduction, int64_t factor,
          int64_t minTrips) {
   OpBuilder b(loop);
   Location loc = loop.getLoc();
   Value zero = arith::ConstantIndexOp::create(b, loc, 0);
   Value factorValue = arith::ConstantIndexOp::create(b, loc, factor);
+  SmallVector<Value> upper(loop.getUpperBound().take_front(2));
   SmallVector<Value> counts, tiles;
   for (int d = 0; d < 2; ++d) {
     counts.push_back(arith::MaxSIOp::create(
         b, loc,
-        arith::SubIOp::create(b, loc, loop.getUpperBound()[d],
-                              loop.getLowerBound()[d]),
+        arith::SubIOp::create(b, loc, upper[d], loop.getLowerBound()[d]),
         zero));
     tiles.push_back(
         arith::CeilDivUIOp::create(b, loc, counts.back(), factorValue));
@@ -244,7 +246,14 @@ void jam(scf::ParallelOp loop, scf::ForOp reduction, int64_t factor,
   Value wide = arith::CmpIOp::create(
       b, loc, arith::CmpIPredicate::sge, counts[0],
       arith::ConstantIndexOp::create(b, loc, std::max<int64_t>(minTrips, 0)));
-  Value tileCount = arith::MulIOp::create(b, loc, tiles[0], tiles[1]);
+  // Where wide, the first two dimensions run over the tiles: no iteration
+  // without work (a thread, or a step of a block walking them).
+  for (int d = 0; d < 2; ++d) {
+    Value tileEnd =
+        arith::AddIOp::create(b, loc, loop.getLowerBound()[d], tiles[d]);
+    loop.getUpperBoundMutable()[d].set(
+        arith::SelectOp::create(b, loc, wide, tileEnd, upper[d]));
+  }
 
   Block *body = loop.getBody();
   OpBuilder bb = OpBuilder::atBlockBegin(body);
@@ -255,23 +264,13 @@ void jam(scf::ParallelOp loop, scf::ForOp reduction, int64_t factor,
            llvm::make_range(std::next(choice->getIterator()),
                             body->getTerminator()->getIterator())))
     op.moveBefore(elseEnd);
-  // The tile of linear index (i, j) (row-major over the iterations) in
-  // the then branch, where that index is a tile's.
+  // The tile of the iteration's indices in the then branch.
   OpBuilder tb = OpBuilder::atBlockBegin(choice.thenBlock());
-  SmallVector<Value> index;
+  Value tile[2];
   for (int d = 0; d < 2; ++d)
-    index.push_back(arith::SubIOp::create(tb, loc, loop.getInductionVars()[d],
-                                          loop.getLowerBound()[d]));
-  Value linear = arith::AddIOp::create(
-      tb, loc, arith::MulIOp::create(tb, loc, index[0], counts[1]), index[1]);
-  auto isTile = scf::IfOp::create(
-      tb, loc,
-      arith::CmpIOp::create(tb, loc, arith::CmpIPredicate::ult, linear,
-                            tileCount));
-  OpBuilder ib = OpBuilder::atBlockBegin(isTile.thenBlock());
-  Value tile[2] = {arith::DivUIOp::create(ib, loc, linear, tiles[1]),
-                   arith::RemUIOp::create(ib, loc, linear, tiles[1])};
-  emitTile(ib, loc, loop, reduction, factor, tile);
+    tile[d] = arith::SubIOp::create(tb, loc, loop.getInductionVars()[d],
+                                    loop.getLowerBound()[d]);
+  emitTile(tb, loc, loop, reduction, factor, tile, upper);
 }
 
 struct MoEJamParallelReductionsPass

@@ -2,12 +2,13 @@
 // RUN: moe-opt %s --split-input-file --moe-jam-parallel-reductions="factor=1" | FileCheck %s --check-prefix=OFF
 
 // The router's matmul (as moe-hoist-loop-accumulators leaves it, its
-// output zeroed first): from 64 tokens on, iteration (t, e) runs the
-// 2 x 2 tile of linear index t * 8 + e, if there is one, in one reduction
-// loop carrying 4 sums, each summed in its own order, the zero stored
-// before it forwarded as its start; lanes past T compute token T - 1's
-// values and write nothing. Below 64 tokens each iteration runs its own
-// body. (CSE merges the lanes' shared index computations and loads.)
+// output zeroed first): from 64 tokens on, the loop runs over the 2 x 2
+// tiles (its bounds the tiles' counts) and iteration (t, e) runs tile
+// (t, e) in one reduction loop carrying 4 sums, each summed in its own
+// order, the zero stored before it forwarded as its start; lanes past T
+// compute token T - 1's values and write nothing. Below 64 tokens the loop
+// keeps its bounds and each iteration runs its own body. (CSE merges the
+// lanes' shared index computations and loads.)
 // CHECK-LABEL: func @router
 // CHECK-SAME: (%[[X:.*]]: memref<?x64xf32>, %[[W:.*]]: memref<8x64xf32>, %[[N:.*]]: index)
 // CHECK: %[[ACC:.*]] = memref.alloc
@@ -16,15 +17,15 @@
 // CHECK: %[[COUNT_E:.*]] = arith.maxsi
 // CHECK: %[[TILES_E:.*]] = arith.ceildivui %[[COUNT_E]], %c2
 // CHECK: %[[WIDE:.*]] = arith.cmpi sge, %[[COUNT_T]], %c64
-// CHECK: %[[TILES:.*]] = arith.muli %[[TILES_T]], %[[TILES_E]]
-// CHECK: scf.parallel (%[[T:.*]], %[[E:.*]]) = (%c0, %c0) to (%[[N]], %c8)
+// CHECK: %[[END_T:.*]] = arith.addi %c0, %[[TILES_T]]
+// CHECK: %[[UB_T:.*]] = arith.select %[[WIDE]], %[[END_T]], %[[N]]
+// CHECK: %[[END_E:.*]] = arith.addi %c0, %[[TILES_E]]
+// CHECK: %[[UB_E:.*]] = arith.select %[[WIDE]], %[[END_E]], %c8
+// CHECK: scf.parallel (%[[T:.*]], %[[E:.*]]) = (%c0, %c0) to (%[[UB_T]], %[[UB_E]])
 // CHECK:   scf.if %[[WIDE]] {
-// CHECK:     %[[ROW:.*]] = arith.muli %{{.*}}, %[[COUNT_E]]
-// CHECK:     %[[LINEAR:.*]] = arith.addi %[[ROW]], %{{.*}}
-// CHECK:     %[[IS_TILE:.*]] = arith.cmpi ult, %[[LINEAR]], %[[TILES]]
-// CHECK:     scf.if %[[IS_TILE]] {
-// CHECK:       %[[TT:.*]] = arith.divui %[[LINEAR]], %[[TILES_E]]
-// CHECK:       %[[TE:.*]] = arith.remui %[[LINEAR]], %[[TILES_E]]
+// CHECK-NOT:   scf.if
+// CHECK:       %[[TT:.*]] = arith.subi %[[T]], %c0
+// CHECK:       %[[TE:.*]] = arith.subi %[[E]], %c0
 // CHECK:       %[[T0_2:.*]] = arith.muli %[[TT]], %c2
 // CHECK:       %[[T0_1:.*]] = arith.addi %[[T0_2]], %c0
 // CHECK:       %[[T0:.*]] = arith.addi %c0, %[[T0_1]]

@@ -117,14 +117,15 @@ def MoEJamParallelReductionsPass
 
     Iterations past the end of a dimension (its trip count not a multiple
     of `factor`) compute the last iteration's values, so that their loads
-    stay in bounds, and their writes are skipped (`scf.if`). The loop keeps
-    its iteration space, so that it stays one kernel that
-    `moe-fuse-sibling-loops` may merge with its neighbours: where the
-    first dimension runs `min-trips` iterations or more, iteration (i, j)
-    runs the tile of linear index i * (its second dimension's trip count)
-    + j, if there is one, and nothing else; where it runs fewer (a few
-    tokens), each iteration runs its own body, as before (an `scf.if` on
-    the trip count, the same in every iteration, chooses): there the
+    stay in bounds, and their writes are skipped (`scf.if`). The loop
+    stays one loop, so one kernel that `moe-fuse-sibling-loops` may merge
+    with its neighbours: where the first dimension runs `min-trips`
+    iterations or more, its first two upper bounds become the tiles'
+    counts (an `arith.select` on the trip count) and iteration (i, j) runs
+    tile (i, j), so that no iteration is without work (and
+    `moe-split-parallel-reductions` counts tiles); where it runs fewer (a
+    few tokens), each iteration runs its own body, as before (an `scf.if`
+    on the trip count, the same in every iteration, chooses): there the
     `factor` x `factor` times more threads are worth more than the shared
     loads.
 
