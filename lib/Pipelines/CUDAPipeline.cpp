@@ -116,16 +116,16 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
     tileGridLimit = -1;
   // Team kernels (a block of 256 threads per iteration) on a grid of as
   // many blocks as the multiprocessors hold at once (2048 threads each),
-  // walking the iterations: the router's loop from 64 tokens on has 16
-  // iterations per 4 x 4 tile, 15 of them empty, which would otherwise be
-  // blocks to launch.
+  // walking the iterations: one block each would launch up to
+  // multiprocessors x 256 blocks.
   int64_t teamGridLimit = std::max<int64_t>(options.multiprocessors * 8, 0);
   // Threads of a tile's block: a warp (mma.sync), a warpgroup (wgmma), or
-  // a producer warpgroup and a consumer per 64 rows (specialized).
-  int64_t tileThreads =
-      specialized ? 128 * (1 + std::max<int64_t>(tiled.blockRows / 64, 1))
-      : wgmma     ? 128
-                  : 32;
+  // a producer warpgroup and a consumer per 64 rows (specialized: two for
+  // 128-row blocks; other block rows are left to the CUDA cores, in
+  // blocks of two warpgroups).
+  int64_t tileThreads = specialized ? (tiled.blockRows == 128 ? 384 : 256)
+                        : wgmma     ? 128
+                                    : 32;
   pm.addNestedPass<func::FuncOp>(
       moe::createMoEMapToGPUPass(moe::MoEMapToGPUPassOptions{
           options.blockSize,

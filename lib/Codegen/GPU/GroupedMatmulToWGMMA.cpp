@@ -279,7 +279,9 @@ FailureOr<WarpgroupPlan> planWarpgroupTile(GroupedMatmulOp op,
   if (plan.columns > 256)
     return fail("its tile has more than 256 columns (wgmma's N)");
   // Each thread holds W x BN / 2 f32 accumulators: at most 128 registers
-  // of the 255 (paired BN 128, single BN 256) leave room for the rest.
+  // (paired BN 128, single BN 256) leave room for the rest of the 255 a
+  // thread may have, or of the 168 of a 384-thread block (the consumers'
+  // ~30 others: 154-156 used, no spills; bench/results/gpu_structure.json).
   if (static_cast<int64_t>(plan.weights.size()) * plan.columns >
       kMaxAccumulatorColumns)
     return fail("its accumulators would not fit in registers (weights x "
@@ -369,8 +371,8 @@ private:
 
   // Set while emitting.
   Value thread, shared, barriers;
-  /// The two-warpgroup form's mbarriers a consumer arrives on when it is
-  /// done with a stage (`barriers` complete when a stage is filled).
+  /// The specialized form's mbarriers the consumers arrive on when they
+  /// are done with a stage (`barriers` complete when a stage is filled).
   Value released;
   Type accumulatorType;
   NVVM::MMAShapeAttr mmaShape;

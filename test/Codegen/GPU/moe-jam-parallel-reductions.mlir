@@ -164,9 +164,12 @@ func.func @left_alone(%x: memref<?x8x64xf32>, %y: memref<?xf32>, %t: index) -> (
 // jammed loop carries 2 x 4 sums (lane by lane), and the third dimension's
 // index is used as it is.
 // CHECK-LABEL: func @two_sums_3d
-// CHECK: arith.cmpi sge, %{{.*}}, %c64
-// CHECK: scf.parallel (%{{.*}}, %{{.*}}, %[[Z:.*]]) = (%c2, %c0, %c0) to
-// CHECK: arith.subi %{{.*}}, %c2
+// CHECK: %[[WIDE3:.*]] = arith.cmpi sge, %{{.*}}, %c64
+// CHECK: %[[END3:.*]] = arith.addi %c2, %{{.*}}
+// CHECK: %[[UB3:.*]] = arith.select %[[WIDE3]], %[[END3]], %[[T3:[a-z0-9_]+]]
+// CHECK: scf.parallel (%[[I3:.*]], %{{.*}}, %[[Z:.*]]) = (%c2, %c0, %c0) to (%[[UB3]],
+// CHECK: arith.subi %[[I3]], %c2
+// CHECK: arith.cmpi slt, %{{.*}}, %[[T3]]
 // CHECK: %[[SUMS:.*]]:8 = scf.for {{.*}} iter_args(%[[S0:[a-z0-9_]+]] = %{{[a-z0-9_]+}}, %[[M0:[a-z0-9_]+]] = %{{[a-z0-9_]+}}, {{.*}} -> (f32, f32, f32, f32, f32, f32, f32, f32)
 // CHECK-NEXT: memref.load %{{.*}}[%{{.*}}, %[[Z]], %{{.*}}]
 // CHECK-NEXT: memref.load

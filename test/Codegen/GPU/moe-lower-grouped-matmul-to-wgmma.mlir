@@ -231,7 +231,8 @@ func.func @specialized(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 // CHECK:       arith.muli %c1{{.*}}, %c8192
 // CHECK:       vector.store
 // CHECK:       nvgpu.mbarrier.arrive.expect_tx %[[FULL]][%{{.*}}], %c16384
-// CHECK-COUNT-1: nvgpu.tma.async.load
+// CHECK:       nvgpu.tma.async.load
+// CHECK-NOT:   nvgpu.tma.async.load
 // CHECK:   } else {
 // CHECK:     %[[LOCAL:.*]] = arith.subi %[[TID]], %c128
 // CHECK:     %[[PART:.*]] = arith.divui %[[LOCAL]], %c128
@@ -242,16 +243,24 @@ func.func @specialized(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 // CHECK:         nvgpu.mbarrier.try_wait.parity %[[FULL]]
 // CHECK:         arith.muli %[[PART]], %c8192
 // CHECK:         nvvm.wgmma.mma_async {{.*}} <m = 64, n = 128, k = 16>
+// CHECK:         nvgpu.mbarrier.arrive %[[RELEASED]]
+// CHECK:       nvgpu.mbarrier.arrive %[[RELEASED]]
 // CHECK:       %[[THREAD:.*]] = arith.remui %[[LOCAL]], %c128
 // CHECK:       arith.divui %[[THREAD]], %c32
+// CHECK:       %[[ROWBASE:.*]] = arith.addi %[[PARTROW]], %{{.*}}
+// CHECK:       %[[ROW:.*]] = arith.addi %[[ROWBASE]], %c0
+// CHECK:       arith.cmpi ult, %[[ROW]], %[[FILLED]]
 // CHECK:       memref.store %{{.*}} : memref<128x128xf32>
 // CHECK:     } else {
 // CHECK:       scf.for
 // CHECK-NOT:     nvvm.wgmma
+// CHECK-NOT:     memref.store
 // CHECK:         nvgpu.mbarrier.try_wait.parity %[[FULL]]
 // CHECK-NOT:     nvvm.wgmma
+// CHECK-NOT:     memref.store
 // CHECK:         nvgpu.mbarrier.arrive %[[RELEASED]]
 // CHECK-NOT:     nvvm.wgmma
+// CHECK-NOT:     memref.store
 // CHECK:         scf.yield
 // CHECK-NOT: moe.grouped_matmul
 func.func @two_consumers(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
