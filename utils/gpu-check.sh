@@ -21,7 +21,9 @@
 #   utils/gpu-check.sh bench [DIR] [OUT.json] [-- bench/gpu.py run options]
 #                                         on the GPU machine: bench/gpu.py
 #       run on DIR/gpu-bench (the issue's shapes against PyTorch; needs
-#       PyTorch with CUDA), results to OUT.json (default DIR/gpu.json).
+#       PyTorch with CUDA), results to OUT.json (default DIR/gpu.json),
+#       rewritten after every row; no measurement starts after 480 s
+#       unless the options give another --budget-s.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -123,8 +125,13 @@ bench() {
   for python in "$PYTHON" python3 /usr/bin/python3; do
     "$python" -c "import torch, numpy" 2>/dev/null && break
   done
+  # The GPU machine stops a command after 10 minutes: unless told
+  # otherwise, no measurement starts after 8 (the JSON keeps every row
+  # measured, the others listed as skipped).
+  local budget=(--budget-s 480)
+  case " $* " in *" --budget-s"*) budget=() ;; esac
   "$python" "$ROOT/bench/gpu.py" run --dir "$dir/gpu-bench" --out "$out" \
-    --scratch "$dir" "$@"
+    --scratch "$dir" "${budget[@]}" "$@"
 }
 
 case "${1:-}" in
