@@ -63,7 +63,8 @@ prepare() {
   [ -x "$compile" ] || { echo "gpu-check: build first (utils/dev.sh build)" >&2; exit 1; }
   rm -rf "$dir" && mkdir -p "$dir/bin" "$dir/bench"
   "$PYTHON" "$CHECK" prepare "$dir/tests" --moe-compile "$compile"
-  # The bf16 layers' wgmma forms again with tiles of two warpgroups.
+  # The bf16 layers' wgmma forms again with specialized tiles (128-row
+  # blocks: a producer and two consumer warpgroups).
   "$PYTHON" "$CHECK" prepare "$dir/tests-specialized" --moe-compile "$compile" \
     --only mixtral-bf16,qwen3_moe-bf16,deepseek_v3-bf16 --wgmma wgmma-specialized
   # The benchmark layer's IR from a checkpoint of its shape (a small
