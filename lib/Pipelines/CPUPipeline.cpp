@@ -118,5 +118,8 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
   pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefToLLVM));
   pm.addPass(createConvertToLLVMPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
+  // bf16 and f16 moved as i16: no round trip through f32 (a compiler-rt
+  // call where bf16 is a register type: AVX512_BF16).
+  pm.addPass(moe::createMoEMoveHalfFloatsAsIntegersPass());
   pm.addPass(moe::createMoEAllocateThroughRuntimePass());
 }

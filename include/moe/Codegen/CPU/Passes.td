@@ -259,4 +259,24 @@ def MoEExpandFloat8Pass : Pass<"moe-expand-float8"> {
   let dependentDialects = ["::mlir::arith::ArithDialect"];
 }
 
+def MoEMoveHalfFloatsAsIntegersPass
+    : Pass<"moe-move-half-floats-as-integers"> {
+  let summary = "Move bf16 and f16 values in the LLVM dialect as i16";
+  let description = [{
+    Rewrites each `llvm.load`, `llvm.store` and `llvm.select` of a `bf16`
+    or `f16` scalar or vector into the same operation on `i16` values (of
+    the same shape), between `llvm.bitcast`s, which LLVM folds away where
+    the bits are only moved (a copy, or the integer arithmetic that
+    `arith-expand` makes of bf16 conversions). The loads keep their
+    alignment, volatility and ordering.
+
+    The CPU pipeline runs it on the LLVM dialect it produces: for x86
+    targets where bf16 is a register type (AVX512_BF16), LLVM moves a
+    scalar bf16 through f32 and rounds it back with a compiler-rt call
+    (`__truncsfbf2`) that a module loaded by the runtime cannot resolve;
+    a copy of a bf16 bias was such a call.
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+}
+
 #endif // MOE_CODEGEN_CPU_PASSES_TD

@@ -1,0 +1,44 @@
+// RUN: moe-opt %s --moe-move-half-floats-as-integers | FileCheck %s
+
+// A bf16 copy, a select of f16 and a vector of bf16 move i16 bits; the
+// loads keep their alignment and volatility.
+// CHECK-LABEL: llvm.func @moves
+// CHECK-SAME: (%[[P:.*]]: !llvm.ptr, %[[Q:.*]]: !llvm.ptr, %[[C:.*]]: i1, %[[A:.*]]: f16, %[[B:.*]]: f16)
+// CHECK: %[[BITS:.*]] = llvm.load volatile %[[P]] {alignment = 2 : i64} : !llvm.ptr -> i16
+// CHECK: %[[X:.*]] = llvm.bitcast %[[BITS]] : i16 to bf16
+// CHECK: %[[XI:.*]] = llvm.bitcast %[[X]] : bf16 to i16
+// CHECK: llvm.store %[[XI]], %[[Q]] : i16, !llvm.ptr
+// CHECK: %[[AI:.*]] = llvm.bitcast %[[A]] : f16 to i16
+// CHECK: %[[BI:.*]] = llvm.bitcast %[[B]] : f16 to i16
+// CHECK: %[[S:.*]] = llvm.select %[[C]], %[[AI]], %[[BI]] : i1, i16
+// CHECK: %[[SF:.*]] = llvm.bitcast %[[S]] : i16 to f16
+// CHECK: %[[VBITS:.*]] = llvm.load %[[P]] : !llvm.ptr -> vector<16xi16>
+// CHECK: %[[V:.*]] = llvm.bitcast %[[VBITS]] : vector<16xi16> to vector<16xbf16>
+// CHECK: %[[VI:.*]] = llvm.bitcast %[[V]] : vector<16xbf16> to vector<16xi16>
+// CHECK: llvm.store %[[VI]], %[[Q]] : vector<16xi16>, !llvm.ptr
+// CHECK: llvm.return %[[SF]] : f16
+llvm.func @moves(%p: !llvm.ptr, %q: !llvm.ptr, %c: i1, %a: f16, %b: f16) -> f16 {
+  %x = llvm.load volatile %p {alignment = 2 : i64} : !llvm.ptr -> bf16
+  llvm.store %x, %q : bf16, !llvm.ptr
+  %s = llvm.select %c, %a, %b : i1, f16
+  %v = llvm.load %p : !llvm.ptr -> vector<16xbf16>
+  llvm.store %v, %q : vector<16xbf16>, !llvm.ptr
+  llvm.return %s : f16
+}
+
+// Other types move as they are.
+// CHECK-LABEL: llvm.func @others
+// CHECK-NOT: llvm.bitcast
+// CHECK: llvm.load %{{.*}} : !llvm.ptr -> f32
+// CHECK: llvm.store %{{.*}}, %{{.*}} : f32, !llvm.ptr
+// CHECK: llvm.select %{{.*}}, %{{.*}}, %{{.*}} : i1, i16
+// CHECK: llvm.load %{{.*}} : !llvm.ptr -> vector<8xf32>
+// CHECK-NOT: llvm.bitcast
+llvm.func @others(%p: !llvm.ptr, %c: i1, %i: i16, %j: i16) -> vector<8xf32> {
+  %x = llvm.load %p : !llvm.ptr -> f32
+  llvm.store %x, %p : f32, !llvm.ptr
+  %s = llvm.select %c, %i, %j : i1, i16
+  llvm.store %s, %p : i16, !llvm.ptr
+  %v = llvm.load %p : !llvm.ptr -> vector<8xf32>
+  llvm.return %v : vector<8xf32>
+}
