@@ -121,7 +121,7 @@ func.func @bf16(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 // -----
 
 // Blocks of two warpgroups (256 threads, as moe-map-to-gpu launches tiles
-// for mma=wgmma-specialized): two groups of mbarriers, `full` and
+// for mma=wgmma-specialized block-rows=64): two groups of mbarriers, `full` and
 // `released`, each of 128 arrivals, the ring past both. Threads 0-127
 // produce: per step each waits until the consumer released the stage (the
 // phase before the first counts as complete: parity xor 1), stores its A

@@ -26,7 +26,8 @@ statistic). One line per check; exit status 1 if any fails.
 (`format=isa` embeds PTX text, which the CUDA emulator of
 test/CUDAEmulator runs without a GPU), and `--tokens` replaces the T
 values (kept in DIR/cases.json for `check`); `--wgmma wgmma-specialized`
-compiles the wgmma and device-io forms with tiles of two warpgroups.
+compiles the wgmma and device-io forms with specialized tiles (128-row
+blocks of a producer and two consumer warpgroups).
 """
 
 from __future__ import annotations
