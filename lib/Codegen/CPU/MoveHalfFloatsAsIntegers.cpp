@@ -38,54 +38,46 @@ Type bitsOf(Type type) {
   return vector ? Type(vector.clone(bits)) : bits;
 }
 
-Value bitcast(OpBuilder &b, Location loc, Type type, Value value) {
-  return LLVM::BitcastOp::create(b, loc, type, value);
+/// Makes `value` (a 16-bit float) the i16 `bits` in place; its uses take
+/// it back through a bitcast.
+void retypeToBits(Value value, Type bits) {
+  Type type = value.getType();
+  value.setType(bits);
+  OpBuilder b(value.getContext());
+  b.setInsertionPointAfterValue(value);
+  auto cast = LLVM::BitcastOp::create(b, value.getLoc(), type, value);
+  value.replaceAllUsesExcept(cast, cast);
+}
+
+/// Makes `operand` the i16 `bits` of its value, through a bitcast before
+/// its owner.
+void operandToBits(OpOperand &operand, Type bits) {
+  OpBuilder b(operand.getOwner());
+  operand.set(LLVM::BitcastOp::create(b, operand.getOwner()->getLoc(), bits,
+                                      operand.get()));
 }
 
 struct MoEMoveHalfFloatsAsIntegersPass
     : moe::impl::MoEMoveHalfFloatsAsIntegersPassBase<
           MoEMoveHalfFloatsAsIntegersPass> {
   void runOnOperation() override {
-    SmallVector<Operation *> moves;
-    getOperation()->walk([&](Operation *op) {
+    // Each op changes in place (a load keeps its alignment, volatility and
+    // ordering); the bitcasts added around it are not rewritten.
+    getOperation()->walk([](Operation *op) {
       if (auto load = llvm::dyn_cast<LLVM::LoadOp>(op)) {
-        if (bitsOf(load.getType()))
-          moves.push_back(op);
+        if (Type bits = bitsOf(load.getType()))
+          retypeToBits(load.getResult(), bits);
       } else if (auto store = llvm::dyn_cast<LLVM::StoreOp>(op)) {
-        if (bitsOf(store.getValue().getType()))
-          moves.push_back(op);
+        if (Type bits = bitsOf(store.getValue().getType()))
+          operandToBits(store.getValueMutable(), bits);
       } else if (auto select = llvm::dyn_cast<LLVM::SelectOp>(op)) {
-        if (bitsOf(select.getType()))
-          moves.push_back(op);
+        if (Type bits = bitsOf(select.getType())) {
+          operandToBits(select.getTrueValueMutable(), bits);
+          operandToBits(select.getFalseValueMutable(), bits);
+          retypeToBits(select.getResult(), bits);
+        }
       }
     });
-    for (Operation *op : moves) {
-      OpBuilder b(op);
-      Location loc = op->getLoc();
-      if (auto load = llvm::dyn_cast<LLVM::LoadOp>(op)) {
-        // The same load (alignment, volatility, ordering) of the bits.
-        Type type = load.getType();
-        b.setInsertionPointAfter(load);
-        Operation *bits = b.clone(*load);
-        bits->getResult(0).setType(bitsOf(type));
-        load.getResult().replaceAllUsesWith(
-            bitcast(b, loc, type, bits->getResult(0)));
-        load.erase();
-      } else if (auto store = llvm::dyn_cast<LLVM::StoreOp>(op)) {
-        Value value = store.getValue();
-        store.getValueMutable().assign(
-            bitcast(b, loc, bitsOf(value.getType()), value));
-      } else {
-        auto select = llvm::cast<LLVM::SelectOp>(op);
-        Type type = select.getType(), bits = bitsOf(type);
-        Value chosen = LLVM::SelectOp::create(
-            b, loc, select.getCondition(),
-            bitcast(b, loc, bits, select.getTrueValue()),
-            bitcast(b, loc, bits, select.getFalseValue()));
-        select.getResult().replaceAllUsesWith(bitcast(b, loc, type, chosen));
-        select.erase();
-      }
-    }
   }
 };
 
