@@ -131,7 +131,9 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
           options.blockSize,
           /*warpSize=*/tileThreads,
           options.reference ? 0 : options.routingBlockSize, tileGridLimit,
-          teamGridLimit, options.deviceIO}));
+          teamGridLimit, /*tileGroupRows=*/options.tileGroupRows,
+          /*multiprocessors=*/std::max<int64_t>(options.multiprocessors, 0),
+          options.deviceIO}));
   // Loops nested in a one-iteration-per-thread kernel run in the thread.
   pm.addPass(createParallelForToNestedForsPass());
   if (wgmma)

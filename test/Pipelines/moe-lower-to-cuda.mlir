@@ -15,6 +15,9 @@
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized format=isa" -o %t.ws.mlir
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=WSLAUNCH
 // RUN: %python %S/Inputs/gpu_objects.py %t.ws.mlir %t.ws.ptx --ptxas %ptxas --arch sm_90a --resources | FileCheck %s --check-prefix=WSPTX
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized" --mlir-print-ir-after=moe-map-to-gpu -o /dev/null 2>&1 | FileCheck %s --check-prefix=ORDER
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized tile-group-rows=5" --mlir-print-ir-after=moe-map-to-gpu -o /dev/null 2>&1 | FileCheck %s --check-prefix=ORDER5
+// RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home tile-group-rows=-1" 2>&1 | FileCheck %s --check-prefix=BADORDER
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma chip=sm_90" 2>&1 | FileCheck %s --check-prefix=WGCHIP
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%t.none" 2>&1 | FileCheck %s --check-prefix=NOTOOLKIT
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home chip=90" 2>&1 | FileCheck %s --check-prefix=BADCHIP
@@ -23,6 +26,18 @@
 // C interface and a manifest naming the device code, calling the runtime's
 // mgpu* functions, and the kernels as sm_90 binaries (a fatbinary: the
 // cubin and its PTX).
+// The tiles run in groups of row blocks (moe-map-to-gpu's rule over 132
+// multiprocessors: 128-row blocks of 8-column gate/up pairs and 16-column
+// down tiles of f32 rows and bf16 weights give groups of 3), or of
+// tile-group-rows.
+// ORDER: gpu.launch {{.*}}module(@forward_tiles_3)
+// ORDER-NEXT: arith.constant 3 : index
+// ORDER: gpu.launch {{.*}}module(@forward_tiles_{{[0-9]+}})
+// ORDER-NEXT: arith.constant 3 : index
+// ORDER5: gpu.launch {{.*}}module(@forward_tiles_3)
+// ORDER5-NEXT: arith.constant 5 : index
+// BADORDER: moe-map-to-gpu: block-size and warp-size must be at least 1, routing-block-size, tile-grid-limit, team-grid-limit, tile-group-rows and multiprocessors at least 0
+
 // CHECK-DAG: llvm.func @_mlir_ciface_forward(
 // CHECK-DAG: llvm.mlir.global external constant @moe_module_manifest({{.*}}\22gpu\22:{\22api\22:\22cuda\22,\22chip\22:\22sm_90\22,\22io\22:\22host\22}
 // CHECK-DAG: llvm.call @mgpuMemAlloc

@@ -220,11 +220,19 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
                      "mma=wgmma)")};
   PassOptions::Option<int64_t> multiprocessors{
       *this, "multiprocessors",
-      llvm::cl::desc("The tiles a grid must number before a narrower tiling "
-                     "is chosen: the GPU's multiprocessors "
-                     "(moe-tile-grouped-matmul min-tiles; 132 on "
-                     "H100/H200 SXM)"),
+      llvm::cl::desc("The GPU's multiprocessors (132 on H100/H200 SXM): "
+                     "the tiles a grid must number before a narrower tiling "
+                     "is chosen (moe-tile-grouped-matmul min-tiles), and the "
+                     "tiles resident at once in the tile order's rule "
+                     "(moe-map-to-gpu multiprocessors)"),
       llvm::cl::init(132)};
+  PassOptions::Option<int64_t> tileGroupRows{
+      *this, "tile-group-rows",
+      llvm::cl::desc("Row blocks per group of the tiles' order, row blocks "
+                     "fastest within a group (moe-map-to-gpu "
+                     "tile-group-rows); 0: the rule from each tile's shape "
+                     "and multiprocessors"),
+      llvm::cl::init(0)};
   PassOptions::Option<int64_t> persistent{
       *this, "persistent",
       llvm::cl::desc("Tile grids of at most multiprocessors x this many "

@@ -281,7 +281,7 @@ FailureOr<WarpgroupPlan> planWarpgroupTile(GroupedMatmulOp op,
   // Each thread holds W x BN / 2 f32 accumulators: at most 128 registers
   // (paired BN 128, single BN 256) leave room for the rest of the 255 a
   // thread may have, or of the 168 of a 384-thread block (the consumers'
-  // ~30 others: 154-156 used, no spills; bench/results/gpu_structure.json).
+  // ~30 others: 154-160 used, no spills; bench/results/gpu_structure.json).
   if (static_cast<int64_t>(plan.weights.size()) * plan.columns >
       kMaxAccumulatorColumns)
     return fail("its accumulators would not fit in registers (weights x "

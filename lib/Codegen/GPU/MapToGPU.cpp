@@ -11,6 +11,7 @@
 #include "moe/Codegen/GPU/Passes.h"
 
 #include "LoopIterations.h"
+#include "TileOrder.h"
 
 #include "moe/Dialect/MoE/IR/MoE.h"
 
@@ -296,10 +297,12 @@ class FunctionMapper {
 public:
   FunctionMapper(func::FuncOp func, int64_t blockSize, int64_t warpSize,
                  int64_t routingBlockSize, int64_t tileGridLimit,
-                 int64_t teamGridLimit, bool deviceIO)
+                 int64_t teamGridLimit, int64_t tileGroupRows,
+                 int64_t multiprocessors, bool deviceIO)
       : func(func), blockSize(blockSize), warpSize(warpSize),
         routingBlockSize(routingBlockSize), tileGridLimit(tileGridLimit),
-        teamGridLimit(teamGridLimit), deviceIO(deviceIO),
+        teamGridLimit(teamGridLimit), tileGroupRows(tileGroupRows),
+        multiprocessors(multiprocessors), deviceIO(deviceIO),
         tokenType(gpu::AsyncTokenType::get(func.getContext())) {}
 
   LogicalResult map();
@@ -356,6 +359,7 @@ private:
 
   func::FuncOp func;
   int64_t blockSize, warpSize, routingBlockSize, tileGridLimit, teamGridLimit;
+  int64_t tileGroupRows, multiprocessors;
   /// Arguments and results are device memory; no host wait but the last.
   bool deviceIO;
   Type tokenType;
@@ -729,39 +733,48 @@ LogicalResult FunctionMapper::launchParallel(scf::ParallelOp loop) {
   SmallVector<Value> counts = tripCounts(b, loc, loop);
   Value total = product(b, loc, counts);
   if (holdsGroupedMatmul(loop)) {
-    // One warp per tile: the tile's block ids from the forall's GPU block
+    // One block per tile: the tile's block ids from the forall's GPU block
     // mapping (kMappingAttr), else its linear index on x.
     SmallVector<int64_t> blockDims = mappedBlockDims(loop);
+    // The mapped dimensions in the order of the grid's x, y, z, which the
+    // tile order walks fastest first (row blocks, then columns).
+    SmallVector<int64_t> order(counts.size());
+    std::iota(order.begin(), order.end(), 0);
+    if (!blockDims.empty())
+      llvm::sort(order, [&](int64_t a, int64_t c) {
+        return blockDims[a] < blockDims[c];
+      });
+    int64_t groupRows = 0;
+    if (!blockDims.empty())
+      groupRows = tileGroupRows > 0 ? tileGroupRows
+                                    : groupRowsByRule(loop, multiprocessors);
     gpu::LaunchOp launch;
     if (tileGridLimit > 0) {
       // A persistent grid: at most tileGridLimit blocks, each looping over
-      // the tiles' linear indices (the mapped x fastest, then y, then z).
+      // the tiles' linear indices in the tile order.
       Value limit = arith::ConstantIndexOp::create(b, loc, tileGridLimit);
       launch = createLaunch(b, loc, "tiles",
                             arith::MinUIOp::create(b, loc, total, limit),
                             warpSize);
       OpBuilder kb(launch.getBody().front().getTerminator());
-      // The loop's dimensions in the order the linear index walks them.
-      SmallVector<int64_t> order(counts.size());
-      std::iota(order.begin(), order.end(), 0);
-      if (!blockDims.empty())
-        llvm::sort(order, [&](int64_t a, int64_t c) {
-          return blockDims[a] < blockDims[c];
-        });
       auto walk = scf::ForOp::create(kb, loc, launch.getBlockIds().x, total,
                                      launch.getGridSize().x);
       kb.setInsertionPoint(walk.getBody()->getTerminator());
-      SmallVector<Value> indices(counts.size());
-      Value rest = walk.getInductionVar();
-      for (int64_t d : order) {
-        indices[d] = arith::RemUIOp::create(kb, loc, rest, counts[d]);
-        rest = arith::DivUIOp::create(kb, loc, rest, counts[d]);
-      }
-      cloneBody(kb, loc, loop, indices);
+      cloneBody(kb, loc, loop,
+                tileIndices(kb, loc, walk.getInductionVar(), counts, order,
+                            groupRows));
     } else if (blockDims.empty()) {
       launch = createLaunch(b, loc, "tiles", total, warpSize);
       OpBuilder kb(launch.getBody().front().getTerminator());
       cloneIteration(kb, loc, loop, counts, launch.getBlockIds().x);
+    } else if (groupRows > 0 && blockDims.size() >= 2) {
+      // Tiles in groups of row blocks: one block per tile on x, its tile
+      // from its linear index.
+      launch = createLaunch(b, loc, "tiles", total, warpSize);
+      OpBuilder kb(launch.getBody().front().getTerminator());
+      cloneBody(kb, loc, loop,
+                tileIndices(kb, loc, launch.getBlockIds().x, counts, order,
+                            groupRows));
     } else {
       SmallVector<Value> grid(3);
       for (auto [d, dim] : llvm::enumerate(blockDims))
@@ -1123,11 +1136,12 @@ struct MoEMapToGPUPass
 
   LogicalResult initialize(MLIRContext *context) override {
     if (blockSize < 1 || warpSize < 1 || routingBlockSize < 0 ||
-        tileGridLimit < 0 || teamGridLimit < 0)
+        tileGridLimit < 0 || teamGridLimit < 0 || tileGroupRows < 0 ||
+        multiprocessors < 0)
       return emitError(UnknownLoc::get(context))
              << "moe-map-to-gpu: block-size and warp-size must be at least "
-                "1, routing-block-size, tile-grid-limit and team-grid-limit "
-                "at least 0";
+                "1, routing-block-size, tile-grid-limit, team-grid-limit, "
+                "tile-group-rows and multiprocessors at least 0";
     return success();
   }
 
@@ -1136,7 +1150,8 @@ struct MoEMapToGPUPass
     if (func.isExternal())
       return;
     FunctionMapper mapper(func, blockSize, warpSize, routingBlockSize,
-                          tileGridLimit, teamGridLimit, deviceIO);
+                          tileGridLimit, teamGridLimit, tileGroupRows,
+                          multiprocessors, deviceIO);
     if (failed(mapper.map()))
       signalPassFailure();
   }

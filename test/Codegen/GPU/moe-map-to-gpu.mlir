@@ -4,9 +4,14 @@
 // RUN: moe-opt %s --split-input-file --moe-map-to-gpu="tile-grid-limit=4" | FileCheck %s --check-prefix=PERSISTENT
 // RUN: moe-opt %s --split-input-file --moe-map-to-gpu="team-grid-limit=6" | FileCheck %s --check-prefix=TEAMGRID
 // RUN: not moe-opt %s --split-input-file --moe-map-to-gpu="block-size=0" 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: moe-opt %s --split-input-file --moe-map-to-gpu="multiprocessors=8" | FileCheck %s --check-prefix=GROUPED
+// RUN: moe-opt %s --split-input-file --moe-map-to-gpu="multiprocessors=8 tile-group-rows=2" | FileCheck %s --check-prefix=GROUP2
+// RUN: moe-opt %s --split-input-file --moe-map-to-gpu="multiprocessors=8 tile-grid-limit=4" | FileCheck %s --check-prefix=PERSISTGROUPED
 // RUN: not moe-opt %s --split-input-file --moe-map-to-gpu="team-grid-limit=-1" 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: not moe-opt %s --split-input-file --moe-map-to-gpu="tile-group-rows=-1" 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: not moe-opt %s --split-input-file --moe-map-to-gpu="multiprocessors=-1" 2>&1 | FileCheck %s --check-prefix=BAD
 
-// BAD: moe-map-to-gpu: block-size and warp-size must be at least 1, routing-block-size, tile-grid-limit and team-grid-limit at least 0
+// BAD: moe-map-to-gpu: block-size and warp-size must be at least 1, routing-block-size, tile-grid-limit, team-grid-limit, tile-group-rows and multiprocessors at least 0
 
 // Host arguments are copied to the device when the call starts, weights
 // (moe.weight, its attribute removed) are device memory already; a
@@ -615,6 +620,48 @@ func.func @team_read_back(%counts: memref<4xindex> {moe.weight = "c"}, %n: index
 // PERSISTENT:     moe.grouped_matmul
 // PERSISTENT:     gpu.barrier
 // PERSISTENT:   }
+// With multiprocessors (8 tiles at once), the tile order's rule: groups
+// of G = round(sqrt(8 x 32 columns x 1 weight x 16 bits / (16 rows x 32
+// bits))) = 3 row blocks, one block per tile on x; tile t of a group of
+// `height` row blocks (3, or fewer in the last) is row block
+// first + (t mod height) and column tile t / height.
+// GROUPED-LABEL: func @mapped_tiles
+// GROUPED: %[[COLS:.*]] = arith.ceildivui %{{.*}}, %c1
+// GROUPED: %[[ROWS:.*]] = arith.ceildivui %{{.*}}, %c1
+// GROUPED: %[[TOTAL:.*]] = arith.muli %{{.*}}, %[[ROWS]]
+// GROUPED: gpu.launch async [%{{.*}}] blocks(%[[BX:[^,]*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[TOTAL]], %{{.*}} = %c1{{.*}}, %{{.*}} = %c1{{.*}}) threads({{.*}}) in (%{{.*}} = %c32
+// GROUPED:   %[[G:.*]] = arith.constant 3 : index
+// GROUPED:   %[[GT:.*]] = arith.muli %[[G]], %[[COLS]]
+// GROUPED:   %[[GROUP:.*]] = arith.divui %[[BX]], %[[GT]]
+// GROUPED:   %[[FIRST:.*]] = arith.muli %[[GROUP]], %[[G]]
+// GROUPED:   %[[LEFT:.*]] = arith.subi %[[ROWS]], %[[FIRST]]
+// GROUPED:   %[[HEIGHT:.*]] = arith.minui %[[LEFT]], %[[G]]
+// GROUPED:   %[[BEFORE:.*]] = arith.muli %[[GROUP]], %[[GT]]
+// GROUPED:   %[[LOCAL:.*]] = arith.subi %[[BX]], %[[BEFORE]]
+// GROUPED:   %[[INGROUP:.*]] = arith.remui %[[LOCAL]], %[[HEIGHT]]
+// GROUPED:   %[[B:.*]] = arith.addi %[[FIRST]], %[[INGROUP]]
+// GROUPED:   %[[N:.*]] = arith.divui %[[LOCAL]], %[[HEIGHT]]
+// GROUPED:   arith.muli %[[N]], %c1
+// GROUPED:   arith.muli %[[B]], %c1
+// GROUPED:   moe.grouped_matmul
+// tile-group-rows sets G.
+// GROUP2-LABEL: func @mapped_tiles
+// GROUP2: gpu.launch
+// GROUP2:   %[[G:.*]] = arith.constant 2 : index
+// GROUP2:   arith.muli %[[G]], %{{.*}}
+// GROUP2:   moe.grouped_matmul
+// A persistent grid walks the tiles in the same order.
+// PERSISTGROUPED-LABEL: func @mapped_tiles
+// PERSISTGROUPED: %[[COLS:.*]] = arith.ceildivui %{{.*}}, %c1
+// PERSISTGROUPED: %[[ROWS:.*]] = arith.ceildivui %{{.*}}, %c1
+// PERSISTGROUPED: %[[TOTAL:.*]] = arith.muli %{{.*}}, %[[ROWS]]
+// PERSISTGROUPED: %[[GRID:.*]] = arith.minui %[[TOTAL]], %c4
+// PERSISTGROUPED: gpu.launch async [%{{.*}}] blocks(%[[BX:[^,]*]], %{{.*}}, %{{.*}}) in (%[[GX:.*]] = %[[GRID]],
+// PERSISTGROUPED:   scf.for %[[TILE:.*]] = %[[BX]] to %[[TOTAL]] step %[[GX]] {
+// PERSISTGROUPED:     %[[G:.*]] = arith.constant 3 : index
+// PERSISTGROUPED:     %[[GT:.*]] = arith.muli %[[G]], %[[COLS]]
+// PERSISTGROUPED:     arith.divui %[[TILE]], %[[GT]]
+// PERSISTGROUPED:     moe.grouped_matmul
 func.func @mapped_tiles(%x: memref<?x16xf32>, %w: memref<4x64x16xbf16> {moe.weight = "w"},
                         %experts: memref<?xi32>) -> memref<?x64xf32> {
   %c0 = arith.constant 0 : index
@@ -633,5 +680,43 @@ func.func @mapped_tiles(%x: memref<?x16xf32>, %w: memref<4x64x16xbf16> {moe.weig
         ins(%xs, %ws, %es : memref<16x16xf32, strided<[16, 1], offset: ?>>, memref<4x32x16xbf16, strided<[1024, 16, 1], offset: ?>>, memref<1xi32, strided<[1], offset: ?>>)
         outs(%ys : memref<16x32xf32, strided<[64, 1], offset: ?>>)
   } {mapping = [#gpu.block<y>, #gpu.block<x>]}
+  return %y : memref<?x64xf32>
+}
+
+// -----
+
+// A tile grid mapped on three dimensions: the groups walk x (row blocks)
+// and y (columns) of each z in turn, z outermost.
+// GROUP2-LABEL: func @mapped_tiles_3d
+// GROUP2: %[[ZS:.*]] = arith.ceildivui %{{.*}}, %c1
+// GROUP2: %[[COLS:.*]] = arith.ceildivui %{{.*}}, %c1
+// GROUP2: %[[ROWS:.*]] = arith.ceildivui %{{.*}}, %c1
+// GROUP2: gpu.launch async [%{{.*}}] blocks(%[[BX:[^,]*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %{{.*}}, %{{.*}} = %c1{{.*}}, %{{.*}} = %c1{{.*}})
+// GROUP2:   %[[PLANE:.*]] = arith.muli %[[ROWS]], %[[COLS]]
+// GROUP2:   %[[IN:.*]] = arith.remui %[[BX]], %[[PLANE]]
+// GROUP2:   %[[Z:.*]] = arith.divui %[[BX]], %[[PLANE]]
+// GROUP2:   %[[G:.*]] = arith.constant 2 : index
+// GROUP2:   %[[GT:.*]] = arith.muli %[[G]], %[[COLS]]
+// GROUP2:   arith.divui %[[IN]], %[[GT]]
+// GROUP2:   arith.remui %[[Z]], %[[ZS]]
+// GROUP2:   moe.grouped_matmul
+func.func @mapped_tiles_3d(%x: memref<?x16xf32>, %w: memref<4x64x16xbf16> {moe.weight = "w"},
+                           %experts: memref<?xi32>) -> memref<?x64xf32> {
+  %c0 = arith.constant 0 : index
+  %c16 = arith.constant 16 : index
+  %nb = memref.dim %experts, %c0 : memref<?xi32>
+  %rows = arith.muli %nb, %c16 : index
+  %y = memref.alloc(%rows) : memref<?x64xf32>
+  scf.forall (%k, %n, %b) in (1, 2, %nb) {
+    %r = arith.muli %b, %c16 : index
+    %c = arith.muli %n, %c16 : index
+    %es = memref.subview %experts[%b] [1] [1] : memref<?xi32> to memref<1xi32, strided<[1], offset: ?>>
+    %xs = memref.subview %x[%r, 0] [16, 16] [1, 1] : memref<?x16xf32> to memref<16x16xf32, strided<[16, 1], offset: ?>>
+    %ws = memref.subview %w[0, %c, 0] [4, 32, 16] [1, 1, 1] : memref<4x64x16xbf16> to memref<4x32x16xbf16, strided<[1024, 16, 1], offset: ?>>
+    %ys = memref.subview %y[%r, %c] [16, 32] [1, 1] : memref<?x64xf32> to memref<16x32xf32, strided<[64, 1], offset: ?>>
+    moe.grouped_matmul block_rows(16)
+        ins(%xs, %ws, %es : memref<16x16xf32, strided<[16, 1], offset: ?>>, memref<4x32x16xbf16, strided<[1024, 16, 1], offset: ?>>, memref<1xi32, strided<[1], offset: ?>>)
+        outs(%ys : memref<16x32xf32, strided<[64, 1], offset: ?>>)
+  } {mapping = [#gpu.block<z>, #gpu.block<y>, #gpu.block<x>]}
   return %y : memref<?x64xf32>
 }

@@ -351,11 +351,32 @@ def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
     Ops without memory effects stay on the host, where kernels capture
     their values (`gpu-kernel-outlining` passes them as arguments).
 
+    **Tile order.** Blocks start in the order of their linear index, so
+    the tiles resident at one time are consecutive in the order the grid
+    walks them, and that order decides what they share in the L2 cache.
+    Row blocks fastest over all of them (the mapped grid's x, then y) makes
+    each wave read every row block's input rows once per column tile,
+    which the L2 cannot hold for a long K. With `tile-group-rows` G, or
+    with `multiprocessors` and the rule below when it is 0, a tile grid
+    mapped on two or more dimensions walks its (row block, column) tiles in
+    groups of G row blocks: row blocks fastest within a group, then the
+    columns, then the next group (the last one holds the remaining row
+    blocks), one block per tile on x. The rule takes the G that minimizes
+    the bytes a wave of `multiprocessors` tiles reads when its G row
+    blocks share their expert, `G x BM x K x a + (wave / G) x BN x W x K x
+    w` (BM block rows, BN the tile's columns, W its weights, a and w the
+    input's and the weights' bytes per element):
+    `G = sqrt(wave x BN x W x w / (BM x a))`, rounded, at least 1 (11 for a
+    128-row f32 block of 128-column gate/up pairs or a 256-column down
+    tile over 132 multiprocessors). Without a static tile shape, without
+    `multiprocessors` and a G, or for a grid mapped on one dimension, the
+    tiles run row blocks fastest. A G of at least the row blocks is that
+    plain order too.
+
     With `tile-grid-limit`, a tile grid of more tiles than that launches
-    that many blocks (on x), each walking the tiles' linear indices from
-    its block id in steps of the grid size, row blocks fastest (the order
-    of the unlimited grid's x, then y): a persistent grid whose blocks stay
-    resident across tiles.
+    that many blocks (on x), each walking the tiles' linear indices in the
+    tile order from its block id in steps of the grid size: a persistent
+    grid whose blocks stay resident across tiles.
 
     With `device-io`, the function's non-weight arguments and its results
     are device memory: no copies in or out, and the results' buffers are
@@ -392,6 +413,13 @@ def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
            "At most this many blocks per team kernel (a block per "
            "iteration), each walking the iterations from its block id in "
            "steps of the grid; 0: one block per iteration (up to 2^31 - 1)">,
+    Option<"tileGroupRows", "tile-group-rows", "int64_t", /*default=*/"0",
+           "Row blocks per group of the tile order (row blocks fastest "
+           "within a group, then columns); 0: the rule from the tile's shape "
+           "and `multiprocessors`">,
+    Option<"multiprocessors", "multiprocessors", "int64_t", /*default=*/"0",
+           "Tiles resident at once, for the tile order's rule; 0 with "
+           "tile-group-rows 0: row blocks fastest over all of them">,
     Option<"deviceIO", "device-io", "bool", /*default=*/"false",
            "Arguments (but weights) and results are device memory, and the "
            "call waits for nothing before its end">,
