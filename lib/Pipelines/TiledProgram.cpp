@@ -45,6 +45,8 @@ void moe::addTiledProgramPasses(OpPassManager &pm,
         moe::MoEFormGroupedMatmulPassOptions{
             options.blockRows, options.fuseCombine, options.fuseActivation,
             options.boundRows}));
+    if (options.narrowEpilogueOutputs)
+      pm.addPass(moe::createMoENarrowEpilogueOutputsPass());
     // Expert weights in panels, packed by functions the runtime calls once
     // after binding (the manifest, written above, is amended).
     if (options.packWeights)

@@ -42,6 +42,9 @@ struct TiledProgramOptions {
   /// Grouped matmuls over the plan's row bound (moe-form-grouped-matmul
   /// bound-rows).
   bool boundRows = false;
+  /// Epilogue rows that only bf16 matmuls read are written in bf16
+  /// (moe-narrow-epilogue-outputs): for kernels that round them anyway.
+  bool narrowEpilogueOutputs = false;
   bool fuseRouting = true;
   /// Route in a loop over the tokens, then count per chunk
   /// (moe-fuse-routing token-parallel).

@@ -1058,6 +1058,33 @@ bool BlockRun::step(unsigned thread) {
     waits[thread] = Wait::Collective;
     return false;
   case Op::Mov: {
+    // mov.b32 {a, b}, r unpacks r into equal parts (a the low one);
+    // mov.b32 r, {a, b} packs them.
+    bool unpack = ops[0].kind == Operand::Vec;
+    if (unpack || ops[1].kind == Operand::Vec) {
+      const std::vector<Operand> &parts =
+          unpack ? ops[0].elements : ops[1].elements;
+      unsigned bits = typeBytes(inst.type) * 8;
+      if (parts.empty() || bits % parts.size() != 0)
+        fail(thread, inst, "a vector that does not split the type evenly");
+      unsigned width = bits / static_cast<unsigned>(parts.size());
+      uint64_t partMask =
+          width == 64 ? ~uint64_t{0} : (uint64_t{1} << width) - 1;
+      uint64_t packed = unpack ? value(thread, ops[1]) : 0;
+      for (size_t i = 0; i < parts.size(); ++i) {
+        unsigned shift = static_cast<unsigned>(i) * width;
+        if (!unpack) {
+          packed |= (value(thread, parts[i]) & partMask) << shift;
+          continue;
+        }
+        if (parts[i].kind != Operand::Reg)
+          fail(thread, inst, "the destination is not a register");
+        reg(thread, parts[i].reg) = (packed >> shift) & partMask;
+      }
+      if (!unpack)
+        set(thread, ops[0], inst.type, packed, inst);
+      break;
+    }
     uint64_t v = value(thread, ops[1]);
     set(thread, ops[0], inst.type, v, inst);
     break;

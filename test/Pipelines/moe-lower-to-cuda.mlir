@@ -27,13 +27,13 @@
 // mgpu* functions, and the kernels as sm_90 binaries (a fatbinary: the
 // cubin and its PTX).
 // The tiles run in groups of row blocks (moe-map-to-gpu's rule over 132
-// multiprocessors: 128-row blocks of 8-column gate/up pairs and 16-column
-// down tiles of f32 rows and bf16 weights give groups of 3), or of
-// tile-group-rows.
+// multiprocessors and 128-row blocks of bf16 weights: 8-column gate/up
+// pairs of f32 token rows give groups of 3, 16-column down tiles of the
+// bf16 hidden rows groups of 4), or of tile-group-rows.
 // ORDER: gpu.launch {{.*}}module(@forward_tiles_3)
 // ORDER-NEXT: arith.constant 3 : index
-// ORDER: gpu.launch {{.*}}module(@forward_tiles_{{[0-9]+}})
-// ORDER-NEXT: arith.constant 3 : index
+// ORDER: gpu.launch {{.*}}module(@forward_tiles_4)
+// ORDER-NEXT: arith.constant 4 : index
 // ORDER5: gpu.launch {{.*}}module(@forward_tiles_3)
 // ORDER5-NEXT: arith.constant 5 : index
 // BADORDER: moe-map-to-gpu: block-size and warp-size must be at least 1, routing-block-size, tile-grid-limit, team-grid-limit, tile-group-rows and multiprocessors at least 0

@@ -328,7 +328,8 @@ private:
   /// The A rows the thread gathers (row myHalfRow of each part) in the
   /// current block: their sources and whether they have one.
   void setUpGatherRows(OpBuilder &b, Location loc);
-  /// The thread's A chunks of step `step` (f32 vectors, loaded from
+  /// The thread's A chunks of step `step` (bf16 vectors of bf16 rows, f32
+  /// ones of others, loaded from
   /// global memory; stored later, so that the loads are in flight meanwhile).
   SmallVector<Value> loadInput(OpBuilder &b, Location loc, Value step);
   /// Stores the thread's A chunks, rounded to bf16, into slot `slot`'s
@@ -338,7 +339,8 @@ private:
   struct GatherRow {
     Value source, valid;
   };
-  /// The f32 of 8 input depths from `depth` of `row`.
+  /// 8 input depths from `depth` of `row`: as loaded for bf16 rows, else
+  /// widened to f32.
   Value gatherChunk(OpBuilder &b, Location loc, const GatherRow &row,
                     Value depth);
   /// Writes the accumulators of the part whose first row in the block is
@@ -439,22 +441,23 @@ Value WarpgroupMatmul::matrixDescriptor(OpBuilder &b, Location loc,
 
 Value WarpgroupMatmul::gatherChunk(OpBuilder &b, Location loc,
                                    const GatherRow &row, Value depth) {
-  Type f32 = b.getF32Type();
-  auto vectorType = VectorType::get({kChunkElements}, f32);
+  Value input = op.getInput();
+  Type element = llvm::cast<MemRefType>(input.getType()).getElementType();
+  // bf16 rows are stored as loaded; f32 and f16 ones go through f32 and
+  // are rounded when stored.
+  Type chunkElement = element.isBF16() ? element : b.getF32Type();
+  auto vectorType = VectorType::get({kChunkElements}, chunkElement);
   Value end = arith::AddIOp::create(b, loc, depth,
                                     indexConstant(b, loc, kChunkElements));
   Value whole = arith::AndIOp::create(
       b, loc, row.valid,
       arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule, end,
                             depthBound));
-  Value input = op.getInput();
-  Type element = llvm::cast<MemRefType>(input.getType()).getElementType();
-  auto toF32 = [&](OpBuilder &cb, Location cl, Value value) -> Value {
-    if (getElementTypeOrSelf(value.getType()).isF32())
+  auto toChunk = [&](OpBuilder &cb, Location cl, Value value) -> Value {
+    if (getElementTypeOrSelf(value.getType()) == chunkElement)
       return value;
-    Type target = llvm::isa<VectorType>(value.getType())
-                      ? Type(VectorType::get({kChunkElements}, f32))
-                      : f32;
+    Type target = llvm::isa<VectorType>(value.getType()) ? Type(vectorType)
+                                                         : chunkElement;
     return arith::ExtFOp::create(cb, cl, target, value);
   };
   auto loaded = scf::IfOp::create(
@@ -466,11 +469,12 @@ Value WarpgroupMatmul::gatherChunk(OpBuilder &b, Location loc,
             ValueRange{row.source, depth});
         if (alignedInputRows)
           load.setAlignmentAttr(tb.getI64IntegerAttr(16));
-        scf::YieldOp::create(tb, tl, toF32(tb, tl, load));
+        scf::YieldOp::create(tb, tl, toChunk(tb, tl, load));
       },
       [&](OpBuilder &eb, Location el) {
         Value zeros = arith::ConstantOp::create(
-            eb, el, vectorType, DenseElementsAttr::get(vectorType, 0.0f));
+            eb, el, vectorType,
+            DenseElementsAttr::get(vectorType, eb.getZeroAttr(chunkElement)));
         // Without a row (most rows of a block at decode): zeros, at once.
         auto partial = scf::IfOp::create(
             eb, el, row.valid,
@@ -485,10 +489,14 @@ Value WarpgroupMatmul::gatherChunk(OpBuilder &b, Location loc,
                     [&](OpBuilder &ib, Location il) {
                       Value x = memref::LoadOp::create(
                           ib, il, input, ValueRange{row.source, k});
-                      scf::YieldOp::create(ib, il, toF32(ib, il, x));
+                      scf::YieldOp::create(ib, il, toChunk(ib, il, x));
                     },
                     [&](OpBuilder &ob, Location ol) {
-                      scf::YieldOp::create(ob, ol, f32Constant(ob, ol, 0));
+                      scf::YieldOp::create(
+                          ob, ol,
+                          arith::ConstantOp::create(
+                              ob, ol, ob.getZeroAttr(chunkElement))
+                              .getResult());
                     });
                 chunk = vector::InsertOp::create(pb, pl, element.getResult(0),
                                                  chunk, ArrayRef<int64_t>{i});
@@ -578,9 +586,11 @@ void WarpgroupMatmul::storeInput(OpBuilder &b, Location loc, Value slot,
     for (int64_t c = 0; c < kChunksPerThread; ++c) {
       Value chunk =
           arith::AddIOp::create(b, loc, myChunkBase, indexConstant(b, loc, c));
-      Value rounded = arith::TruncFOp::create(
-          b, loc, VectorType::get({kChunkElements}, b.getBF16Type()),
-          chunks[part * kChunksPerThread + c]);
+      Value rounded = chunks[part * kChunksPerThread + c];
+      if (!getElementTypeOrSelf(rounded.getType()).isBF16())
+        rounded = arith::TruncFOp::create(
+            b, loc, VectorType::get({kChunkElements}, b.getBF16Type()),
+            rounded);
       Value place = arith::MulIOp::create(
           b, loc, arith::XOrIOp::create(b, loc, chunk, rowPhase),
           indexConstant(b, loc, kChunkElements));

@@ -22,10 +22,9 @@ void gpu_codegen::writeTileElement(OpBuilder &b, Location loc,
   Value init = op.getInit();
   if (op.hasEpilogue()) {
     SmallVector<Value> args(sums);
-    args.push_back(
-        memref::LoadOp::create(b, loc, init, ValueRange{row, column}));
+    args.push_back(op.loadInitElement(b, loc, row, column));
     Value element = cloneElementwiseBody(b, op.getEpilogueBody(), args, {})[0];
-    memref::StoreOp::create(b, loc, element, init, ValueRange{row, column});
+    op.storeInitElement(b, loc, element, row, column);
     return;
   }
   auto addTo = [&](OpBuilder &ab, Location al, Value target, Value term) {

@@ -276,3 +276,20 @@ func.func @tensors(%rows: tensor<4x16xf32>, %w: tensor<1x8x16xf32>,
       outs(%acc : tensor<4x8xf32>) -> tensor<4x8xf32>
   return %r : tensor<4x8xf32>
 }
+
+// -----
+
+// An epilogue writing bf16 rows has no vector kernel: the op is left for
+// moe-grouped-matmul-to-loops.
+// CHECK-LABEL: func @bf16_rows_left
+// CHECK: moe.grouped_matmul {{.*}} outs(%{{.*}} : memref<8x8xbf16>) epilogue
+func.func @bf16_rows_left(%x: memref<8x16xf32>, %w: memref<2x8x16xbf16>,
+                          %blocks: memref<2xi32>, %y: memref<8x8xbf16>) {
+  moe.grouped_matmul block_rows(4)
+      ins(%x, %w, %blocks : memref<8x16xf32>, memref<2x8x16xbf16>, memref<2xi32>)
+      outs(%y : memref<8x8xbf16>) epilogue {
+  ^bb0(%s: f32, %old: f32):
+    moe.yield %s : f32
+  }
+  return
+}

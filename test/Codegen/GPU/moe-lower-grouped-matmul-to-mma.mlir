@@ -108,6 +108,38 @@ func.func @paired_epilogue(%x: memref<16x8xf32>, %wg: memref<2x8x8xbf16>,
 
 // -----
 
+// bf16 rows in and out: the A fragment loads bf16 and keeps it; the
+// epilogue's old element is widened to f32 and its value rounded to bf16
+// as it is stored.
+// CHECK-LABEL: func @bf16_rows
+// CHECK: memref.load %{{.*}} : memref<16x8xbf16>
+// CHECK: nvvm.mma.sync
+// CHECK: scf.if
+// CHECK:   %[[OLD:.*]] = memref.load %{{.*}} : memref<16x8xbf16>
+// CHECK:   arith.extf %[[OLD]] : bf16 to f32
+// CHECK:   %[[V:.*]] = arith.truncf %{{.*}} : f32 to bf16
+// CHECK:   memref.store %[[V]], %{{.*}} : memref<16x8xbf16>
+func.func @bf16_rows(%x: memref<16x8xbf16>, %w: memref<2x8x8xbf16>,
+                     %experts: memref<1xi32>, %y: memref<16x8xbf16>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(16)
+        ins(%x, %w, %experts : memref<16x8xbf16>, memref<2x8x8xbf16>, memref<1xi32>)
+        outs(%y : memref<16x8xbf16>)
+        epilogue {
+        ^bb0(%s: f32, %old: f32):
+          %r = arith.addf %s, %old : f32
+          moe.yield %r : f32
+        }
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
 // Rows scattered to the tokens, times their scales: the blocks, which may
 // add to the same outputs, one after another with a barrier between them.
 // CHECK-LABEL: func @scatter

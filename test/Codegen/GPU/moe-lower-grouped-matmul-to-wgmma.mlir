@@ -348,6 +348,39 @@ func.func @paired_epilogue(%x: memref<64x200xf32>, %wg: memref<2x256x200xbf16>,
 
 // -----
 
+// bf16 rows in and out (the down projection's input after
+// moe-narrow-epilogue-outputs, and an epilogue writing bf16): a chunk of 8
+// depths is one 16-byte load of 8 bf16, and each value is rounded to bf16
+// as it is stored.
+// CHECK-LABEL: func @bf16_rows
+// CHECK: scf.for
+// CHECK: vector.load %{{.*}} : memref<64x64xbf16>, vector<8xbf16>
+// CHECK: nvvm.wgmma.mma_async
+// CHECK: scf.if
+// CHECK:   %[[V:.*]] = arith.truncf %{{.*}} : f32 to bf16
+// CHECK:   memref.store %[[V]], %{{.*}} : memref<64x64xbf16>
+func.func @bf16_rows(%x: memref<64x64xbf16>, %w: memref<2x64x64xbf16>,
+                     %experts: memref<1xi32>, %y: memref<64x64xbf16>) {
+  %c1 = arith.constant 1 : index
+  %c128 = arith.constant 128 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c128, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(64)
+        ins(%x, %w, %experts : memref<64x64xbf16>, memref<2x64x64xbf16>, memref<1xi32>)
+        outs(%y : memref<64x64xbf16>)
+        epilogue {
+        ^bb0(%s: f32, %old: f32):
+          %zero = arith.constant 0.0 : f32
+          %r = arith.maximumf %s, %zero : f32
+          moe.yield %r : f32
+        }
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
 // Rows scattered to the tokens: the sums times their scales, added to the
 // target rows; a barrier after each block.
 // CHECK-LABEL: func @scatter

@@ -2492,13 +2492,27 @@ func.func @grouped_matmul_init_n(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
 
 // -----
 
-// moe.grouped_matmul c5: init is the f32 accumulator
+// moe.grouped_matmul c5: init is the f32 accumulator (bf16 only with an epilogue)
 func.func @grouped_matmul_init_type(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
                                     %b: tensor<2xi32>, %acc: tensor<8x4xbf16>) -> tensor<8x4xbf16> {
-  // expected-error @+1 {{'moe.grouped_matmul' op 'init' is the f32 accumulator, got 'tensor<8x4xbf16>'}}
+  // expected-error @+1 {{'moe.grouped_matmul' op 'init' is the f32 accumulator (or f32, bf16 or f16 with an epilogue), got 'tensor<8x4xbf16>'}}
   %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
       outs(%acc : tensor<8x4xbf16>) -> tensor<8x4xbf16>
   return %r : tensor<8x4xbf16>
+}
+
+// -----
+
+// moe.grouped_matmul c5: an epilogue writes f32, bf16 or f16, not integers
+func.func @grouped_matmul_epilogue_init_type(%x: tensor<8x16xf32>, %w: tensor<2x4x16xf32>,
+                                             %b: tensor<2xi32>, %acc: tensor<8x4xi16>) -> tensor<8x4xi16> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'init' is the f32 accumulator (or f32, bf16 or f16 with an epilogue), got 'tensor<8x4xi16>'}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x4x16xf32>, tensor<2xi32>)
+      outs(%acc : tensor<8x4xi16>) epilogue {
+      ^bb0(%s: f32, %old: f32):
+        moe.yield %s : f32
+      } -> tensor<8x4xi16>
+  return %r : tensor<8x4xi16>
 }
 
 // -----

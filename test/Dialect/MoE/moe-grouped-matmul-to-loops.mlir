@@ -217,6 +217,28 @@ func.func @epilogue(%rows: memref<?x16xf32>, %wg: memref<2x8x16xf32>,
 
 // -----
 
+// An epilogue writing bf16 rows: the old element widened to f32 for the
+// epilogue, its value rounded to bf16 when stored.
+// CHECK-LABEL: func @epilogue_bf16_rows
+// CHECK:         %[[OLD:.*]] = memref.load %[[OUT:.*]][%[[ROW:.*]], %[[N:.*]]] : memref<?x8xbf16>
+// CHECK:         %[[WIDE:.*]] = arith.extf %[[OLD]] : bf16 to f32
+// CHECK:         %[[Y:.*]] = arith.addf %{{.*}}, %[[WIDE]] : f32
+// CHECK:         %[[NARROW:.*]] = arith.truncf %[[Y]] : f32 to bf16
+// CHECK:         memref.store %[[NARROW]], %[[OUT]][%[[ROW]], %[[N]]] : memref<?x8xbf16>
+func.func @epilogue_bf16_rows(%rows: memref<?x16xf32>, %w: memref<2x8x16xbf16>,
+                              %blocks: memref<?xi32>, %acc: memref<?x8xbf16>) {
+  moe.grouped_matmul block_rows(4)
+      ins(%rows, %w, %blocks : memref<?x16xf32>, memref<2x8x16xbf16>, memref<?xi32>)
+      outs(%acc : memref<?x8xbf16>) epilogue {
+  ^bb0(%s: f32, %o: f32):
+    %y = arith.addf %s, %o : f32
+    moe.yield %y : f32
+  }
+  return
+}
+
+// -----
+
 // Block-scaled FP8 weights: each weight is widened and multiplied by the
 // scale of its block, scale[e, n / 16, k / 8].
 // CHECK-LABEL: func @block_scaled

@@ -427,6 +427,26 @@ func.func @grouped_matmul_scatter(%rows: tensor<8x16xf32>, %w: tensor<2x32x16xf3
   return %r : tensor<3x32xf32>
 }
 
+// An epilogue writing bf16 rows (init of bf16, its element widened to the
+// region's f32), on tensors.
+// CHECK-LABEL: func @grouped_matmul_epilogue_bf16_rows
+// CHECK: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<?x16xf32>, tensor<8x32x16xbf16>, tensor<?xi32>) paired(%{{.*}} : tensor<8x32x16xbf16>) outs(%{{.*}} : tensor<?x32xbf16>) epilogue {
+// CHECK-NEXT: ^bb0(%{{.*}}: f32, %{{.*}}: f32, %{{.*}}: f32):
+// CHECK: } -> tensor<?x32xbf16>
+func.func @grouped_matmul_epilogue_bf16_rows(%x: tensor<?x16xf32>, %wg: tensor<8x32x16xbf16>,
+                                             %wu: tensor<8x32x16xbf16>, %blocks: tensor<?xi32>,
+                                             %acc: tensor<?x32xbf16>) -> tensor<?x32xbf16> {
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%x, %wg, %blocks : tensor<?x16xf32>, tensor<8x32x16xbf16>, tensor<?xi32>)
+      paired(%wu : tensor<8x32x16xbf16>)
+      outs(%acc : tensor<?x32xbf16>) epilogue {
+  ^bb0(%g: f32, %u: f32, %old: f32):
+    %y = arith.mulf %g, %u : f32
+    moe.yield %y : f32
+  } -> tensor<?x32xbf16>
+  return %r : tensor<?x32xbf16>
+}
+
 // An epilogue: gate and up (paired) sums combined by SwiGLU, packed
 // weights, on tensors; one weight with a ReLU that adds to init, on
 // memrefs.

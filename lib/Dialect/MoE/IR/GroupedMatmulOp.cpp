@@ -242,8 +242,13 @@ LogicalResult GroupedMatmulOp::verify() {
   }
   if (hasEpilogue() && isScattering())
     return emitOpError("an epilogue writes rows in place; it cannot scatter");
-  if (!llvm::cast<ShapedType>(getInit().getType()).getElementType().isF32())
-    return emitOpError() << "'init' is the f32 accumulator, got "
+  // c5: an epilogue writes its f32 values rounded to bf16 or f16 too.
+  Type initElement =
+      llvm::cast<ShapedType>(getInit().getType()).getElementType();
+  if (!initElement.isF32() &&
+      !(hasEpilogue() && (initElement.isBF16() || initElement.isF16())))
+    return emitOpError() << "'init' is the f32 accumulator (or f32, bf16 or "
+                            "f16 with an epilogue), got "
                          << getInit().getType();
   // c6.
   int64_t blockRows = getBlockRows();
@@ -457,6 +462,23 @@ GroupedMatmulOp::getWeightExtents(OpBuilder &b, Location loc, Value weight) {
   int64_t panel = getPanelColumns();
   return {scaledDim(1, panel ? panel : 1),
           scaledDim(2, isDepthPaired() ? 2 : 1)};
+}
+
+Value GroupedMatmulOp::loadInitElement(OpBuilder &b, Location loc, Value row,
+                                       Value column) {
+  Value element =
+      memref::LoadOp::create(b, loc, getInit(), ValueRange{row, column});
+  if (element.getType().isF32())
+    return element;
+  return arith::ExtFOp::create(b, loc, b.getF32Type(), element);
+}
+
+void GroupedMatmulOp::storeInitElement(OpBuilder &b, Location loc, Value value,
+                                       Value row, Value column) {
+  Type element = llvm::cast<MemRefType>(getInit().getType()).getElementType();
+  if (element != value.getType())
+    value = arith::TruncFOp::create(b, loc, element, value);
+  memref::StoreOp::create(b, loc, value, getInit(), ValueRange{row, column});
 }
 
 Value GroupedMatmulOp::loadFilledRows(OpBuilder &b, Location loc,

@@ -431,12 +431,10 @@ private:
                   scf::YieldOp::create(kb, kl, next);
                 });
             SmallVector<Value> args(sums.getResults());
-            args.push_back(memref::LoadOp::create(lb, ll, matmul.getInit(),
-                                                  ValueRange{row, column}));
+            args.push_back(matmul.loadInitElement(lb, ll, row, column));
             Value element =
                 cloneElementwiseBody(lb, matmul.getEpilogueBody(), args, {})[0];
-            memref::StoreOp::create(lb, ll, element, matmul.getInit(),
-                                    ValueRange{row, column});
+            matmul.storeInitElement(lb, ll, element, row, column);
             scf::YieldOp::create(lb, ll);
           });
       scf::YieldOp::create(tb, tl);

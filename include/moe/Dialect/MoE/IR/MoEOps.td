@@ -689,7 +689,12 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     in the same pass over K: the gate and up projections of a gated expert,
     `silu(gate) * up` applied in registers, the `[R, N]` result written
     once. The region holds scalar element-wise ops (arith, math) and
-    constants only, so a kernel may apply it to vectors of elements.
+    constants only, so a kernel may apply it to vectors of elements. An op
+    with an epilogue may write `bf16` or `f16` rows: `init` of that type,
+    the region's `init` argument widened to f32 and its value rounded
+    (to nearest even) when written. Rows another matmul multiplies in
+    bf16 (tensor cores) then take half the bytes to write and read
+    (`moe-narrow-epilogue-outputs`).
 
     The op works on tensors (one result, the updated `init`) and on memrefs
     (no result), like `linalg` ops, and implements `TilingInterface` through
@@ -707,7 +712,7 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     (c3) `weight` is `[E, N, K]`, packed `[E, NP, K, P]` or packed in pairs
     `[E, NP, KP, P, 2]` of bf16 or f8E4M3FN, or e2m1 pairs `[E, N, KP]`,
     packed `[E, NP, KP, P]` of i8, with static `E >= 1`; (c4) `block_experts`
-    is `[B]` i32, and so is `block_sizes`; (c5) `init` is `[R, N]` f32, or
+    is `[B]` i32, and so is `block_sizes`; (c5) `init` is `[R, N]` f32 (or bf16 or f16 with an epilogue), or
     `[T, N]` f32 when scattering; (c6) `block_rows >= 1`, and where static,
     `R = B * block_rows`; (c7) packed weights have a static `P >= 1` and,
     where static, `NP = ceil(N / P)` (and `KP = ceil(K / 2)` in pairs); (c8) `scatter_rows` `[R]` i32 and
@@ -918,6 +923,14 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     /// clamped to [0, BM], or BM without block sizes.
     ::mlir::Value loadFilledRows(::mlir::OpBuilder &b, ::mlir::Location loc,
                                  ::mlir::Value block);
+    /// Memref form: `init[row, column]` as f32.
+    ::mlir::Value loadInitElement(::mlir::OpBuilder &b, ::mlir::Location loc,
+                                  ::mlir::Value row, ::mlir::Value column);
+    /// Memref form: stores the f32 `value` into `init[row, column]`,
+    /// rounded to init's element type (an epilogue's bf16 or f16 rows).
+    void storeInitElement(::mlir::OpBuilder &b, ::mlir::Location loc,
+                          ::mlir::Value value, ::mlir::Value row,
+                          ::mlir::Value column);
   }];
 }
 

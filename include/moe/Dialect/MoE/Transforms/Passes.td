@@ -442,6 +442,53 @@ def MoEPackExpertWeightsPass
   ];
 }
 
+def MoENarrowEpilogueOutputsPass : Pass<"moe-narrow-epilogue-outputs"> {
+  let summary = "Write an epilogue's rows in bf16 where only bf16 tensor "
+                "cores read them";
+  let description = [{
+    A `moe.grouped_matmul` on tensors with an epilogue that does not read
+    the old element of `init` (SwiGLU, GELU, ...), whose result is read
+    only as the `input` of grouped matmuls of bf16 weights (and by
+    `tensor.dim`), writes its rows
+    in bf16: its `init` becomes bf16, so that the epilogue rounds each
+    value once (to nearest even) as it writes it. A fill of a constant
+    becomes a fill of the rounded constant; any other `init` is rounded by
+    an `arith.truncf`.
+
+    This changes the readers' inputs to the rounded rows. It is meant for
+    kernels that multiply their input in bf16 anyway: the tensor-core
+    tiles of the CUDA pipeline round each input row to bf16 as they load
+    it (`moe-lower-grouped-matmul-to-wgmma`,
+    `moe-lower-grouped-matmul-to-mma`), so their products do not change,
+    and the hidden rows between the gate/up and the down projection take
+    half the bytes to write and to read (R x I x 2 bytes each way). Other
+    kernels multiply the rounded rows: within the bf16 bound of
+    docs/Semantics.md. (Not f16: the tiles saturate f16 inputs to the
+    largest f16, where rounding gives infinities.)
+
+    Example:
+
+    ```mlir
+    %h = moe.grouped_matmul block_rows(64) ins(%x, %wg, %e : ...)
+        paired(%wu : ...) outs(%zeros : tensor<?x768xf32>) epilogue {...}
+    %y = moe.grouped_matmul block_rows(64) ins(%h, %wd, %e
+        : tensor<?x768xf32>, tensor<128x2048x768xbf16>, ...) outs(...)
+    ```
+
+    becomes
+
+    ```mlir
+    %zeros16 = linalg.fill ins(%c0 : bf16) outs(%empty : tensor<?x768xbf16>)
+    %h = moe.grouped_matmul ... outs(%zeros16 : tensor<?x768xbf16>) epilogue {...}
+    %y = moe.grouped_matmul block_rows(64) ins(%h, %wd, %e
+        : tensor<?x768xbf16>, tensor<128x2048x768xbf16>, ...) outs(...)
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def MoEGroupedMatmulToLoopsPass : Pass<"moe-grouped-matmul-to-loops"> {
   let summary = "Lower moe.grouped_matmul on memrefs to its scalar loop nest";
   let description = [{
