@@ -576,7 +576,7 @@ void *mgpuTensorMapEncodeTiledMemref(int64_t rank, void *descriptor,
   uint32_t boxDims[kMaxRank], elementStrides[kMaxRank];
   for (int64_t r = 0; r < rank; ++r) {
     int64_t dim = rank - 1 - r;
-    if (sizes[dim] < 1 || box[dim] < 1 || box[dim] > 256 || strides[dim] < 0) {
+    if (sizes[dim] < 0 || box[dim] < 1 || box[dim] > 256 || strides[dim] < 0) {
       recordCudaError("cuTensorMapEncodeTiled: dimension " +
                       std::to_string(dim) + " of size " +
                       std::to_string(sizes[dim]) + ", box " +
@@ -588,12 +588,17 @@ void *mgpuTensorMapEncodeTiledMemref(int64_t rank, void *descriptor,
     boxDims[r] = static_cast<uint32_t>(box[dim]);
     elementStrides[r] = 1;
   }
+  alignas(64) TensorMapCache::Bytes map{};
+  // A tensor without elements (a buffer of zero rows, at T = 0) has no box
+  // to load and no kernel loads one: its map stays zeros, which the driver
+  // would not encode.
+  if (std::find(dims, dims + rank, 0) != dims + rank)
+    return TensorMapCache::get().find(scope, map);
   if (!scope.api().tensorMapEncodeTiled) {
     recordCudaError("cuTensorMapEncodeTiled: the CUDA driver lacks it (TMA "
                     "needs a CUDA 12 driver)");
     return nullptr;
   }
-  alignas(64) TensorMapCache::Bytes map{};
   char *address = header->aligned + header->offset * elementBytes;
   if (!scope.check("cuTensorMapEncodeTiled",
                    scope.api().tensorMapEncodeTiled(

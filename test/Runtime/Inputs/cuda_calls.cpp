@@ -108,6 +108,13 @@ void tensorMaps() {
   Status status = detail::takeCudaError();
   std::printf("tensor map: %s, %s\n", status ? "ok" : status.error().c_str(),
               first && first == again ? "cached" : "not cached");
+  // No elements (a buffer of zero rows): a map no load uses, no error.
+  Descriptor3 empty = {buffer, buffer, 0, {0, 128, 64}, {8192, 64, 1}};
+  void *none = mgpuTensorMapEncodeTiledMemref(3, &empty, kBf16, 0, kSwizzle128,
+                                              kPromote256, 0, box);
+  status = detail::takeCudaError();
+  std::printf("tensor map empty: %s, %s\n",
+              status ? "ok" : status.error().c_str(), none ? "made" : "null");
   int64_t wide[3] = {1, 300, 64};
   mgpuTensorMapEncodeTiledMemref(3, &weight, kBf16, 0, kSwizzle128, kPromote256,
                                  0, wide);
