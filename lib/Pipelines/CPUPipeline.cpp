@@ -41,6 +41,10 @@ void moe::buildLowerToCPUPipeline(OpPassManager &pm,
   tiled.packWeights = options.packWeights;
   tiled.panelCols = options.panelCols;
   tiled.bf16Pairs = options.bf16Matmul != moe::Bf16Matmul::F32;
+  // The bf16 kernels read their input rows rounded to bf16 (the pack pass
+  // rounds them on the tensor): the gate/up epilogue writes the hidden rows
+  // so at once, instead of f32 rows a separate pass then rounds.
+  tiled.narrowEpilogueOutputs = tiled.packWeights && tiled.bf16Pairs;
   tiled.tileK = options.tileK;
   tiled.ranks = options.ranks;
   tiled.mpi = options.mpi;

@@ -43,7 +43,8 @@ struct TiledProgramOptions {
   /// bound-rows).
   bool boundRows = false;
   /// Epilogue rows that only bf16 matmuls read are written in bf16
-  /// (moe-narrow-epilogue-outputs): for kernels that round them anyway.
+  /// (moe-narrow-epilogue-outputs): for kernels that round them anyway
+  /// (tensor cores; the CPU's bf16 dot products).
   bool narrowEpilogueOutputs = false;
   bool fuseRouting = true;
   /// Route in a loop over the tokens, then count per chunk

@@ -97,6 +97,38 @@ void KernelBuilder::writeBack(Value row,
   });
 }
 
+Value KernelBuilder::readOutput(Value output, Value r, Value c,
+                                VectorType f32Type, bool inBounds) {
+  Type element = llvm::cast<MemRefType>(output.getType()).getElementType();
+  Value value;
+  if (f32Type) {
+    Value padding = arith::ConstantOp::create(b, loc, b.getZeroAttr(element));
+    value = vector::TransferReadOp::create(b, loc, f32Type.clone(element),
+                                           output, ValueRange{r, c}, padding,
+                                           ArrayRef<bool>{inBounds});
+  } else {
+    value = memref::LoadOp::create(b, loc, output, ValueRange{r, c});
+  }
+  if (element.isF32())
+    return value;
+  return arith::ExtFOp::create(b, loc, f32Type ? Type(f32Type) : b.getF32Type(),
+                               value);
+}
+
+void KernelBuilder::writeOutput(Value value, Value output, Value r, Value c,
+                                bool inBounds) {
+  Type element = llvm::cast<MemRefType>(output.getType()).getElementType();
+  auto vectorType = llvm::dyn_cast<VectorType>(value.getType());
+  if (!element.isF32())
+    value = arith::TruncFOp::create(
+        b, loc, vectorType ? Type(vectorType.clone(element)) : element, value);
+  if (vectorType)
+    vector::TransferWriteOp::create(b, loc, value, output, ValueRange{r, c},
+                                    ArrayRef<bool>{inBounds});
+  else
+    memref::StoreOp::create(b, loc, value, output, ValueRange{r, c});
+}
+
 Value KernelBuilder::combine(ArrayRef<Value> sums,
                              function_ref<Value()> readOld, Scale scale) {
   if (!epilogue)
@@ -213,17 +245,14 @@ void DotKernelEmitter::emitTile(Value row, Value column, int64_t mr,
           sums.push_back(
               keepValid(rows[i].second, sumLanesTransposed(rowAcc(w))));
         auto sumsType = llvm::cast<VectorType>(sums.front().getType());
-        Value padding = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0));
         Value value = combine(
             sums,
             [&]() -> Value {
-              return vector::TransferReadOp::create(
-                  b, loc, sumsType, output, ValueRange{r, column}, padding,
-                  ArrayRef<bool>{true});
+              return readOutput(output, r, column, sumsType,
+                                /*inBounds=*/true);
             },
             scale);
-        vector::TransferWriteOp::create(
-            b, loc, value, output, ValueRange{r, column}, ArrayRef<bool>{true});
+        writeOutput(value, output, r, column, /*inBounds=*/true);
         return;
       }
       auto fastmath = arith::FastMathFlagsAttr::get(
@@ -239,10 +268,10 @@ void DotKernelEmitter::emitTile(Value row, Value column, int64_t mr,
         Value value = combine(
             sums,
             [&]() -> Value {
-              return memref::LoadOp::create(b, loc, output, ValueRange{r, c});
+              return readOutput(output, r, c, VectorType(), /*inBounds=*/true);
             },
             scale);
-        memref::StoreOp::create(b, loc, value, output, ValueRange{r, c});
+        writeOutput(value, output, r, c, /*inBounds=*/true);
       }
     });
   }

@@ -109,6 +109,14 @@ protected:
   /// of the sums and `readOld()` (called only if the epilogue reads it).
   Value combine(ArrayRef<Value> sums, function_ref<Value()> readOld,
                 Scale scale);
+  /// Output elements (r, c) as f32: a vector of `f32Type` (null: one
+  /// element) read from `output`, whose elements an epilogue may write in
+  /// bf16 or f16 (widened here).
+  Value readOutput(Value output, Value r, Value c, VectorType f32Type,
+                   bool inBounds);
+  /// Writes the f32 `value` (a vector or one element) at (r, c), rounded to
+  /// the output's element type.
+  void writeOutput(Value value, Value output, Value r, Value c, bool inBounds);
 
   OpBuilder &b;
   Location loc;

@@ -184,11 +184,6 @@ struct MoELowerGroupedMatmulToVectorPass
       // moe-grouped-matmul-to-loops lowers them (the reference loops).
       if (op.getWeightScale() && !op.isPacked())
         continue;
-      // So are rows an epilogue writes in bf16 or f16.
-      if (!llvm::cast<MemRefType>(op.getInit().getType())
-               .getElementType()
-               .isF32())
-        continue;
       rewriter.setInsertionPoint(op);
       if (op.isPacked())
         emitPackedKernel(rewriter, op, vectorWidth, panelRows, bf16Dot,

@@ -707,7 +707,6 @@ void PanelKernelEmitter::writeTile(Value row, Value panel, int64_t mr,
                                    ArrayRef<Value> acc) {
   int64_t perRow = vectorsPerPanel * static_cast<int64_t>(weights.size());
   // Columns past N (the zero padding of the last panel) are masked off.
-  Value padding = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0));
   Value firstColumn =
       arith::MulIOp::create(b, loc, panel, constant(panelColumns));
   for (int64_t i = 0; i < mr; ++i) {
@@ -721,13 +720,10 @@ void PanelKernelEmitter::writeTile(Value row, Value panel, int64_t mr,
         Value value = combine(
             sums,
             [&]() -> Value {
-              return vector::TransferReadOp::create(b, loc, accType, output,
-                                                    ValueRange{r, c}, padding,
-                                                    ArrayRef<bool>{false});
+              return readOutput(output, r, c, accType, /*inBounds=*/false);
             },
             scale);
-        vector::TransferWriteOp::create(b, loc, value, output, ValueRange{r, c},
-                                        ArrayRef<bool>{false});
+        writeOutput(value, output, r, c, /*inBounds=*/false);
       }
     });
   }

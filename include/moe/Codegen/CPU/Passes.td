@@ -77,10 +77,10 @@ def MoELowerGroupedMatmulToVectorPass
 
     Blocks whose expert id is outside
     `[0, E)` are skipped; blocks beyond the rows of `input` or `init` are not
-    touched (nothing is read or written out of bounds). Ops whose epilogue
-    writes bf16 or f16 rows and block-scaled weights in the checkpoint
-    layout have no vector kernel: they are left for
-    `moe-grouped-matmul-to-loops`.
+    touched (nothing is read or written out of bounds). An epilogue that
+    writes bf16 or f16 rows rounds each vector as it stores it.
+    Block-scaled weights in the checkpoint layout have no vector kernel:
+    they are left for `moe-grouped-matmul-to-loops`.
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::LLVM::LLVMDialect",

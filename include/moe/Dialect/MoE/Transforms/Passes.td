@@ -459,11 +459,12 @@ def MoENarrowEpilogueOutputsPass : Pass<"moe-narrow-epilogue-outputs"> {
     kernels that multiply their input in bf16 anyway: the tensor-core
     tiles of the CUDA pipeline round each input row to bf16 as they load
     it (`moe-lower-grouped-matmul-to-wgmma`,
-    `moe-lower-grouped-matmul-to-mma`), so their products do not change,
-    and the hidden rows between the gate/up and the down projection take
-    half the bytes to write and to read (R x I x 2 bytes each way). Other
-    kernels multiply the rounded rows: within the bf16 bound of
-    docs/Semantics.md. (Not f16: the tiles saturate f16 inputs to the
+    `moe-lower-grouped-matmul-to-mma`), and the CPU pipeline's bf16 dot
+    products read rows rounded on the tensor (`moe-pack-expert-weights
+    bf16-pairs`), so their products do not change, and the hidden rows
+    between the gate/up and the down projection take half the bytes to
+    write and to read (R x I x 2 bytes each way). Other kernels multiply
+    the rounded rows: within the bf16 bound of docs/Semantics.md. (Not f16: the tiles saturate f16 inputs to the
     largest f16, where rounding gives infinities.)
 
     Example:
