@@ -2,10 +2,11 @@
 //
 // A grouped matmul's epilogue (SwiGLU of the gate and up sums) writes the
 // hidden rows that the down projection reads. Where every reader multiplies
-// them by bf16 weights on tensor cores, which round their input rows to
-// bf16 as they load them, the epilogue can round them once as it writes
-// them: half the bytes written and read, the same products. (Not f16: the
-// tiles saturate f16 inputs, where rounding gives infinities.)
+// them by bf16 weights in kernels that round their input rows to bf16 anyway
+// (the GPU's tensor cores as they load them, the CPU's bf16 dot products on
+// the tensor), the epilogue can round them once as it writes them: half the
+// bytes written and read, the same products. (Not f16: the GPU tiles
+// saturate f16 inputs, where rounding gives infinities.)
 //
 //===----------------------------------------------------------------------===//
 
@@ -45,8 +46,7 @@ bool readInBF16(GroupedMatmulOp op) {
 /// `init` in `type`: a fill of a constant becomes a fill of the constant
 /// rounded; anything else is rounded element by element.
 Value narrowInit(OpBuilder &b, Location loc, Value init, FloatType type) {
-  auto tensorType = llvm::cast<RankedTensorType>(init.getType());
-  auto narrow = tensorType.clone(type);
+  auto narrow = llvm::cast<RankedTensorType>(init.getType()).clone(type);
   FloatAttr value;
   if (auto fill = init.getDefiningOp<linalg::FillOp>();
       fill && matchPattern(fill.value(), m_Constant(&value))) {
