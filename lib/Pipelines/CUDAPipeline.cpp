@@ -71,10 +71,24 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   // synchronization until its result is copied back.
   tiled.boundRows = true;
   tiled.packWeights = false;
-  // The tensor-core tiles round their input rows to bf16 as they load them:
-  // the hidden rows between gate/up and down are written in bf16 at once
-  // (half the bytes each way, the same products).
-  tiled.narrowEpilogueOutputs = !options.reference;
+  // The tensor-core tiles (mma.sync on 16-row blocks, wgmma on 64- or
+  // 128-row ones; others take the CUDA cores in f32) round their input
+  // rows to bf16 as they load them: the hidden rows between gate/up and
+  // down are written in bf16 at once (half the bytes each way, the same
+  // products), and from narrow-inputs-min-tokens on the token rows are
+  // rounded once before the gate/up tiles read them, once per column tile.
+  // Below that, the rounding's launch would cost more than the bytes it
+  // saves: the tiles stream their experts' weights from HBM, and their
+  // reads of the token rows (from L2) only count once enough rows share
+  // each weight for the arithmetic to bind (about 184 rows per expert on
+  // an H200, 790 TFLOP/s over 4.3 TB/s: Mixtral's top-2 of 8 from about
+  // 740 tokens).
+  bool tensorCoreTiles = tiled.blockRows == 16 ||
+                         (wgmma && tiled.blockRows == 64) ||
+                         (specialized && tiled.blockRows == 128);
+  tiled.narrowEpilogueOutputs = !options.reference && tensorCoreTiles;
+  tiled.narrowGroupedMatmulInputs = !options.reference && tensorCoreTiles;
+  tiled.narrowInputsMinRows = options.narrowInputsMinTokens;
   tiled.tileK = 0;
   // The tiles' forall: (row block, column tile) on the grid's (x, y).
   tiled.gpuMapping = true;

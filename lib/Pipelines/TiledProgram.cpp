@@ -47,6 +47,10 @@ void moe::addTiledProgramPasses(OpPassManager &pm,
             options.boundRows}));
     if (options.narrowEpilogueOutputs)
       pm.addPass(moe::createMoENarrowEpilogueOutputsPass());
+    if (options.narrowGroupedMatmulInputs)
+      pm.addPass(moe::createMoENarrowGroupedMatmulInputsPass(
+          moe::MoENarrowGroupedMatmulInputsPassOptions{
+              options.narrowInputsMinRows}));
     // Expert weights in panels, packed by functions the runtime calls once
     // after binding (the manifest, written above, is amended).
     if (options.packWeights)

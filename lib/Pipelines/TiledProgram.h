@@ -46,6 +46,11 @@ struct TiledProgramOptions {
   /// (moe-narrow-epilogue-outputs): for kernels that round them anyway
   /// (tensor cores; the CPU's bf16 dot products).
   bool narrowEpilogueOutputs = false;
+  /// f32 rows that bf16 matmuls read as input are rounded to bf16 once
+  /// (moe-narrow-grouped-matmul-inputs), from narrowInputsMinRows rows on
+  /// (0: always): for the same kernels.
+  bool narrowGroupedMatmulInputs = false;
+  int64_t narrowInputsMinRows = 0;
   bool fuseRouting = true;
   /// Route in a loop over the tokens, then count per chunk
   /// (moe-fuse-routing token-parallel).

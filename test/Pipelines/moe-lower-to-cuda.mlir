@@ -18,6 +18,9 @@
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized" --mlir-print-ir-after=moe-map-to-gpu -o /dev/null 2>&1 | FileCheck %s --check-prefix=ORDER
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized tile-group-rows=5" --mlir-print-ir-after=moe-map-to-gpu -o /dev/null 2>&1 | FileCheck %s --check-prefix=ORDER5
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home tile-group-rows=-1" 2>&1 | FileCheck %s --check-prefix=BADORDER
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma narrow-inputs-min-tokens=0" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=ROUNDALWAYS
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=sync block-rows=32" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=CUDACORES
+// RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home narrow-inputs-min-tokens=-3" 2>&1 | FileCheck %s --check-prefix=BADROUND
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma chip=sm_90" 2>&1 | FileCheck %s --check-prefix=WGCHIP
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%t.none" 2>&1 | FileCheck %s --check-prefix=NOTOOLKIT
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home chip=90" 2>&1 | FileCheck %s --check-prefix=BADCHIP
@@ -28,14 +31,35 @@
 // cubin and its PTX).
 // The tiles run in groups of row blocks (moe-map-to-gpu's rule over 132
 // multiprocessors and 128-row blocks of bf16 weights: 8-column gate/up
-// pairs of f32 token rows give groups of 3, 16-column down tiles of the
-// bf16 hidden rows groups of 4), or of tile-group-rows.
-// ORDER: gpu.launch {{.*}}module(@forward_tiles_3)
-// ORDER-NEXT: arith.constant 3 : index
+// pairs of f32 token rows give groups of 3, of the rounded rows 4, and
+// 16-column down tiles of the bf16 hidden rows groups of 4), or of
+// tile-group-rows.
 // ORDER: gpu.launch {{.*}}module(@forward_tiles_4)
 // ORDER-NEXT: arith.constant 4 : index
-// ORDER5: gpu.launch {{.*}}module(@forward_tiles_3)
+// ORDER: gpu.launch {{.*}}module(@forward_tiles_5)
+// ORDER-NEXT: arith.constant 3 : index
+// ORDER: gpu.launch {{.*}}module(@forward_tiles_6)
+// ORDER-NEXT: arith.constant 4 : index
+// ORDER5: gpu.launch {{.*}}module(@forward_tiles_4)
 // ORDER5-NEXT: arith.constant 5 : index
+// narrow-inputs-min-tokens=0: the token rows are rounded at every call, by
+// a kernel over all multiprocessors after the routing block (not in it:
+// it reads the token rows, as the router does), and one gate/up tiling
+// reads them.
+// ROUNDALWAYS: gpu.launch_func {{.*}}@forward_routing_2::@forward_routing_2 blocks in (%c1, %c1, %c1)
+// ROUNDALWAYS-NOT: scf.if
+// ROUNDALWAYS: gpu.launch_func {{.*}}@forward_loop_3::@forward_loop_3 {{.*}}threads in (%c256, %c1, %c1)  args({{.*}}: memref<?x16xf32>, {{.*}}: memref<?x16xbf16>)
+// ROUNDALWAYS-NOT: scf.if
+// ROUNDALWAYS: gpu.launch_func {{.*}}@forward_tiles_4::@forward_tiles_4 {{.*}}: memref<?x16xbf16>
+// ROUNDALWAYS: gpu.launch_func {{.*}}@forward_tiles_5::@forward_tiles_5
+// ROUNDALWAYS: gpu.launch_func {{.*}}@forward_loop_6::@forward_loop_6
+// Tiles on the CUDA cores (32-row blocks under mma=sync) multiply f32 rows:
+// nothing is rounded for them, neither the token rows nor the hidden rows.
+// CUDACORES-LABEL: func.func @forward
+// CUDACORES-NOT: <?x16xbf16>
+// CUDACORES-NOT: <?x8xbf16>
+// CUDACORES: gpu.module
+// BADROUND: moe-narrow-grouped-matmul-inputs: min-rows must be at least 0, got -3
 // BADORDER: moe-map-to-gpu: block-size and warp-size must be at least 1, routing-block-size, tile-grid-limit, team-grid-limit, tile-group-rows and multiprocessors at least 0
 
 // CHECK-DAG: llvm.func @_mlir_ciface_forward(
@@ -74,9 +98,14 @@
 // KERNELS: gpu.launch_func {{.*}}@forward_routing_2::@forward_routing_2 blocks in (%c1, %c1, %c1) threads in (%c512
 // KERNELS-NOT: gpu.memcpy
 // KERNELS-NOT: gpu.wait [
-// KERNELS: gpu.launch_func {{.*}}threads in (%c32
+// KERNELS: scf.if %{{.*}} {
+// KERNELS: gpu.launch_func {{.*}}@forward_loop_3::@forward_loop_3 {{.*}}threads in (%c256
 // KERNELS-NOT: gpu.wait [
-// KERNELS: gpu.launch_func {{.*}}threads in (%c32
+// KERNELS: gpu.launch_func {{.*}}@forward_tiles_4::@forward_tiles_4 {{.*}}threads in (%c32
+// KERNELS: } else {
+// KERNELS: gpu.launch_func {{.*}}@forward_tiles_5::@forward_tiles_5 {{.*}}threads in (%c32
+// KERNELS-NOT: gpu.wait [
+// KERNELS: gpu.launch_func {{.*}}@forward_tiles_6::@forward_tiles_6 {{.*}}threads in (%c32
 // KERNELS-NOT: gpu.wait [
 // KERNELS: gpu.launch_func {{.*}}threads in (%c256
 // KERNELS-NOT: gpu.launch_func
@@ -94,12 +123,19 @@
 // KERNELS: gpu.module @forward_routing_2
 // KERNELS-DAG: gpu.barrier
 // KERNELS-DAG: math.exp
-// KERNELS: gpu.module @forward_tiles_3
+// KERNELS: gpu.module @forward_loop_3
+// KERNELS: arith.truncf {{.*}} : f32 to bf16
+// KERNELS: gpu.module @forward_tiles_4
+// KERNELS: gpu.func @forward_tiles_4({{.*}}: memref<?x16xbf16>
 // KERNELS-COUNT-2: nvvm.mma.sync {{.*}}#nvvm.mma_type<bf16>{{.*}}shape = #nvvm.shape<m = 16, n = 8, k = 16>
 // KERNELS: math.exp
-// KERNELS: gpu.module @forward_tiles_4
+// KERNELS: gpu.module @forward_tiles_5
+// KERNELS: gpu.func @forward_tiles_5({{.*}}: memref<?x16xf32>
+// KERNELS-COUNT-2: nvvm.mma.sync {{.*}}#nvvm.mma_type<bf16>{{.*}}shape = #nvvm.shape<m = 16, n = 8, k = 16>
+// KERNELS: math.exp
+// KERNELS: gpu.module @forward_tiles_6
 // KERNELS: nvvm.mma.sync {{.*}}#nvvm.mma_type<bf16>
-// KERNELS: gpu.module @forward_loop_5
+// KERNELS: gpu.module @forward_loop_7
 // KERNELS-NOT: nvvm.mma.sync
 
 // mma=wgmma: the tiles are warpgroups (128 threads) of 64-row blocks; the
@@ -108,25 +144,34 @@
 // 8 KiB of A and 2 x 8 rows x 128 bytes of B, and 1 KiB to align). The
 // kernels are sm_90a code with wgmma fed by TMA and waits on mbarriers;
 // ptxas spills nothing and warns of nothing (no serialized wgmma).
+// From 1024 tokens the gate/up tiles read the token rows rounded to bf16
+// by a kernel before them (forward_loop_3), below that the f32 rows.
 // WGKERNELS-LABEL: func.func @forward
 // WGKERNELS: gpu.launch_func {{.*}}threads in (%c512
+// WGKERNELS: gpu.launch_func {{.*}}@forward_loop_3::@forward_loop_3 {{.*}}threads in (%c256, %c1, %c1)  args({{.*}}: memref<?x16xf32>, {{.*}}: memref<?x16xbf16>)
 // WGKERNELS-COUNT-2: llvm.call @mgpuTensorMapEncodeTiledMemref
-// WGKERNELS: gpu.launch_func {{.*}}threads in (%c128, %c1, %c1)  dynamic_shared_memory_size %c21504_i32
+// WGKERNELS: gpu.launch_func {{.*}}@forward_tiles_4::@forward_tiles_4 {{.*}}threads in (%c128, %c1, %c1)  dynamic_shared_memory_size %c21504_i32
+// WGKERNELS: } else {
+// WGKERNELS-COUNT-2: llvm.call @mgpuTensorMapEncodeTiledMemref
+// WGKERNELS: gpu.launch_func {{.*}}@forward_tiles_5::@forward_tiles_5 {{.*}}threads in (%c128, %c1, %c1)  dynamic_shared_memory_size %c21504_i32
 // WGKERNELS: llvm.call @mgpuTensorMapEncodeTiledMemref
-// WGKERNELS: gpu.launch_func {{.*}}threads in (%c128, %c1, %c1)  dynamic_shared_memory_size
-// WGTARGET: gpu.binary @forward_tiles_3 {{.*}}#nvvm.target<O = 3, chip = "sm_90a"
+// WGKERNELS: gpu.launch_func {{.*}}@forward_tiles_6::@forward_tiles_6 {{.*}}threads in (%c128, %c1, %c1)  dynamic_shared_memory_size
+// WGTARGET: gpu.binary @forward_tiles_4 {{.*}}#nvvm.target<O = 3, chip = "sm_90a"
 // The dynamic shared memory is a module-level `.extern` array (after the
 // static mbarriers), not a variable demoted into the kernel.
-// RUN: FileCheck %s --check-prefix=WGSHARED < %t.wg.ptx/forward_tiles_3.ptx
+// RUN: FileCheck %s --check-prefix=WGSHARED < %t.wg.ptx/forward_tiles_4.ptx
 // WGSHARED-NOT: __dynamic_shmem__0 has been demoted
 // WGSHARED: .extern .shared .align 16 .b8 __dynamic_shmem__0[];
 // WGSHARED-NOT: __dynamic_shmem__0 has been demoted
 // WGSHARED: .shared .align 8 .b8 __mbarrier[
-// WGPTX: forward_tiles_3: ptx accepted by ptxas -arch=sm_90a
-// WGPTX-NEXT: forward_tiles_3: wgmma 8, tma 2, mbarrier_waits 1, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
-// WGPTX-NOT: ptxas:
 // WGPTX: forward_tiles_4: ptx accepted by ptxas -arch=sm_90a
-// WGPTX-NEXT: forward_tiles_4: wgmma 4, tma 1, mbarrier_waits 1, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
+// WGPTX-NEXT: forward_tiles_4: wgmma 8, tma 2, mbarrier_waits 1, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
+// WGPTX-NOT: ptxas:
+// WGPTX: forward_tiles_5: ptx accepted by ptxas -arch=sm_90a
+// WGPTX-NEXT: forward_tiles_5: wgmma 8, tma 2, mbarrier_waits 1, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
+// WGPTX-NOT: ptxas:
+// WGPTX: forward_tiles_6: ptx accepted by ptxas -arch=sm_90a
+// WGPTX-NEXT: forward_tiles_6: wgmma 4, tma 1, mbarrier_waits 1, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
 // WGPTX-NOT: ptxas:
 
 // mma=wgmma-specialized: the tiles are 128-row blocks of three warpgroups
@@ -134,18 +179,22 @@
 // mbarriers (the stage filled, the stage released); the kernels declare
 // their block size (.maxntid 384, so that ptxas keeps to the 168
 // registers a thread may then have) and ptxas spills nothing.
-// WSLAUNCH: gpu.launch_func {{.*}}@forward_tiles_3::@forward_tiles_3 {{.*}}threads in (%c384, %c1, %c1)  dynamic_shared_memory_size
 // WSLAUNCH: gpu.launch_func {{.*}}@forward_tiles_4::@forward_tiles_4 {{.*}}threads in (%c384, %c1, %c1)  dynamic_shared_memory_size
-// RUN: FileCheck %s --check-prefix=WSBOUND < %t.ws.ptx/forward_tiles_3.ptx
+// WSLAUNCH: gpu.launch_func {{.*}}@forward_tiles_5::@forward_tiles_5 {{.*}}threads in (%c384, %c1, %c1)  dynamic_shared_memory_size
+// WSLAUNCH: gpu.launch_func {{.*}}@forward_tiles_6::@forward_tiles_6 {{.*}}threads in (%c384, %c1, %c1)  dynamic_shared_memory_size
+// RUN: FileCheck %s --check-prefix=WSBOUND < %t.ws.ptx/forward_tiles_4.ptx
 // WSBOUND: .maxntid 384, 1, 1
 // With block-rows=64 the blocks are a producer and one consumer (256).
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized block-rows=64" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=WS64
-// WS64: gpu.launch_func {{.*}}@forward_tiles_3::@forward_tiles_3 {{.*}}threads in (%c256, %c1, %c1)  dynamic_shared_memory_size
-// WSPTX: forward_tiles_3: ptx accepted by ptxas -arch=sm_90a
-// WSPTX-NEXT: forward_tiles_3: wgmma 8, tma 2, mbarrier_waits 2, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
-// WSPTX-NOT: ptxas:
+// WS64: gpu.launch_func {{.*}}@forward_tiles_4::@forward_tiles_4 {{.*}}threads in (%c256, %c1, %c1)  dynamic_shared_memory_size
 // WSPTX: forward_tiles_4: ptx accepted by ptxas -arch=sm_90a
-// WSPTX-NEXT: forward_tiles_4: wgmma 4, tma 1, mbarrier_waits 2, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
+// WSPTX-NEXT: forward_tiles_4: wgmma 8, tma 2, mbarrier_waits 2, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
+// WSPTX-NOT: ptxas:
+// WSPTX: forward_tiles_5: ptx accepted by ptxas -arch=sm_90a
+// WSPTX-NEXT: forward_tiles_5: wgmma 8, tma 2, mbarrier_waits 2, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
+// WSPTX-NOT: ptxas:
+// WSPTX: forward_tiles_6: ptx accepted by ptxas -arch=sm_90a
+// WSPTX-NEXT: forward_tiles_6: wgmma 4, tma 1, mbarrier_waits 2, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
 // WSPTX-NOT: ptxas:
 
 // wgmma is sm_90a code: another chip is refused.

@@ -233,6 +233,13 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
                      "tile-group-rows); 0: the rule from each tile's shape "
                      "and multiprocessors"),
       llvm::cl::init(0)};
+  PassOptions::Option<int64_t> narrowInputsMinTokens{
+      *this, "narrow-inputs-min-tokens",
+      llvm::cl::desc("From this many tokens, the token rows the tensor-core "
+                     "tiles read are rounded to bf16 once, in a kernel "
+                     "before them (moe-narrow-grouped-matmul-inputs "
+                     "min-rows); 0: at every call"),
+      llvm::cl::init(1024)};
   PassOptions::Option<int64_t> persistent{
       *this, "persistent",
       llvm::cl::desc("Tile grids of at most multiprocessors x this many "

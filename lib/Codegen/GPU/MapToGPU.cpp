@@ -66,6 +66,18 @@ bool readsWeightMatrix(Operation *op) {
       .wasInterrupted();
 }
 
+/// The buffers (views traced to their source) of rank 2 or more that `op`
+/// loads from.
+llvm::SmallPtrSet<Value, 4> loadedMatrices(Operation *op) {
+  llvm::SmallPtrSet<Value, 4> matrices;
+  op->walk([&](memref::LoadOp load) {
+    Value source = memref::skipViewLikeOps(cast<MemrefValue>(load.getMemRef()));
+    if (llvm::cast<MemRefType>(source.getType()).getRank() >= 2)
+      matrices.insert(source);
+  });
+  return matrices;
+}
+
 /// Ops the host runs where they are: scalar arithmetic, memref views and
 /// sizes (no memory effect, no region).
 bool runsOnHost(Operation *op) {
@@ -378,6 +390,9 @@ private:
   int64_t launches = 0;
   /// Device copies of host arguments, freed when the call ends.
   SmallVector<Value> inputCopies;
+  /// The call's input matrices (arguments that are no weight, or their
+  /// device copies) that the router's matmul reads: the token rows.
+  llvm::SmallPtrSet<Value, 2> tokenRows;
   /// The value every thread of a team loads of a result thread 0 computed
   /// (runOnce): what a read back to the host stores.
   DenseMap<Value, Value> sharedValues;
@@ -1037,10 +1052,13 @@ LogicalResult FunctionMapper::mapBlock(Block &block) {
     }
     auto loop = llvm::dyn_cast<scf::ParallelOp>(op);
     // In the routing region, a loop reading a weight matrix (the router's
-    // matmul, a reduction over H per token and expert) runs on every
-    // multiprocessor, not in the routing kernel's one block.
+    // matmul, a reduction over H per token and expert) or the token rows
+    // (their rounding for the tiles) runs on every multiprocessor, not in
+    // the routing kernel's one block.
     if (loop && loop.getNumResults() == 0 &&
-        (!routing || readsWeightMatrix(loop))) {
+        (!routing || readsWeightMatrix(loop) ||
+         llvm::any_of(loadedMatrices(loop),
+                      [&](Value m) { return tokenRows.contains(m); }))) {
       if (failed(flush(op)) || failed(launchParallel(loop)))
         return failure();
       continue;
@@ -1067,6 +1085,18 @@ LogicalResult FunctionMapper::map() {
   hoistSequentialAllocations(func);
   if (failed(copyInputs()))
     return failure();
+  // The token rows: what the router reads of the call's inputs.
+  llvm::SmallPtrSet<Value, 4> callInputs(inputCopies.begin(),
+                                         inputCopies.end());
+  for (BlockArgument arg : func.getArguments())
+    if (!func.getArgAttr(arg.getArgNumber(), "moe.weight"))
+      callInputs.insert(arg);
+  func.walk([&](scf::ParallelOp loop) {
+    if (readsWeightMatrix(loop))
+      for (Value matrix : loadedMatrices(loop))
+        if (callInputs.contains(matrix))
+          tokenRows.insert(matrix);
+  });
   // Until the first matmul tile, with routing-block-size, the ops (routing
   // and its plan) gather in one kernel of one block.
   routing = routingBlockSize > 0;

@@ -272,6 +272,63 @@ func.func @router_matmul(%x: memref<?x8xf32>,
 
 // -----
 
+// A loop that reads the token rows the router reads (here their device
+// copy: rounding them for the tiles) is a kernel over all multiprocessors
+// too, between routing kernels; a loop that reads only what the routing
+// wrote stays in one.
+// ROUTING-LABEL: func @token_rows
+// ROUTING: module(@token_rows_loop_0)
+// ROUTING: module(@token_rows_routing_1)
+// ROUTING: gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c256{{.*}}) module(@token_rows_loop_2)
+// ROUTING: arith.truncf
+// ROUTING: gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c128{{.*}}) module(@token_rows_routing_3)
+// ROUTING-NOT: gpu.launch
+// ROUTING: return
+func.func @token_rows(%x: memref<?x8xf32>,
+                      %router: memref<4x8xf32> {moe.weight = "gate.weight"})
+    -> (memref<?x4xf32>, memref<?x8xbf16>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %c8 = arith.constant 8 : index
+  %zero = arith.constant 0.0 : f32
+  %t = memref.dim %x, %c0 : memref<?x8xf32>
+  %logits = memref.alloc(%t) : memref<?x4xf32>
+  scf.parallel (%i, %e) = (%c0, %c0) to (%t, %c4) step (%c1, %c1) {
+    %sum = scf.for %k = %c0 to %c8 step %c1 iter_args(%acc = %zero) -> (f32) {
+      %a = memref.load %x[%i, %k] : memref<?x8xf32>
+      %w = memref.load %router[%e, %k] : memref<4x8xf32>
+      %p = arith.mulf %a, %w : f32
+      %s = arith.addf %acc, %p : f32
+      scf.yield %s : f32
+    }
+    memref.store %sum, %logits[%i, %e] : memref<?x4xf32>
+    scf.reduce
+  }
+  scf.parallel (%i) = (%c0) to (%t) step (%c1) {
+    %v = memref.load %logits[%i, %c0] : memref<?x4xf32>
+    %d = arith.addf %v, %v : f32
+    memref.store %d, %logits[%i, %c1] : memref<?x4xf32>
+    scf.reduce
+  }
+  %rounded = memref.alloc(%t) : memref<?x8xbf16>
+  scf.parallel (%i, %k) = (%c0, %c0) to (%t, %c8) step (%c1, %c1) {
+    %a = memref.load %x[%i, %k] : memref<?x8xf32>
+    %r = arith.truncf %a : f32 to bf16
+    memref.store %r, %rounded[%i, %k] : memref<?x8xbf16>
+    scf.reduce
+  }
+  scf.parallel (%i) = (%c0) to (%t) step (%c1) {
+    %v = memref.load %logits[%i, %c1] : memref<?x4xf32>
+    %d = arith.addf %v, %v : f32
+    memref.store %d, %logits[%i, %c0] : memref<?x4xf32>
+    scf.reduce
+  }
+  return %logits, %rounded : memref<?x4xf32>, memref<?x8xbf16>
+}
+
+// -----
+
 // A loop whose iterations each combine the lanes of a parallel loop of
 // reductions (moe-split-parallel-reductions' form: the router's matmul at
 // few tokens) runs a block per iteration, of as many threads as it has

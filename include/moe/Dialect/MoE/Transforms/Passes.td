@@ -490,6 +490,60 @@ def MoENarrowEpilogueOutputsPass : Pass<"moe-narrow-epilogue-outputs"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def MoENarrowGroupedMatmulInputsPass
+    : Pass<"moe-narrow-grouped-matmul-inputs"> {
+  let summary = "Round f32 rows to bf16 once where bf16 tensor cores "
+                "multiply them";
+  let description = [{
+    The f32 (or f16) rows, the tokens, that `moe.grouped_matmul` ops on
+    tensors with bf16 weights read as their `input` are rounded to bf16
+    once, by one `arith.truncf` of the whole tensor before the first of
+    them (f16 through f32), and those ops read the rounded rows instead.
+    Other readers of the rows (the router's matmul) keep the wide ones.
+    Block-scaled weights, weights of another type and bf16 inputs are left
+    alone, and so are readers outside the block of the first.
+
+    Like `moe-narrow-epilogue-outputs`, this is for kernels that round
+    their input rows to bf16 as they load them (the CUDA pipeline's tensor
+    cores; the CPU's bf16 dot products), whose products do not change: a
+    gate/up projection reads each of its rows once per tile of columns (a
+    hundred times at Mixtral's 14336 columns), now half the bytes each
+    time, against one pass over the rows (4 bytes read and 2 written per
+    element) to round them.
+
+    With `min-rows` above 0, the rounding pays only from that many rows
+    (the tokens of a call; at decode the extra pass is a GPU launch that
+    saves little): rows known to be fewer are left alone, and a dynamic
+    count chooses at run time, under an `scf.if`, between each reader on
+    the rounded rows and the reader as it was (both updating the reader's
+    accumulator, so that they write one buffer).
+
+    Example:
+
+    ```mlir
+    %h = moe.grouped_matmul block_rows(64) ins(%x, %wg, %src
+        : tensor<?x2048xf32>, tensor<128x768x2048xbf16>, tensor<?xi32>) ...
+    ```
+
+    becomes
+
+    ```mlir
+    %x16 = arith.truncf %x : tensor<?x2048xf32> to tensor<?x2048xbf16>
+    %h = moe.grouped_matmul block_rows(64) ins(%x16, %wg, %src
+        : tensor<?x2048xbf16>, tensor<128x768x2048xbf16>, tensor<?xi32>) ...
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect"];
+  let options = [
+    Option<"minRows", "min-rows", "int64_t", /*default=*/"0",
+           "Round only from this many rows of the input (0: always); a "
+           "dynamic count chooses at run time">
+  ];
+}
+
 def MoEGroupedMatmulToLoopsPass : Pass<"moe-grouped-matmul-to-loops"> {
   let summary = "Lower moe.grouped_matmul on memrefs to its scalar loop nest";
   let description = [{
