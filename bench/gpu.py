@@ -369,7 +369,9 @@ class TorchMoE:
 
 def _profile_kernels(torch, call) -> dict:
     """Device milliseconds of the compiled layer's kernels in one call
-    (CUPTI, through the PyTorch profiler): the matmul tiles and the rest."""
+    (CUPTI, through the PyTorch profiler): the matmul tiles (with the
+    rounding of their token rows to bf16, "rows") and the rest (routing,
+    plan, combine)."""
     from torch.profiler import ProfilerActivity, profile
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         call()
@@ -377,10 +379,11 @@ def _profile_kernels(torch, call) -> dict:
     tiles = rest = 0.0
     for event in prof.events():
         name = event.name
-        if not re.match(r"forward_(tiles|routing|loop|serial)_\d+$", name):
+        if not re.match(r"forward_(tiles|rows|routing|loop|team|serial)_\d+$",
+                        name):
             continue
         ms = event.device_time_total / 1e3
-        if "_tiles_" in name:
+        if "_tiles_" in name or "_rows_" in name:
             tiles += ms
         else:
             rest += ms

@@ -31,7 +31,7 @@
 // CHECK: gpu.launch_func {{.*}}@forward_routing_2::
 // CHECK-NOT: gpu.memcpy
 // CHECK-NOT: gpu.wait [
-// CHECK: gpu.launch_func {{.*}}@forward_loop_3::
+// CHECK: gpu.launch_func {{.*}}@forward_rows_3::
 // CHECK-NOT: gpu.memcpy
 // CHECK-NOT: gpu.wait [
 // CHECK-COUNT-8: gpu.launch_func {{.*}}@forward_tiles_

@@ -48,7 +48,7 @@
 // reads them.
 // ROUNDALWAYS: gpu.launch_func {{.*}}@forward_routing_2::@forward_routing_2 blocks in (%c1, %c1, %c1)
 // ROUNDALWAYS-NOT: scf.if
-// ROUNDALWAYS: gpu.launch_func {{.*}}@forward_loop_3::@forward_loop_3 {{.*}}threads in (%c256, %c1, %c1)  args({{.*}}: memref<?x16xf32>, {{.*}}: memref<?x16xbf16>)
+// ROUNDALWAYS: gpu.launch_func {{.*}}@forward_rows_3::@forward_rows_3 {{.*}}threads in (%c256, %c1, %c1)  args({{.*}}: memref<?x16xf32>, {{.*}}: memref<?x16xbf16>)
 // ROUNDALWAYS-NOT: scf.if
 // ROUNDALWAYS: gpu.launch_func {{.*}}@forward_tiles_4::@forward_tiles_4 {{.*}}: memref<?x16xbf16>
 // ROUNDALWAYS: gpu.launch_func {{.*}}@forward_tiles_5::@forward_tiles_5
@@ -99,7 +99,7 @@
 // KERNELS-NOT: gpu.memcpy
 // KERNELS-NOT: gpu.wait [
 // KERNELS: scf.if %{{.*}} {
-// KERNELS: gpu.launch_func {{.*}}@forward_loop_3::@forward_loop_3 {{.*}}threads in (%c256
+// KERNELS: gpu.launch_func {{.*}}@forward_rows_3::@forward_rows_3 {{.*}}threads in (%c256
 // KERNELS-NOT: gpu.wait [
 // KERNELS: gpu.launch_func {{.*}}@forward_tiles_4::@forward_tiles_4 {{.*}}threads in (%c32
 // KERNELS: } else {
@@ -123,7 +123,7 @@
 // KERNELS: gpu.module @forward_routing_2
 // KERNELS-DAG: gpu.barrier
 // KERNELS-DAG: math.exp
-// KERNELS: gpu.module @forward_loop_3
+// KERNELS: gpu.module @forward_rows_3
 // KERNELS: arith.truncf {{.*}} : f32 to bf16
 // KERNELS: gpu.module @forward_tiles_4
 // KERNELS: gpu.func @forward_tiles_4({{.*}}: memref<?x16xbf16>
@@ -145,10 +145,10 @@
 // kernels are sm_90a code with wgmma fed by TMA and waits on mbarriers;
 // ptxas spills nothing and warns of nothing (no serialized wgmma).
 // From 1024 tokens the gate/up tiles read the token rows rounded to bf16
-// by a kernel before them (forward_loop_3), below that the f32 rows.
+// by a kernel before them (forward_rows_3), below that the f32 rows.
 // WGKERNELS-LABEL: func.func @forward
 // WGKERNELS: gpu.launch_func {{.*}}threads in (%c512
-// WGKERNELS: gpu.launch_func {{.*}}@forward_loop_3::@forward_loop_3 {{.*}}threads in (%c256, %c1, %c1)  args({{.*}}: memref<?x16xf32>, {{.*}}: memref<?x16xbf16>)
+// WGKERNELS: gpu.launch_func {{.*}}@forward_rows_3::@forward_rows_3 {{.*}}threads in (%c256, %c1, %c1)  args({{.*}}: memref<?x16xf32>, {{.*}}: memref<?x16xbf16>)
 // WGKERNELS-COUNT-2: llvm.call @mgpuTensorMapEncodeTiledMemref
 // WGKERNELS: gpu.launch_func {{.*}}@forward_tiles_4::@forward_tiles_4 {{.*}}threads in (%c128, %c1, %c1)  dynamic_shared_memory_size %c21504_i32
 // WGKERNELS: } else {

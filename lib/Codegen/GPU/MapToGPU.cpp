@@ -351,7 +351,9 @@ private:
   LogicalResult copyInputs();
   LogicalResult mapBlock(Block &block);
   LogicalResult flush(Operation *before);
-  LogicalResult launchParallel(scf::ParallelOp loop);
+  /// Launches `loop` (a one-thread-per-iteration kernel is named after
+  /// `role`).
+  LogicalResult launchParallel(scf::ParallelOp loop, StringRef role = "loop");
   LogicalResult distribute(Block &block, const Team &team);
   LogicalResult runOnce(Operation &op, const Team &team);
   /// A barrier before `op` unless one is there, or `op` starts the kernel:
@@ -742,7 +744,8 @@ LogicalResult FunctionMapper::flush(Operation *before) {
   return success();
 }
 
-LogicalResult FunctionMapper::launchParallel(scf::ParallelOp loop) {
+LogicalResult FunctionMapper::launchParallel(scf::ParallelOp loop,
+                                             StringRef role) {
   OpBuilder b(loop);
   Location loc = loop.getLoc();
   SmallVector<Value> counts = tripCounts(b, loc, loop);
@@ -831,7 +834,7 @@ LogicalResult FunctionMapper::launchParallel(scf::ParallelOp loop) {
     // One thread per iteration.
     Value threads = arith::ConstantIndexOp::create(b, loc, blockSize);
     Value grid = arith::CeilDivUIOp::create(b, loc, total, threads);
-    gpu::LaunchOp launch = createLaunch(b, loc, "loop", grid, blockSize);
+    gpu::LaunchOp launch = createLaunch(b, loc, role, grid, blockSize);
     OpBuilder kb(launch.getBody().front().getTerminator());
     Value first = arith::MulIOp::create(kb, loc, launch.getBlockIds().x,
                                         launch.getBlockSizeX());
@@ -1055,13 +1058,18 @@ LogicalResult FunctionMapper::mapBlock(Block &block) {
     // matmul, a reduction over H per token and expert) or the token rows
     // (their rounding for the tiles) runs on every multiprocessor, not in
     // the routing kernel's one block.
-    if (loop && loop.getNumResults() == 0 &&
-        (!routing || readsWeightMatrix(loop) ||
-         llvm::any_of(loadedMatrices(loop),
-                      [&](Value m) { return tokenRows.contains(m); }))) {
-      if (failed(flush(op)) || failed(launchParallel(loop)))
-        return failure();
-      continue;
+    if (loop && loop.getNumResults() == 0) {
+      // (Named "rows": what it does there is for the tiles, not routing.)
+      bool readsTokenRows = routing && !readsWeightMatrix(loop) &&
+                            llvm::any_of(loadedMatrices(loop), [&](Value m) {
+                              return tokenRows.contains(m);
+                            });
+      if (!routing || readsTokenRows || readsWeightMatrix(loop)) {
+        if (failed(flush(op)) ||
+            failed(launchParallel(loop, readsTokenRows ? "rows" : "loop")))
+          return failure();
+        continue;
+      }
     }
     // Anything else that touches memory runs in a sequential kernel: a
     // warp's when it holds tiles.

@@ -279,7 +279,7 @@ func.func @router_matmul(%x: memref<?x8xf32>,
 // ROUTING-LABEL: func @token_rows
 // ROUTING: module(@token_rows_loop_0)
 // ROUTING: module(@token_rows_routing_1)
-// ROUTING: gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c256{{.*}}) module(@token_rows_loop_2)
+// ROUTING: gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c256{{.*}}) module(@token_rows_rows_2)
 // ROUTING: arith.truncf
 // ROUTING: gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c128{{.*}}) module(@token_rows_routing_3)
 // ROUTING-NOT: gpu.launch

@@ -14,3 +14,12 @@ for form in ("narrow", "wide", "persistent", "specialized",
         verdict = "ok" if y.shape == sync.shape and error <= bound else "FAILED"
         print(f"{form} T={tokens} {verdict}: max|y - sync| = {error:.3e}, "
               f"bound {bound:.3e}")
+# Token rows rounded before the tiles: the same bits as the tiles' own
+# rounding.
+for form, unrounded in (("sync-rounded", "sync"), ("rounded", "narrow"),
+                        ("specialized-rounded", "specialized")):
+    for tokens in (1, 7, 300):
+        y = np.load(f"{out}/y-{form}-{tokens}.npy")
+        same = np.array_equal(y, np.load(f"{out}/y-{unrounded}-{tokens}.npy"))
+        print(f"{form} T={tokens} {'ok' if same else 'FAILED'}: "
+              f"bitwise equal to {unrounded}")
