@@ -110,7 +110,10 @@ private:
         arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge, tokens,
                               arith::ConstantIndexOp::create(b, loc, minRows));
     Value buffer = tensor::EmptyOp::create(
-        b, loc, tensor::getMixedSizes(b, loc, rows), b.getBF16Type());
+        b, loc,
+        SmallVector<OpFoldResult>{tokens,
+                                  tensor::getMixedSize(b, loc, rows, 1)},
+        b.getBF16Type());
     auto rounding = scf::IfOp::create(
         b, loc, enough,
         [&](OpBuilder &tb, Location tl) {
