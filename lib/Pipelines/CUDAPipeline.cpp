@@ -198,6 +198,11 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   pm.addPass(createGpuToLLVMConversionPass());
   pm.addPass(createConvertToLLVMPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
+  // Kernels take their TMA descriptors by value (grid-constant parameters
+  // the host encodes at each launch), not from device copies: a call's own
+  // buffers can then be described too, and nothing is allocated or copied.
+  if (wgmma)
+    pm.addPass(moe::createMoEPassTensorMapsByValuePass());
   GpuModuleToBinaryPassOptions binary;
   binary.compilationTarget = options.format;
   binary.toolkitPath = options.toolkit;

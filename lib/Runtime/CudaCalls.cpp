@@ -317,6 +317,71 @@ private:
   std::vector<std::pair<CUfunction, int>> functions;
 };
 
+/// Encodes the TMA descriptor of a memref (`descriptor`: its ranked
+/// descriptor, of rank `rank`) with boxes of `box` elements (outermost
+/// first) into `map`; false with the error recorded. A tensor without
+/// elements (a buffer of zero rows, at T = 0) has no box to load and no
+/// kernel loads one: its map stays zeros, which the driver would not encode.
+bool encodeTensorMap(const CallScope &scope, int64_t rank, void *descriptor,
+                     int64_t dataType, int64_t interleave, int64_t swizzle,
+                     int64_t l2Promotion, int64_t oobFill, const int64_t *box,
+                     TensorMapCache::Bytes &map) {
+  constexpr int64_t kMaxRank = 5;
+  unsigned elementBytes = tensorMapElementBytes(dataType);
+  if (rank < 1 || rank > kMaxRank || !descriptor || !box || !elementBytes) {
+    recordCudaError("cuTensorMapEncodeTiled: unsupported tensor (rank " +
+                    std::to_string(rank) + ", data type " +
+                    std::to_string(dataType) + ")");
+    return false;
+  }
+  // A ranked memref descriptor: allocated and aligned pointers, offset,
+  // sizes, strides (in elements). The map lists dimensions innermost
+  // first, strides in bytes of every dimension but the innermost.
+  struct RankedHeader {
+    char *allocated;
+    char *aligned;
+    int64_t offset;
+  };
+  auto *header = static_cast<RankedHeader *>(descriptor);
+  const int64_t *sizes = reinterpret_cast<const int64_t *>(header + 1);
+  const int64_t *strides = sizes + rank;
+  uint64_t dims[kMaxRank], byteStrides[kMaxRank];
+  uint32_t boxDims[kMaxRank], elementStrides[kMaxRank];
+  for (int64_t r = 0; r < rank; ++r) {
+    int64_t dim = rank - 1 - r;
+    if (sizes[dim] < 0 || box[dim] < 1 || box[dim] > 256 || strides[dim] < 0) {
+      recordCudaError("cuTensorMapEncodeTiled: dimension " +
+                      std::to_string(dim) + " of size " +
+                      std::to_string(sizes[dim]) + ", box " +
+                      std::to_string(box[dim]) + " is not encodable");
+      return false;
+    }
+    dims[r] = static_cast<uint64_t>(sizes[dim]);
+    byteStrides[r] = static_cast<uint64_t>(strides[dim]) * elementBytes;
+    boxDims[r] = static_cast<uint32_t>(box[dim]);
+    elementStrides[r] = 1;
+  }
+  map.fill(0);
+  if (std::find(dims, dims + rank, 0) != dims + rank)
+    return true;
+  if (!scope.api().tensorMapEncodeTiled) {
+    recordCudaError("cuTensorMapEncodeTiled: the CUDA driver lacks it (TMA "
+                    "needs a CUDA 12 driver)");
+    return false;
+  }
+  char *address = header->aligned + header->offset * elementBytes;
+  if (!scope.check("cuTensorMapEncodeTiled",
+                   scope.api().tensorMapEncodeTiled(
+                       map.data(), static_cast<int>(dataType),
+                       static_cast<uint32_t>(rank), address, dims,
+                       byteStrides + 1, boxDims, elementStrides,
+                       static_cast<int>(interleave), static_cast<int>(swizzle),
+                       static_cast<int>(l2Promotion),
+                       static_cast<int>(oobFill))))
+    return false;
+  return true;
+}
+
 } // namespace
 
 extern "C" {
@@ -553,63 +618,25 @@ void *mgpuTensorMapEncodeTiledMemref(int64_t rank, void *descriptor,
   CallScope scope;
   if (!scope)
     return nullptr;
-  constexpr int64_t kMaxRank = 5;
-  unsigned elementBytes = tensorMapElementBytes(dataType);
-  if (rank < 1 || rank > kMaxRank || !descriptor || !box || !elementBytes) {
-    recordCudaError("cuTensorMapEncodeTiled: unsupported tensor (rank " +
-                    std::to_string(rank) + ", data type " +
-                    std::to_string(dataType) + ")");
-    return nullptr;
-  }
-  // A ranked memref descriptor: allocated and aligned pointers, offset,
-  // sizes, strides (in elements). The map lists dimensions innermost
-  // first, strides in bytes of every dimension but the innermost.
-  struct RankedHeader {
-    char *allocated;
-    char *aligned;
-    int64_t offset;
-  };
-  auto *header = static_cast<RankedHeader *>(descriptor);
-  const int64_t *sizes = reinterpret_cast<const int64_t *>(header + 1);
-  const int64_t *strides = sizes + rank;
-  uint64_t dims[kMaxRank], byteStrides[kMaxRank];
-  uint32_t boxDims[kMaxRank], elementStrides[kMaxRank];
-  for (int64_t r = 0; r < rank; ++r) {
-    int64_t dim = rank - 1 - r;
-    if (sizes[dim] < 0 || box[dim] < 1 || box[dim] > 256 || strides[dim] < 0) {
-      recordCudaError("cuTensorMapEncodeTiled: dimension " +
-                      std::to_string(dim) + " of size " +
-                      std::to_string(sizes[dim]) + ", box " +
-                      std::to_string(box[dim]) + " is not encodable");
-      return nullptr;
-    }
-    dims[r] = static_cast<uint64_t>(sizes[dim]);
-    byteStrides[r] = static_cast<uint64_t>(strides[dim]) * elementBytes;
-    boxDims[r] = static_cast<uint32_t>(box[dim]);
-    elementStrides[r] = 1;
-  }
   alignas(64) TensorMapCache::Bytes map{};
-  // A tensor without elements (a buffer of zero rows, at T = 0) has no box
-  // to load and no kernel loads one: its map stays zeros, which the driver
-  // would not encode.
-  if (std::find(dims, dims + rank, 0) != dims + rank)
-    return TensorMapCache::get().find(scope, map);
-  if (!scope.api().tensorMapEncodeTiled) {
-    recordCudaError("cuTensorMapEncodeTiled: the CUDA driver lacks it (TMA "
-                    "needs a CUDA 12 driver)");
-    return nullptr;
-  }
-  char *address = header->aligned + header->offset * elementBytes;
-  if (!scope.check("cuTensorMapEncodeTiled",
-                   scope.api().tensorMapEncodeTiled(
-                       map.data(), static_cast<int>(dataType),
-                       static_cast<uint32_t>(rank), address, dims,
-                       byteStrides + 1, boxDims, elementStrides,
-                       static_cast<int>(interleave), static_cast<int>(swizzle),
-                       static_cast<int>(l2Promotion),
-                       static_cast<int>(oobFill))))
+  if (!encodeTensorMap(scope, rank, descriptor, dataType, interleave, swizzle,
+                       l2Promotion, oobFill, box, map))
     return nullptr;
   return TensorMapCache::get().find(scope, map);
+}
+
+void mgpuTensorMapEncodeTiledMemrefInto(int64_t rank, void *descriptor,
+                                        int64_t dataType, int64_t interleave,
+                                        int64_t swizzle, int64_t l2Promotion,
+                                        int64_t oobFill, int64_t *box,
+                                        void *map) {
+  TensorMapCache::Bytes encoded{};
+  CallScope scope;
+  if (scope && map)
+    encodeTensorMap(scope, rank, descriptor, dataType, interleave, swizzle,
+                    l2Promotion, oobFill, box, encoded);
+  if (map)
+    std::memcpy(map, encoded.data(), encoded.size());
 }
 
 void mgpuSetDefaultDevice(int32_t device) {

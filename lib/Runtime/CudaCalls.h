@@ -51,6 +51,18 @@ void *mgpuTensorMapEncodeTiledMemref(int64_t rank, void *descriptor,
                                      int64_t dataType, int64_t interleave,
                                      int64_t swizzle, int64_t l2Promotion,
                                      int64_t oobFill, int64_t *box);
+/// The same descriptor written to `map` (128 bytes of host memory, 64-byte
+/// aligned) for a kernel that takes it by value (a `__grid_constant__`
+/// parameter, moe-pass-tensor-maps-by-value): nothing is allocated or
+/// copied to the device, so that a call's own buffers can be described at
+/// every call and the call stays capturable in a CUDA graph. On an error
+/// `map` holds zeros and the error is recorded (the launch that follows
+/// then does not run).
+void mgpuTensorMapEncodeTiledMemrefInto(int64_t rank, void *descriptor,
+                                        int64_t dataType, int64_t interleave,
+                                        int64_t swizzle, int64_t l2Promotion,
+                                        int64_t oobFill, int64_t *box,
+                                        void *map);
 void mgpuSetDefaultDevice(int32_t device);
 #ifdef __cplusplus
 }

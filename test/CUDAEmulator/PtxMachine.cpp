@@ -285,9 +285,13 @@ private:
         uintptr_t b = reinterpret_cast<uintptr_t>(base);
         return a >= b && a + bytes <= b + size;
       };
+      // Generic addresses of the block's shared memory, the threads'
+      // frames and the kernel's parameters (cvta.param: a grid-constant
+      // parameter, such as a TMA descriptor passed by value).
       if (space == Space::Generic) {
         if (inside(shared.data(), shared.size()) ||
-            inside(local.data(), local.size()))
+            inside(local.data(), local.size()) ||
+            inside(launch.params.data(), launch.params.size()))
           return reinterpret_cast<uint8_t *>(a);
       }
       std::lock_guard<std::mutex> lock(trackedMutex);
@@ -395,7 +399,8 @@ void BlockRun::tmaLoad(unsigned thread, const Instruction &inst) {
                 &bar = inst.operands[2];
   uint64_t mapAddress = memoryAddress(thread, src);
   TensorMap map;
-  std::memcpy(&map, resolve(thread, inst, Space::Global, mapAddress, 128), 128);
+  std::memcpy(&map, resolve(thread, inst, Space::Generic, mapAddress, 128),
+              128);
   if (map.rank != inst.dims || src.elements.size() != map.rank)
     fail(thread, inst, "the tensor map's rank is not the instruction's");
   unsigned element = tensorElementBytes(map.type);
@@ -1114,6 +1119,8 @@ bool BlockRun::step(unsigned thread) {
       base = reinterpret_cast<uintptr_t>(shared.data());
     else if (inst.space == Space::Local)
       base = reinterpret_cast<uintptr_t>(localBase(thread));
+    else if (inst.space == Space::Param)
+      base = reinterpret_cast<uintptr_t>(launch.params.data());
     set(thread, ops[0], inst.type, toSpace ? a - base : a + base, inst);
     break;
   }

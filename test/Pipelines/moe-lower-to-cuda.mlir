@@ -139,7 +139,8 @@
 // KERNELS-NOT: nvvm.mma.sync
 
 // mma=wgmma: the tiles are warpgroups (128 threads) of 64-row blocks; the
-// host makes each weight's TMA descriptor (gate and up, then down) before
+// host makes each weight's TMA descriptor (gate and up, then down, and the
+// down projection's bf16 hidden rows, which its tiles read in place) before
 // their launch, which gets the ring's dynamic shared memory (2 stages of
 // 8 KiB of A and 2 x 8 rows x 128 bytes of B, and 1 KiB to align). The
 // kernels are sm_90a code with wgmma fed by TMA and waits on mbarriers;
@@ -154,7 +155,7 @@
 // WGKERNELS: } else {
 // WGKERNELS-COUNT-2: llvm.call @mgpuTensorMapEncodeTiledMemref
 // WGKERNELS: gpu.launch_func {{.*}}@forward_tiles_5::@forward_tiles_5 {{.*}}threads in (%c128, %c1, %c1)  dynamic_shared_memory_size %c21504_i32
-// WGKERNELS: llvm.call @mgpuTensorMapEncodeTiledMemref
+// WGKERNELS-COUNT-2: llvm.call @mgpuTensorMapEncodeTiledMemref
 // WGKERNELS: gpu.launch_func {{.*}}@forward_tiles_6::@forward_tiles_6 {{.*}}threads in (%c128, %c1, %c1)  dynamic_shared_memory_size
 // WGTARGET: gpu.binary @forward_tiles_4 {{.*}}#nvvm.target<O = 3, chip = "sm_90a"
 // The dynamic shared memory is a module-level `.extern` array (after the
@@ -164,6 +165,19 @@
 // WGSHARED: .extern .shared .align 16 .b8 __dynamic_shmem__0[];
 // WGSHARED-NOT: __dynamic_shmem__0 has been demoted
 // WGSHARED: .shared .align 8 .b8 __mbarrier[
+// The kernels take the descriptors by value (grid-constant parameters of
+// 128 bytes, read through their generic address), which the host encodes
+// into its own memory at each launch (no device copy).
+// RUN: FileCheck %s --check-prefix=WGBYVALUE < %t.wg.ptx/forward_tiles_6.ptx
+// WGBYVALUE: .param .align 64 .b8 forward_tiles_6_param_{{[0-9]+}}[128],
+// WGBYVALUE-NEXT: .param .align 64 .b8 forward_tiles_6_param_{{[0-9]+}}[128],
+// WGBYVALUE: cvta.param.u64
+// WGBYVALUE: cvta.param.u64
+// WGBYVALUE-COUNT-2: cp.async.bulk.tensor
+// RUN: FileCheck %s --check-prefix=WGHOST < %t.wg.mlir
+// WGHOST-NOT: @mgpuTensorMapEncodeTiledMemref(
+// WGHOST-COUNT-6: llvm.call @mgpuTensorMapEncodeTiledMemrefInto
+// WGHOST-NOT: @mgpuTensorMapEncodeTiledMemref(
 // WGPTX: forward_tiles_4: ptx accepted by ptxas -arch=sm_90a
 // WGPTX-NEXT: forward_tiles_4: wgmma 8, tma 2, mbarrier_waits 1, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
 // WGPTX-NOT: ptxas:
@@ -171,7 +185,7 @@
 // WGPTX-NEXT: forward_tiles_5: wgmma 8, tma 2, mbarrier_waits 1, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
 // WGPTX-NOT: ptxas:
 // WGPTX: forward_tiles_6: ptx accepted by ptxas -arch=sm_90a
-// WGPTX-NEXT: forward_tiles_6: wgmma 4, tma 1, mbarrier_waits 1, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
+// WGPTX-NEXT: forward_tiles_6: wgmma 4, tma 2, mbarrier_waits 1, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
 // WGPTX-NOT: ptxas:
 
 // mma=wgmma-specialized: the tiles are 128-row blocks of three warpgroups
@@ -194,7 +208,7 @@
 // WSPTX-NEXT: forward_tiles_5: wgmma 8, tma 2, mbarrier_waits 2, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
 // WSPTX-NOT: ptxas:
 // WSPTX: forward_tiles_6: ptx accepted by ptxas -arch=sm_90a
-// WSPTX-NEXT: forward_tiles_6: wgmma 4, tma 1, mbarrier_waits 2, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
+// WSPTX-NEXT: forward_tiles_6: wgmma 4, tma 2, mbarrier_waits 2, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
 // WSPTX-NOT: ptxas:
 
 // wgmma is sm_90a code: another chip is refused.

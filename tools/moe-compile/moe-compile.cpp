@@ -120,16 +120,25 @@ bool isProvidedExternally(StringRef name) {
 /// The GPU functions of MLIR's gpu-to-llvm lowering that the MoE runtime
 /// implements (lib/Runtime/CudaCalls.h).
 bool isProvidedByRuntime(StringRef name) {
-  static const StringSet<> calls = {
-      "mgpuModuleLoad",       "mgpuModuleLoadJIT",
-      "mgpuModuleUnload",     "mgpuModuleGetFunction",
-      "mgpuLaunchKernel",     "mgpuStreamCreate",
-      "mgpuStreamDestroy",    "mgpuStreamSynchronize",
-      "mgpuStreamWaitEvent",  "mgpuEventCreate",
-      "mgpuEventDestroy",     "mgpuEventSynchronize",
-      "mgpuEventRecord",      "mgpuMemAlloc",
-      "mgpuMemFree",          "mgpuMemcpy",
-      "mgpuSetDefaultDevice", "mgpuTensorMapEncodeTiledMemref"};
+  static const StringSet<> calls = {"mgpuModuleLoad",
+                                    "mgpuModuleLoadJIT",
+                                    "mgpuModuleUnload",
+                                    "mgpuModuleGetFunction",
+                                    "mgpuLaunchKernel",
+                                    "mgpuStreamCreate",
+                                    "mgpuStreamDestroy",
+                                    "mgpuStreamSynchronize",
+                                    "mgpuStreamWaitEvent",
+                                    "mgpuEventCreate",
+                                    "mgpuEventDestroy",
+                                    "mgpuEventSynchronize",
+                                    "mgpuEventRecord",
+                                    "mgpuMemAlloc",
+                                    "mgpuMemFree",
+                                    "mgpuMemcpy",
+                                    "mgpuSetDefaultDevice",
+                                    "mgpuTensorMapEncodeTiledMemref",
+                                    "mgpuTensorMapEncodeTiledMemrefInto"};
   return calls.contains(name);
 }
 

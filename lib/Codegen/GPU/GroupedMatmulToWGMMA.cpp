@@ -13,7 +13,9 @@
 //   128-byte swizzled layout, completing on the stage's mbarrier;
 // - the A slice [rows x 64 depths] is gathered by the threads from the
 //   rows' sources (rounded to bf16, zeros past the filled rows and past K)
-//   and stored in the same swizzled layout (TMA cannot gather rows);
+//   and stored in the same swizzled layout (TMA cannot gather rows), or,
+//   when the rows are the input's own (no row sources: the down
+//   projection's bf16 hidden rows), comes by TMA with the weights;
 // - a ring of `stages` buffers keeps stages - 1 steps in flight while
 //   `nvvm.wgmma.mma_async` (m64nNk16, both operands K-major from shared
 //   memory, f32 accumulators in registers) works on the current one;
@@ -89,9 +91,10 @@ constexpr int64_t kMaxAccumulatorColumns = 256;
 /// How long one mbarrier try_wait suspends before it polls again.
 constexpr int64_t kWaitTicks = 10000000;
 
-/// A weight's source above the launch: the [E, N, K] memref the TMA
-/// descriptor describes, and where the tile's slice starts in it.
-struct WeightSource {
+/// What a TMA descriptor describes: an operand's source above the launch
+/// (a weight's [E, N, K] memref, or the [rows, K] input rows), and where
+/// the tile's view starts in it.
+struct TmaSource {
   Value root;
   SmallVector<OpFoldResult> offsets;
 };
@@ -107,8 +110,14 @@ struct WarpgroupPlan {
   /// consumer warpgroup per part (wgmma, the epilogue), handing stages over
   /// on mbarriers; the consumers share each stage's weight boxes.
   bool specialized = false;
-  SmallVector<WeightSource, 2> weights;
+  SmallVector<TmaSource, 2> weights;
+  /// A's rows by TMA as well (boxes of the block's rows x 64 depths), when
+  /// they are the input's own rows (no row sources: e.g. the down
+  /// projection's hidden rows, in the plan's order) in bf16; else the
+  /// threads gather them.
+  std::optional<TmaSource> input;
 
+  int64_t blockRows() const { return parts * kPartRows; }
   int64_t weightStageBytes() const { return columns * kRowBytes; }
   int64_t inputStageBytes() const { return parts * kPartBytes; }
   int64_t stageBytes() const {
@@ -156,26 +165,26 @@ bool hasAlignedLayout(MemRefType type) {
   return offset * bytes % 16 == 0;
 }
 
-/// Follows `weight` through unit-stride subviews to a value defined above
+/// Follows `view` through unit-stride subviews to a value defined above
 /// `launch`, adding up their offsets; fails on anything else.
-FailureOr<WeightSource> traceWeight(Value weight, gpu::LaunchOp launch,
-                                    OpBuilder &b) {
-  auto type = llvm::cast<MemRefType>(weight.getType());
+FailureOr<TmaSource> traceSource(Value view, gpu::LaunchOp launch,
+                                 OpBuilder &b) {
+  auto type = llvm::cast<MemRefType>(view.getType());
   SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0));
-  Value root = sourceAboveLaunch(weight, launch, [&](memref::SubViewOp view) {
-    if (view.getSourceType().getRank() != type.getRank() ||
-        !hasUnitStrides(view))
+  Value root = sourceAboveLaunch(view, launch, [&](memref::SubViewOp subview) {
+    if (subview.getSourceType().getRank() != type.getRank() ||
+        !hasUnitStrides(subview))
       return false;
     // Offsets add up (at the op, which every subview of the chain
     // dominates).
-    for (auto [total, offset] : llvm::zip(offsets, view.getMixedOffsets())) {
+    for (auto [total, offset] : llvm::zip(offsets, subview.getMixedOffsets())) {
       if (isConstantIntValue(offset, 0))
         continue;
       if (isConstantIntValue(total, 0)) {
         total = offset;
         continue;
       }
-      Location loc = view.getLoc();
+      Location loc = subview.getLoc();
       total = arith::AddIOp::create(
                   b, loc, getValueOrCreateConstantIndexOp(b, loc, total),
                   getValueOrCreateConstantIndexOp(b, loc, offset))
@@ -185,7 +194,7 @@ FailureOr<WeightSource> traceWeight(Value weight, gpu::LaunchOp launch,
   });
   if (!root)
     return failure();
-  return WeightSource{root, offsets};
+  return TmaSource{root, offsets};
 }
 
 /// Whether every row of `input` starts at a 16-byte boundary: it views
@@ -250,7 +259,7 @@ FailureOr<WarpgroupPlan> planWarpgroupTile(GroupedMatmulOp op,
     auto type = llvm::cast<MemRefType>(weight.getType());
     if (!type.getElementType().isBF16() || type.getRank() != 3)
       return fail("its weights are not [E, N, K] memrefs of bf16");
-    FailureOr<WeightSource> source = traceWeight(weight, launch, b);
+    FailureOr<TmaSource> source = traceSource(weight, launch, b);
     if (failed(source))
       return fail("a weight is not a unit-stride subview of a memref "
                   "defined above the launch");
@@ -266,6 +275,24 @@ FailureOr<WarpgroupPlan> planWarpgroupTile(GroupedMatmulOp op,
       return fail("a weight's depth is dynamic or a part of its tensor's");
     depth = rootType.getDimSize(2);
     plan.weights.push_back(*source);
+  }
+  // A by TMA: the block's rows are the input's own (no row sources), in
+  // bf16, from a source above the launch laid out as TMA needs, of the
+  // whole depth (what lies past a shorter view's K is not zero). Rows of a
+  // block past its filled ones then hold whatever the buffer holds there
+  // (zeros past its end), where the threads' gather stores zeros: their
+  // products only reach their own accumulator rows, which the epilogue
+  // does not write.
+  if (!op.getRowSources() && inputType.getElementType().isBF16()) {
+    FailureOr<TmaSource> source = traceSource(op.getInput(), launch, b);
+    if (succeeded(source)) {
+      auto rootType = llvm::cast<MemRefType>(source->root.getType());
+      if (hasAlignedLayout(rootType) && !rootType.isDynamicDim(1) &&
+          !inputType.isDynamicDim(1) &&
+          rootType.getDimSize(1) == inputType.getDimSize(1) &&
+          isConstantIntValue(source->offsets[1], 0))
+        plan.input = *source;
+    }
   }
   // BN: the columns of the tile, at most its upper bound rounded to 8.
   Value columns = op.getInit();
@@ -307,9 +334,11 @@ FailureOr<WarpgroupPlan> planWarpgroupTile(GroupedMatmulOp op,
 class WarpgroupMatmul {
 public:
   WarpgroupMatmul(GroupedMatmulOp op, gpu::LaunchOp launch,
-                  const WarpgroupPlan &plan, ArrayRef<Value> descriptors)
+                  const WarpgroupPlan &plan, ArrayRef<Value> descriptors,
+                  Value inputDescriptor)
       : op(op), launch(launch), plan(plan),
-        descriptors(descriptors.begin(), descriptors.end()) {}
+        descriptors(descriptors.begin(), descriptors.end()),
+        inputDescriptor(inputDescriptor) {}
 
   void emit(OpBuilder &b);
 
@@ -323,8 +352,8 @@ private:
   /// The 64-bit wgmma descriptor of a swizzled buffer.
   Value matrixDescriptor(OpBuilder &b, Location loc, Value buffer);
   /// Starts step `step` (the block's) into ring slot `slot` (global step
-  /// count): the weights' TMA loads (thread 0).
-  void issueWeights(OpBuilder &b, Location loc, Value step, Value slot);
+  /// count): the weights' TMA loads, and A's with `plan.input` (thread 0).
+  void issueTmaLoads(OpBuilder &b, Location loc, Value step, Value slot);
   /// The A rows the thread gathers (row myHalfRow of each part) in the
   /// current block: their sources and whether they have one.
   void setUpGatherRows(OpBuilder &b, Location loc);
@@ -370,6 +399,8 @@ private:
   gpu::LaunchOp launch;
   const WarpgroupPlan &plan;
   SmallVector<Value> descriptors;
+  /// The input rows' descriptor with `plan.input`.
+  Value inputDescriptor;
 
   // Set while emitting.
   Value thread, shared, barriers;
@@ -511,18 +542,20 @@ Value WarpgroupMatmul::gatherChunk(OpBuilder &b, Location loc,
   return loaded.getResult(0);
 }
 
-void WarpgroupMatmul::issueWeights(OpBuilder &b, Location loc, Value step,
-                                   Value slot) {
+void WarpgroupMatmul::issueTmaLoads(OpBuilder &b, Location loc, Value step,
+                                    Value slot) {
   Value stage = stageOf(b, loc, slot);
   Value firstDepth =
       arith::MulIOp::create(b, loc, step, indexConstant(b, loc, kStepDepth));
-  // The weights: one TMA box [1, BN, 64] each, from thread 0, completing
-  // on the stage's barrier with their bytes.
+  // The weights: one TMA box [1, BN, 64] each, and with `plan.input` A's
+  // [block rows, 64], from thread 0, completing on the stage's barrier
+  // with their bytes.
   Value leader = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, thread,
                                        indexConstant(b, loc, 0));
   scf::IfOp::create(b, loc, leader, [&](OpBuilder &tb, Location tl) {
     int64_t bytes =
-        static_cast<int64_t>(plan.weights.size()) * plan.weightStageBytes();
+        static_cast<int64_t>(plan.weights.size()) * plan.weightStageBytes() +
+        (plan.input ? plan.inputStageBytes() : 0);
     nvgpu::MBarrierArriveExpectTxOp::create(tb, tl, barriers,
                                             indexConstant(tb, tl, bytes), stage,
                                             /*predicate=*/Value());
@@ -540,12 +573,38 @@ void WarpgroupMatmul::issueWeights(OpBuilder &b, Location loc, Value step,
                                     stage, /*multicastMask=*/Value(),
                                     /*predicate=*/Value());
     }
+    if (plan.input) {
+      // The block's rows at the step's depths: its parts' A buffers, which
+      // are consecutive in the stage.
+      ArrayRef<OpFoldResult> offsets = plan.input->offsets;
+      auto at = [&](int64_t dim, Value local) -> Value {
+        Value offset = getValueOrCreateConstantIndexOp(tb, tl, offsets[dim]);
+        return arith::AddIOp::create(tb, tl, offset, local);
+      };
+      auto boxType =
+          MemRefType::get({plan.blockRows(), kStepDepth}, tb.getBF16Type(),
+                          MemRefLayoutAttrInterface(),
+                          gpu::AddressSpaceAttr::get(
+                              tb.getContext(), gpu::AddressSpace::Workgroup));
+      Value offset = arith::MulIOp::create(
+          tb, tl, stage, indexConstant(tb, tl, plan.stageBytes()));
+      Value buffer =
+          memref::ViewOp::create(tb, tl, boxType, shared, offset, ValueRange{});
+      // Coordinates innermost first: depth, row.
+      SmallVector<Value> coordinates = {at(1, firstDepth), at(0, firstRow)};
+      nvgpu::TmaAsyncLoadOp::create(tb, tl, buffer, barriers, inputDescriptor,
+                                    coordinates, stage,
+                                    /*multicastMask=*/Value(),
+                                    /*predicate=*/Value());
+    }
     scf::YieldOp::create(tb, tl);
   });
 }
 
 void WarpgroupMatmul::setUpGatherRows(OpBuilder &b, Location loc) {
   myRows.clear();
+  if (plan.input)
+    return;
   for (int64_t part = 0; part < plan.parts; ++part) {
     Value inBlock = arith::AddIOp::create(
         b, loc, myHalfRow, indexConstant(b, loc, part * kPartRows));
@@ -559,6 +618,8 @@ void WarpgroupMatmul::setUpGatherRows(OpBuilder &b, Location loc) {
 
 SmallVector<Value> WarpgroupMatmul::loadInput(OpBuilder &b, Location loc,
                                               Value step) {
+  if (plan.input)
+    return {};
   // A: the thread's rows, their chunks of 8 depths.
   Value firstDepth =
       arith::MulIOp::create(b, loc, step, indexConstant(b, loc, kStepDepth));
@@ -578,6 +639,8 @@ SmallVector<Value> WarpgroupMatmul::loadInput(OpBuilder &b, Location loc,
 
 void WarpgroupMatmul::storeInput(OpBuilder &b, Location loc, Value slot,
                                  ValueRange chunks) {
+  if (plan.input)
+    return;
   Value stage = stageOf(b, loc, slot);
   Value rowPhase =
       arith::RemUIOp::create(b, loc, myHalfRow, indexConstant(b, loc, 8));
@@ -730,7 +793,7 @@ void WarpgroupMatmul::emitRoles(OpBuilder &b, Location loc, Value slotBase,
                   arith::ConstantOp::create(kb, kl, kb.getBoolAttr(true)));
               waitFor(kb, kl, released, previousPhase, stage);
               storeInput(kb, kl, slot, chunks);
-              issueWeights(kb, kl, step, slot);
+              issueTmaLoads(kb, kl, step, slot);
               // Thread 0's arrival came with its expect_tx.
               Value others = arith::CmpIOp::create(
                   kb, kl, arith::CmpIPredicate::ne, tid, zero);
@@ -945,7 +1008,7 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
                   ob, ol, zero, ahead, one, ValueRange{},
                   [&](OpBuilder &pb, Location pl, Value step, ValueRange) {
                     Value slot = arith::AddIOp::create(pb, pl, slotBase, step);
-                    issueWeights(pb, pl, step, slot);
+                    issueTmaLoads(pb, pl, step, slot);
                     storeInput(pb, pl, slot, loadInput(pb, pl, step));
                     scf::YieldOp::create(pb, pl);
                   });
@@ -968,9 +1031,11 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
                     ValueRange chunks = carried.drop_front(numSums);
                     Value slot = arith::AddIOp::create(kb, kl, slotBase, step);
                     Value stage = stageOf(kb, kl, slot);
-                    // The weights landed; every thread's A stores done.
+                    // The weights landed (and A, by TMA); every thread's
+                    // A stores done.
                     waitFor(kb, kl, barriers, parityOf(kb, kl, slot), stage);
-                    gpu::BarrierOp::create(kb, kl);
+                    if (!plan.input)
+                      gpu::BarrierOp::create(kb, kl);
                     SmallVector<Value> next =
                         mmaStep(kb, kl, stage, zero, sums);
                     // The previous step's group is done: its slot is free
@@ -983,7 +1048,7 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
                                       [&](OpBuilder &rb, Location rl) {
                                         Value slot = arith::AddIOp::create(
                                             rb, rl, slotBase, refill);
-                                        issueWeights(rb, rl, refill, slot);
+                                        issueTmaLoads(rb, rl, refill, slot);
                                         storeInput(rb, rl, slot, chunks);
                                         scf::YieldOp::create(rb, rl);
                                       });
@@ -1065,40 +1130,46 @@ struct MoELowerGroupedMatmulToWGMMAPass
             << maxSharedBytes << ")";
         return signalPassFailure();
       }
-      // The descriptors, on the host before the launch: boxes of one
-      // expert x BN columns x 64 depths, 128-byte swizzled, zeros outside.
+      // The descriptors, on the host before the launch, 128-byte swizzled,
+      // zeros outside: the weights' boxes of one expert x BN columns x 64
+      // depths, the input rows' of the block's rows x 64 depths.
+      auto describe = [&](Value root, ArrayRef<int64_t> boxShape) -> Value {
+        Value &descriptor = created[{launch.getOperation(), root,
+                                     boxShape[boxShape.size() - 2]}];
+        if (descriptor)
+          return descriptor;
+        OpBuilder hb(launch);
+        Location loc = launch.getLoc();
+        auto rootType = llvm::cast<MemRefType>(root.getType());
+        Value unranked = memref::CastOp::create(
+            hb, loc,
+            UnrankedMemRefType::get(rootType.getElementType(),
+                                    rootType.getMemorySpace()),
+            root);
+        auto boxType = MemRefType::get(
+            boxShape, hb.getBF16Type(), MemRefLayoutAttrInterface(),
+            gpu::AddressSpaceAttr::get(hb.getContext(),
+                                       gpu::AddressSpace::Workgroup));
+        auto mapType = nvgpu::TensorMapDescriptorType::get(
+            hb.getContext(), boxType, nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
+            nvgpu::TensorMapL2PromoKind::L2PROMO_256B,
+            nvgpu::TensorMapOOBKind::OOB_ZERO,
+            nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
+        SmallVector<Value> box;
+        for (int64_t size : boxShape)
+          box.push_back(indexConstant(hb, loc, size));
+        descriptor = nvgpu::TmaCreateDescriptorOp::create(hb, loc, mapType,
+                                                          unranked, box);
+        return descriptor;
+      };
       SmallVector<Value> descriptors;
-      for (const WeightSource &source : plan->weights) {
-        Value &descriptor =
-            created[{launch.getOperation(), source.root, plan->columns}];
-        if (!descriptor) {
-          OpBuilder hb(launch);
-          Location loc = launch.getLoc();
-          auto rootType = llvm::cast<MemRefType>(source.root.getType());
-          Value unranked = memref::CastOp::create(
-              hb, loc,
-              UnrankedMemRefType::get(rootType.getElementType(),
-                                      rootType.getMemorySpace()),
-              source.root);
-          auto boxType = MemRefType::get(
-              {1, plan->columns, kStepDepth}, hb.getBF16Type(),
-              MemRefLayoutAttrInterface(),
-              gpu::AddressSpaceAttr::get(hb.getContext(),
-                                         gpu::AddressSpace::Workgroup));
-          auto mapType = nvgpu::TensorMapDescriptorType::get(
-              hb.getContext(), boxType,
-              nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
-              nvgpu::TensorMapL2PromoKind::L2PROMO_256B,
-              nvgpu::TensorMapOOBKind::OOB_ZERO,
-              nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
-          SmallVector<Value> box = {indexConstant(hb, loc, 1),
-                                    indexConstant(hb, loc, plan->columns),
-                                    indexConstant(hb, loc, kStepDepth)};
-          descriptor = nvgpu::TmaCreateDescriptorOp::create(hb, loc, mapType,
-                                                            unranked, box);
-        }
-        descriptors.push_back(descriptor);
-      }
+      for (const TmaSource &source : plan->weights)
+        descriptors.push_back(
+            describe(source.root, {1, plan->columns, kStepDepth}));
+      Value inputDescriptor;
+      if (plan->input)
+        inputDescriptor =
+            describe(plan->input->root, {plan->blockRows(), kStepDepth});
       // The launch's dynamic shared memory: the largest tile's.
       {
         OpBuilder lb(launch);
@@ -1111,7 +1182,7 @@ struct MoELowerGroupedMatmulToWGMMAPass
                                       lb.getI32IntegerAttr(bytes)));
       }
       OpBuilder b(op);
-      WarpgroupMatmul lowering(op, launch, *plan, descriptors);
+      WarpgroupMatmul lowering(op, launch, *plan, descriptors, inputDescriptor);
       lowering.setAlignedInputRows(hasAlignedRows(op.getInput(), launch));
       lowering.emit(b);
       op.erase();

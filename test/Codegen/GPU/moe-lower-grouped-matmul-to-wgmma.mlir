@@ -349,9 +349,9 @@ func.func @paired_epilogue(%x: memref<64x200xf32>, %wg: memref<2x256x200xbf16>,
 // -----
 
 // bf16 rows in and out (the down projection's input after
-// moe-narrow-epilogue-outputs, and an epilogue writing bf16): a chunk of 8
-// depths is one 16-byte load of 8 bf16, and each value is rounded to bf16
-// as it is stored.
+// moe-narrow-epilogue-outputs, and an epilogue writing bf16), gathered
+// through row sources: a chunk of 8 depths is one 16-byte load of 8 bf16,
+// and each value is rounded to bf16 as it is stored.
 // CHECK-LABEL: func @bf16_rows
 // CHECK: scf.for
 // CHECK: vector.load %{{.*}} : memref<64x64xbf16>, vector<8xbf16>
@@ -360,13 +360,15 @@ func.func @paired_epilogue(%x: memref<64x200xf32>, %wg: memref<2x256x200xbf16>,
 // CHECK:   %[[V:.*]] = arith.truncf %{{.*}} : f32 to bf16
 // CHECK:   memref.store %[[V]], %{{.*}} : memref<64x64xbf16>
 func.func @bf16_rows(%x: memref<64x64xbf16>, %w: memref<2x64x64xbf16>,
-                     %experts: memref<1xi32>, %y: memref<64x64xbf16>) {
+                     %experts: memref<1xi32>, %sources: memref<64xi32>,
+                     %y: memref<64x64xbf16>) {
   %c1 = arith.constant 1 : index
   %c128 = arith.constant 128 : index
   gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
              threads(%tx, %ty, %tz) in (%sx = %c128, %sy = %c1, %sz = %c1) {
     moe.grouped_matmul block_rows(64)
         ins(%x, %w, %experts : memref<64x64xbf16>, memref<2x64x64xbf16>, memref<1xi32>)
+        row_sources(%sources : memref<64xi32>)
         outs(%y : memref<64x64xbf16>)
         epilogue {
         ^bb0(%s: f32, %old: f32):
@@ -374,6 +376,83 @@ func.func @bf16_rows(%x: memref<64x64xbf16>, %w: memref<2x64x64xbf16>,
           %r = arith.maximumf %s, %zero : f32
           moe.yield %r : f32
         }
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// bf16 rows read in place (no row sources: the block's rows are the
+// input's own, as the down projection reads the hidden rows): A comes by
+// TMA too, a box of the block's 64 rows x 64 depths from a descriptor of
+// the whole input (the view's rows from the block id), at (depth, first
+// row), completing on the stage's mbarrier with the weights' box (8 KiB
+// each). No thread loads or stores A, nothing is fenced, and no block
+// barrier stands between the mbarrier wait and the wgmma group.
+// CHECK-LABEL: func @bf16_rows_in_place
+// CHECK: nvgpu.tma.create.descriptor {{.*}} -> <tensor = memref<1x64x64xbf16
+// CHECK: %[[CAST:.*]] = memref.cast %{{.*}} : memref<256x64xbf16> to memref<*xbf16>
+// CHECK: %[[ROWS:.*]] = nvgpu.tma.create.descriptor %[[CAST]] box[%c64{{.*}}, %c64{{.*}}] : memref<*xbf16> -> <tensor = memref<64x64xbf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b, l2promo = l2promo_256b, oob = zero, interleave = none>
+// CHECK: gpu.launch blocks(%[[BX:[a-z0-9]+]],
+// CHECK: %[[VIEWROW:.*]] = arith.muli %[[BX]], %c64
+// CHECK-NOT: vector.load
+// CHECK: nvgpu.mbarrier.arrive.expect_tx %{{.*}}, %c16384
+// CHECK: nvgpu.tma.async.load
+// CHECK: %[[FIRSTROW:.*]] = arith.addi %[[VIEWROW]], %{{.*}}
+// CHECK: nvgpu.tma.async.load %[[ROWS]][%{{.*}}, %[[FIRSTROW]]], %{{.*}} to %{{.*}} : {{.*}} -> memref<64x64xbf16, #gpu.address_space<workgroup>>
+// CHECK-NOT: vector.load
+// CHECK-NOT: nvvm.fence.proxy
+// CHECK: nvgpu.mbarrier.try_wait.parity
+// CHECK-NEXT: nvvm.wgmma.fence.aligned
+// CHECK-NOT: vector.load
+// CHECK-NOT: nvvm.fence.proxy
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+func.func @bf16_rows_in_place(%x: memref<256x64xbf16>, %w: memref<2x64x64xbf16>,
+                              %experts: memref<1xi32>, %y: memref<256x64xf32>) {
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %c64 = arith.constant 64 : index
+  %c128 = arith.constant 128 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c4, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c128, %sy = %c1, %sz = %c1) {
+    %row = arith.muli %bx, %c64 : index
+    %rows = memref.subview %x[%row, 0] [64, 64] [1, 1] : memref<256x64xbf16> to memref<64x64xbf16, strided<[64, 1], offset: ?>>
+    %out = memref.subview %y[%row, 0] [64, 64] [1, 1] : memref<256x64xf32> to memref<64x64xf32, strided<[64, 1], offset: ?>>
+    moe.grouped_matmul block_rows(64)
+        ins(%rows, %w, %experts : memref<64x64xbf16, strided<[64, 1], offset: ?>>, memref<2x64x64xbf16>, memref<1xi32>)
+        outs(%out : memref<64x64xf32, strided<[64, 1], offset: ?>>)
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// In place under a producer and two consumers (128-row blocks): one box
+// of 128 rows fills both consumers' A buffers (consecutive in the stage),
+// 16 KiB with the weights' 16 KiB; the producer gathers nothing.
+// CHECK-LABEL: func @in_place_two_consumers
+// CHECK: nvgpu.tma.create.descriptor {{.*}} -> <tensor = memref<128x64xbf16
+// CHECK: gpu.launch
+// CHECK: scf.if %{{.*}} {
+// CHECK-NOT: vector.store
+// CHECK:   nvgpu.mbarrier.arrive.expect_tx %{{.*}}, %c32768
+// CHECK:   nvgpu.tma.async.load
+// CHECK:   nvgpu.tma.async.load {{.*}} -> memref<128x64xbf16, #gpu.address_space<workgroup>>
+// CHECK: } else {
+// CHECK: nvvm.wgmma.mma_async
+func.func @in_place_two_consumers(%x: memref<128x64xbf16>,
+                                  %w: memref<2x128x64xbf16>,
+                                  %experts: memref<1xi32>,
+                                  %y: memref<128x128xf32>) {
+  %c1 = arith.constant 1 : index
+  %c384 = arith.constant 384 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c384, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(128)
+        ins(%x, %w, %experts : memref<128x64xbf16>, memref<2x128x64xbf16>, memref<1xi32>)
+        outs(%y : memref<128x128xf32>)
     gpu.terminator
   }
   return

@@ -14,9 +14,11 @@
 #include "CudaCalls.h"
 #include "moe/Runtime/CudaDriver.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <dlfcn.h>
 
 using namespace moe::runtime;
@@ -140,6 +142,29 @@ void tensorMaps() {
                                  0, box);
   std::printf("tensor map unloaded: %s\n",
               detail::takeCudaError().error().c_str());
+  // By value (a kernel's grid-constant parameter): the 128 bytes written to
+  // host memory, with no module loaded and nothing allocated on the device.
+  alignas(64) unsigned char map[128];
+  auto describe = [&](const char *what) {
+    Status encoded = detail::takeCudaError();
+    bool zeros = std::all_of(map, map + sizeof map,
+                             [](unsigned char c) { return c == 0; });
+    std::printf("tensor map %s: %s, %s, live %d\n", what,
+                encoded ? "ok" : encoded.error().c_str(),
+                zeros ? "zeros" : "encoded", liveObjects());
+  };
+  std::memset(map, 0xff, sizeof map);
+  mgpuTensorMapEncodeTiledMemrefInto(3, &weight, kBf16, 0, kSwizzle128,
+                                     kPromote256, 0, box, map);
+  describe("by value");
+  std::memset(map, 0xff, sizeof map);
+  mgpuTensorMapEncodeTiledMemrefInto(3, &weight, kBf16, 0, kSwizzle128,
+                                     kPromote256, 0, wide, map);
+  describe("by value box");
+  std::memset(map, 0xff, sizeof map);
+  mgpuTensorMapEncodeTiledMemrefInto(3, &empty, kBf16, 0, kSwizzle128,
+                                     kPromote256, 0, box, map);
+  describe("by value empty");
 }
 
 } // namespace

@@ -271,6 +271,65 @@ def MoEExternDynamicSharedMemoryPass
   }];
 }
 
+def MoEPassTensorMapsByValuePass
+    : Pass<"moe-pass-tensor-maps-by-value", "::mlir::ModuleOp"> {
+  let summary = "Pass TMA descriptors to kernels as grid-constant parameters";
+  let description = [{
+    Upstream's lowering of `nvgpu.tma.create.descriptor` calls
+    `mgpuTensorMapEncodeTiledMemref`, which returns a device copy of the
+    descriptor (128 bytes) that kernels then read from global memory. A
+    device copy is an allocation and a host-to-device copy: made once per
+    distinct descriptor and cached by the runtime, it suits a layer's
+    weights, not a buffer of the call (whose descriptor changes with T and
+    its address), and it cannot be made while a stream is captured into a
+    CUDA graph. This pass hands such descriptors to the kernel by value
+    instead, as CUTLASS's `__grid_constant__ const CUtensorMap` parameters
+    are: on the host, the call becomes
+    `mgpuTensorMapEncodeTiledMemrefInto`, which encodes the descriptor into
+    a 64-byte aligned stack slot of the host function, whose 128 bytes
+    (`!llvm.array<16 x i64>`) the launch passes; in the kernel, the
+    parameter becomes a pointer with `llvm.byval`, `llvm.align = 64` and
+    `nvvm.grid_constant`, so that the kernel reads the descriptor where
+    the launch put it (NVPTX takes its generic address with `cvta.param`)
+    and nothing is copied.
+
+    Runs on the whole module after `gpu-to-llvm`, when host and kernels are
+    in the LLVM dialect and a launch's operands are the kernel's parameters
+    one for one. A kernel parameter changes only when every launch of the
+    kernel passes it the result of `mgpuTensorMapEncodeTiledMemref` and the
+    kernel only reads through it (loads and TMA copies);
+    others are left alone. The declaration of
+    `mgpuTensorMapEncodeTiledMemref` goes once nothing calls it.
+
+    Example:
+
+    ```mlir
+    %map = llvm.call @mgpuTensorMapEncodeTiledMemref(%rank, %desc, %type,
+        %interleave, %swizzle, %promotion, %oob, %box) : (...) -> !llvm.ptr
+    gpu.launch_func @kernels::@tiles blocks in (...) threads in (...)
+        args(%map : !llvm.ptr)
+    ```
+
+    becomes
+
+    ```mlir
+    %slot = llvm.alloca %one x !llvm.array<16 x i64> {alignment = 64 : i64}
+        : (i64) -> !llvm.ptr    // in the entry block
+    llvm.call @mgpuTensorMapEncodeTiledMemrefInto(%rank, %desc, %type,
+        %interleave, %swizzle, %promotion, %oob, %box, %slot) : (...) -> ()
+    %bytes = llvm.load %slot : !llvm.ptr -> !llvm.array<16 x i64>
+    gpu.launch_func @kernels::@tiles blocks in (...) threads in (...)
+        args(%bytes : !llvm.array<16 x i64>)
+    ```
+
+    and the kernel's parameter
+    `!llvm.ptr {llvm.align = 64 : i64, llvm.byval = !llvm.array<16 x i64>,
+    nvvm.grid_constant}`.
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect",
+                           "::mlir::NVVM::NVVMDialect"];
+}
+
 def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
   let summary = "Run a bufferized function's loops as GPU kernels, its "
                 "buffers in device memory";
@@ -492,9 +551,19 @@ def MoELowerGroupedMatmulToWGMMAPass
       zeros outside) on the stage's mbarrier, issued by thread 0;
     - the threads gather the `[rows, 64]` A slice from the rows' sources
       (f32 rounded to bf16, zeros past the filled rows and past K) into
-      the same swizzled layout, then fence it for the async proxy;
+      the same swizzled layout, then fence it for the async proxy; or,
+      when the op has no row sources (the block's rows are the input's
+      own, e.g. the down projection's hidden rows) and its input is bf16,
+      a unit-stride view of all of K of a 2-d memref defined above the
+      launch with 16-byte aligned start and row stride, the `[rows, 64]`
+      box comes by TMA with the weights' (a descriptor of the whole
+      input, on the same mbarrier), and no thread touches A. Rows of a
+      block past its filled ones then hold what the input holds there
+      (zeros past its end): their products reach only their own
+      accumulator rows, which the epilogue does not write;
     - `stages` buffers (the ring) keep stages - 1 steps in flight; after
-      the mbarrier wait and a block barrier, four `nvvm.wgmma.mma_async`
+      the mbarrier wait (and, when the threads store A, a block
+      barrier), four `nvvm.wgmma.mma_async`
       m64nBNk16 per weight (both operands K-major in shared memory, f32
       accumulators) form one wgmma group; waiting for the previous group
       frees its buffers for the step stages - 1 ahead.
