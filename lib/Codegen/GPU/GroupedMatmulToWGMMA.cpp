@@ -72,6 +72,7 @@ constexpr int64_t kPartBytes = kPartRows * kRowBytes;
 /// The 128-byte swizzle repeats every 8 rows of 128 bytes; buffers start
 /// at multiples of it (the descriptors' base offset is then 0).
 constexpr int64_t kSwizzleAtomBytes = 1024;
+constexpr int64_t kSwizzleAtomRows = kSwizzleAtomBytes / kRowBytes;
 /// Elements per 16-byte chunk, and the chunks of a row a thread gathers
 /// (two threads per row).
 constexpr int64_t kChunkElements = 8;
@@ -111,13 +112,14 @@ struct WarpgroupPlan {
   /// on mbarriers; the consumers share each stage's weight boxes.
   bool specialized = false;
   SmallVector<TmaSource, 2> weights;
-  /// A's rows by TMA as well (boxes of the block's rows x 64 depths), when
-  /// they are the input's own rows (no row sources: e.g. the down
-  /// projection's hidden rows, in the plan's order) in bf16; else the
-  /// threads gather them.
+  /// A's rows by TMA as well, when they are the input's own rows (no row
+  /// sources: e.g. the down projection's hidden rows, in the plan's order)
+  /// in bf16; else the threads gather them. Boxes of 8 rows x 64 depths
+  /// (one swizzle atom), as many as cover the block's filled rows: at
+  /// decode a block's one filled row costs 1 KiB a step from L2, not the
+  /// 8 KiB of all 64.
   std::optional<TmaSource> input;
 
-  int64_t blockRows() const { return parts * kPartRows; }
   int64_t weightStageBytes() const { return columns * kRowBytes; }
   int64_t inputStageBytes() const { return parts * kPartBytes; }
   int64_t stageBytes() const {
@@ -410,6 +412,8 @@ private:
   Type accumulatorType;
   NVVM::MMAShapeAttr mmaShape;
   Value block, expert, firstRow, filledRows, depthBound, columns;
+  /// With `plan.input`: the 8-row boxes that cover the block's filled rows.
+  Value inputBoxes;
   /// Whether the input's rows start at 16-byte boundaries (chunks of 8 then
   /// load as vectors).
   bool alignedInputRows = false;
@@ -548,16 +552,20 @@ void WarpgroupMatmul::issueTmaLoads(OpBuilder &b, Location loc, Value step,
   Value firstDepth =
       arith::MulIOp::create(b, loc, step, indexConstant(b, loc, kStepDepth));
   // The weights: one TMA box [1, BN, 64] each, and with `plan.input` A's
-  // [block rows, 64], from thread 0, completing on the stage's barrier
-  // with their bytes.
+  // [8, 64] boxes, from thread 0, completing on the stage's barrier with
+  // their bytes.
   Value leader = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, thread,
                                        indexConstant(b, loc, 0));
   scf::IfOp::create(b, loc, leader, [&](OpBuilder &tb, Location tl) {
-    int64_t bytes =
-        static_cast<int64_t>(plan.weights.size()) * plan.weightStageBytes() +
-        (plan.input ? plan.inputStageBytes() : 0);
-    nvgpu::MBarrierArriveExpectTxOp::create(tb, tl, barriers,
-                                            indexConstant(tb, tl, bytes), stage,
+    Value bytes = indexConstant(
+        tb, tl,
+        static_cast<int64_t>(plan.weights.size()) * plan.weightStageBytes());
+    if (plan.input)
+      bytes = arith::AddIOp::create(
+          tb, tl, bytes,
+          arith::MulIOp::create(tb, tl, inputBoxes,
+                                indexConstant(tb, tl, kSwizzleAtomBytes)));
+    nvgpu::MBarrierArriveExpectTxOp::create(tb, tl, barriers, bytes, stage,
                                             /*predicate=*/Value());
     for (auto [w, source] : llvm::enumerate(plan.weights)) {
       ArrayRef<OpFoldResult> offsets = source.offsets;
@@ -574,28 +582,46 @@ void WarpgroupMatmul::issueTmaLoads(OpBuilder &b, Location loc, Value step,
                                     /*predicate=*/Value());
     }
     if (plan.input) {
-      // The block's rows at the step's depths: its parts' A buffers, which
-      // are consecutive in the stage.
+      // The block's filled rows at the step's depths, 8 at a time, into
+      // its parts' A buffers (consecutive in the stage): rows past the
+      // last box keep what they held, and multiply into rows the epilogue
+      // does not write.
       ArrayRef<OpFoldResult> offsets = plan.input->offsets;
-      auto at = [&](int64_t dim, Value local) -> Value {
-        Value offset = getValueOrCreateConstantIndexOp(tb, tl, offsets[dim]);
-        return arith::AddIOp::create(tb, tl, offset, local);
-      };
-      auto boxType =
-          MemRefType::get({plan.blockRows(), kStepDepth}, tb.getBF16Type(),
-                          MemRefLayoutAttrInterface(),
-                          gpu::AddressSpaceAttr::get(
-                              tb.getContext(), gpu::AddressSpace::Workgroup));
-      Value offset = arith::MulIOp::create(
+      Value depth = arith::AddIOp::create(
+          tb, tl, getValueOrCreateConstantIndexOp(tb, tl, offsets[1]),
+          firstDepth);
+      Value rowBase = arith::AddIOp::create(
+          tb, tl, getValueOrCreateConstantIndexOp(tb, tl, offsets[0]),
+          firstRow);
+      auto boxType = MemRefType::get(
+          {kSwizzleAtomRows, kStepDepth}, tb.getBF16Type(),
+          MemRefLayoutAttrInterface(),
+          gpu::AddressSpaceAttr::get(tb.getContext(),
+                                     gpu::AddressSpace::Workgroup));
+      Value stageStart = arith::MulIOp::create(
           tb, tl, stage, indexConstant(tb, tl, plan.stageBytes()));
-      Value buffer =
-          memref::ViewOp::create(tb, tl, boxType, shared, offset, ValueRange{});
-      // Coordinates innermost first: depth, row.
-      SmallVector<Value> coordinates = {at(1, firstDepth), at(0, firstRow)};
-      nvgpu::TmaAsyncLoadOp::create(tb, tl, buffer, barriers, inputDescriptor,
-                                    coordinates, stage,
-                                    /*multicastMask=*/Value(),
-                                    /*predicate=*/Value());
+      scf::ForOp::create(
+          tb, tl, indexConstant(tb, tl, 0), inputBoxes,
+          indexConstant(tb, tl, 1), ValueRange{},
+          [&](OpBuilder &gb, Location gl, Value box, ValueRange) {
+            Value offset = arith::AddIOp::create(
+                gb, gl, stageStart,
+                arith::MulIOp::create(
+                    gb, gl, box, indexConstant(gb, gl, kSwizzleAtomBytes)));
+            Value buffer = memref::ViewOp::create(gb, gl, boxType, shared,
+                                                  offset, ValueRange{});
+            Value row = arith::AddIOp::create(
+                gb, gl, rowBase,
+                arith::MulIOp::create(gb, gl, box,
+                                      indexConstant(gb, gl, kSwizzleAtomRows)));
+            // Coordinates innermost first: depth, row.
+            nvgpu::TmaAsyncLoadOp::create(gb, gl, buffer, barriers,
+                                          inputDescriptor,
+                                          ValueRange{depth, row}, stage,
+                                          /*multicastMask=*/Value(),
+                                          /*predicate=*/Value());
+            scf::YieldOp::create(gb, gl);
+          });
     }
     scf::YieldOp::create(tb, tl);
   });
@@ -991,6 +1017,10 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
             bb, bl, owned,
             [&](OpBuilder &ob, Location ol) {
               filledRows = op.loadFilledRows(ob, ol, block);
+              if (plan.input)
+                inputBoxes = arith::CeilDivUIOp::create(
+                    ob, ol, filledRows,
+                    indexConstant(ob, ol, kSwizzleAtomRows));
               firstRow = arith::MulIOp::create(
                   ob, ol, block, indexConstant(ob, ol, plan.parts * kPartRows));
               Value slotEnd = arith::AddIOp::create(ob, ol, slotBase, steps);
@@ -1132,7 +1162,7 @@ struct MoELowerGroupedMatmulToWGMMAPass
       }
       // The descriptors, on the host before the launch, 128-byte swizzled,
       // zeros outside: the weights' boxes of one expert x BN columns x 64
-      // depths, the input rows' of the block's rows x 64 depths.
+      // depths, the input rows' of 8 rows x 64 depths.
       auto describe = [&](Value root, ArrayRef<int64_t> boxShape) -> Value {
         Value &descriptor = created[{launch.getOperation(), root,
                                      boxShape[boxShape.size() - 2]}];
@@ -1169,7 +1199,7 @@ struct MoELowerGroupedMatmulToWGMMAPass
       Value inputDescriptor;
       if (plan->input)
         inputDescriptor =
-            describe(plan->input->root, {plan->blockRows(), kStepDepth});
+            describe(plan->input->root, {kSwizzleAtomRows, kStepDepth});
       // The launch's dynamic shared memory: the largest tile's.
       {
         OpBuilder lb(launch);

@@ -385,22 +385,32 @@ func.func @bf16_rows(%x: memref<64x64xbf16>, %w: memref<2x64x64xbf16>,
 
 // bf16 rows read in place (no row sources: the block's rows are the
 // input's own, as the down projection reads the hidden rows): A comes by
-// TMA too, a box of the block's 64 rows x 64 depths from a descriptor of
-// the whole input (the view's rows from the block id), at (depth, first
-// row), completing on the stage's mbarrier with the weights' box (8 KiB
-// each). No thread loads or stores A, nothing is fenced, and no block
-// barrier stands between the mbarrier wait and the wgmma group.
+// TMA too, from a descriptor of the whole input with boxes of 8 rows x 64
+// depths (one swizzle atom), as many per step as cover the block's filled
+// rows (here all 64: 8), each at (depth, first row + 8 i) into the stage's
+// A buffer + 1 KiB i, completing on the stage's mbarrier with the weights'
+// box: thread 0 expects 8 KiB + 1 KiB per box. No thread loads or stores
+// A, nothing is fenced, and no block barrier stands between the mbarrier
+// wait and the wgmma group.
 // CHECK-LABEL: func @bf16_rows_in_place
 // CHECK: nvgpu.tma.create.descriptor {{.*}} -> <tensor = memref<1x64x64xbf16
 // CHECK: %[[CAST:.*]] = memref.cast %{{.*}} : memref<256x64xbf16> to memref<*xbf16>
-// CHECK: %[[ROWS:.*]] = nvgpu.tma.create.descriptor %[[CAST]] box[%c64{{.*}}, %c64{{.*}}] : memref<*xbf16> -> <tensor = memref<64x64xbf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b, l2promo = l2promo_256b, oob = zero, interleave = none>
+// CHECK: %[[ROWS:.*]] = nvgpu.tma.create.descriptor %[[CAST]] box[%c8{{.*}}, %c64{{.*}}] : memref<*xbf16> -> <tensor = memref<8x64xbf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b, l2promo = l2promo_256b, oob = zero, interleave = none>
 // CHECK: gpu.launch blocks(%[[BX:[a-z0-9]+]],
 // CHECK: %[[VIEWROW:.*]] = arith.muli %[[BX]], %c64
+// CHECK: %[[BOXES:.*]] = arith.ceildivui %{{.*}}, %c8
 // CHECK-NOT: vector.load
-// CHECK: nvgpu.mbarrier.arrive.expect_tx %{{.*}}, %c16384
+// CHECK: %[[BOXBYTES:.*]] = arith.muli %[[BOXES]], %c1024
+// CHECK: %[[BYTES:.*]] = arith.addi %c8192{{.*}}, %[[BOXBYTES]]
+// CHECK: nvgpu.mbarrier.arrive.expect_tx %{{.*}}, %[[BYTES]]
 // CHECK: nvgpu.tma.async.load
-// CHECK: %[[FIRSTROW:.*]] = arith.addi %[[VIEWROW]], %{{.*}}
-// CHECK: nvgpu.tma.async.load %[[ROWS]][%{{.*}}, %[[FIRSTROW]]], %{{.*}} to %{{.*}} : {{.*}} -> memref<64x64xbf16, #gpu.address_space<workgroup>>
+// CHECK: %[[ROWBASE:.*]] = arith.addi %[[VIEWROW]], %{{.*}}
+// CHECK: scf.for %[[BOX:.*]] = %{{.*}} to %[[BOXES]]
+// CHECK:   %[[SHIFT:.*]] = arith.muli %[[BOX]], %c1024
+// CHECK:   memref.view %{{.*}} : memref<{{[0-9]+}}xi8, #gpu.address_space<workgroup>> to memref<8x64xbf16, #gpu.address_space<workgroup>>
+// CHECK:   %[[BOXROW:.*]] = arith.muli %[[BOX]], %c8
+// CHECK:   %[[ROW:.*]] = arith.addi %[[ROWBASE]], %[[BOXROW]]
+// CHECK:   nvgpu.tma.async.load %[[ROWS]][%{{.*}}, %[[ROW]]], %{{.*}} to %{{.*}} : {{.*}} -> memref<8x64xbf16, #gpu.address_space<workgroup>>
 // CHECK-NOT: vector.load
 // CHECK-NOT: nvvm.fence.proxy
 // CHECK: nvgpu.mbarrier.try_wait.parity
@@ -429,17 +439,21 @@ func.func @bf16_rows_in_place(%x: memref<256x64xbf16>, %w: memref<2x64x64xbf16>,
 
 // -----
 
-// In place under a producer and two consumers (128-row blocks): one box
-// of 128 rows fills both consumers' A buffers (consecutive in the stage),
-// 16 KiB with the weights' 16 KiB; the producer gathers nothing.
+// In place under a producer and two consumers (128-row blocks): the
+// boxes of 8 rows fill both consumers' A buffers (consecutive in the
+// stage), up to 16 of them, with the weights' 16 KiB; the producer gathers
+// nothing.
 // CHECK-LABEL: func @in_place_two_consumers
-// CHECK: nvgpu.tma.create.descriptor {{.*}} -> <tensor = memref<128x64xbf16
+// CHECK: nvgpu.tma.create.descriptor {{.*}} -> <tensor = memref<8x64xbf16
 // CHECK: gpu.launch
+// CHECK: arith.ceildivui %{{.*}}, %c8
 // CHECK: scf.if %{{.*}} {
 // CHECK-NOT: vector.store
-// CHECK:   nvgpu.mbarrier.arrive.expect_tx %{{.*}}, %c32768
+// CHECK:   arith.addi %c16384{{.*}}, %{{.*}}
+// CHECK:   nvgpu.mbarrier.arrive.expect_tx
 // CHECK:   nvgpu.tma.async.load
-// CHECK:   nvgpu.tma.async.load {{.*}} -> memref<128x64xbf16, #gpu.address_space<workgroup>>
+// CHECK:   scf.for
+// CHECK:     nvgpu.tma.async.load {{.*}} -> memref<8x64xbf16, #gpu.address_space<workgroup>>
 // CHECK: } else {
 // CHECK: nvvm.wgmma.mma_async
 func.func @in_place_two_consumers(%x: memref<128x64xbf16>,

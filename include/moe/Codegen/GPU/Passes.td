@@ -555,11 +555,12 @@ def MoELowerGroupedMatmulToWGMMAPass
       when the op has no row sources (the block's rows are the input's
       own, e.g. the down projection's hidden rows) and its input is bf16,
       a unit-stride view of all of K of a 2-d memref defined above the
-      launch with 16-byte aligned start and row stride, the `[rows, 64]`
-      box comes by TMA with the weights' (a descriptor of the whole
-      input, on the same mbarrier), and no thread touches A. Rows of a
-      block past its filled ones then hold what the input holds there
-      (zeros past its end): their products reach only their own
+      launch with 16-byte aligned start and row stride, A comes by TMA
+      with the weights (a descriptor of the whole input, on the same
+      mbarrier, the expected bytes counted at run time) in boxes of 8
+      rows x 64 depths (one swizzle atom), as many as cover the block's
+      filled rows, and no thread touches A. Rows past the last box hold
+      whatever the buffer held: their products reach only their own
       accumulator rows, which the epilogue does not write;
     - `stages` buffers (the ring) keep stages - 1 steps in flight; after
       the mbarrier wait (and, when the threads store A, a block
