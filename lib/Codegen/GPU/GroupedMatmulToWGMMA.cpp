@@ -557,9 +557,9 @@ void WarpgroupMatmul::issueTmaLoads(OpBuilder &b, Location loc, Value step,
   Value leader = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, thread,
                                        indexConstant(b, loc, 0));
   scf::IfOp::create(b, loc, leader, [&](OpBuilder &tb, Location tl) {
-    Value bytes = indexConstant(
-        tb, tl,
-        static_cast<int64_t>(plan.weights.size()) * plan.weightStageBytes());
+    Value bytes = indexConstant(tb, tl,
+                                static_cast<int64_t>(plan.weights.size()) *
+                                    plan.weightStageBytes());
     if (plan.input)
       bytes = arith::AddIOp::create(
           tb, tl, bytes,
@@ -593,11 +593,11 @@ void WarpgroupMatmul::issueTmaLoads(OpBuilder &b, Location loc, Value step,
       Value rowBase = arith::AddIOp::create(
           tb, tl, getValueOrCreateConstantIndexOp(tb, tl, offsets[0]),
           firstRow);
-      auto boxType = MemRefType::get(
-          {kSwizzleAtomRows, kStepDepth}, tb.getBF16Type(),
-          MemRefLayoutAttrInterface(),
-          gpu::AddressSpaceAttr::get(tb.getContext(),
-                                     gpu::AddressSpace::Workgroup));
+      auto boxType =
+          MemRefType::get({kSwizzleAtomRows, kStepDepth}, tb.getBF16Type(),
+                          MemRefLayoutAttrInterface(),
+                          gpu::AddressSpaceAttr::get(
+                              tb.getContext(), gpu::AddressSpace::Workgroup));
       Value stageStart = arith::MulIOp::create(
           tb, tl, stage, indexConstant(tb, tl, plan.stageBytes()));
       scf::ForOp::create(
