@@ -77,6 +77,10 @@ void moe::addTiledProgramPasses(OpPassManager &pm,
 
   // Tensors to buffers. Function boundaries get identity layouts so entry
   // points take plain row-major descriptors.
+  // A device-io entry's results are written into its output arguments:
+  // the tensor.empty each one's last producer fills becomes the argument.
+  if (options.deviceIO)
+    pm.addPass(bufferization::createEmptyTensorEliminationPass());
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
   bufferize.functionBoundaryTypeConversion =

@@ -4,10 +4,12 @@
 // inputs and returns its results as device memory and waits for nothing
 // before its end. BoundEntry::runOnDevice calls it on the caller's stream
 // (detail::CallStream: the module's stream calls get that stream, its one
-// wait is left to the caller), copies its results into the caller's
-// buffers on that stream and frees what the call allocated in the
-// stream's order: nothing waits, so a stream being captured into a CUDA
-// graph captures the whole call.
+// wait is left to the caller), passes the caller's buffers for its
+// results as its output arguments (the entry writes them in place),
+// copies a result that is elsewhere into the caller's buffer on that
+// stream and frees what the call allocated in the stream's order: nothing
+// waits, so a stream being captured into a CUDA graph captures the whole
+// call.
 //
 //===----------------------------------------------------------------------===//
 
@@ -60,6 +62,17 @@ Status BoundEntry::runOnDevice(const std::vector<const void *> &inputs,
     return counts;
   if (tokens < 0)
     return Status::failure(entry + ": " + std::to_string(tokens) + " tokens");
+  std::vector<size_t> outputBytes;
+  for (size_t r = 0; r < outputs.size(); ++r) {
+    std::string label = outputLabel(r);
+    std::optional<int64_t> numBytes =
+        checkedByteSize(resultShape(r, tokens), elementTypeSize(resultType(r)));
+    if (!numBytes)
+      return Status::failure(label + " is too large");
+    if (*numBytes != 0 && !outputs[r])
+      return Status::failure(label + " is a null pointer");
+    outputBytes.push_back(static_cast<size_t>(*numBytes));
+  }
   const ManifestEntry &spec = this->spec();
   DescriptorBlock args;
   size_t nextInput = 0;
@@ -75,6 +88,11 @@ Status BoundEntry::runOnDevice(const std::vector<const void *> &inputs,
       if (*numBytes != 0 && !inputs[index])
         return Status::failure(inputLabel(index) + " is a null pointer");
       data = *numBytes ? inputs[index] : emptyBufferAddress();
+    } else if (spec.args[i].kind == ArgKind::Output) {
+      // The entry writes its result into the caller's buffer.
+      size_t result = static_cast<size_t>(spec.args[i].result);
+      sizes = resultShape(result, tokens);
+      data = outputBytes[result] ? outputs[result] : emptyBufferAddress();
     } else {
       sizes = spec.args[i].shape;
       data = weights[i].data;
@@ -83,17 +101,6 @@ Status BoundEntry::runOnDevice(const std::vector<const void *> &inputs,
       return Status::failure(entry + ": argument " + std::to_string(i) +
                              " of shape " + formatShape(sizes) +
                              " has strides that do not fit int64");
-  }
-  std::vector<size_t> outputBytes;
-  for (size_t r = 0; r < outputs.size(); ++r) {
-    std::string label = outputLabel(r);
-    std::optional<int64_t> numBytes =
-        checkedByteSize(resultShape(r, tokens), elementTypeSize(resultType(r)));
-    if (!numBytes)
-      return Status::failure(label + " is too large");
-    if (*numBytes != 0 && !outputs[r])
-      return Status::failure(label + " is a null pointer");
-    outputBytes.push_back(static_cast<size_t>(*numBytes));
   }
   Status fits = checkWorkingMemory(tokens);
   if (!fits)
@@ -134,7 +141,9 @@ Status BoundEntry::runOnDevice(const std::vector<const void *> &inputs,
       auto *source =
           static_cast<char *>(view.aligned) +
           view.offset * static_cast<int64_t>(elementTypeSize(resultType(r)));
-      mgpuMemcpy(outputs[r], source, outputBytes[r], stream);
+      // A result written in place (an output argument) needs no copy.
+      if (source != outputs[r])
+        mgpuMemcpy(outputs[r], source, outputBytes[r], stream);
     }
   }
   setCurrentCudaDevice(previousDevice);

@@ -100,7 +100,8 @@ bool ManifestEntry::sameSignature(const ManifestEntry &other) const {
     const std::vector<int64_t> &boundB =
         b.isPacked() ? b.packingShape : b.shape;
     if (a.kind != b.kind || a.type != b.type || boundA != boundB ||
-        a.weightName != b.weightName || a.format != b.format)
+        a.weightName != b.weightName || a.format != b.format ||
+        a.result != b.result)
       return false;
   }
   for (size_t i = 0; i < results.size(); ++i)
@@ -116,6 +117,9 @@ namespace {
 class ManifestReader {
   /// The `parallel` ranks, once read (0 before or without).
   int64_t mpiRanks = 0;
+  /// Whether the module runs on its caller's device buffers ("gpu": {"io":
+  /// "device"}), once read.
+  bool deviceIO = false;
 
 public:
   /// Reads the root object into `manifest`.
@@ -210,7 +214,7 @@ private:
       if (io != "host" && io != "device")
         return fail("gpu",
                     "'io' must be host or device, got '" + printable(io) + "'");
-      manifest.gpuDeviceIO = io == "device";
+      manifest.gpuDeviceIO = deviceIO = io == "device";
     }
     if (manifest.gpuApi != "cuda")
       return fail("gpu", "unsupported GPU API '" + printable(manifest.gpuApi) +
@@ -371,10 +375,10 @@ private:
 
   bool readArg(const JsonValue &value, const std::string &where,
                ManifestArg &arg) {
-    if (!expectObject(
-            value, where,
-            {"kind", "dtype", "shape", "name", "packing", "format", "experts"},
-            {"kind", "dtype", "shape"}))
+    if (!expectObject(value, where,
+                      {"kind", "dtype", "shape", "name", "packing", "format",
+                       "experts", "result"},
+                      {"kind", "dtype", "shape"}))
       return false;
     std::string kind;
     if (!readString(value, "kind", where, kind))
@@ -383,23 +387,39 @@ private:
       arg.kind = ArgKind::Input;
     else if (kind == "weight")
       arg.kind = ArgKind::Weight;
+    else if (kind == "output")
+      arg.kind = ArgKind::Output;
     else
       return fail(where, "unsupported kind '" + printable(kind) +
-                             "' (expected input or weight)");
+                             "' (expected input, weight or output)");
     if (!readType(value, where, arg.type) ||
         !readShape(value, where, arg.shape))
       return false;
+    if (arg.kind != ArgKind::Weight) {
+      for (const char *key : {"name", "packing", "format", "experts"})
+        if (value.find(key))
+          return fail(where, "an " + kind + " has no '" + key + "'");
+    }
     if (arg.kind == ArgKind::Input) {
-      if (value.find("name"))
-        return fail(where, "an input has no 'name'");
-      if (value.find("packing"))
-        return fail(where, "an input has no 'packing'");
-      if (value.find("format"))
-        return fail(where, "an input has no 'format'");
-      if (value.find("experts"))
-        return fail(where, "an input has no 'experts'");
+      if (value.find("result"))
+        return fail(where, "an input has no 'result'");
       return true;
     }
+    if (arg.kind == ArgKind::Output) {
+      // Only a device-io module's caller passes device buffers to write.
+      if (!deviceIO)
+        return fail(where, "an output argument needs a module with "
+                           "\"gpu\": {\"io\": \"device\"}");
+      const JsonValue *result = value.find("result");
+      if (!result)
+        return fail(where, "missing key 'result' of an output");
+      if (!result->isInt() || result->getInt() < 0)
+        return fail(where, "'result' must be a result's index");
+      arg.result = result->getInt();
+      return true;
+    }
+    if (value.find("result"))
+      return fail(where, "a weight has no 'result'");
     if (!value.find("name"))
       return fail(where, "missing key 'name' of a weight");
     if (!readString(value, "name", where, arg.weightName))
@@ -543,6 +563,28 @@ private:
                       where + ".results[" + std::to_string(i) + "]", result))
         return false;
       entry.results.push_back(std::move(result));
+    }
+    // Each output receives one result, of its type.
+    std::vector<bool> received(entry.results.size(), false);
+    for (size_t i = 0; i < entry.args.size(); ++i) {
+      const ManifestArg &arg = entry.args[i];
+      if (arg.kind != ArgKind::Output)
+        continue;
+      std::string at = where + ".args[" + std::to_string(i) + "]";
+      if (arg.result >= static_cast<int64_t>(entry.results.size()))
+        return fail(at, "'result' " + std::to_string(arg.result) +
+                            " is not a result of the entry (it has " +
+                            std::to_string(entry.results.size()) + ")");
+      const ManifestResult &result = entry.results[arg.result];
+      if (arg.type != result.type || arg.shape != result.shape)
+        return fail(at,
+                    "an output of type " + formatArgType(arg.type, arg.shape) +
+                        " for result " + std::to_string(arg.result) +
+                        " of type " + formatArgType(result.type, result.shape));
+      if (received[arg.result])
+        return fail(at,
+                    "a second output for result " + std::to_string(arg.result));
+      received[arg.result] = true;
     }
     return true;
   }

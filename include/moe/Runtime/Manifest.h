@@ -50,6 +50,10 @@ enum class ArgKind {
   Input,
   /// A checkpoint tensor (or a stack of them) bound once.
   Weight,
+  /// The caller's buffer for a result, passed at every call: the entry
+  /// writes the result into it (destination-passing style; modules
+  /// compiled with device-io) and returns it.
+  Output,
 };
 
 /// One argument of an entry point.
@@ -57,8 +61,10 @@ enum class ArgKind {
 enum class WeightFormat : uint8_t { Plain, Mxfp4, E8m0 };
 
 struct ManifestArg {
-  /// Input or weight.
+  /// Input, weight or output.
   ArgKind kind = ArgKind::Input;
+  /// An output: the index of the entry's result it receives.
+  int64_t result = -1;
   /// The element type.
   ElementType type = ElementType::F32;
   /// The dimensions; -1 is dynamic.

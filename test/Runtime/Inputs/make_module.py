@@ -31,6 +31,20 @@ def y_result() -> dict:
     return {"dtype": "f32", "shape": [-1, H]}
 
 
+def out_arg(**fields) -> dict:
+    """An output argument (device-io entries in destination-passing style)."""
+    return dict({"kind": "output", "dtype": "f32", "shape": [-1, H],
+                 "result": 0}, **fields)
+
+
+def device_io(*args: dict) -> Callable[[], dict]:
+    """A device-io CUDA module whose entry takes `args` after x and w."""
+    return lambda: {"version": 1,
+                    "gpu": {"api": "cuda", "chip": "sm_90", "io": "device"},
+                    "entries": [entry("forward", [x_arg(), w_arg(), *args],
+                                      symbol="gpu_forward_device")]}
+
+
 def entry(name: str, args: List[dict], parallel: bool = True,
           symbol: str = None, results: List[dict] = None) -> dict:
     return {"name": name, "symbol": "_mlir_ciface_" + (symbol or name),
@@ -251,6 +265,17 @@ MANIFESTS: Dict[str, Callable[[], object]] = {
                                       "io": "device"},
                               "entries": [entry("forward", [x_arg(), w_arg()],
                                                 symbol="gpu_forward_device")]},
+    # Output arguments: only in device-io modules, each for one result of
+    # its type.
+    "output-on-host": edit(lambda m: forward(m)["args"].append(out_arg())),
+    "output-no-result": device_io(
+        {k: v for k, v in out_arg().items() if k != "result"}),
+    "output-bad-result": device_io(out_arg(result=1)),
+    "output-negative-result": device_io(out_arg(result=-1)),
+    "output-wrong-shape": device_io(out_arg(shape=[-1, H + 1])),
+    "output-twice": device_io(out_arg(), out_arg()),
+    "output-with-name": device_io(out_arg(name="y")),
+    "input-with-result": edit(set_in(FORWARD_ARGS + [0, "result"], 0)),
     "gpu-api": lambda: {"version": 1, "gpu": {"api": "rocm",
                                               "chip": "gfx942"},
                         "entries": []},

@@ -11,6 +11,7 @@
 #include "moe/Version.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -104,21 +105,60 @@ bool isTokenParallel(func::FuncOp func) {
           weightOnly.insert(op->result_begin(), op->result_end());
           return WalkResult::skip();
         } else
-          local = isa<DispatchOp, ExpertMatmulOp, CombineOp, func::ReturnOp,
-                      arith::ConstantOp>(op);
+          local =
+              isa<DispatchOp, ExpertMatmulOp, CombineOp, func::ReturnOp,
+                  arith::ConstantOp, bufferization::MaterializeInDestinationOp>(
+                  op);
         return local ? WalkResult::advance() : WalkResult::interrupt();
       });
   return !result.wasInterrupted();
 }
 
-FailureOr<llvm::json::Object> describeEntry(func::FuncOp func) {
+/// Device-io entries in destination-passing style: each result gets an
+/// argument of its type, the caller's buffer, into which the entry writes
+/// it (`bufferization.materialize_in_destination`, which bufferization
+/// turns into the result's producer writing there) and which it returns.
+/// Maps each such argument to its result.
+FailureOr<llvm::DenseMap<unsigned, unsigned>>
+addOutputArguments(func::FuncOp func) {
+  llvm::DenseMap<unsigned, unsigned> outputs;
+  SmallVector<BlockArgument> destinations;
+  for (auto [index, type] : llvm::enumerate(func.getResultTypes())) {
+    if (!llvm::isa<RankedTensorType>(type))
+      return func.emitError() << "entry point result " << index
+                              << " must be a ranked tensor, got " << type;
+    unsigned position = func.getNumArguments();
+    if (failed(func.insertArgument(position, type, /*argAttrs=*/{},
+                                   func.getLoc())))
+      return failure();
+    outputs[position] = index;
+    destinations.push_back(func.getArgument(position));
+  }
+  func.walk([&](func::ReturnOp ret) {
+    OpBuilder b(ret);
+    for (OpOperand &operand : ret->getOpOperands())
+      operand.set(bufferization::MaterializeInDestinationOp::create(
+                      b, ret.getLoc(), operand.get(),
+                      destinations[operand.getOperandNumber()])
+                      .getResult());
+  });
+  return outputs;
+}
+
+FailureOr<llvm::json::Object>
+describeEntry(func::FuncOp func,
+              const llvm::DenseMap<unsigned, unsigned> &outputs) {
   llvm::json::Array args;
   for (auto [index, type] : llvm::enumerate(func.getArgumentTypes())) {
     std::string what = "argument " + std::to_string(index);
     FailureOr<llvm::json::Object> arg = describeTensor(func, type, what);
     if (failed(arg))
       return failure();
-    if (auto name = func.getArgAttrOfType<StringAttr>(index, kWeightAttrName)) {
+    if (auto output = outputs.find(index); output != outputs.end()) {
+      (*arg)["kind"] = "output";
+      (*arg)["result"] = static_cast<int64_t>(output->second);
+    } else if (auto name =
+                   func.getArgAttrOfType<StringAttr>(index, kWeightAttrName)) {
       (*arg)["kind"] = "weight";
       (*arg)["name"] = name.getValue();
       // Checked by the dialect's argument-attribute verifier.
@@ -197,15 +237,24 @@ struct MoEExportEntriesPass
       if (!func.isPublic() || func.isExternal() ||
           packingFunctions.contains(func.getSymName()))
         continue;
-      FailureOr<llvm::json::Object> entry = describeEntry(func);
+      llvm::DenseMap<unsigned, unsigned> outputs;
+      if (deviceIO) {
+        FailureOr<llvm::DenseMap<unsigned, unsigned>> added =
+            addOutputArguments(func);
+        if (failed(added))
+          return signalPassFailure();
+        outputs = std::move(*added);
+      }
+      FailureOr<llvm::json::Object> entry = describeEntry(func, outputs);
       if (failed(entry))
         return signalPassFailure();
       entries.push_back(std::move(*entry));
       // The manifest holds the bindings now; LLVM translation has no use
       // for them.
       // Arguments are the caller's buffers (inputs, weights in a read-only
-      // checkpoint mapping): bufferization must never write into them.
-      // On a GPU, moe-map-to-gpu still needs to know the weights.
+      // checkpoint mapping): bufferization must never write into them,
+      // but for the outputs it writes the results into. On a GPU,
+      // moe-map-to-gpu still needs to know the weights.
       for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i) {
         if (chip.empty())
           func.removeArgAttr(i, kWeightAttrName);
@@ -213,7 +262,7 @@ struct MoEExportEntriesPass
         func.removeArgAttr(i, kWeightFormatAttrName);
         func.removeArgAttr(i, kExpertWindowAttrName);
         func.setArgAttr(i, "bufferization.writable",
-                        BoolAttr::get(&getContext(), false));
+                        BoolAttr::get(&getContext(), outputs.contains(i)));
       }
       func->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(),
                     UnitAttr::get(&getContext()));

@@ -196,9 +196,16 @@ def MoEExportEntriesPass : Pass<"moe-export-entries", "::mlir::ModuleOp"> {
     With `device-io` as well, the manifest says `"io": "device"`: the
     entries' inputs and results are device memory and a call is enqueued
     on its caller's stream (`moe-map-to-gpu device-io` builds such
-    functions).
+    functions). The entries are then in destination-passing style: each
+    result gets a last argument of its type (`"kind": "output"`,
+    `"result": <index>` in the manifest, `bufferization.writable`), the
+    caller's buffer, and the entry returns
+    `bufferization.materialize_in_destination` of the result in it, so
+    that the layer's last kernel writes into the caller's buffer (after
+    `eliminate-empty-tensors`) instead of a buffer the caller copies from.
   }];
-  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect",
+                           "::mlir::bufferization::BufferizationDialect"];
   let options = [
     Option<"cudaChip", "cuda-chip", "std::string", /*default=*/"\"\"",
            "The CUDA architecture the module's kernels are compiled for "
