@@ -136,8 +136,11 @@ def main() -> None:
         make_inputs.npy_header("<f4", False, (2, 2), version=(2, 0)) +
         bytes(16),
     ]
+    # A device-io module's entry with an output argument (manifests only:
+    # the binding harness binds CPU entries).
     corpora["manifest"] = [json.dumps(m).encode()
-                           for m in manifests().values()]
+                           for m in manifests().values()] + [
+        json.dumps(make_module.device_io(make_module.out_arg())()).encode()]
     checkpoint = module_checkpoint()
     corpora["binding"] = [
         provider_string(json.dumps(with_kernel_symbols(m)).encode()) +
