@@ -77,10 +77,14 @@ void moe::addTiledProgramPasses(OpPassManager &pm,
 
   // Tensors to buffers. Function boundaries get identity layouts so entry
   // points take plain row-major descriptors.
-  // A device-io entry's results are written into its output arguments:
-  // the tensor.empty each one's last producer fills becomes the argument.
-  if (options.deviceIO)
-    pm.addPass(bufferization::createEmptyTensorEliminationPass());
+  // No writer of a filled tensor copies another's (CSE merged the fills),
+  // and a tensor.empty a producer fills before it is inserted into a
+  // larger tensor (or, for a device-io entry's result, materialized in its
+  // output argument) becomes that part of the destination: bufferization
+  // then writes in place instead of copying, which on a GPU would run in
+  // one thread.
+  pm.addPass(moe::createMoECloneSharedFillsPass());
+  pm.addPass(bufferization::createEmptyTensorEliminationPass());
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
   bufferize.functionBoundaryTypeConversion =

@@ -216,6 +216,48 @@ def MoEExportEntriesPass : Pass<"moe-export-entries", "::mlir::ModuleOp"> {
   ];
 }
 
+def MoECloneSharedFillsPass : Pass<"moe-clone-shared-fills"> {
+  let summary = "Give each in-place writer of a filled tensor a fill of its "
+                "own";
+  let description = [{
+    Where the result of a `linalg.fill` of a `tensor.empty` is written in
+    place by more than one op (a destination operand: `outs`, a forall's
+    `shared_outs`, an insertion's destination; a loop's initial value),
+    each of them but one gets a copy of the empty tensor and the fill, made
+    just before it. CSE merges identical empty tensors and fills (a routing
+    plan's zeroed counts per chunk of tokens, built for the counts and
+    again for their offsets), and one-shot bufferization would then give
+    every writer but the first a copy of the first one's buffer: an
+    allocation and a copy, which on a GPU run in the routing block's one
+    thread, element after element (DeepSeek-V3's 64 x 256 counts at
+    T = 4096), where a fill is a parallel loop over all threads. Fills of
+    other tensors, and fills read by one op only, are left alone. Runs
+    before bufferization.
+
+    Example:
+
+    ```mlir
+    %e = tensor.empty(%n) : tensor<?x256xi32>
+    %z = linalg.fill ins(%c0 : i32) outs(%e : tensor<?x256xi32>) -> tensor<?x256xi32>
+    %a = scf.forall (%i) in (%n) shared_outs(%o = %z) -> (tensor<?x256xi32>) { ... }
+    %b = scf.forall (%j) in (256) shared_outs(%o = %z) -> (tensor<?x256xi32>) { ... }
+    ```
+
+    becomes
+
+    ```mlir
+    %e = tensor.empty(%n) : tensor<?x256xi32>
+    %z = linalg.fill ins(%c0 : i32) outs(%e : tensor<?x256xi32>) -> tensor<?x256xi32>
+    %a = scf.forall (%i) in (%n) shared_outs(%o = %z) -> (tensor<?x256xi32>) { ... }
+    %e2 = tensor.empty(%n) : tensor<?x256xi32>
+    %z2 = linalg.fill ins(%c0 : i32) outs(%e2 : tensor<?x256xi32>) -> tensor<?x256xi32>
+    %b = scf.forall (%j) in (256) shared_outs(%o = %z2) -> (tensor<?x256xi32>) { ... }
+    ```
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def MoEFormGroupedMatmulPass : Pass<"moe-form-grouped-matmul"> {
   let summary = "Rewrite block-aligned expert matmuls into moe.grouped_matmul";
   let description = [{
