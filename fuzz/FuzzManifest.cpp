@@ -57,8 +57,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_CHECK(entry.args.size() <= kMaxEntryArgs, "too many arguments");
     for (const ManifestArg &arg : entry.args) {
       checkShape(arg.shape);
-      FUZZ_CHECK(arg.kind == ArgKind::Input || !arg.weightName.empty(),
-                 "weight without a name");
+      FUZZ_CHECK((arg.kind == ArgKind::Weight) == !arg.weightName.empty(),
+                 "a weight without a name, or a name on another argument");
+      // Outputs: in device-io modules, each for one result of its type.
+      if (arg.kind == ArgKind::Output) {
+        FUZZ_CHECK(manifest->gpuDeviceIO, "an output in a host-io module");
+        FUZZ_CHECK(arg.result >= 0 &&
+                       arg.result < static_cast<int64_t>(entry.results.size()),
+                   "an output for no result");
+        const ManifestResult &result = entry.results[arg.result];
+        FUZZ_CHECK(arg.type == result.type && arg.shape == result.shape,
+                   "an output of another type than its result");
+      } else {
+        FUZZ_CHECK(arg.result == -1, "a result index on an input or weight");
+      }
       // Packing: weights only, a symbol, a static shape.
       if (arg.isPacked()) {
         FUZZ_CHECK(arg.kind == ArgKind::Weight, "packed input");

@@ -1131,6 +1131,8 @@ bool BlockRun::step(unsigned thread) {
     if (addressOperand.kind != Operand::Mem)
       fail(thread, inst, "an address that is not [..]");
     unsigned size = typeBytes(inst.type);
+    if (size == 0 || inst.vector == 0)
+      fail(thread, inst, "an access of no bytes (no type)");
     Space space =
         addressOperand.symbolBase ? addressOperand.symbolSpace : inst.space;
     uint8_t *p =

@@ -890,6 +890,8 @@ static std::unique_ptr<Program> parseText(const std::string &textIn,
     // name[16]".
     for (const std::string &p :
          splitTopLevel(text.substr(open + 1, close - open - 1), ',')) {
+      if (trim(p).empty())
+        continue;
       std::istringstream in(p);
       std::string word, name;
       unsigned bytes = 0, align = 1, count = 1;
@@ -909,6 +911,11 @@ static std::unique_ptr<Program> parseText(const std::string &textIn,
       }
       if (align < bytes)
         align = bytes;
+      if (bytes == 0 || name.empty()) {
+        error = "line " + std::to_string(line) + ": a parameter of '" +
+                kernel->name + "' without a type or a name";
+        return nullptr;
+      }
       if (align == 0 || align > 4096 || count > 4096 ||
           kernel->paramTotal > 65536) {
         error = "line " + std::to_string(line) + ": a parameter of '" +
