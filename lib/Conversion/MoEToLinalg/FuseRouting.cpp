@@ -337,25 +337,38 @@ struct FuseRouting : OpRewritePattern<RoutingPlanOp> {
     int64_t chunkTokens = tokenParallel ? 1 : kRoutingChunkTokens;
     Value numChunks = buildNumChunks(rewriter, loc, numTokens, chunkTokens);
     TokenRouter router(gate);
-    Value work = tensor::EmptyOp::create(
-        rewriter, loc,
-        ArrayRef<OpFoldResult>{numChunks,
-                               rewriter.getIndexAttr(router.getWorkColumns())},
-        f32);
-    work = linalg::FillOp::create(rewriter, loc,
-                                  ValueRange{f32Constant(rewriter, loc, 0.0)},
-                                  ValueRange{work})
-               .getResult(0);
+    // A zeroed work row of `rows` rows.
+    auto zeroedWork = [&](OpBuilder &wb, Location wl, OpFoldResult rows) {
+      Value empty = tensor::EmptyOp::create(
+          wb, wl,
+          ArrayRef<OpFoldResult>{rows,
+                                 wb.getIndexAttr(router.getWorkColumns())},
+          f32);
+      return linalg::FillOp::create(wb, wl,
+                                    ValueRange{f32Constant(wb, wl, 0.0)},
+                                    ValueRange{empty})
+          .getResult(0);
+    };
+    // Counting as it goes, a chunk's work row holds its counts, an output
+    // of the loop. Routing one token at a time, the row is only the
+    // token's scratch: made in the iteration, not a row of a [T, columns]
+    // buffer that a parallel loop zeroes and each iteration copies.
+    SmallVector<Value> perChunk;
+    if (!tokenParallel)
+      perChunk.push_back(zeroedWork(rewriter, loc, numChunks));
     SmallVector<Value> results = buildChunkParallel(
         rewriter, loc, numTokens,
         {buildEmptyRows(rewriter, loc, numTokens, topK, f32),
          buildEmptyRows(rewriter, loc, numTokens, topK, i32)},
-        {work},
+        perChunk,
         [&](OpBuilder &cb, Location cl, Value first, Value count,
             ValueRange tokenRows, ValueRange chunkRows) {
           SmallVector<Value> init(tokenRows);
-          llvm::append_range(init, chunkRows);
-          return buildLoop(
+          if (tokenParallel)
+            init.push_back(zeroedWork(cb, cl, cb.getIndexAttr(1)));
+          else
+            llvm::append_range(init, chunkRows);
+          SmallVector<Value> routed = buildLoop(
               cb, cl, indexConstant(cb, cl, 0), count, init,
               [&](OpBuilder &tb, Location tl, Value i, ValueRange carried) {
                 Value t = arith::AddIOp::create(tb, tl, first, i);
@@ -376,6 +389,9 @@ struct FuseRouting : OpRewritePattern<RoutingPlanOp> {
                 }
                 return SmallVector<Value>{weights, ids, counts};
               });
+          if (tokenParallel)
+            routed.pop_back();
+          return routed;
         },
         chunkTokens);
     Value weights = results[0], ids = results[1];

@@ -179,14 +179,16 @@ func.func @not_fused(%logits: tensor<?x8xf32>, %wide: tensor<?x32xf32>,
 // -----
 
 // token-parallel: the tokens are routed by a forall over the tokens, each
-// with a scratch row of its own (a slice of a zero-filled [T, 16] tensor
-// that canonicalization takes out of the loop's outputs), then counted per
-// chunk of 64 tokens by a forall over the chunks; the plan is built from
-// those counts as before.
+// with a zeroed scratch row of its own made in its iteration (no [T, 16]
+// tensor), then counted per chunk of 64 tokens by a forall over the
+// chunks; the plan is built from those counts as before.
 // TOKENS-LABEL: func @softmax_top2_tokens
 // TOKENS-SAME: (%[[LOGITS:.*]]: tensor<?x8xf32>)
 // TOKENS: %[[T:.*]] = tensor.dim %[[LOGITS]], %c0
+// TOKENS-NOT: x16xf32>
 // TOKENS: %[[ROUTED:.*]]:2 = scf.forall (%{{.*}}) in (%[[T]]) shared_outs({{.*}}) -> (tensor<?x2xf32>, tensor<?x2xi32>)
+// TOKENS:   %[[ROW:.*]] = tensor.empty() : tensor<1x16xf32>
+// TOKENS:   linalg.fill ins(%{{.*}} : f32) outs(%[[ROW]] : tensor<1x16xf32>)
 // TOKENS:   math.exp
 // TOKENS:   tensor.parallel_insert_slice
 // TOKENS: %[[CHUNKS:.*]] = arith.ceildivui %[[T]], %c64
