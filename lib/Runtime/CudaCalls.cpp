@@ -370,15 +370,13 @@ bool encodeTensorMap(const CallScope &scope, int64_t rank, void *descriptor,
     return false;
   }
   char *address = header->aligned + header->offset * elementBytes;
-  return scope.check("cuTensorMapEncodeTiled",
-                     scope.api().tensorMapEncodeTiled(
-                         map.data(), static_cast<int>(dataType),
-                         static_cast<uint32_t>(rank), address, dims,
-                         byteStrides + 1, boxDims, elementStrides,
-                         static_cast<int>(interleave),
-                         static_cast<int>(swizzle),
-                         static_cast<int>(l2Promotion),
-                         static_cast<int>(oobFill)));
+  return scope.check(
+      "cuTensorMapEncodeTiled",
+      scope.api().tensorMapEncodeTiled(
+          map.data(), static_cast<int>(dataType), static_cast<uint32_t>(rank),
+          address, dims, byteStrides + 1, boxDims, elementStrides,
+          static_cast<int>(interleave), static_cast<int>(swizzle),
+          static_cast<int>(l2Promotion), static_cast<int>(oobFill)));
 }
 
 } // namespace
