@@ -89,6 +89,20 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   tiled.narrowEpilogueOutputs = !options.reference && tensorCoreTiles;
   tiled.narrowGroupedMatmulInputs = !options.reference && tensorCoreTiles;
   tiled.narrowInputsMinRows = options.narrowInputsMinTokens;
+  // The router's logits (f32 over bf16 weights) at prefill: on the CUDA
+  // cores in f32 they would exceed the routing's share of the layer at
+  // Qwen3's and DeepSeek-V3's shapes (docs/Performance.md); as three exact
+  // bf16 terms they are tensor-core tiles. Routers narrower than the
+  // narrowest tile (Mixtral's 8 experts) stay on the CUDA cores, where
+  // they cost little, and so does decode, where the router's team kernels
+  // spread its few sums over every multiprocessor.
+  tiled.bf16TermLinears = !options.reference && tensorCoreTiles &&
+                          options.tensorCoreRouterMinTokens >= 0;
+  tiled.bf16TermsMinRows = options.tensorCoreRouterMinTokens;
+  int64_t narrowest = tiled.tileN;
+  for (int64_t width : tiled.narrowTileN)
+    narrowest = std::min(narrowest, width);
+  tiled.bf16TermsMinColumns = std::max<int64_t>(narrowest, 1);
   tiled.tileK = 0;
   // The tiles' forall: (row block, column tile) on the grid's (x, y).
   tiled.gpuMapping = true;

@@ -41,6 +41,11 @@ void moe::addTiledProgramPasses(OpPassManager &pm,
   pm.addPass(
       moe::createMoEDecomposePass(moe::MoEDecomposePassOptions{rowAlign}));
   if (fast) {
+    if (options.bf16TermLinears)
+      pm.addPass(moe::createMoELinearsToBF16TermsPass(
+          moe::MoELinearsToBF16TermsPassOptions{options.bf16TermsMinRows,
+                                                options.bf16TermsMinColumns,
+                                                rowAlign}));
     pm.addPass(moe::createMoEFormGroupedMatmulPass(
         moe::MoEFormGroupedMatmulPassOptions{
             options.blockRows, options.fuseCombine, options.fuseActivation,

@@ -51,6 +51,13 @@ struct TiledProgramOptions {
   /// (0: always): for the same kernels.
   bool narrowGroupedMatmulInputs = false;
   int64_t narrowInputsMinRows = 0;
+  /// f32 linears over bf16 weights (the router) as exact bf16 terms on
+  /// the grouped matmuls (moe-linears-to-bf16-terms), from
+  /// bf16TermsMinRows rows and bf16TermsMinColumns columns on: for
+  /// tensor-core tiles, where f32 CUDA-core arithmetic binds.
+  bool bf16TermLinears = false;
+  int64_t bf16TermsMinRows = 0;
+  int64_t bf16TermsMinColumns = 1;
   bool fuseRouting = true;
   /// Route in a loop over the tokens, then count per chunk
   /// (moe-fuse-routing token-parallel).

@@ -240,6 +240,14 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
                      "before them (moe-narrow-grouped-matmul-inputs "
                      "min-rows); 0: at every call"),
       llvm::cl::init(1024)};
+  PassOptions::Option<int64_t> tensorCoreRouterMinTokens{
+      *this, "tensor-core-router-min-tokens",
+      llvm::cl::desc("From this many tokens, the router's f32 logits over "
+                     "bf16 weights of at least the narrowest tile's columns "
+                     "run on the tensor-core tiles as exact bf16 terms "
+                     "(moe-linears-to-bf16-terms min-rows); 0: at every "
+                     "call; negative: never"),
+      llvm::cl::init(512)};
   PassOptions::Option<int64_t> persistent{
       *this, "persistent",
       llvm::cl::desc("Tile grids of at most multiprocessors x this many "

@@ -20,6 +20,16 @@ bool holdsGroupedMatmul(Operation *op) {
       .wasInterrupted();
 }
 
+bool holdsGroupedMatmulOfExperts(Operation *op) {
+  return op
+      ->walk([](moe::GroupedMatmulOp matmul) {
+        auto weight = llvm::cast<ShapedType>(matmul.getWeight().getType());
+        return weight.getDimSize(0) == 1 ? WalkResult::advance()
+                                         : WalkResult::interrupt();
+      })
+      .wasInterrupted();
+}
+
 bool holdsAllocation(Operation *op) {
   return op
       ->walk([](Operation *inner) {

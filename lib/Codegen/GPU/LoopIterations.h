@@ -23,6 +23,10 @@ namespace mlir::moe::gpu_codegen {
 /// Whether `op` holds a `moe.grouped_matmul` (matmul tiles).
 bool holdsGroupedMatmul(Operation *op);
 
+/// Whether `op` holds a `moe.grouped_matmul` of more than one expert (a
+/// weight whose leading dimension is not 1): the routed experts'.
+bool holdsGroupedMatmulOfExperts(Operation *op);
+
 /// Whether `op` holds a `memref.alloc` or `memref.alloca` (in a parallel
 /// loop: buffers of each iteration's own).
 bool holdsAllocation(Operation *op);

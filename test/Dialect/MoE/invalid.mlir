@@ -2009,7 +2009,7 @@ func.func @matmul_result_rank(%x: tensor<8x4x16xf32>, %w: tensor<8x32x16xf32>) {
 
 // -----
 
-// moe.expert_matmul c6: result has the input's element type
+// moe.expert_matmul c6: result has the input's element type or f32
 func.func @matmul_result_element_type(%x: tensor<?x16xf32>, %w: tensor<8x32x16xbf16>, %off: tensor<9xi64>) {
   // expected-error @+1 {{result element type 'bf16' must match the input element type 'f32'}}
   %h = moe.expert_matmul %x, %w offsets(%off : tensor<9xi64>)

@@ -44,13 +44,14 @@ func.func @mixtral(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
 // Qwen2-MoE in bf16: top-4 without renormalization, shared expert behind a
 // sigmoid gate. Routing logits and the shared expert accumulate in f32; the
 // bf16 shared expert is an expert every token picks, on the tokens in f32:
-// its dispatch (from T alone) comes first, and its combine is the first T
-// rows of its down projection (one row per token, in token order).
+// its dispatch (from T alone) comes between the logits and the gate, and
+// its combine is the first T rows of its down projection (one row per
+// token, in token order).
 // CHECK-LABEL: func @qwen2_moe_bf16
 // CHECK-SAME: (%[[X:.*]]: tensor<?x16xbf16>, %[[WG:.*]]: tensor<6x16xbf16>, %{{.*}}: tensor<6x8x16xbf16>, %{{.*}}: tensor<6x8x16xbf16>, %{{.*}}: tensor<6x16x8xbf16>, %[[S1:.*]]: tensor<24x16xbf16>, %[[S3:.*]]: tensor<24x16xbf16>, %[[S2:.*]]: tensor<16x24xbf16>, %[[SG:.*]]: tensor<1x16xbf16>)
+// CHECK: %[[LOGITS:.*]] = linalg.matmul {{.*}} ins(%[[X]], %[[WG]] : tensor<?x16xbf16>, tensor<6x16xbf16>) outs(%{{.*}} : tensor<?x6xf32>)
 // CHECK: %[[XF:.*]] = linalg.generic {{.*}} ins(%[[X]] : tensor<?x16xbf16>) outs(%{{.*}} : tensor<?x16xf32>)
 // CHECK: %[[SR:.*]], %[[SOFF:.*]], %[[SMAP:.*]] = moe.dispatch %[[XF]], %{{.*}} : tensor<?x16xf32>, tensor<?x1xi32> -> tensor<?x16xf32>, tensor<2xi64>, tensor<?x1xi32>
-// CHECK: %[[LOGITS:.*]] = linalg.matmul {{.*}} ins(%[[X]], %[[WG]] : tensor<?x16xbf16>, tensor<6x16xbf16>) outs(%{{.*}} : tensor<?x6xf32>)
 // CHECK: moe.gate %[[LOGITS]] routing <softmax, top_k = 4> : tensor<?x6xf32> -> tensor<?x4xf32>, tensor<?x4xi32>
 // CHECK: moe.dispatch {{.*}} -> tensor<?x16xbf16>, tensor<7xi64>, tensor<?x4xi32>
 // CHECK: linalg.generic {{.*}} outs(%{{.*}} : tensor<?x8xbf16>)
@@ -97,8 +98,8 @@ func.func @qwen2_moe_bf16(%x: tensor<?x16xbf16>, %wg: tensor<6x16xbf16>,
 // routing statistics passed through.
 // CHECK-LABEL: func @deepseek_v3
 // CHECK-SAME: %[[B:[a-z0-9]+]]: tensor<16xf32>
-// CHECK: moe.dispatch %{{.*}}, %{{.*}} : tensor<?x16xf32>, tensor<?x1xi32>
 // CHECK: %[[LOGITS:.*]] = linalg.matmul
+// CHECK: moe.dispatch %{{.*}}, %{{.*}} : tensor<?x16xf32>, tensor<?x1xi32>
 // CHECK: %[[W:.*]], %[[IDS:.*]], %[[STATS:.*]]:2 = moe.gate %[[LOGITS]] bias(%[[B]] : tensor<16xf32>) routing <sigmoid, top_k = 4, renormalize, scale = 2.500000e+00, selection_bias, groups = 4, topk_groups = 2, group_score = sum_top2> statistics [tokens_per_expert, load_balancing_loss] : tensor<?x16xf32> -> tensor<?x4xf32>, tensor<?x4xi32>, tensor<16xi64>, tensor<f32>
 // CHECK: %[[ROUTED:.*]] = moe.combine
 // CHECK: %[[SOUT:.*]] = tensor.extract_slice {{.*}} : tensor<?x16xf32> to tensor<?x16xf32>

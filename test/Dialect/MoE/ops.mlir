@@ -282,6 +282,16 @@ func.func @expert_matmul_forms(%rows: tensor<?x16xf32>, %w: tensor<8x32x16xbf16>
   return
 }
 
+// bf16 rows with f32 sums (the bf16 terms of an f32 linear).
+// CHECK-LABEL: func @expert_matmul_f32_sums
+// CHECK: moe.expert_matmul %{{.*}}, %{{.*}} offsets(%{{.*}} : tensor<2xi64>) : tensor<?x16xbf16>, tensor<1x32x16xbf16> -> tensor<?x32xf32>
+func.func @expert_matmul_f32_sums(%rows: tensor<?x16xbf16>, %w: tensor<1x32x16xbf16>,
+    %off: tensor<2xi64>) {
+  %0 = moe.expert_matmul %rows, %w offsets(%off : tensor<2xi64>)
+      : tensor<?x16xbf16>, tensor<1x32x16xbf16> -> tensor<?x32xf32>
+  return
+}
+
 // Block-scaled FP8 weights: N = 32, K = 16 in blocks of 16 x 16.
 // CHECK-LABEL: func @expert_matmul_fp8
 // CHECK: moe.expert_matmul %{{.*}}, %{{.*}} offsets(%{{.*}} : tensor<9xi64>) scale(%{{.*}} : tensor<8x2x1xf32>) block [16, 16] : tensor<?x16xf32>, tensor<8x32x16xf8E4M3FN> -> tensor<?x32xf32>

@@ -604,7 +604,9 @@ LogicalResult ExpertMatmulOp::verify() {
   } else if (e2m1) {
     return emitOpError("an e2m1-pair (i8) 'weight' needs its block 'scale'");
   }
-  // c6.
+  // c6: the input's element type, or the f32 of the sums.
+  if (getResult().getType().getElementType().isF32())
+    return success();
   return verifySameElementType(*this, "result", getResult(), "input",
                                getInput());
 }

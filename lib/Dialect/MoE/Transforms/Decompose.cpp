@@ -248,12 +248,32 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
       clamp = {layer.getSwigluAlphaAttr().getValueAsDouble(),
                layer.getSwigluLimitAttr().getValueAsDouble()};
 
+    // Router logits (plus the router bias), and the noise term of noisy
+    // gating when noise is given.
+    Value logits = buildLinear(rewriter, loc, x, layer.getRouter(), f32);
+    if (Value bias = layer.getRouterBias())
+      logits = addRowBias(rewriter, loc, logits, bias);
+    Value gateNoise;
+    if (layer.getNoise()) {
+      Value noiseLogits =
+          buildLinear(rewriter, loc, x, layer.getNoiseRouter(), f32);
+      gateNoise = buildElementwise(
+          rewriter, loc, ValueRange{layer.getNoise(), noiseLogits}, f32,
+          [&](OpBuilder &nb, Location nl, ValueRange args) {
+            return arith::MulFOp::create(nb, nl, args[0],
+                                         buildSoftplus(nb, nl, args[1]))
+                .getResult();
+          });
+    }
+
     // Block-scaled (FP8) and bf16 shared weights: an expert that every
     // token picks once with weight 1, on the routed experts' ops, so that
     // its weights take their kernels (decoded on the fly, the bf16 dot
     // product) instead of being dequantized whole on every call or widened
-    // to f32. Its plan depends on T alone: built first, its loops sit
-    // beside the router's (one GPU kernel, moe-fuse-sibling-loops).
+    // to f32. Its plan depends on T alone: built between the router's
+    // logits and the routing, its loops join a GPU kernel of either (the
+    // router's, moe-fuse-sibling-loops; or the routing block's, when the
+    // router's logits are chosen on T: moe-linears-to-bf16-terms).
     DispatchOp sharedDispatch;
     if (layer.hasSharedExpert() &&
         (layer.getSharedUpScale() ||
@@ -277,24 +297,6 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
           RankedTensorType::get({2}, rewriter.getI64Type()),
           RankedTensorType::get({numTokens, 1}, i32), sharedX, ids,
           /*capacity=*/Value(), rewriter.getI64IntegerAttr(rowAlign));
-    }
-
-    // Router logits (plus the router bias), and the noise term of noisy
-    // gating when noise is given.
-    Value logits = buildLinear(rewriter, loc, x, layer.getRouter(), f32);
-    if (Value bias = layer.getRouterBias())
-      logits = addRowBias(rewriter, loc, logits, bias);
-    Value gateNoise;
-    if (layer.getNoise()) {
-      Value noiseLogits =
-          buildLinear(rewriter, loc, x, layer.getNoiseRouter(), f32);
-      gateNoise = buildElementwise(
-          rewriter, loc, ValueRange{layer.getNoise(), noiseLogits}, f32,
-          [&](OpBuilder &nb, Location nl, ValueRange args) {
-            return arith::MulFOp::create(nb, nl, args[0],
-                                         buildSoftplus(nb, nl, args[1]))
-                .getResult();
-          });
     }
 
     // Routing.

@@ -490,7 +490,8 @@ def Moe_ExpertMatmulOp : Moe_Op<"expert_matmul",
     with `E >= 1` and the input's `K`; (c3) `offsets` is `[E+1]` i64, present
     iff the input is grouped rows; (c4) capacity input has the weight's `E`;
     (c5) `bias` is `[E,N]`; (c6) result is `[R,N]` or `[E,C,N]` with the
-    input's element type; (c7) `scale` and `block` come together, `block`
+    input's element type or f32 (the sums unrounded: bf16 rows whose
+    products are summed in f32); (c7) `scale` and `block` come together, `block`
     is two sizes `>= 1`; (c8) `scale` is `[E, ceil(N/BN), ceil(K/BK)]` f32;
     (c9) an `f8E4M3FN` or `i8` (e2m1 pairs, `[E, N, ceil(K/2)]`) weight
     has a scale.
