@@ -369,21 +369,25 @@ class TorchMoE:
 
 def _profile_kernels(torch, call) -> dict:
     """Device milliseconds of the compiled layer's kernels in one call
-    (CUPTI, through the PyTorch profiler): the matmul tiles (with the
-    rounding of their token rows to bf16, "rows") and the rest (routing,
-    plan, combine)."""
+    (CUPTI, through the PyTorch profiler): the experts' matmul tiles (with
+    the rounding of their token rows to bf16, "rows") and the rest
+    (router, routing, plan, combine). Kernels before the routing block
+    are the router's: at prefill its logits are tiles too, on the rows of
+    their bf16 terms (moe-linears-to-bf16-terms)."""
     from torch.profiler import ProfilerActivity, profile
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         call()
         torch.cuda.synchronize()
+    kernels = [event for event in prof.events() if re.match(
+        r"forward_(tiles|rows|routing|loop|team|serial)_\d+$", event.name)]
+    kernels.sort(key=lambda event: event.time_range.start)
+    routed = not any("_routing_" in event.name for event in kernels)
     tiles = rest = 0.0
-    for event in prof.events():
+    for event in kernels:
         name = event.name
-        if not re.match(r"forward_(tiles|rows|routing|loop|team|serial)_\d+$",
-                        name):
-            continue
+        routed = routed or "_routing_" in name
         ms = event.device_time_total / 1e3
-        if "_tiles_" in name or "_rows_" in name:
+        if routed and ("_tiles_" in name or "_rows_" in name):
             tiles += ms
         else:
             rest += ms
