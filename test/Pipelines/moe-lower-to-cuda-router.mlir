@@ -1,0 +1,63 @@
+// REQUIRES: cuda-toolkit
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma" --mlir-print-ir-after=moe-linears-to-bf16-terms -o /dev/null 2>&1 | FileCheck %s --check-prefix=TERMS
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=KERNELS
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma tensor-core-router-min-tokens=0" --mlir-print-ir-after=moe-linears-to-bf16-terms -o /dev/null 2>&1 | FileCheck %s --check-prefix=ALWAYS
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma tensor-core-router-min-tokens=-1" --mlir-print-ir-after=moe-form-grouped-matmul -o /dev/null 2>&1 | FileCheck %s --check-prefix=NEVER
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma narrow-tile-n=64" --mlir-print-ir-after=moe-form-grouped-matmul -o /dev/null 2>&1 | FileCheck %s --check-prefix=NEVER
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma reference=1" --mlir-print-ir-after=moe-decompose -o /dev/null 2>&1 | FileCheck %s --check-prefix=NEVER
+
+// The router's logits (f32 over bf16 weights of 32 experts, the narrowest
+// tile's columns under wgmma) from 512 tokens on the tensor cores: the
+// host chooses on T between the bf16 terms on one expert's grouped matmul
+// and the f32 matmul.
+// TERMS-LABEL: func.func @forward
+// TERMS:         %[[ENOUGH:.*]] = arith.cmpi uge, %{{.*}}, %c512
+// TERMS:         %[[LOGITS:.*]] = scf.if %[[ENOUGH]] -> (tensor<?x32xf32>) {
+// TERMS:           linalg.generic {{.*}} outs(%{{.*}} : tensor<3x?x64xbf16>)
+// TERMS:           moe.dispatch {{.*}} align 64
+// TERMS:           moe.expert_matmul {{.*}} : tensor<?x64xbf16>, tensor<1x32x64xbf16> -> tensor<?x32xf32>
+// TERMS:         } else {
+// TERMS:           linalg.matmul
+// TERMS:         moe.gate %[[LOGITS]]
+// TERMS-NOT:     scf.if %[[ENOUGH]]
+// With tensor-core-router-min-tokens=0, at every T.
+// ALWAYS-LABEL: func.func @forward
+// ALWAYS-NOT:    linalg.matmul
+// ALWAYS:        moe.expert_matmul {{.*}} tensor<1x32x64xbf16> -> tensor<?x32xf32>
+// ALWAYS-NOT:    linalg.matmul
+// ALWAYS:        moe.gate
+// Never (negative), nor when the narrowest tile is wider than the router
+// (narrow-tile-n=64), nor in the reference lowering.
+// NEVER-LABEL: func.func @forward
+// NEVER-NOT:     tensor<1x32x64xbf16>
+// NEVER:         linalg.matmul
+// NEVER-NOT:     tensor<1x32x64xbf16>
+// NEVER:         return
+
+// Kernels: the terms (with their one-expert plan), the router's tiles and
+// the sum of each logit's terms on the grid; below 512 tokens the
+// CUDA-core router; then the routing block, which starts after them.
+// KERNELS-LABEL: func.func @forward
+// KERNELS:         scf.if
+// KERNELS:           gpu.launch_func {{.*}} @forward_rows_0::@forward_rows_0 blocks in
+// KERNELS:           gpu.launch_func {{.*}} @forward_tiles_1::@forward_tiles_1 blocks in {{.*}} threads in (%c128
+// KERNELS:           gpu.launch_func {{.*}} @forward_loop_2::@forward_loop_2 blocks in
+// KERNELS:         } else {
+// KERNELS:           gpu.launch_func {{.*}} @forward_team_3::@forward_team_3
+// KERNELS:           gpu.launch_func {{.*}} @forward_loop_4::@forward_loop_4
+// KERNELS:         gpu.launch_func {{.*}} @forward_routing_5::@forward_routing_5 blocks in (%c1, %c1, %c1) threads in (%c512
+// KERNELS:         gpu.launch_func {{.*}} @forward_tiles_{{[0-9]+}}::
+
+func.func @forward(%x: tensor<?x64xf32>,
+    %wg: tensor<32x64xbf16> {moe.weight = "gate.weight"},
+    %w1: tensor<32x16x64xbf16> {moe.weight = "experts.{e}.w1.weight"},
+    %w3: tensor<32x16x64xbf16> {moe.weight = "experts.{e}.w3.weight"},
+    %w2: tensor<32x64x16xbf16> {moe.weight = "experts.{e}.w2.weight"}) -> tensor<?x64xf32> {
+  %y = moe.layer %x : tensor<?x64xf32>
+      routing <softmax, top_k = 4, renormalize>
+      router(%wg : tensor<32x64xbf16>)
+      experts(gate %w1 : tensor<32x16x64xbf16>, up %w3 : tensor<32x16x64xbf16>,
+              down %w2 : tensor<32x64x16xbf16>) activation silu
+      -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
