@@ -777,3 +777,71 @@ func.func @mapped_tiles_3d(%x: memref<?x16xf32>, %w: memref<4x64x16xbf16> {moe.w
   } {mapping = [#gpu.block<z>, #gpu.block<y>, #gpu.block<x>]}
   return %y : memref<?x64xf32>
 }
+
+// -----
+
+// Tiles of one expert (a linear's bf16 terms: the router's logits at
+// prefill) do not end the routing region: they and the loop that reads
+// what they wrote (the terms' sum) run on the grid, the routing after them
+// is one block, and the routing region ends at the tiles of the experts
+// (a weight of 4), after which a loop is a kernel over the grid.
+// ROUTING-LABEL: func @one_expert_tiles
+// ROUTING: gpu.launch {{.*}} module(@one_expert_tiles_tiles_0)
+// ROUTING: gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c256{{.*}}) module(@one_expert_tiles_loop_1)
+// ROUTING: gpu.launch {{.*}} blocks({{.*}}) in (%{{.*}} = %c1{{.*}}, {{.*}}) threads({{.*}}) in (%{{.*}} = %c128{{.*}}) module(@one_expert_tiles_routing_2)
+// ROUTING:   scf.for
+// ROUTING: gpu.launch {{.*}} module(@one_expert_tiles_tiles_3)
+// ROUTING: gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c256{{.*}}) module(@one_expert_tiles_loop_4)
+// ROUTING-NOT: gpu.launch
+// ROUTING: return
+func.func @one_expert_tiles(%x: memref<?x16xbf16>,
+                            %w1: memref<1x32x16xbf16> {moe.weight = "router"},
+                            %w4: memref<4x32x16xbf16> {moe.weight = "w"},
+                            %experts: memref<?xi32>) -> memref<?x32xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c16 = arith.constant 16 : index
+  %c32 = arith.constant 32 : index
+  %zero = arith.constant 0.0 : f32
+  %nb = memref.dim %experts, %c0 : memref<?xi32>
+  %rows = arith.muli %nb, %c16 : index
+  %p = memref.alloc(%rows) : memref<?x32xf32>
+  scf.parallel (%b) = (%c0) to (%nb) step (%c1) {
+    %r = arith.muli %b, %c16 : index
+    %xs = memref.subview %x[%r, 0] [16, 16] [1, 1] : memref<?x16xbf16> to memref<16x16xbf16, strided<[16, 1], offset: ?>>
+    %es = memref.subview %experts[%b] [1] [1] : memref<?xi32> to memref<1xi32, strided<[1], offset: ?>>
+    %ps = memref.subview %p[%r, 0] [16, 32] [1, 1] : memref<?x32xf32> to memref<16x32xf32, strided<[32, 1], offset: ?>>
+    moe.grouped_matmul block_rows(16)
+        ins(%xs, %w1, %es : memref<16x16xbf16, strided<[16, 1], offset: ?>>, memref<1x32x16xbf16>, memref<1xi32, strided<[1], offset: ?>>)
+        outs(%ps : memref<16x32xf32, strided<[32, 1], offset: ?>>)
+    scf.reduce
+  }
+  %logits = memref.alloc(%rows) : memref<?x32xf32>
+  scf.parallel (%i, %j) = (%c0, %c0) to (%rows, %c32) step (%c1, %c1) {
+    %v = memref.load %p[%i, %j] : memref<?x32xf32>
+    %s = arith.addf %v, %v : f32
+    memref.store %s, %logits[%i, %j] : memref<?x32xf32>
+    scf.reduce
+  }
+  scf.for %i = %c0 to %rows step %c1 {
+    %v = memref.load %logits[%i, %c0] : memref<?x32xf32>
+    memref.store %v, %logits[%i, %c1] : memref<?x32xf32>
+  }
+  %y = memref.alloc(%rows) : memref<?x32xf32>
+  scf.parallel (%b) = (%c0) to (%nb) step (%c1) {
+    %r = arith.muli %b, %c16 : index
+    %xs = memref.subview %x[%r, 0] [16, 16] [1, 1] : memref<?x16xbf16> to memref<16x16xbf16, strided<[16, 1], offset: ?>>
+    %es = memref.subview %experts[%b] [1] [1] : memref<?xi32> to memref<1xi32, strided<[1], offset: ?>>
+    %ys = memref.subview %y[%r, 0] [16, 32] [1, 1] : memref<?x32xf32> to memref<16x32xf32, strided<[32, 1], offset: ?>>
+    moe.grouped_matmul block_rows(16)
+        ins(%xs, %w4, %es : memref<16x16xbf16, strided<[16, 1], offset: ?>>, memref<4x32x16xbf16>, memref<1xi32, strided<[1], offset: ?>>)
+        outs(%ys : memref<16x32xf32, strided<[32, 1], offset: ?>>)
+    scf.reduce
+  }
+  scf.parallel (%i, %j) = (%c0, %c0) to (%rows, %c32) step (%c1, %c1) {
+    %v = memref.load %logits[%i, %j] : memref<?x32xf32>
+    memref.store %v, %y[%i, %j] : memref<?x32xf32>
+    scf.reduce
+  }
+  return %y : memref<?x32xf32>
+}
