@@ -25,12 +25,16 @@ Three steps, on two machines:
         loop over the hit experts);
       - PyTorch `torch._grouped_mm`: tokens sorted by expert, one grouped
         GEMM per projection;
-      - the compiled layer (each mma mode), called through the runtime in
-        this process on the same weights (written as a checkpoint and
-        bound), its kernels timed by the PyTorch profiler (CUPTI): the
-        matmul tiles and the rest (routing, plan, combine) apart, and the
-        whole call (which copies the [T, H] f32 input in and the output
-        out) on the wall clock.
+      - the compiled layer (each mma mode, loaded one at a time: each
+        binds its own copy of the weights on the device), called through
+        the runtime in this process on the same weights (written as a
+        checkpoint and bound), its kernels timed by the PyTorch profiler
+        (CUPTI): the experts' matmul tiles and the rest (router, routing,
+        plan, combine) apart, and the whole call (which copies the [T, H]
+        f32 input in and the output out) on the wall clock; the
+        wgmma-cores-router form (the router's logits on the CUDA cores)
+        only where the default puts them on the tensor cores (Qwen3 and
+        DeepSeek-V3 from 512 tokens).
       Each row: time, TFLOP/s (2 T K 3 H I, plus the shared expert), GB/s
       of the weights the call touches (the hit experts', the shared
       expert's, the router's), and those as fractions of the dense GEMM
@@ -85,8 +89,27 @@ MMA_MODES = {
     "wgmma-specialized": "mma=wgmma-specialized",
     # On PyTorch's device tensors and stream, and replayed from a CUDA graph.
     "wgmma-device": "mma=wgmma device-io",
+    # The router's logits on the CUDA cores at every T, for the rows where
+    # the default puts them on the tensor cores (from 512 tokens, routers
+    # of 32 experts or more): the GPU run's evidence for that threshold.
+    "wgmma-cores-router": "mma=wgmma tensor-core-router-min-tokens=-1",
 }
 TOKENS = (1, 8, 64, 512, 4096)
+# Where the default CUDA pipeline computes the router's logits on the
+# tensor cores (its tensor-core-router-min-tokens, and the narrowest tile's
+# columns).
+TENSOR_CORE_ROUTER_MIN_TOKENS = 512
+TENSOR_CORE_ROUTER_MIN_EXPERTS = 32
+
+
+def mode_applies(mode: str, experts: int, tokens: int | None = None) -> bool:
+    """Whether `mode` runs for a layer of `experts` routed experts (at
+    `tokens`): the CUDA-core router form only where it differs from the
+    default."""
+    if mode != "wgmma-cores-router":
+        return True
+    return experts >= TENSOR_CORE_ROUTER_MIN_EXPERTS and (
+        tokens is None or tokens >= TENSOR_CORE_ROUTER_MIN_TOKENS)
 
 
 def layer_spec(model: str):
@@ -110,6 +133,8 @@ def prepare(args) -> None:
         with open(ir, "w", encoding="utf-8") as f:
             f.write(emit_module(layer_spec(model)))
         for mode, options in MMA_MODES.items():
+            if not mode_applies(mode, layer_spec(model).num_experts):
+                continue
             start = time.perf_counter()
             subprocess.run(
                 [compile_tool, ir, "--target", "cuda",
@@ -136,8 +161,10 @@ def structure(args) -> None:
             with open(ir, "w", encoding="utf-8") as f:
                 f.write(emit_module(layer_spec(model)))
             for mode, options in MMA_MODES.items():
-                # device-io changes the host code, not the kernels.
-                if "device-io" in options:
+                # device-io changes the host code, not the kernels; the
+                # CUDA-core router's kernels are wgmma's less the router's
+                # prefill ones.
+                if "device-io" in options or mode == "wgmma-cores-router":
                     continue
                 arch = "sm_90a" if "wgmma" in options else "sm_90"
                 lowered = os.path.join(scratch, f"{model}-{mode}.isa.mlir")
@@ -441,6 +468,10 @@ def run(args) -> None:
     print(json.dumps(info))
     rows = []
     tokens = [int(t) for t in args.tokens.split(",")]
+    for mode in args.modes.split(","):
+        if mode not in MMA_MODES:
+            sys.exit(f"gpu.py: unknown mode '{mode}' (one of "
+                     f"{', '.join(MMA_MODES)})")
 
     def out_of_time() -> bool:
         return (args.budget_s > 0 and
@@ -459,19 +490,15 @@ def run(args) -> None:
             continue
         spec = layer_spec(model)
         layer = TorchMoE(torch, spec, seed=1)
+        modes = [mode for mode in args.modes.split(",")
+                 if mode_applies(mode, spec.num_experts)]
         with tempfile.TemporaryDirectory(dir=args.scratch) as ckpt:
             layer.write_checkpoint(ckpt)
-            entries = {}
-            for mode in args.modes.split(","):
-                if mode not in MMA_MODES:
-                    sys.exit(f"gpu.py: unknown mode '{mode}' (one of "
-                             f"{', '.join(MMA_MODES)})")
-                path = os.path.join(args.dir, f"{model}-{mode}.so")
-                try:
-                    entries[mode] = runtime.load_layer(path, ckpt, device=0)
-                except runtime.MoeRuntimeError as err:
-                    record({"model": model, "impl": f"compiled {mode}",
-                            "error": str(err)})
+            # PyTorch's rows for every T first, then each compiled form
+            # loaded alone and closed after its rows: each binds its own
+            # copy of the weights on the device (DeepSeek-V3's routed
+            # experts are 22.5 GB), beside PyTorch's.
+            cases = []
             for t in tokens:
                 if out_of_time():
                     record({"model": model, "T": t,
@@ -481,60 +508,98 @@ def run(args) -> None:
                 x = torch.randn(t, spec.hidden, generator=gen, device="cuda")
                 xb = x.to(torch.bfloat16)
                 flops, touched = layer.work(xb)
-                base = {"model": model, "T": t, "flops": flops,
-                        "touched_bytes": touched}
-
-                def row(impl, ms, **extra):
-                    r = dict(base, impl=impl, ms=ms,
-                             TFLOPs=flops / ms / 1e9,
-                             weight_GBps=touched / ms / 1e6,
-                             of_dense=flops / ms / 1e9 /
-                             info["dense_bf16_TFLOPs"],
-                             hbm_bound_ms=touched / info["copy_GBps"] / 1e6,
-                             **extra)
-                    r["of_hbm_bound"] = r["hbm_bound_ms"] / ms
-                    record(r)
-                    print(json.dumps(r))
+                row = _row_recorder(
+                    {"model": model, "T": t, "flops": flops,
+                     "touched_bytes": touched}, info, record)
                 row("torch eager", _timed(torch, lambda: layer.eager(xb),
                                           args.runs))
                 try:
                     row("torch _grouped_mm",
                         _timed(torch, lambda: layer.grouped(xb), args.runs))
                 except (RuntimeError, AttributeError) as err:
-                    record(dict(base, impl="torch _grouped_mm",
-                                error=str(err).splitlines()[0]))
+                    record({"model": model, "T": t, "flops": flops,
+                            "touched_bytes": touched,
+                            "impl": "torch _grouped_mm",
+                            "error": str(err).splitlines()[0]})
                 host = x.cpu().numpy().astype(np.float32)
                 reference = layer.grouped(xb).float().cpu().numpy() \
                     if t <= 512 else None
-                for mode, entry in entries.items():
-                    if entry.device_io:
-                        _device_rows(torch, entry, x, reference, mode, row,
-                                     args.runs)
-                        continue
-                    call = lambda: entry(host)  # noqa: E731
-                    wall = []
-                    call()
-                    for _ in range(args.runs):
-                        start = time.perf_counter()
-                        call()
-                        wall.append((time.perf_counter() - start) * 1e3)
-                    wall.sort()
-                    kernels = _profile_kernels(torch, call)
-                    device_ms = kernels["tiles_ms"] + kernels["other_ms"]
-                    extra = {"call_ms": wall[len(wall) // 2], **kernels,
-                             "other_share": kernels["other_ms"] /
-                             max(device_ms, 1e-9)}
-                    if reference is not None:
-                        got = call()
-                        extra["max_abs_error"] = float(
-                            np.max(np.abs(got - reference)))
-                    row(f"compiled {mode}", device_ms, **extra)
-            entries.clear()
+                cases.append((t, x, host, reference, row))
+            for mode in modes:
+                if out_of_time():
+                    record({"model": model, "impl": f"compiled {mode}",
+                            "skipped": "time budget"})
+                    continue
+                path = os.path.join(args.dir, f"{model}-{mode}.so")
+                try:
+                    entry = runtime.load_layer(path, ckpt, device=0)
+                except runtime.MoeRuntimeError as err:
+                    record({"model": model, "impl": f"compiled {mode}",
+                            "error": str(err)})
+                    continue
+                try:
+                    for t, x, host, reference, row in cases:
+                        if not mode_applies(mode, spec.num_experts, t):
+                            continue
+                        if out_of_time():
+                            record({"model": model, "T": t,
+                                    "impl": f"compiled {mode}",
+                                    "skipped": "time budget"})
+                            continue
+                        if entry.device_io:
+                            _device_rows(torch, entry, x, reference, mode,
+                                         row, args.runs)
+                            continue
+                        _compiled_row(torch, entry, host, reference, mode,
+                                      row, args.runs)
+                finally:
+                    entry.close()
+                    torch.cuda.empty_cache()
+            cases.clear()
         del layer
         torch.cuda.empty_cache()
     info["complete"] = not any("skipped" in r for r in rows)
     info["seconds"] = round(time.monotonic() - start_time, 1)
     _write_json(args.out, {"machine": info, "rows": rows})
+
+
+def _row_recorder(base: dict, info: dict, record):
+    """A function recording one implementation's row of a (model, T):
+    its time, TFLOP/s and GB/s of touched weights, and those as fractions
+    of the dense GEMM rate and of the HBM bound measured in the run."""
+    flops, touched = base["flops"], base["touched_bytes"]
+
+    def row(impl, ms, **extra):
+        r = dict(base, impl=impl, ms=ms, TFLOPs=flops / ms / 1e9,
+                 weight_GBps=touched / ms / 1e6,
+                 of_dense=flops / ms / 1e9 / info["dense_bf16_TFLOPs"],
+                 hbm_bound_ms=touched / info["copy_GBps"] / 1e6, **extra)
+        r["of_hbm_bound"] = r["hbm_bound_ms"] / ms
+        record(r)
+        print(json.dumps(r))
+    return row
+
+
+def _compiled_row(torch, entry, host, reference, mode, row, runs: int):
+    """A host-io layer called through the runtime: its kernels' device time
+    (the experts' tiles and the rest apart) and the call's wall time."""
+    import numpy as np
+    call = lambda: entry(host)  # noqa: E731
+    wall = []
+    call()
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        wall.append((time.perf_counter() - start) * 1e3)
+    wall.sort()
+    kernels = _profile_kernels(torch, call)
+    device_ms = kernels["tiles_ms"] + kernels["other_ms"]
+    extra = {"call_ms": wall[len(wall) // 2], **kernels,
+             "other_share": kernels["other_ms"] / max(device_ms, 1e-9)}
+    if reference is not None:
+        got = call()
+        extra["max_abs_error"] = float(np.max(np.abs(got - reference)))
+    row(f"compiled {mode}", device_ms, **extra)
 
 
 def _nvidia_smi(field: str) -> str:
