@@ -407,7 +407,9 @@ def _profile_kernels(torch, call) -> dict:
         torch.cuda.synchronize()
     kernels = [event for event in prof.events() if re.match(
         r"forward_(tiles|rows|routing|loop|team|serial)_\d+$", event.name)]
-    kernels.sort(key=lambda event: event.time_range.start)
+    # (Stable: a profiler without start times keeps its own order.)
+    kernels.sort(key=lambda event: getattr(
+        getattr(event, "time_range", None), "start", 0))
     routed = not any("_routing_" in event.name for event in kernels)
     tiles = rest = 0.0
     for event in kernels:
