@@ -163,8 +163,15 @@ Value lowering::buildTensorFromIndices(OpBuilder &b, Location loc,
 Value lowering::buildVectorFromIndices(OpBuilder &b, Location loc,
                                        OpFoldResult size, Type elementType,
                                        VectorBody body) {
-  Value init = tensor::EmptyOp::create(b, loc, ArrayRef<OpFoldResult>{size},
-                                       elementType);
+  return buildVectorFromIndices(
+      b, loc,
+      tensor::EmptyOp::create(b, loc, ArrayRef<OpFoldResult>{size},
+                              elementType),
+      body);
+}
+
+Value lowering::buildVectorFromIndices(OpBuilder &b, Location loc, Value init,
+                                       VectorBody body) {
   SmallVector<AffineMap> maps = {
       AffineMap::getMultiDimIdentityMap(1, b.getContext())};
   auto generic = linalg::GenericOp::create(

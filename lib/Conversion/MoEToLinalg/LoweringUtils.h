@@ -79,6 +79,10 @@ Value buildTensorFromIndices(OpBuilder &b, Location loc, Value rowsSource,
 using VectorBody = function_ref<Value(OpBuilder &, Location, Value index)>;
 Value buildVectorFromIndices(OpBuilder &b, Location loc, OpFoldResult size,
                              Type elementType, VectorBody body);
+/// The same written into `init` (a `[size]` tensor whose values are not
+/// read: a buffer to reuse).
+Value buildVectorFromIndices(OpBuilder &b, Location loc, Value init,
+                             VectorBody body);
 
 /// Body of a row-parallel loop: the row index and, for each output, the
 /// row's `[1, C]` slice (to be written in place) in; the new rows out.

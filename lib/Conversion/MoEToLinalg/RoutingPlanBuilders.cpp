@@ -156,45 +156,82 @@ Value lowering::buildChunkExpertCounts(OpBuilder &b, Location loc, Value ids,
   return chunkCounts;
 }
 
+// The plan's per-expert steps are element-wise or log-step loops rather
+// than one loop over the experts: on a GPU the routing kernel spreads them
+// over its threads, where a loop over E (256 at DeepSeek-V3) would be E
+// dependent round trips to memory on one thread, the better part of a
+// decode step's budget.
+
 Value lowering::buildSumOfChunkCounts(OpBuilder &b, Location loc,
                                       Value chunkCounts, int64_t numExperts) {
   Value zero = indexConstant(b, loc, 0);
   Value numChunks = tensor::DimOp::create(b, loc, chunkCounts, 0);
-  Value totals =
-      buildFilledVector(b, loc, b.getIndexAttr(numExperts), b.getI32Type(), 0);
-  return buildLoop(
-      b, loc, zero, numChunks, {totals},
-      [&](OpBuilder &cb, Location cl, Value c, ValueRange carried) {
-        return buildLoop(
-            cb, cl, zero, indexConstant(cb, cl, numExperts), carried,
-            [&](OpBuilder &eb, Location el, Value e, ValueRange sums) {
-              Value sum =
-                  arith::AddIOp::create(eb, el, readIndex(eb, el, sums[0], {e}),
-                                        readIndex(eb, el, chunkCounts, {c, e}));
-              return SmallVector<Value>{writeIndex(eb, el, sum, sums[0], {e})};
-            });
-      })[0];
+  // Each expert's column summed over the chunks, the experts in parallel.
+  return buildVectorFromIndices(
+      b, loc, b.getIndexAttr(numExperts), b.getI32Type(),
+      [&](OpBuilder &eb, Location el, Value e) -> Value {
+        Value total = buildLoop(
+            eb, el, zero, numChunks, {zero},
+            [&](OpBuilder &cb, Location cl, Value c, ValueRange sum) {
+              return SmallVector<Value>{arith::AddIOp::create(
+                  cb, cl, sum[0], readIndex(cb, cl, chunkCounts, {c, e}))};
+            })[0];
+        return arith::IndexCastOp::create(eb, el, eb.getI32Type(), total);
+      });
 }
 
 Value lowering::buildAlignedOffsets(OpBuilder &b, Location loc, Value counts,
                                     int64_t align) {
   int64_t numExperts =
       llvm::cast<RankedTensorType>(counts.getType()).getDimSize(0);
-  Value offsets = buildFilledVector(b, loc, b.getIndexAttr(numExperts + 1),
-                                    b.getI64Type(), 0);
-  Value alignment = indexConstant(b, loc, align);
-  return buildLoop(
-      b, loc, indexConstant(b, loc, 0), indexConstant(b, loc, numExperts),
-      {offsets}, [&](OpBuilder &eb, Location el, Value e, ValueRange carried) {
-        Value count = readIndex(eb, el, counts, {e});
+  Type i64 = b.getI64Type();
+  OpFoldResult size = b.getIndexAttr(numExperts + 1);
+  // offsets[i] = sum of the padded counts of the experts before i: a scan
+  // of [0, padded...] in ceil(log2(E + 1)) steps, each adding the value
+  // `distance` places back (Hillis-Steele), every element in parallel.
+  Value scan = buildVectorFromIndices(
+      b, loc, size, i64, [&](OpBuilder &eb, Location el, Value i) -> Value {
+        Value first = arith::CmpIOp::create(eb, el, arith::CmpIPredicate::eq, i,
+                                            indexConstant(eb, el, 0));
+        Value previous = arith::SubIOp::create(
+            eb, el, arith::MaxUIOp::create(eb, el, i, indexConstant(eb, el, 1)),
+            indexConstant(eb, el, 1));
+        Value alignment = indexConstant(eb, el, align);
         Value padded = arith::MulIOp::create(
-            eb, el, arith::CeilDivUIOp::create(eb, el, count, alignment),
+            eb, el,
+            arith::CeilDivUIOp::create(
+                eb, el, readIndex(eb, el, counts, {previous}), alignment),
             alignment);
-        Value end = arith::AddIOp::create(
-            eb, el, readIndex(eb, el, carried[0], {e}), padded);
-        Value next = arith::AddIOp::create(eb, el, e, indexConstant(eb, el, 1));
-        return SmallVector<Value>{writeIndex(eb, el, end, carried[0], {next})};
-      })[0];
+        return arith::IndexCastOp::create(
+            eb, el, i64,
+            arith::SelectOp::create(eb, el, first, indexConstant(eb, el, 0),
+                                    padded));
+      });
+  // Each step writes the buffer of the one before the last (two buffers
+  // in all).
+  Value spare =
+      tensor::EmptyOp::create(b, loc, ArrayRef<OpFoldResult>{size}, i64);
+  for (int64_t distance = 1; distance < numExperts + 1; distance *= 2) {
+    Value previous = scan;
+    scan = buildVectorFromIndices(
+        b, loc, std::exchange(spare, previous),
+        [&](OpBuilder &eb, Location el, Value i) -> Value {
+          Value back = indexConstant(eb, el, distance);
+          Value reaches =
+              arith::CmpIOp::create(eb, el, arith::CmpIPredicate::uge, i, back);
+          Value from = arith::SelectOp::create(
+              eb, el, reaches, arith::SubIOp::create(eb, el, i, back),
+              indexConstant(eb, el, 0));
+          Value added = arith::SelectOp::create(
+              eb, el, reaches, readIndex(eb, el, previous, {from}),
+              indexConstant(eb, el, 0));
+          return arith::IndexCastOp::create(
+              eb, el, i64,
+              arith::AddIOp::create(eb, el, readIndex(eb, el, previous, {i}),
+                                    added));
+        });
+  }
+  return scan;
 }
 
 Placement lowering::buildPlacement(OpBuilder &b, Location loc, Value ids,
@@ -402,36 +439,72 @@ std::pair<Value, Value> lowering::buildBlockTable(OpBuilder &b, Location loc,
   int64_t numExperts =
       llvm::cast<RankedTensorType>(counts.getType()).getDimSize(0);
   Type i32 = b.getI32Type();
-  Value zero = indexConstant(b, loc, 0);
-  Value rowsPerBlock = indexConstant(b, loc, blockRows);
-  SmallVector<Value> init = {buildFilledVector(b, loc, numBlocks, i32, -1),
-                             buildFilledVector(b, loc, numBlocks, i32, 0)};
-  // Each expert's blocks, in order: its rows fill the first ones.
-  SmallVector<Value> table = buildLoop(
-      b, loc, zero, indexConstant(b, loc, numExperts), init,
-      [&](OpBuilder &eb, Location el, Value e, ValueRange expertCarried) {
-        Value start = readIndex(eb, el, offsets, {e});
-        Value end = readIndex(
-            eb, el, offsets,
-            {arith::AddIOp::create(eb, el, e, indexConstant(eb, el, 1))});
-        Value firstBlock = arith::DivUIOp::create(eb, el, start, rowsPerBlock);
-        Value lastBlock = arith::DivUIOp::create(eb, el, end, rowsPerBlock);
-        Value count = readIndex(eb, el, counts, {e});
-        return buildLoop(
-            eb, el, firstBlock, lastBlock, expertCarried,
-            [&](OpBuilder &bb, Location bl, Value block, ValueRange carried) {
-              Value before = arith::MulIOp::create(
-                  bb, bl, arith::SubIOp::create(bb, bl, block, firstBlock),
-                  rowsPerBlock);
-              // count - before, clamped to [0, BM] (count >= 0).
-              Value left = arith::SubIOp::create(
-                  bb, bl, arith::MaxUIOp::create(bb, bl, count, before),
-                  before);
-              Value filled = arith::MinUIOp::create(bb, bl, left, rowsPerBlock);
-              return SmallVector<Value>{
-                  writeIndex(bb, bl, e, carried[0], {block}),
-                  writeIndex(bb, bl, filled, carried[1], {block})};
-            });
+  // The expert owning block b (its first row `first`): the last expert e
+  // with offsets[e] <= first (an empty expert's offset equals the next
+  // one's), by binary search over the sorted offsets, every block in
+  // parallel; none at or past offsets[E]. Its filled rows: the expert's
+  // rows past the block's start, at most a block's.
+  int64_t steps = llvm::Log2_64(static_cast<uint64_t>(numExperts)) + 1;
+  auto owner = [&](OpBuilder &eb, Location el, Value block) {
+    Value first =
+        arith::MulIOp::create(eb, el, block, indexConstant(eb, el, blockRows));
+    // [lo, lo + n): the experts not yet known to start after `first`.
+    SmallVector<Value> range = {indexConstant(eb, el, 0),
+                                indexConstant(eb, el, numExperts)};
+    for (int64_t step = 0; step < steps; ++step) {
+      Value lo = range[0], n = range[1];
+      Value half = arith::DivUIOp::create(eb, el, n, indexConstant(eb, el, 2));
+      Value mid = arith::AddIOp::create(eb, el, lo, half);
+      Value left = arith::CmpIOp::create(eb, el, arith::CmpIPredicate::ugt, n,
+                                         indexConstant(eb, el, 0));
+      Value safeMid = arith::MinUIOp::create(
+          eb, el, mid, indexConstant(eb, el, numExperts - 1));
+      Value starts =
+          arith::CmpIOp::create(eb, el, arith::CmpIPredicate::ule,
+                                readIndex(eb, el, offsets, {safeMid}), first);
+      Value after = arith::AndIOp::create(eb, el, left, starts);
+      Value one = indexConstant(eb, el, 1);
+      // offsets[mid] <= first: the answer is past mid; else before it.
+      range[0] = arith::SelectOp::create(
+          eb, el, after, arith::AddIOp::create(eb, el, mid, one), lo);
+      Value rest = arith::SubIOp::create(
+          eb, el, arith::SubIOp::create(eb, el, n, half), one);
+      range[1] = arith::SelectOp::create(
+          eb, el, left, arith::SelectOp::create(eb, el, starts, rest, half), n);
+    }
+    // offsets[0] = 0 <= first: at least one expert starts at or before it.
+    Value expert = arith::SubIOp::create(
+        eb, el,
+        arith::MaxUIOp::create(eb, el, range[0], indexConstant(eb, el, 1)),
+        indexConstant(eb, el, 1));
+    Value owned = arith::CmpIOp::create(
+        eb, el, arith::CmpIPredicate::ult, first,
+        readIndex(eb, el, offsets, {indexConstant(eb, el, numExperts)}));
+    return std::make_tuple(first, expert, owned);
+  };
+  Value blockExperts = buildVectorFromIndices(
+      b, loc, numBlocks, i32,
+      [&](OpBuilder &eb, Location el, Value block) -> Value {
+        auto [first, expert, owned] = owner(eb, el, block);
+        return arith::SelectOp::create(
+            eb, el, owned, arith::IndexCastOp::create(eb, el, i32, expert),
+            arith::ConstantIntOp::create(eb, el, i32, -1));
       });
-  return {table[0], table[1]};
+  Value blockSizes = buildVectorFromIndices(
+      b, loc, numBlocks, i32,
+      [&](OpBuilder &eb, Location el, Value block) -> Value {
+        auto [first, expert, owned] = owner(eb, el, block);
+        Value before = arith::SubIOp::create(
+            eb, el, first, readIndex(eb, el, offsets, {expert}));
+        Value count = readIndex(eb, el, counts, {expert});
+        // count - before, clamped to [0, BM] (count >= 0).
+        Value left = arith::SubIOp::create(
+            eb, el, arith::MaxUIOp::create(eb, el, count, before), before);
+        Value filled = arith::MinUIOp::create(eb, el, left,
+                                              indexConstant(eb, el, blockRows));
+        return arith::SelectOp::create(
+            eb, el, owned, arith::IndexCastOp::create(eb, el, i32, filled),
+            arith::ConstantIntOp::create(eb, el, i32, 0));
+      });
+  return {blockExperts, blockSizes};
 }

@@ -117,7 +117,9 @@ func.func @gate_group_max(%logits: tensor<?x6xf32>) -> (tensor<?x2xf32>, tensor<
 // -----
 
 // Grouped dispatch: count per expert (per chunk of 64 tokens, the chunks
-// in parallel, then summed), aligned prefix sum, then per taken assignment
+// in parallel, then summed, the experts in parallel), the aligned prefix
+// sum (each expert's padded count, then a scan in log2(E + 1) parallel
+// steps over two buffers), then per taken assignment
 // a row (the row map, -1 when not taken) and the token of that row (a
 // table of offsets[E] entries, -1 for padding rows); an scf.forall over the
 // rows copies each from its token's input row, or zero-fills it.
@@ -132,12 +134,19 @@ func.func @gate_group_max(%logits: tensor<?x6xf32>) -> (tensor<?x2xf32>, tensor<
 // CHECK:     scf.if
 // CHECK:       tensor.insert {{.*}} : tensor<1x4xi32>
 // CHECK:   tensor.parallel_insert_slice %{{.*}} into %[[CC]][%[[C]], 0] [1, 4] [1, 1]
-// CHECK: %[[COUNTS:.*]] = scf.for {{.*}} -> (tensor<4xi32>)
-// CHECK:   tensor.extract %[[PER_CHUNK]]
-// CHECK: %[[OFF:.*]] = scf.for {{.*}} -> (tensor<5xi64>)
+// CHECK: %[[COUNTS:.*]] = linalg.generic {{.*}} iterator_types = ["parallel"]} outs(%{{.*}} : tensor<4xi32>)
+// CHECK:   scf.for
+// CHECK:     tensor.extract %[[PER_CHUNK]]
+// CHECK: %[[PADDED:.*]] = linalg.generic {{.*}} iterator_types = ["parallel"]} outs(%{{.*}} : tensor<5xi64>)
 // CHECK:   tensor.extract %[[COUNTS]]
 // CHECK:   arith.ceildivui %{{.*}}, %c8
 // CHECK:   arith.muli %{{.*}}, %c8
+// CHECK: %[[SCAN1:.*]] = linalg.generic {{.*}} outs(%[[SPARE:.*]] : tensor<5xi64>)
+// CHECK:   tensor.extract %[[PADDED]]
+// CHECK: %[[SCAN2:.*]] = linalg.generic {{.*}} outs(%[[PADDED]] : tensor<5xi64>)
+// CHECK:   tensor.extract %[[SCAN1]]
+// CHECK: %[[OFF:.*]] = linalg.generic {{.*}} outs(%[[SCAN1]] : tensor<5xi64>)
+// CHECK:   tensor.extract %[[SCAN2]]
 // CHECK: %[[N:.*]] = tensor.extract %[[OFF]][%c4]
 // CHECK: %[[NI:.*]] = arith.index_cast %[[N]]
 // CHECK: %[[EMPTY:.*]] = tensor.empty(%[[NI]]) : tensor<?xi32>

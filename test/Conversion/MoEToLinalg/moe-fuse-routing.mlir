@@ -33,11 +33,21 @@
 // CHECK:     arith.addf %{{.*}}, %cst
 // CHECK-NOT: tensor<?x8xf32>
 // CHECK:   tensor.parallel_insert_slice
-// CHECK: scf.for {{.*}} -> (tensor<8xi32>)
-// CHECK:   tensor.extract %[[ROUTED]]#2
-// CHECK:   arith.fptosi
-// CHECK: scf.for {{.*}} -> (tensor<9xi64>)
-// CHECK: scf.for {{.*}} -> (tensor<?xi32>, tensor<?xi32>)
+// The plan's per-expert steps in parallel: each expert's count summed
+// over the chunks, the padded counts and their scan (E + 1 = 9: four
+// steps), each block's expert and filled rows (a binary search of its
+// first row in the offsets).
+// CHECK: linalg.generic {{.*}} iterator_types = ["parallel"]} outs(%{{.*}} : tensor<8xi32>)
+// CHECK:   scf.for
+// CHECK:     tensor.extract %[[ROUTED]]#2
+// CHECK:     arith.fptosi
+// CHECK-COUNT-5: } -> tensor<9xi64>
+// CHECK: linalg.generic {{.*}} iterator_types = ["parallel"]} outs(%{{.*}} : tensor<?xi32>)
+// CHECK-NOT: scf.for
+// CHECK: } -> tensor<?xi32>
+// CHECK: linalg.generic {{.*}} iterator_types = ["parallel"]} outs(%{{.*}} : tensor<?xi32>)
+// CHECK-NOT: scf.for
+// CHECK: } -> tensor<?xi32>
 // The placement in parallel: each expert's first row per chunk (a forall
 // over the experts), each chunk's assignments from there (a forall over
 // the chunks, writing its tokens' rows of the row map),
