@@ -22,6 +22,7 @@
 #include "moe/Dialect/MoE/Utils/TensorBuilders.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -334,7 +335,8 @@ struct FuseRouting : OpRewritePattern<RoutingPlanOp> {
     Value numTokens = tensor::DimOp::create(rewriter, loc, gate.getLogits(), 0);
     // Tokens routed per iteration: a chunk's, counting as it goes, or one
     // (counted per chunk after).
-    int64_t chunkTokens = tokenParallel ? 1 : kRoutingChunkTokens;
+    OpFoldResult chunkTokens =
+        rewriter.getIndexAttr(tokenParallel ? 1 : kRoutingChunkTokens);
     Value numChunks = buildNumChunks(rewriter, loc, numTokens, chunkTokens);
     TokenRouter router(gate);
     // A zeroed work row of `rows` rows.
@@ -395,12 +397,19 @@ struct FuseRouting : OpRewritePattern<RoutingPlanOp> {
         },
         chunkTokens);
     Value weights = results[0], ids = results[1];
-    Value chunkCounts = tokenParallel
-                           ? buildChunkExpertCounts(rewriter, loc, ids,
-                                                    numExperts)
-                           : results[2];
-    rewriter.replaceOp(
-        plan, buildRoutingPlanResults(rewriter, loc, plan, ids, chunkCounts));
+    // The plan's chunks: the routing loop's when it counted as it went,
+    // else sized from T (buildPlanChunkTokens).
+    Value planChunkTokens =
+        tokenParallel
+            ? buildPlanChunkTokens(rewriter, loc, numTokens, topK)
+            : getValueOrCreateConstantIndexOp(rewriter, loc, chunkTokens);
+    Value chunkCounts =
+        tokenParallel ? buildChunkExpertCounts(rewriter, loc, ids, numExperts,
+                                               planChunkTokens)
+                      : results[2];
+    rewriter.replaceOp(plan,
+                       buildRoutingPlanResults(rewriter, loc, plan, ids,
+                                               chunkCounts, planChunkTokens));
     rewriter.replaceOp(gate, ValueRange{castToType(rewriter, loc, weights,
                                                    gate.getWeights().getType()),
                                         castToType(rewriter, loc, ids,

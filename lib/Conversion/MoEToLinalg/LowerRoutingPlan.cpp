@@ -30,7 +30,8 @@ using namespace mlir::moe::lowering;
 SmallVector<Value> lowering::buildRoutingPlanResults(OpBuilder &b, Location loc,
                                                      RoutingPlanOp plan,
                                                      Value ids,
-                                                     Value chunkCounts) {
+                                                     Value chunkCounts,
+                                                     Value chunkTokens) {
   ReifiedRankedShapedTypeDims shapes;
   // The shapes are a function of T alone (never fails).
   (void)plan.reifyResultShapes(b, shapes);
@@ -41,7 +42,7 @@ SmallVector<Value> lowering::buildRoutingPlanResults(OpBuilder &b, Location loc,
   auto [blockExperts, blockSizes] =
       buildBlockTable(b, loc, counts, offsets, numBlocks, plan.getBlockRows());
   auto [rowSources, rowMap] = buildChunkedPlacement(
-      b, loc, ids, offsets, chunkCounts,
+      b, loc, ids, offsets, chunkCounts, chunkTokens,
       buildFilledVector(b, loc, shapes[3][0], b.getI32Type(), -1));
   SmallVector<Value> results = {offsets, blockExperts, blockSizes, rowSources,
                                 rowMap};
@@ -144,10 +145,13 @@ struct LowerRoutingPlan : OpConversionPattern<RoutingPlanOp> {
       rewriter.replaceOp(op, buildEveryTokenPlan(rewriter, loc, op, ids));
       return success();
     }
-    Value chunkCounts =
-        buildChunkExpertCounts(rewriter, loc, ids, op.getNumExperts());
-    rewriter.replaceOp(
-        op, buildRoutingPlanResults(rewriter, loc, op, ids, chunkCounts));
+    Value chunkTokens = buildPlanChunkTokens(
+        rewriter, loc, tensor::DimOp::create(rewriter, loc, ids, 0),
+        llvm::cast<RankedTensorType>(ids.getType()).getDimSize(1));
+    Value chunkCounts = buildChunkExpertCounts(rewriter, loc, ids,
+                                               op.getNumExperts(), chunkTokens);
+    rewriter.replaceOp(op, buildRoutingPlanResults(rewriter, loc, op, ids,
+                                                   chunkCounts, chunkTokens));
     return success();
   }
 };

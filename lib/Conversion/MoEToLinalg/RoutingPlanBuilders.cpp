@@ -4,7 +4,9 @@
 #include "LoweringUtils.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
@@ -40,30 +42,43 @@ Value incrementAt(OpBuilder &b, Location loc, Value tensor, ValueRange at) {
 } // namespace
 
 Value lowering::buildNumChunks(OpBuilder &b, Location loc, Value numTokens,
-                               int64_t chunkTokens) {
-  return arith::CeilDivUIOp::create(b, loc, numTokens,
-                                    indexConstant(b, loc, chunkTokens));
+                               OpFoldResult chunkTokens) {
+  return arith::CeilDivUIOp::create(
+      b, loc, numTokens, getValueOrCreateConstantIndexOp(b, loc, chunkTokens));
 }
 
-SmallVector<Value> lowering::buildChunkParallel(OpBuilder &b, Location loc,
-                                                Value numTokens,
-                                                ValueRange perToken,
-                                                ValueRange perChunk,
-                                                ChunkBody body,
-                                                int64_t chunkTokens) {
+Value lowering::buildPlanChunkTokens(OpBuilder &b, Location loc,
+                                     Value numTokens, int64_t choices) {
+  Type f64 = b.getF64Type(), i64 = b.getI64Type();
+  Value perChoice = arith::DivUIOp::create(
+      b, loc, numTokens, indexConstant(b, loc, std::max<int64_t>(choices, 1)));
+  Value root = math::SqrtOp::create(
+      b, loc,
+      arith::UIToFPOp::create(
+          b, loc, f64, arith::IndexCastUIOp::create(b, loc, i64, perChoice)));
+  Value tokens = arith::IndexCastUIOp::create(
+      b, loc, b.getIndexType(), arith::FPToUIOp::create(b, loc, i64, root));
+  return arith::MinUIOp::create(
+      b, loc, arith::MaxUIOp::create(b, loc, tokens, indexConstant(b, loc, 1)),
+      indexConstant(b, loc, kRoutingChunkTokens));
+}
+
+SmallVector<Value>
+lowering::buildChunkParallel(OpBuilder &b, Location loc, Value numTokens,
+                             ValueRange perToken, ValueRange perChunk,
+                             ChunkBody body, OpFoldResult chunkTokens) {
   SmallVector<Value> inits(perToken);
   llvm::append_range(inits, perChunk);
   Value numChunks = buildNumChunks(b, loc, numTokens, chunkTokens);
+  Value tokensPerChunk = getValueOrCreateConstantIndexOp(b, loc, chunkTokens);
   auto forall = scf::ForallOp::create(b, loc, ArrayRef<OpFoldResult>{numChunks},
                                       inits, std::nullopt);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPoint(forall.getTerminator());
   Value chunk = forall.getInductionVar(0);
-  Value first =
-      arith::MulIOp::create(b, loc, chunk, indexConstant(b, loc, chunkTokens));
-  Value count =
-      arith::MinUIOp::create(b, loc, indexConstant(b, loc, chunkTokens),
-                             arith::SubIOp::create(b, loc, numTokens, first));
+  Value first = arith::MulIOp::create(b, loc, chunk, tokensPerChunk);
+  Value count = arith::MinUIOp::create(
+      b, loc, tokensPerChunk, arith::SubIOp::create(b, loc, numTokens, first));
   SmallVector<OpFoldResult> strides(2, b.getIndexAttr(1));
   SmallVector<SmallVector<OpFoldResult>> offsets, sizes;
   SmallVector<Value> tokenRows, chunkRows;
@@ -125,16 +140,20 @@ Value lowering::buildCountAssignment(OpBuilder &b, Location loc, Value counts,
 Value lowering::buildExpertCounts(OpBuilder &b, Location loc, Value ids,
                                   int64_t numExperts) {
   return buildSumOfChunkCounts(
-      b, loc, buildChunkExpertCounts(b, loc, ids, numExperts), numExperts);
+      b, loc,
+      buildChunkExpertCounts(b, loc, ids, numExperts,
+                             b.getIndexAttr(kRoutingChunkTokens)),
+      numExperts);
 }
 
 Value lowering::buildChunkExpertCounts(OpBuilder &b, Location loc, Value ids,
-                                       int64_t numExperts) {
+                                       int64_t numExperts,
+                                       OpFoldResult chunkTokens) {
   Value zero = indexConstant(b, loc, 0);
   Value numTokens = tensor::DimOp::create(b, loc, ids, 0);
   Value choices = tensor::DimOp::create(b, loc, ids, 1);
   Value chunkCounts = buildChunkCountsInit(
-      b, loc, buildNumChunks(b, loc, numTokens), numExperts);
+      b, loc, buildNumChunks(b, loc, numTokens, chunkTokens), numExperts);
   chunkCounts = buildChunkParallel(
       b, loc, numTokens, {}, {chunkCounts},
       [&](OpBuilder &cb, Location cl, Value first, Value count, ValueRange,
@@ -152,7 +171,8 @@ Value lowering::buildChunkExpertCounts(OpBuilder &b, Location loc, Value ids,
                         kb, kl, current[0], id, numExperts)};
                   });
             });
-      })[0];
+      },
+      chunkTokens)[0];
   return chunkCounts;
 }
 
@@ -293,11 +313,10 @@ std::pair<Value, Value> lowering::buildPlacement(OpBuilder &b, Location loc,
   return {placement.rowSources, placement.rowMap};
 }
 
-std::pair<Value, Value> lowering::buildChunkedPlacement(OpBuilder &b,
-                                                        Location loc, Value ids,
-                                                        Value offsets,
-                                                        Value chunkCounts,
-                                                        Value rowSources) {
+std::pair<Value, Value>
+lowering::buildChunkedPlacement(OpBuilder &b, Location loc, Value ids,
+                                Value offsets, Value chunkCounts,
+                                Value chunkTokens, Value rowSources) {
   int64_t numExperts =
       llvm::cast<RankedTensorType>(offsets.getType()).getDimSize(0) - 1;
   auto idsType = llvm::cast<RankedTensorType>(ids.getType());
@@ -305,7 +324,7 @@ std::pair<Value, Value> lowering::buildChunkedPlacement(OpBuilder &b,
   Type i32 = b.getI32Type();
   Value zero = indexConstant(b, loc, 0);
   Value numTokens = tensor::DimOp::create(b, loc, ids, 0);
-  Value numChunks = buildNumChunks(b, loc, numTokens);
+  Value numChunks = buildNumChunks(b, loc, numTokens, chunkTokens);
   SmallVector<OpFoldResult> unit(2, b.getIndexAttr(1));
 
   // starts[c][e]: expert e's first row in chunk c, offsets[e] plus the
@@ -371,7 +390,8 @@ std::pair<Value, Value> lowering::buildChunkedPlacement(OpBuilder &b,
                     return SmallVector<Value>{map, cursors};
                   });
             });
-      })[0];
+      },
+      chunkTokens)[0];
 
   // Each row's source token, scattered by the tokens in parallel: every
   // assignment writes its own element, a taken one its row's, one not

@@ -27,7 +27,17 @@ constexpr int64_t kRoutingChunkTokens = 64;
 
 /// Number of chunks of `chunkTokens` tokens covering `numTokens`.
 Value buildNumChunks(OpBuilder &b, Location loc, Value numTokens,
-                     int64_t chunkTokens = kRoutingChunkTokens);
+                     OpFoldResult chunkTokens);
+
+/// Tokens per chunk of the routing plan's counting and placement for
+/// `numTokens` tokens of `choices` assignments each (`index`): a chunk's
+/// thread places chunkTokens x choices assignments one after another and
+/// each expert's thread sums T / chunkTokens chunk counts, so
+/// floor(sqrt(T / choices)) balances the two, within [1,
+/// kRoutingChunkTokens] (at T = 64 of 8 choices: 2 tokens, 16 and 32
+/// steps, where 64-token chunks made one thread place all 512).
+Value buildPlanChunkTokens(OpBuilder &b, Location loc, Value numTokens,
+                           int64_t choices);
 
 /// Body of a chunk of tokens: its first token and token count (`index`),
 /// the chunk's `[n, X]` rows of each per-token tensor and its `[1, X]` row
@@ -44,7 +54,7 @@ using ChunkBody = function_ref<SmallVector<Value>(
 SmallVector<Value> buildChunkParallel(OpBuilder &b, Location loc,
                                       Value numTokens, ValueRange perToken,
                                       ValueRange perChunk, ChunkBody body,
-                                      int64_t chunkTokens = kRoutingChunkTokens);
+                                      OpFoldResult chunkTokens);
 
 /// `[chunks, E]` i32 zeros: per-chunk expert counts to fill.
 Value buildChunkCountsInit(OpBuilder &b, Location loc, Value numChunks,
@@ -98,21 +108,20 @@ std::pair<Value, Value> buildPlacement(OpBuilder &b, Location loc, Value ids,
 
 /// The grouped placement of `buildPlacement` with the same rows, built in
 /// parallel from `chunkCounts` (`[chunks, X]`, the taken assignments per
-/// chunk of kRoutingChunkTokens tokens and expert in columns [0, E), i32
+/// chunk of `chunkTokens` tokens and expert in columns [0, E), i32
 /// or f32 holding integers): each expert's first row per chunk (an
 /// exclusive prefix over the chunks, in parallel over the experts), each
 /// chunk's assignments placed from there (in parallel over the chunks),
 /// then each token's rows' sources written (in parallel over the tokens).
 /// Returns the row sources and the row map.
-std::pair<Value, Value> buildChunkedPlacement(OpBuilder &b, Location loc,
-                                              Value ids, Value offsets,
-                                              Value chunkCounts,
-                                              Value rowSources);
+std::pair<Value, Value>
+buildChunkedPlacement(OpBuilder &b, Location loc, Value ids, Value offsets,
+                      Value chunkCounts, Value chunkTokens, Value rowSources);
 
 /// `[chunks, E]` i32: the taken assignments of `ids` `[T,K]` i32 per chunk
-/// of kRoutingChunkTokens tokens and expert, counted in parallel.
+/// of `chunkTokens` tokens and expert, counted in parallel.
 Value buildChunkExpertCounts(OpBuilder &b, Location loc, Value ids,
-                             int64_t numExperts);
+                             int64_t numExperts, OpFoldResult chunkTokens);
 
 /// `[numBlocks]` i32 expert and filled rows of each block of `blockRows`
 /// rows laid out by `offsets` and `counts`: -1 and 0 past offsets[E].
@@ -122,11 +131,12 @@ std::pair<Value, Value> buildBlockTable(OpBuilder &b, Location loc,
 
 /// The results of `plan` (offsets, block experts, block sizes, row sources,
 /// row map, typed as its results) for `ids` `[T,K]` i32 whose counts per
-/// chunk of tokens and expert (`chunkCounts`, as buildChunkedPlacement
-/// takes them) are known.
+/// chunk of `chunkTokens` tokens and expert (`chunkCounts`, as
+/// buildChunkedPlacement takes them) are known.
 SmallVector<Value> buildRoutingPlanResults(OpBuilder &b, Location loc,
                                            RoutingPlanOp plan, Value ids,
-                                           Value chunkCounts);
+                                           Value chunkCounts,
+                                           Value chunkTokens);
 
 /// A rank-1 `[size]` tensor of `value` of integer type `type`.
 Value buildFilledVector(OpBuilder &b, Location loc, OpFoldResult size,

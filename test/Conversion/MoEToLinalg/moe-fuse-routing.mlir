@@ -190,8 +190,10 @@ func.func @not_fused(%logits: tensor<?x8xf32>, %wide: tensor<?x32xf32>,
 
 // token-parallel: the tokens are routed by a forall over the tokens, each
 // with a zeroed scratch row of its own made in its iteration (no [T, 16]
-// tensor), then counted per chunk of 64 tokens by a forall over the
-// chunks; the plan is built from those counts as before.
+// tensor), then counted per chunk by a forall over the chunks, a chunk
+// of floor(sqrt(T / K)) tokens within [1, 64] (each chunk's placement and
+// each expert's sum over the chunks then take about as many steps); the
+// plan is built from those counts as before.
 // TOKENS-LABEL: func @softmax_top2_tokens
 // TOKENS-SAME: (%[[LOGITS:.*]]: tensor<?x8xf32>)
 // TOKENS: %[[T:.*]] = tensor.dim %[[LOGITS]], %c0
@@ -201,7 +203,11 @@ func.func @not_fused(%logits: tensor<?x8xf32>, %wide: tensor<?x32xf32>,
 // TOKENS:   linalg.fill ins(%{{.*}} : f32) outs(%[[ROW]] : tensor<1x16xf32>)
 // TOKENS:   math.exp
 // TOKENS:   tensor.parallel_insert_slice
-// TOKENS: %[[CHUNKS:.*]] = arith.ceildivui %[[T]], %c64
+// TOKENS: %[[PER:.*]] = arith.divui %[[T]], %c2
+// TOKENS: %[[ROOT:.*]] = math.sqrt
+// TOKENS: %[[AT_LEAST:.*]] = arith.maxui %{{.*}}, %c1
+// TOKENS: %[[SIZE:.*]] = arith.minui %[[AT_LEAST]], %c64
+// TOKENS: %[[CHUNKS:.*]] = arith.ceildivui %[[T]], %[[SIZE]]
 // TOKENS: scf.forall (%{{.*}}) in (%[[CHUNKS]]) shared_outs({{.*}}) -> (tensor<?x8xi32>)
 // TOKENS:   tensor.extract %[[ROUTED]]#1
 // TOKENS: return %[[ROUTED]]#0
