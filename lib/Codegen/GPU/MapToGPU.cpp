@@ -268,6 +268,38 @@ bool escapesRegion(Value buffer) {
   return false;
 }
 
+/// Whether `value` is known before `top` (an op of `body`), or computed
+/// from such values by host arithmetic (pure, no region, not in a loop)
+/// that may move before it: a size the host computes inside a region (the
+/// plan's row bound under an scf.if on T).
+bool isComputableBefore(Value value, Operation *top, Block &body) {
+  Operation *def = value.getDefiningOp();
+  if (!def)
+    return value.getParentBlock() == &body;
+  if (def->getBlock() == &body)
+    return def->isBeforeInBlock(top);
+  // Speculatable too: it runs whichever branch is taken.
+  if (!top->isAncestor(def) || def->getNumRegions() != 0 || !isPure(def) ||
+      def->getParentOfType<scf::ParallelOp>() ||
+      def->getParentOfType<scf::ForallOp>() ||
+      def->getParentOfType<scf::ForOp>())
+    return false;
+  return llvm::all_of(def->getOperands(), [&](Value operand) {
+    return isComputableBefore(operand, top, body);
+  });
+}
+
+/// Moves the host arithmetic that computes `value` before `top`, operands
+/// first (isComputableBefore holds).
+void computeBefore(Value value, Operation *top, Block &body) {
+  Operation *def = value.getDefiningOp();
+  if (!def || def->getBlock() == &body)
+    return;
+  for (Value operand : def->getOperands())
+    computeBefore(operand, top, body);
+  def->moveBefore(top);
+}
+
 void hoistSequentialAllocations(func::FuncOp func) {
   Block &body = func.getBody().front();
   SmallVector<memref::AllocOp> allocations;
@@ -280,12 +312,12 @@ void hoistSequentialAllocations(func::FuncOp func) {
   for (memref::AllocOp alloc : allocations) {
     Operation *top = body.findAncestorOpInBlock(*alloc);
     bool sizesKnown = llvm::all_of(alloc->getOperands(), [&](Value size) {
-      Operation *def = size.getDefiningOp();
-      return def ? def->getBlock() == &body && def->isBeforeInBlock(top)
-                 : size.getParentBlock() == &body;
+      return isComputableBefore(size, top, body);
     });
     if (!sizesKnown || escapesRegion(alloc.getResult()))
       continue;
+    for (Value size : alloc->getOperands())
+      computeBefore(size, top, body);
     for (Operation *user : llvm::make_early_inc_range(alloc->getUsers()))
       if (llvm::isa<memref::DeallocOp>(user))
         user->erase();

@@ -845,3 +845,72 @@ func.func @one_expert_tiles(%x: memref<?x16xbf16>,
   }
   return %y : memref<?x32xf32>
 }
+
+// -----
+
+// A buffer allocated in a branch, of a size the host computes in that
+// branch from values known before it (the router's bf16 terms under the
+// scf.if on T), is allocated before the scf.if with that arithmetic, so
+// the branch only launches and the chain goes on without a host wait (a
+// device-io call allows none). A size from a division by a value that
+// may be 0 cannot run whichever branch is taken: that buffer stays, and
+// so does the host's control.
+// CHECK-LABEL: func @sized_in_branch
+// CHECK: %[[ROWS:.*]] = arith.muli %{{.*}}, %c3
+// CHECK: %[[TERMS:.*]], %{{.*}} = gpu.alloc async [%{{.*}}] (%[[ROWS]]) : memref<?xf32>
+// CHECK-NOT: gpu.wait [
+// CHECK: scf.if %{{.*}} {
+// CHECK-NOT: gpu.wait
+// CHECK:   gpu.launch async
+// CHECK:   gpu.launch async
+// CHECK: }
+// CHECK: gpu.dealloc async [%{{.*}}] %[[TERMS]]
+// CHECK-LABEL: func @divided_in_branch
+// CHECK: gpu.wait [
+// CHECK: scf.if %{{.*}} {
+// CHECK:   arith.divui
+// CHECK:   gpu.alloc async
+func.func @sized_in_branch(%x: memref<8xf32>, %n: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c3 = arith.constant 3 : index
+  %c8 = arith.constant 8 : index
+  %zero = arith.constant 0.0 : f32
+  %wide = arith.cmpi uge, %n, %c8 : index
+  scf.if %wide {
+    %rows = arith.muli %n, %c3 : index
+    %a = memref.alloc(%rows) : memref<?xf32>
+    scf.parallel (%i) = (%c0) to (%rows) step (%c1) {
+      memref.store %zero, %a[%i] : memref<?xf32>
+      scf.reduce
+    }
+    scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+      %v = memref.load %a[%i] : memref<?xf32>
+      memref.store %v, %x[%i] : memref<8xf32>
+      scf.reduce
+    }
+  }
+  return
+}
+
+func.func @divided_in_branch(%x: memref<8xf32>, %n: index, %m: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  %zero = arith.constant 0.0 : f32
+  %wide = arith.cmpi uge, %n, %c8 : index
+  scf.if %wide {
+    %rows = arith.divui %n, %m : index
+    %a = memref.alloc(%rows) : memref<?xf32>
+    scf.parallel (%i) = (%c0) to (%rows) step (%c1) {
+      memref.store %zero, %a[%i] : memref<?xf32>
+      scf.reduce
+    }
+    scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+      %v = memref.load %a[%i] : memref<?xf32>
+      memref.store %v, %x[%i] : memref<8xf32>
+      scf.reduce
+    }
+  }
+  return
+}
