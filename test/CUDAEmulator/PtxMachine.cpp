@@ -12,6 +12,18 @@
 // its 8 bytes of shared memory with a check pattern, so a kernel that
 // overwrites a live mbarrier fails.
 //
+// Since the order in which threads run hides most races, the async
+// proxy's hazards are checked by rule rather than by their effect: a
+// thread (or a wgmma, for every thread of its warpgroup) may touch bytes a
+// TMA load wrote only once it has seen the completion of the mbarrier
+// phase the load completes on (by its own wait, or a bar.sync after
+// another thread's), and a thread may write bytes (by a store or a TMA
+// load) that a wgmma read only once it has seen the wgmma.wait_group that
+// retired that wgmma. What a thread has seen of each warpgroup's retired
+// wgmmas is a vector clock: its own warpgroup's wait_group sets its part,
+// an mbarrier arrival passes the thread's clock to the waiters of the
+// phase it completes, and bar.sync joins the clocks of all threads.
+//
 //===----------------------------------------------------------------------===//
 
 #include "PtxEmulator.h"
@@ -126,6 +138,14 @@ struct Launch {
   std::vector<uint8_t> params;
 };
 
+/// A TMA load into shared memory: its bytes may be read once the
+/// mbarrier at `mbarrier` has completed more than `completions` phases and
+/// the reader has seen it.
+struct TmaWrite {
+  uint64_t mbarrier, completions;
+  unsigned line;
+};
+
 struct PendingWgmma {
   unsigned n;
   uint64_t descA, descB;
@@ -155,6 +175,14 @@ public:
     shared.assign(dynamicStart + launch.dynamicShared, 0);
     unfenced.assign(shared.size(), -1);
     unfencedRanges.resize(threads);
+    tmaWriter.assign(shared.size(), -1);
+    seen.resize(threads);
+    groups = (threads + 127) / 128;
+    chunkReads.assign((shared.size() / 16 + 1) * groups, 0);
+    issued.assign(groups, 0);
+    retired.assign(groups, 0);
+    wgmmaLines.resize(groups);
+    clocks.assign(threads, Clock(groups, 0));
     pc.assign(threads, 0);
     waits.assign(threads, Wait::None);
     exited.assign(threads, false);
@@ -177,6 +205,37 @@ private:
   // ranges each thread wrote since its last fence.
   std::vector<int32_t> unfenced;
   std::vector<std::vector<std::pair<uint64_t, uint64_t>>> unfencedRanges;
+  // The TMA load (an index into tmaWrites) that last wrote each byte, -1
+  // for none; the phases each mbarrier has completed (by address, across
+  // re-initializations); and what each thread has seen of them.
+  std::vector<int32_t> tmaWriter;
+  std::vector<TmaWrite> tmaWrites;
+  std::map<uint64_t, uint64_t> mbarrierCompletions;
+  std::vector<std::map<uint64_t, uint64_t>> seen;
+  // Per warpgroup, the wgmmas it issued and retired (in order), and the
+  // PTX line of each; per 16-byte chunk of shared memory and warpgroup,
+  // 1 + the index of the last of its wgmmas that read the chunk (0: none).
+  // A clock holds, per warpgroup, how many of its wgmmas a thread (or an
+  // mbarrier's arrivals) has seen retired.
+  using Clock = std::vector<uint32_t>;
+  unsigned groups;
+  std::vector<uint32_t> chunkReads, issued, retired;
+  std::vector<std::vector<unsigned>> wgmmaLines;
+  std::vector<Clock> clocks;
+  struct MbarrierClocks {
+    Clock arrived, completed; // this phase's arrivals; completed phases'
+  };
+  std::map<uint64_t, MbarrierClocks> mbarrierClocks;
+  static void join(Clock &into, const Clock &from) {
+    for (size_t g = 0; g < into.size() && g < from.size(); ++g)
+      into[g] = std::max(into[g], from[g]);
+  }
+  MbarrierClocks &mbarrierClock(uint64_t address) {
+    MbarrierClocks &c = mbarrierClocks[address];
+    c.arrived.resize(groups, 0);
+    c.completed.resize(groups, 0);
+    return c;
+  }
   uint64_t dynamicStart;
   std::vector<uint32_t> pc;
   std::vector<Wait> waits;
@@ -362,10 +421,21 @@ private:
                " is not initialized (or was overwritten)");
     return MbarrierRef(word, mbarrierShadows[address]);
   }
-  static void mbarrierUpdate(uint64_t &word, int64_t arrivals, int64_t tx) {
+  /// Arrivals and transaction bytes on the mbarrier at `address`, by
+  /// `thread` at `inst`.
+  void mbarrierUpdate(unsigned thread, const Instruction &inst,
+                      uint64_t address, uint64_t &word, int64_t arrivals,
+                      int64_t tx) {
     uint64_t expected = word & 0xFFFF;
     int64_t pendingCount =
         static_cast<int64_t>((word >> 16) & 0xFFFF) - arrivals;
+    // A phase waiting for its transaction bytes after all its arrivals
+    // takes no more: one more would be undefined on the GPU.
+    if (pendingCount < 0)
+      fail(thread, inst,
+           "an arrival on the mbarrier at shared address " +
+               std::to_string(address) + " beyond the " +
+               std::to_string(expected) + " its phase expects");
     int64_t txCount = static_cast<int64_t>((word >> 32) & 0xFFFFFF);
     if (txCount & 0x800000)
       txCount -= 0x1000000;
@@ -374,12 +444,46 @@ private:
     if (pendingCount <= 0 && txCount == 0) {
       phase ^= 1;
       pendingCount = static_cast<int64_t>(expected);
+      ++mbarrierCompletions[address];
+      MbarrierClocks &c = mbarrierClock(address);
+      join(c.completed, c.arrived);
+      std::fill(c.arrived.begin(), c.arrived.end(), 0);
     }
     word = (phase << 63) | (kMbarMagic << 56) |
            ((static_cast<uint64_t>(txCount) & 0xFFFFFF) << 32) |
            ((static_cast<uint64_t>(pendingCount) & 0xFFFF) << 16) | expected;
   }
 
+  /// Fails unless `thread` has seen the completion of TMA load `writer`,
+  /// which wrote shared `address`.
+  void checkWriteSeen(unsigned thread, const Instruction &inst, int32_t writer,
+                      uint64_t address);
+  /// Fails unless `thread` has seen the completion of every TMA load that
+  /// wrote a byte of [offset, offset + bytes) of shared memory.
+  void checkTmaSeen(unsigned thread, const Instruction &inst, uint64_t offset,
+                    uint64_t bytes);
+  /// Fails unless `thread` has seen retired every wgmma that read a byte
+  /// of [offset, offset + bytes), which `what` (a thread's store, a TMA
+  /// load) is about to write.
+  void checkReadsRetired(unsigned thread, const Instruction &inst,
+                         uint64_t offset, uint64_t bytes, const char *what);
+  /// A thread's load or store of shared memory at host address `p`.
+  void sharedAccess(unsigned thread, const Instruction &inst, const uint8_t *p,
+                    uint64_t bytes, bool store);
+  /// The shared-memory offset of element (row, k) of a K-major wgmma
+  /// operand; `line` names the wgmma when it lies outside.
+  uint64_t wgmmaOperandAddress(uint64_t desc, unsigned row, unsigned k,
+                               unsigned line);
+  /// Calls `f(offset)` for the first byte of each bf16 element a wgmma
+  /// reads (its A rows, then its B columns).
+  template <typename F> void forEachWgmmaOperand(const PendingWgmma &w, F f) {
+    for (unsigned m = 0; m < 64; ++m)
+      for (unsigned k = 0; k < 16; ++k)
+        f(wgmmaOperandAddress(w.descA, m, k, w.line));
+    for (unsigned n = 0; n < w.n; ++n)
+      for (unsigned k = 0; k < 16; ++k)
+        f(wgmmaOperandAddress(w.descB, n, k, w.line));
+  }
   void tmaLoad(unsigned thread, const Instruction &inst);
   void executeWgmma(unsigned group, const PendingWgmma &w);
   void mmaSync(unsigned warp, const Instruction &inst);
@@ -393,6 +497,83 @@ private:
   Float floatOperation(unsigned thread, const Instruction &inst, Source f);
   void convert(unsigned thread, const Instruction &inst);
 };
+
+void BlockRun::checkWriteSeen(unsigned thread, const Instruction &inst,
+                              int32_t writer, uint64_t address) {
+  const TmaWrite &w = tmaWrites[writer];
+  auto it = seen[thread].find(w.mbarrier);
+  if (it == seen[thread].end() || it->second <= w.completions)
+    fail(thread, inst,
+         "touches shared address " + std::to_string(address) +
+             ", which the TMA load of PTX line " + std::to_string(w.line) +
+             " writes, before it has seen that load's mbarrier (shared "
+             "address " +
+             std::to_string(w.mbarrier) + ") complete its phase");
+}
+
+void BlockRun::checkTmaSeen(unsigned thread, const Instruction &inst,
+                            uint64_t offset, uint64_t bytes) {
+  int32_t last = -1;
+  for (uint64_t b = offset; b < offset + bytes; ++b) {
+    int32_t writer = tmaWriter[b];
+    if (writer < 0 || writer == last)
+      continue;
+    last = writer;
+    checkWriteSeen(thread, inst, writer, b);
+  }
+}
+
+void BlockRun::checkReadsRetired(unsigned thread, const Instruction &inst,
+                                 uint64_t offset, uint64_t bytes,
+                                 const char *what) {
+  if (!bytes)
+    return;
+  for (uint64_t chunk = offset / 16; chunk <= (offset + bytes - 1) / 16;
+       ++chunk)
+    for (unsigned g = 0; g < groups; ++g) {
+      uint32_t reads = chunkReads[chunk * groups + g];
+      if (reads && clocks[thread][g] < reads)
+        fail(thread, inst,
+             std::string(what) + " shared address " +
+                 std::to_string(std::max(offset, chunk * 16)) +
+                 ", which the wgmma of PTX line " +
+                 std::to_string(wgmmaLines[g][reads - 1]) +
+                 " reads, before it has seen a wgmma.wait_group retire that "
+                 "wgmma");
+    }
+}
+
+void BlockRun::sharedAccess(unsigned thread, const Instruction &inst,
+                            const uint8_t *p, uint64_t bytes, bool store) {
+  if (p < shared.data() || p >= shared.data() + shared.size())
+    return;
+  uint64_t offset = static_cast<uint64_t>(p - shared.data());
+  checkTmaSeen(thread, inst, offset, bytes);
+  if (!store)
+    return;
+  checkReadsRetired(thread, inst, offset, bytes, "stores to");
+  std::fill_n(tmaWriter.begin() + offset, bytes, -1);
+}
+
+uint64_t BlockRun::wgmmaOperandAddress(uint64_t desc, unsigned row, unsigned k,
+                                       unsigned line) {
+  uint64_t start = (desc & 0x3FFF) << 4;
+  uint64_t lbo = ((desc >> 16) & 0x3FFF) << 4;
+  uint64_t sbo = ((desc >> 32) & 0x3FFF) << 4;
+  unsigned mode = static_cast<unsigned>(desc >> 62);
+  unsigned span = mode == 1 ? 128 : mode == 2 ? 64 : mode == 3 ? 32 : 0;
+  uint64_t address;
+  if (span)
+    address = swizzle(start + (row / 8) * sbo + (row % 8) * span + k * 2, span);
+  else
+    address =
+        start + (row / 8) * sbo + (k / 8) * lbo + (row % 8) * 16 + (k % 8) * 2;
+  if (address + 2 > shared.size())
+    throw Failure{"kernel '" + kernel.name + "', PTX line " +
+                  std::to_string(line) +
+                  " (wgmma): an operand outside shared memory"};
+  return address;
+}
 
 void BlockRun::tmaLoad(unsigned thread, const Instruction &inst) {
   const Operand &dst = inst.operands[0], &src = inst.operands[1],
@@ -435,6 +616,9 @@ void BlockRun::tmaLoad(unsigned thread, const Instruction &inst) {
     fail(thread, inst, "a tensor map with an impossible box or tensor");
   resolve(thread, inst, Space::Shared, dstAddress, total);
   resolve(thread, inst, Space::Global, map.address, extent);
+  uint64_t barAddress = memoryAddress(thread, bar);
+  auto writer = static_cast<int32_t>(tmaWrites.size());
+  tmaWrites.push_back({barAddress, mbarrierCompletions[barAddress], inst.line});
   uint64_t index[5] = {0, 0, 0, 0, 0};
   for (uint64_t e = 0; e < total / element; ++e) {
     uint64_t rest = e;
@@ -450,38 +634,28 @@ void BlockRun::tmaLoad(unsigned thread, const Instruction &inst) {
         offset += d == 0 ? static_cast<uint64_t>(c) * element
                          : static_cast<uint64_t>(c) * map.strides[d - 1];
     }
-    uint8_t *to =
-        shared.data() + swizzle(dstAddress + e * element, swizzleBytes);
-    std::fill_n(unfenced.begin() + (to - shared.data()), element, -1);
+    uint64_t toOffset = swizzle(dstAddress + e * element, swizzleBytes);
+    // The swizzle moves 16-byte chunks within their 128-byte row, which a
+    // box that is not whole rows may not hold.
+    resolve(thread, inst, Space::Shared, toOffset, element);
+    checkReadsRetired(thread, inst, toOffset, element, "a TMA load writes");
+    std::fill_n(tmaWriter.begin() + toOffset, element, writer);
+    uint8_t *to = shared.data() + toOffset;
+    std::fill_n(unfenced.begin() + toOffset, element, -1);
     if (outside)
       std::memset(to, 0, element);
     else
       std::memcpy(to, reinterpret_cast<const uint8_t *>(map.address + offset),
                   element);
   }
-  mbarrierUpdate(mbarrier(thread, inst, bar).word, 0,
+  mbarrierUpdate(thread, inst, barAddress, mbarrier(thread, inst, bar).word, 0,
                  -static_cast<int64_t>(total));
 }
 
 void BlockRun::executeWgmma(unsigned group, const PendingWgmma &w) {
   // Operand element (row, k) of a K-major matrix in shared memory.
   auto element = [&](uint64_t desc, unsigned row, unsigned k) -> float {
-    uint64_t start = (desc & 0x3FFF) << 4;
-    uint64_t lbo = ((desc >> 16) & 0x3FFF) << 4;
-    uint64_t sbo = ((desc >> 32) & 0x3FFF) << 4;
-    unsigned mode = static_cast<unsigned>(desc >> 62);
-    unsigned span = mode == 1 ? 128 : mode == 2 ? 64 : mode == 3 ? 32 : 0;
-    uint64_t address;
-    if (span)
-      address =
-          swizzle(start + (row / 8) * sbo + (row % 8) * span + k * 2, span);
-    else
-      address = start + (row / 8) * sbo + (k / 8) * lbo + (row % 8) * 16 +
-                (k % 8) * 2;
-    if (address + 2 > shared.size())
-      throw Failure{"kernel '" + kernel.name + "', PTX line " +
-                    std::to_string(w.line) +
-                    " (wgmma): an operand outside shared memory"};
+    uint64_t address = wgmmaOperandAddress(desc, row, k, w.line);
     for (uint64_t b = address; b < address + 2; ++b)
       if (unfenced[b] >= 0)
         throw Failure{"kernel '" + kernel.name + "', PTX line " +
@@ -595,6 +769,21 @@ void BlockRun::collective(unsigned first, unsigned count,
       }
       w.dSlots.push_back(std::move(slots));
     }
+    // Every thread of the warpgroup must have seen the TMA loads that
+    // wrote the operands; from here until a wait_group retires it, the
+    // wgmma reads them.
+    std::map<int32_t, uint64_t> writers; // TMA load -> a byte it wrote
+    uint32_t index = issued[group]++;
+    wgmmaLines[group].push_back(inst.line);
+    forEachWgmmaOperand(w, [&](uint64_t a) {
+      for (uint64_t b = a; b < a + 2; ++b)
+        if (tmaWriter[b] >= 0)
+          writers.emplace(tmaWriter[b], b);
+      chunkReads[a / 16 * groups + group] = index + 1;
+    });
+    for (auto [writer, address] : writers)
+      for (unsigned t = first; t < first + count; ++t)
+        checkWriteSeen(t, inst, writer, address);
     open[group].push_back(std::move(w));
     break;
   }
@@ -605,10 +794,14 @@ void BlockRun::collective(unsigned first, unsigned count,
   case Op::WgmmaWait: {
     uint64_t keep = value(first, inst.operands[0]);
     while (pending[group].size() > keep) {
-      for (const PendingWgmma &w : pending[group].front())
+      for (const PendingWgmma &w : pending[group].front()) {
         executeWgmma(group, w);
+        ++retired[group];
+      }
       pending[group].erase(pending[group].begin());
     }
+    for (unsigned t = first; t < first + count; ++t)
+      clocks[t][group] = retired[group];
     break;
   }
   case Op::MmaSync:
@@ -1138,6 +1331,8 @@ bool BlockRun::step(unsigned thread) {
     uint8_t *p =
         resolve(thread, inst, space, memoryAddress(thread, addressOperand),
                 static_cast<uint64_t>(size) * inst.vector);
+    sharedAccess(thread, inst, p, static_cast<uint64_t>(size) * inst.vector,
+                 inst.op == Op::St);
     for (unsigned i = 0; i < inst.vector; ++i) {
       const Operand &element = inst.vector > 1 ? data.elements.at(i) : data;
       if (inst.op == Op::Ld) {
@@ -1161,6 +1356,7 @@ bool BlockRun::step(unsigned thread) {
     Space space = ops[1].symbolBase ? ops[1].symbolSpace : inst.space;
     uint8_t *p =
         resolve(thread, inst, space, memoryAddress(thread, ops[1]), size);
+    sharedAccess(thread, inst, p, size, /*store=*/true);
     uint64_t old = 0, b = value(thread, ops[2]), r = 0;
     std::memcpy(&old, p, size);
     if (inst.atomOp == "add")
@@ -1198,6 +1394,8 @@ bool BlockRun::step(unsigned thread) {
     if (count == 0 || count > 0xFFFF)
       fail(thread, inst, "an mbarrier count out of range");
     word = (kMbarMagic << 56) | (count << 16) | count;
+    MbarrierClocks &c = mbarrierClock(memoryAddress(thread, ops[0]));
+    std::fill(c.arrived.begin(), c.arrived.end(), 0);
     break;
   }
   case Op::MbarInval:
@@ -1214,7 +1412,9 @@ bool BlockRun::step(unsigned thread) {
       tx = static_cast<int64_t>(mask(Type::U32, value(thread, ops.back())));
     if (ops[0].kind == Operand::Reg)
       set(thread, ops[0], Type::B64, word, inst);
-    mbarrierUpdate(word, 1, tx);
+    uint64_t address = memoryAddress(thread, bar);
+    join(mbarrierClock(address).arrived, clocks[thread]);
+    mbarrierUpdate(thread, inst, address, word, 1, tx);
     break;
   }
   case Op::MbarTryWait: {
@@ -1227,6 +1427,10 @@ bool BlockRun::step(unsigned thread) {
       waits[thread] = Wait::Mbarrier;
       return false;
     }
+    // The thread now sees what the completed phases made visible.
+    uint64_t address = memoryAddress(thread, ops[1]);
+    seen[thread][address] = mbarrierCompletions[address];
+    join(clocks[thread], mbarrierClock(address).completed);
     set(thread, ops[0], Type::Pred, 1, inst);
     break;
   }
@@ -1271,8 +1475,18 @@ void BlockRun::run() {
     if (live == 0)
       return;
     if (atBarrier == live) {
+      // What any thread had seen of the mbarriers, every thread now sees.
+      std::map<uint64_t, uint64_t> all;
+      Clock clock(groups, 0);
+      for (unsigned t = 0; t < threads; ++t) {
+        for (auto [address, completions] : seen[t])
+          all[address] = std::max(all[address], completions);
+        join(clock, clocks[t]);
+      }
       for (unsigned t = 0; t < threads; ++t)
         if (!exited[t]) {
+          seen[t] = all;
+          clocks[t] = clock;
           waits[t] = Wait::None;
           ++pc[t];
         }
