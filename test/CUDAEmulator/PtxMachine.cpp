@@ -22,7 +22,11 @@
 // retired that wgmma. What a thread has seen of each warpgroup's retired
 // wgmmas is a vector clock: its own warpgroup's wait_group sets its part,
 // an mbarrier arrival passes the thread's clock to the waiters of the
-// phase it completes, and bar.sync joins the clocks of all threads.
+// phase it completes, and bar.sync joins the clocks of all threads. The
+// same happens-before order covers the threads' own shared-memory
+// accesses: a thread (or a wgmma, for every thread of its warpgroup) may
+// read or overwrite bytes another thread stored only once a bar.sync or
+// an mbarrier phase orders that store before it.
 //
 //===----------------------------------------------------------------------===//
 
@@ -35,6 +39,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -183,6 +188,11 @@ public:
     retired.assign(groups, 0);
     wgmmaLines.resize(groups);
     clocks.assign(threads, Clock(groups, 0));
+    releases.assign(threads, 1);
+    known.assign(threads, std::make_shared<Clock>(threads, 0));
+    storer.assign(shared.size(), -1);
+    storeRelease.assign(shared.size(), 0);
+    storeLine.assign(shared.size(), 0);
     pc.assign(threads, 0);
     waits.assign(threads, Wait::None);
     exited.assign(threads, false);
@@ -222,8 +232,18 @@ private:
   std::vector<uint32_t> chunkReads, issued, retired;
   std::vector<std::vector<unsigned>> wgmmaLines;
   std::vector<Clock> clocks;
+  // Per thread, how many times it has released (an mbarrier arrival, a
+  // bar.sync), and what it knows of the others' releases (shared among
+  // threads while they know the same; copied when one learns more); per
+  // byte of shared memory, the thread whose store wrote it (-1: none or a
+  // TMA load), at which of its releases, and the store's PTX line.
+  std::vector<uint32_t> releases;
+  std::vector<std::shared_ptr<Clock>> known;
+  std::vector<int32_t> storer;
+  std::vector<uint32_t> storeRelease, storeLine;
   struct MbarrierClocks {
     Clock arrived, completed; // this phase's arrivals; completed phases'
+    Clock arrivedThreads, completedThreads; // the same for `known`
   };
   std::map<uint64_t, MbarrierClocks> mbarrierClocks;
   static void join(Clock &into, const Clock &from) {
@@ -234,7 +254,14 @@ private:
     MbarrierClocks &c = mbarrierClocks[address];
     c.arrived.resize(groups, 0);
     c.completed.resize(groups, 0);
+    c.arrivedThreads.resize(threads, 0);
+    c.completedThreads.resize(threads, 0);
     return c;
+  }
+  /// Whether `thread` knows of `other`'s `release`-th release.
+  bool knows(unsigned thread, int32_t other, uint32_t release) const {
+    return static_cast<int32_t>(thread) == other ||
+           (*known[thread])[other] >= release;
   }
   uint64_t dynamicStart;
   std::vector<uint32_t> pc;
@@ -447,7 +474,9 @@ private:
       ++mbarrierCompletions[address];
       MbarrierClocks &c = mbarrierClock(address);
       join(c.completed, c.arrived);
+      join(c.completedThreads, c.arrivedThreads);
       std::fill(c.arrived.begin(), c.arrived.end(), 0);
+      std::fill(c.arrivedThreads.begin(), c.arrivedThreads.end(), 0);
     }
     word = (phase << 63) | (kMbarMagic << 56) |
            ((static_cast<uint64_t>(txCount) & 0xFFFFFF) << 32) |
@@ -467,9 +496,18 @@ private:
   /// load) is about to write.
   void checkReadsRetired(unsigned thread, const Instruction &inst,
                          uint64_t offset, uint64_t bytes, const char *what);
-  /// A thread's load or store of shared memory at host address `p`.
+  /// Fails unless `thread` knows of the store that wrote each byte of
+  /// [offset, offset + bytes) of shared memory, which it `what`s.
+  void checkStoresOrdered(unsigned thread, const Instruction &inst,
+                          uint64_t offset, uint64_t bytes, const char *what);
+  /// A thread's load, store or atomic update of shared memory at host
+  /// address `p`. Atomics of several threads on one word need no order,
+  /// and stores are checked against other threads' by their caller, which
+  /// lets threads store the same value unordered (the first warp of an
+  /// upstream `gpu.all_reduce` stores its one result from every lane).
+  enum class Access { Load, Store, Atomic };
   void sharedAccess(unsigned thread, const Instruction &inst, const uint8_t *p,
-                    uint64_t bytes, bool store);
+                    uint64_t bytes, Access access);
   /// The shared-memory offset of element (row, k) of a K-major wgmma
   /// operand; `line` names the wgmma when it lies outside.
   uint64_t wgmmaOperandAddress(uint64_t desc, unsigned row, unsigned k,
@@ -543,16 +581,34 @@ void BlockRun::checkReadsRetired(unsigned thread, const Instruction &inst,
     }
 }
 
+void BlockRun::checkStoresOrdered(unsigned thread, const Instruction &inst,
+                                  uint64_t offset, uint64_t bytes,
+                                  const char *what) {
+  for (uint64_t b = offset; b < offset + bytes; ++b)
+    if (storer[b] >= 0 && !knows(thread, storer[b], storeRelease[b]))
+      fail(thread, inst,
+           std::string(what) + " shared address " + std::to_string(b) +
+               ", which thread " + std::to_string(storer[b]) +
+               " stored (PTX line " + std::to_string(storeLine[b]) +
+               ") with no bar.sync or mbarrier phase ordering that store "
+               "before it");
+}
+
 void BlockRun::sharedAccess(unsigned thread, const Instruction &inst,
-                            const uint8_t *p, uint64_t bytes, bool store) {
+                            const uint8_t *p, uint64_t bytes, Access access) {
   if (p < shared.data() || p >= shared.data() + shared.size())
     return;
   uint64_t offset = static_cast<uint64_t>(p - shared.data());
   checkTmaSeen(thread, inst, offset, bytes);
-  if (!store)
+  if (access == Access::Load) {
+    checkStoresOrdered(thread, inst, offset, bytes, "loads");
     return;
+  }
   checkReadsRetired(thread, inst, offset, bytes, "stores to");
   std::fill_n(tmaWriter.begin() + offset, bytes, -1);
+  std::fill_n(storer.begin() + offset, bytes, static_cast<int32_t>(thread));
+  std::fill_n(storeRelease.begin() + offset, bytes, releases[thread]);
+  std::fill_n(storeLine.begin() + offset, bytes, inst.line);
 }
 
 uint64_t BlockRun::wgmmaOperandAddress(uint64_t desc, unsigned row, unsigned k,
@@ -639,7 +695,9 @@ void BlockRun::tmaLoad(unsigned thread, const Instruction &inst) {
     // box that is not whole rows may not hold.
     resolve(thread, inst, Space::Shared, toOffset, element);
     checkReadsRetired(thread, inst, toOffset, element, "a TMA load writes");
+    checkStoresOrdered(thread, inst, toOffset, element, "a TMA load writes");
     std::fill_n(tmaWriter.begin() + toOffset, element, writer);
+    std::fill_n(storer.begin() + toOffset, element, -1);
     uint8_t *to = shared.data() + toOffset;
     std::fill_n(unfenced.begin() + toOffset, element, -1);
     if (outside)
@@ -773,17 +831,25 @@ void BlockRun::collective(unsigned first, unsigned count,
     // wrote the operands; from here until a wait_group retires it, the
     // wgmma reads them.
     std::map<int32_t, uint64_t> writers; // TMA load -> a byte it wrote
+    // (thread, release) of a store -> a byte it wrote
+    std::map<std::pair<int32_t, uint32_t>, uint64_t> stores;
     uint32_t index = issued[group]++;
     wgmmaLines[group].push_back(inst.line);
     forEachWgmmaOperand(w, [&](uint64_t a) {
-      for (uint64_t b = a; b < a + 2; ++b)
+      for (uint64_t b = a; b < a + 2; ++b) {
         if (tmaWriter[b] >= 0)
           writers.emplace(tmaWriter[b], b);
+        if (storer[b] >= 0)
+          stores.emplace(std::make_pair(storer[b], storeRelease[b]), b);
+      }
       chunkReads[a / 16 * groups + group] = index + 1;
     });
     for (auto [writer, address] : writers)
       for (unsigned t = first; t < first + count; ++t)
         checkWriteSeen(t, inst, writer, address);
+    for (auto [store, address] : stores)
+      for (unsigned t = first; t < first + count; ++t)
+        checkStoresOrdered(t, inst, address, 1, "reads");
     open[group].push_back(std::move(w));
     break;
   }
@@ -1331,8 +1397,10 @@ bool BlockRun::step(unsigned thread) {
     uint8_t *p =
         resolve(thread, inst, space, memoryAddress(thread, addressOperand),
                 static_cast<uint64_t>(size) * inst.vector);
-    sharedAccess(thread, inst, p, static_cast<uint64_t>(size) * inst.vector,
-                 inst.op == Op::St);
+    bool isShared = p >= shared.data() && p < shared.data() + shared.size();
+    if (inst.op == Op::Ld)
+      sharedAccess(thread, inst, p, static_cast<uint64_t>(size) * inst.vector,
+                   Access::Load);
     for (unsigned i = 0; i < inst.vector; ++i) {
       const Operand &element = inst.vector > 1 ? data.elements.at(i) : data;
       if (inst.op == Op::Ld) {
@@ -1345,10 +1413,17 @@ bool BlockRun::step(unsigned thread) {
         reg(thread, element.reg) = v;
       } else {
         uint64_t v = value(thread, element);
+        if (isShared && std::memcmp(p + i * size, &v, size) != 0)
+          checkStoresOrdered(
+              thread, inst, static_cast<uint64_t>(p - shared.data()) + i * size,
+              size, "stores to");
         std::memcpy(p + i * size, &v, size);
         genericStore(thread, p + i * size, size);
       }
     }
+    if (inst.op == Op::St)
+      sharedAccess(thread, inst, p, static_cast<uint64_t>(size) * inst.vector,
+                   Access::Store);
     break;
   }
   case Op::Atom: {
@@ -1356,7 +1431,7 @@ bool BlockRun::step(unsigned thread) {
     Space space = ops[1].symbolBase ? ops[1].symbolSpace : inst.space;
     uint8_t *p =
         resolve(thread, inst, space, memoryAddress(thread, ops[1]), size);
-    sharedAccess(thread, inst, p, size, /*store=*/true);
+    sharedAccess(thread, inst, p, size, Access::Atomic);
     uint64_t old = 0, b = value(thread, ops[2]), r = 0;
     std::memcpy(&old, p, size);
     if (inst.atomOp == "add")
@@ -1413,7 +1488,11 @@ bool BlockRun::step(unsigned thread) {
     if (ops[0].kind == Operand::Reg)
       set(thread, ops[0], Type::B64, word, inst);
     uint64_t address = memoryAddress(thread, bar);
-    join(mbarrierClock(address).arrived, clocks[thread]);
+    MbarrierClocks &c = mbarrierClock(address);
+    join(c.arrived, clocks[thread]);
+    join(c.arrivedThreads, *known[thread]);
+    c.arrivedThreads[thread] =
+        std::max(c.arrivedThreads[thread], releases[thread]++);
     mbarrierUpdate(thread, inst, address, word, 1, tx);
     break;
   }
@@ -1430,7 +1509,16 @@ bool BlockRun::step(unsigned thread) {
     // The thread now sees what the completed phases made visible.
     uint64_t address = memoryAddress(thread, ops[1]);
     seen[thread][address] = mbarrierCompletions[address];
-    join(clocks[thread], mbarrierClock(address).completed);
+    MbarrierClocks &c = mbarrierClock(address);
+    join(clocks[thread], c.completed);
+    const Clock &mine = *known[thread];
+    for (unsigned t = 0; t < threads; ++t)
+      if (c.completedThreads[t] > mine[t]) {
+        auto more = std::make_shared<Clock>(mine);
+        join(*more, c.completedThreads);
+        known[thread] = std::move(more);
+        break;
+      }
     set(thread, ops[0], Type::Pred, 1, inst);
     break;
   }
@@ -1478,15 +1566,25 @@ void BlockRun::run() {
       // What any thread had seen of the mbarriers, every thread now sees.
       std::map<uint64_t, uint64_t> all;
       Clock clock(groups, 0);
+      auto everyone = std::make_shared<Clock>(threads, 0);
+      const Clock *last = nullptr; // threads that share a clock join once
       for (unsigned t = 0; t < threads; ++t) {
         for (auto [address, completions] : seen[t])
           all[address] = std::max(all[address], completions);
         join(clock, clocks[t]);
+        if (known[t].get() != last)
+          join(*everyone, *known[t]);
+        last = known[t].get();
       }
+      // Each thread releases at the barrier: the stores before it are
+      // ordered before what every thread does after it.
+      for (unsigned t = 0; t < threads; ++t)
+        (*everyone)[t] = releases[t]++;
       for (unsigned t = 0; t < threads; ++t)
         if (!exited[t]) {
           seen[t] = all;
           clocks[t] = clock;
+          known[t] = everyone;
           waits[t] = Wait::None;
           ++pc[t];
         }
