@@ -19,14 +19,15 @@
 // phase the load completes on (by its own wait, or a bar.sync after
 // another thread's), and a thread may write bytes (by a store or a TMA
 // load) that a wgmma read only once it has seen the wgmma.wait_group that
-// retired that wgmma. What a thread has seen of each warpgroup's retired
-// wgmmas is a vector clock: its own warpgroup's wait_group sets its part,
-// an mbarrier arrival passes the thread's clock to the waiters of the
-// phase it completes, and bar.sync joins the clocks of all threads. The
-// same happens-before order covers the threads' own shared-memory
-// accesses: a thread (or a wgmma, for every thread of its warpgroup) may
-// read or overwrite bytes another thread stored only once a bar.sync or
-// an mbarrier phase orders that store before it.
+// retired that wgmma. The same happens-before order covers the threads'
+// own shared-memory accesses: a thread (or a wgmma, for every thread of
+// its warpgroup) may read or overwrite bytes another thread stored only
+// once a bar.sync or an mbarrier phase orders that store before it. Each
+// thread has one vector clock: what it has seen of every thread's
+// releases (its arrivals and bar.syncs) and of every warpgroup's retired
+// wgmmas. Its warpgroup's wait_group advances the latter, an mbarrier
+// arrival passes the thread's clock to the waiters of the phase it
+// completes, and bar.sync joins the clocks of all threads.
 //
 //===----------------------------------------------------------------------===//
 
@@ -187,9 +188,8 @@ public:
     issued.assign(groups, 0);
     retired.assign(groups, 0);
     wgmmaLines.resize(groups);
-    clocks.assign(threads, Clock(groups, 0));
     releases.assign(threads, 1);
-    known.assign(threads, std::make_shared<Clock>(threads, 0));
+    known.assign(threads, std::make_shared<Clock>(threads + groups, 0));
     storer.assign(shared.size(), -1);
     storeRelease.assign(shared.size(), 0);
     storeLine.assign(shared.size(), 0);
@@ -225,25 +225,22 @@ private:
   // Per warpgroup, the wgmmas it issued and retired (in order), and the
   // PTX line of each; per 16-byte chunk of shared memory and warpgroup,
   // 1 + the index of the last of its wgmmas that read the chunk (0: none).
-  // A clock holds, per warpgroup, how many of its wgmmas a thread (or an
-  // mbarrier's arrivals) has seen retired.
-  using Clock = std::vector<uint32_t>;
   unsigned groups;
   std::vector<uint32_t> chunkReads, issued, retired;
   std::vector<std::vector<unsigned>> wgmmaLines;
-  std::vector<Clock> clocks;
   // Per thread, how many times it has released (an mbarrier arrival, a
-  // bar.sync), and what it knows of the others' releases (shared among
+  // bar.sync), and its vector clock: what it knows of each thread's
+  // releases, then of each warpgroup's retired wgmmas (shared among
   // threads while they know the same; copied when one learns more); per
   // byte of shared memory, the thread whose store wrote it (-1: none or a
   // TMA load), at which of its releases, and the store's PTX line.
+  using Clock = std::vector<uint32_t>;
   std::vector<uint32_t> releases;
   std::vector<std::shared_ptr<Clock>> known;
   std::vector<int32_t> storer;
   std::vector<uint32_t> storeRelease, storeLine;
   struct MbarrierClocks {
     Clock arrived, completed; // this phase's arrivals; completed phases'
-    Clock arrivedThreads, completedThreads; // the same for `known`
   };
   std::map<uint64_t, MbarrierClocks> mbarrierClocks;
   static void join(Clock &into, const Clock &from) {
@@ -252,11 +249,20 @@ private:
   }
   MbarrierClocks &mbarrierClock(uint64_t address) {
     MbarrierClocks &c = mbarrierClocks[address];
-    c.arrived.resize(groups, 0);
-    c.completed.resize(groups, 0);
-    c.arrivedThreads.resize(threads, 0);
-    c.completedThreads.resize(threads, 0);
+    c.arrived.resize(threads + groups, 0);
+    c.completed.resize(threads + groups, 0);
     return c;
+  }
+  /// `thread`'s clock, joined with `more` (copied first if shared).
+  void learn(unsigned thread, const Clock &more) {
+    const Clock &mine = *known[thread];
+    for (size_t i = 0; i < mine.size(); ++i)
+      if (more[i] > mine[i]) {
+        auto joined = std::make_shared<Clock>(mine);
+        join(*joined, more);
+        known[thread] = std::move(joined);
+        return;
+      }
   }
   /// Whether `thread` knows of `other`'s `release`-th release.
   bool knows(unsigned thread, int32_t other, uint32_t release) const {
@@ -474,9 +480,7 @@ private:
       ++mbarrierCompletions[address];
       MbarrierClocks &c = mbarrierClock(address);
       join(c.completed, c.arrived);
-      join(c.completedThreads, c.arrivedThreads);
       std::fill(c.arrived.begin(), c.arrived.end(), 0);
-      std::fill(c.arrivedThreads.begin(), c.arrivedThreads.end(), 0);
     }
     word = (phase << 63) | (kMbarMagic << 56) |
            ((static_cast<uint64_t>(txCount) & 0xFFFFFF) << 32) |
@@ -570,7 +574,7 @@ void BlockRun::checkReadsRetired(unsigned thread, const Instruction &inst,
        ++chunk)
     for (unsigned g = 0; g < groups; ++g) {
       uint32_t reads = chunkReads[chunk * groups + g];
-      if (reads && clocks[thread][g] < reads)
+      if (reads && (*known[thread])[threads + g] < reads)
         fail(thread, inst,
              std::string(what) + " shared address " +
                  std::to_string(std::max(offset, chunk * 16)) +
@@ -866,8 +870,10 @@ void BlockRun::collective(unsigned first, unsigned count,
       }
       pending[group].erase(pending[group].begin());
     }
+    Clock retiredHere(threads + groups, 0);
+    retiredHere[threads + group] = retired[group];
     for (unsigned t = first; t < first + count; ++t)
-      clocks[t][group] = retired[group];
+      learn(t, retiredHere);
     break;
   }
   case Op::MmaSync:
@@ -1489,10 +1495,8 @@ bool BlockRun::step(unsigned thread) {
       set(thread, ops[0], Type::B64, word, inst);
     uint64_t address = memoryAddress(thread, bar);
     MbarrierClocks &c = mbarrierClock(address);
-    join(c.arrived, clocks[thread]);
-    join(c.arrivedThreads, *known[thread]);
-    c.arrivedThreads[thread] =
-        std::max(c.arrivedThreads[thread], releases[thread]++);
+    join(c.arrived, *known[thread]);
+    c.arrived[thread] = std::max(c.arrived[thread], releases[thread]++);
     mbarrierUpdate(thread, inst, address, word, 1, tx);
     break;
   }
@@ -1509,16 +1513,7 @@ bool BlockRun::step(unsigned thread) {
     // The thread now sees what the completed phases made visible.
     uint64_t address = memoryAddress(thread, ops[1]);
     seen[thread][address] = mbarrierCompletions[address];
-    MbarrierClocks &c = mbarrierClock(address);
-    join(clocks[thread], c.completed);
-    const Clock &mine = *known[thread];
-    for (unsigned t = 0; t < threads; ++t)
-      if (c.completedThreads[t] > mine[t]) {
-        auto more = std::make_shared<Clock>(mine);
-        join(*more, c.completedThreads);
-        known[thread] = std::move(more);
-        break;
-      }
+    learn(thread, mbarrierClock(address).completed);
     set(thread, ops[0], Type::Pred, 1, inst);
     break;
   }
@@ -1565,13 +1560,11 @@ void BlockRun::run() {
     if (atBarrier == live) {
       // What any thread had seen of the mbarriers, every thread now sees.
       std::map<uint64_t, uint64_t> all;
-      Clock clock(groups, 0);
-      auto everyone = std::make_shared<Clock>(threads, 0);
+      auto everyone = std::make_shared<Clock>(threads + groups, 0);
       const Clock *last = nullptr; // threads that share a clock join once
       for (unsigned t = 0; t < threads; ++t) {
         for (auto [address, completions] : seen[t])
           all[address] = std::max(all[address], completions);
-        join(clock, clocks[t]);
         if (known[t].get() != last)
           join(*everyone, *known[t]);
         last = known[t].get();
@@ -1583,7 +1576,6 @@ void BlockRun::run() {
       for (unsigned t = 0; t < threads; ++t)
         if (!exited[t]) {
           seen[t] = all;
-          clocks[t] = clock;
           known[t] = everyone;
           waits[t] = Wait::None;
           ++pc[t];
