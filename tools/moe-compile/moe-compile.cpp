@@ -45,6 +45,7 @@
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/Target/TargetMachine.h"
 
+#include "../ParserCrashGuard.h"
 #include "../SanitizerOptions.h"
 #include "../ToolVersion.h"
 
@@ -281,6 +282,9 @@ int main(int argc, char **argv) {
       mlir::openInputFile(inputPath, &errorMessage);
   if (!input)
     return fail(errorMessage);
+  moe::tools::exitIfParserCrashes(*input, registry,
+                                  /*allowUnregisteredDialects=*/false,
+                                  /*splitMarker=*/"", "moe-compile");
   SourceMgr sourceMgr;
   sourceMgr.AddNewSourceBuffer(std::move(input), SMLoc());
   mlir::SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);

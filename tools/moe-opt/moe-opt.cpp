@@ -13,9 +13,14 @@
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
 #include "mlir/InitAllPasses.h"
+#include "mlir/Support/FileUtilities.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/ToolOutputFile.h"
+
+#include "../ParserCrashGuard.h"
 #include "../SanitizerOptions.h"
 #include "../ToolVersion.h"
 
@@ -32,6 +37,37 @@ int main(int argc, char **argv) {
   mlir::moe::registerAllDialects(registry);
   mlir::moe::registerConvertMoEToLLVMInterface(registry);
 
-  return mlir::asMainReturnCode(
-      mlir::MlirOptMain(argc, argv, "MoE-MLIR optimizer driver\n", registry));
+  auto [inputFilename, outputFilename] = mlir::registerAndParseCLIOptions(
+      argc, argv, "MoE-MLIR optimizer driver\n", registry);
+  mlir::MlirOptMainConfig config =
+      mlir::MlirOptMainConfig::createFromCLOptions();
+  // Listings read no input: upstream's driver prints them.
+  if (config.shouldShowDialects() || config.shouldListPasses())
+    return mlir::asMainReturnCode(
+        mlir::MlirOptMain(argc, argv, inputFilename, outputFilename, registry));
+
+  // As upstream's driver, with the input parsed once under crash recovery
+  // first (tools/ParserCrashGuard.h).
+  llvm::InitLLVM initLLVM(argc, argv);
+  std::string errorMessage;
+  std::unique_ptr<llvm::MemoryBuffer> input =
+      mlir::openInputFile(inputFilename, &errorMessage);
+  if (!input) {
+    llvm::errs() << "moe-opt: error: " << errorMessage << "\n";
+    return EXIT_FAILURE;
+  }
+  moe::tools::exitIfParserCrashes(*input, registry,
+                                  config.shouldAllowUnregisteredDialects(),
+                                  config.inputSplitMarker(), "moe-opt");
+  std::unique_ptr<llvm::ToolOutputFile> output =
+      mlir::openOutputFile(outputFilename, &errorMessage);
+  if (!output) {
+    llvm::errs() << "moe-opt: error: " << errorMessage << "\n";
+    return EXIT_FAILURE;
+  }
+  if (mlir::failed(
+          mlir::MlirOptMain(output->os(), std::move(input), registry, config)))
+    return EXIT_FAILURE;
+  output->keep();
+  return EXIT_SUCCESS;
 }
