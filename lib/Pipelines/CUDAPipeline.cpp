@@ -28,6 +28,10 @@
 
 using namespace mlir;
 
+/// The fewest experts whose router runs as bf16 terms on the tensor cores
+/// (tensor-core-router-min-tokens).
+static constexpr int64_t kTensorCoreRouterMinExperts = 32;
+
 void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
                                    const LowerToCUDAOptions &options) {
   // The tiled program: weights in their checkpoint layout (the warp reads
@@ -60,8 +64,11 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   // multiprocessors, narrower ones spread each expert's columns further.
   tiled.narrowTileN.assign(options.narrowTileN.begin(),
                            options.narrowTileN.end());
+  // 16 columns: a one-expert projection at decode (DeepSeek-V3's shared
+  // gate/up, 2048 columns: 64 tiles of 32) gets 128 tiles, so about as many
+  // multiprocessors stream its weights as there are.
   if (wgmma && !given(options.narrowTileN))
-    tiled.narrowTileN = {64, 32};
+    tiled.narrowTileN = {64, 32, 16};
   if (!tiled.narrowTileN.empty())
     tiled.minTiles = options.multiprocessors;
   tiled.cudaChip = chip;
@@ -99,10 +106,9 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   tiled.bf16TermLinears = !options.reference && tensorCoreTiles &&
                           options.tensorCoreRouterMinTokens >= 0;
   tiled.bf16TermsMinRows = options.tensorCoreRouterMinTokens;
-  int64_t narrowest = tiled.tileN;
-  for (int64_t width : tiled.narrowTileN)
-    narrowest = std::min(narrowest, width);
-  tiled.bf16TermsMinColumns = std::max<int64_t>(narrowest, 1);
+  // From 32 experts (Qwen3's 128, DeepSeek-V3's 256; not Mixtral's 8): with
+  // fewer, the f32 products cost less than writing and reading the terms.
+  tiled.bf16TermsMinColumns = kTensorCoreRouterMinExperts;
   tiled.tileK = 0;
   // The tiles' forall: (row block, column tile) on the grid's (x, y).
   tiled.gpuMapping = true;

@@ -3,11 +3,10 @@
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=KERNELS
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma tensor-core-router-min-tokens=0" --mlir-print-ir-after=moe-linears-to-bf16-terms -o /dev/null 2>&1 | FileCheck %s --check-prefix=ALWAYS
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma tensor-core-router-min-tokens=-1" --mlir-print-ir-after=moe-form-grouped-matmul -o /dev/null 2>&1 | FileCheck %s --check-prefix=NEVER
-// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma narrow-tile-n=64" --mlir-print-ir-after=moe-form-grouped-matmul -o /dev/null 2>&1 | FileCheck %s --check-prefix=NEVER
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma reference=1" --mlir-print-ir-after=moe-decompose -o /dev/null 2>&1 | FileCheck %s --check-prefix=NEVER
 
-// The router's logits (f32 over bf16 weights of 32 experts, the narrowest
-// tile's columns under wgmma) from 512 tokens on the tensor cores: the
+// The router's logits (f32 over bf16 weights of 32 experts, the fewest
+// that take the tensor cores) from 512 tokens on the tensor cores: the
 // host chooses on T between the bf16 terms on one expert's grouped matmul
 // and the f32 matmul.
 // TERMS-LABEL: func.func @forward
@@ -26,26 +25,29 @@
 // ALWAYS:        moe.expert_matmul {{.*}} tensor<1x32x64xbf16> -> tensor<?x32xf32>
 // ALWAYS-NOT:    linalg.matmul
 // ALWAYS:        moe.gate
-// Never (negative), nor when the narrowest tile is wider than the router
-// (narrow-tile-n=64), nor in the reference lowering.
+// Never (negative), nor in the reference lowering.
 // NEVER-LABEL: func.func @forward
 // NEVER-NOT:     tensor<1x32x64xbf16>
 // NEVER:         linalg.matmul
 // NEVER-NOT:     tensor<1x32x64xbf16>
 // NEVER:         return
 
-// Kernels: the terms (with their one-expert plan), the router's tiles and
+// Kernels: the terms (with their one-expert plan), the router's tiles (32
+// columns, or 16 while 32-column ones would not fill the GPU) and
 // the sum of each logit's terms on the grid; below 512 tokens the
 // CUDA-core router; then the routing block, which starts after them.
 // KERNELS-LABEL: func.func @forward
 // KERNELS:         scf.if
 // KERNELS:           gpu.launch_func {{.*}} @forward_rows_0::@forward_rows_0 blocks in
-// KERNELS:           gpu.launch_func {{.*}} @forward_tiles_1::@forward_tiles_1 blocks in {{.*}} threads in (%c128
-// KERNELS:           gpu.launch_func {{.*}} @forward_loop_2::@forward_loop_2 blocks in
+// KERNELS:           scf.if
+// KERNELS:             gpu.launch_func {{.*}} @forward_tiles_1::@forward_tiles_1 blocks in {{.*}} threads in (%c128
+// KERNELS:           } else {
+// KERNELS:             gpu.launch_func {{.*}} @forward_tiles_2::@forward_tiles_2 blocks in {{.*}} threads in (%c128
+// KERNELS:           gpu.launch_func {{.*}} @forward_loop_3::@forward_loop_3 blocks in
 // KERNELS:         } else {
-// KERNELS:           gpu.launch_func {{.*}} @forward_team_3::@forward_team_3
-// KERNELS:           gpu.launch_func {{.*}} @forward_loop_4::@forward_loop_4
-// KERNELS:         gpu.launch_func {{.*}} @forward_routing_5::@forward_routing_5 blocks in (%c1, %c1, %c1) threads in (%c512
+// KERNELS:           gpu.launch_func {{.*}} @forward_team_4::@forward_team_4
+// KERNELS:           gpu.launch_func {{.*}} @forward_loop_5::@forward_loop_5
+// KERNELS:         gpu.launch_func {{.*}} @forward_routing_6::@forward_routing_6 blocks in (%c1, %c1, %c1) threads in (%c512
 // KERNELS:         gpu.launch_func {{.*}} @forward_tiles_{{[0-9]+}}::
 
 func.func @forward(%x: tensor<?x64xf32>,

@@ -216,7 +216,7 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
       llvm::cl::desc("Narrower column counts per tile (each below tile-n), "
                      "chosen at run time when tile-n's tiles would not fill "
                      "the multiprocessors (moe-tile-grouped-matmul "
-                     "narrow-tile-n; the default: none, or 64,32 under "
+                     "narrow-tile-n; the default: none, or 64,32,16 under "
                      "mma=wgmma)")};
   PassOptions::Option<int64_t> multiprocessors{
       *this, "multiprocessors",
@@ -243,7 +243,7 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
   PassOptions::Option<int64_t> tensorCoreRouterMinTokens{
       *this, "tensor-core-router-min-tokens",
       llvm::cl::desc("From this many tokens, the router's f32 logits over "
-                     "bf16 weights of at least the narrowest tile's columns "
+                     "bf16 weights of at least 32 experts "
                      "run on the tensor-core tiles as exact bf16 terms "
                      "(moe-linears-to-bf16-terms min-rows); 0: at every "
                      "call; negative: never"),

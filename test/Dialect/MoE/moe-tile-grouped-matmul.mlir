@@ -3,6 +3,7 @@
 // RUN: moe-opt %s --moe-tile-grouped-matmul="tile-n=16 tile-k=0 gpu-mapping=1" | FileCheck %s --check-prefix=GPU
 // RUN: moe-opt %s --moe-tile-grouped-matmul="tile-n=16 tile-k=0 narrow-tile-n=4,8 min-tiles=24" | FileCheck %s --check-prefix=NARROW
 // RUN: moe-opt %s --moe-tile-grouped-matmul="tile-n=16 tile-k=0 single-tile-n=32 narrow-tile-n=8 min-tiles=24" | FileCheck %s --check-prefix=SINGLE
+// RUN: moe-opt %s --moe-tile-grouped-matmul="tile-n=16 tile-k=0 narrow-tile-n=4,8 min-tiles=4" | FileCheck %s --check-prefix=PRUNED
 // RUN: not moe-opt %s --moe-tile-grouped-matmul="tile-n=-1" 2>&1 | FileCheck %s --check-prefix=BAD
 // RUN: not moe-opt %s --moe-tile-grouped-matmul="single-tile-n=-1" 2>&1 | FileCheck %s --check-prefix=BADSINGLE
 // RUN: not moe-opt %s --moe-tile-grouped-matmul="tile-n=16 narrow-tile-n=16 min-tiles=4" 2>&1 | FileCheck %s --check-prefix=BADNARROW
@@ -95,6 +96,19 @@ func.func @memrefs(%rows: memref<6x16xf32>, %w: memref<1x8x16xf32>,
 // NARROW:     scf.forall {{.*}} to (32, %{{.*}}) step (4, 1)
 // NARROW:       moe.grouped_matmul {{.*}} outs(%{{.*}} : tensor<4x4xf32>)
 // NARROW: return %[[R]]
+// With min-tiles=4, the 8-column tiling's 4 column tiles reach it at one
+// row block: the 4-column one would never run and is not built.
+// PRUNED-LABEL: func @fused_fill
+// PRUNED: %[[B:.*]] = tensor.dim %{{.*}}, %c0 : tensor<?xi32>
+// PRUNED: %[[WIDE:.*]] = arith.muli %[[B]], %c2
+// PRUNED: %[[FILLS:.*]] = arith.cmpi uge, %[[WIDE]], %c4
+// PRUNED: scf.if %[[FILLS]]
+// PRUNED:   scf.forall {{.*}} to (32, %{{.*}}) step (16, 1)
+// PRUNED: } else {
+// PRUNED-NOT: scf.if
+// PRUNED:   scf.forall {{.*}} to (32, %{{.*}}) step (8, 1)
+// PRUNED-NOT: step (4, 1)
+// PRUNED-LABEL: func @packed
 // single-tile-n=32: a grouped matmul of one weight is tiled 32 wide, then
 // at tile-n (16) and narrow-tile-n (8) when fewer tiles than min-tiles;
 // a paired one (@epilogue) at tile-n, then 8.

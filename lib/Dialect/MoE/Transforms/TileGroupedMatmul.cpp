@@ -268,7 +268,8 @@ struct MoETileGroupedMatmulPass
 
   /// The shapes to tile `op` with: the widest, then each narrower one
   /// (narrow-tile-n's, and tile-n's below single-tile-n) that splits its
-  /// columns into more tiles, widest first.
+  /// columns into more tiles, widest first, up to the first whose column
+  /// tiles reach min-tiles.
   SmallVector<TileShape> shapesOf(GroupedMatmulOp op) const {
     int64_t widest = widestOf(op);
     SmallVector<TileShape> shapes{shapeOf(op, widest)};
@@ -283,7 +284,12 @@ struct MoETileGroupedMatmulPass
     if (widest != tileN && tileN != 0 && (widest == 0 || tileN < widest))
       narrow.push_back(tileN);
     llvm::sort(narrow, [](int64_t a, int64_t b) { return a > b; });
+    // A shape whose columns alone make min-tiles tiles is chosen whenever
+    // the op has a row block (with none, no tile runs): narrower ones would
+    // never run.
     for (int64_t width : narrow) {
+      if (columnTiles(shapes.back()) >= minTiles)
+        break;
       TileShape shape = shapeOf(op, width);
       if (columnTiles(shape) > columnTiles(shapes.back()))
         shapes.push_back(shape);
