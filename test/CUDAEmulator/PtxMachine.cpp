@@ -354,20 +354,25 @@ private:
   /// The host address of `bytes` at `address` of `space`, checked.
   uint8_t *resolve(unsigned thread, const Instruction &inst, Space space,
                    uint64_t address, uint64_t bytes) {
+    // [address, address + bytes) within [0, size), with no wrap-around
+    // (an address near 2^64 plus the access's bytes wraps to a small one).
+    auto within = [&](uint64_t size) {
+      return bytes <= size && address <= size - bytes;
+    };
     switch (space) {
     case Space::Shared:
-      if (address + bytes > shared.size() || address + bytes < address)
+      if (!within(shared.size()))
         fail(thread, inst,
              "shared address " + std::to_string(address) + " (+" +
                  std::to_string(bytes) + ") past the block's " +
                  std::to_string(shared.size()) + " bytes");
       return shared.data() + address;
     case Space::Local:
-      if (address + bytes > kernel.localBytes + 16)
+      if (!within(kernel.localBytes + 16))
         fail(thread, inst, "local address out of the thread's frame");
       return localBase(thread) + address;
     case Space::Param:
-      if (address + bytes > launch.params.size())
+      if (!within(launch.params.size()))
         fail(thread, inst, "parameter address out of range");
       return const_cast<uint8_t *>(launch.params.data()) + address;
     case Space::Generic:
@@ -375,7 +380,7 @@ private:
       uintptr_t a = static_cast<uintptr_t>(address);
       auto inside = [&](const uint8_t *base, size_t size) {
         uintptr_t b = reinterpret_cast<uintptr_t>(base);
-        return a >= b && a + bytes <= b + size;
+        return a >= b && bytes <= size && a - b <= size - bytes;
       };
       // Generic addresses of the block's shared memory, the threads'
       // frames and the kernel's parameters (cvta.param: a grid-constant
@@ -390,7 +395,8 @@ private:
       auto it = tracked.upper_bound(a);
       if (it != tracked.begin()) {
         --it;
-        if (a >= it->first && a + bytes <= it->first + it->second)
+        if (a >= it->first && bytes <= it->second &&
+            a - it->first <= it->second - bytes)
           return reinterpret_cast<uint8_t *>(a);
       }
       char hex[32];

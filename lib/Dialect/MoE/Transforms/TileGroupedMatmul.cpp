@@ -277,8 +277,10 @@ struct MoETileGroupedMatmulPass
     if (minTiles == 0 || type.isDynamicDim(1))
       return shapes;
     int64_t columns = type.getDimSize(1);
-    auto columnTiles = [&](const TileShape &shape) {
-      return shape.columns == 0 ? 1 : llvm::divideCeil(columns, shape.columns);
+    auto columnTiles = [&](const TileShape &shape) -> int64_t {
+      return shape.columns == 0 ? 1
+                                : static_cast<int64_t>(
+                                      llvm::divideCeil(columns, shape.columns));
     };
     SmallVector<int64_t> narrow(narrowTileN.begin(), narrowTileN.end());
     if (widest != tileN && tileN != 0 && (widest == 0 || tileN < widest))
