@@ -1,5 +1,4 @@
-//===- ParserCrashGuard.h - Parse errors that crash LLVM's parsers -*- C++
-//-*-===//
+//===- ParserCrashGuard.h - Parses that crash LLVM --------------*- C++ -*-===//
 //
 // Included by the tools that parse MLIR text (moe-opt, moe-compile). LLVM
 // 22's parsers of some upstream ops report an error and then go on with the
@@ -25,6 +24,7 @@
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <csignal>
 #include <cstdlib>
 #include <string>
 
@@ -32,10 +32,11 @@ namespace moe::tools {
 
 /// Parses each chunk of `input` (split at `splitMarker`, when not empty, as
 /// the tool will) in a context of its own, without verifying it, under
-/// crash recovery. When a parse crashes, prints to llvm::errs() the
-/// diagnostics it reported and ends the process with exit code 1 at once:
-/// what the crashed parse allocated is reachable only from its lost stack,
-/// so neither destructors nor a leak check may run. Otherwise returns,
+/// crash recovery. When a parse reports an error and then faults
+/// (SIGSEGV, SIGBUS), prints the diagnostics it reported and ends the
+/// process with exit code 1 at once: what the crashed parse allocated is
+/// reachable only from its lost stack, so neither destructors nor a leak
+/// check may run. Any other crash is raised again. Otherwise returns,
 /// whatever the parse found (the tool's own parse reports it).
 inline void exitIfParserCrashes(const llvm::MemoryBuffer &input,
                                 const mlir::DialectRegistry &registry,
@@ -59,12 +60,18 @@ inline void exitIfParserCrashes(const llvm::MemoryBuffer &input,
           mlir::ParserConfig(&context, /*verifyAfterParse=*/false));
     });
     if (!finished) {
-      if (diagnostics.empty())
-        llvm::errs() << tool << ": error: the MLIR parser crashed on this "
-                     << "input\n";
-      else
-        llvm::errs() << diagnostics;
-      llvm::errs().flush();
+      llvm::errs() << diagnostics;
+      // The known upstream defect: a segmentation fault after an error.
+      // Any other crash (an assertion, a sanitizer's report, a fault with
+      // no error before it) is raised again, so that it stays a crash.
+      int signal = recovery.RetCode - 128;
+      if (!diagnostics.empty() && (signal == SIGSEGV || signal == SIGBUS)) {
+        llvm::errs().flush();
+        std::_Exit(EXIT_FAILURE);
+      }
+      llvm::errs() << tool << ": the MLIR parser crashed on this input\n";
+      llvm::CrashRecoveryContext::Disable();
+      llvm::CrashRecoveryContext::throwIfCrash(recovery.RetCode);
       std::_Exit(EXIT_FAILURE);
     }
     return mlir::success();

@@ -67,8 +67,12 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   // 16 columns: a one-expert projection at decode (DeepSeek-V3's shared
   // gate/up, 2048 columns: 64 tiles of 32) gets 128 tiles, so about as many
   // multiprocessors stream its weights as there are.
-  if (wgmma && !given(options.narrowTileN))
-    tiled.narrowTileN = {64, 32, 16};
+  // The defaults below an explicit tile-n only, and none without a count
+  // of multiprocessors to choose by.
+  if (wgmma && !given(options.narrowTileN) && options.multiprocessors > 0)
+    for (int64_t width : {64, 32, 16})
+      if (width < tiled.tileN)
+        tiled.narrowTileN.push_back(width);
   if (!tiled.narrowTileN.empty())
     tiled.minTiles = options.multiprocessors;
   tiled.cudaChip = chip;
@@ -99,10 +103,10 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   // The router's logits (f32 over bf16 weights) at prefill: on the CUDA
   // cores in f32 they would exceed the routing's share of the layer at
   // Qwen3's and DeepSeek-V3's shapes (docs/Performance.md); as three exact
-  // bf16 terms they are tensor-core tiles. Routers narrower than the
-  // narrowest tile (Mixtral's 8 experts) stay on the CUDA cores, where
-  // they cost little, and so does decode, where the router's team kernels
-  // spread its few sums over every multiprocessor.
+  // bf16 terms they are tensor-core tiles. Routers of fewer than 32
+  // experts (Mixtral's 8) stay on the CUDA cores, where they cost little,
+  // and so does decode, where the router's team kernels spread its few
+  // sums over every multiprocessor.
   tiled.bf16TermLinears = !options.reference && tensorCoreTiles &&
                           options.tensorCoreRouterMinTokens >= 0;
   tiled.bf16TermsMinRows = options.tensorCoreRouterMinTokens;

@@ -3,6 +3,10 @@
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=KERNELS
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma tensor-core-router-min-tokens=0" --mlir-print-ir-after=moe-linears-to-bf16-terms -o /dev/null 2>&1 | FileCheck %s --check-prefix=ALWAYS
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma tensor-core-router-min-tokens=-1" --mlir-print-ir-after=moe-form-grouped-matmul -o /dev/null 2>&1 | FileCheck %s --check-prefix=NEVER
+// The default narrow tilings are those below an explicit tile-n, and none
+// without multiprocessors to choose by: both lower.
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma tile-n=64" -o /dev/null
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma multiprocessors=0" -o /dev/null
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma reference=1" --mlir-print-ir-after=moe-decompose -o /dev/null 2>&1 | FileCheck %s --check-prefix=NEVER
 
 // The router's logits (f32 over bf16 weights of 32 experts, the fewest

@@ -14,7 +14,8 @@
 //
 // With `narrow-tile-n` and `min-tiles`, the op is tiled once per column
 // count under a chain of scf.if on its row blocks (host arithmetic): the
-// widest whose tiles number at least min-tiles, else the narrowest. A
+// widest whose tiles number at least min-tiles, else the narrowest (none
+// narrower than the first whose column tiles alone reach min-tiles). A
 // decode step (few row blocks) then spreads each expert's columns over
 // more tiles, so that its tiles fill the GPU's multiprocessors.
 //

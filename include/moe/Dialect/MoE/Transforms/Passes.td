@@ -347,7 +347,9 @@ def MoETileGroupedMatmulPass : Pass<"moe-tile-grouped-matmul"> {
     grouped matmul whose static columns split into more tiles at a narrow
     count is tiled once per such count as well, under a chain of `scf.if`
     on its row blocks: the widest tiling whose tiles (row tiles x column
-    tiles) number at least `min-tiles` runs, else the narrowest. A step
+    tiles) number at least `min-tiles` runs, else the narrowest. No count
+    narrower than the first whose column tiles alone number `min-tiles` is
+    tiled: with a row block, that one or a wider one always runs. A step
     with few row blocks (decode) then spreads each expert's columns over
     more tiles; the choice is host arithmetic on the row blocks' count.
 
