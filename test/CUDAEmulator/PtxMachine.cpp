@@ -1672,9 +1672,30 @@ void *ptxemu_prepare(void *function, const unsigned grid[3],
   return launch;
 }
 
+/// Fails a launch that CUDA would refuse on sm_90: a block of no thread or
+/// of more than 1024 (z at most 64), or more shared memory than a block
+/// may have (227 KiB, static and dynamic together).
+static void checkLaunchBounds(const Launch &launch) {
+  const unsigned *block = launch.block;
+  uint64_t threads = uint64_t{block[0]} * block[1] * block[2];
+  std::string where = "kernel '" + launch.kernel->name + "': ";
+  if (threads == 0 || threads > 1024 || block[2] > 64)
+    throw Failure{where + "a block of " + std::to_string(block[0]) + " x " +
+                  std::to_string(block[1]) + " x " + std::to_string(block[2]) +
+                  " threads (CUDA allows 1 to 1024, z at most 64)"};
+  constexpr uint64_t kMaxSharedBytes = 227 * 1024;
+  uint64_t shared =
+      uint64_t{launch.kernel->dynamicShared} + launch.dynamicShared;
+  if (shared > kMaxSharedBytes)
+    throw Failure{where + std::to_string(shared) +
+                  " bytes of shared memory per block (at most " +
+                  std::to_string(kMaxSharedBytes) + ")"};
+}
+
 int ptxemu_run(void *launchHandle, char *error, size_t errorSize) {
   auto *launch = static_cast<Launch *>(launchHandle);
   try {
+    checkLaunchBounds(*launch);
     for (unsigned z = 0; z < launch->grid[2]; ++z)
       for (unsigned y = 0; y < launch->grid[1]; ++y)
         for (unsigned x = 0; x < launch->grid[0]; ++x)
