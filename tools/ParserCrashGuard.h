@@ -64,8 +64,8 @@ inline void exitIfParserCrashes(const llvm::MemoryBuffer &input,
       // The known upstream defect: a segmentation fault after an error.
       // Any other crash (an assertion, a sanitizer's report, a fault with
       // no error before it) is raised again, so that it stays a crash.
-      int signal = recovery.RetCode - 128;
-      if (!diagnostics.empty() && (signal == SIGSEGV || signal == SIGBUS)) {
+      int fault = recovery.RetCode - 128;
+      if (!diagnostics.empty() && (fault == SIGSEGV || fault == SIGBUS)) {
         llvm::errs().flush();
         std::_Exit(EXIT_FAILURE);
       }

@@ -64,11 +64,11 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   // multiprocessors, narrower ones spread each expert's columns further.
   tiled.narrowTileN.assign(options.narrowTileN.begin(),
                            options.narrowTileN.end());
-  // 16 columns: a one-expert projection at decode (DeepSeek-V3's shared
-  // gate/up, 2048 columns: 64 tiles of 32) gets 128 tiles, so about as many
-  // multiprocessors stream its weights as there are.
-  // The defaults below an explicit tile-n only, and none without a count
-  // of multiprocessors to choose by.
+  // By default 64, 32 and 16 columns (those below tile-n; none without a
+  // count of multiprocessors to choose by): at 16, a one-expert projection
+  // at decode (DeepSeek-V3's shared gate/up, 2048 columns: 64 tiles of 32)
+  // gets 128 tiles, so about as many multiprocessors stream its weights as
+  // there are.
   if (wgmma && !given(options.narrowTileN) && options.multiprocessors > 0)
     for (int64_t width : {64, 32, 16})
       if (width < tiled.tileN)
