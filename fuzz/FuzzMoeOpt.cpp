@@ -102,7 +102,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   // MLIR's lexer stops at a NUL terminator, which every buffer moe-opt
   // reads (a file's MemoryBuffer) has; std::string gives the copy one.
   std::string text(reinterpret_cast<const char *>(data), size);
-  if (reachesUpstreamArrayCrash(text.c_str()))
+  if (reachesUpstreamArrayCrash(text))
     return 0;
   OwningOpRef<ModuleOp> module =
       parseSourceString<ModuleOp>(text, ParserConfig(&context));
