@@ -208,8 +208,10 @@ struct LowerCombine : OpConversionPattern<CombineOp> {
 
     // One parallel iteration per token: its output row is the sum over k of
     // weight * row, accumulated in f32 in k order, whole rows at a time
-    // (contiguous, vectorizable loops); rows the row map does not name are
-    // skipped.
+    // (contiguous, vectorizable loops), plus the token's row of `init`;
+    // rows the row map does not name are skipped. An f32 result accumulates
+    // in its own row (not in `init`'s, which a caller may still read).
+    Value init = adaptor.getInit();
     Type f32 = rewriter.getF32Type();
     int64_t hiddenSize = resultType.getDimSize(1);
     auto accType = RankedTensorType::get({1, hiddenSize}, f32);
@@ -277,15 +279,29 @@ struct LowerCombine : OpConversionPattern<CombineOp> {
                     },
                     {carried[0]});
               })[0];
-          if (elementType == f32)
+          if (elementType == f32 && !init)
             return sum;
+          // The token's row of `init` added, and the row rounded once.
+          SmallVector<Value> ins = {sum};
+          if (init)
+            ins.push_back(
+                rowSlice(b, l, init, t,
+                         RankedTensorType::get(
+                             {1, hiddenSize},
+                             llvm::cast<RankedTensorType>(init.getType())
+                                 .getElementType()),
+                         width));
           return linalg::GenericOp::create(
-                     b, l, TypeRange{destination.getType()}, ValueRange{sum},
+                     b, l, TypeRange{destination.getType()}, ins,
                      ValueRange{destination},
-                     ArrayRef<AffineMap>{identity, identity}, parallel,
+                     SmallVector<AffineMap>(ins.size() + 1, identity), parallel,
                      [&](OpBuilder &gb, Location gl, ValueRange args) {
+                       Value v = args[0];
+                       if (args.size() == 3)
+                         v = arith::AddFOp::create(
+                             gb, gl, castFloat(gb, gl, args[1], f32), v);
                        linalg::YieldOp::create(
-                           gb, gl, castFloat(gb, gl, args[0], elementType));
+                           gb, gl, castFloat(gb, gl, v, elementType));
                      })
               .getResult(0);
         });

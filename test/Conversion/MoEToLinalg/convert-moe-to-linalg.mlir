@@ -377,6 +377,41 @@ func.func @combine_capacity(%rows: tensor<4x3x16xf32>, %w: tensor<?x2xf32>, %map
 
 // -----
 
+// Onto an init: each token's f32 sum plus its row of `init` (a bf16 init
+// widened), rounded once; an f32 result accumulates in its own row (not in
+// init's), then adds the init's row in place.
+// CHECK-LABEL: func @combine_init
+// CHECK-SAME: (%[[R:.*]]: tensor<?x16xbf16>, %[[W:.*]]: tensor<?x2xf32>, %[[M:.*]]: tensor<?x2xi32>, %[[I:.*]]: tensor<?x16xbf16>, %[[I32:.*]]: tensor<?x16xf32>)
+// CHECK: scf.forall (%[[T:.*]]) in (%{{.*}}) shared_outs(%[[OUT:.*]] = %{{.*}}) -> (tensor<?x16xbf16>)
+// CHECK:   %[[DST:.*]] = tensor.extract_slice %[[OUT]][%[[T]], 0] [1, 16] [1, 1]
+// CHECK:   %[[ZERO:.*]] = linalg.fill {{.*}} -> tensor<1x16xf32>
+// CHECK:   %[[SUM:.*]] = scf.for {{.*}} iter_args(%{{.*}} = %[[ZERO]])
+// CHECK:   %[[IROW:.*]] = tensor.extract_slice %[[I]][%[[T]], 0] [1, 16] [1, 1] : tensor<?x16xbf16> to tensor<1x16xbf16>
+// CHECK:   linalg.generic {{.*}} ins(%[[SUM]], %[[IROW]] : tensor<1x16xf32>, tensor<1x16xbf16>) outs(%[[DST]] : tensor<1x16xbf16>)
+// CHECK-NEXT: ^bb0(%[[S:.*]]: f32, %[[IV:.*]]: bf16, %{{.*}}: bf16):
+// CHECK-NEXT:   %[[IF:.*]] = arith.extf %[[IV]] : bf16 to f32
+// CHECK-NEXT:   %[[ADD:.*]] = arith.addf %[[IF]], %[[S]]
+// CHECK-NEXT:   arith.truncf %[[ADD]] : f32 to bf16
+// CHECK: scf.forall (%[[T2:.*]]) in (%{{.*}}) shared_outs(%[[OUT2:.*]] = %{{.*}}) -> (tensor<?x16xf32>)
+// CHECK:   %[[DST2:.*]] = tensor.extract_slice %[[OUT2]][%[[T2]], 0] [1, 16] [1, 1]
+// CHECK:   %[[ZERO2:.*]] = linalg.fill {{.*}} outs(%[[DST2]]
+// CHECK:   %[[SUM2:.*]] = scf.for {{.*}} iter_args(%{{.*}} = %[[ZERO2]])
+// CHECK:   %[[IROW2:.*]] = tensor.extract_slice %[[I32]][%[[T2]], 0] [1, 16] [1, 1]
+// CHECK:   linalg.generic {{.*}} ins(%[[SUM2]], %[[IROW2]] : tensor<1x16xf32>, tensor<1x16xf32>) outs(%[[DST2]] : tensor<1x16xf32>)
+// CHECK:     arith.addf
+func.func @combine_init(%rows: tensor<?x16xbf16>, %w: tensor<?x2xf32>, %map: tensor<?x2xi32>,
+                        %init: tensor<?x16xbf16>, %init32: tensor<?x16xf32>)
+    -> (tensor<?x16xbf16>, tensor<?x16xf32>) {
+  %y = moe.combine %rows, %w, %map init(%init : tensor<?x16xbf16>)
+      : tensor<?x16xbf16>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xbf16>
+  %rows32 = arith.extf %rows : tensor<?x16xbf16> to tensor<?x16xf32>
+  %z = moe.combine %rows32, %w, %map init(%init32 : tensor<?x16xf32>)
+      : tensor<?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
+  return %y, %z : tensor<?x16xbf16>, tensor<?x16xf32>
+}
+
+// -----
+
 // A whole layer is decomposed and lowered in one go.
 // CHECK-LABEL: func @layer
 // CHECK-NOT: moe.

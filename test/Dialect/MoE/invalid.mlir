@@ -2133,6 +2133,66 @@ func.func @combine_result_rank(%rows: tensor<?x16xf32>, %w: tensor<?x2xf32>, %ma
 
 // -----
 
+// moe.combine c5: init must be rank 2 [T, H]
+func.func @combine_init_rank(%rows: tensor<?x16xf32>, %w: tensor<?x2xf32>, %map: tensor<?x2xi32>, %init: tensor<?xf32>) {
+  // expected-error @+1 {{'init' must have shape [T, H] (rank 2), got 'tensor<?xf32>'}}
+  %y = moe.combine %rows, %w, %map init(%init : tensor<?xf32>)
+      : tensor<?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+// moe.combine c5: init must have the weights' T
+func.func @combine_init_t(%rows: tensor<?x16xf32>, %w: tensor<4x2xf32>, %map: tensor<4x2xi32>, %init: tensor<5x16xf32>) {
+  // expected-error @+1 {{'init' dimension 0 (T) is 5, expected 4 from weights}}
+  %y = moe.combine %rows, %w, %map init(%init : tensor<5x16xf32>)
+      : tensor<?x16xf32>, tensor<4x2xf32>, tensor<4x2xi32> -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+// moe.combine c5: init must have the rows' H
+func.func @combine_init_h(%rows: tensor<?x16xf32>, %w: tensor<?x2xf32>, %map: tensor<?x2xi32>, %init: tensor<?x8xf32>) {
+  // expected-error @+1 {{'init' dimension 1 (H) is 8, expected 16 from rows}}
+  %y = moe.combine %rows, %w, %map init(%init : tensor<?x8xf32>)
+      : tensor<?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+// moe.combine c5: init must be f32 or of the result's element type
+func.func @combine_init_element(%rows: tensor<?x16xbf16>, %w: tensor<?x2xf32>, %map: tensor<?x2xi32>, %init: tensor<?x16xf16>) {
+  // expected-error @+1 {{init element type 'f16' must match the result element type 'bf16'}}
+  %y = moe.combine %rows, %w, %map init(%init : tensor<?x16xf16>)
+      : tensor<?x16xbf16>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xbf16>
+  return
+}
+
+// -----
+
+// moe.combine c5: an f32 result needs an f32 init
+func.func @combine_init_narrow(%rows: tensor<?x16xf32>, %w: tensor<?x2xf32>, %map: tensor<?x2xi32>, %init: tensor<?x16xbf16>) {
+  // expected-error @+1 {{init element type 'bf16' must match the result element type 'f32'}}
+  %y = moe.combine %rows, %w, %map init(%init : tensor<?x16xbf16>)
+      : tensor<?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+// moe.combine c5: init must be a ranked float tensor (ODS type constraint)
+func.func @combine_init_integer(%rows: tensor<?x16xf32>, %w: tensor<?x2xf32>, %map: tensor<?x2xi32>, %init: tensor<?x16xi32>) {
+  // expected-error @+1 {{operand #3 must be ranked tensor of 32-bit float or bfloat16 type or 16-bit float values, but got 'tensor<?x16xi32>'}}
+  %y = moe.combine %rows, %w, %map init(%init : tensor<?x16xi32>)
+      : tensor<?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
 // moe.combine c4: result must have the rows' element type
 func.func @combine_result_element_type(%rows: tensor<?x16xbf16>, %w: tensor<?x2xf32>, %map: tensor<?x2xi32>) {
   // expected-error @+1 {{result element type 'f32' must match the rows element type 'bf16'}}

@@ -46,7 +46,8 @@ func.func @mixtral(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
 // bf16 shared expert is an expert every token picks, on the tokens in f32:
 // its dispatch (from T alone) comes between the logits and the gate, and
 // its combine is the first T rows of its down projection (one row per
-// token, in token order).
+// token, in token order), which, times its gate, the routed combine's sums
+// are added to.
 // CHECK-LABEL: func @qwen2_moe_bf16
 // CHECK-SAME: (%[[X:.*]]: tensor<?x16xbf16>, %[[WG:.*]]: tensor<6x16xbf16>, %{{.*}}: tensor<6x8x16xbf16>, %{{.*}}: tensor<6x8x16xbf16>, %{{.*}}: tensor<6x16x8xbf16>, %[[S1:.*]]: tensor<24x16xbf16>, %[[S3:.*]]: tensor<24x16xbf16>, %[[S2:.*]]: tensor<16x24xbf16>, %[[SG:.*]]: tensor<1x16xbf16>)
 // CHECK: %[[LOGITS:.*]] = linalg.matmul {{.*}} ins(%[[X]], %[[WG]] : tensor<?x16xbf16>, tensor<6x16xbf16>) outs(%{{.*}} : tensor<?x6xf32>)
@@ -57,7 +58,7 @@ func.func @mixtral(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
 // CHECK: linalg.generic {{.*}} outs(%{{.*}} : tensor<?x8xbf16>)
 // CHECK: arith.extf
 // CHECK: arith.truncf {{.*}} : f32 to bf16
-// CHECK: %[[ROUTED:.*]] = moe.combine {{.*}} -> tensor<?x16xbf16>
+// CHECK: %[[ROUTED:.*]] = moe.expert_matmul {{.*}}, tensor<6x16x8xbf16> -> tensor<?x16xbf16>
 // CHECK: %[[E1:.*]] = tensor.expand_shape %[[S1]] {{\[\[}}0, 1], [2]] output_shape [1, 24, 16]
 // CHECK: %[[E3:.*]] = tensor.expand_shape %[[S3]]
 // CHECK: %[[E2:.*]] = tensor.expand_shape %[[S2]]
@@ -67,14 +68,14 @@ func.func @mixtral(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
 // CHECK: %[[SD:.*]] = moe.expert_matmul %[[SH]], %[[E2]] offsets(%[[SOFF]] : tensor<2xi64>) : tensor<?x24xf32>, tensor<1x16x24xbf16> -> tensor<?x16xf32>
 // CHECK: %[[SOUT:.*]] = tensor.extract_slice %[[SD]][0, 0] [%{{.*}}, 16] [1, 1] : tensor<?x16xf32> to tensor<?x16xf32>
 // CHECK: %[[Z:.*]] = linalg.matmul {{.*}} ins(%[[X]], %[[SG]] : tensor<?x16xbf16>, tensor<1x16xbf16>) outs(%{{.*}} : tensor<?x1xf32>)
-// CHECK: %[[Y:.*]] = linalg.generic {indexing_maps = [#[[ID:.*]], #[[ID]], #[[BCAST:.*]], #[[ID]]]{{.*}} ins(%[[ROUTED]], %[[SOUT]], %[[Z]] : tensor<?x16xbf16>, tensor<?x16xf32>, tensor<?x1xf32>) outs(%{{.*}} : tensor<?x16xbf16>)
-// CHECK-NEXT: ^bb0(%[[R:.*]]: bf16, %[[S:.*]]: f32, %[[ZV:.*]]: f32, %{{.*}}: bf16):
-// CHECK-NEXT: %[[RF:.*]] = arith.extf %[[R]] : bf16 to f32
-// CHECK: %[[GATED:.*]] = arith.mulf %{{.*}}, %[[S]]
-// CHECK-NEXT: %[[SUM:.*]] = arith.addf %[[RF]], %[[GATED]]
-// CHECK-NEXT: %[[T:.*]] = arith.truncf %[[SUM]] : f32 to bf16
-// CHECK-NEXT: linalg.yield %[[T]]
-// CHECK: return %[[Y]]
+// The gated shared output (f32) is where the routed combine's sums go.
+// CHECK: %[[GATED:.*]] = linalg.generic {indexing_maps = [#[[ID:.*]], #[[BCAST:.*]], #[[ID]]]{{.*}} ins(%[[SOUT]], %[[Z]] : tensor<?x16xf32>, tensor<?x1xf32>) outs(%{{.*}} : tensor<?x16xf32>)
+// CHECK-NEXT: ^bb0(%[[S:.*]]: f32, %[[ZV:.*]]: f32, %{{.*}}: f32):
+// CHECK-NEXT: arith.negf %[[ZV]]
+// CHECK: %[[PRODUCT:.*]] = arith.mulf %{{.*}}, %[[S]]
+// CHECK-NEXT: linalg.yield %[[PRODUCT]]
+// CHECK: %[[Y:.*]] = moe.combine %[[ROUTED]], %{{.*}}, %{{.*}} init(%[[GATED]] : tensor<?x16xf32>) : tensor<?x16xbf16>, tensor<?x4xf32>, tensor<?x4xi32> -> tensor<?x16xbf16>
+// CHECK-NEXT: return %[[Y]]
 func.func @qwen2_moe_bf16(%x: tensor<?x16xbf16>, %wg: tensor<6x16xbf16>,
     %w1: tensor<6x8x16xbf16>, %w3: tensor<6x8x16xbf16>, %w2: tensor<6x16x8xbf16>,
     %s1: tensor<24x16xbf16>, %s3: tensor<24x16xbf16>, %s2: tensor<16x24xbf16>,
@@ -94,20 +95,19 @@ func.func @qwen2_moe_bf16(%x: tensor<?x16xbf16>, %wg: tensor<6x16xbf16>,
 // -----
 
 // DeepSeek-V3: sigmoid scores, selection-only bias, group-limited top-k,
-// scaling, an ungated shared expert (bf16: an expert every token picks),
-// routing statistics passed through.
+// scaling, an ungated shared expert (bf16: an expert every token picks)
+// whose output the routed combine's sums are added to, routing statistics
+// passed through.
 // CHECK-LABEL: func @deepseek_v3
 // CHECK-SAME: %[[B:[a-z0-9]+]]: tensor<16xf32>
 // CHECK: %[[LOGITS:.*]] = linalg.matmul
 // CHECK: moe.dispatch %{{.*}}, %{{.*}} : tensor<?x16xf32>, tensor<?x1xi32>
 // CHECK: %[[W:.*]], %[[IDS:.*]], %[[STATS:.*]]:2 = moe.gate %[[LOGITS]] bias(%[[B]] : tensor<16xf32>) routing <sigmoid, top_k = 4, renormalize, scale = 2.500000e+00, selection_bias, groups = 4, topk_groups = 2, group_score = sum_top2> statistics [tokens_per_expert, load_balancing_loss] : tensor<?x16xf32> -> tensor<?x4xf32>, tensor<?x4xi32>, tensor<16xi64>, tensor<f32>
-// CHECK: %[[ROUTED:.*]] = moe.combine
+// CHECK: %[[ROUTED:.*]] = moe.expert_matmul {{.*}}, tensor<16x16x8xbf16> -> 
 // CHECK: %[[SOUT:.*]] = tensor.extract_slice {{.*}} : tensor<?x16xf32> to tensor<?x16xf32>
-// CHECK: %[[Y:.*]] = linalg.generic {{.*}} ins(%[[ROUTED]], %[[SOUT]] : tensor<?x16xf32>, tensor<?x16xf32>)
-// CHECK-NEXT: ^bb0(%[[R:.*]]: f32, %[[S:.*]]: f32, %{{.*}}: f32):
-// CHECK-NEXT: %[[SUM:.*]] = arith.addf %[[R]], %[[S]]
-// CHECK-NEXT: linalg.yield %[[SUM]]
-// CHECK: return %[[Y]], %[[STATS]]#0, %[[STATS]]#1
+// CHECK-NOT: linalg.generic
+// CHECK: %[[Y:.*]] = moe.combine %[[ROUTED]], %[[W]], %{{.*}} init(%[[SOUT]] : tensor<?x16xf32>) : tensor<?x16xf32>, tensor<?x4xf32>, tensor<?x4xi32> -> tensor<?x16xf32>
+// CHECK-NEXT: return %[[Y]], %[[STATS]]#0, %[[STATS]]#1
 func.func @deepseek_v3(%x: tensor<?x16xf32>, %wg: tensor<16x16xf32>,
     %b: tensor<16xf32>, %w1: tensor<16x8x16xbf16>, %w3: tensor<16x8x16xbf16>,
     %w2: tensor<16x16x8xbf16>, %s1: tensor<8x16xbf16>, %s3: tensor<8x16xbf16>,
@@ -140,14 +140,15 @@ func.func @deepseek_v3(%x: tensor<?x16xf32>, %wg: tensor<16x16xf32>,
 // CHECK: moe.expert_matmul %{{.*}}, %[[W1]] offsets(%{{.*}}) scale(%[[C1]] : tensor<16x2x2xf32>) block [4, 8]
 // CHECK: moe.expert_matmul %{{.*}}, %[[W3]] offsets(%{{.*}}) scale(%[[C3]] : tensor<16x2x2xf32>) block [4, 8]
 // CHECK: moe.expert_matmul %{{.*}}, %[[W2]] offsets(%{{.*}}) scale(%[[C2]] : tensor<16x4x1xf32>) block [4, 8]
-// CHECK: moe.combine
 // CHECK: %[[SG:.*]] = tensor.expand_shape %[[S1]] {{\[\[}}0, 1], [2]] output_shape [1, 8, 16]
 // CHECK: %[[DG:.*]] = tensor.expand_shape %[[D1]] {{\[\[}}0, 1], [2]] output_shape [1, 2, 2]
 // CHECK-COUNT-4: tensor.expand_shape
 // CHECK: moe.expert_matmul %[[SR]], %[[SG]] offsets(%[[SOFF]] : tensor<2xi64>) scale(%[[DG]] : tensor<1x2x2xf32>) block [4, 8]
 // CHECK: moe.expert_matmul %[[SR]], %{{.*}} offsets(%[[SOFF]] : tensor<2xi64>) scale(%{{.*}} : tensor<1x2x2xf32>) block [4, 8]
 // CHECK: moe.expert_matmul %{{.*}}, %{{.*}} offsets(%[[SOFF]] : tensor<2xi64>) scale(%{{.*}} : tensor<1x4x1xf32>) block [4, 8] : tensor<?x8xf32>, tensor<1x16x8xf8E4M3FN> -> tensor<?x16xf32>
-// CHECK: tensor.extract_slice
+// CHECK: %[[SOUT:.*]] = tensor.extract_slice
+// CHECK-NOT: linalg.matmul
+// CHECK: moe.combine {{.*}} init(%[[SOUT]] : tensor<?x16xf32>)
 // CHECK-NOT: moe.combine
 // CHECK-NOT: linalg.matmul
 func.func @deepseek_v3_fp8(%x: tensor<?x16xf32>, %wg: tensor<16x16xf32>,

@@ -141,6 +141,41 @@ func.func @layer(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
   return %y : tensor<?x16xf32>
 }
 
+// A combine onto an init (a shared expert's output) scatters its rows onto
+// that init (widened to f32 when it is not), not onto zeros.
+// CHECK-LABEL: func @layer_onto_init
+// CHECK-SAME: %[[INIT:[a-z0-9]+]]: tensor<?x16xf32>, %[[INIT16:[a-z0-9]+]]: tensor<?x16xbf16>
+// CHECK: %[[Y:.*]] = moe.grouped_matmul block_rows(4) {{.*}} scatter({{.*}}) outs(%[[INIT]] : tensor<?x16xf32>)
+// CHECK: %[[WIDE:.*]] = linalg.generic {{.*}} ins(%[[INIT16]] : tensor<?x16xbf16>) outs(%{{.*}} : tensor<?x16xf32>)
+// CHECK: arith.extf
+// CHECK: %[[Z:.*]] = moe.grouped_matmul block_rows(4) {{.*}} scatter({{.*}}) outs(%[[WIDE]] : tensor<?x16xf32>)
+// CHECK: arith.truncf
+// CHECK: return %[[Y]],
+// UNFUSED-LABEL: func @layer_onto_init
+// UNFUSED: moe.combine %{{.*}}, %{{.*}}, %{{.*}} init(%{{.*}} : tensor<?x16xf32>)
+func.func @layer_onto_init(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
+                           %weights: tensor<?x2xf32>, %w: tensor<8x32x16xf32>,
+                           %w2: tensor<8x16x32xf32>, %init: tensor<?x16xf32>,
+                           %init16: tensor<?x16xbf16>, %x16: tensor<?x16xbf16>,
+                           %wsq: tensor<8x16x16xf32>)
+    -> (tensor<?x16xf32>, tensor<?x16xbf16>) {
+  %rows, %off, %map = moe.dispatch %x, %ids align 8
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<?x16xf32>, tensor<9xi64>, tensor<?x2xi32>
+  %g = moe.expert_matmul %rows, %w offsets(%off : tensor<9xi64>)
+      : tensor<?x16xf32>, tensor<8x32x16xf32> -> tensor<?x32xf32>
+  %d = moe.expert_matmul %g, %w2 offsets(%off : tensor<9xi64>)
+      : tensor<?x32xf32>, tensor<8x16x32xf32> -> tensor<?x16xf32>
+  %y = moe.combine %d, %weights, %map init(%init : tensor<?x16xf32>)
+      : tensor<?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
+  %rows16, %off16, %map16 = moe.dispatch %x16, %ids align 8
+      : tensor<?x16xbf16>, tensor<?x2xi32> -> tensor<?x16xbf16>, tensor<9xi64>, tensor<?x2xi32>
+  %d16 = moe.expert_matmul %rows16, %wsq offsets(%off16 : tensor<9xi64>)
+      : tensor<?x16xbf16>, tensor<8x16x16xf32> -> tensor<?x16xbf16>
+  %z = moe.combine %d16, %weights, %map16 init(%init16 : tensor<?x16xbf16>)
+      : tensor<?x16xbf16>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xbf16>
+  return %y, %z : tensor<?x16xf32>, tensor<?x16xbf16>
+}
+
 // Offsets of a routing plan in blocks of 4 are used as they are; a plan in
 // blocks of another size is not this pass's layout.
 // CHECK-LABEL: func @from_plan

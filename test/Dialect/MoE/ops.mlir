@@ -323,12 +323,25 @@ func.func @expert_matmul_mxfp4(%rows: tensor<?x15xf32>, %w: tensor<8x32x8xi8>,
 // CHECK-LABEL: func @combine_forms
 // CHECK: moe.combine %{{.*}}, %{{.*}}, %{{.*}} : tensor<?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
 // CHECK: moe.combine %{{.*}}, %{{.*}}, %{{.*}} : tensor<8x?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
+// CHECK: moe.combine %{{.*}}, %{{.*}}, %{{.*}} init(%{{.*}} : tensor<?x16xf32>) : tensor<?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
+// CHECK: moe.combine %{{.*}}, %{{.*}}, %{{.*}} init(%{{.*}} : tensor<?x16xf32>) : tensor<?x16xbf16>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xbf16>
+// CHECK: moe.combine %{{.*}}, %{{.*}}, %{{.*}} init(%{{.*}} : tensor<4x16xbf16>) : tensor<8x?x16xbf16>, tensor<4x2xf32>, tensor<4x2xi32> -> tensor<4x16xbf16>
 func.func @combine_forms(%rows: tensor<?x16xf32>, %slots: tensor<8x?x16xf32>,
-                         %w: tensor<?x2xf32>, %map: tensor<?x2xi32>) {
+                         %w: tensor<?x2xf32>, %map: tensor<?x2xi32>,
+                         %shared: tensor<?x16xf32>, %rows16: tensor<?x16xbf16>,
+                         %slots16: tensor<8x?x16xbf16>, %w4: tensor<4x2xf32>,
+                         %map4: tensor<4x2xi32>, %shared16: tensor<4x16xbf16>) {
   %0 = moe.combine %rows, %w, %map
       : tensor<?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
   %1 = moe.combine %slots, %w, %map
       : tensor<8x?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
+  // Onto an init: f32 whatever the result's type, or the result's type.
+  %2 = moe.combine %rows, %w, %map init(%shared : tensor<?x16xf32>)
+      : tensor<?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
+  %3 = moe.combine %rows16, %w, %map init(%shared : tensor<?x16xf32>)
+      : tensor<?x16xbf16>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xbf16>
+  %4 = moe.combine %slots16, %w4, %map4 init(%shared16 : tensor<4x16xbf16>)
+      : tensor<8x?x16xbf16>, tensor<4x2xf32>, tensor<4x2xi32> -> tensor<4x16xbf16>
   return
 }
 

@@ -635,9 +635,17 @@ LogicalResult CombineOp::verify() {
   // c2, c3, c4.
   if (failed(shapes.check("weights", getWeights().getType(), {"T", "K"})) ||
       failed(shapes.check("row_map", getRowMap().getType(), {"T", "K"})) ||
-      failed(shapes.check("result", getResult().getType(), {"T", "H"})))
+      failed(shapes.check("result", getResult().getType(), {"T", "H"})) ||
+      failed(verifySameElementType(*this, "result", getResult(), "rows",
+                                   getRows())))
     return failure();
-  return verifySameElementType(*this, "result", getResult(), "rows", getRows());
+  // c5.
+  Value init = getInit();
+  if (failed(shapes.checkOptional("init", init, {"T", "H"})))
+    return failure();
+  if (!init || getInit().getType().getElementType().isF32())
+    return success();
+  return verifySameElementType(*this, "init", init, "result", getResult());
 }
 
 #define GET_OP_CLASSES

@@ -397,29 +397,14 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
       Value ones = buildFilled(rewriter, loc, exchange->windowIds, f32,
                                rewriter.getF32FloatAttr(1));
       Value results = CombineOp::create(rewriter, loc, rowsType(hidden),
-                                        downRows, ones, windowRowMap)
+                                        downRows, ones, windowRowMap,
+                                        /*init=*/Value())
                           .getResult();
       downRows = buildReturnExchange(rewriter, loc, *exchange, results);
     }
-    Value result = CombineOp::create(rewriter, loc,
-                                     RankedTensorType::get(
-                                         {dispatchRows, hidden}, elementType),
-                                     downRows, weights, dispatch.getRowMap())
-                       .getResult();
-    if (layer.getWeightInputs())
-      result = sumChoices(rewriter, loc, result, x, choices);
-    if (identityWeights)
-      result = buildElementwise(
-          rewriter, loc, ValueRange{result, x, identityWeights}, elementType,
-          [](OpBuilder &nb, Location nl, ValueRange args) {
-            return arith::AddFOp::create(
-                       nb, nl, args[0],
-                       arith::MulFOp::create(nb, nl, args[2], args[1]))
-                .getResult();
-          });
-
-    // Shared expert, optionally behind a sigmoid gate.
-    if (layer.hasSharedExpert()) {
+    // The shared expert's output ([T, H] f32), optionally behind a sigmoid
+    // gate (its [T, 1] logits, or null).
+    auto buildShared = [&]() -> std::pair<Value, Value> {
       Value sharedOut;
       if (sharedDispatch) {
         // [N, K] as [1, N, K]: the weights of the one expert.
@@ -477,10 +462,55 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
                            layer.getSharedDown()};
         sharedOut = buildSharedExpert(rewriter, loc, x, act, clamp, shared);
       }
-      SmallVector<Value> operands = {result, sharedOut};
+      Value gateLogits;
       if (layer.getSharedExpertGate())
-        operands.push_back(
-            buildLinear(rewriter, loc, x, layer.getSharedExpertGate(), f32));
+        gateLogits =
+            buildLinear(rewriter, loc, x, layer.getSharedExpertGate(), f32);
+      return {sharedOut, gateLogits};
+    };
+    // The shared expert's term is where the combine's sums start (its
+    // init): no pass of its own adds it. Rows of weighted inputs and zero
+    // experts add their terms after the combine, and it then comes last.
+    bool sharedIntoCombine =
+        layer.hasSharedExpert() && !layer.getWeightInputs() && !identityWeights;
+    Value combineInit;
+    if (sharedIntoCombine) {
+      auto [sharedOut, gateLogits] = buildShared();
+      combineInit = sharedOut;
+      if (gateLogits)
+        combineInit = buildElementwise(
+            rewriter, loc, ValueRange{sharedOut, gateLogits}, f32,
+            [&](OpBuilder &nb, Location nl, ValueRange args) {
+              return arith::MulFOp::create(
+                         nb, nl, buildSigmoid(nb, nl, args[1]), args[0])
+                  .getResult();
+            });
+    }
+    Value result =
+        CombineOp::create(
+            rewriter, loc,
+            RankedTensorType::get({dispatchRows, hidden}, elementType),
+            downRows, weights, dispatch.getRowMap(), combineInit)
+            .getResult();
+    if (layer.getWeightInputs())
+      result = sumChoices(rewriter, loc, result, x, choices);
+    if (identityWeights)
+      result = buildElementwise(
+          rewriter, loc, ValueRange{result, x, identityWeights}, elementType,
+          [](OpBuilder &nb, Location nl, ValueRange args) {
+            return arith::AddFOp::create(
+                       nb, nl, args[0],
+                       arith::MulFOp::create(nb, nl, args[2], args[1]))
+                .getResult();
+          });
+
+    // Shared expert, optionally behind a sigmoid gate, when the combine
+    // did not start from it.
+    if (layer.hasSharedExpert() && !sharedIntoCombine) {
+      auto [sharedOut, gateLogits] = buildShared();
+      SmallVector<Value> operands = {result, sharedOut};
+      if (gateLogits)
+        operands.push_back(gateLogits);
       result = buildElementwise(
           rewriter, loc, operands, elementType,
           [&](OpBuilder &nb, Location nl, ValueRange args) {

@@ -571,8 +571,9 @@ struct FormEpilogueGroupedMatmul : OpRewritePattern<linalg::GenericOp> {
 
 /// The combine of an expert matmul's rows (the down projection) fused into
 /// that matmul's write-back: each row, times its combine weight, is added to
-/// its token's row of the `[T, N]` result; the `[R, N]` rows are never
-/// written. Matches before FormGroupedMatmul forms the matmul alone.
+/// its token's row of the `[T, N]` result (zeros, or the combine's init);
+/// the `[R, N]` rows are never written. Matches before FormGroupedMatmul
+/// forms the matmul alone.
 struct FormScatteringGroupedMatmul : OpRewritePattern<CombineOp> {
   FormScatteringGroupedMatmul(MLIRContext *context, RowCoverage coverage)
       : OpRewritePattern(context, /*benefit=*/2), coverage(coverage) {}
@@ -598,10 +599,21 @@ struct FormScatteringGroupedMatmul : OpRewritePattern<CombineOp> {
         buildPrefix(rewriter, loc, plan.getRowSources(), operands.computedRows);
     Value scales = buildRowScales(rewriter, loc, combine.getWeights(),
                                   plan.getRowMap(), operands.computedRows);
-    Value tokens =
-        tensor::DimOp::create(rewriter, loc, combine.getWeights(), 0);
-    Value acc =
-        buildAccumulator(rewriter, loc, tokens, weightType.getDimSize(1));
+    // The rows add to zeros, or to the combine's init (in f32).
+    Value acc;
+    if (Value init = combine.getInit()) {
+      acc = init;
+      if (!llvm::cast<RankedTensorType>(init.getType())
+               .getElementType()
+               .isF32())
+        acc = buildEpilogue(rewriter, loc, init, /*bias=*/Value(),
+                            /*blocks=*/Value(), coverage.blockRows,
+                            rewriter.getF32Type());
+    } else {
+      Value tokens =
+          tensor::DimOp::create(rewriter, loc, combine.getWeights(), 0);
+      acc = buildAccumulator(rewriter, loc, tokens, weightType.getDimSize(1));
+    }
     acc = GroupedMatmulOp::create(
               rewriter, loc, TypeRange{acc.getType()}, operands.input,
               op.getWeight(), Value(), operands.blocks, operands.sizes,

@@ -553,9 +553,18 @@ def Moe_CombineOp : Moe_Op<"combine", [Pure]> {
     `moe.dispatch`'s layout; `row_map` is the dispatch's row map. Each
     token reads only its own K rows (no one-hot matrices).
 
+    With `init` (`[T,H]`), each token's sum is added to its row of it:
+    `result[t] = init[t] + sum_k ...`, in f32 (an `init` of f32 keeps its
+    precision whatever the result's type), rounded to the result's type
+    once. A shared expert's output added to the routed experts' is then
+    read by the combine as it sums each token's rows (`moe-decompose`),
+    instead of by a pass of its own over `[T,H]` (a kernel of its own on
+    the GPU).
+
     Constraints: (c1) rows are `[R,H]` or `[E,C,H]`; (c2) weights are `[T,K]`
     f32; (c3) `row_map` is `[T,K]` i32 like the weights; (c4) the result is
-    `[T,H]` with the rows' element type.
+    `[T,H]` with the rows' element type; (c5) `init` is `[T,H]` of the
+    result's element type or f32.
 
     Example:
 
@@ -567,13 +576,26 @@ def Moe_CombineOp : Moe_Op<"combine", [Pure]> {
       return %y : tensor<?x16xf32>
     }
     ```
+
+    Onto a shared expert's output:
+
+    ```mlir
+    func.func @combine_onto(%rows: tensor<?x16xf32>, %w: tensor<?x2xf32>,
+                            %map: tensor<?x2xi32>, %shared: tensor<?x16xf32>)
+        -> tensor<?x16xf32> {
+      %y = moe.combine %rows, %w, %map init(%shared : tensor<?x16xf32>)
+          : tensor<?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
+      return %y : tensor<?x16xf32>
+    }
+    ```
   }];
   let arguments = (ins Moe_FloatTensor:$rows, Moe_F32Tensor:$weights,
-                       Moe_I32Tensor:$row_map);
+                       Moe_I32Tensor:$row_map, Optional<Moe_FloatTensor>:$init);
   let results = (outs Moe_FloatTensor:$result);
   let assemblyFormat = [{
-    $rows `,` $weights `,` $row_map attr-dict `:` type($rows) `,`
-    type($weights) `,` type($row_map) `->` type($result)
+    $rows `,` $weights `,` $row_map (`init` `(` $init^ `:` type($init) `)`)?
+    attr-dict `:` type($rows) `,` type($weights) `,` type($row_map) `->`
+    type($result)
   }];
   let hasVerifier = 1;
 }
