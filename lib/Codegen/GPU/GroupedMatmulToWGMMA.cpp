@@ -389,7 +389,8 @@ private:
   /// Zero accumulators, one per weight.
   SmallVector<Value> zeroSums(OpBuilder &b, Location loc);
   /// The wgmma group of one step on stage `stage` for the rows of `part`:
-  /// `sums` plus its products, committed (not waited for).
+  /// `sums` plus its products, committed (not waited for); with empty
+  /// `sums`, its products alone (the first wgmma's scale-d is 0).
   SmallVector<Value> mmaStep(OpBuilder &b, Location loc, Value stage,
                              Value part, ValueRange sums);
   /// A row block of the specialized form: the producer's loop (threads
@@ -750,7 +751,14 @@ SmallVector<Value> WarpgroupMatmul::mmaStep(OpBuilder &b, Location loc,
   SmallVector<Value> bBases;
   for (int64_t w = 0; w < static_cast<int64_t>(plan.weights.size()); ++w)
     bBases.push_back(matrixDescriptor(b, loc, weightBuffer(b, loc, stage, w)));
+  // Without sums, the first wgmma of each weight adds its products to
+  // nothing (scale-d 0) and its accumulator operand is undefined: no
+  // instruction writes the accumulator registers before it.
+  bool fromZero = sums.empty();
   SmallVector<Value> next(sums.begin(), sums.end());
+  if (fromZero)
+    next.assign(plan.weights.size(),
+                LLVM::PoisonOp::create(b, loc, accumulatorType));
   for (int64_t kk = 0; kk < kStepDepth / kMmaDepth; ++kk) {
     // 16 depths further along the swizzled rows: 32 bytes.
     auto advance = [&](Value descriptor) -> Value {
@@ -766,8 +774,10 @@ SmallVector<Value> WarpgroupMatmul::mmaStep(OpBuilder &b, Location loc,
       next[w] = NVVM::WgmmaMmaAsyncOp::create(
           b, loc, accumulatorType, next[w], a, advance(bBases[w]), mmaShape,
           NVVM::WGMMATypes::bf16, NVVM::WGMMATypes::bf16, NVVM::WGMMATypes::f32,
-          NVVM::WGMMAScaleOut::one, NVVM::WGMMAScaleIn::one,
-          NVVM::WGMMAScaleIn::one, NVVM::MMALayout::row, NVVM::MMALayout::col,
+          fromZero && kk == 0 ? NVVM::WGMMAScaleOut::zero
+                              : NVVM::WGMMAScaleOut::one,
+          NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
+          NVVM::MMALayout::row, NVVM::MMALayout::col,
           /*satfinite=*/nullptr);
   }
   NVVM::WgmmaGroupSyncAlignedOp::create(b, loc);
@@ -849,26 +859,43 @@ void WarpgroupMatmul::emitRoles(OpBuilder &b, Location loc, Value slotBase,
                                           stageOf(rb, rl, slot));
         };
         auto multiply = [&](OpBuilder &mb, Location ml) {
-          auto mainLoop = scf::ForOp::create(
-              mb, ml, zero, steps, one, zeroSums(mb, ml),
-              [&](OpBuilder &kb, Location kl, Value step, ValueRange sums) {
-                Value slot = arith::AddIOp::create(kb, kl, slotBase, step);
-                Value stage = stageOf(kb, kl, slot);
-                waitFor(kb, kl, barriers, parityOf(kb, kl, slot), stage);
-                SmallVector<Value> next = mmaStep(kb, kl, stage, part, sums);
-                NVVM::WgmmaWaitGroupSyncOp::create(kb, kl, 1);
-                Value afterFirst = arith::CmpIOp::create(
-                    kb, kl, arith::CmpIPredicate::ugt, step, zero);
-                scf::IfOp::create(
-                    kb, kl, afterFirst, [&](OpBuilder &rb, Location rl) {
-                      release(rb, rl, arith::SubIOp::create(rb, rl, slot, one));
-                      scf::YieldOp::create(rb, rl);
-                    });
-                scf::YieldOp::create(kb, kl, next);
-              });
-          NVVM::WgmmaWaitGroupSyncOp::create(mb, ml, 0);
+          // The first step's group starts from no sums (scale-d 0) rather
+          // than from zeroed registers: LLVM sinks such zeroing into the
+          // peeled first step, after its wgmma.fence, where ptxas then
+          // serializes every wgmma of the kernel (C7520). The others each
+          // release the previous step's stage once its group is done.
+          auto waitAndMultiply = [&](OpBuilder &kb, Location kl, Value slot,
+                                     ValueRange sums) {
+            Value stage = stageOf(kb, kl, slot);
+            waitFor(kb, kl, barriers, parityOf(kb, kl, slot), stage);
+            SmallVector<Value> next = mmaStep(kb, kl, stage, part, sums);
+            NVVM::WgmmaWaitGroupSyncOp::create(kb, kl, 1);
+            return next;
+          };
           Value any = arith::CmpIOp::create(mb, ml, arith::CmpIPredicate::ugt,
                                             steps, zero);
+          SmallVector<Value> zeros = zeroSums(mb, ml);
+          auto mainLoop =
+              scf::IfOp::create(mb, ml, TypeRange(ValueRange(zeros)), any,
+                                /*addThenBlock=*/true, /*addElseBlock=*/true);
+          {
+            OpBuilder::InsertionGuard guard(mb);
+            mb.setInsertionPointToStart(mainLoop.thenBlock());
+            SmallVector<Value> first =
+                waitAndMultiply(mb, ml, slotBase, ValueRange{});
+            auto rest = scf::ForOp::create(
+                mb, ml, one, steps, one, first,
+                [&](OpBuilder &kb, Location kl, Value step, ValueRange sums) {
+                  Value slot = arith::AddIOp::create(kb, kl, slotBase, step);
+                  SmallVector<Value> next = waitAndMultiply(kb, kl, slot, sums);
+                  release(kb, kl, arith::SubIOp::create(kb, kl, slot, one));
+                  scf::YieldOp::create(kb, kl, next);
+                });
+            scf::YieldOp::create(mb, ml, rest.getResults());
+            mb.setInsertionPointToStart(mainLoop.elseBlock());
+            scf::YieldOp::create(mb, ml, zeros);
+          }
+          NVVM::WgmmaWaitGroupSyncOp::create(mb, ml, 0);
           scf::IfOp::create(mb, ml, any, [&](OpBuilder &rb, Location rl) {
             Value last = arith::SubIOp::create(
                 rb, rl, arith::AddIOp::create(rb, rl, slotBase, steps), one);
@@ -1049,47 +1076,67 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
               // steps; never stored).
               SmallVector<Value> prefetched = loadInput(ob, ol, ahead);
 
-              SmallVector<Value> initial = zeroSums(ob, ol);
-              size_t numSums = initial.size();
+              // One step: `sums` (none at the first step, whose group
+              // starts from no sums: see emitRoles) plus its products, and
+              // the chunks of the next refill.
+              SmallVector<Value> zeros = zeroSums(ob, ol);
+              size_t numSums = zeros.size();
+              auto stepOf = [&](OpBuilder &kb, Location kl, Value step,
+                                ValueRange sums, ValueRange chunks) {
+                Value slot = arith::AddIOp::create(kb, kl, slotBase, step);
+                Value stage = stageOf(kb, kl, slot);
+                // The weights landed (and A, by TMA); every thread's A
+                // stores done.
+                waitFor(kb, kl, barriers, parityOf(kb, kl, slot), stage);
+                if (!plan.input)
+                  gpu::BarrierOp::create(kb, kl);
+                SmallVector<Value> next = mmaStep(kb, kl, stage, zero, sums);
+                // The previous step's group is done: its slot is free once
+                // every warp is past this wait.
+                NVVM::WgmmaWaitGroupSyncOp::create(kb, kl, 1);
+                gpu::BarrierOp::create(kb, kl);
+                Value refill = arith::AddIOp::create(
+                    kb, kl, step, indexConstant(kb, kl, plan.stages - 1));
+                scf::IfOp::create(kb, kl, lessThan(kb, kl, refill, steps),
+                                  [&](OpBuilder &rb, Location rl) {
+                                    Value slot = arith::AddIOp::create(
+                                        rb, rl, slotBase, refill);
+                                    issueTmaLoads(rb, rl, refill, slot);
+                                    storeInput(rb, rl, slot, chunks);
+                                    scf::YieldOp::create(rb, rl);
+                                  });
+                // The next refill's A (zeros past the steps).
+                llvm::append_range(
+                    next,
+                    loadInput(kb, kl,
+                              arith::AddIOp::create(kb, kl, refill,
+                                                    indexConstant(kb, kl, 1))));
+                return next;
+              };
+              SmallVector<Value> initial = zeros;
               llvm::append_range(initial, prefetched);
-
-              auto mainLoop = scf::ForOp::create(
-                  ob, ol, zero, steps, one, initial,
-                  [&](OpBuilder &kb, Location kl, Value step,
-                      ValueRange carried) {
-                    ValueRange sums = carried.take_front(numSums);
-                    ValueRange chunks = carried.drop_front(numSums);
-                    Value slot = arith::AddIOp::create(kb, kl, slotBase, step);
-                    Value stage = stageOf(kb, kl, slot);
-                    // The weights landed (and A, by TMA); every thread's
-                    // A stores done.
-                    waitFor(kb, kl, barriers, parityOf(kb, kl, slot), stage);
-                    if (!plan.input)
-                      gpu::BarrierOp::create(kb, kl);
-                    SmallVector<Value> next =
-                        mmaStep(kb, kl, stage, zero, sums);
-                    // The previous step's group is done: its slot is free
-                    // once every warp is past this wait.
-                    NVVM::WgmmaWaitGroupSyncOp::create(kb, kl, 1);
-                    gpu::BarrierOp::create(kb, kl);
-                    Value refill = arith::AddIOp::create(
-                        kb, kl, step, indexConstant(kb, kl, plan.stages - 1));
-                    scf::IfOp::create(kb, kl, lessThan(kb, kl, refill, steps),
-                                      [&](OpBuilder &rb, Location rl) {
-                                        Value slot = arith::AddIOp::create(
-                                            rb, rl, slotBase, refill);
-                                        issueTmaLoads(rb, rl, refill, slot);
-                                        storeInput(rb, rl, slot, chunks);
-                                        scf::YieldOp::create(rb, rl);
-                                      });
-                    // The next refill's A (zeros past the steps).
-                    llvm::append_range(
-                        next, loadInput(kb, kl,
-                                        arith::AddIOp::create(
-                                            kb, kl, refill,
-                                            indexConstant(kb, kl, 1))));
-                    scf::YieldOp::create(kb, kl, next);
-                  });
+              Value any = lessThan(ob, ol, zero, steps);
+              auto mainLoop = scf::IfOp::create(
+                  ob, ol, TypeRange(ValueRange(initial)), any,
+                  /*addThenBlock=*/true, /*addElseBlock=*/true);
+              {
+                OpBuilder::InsertionGuard guard(ob);
+                ob.setInsertionPointToStart(mainLoop.thenBlock());
+                SmallVector<Value> first =
+                    stepOf(ob, ol, zero, ValueRange{}, prefetched);
+                auto rest = scf::ForOp::create(
+                    ob, ol, one, steps, one, first,
+                    [&](OpBuilder &kb, Location kl, Value step,
+                        ValueRange carried) {
+                      scf::YieldOp::create(kb, kl,
+                                           stepOf(kb, kl, step,
+                                                  carried.take_front(numSums),
+                                                  carried.drop_front(numSums)));
+                    });
+                scf::YieldOp::create(ob, ol, rest.getResults());
+                ob.setInsertionPointToStart(mainLoop.elseBlock());
+                scf::YieldOp::create(ob, ol, initial);
+              }
               NVVM::WgmmaWaitGroupSyncOp::create(ob, ol, 0);
               emitEpilogue(ob, ol, mainLoop.getResults().take_front(numSums),
                            zero);

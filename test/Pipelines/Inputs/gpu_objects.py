@@ -97,8 +97,11 @@ def resources(ptx: str, report: str) -> str:
     counts["stack"] = number(r"(\d+) bytes stack frame")
     counts["static_smem"] = number(r"(\d+) bytes smem")
     line = ", ".join(f"{key} {value}" for key, value in counts.items())
+    # Warnings, and the notes ptxas prints as info with a code, e.g.
+    # "(C7520) Potential Performance Loss: wgmma.mma_async instructions are
+    # serialized".
     warnings = [w.strip() for w in report.splitlines()
-                if "warning" in w.lower()]
+                if "warning" in w.lower() or re.search(r"\(C\d+\)", w)]
     return line + "".join(f"\n  ptxas: {w}" for w in warnings)
 
 
