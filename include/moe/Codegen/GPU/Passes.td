@@ -567,7 +567,10 @@ def MoELowerGroupedMatmulToWGMMAPass
       barrier), four `nvvm.wgmma.mma_async`
       m64nBNk16 per weight (both operands K-major in shared memory, f32
       accumulators) form one wgmma group; waiting for the previous group
-      frees its buffers for the step stages - 1 ahead.
+      frees its buffers for the step stages - 1 ahead. The first step's
+      group starts from no sums (scale-d 0) rather than from zeroed
+      registers, whose zeroing could land after its `wgmma.fence` and
+      make ptxas serialize the wgmmas.
 
     Each thread then writes its accumulators once (the m64nNk16 fragment
     layout): through the epilogue (the paired gate/up sums), added to
