@@ -64,28 +64,46 @@
 // through it (4 chunks of 8 f32 per thread):
 // CHECK:   %[[PRE:.*]] = scf.if
 // CHECK:     vector.load %{{.*}} : memref<?x64xf32>, vector<8xf32>
-// Main loop:
-// CHECK:   scf.for {{.*}} iter_args(%{{.*}} = %{{.*}}, %[[CHUNK:.*]] = %[[PRE]], %{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}) -> (!llvm.struct<(f32, f32
+// The first step, emitted before the loop over the others (and not at all
+// when K has no step: zeros): its group starts from no sums, the first
+// wgmma's scale-d 0 and its accumulator operand undefined, so that no
+// instruction writes the accumulators after its wgmma.fence (ptxas would
+// serialize the wgmmas).
+// CHECK:   scf.if %{{.*}} -> (!llvm.struct<(f32, f32
 // CHECK:     nvgpu.mbarrier.try_wait.parity %[[BARS]][%{{.*}}], %{{.*}}, %{{.*}} :
 // CHECK:     gpu.barrier
 // CHECK:     nvvm.wgmma.fence.aligned
-// CHECK:     nvvm.wgmma.mma_async {{.*}}, <m = 64, n = 128, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
-// CHECK:     nvvm.wgmma.mma_async {{.*}}, <m = 64, n = 128, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
-// CHECK:     nvvm.wgmma.mma_async {{.*}}, <m = 64, n = 128, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
-// CHECK:     nvvm.wgmma.mma_async {{.*}}, <m = 64, n = 128, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// CHECK:     %[[NONE:.*]] = llvm.mlir.poison : !llvm.struct
+// CHECK:     nvvm.wgmma.mma_async %{{.*}}, %{{.*}}, %[[NONE]], <m = 64, n = 128, k = 16>, D[<f32>, <zero>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// CHECK-COUNT-3: nvvm.wgmma.mma_async {{.*}}, <m = 64, n = 128, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
 // CHECK-NOT: nvvm.wgmma.mma_async
 // CHECK:     nvvm.wgmma.commit.group.sync.aligned
 // CHECK:     nvvm.wgmma.wait.group.sync.aligned 1
 // CHECK:     gpu.barrier
-// The refill: the weights by TMA and the chunks the previous step loaded
-// stored; then the next refill's chunks loaded, yielded to the next step.
 // CHECK:     scf.if
 // CHECK:       nvgpu.tma.async.load
-// CHECK:       arith.truncf %[[CHUNK]] : vector<8xf32> to vector<8xbf16>
-// CHECK:       vector.store
-// CHECK:       nvvm.fence.proxy
-// CHECK:     vector.load %{{.*}} : memref<?x64xf32>, vector<8xf32>
-// CHECK:     scf.yield %{{.*}}, %{{.*}} : !llvm.struct<{{.*}}>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>
+// CHECK:       arith.truncf %[[PRE]] : vector<8xf32> to vector<8xbf16>
+// The other steps:
+// CHECK:     scf.for %{{.*}} = %c1{{.*}} iter_args(%{{.*}} = %{{.*}}, %[[CHUNK:.*]] = %{{.*}}, %{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}) -> (!llvm.struct<(f32, f32
+// CHECK:       nvgpu.mbarrier.try_wait.parity %[[BARS]][%{{.*}}], %{{.*}}, %{{.*}} :
+// CHECK:       gpu.barrier
+// CHECK:       nvvm.wgmma.fence.aligned
+// CHECK-COUNT-4: nvvm.wgmma.mma_async {{.*}}, <m = 64, n = 128, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// CHECK-NOT: nvvm.wgmma.mma_async
+// CHECK:       nvvm.wgmma.commit.group.sync.aligned
+// CHECK:       nvvm.wgmma.wait.group.sync.aligned 1
+// CHECK:       gpu.barrier
+// The refill: the weights by TMA and the chunks the previous step loaded
+// stored; then the next refill's chunks loaded, yielded to the next step.
+// CHECK:       scf.if
+// CHECK:         nvgpu.tma.async.load
+// CHECK:         arith.truncf %[[CHUNK]] : vector<8xf32> to vector<8xbf16>
+// CHECK:         vector.store
+// CHECK:         nvvm.fence.proxy
+// CHECK:       vector.load %{{.*}} : memref<?x64xf32>, vector<8xf32>
+// CHECK:       scf.yield %{{.*}}, %{{.*}} : !llvm.struct<{{.*}}>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>
+// CHECK:   } else {
+// CHECK:     scf.yield %{{.*}}, %[[PRE]], %{{.*}}, %{{.*}}, %{{.*}} :
 // CHECK:   nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK:   llvm.extractvalue %{{.*}}[0]
 // CHECK:   scf.if
@@ -163,16 +181,27 @@ func.func @bf16(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 // CHECK:   } else {
 // CHECK:     %[[LOCAL:.*]] = arith.subi %[[TID]], %c128
 // CHECK:     %[[PART:.*]] = arith.divui %[[LOCAL]], %c128
-// CHECK:     scf.for
+// The consumer's first step (its group from no sums: scale-d 0), then the
+// others, each releasing the previous step's stage.
+// CHECK:     scf.if %{{.*}} -> (!llvm.struct
 // CHECK:       nvgpu.mbarrier.try_wait.parity %[[FULL]]
 // CHECK-NOT:   gpu.barrier
 // CHECK:       nvvm.wgmma.fence.aligned
 // CHECK:       arith.muli %[[PART]], %c8192
-// CHECK-COUNT-4: nvvm.wgmma.mma_async
+// CHECK:       nvvm.wgmma.mma_async {{.*}}, D[<f32>, <zero>]
+// CHECK-COUNT-3: nvvm.wgmma.mma_async {{.*}}, D[<f32>, <one>]
 // CHECK:       nvvm.wgmma.commit.group.sync.aligned
 // CHECK:       nvvm.wgmma.wait.group.sync.aligned 1
-// CHECK:       scf.if
+// CHECK-NOT:   nvgpu.mbarrier.arrive
+// CHECK:       scf.for %{{.*}} = %c1
+// CHECK:         nvgpu.mbarrier.try_wait.parity %[[FULL]]
+// CHECK-NOT:     gpu.barrier
+// CHECK:         nvvm.wgmma.fence.aligned
+// CHECK-COUNT-4: nvvm.wgmma.mma_async {{.*}}, D[<f32>, <one>]
+// CHECK:         nvvm.wgmma.commit.group.sync.aligned
+// CHECK:         nvvm.wgmma.wait.group.sync.aligned 1
 // CHECK:         nvgpu.mbarrier.arrive %[[RELEASED]]
+// CHECK:     } else {
 // CHECK:     nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK:     scf.if
 // CHECK:       nvgpu.mbarrier.arrive %[[RELEASED]]
