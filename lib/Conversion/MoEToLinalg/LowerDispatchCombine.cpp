@@ -213,7 +213,13 @@ struct LowerCombine : OpConversionPattern<CombineOp> {
     // in its own row (not in `init`'s, which a caller may still read).
     Value init = adaptor.getInit();
     Type f32 = rewriter.getF32Type();
+    // H where any of the result, the rows and `init` has it static (the
+    // verifier makes the static ones agree): the rows' slices then have it.
     int64_t hiddenSize = resultType.getDimSize(1);
+    if (ShapedType::isDynamic(hiddenSize))
+      hiddenSize = rowsType.getDimSize(rowsType.getRank() - 1);
+    if (ShapedType::isDynamic(hiddenSize) && init)
+      hiddenSize = llvm::cast<RankedTensorType>(init.getType()).getDimSize(1);
     auto accType = RankedTensorType::get({1, hiddenSize}, f32);
     auto sourceType = RankedTensorType::get({1, hiddenSize},
                                             rowsType.getElementType());

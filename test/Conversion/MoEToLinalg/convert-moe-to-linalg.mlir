@@ -412,6 +412,24 @@ func.func @combine_init(%rows: tensor<?x16xbf16>, %w: tensor<?x2xf32>, %map: ten
 
 // -----
 
+// A result of dynamic H over rows of static H: the rows' slices and the
+// token's row take the rows' H, and the result is cast to the op's type.
+// CHECK-LABEL: func @combine_dynamic_result_h
+// CHECK-SAME: %[[I:[a-z0-9]+]]: tensor<?x?xf32>
+// CHECK: %[[Y:.*]] = scf.forall {{.*}} -> (tensor<?x16xf32>)
+// CHECK:   tensor.extract_slice %{{.*}}[%{{.*}}, 0] [1, 16] [1, 1] : tensor<?x16xf32> to tensor<1x16xf32>
+// CHECK:   tensor.extract_slice %[[I]][%{{.*}}, 0] [1, 16] [1, 1] : tensor<?x?xf32> to tensor<1x16xf32>
+// CHECK: tensor.cast %[[Y]] : tensor<?x16xf32> to tensor<?x?xf32>
+func.func @combine_dynamic_result_h(%rows: tensor<?x16xf32>, %w: tensor<?x2xf32>,
+                                    %map: tensor<?x2xi32>, %init: tensor<?x?xf32>)
+    -> tensor<?x?xf32> {
+  %y = moe.combine %rows, %w, %map init(%init : tensor<?x?xf32>)
+      : tensor<?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x?xf32>
+  return %y : tensor<?x?xf32>
+}
+
+// -----
+
 // A whole layer is decomposed and lowered in one go.
 // CHECK-LABEL: func @layer
 // CHECK-NOT: moe.

@@ -145,11 +145,16 @@ func.func @layer(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
 // that init (widened to f32 when it is not), not onto zeros.
 // CHECK-LABEL: func @layer_onto_init
 // CHECK-SAME: %[[INIT:[a-z0-9]+]]: tensor<?x16xf32>, %[[INIT16:[a-z0-9]+]]: tensor<?x16xbf16>
+// CHECK-SAME: %[[INITDYN:[a-z0-9]+]]: tensor<?x?xf32>
 // CHECK: %[[Y:.*]] = moe.grouped_matmul block_rows(4) {{.*}} scatter({{.*}}) outs(%[[INIT]] : tensor<?x16xf32>)
 // CHECK: %[[WIDE:.*]] = linalg.generic {{.*}} ins(%[[INIT16]] : tensor<?x16xbf16>) outs(%{{.*}} : tensor<?x16xf32>)
 // CHECK: arith.extf
 // CHECK: %[[Z:.*]] = moe.grouped_matmul block_rows(4) {{.*}} scatter({{.*}}) outs(%[[WIDE]] : tensor<?x16xf32>)
 // CHECK: arith.truncf
+// An init of dynamic columns is cast to the weights' N (the tiling reads
+// the columns from the accumulator's type).
+// CHECK: %[[CAST:.*]] = tensor.cast %[[INITDYN]] : tensor<?x?xf32> to tensor<?x16xf32>
+// CHECK: moe.grouped_matmul block_rows(4) {{.*}} scatter({{.*}}) outs(%[[CAST]] : tensor<?x16xf32>)
 // CHECK: return %[[Y]],
 // UNFUSED-LABEL: func @layer_onto_init
 // UNFUSED: moe.combine %{{.*}}, %{{.*}}, %{{.*}} init(%{{.*}} : tensor<?x16xf32>)
@@ -157,8 +162,8 @@ func.func @layer_onto_init(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
                            %weights: tensor<?x2xf32>, %w: tensor<8x32x16xf32>,
                            %w2: tensor<8x16x32xf32>, %init: tensor<?x16xf32>,
                            %init16: tensor<?x16xbf16>, %x16: tensor<?x16xbf16>,
-                           %wsq: tensor<8x16x16xf32>)
-    -> (tensor<?x16xf32>, tensor<?x16xbf16>) {
+                           %wsq: tensor<8x16x16xf32>, %initdyn: tensor<?x?xf32>)
+    -> (tensor<?x16xf32>, tensor<?x16xbf16>, tensor<?x16xf32>) {
   %rows, %off, %map = moe.dispatch %x, %ids align 8
       : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<?x16xf32>, tensor<9xi64>, tensor<?x2xi32>
   %g = moe.expert_matmul %rows, %w offsets(%off : tensor<9xi64>)
@@ -173,7 +178,13 @@ func.func @layer_onto_init(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
       : tensor<?x16xbf16>, tensor<8x16x16xf32> -> tensor<?x16xbf16>
   %z = moe.combine %d16, %weights, %map16 init(%init16 : tensor<?x16xbf16>)
       : tensor<?x16xbf16>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xbf16>
-  return %y, %z : tensor<?x16xf32>, tensor<?x16xbf16>
+  %rows3, %off3, %map3 = moe.dispatch %x, %ids align 8
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<?x16xf32>, tensor<9xi64>, tensor<?x2xi32>
+  %d3 = moe.expert_matmul %rows3, %wsq offsets(%off3 : tensor<9xi64>)
+      : tensor<?x16xf32>, tensor<8x16x16xf32> -> tensor<?x16xf32>
+  %v = moe.combine %d3, %weights, %map3 init(%initdyn : tensor<?x?xf32>)
+      : tensor<?x16xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x16xf32>
+  return %y, %z, %v : tensor<?x16xf32>, tensor<?x16xbf16>, tensor<?x16xf32>
 }
 
 // Offsets of a routing plan in blocks of 4 are used as they are; a plan in

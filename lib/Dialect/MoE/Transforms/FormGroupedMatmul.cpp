@@ -614,6 +614,12 @@ struct FormScatteringGroupedMatmul : OpRewritePattern<CombineOp> {
           tensor::DimOp::create(rewriter, loc, combine.getWeights(), 0);
       acc = buildAccumulator(rewriter, loc, tokens, weightType.getDimSize(1));
     }
+    // [T, N] with the weights' N: tiling reads the columns from it.
+    auto accType =
+        RankedTensorType::get({ShapedType::kDynamic, weightType.getDimSize(1)},
+                              rewriter.getF32Type());
+    if (acc.getType() != accType)
+      acc = tensor::CastOp::create(rewriter, loc, accType, acc);
     acc = GroupedMatmulOp::create(
               rewriter, loc, TypeRange{acc.getType()}, operands.input,
               op.getWeight(), Value(), operands.blocks, operands.sizes,

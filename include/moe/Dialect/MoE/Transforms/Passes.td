@@ -50,11 +50,15 @@ def MoEDecomposePass : Pass<"moe-decompose"> {
     - one `moe.expert_matmul` per projection, with the activation (and the
       SwiGLU product for gated experts) as `linalg.generic` on tensors;
     - `moe.combine` back to `[T,H]`;
-    - the shared expert, and its sigmoid gate, as `linalg` ops, added to the
-      routed output; a shared expert with block-scaled (FP8) or bf16
-      weights as an expert that every token picks once with weight 1 (`moe.dispatch` of
-      zero ids, `moe.expert_matmul` with its weights as `[1, N, K]`,
-      `moe.combine`), so that its weights take the routed experts' path.
+    - the shared expert, and its sigmoid gate, as `linalg` ops; its output
+      (times the gate) is the routed combine's `init`, which the combine's
+      sums are added to (after the combine, added to its result, when
+      weighted inputs or zero experts still change the routed output); a
+      shared expert with block-scaled (FP8) or bf16 weights as an expert
+      that every token picks once with weight 1 (`moe.dispatch` of zero
+      ids, `moe.expert_matmul` with its weights as `[1, N, K]`, and the
+      first T rows of its down projection as its output), so that its
+      weights take the routed experts' path.
 
     A layer with `expert_ranks` (expert parallelism) dispatches its rows
     unpadded over all experts, sends them to the ranks owning their experts
@@ -277,7 +281,9 @@ def MoEFormGroupedMatmulPass : Pass<"moe-form-grouped-matmul"> {
     With `fuse-combine`, a matmul whose rows only a `moe.combine` of the
     same layout reads (the down projection; no bias) becomes a scattering
     grouped matmul instead: each row, times its combine weight, is added to
-    its token's row of the `[T, N]` result, and the combine goes away.
+    its token's row of the `[T, N]` result, and the combine goes away. The
+    result starts as zeros, or as the combine's `init` (widened to f32
+    when it is not f32), into which the rows are scattered.
 
     With `fuse-activation`, an element-wise `linalg.generic` (identity maps,
     a body of scalar element-wise ops, the output not read) of one or two
