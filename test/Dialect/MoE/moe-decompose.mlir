@@ -46,8 +46,7 @@ func.func @mixtral(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
 // bf16 shared expert is an expert every token picks, on the tokens in f32:
 // its dispatch (from T alone) comes between the logits and the gate, and
 // its combine is the first T rows of its down projection (one row per
-// token, in token order), which, times its gate, the routed combine's sums
-// are added to.
+// token, in token order).
 // CHECK-LABEL: func @qwen2_moe_bf16
 // CHECK-SAME: (%[[X:.*]]: tensor<?x16xbf16>, %[[WG:.*]]: tensor<6x16xbf16>, %{{.*}}: tensor<6x8x16xbf16>, %{{.*}}: tensor<6x8x16xbf16>, %{{.*}}: tensor<6x16x8xbf16>, %[[S1:.*]]: tensor<24x16xbf16>, %[[S3:.*]]: tensor<24x16xbf16>, %[[S2:.*]]: tensor<16x24xbf16>, %[[SG:.*]]: tensor<1x16xbf16>)
 // CHECK: %[[LOGITS:.*]] = linalg.matmul {{.*}} ins(%[[X]], %[[WG]] : tensor<?x16xbf16>, tensor<6x16xbf16>) outs(%{{.*}} : tensor<?x6xf32>)
@@ -58,7 +57,7 @@ func.func @mixtral(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
 // CHECK: linalg.generic {{.*}} outs(%{{.*}} : tensor<?x8xbf16>)
 // CHECK: arith.extf
 // CHECK: arith.truncf {{.*}} : f32 to bf16
-// CHECK: %[[ROUTED:.*]] = moe.expert_matmul {{.*}}, tensor<6x16x8xbf16> -> tensor<?x16xbf16>
+// CHECK: %[[ROUTED:.*]] = moe.combine {{.*}} -> tensor<?x16xbf16>
 // CHECK: %[[E1:.*]] = tensor.expand_shape %[[S1]] {{\[\[}}0, 1], [2]] output_shape [1, 24, 16]
 // CHECK: %[[E3:.*]] = tensor.expand_shape %[[S3]]
 // CHECK: %[[E2:.*]] = tensor.expand_shape %[[S2]]
@@ -68,14 +67,14 @@ func.func @mixtral(%x: tensor<?x16xf32>, %wg: tensor<8x16xf32>,
 // CHECK: %[[SD:.*]] = moe.expert_matmul %[[SH]], %[[E2]] offsets(%[[SOFF]] : tensor<2xi64>) : tensor<?x24xf32>, tensor<1x16x24xbf16> -> tensor<?x16xf32>
 // CHECK: %[[SOUT:.*]] = tensor.extract_slice %[[SD]][0, 0] [%{{.*}}, 16] [1, 1] : tensor<?x16xf32> to tensor<?x16xf32>
 // CHECK: %[[Z:.*]] = linalg.matmul {{.*}} ins(%[[X]], %[[SG]] : tensor<?x16xbf16>, tensor<1x16xbf16>) outs(%{{.*}} : tensor<?x1xf32>)
-// The gated shared output (f32) is where the routed combine's sums go.
-// CHECK: %[[GATED:.*]] = linalg.generic {indexing_maps = [#[[ID:.*]], #[[BCAST:.*]], #[[ID]]]{{.*}} ins(%[[SOUT]], %[[Z]] : tensor<?x16xf32>, tensor<?x1xf32>) outs(%{{.*}} : tensor<?x16xf32>)
-// CHECK-NEXT: ^bb0(%[[S:.*]]: f32, %[[ZV:.*]]: f32, %{{.*}}: f32):
-// CHECK-NEXT: arith.negf %[[ZV]]
-// CHECK: %[[PRODUCT:.*]] = arith.mulf %{{.*}}, %[[S]]
-// CHECK-NEXT: linalg.yield %[[PRODUCT]]
-// CHECK: %[[Y:.*]] = moe.combine %[[ROUTED]], %{{.*}}, %{{.*}} init(%[[GATED]] : tensor<?x16xf32>) : tensor<?x16xbf16>, tensor<?x4xf32>, tensor<?x4xi32> -> tensor<?x16xbf16>
-// CHECK-NEXT: return %[[Y]]
+// CHECK: %[[Y:.*]] = linalg.generic {indexing_maps = [#[[ID:.*]], #[[ID]], #[[BCAST:.*]], #[[ID]]]{{.*}} ins(%[[ROUTED]], %[[SOUT]], %[[Z]] : tensor<?x16xbf16>, tensor<?x16xf32>, tensor<?x1xf32>) outs(%{{.*}} : tensor<?x16xbf16>)
+// CHECK-NEXT: ^bb0(%[[R:.*]]: bf16, %[[S:.*]]: f32, %[[ZV:.*]]: f32, %{{.*}}: bf16):
+// CHECK-NEXT: %[[RF:.*]] = arith.extf %[[R]] : bf16 to f32
+// CHECK: %[[GATED:.*]] = arith.mulf %{{.*}}, %[[S]]
+// CHECK-NEXT: %[[SUM:.*]] = arith.addf %[[RF]], %[[GATED]]
+// CHECK-NEXT: %[[T:.*]] = arith.truncf %[[SUM]] : f32 to bf16
+// CHECK-NEXT: linalg.yield %[[T]]
+// CHECK: return %[[Y]]
 func.func @qwen2_moe_bf16(%x: tensor<?x16xbf16>, %wg: tensor<6x16xbf16>,
     %w1: tensor<6x8x16xbf16>, %w3: tensor<6x8x16xbf16>, %w2: tensor<6x16x8xbf16>,
     %s1: tensor<24x16xbf16>, %s3: tensor<24x16xbf16>, %s2: tensor<16x24xbf16>,

@@ -468,24 +468,16 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
             buildLinear(rewriter, loc, x, layer.getSharedExpertGate(), f32);
       return {sharedOut, gateLogits};
     };
-    // The shared expert's term is where the combine's sums start (its
-    // init): no pass of its own adds it. Rows of weighted inputs and zero
-    // experts add their terms after the combine, and it then comes last.
-    bool sharedIntoCombine =
-        layer.hasSharedExpert() && !layer.getWeightInputs() && !identityWeights;
+    // An ungated shared expert's output is what the combine's sums are
+    // added to (its init): no pass of its own adds it. A gated one's
+    // product would take that pass anyway, and rows of weighted inputs and
+    // zero experts add their terms after the combine: those add it last.
+    bool sharedIntoCombine = layer.hasSharedExpert() &&
+                             !layer.getSharedExpertGate() &&
+                             !layer.getWeightInputs() && !identityWeights;
     Value combineInit;
-    if (sharedIntoCombine) {
-      auto [sharedOut, gateLogits] = buildShared();
-      combineInit = sharedOut;
-      if (gateLogits)
-        combineInit = buildElementwise(
-            rewriter, loc, ValueRange{sharedOut, gateLogits}, f32,
-            [&](OpBuilder &nb, Location nl, ValueRange args) {
-              return arith::MulFOp::create(
-                         nb, nl, buildSigmoid(nb, nl, args[1]), args[0])
-                  .getResult();
-            });
-    }
+    if (sharedIntoCombine)
+      combineInit = buildShared().first;
     Value result =
         CombineOp::create(
             rewriter, loc,
@@ -505,7 +497,7 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
           });
 
     // Shared expert, optionally behind a sigmoid gate, when the combine
-    // did not start from it.
+    // did not add it.
     if (layer.hasSharedExpert() && !sharedIntoCombine) {
       auto [sharedOut, gateLogits] = buildShared();
       SmallVector<Value> operands = {result, sharedOut};

@@ -556,10 +556,10 @@ def Moe_CombineOp : Moe_Op<"combine", [Pure]> {
     With `init` (`[T,H]`), each token's sum is added to its row of it:
     `result[t] = init[t] + sum_k ...`, in f32 (an `init` of f32 keeps its
     precision whatever the result's type), rounded to the result's type
-    once. A shared expert's output added to the routed experts' is then
-    read by the combine as it sums each token's rows (`moe-decompose`):
-    an ungated one's add costs no pass over `[T,H]` of its own (a kernel
-    of its own on the GPU).
+    once. An ungated shared expert's output, added to the routed experts',
+    is then read by the combine as it sums each token's rows
+    (`moe-decompose`): the add costs no pass over `[T,H]` of its own (a
+    kernel of its own on the GPU).
 
     Constraints: (c1) rows are `[R,H]` or `[E,C,H]`; (c2) weights are `[T,K]`
     f32; (c3) `row_map` is `[T,K]` i32 like the weights; (c4) the result is

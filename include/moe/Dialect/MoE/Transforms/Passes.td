@@ -50,10 +50,11 @@ def MoEDecomposePass : Pass<"moe-decompose"> {
     - one `moe.expert_matmul` per projection, with the activation (and the
       SwiGLU product for gated experts) as `linalg.generic` on tensors;
     - `moe.combine` back to `[T,H]`;
-    - the shared expert, and its sigmoid gate, as `linalg` ops; its output
-      (times the gate) is the routed combine's `init`, which the combine's
-      sums are added to (after the combine, added to its result, when
-      weighted inputs or zero experts still change the routed output); a
+    - the shared expert, and its sigmoid gate, as `linalg` ops; an
+      ungated one's output is the routed combine's `init`, which the
+      combine's sums are added to (a gated one, or any when weighted
+      inputs or zero experts still change the routed output, is added to
+      the combine's result by one element-wise op); a
       shared expert with block-scaled (FP8) or bf16 weights as an expert
       that every token picks once with weight 1 (`moe.dispatch` of zero
       ids, `moe.expert_matmul` with its weights as `[1, N, K]`, and the
