@@ -1225,6 +1225,19 @@ void BlockRun::arithmetic(unsigned thread, const Instruction &inst) {
     r = field;
     break;
   }
+  case Op::Prmt: {
+    uint64_t bytes = (mask(Type::U32, b) << 32) | mask(Type::U32, a);
+    uint64_t selectors = src(3);
+    r = 0;
+    for (int i = 0; i < 4; ++i) {
+      uint64_t selector = (selectors >> (4 * i)) & 0xF;
+      uint64_t byte = (bytes >> (8 * (selector & 7))) & 0xFF;
+      if (selector & 8)
+        byte = (byte & 0x80) ? 0xFF : 0;
+      r |= byte << (8 * i);
+    }
+    break;
+  }
   default:
     fail(thread, inst, "unsupported integer operation");
   }

@@ -476,42 +476,26 @@ struct KernelParser {
     }
     if (!types.empty())
       inst.type = types.front();
-    static const std::map<std::string, Op> simple = {{"add", Op::Add},
-                                                     {"sub", Op::Sub},
-                                                     {"mul", Op::Mul},
-                                                     {"mad", Op::Mad},
-                                                     {"div", Op::Div},
-                                                     {"rem", Op::Rem},
-                                                     {"min", Op::Min},
-                                                     {"max", Op::Max},
-                                                     {"neg", Op::Neg},
-                                                     {"abs", Op::Abs},
-                                                     {"and", Op::And},
-                                                     {"or", Op::Or},
-                                                     {"xor", Op::Xor},
-                                                     {"not", Op::Not},
-                                                     {"shl", Op::Shl},
-                                                     {"shr", Op::Shr},
-                                                     {"bfe", Op::Bfe},
-                                                     {"mov", Op::Mov},
-                                                     {"copysign", Op::Copysign},
-                                                     {"selp", Op::Selp},
-                                                     {"setp", Op::Setp},
-                                                     {"cvt", Op::Cvt},
-                                                     {"cvta", Op::Cvta},
-                                                     {"fma", Op::Fma},
-                                                     {"rcp", Op::Rcp},
-                                                     {"sqrt", Op::Sqrt},
-                                                     {"rsqrt", Op::Rsqrt},
-                                                     {"ex2", Op::Ex2},
-                                                     {"lg2", Op::Lg2},
-                                                     {"ld", Op::Ld},
-                                                     {"st", Op::St},
-                                                     {"bra", Op::Bra},
-                                                     {"ret", Op::Ret},
-                                                     {"exit", Op::Exit},
-                                                     {"fence", Op::Fence},
-                                                     {"atom", Op::Atom}};
+    static const std::map<std::string, Op> simple = {
+        {"add", Op::Add},   {"sub", Op::Sub},
+        {"mul", Op::Mul},   {"mad", Op::Mad},
+        {"div", Op::Div},   {"rem", Op::Rem},
+        {"min", Op::Min},   {"max", Op::Max},
+        {"neg", Op::Neg},   {"abs", Op::Abs},
+        {"and", Op::And},   {"or", Op::Or},
+        {"xor", Op::Xor},   {"not", Op::Not},
+        {"shl", Op::Shl},   {"shr", Op::Shr},
+        {"bfe", Op::Bfe},   {"prmt", Op::Prmt},
+        {"mov", Op::Mov},   {"copysign", Op::Copysign},
+        {"selp", Op::Selp}, {"setp", Op::Setp},
+        {"cvt", Op::Cvt},   {"cvta", Op::Cvta},
+        {"fma", Op::Fma},   {"rcp", Op::Rcp},
+        {"sqrt", Op::Sqrt}, {"rsqrt", Op::Rsqrt},
+        {"ex2", Op::Ex2},   {"lg2", Op::Lg2},
+        {"ld", Op::Ld},     {"st", Op::St},
+        {"bra", Op::Bra},   {"ret", Op::Ret},
+        {"exit", Op::Exit}, {"fence", Op::Fence},
+        {"atom", Op::Atom}};
     auto found = simple.find(base);
     if (found != simple.end()) {
       inst.op = found->second;
@@ -563,6 +547,9 @@ struct KernelParser {
     } else {
       return fail("unsupported instruction '" + opcode + "'");
     }
+    // prmt's modes (f4e, b4e, rc8, ecl, ecr, rc16) are not modelled.
+    if (inst.op == Op::Prmt && parts.size() != 2)
+      return fail("unsupported instruction '" + opcode + "'");
     if (inst.op == Op::Cvt && types.size() == 2) {
       // f16x2 packs two f16 as bf16x2 packs two bf16.
       inst.type = types[0];
@@ -656,6 +643,7 @@ struct KernelParser {
     case Op::Mad:
     case Op::Fma:
     case Op::Bfe:
+    case Op::Prmt:
     case Op::Selp:
     case Op::MmaSync:
       least = most = 4;

@@ -93,6 +93,10 @@ enum class Op : uint16_t {
   Shl,
   Shr,
   Bfe,
+  /// prmt.b32 in its default mode: each byte of the result picked from
+  /// the 8 bytes of b:a by a selector nibble of c (bit 3: the byte's sign
+  /// replicated).
+  Prmt,
   Copysign,
   Mov,
   Selp,

@@ -16,9 +16,9 @@
 // TERMS-LABEL: func.func @forward
 // TERMS:         %[[ENOUGH:.*]] = arith.cmpi uge, %{{.*}}, %c512
 // TERMS:         %[[LOGITS:.*]] = scf.if %[[ENOUGH]] -> (tensor<?x32xf32>) {
-// TERMS:           linalg.generic {{.*}} outs(%{{.*}} : tensor<3x?x64xbf16>)
+// TERMS-NOT:       linalg.generic
 // TERMS:           moe.dispatch {{.*}} align 64
-// TERMS:           moe.expert_matmul {{.*}} : tensor<?x64xbf16>, tensor<1x32x64xbf16> -> tensor<?x32xf32>
+// TERMS:           moe.expert_matmul {{.*}} exact_products : tensor<?x64xf32>, tensor<1x32x64xbf16> -> tensor<?x32xf32>
 // TERMS:         } else {
 // TERMS:           linalg.matmul
 // TERMS:         moe.gate %[[LOGITS]]
@@ -36,22 +36,23 @@
 // NEVER-NOT:     tensor<1x32x64xbf16>
 // NEVER:         return
 
-// Kernels: the terms (with their one-expert plan), the router's tiles (32
-// columns, or 16 while 32-column ones would not fill the GPU) and
-// the sum of each logit's terms on the grid; below 512 tokens the
+// Kernels: the router's one-expert plan (in a routing block), its tiles
+// (32 columns, or 16 while 32-column ones would not fill the GPU), which
+// split the f32 token rows into bf16 terms as they load them and write the
+// logits (no kernel writes terms or adds their sums); below 512 tokens the
 // CUDA-core router; then the routing block, which starts after them.
 // KERNELS-LABEL: func.func @forward
 // KERNELS:         scf.if
-// KERNELS:           gpu.launch_func {{.*}} @forward_rows_0::@forward_rows_0 blocks in
-// KERNELS:           scf.if
+// KERNELS:           gpu.launch_func {{.*}} @forward_routing_0::@forward_routing_0 blocks in (%c1, %c1, %c1)
+// KERNELS-NEXT:      scf.if
 // KERNELS:             gpu.launch_func {{.*}} @forward_tiles_1::@forward_tiles_1 blocks in {{.*}} threads in (%c128
 // KERNELS:           } else {
 // KERNELS:             gpu.launch_func {{.*}} @forward_tiles_2::@forward_tiles_2 blocks in {{.*}} threads in (%c128
-// KERNELS:           gpu.launch_func {{.*}} @forward_loop_3::@forward_loop_3 blocks in
+// KERNELS-NOT:       gpu.launch_func
 // KERNELS:         } else {
-// KERNELS:           gpu.launch_func {{.*}} @forward_team_4::@forward_team_4
-// KERNELS:           gpu.launch_func {{.*}} @forward_loop_5::@forward_loop_5
-// KERNELS:         gpu.launch_func {{.*}} @forward_routing_6::@forward_routing_6 blocks in (%c1, %c1, %c1) threads in (%c512
+// KERNELS:           gpu.launch_func {{.*}} @forward_team_3::@forward_team_3
+// KERNELS:           gpu.launch_func {{.*}} @forward_loop_4::@forward_loop_4
+// KERNELS:         gpu.launch_func {{.*}} @forward_routing_5::@forward_routing_5 blocks in (%c1, %c1, %c1) threads in (%c512
 // KERNELS:         gpu.launch_func {{.*}} @forward_tiles_{{[0-9]+}}::
 
 func.func @forward(%x: tensor<?x64xf32>,

@@ -46,19 +46,24 @@ constexpr int64_t kWarpSize = 32;
 constexpr int64_t kMmaRows = 16, kMmaCols = 8, kMmaDepth = 16;
 
 /// The 16-bit type of the tensor-core operands, or null where the weights
-/// take the CUDA cores.
+/// take the CUDA cores: f32 weights, and exact products of rows of another
+/// type (which the tensor cores would round).
 Type mmaElementType(GroupedMatmulOp op) {
   if (op.getBlockRows() != kMmaRows)
     return {};
   Type element =
       llvm::cast<ShapedType>(op.getWeight().getType()).getElementType();
   Builder b(op.getContext());
+  Type half;
   if (element.isF16())
-    return b.getF16Type();
+    half = b.getF16Type();
   // Block-scaled weights (FP8, e2m1) are scaled in f32 and rounded to bf16.
-  if (element.isBF16() || op.getWeightScale())
-    return b.getBF16Type();
-  return {};
+  else if (element.isBF16() || op.getWeightScale())
+    half = b.getBF16Type();
+  if (half && op.getExactProducts() &&
+      getElementTypeOrSelf(op.getInput().getType()) != half)
+    return {};
+  return half;
 }
 
 /// Two f32 values rounded to `half` as the bits of one 32-bit register,

@@ -20,7 +20,11 @@
 //   `nvvm.wgmma.mma_async` (m64nNk16, both operands K-major from shared
 //   memory, f32 accumulators in registers) works on the current one;
 // - each thread writes its accumulators once, through the op's epilogue
-//   (SwiGLU of the paired gate/up sums), added, or scattered.
+//   (SwiGLU of the paired gate/up sums), added, or scattered;
+// - with `exact_products`, f32 (f16) rows are not rounded: the ring runs
+//   the depths three (two) times, once per bf16 term of the rows (their
+//   upper, middle and lower 8 significand bits), whose products with the
+//   bf16 weights are exact, into the same f32 accumulators.
 //
 // The shared-memory layout of one stage (1024-byte aligned):
 //   A: 64 or 128 rows x 128 bytes | B of weight 0: BN rows x 128 bytes | ...
@@ -104,6 +108,10 @@ struct TmaSource {
 struct WarpgroupPlan {
   int64_t columns = 0; // BN: the wgmma N and the TMA box rows.
   int64_t stages = 0;
+  /// The bf16 terms each input element is split into: 1 (rounded, or bf16
+  /// rows), or with exact products 3 for f32 rows and 2 for f16 ones. The
+  /// steps run over the depths once per term.
+  int64_t terms = 1;
   /// Parts of 64 rows in a block (the plan's block rows / 64), each one
   /// warpgroup's wgmma M.
   int64_t parts = 1;
@@ -255,6 +263,13 @@ FailureOr<WarpgroupPlan> planWarpgroupTile(GroupedMatmulOp op,
   WarpgroupPlan plan;
   plan.parts = parts;
   plan.specialized = warpgroups > parts;
+  if (op.getExactProducts()) {
+    Type element = inputType.getElementType();
+    plan.terms = element.isF32() ? 3 : element.isF16() ? 2 : 1;
+    if (!element.isF32() && !element.isF16() && !element.isBF16())
+      return fail("its exact products have rows of neither f32, f16 nor "
+                  "bf16");
+  }
   OpBuilder b(op);
   std::optional<int64_t> depth;
   for (Value weight : op.getWeights()) {
@@ -322,7 +337,7 @@ FailureOr<WarpgroupPlan> planWarpgroupTile(GroupedMatmulOp op,
   int64_t fit = budget / plan.stageBytes();
   if (fit < kMinStages)
     return fail("two stages of its tile do not fit in shared memory");
-  int64_t steps = llvm::divideCeil(*depth, kStepDepth);
+  int64_t steps = plan.terms * llvm::divideCeil(*depth, kStepDepth);
   int64_t weightBytes =
       static_cast<int64_t>(plan.weights.size()) * plan.weightStageBytes();
   int64_t wanted = std::max<int64_t>(
@@ -366,6 +381,14 @@ private:
   /// Stores the thread's A chunks, rounded to bf16, into slot `slot`'s
   /// stage at their swizzled places.
   void storeInput(OpBuilder &b, Location loc, Value slot, ValueRange chunks);
+  /// The first depth of step `step`'s slice, and the bf16 term of the
+  /// rows it multiplies (with `plan.terms` > 1; steps past the last give
+  /// some term, never stored).
+  Value depthOfStep(OpBuilder &b, Location loc, Value step);
+  Value termOfStep(OpBuilder &b, Location loc, Value step);
+  /// Term `term` (an index) of each element of `chunk` (a vector of f32),
+  /// as f32 values that bf16 holds exactly.
+  Value termOfChunk(OpBuilder &b, Location loc, Value chunk, Value term);
   /// The A row of one part that the thread gathers.
   struct GatherRow {
     Value source, valid;
@@ -413,6 +436,8 @@ private:
   Type accumulatorType;
   NVVM::MMAShapeAttr mmaShape;
   Value block, expert, firstRow, filledRows, depthBound, columns;
+  /// Steps of the depths (at least 1: a divisor of the step count).
+  Value depthSteps;
   /// With `plan.input`: the 8-row boxes that cover the block's filled rows.
   Value inputBoxes;
   /// Whether the input's rows start at 16-byte boundaries (chunks of 8 then
@@ -550,8 +575,7 @@ Value WarpgroupMatmul::gatherChunk(OpBuilder &b, Location loc,
 void WarpgroupMatmul::issueTmaLoads(OpBuilder &b, Location loc, Value step,
                                     Value slot) {
   Value stage = stageOf(b, loc, slot);
-  Value firstDepth =
-      arith::MulIOp::create(b, loc, step, indexConstant(b, loc, kStepDepth));
+  Value firstDepth = depthOfStep(b, loc, step);
   // The weights: one TMA box [1, BN, 64] each, and with `plan.input` A's
   // [8, 64] boxes, from thread 0, completing on the stage's barrier with
   // their bytes.
@@ -648,8 +672,8 @@ SmallVector<Value> WarpgroupMatmul::loadInput(OpBuilder &b, Location loc,
   if (plan.input)
     return {};
   // A: the thread's rows, their chunks of 8 depths.
-  Value firstDepth =
-      arith::MulIOp::create(b, loc, step, indexConstant(b, loc, kStepDepth));
+  Value firstDepth = depthOfStep(b, loc, step);
+  Value term = plan.terms > 1 ? termOfStep(b, loc, step) : Value();
   SmallVector<Value> chunks;
   for (const GatherRow &row : myRows)
     for (int64_t c = 0; c < kChunksPerThread; ++c) {
@@ -659,9 +683,65 @@ SmallVector<Value> WarpgroupMatmul::loadInput(OpBuilder &b, Location loc,
           b, loc, firstDepth,
           arith::MulIOp::create(b, loc, chunk,
                                 indexConstant(b, loc, kChunkElements)));
-      chunks.push_back(gatherChunk(b, loc, row, depth));
+      Value loaded = gatherChunk(b, loc, row, depth);
+      if (term)
+        loaded = termOfChunk(b, loc, loaded, term);
+      chunks.push_back(loaded);
     }
   return chunks;
+}
+
+Value WarpgroupMatmul::depthOfStep(OpBuilder &b, Location loc, Value step) {
+  Value inDepth = step;
+  if (plan.terms > 1)
+    inDepth = arith::RemUIOp::create(b, loc, step, depthSteps);
+  return arith::MulIOp::create(b, loc, inDepth,
+                               indexConstant(b, loc, kStepDepth));
+}
+
+Value WarpgroupMatmul::termOfStep(OpBuilder &b, Location loc, Value step) {
+  return arith::DivUIOp::create(b, loc, step, depthSteps);
+}
+
+Value WarpgroupMatmul::termOfChunk(OpBuilder &b, Location loc, Value chunk,
+                                   Value term) {
+  auto type = llvm::cast<VectorType>(chunk.getType());
+  auto bitsType = type.clone(b.getI32Type());
+  auto splat = [&](Type element, Attribute value) -> Value {
+    return arith::ConstantOp::create(
+        b, loc, DenseElementsAttr::get(type.clone(element), value));
+  };
+  Value mask = splat(b.getI32Type(),
+                     b.getI32IntegerAttr(static_cast<int32_t>(0xFFFF0000u)));
+  // The upper 16 bits: the upper 8 significand bits, toward zero (never
+  // to infinity), a bf16 value.
+  auto upperHalf = [&](Value value) -> Value {
+    Value bits = arith::BitcastOp::create(b, loc, bitsType, value);
+    return arith::BitcastOp::create(b, loc, type,
+                                    arith::AndIOp::create(b, loc, bits, mask));
+  };
+  Value zeros = splat(b.getF32Type(), b.getF32FloatAttr(0));
+  // x = x0 + r exactly; an x that is its first term (an infinite one
+  // among them: inf - inf would be NaN) has no rest. Each further term is
+  // the next 8 bits; the last is the remainder, of at most 8 significant
+  // bits.
+  Value first = upperHalf(chunk);
+  Value whole =
+      arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, chunk, first);
+  Value rest = arith::SelectOp::create(
+      b, loc, whole, zeros, arith::SubFOp::create(b, loc, chunk, first));
+  Value chosen = first;
+  for (int64_t i = 1; i < plan.terms; ++i) {
+    Value part = rest;
+    if (i + 1 < plan.terms) {
+      part = upperHalf(rest);
+      rest = arith::SubFOp::create(b, loc, rest, part);
+    }
+    Value isTerm = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, term,
+                                         indexConstant(b, loc, i));
+    chosen = arith::SelectOp::create(b, loc, isTerm, part, chosen);
+  }
+  return chosen;
 }
 
 void WarpgroupMatmul::storeInput(OpBuilder &b, Location loc, Value slot,
@@ -677,10 +757,24 @@ void WarpgroupMatmul::storeInput(OpBuilder &b, Location loc, Value slot,
       Value chunk =
           arith::AddIOp::create(b, loc, myChunkBase, indexConstant(b, loc, c));
       Value rounded = chunks[part * kChunksPerThread + c];
-      if (!getElementTypeOrSelf(rounded.getType()).isBF16())
-        rounded = arith::TruncFOp::create(
-            b, loc, VectorType::get({kChunkElements}, b.getBF16Type()),
-            rounded);
+      auto bf16Type = VectorType::get({kChunkElements}, b.getBF16Type());
+      if (plan.terms > 1) {
+        // A term is a bf16 value: its upper 16 bits, subnormals included
+        // (which a conversion might flush).
+        auto i32Type = VectorType::get({kChunkElements}, b.getI32Type());
+        Value bits = arith::ShRUIOp::create(
+            b, loc, arith::BitcastOp::create(b, loc, i32Type, rounded),
+            arith::ConstantOp::create(
+                b, loc,
+                DenseElementsAttr::get(i32Type, b.getI32IntegerAttr(16))));
+        rounded = arith::BitcastOp::create(
+            b, loc, bf16Type,
+            arith::TruncIOp::create(
+                b, loc, VectorType::get({kChunkElements}, b.getI16Type()),
+                bits));
+      } else if (!getElementTypeOrSelf(rounded.getType()).isBF16()) {
+        rounded = arith::TruncFOp::create(b, loc, bf16Type, rounded);
+      }
       Value place = arith::MulIOp::create(
           b, loc, arith::XOrIOp::create(b, loc, chunk, rowPhase),
           indexConstant(b, loc, kChunkElements));
@@ -1027,6 +1121,10 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
       indexConstant(b, loc, kChunksPerThread));
   Value steps = arith::CeilDivUIOp::create(b, loc, depthBound,
                                            indexConstant(b, loc, kStepDepth));
+  depthSteps = arith::MaxUIOp::create(b, loc, steps, one);
+  if (plan.terms > 1)
+    steps =
+        arith::MulIOp::create(b, loc, steps, indexConstant(b, loc, plan.terms));
 
   SmallVector<Type> fields(plan.columns / 2, b.getF32Type());
   accumulatorType = LLVM::LLVMStructType::getLiteral(ctx, fields);

@@ -12,52 +12,32 @@
 #rhs = affine_map<(m, n, k) -> (n, k)>
 #out = affine_map<(m, n, k) -> (m, n)>
 
-// The router's logits: f32 rows, bf16 weights, a zero-filled init. Three
-// terms per element in [3, T, K] (term p of token t at row p * T + t), one
-// expert, the weight as [1, N, K]; the sums of terms 2, 1, 0 added in that
-// order to the fill's value, in the fill's destination.
+// The router's logits: f32 rows, bf16 weights, a zero-filled init. The
+// rows dispatched to one expert (every id 0), the weight as [1, N, K], the
+// products exact (the tiles split the rows into bf16 terms); the tokens'
+// sums are the first T rows, the result itself (no fill, no add).
 // CHECK-LABEL: func.func @router(
 // CHECK-SAME:      %[[X:.*]]: tensor<?x64xf32>, %[[W:.*]]: tensor<32x64xbf16>
-// CHECK:         %[[DEST:.*]] = tensor.empty(%{{.*}}) : tensor<?x32xf32>
-// CHECK:         %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
-// CHECK-NOT:     linalg.fill ins(%[[ZERO]]
-// CHECK:         %[[TERMS:.*]] = linalg.generic {{.*}} ins(%[[X]] : tensor<?x64xf32>) outs(%{{.*}} : tensor<3x?x64xbf16>)
-// CHECK:           arith.andi %{{.*}}, %{{.*}} : i32
-// CHECK:           math.absf
-// CHECK:           arith.cmpf oeq
-// CHECK:           arith.subf
-// CHECK:           arith.andi
-// CHECK:           arith.subf
-// CHECK:           linalg.index 0
-// CHECK:           arith.shrui
-// CHECK:           arith.trunci %{{.*}} : i32 to i16
-// CHECK:           arith.bitcast %{{.*}} : i16 to bf16
-// CHECK:         %[[ROWS:.*]] = tensor.collapse_shape %[[TERMS]] {{\[\[}}0, 1], [2]] : tensor<3x?x64xbf16> into tensor<?x64xbf16>
+// CHECK-NOT:     linalg.fill ins(%{{.*}} : f32)
 // CHECK:         %[[IDS:.*]] = linalg.fill ins(%{{.*}} : i32) outs(%{{.*}} : tensor<?x1xi32>)
-// CHECK:         %[[D:.*]], %[[OFF:.*]], %{{.*}} = moe.dispatch %[[ROWS]], %[[IDS]] align 64
+// CHECK:         %[[D:.*]], %[[OFF:.*]], %{{.*}} = moe.dispatch %[[X]], %[[IDS]] align 64 : tensor<?x64xf32>, tensor<?x1xi32> -> tensor<?x64xf32>
 // CHECK:         %[[W1:.*]] = tensor.expand_shape %[[W]] {{\[\[}}0, 1], [2]] output_shape [1, 32, 64]
-// CHECK:         %[[P:.*]] = moe.expert_matmul %[[D]], %[[W1]] offsets(%[[OFF]] : tensor<2xi64>) : tensor<?x64xbf16>, tensor<1x32x64xbf16> -> tensor<?x32xf32>
-// CHECK:         %[[S0:.*]] = tensor.extract_slice %[[P]]
-// CHECK:         %[[S1:.*]] = tensor.extract_slice %[[P]]
-// CHECK:         %[[S2:.*]] = tensor.extract_slice %[[P]]
-// CHECK:         %[[SUM:.*]] = linalg.generic {{.*}} ins(%[[S0]], %[[S1]], %[[S2]] : {{.*}}) outs(%[[DEST]] : tensor<?x32xf32>)
-// CHECK:         ^bb0(%[[T0:.*]]: f32, %[[T1:.*]]: f32, %[[T2:.*]]: f32, %{{.*}}: f32):
-// CHECK:           %[[A:.*]] = arith.addf %[[T2]], %[[T1]] : f32
-// CHECK:           %[[B:.*]] = arith.addf %[[A]], %[[T0]] : f32
-// CHECK:           %[[C:.*]] = arith.addf %[[ZERO]], %[[B]] : f32
-// CHECK:           linalg.yield %[[C]]
+// CHECK:         %[[P:.*]] = moe.expert_matmul %[[D]], %[[W1]] offsets(%[[OFF]] : tensor<2xi64>) exact_products : tensor<?x64xf32>, tensor<1x32x64xbf16> -> tensor<?x32xf32>
+// CHECK:         %[[T:.*]] = tensor.dim %[[X]]
+// CHECK:         %[[S:.*]] = tensor.extract_slice %[[P]][0, 0] [%[[T]], 32] [1, 1]
+// CHECK-NOT:     linalg.generic
 // CHECK-NOT:     linalg.matmul
-// CHECK:         return %[[SUM]]
-// From 512 rows: the terms or the linear as it was, chosen on T; both
-// write the fill's destination.
+// CHECK:         return %[[S]]
+// From 512 rows: the exact grouped products or the linear as it was,
+// chosen on T.
 // FROM512-LABEL: func.func @router(
 // FROM512:         %[[DEST:.*]] = tensor.empty(%{{.*}}) : tensor<?x32xf32>
 // FROM512:         %[[T:.*]] = tensor.dim
 // FROM512:         %[[ENOUGH:.*]] = arith.cmpi uge, %[[T]], %c512
 // FROM512:         %[[R:.*]] = scf.if %[[ENOUGH]] -> (tensor<?x32xf32>) {
-// FROM512:           moe.expert_matmul
-// FROM512:           %[[SUM:.*]] = linalg.generic {{.*}} outs(%[[DEST]] : tensor<?x32xf32>)
-// FROM512:           scf.yield %[[SUM]]
+// FROM512:           moe.expert_matmul {{.*}} exact_products
+// FROM512:           %[[S:.*]] = tensor.extract_slice
+// FROM512:           scf.yield %[[S]]
 // FROM512:         } else {
 // FROM512:           %[[F:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%[[DEST]] : tensor<?x32xf32>)
 // FROM512:           %[[M:.*]] = linalg.matmul {{.*}} outs(%[[F]] : tensor<?x32xf32>)
@@ -84,12 +64,11 @@ func.func @router(%x: tensor<?x64xf32>, %w: tensor<32x64xbf16>) -> tensor<?x32xf
 // An init that is not a fill: the sums are added to it, in place.
 // CHECK-LABEL: func.func @accumulate(
 // CHECK-SAME:      %{{.*}}: tensor<8x64xf32>, %{{.*}}: tensor<32x64xbf16>, %[[ACC:.*]]: tensor<8x32xf32>
-// CHECK:         moe.expert_matmul
-// CHECK:         linalg.generic {{.*}} outs(%[[ACC]] : tensor<8x32xf32>)
-// CHECK:         ^bb0(%[[T0:.*]]: f32, %[[T1:.*]]: f32, %[[T2:.*]]: f32, %[[OLD:.*]]: f32):
-// CHECK:           %[[A:.*]] = arith.addf %[[T2]], %[[T1]] : f32
-// CHECK:           %[[B:.*]] = arith.addf %[[A]], %[[T0]] : f32
-// CHECK:           arith.addf %[[OLD]], %[[B]] : f32
+// CHECK:         %[[P:.*]] = moe.expert_matmul {{.*}} exact_products
+// CHECK:         %[[S:.*]] = tensor.extract_slice %[[P]][0, 0] [8, 32] [1, 1] : tensor<?x32xf32> to tensor<8x32xf32>
+// CHECK:         linalg.generic {{.*}} ins(%[[S]] : tensor<8x32xf32>) outs(%[[ACC]] : tensor<8x32xf32>)
+// CHECK:         ^bb0(%[[SUM:.*]]: f32, %[[OLD:.*]]: f32):
+// CHECK:           arith.addf %[[OLD]], %[[SUM]] : f32
 // Static rows below min-rows: left alone.
 // FROM512-LABEL: func.func @accumulate(
 // FROM512-NOT:     moe.expert_matmul
@@ -107,20 +86,16 @@ func.func @accumulate(%x: tensor<8x64xf32>, %w: tensor<32x64xbf16>, %acc: tensor
 #rhs = affine_map<(m, n, k) -> (n, k)>
 #out = affine_map<(m, n, k) -> (m, n)>
 
-// f16 rows: two terms. bf16 rows: the rows themselves, one term.
+// f16 and bf16 rows: dispatched as they are (the tiles split f16 into two
+// terms; bf16 is one).
 // CHECK-LABEL: func.func @narrow_rows(
 // CHECK-SAME:      %[[X16:.*]]: tensor<?x64xf16>, %[[XB:.*]]: tensor<?x64xbf16>
-// CHECK:         linalg.generic {{.*}} ins(%[[X16]] : tensor<?x64xf16>) outs(%{{.*}} : tensor<2x?x64xbf16>)
-// CHECK:           arith.extf
-// CHECK:         tensor.collapse_shape
-// CHECK:         moe.expert_matmul
-// CHECK:         ^bb0(%[[T0:.*]]: f32, %[[T1:.*]]: f32, %{{.*}}: f32):
-// CHECK:           arith.addf %[[T1]], %[[T0]] : f32
-// CHECK-NOT:     tensor.collapse_shape
+// CHECK:         moe.dispatch %[[X16]], %{{.*}} align 64 : tensor<?x64xf16>
+// CHECK:         moe.expert_matmul {{.*}} exact_products : tensor<?x64xf16>, tensor<1x32x64xbf16> -> tensor<?x32xf32>
 // CHECK:         moe.dispatch %[[XB]], %{{.*}} align 64 : tensor<?x64xbf16>
-// CHECK:         moe.expert_matmul
-// CHECK:         ^bb0(%[[S:.*]]: f32, %{{.*}}: f32):
-// CHECK:           arith.addf %{{.*}}, %[[S]] : f32
+// CHECK:         moe.expert_matmul {{.*}} exact_products : tensor<?x64xbf16>, tensor<1x32x64xbf16> -> tensor<?x32xf32>
+// CHECK-NOT:     linalg.generic
+// CHECK:         return
 func.func @narrow_rows(%x16: tensor<?x64xf16>, %xb: tensor<?x64xbf16>, %w: tensor<32x64xbf16>) -> (tensor<?x32xf32>, tensor<?x32xf32>) {
   %c0 = arith.constant 0 : index
   %t = tensor.dim %x16, %c0 : tensor<?x64xf16>
@@ -179,4 +154,31 @@ func.func @narrow_router(%x: tensor<?x64xf32>, %w: tensor<8x64xbf16>, %acc: tens
       ins(%x, %w : tensor<?x64xf32>, tensor<8x64xbf16>)
       outs(%acc : tensor<?x8xf32>) -> tensor<?x8xf32>
   return %y : tensor<?x8xf32>
+}
+
+// -----
+
+#lhs = affine_map<(m, n, k) -> (m, k)>
+#rhs = affine_map<(m, n, k) -> (n, k)>
+#out = affine_map<(m, n, k) -> (m, n)>
+
+// A fill of another value: added to the sums, into the fill's destination.
+// CHECK-LABEL: func.func @filled(
+// CHECK:         %[[DEST:.*]] = tensor.empty(%{{.*}}) : tensor<?x32xf32>
+// CHECK:         %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
+// CHECK:         %[[S:.*]] = tensor.extract_slice
+// CHECK:         %[[R:.*]] = linalg.generic {{.*}} ins(%[[S]] : tensor<?x32xf32>) outs(%[[DEST]] : tensor<?x32xf32>)
+// CHECK:         ^bb0(%[[SUM:.*]]: f32, %{{.*}}: f32):
+// CHECK:           arith.addf %[[ONE]], %[[SUM]] : f32
+// CHECK:         return %[[R]]
+func.func @filled(%x: tensor<?x64xf32>, %w: tensor<32x64xbf16>) -> tensor<?x32xf32> {
+  %c0 = arith.constant 0 : index
+  %t = tensor.dim %x, %c0 : tensor<?x64xf32>
+  %e = tensor.empty(%t) : tensor<?x32xf32>
+  %one = arith.constant 1.0 : f32
+  %f = linalg.fill ins(%one : f32) outs(%e : tensor<?x32xf32>) -> tensor<?x32xf32>
+  %y = linalg.matmul indexing_maps = [#lhs, #rhs, #out]
+      ins(%x, %w : tensor<?x64xf32>, tensor<32x64xbf16>)
+      outs(%f : tensor<?x32xf32>) -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
 }

@@ -26,9 +26,12 @@ static bool isFloatOperand(Type type) {
   return element.isF32() || element.isBF16() || element.isF16();
 }
 
-/// c13-c16: the block scales of f8E4M3FN weights.
+/// c13-c17: the block scales of f8E4M3FN weights.
 static LogicalResult verifyWeightScales(GroupedMatmulOp op,
                                         ShapeChecker &shapes) {
+  // c17.
+  if (op.getExactProducts() && op.getWeightScale())
+    return op.emitOpError("'exact_products' goes with unscaled weights");
   auto weightType = llvm::cast<ShapedType>(op.getWeight().getType());
   bool fp8 = llvm::isa<Float8E4M3FNType>(weightType.getElementType());
   bool e2m1 = isE2M1Pairs(weightType.getElementType());

@@ -579,6 +579,9 @@ LogicalResult ExpertMatmulOp::verify() {
   if (static_cast<bool>(getWeightScale()) !=
       static_cast<bool>(getWeightBlockAttr()))
     return emitOpError("'scale' and 'block' come together");
+  // c10.
+  if (getExactProducts() && getWeightScale())
+    return emitOpError("'exact_products' goes with unscaled weights");
   if (std::optional<ArrayRef<int64_t>> block = getWeightBlock()) {
     if (block->size() != 2 || (*block)[0] < 1 || (*block)[1] < 1)
       return emitOpError("'block' must be two sizes of at least 1 (rows and "

@@ -446,7 +446,8 @@ struct FormGroupedMatmul : OpRewritePattern<ExpertMatmulOp> {
               op.getWeight(), Value(), operands.blocks, operands.sizes,
               operands.sources, Value(), Value(), op.getWeightScale(), Value(),
               acc, rewriter.getI64IntegerAttr(coverage.blockRows),
-              op.getWeightBlockAttr(), /*epilogueCount=*/0)
+              op.getWeightBlockAttr(), op.getExactProductsAttr(),
+              /*epilogueCount=*/0)
               .getResult()[0];
     Value result = acc;
     if (op.getBias() || !resultType.getElementType().isF32())
@@ -499,13 +500,17 @@ struct FormEpilogueGroupedMatmul : OpRewritePattern<linalg::GenericOp> {
     Value paired = matmuls.size() > 1 ? matmuls[1].getWeight() : Value();
     Value pairedScale =
         matmuls.size() > 1 ? matmuls[1].getWeightScale() : Value();
+    // Exact when either product must be: both share the rows' loads.
+    UnitAttr exact;
+    for (ExpertMatmulOp matmul : matmuls)
+      if (matmul.getExactProducts())
+        exact = rewriter.getUnitAttr();
     auto fused = GroupedMatmulOp::create(
         rewriter, loc, TypeRange{acc.getType()}, operands.input,
         first.getWeight(), paired, operands.blocks, operands.sizes,
         operands.sources, Value(), Value(), first.getWeightScale(), pairedScale,
         acc, rewriter.getI64IntegerAttr(coverage.blockRows),
-        first.getWeightBlockAttr(),
-        /*epilogueCount=*/1);
+        first.getWeightBlockAttr(), exact, /*epilogueCount=*/1);
     buildEpilogueRegion(rewriter, fused, generic, matmuls);
     Value result = fused.getResult()[0];
     auto resultType =
@@ -625,7 +630,8 @@ struct FormScatteringGroupedMatmul : OpRewritePattern<CombineOp> {
               op.getWeight(), Value(), operands.blocks, operands.sizes,
               operands.sources, targets, scales, op.getWeightScale(), Value(),
               acc, rewriter.getI64IntegerAttr(coverage.blockRows),
-              op.getWeightBlockAttr(), /*epilogueCount=*/0)
+              op.getWeightBlockAttr(), op.getExactProductsAttr(),
+              /*epilogueCount=*/0)
               .getResult()[0];
     Value result = acc;
     if (!resultType.getElementType().isF32())

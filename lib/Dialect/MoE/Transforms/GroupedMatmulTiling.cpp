@@ -279,7 +279,7 @@ struct GroupedMatmulTilingModel
         b, loc, resultTypes, input, weight, paired, blocks, blockSizes, sources,
         scatterRows, scatterScales, scale, pairedScale, init,
         matmul.getBlockRowsAttr(), matmul.getWeightBlockAttr(),
-        matmul.getEpilogue().size());
+        matmul.getExactProductsAttr(), matmul.getEpilogue().size());
     tiled.copyEpilogueFrom(matmul);
     SmallVector<Operation *> slices;
     for (Value v : {input, weight, paired, blocks, blockSizes, sources,

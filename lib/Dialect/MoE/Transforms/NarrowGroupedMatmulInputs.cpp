@@ -32,9 +32,10 @@ using namespace mlir::moe;
 namespace {
 
 /// Whether `op` multiplies f32 or f16 rows of a tensor by unscaled bf16
-/// weights.
+/// weights, and may round them (not exact products).
 bool readsWideRowsForBF16(GroupedMatmulOp op) {
-  if (op.getResult().empty() || !op.getWeightScales().empty())
+  if (op.getResult().empty() || !op.getWeightScales().empty() ||
+      op.getExactProducts())
     return false;
   auto input = llvm::dyn_cast<RankedTensorType>(op.getInput().getType());
   return input && input.getRank() == 2 &&

@@ -552,10 +552,16 @@ struct MoEPackExpertWeightsPass
             panel = std::gcd(panel, (*block)[0]);
         int64_t panels = llvm::divideCeilSigned(shape[1], panel);
         // FP8 in pairs when its blocks are (even BK): decoded to bf16 pairs.
-        // (e2m1 pairs are pairs already: [E, NP, KP, P] of bytes.)
+        // (e2m1 pairs are pairs already: [E, NP, KP, P] of bytes.) Not for
+        // exact products: the pairs' kernels round the rows to bf16.
         Type element = source.getElementType();
         bool depthPairs =
             bf16Pairs &&
+            llvm::none_of(
+                readers,
+                [](Operation *reader) {
+                  return llvm::cast<GroupedMatmulOp>(reader).getExactProducts();
+                }) &&
             (element.isBF16() ||
              (llvm::isa<Float8E4M3FNType>(element) &&
               llvm::all_of(readers, [](Operation *reader) {

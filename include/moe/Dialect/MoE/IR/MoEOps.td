@@ -494,7 +494,16 @@ def Moe_ExpertMatmulOp : Moe_Op<"expert_matmul",
     products are summed in f32); (c7) `scale` and `block` come together, `block`
     is two sizes `>= 1`; (c8) `scale` is `[E, ceil(N/BN), ceil(K/BK)]` f32;
     (c9) an `f8E4M3FN` or `i8` (e2m1 pairs, `[E, N, ceil(K/2)]`) weight
-    has a scale.
+    has a scale; (c10) `exact_products` goes with unscaled weights.
+
+    **Exact products.** Fast lowerings that multiply on bf16 units (the
+    CPU's bf16 kernels, the GPU's tensor cores) round f32 and f16 rows to
+    bf16 first, within the bf16 tolerance of docs/Semantics.md. With
+    `exact_products` they may not: every product of a row element and a
+    weight is the exact f32 one, and only the order of the f32 sums may
+    differ (the f32 tolerance). A router's logits, whose order decides the
+    routing, take it (`moe-linears-to-bf16-terms`); `moe.grouped_matmul`
+    says how its lowerings keep it.
 
     Example (the up-projection of 8 experts, bf16 weights):
 
@@ -526,7 +535,8 @@ def Moe_ExpertMatmulOp : Moe_Op<"expert_matmul",
     Optional<Moe_I64Tensor>:$offsets,
     Optional<Moe_FloatTensor>:$bias,
     Optional<Moe_F32Tensor>:$weight_scale,
-    OptionalAttr<DenseI64ArrayAttr>:$weight_block
+    OptionalAttr<DenseI64ArrayAttr>:$weight_block,
+    UnitAttr:$exact_products
   );
   let results = (outs Moe_FloatTensor:$result);
   let assemblyFormat = [{
@@ -535,6 +545,7 @@ def Moe_ExpertMatmulOp : Moe_Op<"expert_matmul",
     (`bias` `(` $bias^ `:` type($bias) `)`)?
     (`scale` `(` $weight_scale^ `:` type($weight_scale) `)`)?
     (`block` $weight_block^)?
+    (`exact_products` $exact_products^)?
     attr-dict `:` type($input) `,` type($weight) `->` type($result)
   }];
   let hasVerifier = 1;
@@ -750,7 +761,20 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     weights and `BN = 1` `[E, NP, ceil(K/BK), P]`; (c15) `paired_scale` has
     the type of `scale` and comes exactly with a paired weight of a scaled
     op; (c16) packed scaled weights have `P` dividing `BN` (or scales
-    packed in their panels), and in pairs of K an even `BK`.
+    packed in their panels), and in pairs of K an even `BK`; (c17)
+    `exact_products` goes with unscaled weights.
+
+    **Exact products** (`exact_products`, as `moe.expert_matmul`'s): no
+    lowering rounds the input to bf16, which the bf16 kernels otherwise do
+    with f32 and f16 rows. The CPU lowerings keep such an op off the bf16
+    kernels (its weights are not packed in pairs: the f32 kernel widens
+    them); `moe-narrow-grouped-matmul-inputs` leaves its rows as they are;
+    on the GPU, `mma.sync` multiplies it on the CUDA cores unless its rows
+    have the tensor cores' type, and the wgmma tiles split each f32 input
+    into three bf16 terms (its upper, middle and lower 8 significand bits:
+    `x = x0 + x1 + x2`; f16 into two) whose products with bf16 weights are
+    exact in f32, running K once per term into the same f32 accumulators
+    (bits of subnormal inputs below 2^-133 are dropped).
 
     Example (8 experts, blocks of 4 rows, bf16 weights):
     ```mlir
@@ -802,7 +826,8 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     Optional<AnyShaped>:$paired_weight_scale,
     AnyShaped:$init,
     I64Attr:$block_rows,
-    OptionalAttr<DenseI64ArrayAttr>:$weight_block
+    OptionalAttr<DenseI64ArrayAttr>:$weight_block,
+    UnitAttr:$exact_products
   );
   let results = (outs Variadic<AnyRankedTensor>:$result);
   // Zero or one region: an op without an epilogue has none to clone.
@@ -820,6 +845,7 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     (`paired_scale` `(` $paired_weight_scale^ `:`
         type($paired_weight_scale) `)`)?
     (`block` $weight_block^)?
+    (`exact_products` $exact_products^)?
     `outs` `(` $init `:` type($init) `)`
     (`epilogue` $epilogue^)?
     attr-dict (`->` type($result)^)?

@@ -610,45 +610,43 @@ def MoELinearsToBF16TermsPass : Pass<"moe-linears-to-bf16-terms"> {
     (`out[t, n] += x[t, k] * w[n, k]`, the router's logits) whose weight
     `w` is bf16, whose rows `x` are f32, f16 or bf16 and whose result is
     f32, so that bf16 tensor cores compute it with the f32 result of the
-    original. Each row element is split into bf16 terms whose sum is the
-    element: `x = x0 + x1 + x2` for f32 (the upper 8 significand bits, the
-    next 8, the last 8: exact for every finite f32 whose smallest term is
-    not below bf16's smallest subnormal, 2^-133), `x0 + x1` for f16, `x`
-    itself for bf16 (an infinite element is its first term, the others
-    zero). Each product `xi * w` is exact in f32, so
-
-    ```
-    out[t, n] = init[t, n] + (... + (sum_k x2[t,k] w[n,k]
-                                   + sum_k x1[t,k] w[n,k])
-                                   + sum_k x0[t,k] w[n,k])
-    ```
-
-    is the original sum reassociated (the terms' sums added smallest
-    first), within the f32 tolerance of docs/Semantics.md. (A non-finite
-    weight times a zero term gives NaN where the f32 product would be
-    infinite.)
-
-    The terms are the `P * T` rows `[P * T, K]` bf16 (term `p` of token
-    `t` at row `p * T + t`), written by one `linalg.generic`, and the
-    products are the `moe.expert_matmul` of the routed experts' path: a
-    `moe.dispatch` of those rows to one expert (every id 0, rows aligned to
-    `align`), the weight as `[1, N, K]`, an f32 result. A `linalg.generic`
-    adds the terms' `[T, N]` row ranges into the matmul's `init` (into its
+    original: the `moe.expert_matmul` of the routed experts' path with
+    `exact_products`, on a `moe.dispatch` of the rows to one expert (every
+    id 0, rows aligned to `align`), the weight as `[1, N, K]`, an f32
+    result whose first `T` rows (the tokens' own, in their order) are the
+    linear's. With a zero-filled `init` they are the result itself (a
+    view); another `init` is added by a `linalg.generic` (into its
     destination when `init` is a `linalg.fill`, adding the fill's value).
     `moe-form-grouped-matmul` then makes the matmul a `moe.grouped_matmul`
     whose tiles the GPU pipelines run on the tensor cores.
+
+    Exact products on bf16 units: the tiles split each row element into
+    bf16 terms whose sum is the element, `x = x0 + x1 + x2` for f32 (the
+    upper 8 significand bits, the next 8, the last 8: exact for every
+    finite f32 whose smallest term is not below bf16's smallest subnormal,
+    2^-133), `x0 + x1` for f16, `x` itself for bf16 (an infinite element
+    is its first term, the others zero), so that each product `xi * w` is
+    exact in f32 and
+
+    ```
+    out[t, n] = init[t, n] + sum_p sum_k xp[t,k] w[n,k]
+    ```
+
+    is the original sum reassociated, within the f32 tolerance of
+    docs/Semantics.md. (A non-finite weight times a zero term gives NaN
+    where the f32 product would be infinite.) The CPU computes the same
+    matmul with f32 products.
 
     It pays where the f32 products would bind on the CUDA cores (the
     router's at prefill; docs/Performance.md): `min-columns` leaves narrow
     linears (N below it: Mixtral's 8 experts) alone, and `min-rows` leaves
     linears of fewer rows alone; a dynamic row count chooses at run time,
-    under an `scf.if`, between the terms and the original matmul, both
-    writing the matmul's destination. Linears of other types, of f16 or
+    under an `scf.if`, between the exact grouped products and the original
+    matmul. Linears of other types, of f16 or
     f32 weights (not exact in bf16), and on buffers are left alone.
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::linalg::LinalgDialect",
-                           "::mlir::math::MathDialect",
                            "::mlir::scf::SCFDialect",
                            "::mlir::tensor::TensorDialect",
                            "::mlir::moe::MoeDialect"];
@@ -659,7 +657,7 @@ def MoELinearsToBF16TermsPass : Pass<"moe-linears-to-bf16-terms"> {
     Option<"minColumns", "min-columns", "int64_t", /*default=*/"1",
            "Rewrite only linears of at least this many output columns">,
     Option<"align", "align", "int64_t", /*default=*/"1",
-           "Row alignment of the terms' moe.dispatch (the grouped matmul's "
+           "Row alignment of the rows' moe.dispatch (the grouped matmul's "
            "block rows)">
   ];
 }
