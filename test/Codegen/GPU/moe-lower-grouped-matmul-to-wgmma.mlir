@@ -138,6 +138,70 @@ func.func @bf16(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 
 // -----
 
+// Exact products of f32 rows (a router's logits): the steps run over the
+// depths three times (ceil(K / 64) x 3; K = 64: 3 steps, so 3 stages of
+// 24 KiB), step s at depth (s mod ceil(K / 64)) x 64 for the weights' TMA
+// box and the rows' chunks, the rows' bf16 term s / ceil(K / 64): the
+// upper 16 bits (mask 0xFFFF0000), the rest (none where a value is its
+// first term: an infinite one), its upper 16 bits, and the last 8 bits,
+// selected by the term. A term is stored as its upper 16 bits (exact, no
+// rounding conversion).
+// CHECK-LABEL: func @exact
+// CHECK: dynamic_shared_memory_size %c74752_i32
+// CHECK: %[[STEPS:.*]] = arith.ceildivui %{{.*}}, %c64
+// CHECK: %[[DIVISOR:.*]] = arith.maxui %[[STEPS]], %c1
+// CHECK: arith.muli %[[STEPS]], %c3
+// CHECK: %[[AHEAD:.*]] = arith.minui %{{.*}}, %c2
+// CHECK: scf.for %[[STEP:[a-z0-9_]+]] = %{{.*}} to %[[AHEAD]]
+// CHECK: %[[INDEPTH:.*]] = arith.remui %[[STEP]], %[[DIVISOR]]
+// CHECK: %[[DEPTH:.*]] = arith.muli %[[INDEPTH]], %c64
+// CHECK: nvgpu.mbarrier.arrive.expect_tx
+// CHECK: %[[AT:.*]] = arith.addi %{{.*}}, %[[DEPTH]]
+// CHECK: nvgpu.tma.async.load %{{.*}}[%[[AT]],
+// CHECK: arith.remui %[[STEP]], %[[DIVISOR]]
+// CHECK: %[[TERM:.*]] = arith.divui %[[STEP]], %[[DIVISOR]]
+// CHECK: %[[MASK:.*]] = arith.constant dense<-65536> : vector<8xi32>
+// CHECK: %[[BITS:.*]] = arith.bitcast %[[X:.*]] : vector<8xf32> to vector<8xi32>
+// CHECK: %[[UPPER:.*]] = arith.andi %[[BITS]], %[[MASK]]
+// CHECK: %[[X0:.*]] = arith.bitcast %[[UPPER]] : vector<8xi32> to vector<8xf32>
+// CHECK: %[[WHOLE:.*]] = arith.cmpf oeq, %[[X]], %[[X0]]
+// CHECK: %[[DIFF:.*]] = arith.subf %[[X]], %[[X0]]
+// CHECK: %[[REST:.*]] = arith.select %[[WHOLE]], %{{.*}}, %[[DIFF]]
+// CHECK: arith.andi
+// CHECK: %[[X1:.*]] = arith.bitcast %{{.*}} : vector<8xi32> to vector<8xf32>
+// CHECK: %[[X2:.*]] = arith.subf %[[REST]], %[[X1]]
+// CHECK: %[[IS1:.*]] = arith.cmpi eq, %[[TERM]], %c1
+// CHECK: %[[PICK1:.*]] = arith.select %[[IS1]], %[[X1]], %[[X0]] : vector<8xf32>
+// CHECK: %[[IS2:.*]] = arith.cmpi eq, %[[TERM]], %c2
+// CHECK: arith.select %[[IS2]], %[[X2]], %[[PICK1]] : vector<8xf32>
+// CHECK-NOT: arith.truncf
+// CHECK: arith.shrui %{{.*}} : vector<8xi32>
+// CHECK: arith.trunci %{{.*}} : vector<8xi32> to vector<8xi16>
+// CHECK: arith.bitcast %{{.*}} : vector<8xi16> to vector<8xbf16>
+// CHECK: vector.store
+// CHECK-NOT: arith.truncf
+// CHECK: nvvm.wgmma.mma_async
+// CHECK-NOT: moe.grouped_matmul
+func.func @exact(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
+                 %experts: memref<1xi32>, %sizes: memref<1xi32>,
+                 %sources: memref<64xi32>, %y: memref<64x128xf32>) {
+  %c1 = arith.constant 1 : index
+  %c128 = arith.constant 128 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c128, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(64)
+        ins(%x, %w, %experts : memref<?x64xf32>, memref<4x128x64xbf16>, memref<1xi32>)
+        block_sizes(%sizes : memref<1xi32>)
+        row_sources(%sources : memref<64xi32>)
+        exact_products
+        outs(%y : memref<64x128xf32>)
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
 // Blocks of two warpgroups (256 threads, as moe-map-to-gpu launches tiles
 // for mma=wgmma-specialized block-rows=64): two groups of mbarriers, `full` and
 // `released`, each of 128 arrivals, the ring past both. Threads 0-127

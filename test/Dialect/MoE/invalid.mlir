@@ -1969,6 +1969,17 @@ func.func @matmul_fp8_without_scale(%x: tensor<?x16xf32>, %w: tensor<8x32x16xf8E
 
 // -----
 
+// moe.expert_matmul c10: exact products go with unscaled weights
+func.func @matmul_exact_scaled(%x: tensor<?x16xf32>, %w: tensor<8x32x16xf8E4M3FN>,
+                               %off: tensor<9xi64>, %s: tensor<8x1x1xf32>) {
+  // expected-error @+1 {{'exact_products' goes with unscaled weights}}
+  %h = moe.expert_matmul %x, %w offsets(%off : tensor<9xi64>) scale(%s : tensor<8x1x1xf32>) block [32, 16] exact_products
+      : tensor<?x16xf32>, tensor<8x32x16xf8E4M3FN> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
 // moe.expert_matmul c6: grouped result must be [R, N]
 func.func @matmul_result_n(%x: tensor<?x16xf32>, %w: tensor<8x32x16xf32>, %off: tensor<9xi64>) {
   // expected-error @+1 {{'result' dimension 1 (N) is 16, expected 32 from weight}}
@@ -2435,6 +2446,18 @@ func.func @grouped_matmul_scale_panel(%x: tensor<8x16xf32>, %w: tensor<2x1x16x32
   // expected-error @+1 {{'moe.grouped_matmul' op packed scaled weights need panels that divide the scale block (or per-column scales in panels too): P = 32, BN = 16}}
   %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x1x16x32xf8E4M3FN>, tensor<2xi32>)
       scale(%s : tensor<2x2x2xf32>) block [16, 8]
+      outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return %r : tensor<8x32xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c17: exact products go with unscaled weights
+func.func @grouped_matmul_exact_scaled(%x: tensor<8x16xf32>, %w: tensor<2x32x16xf8E4M3FN>, %s: tensor<2x2x2xf32>,
+    %b: tensor<2xi32>, %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'exact_products' goes with unscaled weights}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w, %b : tensor<8x16xf32>, tensor<2x32x16xf8E4M3FN>, tensor<2xi32>)
+      scale(%s : tensor<2x2x2xf32>) block [16, 8] exact_products
       outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
   return %r : tensor<8x32xf32>
 }

@@ -410,3 +410,33 @@ func.func @not_fusable(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
   } -> tensor<?x32xf32>
   return %h1, %h2, %u : tensor<?x32xf32>, tensor<?x32xf32>, tensor<?x32xf32>
 }
+
+// Exact products stay exact on the grouped matmul; of a gate/up pair the
+// fused matmul is exact when either projection is (they share the rows'
+// loads).
+// CHECK-LABEL: func @exact
+// CHECK: moe.grouped_matmul block_rows(4) {{.*}} exact_products outs(%{{.*}} : tensor<?x32xf32>) -> tensor<?x32xf32>
+// CHECK: moe.grouped_matmul block_rows(4) {{.*}} paired({{.*}}) {{.*}} exact_products outs(%{{.*}} : tensor<?x32xf32>) epilogue
+func.func @exact(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
+                 %wg: tensor<8x32x16xbf16>, %wu: tensor<8x32x16xbf16>)
+    -> (tensor<?x32xf32>, tensor<?x32xf32>) {
+  %c0 = arith.constant 0 : index
+  %rows, %off, %map = moe.dispatch %x, %ids align 8
+      : tensor<?x16xf32>, tensor<?x2xi32> -> tensor<?x16xf32>, tensor<9xi64>, tensor<?x2xi32>
+  %a = moe.expert_matmul %rows, %wg offsets(%off : tensor<9xi64>) exact_products
+      : tensor<?x16xf32>, tensor<8x32x16xbf16> -> tensor<?x32xf32>
+  %g = moe.expert_matmul %rows, %wg offsets(%off : tensor<9xi64>)
+      : tensor<?x16xf32>, tensor<8x32x16xbf16> -> tensor<?x32xf32>
+  %u = moe.expert_matmul %rows, %wu offsets(%off : tensor<9xi64>) exact_products
+      : tensor<?x16xf32>, tensor<8x32x16xbf16> -> tensor<?x32xf32>
+  %n = tensor.dim %g, %c0 : tensor<?x32xf32>
+  %e = tensor.empty(%n) : tensor<?x32xf32>
+  %h = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>],
+                       iterator_types = ["parallel", "parallel"]}
+      ins(%g, %u : tensor<?x32xf32>, tensor<?x32xf32>) outs(%e : tensor<?x32xf32>) {
+  ^bb0(%p: f32, %q: f32, %o: f32):
+    %y = arith.mulf %p, %q : f32
+    linalg.yield %y : f32
+  } -> tensor<?x32xf32>
+  return %a, %h : tensor<?x32xf32>, tensor<?x32xf32>
+}

@@ -103,7 +103,8 @@ func.func @static_rows(%x: tensor<128x16xf16>, %few: tensor<8x16xf32>,
 // -----
 
 // Left alone: f32 and f16 weights (multiplied in f32 or f16), block-scaled
-// FP8 weights, rows already in bf16, and the memref form.
+// FP8 weights, rows already in bf16, exact products (whose rows no lowering
+// rounds), and the memref form.
 // CHECK-LABEL: func @kept
 // CHECK-NOT: arith.truncf
 // CHECK-NOT: bf16>, tensor<2x8x16xf32>
@@ -118,7 +119,8 @@ func.func @kept(%x: tensor<8x16xf32>, %x16: tensor<8x16xbf16>,
                 %acc: tensor<8x8xf32>, %mx: memref<8x16xf32>,
                 %mw: memref<2x8x16xbf16>, %mb: memref<2xi32>,
                 %macc: memref<8x8xf32>)
-    -> (tensor<8x8xf32>, tensor<8x8xf32>, tensor<8x8xf32>, tensor<8x8xf32>) {
+    -> (tensor<8x8xf32>, tensor<8x8xf32>, tensor<8x8xf32>, tensor<8x8xf32>,
+        tensor<8x8xf32>) {
   %a = moe.grouped_matmul block_rows(4)
       ins(%x, %wf, %blocks : tensor<8x16xf32>, tensor<2x8x16xf32>, tensor<2xi32>)
       outs(%acc : tensor<8x8xf32>) -> tensor<8x8xf32>
@@ -132,8 +134,13 @@ func.func @kept(%x: tensor<8x16xf32>, %x16: tensor<8x16xbf16>,
   %d = moe.grouped_matmul block_rows(4)
       ins(%x16, %wb, %blocks : tensor<8x16xbf16>, tensor<2x8x16xbf16>, tensor<2xi32>)
       outs(%acc : tensor<8x8xf32>) -> tensor<8x8xf32>
+  %e = moe.grouped_matmul block_rows(4)
+      ins(%x, %wb, %blocks : tensor<8x16xf32>, tensor<2x8x16xbf16>, tensor<2xi32>)
+      exact_products
+      outs(%acc : tensor<8x8xf32>) -> tensor<8x8xf32>
   moe.grouped_matmul block_rows(4)
       ins(%mx, %mw, %mb : memref<8x16xf32>, memref<2x8x16xbf16>, memref<2xi32>)
       outs(%macc : memref<8x8xf32>)
-  return %a, %b, %c, %d : tensor<8x8xf32>, tensor<8x8xf32>, tensor<8x8xf32>, tensor<8x8xf32>
+  return %a, %b, %c, %d, %e : tensor<8x8xf32>, tensor<8x8xf32>, tensor<8x8xf32>, tensor<8x8xf32>,
+                              tensor<8x8xf32>
 }

@@ -154,6 +154,27 @@ func.func @odd_depth(%x: tensor<8x15xbf16>,
 
 // -----
 
+// Exact products (a router on the experts' path): bf16 weights in panels
+// of K, not in pairs, and the f32 rows not rounded (the pairs' kernels
+// would round them; the f32 kernel widens the weights).
+// PAIRS-LABEL: func.func @exact(
+// PAIRS-SAME: tensor<1x2x16x16xbf16>
+// PAIRS-NOT: arith.truncf
+// PAIRS: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<8x16xf32>, tensor<1x2x16x16xbf16>, tensor<2xi32>) exact_products
+// PAIRS-LABEL: func.func @exact__pack1(
+// PAIRS: inner_dims_pos = [1] inner_tiles = [16] into %{{.*}} : tensor<1x32x16xbf16> -> tensor<1x2x16x16xbf16>
+func.func @exact(%x: tensor<8x16xf32>,
+                 %w: tensor<1x32x16xbf16> {moe.weight = "router.{e}"},
+                 %b: tensor<2xi32>, %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%x, %w, %b : tensor<8x16xf32>, tensor<1x32x16xbf16>, tensor<2xi32>)
+      exact_products
+      outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return %r : tensor<8x32xf32>
+}
+
+// -----
+
 // Block-scaled FP8 weights: panels of gcd(16, BN) columns (BN = 12: 4);
 // the scale stays as bound. With bf16-pairs, in pairs of K (BK even), the
 // input rounded to bf16 like a bf16 weight's; with an odd BK, single K.

@@ -292,6 +292,16 @@ func.func @expert_matmul_f32_sums(%rows: tensor<?x16xbf16>, %w: tensor<1x32x16xb
   return
 }
 
+// Exact products (a router's logits: f32 rows no lowering rounds to bf16).
+// CHECK-LABEL: func @expert_matmul_exact
+// CHECK: moe.expert_matmul %{{.*}}, %{{.*}} offsets(%{{.*}} : tensor<2xi64>) exact_products : tensor<?x16xf32>, tensor<1x32x16xbf16> -> tensor<?x32xf32>
+func.func @expert_matmul_exact(%rows: tensor<?x16xf32>, %w: tensor<1x32x16xbf16>,
+    %off: tensor<2xi64>) {
+  %0 = moe.expert_matmul %rows, %w offsets(%off : tensor<2xi64>) exact_products
+      : tensor<?x16xf32>, tensor<1x32x16xbf16> -> tensor<?x32xf32>
+  return
+}
+
 // Block-scaled FP8 weights: N = 32, K = 16 in blocks of 16 x 16.
 // CHECK-LABEL: func @expert_matmul_fp8
 // CHECK: moe.expert_matmul %{{.*}}, %{{.*}} offsets(%{{.*}} : tensor<9xi64>) scale(%{{.*}} : tensor<8x2x1xf32>) block [16, 16] : tensor<?x16xf32>, tensor<8x32x16xf8E4M3FN> -> tensor<?x32xf32>
@@ -552,6 +562,19 @@ func.func @grouped_matmul_row_sources(%x: tensor<5x16xf32>, %w: tensor<2x32x16xf
       block_sizes(%sizes : tensor<2xi32>) row_sources(%sources : tensor<8xi32>)
       outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
   return %r : tensor<8x32xf32>
+}
+
+// Exact products, gathering their rows.
+// CHECK-LABEL: func @grouped_matmul_exact
+// CHECK: moe.grouped_matmul block_rows(64) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<?x16xf32>, tensor<1x32x16xbf16>, tensor<?xi32>) row_sources(%{{.*}} : tensor<?xi32>) exact_products outs(%{{.*}} : tensor<?x32xf32>) -> tensor<?x32xf32>
+func.func @grouped_matmul_exact(%x: tensor<?x16xf32>, %w: tensor<1x32x16xbf16>,
+                                %blocks: tensor<?xi32>, %sources: tensor<?xi32>,
+                                %acc: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  %r = moe.grouped_matmul block_rows(64)
+      ins(%x, %w, %blocks : tensor<?x16xf32>, tensor<1x32x16xbf16>, tensor<?xi32>)
+      row_sources(%sources : tensor<?xi32>) exact_products
+      outs(%acc : tensor<?x32xf32>) -> tensor<?x32xf32>
+  return %r : tensor<?x32xf32>
 }
 
 // A packed weight argument and its packing function.
