@@ -16,6 +16,7 @@
 
 #include "moe/Codegen/GPU/Passes.h"
 
+#include "BF16Terms.h"
 #include "TileWrites.h"
 
 #include "moe/Dialect/MoE/IR/MoE.h"
@@ -47,7 +48,8 @@ constexpr int64_t kMmaRows = 16, kMmaCols = 8, kMmaDepth = 16;
 
 /// The 16-bit type of the tensor-core operands, or null where the weights
 /// take the CUDA cores: f32 weights, and exact products of rows of another
-/// type (which the tensor cores would round).
+/// type than f16 weights' (which the tensor cores would round; f32 and f16
+/// rows by bf16 weights are split into exact bf16 terms).
 Type mmaElementType(GroupedMatmulOp op) {
   if (op.getBlockRows() != kMmaRows)
     return {};
@@ -61,7 +63,8 @@ Type mmaElementType(GroupedMatmulOp op) {
   else if (element.isBF16() || op.getWeightScale())
     half = b.getBF16Type();
   if (half && op.getExactProducts() &&
-      getElementTypeOrSelf(op.getInput().getType()) != half)
+      getElementTypeOrSelf(op.getInput().getType()) != half &&
+      !(half.isBF16() && bf16TermsOf(op) > 1))
     return {};
   return half;
 }
@@ -71,7 +74,10 @@ Type mmaElementType(GroupedMatmulOp op) {
 Value packBits(OpBuilder &b, Location loc, Type half, Value low, Value high) {
   Type i16 = b.getI16Type(), i32 = b.getI32Type();
   auto bits = [&](Value value) -> Value {
-    Value narrow = arith::TruncFOp::create(b, loc, half, value);
+    // An exact bf16 term is converted already.
+    Value narrow = value.getType() == half
+                       ? value
+                       : arith::TruncFOp::create(b, loc, half, value);
     return arith::ExtUIOp::create(
         b, loc, i32, arith::BitcastOp::create(b, loc, i16, narrow));
   };
@@ -187,6 +193,8 @@ void WarpMatmul::emitTensorCores(OpBuilder &b, Type half) {
       half.isF16() ? NVVM::MMATypes::f16 : NVVM::MMATypes::bf16;
   Type f32 = b.getF32Type();
   Type accType = LLVM::LLVMStructType::getLiteral(ctx, {f32, f32, f32, f32});
+  // The rows' bf16 terms, and the one the steps being built multiply.
+  int64_t terms = bf16TermsOf(op), term = 0;
 
   scf::ForOp::create(
       b, loc, zero, blocks, one, ValueRange{},
@@ -226,14 +234,20 @@ void WarpMatmul::emitTensorCores(OpBuilder &b, Type half) {
                     return packPair(kb, kl, half, element(depth),
                                     element(next));
                   };
-                  // A: rows g, g + 8 x depths d, d + 8 (a0..a3).
+                  // A: rows g, g + 8 x depths d, d + 8 (a0..a3); with
+                  // exact products, the current bf16 term of each.
                   SmallVector<Value, 4> a;
                   for (Value depth : {depth0, depth8})
                     for (int64_t r : {0, 1})
                       a.push_back(pairOf(
                           [&](Value k) {
-                            return inputElement(kb, kl, sources[r], valid[r],
-                                                k, half);
+                            Value x = inputElement(kb, kl, sources[r], valid[r],
+                                                   k, half);
+                            if (terms == 1)
+                              return x;
+                            return bf16OfTerm(
+                                kb, kl,
+                                splitIntoBF16Terms(kb, kl, x, terms)[term]);
                           },
                           depth));
                   Value column =
@@ -322,9 +336,14 @@ void WarpMatmul::emitTensorCores(OpBuilder &b, Type half) {
                   finalSums.assign(blocksLoop.getResults().begin(),
                                    blocksLoop.getResults().end());
                 } else {
-                  ValueRange all = steps(nb, nl, zero, depthBound, initSums,
-                                         /*scaled=*/true);
-                  finalSums.assign(all.begin(), all.end());
+                  // Once over K per bf16 term of the rows (one unless the
+                  // products are exact), into the same sums.
+                  finalSums = initSums;
+                  for (term = 0; term < terms; ++term) {
+                    ValueRange all = steps(nb, nl, zero, depthBound, finalSums,
+                                           /*scaled=*/true);
+                    finalSums.assign(all.begin(), all.end());
+                  }
                 }
                 // c0, c1: row g, columns 2 (l % 4) + {0, 1}; c2, c3: row g + 8.
                 for (int64_t i = 0; i < 4; ++i) {

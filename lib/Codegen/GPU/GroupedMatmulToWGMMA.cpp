@@ -35,6 +35,7 @@
 
 #include "moe/Codegen/GPU/Passes.h"
 
+#include "BF16Terms.h"
 #include "TileWrites.h"
 #include "moe/Dialect/MoE/IR/MoE.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
@@ -263,13 +264,7 @@ FailureOr<WarpgroupPlan> planWarpgroupTile(GroupedMatmulOp op,
   WarpgroupPlan plan;
   plan.parts = parts;
   plan.specialized = warpgroups > parts;
-  if (op.getExactProducts()) {
-    Type element = inputType.getElementType();
-    plan.terms = element.isF32() ? 3 : element.isF16() ? 2 : 1;
-    if (!element.isF32() && !element.isF16() && !element.isBF16())
-      return fail("its exact products have rows of neither f32, f16 nor "
-                  "bf16");
-  }
+  plan.terms = bf16TermsOf(op);
   OpBuilder b(op);
   std::optional<int64_t> depth;
   for (Value weight : op.getWeights()) {
@@ -705,41 +700,12 @@ Value WarpgroupMatmul::termOfStep(OpBuilder &b, Location loc, Value step) {
 
 Value WarpgroupMatmul::termOfChunk(OpBuilder &b, Location loc, Value chunk,
                                    Value term) {
-  auto type = llvm::cast<VectorType>(chunk.getType());
-  auto bitsType = type.clone(b.getI32Type());
-  auto splat = [&](Type element, Attribute value) -> Value {
-    return arith::ConstantOp::create(
-        b, loc, DenseElementsAttr::get(type.clone(element), value));
-  };
-  Value mask = splat(b.getI32Type(),
-                     b.getI32IntegerAttr(static_cast<int32_t>(0xFFFF0000u)));
-  // The upper 16 bits: the upper 8 significand bits, toward zero (never
-  // to infinity), a bf16 value.
-  auto upperHalf = [&](Value value) -> Value {
-    Value bits = arith::BitcastOp::create(b, loc, bitsType, value);
-    return arith::BitcastOp::create(b, loc, type,
-                                    arith::AndIOp::create(b, loc, bits, mask));
-  };
-  Value zeros = splat(b.getF32Type(), b.getF32FloatAttr(0));
-  // x = x0 + r exactly; an x that is its first term (an infinite one
-  // among them: inf - inf would be NaN) has no rest. Each further term is
-  // the next 8 bits; the last is the remainder, of at most 8 significant
-  // bits.
-  Value first = upperHalf(chunk);
-  Value whole =
-      arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, chunk, first);
-  Value rest = arith::SelectOp::create(
-      b, loc, whole, zeros, arith::SubFOp::create(b, loc, chunk, first));
-  Value chosen = first;
+  SmallVector<Value, 3> parts = splitIntoBF16Terms(b, loc, chunk, plan.terms);
+  Value chosen = parts.front();
   for (int64_t i = 1; i < plan.terms; ++i) {
-    Value part = rest;
-    if (i + 1 < plan.terms) {
-      part = upperHalf(rest);
-      rest = arith::SubFOp::create(b, loc, rest, part);
-    }
     Value isTerm = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, term,
                                          indexConstant(b, loc, i));
-    chosen = arith::SelectOp::create(b, loc, isTerm, part, chosen);
+    chosen = arith::SelectOp::create(b, loc, isTerm, parts[i], chosen);
   }
   return chosen;
 }
@@ -759,19 +725,7 @@ void WarpgroupMatmul::storeInput(OpBuilder &b, Location loc, Value slot,
       Value rounded = chunks[part * kChunksPerThread + c];
       auto bf16Type = VectorType::get({kChunkElements}, b.getBF16Type());
       if (plan.terms > 1) {
-        // A term is a bf16 value: its upper 16 bits, subnormals included
-        // (which a conversion might flush).
-        auto i32Type = VectorType::get({kChunkElements}, b.getI32Type());
-        Value bits = arith::ShRUIOp::create(
-            b, loc, arith::BitcastOp::create(b, loc, i32Type, rounded),
-            arith::ConstantOp::create(
-                b, loc,
-                DenseElementsAttr::get(i32Type, b.getI32IntegerAttr(16))));
-        rounded = arith::BitcastOp::create(
-            b, loc, bf16Type,
-            arith::TruncIOp::create(
-                b, loc, VectorType::get({kChunkElements}, b.getI16Type()),
-                bits));
+        rounded = bf16OfTerm(b, loc, rounded);
       } else if (!getElementTypeOrSelf(rounded.getType()).isBF16()) {
         rounded = arith::TruncFOp::create(b, loc, bf16Type, rounded);
       }

@@ -280,27 +280,48 @@ func.func @warpgroup_cuda_cores(%x: memref<64x8xf32>, %w: memref<2x8x8xf32>,
 
 // -----
 
-// Exact products: f32 rows by bf16 weights on the CUDA cores (the tensor
-// cores would round the rows), each lane whole columns of the block; bf16
-// rows, which the tensor cores multiply exactly, stay on mma.sync.
+// Exact products: f32 rows by bf16 weights on the tensor cores, once over
+// K per bf16 term of the rows (three loops of mma.sync carrying the same
+// sums), each element's term stored as its upper 16 bits (no rounding
+// conversion); f32 rows by f16 weights on the CUDA cores (each lane whole
+// columns of the block), which f16 tensor cores would round.
 // CHECK-LABEL: func @exact
+// CHECK: gpu.launch
+// CHECK-NOT: arith.truncf
+// CHECK: %[[FIRST:.*]]:4 = scf.for %{{.*}} step %c16
+// CHECK:   arith.andi %{{.*}}, %c-65536_i32
+// CHECK:   arith.subf
+// CHECK:   arith.shrui %{{.*}}, %c16_i32
+// CHECK:   nvvm.mma.sync {{.*}}multiplicandAPtxType = #nvvm.mma_type<bf16>
+// CHECK: %[[SECOND:.*]]:4 = scf.for %{{.*}} step %c16{{.*}} iter_args(%{{.*}} = %[[FIRST]]#0,
+// CHECK:   nvvm.mma.sync
+// CHECK: scf.for %{{.*}} step %c16{{.*}} iter_args(%{{.*}} = %[[SECOND]]#0,
+// CHECK:   nvvm.mma.sync
+// CHECK-NOT: arith.truncf
 // CHECK: gpu.launch
 // CHECK-SAME: threads(%[[LANE:[a-z0-9]+]],
 // CHECK: scf.for %{{.*}} = %[[LANE]] to %{{.*}} step %c32
-// CHECK-NOT: arith.truncf
 // CHECK:   arith.mulf
 // CHECK-NOT: nvvm.mma.sync
 // CHECK: gpu.launch
 // CHECK: nvvm.mma.sync
 func.func @exact(%x: memref<16x16xf32>, %xb: memref<16x16xbf16>,
-                 %w: memref<2x32x16xbf16>, %experts: memref<1xi32>,
-                 %y: memref<16x32xf32>) {
+                 %w: memref<2x32x16xbf16>, %wh: memref<2x32x16xf16>,
+                 %experts: memref<1xi32>, %y: memref<16x32xf32>) {
   %c1 = arith.constant 1 : index
   %c32 = arith.constant 32 : index
   gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
              threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
     moe.grouped_matmul block_rows(16)
         ins(%x, %w, %experts : memref<16x16xf32>, memref<2x32x16xbf16>, memref<1xi32>)
+        exact_products
+        outs(%y : memref<16x32xf32>)
+    gpu.terminator
+  }
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(16)
+        ins(%x, %wh, %experts : memref<16x16xf32>, memref<2x32x16xf16>, memref<1xi32>)
         exact_products
         outs(%y : memref<16x32xf32>)
     gpu.terminator

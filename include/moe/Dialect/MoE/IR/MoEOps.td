@@ -769,12 +769,13 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     with f32 and f16 rows. The CPU lowerings keep such an op off the bf16
     kernels (its weights are not packed in pairs: the f32 kernel widens
     them); `moe-narrow-grouped-matmul-inputs` leaves its rows as they are;
-    on the GPU, `mma.sync` multiplies it on the CUDA cores unless its rows
-    have the tensor cores' type, and the wgmma tiles split each f32 input
-    into three bf16 terms (its upper, middle and lower 8 significand bits:
-    `x = x0 + x1 + x2`; f16 into two) whose products with bf16 weights are
-    exact in f32, running K once per term into the same f32 accumulators
-    (bits of subnormal inputs below 2^-133 are dropped).
+    on the GPU, the tensor-core tiles (wgmma and mma.sync) split each f32
+    input into three bf16 terms (its upper, middle and lower 8 significand
+    bits: `x = x0 + x1 + x2`; f16 into two) whose products with bf16
+    weights are exact in f32, running K once per term into the same f32
+    accumulators (bits of subnormal inputs below 2^-133 are dropped), and
+    `mma.sync` multiplies f16 weights by rows of another type on the CUDA
+    cores.
 
     Example (8 experts, blocks of 4 rows, bf16 weights):
     ```mlir
