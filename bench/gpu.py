@@ -398,9 +398,10 @@ def _profile_kernels(torch, call) -> dict:
     """Device milliseconds of the compiled layer's kernels in one call
     (CUPTI, through the PyTorch profiler): the experts' matmul tiles (with
     the rounding of their token rows to bf16, "rows") and the rest
-    (router, routing, plan, combine). Kernels before the routing block
-    are the router's: at prefill its logits are tiles too, on the rows of
-    their bf16 terms (moe-linears-to-bf16-terms)."""
+    (router, routing, plan, combine). Kernels up to the routing block (the
+    last "routing" kernel) are the router's: at prefill its logits are
+    tiles too, after a routing kernel of their one-expert plan
+    (moe-linears-to-bf16-terms)."""
     from torch.profiler import ProfilerActivity, profile
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         call()
@@ -410,13 +411,19 @@ def _profile_kernels(torch, call) -> dict:
     # (Stable: a profiler without start times keeps its own order.)
     kernels.sort(key=lambda event: getattr(
         getattr(event, "time_range", None), "start", 0))
-    routed = not any("_routing_" in event.name for event in kernels)
+    return split_kernel_times(
+        [(event.name, event.device_time_total / 1e3) for event in kernels])
+
+
+def split_kernel_times(kernels) -> dict:
+    """(name, ms) of a call's kernels in launch order, as the experts'
+    tiles (tiles and rows kernels after the routing block, the last
+    "routing" kernel) and the rest."""
+    routing = [i for i, (name, _) in enumerate(kernels) if "_routing_" in name]
+    first_routed = routing[-1] if routing else 0
     tiles = rest = 0.0
-    for event in kernels:
-        name = event.name
-        routed = routed or "_routing_" in name
-        ms = event.device_time_total / 1e3
-        if routed and ("_tiles_" in name or "_rows_" in name):
+    for i, (name, ms) in enumerate(kernels):
+        if i >= first_routed and ("_tiles_" in name or "_rows_" in name):
             tiles += ms
         else:
             rest += ms

@@ -1,7 +1,8 @@
-// moe-linears-to-bf16-terms computes what the f32 linear computes: the
-// terms' sums, added smallest first, give every element bit for bit where
-// each output is one product (one nonzero weight per row of w), so that a
-// lost term would show: 2^24 - 1 (three full terms), 1 + 2^-23, negative
+// moe-linears-to-bf16-terms computes what the f32 linear computes: its
+// grouped matmul with exact products (the CPU's f32 products; the GPU
+// tiles split the rows into bf16 terms) gives every element bit for bit
+// where each output is one product (one nonzero weight per row of w), so
+// that a rounded row would show: 2^24 - 1 (three full terms), 1 + 2^-23, negative
 // and signed-zero rows, f32's largest (whose product overflows), a
 // subnormal, infinities (their first term alone) and a NaN; f32 rows
 // (three terms, dynamic and static T, above and below min-rows), f16
@@ -28,7 +29,7 @@
 // TERMS-LABEL: func.func @linear(
 // TERMS: scf.if
 // TERMS: moe.dispatch
-// TERMS: moe.expert_matmul {{.*}} -> tensor<?x6xf32>
+// TERMS: moe.expert_matmul {{.*}} exact_products {{.*}} -> tensor<?x6xf32>
 // TERMS: } else {
 // TERMS: linalg.matmul
 // TERMS-LABEL: func.func @linear_static(
