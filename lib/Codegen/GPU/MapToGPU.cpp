@@ -395,7 +395,7 @@ private:
   /// Each thread combines its share of `loop`'s iterations, then the team
   /// combines the threads' (gpu.all_reduce): every thread has the results.
   void spreadReduction(scf::ParallelOp loop, const Team &team);
-  void copyResults(func::ReturnOp ret);
+  LogicalResult copyResults(func::ReturnOp ret);
   /// A launch of `grid` blocks of `threads` threads whose kernel (and its
   /// GPU module) is named `<function>_<role>_<n>`, n counting the
   /// function's launches: profiles and traces then say what runs.
@@ -884,7 +884,35 @@ LogicalResult FunctionMapper::launchParallel(scf::ParallelOp loop,
   return success();
 }
 
-void FunctionMapper::copyResults(func::ReturnOp ret) {
+/// `value` (a memref) with an identity layout, as gpu.memcpy copies: its
+/// source through casts when that has one, else a reinterpret_cast of a
+/// view of its buffer's first elements in row-major order (its first rows:
+/// static strides, offset 0); null for other views.
+Value withIdentityLayout(OpBuilder &b, Location loc, Value value) {
+  Value source = value;
+  while (auto cast = source.getDefiningOp<memref::CastOp>())
+    source = cast.getSource();
+  auto type = llvm::cast<MemRefType>(source.getType());
+  if (type.getLayout().isIdentity())
+    return source;
+  auto identity =
+      MemRefType::get(type.getShape(), type.getElementType(),
+                      MemRefLayoutAttrInterface(), type.getMemorySpace());
+  SmallVector<int64_t> strides, rowMajor;
+  int64_t offset, zero;
+  if (failed(type.getStridesAndOffset(strides, offset)) || offset != 0 ||
+      failed(identity.getStridesAndOffset(rowMajor, zero)) ||
+      llvm::any_of(strides, ShapedType::isDynamic) || strides != rowMajor)
+    return {};
+  SmallVector<OpFoldResult> sizes = memref::getMixedSizes(b, loc, source);
+  SmallVector<OpFoldResult> strideValues;
+  for (int64_t stride : strides)
+    strideValues.push_back(b.getIndexAttr(stride));
+  return memref::ReinterpretCastOp::create(
+      b, loc, identity, source, b.getIndexAttr(0), sizes, strideValues);
+}
+
+LogicalResult FunctionMapper::copyResults(func::ReturnOp ret) {
   OpBuilder b(ret);
   Location loc = ret.getLoc();
   llvm::SetVector<Value> freed;
@@ -896,14 +924,22 @@ void FunctionMapper::copyResults(func::ReturnOp ret) {
     // The caller takes the device buffer (and frees it).
     if (deviceIO)
       continue;
+    // A result that views its buffer (the first rows of a larger one) is
+    // copied as a buffer of its own shape.
+    Value contiguous = withIdentityLayout(b, loc, device);
+    if (!contiguous)
+      return ret.emitError("moe-map-to-gpu: result #")
+             << operand.getOperandNumber()
+             << " views its buffer other than by its first rows in "
+                "row-major order, which the copy to the host cannot take";
     SmallVector<Value> sizes;
     for (int64_t d = 0; d < type.getRank(); ++d)
       if (type.isDynamicDim(d))
         sizes.push_back(memref::DimOp::create(b, loc, device, d));
     auto host = memref::AllocOp::create(
         b, loc, MemRefType::get(type.getShape(), type.getElementType()), sizes);
-    auto copy = gpu::MemcpyOp::create(b, loc, tokenType,
-                                      ValueRange{stream(b, loc)}, host, device);
+    auto copy = gpu::MemcpyOp::create(
+        b, loc, tokenType, ValueRange{stream(b, loc)}, host, contiguous);
     token = copy.getAsyncToken();
     Value result = host;
     if (host.getType() != type)
@@ -923,6 +959,7 @@ void FunctionMapper::copyResults(func::ReturnOp ret) {
     token = free.getAsyncToken();
   }
   sync(b, loc);
+  return success();
 }
 
 /// Whether `op` is control flow the host keeps: an scf.if or scf.for that
@@ -978,7 +1015,8 @@ LogicalResult FunctionMapper::mapBlock(Block &block) {
       if (failed(flush(op)))
         return failure();
       if (auto ret = llvm::dyn_cast<func::ReturnOp>(op)) {
-        copyResults(ret);
+        if (failed(copyResults(ret)))
+          return failure();
       } else if (!chaining) {
         // A region of host control flow ends with its GPU work done.
         OpBuilder b(op);
