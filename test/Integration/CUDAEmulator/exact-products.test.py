@@ -6,7 +6,7 @@ T = 1, 7, 70, holding values whose lowest bits lie in the second or third
 bf16 term, signed zeros and f32's largest among finite values of full
 24-bit significands. (An infinite or NaN row element would make every
 logit of its row NaN, through its zero weights: no term is seen then.)
-check DIR: the logits DIR/y-<mma>-<T>.npy equal the f32 rounding of the
+check DIR FORM...: the logits DIR/y-<FORM>-<T>.npy equal the f32 rounding of the
 exact products (float64: every f32 x bf16 product is exact there), an
 infinity where a product overflows, up to the sign of zero."""
 import os
@@ -58,22 +58,22 @@ def prepare(out):
         np.save(os.path.join(out, f"x{tokens}.npy"), rows(tokens))
 
 
-def check(out):
+def check(out, *forms):
     w = weight().astype(np.float64)
-    for mma in ("wgmma", "sync"):
+    for form in forms:
         for tokens in TOKENS:
             x = np.load(os.path.join(out, f"x{tokens}.npy")).astype(np.float64)
             with np.errstate(over="ignore"):
                 ref = (x[:, None, :] * w[None, :, :]).sum(axis=2)
                 ref = ref.astype(np.float32)
-            y = np.load(os.path.join(out, f"y-{mma}-{tokens}.npy"))
+            y = np.load(os.path.join(out, f"y-{form}-{tokens}.npy"))
             same = y.shape == ref.shape and np.array_equal(y, ref,
                                                            equal_nan=True)
             wrong = 0 if same else int(np.sum(~((y == ref) | (
                 np.isnan(y) & np.isnan(ref)))))
-            print(f"{mma} T={tokens} {'ok' if same else 'FAILED'}: "
+            print(f"{form} T={tokens} {'ok' if same else 'FAILED'}: "
                   f"{wrong} logits differ")
 
 
 if __name__ == "__main__":
-    {"prepare": prepare, "check": check}[sys.argv[1]](sys.argv[2])
+    {"prepare": prepare, "check": check}[sys.argv[1]](*sys.argv[2:])
