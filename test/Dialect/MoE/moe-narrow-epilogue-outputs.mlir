@@ -121,3 +121,28 @@ func.func @kept(%x: tensor<8x16xf32>, %w: tensor<2x8x16xbf16>,
       outs(%as_init : tensor<8x8xf32>) -> tensor<8x8xf32>
   return %y0, %returned, %y2, %y3, %y4 : tensor<8x16xf32>, tensor<8x8xf32>, tensor<8x16xf32>, tensor<8x16xf32>, tensor<8x8xf32>
 }
+
+// -----
+
+// Rows that an exact-products matmul reads stay f32: it may not round them.
+// CHECK-LABEL: func @exact_reader
+// CHECK-NOT: bf16>) epilogue
+// CHECK-NOT: arith.truncf
+// CHECK: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<8x8xf32>, tensor<2x16x8xbf16>, tensor<2xi32>) exact_products
+func.func @exact_reader(%x: tensor<8x16xf32>, %w: tensor<2x8x16xbf16>,
+                        %wd: tensor<2x16x8xbf16>, %blocks: tensor<2xi32>,
+                        %acc: tensor<8x8xf32>, %acc2: tensor<8x16xf32>)
+    -> tensor<8x16xf32> {
+  %h = moe.grouped_matmul block_rows(4)
+      ins(%x, %w, %blocks : tensor<8x16xf32>, tensor<2x8x16xbf16>, tensor<2xi32>)
+      outs(%acc : tensor<8x8xf32>) epilogue {
+  ^bb0(%s: f32, %old: f32):
+    %y = math.exp %s : f32
+    moe.yield %y : f32
+  } -> tensor<8x8xf32>
+  %y = moe.grouped_matmul block_rows(4)
+      ins(%h, %wd, %blocks : tensor<8x8xf32>, tensor<2x16x8xbf16>, tensor<2xi32>)
+      exact_products
+      outs(%acc2 : tensor<8x16xf32>) -> tensor<8x16xf32>
+  return %y : tensor<8x16xf32>
+}

@@ -30,13 +30,15 @@ using namespace mlir::moe;
 namespace {
 
 /// Whether every reader of `op`'s result reads it as the `input` of a
-/// grouped matmul of bf16 weights (or reads only its sizes).
+/// grouped matmul of bf16 weights that may round it (not exact products),
+/// or reads only its sizes.
 bool readInBF16(GroupedMatmulOp op) {
   return llvm::all_of(op.getResult()[0].getUses(), [](OpOperand &use) {
     if (llvm::isa<tensor::DimOp>(use.getOwner()))
       return true;
     auto reader = llvm::dyn_cast<GroupedMatmulOp>(use.getOwner());
     return reader && &use == &reader.getInputMutable() &&
+           !reader.getExactProducts() &&
            llvm::cast<ShapedType>(reader.getWeight().getType())
                .getElementType()
                .isBF16();

@@ -768,7 +768,8 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     lowering rounds the input to bf16, which the bf16 kernels otherwise do
     with f32 and f16 rows. The CPU lowerings keep such an op off the bf16
     kernels (its weights are not packed in pairs: the f32 kernel widens
-    them); `moe-narrow-grouped-matmul-inputs` leaves its rows as they are;
+    them); `moe-narrow-grouped-matmul-inputs` leaves its rows as they are,
+    and `moe-narrow-epilogue-outputs` does not write them in bf16;
     on the GPU, the tensor-core tiles (wgmma and mma.sync) split each f32
     input into three bf16 terms (its upper, middle and lower 8 significand
     bits: `x = x0 + x1 + x2`; f16 into two) whose products with bf16

@@ -506,8 +506,8 @@ def MoENarrowEpilogueOutputsPass : Pass<"moe-narrow-epilogue-outputs"> {
   let description = [{
     A `moe.grouped_matmul` on tensors with an epilogue that does not read
     the old element of `init` (SwiGLU, GELU, ...), whose result is read
-    only as the `input` of grouped matmuls of bf16 weights (and by
-    `tensor.dim`), writes its rows
+    only as the `input` of grouped matmuls of bf16 weights without
+    `exact_products` (and by `tensor.dim`), writes its rows
     in bf16: its `init` becomes bf16, so that the epilogue rounds each
     value once (to nearest even) as it writes it. A fill of a constant
     becomes a fill of the rounded constant; any other `init` is rounded by
