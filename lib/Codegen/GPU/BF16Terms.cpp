@@ -14,7 +14,7 @@ int64_t gpu_codegen::bf16TermsOf(GroupedMatmulOp op) {
   return element.isF32() ? 3 : element.isF16() ? 2 : 1;
 }
 
-/// `value` (a scalar or vector of `scalar`) as a constant of `attr`.
+/// The constant `attr`, or its splat of the shape of `like` (a vector).
 static Value splat(OpBuilder &b, Location loc, Type like, TypedAttr attr) {
   if (auto vector = llvm::dyn_cast<VectorType>(like))
     return arith::ConstantOp::create(

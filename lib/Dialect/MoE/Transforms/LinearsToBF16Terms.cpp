@@ -30,18 +30,6 @@ using namespace mlir::moe;
 
 namespace {
 
-/// How many bf16 terms sum to an element of `type` (f32: 24 significand
-/// bits, f16: 11, bf16: 8); 0 for other types.
-int64_t termsOf(Type type) {
-  if (type.isF32())
-    return 3;
-  if (type.isF16())
-    return 2;
-  if (type.isBF16())
-    return 1;
-  return 0;
-}
-
 /// Whether `op` is `out[t, n] += x[t, k] * w[n, k]` on tensors with bf16
 /// `w`, f32, f16 or bf16 `x` and an f32 result of at least `minColumns`
 /// columns.
@@ -52,7 +40,10 @@ bool isBF16TermLinear(linalg::MatmulOp op, int64_t minColumns) {
   auto x = llvm::cast<RankedTensorType>(op.getInputs()[0].getType());
   auto w = llvm::cast<RankedTensorType>(op.getInputs()[1].getType());
   auto out = llvm::cast<RankedTensorType>(op.getOutputs()[0].getType());
-  return w.getElementType().isBF16() && termsOf(x.getElementType()) > 0 &&
+  // Rows a grouped matmul takes (their split into bf16 terms is the tiles').
+  Type rows = x.getElementType();
+  return w.getElementType().isBF16() &&
+         (rows.isF32() || rows.isF16() || rows.isBF16()) &&
          out.getElementType().isF32() && !out.isDynamicDim(1) &&
          out.getDimSize(1) >= minColumns && !x.isDynamicDim(1);
 }
