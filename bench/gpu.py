@@ -400,8 +400,7 @@ def _profile_kernels(torch, call) -> dict:
     the rounding of their token rows to bf16, "rows") and the rest
     (router, routing, plan, combine). Kernels up to the routing block (the
     last "routing" kernel) are the router's: at prefill its logits are
-    tiles too, after a routing kernel of their one-expert plan
-    (moe-linears-to-bf16-terms)."""
+    tiles too (a dense grouped matmul, moe-linears-to-bf16-terms)."""
     from torch.profiler import ProfilerActivity, profile
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         call()

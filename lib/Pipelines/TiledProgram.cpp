@@ -43,9 +43,9 @@ void moe::addTiledProgramPasses(OpPassManager &pm,
   if (fast) {
     if (options.bf16TermLinears)
       pm.addPass(moe::createMoELinearsToBF16TermsPass(
-          moe::MoELinearsToBF16TermsPassOptions{options.bf16TermsMinRows,
-                                                options.bf16TermsMinColumns,
-                                                rowAlign}));
+          moe::MoELinearsToBF16TermsPassOptions{
+              options.bf16TermsMinRows, options.bf16TermsMinColumns,
+              std::max<int64_t>(options.blockRows, 1)}));
     pm.addPass(moe::createMoEFormGroupedMatmulPass(
         moe::MoEFormGroupedMatmulPassOptions{
             options.blockRows, options.fuseCombine, options.fuseActivation,

@@ -17,8 +17,8 @@
 // TERMS:         %[[ENOUGH:.*]] = arith.cmpi uge, %{{.*}}, %c512
 // TERMS:         %[[LOGITS:.*]] = scf.if %[[ENOUGH]] -> (tensor<?x32xf32>) {
 // TERMS-NOT:       linalg.generic
-// TERMS:           moe.dispatch {{.*}} align 64
-// TERMS:           moe.expert_matmul {{.*}} exact_products : tensor<?x64xf32>, tensor<1x32x64xbf16> -> tensor<?x32xf32>
+// TERMS-NOT:       moe.dispatch
+// TERMS:           moe.grouped_matmul block_rows(64) ins(%{{.*}}, %{{.*}} : tensor<?x64xf32>, tensor<1x32x64xbf16>) exact_products outs(%{{.*}} : tensor<?x32xf32>) -> tensor<?x32xf32>
 // TERMS:         } else {
 // TERMS:           linalg.matmul
 // TERMS:         moe.gate %[[LOGITS]]
@@ -26,7 +26,7 @@
 // With tensor-core-router-min-tokens=0, at every T.
 // ALWAYS-LABEL: func.func @forward
 // ALWAYS-NOT:    linalg.matmul
-// ALWAYS:        moe.expert_matmul {{.*}} tensor<1x32x64xbf16> -> tensor<?x32xf32>
+// ALWAYS:        moe.grouped_matmul {{.*}} tensor<1x32x64xbf16>) exact_products
 // ALWAYS-NOT:    linalg.matmul
 // ALWAYS:        moe.gate
 // Never (negative), nor in the reference lowering.
@@ -36,24 +36,26 @@
 // NEVER-NOT:     tensor<1x32x64xbf16>
 // NEVER:         return
 
-// Kernels: the router's one-expert plan (in a routing block), its tiles
-// (32 columns, or 16 while 32-column ones would not fill the GPU), which
-// split the f32 token rows into bf16 terms as they load them and write the
-// logits (no kernel writes terms or adds their sums); below 512 tokens the
-// CUDA-core router; then the routing block, which starts after them.
+// Kernels: from 512 tokens the router's tiles (32 columns, or 16 while
+// 32-column ones would not fill the GPU; a dense grouped matmul, with no
+// routing plan to compute first), which split the f32 token rows into
+// bf16 terms as they load them and write the logits; below 512 tokens the
+// CUDA-core router; then the routing block (top-k and the experts' plan),
+// which starts after them: routing and plan in two kernels at every T.
 // KERNELS-LABEL: func.func @forward
 // KERNELS:         scf.if
-// KERNELS:           gpu.launch_func {{.*}} @forward_routing_0::@forward_routing_0 blocks in (%c1, %c1, %c1)
-// KERNELS-NEXT:      scf.if
-// KERNELS:             gpu.launch_func {{.*}} @forward_tiles_1::@forward_tiles_1 blocks in {{.*}} threads in (%c128
+// KERNELS-NOT:       gpu.launch_func
+// KERNELS:           scf.if
+// KERNELS:             gpu.launch_func {{.*}} @forward_tiles_0::@forward_tiles_0 blocks in {{.*}} threads in (%c128
 // KERNELS:           } else {
-// KERNELS:             gpu.launch_func {{.*}} @forward_tiles_2::@forward_tiles_2 blocks in {{.*}} threads in (%c128
+// KERNELS:             gpu.launch_func {{.*}} @forward_tiles_1::@forward_tiles_1 blocks in {{.*}} threads in (%c128
 // KERNELS-NOT:       gpu.launch_func
 // KERNELS:         } else {
-// KERNELS:           gpu.launch_func {{.*}} @forward_team_3::@forward_team_3
-// KERNELS:           gpu.launch_func {{.*}} @forward_loop_4::@forward_loop_4
-// KERNELS:         gpu.launch_func {{.*}} @forward_routing_5::@forward_routing_5 blocks in (%c1, %c1, %c1) threads in (%c512
-// KERNELS:         gpu.launch_func {{.*}} @forward_tiles_{{[0-9]+}}::
+// KERNELS:           gpu.launch_func {{.*}} @forward_team_2::@forward_team_2
+// KERNELS:           gpu.launch_func {{.*}} @forward_loop_3::@forward_loop_3
+// KERNELS-NOT:     gpu.launch_func
+// KERNELS:         gpu.launch_func {{.*}} @forward_routing_4::@forward_routing_4 blocks in (%c1, %c1, %c1) threads in (%c512
+// KERNELS:         gpu.launch_func {{.*}} @forward_{{rows|tiles}}_{{[0-9]+}}::
 
 func.func @forward(%x: tensor<?x64xf32>,
     %wg: tensor<32x64xbf16> {moe.weight = "gate.weight"},

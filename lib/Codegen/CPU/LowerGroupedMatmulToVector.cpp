@@ -32,10 +32,11 @@
 #include "moe/Dialect/MoE/IR/MoE.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
-#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/X86Vector/X86VectorDialect.h"
 #include "mlir/IR/PatternMatch.h"
 
@@ -72,15 +73,21 @@ void forEachOwnedBlock(OpBuilder &b, GroupedMatmulOp op, KernelBuilder &loops,
   // Rows are those of the input, or of its row sources when gathered;
   // outputs those of init, or of the scatter tables when scattering.
   Value rowsOwner = op.getRowSources() ? op.getRowSources() : op.getInput();
+  // A dense op's last block holds the rows left (loadFilledRows stops
+  // there): its blocks are counted rounding up.
+  auto blocksOf = [&](Value owner) -> Value {
+    if (op.isDense())
+      return arith::CeilDivUIOp::create(b, loc, dim(owner, 0), bm);
+    return arith::DivUIOp::create(b, loc, dim(owner, 0), bm);
+  };
   Value numBlocks =
-      minOf(dim(op.getBlockExperts(), 0),
-            arith::DivUIOp::create(b, loc, dim(rowsOwner, 0), bm));
+      minOf(getValueOrCreateConstantIndexOp(b, loc, op.getBlockCount(b, loc)),
+            blocksOf(rowsOwner));
   SmallVector<Value> outputOwners = {op.getInit()};
   if (op.isScattering())
     outputOwners = {op.getScatterRows(), op.getScatterScales()};
   for (Value owner : outputOwners)
-    numBlocks =
-        minOf(numBlocks, arith::DivUIOp::create(b, loc, dim(owner, 0), bm));
+    numBlocks = minOf(numBlocks, blocksOf(owner));
   loops.forLoop(loops.constant(0), numBlocks, 1, [&](Value block) {
     auto [expert, owned] = op.loadBlockExpert(b, loc, block);
     auto ifOp = scf::IfOp::create(b, loc, owned, /*withElse=*/false);

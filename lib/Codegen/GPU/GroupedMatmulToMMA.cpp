@@ -337,9 +337,13 @@ void WarpMatmul::emitTensorCores(OpBuilder &b, Type half) {
                                    blocksLoop.getResults().end());
                 } else {
                   // Once over K per bf16 term of the rows (one unless the
-                  // products are exact), into the same sums.
+                  // products are exact), into the same sums, the lowest
+                  // term first: the lower terms' sum (at most 16
+                  // significant bits) times a bf16 weight is exact in f32,
+                  // so that a sum of one product rounds once, as the f32
+                  // product does.
                   finalSums = initSums;
-                  for (term = 0; term < terms; ++term) {
+                  for (term = terms - 1; term >= 0; --term) {
                     ValueRange all = steps(nb, nl, zero, depthBound, finalSums,
                                            /*scaled=*/true);
                     finalSums.assign(all.begin(), all.end());

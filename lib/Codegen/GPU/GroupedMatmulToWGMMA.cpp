@@ -23,8 +23,9 @@
 //   (SwiGLU of the paired gate/up sums), added, or scattered;
 // - with `exact_products`, f32 (f16) rows are not rounded: the ring runs
 //   the depths three (two) times, once per bf16 term of the rows (their
-//   upper, middle and lower 8 significand bits), whose products with the
-//   bf16 weights are exact, into the same f32 accumulators.
+//   upper, middle and lower 8 significand bits; the lowest first), whose
+//   products with the bf16 weights are exact, into the same f32
+//   accumulators.
 //
 // The shared-memory layout of one stage (1024-byte aligned):
 //   A: 64 or 128 rows x 128 bytes | B of weight 0: BN rows x 128 bytes | ...
@@ -695,7 +696,13 @@ Value WarpgroupMatmul::depthOfStep(OpBuilder &b, Location loc, Value step) {
 }
 
 Value WarpgroupMatmul::termOfStep(OpBuilder &b, Location loc, Value step) {
-  return arith::DivUIOp::create(b, loc, step, depthSteps);
+  // The lowest term first (terms - 1 down to 0): the lower terms' sum
+  // (at most 16 significant bits) times a bf16 weight is exact in f32, so
+  // that a sum of one product rounds once, as the f32 product does.
+  Value last = indexConstant(b, loc, plan.terms - 1);
+  Value pass = arith::MinUIOp::create(
+      b, loc, arith::DivUIOp::create(b, loc, step, depthSteps), last);
+  return arith::SubIOp::create(b, loc, last, pass);
 }
 
 Value WarpgroupMatmul::termOfChunk(OpBuilder &b, Location loc, Value chunk,

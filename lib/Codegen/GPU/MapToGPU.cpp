@@ -427,8 +427,6 @@ private:
   /// The call's input matrices (arguments that are no weight, or their
   /// device copies) that the router's matmul reads: the token rows.
   llvm::SmallPtrSet<Value, 2> tokenRows;
-  /// The buffers tiles wrote in the routing region (a linear's bf16 terms).
-  llvm::SmallPtrSet<Value, 2> tileOutputs;
   /// The value every thread of a team loads of a result thread 0 computed
   /// (runOnce): what a read back to the host stores.
   DenseMap<Value, Value> sharedValues;
@@ -1106,15 +1104,11 @@ LogicalResult FunctionMapper::mapBlock(Block &block) {
     }
     bool tiles = holdsGroupedMatmul(op);
     // The routing region ends at the experts' tiles. Tiles of one expert
-    // (a linear's bf16 terms, the router's at prefill) wait for no routing
-    // and may come before it.
+    // (the router's logits at prefill, a dense grouped matmul) wait for no
+    // routing and may come before it; what reads their results (the
+    // router's top-k) is routing, in the routing block.
     if (tiles && holdsGroupedMatmulOfExperts(op))
       routing = false;
-    if (tiles && routing)
-      op->walk([&](moe::GroupedMatmulOp matmul) {
-        tileOutputs.insert(
-            memref::skipViewLikeOps(cast<MemrefValue>(matmul.getInit())));
-      });
     if (auto copy = llvm::dyn_cast<memref::CopyOp>(op);
         copy && !routing &&
         llvm::cast<MemRefType>(copy.getSource().getType())
@@ -1136,19 +1130,15 @@ LogicalResult FunctionMapper::mapBlock(Block &block) {
     auto loop = llvm::dyn_cast<scf::ParallelOp>(op);
     // In the routing region, a loop reading a weight matrix (the router's
     // matmul, a reduction over H per token and expert) or the token rows
-    // (their rounding for the tiles), or a grid of tiles or what one wrote
-    // (the sum of a linear's bf16 terms), runs on every multiprocessor,
-    // not in the routing kernel's one block.
+    // (their rounding for the tiles), or a grid of tiles, runs on every
+    // multiprocessor, not in the routing kernel's one block.
     if (loop && loop.getNumResults() == 0) {
       // (Named "rows": what it does there is for the tiles, not routing.)
       llvm::SmallPtrSet<Value, 4> loaded = loadedMatrices(loop);
       bool readsTokenRows =
           routing && !readsWeightMatrix(loop) &&
           llvm::any_of(loaded, [&](Value m) { return tokenRows.contains(m); });
-      bool readsTiles = llvm::any_of(
-          loaded, [&](Value m) { return tileOutputs.contains(m); });
-      if (!routing || tiles || readsTokenRows || readsTiles ||
-          readsWeightMatrix(loop)) {
+      if (!routing || tiles || readsTokenRows || readsWeightMatrix(loop)) {
         if (failed(flush(op)) ||
             failed(launchParallel(loop, readsTokenRows ? "rows" : "loop")))
           return failure();

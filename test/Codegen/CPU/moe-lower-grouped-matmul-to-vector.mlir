@@ -295,3 +295,26 @@ func.func @bf16_rows(%x: memref<8x16xf32>, %w: memref<2x8x16xbf16>,
   }
   return
 }
+
+// -----
+
+// Dense (no block ids): ceil(R / BM) row blocks of the one expert (no id
+// read), each block's rows the rows left from its first, at most BM.
+// CHECK-LABEL: func @dense
+// CHECK:       %[[R:.*]] = memref.dim %{{.*}}, %{{.*}} : memref<?x10xf32>
+// CHECK:       arith.ceildivui %[[R]], %{{.*}} : index
+// CHECK:       scf.for %[[B:.*]] = %{{.*}} to %{{.*}} step
+// CHECK-NOT:     memref.load %{{.*}} : memref<?xi32>
+// CHECK:         scf.if %true
+// CHECK:           %[[RS:.*]] = arith.minui %{{.*}}, %{{.*}} : index
+// CHECK:           %[[FIRST:.*]] = arith.muli %[[B]], %{{.*}} : index
+// CHECK:           %[[PAST:.*]] = arith.maxui %[[RS]], %[[FIRST]]
+// CHECK:           %[[LEFT:.*]] = arith.subi %[[PAST]], %[[FIRST]]
+// CHECK:           arith.minui %[[LEFT]], %{{.*}} : index
+// CHECK:           vector.fma
+func.func @dense(%x: memref<?x20xf32>, %w: memref<1x10x20xbf16>, %acc: memref<?x10xf32>) {
+  moe.grouped_matmul block_rows(4)
+      ins(%x, %w : memref<?x20xf32>, memref<1x10x20xbf16>) exact_products
+      outs(%acc : memref<?x10xf32>)
+  return
+}

@@ -282,9 +282,10 @@ func.func @warpgroup_cuda_cores(%x: memref<64x8xf32>, %w: memref<2x8x8xf32>,
 
 // Exact products: f32 rows by bf16 weights on the tensor cores, once over
 // K per bf16 term of the rows (three loops of mma.sync carrying the same
-// sums), each element's term stored as its upper 16 bits (no rounding
-// conversion); f32 rows by f16 weights on the CUDA cores (each lane whole
-// columns of the block), which f16 tensor cores would round.
+// sums, the lowest term first), each element's term stored as its upper
+// 16 bits (no rounding conversion); f32 rows by f16 weights on the CUDA
+// cores (each lane whole columns of the block), which f16 tensor cores
+// would round.
 // CHECK-LABEL: func @exact
 // CHECK: gpu.launch
 // CHECK-NOT: arith.truncf

@@ -141,10 +141,10 @@ func.func @bf16(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 // Exact products of f32 rows (a router's logits): the steps run over the
 // depths three times (ceil(K / 64) x 3; K = 64: 3 steps, so 3 stages of
 // 24 KiB), step s at depth (s mod ceil(K / 64)) x 64 for the weights' TMA
-// box and the rows' chunks, the rows' bf16 term s / ceil(K / 64): the
-// upper 16 bits (mask 0xFFFF0000), the rest (none where a value is its
-// first term: an infinite one), its upper 16 bits, and the last 8 bits,
-// selected by the term. A term is stored as its upper 16 bits (exact, no
+// box and the rows' chunks, the rows' bf16 term 2 - s / ceil(K / 64)
+// (the lowest term first): the upper 16 bits (mask 0xFFFF0000), the rest
+// (none where a value is its first term: an infinite one), its upper 16
+// bits, and the last 8 bits, selected by the term. A term is stored as its upper 16 bits (exact, no
 // rounding conversion).
 // CHECK-LABEL: func @exact
 // CHECK: dynamic_shared_memory_size %c74752_i32
@@ -159,7 +159,9 @@ func.func @bf16(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 // CHECK: %[[AT:.*]] = arith.addi %{{.*}}, %[[DEPTH]]
 // CHECK: nvgpu.tma.async.load %{{.*}}[%[[AT]],
 // CHECK: arith.remui %[[STEP]], %[[DIVISOR]]
-// CHECK: %[[TERM:.*]] = arith.divui %[[STEP]], %[[DIVISOR]]
+// CHECK: %[[PASS:.*]] = arith.divui %[[STEP]], %[[DIVISOR]]
+// CHECK: %[[CLAMPED:.*]] = arith.minui %[[PASS]], %c2
+// CHECK: %[[TERM:.*]] = arith.subi %c2{{.*}}, %[[CLAMPED]]
 // CHECK: %[[MASK:.*]] = arith.constant dense<-65536> : vector<8xi32>
 // CHECK: %[[BITS:.*]] = arith.bitcast %[[X:.*]] : vector<8xf32> to vector<8xi32>
 // CHECK: %[[UPPER:.*]] = arith.andi %[[BITS]], %[[MASK]]
@@ -617,6 +619,39 @@ func.func @two_widths(%x: memref<64x64xf32>, %w: memref<2x128x64xbf16>,
     moe.grouped_matmul block_rows(64)
         ins(%x, %half, %experts : memref<64x64xf32>, memref<2x64x64xbf16, strided<[8192, 64, 1]>>, memref<1xi32>)
         outs(%out : memref<64x64xf32, strided<[128, 1]>>)
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// Dense (no block ids, the router's logits): ceil(R / 64) row blocks, each
+// the one expert's (no id loaded), its filled rows those left from its
+// first row (the last block's rows past R gather zeros and are not
+// written); the weight's expert coordinate is 0.
+// CHECK-LABEL: func @dense
+// CHECK: %[[R:.*]] = memref.dim %{{.*}}, %{{.*}} : memref<?x128xf32>
+// CHECK: %[[B:.*]] = arith.ceildivui %[[R]], %{{.*}} : index
+// CHECK-NOT: memref.load %{{.*}} : memref<{{.*}}xi32>
+// CHECK: scf.for %[[BLK:[a-z0-9_]+]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args
+// CHECK:   scf.if %true
+// CHECK:     %[[RS:.*]] = arith.minui %{{.*}}, %{{.*}} : index
+// CHECK:     %[[FIRST:.*]] = arith.muli %[[BLK]], %{{.*}} : index
+// CHECK:     %[[PAST:.*]] = arith.maxui %[[RS]], %[[FIRST]]
+// CHECK:     %[[LEFT:.*]] = arith.subi %[[PAST]], %[[FIRST]]
+// CHECK:     arith.minui %[[LEFT]], %{{.*}} : index
+// CHECK:     nvgpu.tma.async.load
+// CHECK:     nvvm.wgmma.mma_async
+func.func @dense(%x: memref<?x64xf32>, %w: memref<1x128x64xbf16>, %y: memref<?x128xf32>) {
+  %c1 = arith.constant 1 : index
+  %c128 = arith.constant 128 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c128, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(64)
+        ins(%x, %w : memref<?x64xf32>, memref<1x128x64xbf16>)
+        exact_products
+        outs(%y : memref<?x128xf32>)
     gpu.terminator
   }
   return

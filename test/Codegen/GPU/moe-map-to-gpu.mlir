@@ -780,18 +780,19 @@ func.func @mapped_tiles_3d(%x: memref<?x16xf32>, %w: memref<4x64x16xbf16> {moe.w
 
 // -----
 
-// Tiles of one expert (a linear's bf16 terms: the router's logits at
-// prefill) do not end the routing region: they and the loop that reads
-// what they wrote (the terms' sum) run on the grid, the routing after them
-// is one block, and the routing region ends at the tiles of the experts
-// (a weight of 4), after which a loop is a kernel over the grid.
+// Tiles of one expert (the router's logits at prefill) do not end the
+// routing region: they run on the grid, and what reads what they wrote
+// (a loop over the logits, then a sequential one, as a top-k would) is
+// routing, in the one block of the routing kernel after them. The
+// routing region ends at the tiles of the experts (a weight of 4), after
+// which a loop is a kernel over the grid.
 // ROUTING-LABEL: func @one_expert_tiles
 // ROUTING: gpu.launch {{.*}} module(@one_expert_tiles_tiles_0)
-// ROUTING: gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c256{{.*}}) module(@one_expert_tiles_loop_1)
-// ROUTING: gpu.launch {{.*}} blocks({{.*}}) in (%{{.*}} = %c1{{.*}}, {{.*}}) threads({{.*}}) in (%{{.*}} = %c128{{.*}}) module(@one_expert_tiles_routing_2)
+// ROUTING: gpu.launch {{.*}} blocks({{.*}}) in (%{{.*}} = %c1{{.*}}, {{.*}}) threads({{.*}}) in (%{{.*}} = %c128{{.*}}) module(@one_expert_tiles_routing_1)
 // ROUTING:   scf.for
-// ROUTING: gpu.launch {{.*}} module(@one_expert_tiles_tiles_3)
-// ROUTING: gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c256{{.*}}) module(@one_expert_tiles_loop_4)
+// ROUTING:   scf.for
+// ROUTING: gpu.launch {{.*}} module(@one_expert_tiles_tiles_2)
+// ROUTING: gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c256{{.*}}) module(@one_expert_tiles_loop_3)
 // ROUTING-NOT: gpu.launch
 // ROUTING: return
 func.func @one_expert_tiles(%x: memref<?x16xbf16>,

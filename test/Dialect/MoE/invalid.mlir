@@ -2464,6 +2464,53 @@ func.func @grouped_matmul_exact_scaled(%x: tensor<8x16xf32>, %w: tensor<2x32x16x
 
 // -----
 
+// moe.grouped_matmul c18: a dense op has one expert
+func.func @grouped_matmul_dense_experts(%x: tensor<8x16xf32>, %w: tensor<2x32x16xbf16>,
+    %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op a dense op (no 'block_experts') has one expert, got E = 2}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w : tensor<8x16xf32>, tensor<2x32x16xbf16>)
+      outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return %r : tensor<8x32xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c18: a dense op has no block sizes
+func.func @grouped_matmul_dense_sizes(%x: tensor<8x16xf32>, %w: tensor<1x32x16xbf16>,
+    %sizes: tensor<2xi32>, %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op a dense op (no 'block_experts') has no 'block_sizes', 'row_sources' or 'scatter'}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w : tensor<8x16xf32>, tensor<1x32x16xbf16>)
+      block_sizes(%sizes : tensor<2xi32>)
+      outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return %r : tensor<8x32xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c18: a dense op has no row sources
+func.func @grouped_matmul_dense_sources(%x: tensor<5x16xf32>, %w: tensor<1x32x16xbf16>,
+    %sources: tensor<8xi32>, %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op a dense op (no 'block_experts') has no 'block_sizes', 'row_sources' or 'scatter'}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w : tensor<5x16xf32>, tensor<1x32x16xbf16>)
+      row_sources(%sources : tensor<8xi32>)
+      outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return %r : tensor<8x32xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c18: a dense op does not scatter
+func.func @grouped_matmul_dense_scatter(%x: tensor<8x16xf32>, %w: tensor<1x32x16xbf16>,
+    %targets: tensor<8xi32>, %scales: tensor<8xf32>, %acc: tensor<3x32xf32>) -> tensor<3x32xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op a dense op (no 'block_experts') has no 'block_sizes', 'row_sources' or 'scatter'}}
+  %r = moe.grouped_matmul block_rows(4) ins(%x, %w : tensor<8x16xf32>, tensor<1x32x16xbf16>)
+      scatter(%targets, %scales : tensor<8xi32>, tensor<8xf32>)
+      outs(%acc : tensor<3x32xf32>) -> tensor<3x32xf32>
+  return %r : tensor<3x32xf32>
+}
+
+// -----
+
 // moe.grouped_matmul c16: scaled weights in pairs of K have an even BK
 func.func @grouped_matmul_scale_pairs_odd_depth(%x: tensor<8x6xf32>, %w: tensor<2x1x3x16x2xf8E4M3FN>, %s: tensor<2x1x2xf32>,
     %b: tensor<2xi32>, %acc: tensor<8x16xf32>) -> tensor<8x16xf32> {

@@ -290,3 +290,27 @@ func.func @mxfp4(%rows: memref<8x20xf32>, %w: memref<2x32x10xi8>,
       outs(%acc : memref<8x32xf32>)
   return
 }
+
+// -----
+
+// Dense (no block ids): the row blocks round up (the last one partly
+// filled), every block is the one expert's (no id read; owned: true),
+// and each block's rows stop at the rows input and init hold.
+// CHECK-LABEL: func @dense
+// CHECK:       %[[ROWS:.*]] = memref.dim %{{.*}}, %{{.*}} : memref<?x32xf32>
+// CHECK:       arith.ceildivui %[[ROWS]], %{{.*}} : index
+// CHECK:       scf.for %[[B:.*]] = %{{.*}} to %{{.*}} step
+// CHECK-NOT:     memref.load %{{.*}} : memref<?xi32>
+// CHECK:         scf.if %true
+// CHECK:         %[[RS:.*]] = arith.minui %{{.*}}, %{{.*}} : index
+// CHECK:         %[[FIRST:.*]] = arith.muli %[[B]], %{{.*}} : index
+// CHECK:         %[[PAST:.*]] = arith.maxui %[[RS]], %[[FIRST]]
+// CHECK:         %[[LEFT:.*]] = arith.subi %[[PAST]], %[[FIRST]]
+// CHECK:         %[[FILLED:.*]] = arith.minui %[[LEFT]], %{{.*}} : index
+// CHECK:         scf.for %{{.*}} = %{{.*}} to %[[FILLED]] step
+func.func @dense(%x: memref<?x16xf32>, %w: memref<1x32x16xbf16>, %acc: memref<?x32xf32>) {
+  moe.grouped_matmul block_rows(4)
+      ins(%x, %w : memref<?x16xf32>, memref<1x32x16xbf16>)
+      outs(%acc : memref<?x32xf32>)
+  return
+}

@@ -20,6 +20,7 @@
 // an scf.for over the depth; the tile is a grouped matmul of one row block
 // reading every expert's [16, 8] weight slice.
 // CHECK-DAG: #[[$ROW:.*]] = affine_map<(d0) -> (d0 * 4)>
+// CHECK-DAG: #{{.*}} = affine_map<(d0, d1) -> (4, d1 - d0 * 4)>
 // CHECK-DAG: #[[$PANEL:.*]] = affine_map<(d0) -> (d0 floordiv 32)>
 // CHECK-DAG: #[[$PANELS:.*]] = affine_map<(d0) -> (d0 ceildiv 32)>
 // CHECK-DAG: #[[$HALF:.*]] = affine_map<(d0) -> (d0 floordiv 2)>
@@ -277,4 +278,23 @@ func.func @block_scaled(%rows: tensor<?x30xf32>, %w: tensor<8x64x30xf8E4M3FN>,
       scale(%s : tensor<8x2x3xf32>) block [32, 12]
       outs(%acc : tensor<?x64xf32>) -> tensor<?x64xf32>
   return %r : tensor<?x64xf32>
+}
+
+// A dense grouped matmul (no block ids: one expert's rows, the last block
+// partly filled): ceil(R / BM) row blocks, each tile's rows stopping at R.
+// CHECK-LABEL: func @dense
+// CHECK: %[[R:.*]] = tensor.dim %{{.*}}, %c0 : tensor<?x32xf32>
+// CHECK: %[[B:.*]] = arith.ceildivui %[[R]], %c4
+// CHECK: scf.forall (%[[N:.*]], %[[BLK:.*]]) = (0, 0) to (32, %[[B]]) step (16, 1)
+// CHECK:   %[[FIRST:.*]] = affine.apply #[[$ROW]](%[[BLK]])
+// CHECK:   %[[ROWS:.*]] = affine.min #{{.*}}(%[[BLK]], %{{.*}})
+// CHECK:   tensor.extract_slice %{{.*}}[%[[FIRST]], 0] [%[[ROWS]], 16] [1, 1] : tensor<?x16xf32> to tensor<?x16xf32>
+// CHECK:   scf.for
+// CHECK:     moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}} : tensor<?x8xf32>, tensor<1x16x8xbf16>) exact_products outs(%{{.*}} : tensor<?x16xf32>)
+func.func @dense(%rows: tensor<?x16xf32>, %w: tensor<1x32x16xbf16>,
+                 %acc: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%rows, %w : tensor<?x16xf32>, tensor<1x32x16xbf16>) exact_products
+      outs(%acc : tensor<?x32xf32>) -> tensor<?x32xf32>
+  return %r : tensor<?x32xf32>
 }

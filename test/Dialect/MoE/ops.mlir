@@ -577,6 +577,30 @@ func.func @grouped_matmul_exact(%x: tensor<?x16xf32>, %w: tensor<1x32x16xbf16>,
   return %r : tensor<?x32xf32>
 }
 
+// Dense (no block ids): one expert's rows, any number of them (R = 70 is
+// not whole blocks of 64), on tensors and memrefs, with an epilogue too.
+// CHECK-LABEL: func @grouped_matmul_dense
+// CHECK: moe.grouped_matmul block_rows(64) ins(%{{.*}}, %{{.*}} : tensor<70x16xf32>, tensor<1x32x16xbf16>) exact_products outs(%{{.*}} : tensor<70x32xf32>) -> tensor<70x32xf32>
+// CHECK: moe.grouped_matmul block_rows(16) ins(%{{.*}}, %{{.*}} : memref<?x16xbf16>, memref<1x32x16xbf16>) paired(%{{.*}} : memref<1x32x16xbf16>) outs(%{{.*}} : memref<?x32xbf16>) epilogue {
+func.func @grouped_matmul_dense(%x: tensor<70x16xf32>, %w: tensor<1x32x16xbf16>,
+                                %acc: tensor<70x32xf32>, %xm: memref<?x16xbf16>,
+                                %wm: memref<1x32x16xbf16>, %hm: memref<?x32xbf16>)
+    -> tensor<70x32xf32> {
+  %r = moe.grouped_matmul block_rows(64)
+      ins(%x, %w : tensor<70x16xf32>, tensor<1x32x16xbf16>) exact_products
+      outs(%acc : tensor<70x32xf32>) -> tensor<70x32xf32>
+  moe.grouped_matmul block_rows(16)
+      ins(%xm, %wm : memref<?x16xbf16>, memref<1x32x16xbf16>)
+      paired(%wm : memref<1x32x16xbf16>)
+      outs(%hm : memref<?x32xbf16>)
+      epilogue {
+      ^bb0(%g: f32, %u: f32, %old: f32):
+        %y = arith.mulf %g, %u : f32
+        moe.yield %y : f32
+      }
+  return %r : tensor<70x32xf32>
+}
+
 // A packed weight argument and its packing function.
 // CHECK-LABEL: func @packed_argument
 // CHECK-SAME: moe.packing = {function = @packed_argument__pack0, shape = array<i64: 8, 37, 16>}

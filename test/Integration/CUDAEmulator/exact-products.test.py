@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 *[os.pardir] * 3, "python"))
 from moe_mlir.safetensors_io import save_file  # noqa: E402
 
-TOKENS = (1, 7, 70)
+TOKENS = (0, 1, 7, 70, 200)
 HIDDEN, EXPERTS = 64, 32
 EDGES = np.array([2.0**24 - 1, 1 + 2.0**-23, -(1 + 2.0**-8 + 2.0**-23),
                   1 + 2.0**-16, 3 * 2.0**-100 * (1 + 2.0**-23),

@@ -7,19 +7,20 @@
 // subnormal, infinities (their first term alone) and a NaN; f32 rows
 // (three terms, dynamic and static T, above and below min-rows), f16
 // rows (two terms) and bf16 rows (one). The moe ops go through their
-// reference lowering.
+// reference lowering (a dense grouped matmul's last block partly filled:
+// T = 5 over blocks of 4).
 // REQUIRES: mlir-runner
-// RUN: moe-opt %s --moe-linears-to-bf16-terms="min-rows=3 align=4" | FileCheck %s --check-prefix=TERMS
+// RUN: moe-opt %s --moe-linears-to-bf16-terms="min-rows=3 block-rows=4" | FileCheck %s --check-prefix=TERMS
 // RUN: moe-opt %s --convert-moe-to-linalg --convert-elementwise-to-linalg \
 // RUN:   --one-shot-bufferize="bufferize-function-boundaries" \
 // RUN:   --scf-forall-to-for --convert-linalg-to-loops \
 // RUN:   --expand-strided-metadata --lower-affine --convert-scf-to-cf \
 // RUN:   --convert-to-llvm --reconcile-unrealized-casts \
 // RUN: | %mlir_runner -e main | grep -v base@ > %t.reference
-// RUN: moe-opt %s --moe-linears-to-bf16-terms="min-rows=3 align=4" \
+// RUN: moe-opt %s --moe-linears-to-bf16-terms="min-rows=3 block-rows=4" \
 // RUN:   --convert-moe-to-linalg --convert-elementwise-to-linalg \
 // RUN:   --one-shot-bufferize="bufferize-function-boundaries" \
-// RUN:   --scf-forall-to-for --convert-linalg-to-loops \
+// RUN:   --moe-grouped-matmul-to-loops --scf-forall-to-for --convert-linalg-to-loops \
 // RUN:   --expand-strided-metadata --lower-affine --convert-scf-to-cf \
 // RUN:   --convert-to-llvm --reconcile-unrealized-casts \
 // RUN: | %mlir_runner -e main | grep -v base@ > %t.terms
@@ -28,13 +29,12 @@
 
 // TERMS-LABEL: func.func @linear(
 // TERMS: scf.if
-// TERMS: moe.dispatch
-// TERMS: moe.expert_matmul {{.*}} exact_products {{.*}} -> tensor<?x6xf32>
+// TERMS: moe.grouped_matmul block_rows(4) {{.*}} exact_products {{.*}} -> tensor<?x6xf32>
 // TERMS: } else {
 // TERMS: linalg.matmul
 // TERMS-LABEL: func.func @linear_static(
 // TERMS-NOT: scf.if
-// TERMS: moe.expert_matmul
+// TERMS: moe.grouped_matmul
 // TERMS-LABEL: func.func @main(
 
 func.func private @printMemrefI32(tensor<*xi32>)

@@ -14,6 +14,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
@@ -145,8 +146,9 @@ LogicalResult GroupedMatmulOp::verify() {
   if (failed(shapes.check("weight", weightType, weightSpec)) ||
       failed(shapes.check("input", getInput().getType(),
                           {getRowSources() ? "S" : "R", "K"})) ||
-      failed(
-          shapes.check("block_experts", getBlockExperts().getType(), {"B"})) ||
+      (!isDense() &&
+       failed(shapes.check("block_experts", getBlockExperts().getType(),
+                           {"B"}))) ||
       failed(shapes.check("init", getInit().getType(),
                           {isScattering() ? "T" : "R", "N"})))
     return failure();
@@ -191,11 +193,21 @@ LogicalResult GroupedMatmulOp::verify() {
                        "scales)");
   if (failed(verifyWeightScales(*this, shapes)))
     return failure();
-  if (!llvm::cast<ShapedType>(getBlockExperts().getType())
-           .getElementType()
-           .isInteger(32))
+  // c18.
+  if (isDense()) {
+    if (shapes.get("E") != 1)
+      return emitOpError() << "a dense op (no 'block_experts') has one "
+                              "expert, got E = "
+                           << shapes.get("E");
+    if (getBlockSizes() || getRowSources() || isScattering())
+      return emitOpError("a dense op (no 'block_experts') has no "
+                         "'block_sizes', 'row_sources' or 'scatter'");
+  } else if (!llvm::cast<ShapedType>(getBlockExperts().getType())
+                  .getElementType()
+                  .isInteger(32)) {
     return emitOpError() << "'block_experts' must have i32 elements, got "
                          << getBlockExperts().getType();
+  }
   if (Value sizes = getBlockSizes()) {
     if (failed(shapes.check("block_sizes", sizes.getType(), {"B"})))
       return failure();
@@ -258,6 +270,9 @@ LogicalResult GroupedMatmulOp::verify() {
   if (blockRows < 1)
     return emitOpError() << "'block_rows' must be at least 1, got "
                          << blockRows;
+  // A dense op's last block holds the rows left.
+  if (isDense())
+    return success();
   int64_t rows = shapes.get("R"), blocks = shapes.get("B");
   if (!ShapedType::isDynamic(rows) && rows % blockRows != 0)
     return emitOpError() << "R = " << rows
@@ -330,9 +345,33 @@ LogicalResult GroupedMatmulOp::reifyResultShapes(
   return success();
 }
 
+/// The size of dimension `dim` of a tensor or memref, folded where static.
+static OpFoldResult mixedSizeOf(OpBuilder &b, Location loc, Value value,
+                                int64_t dim) {
+  if (llvm::isa<RankedTensorType>(value.getType()))
+    return tensor::getMixedSize(b, loc, value, dim);
+  return memref::getMixedSize(b, loc, value, dim);
+}
+
+OpFoldResult GroupedMatmulOp::getBlockCount(OpBuilder &b, Location loc) {
+  if (!isDense())
+    return mixedSizeOf(b, loc, getBlockExperts(), 0);
+  // R is init's rows (a dense op does not scatter).
+  OpFoldResult rows = mixedSizeOf(b, loc, getInit(), 0);
+  if (std::optional<int64_t> known = getConstantIntValue(rows))
+    return b.getIndexAttr(llvm::divideCeil(*known, getBlockRows()));
+  return arith::CeilDivUIOp::create(
+             b, loc, llvm::cast<Value>(rows),
+             arith::ConstantIndexOp::create(b, loc, getBlockRows()))
+      .getResult();
+}
+
 std::pair<Value, Value> GroupedMatmulOp::loadBlockExpert(OpBuilder &b,
                                                          Location loc,
                                                          Value block) {
+  if (isDense())
+    return {arith::ConstantIndexOp::create(b, loc, 0),
+            arith::ConstantIntOp::create(b, loc, 1, 1)};
   Value expert = arith::IndexCastOp::create(
       b, loc, b.getIndexType(),
       memref::LoadOp::create(b, loc, getBlockExperts(), ValueRange{block}));
@@ -487,6 +526,17 @@ void GroupedMatmulOp::storeInitElement(OpBuilder &b, Location loc, Value value,
 Value GroupedMatmulOp::loadFilledRows(OpBuilder &b, Location loc,
                                       Value block) {
   Value blockRows = arith::ConstantIndexOp::create(b, loc, getBlockRows());
+  if (isDense()) {
+    // The rows from the block's first on, as both input and init hold
+    // them, clamped to [0, BM].
+    Value rows = arith::MinUIOp::create(
+        b, loc, memref::DimOp::create(b, loc, getInput(), 0),
+        memref::DimOp::create(b, loc, getInit(), 0));
+    Value first = arith::MulIOp::create(b, loc, block, blockRows);
+    Value left = arith::SubIOp::create(
+        b, loc, arith::MaxUIOp::create(b, loc, rows, first), first);
+    return arith::MinUIOp::create(b, loc, left, blockRows);
+  }
   Value sizes = getBlockSizes();
   if (!sizes)
     return blockRows;

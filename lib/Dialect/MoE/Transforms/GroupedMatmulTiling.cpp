@@ -17,6 +17,9 @@
 // init: row blocks are a reduction dimension, and a tile's init is every
 // row of init in its columns, its scatter tables rows of its blocks.
 //
+// A dense op (no block ids) has ceil(R / BM) row blocks, the last one
+// partly filled: a tile's rows stop at R.
+//
 // The scalar implementation is the reference loop nest, one point (b, n, k)
 // of the domain updating the BM rows of block b (or their targets).
 //
@@ -63,6 +66,26 @@ OpFoldResult scaled(OpBuilder &b, Location loc, OpFoldResult value,
                     int64_t factor) {
   AffineExpr d0 = b.getAffineDimExpr(0);
   return affine::makeComposedFoldedAffineApply(b, loc, d0 * factor, {value});
+}
+
+/// The rows of the tile of row blocks [offset, offset + size): from
+/// `offset * BM`, `size * BM` of them, or in a dense op (whose last block
+/// holds the rows left) at most the rows from there to R.
+std::pair<OpFoldResult, OpFoldResult> tileRows(OpBuilder &b, Location loc,
+                                               GroupedMatmulOp matmul,
+                                               OpFoldResult offset,
+                                               OpFoldResult size) {
+  int64_t blockRows = matmul.getBlockRows();
+  OpFoldResult first = scaled(b, loc, offset, blockRows);
+  if (!matmul.isDense())
+    return {first, scaled(b, loc, size, blockRows)};
+  AffineExpr d0 = b.getAffineDimExpr(0), d1 = b.getAffineDimExpr(1),
+             d2 = b.getAffineDimExpr(2);
+  AffineMap rows = AffineMap::get(3, 0, {d0 * blockRows, d2 - d1 * blockRows},
+                                  b.getContext());
+  OpFoldResult count = affine::makeComposedFoldedAffineMin(
+      b, loc, rows, {size, offset, dimOf(b, loc, matmul.getInit(), 0)});
+  return {first, count};
 }
 
 /// Whether `value` is provably a multiple of `factor`: a constant, a
@@ -118,7 +141,7 @@ struct GroupedMatmulTilingModel
     Location loc = op->getLoc();
     OpFoldResult zero = b.getIndexAttr(0), one = b.getIndexAttr(1);
     SmallVector<Range> domain = {
-        Range{zero, dimOf(b, loc, matmul.getBlockExperts(), 0), one},
+        Range{zero, matmul.getBlockCount(b, loc), one},
         Range{zero, dimOf(b, loc, matmul.getInit(), 1), one}};
     if (!matmul.hasEpilogue())
       domain.push_back(Range{zero, dimOf(b, loc, matmul.getInput(), 1), one});
@@ -131,7 +154,6 @@ struct GroupedMatmulTilingModel
                          ArrayRef<OpFoldResult> tileSizes) const {
     auto matmul = llvm::cast<GroupedMatmulOp>(op);
     Location loc = op->getLoc();
-    int64_t blockRows = matmul.getBlockRows();
     OpFoldResult zero = b.getIndexAttr(0);
     // With an epilogue every tile spans all of K (of the input and of the
     // weights, each as it has it).
@@ -164,8 +186,7 @@ struct GroupedMatmulTilingModel
       return affine::makeComposedFoldedAffineApply(b, loc, d0.ceilDiv(2),
                                                    {sizes[2]});
     };
-    OpFoldResult rowOffset = scaled(b, loc, offsets[0], blockRows);
-    OpFoldResult rowSize = scaled(b, loc, sizes[0], blockRows);
+    auto [rowOffset, rowSize] = tileRows(b, loc, matmul, offsets[0], sizes[0]);
 
     // Gathered rows: every row of the input may be a source.
     Value sources;
@@ -254,8 +275,10 @@ struct GroupedMatmulTilingModel
       scale = sliceScale(matmul.getWeightScale());
       pairedScale = sliceScale(matmul.getPairedWeightScale());
     }
-    Value blocks = sliceOperand(b, loc, matmul.getBlockExperts(), {offsets[0]},
-                                {sizes[0]});
+    Value blocks;
+    if (!matmul.isDense())
+      blocks = sliceOperand(b, loc, matmul.getBlockExperts(), {offsets[0]},
+                            {sizes[0]});
     Value blockSizes;
     if (matmul.getBlockSizes())
       blockSizes = sliceOperand(b, loc, matmul.getBlockSizes(), {offsets[0]},
@@ -298,15 +321,15 @@ struct GroupedMatmulTilingModel
                         SmallVector<OpFoldResult> &resultSizes) const {
     auto matmul = llvm::cast<GroupedMatmulOp>(op);
     Location loc = op->getLoc();
-    int64_t blockRows = matmul.getBlockRows();
     if (matmul.isScattering()) {
       // Any row may receive: every row of init, in the tile's columns.
       resultOffsets = {b.getIndexAttr(0), offsets[1]};
       resultSizes = {dimOf(b, loc, matmul.getInit(), 0), sizes[1]};
       return success();
     }
-    resultOffsets = {scaled(b, loc, offsets[0], blockRows), offsets[1]};
-    resultSizes = {scaled(b, loc, sizes[0], blockRows), sizes[1]};
+    auto [rowOffset, rowSize] = tileRows(b, loc, matmul, offsets[0], sizes[0]);
+    resultOffsets = {rowOffset, offsets[1]};
+    resultSizes = {rowSize, sizes[1]};
     return success();
   }
 

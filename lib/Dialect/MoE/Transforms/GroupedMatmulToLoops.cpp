@@ -31,9 +31,13 @@ SmallVector<Range> mlir::moe::getComputedDomain(OpBuilder &rewriter,
   auto tiling = llvm::cast<TilingInterface>(op.getOperation());
   SmallVector<Range> domain = tiling.getIterationDomain(rewriter);
   Value bm = arith::ConstantIndexOp::create(rewriter, loc, op.getBlockRows());
-  auto rowsOf = [&](Value memref) {
-    return arith::DivUIOp::create(
-        rewriter, loc, memref::DimOp::create(rewriter, loc, memref, 0), bm);
+  // A dense op's last block holds the rows left: its blocks are counted
+  // rounding up (its scalar implementation stops at the rows).
+  auto rowsOf = [&](Value memref) -> Value {
+    Value rows = memref::DimOp::create(rewriter, loc, memref, 0);
+    if (op.isDense())
+      return arith::CeilDivUIOp::create(rewriter, loc, rows, bm);
+    return arith::DivUIOp::create(rewriter, loc, rows, bm);
   };
   auto clamp = [&](OpFoldResult size, Value bound) -> OpFoldResult {
     return arith::MinUIOp::create(

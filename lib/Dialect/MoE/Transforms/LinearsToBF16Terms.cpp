@@ -6,7 +6,8 @@
 // exact products, on one expert whose weight is `w`, the tensor cores
 // compute it: its tiles split each f32 row element into three bf16 terms
 // (its 24 significand bits are three runs of 8), so that every product is
-// exact in f32.
+// exact in f32. It is a dense grouped matmul (no routing plan: every row
+// block the one expert's), so no kernel computes a plan before its tiles.
 //
 //===----------------------------------------------------------------------===//
 
@@ -63,8 +64,8 @@ struct MoELinearsToBF16TermsPass
       return fail("min-rows", minRows, 0);
     if (minColumns < 1)
       return fail("min-columns", minColumns, 1);
-    if (align < 1)
-      return fail("align", align, 1);
+    if (blockRows < 1)
+      return fail("block-rows", blockRows, 1);
     return success();
   }
 
@@ -86,22 +87,23 @@ private:
       return;
     OpBuilder b(op);
     Location loc = op.getLoc();
-    // A zero-filled (or otherwise filled) init: the terms write the fill's
-    // destination and add its value, and the original keeps its fill, so
-    // that each form writes the destination once.
+    if (minRows == 0 || !xType.isDynamicDim(0)) {
+      Value result = buildTermsLinear(b, loc, op, op.getOutputs()[0]);
+      op->getResult(0).replaceAllUsesWith(result);
+      op.erase();
+      return;
+    }
+    // A filled init (the usual zeros) is filled in each branch, so that
+    // each form writes its destination once.
     Value init = op.getOutputs()[0];
     auto fill = init.getDefiningOp<linalg::FillOp>();
     if (fill && !fill.hasPureTensorSemantics())
       fill = {};
-    Value dest = fill ? fill.getOutputs()[0] : init;
-    if (minRows == 0 || !xType.isDynamicDim(0)) {
-      Value result = buildTermsLinear(b, loc, op, dest, fill);
-      op->getResult(0).replaceAllUsesWith(result);
-      op.erase();
-      if (fill && fill->use_empty())
-        fill.erase();
-      return;
-    }
+    auto initIn = [&](OpBuilder &bb) -> Value {
+      if (!fill)
+        return init;
+      return bb.clone(*fill)->getResult(0);
+    };
     Value tokens = tensor::DimOp::create(b, loc, x, 0);
     Value enough =
         arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge, tokens,
@@ -110,12 +112,11 @@ private:
         b, loc, enough,
         [&](OpBuilder &tb, Location tl) {
           scf::YieldOp::create(tb, tl,
-                               buildTermsLinear(tb, tl, op, dest, fill));
+                               buildTermsLinear(tb, tl, op, initIn(tb)));
         },
         [&](OpBuilder &eb, Location el) {
           IRMapping mapping;
-          if (fill)
-            mapping.map(fill->getResult(0), eb.clone(*fill)->getResult(0));
+          mapping.map(init, initIn(eb));
           scf::YieldOp::create(eb, el, eb.clone(*op, mapping)->getResults());
         });
     op->getResult(0).replaceAllUsesWith(choice.getResult(0));
@@ -124,72 +125,26 @@ private:
       fill.erase();
   }
 
-  /// The linear as exact grouped products on one expert, into `dest`.
+  /// The linear `init + x w^T` as a dense grouped matmul with exact
+  /// products, on one expert whose weight is `w`.
   Value buildTermsLinear(OpBuilder &b, Location loc, linalg::MatmulOp op,
-                         Value dest, linalg::FillOp fill) {
+                         Value init) {
     Value x = op.getInputs()[0], w = op.getInputs()[1];
-    auto xType = llvm::cast<RankedTensorType>(x.getType());
     auto wType = llvm::cast<RankedTensorType>(w.getType());
-    int64_t depth = xType.getDimSize(1);
-    int64_t columns = wType.getDimSize(0);
-    Type i32 = b.getI32Type(), i64 = b.getI64Type(), f32 = b.getF32Type();
-    int64_t dynamic = ShapedType::kDynamic;
-
-    // Every row to expert 0: the rows in their order, aligned to the
-    // grouped matmul's blocks.
-    Value ids =
-        linalg::FillOp::create(
-            b, loc, ValueRange{arith::ConstantIntOp::create(b, loc, i32, 0)},
-            ValueRange{tensor::EmptyOp::create(
-                b, loc,
-                ArrayRef<OpFoldResult>{tensor::getMixedSize(b, loc, x, 0),
-                                       b.getIndexAttr(1)},
-                i32)})
-            .getResult(0);
-    auto dispatch = DispatchOp::create(
-        b, loc, RankedTensorType::get({dynamic, depth}, xType.getElementType()),
-        RankedTensorType::get({2}, i64), ids.getType(), x, ids,
-        /*capacity=*/Value(), b.getI64IntegerAttr(align));
     Value weight = tensor::ExpandShapeOp::create(
         b, loc,
-        RankedTensorType::get({1, columns, depth}, wType.getElementType()), w,
-        ArrayRef<ReassociationIndices>{{0, 1}, {2}});
-    auto matmul = ExpertMatmulOp::create(
-        b, loc, RankedTensorType::get({dynamic, columns}, f32),
-        dispatch.getRows(), weight, dispatch.getExpertRows(),
-        /*bias=*/Value(),
-        /*weight_scale=*/Value(),
-        /*weight_block=*/DenseI64ArrayAttr());
-    matmul.setExactProducts(true);
-
-    // The tokens' sums are the first T rows.
-    OpFoldResult one = b.getIndexAttr(1);
-    Value sums = tensor::ExtractSliceOp::create(
-        b, loc, RankedTensorType::get({xType.getDimSize(0), columns}, f32),
-        matmul.getResult(),
-        ArrayRef<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(0)},
-        ArrayRef<OpFoldResult>{tensor::getMixedSize(b, loc, x, 0),
-                               b.getIndexAttr(columns)},
-        ArrayRef<OpFoldResult>{one, one});
-    Value fillValue = fill ? fill.getInputs()[0] : Value();
-    if (fillValue && matchPattern(fillValue, m_AnyZeroFloat())) {
-      if (sums.getType() != dest.getType())
-        sums = tensor::CastOp::create(b, loc, dest.getType(), sums);
-      return sums;
-    }
-    AffineMap identity = b.getMultiDimIdentityMap(2);
-    auto add = linalg::GenericOp::create(
-        b, loc, TypeRange{dest.getType()}, ValueRange{sums}, ValueRange{dest},
-        SmallVector<AffineMap>(2, identity),
-        SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
-        [&](OpBuilder &nb, Location nl, ValueRange args) {
-          Value base = args[1];
-          if (fillValue)
-            base = castFloat(nb, nl, fillValue, nb.getF32Type());
-          linalg::YieldOp::create(
-              nb, nl, arith::AddFOp::create(nb, nl, base, args[0]).getResult());
-        });
-    return add.getResult(0);
+        RankedTensorType::get({1, wType.getDimSize(0), wType.getDimSize(1)},
+                              wType.getElementType()),
+        w, ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+    auto matmul = GroupedMatmulOp::create(
+        b, loc, TypeRange{init.getType()}, x, weight, /*paired_weight=*/Value(),
+        /*block_experts=*/Value(), /*block_sizes=*/Value(),
+        /*row_sources=*/Value(), /*scatter_rows=*/Value(),
+        /*scatter_scales=*/Value(), /*weight_scale=*/Value(),
+        /*paired_weight_scale=*/Value(), init, b.getI64IntegerAttr(blockRows),
+        /*weight_block=*/DenseI64ArrayAttr(), b.getUnitAttr(),
+        /*epilogueCount=*/0);
+    return matmul->getResult(0);
   }
 };
 

@@ -29,6 +29,7 @@
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -171,7 +172,8 @@ Value buildTileCount(OpBuilder &b, Location loc, GroupedMatmulOp op,
       b.createOrFold<arith::CeilDivUIOp>(loc, columns, constant(shape.columns));
   if (op.isScattering())
     return tiles;
-  Value blocks = b.createOrFold<tensor::DimOp>(loc, op.getBlockExperts(), 0);
+  Value blocks =
+      getValueOrCreateConstantIndexOp(b, loc, op.getBlockCount(b, loc));
   Value rowTiles = b.createOrFold<arith::CeilDivUIOp>(
       loc, blocks, constant(shape.rowBlocks));
   return b.createOrFold<arith::MulIOp>(loc, rowTiles, tiles);

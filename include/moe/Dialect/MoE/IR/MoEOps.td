@@ -501,9 +501,10 @@ def Moe_ExpertMatmulOp : Moe_Op<"expert_matmul",
     bf16 first, within the bf16 tolerance of docs/Semantics.md. With
     `exact_products` they may not: every product of a row element and a
     weight is the exact f32 one, and only the order of the f32 sums may
-    differ (the f32 tolerance). A router's logits, whose order decides the
-    routing, take it (`moe-linears-to-bf16-terms`); `moe.grouped_matmul`
-    says how its lowerings keep it.
+    differ (the f32 tolerance), as for a router's logits, whose order
+    decides the routing (`moe-linears-to-bf16-terms` gives them to a
+    dense `moe.grouped_matmul` with the attribute);
+    `moe.grouped_matmul` says how its lowerings keep it.
 
     Example (the up-projection of 8 experts, bf16 weights):
 
@@ -666,6 +667,19 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     inputs. Tiling the depth of such a grouped matmul needs even depth
     offsets.
 
+    Without `block_experts` the op is **dense**: the rows of one expert
+    (`E = 1`), all R of them, in `ceil(R / BM)` blocks of which the last
+    holds the `R - (B - 1) * BM` rows left (R need not be a multiple of BM):
+
+    ```
+    init[r, n] += sum_k input[r, k] * weight[0, n, k]    for r < R
+    ```
+
+    a linear layer (`x w^T`, the router's logits) that the grouped matmul's
+    kernels and transformations take as they are, with no routing plan to
+    compute first. A dense op has no `block_sizes`, `row_sources` or
+    `scatter`.
+
     With `row_sources` (`[R]` i32), the op gathers its rows itself: row r
     reads `input[row_sources[r], :]` of an `input` of any number of rows
     (the tokens, `[S, K]`), and a source outside `[0, S)` reads a row of
@@ -748,7 +762,7 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     packed `[E, NP, KP, P]` of i8, with static `E >= 1`; (c4) `block_experts`
     is `[B]` i32, and so is `block_sizes`; (c5) `init` is `[R, N]` f32 (or bf16 or f16 with an epilogue), or
     `[T, N]` f32 when scattering; (c6) `block_rows >= 1`, and where static,
-    `R = B * block_rows`; (c7) packed weights have a static `P >= 1` and,
+    `R = B * block_rows` (with `block_experts`); (c7) packed weights have a static `P >= 1` and,
     where static, `NP = ceil(N / P)` (and `KP = ceil(K / 2)` in pairs); (c8) `scatter_rows` `[R]` i32 and
     `scatter_scales` `[R]` f32 come together; (c9) `paired_weight` has the
     type of `weight` and comes with an epilogue; (c10) the epilogue is one
@@ -762,7 +776,9 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     the type of `scale` and comes exactly with a paired weight of a scaled
     op; (c16) packed scaled weights have `P` dividing `BN` (or scales
     packed in their panels), and in pairs of K an even `BK`; (c17)
-    `exact_products` goes with unscaled weights.
+    `exact_products` goes with unscaled weights; (c18) a dense op (no
+    `block_experts`) has one expert (`E = 1`) and neither `block_sizes`,
+    `row_sources` nor `scatter`.
 
     **Exact products** (`exact_products`, as `moe.expert_matmul`'s): no
     lowering rounds the input to bf16, which the bf16 kernels otherwise do
@@ -774,7 +790,10 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     input into three bf16 terms (its upper, middle and lower 8 significand
     bits: `x = x0 + x1 + x2`; f16 into two) whose products with bf16
     weights are exact in f32, running K once per term into the same f32
-    accumulators (bits of subnormal inputs below 2^-133 are dropped), and
+    accumulators, the lowest term first (bits of subnormal inputs below
+    2^-133 are dropped): the lower terms' sum `x1 + x2` has at most 16
+    significant bits, so that its product with a bf16 weight is exact too,
+    and a sum of one product rounds once, as the f32 product does; and
     `mma.sync` multiplies f16 weights by rows of another type on the CUDA
     cores.
 
@@ -819,7 +838,7 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     AnyShaped:$input,
     AnyShaped:$weight,
     Optional<AnyShaped>:$paired_weight,
-    AnyShaped:$block_experts,
+    Optional<AnyShaped>:$block_experts,
     Optional<AnyShaped>:$block_sizes,
     Optional<AnyShaped>:$row_sources,
     Optional<AnyShaped>:$scatter_rows,
@@ -836,8 +855,8 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
   let regions = (region VariadicRegion<SizedRegion<1>>:$epilogue);
   let assemblyFormat = [{
     `block_rows` `(` $block_rows `)`
-    `ins` `(` $input `,` $weight `,` $block_experts `:` type($input) `,`
-        type($weight) `,` type($block_experts) `)`
+    `ins` `(` $input `,` $weight (`,` $block_experts^)? `:` type($input) `,`
+        type($weight) (`,` type($block_experts)^)? `)`
     (`paired` `(` $paired_weight^ `:` type($paired_weight) `)`)?
     (`block_sizes` `(` $block_sizes^ `:` type($block_sizes) `)`)?
     (`row_sources` `(` $row_sources^ `:` type($row_sources) `)`)?
@@ -870,6 +889,13 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
         scales.push_back(scale);
       return scales;
     }
+    /// Whether the op is dense: no `block_experts`, every row block the
+    /// one expert's, the last one partly filled.
+    bool isDense() { return !getBlockExperts(); }
+    /// The row blocks (B): `block_experts`' size, or `ceil(R / BM)` of a
+    /// dense op; on tensors or memrefs, folded where static.
+    ::mlir::OpFoldResult getBlockCount(::mlir::OpBuilder &b,
+                                       ::mlir::Location loc);
     /// Whether each element is written once through the epilogue region.
     bool hasEpilogue() {
       return !getEpilogue().empty() && !getEpilogue().front().empty();
@@ -952,7 +978,8 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
           .getDimSize(0);
     }
     /// Memref form: loads the expert of row block `block` (index) and
-    /// whether it owns rows (`0 <= expert < E`, i1).
+    /// whether it owns rows (`0 <= expert < E`, i1); expert 0, owning, in
+    /// a dense op.
     std::pair<::mlir::Value, ::mlir::Value>
     loadBlockExpert(::mlir::OpBuilder &b, ::mlir::Location loc,
                     ::mlir::Value block);
@@ -971,7 +998,8 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     loadScatterTarget(::mlir::OpBuilder &b, ::mlir::Location loc,
                       ::mlir::Value row);
     /// Memref form: the rows of `block` to compute, `block_sizes[block]`
-    /// clamped to [0, BM], or BM without block sizes.
+    /// clamped to [0, BM], BM without block sizes, or the rows left from
+    /// the block's first (clamped to [0, BM]) in a dense op.
     ::mlir::Value loadFilledRows(::mlir::OpBuilder &b, ::mlir::Location loc,
                                  ::mlir::Value block);
     /// Memref form: `init[row, column]` as f32.

@@ -610,15 +610,12 @@ def MoELinearsToBF16TermsPass : Pass<"moe-linears-to-bf16-terms"> {
     (`out[t, n] += x[t, k] * w[n, k]`, the router's logits) whose weight
     `w` is bf16, whose rows `x` are f32, f16 or bf16 and whose result is
     f32, so that bf16 tensor cores compute it with the f32 result of the
-    original: the `moe.expert_matmul` of the routed experts' path with
-    `exact_products`, on a `moe.dispatch` of the rows to one expert (every
-    id 0, rows aligned to `align`), the weight as `[1, N, K]`, an f32
-    result whose first `T` rows (the tokens' own, in their order) are the
-    linear's. With a zero-filled `init` they are the result itself (a
-    view); another `init` is added by a `linalg.generic` (into its
-    destination when `init` is a `linalg.fill`, adding the fill's value).
-    `moe-form-grouped-matmul` then makes the matmul a `moe.grouped_matmul`
-    whose tiles the GPU pipelines run on the tensor cores.
+    original: a dense `moe.grouped_matmul` (no routing plan: one expert,
+    whose weight is `w` as `[1, N, K]`, over all the rows in blocks of
+    `block-rows`, the last one partly filled) with `exact_products`, into
+    the linear's own `init` (`init + x w^T`). No kernel computes a routing
+    plan for it, and its tiles write the linear's result; the GPU
+    pipelines run them on the tensor cores.
 
     Exact products on bf16 units: the tiles split each row element into
     bf16 terms whose sum is the element, `x = x0 + x1 + x2` for f32 (the
@@ -656,9 +653,8 @@ def MoELinearsToBF16TermsPass : Pass<"moe-linears-to-bf16-terms"> {
            "chooses at run time">,
     Option<"minColumns", "min-columns", "int64_t", /*default=*/"1",
            "Rewrite only linears of at least this many output columns">,
-    Option<"align", "align", "int64_t", /*default=*/"1",
-           "Row alignment of the rows' moe.dispatch (the grouped matmul's "
-           "block rows)">
+    Option<"blockRows", "block-rows", "int64_t", /*default=*/"1",
+           "Rows per block of the grouped matmul (its tiles' rows)">
   ];
 }
 
