@@ -377,14 +377,14 @@ private:
   /// Stores the thread's A chunks, rounded to bf16, into slot `slot`'s
   /// stage at their swizzled places.
   void storeInput(OpBuilder &b, Location loc, Value slot, ValueRange chunks);
-  /// The first depth of step `step`'s slice, and the bf16 term of the
-  /// rows it multiplies (with `plan.terms` > 1; steps past the last give
-  /// some term, never stored).
+  /// The first depth of step `step`'s slice, and the pass over the depths
+  /// it belongs to (with `plan.terms` > 1; one pass per bf16 term of the
+  /// rows).
   Value depthOfStep(OpBuilder &b, Location loc, Value step);
-  Value termOfStep(OpBuilder &b, Location loc, Value step);
-  /// Term `term` (an index) of each element of `chunk` (a vector of f32),
-  /// as f32 values that bf16 holds exactly.
-  Value termOfChunk(OpBuilder &b, Location loc, Value chunk, Value term);
+  Value passOfStep(OpBuilder &b, Location loc, Value step);
+  /// The bf16 term that pass `pass` (an index) multiplies of each element
+  /// of `chunk` (a vector of f32), as f32 values that bf16 holds exactly.
+  Value termOfChunk(OpBuilder &b, Location loc, Value chunk, Value pass);
   /// The A row of one part that the thread gathers.
   struct GatherRow {
     Value source, valid;
@@ -669,7 +669,7 @@ SmallVector<Value> WarpgroupMatmul::loadInput(OpBuilder &b, Location loc,
     return {};
   // A: the thread's rows, their chunks of 8 depths.
   Value firstDepth = depthOfStep(b, loc, step);
-  Value term = plan.terms > 1 ? termOfStep(b, loc, step) : Value();
+  Value pass = plan.terms > 1 ? passOfStep(b, loc, step) : Value();
   SmallVector<Value> chunks;
   for (const GatherRow &row : myRows)
     for (int64_t c = 0; c < kChunksPerThread; ++c) {
@@ -680,8 +680,8 @@ SmallVector<Value> WarpgroupMatmul::loadInput(OpBuilder &b, Location loc,
           arith::MulIOp::create(b, loc, chunk,
                                 indexConstant(b, loc, kChunkElements)));
       Value loaded = gatherChunk(b, loc, row, depth);
-      if (term)
-        loaded = termOfChunk(b, loc, loaded, term);
+      if (pass)
+        loaded = termOfChunk(b, loc, loaded, pass);
       chunks.push_back(loaded);
     }
   return chunks;
@@ -695,24 +695,23 @@ Value WarpgroupMatmul::depthOfStep(OpBuilder &b, Location loc, Value step) {
                                indexConstant(b, loc, kStepDepth));
 }
 
-Value WarpgroupMatmul::termOfStep(OpBuilder &b, Location loc, Value step) {
-  // The lowest term first (terms - 1 down to 0): the lower terms' sum
-  // (at most 16 significant bits) times a bf16 weight is exact in f32, so
-  // that a sum of one product rounds once, as the f32 product does.
-  Value last = indexConstant(b, loc, plan.terms - 1);
-  Value pass = arith::MinUIOp::create(
-      b, loc, arith::DivUIOp::create(b, loc, step, depthSteps), last);
-  return arith::SubIOp::create(b, loc, last, pass);
+Value WarpgroupMatmul::passOfStep(OpBuilder &b, Location loc, Value step) {
+  return arith::DivUIOp::create(b, loc, step, depthSteps);
 }
 
 Value WarpgroupMatmul::termOfChunk(OpBuilder &b, Location loc, Value chunk,
-                                   Value term) {
+                                   Value pass) {
+  // The lowest term first (pass p multiplies term terms - 1 - p): the lower
+  // terms' sum (at most 16 significant bits) times a bf16 weight is exact
+  // in f32, so that a sum of one product rounds once, as the f32 product
+  // does. (Passes past the last take the lowest term, never stored.)
   SmallVector<Value, 3> parts = splitIntoBF16Terms(b, loc, chunk, plan.terms);
-  Value chosen = parts.front();
+  Value chosen = parts.back();
   for (int64_t i = 1; i < plan.terms; ++i) {
-    Value isTerm = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, term,
+    Value isPass = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, pass,
                                          indexConstant(b, loc, i));
-    chosen = arith::SelectOp::create(b, loc, isTerm, parts[i], chosen);
+    chosen = arith::SelectOp::create(b, loc, isPass, parts[plan.terms - 1 - i],
+                                     chosen);
   }
   return chosen;
 }

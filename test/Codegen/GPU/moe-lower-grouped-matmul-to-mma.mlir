@@ -337,3 +337,33 @@ func.func @exact(%x: memref<16x16xf32>, %xb: memref<16x16xbf16>,
   }
   return
 }
+
+// -----
+
+// Dense (no block ids): ceil(R / 16) blocks of the one expert (no id
+// loaded), each block's filled rows those left from its first row.
+// CHECK-LABEL: func @dense
+// CHECK: %[[R:.*]] = memref.dim %{{.*}}, %{{.*}} : memref<?x16xf32>
+// CHECK: arith.ceildivui %[[R]], %{{.*}} : index
+// CHECK-NOT: memref.load %{{.*}} : memref<{{.*}}xi32>
+// CHECK: scf.for %[[BLK:[a-z0-9_]+]] = %{{.*}} to %{{.*}} step
+// CHECK:   scf.if %true
+// CHECK:     %[[RS:.*]] = arith.minui %{{.*}}, %{{.*}} : index
+// CHECK:     %[[FIRST:.*]] = arith.muli %[[BLK]], %{{.*}} : index
+// CHECK:     %[[PAST:.*]] = arith.maxui %[[RS]], %[[FIRST]]
+// CHECK:     %[[LEFT:.*]] = arith.subi %[[PAST]], %[[FIRST]]
+// CHECK:     arith.minui %[[LEFT]], %{{.*}} : index
+// CHECK:     nvvm.mma.sync
+func.func @dense(%x: memref<?x32xf32>, %w: memref<1x16x32xbf16>, %y: memref<?x16xf32>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(16)
+        ins(%x, %w : memref<?x32xf32>, memref<1x16x32xbf16>)
+        exact_products
+        outs(%y : memref<?x16xf32>)
+    gpu.terminator
+  }
+  return
+}

@@ -141,11 +141,11 @@ func.func @bf16(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 // Exact products of f32 rows (a router's logits): the steps run over the
 // depths three times (ceil(K / 64) x 3; K = 64: 3 steps, so 3 stages of
 // 24 KiB), step s at depth (s mod ceil(K / 64)) x 64 for the weights' TMA
-// box and the rows' chunks, the rows' bf16 term 2 - s / ceil(K / 64)
-// (the lowest term first): the upper 16 bits (mask 0xFFFF0000), the rest
-// (none where a value is its first term: an infinite one), its upper 16
-// bits, and the last 8 bits, selected by the term. A term is stored as its upper 16 bits (exact, no
-// rounding conversion).
+// box and the rows' chunks, in pass s / ceil(K / 64) over the depths,
+// the lowest term first: pass 0 the last 8 bits, pass 1 the middle ones
+// (the upper 16 bits of the rest, none where a value is its first term:
+// an infinite one), pass 2 the upper 16 bits (mask 0xFFFF0000). A term is
+// stored as its upper 16 bits (exact, no rounding conversion).
 // CHECK-LABEL: func @exact
 // CHECK: dynamic_shared_memory_size %c74752_i32
 // CHECK: %[[STEPS:.*]] = arith.ceildivui %{{.*}}, %c64
@@ -160,8 +160,6 @@ func.func @bf16(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 // CHECK: nvgpu.tma.async.load %{{.*}}[%[[AT]],
 // CHECK: arith.remui %[[STEP]], %[[DIVISOR]]
 // CHECK: %[[PASS:.*]] = arith.divui %[[STEP]], %[[DIVISOR]]
-// CHECK: %[[CLAMPED:.*]] = arith.minui %[[PASS]], %c2
-// CHECK: %[[TERM:.*]] = arith.subi %c2{{.*}}, %[[CLAMPED]]
 // CHECK: %[[MASK:.*]] = arith.constant dense<-65536> : vector<8xi32>
 // CHECK: %[[BITS:.*]] = arith.bitcast %[[X:.*]] : vector<8xf32> to vector<8xi32>
 // CHECK: %[[UPPER:.*]] = arith.andi %[[BITS]], %[[MASK]]
@@ -172,10 +170,10 @@ func.func @bf16(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 // CHECK: arith.andi
 // CHECK: %[[X1:.*]] = arith.bitcast %{{.*}} : vector<8xi32> to vector<8xf32>
 // CHECK: %[[X2:.*]] = arith.subf %[[REST]], %[[X1]]
-// CHECK: %[[IS1:.*]] = arith.cmpi eq, %[[TERM]], %c1
-// CHECK: %[[PICK1:.*]] = arith.select %[[IS1]], %[[X1]], %[[X0]] : vector<8xf32>
-// CHECK: %[[IS2:.*]] = arith.cmpi eq, %[[TERM]], %c2
-// CHECK: arith.select %[[IS2]], %[[X2]], %[[PICK1]] : vector<8xf32>
+// CHECK: %[[IS1:.*]] = arith.cmpi eq, %[[PASS]], %c1
+// CHECK: %[[PICK1:.*]] = arith.select %[[IS1]], %[[X1]], %[[X2]] : vector<8xf32>
+// CHECK: %[[IS2:.*]] = arith.cmpi eq, %[[PASS]], %c2
+// CHECK: arith.select %[[IS2]], %[[X0]], %[[PICK1]] : vector<8xf32>
 // CHECK-NOT: arith.truncf
 // CHECK: arith.shrui %{{.*}} : vector<8xi32>
 // CHECK: arith.trunci %{{.*}} : vector<8xi32> to vector<8xi16>

@@ -314,3 +314,22 @@ func.func @dense(%x: memref<?x16xf32>, %w: memref<1x32x16xbf16>, %acc: memref<?x
       outs(%acc : memref<?x32xf32>)
   return
 }
+
+// -----
+
+// A dense tile of at most BM rows (its rows an affine.min, as tiling makes
+// them) is one block, known statically: the loop over blocks runs once.
+// CHECK-LABEL: func @dense_tile
+// CHECK:       scf.for %{{.*}} = %{{.*}} to %c1{{.*}} step
+// CHECK:         scf.for %{{.*}} = %{{.*}} to %{{.*}} step
+func.func @dense_tile(%x: memref<?x16xf32>, %w: memref<1x32x16xbf16>, %acc: memref<?x32xf32>, %first: index) {
+  %c0 = arith.constant 0 : index
+  %total = memref.dim %acc, %c0 : memref<?x32xf32>
+  %rows = affine.min affine_map<(d0)[s0] -> (4, s0 - d0)>(%first)[%total]
+  %xs = memref.subview %x[%first, 0] [%rows, 16] [1, 1] : memref<?x16xf32> to memref<?x16xf32, strided<[16, 1], offset: ?>>
+  %ys = memref.subview %acc[%first, 0] [%rows, 32] [1, 1] : memref<?x32xf32> to memref<?x32xf32, strided<[32, 1], offset: ?>>
+  moe.grouped_matmul block_rows(4)
+      ins(%xs, %w : memref<?x16xf32, strided<[16, 1], offset: ?>>, memref<1x32x16xbf16>)
+      outs(%ys : memref<?x32xf32, strided<[32, 1], offset: ?>>)
+  return
+}

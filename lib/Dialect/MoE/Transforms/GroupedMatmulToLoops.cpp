@@ -14,6 +14,7 @@
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Interfaces/TilingInterface.h"
+#include "mlir/Interfaces/ValueBoundsOpInterface.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEGROUPEDMATMULTOLOOPSPASS
@@ -53,6 +54,18 @@ SmallVector<Range> mlir::moe::getComputedDomain(OpBuilder &rewriter,
       clamp(clamp(domain[0].size, rowsOf(rowsOwner)), rowsOf(outputsOwner));
   if (op.isScattering())
     domain[0].size = clamp(domain[0].size, rowsOf(op.getScatterScales()));
+  // A dense tile of at most BM rows (an affine.min of its tiling) is one
+  // block, known statically: no loop over blocks whose count the kernel
+  // computes, which kept each row chunk's address in a register of its own
+  // in the GPU tiles (a block without rows computes nothing).
+  if (op.isDense()) {
+    FailureOr<int64_t> rows = ValueBoundsConstraintSet::computeConstantBound(
+        presburger::BoundType::UB,
+        ValueBoundsConstraintSet::Variable(op.getInit(), 0),
+        /*stopCondition=*/nullptr, /*closedUB=*/true);
+    if (succeeded(rows) && *rows <= static_cast<int64_t>(op.getBlockRows()))
+      domain[0].size = rewriter.getIndexAttr(1);
+  }
   // Columns and depth every weight holds: N, or NP * P when packed; K,
   // or 2 * KP in pairs (with an epilogue, the scalar implementation's
   // own loop clamps the depth).
