@@ -20,7 +20,7 @@
 // an scf.for over the depth; the tile is a grouped matmul of one row block
 // reading every expert's [16, 8] weight slice.
 // CHECK-DAG: #[[$ROW:.*]] = affine_map<(d0) -> (d0 * 4)>
-// CHECK-DAG: #{{.*}} = affine_map<(d0, d1) -> (4, d1 - d0 * 4)>
+// CHECK-DAG: #{{.*}} = affine_map<(d0, d1)[s0] -> (4, d1 - d0 * 4, d0 * -4 + s0)>
 // CHECK-DAG: #[[$PANEL:.*]] = affine_map<(d0) -> (d0 floordiv 32)>
 // CHECK-DAG: #[[$PANELS:.*]] = affine_map<(d0) -> (d0 ceildiv 32)>
 // CHECK-DAG: #[[$HALF:.*]] = affine_map<(d0) -> (d0 floordiv 2)>
@@ -281,7 +281,8 @@ func.func @block_scaled(%rows: tensor<?x30xf32>, %w: tensor<8x64x30xf8E4M3FN>,
 }
 
 // A dense grouped matmul (no block ids: one expert's rows, the last block
-// partly filled): ceil(R / BM) row blocks, each tile's rows stopping at R.
+// partly filled): ceil(R / BM) row blocks, each tile's rows stopping at R
+// (the rows init and input both hold).
 // CHECK-LABEL: func @dense
 // CHECK: %[[R:.*]] = tensor.dim %{{.*}}, %c0 : tensor<?x32xf32>
 // CHECK: %[[B:.*]] = arith.ceildivui %[[R]], %c4

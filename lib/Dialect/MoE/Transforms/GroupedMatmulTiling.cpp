@@ -79,12 +79,17 @@ std::pair<OpFoldResult, OpFoldResult> tileRows(OpBuilder &b, Location loc,
   OpFoldResult first = scaled(b, loc, offset, blockRows);
   if (!matmul.isDense())
     return {first, scaled(b, loc, size, blockRows)};
+  // At most the rows both input and init hold (as the lowerings' filled
+  // rows), so that no slice reaches past either.
   AffineExpr d0 = b.getAffineDimExpr(0), d1 = b.getAffineDimExpr(1),
-             d2 = b.getAffineDimExpr(2);
-  AffineMap rows = AffineMap::get(3, 0, {d0 * blockRows, d2 - d1 * blockRows},
-                                  b.getContext());
+             d2 = b.getAffineDimExpr(2), d3 = b.getAffineDimExpr(3);
+  AffineMap rows = AffineMap::get(
+      4, 0, {d0 * blockRows, d2 - d1 * blockRows, d3 - d1 * blockRows},
+      b.getContext());
   OpFoldResult count = affine::makeComposedFoldedAffineMin(
-      b, loc, rows, {size, offset, dimOf(b, loc, matmul.getInit(), 0)});
+      b, loc, rows,
+      {size, offset, dimOf(b, loc, matmul.getInit(), 0),
+       dimOf(b, loc, matmul.getInput(), 0)});
   return {first, count};
 }
 

@@ -57,7 +57,7 @@ SmallVector<Range> mlir::moe::getComputedDomain(OpBuilder &rewriter,
   // A dense tile of at most BM rows (an affine.min of its tiling) is one
   // block, known statically: no loop over blocks whose count the kernel
   // computes, which kept each row chunk's address in a register of its own
-  // in the GPU tiles (a block without rows computes nothing).
+  // in the GPU tiles (a block without rows writes nothing).
   if (op.isDense()) {
     FailureOr<int64_t> rows = ValueBoundsConstraintSet::computeConstantBound(
         presburger::BoundType::UB,
