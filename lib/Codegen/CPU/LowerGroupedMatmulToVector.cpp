@@ -30,6 +30,7 @@
 #include "PanelKernel.h"
 #include "moe/Codegen/CPU/Passes.h"
 #include "moe/Dialect/MoE/IR/MoE.h"
+#include "moe/Dialect/MoE/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
@@ -51,8 +52,8 @@ using namespace mlir::moe::cpu;
 
 namespace {
 
-/// The loop over the row blocks of `op` (clamped to the rows of input and
-/// init and to the block ids), calling `body(block, firstRow, filledRows,
+/// The loop over the row blocks of `op` (clamped to the rows of its
+/// buffers, getComputedDomain), calling `body(block, firstRow, filledRows,
 /// expert)` for each block its expert owns.
 void forEachOwnedBlock(OpBuilder &b, GroupedMatmulOp op, KernelBuilder &loops,
                        function_ref<void(Value, Value, Value)> body) {
@@ -65,29 +66,11 @@ void forEachOwnedBlock(OpBuilder &b, GroupedMatmulOp op, KernelBuilder &loops,
     loops.setRowTarget([op](OpBuilder &rb, Location rl, Value row) mutable {
       return op.loadScatterTarget(rb, rl, row);
     });
-  auto dim = [&](Value memref, int64_t d) {
-    return memrefDim(b, loc, memref, d);
-  };
-  auto minOf = [&](Value x, Value y) { return minIndex(b, loc, x, y); };
   Value bm = loops.constant(op.getBlockRows());
-  // Rows are those of the input, or of its row sources when gathered;
-  // outputs those of init, or of the scatter tables when scattering.
-  Value rowsOwner = op.getRowSources() ? op.getRowSources() : op.getInput();
-  // A dense op's last block holds the rows left (loadFilledRows stops
-  // there): its blocks are counted rounding up.
-  auto blocksOf = [&](Value owner) -> Value {
-    if (op.isDense())
-      return arith::CeilDivUIOp::create(b, loc, dim(owner, 0), bm);
-    return arith::DivUIOp::create(b, loc, dim(owner, 0), bm);
-  };
+  // The row blocks as every buffer holds them (the lowerings' shared
+  // domain: whole blocks, a dense op's last one partly filled).
   Value numBlocks =
-      minOf(getValueOrCreateConstantIndexOp(b, loc, op.getBlockCount(b, loc)),
-            blocksOf(rowsOwner));
-  SmallVector<Value> outputOwners = {op.getInit()};
-  if (op.isScattering())
-    outputOwners = {op.getScatterRows(), op.getScatterScales()};
-  for (Value owner : outputOwners)
-    numBlocks = minOf(numBlocks, blocksOf(owner));
+      getValueOrCreateConstantIndexOp(b, loc, getComputedDomain(b, op)[0].size);
   loops.forLoop(loops.constant(0), numBlocks, 1, [&](Value block) {
     auto [expert, owned] = op.loadBlockExpert(b, loc, block);
     auto ifOp = scf::IfOp::create(b, loc, owned, /*withElse=*/false);
