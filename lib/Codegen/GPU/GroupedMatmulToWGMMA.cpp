@@ -12,8 +12,9 @@
 //   created on the host before the launch) into shared memory in the
 //   128-byte swizzled layout, completing on the stage's mbarrier;
 // - the A slice [rows x 64 depths] is gathered by the threads from the
-//   rows' sources (rounded to bf16, zeros past the filled rows and past K)
-//   and stored in the same swizzled layout (TMA cannot gather rows), or,
+//   rows' sources (rounded to bf16, zeros for a filled row without a
+//   source and past K; rows past the filled ones are not stored) and
+//   stored in the same swizzled layout (TMA cannot gather rows), or,
 //   when the rows are the input's own (no row sources: the down
 //   projection's bf16 hidden rows), comes by TMA with the weights;
 // - a ring of `stages` buffers keeps stages - 1 steps in flight while
@@ -385,9 +386,12 @@ private:
   /// The bf16 term that pass `pass` (an index) multiplies of each element
   /// of `chunk` (a vector of f32), as f32 values that bf16 holds exactly.
   Value termOfChunk(OpBuilder &b, Location loc, Value chunk, Value pass);
-  /// The A row of one part that the thread gathers.
+  /// The A row of one part that the thread gathers: its source, whether
+  /// it has one (else zeros), and whether the row is stored at all (one
+  /// of the block's filled rows; the others' products reach only
+  /// accumulator rows the epilogue does not write).
   struct GatherRow {
-    Value source, valid;
+    Value source, valid, stored;
   };
   /// 8 input depths from `depth` of `row`: as loaded for bf16 rows, else
   /// widened to f32.
@@ -657,9 +661,9 @@ void WarpgroupMatmul::setUpGatherRows(OpBuilder &b, Location loc) {
         b, loc, myHalfRow, indexConstant(b, loc, part * kPartRows));
     Value row = arith::AddIOp::create(b, loc, firstRow, inBlock);
     auto [source, hasSource] = op.loadRowSource(b, loc, row);
-    Value valid = arith::AndIOp::create(b, loc, hasSource,
-                                        lessThan(b, loc, inBlock, filledRows));
-    myRows.push_back({source, valid});
+    Value filled = lessThan(b, loc, inBlock, filledRows);
+    Value valid = arith::AndIOp::create(b, loc, hasSource, filled);
+    myRows.push_back({source, valid, filled});
   }
 }
 
@@ -724,6 +728,13 @@ void WarpgroupMatmul::storeInput(OpBuilder &b, Location loc, Value slot,
   Value rowPhase =
       arith::RemUIOp::create(b, loc, myHalfRow, indexConstant(b, loc, 8));
   for (int64_t part = 0; part < plan.parts; ++part) {
+    // Rows past the block's filled ones are not stored: their products
+    // reach only accumulator rows the epilogue does not write, so they may
+    // hold whatever the stage held (at decode, 63 of a block's 64 rows:
+    // 128 bytes stored a step instead of 8 KiB).
+    OpBuilder::InsertionGuard guard(b);
+    auto ifStored = scf::IfOp::create(b, loc, myRows[part].stored);
+    b.setInsertionPointToStart(ifStored.thenBlock());
     Value buffer = inputBuffer(b, loc, stage, indexConstant(b, loc, part));
     for (int64_t c = 0; c < kChunksPerThread; ++c) {
       Value chunk =

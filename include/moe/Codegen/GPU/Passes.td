@@ -550,8 +550,11 @@ def MoELowerGroupedMatmulToWGMMAPass
       `nvgpu.tma.create.descriptor` before the launch: 128-byte swizzle,
       zeros outside) on the stage's mbarrier, issued by thread 0;
     - the threads gather the `[rows, 64]` A slice from the rows' sources
-      (f32 rounded to bf16, zeros past the filled rows and past K) into
-      the same swizzled layout, then fence it for the async proxy; or,
+      (f32 rounded to bf16, zeros for a filled row without a source and
+      past K) into the same swizzled layout, then fence it for the async
+      proxy; rows past the block's filled ones are not stored (at decode
+      all but one of a block's 64), since their products reach only
+      accumulator rows the epilogue does not write; or,
       when the op has no row sources (the block's rows are the input's
       own, e.g. the down projection's hidden rows) and its input is bf16,
       a unit-stride view of all of K of a 2-d memref defined above the
