@@ -178,8 +178,11 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
           options.deviceIO}));
   // Loops nested in a one-iteration-per-thread kernel run in the thread.
   pm.addPass(createParallelForToNestedForsPass());
-  if (wgmma)
-    pm.addPass(moe::createMoELowerGroupedMatmulToWGMMAPass());
+  if (wgmma) {
+    moe::MoELowerGroupedMatmulToWGMMAPassOptions wgmmaOptions;
+    wgmmaOptions.asyncGather = options.asyncGather;
+    pm.addPass(moe::createMoELowerGroupedMatmulToWGMMAPass(wgmmaOptions));
+  }
   pm.addPass(moe::createMoELowerGroupedMatmulToMMAPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

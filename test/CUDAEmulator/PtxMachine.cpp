@@ -8,7 +8,11 @@
 // fails. Asynchronous work is modelled where its order matters: a wgmma
 // reads its shared-memory operands when a wait_group retires it (so a ring
 // slot overwritten too early gives wrong numbers), TMA loads land at once
-// and complete their bytes on the mbarrier. The mbarrier's state lives in
+// and complete their bytes on the mbarrier; cp.async copies land at once
+// but are released to other threads only by the thread's
+// cp.async.mbarrier.arrive (and to the async proxy only by a
+// fence.proxy.async of a thread that has seen that arrival's phase). The
+// mbarrier's state lives in
 // its 8 bytes of shared memory with a check pattern, so a kernel that
 // overwrites a live mbarrier fails.
 //
@@ -181,6 +185,7 @@ public:
     shared.assign(dynamicStart + launch.dynamicShared, 0);
     unfenced.assign(shared.size(), -1);
     unfencedRanges.resize(threads);
+    pendingCopies.resize(threads);
     tmaWriter.assign(shared.size(), -1);
     seen.resize(threads);
     groups = (threads + 127) / 128;
@@ -215,6 +220,18 @@ private:
   // ranges each thread wrote since its last fence.
   std::vector<int32_t> unfenced;
   std::vector<std::vector<std::pair<uint64_t, uint64_t>>> unfencedRanges;
+  // Per thread, the shared ranges its cp.async copies wrote since its last
+  // cp.async.mbarrier.arrive (unreleased: no other thread may touch them);
+  // then, until a fence.proxy.async of a thread that knows the arrival,
+  // the ranges the async proxy may not read yet.
+  std::vector<std::vector<std::pair<uint64_t, uint64_t>>> pendingCopies;
+  struct CopiedRange {
+    uint64_t offset, bytes;
+    int32_t writer;
+    uint32_t release;
+  };
+  std::vector<CopiedRange> copiedUnfenced;
+  static constexpr uint32_t kUnreleased = ~uint32_t{0};
   // The TMA load (an index into tmaWrites) that last wrote each byte, -1
   // for none; the phases each mbarrier has completed (by address, across
   // re-initializations); and what each thread has seen of them.
@@ -426,7 +443,24 @@ private:
         if (unfenced[offset + i] == static_cast<int32_t>(thread))
           unfenced[offset + i] = -1;
     unfencedRanges[thread].clear();
+    // Landed cp.async copies whose release this thread has seen.
+    auto fenced = [&](const CopiedRange &r) {
+      if (!knows(thread, r.writer, r.release))
+        return false;
+      for (uint64_t i = 0; i < r.bytes; ++i)
+        if (unfenced[r.offset + i] == r.writer)
+          unfenced[r.offset + i] = -1;
+      return true;
+    };
+    copiedUnfenced.erase(
+        std::remove_if(copiedUnfenced.begin(), copiedUnfenced.end(), fenced),
+        copiedUnfenced.end());
   }
+  /// cp.async: `inst` copies into shared memory at once; the bytes stay
+  /// the thread's own until its next cp.async.mbarrier.arrive.
+  void asyncCopy(unsigned thread, const Instruction &inst);
+  /// cp.async.mbarrier.arrive: releases the thread's copies and arrives.
+  void asyncCopyArrive(unsigned thread, const Instruction &inst);
 
   uint64_t memoryAddress(unsigned thread, const Operand &o) {
     uint64_t base = o.reg >= 0 ? reg(thread, o.reg) : 0;
@@ -639,6 +673,62 @@ uint64_t BlockRun::wgmmaOperandAddress(uint64_t desc, unsigned row, unsigned k,
                   std::to_string(line) +
                   " (wgmma): an operand outside shared memory"};
   return address;
+}
+
+void BlockRun::asyncCopy(unsigned thread, const Instruction &inst) {
+  const std::vector<Operand> &ops = inst.operands;
+  if (ops[0].kind != Operand::Mem || ops[1].kind != Operand::Mem)
+    fail(thread, inst, "a cp.async address that is not [..]");
+  uint64_t size = value(thread, ops[2]);
+  uint64_t read =
+      ops.size() > 3 ? mask(Type::U32, value(thread, ops[3])) : size;
+  if (size != 4 && size != 8 && size != 16)
+    fail(thread, inst,
+         "a cp.async of " + std::to_string(size) + " bytes (4, 8 or 16)");
+  if (inst.text.find(".cg.") != std::string::npos && size != 16)
+    fail(thread, inst, "a cp.async.cg of other than 16 bytes");
+  if (read > size)
+    fail(thread, inst, "a cp.async reading more bytes than it copies");
+  uint64_t toAddress = memoryAddress(thread, ops[0]);
+  uint64_t fromAddress = memoryAddress(thread, ops[1]);
+  if (toAddress % size || fromAddress % size)
+    fail(thread, inst, "a cp.async address not aligned to its size");
+  uint8_t *to = resolve(thread, inst, Space::Shared, toAddress, size);
+  uint8_t data[16] = {};
+  if (read)
+    std::memcpy(data, resolve(thread, inst, Space::Global, fromAddress, read),
+                read);
+  auto offset = static_cast<uint64_t>(to - shared.data());
+  if (std::memcmp(to, data, size) != 0)
+    checkStoresOrdered(thread, inst, offset, size, "a cp.async writes");
+  std::memcpy(to, data, size);
+  sharedAccess(thread, inst, to, size, Access::Store);
+  std::fill_n(storeRelease.begin() + offset, size, kUnreleased);
+  std::fill_n(unfenced.begin() + offset, size, static_cast<int32_t>(thread));
+  pendingCopies[thread].push_back({offset, size});
+}
+
+void BlockRun::asyncCopyArrive(unsigned thread, const Instruction &inst) {
+  const Operand &bar = inst.operands[0];
+  MbarrierRef barrier = mbarrier(thread, inst, bar);
+  uint64_t address = memoryAddress(thread, bar);
+  // The copies have landed: this arrival releases them.
+  for (auto [offset, bytes] : pendingCopies[thread]) {
+    for (uint64_t b = offset; b < offset + bytes; ++b)
+      if (storer[b] == static_cast<int32_t>(thread) &&
+          storeRelease[b] == kUnreleased)
+        storeRelease[b] = releases[thread];
+    copiedUnfenced.push_back(
+        {offset, bytes, static_cast<int32_t>(thread), releases[thread]});
+  }
+  pendingCopies[thread].clear();
+  MbarrierClocks &c = mbarrierClock(address);
+  join(c.arrived, *known[thread]);
+  c.arrived[thread] = std::max(c.arrived[thread], releases[thread]++);
+  // .noinc: one of the phase's expected arrivals; else the instruction
+  // adds one to the pending count that its arrival takes away.
+  bool noinc = inst.text.find(".noinc") != std::string::npos;
+  mbarrierUpdate(thread, inst, address, barrier.word, noinc ? 1 : 0, 0);
 }
 
 void BlockRun::tmaLoad(unsigned thread, const Instruction &inst) {
@@ -1538,6 +1628,12 @@ bool BlockRun::step(unsigned thread) {
   }
   case Op::TmaLoad:
     tmaLoad(thread, inst);
+    break;
+  case Op::CpAsync:
+    asyncCopy(thread, inst);
+    break;
+  case Op::CpAsyncArrive:
+    asyncCopyArrive(thread, inst);
     break;
   default:
     arithmetic(thread, inst);

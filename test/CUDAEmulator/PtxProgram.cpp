@@ -516,6 +516,13 @@ struct KernelParser {
         inst.op = Op::MbarInval;
       else
         return fail("unsupported instruction '" + opcode + "'");
+    } else if (opcode == "cp.async.ca.shared.global" ||
+               opcode == "cp.async.cg.shared.global") {
+      inst.op = Op::CpAsync;
+    } else if (opcode.rfind("cp.async.mbarrier.arrive.", 0) == 0 &&
+               opcode.find(".shared") != std::string::npos &&
+               opcode.find(".b64") != std::string::npos) {
+      inst.op = Op::CpAsyncArrive;
     } else if (opcode.rfind("cp.async.bulk.tensor.", 0) == 0 &&
                opcode.find(".global.") != std::string::npos &&
                opcode.find("tile") != std::string::npos &&
@@ -611,7 +618,11 @@ struct KernelParser {
       break;
     case Op::MbarInval:
     case Op::WgmmaWait:
+    case Op::CpAsyncArrive:
       least = most = 1;
+      break;
+    case Op::CpAsync:
+      least = 3, most = 4;
       break;
     case Op::MbarArrive:
       least = 1, most = 2;

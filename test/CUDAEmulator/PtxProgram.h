@@ -122,6 +122,13 @@ enum class Op : uint16_t {
   MbarInval,
   Fence,
   TmaLoad,
+  /// cp.async.{ca,cg}.shared.global [dst], [src], cp-size{, src-size}: a
+  /// copy of cp-size bytes, src-size of them read (the rest zeros).
+  CpAsync,
+  /// cp.async.mbarrier.arrive{.noinc}: an arrival on the mbarrier once the
+  /// thread's earlier cp.async copies landed (.noinc: one of the expected
+  /// arrivals; else it leaves the count as it was).
+  CpAsyncArrive,
   WgmmaFence,
   WgmmaCommit,
   WgmmaWait,

@@ -19,6 +19,7 @@
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized tile-group-rows=5" --mlir-print-ir-after=moe-map-to-gpu -o /dev/null 2>&1 | FileCheck %s --check-prefix=ORDER5
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home tile-group-rows=-1" 2>&1 | FileCheck %s --check-prefix=BADORDER
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma narrow-inputs-min-tokens=0" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=ROUNDALWAYS
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma narrow-inputs-min-tokens=0 async-gather=0" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=REGGATHER
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=sync block-rows=32" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=CUDACORES
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home narrow-inputs-min-tokens=-3" 2>&1 | FileCheck %s --check-prefix=BADROUND
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma chip=sm_90" 2>&1 | FileCheck %s --check-prefix=WGCHIP
@@ -53,6 +54,18 @@
 // ROUNDALWAYS: gpu.launch_func {{.*}}@forward_tiles_4::@forward_tiles_4 {{.*}}: memref<?x16xbf16>
 // ROUNDALWAYS: gpu.launch_func {{.*}}@forward_tiles_5::@forward_tiles_5
 // ROUNDALWAYS: gpu.launch_func {{.*}}@forward_loop_6::@forward_loop_6
+// The gate/up tiles gather the rounded rows (32 bytes each) by cp.async,
+// arriving on the stage's mbarrier; with async-gather=0 through the
+// threads' registers.
+// ROUNDALWAYS: gpu.module @forward_tiles_4
+// ROUNDALWAYS: nvvm.cp.async.shared.global {{.*}}, 16, cache =  cg, {{.*}} : !llvm.ptr<3>, !llvm.ptr<1>, i32
+// ROUNDALWAYS: nvvm.cp.async.mbarrier.arrive {{.*}} {noinc = true}
+// ROUNDALWAYS: gpu.module @forward_tiles_5
+// REGGATHER: gpu.module @forward_tiles_4
+// REGGATHER-NOT: nvvm.cp.async.shared.global
+// REGGATHER: vector.store {{.*}} : memref<64x64xbf16, #gpu.address_space<workgroup>>, vector<8xbf16>
+// REGGATHER-NOT: nvvm.cp.async.shared.global
+// REGGATHER: gpu.module @forward_tiles_5
 // Tiles on the CUDA cores (32-row blocks under mma=sync) multiply f32 rows:
 // nothing is rounded for them, neither the token rows nor the hidden rows.
 // CUDACORES-LABEL: func.func @forward

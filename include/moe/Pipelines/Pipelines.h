@@ -254,6 +254,14 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
                      "blocks, each looping over tiles (moe-map-to-gpu "
                      "tile-grid-limit); 0 launches one block per tile"),
       llvm::cl::init(0)};
+  PassOptions::Option<bool> asyncGather{
+      *this, "async-gather",
+      llvm::cl::desc("Under mma=wgmma(-specialized), the tiles gather bf16 "
+                     "token rows at 16-byte boundaries by cp.async, "
+                     "completing on the stages' mbarriers "
+                     "(moe-lower-grouped-matmul-to-wgmma async-gather); 0 "
+                     "loads and stores them through the threads' registers"),
+      llvm::cl::init(true)};
   PassOptions::Option<bool> deviceIO{
       *this, "device-io",
       llvm::cl::desc("Entry points take and return device memory and are "

@@ -14,7 +14,12 @@
 // - the A slice [rows x 64 depths] is gathered by the threads from the
 //   rows' sources (rounded to bf16, zeros for a filled row without a
 //   source and past K; rows past the filled ones are not stored) and
-//   stored in the same swizzled layout (TMA cannot gather rows), or,
+//   stored in the same swizzled layout (TMA cannot gather rows): bf16 rows
+//   at 16-byte boundaries by cp.async (global to shared memory, no
+//   registers; zero-filled past K and for rows without a source), which
+//   completes on the stage's mbarrier with the weights' TMA bytes
+//   (cp.async.mbarrier.arrive.noinc), others through the threads'
+//   registers (rounded to bf16) and stores; or,
 //   when the rows are the input's own (no row sources: the down
 //   projection's bf16 hidden rows), comes by TMA with the weights;
 // - a ring of `stages` buffers keeps stages - 1 steps in flight while
@@ -130,6 +135,12 @@ struct WarpgroupPlan {
   /// decode a block's one filled row costs 1 KiB a step from L2, not the
   /// 8 KiB of all 64.
   std::optional<TmaSource> input;
+  /// A's gathered rows by cp.async (bf16 rows at 16-byte boundaries): each
+  /// thread's 16-byte chunks go from global to shared memory without
+  /// registers and complete on the stage's mbarrier, which the threads
+  /// that multiply wait for (no block barrier orders A), then fence for
+  /// the async proxy. Else the threads load, round and store A.
+  bool asyncGather = false;
 
   int64_t weightStageBytes() const { return columns * kRowBytes; }
   int64_t inputStageBytes() const { return parts * kPartBytes; }
@@ -225,6 +236,7 @@ bool hasAlignedRows(Value input, gpu::LaunchOp launch) {
 FailureOr<WarpgroupPlan> planWarpgroupTile(GroupedMatmulOp op,
                                            gpu::LaunchOp launch,
                                            int64_t maxSharedBytes,
+                                           bool asyncGather,
                                            std::string &reason) {
   auto fail = [&](const Twine &why) {
     reason = why.str();
@@ -308,6 +320,11 @@ FailureOr<WarpgroupPlan> planWarpgroupTile(GroupedMatmulOp op,
         plan.input = *source;
     }
   }
+  // cp.async for gathered bf16 rows: its 16-byte copies need 16-byte
+  // aligned sources (each chunk starts at a multiple of 8 depths).
+  plan.asyncGather = asyncGather && !plan.input && plan.terms == 1 &&
+                     inputType.getElementType().isBF16() &&
+                     hasAlignedRows(op.getInput(), launch);
   // BN: the columns of the tile, at most its upper bound rounded to 8.
   Value columns = op.getInit();
   FailureOr<int64_t> bound = ValueBoundsConstraintSet::computeConstantBound(
@@ -378,6 +395,13 @@ private:
   /// Stores the thread's A chunks, rounded to bf16, into slot `slot`'s
   /// stage at their swizzled places.
   void storeInput(OpBuilder &b, Location loc, Value slot, ValueRange chunks);
+  /// With `plan.asyncGather`: starts the cp.async copies of the thread's A
+  /// chunks of step `step` into slot `slot`'s stage and arrives on the
+  /// stage's mbarrier once they land (every thread, with or without rows).
+  void copyInputAsync(OpBuilder &b, Location loc, Value step, Value slot);
+  /// Makes the stage's A, which the threads copied by cp.async (generic
+  /// proxy), visible to the wgmmas (async proxy) after the stage's wait.
+  void fenceCopiedInput(OpBuilder &b, Location loc);
   /// The first depth of step `step`'s slice, and the pass over the depths
   /// it belongs to (with `plan.terms` > 1; one pass per bf16 term of the
   /// rows).
@@ -669,7 +693,7 @@ void WarpgroupMatmul::setUpGatherRows(OpBuilder &b, Location loc) {
 
 SmallVector<Value> WarpgroupMatmul::loadInput(OpBuilder &b, Location loc,
                                               Value step) {
-  if (plan.input)
+  if (plan.input || plan.asyncGather)
     return {};
   // A: the thread's rows, their chunks of 8 depths.
   Value firstDepth = depthOfStep(b, loc, step);
@@ -755,6 +779,64 @@ void WarpgroupMatmul::storeInput(OpBuilder &b, Location loc, Value slot,
     }
   }
   // The threads' stores, before the async proxy (wgmma) reads them.
+  NVVM::FenceProxyOp::create(
+      b, loc, NVVM::ProxyKind::async_shared,
+      NVVM::SharedSpaceAttr::get(b.getContext(),
+                                 NVVM::SharedSpace::shared_cta));
+}
+
+void WarpgroupMatmul::copyInputAsync(OpBuilder &b, Location loc, Value step,
+                                     Value slot) {
+  Value stage = stageOf(b, loc, slot);
+  Value firstDepth = depthOfStep(b, loc, step);
+  Value rowPhase =
+      arith::RemUIOp::create(b, loc, myHalfRow, indexConstant(b, loc, 8));
+  Value zero = indexConstant(b, loc, 0);
+  Value chunkElements = indexConstant(b, loc, kChunkElements);
+  for (int64_t part = 0; part < plan.parts; ++part) {
+    // As storeInput: rows past the block's filled ones are not copied.
+    const GatherRow &row = myRows[part];
+    OpBuilder::InsertionGuard guard(b);
+    auto ifStored = scf::IfOp::create(b, loc, row.stored);
+    b.setInsertionPointToStart(ifStored.thenBlock());
+    Value buffer = inputBuffer(b, loc, stage, indexConstant(b, loc, part));
+    for (int64_t c = 0; c < kChunksPerThread; ++c) {
+      Value chunk =
+          arith::AddIOp::create(b, loc, myChunkBase, indexConstant(b, loc, c));
+      Value depth = arith::AddIOp::create(
+          b, loc, firstDepth,
+          arith::MulIOp::create(b, loc, chunk, chunkElements));
+      // The elements read: up to 8 before K, none without a source; the
+      // copy zero-fills the rest of the 16 bytes.
+      Value left = arith::SubIOp::create(
+          b, loc, arith::MaxUIOp::create(b, loc, depthBound, depth), depth);
+      Value count = arith::SelectOp::create(
+          b, loc, row.valid,
+          arith::MinUIOp::create(b, loc, left, chunkElements), zero);
+      // A copy that reads nothing still names an address: the row's start.
+      Value from = arith::SelectOp::create(
+          b, loc,
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, count, zero),
+          depth, zero);
+      Value place = arith::MulIOp::create(
+          b, loc, arith::XOrIOp::create(b, loc, chunk, rowPhase),
+          chunkElements);
+      nvgpu::DeviceAsyncCopyOp::create(
+          b, loc, buffer, ValueRange{myHalfRow, place}, op.getInput(),
+          ValueRange{row.source, from}, b.getIndexAttr(kChunkElements), count,
+          b.getUnitAttr());
+    }
+  }
+  // Every thread arrives (without adding to the pending count: the
+  // barrier expects these arrivals), once its copies have landed.
+  Value address =
+      nvgpu::MBarrierGetOp::create(b, loc, b.getI32Type(), barriers, stage);
+  Value pointer = LLVM::IntToPtrOp::create(
+      b, loc, LLVM::LLVMPointerType::get(b.getContext(), 3), address);
+  NVVM::CpAsyncMBarrierArriveOp::create(b, loc, pointer, /*noinc=*/true);
+}
+
+void WarpgroupMatmul::fenceCopiedInput(OpBuilder &b, Location loc) {
   NVVM::FenceProxyOp::create(
       b, loc, NVVM::ProxyKind::async_shared,
       NVVM::SharedSpaceAttr::get(b.getContext(),
@@ -893,16 +975,23 @@ void WarpgroupMatmul::emitRoles(OpBuilder &b, Location loc, Value slotBase,
                   kb, kl, parityOf(kb, kl, slot),
                   arith::ConstantOp::create(kb, kl, kb.getBoolAttr(true)));
               waitFor(kb, kl, released, previousPhase, stage);
-              storeInput(kb, kl, slot, chunks);
-              issueTmaLoads(kb, kl, step, slot);
-              // Thread 0's arrival came with its expect_tx.
-              Value others = arith::CmpIOp::create(
-                  kb, kl, arith::CmpIPredicate::ne, tid, zero);
-              scf::IfOp::create(
-                  kb, kl, others, [&](OpBuilder &ab, Location al) {
-                    nvgpu::MBarrierArriveOp::create(ab, al, barriers, stage);
-                    scf::YieldOp::create(ab, al);
-                  });
+              if (plan.asyncGather) {
+                // Thread 0's TMA arrival and every thread's once its
+                // copies landed.
+                issueTmaLoads(kb, kl, step, slot);
+                copyInputAsync(kb, kl, step, slot);
+              } else {
+                storeInput(kb, kl, slot, chunks);
+                issueTmaLoads(kb, kl, step, slot);
+                // Thread 0's arrival came with its expect_tx.
+                Value others = arith::CmpIOp::create(
+                    kb, kl, arith::CmpIPredicate::ne, tid, zero);
+                scf::IfOp::create(
+                    kb, kl, others, [&](OpBuilder &ab, Location al) {
+                      nvgpu::MBarrierArriveOp::create(ab, al, barriers, stage);
+                      scf::YieldOp::create(ab, al);
+                    });
+              }
               scf::YieldOp::create(
                   kb, kl,
                   loadInput(kb, kl, arith::AddIOp::create(kb, kl, step, one)));
@@ -933,6 +1022,8 @@ void WarpgroupMatmul::emitRoles(OpBuilder &b, Location loc, Value slotBase,
                                      ValueRange sums) {
             Value stage = stageOf(kb, kl, slot);
             waitFor(kb, kl, barriers, parityOf(kb, kl, slot), stage);
+            if (plan.asyncGather)
+              fenceCopiedInput(kb, kl);
             SmallVector<Value> next = mmaStep(kb, kl, stage, part, sums);
             NVVM::WgmmaWaitGroupSyncOp::create(kb, kl, 1);
             return next;
@@ -1068,8 +1159,12 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
   // bytes (its threads' A stores are ordered by the block's barriers).
   // Specialized: a stage is filled when the producer's 128 threads have
   // arrived (thread 0's arrival expecting the bytes) and released when all
-  // the consumers' threads have.
-  int64_t filledArrivals = plan.specialized ? kWarpgroupThreads : 1;
+  // the consumers' threads have. With cp.async, a stage is filled by
+  // thread 0's expect_tx arrival and the 128 gathering threads' arrivals
+  // once their copies landed.
+  int64_t filledArrivals = plan.asyncGather   ? 1 + kWarpgroupThreads
+                           : plan.specialized ? kWarpgroupThreads
+                                              : 1;
   int64_t releasedArrivals = plan.parts * kWarpgroupThreads;
   scf::IfOp::create(b, loc, leader, [&](OpBuilder &tb, Location tl) {
     for (Value group : groups)
@@ -1135,7 +1230,10 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
                   [&](OpBuilder &pb, Location pl, Value step, ValueRange) {
                     Value slot = arith::AddIOp::create(pb, pl, slotBase, step);
                     issueTmaLoads(pb, pl, step, slot);
-                    storeInput(pb, pl, slot, loadInput(pb, pl, step));
+                    if (plan.asyncGather)
+                      copyInputAsync(pb, pl, step, slot);
+                    else
+                      storeInput(pb, pl, slot, loadInput(pb, pl, step));
                     scf::YieldOp::create(pb, pl);
                   });
               // The A chunks of the first refill (step `ahead`), loaded
@@ -1154,10 +1252,12 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
                                 ValueRange sums, ValueRange chunks) {
                 Value slot = arith::AddIOp::create(kb, kl, slotBase, step);
                 Value stage = stageOf(kb, kl, slot);
-                // The weights landed (and A, by TMA); every thread's A
-                // stores done.
+                // The weights landed (and A, by TMA or cp.async); every
+                // thread's A stores done.
                 waitFor(kb, kl, barriers, parityOf(kb, kl, slot), stage);
-                if (!plan.input)
+                if (plan.asyncGather)
+                  fenceCopiedInput(kb, kl);
+                else if (!plan.input)
                   gpu::BarrierOp::create(kb, kl);
                 SmallVector<Value> next = mmaStep(kb, kl, stage, zero, sums);
                 // The previous step's group is done: its slot is free once
@@ -1171,7 +1271,10 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
                                     Value slot = arith::AddIOp::create(
                                         rb, rl, slotBase, refill);
                                     issueTmaLoads(rb, rl, refill, slot);
-                                    storeInput(rb, rl, slot, chunks);
+                                    if (plan.asyncGather)
+                                      copyInputAsync(rb, rl, refill, slot);
+                                    else
+                                      storeInput(rb, rl, slot, chunks);
                                     scf::YieldOp::create(rb, rl);
                                   });
                 // The next refill's A (zeros past the steps).
@@ -1261,7 +1364,7 @@ struct MoELowerGroupedMatmulToWGMMAPass
       }
       std::string reason;
       FailureOr<WarpgroupPlan> plan =
-          planWarpgroupTile(op, launch, maxSharedBytes, reason);
+          planWarpgroupTile(op, launch, maxSharedBytes, asyncGather, reason);
       if (failed(plan)) {
         // Left for moe-lower-grouped-matmul-to-mma (the CUDA cores in a
         // warpgroup's block).

@@ -1,5 +1,6 @@
 // RUN: moe-opt %s --split-input-file --moe-lower-grouped-matmul-to-wgmma | FileCheck %s
 // RUN: moe-opt %s --split-input-file --moe-lower-grouped-matmul-to-wgmma="max-shared-bytes=32768" | FileCheck %s --check-prefix=SMALL
+// RUN: moe-opt %s --split-input-file --moe-lower-grouped-matmul-to-wgmma="async-gather=false" | FileCheck %s --check-prefix=REGS
 
 // One 64-row block x 128 columns of bf16 weights on a warpgroup. Before
 // the launch, a TMA descriptor of the whole [E, N, K] weight with boxes of
@@ -449,15 +450,38 @@ func.func @paired_epilogue(%x: memref<64x200xf32>, %wg: memref<2x256x200xbf16>,
 
 // bf16 rows in and out (the down projection's input after
 // moe-narrow-epilogue-outputs, and an epilogue writing bf16), gathered
-// through row sources: a chunk of 8 depths is one 16-byte load of 8 bf16,
-// and each value is rounded to bf16 as it is stored.
+// through row sources. A chunk of 8 depths is one 16-byte cp.async from
+// the row to its swizzled place (no registers), zero-filled past the
+// elements it reads; each thread arrives on the stage's mbarrier once its
+// copies land (129 arrivals: thread 0's with the TMA bytes and the 128
+// threads'). Each step waits for the stage, fences the copies for the
+// async proxy and multiplies, with no block barrier between. Each value
+// is rounded to bf16 as it is stored.
 // CHECK-LABEL: func @bf16_rows
+// CHECK: nvgpu.mbarrier.init %{{.*}}, %c129
 // CHECK: scf.for
-// CHECK: vector.load %{{.*}} : memref<64x64xbf16>, vector<8xbf16>
+// CHECK: nvgpu.tma.async.load
+// CHECK-COUNT-4: nvgpu.device_async_copy %{{.*}}, 8, %{{.*}} {bypassL1} : memref<64x64xbf16> to memref<64x64xbf16, #gpu.address_space<workgroup>>
+// CHECK: nvvm.cp.async.mbarrier.arrive %{{.*}} {noinc = true} : !llvm.ptr<3>
+// CHECK: nvgpu.mbarrier.try_wait.parity
+// CHECK-NEXT: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
+// CHECK-NEXT: nvvm.wgmma.fence.aligned
 // CHECK: nvvm.wgmma.mma_async
+// CHECK-NOT: vector.load %{{.*}} : memref<64x64xbf16>
 // CHECK: scf.if
 // CHECK:   %[[V:.*]] = arith.truncf %{{.*}} : f32 to bf16
 // CHECK:   memref.store %[[V]], %{{.*}} : memref<64x64xbf16>
+// Without async-gather, the threads load each chunk (one 16-byte load of
+// 8 bf16) and store it.
+// REGS-LABEL: func @bf16_rows
+// REGS: nvgpu.mbarrier.init %{{.*}}, %c1{{(_[0-9]+)?}} :
+// REGS: vector.load %{{.*}} : memref<64x64xbf16>, vector<8xbf16>
+// REGS: vector.store
+// REGS: nvvm.fence.proxy
+// REGS: nvgpu.mbarrier.try_wait.parity
+// REGS-NEXT: gpu.barrier
+// REGS-NOT: nvgpu.device_async_copy
+// REGS: nvvm.wgmma.mma_async
 func.func @bf16_rows(%x: memref<64x64xbf16>, %w: memref<2x64x64xbf16>,
                      %experts: memref<1xi32>, %sources: memref<64xi32>,
                      %y: memref<64x64xbf16>) {

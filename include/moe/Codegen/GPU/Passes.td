@@ -610,6 +610,9 @@ def MoELowerGroupedMatmulToWGMMAPass
     Option<"maxSharedBytes", "max-shared-bytes", "int64_t",
            /*default=*/"232448",
            "Dynamic shared memory a block may use (sm_90: 227 KiB)">,
+    Option<"asyncGather", "async-gather", "bool", /*default=*/"true",
+           "Gather bf16 A rows at 16-byte boundaries by cp.async (else "
+           "through the threads' registers and stores)">,
   ];
 }
 
