@@ -195,6 +195,7 @@ def structure(args) -> None:
                 print(f"{model} {options} ({arch}): {len(kernels)} kernels; "
                       "tiles: " + "; ".join(
                           f"{k}: {v['wgmma']} wgmma, {v['tma']} TMA, "
+                          f"{v.get('cp_async', 0)} cp.async, "
                           f"{v['mma_sync']} mma.sync, {v['registers']} regs, "
                           f"{v['spill_stores']} B spilled, "
                           f"{v.get('dynamic_smem', 0)} B dynamic smem"

@@ -192,13 +192,13 @@
 // WGHOST-COUNT-6: llvm.call @mgpuTensorMapEncodeTiledMemrefInto
 // WGHOST-NOT: @mgpuTensorMapEncodeTiledMemref(
 // WGPTX: forward_tiles_4: ptx accepted by ptxas -arch=sm_90a
-// WGPTX-NEXT: forward_tiles_4: wgmma 8, tma 2, mbarrier_waits 1, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
+// WGPTX-NEXT: forward_tiles_4: wgmma 8, tma 2, mbarrier_waits 1, mma_sync 0, cp_async 4, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
 // WGPTX-NOT: ptxas:
 // WGPTX: forward_tiles_5: ptx accepted by ptxas -arch=sm_90a
-// WGPTX-NEXT: forward_tiles_5: wgmma 8, tma 2, mbarrier_waits 1, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
+// WGPTX-NEXT: forward_tiles_5: wgmma 8, tma 2, mbarrier_waits 1, mma_sync 0, cp_async 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
 // WGPTX-NOT: ptxas:
 // WGPTX: forward_tiles_6: ptx accepted by ptxas -arch=sm_90a
-// WGPTX-NEXT: forward_tiles_6: wgmma 4, tma 2, mbarrier_waits 1, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
+// WGPTX-NEXT: forward_tiles_6: wgmma 4, tma 2, mbarrier_waits 1, mma_sync 0, cp_async 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
 // WGPTX-NOT: ptxas:
 
 // mma=wgmma-specialized: the tiles are 128-row blocks of three warpgroups
@@ -215,13 +215,13 @@
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized block-rows=64" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=WS64
 // WS64: gpu.launch_func {{.*}}@forward_tiles_4::@forward_tiles_4 {{.*}}threads in (%c256, %c1, %c1)  dynamic_shared_memory_size
 // WSPTX: forward_tiles_4: ptx accepted by ptxas -arch=sm_90a
-// WSPTX-NEXT: forward_tiles_4: wgmma 8, tma 2, mbarrier_waits 2, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
+// WSPTX-NEXT: forward_tiles_4: wgmma 8, tma 2, mbarrier_waits 2, mma_sync 0, cp_async 8, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
 // WSPTX-NOT: ptxas:
 // WSPTX: forward_tiles_5: ptx accepted by ptxas -arch=sm_90a
-// WSPTX-NEXT: forward_tiles_5: wgmma 8, tma 2, mbarrier_waits 2, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
+// WSPTX-NEXT: forward_tiles_5: wgmma 8, tma 2, mbarrier_waits 2, mma_sync 0, cp_async 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
 // WSPTX-NOT: ptxas:
 // WSPTX: forward_tiles_6: ptx accepted by ptxas -arch=sm_90a
-// WSPTX-NEXT: forward_tiles_6: wgmma 4, tma 2, mbarrier_waits 2, mma_sync 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
+// WSPTX-NEXT: forward_tiles_6: wgmma 4, tma 2, mbarrier_waits 2, mma_sync 0, cp_async 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
 // WSPTX-NOT: ptxas:
 
 // wgmma is sm_90a code: another chip is refused.

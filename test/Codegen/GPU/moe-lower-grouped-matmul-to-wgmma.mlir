@@ -541,6 +541,14 @@ func.func @bf16_rows(%x: memref<64x64xbf16>, %w: memref<2x64x64xbf16>,
 // CHECK-NOT: vector.load
 // CHECK-NOT: nvvm.fence.proxy
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// bf16 rows whose starts are not all at 16-byte boundaries (a view of 64
+// of 68 columns: rows 136 bytes apart) are gathered through the threads'
+// registers: cp.async copies 16 aligned bytes.
+// CHECK-LABEL: func @bf16_rows_unaligned
+// CHECK-NOT: nvgpu.device_async_copy
+// CHECK: vector.load %{{.*}} : memref<64x64xbf16, strided<[68, 1]>>, vector<8xbf16>
+// CHECK-NOT: nvgpu.device_async_copy
+// CHECK: return
 func.func @bf16_rows_in_place(%x: memref<256x64xbf16>, %w: memref<2x64x64xbf16>,
                               %experts: memref<1xi32>, %y: memref<256x64xf32>) {
   %c1 = arith.constant 1 : index
@@ -555,6 +563,22 @@ func.func @bf16_rows_in_place(%x: memref<256x64xbf16>, %w: memref<2x64x64xbf16>,
     moe.grouped_matmul block_rows(64)
         ins(%rows, %w, %experts : memref<64x64xbf16, strided<[64, 1], offset: ?>>, memref<2x64x64xbf16>, memref<1xi32>)
         outs(%out : memref<64x64xf32, strided<[64, 1], offset: ?>>)
+    gpu.terminator
+  }
+  return
+}
+func.func @bf16_rows_unaligned(%x: memref<64x68xbf16>, %w: memref<2x64x64xbf16>,
+                               %experts: memref<1xi32>, %sources: memref<64xi32>,
+                               %y: memref<64x64xf32>) {
+  %c1 = arith.constant 1 : index
+  %c128 = arith.constant 128 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c128, %sy = %c1, %sz = %c1) {
+    %rows = memref.subview %x[0, 0] [64, 64] [1, 1] : memref<64x68xbf16> to memref<64x64xbf16, strided<[68, 1]>>
+    moe.grouped_matmul block_rows(64)
+        ins(%rows, %w, %experts : memref<64x64xbf16, strided<[68, 1]>>, memref<2x64x64xbf16>, memref<1xi32>)
+        row_sources(%sources : memref<64xi32>)
+        outs(%y : memref<64x64xf32>)
     gpu.terminator
   }
   return

@@ -80,13 +80,15 @@ def main() -> int:
 
 
 def resources(ptx: str, report: str) -> str:
-    """One line: the PTX's wgmma/TMA/mbarrier instructions and ptxas -v's
+    """One line: the PTX's wgmma/TMA/mbarrier/cp.async instructions and ptxas -v's
     numbers, then ptxas's warnings."""
     counts = {
         "wgmma": len(re.findall(r"\bwgmma\.mma_async\b", ptx)),
         "tma": len(re.findall(r"\bcp\.async\.bulk\.tensor\b", ptx)),
         "mbarrier_waits": len(re.findall(r"\bmbarrier\.try_wait\b", ptx)),
         "mma_sync": len(re.findall(r"\bmma\.sync\b", ptx)),
+        "cp_async": len(re.findall(r"\bcp\.async\.c[ag]\.shared\.global\b",
+                                   ptx)),
     }
     def number(pattern: str) -> int:
         found = re.search(pattern, report)

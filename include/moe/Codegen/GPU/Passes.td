@@ -554,7 +554,16 @@ def MoELowerGroupedMatmulToWGMMAPass
       past K) into the same swizzled layout, then fence it for the async
       proxy; rows past the block's filled ones are not stored (at decode
       all but one of a block's 64), since their products reach only
-      accumulator rows the epilogue does not write; or,
+      accumulator rows the epilogue does not write. bf16 rows starting at
+      16-byte boundaries are copied by `cp.async` instead
+      (`async-gather`, the default): 16 bytes a chunk from global to
+      shared memory without registers, zero-filled past K and for a
+      filled row without a source, each thread arriving on the stage's
+      mbarrier once its copies land (`cp.async.mbarrier.arrive.noinc`:
+      the mbarrier expects thread 0's arrival with the TMA bytes and the
+      128 gathering threads'); the threads that multiply fence them for
+      the async proxy after their wait, with no block barrier before the
+      wgmmas; or,
       when the op has no row sources (the block's rows are the input's
       own, e.g. the down projection's hidden rows) and its input is bf16,
       a unit-stride view of all of K of a 2-d memref defined above the
