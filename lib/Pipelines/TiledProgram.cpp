@@ -56,6 +56,9 @@ void moe::addTiledProgramPasses(OpPassManager &pm,
       pm.addPass(moe::createMoENarrowGroupedMatmulInputsPass(
           moe::MoENarrowGroupedMatmulInputsPassOptions{
               options.narrowInputsMinRows}));
+    // The hidden rows' zero fill: the down projection reads only the rows
+    // the gate/up epilogue writes.
+    pm.addPass(moe::createMoEDropUnreadInitsPass());
     // Expert weights in panels, packed by functions the runtime calls once
     // after binding (the manifest, written above, is amended).
     if (options.packWeights)

@@ -263,6 +263,49 @@ def MoECloneSharedFillsPass : Pass<"moe-clone-shared-fills"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def MoEDropUnreadInitsPass : Pass<"moe-drop-unread-inits"> {
+  let summary = "Drop the fills of grouped matmul inits that no op reads";
+  let description = [{
+    A `moe.grouped_matmul` in block form whose epilogue ignores the old
+    value (its last argument) writes every row it computes, the filled rows
+    of its owned blocks, without reading `init` there, and keeps `init` in
+    the rows past them. A `linalg.fill` (on tensors) whose every use is the
+    `init` of such an op is dropped, its uses taking the fill's destination
+    instead, when each of those ops' results is read only
+    - as the `input` of a grouped matmul in block form with no
+      `row_sources` (rows read in place, block by block) over the same
+      plan: the same `block_rows`, number of experts, `block_experts` and
+      `block_sizes` (the same tensors, or prefixes of them: 1-d slices at
+      0 with unit stride), which reads exactly the filled rows of the
+      owned blocks, all of them written;
+    - by `tensor.dim`, which reads no element;
+    - through an `scf.if` that yields it, whose result is read the same way.
+
+    This is the gate/up projection's zeroed hidden rows (`R x I`), read
+    only by the down projection, row for row: the fill wrote every padding
+    row of every block and, after tiling, made each tile zero its output
+    and synchronize before it multiplies. Other fills are left alone: of
+    an op that adds to `init` (no epilogue) or scatters, or whose result
+    another op reads. Runs on tensors, before tiling.
+
+    Example:
+
+    ```mlir
+    %e = tensor.empty(%r) : tensor<?x1024xbf16>
+    %z = linalg.fill ins(%c0 : bf16) outs(%e : tensor<?x1024xbf16>) -> tensor<?x1024xbf16>
+    %h = moe.grouped_matmul block_rows(64) ins(%x, %wg, %ids : ...) paired(%wu : ...)
+        block_sizes(%sizes : ...) row_sources(%src : ...) outs(%z : tensor<?x1024xbf16>) epilogue {...}
+    %y = moe.grouped_matmul block_rows(64) ins(%h, %wd, %ids : ...)
+        block_sizes(%sizes : ...) outs(%acc : tensor<?x512xf32>) -> tensor<?x512xf32>
+    ```
+
+    becomes the same ops with `outs(%e : tensor<?x1024xbf16>)` for `%h`.
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def MoEFormGroupedMatmulPass : Pass<"moe-form-grouped-matmul"> {
   let summary = "Rewrite block-aligned expert matmuls into moe.grouped_matmul";
   let description = [{

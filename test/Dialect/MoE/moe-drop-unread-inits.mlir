@@ -1,0 +1,151 @@
+// RUN: moe-opt %s --split-input-file --moe-drop-unread-inits | FileCheck %s
+
+// The gate/up projection's zeroed hidden rows: its epilogue ignores the
+// old value and the down projection reads the hidden rows in place over
+// the same plan (prefixes of the same block ids and sizes), so no zero is
+// ever read: the fill goes, the gate/up writes into the empty tensor.
+// CHECK-LABEL: func.func @gate_up_down
+// CHECK: %[[E:.*]] = tensor.empty() : tensor<128x16xbf16>
+// CHECK-NOT: linalg.fill ins(%{{.*}} : bf16)
+// CHECK: %[[H:.*]] = moe.grouped_matmul {{.*}} outs(%[[E]] : tensor<128x16xbf16>)
+// CHECK: linalg.fill ins(%{{.*}} : f32)
+// CHECK: moe.grouped_matmul block_rows(64) ins(%[[H]],
+func.func @gate_up_down(%x: tensor<8x32xf32>, %wg: tensor<4x16x32xbf16>,
+                        %wu: tensor<4x16x32xbf16>, %wd: tensor<4x32x16xbf16>,
+                        %ids: tensor<3xi32>, %sizes: tensor<3xi32>,
+                        %src: tensor<128xi32>) -> tensor<128x32xf32> {
+  %zb = arith.constant 0.0 : bf16
+  %zf = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<128x16xbf16>
+  %z = linalg.fill ins(%zb : bf16) outs(%e : tensor<128x16xbf16>) -> tensor<128x16xbf16>
+  %ids1 = tensor.extract_slice %ids[0] [2] [1] : tensor<3xi32> to tensor<2xi32>
+  %sizes1 = tensor.extract_slice %sizes[0] [2] [1] : tensor<3xi32> to tensor<2xi32>
+  %h = moe.grouped_matmul block_rows(64)
+      ins(%x, %wg, %ids1 : tensor<8x32xf32>, tensor<4x16x32xbf16>, tensor<2xi32>)
+      paired(%wu : tensor<4x16x32xbf16>) block_sizes(%sizes1 : tensor<2xi32>)
+      row_sources(%src : tensor<128xi32>) outs(%z : tensor<128x16xbf16>) epilogue {
+  ^bb0(%g: f32, %u: f32, %old: f32):
+    %p = arith.mulf %g, %u : f32
+    moe.yield %p : f32
+  } -> tensor<128x16xbf16>
+  %ids2 = tensor.extract_slice %ids[0] [2] [1] : tensor<3xi32> to tensor<2xi32>
+  %sizes2 = tensor.extract_slice %sizes[0] [2] [1] : tensor<3xi32> to tensor<2xi32>
+  %ea = tensor.empty() : tensor<128x32xf32>
+  %acc = linalg.fill ins(%zf : f32) outs(%ea : tensor<128x32xf32>) -> tensor<128x32xf32>
+  %y = moe.grouped_matmul block_rows(64)
+      ins(%h, %wd, %ids2 : tensor<128x16xbf16>, tensor<4x32x16xbf16>, tensor<2xi32>)
+      block_sizes(%sizes2 : tensor<2xi32>) outs(%acc : tensor<128x32xf32>) -> tensor<128x32xf32>
+  return %y : tensor<128x32xf32>
+}
+
+// -----
+
+// Two writers, one per branch of an scf.if (the gate/up on bf16 or on f32
+// rows), both of the fill; the if's result is read by the down projection
+// and by tensor.dim: the fill goes.
+// CHECK-LABEL: func.func @through_if
+// CHECK: %[[E:.*]] = tensor.empty() : tensor<128x16xbf16>
+// CHECK-NOT: linalg.fill
+// CHECK: scf.if
+// CHECK: outs(%[[E]] : tensor<128x16xbf16>)
+// CHECK: } else {
+// CHECK: outs(%[[E]] : tensor<128x16xbf16>)
+func.func @through_if(%c: i1, %x: tensor<8x32xf32>, %xb: tensor<8x32xbf16>,
+                      %wg: tensor<4x16x32xbf16>, %wd: tensor<4x32x16xbf16>,
+                      %ids: tensor<2xi32>, %src: tensor<128xi32>,
+                      %acc: tensor<128x32xf32>)
+    -> (tensor<128x32xf32>, index) {
+  %zb = arith.constant 0.0 : bf16
+  %c0 = arith.constant 0 : index
+  %e = tensor.empty() : tensor<128x16xbf16>
+  %z = linalg.fill ins(%zb : bf16) outs(%e : tensor<128x16xbf16>) -> tensor<128x16xbf16>
+  %h = scf.if %c -> (tensor<128x16xbf16>) {
+    %a = moe.grouped_matmul block_rows(64)
+        ins(%xb, %wg, %ids : tensor<8x32xbf16>, tensor<4x16x32xbf16>, tensor<2xi32>)
+        row_sources(%src : tensor<128xi32>) outs(%z : tensor<128x16xbf16>) epilogue {
+    ^bb0(%s: f32, %old: f32):
+      moe.yield %s : f32
+    } -> tensor<128x16xbf16>
+    scf.yield %a : tensor<128x16xbf16>
+  } else {
+    %b = moe.grouped_matmul block_rows(64)
+        ins(%x, %wg, %ids : tensor<8x32xf32>, tensor<4x16x32xbf16>, tensor<2xi32>)
+        row_sources(%src : tensor<128xi32>) outs(%z : tensor<128x16xbf16>) epilogue {
+    ^bb0(%s: f32, %old: f32):
+      moe.yield %s : f32
+    } -> tensor<128x16xbf16>
+    scf.yield %b : tensor<128x16xbf16>
+  }
+  %rows = tensor.dim %h, %c0 : tensor<128x16xbf16>
+  %y = moe.grouped_matmul block_rows(64)
+      ins(%h, %wd, %ids : tensor<128x16xbf16>, tensor<4x32x16xbf16>, tensor<2xi32>)
+      outs(%acc : tensor<128x32xf32>) -> tensor<128x32xf32>
+  return %y, %rows : tensor<128x32xf32>, index
+}
+
+// -----
+
+// Fills that stay. An epilogue that reads the old value; a writer that
+// adds to `init` (no epilogue); a reader that gathers its rows
+// (row_sources); a reader over other block sizes; a reader of another
+// kind (the result returned).
+// CHECK-LABEL: func.func @kept
+// CHECK-COUNT-5: linalg.fill
+func.func @kept(%x: tensor<8x32xf32>, %wg: tensor<4x16x32xbf16>,
+                %wd: tensor<4x32x16xbf16>, %ids: tensor<2xi32>,
+                %sizes: tensor<2xi32>, %other: tensor<2xi32>,
+                %src: tensor<128xi32>, %acc: tensor<128x32xf32>,
+                %out: tensor<128x32xf32>)
+    -> (tensor<128x32xf32>, tensor<128x32xf32>, tensor<128x32xf32>,
+        tensor<128x32xf32>, tensor<128x16xf32>) {
+  %zf = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<128x16xf32>
+  %z1 = linalg.fill ins(%zf : f32) outs(%e : tensor<128x16xf32>) -> tensor<128x16xf32>
+  %reads_old = moe.grouped_matmul block_rows(64)
+      ins(%x, %wg, %ids : tensor<8x32xf32>, tensor<4x16x32xbf16>, tensor<2xi32>)
+      row_sources(%src : tensor<128xi32>) outs(%z1 : tensor<128x16xf32>) epilogue {
+  ^bb0(%s: f32, %old: f32):
+    %r = arith.addf %s, %old : f32
+    moe.yield %r : f32
+  } -> tensor<128x16xf32>
+  %y1 = moe.grouped_matmul block_rows(64)
+      ins(%reads_old, %wd, %ids : tensor<128x16xf32>, tensor<4x32x16xbf16>, tensor<2xi32>)
+      outs(%acc : tensor<128x32xf32>) -> tensor<128x32xf32>
+  %z2 = linalg.fill ins(%zf : f32) outs(%e : tensor<128x16xf32>) -> tensor<128x16xf32>
+  %adds = moe.grouped_matmul block_rows(64)
+      ins(%x, %wg, %ids : tensor<8x32xf32>, tensor<4x16x32xbf16>, tensor<2xi32>)
+      row_sources(%src : tensor<128xi32>) outs(%z2 : tensor<128x16xf32>) -> tensor<128x16xf32>
+  %y2 = moe.grouped_matmul block_rows(64)
+      ins(%adds, %wd, %ids : tensor<128x16xf32>, tensor<4x32x16xbf16>, tensor<2xi32>)
+      outs(%acc : tensor<128x32xf32>) -> tensor<128x32xf32>
+  %z3 = linalg.fill ins(%zf : f32) outs(%e : tensor<128x16xf32>) -> tensor<128x16xf32>
+  %h3 = moe.grouped_matmul block_rows(64)
+      ins(%x, %wg, %ids : tensor<8x32xf32>, tensor<4x16x32xbf16>, tensor<2xi32>)
+      row_sources(%src : tensor<128xi32>) outs(%z3 : tensor<128x16xf32>) epilogue {
+  ^bb0(%s: f32, %old: f32):
+    moe.yield %s : f32
+  } -> tensor<128x16xf32>
+  %y3 = moe.grouped_matmul block_rows(64)
+      ins(%h3, %wd, %ids : tensor<128x16xf32>, tensor<4x32x16xbf16>, tensor<2xi32>)
+      row_sources(%src : tensor<128xi32>) outs(%acc : tensor<128x32xf32>) -> tensor<128x32xf32>
+  %z4 = linalg.fill ins(%zf : f32) outs(%e : tensor<128x16xf32>) -> tensor<128x16xf32>
+  %h4 = moe.grouped_matmul block_rows(64)
+      ins(%x, %wg, %ids : tensor<8x32xf32>, tensor<4x16x32xbf16>, tensor<2xi32>)
+      block_sizes(%sizes : tensor<2xi32>)
+      row_sources(%src : tensor<128xi32>) outs(%z4 : tensor<128x16xf32>) epilogue {
+  ^bb0(%s: f32, %old: f32):
+    moe.yield %s : f32
+  } -> tensor<128x16xf32>
+  %y4 = moe.grouped_matmul block_rows(64)
+      ins(%h4, %wd, %ids : tensor<128x16xf32>, tensor<4x32x16xbf16>, tensor<2xi32>)
+      block_sizes(%other : tensor<2xi32>) outs(%acc : tensor<128x32xf32>) -> tensor<128x32xf32>
+  %z5 = linalg.fill ins(%zf : f32) outs(%e : tensor<128x16xf32>) -> tensor<128x16xf32>
+  %h5 = moe.grouped_matmul block_rows(64)
+      ins(%x, %wg, %ids : tensor<8x32xf32>, tensor<4x16x32xbf16>, tensor<2xi32>)
+      row_sources(%src : tensor<128xi32>) outs(%z5 : tensor<128x16xf32>) epilogue {
+  ^bb0(%s: f32, %old: f32):
+    moe.yield %s : f32
+  } -> tensor<128x16xf32>
+  return %y1, %y2, %y3, %y4, %h5 : tensor<128x32xf32>, tensor<128x32xf32>,
+      tensor<128x32xf32>, tensor<128x32xf32>, tensor<128x16xf32>
+}
