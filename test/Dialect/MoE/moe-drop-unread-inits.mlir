@@ -85,19 +85,61 @@ func.func @through_if(%c: i1, %x: tensor<8x32xf32>, %xb: tensor<8x32xbf16>,
 
 // -----
 
+// The down projection adds its sums to a zero fill and only the combine of
+// the plan's row map reads its rows: it writes its sums instead (an
+// epilogue yielding each sum) and the fill goes. The hidden rows' fill
+// goes too (the down projection reads them over the same plan).
+// CHECK-LABEL: func.func @down_combine
+// CHECK-NOT: linalg.fill
+// CHECK: %[[MAP:[a-z_0-9]+]] = moe.routing_plan
+// CHECK: %[[E:.*]] = tensor.empty() : tensor<256x32xf32>
+// CHECK: %[[Y:.*]] = moe.grouped_matmul block_rows(64) ins(%{{.*}} : tensor<256x16xbf16>, tensor<4x32x16xbf16>, tensor<4xi32>) block_sizes(%{{.*}} : tensor<4xi32>) outs(%[[E]] : tensor<256x32xf32>) epilogue {
+// CHECK-NEXT: ^bb0(%[[S:.*]]: f32, %{{.*}}: f32):
+// CHECK-NEXT: moe.yield %[[S]] : f32
+// CHECK: moe.combine %[[Y]], %{{.*}}, %[[MAP]] :
+func.func @down_combine(%x: tensor<8x32xf32>, %wg: tensor<4x16x32xbf16>,
+                        %wd: tensor<4x32x16xbf16>, %ids: tensor<8x2xi32>,
+                        %w: tensor<8x2xf32>) -> tensor<8x32xf32> {
+  %zb = arith.constant 0.0 : bf16
+  %zf = arith.constant 0.0 : f32
+  %offsets, %blocks, %sizes, %sources, %map = moe.routing_plan %ids block_rows(64) align(64)
+      : tensor<8x2xi32> -> tensor<5xi64>, tensor<4xi32>, tensor<4xi32>, tensor<256xi32>, tensor<8x2xi32>
+  %eh = tensor.empty() : tensor<256x16xbf16>
+  %zh = linalg.fill ins(%zb : bf16) outs(%eh : tensor<256x16xbf16>) -> tensor<256x16xbf16>
+  %h = moe.grouped_matmul block_rows(64)
+      ins(%x, %wg, %blocks : tensor<8x32xf32>, tensor<4x16x32xbf16>, tensor<4xi32>)
+      block_sizes(%sizes : tensor<4xi32>) row_sources(%sources : tensor<256xi32>)
+      outs(%zh : tensor<256x16xbf16>) epilogue {
+  ^bb0(%s: f32, %old: f32):
+    moe.yield %s : f32
+  } -> tensor<256x16xbf16>
+  %e = tensor.empty() : tensor<256x32xf32>
+  %z = linalg.fill ins(%zf : f32) outs(%e : tensor<256x32xf32>) -> tensor<256x32xf32>
+  %y = moe.grouped_matmul block_rows(64)
+      ins(%h, %wd, %blocks : tensor<256x16xbf16>, tensor<4x32x16xbf16>, tensor<4xi32>)
+      block_sizes(%sizes : tensor<4xi32>) outs(%z : tensor<256x32xf32>) -> tensor<256x32xf32>
+  %out = moe.combine %y, %w, %map : tensor<256x32xf32>, tensor<8x2xf32>, tensor<8x2xi32> -> tensor<8x32xf32>
+  return %out : tensor<8x32xf32>
+}
+
+// -----
+
 // Fills that stay. An epilogue that reads the old value; a writer that
-// adds to `init` (no epilogue); a reader that gathers its rows
-// (row_sources); a reader over other block sizes; a reader of another
-// kind (the result returned).
+// adds to `init` (no epilogue) whose rows a slice also reads; a reader that
+// gathers its rows (row_sources); a reader over other block sizes; a
+// reader of another kind (the result returned); a writer that adds to a
+// fill of 1 read by a combine; a combine of another plan's row map.
 // CHECK-LABEL: func.func @kept
-// CHECK-COUNT-5: linalg.fill
+// CHECK-COUNT-7: linalg.fill
+// CHECK-NOT: linalg.fill
 func.func @kept(%x: tensor<8x32xf32>, %wg: tensor<4x16x32xbf16>,
                 %wd: tensor<4x32x16xbf16>, %ids: tensor<2xi32>,
                 %sizes: tensor<2xi32>, %other: tensor<2xi32>,
                 %src: tensor<128xi32>, %acc: tensor<128x32xf32>,
-                %out: tensor<128x32xf32>)
+                %out: tensor<128x32xf32>, %h256: tensor<256x16xf32>)
     -> (tensor<128x32xf32>, tensor<128x32xf32>, tensor<128x32xf32>,
-        tensor<128x32xf32>, tensor<128x16xf32>) {
+        tensor<128x32xf32>, tensor<128x16xf32>, tensor<8x32xf32>,
+        tensor<8x32xf32>) {
   %zf = arith.constant 0.0 : f32
   %e = tensor.empty() : tensor<128x16xf32>
   %z1 = linalg.fill ins(%zf : f32) outs(%e : tensor<128x16xf32>) -> tensor<128x16xf32>
@@ -118,6 +160,7 @@ func.func @kept(%x: tensor<8x32xf32>, %wg: tensor<4x16x32xbf16>,
   %y2 = moe.grouped_matmul block_rows(64)
       ins(%adds, %wd, %ids : tensor<128x16xf32>, tensor<4x32x16xbf16>, tensor<2xi32>)
       outs(%acc : tensor<128x32xf32>) -> tensor<128x32xf32>
+  %sliced = tensor.extract_slice %adds[0, 0] [8, 16] [1, 1] : tensor<128x16xf32> to tensor<8x16xf32>
   %z3 = linalg.fill ins(%zf : f32) outs(%e : tensor<128x16xf32>) -> tensor<128x16xf32>
   %h3 = moe.grouped_matmul block_rows(64)
       ins(%x, %wg, %ids : tensor<8x32xf32>, tensor<4x16x32xbf16>, tensor<2xi32>)
@@ -146,6 +189,25 @@ func.func @kept(%x: tensor<8x32xf32>, %wg: tensor<4x16x32xbf16>,
   ^bb0(%s: f32, %old: f32):
     moe.yield %s : f32
   } -> tensor<128x16xf32>
-  return %y1, %y2, %y3, %y4, %h5 : tensor<128x32xf32>, tensor<128x32xf32>,
-      tensor<128x32xf32>, tensor<128x32xf32>, tensor<128x16xf32>
+  %one = arith.constant 1.0 : f32
+  %ids8 = arith.constant dense<0> : tensor<8x2xi32>
+  %wts = arith.constant dense<1.0> : tensor<8x2xf32>
+  %o1, %b1, %s1, %r1, %m1 = moe.routing_plan %ids8 block_rows(64) align(64)
+      : tensor<8x2xi32> -> tensor<5xi64>, tensor<4xi32>, tensor<4xi32>, tensor<256xi32>, tensor<8x2xi32>
+  %o2, %b2, %s2, %r2, %m2 = moe.routing_plan %ids8 block_rows(64) align(64)
+      : tensor<8x2xi32> -> tensor<5xi64>, tensor<4xi32>, tensor<4xi32>, tensor<256xi32>, tensor<8x2xi32>
+  %ea = tensor.empty() : tensor<256x32xf32>
+  %z6 = linalg.fill ins(%one : f32) outs(%ea : tensor<256x32xf32>) -> tensor<256x32xf32>
+  %y6 = moe.grouped_matmul block_rows(64)
+      ins(%h256, %wd, %b1 : tensor<256x16xf32>, tensor<4x32x16xbf16>, tensor<4xi32>)
+      block_sizes(%s1 : tensor<4xi32>) outs(%z6 : tensor<256x32xf32>) -> tensor<256x32xf32>
+  %c6 = moe.combine %y6, %wts, %m1 : tensor<256x32xf32>, tensor<8x2xf32>, tensor<8x2xi32> -> tensor<8x32xf32>
+  %z7 = linalg.fill ins(%zf : f32) outs(%ea : tensor<256x32xf32>) -> tensor<256x32xf32>
+  %y7 = moe.grouped_matmul block_rows(64)
+      ins(%h256, %wd, %b1 : tensor<256x16xf32>, tensor<4x32x16xbf16>, tensor<4xi32>)
+      block_sizes(%s1 : tensor<4xi32>) outs(%z7 : tensor<256x32xf32>) -> tensor<256x32xf32>
+  %c7 = moe.combine %y7, %wts, %m2 : tensor<256x32xf32>, tensor<8x2xf32>, tensor<8x2xi32> -> tensor<8x32xf32>
+  return %y1, %y2, %y3, %y4, %h5, %c6, %c7 : tensor<128x32xf32>, tensor<128x32xf32>,
+      tensor<128x32xf32>, tensor<128x32xf32>, tensor<128x16xf32>,
+      tensor<8x32xf32>, tensor<8x32xf32>
 }

@@ -6,7 +6,11 @@
 // same plan that reads its input rows in place, no value of `init` is ever
 // read, and a `linalg.fill` that made it is dropped (pass description in
 // Passes.td): the gate/up projection's zeroed hidden rows, which the down
-// projection reads only where the gate/up epilogue wrote them.
+// projection reads only where the gate/up epilogue wrote them. Over a zero
+// fill, a grouped matmul adding its sums to `init` writes them instead,
+// when the combine of the plan's row map reads its rows only where they
+// were computed: the down projection's rows, no longer zeroed nor read
+// back.
 //
 //===----------------------------------------------------------------------===//
 
@@ -17,6 +21,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/IR/Matchers.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEDROPUNREADINITSPASS
@@ -55,19 +60,68 @@ bool overwritesComputedRows(GroupedMatmulOp op) {
   return body.getArguments().back().use_empty();
 }
 
+/// Whether `op` adds its sums to `init` (block form, no epilogue, no
+/// scatter): over a zero fill, writing them is the same but for the sign
+/// of a zero sum.
+bool addsToInit(GroupedMatmulOp op) {
+  return !op.isDense() && !op.isScattering() && !op.hasEpilogue();
+}
+
+int64_t expertsOf(GroupedMatmulOp op) {
+  return llvm::cast<ShapedType>(op.getWeight().getType()).getDimSize(0);
+}
+
+/// Whether `writer` computes every filled row its blocks have by `sizes`:
+/// it has no block sizes (all BM rows of an owned block), or the same.
+bool computesFilledRows(GroupedMatmulOp writer, Value sizes) {
+  Value own = writer.getBlockSizes();
+  return !own || (sizes && prefixRoot(sizes) == prefixRoot(own));
+}
+
 /// Whether `reader` reads its input only in rows `writer` computes: block
 /// rows read in place (no row sources) by blocks of the same plan (the
-/// same block rows, experts, block ids and filled rows), so that each row
-/// it reads is a filled row of an owned block of `writer`.
+/// same block rows, experts and block ids, and filled rows that `writer`
+/// computes), so that each row it reads is a computed row of an owned
+/// block of `writer`.
 bool readsOnlyComputedRows(GroupedMatmulOp reader, GroupedMatmulOp writer) {
-  auto experts = [](GroupedMatmulOp op) {
-    return llvm::cast<ShapedType>(op.getWeight().getType()).getDimSize(0);
-  };
   return !reader.isDense() && !reader.getRowSources() &&
          reader.getBlockRows() == writer.getBlockRows() &&
-         experts(reader) == experts(writer) &&
+         expertsOf(reader) == expertsOf(writer) &&
          sameOrBothAbsent(reader.getBlockExperts(), writer.getBlockExperts()) &&
-         sameOrBothAbsent(reader.getBlockSizes(), writer.getBlockSizes());
+         computesFilledRows(writer, reader.getBlockSizes());
+}
+
+/// Whether `combine` reads its rows only where `writer` computed them: its
+/// row map is the one of the plan whose block ids and filled rows `writer`
+/// covers (each assignment's row is a filled row of a block of its
+/// expert).
+bool combinesOnlyComputedRows(CombineOp combine, GroupedMatmulOp writer) {
+  auto plan = combine.getRowMap().getDefiningOp<RoutingPlanOp>();
+  return plan && !writer.isDense() &&
+         plan.getBlockRows() == writer.getBlockRows() &&
+         plan.getNumExperts() == expertsOf(writer) &&
+         prefixRoot(writer.getBlockExperts()) == plan.getBlockExperts() &&
+         computesFilledRows(writer, plan.getBlockSizes());
+}
+
+/// `op` (adding its sums to `init`) with an epilogue that writes each sum
+/// instead.
+void writeSumsInstead(GroupedMatmulOp op) {
+  OpBuilder b(op);
+  Location loc = op.getLoc();
+  auto replacement = GroupedMatmulOp::create(
+      b, loc, op->getResultTypes(), op.getInput(), op.getWeight(),
+      op.getPairedWeight(), op.getBlockExperts(), op.getBlockSizes(),
+      op.getRowSources(), op.getScatterRows(), op.getScatterScales(),
+      op.getWeightScale(), op.getPairedWeightScale(), op.getInit(),
+      op.getBlockRowsAttr(), op.getWeightBlockAttr(), op.getExactProductsAttr(),
+      /*epilogueCount=*/1);
+  Type f32 = b.getF32Type();
+  Block *body =
+      b.createBlock(&replacement.getEpilogue()[0], {}, {f32, f32}, {loc, loc});
+  YieldOp::create(b, loc, body->getArgument(0));
+  op->replaceAllUsesWith(replacement);
+  op.erase();
 }
 
 /// Whether every read of `value` (`writer`'s result, or a region result it
@@ -81,6 +135,12 @@ bool onlyComputedRowsRead(Value value, GroupedMatmulOp writer) {
     if (auto reader = dyn_cast<GroupedMatmulOp>(user)) {
       if (use.get() != reader.getInput() ||
           !readsOnlyComputedRows(reader, writer))
+        return false;
+      continue;
+    }
+    if (auto combine = dyn_cast<CombineOp>(user)) {
+      if (use.get() != combine.getRows() ||
+          !combinesOnlyComputedRows(combine, writer))
         return false;
       continue;
     }
@@ -105,16 +165,25 @@ struct MoEDropUnreadInitsPass
     });
     for (linalg::FillOp fill : fills) {
       Value filled = fill.getResult(0);
-      bool unread =
-          !filled.use_empty() &&
-          llvm::all_of(filled.getUses(), [&](OpOperand &use) {
-            auto writer = dyn_cast<GroupedMatmulOp>(use.getOwner());
-            return writer && use.get() == writer.getInit() &&
-                   overwritesComputedRows(writer) &&
-                   onlyComputedRowsRead(writer.getResult()[0], writer);
-          });
+      bool zero = matchPattern(fill.getInputs()[0], m_AnyZeroFloat());
+      SmallVector<GroupedMatmulOp> adders;
+      bool unread = !filled.use_empty() &&
+                    llvm::all_of(filled.getUses(), [&](OpOperand &use) {
+                      auto writer = dyn_cast<GroupedMatmulOp>(use.getOwner());
+                      if (!writer || use.get() != writer.getInit() ||
+                          !onlyComputedRowsRead(writer.getResult()[0], writer))
+                        return false;
+                      if (overwritesComputedRows(writer))
+                        return true;
+                      if (!zero || !addsToInit(writer))
+                        return false;
+                      adders.push_back(writer);
+                      return true;
+                    });
       if (!unread)
         continue;
+      for (GroupedMatmulOp writer : adders)
+        writeSumsInstead(writer);
       filled.replaceAllUsesWith(fill.getOutputs()[0]);
       fill.erase();
     }

@@ -278,15 +278,28 @@ def MoEDropUnreadInitsPass : Pass<"moe-drop-unread-inits"> {
       `block_sizes` (the same tensors, or prefixes of them: 1-d slices at
       0 with unit stride), which reads exactly the filled rows of the
       owned blocks, all of them written;
+    - as the `rows` of a `moe.combine` whose `row_map` is that of the
+      `moe.routing_plan` whose `block_experts` (and `block_sizes`, unless
+      the op has none and computes every row of its blocks) the op's are
+      prefixes of, with the op's `block_rows` and number of experts: each
+      assignment's row is a filled row of a block of its expert;
     - by `tensor.dim`, which reads no element;
     - through an `scf.if` that yields it, whose result is read the same way.
 
-    This is the gate/up projection's zeroed hidden rows (`R x I`), read
-    only by the down projection, row for row: the fill wrote every padding
-    row of every block and, after tiling, made each tile zero its output
-    and synchronize before it multiplies. Other fills are left alone: of
-    an op that adds to `init` (no epilogue) or scatters, or whose result
-    another op reads. Runs on tensors, before tiling.
+    A fill of zero is dropped as well when such an op adds its sums to
+    `init` (block form, no epilogue, no scatter): the op then gets an
+    epilogue that writes each sum (`^bb0(%s: f32, %old: f32): moe.yield
+    %s`), the same values but for the sign of a zero sum (0 + -0 is +0).
+
+    These are the gate/up projection's zeroed hidden rows (`R x I`), read
+    only by the down projection, row for row, and the down projection's
+    zeroed rows (`R x H` f32), read only by the combine, each assignment's
+    row: the fills wrote every padding row of every block and, after
+    tiling, made each tile zero its output and synchronize before it
+    multiplies, and the down projection's tiles read the zeros back to add
+    to them. Other fills are left alone: of an op that scatters, of an op
+    adding to a nonzero fill, or whose result another op reads. Runs on
+    tensors, before tiling.
 
     Example:
 
