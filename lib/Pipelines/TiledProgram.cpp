@@ -57,8 +57,11 @@ void moe::addTiledProgramPasses(OpPassManager &pm,
           moe::MoENarrowGroupedMatmulInputsPassOptions{
               options.narrowInputsMinRows}));
     // The hidden rows' zero fill: the down projection reads only the rows
-    // the gate/up epilogue writes.
-    pm.addPass(moe::createMoEDropUnreadInitsPass());
+    // the gate/up epilogue writes. Under a gather combine the down
+    // projection writes its sums instead of adding them to zeros, unless
+    // the depth is tiled (an epilogue needs whole sums).
+    pm.addPass(moe::createMoEDropUnreadInitsPass(
+        moe::MoEDropUnreadInitsPassOptions{/*writeSums=*/options.tileK <= 0}));
     // Expert weights in panels, packed by functions the runtime calls once
     // after binding (the manifest, written above, is amended).
     if (options.packWeights)

@@ -23,7 +23,7 @@
 // CHECK: %[[USED:.*]] = tensor.extract %[[OFF]][%c8]
 // CHECK: %[[R:.*]] = arith.index_cast %[[USED]]
 // CHECK: %[[MY_SOURCES:.*]] = tensor.extract_slice %[[SOURCES]][0] [%[[R]]] [1]
-// CHECK: %[[B:.*]] = arith.divui %[[R]], %c4
+// CHECK: %[[B:.*]] = affine.apply #{{.*}}(%[[R]])
 // CHECK: %[[MY_BLOCKS:.*]] = tensor.extract_slice %[[BLOCKS]][0] [%[[B]]] [1]
 // CHECK: %[[MY_SIZES:.*]] = tensor.extract_slice %[[SIZES]][0] [%[[B]]] [1]
 // CHECK: %[[ALLOC:.*]] = bufferization.alloc_tensor(%[[R]]) : tensor<?x32xf32>
@@ -38,7 +38,7 @@
 // BOUND: %[[OFF:.*]], %[[BLOCKS:.*]], %[[SIZES:.*]], %[[SOURCES:.*]], %{{.*}} = moe.routing_plan
 // BOUND-NOT: tensor.extract %[[OFF]]
 // BOUND: %[[R:.*]] = tensor.dim %[[SOURCES]], %c0
-// BOUND: %[[B:.*]] = arith.divui %[[R]], %c4
+// BOUND: %[[B:.*]] = affine.apply #{{.*}}(%[[R]])
 // BOUND: %[[MY_BLOCKS:.*]] = tensor.extract_slice %[[BLOCKS]][0] [%[[B]]] [1]
 // BOUND: %[[ALLOC:.*]] = bufferization.alloc_tensor(%[[R]]) : tensor<?x32xf32>
 // BOUND: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %[[MY_BLOCKS]] :
@@ -103,7 +103,7 @@ func.func @second_projection(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
 // CHECK: %[[UP:.*]] = moe.grouped_matmul {{.*}} row_sources
 // CHECK: %[[ACT:.*]] = arith.mulf %[[GATE]], %[[UP]]
 // CHECK: %[[N:.*]] = tensor.dim %[[ACT]], %c0
-// CHECK: %[[ROWS:.*]] = arith.minui %[[N]],
+// CHECK: %[[ROWS:.*]] = affine.min #{{.*}}(%[[N]],
 // CHECK: %[[TARGETS:.*]] = tensor.extract_slice %[[SOURCES]][0] [%[[ROWS]]] [1]
 // CHECK: %[[SCALES:.*]] = scf.for {{.*}} -> (tensor<?xf32>)
 // CHECK:   scf.for

@@ -22,6 +22,7 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/Matchers.h"
+#include "mlir/Interfaces/ValueBoundsOpInterface.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEDROPUNREADINITSPASS
@@ -49,6 +50,16 @@ Value prefixRoot(Value value) {
 
 bool sameOrBothAbsent(Value a, Value b) {
   return (!a && !b) || (a && b && prefixRoot(a) == prefixRoot(b));
+}
+
+/// Whether the 1-d `fewer` provably has at most as many elements as `more`
+/// (a prefix of the blocks `more` covers).
+bool atMostAsLong(Value fewer, Value more) {
+  using Variable = ValueBoundsConstraintSet::Variable;
+  return fewer == more || ValueBoundsConstraintSet::compare(
+                              Variable(fewer, 0),
+                              ValueBoundsConstraintSet::ComparisonOperator::LE,
+                              Variable(more, 0));
 }
 
 /// Whether `op` writes each row it computes without reading `init` there:
@@ -80,14 +91,15 @@ bool computesFilledRows(GroupedMatmulOp writer, Value sizes) {
 
 /// Whether `reader` reads its input only in rows `writer` computes: block
 /// rows read in place (no row sources) by blocks of the same plan (the
-/// same block rows, experts and block ids, and filled rows that `writer`
-/// computes), so that each row it reads is a computed row of an owned
-/// block of `writer`.
+/// same block rows, experts and block ids, no more blocks than `writer`
+/// has, and filled rows that `writer` computes), so that each row it reads
+/// is a computed row of an owned block of `writer`.
 bool readsOnlyComputedRows(GroupedMatmulOp reader, GroupedMatmulOp writer) {
   return !reader.isDense() && !reader.getRowSources() &&
          reader.getBlockRows() == writer.getBlockRows() &&
          expertsOf(reader) == expertsOf(writer) &&
          sameOrBothAbsent(reader.getBlockExperts(), writer.getBlockExperts()) &&
+         atMostAsLong(reader.getBlockExperts(), writer.getBlockExperts()) &&
          computesFilledRows(writer, reader.getBlockSizes());
 }
 
@@ -101,6 +113,7 @@ bool combinesOnlyComputedRows(CombineOp combine, GroupedMatmulOp writer) {
          plan.getBlockRows() == writer.getBlockRows() &&
          plan.getNumExperts() == expertsOf(writer) &&
          prefixRoot(writer.getBlockExperts()) == plan.getBlockExperts() &&
+         atMostAsLong(plan.getBlockExperts(), writer.getBlockExperts()) &&
          computesFilledRows(writer, plan.getBlockSizes());
 }
 
@@ -133,13 +146,13 @@ bool onlyComputedRowsRead(Value value, GroupedMatmulOp writer) {
     if (isa<tensor::DimOp>(user))
       continue;
     if (auto reader = dyn_cast<GroupedMatmulOp>(user)) {
-      if (use.get() != reader.getInput() ||
+      if (&use != &reader.getInputMutable() ||
           !readsOnlyComputedRows(reader, writer))
         return false;
       continue;
     }
     if (auto combine = dyn_cast<CombineOp>(user)) {
-      if (use.get() != combine.getRows() ||
+      if (&use != &combine.getRowsMutable() ||
           !combinesOnlyComputedRows(combine, writer))
         return false;
       continue;
@@ -157,6 +170,8 @@ bool onlyComputedRowsRead(Value value, GroupedMatmulOp writer) {
 
 struct MoEDropUnreadInitsPass
     : public moe::impl::MoEDropUnreadInitsPassBase<MoEDropUnreadInitsPass> {
+  using Base::Base;
+
   void runOnOperation() override {
     SmallVector<linalg::FillOp> fills;
     getOperation()->walk([&](linalg::FillOp fill) {
@@ -170,12 +185,12 @@ struct MoEDropUnreadInitsPass
       bool unread = !filled.use_empty() &&
                     llvm::all_of(filled.getUses(), [&](OpOperand &use) {
                       auto writer = dyn_cast<GroupedMatmulOp>(use.getOwner());
-                      if (!writer || use.get() != writer.getInit() ||
+                      if (!writer || &use != &writer.getInitMutable() ||
                           !onlyComputedRowsRead(writer.getResult()[0], writer))
                         return false;
                       if (overwritesComputedRows(writer))
                         return true;
-                      if (!zero || !addsToInit(writer))
+                      if (!writeSums || !zero || !addsToInit(writer))
                         return false;
                       adders.push_back(writer);
                       return true;

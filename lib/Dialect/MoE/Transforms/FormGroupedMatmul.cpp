@@ -21,6 +21,7 @@
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/Dialect/MoE/Utils/TensorBuilders.h"
 
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -226,12 +227,18 @@ GroupedOperands buildGroupedOperands(PatternRewriter &rewriter,
     operands.input = dispatch.getInput();
   } else {
     operands.numRows = tensor::DimOp::create(rewriter, loc, operands.input, 0);
-    operands.computedRows =
-        arith::MinUIOp::create(rewriter, loc, operands.numRows, usedRows);
+    operands.computedRows = affine::AffineMinOp::create(
+        rewriter, loc,
+        AffineMap::getMultiDimIdentityMap(2, rewriter.getContext()),
+        ValueRange{operands.numRows, usedRows});
   }
-  Value numBlocks =
-      arith::DivUIOp::create(rewriter, loc, operands.computedRows,
-                             indexConstant(rewriter, loc, blockRows));
+  // Affine arithmetic, which ValueBoundsConstraintSet follows (e.g. to
+  // prove that the down projection reads no more blocks than the gate/up
+  // projection wrote: moe-drop-unread-inits).
+  Value numBlocks = affine::AffineApplyOp::create(
+      rewriter, loc,
+      AffineMap::get(1, 0, rewriter.getAffineDimExpr(0).floorDiv(blockRows)),
+      ValueRange{operands.computedRows});
   operands.blocks =
       buildPrefix(rewriter, loc, plan.getBlockExperts(), numBlocks);
   operands.sizes = buildPrefix(rewriter, loc, plan.getBlockSizes(), numBlocks);

@@ -286,10 +286,18 @@ def MoEDropUnreadInitsPass : Pass<"moe-drop-unread-inits"> {
     - by `tensor.dim`, which reads no element;
     - through an `scf.if` that yields it, whose result is read the same way.
 
-    A fill of zero is dropped as well when such an op adds its sums to
-    `init` (block form, no epilogue, no scatter): the op then gets an
-    epilogue that writes each sum (`^bb0(%s: f32, %old: f32): moe.yield
-    %s`), the same values but for the sign of a zero sum (0 + -0 is +0).
+    With `write-sums` (the default), a fill of zero is dropped as well
+    when such an op adds its sums to `init` (block form, no epilogue, no
+    scatter): the op then gets an epilogue that writes each sum
+    (`^bb0(%s: f32, %old: f32): moe.yield %s`), the same values but for
+    the sign of a zero sum (0 + -0 is +0). An op with an epilogue is not
+    tiled along its depth (the epilogue needs whole sums), so a pipeline
+    that tiles the depth turns this off.
+
+    The blocks each reader reads (its `block_experts`, or the plan's for a
+    combine) must provably be no more than the writer's
+    (`ValueBoundsConstraintSet`), and each use must be the operand named
+    (a value used as both `input` and `init` of one op counts as read).
 
     These are the gate/up projection's zeroed hidden rows (`R x I`), read
     only by the down projection, row for row, and the down projection's
@@ -317,6 +325,12 @@ def MoEDropUnreadInitsPass : Pass<"moe-drop-unread-inits"> {
   let dependentDialects = ["::mlir::linalg::LinalgDialect",
                            "::mlir::scf::SCFDialect",
                            "::mlir::tensor::TensorDialect"];
+  let options = [
+    Option<"writeSums", "write-sums", "bool", /*default=*/"true",
+           "Let an op adding its sums to a zero fill write them instead (an "
+           "epilogue: its tiles then take whole depths, which a pipeline "
+           "tiling the depth may not want)">,
+  ];
 }
 
 def MoEFormGroupedMatmulPass : Pass<"moe-form-grouped-matmul"> {
@@ -362,7 +376,8 @@ def MoEFormGroupedMatmulPass : Pass<"moe-form-grouped-matmul"> {
     Other `moe.expert_matmul` ops (capacity layout, or offsets without the
     alignment guarantee) are left unchanged for the reference lowering.
   }];
-  let dependentDialects = ["::mlir::arith::ArithDialect",
+  let dependentDialects = ["::mlir::affine::AffineDialect",
+                           "::mlir::arith::ArithDialect",
                            "::mlir::bufferization::BufferizationDialect",
                            "::mlir::linalg::LinalgDialect",
                            "::mlir::scf::SCFDialect",
