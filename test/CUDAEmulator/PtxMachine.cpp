@@ -9,10 +9,10 @@
 // reads its shared-memory operands when a wait_group retires it (so a ring
 // slot overwritten too early gives wrong numbers), TMA loads land at once
 // and complete their bytes on the mbarrier; cp.async copies land at once
-// but are released to other threads only by the thread's
-// cp.async.mbarrier.arrive (and to the async proxy only by a
-// fence.proxy.async of a thread that has seen that arrival's phase). The
-// mbarrier's state lives in
+// but, like TMA data, may be touched (by their own thread too) only once
+// the mbarrier phase the thread's cp.async.mbarrier.arrive completes is
+// seen (and read by the async proxy only after a fence.proxy.async of a
+// thread that has seen it). The mbarrier's state lives in
 // its 8 bytes of shared memory with a check pattern, so a kernel that
 // overwrites a live mbarrier fails.
 //
@@ -154,7 +154,11 @@ struct Launch {
 struct TmaWrite {
   uint64_t mbarrier, completions;
   unsigned line;
+  /// A cp.async copy (else a TMA load): until its thread's
+  /// cp.async.mbarrier.arrive, `mbarrier` is kNotArrived.
+  bool copy = false;
 };
+constexpr uint64_t kNotArrived = ~uint64_t{0};
 
 struct PendingWgmma {
   unsigned n;
@@ -220,18 +224,16 @@ private:
   // ranges each thread wrote since its last fence.
   std::vector<int32_t> unfenced;
   std::vector<std::vector<std::pair<uint64_t, uint64_t>>> unfencedRanges;
-  // Per thread, the shared ranges its cp.async copies wrote since its last
-  // cp.async.mbarrier.arrive (unreleased: no other thread may touch them);
-  // then, until a fence.proxy.async of a thread that knows the arrival,
-  // the ranges the async proxy may not read yet.
-  std::vector<std::vector<std::pair<uint64_t, uint64_t>>> pendingCopies;
+  // Per thread, its cp.async copies (indices into tmaWrites) since its
+  // last cp.async.mbarrier.arrive; and every copy's shared range, until a
+  // fence.proxy.async of a thread that has seen its phase lets the async
+  // proxy read it.
+  std::vector<std::vector<int32_t>> pendingCopies;
   struct CopiedRange {
     uint64_t offset, bytes;
-    int32_t writer;
-    uint32_t release;
+    int32_t copy;
   };
   std::vector<CopiedRange> copiedUnfenced;
-  static constexpr uint32_t kUnreleased = ~uint32_t{0};
   // The TMA load (an index into tmaWrites) that last wrote each byte, -1
   // for none; the phases each mbarrier has completed (by address, across
   // re-initializations); and what each thread has seen of them.
@@ -443,12 +445,16 @@ private:
         if (unfenced[offset + i] == static_cast<int32_t>(thread))
           unfenced[offset + i] = -1;
     unfencedRanges[thread].clear();
-    // Landed cp.async copies whose release this thread has seen.
+    // cp.async copies whose mbarrier phase this thread has seen (bytes a
+    // later copy or store wrote stay as they are).
     auto fenced = [&](const CopiedRange &r) {
-      if (!knows(thread, r.writer, r.release))
+      const TmaWrite &w = tmaWrites[r.copy];
+      auto it = seen[thread].find(w.mbarrier);
+      if (w.mbarrier == kNotArrived || it == seen[thread].end() ||
+          it->second <= w.completions)
         return false;
       for (uint64_t i = 0; i < r.bytes; ++i)
-        if (unfenced[r.offset + i] == r.writer)
+        if (tmaWriter[r.offset + i] == r.copy)
           unfenced[r.offset + i] = -1;
       return true;
     };
@@ -584,12 +590,17 @@ void BlockRun::checkWriteSeen(unsigned thread, const Instruction &inst,
                               int32_t writer, uint64_t address) {
   const TmaWrite &w = tmaWrites[writer];
   auto it = seen[thread].find(w.mbarrier);
-  if (it == seen[thread].end() || it->second <= w.completions)
+  if (w.mbarrier == kNotArrived)
     fail(thread, inst,
          "touches shared address " + std::to_string(address) +
-             ", which the TMA load of PTX line " + std::to_string(w.line) +
-             " writes, before it has seen that load's mbarrier (shared "
-             "address " +
+             ", which the cp.async of PTX line " + std::to_string(w.line) +
+             " writes, before its thread's cp.async.mbarrier.arrive");
+  if (it == seen[thread].end() || it->second <= w.completions)
+    fail(thread, inst,
+         "touches shared address " + std::to_string(address) + ", which the " +
+             (w.copy ? "cp.async" : "TMA load") + " of PTX line " +
+             std::to_string(w.line) + " writes, before it has seen that " +
+             (w.copy ? "copy" : "load") + "'s mbarrier (shared address " +
              std::to_string(w.mbarrier) + ") complete its phase");
 }
 
@@ -699,28 +710,30 @@ void BlockRun::asyncCopy(unsigned thread, const Instruction &inst) {
     std::memcpy(data, resolve(thread, inst, Space::Global, fromAddress, read),
                 read);
   auto offset = static_cast<uint64_t>(to - shared.data());
-  if (std::memcmp(to, data, size) != 0)
-    checkStoresOrdered(thread, inst, offset, size, "a cp.async writes");
+  // As a TMA load: over bytes no wgmma still reads and no unordered store
+  // wrote; readable once its phase is seen.
+  checkReadsRetired(thread, inst, offset, size, "a cp.async writes");
+  checkStoresOrdered(thread, inst, offset, size, "a cp.async writes");
   std::memcpy(to, data, size);
-  sharedAccess(thread, inst, to, size, Access::Store);
-  std::fill_n(storeRelease.begin() + offset, size, kUnreleased);
+  auto copy = static_cast<int32_t>(tmaWrites.size());
+  tmaWrites.push_back({kNotArrived, 0, inst.line, /*copy=*/true});
+  std::fill_n(tmaWriter.begin() + offset, size, copy);
+  std::fill_n(storer.begin() + offset, size, -1);
+  // A generic-proxy write: the async proxy needs a fence after its phase.
   std::fill_n(unfenced.begin() + offset, size, static_cast<int32_t>(thread));
-  pendingCopies[thread].push_back({offset, size});
+  copiedUnfenced.push_back({offset, size, copy});
+  pendingCopies[thread].push_back(copy);
 }
 
 void BlockRun::asyncCopyArrive(unsigned thread, const Instruction &inst) {
   const Operand &bar = inst.operands[0];
   MbarrierRef barrier = mbarrier(thread, inst, bar);
   uint64_t address = memoryAddress(thread, bar);
-  // The copies have landed: this arrival releases them.
-  for (auto [offset, bytes] : pendingCopies[thread]) {
-    for (uint64_t b = offset; b < offset + bytes; ++b)
-      if (storer[b] == static_cast<int32_t>(thread) &&
-          storeRelease[b] == kUnreleased)
-        storeRelease[b] = releases[thread];
-    copiedUnfenced.push_back(
-        {offset, bytes, static_cast<int32_t>(thread), releases[thread]});
-  }
+  // The copies complete with the phase this arrival counts towards: seen
+  // by the threads that see it complete.
+  for (int32_t copy : pendingCopies[thread])
+    tmaWrites[copy] = {address, mbarrierCompletions[address],
+                       tmaWrites[copy].line, /*copy=*/true};
   pendingCopies[thread].clear();
   MbarrierClocks &c = mbarrierClock(address);
   join(c.arrived, *known[thread]);
