@@ -399,9 +399,21 @@ private:
   /// chunks of step `step` into slot `slot`'s stage and arrives on the
   /// stage's mbarrier once they land (every thread, with or without rows).
   void copyInputAsync(OpBuilder &b, Location loc, Value step, Value slot);
-  /// Makes the stage's A, which the threads copied by cp.async (generic
-  /// proxy), visible to the wgmmas (async proxy) after the stage's wait.
-  void fenceCopiedInput(OpBuilder &b, Location loc);
+  /// Makes shared-memory writes of the generic proxy (the threads' A
+  /// stores, or, after the stage's wait, their cp.async copies) visible to
+  /// the wgmmas (async proxy).
+  void fenceForAsyncProxy(OpBuilder &b, Location loc);
+  /// Runs `body(builder, part, c, chunk, buffer, place)` for each of the
+  /// thread's A chunks of slot `slot`'s stage in its rows that are stored
+  /// (the block's filled rows): chunk c of its row in `part`, the chunk's
+  /// index in the row, the part's A buffer and the chunk's swizzled
+  /// element offset in the row.
+  void forEachStoredChunk(
+      OpBuilder &b, Location loc, Value slot,
+      function_ref<void(OpBuilder &, int64_t, int64_t, Value, Value, Value)>
+          body);
+  /// Mbarrier `stage` (an index) of `group` as a shared-memory pointer.
+  Value barrierPointer(OpBuilder &b, Location loc, Value group, Value stage);
   /// The first depth of step `step`'s slice, and the pass over the depths
   /// it belongs to (with `plan.terms` > 1; one pass per bf16 term of the
   /// rows).
@@ -744,10 +756,10 @@ Value WarpgroupMatmul::termOfChunk(OpBuilder &b, Location loc, Value chunk,
   return chosen;
 }
 
-void WarpgroupMatmul::storeInput(OpBuilder &b, Location loc, Value slot,
-                                 ValueRange chunks) {
-  if (plan.input)
-    return;
+void WarpgroupMatmul::forEachStoredChunk(
+    OpBuilder &b, Location loc, Value slot,
+    function_ref<void(OpBuilder &, int64_t, int64_t, Value, Value, Value)>
+        body) {
   Value stage = stageOf(b, loc, slot);
   Value rowPhase =
       arith::RemUIOp::create(b, loc, myHalfRow, indexConstant(b, loc, 8));
@@ -763,80 +775,84 @@ void WarpgroupMatmul::storeInput(OpBuilder &b, Location loc, Value slot,
     for (int64_t c = 0; c < kChunksPerThread; ++c) {
       Value chunk =
           arith::AddIOp::create(b, loc, myChunkBase, indexConstant(b, loc, c));
-      Value rounded = chunks[part * kChunksPerThread + c];
-      auto bf16Type = VectorType::get({kChunkElements}, b.getBF16Type());
-      if (plan.terms > 1) {
-        rounded = bf16OfTerm(b, loc, rounded);
-      } else if (!getElementTypeOrSelf(rounded.getType()).isBF16()) {
-        rounded = arith::TruncFOp::create(b, loc, bf16Type, rounded);
-      }
       Value place = arith::MulIOp::create(
           b, loc, arith::XOrIOp::create(b, loc, chunk, rowPhase),
           indexConstant(b, loc, kChunkElements));
-      auto store = vector::StoreOp::create(b, loc, rounded, buffer,
-                                           ValueRange{myHalfRow, place});
-      store.setAlignmentAttr(b.getI64IntegerAttr(16));
+      body(b, part, c, chunk, buffer, place);
     }
   }
+}
+
+void WarpgroupMatmul::storeInput(OpBuilder &b, Location loc, Value slot,
+                                 ValueRange chunks) {
+  if (plan.input)
+    return;
+  auto bf16Type = VectorType::get({kChunkElements}, b.getBF16Type());
+  forEachStoredChunk(
+      b, loc, slot,
+      [&](OpBuilder &sb, int64_t part, int64_t c, Value, Value buffer,
+          Value place) {
+        Value rounded = chunks[part * kChunksPerThread + c];
+        if (plan.terms > 1)
+          rounded = bf16OfTerm(sb, loc, rounded);
+        else if (!getElementTypeOrSelf(rounded.getType()).isBF16())
+          rounded = arith::TruncFOp::create(sb, loc, bf16Type, rounded);
+        auto store = vector::StoreOp::create(sb, loc, rounded, buffer,
+                                             ValueRange{myHalfRow, place});
+        store.setAlignmentAttr(sb.getI64IntegerAttr(16));
+      });
   // The threads' stores, before the async proxy (wgmma) reads them.
-  NVVM::FenceProxyOp::create(
-      b, loc, NVVM::ProxyKind::async_shared,
-      NVVM::SharedSpaceAttr::get(b.getContext(),
-                                 NVVM::SharedSpace::shared_cta));
+  fenceForAsyncProxy(b, loc);
 }
 
 void WarpgroupMatmul::copyInputAsync(OpBuilder &b, Location loc, Value step,
                                      Value slot) {
-  Value stage = stageOf(b, loc, slot);
   Value firstDepth = depthOfStep(b, loc, step);
-  Value rowPhase =
-      arith::RemUIOp::create(b, loc, myHalfRow, indexConstant(b, loc, 8));
   Value zero = indexConstant(b, loc, 0);
   Value chunkElements = indexConstant(b, loc, kChunkElements);
-  for (int64_t part = 0; part < plan.parts; ++part) {
-    // As storeInput: rows past the block's filled ones are not copied.
-    const GatherRow &row = myRows[part];
-    OpBuilder::InsertionGuard guard(b);
-    auto ifStored = scf::IfOp::create(b, loc, row.stored);
-    b.setInsertionPointToStart(ifStored.thenBlock());
-    Value buffer = inputBuffer(b, loc, stage, indexConstant(b, loc, part));
-    for (int64_t c = 0; c < kChunksPerThread; ++c) {
-      Value chunk =
-          arith::AddIOp::create(b, loc, myChunkBase, indexConstant(b, loc, c));
-      Value depth = arith::AddIOp::create(
-          b, loc, firstDepth,
-          arith::MulIOp::create(b, loc, chunk, chunkElements));
-      // The elements read: up to 8 before K, none without a source; the
-      // copy zero-fills the rest of the 16 bytes.
-      Value left = arith::SubIOp::create(
-          b, loc, arith::MaxUIOp::create(b, loc, depthBound, depth), depth);
-      Value count = arith::SelectOp::create(
-          b, loc, row.valid,
-          arith::MinUIOp::create(b, loc, left, chunkElements), zero);
-      // A copy that reads nothing still names an address: the row's start.
-      Value from = arith::SelectOp::create(
-          b, loc,
-          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, count, zero),
-          depth, zero);
-      Value place = arith::MulIOp::create(
-          b, loc, arith::XOrIOp::create(b, loc, chunk, rowPhase),
-          chunkElements);
-      nvgpu::DeviceAsyncCopyOp::create(
-          b, loc, buffer, ValueRange{myHalfRow, place}, op.getInput(),
-          ValueRange{row.source, from}, b.getIndexAttr(kChunkElements), count,
-          b.getUnitAttr());
-    }
-  }
+  forEachStoredChunk(
+      b, loc, slot,
+      [&](OpBuilder &cb, int64_t part, int64_t, Value chunk, Value buffer,
+          Value place) {
+        const GatherRow &row = myRows[part];
+        Value depth = arith::AddIOp::create(
+            cb, loc, firstDepth,
+            arith::MulIOp::create(cb, loc, chunk, chunkElements));
+        // The elements read: up to 8 before K, none without a source; the
+        // copy zero-fills the rest of the 16 bytes.
+        Value left = arith::SubIOp::create(
+            cb, loc, arith::MaxUIOp::create(cb, loc, depthBound, depth), depth);
+        Value count = arith::SelectOp::create(
+            cb, loc, row.valid,
+            arith::MinUIOp::create(cb, loc, left, chunkElements), zero);
+        // A copy that reads nothing still names an address: the row's
+        // start.
+        Value from = arith::SelectOp::create(
+            cb, loc,
+            arith::CmpIOp::create(cb, loc, arith::CmpIPredicate::ne, count,
+                                  zero),
+            depth, zero);
+        nvgpu::DeviceAsyncCopyOp::create(
+            cb, loc, buffer, ValueRange{myHalfRow, place}, op.getInput(),
+            ValueRange{row.source, from}, cb.getIndexAttr(kChunkElements),
+            count, cb.getUnitAttr());
+      });
   // Every thread arrives (without adding to the pending count: the
   // barrier expects these arrivals), once its copies have landed.
-  Value address =
-      nvgpu::MBarrierGetOp::create(b, loc, b.getI32Type(), barriers, stage);
-  Value pointer = LLVM::IntToPtrOp::create(
-      b, loc, LLVM::LLVMPointerType::get(b.getContext(), 3), address);
-  NVVM::CpAsyncMBarrierArriveOp::create(b, loc, pointer, /*noinc=*/true);
+  NVVM::CpAsyncMBarrierArriveOp::create(
+      b, loc, barrierPointer(b, loc, barriers, stageOf(b, loc, slot)),
+      /*noinc=*/true);
 }
 
-void WarpgroupMatmul::fenceCopiedInput(OpBuilder &b, Location loc) {
+Value WarpgroupMatmul::barrierPointer(OpBuilder &b, Location loc, Value group,
+                                      Value stage) {
+  Value address =
+      nvgpu::MBarrierGetOp::create(b, loc, b.getI32Type(), group, stage);
+  return LLVM::IntToPtrOp::create(
+      b, loc, LLVM::LLVMPointerType::get(b.getContext(), 3), address);
+}
+
+void WarpgroupMatmul::fenceForAsyncProxy(OpBuilder &b, Location loc) {
   NVVM::FenceProxyOp::create(
       b, loc, NVVM::ProxyKind::async_shared,
       NVVM::SharedSpaceAttr::get(b.getContext(),
@@ -1023,7 +1039,7 @@ void WarpgroupMatmul::emitRoles(OpBuilder &b, Location loc, Value slotBase,
             Value stage = stageOf(kb, kl, slot);
             waitFor(kb, kl, barriers, parityOf(kb, kl, slot), stage);
             if (plan.asyncGather)
-              fenceCopiedInput(kb, kl);
+              fenceForAsyncProxy(kb, kl);
             SmallVector<Value> next = mmaStep(kb, kl, stage, part, sums);
             NVVM::WgmmaWaitGroupSyncOp::create(kb, kl, 1);
             return next;
@@ -1256,7 +1272,7 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
                 // thread's A stores done.
                 waitFor(kb, kl, barriers, parityOf(kb, kl, slot), stage);
                 if (plan.asyncGather)
-                  fenceCopiedInput(kb, kl);
+                  fenceForAsyncProxy(kb, kl);
                 else if (!plan.input)
                   gpu::BarrierOp::create(kb, kl);
                 SmallVector<Value> next = mmaStep(kb, kl, stage, zero, sums);
@@ -1329,11 +1345,8 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
   scf::IfOp::create(b, loc, leader, [&](OpBuilder &tb, Location tl) {
     for (Value group : groups)
       for (int64_t s = 0; s < plan.stages; ++s) {
-        Value address = nvgpu::MBarrierGetOp::create(
-            tb, tl, tb.getI32Type(), group, indexConstant(tb, tl, s));
-        Value pointer = LLVM::IntToPtrOp::create(
-            tb, tl, LLVM::LLVMPointerType::get(tb.getContext(), 3), address);
-        NVVM::MBarrierInvalOp::create(tb, tl, pointer);
+        NVVM::MBarrierInvalOp::create(
+            tb, tl, barrierPointer(tb, tl, group, indexConstant(tb, tl, s)));
       }
     scf::YieldOp::create(tb, tl);
   });
