@@ -15,6 +15,7 @@ inline void registerAllDialects(DialectRegistry &registry) {
   registry.insert<MoeDialect>();
   registerTilingInterfaceExternalModels(registry);
   registerBufferizableOpInterfaceExternalModels(registry);
+  registerValueBoundsOpInterfaceExternalModels(registry);
 }
 
 } // namespace mlir::moe

@@ -20,6 +20,7 @@
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home tile-group-rows=-1" 2>&1 | FileCheck %s --check-prefix=BADORDER
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma narrow-inputs-min-tokens=0" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=ROUNDALWAYS
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma narrow-inputs-min-tokens=0 async-gather=0" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=REGGATHER
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma" --mlir-print-ir-after=moe-drop-unread-inits -o /dev/null 2>&1 | FileCheck %s --check-prefix=NOFILL
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=sync block-rows=32" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=CUDACORES
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home narrow-inputs-min-tokens=-3" 2>&1 | FileCheck %s --check-prefix=BADROUND
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma chip=sm_90" 2>&1 | FileCheck %s --check-prefix=WGCHIP
@@ -66,6 +67,14 @@
 // REGGATHER: vector.store {{.*}} : memref<64x64xbf16, #gpu.address_space<workgroup>>, vector<8xbf16>
 // REGGATHER-NOT: nvvm.cp.async.shared.global
 // REGGATHER: gpu.module @forward_tiles_5
+// The down projection writes its sums into a fresh accumulator (an
+// epilogue, no zero fill): the combine reads only the rows of the plan's
+// blocks, which its blocks provably cover.
+// NOFILL: %[[ACC:.*]] = bufferization.alloc_tensor(%{{.*}}) : tensor<?x16xf32>
+// NOFILL-NEXT: %[[Y:.*]] = moe.grouped_matmul block_rows(64) ins({{.*}}) block_sizes({{.*}}) outs(%[[ACC]] : tensor<?x16xf32>) epilogue {
+// NOFILL-NEXT: ^bb0(%[[S:.*]]: f32, %{{.*}}: f32):
+// NOFILL-NEXT: moe.yield %[[S]] : f32
+// NOFILL: moe.combine %[[Y]],
 // Tiles on the CUDA cores (32-row blocks under mma=sync) multiply f32 rows:
 // nothing is rounded for them, neither the token rows nor the hidden rows.
 // CUDACORES-LABEL: func.func @forward

@@ -124,6 +124,88 @@ func.func @down_combine(%x: tensor<8x32xf32>, %wg: tensor<4x16x32xbf16>,
 
 // -----
 
+// The same with a dynamic token count, as the pipelines build it: the
+// accumulator is an alloc_tensor of the hidden rows, and the down
+// projection's block count is floor(min(hidden rows, R) / 64). Value bounds
+// follow the plan's sizes (R = 64 * B), the allocation's and the hidden
+// rows' (those of the plan); the minimum is compared case by case.
+// CHECK-LABEL: func.func @down_combine_dynamic
+// CHECK-NOT: linalg.fill
+// CHECK: %[[MAP:[a-z_0-9]+]] = moe.routing_plan
+// CHECK: %[[A:.*]] = bufferization.alloc_tensor(%{{.*}}) : tensor<?x32xf32>
+// CHECK: %[[Y:.*]] = moe.grouped_matmul {{.*}} outs(%[[A]] : tensor<?x32xf32>) epilogue {
+// CHECK: moe.combine %[[Y]], %{{.*}}, %[[MAP]] :
+#count = affine_map<(d0) -> (d0 floordiv 64)>
+#least = affine_map<(d0, d1) -> (d0, d1)>
+func.func @down_combine_dynamic(%x: tensor<?x32xf32>, %wg: tensor<4x16x32xbf16>,
+                                %wd: tensor<4x32x16xbf16>, %ids: tensor<?x2xi32>,
+                                %w: tensor<?x2xf32>) -> tensor<?x32xf32> {
+  %c0 = arith.constant 0 : index
+  %zb = arith.constant 0.0 : bf16
+  %zf = arith.constant 0.0 : f32
+  %offsets, %blocks, %sizes, %sources, %map = moe.routing_plan %ids block_rows(64) align(64)
+      : tensor<?x2xi32> -> tensor<5xi64>, tensor<?xi32>, tensor<?xi32>, tensor<?xi32>, tensor<?x2xi32>
+  %r = tensor.dim %sources, %c0 : tensor<?xi32>
+  %b = affine.apply #count(%r)
+  %blocks1 = tensor.extract_slice %blocks[0] [%b] [1] : tensor<?xi32> to tensor<?xi32>
+  %sizes1 = tensor.extract_slice %sizes[0] [%b] [1] : tensor<?xi32> to tensor<?xi32>
+  %eh = tensor.empty(%r) : tensor<?x16xbf16>
+  %zh = linalg.fill ins(%zb : bf16) outs(%eh : tensor<?x16xbf16>) -> tensor<?x16xbf16>
+  %h = moe.grouped_matmul block_rows(64)
+      ins(%x, %wg, %blocks1 : tensor<?x32xf32>, tensor<4x16x32xbf16>, tensor<?xi32>)
+      block_sizes(%sizes1 : tensor<?xi32>) row_sources(%sources : tensor<?xi32>)
+      outs(%zh : tensor<?x16xbf16>) epilogue {
+  ^bb0(%s: f32, %old: f32):
+    moe.yield %s : f32
+  } -> tensor<?x16xbf16>
+  %hr = tensor.dim %h, %c0 : tensor<?x16xbf16>
+  %rows = affine.min #least(%hr, %r)
+  %b2 = affine.apply #count(%rows)
+  %blocks2 = tensor.extract_slice %blocks[0] [%b2] [1] : tensor<?xi32> to tensor<?xi32>
+  %sizes2 = tensor.extract_slice %sizes[0] [%b2] [1] : tensor<?xi32> to tensor<?xi32>
+  %a = bufferization.alloc_tensor(%hr) : tensor<?x32xf32>
+  %z = linalg.fill ins(%zf : f32) outs(%a : tensor<?x32xf32>) -> tensor<?x32xf32>
+  %y = moe.grouped_matmul block_rows(64)
+      ins(%h, %wd, %blocks2 : tensor<?x16xbf16>, tensor<4x32x16xbf16>, tensor<?xi32>)
+      block_sizes(%sizes2 : tensor<?xi32>) outs(%z : tensor<?x32xf32>) -> tensor<?x32xf32>
+  %out = moe.combine %y, %w, %map : tensor<?x32xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x32xf32>
+  return %out : tensor<?x32xf32>
+}
+
+// -----
+
+// Hidden rows from elsewhere (an argument of unknown rows): the down
+// projection's floor(min(rows, R) / 64) blocks may be fewer than the
+// plan's, whose row map the combine reads; the fill stays.
+// CHECK-LABEL: func.func @down_combine_short_rows
+// CHECK: linalg.fill
+// CHECK: moe.grouped_matmul block_rows(64) ins(%{{.*}}) block_sizes(%{{.*}}) outs(%{{.*}}) -> tensor<?x32xf32>
+#count = affine_map<(d0) -> (d0 floordiv 64)>
+#least = affine_map<(d0, d1) -> (d0, d1)>
+func.func @down_combine_short_rows(%h: tensor<?x16xbf16>, %wd: tensor<4x32x16xbf16>,
+                                   %ids: tensor<?x2xi32>,
+                                   %w: tensor<?x2xf32>) -> tensor<?x32xf32> {
+  %c0 = arith.constant 0 : index
+  %zf = arith.constant 0.0 : f32
+  %offsets, %blocks, %sizes, %sources, %map = moe.routing_plan %ids block_rows(64) align(64)
+      : tensor<?x2xi32> -> tensor<5xi64>, tensor<?xi32>, tensor<?xi32>, tensor<?xi32>, tensor<?x2xi32>
+  %r = tensor.dim %sources, %c0 : tensor<?xi32>
+  %hr = tensor.dim %h, %c0 : tensor<?x16xbf16>
+  %rows = affine.min #least(%hr, %r)
+  %b2 = affine.apply #count(%rows)
+  %blocks2 = tensor.extract_slice %blocks[0] [%b2] [1] : tensor<?xi32> to tensor<?xi32>
+  %sizes2 = tensor.extract_slice %sizes[0] [%b2] [1] : tensor<?xi32> to tensor<?xi32>
+  %a = bufferization.alloc_tensor(%hr) : tensor<?x32xf32>
+  %z = linalg.fill ins(%zf : f32) outs(%a : tensor<?x32xf32>) -> tensor<?x32xf32>
+  %y = moe.grouped_matmul block_rows(64)
+      ins(%h, %wd, %blocks2 : tensor<?x16xbf16>, tensor<4x32x16xbf16>, tensor<?xi32>)
+      block_sizes(%sizes2 : tensor<?xi32>) outs(%z : tensor<?x32xf32>) -> tensor<?x32xf32>
+  %out = moe.combine %y, %w, %map : tensor<?x32xf32>, tensor<?x2xf32>, tensor<?x2xi32> -> tensor<?x32xf32>
+  return %out : tensor<?x32xf32>
+}
+
+// -----
+
 // Fills that stay. An epilogue that reads the old value; a writer that
 // adds to `init` (no epilogue) whose rows a slice also reads; a reader that
 // gathers its rows (row_sources); a reader over other block sizes; a

@@ -6,6 +6,7 @@
 #include "mlir/IR/DialectImplementation.h"
 #include "mlir/Interfaces/FunctionInterfaces.h"
 #include "mlir/Interfaces/TilingInterface.h"
+#include "mlir/Interfaces/ValueBoundsOpInterface.h"
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -19,11 +20,13 @@ void MoeDialect::initialize() {
 #define GET_OP_LIST
 #include "moe/Dialect/MoE/IR/MoEOps.cpp.inc"
       >();
-  // Attached by registerTilingInterfaceExternalModels and
-  // registerBufferizableOpInterfaceExternalModels (MoETransforms).
+  // Attached by registerTilingInterfaceExternalModels,
+  // registerBufferizableOpInterfaceExternalModels and
+  // registerValueBoundsOpInterfaceExternalModels (MoETransforms).
   declarePromisedInterfaces<TilingInterface, GroupedMatmulOp>();
   declarePromisedInterfaces<bufferization::BufferizableOpInterface,
                             GroupedMatmulOp>();
+  declarePromisedInterfaces<ValueBoundsOpInterface, RoutingPlanOp>();
 }
 
 /// `moe.packing = {function = @f, shape = array<i64: ...>}` on a weight

@@ -17,6 +17,7 @@
 #include "moe/Dialect/MoE/IR/MoE.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -52,14 +53,78 @@ bool sameOrBothAbsent(Value a, Value b) {
   return (!a && !b) || (a && b && prefixRoot(a) == prefixRoot(b));
 }
 
+using Variable = ValueBoundsConstraintSet::Variable;
+
+bool provablyAtMost(const Variable &lhs, const Variable &rhs) {
+  return ValueBoundsConstraintSet::compare(
+      lhs, ValueBoundsConstraintSet::ComparisonOperator::LE, rhs);
+}
+
+/// The cases of `size`, an index computed by an affine.apply from an
+/// affine.min (or the minimum itself): the apply with the minimum replaced
+/// by each of its results in turn. Empty for another `size`.
+SmallVector<Variable> casesOfMinimum(Value size) {
+  auto apply = size.getDefiningOp<affine::AffineApplyOp>();
+  AffineMap applyMap;
+  SmallVector<Value> operands;
+  if (apply) {
+    applyMap = apply.getAffineMap();
+    operands.append(apply.getOperands().begin(), apply.getOperands().end());
+  } else {
+    applyMap = AffineMap::getMultiDimIdentityMap(1, size.getContext());
+    operands.push_back(size);
+  }
+  auto *minimumOperand = llvm::find_if(operands, [](Value operand) {
+    return operand.getDefiningOp<affine::AffineMinOp>();
+  });
+  if (minimumOperand == operands.end())
+    return {};
+  unsigned position = minimumOperand - operands.begin();
+  auto minimum = minimumOperand->getDefiningOp<affine::AffineMinOp>();
+  AffineMap minimumMap = minimum.getAffineMap();
+  // The operands of both, all as dimensions: the apply's, then the
+  // minimum's.
+  unsigned numApplyOperands = operands.size();
+  operands.append(minimum.getOperands().begin(), minimum.getOperands().end());
+  MLIRContext *ctx = size.getContext();
+  auto dimsFrom = [&](unsigned first, unsigned count) {
+    SmallVector<AffineExpr> dims;
+    for (unsigned i = 0; i < count; ++i)
+      dims.push_back(getAffineDimExpr(first + i, ctx));
+    return dims;
+  };
+  SmallVector<Variable> cases;
+  for (AffineExpr result : minimumMap.getResults()) {
+    AffineExpr taken = result.replaceDimsAndSymbols(
+        dimsFrom(numApplyOperands, minimumMap.getNumDims()),
+        dimsFrom(numApplyOperands + minimumMap.getNumDims(),
+                 minimumMap.getNumSymbols()));
+    SmallVector<AffineExpr> applyOperands = dimsFrom(0, numApplyOperands);
+    applyOperands[position] = taken;
+    AffineExpr expr = applyMap.getResult(0).replaceDimsAndSymbols(
+        ArrayRef(applyOperands).take_front(applyMap.getNumDims()),
+        ArrayRef(applyOperands).drop_front(applyMap.getNumDims()));
+    cases.emplace_back(AffineMap::get(operands.size(), 0, expr), operands);
+  }
+  return cases;
+}
+
 /// Whether the 1-d `fewer` provably has at most as many elements as `more`
-/// (a prefix of the blocks `more` covers).
+/// (a prefix of the blocks `more` covers). Value bounds bound a minimum
+/// from above only; a prefix of `f(min(a, b))` elements (the block count
+/// of a projection that may have fewer input rows than the plan) is
+/// compared case by case: `fewer <= f(a)` and `fewer <= f(b)`.
 bool atMostAsLong(Value fewer, Value more) {
-  using Variable = ValueBoundsConstraintSet::Variable;
-  return fewer == more || ValueBoundsConstraintSet::compare(
-                              Variable(fewer, 0),
-                              ValueBoundsConstraintSet::ComparisonOperator::LE,
-                              Variable(more, 0));
+  if (fewer == more || provablyAtMost(Variable(fewer, 0), Variable(more, 0)))
+    return true;
+  auto slice = more.getDefiningOp<tensor::ExtractSliceOp>();
+  if (!slice || slice.getSourceType().getRank() != 1 ||
+      !slice.getSizes().size())
+    return false;
+  SmallVector<Variable> cases = casesOfMinimum(slice.getSizes()[0]);
+  return !cases.empty() && llvm::all_of(cases, [&](const Variable &size) {
+    return provablyAtMost(Variable(fewer, 0), size);
+  });
 }
 
 /// Whether `op` writes each row it computes without reading `init` there:

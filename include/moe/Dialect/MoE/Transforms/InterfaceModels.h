@@ -1,9 +1,10 @@
 //===- InterfaceModels.h - External interface models of moe ops -*- C++ -*-===//
 //
-// TilingInterface and BufferizableOpInterface of moe.grouped_matmul are
-// attached as external models (as upstream Linalg does), so the dialect
-// itself does not depend on SCF or bufferization. Tools register them with
-// the dialect; the dialect promises them and fails loudly when they are
+// TilingInterface and BufferizableOpInterface of moe.grouped_matmul, and
+// ValueBoundsOpInterface of moe.routing_plan, are attached as external
+// models (as upstream Linalg does), so the dialect itself does not depend
+// on SCF, bufferization or value bounds. Tools register them with the
+// dialect; the dialect promises them and fails loudly when they are
 // missing.
 //
 //===----------------------------------------------------------------------===//
@@ -22,6 +23,10 @@ void registerTilingInterfaceExternalModels(DialectRegistry &registry);
 
 /// One-shot bufferization of moe.grouped_matmul (destination-passing).
 void registerBufferizableOpInterfaceExternalModels(DialectRegistry &registry);
+
+/// ValueBoundsOpInterface for moe.routing_plan (its sizes) and for
+/// bufferization.alloc_tensor (which upstream does not model).
+void registerValueBoundsOpInterfaceExternalModels(DialectRegistry &registry);
 
 } // namespace mlir::moe
 

@@ -296,7 +296,11 @@ def MoEDropUnreadInitsPass : Pass<"moe-drop-unread-inits"> {
 
     The blocks each reader reads (its `block_experts`, or the plan's for a
     combine) must provably be no more than the writer's
-    (`ValueBoundsConstraintSet`), and each use must be the operand named
+    (`ValueBoundsConstraintSet`, which follows the plan's sizes, `R = B *
+    block_rows`, and those of `bufferization.alloc_tensor`; a writer's
+    block count computed by an `affine.apply` of an `affine.min`, which
+    value bounds bound from above only, is compared for each of the
+    minimum's results), and each use must be the operand named
     (a value used as both `input` and `init` of one op counts as read).
 
     These are the gate/up projection's zeroed hidden rows (`R x I`), read
