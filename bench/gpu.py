@@ -93,6 +93,11 @@ MMA_MODES = {
     # the default puts them on the tensor cores (from 512 tokens, routers
     # of 32 experts or more): the GPU run's evidence for that threshold.
     "wgmma-cores-router": "mma=wgmma tensor-core-router-min-tokens=-1",
+    # The device form with each kernel launched once the one before it has
+    # ended (no programmatic launches), at decode only, where the gaps
+    # between kernels are a share of a call: the GPU run's evidence for
+    # moe-programmatic-launches.
+    "wgmma-device-plain": "mma=wgmma device-io programmatic-launches=0",
 }
 TOKENS = (1, 8, 64, 512, 4096)
 # Where the default CUDA pipeline computes the router's logits on the
@@ -102,10 +107,16 @@ TENSOR_CORE_ROUTER_MIN_TOKENS = 512
 TENSOR_CORE_ROUTER_MIN_EXPERTS = 32
 
 
+# The most tokens at which the plain-launch form runs.
+PLAIN_LAUNCHES_MAX_TOKENS = 64
+
+
 def mode_applies(mode: str, experts: int, tokens: int | None = None) -> bool:
     """Whether `mode` runs for a layer of `experts` routed experts (at
     `tokens`): the CUDA-core router form only where it differs from the
-    default."""
+    default, the plain-launch form at decode."""
+    if mode == "wgmma-device-plain":
+        return tokens is None or tokens <= PLAIN_LAUNCHES_MAX_TOKENS
     if mode != "wgmma-cores-router":
         return True
     return experts >= TENSOR_CORE_ROUTER_MIN_EXPERTS and (

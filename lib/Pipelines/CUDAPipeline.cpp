@@ -32,6 +32,22 @@ using namespace mlir;
 /// (tensor-core-router-min-tokens).
 static constexpr int64_t kTensorCoreRouterMinExperts = 32;
 
+/// Whether code for `chip` with PTX `features` may use griddepcontrol
+/// (sm_90 and PTX 7.8 or later; the PTX version the features name, if
+/// any, else the toolkit's default, which is later).
+static bool hasGridDependencyControl(StringRef chip, StringRef features) {
+  unsigned version = 0;
+  if (!chip.consume_front("sm_") || chip.consumeInteger(10, version) ||
+      version < 90)
+    return false;
+  size_t ptx = features.find("+ptx");
+  if (ptx == StringRef::npos)
+    return true;
+  StringRef named = features.drop_front(ptx + 4);
+  unsigned ptxVersion = 0;
+  return !named.consumeInteger(10, ptxVersion) && ptxVersion >= 78;
+}
+
 void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
                                    const LowerToCUDAOptions &options) {
   // The tiled program: weights in their checkpoint layout (the warp reads
@@ -197,6 +213,11 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   pm.addPass(createGpuKernelOutliningPass());
   // Shared-memory globals the kernels took along (the mbarriers).
   pm.addPass(createSymbolDCEPass());
+  // Each kernel starts while the one before it ends, and waits for it
+  // before touching memory.
+  if (options.programmaticLaunches &&
+      hasGridDependencyControl(chip, options.features))
+    pm.addPass(moe::createMoEProgrammaticLaunchesPass());
 
   // Kernels to NVVM. FP8 weights are decoded by integer arithmetic (LLVM
   // has no FP8 type).

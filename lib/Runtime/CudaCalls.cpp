@@ -379,9 +379,15 @@ bool encodeTensorMap(const CallScope &scope, int64_t rank, void *descriptor,
           static_cast<int>(l2Promotion), static_cast<int>(oobFill)));
 }
 
+/// Whether this thread's launches are programmatic: set by the entry being
+/// called (mgpuAllowProgrammaticLaunches), cleared when its call ends.
+thread_local bool programmaticLaunches = false;
+
 } // namespace
 
 extern "C" {
+
+void mgpuAllowProgrammaticLaunches() { programmaticLaunches = true; }
 
 void *mgpuModuleLoad(void *data, size_t /*size*/) {
   CallScope scope;
@@ -455,6 +461,28 @@ void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
       !SharedMemoryOptIns::get().ensure(
           scope, static_cast<CUfunction>(function), sharedBytes))
     return;
+  // A programmatic launch may start before the kernel before it on the
+  // stream ends: the compiler begins each of its kernels with
+  // griddepcontrol.wait (moe-programmatic-launches).
+  if (programmaticLaunches && scope.api().launchKernelEx) {
+    LaunchAttribute programmatic = {};
+    programmatic.id = kLaunchAttributeProgrammaticSerialization;
+    programmatic.value.programmaticSerialization = 1;
+    LaunchConfig config = {static_cast<unsigned>(gridX),
+                           static_cast<unsigned>(gridY),
+                           static_cast<unsigned>(gridZ),
+                           static_cast<unsigned>(blockX),
+                           static_cast<unsigned>(blockY),
+                           static_cast<unsigned>(blockZ),
+                           static_cast<unsigned>(sharedBytes),
+                           static_cast<CUstream>(stream),
+                           &programmatic,
+                           1};
+    scope.check("cuLaunchKernelEx",
+                scope.api().launchKernelEx(
+                    &config, static_cast<CUfunction>(function), params, extra));
+    return;
+  }
   scope.check("cuLaunchKernel",
               scope.api().launchKernel(
                   static_cast<CUfunction>(function), gridX, gridY, gridZ,
@@ -665,11 +693,15 @@ bool detail::inCallStream() { return borrowing; }
 
 void *detail::callStream() { return borrowedStream; }
 
-detail::CallArena::CallArena() { arena = new std::vector<void *>(); }
+detail::CallArena::CallArena() {
+  arena = new std::vector<void *>();
+  programmaticLaunches = false;
+}
 
 detail::CallArena::~CallArena() {
   std::vector<void *> *left = arena;
   arena = nullptr;
+  programmaticLaunches = false;
   // Freed even after a failure: cleanups run with an error recorded. A
   // device-io call's buffers are freed in its stream's order (its work may
   // still run); another call ended with a wait on its stream, unless it

@@ -64,6 +64,10 @@ void mgpuTensorMapEncodeTiledMemrefInto(int64_t rank, void *descriptor,
                                         int64_t oobFill, int64_t *box,
                                         void *map);
 void mgpuSetDefaultDevice(int32_t device);
+/* The kernels the calling entry launches from now on (until its call ends)
+ * may start before the kernel before them on the stream ends: each begins
+ * with griddepcontrol.wait (moe-programmatic-launches). */
+void mgpuAllowProgrammaticLaunches(void);
 #ifdef __cplusplus
 }
 #endif

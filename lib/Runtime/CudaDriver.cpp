@@ -73,6 +73,9 @@ std::string resolve(void *handle, CudaDriverApi &api) {
   // TMA descriptors (CUDA 12): only Hopper modules call it, which report
   // its absence themselves.
   *slot(api.tensorMapEncodeTiled) = dlsym(handle, "cuTensorMapEncodeTiled");
+  // Launches with attributes (CUDA 12.0): programmatic launches, which a
+  // driver without it runs as plain ones.
+  *slot(api.launchKernelEx) = dlsym(handle, "cuLaunchKernelEx");
   // The stream-ordered allocator (CUDA 11.2), used when all four exist.
   *slot(api.memAllocAsync) = dlsym(handle, "cuMemAllocAsync");
   *slot(api.memFreeAsync) = dlsym(handle, "cuMemFreeAsync");

@@ -5,7 +5,8 @@
  * reference without a GPU. It covers the PTX the MoE pipelines emit
  * (integer and f32 arithmetic, bf16 conversions, global/shared/local
  * memory, bar.sync, mma.sync m16n8k16, wgmma m64nNk16 from 128-byte
- * swizzled shared-memory descriptors, TMA tile loads and mbarriers), and
+ * swizzled shared-memory descriptors, TMA tile loads and mbarriers,
+ * griddepcontrol), and
  * stops with one line naming anything else. docs/Testing.md, "The CUDA
  * emulator", says what it models and what it does not. */
 
@@ -28,6 +29,10 @@ void *ptxemu_function(void *module, const char *name);
 void *ptxemu_prepare(void *function, const unsigned grid[3],
                      const unsigned block[3], unsigned dynamicShared,
                      void **params);
+/* Marks a prepared launch programmatic (cuLaunchKernelEx with programmatic
+ * stream serialization): its threads may touch global memory only after
+ * their griddepcontrol.wait. */
+void ptxemu_set_programmatic(void *launch);
 /* Runs a prepared launch: 0, or 1 with the reason in `error`. */
 int ptxemu_run(void *launch, char *error, size_t errorSize);
 void ptxemu_release(void *launch);

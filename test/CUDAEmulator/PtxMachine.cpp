@@ -146,6 +146,9 @@ struct Launch {
   const Kernel *kernel;
   unsigned grid[3], block[3], dynamicShared;
   std::vector<uint8_t> params;
+  /// Launched with programmatic stream serialization: the kernel before it
+  /// may still run until a thread's griddepcontrol.wait.
+  bool programmatic = false;
 };
 
 /// A TMA load into shared memory: its bytes may be read once the
@@ -205,6 +208,7 @@ public:
     pc.assign(threads, 0);
     waits.assign(threads, Wait::None);
     exited.assign(threads, false);
+    gridsAwaited.assign(threads, !launch.programmatic);
     pending.resize((threads + 127) / 128);
     open.resize((threads + 127) / 128);
   }
@@ -218,6 +222,9 @@ private:
   unsigned threads;
   std::vector<uint64_t> regs;
   std::vector<uint8_t> local, shared;
+  // Per thread, whether the grids before a programmatic launch are known
+  // to have completed (griddepcontrol.wait; always, for another launch).
+  std::vector<bool> gridsAwaited;
   // The async proxy (TMA, wgmma) sees a thread's generic stores to shared
   // memory only after that thread's fence.proxy.async: the thread whose
   // store wrote each byte and has not fenced since (-1: none), and the
@@ -415,8 +422,13 @@ private:
       if (it != tracked.begin()) {
         --it;
         if (a >= it->first && bytes <= it->second &&
-            a - it->first <= it->second - bytes)
+            a - it->first <= it->second - bytes) {
+          if (!gridsAwaited[thread])
+            fail(thread, inst,
+                 "global memory touched before griddepcontrol.wait in a "
+                 "programmatic launch (the kernel before it may still run)");
           return reinterpret_cast<uint8_t *>(a);
+        }
       }
       char hex[32];
       std::snprintf(hex, sizeof hex, "0x%llx",
@@ -1589,6 +1601,10 @@ bool BlockRun::step(unsigned thread) {
       proxyFence(thread);
     break;
   case Op::Nop:
+  case Op::GridDepLaunchDependents:
+    break;
+  case Op::GridDepWait:
+    gridsAwaited[thread] = true;
     break;
   case Op::MbarInit: {
     MbarrierRef barrier = mbarrier(thread, inst, ops[0], /*mustBeLive=*/false);
@@ -1812,6 +1828,10 @@ static void checkLaunchBounds(const Launch &launch) {
     throw Failure{where + std::to_string(shared) +
                   " bytes of shared memory per block (at most " +
                   std::to_string(kMaxSharedBytes) + ")"};
+}
+
+void ptxemu_set_programmatic(void *launch) {
+  static_cast<Launch *>(launch)->programmatic = true;
 }
 
 int ptxemu_run(void *launchHandle, char *error, size_t errorSize) {

@@ -528,6 +528,10 @@ struct KernelParser {
                opcode.find("tile") != std::string::npos &&
                opcode.find("complete_tx::bytes") != std::string::npos) {
       inst.op = Op::TmaLoad;
+    } else if (opcode == "griddepcontrol.wait") {
+      inst.op = Op::GridDepWait;
+    } else if (opcode == "griddepcontrol.launch_dependents") {
+      inst.op = Op::GridDepLaunchDependents;
     } else if (opcode == "wgmma.fence.sync.aligned") {
       inst.op = Op::WgmmaFence;
     } else if (opcode == "wgmma.commit_group.sync.aligned") {
@@ -610,6 +614,8 @@ struct KernelParser {
     case Op::Fence:
     case Op::WgmmaFence:
     case Op::WgmmaCommit:
+    case Op::GridDepWait:
+    case Op::GridDepLaunchDependents:
     case Op::Nop:
       most = 0;
       break;

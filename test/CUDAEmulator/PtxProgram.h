@@ -136,6 +136,11 @@ enum class Op : uint16_t {
   MmaSync,
   Shfl,
   Atom,
+  /// griddepcontrol.wait: the grids before this one have completed (a
+  /// programmatic launch touches no global memory before it).
+  GridDepWait,
+  /// griddepcontrol.launch_dependents: the next grid may start.
+  GridDepLaunchDependents,
   Nop
 };
 

@@ -21,6 +21,9 @@
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma narrow-inputs-min-tokens=0" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=ROUNDALWAYS
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma narrow-inputs-min-tokens=0 async-gather=0" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=REGGATHER
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma" --mlir-print-ir-after=moe-drop-unread-inits -o /dev/null 2>&1 | FileCheck %s --check-prefix=NOFILL
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma" --mlir-print-ir-after=moe-programmatic-launches -o /dev/null 2>&1 | FileCheck %s --check-prefix=PDL
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home chip=sm_80 features=+ptx70" --mlir-print-ir-after-all -o /dev/null 2>&1 | FileCheck %s --check-prefix=NOPDL
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma programmatic-launches=0" --mlir-print-ir-after-all -o /dev/null 2>&1 | FileCheck %s --check-prefix=NOPDL
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=sync block-rows=32" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=CUDACORES
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home narrow-inputs-min-tokens=-3" 2>&1 | FileCheck %s --check-prefix=BADROUND
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma chip=sm_90" 2>&1 | FileCheck %s --check-prefix=WGCHIP
@@ -75,6 +78,17 @@
 // NOFILL-NEXT: ^bb0(%[[S:.*]]: f32, %{{.*}}: f32):
 // NOFILL-NEXT: moe.yield %[[S]] : f32
 // NOFILL: moe.combine %[[Y]],
+// On sm_90, every kernel waits for the kernel before it (griddepcontrol)
+// before it touches memory and lets the next start at once; the entry asks
+// the runtime for programmatic launches. Not on sm_80, nor with
+// programmatic-launches=0.
+// PDL-LABEL: func.func @forward
+// PDL-NEXT: call @mgpuAllowProgrammaticLaunches() : () -> ()
+// PDL: gpu.func @forward_tiles_{{[0-9]+}}
+// PDL-NEXT: nvvm.griddepcontrol {{ *}}wait
+// PDL-NEXT: nvvm.griddepcontrol {{ *}}launch_dependents
+// NOPDL-NOT: griddepcontrol
+// NOPDL-NOT: mgpuAllowProgrammaticLaunches
 // Tiles on the CUDA cores (32-row blocks under mma=sync) multiply f32 rows:
 // nothing is rounded for them, neither the token rows nor the hidden rows.
 // CUDACORES-LABEL: func.func @forward

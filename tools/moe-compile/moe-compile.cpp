@@ -139,7 +139,8 @@ bool isProvidedByRuntime(StringRef name) {
                                     "mgpuMemcpy",
                                     "mgpuSetDefaultDevice",
                                     "mgpuTensorMapEncodeTiledMemref",
-                                    "mgpuTensorMapEncodeTiledMemrefInto"};
+                                    "mgpuTensorMapEncodeTiledMemrefInto",
+                                    "mgpuAllowProgrammaticLaunches"};
   return calls.contains(name);
 }
 

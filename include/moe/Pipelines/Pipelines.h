@@ -262,6 +262,13 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
                      "(moe-lower-grouped-matmul-to-wgmma async-gather); 0 "
                      "loads and stores them through the threads' registers"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> programmaticLaunches{
+      *this, "programmatic-launches",
+      llvm::cl::desc("On sm_90 and later, each kernel may start while the "
+                     "one before it on the stream ends (programmatic "
+                     "dependent launch: moe-programmatic-launches); 0 "
+                     "launches each after the previous has finished"),
+      llvm::cl::init(true)};
   PassOptions::Option<bool> deviceIO{
       *this, "device-io",
       llvm::cl::desc("Entry points take and return device memory and are "

@@ -55,6 +55,29 @@ constexpr int kAttributeMemoryPoolsSupported = 115;
 constexpr int kMemPoolAttrReleaseThreshold = 4;
 /// Dynamic shared memory a kernel may use without opting in.
 constexpr int kDefaultDynamicSharedBytes = 48 * 1024;
+/// CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION (value: int).
+constexpr int kLaunchAttributeProgrammaticSerialization = 6;
+
+/// CUlaunchAttribute: an id and a 64-byte value, 8-byte aligned.
+struct LaunchAttribute {
+  int id;
+  char pad[4];
+  union {
+    char bytes[64];
+    int programmaticSerialization;
+    void *alignment;
+  } value;
+};
+static_assert(sizeof(LaunchAttribute) == 72, "CUlaunchAttribute's layout");
+/// CUlaunchConfig.
+struct LaunchConfig {
+  unsigned gridX, gridY, gridZ;
+  unsigned blockX, blockY, blockZ;
+  unsigned sharedBytes;
+  CUstream stream;
+  LaunchAttribute *attributes;
+  unsigned numAttributes;
+};
 } // namespace cuda
 
 /// The functions of the driver API the runtime calls (the `_v2` entry
@@ -85,6 +108,10 @@ struct CudaDriverApi {
                                  unsigned blockZ, unsigned sharedBytes,
                                  cuda::CUstream stream, void **params,
                                  void **extra);
+  /// cuLaunchKernelEx (CUDA 12.0), null where the driver lacks it.
+  cuda::CUresult (*launchKernelEx)(const cuda::LaunchConfig *config,
+                                   cuda::CUfunction function, void **params,
+                                   void **extra);
   cuda::CUresult (*streamCreate)(cuda::CUstream *stream, unsigned flags);
   cuda::CUresult (*streamDestroy)(cuda::CUstream stream);
   cuda::CUresult (*streamSynchronize)(cuda::CUstream stream);
@@ -197,7 +224,9 @@ void setCurrentCudaDevice(int ordinal);
 /// construction to destruction, mgpuMemAlloc on this thread records what it
 /// returns (mgpuMemFree forgets it), and what the call left is freed when
 /// the arena ends, whether the call succeeded or not. Compiled GPU code
-/// frees only the buffers whose lifetime it knows (moe-map-to-gpu).
+/// frees only the buffers whose lifetime it knows (moe-map-to-gpu). The
+/// call's launches are plain unless its code allows programmatic ones
+/// (mgpuAllowProgrammaticLaunches), for the call alone.
 class CallArena {
 public:
   CallArena();

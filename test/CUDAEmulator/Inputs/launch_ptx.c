@@ -1,9 +1,12 @@
 /* Runs one kernel of a PTX file through the CUDA emulator's driver API:
- *   launch_ptx FILE KERNEL GRID BLOCK WORDS
+ *   launch_ptx FILE KERNEL GRID BLOCK WORDS [programmatic]
  * The kernel takes one pointer, to WORDS zeroed 32-bit words of device
- * memory; afterwards they are printed, or the launch's error. */
+ * memory; afterwards they are printed, or the launch's error. With
+ * `programmatic`, it is launched by cuLaunchKernelEx with programmatic
+ * stream serialization. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef int CUresult;
 CUresult cuInit(unsigned);
@@ -14,10 +17,28 @@ CUresult cuMemFree_v2(unsigned long long);
 CUresult cuLaunchKernel(void *, unsigned, unsigned, unsigned, unsigned,
                         unsigned, unsigned, unsigned, void *, void **, void **);
 CUresult cuModuleUnload(void *);
+struct LaunchAttribute {
+  int id;
+  char pad[4];
+  union {
+    char bytes[64];
+    int value;
+    void *alignment;
+  } value;
+};
+struct LaunchConfig {
+  unsigned gridX, gridY, gridZ, blockX, blockY, blockZ, sharedBytes;
+  void *stream;
+  struct LaunchAttribute *attributes;
+  unsigned numAttributes;
+};
+CUresult cuLaunchKernelEx(const struct LaunchConfig *, void *, void **,
+                          void **);
 
 int main(int argc, char **argv) {
-  if (argc != 6) {
-    fprintf(stderr, "usage: launch_ptx FILE KERNEL GRID BLOCK WORDS\n");
+  if (argc != 6 && !(argc == 7 && strcmp(argv[6], "programmatic") == 0)) {
+    fprintf(stderr,
+            "usage: launch_ptx FILE KERNEL GRID BLOCK WORDS [programmatic]\n");
     return 2;
   }
   FILE *file = fopen(argv[1], "rb");
@@ -41,9 +62,17 @@ int main(int argc, char **argv) {
   unsigned long long buffer;
   cuMemAlloc_v2(&buffer, words * 4);
   void *params[] = {&buffer};
-  CUresult result =
-      cuLaunchKernel(function, (unsigned)atoi(argv[3]), 1, 1,
-                     (unsigned)atoi(argv[4]), 1, 1, 0, 0, params, 0);
+  unsigned grid = (unsigned)atoi(argv[3]), block = (unsigned)atoi(argv[4]);
+  CUresult result;
+  if (argc == 7) {
+    struct LaunchAttribute programmatic = {6, {0}, {{0}}};
+    programmatic.value.value = 1;
+    struct LaunchConfig config = {grid, 1, 1, block, 1, 1, 0, 0, &programmatic,
+                                  1};
+    result = cuLaunchKernelEx(&config, function, params, 0);
+  } else {
+    result = cuLaunchKernel(function, grid, 1, 1, block, 1, 1, 0, 0, params, 0);
+  }
   if (result) {
     printf("launch failed: %d\n", result);
     return 1;

@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
+#include <string>
 
 using namespace moe::runtime;
 
@@ -169,7 +170,36 @@ void tensorMaps() {
 
 } // namespace
 
-int main() {
+/// A call whose code allows programmatic launches: they go through
+/// cuLaunchKernelEx (where the driver has it) until the call's arena ends;
+/// the next call's launches are plain again.
+void programmaticLaunches() {
+  static const char image[] = "fake image";
+  void *module = mgpuModuleLoad(const_cast<char *>(image), sizeof(image));
+  void *function = mgpuModuleGetFunction(module, "kernel");
+  {
+    detail::CallArena call;
+    mgpuLaunchKernel(function, 1, 1, 1, 32, 1, 1, 0, nullptr, nullptr, nullptr,
+                     0);
+    mgpuAllowProgrammaticLaunches();
+    mgpuLaunchKernel(function, 2, 1, 1, 32, 1, 1, 0, nullptr, nullptr, nullptr,
+                     0);
+  }
+  {
+    detail::CallArena call;
+    mgpuLaunchKernel(function, 3, 1, 1, 32, 1, 1, 0, nullptr, nullptr, nullptr,
+                     0);
+  }
+  mgpuModuleUnload(module);
+  Status status = detail::takeCudaError();
+  std::printf("programmatic: %s\n", status ? "ok" : status.error().c_str());
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && std::string(argv[1]) == "programmatic") {
+    programmaticLaunches();
+    return 0;
+  }
   printDevices();
   runOnce("run");
   std::printf("live: %d\n", liveObjects());

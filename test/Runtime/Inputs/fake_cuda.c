@@ -14,7 +14,11 @@
  *                 allocator's functions exist but are not for it)
  * Built with -DOMIT_SYMBOL, it lacks cuMemsetD16Async (an old driver);
  * with -DOMIT_TMA, cuTensorMapEncodeTiled (a driver before CUDA 12); with
- * -DOMIT_POOL, the stream-ordered allocator (before CUDA 11.2).
+ * -DOMIT_POOL, the stream-ordered allocator (before CUDA 11.2); with
+ * -DOMIT_LAUNCH_EX, cuLaunchKernelEx (before CUDA 12.0). cuLaunchKernelEx
+ * takes only the programmatic stream serialization attribute; its launches
+ * are traced as "programmatic", and the emulator fails such a kernel's
+ * thread that touches global memory before its griddepcontrol.wait.
  * With FAKE_CUDA_TRACE set, it prints each launch (kernel, grid, block,
  * dynamic shared memory), copy, stream-ordered allocation and free and
  * synchronization to stderr.
@@ -47,6 +51,7 @@
 typedef int CUresult;
 enum {
   SUCCESS = 0,
+  INVALID_VALUE = 1,
   OUT_OF_MEMORY = 2,
   NO_DEVICE = 100,
   INVALID_IMAGE = 200,
@@ -83,6 +88,7 @@ __attribute__((destructor)) static void reportLeaks(void) {
 static const char *errorName(CUresult error) {
   switch (error) {
   case SUCCESS: return "CUDA_SUCCESS";
+  case INVALID_VALUE: return "CUDA_ERROR_INVALID_VALUE";
   case OUT_OF_MEMORY: return "CUDA_ERROR_OUT_OF_MEMORY";
   case NO_DEVICE: return "CUDA_ERROR_NO_DEVICE";
   case INVALID_IMAGE: return "CUDA_ERROR_INVALID_IMAGE";
@@ -99,6 +105,7 @@ static const char *errorName(CUresult error) {
 static const char *errorText(CUresult error) {
   switch (error) {
   case SUCCESS: return "no error";
+  case INVALID_VALUE: return "invalid argument";
   case OUT_OF_MEMORY: return "out of memory";
   case NO_DEVICE: return "no CUDA-capable device is detected";
   case INVALID_IMAGE: return "device kernel image is invalid";
@@ -341,11 +348,12 @@ CUresult cuModuleGetFunction(void **out, void *module, const char *name) {
   *out = functions[slot];
   return SUCCESS;
 }
-CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz,
-                        unsigned bx, unsigned by, unsigned bz, unsigned smem,
-                        void *stream, void **params, void **extra) {
+/* A launch, programmatic (may start before the kernel before it ends) or
+ * not. */
+static CUresult launch(void *f, unsigned gx, unsigned gy, unsigned gz,
+                       unsigned bx, unsigned by, unsigned bz, unsigned smem,
+                       void *stream, void **params, int programmatic) {
   (void)params;
-  (void)extra;
   if (captureCheck(stream))
     return captureCheck(stream);
   if (failing("launch"))
@@ -355,13 +363,16 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz,
   unsigned grid[3] = {gx, gy, gz}, block[3] = {bx, by, bz};
   node.launch = ptxemu_prepare(emulated[(char(*)[64])f - functions], grid,
                                block, smem, params);
+  if (programmatic)
+    ptxemu_set_programmatic(node.launch);
 #endif
   if (record(node))
     return SUCCESS;
   if (tracing())
     fprintf(stderr,
-            "fake_cuda: launch %s grid %u %u %u block %u %u %u smem %u\n",
-            (const char *)f, gx, gy, gz, bx, by, bz, smem);
+            "fake_cuda: launch %s grid %u %u %u block %u %u %u smem %u%s\n",
+            (const char *)f, gx, gy, gz, bx, by, bz, smem,
+            programmatic ? " programmatic" : "");
 #ifdef FAKE_CUDA_EMULATOR
   char error[512];
   int failed = ptxemu_run(node.launch, error, sizeof error);
@@ -373,6 +384,46 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz,
 #endif
   return SUCCESS;
 }
+CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz,
+                        unsigned bx, unsigned by, unsigned bz, unsigned smem,
+                        void *stream, void **params, void **extra) {
+  (void)extra;
+  return launch(f, gx, gy, gz, bx, by, bz, smem, stream, params, 0);
+}
+#ifndef OMIT_LAUNCH_EX
+/* CUlaunchAttribute and CUlaunchConfig (cuda.h's layouts). */
+struct LaunchAttribute {
+  int id;
+  char pad[4];
+  union {
+    char bytes[64];
+    int value;
+    void *alignment;
+  } value;
+};
+struct LaunchConfig {
+  unsigned gridX, gridY, gridZ, blockX, blockY, blockZ, sharedBytes;
+  void *stream;
+  struct LaunchAttribute *attributes;
+  unsigned numAttributes;
+};
+enum { PROGRAMMATIC_STREAM_SERIALIZATION = 6 };
+CUresult cuLaunchKernelEx(const struct LaunchConfig *config, void *f,
+                          void **params, void **extra) {
+  (void)extra;
+  if (!config || (config->numAttributes && !config->attributes))
+    return INVALID_VALUE;
+  int programmatic = 0;
+  for (unsigned i = 0; i < config->numAttributes; ++i) {
+    if (config->attributes[i].id != PROGRAMMATIC_STREAM_SERIALIZATION)
+      return INVALID_VALUE;
+    programmatic = config->attributes[i].value.value != 0;
+  }
+  return launch(f, config->gridX, config->gridY, config->gridZ,
+                config->blockX, config->blockY, config->blockZ,
+                config->sharedBytes, config->stream, params, programmatic);
+}
+#endif
 CUresult cuStreamCreate(void **stream, unsigned flags) {
   (void)flags;
   *stream = malloc(1);

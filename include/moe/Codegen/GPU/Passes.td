@@ -330,6 +330,74 @@ def MoEPassTensorMapsByValuePass
                            "::mlir::NVVM::NVVMDialect"];
 }
 
+def MoEProgrammaticLaunchesPass
+    : Pass<"moe-programmatic-launches", "::mlir::ModuleOp"> {
+  let summary = "Let each kernel start while the one before it ends "
+                "(Hopper's programmatic dependent launch)";
+  let description = [{
+    On sm_90, a kernel launched with programmatic stream serialization may
+    start before the kernel before it on the stream has finished: once
+    every block of that kernel has run `griddepcontrol.launch_dependents`
+    (or ended), its blocks are scheduled on the multiprocessors the tail
+    of the other leaves idle, and `griddepcontrol.wait` holds each of them
+    until that kernel has completed and its memory is visible. A layer's
+    kernels at decode are short (a few microseconds each at Qwen3's
+    T = 1), and the gap between two of them, a launch's latency and the
+    ramp of its first blocks, is a share of the call that this removes;
+    the same holds inside a CUDA graph, where such launches become
+    programmatic edges.
+
+    This pass, after `gpu-kernel-outlining`:
+    - begins every kernel (`gpu.func` with the `kernel` attribute) of every
+      `gpu.module` with `nvvm.griddepcontrol wait` and then
+      `nvvm.griddepcontrol launch_dependents`: nothing a kernel does
+      before the wait touches memory, so it never reads what the kernel
+      before it has not finished writing, whatever that kernel is (another
+      library's, on the caller's stream, too), and no block of it writes
+      what the kernel before may still read;
+    - begins every function that launches kernels (`gpu.launch_func`) with
+      a call of the runtime's `mgpuAllowProgrammaticLaunches`, after which
+      the runtime launches this call's kernels with the attribute
+      (`cuLaunchKernelEx`; plain `cuLaunchKernel` where the driver lacks
+      it, which only loses the overlap).
+
+    The instructions need sm_90 (PTX 7.8): the CUDA pipeline runs this
+    pass for such chips (`programmatic-launches`, on by default).
+
+    Example:
+
+    ```mlir
+    func.func @forward(...) {
+      gpu.launch_func @kernels::@tiles blocks in (...) threads in (...)
+      ...
+    }
+    gpu.module @kernels {
+      gpu.func @tiles(...) kernel { ... }
+    }
+    ```
+
+    becomes
+
+    ```mlir
+    func.func @forward(...) {
+      call @mgpuAllowProgrammaticLaunches() : () -> ()
+      gpu.launch_func @kernels::@tiles blocks in (...) threads in (...)
+      ...
+    }
+    func.func private @mgpuAllowProgrammaticLaunches()
+    gpu.module @kernels {
+      gpu.func @tiles(...) kernel {
+        nvvm.griddepcontrol wait
+        nvvm.griddepcontrol launch_dependents
+        ...
+      }
+    }
+    ```
+  }];
+  let dependentDialects = ["::mlir::func::FuncDialect",
+                           "::mlir::NVVM::NVVMDialect"];
+}
+
 def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
   let summary = "Run a bufferized function's loops as GPU kernels, its "
                 "buffers in device memory";
