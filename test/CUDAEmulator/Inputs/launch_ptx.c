@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../Runtime/Inputs/launch_config.h"
+
 typedef int CUresult;
 CUresult cuInit(unsigned);
 CUresult cuModuleLoadData(void **, const void *);
@@ -17,21 +19,6 @@ CUresult cuMemFree_v2(unsigned long long);
 CUresult cuLaunchKernel(void *, unsigned, unsigned, unsigned, unsigned,
                         unsigned, unsigned, unsigned, void *, void **, void **);
 CUresult cuModuleUnload(void *);
-struct LaunchAttribute {
-  int id;
-  char pad[4];
-  union {
-    char bytes[64];
-    int value;
-    void *alignment;
-  } value;
-};
-struct LaunchConfig {
-  unsigned gridX, gridY, gridZ, blockX, blockY, blockZ, sharedBytes;
-  void *stream;
-  struct LaunchAttribute *attributes;
-  unsigned numAttributes;
-};
 CUresult cuLaunchKernelEx(const struct LaunchConfig *, void *, void **,
                           void **);
 
@@ -65,7 +52,8 @@ int main(int argc, char **argv) {
   unsigned grid = (unsigned)atoi(argv[3]), block = (unsigned)atoi(argv[4]);
   CUresult result;
   if (argc == 7) {
-    struct LaunchAttribute programmatic = {6, {0}, {{0}}};
+    struct LaunchAttribute programmatic = {
+        LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION, {0}, {{0}}};
     programmatic.value.value = 1;
     struct LaunchConfig config = {grid, 1, 1, block, 1, 1, 0, 0, &programmatic,
                                   1};

@@ -44,6 +44,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "launch_config.h"
 #ifdef FAKE_CUDA_EMULATOR
 #include "../../CUDAEmulator/PtxEmulator.h"
 #endif
@@ -391,23 +393,6 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz,
   return launch(f, gx, gy, gz, bx, by, bz, smem, stream, params, 0);
 }
 #ifndef OMIT_LAUNCH_EX
-/* CUlaunchAttribute and CUlaunchConfig (cuda.h's layouts). */
-struct LaunchAttribute {
-  int id;
-  char pad[4];
-  union {
-    char bytes[64];
-    int value;
-    void *alignment;
-  } value;
-};
-struct LaunchConfig {
-  unsigned gridX, gridY, gridZ, blockX, blockY, blockZ, sharedBytes;
-  void *stream;
-  struct LaunchAttribute *attributes;
-  unsigned numAttributes;
-};
-enum { PROGRAMMATIC_STREAM_SERIALIZATION = 6 };
 CUresult cuLaunchKernelEx(const struct LaunchConfig *config, void *f,
                           void **params, void **extra) {
   (void)extra;
@@ -415,7 +400,8 @@ CUresult cuLaunchKernelEx(const struct LaunchConfig *config, void *f,
     return INVALID_VALUE;
   int programmatic = 0;
   for (unsigned i = 0; i < config->numAttributes; ++i) {
-    if (config->attributes[i].id != PROGRAMMATIC_STREAM_SERIALIZATION)
+    if (config->attributes[i].id !=
+        LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION)
       return INVALID_VALUE;
     programmatic = config->attributes[i].value.value != 0;
   }
