@@ -463,8 +463,11 @@ void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
     return;
   // A programmatic launch may start before the kernel before it on the
   // stream ends: the compiler begins each of its kernels with
-  // griddepcontrol.wait (moe-programmatic-launches).
-  if (programmaticLaunches && scope.api().launchKernelEx) {
+  // griddepcontrol.wait (moe-programmatic-launches). Not on the legacy
+  // default stream (null or CU_STREAM_LEGACY), which synchronizes with
+  // other streams implicitly: a device-io caller's stream may be it.
+  bool legacyStream = reinterpret_cast<uintptr_t>(stream) <= kStreamLegacy;
+  if (programmaticLaunches && !legacyStream && scope.api().launchKernelEx) {
     LaunchAttribute programmatic = {};
     programmatic.id = kLaunchAttributeProgrammaticSerialization;
     programmatic.value.programmaticSerialization = 1;

@@ -55,6 +55,8 @@ constexpr int kAttributeMemoryPoolsSupported = 115;
 constexpr int kMemPoolAttrReleaseThreshold = 4;
 /// Dynamic shared memory a kernel may use without opting in.
 constexpr int kDefaultDynamicSharedBytes = 48 * 1024;
+/// CU_STREAM_LEGACY: the legacy default stream, as null is.
+constexpr uintptr_t kStreamLegacy = 1;
 /// CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION (value: int).
 constexpr int kLaunchAttributeProgrammaticSerialization = 6;
 

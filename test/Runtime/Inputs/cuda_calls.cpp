@@ -171,25 +171,30 @@ void tensorMaps() {
 } // namespace
 
 /// A call whose code allows programmatic launches: they go through
-/// cuLaunchKernelEx (where the driver has it) until the call's arena ends;
-/// the next call's launches are plain again.
+/// cuLaunchKernelEx (where the driver has it) until the call's arena ends,
+/// except on the legacy default stream; the next call's launches are plain
+/// again.
 void programmaticLaunches() {
   static const char image[] = "fake image";
   void *module = mgpuModuleLoad(const_cast<char *>(image), sizeof(image));
   void *function = mgpuModuleGetFunction(module, "kernel");
+  void *stream = mgpuStreamCreate();
   {
     detail::CallArena call;
-    mgpuLaunchKernel(function, 1, 1, 1, 32, 1, 1, 0, nullptr, nullptr, nullptr,
+    mgpuLaunchKernel(function, 1, 1, 1, 32, 1, 1, 0, stream, nullptr, nullptr,
                      0);
     mgpuAllowProgrammaticLaunches();
-    mgpuLaunchKernel(function, 2, 1, 1, 32, 1, 1, 0, nullptr, nullptr, nullptr,
+    mgpuLaunchKernel(function, 2, 1, 1, 32, 1, 1, 0, stream, nullptr, nullptr,
                      0);
+    mgpuLaunchKernel(function, 3, 1, 1, 32, 1, 1, 0, nullptr, nullptr,
+                     nullptr, 0);
   }
   {
     detail::CallArena call;
-    mgpuLaunchKernel(function, 3, 1, 1, 32, 1, 1, 0, nullptr, nullptr, nullptr,
+    mgpuLaunchKernel(function, 4, 1, 1, 32, 1, 1, 0, stream, nullptr, nullptr,
                      0);
   }
+  mgpuStreamDestroy(stream);
   mgpuModuleUnload(module);
   Status status = detail::takeCudaError();
   std::printf("programmatic: %s\n", status ? "ok" : status.error().c_str());
