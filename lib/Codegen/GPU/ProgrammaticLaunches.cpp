@@ -28,8 +28,14 @@ namespace {
 constexpr StringLiteral kAllowProgrammaticLaunches =
     "mgpuAllowProgrammaticLaunches";
 
+/// Begins `kernel` with griddepcontrol.wait and launch_dependents, unless
+/// it begins with them already (the pass ran before).
 void waitThenReleaseDependents(gpu::GPUFuncOp kernel) {
-  OpBuilder b = OpBuilder::atBlockBegin(&kernel.getBody().front());
+  Block &entry = kernel.getBody().front();
+  auto first = dyn_cast<NVVM::GriddepcontrolOp>(&entry.front());
+  if (first && first.getKind() == NVVM::GridDepActionKind::wait)
+    return;
+  OpBuilder b = OpBuilder::atBlockBegin(&entry);
   Location loc = kernel.getLoc();
   NVVM::GriddepcontrolOp::create(b, loc, NVVM::GridDepActionKind::wait);
   NVVM::GriddepcontrolOp::create(b, loc,
@@ -57,11 +63,13 @@ struct MoEProgrammaticLaunchesPass
       return;
 
     SymbolTable symbols(module);
-    auto declaration = symbols.lookup<func::FuncOp>(kAllowProgrammaticLaunches);
+    Operation *existing = symbols.lookup(kAllowProgrammaticLaunches);
+    auto declaration = dyn_cast_or_null<func::FuncOp>(existing);
     FunctionType type = FunctionType::get(&getContext(), {}, {});
-    if (declaration && declaration.getFunctionType() != type) {
-      declaration.emitError() << "'" << kAllowProgrammaticLaunches
-                              << "' is the runtime's, of type () -> ()";
+    if (existing && (!declaration || declaration.getFunctionType() != type)) {
+      existing->emitError()
+          << "'" << kAllowProgrammaticLaunches
+          << "' is the runtime's, a func.func of type () -> ()";
       return signalPassFailure();
     }
     if (!declaration) {
@@ -71,7 +79,11 @@ struct MoEProgrammaticLaunchesPass
       symbols.insert(declaration);
     }
     for (func::FuncOp function : launching) {
-      OpBuilder b = OpBuilder::atBlockBegin(&function.getBody().front());
+      Block &entry = function.getBody().front();
+      auto first = dyn_cast<func::CallOp>(&entry.front());
+      if (first && first.getCallee() == kAllowProgrammaticLaunches)
+        continue;
+      OpBuilder b = OpBuilder::atBlockBegin(&entry);
       func::CallOp::create(b, function.getLoc(), declaration, ValueRange{});
     }
   }

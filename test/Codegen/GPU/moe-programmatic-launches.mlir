@@ -1,4 +1,6 @@
 // RUN: moe-opt %s --split-input-file --moe-programmatic-launches --verify-diagnostics | FileCheck %s
+// Running it twice changes nothing more.
+// RUN: moe-opt %s --split-input-file --moe-programmatic-launches --moe-programmatic-launches --verify-diagnostics | FileCheck %s
 
 // Every kernel waits for the grids before it, then lets the next start,
 // before anything else; a device function (not a kernel) is left alone.
@@ -81,8 +83,26 @@ module attributes {gpu.container_module} {
 
 // A symbol of the runtime's name but another type is an error.
 module attributes {gpu.container_module} {
-  // expected-error @below {{'mgpuAllowProgrammaticLaunches' is the runtime's, of type () -> ()}}
+  // expected-error @below {{'mgpuAllowProgrammaticLaunches' is the runtime's, a func.func of type () -> ()}}
   func.func private @mgpuAllowProgrammaticLaunches(i32)
+  func.func @launch() {
+    %c1 = arith.constant 1 : index
+    gpu.launch_func @kernels::@k blocks in (%c1, %c1, %c1) threads in (%c1, %c1, %c1)
+    return
+  }
+  gpu.module @kernels {
+    gpu.func @k() kernel {
+      gpu.return
+    }
+  }
+}
+
+// -----
+
+// So is a symbol of that name that is not a function.
+module attributes {gpu.container_module} {
+  // expected-error @below {{'mgpuAllowProgrammaticLaunches' is the runtime's, a func.func of type () -> ()}}
+  llvm.mlir.global internal @mgpuAllowProgrammaticLaunches(0 : i32) : i32
   func.func @launch() {
     %c1 = arith.constant 1 : index
     gpu.launch_func @kernels::@k blocks in (%c1, %c1, %c1) threads in (%c1, %c1, %c1)
