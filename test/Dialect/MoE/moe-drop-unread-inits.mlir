@@ -206,6 +206,74 @@ func.func @down_combine_short_rows(%h: tensor<?x16xbf16>, %wd: tensor<4x32x16xbf
 
 // -----
 
+// A shared expert's down projection: one expert, one choice per token,
+// every token routed to it (ids a fill of 0), so token t's sum is row t;
+// the routed combine adds to its first T rows (`init`), which it computes.
+// It writes its sums instead, and the fill goes. With ids of 1 (outside
+// the one expert: no row filled), or rows sliced from an offset, the fill
+// stays.
+// CHECK-LABEL: func.func @shared_expert
+// CHECK: %[[E:.*]] = tensor.empty() : tensor<64x32xf32>
+// CHECK-NOT: linalg.fill ins(%{{.*}} : f32)
+// CHECK: %[[S:.*]] = moe.grouped_matmul {{.*}} outs(%[[E]] : tensor<64x32xf32>) epilogue {
+// CHECK: %[[FIRST:.*]] = tensor.extract_slice %[[S]][0, 0] [8, 32] [1, 1]
+// CHECK: moe.combine {{.*}} init(%[[FIRST]] : tensor<8x32xf32>)
+// CHECK-LABEL: func.func @shared_expert_kept
+// CHECK-COUNT-2: linalg.fill ins(%{{.*}} : f32)
+func.func @shared_expert(%h: tensor<64x16xbf16>, %wd: tensor<1x32x16xbf16>,
+                         %routed: tensor<256x32xf32>, %w: tensor<8x2xf32>,
+                         %map: tensor<8x2xi32>) -> tensor<8x32xf32> {
+  %c0 = arith.constant 0 : i32
+  %zf = arith.constant 0.0 : f32
+  %ei = tensor.empty() : tensor<8x1xi32>
+  %ids = linalg.fill ins(%c0 : i32) outs(%ei : tensor<8x1xi32>) -> tensor<8x1xi32>
+  %offsets, %blocks, %sizes, %sources, %rows = moe.routing_plan %ids block_rows(64) align(64)
+      : tensor<8x1xi32> -> tensor<2xi64>, tensor<1xi32>, tensor<1xi32>, tensor<64xi32>, tensor<8x1xi32>
+  %e = tensor.empty() : tensor<64x32xf32>
+  %z = linalg.fill ins(%zf : f32) outs(%e : tensor<64x32xf32>) -> tensor<64x32xf32>
+  %s = moe.grouped_matmul block_rows(64)
+      ins(%h, %wd, %blocks : tensor<64x16xbf16>, tensor<1x32x16xbf16>, tensor<1xi32>)
+      block_sizes(%sizes : tensor<1xi32>) outs(%z : tensor<64x32xf32>) -> tensor<64x32xf32>
+  %first = tensor.extract_slice %s[0, 0] [8, 32] [1, 1] : tensor<64x32xf32> to tensor<8x32xf32>
+  %out = moe.combine %routed, %w, %map init(%first : tensor<8x32xf32>)
+      : tensor<256x32xf32>, tensor<8x2xf32>, tensor<8x2xi32> -> tensor<8x32xf32>
+  return %out : tensor<8x32xf32>
+}
+
+func.func @shared_expert_kept(%h: tensor<64x16xbf16>, %wd: tensor<1x32x16xbf16>,
+                              %routed: tensor<256x32xf32>, %w: tensor<8x2xf32>,
+                              %map: tensor<8x2xi32>) -> (tensor<8x32xf32>, tensor<8x32xf32>) {
+  %c0 = arith.constant 0 : i32
+  %c1 = arith.constant 1 : i32
+  %zf = arith.constant 0.0 : f32
+  %ei = tensor.empty() : tensor<8x1xi32>
+  %ones = linalg.fill ins(%c1 : i32) outs(%ei : tensor<8x1xi32>) -> tensor<8x1xi32>
+  %o1, %b1, %s1, %r1, %m1 = moe.routing_plan %ones block_rows(64) align(64)
+      : tensor<8x1xi32> -> tensor<2xi64>, tensor<1xi32>, tensor<1xi32>, tensor<64xi32>, tensor<8x1xi32>
+  %e1 = tensor.empty() : tensor<64x32xf32>
+  %z1 = linalg.fill ins(%zf : f32) outs(%e1 : tensor<64x32xf32>) -> tensor<64x32xf32>
+  %y1 = moe.grouped_matmul block_rows(64)
+      ins(%h, %wd, %b1 : tensor<64x16xbf16>, tensor<1x32x16xbf16>, tensor<1xi32>)
+      block_sizes(%s1 : tensor<1xi32>) outs(%z1 : tensor<64x32xf32>) -> tensor<64x32xf32>
+  %first1 = tensor.extract_slice %y1[0, 0] [8, 32] [1, 1] : tensor<64x32xf32> to tensor<8x32xf32>
+  %out1 = moe.combine %routed, %w, %map init(%first1 : tensor<8x32xf32>)
+      : tensor<256x32xf32>, tensor<8x2xf32>, tensor<8x2xi32> -> tensor<8x32xf32>
+  %zeros = linalg.fill ins(%c0 : i32) outs(%ei : tensor<8x1xi32>) -> tensor<8x1xi32>
+  %o2, %b2, %s2, %r2, %m2 = moe.routing_plan %zeros block_rows(64) align(64)
+      : tensor<8x1xi32> -> tensor<2xi64>, tensor<1xi32>, tensor<1xi32>, tensor<64xi32>, tensor<8x1xi32>
+  %e2 = tensor.empty() : tensor<64x32xf32>
+  %z2 = linalg.fill ins(%zf : f32) outs(%e2 : tensor<64x32xf32>) -> tensor<64x32xf32>
+  %y2 = moe.grouped_matmul block_rows(64)
+      ins(%h, %wd, %b2 : tensor<64x16xbf16>, tensor<1x32x16xbf16>, tensor<1xi32>)
+      block_sizes(%s2 : tensor<1xi32>) outs(%z2 : tensor<64x32xf32>) -> tensor<64x32xf32>
+  %later = tensor.extract_slice %y2[8, 0] [8, 32] [1, 1] : tensor<64x32xf32> to tensor<8x32xf32>
+  %out2 = moe.combine %routed, %w, %map init(%later : tensor<8x32xf32>)
+      : tensor<256x32xf32>, tensor<8x2xf32>, tensor<8x2xi32> -> tensor<8x32xf32>
+  return %out1, %out2 : tensor<8x32xf32>, tensor<8x32xf32>
+}
+
+// -----
+
 // Fills that stay. An epilogue that reads the old value; a writer that
 // adds to `init` (no epilogue) whose rows a slice also reads; a reader that
 // gathers its rows (row_sources); a reader over other block sizes; a

@@ -182,6 +182,48 @@ bool combinesOnlyComputedRows(CombineOp combine, GroupedMatmulOp writer) {
          computesFilledRows(writer, plan.getBlockSizes());
 }
 
+/// The plan of one expert and one choice per token, every token routed to
+/// it (ids a fill of 0), whose block ids `writer`'s are a prefix of, with
+/// `writer`'s block rows, blocks covered and filled rows computed; null
+/// otherwise. Such a plan (a shared expert's) puts token `t` in row `t`:
+/// rows `[0, T)` are filled rows of its blocks.
+RoutingPlanOp tokenOrderPlanOf(GroupedMatmulOp writer) {
+  if (writer.isDense() || !writer.getBlockExperts())
+    return nullptr;
+  auto plan =
+      prefixRoot(writer.getBlockExperts()).getDefiningOp<RoutingPlanOp>();
+  if (!plan || plan.getNumExperts() != 1 ||
+      plan.getIds().getType().getDimSize(1) != 1 ||
+      plan.getBlockRows() != writer.getBlockRows() || expertsOf(writer) != 1)
+    return nullptr;
+  auto ids = plan.getIds().getDefiningOp<linalg::FillOp>();
+  if (!ids || !matchPattern(ids.getInputs()[0], m_Zero()) ||
+      !atMostAsLong(plan.getBlockExperts(), writer.getBlockExperts()) ||
+      !computesFilledRows(writer, plan.getBlockSizes()))
+    return nullptr;
+  return plan;
+}
+
+/// Whether `slice` takes the first rows (all columns) of `writer`'s result,
+/// no more than its plan has tokens, in a plan that puts each token in its
+/// own row (tokenOrderPlanOf): rows `writer` computes.
+bool slicesComputedTokenRows(tensor::ExtractSliceOp slice,
+                             GroupedMatmulOp writer) {
+  RoutingPlanOp plan = tokenOrderPlanOf(writer);
+  if (!plan || slice.getSourceType().getRank() != 2 ||
+      slice.getType().getRank() != 2 || !slice.hasUnitStride() ||
+      !llvm::all_of(slice.getMixedOffsets(),
+                    [](OpFoldResult offset) {
+                      return isConstantIntValue(offset, 0);
+                    }) ||
+      slice.getSourceType().isDynamicDim(1) ||
+      !isConstantIntValue(slice.getMixedSizes()[1],
+                          slice.getSourceType().getDimSize(1)))
+    return false;
+  return provablyAtMost(Variable(slice.getResult(), 0),
+                        Variable(plan.getIds(), 0));
+}
+
 /// `op` (adding its sums to `init`) with an epilogue that writes each sum
 /// instead.
 void writeSumsInstead(GroupedMatmulOp op) {
@@ -219,6 +261,19 @@ bool onlyComputedRowsRead(Value value, GroupedMatmulOp writer) {
     if (auto combine = dyn_cast<CombineOp>(user)) {
       if (&use != &combine.getRowsMutable() ||
           !combinesOnlyComputedRows(combine, writer))
+        return false;
+      continue;
+    }
+    // The first T rows of a shared expert's, in token order, added to by
+    // the combine of the routed experts (its `init`).
+    if (auto slice = dyn_cast<tensor::ExtractSliceOp>(user)) {
+      if (!slicesComputedTokenRows(slice, writer) ||
+          !llvm::all_of(slice->getUses(), [](OpOperand &sliceUse) {
+            auto reader = dyn_cast<CombineOp>(sliceUse.getOwner());
+            return isa<tensor::DimOp>(sliceUse.getOwner()) ||
+                   (reader && reader.getInit() &&
+                    &sliceUse == &reader.getInitMutable()[0]);
+          }))
         return false;
       continue;
     }

@@ -283,6 +283,14 @@ def MoEDropUnreadInitsPass : Pass<"moe-drop-unread-inits"> {
       the op has none and computes every row of its blocks) the op's are
       prefixes of, with the op's `block_rows` and number of experts: each
       assignment's row is a filled row of a block of its expert;
+    - as a `tensor.extract_slice` of its first rows (all columns, offsets
+      0, unit strides), no more rows than its plan has tokens, read only as
+      the `init` of a `moe.combine` (or by `tensor.dim`), when the op's
+      plan is the `moe.routing_plan` of one expert and one choice per token
+      with every token routed to it (ids a `linalg.fill` of 0: a shared
+      expert's), whose `block_experts` the op's are a prefix of (covering
+      them, and computing the filled rows as above): that plan puts token
+      `t` in row `t`, so the first T rows are filled rows;
     - by `tensor.dim`, which reads no element;
     - through an `scf.if` that yields it, whose result is read the same way.
 
@@ -304,9 +312,10 @@ def MoEDropUnreadInitsPass : Pass<"moe-drop-unread-inits"> {
     (a value used as both `input` and `init` of one op counts as read).
 
     These are the gate/up projection's zeroed hidden rows (`R x I`), read
-    only by the down projection, row for row, and the down projection's
+    only by the down projection, row for row, the down projection's
     zeroed rows (`R x H` f32), read only by the combine, each assignment's
-    row: the fills wrote every padding row of every block and, after
+    row, and a shared expert's down projection rows, whose first T the
+    routed combine adds to: the fills wrote every padding row of every block and, after
     tiling, made each tile zero its output and synchronize before it
     multiplies, and the down projection's tiles read the zeros back to add
     to them. Other fills are left alone: of an op that scatters, of an op
