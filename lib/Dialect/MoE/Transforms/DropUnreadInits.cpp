@@ -168,12 +168,10 @@ bool readsOnlyComputedRows(GroupedMatmulOp reader, GroupedMatmulOp writer) {
          computesFilledRows(writer, reader.getBlockSizes());
 }
 
-/// Whether `combine` reads its rows only where `writer` computed them: its
-/// row map is the one of the plan whose block ids and filled rows `writer`
-/// covers (each assignment's row is a filled row of a block of its
-/// expert).
-bool combinesOnlyComputedRows(CombineOp combine, GroupedMatmulOp writer) {
-  auto plan = combine.getRowMap().getDefiningOp<RoutingPlanOp>();
+/// Whether `writer` computes every filled row of `plan`: its block ids are
+/// a prefix of the plan's covering all of them, with the plan's block
+/// rows and experts, and it computes the filled rows of its blocks.
+bool coversPlan(GroupedMatmulOp writer, RoutingPlanOp plan) {
   return plan && !writer.isDense() &&
          plan.getBlockRows() == writer.getBlockRows() &&
          plan.getNumExperts() == expertsOf(writer) &&
@@ -182,24 +180,29 @@ bool combinesOnlyComputedRows(CombineOp combine, GroupedMatmulOp writer) {
          computesFilledRows(writer, plan.getBlockSizes());
 }
 
-/// The plan of one expert and one choice per token, every token routed to
-/// it (ids a fill of 0), whose block ids `writer`'s are a prefix of, with
-/// `writer`'s block rows, blocks covered and filled rows computed; null
-/// otherwise. Such a plan (a shared expert's) puts token `t` in row `t`:
-/// rows `[0, T)` are filled rows of its blocks.
+/// Whether `combine` reads its rows only where `writer` computed them: its
+/// row map is the one of a plan `writer` covers (each assignment's row is
+/// a filled row of a block of its expert).
+bool combinesOnlyComputedRows(CombineOp combine, GroupedMatmulOp writer) {
+  return coversPlan(writer, combine.getRowMap().getDefiningOp<RoutingPlanOp>());
+}
+
+/// The plan whose block ids `writer`'s are a prefix of, when it is of one
+/// expert and one choice per token with every token routed to it (ids a
+/// fill of 0) and `writer` covers it (coversPlan); null otherwise. Such a
+/// plan (a shared expert's) puts token `t` in row `t`: rows `[0, T)` are
+/// filled rows of its blocks.
 RoutingPlanOp tokenOrderPlanOf(GroupedMatmulOp writer) {
   if (writer.isDense() || !writer.getBlockExperts())
     return nullptr;
   auto plan =
       prefixRoot(writer.getBlockExperts()).getDefiningOp<RoutingPlanOp>();
   if (!plan || plan.getNumExperts() != 1 ||
-      plan.getIds().getType().getDimSize(1) != 1 ||
-      plan.getBlockRows() != writer.getBlockRows() || expertsOf(writer) != 1)
+      plan.getIds().getType().getDimSize(1) != 1)
     return nullptr;
   auto ids = plan.getIds().getDefiningOp<linalg::FillOp>();
   if (!ids || !matchPattern(ids.getInputs()[0], m_Zero()) ||
-      !atMostAsLong(plan.getBlockExperts(), writer.getBlockExperts()) ||
-      !computesFilledRows(writer, plan.getBlockSizes()))
+      !coversPlan(writer, plan))
     return nullptr;
   return plan;
 }
@@ -212,10 +215,9 @@ bool slicesComputedTokenRows(tensor::ExtractSliceOp slice,
   RoutingPlanOp plan = tokenOrderPlanOf(writer);
   if (!plan || slice.getSourceType().getRank() != 2 ||
       slice.getType().getRank() != 2 || !slice.hasUnitStride() ||
-      !llvm::all_of(slice.getMixedOffsets(),
-                    [](OpFoldResult offset) {
-                      return isConstantIntValue(offset, 0);
-                    }) ||
+      !llvm::all_of(
+          slice.getMixedOffsets(),
+          [](OpFoldResult offset) { return isConstantIntValue(offset, 0); }) ||
       slice.getSourceType().isDynamicDim(1) ||
       !isConstantIntValue(slice.getMixedSizes()[1],
                           slice.getSourceType().getDimSize(1)))
