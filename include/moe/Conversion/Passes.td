@@ -79,6 +79,19 @@ def MoEFuseRoutingPass : Pass<"moe-fuse-routing"> {
     chunks: T parallel iterations instead of ceil(T / 64) (a GPU's threads),
     the same arithmetic.
 
+    With `lane-max-tokens=N` (and `token-parallel`), up to N tokens are
+    routed by a second loop whose per-token work is parallel over the
+    experts: the softmax's maximum and sum, each group's best two scores and
+    each of the K choices are reductions over the experts (`scf.parallel`
+    with `scf.reduce`; a choice is the largest of 64-bit keys that order
+    the experts as the selection does: score first, NaN first, ties to the
+    lower expert, below the previous choice's key), the scores of a token
+    are written by a parallel loop. A GPU runs each such token on the lanes
+    of a warp (moe-map-to-gpu), where one thread would take the E x K steps
+    of the insertion in order. The host picks the loop from T (`scf.if`).
+    The sums are reassociated where the lanes split them (within the
+    tolerance of docs/Semantics.md); the selection order is the same.
+
     Example: `moe-opt --moe-form-grouped-matmul --moe-fuse-routing` turns
     the `moe.gate` + `moe.routing_plan` of a decomposed layer into an
     `scf.forall` over `ceil(T / 64)` chunks followed by the plan's scalar
@@ -93,6 +106,11 @@ def MoEFuseRoutingPass : Pass<"moe-fuse-routing"> {
     Option<"tokenParallel", "token-parallel", "bool", /*default=*/"false",
            "Route in a loop over the tokens, then count per chunk of tokens "
            "in a second loop (T parallel iterations)">,
+    Option<"laneMaxTokens", "lane-max-tokens", "int64_t", /*default=*/"0",
+           "Up to this many tokens, route them by a loop whose per-token "
+           "work is parallel over the experts (reductions for the softmax, "
+           "the group scores and each choice; with token-parallel; 0: "
+           "never)">,
   ];
 }
 

@@ -12,6 +12,11 @@
 // (maximum, exponentials and their sum in expert order, the same selection
 // order, the same weight rules), so the results are bitwise the same.
 //
+// Up to `lane-max-tokens` tokens, a second loop routes them with the work
+// of a token parallel over its experts (LaneRouter): reductions over the
+// experts for the softmax, the group scores and each of the K choices, so
+// that a GPU runs a token on the lanes of a warp instead of one thread.
+//
 //===----------------------------------------------------------------------===//
 
 #include "GateLowering.h"
@@ -58,6 +63,77 @@ const char *whyNotFusible(GateOp gate) {
   if (routing.getScoring() == ScoringFunc::Sparsemixer)
     return "sparsemixer weights (the gate lowering computes them)";
   return nullptr;
+}
+
+/// Why a fusible `gate` cannot be routed on lanes (LaneRouter), or null:
+/// its kept groups are the bits of one i64, and its experts' indices fit
+/// the low 32 bits of a selection key.
+const char *whyNotOnLanes(GateOp gate) {
+  RoutingAttr routing = gate.getRouting();
+  if (routing.isGroupLimited() && routing.getNumGroups() > 64)
+    return "more than 64 groups";
+  if (gate.getNumExperts() >= (int64_t{1} << 31))
+    return "too many experts for a selection key";
+  return nullptr;
+}
+
+/// What routes one token: its K combine weights and K ids (i32).
+struct RoutedToken {
+  SmallVector<Value> weights, ids;
+};
+
+/// The end of a token's routing, shared by both routers: from the K chosen
+/// experts (`index`, -1 for none) and their scores (`scoreOf`), the gates,
+/// the random second choice, the combine weights and the ids.
+RoutedToken
+finishToken(OpBuilder &b, Location loc, RoutingAttr routing, int64_t numExperts,
+            Value uniform, Value t, ArrayRef<Value> experts,
+            function_ref<Value(OpBuilder &, Location, Value)> scoreOf) {
+  RoutedToken routed;
+  Value zero = indexConstant(b, loc, 0);
+  Value eCount = indexConstant(b, loc, numExperts);
+  SmallVector<Value> gates, kept;
+  for (Value expert : experts) {
+    // Every choice finds an expert (K <= eligible experts); the guard keeps
+    // a malformed state from reading out of bounds.
+    Value found =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, expert, zero);
+    Value safe = arith::SelectOp::create(b, loc, found, expert, zero);
+    gates.push_back(arith::SelectOp::create(
+        b, loc, found, scoreOf(b, loc, safe), f32Constant(b, loc, 0.0)));
+    routed.ids.push_back(
+        arith::IndexCastOp::create(b, loc, b.getI32Type(), expert));
+  }
+  // `second = random`: the second choice is dispatched only when
+  // 2 * gate > uniform[t].
+  if (routing.getSecondPolicy() == SecondPolicy::Random) {
+    Value doubled = arith::AddFOp::create(b, loc, gates[1], gates[1]);
+    Value sample = tensor::ExtractOp::create(b, loc, uniform, ValueRange{t});
+    Value dispatched = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT,
+                                             doubled, sample);
+    routed.ids[1] = arith::SelectOp::create(
+        b, loc, dispatched, routed.ids[1],
+        arith::ConstantIntOp::create(b, loc, b.getI32Type(), -1));
+  }
+  routed.weights = gates;
+  if (hasCombineWeightRules(routing)) {
+    for (Value id : routed.ids)
+      kept.push_back(isInRange(
+          b, loc, arith::IndexCastOp::create(b, loc, b.getIndexType(), id),
+          eCount));
+    routed.weights = buildTokenCombineWeights(b, loc, routing, gates, kept);
+  }
+  return routed;
+}
+
+/// The logit of expert `e` for token `t` as routed: plus its noise.
+Value routedLogit(OpBuilder &b, Location loc, Value logits, Value noise,
+                  Value t, Value e) {
+  Value l = tensor::ExtractOp::create(b, loc, logits, ValueRange{t, e});
+  if (noise)
+    l = arith::AddFOp::create(
+        b, loc, l, tensor::ExtractOp::create(b, loc, noise, ValueRange{t, e}));
+  return l;
 }
 
 /// Builds the routing of one token into its rows.
@@ -132,18 +208,13 @@ private:
 
 Value TokenRouter::buildScores(OpBuilder &b, Location loc, Value t,
                                Value work) const {
-  auto routedLogit = [&](OpBuilder &nb, Location nl, Value e) -> Value {
-    Value l = tensor::ExtractOp::create(nb, nl, logits, ValueRange{t, e});
-    if (noise)
-      l = arith::AddFOp::create(
-          nb, nl, l,
-          tensor::ExtractOp::create(nb, nl, noise, ValueRange{t, e}));
-    return l;
+  auto logitOf = [&](OpBuilder &nb, Location nl, Value e) {
+    return routedLogit(nb, nl, logits, noise, t, e);
   };
   if (routing.getScoring() == ScoringFunc::Sigmoid)
     return forExperts(b, loc, {work},
                       [&](OpBuilder &nb, Location nl, Value e, ValueRange row) {
-                        Value s = buildSigmoid(nb, nl, routedLogit(nb, nl, e));
+                        Value s = buildSigmoid(nb, nl, logitOf(nb, nl, e));
                         return SmallVector<Value>{
                             writeRow(nb, nl, s, row[0], scoresAt(), e)};
                       })[0];
@@ -153,7 +224,7 @@ Value TokenRouter::buildScores(OpBuilder &b, Location loc, Value t,
       b, loc,
       {work, f32Constant(b, loc, -std::numeric_limits<double>::infinity())},
       [&](OpBuilder &nb, Location nl, Value e, ValueRange carried) {
-        Value l = routedLogit(nb, nl, e);
+        Value l = logitOf(nb, nl, e);
         return SmallVector<Value>{
             writeRow(nb, nl, l, carried[0], scoresAt(), e),
             arith::MaximumFOp::create(nb, nl, carried[1], l)};
@@ -275,47 +346,308 @@ TokenRouter::Routed TokenRouter::route(OpBuilder &b, Location loc, Value t,
   if (routing.isGroupLimited())
     routed.work = buildGroupScores(b, loc, routed.work);
   SmallVector<Value> best = buildTopK(b, loc, routed.work);
-  Value zero = indexConstant(b, loc, 0);
-  Value eCount = indexConstant(b, loc, numExperts);
-  SmallVector<Value> gates, kept;
-  for (int64_t k = 0; k < topK; ++k) {
-    // Every choice finds an expert (K <= eligible experts); the guard keeps
-    // a malformed state from reading out of bounds.
-    Value expert = best[topK + k];
-    Value found =
-        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, expert, zero);
-    Value safe = arith::SelectOp::create(b, loc, found, expert, zero);
-    gates.push_back(arith::SelectOp::create(
-        b, loc, found, readRow(b, loc, routed.work, scoresAt(), safe),
-        f32Constant(b, loc, 0.0)));
-    routed.ids.push_back(
-        arith::IndexCastOp::create(b, loc, b.getI32Type(), expert));
-  }
-  // `second = random`: the second choice is dispatched only when
-  // 2 * gate > uniform[t].
-  if (routing.getSecondPolicy() == SecondPolicy::Random) {
-    Value doubled = arith::AddFOp::create(b, loc, gates[1], gates[1]);
-    Value sample = tensor::ExtractOp::create(b, loc, uniform, ValueRange{t});
-    Value dispatched = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT,
-                                             doubled, sample);
-    routed.ids[1] = arith::SelectOp::create(
-        b, loc, dispatched, routed.ids[1],
-        arith::ConstantIntOp::create(b, loc, b.getI32Type(), -1));
-  }
-  routed.weights = gates;
-  if (hasCombineWeightRules(routing)) {
-    for (Value id : routed.ids)
-      kept.push_back(isInRange(
-          b, loc, arith::IndexCastOp::create(b, loc, b.getIndexType(), id),
-          eCount));
-    routed.weights = buildTokenCombineWeights(b, loc, routing, gates, kept);
-  }
+  RoutedToken token = finishToken(
+      b, loc, routing, numExperts, uniform, t, ArrayRef(best).drop_front(topK),
+      [&](OpBuilder &sb, Location sl, Value e) {
+        return readRow(sb, sl, routed.work, scoresAt(), e);
+      });
+  routed.weights = std::move(token.weights);
+  routed.ids = std::move(token.ids);
   return routed;
 }
 
+/// Routes one token with its work parallel over the experts: each step
+/// that the insertion takes expert by expert is a reduction over the
+/// experts (scf.parallel, scf.reduce), each write of the scores a parallel
+/// loop, so that the lanes of a warp can share a token.
+class LaneRouter {
+public:
+  LaneRouter(GateOp gate)
+      : logits(gate.getLogits()), noise(gate.getNoise()), bias(gate.getBias()),
+        uniform(gate.getUniform()), routing(gate.getRouting()),
+        numExperts(gate.getNumExperts()), topK(routing.getTopK()) {}
+
+  RoutedToken route(OpBuilder &b, Location loc, Value t) const;
+
+private:
+  /// The combination by `Combiner` over `[first, first + count)` of
+  /// `element(e)`, from `init`.
+  template <typename Combiner>
+  Value reduce(OpBuilder &b, Location loc, Value first, int64_t count,
+               Value init,
+               function_ref<Value(OpBuilder &, Location, Value)> element) const;
+  /// `[E]` f32: the softmax or sigmoid of the token's routed logits.
+  Value buildScores(OpBuilder &b, Location loc, Value t) const;
+  /// The selection key of expert `e` (i64, never 0): its selection score's
+  /// bits ordered as the floats (NaN above all, -0 as +0), then
+  /// 0xFFFFFFFE - e, so that the larger key ranks first (ties to the lower
+  /// expert), as ranksBefore orders them.
+  Value selectionKey(OpBuilder &b, Location loc, Value scores, Value e) const;
+  /// The selection score a key holds (-inf for 0, no expert).
+  Value keyScore(OpBuilder &b, Location loc, Value key) const;
+  /// The expert a key names (`index`; -1 for 0).
+  Value keyExpert(OpBuilder &b, Location loc, Value key) const;
+  /// The i64 whose bit j says that group j is kept.
+  Value buildKeptGroups(OpBuilder &b, Location loc, Value scores) const;
+
+  Value logits, noise, bias, uniform;
+  RoutingAttr routing;
+  int64_t numExperts, topK;
+};
+
+template <typename Combiner>
+Value LaneRouter::reduce(
+    OpBuilder &b, Location loc, Value first, int64_t count, Value init,
+    function_ref<Value(OpBuilder &, Location, Value)> element) const {
+  auto loop = scf::ParallelOp::create(
+      b, loc, ValueRange{indexConstant(b, loc, 0)},
+      ValueRange{indexConstant(b, loc, count)},
+      ValueRange{indexConstant(b, loc, 1)}, ValueRange{init},
+      [&](OpBuilder &pb, Location pl, ValueRange ivs, ValueRange) {
+        Value e = arith::AddIOp::create(pb, pl, first, ivs[0]);
+        auto reduce = scf::ReduceOp::create(pb, pl, element(pb, pl, e));
+        Block &body = reduce.getReductions()[0].front();
+        OpBuilder rb = OpBuilder::atBlockBegin(&body);
+        Value combined =
+            Combiner::create(rb, pl, body.getArgument(0), body.getArgument(1));
+        scf::ReduceReturnOp::create(rb, pl, combined);
+      });
+  return loop.getResult(0);
+}
+
+Value LaneRouter::buildScores(OpBuilder &b, Location loc, Value t) const {
+  Type f32 = b.getF32Type();
+  Value zero = indexConstant(b, loc, 0);
+  Value empty =
+      tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{numExperts}, f32);
+  auto logitOf = [&](OpBuilder &nb, Location nl, Value e) {
+    return routedLogit(nb, nl, logits, noise, t, e);
+  };
+  // out[e] = f(e, out[e]) over the experts, a parallel loop.
+  auto map = [&](Value out,
+                 function_ref<Value(OpBuilder &, Location, Value, Value)> f) {
+    AffineMap identity = b.getMultiDimIdentityMap(1);
+    return linalg::GenericOp::create(
+               b, loc, TypeRange{out.getType()}, ValueRange{}, ValueRange{out},
+               ArrayRef<AffineMap>{identity},
+               ArrayRef<utils::IteratorType>{utils::IteratorType::parallel},
+               [&](OpBuilder &gb, Location gl, ValueRange args) {
+                 Value e = linalg::IndexOp::create(gb, gl, 0);
+                 linalg::YieldOp::create(gb, gl, f(gb, gl, e, args[0]));
+               })
+        .getResult(0);
+  };
+  if (routing.getScoring() == ScoringFunc::Sigmoid)
+    return map(empty, [&](OpBuilder &nb, Location nl, Value e, Value) {
+      return buildSigmoid(nb, nl, logitOf(nb, nl, e));
+    });
+  // exp(l - max) / sum; maximumf propagates NaN to the whole row.
+  Value max = reduce<arith::MaximumFOp>(
+      b, loc, zero, numExperts,
+      f32Constant(b, loc, -std::numeric_limits<double>::infinity()), logitOf);
+  Value exps = map(empty, [&](OpBuilder &nb, Location nl, Value e, Value) {
+    return math::ExpOp::create(
+        nb, nl, arith::SubFOp::create(nb, nl, logitOf(nb, nl, e), max));
+  });
+  Value sum = reduce<arith::AddFOp>(
+      b, loc, zero, numExperts, f32Constant(b, loc, 0.0),
+      [&](OpBuilder &nb, Location nl, Value e) -> Value {
+        return tensor::ExtractOp::create(nb, nl, exps, ValueRange{e});
+      });
+  return map(exps, [&](OpBuilder &nb, Location nl, Value, Value x) {
+    return arith::DivFOp::create(nb, nl, x, sum);
+  });
+}
+
+Value LaneRouter::selectionKey(OpBuilder &b, Location loc, Value scores,
+                               Value e) const {
+  Type i32 = b.getI32Type(), i64 = b.getI64Type();
+  auto i32Constant = [&](int64_t v) {
+    return arith::ConstantIntOp::create(b, loc, i32, v).getResult();
+  };
+  auto i64Constant = [&](int64_t v) {
+    return arith::ConstantIntOp::create(b, loc, i64, v).getResult();
+  };
+  Value s = tensor::ExtractOp::create(b, loc, scores, ValueRange{e});
+  if (bias)
+    s = arith::AddFOp::create(
+        b, loc, s, tensor::ExtractOp::create(b, loc, bias, ValueRange{e}));
+  // -0 + 0 is +0: equal scores, equal bits.
+  s = arith::AddFOp::create(b, loc, s, f32Constant(b, loc, 0.0));
+  Value bits = arith::BitcastOp::create(b, loc, i32, s);
+  Value negative = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt,
+                                         bits, i32Constant(0));
+  Value ordered = arith::SelectOp::create(
+      b, loc, negative, arith::XOrIOp::create(b, loc, bits, i32Constant(-1)),
+      arith::OrIOp::create(b, loc, bits,
+                           i32Constant(static_cast<int32_t>(0x80000000u))));
+  Value isNaN = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::UNO, s, s);
+  ordered = arith::SelectOp::create(b, loc, isNaN, i32Constant(-1), ordered);
+  Value high = arith::ShLIOp::create(
+      b, loc, arith::ExtUIOp::create(b, loc, i64, ordered), i64Constant(32));
+  Value low =
+      arith::SubIOp::create(b, loc, i64Constant(0xFFFFFFFELL),
+                            arith::IndexCastUIOp::create(b, loc, i64, e));
+  return arith::OrIOp::create(b, loc, high, low);
+}
+
+Value LaneRouter::keyScore(OpBuilder &b, Location loc, Value key) const {
+  Type i32 = b.getI32Type(), i64 = b.getI64Type();
+  Value ordered = arith::TruncIOp::create(
+      b, loc, i32,
+      arith::ShRUIOp::create(b, loc, key,
+                             arith::ConstantIntOp::create(b, loc, i64, 32)));
+  Value zero32 = arith::ConstantIntOp::create(b, loc, i32, 0);
+  Value wasPositive =
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, ordered, zero32);
+  Value bits = arith::SelectOp::create(
+      b, loc, wasPositive,
+      arith::AndIOp::create(
+          b, loc, ordered,
+          arith::ConstantIntOp::create(b, loc, i32, 0x7FFFFFFF)),
+      arith::XOrIOp::create(b, loc, ordered,
+                            arith::ConstantIntOp::create(b, loc, i32, -1)));
+  Value score = arith::BitcastOp::create(b, loc, b.getF32Type(), bits);
+  Value none =
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, key,
+                            arith::ConstantIntOp::create(b, loc, i64, 0));
+  return arith::SelectOp::create(
+      b, loc, none,
+      f32Constant(b, loc, -std::numeric_limits<double>::infinity()), score);
+}
+
+Value LaneRouter::keyExpert(OpBuilder &b, Location loc, Value key) const {
+  Type i64 = b.getI64Type();
+  Value low = arith::AndIOp::create(
+      b, loc, key, arith::ConstantIntOp::create(b, loc, i64, 0xFFFFFFFFLL));
+  Value expert = arith::IndexCastUIOp::create(
+      b, loc, b.getIndexType(),
+      arith::SubIOp::create(
+          b, loc, arith::ConstantIntOp::create(b, loc, i64, 0xFFFFFFFELL),
+          low));
+  Value none =
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, key,
+                            arith::ConstantIntOp::create(b, loc, i64, 0));
+  return arith::SelectOp::create(b, loc, none, indexConstant(b, loc, -1),
+                                 expert);
+}
+
+Value LaneRouter::buildKeptGroups(OpBuilder &b, Location loc,
+                                  Value scores) const {
+  int64_t numGroups = routing.getNumGroups();
+  int64_t perGroup = numExperts / numGroups;
+  Type i64 = b.getI64Type();
+  Value zero = indexConstant(b, loc, 0);
+  Value one = indexConstant(b, loc, 1);
+  Value groupCount = indexConstant(b, loc, numGroups);
+  Value noKey = arith::ConstantIntOp::create(b, loc, i64, 0);
+  // Each group's score: its best selection score, or the sum of its best
+  // two (-inf where a group has one expert), as the reference's
+  // (largest, second largest) pair.
+  Value groups = tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{numGroups},
+                                         b.getF32Type());
+  groups = buildLoop(
+      b, loc, zero, groupCount, {groups},
+      [&](OpBuilder &gb, Location gl, Value j, ValueRange carried) {
+        Value first =
+            arith::MulIOp::create(gb, gl, j, indexConstant(gb, gl, perGroup));
+        auto best = [&](Value below) {
+          return reduce<arith::MaxUIOp>(
+              gb, gl, first, perGroup, noKey,
+              [&](OpBuilder &eb, Location el, Value e) -> Value {
+                Value key = selectionKey(eb, el, scores, e);
+                if (!below)
+                  return key;
+                Value under = arith::CmpIOp::create(
+                    eb, el, arith::CmpIPredicate::ult, key, below);
+                return arith::SelectOp::create(eb, el, under, key, noKey);
+              });
+        };
+        Value top = best({});
+        Value score = keyScore(gb, gl, top);
+        if (routing.getGroupScore() != GroupScore::Max)
+          score =
+              arith::AddFOp::create(gb, gl, score, keyScore(gb, gl, best(top)));
+        return SmallVector<Value>{
+            tensor::InsertOp::create(gb, gl, score, carried[0], ValueRange{j})};
+      })[0];
+  // A group is kept when fewer than topk_groups groups rank before it.
+  return buildLoop(
+      b, loc, zero, groupCount, {noKey},
+      [&](OpBuilder &gb, Location gl, Value j, ValueRange mask) {
+        Value score = tensor::ExtractOp::create(gb, gl, groups, ValueRange{j});
+        Value rank = buildLoop(
+            gb, gl, zero, groupCount, {zero},
+            [&](OpBuilder &rb, Location rl, Value other, ValueRange carried) {
+              Value before = ranksBefore(
+                  rb, rl,
+                  tensor::ExtractOp::create(rb, rl, groups, ValueRange{other}),
+                  other, score, j);
+              return SmallVector<Value>{arith::AddIOp::create(
+                  rb, rl, carried[0],
+                  arith::SelectOp::create(rb, rl, before, one, zero))};
+            })[0];
+        Value isKept = arith::CmpIOp::create(
+            gb, gl, arith::CmpIPredicate::slt, rank,
+            indexConstant(gb, gl, routing.getTopkGroups()));
+        Value bit = arith::ShLIOp::create(
+            gb, gl, arith::ConstantIntOp::create(gb, gl, i64, 1),
+            arith::IndexCastUIOp::create(gb, gl, i64, j));
+        Value added = arith::OrIOp::create(gb, gl, mask[0], bit);
+        return SmallVector<Value>{
+            arith::SelectOp::create(gb, gl, isKept, added, mask[0])};
+      })[0];
+}
+
+RoutedToken LaneRouter::route(OpBuilder &b, Location loc, Value t) const {
+  Type i64 = b.getI64Type();
+  Value scores = buildScores(b, loc, t);
+  Value kept;
+  if (routing.isGroupLimited())
+    kept = buildKeptGroups(b, loc, scores);
+  int64_t perGroup =
+      routing.isGroupLimited() ? numExperts / routing.getNumGroups() : 0;
+  Value noKey = arith::ConstantIntOp::create(b, loc, i64, 0);
+  // Choice k: the largest key below choice k-1's among the eligible
+  // experts (0 when none is left).
+  Value previous = arith::ConstantIntOp::create(b, loc, i64, -1);
+  SmallVector<Value> experts;
+  for (int64_t k = 0; k < topK; ++k) {
+    Value below = previous;
+    previous = reduce<arith::MaxUIOp>(
+        b, loc, indexConstant(b, loc, 0), numExperts, noKey,
+        [&](OpBuilder &eb, Location el, Value e) -> Value {
+          Value key = selectionKey(eb, el, scores, e);
+          Value candidate = arith::CmpIOp::create(
+              eb, el, arith::CmpIPredicate::ult, key, below);
+          if (kept) {
+            Value group = arith::DivUIOp::create(
+                eb, el, e, indexConstant(eb, el, perGroup));
+            Value bit = arith::AndIOp::create(
+                eb, el,
+                arith::ShRUIOp::create(
+                    eb, el, kept,
+                    arith::IndexCastUIOp::create(eb, el, i64, group)),
+                arith::ConstantIntOp::create(eb, el, i64, 1));
+            candidate = arith::AndIOp::create(
+                eb, el, candidate,
+                arith::TruncIOp::create(eb, el, eb.getI1Type(), bit));
+          }
+          return arith::SelectOp::create(eb, el, candidate, key, noKey);
+        });
+    experts.push_back(keyExpert(b, loc, previous));
+  }
+  return finishToken(b, loc, routing, numExperts, uniform, t, experts,
+                     [&](OpBuilder &sb, Location sl, Value e) -> Value {
+                       return tensor::ExtractOp::create(sb, sl, scores,
+                                                        ValueRange{e});
+                     });
+}
+
 struct FuseRouting : OpRewritePattern<RoutingPlanOp> {
-  FuseRouting(MLIRContext *context, bool tokenParallel)
-      : OpRewritePattern(context), tokenParallel(tokenParallel) {}
+  FuseRouting(MLIRContext *context, bool tokenParallel, int64_t laneMaxTokens)
+      : OpRewritePattern(context), tokenParallel(tokenParallel),
+        laneMaxTokens(laneMaxTokens) {}
 
   LogicalResult matchAndRewrite(RoutingPlanOp plan,
                                 PatternRewriter &rewriter) const override {
@@ -355,47 +687,82 @@ struct FuseRouting : OpRewritePattern<RoutingPlanOp> {
     // of the loop. Routing one token at a time, the row is only the
     // token's scratch: made in the iteration, not a row of a [T, columns]
     // buffer that a parallel loop zeroes and each iteration copies.
-    SmallVector<Value> perChunk;
-    if (!tokenParallel)
-      perChunk.push_back(zeroedWork(rewriter, loc, numChunks));
-    SmallVector<Value> results = buildChunkParallel(
-        rewriter, loc, numTokens,
-        {buildEmptyRows(rewriter, loc, numTokens, topK, f32),
-         buildEmptyRows(rewriter, loc, numTokens, topK, i32)},
-        perChunk,
-        [&](OpBuilder &cb, Location cl, Value first, Value count,
-            ValueRange tokenRows, ValueRange chunkRows) {
-          SmallVector<Value> init(tokenRows);
-          if (tokenParallel)
-            init.push_back(zeroedWork(cb, cl, cb.getIndexAttr(1)));
-          else
-            llvm::append_range(init, chunkRows);
-          SmallVector<Value> routed = buildLoop(
-              cb, cl, indexConstant(cb, cl, 0), count, init,
-              [&](OpBuilder &tb, Location tl, Value i, ValueRange carried) {
-                Value t = arith::AddIOp::create(tb, tl, first, i);
-                TokenRouter::Routed routed =
-                    router.route(tb, tl, t, carried[2]);
-                Value weights = carried[0], ids = carried[1],
-                      counts = routed.work;
-                for (int64_t k = 0; k < topK; ++k) {
-                  Value choice = indexConstant(tb, tl, k);
-                  weights =
-                      tensor::InsertOp::create(tb, tl, routed.weights[k],
-                                               weights, ValueRange{i, choice});
-                  ids = tensor::InsertOp::create(tb, tl, routed.ids[k], ids,
-                                                 ValueRange{i, choice});
-                  if (!tokenParallel)
-                    counts = buildCountAssignment(tb, tl, counts,
-                                                  routed.ids[k], numExperts);
-                }
-                return SmallVector<Value>{weights, ids, counts};
-              });
-          if (tokenParallel)
-            routed.pop_back();
-          return routed;
-        },
-        chunkTokens);
+    Value weightsInit = buildEmptyRows(rewriter, loc, numTokens, topK, f32);
+    Value idsInit = buildEmptyRows(rewriter, loc, numTokens, topK, i32);
+    LaneRouter laneRouter(gate);
+    // The routing loop: token by token in each chunk, each token by
+    // TokenRouter, or (onLanes, one token per iteration) by LaneRouter.
+    auto buildRouting = [&](OpBuilder &lb, Location ll, bool onLanes) {
+      SmallVector<Value> perChunk;
+      if (!tokenParallel)
+        perChunk.push_back(zeroedWork(lb, ll, numChunks));
+      return buildChunkParallel(
+          lb, ll, numTokens, {weightsInit, idsInit}, perChunk,
+          [&](OpBuilder &cb, Location cl, Value first, Value count,
+              ValueRange tokenRows, ValueRange chunkRows) {
+            SmallVector<Value> init(tokenRows);
+            // LaneRouter's scratch is its own.
+            if (tokenParallel && !onLanes)
+              init.push_back(zeroedWork(cb, cl, cb.getIndexAttr(1)));
+            else if (!tokenParallel)
+              llvm::append_range(init, chunkRows);
+            SmallVector<Value> routed = buildLoop(
+                cb, cl, indexConstant(cb, cl, 0), count, init,
+                [&](OpBuilder &tb, Location tl, Value i, ValueRange carried) {
+                  Value t = arith::AddIOp::create(tb, tl, first, i);
+                  RoutedToken token;
+                  Value counts;
+                  if (onLanes) {
+                    token = laneRouter.route(tb, tl, t);
+                  } else {
+                    TokenRouter::Routed routed =
+                        router.route(tb, tl, t, carried[2]);
+                    token.weights = routed.weights;
+                    token.ids = routed.ids;
+                    counts = routed.work;
+                  }
+                  Value weights = carried[0], ids = carried[1];
+                  for (int64_t k = 0; k < topK; ++k) {
+                    Value choice = indexConstant(tb, tl, k);
+                    weights = tensor::InsertOp::create(tb, tl, token.weights[k],
+                                                       weights,
+                                                       ValueRange{i, choice});
+                    ids = tensor::InsertOp::create(tb, tl, token.ids[k], ids,
+                                                   ValueRange{i, choice});
+                    if (!tokenParallel)
+                      counts = buildCountAssignment(tb, tl, counts,
+                                                    token.ids[k], numExperts);
+                  }
+                  SmallVector<Value> next{weights, ids};
+                  if (counts)
+                    next.push_back(counts);
+                  return next;
+                });
+            if (tokenParallel && !onLanes)
+              routed.pop_back();
+            return routed;
+          },
+          chunkTokens);
+    };
+    SmallVector<Value> results;
+    if (tokenParallel && laneMaxTokens > 0 && !whyNotOnLanes(gate)) {
+      // Few tokens: on lanes; the host picks from T. Both loops write the
+      // same rows, so that one buffer holds them whichever runs.
+      Value few = arith::CmpIOp::create(
+          rewriter, loc, arith::CmpIPredicate::ule, numTokens,
+          indexConstant(rewriter, loc, laneMaxTokens));
+      auto choice = scf::IfOp::create(
+          rewriter, loc, TypeRange{weightsInit.getType(), idsInit.getType()},
+          few, /*addThenBlock=*/true, /*addElseBlock=*/true);
+      for (auto [block, onLanes] :
+           {std::pair{choice.thenBlock(), true}, {choice.elseBlock(), false}}) {
+        OpBuilder bb = OpBuilder::atBlockBegin(block);
+        scf::YieldOp::create(bb, loc, buildRouting(bb, loc, onLanes));
+      }
+      results = choice.getResults();
+    } else {
+      results = buildRouting(rewriter, loc, /*onLanes=*/false);
+    }
     Value weights = results[0], ids = results[1];
     // The plan's chunks: the routing loop's when it counted as it went,
     // else sized from T (buildPlanChunkTokens).
@@ -418,15 +785,23 @@ struct FuseRouting : OpRewritePattern<RoutingPlanOp> {
   }
 
   bool tokenParallel;
+  int64_t laneMaxTokens;
 };
 
 struct MoEFuseRoutingPass
     : public moe::impl::MoEFuseRoutingPassBase<MoEFuseRoutingPass> {
   using MoEFuseRoutingPassBase::MoEFuseRoutingPassBase;
 
+  LogicalResult initialize(MLIRContext *context) override {
+    if (laneMaxTokens < 0)
+      return emitError(UnknownLoc::get(context))
+             << "moe-fuse-routing: lane-max-tokens must be at least 0";
+    return success();
+  }
+
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<FuseRouting>(&getContext(), tokenParallel);
+    patterns.add<FuseRouting>(&getContext(), tokenParallel, laneMaxTokens);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }

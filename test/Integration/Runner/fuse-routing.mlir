@@ -3,7 +3,7 @@
 // (compared as bit patterns), ids and every plan result, for 130 tokens
 // (three chunks) whose logits have ties, a NaN and a row of equal values, on
 // softmax, DeepSeek-V2/V3 grouped routing, switch routing and noisy random
-// second choices.
+// second choices; also with the tokens routed on lanes.
 // REQUIRES: mlir-runner
 // RUN: moe-opt %s --moe-fuse-routing | FileCheck %s --check-prefix=FUSED
 // RUN: moe-opt %s --convert-moe-to-linalg --convert-elementwise-to-linalg \
@@ -30,6 +30,16 @@
 // RUN:   --convert-to-llvm --reconcile-unrealized-casts \
 // RUN: | %mlir_runner -e main | grep -v base@ > %t.tokens
 // RUN: diff %t.reference %t.tokens
+// And on lanes (lane-max-tokens: the 130 tokens by reductions over the
+// experts), whose reductions run in expert order here: the same bits.
+// RUN: moe-opt %s --moe-fuse-routing="token-parallel lane-max-tokens=130" \
+// RUN:   --convert-moe-to-linalg --convert-elementwise-to-linalg \
+// RUN:   --one-shot-bufferize="bufferize-function-boundaries" \
+// RUN:   --scf-forall-to-for --convert-linalg-to-loops \
+// RUN:   --expand-strided-metadata --lower-affine --convert-scf-to-cf \
+// RUN:   --convert-to-llvm --reconcile-unrealized-casts \
+// RUN: | %mlir_runner -e main | grep -v base@ > %t.lanes
+// RUN: diff %t.reference %t.lanes
 // RUN: FileCheck %s < %t.fused
 
 // Every gate and plan is fused.
