@@ -32,6 +32,9 @@ using namespace mlir;
 /// (tensor-core-router-min-tokens).
 static constexpr int64_t kTensorCoreRouterMinExperts = 32;
 
+/// The threads of a warp: the lanes that route a token together.
+static constexpr int64_t kWarpLanes = 32;
+
 /// Whether code for `chip` with PTX `features` may use griddepcontrol
 /// (sm_90 and PTX 7.8 or later; the PTX version the features name, if
 /// any, else the toolkit's default, which is later).
@@ -64,6 +67,15 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   if (wgmma && !given(options.chip))
     chip = "sm_90a";
   TiledProgramOptions tiled = sharedTiledProgramOptions(options);
+  // Up to a token per warp of the routing block, each token's routing is
+  // its warp's (the lanes split each reduction over the experts); past
+  // that, a thread per token. Not in the reference, whose routing keeps
+  // its order; values below -1 go on for moe-fuse-routing to refuse.
+  tiled.laneRoutingMaxTokens =
+      options.laneRoutingMaxTokens != -1 ? options.laneRoutingMaxTokens
+      : options.reference
+          ? 0
+          : std::max<int64_t>(options.routingBlockSize / kWarpLanes, 0);
   // Specialized tiles: 128-row blocks, two consumer warpgroups sharing
   // each weight box (half the weight traffic per row of the 64-row form).
   if (wgmma && !given(options.blockRows))

@@ -74,8 +74,8 @@ void moe::addTiledProgramPasses(OpPassManager &pm,
             options.narrowTileN, options.singleTileN, options.minTiles}));
     // The gate and the routing plan of its ids in one loop over the tokens.
     if (options.fuseRouting)
-      pm.addPass(moe::createMoEFuseRoutingPass(
-          moe::MoEFuseRoutingPassOptions{options.tokenParallelRouting}));
+      pm.addPass(moe::createMoEFuseRoutingPass(moe::MoEFuseRoutingPassOptions{
+          options.tokenParallelRouting, options.laneRoutingMaxTokens}));
   }
   pm.addPass(moe::createConvertMoEToLinalgPass());
   // Element-wise arith/math on tensors around the layers (e.g. the residual

@@ -62,6 +62,9 @@ struct TiledProgramOptions {
   /// Route in a loop over the tokens, then count per chunk
   /// (moe-fuse-routing token-parallel).
   bool tokenParallelRouting = false;
+  /// Up to this many tokens, route each on lanes (moe-fuse-routing
+  /// lane-max-tokens; 0: never).
+  int64_t laneRoutingMaxTokens = 0;
   bool packWeights = true;
   int64_t panelCols = 32;
   bool bf16Pairs = false;

@@ -592,6 +592,13 @@ private:
   /// shfl.sync among the threads of warp `warp` that `members` names, all
   /// at the instruction; false while some member has not reached it.
   bool shuffle(unsigned warp, unsigned thread, const Instruction &inst);
+  /// The lanes of warp `warp` that bar.warp.sync's mask names, once all are
+  /// at it: their clocks joined, each releasing; false until then.
+  bool warpSync(unsigned warp, unsigned thread, const Instruction &inst);
+  /// Checks the membermask of `thread`'s warp collective (operand
+  /// `maskOperand`) and whether every lane it names is at it.
+  bool membersReady(unsigned warp, unsigned thread, const Instruction &inst,
+                    unsigned maskOperand, uint32_t &members);
   void arithmetic(unsigned thread, const Instruction &inst);
   template <typename Float, typename Source>
   Float floatOperation(unsigned thread, const Instruction &inst, Source f);
@@ -1005,11 +1012,12 @@ void BlockRun::collective(unsigned first, unsigned count,
   }
 }
 
-bool BlockRun::shuffle(unsigned warp, unsigned thread,
-                       const Instruction &inst) {
-  const auto &ops = inst.operands;
+bool BlockRun::membersReady(unsigned warp, unsigned thread,
+                            const Instruction &inst, unsigned maskOperand,
+                            uint32_t &members) {
+  const Operand &mask = inst.operands[maskOperand];
   unsigned first = warp * 32;
-  uint32_t members = static_cast<uint32_t>(value(thread, ops[4]));
+  members = static_cast<uint32_t>(value(thread, mask));
   if (!((members >> (thread - first)) & 1))
     fail(thread, inst, "the thread is not in its membermask");
   for (unsigned lane = 0; lane < 32; ++lane) {
@@ -1022,9 +1030,52 @@ bool BlockRun::shuffle(unsigned warp, unsigned thread,
                ", which has exited or is not in the block");
     if (waits[u] != Wait::Collective || pc[u] != pc[thread])
       return false;
-    if (static_cast<uint32_t>(value(u, ops[4])) != members)
+    if (static_cast<uint32_t>(value(u, mask)) != members)
       fail(u, inst, "the warp's threads disagree on the membermask");
   }
+  return true;
+}
+
+bool BlockRun::warpSync(unsigned warp, unsigned thread,
+                        const Instruction &inst) {
+  uint32_t members = 0;
+  if (!membersReady(warp, thread, inst, 0, members))
+    return false;
+  unsigned first = warp * 32;
+  // As bar.sync does for the block (the mbarrier phases each had seen, and
+  // the happens-before order of their stores), for the named lanes.
+  std::map<uint64_t, uint64_t> all;
+  auto together = std::make_shared<Clock>(threads + groups, 0);
+  for (unsigned lane = 0; lane < 32; ++lane)
+    if ((members >> lane) & 1) {
+      unsigned u = first + lane;
+      for (auto [address, completions] : seen[u])
+        all[address] = std::max(all[address], completions);
+      join(*together, *known[u]);
+    }
+  for (unsigned lane = 0; lane < 32; ++lane)
+    if ((members >> lane) & 1) {
+      unsigned u = first + lane;
+      (*together)[u] = releases[u]++;
+    }
+  for (unsigned lane = 0; lane < 32; ++lane)
+    if ((members >> lane) & 1) {
+      unsigned u = first + lane;
+      seen[u] = all;
+      known[u] = together;
+      waits[u] = Wait::None;
+      ++pc[u];
+    }
+  return true;
+}
+
+bool BlockRun::shuffle(unsigned warp, unsigned thread,
+                       const Instruction &inst) {
+  const auto &ops = inst.operands;
+  unsigned first = warp * 32;
+  uint32_t members = 0;
+  if (!membersReady(warp, thread, inst, 4, members))
+    return false;
   // PTX ISA, shfl.sync: the source lane j from b and the clamp and segment
   // mask of c; out of range, the thread reads its own value (p false).
   uint64_t sources[32] = {};
@@ -1459,6 +1510,7 @@ bool BlockRun::step(unsigned thread) {
   case Op::WgmmaWait:
   case Op::MmaSync:
   case Op::Shfl:
+  case Op::WarpSync:
     waits[thread] = Wait::Collective;
     return false;
   case Op::Mov: {
@@ -1734,6 +1786,10 @@ void BlockRun::run() {
       const Instruction &inst = kernel.code[pc[t]];
       if (inst.op == Op::Shfl) {
         progress |= shuffle(t / 32, t, inst);
+        continue;
+      }
+      if (inst.op == Op::WarpSync) {
+        progress |= warpSync(t / 32, t, inst);
         continue;
       }
       unsigned size = inst.op == Op::MmaSync ? groupSize[0] : groupSize[1];

@@ -499,6 +499,8 @@ struct KernelParser {
     auto found = simple.find(base);
     if (found != simple.end()) {
       inst.op = found->second;
+    } else if (opcode == "bar.warp.sync") {
+      inst.op = Op::WarpSync;
     } else if (base == "bar" || base == "barrier") {
       inst.op = Op::BarSync;
     } else if (base == "mbarrier" && parts.size() > 1) {
@@ -676,6 +678,9 @@ struct KernelParser {
       break;
     case Op::Shfl:
       least = most = 5;
+      break;
+    case Op::WarpSync:
+      least = most = 1;
       break;
     default:
       least = most = 3;

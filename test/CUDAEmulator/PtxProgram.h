@@ -135,6 +135,9 @@ enum class Op : uint16_t {
   Wgmma,
   MmaSync,
   Shfl,
+  /// bar.warp.sync: the lanes its mask names wait for each other; the
+  /// stores each made before it are ordered before what each does after.
+  WarpSync,
   Atom,
   /// griddepcontrol.wait: the grids before this one have completed (a
   /// programmatic launch touches no global memory before it).

@@ -301,6 +301,13 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
                      "token-parallel); 0 routes and counts per chunk (a "
                      "thread per 64 tokens)"),
       llvm::cl::init(true)};
+  PassOptions::Option<int64_t> laneRoutingMaxTokens{
+      *this, "lane-routing-max-tokens",
+      llvm::cl::desc("Up to this many tokens, each token is routed by the "
+                     "lanes of a warp of the routing block (moe-fuse-routing "
+                     "lane-max-tokens); -1: as many as the routing block has "
+                     "warps; 0: one thread per token at every T"),
+      llvm::cl::init(-1)};
   PassOptions::Option<int64_t> rowAlign{
       *this, "row-align",
       llvm::cl::desc("Pad each expert's dispatched rows to a multiple of this "
