@@ -1533,6 +1533,8 @@ bool BlockRun::step(unsigned thread) {
           packed |= (value(thread, parts[i]) & partMask) << shift;
           continue;
         }
+        if (parts[i].kind == Operand::Sink)
+          continue;
         if (parts[i].kind != Operand::Reg)
           fail(thread, inst, "the destination is not a register");
         reg(thread, parts[i].reg) = (packed >> shift) & partMask;

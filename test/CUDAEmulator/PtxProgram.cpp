@@ -366,6 +366,10 @@ struct KernelParser {
         operand.imm = std::strtoull(text.c_str(), nullptr, 10);
       return true;
     }
+    if (text == "_") {
+      operand.kind = Operand::Sink;
+      return true;
+    }
     int slot = lookupRegister(text);
     if (slot >= 0) {
       operand.kind = Operand::Reg;
@@ -692,6 +696,17 @@ struct KernelParser {
         (inst.type == Type::BF16x2 || inst.type == Type::F16x2) !=
             (inst.operands.size() == 3))
       return fail("'" + inst.text + "' with the wrong operands");
+    // `_` only discards a part of a vector that mov unpacks.
+    for (size_t i = 0; i < inst.operands.size(); ++i) {
+      const Operand &o = inst.operands[i];
+      bool sinkAllowed = inst.op == Op::Mov && i == 0 && o.kind == Operand::Vec;
+      if (o.kind == Operand::Sink ||
+          (!sinkAllowed && std::any_of(o.elements.begin(), o.elements.end(),
+                                       [](const Operand &e) {
+                                         return e.kind == Operand::Sink;
+                                       })))
+        return fail("'" + inst.text + "' with '_' where a value is needed");
+    }
     if (inst.op == Op::Shfl) {
       const Operand &d = inst.operands[0];
       if (d.kind != Operand::Reg &&

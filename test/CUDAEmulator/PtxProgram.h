@@ -65,7 +65,17 @@ enum class Special : uint8_t {
 };
 
 struct Operand {
-  enum Kind : uint8_t { None, Reg, Imm, Special, Symbol, Mem, Vec } kind = None;
+  /// Sink: `_`, a part of a vector unpack that is not kept.
+  enum Kind : uint8_t {
+    None,
+    Reg,
+    Imm,
+    Special,
+    Symbol,
+    Mem,
+    Vec,
+    Sink
+  } kind = None;
   int32_t reg = -1; // Reg; Mem's base register (or -1)
   uint64_t imm = 0; // Imm (bits); Mem's offset; Symbol's address
   ptxemu::Special special = ptxemu::Special::TidX;

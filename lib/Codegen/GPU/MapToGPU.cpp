@@ -18,6 +18,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/MemRef/Utils/MemRefUtils.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -334,7 +335,168 @@ struct Team {
   mutable gpu::LaunchOp launch;
   Value thread;
   int64_t size;
+  /// The lanes of one warp (spreadOverWarps): reductions by shuffles,
+  /// ordered by bar.warp.sync instead of the block's barrier.
+  bool lanes = false;
 };
+
+/// The threads of a warp (NVIDIA's), the lanes that share an iteration
+/// under spreadOverWarps.
+constexpr int64_t kWarpLanes = 32;
+
+/// The most workgroup memory the warps' copies of an iteration's buffers
+/// take (of the 48 KiB a block may have statically).
+constexpr int64_t kWarpScratchBytes = 32 * 1024;
+
+/// Whether `loop`'s reductions can be combined by a warp's shuffles: each
+/// one op (teamCombiners) of at most 64 bits.
+bool hasLaneCombiners(scf::ParallelOp loop) {
+  SmallVector<Operation *> combiners = teamCombiners(loop);
+  if (combiners.empty())
+    return false;
+  return llvm::all_of(loop.getResultTypes(), [](Type type) {
+    return type.isIndex() ||
+           (type.isIntOrFloat() && type.getIntOrFloatBitWidth() <= 64);
+  });
+}
+
+/// Whether the lanes of a warp can run `block` (of an iteration, or of
+/// control flow in it) together: nested parallel loops (spread over the
+/// lanes; their reductions by shuffles), stores (lane 0), reads and scalar
+/// code (every lane), buffers (the warp's), and control flow holding these.
+bool runsOnLanes(Block &block) {
+  for (Operation &op : block) {
+    if (runsOnHost(&op) || llvm::isa<memref::StoreOp, memref::AllocOp,
+                                     memref::AllocaOp, memref::DeallocOp>(op))
+      continue;
+    if (auto loop = llvm::dyn_cast<scf::ParallelOp>(op)) {
+      if (holdsGroupedMatmul(loop) ||
+          (loop.getNumReductions() > 0 && !hasLaneCombiners(loop)))
+        return false;
+      continue;
+    }
+    if (llvm::isa<scf::ForOp, scf::IfOp>(op)) {
+      for (Region &region : op.getRegions())
+        for (Block &inner : region)
+          if (!runsOnLanes(inner))
+            return false;
+      continue;
+    }
+    if (!onlyReads(&op))
+      return false;
+  }
+  return true;
+}
+
+/// The buffers an iteration of `loop` allocates outside its nested
+/// parallel loops (those are each lane's own).
+SmallVector<Operation *> iterationBuffers(scf::ParallelOp loop) {
+  SmallVector<Operation *> buffers;
+  loop.getBody()->walk([&](Operation *op) {
+    if (llvm::isa<memref::AllocOp, memref::AllocaOp>(op) &&
+        op->getParentOfType<scf::ParallelOp>() == loop)
+      buffers.push_back(op);
+  });
+  return buffers;
+}
+
+/// Whether the warps of a team of `teamSize` threads can each run
+/// iterations of `loop` on their lanes (spreadOverWarps): the iteration's
+/// work holds reductions over a range (nested parallel loops with
+/// scf.reduce, which the lanes split), the lanes can run all of it
+/// (runsOnLanes), and its buffers, of static sizes and only loaded and
+/// stored, fit the warps' share of workgroup memory.
+bool fitsOnWarps(scf::ParallelOp loop, int64_t teamSize) {
+  if (teamSize < kWarpLanes || teamSize % kWarpLanes != 0 ||
+      holdsGroupedMatmul(loop) || !runsOnLanes(*loop.getBody()))
+    return false;
+  bool reduces = false;
+  loop.getBody()->walk([&](scf::ParallelOp inner) {
+    reduces |= inner.getNumReductions() > 0 &&
+               inner->getParentOfType<scf::ParallelOp>() == loop;
+  });
+  if (!reduces)
+    return false;
+  int64_t bytes = 0;
+  for (Operation *buffer : iterationBuffers(loop)) {
+    auto type = llvm::cast<MemRefType>(buffer->getResult(0).getType());
+    if (!type.hasStaticShape() || !type.getLayout().isIdentity() ||
+        !type.getElementType().isIntOrFloat() ||
+        llvm::any_of(buffer->getUsers(), [](Operation *user) {
+          return !llvm::isa<memref::LoadOp, memref::StoreOp, memref::DeallocOp>(
+              user);
+        }))
+      return false;
+    bytes += type.getNumElements() *
+             llvm::divideCeil(type.getElementTypeBitWidth(), 8) *
+             (teamSize / kWarpLanes);
+  }
+  return bytes <= kWarpScratchBytes;
+}
+
+/// `value` (at most 64 bits) of the lane `offset` lanes away by xor.
+Value shuffleXor(OpBuilder &b, Location loc, Value value, int64_t offset) {
+  Type type = value.getType();
+  Type i32 = b.getI32Type(), i64 = b.getI64Type();
+  Value width = arith::ConstantIntOp::create(b, loc, i32, kWarpLanes);
+  Value distance = arith::ConstantIntOp::create(b, loc, i32, offset);
+  auto shuffle32 = [&](Value word) {
+    return gpu::ShuffleOp::create(b, loc, word, distance, width,
+                                  gpu::ShuffleMode::XOR)
+        .getShuffleResult();
+  };
+  if (type.isIndex()) {
+    Value bits = arith::IndexCastUIOp::create(b, loc, i64, value);
+    return arith::IndexCastUIOp::create(b, loc, type,
+                                        shuffleXor(b, loc, bits, offset));
+  }
+  unsigned bitWidth = type.getIntOrFloatBitWidth();
+  Type intType = b.getIntegerType(bitWidth);
+  Value bits = llvm::isa<FloatType>(type)
+                   ? arith::BitcastOp::create(b, loc, intType, value)
+                   : value;
+  Value shuffled;
+  if (bitWidth == 64) {
+    // Two 32-bit shuffles, the low word and the high.
+    Value low = arith::TruncIOp::create(b, loc, i32, bits);
+    Value high = arith::TruncIOp::create(
+        b, loc, i32,
+        arith::ShRUIOp::create(b, loc, bits,
+                               arith::ConstantIntOp::create(b, loc, i64, 32)));
+    Value lowBack = arith::ExtUIOp::create(b, loc, i64, shuffle32(low));
+    Value highBack = arith::ShLIOp::create(
+        b, loc, arith::ExtUIOp::create(b, loc, i64, shuffle32(high)),
+        arith::ConstantIntOp::create(b, loc, i64, 32));
+    shuffled = arith::OrIOp::create(b, loc, highBack, lowBack);
+  } else if (bitWidth == 32) {
+    shuffled = shuffle32(bits);
+  } else {
+    shuffled = arith::TruncIOp::create(
+        b, loc, intType, shuffle32(arith::ExtUIOp::create(b, loc, i32, bits)));
+  }
+  return llvm::isa<FloatType>(type)
+             ? arith::BitcastOp::create(b, loc, type, shuffled).getResult()
+             : shuffled;
+}
+
+/// The combination of every lane's `value` by `combiner`, on every lane: a
+/// butterfly of xor shuffles (each lane combines the same pairs, in
+/// another operand order: the combiners commute, so all get the same
+/// bits).
+Value warpAllReduce(OpBuilder &b, Location loc, Value value,
+                    Operation *combiner) {
+  for (int64_t offset = kWarpLanes / 2; offset >= 1; offset /= 2)
+    value = cloneCombiner(b, loc, combiner, value,
+                          shuffleXor(b, loc, value, offset));
+  return value;
+}
+
+/// A bar.warp.sync of the whole warp: the lanes' stores before it are
+/// ordered before their loads after it.
+void syncWarp(OpBuilder &b, Location loc) {
+  NVVM::SyncWarpOp::create(
+      b, loc, arith::ConstantIntOp::create(b, loc, b.getI32Type(), -1));
+}
 
 /// Rewrites one function.
 class FunctionMapper {
@@ -392,6 +554,16 @@ private:
   /// a write waits for every thread's earlier reads.
   void barrierBefore(Operation *op, const Team &team);
   void spread(scf::ParallelOp loop, const Team &team);
+  /// Each warp of the team runs iterations of `loop` (fitsOnWarps), one
+  /// after another, on its lanes: the iteration's buffers in workgroup
+  /// memory (a copy per warp), its ops by distributeOnLanes.
+  void spreadOverWarps(scf::ParallelOp loop, const Team &team);
+  /// The ops of `block` on the lanes of a warp (runsOnLanes).
+  void distributeOnLanes(Block &block, const Team &lanes);
+  /// Whether `op` (an scf.if of the routing region) runs in the routing
+  /// kernel: only parallel loops that would (no weight matrix, no token
+  /// rows, no tiles), host arithmetic and such scf.ifs again.
+  bool joinsRoutingKernel(Operation *op);
   /// Each thread combines its share of `loop`'s iterations, then the team
   /// combines the threads' (gpu.all_reduce): every thread has the results.
   void spreadReduction(scf::ParallelOp loop, const Team &team);
@@ -574,6 +746,12 @@ void FunctionMapper::spreadReduction(scf::ParallelOp loop, const Team &team) {
         scf::YieldOp::create(lb, ll, next);
       });
   for (auto [i, combiner] : llvm::enumerate(combiners)) {
+    if (team.lanes) {
+      loop.getResult(i).replaceAllUsesWith(
+          cloneCombiner(b, loc, combiner, loop.getInitVals()[i],
+                        warpAllReduce(b, loc, own.getResult(i), combiner)));
+      continue;
+    }
     auto all =
         gpu::AllReduceOp::create(b, loc, own.getResult(i),
                                  gpu::AllReduceOperationAttr::get(
@@ -586,6 +764,126 @@ void FunctionMapper::spreadReduction(scf::ParallelOp loop, const Team &team) {
         b, loc, combiner, loop.getInitVals()[i], all.getResult()));
   }
   loop.erase();
+}
+
+void FunctionMapper::spreadOverWarps(scf::ParallelOp loop, const Team &team) {
+  OpBuilder b(loop);
+  Location loc = loop.getLoc();
+  SmallVector<Operation *> buffers = iterationBuffers(loop);
+  SmallVector<Value> counts = tripCounts(b, loc, loop);
+  Value total = product(b, loc, counts);
+  Value laneCount = arith::ConstantIndexOp::create(b, loc, kWarpLanes);
+  int64_t warps = team.size / kWarpLanes;
+  Value warp = arith::DivUIOp::create(b, loc, team.thread, laneCount);
+  Value lane = arith::RemUIOp::create(b, loc, team.thread, laneCount);
+  // Each warp's copy of each buffer, in workgroup memory: its lanes share
+  // what the iteration writes there.
+  auto workgroup =
+      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
+  for (Operation *buffer : buffers) {
+    auto type = llvm::cast<MemRefType>(buffer->getResult(0).getType());
+    Value copies = team.launch.addWorkgroupAttribution(
+        MemRefType::get({warps * type.getNumElements()}, type.getElementType(),
+                        MemRefLayoutAttrInterface{}, workgroup),
+        loc);
+    OpBuilder vb(buffer);
+    Value offset = arith::MulIOp::create(
+        vb, loc, warp,
+        arith::ConstantIndexOp::create(vb, loc, type.getNumElements()));
+    SmallVector<int64_t> strides;
+    int64_t ignored;
+    (void)type.getStridesAndOffset(strides, ignored);
+    SmallVector<OpFoldResult> sizes, strideValues;
+    for (int64_t size : type.getShape())
+      sizes.push_back(vb.getIndexAttr(size));
+    for (int64_t stride : strides)
+      strideValues.push_back(vb.getIndexAttr(stride));
+    auto viewType = MemRefType::get(
+        type.getShape(), type.getElementType(),
+        StridedLayoutAttr::get(b.getContext(), ShapedType::kDynamic, strides),
+        workgroup);
+    Value view = memref::ReinterpretCastOp::create(
+        vb, loc, viewType, copies, OpFoldResult(offset), sizes, strideValues);
+    for (Operation *user :
+         llvm::make_early_inc_range(buffer->getResult(0).getUsers())) {
+      if (llvm::isa<memref::DeallocOp>(user))
+        user->erase();
+      else
+        user->replaceUsesOfWith(buffer->getResult(0), view);
+    }
+    buffer->erase();
+  }
+  barrierBefore(loop, team);
+  auto walk = scf::ForOp::create(
+      b, loc, warp, total, arith::ConstantIndexOp::create(b, loc, warps),
+      ValueRange{}, [&](OpBuilder &lb, Location ll, Value linear, ValueRange) {
+        cloneIteration(lb, ll, loop, counts, linear);
+        scf::YieldOp::create(lb, ll);
+      });
+  OpBuilder after(loop.getContext());
+  after.setInsertionPointAfter(walk);
+  gpu::BarrierOp::create(after, loc);
+  loop.erase();
+  distributeOnLanes(*walk.getBody(),
+                    Team{team.launch, lane, kWarpLanes, /*lanes=*/true});
+}
+
+void FunctionMapper::distributeOnLanes(Block &block, const Team &lanes) {
+  for (Operation &op : llvm::make_early_inc_range(block.without_terminator())) {
+    Location loc = op.getLoc();
+    if (runsOnHost(&op) || llvm::isa<memref::AllocaOp>(op))
+      continue;
+    if (auto loop = llvm::dyn_cast<scf::ParallelOp>(op)) {
+      // Its writes wait for the lanes' earlier reads, and what follows
+      // sees them.
+      OpBuilder b(loop);
+      syncWarp(b, loc);
+      b.setInsertionPointAfter(loop);
+      syncWarp(b, loc);
+      if (loop.getNumReductions() > 0)
+        spreadReduction(loop, lanes);
+      else
+        spread(loop, lanes);
+      continue;
+    }
+    if (llvm::isa<scf::ForOp, scf::IfOp>(op) && !onlyReads(&op)) {
+      // Uniform control flow: its conditions and bounds come from every
+      // lane's same values (reductions leave every lane the same bits).
+      for (Region &region : op.getRegions())
+        for (Block &inner : region)
+          distributeOnLanes(inner, lanes);
+      continue;
+    }
+    if (onlyReads(&op))
+      continue;
+    // A store (runsOnLanes): lane 0's, between syncs.
+    OpBuilder b(&op);
+    syncWarp(b, loc);
+    Value first =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, lanes.thread,
+                              arith::ConstantIndexOp::create(b, loc, 0));
+    auto guarded = scf::IfOp::create(b, loc, first, /*withElse=*/false);
+    op.moveBefore(guarded.thenBlock()->getTerminator());
+    b.setInsertionPointAfter(guarded);
+    syncWarp(b, loc);
+  }
+}
+
+bool FunctionMapper::joinsRoutingKernel(Operation *op) {
+  if (!llvm::isa<scf::IfOp>(op) || op->getNumResults() != 0)
+    return false;
+  for (Region &region : op->getRegions())
+    for (Operation &inner : region.getOps()) {
+      if (runsOnHost(&inner) || joinsRoutingKernel(&inner))
+        continue;
+      auto loop = llvm::dyn_cast<scf::ParallelOp>(inner);
+      if (!loop || loop.getNumResults() != 0 || holdsGroupedMatmul(loop) ||
+          readsWeightMatrix(loop) ||
+          llvm::any_of(loadedMatrices(loop),
+                       [&](Value m) { return tokenRows.contains(m); }))
+        return false;
+    }
+  return true;
 }
 
 LogicalResult FunctionMapper::runOnce(Operation &op, const Team &team) {
@@ -664,7 +962,11 @@ LogicalResult FunctionMapper::distribute(Block &block, const Team &team) {
       continue;
     }
     if (llvm::isa<scf::ForOp, scf::IfOp>(op) &&
-        (holdsGroupedMatmul(&op) || holdsTeamReduction(&op))) {
+        (holdsGroupedMatmul(&op) || holdsTeamReduction(&op) ||
+         (llvm::isa<scf::IfOp>(op) && op.getNumResults() == 0 &&
+          op.walk([](scf::ParallelOp) {
+              return WalkResult::interrupt();
+            }).wasInterrupted()))) {
       // Uniform control flow around tiles or team reductions: every thread
       // takes it.
       for (Region &region : op.getRegions())
@@ -675,6 +977,10 @@ LogicalResult FunctionMapper::distribute(Block &block, const Team &team) {
     }
     if (auto loop = llvm::dyn_cast<scf::ParallelOp>(op);
         loop && loop.getNumResults() == 0 && !holdsGroupedMatmul(loop)) {
+      if (fitsOnWarps(loop, team.size)) {
+        spreadOverWarps(loop, team);
+        continue;
+      }
       barrierBefore(loop, team);
       OpBuilder b(loop);
       auto barrier = gpu::BarrierOp::create(b, loc);
@@ -1020,6 +1326,12 @@ LogicalResult FunctionMapper::mapBlock(Block &block) {
         OpBuilder b(op);
         sync(b, loc);
       }
+      continue;
+    }
+    if (routing && joinsRoutingKernel(op)) {
+      // A choice between routing loops (a token per warp at small T, per
+      // thread past that): in the routing kernel, whichever is taken.
+      addToRun(op, routingBlockSize);
       continue;
     }
     if (onlyLaunches(op)) {

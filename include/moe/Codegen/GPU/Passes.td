@@ -462,7 +462,18 @@ def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
       router's matmul) is launched over all multiprocessors instead, the
       routing kernel's ops before and after it on either side; one that
       reads only vector weights (a selection bias per expert) runs in the
-      routing kernel.
+      routing kernel, and so does an `scf.if` that chooses between such
+      loops (moe-fuse-routing's loop on lanes and its loop of a thread per
+      token). A parallel loop there whose iteration holds reductions over
+      a range (nested `scf.parallel` with `scf.reduce`, the lanes' work of
+      moe-fuse-routing `lane-max-tokens`) runs an iteration per warp: the
+      lanes split its nested parallel loops (their reductions combined by
+      a butterfly of xor shuffles, every lane getting the same bits), its
+      stores run on lane 0, its reads and scalar code on every lane, each
+      nested loop and store between `nvvm.bar.warp.sync`s, and its buffers
+      (of static sizes, only loaded and stored) are each warp's copy in
+      workgroup memory (at most 32 KiB for all warps; else a thread per
+      iteration, as for other loops).
     * **Names.** Each kernel, and the GPU module `gpu-kernel-outlining`
       makes of it, is named `<function>_<role>_<n>`: role `routing`,
       `tiles`, `team` (a block per iteration), `loop` (one iteration per
@@ -519,6 +530,7 @@ def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
   let dependentDialects = ["::mlir::gpu::GPUDialect",
                            "::mlir::arith::ArithDialect",
                            "::mlir::memref::MemRefDialect",
+                           "::mlir::NVVM::NVVMDialect",
                            "::mlir::scf::SCFDialect"];
   let options = [
     Option<"blockSize", "block-size", "int64_t", /*default=*/"256",
