@@ -2,6 +2,13 @@
 // RUN:   --allow-unregistered-dialect | FileCheck %s
 // RUN: moe-opt %s --moe-fuse-routing=token-parallel --canonicalize --cse \
 // RUN:   --split-input-file --allow-unregistered-dialect | FileCheck %s --check-prefix=TOKENS
+// RUN: moe-opt %s --moe-fuse-routing="token-parallel lane-max-tokens=16" \
+// RUN:   --canonicalize --cse --split-input-file --allow-unregistered-dialect \
+// RUN:   | FileCheck %s --check-prefix=LANES
+// RUN: not moe-opt %s --moe-fuse-routing="lane-max-tokens=-1" --split-input-file \
+// RUN:   --allow-unregistered-dialect 2>&1 \
+// RUN:   | FileCheck %s --check-prefix=BAD-LANES
+// BAD-LANES: moe-fuse-routing: lane-max-tokens must be at least 0
 
 // A softmax top-2 gate whose ids feed a routing plan: one scf.forall over
 // chunks of 64 tokens writes each token's weights and ids and, in the
@@ -60,6 +67,32 @@
 // CHECK-COUNT-2: tensor.parallel_insert_slice
 // CHECK-NOT: tensor<?x8xf32>
 // CHECK: return %[[ROUTED]]#0
+// Up to 16 tokens, a loop whose token's work is reductions over the
+// experts: the logits' maximum, the exponentials (a parallel loop into the
+// token's scores) and their sum, the division, then per choice the
+// largest selection key below the previous choice's; past 16 tokens, the
+// loop of a token per iteration. Both write the same rows.
+// LANES-LABEL: func @softmax_top2
+// LANES: %[[W0:.*]] = tensor.empty(%{{.*}}) : tensor<?x2xf32>
+// LANES: %[[FEW:.*]] = arith.cmpi ule, %{{.*}}, %c16
+// LANES: scf.if %[[FEW]] -> (tensor<?x2xf32>, tensor<?x2xi32>)
+// LANES:   scf.forall {{.*}} shared_outs(%{{.*}} = %[[W0]]
+// LANES:     scf.parallel {{.*}} to (%c8) {{.*}} -> f32
+// LANES:       arith.maximumf
+// LANES:     linalg.generic
+// LANES:       math.exp
+// LANES:     scf.parallel {{.*}} -> f32
+// LANES:       arith.addf
+// LANES:     linalg.generic
+// LANES:       arith.divf
+// LANES:     scf.parallel {{.*}} -> i64
+// LANES:       arith.maxui
+// LANES:     scf.parallel {{.*}} -> i64
+// LANES:       arith.cmpi ult
+// LANES:       arith.maxui
+// LANES: } else {
+// LANES:   scf.forall {{.*}} shared_outs(%{{.*}} = %[[W0]]
+// LANES:     scf.if
 func.func @softmax_top2(%logits: tensor<?x8xf32>)
     -> (tensor<?x2xf32>, tensor<9xi64>, tensor<?xi32>, tensor<?xi32>,
         tensor<?xi32>, tensor<?x2xi32>) {
@@ -98,6 +131,20 @@ func.func @softmax_top2(%logits: tensor<?x8xf32>)
 // CHECK:       scf.for
 // CHECK:         tensor.extract %[[BIAS]]
 // CHECK:   arith.mulf %{{.*}}, %cst
+// On lanes, each group's best two selection keys are reductions over the
+// group's 4 experts, the kept groups the bits of an i64, and each choice
+// takes only experts of kept groups.
+// LANES-LABEL: func @deepseek_v3
+// LANES: scf.if
+// LANES:   scf.for {{.*}} -> (tensor<4xf32>)
+// LANES:     scf.parallel {{.*}} to (%c4) {{.*}} -> i64
+// LANES:     scf.parallel {{.*}} to (%c4) {{.*}} -> i64
+// LANES:     arith.addf
+// LANES:   scf.for {{.*}} -> (i64)
+// LANES:     arith.shli
+// LANES:   scf.parallel {{.*}} to (%c16) {{.*}} -> i64
+// LANES:     arith.divui
+// LANES:     arith.shrui
 func.func @deepseek_v3(%logits: tensor<?x16xf32>, %bias: tensor<16xf32>)
     -> (tensor<?x4xf32>, tensor<?x4xi32>) {
   %w, %ids = moe.gate %logits bias(%bias : tensor<16xf32>)
