@@ -18,6 +18,9 @@
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized" --mlir-print-ir-after=moe-map-to-gpu -o /dev/null 2>&1 | FileCheck %s --check-prefix=ORDER
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized tile-group-rows=5" --mlir-print-ir-after=moe-map-to-gpu -o /dev/null 2>&1 | FileCheck %s --check-prefix=ORDER5
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home tile-group-rows=-1" 2>&1 | FileCheck %s --check-prefix=BADORDER
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home" --mlir-print-ir-after=moe-map-to-gpu -o /dev/null 2>&1 | FileCheck %s --check-prefix=LANES
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home lane-routing-max-tokens=0" --mlir-print-ir-after=moe-map-to-gpu -o /dev/null 2>&1 | FileCheck %s --check-prefix=NOLANES
+// RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home lane-routing-max-tokens=-2" 2>&1 | FileCheck %s --check-prefix=BADLANES
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma narrow-inputs-min-tokens=0" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=ROUNDALWAYS
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma narrow-inputs-min-tokens=0 async-gather=0" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=REGGATHER
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma" --mlir-print-ir-after=moe-drop-unread-inits -o /dev/null 2>&1 | FileCheck %s --check-prefix=NOFILL
@@ -262,6 +265,26 @@
 // NOTOOLKIT: error: CUDA path: {{.*}}none does not exist or is not a directory
 // BADCHIP: moe-export-entries: cuda-chip must be sm_NN or sm_NNa, got '90'
 
+// Up to a token per warp of the routing block (512 threads: 16 tokens),
+// the routing kernel routes each token on a warp's lanes (its softmax and
+// choices as shuffle butterflies, its scores in the warp's workgroup
+// memory); past that, a thread per token: one routing kernel either way.
+// LANES-LABEL: func.func @forward
+// LANES: arith.cmpi ule, %{{.*}}, %c16
+// LANES: gpu.launch
+// LANES-SAME: threads({{.*}}) in ({{.*}} = %c512
+// LANES-SAME: module(@forward_routing_2) {{.*}}workgroup(%{{.*}} : memref<64xf32, #gpu.address_space<workgroup>>)
+// LANES: scf.if
+// LANES: nvvm.bar.warp.sync
+// LANES: gpu.shuffle  xor
+// LANES: } else {
+// LANES-NOT: gpu.launch
+// LANES: gpu.terminator
+// NOLANES-LABEL: func.func @forward
+// NOLANES-NOT: nvvm.bar.warp.sync
+// NOLANES-NOT: gpu.shuffle
+// NOLANES: return
+// BADLANES: moe-fuse-routing: lane-max-tokens must be at least 0
 func.func @forward(%x: tensor<?x16xf32>,
     %wg: tensor<4x16xf32> {moe.weight = "gate.weight"},
     %w1: tensor<4x8x16xbf16> {moe.weight = "experts.{e}.w1.weight"},
