@@ -498,7 +498,7 @@ struct KernelParser {
         {"ex2", Op::Ex2},   {"lg2", Op::Lg2},
         {"ld", Op::Ld},     {"st", Op::St},
         {"bra", Op::Bra},   {"ret", Op::Ret},
-        {"exit", Op::Exit}, {"fence", Op::Fence},
+        {"exit", Op::Exit}, {"fence", Op::Fence}, {"membar", Op::Fence},
         {"atom", Op::Atom}};
     auto found = simple.find(base);
     if (found != simple.end()) {

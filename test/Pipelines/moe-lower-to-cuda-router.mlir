@@ -54,7 +54,8 @@
 // KERNELS:           gpu.launch_func {{.*}} @forward_team_2::@forward_team_2
 // KERNELS:           gpu.launch_func {{.*}} @forward_loop_3::@forward_loop_3
 // KERNELS-NOT:     gpu.launch_func
-// KERNELS:         gpu.launch_func {{.*}} @forward_routing_4::@forward_routing_4 blocks in (%c1, %c1, %c1) threads in (%c512
+// KERNELS:         gpu.memset
+// KERNELS:         gpu.launch_func {{.*}} @forward_routing_4::@forward_routing_4 blocks in (%{{.*}}, %c1, %c1) threads in (%c512
 // KERNELS:         gpu.launch_func {{.*}} @forward_{{rows|tiles}}_{{[0-9]+}}::
 
 func.func @forward(%x: tensor<?x64xf32>,

@@ -54,7 +54,7 @@
 // a kernel over all multiprocessors after the routing block (not in it:
 // it reads the token rows, as the router does), and one gate/up tiling
 // reads them.
-// ROUNDALWAYS: gpu.launch_func {{.*}}@forward_routing_2::@forward_routing_2 blocks in (%c1, %c1, %c1)
+// ROUNDALWAYS: gpu.launch_func {{.*}}@forward_routing_2::@forward_routing_2 blocks in (%{{.*}}, %c1, %c1)
 // ROUNDALWAYS-NOT: scf.if
 // ROUNDALWAYS: gpu.launch_func {{.*}}@forward_rows_3::@forward_rows_3 {{.*}}threads in (%c256, %c1, %c1)  args({{.*}}: memref<?x16xf32>, {{.*}}: memref<?x16xbf16>)
 // ROUNDALWAYS-NOT: scf.if
@@ -134,7 +134,14 @@
 // KERNELS: } else {
 // KERNELS: gpu.launch_func {{.*}}@forward_loop_1::@forward_loop_1 blocks in (%{{.*}}, %{{.*}}, %{{.*}}) threads in (%c256
 // KERNELS-NOT: gpu.wait [
-// KERNELS: gpu.launch_func {{.*}}@forward_routing_2::@forward_routing_2 blocks in (%c1, %c1, %c1) threads in (%c512
+// The routing kernel's blocks: ceil(T / 512) for the tokens' routing, at
+// most one per multiprocessor; the last to finish builds the plan, counted
+// in a zeroed word.
+// KERNELS: arith.ceildivui %{{.*}}, %c512
+// KERNELS-NEXT: arith.minui %{{.*}}, %c132
+// KERNELS-NEXT: %[[RBLOCKS:.*]] = arith.maxui %{{.*}}, %c1
+// KERNELS: gpu.memset async {{.*}} : memref<1xi32>, i32
+// KERNELS: gpu.launch_func {{.*}}@forward_routing_2::@forward_routing_2 blocks in (%[[RBLOCKS]], %c1, %c1) threads in (%c512
 // KERNELS-NOT: gpu.memcpy
 // KERNELS-NOT: gpu.wait [
 // KERNELS: scf.if %{{.*}} {
@@ -273,7 +280,7 @@
 // LANES: arith.cmpi ule, %{{.*}}, %c16
 // LANES: gpu.launch
 // LANES-SAME: threads({{.*}}) in ({{.*}} = %c512
-// LANES-SAME: module(@forward_routing_2) {{.*}}workgroup(%{{.*}} : memref<64xf32, #gpu.address_space<workgroup>>)
+// LANES-SAME: module(@forward_routing_2) {{.*}}workgroup(%{{.*}} : memref<64xf32, #gpu.address_space<workgroup>>,
 // LANES: scf.if
 // LANES: nvvm.bar.warp.sync
 // LANES: gpu.shuffle  xor

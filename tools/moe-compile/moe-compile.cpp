@@ -137,6 +137,8 @@ bool isProvidedByRuntime(StringRef name) {
                                     "mgpuMemAlloc",
                                     "mgpuMemFree",
                                     "mgpuMemcpy",
+                                    "mgpuMemset32",
+                                    "mgpuMemset16",
                                     "mgpuSetDefaultDevice",
                                     "mgpuTensorMapEncodeTiledMemref",
                                     "mgpuTensorMapEncodeTiledMemrefInto",

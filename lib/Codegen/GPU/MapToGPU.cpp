@@ -338,6 +338,17 @@ struct Team {
   /// The lanes of one warp (spreadOverWarps): reductions by shuffles,
   /// ordered by bar.warp.sync instead of the block's barrier.
   bool lanes = false;
+  /// When the team is the threads of every block of the grid (`thread` the
+  /// index among them, `size` a block's): their count, and the thread's
+  /// index in its block. Null for a block's (or a warp's) team.
+  Value span, blockThread;
+
+  /// The distance between a thread's iterations of a loop spread over the
+  /// team.
+  Value stride(OpBuilder &b, Location loc) const {
+    return span ? span
+                : arith::ConstantIndexOp::create(b, loc, size).getResult();
+  }
 };
 
 /// The threads of a warp (NVIDIA's), the lanes that share an iteration
@@ -564,6 +575,25 @@ private:
   /// kernel: only parallel loops that would (no weight matrix, no token
   /// rows, no tiles), host arithmetic and such scf.ifs again.
   bool joinsRoutingKernel(Operation *op);
+  /// How many of the pending run's first ops the threads of every block of
+  /// a routing kernel run (0: none): its first op that touches memory
+  /// when that is a parallel loop (or a choice of such loops:
+  /// joinsRoutingKernel) with no reductions whose bounds the host knows,
+  /// and some op follows it (which runs on the last block).
+  size_t gridPhaseEnd();
+  /// Whether the host knows `value` before the run's kernel: defined
+  /// outside the run, or by host arithmetic inside `scope` (a run op) on
+  /// such values.
+  bool hostKnows(Value value, Operation *scope);
+  /// The blocks for `ops` (gridPhaseEnd's): enough for one iteration of
+  /// their largest loop per thread, at least 1, at most `multiprocessors`.
+  Value gridPhaseBlocks(OpBuilder &b, Location loc, ArrayRef<Operation *> ops);
+  /// After the grid's loop in `launch`: each block, once all its threads
+  /// are done (each fencing its writes), counts itself in `counter`; the
+  /// last one counted runs the returned block (the then-block of an
+  /// scf.if; its threads fence before they read the other blocks' writes).
+  Block *buildLastBlockHandoff(gpu::LaunchOp launch, Value counter,
+                               Location loc);
   /// Each thread combines its share of `loop`'s iterations, then the team
   /// combines the threads' (gpu.all_reduce): every thread has the results.
   void spreadReduction(scf::ParallelOp loop, const Team &team);
@@ -711,7 +741,7 @@ void FunctionMapper::spread(scf::ParallelOp loop, const Team &team) {
   Location loc = loop.getLoc();
   SmallVector<Value> counts = tripCounts(b, loc, loop);
   Value total = product(b, loc, counts);
-  Value step = arith::ConstantIndexOp::create(b, loc, team.size);
+  Value step = team.stride(b, loc);
   scf::ForOp::create(b, loc, team.thread, total, step, ValueRange{},
                      [&](OpBuilder &lb, Location ll, Value linear, ValueRange) {
                        cloneIteration(lb, ll, loop, counts, linear);
@@ -726,7 +756,7 @@ void FunctionMapper::spreadReduction(scf::ParallelOp loop, const Team &team) {
   SmallVector<Operation *> combiners = teamCombiners(loop);
   SmallVector<Value> counts = tripCounts(b, loc, loop);
   Value total = product(b, loc, counts);
-  Value step = arith::ConstantIndexOp::create(b, loc, team.size);
+  Value step = team.stride(b, loc);
   SmallVector<Value> neutrals;
   for (Operation *combiner : combiners)
     neutrals.push_back(
@@ -773,8 +803,19 @@ void FunctionMapper::spreadOverWarps(scf::ParallelOp loop, const Team &team) {
   SmallVector<Value> counts = tripCounts(b, loc, loop);
   Value total = product(b, loc, counts);
   Value laneCount = arith::ConstantIndexOp::create(b, loc, kWarpLanes);
+  // A block's warps (each with its copy of the buffers), and the warp's
+  // index among the team's (the grid's, for a team of every block).
   int64_t warps = team.size / kWarpLanes;
   Value warp = arith::DivUIOp::create(b, loc, team.thread, laneCount);
+  Value blockWarp =
+      team.blockThread
+          ? arith::DivUIOp::create(b, loc, team.blockThread, laneCount)
+                .getResult()
+          : warp;
+  Value warpStride =
+      team.span ? arith::DivUIOp::create(b, loc, team.span, laneCount)
+                      .getResult()
+                : arith::ConstantIndexOp::create(b, loc, warps).getResult();
   Value lane = arith::RemUIOp::create(b, loc, team.thread, laneCount);
   // Each warp's copy of each buffer, in workgroup memory: its lanes share
   // what the iteration writes there.
@@ -788,7 +829,7 @@ void FunctionMapper::spreadOverWarps(scf::ParallelOp loop, const Team &team) {
         loc);
     OpBuilder vb(buffer);
     Value offset = arith::MulIOp::create(
-        vb, loc, warp,
+        vb, loc, blockWarp,
         arith::ConstantIndexOp::create(vb, loc, type.getNumElements()));
     SmallVector<int64_t> strides;
     int64_t ignored;
@@ -815,8 +856,8 @@ void FunctionMapper::spreadOverWarps(scf::ParallelOp loop, const Team &team) {
   }
   barrierBefore(loop, team);
   auto walk = scf::ForOp::create(
-      b, loc, warp, total, arith::ConstantIndexOp::create(b, loc, warps),
-      ValueRange{}, [&](OpBuilder &lb, Location ll, Value linear, ValueRange) {
+      b, loc, warp, total, warpStride, ValueRange{},
+      [&](OpBuilder &lb, Location ll, Value linear, ValueRange) {
         cloneIteration(lb, ll, loop, counts, linear);
         scf::YieldOp::create(lb, ll);
       });
@@ -884,6 +925,137 @@ bool FunctionMapper::joinsRoutingKernel(Operation *op) {
         return false;
     }
   return true;
+}
+
+/// The parallel loops `op` is or holds (a choice of them).
+static SmallVector<scf::ParallelOp> loopsOf(Operation *op) {
+  if (auto loop = llvm::dyn_cast<scf::ParallelOp>(op))
+    return {loop};
+  SmallVector<scf::ParallelOp> loops;
+  for (Region &region : op->getRegions())
+    for (Operation &inner : region.getOps())
+      llvm::append_range(loops, loopsOf(&inner));
+  return loops;
+}
+
+size_t FunctionMapper::gridPhaseEnd() {
+  size_t first = 0;
+  while (first < run.size() && runsOnHost(run[first]))
+    ++first;
+  if (first + 1 >= run.size())
+    return 0;
+  Operation *op = run[first];
+  auto loop = llvm::dyn_cast<scf::ParallelOp>(op);
+  if (!(loop && loop.getNumResults() == 0 && !holdsGroupedMatmul(loop)) &&
+      !joinsRoutingKernel(op))
+    return 0;
+  // The grid's size is the host's: from bounds it knows before the kernel.
+  for (scf::ParallelOp inner : loopsOf(op))
+    for (Value bound : llvm::concat<Value>(inner.getLowerBound(),
+                                           inner.getUpperBound(),
+                                           inner.getStep()))
+      if (!hostKnows(bound, op))
+        return 0;
+  bool follows = llvm::any_of(ArrayRef(run).drop_front(first + 1),
+                              [](Operation *next) { return !runsOnHost(next); });
+  return follows ? first + 1 : 0;
+}
+
+bool FunctionMapper::hostKnows(Value value, Operation *scope) {
+  Operation *def = value.getDefiningOp();
+  if (!def) {
+    // A block argument: the function's, or one inside `scope` (an
+    // induction variable), which the host does not know.
+    return !scope->isAncestor(value.getParentBlock()->getParentOp());
+  }
+  if (scope->isAncestor(def))
+    return runsOnHost(def) &&
+           llvm::all_of(def->getOperands(),
+                        [&](Value operand) { return hostKnows(operand, scope); });
+  Operation *top = scope->getBlock()->findAncestorOpInBlock(*def);
+  return top && !runSet.contains(top);
+}
+
+/// `value` where the host computes the grid (hostKnows): the ops that
+/// compute it inside `scope`, cloned.
+static Value onHost(OpBuilder &b, Value value, Operation *scope) {
+  Operation *def = value.getDefiningOp();
+  if (!def || !scope->isAncestor(def))
+    return value;
+  IRMapping mapping;
+  for (Value operand : def->getOperands())
+    mapping.map(operand, onHost(b, operand, scope));
+  return b.clone(*def, mapping)->getResult(
+      llvm::cast<OpResult>(value).getResultNumber());
+}
+
+Value FunctionMapper::gridPhaseBlocks(OpBuilder &b, Location loc,
+                                      ArrayRef<Operation *> ops) {
+  Value most = arith::ConstantIndexOp::create(b, loc, 0);
+  for (Operation *op : ops)
+    for (scf::ParallelOp loop : loopsOf(op)) {
+      Value iterations = arith::ConstantIndexOp::create(b, loc, 1);
+      for (auto [lower, upper, step] :
+           llvm::zip(loop.getLowerBound(), loop.getUpperBound(),
+                     loop.getStep())) {
+        Value span = arith::SubIOp::create(b, loc, onHost(b, upper, op),
+                                           onHost(b, lower, op));
+        span = arith::MaxSIOp::create(
+            b, loc, span, arith::ConstantIndexOp::create(b, loc, 0));
+        iterations = arith::MulIOp::create(
+            b, loc, iterations,
+            arith::CeilDivUIOp::create(b, loc, span, onHost(b, step, op)));
+      }
+      most = arith::MaxUIOp::create(b, loc, most, iterations);
+    }
+  Value blocks = arith::CeilDivUIOp::create(
+      b, loc, most, arith::ConstantIndexOp::create(b, loc, routingBlockSize));
+  blocks = arith::MinUIOp::create(
+      b, loc, blocks, arith::ConstantIndexOp::create(b, loc, multiprocessors));
+  return arith::MaxUIOp::create(b, loc, blocks,
+                                arith::ConstantIndexOp::create(b, loc, 1));
+}
+
+Block *FunctionMapper::buildLastBlockHandoff(gpu::LaunchOp launch,
+                                             Value counter, Location loc) {
+  Block &kernel = launch.getBody().front();
+  OpBuilder b(kernel.getTerminator());
+  Type i32 = b.getI32Type();
+  auto gpuScope = NVVM::MemScopeKindAttr::get(b.getContext(),
+                                              NVVM::MemScopeKind::GPU);
+  // Each thread's writes reach the whole GPU before its block counts
+  // itself.
+  NVVM::MembarOp::create(b, loc, gpuScope);
+  gpu::BarrierOp::create(b, loc);
+  auto flagType = MemRefType::get(
+      {1}, i32, MemRefLayoutAttrInterface{},
+      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup));
+  Value flag = launch.addWorkgroupAttribution(flagType, loc);
+  Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+  Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                      launch.getThreadIds().x, zero);
+  auto count = scf::IfOp::create(b, loc, first, /*withElse=*/false);
+  {
+    OpBuilder cb(count.thenBlock()->getTerminator());
+    Value before = memref::AtomicRMWOp::create(
+        cb, loc, arith::AtomicRMWKind::addi,
+        arith::ConstantIntOp::create(cb, loc, i32, 1), counter,
+        ValueRange{zero});
+    Value lastCount = arith::IndexCastUIOp::create(
+        cb, loc, i32,
+        arith::SubIOp::create(cb, loc, launch.getGridSizeX(),
+                              arith::ConstantIndexOp::create(cb, loc, 1)));
+    Value isLast = arith::CmpIOp::create(cb, loc, arith::CmpIPredicate::eq,
+                                         before, lastCount);
+    memref::StoreOp::create(cb, loc, arith::ExtUIOp::create(cb, loc, i32, isLast),
+                            flag, ValueRange{zero});
+  }
+  gpu::BarrierOp::create(b, loc);
+  Value last = arith::CmpIOp::create(
+      b, loc, arith::CmpIPredicate::ne,
+      memref::LoadOp::create(b, loc, flag, ValueRange{zero}),
+      arith::ConstantIntOp::create(b, loc, i32, 0));
+  return scf::IfOp::create(b, loc, last, /*withElse=*/false).thenBlock();
 }
 
 LogicalResult FunctionMapper::runOnce(Operation &op, const Team &team) {
@@ -1030,13 +1202,70 @@ LogicalResult FunctionMapper::flush(Operation *before) {
   StringRef role = llvm::any_of(run, holdsGroupedMatmul) ? "tiles"
                    : runTeam > 1                         ? "routing"
                                                          : "serial";
-  gpu::LaunchOp launch = createLaunch(b, loc, role, one, runTeam);
+  // The routing kernel's first loop (the tokens' routing) over as many
+  // blocks as its iterations fill (at most one per multiprocessor), the
+  // rest (the plan, which reads all of it) on the last block to finish it.
+  size_t spread = role == "routing" && escaping.empty() && multiprocessors > 0
+                      ? gridPhaseEnd()
+                      : 0;
+  Value grid = one;
+  Value counter;
+  if (spread) {
+    grid = gridPhaseBlocks(b, loc, ArrayRef(run).take_front(spread));
+    // The blocks that have finished the first loop: one word, zeroed.
+    auto counterType = MemRefType::get({1}, b.getI32Type());
+    auto alloc = gpu::AllocOp::create(b, loc, counterType, tokenType,
+                                      ValueRange{stream(b, loc)}, ValueRange{},
+                                      ValueRange{}, /*hostShared=*/false);
+    counter = alloc.getMemref();
+    auto zero = gpu::MemsetOp::create(
+        b, loc, tokenType, ValueRange{alloc.getAsyncToken()}, counter,
+        arith::ConstantIntOp::create(b, loc, b.getI32Type(), 0));
+    token = zero.getAsyncToken();
+  }
+  gpu::LaunchOp launch = createLaunch(b, loc, role, grid, runTeam);
   Block &kernel = launch.getBody().front();
-  for (Operation *op : run)
-    op->moveBefore(kernel.getTerminator());
   Team team{launch, launch.getThreadIds().x, runTeam};
-  if (failed(distribute(kernel, team)))
-    return failure();
+  if (spread) {
+    // The thread's index among the grid's, ahead of the ops that use it.
+    OpBuilder kb(kernel.getTerminator());
+    Value blockThreads = arith::ConstantIndexOp::create(kb, loc, runTeam);
+    Team everyBlock{
+        launch,
+        arith::AddIOp::create(
+            kb, loc,
+            arith::MulIOp::create(kb, loc, launch.getBlockIds().x,
+                                  blockThreads),
+            launch.getThreadIds().x),
+        runTeam,
+        /*lanes=*/false,
+        arith::MulIOp::create(kb, loc, launch.getGridSizeX(), blockThreads),
+        launch.getThreadIds().x};
+    for (Operation *op : ArrayRef(run).take_front(spread))
+      op->moveBefore(kernel.getTerminator());
+    if (failed(distribute(kernel, everyBlock)))
+      return failure();
+    Block *last = buildLastBlockHandoff(launch, counter, loc);
+    for (Operation *op : ArrayRef(run).drop_front(spread))
+      op->moveBefore(last->getTerminator());
+    if (failed(distribute(*last, team)))
+      return failure();
+    // What the other blocks wrote before counting themselves, every thread
+    // of the last one sees after the count that made it the last.
+    OpBuilder lb = OpBuilder::atBlockBegin(last);
+    NVVM::MembarOp::create(
+        lb, loc,
+        NVVM::MemScopeKindAttr::get(lb.getContext(), NVVM::MemScopeKind::GPU));
+    OpBuilder after(before);
+    auto free = gpu::DeallocOp::create(after, loc, tokenType,
+                                       ValueRange{token}, counter);
+    token = free.getAsyncToken();
+  } else {
+    for (Operation *op : run)
+      op->moveBefore(kernel.getTerminator());
+    if (failed(distribute(kernel, team)))
+      return failure();
+  }
   if (!escaping.empty() && deviceIO)
     return escaping.front().getDefiningOp()->emitError(
         "moe-map-to-gpu: device-io: the host needs a value a kernel "

@@ -473,7 +473,18 @@ def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
       nested loop and store between `nvvm.bar.warp.sync`s, and its buffers
       (of static sizes, only loaded and stored) are each warp's copy in
       workgroup memory (at most 32 KiB for all warps; else a thread per
-      iteration, as for other loops).
+      iteration, as for other loops). With `multiprocessors` M, when the
+      routing kernel's first op that touches memory is such a loop (or
+      choice of loops) with no reductions of its own, bounds the host
+      knows, and ops follow it, that first loop runs over
+      `min(ceil(iterations / N), M)` blocks (at least 1; a thread's
+      iterations a grid's stride apart), and the ops after it on the last
+      block to finish it: each block's threads fence their writes
+      (`nvvm.memory.barrier <gpu>`), thread 0 counts the block in a zeroed
+      word (`memref.atomic_rmw addi`; `gpu.memset` before the launch), and
+      the block that counted last fences and runs the rest, which reads
+      what every block wrote: the tokens routed over several
+      multiprocessors, the plan still in the same kernel.
     * **Names.** Each kernel, and the GPU module `gpu-kernel-outlining`
       makes of it, is named `<function>_<role>_<n>`: role `routing`,
       `tiles`, `team` (a block per iteration), `loop` (one iteration per
