@@ -67,15 +67,18 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   if (wgmma && !given(options.chip))
     chip = "sm_90a";
   TiledProgramOptions tiled = sharedTiledProgramOptions(options);
-  // Up to a token per warp of the routing block, each token's routing is
-  // its warp's (the lanes split each reduction over the experts); past
-  // that, a thread per token. Not in the reference, whose routing keeps
-  // its order; values below -1 go on for moe-fuse-routing to refuse.
+  // Up to a token per warp of the routing kernel (its blocks' warps, on
+  // as many blocks as there are multiprocessors: moe-map-to-gpu), each
+  // token's routing is its warp's (the lanes split each reduction over the
+  // experts); past that, a thread per token. Not in the reference, whose
+  // routing keeps its order; values below -1 go on for moe-fuse-routing
+  // to refuse.
   tiled.laneRoutingMaxTokens =
       options.laneRoutingMaxTokens != -1 ? options.laneRoutingMaxTokens
       : options.reference
           ? 0
-          : std::max<int64_t>(options.routingBlockSize / kWarpLanes, 0);
+          : std::max<int64_t>(options.routingBlockSize / kWarpLanes, 0) *
+                std::max<int64_t>(options.multiprocessors, 1);
   // Specialized tiles: 128-row blocks, two consumer warpgroups sharing
   // each weight box (half the weight traffic per row of the 64-row form).
   if (wgmma && !given(options.blockRows))

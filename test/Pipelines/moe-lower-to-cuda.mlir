@@ -134,12 +134,14 @@
 // KERNELS: } else {
 // KERNELS: gpu.launch_func {{.*}}@forward_loop_1::@forward_loop_1 blocks in (%{{.*}}, %{{.*}}, %{{.*}}) threads in (%c256
 // KERNELS-NOT: gpu.wait [
-// The routing kernel's blocks: ceil(T / 512) for the tokens' routing, at
-// most one per multiprocessor; the last to finish builds the plan, counted
-// in a zeroed word.
+// The routing kernel's blocks: ceil(T / 16) for the tokens' routing on
+// warps, ceil(T / 512) for a thread per token, at most one per
+// multiprocessor; the last to finish builds the plan, counted in a zeroed
+// word.
+// KERNELS: arith.ceildivui %{{.*}}, %c16
 // KERNELS: arith.ceildivui %{{.*}}, %c512
-// KERNELS-NEXT: arith.minui %{{.*}}, %c132
-// KERNELS-NEXT: %[[RBLOCKS:.*]] = arith.maxui %{{.*}}, %c1
+// KERNELS: arith.select
+// KERNELS: %[[RBLOCKS:.*]] = arith.minui %{{.*}}, %c132
 // KERNELS: gpu.memset async {{.*}} : memref<1xi32>, i32
 // KERNELS: gpu.launch_func {{.*}}@forward_routing_2::@forward_routing_2 blocks in (%[[RBLOCKS]], %c1, %c1) threads in (%c512
 // KERNELS-NOT: gpu.memcpy
@@ -272,12 +274,13 @@
 // NOTOOLKIT: error: CUDA path: {{.*}}none does not exist or is not a directory
 // BADCHIP: moe-export-entries: cuda-chip must be sm_NN or sm_NNa, got '90'
 
-// Up to a token per warp of the routing block (512 threads: 16 tokens),
-// the routing kernel routes each token on a warp's lanes (its softmax and
-// choices as shuffle butterflies, its scores in the warp's workgroup
-// memory); past that, a thread per token: one routing kernel either way.
+// Up to a token per warp of the routing kernel (16 warps of 512 threads
+// per block, a block per multiprocessor: 2112 tokens), it routes each
+// token on a warp's lanes (its softmax and choices as shuffle butterflies,
+// its scores in the warp's workgroup memory); past that, a thread per
+// token: one routing kernel either way.
 // LANES-LABEL: func.func @forward
-// LANES: arith.cmpi ule, %{{.*}}, %c16
+// LANES: arith.cmpi ule, %{{.*}}, %c2112
 // LANES: gpu.launch
 // LANES-SAME: threads({{.*}}) in ({{.*}} = %c512
 // LANES-SAME: module(@forward_routing_2) {{.*}}workgroup(%{{.*}} : memref<64xf32, #gpu.address_space<workgroup>>,

@@ -304,9 +304,10 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
   PassOptions::Option<int64_t> laneRoutingMaxTokens{
       *this, "lane-routing-max-tokens",
       llvm::cl::desc("Up to this many tokens, each token is routed by the "
-                     "lanes of a warp of the routing block (moe-fuse-routing "
-                     "lane-max-tokens); -1: as many as the routing block has "
-                     "warps; 0: one thread per token at every T"),
+                     "lanes of a warp of the routing kernel (moe-fuse-routing "
+                     "lane-max-tokens); -1: as many as its blocks have warps "
+                     "on one block per multiprocessor; 0: one thread per "
+                     "token at every T"),
       llvm::cl::init(-1)};
   PassOptions::Option<int64_t> rowAlign{
       *this, "row-align",

@@ -586,8 +586,12 @@ private:
   /// such values.
   bool hostKnows(Value value, Operation *scope);
   /// The blocks for `ops` (gridPhaseEnd's): enough for one iteration of
-  /// their largest loop per thread, at least 1, at most `multiprocessors`.
+  /// each loop per thread (per warp, for a loop on warps), at least 1, at
+  /// most `multiprocessors`.
   Value gridPhaseBlocks(OpBuilder &b, Location loc, ArrayRef<Operation *> ops);
+  /// The blocks the loops of `op` (a run op, `scope`, or an op in it) take
+  /// on the host.
+  Value blocksFor(OpBuilder &b, Location loc, Operation *op, Operation *scope);
   /// After the grid's loop in `launch`: each block, once all its threads
   /// are done (each fencing its writes), counts itself in `counter`; the
   /// last one counted runs the returned block (the then-block of an
@@ -989,31 +993,60 @@ static Value onHost(OpBuilder &b, Value value, Operation *scope) {
       llvm::cast<OpResult>(value).getResultNumber());
 }
 
+Value FunctionMapper::blocksFor(OpBuilder &b, Location loc, Operation *op,
+                                Operation *scope) {
+  Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+  if (auto loop = llvm::dyn_cast<scf::ParallelOp>(op)) {
+    // A block's threads take as many iterations, or its warps (a warp per
+    // iteration: spreadOverWarps).
+    int64_t perBlock = fitsOnWarps(loop, routingBlockSize)
+                           ? routingBlockSize / kWarpLanes
+                           : routingBlockSize;
+    Value iterations = arith::ConstantIndexOp::create(b, loc, 1);
+    for (auto [lower, upper, step] : llvm::zip(
+             loop.getLowerBound(), loop.getUpperBound(), loop.getStep())) {
+      Value span = arith::SubIOp::create(b, loc, onHost(b, upper, scope),
+                                         onHost(b, lower, scope));
+      span = arith::MaxSIOp::create(b, loc, span, zero);
+      iterations = arith::MulIOp::create(
+          b, loc, iterations,
+          arith::CeilDivUIOp::create(b, loc, span, onHost(b, step, scope)));
+    }
+    return arith::CeilDivUIOp::create(
+        b, loc, iterations, arith::ConstantIndexOp::create(b, loc, perBlock));
+  }
+  // The most of each region's loops; of the branch taken, for a choice the
+  // host makes.
+  SmallVector<Value> perRegion;
+  for (Region &region : op->getRegions()) {
+    Value most = zero;
+    for (Operation &inner : region.getOps())
+      if (!loopsOf(&inner).empty())
+        most = arith::MaxUIOp::create(b, loc, most,
+                                      blocksFor(b, loc, &inner, scope));
+    perRegion.push_back(most);
+  }
+  auto choice = llvm::dyn_cast<scf::IfOp>(op);
+  if (choice && perRegion.size() == 2 &&
+      hostKnows(choice.getCondition(), scope))
+    return arith::SelectOp::create(b, loc,
+                                   onHost(b, choice.getCondition(), scope),
+                                   perRegion[0], perRegion[1]);
+  Value most = zero;
+  for (Value blocks : perRegion)
+    most = arith::MaxUIOp::create(b, loc, most, blocks);
+  return most;
+}
+
 Value FunctionMapper::gridPhaseBlocks(OpBuilder &b, Location loc,
                                       ArrayRef<Operation *> ops) {
-  Value most = arith::ConstantIndexOp::create(b, loc, 0);
+  Value blocks = arith::ConstantIndexOp::create(b, loc, 1);
   for (Operation *op : ops)
-    for (scf::ParallelOp loop : loopsOf(op)) {
-      Value iterations = arith::ConstantIndexOp::create(b, loc, 1);
-      for (auto [lower, upper, step] :
-           llvm::zip(loop.getLowerBound(), loop.getUpperBound(),
-                     loop.getStep())) {
-        Value span = arith::SubIOp::create(b, loc, onHost(b, upper, op),
-                                           onHost(b, lower, op));
-        span = arith::MaxSIOp::create(
-            b, loc, span, arith::ConstantIndexOp::create(b, loc, 0));
-        iterations = arith::MulIOp::create(
-            b, loc, iterations,
-            arith::CeilDivUIOp::create(b, loc, span, onHost(b, step, op)));
-      }
-      most = arith::MaxUIOp::create(b, loc, most, iterations);
-    }
-  Value blocks = arith::CeilDivUIOp::create(
-      b, loc, most, arith::ConstantIndexOp::create(b, loc, routingBlockSize));
-  blocks = arith::MinUIOp::create(
+    if (!loopsOf(op).empty())
+      blocks =
+          arith::MaxUIOp::create(b, loc, blocks, blocksFor(b, loc, op, op));
+  return arith::MinUIOp::create(
       b, loc, blocks, arith::ConstantIndexOp::create(b, loc, multiprocessors));
-  return arith::MaxUIOp::create(b, loc, blocks,
-                                arith::ConstantIndexOp::create(b, loc, 1));
 }
 
 Block *FunctionMapper::buildLastBlockHandoff(gpu::LaunchOp launch,

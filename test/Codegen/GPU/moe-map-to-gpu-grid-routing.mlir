@@ -10,8 +10,8 @@
 // CHECK-LABEL: func @route_then_plan
 // CHECK: %[[T:.*]] = memref.dim
 // CHECK: %[[FILL:.*]] = arith.ceildivui %{{.*}}, %c64
-// CHECK: %[[CAP:.*]] = arith.minui %[[FILL]], %c4
-// CHECK: %[[BLOCKS:.*]] = arith.maxui %[[CAP]], %c1
+// CHECK: %[[SOME:.*]] = arith.maxui %c1{{.*}}, %[[FILL]]
+// CHECK: %[[BLOCKS:.*]] = arith.minui %[[SOME]], %c4
 // CHECK: %[[COUNTER:.*]], %{{.*}} = gpu.alloc async {{.*}} () : memref<1xi32>
 // CHECK: %[[ZEROED:.*]] = gpu.memset async [%{{.*}}] %[[COUNTER]], %c0_i32
 // CHECK: %[[DONE:.*]] = gpu.launch async [%[[ZEROED]]] blocks(%[[BX:.*]], %{{.*}}, %{{.*}}) in (%[[GX:.*]] = %[[BLOCKS]], {{.*}} threads(%[[TX:.*]], %{{.*}}, %{{.*}}) in ({{.*}} = %c64
