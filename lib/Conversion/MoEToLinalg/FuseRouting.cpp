@@ -136,13 +136,22 @@ Value routedLogit(OpBuilder &b, Location loc, Value logits, Value noise,
   return l;
 }
 
-/// Builds the routing of one token into its rows.
-class TokenRouter {
-public:
-  TokenRouter(GateOp gate)
+/// What both routers read of a gate.
+struct GateOperands {
+  GateOperands(GateOp gate)
       : logits(gate.getLogits()), noise(gate.getNoise()), bias(gate.getBias()),
         uniform(gate.getUniform()), routing(gate.getRouting()),
         numExperts(gate.getNumExperts()), topK(routing.getTopK()) {}
+
+  Value logits, noise, bias, uniform;
+  RoutingAttr routing;
+  int64_t numExperts, topK;
+};
+
+/// Builds the routing of one token into its rows.
+class TokenRouter : GateOperands {
+public:
+  using GateOperands::GateOperands;
 
   /// The chunk's work row: `[1, E + E + G]` f32, the chunk's expert counts
   /// (exact in f32: a chunk has at most 64 * 16 assignments), then scratch
@@ -200,10 +209,6 @@ private:
   Value buildGroupScores(OpBuilder &b, Location loc, Value work) const;
   /// The K best (score, expert) of the eligible experts.
   SmallVector<Value> buildTopK(OpBuilder &b, Location loc, Value work) const;
-
-  Value logits, noise, bias, uniform;
-  RoutingAttr routing;
-  int64_t numExperts, topK;
 };
 
 Value TokenRouter::buildScores(OpBuilder &b, Location loc, Value t,
@@ -360,12 +365,9 @@ TokenRouter::Routed TokenRouter::route(OpBuilder &b, Location loc, Value t,
 /// that the insertion takes expert by expert is a reduction over the
 /// experts (scf.parallel, scf.reduce), each write of the scores a parallel
 /// loop, so that the lanes of a warp can share a token.
-class LaneRouter {
+class LaneRouter : GateOperands {
 public:
-  LaneRouter(GateOp gate)
-      : logits(gate.getLogits()), noise(gate.getNoise()), bias(gate.getBias()),
-        uniform(gate.getUniform()), routing(gate.getRouting()),
-        numExperts(gate.getNumExperts()), topK(routing.getTopK()) {}
+  using GateOperands::GateOperands;
 
   RoutedToken route(OpBuilder &b, Location loc, Value t) const;
 
@@ -389,10 +391,6 @@ private:
   Value keyExpert(OpBuilder &b, Location loc, Value key) const;
   /// The i64 whose bit j says that group j is kept.
   Value buildKeptGroups(OpBuilder &b, Location loc, Value scores) const;
-
-  Value logits, noise, bias, uniform;
-  RoutingAttr routing;
-  int64_t numExperts, topK;
 };
 
 template <typename Combiner>
