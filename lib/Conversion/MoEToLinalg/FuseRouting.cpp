@@ -136,6 +136,26 @@ Value routedLogit(OpBuilder &b, Location loc, Value logits, Value noise,
   return l;
 }
 
+/// Whether group `j` of score `score` is kept: fewer than topk_groups
+/// groups (their scores from `groupScore`) rank before it.
+Value buildGroupIsKept(
+    OpBuilder &b, Location loc, RoutingAttr routing, Value j, Value score,
+    function_ref<Value(OpBuilder &, Location, Value)> groupScore) {
+  Value zero = indexConstant(b, loc, 0);
+  Value one = indexConstant(b, loc, 1);
+  Value rank = buildLoop(
+      b, loc, zero, indexConstant(b, loc, routing.getNumGroups()), {zero},
+      [&](OpBuilder &rb, Location rl, Value other, ValueRange carried) {
+        Value before =
+            ranksBefore(rb, rl, groupScore(rb, rl, other), other, score, j);
+        return SmallVector<Value>{arith::AddIOp::create(
+            rb, rl, carried[0],
+            arith::SelectOp::create(rb, rl, before, one, zero))};
+      })[0];
+  return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, rank,
+                               indexConstant(b, loc, routing.getTopkGroups()));
+}
+
 /// What both routers read of a gate.
 struct GateOperands {
   GateOperands(GateOp gate)
@@ -312,25 +332,16 @@ SmallVector<Value> TokenRouter::buildTopK(OpBuilder &b, Location loc,
   int64_t numGroups = routing.getNumGroups();
   int64_t perGroup = numExperts / numGroups;
   Value zero = indexConstant(b, loc, 0);
-  Value one = indexConstant(b, loc, 1);
   Value groupCount = indexConstant(b, loc, numGroups);
   return buildLoop(
       b, loc, zero, groupCount, init,
       [&](OpBuilder &gb, Location gl, Value j, ValueRange kept) {
         Value score = readRow(gb, gl, work, groupsAt(), j);
-        Value rank = buildLoop(
-            gb, gl, zero, groupCount, {zero},
-            [&](OpBuilder &rb, Location rl, Value other, ValueRange carried) {
-              Value before =
-                  ranksBefore(rb, rl, readRow(rb, rl, work, groupsAt(), other),
-                              other, score, j);
-              return SmallVector<Value>{arith::AddIOp::create(
-                  rb, rl, carried[0],
-                  arith::SelectOp::create(rb, rl, before, one, zero))};
-            })[0];
-        Value isKept = arith::CmpIOp::create(
-            gb, gl, arith::CmpIPredicate::slt, rank,
-            indexConstant(gb, gl, routing.getTopkGroups()));
+        Value isKept =
+            buildGroupIsKept(gb, gl, routing, j, score,
+                             [&](OpBuilder &rb, Location rl, Value other) {
+                               return readRow(rb, rl, work, groupsAt(), other);
+                             });
         return buildIf(
             gb, gl, isKept,
             [&](OpBuilder &ib, Location il) {
@@ -536,7 +547,6 @@ Value LaneRouter::buildKeptGroups(OpBuilder &b, Location loc,
   int64_t perGroup = numExperts / numGroups;
   Type i64 = b.getI64Type();
   Value zero = indexConstant(b, loc, 0);
-  Value one = indexConstant(b, loc, 1);
   Value groupCount = indexConstant(b, loc, numGroups);
   Value noKey = arith::ConstantIntOp::create(b, loc, i64, 0);
   // Each group's score: its best selection score, or the sum of its best
@@ -574,20 +584,12 @@ Value LaneRouter::buildKeptGroups(OpBuilder &b, Location loc,
       b, loc, zero, groupCount, {noKey},
       [&](OpBuilder &gb, Location gl, Value j, ValueRange mask) {
         Value score = tensor::ExtractOp::create(gb, gl, groups, ValueRange{j});
-        Value rank = buildLoop(
-            gb, gl, zero, groupCount, {zero},
-            [&](OpBuilder &rb, Location rl, Value other, ValueRange carried) {
-              Value before = ranksBefore(
-                  rb, rl,
-                  tensor::ExtractOp::create(rb, rl, groups, ValueRange{other}),
-                  other, score, j);
-              return SmallVector<Value>{arith::AddIOp::create(
-                  rb, rl, carried[0],
-                  arith::SelectOp::create(rb, rl, before, one, zero))};
-            })[0];
-        Value isKept = arith::CmpIOp::create(
-            gb, gl, arith::CmpIPredicate::slt, rank,
-            indexConstant(gb, gl, routing.getTopkGroups()));
+        Value isKept = buildGroupIsKept(
+            gb, gl, routing, j, score,
+            [&](OpBuilder &rb, Location rl, Value other) -> Value {
+              return tensor::ExtractOp::create(rb, rl, groups,
+                                               ValueRange{other});
+            });
         Value bit = arith::ShLIOp::create(
             gb, gl, arith::ConstantIntOp::create(gb, gl, i64, 1),
             arith::IndexCastUIOp::create(gb, gl, i64, j));
