@@ -98,6 +98,10 @@ MMA_MODES = {
     # between kernels are a share of a call: the GPU run's evidence for
     # moe-programmatic-launches.
     "wgmma-device-plain": "mma=wgmma device-io programmatic-launches=0",
+    # Every token's top-k on one thread (no warp per token), where the
+    # default routes tokens on warps: the GPU run's evidence for
+    # lane-routing-max-tokens.
+    "wgmma-thread-routing": "mma=wgmma lane-routing-max-tokens=0",
 }
 TOKENS = (1, 8, 64, 512, 4096)
 # Where the default CUDA pipeline computes the router's logits on the
@@ -109,6 +113,9 @@ TENSOR_CORE_ROUTER_MIN_EXPERTS = 32
 
 # The most tokens at which the plain-launch form runs.
 PLAIN_LAUNCHES_MAX_TOKENS = 64
+# The most tokens the default CUDA pipeline routes a warp per token (16
+# warps of the routing kernel's 512-thread blocks x 132 multiprocessors).
+LANE_ROUTING_MAX_TOKENS = 16 * 132
 
 
 def mode_applies(mode: str, experts: int, tokens: int | None = None) -> bool:
@@ -117,6 +124,8 @@ def mode_applies(mode: str, experts: int, tokens: int | None = None) -> bool:
     default, the plain-launch form at decode."""
     if mode == "wgmma-device-plain":
         return tokens is None or tokens <= PLAIN_LAUNCHES_MAX_TOKENS
+    if mode == "wgmma-thread-routing":
+        return tokens is None or tokens <= LANE_ROUTING_MAX_TOKENS
     if mode != "wgmma-cores-router":
         return True
     return experts >= TENSOR_CORE_ROUTER_MIN_EXPERTS and (
@@ -175,7 +184,8 @@ def structure(args) -> None:
                 # device-io changes the host code, not the kernels; the
                 # CUDA-core router's kernels are wgmma's less the router's
                 # prefill ones.
-                if "device-io" in options or mode == "wgmma-cores-router":
+                if "device-io" in options or mode in (
+                        "wgmma-cores-router", "wgmma-thread-routing"):
                     continue
                 arch = "sm_90a" if "wgmma" in options else "sm_90"
                 lowered = os.path.join(scratch, f"{model}-{mode}.isa.mlir")
