@@ -341,7 +341,7 @@ struct Team {
   /// When the team is the threads of every block of the grid (`thread` the
   /// index among them, `size` a block's): their count, and the thread's
   /// index in its block. Null for a block's (or a warp's) team.
-  Value span, blockThread;
+  Value span = {}, blockThread = {};
 
   /// The distance between a thread's iterations of a loop spread over the
   /// team.
