@@ -411,24 +411,26 @@ SmallVector<Operation *> iterationBuffers(scf::ParallelOp loop) {
   return buffers;
 }
 
-/// Whether the warps of a team of `teamSize` threads can each run
-/// iterations of `loop` on their lanes (spreadOverWarps): the iteration's
-/// work holds reductions over a range (nested parallel loops with
-/// scf.reduce, which the lanes split), the lanes can run all of it
+/// How many warps of a team of `teamSize` threads can each run
+/// iterations of `loop` on their lanes (spreadOverWarps), 0 for none: the
+/// iteration's work holds reductions over a range (nested parallel loops
+/// with scf.reduce, which the lanes split), the lanes can run all of it
 /// (runsOnLanes), and its buffers, of static sizes and only loaded and
-/// stored, fit the warps' share of workgroup memory.
-bool fitsOnWarps(scf::ParallelOp loop, int64_t teamSize) {
+/// stored, have a copy per warp in workgroup memory: as many warps as the
+/// copies fit in kWarpScratchBytes (the others wait at the block's
+/// barrier).
+int64_t warpsFor(scf::ParallelOp loop, int64_t teamSize) {
   if (teamSize < kWarpLanes || teamSize % kWarpLanes != 0 ||
       holdsGroupedMatmul(loop) || !runsOnLanes(*loop.getBody()))
-    return false;
+    return 0;
   bool reduces = false;
   loop.getBody()->walk([&](scf::ParallelOp inner) {
     reduces |= inner.getNumReductions() > 0 &&
                inner->getParentOfType<scf::ParallelOp>() == loop;
   });
   if (!reduces)
-    return false;
-  int64_t bytes = 0;
+    return 0;
+  int64_t bytesPerWarp = 0;
   for (Operation *buffer : iterationBuffers(loop)) {
     auto type = llvm::cast<MemRefType>(buffer->getResult(0).getType());
     if (!type.hasStaticShape() || !type.getLayout().isIdentity() ||
@@ -437,12 +439,14 @@ bool fitsOnWarps(scf::ParallelOp loop, int64_t teamSize) {
           return !llvm::isa<memref::LoadOp, memref::StoreOp, memref::DeallocOp>(
               user);
         }))
-      return false;
-    bytes += type.getNumElements() *
-             llvm::divideCeil(type.getElementTypeBitWidth(), 8) *
-             (teamSize / kWarpLanes);
+      return 0;
+    bytesPerWarp += type.getNumElements() *
+                    llvm::divideCeil(type.getElementTypeBitWidth(), 8);
   }
-  return bytes <= kWarpScratchBytes;
+  int64_t warps = teamSize / kWarpLanes;
+  if (bytesPerWarp > 0)
+    warps = std::min(warps, kWarpScratchBytes / bytesPerWarp);
+  return warps;
 }
 
 /// `value` (at most 64 bits) of the lane `offset` lanes away by xor.
@@ -565,7 +569,7 @@ private:
   /// a write waits for every thread's earlier reads.
   void barrierBefore(Operation *op, const Team &team);
   void spread(scf::ParallelOp loop, const Team &team);
-  /// Each warp of the team runs iterations of `loop` (fitsOnWarps), one
+  /// Each warp of the team runs iterations of `loop` (warpsFor), one
   /// after another, on its lanes: the iteration's buffers in workgroup
   /// memory (a copy per warp), its ops by distributeOnLanes.
   void spreadOverWarps(scf::ParallelOp loop, const Team &team);
@@ -807,19 +811,23 @@ void FunctionMapper::spreadOverWarps(scf::ParallelOp loop, const Team &team) {
   SmallVector<Value> counts = tripCounts(b, loc, loop);
   Value total = product(b, loc, counts);
   Value laneCount = arith::ConstantIndexOp::create(b, loc, kWarpLanes);
-  // A block's warps (each with its copy of the buffers), and the warp's
-  // index among the team's (the grid's, for a team of every block).
-  int64_t warps = team.size / kWarpLanes;
-  Value warp = arith::DivUIOp::create(b, loc, team.thread, laneCount);
-  Value blockWarp =
-      team.blockThread
-          ? arith::DivUIOp::create(b, loc, team.blockThread, laneCount)
-                .getResult()
-          : warp;
-  Value warpStride =
-      team.span ? arith::DivUIOp::create(b, loc, team.span, laneCount)
-                      .getResult()
-                : arith::ConstantIndexOp::create(b, loc, warps).getResult();
+  // The block's warps that take iterations (each with its copy of the
+  // buffers: warpsFor), the warp's index in its block and among the
+  // team's taking warps (the grid's, for a team of every block).
+  int64_t warps = warpsFor(loop, team.size);
+  Value warpCount = arith::ConstantIndexOp::create(b, loc, warps);
+  Value blockThreads = arith::ConstantIndexOp::create(b, loc, team.size);
+  Value blockWarp = arith::DivUIOp::create(
+      b, loc, team.blockThread ? team.blockThread : team.thread, laneCount);
+  Value warp = blockWarp, warpStride = warpCount;
+  if (team.span) {
+    Value block = arith::DivUIOp::create(b, loc, team.thread, blockThreads);
+    warp = arith::AddIOp::create(
+        b, loc, arith::MulIOp::create(b, loc, block, warpCount), blockWarp);
+    warpStride = arith::MulIOp::create(
+        b, loc, arith::DivUIOp::create(b, loc, team.span, blockThreads),
+        warpCount);
+  }
   Value lane = arith::RemUIOp::create(b, loc, team.thread, laneCount);
   // Each warp's copy of each buffer, in workgroup memory: its lanes share
   // what the iteration writes there.
@@ -859,14 +867,20 @@ void FunctionMapper::spreadOverWarps(scf::ParallelOp loop, const Team &team) {
     buffer->erase();
   }
   barrierBefore(loop, team);
+  // Warps past the buffers' copies take no iteration (the block's warps
+  // when all fit: always true).
+  Value takes = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
+                                      blockWarp, warpCount);
+  auto taking = scf::IfOp::create(b, loc, takes, /*withElse=*/false);
+  OpBuilder wb = OpBuilder::atBlockBegin(taking.thenBlock());
   auto walk = scf::ForOp::create(
-      b, loc, warp, total, warpStride, ValueRange{},
+      wb, loc, warp, total, warpStride, ValueRange{},
       [&](OpBuilder &lb, Location ll, Value linear, ValueRange) {
         cloneIteration(lb, ll, loop, counts, linear);
         scf::YieldOp::create(lb, ll);
       });
   OpBuilder after(loop.getContext());
-  after.setInsertionPointAfter(walk);
+  after.setInsertionPointAfter(taking);
   gpu::BarrierOp::create(after, loc);
   loop.erase();
   distributeOnLanes(*walk.getBody(),
@@ -999,9 +1013,8 @@ Value FunctionMapper::blocksFor(OpBuilder &b, Location loc, Operation *op,
   if (auto loop = llvm::dyn_cast<scf::ParallelOp>(op)) {
     // A block's threads take as many iterations, or its warps (a warp per
     // iteration: spreadOverWarps).
-    int64_t perBlock = fitsOnWarps(loop, routingBlockSize)
-                           ? routingBlockSize / kWarpLanes
-                           : routingBlockSize;
+    int64_t warps = warpsFor(loop, routingBlockSize);
+    int64_t perBlock = warps > 0 ? warps : routingBlockSize;
     Value iterations = arith::ConstantIndexOp::create(b, loc, 1);
     for (auto [lower, upper, step] : llvm::zip(
              loop.getLowerBound(), loop.getUpperBound(), loop.getStep())) {
@@ -1182,7 +1195,7 @@ LogicalResult FunctionMapper::distribute(Block &block, const Team &team) {
     }
     if (auto loop = llvm::dyn_cast<scf::ParallelOp>(op);
         loop && loop.getNumResults() == 0 && !holdsGroupedMatmul(loop)) {
-      if (fitsOnWarps(loop, team.size)) {
+      if (warpsFor(loop, team.size) > 0) {
         spreadOverWarps(loop, team);
         continue;
       }

@@ -91,16 +91,25 @@ func.func @token_per_warp(%logits: memref<?x8xf32>, %best: memref<?xf32>) {
 // -----
 
 // 64-bit reductions (moe-fuse-routing's selection keys) shuffle their two
-// words; a buffer past the warps' 32 KiB of workgroup memory (4 warps x
-// 4096 floats) leaves the loop to a thread per iteration.
+// words. A buffer of 4096 floats per warp fits the warps' 32 KiB of
+// workgroup memory twice: 2 of the 4 warps take iterations, the others
+// wait at the block's barrier.
 // CHECK-LABEL: func @keys_and_large_buffers
 // CHECK: gpu.launch
+// CHECK-SAME: workgroup(%[[COPIES:.*]] : memref<8192xf32, #gpu.address_space<workgroup>>)
+// CHECK: %[[WARP:.*]] = arith.divui %{{.*}}, %c32
+// CHECK: arith.cmpi ult, %[[WARP]], %c4
 // CHECK: arith.trunci %{{.*}} : i64 to i32
 // CHECK: arith.shrui
 // CHECK: gpu.shuffle  xor
 // CHECK: gpu.shuffle  xor
 // CHECK: arith.maxui
-// CHECK-NOT: workgroup(
+// CHECK: %[[WARP2:.*]] = arith.divui %{{.*}}, %c32
+// CHECK: %[[TAKES:.*]] = arith.cmpi ult, %[[WARP2]], %c2
+// CHECK: scf.if %[[TAKES]] {
+// CHECK:   scf.for %{{.*}} = %[[WARP2]] to %{{.*}} step %c2
+// CHECK:     memref.reinterpret_cast %[[COPIES]]
+// CHECK: gpu.barrier
 // CHECK: return
 func.func @keys_and_large_buffers(%keys: memref<?x8xi64>, %best: memref<?xi64>,
                                   %big: memref<?x4096xf32>, %out: memref<?xf32>) {

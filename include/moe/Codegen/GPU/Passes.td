@@ -472,8 +472,8 @@ def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
       stores run on lane 0, its reads and scalar code on every lane, each
       nested loop and store between `nvvm.bar.warp.sync`s, and its buffers
       (of static sizes, only loaded and stored) are each warp's copy in
-      workgroup memory (at most 32 KiB for all warps; else a thread per
-      iteration, as for other loops). With `multiprocessors` M, when the
+      workgroup memory: as many of the block's warps take iterations as
+      their copies fit in 32 KiB (the others wait at the block's barrier). With `multiprocessors` M, when the
       routing kernel's first op that touches memory is such a loop (or
       choice of loops) with no reductions of its own, bounds the host
       knows, and ops follow it, that first loop runs over
