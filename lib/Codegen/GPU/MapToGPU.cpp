@@ -569,10 +569,11 @@ private:
   /// a write waits for every thread's earlier reads.
   void barrierBefore(Operation *op, const Team &team);
   void spread(scf::ParallelOp loop, const Team &team);
-  /// Each warp of the team runs iterations of `loop` (warpsFor), one
-  /// after another, on its lanes: the iteration's buffers in workgroup
-  /// memory (a copy per warp), its ops by distributeOnLanes.
-  void spreadOverWarps(scf::ParallelOp loop, const Team &team);
+  /// Each of `warps` warps (warpsFor) of each block of the team runs
+  /// iterations of `loop`, one after another, on its lanes: the
+  /// iteration's buffers in workgroup memory (a copy per warp), its ops by
+  /// distributeOnLanes.
+  void spreadOverWarps(scf::ParallelOp loop, const Team &team, int64_t warps);
   /// The ops of `block` on the lanes of a warp (runsOnLanes).
   void distributeOnLanes(Block &block, const Team &lanes);
   /// Whether `op` (an scf.if of the routing region) runs in the routing
@@ -804,17 +805,16 @@ void FunctionMapper::spreadReduction(scf::ParallelOp loop, const Team &team) {
   loop.erase();
 }
 
-void FunctionMapper::spreadOverWarps(scf::ParallelOp loop, const Team &team) {
+void FunctionMapper::spreadOverWarps(scf::ParallelOp loop, const Team &team,
+                                     int64_t warps) {
   OpBuilder b(loop);
   Location loc = loop.getLoc();
   SmallVector<Operation *> buffers = iterationBuffers(loop);
   SmallVector<Value> counts = tripCounts(b, loc, loop);
   Value total = product(b, loc, counts);
   Value laneCount = arith::ConstantIndexOp::create(b, loc, kWarpLanes);
-  // The block's warps that take iterations (each with its copy of the
-  // buffers: warpsFor), the warp's index in its block and among the
-  // team's taking warps (the grid's, for a team of every block).
-  int64_t warps = warpsFor(loop, team.size);
+  // The warp's index in its block and among the team's taking warps (the
+  // grid's, for a team of every block).
   Value warpCount = arith::ConstantIndexOp::create(b, loc, warps);
   Value blockThreads = arith::ConstantIndexOp::create(b, loc, team.size);
   Value blockWarp = arith::DivUIOp::create(
@@ -1195,8 +1195,8 @@ LogicalResult FunctionMapper::distribute(Block &block, const Team &team) {
     }
     if (auto loop = llvm::dyn_cast<scf::ParallelOp>(op);
         loop && loop.getNumResults() == 0 && !holdsGroupedMatmul(loop)) {
-      if (warpsFor(loop, team.size) > 0) {
-        spreadOverWarps(loop, team);
+      if (int64_t warps = warpsFor(loop, team.size)) {
+        spreadOverWarps(loop, team, warps);
         continue;
       }
       barrierBefore(loop, team);
