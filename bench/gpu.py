@@ -87,6 +87,9 @@ MMA_MODES = {
     "wgmma": "mma=wgmma",
     "wgmma-persistent": "mma=wgmma persistent=1",
     "wgmma-specialized": "mma=wgmma-specialized",
+    # Specialized tiles on a persistent grid, whose producer fills the next
+    # tile's stages during the consumers' epilogue.
+    "wgmma-specialized-persistent": "mma=wgmma-specialized persistent=1",
     # On PyTorch's device tensors and stream, and replayed from a CUDA graph.
     "wgmma-device": "mma=wgmma device-io",
     # The router's logits on the CUDA cores at every T, for the rows where

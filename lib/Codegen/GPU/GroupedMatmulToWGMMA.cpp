@@ -456,6 +456,15 @@ private:
   /// 0-127) and the consumers' (128 threads per part after them) over
   /// `steps` steps from ring slot `slotBase`.
   void emitRoles(OpBuilder &b, Location loc, Value slotBase, Value steps);
+  /// The producer's part of emitRoles (threads 0-127), and the consumers'.
+  void emitProducer(OpBuilder &b, Location loc, Value slotBase, Value steps);
+  void emitConsumers(OpBuilder &b, Location loc, Value slotBase, Value steps);
+  /// The loop whose iterations keep the ring (emit), if any.
+  scf::ForOp walkToCarryRingAcross();
+  /// The mbarriers (created and initialized) and the ring's buffer.
+  void setUpRing(OpBuilder &b, Location loc);
+  /// Invalidates the mbarriers once every thread is done with them.
+  void tearDownRing(OpBuilder &b, Location loc);
 
   GroupedMatmulOp op;
   gpu::LaunchOp launch;
@@ -968,161 +977,175 @@ void WarpgroupMatmul::waitFor(OpBuilder &b, Location loc, Value group,
 
 void WarpgroupMatmul::emitRoles(OpBuilder &b, Location loc, Value slotBase,
                                 Value steps) {
-  Value tid = thread;
-  Value zero = indexConstant(b, loc, 0), one = indexConstant(b, loc, 1);
-  Value isProducer = lessThan(b, loc, tid, indexConstant(b, loc, 128));
+  Value isProducer = lessThan(b, loc, thread, indexConstant(b, loc, 128));
   scf::IfOp::create(
       b, loc, isProducer,
       [&](OpBuilder &pb, Location pl) {
-        // The producer: a thread per half row of A, thread 0 issuing the
-        // weights' TMA loads. A stage is refilled once the consumer has
-        // released it (in a ring's first round its released phase of
-        // parity 1, the one before the first, counts as complete); each
-        // step stores the A chunks the previous one loaded and loads the
-        // next step's, so that their latency passes while it waits.
-        setUpGatherRows(pb, pl);
-        SmallVector<Value> first = loadInput(pb, pl, zero);
-        scf::ForOp::create(
-            pb, pl, zero, steps, one, first,
-            [&](OpBuilder &kb, Location kl, Value step, ValueRange chunks) {
-              Value slot = arith::AddIOp::create(kb, kl, slotBase, step);
-              Value stage = stageOf(kb, kl, slot);
-              Value previousPhase = arith::XOrIOp::create(
-                  kb, kl, parityOf(kb, kl, slot),
-                  arith::ConstantOp::create(kb, kl, kb.getBoolAttr(true)));
-              waitFor(kb, kl, released, previousPhase, stage);
-              if (plan.asyncGather) {
-                // Thread 0's TMA arrival and every thread's once its
-                // copies landed.
-                issueTmaLoads(kb, kl, step, slot);
-                copyInputAsync(kb, kl, step, slot);
-              } else {
-                storeInput(kb, kl, slot, chunks);
-                issueTmaLoads(kb, kl, step, slot);
-                // Thread 0's arrival came with its expect_tx.
-                Value others = arith::CmpIOp::create(
-                    kb, kl, arith::CmpIPredicate::ne, tid, zero);
-                scf::IfOp::create(
-                    kb, kl, others, [&](OpBuilder &ab, Location al) {
-                      nvgpu::MBarrierArriveOp::create(ab, al, barriers, stage);
-                      scf::YieldOp::create(ab, al);
-                    });
-              }
-              scf::YieldOp::create(
-                  kb, kl,
-                  loadInput(kb, kl, arith::AddIOp::create(kb, kl, step, one)));
-            });
+        emitProducer(pb, pl, slotBase, steps);
         scf::YieldOp::create(pb, pl);
       },
       [&](OpBuilder &cb, Location cl) {
-        // The consumers, one per part of the rows: each waits for a stage's
-        // A and weights, multiplies its part's A by the weights, and
-        // releases the previous step's stage once its wgmma group is done.
-        Value consumerThread =
-            arith::SubIOp::create(cb, cl, tid, indexConstant(cb, cl, 128));
-        Value part = arith::DivUIOp::create(cb, cl, consumerThread,
-                                            indexConstant(cb, cl, 128));
-        Value partFirstRow = arith::MulIOp::create(
-            cb, cl, part, indexConstant(cb, cl, kPartRows));
-        auto release = [&](OpBuilder &rb, Location rl, Value slot) {
-          nvgpu::MBarrierArriveOp::create(rb, rl, released,
-                                          stageOf(rb, rl, slot));
-        };
-        auto multiply = [&](OpBuilder &mb, Location ml) {
-          // The first step's group starts from no sums (scale-d 0) rather
-          // than from zeroed registers: LLVM sinks such zeroing into the
-          // peeled first step, after its wgmma.fence, where ptxas then
-          // serializes every wgmma of the kernel (C7520). The others each
-          // release the previous step's stage once its group is done.
-          auto waitAndMultiply = [&](OpBuilder &kb, Location kl, Value slot,
-                                     ValueRange sums) {
-            Value stage = stageOf(kb, kl, slot);
-            waitFor(kb, kl, barriers, parityOf(kb, kl, slot), stage);
-            if (plan.asyncGather)
-              fenceForAsyncProxy(kb, kl);
-            SmallVector<Value> next = mmaStep(kb, kl, stage, part, sums);
-            NVVM::WgmmaWaitGroupSyncOp::create(kb, kl, 1);
-            return next;
-          };
-          Value any = arith::CmpIOp::create(mb, ml, arith::CmpIPredicate::ugt,
-                                            steps, zero);
-          SmallVector<Value> zeros = zeroSums(mb, ml);
-          auto mainLoop =
-              scf::IfOp::create(mb, ml, TypeRange(ValueRange(zeros)), any,
-                                /*addThenBlock=*/true, /*addElseBlock=*/true);
-          {
-            OpBuilder::InsertionGuard guard(mb);
-            mb.setInsertionPointToStart(mainLoop.thenBlock());
-            SmallVector<Value> first =
-                waitAndMultiply(mb, ml, slotBase, ValueRange{});
-            auto rest = scf::ForOp::create(
-                mb, ml, one, steps, one, first,
-                [&](OpBuilder &kb, Location kl, Value step, ValueRange sums) {
-                  Value slot = arith::AddIOp::create(kb, kl, slotBase, step);
-                  SmallVector<Value> next = waitAndMultiply(kb, kl, slot, sums);
-                  release(kb, kl, arith::SubIOp::create(kb, kl, slot, one));
-                  scf::YieldOp::create(kb, kl, next);
-                });
-            scf::YieldOp::create(mb, ml, rest.getResults());
-            mb.setInsertionPointToStart(mainLoop.elseBlock());
-            scf::YieldOp::create(mb, ml, zeros);
-          }
-          NVVM::WgmmaWaitGroupSyncOp::create(mb, ml, 0);
-          scf::IfOp::create(mb, ml, any, [&](OpBuilder &rb, Location rl) {
-            Value last = arith::SubIOp::create(
-                rb, rl, arith::AddIOp::create(rb, rl, slotBase, steps), one);
-            release(rb, rl, last);
-            scf::YieldOp::create(rb, rl);
-          });
-          // The accumulators' layout is the warpgroup's: thread
-          // 128 (1 + part) + t holds what thread t of a one-warpgroup block
-          // would for the part's rows.
-          thread = arith::RemUIOp::create(mb, ml, consumerThread,
-                                          indexConstant(mb, ml, 128));
-          emitEpilogue(mb, ml, mainLoop.getResults(), partFirstRow);
-          thread = tid;
-          scf::YieldOp::create(mb, ml);
-        };
-        if (plan.parts == 1) {
-          multiply(cb, cl);
-          return;
-        }
-        // A part past the block's filled rows (at decode, the second of
-        // most blocks) multiplies nothing and writes nothing: it only
-        // releases each stage once it is filled (waiting for it, so that
-        // its arrivals count towards this round's release, not a later
-        // one's).
-        scf::IfOp::create(
-            cb, cl, lessThan(cb, cl, partFirstRow, filledRows), multiply,
-            [&](OpBuilder &ib, Location il) {
-              scf::ForOp::create(
-                  ib, il, zero, steps, one, ValueRange{},
-                  [&](OpBuilder &kb, Location kl, Value step, ValueRange) {
-                    Value slot = arith::AddIOp::create(kb, kl, slotBase, step);
-                    waitFor(kb, kl, barriers, parityOf(kb, kl, slot),
-                            stageOf(kb, kl, slot));
-                    release(kb, kl, slot);
-                    scf::YieldOp::create(kb, kl);
-                  });
-              scf::YieldOp::create(ib, il);
-            });
+        emitConsumers(cb, cl, slotBase, steps);
         scf::YieldOp::create(cb, cl);
       });
 }
 
-void WarpgroupMatmul::emit(OpBuilder &b) {
-  Location loc = op.getLoc();
-  MLIRContext *ctx = b.getContext();
-  thread = launch.getThreadIds().x;
-  SmallVector<Range> domain = getComputedDomain(b, op);
-  Value blocks = getValueOrCreateConstantIndexOp(b, loc, domain[0].size);
-  columns = getValueOrCreateConstantIndexOp(b, loc, domain[1].size);
-  depthBound = memref::DimOp::create(b, loc, op.getInput(), 1);
-  for (Value weight : op.getWeights())
-    depthBound = arith::MinUIOp::create(
-        b, loc, depthBound, op.getWeightExtents(b, loc, weight).second);
-  Value zero = indexConstant(b, loc, 0), one = indexConstant(b, loc, 1);
+void WarpgroupMatmul::emitProducer(OpBuilder &pb, Location pl, Value slotBase,
+                                   Value steps) {
+  Value tid = thread;
+  Value zero = indexConstant(pb, pl, 0), one = indexConstant(pb, pl, 1);
+  // The producer: a thread per half row of A, thread 0 issuing the
+  // weights' TMA loads. A stage is refilled once the consumer has
+  // released it (in a ring's first round its released phase of
+  // parity 1, the one before the first, counts as complete); each
+  // step stores the A chunks the previous one loaded and loads the
+  // next step's, so that their latency passes while it waits.
+  setUpGatherRows(pb, pl);
+  SmallVector<Value> first = loadInput(pb, pl, zero);
+  scf::ForOp::create(
+      pb, pl, zero, steps, one, first,
+      [&](OpBuilder &kb, Location kl, Value step, ValueRange chunks) {
+        Value slot = arith::AddIOp::create(kb, kl, slotBase, step);
+        Value stage = stageOf(kb, kl, slot);
+        Value previousPhase = arith::XOrIOp::create(
+            kb, kl, parityOf(kb, kl, slot),
+            arith::ConstantOp::create(kb, kl, kb.getBoolAttr(true)));
+        waitFor(kb, kl, released, previousPhase, stage);
+        if (plan.asyncGather) {
+          // Thread 0's TMA arrival and every thread's once its
+          // copies landed.
+          issueTmaLoads(kb, kl, step, slot);
+          copyInputAsync(kb, kl, step, slot);
+        } else {
+          storeInput(kb, kl, slot, chunks);
+          issueTmaLoads(kb, kl, step, slot);
+          // Thread 0's arrival came with its expect_tx.
+          Value others = arith::CmpIOp::create(kb, kl, arith::CmpIPredicate::ne,
+                                               tid, zero);
+          scf::IfOp::create(kb, kl, others, [&](OpBuilder &ab, Location al) {
+            nvgpu::MBarrierArriveOp::create(ab, al, barriers, stage);
+            scf::YieldOp::create(ab, al);
+          });
+        }
+        scf::YieldOp::create(
+            kb, kl,
+            loadInput(kb, kl, arith::AddIOp::create(kb, kl, step, one)));
+      });
+}
 
+void WarpgroupMatmul::emitConsumers(OpBuilder &cb, Location cl, Value slotBase,
+                                    Value steps) {
+  Value tid = thread;
+  Value zero = indexConstant(cb, cl, 0), one = indexConstant(cb, cl, 1);
+  // The consumers, one per part of the rows: each waits for a stage's
+  // A and weights, multiplies its part's A by the weights, and
+  // releases the previous step's stage once its wgmma group is done.
+  Value consumerThread =
+      arith::SubIOp::create(cb, cl, tid, indexConstant(cb, cl, 128));
+  Value part = arith::DivUIOp::create(cb, cl, consumerThread,
+                                      indexConstant(cb, cl, 128));
+  Value partFirstRow =
+      arith::MulIOp::create(cb, cl, part, indexConstant(cb, cl, kPartRows));
+  auto release = [&](OpBuilder &rb, Location rl, Value slot) {
+    nvgpu::MBarrierArriveOp::create(rb, rl, released, stageOf(rb, rl, slot));
+  };
+  auto multiply = [&](OpBuilder &mb, Location ml) {
+    // The first step's group starts from no sums (scale-d 0) rather
+    // than from zeroed registers: LLVM sinks such zeroing into the
+    // peeled first step, after its wgmma.fence, where ptxas then
+    // serializes every wgmma of the kernel (C7520). The others each
+    // release the previous step's stage once its group is done.
+    auto waitAndMultiply = [&](OpBuilder &kb, Location kl, Value slot,
+                               ValueRange sums) {
+      Value stage = stageOf(kb, kl, slot);
+      waitFor(kb, kl, barriers, parityOf(kb, kl, slot), stage);
+      if (plan.asyncGather)
+        fenceForAsyncProxy(kb, kl);
+      SmallVector<Value> next = mmaStep(kb, kl, stage, part, sums);
+      NVVM::WgmmaWaitGroupSyncOp::create(kb, kl, 1);
+      return next;
+    };
+    Value any =
+        arith::CmpIOp::create(mb, ml, arith::CmpIPredicate::ugt, steps, zero);
+    SmallVector<Value> zeros = zeroSums(mb, ml);
+    auto mainLoop =
+        scf::IfOp::create(mb, ml, TypeRange(ValueRange(zeros)), any,
+                          /*addThenBlock=*/true, /*addElseBlock=*/true);
+    {
+      OpBuilder::InsertionGuard guard(mb);
+      mb.setInsertionPointToStart(mainLoop.thenBlock());
+      SmallVector<Value> first =
+          waitAndMultiply(mb, ml, slotBase, ValueRange{});
+      auto rest = scf::ForOp::create(
+          mb, ml, one, steps, one, first,
+          [&](OpBuilder &kb, Location kl, Value step, ValueRange sums) {
+            Value slot = arith::AddIOp::create(kb, kl, slotBase, step);
+            SmallVector<Value> next = waitAndMultiply(kb, kl, slot, sums);
+            release(kb, kl, arith::SubIOp::create(kb, kl, slot, one));
+            scf::YieldOp::create(kb, kl, next);
+          });
+      scf::YieldOp::create(mb, ml, rest.getResults());
+      mb.setInsertionPointToStart(mainLoop.elseBlock());
+      scf::YieldOp::create(mb, ml, zeros);
+    }
+    NVVM::WgmmaWaitGroupSyncOp::create(mb, ml, 0);
+    scf::IfOp::create(mb, ml, any, [&](OpBuilder &rb, Location rl) {
+      Value last = arith::SubIOp::create(
+          rb, rl, arith::AddIOp::create(rb, rl, slotBase, steps), one);
+      release(rb, rl, last);
+      scf::YieldOp::create(rb, rl);
+    });
+    // The accumulators' layout is the warpgroup's: thread
+    // 128 (1 + part) + t holds what thread t of a one-warpgroup block
+    // would for the part's rows.
+    thread = arith::RemUIOp::create(mb, ml, consumerThread,
+                                    indexConstant(mb, ml, 128));
+    emitEpilogue(mb, ml, mainLoop.getResults(), partFirstRow);
+    thread = tid;
+  };
+  if (plan.parts == 1) {
+    multiply(cb, cl);
+    return;
+  }
+  // A part past the block's filled rows (at decode, the second of
+  // most blocks) multiplies nothing and writes nothing: it only
+  // releases each stage once it is filled (waiting for it, so that
+  // its arrivals count towards this round's release, not a later
+  // one's).
+  scf::IfOp::create(
+      cb, cl, lessThan(cb, cl, partFirstRow, filledRows),
+      [&](OpBuilder &mb, Location ml) {
+        multiply(mb, ml);
+        scf::YieldOp::create(mb, ml);
+      },
+      [&](OpBuilder &ib, Location il) {
+        scf::ForOp::create(
+            ib, il, zero, steps, one, ValueRange{},
+            [&](OpBuilder &kb, Location kl, Value step, ValueRange) {
+              Value slot = arith::AddIOp::create(kb, kl, slotBase, step);
+              waitFor(kb, kl, barriers, parityOf(kb, kl, slot),
+                      stageOf(kb, kl, slot));
+              release(kb, kl, slot);
+              scf::YieldOp::create(kb, kl);
+            });
+        scf::YieldOp::create(ib, il);
+      });
+}
+
+scf::ForOp WarpgroupMatmul::walkToCarryRingAcross() {
+  if (!plan.specialized)
+    return {};
+  auto walk = llvm::dyn_cast<scf::ForOp>(op->getParentOp());
+  if (!walk || walk->getParentOp() != launch.getOperation())
+    return {};
+  for (Operation &other : walk.getBody()->without_terminator())
+    if (&other != op.getOperation() && !isMemoryEffectFree(&other))
+      return {};
+  return walk;
+}
+
+void WarpgroupMatmul::setUpRing(OpBuilder &b, Location loc) {
+  MLIRContext *ctx = b.getContext();
   // One mbarrier per stage: thread 0 arrives with the TMA bytes.
   auto workgroup =
       gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
@@ -1169,8 +1192,8 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
                       MemRefLayoutAttrInterface(), workgroup),
       dynamic, shift, ValueRange{});
 
-  Value leader =
-      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, thread, zero);
+  Value leader = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, thread,
+                                       indexConstant(b, loc, 0));
   // One warpgroup: thread 0's expect_tx completes a stage with the TMA
   // bytes (its threads' A stores are ordered by the block's barriers).
   // Specialized: a stage is filled when the producer's 128 threads have
@@ -1194,6 +1217,64 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
     scf::YieldOp::create(tb, tl);
   });
   gpu::BarrierOp::create(b, loc);
+}
+
+void WarpgroupMatmul::tearDownRing(OpBuilder &b, Location loc) {
+  // Every thread is done with the ring; the barriers end here (this code
+  // may run again, e.g. in a loop, and initialize them anew).
+  gpu::BarrierOp::create(b, loc);
+  Value leader = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, thread,
+                                       indexConstant(b, loc, 0));
+  scf::IfOp::create(b, loc, leader, [&](OpBuilder &tb, Location tl) {
+    for (Value group : {barriers, released})
+      if (group)
+        for (int64_t s = 0; s < plan.stages; ++s)
+          NVVM::MBarrierInvalOp::create(
+              tb, tl, barrierPointer(tb, tl, group, indexConstant(tb, tl, s)));
+    scf::YieldOp::create(tb, tl);
+  });
+  gpu::BarrierOp::create(b, loc);
+}
+
+void WarpgroupMatmul::emit(OpBuilder &b) {
+  Location loc = op.getLoc();
+  MLIRContext *ctx = b.getContext();
+  thread = launch.getThreadIds().x;
+  Value zero = indexConstant(b, loc, 0), one = indexConstant(b, loc, 1);
+
+  // In a persistent grid's walk over tiles (the op its body's only op with
+  // memory effects), the specialized form keeps its ring and mbarriers
+  // from tile to tile, the slots counted on across them: the producer then
+  // fills the next tile's first stages while the consumers still write
+  // this one's epilogue. Elsewhere the ring lives around the op.
+  scf::ForOp walk = walkToCarryRingAcross();
+  Value firstSlot = zero;
+  if (walk) {
+    OpBuilder wb(walk);
+    setUpRing(wb, loc);
+    IRRewriter rewriter(ctx);
+    rewriter.setInsertionPoint(walk);
+    FailureOr<LoopLikeOpInterface> counted = walk.replaceWithAdditionalYields(
+        rewriter, ValueRange{indexConstant(wb, loc, 0)},
+        /*replaceInitOperandUsesInLoop=*/false,
+        [](OpBuilder &, Location, ArrayRef<BlockArgument> slots) {
+          return SmallVector<Value>{slots.front()};
+        });
+    walk = llvm::cast<scf::ForOp>(counted->getOperation());
+    firstSlot = walk.getRegionIterArgs().back();
+    // The op's block is the new loop's now.
+    b.setInsertionPoint(op);
+  } else {
+    setUpRing(b, loc);
+  }
+
+  SmallVector<Range> domain = getComputedDomain(b, op);
+  Value blocks = getValueOrCreateConstantIndexOp(b, loc, domain[0].size);
+  columns = getValueOrCreateConstantIndexOp(b, loc, domain[1].size);
+  depthBound = memref::DimOp::create(b, loc, op.getInput(), 1);
+  for (Value weight : op.getWeights())
+    depthBound = arith::MinUIOp::create(
+        b, loc, depthBound, op.getWeightExtents(b, loc, weight).second);
 
   // The gathering thread's row in each part and half of the row's 8
   // chunks.
@@ -1213,8 +1294,8 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
   mmaShape = NVVM::MMAShapeAttr::get(ctx, kPartRows, plan.columns, kMmaDepth);
 
   // Row blocks one after another, the ring's slots counted across them.
-  scf::ForOp::create(
-      b, loc, zero, blocks, one, ValueRange{zero},
+  auto blockLoop = scf::ForOp::create(
+      b, loc, zero, blocks, one, ValueRange{firstSlot},
       [&](OpBuilder &bb, Location bl, Value blockIndex, ValueRange carried) {
         block = blockIndex;
         Value slotBase = carried[0];
@@ -1335,22 +1416,21 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
             [&](OpBuilder &eb, Location el) {
               scf::YieldOp::create(eb, el, ValueRange{slotBase});
             });
-        // Rows of later blocks may scatter to the same outputs; the ring's
-        // buffers are reused by the next block.
-        gpu::BarrierOp::create(bb, bl);
+        // Rows of later blocks may scatter to the same outputs; the one-
+        // warpgroup form reuses the ring's buffers in the next block (the
+        // specialized form's mbarriers order their reuse).
+        if (!plan.specialized || op.isScattering())
+          gpu::BarrierOp::create(bb, bl);
         scf::YieldOp::create(bb, bl, ifOwned.getResults());
       });
-  // The barriers end here (this code may run again, e.g. in a loop, and
-  // initialize them anew).
-  scf::IfOp::create(b, loc, leader, [&](OpBuilder &tb, Location tl) {
-    for (Value group : groups)
-      for (int64_t s = 0; s < plan.stages; ++s) {
-        NVVM::MBarrierInvalOp::create(
-            tb, tl, barrierPointer(tb, tl, group, indexConstant(tb, tl, s)));
-      }
-    scf::YieldOp::create(tb, tl);
-  });
-  gpu::BarrierOp::create(b, loc);
+  if (walk) {
+    auto yield = llvm::cast<scf::YieldOp>(walk.getBody()->getTerminator());
+    yield->setOperand(yield->getNumOperands() - 1, blockLoop.getResult(0));
+    OpBuilder after(walk->getBlock(), std::next(walk->getIterator()));
+    tearDownRing(after, loc);
+  } else {
+    tearDownRing(b, loc);
+  }
 }
 
 struct MoELowerGroupedMatmulToWGMMAPass

@@ -565,9 +565,18 @@ private:
   LogicalResult launchParallel(scf::ParallelOp loop, StringRef role = "loop");
   LogicalResult distribute(Block &block, const Team &team);
   LogicalResult runOnce(Operation &op, const Team &team);
-  /// A barrier before `op` unless one is there, or `op` starts the kernel:
-  /// a write waits for every thread's earlier reads.
+  /// A barrier before `op` unless one is there, or `op` starts the kernel
+  /// or one of its tiles (ops without memory effects aside): a write waits
+  /// for every thread's earlier reads.
   void barrierBefore(Operation *op, const Team &team);
+  /// Whether `block` holds the ops of one tile and nothing else runs in
+  /// the kernel before or after them: the launch's body, or the body of a
+  /// persistent grid's walk over tiles (its iterations are independent
+  /// tiles, which need no ordering between them).
+  bool holdsOneTile(Block *block, const Team &team) {
+    return block == &team.launch.getBody().front() ||
+           tileWalkBodies.contains(block);
+  }
   void spread(scf::ParallelOp loop, const Team &team);
   /// Each of `warps` warps (warpsFor) of each block of the team runs
   /// iterations of `loop`, one after another, on its lanes: the
@@ -641,6 +650,8 @@ private:
   /// The value every thread of a team loads of a result thread 0 computed
   /// (runOnce): what a read back to the host stores.
   DenseMap<Value, Value> sharedValues;
+  /// The bodies of the persistent grids' walks over tiles (holdsOneTile).
+  llvm::SmallPtrSet<Block *, 4> tileWalkBodies;
 };
 
 gpu::LaunchOp FunctionMapper::createLaunch(OpBuilder &b, Location loc,
@@ -1149,9 +1160,17 @@ LogicalResult FunctionMapper::runOnce(Operation &op, const Team &team) {
 }
 
 void FunctionMapper::barrierBefore(Operation *op, const Team &team) {
-  Operation *previous = op->getPrevNode();
-  if (previous ? llvm::isa<gpu::BarrierOp>(previous)
-               : op->getBlock() == &team.launch.getBody().front())
+  bool needed = !holdsOneTile(op->getBlock(), team);
+  for (Operation *previous = op->getPrevNode(); previous;
+       previous = previous->getPrevNode()) {
+    if (llvm::isa<gpu::BarrierOp>(previous))
+      return;
+    if (!isMemoryEffectFree(previous)) {
+      needed = true;
+      break;
+    }
+  }
+  if (!needed)
     return;
   OpBuilder b(op);
   gpu::BarrierOp::create(b, op->getLoc());
@@ -1166,11 +1185,23 @@ LogicalResult FunctionMapper::distribute(Block &block, const Team &team) {
     if (llvm::isa<moe::GroupedMatmulOp>(op)) {
       // The warp computes the tile together (moe-lower-grouped-matmul-to-
       // mma) after every earlier read of what it writes; what follows may
-      // read any of it.
+      // read any of it, unless nothing follows in its tile (a persistent
+      // grid's next tile then starts at once: the tile's lowering orders
+      // its own use of shared memory).
       barrierBefore(&op, team);
-      OpBuilder b(op.getContext());
-      b.setInsertionPointAfter(&op);
-      gpu::BarrierOp::create(b, loc);
+      bool lastOfTile =
+          holdsOneTile(op.getBlock(), team) &&
+          llvm::all_of(llvm::make_range(std::next(op.getIterator()),
+                                        op.getBlock()->end()),
+                       [](Operation &next) {
+                         return next.hasTrait<OpTrait::IsTerminator>() ||
+                                isMemoryEffectFree(&next);
+                       });
+      if (!lastOfTile) {
+        OpBuilder b(op.getContext());
+        b.setInsertionPointAfter(&op);
+        gpu::BarrierOp::create(b, loc);
+      }
       continue;
     }
     if (runsOnHost(&op))
@@ -1394,6 +1425,7 @@ LogicalResult FunctionMapper::launchParallel(scf::ParallelOp loop,
       cloneBody(kb, loc, loop,
                 tileIndices(kb, loc, walk.getInductionVar(), counts, order,
                             groupRows));
+      tileWalkBodies.insert(walk.getBody());
     } else if (blockDims.empty()) {
       launch = createLaunch(b, loc, "tiles", total, warpSize);
       OpBuilder kb(launch.getBody().front().getTerminator());

@@ -382,6 +382,67 @@ func.func @two_consumers(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 
 // -----
 
+// A persistent grid's walk over tiles (as moe-map-to-gpu builds it for
+// persistent=N: the op its body's only op with memory effects) with
+// specialized tiles: the ring's mbarriers are initialized once, before the
+// walk, and invalidated once after it (a barrier first); the walk carries
+// the ring's slot count from tile to tile (the block loop starts at it and
+// yields where it ended), and nothing synchronizes the block between
+// tiles, so that the producer fills the next tile's stages while the
+// consumers write this one's epilogue.
+// CHECK-LABEL: func @persistent_walk
+// CHECK: gpu.launch
+// CHECK: %[[FULL:.*]] = nvgpu.mbarrier.create
+// CHECK: %[[RELEASED:.*]] = nvgpu.mbarrier.create
+// CHECK-COUNT-2: nvgpu.mbarrier.init %[[FULL]][%{{.*}}], %c128
+// CHECK-COUNT-2: nvgpu.mbarrier.init %[[RELEASED]][%{{.*}}], %c256
+// CHECK: gpu.barrier
+// CHECK: %[[LAST:.*]] = scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%[[SLOT:.*]] = %c0{{.*}}) -> (index) {
+// CHECK-NOT: gpu.barrier
+// CHECK-NOT: nvgpu.mbarrier.init
+// CHECK:   %[[END:.*]] = scf.for %{{.*}} = %c0{{.*}} to %{{.*}} step %c1{{.*}} iter_args(%{{.*}} = %[[SLOT]]) -> (index) {
+// CHECK-NOT: gpu.barrier
+// CHECK-NOT: nvvm.mbarrier.inval
+// CHECK:   scf.yield %[[END]] : index
+// CHECK: }
+// CHECK: gpu.barrier
+// CHECK-COUNT-4: nvvm.mbarrier.inval
+// CHECK: gpu.barrier
+// CHECK-NEXT: gpu.terminator
+func.func @persistent_walk(%x: memref<?x64xf32>, %w: memref<4x512x64xbf16>,
+                           %experts: memref<4xi32>, %sizes: memref<4xi32>,
+                           %sources: memref<512xi32>, %y: memref<512x512xf32>,
+                           %tiles: index) {
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c4 = arith.constant 4 : index
+  %c128 = arith.constant 128 : index
+  %c384 = arith.constant 384 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c2, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c384, %sy = %c1, %sz = %c1) {
+    scf.for %tile = %bx to %tiles step %gx {
+      %block = arith.remui %tile, %c4 : index
+      %column = arith.divui %tile, %c4 : index
+      %row = arith.muli %block, %c128 : index
+      %col = arith.muli %column, %c128 : index
+      %wt = memref.subview %w[0, %col, 0] [4, 128, 64] [1, 1, 1] : memref<4x512x64xbf16> to memref<4x128x64xbf16, strided<[32768, 64, 1], offset: ?>>
+      %e = memref.subview %experts[%block] [1] [1] : memref<4xi32> to memref<1xi32, strided<[1], offset: ?>>
+      %n = memref.subview %sizes[%block] [1] [1] : memref<4xi32> to memref<1xi32, strided<[1], offset: ?>>
+      %src = memref.subview %sources[%row] [128] [1] : memref<512xi32> to memref<128xi32, strided<[1], offset: ?>>
+      %out = memref.subview %y[%row, %col] [128, 128] [1, 1] : memref<512x512xf32> to memref<128x128xf32, strided<[512, 1], offset: ?>>
+      moe.grouped_matmul block_rows(128)
+          ins(%x, %wt, %e : memref<?x64xf32>, memref<4x128x64xbf16, strided<[32768, 64, 1], offset: ?>>, memref<1xi32, strided<[1], offset: ?>>)
+          block_sizes(%n : memref<1xi32, strided<[1], offset: ?>>)
+          row_sources(%src : memref<128xi32, strided<[1], offset: ?>>)
+          outs(%out : memref<128x128xf32, strided<[512, 1], offset: ?>>)
+    }
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
 // Gate and up over K = 200 (4 steps, the last one partial): one
 // descriptor per weight, 4 stages (as many as 227 KiB hold, at most 4),
 // eight wgmma per step (two accumulators), the epilogue applied to each

@@ -132,16 +132,16 @@ func.func @scalar_joins(%counts: memref<4xindex> {moe.weight = "c"},
 // A tile of the tiled program (a parallel iteration holding a grouped
 // matmul) is one block of one warp: the matmul stays for
 // moe-lower-grouped-matmul-to-mma, the fill of its accumulator is spread
-// over the lanes, a barrier after each. Kernels are named after the
-// function, what they run and their launch's place.
+// over the lanes, a barrier after it (none after the matmul, which ends
+// the kernel). Kernels are named after the function, what they run and
+// their launch's place.
 // CHECK-LABEL: func @tiles
 // CHECK: gpu.launch async [%{{.*}}] blocks(%[[B:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[BLOCKS:.*]], %{{.*}}, %{{.*}}) threads(%[[LANE:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %c32{{.*}}, %{{.*}} = %c1{{.*}}, %{{.*}} = %c1{{.*}}) module(@tiles_tiles_0) function(@tiles_tiles_0)
 // CHECK:   scf.for %[[I:.*]] = %[[LANE]] to %{{.*}} step %c32
 // CHECK:     memref.store %{{.*}}, %[[ACC:.*]][
 // CHECK:   gpu.barrier
-// CHECK:   moe.grouped_matmul
-// CHECK:   gpu.barrier
-// CHECK:   gpu.terminator
+// CHECK-NEXT: moe.grouped_matmul
+// CHECK-NEXT: gpu.terminator
 // ROUTING-LABEL: func @tiles
 // ROUTING: gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c32
 func.func @tiles(%x: memref<?x16xf32>, %w: memref<4x32x16xbf16> {moe.weight = "w"},
@@ -335,9 +335,10 @@ func.func @token_rows(%x: memref<?x8xf32>,
 // lanes, walking the iterations from its block id in steps of the grid
 // (the grid at most 2^31 - 1 blocks, or team-grid-limit): each thread sums its strided share
 // of the lanes from the neutral element, a gpu.all_reduce combines the
-// threads' sums (a barrier after it frees its workgroup memory) and every
-// thread adds the initial value; thread 0 stores the logit between
-// barriers. The zero fill before it is thread 0's too. In the routing
+// threads' sums (a barrier after it frees its workgroup memory, and
+// orders every thread's read of the logit before the store) and every
+// thread adds the initial value; thread 0 stores the logit, a barrier
+// after it. The zero fill before it is thread 0's too. In the routing
 // region too, where the team launch reads the weight like the loop it
 // replaces.
 // CHECK-LABEL: func @team_reduction
@@ -356,7 +357,7 @@ func.func @token_rows(%x: memref<?x8xf32>,
 // CHECK:     %[[ALL:.*]] = gpu.all_reduce add %[[MINE]] uniform
 // CHECK:     gpu.barrier
 // CHECK:     %[[SUM:.*]] = arith.addf %[[OLD]], %{{.*}} : f32
-// CHECK:     gpu.barrier
+// CHECK-NOT: gpu.barrier
 // CHECK:     scf.if
 // CHECK:       memref.store %[[SUM]], %[[LOGITS]][
 // CHECK:     gpu.barrier
@@ -661,7 +662,8 @@ func.func @team_read_back(%counts: memref<4xindex> {moe.weight = "c"}, %n: index
 // CHECK:   moe.grouped_matmul
 // With tile-grid-limit, a persistent grid: min(tiles, 4) blocks on x, each
 // walking the tiles' linear indices from its block id in steps of the
-// grid, row blocks (x) fastest, then column tiles (y).
+// grid, row blocks (x) fastest, then column tiles (y); no barrier between
+// the tiles (independent iterations).
 // PERSISTENT-LABEL: func @mapped_tiles
 // PERSISTENT: %[[COLS:.*]] = arith.ceildivui %{{.*}}, %c1
 // PERSISTENT: %[[ROWS:.*]] = arith.ceildivui %{{.*}}, %c1
@@ -674,9 +676,9 @@ func.func @team_read_back(%counts: memref<4xindex> {moe.weight = "c"}, %n: index
 // PERSISTENT:     %[[N:.*]] = arith.remui %[[REST]], %[[COLS]]
 // PERSISTENT:     arith.muli %[[N]], %c1
 // PERSISTENT:     arith.muli %[[B]], %c1
+// PERSISTENT-NOT: gpu.barrier
 // PERSISTENT:     moe.grouped_matmul
-// PERSISTENT:     gpu.barrier
-// PERSISTENT:   }
+// PERSISTENT-NEXT: }
 // With multiprocessors (8 tiles at once), the tile order's rule: groups
 // of G = round(sqrt(8 x 32 columns x 1 weight x 16 bits / (16 rows x 32
 // bits))) = 3 row blocks, one block per tile on x; tile t of a group of
