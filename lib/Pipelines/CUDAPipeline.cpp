@@ -249,6 +249,9 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   // Dynamic shared memory after all static shared memory (the mbarriers).
   pm.addNestedPass<gpu::GPUModuleOp>(
       moe::createMoEExternDynamicSharedMemoryPass());
+  // Kernels whose warpgroups move registers (the specialized tiles'
+  // setmaxnreg) start from a count ptxas knows.
+  pm.addNestedPass<gpu::GPUModuleOp>(moe::createMoEPinEntryRegistersPass());
   pm.addNestedPass<gpu::GPUModuleOp>(createCanonicalizerPass());
   pm.addNestedPass<gpu::GPUModuleOp>(createCSEPass());
   pm.addNestedPass<gpu::GPUModuleOp>(createReconcileUnrealizedCastsPass());

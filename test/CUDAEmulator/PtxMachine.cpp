@@ -211,6 +211,12 @@ public:
     gridsAwaited.assign(threads, !launch.programmatic);
     pending.resize((threads + 127) / 128);
     open.resize((threads + 127) / 128);
+    // What ptxas gives each thread under .maxntid (the register file's
+    // 64 K over the bound's warps, in steps of 8), before any setmaxnreg.
+    unsigned boundWarps = (kernel.maxThreads + 31) / 32;
+    registerLimit.assign(
+        groups,
+        boundWarps ? std::min(256u, 65536 / (boundWarps * 32) / 8 * 8) : 0);
   }
 
   void run();
@@ -220,6 +226,10 @@ private:
   const Kernel &kernel;
   unsigned ctaid[3];
   unsigned threads;
+  // Each warpgroup's registers per thread, and the registers setmaxnreg.dec
+  // gave back to the block's pool that no setmaxnreg.inc took yet.
+  std::vector<unsigned> registerLimit;
+  int64_t registerPool = 0;
   std::vector<uint64_t> regs;
   std::vector<uint8_t> local, shared;
   // Per thread, whether the grids before a programmatic launch are known
@@ -926,6 +936,27 @@ void BlockRun::collective(unsigned first, unsigned count,
   switch (inst.op) {
   case Op::WgmmaFence:
     break;
+  case Op::SetMaxNReg: {
+    uint64_t wanted = value(first, inst.operands[0]);
+    if (!kernel.maxThreads)
+      fail(first, inst,
+           "setmaxnreg in a kernel without .maxntid (no register count to "
+           "start from)");
+    if (wanted % 8 != 0 || wanted < 24 || wanted > 256)
+      fail(first, inst,
+           "setmaxnreg to " + std::to_string(wanted) +
+               " registers (a multiple of 8 from 24 to 256)");
+    unsigned &limit = registerLimit[group];
+    if (inst.increase ? wanted < limit : wanted > limit)
+      fail(first, inst,
+           std::string(inst.increase ? "setmaxnreg.inc below"
+                                     : "setmaxnreg.dec above") +
+               " the warpgroup's " + std::to_string(limit) + " registers");
+    registerPool +=
+        (static_cast<int64_t>(limit) - static_cast<int64_t>(wanted)) * 128;
+    limit = static_cast<unsigned>(wanted);
+    break;
+  }
   case Op::Wgmma: {
     const Operand &D = inst.operands[0];
     if (inst.operands.size() != 8 || D.kind != Operand::Vec ||
@@ -1511,6 +1542,7 @@ bool BlockRun::step(unsigned thread) {
   case Op::MmaSync:
   case Op::Shfl:
   case Op::WarpSync:
+  case Op::SetMaxNReg:
     waits[thread] = Wait::Collective;
     return false;
   case Op::Mov: {
@@ -1803,6 +1835,14 @@ void BlockRun::run() {
       bool ready = true;
       for (unsigned u = first; u < first + size && ready; ++u)
         ready = !exited[u] && waits[u] == Wait::Collective && pc[u] == pc[t];
+      // setmaxnreg.inc waits until the pool holds the registers it takes.
+      if (ready && inst.op == Op::SetMaxNReg && inst.increase &&
+          registerLimit[first / 128] > 0 &&
+          (static_cast<int64_t>(value(t, inst.operands[0])) -
+           static_cast<int64_t>(registerLimit[first / 128])) *
+                  128 >
+              registerPool)
+        ready = false;
       if (!ready)
         continue;
       collective(first, size, inst);
@@ -1869,8 +1909,9 @@ void *ptxemu_prepare(void *function, const unsigned grid[3],
 }
 
 /// Fails a launch that CUDA would refuse on sm_90: a block of no thread or
-/// of more than 1024 (z at most 64), or more shared memory than a block
-/// may have (227 KiB, static and dynamic together).
+/// of more than 1024 (z at most 64) or than the kernel's .maxntid, or more
+/// shared memory than a block may have (227 KiB, static and dynamic
+/// together).
 static void checkLaunchBounds(const Launch &launch) {
   const unsigned *block = launch.block;
   uint64_t threads = uint64_t{block[0]} * block[1] * block[2];
@@ -1879,6 +1920,10 @@ static void checkLaunchBounds(const Launch &launch) {
     throw Failure{where + "a block of " + std::to_string(block[0]) + " x " +
                   std::to_string(block[1]) + " x " + std::to_string(block[2]) +
                   " threads (CUDA allows 1 to 1024, z at most 64)"};
+  if (launch.kernel->maxThreads && threads > launch.kernel->maxThreads)
+    throw Failure{where + "a block of " + std::to_string(threads) +
+                  " threads, more than its .maxntid allows (" +
+                  std::to_string(launch.kernel->maxThreads) + ")"};
   constexpr uint64_t kMaxSharedBytes = 227 * 1024;
   uint64_t shared =
       uint64_t{launch.kernel->dynamicShared} + launch.dynamicShared;

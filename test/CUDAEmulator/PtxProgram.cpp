@@ -505,6 +505,10 @@ struct KernelParser {
       inst.op = found->second;
     } else if (opcode == "bar.warp.sync") {
       inst.op = Op::WarpSync;
+    } else if (opcode == "setmaxnreg.inc.sync.aligned.u32" ||
+               opcode == "setmaxnreg.dec.sync.aligned.u32") {
+      inst.op = Op::SetMaxNReg;
+      inst.increase = parts[1] == "inc";
     } else if (base == "bar" || base == "barrier") {
       inst.op = Op::BarSync;
     } else if (base == "mbarrier" && parts.size() > 1) {
@@ -684,6 +688,7 @@ struct KernelParser {
       least = most = 5;
       break;
     case Op::WarpSync:
+    case Op::SetMaxNReg:
       least = most = 1;
       break;
     default:
@@ -908,6 +913,36 @@ static std::unique_ptr<Program> parseText(const std::string &textIn,
     }
     auto kernel = std::make_unique<Kernel>();
     kernel->name = trim(text.substr(nameStart, open - nameStart));
+    // Performance directives between the parameters and the body: the
+    // threads .maxntid allows (x, y, z; those not given are 1).
+    std::string directives = text.substr(close + 1, bodyOpen - close - 1);
+    if (size_t bound = directives.find(".maxntid");
+        bound != std::string::npos) {
+      uint64_t product = 1;
+      bool valid = true;
+      unsigned given = 0;
+      for (const std::string &dim :
+           splitTopLevel(directives.substr(bound + 8), ',')) {
+        std::string digits = trim(dim);
+        size_t end = 0;
+        while (end < digits.size() &&
+               isdigit(static_cast<unsigned char>(digits[end])))
+          ++end;
+        if (end == 0 || end > 5 || ++given > 3) {
+          valid = false;
+          break;
+        }
+        product *= std::stoul(digits.substr(0, end));
+        if (end < digits.size())
+          break; // the next directive follows this number
+      }
+      if (!valid || product == 0 || product > 1024) {
+        error = "line " + std::to_string(line) + ": a malformed .maxntid of '" +
+                kernel->name + "'";
+        return nullptr;
+      }
+      kernel->maxThreads = static_cast<unsigned>(product);
+    }
     KernelParser parser{*kernel, error, {}, {}, {}, {}, {}, {}, line};
     for (const std::string &declaration : externs)
       parser.declareVariable(declaration, Space::Shared, /*dynamic=*/true);

@@ -154,6 +154,10 @@ enum class Op : uint16_t {
   GridDepWait,
   /// griddepcontrol.launch_dependents: the next grid may start.
   GridDepLaunchDependents,
+  /// setmaxnreg.{inc,dec}.sync.aligned.u32 n: the warpgroup's registers
+  /// per thread become n, taken from (or given back to) the block's pool
+  /// (an increase waits until the pool holds them).
+  SetMaxNReg,
   Nop
 };
 
@@ -190,6 +194,7 @@ struct Instruction {
   unsigned shapeN = 0;    // wgmma's N
   std::string atomOp;     // atom's operation
   std::string shuffleMode; // shfl.sync's: up, down, bfly or idx
+  bool increase = false;   // setmaxnreg.inc (else .dec)
   int32_t guard = -1;     // predicate slot, or -1
   bool guardNegated = false;
   int32_t target = -1; // branch target (instruction index)
@@ -212,6 +217,8 @@ struct Kernel {
   std::vector<unsigned> paramOffsets, paramBytes;
   unsigned paramTotal = 0;
   unsigned registers = 0; // slots
+  /// The threads .maxntid allows a block (their product; 0: no bound).
+  unsigned maxThreads = 0;
   std::vector<Instruction> code;
   uint64_t staticShared = 0; // the window's end of static shared variables
   uint64_t dynamicShared = 0; // where the launch's dynamic memory starts

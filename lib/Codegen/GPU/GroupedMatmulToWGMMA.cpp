@@ -461,6 +461,20 @@ private:
   void emitConsumers(OpBuilder &b, Location loc, Value slotBase, Value steps);
   /// The loop whose iterations keep the ring (emit), if any.
   scf::ForOp walkToCarryRingAcross();
+  /// The specialized form over `walk` (walkToCarryRingAcross): the ring
+  /// set up before it, a copy of it per role, each lowering its copy of
+  /// the op (emitInWalk), the ring torn down after them; erases `walk`.
+  void emitOverWalk(scf::ForOp walk);
+  /// Lowers the op, `walk`'s (a copy of emitOverWalk's), for `role`, the
+  /// ring's slots carried from iteration to iteration; erases the op.
+  void emitInWalk(scf::ForOp walk);
+  /// The op's row blocks from ring slot `firstSlot`; returns the slot
+  /// after the last one they used.
+  Value emitBlocks(OpBuilder &b, Value firstSlot);
+  /// Which threads' code this lowering emits: both roles of the
+  /// specialized form (a scf.if per row block), or one of them.
+  enum class Role { Both, Producer, Consumers };
+  Role role = Role::Both;
   /// The mbarriers (created and initialized) and the ring's buffer.
   void setUpRing(OpBuilder &b, Location loc);
   /// Invalidates the mbarriers once every thread is done with them.
@@ -1133,7 +1147,9 @@ void WarpgroupMatmul::emitConsumers(OpBuilder &cb, Location cl, Value slotBase,
 }
 
 scf::ForOp WarpgroupMatmul::walkToCarryRingAcross() {
-  if (!plan.specialized)
+  // A scattering op's row blocks are ordered by block barriers, which the
+  // roles' separate walks could not share.
+  if (!plan.specialized || op.isScattering())
     return {};
   auto walk = llvm::dyn_cast<scf::ForOp>(op->getParentOp());
   if (!walk || walk->getParentOp() != launch.getOperation())
@@ -1238,36 +1254,96 @@ void WarpgroupMatmul::tearDownRing(OpBuilder &b, Location loc) {
 
 void WarpgroupMatmul::emit(OpBuilder &b) {
   Location loc = op.getLoc();
-  MLIRContext *ctx = b.getContext();
   thread = launch.getThreadIds().x;
-  Value zero = indexConstant(b, loc, 0), one = indexConstant(b, loc, 1);
-
-  // In a persistent grid's walk over tiles (the op its body's only op with
-  // memory effects), the specialized form keeps its ring and mbarriers
-  // from tile to tile, the slots counted on across them: the producer then
-  // fills the next tile's first stages while the consumers still write
-  // this one's epilogue. Elsewhere the ring lives around the op.
-  scf::ForOp walk = walkToCarryRingAcross();
-  Value firstSlot = zero;
-  if (walk) {
-    OpBuilder wb(walk);
-    setUpRing(wb, loc);
-    IRRewriter rewriter(ctx);
-    rewriter.setInsertionPoint(walk);
-    FailureOr<LoopLikeOpInterface> counted = walk.replaceWithAdditionalYields(
-        rewriter, ValueRange{indexConstant(wb, loc, 0)},
-        /*replaceInitOperandUsesInLoop=*/false,
-        [](OpBuilder &, Location, ArrayRef<BlockArgument> slots) {
-          return SmallVector<Value>{slots.front()};
-        });
-    walk = llvm::cast<scf::ForOp>(counted->getOperation());
-    firstSlot = walk.getRegionIterArgs().back();
-    // The op's block is the new loop's now.
-    b.setInsertionPoint(op);
-  } else {
-    setUpRing(b, loc);
+  if (scf::ForOp walk = walkToCarryRingAcross()) {
+    emitOverWalk(walk);
+    return;
   }
+  setUpRing(b, loc);
+  emitBlocks(b, indexConstant(b, loc, 0));
+  tearDownRing(b, loc);
+  op.erase();
+}
 
+void WarpgroupMatmul::emitOverWalk(scf::ForOp walk) {
+  Location loc = op.getLoc();
+  OpBuilder wb(walk);
+  setUpRing(wb, loc);
+  // The roles split once, each walking every tile of the block: the
+  // producer's warpgroup gives back the registers it does not need and the
+  // consumers take them (setmaxnreg), from the 168 a thread of 384 has.
+  Value isProducer =
+      lessThan(wb, loc, thread, indexConstant(wb, loc, kWarpgroupThreads));
+  auto roles = scf::IfOp::create(wb, loc, isProducer, /*withElseRegion=*/true);
+  for (Role part : {Role::Producer, Role::Consumers}) {
+    Block *body =
+        part == Role::Producer ? roles.thenBlock() : roles.elseBlock();
+    OpBuilder rb = OpBuilder::atBlockTerminator(body);
+    if (plan.parts == 2) {
+      bool producer = part == Role::Producer;
+      // A producer that only issues TMA loads or cp.async copies keeps
+      // addresses; one that gathers A through its registers holds two
+      // rows of chunks in flight. The consumers take what it gives back:
+      // 2 (consumer - 168) <= 168 - producer.
+      bool gathersInRegisters = !plan.asyncGather && !plan.input;
+      int32_t count = producer ? (gathersInRegisters ? 112 : 40)
+                               : (gathersInRegisters ? 192 : 232);
+      NVVM::SetMaxRegisterOp::create(
+          rb, loc, count,
+          producer ? NVVM::SetMaxRegisterAction::decrease
+                   : NVVM::SetMaxRegisterAction::increase);
+    }
+    IRMapping mapping;
+    auto copy = llvm::cast<scf::ForOp>(rb.clone(*walk, mapping));
+    WarpgroupPlan copyPlan = plan;
+    auto remap = [&](TmaSource &source) {
+      for (OpFoldResult &offset : source.offsets)
+        if (auto value = llvm::dyn_cast<Value>(offset))
+          offset = mapping.lookupOrDefault(value);
+    };
+    for (TmaSource &source : copyPlan.weights)
+      remap(source);
+    if (copyPlan.input)
+      remap(*copyPlan.input);
+    WarpgroupMatmul lowering(
+        llvm::cast<GroupedMatmulOp>(mapping.lookup(op.getOperation())), launch,
+        copyPlan, descriptors, inputDescriptor);
+    lowering.alignedInputRows = alignedInputRows;
+    lowering.role = part;
+    lowering.thread = thread;
+    lowering.barrierType = barrierType;
+    lowering.barriers = barriers;
+    lowering.released = released;
+    lowering.shared = shared;
+    lowering.emitInWalk(copy);
+  }
+  OpBuilder after(roles->getBlock(), std::next(roles->getIterator()));
+  tearDownRing(after, loc);
+  walk.erase();
+}
+
+void WarpgroupMatmul::emitInWalk(scf::ForOp walk) {
+  Location loc = op.getLoc();
+  IRRewriter rewriter(walk.getContext());
+  rewriter.setInsertionPoint(walk);
+  FailureOr<LoopLikeOpInterface> counted = walk.replaceWithAdditionalYields(
+      rewriter, ValueRange{indexConstant(rewriter, loc, 0)},
+      /*replaceInitOperandUsesInLoop=*/false,
+      [](OpBuilder &, Location, ArrayRef<BlockArgument> slots) {
+        return SmallVector<Value>{slots.front()};
+      });
+  walk = llvm::cast<scf::ForOp>(counted->getOperation());
+  OpBuilder b(op);
+  Value lastSlot = emitBlocks(b, walk.getRegionIterArgs().back());
+  auto yield = llvm::cast<scf::YieldOp>(walk.getBody()->getTerminator());
+  yield->setOperand(yield->getNumOperands() - 1, lastSlot);
+  op.erase();
+}
+
+Value WarpgroupMatmul::emitBlocks(OpBuilder &b, Value firstSlot) {
+  Location loc = op.getLoc();
+  MLIRContext *ctx = b.getContext();
+  Value zero = indexConstant(b, loc, 0), one = indexConstant(b, loc, 1);
   SmallVector<Range> domain = getComputedDomain(b, op);
   Value blocks = getValueOrCreateConstantIndexOp(b, loc, domain[0].size);
   columns = getValueOrCreateConstantIndexOp(b, loc, domain[1].size);
@@ -1313,7 +1389,12 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
                   ob, ol, block, indexConstant(ob, ol, plan.parts * kPartRows));
               Value slotEnd = arith::AddIOp::create(ob, ol, slotBase, steps);
               if (plan.specialized) {
-                emitRoles(ob, ol, slotBase, steps);
+                if (role == Role::Producer)
+                  emitProducer(ob, ol, slotBase, steps);
+                else if (role == Role::Consumers)
+                  emitConsumers(ob, ol, slotBase, steps);
+                else
+                  emitRoles(ob, ol, slotBase, steps);
                 scf::YieldOp::create(ob, ol, ValueRange{slotEnd});
                 return;
               }
@@ -1423,14 +1504,7 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
           gpu::BarrierOp::create(bb, bl);
         scf::YieldOp::create(bb, bl, ifOwned.getResults());
       });
-  if (walk) {
-    auto yield = llvm::cast<scf::YieldOp>(walk.getBody()->getTerminator());
-    yield->setOperand(yield->getNumOperands() - 1, blockLoop.getResult(0));
-    OpBuilder after(walk->getBlock(), std::next(walk->getIterator()));
-    tearDownRing(after, loc);
-  } else {
-    tearDownRing(b, loc);
-  }
+  return blockLoop.getResult(0);
 }
 
 struct MoELowerGroupedMatmulToWGMMAPass
@@ -1526,8 +1600,8 @@ struct MoELowerGroupedMatmulToWGMMAPass
       OpBuilder b(op);
       WarpgroupMatmul lowering(op, launch, *plan, descriptors, inputDescriptor);
       lowering.setAlignedInputRows(hasAlignedRows(op.getInput(), launch));
+      // Replaces the op (or the persistent walk around it).
       lowering.emit(b);
-      op.erase();
     }
   }
 };

@@ -385,26 +385,47 @@ func.func @two_consumers(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 // A persistent grid's walk over tiles (as moe-map-to-gpu builds it for
 // persistent=N: the op its body's only op with memory effects) with
 // specialized tiles: the ring's mbarriers are initialized once, before the
-// walk, and invalidated once after it (a barrier first); the walk carries
-// the ring's slot count from tile to tile (the block loop starts at it and
-// yields where it ended), and nothing synchronizes the block between
-// tiles, so that the producer fills the next tile's stages while the
-// consumers write this one's epilogue.
+// walk, and invalidated once after it (a barrier first); the roles split
+// once, each walking a copy of the tiles (the producer's warpgroup gives
+// registers back, the consumers take them: this producer gathers f32 rows
+// through its registers, so it keeps 112 and the consumers get 192), each
+// copy carrying the ring's slot count from tile to tile (the block loop
+// starts at it and yields where it ended); nothing synchronizes the block
+// between tiles, so that the producer fills the next tile's stages while
+// the consumers write this one's epilogue.
 // CHECK-LABEL: func @persistent_walk
 // CHECK: gpu.launch
+// CHECK-SAME: threads(%[[TID:[a-z0-9]+]],
 // CHECK: %[[FULL:.*]] = nvgpu.mbarrier.create
 // CHECK: %[[RELEASED:.*]] = nvgpu.mbarrier.create
 // CHECK-COUNT-2: nvgpu.mbarrier.init %[[FULL]][%{{.*}}], %c128
 // CHECK-COUNT-2: nvgpu.mbarrier.init %[[RELEASED]][%{{.*}}], %c256
 // CHECK: gpu.barrier
-// CHECK: %[[LAST:.*]] = scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%[[SLOT:.*]] = %c0{{.*}}) -> (index) {
+// CHECK: %[[PRODUCER:.*]] = arith.cmpi ult, %[[TID]], %c128
+// CHECK: scf.if %[[PRODUCER]] {
+// CHECK-NEXT: nvvm.setmaxregister decrease 112
+// CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%[[SLOT:.*]] = %c0{{.*}}) -> (index) {
 // CHECK-NOT: gpu.barrier
-// CHECK-NOT: nvgpu.mbarrier.init
+// CHECK-NOT: nvvm.wgmma
 // CHECK:   %[[END:.*]] = scf.for %{{.*}} = %c0{{.*}} to %{{.*}} step %c1{{.*}} iter_args(%{{.*}} = %[[SLOT]]) -> (index) {
 // CHECK-NOT: gpu.barrier
-// CHECK-NOT: nvvm.mbarrier.inval
+// CHECK-NOT: nvvm.wgmma
+// CHECK:     nvgpu.tma.async.load
+// CHECK-NOT: gpu.barrier
+// CHECK-NOT: nvvm.wgmma
 // CHECK:   scf.yield %[[END]] : index
-// CHECK: }
+// CHECK: } else {
+// CHECK-NEXT: nvvm.setmaxregister increase 192
+// CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%[[CSLOT:.*]] = %c0{{.*}}) -> (index) {
+// CHECK-NOT: gpu.barrier
+// CHECK-NOT: nvgpu.tma.async.load
+// CHECK:   %[[CEND:.*]] = scf.for %{{.*}} = %c0{{.*}} to %{{.*}} step %c1{{.*}} iter_args(%{{.*}} = %[[CSLOT]]) -> (index) {
+// CHECK-NOT: gpu.barrier
+// CHECK-NOT: nvgpu.tma.async.load
+// CHECK:     nvvm.wgmma.mma_async
+// CHECK-NOT: gpu.barrier
+// CHECK-NOT: nvgpu.tma.async.load
+// CHECK:   scf.yield %[[CEND]] : index
 // CHECK: gpu.barrier
 // CHECK-COUNT-4: nvvm.mbarrier.inval
 // CHECK: gpu.barrier

@@ -89,6 +89,7 @@ def resources(ptx: str, report: str) -> str:
         "mma_sync": len(re.findall(r"\bmma\.sync\b", ptx)),
         "cp_async": len(re.findall(r"\bcp\.async\.c[ag]\.shared\.global\b",
                                    ptx)),
+        "setmaxnreg": len(re.findall(r"\bsetmaxnreg\.", ptx)),
     }
     def number(pattern: str) -> int:
         found = re.search(pattern, report)

@@ -271,6 +271,38 @@ def MoEExternDynamicSharedMemoryPass
   }];
 }
 
+def MoEPinEntryRegistersPass
+    : Pass<"moe-pin-entry-registers", "::mlir::gpu::GPUModuleOp"> {
+  let summary = "Give kernels that move registers between warpgroups a "
+                "known register count at entry";
+  let description = [{
+    `setmaxnreg` (`nvvm.setmaxregister`) lets a warpgroup give registers
+    back to its block's pool or take more from it: the specialized tiles'
+    producer keeps few, their consumers take what it gave. ptxas keeps the
+    instruction only when it knows the kernel's register count at entry;
+    `.maxntid` alone does not fix it (ptxas then drops every `setmaxnreg`
+    of the kernel with note C7508 and allocates the same count to every
+    thread). With `.minnctapersm 1` as well the count at entry is the
+    register file over the bound's threads (168 for 384 threads), from
+    which the warpgroups' counts move. This pass gives every kernel
+    (`llvm.func` with `nvvm.kernel`) holding an `nvvm.setmaxregister`
+    `nvvm.minctasm = 1` unless it has one; such a kernel without
+    `nvvm.maxntid` is an error (no count to start from). Runs on
+    `gpu.module`s after `convert-gpu-to-nvvm`.
+
+    Example:
+
+    ```mlir
+    llvm.func @tiles() attributes {nvvm.kernel, nvvm.maxntid = array<i32: 384, 1, 1>} {
+      nvvm.setmaxregister decrease 40
+      llvm.return
+    }
+    ```
+
+    gets `nvvm.minctasm = 1 : i32`.
+  }];
+}
+
 def MoEPassTensorMapsByValuePass
     : Pass<"moe-pass-tensor-maps-by-value", "::mlir::ModuleOp"> {
   let summary = "Pass TMA descriptors to kernels as grid-constant parameters";
@@ -692,6 +724,21 @@ def MoELowerGroupedMatmulToWGMMAPass
     stage is done). The producer waits for a stage's previous release
     before refilling it (in the ring's first round, the phase before the
     first counts as done); the consumers wait for it to be full.
+
+    When such an op sits directly in an `scf.for` directly in the launch's
+    body (a persistent grid's walk over tiles) whose other ops have no
+    memory effects, and it does not scatter, the ring spans the walk: its
+    mbarriers are set up before the loop and invalidated after it, the
+    roles split once there (threads 0-127 walk a copy of the loop as the
+    producer, the others a copy as consumers), each copy carrying the
+    ring's slot count from iteration to iteration, with no block barrier
+    between iterations: the producer fills the next tile's stages while
+    the consumers finish this one. With two consumers (384 threads) the
+    producer then gives registers back (`nvvm.setmaxregister decrease`: 40
+    a thread when TMA or `cp.async` move A, 112 when it gathers A through
+    its registers) and the consumers take them (`increase` to 232 or 192),
+    from the 168 a thread of 384 has (`moe-pin-entry-registers` makes
+    ptxas start the kernel there).
 
     Stages: as many as `max-shared-bytes` holds (each
     `rows * 128 + W * BN * 128` bytes for W weights, plus 1 KiB to align the
