@@ -1835,14 +1835,15 @@ void BlockRun::run() {
       bool ready = true;
       for (unsigned u = first; u < first + size && ready; ++u)
         ready = !exited[u] && waits[u] == Wait::Collective && pc[u] == pc[t];
-      // setmaxnreg.inc waits until the pool holds the registers it takes.
-      if (ready && inst.op == Op::SetMaxNReg && inst.increase &&
-          registerLimit[first / 128] > 0 &&
-          (static_cast<int64_t>(value(t, inst.operands[0])) -
-           static_cast<int64_t>(registerLimit[first / 128])) *
-                  128 >
-              registerPool)
-        ready = false;
+      // setmaxnreg.inc waits until the pool holds the registers it takes
+      // (a count out of range goes on, for collective to refuse).
+      if (ready && inst.op == Op::SetMaxNReg && inst.increase) {
+        uint64_t wanted = value(t, inst.operands[0]);
+        unsigned limit = registerLimit[first / 128];
+        if (limit > 0 && wanted <= 256 && wanted > limit &&
+            static_cast<int64_t>(wanted - limit) * 128 > registerPool)
+          ready = false;
+      }
       if (!ready)
         continue;
       collective(first, size, inst);

@@ -260,25 +260,28 @@
 // WSPTX-NOT: ptxas:
 // On a persistent grid the roles split once (a copy of the walk over tiles
 // each): the producer gives registers back, the consumers take them
-// (setmaxnreg.dec and .inc), and the kernels' .minnctapersm 1
+// (setmaxnreg.dec and .inc; each returns to 168 before they join), and
+// the kernels' .minnctapersm 1
 // (moe-pin-entry-registers) gives ptxas the count they start from, the
 // 168 of 384 threads (without it ptxas drops both with note C7508).
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized persistent=1 format=isa" -o %t.wsp.mlir
 // RUN: %python %S/Inputs/gpu_objects.py %t.wsp.mlir %t.wsp.ptx --ptxas %ptxas --arch sm_90a --resources | FileCheck %s --check-prefix=WSPERSIST
 // WSPERSIST: forward_tiles_4: ptx accepted by ptxas -arch=sm_90a
-// WSPERSIST-NEXT: forward_tiles_4: wgmma 8, tma 2, mbarrier_waits 2, mma_sync 0, cp_async 8, setmaxnreg 2, registers 168, spill_stores 0, spill_loads 0, stack 0
+// WSPERSIST-NEXT: forward_tiles_4: wgmma 8, tma 2, mbarrier_waits 2, mma_sync 0, cp_async 8, setmaxnreg 4, registers 168, spill_stores 0, spill_loads 0, stack 0
 // WSPERSIST-NOT: ptxas:
 // WSPERSIST: forward_tiles_5: ptx accepted by ptxas -arch=sm_90a
-// WSPERSIST-NEXT: forward_tiles_5: wgmma 8, tma 2, mbarrier_waits 2, mma_sync 0, cp_async 0, setmaxnreg 2, registers 168, spill_stores 0, spill_loads 0, stack 0
+// WSPERSIST-NEXT: forward_tiles_5: wgmma 8, tma 2, mbarrier_waits 2, mma_sync 0, cp_async 0, setmaxnreg 4, registers 168, spill_stores 0, spill_loads 0, stack 0
 // WSPERSIST-NOT: ptxas:
 // WSPERSIST: forward_tiles_6: ptx accepted by ptxas -arch=sm_90a
-// WSPERSIST-NEXT: forward_tiles_6: wgmma 4, tma 2, mbarrier_waits 2, mma_sync 0, cp_async 0, setmaxnreg 2, registers 168, spill_stores 0, spill_loads 0, stack 0
+// WSPERSIST-NEXT: forward_tiles_6: wgmma 4, tma 2, mbarrier_waits 2, mma_sync 0, cp_async 0, setmaxnreg 4, registers 168, spill_stores 0, spill_loads 0, stack 0
 // WSPERSIST-NOT: ptxas:
 // RUN: FileCheck %s --check-prefix=WSPBOUND < %t.wsp.ptx/forward_tiles_4.ptx
 // WSPBOUND: .maxntid 384, 1, 1
 // WSPBOUND-NEXT: .minnctapersm 1
-// WSPBOUND: setmaxnreg.dec.sync.aligned.u32 40;
-// WSPBOUND: setmaxnreg.inc.sync.aligned.u32 232;
+// WSPBOUND-DAG: setmaxnreg.dec.sync.aligned.u32 40;
+// WSPBOUND-DAG: setmaxnreg.inc.sync.aligned.u32 168;
+// WSPBOUND-DAG: setmaxnreg.inc.sync.aligned.u32 232;
+// WSPBOUND-DAG: setmaxnreg.dec.sync.aligned.u32 168;
 
 // wgmma is sm_90a code: another chip is refused.
 // WGCHIP: error: 'nvvm.wgmma.fence.aligned' op is not supported on sm_90

@@ -72,6 +72,10 @@ using namespace mlir::moe::gpu_codegen;
 namespace {
 
 constexpr int64_t kWarpgroupThreads = 128;
+/// The registers a thread of a 384-thread block has at entry (the 64 K
+/// register file over 384 threads, in steps of 8; moe-pin-entry-registers
+/// makes ptxas start there), from which the specialized roles move them.
+constexpr int32_t kEntryRegisters = 65536 / 384 / 8 * 8;
 /// wgmma's M: the rows of a warpgroup's part of a block.
 constexpr int64_t kPartRows = 64;
 /// Depths per stage: one 128-byte swizzle row of bf16.
@@ -1271,7 +1275,10 @@ void WarpgroupMatmul::emitOverWalk(scf::ForOp walk) {
   setUpRing(wb, loc);
   // The roles split once, each walking every tile of the block: the
   // producer's warpgroup gives back the registers it does not need and the
-  // consumers take them (setmaxnreg), from the 168 a thread of 384 has.
+  // consumers take them (setmaxnreg), from the 168 a thread of 384 has;
+  // before the roles join again, each returns to 168 (the consumers give
+  // back first, the producer's increase waits for them), so that the code
+  // after them runs with one count on every warp.
   Value isProducer =
       lessThan(wb, loc, thread, indexConstant(wb, loc, kWarpgroupThreads));
   auto roles = scf::IfOp::create(wb, loc, isProducer, /*withElseRegion=*/true);
@@ -1279,22 +1286,25 @@ void WarpgroupMatmul::emitOverWalk(scf::ForOp walk) {
     Block *body =
         part == Role::Producer ? roles.thenBlock() : roles.elseBlock();
     OpBuilder rb = OpBuilder::atBlockTerminator(body);
-    if (plan.parts == 2) {
-      bool producer = part == Role::Producer;
-      // A producer that only issues TMA loads or cp.async copies keeps
-      // addresses; one that gathers A through its registers holds two
-      // rows of chunks in flight. The consumers take what it gives back:
-      // 2 (consumer - 168) <= 168 - producer.
-      bool gathersInRegisters = !plan.asyncGather && !plan.input;
-      int32_t count = producer ? (gathersInRegisters ? 112 : 40)
-                               : (gathersInRegisters ? 192 : 232);
-      NVVM::SetMaxRegisterOp::create(
-          rb, loc, count,
-          producer ? NVVM::SetMaxRegisterAction::decrease
-                   : NVVM::SetMaxRegisterAction::increase);
-    }
+    bool producer = part == Role::Producer;
+    // A producer that only issues TMA loads or cp.async copies keeps
+    // addresses; one that gathers A through its registers holds two rows
+    // of chunks in flight. The consumers take what it gives back:
+    // 2 (consumer - 168) <= 168 - producer.
+    bool gathersInRegisters = !plan.asyncGather && !plan.input;
+    int32_t count = producer ? (gathersInRegisters ? 112 : 40)
+                             : (gathersInRegisters ? 192 : 232);
+    auto moveRegisters = [&](int32_t to, bool increase) {
+      if (plan.parts == 2)
+        NVVM::SetMaxRegisterOp::create(
+            rb, loc, to,
+            increase ? NVVM::SetMaxRegisterAction::increase
+                     : NVVM::SetMaxRegisterAction::decrease);
+    };
+    moveRegisters(count, /*increase=*/!producer);
     IRMapping mapping;
     auto copy = llvm::cast<scf::ForOp>(rb.clone(*walk, mapping));
+    moveRegisters(kEntryRegisters, /*increase=*/producer);
     WarpgroupPlan copyPlan = plan;
     auto remap = [&](TmaSource &source) {
       for (OpFoldResult &offset : source.offsets)

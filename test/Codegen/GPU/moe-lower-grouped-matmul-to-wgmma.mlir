@@ -388,7 +388,8 @@ func.func @two_consumers(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 // walk, and invalidated once after it (a barrier first); the roles split
 // once, each walking a copy of the tiles (the producer's warpgroup gives
 // registers back, the consumers take them: this producer gathers f32 rows
-// through its registers, so it keeps 112 and the consumers get 192), each
+// through its registers, so it keeps 112 and the consumers get 192, and
+// each role returns to the entry's 168 before they join), each
 // copy carrying the ring's slot count from tile to tile (the block loop
 // starts at it and yields where it ended); nothing synchronizes the block
 // between tiles, so that the producer fills the next tile's stages while
@@ -414,7 +415,9 @@ func.func @two_consumers(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 // CHECK-NOT: gpu.barrier
 // CHECK-NOT: nvvm.wgmma
 // CHECK:   scf.yield %[[END]] : index
-// CHECK: } else {
+// CHECK: }
+// CHECK-NEXT: nvvm.setmaxregister increase 168
+// CHECK-NEXT: } else {
 // CHECK-NEXT: nvvm.setmaxregister increase 192
 // CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%[[CSLOT:.*]] = %c0{{.*}}) -> (index) {
 // CHECK-NOT: gpu.barrier
@@ -426,7 +429,10 @@ func.func @two_consumers(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 // CHECK-NOT: gpu.barrier
 // CHECK-NOT: nvgpu.tma.async.load
 // CHECK:   scf.yield %[[CEND]] : index
-// CHECK: gpu.barrier
+// CHECK: }
+// CHECK-NEXT: nvvm.setmaxregister decrease 168
+// CHECK-NEXT: }
+// CHECK-NEXT: gpu.barrier
 // CHECK-COUNT-4: nvvm.mbarrier.inval
 // CHECK: gpu.barrier
 // CHECK-NEXT: gpu.terminator

@@ -738,7 +738,8 @@ def MoELowerGroupedMatmulToWGMMAPass
     a thread when TMA or `cp.async` move A, 112 when it gathers A through
     its registers) and the consumers take them (`increase` to 232 or 192),
     from the 168 a thread of 384 has (`moe-pin-entry-registers` makes
-    ptxas start the kernel there).
+    ptxas start the kernel there); each role returns to 168 before the
+    roles join.
 
     Stages: as many as `max-shared-bytes` holds (each
     `rows * 128 + W * BN * 128` bytes for W weights, plus 1 KiB to align the
