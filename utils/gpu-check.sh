@@ -7,7 +7,8 @@
 #       compiles the test layers and the benchmark layer for CUDA
 #       (moe-compile --target cuda) into DIR (default build/gpu-check),
 #       with their checkpoints and inputs (the bf16 ones also with
-#       mma=wgmma, and three of them with mma=wgmma-specialized), copies
+#       mma=wgmma, three of them with mma=wgmma-specialized, two of those
+#       also on a persistent grid), copies
 #       moe-run (the runtime linked in) to DIR/bin, and
 #       prepares bench/gpu.py's layers in DIR/gpu-bench: about 20 MiB, what
 #       the GPU machine needs besides the working tree.
@@ -67,6 +68,11 @@ prepare() {
   # blocks: a producer and two consumer warpgroups).
   "$PYTHON" "$CHECK" prepare "$dir/tests-specialized" --moe-compile "$compile" \
     --only mixtral-bf16,qwen3_moe-bf16,deepseek_v3-bf16 --wgmma wgmma-specialized
+  # Two of them on a persistent grid: the ring and the roles span each
+  # block's walk over tiles, the roles moving registers (setmaxnreg).
+  "$PYTHON" "$CHECK" prepare "$dir/tests-specialized-persistent" \
+    --moe-compile "$compile" --only mixtral-bf16,qwen3_moe-bf16 \
+    --wgmma wgmma-specialized --pipeline-options "persistent=1"
   # The benchmark layer's IR from a checkpoint of its shape (a small
   # vocabulary keeps it quick); the GPU machine writes the same checkpoint.
   PYTHONPATH="$ROOT/python" "$PYTHON" -m moe_mlir make-checkpoint \
@@ -96,9 +102,11 @@ run() {
   local start=$SECONDS
   MOE_RUNTIME_LIBRARY="$dir/lib/libMoERuntime.so" \
     "$PYTHON" "$CHECK" check "$dir/tests" --moe-run "$moe_run" || status=1
-  MOE_RUNTIME_LIBRARY="$dir/lib/libMoERuntime.so" \
-    "$PYTHON" "$CHECK" check "$dir/tests-specialized" --moe-run "$moe_run" ||
-    status=1
+  local forms
+  for forms in tests-specialized tests-specialized-persistent; do
+    MOE_RUNTIME_LIBRARY="$dir/lib/libMoERuntime.so" \
+      "$PYTHON" "$CHECK" check "$dir/$forms" --moe-run "$moe_run" || status=1
+  done
   echo "# tests: $((SECONDS - start)) s"
 
   echo "# bench: ${BENCH_ARGS[*]}"
