@@ -170,11 +170,7 @@ void WarpMatmul::emitTensorCores(OpBuilder &b, Type half) {
   SmallVector<Range> domain = getComputedDomain(b, op);
   Value blocks = getValueOrCreateConstantIndexOp(b, loc, domain[0].size);
   columns = getValueOrCreateConstantIndexOp(b, loc, domain[1].size);
-  // K as the input and every weight hold it.
-  depthBound = memref::DimOp::create(b, loc, op.getInput(), 1);
-  for (Value weight : op.getWeights())
-    depthBound = arith::MinUIOp::create(
-        b, loc, depthBound, op.getWeightExtents(b, loc, weight).second);
+  depthBound = depthBoundOf(b, loc, op);
 
   Value zero = indexConstant(b, loc, 0), one = indexConstant(b, loc, 1);
   Value four = indexConstant(b, loc, 4), eight = indexConstant(b, loc, 8);

@@ -1357,10 +1357,7 @@ Value WarpgroupMatmul::emitBlocks(OpBuilder &b, Value firstSlot) {
   SmallVector<Range> domain = getComputedDomain(b, op);
   Value blocks = getValueOrCreateConstantIndexOp(b, loc, domain[0].size);
   columns = getValueOrCreateConstantIndexOp(b, loc, domain[1].size);
-  depthBound = memref::DimOp::create(b, loc, op.getInput(), 1);
-  for (Value weight : op.getWeights())
-    depthBound = arith::MinUIOp::create(
-        b, loc, depthBound, op.getWeightExtents(b, loc, weight).second);
+  depthBound = depthBoundOf(b, loc, op);
 
   // The gathering thread's row in each part and half of the row's 8
   // chunks.

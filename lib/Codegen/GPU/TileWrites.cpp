@@ -16,6 +16,15 @@ Value gpu_codegen::clampBelow(OpBuilder &b, Location loc, Value index,
   return arith::MinUIOp::create(b, loc, index, last);
 }
 
+Value gpu_codegen::depthBoundOf(OpBuilder &b, Location loc,
+                                GroupedMatmulOp op) {
+  Value depth = memref::DimOp::create(b, loc, op.getInput(), 1);
+  for (Value weight : op.getWeights())
+    depth = arith::MinUIOp::create(b, loc, depth,
+                                   op.getWeightExtents(b, loc, weight).second);
+  return depth;
+}
+
 void gpu_codegen::writeTileElement(OpBuilder &b, Location loc,
                                    GroupedMatmulOp op, Value row, Value column,
                                    ArrayRef<Value> sums) {

@@ -33,6 +33,10 @@ inline Value lessThan(OpBuilder &b, Location loc, Value lhs, Value rhs) {
 /// min(index, bound - 1); bound >= 1 wherever the result is read.
 Value clampBelow(OpBuilder &b, Location loc, Value index, Value bound);
 
+/// The depth (K) a tile of `op` (memref form) multiplies over: what the
+/// input and every weight hold.
+Value depthBoundOf(OpBuilder &b, Location loc, GroupedMatmulOp op);
+
 /// Writes the f32 sums of output element (`row`, `column`) of `op` (memref
 /// form; one sum per weight, a paired op's two feed its epilogue): the
 /// epilogue's value stored, or the sum added to the output, or, for a
