@@ -1155,8 +1155,11 @@ scf::ForOp WarpgroupMatmul::walkToCarryRingAcross() {
   // roles' separate walks could not share.
   if (!plan.specialized || op.isScattering())
     return {};
+  // (A loop with results is left alone: its copies per role could not
+  // both give them.)
   auto walk = llvm::dyn_cast<scf::ForOp>(op->getParentOp());
-  if (!walk || walk->getParentOp() != launch.getOperation())
+  if (!walk || walk->getParentOp() != launch.getOperation() ||
+      walk->getNumResults() != 0)
     return {};
   for (Operation &other : walk.getBody()->without_terminator())
     if (&other != op.getOperation() && !isMemoryEffectFree(&other))

@@ -470,6 +470,44 @@ func.func @persistent_walk(%x: memref<?x64xf32>, %w: memref<4x512x64xbf16>,
 
 // -----
 
+// A loop with results (or other ops with memory effects in its body) is
+// no walk the roles could each copy: the ring stays around the op, set up
+// and torn down in each iteration, the roles split per row block, and no
+// registers move.
+// CHECK-LABEL: func @loop_with_result
+// CHECK: scf.for {{.*}} iter_args
+// CHECK:   nvgpu.mbarrier.create
+// CHECK:   nvgpu.mbarrier.init
+// CHECK:   nvvm.mbarrier.inval
+// CHECK:   scf.yield
+// CHECK-NOT: nvvm.setmaxregister
+// CHECK: memref.store
+func.func @loop_with_result(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
+                            %experts: memref<1xi32>, %sizes: memref<1xi32>,
+                            %sources: memref<128xi32>, %y: memref<128x128xf32>,
+                            %n: index, %out: memref<1xindex>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c384 = arith.constant 384 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c384, %sy = %c1, %sz = %c1) {
+    %r = scf.for %i = %c0 to %n step %c1 iter_args(%a = %c0) -> (index) {
+      moe.grouped_matmul block_rows(128)
+          ins(%x, %w, %experts : memref<?x64xf32>, memref<4x128x64xbf16>, memref<1xi32>)
+          block_sizes(%sizes : memref<1xi32>)
+          row_sources(%sources : memref<128xi32>)
+          outs(%y : memref<128x128xf32>)
+      %b = arith.addi %a, %c1 : index
+      scf.yield %b : index
+    }
+    memref.store %r, %out[%c0] : memref<1xindex>
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
 // Gate and up over K = 200 (4 steps, the last one partial): one
 // descriptor per weight, 4 stages (as many as 227 KiB hold, at most 4),
 // eight wgmma per step (two accumulators), the epilogue applied to each
