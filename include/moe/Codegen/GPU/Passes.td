@@ -466,7 +466,10 @@ def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
       `moe-lower-grouped-matmul-to-mma`, nested parallel loops (fills,
       element-wise ops) are spread over the lanes, other writes run on lane
       0, each write preceded (for the other threads' reads) and followed by
-      `gpu.barrier`. When its body holds a parallel loop of reductions
+      `gpu.barrier`, except where only ops without memory effects separate
+      it from a barrier or from the start of the kernel or of a persistent
+      grid's tile, and after a tile's last write (its tile ends there: the
+      tiles are independent). When its body holds a parallel loop of reductions
       whose `scf.reduce` regions are each one commutative, associative
       arith op with a neutral element (`addf`, `mulf`, the min and max
       ops, `addi`, `muli`, `andi`, `ori`, `xori`) of its two arguments,
