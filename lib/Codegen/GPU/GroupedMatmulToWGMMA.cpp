@@ -486,7 +486,9 @@ private:
 
   GroupedMatmulOp op;
   gpu::LaunchOp launch;
-  const WarpgroupPlan &plan;
+  /// The op's plan (its TMA offsets name values of the op's loop copy
+  /// under emitOverWalk).
+  WarpgroupPlan plan;
   SmallVector<Value> descriptors;
   /// The input rows' descriptor with `plan.input`.
   Value inputDescriptor;
@@ -1285,18 +1287,18 @@ void WarpgroupMatmul::emitOverWalk(scf::ForOp walk) {
   Value isProducer =
       lessThan(wb, loc, thread, indexConstant(wb, loc, kWarpgroupThreads));
   auto roles = scf::IfOp::create(wb, loc, isProducer, /*withElseRegion=*/true);
+  // A producer that only issues TMA loads or cp.async copies keeps
+  // addresses; one that gathers A through its registers holds two rows of
+  // chunks in flight. The two consumers share what it gives back.
+  int32_t producerRegisters = !plan.asyncGather && !plan.input ? 112 : 40;
+  int32_t consumerRegisters =
+      kEntryRegisters + (kEntryRegisters - producerRegisters) / 2 / 8 * 8;
+  GroupedMatmulOp original = op;
+  WarpgroupPlan originalPlan = plan;
   for (Role part : {Role::Producer, Role::Consumers}) {
-    Block *body =
-        part == Role::Producer ? roles.thenBlock() : roles.elseBlock();
-    OpBuilder rb = OpBuilder::atBlockTerminator(body);
     bool producer = part == Role::Producer;
-    // A producer that only issues TMA loads or cp.async copies keeps
-    // addresses; one that gathers A through its registers holds two rows
-    // of chunks in flight. The consumers take what it gives back:
-    // 2 (consumer - 168) <= 168 - producer.
-    bool gathersInRegisters = !plan.asyncGather && !plan.input;
-    int32_t count = producer ? (gathersInRegisters ? 112 : 40)
-                             : (gathersInRegisters ? 192 : 232);
+    OpBuilder rb = OpBuilder::atBlockTerminator(producer ? roles.thenBlock()
+                                                         : roles.elseBlock());
     auto moveRegisters = [&](int32_t to, bool increase) {
       if (plan.parts == 2)
         NVVM::SetMaxRegisterOp::create(
@@ -1304,31 +1306,25 @@ void WarpgroupMatmul::emitOverWalk(scf::ForOp walk) {
             increase ? NVVM::SetMaxRegisterAction::increase
                      : NVVM::SetMaxRegisterAction::decrease);
     };
-    moveRegisters(count, /*increase=*/!producer);
+    moveRegisters(producer ? producerRegisters : consumerRegisters,
+                  /*increase=*/!producer);
     IRMapping mapping;
     auto copy = llvm::cast<scf::ForOp>(rb.clone(*walk, mapping));
     moveRegisters(kEntryRegisters, /*increase=*/producer);
-    WarpgroupPlan copyPlan = plan;
+    // This lowering, on the role's copy of the op.
+    op = llvm::cast<GroupedMatmulOp>(mapping.lookup(original.getOperation()));
+    plan = originalPlan;
     auto remap = [&](TmaSource &source) {
       for (OpFoldResult &offset : source.offsets)
         if (auto value = llvm::dyn_cast<Value>(offset))
           offset = mapping.lookupOrDefault(value);
     };
-    for (TmaSource &source : copyPlan.weights)
+    for (TmaSource &source : plan.weights)
       remap(source);
-    if (copyPlan.input)
-      remap(*copyPlan.input);
-    WarpgroupMatmul lowering(
-        llvm::cast<GroupedMatmulOp>(mapping.lookup(op.getOperation())), launch,
-        copyPlan, descriptors, inputDescriptor);
-    lowering.alignedInputRows = alignedInputRows;
-    lowering.role = part;
-    lowering.thread = thread;
-    lowering.barrierType = barrierType;
-    lowering.barriers = barriers;
-    lowering.released = released;
-    lowering.shared = shared;
-    lowering.emitInWalk(copy);
+    if (plan.input)
+      remap(*plan.input);
+    role = part;
+    emitInWalk(copy);
   }
   OpBuilder after(roles->getBlock(), std::next(roles->getIterator()));
   tearDownRing(after, loc);
