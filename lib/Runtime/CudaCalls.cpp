@@ -383,6 +383,99 @@ bool encodeTensorMap(const CallScope &scope, int64_t rank, void *descriptor,
 /// called (mgpuAllowProgrammaticLaunches), cleared when its call ends.
 thread_local bool programmaticLaunches = false;
 
+/// A kernel launch, in clusters of cluster[0] x cluster[1] x cluster[2]
+/// CTAs unless they are all 1.
+void launchKernel(void *function, const intptr_t cluster[3],
+                  const intptr_t grid[3], const intptr_t block[3],
+                  int32_t sharedBytes, void *stream, void **params,
+                  void **extra) {
+  CallScope scope;
+  if (!scope)
+    return;
+  if (!function) {
+    recordCudaError("cuLaunchKernel: no kernel function");
+    return;
+  }
+  // An empty grid (e.g. from zero tokens) launches nothing.
+  for (int d = 0; d < 3; ++d)
+    if (grid[d] == 0 || block[d] == 0)
+      return;
+  for (int d = 0; d < 3; ++d)
+    for (intptr_t size : {grid[d], block[d], cluster[d]})
+      if (!fitsDimension(size)) {
+        recordCudaError("cuLaunchKernel: launch dimension " +
+                        std::to_string(size) + " out of range");
+        return;
+      }
+  bool clustered = cluster[0] * cluster[1] * cluster[2] != 1;
+  for (int d = 0; d < 3 && clustered; ++d)
+    if (grid[d] % cluster[d]) {
+      recordCudaError("cuLaunchKernelEx: a grid of " + std::to_string(grid[d]) +
+                      " blocks in dimension " + std::to_string(d) +
+                      " is not a multiple of its " +
+                      std::to_string(cluster[d]) + "-CTA clusters");
+      return;
+    }
+  if (sharedBytes < 0) {
+    recordCudaError("cuLaunchKernel: negative shared memory size " +
+                    std::to_string(sharedBytes));
+    return;
+  }
+  // Kernels opt in to dynamic shared memory past the default 48 KiB.
+  if (sharedBytes > kDefaultDynamicSharedBytes &&
+      !SharedMemoryOptIns::get().ensure(
+          scope, static_cast<CUfunction>(function), sharedBytes))
+    return;
+  // A programmatic launch may start before the kernel before it on the
+  // stream ends: the compiler begins each of its kernels with
+  // griddepcontrol.wait (moe-programmatic-launches). Not on the legacy
+  // default stream (null or CU_STREAM_LEGACY), which synchronizes with
+  // other streams implicitly: a device-io caller's stream may be it.
+  bool legacyStream = reinterpret_cast<uintptr_t>(stream) <= kStreamLegacy;
+  bool programmatic =
+      programmaticLaunches && !legacyStream && scope.api().launchKernelEx;
+  if (clustered && !scope.api().launchKernelEx) {
+    recordCudaError("cuLaunchKernelEx is missing: a launch in thread block "
+                    "clusters needs a CUDA 12 driver");
+    return;
+  }
+  if (programmatic || clustered) {
+    LaunchAttribute attributes[2] = {};
+    unsigned count = 0;
+    if (programmatic) {
+      attributes[count].id = kLaunchAttributeProgrammaticSerialization;
+      attributes[count++].value.programmaticSerialization = 1;
+    }
+    if (clustered) {
+      attributes[count].id = kLaunchAttributeClusterDimension;
+      for (int d = 0; d < 3; ++d)
+        attributes[count].value.clusterDim[d] =
+            static_cast<unsigned>(cluster[d]);
+      ++count;
+    }
+    LaunchConfig config = {static_cast<unsigned>(grid[0]),
+                           static_cast<unsigned>(grid[1]),
+                           static_cast<unsigned>(grid[2]),
+                           static_cast<unsigned>(block[0]),
+                           static_cast<unsigned>(block[1]),
+                           static_cast<unsigned>(block[2]),
+                           static_cast<unsigned>(sharedBytes),
+                           static_cast<CUstream>(stream),
+                           attributes,
+                           count};
+    scope.check("cuLaunchKernelEx",
+                scope.api().launchKernelEx(
+                    &config, static_cast<CUfunction>(function), params, extra));
+    return;
+  }
+  scope.check(
+      "cuLaunchKernel",
+      scope.api().launchKernel(static_cast<CUfunction>(function), grid[0],
+                               grid[1], grid[2], block[0], block[1], block[2],
+                               static_cast<unsigned>(sharedBytes),
+                               static_cast<CUstream>(stream), params, extra));
+}
+
 } // namespace
 
 extern "C" {
@@ -434,63 +527,23 @@ void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
                       intptr_t gridZ, intptr_t blockX, intptr_t blockY,
                       intptr_t blockZ, int32_t sharedBytes, void *stream,
                       void **params, void **extra, size_t /*paramCount*/) {
-  CallScope scope;
-  if (!scope)
-    return;
-  if (!function) {
-    recordCudaError("cuLaunchKernel: no kernel function");
-    return;
-  }
-  // An empty grid (e.g. from zero tokens) launches nothing.
-  for (intptr_t size : {gridX, gridY, gridZ, blockX, blockY, blockZ})
-    if (size == 0)
-      return;
-  for (intptr_t size : {gridX, gridY, gridZ, blockX, blockY, blockZ})
-    if (!fitsDimension(size)) {
-      recordCudaError("cuLaunchKernel: launch dimension " +
-                      std::to_string(size) + " out of range");
-      return;
-    }
-  if (sharedBytes < 0) {
-    recordCudaError("cuLaunchKernel: negative shared memory size " +
-                    std::to_string(sharedBytes));
-    return;
-  }
-  // Kernels opt in to dynamic shared memory past the default 48 KiB.
-  if (sharedBytes > kDefaultDynamicSharedBytes &&
-      !SharedMemoryOptIns::get().ensure(
-          scope, static_cast<CUfunction>(function), sharedBytes))
-    return;
-  // A programmatic launch may start before the kernel before it on the
-  // stream ends: the compiler begins each of its kernels with
-  // griddepcontrol.wait (moe-programmatic-launches). Not on the legacy
-  // default stream (null or CU_STREAM_LEGACY), which synchronizes with
-  // other streams implicitly: a device-io caller's stream may be it.
-  bool legacyStream = reinterpret_cast<uintptr_t>(stream) <= kStreamLegacy;
-  if (programmaticLaunches && !legacyStream && scope.api().launchKernelEx) {
-    LaunchAttribute programmatic = {};
-    programmatic.id = kLaunchAttributeProgrammaticSerialization;
-    programmatic.value.programmaticSerialization = 1;
-    LaunchConfig config = {static_cast<unsigned>(gridX),
-                           static_cast<unsigned>(gridY),
-                           static_cast<unsigned>(gridZ),
-                           static_cast<unsigned>(blockX),
-                           static_cast<unsigned>(blockY),
-                           static_cast<unsigned>(blockZ),
-                           static_cast<unsigned>(sharedBytes),
-                           static_cast<CUstream>(stream),
-                           &programmatic,
-                           1};
-    scope.check("cuLaunchKernelEx",
-                scope.api().launchKernelEx(
-                    &config, static_cast<CUfunction>(function), params, extra));
-    return;
-  }
-  scope.check("cuLaunchKernel",
-              scope.api().launchKernel(
-                  static_cast<CUfunction>(function), gridX, gridY, gridZ,
-                  blockX, blockY, blockZ, static_cast<unsigned>(sharedBytes),
-                  static_cast<CUstream>(stream), params, extra));
+  const intptr_t single[3] = {1, 1, 1}, grid[3] = {gridX, gridY, gridZ},
+                 block[3] = {blockX, blockY, blockZ};
+  launchKernel(function, single, grid, block, sharedBytes, stream, params,
+               extra);
+}
+
+void mgpuLaunchClusterKernel(void *function, intptr_t clusterX,
+                             intptr_t clusterY, intptr_t clusterZ,
+                             intptr_t gridX, intptr_t gridY, intptr_t gridZ,
+                             intptr_t blockX, intptr_t blockY, intptr_t blockZ,
+                             int32_t sharedBytes, void *stream, void **params,
+                             void **extra, size_t /*paramCount*/) {
+  const intptr_t cluster[3] = {clusterX, clusterY, clusterZ},
+                 grid[3] = {gridX, gridY, gridZ},
+                 block[3] = {blockX, blockY, blockZ};
+  launchKernel(function, cluster, grid, block, sharedBytes, stream, params,
+               extra);
 }
 
 void *mgpuStreamCreate() {

@@ -6,7 +6,8 @@
  * (integer and f32 arithmetic, bf16 conversions, global/shared/local
  * memory, bar.sync, mma.sync m16n8k16, wgmma m64nNk16 from 128-byte
  * swizzled shared-memory descriptors, TMA tile loads and mbarriers,
- * griddepcontrol), and
+ * griddepcontrol, thread block clusters: distributed shared memory,
+ * remote mbarrier arrivals, multicast TMA loads, barrier.cluster), and
  * stops with one line naming anything else. docs/Testing.md, "The CUDA
  * emulator", says what it models and what it does not. */
 
@@ -33,6 +34,10 @@ void *ptxemu_prepare(void *function, const unsigned grid[3],
  * stream serialization): its threads may touch global memory only after
  * their griddepcontrol.wait. */
 void ptxemu_set_programmatic(void *launch);
+/* Launches a prepared launch's blocks in clusters of cluster[0] x
+ * cluster[1] x cluster[2] (cuLaunchKernelEx's cluster dimension): each
+ * cluster's CTAs run together and share their shared memory. */
+void ptxemu_set_cluster(void *launch, const unsigned cluster[3]);
 /* Runs a prepared launch: 0, or 1 with the reason in `error`. */
 int ptxemu_run(void *launch, char *error, size_t errorSize);
 void ptxemu_release(void *launch);

@@ -33,6 +33,16 @@
 // arrival passes the thread's clock to the waiters of the phase it
 // completes, and bar.sync joins the clocks of all threads.
 //
+// A cluster launch runs each cluster's CTAs together, as one run whose
+// threads are the CTAs' threads one CTA after another and whose shared
+// memory is their windows side by side: a CTA's shared::cta addresses
+// name its own window; a shared::cluster address names CTA r's byte o as
+// (r + 1) << 24 | o (mapa makes them; a CTA's own addresses stay valid).
+// bar.sync waits for the threads of one CTA, barrier.cluster for all of
+// them; mbarriers may be arrived at from other CTAs, and a multicast TMA
+// load writes the same box at the same offset of each CTA its mask names,
+// completing its bytes on the mbarrier at the same offset in each.
+//
 //===----------------------------------------------------------------------===//
 
 #include "PtxEmulator.h"
@@ -146,6 +156,9 @@ struct Launch {
   const Kernel *kernel;
   unsigned grid[3], block[3], dynamicShared;
   std::vector<uint8_t> params;
+  /// CTAs per cluster in each dimension (cuLaunchKernelEx's cluster
+  /// dimension; 1 x 1 x 1 without).
+  unsigned cluster[3] = {1, 1, 1};
   /// Launched with programmatic stream serialization: the kernel before it
   /// may still run until a thread's griddepcontrol.wait.
   bool programmatic = false;
@@ -170,9 +183,14 @@ struct PendingWgmma {
   int scaleA, scaleB;
   std::vector<std::vector<int>> dSlots; // per thread of the warpgroup
   unsigned line;
+  uint64_t window; // where its CTA's shared memory starts
 };
 
-enum class Wait : uint8_t { None, Barrier, Collective, Mbarrier };
+enum class Wait : uint8_t { None, Barrier, Collective, Mbarrier, Cluster };
+
+/// The bit above a shared::cluster address's offset in its CTA's window
+/// (windows are at most 227 KiB); the bits above it hold the CTA's rank + 1.
+constexpr unsigned kClusterRankShift = 24;
 
 struct Failure {
   std::string message;
@@ -180,16 +198,23 @@ struct Failure {
 
 class BlockRun {
 public:
+  /// The cluster whose first CTA is block (bx, by, bz).
   BlockRun(const Launch &launch, unsigned bx, unsigned by, unsigned bz)
       : launch(launch), kernel(*launch.kernel) {
     ctaid[0] = bx;
     ctaid[1] = by;
     ctaid[2] = bz;
-    threads = launch.block[0] * launch.block[1] * launch.block[2];
+    ctas = launch.cluster[0] * launch.cluster[1] * launch.cluster[2];
+    blockThreads = launch.block[0] * launch.block[1] * launch.block[2];
+    threads = ctas * blockThreads;
     regs.assign(static_cast<size_t>(threads) * kernel.registers, 0);
     local.assign(static_cast<size_t>(threads) * (kernel.localBytes + 16), 0);
     dynamicStart = kernel.dynamicShared;
-    shared.assign(dynamicStart + launch.dynamicShared, 0);
+    window = dynamicStart + launch.dynamicShared;
+    shared.assign(static_cast<size_t>(ctas) * window, 0);
+    registerPool.assign(ctas, 0);
+    clusterArrivals.assign(threads, 0);
+    clusterWaits.assign(threads, 0);
     unfenced.assign(shared.size(), -1);
     unfencedRanges.resize(threads);
     pendingCopies.resize(threads);
@@ -202,6 +227,8 @@ public:
     wgmmaLines.resize(groups);
     releases.assign(threads, 1);
     known.assign(threads, std::make_shared<Clock>(threads + groups, 0));
+    clusterArriving.assign(threads + groups, 0);
+    clusterCompleted.assign(threads + groups, 0);
     storer.assign(shared.size(), -1);
     storeRelease.assign(shared.size(), 0);
     storeLine.assign(shared.size(), 0);
@@ -224,12 +251,50 @@ public:
 private:
   const Launch &launch;
   const Kernel &kernel;
-  unsigned ctaid[3];
-  unsigned threads;
+  unsigned ctaid[3]; // the cluster's first CTA
+  // The cluster's CTAs, each CTA's threads and shared memory (its window),
+  // and their totals.
+  unsigned ctas, blockThreads, threads;
+  uint64_t window;
+  unsigned ctaOf(unsigned thread) const { return thread / blockThreads; }
+  uint64_t windowOf(unsigned thread) const { return ctaOf(thread) * window; }
+  /// Byte `index` of `shared` and thread `thread`, as errors name them:
+  /// within their CTA's, which they name in a cluster of several.
+  std::string ctaName(uint64_t rank) const {
+    return "block (" + std::to_string(ctaIndex(rank, 0)) + "," +
+           std::to_string(ctaIndex(rank, 1)) + "," +
+           std::to_string(ctaIndex(rank, 2)) + ")";
+  }
+  std::string sharedName(uint64_t index) const {
+    return std::to_string(index % window) +
+           (ctas > 1 ? " of " + ctaName(index / window) : "");
+  }
+  std::string threadName(unsigned thread) const {
+    return std::to_string(thread % blockThreads) +
+           (ctas > 1 ? " of " + ctaName(ctaOf(thread)) : "");
+  }
+  /// The shared::cluster address of byte `offset` of CTA `rank`'s window.
+  static uint64_t clusterAddress(uint64_t rank, uint64_t offset) {
+    return (rank + 1) << kClusterRankShift | offset;
+  }
+  /// CTA `rank`'s index in the grid along dimension `d`.
+  unsigned ctaIndex(unsigned rank, unsigned d) const {
+    const unsigned *c = launch.cluster;
+    unsigned within = d == 0   ? rank % c[0]
+                      : d == 1 ? rank / c[0] % c[1]
+                               : rank / (c[0] * c[1]);
+    return ctaid[d] + within;
+  }
   // Each warpgroup's registers per thread, and the registers setmaxnreg.dec
-  // gave back to the block's pool that no setmaxnreg.inc took yet.
+  // gave back to its CTA's pool that no setmaxnreg.inc took yet.
   std::vector<unsigned> registerLimit;
-  int64_t registerPool = 0;
+  std::vector<int64_t> registerPool;
+  // barrier.cluster: per thread, its arrivals and completed waits; the
+  // phases completed, and what the threads arriving in the current phase
+  // and in the last completed one released (clocks, mbarrier phases seen).
+  std::vector<uint32_t> clusterArrivals, clusterWaits;
+  uint32_t clusterPhases = 0;
+  unsigned clusterArrived = 0;
   std::vector<uint64_t> regs;
   std::vector<uint8_t> local, shared;
   // Per thread, whether the grids before a programmatic launch are known
@@ -279,6 +344,8 @@ private:
     Clock arrived, completed; // this phase's arrivals; completed phases'
   };
   std::map<uint64_t, MbarrierClocks> mbarrierClocks;
+  Clock clusterArriving, clusterCompleted;
+  std::map<uint64_t, uint64_t> clusterSeenArriving, clusterSeenCompleted;
   static void join(Clock &into, const Clock &from) {
     for (size_t g = 0; g < into.size() && g < from.size(); ++g)
       into[g] = std::max(into[g], from[g]);
@@ -315,11 +382,10 @@ private:
 
   [[noreturn]] void fail(unsigned thread, const Instruction &inst,
                          const std::string &message) {
-    throw Failure{
-        "kernel '" + kernel.name + "' block (" + std::to_string(ctaid[0]) +
-        "," + std::to_string(ctaid[1]) + "," + std::to_string(ctaid[2]) +
-        ") thread " + std::to_string(thread) + ", PTX line " +
-        std::to_string(inst.line) + " (" + inst.text + "): " + message};
+    throw Failure{"kernel '" + kernel.name + "' " + ctaName(ctaOf(thread)) +
+                  " thread " + std::to_string(thread % blockThreads) +
+                  ", PTX line " + std::to_string(inst.line) + " (" + inst.text +
+                  "): " + message};
   }
 
   uint64_t &reg(unsigned thread, int slot) {
@@ -330,9 +396,11 @@ private:
            static_cast<size_t>(thread) * (kernel.localBytes + 16);
   }
   uint64_t special(unsigned thread, Special s) {
-    unsigned tx = thread % launch.block[0];
-    unsigned ty = (thread / launch.block[0]) % launch.block[1];
-    unsigned tz = thread / (launch.block[0] * launch.block[1]);
+    unsigned rank = ctaOf(thread), inBlock = thread % blockThreads;
+    unsigned tx = inBlock % launch.block[0];
+    unsigned ty = (inBlock / launch.block[0]) % launch.block[1];
+    unsigned tz = inBlock / (launch.block[0] * launch.block[1]);
+    const unsigned *c = launch.cluster;
     switch (s) {
     case Special::TidX:
       return tx;
@@ -347,11 +415,11 @@ private:
     case Special::NtidZ:
       return launch.block[2];
     case Special::CtaidX:
-      return ctaid[0];
+      return ctaIndex(rank, 0);
     case Special::CtaidY:
-      return ctaid[1];
+      return ctaIndex(rank, 1);
     case Special::CtaidZ:
-      return ctaid[2];
+      return ctaIndex(rank, 2);
     case Special::NctaidX:
       return launch.grid[0];
     case Special::NctaidY:
@@ -359,9 +427,37 @@ private:
     case Special::NctaidZ:
       return launch.grid[2];
     case Special::LaneId:
-      return thread % 32;
+      return inBlock % 32;
     case Special::WarpId:
-      return thread / 32;
+      return inBlock / 32;
+    case Special::ClusterCtaRank:
+      return rank;
+    case Special::ClusterNCtaRank:
+      return ctas;
+    case Special::ClusterCtaIdX:
+      return ctaIndex(rank, 0) % c[0];
+    case Special::ClusterCtaIdY:
+      return ctaIndex(rank, 1) % c[1];
+    case Special::ClusterCtaIdZ:
+      return ctaIndex(rank, 2) % c[2];
+    case Special::ClusterNCtaIdX:
+      return c[0];
+    case Special::ClusterNCtaIdY:
+      return c[1];
+    case Special::ClusterNCtaIdZ:
+      return c[2];
+    case Special::ClusterIdX:
+      return ctaid[0] / c[0];
+    case Special::ClusterIdY:
+      return ctaid[1] / c[1];
+    case Special::ClusterIdZ:
+      return ctaid[2] / c[2];
+    case Special::NClusterIdX:
+      return launch.grid[0] / c[0];
+    case Special::NClusterIdY:
+      return launch.grid[1] / c[1];
+    case Special::NClusterIdZ:
+      return launch.grid[2] / c[2];
     }
     return 0;
   }
@@ -397,12 +493,31 @@ private:
     };
     switch (space) {
     case Space::Shared:
-      if (!within(shared.size()))
+      if (!within(window))
         fail(thread, inst,
              "shared address " + std::to_string(address) + " (+" +
                  std::to_string(bytes) + ") past the block's " +
-                 std::to_string(shared.size()) + " bytes");
-      return shared.data() + address;
+                 std::to_string(window) + " bytes");
+      return shared.data() + windowOf(thread) + address;
+    case Space::SharedCluster: {
+      // The thread's own window below the first rank's bit.
+      uint64_t rank = address >> kClusterRankShift;
+      if (rank == 0)
+        return resolve(thread, inst, Space::Shared, address, bytes);
+      if (rank > ctas)
+        fail(thread, inst,
+             "shared::cluster address " + std::to_string(address) +
+                 " names CTA " + std::to_string(rank - 1) +
+                 " of a cluster of " + std::to_string(ctas));
+      uint64_t offset = address & ((uint64_t{1} << kClusterRankShift) - 1);
+      if (bytes > window || offset > window - bytes)
+        fail(thread, inst,
+             "shared::cluster address " + std::to_string(address) + " (+" +
+                 std::to_string(bytes) + ") past CTA " +
+                 std::to_string(rank - 1) + "'s " + std::to_string(window) +
+                 " bytes");
+      return shared.data() + (rank - 1) * window + offset;
+    }
     case Space::Local:
       if (!within(kernel.localBytes + 16))
         fail(thread, inst, "local address out of the thread's frame");
@@ -501,26 +616,36 @@ private:
   std::map<uint64_t, uint64_t> mbarrierShadows;
   struct MbarrierRef {
     uint64_t &word, &shadow;
-    MbarrierRef(uint64_t &word, uint64_t &shadow)
-        : word(word), shadow(shadow) {}
+    uint64_t index; // its offset in `shared`: the key of its records
+    MbarrierRef(uint64_t &word, uint64_t &shadow, uint64_t index)
+        : word(word), shadow(shadow), index(index) {}
     MbarrierRef(const MbarrierRef &) = delete;
     ~MbarrierRef() { shadow = word; }
   };
+  /// The mbarrier operand `o` addresses (in the thread's own shared
+  /// memory, or the cluster's for a shared::cluster instruction).
   MbarrierRef mbarrier(unsigned thread, const Instruction &inst,
                        const Operand &o, bool mustBeLive = true) {
-    uint64_t address = memoryAddress(thread, o);
-    if (address % 8)
+    Space space =
+        inst.space == Space::SharedCluster ? inst.space : Space::Shared;
+    return mbarrierAt(thread, inst,
+                      resolve(thread, inst, space, memoryAddress(thread, o), 8),
+                      mustBeLive);
+  }
+  MbarrierRef mbarrierAt(unsigned thread, const Instruction &inst, uint8_t *p,
+                         bool mustBeLive = true) {
+    auto index = static_cast<uint64_t>(p - shared.data());
+    if (index % 8)
       fail(thread, inst, "a misaligned mbarrier");
-    uint64_t &word = *reinterpret_cast<uint64_t *>(
-        resolve(thread, inst, Space::Shared, address, 8));
-    auto shadow = mbarrierShadows.find(address);
+    uint64_t &word = *reinterpret_cast<uint64_t *>(p);
+    auto shadow = mbarrierShadows.find(index);
     if (mustBeLive &&
         (shadow == mbarrierShadows.end() || shadow->second != word ||
          ((word >> 56) & 0x7F) != kMbarMagic))
       fail(thread, inst,
-           "the mbarrier at shared address " + std::to_string(address) +
+           "the mbarrier at shared address " + sharedName(index) +
                " is not initialized (or was overwritten)");
-    return MbarrierRef(word, mbarrierShadows[address]);
+    return MbarrierRef(word, mbarrierShadows[index], index);
   }
   /// Arrivals and transaction bytes on the mbarrier at `address`, by
   /// `thread` at `inst`.
@@ -535,8 +660,8 @@ private:
     if (pendingCount < 0)
       fail(thread, inst,
            "an arrival on the mbarrier at shared address " +
-               std::to_string(address) + " beyond the " +
-               std::to_string(expected) + " its phase expects");
+               sharedName(address) + " beyond the " + std::to_string(expected) +
+               " its phase expects");
     int64_t txCount = static_cast<int64_t>((word >> 32) & 0xFFFFFF);
     if (txCount & 0x800000)
       txCount -= 0x1000000;
@@ -582,19 +707,25 @@ private:
                     uint64_t bytes, Access access);
   /// The shared-memory offset of element (row, k) of a K-major wgmma
   /// operand; `line` names the wgmma when it lies outside.
-  uint64_t wgmmaOperandAddress(uint64_t desc, unsigned row, unsigned k,
-                               unsigned line);
+  uint64_t wgmmaOperandAddress(const PendingWgmma &w, uint64_t desc,
+                               unsigned row, unsigned k);
   /// Calls `f(offset)` for the first byte of each bf16 element a wgmma
   /// reads (its A rows, then its B columns).
   template <typename F> void forEachWgmmaOperand(const PendingWgmma &w, F f) {
     for (unsigned m = 0; m < 64; ++m)
       for (unsigned k = 0; k < 16; ++k)
-        f(wgmmaOperandAddress(w.descA, m, k, w.line));
+        f(wgmmaOperandAddress(w, w.descA, m, k));
     for (unsigned n = 0; n < w.n; ++n)
       for (unsigned k = 0; k < 16; ++k)
-        f(wgmmaOperandAddress(w.descB, n, k, w.line));
+        f(wgmmaOperandAddress(w, w.descB, n, k));
   }
   void tmaLoad(unsigned thread, const Instruction &inst);
+  /// One CTA's copy of a TMA load: the box at `dstIndex` of `shared`, its
+  /// bytes completed on the mbarrier at `barIndex`.
+  void tmaLoadInto(unsigned thread, const Instruction &inst,
+                   const TensorMap &map, const int64_t *coords,
+                   uint64_t dstIndex, uint64_t barIndex, unsigned element,
+                   unsigned swizzleBytes, uint64_t total);
   void executeWgmma(unsigned group, const PendingWgmma &w);
   void mmaSync(unsigned warp, const Instruction &inst);
   bool step(unsigned thread); // false: the thread waits or exited
@@ -621,16 +752,16 @@ void BlockRun::checkWriteSeen(unsigned thread, const Instruction &inst,
   auto it = seen[thread].find(w.mbarrier);
   if (w.mbarrier == kNotArrived)
     fail(thread, inst,
-         "touches shared address " + std::to_string(address) +
+         "touches shared address " + sharedName(address) +
              ", which the cp.async of PTX line " + std::to_string(w.line) +
              " writes, before its thread's cp.async.mbarrier.arrive");
   if (it == seen[thread].end() || it->second <= w.completions)
     fail(thread, inst,
-         "touches shared address " + std::to_string(address) + ", which the " +
+         "touches shared address " + sharedName(address) + ", which the " +
              (w.copy ? "cp.async" : "TMA load") + " of PTX line " +
              std::to_string(w.line) + " writes, before it has seen that " +
              (w.copy ? "copy" : "load") + "'s mbarrier (shared address " +
-             std::to_string(w.mbarrier) + ") complete its phase");
+             sharedName(w.mbarrier) + ") complete its phase");
 }
 
 void BlockRun::checkTmaSeen(unsigned thread, const Instruction &inst,
@@ -657,7 +788,7 @@ void BlockRun::checkReadsRetired(unsigned thread, const Instruction &inst,
       if (reads && (*known[thread])[threads + g] < reads)
         fail(thread, inst,
              std::string(what) + " shared address " +
-                 std::to_string(std::max(offset, chunk * 16)) +
+                 sharedName(std::max(offset, chunk * 16)) +
                  ", which the wgmma of PTX line " +
                  std::to_string(wgmmaLines[g][reads - 1]) +
                  " reads, before it has seen a wgmma.wait_group retire that "
@@ -671,8 +802,9 @@ void BlockRun::checkStoresOrdered(unsigned thread, const Instruction &inst,
   for (uint64_t b = offset; b < offset + bytes; ++b)
     if (storer[b] >= 0 && !knows(thread, storer[b], storeRelease[b]))
       fail(thread, inst,
-           std::string(what) + " shared address " + std::to_string(b) +
-               ", which thread " + std::to_string(storer[b]) +
+           std::string(what) + " shared address " + sharedName(b) +
+               ", which thread " +
+               threadName(static_cast<unsigned>(storer[b])) +
                " stored (PTX line " + std::to_string(storeLine[b]) +
                ") with no bar.sync or mbarrier phase ordering that store "
                "before it");
@@ -695,8 +827,8 @@ void BlockRun::sharedAccess(unsigned thread, const Instruction &inst,
   std::fill_n(storeLine.begin() + offset, bytes, inst.line);
 }
 
-uint64_t BlockRun::wgmmaOperandAddress(uint64_t desc, unsigned row, unsigned k,
-                                       unsigned line) {
+uint64_t BlockRun::wgmmaOperandAddress(const PendingWgmma &w, uint64_t desc,
+                                       unsigned row, unsigned k) {
   uint64_t start = (desc & 0x3FFF) << 4;
   uint64_t lbo = ((desc >> 16) & 0x3FFF) << 4;
   uint64_t sbo = ((desc >> 32) & 0x3FFF) << 4;
@@ -708,11 +840,11 @@ uint64_t BlockRun::wgmmaOperandAddress(uint64_t desc, unsigned row, unsigned k,
   else
     address =
         start + (row / 8) * sbo + (k / 8) * lbo + (row % 8) * 16 + (k % 8) * 2;
-  if (address + 2 > shared.size())
+  if (address + 2 > window)
     throw Failure{"kernel '" + kernel.name + "', PTX line " +
-                  std::to_string(line) +
+                  std::to_string(w.line) +
                   " (wgmma): an operand outside shared memory"};
-  return address;
+  return w.window + address;
 }
 
 void BlockRun::asyncCopy(unsigned thread, const Instruction &inst) {
@@ -755,9 +887,8 @@ void BlockRun::asyncCopy(unsigned thread, const Instruction &inst) {
 }
 
 void BlockRun::asyncCopyArrive(unsigned thread, const Instruction &inst) {
-  const Operand &bar = inst.operands[0];
-  MbarrierRef barrier = mbarrier(thread, inst, bar);
-  uint64_t address = memoryAddress(thread, bar);
+  MbarrierRef barrier = mbarrier(thread, inst, inst.operands[0]);
+  uint64_t address = barrier.index;
   // The copies complete with the phase this arrival counts towards: seen
   // by the threads that see it complete.
   for (int32_t copy : pendingCopies[thread])
@@ -791,9 +922,34 @@ void BlockRun::tmaLoad(unsigned thread, const Instruction &inst) {
     fail(thread, inst, "a tensor map of an unknown element type");
   if (swizzleBytes && map.box[0] * element > swizzleBytes)
     fail(thread, inst, "the box's inner dimension exceeds the swizzle span");
-  uint64_t dstAddress = memoryAddress(thread, dst);
+  // The destination and mbarrier as offsets in a CTA's window, and the
+  // CTAs they are in: the multicast mask's, else the destination's.
+  uint64_t offsetMask = (uint64_t{1} << kClusterRankShift) - 1;
+  uint64_t dstCluster = memoryAddress(thread, dst);
+  uint64_t dstAddress = dstCluster & offsetMask;
+  uint64_t barOffset =
+      static_cast<uint64_t>(
+          mbarrier(thread, inst, bar, /*mustBeLive=*/false).index) %
+      window;
   if (dstAddress % 128)
     fail(thread, inst, "the destination is not 128-byte aligned");
+  std::vector<unsigned> targets;
+  if (inst.multicast) {
+    uint64_t ctaMask = mask(Type::U16, value(thread, inst.operands[3]));
+    if (ctaMask == 0 || (ctas < 16 && (ctaMask >> ctas) != 0))
+      fail(thread, inst,
+           "a multicast mask (" + std::to_string(ctaMask) +
+               ") naming no CTA, or one outside the cluster of " +
+               std::to_string(ctas));
+    for (unsigned r = 0; r < ctas; ++r)
+      if ((ctaMask >> r) & 1)
+        targets.push_back(r);
+  } else {
+    uint64_t rank = dstCluster >> kClusterRankShift;
+    if (rank > ctas)
+      fail(thread, inst, "a destination outside the cluster");
+    targets.push_back(rank ? static_cast<unsigned>(rank - 1) : ctaOf(thread));
+  }
   int64_t coords[5] = {0, 0, 0, 0, 0};
   for (unsigned d = 0; d < map.rank; ++d)
     coords[d] = static_cast<int32_t>(value(thread, src.elements[d]));
@@ -812,11 +968,26 @@ void BlockRun::tmaLoad(unsigned thread, const Instruction &inst) {
   }
   if (overflow)
     fail(thread, inst, "a tensor map with an impossible box or tensor");
-  resolve(thread, inst, Space::Shared, dstAddress, total);
+  if (total > window || dstAddress > window - total)
+    fail(thread, inst,
+         "shared address " + std::to_string(dstAddress) + " (+" +
+             std::to_string(total) + ") past the block's " +
+             std::to_string(window) + " bytes");
   resolve(thread, inst, Space::Global, map.address, extent);
-  uint64_t barAddress = memoryAddress(thread, bar);
+  for (unsigned target : targets)
+    tmaLoadInto(thread, inst, map, coords, target * window + dstAddress,
+                target * window + barOffset, element, swizzleBytes, total);
+}
+
+void BlockRun::tmaLoadInto(unsigned thread, const Instruction &inst,
+                           const TensorMap &map, const int64_t *coords,
+                           uint64_t dstIndex, uint64_t barIndex,
+                           unsigned element, unsigned swizzleBytes,
+                           uint64_t total) {
+  MbarrierRef barrier = mbarrierAt(thread, inst, shared.data() + barIndex);
+  uint64_t base = dstIndex / window * window, dstAddress = dstIndex - base;
   auto writer = static_cast<int32_t>(tmaWrites.size());
-  tmaWrites.push_back({barAddress, mbarrierCompletions[barAddress], inst.line});
+  tmaWrites.push_back({barIndex, mbarrierCompletions[barIndex], inst.line});
   uint64_t index[5] = {0, 0, 0, 0, 0};
   for (uint64_t e = 0; e < total / element; ++e) {
     uint64_t rest = e;
@@ -832,10 +1003,15 @@ void BlockRun::tmaLoad(unsigned thread, const Instruction &inst) {
         offset += d == 0 ? static_cast<uint64_t>(c) * element
                          : static_cast<uint64_t>(c) * map.strides[d - 1];
     }
-    uint64_t toOffset = swizzle(dstAddress + e * element, swizzleBytes);
     // The swizzle moves 16-byte chunks within their 128-byte row, which a
     // box that is not whole rows may not hold.
-    resolve(thread, inst, Space::Shared, toOffset, element);
+    uint64_t swizzled = swizzle(dstAddress + e * element, swizzleBytes);
+    if (swizzled + element > window)
+      fail(thread, inst,
+           "shared address " + std::to_string(swizzled) + " (+" +
+               std::to_string(element) + ") past the block's " +
+               std::to_string(window) + " bytes");
+    uint64_t toOffset = base + swizzled;
     checkReadsRetired(thread, inst, toOffset, element, "a TMA load writes");
     checkStoresOrdered(thread, inst, toOffset, element, "a TMA load writes");
     std::fill_n(tmaWriter.begin() + toOffset, element, writer);
@@ -848,19 +1024,19 @@ void BlockRun::tmaLoad(unsigned thread, const Instruction &inst) {
       std::memcpy(to, reinterpret_cast<const uint8_t *>(map.address + offset),
                   element);
   }
-  mbarrierUpdate(thread, inst, barAddress, mbarrier(thread, inst, bar).word, 0,
+  mbarrierUpdate(thread, inst, barIndex, barrier.word, 0,
                  -static_cast<int64_t>(total));
 }
 
 void BlockRun::executeWgmma(unsigned group, const PendingWgmma &w) {
   // Operand element (row, k) of a K-major matrix in shared memory.
   auto element = [&](uint64_t desc, unsigned row, unsigned k) -> float {
-    uint64_t address = wgmmaOperandAddress(desc, row, k, w.line);
+    uint64_t address = wgmmaOperandAddress(w, desc, row, k);
     for (uint64_t b = address; b < address + 2; ++b)
       if (unfenced[b] >= 0)
         throw Failure{"kernel '" + kernel.name + "', PTX line " +
                       std::to_string(w.line) +
-                      " (wgmma): reads shared address " + std::to_string(b) +
+                      " (wgmma): reads shared address " + sharedName(b) +
                       ", which thread " + std::to_string(unfenced[b]) +
                       " stored without a fence.proxy.async since"};
     uint16_t h;
@@ -952,7 +1128,7 @@ void BlockRun::collective(unsigned first, unsigned count,
            std::string(inst.increase ? "setmaxnreg.inc below"
                                      : "setmaxnreg.dec above") +
                " the warpgroup's " + std::to_string(limit) + " registers");
-    registerPool +=
+    registerPool[ctaOf(first)] +=
         (static_cast<int64_t>(limit) - static_cast<int64_t>(wanted)) * 128;
     limit = static_cast<unsigned>(wanted);
     break;
@@ -970,6 +1146,7 @@ void BlockRun::collective(unsigned first, unsigned count,
     PendingWgmma w;
     w.n = inst.shapeN;
     w.line = inst.line;
+    w.window = windowOf(first);
     w.descA = value(first, inst.operands[1]);
     w.descB = value(first, inst.operands[2]);
     w.scaleD = value(first, inst.operands[3]) & 1;
@@ -1600,8 +1777,24 @@ bool BlockRun::step(unsigned thread) {
     bool toSpace = inst.text.find(".to.") != std::string::npos;
     uint64_t a = value(thread, ops[1]);
     uint64_t base = 0;
+    if (inst.space == Space::SharedCluster) {
+      // Generic addresses of the cluster's shared memory and
+      // shared::cluster addresses, both ways.
+      uint64_t start = reinterpret_cast<uintptr_t>(shared.data());
+      uint64_t v = 0;
+      if (toSpace) {
+        if (a < start || a >= start + shared.size())
+          fail(thread, inst, "a generic address outside shared memory");
+        v = clusterAddress((a - start) / window, (a - start) % window);
+      } else {
+        v = reinterpret_cast<uintptr_t>(
+            resolve(thread, inst, inst.space, a, 0));
+      }
+      set(thread, ops[0], inst.type, v, inst);
+      break;
+    }
     if (inst.space == Space::Shared)
-      base = reinterpret_cast<uintptr_t>(shared.data());
+      base = reinterpret_cast<uintptr_t>(shared.data() + windowOf(thread));
     else if (inst.space == Space::Local)
       base = reinterpret_cast<uintptr_t>(localBase(thread));
     else if (inst.space == Space::Param)
@@ -1699,7 +1892,7 @@ bool BlockRun::step(unsigned thread) {
     if (count == 0 || count > 0xFFFF)
       fail(thread, inst, "an mbarrier count out of range");
     word = (kMbarMagic << 56) | (count << 16) | count;
-    MbarrierClocks &c = mbarrierClock(memoryAddress(thread, ops[0]));
+    MbarrierClocks &c = mbarrierClock(barrier.index);
     std::fill(c.arrived.begin(), c.arrived.end(), 0);
     break;
   }
@@ -1708,20 +1901,24 @@ bool BlockRun::step(unsigned thread) {
     break;
   case Op::MbarArrive:
   case Op::MbarArriveExpectTx: {
-    const Operand &bar =
-        ops.size() > 1 && ops[0].kind == Operand::Reg ? ops[1] : ops[0];
-    MbarrierRef barrier = mbarrier(thread, inst, bar);
+    // [state or _,] [bar] then expect_tx's bytes or arrive's count.
+    size_t at = ops[0].kind == Operand::Mem ? 0 : 1;
+    MbarrierRef barrier = mbarrier(thread, inst, ops[at]);
     uint64_t &word = barrier.word;
-    int64_t tx = 0;
+    int64_t tx = 0, arrivals = 1;
     if (inst.op == Op::MbarArriveExpectTx)
       tx = static_cast<int64_t>(mask(Type::U32, value(thread, ops.back())));
+    else if (ops.size() > at + 1)
+      arrivals =
+          static_cast<int64_t>(mask(Type::U32, value(thread, ops.back())));
+    if (arrivals < 1 || arrivals > 0xFFFFF)
+      fail(thread, inst, "an mbarrier arrival count out of range");
     if (ops[0].kind == Operand::Reg)
       set(thread, ops[0], Type::B64, word, inst);
-    uint64_t address = memoryAddress(thread, bar);
-    MbarrierClocks &c = mbarrierClock(address);
+    MbarrierClocks &c = mbarrierClock(barrier.index);
     join(c.arrived, *known[thread]);
     c.arrived[thread] = std::max(c.arrived[thread], releases[thread]++);
-    mbarrierUpdate(thread, inst, address, word, 1, tx);
+    mbarrierUpdate(thread, inst, barrier.index, word, arrivals, tx);
     break;
   }
   case Op::MbarTryWait: {
@@ -1735,14 +1932,64 @@ bool BlockRun::step(unsigned thread) {
       return false;
     }
     // The thread now sees what the completed phases made visible.
-    uint64_t address = memoryAddress(thread, ops[1]);
-    seen[thread][address] = mbarrierCompletions[address];
-    learn(thread, mbarrierClock(address).completed);
+    seen[thread][barrier.index] = mbarrierCompletions[barrier.index];
+    learn(thread, mbarrierClock(barrier.index).completed);
     set(thread, ops[0], Type::Pred, 1, inst);
     break;
   }
   case Op::TmaLoad:
     tmaLoad(thread, inst);
+    break;
+  case Op::Mapa: {
+    uint64_t a = value(thread, ops[1]), rank = value(thread, ops[2]);
+    rank &= 0xFFFFFFFF;
+    if (rank >= ctas)
+      fail(thread, inst,
+           "mapa to CTA " + std::to_string(rank) + " of a cluster of " +
+               std::to_string(ctas));
+    if (inst.space == Space::SharedCluster) {
+      uint64_t index = static_cast<uint64_t>(
+          resolve(thread, inst, inst.space, a, 0) - shared.data());
+      set(thread, ops[0], inst.type, clusterAddress(rank, index % window),
+          inst);
+      break;
+    }
+    uint64_t start = reinterpret_cast<uintptr_t>(shared.data());
+    if (a < start || a >= start + shared.size())
+      fail(thread, inst, "mapa of a generic address outside shared memory");
+    set(thread, ops[0], inst.type, start + rank * window + (a - start) % window,
+        inst);
+    break;
+  }
+  case Op::ClusterArrive:
+    if (clusterArrivals[thread] != clusterWaits[thread])
+      fail(thread, inst,
+           "arrives at barrier.cluster again before its barrier.cluster.wait");
+    ++clusterArrivals[thread];
+    ++clusterArrived;
+    // A relaxed arrival releases nothing.
+    if (!inst.relaxed) {
+      join(clusterArriving, *known[thread]);
+      clusterArriving[thread] =
+          std::max(clusterArriving[thread], releases[thread]++);
+      for (auto [address, completions] : seen[thread])
+        clusterSeenArriving[address] =
+            std::max(clusterSeenArriving[address], completions);
+    }
+    break;
+  case Op::ClusterWait:
+    if (clusterArrivals[thread] == clusterWaits[thread])
+      fail(thread, inst,
+           "barrier.cluster.wait with no barrier.cluster.arrive "
+           "before it");
+    if (clusterPhases < clusterArrivals[thread]) {
+      waits[thread] = Wait::Cluster;
+      return false;
+    }
+    ++clusterWaits[thread];
+    learn(thread, clusterCompleted);
+    for (auto [address, completions] : clusterSeenCompleted)
+      seen[thread][address] = std::max(seen[thread][address], completions);
     break;
   case Op::CpAsync:
     asyncCopy(thread, inst);
@@ -1787,12 +2034,23 @@ void BlockRun::run() {
     }
     if (live == 0)
       return;
-    if (atBarrier == live) {
+    // bar.sync: a CTA whose live threads all wait at it.
+    bool released = false;
+    for (unsigned cta = 0; cta < ctas; ++cta) {
+      unsigned first = cta * blockThreads, end = first + blockThreads;
+      unsigned ctaLive = 0, ctaAtBarrier = 0;
+      for (unsigned t = first; t < end; ++t) {
+        ctaLive += !exited[t];
+        ctaAtBarrier += !exited[t] && waits[t] == Wait::Barrier;
+      }
+      if (ctaLive == 0 || ctaAtBarrier != ctaLive)
+        continue;
+      released = true;
       // What any thread had seen of the mbarriers, every thread now sees.
       std::map<uint64_t, uint64_t> all;
       auto everyone = std::make_shared<Clock>(threads + groups, 0);
       const Clock *last = nullptr; // threads that share a clock join once
-      for (unsigned t = 0; t < threads; ++t) {
+      for (unsigned t = first; t < end; ++t) {
         for (auto [address, completions] : seen[t])
           all[address] = std::max(all[address], completions);
         if (known[t].get() != last)
@@ -1801,15 +2059,33 @@ void BlockRun::run() {
       }
       // Each thread releases at the barrier: the stores before it are
       // ordered before what every thread does after it.
-      for (unsigned t = 0; t < threads; ++t)
+      for (unsigned t = first; t < end; ++t)
         (*everyone)[t] = releases[t]++;
-      for (unsigned t = 0; t < threads; ++t)
+      for (unsigned t = first; t < end; ++t)
         if (!exited[t]) {
           seen[t] = all;
           known[t] = everyone;
           waits[t] = Wait::None;
           ++pc[t];
         }
+    }
+    if (released)
+      continue;
+    // barrier.cluster: the phase completes once every live thread arrived
+    // (a thread that exited counts as arrived); its waiters go on.
+    unsigned arrivedOrExited = 0;
+    for (unsigned t = 0; t < threads; ++t)
+      arrivedOrExited += exited[t] || clusterArrivals[t] > clusterPhases;
+    if (clusterArrived && arrivedOrExited == threads) {
+      ++clusterPhases;
+      clusterArrived = 0;
+      clusterCompleted = clusterArriving;
+      clusterSeenCompleted = std::move(clusterSeenArriving);
+      clusterSeenArriving.clear();
+      std::fill(clusterArriving.begin(), clusterArriving.end(), 0);
+      for (unsigned t = 0; t < threads; ++t)
+        if (!exited[t] && waits[t] == Wait::Cluster)
+          waits[t] = Wait::None;
       continue;
     }
     // Warp- and warpgroup-wide instructions, once all their threads are at
@@ -1828,7 +2104,7 @@ void BlockRun::run() {
       }
       unsigned size = inst.op == Op::MmaSync ? groupSize[0] : groupSize[1];
       unsigned first = t / size * size;
-      if (first + size > threads)
+      if (first + size > threads || ctaOf(first) != ctaOf(first + size - 1))
         fail(t, inst,
              "the block has no whole group of " + std::to_string(size) +
                  " threads for it");
@@ -1841,7 +2117,8 @@ void BlockRun::run() {
         uint64_t wanted = value(t, inst.operands[0]);
         unsigned limit = registerLimit[first / 128];
         if (limit > 0 && wanted <= 256 && wanted > limit &&
-            static_cast<int64_t>(wanted - limit) * 128 > registerPool)
+            static_cast<int64_t>(wanted - limit) * 128 >
+                registerPool[ctaOf(first)])
           ready = false;
       }
       if (!ready)
@@ -1854,12 +2131,20 @@ void BlockRun::run() {
       progress = true;
     }
     if (!progress) {
+      unsigned clusterWaiting = 0;
+      for (unsigned t = 0; t < threads; ++t)
+        clusterWaiting += !exited[t] && waits[t] == Wait::Cluster;
       for (unsigned t = 0; t < threads; ++t)
         if (!exited[t])
           fail(t, kernel.code[pc[t]],
-               "deadlock: no thread of the block can go on (" +
+               std::string("deadlock: no thread of the ") +
+                   (ctas > 1 ? "cluster" : "block") + " can go on (" +
                    std::to_string(atBarrier) + " of " + std::to_string(live) +
-                   " live threads at bar.sync)");
+                   " live threads at bar.sync" +
+                   (clusterWaiting ? ", " + std::to_string(clusterWaiting) +
+                                         " at barrier.cluster.wait"
+                                   : std::string()) +
+                   ")");
     }
   }
 }
@@ -1925,6 +2210,24 @@ static void checkLaunchBounds(const Launch &launch) {
     throw Failure{where + "a block of " + std::to_string(threads) +
                   " threads, more than its .maxntid allows (" +
                   std::to_string(launch.kernel->maxThreads) + ")"};
+  // Clusters: at most 8 CTAs (the portable size), dividing the grid, of
+  // whole warps (so that no warp spans two CTAs here).
+  const unsigned *cluster = launch.cluster;
+  uint64_t clusterSize = uint64_t{cluster[0]} * cluster[1] * cluster[2];
+  if (clusterSize == 0 || clusterSize > 8)
+    throw Failure{where + "a cluster of " + std::to_string(cluster[0]) + " x " +
+                  std::to_string(cluster[1]) + " x " +
+                  std::to_string(cluster[2]) +
+                  " CTAs (1 to 8 without a non-portable size)"};
+  for (unsigned d = 0; d < 3; ++d)
+    if (launch.grid[d] % cluster[d])
+      throw Failure{where + "a grid of " + std::to_string(launch.grid[d]) +
+                    " blocks in dimension " + std::to_string(d) +
+                    ", not a multiple of the cluster's " +
+                    std::to_string(cluster[d])};
+  if (clusterSize > 1 && threads % 32)
+    throw Failure{where + "a cluster of blocks of " + std::to_string(threads) +
+                  " threads, not whole warps (not modelled)"};
   constexpr uint64_t kMaxSharedBytes = 227 * 1024;
   uint64_t shared =
       uint64_t{launch.kernel->dynamicShared} + launch.dynamicShared;
@@ -1938,13 +2241,18 @@ void ptxemu_set_programmatic(void *launch) {
   static_cast<Launch *>(launch)->programmatic = true;
 }
 
+void ptxemu_set_cluster(void *launch, const unsigned cluster[3]) {
+  std::copy(cluster, cluster + 3, static_cast<Launch *>(launch)->cluster);
+}
+
 int ptxemu_run(void *launchHandle, char *error, size_t errorSize) {
   auto *launch = static_cast<Launch *>(launchHandle);
   try {
     checkLaunchBounds(*launch);
-    for (unsigned z = 0; z < launch->grid[2]; ++z)
-      for (unsigned y = 0; y < launch->grid[1]; ++y)
-        for (unsigned x = 0; x < launch->grid[0]; ++x)
+    const unsigned *cluster = launch->cluster;
+    for (unsigned z = 0; z < launch->grid[2]; z += cluster[2])
+      for (unsigned y = 0; y < launch->grid[1]; y += cluster[1])
+        for (unsigned x = 0; x < launch->grid[0]; x += cluster[0])
           BlockRun(*launch, x, y, z).run();
   } catch (const Failure &failure) {
     std::snprintf(error, errorSize, "%s", printable(failure.message).c_str());

@@ -330,13 +330,34 @@ struct KernelParser {
     }
     if (text[0] == '%') {
       static const std::map<std::string, Special> specials = {
-          {"%tid.x", Special::TidX},       {"%tid.y", Special::TidY},
-          {"%tid.z", Special::TidZ},       {"%ntid.x", Special::NtidX},
-          {"%ntid.y", Special::NtidY},     {"%ntid.z", Special::NtidZ},
-          {"%ctaid.x", Special::CtaidX},   {"%ctaid.y", Special::CtaidY},
-          {"%ctaid.z", Special::CtaidZ},   {"%nctaid.x", Special::NctaidX},
-          {"%nctaid.y", Special::NctaidY}, {"%nctaid.z", Special::NctaidZ},
-          {"%laneid", Special::LaneId},    {"%warpid", Special::WarpId}};
+          {"%tid.x", Special::TidX},
+          {"%tid.y", Special::TidY},
+          {"%tid.z", Special::TidZ},
+          {"%ntid.x", Special::NtidX},
+          {"%ntid.y", Special::NtidY},
+          {"%ntid.z", Special::NtidZ},
+          {"%ctaid.x", Special::CtaidX},
+          {"%ctaid.y", Special::CtaidY},
+          {"%ctaid.z", Special::CtaidZ},
+          {"%nctaid.x", Special::NctaidX},
+          {"%nctaid.y", Special::NctaidY},
+          {"%nctaid.z", Special::NctaidZ},
+          {"%laneid", Special::LaneId},
+          {"%warpid", Special::WarpId},
+          {"%cluster_ctarank", Special::ClusterCtaRank},
+          {"%cluster_nctarank", Special::ClusterNCtaRank},
+          {"%cluster_ctaid.x", Special::ClusterCtaIdX},
+          {"%cluster_ctaid.y", Special::ClusterCtaIdY},
+          {"%cluster_ctaid.z", Special::ClusterCtaIdZ},
+          {"%cluster_nctaid.x", Special::ClusterNCtaIdX},
+          {"%cluster_nctaid.y", Special::ClusterNCtaIdY},
+          {"%cluster_nctaid.z", Special::ClusterNCtaIdZ},
+          {"%clusterid.x", Special::ClusterIdX},
+          {"%clusterid.y", Special::ClusterIdY},
+          {"%clusterid.z", Special::ClusterIdZ},
+          {"%nclusterid.x", Special::NClusterIdX},
+          {"%nclusterid.y", Special::NClusterIdY},
+          {"%nclusterid.z", Special::NClusterIdZ}};
       auto special = specials.find(text);
       if (special != specials.end()) {
         operand.kind = Operand::Special;
@@ -434,9 +455,12 @@ struct KernelParser {
         continue;
       }
       static const std::map<std::string, Space> spaces = {
-          {"global", Space::Global},      {"shared", Space::Shared},
-          {"local", Space::Local},        {"param", Space::Param},
-          {"shared::cta", Space::Shared}, {"shared::cluster", Space::Shared}};
+          {"global", Space::Global},
+          {"shared", Space::Shared},
+          {"local", Space::Local},
+          {"param", Space::Param},
+          {"shared::cta", Space::Shared},
+          {"shared::cluster", Space::SharedCluster}};
       auto sp = spaces.find(m);
       if (sp != spaces.end() && inst.space == Space::Generic)
         inst.space = sp->second;
@@ -509,8 +533,25 @@ struct KernelParser {
                opcode == "setmaxnreg.dec.sync.aligned.u32") {
       inst.op = Op::SetMaxNReg;
       inst.increase = parts[1] == "inc";
+    } else if (opcode.rfind("barrier.cluster.", 0) == 0) {
+      // barrier.cluster.arrive{.relaxed}{.aligned}, .wait{.aligned}.
+      bool aligned = parts.back() == "aligned";
+      size_t named = parts.size() - (aligned ? 1 : 0);
+      if (named == 3 && parts[2] == "wait") {
+        inst.op = Op::ClusterWait;
+      } else if (parts[2] == "arrive" &&
+                 (named == 3 || (named == 4 && parts[3] == "relaxed"))) {
+        inst.op = Op::ClusterArrive;
+        inst.relaxed = named == 4;
+      } else {
+        return fail("unsupported instruction '" + opcode + "'");
+      }
     } else if (base == "bar" || base == "barrier") {
       inst.op = Op::BarSync;
+    } else if (base == "mapa" && parts.size() <= 3 &&
+               (parts.back() == "u32" || parts.back() == "u64") &&
+               (parts.size() == 2 || parts[1] == "shared::cluster")) {
+      inst.op = Op::Mapa;
     } else if (base == "mbarrier" && parts.size() > 1) {
       const std::string &what = parts[1];
       if (what == "init")
@@ -538,6 +579,7 @@ struct KernelParser {
                opcode.find("tile") != std::string::npos &&
                opcode.find("complete_tx::bytes") != std::string::npos) {
       inst.op = Op::TmaLoad;
+      inst.multicast = opcode.find(".multicast::cluster") != std::string::npos;
     } else if (opcode == "griddepcontrol.wait") {
       inst.op = Op::GridDepWait;
     } else if (opcode == "griddepcontrol.launch_dependents") {
@@ -641,7 +683,7 @@ struct KernelParser {
       least = 3, most = 4;
       break;
     case Op::MbarArrive:
-      least = 1, most = 2;
+      least = 1, most = 3;
       break;
     case Op::MbarArriveExpectTx:
       least = 2, most = 3;
@@ -679,7 +721,11 @@ struct KernelParser {
       least = 3, most = 4;
       break;
     case Op::TmaLoad:
-      least = most = 3;
+      least = most = inst.multicast ? 4 : 3;
+      break;
+    case Op::ClusterArrive:
+    case Op::ClusterWait:
+      most = 0;
       break;
     case Op::Wgmma:
       least = most = 8;
@@ -705,7 +751,11 @@ struct KernelParser {
     for (size_t i = 0; i < inst.operands.size(); ++i) {
       const Operand &o = inst.operands[i];
       bool sinkAllowed = inst.op == Op::Mov && i == 0 && o.kind == Operand::Vec;
-      if (o.kind == Operand::Sink ||
+      // ... and mbarrier.arrive's state, which a remote arrival has none of.
+      bool stateSink =
+          (inst.op == Op::MbarArrive || inst.op == Op::MbarArriveExpectTx) &&
+          i == 0 && inst.operands.size() > 1;
+      if ((o.kind == Operand::Sink && !stateSink) ||
           (!sinkAllowed && std::any_of(o.elements.begin(), o.elements.end(),
                                        [](const Operand &e) {
                                          return e.kind == Operand::Sink;

@@ -44,7 +44,16 @@ unsigned typeBytes(Type type);
 bool isSigned(Type type);
 bool isFloat(Type type);
 
-enum class Space : uint8_t { Generic, Global, Shared, Local, Param };
+/// SharedCluster: an address in the cluster's shared memory (a CTA's own
+/// shared::cta addresses are shared::cluster addresses of its own memory).
+enum class Space : uint8_t {
+  Generic,
+  Global,
+  Shared,
+  SharedCluster,
+  Local,
+  Param
+};
 
 /// Special registers.
 enum class Special : uint8_t {
@@ -61,7 +70,23 @@ enum class Special : uint8_t {
   NctaidY,
   NctaidZ,
   LaneId,
-  WarpId
+  WarpId,
+  // Thread block clusters: the CTA's rank and position in its cluster, the
+  // cluster's position in the grid, and their extents.
+  ClusterCtaRank,
+  ClusterNCtaRank,
+  ClusterCtaIdX,
+  ClusterCtaIdY,
+  ClusterCtaIdZ,
+  ClusterNCtaIdX,
+  ClusterNCtaIdY,
+  ClusterNCtaIdZ,
+  ClusterIdX,
+  ClusterIdY,
+  ClusterIdZ,
+  NClusterIdX,
+  NClusterIdY,
+  NClusterIdZ
 };
 
 struct Operand {
@@ -158,6 +183,15 @@ enum class Op : uint16_t {
   /// per thread become n, taken from (or given back to) the block's pool
   /// (an increase waits until the pool holds them).
   SetMaxNReg,
+  /// mapa{.shared::cluster}.{u32,u64} d, a, rank: the address of what `a`
+  /// addresses in the shared memory of the cluster's CTA `rank`.
+  Mapa,
+  /// barrier.cluster.arrive{.relaxed}{.aligned}: the thread arrives at the
+  /// cluster's barrier (.relaxed: releasing nothing).
+  ClusterArrive,
+  /// barrier.cluster.wait{.aligned}: waits until every thread of the
+  /// cluster has arrived in the phase of its last arrival.
+  ClusterWait,
   Nop
 };
 
@@ -195,6 +229,8 @@ struct Instruction {
   std::string atomOp;     // atom's operation
   std::string shuffleMode; // shfl.sync's: up, down, bfly or idx
   bool increase = false;   // setmaxnreg.inc (else .dec)
+  bool relaxed = false;    // barrier.cluster.arrive.relaxed
+  bool multicast = false;  // a TMA load's .multicast::cluster
   int32_t guard = -1;     // predicate slot, or -1
   bool guardNegated = false;
   int32_t target = -1; // branch target (instruction index)

@@ -126,6 +126,7 @@ bool isProvidedByRuntime(StringRef name) {
                                     "mgpuModuleUnload",
                                     "mgpuModuleGetFunction",
                                     "mgpuLaunchKernel",
+                                    "mgpuLaunchClusterKernel",
                                     "mgpuStreamCreate",
                                     "mgpuStreamDestroy",
                                     "mgpuStreamSynchronize",

@@ -59,6 +59,8 @@ constexpr int kDefaultDynamicSharedBytes = 48 * 1024;
 constexpr uintptr_t kStreamLegacy = 1;
 /// CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION (value: int).
 constexpr int kLaunchAttributeProgrammaticSerialization = 6;
+/// CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION (value: x, y, z CTAs).
+constexpr int kLaunchAttributeClusterDimension = 4;
 
 /// CUlaunchAttribute: an id and a 64-byte value, 8-byte aligned.
 struct LaunchAttribute {
@@ -67,6 +69,7 @@ struct LaunchAttribute {
   union {
     char bytes[64];
     int programmaticSerialization;
+    unsigned clusterDim[3];
     void *alignment;
   } value;
 };

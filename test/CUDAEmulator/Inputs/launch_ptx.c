@@ -1,9 +1,10 @@
 /* Runs one kernel of a PTX file through the CUDA emulator's driver API:
- *   launch_ptx FILE KERNEL GRID BLOCK WORDS [programmatic]
+ *   launch_ptx FILE KERNEL GRID BLOCK WORDS [programmatic | cluster N]
  * The kernel takes one pointer, to WORDS zeroed 32-bit words of device
  * memory; afterwards they are printed, or the launch's error. With
  * `programmatic`, it is launched by cuLaunchKernelEx with programmatic
- * stream serialization. */
+ * stream serialization; with `cluster N`, by cuLaunchKernelEx in clusters
+ * of N CTAs along x. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,9 +24,11 @@ CUresult cuLaunchKernelEx(const struct LaunchConfig *, void *, void **,
                           void **);
 
 int main(int argc, char **argv) {
-  if (argc != 6 && !(argc == 7 && strcmp(argv[6], "programmatic") == 0)) {
-    fprintf(stderr,
-            "usage: launch_ptx FILE KERNEL GRID BLOCK WORDS [programmatic]\n");
+  int programmatic = argc == 7 && strcmp(argv[6], "programmatic") == 0;
+  int clustered = argc == 8 && strcmp(argv[6], "cluster") == 0;
+  if (argc != 6 && !programmatic && !clustered) {
+    fprintf(stderr, "usage: launch_ptx FILE KERNEL GRID BLOCK WORDS "
+                    "[programmatic | cluster N]\n");
     return 2;
   }
   FILE *file = fopen(argv[1], "rb");
@@ -51,11 +54,16 @@ int main(int argc, char **argv) {
   void *params[] = {&buffer};
   unsigned grid = (unsigned)atoi(argv[3]), block = (unsigned)atoi(argv[4]);
   CUresult result;
-  if (argc == 7) {
-    struct LaunchAttribute programmatic = {
+  if (programmatic || clustered) {
+    struct LaunchAttribute attribute = {
         LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION, {0}, {{0}}};
-    programmatic.value.value = 1;
-    struct LaunchConfig config = {grid, 1, 1, block, 1, 1, 0, 0, &programmatic,
+    attribute.value.value = 1;
+    if (clustered) {
+      attribute.id = LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+      attribute.value.cluster[0] = (unsigned)atoi(argv[7]);
+      attribute.value.cluster[1] = attribute.value.cluster[2] = 1;
+    }
+    struct LaunchConfig config = {grid, 1, 1, block, 1, 1, 0, 0, &attribute,
                                   1};
     result = cuLaunchKernelEx(&config, function, params, 0);
   } else {

@@ -200,9 +200,42 @@ void programmaticLaunches() {
   std::printf("programmatic: %s\n", status ? "ok" : status.error().c_str());
 }
 
+/// Launches in thread block clusters (gpu.launch_func with clusters): by
+/// cuLaunchKernelEx with the cluster dimension, programmatic too where the
+/// call allows it; a grid that is not a multiple of the cluster fails.
+void clusterLaunches() {
+  static const char image[] = "fake image";
+  void *module = mgpuModuleLoad(const_cast<char *>(image), sizeof(image));
+  void *function = mgpuModuleGetFunction(module, "kernel");
+  void *stream = mgpuStreamCreate();
+  {
+    detail::CallArena call;
+    mgpuLaunchClusterKernel(function, 2, 1, 1, 4, 1, 1, 384, 1, 1, 0, stream,
+                            nullptr, nullptr, 0);
+    mgpuAllowProgrammaticLaunches();
+    mgpuLaunchClusterKernel(function, 2, 1, 1, 6, 1, 1, 384, 1, 1, 0, stream,
+                            nullptr, nullptr, 0);
+    mgpuLaunchClusterKernel(function, 1, 1, 1, 1, 1, 1, 32, 1, 1, 0, stream,
+                            nullptr, nullptr, 0);
+  }
+  Status status = detail::takeCudaError();
+  std::printf("clusters: %s\n", status ? "ok" : status.error().c_str());
+  mgpuLaunchClusterKernel(function, 2, 1, 1, 3, 1, 1, 384, 1, 1, 0, stream,
+                          nullptr, nullptr, 0);
+  status = detail::takeCudaError();
+  std::printf("clusters odd grid: %s\n",
+              status ? "ok" : status.error().c_str());
+  mgpuStreamDestroy(stream);
+  mgpuModuleUnload(module);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && std::string(argv[1]) == "programmatic") {
     programmaticLaunches();
+    return 0;
+  }
+  if (argc > 1 && std::string(argv[1]) == "clusters") {
+    clusterLaunches();
     return 0;
   }
   printDevices();

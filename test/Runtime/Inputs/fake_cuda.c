@@ -16,9 +16,11 @@
  * with -DOMIT_TMA, cuTensorMapEncodeTiled (a driver before CUDA 12); with
  * -DOMIT_POOL, the stream-ordered allocator (before CUDA 11.2); with
  * -DOMIT_LAUNCH_EX, cuLaunchKernelEx (before CUDA 12.0). cuLaunchKernelEx
- * takes only the programmatic stream serialization attribute; its launches
- * are traced as "programmatic", and the emulator fails such a kernel's
- * thread that touches global memory before its griddepcontrol.wait.
+ * takes the programmatic stream serialization attribute (its launches are
+ * traced as "programmatic", and the emulator fails such a kernel's thread
+ * that touches global memory before its griddepcontrol.wait) and the
+ * cluster dimension (traced as "cluster X Y Z"; the emulator runs each
+ * cluster's CTAs together).
  * With FAKE_CUDA_TRACE set, it prints each launch (kernel, grid, block,
  * dynamic shared memory), copy, stream-ordered allocation and free and
  * synchronization to stderr.
@@ -354,7 +356,8 @@ CUresult cuModuleGetFunction(void **out, void *module, const char *name) {
  * not. */
 static CUresult launch(void *f, unsigned gx, unsigned gy, unsigned gz,
                        unsigned bx, unsigned by, unsigned bz, unsigned smem,
-                       void *stream, void **params, int programmatic) {
+                       void *stream, void **params, int programmatic,
+                       const unsigned cluster[3]) {
   (void)params;
   if (captureCheck(stream))
     return captureCheck(stream);
@@ -367,14 +370,21 @@ static CUresult launch(void *f, unsigned gx, unsigned gy, unsigned gz,
                                block, smem, params);
   if (programmatic)
     ptxemu_set_programmatic(node.launch);
+  ptxemu_set_cluster(node.launch, cluster);
 #endif
   if (record(node))
     return SUCCESS;
   if (tracing())
+  {
+    char clustered[48] = "";
+    if (cluster[0] * cluster[1] * cluster[2] != 1)
+      snprintf(clustered, sizeof clustered, " cluster %u %u %u", cluster[0],
+               cluster[1], cluster[2]);
     fprintf(stderr,
-            "fake_cuda: launch %s grid %u %u %u block %u %u %u smem %u%s\n",
+            "fake_cuda: launch %s grid %u %u %u block %u %u %u smem %u%s%s\n",
             (const char *)f, gx, gy, gz, bx, by, bz, smem,
-            programmatic ? " programmatic" : "");
+            programmatic ? " programmatic" : "", clustered);
+  }
 #ifdef FAKE_CUDA_EMULATOR
   char error[512];
   int failed = ptxemu_run(node.launch, error, sizeof error);
@@ -390,7 +400,8 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz,
                         unsigned bx, unsigned by, unsigned bz, unsigned smem,
                         void *stream, void **params, void **extra) {
   (void)extra;
-  return launch(f, gx, gy, gz, bx, by, bz, smem, stream, params, 0);
+  static const unsigned single[3] = {1, 1, 1};
+  return launch(f, gx, gy, gz, bx, by, bz, smem, stream, params, 0, single);
 }
 #ifndef OMIT_LAUNCH_EX
 CUresult cuLaunchKernelEx(const struct LaunchConfig *config, void *f,
@@ -399,15 +410,28 @@ CUresult cuLaunchKernelEx(const struct LaunchConfig *config, void *f,
   if (!config || (config->numAttributes && !config->attributes))
     return INVALID_VALUE;
   int programmatic = 0;
+  unsigned cluster[3] = {1, 1, 1};
   for (unsigned i = 0; i < config->numAttributes; ++i) {
-    if (config->attributes[i].id !=
-        LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION)
+    const struct LaunchAttribute *attribute = &config->attributes[i];
+    if (attribute->id == LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION) {
+      programmatic = attribute->value.value != 0;
+    } else if (attribute->id == LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION) {
+      /* CUDA refuses a cluster that does not divide the grid. */
+      const unsigned *dims = attribute->value.cluster;
+      unsigned grid[3] = {config->gridX, config->gridY, config->gridZ};
+      for (int d = 0; d < 3; ++d) {
+        if (dims[d] == 0 || grid[d] % dims[d])
+          return INVALID_VALUE;
+        cluster[d] = dims[d];
+      }
+    } else {
       return INVALID_VALUE;
-    programmatic = config->attributes[i].value.value != 0;
+    }
   }
   return launch(f, config->gridX, config->gridY, config->gridZ,
                 config->blockX, config->blockY, config->blockZ,
-                config->sharedBytes, config->stream, params, programmatic);
+                config->sharedBytes, config->stream, params, programmatic,
+                cluster);
 }
 #endif
 CUresult cuStreamCreate(void **stream, unsigned flags) {

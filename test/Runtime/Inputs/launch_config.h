@@ -4,8 +4,12 @@
 #ifndef MOE_TEST_RUNTIME_INPUTS_LAUNCH_CONFIG_H
 #define MOE_TEST_RUNTIME_INPUTS_LAUNCH_CONFIG_H
 
-/* CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION (value: int). */
-enum { LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6 };
+/* CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION (value: int) and
+ * CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION (value: x, y, z). */
+enum {
+  LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION = 4,
+  LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6
+};
 
 struct LaunchAttribute {
   int id;
@@ -13,6 +17,7 @@ struct LaunchAttribute {
   union {
     char bytes[64];
     int value;
+    unsigned cluster[3];
     void *alignment;
   } value;
 };
