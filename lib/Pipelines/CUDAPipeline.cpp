@@ -206,7 +206,7 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
           options.reference ? 0 : options.routingBlockSize, tileGridLimit,
           teamGridLimit, /*tileGroupRows=*/options.tileGroupRows,
           /*multiprocessors=*/std::max<int64_t>(options.multiprocessors, 0),
-          options.deviceIO}));
+          options.deviceIO, /*tileCluster=*/options.cluster}));
   // Loops nested in a one-iteration-per-thread kernel run in the thread.
   pm.addPass(createParallelForToNestedForsPass());
   if (wgmma) {

@@ -275,6 +275,26 @@
 // WSPERSIST: forward_tiles_6: ptx accepted by ptxas -arch=sm_90a
 // WSPERSIST-NEXT: forward_tiles_6: wgmma 4, tma 2, mbarrier_waits 2, mma_sync 0, cp_async 0, setmaxnreg 4, registers 168, spill_stores 0, spill_loads 0, stack 0
 // WSPERSIST-NOT: ptxas:
+// In clusters of two CTAs (cluster=2) the tile launches name the cluster
+// size, every tile kernel is accepted (no spills); the down tiles (16
+// columns: halves of 8, one swizzle atom each) share their weight boxes:
+// keys compared through mapa after barrier.cluster, multicast TMA loads,
+// stages released in both CTAs (the gate/up tiles' 8 columns do not halve
+// into whole atoms: each CTA loads its own).
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized cluster=2 format=isa" -o %t.wsc.mlir
+// RUN: FileCheck %s --check-prefix=WSCLAUNCH < %t.wsc.mlir
+// WSCLAUNCH-COUNT-3: gpu.launch_func {{.*}}@forward_tiles_{{[0-9]+}}::@forward_tiles_{{[0-9]+}} clusters in
+// RUN: %python %S/Inputs/gpu_objects.py %t.wsc.mlir %t.wsc.ptx --ptxas %ptxas --arch sm_90a --resources | FileCheck %s --check-prefix=WSCLUSTER
+// WSCLUSTER: forward_tiles_6: ptx accepted by ptxas -arch=sm_90a
+// WSCLUSTER-NEXT: forward_tiles_6: wgmma 4, tma 4, mbarrier_waits 2, mma_sync 0, cp_async 0, setmaxnreg 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
+// WSCLUSTER-NOT: ptxas:
+// RUN: FileCheck %s --check-prefix=WSCPTX < %t.wsc.ptx/forward_tiles_6.ptx
+// WSCPTX: barrier.cluster.arrive;
+// WSCPTX: barrier.cluster.wait;
+// WSCPTX: mapa.shared::cluster.u64
+// WSCPTX: ld.shared::cluster.b64
+// WSCPTX-DAG: cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster
+// WSCPTX-DAG: mbarrier.arrive.release.cluster.shared::cluster.b64 _,
 // RUN: FileCheck %s --check-prefix=WSPBOUND < %t.wsp.ptx/forward_tiles_4.ptx
 // WSPBOUND: .maxntid 384, 1, 1
 // WSPBOUND-NEXT: .minnctapersm 1

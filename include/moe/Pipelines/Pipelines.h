@@ -254,6 +254,15 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
                      "blocks, each looping over tiles (moe-map-to-gpu "
                      "tile-grid-limit); 0 launches one block per tile"),
       llvm::cl::init(0)};
+  PassOptions::Option<int64_t> cluster{
+      *this, "cluster",
+      llvm::cl::desc("Under mma=wgmma-specialized, tile grids in thread "
+                     "block clusters of this many CTAs (moe-map-to-gpu "
+                     "tile-cluster): 2 pairs row blocks of a column tile, "
+                     "whose weight boxes each CTA loads half of for both "
+                     "(TMA multicast) when they are one expert's; 1: no "
+                     "clusters"),
+      llvm::cl::init(1)};
   PassOptions::Option<bool> asyncGather{
       *this, "async-gather",
       llvm::cl::desc("Under mma=wgmma(-specialized), the tiles gather bf16 "

@@ -43,6 +43,7 @@
 #include "moe/Codegen/GPU/Passes.h"
 
 #include "BF16Terms.h"
+#include "ClusterPairs.h"
 #include "TileWrites.h"
 #include "moe/Dialect/MoE/IR/MoE.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
@@ -145,6 +146,13 @@ struct WarpgroupPlan {
   /// that multiply wait for (no block barrier orders A), then fence for
   /// the async proxy. Else the threads load, round and store A.
   bool asyncGather = false;
+  /// The specialized form in a launch of 2-CTA clusters (each CTA's op
+  /// reached at most once, one row block): the two CTAs compare the weight
+  /// boxes their tiles load (expert, column and depth offsets, steps), and
+  /// when they are the same each CTA loads half of every box for both
+  /// (TMA multicast; the descriptors are of half boxes), its consumers
+  /// releasing a stage in both CTAs; else each loads its own boxes.
+  bool clusterPairs = false;
 
   int64_t weightStageBytes() const { return columns * kRowBytes; }
   int64_t inputStageBytes() const { return parts * kPartBytes; }
@@ -234,6 +242,17 @@ bool hasAlignedRows(Value input, gpu::LaunchOp launch) {
            hasUnitStrides(view);
   });
   return source && hasAlignedLayout(llvm::cast<MemRefType>(source.getType()));
+}
+
+/// Whether `op`'s row blocks are at most one, known statically.
+bool atMostOneBlock(GroupedMatmulOp op) {
+  auto type = llvm::cast<ShapedType>(
+      op.isDense() ? op.getInit().getType() : op.getBlockExperts().getType());
+  if (type.isDynamicDim(0))
+    return false;
+  return op.isDense()
+             ? type.getDimSize(0) <= static_cast<int64_t>(op.getBlockRows())
+             : type.getDimSize(0) <= 1;
 }
 
 /// Why `op` in `launch` is not lowered here, or its plan.
@@ -479,6 +498,25 @@ private:
   /// specialized form (a scf.if per row block), or one of them.
   enum class Role { Both, Producer, Consumers };
   Role role = Role::Both;
+  /// With `plan.clusterPairs`: the ring set up at the start of the
+  /// launch, the two CTAs' rendezvous after it (and on the paths that skip
+  /// the op, syncClusterWhereSkipped), the op, the ring torn down at the
+  /// launch's end; erases the op.
+  void emitClustered();
+  /// Whether this CTA and its partner load the same weight boxes in their
+  /// row blocks (`owned` both, the same expert, columns, depths and
+  /// `steps`): each writes its key, a rendezvous, each reads the other's.
+  Value sharesWeightsWithPartner(OpBuilder &b, Location loc, Value owned,
+                                 Value steps);
+  /// Half `half` (an index: the first or last BN / 2 columns) of weight
+  /// w's buffer of `stage`.
+  Value weightHalfBuffer(OpBuilder &b, Location loc, Value stage, int64_t w,
+                         Value half);
+  /// A consumer warpgroup's release of stage `stage` (its thread
+  /// `groupThread` == 0 arrives for it: in both CTAs when they share the
+  /// weights, else twice in its own).
+  void releaseInPair(OpBuilder &b, Location loc, Value stage,
+                     Value groupThread);
   /// The mbarriers (created and initialized) and the ring's buffer.
   void setUpRing(OpBuilder &b, Location loc);
   /// Invalidates the mbarriers once every thread is done with them.
@@ -498,6 +536,10 @@ private:
   /// The specialized form's mbarriers the consumers arrive on when they
   /// are done with a stage (`barriers` complete when a stage is filled).
   Value released;
+  /// With `plan.clusterPairs`: this CTA's rank and its partner's (i32),
+  /// the words of the key a CTA compares with its partner's, and whether
+  /// the two share the weight boxes of the current row block.
+  Value rank, partner, keyBuffer, sharedPair;
   Type accumulatorType;
   NVVM::MMAShapeAttr mmaShape;
   Value block, expert, firstRow, filledRows, depthBound, columns;
@@ -540,6 +582,26 @@ Value WarpgroupMatmul::weightBuffer(OpBuilder &b, Location loc, Value stage,
                             indexConstant(b, loc, plan.stageBytes())),
       indexConstant(b, loc,
                     plan.inputStageBytes() + w * plan.weightStageBytes()));
+  return memref::ViewOp::create(b, loc, type, shared, offset, ValueRange{});
+}
+
+Value WarpgroupMatmul::weightHalfBuffer(OpBuilder &b, Location loc, Value stage,
+                                        int64_t w, Value half) {
+  int64_t halfColumns = plan.columns / 2;
+  auto type = MemRefType::get(
+      {1, halfColumns, kStepDepth}, b.getBF16Type(),
+      MemRefLayoutAttrInterface(),
+      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup));
+  Value offset = arith::AddIOp::create(
+      b, loc,
+      arith::MulIOp::create(b, loc, stage,
+                            indexConstant(b, loc, plan.stageBytes())),
+      indexConstant(b, loc,
+                    plan.inputStageBytes() + w * plan.weightStageBytes()));
+  offset = arith::AddIOp::create(
+      b, loc, offset,
+      arith::MulIOp::create(b, loc, half,
+                            indexConstant(b, loc, halfColumns * kRowBytes)));
   return memref::ViewOp::create(b, loc, type, shared, offset, ValueRange{});
 }
 
@@ -664,12 +726,43 @@ void WarpgroupMatmul::issueTmaLoads(OpBuilder &b, Location loc, Value step,
         return arith::AddIOp::create(tb, tl, offset, local);
       };
       // Coordinates innermost first: depth, column, expert.
-      SmallVector<Value> coordinates = {
-          at(2, firstDepth), at(1, indexConstant(tb, tl, 0)), at(0, expert)};
-      nvgpu::TmaAsyncLoadOp::create(tb, tl, weightBuffer(tb, tl, stage, w),
-                                    barriers, descriptors[w], coordinates,
-                                    stage, /*multicastMask=*/Value(),
-                                    /*predicate=*/Value());
+      int64_t weight = w;
+      auto load = [&](OpBuilder &lb, Location ll, Value half, Value mask) {
+        Value column = arith::MulIOp::create(
+            lb, ll, half, indexConstant(lb, ll, plan.columns / 2));
+        SmallVector<Value> coordinates = {at(2, firstDepth), at(1, column),
+                                          at(0, expert)};
+        nvgpu::TmaAsyncLoadOp::create(
+            lb, ll, weightHalfBuffer(lb, ll, stage, weight, half), barriers,
+            descriptors[weight], coordinates, stage, mask,
+            /*predicate=*/Value());
+      };
+      if (!plan.clusterPairs) {
+        SmallVector<Value> coordinates = {
+            at(2, firstDepth), at(1, indexConstant(tb, tl, 0)), at(0, expert)};
+        nvgpu::TmaAsyncLoadOp::create(tb, tl, weightBuffer(tb, tl, stage, w),
+                                      barriers, descriptors[w], coordinates,
+                                      stage, /*multicastMask=*/Value(),
+                                      /*predicate=*/Value());
+        continue;
+      }
+      // Clusters: this CTA's half of the box into both CTAs' stage, or
+      // both halves into its own.
+      scf::IfOp::create(
+          tb, tl, sharedPair,
+          [&](OpBuilder &mb, Location ml) {
+            Value both =
+                arith::ConstantOp::create(mb, ml, mb.getI16IntegerAttr(0b11));
+            load(mb, ml,
+                 arith::IndexCastUIOp::create(mb, ml, mb.getIndexType(), rank),
+                 both);
+            scf::YieldOp::create(mb, ml);
+          },
+          [&](OpBuilder &ob, Location ol) {
+            for (int64_t half : {0, 1})
+              load(ob, ol, indexConstant(ob, ol, half), Value());
+            scf::YieldOp::create(ob, ol);
+          });
     }
     if (plan.input) {
       // The block's filled rows at the step's depths, 8 at a time, into
@@ -1067,7 +1160,12 @@ void WarpgroupMatmul::emitConsumers(OpBuilder &cb, Location cl, Value slotBase,
   Value partFirstRow =
       arith::MulIOp::create(cb, cl, part, indexConstant(cb, cl, kPartRows));
   auto release = [&](OpBuilder &rb, Location rl, Value slot) {
-    nvgpu::MBarrierArriveOp::create(rb, rl, released, stageOf(rb, rl, slot));
+    if (plan.clusterPairs)
+      releaseInPair(rb, rl, stageOf(rb, rl, slot),
+                    arith::RemUIOp::create(rb, rl, consumerThread,
+                                           indexConstant(rb, rl, 128)));
+    else
+      nvgpu::MBarrierArriveOp::create(rb, rl, released, stageOf(rb, rl, slot));
   };
   auto multiply = [&](OpBuilder &mb, Location ml) {
     // The first step's group starts from no sums (scale-d 0) rather
@@ -1229,7 +1327,10 @@ void WarpgroupMatmul::setUpRing(OpBuilder &b, Location loc) {
   int64_t filledArrivals = plan.asyncGather   ? 1 + kWarpgroupThreads
                            : plan.specialized ? kWarpgroupThreads
                                               : 1;
-  int64_t releasedArrivals = plan.parts * kWarpgroupThreads;
+  // In clusters, two arrivals of one thread per consumer warpgroup
+  // (releaseInPair).
+  int64_t releasedArrivals =
+      plan.clusterPairs ? 2 * plan.parts : plan.parts * kWarpgroupThreads;
   scf::IfOp::create(b, loc, leader, [&](OpBuilder &tb, Location tl) {
     for (Value group : groups)
       for (int64_t s = 0; s < plan.stages; ++s)
@@ -1264,6 +1365,10 @@ void WarpgroupMatmul::tearDownRing(OpBuilder &b, Location loc) {
 void WarpgroupMatmul::emit(OpBuilder &b) {
   Location loc = op.getLoc();
   thread = launch.getThreadIds().x;
+  if (plan.clusterPairs) {
+    emitClustered();
+    return;
+  }
   if (scf::ForOp walk = walkToCarryRingAcross()) {
     emitOverWalk(walk);
     return;
@@ -1349,6 +1454,123 @@ void WarpgroupMatmul::emitInWalk(scf::ForOp walk) {
   op.erase();
 }
 
+void WarpgroupMatmul::emitClustered() {
+  Location loc = op.getLoc();
+  MLIRContext *ctx = op.getContext();
+  Block &body = launch.getBody().front();
+  OpBuilder lb = OpBuilder::atBlockBegin(&body);
+  setUpRing(lb, loc);
+  rank = clusterRank(lb, loc);
+  partner = arith::XOrIOp::create(
+      lb, loc, rank, arith::ConstantIntOp::create(lb, loc, lb.getI32Type(), 1));
+  // The key: whether the row block is owned, the steps, and each weight's
+  // expert, column and depth offsets (i64 words). Its first word is 0 (no
+  // row block) until a tile writes it.
+  int64_t words = 2 + 3 * static_cast<int64_t>(plan.weights.size());
+  keyBuffer = launch.addWorkgroupAttribution(
+      MemRefType::get(
+          {words}, lb.getI64Type(), MemRefLayoutAttrInterface(),
+          gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup)),
+      loc);
+  Value leader = arith::CmpIOp::create(lb, loc, arith::CmpIPredicate::eq,
+                                       thread, indexConstant(lb, loc, 0));
+  scf::IfOp::create(lb, loc, leader, [&](OpBuilder &tb, Location tl) {
+    memref::StoreOp::create(
+        tb, tl, arith::ConstantIntOp::create(tb, tl, tb.getI64Type(), 0),
+        keyBuffer, ValueRange{indexConstant(tb, tl, 0)});
+    scf::YieldOp::create(tb, tl);
+  });
+  // Both CTAs' mbarriers are initialized and their keys cleared before
+  // either touches the other's.
+  syncCluster(lb, loc);
+  // A CTA that skips the tile meets its key's rendezvous all the same.
+  syncClusterWhereSkipped(op, launch);
+  OpBuilder b(op);
+  emitBlocks(b, indexConstant(b, loc, 0));
+  op.erase();
+  // Neither CTA leaves (nor invalidates its mbarriers) while the other may
+  // still arrive on them or load into its shared memory.
+  OpBuilder eb(body.getTerminator());
+  syncCluster(eb, loc);
+  leader = arith::CmpIOp::create(eb, loc, arith::CmpIPredicate::eq, thread,
+                                 indexConstant(eb, loc, 0));
+  scf::IfOp::create(eb, loc, leader, [&](OpBuilder &tb, Location tl) {
+    for (Value group : {barriers, released})
+      for (int64_t s = 0; s < plan.stages; ++s)
+        NVVM::MBarrierInvalOp::create(
+            tb, tl, barrierPointer(tb, tl, group, indexConstant(tb, tl, s)));
+    scf::YieldOp::create(tb, tl);
+  });
+}
+
+Value WarpgroupMatmul::sharesWeightsWithPartner(OpBuilder &b, Location loc,
+                                                Value owned, Value steps) {
+  Type i64 = b.getI64Type();
+  auto word = [&](Value index) -> Value {
+    return arith::IndexCastUIOp::create(b, loc, i64, index);
+  };
+  SmallVector<Value> key = {arith::ExtUIOp::create(b, loc, i64, owned),
+                            word(steps)};
+  for (const TmaSource &source : plan.weights) {
+    ArrayRef<OpFoldResult> offsets = source.offsets;
+    key.push_back(word(arith::AddIOp::create(
+        b, loc, getValueOrCreateConstantIndexOp(b, loc, offsets[0]), expert)));
+    key.push_back(word(getValueOrCreateConstantIndexOp(b, loc, offsets[1])));
+    key.push_back(word(getValueOrCreateConstantIndexOp(b, loc, offsets[2])));
+  }
+  Value leader = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, thread,
+                                       indexConstant(b, loc, 0));
+  scf::IfOp::create(b, loc, leader, [&](OpBuilder &tb, Location tl) {
+    for (auto [i, value] : llvm::enumerate(key))
+      memref::StoreOp::create(tb, tl, value, keyBuffer,
+                              ValueRange{indexConstant(tb, tl, i)});
+    scf::YieldOp::create(tb, tl);
+  });
+  syncCluster(b, loc);
+  // The partner's key, read from its shared memory.
+  Value address = arith::IndexCastUIOp::create(
+      b, loc, b.getI32Type(),
+      memref::ExtractAlignedPointerAsIndexOp::create(b, loc, keyBuffer));
+  Value local = LLVM::IntToPtrOp::create(
+      b, loc, LLVM::LLVMPointerType::get(b.getContext(), 3), address);
+  Value remote = pointerInCta(b, loc, local, partner);
+  Value same = owned;
+  for (auto [i, value] : llvm::enumerate(key)) {
+    Value at =
+        LLVM::GEPOp::create(b, loc, remote.getType(), i64, remote,
+                            ArrayRef<LLVM::GEPArg>{static_cast<int32_t>(i)});
+    Value theirs = LLVM::LoadOp::create(b, loc, i64, at, /*alignment=*/8);
+    same = arith::AndIOp::create(
+        b, loc, same,
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, value, theirs));
+  }
+  return same;
+}
+
+void WarpgroupMatmul::releaseInPair(OpBuilder &b, Location loc, Value stage,
+                                    Value groupThread) {
+  // After the warpgroup's wgmma.wait_group, one of its threads speaks for
+  // all of them (their wgmmas have retired): the release count is the
+  // consumer warpgroups', twice (setUpRing).
+  Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                      groupThread, indexConstant(b, loc, 0));
+  scf::IfOp::create(b, loc, first, [&](OpBuilder &fb, Location fl) {
+    Value here = barrierPointer(fb, fl, released, stage);
+    scf::IfOp::create(
+        fb, fl, sharedPair,
+        [&](OpBuilder &sb, Location sl) {
+          arriveOn(sb, sl, here, 1);
+          arriveOn(sb, sl, pointerInCta(sb, sl, here, partner), 1);
+          scf::YieldOp::create(sb, sl);
+        },
+        [&](OpBuilder &ob, Location ol) {
+          arriveOn(ob, ol, here, 2);
+          scf::YieldOp::create(ob, ol);
+        });
+    scf::YieldOp::create(fb, fl);
+  });
+}
+
 Value WarpgroupMatmul::emitBlocks(OpBuilder &b, Value firstSlot) {
   Location loc = op.getLoc();
   MLIRContext *ctx = b.getContext();
@@ -1374,6 +1596,27 @@ Value WarpgroupMatmul::emitBlocks(OpBuilder &b, Value firstSlot) {
   SmallVector<Type> fields(plan.columns / 2, b.getF32Type());
   accumulatorType = LLVM::LLVMStructType::getLiteral(ctx, fields);
   mmaShape = NVVM::MMAShapeAttr::get(ctx, kPartRows, plan.columns, kMmaDepth);
+
+  // In clusters, whether the CTAs' one row block (if any) loads the same
+  // weights as the partner's: decided before the loop, which runs at most
+  // once, so that both CTAs meet the key's rendezvous.
+  if (plan.clusterPairs) {
+    Value any = lessThan(b, loc, zero, blocks);
+    auto first = scf::IfOp::create(
+        b, loc, TypeRange{b.getIndexType(), b.getI1Type()}, any,
+        /*addThenBlock=*/true, /*addElseBlock=*/true);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(first.thenBlock());
+      auto [firstExpert, owned] = op.loadBlockExpert(b, loc, zero);
+      scf::YieldOp::create(b, loc, ValueRange{firstExpert, owned});
+      b.setInsertionPointToStart(first.elseBlock());
+      Value no = arith::ConstantOp::create(b, loc, b.getBoolAttr(false));
+      scf::YieldOp::create(b, loc, ValueRange{zero, no});
+    }
+    expert = first.getResult(0);
+    sharedPair = sharesWeightsWithPartner(b, loc, first.getResult(1), steps);
+  }
 
   // Row blocks one after another, the ring's slots counted across them.
   auto blockLoop = scf::ForOp::create(
@@ -1520,7 +1763,11 @@ struct MoELowerGroupedMatmulToWGMMAPass
 
   void runOnOperation() override {
     SmallVector<GroupedMatmulOp> ops;
-    getOperation()->walk([&](GroupedMatmulOp op) { ops.push_back(op); });
+    llvm::DenseMap<Operation *, int64_t> opsPerLaunch;
+    getOperation()->walk([&](GroupedMatmulOp op) {
+      ops.push_back(op);
+      ++opsPerLaunch[op->getParentOfType<gpu::LaunchOp>()];
+    });
     // One TMA descriptor per weight and launch.
     llvm::DenseMap<std::tuple<Operation *, Value, int64_t>, Value> created;
     for (GroupedMatmulOp op : ops) {
@@ -1552,6 +1799,12 @@ struct MoELowerGroupedMatmulToWGMMAPass
             << maxSharedBytes << ")";
         return signalPassFailure();
       }
+      // Clusters of two CTAs share the weight boxes of a row block (at
+      // most one per CTA) in whole swizzle atoms of 8 columns per half.
+      plan->clusterPairs = plan->specialized && launchesClustersOfTwo(launch) &&
+                           plan->columns % (2 * kSwizzleAtomRows) == 0 &&
+                           onlyBranchesAround(op, launch) &&
+                           atMostOneBlock(op) && opsPerLaunch[launch] == 1;
       // The descriptors, on the host before the launch, 128-byte swizzled,
       // zeros outside: the weights' boxes of one expert x BN columns x 64
       // depths, the input rows' of 8 rows x 64 depths.
@@ -1585,9 +1838,11 @@ struct MoELowerGroupedMatmulToWGMMAPass
         return descriptor;
       };
       SmallVector<Value> descriptors;
+      int64_t boxColumns =
+          plan->clusterPairs ? plan->columns / 2 : plan->columns;
       for (const TmaSource &source : plan->weights)
         descriptors.push_back(
-            describe(source.root, {1, plan->columns, kStepDepth}));
+            describe(source.root, {1, boxColumns, kStepDepth}));
       Value inputDescriptor;
       if (plan->input)
         inputDescriptor =

@@ -519,11 +519,12 @@ public:
   FunctionMapper(func::FuncOp func, int64_t blockSize, int64_t warpSize,
                  int64_t routingBlockSize, int64_t tileGridLimit,
                  int64_t teamGridLimit, int64_t tileGroupRows,
-                 int64_t multiprocessors, bool deviceIO)
+                 int64_t multiprocessors, bool deviceIO, int64_t tileCluster)
       : func(func), blockSize(blockSize), warpSize(warpSize),
         routingBlockSize(routingBlockSize), tileGridLimit(tileGridLimit),
         teamGridLimit(teamGridLimit), tileGroupRows(tileGroupRows),
-        multiprocessors(multiprocessors), deviceIO(deviceIO),
+        multiprocessors(multiprocessors), tileCluster(tileCluster),
+        deviceIO(deviceIO),
         tokenType(gpu::AsyncTokenType::get(func.getContext())) {}
 
   LogicalResult map();
@@ -619,13 +620,14 @@ private:
   /// A launch of `grid` blocks of `threads` threads whose kernel (and its
   /// GPU module) is named `<function>_<role>_<n>`, n counting the
   /// function's launches: profiles and traces then say what runs.
+  /// With `cluster` > 1, in thread block clusters of that many CTAs on x.
   gpu::LaunchOp createLaunch(OpBuilder &b, Location loc, StringRef role,
                              Value grid, int64_t threads, Value gridY = {},
-                             Value gridZ = {});
+                             Value gridZ = {}, int64_t cluster = 1);
 
   func::FuncOp func;
   int64_t blockSize, warpSize, routingBlockSize, tileGridLimit, teamGridLimit;
-  int64_t tileGroupRows, multiprocessors;
+  int64_t tileGroupRows, multiprocessors, tileCluster;
   /// Arguments and results are device memory; no host wait but the last.
   bool deviceIO;
   Type tokenType;
@@ -650,20 +652,30 @@ private:
   /// The value every thread of a team loads of a result thread 0 computed
   /// (runOnce): what a read back to the host stores.
   DenseMap<Value, Value> sharedValues;
-  /// The bodies of the persistent grids' walks over tiles (holdsOneTile).
+  /// The bodies of the persistent grids' walks over tiles and of the
+  /// clustered grids' guards around theirs (holdsOneTile).
   llvm::SmallPtrSet<Block *, 4> tileWalkBodies;
 };
 
 gpu::LaunchOp FunctionMapper::createLaunch(OpBuilder &b, Location loc,
                                            StringRef role, Value grid,
                                            int64_t threads, Value gridY,
-                                           Value gridZ) {
+                                           Value gridZ, int64_t cluster) {
   Value one = arith::ConstantIndexOp::create(b, loc, 1);
   Value block = arith::ConstantIndexOp::create(b, loc, threads);
-  auto launch = gpu::LaunchOp::create(b, loc, grid, gridY ? gridY : one,
-                                      gridZ ? gridZ : one, block, one, one,
-                                      /*dynamicSharedMemorySize=*/nullptr,
-                                      tokenType, ValueRange{stream(b, loc)});
+  Value clusterX =
+      cluster > 1 ? arith::ConstantIndexOp::create(b, loc, cluster) : Value();
+  auto launch = gpu::LaunchOp::create(
+      b, loc, grid, gridY ? gridY : one, gridZ ? gridZ : one, block, one, one,
+      /*dynamicSharedMemorySize=*/nullptr, tokenType,
+      ValueRange{stream(b, loc)}, /*workgroupAttributions=*/{},
+      /*privateAttributions=*/{}, clusterX, clusterX ? one : Value(),
+      clusterX ? one : Value());
+  // The builder leaves out the cluster ids and sizes that the body takes
+  // after the block sizes when there are clusters.
+  if (clusterX)
+    for (unsigned i = 0; i < 6; ++i)
+      launch.getBody().front().insertArgument(12 + i, b.getIndexType(), loc);
   auto name = FlatSymbolRefAttr::get(
       b.getContext(),
       (func.getSymName() + "_" + role + "_" + Twine(launches++)).str());
@@ -1426,6 +1438,34 @@ LogicalResult FunctionMapper::launchParallel(scf::ParallelOp loop,
                 tileIndices(kb, loc, walk.getInductionVar(), counts, order,
                             groupRows));
       tileWalkBodies.insert(walk.getBody());
+    } else if (tileCluster == 2 && blockDims.size() >= 2) {
+      // Clusters of two CTAs (rank = block id mod 2) over pairs of row
+      // blocks of one column tile, the pairs in the tile order; a last odd
+      // row block's second CTA runs no tile.
+      int64_t rowDim = order[0];
+      Value two = arith::ConstantIndexOp::create(b, loc, 2);
+      SmallVector<Value> pairCounts(counts);
+      pairCounts[rowDim] =
+          arith::CeilDivUIOp::create(b, loc, counts[rowDim], two);
+      Value pairs = product(b, loc, pairCounts);
+      launch = createLaunch(b, loc, "tiles",
+                            arith::MulIOp::create(b, loc, pairs, two), warpSize,
+                            {}, {}, /*cluster=*/2);
+      OpBuilder kb(launch.getBody().front().getTerminator());
+      Value id = launch.getBlockIds().x;
+      Value kTwo = arith::ConstantIndexOp::create(kb, loc, 2);
+      SmallVector<Value> indices = tileIndices(
+          kb, loc, arith::DivUIOp::create(kb, loc, id, kTwo), pairCounts, order,
+          groupRows > 0 ? (groupRows + 1) / 2 : 0);
+      indices[rowDim] = arith::AddIOp::create(
+          kb, loc, arith::MulIOp::create(kb, loc, indices[rowDim], kTwo),
+          arith::RemUIOp::create(kb, loc, id, kTwo));
+      Value exists = arith::CmpIOp::create(kb, loc, arith::CmpIPredicate::ult,
+                                           indices[rowDim], counts[rowDim]);
+      auto guard = scf::IfOp::create(kb, loc, exists, /*withElse=*/false);
+      kb.setInsertionPoint(guard.thenBlock()->getTerminator());
+      cloneBody(kb, loc, loop, indices);
+      tileWalkBodies.insert(guard.thenBlock());
     } else if (blockDims.empty()) {
       launch = createLaunch(b, loc, "tiles", total, warpSize);
       OpBuilder kb(launch.getBody().front().getTerminator());
@@ -1873,6 +1913,14 @@ struct MoEMapToGPUPass
              << "moe-map-to-gpu: block-size and warp-size must be at least "
                 "1, routing-block-size, tile-grid-limit, team-grid-limit, "
                 "tile-group-rows and multiprocessors at least 0";
+    if (tileCluster != 1 && tileCluster != 2)
+      return emitError(UnknownLoc::get(context))
+             << "moe-map-to-gpu: tile-cluster must be 1 or 2, not "
+             << static_cast<int64_t>(tileCluster);
+    if (tileCluster == 2 && tileGridLimit > 0)
+      return emitError(UnknownLoc::get(context))
+             << "moe-map-to-gpu: tile-cluster 2 with a persistent grid "
+                "(tile-grid-limit) is not supported";
     return success();
   }
 
@@ -1882,7 +1930,7 @@ struct MoEMapToGPUPass
       return;
     FunctionMapper mapper(func, blockSize, warpSize, routingBlockSize,
                           tileGridLimit, teamGridLimit, tileGroupRows,
-                          multiprocessors, deviceIO);
+                          multiprocessors, deviceIO, tileCluster);
     if (failed(mapper.map()))
       signalPassFailure();
   }

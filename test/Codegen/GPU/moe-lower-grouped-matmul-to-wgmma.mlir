@@ -302,6 +302,123 @@ func.func @specialized(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 
 // -----
 
+// In 2-CTA clusters (moe-map-to-gpu tile-cluster=2) the specialized tile
+// shares weight boxes with the cluster's other CTA: the descriptors are of
+// half boxes (64 of the 128 columns); the ring is set up at the launch's
+// start, `released` takes 4 arrivals (one thread per consumer warpgroup,
+// twice), and the CTAs meet (barrier.cluster) once set up. Each CTA writes
+// its key (owned, steps, the weight's expert, column and depth offsets) to
+// its workgroup buffer, meets its partner (also on the path that skips the
+// op: the added else branch), and compares it with the partner's, read
+// through mapa. When they match, the producer loads its half of the box
+// (rank x 64 columns) into both CTAs (multicast mask 0b11), else both
+// halves into its own; a consumer warpgroup's thread 0 releases a stage in
+// both CTAs, or twice in its own. The CTAs meet again before the mbarriers
+// are invalidated at the launch's end.
+// CHECK-LABEL: func @cluster_pairs
+// CHECK: %[[DESC:.*]] = nvgpu.tma.create.descriptor %{{.*}} box[%{{.*}}, %c64{{.*}}, %c64{{.*}}] : memref<*xbf16> -> <tensor = memref<1x64x64xbf16
+// CHECK: gpu.launch clusters
+// CHECK-SAME: threads(%[[TID:[a-z0-9]+]],
+// CHECK-SAME: workgroup(%[[KEY:.*]] : memref<5xi64, #gpu.address_space<workgroup>>)
+// CHECK-NEXT: %[[FULL:.*]] = nvgpu.mbarrier.create
+// CHECK-NEXT: %[[RELEASED:.*]] = nvgpu.mbarrier.create
+// CHECK-COUNT-2: nvgpu.mbarrier.init %[[FULL]][%{{.*}}], %c128
+// CHECK-COUNT-2: nvgpu.mbarrier.init %[[RELEASED]][%{{.*}}], %c4
+// CHECK: gpu.barrier
+// CHECK: %[[RANK:.*]] = nvvm.read.ptx.sreg.cluster.ctarank : i32
+// CHECK: %[[PARTNER:.*]] = arith.xori %[[RANK]], %c1_i32
+// CHECK: memref.store %c0_i64, %[[KEY]][%c0
+// CHECK: nvvm.cluster.arrive
+// CHECK-NEXT: nvvm.cluster.wait
+// CHECK-NEXT: scf.if %{{.*}} {
+// CHECK: scf.if %{{.*}} -> (index, i1) {
+// CHECK-COUNT-5: memref.store %{{.*}}, %[[KEY]]
+// CHECK: nvvm.cluster.arrive
+// CHECK-NEXT: nvvm.cluster.wait
+// CHECK: %[[THEIRS:.*]] = nvvm.mapa %{{.*}}, %[[PARTNER]] : !llvm.ptr<3> -> !llvm.ptr<7>
+// CHECK-COUNT-5: llvm.load %{{.*}} : !llvm.ptr<7> -> i64
+// CHECK: %[[PRODUCER:.*]] = arith.cmpi ult, %[[TID]], %c128
+// CHECK: scf.if %[[PRODUCER]] {
+// CHECK:   nvgpu.mbarrier.arrive.expect_tx %[[FULL]][%{{.*}}], %c16384
+// CHECK:   scf.if %[[SHARED:.*]] {
+// CHECK:     %[[HALF:.*]] = arith.index_castui %[[RANK]] : i32 to index
+// CHECK:     arith.muli %[[HALF]], %c64
+// CHECK:     arith.muli %[[HALF]], %c8192
+// CHECK:     nvgpu.tma.async.load %[[DESC]]{{.*}} multicast_mask = %c3_i16
+// CHECK:   } else {
+// CHECK-COUNT-2: nvgpu.tma.async.load %[[DESC]]{{.*}} to %{{[a-z_0-9]+}} :
+// CHECK: } else {
+// CHECK:   nvvm.wgmma.mma_async
+// CHECK:   scf.if %[[SHARED]] {
+// CHECK:     nvvm.mbarrier.arrive %[[MINE:.*]], %c1_i32{{.*}} : !llvm.ptr<3> -> i64
+// CHECK:     %[[REMOTE:.*]] = nvvm.mapa %[[MINE]], %[[PARTNER]]
+// CHECK:     nvvm.mbarrier.arrive %[[REMOTE]], %c1_i32{{.*}} {scope = #nvvm.mem_scope<cluster>} : !llvm.ptr<7>
+// CHECK:   } else {
+// CHECK:     nvvm.mbarrier.arrive %{{.*}}, %c2_i32 : !llvm.ptr<3> -> i64
+// CHECK: nvvm.cluster.arrive
+// CHECK-NEXT: nvvm.cluster.wait
+// CHECK-NEXT: }
+// CHECK-NEXT: nvvm.cluster.arrive
+// CHECK-NEXT: nvvm.cluster.wait
+// CHECK-COUNT-4: nvvm.mbarrier.inval
+// CHECK-NOT: moe.grouped_matmul
+func.func @cluster_pairs(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
+                         %experts: memref<1xi32>, %sizes: memref<1xi32>,
+                         %sources: memref<128xi32>, %y: memref<128x128xf32>,
+                         %exists: i1) {
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c384 = arith.constant 384 : index
+  gpu.launch clusters(%cx, %cy, %cz) in (%ncx = %c2, %ncy = %c1, %ncz = %c1)
+             blocks(%bx, %by, %bz) in (%gx = %c2, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c384, %sy = %c1, %sz = %c1) {
+    scf.if %exists {
+      moe.grouped_matmul block_rows(128)
+          ins(%x, %w, %experts : memref<?x64xf32>, memref<4x128x64xbf16>, memref<1xi32>)
+          block_sizes(%sizes : memref<1xi32>)
+          row_sources(%sources : memref<128xi32>)
+          outs(%y : memref<128x128xf32>)
+    }
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// A cluster launch whose op may run more than once per CTA (in a loop):
+// each CTA loads its own boxes (whole ones), as without clusters.
+// CHECK-LABEL: func @cluster_loop
+// CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%{{.*}}, %c128{{.*}}, %c64{{.*}}]
+// CHECK-NOT: nvvm.mapa
+// CHECK-NOT: multicast_mask
+// CHECK-NOT: nvvm.cluster
+// CHECK: return
+func.func @cluster_loop(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
+                        %experts: memref<1xi32>, %sizes: memref<1xi32>,
+                        %sources: memref<128xi32>, %y: memref<128x128xf32>,
+                        %n: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c384 = arith.constant 384 : index
+  gpu.launch clusters(%cx, %cy, %cz) in (%ncx = %c2, %ncy = %c1, %ncz = %c1)
+             blocks(%bx, %by, %bz) in (%gx = %c2, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c384, %sy = %c1, %sz = %c1) {
+    scf.for %i = %c0 to %n step %c1 {
+      moe.grouped_matmul block_rows(128)
+          ins(%x, %w, %experts : memref<?x64xf32>, memref<4x128x64xbf16>, memref<1xi32>)
+          block_sizes(%sizes : memref<1xi32>)
+          row_sources(%sources : memref<128xi32>)
+          outs(%y : memref<128x128xf32>)
+    }
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
 // Blocks of 128 rows on three warpgroups (384 threads, as moe-map-to-gpu
 // launches tiles for mma=wgmma-specialized): one producer gathers both
 // 64-row parts (two rows per thread, one in each part's A buffer: 8 KiB

@@ -10,8 +10,13 @@
 // RUN: not moe-opt %s --split-input-file --moe-map-to-gpu="team-grid-limit=-1" 2>&1 | FileCheck %s --check-prefix=BAD
 // RUN: not moe-opt %s --split-input-file --moe-map-to-gpu="tile-group-rows=-1" 2>&1 | FileCheck %s --check-prefix=BAD
 // RUN: not moe-opt %s --split-input-file --moe-map-to-gpu="multiprocessors=-1" 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: moe-opt %s --split-input-file --moe-map-to-gpu="multiprocessors=8 tile-cluster=2" | FileCheck %s --check-prefix=CLUSTER
+// RUN: not moe-opt %s --split-input-file --moe-map-to-gpu="tile-cluster=3" 2>&1 | FileCheck %s --check-prefix=BAD-CLUSTER
+// RUN: not moe-opt %s --split-input-file --moe-map-to-gpu="tile-cluster=2 tile-grid-limit=4" 2>&1 | FileCheck %s --check-prefix=BAD-CLUSTER-PERSISTENT
 
 // BAD: moe-map-to-gpu: block-size and warp-size must be at least 1, routing-block-size, tile-grid-limit, team-grid-limit, tile-group-rows and multiprocessors at least 0
+// BAD-CLUSTER: moe-map-to-gpu: tile-cluster must be 1 or 2, not 3
+// BAD-CLUSTER-PERSISTENT: moe-map-to-gpu: tile-cluster 2 with a persistent grid (tile-grid-limit) is not supported
 
 // Host arguments are copied to the device when the call starts, weights
 // (moe.weight, its attribute removed) are device memory already; a
@@ -709,6 +714,32 @@ func.func @team_read_back(%counts: memref<4xindex> {moe.weight = "c"}, %n: index
 // GROUP2:   %[[G:.*]] = arith.constant 2 : index
 // GROUP2:   arith.muli %[[G]], %{{.*}}
 // GROUP2:   moe.grouped_matmul
+// Clusters of two CTAs: the grid is twice the pairs of row blocks x
+// columns; a cluster (block id / 2) walks the pairs in the tile order (G
+// of 3 row blocks: 2 pairs), its CTA (block id mod 2) runs row block
+// 2 x pair + rank, if there is one.
+// CLUSTER-LABEL: func @mapped_tiles
+// CLUSTER: %[[COLS:.*]] = arith.ceildivui %{{.*}}, %c1
+// CLUSTER: %[[ROWS:.*]] = arith.ceildivui %{{.*}}, %c1
+// CLUSTER: %[[PAIRS:.*]] = arith.ceildivui %[[ROWS]], %[[TWO:.*]] :
+// CLUSTER: %[[BYCOL:.*]] = arith.muli %{{.*}}, %[[COLS]]
+// CLUSTER: %[[TOTAL:.*]] = arith.muli %[[BYCOL]], %[[PAIRS]]
+// CLUSTER: %[[GRID:.*]] = arith.muli %[[TOTAL]], %[[TWO]]
+// CLUSTER: gpu.launch async [%{{.*}}] clusters({{.*}}) in (%{{.*}} = %c2{{.*}}, %{{.*}} = %c1{{.*}}, %{{.*}} = %c1{{.*}}) blocks(%[[BX:[^,]*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[GRID]], %{{.*}} = %c1{{.*}}, %{{.*}} = %c1{{.*}})
+// CLUSTER:   %[[CLUSTER:.*]] = arith.divui %[[BX]], %[[KTWO:.*]] :
+// CLUSTER:   %[[G:.*]] = arith.constant 2 : index
+// CLUSTER:   arith.muli %[[G]], %[[COLS]]
+// CLUSTER:   arith.divui %[[CLUSTER]],
+// CLUSTER:   %[[PAIR:.*]] = arith.addi
+// CLUSTER:   %[[TWICE:.*]] = arith.muli %[[PAIR]], %[[KTWO]]
+// CLUSTER:   %[[RANK:.*]] = arith.remui %[[BX]], %[[KTWO]]
+// CLUSTER:   %[[B:.*]] = arith.addi %[[TWICE]], %[[RANK]]
+// CLUSTER:   %[[EXISTS:.*]] = arith.cmpi ult, %[[B]], %[[ROWS]]
+// CLUSTER:   scf.if %[[EXISTS]] {
+// CLUSTER:     arith.muli %[[B]], %c1
+// CLUSTER:     moe.grouped_matmul
+// CLUSTER-NEXT: }
+// CLUSTER-NEXT: gpu.terminator
 // A persistent grid walks the tiles in the same order.
 // PERSISTGROUPED-LABEL: func @mapped_tiles
 // PERSISTGROUPED: %[[COLS:.*]] = arith.ceildivui %{{.*}}, %c1

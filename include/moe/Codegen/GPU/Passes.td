@@ -562,6 +562,15 @@ def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
     tile order from its block id in steps of the grid size: a persistent
     grid whose blocks stay resident across tiles.
 
+    With `tile-cluster` 2, a tile grid over (row block, column) tiles is
+    launched in thread block clusters of two CTAs (on x): the CTAs of a
+    cluster run row blocks 2i and 2i + 1 of one column tile (rank order),
+    the clusters walking those pairs in the tile order (groups of G / 2
+    pairs, rounded up); the second CTA of a last odd row block runs no
+    tile. Such pairs read the same weight boxes when their row blocks
+    belong to one expert, which moe-lower-grouped-matmul-to-wgmma then
+    loads once for both (TMA multicast). Not with `tile-grid-limit`.
+
     With `device-io`, the function's non-weight arguments and its results
     are device memory: no copies in or out, and the results' buffers are
     left to the caller, who frees them. The call must then need no host
@@ -608,6 +617,10 @@ def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
     Option<"deviceIO", "device-io", "bool", /*default=*/"false",
            "Arguments (but weights) and results are device memory, and the "
            "call waits for nothing before its end">,
+    Option<"tileCluster", "tile-cluster", "int64_t", /*default=*/"1",
+           "CTAs per thread block cluster of a (row block, column) tile "
+           "grid: 2 pairs row blocks 2i and 2i + 1 of a column tile in a "
+           "cluster; 1: no clusters">,
   ];
 }
 
