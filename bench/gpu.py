@@ -90,6 +90,13 @@ MMA_MODES = {
     # Specialized tiles on a persistent grid, whose producer fills the next
     # tile's stages during the consumers' epilogue.
     "wgmma-specialized-persistent": "mma=wgmma-specialized persistent=1",
+    # Specialized tiles in 2-CTA clusters: one expert's pairs of row blocks
+    # load each weight box once for both (TMA multicast), halving the L2
+    # reads of the weights at prefill.
+    "wgmma-specialized-cluster": "mma=wgmma-specialized cluster=2",
+    # Both: clusters walking their pairs of row blocks on a persistent grid.
+    "wgmma-specialized-persistent-cluster":
+        "mma=wgmma-specialized persistent=1 cluster=2",
     # On PyTorch's device tensors and stream, and replayed from a CUDA graph.
     "wgmma-device": "mma=wgmma device-io",
     # The router's logits on the CUDA cores at every T, for the rows where

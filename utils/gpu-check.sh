@@ -8,7 +8,7 @@
 #       (moe-compile --target cuda) into DIR (default build/gpu-check),
 #       with their checkpoints and inputs (the bf16 ones also with
 #       mma=wgmma, three of them with mma=wgmma-specialized, two of those
-#       also on a persistent grid), copies
+#       also on a persistent grid and in 2-CTA clusters), copies
 #       moe-run (the runtime linked in) to DIR/bin, and
 #       prepares bench/gpu.py's layers in DIR/gpu-bench: about 20 MiB, what
 #       the GPU machine needs besides the working tree.
@@ -73,6 +73,14 @@ prepare() {
   "$PYTHON" "$CHECK" prepare "$dir/tests-specialized-persistent" \
     --moe-compile "$compile" --only mixtral-bf16,qwen3_moe-bf16 \
     --wgmma wgmma-specialized --pipeline-options "persistent=1"
+  # And in 2-CTA clusters: one expert's pairs of row blocks share their
+  # weight boxes (TMA multicast).
+  "$PYTHON" "$CHECK" prepare "$dir/tests-specialized-cluster" \
+    --moe-compile "$compile" --only mixtral-bf16,qwen3_moe-bf16 \
+    --wgmma wgmma-specialized --pipeline-options "cluster=2"
+  "$PYTHON" "$CHECK" prepare "$dir/tests-specialized-persistent-cluster" \
+    --moe-compile "$compile" --only mixtral-bf16,deepseek_v3-bf16 \
+    --wgmma wgmma-specialized --pipeline-options "cluster=2 persistent=1"
   # The benchmark layer's IR from a checkpoint of its shape (a small
   # vocabulary keeps it quick); the GPU machine writes the same checkpoint.
   PYTHONPATH="$ROOT/python" "$PYTHON" -m moe_mlir make-checkpoint \
@@ -103,7 +111,8 @@ run() {
   MOE_RUNTIME_LIBRARY="$dir/lib/libMoERuntime.so" \
     "$PYTHON" "$CHECK" check "$dir/tests" --moe-run "$moe_run" || status=1
   local forms
-  for forms in tests-specialized tests-specialized-persistent; do
+  for forms in tests-specialized tests-specialized-persistent \
+    tests-specialized-cluster tests-specialized-persistent-cluster; do
     MOE_RUNTIME_LIBRARY="$dir/lib/libMoERuntime.so" \
       "$PYTHON" "$CHECK" check "$dir/$forms" --moe-run "$moe_run" || status=1
   done

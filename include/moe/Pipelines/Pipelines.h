@@ -260,8 +260,8 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
                      "block clusters of this many CTAs (moe-map-to-gpu "
                      "tile-cluster): 2 pairs row blocks of a column tile, "
                      "whose weight boxes each CTA loads half of for both "
-                     "(TMA multicast) when they are one expert's; 1: no "
-                     "clusters"),
+                     "(TMA multicast) when they are one expert's (with "
+                     "persistent too); 1: no clusters"),
       llvm::cl::init(1)};
   PassOptions::Option<bool> asyncGather{
       *this, "async-gather",

@@ -19,8 +19,10 @@ bool launchesClustersOfTwo(gpu::LaunchOp launch) {
          getConstantIntValue(sizes->z) == 1;
 }
 
-bool onlyBranchesAround(Operation *op, gpu::LaunchOp launch) {
-  for (Operation *parent = op->getParentOp(); parent != launch;
+bool onlyBranchesAround(Operation *op, Operation *around) {
+  if (!around->isProperAncestor(op))
+    return false;
+  for (Operation *parent = op->getParentOp(); parent != around;
        parent = parent->getParentOp()) {
     auto branch = llvm::dyn_cast_or_null<scf::IfOp>(parent);
     if (!branch || branch->getNumResults() != 0)
@@ -38,9 +40,9 @@ void syncCluster(OpBuilder &b, Location loc) {
   NVVM::ClusterWaitOp::create(b, loc, /*aligned=*/UnitAttr());
 }
 
-void syncClusterWhereSkipped(Operation *op, gpu::LaunchOp launch) {
+void syncClusterWhereSkipped(Operation *op, Operation *around) {
   Operation *reached = op;
-  for (Operation *parent = op->getParentOp(); parent != launch;
+  for (Operation *parent = op->getParentOp(); parent != around;
        reached = parent, parent = parent->getParentOp()) {
     auto branch = llvm::cast<scf::IfOp>(parent);
     bool inThen = branch.getThenRegion().isAncestor(reached->getParentRegion());

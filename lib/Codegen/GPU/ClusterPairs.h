@@ -20,10 +20,11 @@ namespace mlir::moe::gpu_codegen {
 /// Whether `launch` runs thread block clusters of 2 x 1 x 1 CTAs.
 bool launchesClustersOfTwo(gpu::LaunchOp launch);
 
-/// Whether every op between `op` and `launch` (exclusive) is an scf.if
-/// without results: then each CTA reaches `op` at most once, and every
-/// path that does not is a branch of one of them.
-bool onlyBranchesAround(Operation *op, gpu::LaunchOp launch);
+/// Whether every op between `op` and its ancestor `around` (exclusive) is
+/// an scf.if without results: then each CTA reaches `op` at most once per
+/// run of `around`'s region, and every path that does not is a branch of
+/// one of them.
+bool onlyBranchesAround(Operation *op, Operation *around);
 
 /// The CTA's rank in its cluster (i32).
 Value clusterRank(OpBuilder &b, Location loc);
@@ -32,11 +33,11 @@ Value clusterRank(OpBuilder &b, Location loc);
 /// for all the others (acquiring theirs).
 void syncCluster(OpBuilder &b, Location loc);
 
-/// syncCluster at the start of each branch around `op` (onlyBranchesAround)
-/// that does not lead to it, so that a CTA that skips `op` meets the
-/// rendezvous that the code at `op` holds (an else branch is added where
-/// there is none).
-void syncClusterWhereSkipped(Operation *op, gpu::LaunchOp launch);
+/// syncCluster at the start of each branch between `op` and `around`
+/// (onlyBranchesAround) that does not lead to `op`, so that a CTA that
+/// skips it meets the rendezvous that the code at `op` holds (an else
+/// branch is added where there is none).
+void syncClusterWhereSkipped(Operation *op, Operation *around);
 
 /// `pointer` (a shared::cta pointer) in the shared memory of the cluster's
 /// CTA `rank` (i32): a shared::cluster pointer.

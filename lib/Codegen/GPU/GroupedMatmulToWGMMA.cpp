@@ -255,6 +255,99 @@ bool atMostOneBlock(GroupedMatmulOp op) {
              : type.getDimSize(0) <= 1;
 }
 
+/// The loop directly in `launch` (without results) whose iterations each
+/// hold one run of `op`'s tile, if any: only scf.ifs without results
+/// between them, and nothing else in the loop with memory effects.
+scf::ForOp walkAroundTile(GroupedMatmulOp op, gpu::LaunchOp launch) {
+  scf::ForOp walk = op->getParentOfType<scf::ForOp>();
+  if (!walk || walk->getParentOp() != launch.getOperation() ||
+      walk->getNumResults() != 0 || !onlyBranchesAround(op, walk))
+    return {};
+  bool alone = true;
+  walk.getBody()->walk<WalkOrder::PreOrder>([&](Operation *other) {
+    if (other == op.getOperation() || !alone)
+      return WalkResult::skip();
+    if (other->isProperAncestor(op))
+      return WalkResult::advance();
+    alone &= isMemoryEffectFree(other);
+    return WalkResult::skip();
+  });
+  return alone ? walk : scf::ForOp();
+}
+
+/// Whether `value` is the same in both CTAs of a launch's 2-CTA clusters:
+/// defined above the launch, a grid, block or cluster size, the cluster's
+/// index (the block id x / 2), or computed from such values by pure ops.
+bool sameInClusterOfTwo(Value value, gpu::LaunchOp launch, unsigned depth = 0) {
+  if (!launch.getBody().isAncestor(value.getParentRegion()))
+    return true;
+  if (depth > 16)
+    return false;
+  if (auto argument = llvm::dyn_cast<BlockArgument>(value)) {
+    if (argument.getOwner() != &launch.getBody().front())
+      return false;
+    unsigned index = argument.getArgNumber();
+    // Grid and block sizes (6-11), cluster sizes (15-17).
+    return (index >= 6 && index < 12) || (index >= 15 && index < 18);
+  }
+  Operation *def = value.getDefiningOp();
+  if (auto divide = llvm::dyn_cast<arith::DivUIOp>(def))
+    if (divide.getLhs() == launch.getBlockIds().x &&
+        getConstantIntValue(divide.getRhs()) == 2)
+      return true;
+  if (!isPure(def) || def->getNumRegions() != 0)
+    return false;
+  return llvm::all_of(def->getOperands(), [&](Value operand) {
+    return sameInClusterOfTwo(operand, launch, depth + 1);
+  });
+}
+
+/// Whether the specialized form of `op` walks a loop (walkAroundTile) that
+/// both CTAs of a 2-CTA cluster run the same number of times, so that they
+/// meet at each of its tiles' rendezvous.
+bool clusterWalk(GroupedMatmulOp op, gpu::LaunchOp launch) {
+  scf::ForOp walk =
+      op.isScattering() ? scf::ForOp() : walkAroundTile(op, launch);
+  return walk && sameInClusterOfTwo(walk.getLowerBound(), launch) &&
+         sameInClusterOfTwo(walk.getUpperBound(), launch) &&
+         sameInClusterOfTwo(walk.getStep(), launch);
+}
+
+/// Makes each scf.if between `from` and `around` return `value` (defined
+/// in the innermost one's branch that leads to `from`) on the path to
+/// `from` and `otherwise` on every other; returns the outermost one's
+/// result (`value` itself when there is none).
+Value yieldThroughBranches(Operation *from, Operation *around, Value value,
+                           Value otherwise) {
+  Operation *reached = from;
+  for (Operation *parent = from->getParentOp(); parent != around;) {
+    auto branch = llvm::cast<scf::IfOp>(parent);
+    bool inThen = branch.getThenRegion().isAncestor(reached->getParentRegion());
+    OpBuilder b(branch);
+    auto withResult = scf::IfOp::create(
+        b, branch.getLoc(), TypeRange{value.getType()}, branch.getCondition(),
+        /*addThenBlock=*/false, /*addElseBlock=*/false);
+    withResult.getThenRegion().takeBody(branch.getThenRegion());
+    withResult.getElseRegion().takeBody(branch.getElseRegion());
+    for (Region *region :
+         {&withResult.getThenRegion(), &withResult.getElseRegion()}) {
+      if (region->empty()) {
+        OpBuilder eb(branch.getContext());
+        eb.createBlock(region);
+        scf::YieldOp::create(eb, branch.getLoc());
+      }
+      auto yield = llvm::cast<scf::YieldOp>(region->front().getTerminator());
+      bool onPath = (region == &withResult.getThenRegion()) == inThen;
+      yield->insertOperands(0, onPath ? value : otherwise);
+    }
+    branch.erase();
+    value = withResult.getResult(0);
+    reached = withResult;
+    parent = withResult->getParentOp();
+  }
+  return value;
+}
+
 /// Why `op` in `launch` is not lowered here, or its plan.
 FailureOr<WarpgroupPlan> planWarpgroupTile(GroupedMatmulOp op,
                                            gpu::LaunchOp launch,
@@ -507,7 +600,12 @@ private:
   /// row blocks (`owned` both, the same expert, columns, depths and
   /// `steps`): each writes its key, a rendezvous, each reads the other's.
   Value sharesWeightsWithPartner(OpBuilder &b, Location loc, Value owned,
-                                 Value steps);
+                                 Value steps, Value firstSlot);
+  /// The words of a key.
+  int64_t keyWords() const;
+  /// With `plan.clusterPairs`: the ranks, the key buffers (cleared), and
+  /// the CTAs' rendezvous once both rings are set up.
+  void setUpPairing(OpBuilder &b, Location loc);
   /// Half `half` (an index: the first or last BN / 2 columns) of weight
   /// w's buffer of `stage`.
   Value weightHalfBuffer(OpBuilder &b, Location loc, Value stage, int64_t w,
@@ -540,6 +638,9 @@ private:
   /// the words of the key a CTA compares with its partner's, and whether
   /// the two share the weight boxes of the current row block.
   Value rank, partner, keyBuffer, sharedPair;
+  /// Which of the two keys the current tile writes (0, or a walk's tile
+  /// count modulo 2).
+  Value keyParity;
   Type accumulatorType;
   NVVM::MMAShapeAttr mmaShape;
   Value block, expert, firstRow, filledRows, depthBound, columns;
@@ -1252,19 +1353,11 @@ void WarpgroupMatmul::emitConsumers(OpBuilder &cb, Location cl, Value slotBase,
 
 scf::ForOp WarpgroupMatmul::walkToCarryRingAcross() {
   // A scattering op's row blocks are ordered by block barriers, which the
-  // roles' separate walks could not share.
+  // roles' separate walks could not share. (A loop with results is left
+  // alone: its copies per role could not both give them.)
   if (!plan.specialized || op.isScattering())
     return {};
-  // (A loop with results is left alone: its copies per role could not
-  // both give them.)
-  auto walk = llvm::dyn_cast<scf::ForOp>(op->getParentOp());
-  if (!walk || walk->getParentOp() != launch.getOperation() ||
-      walk->getNumResults() != 0)
-    return {};
-  for (Operation &other : walk.getBody()->without_terminator())
-    if (&other != op.getOperation() && !isMemoryEffectFree(&other))
-      return {};
-  return walk;
+  return walkAroundTile(op, launch);
 }
 
 void WarpgroupMatmul::setUpRing(OpBuilder &b, Location loc) {
@@ -1365,12 +1458,12 @@ void WarpgroupMatmul::tearDownRing(OpBuilder &b, Location loc) {
 void WarpgroupMatmul::emit(OpBuilder &b) {
   Location loc = op.getLoc();
   thread = launch.getThreadIds().x;
-  if (plan.clusterPairs) {
-    emitClustered();
-    return;
-  }
   if (scf::ForOp walk = walkToCarryRingAcross()) {
     emitOverWalk(walk);
+    return;
+  }
+  if (plan.clusterPairs) {
+    emitClustered();
     return;
   }
   setUpRing(b, loc);
@@ -1383,6 +1476,8 @@ void WarpgroupMatmul::emitOverWalk(scf::ForOp walk) {
   Location loc = op.getLoc();
   OpBuilder wb(walk);
   setUpRing(wb, loc);
+  if (plan.clusterPairs)
+    setUpPairing(wb, loc);
   // The roles split once, each walking every tile of the block: the
   // producer's warpgroup gives back the registers it does not need and the
   // consumers take them (setmaxnreg), from the 168 a thread of 384 has;
@@ -1432,6 +1527,8 @@ void WarpgroupMatmul::emitOverWalk(scf::ForOp walk) {
     emitInWalk(copy);
   }
   OpBuilder after(roles->getBlock(), std::next(roles->getIterator()));
+  if (plan.clusterPairs)
+    syncCluster(after, loc);
   tearDownRing(after, loc);
   walk.erase();
 }
@@ -1447,42 +1544,66 @@ void WarpgroupMatmul::emitInWalk(scf::ForOp walk) {
         return SmallVector<Value>{slots.front()};
       });
   walk = llvm::cast<scf::ForOp>(counted->getOperation());
+  Value firstSlot = walk.getRegionIterArgs().back();
+  if (plan.clusterPairs) {
+    // The tiles' keys alternate between two buffers (the partner reads
+    // this tile's while this CTA may write the next one's).
+    OpBuilder kb = OpBuilder::atBlockBegin(walk.getBody());
+    Value tile = arith::DivUIOp::create(
+        kb, loc,
+        arith::SubIOp::create(kb, loc, walk.getInductionVar(),
+                              walk.getLowerBound()),
+        walk.getStep());
+    keyParity =
+        arith::RemUIOp::create(kb, loc, tile, indexConstant(kb, loc, 2));
+    syncClusterWhereSkipped(op, walk);
+  }
   OpBuilder b(op);
-  Value lastSlot = emitBlocks(b, walk.getRegionIterArgs().back());
+  Value lastSlot = emitBlocks(b, firstSlot);
+  GroupedMatmulOp lowered = op;
+  lastSlot = yieldThroughBranches(op, walk, lastSlot, firstSlot);
   auto yield = llvm::cast<scf::YieldOp>(walk.getBody()->getTerminator());
   yield->setOperand(yield->getNumOperands() - 1, lastSlot);
-  op.erase();
+  lowered.erase();
 }
 
-void WarpgroupMatmul::emitClustered() {
-  Location loc = op.getLoc();
-  MLIRContext *ctx = op.getContext();
-  Block &body = launch.getBody().front();
-  OpBuilder lb = OpBuilder::atBlockBegin(&body);
-  setUpRing(lb, loc);
-  rank = clusterRank(lb, loc);
+int64_t WarpgroupMatmul::keyWords() const {
+  return 3 + 3 * static_cast<int64_t>(plan.weights.size());
+}
+
+void WarpgroupMatmul::setUpPairing(OpBuilder &b, Location loc) {
+  rank = clusterRank(b, loc);
   partner = arith::XOrIOp::create(
-      lb, loc, rank, arith::ConstantIntOp::create(lb, loc, lb.getI32Type(), 1));
-  // The key: whether the row block is owned, the steps, and each weight's
-  // expert, column and depth offsets (i64 words). Its first word is 0 (no
-  // row block) until a tile writes it.
-  int64_t words = 2 + 3 * static_cast<int64_t>(plan.weights.size());
+      b, loc, rank, arith::ConstantIntOp::create(b, loc, b.getI32Type(), 1));
+  // Two keys of i64 words (sharesWeightsWithPartner), their first words 0
+  // (no row block) until a tile writes them.
   keyBuffer = launch.addWorkgroupAttribution(
-      MemRefType::get(
-          {words}, lb.getI64Type(), MemRefLayoutAttrInterface(),
-          gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup)),
+      MemRefType::get({2 * keyWords()}, b.getI64Type(),
+                      MemRefLayoutAttrInterface(),
+                      gpu::AddressSpaceAttr::get(b.getContext(),
+                                                 gpu::AddressSpace::Workgroup)),
       loc);
-  Value leader = arith::CmpIOp::create(lb, loc, arith::CmpIPredicate::eq,
-                                       thread, indexConstant(lb, loc, 0));
-  scf::IfOp::create(lb, loc, leader, [&](OpBuilder &tb, Location tl) {
-    memref::StoreOp::create(
-        tb, tl, arith::ConstantIntOp::create(tb, tl, tb.getI64Type(), 0),
-        keyBuffer, ValueRange{indexConstant(tb, tl, 0)});
+  Value leader = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, thread,
+                                       indexConstant(b, loc, 0));
+  scf::IfOp::create(b, loc, leader, [&](OpBuilder &tb, Location tl) {
+    for (int64_t key : {int64_t{0}, keyWords()})
+      memref::StoreOp::create(
+          tb, tl, arith::ConstantIntOp::create(tb, tl, tb.getI64Type(), 0),
+          keyBuffer, ValueRange{indexConstant(tb, tl, key)});
     scf::YieldOp::create(tb, tl);
   });
   // Both CTAs' mbarriers are initialized and their keys cleared before
   // either touches the other's.
-  syncCluster(lb, loc);
+  syncCluster(b, loc);
+}
+
+void WarpgroupMatmul::emitClustered() {
+  Location loc = op.getLoc();
+  Block &body = launch.getBody().front();
+  OpBuilder lb = OpBuilder::atBlockBegin(&body);
+  setUpRing(lb, loc);
+  setUpPairing(lb, loc);
+  keyParity = indexConstant(lb, loc, 0);
   // A CTA that skips the tile meets its key's rendezvous all the same.
   syncClusterWhereSkipped(op, launch);
   OpBuilder b(op);
@@ -1492,8 +1613,8 @@ void WarpgroupMatmul::emitClustered() {
   // still arrive on them or load into its shared memory.
   OpBuilder eb(body.getTerminator());
   syncCluster(eb, loc);
-  leader = arith::CmpIOp::create(eb, loc, arith::CmpIPredicate::eq, thread,
-                                 indexConstant(eb, loc, 0));
+  Value leader = arith::CmpIOp::create(eb, loc, arith::CmpIPredicate::eq,
+                                       thread, indexConstant(eb, loc, 0));
   scf::IfOp::create(eb, loc, leader, [&](OpBuilder &tb, Location tl) {
     for (Value group : {barriers, released})
       for (int64_t s = 0; s < plan.stages; ++s)
@@ -1504,13 +1625,18 @@ void WarpgroupMatmul::emitClustered() {
 }
 
 Value WarpgroupMatmul::sharesWeightsWithPartner(OpBuilder &b, Location loc,
-                                                Value owned, Value steps) {
+                                                Value owned, Value steps,
+                                                Value firstSlot) {
   Type i64 = b.getI64Type();
   auto word = [&](Value index) -> Value {
     return arith::IndexCastUIOp::create(b, loc, i64, index);
   };
+  // The ring's position too: the CTAs' slots must name the same stages at
+  // the same parities (a CTA that skipped a tile of a walk is behind).
+  Value position = arith::RemUIOp::create(
+      b, loc, firstSlot, indexConstant(b, loc, 2 * plan.stages));
   SmallVector<Value> key = {arith::ExtUIOp::create(b, loc, i64, owned),
-                            word(steps)};
+                            word(steps), word(position)};
   for (const TmaSource &source : plan.weights) {
     ArrayRef<OpFoldResult> offsets = source.offsets;
     key.push_back(word(arith::AddIOp::create(
@@ -1520,17 +1646,23 @@ Value WarpgroupMatmul::sharesWeightsWithPartner(OpBuilder &b, Location loc,
   }
   Value leader = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, thread,
                                        indexConstant(b, loc, 0));
+  Value keyStart = arith::MulIOp::create(b, loc, keyParity,
+                                         indexConstant(b, loc, keyWords()));
   scf::IfOp::create(b, loc, leader, [&](OpBuilder &tb, Location tl) {
     for (auto [i, value] : llvm::enumerate(key))
       memref::StoreOp::create(tb, tl, value, keyBuffer,
-                              ValueRange{indexConstant(tb, tl, i)});
+                              ValueRange{arith::AddIOp::create(
+                                  tb, tl, keyStart, indexConstant(tb, tl, i))});
     scf::YieldOp::create(tb, tl);
   });
   syncCluster(b, loc);
   // The partner's key, read from its shared memory.
   Value address = arith::IndexCastUIOp::create(
       b, loc, b.getI32Type(),
-      memref::ExtractAlignedPointerAsIndexOp::create(b, loc, keyBuffer));
+      arith::AddIOp::create(
+          b, loc,
+          memref::ExtractAlignedPointerAsIndexOp::create(b, loc, keyBuffer),
+          arith::MulIOp::create(b, loc, keyStart, indexConstant(b, loc, 8))));
   Value local = LLVM::IntToPtrOp::create(
       b, loc, LLVM::LLVMPointerType::get(b.getContext(), 3), address);
   Value remote = pointerInCta(b, loc, local, partner);
@@ -1615,7 +1747,8 @@ Value WarpgroupMatmul::emitBlocks(OpBuilder &b, Value firstSlot) {
       scf::YieldOp::create(b, loc, ValueRange{zero, no});
     }
     expert = first.getResult(0);
-    sharedPair = sharesWeightsWithPartner(b, loc, first.getResult(1), steps);
+    sharedPair =
+        sharesWeightsWithPartner(b, loc, first.getResult(1), steps, firstSlot);
   }
 
   // Row blocks one after another, the ring's slots counted across them.
@@ -1801,10 +1934,11 @@ struct MoELowerGroupedMatmulToWGMMAPass
       }
       // Clusters of two CTAs share the weight boxes of a row block (at
       // most one per CTA) in whole swizzle atoms of 8 columns per half.
-      plan->clusterPairs = plan->specialized && launchesClustersOfTwo(launch) &&
-                           plan->columns % (2 * kSwizzleAtomRows) == 0 &&
-                           onlyBranchesAround(op, launch) &&
-                           atMostOneBlock(op) && opsPerLaunch[launch] == 1;
+      plan->clusterPairs =
+          plan->specialized && launchesClustersOfTwo(launch) &&
+          plan->columns % (2 * kSwizzleAtomRows) == 0 &&
+          (onlyBranchesAround(op, launch) || clusterWalk(op, launch)) &&
+          atMostOneBlock(op) && opsPerLaunch[launch] == 1;
       // The descriptors, on the host before the launch, 128-byte swizzled,
       // zeros outside: the weights' boxes of one expert x BN columns x 64
       // depths, the input rows' of 8 rows x 64 depths.

@@ -1423,49 +1423,82 @@ LogicalResult FunctionMapper::launchParallel(scf::ParallelOp loop,
       groupRows = tileGroupRows > 0 ? tileGroupRows
                                     : groupRowsByRule(loop, multiprocessors);
     gpu::LaunchOp launch;
-    if (tileGridLimit > 0) {
-      // A persistent grid: at most tileGridLimit blocks, each looping over
-      // the tiles' linear indices in the tile order.
-      Value limit = arith::ConstantIndexOp::create(b, loc, tileGridLimit);
-      launch = createLaunch(b, loc, "tiles",
-                            arith::MinUIOp::create(b, loc, total, limit),
-                            warpSize);
-      OpBuilder kb(launch.getBody().front().getTerminator());
-      auto walk = scf::ForOp::create(kb, loc, launch.getBlockIds().x, total,
-                                     launch.getGridSize().x);
-      kb.setInsertionPoint(walk.getBody()->getTerminator());
-      cloneBody(kb, loc, loop,
-                tileIndices(kb, loc, walk.getInductionVar(), counts, order,
-                            groupRows));
-      tileWalkBodies.insert(walk.getBody());
-    } else if (tileCluster == 2 && blockDims.size() >= 2) {
-      // Clusters of two CTAs (rank = block id mod 2) over pairs of row
-      // blocks of one column tile, the pairs in the tile order; a last odd
-      // row block's second CTA runs no tile.
-      int64_t rowDim = order[0];
+    // Clusters of two CTAs (rank = block id mod 2) over pairs of row blocks
+    // of one column tile, the pairs in the tile order (groups of G / 2
+    // pairs); a last odd row block's second CTA runs no tile.
+    bool paired = tileCluster == 2 && blockDims.size() >= 2;
+    SmallVector<Value> pairCounts(counts);
+    Value pairs;
+    if (paired) {
       Value two = arith::ConstantIndexOp::create(b, loc, 2);
-      SmallVector<Value> pairCounts(counts);
-      pairCounts[rowDim] =
-          arith::CeilDivUIOp::create(b, loc, counts[rowDim], two);
-      Value pairs = product(b, loc, pairCounts);
-      launch = createLaunch(b, loc, "tiles",
-                            arith::MulIOp::create(b, loc, pairs, two), warpSize,
-                            {}, {}, /*cluster=*/2);
-      OpBuilder kb(launch.getBody().front().getTerminator());
-      Value id = launch.getBlockIds().x;
-      Value kTwo = arith::ConstantIndexOp::create(kb, loc, 2);
-      SmallVector<Value> indices = tileIndices(
-          kb, loc, arith::DivUIOp::create(kb, loc, id, kTwo), pairCounts, order,
-          groupRows > 0 ? (groupRows + 1) / 2 : 0);
+      pairCounts[order[0]] =
+          arith::CeilDivUIOp::create(b, loc, counts[order[0]], two);
+      pairs = product(b, loc, pairCounts);
+    }
+    // The tile of pair `pair` for this CTA, under a guard that it exists.
+    auto clonePairTile = [&](OpBuilder &kb, Value pair, Value blockId) {
+      int64_t rowDim = order[0];
+      Value two = arith::ConstantIndexOp::create(kb, loc, 2);
+      SmallVector<Value> indices =
+          tileIndices(kb, loc, pair, pairCounts, order,
+                      groupRows > 0 ? (groupRows + 1) / 2 : 0);
       indices[rowDim] = arith::AddIOp::create(
-          kb, loc, arith::MulIOp::create(kb, loc, indices[rowDim], kTwo),
-          arith::RemUIOp::create(kb, loc, id, kTwo));
+          kb, loc, arith::MulIOp::create(kb, loc, indices[rowDim], two),
+          arith::RemUIOp::create(kb, loc, blockId, two));
       Value exists = arith::CmpIOp::create(kb, loc, arith::CmpIPredicate::ult,
                                            indices[rowDim], counts[rowDim]);
       auto guard = scf::IfOp::create(kb, loc, exists, /*withElse=*/false);
       kb.setInsertionPoint(guard.thenBlock()->getTerminator());
       cloneBody(kb, loc, loop, indices);
       tileWalkBodies.insert(guard.thenBlock());
+    };
+    if (tileGridLimit > 0) {
+      // A persistent grid: at most tileGridLimit blocks, each looping over
+      // the tiles' linear indices in the tile order (in clusters, an even
+      // number of blocks, each cluster looping over the pairs).
+      if (paired) {
+        Value limit = arith::ConstantIndexOp::create(
+            b, loc, std::max<int64_t>(tileGridLimit / 2, 1));
+        Value two = arith::ConstantIndexOp::create(b, loc, 2);
+        launch = createLaunch(
+            b, loc, "tiles",
+            arith::MulIOp::create(
+                b, loc, arith::MinUIOp::create(b, loc, pairs, limit), two),
+            warpSize, {}, {}, /*cluster=*/2);
+        OpBuilder kb(launch.getBody().front().getTerminator());
+        Value kTwo = arith::ConstantIndexOp::create(kb, loc, 2);
+        Value id = launch.getBlockIds().x;
+        auto walk = scf::ForOp::create(
+            kb, loc, arith::DivUIOp::create(kb, loc, id, kTwo), pairs,
+            arith::DivUIOp::create(kb, loc, launch.getGridSize().x, kTwo));
+        kb.setInsertionPoint(walk.getBody()->getTerminator());
+        clonePairTile(kb, walk.getInductionVar(), id);
+      } else {
+        Value limit = arith::ConstantIndexOp::create(b, loc, tileGridLimit);
+        launch = createLaunch(b, loc, "tiles",
+                              arith::MinUIOp::create(b, loc, total, limit),
+                              warpSize);
+        OpBuilder kb(launch.getBody().front().getTerminator());
+        auto walk = scf::ForOp::create(kb, loc, launch.getBlockIds().x, total,
+                                       launch.getGridSize().x);
+        kb.setInsertionPoint(walk.getBody()->getTerminator());
+        cloneBody(kb, loc, loop,
+                  tileIndices(kb, loc, walk.getInductionVar(), counts, order,
+                              groupRows));
+        tileWalkBodies.insert(walk.getBody());
+      }
+    } else if (paired) {
+      Value two = arith::ConstantIndexOp::create(b, loc, 2);
+      launch = createLaunch(b, loc, "tiles",
+                            arith::MulIOp::create(b, loc, pairs, two), warpSize,
+                            {}, {}, /*cluster=*/2);
+      OpBuilder kb(launch.getBody().front().getTerminator());
+      Value id = launch.getBlockIds().x;
+      clonePairTile(
+          kb,
+          arith::DivUIOp::create(kb, loc, id,
+                                 arith::ConstantIndexOp::create(kb, loc, 2)),
+          id);
     } else if (blockDims.empty()) {
       launch = createLaunch(b, loc, "tiles", total, warpSize);
       OpBuilder kb(launch.getBody().front().getTerminator());
@@ -1917,10 +1950,6 @@ struct MoEMapToGPUPass
       return emitError(UnknownLoc::get(context))
              << "moe-map-to-gpu: tile-cluster must be 1 or 2, not "
              << static_cast<int64_t>(tileCluster);
-    if (tileCluster == 2 && tileGridLimit > 0)
-      return emitError(UnknownLoc::get(context))
-             << "moe-map-to-gpu: tile-cluster 2 with a persistent grid "
-                "(tile-grid-limit) is not supported";
     return success();
   }
 

@@ -307,8 +307,9 @@ func.func @specialized(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 // half boxes (64 of the 128 columns); the ring is set up at the launch's
 // start, `released` takes 4 arrivals (one thread per consumer warpgroup,
 // twice), and the CTAs meet (barrier.cluster) once set up. Each CTA writes
-// its key (owned, steps, the weight's expert, column and depth offsets) to
-// its workgroup buffer, meets its partner (also on the path that skips the
+// its key (owned, steps, the ring's position, the weight's expert, column
+// and depth offsets) to its workgroup buffer (two keys: a walk's tiles
+// alternate), meets its partner (also on the path that skips the
 // op: the added else branch), and compares it with the partner's, read
 // through mapa. When they match, the producer loads its half of the box
 // (rank x 64 columns) into both CTAs (multicast mask 0b11), else both
@@ -319,7 +320,7 @@ func.func @specialized(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 // CHECK: %[[DESC:.*]] = nvgpu.tma.create.descriptor %{{.*}} box[%{{.*}}, %c64{{.*}}, %c64{{.*}}] : memref<*xbf16> -> <tensor = memref<1x64x64xbf16
 // CHECK: gpu.launch clusters
 // CHECK-SAME: threads(%[[TID:[a-z0-9]+]],
-// CHECK-SAME: workgroup(%[[KEY:.*]] : memref<5xi64, #gpu.address_space<workgroup>>)
+// CHECK-SAME: workgroup(%[[KEY:.*]] : memref<12xi64, #gpu.address_space<workgroup>>)
 // CHECK-NEXT: %[[FULL:.*]] = nvgpu.mbarrier.create
 // CHECK-NEXT: %[[RELEASED:.*]] = nvgpu.mbarrier.create
 // CHECK-COUNT-2: nvgpu.mbarrier.init %[[FULL]][%{{.*}}], %c128
@@ -328,15 +329,16 @@ func.func @specialized(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 // CHECK: %[[RANK:.*]] = nvvm.read.ptx.sreg.cluster.ctarank : i32
 // CHECK: %[[PARTNER:.*]] = arith.xori %[[RANK]], %c1_i32
 // CHECK: memref.store %c0_i64, %[[KEY]][%c0
+// CHECK: memref.store %c0_i64{{.*}}, %[[KEY]][%c6
 // CHECK: nvvm.cluster.arrive
 // CHECK-NEXT: nvvm.cluster.wait
-// CHECK-NEXT: scf.if %{{.*}} {
+// CHECK: scf.if %{{.*}} {
 // CHECK: scf.if %{{.*}} -> (index, i1) {
-// CHECK-COUNT-5: memref.store %{{.*}}, %[[KEY]]
+// CHECK-COUNT-6: memref.store %{{.*}}, %[[KEY]]
 // CHECK: nvvm.cluster.arrive
 // CHECK-NEXT: nvvm.cluster.wait
 // CHECK: %[[THEIRS:.*]] = nvvm.mapa %{{.*}}, %[[PARTNER]] : !llvm.ptr<3> -> !llvm.ptr<7>
-// CHECK-COUNT-5: llvm.load %{{.*}} : !llvm.ptr<7> -> i64
+// CHECK-COUNT-6: llvm.load %{{.*}} : !llvm.ptr<7> -> i64
 // CHECK: %[[PRODUCER:.*]] = arith.cmpi ult, %[[TID]], %c128
 // CHECK: scf.if %[[PRODUCER]] {
 // CHECK:   nvgpu.mbarrier.arrive.expect_tx %[[FULL]][%{{.*}}], %c16384
@@ -386,8 +388,9 @@ func.func @cluster_pairs(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 
 // -----
 
-// A cluster launch whose op may run more than once per CTA (in a loop):
-// each CTA loads its own boxes (whole ones), as without clusters.
+// A cluster launch whose op runs in a loop that the cluster's two CTAs
+// may run a different number of times (from the block id): each CTA
+// loads its own boxes (whole ones), as without clusters.
 // CHECK-LABEL: func @cluster_loop
 // CHECK: nvgpu.tma.create.descriptor %{{.*}} box[%{{.*}}, %c128{{.*}}, %c64{{.*}}]
 // CHECK-NOT: nvvm.mapa
@@ -398,19 +401,94 @@ func.func @cluster_loop(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
                         %experts: memref<1xi32>, %sizes: memref<1xi32>,
                         %sources: memref<128xi32>, %y: memref<128x128xf32>,
                         %n: index) {
-  %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c2 = arith.constant 2 : index
   %c384 = arith.constant 384 : index
   gpu.launch clusters(%cx, %cy, %cz) in (%ncx = %c2, %ncy = %c1, %ncz = %c1)
              blocks(%bx, %by, %bz) in (%gx = %c2, %gy = %c1, %gz = %c1)
              threads(%tx, %ty, %tz) in (%sx = %c384, %sy = %c1, %sz = %c1) {
-    scf.for %i = %c0 to %n step %c1 {
+    scf.for %i = %bx to %n step %gx {
       moe.grouped_matmul block_rows(128)
           ins(%x, %w, %experts : memref<?x64xf32>, memref<4x128x64xbf16>, memref<1xi32>)
           block_sizes(%sizes : memref<1xi32>)
           row_sources(%sources : memref<128xi32>)
           outs(%y : memref<128x128xf32>)
+    }
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// A cluster's persistent walk (moe-map-to-gpu tile-cluster=2 with
+// tile-grid-limit), which both CTAs run alike (from the block id / 2): the
+// ring, the keys and the rendezvous are set up before the roles split;
+// each role's walk alternates between the two keys by its tile count,
+// meets the partner at every tile (in the guard's else branch when it has
+// none), and carries the ring's slot through the guard (unchanged when it
+// skips the tile); the CTAs meet again before the teardown.
+// CHECK-LABEL: func @cluster_walk
+// CHECK: gpu.launch clusters
+// CHECK-SAME: blocks(%[[BX:[a-z0-9]+]],
+// CHECK-SAME: workgroup(%[[KEY:.*]] : memref<12xi64, #gpu.address_space<workgroup>>)
+// CHECK: %[[FIRST:.*]] = arith.divui %[[BX]], %c2
+// CHECK: nvvm.read.ptx.sreg.cluster.ctarank
+// CHECK: nvvm.cluster.arrive
+// CHECK-NEXT: nvvm.cluster.wait
+// CHECK: scf.if %{{.*}} {
+// CHECK:   nvvm.setmaxregister {{ *}}decrease 112
+// CHECK:   scf.for %[[TILE:.*]] = %[[FIRST]] to %{{.*}} step %{{.*}} iter_args(%[[SLOT:.*]] = %c0{{.*}}) -> (index) {
+// CHECK:     %[[COUNT:.*]] = arith.subi %[[TILE]], %[[FIRST]]
+// CHECK:     %[[NTH:.*]] = arith.divui %[[COUNT]],
+// CHECK:     %[[PARITY:.*]] = arith.remui %[[NTH]], %c2
+// CHECK:     %[[NEXT:.*]] = scf.if %{{.*}} -> (index) {
+// CHECK:       arith.remui %[[SLOT]], %c4
+// CHECK:       arith.muli %[[PARITY]], %c6
+// CHECK:       nvvm.cluster.arrive
+// CHECK:       nvvm.mapa
+// CHECK:       nvgpu.tma.async.load {{.*}} multicast_mask
+// CHECK:       nvvm.cluster.arrive
+// CHECK-NEXT:  nvvm.cluster.wait
+// CHECK-NEXT:  scf.yield %[[SLOT]] : index
+// CHECK:     scf.yield %[[NEXT]] : index
+// CHECK:   nvvm.setmaxregister {{ *}}increase 168
+// CHECK: } else {
+// CHECK:   nvvm.setmaxregister {{ *}}increase 192
+// CHECK:   scf.for
+// CHECK:     nvvm.wgmma.mma_async
+// CHECK:     nvvm.cluster.arrive
+// CHECK:   nvvm.setmaxregister {{ *}}decrease 168
+// CHECK: }
+// CHECK-NEXT: nvvm.cluster.arrive
+// CHECK-NEXT: nvvm.cluster.wait
+// CHECK-NEXT: gpu.barrier
+// CHECK-NOT: moe.grouped_matmul
+func.func @cluster_walk(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
+                        %experts: memref<1xi32>, %sizes: memref<1xi32>,
+                        %sources: memref<128xi32>, %y: memref<128x128xf32>,
+                        %pairs: index, %rows: index) {
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c4 = arith.constant 4 : index
+  %c384 = arith.constant 384 : index
+  gpu.launch clusters(%cx, %cy, %cz) in (%ncx = %c2, %ncy = %c1, %ncz = %c1)
+             blocks(%bx, %by, %bz) in (%gx = %c4, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c384, %sy = %c1, %sz = %c1) {
+    %first = arith.divui %bx, %c2 : index
+    %clusters = arith.divui %gx, %c2 : index
+    scf.for %pair = %first to %pairs step %clusters {
+      %twice = arith.muli %pair, %c2 : index
+      %rank = arith.remui %bx, %c2 : index
+      %block = arith.addi %twice, %rank : index
+      %exists = arith.cmpi ult, %block, %rows : index
+      scf.if %exists {
+        moe.grouped_matmul block_rows(128)
+            ins(%x, %w, %experts : memref<?x64xf32>, memref<4x128x64xbf16>, memref<1xi32>)
+            block_sizes(%sizes : memref<1xi32>)
+            row_sources(%sources : memref<128xi32>)
+            outs(%y : memref<128x128xf32>)
+      }
     }
     gpu.terminator
   }

@@ -12,11 +12,10 @@
 // RUN: not moe-opt %s --split-input-file --moe-map-to-gpu="multiprocessors=-1" 2>&1 | FileCheck %s --check-prefix=BAD
 // RUN: moe-opt %s --split-input-file --moe-map-to-gpu="multiprocessors=8 tile-cluster=2" | FileCheck %s --check-prefix=CLUSTER
 // RUN: not moe-opt %s --split-input-file --moe-map-to-gpu="tile-cluster=3" 2>&1 | FileCheck %s --check-prefix=BAD-CLUSTER
-// RUN: not moe-opt %s --split-input-file --moe-map-to-gpu="tile-cluster=2 tile-grid-limit=4" 2>&1 | FileCheck %s --check-prefix=BAD-CLUSTER-PERSISTENT
+// RUN: moe-opt %s --split-input-file --moe-map-to-gpu="multiprocessors=8 tile-cluster=2 tile-grid-limit=4" | FileCheck %s --check-prefix=CLUSTERPERSIST
 
 // BAD: moe-map-to-gpu: block-size and warp-size must be at least 1, routing-block-size, tile-grid-limit, team-grid-limit, tile-group-rows and multiprocessors at least 0
 // BAD-CLUSTER: moe-map-to-gpu: tile-cluster must be 1 or 2, not 3
-// BAD-CLUSTER-PERSISTENT: moe-map-to-gpu: tile-cluster 2 with a persistent grid (tile-grid-limit) is not supported
 
 // Host arguments are copied to the device when the call starts, weights
 // (moe.weight, its attribute removed) are device memory already; a
@@ -721,18 +720,17 @@ func.func @team_read_back(%counts: memref<4xindex> {moe.weight = "c"}, %n: index
 // CLUSTER-LABEL: func @mapped_tiles
 // CLUSTER: %[[COLS:.*]] = arith.ceildivui %{{.*}}, %c1
 // CLUSTER: %[[ROWS:.*]] = arith.ceildivui %{{.*}}, %c1
-// CLUSTER: %[[PAIRS:.*]] = arith.ceildivui %[[ROWS]], %[[TWO:.*]] :
+// CLUSTER: %[[PAIRS:.*]] = arith.ceildivui %[[ROWS]], %c2
 // CLUSTER: %[[BYCOL:.*]] = arith.muli %{{.*}}, %[[COLS]]
 // CLUSTER: %[[TOTAL:.*]] = arith.muli %[[BYCOL]], %[[PAIRS]]
-// CLUSTER: %[[GRID:.*]] = arith.muli %[[TOTAL]], %[[TWO]]
+// CLUSTER: %[[GRID:.*]] = arith.muli %[[TOTAL]], %c2
 // CLUSTER: gpu.launch async [%{{.*}}] clusters({{.*}}) in (%{{.*}} = %c2{{.*}}, %{{.*}} = %c1{{.*}}, %{{.*}} = %c1{{.*}}) blocks(%[[BX:[^,]*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[GRID]], %{{.*}} = %c1{{.*}}, %{{.*}} = %c1{{.*}})
-// CLUSTER:   %[[CLUSTER:.*]] = arith.divui %[[BX]], %[[KTWO:.*]] :
-// CLUSTER:   %[[G:.*]] = arith.constant 2 : index
-// CLUSTER:   arith.muli %[[G]], %[[COLS]]
+// CLUSTER:   %[[CLUSTER:.*]] = arith.divui %[[BX]], %c2
+// CLUSTER:   arith.muli %c2{{.*}}, %[[COLS]]
 // CLUSTER:   arith.divui %[[CLUSTER]],
 // CLUSTER:   %[[PAIR:.*]] = arith.addi
-// CLUSTER:   %[[TWICE:.*]] = arith.muli %[[PAIR]], %[[KTWO]]
-// CLUSTER:   %[[RANK:.*]] = arith.remui %[[BX]], %[[KTWO]]
+// CLUSTER:   %[[TWICE:.*]] = arith.muli %[[PAIR]], %c2
+// CLUSTER:   %[[RANK:.*]] = arith.remui %[[BX]], %c2
 // CLUSTER:   %[[B:.*]] = arith.addi %[[TWICE]], %[[RANK]]
 // CLUSTER:   %[[EXISTS:.*]] = arith.cmpi ult, %[[B]], %[[ROWS]]
 // CLUSTER:   scf.if %[[EXISTS]] {
@@ -740,6 +738,25 @@ func.func @team_read_back(%counts: memref<4xindex> {moe.weight = "c"}, %n: index
 // CLUSTER:     moe.grouped_matmul
 // CLUSTER-NEXT: }
 // CLUSTER-NEXT: gpu.terminator
+// A persistent grid in clusters: at most tile-grid-limit / 2 clusters,
+// each walking the pairs from its cluster id in steps of the clusters.
+// CLUSTERPERSIST-LABEL: func @mapped_tiles
+// CLUSTERPERSIST: arith.ceildivui %{{.*}}, %c1
+// CLUSTERPERSIST: %[[ROWS:.*]] = arith.ceildivui %{{.*}}, %c1
+// CLUSTERPERSIST: %[[HALF:.*]] = arith.ceildivui %[[ROWS]], %c2
+// CLUSTERPERSIST: %[[PAIRS:.*]] = arith.muli %{{.*}}, %[[HALF]]
+// CLUSTERPERSIST: %[[CLUSTERS:.*]] = arith.minui %[[PAIRS]], %c2
+// CLUSTERPERSIST: %[[GRID:.*]] = arith.muli %[[CLUSTERS]], %c2
+// CLUSTERPERSIST: gpu.launch async [%{{.*}}] clusters({{.*}}) in (%{{.*}} = %c2{{.*}}, %{{.*}} = %c1{{.*}}, %{{.*}} = %c1{{.*}}) blocks(%[[BX:[^,]*]], %{{.*}}, %{{.*}}) in (%[[GX:.*]] = %[[GRID]],
+// CLUSTERPERSIST:   %[[FIRST:.*]] = arith.divui %[[BX]], %[[TWO:.*]] :
+// CLUSTERPERSIST:   %[[STEP:.*]] = arith.divui %[[GX]], %[[TWO]]
+// CLUSTERPERSIST:   scf.for %[[PAIR:.*]] = %[[FIRST]] to %[[PAIRS]] step %[[STEP]] {
+// CLUSTERPERSIST:     arith.divui %[[PAIR]],
+// CLUSTERPERSIST:     %[[RANK:.*]] = arith.remui %[[BX]], %{{.*}}
+// CLUSTERPERSIST:     %[[B:.*]] = arith.addi %{{.*}}, %[[RANK]]
+// CLUSTERPERSIST:     %[[EXISTS:.*]] = arith.cmpi ult, %[[B]], %[[ROWS]]
+// CLUSTERPERSIST:     scf.if %[[EXISTS]] {
+// CLUSTERPERSIST:       moe.grouped_matmul
 // A persistent grid walks the tiles in the same order.
 // PERSISTGROUPED-LABEL: func @mapped_tiles
 // PERSISTGROUPED: %[[COLS:.*]] = arith.ceildivui %{{.*}}, %c1

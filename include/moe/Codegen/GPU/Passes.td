@@ -569,7 +569,10 @@ def MoEMapToGPUPass : Pass<"moe-map-to-gpu", "func::FuncOp"> {
     pairs, rounded up); the second CTA of a last odd row block runs no
     tile. Such pairs read the same weight boxes when their row blocks
     belong to one expert, which moe-lower-grouped-matmul-to-wgmma then
-    loads once for both (TMA multicast). Not with `tile-grid-limit`.
+    loads once for both (TMA multicast). With `tile-grid-limit` too: at
+    most tile-grid-limit / 2 clusters (at least one), each walking the
+    pairs from its cluster index (block id / 2) in steps of the clusters,
+    so that both CTAs of a cluster walk alike.
 
     With `device-io`, the function's non-weight arguments and its results
     are device memory: no copies in or out, and the results' buffers are
