@@ -407,7 +407,7 @@ void launchKernel(void *function, const intptr_t cluster[3],
                         std::to_string(size) + " out of range");
         return;
       }
-  bool clustered = cluster[0] * cluster[1] * cluster[2] != 1;
+  bool clustered = cluster[0] != 1 || cluster[1] != 1 || cluster[2] != 1;
   for (int d = 0; d < 3 && clustered; ++d)
     if (grid[d] % cluster[d]) {
       recordCudaError("cuLaunchKernelEx: a grid of " + std::to_string(grid[d]) +

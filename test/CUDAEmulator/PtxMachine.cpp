@@ -211,7 +211,11 @@ public:
     local.assign(static_cast<size_t>(threads) * (kernel.localBytes + 16), 0);
     dynamicStart = kernel.dynamicShared;
     window = dynamicStart + launch.dynamicShared;
-    shared.assign(static_cast<size_t>(ctas) * window, 0);
+    // Each CTA's window starts at a multiple of 1 KiB, as its shared::cta
+    // address 0 is aligned on the GPU.
+    stride =
+        (window + kWindowAlignment - 1) / kWindowAlignment * kWindowAlignment;
+    shared.assign(static_cast<size_t>(ctas) * stride, 0);
     registerPool.assign(ctas, 0);
     clusterArrivals.assign(threads, 0);
     clusterWaits.assign(threads, 0);
@@ -220,7 +224,8 @@ public:
     pendingCopies.resize(threads);
     tmaWriter.assign(shared.size(), -1);
     seen.resize(threads);
-    groups = (threads + 127) / 128;
+    groupsPerCta = (blockThreads + 127) / 128;
+    groups = ctas * groupsPerCta;
     chunkReads.assign((shared.size() / 16 + 1) * groups, 0);
     issued.assign(groups, 0);
     retired.assign(groups, 0);
@@ -236,8 +241,8 @@ public:
     waits.assign(threads, Wait::None);
     exited.assign(threads, false);
     gridsAwaited.assign(threads, !launch.programmatic);
-    pending.resize((threads + 127) / 128);
-    open.resize((threads + 127) / 128);
+    pending.resize(groups);
+    open.resize(groups);
     // What ptxas gives each thread under .maxntid (the register file's
     // 64 K over the bound's warps, in steps of 8), before any setmaxnreg.
     unsigned boundWarps = (kernel.maxThreads + 31) / 32;
@@ -255,9 +260,20 @@ private:
   // The cluster's CTAs, each CTA's threads and shared memory (its window),
   // and their totals.
   unsigned ctas, blockThreads, threads;
-  uint64_t window;
+  // A CTA's shared memory, and where the next CTA's starts in `shared`.
+  uint64_t window, stride;
+  static constexpr uint64_t kWindowAlignment = 1024;
   unsigned ctaOf(unsigned thread) const { return thread / blockThreads; }
-  uint64_t windowOf(unsigned thread) const { return ctaOf(thread) * window; }
+  uint64_t windowOf(unsigned thread) const { return ctaOf(thread) * stride; }
+  /// Warpgroups are formed within each CTA: warpgroup `groupOf(t)` of the
+  /// cluster, `groupsPerCta` to a CTA.
+  unsigned groupsPerCta;
+  unsigned groupOf(unsigned thread) const {
+    return ctaOf(thread) * groupsPerCta + thread % blockThreads / 128;
+  }
+  unsigned firstOfGroup(unsigned group) const {
+    return group / groupsPerCta * blockThreads + group % groupsPerCta * 128;
+  }
   /// Byte `index` of `shared` and thread `thread`, as errors name them:
   /// within their CTA's, which they name in a cluster of several.
   std::string ctaName(uint64_t rank) const {
@@ -266,8 +282,8 @@ private:
            std::to_string(ctaIndex(rank, 2)) + ")";
   }
   std::string sharedName(uint64_t index) const {
-    return std::to_string(index % window) +
-           (ctas > 1 ? " of " + ctaName(index / window) : "");
+    return std::to_string(index % stride) +
+           (ctas > 1 ? " of " + ctaName(index / stride) : "");
   }
   std::string threadName(unsigned thread) const {
     return std::to_string(thread % blockThreads) +
@@ -516,7 +532,7 @@ private:
                  std::to_string(bytes) + ") past CTA " +
                  std::to_string(rank - 1) + "'s " + std::to_string(window) +
                  " bytes");
-      return shared.data() + (rank - 1) * window + offset;
+      return shared.data() + (rank - 1) * stride + offset;
     }
     case Space::Local:
       if (!within(kernel.localBytes + 16))
@@ -928,9 +944,13 @@ void BlockRun::tmaLoad(unsigned thread, const Instruction &inst) {
   uint64_t dstCluster = memoryAddress(thread, dst);
   uint64_t dstAddress = dstCluster & offsetMask;
   uint64_t barOffset =
-      static_cast<uint64_t>(
-          mbarrier(thread, inst, bar, /*mustBeLive=*/false).index) %
-      window;
+      static_cast<uint64_t>(resolve(thread, inst,
+                                    inst.space == Space::SharedCluster
+                                        ? inst.space
+                                        : Space::Shared,
+                                    memoryAddress(thread, bar), 8) -
+                            shared.data()) %
+      stride;
   if (dstAddress % 128)
     fail(thread, inst, "the destination is not 128-byte aligned");
   std::vector<unsigned> targets;
@@ -975,8 +995,8 @@ void BlockRun::tmaLoad(unsigned thread, const Instruction &inst) {
              std::to_string(window) + " bytes");
   resolve(thread, inst, Space::Global, map.address, extent);
   for (unsigned target : targets)
-    tmaLoadInto(thread, inst, map, coords, target * window + dstAddress,
-                target * window + barOffset, element, swizzleBytes, total);
+    tmaLoadInto(thread, inst, map, coords, target * stride + dstAddress,
+                target * stride + barOffset, element, swizzleBytes, total);
 }
 
 void BlockRun::tmaLoadInto(unsigned thread, const Instruction &inst,
@@ -985,7 +1005,7 @@ void BlockRun::tmaLoadInto(unsigned thread, const Instruction &inst,
                            unsigned element, unsigned swizzleBytes,
                            uint64_t total) {
   MbarrierRef barrier = mbarrierAt(thread, inst, shared.data() + barIndex);
-  uint64_t base = dstIndex / window * window, dstAddress = dstIndex - base;
+  uint64_t base = dstIndex / stride * stride, dstAddress = dstIndex - base;
   auto writer = static_cast<int32_t>(tmaWrites.size());
   tmaWrites.push_back({barIndex, mbarrierCompletions[barIndex], inst.line});
   uint64_t index[5] = {0, 0, 0, 0, 0};
@@ -1051,7 +1071,7 @@ void BlockRun::executeWgmma(unsigned group, const PendingWgmma &w) {
   for (unsigned n = 0; n < w.n; ++n)
     for (unsigned k = 0; k < 16; ++k)
       b[n * 16 + k] = w.scaleB * element(w.descB, n, k);
-  unsigned first = group * 128;
+  unsigned first = firstOfGroup(group);
   for (unsigned t = 0; t < 128; ++t) {
     unsigned warp = t / 32, lane = t % 32;
     for (unsigned i = 0; i < w.n / 2; ++i) {
@@ -1108,7 +1128,7 @@ void BlockRun::mmaSync(unsigned warp, const Instruction &inst) {
 
 void BlockRun::collective(unsigned first, unsigned count,
                           const Instruction &inst) {
-  unsigned group = first / 128;
+  unsigned group = groupOf(first);
   switch (inst.op) {
   case Op::WgmmaFence:
     break;
@@ -1702,7 +1722,7 @@ bool BlockRun::step(unsigned thread) {
   case Op::Ret:
   case Op::Exit:
     for (const auto &g :
-         {pending[thread / 128].size(), open[thread / 128].size()})
+         {pending[groupOf(thread)].size(), open[groupOf(thread)].size()})
       if (g)
         fail(thread, inst, "exits with wgmma groups not waited for");
     exited[thread] = true;
@@ -1785,7 +1805,7 @@ bool BlockRun::step(unsigned thread) {
       if (toSpace) {
         if (a < start || a >= start + shared.size())
           fail(thread, inst, "a generic address outside shared memory");
-        v = clusterAddress((a - start) / window, (a - start) % window);
+        v = clusterAddress((a - start) / stride, (a - start) % stride);
       } else {
         v = reinterpret_cast<uintptr_t>(
             resolve(thread, inst, inst.space, a, 0));
@@ -1902,7 +1922,9 @@ bool BlockRun::step(unsigned thread) {
   case Op::MbarArrive:
   case Op::MbarArriveExpectTx: {
     // [state or _,] [bar] then expect_tx's bytes or arrive's count.
-    size_t at = ops[0].kind == Operand::Mem ? 0 : 1;
+    size_t at = ops[0].kind == Operand::Mem || ops.size() == 1 ? 0 : 1;
+    if (ops[at].kind != Operand::Mem)
+      fail(thread, inst, "an mbarrier that is not [..]");
     MbarrierRef barrier = mbarrier(thread, inst, ops[at]);
     uint64_t &word = barrier.word;
     int64_t tx = 0, arrivals = 1;
@@ -1950,14 +1972,14 @@ bool BlockRun::step(unsigned thread) {
     if (inst.space == Space::SharedCluster) {
       uint64_t index = static_cast<uint64_t>(
           resolve(thread, inst, inst.space, a, 0) - shared.data());
-      set(thread, ops[0], inst.type, clusterAddress(rank, index % window),
+      set(thread, ops[0], inst.type, clusterAddress(rank, index % stride),
           inst);
       break;
     }
     uint64_t start = reinterpret_cast<uintptr_t>(shared.data());
     if (a < start || a >= start + shared.size())
       fail(thread, inst, "mapa of a generic address outside shared memory");
-    set(thread, ops[0], inst.type, start + rank * window + (a - start) % window,
+    set(thread, ops[0], inst.type, start + rank * stride + (a - start) % stride,
         inst);
     break;
   }
@@ -2103,8 +2125,10 @@ void BlockRun::run() {
         continue;
       }
       unsigned size = inst.op == Op::MmaSync ? groupSize[0] : groupSize[1];
-      unsigned first = t / size * size;
-      if (first + size > threads || ctaOf(first) != ctaOf(first + size - 1))
+      // Warps and warpgroups are formed within the thread's CTA.
+      unsigned inBlock = t % blockThreads;
+      unsigned first = t - inBlock + inBlock / size * size;
+      if (inBlock / size * size + size > blockThreads)
         fail(t, inst,
              "the block has no whole group of " + std::to_string(size) +
                  " threads for it");
@@ -2115,7 +2139,7 @@ void BlockRun::run() {
       // (a count out of range goes on, for collective to refuse).
       if (ready && inst.op == Op::SetMaxNReg && inst.increase) {
         uint64_t wanted = value(t, inst.operands[0]);
-        unsigned limit = registerLimit[first / 128];
+        unsigned limit = registerLimit[groupOf(first)];
         if (limit > 0 && wanted <= 256 && wanted > limit &&
             static_cast<int64_t>(wanted - limit) * 128 >
                 registerPool[ctaOf(first)])

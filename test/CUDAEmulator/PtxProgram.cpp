@@ -537,7 +537,9 @@ struct KernelParser {
       // barrier.cluster.arrive{.relaxed}{.aligned}, .wait{.aligned}.
       bool aligned = parts.back() == "aligned";
       size_t named = parts.size() - (aligned ? 1 : 0);
-      if (named == 3 && parts[2] == "wait") {
+      if (named < 3) {
+        return fail("unsupported instruction '" + opcode + "'");
+      } else if (named == 3 && parts[2] == "wait") {
         inst.op = Op::ClusterWait;
       } else if (parts[2] == "arrive" &&
                  (named == 3 || (named == 4 && parts[3] == "relaxed"))) {

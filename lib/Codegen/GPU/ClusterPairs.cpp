@@ -40,7 +40,8 @@ void syncCluster(OpBuilder &b, Location loc) {
   NVVM::ClusterWaitOp::create(b, loc, /*aligned=*/UnitAttr());
 }
 
-void syncClusterWhereSkipped(Operation *op, Operation *around) {
+void syncClusterWhereSkipped(Operation *op, Operation *around,
+                             function_ref<void(OpBuilder &, Location)> before) {
   Operation *reached = op;
   for (Operation *parent = op->getParentOp(); parent != around;
        reached = parent, parent = parent->getParentOp()) {
@@ -53,6 +54,7 @@ void syncClusterWhereSkipped(Operation *op, Operation *around) {
       scf::YieldOp::create(eb, branch.getLoc());
     }
     OpBuilder sb = OpBuilder::atBlockBegin(&skipped.front());
+    before(sb, branch.getLoc());
     syncCluster(sb, branch.getLoc());
   }
 }

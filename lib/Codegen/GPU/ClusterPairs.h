@@ -34,10 +34,11 @@ Value clusterRank(OpBuilder &b, Location loc);
 void syncCluster(OpBuilder &b, Location loc);
 
 /// syncCluster at the start of each branch between `op` and `around`
-/// (onlyBranchesAround) that does not lead to `op`, so that a CTA that
-/// skips it meets the rendezvous that the code at `op` holds (an else
-/// branch is added where there is none).
-void syncClusterWhereSkipped(Operation *op, Operation *around);
+/// (onlyBranchesAround) that does not lead to `op`, after `before`, so
+/// that a CTA that skips it meets the rendezvous that the code at `op`
+/// holds (an else branch is added where there is none).
+void syncClusterWhereSkipped(Operation *op, Operation *around,
+                             function_ref<void(OpBuilder &, Location)> before);
 
 /// `pointer` (a shared::cta pointer) in the shared memory of the cluster's
 /// CTA `rank` (i32): a shared::cluster pointer.

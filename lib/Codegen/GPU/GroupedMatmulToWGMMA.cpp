@@ -603,6 +603,9 @@ private:
                                  Value steps, Value firstSlot);
   /// The words of a key.
   int64_t keyWords() const;
+  /// Thread 0 marks this tile's key as no row block (a CTA that skips the
+  /// tile: its partner must not match an older key in the buffer).
+  void clearKey(OpBuilder &b, Location loc);
   /// With `plan.clusterPairs`: the ranks, the key buffers (cleared), and
   /// the CTAs' rendezvous once both rings are set up.
   void setUpPairing(OpBuilder &b, Location loc);
@@ -1556,7 +1559,8 @@ void WarpgroupMatmul::emitInWalk(scf::ForOp walk) {
         walk.getStep());
     keyParity =
         arith::RemUIOp::create(kb, loc, tile, indexConstant(kb, loc, 2));
-    syncClusterWhereSkipped(op, walk);
+    syncClusterWhereSkipped(
+        op, walk, [&](OpBuilder &sb, Location sl) { clearKey(sb, sl); });
   }
   OpBuilder b(op);
   Value lastSlot = emitBlocks(b, firstSlot);
@@ -1569,6 +1573,19 @@ void WarpgroupMatmul::emitInWalk(scf::ForOp walk) {
 
 int64_t WarpgroupMatmul::keyWords() const {
   return 3 + 3 * static_cast<int64_t>(plan.weights.size());
+}
+
+void WarpgroupMatmul::clearKey(OpBuilder &b, Location loc) {
+  Value leader = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, thread,
+                                       indexConstant(b, loc, 0));
+  scf::IfOp::create(b, loc, leader, [&](OpBuilder &tb, Location tl) {
+    memref::StoreOp::create(
+        tb, tl, arith::ConstantIntOp::create(tb, tl, tb.getI64Type(), 0),
+        keyBuffer,
+        ValueRange{arith::MulIOp::create(tb, tl, keyParity,
+                                         indexConstant(tb, tl, keyWords()))});
+    scf::YieldOp::create(tb, tl);
+  });
 }
 
 void WarpgroupMatmul::setUpPairing(OpBuilder &b, Location loc) {
@@ -1605,7 +1622,8 @@ void WarpgroupMatmul::emitClustered() {
   setUpPairing(lb, loc);
   keyParity = indexConstant(lb, loc, 0);
   // A CTA that skips the tile meets its key's rendezvous all the same.
-  syncClusterWhereSkipped(op, launch);
+  syncClusterWhereSkipped(
+      op, launch, [&](OpBuilder &sb, Location sl) { clearKey(sb, sl); });
   OpBuilder b(op);
   emitBlocks(b, indexConstant(b, loc, 0));
   op.erase();
