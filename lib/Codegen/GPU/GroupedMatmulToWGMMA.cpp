@@ -493,9 +493,11 @@ public:
 
 private:
   /// The shared-memory buffers of `stage` (an index): A's rows of `part`
-  /// (an index), and B of weight w.
+  /// (an index), and B of weight w (with `half`, an index, its first or
+  /// last BN / 2 columns).
   Value inputBuffer(OpBuilder &b, Location loc, Value stage, Value part);
-  Value weightBuffer(OpBuilder &b, Location loc, Value stage, int64_t w);
+  Value weightBuffer(OpBuilder &b, Location loc, Value stage, int64_t w,
+                     Value half = Value());
   /// The 64-bit wgmma descriptor of a swizzled buffer.
   Value matrixDescriptor(OpBuilder &b, Location loc, Value buffer);
   /// Starts step `step` (the block's) into ring slot `slot` (global step
@@ -609,10 +611,6 @@ private:
   /// With `plan.clusterPairs`: the ranks, the key buffers (cleared), and
   /// the CTAs' rendezvous once both rings are set up.
   void setUpPairing(OpBuilder &b, Location loc);
-  /// Half `half` (an index: the first or last BN / 2 columns) of weight
-  /// w's buffer of `stage`.
-  Value weightHalfBuffer(OpBuilder &b, Location loc, Value stage, int64_t w,
-                         Value half);
   /// A consumer warpgroup's release of stage `stage` (its thread
   /// `groupThread` == 0 arrives for it: in both CTAs when they share the
   /// weights, else twice in its own).
@@ -675,10 +673,10 @@ Value WarpgroupMatmul::inputBuffer(OpBuilder &b, Location loc, Value stage,
 }
 
 Value WarpgroupMatmul::weightBuffer(OpBuilder &b, Location loc, Value stage,
-                                    int64_t w) {
+                                    int64_t w, Value half) {
+  int64_t columns = half ? plan.columns / 2 : plan.columns;
   auto type = MemRefType::get(
-      {1, plan.columns, kStepDepth}, b.getBF16Type(),
-      MemRefLayoutAttrInterface(),
+      {1, columns, kStepDepth}, b.getBF16Type(), MemRefLayoutAttrInterface(),
       gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup));
   Value offset = arith::AddIOp::create(
       b, loc,
@@ -686,26 +684,11 @@ Value WarpgroupMatmul::weightBuffer(OpBuilder &b, Location loc, Value stage,
                             indexConstant(b, loc, plan.stageBytes())),
       indexConstant(b, loc,
                     plan.inputStageBytes() + w * plan.weightStageBytes()));
-  return memref::ViewOp::create(b, loc, type, shared, offset, ValueRange{});
-}
-
-Value WarpgroupMatmul::weightHalfBuffer(OpBuilder &b, Location loc, Value stage,
-                                        int64_t w, Value half) {
-  int64_t halfColumns = plan.columns / 2;
-  auto type = MemRefType::get(
-      {1, halfColumns, kStepDepth}, b.getBF16Type(),
-      MemRefLayoutAttrInterface(),
-      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup));
-  Value offset = arith::AddIOp::create(
-      b, loc,
-      arith::MulIOp::create(b, loc, stage,
-                            indexConstant(b, loc, plan.stageBytes())),
-      indexConstant(b, loc,
-                    plan.inputStageBytes() + w * plan.weightStageBytes()));
-  offset = arith::AddIOp::create(
-      b, loc, offset,
-      arith::MulIOp::create(b, loc, half,
-                            indexConstant(b, loc, halfColumns * kRowBytes)));
+  if (half)
+    offset = arith::AddIOp::create(
+        b, loc, offset,
+        arith::MulIOp::create(b, loc, half,
+                              indexConstant(b, loc, columns * kRowBytes)));
   return memref::ViewOp::create(b, loc, type, shared, offset, ValueRange{});
 }
 
@@ -837,7 +820,7 @@ void WarpgroupMatmul::issueTmaLoads(OpBuilder &b, Location loc, Value step,
         SmallVector<Value> coordinates = {at(2, firstDepth), at(1, column),
                                           at(0, expert)};
         nvgpu::TmaAsyncLoadOp::create(
-            lb, ll, weightHalfBuffer(lb, ll, stage, weight, half), barriers,
+            lb, ll, weightBuffer(lb, ll, stage, weight, half), barriers,
             descriptors[weight], coordinates, stage, mask,
             /*predicate=*/Value());
       };
