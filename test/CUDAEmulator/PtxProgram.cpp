@@ -997,7 +997,8 @@ static std::unique_ptr<Program> parseText(const std::string &textIn,
     }
     KernelParser parser{*kernel, error, {}, {}, {}, {}, {}, {}, line};
     for (const std::string &declaration : externs)
-      parser.declareVariable(declaration, Space::Shared, /*dynamic=*/true);
+      if (!parser.declareVariable(declaration, Space::Shared, /*dynamic=*/true))
+        return nullptr;
     // Parameters: ".param .u64 .ptr .align 1 name" or ".param .align 8 .b8
     // name[16]".
     for (const std::string &p :
