@@ -760,6 +760,26 @@ def MoELowerGroupedMatmulToWGMMAPass
     ptxas start the kernel there); each role returns to 168 before the
     roles join.
 
+    In a launch of 2-CTA clusters (`gpu.launch clusters` of 2 x 1 x 1, as
+    moe-map-to-gpu's `tile-cluster=2` makes), a specialized tile of one row
+    block that each CTA runs at most once (only `scf.if`s without results
+    around it) or once per iteration of such a walk whose bounds are the
+    same in both CTAs (from the block id / 2, sizes, values above the
+    launch), with half boxes of whole 8-row swizzle atoms (BN a multiple of
+    16), shares its weight boxes with the other CTA when both load the
+    same: each CTA writes a key (whether its row block is owned, the steps,
+    the ring's position, each weight's expert, column and depth offsets)
+    to its shared memory, the CTAs meet (`barrier.cluster`; a CTA that
+    skips the tile clears its key and meets them in the branch that skips
+    it), and each reads the other's through `mapa`. When the keys match,
+    each producer's thread 0 expects the whole stage and loads its half of
+    every box into both CTAs (half-box descriptors, multicast mask 0b11),
+    and one thread of each consumer warpgroup releases a stage in both
+    CTAs (`released` then counts 2 arrivals per consumer warpgroup); else
+    each CTA loads both halves and its consumers arrive twice on their own
+    `released`. The ring is set up at the start of the kernel (or of the
+    walk) and the CTAs meet again before its mbarriers are invalidated.
+
     Stages: as many as `max-shared-bytes` holds (each
     `rows * 128 + W * BN * 128` bytes for W weights, plus 1 KiB to align the
     ring), at least 2, at most 4 and at most the steps of K. The launch's
