@@ -123,6 +123,13 @@ TENSOR_CORE_ROUTER_MIN_EXPERTS = 32
 
 # The most tokens at which the plain-launch form runs.
 PLAIN_LAUNCHES_MAX_TOKENS = 64
+# The fewest tokens at which the cluster forms run: a cluster's two CTAs
+# share weight boxes only where an expert has more than one 128-row block
+# (at decode none has), so below prefill they would only repeat the
+# specialized forms' rows.
+CLUSTER_MIN_TOKENS = 512
+CLUSTER_MODES = ("wgmma-specialized-cluster",
+                 "wgmma-specialized-persistent-cluster")
 # The most tokens the default CUDA pipeline routes a warp per token (16
 # warps of the routing kernel's 512-thread blocks x 132 multiprocessors).
 LANE_ROUTING_MAX_TOKENS = 16 * 132
@@ -131,7 +138,10 @@ LANE_ROUTING_MAX_TOKENS = 16 * 132
 def mode_applies(mode: str, experts: int, tokens: int | None = None) -> bool:
     """Whether `mode` runs for a layer of `experts` routed experts (at
     `tokens`): the CUDA-core router form only where it differs from the
-    default, the plain-launch form at decode."""
+    default, the plain-launch form at decode, the cluster forms at
+    prefill."""
+    if mode in CLUSTER_MODES:
+        return tokens is None or tokens >= CLUSTER_MIN_TOKENS
     if mode == "wgmma-device-plain":
         return tokens is None or tokens <= PLAIN_LAUNCHES_MAX_TOKENS
     if mode == "wgmma-thread-routing":
