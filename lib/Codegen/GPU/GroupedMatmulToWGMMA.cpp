@@ -1614,15 +1614,7 @@ void WarpgroupMatmul::emitClustered() {
   // still arrive on them or load into its shared memory.
   OpBuilder eb(body.getTerminator());
   syncCluster(eb, loc);
-  Value leader = arith::CmpIOp::create(eb, loc, arith::CmpIPredicate::eq,
-                                       thread, indexConstant(eb, loc, 0));
-  scf::IfOp::create(eb, loc, leader, [&](OpBuilder &tb, Location tl) {
-    for (Value group : {barriers, released})
-      for (int64_t s = 0; s < plan.stages; ++s)
-        NVVM::MBarrierInvalOp::create(
-            tb, tl, barrierPointer(tb, tl, group, indexConstant(tb, tl, s)));
-    scf::YieldOp::create(tb, tl);
-  });
+  tearDownRing(eb, loc);
 }
 
 Value WarpgroupMatmul::sharesWeightsWithPartner(OpBuilder &b, Location loc,

@@ -362,6 +362,7 @@ func.func @specialized(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 // CHECK-NEXT: }
 // CHECK-NEXT: nvvm.cluster.arrive
 // CHECK-NEXT: nvvm.cluster.wait
+// CHECK: gpu.barrier
 // CHECK-COUNT-4: nvvm.mbarrier.inval
 // CHECK-NOT: moe.grouped_matmul
 func.func @cluster_pairs(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
