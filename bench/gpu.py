@@ -56,6 +56,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -509,34 +510,16 @@ def run(args) -> None:
     from moe_mlir import runtime
     lib = os.path.join(args.dir, "lib", "libMoERuntime.so")
     runtime.library(lib)
-    info = {"command": " ".join(sys.argv),
-            "gpu": torch.cuda.get_device_name(0),
-            "driver": _nvidia_smi("driver_version"),
-            "torch": torch.__version__, "host": platform.node()}
-    start_time = time.monotonic()
-    info.update(ceilings(torch))
-    print(json.dumps(info))
-    rows = []
-    tokens = [int(t) for t in args.tokens.split(",")]
     for mode in args.modes.split(","):
         if mode not in MMA_MODES:
             sys.exit(f"gpu.py: unknown mode '{mode}' (one of "
                      f"{', '.join(MMA_MODES)})")
-
-    def out_of_time() -> bool:
-        return (args.budget_s > 0 and
-                time.monotonic() - start_time > args.budget_s)
-
-    def record(r: dict) -> None:
-        # Each row is in the file as soon as it is measured: a run stopped
-        # from outside (the GPU machine's time limit) keeps what it did.
-        rows.append(r)
-        info["complete"] = False
-        _write_json(args.out, {"machine": info, "rows": rows}, quiet=True)
+    progress = Progress.start(args, torch)
+    tokens = [int(t) for t in args.tokens.split(",")]
 
     for model in args.models.split(","):
-        if out_of_time():
-            record({"model": model, "skipped": "time budget"})
+        if progress.out_of_time():
+            progress.record({"model": model, "skipped": "time budget"})
             continue
         spec = layer_spec(model)
         layer = TorchMoE(torch, spec, seed=1)
@@ -550,67 +533,180 @@ def run(args) -> None:
             # experts are 22.5 GB), beside PyTorch's.
             cases = []
             for t in tokens:
-                if out_of_time():
-                    record({"model": model, "T": t,
-                            "skipped": "time budget"})
+                if progress.out_of_time():
+                    progress.record({"model": model, "T": t,
+                                     "skipped": "time budget"})
                     continue
                 gen = torch.Generator(device="cuda").manual_seed(t)
                 x = torch.randn(t, spec.hidden, generator=gen, device="cuda")
                 xb = x.to(torch.bfloat16)
                 flops, touched = layer.work(xb)
-                row = _row_recorder(
-                    {"model": model, "T": t, "flops": flops,
-                     "touched_bytes": touched}, info, record)
-                row("torch eager", _timed(torch, lambda: layer.eager(xb),
-                                          args.runs))
-                try:
-                    row("torch _grouped_mm",
-                        _timed(torch, lambda: layer.grouped(xb), args.runs))
-                except (RuntimeError, AttributeError) as err:
-                    record({"model": model, "T": t, "flops": flops,
-                            "touched_bytes": touched,
-                            "impl": "torch _grouped_mm",
-                            "error": str(err).splitlines()[0]})
+                base = {"model": model, "T": t, "flops": flops,
+                        "touched_bytes": touched}
+                row = _row_recorder(base, progress.info, progress.record)
+                if not progress.done(model, t, "torch eager"):
+                    with progress.watch(base, "torch eager"):
+                        row("torch eager", _timed(
+                            torch, lambda: layer.eager(xb), args.runs))
+                if not progress.done(model, t, "torch _grouped_mm"):
+                    with progress.watch(base, "torch _grouped_mm"):
+                        try:
+                            row("torch _grouped_mm", _timed(
+                                torch, lambda: layer.grouped(xb), args.runs))
+                        except (RuntimeError, AttributeError) as err:
+                            progress.record(dict(
+                                base, impl="torch _grouped_mm",
+                                error=str(err).splitlines()[0]))
                 host = x.cpu().numpy().astype(np.float32)
                 reference = layer.grouped(xb).float().cpu().numpy() \
                     if t <= 512 else None
-                cases.append((t, x, host, reference, row))
+                cases.append((t, x, host, reference, base, row))
             for mode in modes:
-                if out_of_time():
-                    record({"model": model, "impl": f"compiled {mode}",
-                            "skipped": "time budget"})
+                impl = f"compiled {mode}"
+                if progress.hung(model, impl):
+                    continue
+                if all(progress.done(model, t, impl)
+                       or not mode_applies(mode, spec.num_experts, t)
+                       for t, *_ in cases):
+                    continue
+                if progress.out_of_time():
+                    progress.record({"model": model, "impl": impl,
+                                     "skipped": "time budget"})
                     continue
                 path = os.path.join(args.dir, f"{model}-{mode}.so")
                 try:
                     entry = runtime.load_layer(path, ckpt, device=0)
                 except runtime.MoeRuntimeError as err:
-                    record({"model": model, "impl": f"compiled {mode}",
-                            "error": str(err)})
+                    progress.record({"model": model, "impl": impl,
+                                     "error": str(err)})
                     continue
                 try:
-                    for t, x, host, reference, row in cases:
-                        if not mode_applies(mode, spec.num_experts, t):
+                    for t, x, host, reference, base, row in cases:
+                        if (not mode_applies(mode, spec.num_experts, t)
+                                or progress.done(model, t, impl)):
                             continue
-                        if out_of_time():
-                            record({"model": model, "T": t,
-                                    "impl": f"compiled {mode}",
-                                    "skipped": "time budget"})
+                        if progress.out_of_time():
+                            progress.record({"model": model, "T": t,
+                                             "impl": impl,
+                                             "skipped": "time budget"})
                             continue
-                        if entry.device_io:
-                            _device_rows(torch, entry, x, reference, mode,
-                                         row, args.runs)
-                            continue
-                        _compiled_row(torch, entry, host, reference, mode,
-                                      row, args.runs)
+                        with progress.watch(base, impl):
+                            if entry.device_io:
+                                _device_rows(torch, entry, x, reference,
+                                             mode, row, args.runs)
+                            else:
+                                _compiled_row(torch, entry, host, reference,
+                                              mode, row, args.runs)
                 finally:
                     entry.close()
                     torch.cuda.empty_cache()
             cases.clear()
         del layer
         torch.cuda.empty_cache()
-    info["complete"] = not any("skipped" in r for r in rows)
-    info["seconds"] = round(time.monotonic() - start_time, 1)
-    _write_json(args.out, {"machine": info, "rows": rows})
+    progress.finish()
+
+
+class Progress:
+    """A run's rows, written to --out after each one, with what guards the
+    GPU machine's few minutes: the time budget (counted from the first
+    start of a resumed run), and a watchdog per measurement. A kernel that
+    never ends (a pipeline's deadlock the emulator did not reach) would
+    hold the call until the machine's limit: after --hang-s seconds the
+    watchdog records the row as hung and ends the process with status
+    HUNG_STATUS, and `--resume` starts again from the file, skipping every
+    row it holds and every compiled form that hung on that model."""
+
+    def __init__(self, args, info: dict, rows: list):
+        self.args, self.info, self.rows = args, info, rows
+        self.lock = threading.Lock()
+
+    @classmethod
+    def start(cls, args, torch) -> "Progress":
+        previous = None
+        if args.resume and args.out and os.path.exists(args.out):
+            with open(args.out, encoding="utf-8") as f:
+                previous = json.load(f)
+        if previous is not None:
+            info = previous["machine"]
+            info["resumed"] = info.get("resumed", 0) + 1
+            # Rows skipped for time are tried again; the rest stand.
+            rows = [r for r in previous["rows"] if "skipped" not in r]
+        else:
+            info = {"command": " ".join(sys.argv),
+                    "gpu": torch.cuda.get_device_name(0),
+                    "driver": _nvidia_smi("driver_version"),
+                    "torch": torch.__version__, "host": platform.node(),
+                    "started": time.time()}
+            info.update(ceilings(torch))
+            rows = []
+        print(json.dumps(info))
+        return cls(args, info, rows)
+
+    def out_of_time(self) -> bool:
+        return (self.args.budget_s > 0 and
+                time.time() - self.info["started"] > self.args.budget_s)
+
+    def done(self, model: str, tokens: int, impl: str) -> bool:
+        return any(r.get("model") == model and r.get("T") == tokens and
+                   r.get("impl") == impl for r in self.rows)
+
+    def hung(self, model: str, impl: str) -> bool:
+        return any(r.get("model") == model and r.get("impl") == impl and
+                   r.get("hung") for r in self.rows)
+
+    def record(self, r: dict) -> None:
+        # Each row is in the file as soon as it is measured: a run stopped
+        # from outside (the GPU machine's time limit) keeps what it did.
+        with self.lock:
+            self.rows.append(r)
+            self.info["complete"] = False
+            _write_json(self.args.out, {"machine": self.info,
+                                        "rows": self.rows}, quiet=True)
+
+    def watch(self, base: dict, impl: str) -> "_Watchdog":
+        return _Watchdog(self, dict(base, impl=impl), self.args.hang_s)
+
+    def finish(self) -> None:
+        self.info["complete"] = not any("skipped" in r for r in self.rows)
+        self.info["seconds"] = round(time.time() - self.info["started"], 1)
+        _write_json(self.args.out, {"machine": self.info, "rows": self.rows})
+
+
+# gpu.py run's exit status when a measurement hung (gpu-check.sh bench
+# starts it again with --resume).
+HUNG_STATUS = 3
+
+
+class _Watchdog:
+    """Records `what` as hung and ends the process unless the block it
+    guards ends within `seconds` (0: no watchdog). The process must end:
+    the hung call holds the main thread inside the driver."""
+
+    def __init__(self, progress: Progress, what: dict, seconds: float):
+        self.progress, self.what, self.seconds = progress, what, seconds
+        self.timer = None
+
+    def _fire(self) -> None:
+        self.progress.record(dict(
+            self.what, hung=True,
+            error=f"no result after {self.seconds:g} s (a kernel that "
+            "does not end?)"))
+        print(f"gpu.py: {self.what['impl']} on {self.what['model']}"
+              + (f" at T = {self.what['T']}" if "T" in self.what else "")
+              + f" hung (no result after {self.seconds:g} s)", flush=True)
+        sys.stderr.flush()
+        os._exit(HUNG_STATUS)
+
+    def __enter__(self) -> "_Watchdog":
+        if self.seconds > 0:
+            self.timer = threading.Timer(self.seconds, self._fire)
+            self.timer.daemon = True
+            self.timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
 
 
 def _row_recorder(base: dict, info: dict, record):
@@ -711,6 +807,14 @@ def main() -> None:
                    help="stop starting new measurements after this many "
                    "seconds (the rows not run are listed as skipped; 0: no "
                    "limit); with --out the file is rewritten after each row")
+    r.add_argument("--hang-s", type=float, default=90,
+                   help="a measurement with no result after this many "
+                   "seconds is recorded as hung and the run ends with "
+                   f"status {HUNG_STATUS} (0: wait forever)")
+    r.add_argument("--resume", action="store_true",
+                   help="go on from --out: keep its ceilings and rows, run "
+                   "the rest (not the forms that hung); the time budget "
+                   "counts from its first start")
     r.add_argument("--scratch", default=None,
                    help="where the checkpoints are written (default: TMPDIR)")
     r.set_defaults(function=run)

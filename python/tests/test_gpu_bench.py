@@ -120,3 +120,97 @@ def test_router_tiles_count_as_routing():
     assert bench.split_kernel_times(
         [("forward_tiles_0", 1.0), ("forward_loop_1", 2.0)]) == {
             "tiles_ms": 1.0, "other_ms": 2.0}
+
+
+def _progress(tmp_path, **options):
+    import argparse
+    args = argparse.Namespace(out=str(tmp_path / "gpu.json"), budget_s=0,
+                              hang_s=0, resume=True)
+    vars(args).update(options)
+    return args
+
+
+def test_hung_measurement_ends_the_run_with_its_row(tmp_path):
+    """A measurement with no result within --hang-s is recorded as hung
+    and the process ends with HUNG_STATUS (the main thread may be stuck in
+    the driver); one that ends in time leaves no row and the run goes on."""
+    import json
+    import subprocess
+    import sys
+    out = tmp_path / "gpu.json"
+    script = f"""
+import argparse, importlib.util, time
+spec = importlib.util.spec_from_file_location("gpu_bench", {BENCH!r})
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+args = argparse.Namespace(out={str(out)!r}, budget_s=0, hang_s=0.5,
+                          resume=False)
+progress = bench.Progress(args, {{"started": time.time()}}, [])
+with progress.watch({{"model": "m", "T": 1}}, "compiled fast"):
+    pass
+progress.record({{"model": "m", "T": 1, "impl": "compiled fast", "ms": 1}})
+with progress.watch({{"model": "m", "T": 8}}, "compiled slow"):
+    time.sleep(30)
+print("not reached")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                          text=True, timeout=60)
+    bench = load_bench()
+    assert done.returncode == bench.HUNG_STATUS, done.stderr
+    assert "not reached" not in done.stdout
+    assert "compiled slow on m at T = 8 hung" in done.stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["impl"] for r in rows] == ["compiled fast", "compiled slow"]
+    assert rows[1]["hung"] and "no result after 0.5 s" in rows[1]["error"]
+
+
+def test_resume_keeps_rows_and_skips_hung_forms(tmp_path):
+    """--resume goes on from the file: its ceilings and measured rows stand,
+    rows skipped for time are tried again, a form that hung is not run
+    again on that model, and the budget counts from the first start."""
+    import json
+    bench = load_bench()
+    started = 1000.0
+    (tmp_path / "gpu.json").write_text(json.dumps({
+        "machine": {"started": started, "copy_GBps": 4000.0},
+        "rows": [{"model": "m", "T": 1, "impl": "torch eager", "ms": 1.0},
+                 {"model": "m", "T": 8, "impl": "compiled a", "hung": True,
+                  "error": "no result"},
+                 {"model": "m", "T": 64, "skipped": "time budget"}]}))
+    args = _progress(tmp_path, budget_s=60)
+    progress = bench.Progress.start(args, torch=None)
+    assert progress.info["copy_GBps"] == 4000.0
+    assert progress.info["resumed"] == 1
+    assert [r.get("T") for r in progress.rows] == [1, 8]
+    assert progress.done("m", 1, "torch eager")
+    assert not progress.done("m", 8, "torch eager")
+    assert progress.hung("m", "compiled a")
+    assert not progress.hung("m", "compiled b")
+    assert not progress.hung("other", "compiled a")
+    assert progress.out_of_time()  # 60 s after a start in 1970
+    progress.info["started"] = __import__("time").time()
+    assert not progress.out_of_time()
+
+
+def test_check_case_that_does_not_end_is_stopped(capsys):
+    """utils/gpu-check.sh's execution tests give each case
+    --case-timeout-s: a case still running then fails, stopped with the
+    processes it started (a moe-run whose kernel never ends)."""
+    import time
+    spec = importlib.util.spec_from_file_location(
+        "cuda_check", os.path.join(os.path.dirname(BENCH), os.pardir, "test",
+                                   "Integration", "CUDA", "Inputs",
+                                   "cuda_check.py"))
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    check.CASE_TIMEOUT_S = 1
+    start = time.monotonic()
+    assert not check.run(["bash", "-c", "echo started; sleep 60 & wait"],
+                         "slow case")
+    assert time.monotonic() - start < 30
+    out = capsys.readouterr().out
+    assert "started" in out
+    assert "slow case: FAILED: no result after 1 s (stopped)" in out
+    assert check.run(["bash", "-c", "echo quick"], "quick case")
+    assert not check.run(["bash", "-c", "echo bad >&2; exit 2"], "bad case")
+    assert "bad case: FAILED: bad" in capsys.readouterr().out

@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -70,15 +71,31 @@ def examples() -> list[str]:
                   if name.endswith(".json"))
 
 
+# Seconds a check's command may take (--case-timeout-s; 0: no limit).
+CASE_TIMEOUT_S = 0.0
+
+
 def run(command: list[str], what: str) -> bool:
-    done = subprocess.run(command, capture_output=True, text=True,
-                          check=False,
-                          env=dict(os.environ, PYTHONPATH=os.path.join(
-                              ROOT, "python")))
-    sys.stdout.write(done.stdout)
-    if done.returncode != 0:
-        message = (done.stderr or done.stdout).strip().splitlines()
-        print(f"{what}: FAILED: {message[-1] if message else done.returncode}")
+    # Its own process group: a case that does not end (a kernel that never
+    # finishes) is stopped with the moe-run it started.
+    child = subprocess.Popen(command, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True,
+                             start_new_session=True,
+                             env=dict(os.environ, PYTHONPATH=os.path.join(
+                                 ROOT, "python")))
+    try:
+        stdout, stderr = child.communicate(timeout=CASE_TIMEOUT_S or None)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        stdout, _ = child.communicate()
+        sys.stdout.write(stdout)
+        print(f"{what}: FAILED: no result after {CASE_TIMEOUT_S:g} s "
+              "(stopped)")
+        return False
+    sys.stdout.write(stdout)
+    if child.returncode != 0:
+        message = (stderr or stdout).strip().splitlines()
+        print(f"{what}: FAILED: {message[-1] if message else child.returncode}")
         return False
     return True
 
@@ -226,6 +243,9 @@ def main() -> int:
     chk = sub.add_parser("check")
     chk.add_argument("dir")
     chk.add_argument("--moe-run", default="moe-run")
+    chk.add_argument("--case-timeout-s", type=float, default=0,
+                     help="stop a case after this many seconds and count "
+                     "it failed (0: no limit)")
     for command in (prep, chk):
         command.add_argument("--only", default="",
                              type=lambda s: [p for p in s.split(",") if p])
@@ -235,6 +255,8 @@ def main() -> int:
     if os.sep in tool:
         os.environ["PATH"] = os.pathsep.join(
             [os.path.dirname(os.path.abspath(tool)), os.environ["PATH"]])
+    global CASE_TIMEOUT_S
+    CASE_TIMEOUT_S = getattr(args, "case_timeout_s", 0.0)
     return prepare(args) if args.command == "prepare" else check(args)
 
 
