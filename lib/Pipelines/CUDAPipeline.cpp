@@ -108,6 +108,11 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
     tiled.minTiles = options.multiprocessors;
   tiled.cudaChip = chip;
   tiled.deviceIO = options.deviceIO;
+  // The combine in the down projection's write-back by atomic adds.
+  if (options.atomicCombine) {
+    tiled.fuseCombine = true;
+    tiled.atomicCombine = true;
+  }
   // Kernels over the routing plan's row bound: the host never waits for
   // the plan's row count, so the call's work is enqueued without a
   // synchronization until its result is copied back.

@@ -48,8 +48,8 @@ void moe::addTiledProgramPasses(OpPassManager &pm,
               std::max<int64_t>(options.blockRows, 1)}));
     pm.addPass(moe::createMoEFormGroupedMatmulPass(
         moe::MoEFormGroupedMatmulPassOptions{
-            options.blockRows, options.fuseCombine, options.fuseActivation,
-            options.boundRows}));
+            options.blockRows, options.fuseCombine, options.atomicCombine,
+            options.fuseActivation, options.boundRows}));
     if (options.narrowEpilogueOutputs)
       pm.addPass(moe::createMoENarrowEpilogueOutputsPass());
     if (options.narrowGroupedMatmulInputs)

@@ -38,6 +38,9 @@ struct TiledProgramOptions {
   int64_t rowAlign = 1;
   int64_t blockRows = 16;
   bool fuseCombine = true;
+  /// The fused combine's adds are atomic (moe-form-grouped-matmul
+  /// atomic-combine).
+  bool atomicCombine = false;
   bool fuseActivation = true;
   /// Grouped matmuls over the plan's row bound (moe-form-grouped-matmul
   /// bound-rows).

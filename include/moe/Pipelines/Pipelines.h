@@ -292,6 +292,15 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
                      "then run one after another; 0 gathers them in a "
                      "combine kernel instead"),
       llvm::cl::init(false)};
+  PassOptions::Option<bool> atomicCombine{
+      *this, "atomic-combine",
+      llvm::cl::desc("Add the down projection's rows, times their combine "
+                     "weights, to the tokens' rows by atomic adds in its "
+                     "tiles' write-back (moe-form-grouped-matmul fuse-combine "
+                     "atomic-combine): no [T*K, H] rows written and gathered "
+                     "back, the row blocks still parallel; the f32 sums' "
+                     "order may change from run to run"),
+      llvm::cl::init(false)};
   PassOptions::Option<bool> fuseActivation{
       *this, "fuse-activation",
       llvm::cl::desc("Compute the gate and up projections in one grouped "

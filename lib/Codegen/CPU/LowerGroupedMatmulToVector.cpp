@@ -21,7 +21,7 @@
 // approximated as in moe-vectorize-elementwise). Block-scaled FP8 weights
 // are decoded by the outer-product kernel when packed (in pairs of K, to
 // the bf16 pairs of its dot-product form); in the checkpoint layout they
-// are left for moe-grouped-matmul-to-loops.
+// are left for moe-grouped-matmul-to-loops, as are atomic scatters.
 //
 //===----------------------------------------------------------------------===//
 
@@ -173,6 +173,10 @@ struct MoELowerGroupedMatmulToVectorPass
       // Block-scaled weights in the checkpoint layout have no vector kernel:
       // moe-grouped-matmul-to-loops lowers them (the reference loops).
       if (op.getWeightScale() && !op.isPacked())
+        continue;
+      // Atomic scattered adds (row blocks in parallel, a GPU's form) have
+      // no vector kernel either: the reference loops add atomically.
+      if (op.getAtomicScatter())
         continue;
       rewriter.setInsertionPoint(op);
       if (op.isPacked())

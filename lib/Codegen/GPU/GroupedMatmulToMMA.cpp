@@ -371,7 +371,7 @@ void WarpMatmul::emitTensorCores(OpBuilder &b, Type half) {
           scf::YieldOp::create(ob, ol);
         });
         // Rows of later blocks may scatter to the same outputs.
-        if (op.isScattering())
+        if (op.rowBlocksReduce())
           gpu::BarrierOp::create(bb, bl);
         scf::YieldOp::create(bb, bl);
       });
@@ -408,7 +408,7 @@ LogicalResult WarpMatmul::emitCudaCores(OpBuilder &b) {
               }
               scf::YieldOp::create(cb, cl);
             });
-        if (op.isScattering())
+        if (op.rowBlocksReduce())
           gpu::BarrierOp::create(bb, bl);
         scf::YieldOp::create(bb, bl);
       });

@@ -307,7 +307,7 @@ bool sameInClusterOfTwo(Value value, gpu::LaunchOp launch, unsigned depth = 0) {
 /// meet at each of its tiles' rendezvous.
 bool clusterWalk(GroupedMatmulOp op, gpu::LaunchOp launch) {
   scf::ForOp walk =
-      op.isScattering() ? scf::ForOp() : walkAroundTile(op, launch);
+      op.rowBlocksReduce() ? scf::ForOp() : walkAroundTile(op, launch);
   return walk && sameInClusterOfTwo(walk.getLowerBound(), launch) &&
          sameInClusterOfTwo(walk.getUpperBound(), launch) &&
          sameInClusterOfTwo(walk.getStep(), launch);
@@ -1341,7 +1341,7 @@ scf::ForOp WarpgroupMatmul::walkToCarryRingAcross() {
   // A scattering op's row blocks are ordered by block barriers, which the
   // roles' separate walks could not share. (A loop with results is left
   // alone: its copies per role could not both give them.)
-  if (!plan.specialized || op.isScattering())
+  if (!plan.specialized || op.rowBlocksReduce())
     return {};
   return walkAroundTile(op, launch);
 }
@@ -1875,7 +1875,7 @@ Value WarpgroupMatmul::emitBlocks(OpBuilder &b, Value firstSlot) {
         // Rows of later blocks may scatter to the same outputs; the one-
         // warpgroup form reuses the ring's buffers in the next block (the
         // specialized form's mbarriers order their reuse).
-        if (!plan.specialized || op.isScattering())
+        if (!plan.specialized || op.rowBlocksReduce())
           gpu::BarrierOp::create(bb, bl);
         scf::YieldOp::create(bb, bl, ifOwned.getResults());
       });

@@ -28,7 +28,6 @@ Value gpu_codegen::depthBoundOf(OpBuilder &b, Location loc,
 void gpu_codegen::writeTileElement(OpBuilder &b, Location loc,
                                    GroupedMatmulOp op, Value row, Value column,
                                    ArrayRef<Value> sums) {
-  Value init = op.getInit();
   if (op.hasEpilogue()) {
     SmallVector<Value> args(sums);
     args.push_back(op.loadInitElement(b, loc, row, column));
@@ -36,20 +35,15 @@ void gpu_codegen::writeTileElement(OpBuilder &b, Location loc,
     op.storeInitElement(b, loc, element, row, column);
     return;
   }
-  auto addTo = [&](OpBuilder &ab, Location al, Value target, Value term) {
-    Value old =
-        memref::LoadOp::create(ab, al, init, ValueRange{target, column});
-    memref::StoreOp::create(ab, al, arith::AddFOp::create(ab, al, old, term),
-                            init, ValueRange{target, column});
-  };
   if (!op.isScattering()) {
-    addTo(b, loc, row, sums[0]);
+    op.addToInitElement(b, loc, sums[0], row, column);
     return;
   }
   Value target, scale, adds;
   std::tie(target, scale, adds) = op.loadScatterTarget(b, loc, row);
   scf::IfOp::create(b, loc, adds, [&](OpBuilder &ab, Location al) {
-    addTo(ab, al, target, arith::MulFOp::create(ab, al, scale, sums[0]));
+    op.addToInitElement(ab, al, arith::MulFOp::create(ab, al, scale, sums[0]),
+                        target, column);
     scf::YieldOp::create(ab, al);
   });
 }

@@ -5,9 +5,13 @@
 // RUN:   | FileCheck %s --check-prefix=NOACT
 // RUN: moe-opt %s --moe-form-grouped-matmul="block-rows=4 bound-rows=1" \
 // RUN:   | FileCheck %s --check-prefix=BOUND
+// RUN: moe-opt %s --moe-form-grouped-matmul="block-rows=4 atomic-combine=1" \
+// RUN:   | FileCheck %s --check-prefix=ATOMIC
 // RUN: not moe-opt %s --moe-form-grouped-matmul=block-rows=0 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: not moe-opt %s --moe-form-grouped-matmul="fuse-combine=0 atomic-combine=1" 2>&1 | FileCheck %s --check-prefix=BADATOMIC
 
 // BAD: moe-form-grouped-matmul: block-rows must be at least 1, got 0
+// BADATOMIC: moe-form-grouped-matmul: atomic-combine needs fuse-combine
 
 // Rows of a dispatch padded to blocks of 8 are whole blocks of 4: the expert
 // matmul becomes a grouped matmul into a zero-filled f32 accumulator of
@@ -105,17 +109,26 @@ func.func @second_projection(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
 // CHECK: %[[N:.*]] = tensor.dim %[[ACT]], %c0
 // CHECK: %[[ROWS:.*]] = affine.min #{{.*}}(%[[N]],
 // CHECK: %[[TARGETS:.*]] = tensor.extract_slice %[[SOURCES]][0] [%[[ROWS]]] [1]
-// CHECK: %[[SCALES:.*]] = scf.for {{.*}} -> (tensor<?xf32>)
-// CHECK:   scf.for
-// CHECK:     tensor.extract %[[MAP]]
-// CHECK:     scf.if
+// Each row's scale: its token's slot among the row map's K entries (a
+// gather, parallel over the rows).
+// CHECK: %[[SCALES:.*]] = scf.forall (%[[R:.*]]) in (%[[ROWS]]) shared_outs({{.*}}) -> (tensor<?xf32>)
+// CHECK:   tensor.extract %[[TARGETS]][%[[R]]]
+// CHECK:   scf.if
+// CHECK:     scf.for
+// CHECK:       tensor.extract %[[MAP]]
 // CHECK:       tensor.extract %[[WEIGHTS]]
+// CHECK:   tensor.parallel_insert_slice
 // CHECK: %[[T:.*]] = tensor.dim %[[WEIGHTS]], %c0
 // CHECK: %[[ACC:.*]] = bufferization.alloc_tensor(%[[T]]) : tensor<?x16xf32>
 // CHECK: %[[ZERO:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%[[ACC]]
 // CHECK: %[[Y:.*]] = moe.grouped_matmul block_rows(4) ins(%[[ACT]], {{.*}}) block_sizes({{.*}}) scatter(%[[TARGETS]], %[[SCALES]] : tensor<?xi32>, tensor<?xf32>) outs(%[[ZERO]] : tensor<?x16xf32>)
 // CHECK-NOT: moe.combine
 // CHECK: return %[[Y]]
+// With atomic-combine the scattering matmul's adds are atomic.
+// ATOMIC-LABEL: func @layer
+// ATOMIC: %[[Y:.*]] = moe.grouped_matmul block_rows(4) {{.*}} scatter({{.*}}) atomic outs(
+// ATOMIC-NOT: moe.combine
+// ATOMIC: return %[[Y]]
 // Without fuse-combine, the down projection writes its rows and the combine
 // reads them through the plan's row map.
 // UNFUSED-LABEL: func @layer

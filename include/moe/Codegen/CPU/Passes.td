@@ -80,7 +80,8 @@ def MoELowerGroupedMatmulToVectorPass
     touched (nothing is read or written out of bounds). An epilogue that
     writes bf16 or f16 rows rounds each vector as it stores it.
     Block-scaled weights in the checkpoint layout have no vector kernel:
-    they are left for `moe-grouped-matmul-to-loops`.
+    they are left for `moe-grouped-matmul-to-loops`, as are `atomic`
+    scatters (whose adds must be atomic read-modify-writes).
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::LLVM::LLVMDialect",

@@ -255,6 +255,10 @@ LogicalResult GroupedMatmulOp::verify() {
       return emitOpError("'paired_weight' needs an epilogue to combine the "
                          "two sums");
   }
+  // c19.
+  if (getAtomicScatter() && !isScattering())
+    return emitOpError("'atomic' goes with 'scatter': only scattered adds "
+                       "may share an element");
   if (hasEpilogue() && isScattering())
     return emitOpError("an epilogue writes rows in place; it cannot scatter");
   // c5: an epilogue writes its f32 values rounded to bf16 or f16 too.
@@ -513,6 +517,19 @@ Value GroupedMatmulOp::loadInitElement(OpBuilder &b, Location loc, Value row,
   if (element.getType().isF32())
     return element;
   return arith::ExtFOp::create(b, loc, b.getF32Type(), element);
+}
+
+void GroupedMatmulOp::addToInitElement(OpBuilder &b, Location loc, Value term,
+                                       Value row, Value column) {
+  if (getAtomicScatter()) {
+    memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::addf, term,
+                                getInit(), ValueRange{row, column});
+    return;
+  }
+  Value old =
+      memref::LoadOp::create(b, loc, getInit(), ValueRange{row, column});
+  memref::StoreOp::create(b, loc, arith::AddFOp::create(b, loc, old, term),
+                          getInit(), ValueRange{row, column});
 }
 
 void GroupedMatmulOp::storeInitElement(OpBuilder &b, Location loc, Value value,

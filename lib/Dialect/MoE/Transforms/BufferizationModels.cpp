@@ -71,7 +71,8 @@ struct GroupedMatmulBufferizationModel
         rewriter, op->getLoc(), TypeRange{}, *input, *weight, *paired, *blocks,
         *sizes, *sources, *targets, *scales, *weightScale, *pairedScale, *init,
         matmul.getBlockRowsAttr(), matmul.getWeightBlockAttr(),
-        matmul.getExactProductsAttr(), matmul.getEpilogue().size());
+        matmul.getExactProductsAttr(), matmul.getAtomicScatterAttr(),
+        matmul.getEpilogue().size());
     buffered.copyEpilogueFrom(matmul);
     replaceOpWithBufferizedValues(rewriter, op, *init);
     return success();

@@ -262,56 +262,64 @@ Value buildAccumulator(OpBuilder &b, Location loc, Value rows,
 }
 
 /// `[rows]` f32: the combine weight of the assignment each row holds, from
-/// `weights` and the row map (0 for rows that hold none). One pass over
-/// the T*K assignments.
+/// `weights` and the row map (0 for rows that hold none). One parallel
+/// iteration per row, which finds its slot among its token's K entries of
+/// the row map (`sources`: each row's token, or one outside `[0, T)`):
+/// a gather, so that no iteration writes another's row and a GPU runs the
+/// rows on all its threads (a scatter over the T*K assignments would run
+/// on one).
 Value buildRowScales(OpBuilder &b, Location loc, Value weights, Value rowMap,
-                     Value rows) {
-  Value scales = tensor::EmptyOp::create(b, loc, ArrayRef<OpFoldResult>{rows},
-                                         b.getF32Type());
-  scales =
-      linalg::FillOp::create(
-          b, loc,
-          ValueRange{arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0))},
-          ValueRange{scales})
-          .getResult(0);
+                     Value sources, Value rows) {
+  Type f32 = b.getF32Type();
+  Value empty =
+      tensor::EmptyOp::create(b, loc, ArrayRef<OpFoldResult>{rows}, f32);
+  auto forall = scf::ForallOp::create(b, loc, ArrayRef<OpFoldResult>{rows},
+                                      ValueRange{empty}, std::nullopt);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(forall.getTerminator());
+  Value r = forall.getInductionVar(0);
   Value c0 = indexConstant(b, loc, 0), c1 = indexConstant(b, loc, 1);
+  Value zero = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0));
   Value tokens = tensor::DimOp::create(b, loc, rowMap, 0);
   Value choices = tensor::DimOp::create(b, loc, rowMap, 1);
-  return scf::ForOp::create(
-             b, loc, c0, tokens, c1, ValueRange{scales},
-             [&](OpBuilder &tb, Location tl, Value t, ValueRange tokenCarried) {
-               auto inner = scf::ForOp::create(
-                   tb, tl, c0, choices, c1, tokenCarried,
-                   [&](OpBuilder &kb, Location kl, Value k,
-                       ValueRange carried) {
-                     Value row = arith::IndexCastOp::create(
-                         kb, kl, kb.getIndexType(),
-                         tensor::ExtractOp::create(kb, kl, rowMap,
-                                                   ValueRange{t, k}));
-                     Value placed = arith::AndIOp::create(
-                         kb, kl,
-                         arith::CmpIOp::create(
-                             kb, kl, arith::CmpIPredicate::sge, row, c0),
-                         arith::CmpIOp::create(
-                             kb, kl, arith::CmpIPredicate::slt, row, rows));
-                     auto ifOp = scf::IfOp::create(
-                         kb, kl, placed,
-                         [&](OpBuilder &ib, Location il) {
-                           Value w = tensor::ExtractOp::create(
-                               ib, il, weights, ValueRange{t, k});
-                           scf::YieldOp::create(
-                               ib, il,
-                               ValueRange{tensor::InsertOp::create(
-                                   ib, il, w, carried[0], ValueRange{row})});
-                         },
-                         [&](OpBuilder &eb, Location el) {
-                           scf::YieldOp::create(eb, el, carried[0]);
-                         });
-                     scf::YieldOp::create(kb, kl, ifOp.getResults());
-                   });
-               scf::YieldOp::create(tb, tl, inner.getResults());
-             })
-      .getResult(0);
+  auto index = [&](OpBuilder &ib, Location il, Value tensor,
+                   ValueRange at) -> Value {
+    return arith::IndexCastOp::create(
+        ib, il, ib.getIndexType(),
+        tensor::ExtractOp::create(ib, il, tensor, at));
+  };
+  Value t = index(b, loc, sources, ValueRange{r});
+  Value valid = arith::AndIOp::create(
+      b, loc, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, t, c0),
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, t, tokens));
+  auto scale = scf::IfOp::create(
+      b, loc, valid,
+      [&](OpBuilder &tb, Location tl) {
+        auto slots = scf::ForOp::create(
+            tb, tl, c0, choices, c1, ValueRange{zero},
+            [&](OpBuilder &kb, Location kl, Value k, ValueRange carried) {
+              Value hit = arith::CmpIOp::create(
+                  kb, kl, arith::CmpIPredicate::eq,
+                  index(kb, kl, rowMap, ValueRange{t, k}), r);
+              Value w =
+                  tensor::ExtractOp::create(kb, kl, weights, ValueRange{t, k});
+              scf::YieldOp::create(kb, kl,
+                                   ValueRange{arith::SelectOp::create(
+                                       kb, kl, hit, w, carried[0])});
+            });
+        scf::YieldOp::create(tb, tl, slots.getResults());
+      },
+      [&](OpBuilder &eb, Location el) {
+        scf::YieldOp::create(eb, el, ValueRange{zero});
+      });
+  Value element = tensor::FromElementsOp::create(
+      b, loc, RankedTensorType::get({1}, f32), scale.getResult(0));
+  b.setInsertionPointToStart(forall.getTerminator().getBody());
+  tensor::ParallelInsertSliceOp::create(
+      b, loc, element, forall.getRegionIterArgs()[0], ArrayRef<OpFoldResult>{r},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+  return forall.getResult(0);
 }
 
 /// The moe.combine that is the only reader of `op`'s rows and sums them
@@ -454,7 +462,7 @@ struct FormGroupedMatmul : OpRewritePattern<ExpertMatmulOp> {
               operands.sources, Value(), Value(), op.getWeightScale(), Value(),
               acc, rewriter.getI64IntegerAttr(coverage.blockRows),
               op.getWeightBlockAttr(), op.getExactProductsAttr(),
-              /*epilogueCount=*/0)
+              /*atomic_scatter=*/UnitAttr(), /*epilogueCount=*/0)
               .getResult()[0];
     Value result = acc;
     if (op.getBias() || !resultType.getElementType().isF32())
@@ -517,7 +525,8 @@ struct FormEpilogueGroupedMatmul : OpRewritePattern<linalg::GenericOp> {
         first.getWeight(), paired, operands.blocks, operands.sizes,
         operands.sources, Value(), Value(), first.getWeightScale(), pairedScale,
         acc, rewriter.getI64IntegerAttr(coverage.blockRows),
-        first.getWeightBlockAttr(), exact, /*epilogueCount=*/1);
+        first.getWeightBlockAttr(), exact, /*atomic_scatter=*/UnitAttr(),
+        /*epilogueCount=*/1);
     buildEpilogueRegion(rewriter, fused, generic, matmuls);
     Value result = fused.getResult()[0];
     auto resultType =
@@ -587,8 +596,10 @@ struct FormEpilogueGroupedMatmul : OpRewritePattern<linalg::GenericOp> {
 /// the `[R, N]` rows are never written. Matches before FormGroupedMatmul
 /// forms the matmul alone.
 struct FormScatteringGroupedMatmul : OpRewritePattern<CombineOp> {
-  FormScatteringGroupedMatmul(MLIRContext *context, RowCoverage coverage)
-      : OpRewritePattern(context, /*benefit=*/2), coverage(coverage) {}
+  FormScatteringGroupedMatmul(MLIRContext *context, RowCoverage coverage,
+                              bool atomicCombine)
+      : OpRewritePattern(context, /*benefit=*/2), coverage(coverage),
+        atomicCombine(atomicCombine) {}
 
   LogicalResult matchAndRewrite(CombineOp combine,
                                 PatternRewriter &rewriter) const override {
@@ -609,8 +620,9 @@ struct FormScatteringGroupedMatmul : OpRewritePattern<CombineOp> {
         buildGroupedOperands(rewriter, op, plan, coverage);
     Value targets =
         buildPrefix(rewriter, loc, plan.getRowSources(), operands.computedRows);
-    Value scales = buildRowScales(rewriter, loc, combine.getWeights(),
-                                  plan.getRowMap(), operands.computedRows);
+    Value scales =
+        buildRowScales(rewriter, loc, combine.getWeights(), plan.getRowMap(),
+                       targets, operands.computedRows);
     // The rows add to zeros, or to the combine's init (in f32).
     Value acc;
     if (Value init = combine.getInit()) {
@@ -638,6 +650,7 @@ struct FormScatteringGroupedMatmul : OpRewritePattern<CombineOp> {
               operands.sources, targets, scales, op.getWeightScale(), Value(),
               acc, rewriter.getI64IntegerAttr(coverage.blockRows),
               op.getWeightBlockAttr(), op.getExactProductsAttr(),
+              atomicCombine ? rewriter.getUnitAttr() : UnitAttr(),
               /*epilogueCount=*/0)
               .getResult()[0];
     Value result = acc;
@@ -652,6 +665,8 @@ struct FormScatteringGroupedMatmul : OpRewritePattern<CombineOp> {
   }
 
   RowCoverage coverage;
+  /// Whether the scattered adds are atomic (`atomic`: row blocks parallel).
+  bool atomicCombine;
 };
 
 struct MoEFormGroupedMatmulPass
@@ -663,6 +678,10 @@ struct MoEFormGroupedMatmulPass
       return emitError(UnknownLoc::get(context))
              << "moe-form-grouped-matmul: block-rows must be at least 1, got "
              << static_cast<int64_t>(blockRows);
+    if (atomicCombine && !fuseCombine)
+      return emitError(UnknownLoc::get(context))
+             << "moe-form-grouped-matmul: atomic-combine needs fuse-combine "
+                "(it makes the fused combine's adds atomic)";
     return success();
   }
 
@@ -672,7 +691,8 @@ struct MoEFormGroupedMatmulPass
     patterns.add<FormGroupedMatmul>(&getContext(), coverage, fuseCombine,
                                     fuseActivation);
     if (fuseCombine)
-      patterns.add<FormScatteringGroupedMatmul>(&getContext(), coverage);
+      patterns.add<FormScatteringGroupedMatmul>(&getContext(), coverage,
+                                                atomicCombine);
     if (fuseActivation)
       patterns.add<FormEpilogueGroupedMatmul>(&getContext(), coverage);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))

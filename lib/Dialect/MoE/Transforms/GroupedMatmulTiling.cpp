@@ -136,8 +136,8 @@ struct GroupedMatmulTilingModel
     // An epilogue needs whole sums: K is not a dimension of the domain.
     if (matmul.hasEpilogue())
       return {utils::IteratorType::parallel, utils::IteratorType::parallel};
-    return {matmul.isScattering() ? utils::IteratorType::reduction
-                                  : utils::IteratorType::parallel,
+    return {matmul.rowBlocksReduce() ? utils::IteratorType::reduction
+                                     : utils::IteratorType::parallel,
             utils::IteratorType::parallel, utils::IteratorType::reduction};
   }
 
@@ -307,7 +307,8 @@ struct GroupedMatmulTilingModel
         b, loc, resultTypes, input, weight, paired, blocks, blockSizes, sources,
         scatterRows, scatterScales, scale, pairedScale, init,
         matmul.getBlockRowsAttr(), matmul.getWeightBlockAttr(),
-        matmul.getExactProductsAttr(), matmul.getEpilogue().size());
+        matmul.getExactProductsAttr(), matmul.getAtomicScatterAttr(),
+        matmul.getEpilogue().size());
     tiled.copyEpilogueFrom(matmul);
     SmallVector<Operation *> slices;
     for (Value v : {input, weight, paired, blocks, blockSizes, sources,
@@ -367,16 +368,8 @@ struct GroupedMatmulTilingModel
             auto [source, valid] = matmul.loadRowSource(lb, ll, row);
             Value x = loadInput(lb, ll, matmul, source, valid, depth);
             Value product = arith::MulFOp::create(lb, ll, x, weight);
-            auto addTo = [&](OpBuilder &ab, Location al, Value target,
-                             Value term) {
-              Value acc = memref::LoadOp::create(ab, al, matmul.getInit(),
-                                                 ValueRange{target, column});
-              memref::StoreOp::create(
-                  ab, al, arith::AddFOp::create(ab, al, acc, term),
-                  matmul.getInit(), ValueRange{target, column});
-            };
             if (!matmul.isScattering()) {
-              addTo(lb, ll, row, product);
+              matmul.addToInitElement(lb, ll, product, row, column);
             } else {
               // A row that adds nowhere touches no memory (init may have
               // no row at all).
@@ -384,8 +377,9 @@ struct GroupedMatmulTilingModel
               std::tie(target, scale, adds) =
                   matmul.loadScatterTarget(lb, ll, row);
               scf::IfOp::create(lb, ll, adds, [&](OpBuilder &ab, Location al) {
-                addTo(ab, al, target,
-                      arith::MulFOp::create(ab, al, scale, product));
+                matmul.addToInitElement(
+                    ab, al, arith::MulFOp::create(ab, al, scale, product),
+                    target, column);
                 scf::YieldOp::create(ab, al);
               });
             }

@@ -78,11 +78,13 @@ FailureOr<Operation *> tile(RewriterBase &rewriter, Operation *op,
 /// does, fusing a `linalg.fill` that produces its accumulator into each
 /// tile: every tile then zeroes its own [BM, TN] slice right before the
 /// kernel adds into it (in cache), instead of a separate pass over the
-/// whole accumulator.
+/// whole accumulator. Not where tiles share result elements (`fuseFill`
+/// false: an atomic scatter's tiles of different row blocks add to the
+/// same rows, which one fill before them all must zero).
 FailureOr<Operation *> tileFusingFill(RewriterBase &rewriter, Operation *op,
                                       ArrayRef<int64_t> sizes,
                                       ArrayRef<int64_t> interchange,
-                                      bool gpuMapping) {
+                                      bool gpuMapping, bool fuseFill = true) {
   scf::SCFTilingOptions tiling;
   tiling.setLoopType(scf::SCFTilingOptions::LoopType::ForallOp);
   SmallVector<OpFoldResult> tileSizes;
@@ -108,9 +110,10 @@ FailureOr<Operation *> tileFusingFill(RewriterBase &rewriter, Operation *op,
   scf::SCFTileAndFuseOptions options;
   options.setTilingOptions(tiling);
   options.setFusionControlFn(
-      [](tensor::ExtractSliceOp, OpResult producer, bool isDestination)
+      [fuseFill](tensor::ExtractSliceOp, OpResult producer, bool isDestination)
           -> std::optional<scf::SCFTileAndFuseOptions::ControlFnResult> {
-        if (isDestination && isa<linalg::FillOp>(producer.getOwner()))
+        if (fuseFill && isDestination &&
+            isa<linalg::FillOp>(producer.getOwner()))
           return scf::SCFTileAndFuseOptions::ControlFnResult{};
         return std::nullopt;
       });
@@ -136,8 +139,10 @@ LogicalResult tileGroupedMatmul(RewriterBase &rewriter, GroupedMatmulOp op,
                                 TileShape shape, bool depthTiled,
                                 bool gpuMapping) {
   // Scattered rows add to shared output rows: the threads split the
-  // columns only, and each walks the row blocks in order.
-  bool scatters = op.isScattering();
+  // columns only, and each walks the row blocks in order (unless the adds
+  // are atomic: then row blocks are tiles of their own, each adding to
+  // its whole target rows in place).
+  bool scatters = op.rowBlocksReduce();
   // An epilogue needs whole sums: its domain has no depth to tile.
   bool epilogue = op.hasEpilogue();
   FailureOr<Operation *> tiled =
@@ -147,7 +152,8 @@ LogicalResult tileGroupedMatmul(RewriterBase &rewriter, GroupedMatmulOp op,
           ? tileFusingFill(rewriter, op, {0, shape.columns, 0}, {1, 0, 2},
                            gpuMapping)
           : tileFusingFill(rewriter, op, {shape.rowBlocks, shape.columns, 0},
-                           {1, 0, 2}, gpuMapping);
+                           {1, 0, 2}, gpuMapping,
+                           /*fuseFill=*/!op.isScattering());
   if (failed(tiled))
     return op.emitError("moe-tile-grouped-matmul: tiling over row blocks and "
                         "columns failed");
@@ -170,7 +176,7 @@ Value buildTileCount(OpBuilder &b, Location loc, GroupedMatmulOp op,
   Value columns = b.createOrFold<tensor::DimOp>(loc, op.getInit(), 1);
   Value tiles =
       b.createOrFold<arith::CeilDivUIOp>(loc, columns, constant(shape.columns));
-  if (op.isScattering())
+  if (op.rowBlocksReduce())
     return tiles;
   Value blocks =
       getValueOrCreateConstantIndexOp(b, loc, op.getBlockCount(b, loc));

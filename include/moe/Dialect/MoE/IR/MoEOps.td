@@ -700,7 +700,15 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     its scale, that is a down projection with `moe.combine` fused into its
     write-back: no `[R, N]` rows are written and read back. Several rows
     add to one output row, so row blocks are a reduction dimension of the
-    iteration domain then.
+    iteration domain then: tiles of row blocks that add to the same rows
+    run one after another.
+
+    With `atomic` as well, each scattered add is an atomic read-modify-write
+    of its element of `init`, so that row blocks are a parallel dimension:
+    tiles of any row blocks may run at the same time (a GPU's thread blocks)
+    and rows adding to one element do so in an unspecified order, whose f32
+    sums may differ in their last bits from run to run (and an atomic f32
+    add may flush a subnormal sum to zero).
 
     **Block-scaled weights** (FP8 checkpoints: `f8E4M3FN` weights with one
     f32 scale per block of `BN x BK` weights, as `moe.expert_matmul`'s):
@@ -748,7 +756,8 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     (no result), like `linalg` ops, and implements `TilingInterface` through
     an external model (`registerTilingInterfaceExternalModels`): its
     iteration domain is `row blocks x N x K` (parallel, parallel,
-    reduction; row blocks are a reduction when scattering), or `row blocks x
+    reduction; row blocks are a reduction when scattering without
+    `atomic`), or `row blocks x
     N` with an epilogue, which needs whole sums; a tile is again
     a `moe.grouped_matmul` on slices of the operands, with the experts of
     its row blocks. Bufferization goes
@@ -778,7 +787,7 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     packed in their panels), and in pairs of K an even `BK`; (c17)
     `exact_products` goes with unscaled weights; (c18) a dense op (no
     `block_experts`) has one expert (`E = 1`) and neither `block_sizes`,
-    `row_sources` nor `scatter`.
+    `row_sources` nor `scatter`; (c19) `atomic` goes with `scatter`.
 
     **Exact products** (`exact_products`, as `moe.expert_matmul`'s): no
     lowering rounds the input to bf16, which the bf16 kernels otherwise do
@@ -848,7 +857,8 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     AnyShaped:$init,
     I64Attr:$block_rows,
     OptionalAttr<DenseI64ArrayAttr>:$weight_block,
-    UnitAttr:$exact_products
+    UnitAttr:$exact_products,
+    UnitAttr:$atomic_scatter
   );
   let results = (outs Variadic<AnyRankedTensor>:$result);
   // Zero or one region: an op without an epilogue has none to clone.
@@ -862,6 +872,7 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     (`row_sources` `(` $row_sources^ `:` type($row_sources) `)`)?
     (`scatter` `(` $scatter_rows^ `,` $scatter_scales `:`
         type($scatter_rows) `,` type($scatter_scales) `)`)?
+    (`atomic` $atomic_scatter^)?
     (`scale` `(` $weight_scale^ `:` type($weight_scale) `)`)?
     (`paired_scale` `(` $paired_weight_scale^ `:`
         type($paired_weight_scale) `)`)?
@@ -991,6 +1002,14 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
                   ::mlir::Value row);
     /// Whether the rows are scattered into `init` (`scatter_rows`).
     bool isScattering() { return static_cast<bool>(getScatterRows()); }
+    /// Whether row blocks are a reduction (rows scattered without
+    /// `atomic`): tiles of row blocks must not run at the same time.
+    bool rowBlocksReduce() { return isScattering() && !getAtomicScatter(); }
+    /// Memref form: adds the f32 `term` to `init[row, column]` (an atomic
+    /// read-modify-write with `atomic`).
+    void addToInitElement(::mlir::OpBuilder &b, ::mlir::Location loc,
+                          ::mlir::Value term, ::mlir::Value row,
+                          ::mlir::Value column);
     /// Memref form: the row of `init` that row `row` adds to, clamped into
     /// `init`, its scale (f32) and whether it adds anywhere (a target in
     /// `[0, T)`, i1); `row` itself, 1 and true without scatter.

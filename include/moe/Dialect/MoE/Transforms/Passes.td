@@ -368,6 +368,11 @@ def MoEFormGroupedMatmulPass : Pass<"moe-form-grouped-matmul"> {
     its token's row of the `[T, N]` result, and the combine goes away. The
     result starts as zeros, or as the combine's `init` (widened to f32
     when it is not f32), into which the rows are scattered.
+    With `atomic-combine` as well, the scattering matmul is `atomic`: its
+    adds are atomic, so that its row blocks stay parallel (a GPU's tiles
+    of every row block at once) where without it they are a reduction
+    that runs one row block after another, at the cost of an f32 sum
+    order that may change from run to run.
 
     With `fuse-activation`, an element-wise `linalg.generic` (identity maps,
     a body of scalar element-wise ops, the output not read) of one or two
@@ -402,6 +407,9 @@ def MoEFormGroupedMatmulPass : Pass<"moe-form-grouped-matmul"> {
     Option<"fuseCombine", "fuse-combine", "bool", /*default=*/"true",
            "Fuse a moe.combine into the write-back of the matmul whose rows "
            "it sums (a scattering grouped matmul)">,
+    Option<"atomicCombine", "atomic-combine", "bool", /*default=*/"false",
+           "With fuse-combine: the scattered adds are atomic, so that the "
+           "scattering matmul's row blocks stay parallel">,
     Option<"fuseActivation", "fuse-activation", "bool", /*default=*/"true",
            "Fuse an element-wise op of one or two expert matmuls on the same "
            "rows (the activation of the gate and up projections) into one "
