@@ -169,6 +169,33 @@ func.func @scatter(%x: memref<32x8xf32>, %w: memref<2x8x8xbf16>,
 
 // -----
 
+// Atomic scattered adds: no barrier between the blocks.
+// CHECK-LABEL: func @atomic_scatter
+// CHECK: scf.for
+// CHECK:   nvvm.mma.sync
+// CHECK:   scf.if
+// CHECK:     %[[TERM:.*]] = arith.mulf
+// CHECK:     memref.atomic_rmw addf %[[TERM]]
+// CHECK-NOT: gpu.barrier
+// CHECK: gpu.terminator
+func.func @atomic_scatter(%x: memref<32x8xf32>, %w: memref<2x8x8xbf16>,
+                          %experts: memref<2xi32>, %targets: memref<32xi32>,
+                          %scales: memref<32xf32>, %y: memref<?x8xf32>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(16)
+        ins(%x, %w, %experts : memref<32x8xf32>, memref<2x8x8xbf16>, memref<2xi32>)
+        scatter(%targets, %scales : memref<32xi32>, memref<32xf32>) atomic
+        outs(%y : memref<?x8xf32>)
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
 // Block-scaled FP8 whose depth blocks are whole mma steps: the tensor
 // cores multiply the exact e4m3 values (bf16 numbers), each depth block's
 // sums then added times the scale of the block of each accumulator's

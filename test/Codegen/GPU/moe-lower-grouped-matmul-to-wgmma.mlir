@@ -973,6 +973,38 @@ func.func @scatter(%x: memref<64x64xf32>, %w: memref<2x32x64xbf16>,
 
 // -----
 
+// Atomic scattered adds: each sum times its scale added by an atomic
+// read-modify-write (tiles of other row blocks add to the same rows at the
+// same time), nothing loaded or stored. (The one-warpgroup form's barrier
+// after each block stays: the next block refills the ring.)
+// CHECK-LABEL: func @atomic_scatter
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK: memref.load %{{.*}} : memref<64xi32>
+// CHECK: memref.load %{{.*}} : memref<64xf32>
+// CHECK: scf.if
+// CHECK:   %[[TERM:.*]] = arith.mulf
+// CHECK-NOT: memref.load %{{.*}} : memref<?x32xf32>
+// CHECK:   memref.atomic_rmw addf %[[TERM]], %{{.*}} : (f32, memref<?x32xf32>) -> f32
+// CHECK-NOT: memref.store %{{.*}} : memref<?x32xf32>
+// CHECK: gpu.terminator
+func.func @atomic_scatter(%x: memref<64x64xf32>, %w: memref<2x32x64xbf16>,
+                          %experts: memref<1xi32>, %targets: memref<64xi32>,
+                          %scales: memref<64xf32>, %y: memref<?x32xf32>) {
+  %c1 = arith.constant 1 : index
+  %c128 = arith.constant 128 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c128, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(64)
+        ins(%x, %w, %experts : memref<64x64xf32>, memref<2x32x64xbf16>, memref<1xi32>)
+        scatter(%targets, %scales : memref<64xi32>, memref<64xf32>) atomic
+        outs(%y : memref<?x32xf32>)
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
 // One weight read by two tiles of different widths in one launch: a
 // descriptor for each box.
 // CHECK-LABEL: func @two_widths

@@ -2499,6 +2499,19 @@ func.func @grouped_matmul_dense_sources(%x: tensor<5x16xf32>, %w: tensor<1x32x16
 
 // -----
 
+// moe.grouped_matmul c19: atomic adds are scattered ones
+func.func @grouped_matmul_atomic_without_scatter(%x: tensor<8x16xf32>,
+    %w: tensor<2x32x16xbf16>, %blocks: tensor<2xi32>,
+    %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'atomic' goes with 'scatter': only scattered adds may share an element}}
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%x, %w, %blocks : tensor<8x16xf32>, tensor<2x32x16xbf16>, tensor<2xi32>)
+      atomic outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return %r : tensor<8x32xf32>
+}
+
+// -----
+
 // moe.grouped_matmul c18: a dense op does not scatter
 func.func @grouped_matmul_dense_scatter(%x: tensor<8x16xf32>, %w: tensor<1x32x16xbf16>,
     %targets: tensor<8xi32>, %scales: tensor<8xf32>, %acc: tensor<3x32xf32>) -> tensor<3x32xf32> {

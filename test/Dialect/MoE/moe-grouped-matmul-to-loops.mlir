@@ -178,6 +178,26 @@ func.func @scattering(%x: memref<?x4xf32>, %w: memref<2x3x4xf32>,
 
 // -----
 
+// Atomic scattered adds: each term is added by one atomic read-modify-write.
+// CHECK-LABEL: func @atomic_scattering
+// CHECK:           memref.load %{{.*}} : memref<?xf32>
+// CHECK:           scf.if %{{.*}} {
+// CHECK:             %[[TERM:.*]] = arith.mulf
+// CHECK-NOT:         memref.load %{{.*}} : memref<?x3xf32>
+// CHECK:             memref.atomic_rmw addf %[[TERM]], %{{.*}}[%{{.*}}, %{{.*}}] : (f32, memref<?x3xf32>) -> f32
+// CHECK-NOT:         memref.store
+func.func @atomic_scattering(%x: memref<?x4xf32>, %w: memref<2x3x4xf32>,
+                             %blocks: memref<?xi32>, %targets: memref<?xi32>,
+                             %scales: memref<?xf32>, %out: memref<?x3xf32>) {
+  moe.grouped_matmul block_rows(2)
+      ins(%x, %w, %blocks : memref<?x4xf32>, memref<2x3x4xf32>, memref<?xi32>)
+      scatter(%targets, %scales : memref<?xi32>, memref<?xf32>) atomic
+      outs(%out : memref<?x3xf32>)
+  return
+}
+
+// -----
+
 // With an epilogue the domain is (row blocks, N): per point, each filled row
 // sums input * weight and input * paired weight over K in one loop (K
 // clamped to the input's and both weights'), then the epilogue of the two

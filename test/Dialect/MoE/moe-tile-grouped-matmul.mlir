@@ -226,6 +226,34 @@ func.func @scattering(%rows: tensor<?x16xf32>, %w: tensor<8x32x16xf32>,
   return %r : tensor<?x32xf32>
 }
 
+// Atomic scattered adds: row blocks are parallel again, each a tile of its
+// own whose init is every row in its columns (the tiles add to shared rows
+// in place), and the fill stays before the forall: fused, each tile would
+// zero the rows the others added to.
+// CHECK-LABEL: func @atomic_scattering
+// CHECK: %[[ZERO:.*]] = linalg.fill
+// CHECK: scf.forall (%[[N:.*]], %[[BLK:.*]]) = (0, 0) to (32, %{{.*}}) step (16, 1) shared_outs(%[[OUT:.*]] = %[[ZERO]]) -> (tensor<?x32xf32>)
+// CHECK-NOT: linalg.fill
+// CHECK:   %[[SLICE:.*]] = tensor.extract_slice %[[OUT]][0, %[[N]]] [%{{.*}}, 16] [1, 1]
+// CHECK:   scf.for
+// CHECK:     moe.grouped_matmul block_rows(4) ins({{.*}}) scatter(%{{.*}}, %{{.*}} : tensor<4xi32>, tensor<4xf32>) atomic outs(%{{.*}} : tensor<?x16xf32>)
+// GPU-LABEL: func @atomic_scattering
+// GPU: scf.forall ({{.*}}) = (0, 0) to (32, %{{.*}}) step (16, 1)
+// GPU: atomic
+// GPU: } {mapping = [#gpu.block<y>, #gpu.block<x>]}
+func.func @atomic_scattering(%rows: tensor<?x16xf32>, %w: tensor<8x32x16xf32>,
+                             %blocks: tensor<?xi32>, %targets: tensor<?xi32>,
+                             %scales: tensor<?xf32>, %tokens: index) -> tensor<?x32xf32> {
+  %zero = arith.constant 0.0 : f32
+  %empty = tensor.empty(%tokens) : tensor<?x32xf32>
+  %acc = linalg.fill ins(%zero : f32) outs(%empty : tensor<?x32xf32>) -> tensor<?x32xf32>
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%rows, %w, %blocks : tensor<?x16xf32>, tensor<8x32x16xf32>, tensor<?xi32>)
+      scatter(%targets, %scales : tensor<?xi32>, tensor<?xf32>) atomic
+      outs(%acc : tensor<?x32xf32>) -> tensor<?x32xf32>
+  return %r : tensor<?x32xf32>
+}
+
 // An epilogue needs whole sums: the domain is (row blocks, columns) and
 // each tile spans all of K, with no depth loop whatever tile-k is; both
 // weights are sliced by the tile's columns and the epilogue comes along.

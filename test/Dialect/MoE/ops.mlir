@@ -460,6 +460,19 @@ func.func @grouped_matmul_scatter(%rows: tensor<8x16xf32>, %w: tensor<2x32x16xf3
   return %r : tensor<3x32xf32>
 }
 
+// Atomic scattered adds (row blocks parallel).
+// CHECK-LABEL: func @grouped_matmul_atomic_scatter
+// CHECK: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<8x16xf32>, tensor<2x32x16xf32>, tensor<2xi32>) scatter(%{{.*}}, %{{.*}} : tensor<8xi32>, tensor<8xf32>) atomic outs(%{{.*}} : tensor<3x32xf32>) -> tensor<3x32xf32>
+func.func @grouped_matmul_atomic_scatter(%rows: tensor<8x16xf32>,
+    %w: tensor<2x32x16xf32>, %blocks: tensor<2xi32>, %targets: tensor<8xi32>,
+    %scales: tensor<8xf32>, %acc: tensor<3x32xf32>) -> tensor<3x32xf32> {
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%rows, %w, %blocks : tensor<8x16xf32>, tensor<2x32x16xf32>, tensor<2xi32>)
+      scatter(%targets, %scales : tensor<8xi32>, tensor<8xf32>) atomic
+      outs(%acc : tensor<3x32xf32>) -> tensor<3x32xf32>
+  return %r : tensor<3x32xf32>
+}
+
 // An epilogue writing bf16 rows (init of bf16, its element widened to the
 // region's f32), on tensors.
 // CHECK-LABEL: func @grouped_matmul_epilogue_bf16_rows
