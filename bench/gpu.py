@@ -113,6 +113,12 @@ MMA_MODES = {
     # default routes tokens on warps: the GPU run's evidence for
     # lane-routing-max-tokens.
     "wgmma-thread-routing": "mma=wgmma lane-routing-max-tokens=0",
+    # The combine in the down projection's write-back by atomic adds into
+    # the [T, H] result (which stays in L2 at these shapes) instead of
+    # [T*K, H] f32 rows written and gathered back by a combine kernel: the
+    # GPU run's evidence for atomic-combine (at Qwen3's and DeepSeek-V3's
+    # T = 4096 those rows are 268 MB and 940 MB each way).
+    "wgmma-atomic-combine": "mma=wgmma atomic-combine=1",
 }
 TOKENS = (1, 8, 64, 512, 4096)
 # Where the default CUDA pipeline computes the router's logits on the

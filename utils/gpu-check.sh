@@ -8,7 +8,8 @@
 #       (moe-compile --target cuda) into DIR (default build/gpu-check),
 #       with their checkpoints and inputs (the bf16 ones also with
 #       mma=wgmma, three of them with mma=wgmma-specialized, two of those
-#       also on a persistent grid and in 2-CTA clusters), copies
+#       also on a persistent grid and in 2-CTA clusters, two with the
+#       combine by atomic adds), copies
 #       moe-run (the runtime linked in) to DIR/bin, and
 #       prepares bench/gpu.py's layers in DIR/gpu-bench: about 20 MiB, what
 #       the GPU machine needs besides the working tree.
@@ -85,6 +86,10 @@ prepare() {
   "$PYTHON" "$CHECK" prepare "$dir/tests-specialized-persistent-cluster" \
     --moe-compile "$compile" --only mixtral-bf16,deepseek_v3-bf16 \
     --wgmma wgmma-specialized --pipeline-options "cluster=2 persistent=1"
+  # The combine in the down projection's write-back by atomic adds.
+  "$PYTHON" "$CHECK" prepare "$dir/tests-atomic-combine" \
+    --moe-compile "$compile" --only qwen3_moe-bf16,deepseek_v3-bf16 \
+    --wgmma wgmma-specialized --pipeline-options "atomic-combine=1"
   # The benchmark layer's IR from a checkpoint of its shape (a small
   # vocabulary keeps it quick); the GPU machine writes the same checkpoint.
   PYTHONPATH="$ROOT/python" "$PYTHON" -m moe_mlir make-checkpoint \
@@ -114,7 +119,8 @@ run() {
   local start=$SECONDS
   local forms
   for forms in tests tests-specialized tests-specialized-persistent \
-    tests-specialized-cluster tests-specialized-persistent-cluster; do
+    tests-specialized-cluster tests-specialized-persistent-cluster \
+    tests-atomic-combine; do
     MOE_RUNTIME_LIBRARY="$dir/lib/libMoERuntime.so" \
       "$PYTHON" "$CHECK" check "$dir/$forms" --moe-run "$moe_run" \
       --case-timeout-s "${MOE_GPU_CASE_TIMEOUT_S:-120}" || status=1
