@@ -2503,11 +2503,38 @@ func.func @grouped_matmul_dense_sources(%x: tensor<5x16xf32>, %w: tensor<1x32x16
 func.func @grouped_matmul_atomic_without_scatter(%x: tensor<8x16xf32>,
     %w: tensor<2x32x16xbf16>, %blocks: tensor<2xi32>,
     %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
-  // expected-error @+1 {{'moe.grouped_matmul' op 'atomic' goes with 'scatter': only scattered adds may share an element}}
+  // expected-error @+1 {{'moe.grouped_matmul' op 'atomic' and 'unique' go with 'scatter': they say how scattered rows share their targets}}
   %r = moe.grouped_matmul block_rows(4)
       ins(%x, %w, %blocks : tensor<8x16xf32>, tensor<2x32x16xbf16>, tensor<2xi32>)
       atomic outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
   return %r : tensor<8x32xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c19: unique adds are scattered ones too
+func.func @grouped_matmul_unique_without_scatter(%x: tensor<8x16xf32>,
+    %w: tensor<2x32x16xbf16>, %blocks: tensor<2xi32>,
+    %acc: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'atomic' and 'unique' go with 'scatter'}}
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%x, %w, %blocks : tensor<8x16xf32>, tensor<2x32x16xbf16>, tensor<2xi32>)
+      unique outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return %r : tensor<8x32xf32>
+}
+
+// -----
+
+// moe.grouped_matmul c19: atomic and unique do not go together
+func.func @grouped_matmul_atomic_and_unique(%x: tensor<8x16xf32>,
+    %w: tensor<2x32x16xbf16>, %blocks: tensor<2xi32>, %targets: tensor<8xi32>,
+    %scales: tensor<8xf32>, %acc: tensor<3x32xf32>) -> tensor<3x32xf32> {
+  // expected-error @+1 {{'moe.grouped_matmul' op 'atomic' and 'unique' exclude each other: unique targets need no atomic adds}}
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%x, %w, %blocks : tensor<8x16xf32>, tensor<2x32x16xbf16>, tensor<2xi32>)
+      scatter(%targets, %scales : tensor<8xi32>, tensor<8xf32>) atomic unique
+      outs(%acc : tensor<3x32xf32>) -> tensor<3x32xf32>
+  return %r : tensor<3x32xf32>
 }
 
 // -----

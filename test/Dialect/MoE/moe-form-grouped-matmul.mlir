@@ -154,6 +154,28 @@ func.func @layer(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
   return %y : tensor<?x16xf32>
 }
 
+// Top-1 (a row map of one entry per token): with atomic-combine the
+// scattering matmul is unique instead of atomic (no two rows share a
+// token); without it, as any other.
+// ATOMIC-LABEL: func @layer_top1
+// ATOMIC: %[[Y:.*]] = moe.grouped_matmul block_rows(4) {{.*}} scatter({{.*}}) unique outs(
+// ATOMIC: return %[[Y]]
+// CHECK-LABEL: func @layer_top1
+// CHECK: moe.grouped_matmul block_rows(4) {{.*}} scatter({{.*}} : tensor<?xi32>, tensor<?xf32>) outs(
+func.func @layer_top1(%x: tensor<?x16xf32>, %ids: tensor<?x1xi32>,
+                      %weights: tensor<?x1xf32>, %w: tensor<8x32x16xf32>,
+                      %w2: tensor<8x16x32xf32>) -> tensor<?x16xf32> {
+  %rows, %off, %map = moe.dispatch %x, %ids align 8
+      : tensor<?x16xf32>, tensor<?x1xi32> -> tensor<?x16xf32>, tensor<9xi64>, tensor<?x1xi32>
+  %h = moe.expert_matmul %rows, %w offsets(%off : tensor<9xi64>)
+      : tensor<?x16xf32>, tensor<8x32x16xf32> -> tensor<?x32xf32>
+  %d = moe.expert_matmul %h, %w2 offsets(%off : tensor<9xi64>)
+      : tensor<?x32xf32>, tensor<8x16x32xf32> -> tensor<?x16xf32>
+  %y = moe.combine %d, %weights, %map
+      : tensor<?x16xf32>, tensor<?x1xf32>, tensor<?x1xi32> -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
 // A combine onto an init (a shared expert's output) scatters its rows onto
 // that init (widened to f32 when it is not), not onto zeros.
 // CHECK-LABEL: func @layer_onto_init

@@ -254,6 +254,26 @@ func.func @atomic_scattering(%rows: tensor<?x16xf32>, %w: tensor<8x32x16xf32>,
   return %r : tensor<?x32xf32>
 }
 
+// Unique targets: row blocks parallel as with atomic adds.
+// GPU-LABEL: func @unique_scattering
+// GPU: linalg.fill
+// GPU: scf.forall ({{.*}}) = (0, 0) to (32, %{{.*}}) step (16, 1)
+// GPU-NOT: linalg.fill
+// GPU: unique
+// GPU: } {mapping = [#gpu.block<y>, #gpu.block<x>]}
+func.func @unique_scattering(%rows: tensor<?x16xf32>, %w: tensor<8x32x16xf32>,
+                             %blocks: tensor<?xi32>, %targets: tensor<?xi32>,
+                             %scales: tensor<?xf32>, %tokens: index) -> tensor<?x32xf32> {
+  %zero = arith.constant 0.0 : f32
+  %empty = tensor.empty(%tokens) : tensor<?x32xf32>
+  %acc = linalg.fill ins(%zero : f32) outs(%empty : tensor<?x32xf32>) -> tensor<?x32xf32>
+  %r = moe.grouped_matmul block_rows(4)
+      ins(%rows, %w, %blocks : tensor<?x16xf32>, tensor<8x32x16xf32>, tensor<?xi32>)
+      scatter(%targets, %scales : tensor<?xi32>, tensor<?xf32>) unique
+      outs(%acc : tensor<?x32xf32>) -> tensor<?x32xf32>
+  return %r : tensor<?x32xf32>
+}
+
 // An epilogue needs whole sums: the domain is (row blocks, columns) and
 // each tile spans all of K, with no depth loop whatever tile-k is; both
 // weights are sliced by the tile's columns and the epilogue comes along.

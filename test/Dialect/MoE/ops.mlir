@@ -473,6 +473,19 @@ func.func @grouped_matmul_atomic_scatter(%rows: tensor<8x16xf32>,
   return %r : tensor<3x32xf32>
 }
 
+// Scattered rows of unique targets (row blocks parallel, plain adds).
+// CHECK-LABEL: func @grouped_matmul_unique_scatter
+// CHECK: moe.grouped_matmul block_rows(4) ins(%{{.*}}, %{{.*}}, %{{.*}} : memref<8x16xf32>, memref<2x32x16xf32>, memref<2xi32>) scatter(%{{.*}}, %{{.*}} : memref<8xi32>, memref<8xf32>) unique outs(%{{.*}} : memref<8x32xf32>)
+func.func @grouped_matmul_unique_scatter(%rows: memref<8x16xf32>,
+    %w: memref<2x32x16xf32>, %blocks: memref<2xi32>, %targets: memref<8xi32>,
+    %scales: memref<8xf32>, %out: memref<8x32xf32>) {
+  moe.grouped_matmul block_rows(4)
+      ins(%rows, %w, %blocks : memref<8x16xf32>, memref<2x32x16xf32>, memref<2xi32>)
+      scatter(%targets, %scales : memref<8xi32>, memref<8xf32>) unique
+      outs(%out : memref<8x32xf32>)
+  return
+}
+
 // An epilogue writing bf16 rows (init of bf16, its element widened to the
 // region's f32), on tensors.
 // CHECK-LABEL: func @grouped_matmul_epilogue_bf16_rows

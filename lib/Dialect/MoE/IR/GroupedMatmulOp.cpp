@@ -256,9 +256,12 @@ LogicalResult GroupedMatmulOp::verify() {
                          "two sums");
   }
   // c19.
-  if (getAtomicScatter() && !isScattering())
-    return emitOpError("'atomic' goes with 'scatter': only scattered adds "
-                       "may share an element");
+  if ((getAtomicScatter() || getUniqueScatter()) && !isScattering())
+    return emitOpError("'atomic' and 'unique' go with 'scatter': they say "
+                       "how scattered rows share their targets");
+  if (getAtomicScatter() && getUniqueScatter())
+    return emitOpError("'atomic' and 'unique' exclude each other: unique "
+                       "targets need no atomic adds");
   if (hasEpilogue() && isScattering())
     return emitOpError("an epilogue writes rows in place; it cannot scatter");
   // c5: an epilogue writes its f32 values rounded to bf16 or f16 too.

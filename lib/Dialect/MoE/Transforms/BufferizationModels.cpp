@@ -72,7 +72,7 @@ struct GroupedMatmulBufferizationModel
         *sizes, *sources, *targets, *scales, *weightScale, *pairedScale, *init,
         matmul.getBlockRowsAttr(), matmul.getWeightBlockAttr(),
         matmul.getExactProductsAttr(), matmul.getAtomicScatterAttr(),
-        matmul.getEpilogue().size());
+        matmul.getUniqueScatterAttr(), matmul.getEpilogue().size());
     buffered.copyEpilogueFrom(matmul);
     replaceOpWithBufferizedValues(rewriter, op, *init);
     return success();

@@ -237,7 +237,8 @@ void writeSumsInstead(GroupedMatmulOp op) {
       op.getRowSources(), op.getScatterRows(), op.getScatterScales(),
       op.getWeightScale(), op.getPairedWeightScale(), op.getInit(),
       op.getBlockRowsAttr(), op.getWeightBlockAttr(), op.getExactProductsAttr(),
-      op.getAtomicScatterAttr(), /*epilogueCount=*/1);
+      op.getAtomicScatterAttr(), op.getUniqueScatterAttr(),
+      /*epilogueCount=*/1);
   Type f32 = b.getF32Type();
   Block *body =
       b.createBlock(&replacement.getEpilogue()[0], {}, {f32, f32}, {loc, loc});

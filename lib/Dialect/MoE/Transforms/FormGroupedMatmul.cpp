@@ -462,7 +462,8 @@ struct FormGroupedMatmul : OpRewritePattern<ExpertMatmulOp> {
               operands.sources, Value(), Value(), op.getWeightScale(), Value(),
               acc, rewriter.getI64IntegerAttr(coverage.blockRows),
               op.getWeightBlockAttr(), op.getExactProductsAttr(),
-              /*atomic_scatter=*/UnitAttr(), /*epilogueCount=*/0)
+              /*atomic_scatter=*/UnitAttr(), /*unique_scatter=*/UnitAttr(),
+              /*epilogueCount=*/0)
               .getResult()[0];
     Value result = acc;
     if (op.getBias() || !resultType.getElementType().isF32())
@@ -526,7 +527,7 @@ struct FormEpilogueGroupedMatmul : OpRewritePattern<linalg::GenericOp> {
         operands.sources, Value(), Value(), first.getWeightScale(), pairedScale,
         acc, rewriter.getI64IntegerAttr(coverage.blockRows),
         first.getWeightBlockAttr(), exact, /*atomic_scatter=*/UnitAttr(),
-        /*epilogueCount=*/1);
+        /*unique_scatter=*/UnitAttr(), /*epilogueCount=*/1);
     buildEpilogueRegion(rewriter, fused, generic, matmuls);
     Value result = fused.getResult()[0];
     auto resultType =
@@ -623,6 +624,11 @@ struct FormScatteringGroupedMatmul : OpRewritePattern<CombineOp> {
     Value scales =
         buildRowScales(rewriter, loc, combine.getWeights(), plan.getRowMap(),
                        targets, operands.computedRows);
+    // One row per token (a top-1 row map): no two rows share a target, so
+    // parallel row blocks need no atomic adds.
+    bool uniqueTargets =
+        llvm::cast<RankedTensorType>(plan.getRowMap().getType())
+            .getDimSize(1) == 1;
     // The rows add to zeros, or to the combine's init (in f32).
     Value acc;
     if (Value init = combine.getInit()) {
@@ -650,7 +656,10 @@ struct FormScatteringGroupedMatmul : OpRewritePattern<CombineOp> {
               operands.sources, targets, scales, op.getWeightScale(), Value(),
               acc, rewriter.getI64IntegerAttr(coverage.blockRows),
               op.getWeightBlockAttr(), op.getExactProductsAttr(),
-              atomicCombine ? rewriter.getUnitAttr() : UnitAttr(),
+              atomicCombine && !uniqueTargets ? rewriter.getUnitAttr()
+                                              : UnitAttr(),
+              atomicCombine && uniqueTargets ? rewriter.getUnitAttr()
+                                             : UnitAttr(),
               /*epilogueCount=*/0)
               .getResult()[0];
     Value result = acc;

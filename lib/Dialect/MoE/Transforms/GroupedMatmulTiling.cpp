@@ -308,7 +308,7 @@ struct GroupedMatmulTilingModel
         scatterRows, scatterScales, scale, pairedScale, init,
         matmul.getBlockRowsAttr(), matmul.getWeightBlockAttr(),
         matmul.getExactProductsAttr(), matmul.getAtomicScatterAttr(),
-        matmul.getEpilogue().size());
+        matmul.getUniqueScatterAttr(), matmul.getEpilogue().size());
     tiled.copyEpilogueFrom(matmul);
     SmallVector<Operation *> slices;
     for (Value v : {input, weight, paired, blocks, blockSizes, sources,

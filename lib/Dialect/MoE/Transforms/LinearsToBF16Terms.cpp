@@ -143,7 +143,8 @@ private:
         /*scatter_scales=*/Value(), /*weight_scale=*/Value(),
         /*paired_weight_scale=*/Value(), init, b.getI64IntegerAttr(blockRows),
         /*weight_block=*/DenseI64ArrayAttr(), b.getUnitAttr(),
-        /*atomic_scatter=*/UnitAttr(), /*epilogueCount=*/0);
+        /*atomic_scatter=*/UnitAttr(), /*unique_scatter=*/UnitAttr(),
+        /*epilogueCount=*/0);
     return matmul->getResult(0);
   }
 };

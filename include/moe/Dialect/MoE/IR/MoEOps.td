@@ -708,7 +708,11 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     tiles of any row blocks may run at the same time (a GPU's thread blocks)
     and rows adding to one element do so in an unspecified order, whose f32
     sums may differ in their last bits from run to run (and an atomic f32
-    add may flush a subnormal sum to zero).
+    add may flush a subnormal sum to zero). With `unique` instead, no two
+    rows target the same row of `init` (a promise, which the row map of a
+    top-1 routing keeps: each token has one row), so that row blocks are a
+    parallel dimension with plain adds: each tile writes rows no other
+    tile touches.
 
     **Block-scaled weights** (FP8 checkpoints: `f8E4M3FN` weights with one
     f32 scale per block of `BN x BK` weights, as `moe.expert_matmul`'s):
@@ -757,7 +761,7 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     an external model (`registerTilingInterfaceExternalModels`): its
     iteration domain is `row blocks x N x K` (parallel, parallel,
     reduction; row blocks are a reduction when scattering without
-    `atomic`), or `row blocks x
+    `atomic` or `unique`), or `row blocks x
     N` with an epilogue, which needs whole sums; a tile is again
     a `moe.grouped_matmul` on slices of the operands, with the experts of
     its row blocks. Bufferization goes
@@ -787,7 +791,8 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     packed in their panels), and in pairs of K an even `BK`; (c17)
     `exact_products` goes with unscaled weights; (c18) a dense op (no
     `block_experts`) has one expert (`E = 1`) and neither `block_sizes`,
-    `row_sources` nor `scatter`; (c19) `atomic` goes with `scatter`.
+    `row_sources` nor `scatter`; (c19) `atomic` and `unique` go with
+    `scatter`, and not together.
 
     **Exact products** (`exact_products`, as `moe.expert_matmul`'s): no
     lowering rounds the input to bf16, which the bf16 kernels otherwise do
@@ -858,7 +863,8 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     I64Attr:$block_rows,
     OptionalAttr<DenseI64ArrayAttr>:$weight_block,
     UnitAttr:$exact_products,
-    UnitAttr:$atomic_scatter
+    UnitAttr:$atomic_scatter,
+    UnitAttr:$unique_scatter
   );
   let results = (outs Variadic<AnyRankedTensor>:$result);
   // Zero or one region: an op without an epilogue has none to clone.
@@ -873,6 +879,7 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     (`scatter` `(` $scatter_rows^ `,` $scatter_scales `:`
         type($scatter_rows) `,` type($scatter_scales) `)`)?
     (`atomic` $atomic_scatter^)?
+    (`unique` $unique_scatter^)?
     (`scale` `(` $weight_scale^ `:` type($weight_scale) `)`)?
     (`paired_scale` `(` $paired_weight_scale^ `:`
         type($paired_weight_scale) `)`)?
@@ -1003,8 +1010,11 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     /// Whether the rows are scattered into `init` (`scatter_rows`).
     bool isScattering() { return static_cast<bool>(getScatterRows()); }
     /// Whether row blocks are a reduction (rows scattered without
-    /// `atomic`): tiles of row blocks must not run at the same time.
-    bool rowBlocksReduce() { return isScattering() && !getAtomicScatter(); }
+    /// `atomic` or `unique`): tiles of row blocks must not run at the same
+    /// time.
+    bool rowBlocksReduce() {
+      return isScattering() && !getAtomicScatter() && !getUniqueScatter();
+    }
     /// Memref form: adds the f32 `term` to `init[row, column]` (an atomic
     /// read-modify-write with `atomic`).
     void addToInitElement(::mlir::OpBuilder &b, ::mlir::Location loc,

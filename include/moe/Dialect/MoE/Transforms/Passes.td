@@ -372,7 +372,10 @@ def MoEFormGroupedMatmulPass : Pass<"moe-form-grouped-matmul"> {
     adds are atomic, so that its row blocks stay parallel (a GPU's tiles
     of every row block at once) where without it they are a reduction
     that runs one row block after another, at the cost of an f32 sum
-    order that may change from run to run.
+    order that may change from run to run. A row map of one entry per
+    token (top-1 routing) gives every row its own target: the matmul is
+    then `unique` instead, its row blocks parallel with plain adds (no
+    atomics where each token's row is one tile's to write).
 
     With `fuse-activation`, an element-wise `linalg.generic` (identity maps,
     a body of scalar element-wise ops, the output not read) of one or two
