@@ -35,20 +35,26 @@ static constexpr int64_t kTensorCoreRouterMinExperts = 32;
 /// The threads of a warp: the lanes that route a token together.
 static constexpr int64_t kWarpLanes = 32;
 
-/// Whether code for `chip` with PTX `features` may use griddepcontrol
-/// (sm_90 and PTX 7.8 or later; the PTX version the features name, if
-/// any, else the toolkit's default, which is later).
-static bool hasGridDependencyControl(StringRef chip, StringRef features) {
-  unsigned version = 0;
-  if (!chip.consume_front("sm_") || chip.consumeInteger(10, version) ||
-      version < 90)
-    return false;
+/// Whether PTX `features` allow PTX version `least` (as 78 for 7.8): the
+/// version the features name, if any, else the toolkit's default, which
+/// is later than any this pipeline asks for.
+static bool ptxAtLeast(StringRef features, unsigned least) {
   size_t ptx = features.find("+ptx");
   if (ptx == StringRef::npos)
     return true;
   StringRef named = features.drop_front(ptx + 4);
   unsigned ptxVersion = 0;
-  return !named.consumeInteger(10, ptxVersion) && ptxVersion >= 78;
+  return !named.consumeInteger(10, ptxVersion) && ptxVersion >= least;
+}
+
+/// Whether code for `chip` with PTX `features` may use griddepcontrol
+/// (sm_90 and PTX 7.8 or later).
+static bool hasGridDependencyControl(StringRef chip, StringRef features) {
+  unsigned version = 0;
+  if (!chip.consume_front("sm_") || chip.consumeInteger(10, version) ||
+      version < 90)
+    return false;
+  return ptxAtLeast(features, 78);
 }
 
 void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
@@ -217,6 +223,8 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   if (wgmma) {
     moe::MoELowerGroupedMatmulToWGMMAPassOptions wgmmaOptions;
     wgmmaOptions.asyncGather = options.asyncGather;
+    // red.add.v2.f32 needs PTX 8.1.
+    wgmmaOptions.vectorReductions = ptxAtLeast(options.features, 81);
     pm.addPass(moe::createMoELowerGroupedMatmulToWGMMAPass(wgmmaOptions));
   }
   pm.addPass(moe::createMoELowerGroupedMatmulToMMAPass());

@@ -721,6 +721,34 @@ private:
   enum class Access { Load, Store, Atomic };
   void sharedAccess(unsigned thread, const Instruction &inst, const uint8_t *p,
                     uint64_t bytes, Access access);
+  /// atom's or red's update of the element of `inst.type` at `p` with
+  /// operand `b` (and cas's `c`); returns the element before it.
+  uint64_t atomicUpdate(unsigned thread, const Instruction &inst, uint8_t *p,
+                        uint64_t b, uint64_t c) {
+    unsigned size = typeBytes(inst.type);
+    sharedAccess(thread, inst, p, size, Access::Atomic);
+    uint64_t old = 0, r = 0;
+    std::memcpy(&old, p, size);
+    if (inst.atomOp == "add")
+      r = inst.type == Type::F32 ? floatBits(asFloat(old) + asFloat(b))
+                                 : old + b;
+    else if (inst.atomOp == "exch")
+      r = b;
+    else if (inst.atomOp == "cas")
+      r = mask(inst.type, old) == mask(inst.type, b) ? c : old;
+    else if (isSigned(inst.type))
+      r = static_cast<uint64_t>(
+          inst.atomOp == "max"
+              ? std::max(signExtend(inst.type, old), signExtend(inst.type, b))
+              : std::min(signExtend(inst.type, old), signExtend(inst.type, b)));
+    else
+      r = inst.atomOp == "max"
+              ? std::max(mask(inst.type, old), mask(inst.type, b))
+              : std::min(mask(inst.type, old), mask(inst.type, b));
+    std::memcpy(p, &r, size);
+    genericStore(thread, p, size);
+    return old;
+  }
   /// The shared-memory offset of element (row, k) of a K-major wgmma
   /// operand; `line` names the wgmma when it lies outside.
   uint64_t wgmmaOperandAddress(const PendingWgmma &w, uint64_t desc,
@@ -1870,29 +1898,25 @@ bool BlockRun::step(unsigned thread) {
     Space space = ops[1].symbolBase ? ops[1].symbolSpace : inst.space;
     uint8_t *p =
         resolve(thread, inst, space, memoryAddress(thread, ops[1]), size);
-    sharedAccess(thread, inst, p, size, Access::Atomic);
-    uint64_t old = 0, b = value(thread, ops[2]), r = 0;
-    std::memcpy(&old, p, size);
-    if (inst.atomOp == "add")
-      r = inst.type == Type::F32 ? floatBits(asFloat(old) + asFloat(b))
-                                 : old + b;
-    else if (inst.atomOp == "exch")
-      r = b;
-    else if (inst.atomOp == "cas")
-      r = mask(inst.type, old) == mask(inst.type, b) ? value(thread, ops[3])
-                                                     : old;
-    else if (isSigned(inst.type))
-      r = static_cast<uint64_t>(
-          inst.atomOp == "max"
-              ? std::max(signExtend(inst.type, old), signExtend(inst.type, b))
-              : std::min(signExtend(inst.type, old), signExtend(inst.type, b)));
-    else
-      r = inst.atomOp == "max"
-              ? std::max(mask(inst.type, old), mask(inst.type, b))
-              : std::min(mask(inst.type, old), mask(inst.type, b));
-    std::memcpy(p, &r, size);
-    genericStore(thread, p, size);
+    uint64_t old = atomicUpdate(thread, inst, p, value(thread, ops[2]),
+                                ops.size() > 3 ? value(thread, ops[3]) : 0);
     set(thread, ops[0], inst.type, old, inst);
+    break;
+  }
+  case Op::Red: {
+    // One atomic update per element (.v2/.v4 of f32 adds, sm_90), whose
+    // address the vector's bytes align.
+    unsigned size = typeBytes(inst.type);
+    Space space = ops[0].symbolBase ? ops[0].symbolSpace : inst.space;
+    uint64_t address = memoryAddress(thread, ops[0]);
+    if (address % (static_cast<uint64_t>(size) * inst.vector))
+      fail(thread, inst, "a red address not aligned to its vector's bytes");
+    uint8_t *p = resolve(thread, inst, space, address,
+                         static_cast<uint64_t>(size) * inst.vector);
+    for (unsigned i = 0; i < inst.vector; ++i)
+      atomicUpdate(
+          thread, inst, p + i * size,
+          value(thread, inst.vector > 1 ? ops[1].elements.at(i) : ops[1]), 0);
     break;
   }
   case Op::Fence:

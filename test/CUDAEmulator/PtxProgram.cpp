@@ -505,25 +505,26 @@ struct KernelParser {
     if (!types.empty())
       inst.type = types.front();
     static const std::map<std::string, Op> simple = {
-        {"add", Op::Add},   {"sub", Op::Sub},
-        {"mul", Op::Mul},   {"mad", Op::Mad},
-        {"div", Op::Div},   {"rem", Op::Rem},
-        {"min", Op::Min},   {"max", Op::Max},
-        {"neg", Op::Neg},   {"abs", Op::Abs},
-        {"and", Op::And},   {"or", Op::Or},
-        {"xor", Op::Xor},   {"not", Op::Not},
-        {"shl", Op::Shl},   {"shr", Op::Shr},
-        {"bfe", Op::Bfe},   {"prmt", Op::Prmt},
-        {"mov", Op::Mov},   {"copysign", Op::Copysign},
-        {"selp", Op::Selp}, {"setp", Op::Setp},
-        {"cvt", Op::Cvt},   {"cvta", Op::Cvta},
-        {"fma", Op::Fma},   {"rcp", Op::Rcp},
-        {"sqrt", Op::Sqrt}, {"rsqrt", Op::Rsqrt},
-        {"ex2", Op::Ex2},   {"lg2", Op::Lg2},
-        {"ld", Op::Ld},     {"st", Op::St},
-        {"bra", Op::Bra},   {"ret", Op::Ret},
-        {"exit", Op::Exit}, {"fence", Op::Fence}, {"membar", Op::Fence},
-        {"atom", Op::Atom}};
+        {"add", Op::Add},      {"sub", Op::Sub},
+        {"mul", Op::Mul},      {"mad", Op::Mad},
+        {"div", Op::Div},      {"rem", Op::Rem},
+        {"min", Op::Min},      {"max", Op::Max},
+        {"neg", Op::Neg},      {"abs", Op::Abs},
+        {"and", Op::And},      {"or", Op::Or},
+        {"xor", Op::Xor},      {"not", Op::Not},
+        {"shl", Op::Shl},      {"shr", Op::Shr},
+        {"bfe", Op::Bfe},      {"prmt", Op::Prmt},
+        {"mov", Op::Mov},      {"copysign", Op::Copysign},
+        {"selp", Op::Selp},    {"setp", Op::Setp},
+        {"cvt", Op::Cvt},      {"cvta", Op::Cvta},
+        {"fma", Op::Fma},      {"rcp", Op::Rcp},
+        {"sqrt", Op::Sqrt},    {"rsqrt", Op::Rsqrt},
+        {"ex2", Op::Ex2},      {"lg2", Op::Lg2},
+        {"ld", Op::Ld},        {"st", Op::St},
+        {"bra", Op::Bra},      {"ret", Op::Ret},
+        {"exit", Op::Exit},    {"fence", Op::Fence},
+        {"membar", Op::Fence}, {"atom", Op::Atom},
+        {"red", Op::Red}};
     auto found = simple.find(base);
     if (found != simple.end()) {
       inst.op = found->second;
@@ -620,12 +621,14 @@ struct KernelParser {
       inst.type = types[0];
       inst.sourceType = types[1];
     }
-    if (inst.op == Op::Atom) {
+    if (inst.op == Op::Atom || inst.op == Op::Red) {
       for (size_t i = 1; i < parts.size(); ++i)
         if (parts[i] == "add" || parts[i] == "max" || parts[i] == "min" ||
             parts[i] == "exch" || parts[i] == "cas")
           inst.atomOp = parts[i];
-      if (inst.atomOp.empty())
+      if (inst.atomOp.empty() ||
+          (inst.op == Op::Red &&
+           (inst.atomOp == "exch" || inst.atomOp == "cas")))
         return fail("unsupported instruction '" + opcode + "'");
       inst.type = types.empty() ? Type::None : types.back();
     }
@@ -722,6 +725,9 @@ struct KernelParser {
     case Op::Atom:
       least = 3, most = 4;
       break;
+    case Op::Red:
+      least = most = 2;
+      break;
     case Op::TmaLoad:
       least = most = inst.multicast ? 4 : 3;
       break;
@@ -772,6 +778,12 @@ struct KernelParser {
            d.elements[1].kind != Operand::Reg))
         return fail("'" + inst.text + "' with the wrong operands");
     }
+    if (inst.op == Op::Red &&
+        (inst.operands[0].kind != Operand::Mem ||
+         (inst.operands[1].kind == Operand::Vec) != (inst.vector > 1) ||
+         (inst.vector > 1 && (inst.operands[1].elements.size() != inst.vector ||
+                              inst.atomOp != "add" || inst.type != Type::F32))))
+      return fail("'" + inst.text + "' with the wrong operands");
     if (inst.op == Op::Ld || inst.op == Op::St) {
       const Operand &data = inst.operands[inst.op == Op::Ld ? 0 : 1];
       bool vector = data.kind == Operand::Vec;

@@ -174,6 +174,7 @@ enum class Op : uint16_t {
   /// stores each made before it are ordered before what each does after.
   WarpSync,
   Atom,
+  Red, // atom without its result; .v2/.v4 of f32 add element by element
   /// griddepcontrol.wait: the grids before this one have completed (a
   /// programmatic launch touches no global memory before it).
   GridDepWait,

@@ -111,7 +111,7 @@
 // CHECK-DAG: llvm.call @mgpuMemcpy
 // CHECK-DAG: llvm.call @mgpuStreamSynchronize
 // CHECK-DAG: gpu.launch_func
-// FATBIN-DAG: gpu.binary @forward_routing_2 {{.*}}#nvvm.target<O = 3, chip = "sm_90", features = "+ptx80">
+// FATBIN-DAG: gpu.binary @forward_routing_2 {{.*}}#nvvm.target<O = 3, chip = "sm_90", features = "+ptx81">
 // CHECK-NOT: func.func
 // CHECK-NOT: memref.
 // CHECK-NOT: moe.
@@ -211,10 +211,13 @@
 // ATOMIC-NOT: gpu.launch_func
 // ATOMIC: gpu.module @forward_tiles_8
 // ATOMIC: memref.atomic_rmw addf
-// The specialized tiles assemble, with no spills, the atomic adds in the
-// down tile.
+// The specialized tiles assemble (PTX 8.1), with no spills, the atomic
+// adds in the down tile by pairs of columns (one red.add.v2.f32 for both,
+// or two atomic adds where the pair is not aligned).
 // ATOMICPTX: forward_tiles_8: wgmma 4, tma 2, {{.*}}spill_stores 0, spill_loads 0, stack 0
+// ATOMICADD: .version 8.1
 // ATOMICADD: atom.global.add.f32
+// ATOMICADD: red.add.v2.f32
 // WGKERNELS-LABEL: func.func @forward
 // WGKERNELS: gpu.launch_func {{.*}}threads in (%c512
 // WGKERNELS: gpu.launch_func {{.*}}@forward_rows_3::@forward_rows_3 {{.*}}threads in (%c256, %c1, %c1)  args({{.*}}: memref<?x16xf32>, {{.*}}: memref<?x16xbf16>)

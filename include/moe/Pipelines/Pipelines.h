@@ -353,7 +353,7 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
       *this, "features",
       llvm::cl::desc("PTX features of the kernels (nvvm-attach-target "
                      "features)"),
-      llvm::cl::init("+ptx80")};
+      llvm::cl::init("+ptx81")};
   PassOptions::Option<std::string> format{
       *this, "format",
       llvm::cl::desc("What the kernels are embedded as (gpu-module-to-binary "

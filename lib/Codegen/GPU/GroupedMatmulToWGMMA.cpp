@@ -146,6 +146,9 @@ struct WarpgroupPlan {
   /// that multiply wait for (no block barrier orders A), then fence for
   /// the async proxy. Else the threads load, round and store A.
   bool asyncGather = false;
+  /// An atomic scatter's pairs of adjacent sums go by one `red.add.v2.f32`
+  /// (PTX 8.1) where their addresses allow.
+  bool vectorReductions = false;
   /// The specialized form in a launch of 2-CTA clusters (each CTA's op
   /// reached at most once, one row block): the two CTAs compare the weight
   /// boxes their tiles load (expert, column and depth offsets, steps), and
@@ -1088,6 +1091,33 @@ void WarpgroupMatmul::emitEpilogue(OpBuilder &b, Location loc, ValueRange sums,
       b, loc, arith::RemUIOp::create(b, loc, lane, indexConstant(b, loc, 4)),
       indexConstant(b, loc, 2));
   int64_t perThread = plan.columns / 2;
+  // Atomic scattered adds go by pairs of adjacent columns (values i and
+  // i + 1, i even): one target lookup, and one vector reduction for both
+  // where it may.
+  if (op.getAtomicScatter()) {
+    for (int64_t i = 0; i < perThread; i += 2) {
+      Value inBlock = arith::AddIOp::create(
+          b, loc, rowBase, indexConstant(b, loc, 8 * ((i / 2) % 2)));
+      Value column = arith::AddIOp::create(b, loc, columnBase,
+                                           indexConstant(b, loc, 8 * (i / 4)));
+      Value writes =
+          arith::AndIOp::create(b, loc, lessThan(b, loc, inBlock, filledRows),
+                                lessThan(b, loc, column, columns));
+      Value secondInRange = lessThan(
+          b, loc,
+          arith::AddIOp::create(b, loc, column, indexConstant(b, loc, 1)),
+          columns);
+      Value first = LLVM::ExtractValueOp::create(b, loc, sums[0], i);
+      Value second = LLVM::ExtractValueOp::create(b, loc, sums[0], i + 1);
+      Value row = arith::AddIOp::create(b, loc, firstRow, inBlock);
+      scf::IfOp::create(b, loc, writes, [&](OpBuilder &wb, Location wl) {
+        addScatteredPair(wb, wl, op, row, column, first, second, secondInRange,
+                         plan.vectorReductions);
+        scf::YieldOp::create(wb, wl);
+      });
+    }
+    return;
+  }
   for (int64_t i = 0; i < perThread; ++i) {
     Value inBlock = arith::AddIOp::create(
         b, loc, rowBase, indexConstant(b, loc, 8 * ((i / 2) % 2)));
@@ -1986,6 +2016,7 @@ struct MoELowerGroupedMatmulToWGMMAPass
                                       lb.getI32IntegerAttr(bytes)));
       }
       OpBuilder b(op);
+      plan->vectorReductions = vectorReductions;
       WarpgroupMatmul lowering(op, launch, *plan, descriptors, inputDescriptor);
       lowering.setAlignedInputRows(hasAlignedRows(op.getInput(), launch));
       // Replaces the op (or the persistent walk around it).

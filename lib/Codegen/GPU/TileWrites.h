@@ -44,6 +44,16 @@ Value depthBoundOf(OpBuilder &b, Location loc, GroupedMatmulOp op);
 void writeTileElement(OpBuilder &b, Location loc, GroupedMatmulOp op, Value row,
                       Value column, ArrayRef<Value> sums);
 
+/// For an `atomic` scattering `op` (memref form): adds the f32 sums of
+/// elements (`row`, `column`) and (`row`, `column` + 1), times the row's
+/// scale, to its target row by atomic adds, the second only where
+/// `secondInRange`; with `vector`, both at once (`red.add.v2.f32`: sm_90,
+/// PTX 8.1) where they are adjacent in memory and 8-byte aligned. A row
+/// scattered nowhere adds nothing.
+void addScatteredPair(OpBuilder &b, Location loc, GroupedMatmulOp op, Value row,
+                      Value column, Value first, Value second,
+                      Value secondInRange, bool vector);
+
 } // namespace mlir::moe::gpu_codegen
 
 #endif // MOE_LIB_CODEGEN_GPU_TILEWRITES_H

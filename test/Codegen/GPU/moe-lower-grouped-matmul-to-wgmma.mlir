@@ -1,6 +1,7 @@
 // RUN: moe-opt %s --split-input-file --moe-lower-grouped-matmul-to-wgmma | FileCheck %s
 // RUN: moe-opt %s --split-input-file --moe-lower-grouped-matmul-to-wgmma="max-shared-bytes=32768" | FileCheck %s --check-prefix=SMALL
 // RUN: moe-opt %s --split-input-file --moe-lower-grouped-matmul-to-wgmma="async-gather=false" | FileCheck %s --check-prefix=REGS
+// RUN: moe-opt %s --split-input-file --moe-lower-grouped-matmul-to-wgmma="vector-reductions=false" | FileCheck %s --check-prefix=SCALARRED
 
 // One 64-row block x 128 columns of bf16 weights on a warpgroup. Before
 // the launch, a TMA descriptor of the whole [E, N, K] weight with boxes of
@@ -973,20 +974,39 @@ func.func @scatter(%x: memref<64x64xf32>, %w: memref<2x32x64xbf16>,
 
 // -----
 
-// Atomic scattered adds: each sum times its scale added by an atomic
-// read-modify-write (tiles of other row blocks add to the same rows at the
-// same time), nothing loaded or stored. (The one-warpgroup form's barrier
-// after each block stays: the next block refills the ring.)
+// Atomic scattered adds: the sums of a thread's two adjacent columns times
+// their row's scale (one target lookup), added by one red.add.v2.f32 where
+// the pair is adjacent in memory and 8-byte aligned, else by an atomic
+// read-modify-write each (tiles of other row blocks add to the same rows
+// at the same time); nothing loaded or stored. (The one-warpgroup form's
+// barrier after each block stays: the next block refills the ring.)
 // CHECK-LABEL: func @atomic_scatter
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK: memref.load %{{.*}} : memref<64xi32>
 // CHECK: memref.load %{{.*}} : memref<64xf32>
+// CHECK-NOT: memref.load %{{.*}} : memref<64xi32>
 // CHECK: scf.if
-// CHECK:   %[[TERM:.*]] = arith.mulf
+// CHECK:   %[[FIRST:.*]] = arith.mulf
+// CHECK:   %[[SECOND:.*]] = arith.mulf
+// CHECK:   memref.extract_strided_metadata
+// CHECK:   memref.extract_aligned_pointer_as_index
+// CHECK:   scf.if
+// CHECK:     %[[ADDRESS:.*]] = arith.index_castui %{{.*}} : index to i64
+// CHECK:     llvm.inline_asm has_side_effects "red.add.v2.f32 [$0], {$1, $2};", "l,f,f,~{memory}" %[[ADDRESS]], %[[FIRST]], %[[SECOND]]
+// CHECK:   } else {
 // CHECK-NOT: memref.load %{{.*}} : memref<?x32xf32>
-// CHECK:   memref.atomic_rmw addf %[[TERM]], %{{.*}} : (f32, memref<?x32xf32>) -> f32
+// CHECK:     memref.atomic_rmw addf %[[FIRST]], %{{.*}} : (f32, memref<?x32xf32>) -> f32
+// CHECK:     scf.if
+// CHECK:       memref.atomic_rmw addf %[[SECOND]], %{{.*}} : (f32, memref<?x32xf32>) -> f32
 // CHECK-NOT: memref.store %{{.*}} : memref<?x32xf32>
 // CHECK: gpu.terminator
+// Without vector reductions (PTX before 8.1), an atomic add each.
+// SCALARRED-LABEL: func @atomic_scatter
+// SCALARRED-NOT: llvm.inline_asm
+// SCALARRED: memref.atomic_rmw addf
+// SCALARRED: memref.atomic_rmw addf
+// SCALARRED-NOT: llvm.inline_asm
+// SCALARRED: gpu.terminator
 func.func @atomic_scatter(%x: memref<64x64xf32>, %w: memref<2x32x64xbf16>,
                           %experts: memref<1xi32>, %targets: memref<64xi32>,
                           %scales: memref<64xf32>, %y: memref<?x32xf32>) {

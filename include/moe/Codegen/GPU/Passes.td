@@ -800,6 +800,11 @@ def MoELowerGroupedMatmulToWGMMAPass
     Option<"asyncGather", "async-gather", "bool", /*default=*/"true",
            "Gather bf16 A rows at 16-byte boundaries by cp.async (else "
            "through the threads' registers and stores)">,
+    Option<"vectorReductions", "vector-reductions", "bool",
+           /*default=*/"true",
+           "Add an atomic scatter's pairs of adjacent sums by one "
+           "red.add.v2.f32 (PTX 8.1) where aligned (else one atomic add "
+           "each)">,
   ];
 }
 
