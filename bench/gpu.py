@@ -524,13 +524,25 @@ def run(args) -> None:
     tokens = [int(t) for t in args.tokens.split(",")]
 
     for model in args.models.split(","):
+        spec = layer_spec(model)
+        modes = [mode for mode in args.modes.split(",")
+                 if mode_applies(mode, spec.num_experts)]
+
+        def measured(t: int) -> bool:
+            # Every row of (model, T) is in the file (a resumed run), or
+            # its form hung on this model.
+            return all(progress.done(model, t, impl)
+                       for impl in ("torch eager", "torch _grouped_mm")) and \
+                all(not mode_applies(mode, spec.num_experts, t)
+                    or progress.hung(model, f"compiled {mode}")
+                    or progress.done(model, t, f"compiled {mode}")
+                    for mode in modes)
+        if all(measured(t) for t in tokens):
+            continue
         if progress.out_of_time():
             progress.record({"model": model, "skipped": "time budget"})
             continue
-        spec = layer_spec(model)
         layer = TorchMoE(torch, spec, seed=1)
-        modes = [mode for mode in args.modes.split(",")
-                 if mode_applies(mode, spec.num_experts)]
         with tempfile.TemporaryDirectory(dir=args.scratch) as ckpt:
             layer.write_checkpoint(ckpt)
             # PyTorch's rows for every T first, then each compiled form
@@ -539,6 +551,8 @@ def run(args) -> None:
             # experts are 22.5 GB), beside PyTorch's.
             cases = []
             for t in tokens:
+                if measured(t):
+                    continue
                 if progress.out_of_time():
                     progress.record({"model": model, "T": t,
                                      "skipped": "time budget"})
@@ -650,7 +664,8 @@ class Progress:
 
     def out_of_time(self) -> bool:
         return (self.args.budget_s > 0 and
-                time.time() - self.info["started"] > self.args.budget_s)
+                time.time() - self.info.setdefault("started", time.time())
+                > self.args.budget_s)
 
     def done(self, model: str, tokens: int, impl: str) -> bool:
         return any(r.get("model") == model and r.get("T") == tokens and
@@ -673,8 +688,11 @@ class Progress:
         return _Watchdog(self, dict(base, impl=impl), self.args.hang_s)
 
     def finish(self) -> None:
-        self.info["complete"] = not any("skipped" in r for r in self.rows)
-        self.info["seconds"] = round(time.time() - self.info["started"], 1)
+        # A form that hung left its other rows of that model unmeasured.
+        self.info["complete"] = not any("skipped" in r or r.get("hung")
+                                        for r in self.rows)
+        self.info["seconds"] = round(
+            time.time() - self.info.setdefault("started", time.time()), 1)
         _write_json(self.args.out, {"machine": self.info, "rows": self.rows})
 
 

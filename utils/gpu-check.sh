@@ -59,7 +59,7 @@ print(f"T = {t}: {r[\"median_ms\"]:.3f} ms (min {r[\"min_ms\"]:.3f}), "
 '
 
 usage() {
-  sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -88,7 +88,8 @@ prepare() {
     --wgmma wgmma-specialized --pipeline-options "cluster=2 persistent=1"
   # The combine in the down projection's write-back by atomic adds.
   "$PYTHON" "$CHECK" prepare "$dir/tests-atomic-combine" \
-    --moe-compile "$compile" --only qwen3_moe-bf16,deepseek_v3-bf16 \
+    --moe-compile "$compile" \
+    --only qwen3_moe-bf16,deepseek_v3-bf16,example-switch_top1 \
     --wgmma wgmma-specialized --pipeline-options "atomic-combine=1"
   # The benchmark layer's IR from a checkpoint of its shape (a small
   # vocabulary keeps it quick); the GPU machine writes the same checkpoint.

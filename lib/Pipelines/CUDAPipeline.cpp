@@ -114,10 +114,12 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
     tiled.minTiles = options.multiprocessors;
   tiled.cudaChip = chip;
   tiled.deviceIO = options.deviceIO;
-  // The combine in the down projection's write-back by atomic adds.
+  // The combine in the down projection's write-back by atomic adds (an
+  // explicit fuse-combine=0 with it moe-form-grouped-matmul refuses).
   if (options.atomicCombine) {
-    tiled.fuseCombine = true;
     tiled.atomicCombine = true;
+    if (!given(options.fuseCombine))
+      tiled.fuseCombine = true;
   }
   // Kernels over the routing plan's row bound: the host never waits for
   // the plan's row count, so the call's work is enqueued without a

@@ -190,6 +190,13 @@ def test_resume_keeps_rows_and_skips_hung_forms(tmp_path):
     assert progress.out_of_time()  # 60 s after a start in 1970
     progress.info["started"] = __import__("time").time()
     assert not progress.out_of_time()
+    # A hung form left rows unmeasured: the run is not complete.
+    progress.finish()
+    assert json.loads((tmp_path / "gpu.json").read_text())[
+        "machine"]["complete"] is False
+    # A results file from before the start time was recorded resumes too.
+    del progress.info["started"]
+    assert not progress.out_of_time()
 
 
 def test_check_case_that_does_not_end_is_stopped(capsys):

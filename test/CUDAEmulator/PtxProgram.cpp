@@ -631,6 +631,8 @@ struct KernelParser {
            (inst.atomOp == "exch" || inst.atomOp == "cas")))
         return fail("unsupported instruction '" + opcode + "'");
       inst.type = types.empty() ? Type::None : types.back();
+      if (typeBytes(inst.type) == 0)
+        return fail("'" + opcode + "' with no type");
     }
     if (inst.op == Op::Bra) {
       std::string label = rest;

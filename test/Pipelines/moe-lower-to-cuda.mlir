@@ -15,6 +15,7 @@
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma atomic-combine=1" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=ATOMIC
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized atomic-combine=1 format=isa" -o %t.atomic.mlir
 // RUN: %python %S/Inputs/gpu_objects.py %t.atomic.mlir %t.atomic.ptx --ptxas %ptxas --arch sm_90a --resources | FileCheck %s --check-prefix=ATOMICPTX
+// RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home fuse-combine=0 atomic-combine=1" 2>&1 | FileCheck %s --check-prefix=BADATOMIC
 // RUN: FileCheck %s --check-prefix=ATOMICADD < %t.atomic.ptx/forward_tiles_8.ptx
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized format=isa" -o %t.ws.mlir
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=WSLAUNCH
@@ -211,6 +212,7 @@
 // ATOMIC-NOT: gpu.launch_func
 // ATOMIC: gpu.module @forward_tiles_8
 // ATOMIC: memref.atomic_rmw addf
+// BADATOMIC: moe-form-grouped-matmul: atomic-combine needs fuse-combine
 // The specialized tiles assemble (PTX 8.1), with no spills, the atomic
 // adds in the down tile by pairs of columns (one red.add.v2.f32 for both,
 // or two atomic adds where the pair is not aligned).

@@ -352,7 +352,9 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
   PassOptions::Option<std::string> features{
       *this, "features",
       llvm::cl::desc("PTX features of the kernels (nvvm-attach-target "
-                     "features)"),
+                     "features; PTX 8.1 by default, which the driver must "
+                     "load: CUDA 12.1 or later; below 8.1 the atomic "
+                     "combine adds one element at a time)"),
       llvm::cl::init("+ptx81")};
   PassOptions::Option<std::string> format{
       *this, "format",

@@ -54,7 +54,8 @@ void gpu_codegen::addScatteredPair(OpBuilder &b, Location loc,
                                    Value first, Value second,
                                    Value secondInRange, bool vector) {
   assert(op.getAtomicScatter() && "plain adds of a pair are two elements");
-  auto [target, scale, adds] = op.loadScatterTarget(b, loc, row);
+  Value target, scale, adds;
+  std::tie(target, scale, adds) = op.loadScatterTarget(b, loc, row);
   scf::IfOp::create(b, loc, adds, [&](OpBuilder &ab, Location al) {
     Value termFirst = arith::MulFOp::create(ab, al, scale, first);
     Value termSecond = arith::MulFOp::create(ab, al, scale, second);

@@ -256,6 +256,38 @@ func.func @f32(%x: memref<8x4xf32>, %w: memref<2x40x4xf32>,
 
 // -----
 
+// f32 weights of an atomic scatter on the CUDA cores: each filled row's
+// sum over the depth in a register, then one atomic add of it times the
+// row's scale (not one per product).
+// CHECK-LABEL: func @f32_atomic_scatter
+// CHECK: scf.for %[[COL:.*]] = %{{.*}} to %{{.*}} step %c32
+// CHECK:   scf.if
+// CHECK:     scf.for %{{.*}} = %c0{{.*}} to %{{.*}} step %c1
+// CHECK:       %[[SUM:.*]] = scf.for %{{.*}} iter_args(%[[ACC:.*]] = %{{.*}}) -> (f32)
+// CHECK:         arith.mulf
+// CHECK-NOT:     memref.atomic_rmw
+// CHECK:         scf.yield
+// CHECK:       %[[TERM:.*]] = arith.mulf %{{.*}}, %[[SUM]]
+// CHECK:       memref.atomic_rmw addf %[[TERM]], %{{.*}}[%{{.*}}, %[[COL]]]
+// CHECK-NOT: gpu.barrier
+func.func @f32_atomic_scatter(%x: memref<8x4xf32>, %w: memref<2x40x4xf32>,
+                              %experts: memref<1xi32>, %targets: memref<8xi32>,
+                              %scales: memref<8xf32>, %y: memref<?x40xf32>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(8)
+        ins(%x, %w, %experts : memref<8x4xf32>, memref<2x40x4xf32>, memref<1xi32>)
+        scatter(%targets, %scales : memref<8xi32>, memref<8xf32>) atomic
+        outs(%y : memref<?x40xf32>)
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
 // Depth blocks that are not whole mma steps (here 20): each weight is
 // decoded and scaled in f32, rounded to bf16 for the tensor cores.
 // CHECK-LABEL: func @fp8_odd_blocks

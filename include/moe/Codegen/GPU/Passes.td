@@ -653,7 +653,8 @@ def MoELowerGroupedMatmulToMMAPass
     accumulators once at the end: through the
     epilogue, added to `init`, or scattered, times their scales, to their
     target rows (the blocks of a scattering op are then computed one after
-    another, with a `gpu.barrier` between them).
+    another, with a `gpu.barrier` between them, unless its adds are
+    `atomic` or its targets `unique`).
 
     Other weights (f32) and other block sizes use the CUDA cores: each lane
     computes whole columns of a block (the scalar implementation of the
@@ -746,7 +747,9 @@ def MoELowerGroupedMatmulToWGMMAPass
 
     When such an op sits directly in an `scf.for` directly in the launch's
     body (a persistent grid's walk over tiles) whose other ops have no
-    memory effects, and it does not scatter, the ring spans the walk: its
+    memory effects, and its row blocks are not a reduction (it does not
+    scatter, or scatters `atomic` or `unique` adds), the ring spans the
+    walk: its
     mbarriers are set up before the loop and invalidated after it, the
     roles split once there (threads 0-127 walk a copy of the loop as the
     producer, the others a copy as consumers), each copy carrying the

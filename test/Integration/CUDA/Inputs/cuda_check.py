@@ -87,11 +87,20 @@ def run(command: list[str], what: str) -> bool:
         stdout, stderr = child.communicate(timeout=CASE_TIMEOUT_S or None)
     except subprocess.TimeoutExpired:
         os.killpg(child.pid, signal.SIGKILL)
-        stdout, _ = child.communicate()
+        try:
+            stdout, stderr = child.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            stdout, stderr = "", ""
         sys.stdout.write(stdout)
+        sys.stdout.write(stderr)
         print(f"{what}: FAILED: no result after {CASE_TIMEOUT_S:g} s "
               "(stopped)")
         return False
+    except BaseException:
+        # Interrupted (^C, the caller stopped): its own process group no
+        # longer gets the signal, so stop it here.
+        os.killpg(child.pid, signal.SIGKILL)
+        raise
     sys.stdout.write(stdout)
     if child.returncode != 0:
         message = (stderr or stdout).strip().splitlines()

@@ -711,8 +711,10 @@ def Moe_GroupedMatmulOp : Moe_Op<"grouped_matmul", [
     add may flush a subnormal sum to zero). With `unique` instead, no two
     rows target the same row of `init` (a promise, which the row map of a
     top-1 routing keeps: each token has one row), so that row blocks are a
-    parallel dimension with plain adds: each tile writes rows no other
-    tile touches.
+    parallel dimension with plain adds: each tile writes elements no other
+    tile of its columns touches. (Either way the tiles' results are slices
+    of `init` that overlap: the tiled program is sound once bufferized in
+    place, every tile adding into the one buffer.)
 
     **Block-scaled weights** (FP8 checkpoints: `f8E4M3FN` weights with one
     f32 scale per block of `BN x BK` weights, as `moe.expert_matmul`'s):

@@ -435,13 +435,18 @@ def MoETileGroupedMatmulPass : Pass<"moe-tile-grouped-matmul"> {
     reduction dimension inside it. The tiles are `moe.grouped_matmul` ops of
     one row block each. A scattering grouped matmul (rows added to shared
     output rows) is split over column blocks only, with an `scf.for` over
-    its row blocks inside each. A grouped matmul with an epilogue (written
-    from whole sums) has no depth dimension: its tiles span all of K. A size
-    of 0 leaves that dimension untiled. A
+    its row blocks inside each, unless it is `atomic` or `unique`: then its
+    row blocks are tiles of their own too, each adding to its target rows
+    of the tile's columns in place (their slices of the result overlap,
+    which the one buffer they bufferize into makes sound). A grouped matmul
+    with an epilogue (written from whole sums) has no depth dimension: its
+    tiles span all of K. A size of 0 leaves that dimension untiled. A
     `linalg.fill` producing the accumulator is fused into the forall
     (upstream `scf::tileConsumerAndFuseProducersUsingSCF`, destination
     fusion): each tile fills its own slice right before the depth loop adds
-    into it, instead of a separate pass over the whole accumulator. With a
+    into it, instead of a separate pass over the whole accumulator; not
+    that of a scattering op, whose tiles share rows (the fill then runs once
+    before them). With a
     packed weight (`[E, NP, K, P]`), `tile-n` is rounded up to a multiple of
     P so that every tile reads whole panels.
 
