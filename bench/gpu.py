@@ -48,6 +48,7 @@ The exact command, the GPU name and driver go into the JSON.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -82,15 +83,24 @@ MODELS = {
         "first_k_dense_replace": 0, "norm_topk_prob": True,
         "num_hidden_layers": 1},
 }
-# The compiled forms: name -> CUDA pipeline options.
+# The compiled forms: name -> CUDA pipeline options, in the order a run
+# measures them (each over every model before the next: the defaults
+# and the forms the GPU run decides on first).
 MMA_MODES = {
-    "sync": "mma=sync",
     "wgmma": "mma=wgmma",
-    "wgmma-persistent": "mma=wgmma persistent=1",
+    # On PyTorch's device tensors and stream, and replayed from a CUDA graph.
+    "wgmma-device": "mma=wgmma device-io",
     "wgmma-specialized": "mma=wgmma-specialized",
     # Specialized tiles on a persistent grid, whose producer fills the next
     # tile's stages during the consumers' epilogue.
     "wgmma-specialized-persistent": "mma=wgmma-specialized persistent=1",
+    # The combine in the down projection's write-back by atomic adds into
+    # the [T, H] result (which stays in L2 at these shapes) instead of
+    # [T*K, H] f32 rows written and gathered back by a combine kernel: the
+    # GPU run's evidence for atomic-combine (at Qwen3's and DeepSeek-V3's
+    # T = 4096 those rows are 268 MB and 940 MB each way).
+    "wgmma-atomic-combine": "mma=wgmma atomic-combine=1",
+    "wgmma-persistent": "mma=wgmma persistent=1",
     # Specialized tiles in 2-CTA clusters: one expert's pairs of row blocks
     # load each weight box once for both (TMA multicast), halving the L2
     # reads of the weights at prefill.
@@ -98,8 +108,7 @@ MMA_MODES = {
     # Both: clusters walking their pairs of row blocks on a persistent grid.
     "wgmma-specialized-persistent-cluster":
         "mma=wgmma-specialized persistent=1 cluster=2",
-    # On PyTorch's device tensors and stream, and replayed from a CUDA graph.
-    "wgmma-device": "mma=wgmma device-io",
+    "sync": "mma=sync",
     # The router's logits on the CUDA cores at every T, for the rows where
     # the default puts them on the tensor cores (from 512 tokens, routers
     # of 32 experts or more): the GPU run's evidence for that threshold.
@@ -113,12 +122,6 @@ MMA_MODES = {
     # default routes tokens on warps: the GPU run's evidence for
     # lane-routing-max-tokens.
     "wgmma-thread-routing": "mma=wgmma lane-routing-max-tokens=0",
-    # The combine in the down projection's write-back by atomic adds into
-    # the [T, H] result (which stays in L2 at these shapes) instead of
-    # [T*K, H] f32 rows written and gathered back by a combine kernel: the
-    # GPU run's evidence for atomic-combine (at Qwen3's and DeepSeek-V3's
-    # T = 4096 those rows are 268 MB and 940 MB each way).
-    "wgmma-atomic-combine": "mma=wgmma atomic-combine=1",
 }
 TOKENS = (1, 8, 64, 512, 4096)
 # Where the default CUDA pipeline computes the router's logits on the
@@ -522,108 +525,135 @@ def run(args) -> None:
                      f"{', '.join(MMA_MODES)})")
     progress = Progress.start(args, torch)
     tokens = [int(t) for t in args.tokens.split(",")]
+    order = args.modes.split(",")
+    with contextlib.ExitStack() as scratch:
+        # PyTorch's rows first, every model and T, each model's layer and
+        # checkpoint kept (DeepSeek-V3's bf16 experts are 22.5 GB, the
+        # three models' 26.5 GB together), then each compiled form over
+        # every model in --modes order: a budget spent before the last
+        # forms leaves the first ones measured at all three shapes.
+        layers = []
+        for model in args.models.split(","):
+            layer = _torch_rows(args, torch, np, progress, model, tokens,
+                                scratch)
+            if layer is not None:
+                layers.append(layer)
+        for mode in order:
+            for layer in layers:
+                _compiled_rows(args, torch, runtime, progress, layer, mode)
+    progress.finish()
 
-    for model in args.models.split(","):
-        spec = layer_spec(model)
-        modes = [mode for mode in args.modes.split(",")
-                 if mode_applies(mode, spec.num_experts)]
 
-        def measured(t: int) -> bool:
-            # Every row of (model, T) is in the file (a resumed run), or
-            # its form hung on this model.
-            return all(progress.done(model, t, impl)
-                       for impl in ("torch eager", "torch _grouped_mm")) and \
-                all(not mode_applies(mode, spec.num_experts, t)
-                    or progress.hung(model, f"compiled {mode}")
-                    or progress.done(model, t, f"compiled {mode}")
-                    for mode in modes)
-        if all(measured(t) for t in tokens):
+class _Layer:
+    """A model's layer in a run: its PyTorch block, its checkpoint, and
+    per T not yet measured its inputs, reference and row recorder."""
+
+    def __init__(self, model: str, spec, block, checkpoint: str):
+        self.model, self.spec = model, spec
+        self.block, self.checkpoint = block, checkpoint
+        self.cases = []
+
+
+def _measured(progress, model: str, spec, modes, t: int) -> bool:
+    """Whether every row of (model, T) is in the file (a resumed run), or
+    its form hung on this model."""
+    return all(progress.done(model, t, impl)
+               for impl in ("torch eager", "torch _grouped_mm")) and \
+        all(not mode_applies(mode, spec.num_experts, t)
+            or progress.hung(model, f"compiled {mode}")
+            or progress.done(model, t, f"compiled {mode}")
+            for mode in modes)
+
+
+def _torch_rows(args, torch, np, progress, model: str, tokens, scratch):
+    """PyTorch's rows of `model` at each T not measured yet; its layer
+    (None when nothing is left to measure or no time is)."""
+    spec = layer_spec(model)
+    modes = [mode for mode in args.modes.split(",")
+             if mode_applies(mode, spec.num_experts)]
+    if all(_measured(progress, model, spec, modes, t) for t in tokens):
+        return None
+    if progress.out_of_time():
+        progress.record({"model": model, "skipped": "time budget"})
+        return None
+    block = TorchMoE(torch, spec, seed=1)
+    checkpoint = scratch.enter_context(
+        tempfile.TemporaryDirectory(dir=args.scratch))
+    block.write_checkpoint(checkpoint)
+    layer = _Layer(model, spec, block, checkpoint)
+    for t in tokens:
+        if _measured(progress, model, spec, modes, t):
             continue
         if progress.out_of_time():
-            progress.record({"model": model, "skipped": "time budget"})
+            progress.record({"model": model, "T": t,
+                             "skipped": "time budget"})
             continue
-        layer = TorchMoE(torch, spec, seed=1)
-        with tempfile.TemporaryDirectory(dir=args.scratch) as ckpt:
-            layer.write_checkpoint(ckpt)
-            # PyTorch's rows for every T first, then each compiled form
-            # loaded alone and closed after its rows: each binds its own
-            # copy of the weights on the device (DeepSeek-V3's routed
-            # experts are 22.5 GB), beside PyTorch's.
-            cases = []
-            for t in tokens:
-                if measured(t):
-                    continue
-                if progress.out_of_time():
-                    progress.record({"model": model, "T": t,
-                                     "skipped": "time budget"})
-                    continue
-                gen = torch.Generator(device="cuda").manual_seed(t)
-                x = torch.randn(t, spec.hidden, generator=gen, device="cuda")
-                xb = x.to(torch.bfloat16)
-                flops, touched = layer.work(xb)
-                base = {"model": model, "T": t, "flops": flops,
-                        "touched_bytes": touched}
-                row = _row_recorder(base, progress.info, progress.record)
-                if not progress.done(model, t, "torch eager"):
-                    with progress.watch(base, "torch eager"):
-                        row("torch eager", _timed(
-                            torch, lambda: layer.eager(xb), args.runs))
-                if not progress.done(model, t, "torch _grouped_mm"):
-                    with progress.watch(base, "torch _grouped_mm"):
-                        try:
-                            row("torch _grouped_mm", _timed(
-                                torch, lambda: layer.grouped(xb), args.runs))
-                        except (RuntimeError, AttributeError) as err:
-                            progress.record(dict(
-                                base, impl="torch _grouped_mm",
-                                error=str(err).splitlines()[0]))
-                host = x.cpu().numpy().astype(np.float32)
-                reference = layer.grouped(xb).float().cpu().numpy() \
-                    if t <= 512 else None
-                cases.append((t, x, host, reference, base, row))
-            for mode in modes:
-                impl = f"compiled {mode}"
-                if progress.hung(model, impl):
-                    continue
-                if all(progress.done(model, t, impl)
-                       or not mode_applies(mode, spec.num_experts, t)
-                       for t, *_ in cases):
-                    continue
-                if progress.out_of_time():
-                    progress.record({"model": model, "impl": impl,
-                                     "skipped": "time budget"})
-                    continue
-                path = os.path.join(args.dir, f"{model}-{mode}.so")
+        gen = torch.Generator(device="cuda").manual_seed(t)
+        x = torch.randn(t, spec.hidden, generator=gen, device="cuda")
+        xb = x.to(torch.bfloat16)
+        flops, touched = block.work(xb)
+        base = {"model": model, "T": t, "flops": flops,
+                "touched_bytes": touched}
+        row = _row_recorder(base, progress.info, progress.record)
+        if not progress.done(model, t, "torch eager"):
+            with progress.watch(base, "torch eager"):
+                row("torch eager", _timed(
+                    torch, lambda: block.eager(xb), args.runs))
+        if not progress.done(model, t, "torch _grouped_mm"):
+            with progress.watch(base, "torch _grouped_mm"):
                 try:
-                    entry = runtime.load_layer(path, ckpt, device=0)
-                except runtime.MoeRuntimeError as err:
-                    progress.record({"model": model, "impl": impl,
-                                     "error": str(err)})
-                    continue
-                try:
-                    for t, x, host, reference, base, row in cases:
-                        if (not mode_applies(mode, spec.num_experts, t)
-                                or progress.done(model, t, impl)):
-                            continue
-                        if progress.out_of_time():
-                            progress.record({"model": model, "T": t,
-                                             "impl": impl,
-                                             "skipped": "time budget"})
-                            continue
-                        with progress.watch(base, impl):
-                            if entry.device_io:
-                                _device_rows(torch, entry, x, reference,
-                                             mode, row, args.runs)
-                            else:
-                                _compiled_row(torch, entry, host, reference,
-                                              mode, row, args.runs)
-                finally:
-                    entry.close()
-                    torch.cuda.empty_cache()
-            cases.clear()
-        del layer
+                    row("torch _grouped_mm", _timed(
+                        torch, lambda: block.grouped(xb), args.runs))
+                except (RuntimeError, AttributeError) as err:
+                    progress.record(dict(
+                        base, impl="torch _grouped_mm",
+                        error=str(err).splitlines()[0]))
+        host = x.cpu().numpy().astype(np.float32)
+        reference = block.grouped(xb).float().cpu().numpy() \
+            if t <= 512 else None
+        layer.cases.append((t, x, host, reference, base, row))
+    return layer
+
+
+def _compiled_rows(args, torch, runtime, progress, layer: _Layer,
+                   mode: str) -> None:
+    """The compiled form `mode` of `layer`'s model at each of its T not
+    measured yet, loaded alone and closed after its rows (it binds its own
+    copy of the weights on the device, beside PyTorch's)."""
+    model, spec = layer.model, layer.spec
+    impl = f"compiled {mode}"
+    wanted = [case for case in layer.cases
+              if mode_applies(mode, spec.num_experts, case[0])
+              and not progress.done(model, case[0], impl)]
+    if (not mode_applies(mode, spec.num_experts) or not wanted
+            or progress.hung(model, impl)):
+        return
+    if progress.out_of_time():
+        progress.record({"model": model, "impl": impl,
+                         "skipped": "time budget"})
+        return
+    path = os.path.join(args.dir, f"{model}-{mode}.so")
+    try:
+        entry = runtime.load_layer(path, layer.checkpoint, device=0)
+    except runtime.MoeRuntimeError as err:
+        progress.record({"model": model, "impl": impl, "error": str(err)})
+        return
+    try:
+        for t, x, host, reference, base, row in wanted:
+            if progress.out_of_time():
+                progress.record({"model": model, "T": t, "impl": impl,
+                                 "skipped": "time budget"})
+                continue
+            with progress.watch(base, impl):
+                if entry.device_io:
+                    _device_rows(torch, entry, x, reference, mode, row,
+                                 args.runs)
+                else:
+                    _compiled_row(torch, entry, host, reference, mode, row,
+                                  args.runs)
+    finally:
+        entry.close()
         torch.cuda.empty_cache()
-    progress.finish()
 
 
 class Progress:

@@ -221,3 +221,33 @@ def test_check_case_that_does_not_end_is_stopped(capsys):
     assert check.run(["bash", "-c", "echo quick"], "quick case")
     assert not check.run(["bash", "-c", "echo bad >&2; exit 2"], "bad case")
     assert "bad case: FAILED: bad" in capsys.readouterr().out
+
+
+def test_each_form_runs_over_every_model_before_the_next(monkeypatch):
+    """gpu.py run measures PyTorch's rows of every model first, then each
+    compiled form (in --modes order) over every model: a time budget spent
+    before the last forms leaves the first ones measured at every shape."""
+    import argparse
+    import time
+    bench = load_bench()
+    from moe_mlir import runtime
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(runtime, "library", lambda path: None)
+    monkeypatch.setattr(bench.Progress, "start", classmethod(
+        lambda cls, args, torch: cls(args, {"started": time.time()}, [])))
+    calls = []
+    monkeypatch.setattr(
+        bench, "_torch_rows",
+        lambda args, torch, np, progress, model, tokens, scratch:
+        calls.append(("torch", model)) or model)
+    monkeypatch.setattr(
+        bench, "_compiled_rows",
+        lambda args, torch, runtime, progress, layer, mode:
+        calls.append((mode, layer)))
+    args = argparse.Namespace(dir="unused", out=None, models="a,b",
+                              tokens="1,8", modes="wgmma,sync", runs=1,
+                              budget_s=0, hang_s=0, resume=False,
+                              scratch=None)
+    bench.run(args)
+    assert calls == [("torch", "a"), ("torch", "b"), ("wgmma", "a"),
+                     ("wgmma", "b"), ("sync", "a"), ("sync", "b")]
