@@ -20,6 +20,7 @@
 #include "TileWrites.h"
 
 #include "moe/Dialect/MoE/IR/MoE.h"
+#include "moe/Dialect/MoE/Transforms/GroupedMatmulRows.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -377,48 +378,6 @@ void WarpMatmul::emitTensorCores(OpBuilder &b, Type half) {
       });
 }
 
-/// Element (`block`'s rows, `column`) of a scattering `op` whose row blocks
-/// run in parallel (`atomic` or `unique`) on the CUDA cores: each filled
-/// row's sum over the depth in a register, then one add of it (times the
-/// row's scale) to its target, where the scalar implementation would add
-/// every product on its own (an atomic add per depth).
-void emitScatteredColumn(OpBuilder &b, Location loc, GroupedMatmulOp op,
-                         Value block, Value column, Value depth) {
-  Value expert, owned;
-  std::tie(expert, owned) = op.loadBlockExpert(b, loc, block);
-  scf::IfOp::create(b, loc, owned, [&](OpBuilder &ob, Location ol) {
-    Value zero = indexConstant(ob, ol, 0), one = indexConstant(ob, ol, 1);
-    Value firstRow = arith::MulIOp::create(
-        ob, ol, block, indexConstant(ob, ol, op.getBlockRows()));
-    scf::ForOp::create(
-        ob, ol, zero, op.loadFilledRows(ob, ol, block), one, ValueRange{},
-        [&](OpBuilder &rb, Location rl, Value i, ValueRange) {
-          Value row = arith::AddIOp::create(rb, rl, firstRow, i);
-          Value source, valid;
-          std::tie(source, valid) = op.loadRowSource(rb, rl, row);
-          auto sum = scf::ForOp::create(
-              rb, rl, zero, depth, one, ValueRange{f32Constant(rb, rl, 0)},
-              [&](OpBuilder &kb, Location kl, Value k, ValueRange acc) {
-                Value x = memref::LoadOp::create(kb, kl, op.getInput(),
-                                                 ValueRange{source, k});
-                if (!x.getType().isF32())
-                  x = arith::ExtFOp::create(kb, kl, kb.getF32Type(), x);
-                x = arith::SelectOp::create(kb, kl, valid, x,
-                                            f32Constant(kb, kl, 0));
-                Value w = op.loadScaledWeight(kb, kl, op.getWeight(), expert,
-                                              column, k);
-                scf::YieldOp::create(
-                    kb, kl,
-                    ValueRange{arith::AddFOp::create(
-                        kb, kl, acc[0], arith::MulFOp::create(kb, kl, x, w))});
-              });
-          writeTileElement(rb, rl, op, row, column, {sum.getResult(0)});
-          scf::YieldOp::create(rb, rl);
-        });
-    scf::YieldOp::create(ob, ol);
-  });
-}
-
 LogicalResult WarpMatmul::emitCudaCores(OpBuilder &b) {
   Location loc = op.getLoc();
   SmallVector<Range> domain = getComputedDomain(b, op);
@@ -438,9 +397,15 @@ LogicalResult WarpMatmul::emitCudaCores(OpBuilder &b) {
                 result = tiling.generateScalarImplementation(
                     cb, cl, ValueRange{block, column});
               } else if (op.isScattering() && !op.rowBlocksReduce()) {
-                emitScatteredColumn(
-                    cb, cl, op, block, column,
-                    getValueOrCreateConstantIndexOp(cb, cl, domain[2].size));
+                // Row blocks in parallel (atomic or unique adds): each
+                // row's sum over the depth in a register, then one add of
+                // it to its target, not one (atomic) add per product.
+                forEachRowSums(cb, cl, op, block, column,
+                               [&](OpBuilder &rb, Location rl, Value row,
+                                   ValueRange sums) {
+                                 writeTileElement(rb, rl, op, row, column,
+                                                  SmallVector<Value>(sums));
+                               });
               } else {
                 Value depth =
                     getValueOrCreateConstantIndexOp(cb, cl, domain[2].size);

@@ -26,6 +26,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Dialect/MoE/IR/MoE.h"
+#include "moe/Dialect/MoE/Transforms/GroupedMatmulRows.h"
 #include "moe/Dialect/MoE/Transforms/InterfaceModels.h"
 #include "moe/Dialect/MoE/Utils/ElementwiseClone.h"
 
@@ -346,7 +347,18 @@ struct GroupedMatmulTilingModel
     if (!llvm::isa<MemRefType>(matmul.getInit().getType()))
       return failure();
     if (matmul.hasEpilogue()) {
-      emitEpilogueElement(matmul, b, loc, ivs[0], ivs[1]);
+      // One point (b, n): each filled row's sums over K, then the epilogue
+      // of them and init[row, n] stored into init[row, n].
+      Value column = ivs[1];
+      forEachRowSums(
+          b, loc, matmul, ivs[0], column,
+          [&](OpBuilder &rb, Location rl, Value row, ValueRange sums) {
+            SmallVector<Value> args(sums);
+            args.push_back(matmul.loadInitElement(rb, rl, row, column));
+            Value element =
+                cloneElementwiseBody(rb, matmul.getEpilogueBody(), args, {})[0];
+            matmul.storeInitElement(rb, rl, element, row, column);
+          });
       return success();
     }
     Value block = ivs[0], column = ivs[1], depth = ivs[2];
@@ -366,7 +378,8 @@ struct GroupedMatmulTilingModel
           [&](OpBuilder &lb, Location ll, Value i, ValueRange) {
             Value row = arith::AddIOp::create(lb, ll, firstRow, i);
             auto [source, valid] = matmul.loadRowSource(lb, ll, row);
-            Value x = loadInput(lb, ll, matmul, source, valid, depth);
+            Value x =
+                loadGroupedMatmulInput(lb, ll, matmul, source, valid, depth);
             Value product = arith::MulFOp::create(lb, ll, x, weight);
             if (!matmul.isScattering()) {
               matmul.addToInitElement(lb, ll, product, row, column);
@@ -389,82 +402,68 @@ struct GroupedMatmulTilingModel
     });
     return success();
   }
-
-private:
-  static Value toF32(OpBuilder &b, Location loc, Value v) {
-    Type f32 = b.getF32Type();
-    return v.getType() == f32 ? v : arith::ExtFOp::create(b, loc, f32, v);
-  }
-
-  /// `weight[expert, column, depth]` of the unpacked layout, as f32 (times
-  /// its block scale when it has one).
-  /// `input[source, depth]` as f32, or 0 where the row has no source.
-  static Value loadInput(OpBuilder &b, Location loc, GroupedMatmulOp matmul,
-                         Value source, Value valid, Value depth) {
-    Value x = toF32(b, loc,
-                    memref::LoadOp::create(b, loc, matmul.getInput(),
-                                           ValueRange{source, depth}));
-    return arith::SelectOp::create(
-        b, loc, valid, x,
-        arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0)));
-  }
-
-  /// With an epilogue, one point (b, n) of the domain: for each filled row
-  /// of block b, the sums over K of every weight, then the epilogue of
-  /// them and init[row, n] stored into init[row, n].
-  static void emitEpilogueElement(GroupedMatmulOp matmul, OpBuilder &b,
-                                  Location loc, Value block, Value column) {
-    Value expert, owned;
-    std::tie(expert, owned) = matmul.loadBlockExpert(b, loc, block);
-    scf::IfOp::create(b, loc, owned, [&](OpBuilder &tb, Location tl) {
-      Value zero = arith::ConstantIndexOp::create(tb, tl, 0);
-      Value one = arith::ConstantIndexOp::create(tb, tl, 1);
-      Value firstRow = arith::MulIOp::create(
-          tb, tl, block,
-          arith::ConstantIndexOp::create(tb, tl, matmul.getBlockRows()));
-      SmallVector<Value> weights = matmul.getWeights();
-      // K as every operand has it.
-      Value depth = memref::DimOp::create(tb, tl, matmul.getInput(), 1);
-      for (Value weight : weights)
-        depth = arith::MinUIOp::create(
-            tb, tl, depth, matmul.getWeightExtents(tb, tl, weight).second);
-      Value rows = matmul.loadFilledRows(tb, tl, block);
-      SmallVector<Value> zeros(
-          weights.size(),
-          arith::ConstantOp::create(tb, tl, tb.getF32FloatAttr(0)));
-      scf::ForOp::create(
-          tb, tl, zero, rows, one, ValueRange{},
-          [&](OpBuilder &lb, Location ll, Value i, ValueRange) {
-            Value row = arith::AddIOp::create(lb, ll, firstRow, i);
-            Value source, valid;
-            std::tie(source, valid) = matmul.loadRowSource(lb, ll, row);
-            auto sums = scf::ForOp::create(
-                lb, ll, zero, depth, one, zeros,
-                [&](OpBuilder &kb, Location kl, Value k, ValueRange acc) {
-                  Value x = loadInput(kb, kl, matmul, source, valid, k);
-                  SmallVector<Value> next;
-                  for (auto [weight, sum] : llvm::zip(weights, acc))
-                    next.push_back(arith::AddFOp::create(
-                        kb, kl, sum,
-                        arith::MulFOp::create(
-                            kb, kl, x,
-                            matmul.loadScaledWeight(kb, kl, weight, expert,
-                                                    column, k))));
-                  scf::YieldOp::create(kb, kl, next);
-                });
-            SmallVector<Value> args(sums.getResults());
-            args.push_back(matmul.loadInitElement(lb, ll, row, column));
-            Value element =
-                cloneElementwiseBody(lb, matmul.getEpilogueBody(), args, {})[0];
-            matmul.storeInitElement(lb, ll, element, row, column);
-            scf::YieldOp::create(lb, ll);
-          });
-      scf::YieldOp::create(tb, tl);
-    });
-  }
 };
 
 } // namespace
+
+Value mlir::moe::loadGroupedMatmulInput(OpBuilder &b, Location loc,
+                                        GroupedMatmulOp op, Value source,
+                                        Value valid, Value depth) {
+  Value x =
+      memref::LoadOp::create(b, loc, op.getInput(), ValueRange{source, depth});
+  if (!x.getType().isF32())
+    x = arith::ExtFOp::create(b, loc, b.getF32Type(), x);
+  return arith::SelectOp::create(
+      b, loc, valid, x,
+      arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0)));
+}
+
+void mlir::moe::forEachRowSums(
+    OpBuilder &b, Location loc, GroupedMatmulOp op, Value block, Value column,
+    function_ref<void(OpBuilder &, Location, Value, ValueRange)> body) {
+  Value expert, owned;
+  std::tie(expert, owned) = op.loadBlockExpert(b, loc, block);
+  scf::IfOp::create(b, loc, owned, [&](OpBuilder &tb, Location tl) {
+    Value zero = arith::ConstantIndexOp::create(tb, tl, 0);
+    Value one = arith::ConstantIndexOp::create(tb, tl, 1);
+    Value firstRow = arith::MulIOp::create(
+        tb, tl, block,
+        arith::ConstantIndexOp::create(tb, tl, op.getBlockRows()));
+    SmallVector<Value> weights = op.getWeights();
+    // K as every operand has it.
+    Value depth = memref::DimOp::create(tb, tl, op.getInput(), 1);
+    for (Value weight : weights)
+      depth = arith::MinUIOp::create(
+          tb, tl, depth, op.getWeightExtents(tb, tl, weight).second);
+    SmallVector<Value> zeros(
+        weights.size(),
+        arith::ConstantOp::create(tb, tl, tb.getF32FloatAttr(0)));
+    scf::ForOp::create(
+        tb, tl, zero, op.loadFilledRows(tb, tl, block), one, ValueRange{},
+        [&](OpBuilder &lb, Location ll, Value i, ValueRange) {
+          Value row = arith::AddIOp::create(lb, ll, firstRow, i);
+          Value source, valid;
+          std::tie(source, valid) = op.loadRowSource(lb, ll, row);
+          auto sums = scf::ForOp::create(
+              lb, ll, zero, depth, one, zeros,
+              [&](OpBuilder &kb, Location kl, Value k, ValueRange acc) {
+                Value x = loadGroupedMatmulInput(kb, kl, op, source, valid, k);
+                SmallVector<Value> next;
+                for (auto [weight, sum] : llvm::zip(weights, acc))
+                  next.push_back(arith::AddFOp::create(
+                      kb, kl, sum,
+                      arith::MulFOp::create(kb, kl, x,
+                                            op.loadScaledWeight(kb, kl, weight,
+                                                                expert, column,
+                                                                k))));
+                scf::YieldOp::create(kb, kl, next);
+              });
+          body(lb, ll, row, sums.getResults());
+          scf::YieldOp::create(lb, ll);
+        });
+    scf::YieldOp::create(tb, tl);
+  });
+}
 
 void mlir::moe::registerTilingInterfaceExternalModels(
     DialectRegistry &registry) {
