@@ -142,6 +142,8 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
                          (wgmma && tiled.blockRows == 64) ||
                          (specialized && tiled.blockRows == 128);
   tiled.narrowEpilogueOutputs = !options.reference && tensorCoreTiles;
+  tiled.approximateEpilogueMath =
+      !options.reference && options.fastEpilogueMath;
   tiled.narrowGroupedMatmulInputs = !options.reference && tensorCoreTiles;
   tiled.narrowInputsMinRows = options.narrowInputsMinTokens;
   // The router's logits (f32 over bf16 weights) at prefill: on the CUDA

@@ -52,6 +52,8 @@ void moe::addTiledProgramPasses(OpPassManager &pm,
             options.fuseActivation, options.boundRows}));
     if (options.narrowEpilogueOutputs)
       pm.addPass(moe::createMoENarrowEpilogueOutputsPass());
+    if (options.approximateEpilogueMath)
+      pm.addPass(moe::createMoEApproximateEpilogueMathPass());
     if (options.narrowGroupedMatmulInputs)
       pm.addPass(moe::createMoENarrowGroupedMatmulInputsPass(
           moe::MoENarrowGroupedMatmulInputsPassOptions{

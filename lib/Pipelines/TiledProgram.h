@@ -49,6 +49,9 @@ struct TiledProgramOptions {
   /// (moe-narrow-epilogue-outputs): for kernels that round them anyway
   /// (tensor cores; the CPU's bf16 dot products).
   bool narrowEpilogueOutputs = false;
+  /// Epilogue functions may be approximate (moe-approximate-epilogue-math):
+  /// for targets with fast approximations (the GPU's ex2/rcp.approx).
+  bool approximateEpilogueMath = false;
   /// f32 rows that bf16 matmuls read as input are rounded to bf16 once
   /// (moe-narrow-grouped-matmul-inputs), from narrowInputsMinRows rows on
   /// (0: always): for the same kernels.

@@ -20,6 +20,11 @@
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized format=isa" -o %t.ws.mlir
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=WSLAUNCH
 // RUN: %python %S/Inputs/gpu_objects.py %t.ws.mlir %t.ws.ptx --ptxas %ptxas --arch sm_90a --resources | FileCheck %s --check-prefix=WSPTX
+// RUN: FileCheck %s --check-prefix=EPILOGUE < %t.ws.ptx/forward_tiles_5.ptx
+// RUN: FileCheck %s --check-prefix=DOWNPAIRS < %t.ws.ptx/forward_tiles_6.ptx
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized fast-epilogue-math=0 format=isa" -o %t.exact.mlir
+// RUN: %python %S/Inputs/gpu_objects.py %t.exact.mlir %t.exact.ptx --ptxas %ptxas --arch sm_90a
+// RUN: FileCheck %s --check-prefix=EXACTEPILOGUE < %t.exact.ptx/forward_tiles_5.ptx
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized" --mlir-print-ir-after=moe-map-to-gpu -o /dev/null 2>&1 | FileCheck %s --check-prefix=ORDER
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized tile-group-rows=5" --mlir-print-ir-after=moe-map-to-gpu -o /dev/null 2>&1 | FileCheck %s --check-prefix=ORDER5
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home tile-group-rows=-1" 2>&1 | FileCheck %s --check-prefix=BADORDER
@@ -220,6 +225,19 @@
 // ATOMICADD: .version 8.1
 // ATOMICADD: atom.global.add.f32
 // ATOMICADD: red.add.v2.f32
+// The gate/up tiles' SwiGLU by the approximate instructions
+// (moe-approximate-epilogue-math), each thread's adjacent pair of bf16
+// hidden values rounded by one cvt and stored by one 4-byte store where
+// aligned; the down tiles store f32 pairs by 8-byte stores.
+// EPILOGUE: ex2.approx.f32
+// EPILOGUE: rcp.approx.f32
+// EPILOGUE: cvt.rn.bf16x2.f32
+// EPILOGUE: st.global.b32
+// DOWNPAIRS: st.global.v2.b32
+// With fast-epilogue-math=0, libdevice's exact exp and division.
+// EXACTEPILOGUE-NOT: rcp.approx
+// EXACTEPILOGUE: rcp.rn.f32
+// EXACTEPILOGUE-NOT: rcp.approx
 // WGKERNELS-LABEL: func.func @forward
 // WGKERNELS: gpu.launch_func {{.*}}threads in (%c512
 // WGKERNELS: gpu.launch_func {{.*}}@forward_rows_3::@forward_rows_3 {{.*}}threads in (%c256, %c1, %c1)  args({{.*}}: memref<?x16xf32>, {{.*}}: memref<?x16xbf16>)

@@ -301,6 +301,13 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
                      "back, the row blocks still parallel; the f32 sums' "
                      "order may change from run to run"),
       llvm::cl::init(false)};
+  PassOptions::Option<bool> fastEpilogueMath{
+      *this, "fast-epilogue-math",
+      llvm::cl::desc("The grouped matmuls' epilogues (SwiGLU's exp and "
+                     "division) by the hardware's approximate instructions "
+                     "(moe-approximate-epilogue-math); 0 keeps libdevice's "
+                     "exact functions"),
+      llvm::cl::init(true)};
   PassOptions::Option<bool> fuseActivation{
       *this, "fuse-activation",
       llvm::cl::desc("Compute the gate and up projections in one grouped "

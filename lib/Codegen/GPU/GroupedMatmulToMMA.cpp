@@ -30,6 +30,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Interfaces/TilingInterface.h"
 
 namespace mlir::moe {
@@ -347,23 +348,32 @@ void WarpMatmul::emitTensorCores(OpBuilder &b, Type half) {
                   }
                 }
                 // c0, c1: row g, columns 2 (l % 4) + {0, 1}; c2, c3: row g + 8.
-                for (int64_t i = 0; i < 4; ++i) {
-                  Value column = arith::AddIOp::create(
-                      nb, nl, firstColumn,
-                      arith::AddIOp::create(nb, nl, pairDepth,
-                                            indexConstant(nb, nl, i % 2)));
+                // Each pair of adjacent columns is written together.
+                for (int64_t i = 0; i < 4; i += 2) {
+                  Value column =
+                      arith::AddIOp::create(nb, nl, firstColumn, pairDepth);
                   Value inBlock = arith::AddIOp::create(
                       nb, nl, group, indexConstant(nb, nl, i < 2 ? 0 : 8));
                   Value writes = arith::AndIOp::create(
                       nb, nl, lessThan(nb, nl, inBlock, rows),
                       lessThan(nb, nl, column, columns));
-                  SmallVector<Value> elementSums;
-                  for (size_t w = 0; w < weights.size(); ++w)
-                    elementSums.push_back(finalSums[4 * w + i]);
+                  Value secondInRange =
+                      lessThan(nb, nl,
+                               arith::AddIOp::create(nb, nl, column,
+                                                     indexConstant(nb, nl, 1)),
+                               columns);
+                  SmallVector<Value> first, second;
+                  for (size_t w = 0; w < weights.size(); ++w) {
+                    first.push_back(finalSums[4 * w + i]);
+                    second.push_back(finalSums[4 * w + i + 1]);
+                  }
                   scf::IfOp::create(
                       nb, nl, writes, [&](OpBuilder &wb, Location wl) {
-                        writeTileElement(wb, wl, op, rowIds[i < 2 ? 0 : 1],
-                                         column, elementSums);
+                        // (red.add.v2.f32 is sm_90's; these tiles run from
+                        // sm_80.)
+                        writeTilePair(wb, wl, op, rowIds[i < 2 ? 0 : 1], column,
+                                      first, second, secondInRange,
+                                      /*vectorReductions=*/false);
                         scf::YieldOp::create(wb, wl);
                       });
                 }

@@ -1091,47 +1091,28 @@ void WarpgroupMatmul::emitEpilogue(OpBuilder &b, Location loc, ValueRange sums,
       b, loc, arith::RemUIOp::create(b, loc, lane, indexConstant(b, loc, 4)),
       indexConstant(b, loc, 2));
   int64_t perThread = plan.columns / 2;
-  // Atomic scattered adds go by pairs of adjacent columns (values i and
-  // i + 1, i even): one target lookup, and one vector reduction for both
-  // where it may.
-  if (op.getAtomicScatter()) {
-    for (int64_t i = 0; i < perThread; i += 2) {
-      Value inBlock = arith::AddIOp::create(
-          b, loc, rowBase, indexConstant(b, loc, 8 * ((i / 2) % 2)));
-      Value column = arith::AddIOp::create(b, loc, columnBase,
-                                           indexConstant(b, loc, 8 * (i / 4)));
-      Value writes =
-          arith::AndIOp::create(b, loc, lessThan(b, loc, inBlock, filledRows),
-                                lessThan(b, loc, column, columns));
-      Value secondInRange = lessThan(
-          b, loc,
-          arith::AddIOp::create(b, loc, column, indexConstant(b, loc, 1)),
-          columns);
-      Value first = LLVM::ExtractValueOp::create(b, loc, sums[0], i);
-      Value second = LLVM::ExtractValueOp::create(b, loc, sums[0], i + 1);
-      Value row = arith::AddIOp::create(b, loc, firstRow, inBlock);
-      scf::IfOp::create(b, loc, writes, [&](OpBuilder &wb, Location wl) {
-        addScatteredPair(wb, wl, op, row, column, first, second, secondInRange,
-                         plan.vectorReductions);
-        scf::YieldOp::create(wb, wl);
-      });
-    }
-    return;
-  }
-  for (int64_t i = 0; i < perThread; ++i) {
+  // By pairs of adjacent columns (values i and i + 1, i even): one target
+  // lookup, and one vector store, add or reduction for both where it may.
+  for (int64_t i = 0; i < perThread; i += 2) {
     Value inBlock = arith::AddIOp::create(
         b, loc, rowBase, indexConstant(b, loc, 8 * ((i / 2) % 2)));
-    Value column = arith::AddIOp::create(
-        b, loc, columnBase, indexConstant(b, loc, 8 * (i / 4) + i % 2));
+    Value column = arith::AddIOp::create(b, loc, columnBase,
+                                         indexConstant(b, loc, 8 * (i / 4)));
     Value writes =
         arith::AndIOp::create(b, loc, lessThan(b, loc, inBlock, filledRows),
                               lessThan(b, loc, column, columns));
-    SmallVector<Value> elementSums;
-    for (Value sum : sums)
-      elementSums.push_back(LLVM::ExtractValueOp::create(b, loc, sum, i));
+    Value secondInRange = lessThan(
+        b, loc, arith::AddIOp::create(b, loc, column, indexConstant(b, loc, 1)),
+        columns);
+    SmallVector<Value> first, second;
+    for (Value sum : sums) {
+      first.push_back(LLVM::ExtractValueOp::create(b, loc, sum, i));
+      second.push_back(LLVM::ExtractValueOp::create(b, loc, sum, i + 1));
+    }
     Value row = arith::AddIOp::create(b, loc, firstRow, inBlock);
     scf::IfOp::create(b, loc, writes, [&](OpBuilder &wb, Location wl) {
-      writeTileElement(wb, wl, op, row, column, elementSums);
+      writeTilePair(wb, wl, op, row, column, first, second, secondInRange,
+                    plan.vectorReductions);
       scf::YieldOp::create(wb, wl);
     });
   }

@@ -44,6 +44,21 @@ Value depthBoundOf(OpBuilder &b, Location loc, GroupedMatmulOp op);
 void writeTileElement(OpBuilder &b, Location loc, GroupedMatmulOp op, Value row,
                       Value column, ArrayRef<Value> sums);
 
+/// Whether `memref[row, column]` and `memref[row, column + 1]` are adjacent
+/// and their pair is aligned to its size (i1): one vector access for both.
+Value pairIsAlignedVector(OpBuilder &b, Location loc, Value memref, Value row,
+                          Value column);
+
+/// Writes output elements (`row`, `column`) and (`row`, `column` + 1) of
+/// `op` (memref form) from their sums (`first`, `second`; one per weight)
+/// as writeTileElement writes each, the second only where `secondInRange`:
+/// one target lookup for both, and, where both are written, adjacent and
+/// aligned, one vector store (and load, for adds) instead of two (atomic
+/// adds by addScatteredPair, with `vectorReductions`).
+void writeTilePair(OpBuilder &b, Location loc, GroupedMatmulOp op, Value row,
+                   Value column, ArrayRef<Value> first, ArrayRef<Value> second,
+                   Value secondInRange, bool vectorReductions);
+
 /// For an `atomic` scattering `op` (memref form): adds the f32 sums of
 /// elements (`row`, `column`) and (`row`, `column` + 1), times the row's
 /// scale, to its target row by atomic adds, the second only where

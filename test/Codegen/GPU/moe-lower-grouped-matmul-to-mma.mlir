@@ -114,9 +114,18 @@ func.func @paired_epilogue(%x: memref<16x8xf32>, %wg: memref<2x8x8xbf16>,
 // CHECK-LABEL: func @bf16_rows
 // CHECK: memref.load %{{.*}} : memref<16x8xbf16>
 // CHECK: nvvm.mma.sync
+// A lane's two adjacent columns are written together: one 4-byte vector
+// store where aligned (the second's old element read from its column, or
+// from the first's where it is past the columns), else one element each.
 // CHECK: scf.if
 // CHECK:   %[[OLD:.*]] = memref.load %{{.*}} : memref<16x8xbf16>
 // CHECK:   arith.extf %[[OLD]] : bf16 to f32
+// CHECK:   %[[SECONDCOL:.*]] = arith.select
+// CHECK:   %[[OLD2:.*]] = memref.load %{{.*}}[%{{.*}}, %[[SECONDCOL]]] : memref<16x8xbf16>
+// CHECK:   arith.extf %[[OLD2]] : bf16 to f32
+// CHECK:   arith.truncf %{{.*}} : vector<2xf32> to vector<2xbf16>
+// CHECK:   vector.store %{{.*}} {alignment = 4 : i64} : memref<16x8xbf16>, vector<2xbf16>
+// CHECK: } else {
 // CHECK:   %[[V:.*]] = arith.truncf %{{.*}} : f32 to bf16
 // CHECK:   memref.store %[[V]], %{{.*}} : memref<16x8xbf16>
 func.func @bf16_rows(%x: memref<16x8xbf16>, %w: memref<2x8x8xbf16>,
@@ -149,7 +158,9 @@ func.func @bf16_rows(%x: memref<16x8xbf16>, %w: memref<2x8x8xbf16>,
 // CHECK:   memref.load %{{.*}} : memref<32xf32>
 // CHECK:   scf.if
 // CHECK:     arith.mulf
-// CHECK:     arith.addf
+// CHECK:     arith.mulf
+// CHECK:     vector.load %{{.*}} {alignment = 8 : i64} : memref<?x8xf32>, vector<2xf32>
+// CHECK:     arith.addf %{{.*}} : vector<2xf32>
 // CHECK:   gpu.barrier
 func.func @scatter(%x: memref<32x8xf32>, %w: memref<2x8x8xbf16>,
                    %experts: memref<2xi32>, %targets: memref<32xi32>,
@@ -175,7 +186,10 @@ func.func @scatter(%x: memref<32x8xf32>, %w: memref<2x8x8xbf16>,
 // CHECK:   nvvm.mma.sync
 // CHECK:   scf.if
 // CHECK:     %[[TERM:.*]] = arith.mulf
+// CHECK:     %[[TERM2:.*]] = arith.mulf
+// CHECK-NOT: vector.load
 // CHECK:     memref.atomic_rmw addf %[[TERM]]
+// CHECK:     memref.atomic_rmw addf %[[TERM2]]
 // CHECK-NOT: gpu.barrier
 // CHECK: gpu.terminator
 func.func @atomic_scatter(%x: memref<32x8xf32>, %w: memref<2x8x8xbf16>,

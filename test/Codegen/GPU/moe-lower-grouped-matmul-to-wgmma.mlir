@@ -112,12 +112,31 @@
 // CHECK:       scf.yield %{{.*}}, %{{.*}} : !llvm.struct<{{.*}}>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>
 // CHECK:   } else {
 // CHECK:     scf.yield %{{.*}}, %[[PRE]], %{{.*}}, %{{.*}}, %{{.*}} :
+// The write-back by pairs of adjacent columns: one 8-byte vector add where
+// the pair is aligned and both columns are in range, else one element
+// each.
 // CHECK:   nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK:   %[[NEXT:.*]] = arith.addi %{{.*}}, %c1{{.*}} : index
+// CHECK:   %[[SECOND:.*]] = arith.cmpi ult, %[[NEXT]]
 // CHECK:   llvm.extractvalue %{{.*}}[0]
+// CHECK:   llvm.extractvalue %{{.*}}[1]
 // CHECK:   scf.if
-// CHECK:     memref.load %{{.*}} : memref<64x128xf32>
-// CHECK:     arith.addf
-// CHECK:     memref.store %{{.*}} : memref<64x128xf32>
+// CHECK:     memref.extract_aligned_pointer_as_index
+// CHECK:     %[[ALIGNED:.*]] = arith.andi
+// CHECK:     %[[BOTH:.*]] = arith.andi %[[SECOND]], %[[ALIGNED]]
+// CHECK:     scf.if %[[BOTH]] {
+// CHECK:       vector.load %{{.*}} {alignment = 8 : i64} : memref<64x128xf32>, vector<2xf32>
+// CHECK:       vector.from_elements %{{.*}}, %{{.*}} : vector<2xf32>
+// CHECK:       arith.addf %{{.*}} : vector<2xf32>
+// CHECK:       vector.store %{{.*}} {alignment = 8 : i64} : memref<64x128xf32>, vector<2xf32>
+// CHECK:     } else {
+// CHECK:       memref.load %{{.*}} : memref<64x128xf32>
+// CHECK:       arith.addf
+// CHECK:       memref.store %{{.*}} : memref<64x128xf32>
+// CHECK:       scf.if %[[SECOND]] {
+// CHECK:         memref.load %{{.*}} : memref<64x128xf32>
+// CHECK:         arith.addf
+// CHECK:         memref.store %{{.*}} : memref<64x128xf32>
 // CHECK:   llvm.extractvalue %{{.*}}[63]
 // CHECK: gpu.barrier
 // At the end thread 0 invalidates the barriers (the code may run again).
@@ -736,6 +755,9 @@ func.func @loop_with_result(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK: scf.if
 // CHECK:   math.exp
+// CHECK:   math.exp
+// CHECK:   vector.store %{{.*}} {alignment = 8 : i64} : memref<64x64xf32, strided<[256, 1], offset: ?>>, vector<2xf32>
+// CHECK: } else {
 // CHECK:   memref.store
 func.func @paired_epilogue(%x: memref<64x200xf32>, %wg: memref<2x256x200xbf16>,
                            %wu: memref<2x256x200xbf16>, %experts: memref<1xi32>,
@@ -791,7 +813,13 @@ func.func @paired_epilogue(%x: memref<64x200xf32>, %wg: memref<2x256x200xbf16>,
 // CHECK-NEXT: nvvm.wgmma.fence.aligned
 // CHECK: nvvm.wgmma.mma_async
 // CHECK-NOT: vector.load %{{.*}} : memref<64x64xbf16>
+// A pair of adjacent columns is rounded and stored as one 4-byte vector
+// where aligned, else one element each.
 // CHECK: scf.if
+// CHECK:   %[[PAIR:.*]] = vector.from_elements %{{.*}}, %{{.*}} : vector<2xf32>
+// CHECK:   %[[V2:.*]] = arith.truncf %[[PAIR]] : vector<2xf32> to vector<2xbf16>
+// CHECK:   vector.store %[[V2]], %{{.*}} {alignment = 4 : i64} : memref<64x64xbf16>, vector<2xbf16>
+// CHECK: } else {
 // CHECK:   %[[V:.*]] = arith.truncf %{{.*}} : f32 to bf16
 // CHECK:   memref.store %[[V]], %{{.*}} : memref<64x64xbf16>
 // Without async-gather, the threads load each chunk (one 16-byte load of
@@ -945,14 +973,22 @@ func.func @in_place_two_consumers(%x: memref<128x64xbf16>,
 // -----
 
 // Rows scattered to the tokens: the sums times their scales, added to the
-// target rows; a barrier after each block.
+// target rows (a pair of adjacent columns: one target lookup, one vector
+// add where aligned); a barrier after each block.
 // CHECK-LABEL: func @scatter
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK: memref.load %{{.*}} : memref<64xi32>
 // CHECK: memref.load %{{.*}} : memref<64xf32>
+// CHECK-NOT: memref.load %{{.*}} : memref<64xi32>
 // CHECK: scf.if
 // CHECK:   arith.mulf
-// CHECK:   arith.addf
+// CHECK:   arith.mulf
+// CHECK:   scf.if
+// CHECK:     vector.load %{{.*}} {alignment = 8 : i64} : memref<?x32xf32>, vector<2xf32>
+// CHECK:     arith.addf %{{.*}} : vector<2xf32>
+// CHECK:     vector.store
+// CHECK:   } else {
+// CHECK:     arith.addf
 // CHECK: gpu.barrier
 // CHECK-NEXT: scf.yield
 func.func @scatter(%x: memref<64x64xf32>, %w: memref<2x32x64xbf16>,

@@ -650,7 +650,8 @@ def MoELowerGroupedMatmulToMMAPass
     bf16 numbers), each depth block's sums added times the block's scale of
     each accumulator's column; with other depth blocks each weight is
     scaled in f32 and rounded to bf16. Each lane writes its four
-    accumulators once at the end: through the
+    accumulators once at the end, two pairs of adjacent columns (one
+    vector access for a pair where aligned, as under wgmma): through the
     epilogue, added to `init`, or scattered, times their scales, to their
     target rows (the blocks of a scattering op are then computed one after
     another, with a `gpu.barrier` between them, unless its adds are
@@ -665,7 +666,8 @@ def MoELowerGroupedMatmulToMMAPass
                            "::mlir::LLVM::LLVMDialect",
                            "::mlir::NVVM::NVVMDialect",
                            "::mlir::memref::MemRefDialect",
-                           "::mlir::scf::SCFDialect"];
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect"];
 }
 
 def MoELowerGroupedMatmulToWGMMAPass
@@ -729,7 +731,10 @@ def MoELowerGroupedMatmulToWGMMAPass
 
     Each thread then writes its accumulators once (the m64nNk16 fragment
     layout): through the epilogue (the paired gate/up sums), added to
-    `init`, or scattered times their scales. At the end thread 0
+    `init`, or scattered times their scales, by pairs of adjacent columns
+    (one target lookup; one vector store, or load and store, of both
+    where their address is aligned to the pair, else one element each;
+    atomic adds as below). At the end thread 0
     invalidates the mbarriers (the code may run again and initialize
     them anew).
 

@@ -2,14 +2,15 @@
 
 usage:
   run_family.py generate FAMILY STORAGE OUT [--shards N] [--seed S]
-                [--tokens 0,1,7,64,300]
+                [--tokens 0,1,7,64,300] [--config KEY=JSON ...]
   run_family.py check OUT --module MODULE [--threads N] [--tag TAG]
                 [--same-as TAG] [--moe-run PATH] [--tolerance R]
 
 `generate` writes into OUT a random checkpoint of FAMILY (mixtral, qwen2_moe,
 qwen3_moe, deepseek_v3, deepseek_v2) stored as STORAGE (f32, bf16, f16) in
 OUT/ckpt (model.safetensors, or N shards + index, and config.json), one input
-OUT/x_<T>.npy per token count, and OUT/case.json. The tests then import the
+OUT/x_<T>.npy per token count, and OUT/case.json; --config overrides keys
+of the family's config.json (sizes: `--config hidden_size=33`). The tests then import the
 layer as users do: `python3 -m moe_mlir import-hf OUT/ckpt --layer 1 -o
 OUT/layer.mlir`.
 
@@ -43,8 +44,21 @@ from moe_mlir import family_cases  # noqa: E402
 SAME_RTOL = 1e-6
 
 
+def config_override(text: str) -> tuple[str, object]:
+    """`KEY=JSON` as (key, value)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"'{text}' is not KEY=JSON")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(
+            f"'{text}': the value is not JSON ({error.msg})") from None
+
+
 def generate(args: argparse.Namespace) -> int:
-    case = family_cases.make_case(args.family, args.storage, seed=args.seed)
+    case = family_cases.make_case(args.family, args.storage, seed=args.seed,
+                                  **dict(args.config))
     out = args.out
     os.makedirs(out, exist_ok=True)
     case.write(os.path.join(out, "ckpt"), shards=args.shards)
@@ -160,6 +174,9 @@ def main() -> int:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--tokens", default="0,1,7,64,300",
                      type=lambda s: [int(t) for t in s.split(",")])
+    gen.add_argument("--config", action="append", default=[],
+                     type=config_override, metavar="KEY=JSON",
+                     help="a config.json key's value (repeatable)")
     run = sub.add_parser("check", help="run moe-run and compare")
     run.add_argument("out")
     run.add_argument("--module", required=True)

@@ -648,6 +648,42 @@ def MoENarrowEpilogueOutputsPass : Pass<"moe-narrow-epilogue-outputs"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def MoEApproximateEpilogueMathPass : Pass<"moe-approximate-epilogue-math"> {
+  let summary = "Let grouped matmul epilogues use approximate functions";
+  let description = [{
+    Adds the `afn` fast-math flag to the functions of every
+    `moe.grouped_matmul` epilogue: its math dialect ops (`math.exp`,
+    `math.tanh`, `math.erf`, ...) and `arith.divf`; other ops are left as
+    they are. The GPU lowering then computes SwiGLU's sigmoid
+    `1 / (1 + exp(-g))` by the hardware's approximations (`ex2.approx` of
+    `-g log2(e)`, `rcp.approx`: 4 instructions) instead of libdevice's
+    exact `__nv_expf` and a correctly rounded reciprocal (about 20), in
+    the write-back of every tile, where the tensor cores wait. The error
+    is a few f32 ulps (more for `exp` of large arguments: about
+    `|g| * 2^-24` relative), far inside the f32 and bf16 bounds of
+    docs/Semantics.md, before the value is rounded to the rows' type.
+    Functions without an approximate form (`erf`) are unchanged by the
+    lowering. The routing's functions (softmax, sigmoid scores) are not
+    in epilogues and stay exact: their values choose experts.
+
+    Example:
+
+    ```mlir
+    ^bb0(%g: f32, %u: f32, %old: f32):
+      %exp = math.exp %neg : f32
+      %silu = arith.divf %g, %den : f32
+    ```
+
+    becomes
+
+    ```mlir
+    ^bb0(%g: f32, %u: f32, %old: f32):
+      %exp = math.exp %neg fastmath<afn> : f32
+      %silu = arith.divf %g, %den fastmath<afn> : f32
+    ```
+  }];
+}
+
 def MoENarrowGroupedMatmulInputsPass
     : Pass<"moe-narrow-grouped-matmul-inputs"> {
   let summary = "Round f32 rows to bf16 once where bf16 tensor cores "
