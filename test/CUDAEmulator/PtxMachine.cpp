@@ -1861,9 +1861,15 @@ bool BlockRun::step(unsigned thread) {
       fail(thread, inst, "an access of no bytes (no type)");
     Space space =
         addressOperand.symbolBase ? addressOperand.symbolSpace : inst.space;
-    uint8_t *p =
-        resolve(thread, inst, space, memoryAddress(thread, addressOperand),
-                static_cast<uint64_t>(size) * inst.vector);
+    // The hardware faults on an access its bytes do not align (a vector's
+    // whole size: st.v2.f32 needs 8 bytes).
+    uint64_t address = memoryAddress(thread, addressOperand);
+    if (address % (static_cast<uint64_t>(size) * inst.vector))
+      fail(thread, inst,
+           inst.op == Op::Ld ? "a ld address not aligned to its bytes"
+                             : "a st address not aligned to its bytes");
+    uint8_t *p = resolve(thread, inst, space, address,
+                         static_cast<uint64_t>(size) * inst.vector);
     bool isShared = p >= shared.data() && p < shared.data() + shared.size();
     if (inst.op == Op::Ld)
       sharedAccess(thread, inst, p, static_cast<uint64_t>(size) * inst.vector,

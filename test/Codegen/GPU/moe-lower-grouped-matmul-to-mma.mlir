@@ -149,6 +149,39 @@ func.func @bf16_rows(%x: memref<16x8xbf16>, %w: memref<2x8x8xbf16>,
 
 // -----
 
+// Outputs whose columns may not be adjacent (a dynamic innermost stride):
+// no vector access, each element of a pair added on its own.
+// CHECK-LABEL: func @strided_columns
+// CHECK: nvvm.mma.sync
+// CHECK-NOT: vector.load
+// CHECK-NOT: vector.store
+// CHECK: memref.load %{{.*}} : memref<16x32xf32, strided<[?, ?], offset: ?>>
+// CHECK: arith.addf
+// CHECK: memref.store %{{.*}} : memref<16x32xf32, strided<[?, ?], offset: ?>>
+// CHECK: scf.if
+// CHECK:   memref.load %{{.*}} : memref<16x32xf32, strided<[?, ?], offset: ?>>
+// CHECK:   arith.addf
+// CHECK:   memref.store %{{.*}} : memref<16x32xf32, strided<[?, ?], offset: ?>>
+// CHECK-NOT: vector.load
+// CHECK-NOT: vector.store
+// CHECK: gpu.terminator
+func.func @strided_columns(%x: memref<16x16xf32>, %w: memref<4x32x16xbf16>,
+                           %experts: memref<1xi32>,
+                           %y: memref<16x32xf32, strided<[?, ?], offset: ?>>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(16)
+        ins(%x, %w, %experts : memref<16x16xf32>, memref<4x32x16xbf16>, memref<1xi32>)
+        outs(%y : memref<16x32xf32, strided<[?, ?], offset: ?>>)
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
 // Rows scattered to the tokens, times their scales: the blocks, which may
 // add to the same outputs, one after another with a barrier between them.
 // CHECK-LABEL: func @scatter

@@ -28,12 +28,13 @@ using namespace mlir::moe;
 
 namespace {
 
-/// Whether `op` computes a function an approximation may replace: the
-/// math dialect's functions and the division. (afn means nothing to
-/// additions and products.)
+/// Whether `op` is a function whose approximation keeps a relative error
+/// of a few ulps: exp (ex2.approx) and the division (rcp.approx,
+/// div.approx). Not the others the lowering has fast forms of (log, sin,
+/// cos, tan, pow: absolute error bounds, or errors growing with the
+/// argument).
 bool approximable(Operation *op) {
-  return llvm::isa<arith::DivFOp>(op) ||
-         llvm::isa<math::MathDialect>(op->getDialect());
+  return llvm::isa<math::ExpOp, math::Exp2Op, arith::DivFOp>(op);
 }
 
 struct ApproximateEpilogueMathPass

@@ -57,6 +57,12 @@ def config_override(text: str) -> tuple[str, object]:
 
 
 def generate(args: argparse.Namespace) -> int:
+    reserved = {"family", "storage", "seed", "layer", "dead_expert"}
+    for key, _ in args.config:
+        if key in reserved:
+            print(f"run_family.py: --config {key}: not a config.json key "
+                  "(a make_case parameter)", file=sys.stderr)
+            return 2
     case = family_cases.make_case(args.family, args.storage, seed=args.seed,
                                   **dict(args.config))
     out = args.out

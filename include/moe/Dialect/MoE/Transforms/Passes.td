@@ -651,10 +651,11 @@ def MoENarrowEpilogueOutputsPass : Pass<"moe-narrow-epilogue-outputs"> {
 def MoEApproximateEpilogueMathPass : Pass<"moe-approximate-epilogue-math"> {
   let summary = "Let grouped matmul epilogues use approximate functions";
   let description = [{
-    Adds the `afn` fast-math flag to the functions of every
-    `moe.grouped_matmul` epilogue: its math dialect ops (`math.exp`,
-    `math.tanh`, `math.erf`, ...) and `arith.divf`; other ops are left as
-    they are. The GPU lowering then computes SwiGLU's sigmoid
+    Adds the `afn` fast-math flag to the exponentials and divisions of
+    every `moe.grouped_matmul` epilogue (`math.exp`, `math.exp2`,
+    `arith.divf`), keeping the flags they have; other ops are left as they
+    are (the fast forms of `log`, `sin`, `cos`, `tan` and `pow` have
+    absolute error bounds, or errors that grow with the argument). The GPU lowering then computes SwiGLU's sigmoid
     `1 / (1 + exp(-g))` by the hardware's approximations (`ex2.approx` of
     `-g log2(e)`, `rcp.approx`: 4 instructions) instead of libdevice's
     exact `__nv_expf` and a correctly rounded reciprocal (about 20), in
@@ -662,8 +663,7 @@ def MoEApproximateEpilogueMathPass : Pass<"moe-approximate-epilogue-math"> {
     is a few f32 ulps (more for `exp` of large arguments: about
     `|g| * 2^-24` relative), far inside the f32 and bf16 bounds of
     docs/Semantics.md, before the value is rounded to the rows' type.
-    Functions without an approximate form (`erf`) are unchanged by the
-    lowering. The routing's functions (softmax, sigmoid scores) are not
+    The routing's functions (softmax, sigmoid scores) are not
     in epilogues and stay exact: their values choose experts.
 
     Example:
