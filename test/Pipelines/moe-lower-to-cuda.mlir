@@ -16,7 +16,7 @@
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized atomic-combine=1 format=isa" -o %t.atomic.mlir
 // RUN: %python %S/Inputs/gpu_objects.py %t.atomic.mlir %t.atomic.ptx --ptxas %ptxas --arch sm_90a --resources | FileCheck %s --check-prefix=ATOMICPTX
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home fuse-combine=0 atomic-combine=1" 2>&1 | FileCheck %s --check-prefix=BADATOMIC
-// RUN: FileCheck %s --check-prefix=ATOMICADD < %t.atomic.ptx/forward_tiles_8.ptx
+// RUN: FileCheck %s --check-prefix=ATOMICADD < %t.atomic.ptx/forward_tiles_7.ptx
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized format=isa" -o %t.ws.mlir
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=WSLAUNCH
 // RUN: %python %S/Inputs/gpu_objects.py %t.ws.mlir %t.ws.ptx --ptxas %ptxas --arch sm_90a --resources | FileCheck %s --check-prefix=WSPTX
@@ -205,23 +205,23 @@
 // ptxas spills nothing and warns of nothing (no serialized wgmma).
 // From 1024 tokens the gate/up tiles read the token rows rounded to bf16
 // by a kernel before them (forward_rows_3), below that the f32 rows.
-// atomic-combine: each row's combine weight (a kernel over the rows), the
-// result's zero fill, then the down projection's tiles, which add their
-// rows times those weights to the tokens' rows by atomic adds; no combine
-// kernel after them, no single-thread kernel.
+// atomic-combine: each row's combine weight and the result's zero fill
+// (one kernel: moe-fuse-sibling-loops merges the two loops), then the down
+// projection's tiles, which add their rows times those weights to the
+// tokens' rows by atomic adds; no combine kernel after them, no
+// single-thread kernel.
 // ATOMIC-LABEL: func.func @forward
 // ATOMIC-NOT: forward_serial
-// ATOMIC: gpu.launch_func {{.*}}@forward_loop_6::@forward_loop_6 {{.*}}args({{.*}}memref<?xi32{{.*}}memref<?xf32>
-// ATOMIC: gpu.launch_func {{.*}}@forward_loop_7::@forward_loop_7 {{.*}}args({{.*}}: memref<?x16xf32>)
-// ATOMIC: gpu.launch_func {{.*}}@forward_tiles_8::@forward_tiles_8 {{.*}}threads in (%c128, %c1, %c1)
+// ATOMIC: gpu.launch_func {{.*}}@forward_loop_6::@forward_loop_6 {{.*}}args({{.*}}memref<?xi32{{.*}}memref<?xf32>{{.*}}: memref<?x16xf32>)
+// ATOMIC: gpu.launch_func {{.*}}@forward_tiles_7::@forward_tiles_7 {{.*}}threads in (%c128, %c1, %c1)
 // ATOMIC-NOT: gpu.launch_func
-// ATOMIC: gpu.module @forward_tiles_8
+// ATOMIC: gpu.module @forward_tiles_7
 // ATOMIC: memref.atomic_rmw addf
 // BADATOMIC: moe-form-grouped-matmul: atomic-combine needs fuse-combine
 // The specialized tiles assemble (PTX 8.1), with no spills, the atomic
 // adds in the down tile by pairs of columns (one red.add.v2.f32 for both,
 // or two atomic adds where the pair is not aligned).
-// ATOMICPTX: forward_tiles_8: wgmma 4, tma 2, {{.*}}spill_stores 0, spill_loads 0, stack 0
+// ATOMICPTX: forward_tiles_7: wgmma 4, tma 2, {{.*}}spill_stores 0, spill_loads 0, stack 0
 // ATOMICADD: .version 8.1
 // ATOMICADD: atom.global.add.f32
 // ATOMICADD: red.add.v2.f32

@@ -110,14 +110,17 @@ func.func @second_projection(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>,
 // CHECK: %[[ROWS:.*]] = affine.min #{{.*}}(%[[N]],
 // CHECK: %[[TARGETS:.*]] = tensor.extract_slice %[[SOURCES]][0] [%[[ROWS]]] [1]
 // Each row's scale: its token's slot among the row map's K entries (a
-// gather, parallel over the rows).
-// CHECK: %[[SCALES:.*]] = scf.forall (%[[R:.*]]) in (%[[ROWS]]) shared_outs({{.*}}) -> (tensor<?xf32>)
+// gather, parallel over the rows: an element-wise linalg.generic of
+// ROWS elements).
+// CHECK: %[[EMPTY:.*]] = tensor.empty(%[[ROWS]]) : tensor<?xf32>
+// CHECK: %[[SCALES:.*]] = linalg.generic {{{.*}}iterator_types = ["parallel"]} outs(%[[EMPTY]] : tensor<?xf32>)
+// CHECK:   %[[R:.*]] = linalg.index 0
 // CHECK:   tensor.extract %[[TARGETS]][%[[R]]]
 // CHECK:   scf.if
 // CHECK:     scf.for
 // CHECK:       tensor.extract %[[MAP]]
 // CHECK:       tensor.extract %[[WEIGHTS]]
-// CHECK:   tensor.parallel_insert_slice
+// CHECK:   linalg.yield
 // CHECK: %[[T:.*]] = tensor.dim %[[WEIGHTS]], %c0
 // CHECK: %[[ACC:.*]] = bufferization.alloc_tensor(%[[T]]) : tensor<?x16xf32>
 // CHECK: %[[ZERO:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%[[ACC]]

@@ -270,56 +270,58 @@ Value buildAccumulator(OpBuilder &b, Location loc, Value rows,
 /// on one).
 Value buildRowScales(OpBuilder &b, Location loc, Value weights, Value rowMap,
                      Value sources, Value rows) {
+  // A linalg.generic over the rows (its body reads the other tensors by
+  // index): element-wise in form, so that the GPU pipeline's loop fusion
+  // can launch it with the result's zero fill as one kernel.
   Type f32 = b.getF32Type();
   Value empty =
       tensor::EmptyOp::create(b, loc, ArrayRef<OpFoldResult>{rows}, f32);
-  auto forall = scf::ForallOp::create(b, loc, ArrayRef<OpFoldResult>{rows},
-                                      ValueRange{empty}, std::nullopt);
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPoint(forall.getTerminator());
-  Value r = forall.getInductionVar(0);
-  Value c0 = indexConstant(b, loc, 0), c1 = indexConstant(b, loc, 1);
-  Value zero = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0));
-  Value tokens = tensor::DimOp::create(b, loc, rowMap, 0);
-  Value choices = tensor::DimOp::create(b, loc, rowMap, 1);
-  auto index = [&](OpBuilder &ib, Location il, Value tensor,
-                   ValueRange at) -> Value {
-    return arith::IndexCastOp::create(
-        ib, il, ib.getIndexType(),
-        tensor::ExtractOp::create(ib, il, tensor, at));
-  };
-  Value t = index(b, loc, sources, ValueRange{r});
-  Value valid = arith::AndIOp::create(
-      b, loc, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, t, c0),
-      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, t, tokens));
-  auto scale = scf::IfOp::create(
-      b, loc, valid,
-      [&](OpBuilder &tb, Location tl) {
-        auto slots = scf::ForOp::create(
-            tb, tl, c0, choices, c1, ValueRange{zero},
-            [&](OpBuilder &kb, Location kl, Value k, ValueRange carried) {
-              Value hit = arith::CmpIOp::create(
-                  kb, kl, arith::CmpIPredicate::eq,
-                  index(kb, kl, rowMap, ValueRange{t, k}), r);
-              Value w =
-                  tensor::ExtractOp::create(kb, kl, weights, ValueRange{t, k});
-              scf::YieldOp::create(kb, kl,
-                                   ValueRange{arith::SelectOp::create(
-                                       kb, kl, hit, w, carried[0])});
+  AffineMap identity = b.getMultiDimIdentityMap(1);
+  auto generic = linalg::GenericOp::create(
+      b, loc, TypeRange{empty.getType()}, ValueRange{}, ValueRange{empty},
+      ArrayRef<AffineMap>{identity},
+      ArrayRef<utils::IteratorType>{utils::IteratorType::parallel},
+      [&](OpBuilder &gb, Location gl, ValueRange) {
+        Value r = linalg::IndexOp::create(gb, gl, 0);
+        Value c0 = indexConstant(gb, gl, 0), c1 = indexConstant(gb, gl, 1);
+        Value zero = arith::ConstantOp::create(gb, gl, gb.getF32FloatAttr(0));
+        Value tokens = tensor::DimOp::create(gb, gl, rowMap, 0);
+        Value choices = tensor::DimOp::create(gb, gl, rowMap, 1);
+        auto index = [&](OpBuilder &ib, Location il, Value tensor,
+                         ValueRange at) -> Value {
+          return arith::IndexCastOp::create(
+              ib, il, ib.getIndexType(),
+              tensor::ExtractOp::create(ib, il, tensor, at));
+        };
+        Value t = index(gb, gl, sources, ValueRange{r});
+        Value valid = arith::AndIOp::create(
+            gb, gl,
+            arith::CmpIOp::create(gb, gl, arith::CmpIPredicate::sge, t, c0),
+            arith::CmpIOp::create(gb, gl, arith::CmpIPredicate::slt, t,
+                                  tokens));
+        auto scale = scf::IfOp::create(
+            gb, gl, valid,
+            [&](OpBuilder &tb, Location tl) {
+              auto slots = scf::ForOp::create(
+                  tb, tl, c0, choices, c1, ValueRange{zero},
+                  [&](OpBuilder &kb, Location kl, Value k, ValueRange carried) {
+                    Value hit = arith::CmpIOp::create(
+                        kb, kl, arith::CmpIPredicate::eq,
+                        index(kb, kl, rowMap, ValueRange{t, k}), r);
+                    Value w = tensor::ExtractOp::create(kb, kl, weights,
+                                                        ValueRange{t, k});
+                    scf::YieldOp::create(kb, kl,
+                                         ValueRange{arith::SelectOp::create(
+                                             kb, kl, hit, w, carried[0])});
+                  });
+              scf::YieldOp::create(tb, tl, slots.getResults());
+            },
+            [&](OpBuilder &eb, Location el) {
+              scf::YieldOp::create(eb, el, ValueRange{zero});
             });
-        scf::YieldOp::create(tb, tl, slots.getResults());
-      },
-      [&](OpBuilder &eb, Location el) {
-        scf::YieldOp::create(eb, el, ValueRange{zero});
+        linalg::YieldOp::create(gb, gl, scale.getResults());
       });
-  Value element = tensor::FromElementsOp::create(
-      b, loc, RankedTensorType::get({1}, f32), scale.getResult(0));
-  b.setInsertionPointToStart(forall.getTerminator().getBody());
-  tensor::ParallelInsertSliceOp::create(
-      b, loc, element, forall.getRegionIterArgs()[0], ArrayRef<OpFoldResult>{r},
-      ArrayRef<OpFoldResult>{b.getIndexAttr(1)},
-      ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
-  return forall.getResult(0);
+  return generic.getResult(0);
 }
 
 /// The moe.combine that is the only reader of `op`'s rows and sums them
