@@ -93,6 +93,44 @@ void gpu_codegen::writeTileElement(OpBuilder &b, Location loc,
   });
 }
 
+/// Writes elements (`target`, `column`) and (`target`, `column` + 1) of
+/// `op`'s init: by `vector` where `vectors` allows it and both are in range
+/// and adjacent and aligned as a pair, else by `scalar` for the first and,
+/// where `secondInRange`, the second (`scalar` gets the element's column
+/// and its index in the pair).
+static void writePairEitherWay(
+    OpBuilder &b, Location loc, GroupedMatmulOp op, Value target, Value column,
+    Value secondInRange, bool vectors,
+    function_ref<void(OpBuilder &, Location)> vector,
+    function_ref<void(OpBuilder &, Location, Value, int)> scalar) {
+  auto scalars = [&](OpBuilder &sb, Location sl) {
+    scalar(sb, sl, column, 0);
+    scf::IfOp::create(sb, sl, secondInRange, [&](OpBuilder &tb, Location tl) {
+      scalar(tb, tl,
+             arith::AddIOp::create(tb, tl, column, indexConstant(tb, tl, 1)),
+             1);
+      scf::YieldOp::create(tb, tl);
+    });
+  };
+  if (!vectors) {
+    scalars(b, loc);
+    return;
+  }
+  Value both = arith::AndIOp::create(
+      b, loc, secondInRange,
+      pairIsAlignedVector(b, loc, op.getInit(), target, column));
+  scf::IfOp::create(
+      b, loc, both,
+      [&](OpBuilder &vb, Location vl) {
+        vector(vb, vl);
+        scf::YieldOp::create(vb, vl);
+      },
+      [&](OpBuilder &sb, Location sl) {
+        scalars(sb, sl);
+        scf::YieldOp::create(sb, sl);
+      });
+}
+
 void gpu_codegen::addScatteredPair(OpBuilder &b, Location loc,
                                    GroupedMatmulOp op, Value row, Value column,
                                    Value first, Value second,
@@ -101,43 +139,24 @@ void gpu_codegen::addScatteredPair(OpBuilder &b, Location loc,
   Value target, scale, adds;
   std::tie(target, scale, adds) = op.loadScatterTarget(b, loc, row);
   scf::IfOp::create(b, loc, adds, [&](OpBuilder &ab, Location al) {
-    Value termFirst = arith::MulFOp::create(ab, al, scale, first);
-    Value termSecond = arith::MulFOp::create(ab, al, scale, second);
-    auto scalars = [&](OpBuilder &sb, Location sl) {
-      op.addToInitElement(sb, sl, termFirst, target, column);
-      scf::IfOp::create(sb, sl, secondInRange, [&](OpBuilder &tb, Location tl) {
-        op.addToInitElement(
-            tb, tl, termSecond, target,
-            arith::AddIOp::create(tb, tl, column, indexConstant(tb, tl, 1)));
-        scf::YieldOp::create(tb, tl);
-      });
-    };
-    if (!vector) {
-      scalars(ab, al);
-      scf::YieldOp::create(ab, al);
-      return;
-    }
-    Value both = arith::AndIOp::create(
-        ab, al, secondInRange,
-        pairIsAlignedVector(ab, al, op.getInit(), target, column));
-    scf::IfOp::create(
-        ab, al, both,
+    Value terms[2] = {arith::MulFOp::create(ab, al, scale, first),
+                      arith::MulFOp::create(ab, al, scale, second)};
+    writePairEitherWay(
+        ab, al, op, target, column, secondInRange, vector,
         [&](OpBuilder &vb, Location vl) {
           Value address64 = arith::IndexCastUIOp::create(
               vb, vl, vb.getI64Type(),
               elementAddress(vb, vl, op.getInit(), target, column));
           LLVM::InlineAsmOp::create(
-              vb, vl, TypeRange{}, ValueRange{address64, termFirst, termSecond},
+              vb, vl, TypeRange{}, ValueRange{address64, terms[0], terms[1]},
               "red.add.v2.f32 [$0], {$1, $2};", "l,f,f,~{memory}",
               /*has_side_effects=*/true, /*is_align_stack=*/false,
               LLVM::tailcallkind::TailCallKind::None,
               /*asm_dialect=*/LLVM::AsmDialectAttr(),
               /*operand_attrs=*/ArrayAttr());
-          scf::YieldOp::create(vb, vl);
         },
-        [&](OpBuilder &sb, Location sl) {
-          scalars(sb, sl);
-          scf::YieldOp::create(sb, sl);
+        [&](OpBuilder &sb, Location sl, Value at, int i) {
+          op.addToInitElement(sb, sl, terms[i], target, at);
         });
     scf::YieldOp::create(ab, al);
   });
@@ -152,54 +171,23 @@ void gpu_codegen::writeTilePair(OpBuilder &b, Location loc, GroupedMatmulOp op,
                      secondInRange, vectorReductions);
     return;
   }
-  Value next = arith::AddIOp::create(b, loc, column, indexConstant(b, loc, 1));
   auto initType = llvm::cast<MemRefType>(op.getInit().getType());
   // Vector loads and stores need a unit innermost stride in the type; the
   // pair's alignment is checked where they run.
   bool vectors = initType.isLastDimUnitStride();
   int64_t pairBytes = 2 * initType.getElementTypeBitWidth() / 8;
   auto pairType = [&](Type element) { return VectorType::get({2}, element); };
-  // Runs `vector` where both elements are written and may be one aligned
-  // vector, else `scalar` for the first and, where in range, the second.
-  auto eitherWay =
-      [&](OpBuilder &eb, Location el, Value target,
-          function_ref<void(OpBuilder &, Location)> vector,
-          function_ref<void(OpBuilder &, Location, Value, int)> scalar) {
-        auto scalars = [&](OpBuilder &sb, Location sl) {
-          scalar(sb, sl, column, 0);
-          scf::IfOp::create(sb, sl, secondInRange,
-                            [&](OpBuilder &tb, Location tl) {
-                              scalar(tb, tl, next, 1);
-                              scf::YieldOp::create(tb, tl);
-                            });
-        };
-        if (!vectors) {
-          scalars(eb, el);
-          return;
-        }
-        Value both = arith::AndIOp::create(
-            eb, el, secondInRange,
-            pairIsAlignedVector(eb, el, op.getInit(), target, column));
-        scf::IfOp::create(
-            eb, el, both,
-            [&](OpBuilder &vb, Location vl) {
-              vector(vb, vl);
-              scf::YieldOp::create(vb, vl);
-            },
-            [&](OpBuilder &sb, Location sl) {
-              scalars(sb, sl);
-              scf::YieldOp::create(sb, sl);
-            });
-      };
   if (op.hasEpilogue()) {
     // The second's old element from the first's column where the second is
     // past the columns (its value is then not stored).
+    Value next =
+        arith::AddIOp::create(b, loc, column, indexConstant(b, loc, 1));
     Value secondColumn =
         arith::SelectOp::create(b, loc, secondInRange, next, column);
     Value values[2] = {epilogueValue(b, loc, op, row, column, first),
                        epilogueValue(b, loc, op, row, secondColumn, second)};
-    eitherWay(
-        b, loc, row,
+    writePairEitherWay(
+        b, loc, op, row, column, secondInRange, vectors,
         [&](OpBuilder &vb, Location vl) {
           Value pair = vector::FromElementsOp::create(
               vb, vl, pairType(vb.getF32Type()), ValueRange(values));
@@ -226,8 +214,8 @@ void gpu_codegen::writeTilePair(OpBuilder &b, Location loc, GroupedMatmulOp op,
     if (scale)
       for (Value &term : terms)
         term = arith::MulFOp::create(ab, al, scale, term);
-    eitherWay(
-        ab, al, target,
+    writePairEitherWay(
+        ab, al, op, target, column, secondInRange, vectors,
         [&](OpBuilder &vb, Location vl) {
           Type pair = pairType(vb.getF32Type());
           Value old = vector::LoadOp::create(
