@@ -94,14 +94,14 @@ void gpu_codegen::writeTileElement(OpBuilder &b, Location loc,
 }
 
 /// Writes elements (`target`, `column`) and (`target`, `column` + 1) of
-/// `op`'s init: by `vector` where `vectors` allows it and both are in range
+/// `op`'s init: by `pairWrite` where `vectors` allows it and both are in range
 /// and adjacent and aligned as a pair, else by `scalar` for the first and,
 /// where `secondInRange`, the second (`scalar` gets the element's column
 /// and its index in the pair).
 static void writePairEitherWay(
     OpBuilder &b, Location loc, GroupedMatmulOp op, Value target, Value column,
     Value secondInRange, bool vectors,
-    function_ref<void(OpBuilder &, Location)> vector,
+    function_ref<void(OpBuilder &, Location)> pairWrite,
     function_ref<void(OpBuilder &, Location, Value, int)> scalar) {
   auto scalars = [&](OpBuilder &sb, Location sl) {
     scalar(sb, sl, column, 0);
@@ -122,7 +122,7 @@ static void writePairEitherWay(
   scf::IfOp::create(
       b, loc, both,
       [&](OpBuilder &vb, Location vl) {
-        vector(vb, vl);
+        pairWrite(vb, vl);
         scf::YieldOp::create(vb, vl);
       },
       [&](OpBuilder &sb, Location sl) {

@@ -270,9 +270,10 @@ Value buildAccumulator(OpBuilder &b, Location loc, Value rows,
 /// on one).
 Value buildRowScales(OpBuilder &b, Location loc, Value weights, Value rowMap,
                      Value sources, Value rows) {
-  // A linalg.generic over the rows (its body reads the other tensors by
-  // index): element-wise in form, so that the GPU pipeline's loop fusion
-  // can launch it with the result's zero fill as one kernel.
+  // A linalg.generic parallel over the rows, whose body gathers from the
+  // other tensors by index (not element-wise: no pass may treat it so); a
+  // parallel loop, so that the GPU pipeline's loop fusion can launch it
+  // with the result's zero fill as one kernel.
   Type f32 = b.getF32Type();
   Value empty =
       tensor::EmptyOp::create(b, loc, ArrayRef<OpFoldResult>{rows}, f32);
