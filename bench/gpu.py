@@ -94,6 +94,10 @@ MMA_MODES = {
     # Specialized tiles on a persistent grid, whose producer fills the next
     # tile's stages during the consumers' epilogue.
     "wgmma-specialized-persistent": "mma=wgmma-specialized persistent=1",
+    # Two consumers taking 64-row blocks in turns on a persistent grid: one
+    # consumer's epilogue runs under the other's wgmmas (the specialized
+    # forms' consumers stall theirs during their epilogue).
+    "wgmma-pingpong": "mma=wgmma-pingpong",
     # The combine in the down projection's write-back by atomic adds into
     # the [T, H] result (which stays in L2 at these shapes) instead of
     # [T*K, H] f32 rows written and gathered back by a combine kernel: the

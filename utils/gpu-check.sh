@@ -9,7 +9,7 @@
 #       with their checkpoints and inputs (the bf16 ones also with
 #       mma=wgmma, three of them with mma=wgmma-specialized, two of those
 #       also on a persistent grid and in 2-CTA clusters, two with the
-#       combine by atomic adds), copies
+#       combine by atomic adds, three with mma=wgmma-pingpong), copies
 #       moe-run (the runtime linked in) to DIR/bin, and
 #       prepares bench/gpu.py's layers in DIR/gpu-bench: about 20 MiB, what
 #       the GPU machine needs besides the working tree.
@@ -86,6 +86,13 @@ prepare() {
   "$PYTHON" "$CHECK" prepare "$dir/tests-specialized-persistent-cluster" \
     --moe-compile "$compile" --only mixtral-bf16,deepseek_v3-bf16 \
     --wgmma wgmma-specialized --pipeline-options "cluster=2 persistent=1"
+  # Two consumers taking 64-row blocks in turns (ping-pong, on a
+  # persistent grid), with the gather and the atomic combine.
+  "$PYTHON" "$CHECK" prepare "$dir/tests-pingpong" --moe-compile "$compile" \
+    --only mixtral-bf16,qwen3_moe-bf16,deepseek_v3-bf16 --wgmma wgmma-pingpong
+  "$PYTHON" "$CHECK" prepare "$dir/tests-pingpong-atomic" \
+    --moe-compile "$compile" --only qwen3_moe-bf16 --wgmma wgmma-pingpong \
+    --pipeline-options "atomic-combine=1"
   # The combine in the down projection's write-back by atomic adds.
   "$PYTHON" "$CHECK" prepare "$dir/tests-atomic-combine" \
     --moe-compile "$compile" \
@@ -121,7 +128,7 @@ run() {
   local forms
   for forms in tests tests-specialized tests-specialized-persistent \
     tests-specialized-cluster tests-specialized-persistent-cluster \
-    tests-atomic-combine; do
+    tests-pingpong tests-pingpong-atomic tests-atomic-combine; do
     MOE_RUNTIME_LIBRARY="$dir/lib/libMoERuntime.so" \
       "$PYTHON" "$CHECK" check "$dir/$forms" --moe-run "$moe_run" \
       --case-timeout-s "${MOE_GPU_CASE_TIMEOUT_S:-120}" || status=1

@@ -66,6 +66,7 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   // given explicitly stay as given.
   bool wgmma = options.mma != CudaMma::Sync;
   bool specialized = options.mma == CudaMma::WgmmaSpecialized;
+  bool pingPong = options.mma == CudaMma::WgmmaPingPong;
   auto given = [](const auto &option) {
     return option.getNumOccurrences() > 0;
   };
@@ -199,8 +200,13 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   // A persistent grid of `persistent` blocks per multiprocessor; a product
   // that is not positive is passed on negative, for moe-map-to-gpu to
   // refuse.
-  int64_t tileGridLimit = options.persistent * options.multiprocessors;
-  if (options.persistent != 0 && tileGridLimit <= 0)
+  // Consumers in turns alternate over a block's walk of tiles: a persistent
+  // grid unless one is given.
+  int64_t persistent = options.persistent;
+  if (pingPong && !given(options.persistent))
+    persistent = 1;
+  int64_t tileGridLimit = persistent * options.multiprocessors;
+  if (persistent != 0 && tileGridLimit <= 0)
     tileGridLimit = -1;
   // Team kernels (a block of 256 threads per iteration) on a grid of as
   // many blocks as the multiprocessors hold at once (2048 threads each),
@@ -210,10 +216,13 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   // Threads of a tile's block: a warp (mma.sync), a warpgroup (wgmma), or
   // a producer warpgroup and a consumer per 64 rows (specialized: two for
   // 128-row blocks; other block rows are left to the CUDA cores, in
-  // blocks of two warpgroups).
-  int64_t tileThreads = specialized ? (tiled.blockRows == 128 ? 384 : 256)
-                        : wgmma     ? 128
-                                    : 32;
+  // blocks of two warpgroups), or a producer and two consumers taking
+  // 64-row blocks in turns (ping-pong; other block rows are left to the
+  // CUDA cores, in blocks of two warpgroups).
+  int64_t tileThreads = pingPong      ? (tiled.blockRows == 64 ? 384 : 256)
+                        : specialized ? (tiled.blockRows == 128 ? 384 : 256)
+                        : wgmma       ? 128
+                                      : 32;
   pm.addNestedPass<func::FuncOp>(
       moe::createMoEMapToGPUPass(moe::MoEMapToGPUPassOptions{
           options.blockSize,

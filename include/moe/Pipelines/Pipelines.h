@@ -161,7 +161,7 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
 
 /// Options of `--moe-lower-to-cuda`.
 /// The tensor-core instructions of the CUDA pipeline's matmul tiles.
-enum class CudaMma { Sync, Wgmma, WgmmaSpecialized };
+enum class CudaMma { Sync, Wgmma, WgmmaSpecialized, WgmmaPingPong };
 
 struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
   PassOptions::Option<bool> reference{
@@ -188,14 +188,21 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
                      "the TMA loads) and a consumer warpgroup per 64 rows "
                      "(wgmma, the epilogue) handing the ring's stages over "
                      "on mbarriers; 128-row blocks, two consumers sharing "
-                     "each weight box (sm_90a)"))};
+                     "each weight box (sm_90a)"),
+          clEnumValN(CudaMma::WgmmaPingPong, "wgmma-pingpong",
+                     "wgmma tiles of a producer warpgroup and two consumer "
+                     "warpgroups that take 64-row blocks in turns, one's "
+                     "epilogue under the other's wgmmas; on a persistent "
+                     "grid unless persistent is given (sm_90a)"))};
   PassOptions::Option<int64_t> blockRows{
       *this, "block-rows",
       llvm::cl::desc("Rows per block of the grouped matmuls "
                      "(moe-form-grouped-matmul block-rows); the tensor cores "
-                     "need 16 under mma=sync, 64 under mma=wgmma, 64 or 128 "
-                     "under mma=wgmma-specialized (the default: 16, 64 "
-                     "under mma=wgmma, 128 under mma=wgmma-specialized)"),
+                     "need 16 under mma=sync, 64 under mma=wgmma and "
+                     "mma=wgmma-pingpong, 64 or 128 under "
+                     "mma=wgmma-specialized (the default: 16, 64 under "
+                     "mma=wgmma(-pingpong), 128 under "
+                     "mma=wgmma-specialized)"),
       llvm::cl::init(16)};
   PassOptions::Option<int64_t> tileN{
       *this, "tile-n",
@@ -252,7 +259,8 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
       *this, "persistent",
       llvm::cl::desc("Tile grids of at most multiprocessors x this many "
                      "blocks, each looping over tiles (moe-map-to-gpu "
-                     "tile-grid-limit); 0 launches one block per tile"),
+                     "tile-grid-limit); 0 launches one block per tile (the "
+                     "default: 0, or 1 under mma=wgmma-pingpong)"),
       llvm::cl::init(0)};
   PassOptions::Option<int64_t> cluster{
       *this, "cluster",

@@ -132,6 +132,13 @@ struct WarpgroupPlan {
   /// consumer warpgroup per part (wgmma, the epilogue), handing stages over
   /// on mbarriers; the consumers share each stage's weight boxes.
   bool specialized = false;
+  /// The specialized form on 64-row blocks with two consumer warpgroups
+  /// that take the row blocks in turns (ping-pong): each multiplies a
+  /// whole block on its own, and one's epilogue runs while the other's
+  /// wgmmas do. A pair of mbarriers hands the turn over once a consumer
+  /// has waited for its block's last stage, so that the two never wait on
+  /// stages of more than one round of the ring.
+  bool pingPong = false;
   SmallVector<TmaSource, 2> weights;
   /// A's rows by TMA as well, when they are the input's own rows (no row
   /// sources: e.g. the down projection's hidden rows, in the plan's order)
@@ -316,19 +323,22 @@ bool clusterWalk(GroupedMatmulOp op, gpu::LaunchOp launch) {
          sameInClusterOfTwo(walk.getStep(), launch);
 }
 
-/// Makes each scf.if between `from` and `around` return `value` (defined
-/// in the innermost one's branch that leads to `from`) on the path to
-/// `from` and `otherwise` on every other; returns the outermost one's
-/// result (`value` itself when there is none).
-Value yieldThroughBranches(Operation *from, Operation *around, Value value,
-                           Value otherwise) {
+/// Makes each scf.if (without results) between `from` and `around` return
+/// `values` (defined in the innermost one's branch that leads to `from`)
+/// on the path to `from` and `otherwise` on every other; returns the
+/// outermost one's results (`values` themselves when there is none).
+SmallVector<Value> yieldThroughBranches(Operation *from, Operation *around,
+                                        ValueRange values,
+                                        ValueRange otherwise) {
+  SmallVector<Value> current(values);
   Operation *reached = from;
   for (Operation *parent = from->getParentOp(); parent != around;) {
     auto branch = llvm::cast<scf::IfOp>(parent);
     bool inThen = branch.getThenRegion().isAncestor(reached->getParentRegion());
     OpBuilder b(branch);
     auto withResult = scf::IfOp::create(
-        b, branch.getLoc(), TypeRange{value.getType()}, branch.getCondition(),
+        b, branch.getLoc(), TypeRange(ValueRange(current)),
+        branch.getCondition(),
         /*addThenBlock=*/false, /*addElseBlock=*/false);
     withResult.getThenRegion().takeBody(branch.getThenRegion());
     withResult.getElseRegion().takeBody(branch.getElseRegion());
@@ -341,14 +351,15 @@ Value yieldThroughBranches(Operation *from, Operation *around, Value value,
       }
       auto yield = llvm::cast<scf::YieldOp>(region->front().getTerminator());
       bool onPath = (region == &withResult.getThenRegion()) == inThen;
-      yield->insertOperands(0, onPath ? value : otherwise);
+      yield->insertOperands(0, onPath ? ValueRange(current) : otherwise);
     }
     branch.erase();
-    value = withResult.getResult(0);
+    current.assign(withResult.getResults().begin(),
+                   withResult.getResults().end());
     reached = withResult;
     parent = withResult->getParentOp();
   }
-  return value;
+  return current;
 }
 
 /// Why `op` in `launch` is not lowered here, or its plan.
@@ -374,13 +385,17 @@ FailureOr<WarpgroupPlan> planWarpgroupTile(GroupedMatmulOp op,
   if (op.getBlockRows() != kPartRows && op.getBlockRows() != 2 * kPartRows)
     return fail("its blocks are not of 64 or 128 rows (one or two of "
                 "wgmma's M)");
-  // One warpgroup for 64 rows, or a producer and one consumer per 64 rows.
+  // One warpgroup for 64 rows, a producer and one consumer per 64 rows, or
+  // (64-row blocks) a producer and two consumers taking blocks in turns.
   int64_t parts = op.getBlockRows() / kPartRows;
   int64_t warpgroups = threads / kWarpgroupThreads;
-  if (warpgroups != parts + 1 && !(warpgroups == 1 && parts == 1))
+  bool pingPong = parts == 1 && warpgroups == 3;
+  if (warpgroups != parts + 1 && !(warpgroups == 1 && parts == 1) &&
+      !pingPong)
     return fail("its blocks of " + Twine(op.getBlockRows()) +
-                " rows take one warpgroup (64 rows) or a producer and one "
-                "warpgroup per 64 rows, not the " +
+                " rows take one warpgroup (64 rows), a producer and one "
+                "warpgroup per 64 rows, or a producer and two taking 64-row "
+                "blocks in turns, not the " +
                 Twine(warpgroups) + " of its gpu.launch");
   if (op.getWeightScale())
     return fail("its weights are block-scaled");
@@ -397,6 +412,7 @@ FailureOr<WarpgroupPlan> planWarpgroupTile(GroupedMatmulOp op,
   WarpgroupPlan plan;
   plan.parts = parts;
   plan.specialized = warpgroups > parts;
+  plan.pingPong = pingPong;
   plan.terms = bf16TermsOf(op);
   OpBuilder b(op);
   std::optional<int64_t> depth;
@@ -580,6 +596,24 @@ private:
   /// The producer's part of emitRoles (threads 0-127), and the consumers'.
   void emitProducer(OpBuilder &b, Location loc, Value slotBase, Value steps);
   void emitConsumers(OpBuilder &b, Location loc, Value slotBase, Value steps);
+  /// A consumer's thread index among the consumers (the thread - 128).
+  Value consumerThreadOf(OpBuilder &b, Location loc);
+  /// A consumer thread's release of ring slot `slot`'s stage.
+  void releaseStage(OpBuilder &b, Location loc, Value slot,
+                    Value consumerThread);
+  /// A consumer warpgroup's wgmma groups over `steps` steps from ring slot
+  /// `slotBase` for the rows of `part` (an index), each stage released
+  /// once the group that read it is done, then its epilogue;
+  /// `afterLastWait`, if any, runs once it has waited for the last stage.
+  void multiplyPart(
+      OpBuilder &b, Location loc, Value slotBase, Value steps, Value part,
+      function_ref<void(OpBuilder &, Location)> afterLastWait = nullptr);
+  /// With `plan.pingPong`, the consumers' part: the one whose turn the
+  /// current row block is waits for the turn, multiplies the block (handing
+  /// the turn over once it has waited for its last stage) and writes it;
+  /// the other skips it.
+  void emitConsumersInTurns(OpBuilder &b, Location loc, Value slotBase,
+                            Value steps);
   /// The loop whose iterations keep the ring (emit), if any.
   scf::ForOp walkToCarryRingAcross();
   /// The specialized form over `walk` (walkToCarryRingAcross): the ring
@@ -589,9 +623,14 @@ private:
   /// Lowers the op, `walk`'s (a copy of emitOverWalk's), for `role`, the
   /// ring's slots carried from iteration to iteration; erases the op.
   void emitInWalk(scf::ForOp walk);
-  /// The op's row blocks from ring slot `firstSlot`; returns the slot
-  /// after the last one they used.
-  Value emitBlocks(OpBuilder &b, Value firstSlot);
+  /// Where the op's lowering starts in the ring: its first slot and, with
+  /// `plan.pingPong`, the count of row blocks the consumers took before
+  /// (whose parity says whose turn the next one is).
+  struct RingPosition {
+    Value slot, turns;
+  };
+  /// The op's row blocks from `first`; returns the position after them.
+  RingPosition emitBlocks(OpBuilder &b, RingPosition first);
   /// Which threads' code this lowering emits: both roles of the
   /// specialized form (a scf.if per row block), or one of them.
   enum class Role { Both, Producer, Consumers };
@@ -623,6 +662,10 @@ private:
   void setUpRing(OpBuilder &b, Location loc);
   /// Invalidates the mbarriers once every thread is done with them.
   void tearDownRing(OpBuilder &b, Location loc);
+  /// The mbarriers of `group` (one of setUpRing's).
+  int64_t barrierCount(Value group) const {
+    return group == turnBarriers ? 2 : plan.stages;
+  }
 
   GroupedMatmulOp op;
   gpu::LaunchOp launch;
@@ -638,6 +681,10 @@ private:
   /// The specialized form's mbarriers the consumers arrive on when they
   /// are done with a stage (`barriers` complete when a stage is filled).
   Value released;
+  /// With `plan.pingPong`: two mbarriers, consumer c's turn to multiply
+  /// comes when the other's 128 threads arrive on turnBarriers[c]; and the
+  /// row blocks the consumers took before the current one.
+  Value turnBarriers, blocksTaken;
   /// With `plan.clusterPairs`: this CTA's rank and its partner's (i32),
   /// the words of the key a CTA compares with its partner's, and whether
   /// the two share the weight boxes of the current row block.
@@ -1244,83 +1291,101 @@ void WarpgroupMatmul::emitProducer(OpBuilder &pb, Location pl, Value slotBase,
       });
 }
 
+Value WarpgroupMatmul::consumerThreadOf(OpBuilder &b, Location loc) {
+  return arith::SubIOp::create(b, loc, thread,
+                               indexConstant(b, loc, kWarpgroupThreads));
+}
+
+void WarpgroupMatmul::releaseStage(OpBuilder &b, Location loc, Value slot,
+                                   Value consumerThread) {
+  if (plan.clusterPairs)
+    releaseInPair(b, loc, stageOf(b, loc, slot),
+                  arith::RemUIOp::create(
+                      b, loc, consumerThread,
+                      indexConstant(b, loc, kWarpgroupThreads)));
+  else
+    nvgpu::MBarrierArriveOp::create(b, loc, released, stageOf(b, loc, slot));
+}
+
+void WarpgroupMatmul::multiplyPart(
+    OpBuilder &mb, Location ml, Value slotBase, Value steps, Value part,
+    function_ref<void(OpBuilder &, Location)> afterLastWait) {
+  Value tid = thread;
+  Value zero = indexConstant(mb, ml, 0), one = indexConstant(mb, ml, 1);
+  Value consumerThread = consumerThreadOf(mb, ml);
+  // The first step's group starts from no sums (scale-d 0) rather than
+  // from zeroed registers: LLVM sinks such zeroing into the peeled first
+  // step, after its wgmma.fence, where ptxas then serializes every wgmma
+  // of the kernel (C7520). The others each release the previous step's
+  // stage once its group is done.
+  auto waitAndMultiply = [&](OpBuilder &kb, Location kl, Value slot,
+                             ValueRange sums) {
+    Value stage = stageOf(kb, kl, slot);
+    waitFor(kb, kl, barriers, parityOf(kb, kl, slot), stage);
+    if (plan.asyncGather)
+      fenceForAsyncProxy(kb, kl);
+    SmallVector<Value> next = mmaStep(kb, kl, stage, part, sums);
+    NVVM::WgmmaWaitGroupSyncOp::create(kb, kl, 1);
+    return next;
+  };
+  Value any =
+      arith::CmpIOp::create(mb, ml, arith::CmpIPredicate::ugt, steps, zero);
+  SmallVector<Value> zeros = zeroSums(mb, ml);
+  auto mainLoop =
+      scf::IfOp::create(mb, ml, TypeRange(ValueRange(zeros)), any,
+                        /*addThenBlock=*/true, /*addElseBlock=*/true);
+  {
+    OpBuilder::InsertionGuard guard(mb);
+    mb.setInsertionPointToStart(mainLoop.thenBlock());
+    SmallVector<Value> first = waitAndMultiply(mb, ml, slotBase, ValueRange{});
+    auto rest = scf::ForOp::create(
+        mb, ml, one, steps, one, first,
+        [&](OpBuilder &kb, Location kl, Value step, ValueRange sums) {
+          Value slot = arith::AddIOp::create(kb, kl, slotBase, step);
+          SmallVector<Value> next = waitAndMultiply(kb, kl, slot, sums);
+          releaseStage(kb, kl, arith::SubIOp::create(kb, kl, slot, one),
+                       consumerThread);
+          scf::YieldOp::create(kb, kl, next);
+        });
+    scf::YieldOp::create(mb, ml, rest.getResults());
+    mb.setInsertionPointToStart(mainLoop.elseBlock());
+    scf::YieldOp::create(mb, ml, zeros);
+  }
+  if (afterLastWait)
+    afterLastWait(mb, ml);
+  NVVM::WgmmaWaitGroupSyncOp::create(mb, ml, 0);
+  scf::IfOp::create(mb, ml, any, [&](OpBuilder &rb, Location rl) {
+    Value last = arith::SubIOp::create(
+        rb, rl, arith::AddIOp::create(rb, rl, slotBase, steps), one);
+    releaseStage(rb, rl, last, consumerThread);
+    scf::YieldOp::create(rb, rl);
+  });
+  // The accumulators' layout is the warpgroup's: thread 128 (1 + c) + t
+  // of consumer c holds what thread t of a one-warpgroup block would for
+  // its rows.
+  thread = arith::RemUIOp::create(mb, ml, consumerThread,
+                                  indexConstant(mb, ml, kWarpgroupThreads));
+  emitEpilogue(
+      mb, ml, mainLoop.getResults(),
+      arith::MulIOp::create(mb, ml, part, indexConstant(mb, ml, kPartRows)));
+  thread = tid;
+}
+
 void WarpgroupMatmul::emitConsumers(OpBuilder &cb, Location cl, Value slotBase,
                                     Value steps) {
-  Value tid = thread;
+  if (plan.pingPong) {
+    emitConsumersInTurns(cb, cl, slotBase, steps);
+    return;
+  }
   Value zero = indexConstant(cb, cl, 0), one = indexConstant(cb, cl, 1);
   // The consumers, one per part of the rows: each waits for a stage's
   // A and weights, multiplies its part's A by the weights, and
   // releases the previous step's stage once its wgmma group is done.
-  Value consumerThread =
-      arith::SubIOp::create(cb, cl, tid, indexConstant(cb, cl, 128));
-  Value part = arith::DivUIOp::create(cb, cl, consumerThread,
-                                      indexConstant(cb, cl, 128));
-  Value partFirstRow =
-      arith::MulIOp::create(cb, cl, part, indexConstant(cb, cl, kPartRows));
-  auto release = [&](OpBuilder &rb, Location rl, Value slot) {
-    if (plan.clusterPairs)
-      releaseInPair(rb, rl, stageOf(rb, rl, slot),
-                    arith::RemUIOp::create(rb, rl, consumerThread,
-                                           indexConstant(rb, rl, 128)));
-    else
-      nvgpu::MBarrierArriveOp::create(rb, rl, released, stageOf(rb, rl, slot));
-  };
-  auto multiply = [&](OpBuilder &mb, Location ml) {
-    // The first step's group starts from no sums (scale-d 0) rather
-    // than from zeroed registers: LLVM sinks such zeroing into the
-    // peeled first step, after its wgmma.fence, where ptxas then
-    // serializes every wgmma of the kernel (C7520). The others each
-    // release the previous step's stage once its group is done.
-    auto waitAndMultiply = [&](OpBuilder &kb, Location kl, Value slot,
-                               ValueRange sums) {
-      Value stage = stageOf(kb, kl, slot);
-      waitFor(kb, kl, barriers, parityOf(kb, kl, slot), stage);
-      if (plan.asyncGather)
-        fenceForAsyncProxy(kb, kl);
-      SmallVector<Value> next = mmaStep(kb, kl, stage, part, sums);
-      NVVM::WgmmaWaitGroupSyncOp::create(kb, kl, 1);
-      return next;
-    };
-    Value any =
-        arith::CmpIOp::create(mb, ml, arith::CmpIPredicate::ugt, steps, zero);
-    SmallVector<Value> zeros = zeroSums(mb, ml);
-    auto mainLoop =
-        scf::IfOp::create(mb, ml, TypeRange(ValueRange(zeros)), any,
-                          /*addThenBlock=*/true, /*addElseBlock=*/true);
-    {
-      OpBuilder::InsertionGuard guard(mb);
-      mb.setInsertionPointToStart(mainLoop.thenBlock());
-      SmallVector<Value> first =
-          waitAndMultiply(mb, ml, slotBase, ValueRange{});
-      auto rest = scf::ForOp::create(
-          mb, ml, one, steps, one, first,
-          [&](OpBuilder &kb, Location kl, Value step, ValueRange sums) {
-            Value slot = arith::AddIOp::create(kb, kl, slotBase, step);
-            SmallVector<Value> next = waitAndMultiply(kb, kl, slot, sums);
-            release(kb, kl, arith::SubIOp::create(kb, kl, slot, one));
-            scf::YieldOp::create(kb, kl, next);
-          });
-      scf::YieldOp::create(mb, ml, rest.getResults());
-      mb.setInsertionPointToStart(mainLoop.elseBlock());
-      scf::YieldOp::create(mb, ml, zeros);
-    }
-    NVVM::WgmmaWaitGroupSyncOp::create(mb, ml, 0);
-    scf::IfOp::create(mb, ml, any, [&](OpBuilder &rb, Location rl) {
-      Value last = arith::SubIOp::create(
-          rb, rl, arith::AddIOp::create(rb, rl, slotBase, steps), one);
-      release(rb, rl, last);
-      scf::YieldOp::create(rb, rl);
-    });
-    // The accumulators' layout is the warpgroup's: thread
-    // 128 (1 + part) + t holds what thread t of a one-warpgroup block
-    // would for the part's rows.
-    thread = arith::RemUIOp::create(mb, ml, consumerThread,
-                                    indexConstant(mb, ml, 128));
-    emitEpilogue(mb, ml, mainLoop.getResults(), partFirstRow);
-    thread = tid;
-  };
+  Value consumerThread = consumerThreadOf(cb, cl);
+  Value part = arith::DivUIOp::create(
+      cb, cl, consumerThread, indexConstant(cb, cl, kWarpgroupThreads));
   if (plan.parts == 1) {
-    multiply(cb, cl);
+    multiplyPart(cb, cl, slotBase, steps, part);
     return;
   }
   // A part past the block's filled rows (at decode, the second of
@@ -1328,10 +1393,12 @@ void WarpgroupMatmul::emitConsumers(OpBuilder &cb, Location cl, Value slotBase,
   // releases each stage once it is filled (waiting for it, so that
   // its arrivals count towards this round's release, not a later
   // one's).
+  Value partFirstRow =
+      arith::MulIOp::create(cb, cl, part, indexConstant(cb, cl, kPartRows));
   scf::IfOp::create(
       cb, cl, lessThan(cb, cl, partFirstRow, filledRows),
       [&](OpBuilder &mb, Location ml) {
-        multiply(mb, ml);
+        multiplyPart(mb, ml, slotBase, steps, part);
         scf::YieldOp::create(mb, ml);
       },
       [&](OpBuilder &ib, Location il) {
@@ -1341,11 +1408,52 @@ void WarpgroupMatmul::emitConsumers(OpBuilder &cb, Location cl, Value slotBase,
               Value slot = arith::AddIOp::create(kb, kl, slotBase, step);
               waitFor(kb, kl, barriers, parityOf(kb, kl, slot),
                       stageOf(kb, kl, slot));
-              release(kb, kl, slot);
+              releaseStage(kb, kl, slot, consumerThread);
               scf::YieldOp::create(kb, kl);
             });
         scf::YieldOp::create(ib, il);
       });
+}
+
+void WarpgroupMatmul::emitConsumersInTurns(OpBuilder &cb, Location cl,
+                                           Value slotBase, Value steps) {
+  // Consumer c (0 or 1) takes the row blocks whose count before them has
+  // parity c. Its k-th turn starts when the other's k-th (c = 1) or
+  // (k - 1)-th (c = 0) has waited for its last stage: phase k or k - 1 of
+  // turnBarriers[c] (the phase before the first counts as complete), so
+  // that the blocks' waits on the ring's stages stay in the ring's order
+  // and no consumer waits on a stage more than one round ahead of its
+  // last completed phase.
+  Value two = indexConstant(cb, cl, 2);
+  Value consumer = arith::DivUIOp::create(
+      cb, cl, consumerThreadOf(cb, cl),
+      indexConstant(cb, cl, kWarpgroupThreads));
+  Value mine = arith::CmpIOp::create(
+      cb, cl, arith::CmpIPredicate::eq,
+      arith::RemUIOp::create(cb, cl, blocksTaken, two), consumer);
+  scf::IfOp::create(cb, cl, mine, [&](OpBuilder &mb, Location ml) {
+    Value round = arith::DivUIOp::create(mb, ml, blocksTaken, two);
+    // Phase k of consumer 1's barrier, k - 1 of consumer 0's: parity
+    // (k + 1 + c) % 2.
+    Value parity = arith::IndexCastUIOp::create(
+        mb, ml, mb.getI1Type(),
+        arith::RemUIOp::create(
+            mb, ml,
+            arith::AddIOp::create(
+                mb, ml, round,
+                arith::AddIOp::create(mb, ml, consumer,
+                                      indexConstant(mb, ml, 1))),
+            two));
+    waitFor(mb, ml, turnBarriers, parity, consumer);
+    Value other = arith::SubIOp::create(mb, ml, indexConstant(mb, ml, 1),
+                                        consumer);
+    multiplyPart(mb, ml, slotBase, steps, indexConstant(mb, ml, 0),
+                 [&](OpBuilder &ab, Location al) {
+                   nvgpu::MBarrierArriveOp::create(ab, al, turnBarriers,
+                                                   other);
+                 });
+    scf::YieldOp::create(mb, ml);
+  });
 }
 
 scf::ForOp WarpgroupMatmul::walkToCarryRingAcross() {
@@ -1369,6 +1477,11 @@ void WarpgroupMatmul::setUpRing(OpBuilder &b, Location loc) {
     released = nvgpu::MBarrierCreateOp::create(b, loc, barrierType);
     groups.push_back(released);
   }
+  if (plan.pingPong) {
+    turnBarriers = nvgpu::MBarrierCreateOp::create(
+        b, loc, nvgpu::MBarrierGroupType::get(ctx, workgroup, 2));
+    groups.push_back(turnBarriers);
+  }
 
   // The ring in dynamic shared memory, its start aligned to 1024 bytes and
   // past this group's mbarriers. Upstream's lowering makes the dynamic
@@ -1388,8 +1501,9 @@ void WarpgroupMatmul::setUpRing(OpBuilder &b, Location loc) {
   for (Value group : groups) {
     Value lastBarrier = arith::IndexCastUIOp::create(
         b, loc, b.getIndexType(),
-        nvgpu::MBarrierGetOp::create(b, loc, b.getI32Type(), group,
-                                     indexConstant(b, loc, plan.stages - 1)));
+        nvgpu::MBarrierGetOp::create(
+            b, loc, b.getI32Type(), group,
+            indexConstant(b, loc, barrierCount(group) - 1)));
     past = arith::MaxUIOp::create(
         b, loc, past,
         arith::AddIOp::create(b, loc, lastBarrier, indexConstant(b, loc, 8)));
@@ -1421,13 +1535,17 @@ void WarpgroupMatmul::setUpRing(OpBuilder &b, Location loc) {
   // (releaseInPair).
   int64_t releasedArrivals =
       plan.clusterPairs ? 2 * plan.parts : plan.parts * kWarpgroupThreads;
+  // With consumers in turns, a turn is handed over by the 128 threads of
+  // the other consumer.
   scf::IfOp::create(b, loc, leader, [&](OpBuilder &tb, Location tl) {
     for (Value group : groups)
-      for (int64_t s = 0; s < plan.stages; ++s)
+      for (int64_t s = 0; s < barrierCount(group); ++s)
         nvgpu::MBarrierInitOp::create(
             tb, tl, group,
-            indexConstant(
-                tb, tl, group == released ? releasedArrivals : filledArrivals),
+            indexConstant(tb, tl,
+                          group == released       ? releasedArrivals
+                          : group == turnBarriers ? kWarpgroupThreads
+                                                  : filledArrivals),
             indexConstant(tb, tl, s), /*predicate=*/Value());
     NVVM::FenceMbarrierInitOp::create(tb, tl);
     scf::YieldOp::create(tb, tl);
@@ -1442,9 +1560,9 @@ void WarpgroupMatmul::tearDownRing(OpBuilder &b, Location loc) {
   Value leader = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, thread,
                                        indexConstant(b, loc, 0));
   scf::IfOp::create(b, loc, leader, [&](OpBuilder &tb, Location tl) {
-    for (Value group : {barriers, released})
+    for (Value group : {barriers, released, turnBarriers})
       if (group)
-        for (int64_t s = 0; s < plan.stages; ++s)
+        for (int64_t s = 0; s < barrierCount(group); ++s)
           NVVM::MBarrierInvalOp::create(
               tb, tl, barrierPointer(tb, tl, group, indexConstant(tb, tl, s)));
     scf::YieldOp::create(tb, tl);
@@ -1464,7 +1582,8 @@ void WarpgroupMatmul::emit(OpBuilder &b) {
     return;
   }
   setUpRing(b, loc);
-  emitBlocks(b, indexConstant(b, loc, 0));
+  Value zero = indexConstant(b, loc, 0);
+  emitBlocks(b, {zero, plan.pingPong ? zero : Value()});
   tearDownRing(b, loc);
   op.erase();
 }
@@ -1497,7 +1616,7 @@ void WarpgroupMatmul::emitOverWalk(scf::ForOp walk) {
     OpBuilder rb = OpBuilder::atBlockTerminator(producer ? roles.thenBlock()
                                                          : roles.elseBlock());
     auto moveRegisters = [&](int32_t to, bool increase) {
-      if (plan.parts == 2)
+      if (plan.parts == 2 || plan.pingPong)
         NVVM::SetMaxRegisterOp::create(
             rb, loc, to,
             increase ? NVVM::SetMaxRegisterAction::increase
@@ -1534,14 +1653,22 @@ void WarpgroupMatmul::emitInWalk(scf::ForOp walk) {
   Location loc = op.getLoc();
   IRRewriter rewriter(walk.getContext());
   rewriter.setInsertionPoint(walk);
+  // The ring's slot count (and with consumers in turns, the count of row
+  // blocks they took) from iteration to iteration.
+  Value zero = indexConstant(rewriter, loc, 0);
+  SmallVector<Value> initial = {zero};
+  if (plan.pingPong)
+    initial.push_back(zero);
   FailureOr<LoopLikeOpInterface> counted = walk.replaceWithAdditionalYields(
-      rewriter, ValueRange{indexConstant(rewriter, loc, 0)},
+      rewriter, initial,
       /*replaceInitOperandUsesInLoop=*/false,
-      [](OpBuilder &, Location, ArrayRef<BlockArgument> slots) {
-        return SmallVector<Value>{slots.front()};
+      [](OpBuilder &, Location, ArrayRef<BlockArgument> carried) {
+        return SmallVector<Value>(carried.begin(), carried.end());
       });
   walk = llvm::cast<scf::ForOp>(counted->getOperation());
-  Value firstSlot = walk.getRegionIterArgs().back();
+  ArrayRef<BlockArgument> carried =
+      walk.getRegionIterArgs().take_back(initial.size());
+  Value firstSlot = carried.front();
   if (plan.clusterPairs) {
     // The tiles' keys alternate between two buffers (the partner reads
     // this tile's while this CTA may write the next one's).
@@ -1557,11 +1684,17 @@ void WarpgroupMatmul::emitInWalk(scf::ForOp walk) {
         op, walk, [&](OpBuilder &sb, Location sl) { clearKey(sb, sl); });
   }
   OpBuilder b(op);
-  Value lastSlot = emitBlocks(b, firstSlot);
+  RingPosition last = emitBlocks(
+      b, {firstSlot, plan.pingPong ? Value(carried.back()) : Value()});
+  SmallVector<Value> reached = {last.slot};
+  if (plan.pingPong)
+    reached.push_back(last.turns);
   GroupedMatmulOp lowered = op;
-  lastSlot = yieldThroughBranches(op, walk, lastSlot, firstSlot);
+  SmallVector<Value> yielded = yieldThroughBranches(
+      op, walk, reached, SmallVector<Value>(carried.begin(), carried.end()));
   auto yield = llvm::cast<scf::YieldOp>(walk.getBody()->getTerminator());
-  yield->setOperand(yield->getNumOperands() - 1, lastSlot);
+  for (auto [i, value] : llvm::enumerate(yielded))
+    yield->setOperand(yield->getNumOperands() - yielded.size() + i, value);
   lowered.erase();
 }
 
@@ -1619,7 +1752,7 @@ void WarpgroupMatmul::emitClustered() {
   syncClusterWhereSkipped(
       op, launch, [&](OpBuilder &sb, Location sl) { clearKey(sb, sl); });
   OpBuilder b(op);
-  emitBlocks(b, indexConstant(b, loc, 0));
+  emitBlocks(b, {indexConstant(b, loc, 0), Value()});
   op.erase();
   // Neither CTA leaves (nor invalidates its mbarriers) while the other may
   // still arrive on them or load into its shared memory.
@@ -1707,7 +1840,9 @@ void WarpgroupMatmul::releaseInPair(OpBuilder &b, Location loc, Value stage,
   });
 }
 
-Value WarpgroupMatmul::emitBlocks(OpBuilder &b, Value firstSlot) {
+WarpgroupMatmul::RingPosition
+WarpgroupMatmul::emitBlocks(OpBuilder &b, RingPosition first) {
+  Value firstSlot = first.slot;
   Location loc = op.getLoc();
   MLIRContext *ctx = b.getContext();
   Value zero = indexConstant(b, loc, 0), one = indexConstant(b, loc, 1);
@@ -1755,12 +1890,26 @@ Value WarpgroupMatmul::emitBlocks(OpBuilder &b, Value firstSlot) {
         sharesWeightsWithPartner(b, loc, first.getResult(1), steps, firstSlot);
   }
 
-  // Row blocks one after another, the ring's slots counted across them.
+  // Row blocks one after another, the ring's slots counted across them
+  // (and the blocks the consumers took, with turns).
+  SmallVector<Value> initial = {firstSlot};
+  if (first.turns)
+    initial.push_back(first.turns);
   auto blockLoop = scf::ForOp::create(
-      b, loc, zero, blocks, one, ValueRange{firstSlot},
+      b, loc, zero, blocks, one, initial,
       [&](OpBuilder &bb, Location bl, Value blockIndex, ValueRange carried) {
         block = blockIndex;
         Value slotBase = carried[0];
+        blocksTaken = first.turns ? carried[1] : Value();
+        // What an owned block yields: the slot after its steps, and one
+        // more block taken.
+        auto yieldOwned = [&](OpBuilder &yb, Location yl, Value slotEnd) {
+          SmallVector<Value> results = {slotEnd};
+          if (blocksTaken)
+            results.push_back(
+                arith::AddIOp::create(yb, yl, blocksTaken, one));
+          scf::YieldOp::create(yb, yl, results);
+        };
         Value owned;
         std::tie(expert, owned) = op.loadBlockExpert(bb, bl, block);
         auto ifOwned = scf::IfOp::create(
@@ -1781,7 +1930,7 @@ Value WarpgroupMatmul::emitBlocks(OpBuilder &b, Value firstSlot) {
                   emitConsumers(ob, ol, slotBase, steps);
                 else
                   emitRoles(ob, ol, slotBase, steps);
-                scf::YieldOp::create(ob, ol, ValueRange{slotEnd});
+                yieldOwned(ob, ol, slotEnd);
                 return;
               }
               setUpGatherRows(ob, ol);
@@ -1876,12 +2025,10 @@ Value WarpgroupMatmul::emitBlocks(OpBuilder &b, Value firstSlot) {
               NVVM::WgmmaWaitGroupSyncOp::create(ob, ol, 0);
               emitEpilogue(ob, ol, mainLoop.getResults().take_front(numSums),
                            zero);
-              scf::YieldOp::create(
-                  ob, ol,
-                  ValueRange{arith::AddIOp::create(ob, ol, slotBase, steps)});
+              yieldOwned(ob, ol, slotEnd);
             },
             [&](OpBuilder &eb, Location el) {
-              scf::YieldOp::create(eb, el, ValueRange{slotBase});
+              scf::YieldOp::create(eb, el, carried);
             });
         // Rows of later blocks may scatter to the same outputs; the one-
         // warpgroup form reuses the ring's buffers in the next block (the
@@ -1890,7 +2037,8 @@ Value WarpgroupMatmul::emitBlocks(OpBuilder &b, Value firstSlot) {
           gpu::BarrierOp::create(bb, bl);
         scf::YieldOp::create(bb, bl, ifOwned.getResults());
       });
-  return blockLoop.getResult(0);
+  return {blockLoop.getResult(0),
+          first.turns ? blockLoop.getResult(1) : Value()};
 }
 
 struct MoELowerGroupedMatmulToWGMMAPass
@@ -1937,9 +2085,11 @@ struct MoELowerGroupedMatmulToWGMMAPass
         return signalPassFailure();
       }
       // Clusters of two CTAs share the weight boxes of a row block (at
-      // most one per CTA) in whole swizzle atoms of 8 columns per half.
+      // most one per CTA) in whole swizzle atoms of 8 columns per half;
+      // not with consumers in turns (a block's stages are one consumer's).
       plan->clusterPairs =
-          plan->specialized && launchesClustersOfTwo(launch) &&
+          plan->specialized && !plan->pingPong &&
+          launchesClustersOfTwo(launch) &&
           plan->columns % (2 * kSwizzleAtomRows) == 0 &&
           (onlyBranchesAround(op, launch) || clusterWalk(op, launch)) &&
           atMostOneBlock(op) && opsPerLaunch[launch] == 1;

@@ -5,7 +5,8 @@ import numpy as np
 
 out = sys.argv[1]
 for form in ("narrow", "wide", "persistent", "specialized",
-             "specialized-persistent", "specialized-64"):
+             "specialized-persistent", "specialized-64", "pingpong",
+             "pingpong-wide"):
     for tokens in (1, 7, 300):
         sync = np.load(f"{out}/y-sync-{tokens}.npy")
         y = np.load(f"{out}/y-{form}-{tokens}.npy")
@@ -23,3 +24,12 @@ for form, unrounded in (("sync-rounded", "sync"), ("rounded", "narrow"),
         same = np.array_equal(y, np.load(f"{out}/y-{unrounded}-{tokens}.npy"))
         print(f"{form} T={tokens} {'ok' if same else 'FAILED'}: "
               f"bitwise equal to {unrounded}")
+# Consumers in turns: the one-warpgroup tiles' wgmma groups, in the same
+# order, on the same grid.
+for form, same_grid in (("pingpong", "persistent"),
+                        ("pingpong-wide", "persistent-wide")):
+    for tokens in (1, 7, 300):
+        y = np.load(f"{out}/y-{form}-{tokens}.npy")
+        same = np.array_equal(y, np.load(f"{out}/y-{same_grid}-{tokens}.npy"))
+        print(f"{form} T={tokens} {'ok' if same else 'FAILED'}: "
+              f"bitwise equal to {same_grid}")

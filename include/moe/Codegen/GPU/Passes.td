@@ -750,6 +750,20 @@ def MoELowerGroupedMatmulToWGMMAPass
     before refilling it (in the ring's first round, the phase before the
     first counts as done); the consumers wait for it to be full.
 
+    With three warpgroups on 64-row blocks the two consumers take the row
+    blocks in turns (ping-pong): the one whose turn a block is (the count
+    of blocks the consumers took before it, modulo 2) multiplies all of
+    it and writes it, the other skips it, so that one's epilogue runs
+    while the other's wgmmas do. Two more mbarriers of 128 arrivals each
+    hand the turn over: a consumer waits for its turn, and once it has
+    waited for its block's last stage its threads arrive on the other's
+    (its k-th turn waits for phase k of consumer 1's mbarrier, k - 1 of
+    consumer 0's, the phase before the first counting as complete). The
+    blocks' waits on the stages then follow the ring's order, and no
+    consumer waits on a stage a round ahead of the phase it last saw
+    complete. `released` counts one consumer's 128 arrivals. No cluster
+    pairing (a block's stages are one consumer's).
+
     When such an op sits directly in an `scf.for` directly in the launch's
     body (a persistent grid's walk over tiles) whose other ops have no
     memory effects, and its row blocks are not a reduction (it does not
@@ -760,7 +774,8 @@ def MoELowerGroupedMatmulToWGMMAPass
     producer, the others a copy as consumers), each copy carrying the
     ring's slot count from iteration to iteration, with no block barrier
     between iterations: the producer fills the next tile's stages while
-    the consumers finish this one. With two consumers (384 threads) the
+    the consumers finish this one (with consumers in turns, the count of
+    blocks they took is carried too). With two consumers (384 threads) the
     producer then gives registers back (`nvvm.setmaxregister decrease`: 40
     a thread when TMA or `cp.async` move A, 112 when it gathers A through
     its registers) and the consumers take them (`increase` to 232 or 192),

@@ -27,7 +27,8 @@ statistic). One line per check; exit status 1 if any fails.
 test/CUDAEmulator runs without a GPU), and `--tokens` replaces the T
 values (kept in DIR/cases.json for `check`); `--wgmma wgmma-specialized`
 compiles the wgmma and device-io forms with specialized tiles (128-row
-blocks of a producer and two consumer warpgroups).
+blocks of a producer and two consumer warpgroups), `--wgmma wgmma-pingpong`
+with a producer and two consumers taking 64-row blocks in turns.
 """
 
 from __future__ import annotations
@@ -245,7 +246,8 @@ def main() -> int:
     prep.add_argument("--pipeline-options", default="",
                       help="CUDA pipeline options added to every compilation")
     prep.add_argument("--wgmma", default="wgmma",
-                      choices=("wgmma", "wgmma-specialized"),
+                      choices=("wgmma", "wgmma-specialized",
+                               "wgmma-pingpong"),
                       help="the mma option of the wgmma and device-io forms")
     prep.add_argument("--tokens", default=TOKENS,
                       help="the T values, comma-separated")
