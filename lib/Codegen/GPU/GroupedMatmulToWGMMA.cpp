@@ -603,10 +603,12 @@ private:
                     Value consumerThread);
   /// A consumer warpgroup's wgmma groups over `steps` steps from ring slot
   /// `slotBase` for the rows of `part` (an index), each stage released
-  /// once the group that read it is done, then its epilogue;
+  /// once the group that read it is done, then its epilogue (by the
+  /// thread consumerThread % 128 of the warpgroup's layout);
   /// `afterLastWait`, if any, runs once it has waited for the last stage.
   void multiplyPart(
       OpBuilder &b, Location loc, Value slotBase, Value steps, Value part,
+      Value consumerThread,
       function_ref<void(OpBuilder &, Location)> afterLastWait = nullptr);
   /// With `plan.pingPong`, the consumers' part: the one whose turn the
   /// current row block is waits for the turn, multiplies the block (handing
@@ -1309,10 +1311,10 @@ void WarpgroupMatmul::releaseStage(OpBuilder &b, Location loc, Value slot,
 
 void WarpgroupMatmul::multiplyPart(
     OpBuilder &mb, Location ml, Value slotBase, Value steps, Value part,
+    Value consumerThread,
     function_ref<void(OpBuilder &, Location)> afterLastWait) {
   Value tid = thread;
   Value zero = indexConstant(mb, ml, 0), one = indexConstant(mb, ml, 1);
-  Value consumerThread = consumerThreadOf(mb, ml);
   // The first step's group starts from no sums (scale-d 0) rather than
   // from zeroed registers: LLVM sinks such zeroing into the peeled first
   // step, after its wgmma.fence, where ptxas then serializes every wgmma
@@ -1385,7 +1387,7 @@ void WarpgroupMatmul::emitConsumers(OpBuilder &cb, Location cl, Value slotBase,
   Value part = arith::DivUIOp::create(
       cb, cl, consumerThread, indexConstant(cb, cl, kWarpgroupThreads));
   if (plan.parts == 1) {
-    multiplyPart(cb, cl, slotBase, steps, part);
+    multiplyPart(cb, cl, slotBase, steps, part, consumerThread);
     return;
   }
   // A part past the block's filled rows (at decode, the second of
@@ -1398,7 +1400,7 @@ void WarpgroupMatmul::emitConsumers(OpBuilder &cb, Location cl, Value slotBase,
   scf::IfOp::create(
       cb, cl, lessThan(cb, cl, partFirstRow, filledRows),
       [&](OpBuilder &mb, Location ml) {
-        multiplyPart(mb, ml, slotBase, steps, part);
+        multiplyPart(mb, ml, slotBase, steps, part, consumerThread);
         scf::YieldOp::create(mb, ml);
       },
       [&](OpBuilder &ib, Location il) {
@@ -1425,9 +1427,9 @@ void WarpgroupMatmul::emitConsumersInTurns(OpBuilder &cb, Location cl,
   // and no consumer waits on a stage more than one round ahead of its
   // last completed phase.
   Value two = indexConstant(cb, cl, 2);
+  Value consumerThread = consumerThreadOf(cb, cl);
   Value consumer = arith::DivUIOp::create(
-      cb, cl, consumerThreadOf(cb, cl),
-      indexConstant(cb, cl, kWarpgroupThreads));
+      cb, cl, consumerThread, indexConstant(cb, cl, kWarpgroupThreads));
   Value mine = arith::CmpIOp::create(
       cb, cl, arith::CmpIPredicate::eq,
       arith::RemUIOp::create(cb, cl, blocksTaken, two), consumer);
@@ -1448,7 +1450,7 @@ void WarpgroupMatmul::emitConsumersInTurns(OpBuilder &cb, Location cl,
     Value other = arith::SubIOp::create(mb, ml, indexConstant(mb, ml, 1),
                                         consumer);
     multiplyPart(mb, ml, slotBase, steps, indexConstant(mb, ml, 0),
-                 [&](OpBuilder &ab, Location al) {
+                 consumerThread, [&](OpBuilder &ab, Location al) {
                    nvgpu::MBarrierArriveOp::create(ab, al, turnBarriers,
                                                    other);
                  });

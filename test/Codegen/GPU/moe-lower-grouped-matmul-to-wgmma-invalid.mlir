@@ -35,7 +35,7 @@ func.func @left(%x: memref<64x64xf32>, %wf: memref<2x32x64xf32>,
   %c1 = arith.constant 1 : index
   %c32 = arith.constant 32 : index
   %c128 = arith.constant 128 : index
-  %c384 = arith.constant 384 : index
+  %c256 = arith.constant 256 : index
   gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
              threads(%tx, %ty, %tz) in (%sx = %c128, %sy = %c1, %sz = %c1) {
     // expected-remark @below {{moe-lower-grouped-matmul-to-wgmma: left for the CUDA cores: its weights are not [E, N, K] memrefs of bf16}}
@@ -46,7 +46,7 @@ func.func @left(%x: memref<64x64xf32>, %wf: memref<2x32x64xf32>,
     moe.grouped_matmul block_rows(16)
         ins(%x, %w, %experts4 : memref<64x64xf32>, memref<2x32x64xbf16>, memref<4xi32>)
         outs(%y : memref<64x32xf32>)
-    // expected-remark @below {{its blocks of 128 rows take one warpgroup (64 rows) or a producer and one warpgroup per 64 rows, not the 1 of its gpu.launch}}
+    // expected-remark @below {{its blocks of 128 rows take one warpgroup (64 rows), a producer and one warpgroup per 64 rows, or a producer and two taking 64-row blocks in turns, not the 1 of its gpu.launch}}
     moe.grouped_matmul block_rows(128)
         ins(%x128, %w, %experts : memref<128x64xf32>, memref<2x32x64xbf16>, memref<1xi32>)
         outs(%y128 : memref<128x32xf32>)
@@ -89,11 +89,11 @@ func.func @left(%x: memref<64x64xf32>, %wf: memref<2x32x64xf32>,
     gpu.terminator
   }
   gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
-             threads(%tx, %ty, %tz) in (%sx = %c384, %sy = %c1, %sz = %c1) {
-    // expected-remark @below {{its blocks of 64 rows take one warpgroup (64 rows) or a producer and one warpgroup per 64 rows, not the 3 of its gpu.launch}}
-    moe.grouped_matmul block_rows(64)
-        ins(%x, %w, %experts : memref<64x64xf32>, memref<2x32x64xbf16>, memref<1xi32>)
-        outs(%y : memref<64x32xf32>)
+             threads(%tx, %ty, %tz) in (%sx = %c256, %sy = %c1, %sz = %c1) {
+    // expected-remark @below {{its blocks of 128 rows take one warpgroup (64 rows), a producer and one warpgroup per 64 rows, or a producer and two taking 64-row blocks in turns, not the 2 of its gpu.launch}}
+    moe.grouped_matmul block_rows(128)
+        ins(%x128, %w, %experts : memref<128x64xf32>, memref<2x32x64xbf16>, memref<1xi32>)
+        outs(%y128 : memref<128x32xf32>)
     gpu.terminator
   }
   return

@@ -562,8 +562,9 @@ func.func @cluster_walk(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 // CHECK:         nvgpu.mbarrier.arrive %[[RELEASED]]
 // CHECK:       nvgpu.mbarrier.arrive %[[RELEASED]]
 // CHECK:       %[[THREAD:.*]] = arith.remui %[[LOCAL]], %c128
+// CHECK:       %[[EPIROW:.*]] = arith.muli %[[PART]], %c64
 // CHECK:       arith.divui %[[THREAD]], %c32
-// CHECK:       %[[ROWBASE:.*]] = arith.addi %[[PARTROW]], %{{.*}}
+// CHECK:       %[[ROWBASE:.*]] = arith.addi %[[EPIROW]], %{{.*}}
 // CHECK:       %[[ROW:.*]] = arith.addi %[[ROWBASE]], %c0
 // CHECK:       arith.cmpi ult, %[[ROW]], %[[FILLED]]
 // CHECK:       memref.store %{{.*}} : memref<128x128xf32>
@@ -678,6 +679,94 @@ func.func @persistent_walk(%x: memref<?x64xf32>, %w: memref<4x512x64xbf16>,
           block_sizes(%n : memref<1xi32, strided<[1], offset: ?>>)
           row_sources(%src : memref<128xi32, strided<[1], offset: ?>>)
           outs(%out : memref<128x128xf32, strided<[512, 1], offset: ?>>)
+    }
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// 64-row blocks on three warpgroups: a producer and two consumers that
+// take the blocks in turns (ping-pong), over a persistent grid's walk. A
+// third pair of mbarriers (128 arrivals each) hands the turn over;
+// `released` counts one consumer's 128 arrivals. The consumers' walk
+// carries the ring's slot and the count of blocks taken; the consumer
+// whose turn a block is (count % 2 == its index) waits on its own turn
+// mbarrier (parity (count / 2 + index + 1) % 2), multiplies, arrives on
+// the other's once it has waited for the block's last stage (before its
+// last wgmma group is done and before its epilogue), and each owned
+// block counts one more taken.
+// CHECK-LABEL: func @pingpong_walk
+// CHECK: gpu.launch
+// CHECK-SAME: threads(%[[TID:[a-z0-9]+]],
+// CHECK: %[[FULL:.*]] = nvgpu.mbarrier.create
+// CHECK: %[[RELEASED:.*]] = nvgpu.mbarrier.create
+// CHECK: %[[TURNS:.*]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 2>
+// CHECK-COUNT-2: nvgpu.mbarrier.init %[[FULL]][%{{.*}}], %c128
+// CHECK-COUNT-2: nvgpu.mbarrier.init %[[RELEASED]][%{{.*}}], %c128
+// CHECK-COUNT-2: nvgpu.mbarrier.init %[[TURNS]][%{{.*}}], %c128
+// CHECK: scf.if %{{.*}} {
+// CHECK-NEXT: nvvm.setmaxregister decrease 112
+// CHECK: scf.for %{{.*}} iter_args(%{{.*}} = %c0{{.*}}, %{{.*}} = %c0{{.*}}) -> (index, index) {
+// CHECK-NOT: nvvm.wgmma
+// CHECK:     nvgpu.tma.async.load
+// CHECK: nvvm.setmaxregister increase 168
+// CHECK-NEXT: } else {
+// CHECK-NEXT: nvvm.setmaxregister increase 192
+// CHECK: scf.for %{{.*}} iter_args(%{{.*}} = %c0{{.*}}, %{{.*}} = %c0{{.*}}) -> (index, index) {
+// CHECK:   scf.for %{{.*}} iter_args(%{{.*}} = %{{.*}}, %[[TAKEN:.*]] = %{{.*}}) -> (index, index) {
+// CHECK:     scf.if %{{.*}} -> (index, index) {
+// CHECK:       %[[CONSUMER:.*]] = arith.divui %{{.*}}, %c128
+// CHECK:       %[[TURN:.*]] = arith.remui %[[TAKEN]], %c2
+// CHECK:       %[[MINE:.*]] = arith.cmpi eq, %[[TURN]], %[[CONSUMER]]
+// CHECK:       scf.if %[[MINE]] {
+// CHECK:         %[[ROUND:.*]] = arith.divui %[[TAKEN]], %c2
+// CHECK:         %[[NEXT:.*]] = arith.addi %[[CONSUMER]], %c1
+// CHECK:         %[[SUM:.*]] = arith.addi %[[ROUND]], %[[NEXT]]
+// CHECK:         %[[PARITY:.*]] = arith.remui %[[SUM]], %c2
+// CHECK:         %[[BIT:.*]] = arith.index_castui %[[PARITY]] : index to i1
+// CHECK:         nvgpu.mbarrier.try_wait.parity %[[TURNS]][%[[CONSUMER]]], %[[BIT]]
+// CHECK:         %[[OTHER:.*]] = arith.subi %c1{{.*}}, %[[CONSUMER]]
+// CHECK:         nvvm.wgmma.mma_async
+// CHECK:         nvgpu.mbarrier.arrive %[[TURNS]][%[[OTHER]]]
+// CHECK-NEXT:    nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK:         nvgpu.mbarrier.arrive %[[RELEASED]]
+// CHECK:         memref.store
+// CHECK:       %[[COUNTED:.*]] = arith.addi %[[TAKEN]], %c1
+// CHECK:       scf.yield %{{.*}}, %[[COUNTED]] : index, index
+// CHECK:     } else {
+// CHECK:       scf.yield %{{.*}}, %[[TAKEN]] : index, index
+// CHECK: nvvm.setmaxregister decrease 168
+// CHECK: gpu.barrier
+// CHECK-COUNT-6: nvvm.mbarrier.inval
+func.func @pingpong_walk(%x: memref<?x64xf32>, %w: memref<4x512x64xbf16>,
+                         %experts: memref<8xi32>, %sizes: memref<8xi32>,
+                         %sources: memref<512xi32>, %y: memref<512x512xf32>,
+                         %tiles: index) {
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c8 = arith.constant 8 : index
+  %c64 = arith.constant 64 : index
+  %c128 = arith.constant 128 : index
+  %c384 = arith.constant 384 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c2, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c384, %sy = %c1, %sz = %c1) {
+    scf.for %tile = %bx to %tiles step %gx {
+      %block = arith.remui %tile, %c8 : index
+      %column = arith.divui %tile, %c8 : index
+      %row = arith.muli %block, %c64 : index
+      %col = arith.muli %column, %c128 : index
+      %wt = memref.subview %w[0, %col, 0] [4, 128, 64] [1, 1, 1] : memref<4x512x64xbf16> to memref<4x128x64xbf16, strided<[32768, 64, 1], offset: ?>>
+      %e = memref.subview %experts[%block] [1] [1] : memref<8xi32> to memref<1xi32, strided<[1], offset: ?>>
+      %n = memref.subview %sizes[%block] [1] [1] : memref<8xi32> to memref<1xi32, strided<[1], offset: ?>>
+      %src = memref.subview %sources[%row] [64] [1] : memref<512xi32> to memref<64xi32, strided<[1], offset: ?>>
+      %out = memref.subview %y[%row, %col] [64, 128] [1, 1] : memref<512x512xf32> to memref<64x128xf32, strided<[512, 1], offset: ?>>
+      moe.grouped_matmul block_rows(64)
+          ins(%x, %wt, %e : memref<?x64xf32>, memref<4x128x64xbf16, strided<[32768, 64, 1], offset: ?>>, memref<1xi32, strided<[1], offset: ?>>)
+          block_sizes(%n : memref<1xi32, strided<[1], offset: ?>>)
+          row_sources(%src : memref<64xi32, strided<[1], offset: ?>>)
+          outs(%out : memref<64x128xf32, strided<[512, 1], offset: ?>>)
     }
     gpu.terminator
   }
