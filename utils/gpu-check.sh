@@ -11,8 +11,11 @@
 #       also on a persistent grid and in 2-CTA clusters, two with the
 #       combine by atomic adds, three with mma=wgmma-pingpong), copies
 #       moe-run (the runtime linked in) to DIR/bin, and
-#       prepares bench/gpu.py's layers in DIR/gpu-bench: about 20 MiB, what
-#       the GPU machine needs besides the working tree.
+#       prepares bench/gpu.py's layers in DIR/gpu-bench (about 90 MiB),
+#       then packs DIR into DIR.tar.xz (about 15 MiB): what the GPU machine
+#       needs besides the working tree (carry the archive: the device
+#       tool's working tree and carried paths are limited to 64 MiB).
+#       `run` and `bench` unpack DIR.tar.xz when DIR is not there.
 #   utils/gpu-check.sh run [DIR] [LOG]    on the GPU machine: the GPU name
 #       and driver, the execution tests (every routing family, f32, bf16,
 #       f16 and FP8, T = 0, 1, 7, 300, 4096, against the numpy reference;
@@ -110,13 +113,28 @@ prepare() {
   # The runtime library, for the device-io checks through the Python binding.
   mkdir -p "$dir/lib" && cp -L "$ROOT/build/lib/libMoERuntime.so" "$dir/lib/"
   "$PYTHON" "$ROOT/bench/gpu.py" prepare --out "$dir/gpu-bench"
-  du -sh "$dir"
+  rm -f "$dir.tar.xz"
+  "$PYTHON" -c 'import os, sys, tarfile
+with tarfile.open(sys.argv[1] + ".tar.xz", "w:xz") as archive:
+    archive.add(sys.argv[1], arcname=os.path.basename(sys.argv[1]))' "$dir"
+  du -sh "$dir" "$dir.tar.xz"
+}
+
+# DIR from DIR.tar.xz (what prepare packed) where DIR is not there.
+unpack() {
+  local dir="$1"
+  [ -d "$dir" ] || [ ! -f "$dir.tar.xz" ] && return 0
+  "$PYTHON" -c 'import os, sys, tarfile
+with tarfile.open(sys.argv[1] + ".tar.xz") as archive:
+    kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+    archive.extractall(os.path.dirname(sys.argv[1]) or ".", **kwargs)' "$dir"
 }
 
 run() {
   local dir="${1:-$ROOT/build/gpu-check}"
   local log="${2:-$dir/gpu-check.log}"
   local moe_run="$dir/bin/moe-run"
+  unpack "$dir"
   [ -x "$moe_run" ] || { echo "gpu-check: $dir holds no prepared run (gpu-check.sh prepare)" >&2; exit 1; }
   exec > >(tee "$log") 2>&1
   echo "# gpu-check $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
@@ -155,6 +173,7 @@ bench() {
   local out="${2:-$dir/gpu.json}"
   shift $(($# < 2 ? $# : 2))
   [ "${1:-}" = "--" ] && shift
+  unpack "$dir"
   [ -d "$dir/gpu-bench" ] || { echo "gpu-check: $dir holds no prepared benchmark (gpu-check.sh prepare)" >&2; exit 1; }
   # The Python with PyTorch and numpy.
   local python

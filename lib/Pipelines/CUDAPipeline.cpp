@@ -201,9 +201,9 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   // that is not positive is passed on negative, for moe-map-to-gpu to
   // refuse.
   // Consumers in turns alternate over a block's walk of tiles: a persistent
-  // grid unless one is given.
+  // grid unless one is given (or no count of multiprocessors sizes it).
   int64_t persistent = options.persistent;
-  if (pingPong && !given(options.persistent))
+  if (pingPong && !given(options.persistent) && options.multiprocessors > 0)
     persistent = 1;
   int64_t tileGridLimit = persistent * options.multiprocessors;
   if (persistent != 0 && tileGridLimit <= 0)

@@ -292,6 +292,20 @@
 // With block-rows=64 the blocks are a producer and one consumer (256).
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized block-rows=64" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=WS64
 // WS64: gpu.launch_func {{.*}}@forward_tiles_4::@forward_tiles_4 {{.*}}threads in (%c256, %c1, %c1)  dynamic_shared_memory_size
+// Consumers in turns: 64-row blocks of three warpgroups on a persistent
+// grid (the walk's blocks walk the tiles: setmaxnreg moves registers,
+// three mbarrier waits: stage filled, stage released, turn), and with no
+// count of multiprocessors one block per tile.
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-pingpong format=isa" -o %t.pp.mlir
+// RUN: %python %S/Inputs/gpu_objects.py %t.pp.mlir %t.pp.ptx --ptxas %ptxas --arch sm_90a --resources | FileCheck %s --check-prefix=PINGPONG
+// PINGPONG: forward_tiles_4: wgmma 8, tma 2, mbarrier_waits 3, mma_sync 0, cp_async 4, setmaxnreg 4, registers 168, spill_stores 0, spill_loads 0
+// PINGPONG-NOT: ptxas:
+// PINGPONG: forward_tiles_5: wgmma 8, tma 2, mbarrier_waits 3, mma_sync 0, cp_async 0, setmaxnreg 4, registers 168, spill_stores 0, spill_loads 0
+// PINGPONG-NOT: ptxas:
+// PINGPONG: forward_tiles_6: wgmma 4, tma 2, mbarrier_waits 3, mma_sync 0, cp_async 0, setmaxnreg 4, registers 168, spill_stores 0, spill_loads 0
+// PINGPONG-NOT: ptxas:
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-pingpong multiprocessors=0" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=PPLAUNCH
+// PPLAUNCH: gpu.launch_func {{.*}}@forward_tiles_4::@forward_tiles_4 {{.*}}threads in (%c384, %c1, %c1)  dynamic_shared_memory_size
 // WSPTX: forward_tiles_4: ptx accepted by ptxas -arch=sm_90a
 // WSPTX-NEXT: forward_tiles_4: wgmma 8, tma 2, mbarrier_waits 2, mma_sync 0, cp_async 8, setmaxnreg 0, registers {{[0-9]+}}, spill_stores 0, spill_loads 0, stack 0
 // WSPTX-NOT: ptxas:

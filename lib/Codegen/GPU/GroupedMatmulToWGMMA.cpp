@@ -1655,11 +1655,12 @@ void WarpgroupMatmul::emitInWalk(scf::ForOp walk) {
   Location loc = op.getLoc();
   IRRewriter rewriter(walk.getContext());
   rewriter.setInsertionPoint(walk);
-  // The ring's slot count (and with consumers in turns, the count of row
-  // blocks they took) from iteration to iteration.
+  // The ring's slot count (and with consumers in turns, the consumers'
+  // count of row blocks they took) from iteration to iteration.
+  bool countTurns = plan.pingPong && role == Role::Consumers;
   Value zero = indexConstant(rewriter, loc, 0);
   SmallVector<Value> initial = {zero};
-  if (plan.pingPong)
+  if (countTurns)
     initial.push_back(zero);
   FailureOr<LoopLikeOpInterface> counted = walk.replaceWithAdditionalYields(
       rewriter, initial,
@@ -1686,10 +1687,10 @@ void WarpgroupMatmul::emitInWalk(scf::ForOp walk) {
         op, walk, [&](OpBuilder &sb, Location sl) { clearKey(sb, sl); });
   }
   OpBuilder b(op);
-  RingPosition last = emitBlocks(
-      b, {firstSlot, plan.pingPong ? Value(carried.back()) : Value()});
+  RingPosition last =
+      emitBlocks(b, {firstSlot, countTurns ? Value(carried.back()) : Value()});
   SmallVector<Value> reached = {last.slot};
-  if (plan.pingPong)
+  if (countTurns)
     reached.push_back(last.turns);
   GroupedMatmulOp lowered = op;
   SmallVector<Value> yielded = yieldThroughBranches(

@@ -691,7 +691,8 @@ func.func @persistent_walk(%x: memref<?x64xf32>, %w: memref<4x512x64xbf16>,
 // take the blocks in turns (ping-pong), over a persistent grid's walk. A
 // third pair of mbarriers (128 arrivals each) hands the turn over;
 // `released` counts one consumer's 128 arrivals. The consumers' walk
-// carries the ring's slot and the count of blocks taken; the consumer
+// carries the ring's slot and the count of blocks taken (the producer's
+// only the slot); the consumer
 // whose turn a block is (count % 2 == its index) waits on its own turn
 // mbarrier (parity (count / 2 + index + 1) % 2), multiplies, arrives on
 // the other's once it has waited for the block's last stage (before its
@@ -708,7 +709,7 @@ func.func @persistent_walk(%x: memref<?x64xf32>, %w: memref<4x512x64xbf16>,
 // CHECK-COUNT-2: nvgpu.mbarrier.init %[[TURNS]][%{{.*}}], %c128
 // CHECK: scf.if %{{.*}} {
 // CHECK-NEXT: nvvm.setmaxregister decrease 112
-// CHECK: scf.for %{{.*}} iter_args(%{{.*}} = %c0{{.*}}, %{{.*}} = %c0{{.*}}) -> (index, index) {
+// CHECK: scf.for %{{.*}} iter_args(%{{.*}} = %c0{{.*}}) -> (index) {
 // CHECK-NOT: nvvm.wgmma
 // CHECK:     nvgpu.tma.async.load
 // CHECK: nvvm.setmaxregister increase 168
