@@ -7,11 +7,13 @@ Three steps, on two machines:
       768, 128, 8) and DeepSeek-V3 (7168, 2048, 256, 8, groups 8/4, one
       shared expert) MoE layers with bf16 weights: the layer IR from the
       family's config at the model's sizes, compiled by moe-compile
-      --target cuda with mma=sync (mma.sync, sm_90), mma=wgmma (wgmma fed
-      by TMA, sm_90a) and mma=wgmma persistent=1 (a persistent tile grid of
-      one block per multiprocessor), and the runtime library; a few MiB,
-      what the GPU machine needs besides the working tree (it has no
-      LLVM/MLIR).
+      --target cuda in each form of MMA_MODES (below: mma=sync, mma.sync
+      on sm_90; mma=wgmma, wgmma fed by TMA on sm_90a, and its persistent,
+      specialized, ping-pong, cluster, atomic-combine and device-io
+      variants), and the runtime library; about 30 MiB, what the GPU
+      machine needs besides the working tree (it has no LLVM/MLIR;
+      utils/gpu-check.sh prepare packs it with its tests into one
+      archive).
 
   bench/gpu.py structure [--dir build/gpu-bench] [--out JSON]
       What the build machine can check of the kernels (no GPU): per layer
