@@ -60,8 +60,16 @@ moe::compile::createTargetMachine(StringRef cpu,
       target->createMCSubtargetInfo(triple, "", ""));
   if (!generic || !generic->isCPUStringValid(cpuName))
     return makeError("unknown CPU '" + cpuName + "' for " + triple.str());
-  // --mattr adds to (or, with -feature, removes from) the CPU's features.
+  // No kernel uses AMX (LLVM never selects its instructions unasked): the
+  // target leaves the AMX units out (with amx-tile every feature that
+  // implies it), so that the manifest does not ask the CPU for them. A
+  // module compiled on a CPU with AMX would otherwise be refused where
+  // Linux denies the tile data, or where MOE_CPU_DISABLE turns the units
+  // off to force a floor variant. --mattr (+amx-tile, +amx-bf16) still asks
+  // for them.
   SubtargetFeatures allFeatures(features);
+  allFeatures.AddFeature("-amx-tile");
+  // --mattr adds to (or, with -feature, removes from) the CPU's features.
   for (const std::string &feature : codegen::getMAttrs())
     allFeatures.AddFeature(feature);
   for (const std::string &feature : moreFeatures)
