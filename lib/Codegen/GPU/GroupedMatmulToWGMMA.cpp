@@ -1379,7 +1379,6 @@ void WarpgroupMatmul::emitConsumers(OpBuilder &cb, Location cl, Value slotBase,
     emitConsumersInTurns(cb, cl, slotBase, steps);
     return;
   }
-  Value zero = indexConstant(cb, cl, 0), one = indexConstant(cb, cl, 1);
   // The consumers, one per part of the rows: each waits for a stage's
   // A and weights, multiplies its part's A by the weights, and
   // releases the previous step's stage once its wgmma group is done.
@@ -1390,6 +1389,7 @@ void WarpgroupMatmul::emitConsumers(OpBuilder &cb, Location cl, Value slotBase,
     multiplyPart(cb, cl, slotBase, steps, part, consumerThread);
     return;
   }
+  Value zero = indexConstant(cb, cl, 0), one = indexConstant(cb, cl, 1);
   // A part past the block's filled rows (at decode, the second of
   // most blocks) multiplies nothing and writes nothing: it only
   // releases each stage once it is filled (waiting for it, so that
