@@ -100,10 +100,13 @@ enum class MPILibrary { None, OpenMPI, MPICH };
 /// driver, depending on libm (found in the system's library directories),
 /// when `withOpenMP` on LLVM's libomp.so.5 (recorded with its directory as
 /// the run path, so that loading the module finds it), and on `mpi`'s
-/// library (found in the system's library directories).
+/// library (found in the system's library directories). With
+/// `everySymbolDefined`, a symbol that neither the object, libc, libm nor
+/// those libraries defines is an error (modules that call into the runtime
+/// loading them, the GPU's, leave that off).
 llvm::Error linkSharedObject(llvm::StringRef objectPath,
                              llvm::StringRef outputPath, bool withOpenMP,
-                             MPILibrary mpi);
+                             MPILibrary mpi, bool everySymbolDefined);
 
 } // namespace moe::compile
 

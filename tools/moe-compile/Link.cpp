@@ -48,14 +48,22 @@ bool moe::compile::isOpenMPEntry(StringRef name) {
 }
 
 Error moe::compile::linkSharedObject(StringRef objectPath, StringRef outputPath,
-                                     bool withOpenMP, MPILibrary mpi) {
+                                     bool withOpenMP, MPILibrary mpi,
+                                     bool everySymbolDefined) {
   std::string object = objectPath.str(), output = outputPath.str();
   std::string libm = findLibrary("libm.so.6");
+  std::string libc = findLibrary("libc.so.6");
   SmallVector<const char *> args = {"ld.lld",   "-shared", "--as-needed",
                                     "-O2",      "-o",      output.c_str(),
                                     object.c_str()};
   if (!libm.empty())
     args.push_back(libm.c_str());
+  // A symbol that none of the libraries below defines would make the
+  // runtime's dlopen fail: a routine the code generator called for an
+  // instruction the target lacks (compiler-rt's __truncsfbf2 for a bf16
+  // value on AVX2, say) is an error here instead.
+  if (everySymbolDefined && !libc.empty())
+    args.append({libc.c_str(), "-z", "defs"});
   // The OpenMP runtime of the LLVM that built moe-compile (Debian's
   // libomp-22-dev), which the translated omp.parallel regions call.
   std::string libomp = MOE_LIBOMP_DIR "/libomp.so.5";
@@ -86,10 +94,12 @@ Error moe::compile::linkSharedObject(StringRef objectPath, StringRef outputPath,
   lld::Result result = lld::lldMain(args, messages, messages,
                                     {{lld::Gnu, &lld::elf::link}});
   if (result.retCode != 0) {
-    // lld's messages are "ld.lld: error: ..." lines; keep the first.
+    // lld's messages are "ld.lld: error: ..." lines; keep the first. (The
+    // path from `output`: lld resets every llvm::cl option when it ends,
+    // the caller's --o string among them, which `outputPath` may view.)
     StringRef first = StringRef(diagnostics).split('\n').first;
     return createStringError(inconvertibleErrorCode(),
-                             "linking '" + outputPath + "' failed" +
+                             "linking '" + output + "' failed" +
                                  (first.empty() ? "" : ": " + first.str()));
   }
   return Error::success();

@@ -175,8 +175,10 @@ int buildSharedObject(Module &module, TargetMachine &machine) {
                        })
               ? moe::compile::MPILibrary::OpenMPI
               : moe::compile::MPILibrary::MPICH;
-  if (Error error = moe::compile::linkSharedObject(objectPath, outputPath,
-                                                   usesOpenMP, mpi))
+  // GPU modules call the runtime that loads them (mgpu*).
+  if (Error error = moe::compile::linkSharedObject(
+          objectPath, outputPath, usesOpenMP, mpi,
+          /*everySymbolDefined=*/target == CodegenTarget::CPU))
     return fail(toString(std::move(error)));
   return 0;
 }
@@ -208,6 +210,34 @@ bool takesLowPrecisionWeights(mlir::ModuleOp module) {
     }
   });
   return found;
+}
+
+/// Sizes the fast path's register tiles to `machine`'s vector registers,
+/// where --pipeline-options leaves them unset: f32 lanes of the widest
+/// vectors (16 with AVX-512, 8 with AVX, 4 below), and half of the
+/// registers (32 with AVX-512, 16 below) as accumulators, the other half
+/// for the operands each step loads. The packed-weight kernel's panels are
+/// two vectors wide, its tiles of rows half the register count over two
+/// (8 rows of 32 columns with AVX-512, 4 of 16 with AVX2); the dot-product
+/// kernel's tiles (routers, shared experts) 2 rows of R/4 columns. Larger
+/// tiles on AVX2 spilled accumulators inside the reduction loop (qwen3-s
+/// f32 T = 512 on one Zen 3 core: 410 ms with the AVX-512 shapes, 125-137
+/// with these, docs/Performance.md).
+void sizeRegisterTiles(mlir::moe::LowerToCPUOptions &options,
+                       const TargetMachine &machine) {
+  bool avx512 = moe::compile::targetHasFeatures(machine, {"avx512f"});
+  int64_t lanes = avx512                                              ? 16
+                  : moe::compile::targetHasFeatures(machine, {"avx"}) ? 8
+                                                                      : 4;
+  int64_t registers = avx512 ? 32 : 16;
+  if (!options.vectorWidth.hasValue())
+    options.vectorWidth = lanes;
+  if (!options.panelCols.hasValue())
+    options.panelCols = 2 * options.vectorWidth;
+  if (!options.panelRows.hasValue())
+    options.panelRows = registers / 2 / 2;
+  if (!options.tileCols.hasValue() && options.tileRows >= 1)
+    options.tileCols = std::max<int64_t>(1, registers / 2 / options.tileRows);
 }
 
 /// The lowerings to compile, fastest first; the last one runs on every CPU
@@ -358,6 +388,7 @@ int main(int argc, char **argv) {
   else if (options.fp8ByteLookup && !byteLookup)
     return fail("fp8-byte-lookup needs a CPU with AVX512_VBMI; '" + mcpu +
                 "' has none");
+  sizeRegisterTiles(options, **machine);
   mlir::FailureOr<SmallVector<KernelChoice>> choices =
       chooseKernels(options, **machine, mcpu, *module);
   if (mlir::failed(choices))

@@ -1,13 +1,16 @@
 //===- MoveHalfFloatsAsIntegers.cpp - 16-bit float moves as i16 -----------===//
 //
 // Where the CPU pipeline leaves bf16 or f16 values in the LLVM dialect, it
-// only moves them: loads, stores and selects (their arithmetic is already
-// integer arithmetic on the bits, or vector intrinsics). x86 code
-// generation for targets where bf16 is a register type (AVX512_BF16)
-// moves a scalar bf16 through f32 and rounds it back with a compiler-rt
-// call (__truncsfbf2) that a module loaded by the runtime cannot resolve:
-// a plain copy of a bf16 bias became a libcall. Moving the bits as i16,
-// with bitcasts that LLVM folds away, leaves no such conversion.
+// only moves them: loads, stores (masked ones too) and selects (their
+// arithmetic is already integer arithmetic on the bits, or vector
+// intrinsics). x86 code generation moves a bf16 that is not a register
+// type (no AVX512_BF16: AVX2) or a scalar one (AVX512_BF16) through f32 and
+// rounds it back with a compiler-rt call (__truncsfbf2) that a module
+// loaded by the runtime cannot resolve: a plain copy of a bf16 bias, or the
+// masked store of a tile's bf16 rows on AVX2, became a libcall. Moving the
+// bits as i16, and folding the chains of bitcasts that leaves (i16 to bf16
+// to i32 becomes i16 to i32), leaves no bf16 value for LLVM to put back
+// into such a move.
 //
 //===----------------------------------------------------------------------===//
 
@@ -57,6 +60,29 @@ void operandToBits(OpOperand &operand, Type bits) {
                                       operand.get()));
 }
 
+/// Replaces each bitcast of a bitcast by one bitcast of the first's
+/// operand (or that operand itself), and erases the bitcasts left unused.
+void foldBitcastChains(Operation *root) {
+  SmallVector<LLVM::BitcastOp> casts;
+  root->walk([&](LLVM::BitcastOp cast) { casts.push_back(cast); });
+  for (LLVM::BitcastOp cast : casts) {
+    auto inner = cast.getArg().getDefiningOp<LLVM::BitcastOp>();
+    if (!inner)
+      continue;
+    Value source = inner.getArg();
+    if (source.getType() == cast.getType()) {
+      cast.replaceAllUsesWith(source);
+      continue;
+    }
+    cast.getArgMutable().assign(source);
+  }
+  // In reverse order, so that a chain's inner casts lose their last use
+  // before they are visited.
+  for (LLVM::BitcastOp cast : llvm::reverse(casts))
+    if (cast->use_empty())
+      cast->erase();
+}
+
 struct MoEMoveHalfFloatsAsIntegersPass
     : moe::impl::MoEMoveHalfFloatsAsIntegersPassBase<
           MoEMoveHalfFloatsAsIntegersPass> {
@@ -70,6 +96,15 @@ struct MoEMoveHalfFloatsAsIntegersPass
       } else if (auto store = llvm::dyn_cast<LLVM::StoreOp>(op)) {
         if (Type bits = bitsOf(store.getValue().getType()))
           operandToBits(store.getValueMutable(), bits);
+      } else if (auto store = llvm::dyn_cast<LLVM::MaskedStoreOp>(op)) {
+        if (Type bits = bitsOf(store.getValue().getType()))
+          operandToBits(store.getValueMutable(), bits);
+      } else if (auto load = llvm::dyn_cast<LLVM::MaskedLoadOp>(op)) {
+        if (Type bits = bitsOf(load.getType())) {
+          for (OpOperand &passThrough : load.getPassThruMutable())
+            operandToBits(passThrough, bits);
+          retypeToBits(load.getResult(), bits);
+        }
       } else if (auto select = llvm::dyn_cast<LLVM::SelectOp>(op)) {
         if (Type bits = bitsOf(select.getType())) {
           operandToBits(select.getTrueValueMutable(), bits);
@@ -78,6 +113,7 @@ struct MoEMoveHalfFloatsAsIntegersPass
         }
       }
     });
+    foldBitcastChains(getOperation());
   }
 };
 

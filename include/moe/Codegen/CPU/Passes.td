@@ -267,18 +267,24 @@ def MoEMoveHalfFloatsAsIntegersPass
     : Pass<"moe-move-half-floats-as-integers"> {
   let summary = "Move bf16 and f16 values in the LLVM dialect as i16";
   let description = [{
-    Rewrites each `llvm.load`, `llvm.store` and `llvm.select` of a `bf16`
-    or `f16` scalar or vector into the same operation on `i16` values (of
-    the same shape), between `llvm.bitcast`s, which LLVM folds away where
-    the bits are only moved (a copy, or the integer arithmetic that
-    `arith-expand` makes of bf16 conversions). The loads keep their
-    alignment, volatility and ordering.
+    Rewrites each `llvm.load`, `llvm.store`, `llvm.intr.masked.load`,
+    `llvm.intr.masked.store` and `llvm.select` of a `bf16` or `f16` scalar
+    or vector into the same operation on `i16` values (of the same shape),
+    between `llvm.bitcast`s, then folds every chain of bitcasts into one
+    (a load's bits bitcast to bf16 and on to `i32` pairs become one bitcast
+    of the `i16` bits), so that where the bits are only moved (a copy, or
+    the integer arithmetic that `arith-expand` makes of bf16 conversions) no
+    16-bit float value is left. The loads keep their alignment, volatility
+    and ordering.
 
-    The CPU pipeline runs it on the LLVM dialect it produces: for x86
-    targets where bf16 is a register type (AVX512_BF16), LLVM moves a
-    scalar bf16 through f32 and rounds it back with a compiler-rt call
-    (`__truncsfbf2`) that a module loaded by the runtime cannot resolve;
-    a copy of a bf16 bias was such a call.
+    The CPU pipeline runs it on the LLVM dialect it produces: x86 code
+    generation moves a bf16 value that is not a register type (AVX2 targets)
+    or a scalar one (AVX512_BF16) through f32 and rounds it back with a
+    compiler-rt call (`__truncsfbf2`) that a module loaded by the runtime
+    cannot resolve; a copy of a bf16 bias, and on AVX2 the masked store of a
+    tile's rows rounded to bf16, were such calls. (LLVM's instruction
+    combiner would otherwise move a bitcast to bf16 past a select into the
+    store that follows it.)
   }];
   let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
 }
