@@ -53,6 +53,10 @@ Error moe::compile::linkSharedObject(StringRef objectPath, StringRef outputPath,
   std::string object = objectPath.str(), output = outputPath.str();
   std::string libm = findLibrary("libm.so.6");
   std::string libc = findLibrary("libc.so.6");
+  // The runtime routines of GCC's support library: f16 conversions on
+  // targets without F16C (__extendhfsf2, __truncsfhf2); a dependency only
+  // where a module calls one (--as-needed).
+  std::string libgcc = findLibrary("libgcc_s.so.1");
   SmallVector<const char *> args = {"ld.lld",   "-shared", "--as-needed",
                                     "-O2",      "-o",      output.c_str(),
                                     object.c_str()};
@@ -62,6 +66,8 @@ Error moe::compile::linkSharedObject(StringRef objectPath, StringRef outputPath,
   // runtime's dlopen fail: a routine the code generator called for an
   // instruction the target lacks (compiler-rt's __truncsfbf2 for a bf16
   // value on AVX2, say) is an error here instead.
+  if (!libgcc.empty())
+    args.push_back(libgcc.c_str());
   if (everySymbolDefined && !libc.empty())
     args.append({libc.c_str(), "-z", "defs"});
   // The OpenMP runtime of the LLVM that built moe-compile (Debian's

@@ -232,7 +232,10 @@ void sizeRegisterTiles(mlir::moe::LowerToCPUOptions &options,
   int64_t registers = avx512 ? 32 : 16;
   if (!options.vectorWidth.hasValue())
     options.vectorWidth = lanes;
-  if (!options.panelCols.hasValue())
+  // From a width given, when it is one a kernel takes (its own pass
+  // reports any other).
+  if (!options.panelCols.hasValue() && options.vectorWidth >= 1 &&
+      options.vectorWidth <= 64)
     options.panelCols = 2 * options.vectorWidth;
   if (!options.panelRows.hasValue())
     options.panelRows = registers / 2 / 2;

@@ -51,6 +51,9 @@ PanelKernelEmitter::PanelKernelEmitter(OpBuilder &b, Location loc,
   this->byteLookup = byteLookup && lanes == 16 && !e2m1;
   wordLookup = byteLookup && lanes == 16 && e2m1;
   lanePermuted = this->byteLookup && vectorsPerPanel % 2 == 0;
+  bf16Halves = weightType.getRank() == 4 &&
+               weightType.getElementType().isBF16() &&
+               vectorsPerPanel % 2 == 0 && lanes % 2 == 0;
   if (pairs) {
     // [E, NP, KP, P, 2] as [E, NP, KP, 2P]: a row of pairs is one run
     // (as e2m1 pairs are).
@@ -77,6 +80,7 @@ void PanelKernelEmitter::setBlockScales(ValueRange blockScales,
       llvm::cast<MemRefType>(scales.front().getType()).getRank() == 4;
   if (packedScales)
     byteLookup = lanePermuted = false;
+  bf16Halves = false;
   // In pairs, by widening: a row block of many rows decodes its panels
   // into bf16 pairs once. Byte lookups are cheap enough to repeat per tile
   // (they measured faster than staging at every T).
@@ -496,6 +500,32 @@ PanelKernelEmitter::step(ArrayRef<std::pair<Value, Value>> rows, Value panel,
   if (!scales.empty())
     depthBlock = arith::DivUIOp::create(b, loc, k, constant(blockDepth));
   for (auto [index, weight] : llvm::enumerate(weights)) {
+    if (bf16Halves) {
+      // One read of a pair of vectors' 2 x lanes bf16 as lanes 32-bit
+      // words: their low halves shifted up are the even columns' f32, their
+      // high halves masked the odd columns'. Two integer operations per
+      // pair of vectors, where widening each vector takes a shuffle and a
+      // shift (emitTile puts the columns back in order once per tile).
+      auto wordsType = VectorType::get({lanes}, b.getI32Type());
+      auto splat = [&](int32_t word) -> Value {
+        return arith::ConstantOp::create(
+            b, loc,
+            DenseElementsAttr::get(wordsType, b.getI32IntegerAttr(word)));
+      };
+      Value sixteen = splat(16), highHalves = splat(-65536);
+      for (int64_t j = 0; j < vectorsPerPanel; j += 2) {
+        Value pair = vector::TransferReadOp::create(
+            b, loc, VectorType::get({2 * lanes}, weightType.getElementType()),
+            weight, ValueRange{expert, panel, k, constant(j * lanes)}, padding,
+            ArrayRef<bool>{true});
+        Value words = vector::BitCastOp::create(b, loc, wordsType, pair);
+        w.push_back(vector::BitCastOp::create(
+            b, loc, accType, arith::ShLIOp::create(b, loc, words, sixteen)));
+        w.push_back(vector::BitCastOp::create(
+            b, loc, accType, arith::AndIOp::create(b, loc, words, highHalves)));
+      }
+      continue;
+    }
     for (int64_t j = 0; j < vectorsPerPanel; ++j) {
       Value factor;
       if (!scales.empty())
@@ -578,6 +608,20 @@ void PanelKernelEmitter::emitTile(Value row, Value panel, int64_t mr) {
         },
         [&](OpBuilder &, Location) { scf::YieldOp::create(b, loc, acc); });
     acc.assign(last.getResults().begin(), last.getResults().end());
+  }
+  if (bf16Halves) {
+    // Of each pair of vectors, the first holds columns 2i and the second
+    // 2i + 1 (step): interleaved back, the first's half and the second's.
+    for (size_t a = 0; a + 1 < acc.size(); a += 2) {
+      SmallVector<int64_t, 16> first, second;
+      for (int64_t c = 0; c < lanes; ++c) {
+        first.push_back((c % 2 ? lanes : 0) + c / 2);
+        second.push_back((c % 2 ? lanes : 0) + lanes / 2 + c / 2);
+      }
+      Value even = acc[a], odd = acc[a + 1];
+      acc[a] = vector::ShuffleOp::create(b, loc, even, odd, first);
+      acc[a + 1] = vector::ShuffleOp::create(b, loc, even, odd, second);
+    }
   }
   writeTile(row, panel, mr, rows, acc);
 }

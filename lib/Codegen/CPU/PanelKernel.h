@@ -25,6 +25,14 @@
 // P/VW accumulators (4 x 2 x 2: 8 loads, 16 FMAs), and the epilogue
 // combines the two finished sums in registers before the one write.
 //
+// bf16 weights in panels of single K whose P/VW vectors pair up are
+// widened a pair at a time: one read of 2*VW bf16 as VW 32-bit words, the
+// low halves shifted up (the even columns' f32) and the high halves masked
+// (the odd columns'): two integer operations per 2*VW weights, where
+// widening each vector takes a shuffle (vpmovzxwd) and a shift. The tile's
+// sums are interleaved back into column order once, before the write.
+// (On one Zen 3 core, qwen3-s bf16 T = 512 went from 155 to 123 ms.)
+//
 // bf16 weights packed in pairs of K ([E, NP, KP, P, 2]) are multiplied two
 // K at a time by bf16 dot products: each step reads a row of P pairs
 // (P/VW vectors of 2*VW bf16) and broadcasts one 32-bit pair of inputs per
@@ -164,6 +172,9 @@ private:
   /// column 8l + u, the second's 8l + 4 + u (l < 4, u < 4); the tiles' sums
   /// are put back in order before they are written.
   bool lanePermuted = false;
+  /// bf16 weights in panels of whole pairs of vectors: each step reads a
+  /// pair as 32-bit words, and its accumulators hold even and odd columns.
+  bool bf16Halves = false;
   Value wholePairs, oddDepth;
   /// Block scales of the weights (setBlockScales), and the block.
   SmallVector<Value, 2> scales;

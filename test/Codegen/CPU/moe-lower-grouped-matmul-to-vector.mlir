@@ -89,9 +89,11 @@ func.func @filled_rows(%rows: memref<?x16xf32>, %w: memref<3x8x16xf32>,
 // Packed weights ([E, NP, K, P] = 3 experts, 2 panels of 32 columns, K =
 // 20; N = 37): per panel, register tiles of 4 rows x 32 columns, i.e. 4 x 2
 // accumulators of 16 lanes; each reduction step reads one contiguous
-// 32-column row of the panel (2 in-bounds bf16 vectors, widened) and
-// broadcasts one input element per row into the FMAs. The accumulators
-// are added to the outputs with masked vector updates (columns past 37).
+// 32-column row of the panel (one in-bounds read of 32 bf16 as 16 words:
+// shifted up, the even columns' f32, masked, the odd columns') and
+// broadcasts one input element per row into the FMAs. The accumulators,
+// interleaved back into column order, are added to the outputs with
+// masked vector updates (columns past 37).
 // Left-over rows (< 4) run as tiles of 2 and 1 rows, taken by the bits of
 // their count; those split K over 2 and 4 accumulator sets.
 // PANEL-LABEL: func @packed
@@ -101,12 +103,21 @@ func.func @filled_rows(%rows: memref<?x16xf32>, %w: memref<3x8x16xf32>,
 // PANEL:     %[[PANELS:.*]] = arith.ceildivui %{{.*}}, %c32
 // PANEL:     scf.for %[[P:.*]] = %c0{{.*}} to %[[PANELS]] step %c1
 // PANEL:       scf.for %[[M:.*]] = %c0{{.*}} to %{{.*}} step %c4
-// PANEL:         %{{.*}}:8 = scf.for %[[K:.*]] = %c0{{.*}} to %{{.*}} step %c1{{.*}} iter_args
-// PANEL-COUNT-2:   vector.transfer_read %{{.*}}[%{{.*}}, %[[P]], %[[K]], %{{.*}}], %{{.*}} {in_bounds = [true]} : memref<3x2x20x32xbf16>, vector<16xbf16>
+// PANEL:         %[[SUMS:.*]]:8 = scf.for %[[K:.*]] = %c0{{.*}} to %{{.*}} step %c1{{.*}} iter_args
+// PANEL:           %[[PAIR:.*]] = vector.transfer_read %{{.*}}[%{{.*}}, %[[P]], %[[K]], %{{.*}}], %{{.*}} {in_bounds = [true]} : memref<3x2x20x32xbf16>, vector<32xbf16>
+// PANEL:           %[[WORDS:.*]] = vector.bitcast %[[PAIR]] : vector<32xbf16> to vector<16xi32>
+// PANEL:           %[[LOW:.*]] = arith.shli %[[WORDS]], %{{.*}} : vector<16xi32>
+// PANEL:           %[[EVEN:.*]] = vector.bitcast %[[LOW]] : vector<16xi32> to vector<16xf32>
+// PANEL:           %[[HIGH:.*]] = arith.andi %[[WORDS]], %{{.*}} : vector<16xi32>
+// PANEL:           %[[ODD:.*]] = vector.bitcast %[[HIGH]] : vector<16xi32> to vector<16xf32>
+// PANEL-NOT:       vector.transfer_read {{.*}}xbf16>
 // PANEL:           memref.load %{{.*}}[%{{.*}}, %[[K]]] : memref<?x20xf32>
-// PANEL:           vector.broadcast %{{.*}} : f32 to vector<16xf32>
-// PANEL-COUNT-2:   vector.fma
+// PANEL:           %[[X:.*]] = vector.broadcast %{{.*}} : f32 to vector<16xf32>
+// PANEL:           vector.fma %[[X]], %[[EVEN]], %{{.*}} : vector<16xf32>
+// PANEL:           vector.fma %[[X]], %[[ODD]], %{{.*}} : vector<16xf32>
 // PANEL-NOT:     vector.reduction
+// PANEL:         vector.shuffle %[[SUMS]]#0, %[[SUMS]]#1 [0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23]
+// PANEL:         vector.shuffle %[[SUMS]]#0, %[[SUMS]]#1 [8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31]
 // PANEL:         %[[OLD:.*]] = vector.transfer_read %{{.*}}, %{{.*}} : memref<?x37xf32>, vector<16xf32>
 // PANEL:         %[[NEW:.*]] = arith.addf %[[OLD]], %{{.*}} : vector<16xf32>
 // PANEL:         vector.transfer_write %[[NEW]], %{{.*}} : vector<16xf32>, memref<?x37xf32>
