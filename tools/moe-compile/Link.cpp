@@ -62,12 +62,12 @@ Error moe::compile::linkSharedObject(StringRef objectPath, StringRef outputPath,
                                     object.c_str()};
   if (!libm.empty())
     args.push_back(libm.c_str());
-  // A symbol that none of the libraries below defines would make the
-  // runtime's dlopen fail: a routine the code generator called for an
-  // instruction the target lacks (compiler-rt's __truncsfbf2 for a bf16
-  // value on AVX2, say) is an error here instead.
   if (!libgcc.empty())
     args.push_back(libgcc.c_str());
+  // A symbol that none of these libraries (nor libomp or MPI's, below)
+  // defines would make the runtime's dlopen fail: a routine the code
+  // generator called for an instruction the target lacks (compiler-rt's
+  // __truncsfbf2 for a bf16 value on AVX2, say) is an error here instead.
   if (everySymbolDefined && !libc.empty())
     args.append({libc.c_str(), "-z", "defs"});
   // The OpenMP runtime of the LLVM that built moe-compile (Debian's

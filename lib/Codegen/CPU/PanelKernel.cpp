@@ -499,20 +499,23 @@ PanelKernelEmitter::step(ArrayRef<std::pair<Value, Value>> rows, Value panel,
   Value depthBlock;
   if (!scales.empty())
     depthBlock = arith::DivUIOp::create(b, loc, k, constant(blockDepth));
+  // bf16 in pairs of vectors: one read of a pair's 2 x lanes bf16 as lanes
+  // 32-bit words; their low halves shifted up are the even columns' f32,
+  // their high halves masked the odd columns'. Two integer operations per
+  // pair of vectors, where widening each vector takes a shuffle and a
+  // shift (emitTile puts the columns back in order once per tile).
+  auto wordsType = VectorType::get({lanes}, b.getI32Type());
+  auto splat = [&](int32_t word) -> Value {
+    return arith::ConstantOp::create(
+        b, loc, DenseElementsAttr::get(wordsType, b.getI32IntegerAttr(word)));
+  };
+  Value sixteen, highHalves;
+  if (bf16Halves) {
+    sixteen = splat(16);
+    highHalves = splat(-65536);
+  }
   for (auto [index, weight] : llvm::enumerate(weights)) {
     if (bf16Halves) {
-      // One read of a pair of vectors' 2 x lanes bf16 as lanes 32-bit
-      // words: their low halves shifted up are the even columns' f32, their
-      // high halves masked the odd columns'. Two integer operations per
-      // pair of vectors, where widening each vector takes a shuffle and a
-      // shift (emitTile puts the columns back in order once per tile).
-      auto wordsType = VectorType::get({lanes}, b.getI32Type());
-      auto splat = [&](int32_t word) -> Value {
-        return arith::ConstantOp::create(
-            b, loc,
-            DenseElementsAttr::get(wordsType, b.getI32IntegerAttr(word)));
-      };
-      Value sixteen = splat(16), highHalves = splat(-65536);
       for (int64_t j = 0; j < vectorsPerPanel; j += 2) {
         Value pair = vector::TransferReadOp::create(
             b, loc, VectorType::get({2 * lanes}, weightType.getElementType()),
@@ -554,6 +557,16 @@ PanelKernelEmitter::step(ArrayRef<std::pair<Value, Value>> rows, Value panel,
           vector::FMAOp::create(b, loc, a, wj, acc[i * w.size() + j]));
   }
   return next;
+}
+
+void PanelKernelEmitter::shufflePairs(SmallVectorImpl<Value> &acc,
+                                      ArrayRef<int64_t> first,
+                                      ArrayRef<int64_t> second) {
+  for (size_t a = 0; a + 1 < acc.size(); a += 2) {
+    Value x = acc[a], y = acc[a + 1];
+    acc[a] = vector::ShuffleOp::create(b, loc, x, y, first);
+    acc[a + 1] = vector::ShuffleOp::create(b, loc, x, y, second);
+  }
 }
 
 void PanelKernelEmitter::emitTile(Value row, Value panel, int64_t mr) {
@@ -612,16 +625,12 @@ void PanelKernelEmitter::emitTile(Value row, Value panel, int64_t mr) {
   if (bf16Halves) {
     // Of each pair of vectors, the first holds columns 2i and the second
     // 2i + 1 (step): interleaved back, the first's half and the second's.
-    for (size_t a = 0; a + 1 < acc.size(); a += 2) {
-      SmallVector<int64_t, 16> first, second;
-      for (int64_t c = 0; c < lanes; ++c) {
-        first.push_back((c % 2 ? lanes : 0) + c / 2);
-        second.push_back((c % 2 ? lanes : 0) + lanes / 2 + c / 2);
-      }
-      Value even = acc[a], odd = acc[a + 1];
-      acc[a] = vector::ShuffleOp::create(b, loc, even, odd, first);
-      acc[a + 1] = vector::ShuffleOp::create(b, loc, even, odd, second);
+    SmallVector<int64_t, 16> first, second;
+    for (int64_t c = 0; c < lanes; ++c) {
+      first.push_back((c % 2 ? lanes : 0) + c / 2);
+      second.push_back((c % 2 ? lanes : 0) + lanes / 2 + c / 2);
     }
+    shufflePairs(acc, first, second);
   }
   writeTile(row, panel, mr, rows, acc);
 }
@@ -731,17 +740,13 @@ void PanelKernelEmitter::emitScaledPairTile(Value row, Value panel,
     // Lane d = 4l + u of a pair's first vector holds column 8l + u, of its
     // second 8l + 4 + u: back to columns in order, two shuffles of 128-bit
     // chunks per pair of accumulators.
-    for (size_t a = 0; a + 1 < acc.size(); a += 2) {
-      SmallVector<int64_t, 16> first, second;
-      for (int64_t c = 0; c < 16; ++c) {
-        int64_t fromSecond = (c / 4) % 2 ? 16 : 0;
-        first.push_back(fromSecond + 4 * (c / 8) + c % 4);
-        second.push_back(fromSecond + 4 * (2 + c / 8) + c % 4);
-      }
-      Value x = acc[a], y = acc[a + 1];
-      acc[a] = vector::ShuffleOp::create(b, loc, x, y, first);
-      acc[a + 1] = vector::ShuffleOp::create(b, loc, x, y, second);
+    SmallVector<int64_t, 16> first, second;
+    for (int64_t c = 0; c < 16; ++c) {
+      int64_t fromSecond = (c / 4) % 2 ? 16 : 0;
+      first.push_back(fromSecond + 4 * (c / 8) + c % 4);
+      second.push_back(fromSecond + 4 * (2 + c / 8) + c % 4);
     }
+    shufflePairs(acc, first, second);
   }
   writeTile(row, panel, mr, rows, acc);
 }

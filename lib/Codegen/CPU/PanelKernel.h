@@ -136,6 +136,10 @@ private:
   /// `depthBlock` of weight scale `scale`: one broadcast scale per panel,
   /// or a vector of per-column scales packed in panels.
   Value scaleFactor(Value scale, Value panel, Value depthBlock, int64_t j);
+  /// Replaces each pair of accumulators (x, y) by the shuffles `first` and
+  /// `second` of x and y (columns back in order).
+  void shufflePairs(SmallVectorImpl<Value> &acc, ArrayRef<int64_t> first,
+                    ArrayRef<int64_t> second);
   /// Writes (or combines through the epilogue) the tile's sums `acc`.
   void writeTile(Value row, Value panel, int64_t mr,
                  ArrayRef<std::pair<Value, Value>> rows, ArrayRef<Value> acc);
