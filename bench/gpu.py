@@ -9,8 +9,8 @@ Three steps, on two machines:
       family's config at the model's sizes, compiled by moe-compile
       --target cuda in each form of MMA_MODES (below: mma=sync, mma.sync
       on sm_90; mma=wgmma, wgmma fed by TMA on sm_90a, and its persistent,
-      specialized, ping-pong, cluster, atomic-combine and device-io
-      variants), and the runtime library; about 30 MiB, what the GPU
+      specialized, ping-pong, cluster, atomic-combine, 64-row-stages and
+      device-io variants), and the runtime library; about 30 MiB, what the GPU
       machine needs besides the working tree (it has no LLVM/MLIR;
       utils/gpu-check.sh prepare packs it with its tests into one
       archive).
@@ -107,6 +107,11 @@ MMA_MODES = {
     # T = 4096 those rows are 268 MB and 940 MB each way).
     "wgmma-atomic-combine": "mma=wgmma atomic-combine=1",
     "wgmma-persistent": "mma=wgmma persistent=1",
+    # Every row block's ring in stages of 64 rows, where the default gives
+    # blocks of at most 8 filled rows stages of 8 (more stages of weights
+    # in the same shared memory), at decode only, where such blocks are:
+    # the GPU run's evidence for eight-row-stages.
+    "wgmma-64-row-stages": "mma=wgmma eight-row-stages=0",
     # Specialized tiles in 2-CTA clusters: one expert's pairs of row blocks
     # load each weight box once for both (TMA multicast), halving the L2
     # reads of the weights at prefill.
@@ -137,6 +142,9 @@ TENSOR_CORE_ROUTER_MIN_TOKENS = 512
 TENSOR_CORE_ROUTER_MIN_EXPERTS = 32
 
 
+# The most tokens at which the 64-row-stages form runs (Qwen3's and
+# DeepSeek-V3's experts average 4 and 2 rows at T = 64).
+EIGHT_ROW_STAGES_MAX_TOKENS = 64
 # The most tokens at which the plain-launch form runs.
 PLAIN_LAUNCHES_MAX_TOKENS = 64
 # The fewest tokens at which the cluster forms run: a cluster's two CTAs
@@ -154,12 +162,14 @@ LANE_ROUTING_MAX_TOKENS = 16 * 132
 def mode_applies(mode: str, experts: int, tokens: int | None = None) -> bool:
     """Whether `mode` runs for a layer of `experts` routed experts (at
     `tokens`): the CUDA-core router form only where it differs from the
-    default, the plain-launch form at decode, the cluster forms at
-    prefill."""
+    default, the plain-launch and 64-row-stages forms at decode, the
+    cluster forms at prefill."""
     if mode in CLUSTER_MODES:
         return tokens is None or tokens >= CLUSTER_MIN_TOKENS
     if mode == "wgmma-device-plain":
         return tokens is None or tokens <= PLAIN_LAUNCHES_MAX_TOKENS
+    if mode == "wgmma-64-row-stages":
+        return tokens is None or tokens <= EIGHT_ROW_STAGES_MAX_TOKENS
     if mode == "wgmma-thread-routing":
         return tokens is None or tokens <= LANE_ROUTING_MAX_TOKENS
     if mode != "wgmma-cores-router":

@@ -279,6 +279,14 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
                      "(moe-lower-grouped-matmul-to-wgmma async-gather); 0 "
                      "loads and stores them through the threads' registers"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> eightRowStages{
+      *this, "eight-row-stages",
+      llvm::cl::desc("Under mma=wgmma, a row block of at most 8 filled rows "
+                     "(decode) runs its ring in stages of 8 A rows and the "
+                     "weights' boxes, more of them in the same shared memory "
+                     "(moe-lower-grouped-matmul-to-wgmma eight-row-stages); "
+                     "0: stages of 64 rows for every block"),
+      llvm::cl::init(true)};
   PassOptions::Option<bool> programmaticLaunches{
       *this, "programmatic-launches",
       llvm::cl::desc("On sm_90 and later, each kernel may start while the "

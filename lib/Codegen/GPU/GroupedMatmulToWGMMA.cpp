@@ -97,6 +97,12 @@ constexpr int64_t kChunksPerThread = kStepDepth / kChunkElements / 2;
 /// Bounds of the ring: at least double buffering; 4 stages unless the
 /// weights' bytes in flight need more.
 constexpr int64_t kMinStages = 2, kMaxStages = 4;
+/// The most stages of eight rows a ring has (a few more than the 56 that
+/// a 16-column tile's 64-row ring holds).
+constexpr int64_t kMaxFewRowStages = 64;
+/// Filled rows a block may have for the eight-row stages (one swizzle
+/// atom of A).
+constexpr int64_t kFewRows = 8;
 /// The weight bytes a tile keeps in flight (stages - 1 steps' boxes) when
 /// shared memory allows: with two tiles per multiprocessor, 64 KiB cover
 /// HBM's latency (~1-2 us) at a multiprocessor's share of its bandwidth
@@ -163,6 +169,13 @@ struct WarpgroupPlan {
   /// (TMA multicast; the descriptors are of half boxes), its consumers
   /// releasing a stage in both CTAs; else each loads its own boxes.
   bool clusterPairs = false;
+  /// One warpgroup and one row block: the stages of the ring's second
+  /// layout, for a block of at most 8 filled rows (decode), whose stages
+  /// hold 8 A rows (1 KiB, which the wgmmas read for all 64 of their rows
+  /// through a descriptor stride of 0) and the weights' boxes, in the
+  /// shared memory of the `stages` stages of 64 rows; 0: the 64-row layout
+  /// only.
+  int64_t fewRowStages = 0;
 
   int64_t weightStageBytes() const { return columns * kRowBytes; }
   int64_t inputStageBytes() const { return parts * kPartBytes; }
@@ -170,6 +183,13 @@ struct WarpgroupPlan {
     return inputStageBytes() +
            static_cast<int64_t>(weights.size()) * weightStageBytes();
   }
+  /// A stage of the eight-row layout.
+  int64_t fewRowStageBytes() const {
+    return kSwizzleAtomBytes +
+           static_cast<int64_t>(weights.size()) * weightStageBytes();
+  }
+  /// The mbarriers per group: one per stage of the larger layout.
+  int64_t barrierStages() const { return std::max(stages, fewRowStages); }
   /// Dynamic shared memory: the ring, and room to align its start.
   int64_t sharedBytes() const {
     return stages * stageBytes() + kSwizzleAtomBytes;
@@ -363,11 +383,10 @@ SmallVector<Value> yieldThroughBranches(Operation *from, Operation *around,
 }
 
 /// Why `op` in `launch` is not lowered here, or its plan.
-FailureOr<WarpgroupPlan> planWarpgroupTile(GroupedMatmulOp op,
-                                           gpu::LaunchOp launch,
-                                           int64_t maxSharedBytes,
-                                           bool asyncGather,
-                                           std::string &reason) {
+FailureOr<WarpgroupPlan>
+planWarpgroupTile(GroupedMatmulOp op, gpu::LaunchOp launch,
+                  int64_t maxSharedBytes, bool asyncGather, bool eightRowStages,
+                  std::string &reason) {
   auto fail = [&](const Twine &why) {
     reason = why.str();
     return failure();
@@ -493,6 +512,18 @@ FailureOr<WarpgroupPlan> planWarpgroupTile(GroupedMatmulOp op,
       kMaxStages, 1 + llvm::divideCeil(kWeightBytesInFlight, weightBytes));
   plan.stages = std::clamp<int64_t>(std::min(fit, steps), kMinStages,
                                     std::min(fit, wanted));
+  // One warpgroup: a block of few rows fills the same ring with stages of
+  // 8 A rows, as many as fit (the weight bytes in flight bound a decode
+  // tile's speed), no more than the steps. (The tiled program's ops have
+  // one row block each; with more, the ring's slots count on across the
+  // blocks in one layout.)
+  if (eightRowStages && !plan.specialized && atMostOneBlock(op)) {
+    int64_t few =
+        std::min({kMaxFewRowStages, steps,
+                  plan.stages * plan.stageBytes() / plan.fewRowStageBytes()});
+    if (few > plan.stages)
+      plan.fewRowStages = few;
+  }
   return plan;
 }
 
@@ -517,8 +548,13 @@ private:
   Value inputBuffer(OpBuilder &b, Location loc, Value stage, Value part);
   Value weightBuffer(OpBuilder &b, Location loc, Value stage, int64_t w,
                      Value half = Value());
-  /// The 64-bit wgmma descriptor of a swizzled buffer.
-  Value matrixDescriptor(OpBuilder &b, Location loc, Value buffer);
+  /// The 64-bit wgmma descriptor of a swizzled buffer, its 8-row groups
+  /// 1024 bytes apart, or `stride` (the field, an i64) when given.
+  Value matrixDescriptor(OpBuilder &b, Location loc, Value buffer,
+                         Value stride = Value());
+  /// Sets the ring's layout: the plan's, or with `plan.fewRowStages` and
+  /// `filledRows` set, the row block's.
+  void chooseRingLayout(OpBuilder &b, Location loc);
   /// Starts step `step` (the block's) into ring slot `slot` (global step
   /// count): the weights' TMA loads, and A's with `plan.input` (thread 0).
   void issueTmaLoads(OpBuilder &b, Location loc, Value step, Value slot);
@@ -664,9 +700,12 @@ private:
   void setUpRing(OpBuilder &b, Location loc);
   /// Invalidates the mbarriers once every thread is done with them.
   void tearDownRing(OpBuilder &b, Location loc);
+  /// Runs `body(builder, loc, index)` for each mbarrier of `group`.
+  void forEachBarrier(OpBuilder &b, Location loc, Value group,
+                      function_ref<void(OpBuilder &, Location, Value)> body);
   /// The mbarriers of `group` (one of setUpRing's).
   int64_t barrierCount(Value group) const {
-    return group == turnBarriers ? 2 : plan.stages;
+    return group == turnBarriers ? 2 : plan.barrierStages();
   }
 
   GroupedMatmulOp op;
@@ -699,6 +738,11 @@ private:
   Value block, expert, firstRow, filledRows, depthBound, columns;
   /// Steps of the depths (at least 1: a divisor of the step count).
   Value depthSteps;
+  /// The ring's layout (indices): its stages, the bytes of a stage and of
+  /// its A rows; constants of the plan, or with `plan.fewRowStages` the
+  /// row block's. With eight-row stages, the A descriptors' stride field
+  /// (i64) for the block's layout.
+  Value ringStages, ringStageBytes, ringInputBytes, inputStride;
   /// With `plan.input`: the 8-row boxes that cover the block's filled rows.
   Value inputBoxes;
   /// Whether the input's rows start at 16-byte boundaries (chunks of 8 then
@@ -716,10 +760,10 @@ Value WarpgroupMatmul::inputBuffer(OpBuilder &b, Location loc, Value stage,
   auto type = MemRefType::get(
       {kPartRows, kStepDepth}, b.getBF16Type(), MemRefLayoutAttrInterface(),
       gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup));
+  // With eight-row stages the view runs past the stage's 8 rows: only
+  // rows below the block's filled ones (at most 8) are stored.
   Value offset = arith::AddIOp::create(
-      b, loc,
-      arith::MulIOp::create(b, loc, stage,
-                            indexConstant(b, loc, plan.stageBytes())),
+      b, loc, arith::MulIOp::create(b, loc, stage, ringStageBytes),
       arith::MulIOp::create(b, loc, part, indexConstant(b, loc, kPartBytes)));
   return memref::ViewOp::create(b, loc, type, shared, offset, ValueRange{});
 }
@@ -730,12 +774,12 @@ Value WarpgroupMatmul::weightBuffer(OpBuilder &b, Location loc, Value stage,
   auto type = MemRefType::get(
       {1, columns, kStepDepth}, b.getBF16Type(), MemRefLayoutAttrInterface(),
       gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup));
-  Value offset = arith::AddIOp::create(
-      b, loc,
-      arith::MulIOp::create(b, loc, stage,
-                            indexConstant(b, loc, plan.stageBytes())),
-      indexConstant(b, loc,
-                    plan.inputStageBytes() + w * plan.weightStageBytes()));
+  Value offset = b.createOrFold<arith::AddIOp>(
+      loc,
+      arith::AddIOp::create(
+          b, loc, arith::MulIOp::create(b, loc, stage, ringStageBytes),
+          ringInputBytes),
+      indexConstant(b, loc, w * plan.weightStageBytes()));
   if (half)
     offset = arith::AddIOp::create(
         b, loc, offset,
@@ -745,7 +789,7 @@ Value WarpgroupMatmul::weightBuffer(OpBuilder &b, Location loc, Value stage,
 }
 
 Value WarpgroupMatmul::matrixDescriptor(OpBuilder &b, Location loc,
-                                        Value buffer) {
+                                        Value buffer, Value stride) {
   // PTX ISA, "Matrix Descriptor Format": bits 0-13 the start address >> 4,
   // 16-29 the leading-dimension byte offset >> 4 (unused by K-major
   // swizzled layouts: 1), 32-45 the stride byte offset >> 4 (between
@@ -760,10 +804,11 @@ Value WarpgroupMatmul::matrixDescriptor(OpBuilder &b, Location loc,
   Value start = arith::AndIOp::create(
       b, loc, arith::ShRUIOp::create(b, loc, address, constant(4)),
       constant(0x3FFF));
-  uint64_t fixed = (uint64_t{1} << 16) |
-                   (uint64_t{kSwizzleAtomBytes >> 4} << 32) |
-                   (uint64_t{1} << 62);
-  return arith::OrIOp::create(b, loc, start, constant(fixed));
+  uint64_t fixed = (uint64_t{1} << 16) | (uint64_t{1} << 62);
+  if (!stride)
+    stride = constant(uint64_t{kSwizzleAtomBytes >> 4} << 32);
+  return arith::OrIOp::create(
+      b, loc, start, arith::OrIOp::create(b, loc, stride, constant(fixed)));
 }
 
 Value WarpgroupMatmul::gatherChunk(OpBuilder &b, Location loc,
@@ -920,8 +965,7 @@ void WarpgroupMatmul::issueTmaLoads(OpBuilder &b, Location loc, Value step,
                           MemRefLayoutAttrInterface(),
                           gpu::AddressSpaceAttr::get(
                               tb.getContext(), gpu::AddressSpace::Workgroup));
-      Value stageStart = arith::MulIOp::create(
-          tb, tl, stage, indexConstant(tb, tl, plan.stageBytes()));
+      Value stageStart = arith::MulIOp::create(tb, tl, stage, ringStageBytes);
       scf::ForOp::create(
           tb, tl, indexConstant(tb, tl, 0), inputBoxes,
           indexConstant(tb, tl, 1), ValueRange{},
@@ -1179,7 +1223,8 @@ SmallVector<Value> WarpgroupMatmul::mmaStep(OpBuilder &b, Location loc,
                                             Value stage, Value part,
                                             ValueRange sums) {
   NVVM::WgmmaFenceAlignedOp::create(b, loc);
-  Value aBase = matrixDescriptor(b, loc, inputBuffer(b, loc, stage, part));
+  Value aBase =
+      matrixDescriptor(b, loc, inputBuffer(b, loc, stage, part), inputStride);
   SmallVector<Value> bBases;
   for (int64_t w = 0; w < static_cast<int64_t>(plan.weights.size()); ++w)
     bBases.push_back(matrixDescriptor(b, loc, weightBuffer(b, loc, stage, w)));
@@ -1217,16 +1262,41 @@ SmallVector<Value> WarpgroupMatmul::mmaStep(OpBuilder &b, Location loc,
 }
 
 Value WarpgroupMatmul::stageOf(OpBuilder &b, Location loc, Value slot) {
-  return arith::RemUIOp::create(b, loc, slot,
-                                indexConstant(b, loc, plan.stages));
+  return arith::RemUIOp::create(b, loc, slot, ringStages);
 }
 
 Value WarpgroupMatmul::parityOf(OpBuilder &b, Location loc, Value slot) {
-  Value round =
-      arith::DivUIOp::create(b, loc, slot, indexConstant(b, loc, plan.stages));
+  Value round = arith::DivUIOp::create(b, loc, slot, ringStages);
   return arith::IndexCastUIOp::create(
       b, loc, b.getI1Type(),
       arith::RemUIOp::create(b, loc, round, indexConstant(b, loc, 2)));
+}
+
+void WarpgroupMatmul::chooseRingLayout(OpBuilder &b, Location loc) {
+  auto constant = [&](int64_t value) { return indexConstant(b, loc, value); };
+  ringStages = constant(plan.stages);
+  ringStageBytes = constant(plan.stageBytes());
+  ringInputBytes = constant(plan.inputStageBytes());
+  inputStride = Value();
+  if (!plan.fewRowStages || !filledRows)
+    return;
+  // Blocks of at most 8 filled rows: stages of one swizzle atom of A,
+  // which every 8-row group of the wgmmas' 64 reads (stride 0; the rows
+  // past the filled ones reach only accumulator rows the epilogue does not
+  // write).
+  Value few = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule,
+                                    filledRows, constant(kFewRows));
+  auto choose = [&](int64_t ifFew, int64_t otherwise) -> Value {
+    return arith::SelectOp::create(b, loc, few, constant(ifFew),
+                                   constant(otherwise));
+  };
+  ringStages = choose(plan.fewRowStages, plan.stages);
+  ringStageBytes = choose(plan.fewRowStageBytes(), plan.stageBytes());
+  ringInputBytes = choose(kSwizzleAtomBytes, plan.inputStageBytes());
+  inputStride = arith::SelectOp::create(
+      b, loc, few, arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(0)),
+      arith::ConstantOp::create(
+          b, loc, b.getI64IntegerAttr(kSwizzleAtomBytes >> 4 << 32)));
 }
 
 void WarpgroupMatmul::waitFor(OpBuilder &b, Location loc, Value group,
@@ -1472,7 +1542,8 @@ void WarpgroupMatmul::setUpRing(OpBuilder &b, Location loc) {
   // One mbarrier per stage: thread 0 arrives with the TMA bytes.
   auto workgroup =
       gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
-  barrierType = nvgpu::MBarrierGroupType::get(ctx, workgroup, plan.stages);
+  barrierType =
+      nvgpu::MBarrierGroupType::get(ctx, workgroup, plan.barrierStages());
   barriers = nvgpu::MBarrierCreateOp::create(b, loc, barrierType);
   SmallVector<Value> groups = {barriers};
   if (plan.specialized) {
@@ -1541,18 +1612,39 @@ void WarpgroupMatmul::setUpRing(OpBuilder &b, Location loc) {
   // the other consumer.
   scf::IfOp::create(b, loc, leader, [&](OpBuilder &tb, Location tl) {
     for (Value group : groups)
-      for (int64_t s = 0; s < barrierCount(group); ++s)
+      forEachBarrier(tb, tl, group, [&](OpBuilder &ib, Location il, Value s) {
         nvgpu::MBarrierInitOp::create(
-            tb, tl, group,
-            indexConstant(tb, tl,
+            ib, il, group,
+            indexConstant(ib, il,
                           group == released       ? releasedArrivals
                           : group == turnBarriers ? kWarpgroupThreads
                                                   : filledArrivals),
-            indexConstant(tb, tl, s), /*predicate=*/Value());
+            s, /*predicate=*/Value());
+      });
     NVVM::FenceMbarrierInitOp::create(tb, tl);
     scf::YieldOp::create(tb, tl);
   });
   gpu::BarrierOp::create(b, loc);
+}
+
+void WarpgroupMatmul::forEachBarrier(
+    OpBuilder &b, Location loc, Value group,
+    function_ref<void(OpBuilder &, Location, Value)> body) {
+  int64_t count = barrierCount(group);
+  // The usual few one after another; the eight-row stages' up to 63 in a
+  // loop.
+  if (count <= kMaxStages) {
+    for (int64_t s = 0; s < count; ++s)
+      body(b, loc, indexConstant(b, loc, s));
+    return;
+  }
+  scf::ForOp::create(b, loc, indexConstant(b, loc, 0),
+                     indexConstant(b, loc, count), indexConstant(b, loc, 1),
+                     ValueRange{},
+                     [&](OpBuilder &fb, Location fl, Value s, ValueRange) {
+                       body(fb, fl, s);
+                       scf::YieldOp::create(fb, fl);
+                     });
 }
 
 void WarpgroupMatmul::tearDownRing(OpBuilder &b, Location loc) {
@@ -1564,9 +1656,10 @@ void WarpgroupMatmul::tearDownRing(OpBuilder &b, Location loc) {
   scf::IfOp::create(b, loc, leader, [&](OpBuilder &tb, Location tl) {
     for (Value group : {barriers, released, turnBarriers})
       if (group)
-        for (int64_t s = 0; s < barrierCount(group); ++s)
-          NVVM::MBarrierInvalOp::create(
-              tb, tl, barrierPointer(tb, tl, group, indexConstant(tb, tl, s)));
+        forEachBarrier(tb, tl, group, [&](OpBuilder &ib, Location il, Value s) {
+          NVVM::MBarrierInvalOp::create(ib, il,
+                                        barrierPointer(ib, il, group, s));
+        });
     scf::YieldOp::create(tb, tl);
   });
   gpu::BarrierOp::create(b, loc);
@@ -1847,6 +1940,8 @@ WarpgroupMatmul::RingPosition
 WarpgroupMatmul::emitBlocks(OpBuilder &b, RingPosition first) {
   Value firstSlot = first.slot;
   Location loc = op.getLoc();
+  filledRows = Value();
+  chooseRingLayout(b, loc);
   MLIRContext *ctx = b.getContext();
   Value zero = indexConstant(b, loc, 0), one = indexConstant(b, loc, 1);
   SmallVector<Range> domain = getComputedDomain(b, op);
@@ -1937,10 +2032,14 @@ WarpgroupMatmul::emitBlocks(OpBuilder &b, RingPosition first) {
                 return;
               }
               setUpGatherRows(ob, ol);
+              // The ring's layout for this block (its only one with
+              // eight-row stages).
+              chooseRingLayout(ob, ol);
+              Value stagesAhead =
+                  ob.createOrFold<arith::SubIOp>(ol, ringStages, one);
 
               // Prologue: stages - 1 steps in flight.
-              Value ahead = arith::MinUIOp::create(
-                  ob, ol, steps, indexConstant(ob, ol, plan.stages - 1));
+              Value ahead = arith::MinUIOp::create(ob, ol, steps, stagesAhead);
               scf::ForOp::create(
                   ob, ol, zero, ahead, one, ValueRange{},
                   [&](OpBuilder &pb, Location pl, Value step, ValueRange) {
@@ -1980,8 +2079,7 @@ WarpgroupMatmul::emitBlocks(OpBuilder &b, RingPosition first) {
                 // every warp is past this wait.
                 NVVM::WgmmaWaitGroupSyncOp::create(kb, kl, 1);
                 gpu::BarrierOp::create(kb, kl);
-                Value refill = arith::AddIOp::create(
-                    kb, kl, step, indexConstant(kb, kl, plan.stages - 1));
+                Value refill = arith::AddIOp::create(kb, kl, step, stagesAhead);
                 scf::IfOp::create(kb, kl, lessThan(kb, kl, refill, steps),
                                   [&](OpBuilder &rb, Location rl) {
                                     Value slot = arith::AddIOp::create(
@@ -2071,8 +2169,8 @@ struct MoELowerGroupedMatmulToWGMMAPass
         return signalPassFailure();
       }
       std::string reason;
-      FailureOr<WarpgroupPlan> plan =
-          planWarpgroupTile(op, launch, maxSharedBytes, asyncGather, reason);
+      FailureOr<WarpgroupPlan> plan = planWarpgroupTile(
+          op, launch, maxSharedBytes, asyncGather, eightRowStages, reason);
       if (failed(plan)) {
         // Left for moe-lower-grouped-matmul-to-mma (the CUDA cores in a
         // warpgroup's block).

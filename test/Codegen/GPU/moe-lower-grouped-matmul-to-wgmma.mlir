@@ -2,6 +2,7 @@
 // RUN: moe-opt %s --split-input-file --moe-lower-grouped-matmul-to-wgmma="max-shared-bytes=32768" | FileCheck %s --check-prefix=SMALL
 // RUN: moe-opt %s --split-input-file --moe-lower-grouped-matmul-to-wgmma="async-gather=false" | FileCheck %s --check-prefix=REGS
 // RUN: moe-opt %s --split-input-file --moe-lower-grouped-matmul-to-wgmma="vector-reductions=false" | FileCheck %s --check-prefix=SCALARRED
+// RUN: moe-opt %s --split-input-file --moe-lower-grouped-matmul-to-wgmma="eight-row-stages=false" | FileCheck %s --check-prefix=NOFEW
 
 // One 64-row block x 128 columns of bf16 weights on a warpgroup. Before
 // the launch, a TMA descriptor of the whole [E, N, K] weight with boxes of
@@ -1055,6 +1056,93 @@ func.func @in_place_two_consumers(%x: memref<128x64xbf16>,
     moe.grouped_matmul block_rows(128)
         ins(%x, %w, %experts : memref<128x64xbf16>, memref<2x128x64xbf16>, memref<1xi32>)
         outs(%y : memref<128x128xf32>)
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// A decode tile: 16 columns of one weight over K = 4096 (64 steps). Its
+// 64-row stages take 8 KiB of A and 2 KiB of weights: 17 stages keep 32
+// KiB of weights in flight (175104 bytes with the alignment). When its one
+// row block has at most 8 filled rows, the same ring takes eight-row
+// stages: 1 KiB of A (which the wgmmas read for all 64 rows: the A
+// descriptor's 8-row stride 0) and the 2 KiB box, 56 of them (56
+// mbarriers, set up and invalidated in loops); the stage of a step is the
+// step modulo the chosen count, its phase parity the round's.
+// CHECK-LABEL: func @eight_row_stages
+// CHECK: dynamic_shared_memory_size %c175104_i32
+// CHECK: %[[BARS:.*]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 56>
+// CHECK: scf.for %[[S:.*]] = %{{.*}} to %c56
+// CHECK:   nvgpu.mbarrier.init %[[BARS]][%[[S]]], %c1
+// CHECK: scf.for
+// CHECK:   %[[FEW:.*]] = arith.cmpi ule, %{{.*}}, %c8{{.*}} : index
+// CHECK:   %[[STAGES:.*]] = arith.select %[[FEW]], %c56, %c17{{.*}} : index
+// CHECK:   %[[STAGE:.*]] = arith.select %[[FEW]], %c3072, %c10240{{.*}} : index
+// CHECK:   %[[A:.*]] = arith.select %[[FEW]], %c1024{{.*}}, %c8192{{.*}} : index
+// CHECK:   %[[STRIDE:.*]] = arith.select %[[FEW]], %c0_i64{{.*}}, %c274877906944_i64 : i64
+// CHECK:   %[[AHEAD:.*]] = arith.subi %[[STAGES]], %c1
+// CHECK:   %[[PROLOGUE:.*]] = arith.minui %{{.*}}, %[[AHEAD]]
+// CHECK:   scf.for %{{.*}} to %[[PROLOGUE]]
+// CHECK:     %[[AT:.*]] = arith.remui %{{.*}}, %[[STAGES]]
+// CHECK:     nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%[[AT]]], %c2048
+// CHECK:     %[[START:.*]] = arith.muli %[[AT]], %[[STAGE]]
+// CHECK:     %[[PAST:.*]] = arith.addi %[[START]], %[[A]]
+// CHECK:     memref.view %{{.*}}[%[[PAST]]][] : memref<174080xi8, #gpu.address_space<workgroup>> to memref<1x16x64xbf16, #gpu.address_space<workgroup>>
+// CHECK:   %[[ROUND:.*]] = arith.divui %{{.*}}, %[[STAGES]]
+// CHECK:   %[[PARITY:.*]] = arith.remui %[[ROUND]], %c2
+// CHECK:   %[[P1:.*]] = arith.index_castui %[[PARITY]] : index to i1
+// CHECK:   nvgpu.mbarrier.try_wait.parity %[[BARS]][%{{.*}}], %[[P1]]
+// CHECK:   %[[FIELDS:.*]] = arith.ori %[[STRIDE]], %c4611686018427453440_i64 : i64
+// CHECK:   %[[ADESC:.*]] = arith.ori %{{.*}}, %[[FIELDS]] : i64
+// CHECK:   nvvm.wgmma.mma_async %[[ADESC]], %{{.*}}, <m = 64, n = 16, k = 16>
+// CHECK: scf.for %{{.*}} = %{{.*}} to %c56
+// CHECK:   nvvm.mbarrier.inval
+// The same tile over two row blocks keeps one layout (the ring's slots
+// count on across its blocks): 17 stages of 64 rows.
+// CHECK-LABEL: func @eight_row_stages_two_blocks
+// CHECK: num_barriers = 17>
+// CHECK-NOT: arith.select %{{.*}}, %c56
+// CHECK: nvgpu.mbarrier.try_wait.parity
+// CHECK: arith.ori %c274877906944_i64{{.*}}, %c4611686018427453440_i64
+// Without eight-row stages: 17 stages of 64 rows, constants.
+// NOFEW-LABEL: func @eight_row_stages
+// NOFEW: num_barriers = 17>
+// NOFEW-NOT: arith.select %{{.*}}, %c56
+// NOFEW: nvgpu.mbarrier.try_wait.parity
+// NOFEW: arith.ori %c274877906944_i64{{.*}}, %c4611686018427453440_i64
+func.func @eight_row_stages(%x: memref<?x4096xf32>, %w: memref<4x16x4096xbf16>,
+                            %experts: memref<1xi32>, %sizes: memref<1xi32>,
+                            %sources: memref<64xi32>, %y: memref<64x16xf32>) {
+  %c1 = arith.constant 1 : index
+  %c128 = arith.constant 128 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c128, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(64)
+        ins(%x, %w, %experts : memref<?x4096xf32>, memref<4x16x4096xbf16>, memref<1xi32>)
+        block_sizes(%sizes : memref<1xi32>)
+        row_sources(%sources : memref<64xi32>)
+        outs(%y : memref<64x16xf32>)
+    gpu.terminator
+  }
+  return
+}
+func.func @eight_row_stages_two_blocks(
+    %x: memref<?x4096xf32>, %w: memref<4x16x4096xbf16>,
+    %experts: memref<2xi32>, %sizes: memref<2xi32>,
+    %sources: memref<128xi32>, %targets: memref<128xi32>,
+    %scales: memref<128xf32>, %y: memref<?x16xf32>) {
+  %c1 = arith.constant 1 : index
+  %c128 = arith.constant 128 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c128, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(64)
+        ins(%x, %w, %experts : memref<?x4096xf32>, memref<4x16x4096xbf16>, memref<2xi32>)
+        block_sizes(%sizes : memref<2xi32>)
+        row_sources(%sources : memref<128xi32>)
+        scatter(%targets, %scales : memref<128xi32>, memref<128xf32>)
+        outs(%y : memref<?x16xf32>)
     gpu.terminator
   }
   return

@@ -807,6 +807,22 @@ def MoELowerGroupedMatmulToWGMMAPass
     `rows * 128 + W * BN * 128` bytes for W weights, plus 1 KiB to align the
     ring), at least 2, at most 4 and at most the steps of K. The launch's
     dynamic shared memory is set to the largest tile's need.
+
+    With `eight-row-stages` (the default), a one-warpgroup op of one row
+    block (the tiled program's tiles) whose ring holds more stages of 8
+    A rows than of 64 also gets that second layout: when the block has at
+    most 8 filled rows (every block at decode, T <= 8), each stage holds
+    one 1 KiB swizzle atom of A and the weights' boxes, and the wgmmas'
+    A descriptor names a stride of 0 between 8-row groups, so that all 64
+    rows of its M read those 8 (rows past the filled ones reach only
+    accumulator rows the epilogue does not write). The stages of 8 rows
+    are as many as the 64-row ring's shared memory holds, at most 64 and
+    at most the steps of K; the layout is chosen at run time from the
+    block's filled rows (the stage count, a stage's bytes, where its boxes
+    start, the descriptor's stride), the ring's slots and phases counted
+    as before. At decode a narrow tile's weight bytes in flight grow
+    accordingly (16 columns of one weight: 17 stages of 2 KiB in 170 KiB
+    become 56).
   }];
   let dependentDialects = ["::mlir::gpu::GPUDialect",
                            "::mlir::arith::ArithDialect",
@@ -823,6 +839,9 @@ def MoELowerGroupedMatmulToWGMMAPass
     Option<"asyncGather", "async-gather", "bool", /*default=*/"true",
            "Gather bf16 A rows at 16-byte boundaries by cp.async (else "
            "through the threads' registers and stores)">,
+    Option<"eightRowStages", "eight-row-stages", "bool", /*default=*/"true",
+           "One warpgroup: row blocks of at most 8 filled rows run a ring "
+           "of 8-row A stages (more stages in the same shared memory)">,
     Option<"vectorReductions", "vector-reductions", "bool",
            /*default=*/"true",
            "Add an atomic scatter's pairs of adjacent sums by one "
