@@ -20,7 +20,8 @@
 #       and driver, the execution tests (every routing family, f32, bf16,
 #       f16 and FP8, T = 0, 1, 7, 300, 4096, against the numpy reference;
 #       the device-io layers on device buffers and in a CUDA graph),
-#       then moe-run --bench of a Mixtral-style bf16 layer; everything goes
+#       then moe-run --bench of a Mixtral-style bf16 layer, and its
+#       mma=wgmma form at T = 1, 8, 64 against the reference; everything goes
 #       to LOG (default DIR/gpu-check.log) and to stdout. Exit status 1 if
 #       a test fails. Needs python3 with numpy there.
 #   utils/gpu-check.sh bench [DIR] [OUT.json] [-- bench/gpu.py run options]
@@ -108,6 +109,10 @@ prepare() {
   PYTHONPATH="$ROOT/python" "$PYTHON" -m moe_mlir import-hf \
     "$dir/bench/shape" --layer 1 -o "$dir/bench/layer.mlir"
   "$compile" "$dir/bench/layer.mlir" --target cuda -o "$dir/bench/layer.so"
+  # Its wgmma form: K of 32 and 64 steps, whose narrow decode tiles take
+  # eight-row stages (the wgmmas' A read through a stride of 0).
+  "$compile" "$dir/bench/layer.mlir" --target cuda \
+    --pipeline-options="mma=wgmma" -o "$dir/bench/layer-wgmma.so"
   rm -rf "$dir/bench/shape"
   cp "$ROOT/build/bin/moe-run" "$dir/bin/"
   # The runtime library, for the device-io checks through the Python binding.
@@ -163,6 +168,19 @@ run() {
       "$moe_run" "$dir/bench/layer.so" --weights "$dir/bench/ckpt" \
       --input "$dir/bench/x.npy" --output "$dir/bench/y.npy" --bench 10 --quiet |
       "$PYTHON" -c "$BENCH_SUMMARY" || status=1
+  done
+  # The wgmma form of the bench layer against the float64 reference: at
+  # T <= 8 every row block takes eight-row stages.
+  for tokens in 1 8 64; do
+    "$PYTHON" -c "import numpy as np, sys; np.save(sys.argv[1], np.random.default_rng(1).standard_normal((int(sys.argv[2]), 2048)).astype(np.float32))" \
+      "$dir/bench/x.npy" "$tokens"
+    echo "# bench layer, mma=wgmma, T = $tokens:"
+    timeout -s KILL "${MOE_GPU_CASE_TIMEOUT_S:-120}" \
+      "$moe_run" "$dir/bench/layer-wgmma.so" --weights "$dir/bench/ckpt" \
+      --input "$dir/bench/x.npy" --output "$dir/bench/y.npy" --quiet &&
+      PYTHONPATH="$ROOT/python" "$PYTHON" -m moe_mlir reference --hf \
+        "$dir/bench/ckpt" --layer 1 --input "$dir/bench/x.npy" \
+        --check "$dir/bench/y.npy" --rtol 2e-2 || status=1
   done
   echo "# gpu-check: $([ $status = 0 ] && echo passed || echo FAILED) in $SECONDS s"
   return $status
