@@ -103,6 +103,8 @@ constexpr int64_t kMaxFewRowStages = 64;
 /// Filled rows a block may have for the eight-row stages (one swizzle
 /// atom of A).
 constexpr int64_t kFewRows = 8;
+/// Shared memory of one mbarrier.
+constexpr int64_t kMbarrierBytes = 8;
 /// The weight bytes a tile keeps in flight (stages - 1 steps' boxes) when
 /// shared memory allows: with two tiles per multiprocessor, 64 KiB cover
 /// HBM's latency (~1-2 us) at a multiprocessor's share of its bandwidth
@@ -518,9 +520,14 @@ planWarpgroupTile(GroupedMatmulOp op, gpu::LaunchOp launch,
   // one row block each; with more, the ring's slots count on across the
   // blocks in one layout.)
   if (eightRowStages && !plan.specialized && atMostOneBlock(op)) {
+    // Every stage's boxes, and the last one's 64-row view of A (only its
+    // first 8 rows are used), inside the ring; the mbarriers (static
+    // shared memory, 8 bytes each) within what the ring leaves.
+    int64_t ring = plan.stages * plan.stageBytes();
     int64_t few =
-        std::min({kMaxFewRowStages, steps,
-                  plan.stages * plan.stageBytes() / plan.fewRowStageBytes()});
+        std::min({kMaxFewRowStages, steps, ring / plan.fewRowStageBytes(),
+                  (ring - kPartBytes) / plan.fewRowStageBytes() + 1,
+                  (maxSharedBytes - plan.sharedBytes()) / kMbarrierBytes});
     if (few > plan.stages)
       plan.fewRowStages = few;
   }
@@ -743,6 +750,10 @@ private:
   /// row block's. With eight-row stages, the A descriptors' stride field
   /// (i64) for the block's layout.
   Value ringStages, ringStageBytes, ringInputBytes, inputStride;
+  /// With eight-row stages, whether the row block takes them (i1): the
+  /// slots' stages and rounds then select between divisions by the two
+  /// constant stage counts (cheaper than one by a run-time value).
+  Value fewRows;
   /// With `plan.input`: the 8-row boxes that cover the block's filled rows.
   Value inputBoxes;
   /// Whether the input's rows start at 16-byte boundaries (chunks of 8 then
@@ -1262,11 +1273,26 @@ SmallVector<Value> WarpgroupMatmul::mmaStep(OpBuilder &b, Location loc,
 }
 
 Value WarpgroupMatmul::stageOf(OpBuilder &b, Location loc, Value slot) {
-  return arith::RemUIOp::create(b, loc, slot, ringStages);
+  if (!fewRows)
+    return arith::RemUIOp::create(b, loc, slot, ringStages);
+  return arith::SelectOp::create(
+      b, loc, fewRows,
+      arith::RemUIOp::create(b, loc, slot,
+                             indexConstant(b, loc, plan.fewRowStages)),
+      arith::RemUIOp::create(b, loc, slot, indexConstant(b, loc, plan.stages)));
 }
 
 Value WarpgroupMatmul::parityOf(OpBuilder &b, Location loc, Value slot) {
-  Value round = arith::DivUIOp::create(b, loc, slot, ringStages);
+  Value round;
+  if (fewRows)
+    round = arith::SelectOp::create(
+        b, loc, fewRows,
+        arith::DivUIOp::create(b, loc, slot,
+                               indexConstant(b, loc, plan.fewRowStages)),
+        arith::DivUIOp::create(b, loc, slot,
+                               indexConstant(b, loc, plan.stages)));
+  else
+    round = arith::DivUIOp::create(b, loc, slot, ringStages);
   return arith::IndexCastUIOp::create(
       b, loc, b.getI1Type(),
       arith::RemUIOp::create(b, loc, round, indexConstant(b, loc, 2)));
@@ -1278,14 +1304,15 @@ void WarpgroupMatmul::chooseRingLayout(OpBuilder &b, Location loc) {
   ringStageBytes = constant(plan.stageBytes());
   ringInputBytes = constant(plan.inputStageBytes());
   inputStride = Value();
+  fewRows = Value();
   if (!plan.fewRowStages || !filledRows)
     return;
   // Blocks of at most 8 filled rows: stages of one swizzle atom of A,
   // which every 8-row group of the wgmmas' 64 reads (stride 0; the rows
   // past the filled ones reach only accumulator rows the epilogue does not
   // write).
-  Value few = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule,
-                                    filledRows, constant(kFewRows));
+  Value few = fewRows = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule,
+                                              filledRows, constant(kFewRows));
   auto choose = [&](int64_t ifFew, int64_t otherwise) -> Value {
     return arith::SelectOp::create(b, loc, few, constant(ifFew),
                                    constant(otherwise));
@@ -1631,7 +1658,7 @@ void WarpgroupMatmul::forEachBarrier(
     OpBuilder &b, Location loc, Value group,
     function_ref<void(OpBuilder &, Location, Value)> body) {
   int64_t count = barrierCount(group);
-  // The usual few one after another; the eight-row stages' up to 63 in a
+  // The usual few one after another; the eight-row stages' up to 64 in a
   // loop.
   if (count <= kMaxStages) {
     for (int64_t s = 0; s < count; ++s)

@@ -1068,48 +1068,57 @@ func.func @in_place_two_consumers(%x: memref<128x64xbf16>,
 // KiB of weights in flight (175104 bytes with the alignment). When its one
 // row block has at most 8 filled rows, the same ring takes eight-row
 // stages: 1 KiB of A (which the wgmmas read for all 64 rows: the A
-// descriptor's 8-row stride 0) and the 2 KiB box, 56 of them (56
-// mbarriers, set up and invalidated in loops); the stage of a step is the
-// step modulo the chosen count, its phase parity the round's.
+// descriptor's 8-row stride 0) and the 2 KiB box, 55 of them (the last
+// one's 64-row view of A ends inside the ring: (174080 - 8192) / 3072 + 1;
+// 55 mbarriers, set up and invalidated in loops). A step's stage and
+// round select between divisions by the constants 55 and 17.
 // CHECK-LABEL: func @eight_row_stages
 // CHECK: dynamic_shared_memory_size %c175104_i32
-// CHECK: %[[BARS:.*]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 56>
-// CHECK: scf.for %[[S:.*]] = %{{.*}} to %c56
+// CHECK: %[[BARS:.*]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 55>
+// CHECK: scf.for %[[S:.*]] = %{{.*}} to %c55
 // CHECK:   nvgpu.mbarrier.init %[[BARS]][%[[S]]], %c1
 // CHECK: scf.for
 // CHECK:   %[[FEW:.*]] = arith.cmpi ule, %{{.*}}, %c8{{.*}} : index
-// CHECK:   %[[STAGES:.*]] = arith.select %[[FEW]], %c56, %c17{{.*}} : index
+// CHECK:   %[[STAGES:.*]] = arith.select %[[FEW]], %c55, %c17{{.*}} : index
 // CHECK:   %[[STAGE:.*]] = arith.select %[[FEW]], %c3072, %c10240{{.*}} : index
 // CHECK:   %[[A:.*]] = arith.select %[[FEW]], %c1024{{.*}}, %c8192{{.*}} : index
 // CHECK:   %[[STRIDE:.*]] = arith.select %[[FEW]], %c0_i64{{.*}}, %c274877906944_i64 : i64
 // CHECK:   %[[AHEAD:.*]] = arith.subi %[[STAGES]], %c1
 // CHECK:   %[[PROLOGUE:.*]] = arith.minui %{{.*}}, %[[AHEAD]]
 // CHECK:   scf.for %{{.*}} to %[[PROLOGUE]]
-// CHECK:     %[[AT:.*]] = arith.remui %{{.*}}, %[[STAGES]]
+// CHECK:     %[[M55:.*]] = arith.remui %[[SLOT:.*]], %c55
+// CHECK:     %[[M17:.*]] = arith.remui %[[SLOT]], %c17
+// CHECK:     %[[AT:.*]] = arith.select %[[FEW]], %[[M55]], %[[M17]]
 // CHECK:     nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%[[AT]]], %c2048
 // CHECK:     %[[START:.*]] = arith.muli %[[AT]], %[[STAGE]]
 // CHECK:     %[[PAST:.*]] = arith.addi %[[START]], %[[A]]
 // CHECK:     memref.view %{{.*}}[%[[PAST]]][] : memref<174080xi8, #gpu.address_space<workgroup>> to memref<1x16x64xbf16, #gpu.address_space<workgroup>>
-// CHECK:   %[[ROUND:.*]] = arith.divui %{{.*}}, %[[STAGES]]
+// CHECK:   %[[R55:.*]] = arith.divui %[[WAITED:.*]], %c55
+// CHECK:   %[[R17:.*]] = arith.divui %[[WAITED]], %c17
+// CHECK:   %[[ROUND:.*]] = arith.select %[[FEW]], %[[R55]], %[[R17]]
 // CHECK:   %[[PARITY:.*]] = arith.remui %[[ROUND]], %c2
 // CHECK:   %[[P1:.*]] = arith.index_castui %[[PARITY]] : index to i1
 // CHECK:   nvgpu.mbarrier.try_wait.parity %[[BARS]][%{{.*}}], %[[P1]]
 // CHECK:   %[[FIELDS:.*]] = arith.ori %[[STRIDE]], %c4611686018427453440_i64 : i64
 // CHECK:   %[[ADESC:.*]] = arith.ori %{{.*}}, %[[FIELDS]] : i64
 // CHECK:   nvvm.wgmma.mma_async %[[ADESC]], %{{.*}}, <m = 64, n = 16, k = 16>
-// CHECK: scf.for %{{.*}} = %{{.*}} to %c56
+// CHECK: scf.for %{{.*}} = %{{.*}} to %c55
 // CHECK:   nvvm.mbarrier.inval
 // The same tile over two row blocks keeps one layout (the ring's slots
 // count on across its blocks): 17 stages of 64 rows.
 // CHECK-LABEL: func @eight_row_stages_two_blocks
 // CHECK: num_barriers = 17>
-// CHECK-NOT: arith.select %{{.*}}, %c56
+// CHECK-NOT: arith.cmpi ule, %{{.*}}, %c8
+// CHECK: arith.remui %{{.*}}, %c17
+// CHECK: arith.divui %{{.*}}, %c17
 // CHECK: nvgpu.mbarrier.try_wait.parity
 // CHECK: arith.ori %c274877906944_i64{{.*}}, %c4611686018427453440_i64
 // Without eight-row stages: 17 stages of 64 rows, constants.
 // NOFEW-LABEL: func @eight_row_stages
 // NOFEW: num_barriers = 17>
-// NOFEW-NOT: arith.select %{{.*}}, %c56
+// NOFEW-NOT: arith.cmpi ule, %{{.*}}, %c8
+// NOFEW: arith.remui %{{.*}}, %c17
+// NOFEW: arith.divui %{{.*}}, %c17
 // NOFEW: nvgpu.mbarrier.try_wait.parity
 // NOFEW: arith.ori %c274877906944_i64{{.*}}, %c4611686018427453440_i64
 func.func @eight_row_stages(%x: memref<?x4096xf32>, %w: memref<4x16x4096xbf16>,

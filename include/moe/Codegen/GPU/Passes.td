@@ -805,8 +805,10 @@ def MoELowerGroupedMatmulToWGMMAPass
 
     Stages: as many as `max-shared-bytes` holds (each
     `rows * 128 + W * BN * 128` bytes for W weights, plus 1 KiB to align the
-    ring), at least 2, at most 4 and at most the steps of K. The launch's
-    dynamic shared memory is set to the largest tile's need.
+    ring), at least 2, at most the steps of K, and at most 4 or the stages
+    that keep 32 KiB of weights in flight, whichever is more (narrow
+    tiles at decode need more than 4 for it). The launch's dynamic shared
+    memory is set to the largest tile's need.
 
     With `eight-row-stages` (the default), a one-warpgroup op of one row
     block (the tiled program's tiles) whose ring holds more stages of 8
@@ -817,12 +819,16 @@ def MoELowerGroupedMatmulToWGMMAPass
     rows of its M read those 8 (rows past the filled ones reach only
     accumulator rows the epilogue does not write). The stages of 8 rows
     are as many as the 64-row ring's shared memory holds, at most 64 and
-    at most the steps of K; the layout is chosen at run time from the
+    at most the steps of K (below); the layout is chosen at run time from the
     block's filled rows (the stage count, a stage's bytes, where its boxes
     start, the descriptor's stride), the ring's slots and phases counted
-    as before. At decode a narrow tile's weight bytes in flight grow
+    as before (the slots' stages and rounds selected between divisions by
+    the two constant counts). The stages of 8 rows are bounded so that
+    every stage's boxes and the last stage's 64-row view of A lie inside
+    the ring, and their mbarriers within the shared memory the ring
+    leaves. At decode a narrow tile's weight bytes in flight grow
     accordingly (16 columns of one weight: 17 stages of 2 KiB in 170 KiB
-    become 56).
+    become 55).
   }];
   let dependentDialects = ["::mlir::gpu::GPUDialect",
                            "::mlir::arith::ArithDialect",
