@@ -562,9 +562,9 @@ private:
   /// Sets the ring's layout: the plan's, or with `plan.fewRowStages` and
   /// `filledRows` set, the row block's.
   void chooseRingLayout(OpBuilder &b, Location loc);
-  /// Starts step `step` (the block's) into ring slot `slot` (global step
-  /// count): the weights' TMA loads, and A's with `plan.input` (thread 0).
-  void issueTmaLoads(OpBuilder &b, Location loc, Value step, Value slot);
+  /// Starts step `step` (the block's) into ring stage `stage`: the
+  /// weights' TMA loads, and A's with `plan.input` (thread 0).
+  void issueTmaLoads(OpBuilder &b, Location loc, Value step, Value stage);
   /// The A rows the thread gathers (row myHalfRow of each part) in the
   /// current block: their sources and whether they have one.
   void setUpGatherRows(OpBuilder &b, Location loc);
@@ -572,24 +572,24 @@ private:
   /// ones of others, loaded from
   /// global memory; stored later, so that the loads are in flight meanwhile).
   SmallVector<Value> loadInput(OpBuilder &b, Location loc, Value step);
-  /// Stores the thread's A chunks, rounded to bf16, into slot `slot`'s
-  /// stage at their swizzled places.
-  void storeInput(OpBuilder &b, Location loc, Value slot, ValueRange chunks);
+  /// Stores the thread's A chunks, rounded to bf16, into stage `stage` at
+  /// their swizzled places.
+  void storeInput(OpBuilder &b, Location loc, Value stage, ValueRange chunks);
   /// With `plan.asyncGather`: starts the cp.async copies of the thread's A
-  /// chunks of step `step` into slot `slot`'s stage and arrives on the
-  /// stage's mbarrier once they land (every thread, with or without rows).
-  void copyInputAsync(OpBuilder &b, Location loc, Value step, Value slot);
+  /// chunks of step `step` into stage `stage` and arrives on the stage's
+  /// mbarrier once they land (every thread, with or without rows).
+  void copyInputAsync(OpBuilder &b, Location loc, Value step, Value stage);
   /// Makes shared-memory writes of the generic proxy (the threads' A
   /// stores, or, after the stage's wait, their cp.async copies) visible to
   /// the wgmmas (async proxy).
   void fenceForAsyncProxy(OpBuilder &b, Location loc);
   /// Runs `body(builder, part, c, chunk, buffer, place)` for each of the
-  /// thread's A chunks of slot `slot`'s stage in its rows that are stored
+  /// thread's A chunks of stage `stage` in its rows that are stored
   /// (the block's filled rows): chunk c of its row in `part`, the chunk's
   /// index in the row, the part's A buffer and the chunk's swizzled
   /// element offset in the row.
   void forEachStoredChunk(
-      OpBuilder &b, Location loc, Value slot,
+      OpBuilder &b, Location loc, Value stage,
       function_ref<void(OpBuilder &, int64_t, int64_t, Value, Value, Value)>
           body);
   /// Mbarrier `stage` (an index) of `group` as a shared-memory pointer.
@@ -895,8 +895,7 @@ Value WarpgroupMatmul::gatherChunk(OpBuilder &b, Location loc,
 }
 
 void WarpgroupMatmul::issueTmaLoads(OpBuilder &b, Location loc, Value step,
-                                    Value slot) {
-  Value stage = stageOf(b, loc, slot);
+                                    Value stage) {
   Value firstDepth = depthOfStep(b, loc, step);
   // The weights: one TMA box [1, BN, 64] each, and with `plan.input` A's
   // [8, 64] boxes, from thread 0, completing on the stage's barrier with
@@ -1073,10 +1072,9 @@ Value WarpgroupMatmul::termOfChunk(OpBuilder &b, Location loc, Value chunk,
 }
 
 void WarpgroupMatmul::forEachStoredChunk(
-    OpBuilder &b, Location loc, Value slot,
+    OpBuilder &b, Location loc, Value stage,
     function_ref<void(OpBuilder &, int64_t, int64_t, Value, Value, Value)>
         body) {
-  Value stage = stageOf(b, loc, slot);
   Value rowPhase =
       arith::RemUIOp::create(b, loc, myHalfRow, indexConstant(b, loc, 8));
   for (int64_t part = 0; part < plan.parts; ++part) {
@@ -1099,13 +1097,13 @@ void WarpgroupMatmul::forEachStoredChunk(
   }
 }
 
-void WarpgroupMatmul::storeInput(OpBuilder &b, Location loc, Value slot,
+void WarpgroupMatmul::storeInput(OpBuilder &b, Location loc, Value stage,
                                  ValueRange chunks) {
   if (plan.input)
     return;
   auto bf16Type = VectorType::get({kChunkElements}, b.getBF16Type());
   forEachStoredChunk(
-      b, loc, slot,
+      b, loc, stage,
       [&](OpBuilder &sb, int64_t part, int64_t c, Value, Value buffer,
           Value place) {
         Value rounded = chunks[part * kChunksPerThread + c];
@@ -1122,12 +1120,12 @@ void WarpgroupMatmul::storeInput(OpBuilder &b, Location loc, Value slot,
 }
 
 void WarpgroupMatmul::copyInputAsync(OpBuilder &b, Location loc, Value step,
-                                     Value slot) {
+                                     Value stage) {
   Value firstDepth = depthOfStep(b, loc, step);
   Value zero = indexConstant(b, loc, 0);
   Value chunkElements = indexConstant(b, loc, kChunkElements);
   forEachStoredChunk(
-      b, loc, slot,
+      b, loc, stage,
       [&](OpBuilder &cb, int64_t part, int64_t, Value chunk, Value buffer,
           Value place) {
         const GatherRow &row = myRows[part];
@@ -1156,8 +1154,7 @@ void WarpgroupMatmul::copyInputAsync(OpBuilder &b, Location loc, Value step,
   // Every thread arrives (without adding to the pending count: the
   // barrier expects these arrivals), once its copies have landed.
   NVVM::CpAsyncMBarrierArriveOp::create(
-      b, loc, barrierPointer(b, loc, barriers, stageOf(b, loc, slot)),
-      /*noinc=*/true);
+      b, loc, barrierPointer(b, loc, barriers, stage), /*noinc=*/true);
 }
 
 Value WarpgroupMatmul::barrierPointer(OpBuilder &b, Location loc, Value group,
@@ -1371,11 +1368,11 @@ void WarpgroupMatmul::emitProducer(OpBuilder &pb, Location pl, Value slotBase,
         if (plan.asyncGather) {
           // Thread 0's TMA arrival and every thread's once its
           // copies landed.
-          issueTmaLoads(kb, kl, step, slot);
-          copyInputAsync(kb, kl, step, slot);
+          issueTmaLoads(kb, kl, step, stage);
+          copyInputAsync(kb, kl, step, stage);
         } else {
-          storeInput(kb, kl, slot, chunks);
-          issueTmaLoads(kb, kl, step, slot);
+          storeInput(kb, kl, stage, chunks);
+          issueTmaLoads(kb, kl, step, stage);
           // Thread 0's arrival came with its expect_tx.
           Value others = arith::CmpIOp::create(kb, kl, arith::CmpIPredicate::ne,
                                                tid, zero);
@@ -2064,18 +2061,33 @@ WarpgroupMatmul::emitBlocks(OpBuilder &b, RingPosition first) {
               chooseRingLayout(ob, ol);
               Value stagesAhead =
                   ob.createOrFold<arith::SubIOp>(ol, ringStages, one);
+              // The stage and phase parity of the block's first slot; the
+              // steps count them on (no division by the stages, which
+              // eight-row stages choose at run time).
+              Value firstStage = stageOf(ob, ol, slotBase);
+              Value firstParity = parityOf(ob, ol, slotBase);
+              // A stage index below 2 x stages, back into the ring.
+              auto wrapStage = [&](OpBuilder &wb, Location wl, Value index) {
+                Value past = arith::CmpIOp::create(
+                    wb, wl, arith::CmpIPredicate::uge, index, ringStages);
+                return arith::SelectOp::create(
+                    wb, wl, past,
+                    arith::SubIOp::create(wb, wl, index, ringStages), index);
+              };
 
               // Prologue: stages - 1 steps in flight.
               Value ahead = arith::MinUIOp::create(ob, ol, steps, stagesAhead);
               scf::ForOp::create(
                   ob, ol, zero, ahead, one, ValueRange{},
                   [&](OpBuilder &pb, Location pl, Value step, ValueRange) {
-                    Value slot = arith::AddIOp::create(pb, pl, slotBase, step);
-                    issueTmaLoads(pb, pl, step, slot);
+                    Value stage = wrapStage(
+                        pb, pl,
+                        arith::AddIOp::create(pb, pl, firstStage, step));
+                    issueTmaLoads(pb, pl, step, stage);
                     if (plan.asyncGather)
-                      copyInputAsync(pb, pl, step, slot);
+                      copyInputAsync(pb, pl, step, stage);
                     else
-                      storeInput(pb, pl, slot, loadInput(pb, pl, step));
+                      storeInput(pb, pl, stage, loadInput(pb, pl, step));
                     scf::YieldOp::create(pb, pl);
                   });
               // The A chunks of the first refill (step `ahead`), loaded
@@ -2085,18 +2097,19 @@ WarpgroupMatmul::emitBlocks(OpBuilder &b, RingPosition first) {
               // steps; never stored).
               SmallVector<Value> prefetched = loadInput(ob, ol, ahead);
 
-              // One step: `sums` (none at the first step, whose group
-              // starts from no sums: see emitRoles) plus its products, and
-              // the chunks of the next refill.
+              // One step on `stage` of phase `parity`: `sums` (none at the
+              // first step, whose group starts from no sums: see
+              // emitRoles) plus its products, the chunks of the next
+              // refill, and the next step's stage and parity.
               SmallVector<Value> zeros = zeroSums(ob, ol);
               size_t numSums = zeros.size();
+              size_t numChunks = prefetched.size();
               auto stepOf = [&](OpBuilder &kb, Location kl, Value step,
-                                ValueRange sums, ValueRange chunks) {
-                Value slot = arith::AddIOp::create(kb, kl, slotBase, step);
-                Value stage = stageOf(kb, kl, slot);
+                                Value stage, Value parity, ValueRange sums,
+                                ValueRange chunks) {
                 // The weights landed (and A, by TMA or cp.async); every
                 // thread's A stores done.
-                waitFor(kb, kl, barriers, parityOf(kb, kl, slot), stage);
+                waitFor(kb, kl, barriers, parity, stage);
                 if (plan.asyncGather)
                   fenceForAsyncProxy(kb, kl);
                 else if (!plan.input)
@@ -2107,27 +2120,39 @@ WarpgroupMatmul::emitBlocks(OpBuilder &b, RingPosition first) {
                 NVVM::WgmmaWaitGroupSyncOp::create(kb, kl, 1);
                 gpu::BarrierOp::create(kb, kl);
                 Value refill = arith::AddIOp::create(kb, kl, step, stagesAhead);
-                scf::IfOp::create(kb, kl, lessThan(kb, kl, refill, steps),
-                                  [&](OpBuilder &rb, Location rl) {
-                                    Value slot = arith::AddIOp::create(
-                                        rb, rl, slotBase, refill);
-                                    issueTmaLoads(rb, rl, refill, slot);
-                                    if (plan.asyncGather)
-                                      copyInputAsync(rb, rl, refill, slot);
-                                    else
-                                      storeInput(rb, rl, slot, chunks);
-                                    scf::YieldOp::create(rb, rl);
-                                  });
+                scf::IfOp::create(
+                    kb, kl, lessThan(kb, kl, refill, steps),
+                    [&](OpBuilder &rb, Location rl) {
+                      // The stage the previous step read.
+                      Value previous = wrapStage(
+                          rb, rl,
+                          arith::AddIOp::create(rb, rl, stage, stagesAhead));
+                      issueTmaLoads(rb, rl, refill, previous);
+                      if (plan.asyncGather)
+                        copyInputAsync(rb, rl, refill, previous);
+                      else
+                        storeInput(rb, rl, previous, chunks);
+                      scf::YieldOp::create(rb, rl);
+                    });
                 // The next refill's A (zeros past the steps).
                 llvm::append_range(
                     next,
                     loadInput(kb, kl,
                               arith::AddIOp::create(kb, kl, refill,
                                                     indexConstant(kb, kl, 1))));
+                // The next step's stage; its phase flips past the last.
+                Value following = arith::AddIOp::create(kb, kl, stage, one);
+                Value wraps = arith::CmpIOp::create(
+                    kb, kl, arith::CmpIPredicate::eq, following, ringStages);
+                next.push_back(
+                    arith::SelectOp::create(kb, kl, wraps, zero, following));
+                next.push_back(arith::XOrIOp::create(kb, kl, parity, wraps));
                 return next;
               };
               SmallVector<Value> initial = zeros;
               llvm::append_range(initial, prefetched);
+              initial.push_back(firstStage);
+              initial.push_back(firstParity);
               Value any = lessThan(ob, ol, zero, steps);
               auto mainLoop = scf::IfOp::create(
                   ob, ol, TypeRange(ValueRange(initial)), any,
@@ -2136,15 +2161,18 @@ WarpgroupMatmul::emitBlocks(OpBuilder &b, RingPosition first) {
                 OpBuilder::InsertionGuard guard(ob);
                 ob.setInsertionPointToStart(mainLoop.thenBlock());
                 SmallVector<Value> first =
-                    stepOf(ob, ol, zero, ValueRange{}, prefetched);
+                    stepOf(ob, ol, zero, firstStage, firstParity, ValueRange{},
+                           prefetched);
                 auto rest = scf::ForOp::create(
                     ob, ol, one, steps, one, first,
                     [&](OpBuilder &kb, Location kl, Value step,
                         ValueRange carried) {
-                      scf::YieldOp::create(kb, kl,
-                                           stepOf(kb, kl, step,
-                                                  carried.take_front(numSums),
-                                                  carried.drop_front(numSums)));
+                      scf::YieldOp::create(
+                          kb, kl,
+                          stepOf(kb, kl, step, carried[numSums + numChunks],
+                                 carried[numSums + numChunks + 1],
+                                 carried.take_front(numSums),
+                                 carried.slice(numSums, numChunks)));
                     });
                 scf::YieldOp::create(ob, ol, rest.getResults());
                 ob.setInsertionPointToStart(mainLoop.elseBlock());

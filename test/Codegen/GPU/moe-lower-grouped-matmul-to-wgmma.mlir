@@ -91,7 +91,7 @@
 // CHECK:       nvgpu.tma.async.load
 // CHECK:       arith.truncf %[[PRE]] : vector<8xf32> to vector<8xbf16>
 // The other steps:
-// CHECK:     scf.for %{{.*}} = %c1{{.*}} iter_args(%{{.*}} = %{{.*}}, %[[CHUNK:.*]] = %{{.*}}, %{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}) -> (!llvm.struct<(f32, f32
+// CHECK:     scf.for %{{.*}} = %c1{{.*}} iter_args(%{{[a-z0-9_]+}} = %{{[a-z0-9_#]+}}, %[[CHUNK:[a-z0-9_]+]] = %{{[a-z0-9_#]+}}, %{{.*}}) -> (!llvm.struct<(f32, f32
 // CHECK:       nvgpu.mbarrier.try_wait.parity %[[BARS]][%{{.*}}], %{{.*}}, %{{.*}} :
 // CHECK:       gpu.barrier
 // CHECK:       nvvm.wgmma.fence.aligned
@@ -1084,24 +1084,39 @@ func.func @in_place_two_consumers(%x: memref<128x64xbf16>,
 // CHECK:   %[[A:.*]] = arith.select %[[FEW]], %c1024{{.*}}, %c8192{{.*}} : index
 // CHECK:   %[[STRIDE:.*]] = arith.select %[[FEW]], %c0_i64{{.*}}, %c274877906944_i64 : i64
 // CHECK:   %[[AHEAD:.*]] = arith.subi %[[STAGES]], %c1
-// CHECK:   %[[PROLOGUE:.*]] = arith.minui %{{.*}}, %[[AHEAD]]
-// CHECK:   scf.for %{{.*}} to %[[PROLOGUE]]
-// CHECK:     %[[M55:.*]] = arith.remui %[[SLOT:.*]], %c55
-// CHECK:     %[[M17:.*]] = arith.remui %[[SLOT]], %c17
-// CHECK:     %[[AT:.*]] = arith.select %[[FEW]], %[[M55]], %[[M17]]
-// CHECK:     nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%[[AT]]], %c2048
-// CHECK:     %[[START:.*]] = arith.muli %[[AT]], %[[STAGE]]
-// CHECK:     %[[PAST:.*]] = arith.addi %[[START]], %[[A]]
-// CHECK:     memref.view %{{.*}}[%[[PAST]]][] : memref<174080xi8, #gpu.address_space<workgroup>> to memref<1x16x64xbf16, #gpu.address_space<workgroup>>
-// CHECK:   %[[R55:.*]] = arith.divui %[[WAITED:.*]], %c55
-// CHECK:   %[[R17:.*]] = arith.divui %[[WAITED]], %c17
+// The stage and phase of the block's first slot (once per block; the
+// steps count them on):
+// CHECK:   %[[F55:.*]] = arith.remui %[[SLOT:[a-z0-9_]+]], %c55
+// CHECK:   %[[F17:.*]] = arith.remui %[[SLOT]], %c17
+// CHECK:   %[[FIRST:.*]] = arith.select %[[FEW]], %[[F55]], %[[F17]]
+// CHECK:   %[[R55:.*]] = arith.divui %[[SLOT]], %c55
+// CHECK:   %[[R17:.*]] = arith.divui %[[SLOT]], %c17
 // CHECK:   %[[ROUND:.*]] = arith.select %[[FEW]], %[[R55]], %[[R17]]
 // CHECK:   %[[PARITY:.*]] = arith.remui %[[ROUND]], %c2
 // CHECK:   %[[P1:.*]] = arith.index_castui %[[PARITY]] : index to i1
-// CHECK:   nvgpu.mbarrier.try_wait.parity %[[BARS]][%{{.*}}], %[[P1]]
+// CHECK:   %[[PROLOGUE:.*]] = arith.minui %{{.*}}, %[[AHEAD]]
+// CHECK:   scf.for %[[S:.*]] = %{{.*}} to %[[PROLOGUE]]
+// CHECK:     %[[SUM:.*]] = arith.addi %[[FIRST]], %[[S]]
+// CHECK:     %[[PAST:.*]] = arith.cmpi uge, %[[SUM]], %[[STAGES]]
+// CHECK:     %[[BACK:.*]] = arith.subi %[[SUM]], %[[STAGES]]
+// CHECK:     %[[AT:.*]] = arith.select %[[PAST]], %[[BACK]], %[[SUM]]
+// CHECK:     nvgpu.mbarrier.arrive.expect_tx %[[BARS]][%[[AT]]], %c2048
+// CHECK:     %[[START:.*]] = arith.muli %[[AT]], %[[STAGE]]
+// CHECK:     %[[OFFSET:.*]] = arith.addi %[[START]], %[[A]]
+// CHECK:     memref.view %{{.*}}[%[[OFFSET]]][] : memref<174080xi8, #gpu.address_space<workgroup>> to memref<1x16x64xbf16, #gpu.address_space<workgroup>>
+// CHECK:   nvgpu.mbarrier.try_wait.parity %[[BARS]][%[[FIRST]]], %[[P1]]
 // CHECK:   %[[FIELDS:.*]] = arith.ori %[[STRIDE]], %c4611686018427453440_i64 : i64
 // CHECK:   %[[ADESC:.*]] = arith.ori %{{.*}}, %[[FIELDS]] : i64
 // CHECK:   nvvm.wgmma.mma_async %[[ADESC]], %{{.*}}, <m = 64, n = 16, k = 16>
+// The refill goes to the stage before (stage + stages - 1, wrapped), and
+// the next step's stage is one on, its phase flipped past the last:
+// CHECK:   arith.addi %[[FIRST]], %[[AHEAD]]
+// CHECK:   %[[ON:.*]] = arith.addi %[[FIRST]], %c1
+// CHECK:   %[[WRAPS:.*]] = arith.cmpi eq, %[[ON]], %[[STAGES]]
+// CHECK:   %[[NEXT:.*]] = arith.select %[[WRAPS]], %c0{{.*}}, %[[ON]]
+// CHECK:   %[[NEXTP:.*]] = arith.xori %[[P1]], %[[WRAPS]] : i1
+// CHECK:   scf.for {{.*}} iter_args({{.*}}, %[[CS:[a-z0-9_]+]] = %[[NEXT]], %[[CP:[a-z0-9_]+]] = %[[NEXTP]]) -> ({{.*}}, index, i1)
+// CHECK:     nvgpu.mbarrier.try_wait.parity %[[BARS]][%[[CS]]], %[[CP]]
 // CHECK: scf.for %{{.*}} = %{{.*}} to %c55
 // CHECK:   nvvm.mbarrier.inval
 // The same tile over two row blocks keeps one layout (the ring's slots

@@ -819,14 +819,14 @@ def MoELowerGroupedMatmulToWGMMAPass
     rows of its M read those 8 (rows past the filled ones reach only
     accumulator rows the epilogue does not write). The stages of 8 rows
     are as many as the 64-row ring's shared memory holds, at most 64 and
-    at most the steps of K (below); the layout is chosen at run time from the
-    block's filled rows (the stage count, a stage's bytes, where its boxes
-    start, the descriptor's stride), the ring's slots and phases counted
-    as before (the slots' stages and rounds selected between divisions by
-    the two constant counts). The stages of 8 rows are bounded so that
-    every stage's boxes and the last stage's 64-row view of A lie inside
-    the ring, and their mbarriers within the shared memory the ring
-    leaves. At decode a narrow tile's weight bytes in flight grow
+    at most the steps of K (below); the layout is chosen at run time from
+    the block's filled rows (the stage count, a stage's bytes, where its
+    boxes start, the descriptor's stride). A one-warpgroup block computes
+    its first slot's stage and phase once and its steps count them on (no
+    division by a stage count in the loop). The stages of 8 rows are
+    bounded so that every stage's boxes and the last stage's 64-row view
+    of A lie inside the ring, and their mbarriers within the shared memory
+    the ring leaves. At decode a narrow tile's weight bytes in flight grow
     accordingly (16 columns of one weight: 17 stages of 2 KiB in 170 KiB
     become 55).
   }];
