@@ -2075,6 +2075,18 @@ WarpgroupMatmul::emitBlocks(OpBuilder &b, RingPosition first) {
                     arith::SubIOp::create(wb, wl, index, ringStages), index);
               };
 
+              // Step `step` into `stage`: the TMA loads, then A's copies
+              // or the stores of the chunks `chunks` gives.
+              auto fillStage = [&](OpBuilder &fb, Location fl, Value step,
+                                   Value stage,
+                                   function_ref<SmallVector<Value>()> chunks) {
+                issueTmaLoads(fb, fl, step, stage);
+                if (plan.asyncGather)
+                  copyInputAsync(fb, fl, step, stage);
+                else
+                  storeInput(fb, fl, stage, chunks());
+              };
+
               // Prologue: stages - 1 steps in flight.
               Value ahead = arith::MinUIOp::create(ob, ol, steps, stagesAhead);
               scf::ForOp::create(
@@ -2083,11 +2095,8 @@ WarpgroupMatmul::emitBlocks(OpBuilder &b, RingPosition first) {
                     Value stage = wrapStage(
                         pb, pl,
                         arith::AddIOp::create(pb, pl, firstStage, step));
-                    issueTmaLoads(pb, pl, step, stage);
-                    if (plan.asyncGather)
-                      copyInputAsync(pb, pl, step, stage);
-                    else
-                      storeInput(pb, pl, stage, loadInput(pb, pl, step));
+                    fillStage(pb, pl, step, stage,
+                              [&] { return loadInput(pb, pl, step); });
                     scf::YieldOp::create(pb, pl);
                   });
               // The A chunks of the first refill (step `ahead`), loaded
@@ -2127,11 +2136,8 @@ WarpgroupMatmul::emitBlocks(OpBuilder &b, RingPosition first) {
                       Value previous = wrapStage(
                           rb, rl,
                           arith::AddIOp::create(rb, rl, stage, stagesAhead));
-                      issueTmaLoads(rb, rl, refill, previous);
-                      if (plan.asyncGather)
-                        copyInputAsync(rb, rl, refill, previous);
-                      else
-                        storeInput(rb, rl, previous, chunks);
+                      fillStage(rb, rl, refill, previous,
+                                [&] { return SmallVector<Value>(chunks); });
                       scf::YieldOp::create(rb, rl);
                     });
                 // The next refill's A (zeros past the steps).
