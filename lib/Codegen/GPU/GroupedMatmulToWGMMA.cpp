@@ -750,10 +750,6 @@ private:
   /// row block's. With eight-row stages, the A descriptors' stride field
   /// (i64) for the block's layout.
   Value ringStages, ringStageBytes, ringInputBytes, inputStride;
-  /// With eight-row stages, whether the row block takes them (i1): the
-  /// slots' stages and rounds then select between divisions by the two
-  /// constant stage counts (cheaper than one by a run-time value).
-  Value fewRows;
   /// With `plan.input`: the 8-row boxes that cover the block's filled rows.
   Value inputBoxes;
   /// Whether the input's rows start at 16-byte boundaries (chunks of 8 then
@@ -1270,26 +1266,11 @@ SmallVector<Value> WarpgroupMatmul::mmaStep(OpBuilder &b, Location loc,
 }
 
 Value WarpgroupMatmul::stageOf(OpBuilder &b, Location loc, Value slot) {
-  if (!fewRows)
-    return arith::RemUIOp::create(b, loc, slot, ringStages);
-  return arith::SelectOp::create(
-      b, loc, fewRows,
-      arith::RemUIOp::create(b, loc, slot,
-                             indexConstant(b, loc, plan.fewRowStages)),
-      arith::RemUIOp::create(b, loc, slot, indexConstant(b, loc, plan.stages)));
+  return arith::RemUIOp::create(b, loc, slot, ringStages);
 }
 
 Value WarpgroupMatmul::parityOf(OpBuilder &b, Location loc, Value slot) {
-  Value round;
-  if (fewRows)
-    round = arith::SelectOp::create(
-        b, loc, fewRows,
-        arith::DivUIOp::create(b, loc, slot,
-                               indexConstant(b, loc, plan.fewRowStages)),
-        arith::DivUIOp::create(b, loc, slot,
-                               indexConstant(b, loc, plan.stages)));
-  else
-    round = arith::DivUIOp::create(b, loc, slot, ringStages);
+  Value round = arith::DivUIOp::create(b, loc, slot, ringStages);
   return arith::IndexCastUIOp::create(
       b, loc, b.getI1Type(),
       arith::RemUIOp::create(b, loc, round, indexConstant(b, loc, 2)));
@@ -1301,15 +1282,14 @@ void WarpgroupMatmul::chooseRingLayout(OpBuilder &b, Location loc) {
   ringStageBytes = constant(plan.stageBytes());
   ringInputBytes = constant(plan.inputStageBytes());
   inputStride = Value();
-  fewRows = Value();
   if (!plan.fewRowStages || !filledRows)
     return;
   // Blocks of at most 8 filled rows: stages of one swizzle atom of A,
   // which every 8-row group of the wgmmas' 64 reads (stride 0; the rows
   // past the filled ones reach only accumulator rows the epilogue does not
   // write).
-  Value few = fewRows = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule,
-                                              filledRows, constant(kFewRows));
+  Value few = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule,
+                                    filledRows, constant(kFewRows));
   auto choose = [&](int64_t ifFew, int64_t otherwise) -> Value {
     return arith::SelectOp::create(b, loc, few, constant(ifFew),
                                    constant(otherwise));
@@ -2061,9 +2041,10 @@ WarpgroupMatmul::emitBlocks(OpBuilder &b, RingPosition first) {
               chooseRingLayout(ob, ol);
               Value stagesAhead =
                   ob.createOrFold<arith::SubIOp>(ol, ringStages, one);
-              // The stage and phase parity of the block's first slot; the
-              // steps count them on (no division by the stages, which
-              // eight-row stages choose at run time).
+              // The stage and phase parity of the block's first slot
+              // (divided once per block); the steps count them on, with
+              // no division by the stage count, which eight-row stages
+              // choose at run time.
               Value firstStage = stageOf(ob, ol, slotBase);
               Value firstParity = parityOf(ob, ol, slotBase);
               // A stage index below 2 x stages, back into the ring.

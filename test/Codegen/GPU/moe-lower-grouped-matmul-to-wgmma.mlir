@@ -1070,8 +1070,8 @@ func.func @in_place_two_consumers(%x: memref<128x64xbf16>,
 // stages: 1 KiB of A (which the wgmmas read for all 64 rows: the A
 // descriptor's 8-row stride 0) and the 2 KiB box, 55 of them (the last
 // one's 64-row view of A ends inside the ring: (174080 - 8192) / 3072 + 1;
-// 55 mbarriers, set up and invalidated in loops). A step's stage and
-// round select between divisions by the constants 55 and 17.
+// 55 mbarriers, set up and invalidated in loops). The block divides its
+// first slot by the chosen count once; its steps count stage and phase on.
 // CHECK-LABEL: func @eight_row_stages
 // CHECK: dynamic_shared_memory_size %c175104_i32
 // CHECK: %[[BARS:.*]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 55>
@@ -1086,12 +1086,8 @@ func.func @in_place_two_consumers(%x: memref<128x64xbf16>,
 // CHECK:   %[[AHEAD:.*]] = arith.subi %[[STAGES]], %c1
 // The stage and phase of the block's first slot (once per block; the
 // steps count them on):
-// CHECK:   %[[F55:.*]] = arith.remui %[[SLOT:[a-z0-9_]+]], %c55
-// CHECK:   %[[F17:.*]] = arith.remui %[[SLOT]], %c17
-// CHECK:   %[[FIRST:.*]] = arith.select %[[FEW]], %[[F55]], %[[F17]]
-// CHECK:   %[[R55:.*]] = arith.divui %[[SLOT]], %c55
-// CHECK:   %[[R17:.*]] = arith.divui %[[SLOT]], %c17
-// CHECK:   %[[ROUND:.*]] = arith.select %[[FEW]], %[[R55]], %[[R17]]
+// CHECK:   %[[FIRST:.*]] = arith.remui %[[SLOT:[a-z0-9_]+]], %[[STAGES]]
+// CHECK:   %[[ROUND:.*]] = arith.divui %[[SLOT]], %[[STAGES]]
 // CHECK:   %[[PARITY:.*]] = arith.remui %[[ROUND]], %c2
 // CHECK:   %[[P1:.*]] = arith.index_castui %[[PARITY]] : index to i1
 // CHECK:   %[[PROLOGUE:.*]] = arith.minui %{{.*}}, %[[AHEAD]]
