@@ -112,6 +112,11 @@ MMA_MODES = {
     # in the same shared memory), at decode only, where such blocks are:
     # the GPU run's evidence for eight-row-stages.
     "wgmma-64-row-stages": "mma=wgmma eight-row-stages=0",
+    # Each tile waiting for a step's wgmma group before the next one's,
+    # where the default keeps up to 4 in flight in narrow tiles, at decode
+    # only, where the narrow tiles are: the GPU run's evidence for
+    # max-groups-in-flight.
+    "wgmma-one-group": "mma=wgmma max-groups-in-flight=1",
     # Specialized tiles in 2-CTA clusters: one expert's pairs of row blocks
     # load each weight box once for both (TMA multicast), halving the L2
     # reads of the weights at prefill.
@@ -142,9 +147,10 @@ TENSOR_CORE_ROUTER_MIN_TOKENS = 512
 TENSOR_CORE_ROUTER_MIN_EXPERTS = 32
 
 
-# The most tokens at which the 64-row-stages form runs (Qwen3's and
-# DeepSeek-V3's experts average 4 and 2 rows at T = 64).
-EIGHT_ROW_STAGES_MAX_TOKENS = 64
+# The most tokens at which the 64-row-stages and one-group forms run
+# (Qwen3's and DeepSeek-V3's experts average 4 and 2 rows at T = 64).
+DECODE_FORMS_MAX_TOKENS = 64
+DECODE_FORMS = ("wgmma-64-row-stages", "wgmma-one-group")
 # The most tokens at which the plain-launch form runs.
 PLAIN_LAUNCHES_MAX_TOKENS = 64
 # The fewest tokens at which the cluster forms run: a cluster's two CTAs
@@ -162,14 +168,14 @@ LANE_ROUTING_MAX_TOKENS = 16 * 132
 def mode_applies(mode: str, experts: int, tokens: int | None = None) -> bool:
     """Whether `mode` runs for a layer of `experts` routed experts (at
     `tokens`): the CUDA-core router form only where it differs from the
-    default, the plain-launch and 64-row-stages forms at decode, the
-    cluster forms at prefill."""
+    default, the plain-launch, 64-row-stages and one-group forms at
+    decode, the cluster forms at prefill."""
     if mode in CLUSTER_MODES:
         return tokens is None or tokens >= CLUSTER_MIN_TOKENS
     if mode == "wgmma-device-plain":
         return tokens is None or tokens <= PLAIN_LAUNCHES_MAX_TOKENS
-    if mode == "wgmma-64-row-stages":
-        return tokens is None or tokens <= EIGHT_ROW_STAGES_MAX_TOKENS
+    if mode in DECODE_FORMS:
+        return tokens is None or tokens <= DECODE_FORMS_MAX_TOKENS
     if mode == "wgmma-thread-routing":
         return tokens is None or tokens <= LANE_ROUTING_MAX_TOKENS
     if mode != "wgmma-cores-router":

@@ -110,7 +110,8 @@ prepare() {
     "$dir/bench/shape" --layer 1 -o "$dir/bench/layer.mlir"
   "$compile" "$dir/bench/layer.mlir" --target cuda -o "$dir/bench/layer.so"
   # Its wgmma form: K of 32 and 64 steps, whose narrow decode tiles take
-  # eight-row stages (the wgmmas' A read through a stride of 0).
+  # eight-row stages (the wgmmas' A read through a stride of 0) and keep
+  # several wgmma groups in flight.
   "$compile" "$dir/bench/layer.mlir" --target cuda \
     --pipeline-options="mma=wgmma" -o "$dir/bench/layer-wgmma.so"
   rm -rf "$dir/bench/shape"

@@ -237,6 +237,7 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
     moe::MoELowerGroupedMatmulToWGMMAPassOptions wgmmaOptions;
     wgmmaOptions.asyncGather = options.asyncGather;
     wgmmaOptions.eightRowStages = options.eightRowStages;
+    wgmmaOptions.maxGroupsInFlight = options.maxGroupsInFlight;
     // red.add.v2.f32 needs PTX 8.1.
     wgmmaOptions.vectorReductions = ptxAtLeast(options.features, 81);
     pm.addPass(moe::createMoELowerGroupedMatmulToWGMMAPass(wgmmaOptions));

@@ -251,3 +251,16 @@ def test_each_form_runs_over_every_model_before_the_next(monkeypatch):
     bench.run(args)
     assert calls == [("torch", "a"), ("torch", "b"), ("wgmma", "a"),
                      ("wgmma", "b"), ("sync", "a"), ("sync", "b")]
+
+
+def test_decode_forms_run_at_decode_only():
+    """The forms that compare a decode feature against the default (64-row
+    stages, one wgmma group in flight) run at T <= 64 only, and each turns
+    off its feature through the pipeline option that governs it."""
+    bench = load_bench()
+    for mode, option in (("wgmma-64-row-stages", "eight-row-stages=0"),
+                         ("wgmma-one-group", "max-groups-in-flight=1")):
+        assert option in bench.MMA_MODES[mode].split()
+        assert bench.mode_applies(mode, experts=8, tokens=64)
+        assert not bench.mode_applies(mode, experts=8, tokens=512)
+        assert bench.mode_applies(mode, experts=128)

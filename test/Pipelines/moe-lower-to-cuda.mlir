@@ -28,6 +28,7 @@
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized" --mlir-print-ir-after=moe-map-to-gpu -o /dev/null 2>&1 | FileCheck %s --check-prefix=ORDER
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma-specialized tile-group-rows=5" --mlir-print-ir-after=moe-map-to-gpu -o /dev/null 2>&1 | FileCheck %s --check-prefix=ORDER5
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home tile-group-rows=-1" 2>&1 | FileCheck %s --check-prefix=BADORDER
+// RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma max-groups-in-flight=0" 2>&1 | FileCheck %s --check-prefix=BADGROUPS
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home" --mlir-print-ir-after=moe-map-to-gpu -o /dev/null 2>&1 | FileCheck %s --check-prefix=LANES
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home lane-routing-max-tokens=0" --mlir-print-ir-after=moe-map-to-gpu -o /dev/null 2>&1 | FileCheck %s --check-prefix=NOLANES
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home lane-routing-max-tokens=-2" 2>&1 | FileCheck %s --check-prefix=BADLANES
@@ -110,6 +111,7 @@
 // CUDACORES: gpu.module
 // BADROUND: moe-narrow-grouped-matmul-inputs: min-rows must be at least 0, got -3
 // BADORDER: moe-map-to-gpu: block-size and warp-size must be at least 1, routing-block-size, tile-grid-limit, team-grid-limit, tile-group-rows and multiprocessors at least 0
+// BADGROUPS: moe-lower-grouped-matmul-to-wgmma: max-groups-in-flight must be at least 1, not 0
 
 // CHECK-DAG: llvm.func @_mlir_ciface_forward(
 // CHECK-DAG: llvm.mlir.global external constant @moe_module_manifest({{.*}}\22gpu\22:{\22api\22:\22cuda\22,\22chip\22:\22sm_90\22,\22io\22:\22host\22}

@@ -287,6 +287,14 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
                      "(moe-lower-grouped-matmul-to-wgmma eight-row-stages); "
                      "0: stages of 64 rows for every block"),
       llvm::cl::init(true)};
+  PassOptions::Option<int64_t> maxGroupsInFlight{
+      *this, "max-groups-in-flight",
+      llvm::cl::desc("Under the wgmma forms, the most wgmma groups (64-depth "
+                     "steps) a tile keeps in flight: narrow tiles keep as "
+                     "many as cover 64 weight columns "
+                     "(moe-lower-grouped-matmul-to-wgmma "
+                     "max-groups-in-flight); 1: one"),
+      llvm::cl::init(4)};
   PassOptions::Option<bool> programmaticLaunches{
       *this, "programmatic-launches",
       llvm::cl::desc("On sm_90 and later, each kernel may start while the "

@@ -22,9 +22,10 @@
 //   registers (rounded to bf16) and stores; or,
 //   when the rows are the input's own (no row sources: the down
 //   projection's bf16 hidden rows), comes by TMA with the weights;
-// - a ring of `stages` buffers keeps stages - 1 steps in flight while
-//   `nvvm.wgmma.mma_async` (m64nNk16, both operands K-major from shared
-//   memory, f32 accumulators in registers) works on the current one;
+// - a ring of `stages` buffers keeps stages - G steps' loads in flight
+//   while `nvvm.wgmma.mma_async` (m64nNk16, both operands K-major from
+//   shared memory, f32 accumulators in registers) works on the G steps'
+//   groups in flight (G = 1 for wide tiles, up to 4 for narrow ones);
 // - each thread writes its accumulators once, through the op's epilogue
 //   (SwiGLU of the paired gate/up sums), added, or scattered;
 // - with `exact_products`, f32 (f16) rows are not rounded: the ring runs
@@ -105,12 +106,19 @@ constexpr int64_t kMaxFewRowStages = 64;
 constexpr int64_t kFewRows = 8;
 /// Shared memory of one mbarrier.
 constexpr int64_t kMbarrierBytes = 8;
-/// The weight bytes a tile keeps in flight (stages - 1 steps' boxes) when
-/// shared memory allows: with two tiles per multiprocessor, 64 KiB cover
-/// HBM's latency (~1-2 us) at a multiprocessor's share of its bandwidth
+/// The weight bytes a tile keeps in flight (stages - 1 steps' boxes; a
+/// narrow tile's groups in flight then take some of them: 26-28 KiB at 16
+/// columns with 64-row stages) when shared memory allows: with two tiles per
+/// multiprocessor, 64 KiB cover HBM's latency (~1-2 us) at a multiprocessor's
+/// share of its bandwidth
 /// (~33 GB/s of 4.3 TB/s over 132). Narrow tiles (decode) need more stages
 /// for it than wide ones, whose 4 stages hold 48-96 KiB.
 constexpr int64_t kWeightBytesInFlight = 32 * 1024;
+/// The weights' columns (summed over the weights) whose step a tile's
+/// wgmma groups in flight cover together: a group's
+/// latency barely depends on its N, so a narrow tile keeps more of its
+/// steps' groups in flight to multiply weight bytes at a wide tile's rate.
+constexpr int64_t kColumnsInFlight = 64;
 /// Weights x columns of the accumulators a thread may hold (x 1/2 f32
 /// registers each).
 constexpr int64_t kMaxAccumulatorColumns = 256;
@@ -178,6 +186,11 @@ struct WarpgroupPlan {
   /// shared memory of the `stages` stages of 64 rows; 0: the 64-row layout
   /// only.
   int64_t fewRowStages = 0;
+  /// The wgmma groups (steps) a tile keeps in flight; a step's stage is
+  /// refilled (one warpgroup) or released to the producer (specialized)
+  /// once its group is done, `groupsInFlight` steps later, so the loads
+  /// run stages - groupsInFlight steps ahead.
+  int64_t groupsInFlight = 1;
 
   int64_t weightStageBytes() const { return columns * kRowBytes; }
   int64_t inputStageBytes() const { return parts * kPartBytes; }
@@ -388,7 +401,7 @@ SmallVector<Value> yieldThroughBranches(Operation *from, Operation *around,
 FailureOr<WarpgroupPlan>
 planWarpgroupTile(GroupedMatmulOp op, gpu::LaunchOp launch,
                   int64_t maxSharedBytes, bool asyncGather, bool eightRowStages,
-                  std::string &reason) {
+                  int64_t maxGroupsInFlight, std::string &reason) {
   auto fail = [&](const Twine &why) {
     reason = why.str();
     return failure();
@@ -500,9 +513,21 @@ planWarpgroupTile(GroupedMatmulOp op, gpu::LaunchOp launch,
       kMaxAccumulatorColumns)
     return fail("its accumulators would not fit in registers (weights x "
                 "columns above 256)");
+  // A tile keeps the groups of enough steps in flight that they cover
+  // kColumnsInFlight columns of weights (narrow tiles: 4 at 16 columns of
+  // one weight, 2 at 32), at most maxGroupsInFlight and half the ring's
+  // stages (below).
+  plan.groupsInFlight = std::clamp<int64_t>(
+      kColumnsInFlight /
+          (static_cast<int64_t>(plan.weights.size()) * plan.columns),
+      1, maxGroupsInFlight);
   // The stage rule: as many stages as shared memory holds, no more than
   // the steps of K, at least kMinStages, and at most kMaxStages or the
   // stages that keep kWeightBytesInFlight in flight, whichever is more.
+  // (Not counting the groups in flight, which then take from the stages
+  // the loads run ahead: counting them would take a narrow gate/up tile's
+  // ring past half of a multiprocessor's shared memory, one tile per
+  // multiprocessor instead of two.)
   int64_t budget = maxSharedBytes - kSwizzleAtomBytes;
   int64_t fit = budget / plan.stageBytes();
   if (fit < kMinStages)
@@ -514,6 +539,8 @@ planWarpgroupTile(GroupedMatmulOp op, gpu::LaunchOp launch,
       kMaxStages, 1 + llvm::divideCeil(kWeightBytesInFlight, weightBytes));
   plan.stages = std::clamp<int64_t>(std::min(fit, steps), kMinStages,
                                     std::min(fit, wanted));
+  plan.groupsInFlight =
+      std::min(plan.groupsInFlight, std::max<int64_t>(1, plan.stages / 2));
   // One warpgroup: a block of few rows fills the same ring with stages of
   // 8 A rows, as many as fit (the weight bytes in flight bound a decode
   // tile's speed), no more than the steps. (The tiled program's ops have
@@ -1392,8 +1419,10 @@ void WarpgroupMatmul::multiplyPart(
   // The first step's group starts from no sums (scale-d 0) rather than
   // from zeroed registers: LLVM sinks such zeroing into the peeled first
   // step, after its wgmma.fence, where ptxas then serializes every wgmma
-  // of the kernel (C7520). The others each release the previous step's
-  // stage once its group is done.
+  // of the kernel (C7520). The others each release the stage of the step
+  // `groupsInFlight` back once its group is done; the last ones after
+  // the loop.
+  int64_t inFlight = plan.groupsInFlight;
   auto waitAndMultiply = [&](OpBuilder &kb, Location kl, Value slot,
                              ValueRange sums) {
     Value stage = stageOf(kb, kl, slot);
@@ -1401,7 +1430,7 @@ void WarpgroupMatmul::multiplyPart(
     if (plan.asyncGather)
       fenceForAsyncProxy(kb, kl);
     SmallVector<Value> next = mmaStep(kb, kl, stage, part, sums);
-    NVVM::WgmmaWaitGroupSyncOp::create(kb, kl, 1);
+    NVVM::WgmmaWaitGroupSyncOp::create(kb, kl, inFlight);
     return next;
   };
   Value any =
@@ -1419,8 +1448,23 @@ void WarpgroupMatmul::multiplyPart(
         [&](OpBuilder &kb, Location kl, Value step, ValueRange sums) {
           Value slot = arith::AddIOp::create(kb, kl, slotBase, step);
           SmallVector<Value> next = waitAndMultiply(kb, kl, slot, sums);
-          releaseStage(kb, kl, arith::SubIOp::create(kb, kl, slot, one),
-                       consumerThread);
+          Value back = indexConstant(kb, kl, inFlight);
+          auto release = [&](OpBuilder &rb, Location rl) {
+            releaseStage(rb, rl, arith::SubIOp::create(rb, rl, slot, back),
+                         consumerThread);
+          };
+          if (inFlight == 1) {
+            release(kb, kl);
+          } else {
+            scf::IfOp::create(kb, kl,
+                              arith::CmpIOp::create(kb, kl,
+                                                    arith::CmpIPredicate::uge,
+                                                    step, back),
+                              [&](OpBuilder &rb, Location rl) {
+                                release(rb, rl);
+                                scf::YieldOp::create(rb, rl);
+                              });
+          }
           scf::YieldOp::create(kb, kl, next);
         });
     scf::YieldOp::create(mb, ml, rest.getResults());
@@ -1430,12 +1474,19 @@ void WarpgroupMatmul::multiplyPart(
   if (afterLastWait)
     afterLastWait(mb, ml);
   NVVM::WgmmaWaitGroupSyncOp::create(mb, ml, 0);
-  scf::IfOp::create(mb, ml, any, [&](OpBuilder &rb, Location rl) {
-    Value last = arith::SubIOp::create(
-        rb, rl, arith::AddIOp::create(rb, rl, slotBase, steps), one);
-    releaseStage(rb, rl, last, consumerThread);
-    scf::YieldOp::create(rb, rl);
-  });
+  // The stages of the last groups in flight (of the last min(steps,
+  // groupsInFlight) steps).
+  Value unreleased = arith::SubIOp::create(
+      mb, ml,
+      arith::MaxUIOp::create(mb, ml, steps, indexConstant(mb, ml, inFlight)),
+      indexConstant(mb, ml, inFlight));
+  scf::ForOp::create(
+      mb, ml, unreleased, steps, one, ValueRange{},
+      [&](OpBuilder &rb, Location rl, Value step, ValueRange) {
+        releaseStage(rb, rl, arith::AddIOp::create(rb, rl, slotBase, step),
+                     consumerThread);
+        scf::YieldOp::create(rb, rl);
+      });
   // The accumulators' layout is the warpgroup's: thread 128 (1 + c) + t
   // of consumer c holds what thread t of a one-warpgroup block would for
   // its rows.
@@ -1454,8 +1505,9 @@ void WarpgroupMatmul::emitConsumers(OpBuilder &cb, Location cl, Value slotBase,
     return;
   }
   // The consumers, one per part of the rows: each waits for a stage's
-  // A and weights, multiplies its part's A by the weights, and
-  // releases the previous step's stage once its wgmma group is done.
+  // A and weights, multiplies its part's A by the weights, and releases
+  // the stage of the step `groupsInFlight` back once that step's wgmma
+  // group is done (the last ones after its loop).
   Value consumerThread = consumerThreadOf(cb, cl);
   Value part = arith::DivUIOp::create(
       cb, cl, consumerThread, indexConstant(cb, cl, kWarpgroupThreads));
@@ -2039,8 +2091,10 @@ WarpgroupMatmul::emitBlocks(OpBuilder &b, RingPosition first) {
               // The ring's layout for this block (its only one with
               // eight-row stages).
               chooseRingLayout(ob, ol);
-              Value stagesAhead =
-                  ob.createOrFold<arith::SubIOp>(ol, ringStages, one);
+              // The steps the TMA loads run ahead: the stages besides the
+              // groups in flight.
+              Value stagesAhead = ob.createOrFold<arith::SubIOp>(
+                  ol, ringStages, indexConstant(ob, ol, plan.groupsInFlight));
               // The stage and phase parity of the block's first slot
               // (divided once per block); the steps count them on, with
               // no division by the stage count, which eight-row stages
@@ -2068,7 +2122,7 @@ WarpgroupMatmul::emitBlocks(OpBuilder &b, RingPosition first) {
                   storeInput(fb, fl, stage, chunks());
               };
 
-              // Prologue: stages - 1 steps in flight.
+              // Prologue: the steps the loads run ahead.
               Value ahead = arith::MinUIOp::create(ob, ol, steps, stagesAhead);
               scf::ForOp::create(
                   ob, ol, zero, ahead, one, ValueRange{},
@@ -2105,15 +2159,15 @@ WarpgroupMatmul::emitBlocks(OpBuilder &b, RingPosition first) {
                 else if (!plan.input)
                   gpu::BarrierOp::create(kb, kl);
                 SmallVector<Value> next = mmaStep(kb, kl, stage, zero, sums);
-                // The previous step's group is done: its slot is free once
-                // every warp is past this wait.
-                NVVM::WgmmaWaitGroupSyncOp::create(kb, kl, 1);
+                // The group of `groupsInFlight` steps back is done: its
+                // slot is free once every warp is past this wait.
+                NVVM::WgmmaWaitGroupSyncOp::create(kb, kl, plan.groupsInFlight);
                 gpu::BarrierOp::create(kb, kl);
                 Value refill = arith::AddIOp::create(kb, kl, step, stagesAhead);
                 scf::IfOp::create(
                     kb, kl, lessThan(kb, kl, refill, steps),
                     [&](OpBuilder &rb, Location rl) {
-                      // The stage the previous step read.
+                      // The stage the step `groupsInFlight` back read.
                       Value previous = wrapStage(
                           rb, rl,
                           arith::AddIOp::create(rb, rl, stage, stagesAhead));
@@ -2189,6 +2243,15 @@ struct MoELowerGroupedMatmulToWGMMAPass
           MoELowerGroupedMatmulToWGMMAPass> {
   using Base::Base;
 
+  LogicalResult initialize(MLIRContext *context) override {
+    if (maxGroupsInFlight < 1)
+      return emitError(UnknownLoc::get(context))
+             << "moe-lower-grouped-matmul-to-wgmma: max-groups-in-flight "
+                "must be at least 1, not "
+             << static_cast<int64_t>(maxGroupsInFlight);
+    return success();
+  }
+
   void runOnOperation() override {
     SmallVector<GroupedMatmulOp> ops;
     llvm::DenseMap<Operation *, int64_t> opsPerLaunch;
@@ -2211,8 +2274,9 @@ struct MoELowerGroupedMatmulToWGMMAPass
         return signalPassFailure();
       }
       std::string reason;
-      FailureOr<WarpgroupPlan> plan = planWarpgroupTile(
-          op, launch, maxSharedBytes, asyncGather, eightRowStages, reason);
+      FailureOr<WarpgroupPlan> plan =
+          planWarpgroupTile(op, launch, maxSharedBytes, asyncGather,
+                            eightRowStages, maxGroupsInFlight, reason);
       if (failed(plan)) {
         // Left for moe-lower-grouped-matmul-to-mma (the CUDA cores in a
         // warpgroup's block).

@@ -3,6 +3,9 @@
 // RUN: moe-opt %s --split-input-file --moe-lower-grouped-matmul-to-wgmma="async-gather=false" | FileCheck %s --check-prefix=REGS
 // RUN: moe-opt %s --split-input-file --moe-lower-grouped-matmul-to-wgmma="vector-reductions=false" | FileCheck %s --check-prefix=SCALARRED
 // RUN: moe-opt %s --split-input-file --moe-lower-grouped-matmul-to-wgmma="eight-row-stages=false" | FileCheck %s --check-prefix=NOFEW
+// RUN: moe-opt %s --split-input-file --moe-lower-grouped-matmul-to-wgmma="max-groups-in-flight=1" | FileCheck %s --check-prefix=ONEGROUP
+// RUN: not moe-opt %s --split-input-file --moe-lower-grouped-matmul-to-wgmma="max-groups-in-flight=0" 2>&1 | FileCheck %s --check-prefix=BADGROUPS
+// BADGROUPS: error: moe-lower-grouped-matmul-to-wgmma: max-groups-in-flight must be at least 1, not 0
 
 // One 64-row block x 128 columns of bf16 weights on a warpgroup. Before
 // the launch, a TMA descriptor of the whole [E, N, K] weight with boxes of
@@ -295,7 +298,10 @@ func.func @exact(%x: memref<?x64xf32>, %w: memref<4x128x64xbf16>,
 // CHECK:         nvgpu.mbarrier.arrive %[[RELEASED]]
 // CHECK:     } else {
 // CHECK:     nvvm.wgmma.wait.group.sync.aligned 0
-// CHECK:     scf.if
+// After the last group, the last step's stage (of the last one group in
+// flight) is released:
+// CHECK:     %[[TAIL:.*]] = arith.subi %{{.*}}, %c1
+// CHECK:     scf.for %[[T:.*]] = %[[TAIL]] to
 // CHECK:       nvgpu.mbarrier.arrive %[[RELEASED]]
 // CHECK:     %[[THREAD:.*]] = arith.remui %[[LOCAL]], %c128
 // CHECK:     arith.divui %[[THREAD]], %c32
@@ -1072,6 +1078,8 @@ func.func @in_place_two_consumers(%x: memref<128x64xbf16>,
 // one's 64-row view of A ends inside the ring: (174080 - 8192) / 3072 + 1;
 // 55 mbarriers, set up and invalidated in loops). The block divides its
 // first slot by the chosen count once; its steps count stage and phase on.
+// It keeps 4 steps' wgmma groups in flight (64 / 16 columns): its loads
+// run stages - 4 steps ahead.
 // CHECK-LABEL: func @eight_row_stages
 // CHECK: dynamic_shared_memory_size %c175104_i32
 // CHECK: %[[BARS:.*]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 55>
@@ -1083,7 +1091,7 @@ func.func @in_place_two_consumers(%x: memref<128x64xbf16>,
 // CHECK:   %[[STAGE:.*]] = arith.select %[[FEW]], %c3072, %c10240{{.*}} : index
 // CHECK:   %[[A:.*]] = arith.select %[[FEW]], %c1024{{.*}}, %c8192{{.*}} : index
 // CHECK:   %[[STRIDE:.*]] = arith.select %[[FEW]], %c0_i64{{.*}}, %c274877906944_i64 : i64
-// CHECK:   %[[AHEAD:.*]] = arith.subi %[[STAGES]], %c1
+// CHECK:   %[[AHEAD:.*]] = arith.subi %[[STAGES]], %c4
 // The stage and phase of the block's first slot (once per block; the
 // steps count them on):
 // CHECK:   %[[FIRST:.*]] = arith.remui %[[SLOT:[a-z0-9_]+]], %[[STAGES]]
@@ -1104,8 +1112,10 @@ func.func @in_place_two_consumers(%x: memref<128x64xbf16>,
 // CHECK:   %[[FIELDS:.*]] = arith.ori %[[STRIDE]], %c4611686018427453440_i64 : i64
 // CHECK:   %[[ADESC:.*]] = arith.ori %{{.*}}, %[[FIELDS]] : i64
 // CHECK:   nvvm.wgmma.mma_async %[[ADESC]], %{{.*}}, <m = 64, n = 16, k = 16>
-// The refill goes to the stage before (stage + stages - 1, wrapped), and
-// the next step's stage is one on, its phase flipped past the last:
+// Four groups stay in flight; the refill goes to the stage the step four
+// back read (stage + stages - 4, wrapped), and the next step's stage is
+// one on, its phase flipped past the last:
+// CHECK:   nvvm.wgmma.wait.group.sync.aligned 4
 // CHECK:   arith.addi %[[FIRST]], %[[AHEAD]]
 // CHECK:   %[[ON:.*]] = arith.addi %[[FIRST]], %c1
 // CHECK:   %[[WRAPS:.*]] = arith.cmpi eq, %[[ON]], %[[STAGES]]
@@ -1113,6 +1123,8 @@ func.func @in_place_two_consumers(%x: memref<128x64xbf16>,
 // CHECK:   %[[NEXTP:.*]] = arith.xori %[[P1]], %[[WRAPS]] : i1
 // CHECK:   scf.for {{.*}} iter_args({{.*}}, %[[CS:[a-z0-9_]+]] = %[[NEXT]], %[[CP:[a-z0-9_]+]] = %[[NEXTP]]) -> ({{.*}}, index, i1)
 // CHECK:     nvgpu.mbarrier.try_wait.parity %[[BARS]][%[[CS]]], %[[CP]]
+// CHECK:     nvvm.wgmma.wait.group.sync.aligned 4
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK: scf.for %{{.*}} = %{{.*}} to %c55
 // CHECK:   nvvm.mbarrier.inval
 // The same tile over two row blocks keeps one layout (the ring's slots
@@ -1124,6 +1136,7 @@ func.func @in_place_two_consumers(%x: memref<128x64xbf16>,
 // CHECK: arith.divui %{{.*}}, %c17
 // CHECK: nvgpu.mbarrier.try_wait.parity
 // CHECK: arith.ori %c274877906944_i64{{.*}}, %c4611686018427453440_i64
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 4
 // Without eight-row stages: 17 stages of 64 rows, constants.
 // NOFEW-LABEL: func @eight_row_stages
 // NOFEW: num_barriers = 17>
@@ -1132,6 +1145,17 @@ func.func @in_place_two_consumers(%x: memref<128x64xbf16>,
 // NOFEW: arith.divui %{{.*}}, %c17
 // NOFEW: nvgpu.mbarrier.try_wait.parity
 // NOFEW: arith.ori %c274877906944_i64{{.*}}, %c4611686018427453440_i64
+// With one group in flight: the same ring, the loads stages - 1 steps
+// ahead.
+// ONEGROUP-LABEL: func @eight_row_stages
+// ONEGROUP: dynamic_shared_memory_size %c175104_i32
+// ONEGROUP: num_barriers = 55>
+// ONEGROUP: %[[STAGES:.*]] = arith.select %{{.*}}, %c55, %c17{{.*}} : index
+// ONEGROUP: arith.subi %[[STAGES]], %c1
+// ONEGROUP: nvvm.wgmma.mma_async
+// ONEGROUP: nvvm.wgmma.wait.group.sync.aligned 1
+// ONEGROUP-NOT: nvvm.wgmma.wait.group.sync.aligned 4
+// ONEGROUP-LABEL: func @eight_row_stages_two_blocks
 func.func @eight_row_stages(%x: memref<?x4096xf32>, %w: memref<4x16x4096xbf16>,
                             %experts: memref<1xi32>, %sizes: memref<1xi32>,
                             %sources: memref<64xi32>, %y: memref<64x16xf32>) {
@@ -1163,6 +1187,53 @@ func.func @eight_row_stages_two_blocks(
         row_sources(%sources : memref<128xi32>)
         scatter(%targets, %scales : memref<128xi32>, memref<128xf32>)
         outs(%y : memref<?x16xf32>)
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// A narrow specialized tile (16 columns of one weight, K = 4096): its
+// consumer keeps 4 groups in flight, releasing the stage of the step 4
+// back from the fifth step on and the last 4 (or all, with fewer steps)
+// after its last group; the producer's waits on the released stages are
+// unchanged.
+// CHECK-LABEL: func @specialized_groups
+// CHECK: %[[FULL:.*]] = nvgpu.mbarrier.create
+// CHECK: %[[RELEASED:.*]] = nvgpu.mbarrier.create
+// CHECK:       nvvm.wgmma.wait.group.sync.aligned 4
+// CHECK-NOT:   nvgpu.mbarrier.arrive
+// CHECK:       scf.for %[[STEP:.*]] = %c1
+// CHECK:         nvgpu.mbarrier.try_wait.parity %[[FULL]]
+// CHECK:         nvvm.wgmma.wait.group.sync.aligned 4
+// CHECK:         %[[PAST:.*]] = arith.cmpi uge, %[[STEP]], %c4
+// CHECK:         scf.if %[[PAST]] {
+// CHECK:           arith.subi %{{.*}}, %c4
+// CHECK:           nvgpu.mbarrier.arrive %[[RELEASED]]
+// CHECK:     nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK:     %[[MOST:.*]] = arith.maxui %{{.*}}, %c4
+// CHECK:     %[[TAIL:.*]] = arith.subi %[[MOST]], %c4
+// CHECK:     scf.for %{{.*}} = %[[TAIL]] to
+// CHECK:       nvgpu.mbarrier.arrive %[[RELEASED]]
+// ONEGROUP-LABEL: func @specialized_groups
+// ONEGROUP:       nvvm.wgmma.wait.group.sync.aligned 1
+// ONEGROUP-NOT:   nvvm.wgmma.wait.group.sync.aligned 4
+// ONEGROUP:     nvvm.wgmma.wait.group.sync.aligned 0
+func.func @specialized_groups(%x: memref<?x4096xbf16>,
+                              %w: memref<4x16x4096xbf16>,
+                              %experts: memref<1xi32>, %sizes: memref<1xi32>,
+                              %sources: memref<64xi32>,
+                              %y: memref<64x16xf32>) {
+  %c1 = arith.constant 1 : index
+  %c256 = arith.constant 256 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c256, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(64)
+        ins(%x, %w, %experts : memref<?x4096xbf16>, memref<4x16x4096xbf16>, memref<1xi32>)
+        block_sizes(%sizes : memref<1xi32>)
+        row_sources(%sources : memref<64xi32>)
+        outs(%y : memref<64x16xf32>)
     gpu.terminator
   }
   return

@@ -719,12 +719,13 @@ def MoELowerGroupedMatmulToWGMMAPass
       filled rows, and no thread touches A. Rows past the last box hold
       whatever the buffer held: their products reach only their own
       accumulator rows, which the epilogue does not write;
-    - `stages` buffers (the ring) keep stages - 1 steps in flight; after
-      the mbarrier wait (and, when the threads store A, a block
-      barrier), four `nvvm.wgmma.mma_async`
+    - `stages` buffers (the ring) keep stages - G steps' loads in flight
+      besides G wgmma groups (G = 1 for wide tiles, up to 4 for narrow
+      ones: "Groups in flight" below); after the mbarrier wait (and, when
+      the threads store A, a block barrier), four `nvvm.wgmma.mma_async`
       m64nBNk16 per weight (both operands K-major in shared memory, f32
-      accumulators) form one wgmma group; waiting for the previous group
-      frees its buffers for the step stages - 1 ahead. The first step's
+      accumulators) form one wgmma group; waiting for the group G steps
+      back frees its buffers for the step stages - G ahead. The first step's
       group starts from no sums (scale-d 0) rather than from zeroed
       registers, whose zeroing could land after its `wgmma.fence` and
       make ptxas serialize the wgmmas.
@@ -829,6 +830,19 @@ def MoELowerGroupedMatmulToWGMMAPass
     the ring leaves. At decode a narrow tile's weight bytes in flight grow
     accordingly (16 columns of one weight: 17 stages of 2 KiB in 170 KiB
     become 55).
+
+    Groups in flight: a step's wgmmas are one group, and its stage is
+    refilled (one warpgroup) or released to the producer (specialized)
+    once the group is done. A group's latency barely depends on its N, so
+    a narrow tile that waited for each step's group before the next would
+    multiply few weight bytes per group latency. The tile keeps the groups of as many steps in flight as
+    cover 64 columns of weights (64 / (W * BN): 4 at 16 columns of one
+    weight, 2 at 32 or at 16 of the gate/up pair, 1 from 64), at most
+    `max-groups-in-flight` and at most half the stages; the TMA loads run
+    that many steps less ahead (the stage rule above does not add stages
+    for them: a narrow gate/up tile's ring would pass half of a
+    multiprocessor's shared memory). A specialized consumer releases the
+    stages of its last groups after its loop.
   }];
   let dependentDialects = ["::mlir::gpu::GPUDialect",
                            "::mlir::arith::ArithDialect",
@@ -848,6 +862,11 @@ def MoELowerGroupedMatmulToWGMMAPass
     Option<"eightRowStages", "eight-row-stages", "bool", /*default=*/"true",
            "One warpgroup: row blocks of at most 8 filled rows run a ring "
            "of 8-row A stages (more stages in the same shared memory)">,
+    Option<"maxGroupsInFlight", "max-groups-in-flight", "int64_t",
+           /*default=*/"4",
+           "The most wgmma groups (64-depth steps) a tile "
+           "keeps in flight; narrow tiles keep as many as cover 64 weight "
+           "columns (1: wait for each step's group before the next)">,
     Option<"vectorReductions", "vector-reductions", "bool",
            /*default=*/"true",
            "Add an atomic scatter's pairs of adjacent sums by one "
