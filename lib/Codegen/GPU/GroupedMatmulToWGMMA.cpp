@@ -2152,11 +2152,17 @@ WarpgroupMatmul::emitBlocks(OpBuilder &b, RingPosition first) {
                                 Value stage, Value parity, ValueRange sums,
                                 ValueRange chunks) {
                 // The weights landed (and A, by TMA or cp.async); every
-                // thread's A stores done.
+                // thread's A stores done. The prologue's are ordered by a
+                // barrier here at the first step; a refill's, stored in
+                // the step stages - G (groups in flight) before the one
+                // that reads them, by the barrier after the next step's
+                // wgmmas when stages - G >= 2, else by one here.
                 waitFor(kb, kl, barriers, parity, stage);
+                bool firstStep = sums.empty();
                 if (plan.asyncGather)
                   fenceForAsyncProxy(kb, kl);
-                else if (!plan.input)
+                else if (!plan.input &&
+                         (firstStep || plan.stages - plan.groupsInFlight < 2))
                   gpu::BarrierOp::create(kb, kl);
                 SmallVector<Value> next = mmaStep(kb, kl, stage, zero, sums);
                 // The group of `groupsInFlight` steps back is done: its

@@ -1108,7 +1108,12 @@ func.func @in_place_two_consumers(%x: memref<128x64xbf16>,
 // CHECK:     %[[START:.*]] = arith.muli %[[AT]], %[[STAGE]]
 // CHECK:     %[[OFFSET:.*]] = arith.addi %[[START]], %[[A]]
 // CHECK:     memref.view %{{.*}}[%[[OFFSET]]][] : memref<174080xi8, #gpu.address_space<workgroup>> to memref<1x16x64xbf16, #gpu.address_space<workgroup>>
+// The first step's barrier orders the prologue's A stores (f32 rows,
+// stored by the threads); the other steps have none before their wgmmas
+// (a refill's stores, 13 or more steps ahead, are ordered by the barrier
+// after the next step's wgmmas).
 // CHECK:   nvgpu.mbarrier.try_wait.parity %[[BARS]][%[[FIRST]]], %[[P1]]
+// CHECK:   gpu.barrier
 // CHECK:   %[[FIELDS:.*]] = arith.ori %[[STRIDE]], %c4611686018427453440_i64 : i64
 // CHECK:   %[[ADESC:.*]] = arith.ori %{{.*}}, %[[FIELDS]] : i64
 // CHECK:   nvvm.wgmma.mma_async %[[ADESC]], %{{.*}}, <m = 64, n = 16, k = 16>
@@ -1123,7 +1128,10 @@ func.func @in_place_two_consumers(%x: memref<128x64xbf16>,
 // CHECK:   %[[NEXTP:.*]] = arith.xori %[[P1]], %[[WRAPS]] : i1
 // CHECK:   scf.for {{.*}} iter_args({{.*}}, %[[CS:[a-z0-9_]+]] = %[[NEXT]], %[[CP:[a-z0-9_]+]] = %[[NEXTP]]) -> ({{.*}}, index, i1)
 // CHECK:     nvgpu.mbarrier.try_wait.parity %[[BARS]][%[[CS]]], %[[CP]]
+// CHECK-NOT: gpu.barrier
+// CHECK:     nvvm.wgmma.fence.aligned
 // CHECK:     nvvm.wgmma.wait.group.sync.aligned 4
+// CHECK:     gpu.barrier
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK: scf.for %{{.*}} = %{{.*}} to %c55
 // CHECK:   nvvm.mbarrier.inval

@@ -722,7 +722,10 @@ def MoELowerGroupedMatmulToWGMMAPass
     - `stages` buffers (the ring) keep stages - G steps' loads in flight
       besides G wgmma groups (G = 1 for wide tiles, up to 4 for narrow
       ones: "Groups in flight" below); after the mbarrier wait (and, when
-      the threads store A, a block barrier), four `nvvm.wgmma.mma_async`
+      the threads store A, a block barrier at the first step, or at every
+      step of a ring whose loads run only 1 step ahead: a refill's stores
+      are otherwise ordered by the barrier after the next step's wgmmas),
+      four `nvvm.wgmma.mma_async`
       m64nBNk16 per weight (both operands K-major in shared memory, f32
       accumulators) form one wgmma group; waiting for the group G steps
       back frees its buffers for the step stages - G ahead. The first step's
