@@ -108,16 +108,16 @@ constexpr int64_t kFewRows = 8;
 constexpr int64_t kMbarrierBytes = 8;
 /// The weight bytes a tile keeps in flight (stages - 1 steps' boxes; a
 /// narrow tile's groups in flight then take some of them: 26-28 KiB at 16
-/// columns with 64-row stages) when shared memory allows: with two tiles per
-/// multiprocessor, 64 KiB cover HBM's latency (~1-2 us) at a multiprocessor's
-/// share of its bandwidth
-/// (~33 GB/s of 4.3 TB/s over 132). Narrow tiles (decode) need more stages
-/// for it than wide ones, whose 4 stages hold 48-96 KiB.
+/// columns with 64-row stages) when shared memory allows: with two tiles
+/// per multiprocessor, 64 KiB cover HBM's latency (~1-2 us) at a
+/// multiprocessor's share of its bandwidth (~33 GB/s of 4.3 TB/s over
+/// 132). Narrow tiles (decode) need more stages for it than wide ones,
+/// whose 4 stages hold 48-96 KiB.
 constexpr int64_t kWeightBytesInFlight = 32 * 1024;
 /// The weights' columns (summed over the weights) whose step a tile's
-/// wgmma groups in flight cover together: a group's
-/// latency barely depends on its N, so a narrow tile keeps more of its
-/// steps' groups in flight to multiply weight bytes at a wide tile's rate.
+/// wgmma groups in flight cover together: a group's latency barely
+/// depends on its N, so a narrow tile keeps more of its steps' groups in
+/// flight to multiply weight bytes at a wide tile's rate.
 constexpr int64_t kColumnsInFlight = 64;
 /// Weights x columns of the accumulators a thread may hold (x 1/2 f32
 /// registers each).

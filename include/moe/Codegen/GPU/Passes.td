@@ -838,11 +838,11 @@ def MoELowerGroupedMatmulToWGMMAPass
     refilled (one warpgroup) or released to the producer (specialized)
     once the group is done. A group's latency barely depends on its N, so
     a narrow tile that waited for each step's group before the next would
-    multiply few weight bytes per group latency. The tile keeps the groups of as many steps in flight as
-    cover 64 columns of weights (64 / (W * BN): 4 at 16 columns of one
-    weight, 2 at 32 or at 16 of the gate/up pair, 1 from 64), at most
-    `max-groups-in-flight` and at most half the stages; the TMA loads run
-    that many steps less ahead (the stage rule above does not add stages
+    multiply few weight bytes per group latency. The tile keeps the
+    groups of as many steps in flight as cover 64 columns of weights
+    (64 / (W * BN): 4 at 16 columns of one weight, 2 at 32 or at 16 of
+    the gate/up pair, 1 from 64), at most `max-groups-in-flight` and at
+    most half the stages; the TMA loads run that many steps less ahead (the stage rule above does not add stages
     for them: a narrow gate/up tile's ring would pass half of a
     multiprocessor's shared memory). A specialized consumer releases the
     stages of its last groups after its loop.
