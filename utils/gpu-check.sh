@@ -81,27 +81,27 @@ prepare() {
   # block's walk over tiles, the roles moving registers (setmaxnreg).
   "$PYTHON" "$CHECK" prepare "$dir/tests-specialized-persistent" \
     --moe-compile "$compile" --only mixtral-bf16,qwen3_moe-bf16 \
-    --wgmma wgmma-specialized --pipeline-options "persistent=1"
+    --wgmma wgmma-specialized --fast-options "persistent=1"
   # And in 2-CTA clusters: one expert's pairs of row blocks share their
   # weight boxes (TMA multicast).
   "$PYTHON" "$CHECK" prepare "$dir/tests-specialized-cluster" \
     --moe-compile "$compile" --only mixtral-bf16,qwen3_moe-bf16 \
-    --wgmma wgmma-specialized --pipeline-options "cluster=2"
+    --wgmma wgmma-specialized --wgmma-options "cluster=2"
   "$PYTHON" "$CHECK" prepare "$dir/tests-specialized-persistent-cluster" \
     --moe-compile "$compile" --only mixtral-bf16,deepseek_v3-bf16 \
-    --wgmma wgmma-specialized --pipeline-options "cluster=2 persistent=1"
+    --wgmma wgmma-specialized --wgmma-options "cluster=2" --fast-options "persistent=1"
   # Two consumers taking 64-row blocks in turns (ping-pong, on a
   # persistent grid), with the gather and the atomic combine.
   "$PYTHON" "$CHECK" prepare "$dir/tests-pingpong" --moe-compile "$compile" \
     --only mixtral-bf16,qwen3_moe-bf16,deepseek_v3-bf16 --wgmma wgmma-pingpong
   "$PYTHON" "$CHECK" prepare "$dir/tests-pingpong-atomic" \
     --moe-compile "$compile" --only qwen3_moe-bf16 --wgmma wgmma-pingpong \
-    --pipeline-options "atomic-combine=1"
+    --fast-options "atomic-combine=1"
   # The combine in the down projection's write-back by atomic adds.
   "$PYTHON" "$CHECK" prepare "$dir/tests-atomic-combine" \
     --moe-compile "$compile" \
     --only qwen3_moe-bf16,deepseek_v3-bf16,example-switch_top1 \
-    --wgmma wgmma-specialized --pipeline-options "atomic-combine=1"
+    --wgmma wgmma-specialized --fast-options "atomic-combine=1"
   # The benchmark layer's IR from a checkpoint of its shape (a small
   # vocabulary keeps it quick); the GPU machine writes the same checkpoint.
   PYTHONPATH="$ROOT/python" "$PYTHON" -m moe_mlir make-checkpoint \

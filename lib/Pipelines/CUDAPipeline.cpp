@@ -11,6 +11,7 @@
 
 #include "moe/Pipelines/Pipelines.h"
 
+#include "CudaTarget.h"
 #include "TiledProgram.h"
 #include "moe/Codegen/CPU/Passes.h"
 #include "moe/Codegen/GPU/Passes.h"
@@ -35,28 +36,6 @@ static constexpr int64_t kTensorCoreRouterMinExperts = 32;
 /// The threads of a warp: the lanes that route a token together.
 static constexpr int64_t kWarpLanes = 32;
 
-/// Whether PTX `features` allow PTX version `least` (as 78 for 7.8): the
-/// version the features name, if any, else the toolkit's default, which
-/// is later than any this pipeline asks for.
-static bool ptxAtLeast(StringRef features, unsigned least) {
-  size_t ptx = features.find("+ptx");
-  if (ptx == StringRef::npos)
-    return true;
-  StringRef named = features.drop_front(ptx + 4);
-  unsigned ptxVersion = 0;
-  return !named.consumeInteger(10, ptxVersion) && ptxVersion >= least;
-}
-
-/// Whether code for `chip` with PTX `features` may use griddepcontrol
-/// (sm_90 and PTX 7.8 or later).
-static bool hasGridDependencyControl(StringRef chip, StringRef features) {
-  unsigned version = 0;
-  if (!chip.consume_front("sm_") || chip.consumeInteger(10, version) ||
-      version < 90)
-    return false;
-  return ptxAtLeast(features, 78);
-}
-
 void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
                                    const LowerToCUDAOptions &options) {
   // The tiled program: weights in their checkpoint layout (the warp reads
@@ -70,9 +49,7 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   auto given = [](const auto &option) {
     return option.getNumOccurrences() > 0;
   };
-  std::string chip = options.chip;
-  if (wgmma && !given(options.chip))
-    chip = "sm_90a";
+  std::string chip = kernelChip(options);
   TiledProgramOptions tiled = sharedTiledProgramOptions(options);
   // Up to a token per warp of the routing kernel (its blocks' warps, on
   // as many blocks as there are multiprocessors: moe-map-to-gpu), each

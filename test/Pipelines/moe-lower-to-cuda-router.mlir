@@ -7,7 +7,7 @@
 // without multiprocessors to choose by: both lower.
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma tile-n=64" -o /dev/null
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma multiprocessors=0" -o /dev/null
-// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma reference=1" --mlir-print-ir-after=moe-decompose -o /dev/null 2>&1 | FileCheck %s --check-prefix=NEVER
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home reference=1" --mlir-print-ir-after=moe-decompose -o /dev/null 2>&1 | FileCheck %s --check-prefix=NEVER
 
 // The router's logits (f32 over bf16 weights of 32 experts, the fewest
 // that take the tensor cores) from 512 tokens on the tensor cores: the

@@ -111,7 +111,7 @@
 // CUDACORES: gpu.module
 // BADROUND: moe-narrow-grouped-matmul-inputs: min-rows must be at least 0, got -3
 // BADORDER: moe-map-to-gpu: block-size and warp-size must be at least 1, routing-block-size, tile-grid-limit, team-grid-limit, tile-group-rows and multiprocessors at least 0
-// BADGROUPS: moe-lower-grouped-matmul-to-wgmma: max-groups-in-flight must be at least 1, not 0
+// BADGROUPS: moe-lower-to-cuda: max-groups-in-flight must be at least 1, got 0
 
 // CHECK-DAG: llvm.func @_mlir_ciface_forward(
 // CHECK-DAG: llvm.mlir.global external constant @moe_module_manifest({{.*}}\22gpu\22:{\22api\22:\22cuda\22,\22chip\22:\22sm_90\22,\22io\22:\22host\22}

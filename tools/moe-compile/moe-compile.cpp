@@ -359,6 +359,9 @@ int main(int argc, char **argv) {
     options.reference = reference;
     if (mlir::failed(options.parseFromString(pipelineOptions)))
       return fail("invalid --pipeline-options '" + pipelineOptions + "'");
+    if (mlir::failed(mlir::moe::checkLowerToCUDAOptions(
+            options, [](const Twine &message) { fail(message); })))
+      return 1;
     mlir::PassManager pm(&context);
     mlir::moe::buildLowerToCUDAPipeline(pm, options);
     if (mlir::failed(pm.run(*module)))
@@ -383,6 +386,9 @@ int main(int argc, char **argv) {
   options.reference = reference;
   if (mlir::failed(options.parseFromString(pipelineOptions)))
     return fail("invalid --pipeline-options '" + pipelineOptions + "'");
+  if (mlir::failed(mlir::moe::checkLowerToCPUOptions(
+          options, [](const Twine &message) { fail(message); })))
+    return 1;
   // FP8 decoded by byte-table lookups where the target has AVX512_VBMI.
   bool byteLookup =
       moe::compile::targetHasFeatures(**machine, {"avx512f", "avx512vbmi"});

@@ -78,7 +78,8 @@ const char *const kUsage =
     "                      that target\n"
     "  --device N          run a CUDA module's GPU code on GPU N (default 0;\n"
     "                      moe-run --devices lists them)\n"
-    "  --threads N         split the tokens of a token-parallel entry over N\n"
+    "  --threads N         a CPU module's threads: its OpenMP team, or the\n"
+    "                      tokens of a token-parallel entry split over N\n"
     "                      threads (1 to 1024, default 1)\n"
     "  --bench N           one warm-up run, then N timed runs; prints one\n"
     "                      JSON line with the median, min and max in ms,\n"
@@ -208,6 +209,10 @@ struct Options {
   bool cold = false;
   /// Under MPI: the longest a call may take before the job is ended.
   long long timeoutSeconds = 300;
+  /// Whether --threads and --timeout were given: each applies to some
+  /// modules only (CPU ones; those compiled for expert parallelism).
+  bool threadsGiven = false;
+  bool timeoutGiven = false;
 };
 
 /// Parses a decimal integer in [min, max]; no sign, no spaces.
@@ -356,6 +361,7 @@ std::string parseOptions(const std::vector<std::string> &args,
                std::to_string(kMaxThreads) + ", got '" + printable(value) +
                "'";
       options.threads = static_cast<unsigned>(*n);
+      options.threadsGiven = true;
     } else if (flag == "--target") {
       if (value != "cpu" && value != "cuda")
         return "--target needs cpu or cuda, got '" + printable(value) + "'";
@@ -366,6 +372,7 @@ std::string parseOptions(const std::vector<std::string> &args,
         return "--timeout needs a number of seconds from 1 to 86400, got '" +
                printable(value) + "'";
       options.timeoutSeconds = *n;
+      options.timeoutGiven = true;
     } else if (flag == "--device") {
       std::optional<long long> n = parseCount(value, 0, 1023);
       if (!n)
@@ -654,6 +661,15 @@ int run(const Options &options) {
     return reportError(module.error());
   }
   mpiWorld = (*module)->mpiWorld();
+  // Options the module would ignore are refused, not silently dropped.
+  if (options.threadsGiven && (*module)->isGpu())
+    return reportError(printable(options.layer) +
+                       ": a module compiled for CUDA runs "
+                       "on the GPU, not on --threads");
+  if (options.timeoutGiven && !mpiWorld)
+    return reportError(printable(options.layer) +
+                       ": --timeout applies to a layer compiled for expert "
+                       "parallelism (run under mpirun), which this is not");
   if (mpiWorld) {
     std::snprintf(terminatedMessage, sizeof(terminatedMessage),
                   "moe-run: error: rank %d of %d: ended by the MPI launcher "

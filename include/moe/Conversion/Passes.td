@@ -75,9 +75,12 @@ def MoEFuseRoutingPass : Pass<"moe-fuse-routing"> {
     above 16, or with statistics results stay for `convert-moe-to-linalg`.
 
     With `token-parallel`, the tokens are routed by a loop over the tokens
-    (each with its own scratch row) and counted by a second loop over the
-    chunks: T parallel iterations instead of ceil(T / 64) (a GPU's threads),
-    the same arithmetic.
+    (each with its own scratch row) and counted by a second loop over
+    chunks of floor(sqrt(T / K)) tokens, 1 to 64 (a chunk's thread counts
+    and places its tokens' K choices one after another, and each expert's
+    thread sums the chunks' counts: the root balances the two): T parallel
+    iterations instead of ceil(T / 64) (a GPU's threads), the same
+    arithmetic.
 
     With `lane-max-tokens=N` (and `token-parallel`), up to N tokens are
     routed by a second loop whose per-token work is parallel over the

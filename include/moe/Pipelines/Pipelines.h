@@ -123,8 +123,9 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
   PassOptions::Option<bool> tokenParallelRouting{
       *this, "token-parallel-routing",
       llvm::cl::desc("Fast path: route in a loop over the tokens, then count "
-                     "per chunk of 64 tokens (moe-fuse-routing "
-                     "token-parallel); 0 routes and counts per chunk"),
+                     "per chunk of floor(sqrt(T / K)) tokens, 1 to 64 "
+                     "(moe-fuse-routing token-parallel); 0 routes and counts "
+                     "per chunk of 64"),
       llvm::cl::init(false)};
   PassOptions::Option<bool> openmp{
       *this, "openmp",
@@ -181,7 +182,8 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
                      "later)"),
           clEnumValN(CudaMma::Wgmma, "wgmma",
                      "Hopper's warpgroup MMA fed by TMA, one warpgroup per "
-                     "tile (sm_90a; bf16 weights, others take the CUDA "
+                     "tile (sm_90a; bf16 weights; block-scaled and f16 "
+                     "weights on the warpgroup's mma.sync, f32 the CUDA "
                      "cores)"),
           clEnumValN(CudaMma::WgmmaSpecialized, "wgmma-specialized",
                      "wgmma tiles of a producer warpgroup (the A gather, "
@@ -346,9 +348,9 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
   PassOptions::Option<bool> tokenParallelRouting{
       *this, "token-parallel-routing",
       llvm::cl::desc("Route in a loop over the tokens (one thread each), then "
-                     "count per chunk of 64 tokens (moe-fuse-routing "
-                     "token-parallel); 0 routes and counts per chunk (a "
-                     "thread per 64 tokens)"),
+                     "count per chunk of floor(sqrt(T / K)) tokens, 1 to 64 "
+                     "(moe-fuse-routing token-parallel); 0 routes and counts "
+                     "per chunk (a thread per 64 tokens)"),
       llvm::cl::init(true)};
   PassOptions::Option<int64_t> laneRoutingMaxTokens{
       *this, "lane-routing-max-tokens",
@@ -413,6 +415,17 @@ void buildLowerToCPUPipeline(OpPassManager &pm,
 /// dialect that launches kernels embedded as a GPU binary.
 void buildLowerToCUDAPipeline(OpPassManager &pm,
                               const LowerToCUDAOptions &options);
+
+/// Checks what no pass of the pipeline checks: values out of range, and
+/// options given in the option string that the lowering they select does
+/// not use (e.g. a fast-path option with reference=1, async-gather with
+/// mma=sync). Reports the first problem through `error`, one line naming
+/// the option. The registered pipelines and moe-compile call these before
+/// building.
+LogicalResult checkLowerToCPUOptions(const LowerToCPUOptions &options,
+                                     function_ref<void(const Twine &)> error);
+LogicalResult checkLowerToCUDAOptions(const LowerToCUDAOptions &options,
+                                      function_ref<void(const Twine &)> error);
 
 /// Registers `--moe-lower-to-cpu` and `--moe-lower-to-cuda`.
 void registerMoEPipelines();

@@ -1,8 +1,10 @@
 //===- GroupedMatmulToMMA.cpp - Grouped matmul tiles on a warp ------------===//
 //
 // A tile of the tiled program (one or more row blocks x some columns) that
-// one warp computes. 16-bit and block-scaled weights go through the tensor
-// cores, one m16n8k16 mma.sync per row block x 8 columns x 16 depths, with
+// the warps of a block compute. 16-bit and block-scaled weights go through
+// the tensor cores, one m16n8k16 mma.sync per 16 rows x 8 columns x 16
+// depths (row blocks of several 16-row slices: the warps take the filled
+// slices x groups of 8 columns in turns), with
 // the PTX fragment layouts (PTX ISA, "Matrix Fragments for mma.m16n8k16"):
 // lane l holds rows g = l / 4 and g + 8, depth pairs 2 * (l % 4) (+ 8) of A,
 // column g and the same depth pairs of B, and accumulators of rows g, g + 8
@@ -53,7 +55,7 @@ constexpr int64_t kMmaRows = 16, kMmaCols = 8, kMmaDepth = 16;
 /// type than f16 weights' (which the tensor cores would round; f32 and f16
 /// rows by bf16 weights are split into exact bf16 terms).
 Type mmaElementType(GroupedMatmulOp op) {
-  if (op.getBlockRows() != kMmaRows)
+  if (op.getBlockRows() % kMmaRows != 0)
     return {};
   Type element =
       llvm::cast<ShapedType>(op.getWeight().getType()).getElementType();
@@ -176,10 +178,20 @@ void WarpMatmul::emitTensorCores(OpBuilder &b, Type half) {
 
   Value zero = indexConstant(b, loc, 0), one = indexConstant(b, loc, 1);
   Value four = indexConstant(b, loc, 4), eight = indexConstant(b, loc, 8);
-  Value group = arith::DivUIOp::create(b, loc, lane, four);
-  Value pairDepth =
-      arith::MulIOp::create(b, loc, arith::RemUIOp::create(b, loc, lane, four),
-                            indexConstant(b, loc, 2));
+  // The block's warps and this thread's warp and lane in it.
+  int64_t warps = threads / kWarpSize;
+  Value warp = zero, warpLane = lane;
+  if (warps > 1) {
+    Value warpSize = indexConstant(b, loc, kWarpSize);
+    warp = arith::DivUIOp::create(b, loc, lane, warpSize);
+    warpLane = arith::RemUIOp::create(b, loc, lane, warpSize);
+  }
+  Value group = arith::DivUIOp::create(b, loc, warpLane, four);
+  Value pairDepth = arith::MulIOp::create(
+      b, loc, arith::RemUIOp::create(b, loc, warpLane, four),
+      indexConstant(b, loc, 2));
+  // A row block's slices of 16 rows (the mma's M).
+  int64_t slices = op.getBlockRows() / kMmaRows;
   SmallVector<Value> weights = op.getWeights();
   // Block-scaled weights whose depth blocks are whole mma steps are scaled
   // per block, after the mma (0: each weight is scaled before it).
@@ -201,26 +213,40 @@ void WarpMatmul::emitTensorCores(OpBuilder &b, Type half) {
         std::tie(expert, owned) = op.loadBlockExpert(bb, bl, block);
         scf::IfOp::create(bb, bl, owned, [&](OpBuilder &ob, Location ol) {
           Value rows = op.loadFilledRows(ob, ol, block);
-          Value firstRow = arith::MulIOp::create(
-              ob, ol, block, indexConstant(ob, ol, kMmaRows));
-          // The lane's two rows: their sources, and whether they are filled.
-          SmallVector<Value, 2> rowIds, sources, valid;
-          for (int64_t offset : {0, 8}) {
-            Value inBlock = arith::AddIOp::create(
-                ob, ol, group, indexConstant(ob, ol, offset));
-            Value row = arith::AddIOp::create(ob, ol, firstRow, inBlock);
-            Value source, hasSource;
-            std::tie(source, hasSource) = op.loadRowSource(ob, ol, row);
-            rowIds.push_back(row);
-            sources.push_back(source);
-            valid.push_back(arith::AndIOp::create(
-                ob, ol, hasSource, lessThan(ob, ol, inBlock, rows)));
-          }
+          Value blockFirstRow = arith::MulIOp::create(
+              ob, ol, block, indexConstant(ob, ol, op.getBlockRows()));
           Value zeroSum = f32Constant(ob, ol, 0);
-          scf::ForOp::create(
-              ob, ol, zero, columns, indexConstant(ob, ol, kMmaCols),
-              ValueRange{},
-              [&](OpBuilder &nb, Location nl, Value firstColumn, ValueRange) {
+          // The lane's two rows of the slice of 16 from `sliceFirst` (in
+          // the block): their ids, sources, places in the block, and whether
+          // they are filled.
+          struct LaneRows {
+            SmallVector<Value, 2> rowIds, sources, inBlockRows, valid;
+          };
+          auto laneRows = [&](OpBuilder &rb, Location rl, Value sliceFirst) {
+            LaneRows lr;
+            for (int64_t offset : {0, 8}) {
+              Value inBlock = arith::AddIOp::create(
+                  rb, rl, sliceFirst,
+                  arith::AddIOp::create(rb, rl, group,
+                                        indexConstant(rb, rl, offset)));
+              Value row = arith::AddIOp::create(rb, rl, blockFirstRow, inBlock);
+              Value source, hasSource;
+              std::tie(source, hasSource) = op.loadRowSource(rb, rl, row);
+              lr.rowIds.push_back(row);
+              lr.sources.push_back(source);
+              lr.inBlockRows.push_back(inBlock);
+              lr.valid.push_back(arith::AndIOp::create(
+                  rb, rl, hasSource, lessThan(rb, rl, inBlock, rows)));
+            }
+            return lr;
+          };
+          // The 8 columns from `firstColumn` of the rows `lr` this warp
+          // multiplies.
+          auto item =
+              [&](OpBuilder &nb, Location nl, const LaneRows &lr,
+                  Value firstColumn) {
+                ArrayRef<Value> rowIds = lr.rowIds, sources = lr.sources,
+                                inBlockRows = lr.inBlockRows, valid = lr.valid;
                 // One step of 16 depths: the mma of every weight.
                 auto step = [&](OpBuilder &kb, Location kl, Value firstDepth,
                                 ValueRange sums, bool scaled) {
@@ -352,8 +378,7 @@ void WarpMatmul::emitTensorCores(OpBuilder &b, Type half) {
                 for (int64_t i = 0; i < 4; i += 2) {
                   Value column =
                       arith::AddIOp::create(nb, nl, firstColumn, pairDepth);
-                  Value inBlock = arith::AddIOp::create(
-                      nb, nl, group, indexConstant(nb, nl, i < 2 ? 0 : 8));
+                  Value inBlock = inBlockRows[i < 2 ? 0 : 1];
                   Value writes = arith::AndIOp::create(
                       nb, nl, lessThan(nb, nl, inBlock, rows),
                       lessThan(nb, nl, column, columns));
@@ -377,8 +402,52 @@ void WarpMatmul::emitTensorCores(OpBuilder &b, Type half) {
                         scf::YieldOp::create(wb, wl);
                       });
                 }
-                scf::YieldOp::create(nb, nl);
-              });
+              };
+          Value columnStep = indexConstant(ob, ol, kMmaCols);
+          if (slices == 1) {
+            // One slice: the warps take the groups of 8 columns in turns.
+            LaneRows lr = laneRows(ob, ol, zero);
+            Value warpColumn =
+                warps > 1 ? arith::MulIOp::create(ob, ol, warp, columnStep)
+                          : zero;
+            Value stride = indexConstant(ob, ol, warps * kMmaCols);
+            scf::ForOp::create(
+                ob, ol, warpColumn, columns, stride, ValueRange{},
+                [&](OpBuilder &nb, Location nl, Value firstColumn, ValueRange) {
+                  item(nb, nl, lr, firstColumn);
+                  scf::YieldOp::create(nb, nl);
+                });
+          } else {
+            // The slices that hold filled rows x the groups of 8 columns,
+            // the warps taking them in turns (slices fastest: warps at one
+            // column group share its weights through L1). At decode a
+            // block's one filled row is one slice, which the warps then
+            // split by columns.
+            Value filledSlices = arith::MinUIOp::create(
+                ob, ol,
+                arith::CeilDivUIOp::create(ob, ol, rows,
+                                           indexConstant(ob, ol, kMmaRows)),
+                indexConstant(ob, ol, slices));
+            Value items = arith::MulIOp::create(
+                ob, ol, filledSlices,
+                arith::CeilDivUIOp::create(ob, ol, columns, columnStep));
+            scf::ForOp::create(
+                ob, ol, warp, items, indexConstant(ob, ol, warps), ValueRange{},
+                [&](OpBuilder &nb, Location nl, Value index, ValueRange) {
+                  Value slice =
+                      arith::RemUIOp::create(nb, nl, index, filledSlices);
+                  Value firstColumn = arith::MulIOp::create(
+                      nb, nl,
+                      arith::DivUIOp::create(nb, nl, index, filledSlices),
+                      columnStep);
+                  LaneRows lr = laneRows(
+                      nb, nl,
+                      arith::MulIOp::create(nb, nl, slice,
+                                            indexConstant(nb, nl, kMmaRows)));
+                  item(nb, nl, lr, firstColumn);
+                  scf::YieldOp::create(nb, nl);
+                });
+          }
           scf::YieldOp::create(ob, ol);
         });
         // Rows of later blocks may scatter to the same outputs.
@@ -473,9 +542,11 @@ struct MoELowerGroupedMatmulToMMAPass
       }
       OpBuilder b(op);
       WarpMatmul lowering(op, launch.getThreadIds().x, threads);
-      // The tensor cores' fragments are one warp's; larger blocks take the
-      // CUDA cores, each thread whole columns.
-      Type half = threads == kWarpSize ? mmaElementType(op) : Type();
+      // The tensor cores for 16-bit and block-scaled weights, on blocks of
+      // any number of warps (a warpgroup or more where mma=wgmma launches
+      // tiles and its lowering left the op); others the CUDA cores, each
+      // thread whole columns.
+      Type half = mmaElementType(op);
       if (half) {
         lowering.emitTensorCores(b, half);
       } else if (failed(lowering.emitCudaCores(b))) {

@@ -2284,10 +2284,11 @@ struct MoELowerGroupedMatmulToWGMMAPass
           planWarpgroupTile(op, launch, maxSharedBytes, asyncGather,
                             eightRowStages, maxGroupsInFlight, reason);
       if (failed(plan)) {
-        // Left for moe-lower-grouped-matmul-to-mma (the CUDA cores in a
-        // warpgroup's block).
-        op->emitRemark("moe-lower-grouped-matmul-to-wgmma: left for the "
-                       "CUDA cores: ")
+        // Left for moe-lower-grouped-matmul-to-mma (mma.sync on the
+        // block's warps for 16-bit and block-scaled weights, else the
+        // CUDA cores).
+        op->emitRemark("moe-lower-grouped-matmul-to-wgmma: left for "
+                       "moe-lower-grouped-matmul-to-mma: ")
             << reason;
         continue;
       }

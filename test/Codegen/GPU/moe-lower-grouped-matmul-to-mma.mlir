@@ -386,6 +386,71 @@ func.func @warpgroup_cuda_cores(%x: memref<64x8xf32>, %w: memref<2x8x8xf32>,
 
 // -----
 
+// Block-scaled weights in 64-row blocks of a warpgroup (as mma=wgmma
+// launches tiles; its lowering leaves them): each warp (thread / 32) takes
+// 16-row slices of the block's filled ones times groups of 8 columns, in
+// turns (slices fastest), the fragments from its lane (thread % 32).
+// CHECK-LABEL: func @warpgroup_fp8
+// CHECK: gpu.launch
+// CHECK-SAME: threads(%[[TID:[a-z0-9]+]],
+// CHECK: %[[WARP:.*]] = arith.divui %[[TID]], %c32
+// CHECK: %[[LANE:.*]] = arith.remui %[[TID]], %c32
+// CHECK: arith.divui %[[LANE]], %c4
+// CHECK: arith.remui %[[LANE]], %c4
+// CHECK: scf.for %[[BLOCK:.*]] = %c0{{.*}} to %{{.*}} step %c1
+// CHECK:   %[[SLICES:.*]] = arith.ceildivui %{{.*}}, %c16
+// CHECK:   %[[FILLED:.*]] = arith.minui %[[SLICES]], %c4
+// CHECK:   %[[ITEMS:.*]] = arith.muli %[[FILLED]], %{{.*}}
+// CHECK:   scf.for %[[ITEM:.*]] = %[[WARP]] to %[[ITEMS]] step %c4
+// CHECK:     %[[SLICE:.*]] = arith.remui %[[ITEM]], %[[FILLED]]
+// CHECK:     arith.divui %[[ITEM]], %[[FILLED]]
+// CHECK:     arith.muli %[[SLICE]], %c16
+// CHECK:     nvvm.mma.sync {{.*}}#nvvm.mma_type<bf16>
+// CHECK-NOT: moe.grouped_matmul
+func.func @warpgroup_fp8(%x: memref<64x256xf32>, %w: memref<2x64x256xf8E4M3FN>,
+                         %s: memref<2x1x2xf32>, %experts: memref<1xi32>,
+                         %sizes: memref<1xi32>, %y: memref<64x64xf32>) {
+  %c1 = arith.constant 1 : index
+  %c128 = arith.constant 128 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c128, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(64)
+        ins(%x, %w, %experts : memref<64x256xf32>, memref<2x64x256xf8E4M3FN>, memref<1xi32>)
+        block_sizes(%sizes : memref<1xi32>)
+        scale(%s : memref<2x1x2xf32>) block [128, 128]
+        outs(%y : memref<64x64xf32>)
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// 16-row blocks in a block of 4 warps: one slice, the warps taking the
+// groups of 8 columns in turns (warp w from column 8 w, 32 apart).
+// CHECK-LABEL: func @warps_one_slice
+// CHECK: gpu.launch
+// CHECK-SAME: threads(%[[TID:[a-z0-9]+]],
+// CHECK: %[[WARP:.*]] = arith.divui %[[TID]], %c32
+// CHECK: %[[FIRST:.*]] = arith.muli %[[WARP]], %c8
+// CHECK: scf.for %{{.*}} = %[[FIRST]] to %{{.*}} step %c32
+// CHECK:   nvvm.mma.sync
+func.func @warps_one_slice(%x: memref<16x16xf32>, %w: memref<2x64x16xbf16>,
+                           %experts: memref<1xi32>, %y: memref<16x64xf32>) {
+  %c1 = arith.constant 1 : index
+  %c128 = arith.constant 128 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c128, %sy = %c1, %sz = %c1) {
+    moe.grouped_matmul block_rows(16)
+        ins(%x, %w, %experts : memref<16x16xf32>, memref<2x64x16xbf16>, memref<1xi32>)
+        outs(%y : memref<16x64xf32>)
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
 // Exact products: f32 rows by bf16 weights on the tensor cores, once over
 // K per bf16 term of the rows (three loops of mma.sync carrying the same
 // sums, the lowest term first), each element's term stored as its upper

@@ -38,7 +38,7 @@ func.func @left(%x: memref<64x64xf32>, %wf: memref<2x32x64xf32>,
   %c256 = arith.constant 256 : index
   gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
              threads(%tx, %ty, %tz) in (%sx = %c128, %sy = %c1, %sz = %c1) {
-    // expected-remark @below {{moe-lower-grouped-matmul-to-wgmma: left for the CUDA cores: its weights are not [E, N, K] memrefs of bf16}}
+    // expected-remark @below {{moe-lower-grouped-matmul-to-wgmma: left for moe-lower-grouped-matmul-to-mma: its weights are not [E, N, K] memrefs of bf16}}
     moe.grouped_matmul block_rows(64)
         ins(%x, %wf, %experts : memref<64x64xf32>, memref<2x32x64xf32>, memref<1xi32>)
         outs(%y : memref<64x32xf32>)

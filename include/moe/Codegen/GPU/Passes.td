@@ -633,12 +633,15 @@ def MoELowerGroupedMatmulToMMAPass
                 "tensor-core code";
   let description = [{
     Replaces every `moe.grouped_matmul` on memrefs inside a `gpu.launch`
-    whose blocks are one warp of 32 threads (as `moe-map-to-gpu` launches
-    matmul tiles) by code that the warp's lanes run together.
+    whose blocks are whole warps (32 threads as `moe-map-to-gpu` launches
+    matmul tiles under mma=sync; 128 or 384 under the wgmma forms, for the
+    ops `moe-lower-grouped-matmul-to-wgmma` leaves) by code that the
+    warps' lanes run together.
 
     Weights of bf16 or f16, and block-scaled FP8 (`f8E4M3FN`) or e2m1
-    weights, use the tensor cores: for each row block (16 rows, BM = 16),
-    each group of 8 columns and each step of 16 depths, one
+    weights, in row blocks of a multiple of 16 rows use the tensor cores:
+    for each slice of 16 rows, each group of 8 columns and each step of 16
+    depths, one
     `nvvm.mma.sync` of shape m16n8k16 with f32 accumulators (a second one
     for the paired weight). Each lane gathers its elements of the A
     fragment from its rows' sources (rounded to the weights' 16-bit type,
@@ -656,6 +659,12 @@ def MoELowerGroupedMatmulToMMAPass
     target rows (the blocks of a scattering op are then computed one after
     another, with a `gpu.barrier` between them, unless its adds are
     `atomic` or its targets `unique`).
+
+    A block of several warps splits each row block's work: the warps take
+    the slices that hold filled rows (ceil(filled / 16)) times the groups
+    of 8 columns in turns, slices fastest (warps at one column group read
+    the same weights); with one slice (BM = 16, or a decode block of at
+    most 16 filled rows) they split the columns.
 
     Other weights (f32) and other block sizes use the CUDA cores: each lane
     computes whole columns of a block (the scalar implementation of the

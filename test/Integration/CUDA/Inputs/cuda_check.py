@@ -2,8 +2,9 @@
 
 usage:
   cuda_check.py prepare DIR [--moe-compile PATH] [--only PREFIX,...]
-                           [--pipeline-options OPTS] [--tokens T,...]
-                           [--wgmma wgmma|wgmma-specialized]
+                           [--pipeline-options OPTS] [--fast-options OPTS]
+                           [--wgmma-options OPTS] [--tokens T,...]
+                           [--wgmma wgmma|wgmma-specialized|wgmma-pingpong]
   cuda_check.py check DIR [--moe-run PATH] [--only PREFIX,...]
 
 `prepare` (on a machine with the compiler) writes into DIR, for every case:
@@ -11,9 +12,11 @@ a family layer (run_family.py generate, `moe_mlir import-hf`) or a routing
 example of examples/routing, compiled with `moe-compile --target cuda`
 (the fast path, and the reference lowering for two cases), and gpt-oss
 with MXFP4 experts, to
-DIR/<case>/layer.so; the bf16 fast-path layers also with mma=wgmma
-(Hopper's warpgroup MMA fed by TMA, sm_90a) to DIR/<case>/layer-wgmma.so,
-checked as <case>-wgmma, and with mma=wgmma device-io to
+DIR/<case>/layer.so; the bf16 and FP8 fast-path layers and gpt-oss also
+with mma=wgmma (Hopper's warpgroup MMA fed by TMA, sm_90a; block-scaled
+weights on mma.sync tiles of the form's row blocks) to
+DIR/<case>/layer-wgmma.so, checked as <case>-wgmma, the bf16 ones with
+mma=wgmma device-io to
 DIR/<case>/layer-device-io.so, checked as <case>-device-io against
 layer-wgmma.so on device buffers, called and replayed from a CUDA graph
 (device_io_check.py). `check` (on a machine with a GPU and the runtime,
@@ -24,7 +27,10 @@ f16 tensor cores 2e-3, f32 1e-4) and run_example.py (outputs and every
 statistic). One line per check; exit status 1 if any fails.
 `--pipeline-options` adds CUDA pipeline options to every compilation
 (`format=isa` embeds PTX text, which the CUDA emulator of
-test/CUDAEmulator runs without a GPU), and `--tokens` replaces the T
+test/CUDAEmulator runs without a GPU), `--fast-options` to the fast path's
+(not the reference lowering's, which refuses them), `--wgmma-options` to
+the wgmma and device-io forms' only (e.g. `cluster=2`, which mma=sync
+refuses), and `--tokens` replaces the T
 values (kept in DIR/cases.json for `check`); `--wgmma wgmma-specialized`
 compiles the wgmma and device-io forms with specialized tiles (128-row
 blocks of a producer and two consumer warpgroups), `--wgmma wgmma-pingpong`
@@ -56,6 +62,11 @@ FAMILY_CASES = [(family, storage, False)
     ("deepseek_v3", "fp8", False), ("qwen3_moe", "f16", False),
     ("mixtral", "bf16", True), ("deepseek_v3", "f32", True)]
 F16_TOLERANCE = 2e-3
+# The storages also compiled in the wgmma form (and checked as
+# <case>-wgmma): bf16 on wgmma tiles; FP8, whose block-scaled weights the
+# wgmma lowering leaves, on mma.sync tiles spanning the form's 64- or
+# 128-row blocks (as gpt-oss's MXFP4).
+WGMMA_STORAGES = ("bf16", "fp8")
 # gpt-oss with MXFP4 experts (e2m1 values and e8m0 block scales), checked
 # as test/Integration/CPU/gpt_oss-mxfp4.test checks the CPU: within 2e-2 of
 # the float64 reference of the stored weights, for its inputs' T.
@@ -114,9 +125,16 @@ def selected(name: str, only: list[str]) -> bool:
     return not only or any(name.startswith(prefix) for prefix in only)
 
 
-def options(args: argparse.Namespace, own: str = "") -> list[str]:
-    """moe-compile's --pipeline-options: the case's own and the extra ones."""
-    joined = " ".join(o for o in (own, args.pipeline_options) if o)
+def options(args: argparse.Namespace, own: str = "", *,
+            fast: bool = True, wgmma: bool = False) -> list[str]:
+    """moe-compile's --pipeline-options: the form's own and the extra ones
+    that apply to it (the fast path's, the wgmma forms')."""
+    extra = [args.pipeline_options]
+    if fast:
+        extra.append(args.fast_options)
+    if wgmma:
+        extra.append(args.wgmma_options)
+    joined = " ".join(o for o in (own, *extra) if o)
     return [f"--pipeline-options={joined}"] if joined else []
 
 
@@ -137,16 +155,20 @@ def prepare(args: argparse.Namespace) -> int:
                    os.path.join(out, "layer.mlir")], f"{name}: import-hf")
         ok &= run([args.moe_compile, os.path.join(out, "layer.mlir"),
                    "--target", "cuda", f"--reference={int(reference)}",
-                   *options(args), "-o", os.path.join(out, "layer.so")],
+                   *options(args, fast=not reference), "-o",
+                   os.path.join(out, "layer.so")],
                   f"{name}: compile")
-        if storage == "bf16" and not reference:
-            ok &= run([args.moe_compile, os.path.join(out, "layer.mlir"),
-                       "--target", "cuda", *options(args, f"mma={args.wgmma}"),
-                       "-o", os.path.join(out, "layer-wgmma.so")],
-                      f"{name}-wgmma: compile")
+        if storage in WGMMA_STORAGES and not reference:
             ok &= run([args.moe_compile, os.path.join(out, "layer.mlir"),
                        "--target", "cuda",
-                       *options(args, f"mma={args.wgmma} device-io"),
+                       *options(args, f"mma={args.wgmma}", wgmma=True),
+                       "-o", os.path.join(out, "layer-wgmma.so")],
+                      f"{name}-wgmma: compile")
+        if storage == "bf16" and not reference:
+            ok &= run([args.moe_compile, os.path.join(out, "layer.mlir"),
+                       "--target", "cuda",
+                       *options(args, f"mma={args.wgmma} device-io",
+                                wgmma=True),
                        "-o", os.path.join(out, "layer-device-io.so")],
                       f"{name}-device-io: compile")
     if selected(MXFP4_CASE, args.only):
@@ -161,6 +183,11 @@ def prepare(args: argparse.Namespace) -> int:
         ok &= run([args.moe_compile, os.path.join(out, "layer.mlir"),
                    "--target", "cuda", *options(args), "-o",
                    os.path.join(out, "layer.so")], f"{MXFP4_CASE}: compile")
+        ok &= run([args.moe_compile, os.path.join(out, "layer.mlir"),
+                   "--target", "cuda",
+                   *options(args, f"mma={args.wgmma}", wgmma=True),
+                   "-o", os.path.join(out, "layer-wgmma.so")],
+                  f"{MXFP4_CASE}-wgmma: compile")
     for example in examples():
         name = f"example-{example}"
         if not selected(name, args.only):
@@ -207,21 +234,25 @@ def check(args: argparse.Namespace) -> int:
                 failed.append(name + "-device-io")
     out = os.path.join(args.dir, MXFP4_CASE)
     if selected(MXFP4_CASE, args.only) and os.path.isdir(out):
-        passed = True
-        for count in MXFP4_TOKENS:
-            x = os.path.join(out, f"x{count}.npy")
-            y = os.path.join(out, f"y{count}.npy")
-            where = f"{MXFP4_CASE} T = {count}"
-            passed &= run([args.moe_run, os.path.join(out, "layer.so"),
-                           "--weights", os.path.join(out, "ckpt"), "--input",
-                           x, "--output", y, "--quiet"], where)
-            if passed and count:
-                passed &= run([python, "-m", "moe_mlir", "reference", "--hf",
-                               os.path.join(out, "ckpt"), "--layer", "1",
-                               "--input", x, "--check", y, "--rtol", "2e-2"],
-                              where)
-        if not passed:
-            failed.append(MXFP4_CASE)
+        for form, module in ((MXFP4_CASE, "layer.so"),
+                             (MXFP4_CASE + "-wgmma", "layer-wgmma.so")):
+            if not os.path.exists(os.path.join(out, module)):
+                continue
+            passed = True
+            for count in MXFP4_TOKENS:
+                x = os.path.join(out, f"x{count}.npy")
+                y = os.path.join(out, f"{module}.y{count}.npy")
+                where = f"{form} T = {count}"
+                passed &= run([args.moe_run, os.path.join(out, module),
+                               "--weights", os.path.join(out, "ckpt"),
+                               "--input", x, "--output", y, "--quiet"], where)
+                if passed and count:
+                    passed &= run([python, "-m", "moe_mlir", "reference",
+                                   "--hf", os.path.join(out, "ckpt"),
+                                   "--layer", "1", "--input", x, "--check", y,
+                                   "--rtol", "2e-2"], where)
+            if not passed:
+                failed.append(form)
     for example in examples():
         name = f"example-{example}"
         out = os.path.join(args.dir, name)
@@ -245,6 +276,12 @@ def main() -> int:
     prep.add_argument("--moe-compile", default="moe-compile")
     prep.add_argument("--pipeline-options", default="",
                       help="CUDA pipeline options added to every compilation")
+    prep.add_argument("--fast-options", default="",
+                      help="options added to the fast path's compilations "
+                           "(not the reference lowering's)")
+    prep.add_argument("--wgmma-options", default="",
+                      help="options added to the wgmma and device-io forms' "
+                           "compilations only")
     prep.add_argument("--wgmma", default="wgmma",
                       choices=("wgmma", "wgmma-specialized",
                                "wgmma-pingpong"),
