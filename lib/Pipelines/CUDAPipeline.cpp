@@ -104,8 +104,9 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   // synchronization until its result is copied back.
   tiled.boundRows = true;
   tiled.packWeights = false;
-  // The tensor-core tiles (mma.sync on 16-row blocks, wgmma on 64- or
-  // 128-row ones; others take the CUDA cores in f32) round their input
+  // The tensor-core tiles (wgmma on 64- or 128-row blocks, mma.sync on
+  // other multiples of 16 rows; others take the CUDA cores in f32) round
+  // their input
   // rows to bf16 as they load them: the hidden rows between gate/up and
   // down are written in bf16 at once (half the bytes each way, the same
   // products), and from narrow-inputs-min-tokens on the token rows are
@@ -116,9 +117,7 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   // each weight for the arithmetic to bind (about 184 rows per expert on
   // an H200, 790 TFLOP/s over 4.3 TB/s: Mixtral's top-2 of 8 from about
   // 740 tokens).
-  bool tensorCoreTiles = tiled.blockRows == 16 ||
-                         (wgmma && tiled.blockRows == 64) ||
-                         (specialized && tiled.blockRows == 128);
+  bool tensorCoreTiles = tiled.blockRows >= 1 && tiled.blockRows % 16 == 0;
   tiled.narrowEpilogueOutputs = !options.reference && tensorCoreTiles;
   tiled.approximateEpilogueMath =
       !options.reference && options.fastEpilogueMath;
@@ -192,10 +191,9 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   int64_t teamGridLimit = std::max<int64_t>(options.multiprocessors * 8, 0);
   // Threads of a tile's block: a warp (mma.sync), a warpgroup (wgmma), or
   // a producer warpgroup and a consumer per 64 rows (specialized: two for
-  // 128-row blocks; other block rows are left to the CUDA cores, in
-  // blocks of two warpgroups), or a producer and two consumers taking
-  // 64-row blocks in turns (ping-pong; other block rows are left to the
-  // CUDA cores, in blocks of two warpgroups).
+  // 128-row blocks; other block rows are left to mma.sync, or the CUDA
+  // cores, in blocks of two warpgroups), or a producer and two consumers
+  // taking 64-row blocks in turns (ping-pong; other block rows likewise).
   int64_t tileThreads = pingPong      ? (tiled.blockRows == 64 ? 384 : 256)
                         : specialized ? (tiled.blockRows == 128 ? 384 : 256)
                         : wgmma       ? 128

@@ -78,7 +78,8 @@ moe::checkLowerToCPUOptions(const LowerToCPUOptions &options,
     return success();
   }
   if (!o.packWeights)
-    if (std::optional<StringRef> name = firstGiven(o.panelCols, o.panelRows))
+    if (std::optional<StringRef> name =
+            firstGiven(o.panelCols, o.panelRows, o.bf16Matmul, o.fp8ByteLookup))
       return ignoredUnder(pipeline, *name, "packed weights", "pack-weights=0",
                           error);
   if (!o.fuseRouting)
@@ -98,15 +99,26 @@ moe::checkLowerToCUDAOptions(const LowerToCUDAOptions &options,
       failed(atLeast(pipeline, o.maxGroupsInFlight, 1, error)) ||
       failed(atLeast(pipeline, o.persistent, 0, error)))
     return failure();
+  // Both lowerings launch kernels: programmatic launches need sm_90's
+  // griddepcontrol.
+  std::string chip = kernelChip(o);
+  if (given(o.programmaticLaunches) && o.programmaticLaunches &&
+      !hasGridDependencyControl(chip, o.features)) {
+    error(pipeline +
+          ": programmatic-launches needs sm_90 or later and PTX "
+          "7.8 or later (griddepcontrol), not chip " +
+          chip + " with features '" + o.features + "'");
+    return failure();
+  }
   if (o.reference) {
-    if (std::optional<StringRef> name =
-            firstGiven(o.mma, o.blockRows, o.tileN, o.singleTileN,
-                       o.narrowTileN, o.tileGroupRows, o.narrowInputsMinTokens,
-                       o.tensorCoreRouterMinTokens, o.persistent, o.cluster,
-                       o.asyncGather, o.eightRowStages, o.maxGroupsInFlight,
-                       o.fuseCombine, o.atomicCombine, o.fastEpilogueMath,
-                       o.fuseActivation, o.fuseRouting, o.tokenParallelRouting,
-                       o.laneRoutingMaxTokens, o.routingBlockSize))
+    if (std::optional<StringRef> name = firstGiven(
+            o.mma, o.multiprocessors, o.blockRows, o.tileN, o.singleTileN,
+            o.narrowTileN, o.tileGroupRows, o.narrowInputsMinTokens,
+            o.tensorCoreRouterMinTokens, o.persistent, o.cluster, o.asyncGather,
+            o.eightRowStages, o.maxGroupsInFlight, o.fuseCombine,
+            o.atomicCombine, o.fastEpilogueMath, o.fuseActivation,
+            o.fuseRouting, o.tokenParallelRouting, o.laneRoutingMaxTokens,
+            o.routingBlockSize))
       return ignoredUnder(pipeline, *name, "the fast path",
                           "the reference lowering (reference=1)", error);
     return success();
@@ -128,19 +140,14 @@ moe::checkLowerToCUDAOptions(const LowerToCUDAOptions &options,
   if (o.mma != CudaMma::WgmmaSpecialized && o.cluster != 1)
     return ignoredUnder(pipeline, o.cluster.ArgStr, "mma=wgmma-specialized",
                         mma, error);
-  std::string chip = kernelChip(o);
-  if (given(o.programmaticLaunches) && o.programmaticLaunches &&
-      !hasGridDependencyControl(chip, o.features)) {
-    error(pipeline +
-          ": programmatic-launches needs sm_90 or later and PTX "
-          "7.8 or later (griddepcontrol), not chip " +
-          chip + " with features '" + o.features + "'");
-    return failure();
-  }
   if (!o.fuseRouting)
     if (std::optional<StringRef> name =
             firstGiven(o.tokenParallelRouting, o.laneRoutingMaxTokens))
       return ignoredUnder(pipeline, *name, "the fused routing",
                           "fuse-routing=0", error);
+  if (!o.tokenParallelRouting)
+    if (std::optional<StringRef> name = firstGiven(o.laneRoutingMaxTokens))
+      return ignoredUnder(pipeline, *name, "the token-parallel routing",
+                          "token-parallel-routing=0", error);
   return success();
 }

@@ -38,7 +38,7 @@
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma" --mlir-print-ir-after=moe-programmatic-launches -o /dev/null 2>&1 | FileCheck %s --check-prefix=PDL
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home chip=sm_80 features=+ptx70" --mlir-print-ir-after-all -o /dev/null 2>&1 | FileCheck %s --check-prefix=NOPDL
 // RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma programmatic-launches=0" --mlir-print-ir-after-all -o /dev/null 2>&1 | FileCheck %s --check-prefix=NOPDL
-// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=sync block-rows=32" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=CUDACORES
+// RUN: moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=sync block-rows=8" --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=CUDACORES
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home narrow-inputs-min-tokens=-3" 2>&1 | FileCheck %s --check-prefix=BADROUND
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%cuda_home mma=wgmma chip=sm_90" 2>&1 | FileCheck %s --check-prefix=WGCHIP
 // RUN: not moe-opt %s --moe-lower-to-cuda="toolkit=%t.none" 2>&1 | FileCheck %s --check-prefix=NOTOOLKIT
@@ -103,7 +103,8 @@
 // PDL-NEXT: nvvm.griddepcontrol {{ *}}launch_dependents
 // NOPDL-NOT: griddepcontrol
 // NOPDL-NOT: mgpuAllowProgrammaticLaunches
-// Tiles on the CUDA cores (32-row blocks under mma=sync) multiply f32 rows:
+// Tiles on the CUDA cores (8-row blocks, no multiple of the mma's 16 rows)
+// multiply f32 rows:
 // nothing is rounded for them, neither the token rows nor the hidden rows.
 // CUDACORES-LABEL: func.func @forward
 // CUDACORES-NOT: <?x16xbf16>

@@ -9,6 +9,8 @@
 // CPUREFOMP: error: moe-lower-to-cpu: openmp applies to the fast path
 // RUN: not moe-opt %s --moe-lower-to-cpu="pack-weights=0 panel-rows=4" 2>&1 | FileCheck %s --check-prefix=UNPACKED
 // UNPACKED: error: moe-lower-to-cpu: panel-rows applies to packed weights, which pack-weights=0 does not use
+// RUN: not moe-opt %s --moe-lower-to-cpu="pack-weights=0 bf16-matmul=pairs-fma" 2>&1 | FileCheck %s --check-prefix=UNPACKEDBF16
+// UNPACKEDBF16: error: moe-lower-to-cpu: bf16-matmul applies to packed weights, which pack-weights=0 does not use
 // RUN: not moe-opt %s --moe-lower-to-cpu="fuse-routing=0 token-parallel-routing=1" 2>&1 | FileCheck %s --check-prefix=CPUUNFUSED
 // CPUUNFUSED: error: moe-lower-to-cpu: token-parallel-routing applies to the fused routing, which fuse-routing=0 does not use
 // RUN: not moe-opt %s --moe-lower-to-cpu="ranks=-1" 2>&1 | FileCheck %s --check-prefix=RANKS
@@ -24,6 +26,8 @@
 // CUDAREF: error: moe-lower-to-cuda: mma applies to the fast path, which the reference lowering (reference=1) does not use
 // RUN: not moe-opt %s --moe-lower-to-cuda="reference=1 narrow-tile-n=32" 2>&1 | FileCheck %s --check-prefix=CUDAREFLIST
 // CUDAREFLIST: error: moe-lower-to-cuda: narrow-tile-n applies to the fast path
+// RUN: not moe-opt %s --moe-lower-to-cuda="reference=1 multiprocessors=8" 2>&1 | FileCheck %s --check-prefix=CUDAREFSMS
+// CUDAREFSMS: error: moe-lower-to-cuda: multiprocessors applies to the fast path
 // RUN: not moe-opt %s --moe-lower-to-cuda="async-gather=0" 2>&1 | FileCheck %s --check-prefix=SYNCGATHER
 // SYNCGATHER: error: moe-lower-to-cuda: async-gather applies to the wgmma forms, which mma=sync does not use
 // RUN: not moe-opt %s --moe-lower-to-cuda="mma=sync max-groups-in-flight=2" 2>&1 | FileCheck %s --check-prefix=SYNCGROUPS
@@ -34,15 +38,19 @@
 // CLUSTER: error: moe-lower-to-cuda: cluster applies to mma=wgmma-specialized, which mma=wgmma does not use
 // RUN: not moe-opt %s --moe-lower-to-cuda="fuse-routing=0 lane-routing-max-tokens=0" 2>&1 | FileCheck %s --check-prefix=CUDAUNFUSED
 // CUDAUNFUSED: error: moe-lower-to-cuda: lane-routing-max-tokens applies to the fused routing, which fuse-routing=0 does not use
+// RUN: not moe-opt %s --moe-lower-to-cuda="token-parallel-routing=0 lane-routing-max-tokens=4" 2>&1 | FileCheck %s --check-prefix=CHUNKED
+// CHUNKED: error: moe-lower-to-cuda: lane-routing-max-tokens applies to the token-parallel routing, which token-parallel-routing=0 does not use
 // RUN: not moe-opt %s --moe-lower-to-cuda="chip=sm_80 features=+ptx70 programmatic-launches=1" 2>&1 | FileCheck %s --check-prefix=PDL
 // PDL: error: moe-lower-to-cuda: programmatic-launches needs sm_90 or later and PTX 7.8 or later (griddepcontrol), not chip sm_80 with features '+ptx70'
+// RUN: not moe-opt %s --moe-lower-to-cuda="reference=1 chip=sm_80 programmatic-launches=1" 2>&1 | FileCheck %s --check-prefix=PDLREF
+// PDLREF: error: moe-lower-to-cuda: programmatic-launches needs {{.*}}, not chip sm_80
 // RUN: not moe-opt %s --moe-lower-to-cuda="mma=wgmma features=+ptx75 programmatic-launches=1" 2>&1 | FileCheck %s --check-prefix=PDLPTX
 // PDLPTX: error: moe-lower-to-cuda: programmatic-launches needs {{.*}}, not chip sm_90a with features '+ptx75'
 //
 // What each form uses is accepted (the defaults given explicitly too).
 // RUN: moe-opt %s --moe-lower-to-cuda="mma=wgmma-specialized cluster=2 async-gather=1 max-groups-in-flight=2 format=isa" -o /dev/null
 // RUN: moe-opt %s --moe-lower-to-cuda="mma=wgmma eight-row-stages=0 cluster=1 format=isa" -o /dev/null
-// RUN: moe-opt %s --moe-lower-to-cuda="reference=1 multiprocessors=8 device-io format=isa" -o /dev/null
+// RUN: moe-opt %s --moe-lower-to-cuda="reference=1 device-io format=isa chip=sm_80 features=+ptx70 programmatic-launches=0" -o /dev/null
 // RUN: moe-opt %s --moe-lower-to-cuda="chip=sm_80 features=+ptx70 programmatic-launches=0" -o /dev/null
 // RUN: moe-opt %s --moe-lower-to-cpu="pack-weights=1 panel-rows=4" -o /dev/null
 // RUN: moe-opt %s --moe-lower-to-cpu="reference=1 ranks=0" -o /dev/null

@@ -200,9 +200,9 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
       *this, "block-rows",
       llvm::cl::desc("Rows per block of the grouped matmuls "
                      "(moe-form-grouped-matmul block-rows); the tensor cores "
-                     "need 16 under mma=sync, 64 under mma=wgmma and "
-                     "mma=wgmma-pingpong, 64 or 128 under "
-                     "mma=wgmma-specialized (the default: 16, 64 under "
+                     "need a multiple of 16 (mma.sync), the wgmma tiles 64 "
+                     "under mma=wgmma and mma=wgmma-pingpong, 64 or 128 "
+                     "under mma=wgmma-specialized (the default: 16, 64 under "
                      "mma=wgmma(-pingpong), 128 under "
                      "mma=wgmma-specialized)"),
       llvm::cl::init(16)};
