@@ -49,6 +49,12 @@ namespace {
 constexpr int64_t kWarpSize = 32;
 // The mma.sync shape.
 constexpr int64_t kMmaRows = 16, kMmaCols = 8, kMmaDepth = 16;
+/// The steps of 16 depths whose fragments a warp gathers before their
+/// mmas: each step's loads come from global memory (the weights from HBM
+/// at decode), and a warp that waited for one step's loads per mma would
+/// keep a single step's bytes in flight.
+constexpr int64_t kStepsInFlight = 4;
+constexpr int64_t kWarpgroupWarps = 4;
 
 /// The 16-bit type of the tensor-core operands, or null where the weights
 /// take the CUDA cores: f32 weights, and exact products of rows of another
@@ -192,6 +198,11 @@ void WarpMatmul::emitTensorCores(OpBuilder &b, Type half) {
       indexConstant(b, loc, 2));
   // A row block's slices of 16 rows (the mma's M).
   int64_t slices = op.getBlockRows() / kMmaRows;
+  // The steps a warp gathers ahead: fewer in blocks of more than a
+  // warpgroup, whose kernels ptxas keeps to 80 registers a thread (384
+  // threads), where 4 steps of a paired tile's fragments spill.
+  int64_t stepsInFlight =
+      warps > kWarpgroupWarps ? kStepsInFlight / 2 : kStepsInFlight;
   SmallVector<Value> weights = op.getWeights();
   // Block-scaled weights whose depth blocks are whole mma steps are scaled
   // per block, after the mma (0: each weight is scaled before it).
@@ -247,9 +258,14 @@ void WarpMatmul::emitTensorCores(OpBuilder &b, Type half) {
                   Value firstColumn) {
                 ArrayRef<Value> rowIds = lr.rowIds, sources = lr.sources,
                                 inBlockRows = lr.inBlockRows, valid = lr.valid;
-                // One step of 16 depths: the mma of every weight.
-                auto step = [&](OpBuilder &kb, Location kl, Value firstDepth,
-                                ValueRange sums, bool scaled) {
+                // The fragments of one step of 16 depths: A's (a0..a3) and
+                // each weight's B (b0, b1).
+                struct Fragments {
+                  SmallVector<Value, 4> a;
+                  SmallVector<SmallVector<Value, 2>, 2> b;
+                };
+                auto gather = [&](OpBuilder &kb, Location kl, Value firstDepth,
+                                  bool scaled) {
                   Value depth0 =
                       arith::AddIOp::create(kb, kl, firstDepth, pairDepth);
                   Value depth8 = arith::AddIOp::create(kb, kl, depth0, eight);
@@ -258,12 +274,12 @@ void WarpMatmul::emitTensorCores(OpBuilder &b, Type half) {
                     return packPair(kb, kl, half, element(depth),
                                     element(next));
                   };
+                  Fragments fragments;
                   // A: rows g, g + 8 x depths d, d + 8 (a0..a3); with
                   // exact products, the current bf16 term of each.
-                  SmallVector<Value, 4> a;
                   for (Value depth : {depth0, depth8})
                     for (int64_t r : {0, 1})
-                      a.push_back(pairOf(
+                      fragments.a.push_back(pairOf(
                           [&](Value k) {
                             Value x = inputElement(kb, kl, sources[r], valid[r],
                                                    k, half);
@@ -276,9 +292,7 @@ void WarpMatmul::emitTensorCores(OpBuilder &b, Type half) {
                           depth));
                   Value column =
                       arith::AddIOp::create(kb, kl, firstColumn, group);
-                  SmallVector<Value> next;
-                  for (size_t w = 0; w < weights.size(); ++w) {
-                    Value weight = weights[w];
+                  for (Value weight : weights) {
                     // B: column g x depths d, d + 8 (b0, b1).
                     SmallVector<Value, 2> bFragment;
                     for (Value depth : {depth0, depth8})
@@ -288,9 +302,19 @@ void WarpMatmul::emitTensorCores(OpBuilder &b, Type half) {
                                                  column, k, scaled);
                           },
                           depth));
+                    fragments.b.push_back(bFragment);
+                  }
+                  return fragments;
+                };
+                // The mma of every weight on one step's fragments.
+                auto multiply = [&](OpBuilder &kb, Location kl,
+                                    const Fragments &fragments,
+                                    ValueRange sums) {
+                  SmallVector<Value> next;
+                  for (size_t w = 0; w < weights.size(); ++w) {
                     ValueRange c = sums.slice(4 * w, 4);
                     auto mma = NVVM::MmaOp::create(
-                        kb, kl, accType, a, bFragment, c,
+                        kb, kl, accType, fragments.a, fragments.b[w], c,
                         {kMmaRows, kMmaCols, kMmaDepth},
                         /*b1Op=*/std::nullopt, /*intOverflow=*/std::nullopt,
                         std::array<NVVM::MMATypes, 2>{ptxType, ptxType},
@@ -302,19 +326,57 @@ void WarpMatmul::emitTensorCores(OpBuilder &b, Type half) {
                   }
                   return next;
                 };
-                // The steps over [from, to), from the sums `init`.
+                // The steps over [from, to), from the sums `init`: up to
+                // `inFlight` steps' fragments gathered before their mmas,
+                // so that a warp has that many steps' loads in flight
+                // rather than one (each step's loads would otherwise wait
+                // for the previous step's mmas, which wait for its loads),
+                // then the steps left one at a time. The mmas, and so the
+                // sums, are in the same order either way.
                 auto steps = [&](OpBuilder &lb, Location ll, Value from,
-                                 Value to, ValueRange init, bool scaled) {
-                  return scf::ForOp::create(
-                             lb, ll, from, to, indexConstant(lb, ll, kMmaDepth),
-                             init,
-                             [&](OpBuilder &kb, Location kl, Value firstDepth,
-                                 ValueRange sums) {
-                               scf::YieldOp::create(
-                                   kb, kl,
-                                   step(kb, kl, firstDepth, sums, scaled));
-                             })
-                      .getResults();
+                                 Value to, ValueRange init, bool scaled,
+                                 int64_t inFlight) {
+                  auto stepsOf = [&](OpBuilder &sb, Location sl, Value begin,
+                                     Value end, int64_t count,
+                                     ValueRange start) -> SmallVector<Value> {
+                    auto loop = scf::ForOp::create(
+                        sb, sl, begin, end,
+                        indexConstant(sb, sl, count * kMmaDepth), start,
+                        [&](OpBuilder &kb, Location kl, Value firstDepth,
+                            ValueRange sums) {
+                          SmallVector<Fragments> gathered;
+                          for (int64_t u = 0; u < count; ++u)
+                            gathered.push_back(gather(
+                                kb, kl,
+                                u == 0
+                                    ? firstDepth
+                                    : arith::AddIOp::create(
+                                          kb, kl, firstDepth,
+                                          indexConstant(kb, kl, u * kMmaDepth)),
+                                scaled));
+                          SmallVector<Value> current =
+                              llvm::to_vector_of<Value>(sums);
+                          for (const Fragments &fragments : gathered)
+                            current = multiply(kb, kl, fragments, current);
+                          scf::YieldOp::create(kb, kl, current);
+                        });
+                    return llvm::to_vector_of<Value>(loop.getResults());
+                  };
+                  if (inFlight <= 1)
+                    return stepsOf(lb, ll, from, to, 1, init);
+                  // [from, whole): whole groups of `inFlight` steps.
+                  Value group = indexConstant(lb, ll, inFlight * kMmaDepth);
+                  Value whole = arith::AddIOp::create(
+                      lb, ll, from,
+                      arith::MulIOp::create(
+                          lb, ll,
+                          arith::DivUIOp::create(
+                              lb, ll, arith::SubIOp::create(lb, ll, to, from),
+                              group),
+                          group));
+                  SmallVector<Value> grouped =
+                      stepsOf(lb, ll, from, whole, inFlight, init);
+                  return stepsOf(lb, ll, whole, to, 1, grouped);
                 };
                 SmallVector<Value> initSums(4 * weights.size(), zeroSum);
                 SmallVector<Value> finalSums;
@@ -334,8 +396,11 @@ void WarpMatmul::emitTensorCores(OpBuilder &b, Type half) {
                             depthBound);
                         SmallVector<Value> zeros(4 * weights.size(),
                                                  f32Constant(sb, sl, 0));
-                        SmallVector<Value> partial(steps(
-                            sb, sl, firstDepth, end, zeros, /*scaled=*/false));
+                        SmallVector<Value> partial(
+                            steps(sb, sl, firstDepth, end, zeros,
+                                  /*scaled=*/false,
+                                  std::min(stepsInFlight,
+                                           scaleBlockDepth / kMmaDepth)));
                         SmallVector<Value> next;
                         for (size_t w = 0; w < weights.size(); ++w)
                           for (int64_t i = 0; i < 4; ++i) {
@@ -368,9 +433,8 @@ void WarpMatmul::emitTensorCores(OpBuilder &b, Type half) {
                   // product does.
                   finalSums = initSums;
                   for (term = terms - 1; term >= 0; --term) {
-                    ValueRange all = steps(nb, nl, zero, depthBound, finalSums,
-                                           /*scaled=*/true);
-                    finalSums.assign(all.begin(), all.end());
+                    finalSums = steps(nb, nl, zero, depthBound, finalSums,
+                                      /*scaled=*/true, stepsInFlight);
                   }
                 }
                 // c0, c1: row g, columns 2 (l % 4) + {0, 1}; c2, c3: row g + 8.

@@ -16,7 +16,44 @@
 // CHECK:   scf.if
 // CHECK:     memref.load %{{.*}} : memref<16xi32
 // CHECK:     scf.for %[[COL:.*]] = %c0{{.*}} to %{{.*}} step %c8
-// CHECK:       %[[SUMS:.*]]:4 = scf.for %[[DEPTH:.*]] = %c0{{.*}} to %{{.*}} step %c16{{.*}} iter_args(
+// Four steps' fragments are gathered before their four mmas (a warp keeps
+// four steps' loads in flight), then the steps left one at a time.
+// CHECK:       %[[GROUPED:.*]]:4 = scf.for %{{.*}} = %c0{{.*}} to %[[WHOLE:.*]] step %c64{{.*}} iter_args(
+// CHECK-NOT: nvvm.mma.sync
+// CHECK:         memref.load %{{.*}} : memref<4x32x16xbf16>
+// CHECK-NOT: nvvm.mma.sync
+// CHECK:         memref.load %{{.*}} : memref<4x32x16xbf16>
+// CHECK-NOT: nvvm.mma.sync
+// CHECK:         memref.load %{{.*}} : memref<4x32x16xbf16>
+// CHECK-NOT: nvvm.mma.sync
+// CHECK:         memref.load %{{.*}} : memref<4x32x16xbf16>
+// CHECK-NOT: nvvm.mma.sync
+// CHECK:         memref.load %{{.*}} : memref<4x32x16xbf16>
+// CHECK-NOT: nvvm.mma.sync
+// CHECK:         memref.load %{{.*}} : memref<4x32x16xbf16>
+// CHECK-NOT: nvvm.mma.sync
+// CHECK:         memref.load %{{.*}} : memref<4x32x16xbf16>
+// CHECK-NOT: nvvm.mma.sync
+// CHECK:         memref.load %{{.*}} : memref<4x32x16xbf16>
+// CHECK-NOT: nvvm.mma.sync
+// CHECK:         memref.load %{{.*}} : memref<4x32x16xbf16>
+// CHECK-NOT: nvvm.mma.sync
+// CHECK:         memref.load %{{.*}} : memref<4x32x16xbf16>
+// CHECK-NOT: nvvm.mma.sync
+// CHECK:         memref.load %{{.*}} : memref<4x32x16xbf16>
+// CHECK-NOT: nvvm.mma.sync
+// CHECK:         memref.load %{{.*}} : memref<4x32x16xbf16>
+// CHECK-NOT: nvvm.mma.sync
+// CHECK:         memref.load %{{.*}} : memref<4x32x16xbf16>
+// CHECK-NOT: nvvm.mma.sync
+// CHECK:         memref.load %{{.*}} : memref<4x32x16xbf16>
+// CHECK-NOT: nvvm.mma.sync
+// CHECK:         memref.load %{{.*}} : memref<4x32x16xbf16>
+// CHECK-NOT: nvvm.mma.sync
+// CHECK:         memref.load %{{.*}} : memref<4x32x16xbf16>
+// CHECK-NOT: memref.load %{{.*}} : memref<4x32x16xbf16>
+// CHECK-COUNT-4: nvvm.mma.sync
+// CHECK:       %[[SUMS:.*]]:4 = scf.for %{{.*}} = %[[WHOLE]] to %{{.*}} step %c16{{.*}} iter_args(%{{.*}} = %[[GROUPED]]#0,
 // CHECK:         arith.truncf %{{.*}} : f32 to bf16
 // CHECK:         arith.shli %{{.*}}, %c16_i32
 // CHECK:         memref.load %{{.*}} : memref<4x32x16xbf16>
@@ -71,7 +108,8 @@ func.func @f16(%x: memref<32x8xf32>, %w: memref<2x8x8xf16>,
 // fragment, the epilogue applied to each pair of sums (its result stored,
 // not added).
 // CHECK-LABEL: func @paired_epilogue
-// CHECK: %[[SUMS:.*]]:8 = scf.for
+// CHECK: scf.for {{.*}} step %c64
+// CHECK: %[[SUMS:.*]]:8 = scf.for {{.*}} step %c16
 // CHECK-COUNT-2: nvvm.mma.sync
 // CHECK: scf.yield
 // CHECK: scf.if
@@ -114,6 +152,10 @@ func.func @paired_epilogue(%x: memref<16x8xf32>, %wg: memref<2x8x8xbf16>,
 // CHECK-LABEL: func @bf16_rows
 // CHECK: memref.load %{{.*}} : memref<16x8xbf16>
 // CHECK: nvvm.mma.sync
+// CHECK: scf.for {{.*}} step %c16
+// CHECK: nvvm.mma.sync
+// CHECK-NEXT: llvm.extractvalue
+// CHECK: scf.yield
 // A lane's two adjacent columns are written together: one 4-byte vector
 // store where aligned (the second's old element read from its column, or
 // from the first's where it is past the columns), else one element each.
@@ -249,9 +291,12 @@ func.func @atomic_scatter(%x: memref<32x8xf32>, %w: memref<2x8x8xbf16>,
 // column.
 // CHECK-LABEL: func @fp8
 // CHECK: %[[TOTAL:.*]]:4 = scf.for %[[KB:.*]] = %c0{{.*}} to %{{.*}} step %c128{{.*}} iter_args(
-// CHECK:   %[[PART:.*]]:4 = scf.for %{{.*}} = %[[KB]] to %{{.*}} step %c16{{.*}} iter_args(
+// CHECK:   %[[GROUPED:.*]]:4 = scf.for %{{.*}} = %[[KB]] to %[[WHOLE:.*]] step %c64{{.*}} iter_args(
 // CHECK:     memref.load %{{.*}} : memref<2x8x16xf8E4M3FN>
 // CHECK:     arith.extf %{{.*}} : f8E4M3FN to f32
+// CHECK-NOT: memref.load %{{.*}} : memref<2x1x1xf32>
+// CHECK:     nvvm.mma.sync {{.*}}#nvvm.mma_type<bf16>
+// CHECK:   %[[PART:.*]]:4 = scf.for %{{.*}} = %[[WHOLE]] to %{{.*}} step %c16{{.*}} iter_args(%{{.*}} = %[[GROUPED]]#0,
 // CHECK-NOT: memref.load %{{.*}} : memref<2x1x1xf32>
 // CHECK:     nvvm.mma.sync {{.*}}#nvvm.mma_type<bf16>
 // CHECK:   %[[SCALE:.*]] = memref.load %{{.*}} : memref<2x1x1xf32>
@@ -460,14 +505,20 @@ func.func @warps_one_slice(%x: memref<16x16xf32>, %w: memref<2x64x16xbf16>,
 // CHECK-LABEL: func @exact
 // CHECK: gpu.launch
 // CHECK-NOT: arith.truncf
-// CHECK: %[[FIRST:.*]]:4 = scf.for %{{.*}} step %c16
+// CHECK: %[[G1:.*]]:4 = scf.for %{{.*}} step %c64
 // CHECK:   arith.andi %{{.*}}, %c-65536_i32
 // CHECK:   arith.subf
 // CHECK:   arith.shrui %{{.*}}, %c16_i32
 // CHECK:   nvvm.mma.sync {{.*}}multiplicandAPtxType = #nvvm.mma_type<bf16>
-// CHECK: %[[SECOND:.*]]:4 = scf.for %{{.*}} step %c16{{.*}} iter_args(%{{.*}} = %[[FIRST]]#0,
+// CHECK: %[[FIRST:.*]]:4 = scf.for %{{.*}} step %c16{{.*}} iter_args(%{{.*}} = %[[G1]]#0,
 // CHECK:   nvvm.mma.sync
-// CHECK: scf.for %{{.*}} step %c16{{.*}} iter_args(%{{.*}} = %[[SECOND]]#0,
+// CHECK: %[[G2:.*]]:4 = scf.for %{{.*}} step %c64{{.*}} iter_args(%{{.*}} = %[[FIRST]]#0,
+// CHECK:   nvvm.mma.sync
+// CHECK: %[[SECOND:.*]]:4 = scf.for %{{.*}} step %c16{{.*}} iter_args(%{{.*}} = %[[G2]]#0,
+// CHECK:   nvvm.mma.sync
+// CHECK: %[[G3:.*]]:4 = scf.for %{{.*}} step %c64{{.*}} iter_args(%{{.*}} = %[[SECOND]]#0,
+// CHECK:   nvvm.mma.sync
+// CHECK: scf.for %{{.*}} step %c16{{.*}} iter_args(%{{.*}} = %[[G3]]#0,
 // CHECK:   nvvm.mma.sync
 // CHECK-NOT: arith.truncf
 // CHECK: gpu.launch

@@ -660,6 +660,11 @@ def MoELowerGroupedMatmulToMMAPass
     another, with a `gpu.barrier` between them, unless its adds are
     `atomic` or its targets `unique`).
 
+    A warp gathers the fragments of 4 steps (2 for depth blocks of 32)
+    before their mmas, so that it keeps 4 steps' loads in flight instead
+    of waiting for each step's before the next (the mmas, and the sums,
+    in the same order); the steps left over run one at a time.
+
     A block of several warps splits each row block's work: the warps take
     the slices that hold filled rows (ceil(filled / 16)) times the groups
     of 8 columns in turns, slices fastest (warps at one column group read
