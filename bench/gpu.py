@@ -15,7 +15,7 @@ Three steps, on two machines:
       utils/gpu-check.sh prepare packs it with its tests into one
       archive).
 
-  bench/gpu.py structure [--dir build/gpu-bench] [--out JSON]
+  bench/gpu.py structure [--models M,...] [--out JSON]
       What the build machine can check of the kernels (no GPU): per layer
       and kernel, its wgmma/TMA/mma.sync instructions in the PTX, and ptxas
       -v's registers, spills and shared memory.
