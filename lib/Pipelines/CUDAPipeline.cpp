@@ -12,6 +12,7 @@
 #include "moe/Pipelines/Pipelines.h"
 
 #include "CudaTarget.h"
+#include "GivenOptions.h"
 #include "TiledProgram.h"
 #include "moe/Codegen/CPU/Passes.h"
 #include "moe/Codegen/GPU/Passes.h"
@@ -28,6 +29,7 @@
 #include "mlir/Transforms/Passes.h"
 
 using namespace mlir;
+using mlir::moe::given;
 
 /// The fewest experts whose router runs as bf16 terms on the tensor cores
 /// (tensor-core-router-min-tokens).
@@ -46,9 +48,6 @@ void moe::buildLowerToCUDAPipeline(OpPassManager &pm,
   bool wgmma = options.mma != CudaMma::Sync;
   bool specialized = options.mma == CudaMma::WgmmaSpecialized;
   bool pingPong = options.mma == CudaMma::WgmmaPingPong;
-  auto given = [](const auto &option) {
-    return option.getNumOccurrences() > 0;
-  };
   std::string chip = kernelChip(options);
   TiledProgramOptions tiled = sharedTiledProgramOptions(options);
   // Up to a token per warp of the routing kernel (its blocks' warps, on

@@ -11,18 +11,14 @@
 #include "moe/Pipelines/Pipelines.h"
 
 #include "CudaTarget.h"
+#include "GivenOptions.h"
 
 #include "llvm/ADT/STLExtras.h"
 
 using namespace mlir;
+using mlir::moe::given;
 
 namespace {
-
-/// Whether an option was given in the option string (not only assigned by
-/// a tool or left at its default).
-template <typename Option> bool given(const Option &option) {
-  return option.getNumOccurrences() > 0;
-}
 
 /// The first option of `options` that was given, as its argument name.
 template <typename... Options>
