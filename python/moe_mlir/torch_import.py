@@ -2,21 +2,39 @@
 
 :func:`import_module` reads an ``nn.Module`` with
 
-- ``gate``: an ``nn.Linear(H, E, bias=False)``, the router (softmax scores);
-- ``experts``: an ``nn.ModuleList`` of E experts, each with ``w1``/``w3``/
-  ``w2`` (Mixtral: gate/up/down), ``gate_proj``/``up_proj``/``down_proj``
-  (Qwen, DeepSeek), or ungated ``up_proj``/``down_proj``, ``fc1``/``fc2``
-  or ``wi``/``wo``; ``nn.Linear`` layers, biases allowed (on every expert
-  alike); the activation from the expert's ``act_fn``/``act``/
-  ``activation_fn`` (SiLU, GELU, GELU-tanh, ReLU, or the Hugging Face
-  activation classes);
+- a router, ``gate`` or ``router``: an ``nn.Linear(H, E)`` (``transformers``
+  v4) or a module holding a ``weight`` ``[E, H]`` (v5's ``TopKRouter``
+  classes), a bias allowed, and DeepSeek-V3's ``e_score_correction_bias``;
+- ``experts``: an ``nn.ModuleList`` of E experts (v4), each with
+  ``w1``/``w3``/``w2`` (Mixtral: gate/up/down), ``gate_proj``/``up_proj``/
+  ``down_proj`` (Qwen, DeepSeek), or ungated ``up_proj``/``down_proj``,
+  ``fc1``/``fc2`` or ``wi``/``wo``; ``nn.Linear`` layers, biases allowed (on
+  every expert alike); or one module holding the experts' 3-D tensors (v5,
+  ``@use_experts_implementation``): ``gate_up_proj`` ``[E, 2I, H]`` and
+  ``down_proj`` ``[E, H, I]``, or both transposed (``is_transposed``:
+  ``[E, H, 2I]``, ``[E, I, H]``), the gate half first or the halves
+  interleaved (``is_concatenated`` false), biases ``gate_up_proj_bias`` and
+  ``down_proj_bias``, or ungated ``up_proj``; the activation from the
+  experts' ``act_fn``/``act``/``activation_fn`` (SiLU, GELU, GELU-tanh,
+  ReLU, or the Hugging Face activation classes);
 - optionally ``shared_expert`` or ``shared_experts`` (gated, no biases) and
   ``shared_expert_gate`` (``nn.Linear(H, 1, bias=False)``: the shared
   output is scaled by its sigmoid);
-- ``top_k`` (or ``num_experts_per_tok``) and ``norm_topk_prob`` (when
-  absent the top-k weights are renormalized, as Mixtral does).
+- ``top_k`` (or ``num_experts_per_tok``, on the block or its router) and
+  ``norm_topk_prob`` (when absent the top-k weights are renormalized, as
+  Mixtral does), the routing being a softmax over the experts, top-k.
 
-and returns a :class:`TorchLayer`: the :class:`~moe_mlir.emit.LayerSpec`
+When the block, its experts or its router keep the model's configuration
+(``config``, as ``transformers`` modules do) and its ``model_type`` is a
+family the checkpoint importer knows (docs/Importing.md), the routing,
+activation and the rest of the block's math are the family's, as for a
+checkpoint of that model (DeepSeek-V3's grouped sigmoid routing, gpt-oss's
+clamped SwiGLU, Llama 4's input-scaled experts...): the block's tensors are
+then read under the family's checkpoint names when the module has them (a v4
+module's ``state_dict`` is the checkpoint's) or from the layouts above, and
+their sizes must be those the configuration gives its layer.
+
+It returns a :class:`TorchLayer`: the :class:`~moe_mlir.emit.LayerSpec`
 of the same ``moe.layer`` the Hugging Face importer writes and the weights
 under their ``state_dict`` names. :meth:`TorchLayer.write` puts
 ``model.safetensors``, ``layer.mlir`` and ``layer.json`` (the spec, for
@@ -33,18 +51,21 @@ Needs torch (Debian's python3-torch); importing this module does not.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
-from . import safetensors_io
+from . import families, safetensors_io
 from .dense import DenseMLP, emit_dense_module
 from .emit import EXPERT, LayerSpec, emit_module
+from .families._family import fused_halves
 from .layer import ACTIVATIONS
 from .routing import Routing
+from .views import Slice, View
 
 __all__ = ["TorchDenseMLP", "TorchImportError", "TorchLayer",
            "import_dense_module", "import_module"]
@@ -62,6 +83,10 @@ _ACTIVATION_CLASSES = {
     "FastGELUActivation": "gelu_tanh"}
 _TORCH_DTYPES = {"torch.float32": "f32", "torch.bfloat16": "bf16",
                  "torch.float16": "f16"}
+
+
+# Where blocks keep their shared expert (HunYuan: shared_mlp).
+_SHARED_ATTRS = ("shared_expert", "shared_experts", "shared_mlp")
 
 
 class TorchImportError(ValueError):
@@ -227,7 +252,7 @@ def _experts(module: Any, collect: _Collector, torch: Any
 def _shared(module: Any, collect: _Collector, torch: Any
             ) -> tuple[dict[str, str], dict[str, str], str | None, int]:
     """Shared expert weights, as :func:`_experts` (empty when none)."""
-    attr = next((a for a in ("shared_expert", "shared_experts")
+    attr = next((a for a in _SHARED_ATTRS
                  if getattr(module, a, None) is not None), None)
     if attr is None:
         if getattr(module, "shared_expert_gate", None) is not None:
@@ -261,20 +286,348 @@ def _shared(module: Any, collect: _Collector, torch: Any
     return weights, dtypes, _activation(shared, attr, torch), inter
 
 
+def _parameter(owner: Any, name: str, torch: Any) -> Any:
+    """``owner.name`` when it is a tensor (a parameter or a buffer)."""
+    value = getattr(owner, name, None)
+    return value if isinstance(value, torch.Tensor) else None
+
+
+def _router(module: Any, collect: _Collector, torch: Any
+            ) -> tuple[dict[str, str], dict[str, str], dict[str, View], int,
+                       int]:
+    """The router's tensors: (weights, dtypes, views, rows, hidden). The
+    router is ``gate`` or ``router``: an nn.Linear, a module holding a 2-D
+    ``weight``, or one holding a single nn.Linear (HunYuan's ``gate.wg``,
+    LongCat's ``router.classifier``, Granite's ``router.layer``); the
+    selection bias is its ``e_score_correction_bias`` wherever it keeps it
+    (ERNIE's ``gate.moe_statics``), ``[E]`` or ``[1, E]``."""
+    attr = next((a for a in ("gate", "router")
+                 if isinstance(getattr(module, a, None), torch.nn.Module)),
+                None)
+    if attr is None:
+        raise TorchImportError("the block needs a router: `gate` or `router`, "
+                               "an nn.Linear or a module holding its "
+                               "`weight`")
+    router, path = getattr(module, attr), attr
+    weight = _parameter(router, "weight", torch)
+    if weight is None:
+        linears = [(name, child) for name, child in router.named_children()
+                   if isinstance(child, torch.nn.Linear)]
+        if len(linears) == 1:
+            name, router = linears[0]
+            path, weight = f"{attr}.{name}", router.weight
+    if weight is None or weight.dim() != 2:
+        raise TorchImportError(f"{attr} must be an nn.Linear or hold a 2-D "
+                               f"`weight` (the router's [E, H]), got "
+                               f"{type(router).__name__}")
+    rows, hidden = (int(d) for d in weight.shape)
+    weights = {"router": f"{collect.prefix}{path}.weight"}
+    dtypes = {"router": collect.add(f"{path}.weight", weight)}
+    views: dict[str, View] = {}
+    bias = _parameter(router, "bias", torch)
+    if bias is not None:
+        if tuple(bias.shape) != (rows,):
+            raise TorchImportError(f"{path}.bias is {list(bias.shape)}, "
+                                   f"expected [{rows}]")
+        weights["router_bias"] = f"{collect.prefix}{path}.bias"
+        dtypes["router_bias"] = collect.add(f"{path}.bias", bias)
+    owner = getattr(module, attr)
+    found = [(name, tensor) for name, tensor in
+             list(owner.named_parameters()) + list(owner.named_buffers())
+             if name.rsplit(".", 1)[-1] == "e_score_correction_bias"]
+    if len(found) > 1:
+        raise TorchImportError(f"{attr} holds several "
+                               "e_score_correction_bias tensors")
+    if found:
+        name, tensor = found[0]
+        if tuple(tensor.shape) not in ((rows,), (1, rows)):
+            raise TorchImportError(f"{attr}.{name} is {list(tensor.shape)}, "
+                                   f"expected [{rows}] or [1, {rows}]")
+        weights["score_bias"] = f"{collect.prefix}{attr}.{name}"
+        dtypes["score_bias"] = collect.add(f"{attr}.{name}", tensor)
+        if tensor.dim() == 2:
+            views["score_bias"] = View(source=(1, rows), reshape=(rows,))
+    return weights, dtypes, views, rows, hidden
+
+
+def _fused_layout(fused: Any, down: Any, gated: bool, hidden: int,
+                  transposed: bool | None) -> tuple[bool, int]:
+    """(transposed, intermediate) of stacked experts whose first projection
+    is ``fused`` (``[E, 2I, H]`` gated, ``[E, I, H]`` not, or the last two
+    axes swapped) and whose down projection is ``down``, over ``hidden``
+    (the router's H: ungated shapes alone read either way)."""
+    halves = 2 if gated else 1
+    e, a, b = (int(d) for d in fused.shape)
+    readings = {}
+    if tuple(down.shape) == (e, b, a // halves) and a % halves == 0 and \
+            b == hidden:
+        readings[False] = a // halves
+    if tuple(down.shape) == (e, b // halves, a) and b % halves == 0 and \
+            a == hidden:
+        readings[True] = b // halves
+    first = "gate_up_proj" if gated else "up_proj"
+    if not readings:
+        raise TorchImportError(
+            f"experts: {first} {list(fused.shape)} and down_proj "
+            f"{list(down.shape)} are neither [E, {'2I' if gated else 'I'}, H]"
+            f" and [E, H, I] nor their transposes with H = {hidden} (the "
+            "router's)")
+    if transposed is not None and transposed not in readings:
+        raise TorchImportError(
+            f"experts: {first} {list(fused.shape)} and down_proj "
+            f"{list(down.shape)} are not the "
+            f"{'transposed' if transposed else 'untransposed'} layout "
+            "is_transposed names")
+    if transposed is None:
+        if len(readings) > 1:
+            raise TorchImportError("experts: the shapes do not tell whether "
+                                   "the tensors are transposed (H = I); the "
+                                   "experts module needs is_transposed")
+        transposed = next(iter(readings))
+    return transposed, readings[transposed]
+
+
+def _stacked_experts(module: Any, collect: _Collector, torch: Any,
+                     hidden: int) -> tuple[dict[str, str], dict[str, str],
+                                           dict[str, View], str | None, int,
+                                           int]:
+    """Experts held as 3-D tensors (transformers v5) over the router's
+    ``hidden``: (weights, dtypes, views, activation, experts,
+    intermediate)."""
+    experts = module.experts
+    gate_up = _parameter(experts, "gate_up_proj", torch)
+    up = _parameter(experts, "up_proj", torch)
+    down = _parameter(experts, "down_proj", torch)
+    fused = gate_up if gate_up is not None else up
+    if fused is None or down is None or fused.dim() != 3 or down.dim() != 3:
+        raise TorchImportError(
+            "experts must be an nn.ModuleList of experts or hold the "
+            "experts' 3-D gate_up_proj (or up_proj) and down_proj tensors")
+    gated = gate_up is not None
+    if getattr(experts, "has_gate", gated) != gated:
+        raise TorchImportError("experts: has_gate disagrees with the "
+                               "tensors (gate_up_proj is the gated form)")
+    flag = getattr(experts, "is_transposed", None)
+    transposed, inter = _fused_layout(
+        fused, down, gated, hidden, None if flag is None else bool(flag))
+    interleaved = not bool(getattr(experts, "is_concatenated", True))
+    count = int(down.shape[0])
+    first = "gate_up_proj" if gated else "up_proj"
+    name = f"{collect.prefix}experts."
+    weights: dict[str, str] = {}
+    dtypes: dict[str, str] = {}
+    views: dict[str, View] = {}
+    dtype = collect.add(f"experts.{first}", fused)
+    if gated:
+        views["expert_gate"], views["expert_up"] = fused_halves(
+            tuple(fused.shape), axis=2 if transposed else 1, width=inter,
+            transposed=transposed, interleaved=interleaved)
+        weights["expert_gate"] = weights["expert_up"] = name + first
+        dtypes["expert_gate"] = dtypes["expert_up"] = dtype
+    else:
+        views["expert_up"] = View(
+            source=tuple(fused.shape),
+            permutation=(0, 2, 1) if transposed else None)
+        weights["expert_up"], dtypes["expert_up"] = name + first, dtype
+    views["expert_down"] = View(source=tuple(down.shape),
+                                permutation=(0, 2, 1) if transposed else None)
+    weights["expert_down"] = name + "down_proj"
+    dtypes["expert_down"] = collect.add("experts.down_proj", down)
+    fused_bias = _parameter(experts, f"{first}_bias", torch)
+    if fused_bias is not None:
+        shape = (count, (2 if gated else 1) * inter)
+        if tuple(fused_bias.shape) != shape:
+            raise TorchImportError(f"experts.{first}_bias is "
+                                   f"{list(fused_bias.shape)}, expected "
+                                   f"{list(shape)}")
+        bias_dtype = collect.add(f"experts.{first}_bias", fused_bias)
+        if gated:
+            halves = ((Slice(1, 0, inter, 2), Slice(1, 1, inter, 2))
+                      if interleaved else
+                      (Slice(1, 0, inter), Slice(1, inter, inter)))
+            for operand, half in zip(("gate_bias", "up_bias"), halves):
+                views[operand] = View(source=shape, slice=half)
+                weights[operand] = name + f"{first}_bias"
+                dtypes[operand] = bias_dtype
+        else:
+            views["up_bias"] = View(source=shape)
+            weights["up_bias"] = name + f"{first}_bias"
+            dtypes["up_bias"] = bias_dtype
+    down_bias = _parameter(experts, "down_proj_bias", torch)
+    if down_bias is not None:
+        if tuple(down_bias.shape) != (count, hidden):
+            raise TorchImportError(f"experts.down_proj_bias is "
+                                   f"{list(down_bias.shape)}, expected "
+                                   f"[{count}, {hidden}]")
+        views["down_bias"] = View(source=(count, hidden))
+        weights["down_bias"] = name + "down_proj_bias"
+        dtypes["down_bias"] = collect.add("experts.down_proj_bias", down_bias)
+    return (weights, dtypes, views, _activation(experts, "experts", torch),
+            count, inter)
+
+
+def _module_config(module: Any, given: Any = None) -> dict[str, Any] | None:
+    """The model configuration ``given`` or kept by the block or its parts
+    (``transformers`` v5's experts keep theirs; DeepSeek's blocks and
+    routers and the shared experts' MLPs too), as a dict with a
+    ``model_type``, or ``None``."""
+    owners = [getattr(module, a, None) for a in
+              ("experts", "gate", "router") + _SHARED_ATTRS]
+    candidates = [given] if given is not None else \
+        [getattr(owner, "config", None) for owner in [module] + owners]
+    for config in candidates:
+        if config is None:
+            continue
+        if hasattr(config, "to_dict"):
+            config = config.to_dict()
+        if isinstance(config, Mapping) and \
+                isinstance(config.get("model_type"), str):
+            return dict(config)
+        if given is not None:
+            raise TorchImportError("config= must be a transformers "
+                                   "configuration or a dict with a "
+                                   "model_type")
+    return None
+
+
+def _family_spec(config: Mapping[str, Any],
+                 layer: int | None) -> LayerSpec | None:
+    """The block of layer ``layer`` (the first MoE layer when ``None``) of
+    a configuration whose family the checkpoint importer knows, or
+    ``None`` for another ``model_type``."""
+    model_type = config["model_type"]
+    family = families.family_of(config)
+    if family is None and model_type.endswith("_text"):
+        # A multimodal model's text configuration (qwen3_vl_moe_text): the
+        # family reads it nested in the model's.
+        outer = families.family_of({"model_type": model_type[:-5]})
+        if outer is not None and outer.text_config:
+            nested: dict[str, Any] = dict(config)
+            for key in reversed(outer.text_config):
+                nested = {key: nested}
+            config = {**nested, "model_type": outer.model_types[0]}
+            family = outer
+    if family is None:
+        return None
+    try:
+        if layer is None:
+            settings = family.settings(config)
+            layer = next((i for i in range(family.num_layers(config))
+                          if family.is_moe_layer(settings, i)), None)
+            if layer is None:
+                raise ValueError(f"the {family.name} configuration has no "
+                                 "MoE layer")
+        return families.layer_spec(config, layer, dtype="f32")
+    except (ValueError, TypeError) as err:
+        reason = str(err).removeprefix("config.json ")
+        raise TorchImportError(f"the block's configuration: {reason}") \
+            from None
+
+
+def _checkpoint_named(module: Any, spec: LayerSpec, collect: _Collector
+                      ) -> tuple[dict[str, str], dict[str, str]] | None:
+    """The block's tensors under the names ``spec`` gives them in a
+    checkpoint (less the layer's prefix), when the module's ``state_dict``
+    holds every one: (weights, dtypes); else ``None``."""
+    names = list(spec.weights.values())
+    common = os.path.commonprefix(names)
+    block = common[:common.rfind(".") + 1]
+    state = module.state_dict()
+    found: dict[str, list[str]] = {}
+    for operand, name in spec.weights.items():
+        relative = name[len(block):]
+        view = spec.views.get(operand)
+        if view is not None or EXPERT not in relative:
+            expanded = [relative]
+            shape = tuple(view.source) if view is not None else \
+                spec.shape(operand)
+        else:
+            expanded = [relative.replace(EXPERT, str(e))
+                        for e in range(spec.num_experts)]
+            shape = spec.shape(operand)[1:]
+        if not all(n in state and tuple(state[n].shape) == shape
+                   for n in expanded):
+            return None
+        found[operand] = expanded
+    weights: dict[str, str] = {}
+    dtypes: dict[str, str] = {}
+    for operand, expanded in found.items():
+        for name in expanded:
+            dtype = collect.add(name, state[name])
+            if dtypes.setdefault(operand, dtype) != dtype:
+                raise TorchImportError(f"{name} is {dtype}, the other "
+                                       f"tensors of {operand} "
+                                       f"{dtypes[operand]}")
+        weights[operand] = collect.prefix + \
+            spec.weights[operand][len(block):]
+    return weights, dtypes
+
+
+@dataclass(frozen=True)
+class _Structure:
+    """What a block's modules say of it."""
+
+    weights: dict[str, str]
+    dtypes: dict[str, str]
+    views: dict[str, View]
+    activation: str | None
+    router_rows: int
+    hidden: int
+    intermediate: int
+    shared_intermediate: int
+    experts: int
+
+
+def _structural(module: Any, collect: _Collector, torch: Any) -> _Structure:
+    """The block's tensors and sizes by its structure."""
+    weights, dtypes, views, rows, hidden = _router(module, collect, torch)
+    experts = getattr(module, "experts", None)
+    if isinstance(experts, torch.nn.ModuleList):
+        expert_weights, expert_dtypes, expert_act, inter = _experts(
+            module, collect, torch)
+        count = len(experts)
+    elif isinstance(experts, torch.nn.Module):
+        (expert_weights, expert_dtypes, expert_views, expert_act, count,
+         inter) = _stacked_experts(module, collect, torch, hidden)
+        views.update(expert_views)
+    else:
+        raise TorchImportError("the block needs `experts`: an nn.ModuleList "
+                               "of experts or a module holding their 3-D "
+                               "tensors")
+    shared_weights, shared_dtypes, shared_act, shared_inter = _shared(
+        module, collect, torch)
+    weights.update(expert_weights, **shared_weights)
+    dtypes.update(expert_dtypes, **shared_dtypes)
+    found = {a for a in (expert_act, shared_act) if a is not None}
+    if len(found) > 1:
+        raise TorchImportError("routed and shared experts use different "
+                               "activations")
+    if count == 0:
+        raise TorchImportError("the block has no experts")
+    return _Structure(weights, dtypes, views, found.pop() if found else None,
+                      rows, hidden, inter, shared_inter, count)
 def import_module(module: Any, *, top_k: int | None = None,
                   renormalize: bool | None = None,
                   activation: str | None = None, prefix: str = "",
-                  func_name: str = "forward") -> TorchLayer:
+                  func_name: str = "forward", layer: int | None = None,
+                  config: Any = None) -> TorchLayer:
     """Import a Hugging Face-shaped MoE block (see the module docstring).
 
     Args:
         module: the ``nn.Module``.
-        top_k: K, when the module has no ``top_k``/``num_experts_per_tok``.
+        top_k: K, when the module has no ``top_k``/``num_experts_per_tok``
+            (or to override its configuration's).
         renormalize: override ``norm_topk_prob``.
         activation: override the detected activation (``silu``, ``gelu``,
             ``gelu_tanh``, ``relu``).
         prefix: prepended to every tensor name (``model.layers.3.mlp.``).
         func_name: the entry point's name.
+        layer: the decoder layer the block is, for a block whose
+            configuration the importer reads (where layers differ); by
+            default the first MoE layer.
+        config: the model's configuration (a ``transformers`` one or its
+            ``to_dict()``), for a block that keeps none (Granite, DBRX,
+            JetMoE, v4 Mixtral); by default the one the block keeps.
 
     Raises:
         TorchImportError: the module does not fit (one-line reason).
@@ -283,55 +636,109 @@ def import_module(module: Any, *, top_k: int | None = None,
     if not isinstance(module, torch.nn.Module):
         raise TorchImportError(f"expected an nn.Module, got "
                                f"{type(module).__name__}")
+    config = _module_config(module, config)
+    family = _family_spec(config, layer) if config is not None else None
+    if family is None and layer is not None:
+        raise TorchImportError("layer= needs a block that keeps its model's "
+                               "configuration (`config`) of a family the "
+                               "importer knows")
     collect = _Collector(prefix)
-    router = _linear(module, "block", "gate", torch)
-    if router.bias is not None:
-        raise TorchImportError("gate has a bias; routers take none")
-    weights = {"router": f"{prefix}gate.weight"}
-    dtypes = {"router": collect.add("gate.weight", router.weight)}
-    num_experts, hidden = (int(d) for d in router.weight.shape)
+    if family is not None:
+        spec = _family_block(module, family, collect, torch)
+    else:
+        spec = _attribute_block(module, collect, torch, top_k, activation)
+    changes: dict[str, Any] = {}
+    if top_k is not None:
+        changes["top_k"] = int(top_k)
+    if renormalize is not None:
+        changes["renormalize"] = "selected" if renormalize else "none"
+    try:
+        spec = dataclasses.replace(
+            spec, routing=dataclasses.replace(spec.routing, **changes),
+            func_name=func_name, activation=activation or spec.activation)
+        spec.collect(collect.tensors)  # every shape as the layer needs
+    except (ValueError, KeyError, TypeError) as err:
+        raise TorchImportError(str(err).strip('"')) from None
+    return TorchLayer(spec=spec, tensors=collect.tensors,
+                      storage_dtypes=collect.dtypes)
 
-    expert_weights, expert_dtypes, expert_act, inter = _experts(
-        module, collect, torch)
-    if len(module.experts) != num_experts:
-        raise TorchImportError(f"gate scores {num_experts} experts but "
-                               f"`experts` has {len(module.experts)}")
-    shared_weights, shared_dtypes, shared_act, shared_inter = _shared(
-        module, collect, torch)
-    weights.update(expert_weights, **shared_weights)
-    dtypes.update(expert_dtypes, **shared_dtypes)
 
-    if activation is None:
-        found = {a for a in (expert_act, shared_act) if a is not None}
-        if len(found) > 1:
-            raise TorchImportError("routed and shared experts use different "
-                                   "activations")
-        if not found:
-            raise TorchImportError("no activation found on the experts "
-                                   "(act_fn); pass activation=")
-        activation = found.pop()
+def _attribute_block(module: Any, collect: _Collector, torch: Any,
+                     top_k: int | None, activation: str | None) -> LayerSpec:
+    """A block without a configuration the importer reads: softmax top-k
+    routing from its attributes (top_k, norm_topk_prob)."""
+    found = _structural(module, collect, torch)
+    if "score_bias" in found.weights:
+        raise TorchImportError(
+            "the router's e_score_correction_bias needs the model's "
+            "configuration (DeepSeek-V3-style routing): import a block that "
+            "keeps `config`")
+    if found.router_rows != found.experts:
+        raise TorchImportError(f"gate scores {found.router_rows} experts but "
+                               f"`experts` has {found.experts}")
+    owners = (module, next(getattr(module, a) for a in ("gate", "router")
+                           if isinstance(getattr(module, a, None),
+                                         torch.nn.Module)))
     if top_k is None:
-        top_k = getattr(module, "top_k", None) or getattr(
-            module, "num_experts_per_tok", None)
+        top_k = next((getattr(o, a) for o in owners
+                      for a in ("top_k", "num_experts_per_tok")
+                      if getattr(o, a, None)), None)
         if top_k is None:
             raise TorchImportError("the block has no top_k or "
                                    "num_experts_per_tok; pass top_k=")
-    if renormalize is None:
-        renormalize = bool(getattr(module, "norm_topk_prob", True))
+    if activation is None:
+        activation = found.activation
+        if activation is None:
+            raise TorchImportError("no activation found on the experts "
+                                   "(act_fn); pass activation=")
+    norm = next((getattr(o, "norm_topk_prob") for o in owners
+                 if getattr(o, "norm_topk_prob", None) is not None), True)
     try:
-        routing = Routing(top_k=int(top_k),
-                          renormalize="selected" if renormalize else "none")
-        spec = LayerSpec(hidden=hidden, intermediate=inter,
-                         num_experts=num_experts, routing=routing,
-                         weights=weights, dtypes=dtypes,
-                         activation=activation,
-                         shared_intermediate=shared_inter,
-                         func_name=func_name)
-        spec.collect(collect.tensors)  # every shape as the layer needs
+        return LayerSpec(
+            hidden=found.hidden, intermediate=found.intermediate,
+            num_experts=found.experts,
+            routing=Routing(top_k=int(top_k),
+                            renormalize="selected" if norm else "none"),
+            weights=found.weights, dtypes=found.dtypes,
+            activation=activation,
+            shared_intermediate=found.shared_intermediate,
+            views=found.views)
     except (ValueError, KeyError) as err:
         raise TorchImportError(str(err)) from None
-    return TorchLayer(spec=spec, tensors=collect.tensors,
-                      storage_dtypes=collect.dtypes)
+
+
+def _family_block(module: Any, family: LayerSpec, collect: _Collector,
+                  torch: Any) -> LayerSpec:
+    """A block whose configuration's family the importer knows: the
+    family's block (``family``) on the module's tensors, found under their
+    checkpoint names or by the block's structure."""
+    named = _checkpoint_named(module, family, collect)
+    if named is not None:
+        weights, dtypes = named
+        return dataclasses.replace(family, weights=weights, dtypes=dtypes,
+                                   formats={})
+    found = _structural(module, collect, torch)
+    missing = set(family.weights) ^ set(found.weights)
+    if missing:
+        operand = sorted(missing)[0]
+        side = "configuration" if operand in family.weights else "module"
+        raise TorchImportError(
+            f"{operand}: only the block's {side} has it (its "
+            f"{'module' if side == 'configuration' else 'configuration'} "
+            "does not); the importer cannot tell where it is")
+    sizes = {"hidden": (found.hidden, family.hidden),
+             "intermediate": (found.intermediate, family.intermediate),
+             "experts": (found.experts, family.num_experts),
+             "shared intermediate": (found.shared_intermediate,
+                                     family.shared_intermediate)}
+    for what, (has, expected) in sizes.items():
+        if has != expected:
+            raise TorchImportError(
+                f"the block's {what} size is {has}, its configuration's "
+                f"layer has {expected} (pass layer=)")
+    return dataclasses.replace(family, weights=found.weights,
+                               dtypes=found.dtypes, views=found.views,
+                               formats={})
 
 
 @dataclass(frozen=True)

@@ -197,10 +197,6 @@ def test_unsupported_modules() -> None:
     with pytest.raises(TorchImportError, match="expected an nn.Module"):
         import_module(object())
     block = _seeded(MixtralStyleBlock)
-    block.gate = nn.Linear(32, 6, bias=True)
-    with pytest.raises(TorchImportError, match="gate has a bias"):
-        import_module(block)
-    block = _seeded(MixtralStyleBlock)
     block.experts.append(SwiGLUExpert(32, 48))
     with pytest.raises(TorchImportError, match="gate scores 6 experts but "
                        "`experts` has 7"):
@@ -271,3 +267,196 @@ def test_compiled_matches_forward(tmp_path, block_type, dtype) -> None:
                                 "--rtol", str(family_cases.tolerance(storage)))
     assert done.returncode == 0, done.stderr
     assert os.path.isfile(paths["weights"])
+
+
+class V5Router(nn.Module):
+    """transformers v5's TopKRouter: a module holding the router's weight."""
+
+    def __init__(self, hidden, experts, top_k, norm_topk_prob=None):
+        super().__init__()
+        self.top_k = top_k
+        self.weight = nn.Parameter(torch.randn(experts, hidden) * 4.0 /
+                                   hidden ** 0.5)
+        if norm_topk_prob is not None:
+            self.norm_topk_prob = norm_topk_prob
+
+    def forward(self, h):
+        probs = F.softmax(F.linear(h, self.weight).float(), dim=-1)
+        weights, chosen = torch.topk(probs, self.top_k, dim=-1)
+        if getattr(self, "norm_topk_prob", True):
+            weights = weights / weights.sum(dim=-1, keepdim=True)
+        return weights, chosen
+
+
+class V5Experts(nn.Module):
+    """transformers v5's experts: 3-D tensors, with the flags
+    use_experts_implementation sets (gated, transposed, interleaved,
+    biased)."""
+
+    def __init__(self, hidden, inter, experts, *, transposed=False,
+                 interleaved=False, bias=False, gated=True, flags=True):
+        super().__init__()
+        width = 2 * inter if gated else inter
+        first = (experts, hidden, width) if transposed else \
+            (experts, width, hidden)
+        second = (experts, inter, hidden) if transposed else \
+            (experts, hidden, inter)
+        name = "gate_up_proj" if gated else "up_proj"
+        setattr(self, name, nn.Parameter(torch.randn(*first) /
+                                         hidden ** 0.5))
+        self.down_proj = nn.Parameter(torch.randn(*second) / inter ** 0.5)
+        if bias:
+            setattr(self, name + "_bias",
+                    nn.Parameter(0.1 * torch.randn(experts, width)))
+            self.down_proj_bias = nn.Parameter(
+                0.1 * torch.randn(experts, hidden))
+        self.act_fn = nn.SiLU() if gated else nn.ReLU()
+        self.gated, self.interleaved = gated, interleaved
+        self.transposed, self.biased = transposed, bias
+        if flags:
+            self.has_gate, self.has_bias = gated, bias
+            self.is_transposed = transposed
+            self.is_concatenated = not interleaved
+
+    def expert(self, e, x):
+        name = "gate_up_proj" if self.gated else "up_proj"
+        first, down = getattr(self, name)[e], self.down_proj[e]
+        out = x @ first if self.transposed else F.linear(x, first)
+        if self.biased:
+            out = out + getattr(self, name + "_bias")[e]
+        if self.gated:
+            gate, up = ((out[..., ::2], out[..., 1::2]) if self.interleaved
+                        else out.chunk(2, dim=-1))
+            out = self.act_fn(gate) * up
+        else:
+            out = self.act_fn(out)
+        out = out @ down if self.transposed else F.linear(out, down)
+        return out + self.down_proj_bias[e] if self.biased else out
+
+
+class V5Block(nn.Module):
+    """transformers v5's sparse MoE block: router, then the experts."""
+
+    def __init__(self, hidden=32, inter=24, experts=6, top_k=2,
+                 norm_topk_prob=None, **layout):
+        super().__init__()
+        self.gate = V5Router(hidden, experts, top_k, norm_topk_prob)
+        self.experts = V5Experts(hidden, inter, experts, **layout)
+
+    def forward(self, hidden_states):
+        batch, seq, hidden = hidden_states.shape
+        h = hidden_states.view(-1, hidden)
+        weights, chosen = self.gate(h)
+        out = torch.zeros_like(h)
+        for e in range(self.experts.down_proj.shape[0]):
+            rows, slot = torch.where(chosen == e)
+            if rows.numel():
+                out.index_add_(0, rows, self.experts.expert(e, h[rows]) *
+                               weights[rows, slot, None])
+        return out.view(batch, seq, hidden)
+
+
+V5_LAYOUTS = {
+    "concatenated": {},
+    "no renormalization": {"norm_topk_prob": False},
+    "transposed interleaved biased": {"transposed": True,
+                                      "interleaved": True, "bias": True},
+    "transposed without flags": {"transposed": True, "flags": False},
+    "ungated": {"gated": False, "bias": True},
+    "ungated transposed": {"gated": False, "transposed": True},
+}
+
+
+@pytest.mark.parametrize("layout", sorted(V5_LAYOUTS))
+def test_v5_blocks_match_forward(layout) -> None:
+    torch.manual_seed(1)
+    block = V5Block(**V5_LAYOUTS[layout]).eval()
+    imported = import_module(block)
+    spec = imported.spec
+    assert (spec.num_experts, spec.hidden, spec.intermediate) == (6, 32, 24)
+    assert spec.routing.renormalize == (
+        "none" if layout == "no renormalization" else "selected")
+    assert "expert_gate" in spec.weights or layout.startswith("ungated")
+    for tokens in (0, 1, 29):
+        x = _inputs(imported, tokens, seed=tokens)
+        ref, _ = layer_reference(x, imported.operands(), spec.routing,
+                                 spec.activation)
+        y = _forward(block, x)
+        assert np.max(np.abs(y - ref), initial=0.0) <= \
+            1e-5 * np.max(np.abs(ref), initial=0.0)
+
+
+@pytest.mark.skipif(not built_tools.have_runtime_tools(),
+                    reason="moe-compile, moe-run or the runtime library is "
+                    "not built")
+def test_v5_block_compiled(tmp_path) -> None:
+    """The fused tensors, bound through the module's views by moe-run."""
+    from moe_mlir.runtime import load_layer
+    from moe_mlir.tools import compile_layer
+
+    torch.manual_seed(2)
+    block = V5Block(transposed=True, interleaved=True, bias=True).eval() \
+        .to(torch.bfloat16)
+    imported = import_module(block)
+    paths = imported.write(tmp_path)
+    module = str(tmp_path / "layer.so")
+    compile_layer(paths["module"], module)
+    layer = load_layer(module, paths["weights"])
+    for tokens in (1, 67):
+        x = _inputs(imported, tokens, seed=tokens)
+        ref = _forward(block, x)
+        y = layer(x, threads=2)
+        assert np.max(np.abs(y - ref)) <= \
+            family_cases.tolerance("bf16") * np.max(np.abs(ref))
+
+
+def test_v5_blocks_refused() -> None:
+    torch.manual_seed(3)
+    block = V5Block()
+    block.experts.down_proj = nn.Parameter(torch.randn(6, 32, 20))
+    with pytest.raises(TorchImportError, match=r"gate_up_proj \[6, 48, 32\] "
+                       r"and down_proj \[6, 32, 20\] are neither"):
+        import_module(block)
+    block = V5Block()
+    block.experts.is_transposed = True
+    with pytest.raises(TorchImportError, match="not the transposed layout"):
+        import_module(block)
+    block = V5Block(bias=True)
+    block.experts.gate_up_proj_bias = nn.Parameter(torch.randn(6, 24))
+    with pytest.raises(TorchImportError, match=r"gate_up_proj_bias is "
+                       r"\[6, 24\], expected \[6, 48\]"):
+        import_module(block)
+    block = V5Block()
+    block.experts.has_gate = False
+    with pytest.raises(TorchImportError, match="has_gate disagrees"):
+        import_module(block)
+    block = V5Block()
+    block.gate.register_buffer("e_score_correction_bias", torch.zeros(6))
+    with pytest.raises(TorchImportError, match="e_score_correction_bias "
+                       "needs the model's configuration"):
+        import_module(block)
+    block = V5Block()
+    block.gate.register_buffer("e_score_correction_bias", torch.zeros(5))
+    with pytest.raises(TorchImportError, match=r"gate.e_score_correction_bias"
+                       r" is \[5\], expected \[6\] or \[1, 6\]"):
+        import_module(block)
+    block = V5Block()
+    block.gate.weight = nn.Parameter(torch.randn(7, 32))
+    with pytest.raises(TorchImportError, match="gate scores 7 experts but "
+                       "`experts` has 6"):
+        import_module(block)
+    block = V5Block()
+    del block.experts.down_proj
+    with pytest.raises(TorchImportError, match="experts must be an "
+                       "nn.ModuleList of experts or hold"):
+        import_module(block)
+    block = V5Block()
+    with pytest.raises(TorchImportError, match="config= must be a "
+                       "transformers configuration"):
+        import_module(block, config={"hidden_size": 32})
+    with pytest.raises(TorchImportError, match="layer= needs a block"):
+        import_module(block, layer=1)
+    block = V5Block()
+    del block.gate
+    with pytest.raises(TorchImportError, match="the block needs a router"):
+        import_module(block)

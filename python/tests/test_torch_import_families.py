@@ -1,0 +1,288 @@
+"""torch_import on blocks that keep their model's configuration.
+
+Every family of test_hf_families (its checkpoints and its forward, written
+from the ``transformers`` modeling code, are shared): the block's tensors
+held by a module as ``transformers`` v4 names them (the checkpoint's names)
+and, for the families whose checkpoints store each expert apart, as v5
+holds them (a router module holding ``weight``, one experts module holding
+3-D ``gate_up_proj`` ``[E, 2I, H]`` and ``down_proj`` ``[E, H, I]``), with
+the model's ``config``; imported and compared with the family's forward.
+Skipped without torch.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pytest
+
+import test_hf_families as hf
+from moe_mlir import families, family_cases
+from moe_mlir.family_cases import max_error
+from moe_mlir.layer import layer as layer_reference
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+from moe_mlir.torch_import import TorchImportError, import_module  # noqa
+
+
+class Config:
+    """What a transformers configuration offers the importer."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.values)
+
+
+def holder(tensors: dict[str, np.ndarray]) -> nn.Module:
+    """A module whose ``state_dict`` is ``tensors`` (dotted names)."""
+    root = nn.Module()
+    for name, value in tensors.items():
+        *path, leaf = name.split(".")
+        owner = root
+        for part in path:
+            if not hasattr(owner, part):
+                owner.add_module(part, nn.Module())
+            owner = getattr(owner, part)
+        owner.register_parameter(leaf, nn.Parameter(
+            torch.from_numpy(np.asarray(value, np.float32)),
+            requires_grad=False))
+    return root
+
+
+def block_prefix(config: dict[str, Any], layer: int) -> str:
+    """The names the block's tensors share in a checkpoint."""
+    names = list(families.layer_spec(config, layer).weights.values())
+    common = os.path.commonprefix(names)
+    return common[:common.rfind(".") + 1]
+
+
+def imported_output(imported, x: np.ndarray) -> np.ndarray:
+    spec = imported.spec
+    y, _ = layer_reference(x, imported.operands(), spec.routing,
+                           spec.activation, weight_inputs=spec.weight_inputs,
+                           swiglu=spec.swiglu, zero_experts=spec.zero_experts)
+    return y
+
+
+def check(family: hf.Family, name: str, module: nn.Module,
+          tensors: dict[str, np.ndarray], layer: int, prefix: str) -> None:
+    imported = import_module(module, layer=layer, prefix=prefix)
+    assert imported.spec.num_experts == hf.E
+    for tokens in (0, 1, 37):
+        x = hf._inputs(family, tensors, layer, imported.spec, tokens,
+                       seed=tokens)
+        y = imported_output(imported, x)
+        assert y.shape == (tokens, hf.H)
+        if tokens:
+            err, peak = max_error(y, hf._forward(family, tensors, layer, x))
+            assert err <= 1e-9 * peak, (name, tokens, err, peak)
+
+
+# gpt-oss's MXFP4 checkpoint holds bytes a module never does.
+NAMED = sorted(n for n, f in hf.FAMILIES.items()
+               if f.layout != "gpt_oss_mxfp4")
+
+
+@pytest.mark.parametrize("name", NAMED)
+def test_blocks_named_as_checkpoints(name) -> None:
+    family = hf.FAMILIES[name]
+    layer = family.moe_layers[-1]
+    tensors = hf._checkpoint(family, "f32", seed=len(name))
+    prefix = block_prefix(family.config, layer)
+    module = holder({k[len(prefix):]: v for k, v in tensors.items()
+                     if k.startswith(prefix)})
+    module.config = Config(family.config)
+    check(family, name, module, tensors, layer, prefix)
+    # The names are those of the checkpoint, under the prefix given.
+    imported = import_module(module, layer=layer, prefix=prefix)
+    assert set(imported.tensors) <= set(tensors)
+
+
+_V5_ROUTERS = ("gate", "router")
+_V5_SHARED = ("shared_expert", "shared_experts", "shared_mlp")
+_V5_OPERANDS = {"router", "router_bias", "score_bias", "expert_gate",
+                "expert_up", "expert_down", "shared_gate", "shared_up",
+                "shared_down", "shared_expert_gate"}
+
+
+def v5_layout(spec, prefix: str) -> dict[str, str] | None:
+    """``operand -> name`` (less ``prefix``) of a block that v5 holds as
+    the importer reads it (a ``gate`` or ``router`` module holding the
+    router's tensors or one nn.Linear of them, gated experts, shared
+    experts of nn.Linear layers); ``None`` for another block."""
+    names = {op: name[len(prefix):] for op, name in spec.weights.items()}
+    if set(names) - _V5_OPERANDS or "expert_gate" not in names:
+        return None
+    router = names["router"].split(".")
+    if router[0] not in _V5_ROUTERS or len(router) not in (2, 3):
+        return None
+    if any(not names[op].startswith(router[0] + ".")
+           for op in ("router_bias", "score_bias") if op in names):
+        return None
+    if "shared_gate" in names and \
+            names["shared_gate"].split(".")[0] not in _V5_SHARED:
+        return None
+    return names
+
+
+def v5_block(spec, names: dict[str, str],
+             tensors: dict[str, np.ndarray], prefix: str) -> nn.Module:
+    """The block as transformers v5 holds it: a router module, one experts
+    module of 3-D tensors (``gate_up_proj`` ``[E, 2I, H]``, the gate half
+    first; ``down_proj`` ``[E, H, I]``), shared experts of nn.Linear
+    layers."""
+    def parameter(value: np.ndarray) -> nn.Parameter:
+        return nn.Parameter(torch.from_numpy(np.asarray(value, np.float32)),
+                            requires_grad=False)
+
+    def linear(weight: np.ndarray, bias: np.ndarray | None = None):
+        layer = nn.Linear(weight.shape[1], weight.shape[0],
+                          bias=bias is not None)
+        layer.weight = parameter(weight)
+        if bias is not None:
+            layer.bias = parameter(bias)
+        return layer
+
+    def tensor(operand: str) -> np.ndarray:
+        return tensors[prefix + names[operand]]
+
+    module = nn.Module()
+    path = names["router"].split(".")
+    bias = tensor("router_bias") if "router_bias" in names else None
+    if len(path) == 3:      # a module holding one nn.Linear (gate.wg)
+        router = nn.Module()
+        router.add_module(path[1], linear(tensor("router"), bias))
+    else:
+        router = nn.Module()
+        router.weight = parameter(tensor("router"))
+        if bias is not None:
+            router.bias = parameter(bias)
+    if "score_bias" in names:   # a buffer, where the checkpoint keeps it
+        *owners, leaf = names["score_bias"].split(".")[1:]
+        holder_module = router
+        for owner in owners:
+            if not hasattr(holder_module, owner):
+                holder_module.add_module(owner, nn.Module())
+            holder_module = getattr(holder_module, owner)
+        holder_module.register_buffer(leaf, torch.from_numpy(
+            tensor("score_bias").astype(np.float32)))
+    module.add_module(path[0], router)
+    operands = spec.collect(tensors)
+    experts = nn.Module()
+    experts.gate_up_proj = parameter(np.concatenate(
+        [operands["expert_gate"], operands["expert_up"]], axis=1))
+    experts.down_proj = parameter(operands["expert_down"])
+    experts.act_fn = nn.SiLU()
+    module.experts = experts
+    if "shared_gate" in names:
+        shared = nn.Module()
+        for op in ("shared_gate", "shared_up", "shared_down"):
+            setattr(shared, names[op].split(".")[1], linear(tensor(op)))
+        shared.act_fn = nn.SiLU()
+        setattr(module, names["shared_gate"].split(".")[0], shared)
+    if "shared_expert_gate" in names:
+        setattr(module, names["shared_expert_gate"].split(".")[0],
+                linear(tensor("shared_expert_gate")))
+    return module
+
+
+def hf_v5_case(name: str):
+    family = hf.FAMILIES[name]
+    layer = family.moe_layers[-1]
+    tensors = hf._checkpoint(family, "f32", seed=len(name))
+    prefix = block_prefix(family.config, layer)
+    spec = families.layer_spec(family.config, layer)
+    return family, layer, tensors, prefix, spec, v5_layout(spec, prefix)
+
+
+V5 = sorted(n for n in hf.FAMILIES if hf_v5_case(n)[-1] is not None)
+
+
+@pytest.mark.parametrize("name", V5)
+def test_v5_blocks(name) -> None:
+    family, layer, tensors, prefix, spec, names = hf_v5_case(name)
+    module = v5_block(spec, names, tensors, prefix)
+    # v5's experts module keeps the configuration (the decorator's).
+    module.experts.config = Config(family.config)
+    check(family, name, module, tensors, layer, "")
+    imported = set(import_module(module, layer=layer).tensors)
+    assert "experts.gate_up_proj" in imported
+    assert "experts.down_proj" in imported
+
+
+@pytest.mark.parametrize("name", sorted(family_cases.FAMILIES))
+def test_first_families(name) -> None:
+    """The families of moe_mlir.family_cases (Mixtral, Qwen2-MoE, Qwen3-MoE,
+    DeepSeek-V2 and -V3), named as checkpoints and as v5 holds them."""
+    case = family_cases.make_case(name)
+    prefix = block_prefix(case.config, case.layer)
+    named = holder({k[len(prefix):]: v for k, v in case.tensors.items()
+                    if k.startswith(prefix)})
+    named.config = Config(case.config)
+    layout = v5_layout(case.spec, prefix)
+    assert layout is not None
+    fused = v5_block(case.spec, layout, case.tensors, prefix)
+    fused.experts.config = Config(case.config)
+    for module in (named, fused):
+        imported = import_module(module, layer=case.layer)
+        for tokens in (1, 37):
+            x = case.sample_inputs(tokens)
+            err, peak = max_error(imported_output(imported, x),
+                                  case.reference(x))
+            assert err <= 1e-9 * peak, (name, tokens, err, peak)
+
+
+def test_v5_text_configuration() -> None:
+    """A multimodal model's text configuration (``*_text``) is read as its
+    family's nested one."""
+    family = hf.FAMILIES["glm4v_moe"]
+    layer = family.moe_layers[-1]
+    tensors = hf._checkpoint(family, "f32", seed=3)
+    spec = families.layer_spec(family.config, layer)
+    prefix = block_prefix(family.config, layer)
+    module = v5_block(spec, v5_layout(spec, prefix), tensors, prefix)
+    text = dict(family.text_config(family.config))
+    text["model_type"] = "glm4v_moe_text"
+    module.experts.config = Config(text)
+    check(family, "glm4v_moe", module, tensors, layer, "")
+
+
+def test_configured_blocks_refused() -> None:
+    family = hf.FAMILIES["glm4_moe"]
+    layer = family.moe_layers[-1]
+    tensors = hf._checkpoint(family, "f32", seed=5)
+    spec = families.layer_spec(family.config, layer)
+    prefix = block_prefix(family.config, layer)
+    module = v5_block(spec, v5_layout(spec, prefix), tensors, prefix)
+    module.experts.config = Config(family.config)
+    # A layer the configuration makes dense.
+    dense = next(n for n in range(hf.LAYERS) if n not in family.moe_layers)
+    with pytest.raises(TorchImportError, match="the block's configuration: "
+                       f"layer {dense} of this glm4_moe model is a dense"):
+        import_module(module, layer=dense)
+    # Sizes the configuration does not give the layer.
+    config = dict(family.config, moe_intermediate_size=hf.I + 8)
+    module.experts.config = Config(config)
+    with pytest.raises(TorchImportError, match=f"intermediate size is {hf.I}, "
+                       f"its configuration's layer has {hf.I + 8}"):
+        import_module(module, layer=layer)
+    # A configuration with a shared expert the module lacks.
+    module.experts.config = Config(family.config)
+    del module.shared_experts
+    with pytest.raises(TorchImportError, match="shared_down: only the "
+                       "block's configuration has it"):
+        import_module(module, layer=layer)
+    # layer= without a configuration to read it from.
+    del module.experts.config
+    with pytest.raises(TorchImportError, match="layer= needs a block"):
+        import_module(module, layer=layer)
+    # The correction bias without the configuration's routing.
+    with pytest.raises(TorchImportError, match="e_score_correction_bias "
+                       "needs the model's configuration"):
+        import_module(module)
