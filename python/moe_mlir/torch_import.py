@@ -89,6 +89,15 @@ _TORCH_DTYPES = {"torch.float32": "f32", "torch.bfloat16": "bf16",
 _SHARED_ATTRS = ("shared_expert", "shared_experts", "shared_mlp")
 
 
+# The transformers families whose blocks route as the attribute path reads
+# them (softmax over the experts, top-k, renormalized iff norm_topk_prob,
+# absent: renormalized); another family's block without its configuration
+# would be imported with the wrong routing, and is refused.
+_ATTRIBUTE_ROUTED = frozenset({"mixtral", "minimax", "qwen2_moe", "qwen3_moe",
+                               "qwen3_next", "qwen3_vl_moe", "olmoe",
+                               "flex_olmo"})
+
+
 class TorchImportError(ValueError):
     """A module the importer does not understand (one-line reason)."""
 
@@ -404,6 +413,10 @@ def _stacked_experts(module: Any, collect: _Collector, torch: Any,
             "experts must be an nn.ModuleList of experts or hold the "
             "experts' 3-D gate_up_proj (or up_proj) and down_proj tensors")
     gated = gate_up is not None
+    if fused.shape[0] > down.shape[0]:
+        # LongCat's first projection has rows for its identity experts too
+        # (ids from E on), which never multiply: the E experts' are kept.
+        fused = fused[:down.shape[0]]
     if getattr(experts, "has_gate", gated) != gated:
         raise TorchImportError("experts: has_gate disagrees with the "
                                "tensors (gate_up_proj is the gated form)")
@@ -667,6 +680,13 @@ def _attribute_block(module: Any, collect: _Collector, torch: Any,
                      top_k: int | None, activation: str | None) -> LayerSpec:
     """A block without a configuration the importer reads: softmax top-k
     routing from its attributes (top_k, norm_topk_prob)."""
+    source = type(module).__module__.split(".")
+    if source[:2] == ["transformers", "models"] and len(source) > 2 and \
+            source[2] not in _ATTRIBUTE_ROUTED:
+        raise TorchImportError(
+            f"a transformers {source[2]} block does not route by softmax "
+            "top-k over its attributes: pass config= (the model's "
+            "configuration)")
     found = _structural(module, collect, torch)
     if "score_bias" in found.weights:
         raise TorchImportError(

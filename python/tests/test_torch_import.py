@@ -460,3 +460,32 @@ def test_v5_blocks_refused() -> None:
     del block.gate
     with pytest.raises(TorchImportError, match="the block needs a router"):
         import_module(block)
+
+
+def test_transformers_blocks_need_their_configuration() -> None:
+    """A transformers block of a family that does not route by softmax
+    top-k over its attributes (Jamba: never renormalized) is refused
+    without its configuration, and read with it."""
+    class JambaSparseMoeBlock(MixtralStyleBlock):
+        pass
+
+    JambaSparseMoeBlock.__module__ = "transformers.models.jamba.modeling_jamba"
+    torch.manual_seed(4)
+    block = JambaSparseMoeBlock(names=("gate_proj", "up_proj", "down_proj"))
+    block.norm_topk_prob = False  # Jamba's forward
+    with pytest.raises(TorchImportError, match="a transformers jamba block "
+                       "does not route by softmax top-k over its "
+                       "attributes: pass config="):
+        import_module(block)
+    config = {"model_type": "jamba", "hidden_size": 32,
+              "intermediate_size": 48, "num_experts": 6,
+              "num_experts_per_tok": 2, "num_hidden_layers": 2,
+              "expert_layer_period": 1, "expert_layer_offset": 0}
+    imported = import_module(block, config=config, layer=0,
+                             prefix="model.layers.0.feed_forward.")
+    assert imported.spec.routing.renormalize == "none"
+    x = _inputs(imported, 23)
+    ref, _ = layer_reference(x, imported.operands(), imported.spec.routing,
+                             imported.spec.activation)
+    y = _forward(block.eval(), x)
+    assert np.max(np.abs(y - ref)) <= 1e-5 * np.max(np.abs(ref))

@@ -122,9 +122,13 @@ def v5_layout(spec, prefix: str) -> dict[str, str] | None:
     router = names["router"].split(".")
     if router[0] not in _V5_ROUTERS or len(router) not in (2, 3):
         return None
-    if any(not names[op].startswith(router[0] + ".")
-           for op in ("router_bias", "score_bias") if op in names):
+    if "router_bias" in names and \
+            not names["router_bias"].startswith(router[0] + "."):
         return None
+    if "score_bias" in names and \
+            not names["score_bias"].startswith(router[0] + "."):
+        # v5 moves ERNIE's moe_statics into its router.
+        names["score_bias"] = f"{router[0]}.{names['score_bias']}"
     if "shared_gate" in names and \
             names["shared_gate"].split(".")[0] not in _V5_SHARED:
         return None
@@ -150,7 +154,9 @@ def v5_block(spec, names: dict[str, str],
         return layer
 
     def tensor(operand: str) -> np.ndarray:
-        return tensors[prefix + names[operand]]
+        name = prefix + names[operand]
+        return tensors[name] if name in tensors else \
+            tensors[prefix + names[operand].split(".", 1)[1]]
 
     module = nn.Module()
     path = names["router"].split(".")
@@ -175,8 +181,13 @@ def v5_block(spec, names: dict[str, str],
     module.add_module(path[0], router)
     operands = spec.collect(tensors)
     experts = nn.Module()
-    experts.gate_up_proj = parameter(np.concatenate(
-        [operands["expert_gate"], operands["expert_up"]], axis=1))
+    gate_up = np.concatenate(
+        [operands["expert_gate"], operands["expert_up"]], axis=1)
+    if spec.zero_experts:
+        # LongCat's v5 experts hold rows for its identity experts too.
+        gate_up = np.concatenate([gate_up, np.full(
+            (spec.zero_experts,) + gate_up.shape[1:], np.nan, np.float32)])
+    experts.gate_up_proj = parameter(gate_up)
     experts.down_proj = parameter(operands["expert_down"])
     experts.act_fn = nn.SiLU()
     module.experts = experts
@@ -286,3 +297,17 @@ def test_configured_blocks_refused() -> None:
     with pytest.raises(TorchImportError, match="e_score_correction_bias "
                        "needs the model's configuration"):
         import_module(module)
+
+
+def test_configuration_on_the_shared_expert() -> None:
+    """Llama 4's v5 block keeps its configuration on its shared expert
+    only; its fused experts are the checkpoint's."""
+    family = hf.FAMILIES["llama4_text"]
+    layer = family.moe_layers[-1]
+    tensors = hf._checkpoint(family, "f32", seed=9)
+    prefix = block_prefix(family.config, layer)
+    module = holder({k[len(prefix):]: v for k, v in tensors.items()
+                     if k.startswith(prefix)})
+    module.shared_expert.config = Config(family.config)
+    check(family, "llama4_text", module, tensors, layer, prefix)
+    assert import_module(module).spec.weight_inputs
