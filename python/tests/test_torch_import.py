@@ -410,56 +410,67 @@ def test_v5_block_compiled(tmp_path) -> None:
             family_cases.tolerance("bf16") * np.max(np.abs(ref))
 
 
-def test_v5_blocks_refused() -> None:
+def _set(path: str, value):
+    """A change of a V5Block: ``path`` (dotted) set to ``value``."""
+    def change(block):
+        owner, leaf = path.rsplit(".", 1) if "." in path else ("", path)
+        setattr(_owner(block, owner), leaf, value)
+    return change
+
+
+def _score_bias(size: int):
+    def change(block):
+        block.gate.register_buffer("e_score_correction_bias",
+                                   torch.zeros(size))
+    return change
+
+
+def _delete(path: str):
+    def change(block):
+        owner, leaf = path.rsplit(".", 1) if "." in path else ("", path)
+        delattr(_owner(block, owner), leaf)
+    return change
+
+
+def _owner(block, path: str):
+    for name in filter(None, path.split(".")):
+        block = getattr(block, name)
+    return block
+
+
+@pytest.mark.parametrize("layout, change, message", [
+    ({}, _set("experts.down_proj", nn.Parameter(torch.zeros(6, 32, 20))),
+     r"gate_up_proj \[6, 48, 32\] and down_proj \[6, 32, 20\] are neither"),
+    ({}, _set("experts.is_transposed", True), "not the transposed layout"),
+    ({"bias": True}, _set("experts.gate_up_proj_bias",
+                          nn.Parameter(torch.zeros(6, 24))),
+     r"gate_up_proj_bias is \[6, 24\], expected \[6, 48\]"),
+    ({}, _set("experts.has_gate", False), "has_gate disagrees"),
+    ({}, _score_bias(6), "e_score_correction_bias needs the model's "
+     "configuration"),
+    ({}, _score_bias(5), r"gate.e_score_correction_bias is \[5\], expected "
+     r"\[6\] or \[1, 6\]"),
+    ({}, _set("gate.weight", nn.Parameter(torch.zeros(7, 32))),
+     "gate scores 7 experts but `experts` has 6"),
+    ({}, _delete("experts.down_proj"), "experts must be an nn.ModuleList of "
+     "experts or hold"),
+    ({}, _delete("gate"), "the block needs a router"),
+])
+def test_v5_blocks_refused(layout, change, message) -> None:
     torch.manual_seed(3)
-    block = V5Block()
-    block.experts.down_proj = nn.Parameter(torch.randn(6, 32, 20))
-    with pytest.raises(TorchImportError, match=r"gate_up_proj \[6, 48, 32\] "
-                       r"and down_proj \[6, 32, 20\] are neither"):
+    block = V5Block(**layout)
+    change(block)
+    with pytest.raises(TorchImportError, match=message):
         import_module(block)
-    block = V5Block()
-    block.experts.is_transposed = True
-    with pytest.raises(TorchImportError, match="not the transposed layout"):
-        import_module(block)
-    block = V5Block(bias=True)
-    block.experts.gate_up_proj_bias = nn.Parameter(torch.randn(6, 24))
-    with pytest.raises(TorchImportError, match=r"gate_up_proj_bias is "
-                       r"\[6, 24\], expected \[6, 48\]"):
-        import_module(block)
-    block = V5Block()
-    block.experts.has_gate = False
-    with pytest.raises(TorchImportError, match="has_gate disagrees"):
-        import_module(block)
-    block = V5Block()
-    block.gate.register_buffer("e_score_correction_bias", torch.zeros(6))
-    with pytest.raises(TorchImportError, match="e_score_correction_bias "
-                       "needs the model's configuration"):
-        import_module(block)
-    block = V5Block()
-    block.gate.register_buffer("e_score_correction_bias", torch.zeros(5))
-    with pytest.raises(TorchImportError, match=r"gate.e_score_correction_bias"
-                       r" is \[5\], expected \[6\] or \[1, 6\]"):
-        import_module(block)
-    block = V5Block()
-    block.gate.weight = nn.Parameter(torch.randn(7, 32))
-    with pytest.raises(TorchImportError, match="gate scores 7 experts but "
-                       "`experts` has 6"):
-        import_module(block)
-    block = V5Block()
-    del block.experts.down_proj
-    with pytest.raises(TorchImportError, match="experts must be an "
-                       "nn.ModuleList of experts or hold"):
-        import_module(block)
+
+
+def test_import_arguments_refused() -> None:
     block = V5Block()
     with pytest.raises(TorchImportError, match="config= must be a "
                        "transformers configuration"):
         import_module(block, config={"hidden_size": 32})
     with pytest.raises(TorchImportError, match="layer= needs a block"):
         import_module(block, layer=1)
-    block = V5Block()
-    del block.gate
-    with pytest.raises(TorchImportError, match="the block needs a router"):
-        import_module(block)
 
 
 def test_transformers_blocks_need_their_configuration() -> None:

@@ -39,17 +39,21 @@ class Config:
         return dict(self.values)
 
 
+def submodule(root: nn.Module, path: list[str]) -> nn.Module:
+    """``root``'s module at ``path``, made (empty) where missing."""
+    for part in path:
+        if not hasattr(root, part):
+            root.add_module(part, nn.Module())
+        root = getattr(root, part)
+    return root
+
+
 def holder(tensors: dict[str, np.ndarray]) -> nn.Module:
     """A module whose ``state_dict`` is ``tensors`` (dotted names)."""
     root = nn.Module()
     for name, value in tensors.items():
         *path, leaf = name.split(".")
-        owner = root
-        for part in path:
-            if not hasattr(owner, part):
-                owner.add_module(part, nn.Module())
-            owner = getattr(owner, part)
-        owner.register_parameter(leaf, nn.Parameter(
+        submodule(root, path).register_parameter(leaf, nn.Parameter(
             torch.from_numpy(np.asarray(value, np.float32)),
             requires_grad=False))
     return root
@@ -171,12 +175,7 @@ def v5_block(spec, names: dict[str, str],
             router.bias = parameter(bias)
     if "score_bias" in names:   # a buffer, where the checkpoint keeps it
         *owners, leaf = names["score_bias"].split(".")[1:]
-        holder_module = router
-        for owner in owners:
-            if not hasattr(holder_module, owner):
-                holder_module.add_module(owner, nn.Module())
-            holder_module = getattr(holder_module, owner)
-        holder_module.register_buffer(leaf, torch.from_numpy(
+        submodule(router, owners).register_buffer(leaf, torch.from_numpy(
             tensor("score_bias").astype(np.float32)))
     module.add_module(path[0], router)
     operands = spec.collect(tensors)
@@ -213,6 +212,12 @@ def hf_v5_case(name: str):
 
 
 V5 = sorted(n for n in hf.FAMILIES if hf_v5_case(n)[-1] is not None)
+
+
+def hf_v5_module(name: str):
+    """(family, layer, tensors, the v5 block) of a test_hf_families case."""
+    family, layer, tensors, prefix, spec, names = hf_v5_case(name)
+    return family, layer, tensors, v5_block(spec, names, tensors, prefix)
 
 
 @pytest.mark.parametrize("name", V5)
@@ -252,12 +257,7 @@ def test_first_families(name) -> None:
 def test_v5_text_configuration() -> None:
     """A multimodal model's text configuration (``*_text``) is read as its
     family's nested one."""
-    family = hf.FAMILIES["glm4v_moe"]
-    layer = family.moe_layers[-1]
-    tensors = hf._checkpoint(family, "f32", seed=3)
-    spec = families.layer_spec(family.config, layer)
-    prefix = block_prefix(family.config, layer)
-    module = v5_block(spec, v5_layout(spec, prefix), tensors, prefix)
+    family, layer, tensors, module = hf_v5_module("glm4v_moe")
     text = dict(family.text_config(family.config))
     text["model_type"] = "glm4v_moe_text"
     module.experts.config = Config(text)
@@ -265,12 +265,7 @@ def test_v5_text_configuration() -> None:
 
 
 def test_configured_blocks_refused() -> None:
-    family = hf.FAMILIES["glm4_moe"]
-    layer = family.moe_layers[-1]
-    tensors = hf._checkpoint(family, "f32", seed=5)
-    spec = families.layer_spec(family.config, layer)
-    prefix = block_prefix(family.config, layer)
-    module = v5_block(spec, v5_layout(spec, prefix), tensors, prefix)
+    family, layer, tensors, module = hf_v5_module("glm4_moe")
     module.experts.config = Config(family.config)
     # A layer the configuration makes dense.
     dense = next(n for n in range(hf.LAYERS) if n not in family.moe_layers)
