@@ -68,7 +68,7 @@ from .routing import Routing
 from .views import Slice, View
 
 __all__ = ["TorchDenseMLP", "TorchImportError", "TorchLayer",
-           "import_dense_module", "import_module"]
+           "import_dense_module", "import_model", "import_module"]
 
 # Expert projection attribute names: (gate, up, down), gate None if ungated.
 _PROJECTIONS = (("w1", "w3", "w2"), ("gate_proj", "up_proj", "down_proj"),
@@ -674,6 +674,75 @@ def import_module(module: Any, *, top_k: int | None = None,
         raise TorchImportError(str(err).strip('"')) from None
     return TorchLayer(spec=spec, tensors=collect.tensors,
                       storage_dtypes=collect.dtypes)
+
+
+def import_model(model: Any, layer: int, *, func_name: str = "forward",
+                 config: Any = None) -> TorchLayer:
+    """Import the MoE block of decoder layer ``layer`` of a whole model (a
+    ``transformers`` ``PreTrainedModel``, v4 or v5, of a family the
+    checkpoint importer knows), its tensors named as in the model.
+
+    The block is the module at the path the family's checkpoint names give
+    it (``model.layers.3.mlp``); where v5 moved it (Mixtral's
+    ``block_sparse_moe`` is v5's ``mlp``), the decoder layer's one child
+    holding ``experts``.
+
+    Args:
+        model: the ``nn.Module`` (its ``config`` the configuration).
+        layer: the decoder layer.
+        func_name: the entry point's name.
+        config: the configuration, where the model keeps none.
+
+    Raises:
+        TorchImportError: the reason, in one line.
+    """
+    torch = _torch()
+    if not isinstance(model, torch.nn.Module):
+        raise TorchImportError(f"expected an nn.Module, got "
+                               f"{type(model).__name__}")
+    settings = _module_config(model, config if config is not None
+                              else getattr(model, "config", None))
+    if settings is None:
+        raise TorchImportError("the model keeps no configuration (config); "
+                               "pass config=")
+    family = _family_spec(settings, layer)
+    if family is None:
+        raise TorchImportError(f"model_type {settings['model_type']!r} is no "
+                               "family the importer knows")
+    names = list(family.weights.values())
+    common = os.path.commonprefix(names)
+    path = common[:common.rfind(".")]
+    block = _submodule(model, path)
+    if block is None or not _checkpoint_named_ok(block, family):
+        parent, _, _ = path.rpartition(".")
+        decoder = _submodule(model, parent)
+        holders = [] if decoder is None else [
+            name for name, child in decoder.named_children()
+            if isinstance(getattr(child, "experts", None), torch.nn.Module)]
+        if len(holders) != 1:
+            raise TorchImportError(
+                f"the model has no MoE block at {path} nor one child of "
+                f"{parent or 'the model'} holding `experts`")
+        path = f"{parent}.{holders[0]}" if parent else holders[0]
+        block = _submodule(model, path)
+    return import_module(block, prefix=path + ".", func_name=func_name,
+                         layer=layer, config=settings)
+
+
+def _submodule(model: Any, path: str) -> Any:
+    """The module at dotted ``path`` of ``model``, or ``None``."""
+    try:
+        return model.get_submodule(path) if path else model
+    except AttributeError:
+        return None
+
+
+def _checkpoint_named_ok(block: Any, spec: LayerSpec) -> bool:
+    """Whether ``block`` is the module the checkpoint names of ``spec``
+    are relative to: it holds them, or (v5) it holds the experts."""
+    if _checkpoint_named(block, spec, _Collector("")) is not None:
+        return True
+    return getattr(block, "experts", None) is not None
 
 
 def _attribute_block(module: Any, collect: _Collector, torch: Any,

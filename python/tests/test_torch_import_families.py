@@ -26,7 +26,8 @@ from moe_mlir.layer import layer as layer_reference
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
-from moe_mlir.torch_import import TorchImportError, import_module  # noqa
+from moe_mlir.torch_import import (TorchImportError, import_model,  # noqa
+                                   import_module)
 
 
 class Config:
@@ -306,3 +307,34 @@ def test_configuration_on_the_shared_expert() -> None:
     module.shared_expert.config = Config(family.config)
     check(family, "llama4_text", module, tensors, layer, prefix)
     assert import_module(module).spec.weight_inputs
+
+
+def test_whole_models() -> None:
+    """import_model finds the block of a decoder layer in a whole model:
+    at its checkpoint path (v4), or as the decoder layer's child holding
+    the experts where v5 renamed it (Mixtral's block_sparse_moe: mlp)."""
+    case = family_cases.make_case("mixtral")
+    named = holder(case.tensors)
+    named.config = Config(case.config)
+    prefix = block_prefix(case.config, case.layer)
+    fused = v5_block(case.spec, v5_layout(case.spec, prefix), case.tensors,
+                     prefix)
+    renamed = nn.Module()
+    submodule(renamed, ["model", "layers", str(case.layer)]).add_module(
+        "mlp", fused)
+    renamed.config = Config(case.config)
+    x = case.sample_inputs(19)
+    for model, path in ((named, prefix), (renamed,
+                                          f"model.layers.{case.layer}.mlp.")):
+        imported = import_model(model, case.layer)
+        assert all(name.startswith(path) for name in imported.tensors)
+        err, peak = max_error(imported_output(imported, x), case.reference(x))
+        assert err <= 1e-9 * peak
+    with pytest.raises(TorchImportError, match="keeps no configuration"):
+        import_model(nn.Module(), 1)
+    with pytest.raises(TorchImportError, match="the model has no MoE block "
+                       "at model.layers.1.block_sparse_moe"):
+        import_model(nn.Module(), 1, config=case.config)
+    with pytest.raises(TorchImportError, match="model_type 'llama' is no "
+                       "family"):
+        import_model(nn.Module(), 1, config={"model_type": "llama"})
