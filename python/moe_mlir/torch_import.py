@@ -165,6 +165,10 @@ class _Collector:
         self.dtypes: dict[str, str] = {}
 
     def add(self, name: str, parameter: Any) -> str:
+        if getattr(parameter, "is_meta", False) or \
+                getattr(parameter, "is_sparse", False):
+            raise TorchImportError(f"'{self.prefix}{name}' holds no dense "
+                                   "values (a meta or sparse tensor)")
         dtype = _TORCH_DTYPES.get(str(parameter.dtype))
         if dtype is None:
             raise TorchImportError(f"'{self.prefix}{name}' is "
@@ -301,6 +305,14 @@ def _parameter(owner: Any, name: str, torch: Any) -> Any:
     return value if isinstance(value, torch.Tensor) else None
 
 
+def _top_k(value: Any, where: str) -> int:
+    """``value`` as K: a positive integer (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise TorchImportError(f"{where} must be a positive integer, got "
+                               f"{value!r}")
+    return value
+
+
 def _router(module: Any, collect: _Collector, torch: Any
             ) -> tuple[dict[str, str], dict[str, str], dict[str, View], int,
                        int]:
@@ -397,9 +409,9 @@ def _fused_layout(fused: Any, down: Any, gated: bool, hidden: int,
 
 
 def _stacked_experts(module: Any, collect: _Collector, torch: Any,
-                     hidden: int) -> tuple[dict[str, str], dict[str, str],
-                                           dict[str, View], str | None, int,
-                                           int]:
+                     hidden: int, zero_experts: int = 0
+                     ) -> tuple[dict[str, str], dict[str, str],
+                                dict[str, View], str | None, int, int]:
     """Experts held as 3-D tensors (transformers v5) over the router's
     ``hidden``: (weights, dtypes, views, activation, experts,
     intermediate)."""
@@ -413,7 +425,7 @@ def _stacked_experts(module: Any, collect: _Collector, torch: Any,
             "experts must be an nn.ModuleList of experts or hold the "
             "experts' 3-D gate_up_proj (or up_proj) and down_proj tensors")
     gated = gate_up is not None
-    if fused.shape[0] > down.shape[0]:
+    if zero_experts and fused.shape[0] == down.shape[0] + zero_experts:
         # LongCat's first projection has rows for its identity experts too
         # (ids from E on), which never multiply: the E experts' are kept.
         fused = fused[:down.shape[0]]
@@ -492,14 +504,18 @@ def _module_config(module: Any, given: Any = None) -> dict[str, Any] | None:
         if config is None:
             continue
         if hasattr(config, "to_dict"):
-            config = config.to_dict()
+            try:
+                config = config.to_dict()
+            except Exception as err:  # a foreign object's own failure
+                raise TorchImportError(f"the configuration's to_dict() "
+                                       f"failed: {err}") from None
         if isinstance(config, Mapping) and \
                 isinstance(config.get("model_type"), str):
             return dict(config)
         if given is not None:
-            raise TorchImportError("config= must be a transformers "
-                                   "configuration or a dict with a "
-                                   "model_type")
+            raise TorchImportError("the configuration must be a "
+                                   "transformers configuration or a dict "
+                                   "with a model_type")
     return None
 
 
@@ -523,13 +539,18 @@ def _family_spec(config: Mapping[str, Any],
     if family is None:
         return None
     try:
+        count = family.num_layers(config)
         if layer is None:
             settings = family.settings(config)
-            layer = next((i for i in range(family.num_layers(config))
+            layer = next((i for i in range(count)
                           if family.is_moe_layer(settings, i)), None)
             if layer is None:
                 raise ValueError(f"the {family.name} configuration has no "
                                  "MoE layer")
+        elif isinstance(layer, bool) or not isinstance(layer, int) or \
+                not 0 <= layer < count:
+            raise TorchImportError(f"layer= must be a decoder layer, 0 to "
+                                   f"{count - 1}, got {layer!r}")
         return families.layer_spec(config, layer, dtype="f32")
     except (ValueError, TypeError) as err:
         reason = str(err).removeprefix("config.json ")
@@ -537,14 +558,20 @@ def _family_spec(config: Mapping[str, Any],
             from None
 
 
-def _checkpoint_named(module: Any, spec: LayerSpec, collect: _Collector
-                      ) -> tuple[dict[str, str], dict[str, str]] | None:
-    """The block's tensors under the names ``spec`` gives them in a
-    checkpoint (less the layer's prefix), when the module's ``state_dict``
-    holds every one: (weights, dtypes); else ``None``."""
-    names = list(spec.weights.values())
-    common = os.path.commonprefix(names)
-    block = common[:common.rfind(".") + 1]
+def _block_prefix(spec: LayerSpec) -> str:
+    """What the checkpoint names of ``spec``'s tensors share up to a dot
+    (``model.layers.3.mlp.``; empty if nothing)."""
+    common = os.path.commonprefix(list(spec.weights.values()))
+    return common[:common.rfind(".") + 1]
+
+
+def _checkpoint_names(module: Any, spec: LayerSpec
+                      ) -> dict[str, list[str]] | None:
+    """``operand -> state_dict names`` of the block's tensors under the
+    names ``spec`` gives them in a checkpoint (less :func:`_block_prefix`),
+    when the module's ``state_dict`` holds every one with the checkpoint's
+    shape; else ``None``. Reads names and shapes only."""
+    block = _block_prefix(spec)
     state = module.state_dict()
     found: dict[str, list[str]] = {}
     for operand, name in spec.weights.items():
@@ -562,6 +589,19 @@ def _checkpoint_named(module: Any, spec: LayerSpec, collect: _Collector
                    for n in expanded):
             return None
         found[operand] = expanded
+    return found
+
+
+def _checkpoint_named(module: Any, spec: LayerSpec, collect: _Collector
+                      ) -> tuple[dict[str, str], dict[str, str]] | None:
+    """The block's tensors under their checkpoint names
+    (:func:`_checkpoint_names`), collected: (weights, dtypes); else
+    ``None``."""
+    found = _checkpoint_names(module, spec)
+    if found is None:
+        return None
+    state = module.state_dict()
+    block = _block_prefix(spec)
     weights: dict[str, str] = {}
     dtypes: dict[str, str] = {}
     for operand, expanded in found.items():
@@ -591,8 +631,10 @@ class _Structure:
     experts: int
 
 
-def _structural(module: Any, collect: _Collector, torch: Any) -> _Structure:
-    """The block's tensors and sizes by its structure."""
+def _structural(module: Any, collect: _Collector, torch: Any,
+                zero_experts: int = 0) -> _Structure:
+    """The block's tensors and sizes by its structure (``zero_experts``:
+    the identity experts a stacked first projection may hold rows for)."""
     weights, dtypes, views, rows, hidden = _router(module, collect, torch)
     experts = getattr(module, "experts", None)
     if isinstance(experts, torch.nn.ModuleList):
@@ -601,7 +643,8 @@ def _structural(module: Any, collect: _Collector, torch: Any) -> _Structure:
         count = len(experts)
     elif isinstance(experts, torch.nn.Module):
         (expert_weights, expert_dtypes, expert_views, expert_act, count,
-         inter) = _stacked_experts(module, collect, torch, hidden)
+         inter) = _stacked_experts(module, collect, torch, hidden,
+                                   zero_experts)
         views.update(expert_views)
     else:
         raise TorchImportError("the block needs `experts`: an nn.ModuleList "
@@ -649,17 +692,34 @@ def import_module(module: Any, *, top_k: int | None = None,
     if not isinstance(module, torch.nn.Module):
         raise TorchImportError(f"expected an nn.Module, got "
                                f"{type(module).__name__}")
+    if not isinstance(prefix, str) or not isinstance(func_name, str):
+        raise TorchImportError("prefix= and func_name= must be strings")
+    if renormalize is not None and not isinstance(renormalize, bool):
+        raise TorchImportError(f"renormalize= must be a bool, got "
+                               f"{renormalize!r}")
+    if top_k is not None:
+        top_k = _top_k(top_k, "top_k=")
     config = _module_config(module, config)
+    layer_given = layer is not None
+    if layer is None:
+        # HunYuan's blocks know their layer (their top-k is per layer).
+        layer = next((index for owner in (module, getattr(module, "gate",
+                                                          None))
+                      for index in [getattr(owner, "layer_idx", None)]
+                      if isinstance(index, int) and
+                      not isinstance(index, bool)), None)
     family = _family_spec(config, layer) if config is not None else None
-    if family is None and layer is not None:
+    if family is None and layer_given:
         raise TorchImportError("layer= needs a block that keeps its model's "
                                "configuration (`config`) of a family the "
                                "importer knows")
     collect = _Collector(prefix)
     if family is not None:
-        spec = _family_block(module, family, collect, torch)
+        spec = _family_block(module, family, collect, torch,
+                             check_top_k=top_k is None)
     else:
-        spec = _attribute_block(module, collect, torch, top_k, activation)
+        spec = _attribute_block(module, collect, torch, top_k, activation,
+                                config)
     changes: dict[str, Any] = {}
     if top_k is not None:
         changes["top_k"] = int(top_k)
@@ -709,9 +769,7 @@ def import_model(model: Any, layer: int, *, func_name: str = "forward",
     if family is None:
         raise TorchImportError(f"model_type {settings['model_type']!r} is no "
                                "family the importer knows")
-    names = list(family.weights.values())
-    common = os.path.commonprefix(names)
-    path = common[:common.rfind(".")]
+    path = _block_prefix(family)[:-1]
     block = _submodule(model, path)
     if block is None or not _checkpoint_named_ok(block, family):
         parent, _, _ = path.rpartition(".")
@@ -740,18 +798,25 @@ def _submodule(model: Any, path: str) -> Any:
 def _checkpoint_named_ok(block: Any, spec: LayerSpec) -> bool:
     """Whether ``block`` is the module the checkpoint names of ``spec``
     are relative to: it holds them, or (v5) it holds the experts."""
-    if _checkpoint_named(block, spec, _Collector("")) is not None:
-        return True
-    return getattr(block, "experts", None) is not None
+    return _checkpoint_names(block, spec) is not None or \
+        getattr(block, "experts", None) is not None
 
 
 def _attribute_block(module: Any, collect: _Collector, torch: Any,
-                     top_k: int | None, activation: str | None) -> LayerSpec:
-    """A block without a configuration the importer reads: softmax top-k
-    routing from its attributes (top_k, norm_topk_prob)."""
+                     top_k: int | None, activation: str | None,
+                     config: Mapping[str, Any] | None) -> LayerSpec:
+    """A block without a configuration the importer reads (``config``:
+    one of another family, if any): softmax top-k routing from its
+    attributes (top_k, norm_topk_prob)."""
     source = type(module).__module__.split(".")
     if source[:2] == ["transformers", "models"] and len(source) > 2 and \
             source[2] not in _ATTRIBUTE_ROUTED:
+        if config is not None:
+            raise TorchImportError(
+                f"a transformers {source[2]} block does not route by softmax"
+                f" top-k over its attributes, and its configuration's "
+                f"model_type {config['model_type']!r} is no family the "
+                "importer knows")
         raise TorchImportError(
             f"a transformers {source[2]} block does not route by softmax "
             "top-k over its attributes: pass config= (the model's "
@@ -769,12 +834,15 @@ def _attribute_block(module: Any, collect: _Collector, torch: Any,
                            if isinstance(getattr(module, a, None),
                                          torch.nn.Module)))
     if top_k is None:
-        top_k = next((getattr(o, a) for o in owners
+        where = next((f"{name}.{a}" for o, name in zip(owners,
+                                                       ("block", "router"))
                       for a in ("top_k", "num_experts_per_tok")
-                      if getattr(o, a, None)), None)
-        if top_k is None:
+                      if getattr(o, a, None) is not None), None)
+        if where is None:
             raise TorchImportError("the block has no top_k or "
                                    "num_experts_per_tok; pass top_k=")
+        owner = owners[0] if where.startswith("block.") else owners[1]
+        top_k = _top_k(getattr(owner, where.split(".")[1]), where)
     if activation is None:
         activation = found.activation
         if activation is None:
@@ -782,6 +850,9 @@ def _attribute_block(module: Any, collect: _Collector, torch: Any,
                                    "(act_fn); pass activation=")
     norm = next((getattr(o, "norm_topk_prob") for o in owners
                  if getattr(o, "norm_topk_prob", None) is not None), True)
+    if not isinstance(norm, bool):
+        raise TorchImportError(f"norm_topk_prob must be a bool, got "
+                               f"{norm!r}")
     try:
         return LayerSpec(
             hidden=found.hidden, intermediate=found.intermediate,
@@ -797,16 +868,29 @@ def _attribute_block(module: Any, collect: _Collector, torch: Any,
 
 
 def _family_block(module: Any, family: LayerSpec, collect: _Collector,
-                  torch: Any) -> LayerSpec:
+                  torch: Any, check_top_k: bool) -> LayerSpec:
     """A block whose configuration's family the importer knows: the
     family's block (``family``) on the module's tensors, found under their
-    checkpoint names or by the block's structure."""
+    checkpoint names or by the block's structure. With ``check_top_k``,
+    a K the block or its router holds must be the configuration's (else
+    the block is another layer's)."""
+    if check_top_k:
+        router = next((getattr(module, a) for a in ("gate", "router")
+                       if isinstance(getattr(module, a, None),
+                                     torch.nn.Module)), None)
+        for owner in (module, router):
+            k = getattr(owner, "top_k", None)
+            if isinstance(k, int) and not isinstance(k, bool) and \
+                    k != family.routing.top_k:
+                raise TorchImportError(
+                    f"the block's top_k is {k}, its configuration's layer "
+                    f"has {family.routing.top_k} (pass layer=)")
     named = _checkpoint_named(module, family, collect)
     if named is not None:
         weights, dtypes = named
         return dataclasses.replace(family, weights=weights, dtypes=dtypes,
                                    formats={})
-    found = _structural(module, collect, torch)
+    found = _structural(module, collect, torch, family.zero_experts)
     missing = set(family.weights) ^ set(found.weights)
     if missing:
         operand = sorted(missing)[0]

@@ -464,13 +464,43 @@ def test_v5_blocks_refused(layout, change, message) -> None:
         import_module(block)
 
 
-def test_import_arguments_refused() -> None:
+class _FailingConfig:
+    def to_dict(self):
+        raise RuntimeError("no")
+
+
+@pytest.mark.parametrize("change, arguments, message", [
+    (None, {"config": {"hidden_size": 32}}, "the configuration must be a "
+     "transformers configuration"),
+    (None, {"config": _FailingConfig()}, r"to_dict\(\) failed: no"),
+    (None, {"layer": 1}, "layer= needs a block"),
+    (None, {"top_k": True}, "top_k= must be a positive integer, got True"),
+    (None, {"top_k": 2.5}, "top_k= must be a positive integer"),
+    (None, {"top_k": [2]}, "top_k= must be a positive integer"),
+    (None, {"renormalize": "no"}, "renormalize= must be a bool"),
+    (None, {"prefix": None}, "prefix= and func_name= must be strings"),
+    (_set("gate.top_k", 0), {}, "router.top_k must be a positive integer, "
+     "got 0"),
+    (_set("gate.top_k", torch.tensor([2, 3])), {}, "router.top_k must be a "
+     "positive integer"),
+    (_set("gate.norm_topk_prob", "no"), {}, "norm_topk_prob must be a bool"),
+    (_set("experts.gate_up_proj", nn.Parameter(torch.zeros(8, 48, 32))), {},
+     r"gate_up_proj \[8, 48, 32\] and down_proj \[6, 32, 24\] are "
+     "neither"),
+])
+def test_import_arguments_refused(change, arguments, message) -> None:
     block = V5Block()
-    with pytest.raises(TorchImportError, match="config= must be a "
-                       "transformers configuration"):
-        import_module(block, config={"hidden_size": 32})
-    with pytest.raises(TorchImportError, match="layer= needs a block"):
-        import_module(block, layer=1)
+    if change:
+        change(block)
+    with pytest.raises(TorchImportError, match=message):
+        import_module(block, **arguments)
+
+
+def test_meta_tensors_refused() -> None:
+    block = V5Block().to("meta")
+    with pytest.raises(TorchImportError, match="'gate.weight' holds no "
+                       "dense values"):
+        import_module(block)
 
 
 def test_transformers_blocks_need_their_configuration() -> None:

@@ -12,6 +12,7 @@ Skipped without torch.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -285,6 +286,17 @@ def test_configured_blocks_refused() -> None:
     with pytest.raises(TorchImportError, match="shared_down: only the "
                        "block's configuration has it"):
         import_module(module, layer=layer)
+    # Layers the configuration does not have.
+    for layer_given in (-1, hf.LAYERS, True, "1"):
+        with pytest.raises(TorchImportError, match="layer= must be a "
+                           f"decoder layer, 0 to {hf.LAYERS - 1}"):
+            import_module(module, layer=layer_given)
+    # A K the configuration does not give the layer.
+    module.gate.top_k = hf.K + 1
+    with pytest.raises(TorchImportError, match=f"the block's top_k is "
+                       f"{hf.K + 1}, its configuration's layer has {hf.K}"):
+        import_module(module, layer=layer)
+    del module.gate.top_k
     # layer= without a configuration to read it from.
     del module.experts.config
     with pytest.raises(TorchImportError, match="layer= needs a block"):
@@ -338,3 +350,21 @@ def test_whole_models() -> None:
     with pytest.raises(TorchImportError, match="model_type 'llama' is no "
                        "family"):
         import_model(nn.Module(), 1, config={"model_type": "llama"})
+
+
+def test_block_knows_its_layer() -> None:
+    """HunYuan's blocks keep their layer (layer_idx), whose K the
+    configuration may give apart: the block's is read, not the first MoE
+    layer's."""
+    family = hf.FAMILIES["hunyuan_v1_moe"]
+    config = json.loads(json.dumps(family.config))
+    family.text_config(config)["moe_topk"] = [1, 2, 1, 2]
+    layer = 3
+    tensors = hf._checkpoint(family, "f32", seed=11)
+    spec = families.layer_spec(config, layer)
+    prefix = block_prefix(config, layer)
+    module = v5_block(spec, v5_layout(spec, prefix), tensors, prefix)
+    module.config = Config(config)
+    assert import_module(module).spec.routing.top_k == 1    # layer 0's
+    module.layer_idx = layer
+    assert import_module(module).spec.routing.top_k == 2
