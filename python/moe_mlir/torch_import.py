@@ -156,6 +156,15 @@ def _torch() -> Any:
     return torch
 
 
+def _torch_for(module: Any) -> Any:
+    """torch, once ``module`` is checked to be an ``nn.Module``."""
+    torch = _torch()
+    if not isinstance(module, torch.nn.Module):
+        raise TorchImportError(f"expected an nn.Module, got "
+                               f"{type(module).__name__}")
+    return torch
+
+
 class _Collector:
     """Gathers the tensors of the block under their ``state_dict`` names."""
 
@@ -688,10 +697,7 @@ def import_module(module: Any, *, top_k: int | None = None,
     Raises:
         TorchImportError: the module does not fit (one-line reason).
     """
-    torch = _torch()
-    if not isinstance(module, torch.nn.Module):
-        raise TorchImportError(f"expected an nn.Module, got "
-                               f"{type(module).__name__}")
+    torch = _torch_for(module)
     if not isinstance(prefix, str) or not isinstance(func_name, str):
         raise TorchImportError("prefix= and func_name= must be strings")
     if renormalize is not None and not isinstance(renormalize, bool):
@@ -756,10 +762,7 @@ def import_model(model: Any, layer: int, *, func_name: str = "forward",
     Raises:
         TorchImportError: the reason, in one line.
     """
-    torch = _torch()
-    if not isinstance(model, torch.nn.Module):
-        raise TorchImportError(f"expected an nn.Module, got "
-                               f"{type(model).__name__}")
+    torch = _torch_for(model)
     settings = _module_config(model, config if config is not None
                               else getattr(model, "config", None))
     if settings is None:
@@ -956,10 +959,7 @@ def import_dense_module(module: Any, *, activation: str | None = None,
     Raises:
         TorchImportError: the reason, in one line.
     """
-    torch = _torch()
-    if not isinstance(module, torch.nn.Module):
-        raise TorchImportError(f"expected an nn.Module, got "
-                               f"{type(module).__name__}")
+    torch = _torch_for(module)
     names = _projection_names(module, "the MLP", torch)
     collect = _Collector(prefix)
     dtypes, values, names_of = set(), {}, {}
