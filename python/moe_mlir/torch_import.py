@@ -59,7 +59,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import families, safetensors_io
+from . import families, safetensors_io, seq2seq
 from .dense import DenseMLP, emit_dense_module
 from .emit import EXPERT, LayerSpec, emit_module
 from .families._family import fused_halves
@@ -528,12 +528,54 @@ def _module_config(module: Any, given: Any = None) -> dict[str, Any] | None:
     return None
 
 
+def _seq2seq_spec(config: Mapping[str, Any],
+                  layer: int | str | None) -> LayerSpec:
+    """The block at ``layer`` (``"encoder.N"`` or ``"decoder.N"``; the
+    first MoE block of the encoder, else of the decoder, when ``None``) of
+    an encoder-decoder model's configuration."""
+    if layer is None:
+        sparse = [(stack, index) for stack in seq2seq.STACKS
+                  for index in seq2seq.sparse_blocks(config, stack)]
+        if not sparse:
+            raise TorchImportError(f"the {config['model_type']} "
+                                   "configuration has no MoE block")
+        stack, index = sparse[0]
+    else:
+        address = seq2seq.parse_address(layer) \
+            if isinstance(layer, str) else None
+        if address is None:
+            raise TorchImportError(
+                f"layer= of an encoder-decoder model is encoder.N or "
+                f"decoder.N, got {layer!r}")
+        stack, index = address
+        count = seq2seq.num_blocks(config, stack)
+        if not 0 <= index < count:
+            raise TorchImportError(f"layer= must be a {stack} layer, 0 to "
+                                   f"{count - 1}, got {index}")
+        if not seq2seq.is_sparse_block(config, stack, index):
+            raise TorchImportError(f"layer {stack}.{index} of this "
+                                   f"{config['model_type']} model is a "
+                                   "dense feed-forward block")
+    return seq2seq.spec_from_config(config, stack, index)
+
+
 def _family_spec(config: Mapping[str, Any],
-                 layer: int | None) -> LayerSpec | None:
+                 layer: int | str | None) -> LayerSpec | None:
     """The block of layer ``layer`` (the first MoE layer when ``None``) of
     a configuration whose family the checkpoint importer knows, or
     ``None`` for another ``model_type``."""
     model_type = config["model_type"]
+    encoder_decoder = seq2seq.SPELLINGS.get(model_type)
+    if encoder_decoder is not None:
+        try:
+            return _seq2seq_spec({**config, "model_type": encoder_decoder},
+                                 layer)
+        except (ValueError, TypeError) as err:
+            if isinstance(err, TorchImportError):
+                raise
+            reason = str(err).removeprefix("config.json ")
+            raise TorchImportError(f"the block's configuration: {reason}") \
+                from None
     family = families.family_of(config)
     if family is None and model_type.endswith("_text"):
         # A multimodal model's text configuration (qwen3_vl_moe_text): the
@@ -674,7 +716,8 @@ def _structural(module: Any, collect: _Collector, torch: Any,
 def import_module(module: Any, *, top_k: int | None = None,
                   renormalize: bool | None = None,
                   activation: str | None = None, prefix: str = "",
-                  func_name: str = "forward", layer: int | None = None,
+                  func_name: str = "forward",
+                  layer: int | str | None = None,
                   config: Any = None) -> TorchLayer:
     """Import a Hugging Face-shaped MoE block (see the module docstring).
 
@@ -687,9 +730,10 @@ def import_module(module: Any, *, top_k: int | None = None,
             ``gelu_tanh``, ``relu``).
         prefix: prepended to every tensor name (``model.layers.3.mlp.``).
         func_name: the entry point's name.
-        layer: the decoder layer the block is, for a block whose
+        layer: the decoder layer the block is (``"encoder.N"`` or
+            ``"decoder.N"`` of an encoder-decoder model), for a block whose
             configuration the importer reads (where layers differ); by
-            default the first MoE layer.
+            default the block's ``layer_idx``, else the first MoE layer.
         config: the model's configuration (a ``transformers`` one or its
             ``to_dict()``), for a block that keeps none (Granite, DBRX,
             JetMoE, v4 Mixtral); by default the one the block keeps.
@@ -707,7 +751,8 @@ def import_module(module: Any, *, top_k: int | None = None,
         top_k = _top_k(top_k, "top_k=")
     config = _module_config(module, config)
     layer_given = layer is not None
-    if layer is None:
+    if layer is None and config is not None and \
+            config["model_type"] not in seq2seq.SPELLINGS:
         # HunYuan's blocks know their layer (their top-k is per layer).
         layer = next((index for owner in (module, getattr(module, "gate",
                                                           None))
@@ -742,8 +787,9 @@ def import_module(module: Any, *, top_k: int | None = None,
                       storage_dtypes=collect.dtypes)
 
 
-def import_model(model: Any, layer: int, *, func_name: str = "forward",
-                 config: Any = None) -> TorchLayer:
+def import_model(model: Any, layer: int | str, *,
+                 func_name: str = "forward", config: Any = None
+                 ) -> TorchLayer:
     """Import the MoE block of decoder layer ``layer`` of a whole model (a
     ``transformers`` ``PreTrainedModel``, v4 or v5, of a family the
     checkpoint importer knows), its tensors named as in the model.
@@ -755,7 +801,8 @@ def import_model(model: Any, layer: int, *, func_name: str = "forward",
 
     Args:
         model: the ``nn.Module`` (its ``config`` the configuration).
-        layer: the decoder layer.
+        layer: the decoder layer (``"encoder.N"`` or ``"decoder.N"`` of
+            an encoder-decoder model).
         func_name: the entry point's name.
         config: the configuration, where the model keeps none.
 

@@ -12,6 +12,7 @@ Skipped without torch.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import Any
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 
 import test_hf_families as hf
+import test_seq2seq_import as s2s
 from moe_mlir import families, family_cases
 from moe_mlir.family_cases import max_error
 from moe_mlir.layer import layer as layer_reference
@@ -368,3 +370,39 @@ def test_block_knows_its_layer() -> None:
     assert import_module(module).spec.routing.top_k == 1    # layer 0's
     module.layer_idx = layer
     assert import_module(module).spec.routing.top_k == 2
+
+
+@pytest.mark.parametrize("config, layer", [
+    (s2s.SWITCH, "encoder.1"), (s2s.SWITCH, "decoder.3"),
+    (s2s.NLLB, "encoder.1"), (s2s.NLLB, "decoder.3")])
+def test_encoder_decoder_blocks(config, layer) -> None:
+    """Switch Transformers' and NLLB-MoE's blocks (capacity-limited top-1
+    and top-2 routing), named as their checkpoints, with their
+    configuration; whole models through import_model."""
+    tensors = s2s._tensors(config, seed=7)
+    stack, index = layer.split(".")
+    model = holder(tensors)
+    model.config = Config(config)
+    imported = import_model(model, layer)
+    prefix = os.path.commonprefix(list(imported.spec.weights.values()))
+    block = model.get_submodule(prefix[:prefix.rfind(".")])
+    assert import_module(block, config=config, layer=layer).spec == \
+        dataclasses.replace(imported.spec, weights={
+            op: name[prefix.rfind(".") + 1:]
+            for op, name in imported.spec.weights.items()})
+    for tokens in (1, 37):
+        x = s2s._tokens(tokens, seed=int(index)).astype(np.float64)
+        if config is s2s.SWITCH:
+            ref, _ = s2s._switch_forward(x, tensors, stack, int(index),
+                                         config["expert_capacity"])
+        else:
+            ref = s2s._nllb_forward(x, tensors, stack, int(index), config)
+            ref = ref[0] if isinstance(ref, tuple) else ref
+        err, peak = max_error(imported_output(imported, x), ref)
+        assert err <= 1e-9 * peak, (layer, tokens, err, peak)
+    with pytest.raises(TorchImportError, match="layer= of an encoder-decoder "
+                       "model is encoder.N or decoder.N, got 1"):
+        import_model(model, 1)
+    with pytest.raises(TorchImportError, match="is a dense feed-forward "
+                       "block"):
+        import_model(model, f"{stack}.0")
