@@ -389,14 +389,16 @@ def test_v5_blocks_match_forward(layout) -> None:
 @pytest.mark.skipif(not built_tools.have_runtime_tools(),
                     reason="moe-compile, moe-run or the runtime library is "
                     "not built")
-def test_v5_block_compiled(tmp_path) -> None:
+@pytest.mark.parametrize("layout", ["concatenated",
+                                    "transposed interleaved biased",
+                                    "ungated"])
+def test_v5_block_compiled(tmp_path, layout) -> None:
     """The fused tensors, bound through the module's views by moe-run."""
     from moe_mlir.runtime import load_layer
     from moe_mlir.tools import compile_layer
 
     torch.manual_seed(2)
-    block = V5Block(transposed=True, interleaved=True, bias=True).eval() \
-        .to(torch.bfloat16)
+    block = V5Block(**V5_LAYOUTS[layout]).eval().to(torch.bfloat16)
     imported = import_module(block)
     paths = imported.write(tmp_path)
     module = str(tmp_path / "layer.so")
