@@ -258,14 +258,16 @@ def test_first_families(name) -> None:
             assert err <= 1e-9 * peak, (name, tokens, err, peak)
 
 
-def test_v5_text_configuration() -> None:
-    """A multimodal model's text configuration (``*_text``) is read as its
-    family's nested one."""
-    family, layer, tensors, module = hf_v5_module("glm4v_moe")
+@pytest.mark.parametrize("name", ["glm4v_moe", "qwen3_vl_moe",
+                                  "qwen3_omni_moe"])
+def test_v5_text_configuration(name) -> None:
+    """A multimodal model's text configuration (``*_text``, what v5's
+    experts keep) is read as its family's nested one."""
+    family, layer, tensors, module = hf_v5_module(name)
     text = dict(family.text_config(family.config))
-    text["model_type"] = "glm4v_moe_text"
+    text["model_type"] = f"{name}_text"
     module.experts.config = Config(text)
-    check(family, "glm4v_moe", module, tensors, layer, "")
+    check(family, name, module, tensors, layer, "")
 
 
 def test_configured_blocks_refused() -> None:
