@@ -23,8 +23,10 @@
   inputs and float64 references (integration tests, ``utils/demo.py``).
 - :mod:`moe_mlir.hf_import`: the MoE block of one layer of a Hugging Face
   checkpoint directory as a module (``config.json`` + safetensors headers).
-- :mod:`moe_mlir.torch_import`: the same from a PyTorch ``nn.Module``
-  shaped like the Hugging Face blocks, plus its weights (needs torch).
+- :mod:`moe_mlir.torch_import`: the same from a PyTorch block as
+  ``transformers`` v4 or v5 holds it (with its model's configuration, any
+  family above), or from a decoder layer of a whole model, plus its
+  weights (needs torch).
 - :mod:`moe_mlir.tools`: the built ``moe-compile`` / ``moe-run``;
   :mod:`moe_mlir.runtime`: compiled layers run in-process on numpy arrays
   (ctypes over the runtime's C API).
