@@ -54,6 +54,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -573,7 +574,7 @@ def _family_spec(config: Mapping[str, Any],
         except (ValueError, TypeError) as err:
             if isinstance(err, TorchImportError):
                 raise
-            reason = str(err).removeprefix("config.json ")
+            reason = re.sub(r"^config\.json:? ", "", str(err))
             raise TorchImportError(f"the block's configuration: {reason}") \
                 from None
     family = families.family_of(config)
@@ -604,7 +605,9 @@ def _family_spec(config: Mapping[str, Any],
                                    f"{count - 1}, got {layer!r}")
         return families.layer_spec(config, layer, dtype="f32")
     except (ValueError, TypeError) as err:
-        reason = str(err).removeprefix("config.json ")
+        if isinstance(err, TorchImportError):
+            raise
+        reason = re.sub(r"^config\.json:? ", "", str(err))
         raise TorchImportError(f"the block's configuration: {reason}") \
             from None
 
@@ -940,7 +943,13 @@ def _family_block(module: Any, family: LayerSpec, collect: _Collector,
         weights, dtypes = named
         return dataclasses.replace(family, weights=weights, dtypes=dtypes,
                                    formats={})
-    found = _structural(module, collect, torch, family.zero_experts)
+    try:
+        found = _structural(module, collect, torch, family.zero_experts)
+    except TorchImportError as err:
+        raise TorchImportError(
+            f"{err}; nor does the block hold the tensors under their "
+            f"checkpoint names (those under {_block_prefix(family)!r})") \
+            from None
     missing = set(family.weights) ^ set(found.weights)
     if missing:
         operand = sorted(missing)[0]
