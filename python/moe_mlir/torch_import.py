@@ -565,18 +565,24 @@ def _family_spec(config: Mapping[str, Any],
     """The block of layer ``layer`` (the first MoE layer when ``None``) of
     a configuration whose family the checkpoint importer knows, or
     ``None`` for another ``model_type``."""
+    try:
+        return _configured_spec(config, layer)
+    except TorchImportError:
+        raise
+    except (ValueError, TypeError) as err:
+        reason = re.sub(r"^config\.json:? ", "", str(err))
+        raise TorchImportError(f"the block's configuration: {reason}") \
+            from None
+
+
+def _configured_spec(config: Mapping[str, Any],
+                     layer: int | str | None) -> LayerSpec | None:
+    """:func:`_family_spec`, its configuration's errors as raised."""
     model_type = config["model_type"]
     encoder_decoder = seq2seq.SPELLINGS.get(model_type)
     if encoder_decoder is not None:
-        try:
-            return _seq2seq_spec({**config, "model_type": encoder_decoder},
-                                 layer)
-        except (ValueError, TypeError) as err:
-            if isinstance(err, TorchImportError):
-                raise
-            reason = re.sub(r"^config\.json:? ", "", str(err))
-            raise TorchImportError(f"the block's configuration: {reason}") \
-                from None
+        return _seq2seq_spec({**config, "model_type": encoder_decoder},
+                             layer)
     family = families.family_of(config)
     if family is None and model_type.endswith("_text"):
         # A multimodal model's text configuration (qwen3_vl_moe_text): the
@@ -590,26 +596,19 @@ def _family_spec(config: Mapping[str, Any],
             family = outer
     if family is None:
         return None
-    try:
-        count = family.num_layers(config)
+    count = family.num_layers(config)
+    if layer is None:
+        settings = family.settings(config)
+        layer = next((i for i in range(count)
+                      if family.is_moe_layer(settings, i)), None)
         if layer is None:
-            settings = family.settings(config)
-            layer = next((i for i in range(count)
-                          if family.is_moe_layer(settings, i)), None)
-            if layer is None:
-                raise ValueError(f"the {family.name} configuration has no "
-                                 "MoE layer")
-        elif isinstance(layer, bool) or not isinstance(layer, int) or \
-                not 0 <= layer < count:
-            raise TorchImportError(f"layer= must be a decoder layer, 0 to "
-                                   f"{count - 1}, got {layer!r}")
-        return families.layer_spec(config, layer, dtype="f32")
-    except (ValueError, TypeError) as err:
-        if isinstance(err, TorchImportError):
-            raise
-        reason = re.sub(r"^config\.json:? ", "", str(err))
-        raise TorchImportError(f"the block's configuration: {reason}") \
-            from None
+            raise ValueError(f"the {family.name} configuration has no MoE "
+                             "layer")
+    elif isinstance(layer, bool) or not isinstance(layer, int) or \
+            not 0 <= layer < count:
+        raise TorchImportError(f"layer= must be a decoder layer, 0 to "
+                               f"{count - 1}, got {layer!r}")
+    return families.layer_spec(config, layer, dtype="f32")
 
 
 def _block_prefix(spec: LayerSpec) -> str:
