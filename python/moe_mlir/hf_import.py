@@ -35,9 +35,11 @@ __all__ = [
     "ImportedLayer",
     "ModelImportError",
     "block_scaled",
+    "check_layer",
     "import_hf",
     "moe_layers",
     "read_config",
+    "seq2seq_block",
 ]
 
 # safetensors dtype -> IR element type of the weights a layer may bind.
@@ -163,10 +165,16 @@ def _parse_layer(layer: int | str) -> int:
                            "address layers by their index N")
 
 
-def _seq2seq_spec(config: Mapping[str, Any], layer: int | str,
-                  directory: str) -> tuple[str, LayerSpec]:
-    """The address and the f32 spec of a MoE block of an encoder-decoder
-    model (checks the address and that the block is sparse)."""
+def seq2seq_block(config: Mapping[str, Any], layer: int | str
+                  ) -> tuple[str, LayerSpec]:
+    """The address and the f32 spec of the MoE block at ``layer``
+    (``"encoder.N"`` or ``"decoder.N"``) of an encoder-decoder model's
+    configuration (its ``model_type`` canonical).
+
+    Raises:
+        ModelImportError: a malformed, out-of-range or dense address.
+        ValueError: a configuration the block cannot be read from.
+    """
     model_type = config["model_type"]
     address = seq2seq.parse_address(str(layer))
     if address is None:
@@ -174,22 +182,28 @@ def _seq2seq_spec(config: Mapping[str, Any], layer: int | str,
             f"bad layer {layer!r}: {model_type} is an encoder-decoder model; "
             "address its layers as encoder.N or decoder.N")
     stack, index = address
+    count = seq2seq.num_blocks(config, stack)
+    if not 0 <= index < count:
+        raise ModelImportError(
+            f"layer {stack}.{index} is out of range: the {stack} of this "
+            f"{model_type} model has {count} layers")
+    if not seq2seq.is_sparse_block(config, stack, index):
+        sparse = seq2seq.sparse_blocks(config, stack)
+        where = (f"its {stack} MoE layers are {_ranges(sparse)}"
+                 if sparse else f"its {stack} has no MoE layer")
+        raise ModelImportError(
+            f"layer {stack}.{index} of this {model_type} model is a "
+            f"dense feed-forward block; {where}")
+    return f"{stack}.{index}", seq2seq.spec_from_config(config, stack, index)
+
+
+def _seq2seq_spec(config: Mapping[str, Any], layer: int | str,
+                  directory: str) -> tuple[str, LayerSpec]:
+    """:func:`seq2seq_block`, its configuration's errors naming
+    ``directory``'s config.json."""
     config_path = os.path.join(directory, "config.json")
     try:
-        count = seq2seq.num_blocks(config, stack)
-        if not 0 <= index < count:
-            raise ModelImportError(
-                f"layer {stack}.{index} is out of range: the {stack} of this "
-                f"{model_type} model has {count} layers")
-        if not seq2seq.is_sparse_block(config, stack, index):
-            sparse = seq2seq.sparse_blocks(config, stack)
-            where = (f"its {stack} MoE layers are {_ranges(sparse)}"
-                     if sparse else f"its {stack} has no MoE layer")
-            raise ModelImportError(
-                f"layer {stack}.{index} of this {model_type} model is a "
-                f"dense feed-forward block; {where}")
-        return f"{stack}.{index}", seq2seq.spec_from_config(config, stack,
-                                                            index)
+        return seq2seq_block(config, layer)
     except ModelImportError:
         raise
     except ValueError as err:
@@ -222,7 +236,9 @@ def _check_model_type(config: Mapping[str, Any]) -> None:
             f"(supported: {', '.join(supported)})")
 
 
-def _check_layer(config: Mapping[str, Any], layer: int) -> None:
+def check_layer(config: Mapping[str, Any], layer: int) -> None:
+    """Refuses a decoder layer ``layer`` that ``config`` does not have or
+    makes a dense MLP (ModelImportError, one line)."""
     model_type = config.get("model_type")
     count = _num_layers(config)
     if not 0 <= layer < count:
@@ -420,7 +436,7 @@ def import_hf(directory: str | os.PathLike, layer: int | str,
         address, spec = _seq2seq_spec(config, layer, directory)
     else:
         address = _parse_layer(layer)
-        _check_layer(config, address)
+        check_layer(config, address)
         spec = None
     try:
         headers = safetensors_io.read_checkpoint_headers(directory)

@@ -64,6 +64,7 @@ from . import families, safetensors_io, seq2seq
 from .dense import DenseMLP, emit_dense_module
 from .emit import EXPERT, LayerSpec, emit_module
 from .families._family import fused_halves
+from .hf_import import ModelImportError, check_layer, seq2seq_block
 from .layer import ACTIVATIONS
 from .routing import Routing
 from .views import Slice, View
@@ -529,37 +530,6 @@ def _module_config(module: Any, given: Any = None) -> dict[str, Any] | None:
     return None
 
 
-def _seq2seq_spec(config: Mapping[str, Any],
-                  layer: int | str | None) -> LayerSpec:
-    """The block at ``layer`` (``"encoder.N"`` or ``"decoder.N"``; the
-    first MoE block of the encoder, else of the decoder, when ``None``) of
-    an encoder-decoder model's configuration."""
-    if layer is None:
-        sparse = [(stack, index) for stack in seq2seq.STACKS
-                  for index in seq2seq.sparse_blocks(config, stack)]
-        if not sparse:
-            raise TorchImportError(f"the {config['model_type']} "
-                                   "configuration has no MoE block")
-        stack, index = sparse[0]
-    else:
-        address = seq2seq.parse_address(layer) \
-            if isinstance(layer, str) else None
-        if address is None:
-            raise TorchImportError(
-                f"layer= of an encoder-decoder model is encoder.N or "
-                f"decoder.N, got {layer!r}")
-        stack, index = address
-        count = seq2seq.num_blocks(config, stack)
-        if not 0 <= index < count:
-            raise TorchImportError(f"layer= must be a {stack} layer, 0 to "
-                                   f"{count - 1}, got {index}")
-        if not seq2seq.is_sparse_block(config, stack, index):
-            raise TorchImportError(f"layer {stack}.{index} of this "
-                                   f"{config['model_type']} model is a "
-                                   "dense feed-forward block")
-    return seq2seq.spec_from_config(config, stack, index)
-
-
 def _family_spec(config: Mapping[str, Any],
                  layer: int | str | None) -> LayerSpec | None:
     """The block of layer ``layer`` (the first MoE layer when ``None``) of
@@ -567,6 +537,8 @@ def _family_spec(config: Mapping[str, Any],
     ``None`` for another ``model_type``."""
     try:
         return _configured_spec(config, layer)
+    except ModelImportError as err:     # the checkpoint importer's own line
+        raise TorchImportError(str(err)) from None
     except TorchImportError:
         raise
     except (ValueError, TypeError) as err:
@@ -577,12 +549,20 @@ def _family_spec(config: Mapping[str, Any],
 
 def _configured_spec(config: Mapping[str, Any],
                      layer: int | str | None) -> LayerSpec | None:
-    """:func:`_family_spec`, its configuration's errors as raised."""
+    """:func:`_family_spec`, its errors as raised; layers are checked as
+    the checkpoint importer checks them."""
     model_type = config["model_type"]
     encoder_decoder = seq2seq.SPELLINGS.get(model_type)
     if encoder_decoder is not None:
-        return _seq2seq_spec({**config, "model_type": encoder_decoder},
-                             layer)
+        config = {**config, "model_type": encoder_decoder}
+        if layer is None:   # the first MoE block, of the encoder if any
+            layer = next((f"{stack}.{index}" for stack in seq2seq.STACKS
+                          for index in seq2seq.sparse_blocks(config, stack)),
+                         None)
+            if layer is None:
+                raise ValueError(f"the {encoder_decoder} configuration has "
+                                 "no MoE block")
+        return seq2seq_block(config, layer)[1]
     family = families.family_of(config)
     if family is None and model_type.endswith("_text"):
         # A multimodal model's text configuration (qwen3_vl_moe_text): the
@@ -596,18 +576,17 @@ def _configured_spec(config: Mapping[str, Any],
             family = outer
     if family is None:
         return None
-    count = family.num_layers(config)
     if layer is None:
         settings = family.settings(config)
-        layer = next((i for i in range(count)
+        layer = next((i for i in range(family.num_layers(config))
                       if family.is_moe_layer(settings, i)), None)
         if layer is None:
             raise ValueError(f"the {family.name} configuration has no MoE "
                              "layer")
-    elif isinstance(layer, bool) or not isinstance(layer, int) or \
-            not 0 <= layer < count:
-        raise TorchImportError(f"layer= must be a decoder layer, 0 to "
-                               f"{count - 1}, got {layer!r}")
+    elif isinstance(layer, bool) or not isinstance(layer, int):
+        raise TorchImportError(f"layer= must be a decoder layer's index, "
+                               f"got {layer!r}")
+    check_layer(config, layer)
     return families.layer_spec(config, layer, dtype="f32")
 
 
@@ -618,31 +597,22 @@ def _block_prefix(spec: LayerSpec) -> str:
     return common[:common.rfind(".") + 1]
 
 
-def _checkpoint_names(module: Any, spec: LayerSpec
+def _checkpoint_names(state: Mapping[str, Any], spec: LayerSpec
                       ) -> dict[str, list[str]] | None:
-    """``operand -> state_dict names`` of the block's tensors under the
-    names ``spec`` gives them in a checkpoint (less :func:`_block_prefix`),
-    when the module's ``state_dict`` holds every one with the checkpoint's
-    shape; else ``None``. Reads names and shapes only."""
+    """``operand -> names`` in ``state`` (a block's ``state_dict``) of the
+    block's tensors under the names ``spec`` gives them in a checkpoint
+    (less :func:`_block_prefix`), when ``state`` holds every one with the
+    checkpoint's shape; else ``None``. Reads names and shapes only."""
     block = _block_prefix(spec)
-    state = module.state_dict()
-    found: dict[str, list[str]] = {}
-    for operand, name in spec.weights.items():
-        relative = name[len(block):]
-        view = spec.views.get(operand)
-        if view is not None or EXPERT not in relative:
-            expanded = [relative]
-            shape = tuple(view.source) if view is not None else \
-                spec.shape(operand)
-        else:
-            expanded = [relative.replace(EXPERT, str(e))
-                        for e in range(spec.num_experts)]
-            shape = spec.shape(operand)[1:]
-        if not all(n in state and tuple(state[n].shape) == shape
-                   for n in expanded):
-            return None
-        found[operand] = expanded
-    return found
+    shapes = spec.checkpoint_tensors()
+    found = {operand: spec.tensor_names(operand) for operand in spec.weights}
+    for names in found.values():
+        for name in names:
+            tensor = state.get(name[len(block):])
+            if tensor is None or tuple(tensor.shape) != shapes[name][0]:
+                return None
+    return {operand: [name[len(block):] for name in names]
+            for operand, names in found.items()}
 
 
 def _checkpoint_named(module: Any, spec: LayerSpec, collect: _Collector
@@ -650,15 +620,15 @@ def _checkpoint_named(module: Any, spec: LayerSpec, collect: _Collector
     """The block's tensors under their checkpoint names
     (:func:`_checkpoint_names`), collected: (weights, dtypes); else
     ``None``."""
-    found = _checkpoint_names(module, spec)
+    state = module.state_dict()
+    found = _checkpoint_names(state, spec)
     if found is None:
         return None
-    state = module.state_dict()
     block = _block_prefix(spec)
     weights: dict[str, str] = {}
     dtypes: dict[str, str] = {}
-    for operand, expanded in found.items():
-        for name in expanded:
+    for operand, names in found.items():
+        for name in names:
             dtype = collect.add(name, state[name])
             if dtypes.setdefault(operand, dtype) != dtype:
                 raise TorchImportError(f"{name} is {dtype}, the other "
@@ -850,7 +820,7 @@ def _submodule(model: Any, path: str) -> Any:
 def _checkpoint_named_ok(block: Any, spec: LayerSpec) -> bool:
     """Whether ``block`` is the module the checkpoint names of ``spec``
     are relative to: it holds them, or (v5) it holds the experts."""
-    return _checkpoint_names(block, spec) is not None or \
+    return _checkpoint_names(block.state_dict(), spec) is not None or \
         getattr(block, "experts", None) is not None
 
 

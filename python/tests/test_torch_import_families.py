@@ -275,8 +275,8 @@ def test_configured_blocks_refused() -> None:
     module.experts.config = Config(family.config)
     # A layer the configuration makes dense.
     dense = next(n for n in range(hf.LAYERS) if n not in family.moe_layers)
-    with pytest.raises(TorchImportError, match="the block's configuration: "
-                       f"layer {dense} of this glm4_moe model is a dense"):
+    with pytest.raises(TorchImportError, match=f"layer {dense} of this "
+                       "glm4_moe model is a dense MLP"):
         import_module(module, layer=dense)
     # Sizes the configuration does not give the layer.
     config = dict(family.config, moe_intermediate_size=hf.I + 8)
@@ -291,9 +291,14 @@ def test_configured_blocks_refused() -> None:
                        "block's configuration has it"):
         import_module(module, layer=layer)
     # Layers the configuration does not have.
-    for layer_given in (-1, hf.LAYERS, True, "1"):
-        with pytest.raises(TorchImportError, match="layer= must be a "
-                           f"decoder layer, 0 to {hf.LAYERS - 1}"):
+    for layer_given in (-1, hf.LAYERS):
+        with pytest.raises(TorchImportError, match=f"layer {layer_given} is "
+                           f"out of range: this glm4_moe model has "
+                           f"{hf.LAYERS} layers"):
+            import_module(module, layer=layer_given)
+    for layer_given in (True, "1"):
+        with pytest.raises(TorchImportError, match="layer= must be a decoder "
+                           "layer's index"):
             import_module(module, layer=layer_given)
     # A K the configuration does not give the layer.
     module.gate.top_k = hf.K + 1
@@ -402,8 +407,9 @@ def test_encoder_decoder_blocks(config, layer) -> None:
             ref = ref[0] if isinstance(ref, tuple) else ref
         err, peak = max_error(imported_output(imported, x), ref)
         assert err <= 1e-9 * peak, (layer, tokens, err, peak)
-    with pytest.raises(TorchImportError, match="layer= of an encoder-decoder "
-                       "model is encoder.N or decoder.N, got 1"):
+    with pytest.raises(TorchImportError, match="bad layer 1: .* is an "
+                       "encoder-decoder model; address its layers as "
+                       "encoder.N or decoder.N"):
         import_model(model, 1)
     with pytest.raises(TorchImportError, match="is a dense feed-forward "
                        "block"):
