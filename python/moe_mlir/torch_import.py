@@ -324,6 +324,13 @@ def _top_k(value: Any, where: str) -> int:
     return value
 
 
+def _router_attr(module: Any, torch: Any) -> str | None:
+    """Where the block keeps its router: ``gate`` or ``router``."""
+    return next((a for a in ("gate", "router")
+                 if isinstance(getattr(module, a, None), torch.nn.Module)),
+                None)
+
+
 def _router(module: Any, collect: _Collector, torch: Any
             ) -> tuple[dict[str, str], dict[str, str], dict[str, View], int,
                        int]:
@@ -333,9 +340,7 @@ def _router(module: Any, collect: _Collector, torch: Any
     LongCat's ``router.classifier``, Granite's ``router.layer``); the
     selection bias is its ``e_score_correction_bias`` wherever it keeps it
     (ERNIE's ``gate.moe_statics``), ``[E]`` or ``[1, E]``."""
-    attr = next((a for a in ("gate", "router")
-                 if isinstance(getattr(module, a, None), torch.nn.Module)),
-                None)
+    attr = _router_attr(module, torch)
     if attr is None:
         raise TorchImportError("the block needs a router: `gate` or `router`, "
                                "an nn.Linear or a module holding its "
@@ -852,9 +857,7 @@ def _attribute_block(module: Any, collect: _Collector, torch: Any,
     if found.router_rows != found.experts:
         raise TorchImportError(f"gate scores {found.router_rows} experts but "
                                f"`experts` has {found.experts}")
-    owners = (module, next(getattr(module, a) for a in ("gate", "router")
-                           if isinstance(getattr(module, a, None),
-                                         torch.nn.Module)))
+    owners = (module, getattr(module, _router_attr(module, torch)))
     if top_k is None:
         where = next((f"{name}.{a}" for o, name in zip(owners,
                                                        ("block", "router"))
@@ -897,10 +900,8 @@ def _family_block(module: Any, family: LayerSpec, collect: _Collector,
     a K the block or its router holds must be the configuration's (else
     the block is another layer's)."""
     if check_top_k:
-        router = next((getattr(module, a) for a in ("gate", "router")
-                       if isinstance(getattr(module, a, None),
-                                     torch.nn.Module)), None)
-        for owner in (module, router):
+        attr = _router_attr(module, torch)
+        for owner in (module, getattr(module, attr) if attr else None):
             k = getattr(owner, "top_k", None)
             if isinstance(k, int) and not isinstance(k, bool) and \
                     k != family.routing.top_k:
